@@ -1,0 +1,38 @@
+//! The seam between the caches and whoever decides what a new flow does (OpenFlow translation
+//! in the daemon and in replay; simple closures in tests and benches).
+
+use std::sync::Arc;
+
+use pipeline::{DpAction, FlowKey};
+
+/// Receives the traffic of the megaflows that a translation produced: OpenFlow rules count
+/// packets and bytes this way (and refresh their idle timeout), and NORMAL refreshes the MAC
+/// entries it learned. Called once per megaflow per batch, never per packet.
+pub trait StatsSink: Send + Sync {
+    fn credit(&self, packets: u64, bytes: u64, tcp_flags: u16, used_ns: u64);
+}
+
+/// What a translation decided for a flow.
+#[derive(Clone)]
+pub struct UpcallResult {
+    /// What to do with every packet of the megaflow.
+    pub actions: Vec<DpAction>,
+    /// Every key bit the translation consulted; the megaflow matches exactly these bits.
+    pub mask: FlowKey,
+    /// Who gets the megaflow's statistics.
+    pub sinks: Vec<Arc<dyn StatsSink>>,
+}
+
+/// The slow path of the classifier.
+pub trait Upcall {
+    /// Decides what packets with this key do, and which key bits that decision depends on.
+    fn translate(&mut self, key: &FlowKey, now_ns: u64) -> UpcallResult;
+
+    /// A number that changes whenever a translation may come out differently (rules changed,
+    /// a MAC was learned or expired). The classifier revalidates its megaflows when it moves.
+    fn generation(&self) -> u64;
+
+    /// Periodic upkeep on the pipeline's clock (rule timeouts, MAC aging). Called by the
+    /// classifier at most about once a second of that clock.
+    fn tick(&mut self, _now_ns: u64) {}
+}

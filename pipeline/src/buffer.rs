@@ -1,0 +1,259 @@
+//! Packet buffers: a pool of fixed-size frames with headroom, addressed by `u32` handles.
+//!
+//! The pool is one contiguous region cut into [`FRAME_SIZE`] frames, the shape of an AF_XDP
+//! UMEM, so an I/O layer can hand frames to the kernel by offset. Each frame starts with
+//! [`HEADROOM`] bytes of room in front of the packet so that encapsulation prepends headers
+//! without moving the payload. Per-packet metadata (the parsed [`FlowKey`], hash, offsets,
+//! input port) lives in a parallel array indexed by the same handle, as VPP keeps it in the
+//! buffer header: batches then move only 4-byte handles between nodes.
+
+use crate::flowkey::FlowKey;
+
+/// Bytes of one frame, headroom included.
+pub const FRAME_SIZE: usize = 2048;
+/// Bytes reserved in front of a received packet for encapsulation.
+pub const HEADROOM: usize = 256;
+/// Largest packet a frame holds without encapsulation room taken.
+pub const MAX_PACKET: usize = FRAME_SIZE - HEADROOM;
+
+/// A packet handle: the index of its frame in the pool.
+pub type PacketId = u32;
+
+/// Offset value meaning "this header is not present".
+pub const NO_OFFSET: u16 = u16::MAX;
+
+/// What the pipeline knows about one packet besides its bytes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PacketMeta {
+    /// Parsed header fields (filled by the `parse` node, updated by set actions).
+    pub key: FlowKey,
+    /// RSS-style hash of the 5-tuple, filled by `parse`.
+    pub hash: u32,
+    /// Offset of the packet's first byte inside its frame.
+    pub data_off: u16,
+    /// Length of the packet in bytes.
+    pub len: u16,
+    /// Offset (from the packet start) of the L3 header, or [`NO_OFFSET`].
+    pub l3_ofs: u16,
+    /// Offset (from the packet start) of the L4 header, or [`NO_OFFSET`].
+    pub l4_ofs: u16,
+    /// Receive timestamp in nanoseconds on the pipeline's clock.
+    pub rx_ns: u64,
+    /// Index of the megaflow that classified this packet (for nodes after `classify`).
+    pub flow_ref: u32,
+}
+
+/// Errors of the buffer pool (control plane only; the data path counts instead).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BufferError {
+    /// Every frame is in use.
+    Exhausted,
+    /// The packet does not fit into a frame.
+    TooLong,
+    /// Not enough headroom or tailroom for the requested change.
+    NoRoom,
+}
+
+/// A pool of packet frames and their metadata.
+pub struct PacketPool {
+    mem: Vec<u8>,
+    meta: Vec<PacketMeta>,
+    free: Vec<PacketId>,
+}
+
+impl PacketPool {
+    /// A pool of `frames` frames, all free.
+    pub fn new(frames: u32) -> PacketPool {
+        PacketPool {
+            mem: vec![0; frames as usize * FRAME_SIZE],
+            meta: vec![PacketMeta::default(); frames as usize],
+            free: (0..frames).rev().collect(),
+        }
+    }
+
+    /// Total number of frames.
+    pub fn capacity(&self) -> usize {
+        self.meta.len()
+    }
+
+    /// Frames not in use.
+    pub fn available(&self) -> usize {
+        self.free.len()
+    }
+
+    /// Takes a free frame; its packet is empty and starts after the headroom.
+    #[inline]
+    pub fn alloc(&mut self) -> Option<PacketId> {
+        let id = self.free.pop()?;
+        let m = &mut self.meta[id as usize];
+        *m = PacketMeta {
+            data_off: HEADROOM as u16,
+            l3_ofs: NO_OFFSET,
+            l4_ofs: NO_OFFSET,
+            ..PacketMeta::default()
+        };
+        Some(id)
+    }
+
+    /// Returns a frame to the pool.
+    #[inline]
+    pub fn free(&mut self, id: PacketId) {
+        debug_assert!(!self.free.contains(&id), "double free of packet {id}");
+        self.free.push(id);
+    }
+
+    /// Allocates a frame and copies `bytes` into it after the headroom.
+    pub fn alloc_with(&mut self, bytes: &[u8]) -> Result<PacketId, BufferError> {
+        if bytes.len() > MAX_PACKET {
+            return Err(BufferError::TooLong);
+        }
+        let id = self.alloc().ok_or(BufferError::Exhausted)?;
+        let start = id as usize * FRAME_SIZE + HEADROOM;
+        self.mem[start..start + bytes.len()].copy_from_slice(bytes);
+        self.meta[id as usize].len = bytes.len() as u16;
+        Ok(id)
+    }
+
+    /// A copy of packet `id` (bytes and metadata) in a new frame, for flooding and mirroring.
+    #[inline]
+    pub fn clone_packet(&mut self, id: PacketId) -> Option<PacketId> {
+        let new = self.free.pop()?;
+        let m = self.meta[id as usize];
+        self.meta[new as usize] = m;
+        let src = id as usize * FRAME_SIZE + m.data_off as usize;
+        let dst = new as usize * FRAME_SIZE + m.data_off as usize;
+        self.mem.copy_within(src..src + m.len as usize, dst);
+        Some(new)
+    }
+
+    /// The packet's bytes.
+    #[inline(always)]
+    pub fn data(&self, id: PacketId) -> &[u8] {
+        let m = &self.meta[id as usize];
+        let start = id as usize * FRAME_SIZE + m.data_off as usize;
+        &self.mem[start..start + m.len as usize]
+    }
+
+    /// The packet's bytes, writable.
+    #[inline(always)]
+    pub fn data_mut(&mut self, id: PacketId) -> &mut [u8] {
+        let m = &self.meta[id as usize];
+        let start = id as usize * FRAME_SIZE + m.data_off as usize;
+        &mut self.mem[start..start + m.len as usize]
+    }
+
+    /// The packet's bytes and its metadata, both writable.
+    #[inline(always)]
+    pub fn data_and_meta_mut(&mut self, id: PacketId) -> (&mut [u8], &mut PacketMeta) {
+        let m = &mut self.meta[id as usize];
+        let start = id as usize * FRAME_SIZE + m.data_off as usize;
+        (&mut self.mem[start..start + m.len as usize], m)
+    }
+
+    /// The packet's metadata.
+    #[inline(always)]
+    pub fn meta(&self, id: PacketId) -> &PacketMeta {
+        &self.meta[id as usize]
+    }
+
+    /// The packet's metadata, writable.
+    #[inline(always)]
+    pub fn meta_mut(&mut self, id: PacketId) -> &mut PacketMeta {
+        &mut self.meta[id as usize]
+    }
+
+    /// Grows the packet at the front by `n` bytes (taken from the headroom) and returns the
+    /// new packet bytes. L3/L4 offsets move with the data.
+    pub fn push_front(&mut self, id: PacketId, n: usize) -> Result<&mut [u8], BufferError> {
+        let m = &mut self.meta[id as usize];
+        if (m.data_off as usize) < n {
+            return Err(BufferError::NoRoom);
+        }
+        m.data_off -= n as u16;
+        m.len += n as u16;
+        shift_offsets(m, n as i32);
+        Ok(self.data_mut(id))
+    }
+
+    /// Removes `n` bytes from the front of the packet.
+    pub fn pull_front(&mut self, id: PacketId, n: usize) -> Result<(), BufferError> {
+        let m = &mut self.meta[id as usize];
+        if (m.len as usize) < n {
+            return Err(BufferError::NoRoom);
+        }
+        m.data_off += n as u16;
+        m.len -= n as u16;
+        shift_offsets(m, -(n as i32));
+        Ok(())
+    }
+
+    /// Sets the packet length (to trim, or to extend into the frame's tailroom).
+    pub fn set_len(&mut self, id: PacketId, len: usize) -> Result<(), BufferError> {
+        let m = &mut self.meta[id as usize];
+        if m.data_off as usize + len > FRAME_SIZE {
+            return Err(BufferError::NoRoom);
+        }
+        m.len = len as u16;
+        Ok(())
+    }
+
+    /// The whole frame of `id` (headroom included), for I/O layers that place packets
+    /// themselves.
+    pub fn frame_mut(&mut self, id: PacketId) -> &mut [u8] {
+        let start = id as usize * FRAME_SIZE;
+        &mut self.mem[start..start + FRAME_SIZE]
+    }
+}
+
+fn shift_offsets(m: &mut PacketMeta, delta: i32) {
+    for ofs in [&mut m.l3_ofs, &mut m.l4_ofs] {
+        if *ofs != NO_OFFSET {
+            *ofs = (*ofs as i32 + delta).max(0) as u16;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alloc_copy_clone_free() {
+        let mut pool = PacketPool::new(4);
+        let a = pool.alloc_with(&[1, 2, 3]).unwrap();
+        assert_eq!(pool.data(a), &[1, 2, 3]);
+        let b = pool.clone_packet(a).unwrap();
+        assert_ne!(a, b);
+        pool.data_mut(b)[0] = 9;
+        assert_eq!(pool.data(a), &[1, 2, 3]);
+        assert_eq!(pool.data(b), &[9, 2, 3]);
+        assert_eq!(pool.available(), 2);
+        pool.free(a);
+        pool.free(b);
+        assert_eq!(pool.available(), 4);
+    }
+
+    #[test]
+    fn headroom_push_and_pull() {
+        let mut pool = PacketPool::new(1);
+        let a = pool.alloc_with(&[7; 60]).unwrap();
+        pool.meta_mut(a).l3_ofs = 14;
+        let d = pool.push_front(a, 50).unwrap();
+        assert_eq!(d.len(), 110);
+        d[..50].fill(0xaa);
+        assert_eq!(pool.meta(a).l3_ofs, 64);
+        pool.pull_front(a, 50).unwrap();
+        assert_eq!(pool.data(a), &[7; 60]);
+        assert!(pool.push_front(a, HEADROOM + 1).is_err());
+        assert!(pool.alloc().is_none());
+    }
+
+    #[test]
+    fn too_long_is_refused() {
+        let mut pool = PacketPool::new(1);
+        assert_eq!(
+            pool.alloc_with(&vec![0; MAX_PACKET + 1]),
+            Err(BufferError::TooLong)
+        );
+    }
+}

@@ -1,0 +1,22 @@
+//! The packet pipeline of vecswitch: buffers, batches, the parser that fills a [`FlowKey`],
+//! the [`Node`] trait with its graph dispatcher, datapath actions and the [`Clock`].
+//!
+//! This crate knows no I/O: ports live in `datapath`, features in their own crates.
+#![deny(unsafe_code)]
+
+pub mod actions;
+pub mod buffer;
+pub mod clock;
+pub mod cycles;
+pub mod dpaction;
+pub mod flowkey;
+pub mod graph;
+pub mod parse;
+pub mod txq;
+
+pub use buffer::{PacketId, PacketMeta, PacketPool, HEADROOM};
+pub use clock::{Clock, MonotonicClock, VirtualClock};
+pub use dpaction::{DpAction, ExecDrop};
+pub use flowkey::FlowKey;
+pub use graph::{Ctx, Graph, Next, Node, NodeReport, NodeStats, MAX_BATCH};
+pub use txq::TxQueues;

@@ -1,0 +1,97 @@
+//! Per-port transmit queues filled by the graph and flushed by the I/O layer once per batch.
+
+use crate::buffer::{PacketId, PacketPool};
+
+/// Transmit queues, one per output port number.
+#[derive(Default)]
+pub struct TxQueues {
+    ports: Vec<u32>,
+    queues: Vec<Vec<PacketId>>,
+    /// Packets sent to a port number that has no queue (freed).
+    pub no_such_port: u64,
+}
+
+impl TxQueues {
+    /// Queues for the given port numbers.
+    pub fn new(ports: &[u32]) -> TxQueues {
+        let mut t = TxQueues::default();
+        for &p in ports {
+            t.add_port(p);
+        }
+        t
+    }
+
+    /// Adds a queue for `port` (no effect if it exists).
+    pub fn add_port(&mut self, port: u32) {
+        if !self.ports.contains(&port) {
+            self.ports.push(port);
+            self.queues.push(Vec::with_capacity(256));
+        }
+    }
+
+    /// Removes the queue of `port`, freeing what it held.
+    pub fn remove_port(&mut self, port: u32, pool: &mut PacketPool) {
+        if let Some(i) = self.ports.iter().position(|&p| p == port) {
+            self.ports.swap_remove(i);
+            for p in self.queues.swap_remove(i) {
+                pool.free(p);
+            }
+        }
+    }
+
+    /// True when `port` has a queue.
+    pub fn has_port(&self, port: u32) -> bool {
+        self.ports.contains(&port)
+    }
+
+    /// The port numbers with queues.
+    pub fn ports(&self) -> &[u32] {
+        &self.ports
+    }
+
+    /// Index of `port`'s queue, to enqueue many packets with one lookup.
+    #[inline]
+    pub fn index_of(&self, port: u32) -> Option<usize> {
+        self.ports.iter().position(|&p| p == port)
+    }
+
+    /// Queue `pkt` on `port`; an unknown port frees the packet and counts it. Returns whether
+    /// the packet was queued.
+    #[inline]
+    pub fn enqueue(&mut self, port: u32, pkt: PacketId, pool: &mut PacketPool) -> bool {
+        match self.index_of(port) {
+            Some(i) => {
+                self.queues[i].push(pkt);
+                true
+            }
+            None => {
+                self.no_such_port += 1;
+                pool.free(pkt);
+                false
+            }
+        }
+    }
+
+    /// Queue by index from [`TxQueues::index_of`].
+    #[inline(always)]
+    pub fn enqueue_at(&mut self, index: usize, pkt: PacketId) {
+        self.queues[index].push(pkt);
+    }
+
+    /// What is queued on `port`.
+    pub fn queue(&self, port: u32) -> Option<&Vec<PacketId>> {
+        self.index_of(port).map(|i| &self.queues[i])
+    }
+
+    /// Takes everything queued on `port`, leaving its queue empty (capacity kept).
+    pub fn drain(&mut self, port: u32, out: &mut Vec<PacketId>) {
+        if let Some(i) = self.index_of(port) {
+            out.append(&mut self.queues[i]);
+        }
+    }
+
+    /// Total packets waiting in all queues.
+    pub fn pending(&self) -> usize {
+        self.queues.iter().map(|q| q.len()).sum()
+    }
+}
