@@ -2,7 +2,3 @@
 //! space search over masked keys) and the `classify` node that cascades EMC → megaflow →
 //! upcall, as Open vSwitch's dpif-netdev does.
 #![forbid(unsafe_code)]
-
-pub mod upcall;
-
-pub use upcall::{StatsSink, Upcall, UpcallResult};

@@ -13,6 +13,7 @@ pub mod flowkey;
 pub mod graph;
 pub mod parse;
 pub mod txq;
+pub mod upcall;
 
 pub use buffer::{PacketId, PacketMeta, PacketPool, HEADROOM};
 pub use clock::{Clock, MonotonicClock, VirtualClock};
@@ -20,3 +21,4 @@ pub use dpaction::{DpAction, ExecDrop};
 pub use flowkey::FlowKey;
 pub use graph::{Ctx, Graph, Next, Node, NodeReport, NodeStats, MAX_BATCH};
 pub use txq::TxQueues;
+pub use upcall::{StatsSink, Upcall, UpcallResult};

@@ -1,9 +1,9 @@
-//! The seam between the caches and whoever decides what a new flow does (OpenFlow translation
+//! The seam between the flow caches and whoever decides what a new flow does (OpenFlow translation
 //! in the daemon and in replay; simple closures in tests and benches).
 
 use std::sync::Arc;
 
-use pipeline::{DpAction, FlowKey};
+use crate::{DpAction, FlowKey};
 
 /// Receives the traffic of the megaflows that a translation produced: OpenFlow rules count
 /// packets and bytes this way (and refresh their idle timeout), and NORMAL refreshes the MAC
