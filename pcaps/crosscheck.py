@@ -1,0 +1,140 @@
+#!/usr/bin/python3
+"""Compares a replay's output pcaps with the predictions declared in gen.py, byte for byte.
+
+Usage:
+  /usr/bin/python3 pcaps/crosscheck.py SCENARIO... [--out DIR]
+      compare DIR/<port>.pcap (default pcaps/<scenario>/expected/) with what gen.py says must
+      leave each port, in order; print the drops of DIR/counters.json beside the expected
+      drop reasons. Exit 1 on any difference in the frames.
+  /usr/bin/python3 pcaps/crosscheck.py --all
+      the same for every scenario that has an expected/ directory.
+  /usr/bin/python3 pcaps/crosscheck.py SCENARIO --write-predicted DIR
+      write the predicted output pcaps (timestamp = that of the input frame) into DIR.
+
+The predictions are independent of the switch: gen.py states, for each input frame, the exact
+bytes expected on each output port (built with scapy, checksums recomputed from scratch). So a
+golden that passes this check has been reviewed against the scenario's README table. Drop
+reason names are only shown, not compared: the switch's names may differ from gen.py's.
+"""
+
+import json
+import os
+import sys
+
+sys.dont_write_bytecode = True  # keep pcaps/ free of __pycache__
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import gen  # noqa: E402
+from check_checksums import read_pcap  # noqa: E402
+from scapy.all import Ether  # noqa: E402
+
+
+def summary(b):
+    try:
+        return Ether(b).summary()
+    except Exception as e:  # scapy cannot dissect some malformed frames
+        return "undecodable (%s)" % e
+
+
+def first_difference(a, b):
+    for i, (x, y) in enumerate(zip(a, b)):
+        if x != y:
+            return i
+    return min(len(a), len(b))
+
+
+def compare(s, out_dir):
+    """Returns the number of differences between out_dir and the predictions of s."""
+    problems = 0
+    expected = s.expected_outputs()
+    print("== %s (%s)" % (s.name, out_dir))
+    for port in s.port_names():
+        path = os.path.join(out_dir, "%s.pcap" % port)
+        exp = expected[port]
+        if not os.path.exists(path):
+            print("  %s: MISSING %s (expected %d frames)" % (port, path, len(exp)))
+            problems += 1
+            continue
+        got = [b for _, b in read_pcap(path)]
+        bad = []
+        for k in range(max(len(exp), len(got))):
+            e = exp[k] if k < len(exp) else None
+            g = got[k] if k < len(got) else None
+            if e is not None and g is not None and e[1] == g:
+                continue
+            bad.append(k)
+            if e is None:
+                print("  %s out #%d: UNEXPECTED extra frame: %s" % (port, k + 1, summary(g)))
+            elif g is None:
+                f = s.frames[e[0]]
+                print("  %s out #%d: MISSING (from input #%d on %s: %s)" % (port, k + 1, e[0] + 1, f.port, f.what))
+            else:
+                f = s.frames[e[0]]
+                i = first_difference(e[1], g)
+                print("  %s out #%d: DIFFERS from the prediction for input #%d (%s)" % (port, k + 1, e[0] + 1, f.what))
+                print("      first difference at byte %d; lengths expected %d, got %d" % (i, len(e[1]), len(g)))
+                print("      expected: %s" % e[1][max(0, i - 8) : i + 16].hex())
+                print("      got:      %s" % g[max(0, i - 8) : i + 16].hex())
+                print("      expected: %s" % summary(e[1]))
+                print("      got:      %s" % summary(g))
+        problems += len(bad)
+        print("  %s: %d frames expected, %d present, %s" % (port, len(exp), len(got), "OK" if not bad else "%d WRONG" % len(bad)))
+    counters = os.path.join(out_dir, "counters.json")
+    want = s.expected_drops()
+    print("  drops expected (gen.py names): %s" % (", ".join("%s=%d" % kv for kv in sorted(want.items())) or "none"))
+    if os.path.exists(counters):
+        with open(counters) as f:
+            c = json.load(f)
+        drops = c.get("drops", {})
+        print("  drops counted (counters.json): %s" % (", ".join("%s=%d" % kv for kv in sorted(drops.items())) or "none"))
+        total_want, total_got = sum(want.values()), sum(drops.values())
+        if total_want != total_got:
+            print("  note: %d drops expected, %d counted (a frame may count under several nodes)" % (total_want, total_got))
+    else:
+        print("  (no counters.json)")
+    return problems
+
+
+def write_predicted(s, out_dir):
+    os.makedirs(out_dir, exist_ok=True)
+    for port, frames in s.expected_outputs().items():
+        gen.write_pcap(os.path.join(out_dir, "%s.pcap" % port), [(s.timestamp_us(i), b) for i, b in frames])
+    print("wrote the predicted outputs of %s into %s" % (s.name, out_dir))
+
+
+def main(argv):
+    args = argv[1:]
+    out = predicted = None
+    names = []
+    while args:
+        a = args.pop(0)
+        if a == "--out" and args:
+            out = args.pop(0)
+        elif a == "--write-predicted" and args:
+            predicted = args.pop(0)
+        elif a == "--all":
+            names = [s.name for s in gen.build() if os.path.isdir(os.path.join(gen.HERE, s.name, "expected"))]
+        elif a.startswith("-"):
+            sys.exit(__doc__)
+        else:
+            names.append(os.path.basename(os.path.normpath(a)))
+    if not names:
+        sys.exit(__doc__)
+    scenarios = gen.build(names)
+    missing = set(names) - {s.name for s in scenarios}
+    if missing:
+        sys.exit("unknown scenario(s): %s" % ", ".join(sorted(missing)))
+    if predicted:
+        if len(scenarios) != 1:
+            sys.exit("--write-predicted takes one scenario")
+        write_predicted(scenarios[0], predicted)
+        return 0
+    problems = 0
+    for s in scenarios:
+        problems += compare(s, out or os.path.join(gen.HERE, s.name, "expected"))
+    print("%d difference(s)" % problems)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,151 @@
+#!/usr/bin/python3
+"""Replays scenarios through a real Open vSwitch, for a second opinion on gen.py's predictions.
+
+Usage: /usr/bin/python3 pcaps/ovs_reference.py OUTDIR [SCENARIO...]
+
+Needs Debian's openvswitch-switch (ovsdb-server, ovs-vswitchd, ovs-vsctl, ovs-ofctl,
+ovs-appctl); it is an optional review tool, not part of any test. It starts a private
+ovsdb-server and `ovs-vswitchd --enable-dummy=override` in a temporary directory (no kernel
+module, no real interfaces, nothing outside that directory is touched), builds the scenario's
+bridge from scenario.toml with dummy ports (ofport, tag/trunks/vlan_mode as configured),
+loads rules.txt with ovs-ofctl, injects every input frame in time order with
+`ovs-appctl netdev-dummy/receive`, captures each port's transmissions with the dummy port's
+`tx_pcap` option into OUTDIR/<scenario>/<port>.pcap, and stops both daemons (by pid).
+Then compare: `/usr/bin/python3 pcaps/crosscheck.py SCENARIO --out OUTDIR/SCENARIO`.
+
+Known, intended differences from vecswitch: OVS forwards most malformed frames that vecswitch
+drops with a parser reason (see malformed/README.md), and it cannot inject a 0-byte frame.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.dont_write_bytecode = True  # keep pcaps/ free of __pycache__
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import gen  # noqa: E402
+
+# Time between injected frames, so that OVS handles each (and learns from it) before the next.
+GAP = 0.05
+
+
+class Ovs:
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="vecswitch-ovs-")
+        self.env = dict(os.environ, OVS_RUNDIR=self.dir, OVS_LOGDIR=self.dir, OVS_DBDIR=self.dir,
+                        OVS_SYSCONFDIR=self.dir)
+        self.db = "unix:%s/db.sock" % self.dir
+        self.pids = []
+
+    def run(self, *args, check=True):
+        r = subprocess.run(args, env=self.env, capture_output=True, text=True)
+        if check and r.returncode != 0:
+            raise RuntimeError("%s: %s" % (" ".join(args), r.stderr.strip()))
+        return r
+
+    def start(self):
+        conf = os.path.join(self.dir, "conf.db")
+        self.run("ovsdb-tool", "create", conf, "/usr/share/openvswitch/vswitch.ovsschema")
+        self.run("ovsdb-server", "--remote=punix:%s/db.sock" % self.dir, "--pidfile=%s/db.pid" % self.dir,
+                 "--detach", "--log-file=%s/ovsdb-server.log" % self.dir, conf)
+        self.pids.append(self.pidfile("db.pid"))
+        self.vsctl("--no-wait", "init")
+        self.run("ovs-vswitchd", "--enable-dummy=override", self.db, "--pidfile=%s/vswitchd.pid" % self.dir,
+                 "--detach", "--log-file=%s/ovs-vswitchd.log" % self.dir, "-vconsole:off")
+        self.pids.append(self.pidfile("vswitchd.pid"))
+
+    def pidfile(self, name):
+        path = os.path.join(self.dir, name)
+        for _ in range(50):
+            if os.path.exists(path):
+                with open(path) as f:
+                    return int(f.read().strip())
+            time.sleep(0.1)
+        raise RuntimeError("%s did not appear" % path)
+
+    def stop(self):
+        for pid in reversed(self.pids):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.5)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def vsctl(self, *args):
+        return self.run("ovs-vsctl", "--db=" + self.db, "--timeout=10", *args)
+
+    def appctl(self, *args, check=True):
+        return self.run("ovs-appctl", "-t", "%s/ovs-vswitchd.%d.ctl" % (self.dir, self.pids[-1]), *args, check=check)
+
+    def ofctl(self, *args):
+        return self.run("ovs-ofctl", "-O", "OpenFlow10,OpenFlow13", *args)
+
+
+def replay(ovs, s, out):
+    os.makedirs(out, exist_ok=True)
+    br = "br0"
+    ovs.vsctl("--may-exist", "add-br", br, "--", "set", "bridge", br, "datapath_type=dummy",
+              "fail-mode=standalone", "protocols=OpenFlow10,OpenFlow13")
+    for p in s.ports:
+        args = ["add-port", br, p["name"], "--", "set", "interface", p["name"], "type=dummy",
+                "ofport_request=%d" % p["ofport"], "options:tx_pcap=%s" % os.path.join(out, p["name"] + ".pcap")]
+        if p.get("vlan_mode") == "access":
+            args += ["--", "set", "port", p["name"], "vlan_mode=access", "tag=%d" % p["tag"]]
+        elif p.get("vlan_mode") == "trunk":
+            args += ["--", "set", "port", p["name"], "vlan_mode=trunk"]
+            if p.get("trunks"):
+                args += ["trunks=" + ",".join(map(str, p["trunks"]))]
+        ovs.vsctl(*args)
+    # The rule connection is in-process: ovs-ofctl talks to the bridge's management socket.
+    mgmt = "unix:%s/%s.mgmt" % (ovs.dir, br)
+    for _ in range(50):
+        if os.path.exists(mgmt[5:]):
+            break
+        time.sleep(0.1)
+    if s.rules is not None:
+        rules = os.path.join(out, "rules.txt")
+        with open(rules, "w") as f:
+            f.write("\n".join(s.rules) + "\n")
+        ovs.ofctl("del-flows", mgmt)
+        ovs.ofctl("add-flows", mgmt, rules)
+    time.sleep(0.3)
+    notes = []
+    for i, f in enumerate(s.frames):
+        if not f.data:
+            notes.append("#%d: 0-byte frame not injected" % (i + 1))
+            continue
+        r = ovs.appctl("netdev-dummy/receive", f.port, f.data.hex(), check=False)
+        if r.returncode != 0:
+            notes.append("#%d: refused: %s" % (i + 1, r.stderr.strip()))
+        time.sleep(GAP)
+    time.sleep(0.5)
+    with open(os.path.join(out, "dump-flows.txt"), "w") as fh:
+        fh.write(ovs.ofctl("dump-flows", mgmt).stdout)
+    ovs.vsctl("del-br", br)
+    time.sleep(0.3)
+    return notes
+
+
+def main(argv):
+    if len(argv) < 2:
+        sys.exit(__doc__)
+    out = argv[1]
+    ovs = Ovs()
+    try:
+        ovs.start()
+        for s in gen.build(argv[2:]):
+            notes = replay(ovs, s, os.path.join(out, s.name))
+            print("%s: done%s" % (s.name, "".join("\n  " + n for n in notes)))
+    finally:
+        ovs.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
