@@ -1,0 +1,1034 @@
+//! The `classify` node: EMC → megaflow → upcall for every packet of a frame, then the actions
+//! of each megaflow executed once over all of its packets in the frame (OVS's
+//! `packet_batch_per_flow`). Before the frame it revalidates the megaflows when the upcall's
+//! generation moved, ticks the upcall about once a second and sweeps idle megaflows about
+//! every 100 ms, all on the pipeline clock (`Ctx::now_ns`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use pipeline::actions::{execute, ExecTargets};
+use pipeline::{
+    Ctx, DpAction, ExecDrop, FlowKey, Next, Node, PacketId, StatsSink, Upcall, MAX_BATCH,
+};
+
+use crate::emc::Emc;
+use crate::megaflow::{MegaflowCache, MegaflowInfo, NO_FLOW};
+
+/// Clock time between two idle sweeps.
+const SWEEP_INTERVAL_NS: u64 = 100_000_000;
+/// Clock time between two calls of [`Upcall::tick`].
+const TICK_INTERVAL_NS: u64 = 1_000_000_000;
+/// Group index meaning "this megaflow has no group in the current frame".
+const NO_GROUP: u16 = u16::MAX;
+/// Tag of a group index that refers to an uninstalled upcall result, not a megaflow.
+const EPHEMERAL: u32 = 0x8000_0000;
+
+/// Settings of the classifier, with Open vSwitch's defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClassifyConfig {
+    /// Exact-match cache slots (rounded up to a power of two; 0 disables the EMC).
+    pub emc_entries: usize,
+    /// Insert into the EMC one time in this many (OVS `emc-insert-inv-prob`; 0 = never).
+    pub emc_insert_inv_prob: u32,
+    /// Megaflows unused this long are deleted (OVS `max-idle`, 10 s).
+    pub megaflow_idle_ns: u64,
+    /// Most megaflows; beyond it upcalls execute without installing (OVS `flow-limit`).
+    pub flow_limit: usize,
+    /// Seed of the EMC insertion draws (replays insert the same entries every run).
+    pub seed: u64,
+}
+
+impl Default for ClassifyConfig {
+    fn default() -> Self {
+        ClassifyConfig {
+            emc_entries: 8192,
+            emc_insert_inv_prob: 100,
+            megaflow_idle_ns: 10_000_000_000,
+            flow_limit: 200_000,
+            seed: 0x5eed,
+        }
+    }
+}
+
+/// A refused [`ClassifyConfig`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("emc_entries: {0} is not 0 or a power of two up to 2^24")]
+    EmcEntries(usize),
+    #[error("megaflow_idle_ns: must be greater than 0")]
+    IdleTimeout,
+}
+
+impl ClassifyConfig {
+    /// Checks the settings for the control plane ([`Classify::new`] itself rounds instead).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let e = self.emc_entries;
+        if e != 0 && (!e.is_power_of_two() || e > 1 << 24) {
+            return Err(ConfigError::EmcEntries(e));
+        }
+        if self.megaflow_idle_ns == 0 {
+            return Err(ConfigError::IdleTimeout);
+        }
+        Ok(())
+    }
+}
+
+/// Counters of the classifier (OVS `pmd-stats-show` plus the cache's own events).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClassifyStats {
+    pub packets: u64,
+    pub emc_hits: u64,
+    pub megaflow_hits: u64,
+    /// Packets that missed both caches and were translated.
+    pub upcalls: u64,
+    pub megaflows_installed: u64,
+    pub emc_inserts: u64,
+    /// Full revalidation passes (the upcall generation moved).
+    pub revalidations: u64,
+    pub revalidated_deleted: u64,
+    pub idle_evicted: u64,
+    /// Upcalls executed without installing because the cache was full (or had too many masks).
+    pub flow_limit_hits: u64,
+    /// Subtables probed by all megaflow lookups, hits and misses.
+    pub masked_lookups: u64,
+    /// Subtables probed by the lookups that hit (÷ `megaflow_hits` = OVS's "avg. subtable
+    /// lookups per megaflow hit").
+    pub masked_hit_lookups: u64,
+}
+
+impl ClassifyStats {
+    /// Average subtables probed per megaflow hit.
+    pub fn avg_subtable_lookups_per_hit(&self) -> f64 {
+        if self.megaflow_hits == 0 {
+            0.0
+        } else {
+            self.masked_hit_lookups as f64 / self.megaflow_hits as f64
+        }
+    }
+
+    /// The counters by name (kebab-case), for reports and golden files.
+    pub fn to_map(&self) -> BTreeMap<String, u64> {
+        [
+            ("packets", self.packets),
+            ("emc-hits", self.emc_hits),
+            ("megaflow-hits", self.megaflow_hits),
+            ("upcalls", self.upcalls),
+            ("megaflows-installed", self.megaflows_installed),
+            ("emc-inserts", self.emc_inserts),
+            ("revalidations", self.revalidations),
+            ("revalidated-deleted", self.revalidated_deleted),
+            ("idle-evicted", self.idle_evicted),
+            ("flow-limit-hits", self.flow_limit_hits),
+            ("masked-lookups", self.masked_lookups),
+            ("masked-hit-lookups", self.masked_hit_lookups),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+}
+
+/// The packets of one megaflow (or one uninstalled upcall) in the current frame.
+#[derive(Clone, Copy)]
+struct Group {
+    /// Megaflow index, or `EPHEMERAL | i` for `ephemeral[i]`.
+    flow: u32,
+    count: u16,
+    start: u16,
+    bytes: u64,
+    tcp_flags: u16,
+}
+
+/// Actions and sinks of an upcall that could not be installed.
+type Ephemeral = (Arc<[DpAction]>, Vec<Arc<dyn StatsSink>>);
+
+/// The classify node. See the module documentation.
+pub struct Classify<U: Upcall> {
+    upcall: U,
+    config: ClassifyConfig,
+    emc: Emc,
+    cache: MegaflowCache,
+    stats: ClassifyStats,
+    generation: u64,
+    last_tick_ns: Option<u64>,
+    last_sweep_ns: Option<u64>,
+    /// Group of each megaflow in the current frame ([`NO_GROUP`] otherwise), by megaflow index.
+    flow_group: Vec<u16>,
+    groups: Vec<Group>,
+    /// Group of each packet of the frame.
+    pkt_group: Vec<u16>,
+    /// The frame's packets ordered by group, their original positions and their fates.
+    sorted: Vec<PacketId>,
+    sorted_pos: Vec<u16>,
+    sorted_next: Vec<Next>,
+    /// Actions and sinks of upcalls that could not be installed, for this frame only.
+    ephemeral: Vec<Ephemeral>,
+}
+
+impl<U: Upcall> Classify<U> {
+    /// A classifier translating misses with `upcall`.
+    pub fn new(upcall: U, config: ClassifyConfig) -> Classify<U> {
+        let generation = upcall.generation();
+        Classify {
+            emc: Emc::new(config.emc_entries, config.emc_insert_inv_prob, config.seed),
+            cache: MegaflowCache::new(config.flow_limit),
+            upcall,
+            config,
+            stats: ClassifyStats::default(),
+            generation,
+            last_tick_ns: None,
+            last_sweep_ns: None,
+            flow_group: Vec::new(),
+            groups: Vec::with_capacity(MAX_BATCH),
+            pkt_group: vec![0; MAX_BATCH],
+            sorted: vec![0; MAX_BATCH],
+            sorted_pos: vec![0; MAX_BATCH],
+            sorted_next: vec![Next::CONSUMED; MAX_BATCH],
+            ephemeral: Vec::new(),
+        }
+    }
+
+    pub fn config(&self) -> &ClassifyConfig {
+        &self.config
+    }
+
+    pub fn stats(&self) -> &ClassifyStats {
+        &self.stats
+    }
+
+    pub fn clear_stats(&mut self) {
+        self.stats = ClassifyStats::default();
+    }
+
+    pub fn upcall(&self) -> &U {
+        &self.upcall
+    }
+
+    /// The upcall handler, for control-plane changes (bump its generation to have the
+    /// megaflows revalidated before the next frame).
+    pub fn upcall_mut(&mut self) -> &mut U {
+        &mut self.upcall
+    }
+
+    /// The megaflow cache (read-only: changes go through the classifier).
+    pub fn megaflows(&self) -> &MegaflowCache {
+        &self.cache
+    }
+
+    pub fn emc(&self) -> &Emc {
+        &self.emc
+    }
+
+    /// Changes the flow limit (OVS `flow-limit`); existing megaflows stay.
+    pub fn set_flow_limit(&mut self, limit: usize) {
+        self.config.flow_limit = limit;
+        self.cache.set_flow_limit(limit);
+    }
+
+    /// Heap bytes of both caches.
+    pub fn heap_bytes(&self) -> usize {
+        self.emc.heap_bytes() + self.cache.heap_bytes() + self.flow_group.capacity() * 2
+    }
+
+    /// Every megaflow with masked key, mask, actions and stats, in slab order.
+    pub fn dump_megaflows(&self, _now_ns: u64) -> Vec<MegaflowInfo> {
+        self.cache.dump()
+    }
+
+    /// The megaflows in `dpctl/dump-flows` format, sorted (deterministic for golden files).
+    pub fn dump_megaflows_text(&self, now_ns: u64) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .cache
+            .dump()
+            .iter()
+            .map(|m| crate::print::format_megaflow(m, now_ns))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Deletes every megaflow (and so every EMC entry); returns how many.
+    pub fn flush(&mut self) -> usize {
+        let n = self.cache.flush();
+        self.cache.release_deferred();
+        self.cache.prune_interned();
+        self.emc.clear();
+        n
+    }
+
+    /// Revalidates now, whether or not the generation moved (control plane).
+    pub fn revalidate_now(&mut self, now_ns: u64) -> usize {
+        let n = self.revalidate(now_ns);
+        self.cache.release_deferred();
+        n
+    }
+
+    fn revalidate(&mut self, now_ns: u64) -> usize {
+        self.generation = self.upcall.generation();
+        let upcall = &mut self.upcall;
+        let deleted = self.cache.revalidate(|k| upcall.translate(k, now_ns));
+        self.stats.revalidations += 1;
+        self.stats.revalidated_deleted += deleted as u64;
+        deleted
+    }
+
+    /// Once-per-frame upkeep: upcall tick, revalidation, idle sweep.
+    fn maintain(&mut self, now_ns: u64) {
+        if self
+            .last_tick_ns
+            .is_none_or(|t| now_ns.saturating_sub(t) >= TICK_INTERVAL_NS)
+        {
+            self.last_tick_ns = Some(now_ns);
+            self.upcall.tick(now_ns);
+        }
+        if self.upcall.generation() != self.generation {
+            self.revalidate(now_ns);
+        }
+        if self
+            .last_sweep_ns
+            .is_none_or(|t| now_ns.saturating_sub(t) >= SWEEP_INTERVAL_NS)
+        {
+            self.last_sweep_ns = Some(now_ns);
+            let n = self.cache.sweep_idle(now_ns, self.config.megaflow_idle_ns);
+            self.stats.idle_evicted += n as u64;
+            self.cache.rerank();
+            if n > 0 {
+                self.cache.prune_interned();
+            }
+        }
+    }
+
+    /// The slow path of one packet: translate, install, maybe insert into the EMC. Returns
+    /// the megaflow or an `EPHEMERAL` reference when it could not be installed.
+    #[cold]
+    #[inline(never)]
+    fn upcall_packet(&mut self, key: &FlowKey, hash: u32, now_ns: u64) -> u32 {
+        self.stats.upcalls += 1;
+        let r = self.upcall.translate(key, now_ns);
+        let flow = match self
+            .cache
+            .insert(key, &r.mask, &r.actions, &r.sinks, now_ns)
+        {
+            Ok(flow) => {
+                self.stats.megaflows_installed += 1;
+                let cache = &self.cache;
+                if self.emc.roll() {
+                    self.stats.emc_inserts += 1;
+                    self.emc
+                        .insert(hash, key, flow, cache.generation(flow), |f, g| {
+                            cache.is_current(f, g)
+                        });
+                }
+                if self.flow_group.len() < self.cache.slots() {
+                    self.flow_group.resize(self.cache.slots(), NO_GROUP);
+                }
+                flow
+            }
+            Err(_) => {
+                self.stats.flow_limit_hits += 1;
+                self.ephemeral.push((Arc::from(r.actions), r.sinks));
+                EPHEMERAL | (self.ephemeral.len() - 1) as u32
+            }
+        };
+        // Translation may have changed what later packets of this frame must do (a MAC was
+        // learned): revalidate before classifying them. Deleted megaflows stay readable to
+        // the packets already grouped on them until the end of the frame.
+        if self.upcall.generation() != self.generation {
+            self.revalidate(now_ns);
+        }
+        flow
+    }
+
+    /// Finds the megaflow of one packet through EMC, megaflow cache and upcall.
+    #[inline(always)]
+    fn classify_one(&mut self, key: &FlowKey, hash: u32, now_ns: u64) -> u32 {
+        let cache = &self.cache;
+        if let Some(flow) = self.emc.lookup(hash, key, |f, g| cache.is_current(f, g)) {
+            self.stats.emc_hits += 1;
+            return flow;
+        }
+        let l = self.cache.lookup(key);
+        self.stats.masked_lookups += l.probes as u64;
+        if l.flow != NO_FLOW {
+            self.stats.megaflow_hits += 1;
+            self.stats.masked_hit_lookups += l.probes as u64;
+            if self.emc.roll() {
+                self.stats.emc_inserts += 1;
+                let cache = &self.cache;
+                self.emc
+                    .insert(hash, key, l.flow, cache.generation(l.flow), |f, g| {
+                        cache.is_current(f, g)
+                    });
+            }
+            return l.flow;
+        }
+        self.upcall_packet(key, hash, now_ns)
+    }
+
+    /// Group index of `flow` in this frame, creating the group.
+    #[inline(always)]
+    fn group_of(&mut self, flow: u32) -> u16 {
+        if flow & EPHEMERAL == 0 {
+            if let Some(g) = self.flow_group.get_mut(flow as usize) {
+                if *g != NO_GROUP {
+                    return *g;
+                }
+                *g = self.groups.len() as u16;
+            }
+        }
+        self.groups.push(Group {
+            flow,
+            count: 0,
+            start: 0,
+            bytes: 0,
+            tcp_flags: 0,
+        });
+        (self.groups.len() - 1) as u16
+    }
+
+    #[inline(always)]
+    fn actions_of(&self, flow: u32) -> &[DpAction] {
+        actions_of(&self.cache, &self.ephemeral, flow)
+    }
+}
+
+/// The actions of a megaflow or of an uninstalled upcall (`EPHEMERAL | i`).
+#[inline(always)]
+fn actions_of<'a>(
+    cache: &'a MegaflowCache,
+    ephemeral: &'a [Ephemeral],
+    flow: u32,
+) -> &'a [DpAction] {
+    if flow & EPHEMERAL != 0 {
+        ephemeral
+            .get((flow & !EPHEMERAL) as usize)
+            .map_or(&[], |e| &e.0)
+    } else {
+        cache.actions(flow)
+    }
+}
+
+impl<U: Upcall + 'static> Node for Classify<U> {
+    fn name(&self) -> &'static str {
+        "classify"
+    }
+
+    fn next_nodes(&self) -> &[&'static str] {
+        &["classify"]
+    }
+
+    fn drop_reasons(&self) -> &[&'static str] {
+        &ExecDrop::NAMES
+    }
+
+    fn process(&mut self, cx: &mut Ctx<'_>, pkts: &[PacketId], next: &mut [Next]) {
+        let now = cx.now_ns;
+        self.maintain(now);
+        let n = pkts.len().min(next.len()).min(MAX_BATCH);
+        let (pkts, next) = (&pkts[..n], &mut next[..n]);
+        self.stats.packets += n as u64;
+
+        // Classify every packet and count its group.
+        for (i, &p) in pkts.iter().enumerate() {
+            let meta = cx.pool.meta(p);
+            let (hash, len, flags) = (meta.hash, meta.len as u64, meta.key.tcp_flags);
+            let key = &meta.key;
+            let flow = self.classify_one(key, hash, now);
+            let g = self.group_of(flow);
+            if let Some(grp) = self.groups.get_mut(g as usize) {
+                grp.count += 1;
+                grp.bytes += len;
+                grp.tcp_flags |= flags;
+            }
+            if let Some(pg) = self.pkt_group.get_mut(i) {
+                *pg = g;
+            }
+            cx.pool.meta_mut(p).flow_ref = if flow & EPHEMERAL == 0 { flow } else { NO_FLOW };
+        }
+
+        let targets = ExecTargets {
+            drop_base: 0,
+            recirc_next: Some(0),
+        };
+        if self.groups.len() == 1 {
+            // The whole frame is one megaflow: execute in place.
+            if let Some(g) = self.groups.first().copied() {
+                execute(self.actions_of(g.flow), cx, pkts, next, targets);
+            }
+        } else if self.groups.len() == n {
+            // Every packet is its own megaflow: group i is packet i, no reordering needed.
+            for (i, g) in self.groups.iter().enumerate() {
+                if let (Some(p), Some(nx)) = (pkts.get(i..i + 1), next.get_mut(i..i + 1)) {
+                    execute(self.actions_of(g.flow), cx, p, nx, targets);
+                }
+            }
+        } else {
+            // Counting sort of the packets by group, then one execution per group.
+            let mut start = 0u16;
+            for g in self.groups.iter_mut() {
+                g.start = start;
+                start += g.count;
+                g.count = 0;
+            }
+            for (i, &p) in pkts.iter().enumerate() {
+                let g = self.pkt_group.get(i).copied().unwrap_or(0);
+                if let Some(grp) = self.groups.get_mut(g as usize) {
+                    let at = (grp.start + grp.count) as usize;
+                    grp.count += 1;
+                    if let (Some(s), Some(sp)) =
+                        (self.sorted.get_mut(at), self.sorted_pos.get_mut(at))
+                    {
+                        *s = p;
+                        *sp = i as u16;
+                    }
+                }
+            }
+            for gi in 0..self.groups.len() {
+                let Some(g) = self.groups.get(gi).copied() else {
+                    continue;
+                };
+                let range = g.start as usize..(g.start + g.count) as usize;
+                let actions = actions_of(&self.cache, &self.ephemeral, g.flow);
+                if let (Some(gp), Some(gn)) = (
+                    self.sorted.get(range.clone()),
+                    self.sorted_next.get_mut(range),
+                ) {
+                    execute(actions, cx, gp, gn, targets);
+                }
+            }
+            for (&pos, &nx) in self.sorted_pos[..n].iter().zip(&self.sorted_next[..n]) {
+                if let Some(slot) = next.get_mut(pos as usize) {
+                    *slot = nx;
+                }
+            }
+        }
+
+        // Credit each megaflow and its sinks once for the frame, then reset the groups.
+        for g in self.groups.drain(..) {
+            if g.flow & EPHEMERAL != 0 {
+                if let Some((_, sinks)) = self.ephemeral.get((g.flow & !EPHEMERAL) as usize) {
+                    for s in sinks {
+                        s.credit(g.count as u64, g.bytes, g.tcp_flags, now);
+                    }
+                }
+            } else {
+                self.cache
+                    .credit(g.flow, g.count as u64, g.bytes, g.tcp_flags, now);
+                if let Some(fg) = self.flow_group.get_mut(g.flow as usize) {
+                    *fg = NO_GROUP;
+                }
+            }
+        }
+        self.ephemeral.clear();
+        self.cache.release_deferred();
+    }
+
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        Some(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pipeline::{Graph, PacketPool, TxQueues, UpcallResult};
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// Counts how often and with what it was credited.
+    #[derive(Default)]
+    struct CountSink {
+        calls: AtomicU64,
+        packets: AtomicU64,
+        bytes: AtomicU64,
+        flags: AtomicU64,
+        used: AtomicU64,
+    }
+
+    impl StatsSink for CountSink {
+        fn credit(&self, packets: u64, bytes: u64, tcp_flags: u16, used_ns: u64) {
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            self.packets.fetch_add(packets, Ordering::Relaxed);
+            self.bytes.fetch_add(bytes, Ordering::Relaxed);
+            self.flags.fetch_or(tcp_flags as u64, Ordering::Relaxed);
+            self.used.store(used_ns, Ordering::Relaxed);
+        }
+    }
+
+    /// Outputs to the port named by `ports[tp_dst]` (drop if none); the mask is in_port and
+    /// tp_dst, or only tp_dst for `wide` ports. One sink per tp_dst.
+    struct FakeUpcall {
+        ports: HashMap<u16, u32>,
+        wide: Vec<u16>,
+        sinks: HashMap<u16, Arc<CountSink>>,
+        generation: u64,
+        translations: u64,
+        ticks: Vec<u64>,
+        /// Optional override of the whole translation.
+        custom: Option<fn(&FlowKey) -> UpcallResult>,
+    }
+
+    impl FakeUpcall {
+        fn new(ports: &[(u16, u32)]) -> FakeUpcall {
+            FakeUpcall {
+                ports: ports.iter().copied().collect(),
+                wide: Vec::new(),
+                sinks: HashMap::new(),
+                generation: 1,
+                translations: 0,
+                ticks: Vec::new(),
+                custom: None,
+            }
+        }
+
+        fn sink(&mut self, tp: u16) -> Arc<CountSink> {
+            self.sinks.entry(tp).or_default().clone()
+        }
+    }
+
+    impl Upcall for FakeUpcall {
+        fn translate(&mut self, key: &FlowKey, _now_ns: u64) -> UpcallResult {
+            self.translations += 1;
+            if let Some(f) = self.custom {
+                return f(key);
+            }
+            let mut mask = FlowKey {
+                tp_dst: 0xffff,
+                ..FlowKey::default()
+            };
+            if !self.wide.contains(&key.tp_dst) {
+                mask.in_port = u32::MAX;
+            }
+            let actions = self
+                .ports
+                .get(&key.tp_dst)
+                .map(|&p| vec![DpAction::Output(p)])
+                .unwrap_or_default();
+            let sink: Arc<dyn StatsSink> = self.sink(key.tp_dst);
+            UpcallResult {
+                actions,
+                mask,
+                sinks: vec![sink],
+            }
+        }
+
+        fn generation(&self) -> u64 {
+            self.generation
+        }
+
+        fn tick(&mut self, now_ns: u64) {
+            self.ticks.push(now_ns);
+        }
+    }
+
+    struct Rig {
+        pool: PacketPool,
+        tx: TxQueues,
+        node: Classify<FakeUpcall>,
+    }
+
+    impl Rig {
+        fn new(upcall: FakeUpcall, config: ClassifyConfig) -> Rig {
+            Rig {
+                pool: PacketPool::new(4096),
+                tx: TxQueues::new(&[1, 2, 3, 4]),
+                node: Classify::new(upcall, config),
+            }
+        }
+
+        fn always_emc() -> ClassifyConfig {
+            ClassifyConfig {
+                emc_insert_inv_prob: 1,
+                ..ClassifyConfig::default()
+            }
+        }
+
+        /// Runs packets `(in_port, tp_dst, len)` through the node at `now`; returns the
+        /// nexts and the packets.
+        fn run(&mut self, pkts: &[(u32, u16, usize)], now: u64) -> (Vec<Next>, Vec<PacketId>) {
+            let ids: Vec<PacketId> = pkts
+                .iter()
+                .map(|&(port, tp, len)| {
+                    let id = self.pool.alloc_with(&vec![0; len]).unwrap();
+                    let m = self.pool.meta_mut(id);
+                    m.key = FlowKey {
+                        in_port: port,
+                        tp_dst: tp,
+                        tp_src: 1000 + tp,
+                        tcp_flags: 0x10,
+                        ..FlowKey::default()
+                    };
+                    m.hash = m.key.hash();
+                    id
+                })
+                .collect();
+            let mut next = vec![Next::CONSUMED; ids.len()];
+            let mut cx = Ctx {
+                pool: &mut self.pool,
+                tx: &mut self.tx,
+                now_ns: now,
+            };
+            self.node.process(&mut cx, &ids, &mut next);
+            (next, ids)
+        }
+
+        fn drain(&mut self, port: u32) -> Vec<PacketId> {
+            let mut v = Vec::new();
+            self.tx.drain(port, &mut v);
+            for &p in &v {
+                self.pool.free(p);
+            }
+            v
+        }
+    }
+
+    #[test]
+    fn emc_then_megaflow_then_upcall() {
+        let mut r = Rig::new(FakeUpcall::new(&[(80, 2)]), Rig::always_emc());
+        let (next, _) = r.run(&[(1, 80, 60)], 0);
+        assert_eq!(next, vec![Next::CONSUMED]);
+        assert_eq!(r.drain(2).len(), 1);
+        let s = *r.node.stats();
+        assert_eq!((s.upcalls, s.megaflows_installed, s.emc_inserts), (1, 1, 1));
+        // Same key again: EMC hit.
+        r.run(&[(1, 80, 60)], 1);
+        assert_eq!(r.node.stats().emc_hits, 1);
+        // Other in_port: other megaflow (mask has in_port), upcall.
+        r.run(&[(3, 80, 60)], 2);
+        assert_eq!(r.node.stats().upcalls, 2);
+        // Same megaflow as the first, other unmasked field: megaflow hit, not EMC.
+        let (_, ids) = r.run(&[(1, 80, 60)], 3);
+        let _ = ids;
+        let id = r.pool.alloc_with(&[0; 60]).unwrap();
+        r.pool.meta_mut(id).key = FlowKey {
+            in_port: 1,
+            tp_dst: 80,
+            tp_src: 5,
+            ..FlowKey::default()
+        };
+        r.pool.meta_mut(id).hash = 77;
+        let mut next = [Next::CONSUMED];
+        let mut cx = Ctx {
+            pool: &mut r.pool,
+            tx: &mut r.tx,
+            now_ns: 4,
+        };
+        r.node.process(&mut cx, &[id], &mut next);
+        let s = *r.node.stats();
+        assert_eq!((s.emc_hits, s.megaflow_hits, s.upcalls), (2, 1, 2));
+        assert_eq!(s.masked_hit_lookups, 1);
+        assert_eq!(r.pool.meta(id).flow_ref, 0, "first megaflow is slot 0");
+        assert_eq!(r.drain(2).len(), 4);
+    }
+
+    #[test]
+    fn emc_disabled_and_never_inserting() {
+        for config in [
+            ClassifyConfig {
+                emc_entries: 0,
+                emc_insert_inv_prob: 1,
+                ..ClassifyConfig::default()
+            },
+            ClassifyConfig {
+                emc_insert_inv_prob: 0,
+                ..ClassifyConfig::default()
+            },
+        ] {
+            let mut r = Rig::new(FakeUpcall::new(&[(80, 2)]), config);
+            for t in 0..5 {
+                r.run(&[(1, 80, 60)], t);
+            }
+            let s = *r.node.stats();
+            assert_eq!((s.emc_hits, s.megaflow_hits, s.upcalls), (0, 4, 1));
+        }
+    }
+
+    #[test]
+    fn several_masks_and_grouped_execution() {
+        let mut up = FakeUpcall::new(&[(80, 2), (53, 3), (22, 4)]);
+        up.wide = vec![53];
+        let sink80 = up.sink(80);
+        let sink53 = up.sink(53);
+        let mut r = Rig::new(up, ClassifyConfig::default());
+        // Interleaved flows in one frame: 80 from port 1 (x3), 53 from ports 1 and 2 (one
+        // megaflow: wide), 22 (x1), 9 (no port: drop).
+        let frame = [
+            (1, 80, 100),
+            (1, 53, 60),
+            (1, 80, 100),
+            (2, 53, 60),
+            (1, 22, 70),
+            (1, 9, 60),
+            (1, 80, 100),
+        ];
+        let (next, ids) = r.run(&frame, 10);
+        assert_eq!(r.node.megaflows().len(), 4);
+        assert_eq!(r.node.megaflows().subtable_count(), 2);
+        let drop = Next::drop(ExecDrop::NoOutput as u16);
+        assert_eq!(next[5], drop);
+        assert!(next
+            .iter()
+            .enumerate()
+            .all(|(i, n)| (i == 5) == (*n == drop)));
+        // Each port got exactly its packets, in frame order.
+        assert_eq!(r.drain(2), vec![ids[0], ids[2], ids[6]]);
+        assert_eq!(r.drain(3), vec![ids[1], ids[3]]);
+        assert_eq!(r.drain(4), vec![ids[4]]);
+        // The second packet of 53 hit the megaflow the first one installed.
+        let s = *r.node.stats();
+        assert_eq!((s.upcalls, s.megaflow_hits), (4, 3));
+        // Sinks credited once per group, with the group's totals.
+        assert_eq!(sink80.calls.load(Ordering::Relaxed), 1);
+        assert_eq!(sink80.packets.load(Ordering::Relaxed), 3);
+        assert_eq!(sink80.bytes.load(Ordering::Relaxed), 300);
+        assert_eq!(sink80.flags.load(Ordering::Relaxed), 0x10);
+        assert_eq!(sink80.used.load(Ordering::Relaxed), 10);
+        assert_eq!(sink53.calls.load(Ordering::Relaxed), 1);
+        assert_eq!(sink53.packets.load(Ordering::Relaxed), 2);
+        let dump = r.node.dump_megaflows(10);
+        let f80 = dump.iter().find(|m| m.key.tp_dst == 80).unwrap();
+        assert_eq!((f80.stats.packets, f80.stats.bytes), (3, 300));
+        assert_eq!(
+            r.node.dump_megaflows_text(10),
+            vec![
+                "in_port(1),l4(dst=22), packets:1, bytes:70, used:0.000s, flags:0x10, actions:4",
+                "in_port(1),l4(dst=80), packets:3, bytes:300, used:0.000s, flags:0x10, actions:2",
+                "in_port(1),l4(dst=9), packets:1, bytes:60, used:0.000s, flags:0x10, actions:drop",
+                "l4(dst=53), packets:2, bytes:120, used:0.000s, flags:0x10, actions:3",
+            ]
+        );
+    }
+
+    #[test]
+    fn revalidation_deletes_exactly_the_changed_flows() {
+        let mut r = Rig::new(
+            FakeUpcall::new(&[(80, 2), (53, 3), (22, 4)]),
+            Rig::always_emc(),
+        );
+        r.run(&[(1, 80, 60), (1, 53, 60), (1, 22, 60)], 0);
+        assert_eq!(r.node.megaflows().len(), 3);
+        r.drain(2);
+        r.drain(3);
+        r.drain(4);
+        // Port of 53 changes; the others translate the same.
+        let up = r.node.upcall_mut();
+        up.ports.insert(53, 1);
+        up.generation += 1;
+        let before = up.translations;
+        r.run(&[(1, 53, 60)], 1);
+        let s = *r.node.stats();
+        assert_eq!((s.revalidations, s.revalidated_deleted), (1, 1));
+        // 3 re-translations + 1 upcall for the packet (its EMC entry is stale).
+        assert_eq!(r.node.upcall().translations - before, 4);
+        assert_eq!(s.emc_hits, 0);
+        assert_eq!(r.drain(1).len(), 1, "new actions used");
+        assert_eq!(r.drain(3).len(), 0, "old megaflow never used");
+        // Unchanged flows still hit their EMC entries.
+        r.run(&[(1, 80, 60), (1, 22, 60)], 2);
+        assert_eq!(r.node.stats().emc_hits, 2);
+        // No change of generation: no revalidation.
+        assert_eq!(r.node.stats().revalidations, 1);
+    }
+
+    #[test]
+    fn stale_emc_entry_never_hits_after_slot_reuse() {
+        let mut r = Rig::new(FakeUpcall::new(&[(80, 2), (81, 3)]), Rig::always_emc());
+        r.run(&[(1, 80, 60)], 0);
+        r.drain(2);
+        // Delete flow 80's megaflow (idle sweep) while its EMC entry stays.
+        r.run(&[], 20_000_000_000);
+        assert_eq!(r.node.megaflows().len(), 0);
+        assert_eq!(r.node.stats().idle_evicted, 1);
+        // Flow 81 takes slot 0 again; the EMC entry of 80 names slot 0 with an old generation.
+        r.run(&[(1, 81, 60)], 20_000_000_001);
+        assert_eq!(r.node.megaflows().len(), 1);
+        assert_eq!(r.node.megaflows().dump()[0].index, 0, "slot reused");
+        let (next, _) = r.run(&[(1, 80, 60)], 20_000_000_002);
+        assert_eq!(next, vec![Next::CONSUMED]);
+        let s = *r.node.stats();
+        assert_eq!(s.emc_hits, 0);
+        assert_eq!(s.upcalls, 3);
+        assert_eq!(r.drain(3).len(), 1);
+        assert_eq!(r.drain(2).len(), 1);
+    }
+
+    #[test]
+    fn idle_eviction_on_virtual_clock_and_ticks() {
+        let sec = 1_000_000_000u64;
+        let mut r = Rig::new(
+            FakeUpcall::new(&[(80, 2), (81, 2)]),
+            ClassifyConfig {
+                megaflow_idle_ns: 5 * sec,
+                ..ClassifyConfig::default()
+            },
+        );
+        r.run(&[(1, 80, 60), (1, 81, 60)], 0);
+        // 81 stays busy, 80 goes idle.
+        for t in 1..=6 {
+            r.run(&[(1, 81, 60)], t * sec);
+        }
+        assert_eq!(r.node.megaflows().len(), 1);
+        assert_eq!(r.node.stats().idle_evicted, 1);
+        assert_eq!(r.node.megaflows().dump()[0].key.tp_dst, 81);
+        // One tick per second of clock, whatever the number of frames.
+        r.run(&[], 6 * sec + 10);
+        assert_eq!(
+            r.node.upcall().ticks,
+            vec![0, sec, 2 * sec, 3 * sec, 4 * sec, 5 * sec, 6 * sec]
+        );
+        r.drain(2);
+    }
+
+    #[test]
+    fn flow_limit_executes_without_installing() {
+        let up = FakeUpcall::new(&[(1, 2), (2, 2), (3, 2), (4, 2)]);
+        let sink = {
+            let mut up = up;
+            let s = up.sink(4);
+            (up, s)
+        };
+        let (up, sink4) = sink;
+        let mut r = Rig::new(
+            up,
+            ClassifyConfig {
+                flow_limit: 2,
+                ..ClassifyConfig::default()
+            },
+        );
+        let (next, _) = r.run(
+            &[(1, 1, 60), (1, 2, 60), (1, 3, 60), (1, 4, 60), (1, 4, 60)],
+            0,
+        );
+        assert!(next.iter().all(|n| *n == Next::CONSUMED));
+        assert_eq!(r.drain(2).len(), 5);
+        let s = *r.node.stats();
+        assert_eq!(r.node.megaflows().len(), 2);
+        assert_eq!(
+            (s.megaflows_installed, s.flow_limit_hits, s.upcalls),
+            (2, 3, 5)
+        );
+        // Uninstalled upcalls still credit their sinks (once per packet's own group).
+        assert_eq!(sink4.packets.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn upcall_changing_generation_revalidates_mid_frame() {
+        // Translating 99 "learns" something: bumps the generation and changes 80's port.
+        struct Learning {
+            inner: FakeUpcall,
+        }
+        impl Upcall for Learning {
+            fn translate(&mut self, key: &FlowKey, now: u64) -> UpcallResult {
+                if key.tp_dst == 99 && self.inner.ports.insert(80, 3) != Some(3) {
+                    self.inner.generation += 1;
+                }
+                self.inner.translate(key, now)
+            }
+            fn generation(&self) -> u64 {
+                self.inner.generation
+            }
+        }
+        let mut node = Classify::new(
+            Learning {
+                inner: FakeUpcall::new(&[(80, 2), (99, 4)]),
+            },
+            Rig::always_emc(),
+        );
+        let mut pool = PacketPool::new(64);
+        let mut tx = TxQueues::new(&[2, 3, 4]);
+        let ids: Vec<PacketId> = [80u16, 99, 80]
+            .iter()
+            .map(|&tp| {
+                let id = pool.alloc_with(&[0; 60]).unwrap();
+                let m = pool.meta_mut(id);
+                m.key.tp_dst = tp;
+                m.key.in_port = 1;
+                m.hash = m.key.hash();
+                id
+            })
+            .collect();
+        let mut next = vec![Next::CONSUMED; 3];
+        let mut cx = Ctx {
+            pool: &mut pool,
+            tx: &mut tx,
+            now_ns: 0,
+        };
+        node.process(&mut cx, &ids, &mut next);
+        // The first packet went with the old decision, the last one with the new.
+        assert_eq!(tx.queue(2).unwrap(), &vec![ids[0]]);
+        assert_eq!(tx.queue(3).unwrap(), &vec![ids[2]]);
+        assert_eq!(tx.queue(4).unwrap(), &vec![ids[1]]);
+        let s = *node.stats();
+        assert_eq!(
+            (s.revalidations, s.revalidated_deleted, s.upcalls),
+            (1, 1, 3)
+        );
+        assert_eq!(node.megaflows().len(), 2);
+    }
+
+    #[test]
+    fn recirculation_goes_back_to_classify() {
+        let mut up = FakeUpcall::new(&[]);
+        up.custom = Some(|k| UpcallResult {
+            actions: if k.recirc_id == 0 {
+                vec![DpAction::Recirc(7)]
+            } else {
+                vec![DpAction::Output(2)]
+            },
+            mask: FlowKey {
+                recirc_id: u32::MAX,
+                ..FlowKey::default()
+            },
+            sinks: Vec::new(),
+        });
+        let node = Classify::new(up, ClassifyConfig::default());
+        assert_eq!(node.next_nodes(), &["classify"]);
+        assert_eq!(node.drop_reasons(), &ExecDrop::NAMES);
+        let mut g = Graph::new();
+        let entry = g.add(Box::new(node)).unwrap();
+        g.wire().unwrap();
+        let mut pool = PacketPool::new(16);
+        let mut tx = TxQueues::new(&[2]);
+        let id = pool.alloc_with(&[0; 60]).unwrap();
+        let mut cx = Ctx {
+            pool: &mut pool,
+            tx: &mut tx,
+            now_ns: 0,
+        };
+        g.dispatch(&mut cx, entry, &[id]);
+        assert_eq!(tx.queue(2).map(|q| q.len()), Some(1));
+        let c = g.node_as::<Classify<FakeUpcall>>(entry).unwrap();
+        assert_eq!(c.stats().upcalls, 2);
+        assert_eq!(c.stats().packets, 2);
+        assert_eq!(
+            c.dump_megaflows_text(0),
+            vec![
+                "recirc_id(0), packets:1, bytes:60, used:0.000s, actions:recirc(0x7)",
+                "recirc_id(0x7), packets:1, bytes:60, used:0.000s, actions:2",
+            ]
+        );
+    }
+
+    #[test]
+    fn config_validation_names_the_field() {
+        assert_eq!(ClassifyConfig::default().validate(), Ok(()));
+        let bad = ClassifyConfig {
+            emc_entries: 1000,
+            ..ClassifyConfig::default()
+        };
+        let err = bad.validate().unwrap_err();
+        assert!(err.to_string().starts_with("emc_entries"), "{err}");
+    }
+
+    #[test]
+    fn stats_map_names() {
+        let m = ClassifyStats {
+            emc_hits: 3,
+            ..ClassifyStats::default()
+        }
+        .to_map();
+        assert_eq!(m.get("emc-hits"), Some(&3));
+        assert_eq!(m.len(), 12);
+    }
+}
