@@ -1,8 +1,24 @@
 //! Execution of datapath actions over one megaflow's group of packets.
+//!
+//! Actions run one at a time over the whole group (outer loop actions, inner loop packets),
+//! each on the packet as the earlier actions left it. Set actions patch the bytes, the
+//! checksums (incrementally, RFC 1624) and `meta.key`, so later actions and recirculation see
+//! the new values. A packet's fate is written to its `next` slot: [`Next::CONSUMED`] once the
+//! original was queued for output, the recirculation next index, or a drop with an
+//! [`ExecDrop`] reason. While a packet is still being worked on, its slot holds the
+//! `no-output` drop, which is therefore its fate when nothing else happens to it.
+#![forbid(unsafe_code)]
 
-use crate::buffer::PacketId;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::buffer::{PacketId, PacketMeta, NO_OFFSET};
+use crate::checksum::{crc32c, update16, update32, update_bytes};
 use crate::dpaction::{DpAction, ExecDrop};
+use crate::flowkey::{
+    ethertype, ipproto, FRAG_LATER, VLAN_PCP_MASK, VLAN_PCP_SHIFT, VLAN_PRESENT, VLAN_VID_MASK,
+};
 use crate::graph::{Ctx, Next};
+use crate::parse::key_hash;
 
 /// Where execution sends packets that leave through something other than a port.
 #[derive(Clone, Copy, Debug)]
@@ -14,9 +30,33 @@ pub struct ExecTargets {
     pub recirc_next: Option<u16>,
 }
 
-/// Executes `actions` on every packet of `pkts` and writes each packet's fate to `next`:
-/// [`Next::CONSUMED`] once it was queued for output, a drop with an [`ExecDrop`] reason
-/// otherwise, or the recirculation next index.
+/// Copies for a non-final `Output` that could not be made because the pool had no free frame,
+/// summed over every thread. A lost copy is not a drop of its packet (the original goes on),
+/// so it has no `next` slot to be counted in; copies sent to a port without a queue are
+/// counted by [`crate::TxQueues::no_such_port`] instead.
+static COPIES_NO_BUFFERS: AtomicU64 = AtomicU64::new(0);
+
+/// Total copies lost for want of a free buffer since the process started (see
+/// [`execute`]); report it as `actions.no-buffers`.
+pub fn copies_no_buffers() -> u64 {
+    COPIES_NO_BUFFERS.load(Ordering::Relaxed)
+}
+
+/// Executes `actions` on every packet of `pkts` and writes each packet's fate to `next`.
+///
+/// - `Output(port)`: every output but the last transmits a copy ([`crate::PacketPool::clone_packet`];
+///   with no free frame the copy is lost and counted in [`copies_no_buffers`]); the last one
+///   moves the original ([`Next::CONSUMED`], also when the port has no queue: the queue frees
+///   and counts it).
+/// - `Recirc(id)` and `Controller` end the list: actions after them are ignored, and every
+///   `Output` before them sends a copy. `Recirc` sets `key.recirc_id`, refreshes `meta.hash`
+///   and sends the packet to `targets.recirc_next` (none → `bad-header`); `Controller` drops
+///   as `controller`.
+/// - A set on a header the packet does not have, `PushVlan` on two tags (or without
+///   headroom), `PopVlan` / `SetVlan*` without a tag drop as `bad-header`; `DecTtl` / `SetIpTtl`
+///   semantics follow OVS (`DecTtl` at TTL 0 or 1 drops as `ttl-exceeded`, is a no-op on
+///   non-IP packets).
+/// - A packet never output, recirculated or dropped otherwise drops as `no-output`.
 pub fn execute(
     actions: &[DpAction],
     cx: &mut Ctx<'_>,
@@ -24,23 +64,958 @@ pub fn execute(
     next: &mut [Next],
     targets: ExecTargets,
 ) {
-    let last_output = actions
+    let drop_as = |d: ExecDrop| Next::drop(targets.drop_base + d as u16);
+    let alive = drop_as(ExecDrop::NoOutput);
+    let n = pkts.len().min(next.len());
+    let (pkts, next) = (&pkts[..n], &mut next[..n]);
+    next.iter_mut().for_each(|x| *x = alive);
+
+    let end = actions
         .iter()
-        .rposition(|a| matches!(a, DpAction::Output(_)));
-    for (i, &p) in pkts.iter().enumerate() {
-        next[i] = Next::drop(targets.drop_base + ExecDrop::NoOutput as u16);
-        for (ai, a) in actions.iter().enumerate() {
-            if let DpAction::Output(port) = *a {
-                if Some(ai) == last_output {
-                    if cx.tx.enqueue(port, p, cx.pool) {
-                        next[i] = Next::CONSUMED;
-                    } else {
-                        next[i] = Next::CONSUMED; // freed and counted by the tx queues
+        .position(|a| matches!(a, DpAction::Recirc(_) | DpAction::Controller))
+        .map_or(actions.len(), |t| t + 1);
+    let actions = &actions[..end];
+    let terminal = matches!(
+        actions.last(),
+        Some(DpAction::Recirc(_) | DpAction::Controller)
+    );
+    let mover = if terminal {
+        None
+    } else {
+        actions
+            .iter()
+            .rposition(|a| matches!(a, DpAction::Output(_)))
+    };
+
+    for (ai, action) in actions.iter().enumerate() {
+        match *action {
+            DpAction::Output(port) => {
+                let queue = cx.tx.index_of(port);
+                let moves = mover == Some(ai);
+                for (&p, nx) in pkts.iter().zip(next.iter_mut()) {
+                    if *nx != alive {
+                        continue;
                     }
-                } else if let Some(c) = cx.pool.clone_packet(p) {
-                    cx.tx.enqueue(port, c, cx.pool);
+                    let pkt = if moves {
+                        *nx = Next::CONSUMED;
+                        p
+                    } else {
+                        match cx.pool.clone_packet(p) {
+                            Some(c) => c,
+                            None => {
+                                COPIES_NO_BUFFERS.fetch_add(1, Ordering::Relaxed);
+                                continue;
+                            }
+                        }
+                    };
+                    match queue {
+                        Some(q) => cx.tx.enqueue_at(q, pkt),
+                        None => {
+                            // Frees the packet and counts it as no-such-port.
+                            cx.tx.enqueue(port, pkt, cx.pool);
+                        }
+                    }
                 }
             }
+            DpAction::Controller => {
+                for nx in next.iter_mut().filter(|x| **x == alive) {
+                    *nx = drop_as(ExecDrop::Controller);
+                }
+            }
+            DpAction::Recirc(id) => {
+                for (&p, nx) in pkts.iter().zip(next.iter_mut()) {
+                    if *nx != alive {
+                        continue;
+                    }
+                    *nx = match targets.recirc_next {
+                        Some(r) => {
+                            let m = cx.pool.meta_mut(p);
+                            m.key.recirc_id = id;
+                            m.hash = key_hash(&m.key);
+                            Next::to(r)
+                        }
+                        None => drop_as(ExecDrop::BadHeader),
+                    };
+                }
+            }
+            DpAction::PushVlan { tpid, tci } => {
+                for (&p, nx) in pkts.iter().zip(next.iter_mut()) {
+                    if *nx == alive && !push_vlan(cx, p, tpid, tci) {
+                        *nx = drop_as(ExecDrop::BadHeader);
+                    }
+                }
+            }
+            DpAction::PopVlan => {
+                for (&p, nx) in pkts.iter().zip(next.iter_mut()) {
+                    if *nx == alive && !pop_vlan(cx, p) {
+                        *nx = drop_as(ExecDrop::BadHeader);
+                    }
+                }
+            }
+            ref set => {
+                for (&p, nx) in pkts.iter().zip(next.iter_mut()) {
+                    if *nx != alive {
+                        continue;
+                    }
+                    let (data, meta) = cx.pool.data_and_meta_mut(p);
+                    if let Err(d) = set_field(set, data, meta) {
+                        *nx = drop_as(d);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A checked mutable view of `N` bytes at `at`.
+#[inline(always)]
+fn field<const N: usize>(d: &mut [u8], at: usize) -> Option<&mut [u8; N]> {
+    d.get_mut(at..)?.first_chunk_mut::<N>()
+}
+
+#[inline(always)]
+fn rd16(d: &mut [u8], at: usize) -> Option<u16> {
+    field::<2>(d, at).map(|f| u16::from_be_bytes(*f))
+}
+
+/// Rewrites the 16-bit checksum at `at` with `f`; absent bytes are left alone (the parser
+/// guaranteed them for every offset recorded in the metadata).
+#[inline(always)]
+fn fix_csum(d: &mut [u8], at: usize, f: impl FnOnce(u16) -> u16) {
+    if let Some(c) = field::<2>(d, at) {
+        *c = f(u16::from_be_bytes(*c)).to_be_bytes();
+    }
+}
+
+/// Applies an L3 pseudo-header change to the L4 checksum: TCP, UDP (a zero "no checksum"
+/// stays zero, a computed zero is sent as 0xffff) and ICMPv6. ICMP and SCTP have no
+/// pseudo-header and later fragments have no L4 header.
+fn fix_l4_pseudo(d: &mut [u8], m: &PacketMeta, f: impl FnOnce(u16) -> u16) {
+    if m.l4_ofs == NO_OFFSET || m.key.nw_frag & FRAG_LATER != 0 {
+        return;
+    }
+    let l4 = m.l4_ofs as usize;
+    match m.key.nw_proto {
+        ipproto::TCP => fix_csum(d, l4 + 16, f),
+        ipproto::UDP => fix_udp_csum(d, l4, f),
+        ipproto::ICMPV6 if m.key.dl_type == ethertype::IPV6 => fix_csum(d, l4 + 2, f),
+        _ => {}
+    }
+}
+
+fn fix_udp_csum(d: &mut [u8], l4: usize, f: impl FnOnce(u16) -> u16) {
+    if let Some(c) = field::<2>(d, l4 + 6) {
+        let old = u16::from_be_bytes(*c);
+        if old != 0 {
+            let new = match f(old) {
+                0 => 0xffff,
+                x => x,
+            };
+            *c = new.to_be_bytes();
+        }
+    }
+}
+
+fn l3_of(m: &PacketMeta, dl_type: u16) -> Result<usize, ExecDrop> {
+    if m.key.dl_type == dl_type && m.l3_ofs != NO_OFFSET {
+        Ok(m.l3_ofs as usize)
+    } else {
+        Err(ExecDrop::BadHeader)
+    }
+}
+
+/// Applies one action that neither changes the packet length nor its fate (sets, TTL).
+fn set_field(a: &DpAction, d: &mut [u8], m: &mut PacketMeta) -> Result<(), ExecDrop> {
+    const BAD: ExecDrop = ExecDrop::BadHeader;
+    match *a {
+        DpAction::SetEthSrc(mac) => {
+            *field::<6>(d, 6).ok_or(BAD)? = mac;
+            m.key.dl_src = mac;
+        }
+        DpAction::SetEthDst(mac) => {
+            *field::<6>(d, 0).ok_or(BAD)? = mac;
+            m.key.dl_dst = mac;
+        }
+        DpAction::SetIpv4Src(ip) => {
+            set_ipv4_addr(d, m, 12, ip)?;
+            m.key.nw_src = ip;
+        }
+        DpAction::SetIpv4Dst(ip) => {
+            set_ipv4_addr(d, m, 16, ip)?;
+            m.key.nw_dst = ip;
+        }
+        DpAction::SetIpv6Src(ip) => {
+            set_ipv6_addr(d, m, 8, ip)?;
+            m.key.ipv6_src = ip;
+        }
+        DpAction::SetIpv6Dst(ip) => {
+            set_ipv6_addr(d, m, 24, ip)?;
+            m.key.ipv6_dst = ip;
+        }
+        DpAction::SetIpDscp(dscp) => set_tos(d, m, (m.key.nw_tos & 0x03) | (dscp & 0xfc))?,
+        DpAction::SetIpEcn(ecn) => set_tos(d, m, (m.key.nw_tos & 0xfc) | (ecn & 0x03))?,
+        DpAction::SetIpTtl(ttl) => set_ttl(d, m, ttl)?,
+        DpAction::DecTtl => {
+            if !m.key.is_ip() {
+                return Ok(());
+            }
+            let l3 = m.l3_ofs as usize;
+            let at = if m.key.dl_type == ethertype::IPV4 {
+                8
+            } else {
+                7
+            };
+            let ttl = *d.get(l3 + at).ok_or(BAD)?;
+            if ttl <= 1 {
+                return Err(ExecDrop::TtlExceeded);
+            }
+            set_ttl(d, m, ttl - 1)?;
+        }
+        DpAction::SetTpSrc(port) => {
+            set_port(d, m, 0, port)?;
+            m.key.tp_src = port;
+        }
+        DpAction::SetTpDst(port) => {
+            set_port(d, m, 2, port)?;
+            m.key.tp_dst = port;
+        }
+        DpAction::SetVlanVid(vid) => {
+            set_tci(d, m, VLAN_VID_MASK, vid & VLAN_VID_MASK)?;
+        }
+        DpAction::SetVlanPcp(pcp) => {
+            set_tci(
+                d,
+                m,
+                VLAN_PCP_MASK,
+                ((pcp as u16) << VLAN_PCP_SHIFT) & VLAN_PCP_MASK,
+            )?;
+        }
+        // Handled by `execute` itself.
+        DpAction::Output(_)
+        | DpAction::PushVlan { .. }
+        | DpAction::PopVlan
+        | DpAction::Controller
+        | DpAction::Recirc(_) => {}
+    }
+    Ok(())
+}
+
+fn set_ipv4_addr(d: &mut [u8], m: &PacketMeta, at: usize, new: u32) -> Result<(), ExecDrop> {
+    let l3 = l3_of(m, ethertype::IPV4)?;
+    let f = field::<4>(d, l3 + at).ok_or(ExecDrop::BadHeader)?;
+    let old = u32::from_be_bytes(*f);
+    *f = new.to_be_bytes();
+    fix_csum(d, l3 + 10, |c| update32(c, old, new));
+    fix_l4_pseudo(d, m, |c| update32(c, old, new));
+    Ok(())
+}
+
+fn set_ipv6_addr(d: &mut [u8], m: &PacketMeta, at: usize, new: [u8; 16]) -> Result<(), ExecDrop> {
+    let l3 = l3_of(m, ethertype::IPV6)?;
+    let f = field::<16>(d, l3 + at).ok_or(ExecDrop::BadHeader)?;
+    let old = *f;
+    *f = new;
+    // With a routing header still to visit, the pseudo-header holds the final destination,
+    // not this one (RFC 8200 section 8.1; OVS `packet_rh_present`).
+    if at == 8 || !routing_pending(d, m) {
+        fix_l4_pseudo(d, m, |c| update_bytes(c, &old, &new));
+    }
+    Ok(())
+}
+
+/// True when the IPv6 extension headers before L4 include a routing header with segments left.
+fn routing_pending(d: &[u8], m: &PacketMeta) -> bool {
+    let l3 = m.l3_ofs as usize;
+    let Some(&first) = d.get(l3 + 6) else {
+        return false;
+    };
+    let (mut nh, mut at) = (first, l3 + 40);
+    // The parser validated the chain up to l4_ofs; each step advances at least 8 bytes.
+    while at < m.l4_ofs as usize {
+        let Some(h) = crate::parse::view::<4>(d, at) else {
+            return false;
+        };
+        let len = match nh {
+            ipproto::ROUTING if h[3] != 0 => return true,
+            ipproto::HOPOPTS | ipproto::ROUTING | ipproto::DSTOPTS => (h[1] as usize + 1) * 8,
+            ipproto::FRAGMENT => 8,
+            crate::parse::IPPROTO_AH => (h[1] as usize + 2) * 4,
+            _ => return false,
+        };
+        nh = h[0];
+        at += len;
+    }
+    false
+}
+
+/// Writes the whole TOS / traffic class byte.
+fn set_tos(d: &mut [u8], m: &mut PacketMeta, tos: u8) -> Result<(), ExecDrop> {
+    if m.key.dl_type == ethertype::IPV4 {
+        let l3 = l3_of(m, ethertype::IPV4)?;
+        let w = field::<2>(d, l3).ok_or(ExecDrop::BadHeader)?;
+        let old = u16::from_be_bytes(*w);
+        let new = (old & 0xff00) | tos as u16;
+        *w = new.to_be_bytes();
+        fix_csum(d, l3 + 10, |c| update16(c, old, new));
+    } else {
+        // Version (4 bits), traffic class (8), flow label (20); no header checksum.
+        let l3 = l3_of(m, ethertype::IPV6)?;
+        let w = field::<4>(d, l3).ok_or(ExecDrop::BadHeader)?;
+        let old = u32::from_be_bytes(*w);
+        *w = ((old & !0x0ff0_0000) | (tos as u32) << 20).to_be_bytes();
+    }
+    m.key.nw_tos = tos;
+    Ok(())
+}
+
+fn set_ttl(d: &mut [u8], m: &mut PacketMeta, ttl: u8) -> Result<(), ExecDrop> {
+    if m.key.dl_type == ethertype::IPV4 {
+        let l3 = l3_of(m, ethertype::IPV4)?;
+        // TTL shares its checksum word with the protocol.
+        let w = field::<2>(d, l3 + 8).ok_or(ExecDrop::BadHeader)?;
+        let old = u16::from_be_bytes(*w);
+        let new = (old & 0x00ff) | (ttl as u16) << 8;
+        *w = new.to_be_bytes();
+        fix_csum(d, l3 + 10, |c| update16(c, old, new));
+    } else {
+        let l3 = l3_of(m, ethertype::IPV6)?;
+        *d.get_mut(l3 + 7).ok_or(ExecDrop::BadHeader)? = ttl;
+    }
+    m.key.nw_ttl = ttl;
+    Ok(())
+}
+
+/// Writes a TCP / UDP / SCTP port (`at` 0 for source, 2 for destination).
+fn set_port(d: &mut [u8], m: &PacketMeta, at: usize, port: u16) -> Result<(), ExecDrop> {
+    if !m.key.is_ip() || m.l4_ofs == NO_OFFSET || m.key.nw_frag & FRAG_LATER != 0 {
+        return Err(ExecDrop::BadHeader);
+    }
+    let l4 = m.l4_ofs as usize;
+    let proto = m.key.nw_proto;
+    if !matches!(proto, ipproto::TCP | ipproto::UDP | ipproto::SCTP) {
+        return Err(ExecDrop::BadHeader);
+    }
+    let f = field::<2>(d, l4 + at).ok_or(ExecDrop::BadHeader)?;
+    let old = u16::from_be_bytes(*f);
+    *f = port.to_be_bytes();
+    match proto {
+        ipproto::TCP => fix_csum(d, l4 + 16, |c| update16(c, old, port)),
+        ipproto::UDP => fix_udp_csum(d, l4, |c| update16(c, old, port)),
+        _ => sctp_recompute(d, m)?,
+    }
+    Ok(())
+}
+
+/// Recomputes the SCTP CRC32c over the whole SCTP packet (to the end of the IP payload, the
+/// Ethernet padding excluded). The CRC has no incremental form.
+fn sctp_recompute(d: &mut [u8], m: &PacketMeta) -> Result<(), ExecDrop> {
+    let l3 = m.l3_ofs as usize;
+    let l4 = m.l4_ofs as usize;
+    let end = if m.key.dl_type == ethertype::IPV4 {
+        l3 + rd16(d, l3 + 2).ok_or(ExecDrop::BadHeader)? as usize
+    } else {
+        l3 + 40 + rd16(d, l3 + 4).ok_or(ExecDrop::BadHeader)? as usize
+    };
+    *field::<4>(d, l4 + 8).ok_or(ExecDrop::BadHeader)? = [0; 4];
+    let crc = crc32c(d.get(l4..end).ok_or(ExecDrop::BadHeader)?);
+    *field::<4>(d, l4 + 8).ok_or(ExecDrop::BadHeader)? = crc.to_le_bytes();
+    Ok(())
+}
+
+/// Replaces the `mask` bits of the outermost VLAN TCI with `bits`.
+fn set_tci(d: &mut [u8], m: &mut PacketMeta, mask: u16, bits: u16) -> Result<(), ExecDrop> {
+    if !m.key.has_vlan() {
+        return Err(ExecDrop::BadHeader);
+    }
+    let f = field::<2>(d, 14).ok_or(ExecDrop::BadHeader)?;
+    *f = ((u16::from_be_bytes(*f) & !mask) | bits).to_be_bytes();
+    m.key.vlan_tci = (m.key.vlan_tci & !mask) | bits;
+    Ok(())
+}
+
+/// Inserts a VLAN header after the MAC addresses, using the headroom. False: the frame has
+/// two tags already, is shorter than an Ethernet header, or there is no headroom.
+fn push_vlan(cx: &mut Ctx<'_>, p: PacketId, tpid: u16, tci: u16) -> bool {
+    let m = cx.pool.meta(p);
+    if m.key.vlan2_tci & VLAN_PRESENT != 0 || m.len < 14 {
+        return false;
+    }
+    let Ok(d) = cx.pool.push_front(p, 4) else {
+        return false;
+    };
+    d.copy_within(4..16, 0);
+    // The present bit of the key is the DEI bit on the wire: always sent as 0.
+    let tci = tci & !VLAN_PRESENT;
+    let Some(tag) = field::<4>(d, 12) else {
+        return false;
+    };
+    let [t0, t1] = tpid.to_be_bytes();
+    let [c0, c1] = tci.to_be_bytes();
+    *tag = [t0, t1, c0, c1];
+    let k = &mut cx.pool.meta_mut(p).key;
+    if k.has_vlan() {
+        k.vlan2_tci = k.vlan_tci;
+    }
+    k.vlan_tpid = tpid;
+    k.vlan_tci = tci | VLAN_PRESENT;
+    true
+}
+
+/// Removes the outermost VLAN header. False: there is none.
+fn pop_vlan(cx: &mut Ctx<'_>, p: PacketId) -> bool {
+    if !cx.pool.meta(p).key.has_vlan() {
+        return false;
+    }
+    let d = cx.pool.data_mut(p);
+    if d.len() < 18 {
+        return false;
+    }
+    d.copy_within(0..12, 4);
+    if cx.pool.pull_front(p, 4).is_err() {
+        return false;
+    }
+    let inner_tpid = rd16(cx.pool.data_mut(p), 12).unwrap_or(0);
+    let k = &mut cx.pool.meta_mut(p).key;
+    k.vlan_tci = k.vlan2_tci;
+    k.vlan2_tci = 0;
+    k.vlan_tpid = if k.has_vlan() { inner_tpid } else { 0 };
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::buffer::PacketPool;
+    use crate::flowkey::{FRAG_ANY, VLAN_VID_MASK};
+    use crate::parse::parse_packet;
+    use crate::parse::tests::*;
+    use crate::txq::TxQueues;
+
+    const TARGETS: ExecTargets = ExecTargets {
+        drop_base: 0,
+        recirc_next: Some(0),
+    };
+
+    struct Rig {
+        pool: PacketPool,
+        tx: TxQueues,
+        pkts: Vec<PacketId>,
+        next: Vec<Next>,
+    }
+
+    impl Rig {
+        fn out(&self, port: u32) -> Vec<Vec<u8>> {
+            self.tx
+                .queue(port)
+                .map(|q| q.iter().map(|&p| self.pool.data(p).to_vec()).collect())
+                .unwrap_or_default()
+        }
+    }
+
+    /// Parses `frames` into a pool with queues for ports 1-3 and runs `actions` over them.
+    fn run_with(
+        actions: &[DpAction],
+        frames: &[Vec<u8>],
+        pool_frames: u32,
+        targets: ExecTargets,
+    ) -> Rig {
+        let mut pool = PacketPool::new(pool_frames);
+        let mut tx = TxQueues::new(&[1, 2, 3]);
+        let pkts: Vec<PacketId> = frames
+            .iter()
+            .map(|f| {
+                let id = pool.alloc_with(f).unwrap();
+                let (d, m) = pool.data_and_meta_mut(id);
+                parse_packet(d, m).unwrap();
+                id
+            })
+            .collect();
+        let mut next = vec![Next::to(99); pkts.len()];
+        let mut cx = Ctx {
+            pool: &mut pool,
+            tx: &mut tx,
+            now_ns: 0,
+        };
+        execute(actions, &mut cx, &pkts, &mut next, targets);
+        Rig {
+            pool,
+            tx,
+            pkts,
+            next,
+        }
+    }
+
+    fn run(actions: &[DpAction], frames: &[Vec<u8>]) -> Rig {
+        run_with(actions, frames, 64, TARGETS)
+    }
+
+    /// Runs `actions` then `Output(1)` on one frame: the transmitted bytes and metadata, or
+    /// the drop. Checks that the key the actions maintained is the key of the new bytes.
+    fn apply(actions: &[DpAction], frame: &[u8]) -> Result<(Vec<u8>, PacketMeta), ExecDrop> {
+        let mut all = actions.to_vec();
+        all.push(DpAction::Output(1));
+        let rig = run(&all, &[frame.to_vec()]);
+        if let Some(r) = rig.next[0].drop_reason() {
+            let d = [
+                ExecDrop::NoOutput,
+                ExecDrop::TtlExceeded,
+                ExecDrop::NoSuchPort,
+                ExecDrop::NoBuffers,
+                ExecDrop::Controller,
+                ExecDrop::BadHeader,
+            ][r as usize];
+            return Err(d);
+        }
+        assert_eq!(rig.next[0], Next::CONSUMED);
+        let out = rig.out(1);
+        assert_eq!(out.len(), 1);
+        let meta = *rig.pool.meta(rig.pkts[0]);
+        let reparsed = ok(&out[0]);
+        assert_eq!(
+            meta.key, reparsed.key,
+            "key kept by the actions vs re-parsed"
+        );
+        assert_eq!(
+            (meta.l3_ofs, meta.l4_ofs),
+            (reparsed.l3_ofs, reparsed.l4_ofs)
+        );
+        assert_checksums(&out[0]);
+        Ok((out[0].clone(), meta))
+    }
+
+    fn ok_apply(actions: &[DpAction], frame: &[u8]) -> Vec<u8> {
+        match apply(actions, frame) {
+            Ok((b, _)) => b,
+            Err(d) => panic!("dropped: {}", d.name()),
+        }
+    }
+
+    fn frames_v4() -> Vec<Vec<u8>> {
+        vec![
+            udp4_frame(),
+            tcp4_frame(),
+            fill_checksums(eth(
+                ethertype::IPV4,
+                &ipv4(ipproto::ICMP, &[0x94, 4, 0, 0], 0, &icmp(8, 0, b"abcd")),
+            )),
+            fill_checksums(eth(
+                ethertype::IPV4,
+                &ipv4(ipproto::SCTP, &[], 0, &sctp(9, 10, b"chunkdata...")),
+            )),
+            fill_checksums(eth_tagged(
+                &[(ethertype::VLAN, 5)],
+                ethertype::IPV4,
+                &ipv4(ipproto::UDP, &[], 0x2000, &udp(1, 2, b"first fragment")),
+            )),
+        ]
+    }
+
+    fn frames_v6() -> Vec<Vec<u8>> {
+        vec![
+            tcp6_frame(),
+            fill_checksums(eth(
+                ethertype::IPV6,
+                &ipv6(ipproto::UDP, &udp(3, 4, b"v6 udp")),
+            )),
+            fill_checksums(eth(
+                ethertype::IPV6,
+                &ipv6(ipproto::ICMPV6, &icmp(128, 0, b"ping")),
+            )),
+            fill_checksums(eth(
+                ethertype::IPV6,
+                &ipv6(ipproto::SCTP, &sctp(9, 10, b"chunk")),
+            )),
+            {
+                let mut p = vec![ipproto::UDP, 0, 1, 4, 0, 0, 0, 0];
+                p.extend_from_slice(&udp(7, 8, b"after hop-by-hop"));
+                fill_checksums(eth(ethertype::IPV6, &ipv6(ipproto::HOPOPTS, &p)))
+            },
+        ]
+    }
+
+    #[test]
+    fn set_ethernet_addresses() {
+        let out = ok_apply(
+            &[DpAction::SetEthSrc([1; 6]), DpAction::SetEthDst([2; 6])],
+            &arp_frame(),
+        );
+        assert_eq!(&out[..12], &[[2u8; 6], [1; 6]].concat()[..]);
+        assert_eq!(&out[12..], &arp_frame()[12..]);
+    }
+
+    #[test]
+    fn set_ipv4_addresses_fix_checksums() {
+        for f in frames_v4() {
+            let m = ok(&f);
+            let out = ok_apply(
+                &[
+                    DpAction::SetIpv4Src(0x0102_0304),
+                    DpAction::SetIpv4Dst(0xfffe_fdfc),
+                ],
+                &f,
+            );
+            let l3 = m.l3_ofs as usize;
+            assert_eq!(
+                &out[l3 + 12..l3 + 20],
+                &[1, 2, 3, 4, 0xff, 0xfe, 0xfd, 0xfc]
+            );
+        }
+    }
+
+    #[test]
+    fn udp_zero_checksum_stays_zero() {
+        let mut f = udp4_frame();
+        f[40..42].fill(0);
+        let out = ok_apply(&[DpAction::SetIpv4Src(1), DpAction::SetTpDst(99)], &f);
+        assert_eq!(&out[40..42], &[0, 0]);
+        // A computed zero is sent as 0xffff.
+        let mut d = [0u8, 0, 0, 0, 0, 0, 0x12, 0x34];
+        fix_udp_csum(&mut d, 0, |_| 0);
+        assert_eq!(&d[6..], &[0xff, 0xff]);
+    }
+
+    #[test]
+    fn later_fragment_only_fixes_the_ip_header() {
+        let f = fill_checksums(eth(
+            ethertype::IPV4,
+            &ipv4(ipproto::UDP, &[], 100, &udp(7, 8, b"not a header")),
+        ));
+        assert_eq!(ok(&f).key.nw_frag, FRAG_ANY | FRAG_LATER);
+        let out = ok_apply(&[DpAction::SetIpv4Dst(0x0a0a_0a0a)], &f);
+        assert_eq!(&out[34..], &f[34..]);
+        assert_eq!(
+            apply(&[DpAction::SetTpSrc(1)], &f).err(),
+            Some(ExecDrop::BadHeader)
+        );
+    }
+
+    #[test]
+    fn set_ipv6_addresses_fix_checksums() {
+        for f in frames_v6() {
+            let out = ok_apply(
+                &[
+                    DpAction::SetIpv6Src([0xaa; 16]),
+                    DpAction::SetIpv6Dst([0x55; 16]),
+                ],
+                &f,
+            );
+            assert_eq!(&out[22..38], &[0xaa; 16]);
+            assert_eq!(&out[38..54], &[0x55; 16]);
+        }
+    }
+
+    #[test]
+    fn ipv6_dst_with_pending_routing_header_keeps_l4_checksum() {
+        let mut p = vec![ipproto::UDP, 2, 4, 1, 0, 0, 0, 0];
+        p.extend_from_slice(&IP6_A); // the final destination
+        p.extend_from_slice(&udp(7, 8, b"x"));
+        let f = fill_checksums(eth(ethertype::IPV6, &ipv6(ipproto::ROUTING, &p)));
+        let l4 = ok(&f).l4_ofs as usize;
+        let rig = run(
+            &[DpAction::SetIpv6Dst([0x55; 16]), DpAction::Output(1)],
+            std::slice::from_ref(&f),
+        );
+        let out = &rig.out(1)[0];
+        assert_eq!(&out[38..54], &[0x55; 16]);
+        assert_eq!(&out[l4 + 6..l4 + 8], &f[l4 + 6..l4 + 8]);
+        // Segments left 0: the destination is final, the checksum follows it.
+        let mut f0 = f.clone();
+        f0[54 + 3] = 0;
+        let f0 = fill_checksums(f0);
+        ok_apply(&[DpAction::SetIpv6Dst([0x55; 16])], &f0);
+    }
+
+    #[test]
+    fn set_tos_and_ttl() {
+        for f in frames_v4().into_iter().chain(frames_v6()) {
+            let out = ok_apply(
+                &[
+                    DpAction::SetIpDscp(0x28),
+                    DpAction::SetIpEcn(2),
+                    DpAction::SetIpTtl(17),
+                ],
+                &f,
+            );
+            let m = ok(&out);
+            assert_eq!((m.key.nw_tos, m.key.nw_ttl), (0x2a, 17));
+            if m.key.dl_type == ethertype::IPV6 {
+                // Label untouched.
+                assert_eq!(m.key.ipv6_label, 0x1_2345);
+            }
+            let out = ok_apply(&[DpAction::DecTtl], &f);
+            assert_eq!(ok(&out).key.nw_ttl, 63);
+        }
+    }
+
+    #[test]
+    fn dec_ttl_at_one_drops() {
+        let mut f = udp4_frame();
+        f[22] = 1;
+        let f = fill_checksums(f);
+        assert_eq!(
+            apply(&[DpAction::DecTtl], &f).err(),
+            Some(ExecDrop::TtlExceeded)
+        );
+        let mut f6 = tcp6_frame();
+        f6[21] = 0;
+        assert_eq!(
+            apply(&[DpAction::DecTtl], &f6).err(),
+            Some(ExecDrop::TtlExceeded)
+        );
+        f6[21] = 2;
+        assert_eq!(ok(&ok_apply(&[DpAction::DecTtl], &f6)).key.nw_ttl, 1);
+        // Non-IP: no-op.
+        assert_eq!(ok_apply(&[DpAction::DecTtl], &arp_frame()), arp_frame());
+    }
+
+    #[test]
+    fn set_ports_fix_checksums() {
+        for f in frames_v4().into_iter().chain(frames_v6()) {
+            let m = ok(&f);
+            let r = apply(&[DpAction::SetTpSrc(4242), DpAction::SetTpDst(8080)], &f);
+            if m.key.nw_proto == ipproto::ICMP || m.key.nw_proto == ipproto::ICMPV6 {
+                assert_eq!(r.err(), Some(ExecDrop::BadHeader));
+                continue;
+            }
+            let (out, meta) = r.unwrap();
+            let l4 = m.l4_ofs as usize;
+            assert_eq!(&out[l4..l4 + 4], &[0x10, 0x92, 0x1f, 0x90]);
+            assert_eq!((meta.key.tp_src, meta.key.tp_dst), (4242, 8080));
+        }
+    }
+
+    #[test]
+    fn sets_on_absent_headers_are_bad_header() {
+        let arp = arp_frame();
+        for a in [
+            DpAction::SetIpv4Src(1),
+            DpAction::SetIpv6Dst([1; 16]),
+            DpAction::SetIpDscp(8),
+            DpAction::SetIpTtl(3),
+            DpAction::SetTpSrc(1),
+            DpAction::SetVlanVid(1),
+            DpAction::SetVlanPcp(1),
+            DpAction::PopVlan,
+        ] {
+            assert_eq!(
+                apply(std::slice::from_ref(&a), &arp).err(),
+                Some(ExecDrop::BadHeader),
+                "{a:?}"
+            );
+        }
+        assert_eq!(
+            apply(&[DpAction::SetIpv4Src(1)], &tcp6_frame()).err(),
+            Some(ExecDrop::BadHeader)
+        );
+        assert_eq!(
+            apply(&[DpAction::SetIpv6Src([1; 16])], &udp4_frame()).err(),
+            Some(ExecDrop::BadHeader)
+        );
+    }
+
+    #[test]
+    fn vlan_push_pop_and_set() {
+        let f = udp4_frame();
+        let (tagged, m) = apply(
+            &[DpAction::PushVlan {
+                tpid: ethertype::VLAN,
+                tci: 0x2064,
+            }],
+            &f,
+        )
+        .unwrap();
+        assert_eq!(&tagged[12..18], &[0x81, 0, 0x20, 0x64, 0x08, 0x00]);
+        assert_eq!(m.key.vlan_tci, 0x2064 | VLAN_PRESENT);
+        assert_eq!((m.l3_ofs, m.l4_ofs), (18, 38));
+
+        let (qinq, m) = apply(
+            &[DpAction::PushVlan {
+                tpid: ethertype::QINQ,
+                tci: 7,
+            }],
+            &tagged,
+        )
+        .unwrap();
+        assert_eq!(
+            &qinq[12..22],
+            &[0x88, 0xa8, 0, 7, 0x81, 0, 0x20, 0x64, 8, 0]
+        );
+        assert_eq!(
+            (m.key.vlan_tpid, m.key.vlan2_tci),
+            (ethertype::QINQ, 0x2064 | VLAN_PRESENT)
+        );
+
+        let third = DpAction::PushVlan {
+            tpid: ethertype::VLAN,
+            tci: 1,
+        };
+        assert_eq!(apply(&[third], &qinq).err(), Some(ExecDrop::BadHeader));
+
+        // Pop the outer: back to the single tag, tpid from the inner header.
+        let (popped, m) = apply(&[DpAction::PopVlan], &qinq).unwrap();
+        assert_eq!(popped, tagged);
+        assert_eq!(m.key.vlan_tpid, ethertype::VLAN);
+        assert_eq!(ok_apply(&[DpAction::PopVlan, DpAction::PopVlan], &qinq), f);
+
+        // Push then pop in one list restores the frame.
+        let push = DpAction::PushVlan {
+            tpid: ethertype::QINQ,
+            tci: 0xffff,
+        };
+        assert_eq!(ok_apply(&[push.clone(), DpAction::PopVlan], &f), f);
+        let (out, m) = apply(&[push], &f).unwrap();
+        // The present bit is not a wire bit: DEI goes out as 0.
+        assert_eq!(&out[14..16], &[0xef, 0xff]);
+        assert_eq!(m.key.vlan_tci, 0xffff);
+
+        let out = ok_apply(
+            &[DpAction::SetVlanVid(0xabc), DpAction::SetVlanPcp(5)],
+            &tagged,
+        );
+        assert_eq!(&out[14..16], &[0xaa, 0xbc]);
+        let k = ok(&out).key;
+        assert_eq!((k.vlan_tci & VLAN_VID_MASK, k.vlan_tci >> 13), (0xabc, 5));
+        assert_eq!(
+            ok_apply(
+                &[DpAction::SetVlanVid(0x064), DpAction::SetVlanPcp(1)],
+                &tagged
+            ),
+            tagged
+        );
+    }
+
+    #[test]
+    fn outputs_clone_then_move() {
+        let f = udp4_frame();
+        let rig = run(
+            &[
+                DpAction::Output(1),
+                DpAction::SetIpv4Dst(0x0b0b_0b0b),
+                DpAction::Output(2),
+                DpAction::SetEthDst([9; 6]),
+                DpAction::Output(3),
+            ],
+            &[f.clone(), f.clone()],
+        );
+        assert_eq!(rig.next, vec![Next::CONSUMED; 2]);
+        let (o1, o2, o3) = (rig.out(1), rig.out(2), rig.out(3));
+        assert_eq!(o1, vec![f.clone(), f.clone()]);
+        assert_eq!(ok(&o2[0]).key.nw_dst, 0x0b0b_0b0b);
+        assert_eq!(o2[0][..6], MAC_B);
+        assert_eq!(o3[0][..6], [9; 6]);
+        for o in o2.iter().chain(&o3) {
+            assert_checksums(o);
+        }
+        // The originals went to port 3 itself.
+        assert_eq!(rig.tx.queue(3).unwrap(), &rig.pkts);
+        assert_eq!(rig.pool.available(), 64 - 6);
+    }
+
+    #[test]
+    fn no_output_missing_port_and_no_buffers() {
+        let f = udp4_frame();
+        let rig = run(&[DpAction::SetIpTtl(3)], std::slice::from_ref(&f));
+        assert_eq!(rig.next, vec![Next::drop(ExecDrop::NoOutput as u16)]);
+        let rig = run(&[], std::slice::from_ref(&f));
+        assert_eq!(rig.next, vec![Next::drop(ExecDrop::NoOutput as u16)]);
+
+        // Port 7 has no queue: copy and original are freed and counted by the queues.
+        let rig = run(
+            &[DpAction::Output(7), DpAction::Output(7)],
+            std::slice::from_ref(&f),
+        );
+        assert_eq!(rig.next, vec![Next::CONSUMED]);
+        assert_eq!(rig.tx.no_such_port, 2);
+        assert_eq!(rig.pool.available(), 64);
+
+        // A pool of one frame: no copy possible, the original still goes out.
+        let before = copies_no_buffers();
+        let rig = run_with(
+            &[DpAction::Output(1), DpAction::Output(2)],
+            std::slice::from_ref(&f),
+            1,
+            TARGETS,
+        );
+        assert_eq!(rig.next, vec![Next::CONSUMED]);
+        assert!(copies_no_buffers() > before);
+        assert_eq!((rig.out(1).len(), rig.out(2).len()), (0, 1));
+    }
+
+    #[test]
+    fn controller_recirc_and_drop_base() {
+        let f = udp4_frame();
+        let targets = ExecTargets {
+            drop_base: 3,
+            recirc_next: Some(1),
+        };
+        let rig = run_with(
+            &[
+                DpAction::Output(1),
+                DpAction::Controller,
+                DpAction::Output(2),
+            ],
+            std::slice::from_ref(&f),
+            8,
+            targets,
+        );
+        assert_eq!(rig.next, vec![Next::drop(3 + ExecDrop::Controller as u16)]);
+        assert_eq!((rig.out(1).len(), rig.out(2).len()), (1, 0));
+
+        let rig = run_with(
+            &[
+                DpAction::SetTpDst(1),
+                DpAction::Recirc(77),
+                DpAction::Output(1),
+            ],
+            std::slice::from_ref(&f),
+            8,
+            targets,
+        );
+        assert_eq!(rig.next, vec![Next::to(1)]);
+        let m = rig.pool.meta(rig.pkts[0]);
+        assert_eq!((m.key.recirc_id, m.key.tp_dst), (77, 1));
+        assert_eq!(m.hash, key_hash(&m.key));
+        assert!(rig.out(1).is_empty());
+
+        let no_recirc = ExecTargets {
+            drop_base: 3,
+            recirc_next: None,
+        };
+        let rig = run_with(
+            &[DpAction::Recirc(1)],
+            std::slice::from_ref(&f),
+            8,
+            no_recirc,
+        );
+        assert_eq!(rig.next, vec![Next::drop(3 + ExecDrop::BadHeader as u16)]);
+        let rig = run_with(&[DpAction::Output(9)], &[vec![0; 20]], 8, targets);
+        assert_eq!(rig.next, vec![Next::CONSUMED]);
+    }
+
+    #[test]
+    fn group_with_mixed_packets() {
+        let frames = vec![udp4_frame(), arp_frame(), tcp4_frame()];
+        let rig = run(
+            &[
+                DpAction::SetIpv4Src(5),
+                DpAction::DecTtl,
+                DpAction::Output(1),
+            ],
+            &frames,
+        );
+        assert_eq!(
+            rig.next,
+            vec![
+                Next::CONSUMED,
+                Next::drop(ExecDrop::BadHeader as u16),
+                Next::CONSUMED
+            ]
+        );
+        let out = rig.out(1);
+        assert_eq!(out.len(), 2);
+        for o in &out {
+            assert_checksums(o);
+            assert_eq!((ok(o).key.nw_src, ok(o).key.nw_ttl), (5, 63));
         }
     }
 }

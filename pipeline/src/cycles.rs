@@ -15,8 +15,8 @@ pub fn now() -> u64 {
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        use std::time::Instant;
         use std::sync::OnceLock;
+        use std::time::Instant;
         static START: OnceLock<Instant> = OnceLock::new();
         START.get_or_init(Instant::now).elapsed().as_nanos() as u64
     }

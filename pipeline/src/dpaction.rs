@@ -25,7 +25,10 @@ pub enum DpAction {
     SetTpSrc(u16),
     SetTpDst(u16),
     /// Push an 802.1Q (0x8100) or 802.1ad (0x88a8) header; `tci` without the present bit.
-    PushVlan { tpid: u16, tci: u16 },
+    PushVlan {
+        tpid: u16,
+        tci: u16,
+    },
     /// Remove the outermost VLAN header.
     PopVlan,
     /// Set the VLAN id of the outermost VLAN header.

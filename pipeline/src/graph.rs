@@ -74,6 +74,12 @@ pub trait Node {
     fn drop_reasons(&self) -> &[&'static str];
     /// Handles `pkts` and writes `next[i]` for `pkts[i]`. `next.len() == pkts.len()`.
     fn process(&mut self, cx: &mut Ctx<'_>, pkts: &[PacketId], next: &mut [Next]);
+
+    /// The node as `Any`, so that its owner can reach node-specific state (caches, stats)
+    /// through [`Graph::node_as`]. Nodes with such state return `Some(self)`.
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        None
+    }
 }
 
 /// Errors when wiring a graph.
@@ -94,7 +100,9 @@ impl std::fmt::Display for GraphError {
                 write!(f, "node {node}: next node {next} does not exist")
             }
             GraphError::DuplicateName(n) => write!(f, "node name {n} is used twice"),
-            GraphError::TooManyEdges(n) => write!(f, "node {n}: too many next nodes or drop reasons"),
+            GraphError::TooManyEdges(n) => {
+                write!(f, "node {n}: too many next nodes or drop reasons")
+            }
         }
     }
 }
@@ -264,7 +272,12 @@ impl Graph {
             .map(|s| NodeReport {
                 name: s.name,
                 stats: s.stats,
-                drops: s.reasons.iter().copied().zip(s.drops.iter().copied()).collect(),
+                drops: s
+                    .reasons
+                    .iter()
+                    .copied()
+                    .zip(s.drops.iter().copied())
+                    .collect(),
             })
             .collect()
     }
@@ -275,6 +288,16 @@ impl Graph {
             s.stats = NodeStats::default();
             s.drops.iter_mut().for_each(|c| *c = 0);
         }
+    }
+
+    /// The node at `index` as its concrete type, if it is a `T` that exposes itself through
+    /// [`Node::as_any_mut`].
+    pub fn node_as<T: 'static>(&mut self, index: usize) -> Option<&mut T> {
+        self.slots
+            .get_mut(index)?
+            .node
+            .as_any_mut()?
+            .downcast_mut::<T>()
     }
 
     /// Mutable access to a node, for control-plane changes between dispatches.
@@ -301,7 +324,7 @@ mod tests {
         }
         fn process(&mut self, cx: &mut Ctx<'_>, pkts: &[PacketId], next: &mut [Next]) {
             for (p, n) in pkts.iter().zip(next.iter_mut()) {
-                *n = if cx.pool.meta(*p).len % 2 == 0 {
+                *n = if cx.pool.meta(*p).len.is_multiple_of(2) {
                     Next::to(0)
                 } else {
                     Next::drop(0)

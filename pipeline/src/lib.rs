@@ -6,6 +6,7 @@
 
 pub mod actions;
 pub mod buffer;
+pub mod checksum;
 pub mod clock;
 pub mod cycles;
 pub mod dpaction;
@@ -20,5 +21,6 @@ pub use clock::{Clock, MonotonicClock, VirtualClock};
 pub use dpaction::{DpAction, ExecDrop};
 pub use flowkey::FlowKey;
 pub use graph::{Ctx, Graph, Next, Node, NodeReport, NodeStats, MAX_BATCH};
+pub use parse::{parse_packet, Parse, ParseError};
 pub use txq::TxQueues;
 pub use upcall::{StatsSink, Upcall, UpcallResult};
