@@ -1,1 +1,29 @@
+//! OpenFlow for vecswitch: the rule language (ovs-ofctl flow syntax, parsed and printed), a
+//! multi-table priority classifier (tuple space search) published as lock-free snapshots,
+//! flow mods and all-or-nothing bundles, rule timeouts, the L2 learning switch behind
+//! `NORMAL`, and the translation of a packet key into datapath actions plus the wildcard mask
+//! of everything the decision read (one megaflow). See `README.md` for the rule syntax.
 #![forbid(unsafe_code)]
+
+pub mod bridge;
+pub mod classifier;
+pub mod error;
+pub mod normal;
+pub mod parse;
+pub mod print;
+pub mod rule;
+pub mod ruleset;
+pub mod xlate;
+
+pub use bridge::{Bridge, BridgeUpcall};
+pub use error::{BundleError, FileError, RuleError};
+pub use parse::{
+    parse_bundle_file, parse_del_flow, parse_flow, parse_flow_mod, parse_flows_file, parse_mod_flow,
+};
+pub use print::{format_actions, format_dump};
+pub use rule::{
+    Action, Field, FieldRef, Fields, FlowMod, FlowModCommand, FlowSpec, Match, DEFAULT_PRIORITY,
+    N_REGS, N_TABLES, OFPP_LOCAL,
+};
+pub use ruleset::{ApplyReport, FlowTables, Rule, RuleSet, RuleStats};
+pub use xlate::{translate, XlateEnv, MAX_RESUBMIT_DEPTH};

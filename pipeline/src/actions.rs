@@ -9,7 +9,6 @@
 //! `no-output` drop, which is therefore its fate when nothing else happens to it.
 #![forbid(unsafe_code)]
 
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::buffer::{PacketId, PacketMeta, NO_OFFSET};
 use crate::checksum::{crc32c, update16, update32, update_bytes};
@@ -30,22 +29,10 @@ pub struct ExecTargets {
     pub recirc_next: Option<u16>,
 }
 
-/// Copies for a non-final `Output` that could not be made because the pool had no free frame,
-/// summed over every thread. A lost copy is not a drop of its packet (the original goes on),
-/// so it has no `next` slot to be counted in; copies sent to a port without a queue are
-/// counted by [`crate::TxQueues::no_such_port`] instead.
-static COPIES_NO_BUFFERS: AtomicU64 = AtomicU64::new(0);
-
-/// Total copies lost for want of a free buffer since the process started (see
-/// [`execute`]); report it as `actions.no-buffers`.
-pub fn copies_no_buffers() -> u64 {
-    COPIES_NO_BUFFERS.load(Ordering::Relaxed)
-}
-
 /// Executes `actions` on every packet of `pkts` and writes each packet's fate to `next`.
 ///
 /// - `Output(port)`: every output but the last transmits a copy ([`crate::PacketPool::clone_packet`];
-///   with no free frame the copy is lost and counted in [`copies_no_buffers`]); the last one
+///   with no free frame the copy is lost and counted in [`crate::TxQueues::no_buffers`]); the last one
 ///   moves the original ([`Next::CONSUMED`], also when the port has no queue: the queue frees
 ///   and counts it).
 /// - `Recirc(id)` and `Controller` end the list: actions after them are ignored, and every
@@ -103,7 +90,7 @@ pub fn execute(
                         match cx.pool.clone_packet(p) {
                             Some(c) => c,
                             None => {
-                                COPIES_NO_BUFFERS.fetch_add(1, Ordering::Relaxed);
+                                cx.tx.no_buffers += 1;
                                 continue;
                             }
                         }
@@ -929,7 +916,6 @@ mod tests {
         assert_eq!(rig.pool.available(), 64);
 
         // A pool of one frame: no copy possible, the original still goes out.
-        let before = copies_no_buffers();
         let rig = run_with(
             &[DpAction::Output(1), DpAction::Output(2)],
             std::slice::from_ref(&f),
@@ -937,7 +923,7 @@ mod tests {
             TARGETS,
         );
         assert_eq!(rig.next, vec![Next::CONSUMED]);
-        assert!(copies_no_buffers() > before);
+        assert_eq!(rig.tx.no_buffers, 1);
         assert_eq!((rig.out(1).len(), rig.out(2).len()), (0, 1));
     }
 

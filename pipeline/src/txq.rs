@@ -9,6 +9,9 @@ pub struct TxQueues {
     queues: Vec<Vec<PacketId>>,
     /// Packets sent to a port number that has no queue (freed).
     pub no_such_port: u64,
+    /// Copies for a non-final output that could not be made for want of a free buffer (the
+    /// original packet goes on, so this is not a drop of it).
+    pub no_buffers: u64,
 }
 
 impl TxQueues {

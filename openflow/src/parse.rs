@@ -1,0 +1,1602 @@
+//! The rule language: ovs-ofctl(8) "Flow Syntax" for add-flow, mod-flows and del-flows, flows
+//! files and bundle files. Unlike ovs-ofctl, nothing is silently dropped or wrapped: a field
+//! whose prerequisites the match does not establish, a value out of range, an unknown,
+//! duplicate or conflicting field is refused with an error naming the field and the reason.
+
+use std::collections::HashSet;
+use std::net::Ipv6Addr;
+
+use pipeline::flowkey::{
+    ct_state, ethertype, ipproto, FRAG_ANY, FRAG_LATER, VLAN_PCP_SHIFT, VLAN_PRESENT,
+};
+
+use crate::error::{FileError, RuleError};
+use crate::rule::{
+    ones, tci_for_vid, Action, Field, FieldRef, FlowMod, FlowModCommand, FlowSpec, Match, Prereq,
+    N_REGS, N_TABLES, OFPP_LOCAL,
+};
+
+/// Named TCP flags, in `tcp_flags=+syn-ack` syntax.
+pub(crate) const TCP_FLAG_NAMES: [(&str, u16); 9] = [
+    ("fin", 0x001),
+    ("syn", 0x002),
+    ("rst", 0x004),
+    ("psh", 0x008),
+    ("ack", 0x010),
+    ("urg", 0x020),
+    ("ece", 0x040),
+    ("cwr", 0x080),
+    ("ns", 0x100),
+];
+
+/// Named conntrack state bits, in `ct_state=+trk+est` syntax (Open vSwitch's names).
+pub(crate) const CT_STATE_NAMES: [(&str, u16); 8] = [
+    ("new", ct_state::NEW as u16),
+    ("est", ct_state::ESTABLISHED as u16),
+    ("rel", ct_state::RELATED as u16),
+    ("rpl", ct_state::REPLY as u16),
+    ("inv", ct_state::INVALID as u16),
+    ("trk", ct_state::TRACKED as u16),
+    ("snat", ct_state::SRC_NAT as u16),
+    ("dnat", ct_state::DST_NAT as u16),
+];
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Verb {
+    Add,
+    Modify,
+    Delete,
+}
+
+/// Parses an add-flow rule (`priority=100,tcp,tp_dst=80,actions=output:2`).
+pub fn parse_flow(text: &str) -> Result<FlowSpec, RuleError> {
+    parse_spec(text, Verb::Add)
+}
+
+/// Parses a mod-flows request; `strict` matches the priority and the exact match.
+pub fn parse_mod_flow(text: &str, strict: bool) -> Result<FlowMod, RuleError> {
+    Ok(FlowMod {
+        command: if strict {
+            FlowModCommand::ModifyStrict
+        } else {
+            FlowModCommand::Modify
+        },
+        spec: parse_spec(text, Verb::Modify)?,
+    })
+}
+
+/// Parses a del-flows request (a match, no actions); `strict` matches priority and exact match.
+pub fn parse_del_flow(text: &str, strict: bool) -> Result<FlowMod, RuleError> {
+    Ok(FlowMod {
+        command: if strict {
+            FlowModCommand::DeleteStrict
+        } else {
+            FlowModCommand::Delete
+        },
+        spec: parse_spec(text, Verb::Delete)?,
+    })
+}
+
+/// Parses one line of a bundle file: an optional verb (`add`, `modify`, `modify_strict`,
+/// `delete`, `delete_strict`, as `ovs-ofctl bundle`) then the rule; no verb means `add`.
+pub fn parse_flow_mod(text: &str) -> Result<FlowMod, RuleError> {
+    let t = text.trim_start();
+    let (word, rest) = t.split_once(char::is_whitespace).unwrap_or((t, ""));
+    let command = match word {
+        "add" => FlowModCommand::Add,
+        "modify" => FlowModCommand::Modify,
+        "modify_strict" => FlowModCommand::ModifyStrict,
+        "delete" => FlowModCommand::Delete,
+        "delete_strict" => FlowModCommand::DeleteStrict,
+        _ => {
+            return Ok(FlowMod {
+                command: FlowModCommand::Add,
+                spec: parse_flow(t)?,
+            })
+        }
+    };
+    let strict = matches!(
+        command,
+        FlowModCommand::ModifyStrict | FlowModCommand::DeleteStrict
+    );
+    match command {
+        FlowModCommand::Add => Ok(FlowMod {
+            command,
+            spec: parse_flow(rest)?,
+        }),
+        FlowModCommand::Modify | FlowModCommand::ModifyStrict => parse_mod_flow(rest, strict),
+        FlowModCommand::Delete | FlowModCommand::DeleteStrict => parse_del_flow(rest, strict),
+    }
+}
+
+/// Lines of a file that carry a rule: 1-based line number and text (`#` comments and blank
+/// lines skipped).
+pub(crate) fn rule_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines().enumerate().filter_map(|(i, l)| {
+        let t = l.trim();
+        if t.is_empty() || t.starts_with('#') {
+            None
+        } else {
+            Some((i + 1, t))
+        }
+    })
+}
+
+/// Parses a flows file: one add-flow rule per line, `#` comments and blank lines skipped.
+pub fn parse_flows_file(text: &str) -> Result<Vec<FlowSpec>, FileError> {
+    rule_lines(text)
+        .map(|(line, t)| parse_flow(t).map_err(|error| FileError { line, error }))
+        .collect()
+}
+
+/// Parses a bundle file: one flow mod per line (see [`parse_flow_mod`]); returns each flow
+/// mod with its 1-based line number.
+pub fn parse_bundle_file(text: &str) -> Result<Vec<(usize, FlowMod)>, FileError> {
+    rule_lines(text)
+        .map(|(line, t)| {
+            parse_flow_mod(t)
+                .map(|m| (line, m))
+                .map_err(|error| FileError { line, error })
+        })
+        .collect()
+}
+
+/// Splits `text` at the `actions=` keyword (which takes the rest of the line).
+fn split_actions(text: &str) -> (&str, Option<&str>) {
+    let mut from = 0;
+    while let Some(pos) = text[from..].find("actions=") {
+        let at = from + pos;
+        let boundary = text[..at]
+            .chars()
+            .next_back()
+            .is_none_or(|c| c == ',' || c.is_whitespace());
+        if boundary {
+            return (&text[..at], Some(&text[at + "actions=".len()..]));
+        }
+        from = at + 1;
+    }
+    (text, None)
+}
+
+fn parse_spec(text: &str, verb: Verb) -> Result<FlowSpec, RuleError> {
+    let (match_text, actions_text) = split_actions(text);
+    let mut spec = FlowSpec {
+        table: if verb == Verb::Add { Some(0) } else { None },
+        ..FlowSpec::default()
+    };
+    let mut seen: HashSet<&str> = HashSet::new();
+    let mut prereqs: Vec<(&str, Prereq)> = Vec::new();
+    for tok in match_text
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|t| !t.is_empty())
+    {
+        let (name, value) = match tok.split_once('=') {
+            Some((n, v)) => (n, Some(v)),
+            None => (tok, None),
+        };
+        if !seen.insert(name) {
+            return Err(RuleError::new(name, "duplicate field"));
+        }
+        match name {
+            // dump-flows output fed back in: ignored, as ovs-ofctl does.
+            "duration" | "n_packets" | "n_bytes" | "idle_age" | "hard_age" => continue,
+            "priority" => spec.priority = uint(name, need(name, value)?, 0xffff)? as u16,
+            "table" => {
+                let t = uint(name, need(name, value)?, N_TABLES as u128 - 1)?;
+                spec.table = Some(t as u8);
+            }
+            "cookie" => {
+                let (v, m) = masked_uint(name, need(name, value)?, u128::from(u64::MAX))?;
+                let has_mask = value.is_some_and(|v| v.contains('/'));
+                if has_mask && verb == Verb::Add {
+                    return Err(RuleError::new(
+                        name,
+                        "a cookie mask is only allowed in mod-flows and del-flows",
+                    ));
+                }
+                if !has_mask && verb == Verb::Modify {
+                    return Err(RuleError::new(
+                        name,
+                        "mod-flows takes cookie=VALUE/MASK (it selects rules; it does not change cookies)",
+                    ));
+                }
+                spec.cookie = v as u64;
+                if has_mask || verb == Verb::Delete {
+                    spec.cookie_mask = Some(m as u64);
+                }
+            }
+            "idle_timeout" | "hard_timeout" => {
+                if verb != Verb::Add {
+                    return Err(RuleError::new(name, "only allowed in add-flow"));
+                }
+                let t = uint(name, need(name, value)?, 0xffff)? as u16;
+                if name == "idle_timeout" {
+                    spec.idle_timeout = t;
+                } else {
+                    spec.hard_timeout = t;
+                }
+            }
+            _ => {
+                let (m, pre) = match value {
+                    None => shorthand(name)?,
+                    Some(v) => match_field(name, v)?,
+                };
+                spec.matches.merge(&m).map_err(|()| {
+                    RuleError::new(name, "conflicts with another field of the match")
+                })?;
+                prereqs.push((name, pre));
+            }
+        }
+    }
+    for (name, pre) in prereqs {
+        if !pre.holds(&spec.matches) {
+            return Err(RuleError::new(name, pre.describe()));
+        }
+    }
+    match (verb, actions_text) {
+        (Verb::Delete, Some(_)) => {
+            return Err(RuleError::new("actions", "not allowed in del-flows"));
+        }
+        (Verb::Delete, None) => {}
+        (_, None) => {
+            return Err(RuleError::new(
+                "actions",
+                "missing (every rule needs actions=...; actions=drop drops)",
+            ))
+        }
+        (_, Some(a)) => spec.actions = parse_actions(a, &spec.matches, spec.table)?,
+    }
+    Ok(spec)
+}
+
+fn need<'a>(name: &str, value: Option<&'a str>) -> Result<&'a str, RuleError> {
+    value.ok_or_else(|| RuleError::new(name, "needs a value (name=value)"))
+}
+
+/// Parses a decimal or `0x` hexadecimal number.
+fn number(s: &str) -> Option<u128> {
+    if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        if h.is_empty() || h.len() > 32 {
+            return None;
+        }
+        u128::from_str_radix(h, 16).ok()
+    } else if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        s.parse().ok()
+    } else {
+        None
+    }
+}
+
+fn uint(field: &str, s: &str, max: u128) -> Result<u128, RuleError> {
+    let v = number(s).ok_or_else(|| RuleError::new(field, format!("\"{s}\" is not a number")))?;
+    if v > max {
+        return Err(RuleError::new(
+            field,
+            format!("\"{s}\" is out of range (0-{max})"),
+        ));
+    }
+    Ok(v)
+}
+
+/// `VALUE[/MASK]`; the value is masked (as ovs-ofctl does), the mask defaults to all ones.
+fn masked_uint(field: &str, s: &str, max: u128) -> Result<(u128, u128), RuleError> {
+    match s.split_once('/') {
+        Some((v, m)) => {
+            let m = uint(field, m, max)?;
+            Ok((uint(field, v, max)? & m, m))
+        }
+        None => Ok((uint(field, s, max)?, max)),
+    }
+}
+
+fn ipv4(field: &str, s: &str) -> Result<u32, RuleError> {
+    let bad = || RuleError::new(field, format!("\"{s}\" is not an IPv4 address"));
+    let mut out = 0u32;
+    let mut n = 0;
+    for part in s.split('.') {
+        if part.is_empty() || part.len() > 3 || !part.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        let b: u32 = part.parse().map_err(|_| bad())?;
+        if b > 255 {
+            return Err(bad());
+        }
+        out = (out << 8) | b;
+        n += 1;
+    }
+    if n != 4 {
+        return Err(bad());
+    }
+    Ok(out)
+}
+
+/// `A.B.C.D[/N or /MASK]`.
+fn masked_ipv4(field: &str, s: &str) -> Result<(u32, u32), RuleError> {
+    match s.split_once('/') {
+        None => Ok((ipv4(field, s)?, u32::MAX)),
+        Some((a, m)) => {
+            let addr = ipv4(field, a)?;
+            let mask = if m.contains('.') {
+                ipv4(field, m)?
+            } else {
+                let n = uint(field, m, 32).map_err(|_| {
+                    RuleError::new(field, format!("\"/{m}\" is not a prefix length (0-32)"))
+                })? as u32;
+                if n == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - n)
+                }
+            };
+            Ok((addr & mask, mask))
+        }
+    }
+}
+
+fn mac(field: &str, s: &str) -> Result<[u8; 6], RuleError> {
+    let bad = || RuleError::new(field, format!("\"{s}\" is not an Ethernet address"));
+    let mut out = [0u8; 6];
+    let mut n = 0;
+    for part in s.split(':') {
+        if n >= 6 || part.is_empty() || part.len() > 2 {
+            return Err(bad());
+        }
+        out[n] = u8::from_str_radix(part, 16).map_err(|_| bad())?;
+        n += 1;
+    }
+    if n != 6 {
+        return Err(bad());
+    }
+    Ok(out)
+}
+
+fn masked_mac(field: &str, s: &str) -> Result<([u8; 6], [u8; 6]), RuleError> {
+    match s.split_once('/') {
+        None => Ok((mac(field, s)?, [0xff; 6])),
+        Some((a, m)) => {
+            let (a, m) = (mac(field, a)?, mac(field, m)?);
+            let mut v = [0u8; 6];
+            for i in 0..6 {
+                v[i] = a[i] & m[i];
+            }
+            Ok((v, m))
+        }
+    }
+}
+
+fn ipv6(field: &str, s: &str) -> Result<u128, RuleError> {
+    s.parse::<Ipv6Addr>()
+        .map(u128::from)
+        .map_err(|_| RuleError::new(field, format!("\"{s}\" is not an IPv6 address")))
+}
+
+fn masked_ipv6(field: &str, s: &str) -> Result<([u8; 16], [u8; 16]), RuleError> {
+    let (a, m) = match s.split_once('/') {
+        None => (ipv6(field, s)?, u128::MAX),
+        Some((a, m)) => {
+            let mask = if m.contains(':') {
+                ipv6(field, m)?
+            } else {
+                let n = uint(field, m, 128).map_err(|_| {
+                    RuleError::new(field, format!("\"/{m}\" is not a prefix length (0-128)"))
+                })? as u32;
+                if n == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - n)
+                }
+            };
+            (ipv6(field, a)?, mask)
+        }
+    };
+    Ok(((a & m).to_be_bytes(), m.to_be_bytes()))
+}
+
+fn port(field: &str, s: &str) -> Result<u32, RuleError> {
+    match s {
+        "LOCAL" | "local" => Ok(OFPP_LOCAL),
+        _ => Ok(uint(field, s, u128::from(u32::MAX))? as u32),
+    }
+}
+
+/// Match shorthands (`ip`, `tcp6`, ...).
+fn shorthand(name: &str) -> Result<(Match, Prereq), RuleError> {
+    let (dl_type, proto) = match name {
+        "ip" => (ethertype::IPV4, None),
+        "ipv6" => (ethertype::IPV6, None),
+        "arp" => (ethertype::ARP, None),
+        "tcp" => (ethertype::IPV4, Some(ipproto::TCP)),
+        "udp" => (ethertype::IPV4, Some(ipproto::UDP)),
+        "sctp" => (ethertype::IPV4, Some(ipproto::SCTP)),
+        "icmp" => (ethertype::IPV4, Some(ipproto::ICMP)),
+        "tcp6" => (ethertype::IPV6, Some(ipproto::TCP)),
+        "udp6" => (ethertype::IPV6, Some(ipproto::UDP)),
+        "sctp6" => (ethertype::IPV6, Some(ipproto::SCTP)),
+        "icmp6" => (ethertype::IPV6, Some(ipproto::ICMPV6)),
+        _ => {
+            return Err(if is_field_name(name) {
+                RuleError::new(name, "needs a value (name=value)")
+            } else {
+                RuleError::new(name, "unknown field")
+            })
+        }
+    };
+    let mut m = Match::default();
+    m.value.key.dl_type = dl_type;
+    m.mask.key.dl_type = 0xffff;
+    if let Some(p) = proto {
+        m.value.key.nw_proto = p;
+        m.mask.key.nw_proto = 0xff;
+    }
+    Ok((m, Prereq::None))
+}
+
+fn is_field_name(name: &str) -> bool {
+    match_field(name, "").is_err_and(|e| e.reason != "unknown field")
+}
+
+fn reg_index(name: &str) -> Option<usize> {
+    let i: usize = name.strip_prefix("reg")?.parse().ok()?;
+    (i < N_REGS && name.len() == 4).then_some(i)
+}
+
+/// Parses `name=value` into a match on that field alone, with the field's prerequisite.
+fn match_field(name: &str, v: &str) -> Result<(Match, Prereq), RuleError> {
+    let mut m = Match::default();
+    let (val, mask) = (&mut m.value, &mut m.mask);
+    let pre = match name {
+        "in_port" => {
+            val.key.in_port = port(name, v)?;
+            mask.key.in_port = u32::MAX;
+            Prereq::None
+        }
+        "dl_src" | "dl_dst" | "eth_src" | "eth_dst" => {
+            let (a, b) = masked_mac(name, v)?;
+            if name.ends_with("src") {
+                (val.key.dl_src, mask.key.dl_src) = (a, b);
+            } else {
+                (val.key.dl_dst, mask.key.dl_dst) = (a, b);
+            }
+            Prereq::None
+        }
+        "dl_type" | "eth_type" => {
+            val.key.dl_type = uint(name, v, 0xffff)? as u16;
+            mask.key.dl_type = 0xffff;
+            Prereq::None
+        }
+        "dl_vlan" => {
+            let vid = number(v)
+                .filter(|n| *n <= 4095 || *n == 0xffff)
+                .ok_or_else(|| {
+                    RuleError::new(
+                        name,
+                        format!("\"{v}\" is not a VLAN id (0-4095, or 0xffff for no VLAN)"),
+                    )
+                })?;
+            if vid == 0xffff {
+                mask.key.vlan_tci = 0xffff;
+            } else {
+                val.key.vlan_tci = tci_for_vid(vid as u16);
+                mask.key.vlan_tci = 0x1fff;
+            }
+            Prereq::None
+        }
+        "dl_vlan_pcp" => {
+            let p = uint(name, v, 7)? as u16;
+            val.key.vlan_tci = VLAN_PRESENT | (p << VLAN_PCP_SHIFT);
+            mask.key.vlan_tci = 0xf000;
+            Prereq::None
+        }
+        "vlan_tci" => {
+            let (a, b) = masked_uint(name, v, 0xffff)?;
+            (val.key.vlan_tci, mask.key.vlan_tci) = (a as u16, b as u16);
+            Prereq::None
+        }
+        "nw_src" | "nw_dst" | "arp_spa" | "arp_tpa" => {
+            let (a, b) = masked_ipv4(name, v)?;
+            if name == "nw_src" || name == "arp_spa" {
+                (val.key.nw_src, mask.key.nw_src) = (a, b);
+            } else {
+                (val.key.nw_dst, mask.key.nw_dst) = (a, b);
+            }
+            if name.starts_with("arp") {
+                Prereq::Arp
+            } else {
+                Prereq::Ipv4OrArp
+            }
+        }
+        "nw_proto" | "ip_proto" => {
+            val.key.nw_proto = uint(name, v, 0xff)? as u8;
+            mask.key.nw_proto = 0xff;
+            Prereq::IpAny
+        }
+        "arp_op" => {
+            val.key.nw_proto = uint(name, v, 0xff)? as u8;
+            mask.key.nw_proto = 0xff;
+            Prereq::Arp
+        }
+        "nw_tos" => {
+            let t = uint(name, v, 0xff)? as u8;
+            if t & 3 != 0 {
+                return Err(RuleError::new(
+                    name,
+                    format!("\"{v}\" is not a multiple of 4 (the low 2 bits are nw_ecn)"),
+                ));
+            }
+            val.key.nw_tos = t;
+            mask.key.nw_tos = 0xfc;
+            Prereq::IpAny
+        }
+        "ip_dscp" => {
+            val.key.nw_tos = (uint(name, v, 63)? as u8) << 2;
+            mask.key.nw_tos = 0xfc;
+            Prereq::IpAny
+        }
+        "nw_ecn" | "ip_ecn" => {
+            val.key.nw_tos = uint(name, v, 3)? as u8;
+            mask.key.nw_tos = 0x03;
+            Prereq::IpAny
+        }
+        "nw_ttl" => {
+            val.key.nw_ttl = uint(name, v, 0xff)? as u8;
+            mask.key.nw_ttl = 0xff;
+            Prereq::IpAny
+        }
+        "ip_frag" => {
+            let (a, b) = match v {
+                "no" => (0, FRAG_ANY),
+                "yes" => (FRAG_ANY, FRAG_ANY),
+                "first" => (FRAG_ANY, FRAG_ANY | FRAG_LATER),
+                "later" => (FRAG_ANY | FRAG_LATER, FRAG_ANY | FRAG_LATER),
+                "not_later" => (0, FRAG_LATER),
+                _ => {
+                    return Err(RuleError::new(
+                        name,
+                        format!("\"{v}\" is not one of no, yes, first, later, not_later"),
+                    ))
+                }
+            };
+            (val.key.nw_frag, mask.key.nw_frag) = (a, b);
+            Prereq::IpAny
+        }
+        "tp_src" | "tp_dst" | "tcp_src" | "tcp_dst" | "udp_src" | "udp_dst" | "sctp_src"
+        | "sctp_dst" => {
+            let (a, b) = masked_uint(name, v, 0xffff)?;
+            if name.ends_with("src") {
+                (val.key.tp_src, mask.key.tp_src) = (a as u16, b as u16);
+            } else {
+                (val.key.tp_dst, mask.key.tp_dst) = (a as u16, b as u16);
+            }
+            match &name[..name.len() - 4] {
+                "tcp" => Prereq::Proto(ipproto::TCP),
+                "udp" => Prereq::Proto(ipproto::UDP),
+                "sctp" => Prereq::Proto(ipproto::SCTP),
+                _ => Prereq::L4,
+            }
+        }
+        "tcp_flags" => {
+            let (a, b) = if v.starts_with('+') || v.starts_with('-') {
+                flag_names(name, v, &TCP_FLAG_NAMES)?
+            } else {
+                let (a, b) = masked_uint(name, v, 0x0fff)?;
+                (a as u16, b as u16)
+            };
+            (val.key.tcp_flags, mask.key.tcp_flags) = (a, b);
+            Prereq::Proto(ipproto::TCP)
+        }
+        "icmp_type" | "icmp_code" | "icmpv6_type" | "icmpv6_code" => {
+            let x = uint(name, v, 0xff)? as u16;
+            if name.ends_with("type") {
+                (val.key.tp_src, mask.key.tp_src) = (x, 0xffff);
+            } else {
+                (val.key.tp_dst, mask.key.tp_dst) = (x, 0xffff);
+            }
+            if name.starts_with("icmpv6") {
+                Prereq::Icmp6
+            } else {
+                Prereq::IcmpAny
+            }
+        }
+        "arp_sha" | "arp_tha" | "nd_sll" | "nd_tll" => {
+            let (a, b) = masked_mac(name, v)?;
+            if name == "arp_sha" || name == "nd_sll" {
+                (val.key.arp_sha, mask.key.arp_sha) = (a, b);
+            } else {
+                (val.key.arp_tha, mask.key.arp_tha) = (a, b);
+            }
+            match name {
+                "nd_sll" => Prereq::NdSll,
+                "nd_tll" => Prereq::NdTll,
+                _ => Prereq::Arp,
+            }
+        }
+        "ipv6_src" | "ipv6_dst" | "nd_target" => {
+            let (a, b) = masked_ipv6(name, v)?;
+            match name {
+                "ipv6_src" => (val.key.ipv6_src, mask.key.ipv6_src) = (a, b),
+                "ipv6_dst" => (val.key.ipv6_dst, mask.key.ipv6_dst) = (a, b),
+                _ => (val.key.nd_target, mask.key.nd_target) = (a, b),
+            }
+            if name == "nd_target" {
+                Prereq::NdTarget
+            } else {
+                Prereq::Ipv6
+            }
+        }
+        "ipv6_label" => {
+            let (a, b) = masked_uint(name, v, 0xf_ffff)?;
+            (val.key.ipv6_label, mask.key.ipv6_label) = (a as u32, b as u32);
+            Prereq::Ipv6
+        }
+        "metadata" => {
+            let (a, b) = masked_uint(name, v, u128::from(u64::MAX))?;
+            (val.metadata, mask.metadata) = (a as u64, b as u64);
+            Prereq::None
+        }
+        "ct_state" => {
+            let (a, b) = if v.starts_with('+') || v.starts_with('-') {
+                flag_names(name, v, &CT_STATE_NAMES)?
+            } else {
+                let (a, b) = masked_uint(name, v, 0xff)?;
+                (a as u16, b as u16)
+            };
+            (val.key.ct_state, mask.key.ct_state) = (a as u8, b as u8);
+            Prereq::None
+        }
+        "ct_zone" => {
+            val.key.ct_zone = uint(name, v, 0xffff)? as u16;
+            mask.key.ct_zone = 0xffff;
+            Prereq::None
+        }
+        "ct_mark" => {
+            let (a, b) = masked_uint(name, v, u128::from(u32::MAX))?;
+            (val.key.ct_mark, mask.key.ct_mark) = (a as u32, b as u32);
+            Prereq::None
+        }
+        "tun_id" | "tunnel_id" => {
+            let (a, b) = masked_uint(name, v, u128::from(u64::MAX))?;
+            (val.key.tun_id, mask.key.tun_id) = (a as u64, b as u64);
+            Prereq::None
+        }
+        _ => {
+            let i = reg_index(name).ok_or_else(|| RuleError::new(name, "unknown field"))?;
+            let (a, b) = masked_uint(name, v, u128::from(u32::MAX))?;
+            (val.regs[i], mask.regs[i]) = (a as u32, b as u32);
+            Prereq::None
+        }
+    };
+    Ok((m, pre))
+}
+
+/// `+syn-ack`: flags after `+` must be set, after `-` must be clear.
+fn flag_names(field: &str, s: &str, names: &[(&str, u16)]) -> Result<(u16, u16), RuleError> {
+    let (mut val, mut mask) = (0u16, 0u16);
+    let mut rest = s;
+    while !rest.is_empty() {
+        let set = rest.starts_with('+');
+        if !set && !rest.starts_with('-') {
+            return Err(RuleError::new(
+                field,
+                format!("\"{s}\" is not a flag list like +syn-ack"),
+            ));
+        }
+        rest = &rest[1..];
+        let end = rest.find(['+', '-']).unwrap_or(rest.len());
+        let name = &rest[..end];
+        let bit = names
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, b)| *b)
+            .ok_or_else(|| RuleError::new(field, format!("\"{name}\" is not a known flag")))?;
+        if mask & bit != 0 {
+            return Err(RuleError::new(
+                field,
+                format!("flag \"{name}\" given twice"),
+            ));
+        }
+        mask |= bit;
+        if set {
+            val |= bit;
+        }
+        rest = &rest[end..];
+    }
+    Ok((val, mask))
+}
+
+/// Splits an action list at the commas that are not inside parentheses or brackets.
+fn split_top_level(s: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut depth, mut start) = (0i32, 0);
+    for (i, c) in s.char_indices() {
+        match c {
+            '(' | '[' => depth += 1,
+            ')' | ']' => depth -= 1,
+            ',' if depth == 0 => {
+                out.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&s[start..]);
+    out
+}
+
+/// Parses an action list in the context of the rule's match (for prerequisites) and table
+/// (for `goto_table`, `None` meaning "checked when applied").
+pub(crate) fn parse_actions(
+    text: &str,
+    m: &Match,
+    table: Option<u8>,
+) -> Result<Vec<Action>, RuleError> {
+    let items: Vec<&str> = split_top_level(text.trim())
+        .into_iter()
+        .map(str::trim)
+        .collect();
+    if items.len() == 1 && (items[0].is_empty() || items[0] == "drop") {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        if item.is_empty() {
+            return Err(RuleError::new("actions", "empty action in the list"));
+        }
+        if item == "drop" {
+            return Err(RuleError::new("drop", "must be the only action"));
+        }
+        out.push(parse_action(item, m)?);
+    }
+    check_actions(&out, m, table)?;
+    Ok(out)
+}
+
+fn parse_action(item: &str, m: &Match) -> Result<Action, RuleError> {
+    if let Some(n) = number(item) {
+        let p = u32::try_from(n)
+            .map_err(|_| RuleError::new("output", format!("\"{item}\" is not a port")))?;
+        return Ok(Action::Output(p));
+    }
+    let (name, arg) = match item.find([':', '(']) {
+        Some(i) if item.as_bytes()[i] == b':' => (&item[..i], Some(&item[i + 1..])),
+        Some(i) => {
+            let inner = item[i + 1..]
+                .strip_suffix(')')
+                .ok_or_else(|| RuleError::new(&item[..i], "missing closing parenthesis"))?;
+            (&item[..i], Some(inner))
+        }
+        None => (item, None),
+    };
+    fn arg_of<'a>(name: &str, a: Option<&'a str>) -> Result<&'a str, RuleError> {
+        a.filter(|s| !s.is_empty())
+            .ok_or_else(|| RuleError::new(name, "needs an argument"))
+    }
+    let no_arg = |a: Option<&str>, act: Action| match a {
+        None => Ok(act),
+        Some(_) => Err(RuleError::new(name, "takes no argument")),
+    };
+    let set = |field: Field, s: &str| -> Result<Action, RuleError> {
+        Ok(Action::SetField {
+            field,
+            value: field_value(name, field, s)?,
+        })
+    };
+    match name {
+        "output" => match arg_of(name, arg)? {
+            "in_port" | "IN_PORT" => Ok(Action::InPort),
+            "LOCAL" | "local" => Ok(Action::Local),
+            "NORMAL" | "normal" => Ok(Action::Normal),
+            "FLOOD" | "flood" => Ok(Action::Flood),
+            "ALL" | "all" => Ok(Action::All),
+            a => Ok(Action::Output(port(name, a)?)),
+        },
+        "normal" | "NORMAL" => no_arg(arg, Action::Normal),
+        "flood" | "FLOOD" => no_arg(arg, Action::Flood),
+        "all" | "ALL" => no_arg(arg, Action::All),
+        "in_port" | "IN_PORT" => no_arg(arg, Action::InPort),
+        "local" | "LOCAL" => no_arg(arg, Action::Local),
+        // controller:max_len and controller(...) arguments have no meaning without a controller.
+        "controller" | "CONTROLLER" => Ok(Action::Controller),
+        "mod_dl_src" => set(Field::EthSrc, arg_of(name, arg)?),
+        "mod_dl_dst" => set(Field::EthDst, arg_of(name, arg)?),
+        "mod_nw_src" => set(Field::Ipv4Src, arg_of(name, arg)?),
+        "mod_nw_dst" => set(Field::Ipv4Dst, arg_of(name, arg)?),
+        "mod_nw_tos" => {
+            let a = arg_of(name, arg)?;
+            let t = uint(name, a, 0xff)?;
+            if t & 3 != 0 {
+                return Err(RuleError::new(
+                    name,
+                    format!("\"{a}\" is not a multiple of 4"),
+                ));
+            }
+            Ok(Action::SetField {
+                field: Field::IpDscp,
+                value: t >> 2,
+            })
+        }
+        "mod_nw_ecn" => set(Field::IpEcn, arg_of(name, arg)?),
+        "mod_nw_ttl" => set(Field::NwTtl, arg_of(name, arg)?),
+        "mod_tp_src" | "mod_tp_dst" => {
+            let src = name.ends_with("src");
+            let field = if m.proto_is(ipproto::TCP) {
+                if src {
+                    Field::TcpSrc
+                } else {
+                    Field::TcpDst
+                }
+            } else if m.proto_is(ipproto::UDP) {
+                if src {
+                    Field::UdpSrc
+                } else {
+                    Field::UdpDst
+                }
+            } else if m.proto_is(ipproto::SCTP) {
+                if src {
+                    Field::SctpSrc
+                } else {
+                    Field::SctpDst
+                }
+            } else {
+                return Err(RuleError::new(name, Prereq::L4.describe()));
+            };
+            set(field, arg_of(name, arg)?)
+        }
+        "mod_vlan_vid" => set(Field::VlanVid, arg_of(name, arg)?),
+        "mod_vlan_pcp" => set(Field::VlanPcp, arg_of(name, arg)?),
+        "strip_vlan" | "pop_vlan" => no_arg(arg, Action::PopVlan),
+        "push_vlan" => {
+            let a = arg_of(name, arg)?;
+            match number(a) {
+                Some(0x8100) => Ok(Action::PushVlan(0x8100)),
+                Some(0x88a8) => Ok(Action::PushVlan(0x88a8)),
+                _ => Err(RuleError::new(
+                    name,
+                    format!("\"{a}\" is not a VLAN ethertype (0x8100 or 0x88a8)"),
+                )),
+            }
+        }
+        "dec_ttl" => no_arg(arg, Action::DecTtl),
+        "set_field" => {
+            let a = arg_of(name, arg)?;
+            let (v, f) = a
+                .split_once("->")
+                .ok_or_else(|| RuleError::new(name, "expects VALUE->FIELD"))?;
+            let field = Field::from_name(f)
+                .or_else(|| (f == "nw_tos").then_some(Field::IpDscp))
+                .ok_or_else(|| {
+                    RuleError::new(name, format!("\"{f}\" is not a field set_field can write"))
+                })?;
+            if f == "nw_tos" {
+                let t = uint(name, v, 0xff)?;
+                if t & 3 != 0 {
+                    return Err(RuleError::new(
+                        name,
+                        format!("\"{v}\" is not a multiple of 4"),
+                    ));
+                }
+                return Ok(Action::SetField {
+                    field,
+                    value: t >> 2,
+                });
+            }
+            set(field, v)
+        }
+        "load" => {
+            let a = arg_of(name, arg)?;
+            let (v, d) = a
+                .split_once("->")
+                .ok_or_else(|| RuleError::new(name, "expects VALUE->FIELD[start..end]"))?;
+            let dst = field_ref(name, d)?;
+            let value = uint(name, v, u128::MAX)?;
+            if value > ones(dst.n_bits) {
+                return Err(RuleError::new(
+                    name,
+                    format!("\"{v}\" does not fit in {} bits", dst.n_bits),
+                ));
+            }
+            Ok(Action::Load { dst, value })
+        }
+        "move" => {
+            let a = arg_of(name, arg)?;
+            let (s, d) = a
+                .split_once("->")
+                .ok_or_else(|| RuleError::new(name, "expects SRC[a..b]->DST[c..d]"))?;
+            let (src, dst) = (field_ref(name, s)?, field_ref(name, d)?);
+            if src.n_bits != dst.n_bits {
+                return Err(RuleError::new(
+                    name,
+                    format!(
+                        "source has {} bits but destination {}",
+                        src.n_bits, dst.n_bits
+                    ),
+                ));
+            }
+            Ok(Action::Move { src, dst })
+        }
+        "resubmit" => {
+            let a = arg_of(name, arg)?;
+            let paren = item.contains('(');
+            let (p, t) = if paren {
+                a.split_once(',').ok_or_else(|| {
+                    RuleError::new(name, "expects resubmit(port,table) or resubmit:port")
+                })?
+            } else {
+                (a, "")
+            };
+            let p = p.trim();
+            let t = t.trim();
+            let port = match p {
+                "" | "in_port" => None,
+                _ => Some(port(name, p)?),
+            };
+            let table = match t {
+                "" => None,
+                _ => Some(uint(name, t, N_TABLES as u128 - 1)? as u8),
+            };
+            if port.is_none() && table.is_none() {
+                return Err(RuleError::new(name, "needs a port or a table"));
+            }
+            Ok(Action::Resubmit { port, table })
+        }
+        "goto_table" => Ok(Action::GotoTable(
+            uint(name, arg_of(name, arg)?, N_TABLES as u128 - 1)? as u8,
+        )),
+        "write_metadata" => {
+            let (v, mk) = masked_uint(name, arg_of(name, arg)?, u128::from(u64::MAX))?;
+            Ok(Action::WriteMetadata {
+                value: v as u64,
+                mask: mk as u64,
+            })
+        }
+        "note" => {
+            let a = arg.unwrap_or("");
+            let hex: String = a.chars().filter(|c| *c != '.').collect();
+            if !hex.len().is_multiple_of(2) {
+                return Err(RuleError::new(name, "expects hex bytes like 01.02.ab"));
+            }
+            let bytes = (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16))
+                .collect::<Result<Vec<u8>, _>>()
+                .map_err(|_| RuleError::new(name, "expects hex bytes like 01.02.ab"))?;
+            Ok(Action::Note(bytes))
+        }
+        _ => Err(RuleError::new(name, "unknown action")),
+    }
+}
+
+/// A value for `field` in the field's natural notation (MAC, dotted quad, IPv6, number).
+fn field_value(action: &str, field: Field, s: &str) -> Result<u128, RuleError> {
+    let v = match field {
+        Field::EthSrc | Field::EthDst => {
+            let b = mac(action, s)?;
+            b.iter().fold(0u128, |a, x| (a << 8) | u128::from(*x))
+        }
+        Field::Ipv4Src | Field::Ipv4Dst => u128::from(ipv4(action, s)?),
+        Field::Ipv6Src | Field::Ipv6Dst => ipv6(action, s)?,
+        _ => uint(action, s, u128::MAX)?,
+    };
+    if v > field.max_value() {
+        return Err(RuleError::new(
+            action,
+            format!(
+                "\"{s}\" does not fit {} ({} bits)",
+                field.name(),
+                field.width()
+            ),
+        ));
+    }
+    Ok(v)
+}
+
+/// `FIELD[start..end]`, `FIELD[bit]`, `FIELD[]` or `FIELD` (whole field).
+fn field_ref(action: &str, s: &str) -> Result<FieldRef, RuleError> {
+    let (name, range) = match s.split_once('[') {
+        Some((n, r)) => (
+            n,
+            Some(
+                r.strip_suffix(']')
+                    .ok_or_else(|| RuleError::new(action, format!("\"{s}\" lacks a closing ]")))?,
+            ),
+        ),
+        None => (s, None),
+    };
+    let field = Field::from_name(name)
+        .ok_or_else(|| RuleError::new(action, format!("\"{name}\" is not a supported field")))?;
+    let w = field.width();
+    let (start, end) = match range {
+        None | Some("") => (0, w - 1),
+        Some(r) => {
+            let bad = || RuleError::new(action, format!("\"{s}\": bad bit range"));
+            let (a, b) = r.split_once("..").unwrap_or((r, r));
+            let a: u32 = a.parse().map_err(|_| bad())?;
+            let b: u32 = b.parse().map_err(|_| bad())?;
+            if a > b || b >= w {
+                return Err(RuleError::new(
+                    action,
+                    format!("\"{s}\": bit range outside the field's {w} bits"),
+                ));
+            }
+            (a, b)
+        }
+    };
+    Ok(FieldRef {
+        field,
+        start,
+        n_bits: end - start + 1,
+    })
+}
+
+/// Checks what actions need from the match (and `goto_table` order); `table` is the rule's
+/// table when known.
+pub(crate) fn check_actions(
+    actions: &[Action],
+    m: &Match,
+    table: Option<u8>,
+) -> Result<(), RuleError> {
+    let need = |action: &str, f: Field| {
+        let p = f.prereq();
+        if p.holds(m) {
+            Ok(())
+        } else {
+            Err(RuleError::new(
+                action,
+                format!("{} {}", f.name(), p.describe()),
+            ))
+        }
+    };
+    for (i, a) in actions.iter().enumerate() {
+        match a {
+            Action::SetField { field, value } => {
+                need("set_field", *field)?;
+                if *value > field.max_value() {
+                    return Err(RuleError::new("set_field", "value wider than the field"));
+                }
+            }
+            Action::Load { dst, value } => {
+                need("load", dst.field)?;
+                if *value > ones(dst.n_bits) {
+                    return Err(RuleError::new("load", "value wider than the bit range"));
+                }
+            }
+            Action::Move { src, dst } => {
+                need("move", src.field)?;
+                need("move", dst.field)?;
+                if src.n_bits != dst.n_bits {
+                    return Err(RuleError::new(
+                        "move",
+                        "source and destination widths differ",
+                    ));
+                }
+            }
+            Action::GotoTable(t) => {
+                if i + 1 != actions.len() {
+                    return Err(RuleError::new("goto_table", "must be the last action"));
+                }
+                if let Some(cur) = table {
+                    if *t <= cur {
+                        return Err(RuleError::new(
+                            "goto_table",
+                            format!("table {t} is not after the rule's table {cur}"),
+                        ));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Checks a match built without the parser: every constrained field has its prerequisites
+/// and no value bit lies outside the mask.
+pub(crate) fn check_match(m: &Match) -> Result<(), RuleError> {
+    if m.value.masked(&m.mask) != m.value {
+        return Err(RuleError::new("match", "value has bits outside the mask"));
+    }
+    let k = &m.mask.key;
+    let is_icmp = Prereq::IcmpAny.holds(m);
+    let checks: [(&str, bool, bool); 12] = [
+        (
+            "nw_src",
+            k.nw_src != 0 || k.nw_dst != 0,
+            Prereq::Ipv4OrArp.holds(m),
+        ),
+        (
+            "nw_proto",
+            k.nw_proto != 0,
+            Prereq::IpAny.holds(m) || m.is_arp(),
+        ),
+        (
+            "nw_tos",
+            k.nw_tos != 0 || k.nw_ttl != 0 || k.nw_frag != 0,
+            Prereq::IpAny.holds(m),
+        ),
+        (
+            "tp_src",
+            k.tp_src != 0 || k.tp_dst != 0,
+            Prereq::L4.holds(m) || is_icmp,
+        ),
+        (
+            "tcp_flags",
+            k.tcp_flags != 0,
+            Prereq::Proto(ipproto::TCP).holds(m),
+        ),
+        (
+            "arp_sha",
+            k.arp_sha != [0; 6],
+            m.is_arp() || Prereq::NdSll.holds(m),
+        ),
+        (
+            "arp_tha",
+            k.arp_tha != [0; 6],
+            m.is_arp() || Prereq::NdTll.holds(m),
+        ),
+        (
+            "ipv6_src",
+            k.ipv6_src != [0; 16] || k.ipv6_dst != [0; 16] || k.ipv6_label != 0,
+            m.is_ipv6(),
+        ),
+        (
+            "nd_target",
+            k.nd_target != [0; 16],
+            Prereq::NdTarget.holds(m),
+        ),
+        ("dl_type", k.dl_type != 0 && k.dl_type != 0xffff, false),
+        ("nw_proto", k.nw_proto != 0 && k.nw_proto != 0xff, false),
+        ("in_port", k.in_port != 0 && k.in_port != u32::MAX, false),
+    ];
+    for (name, used, ok) in checks {
+        if used && !ok {
+            return Err(RuleError::new(name, "prerequisites or mask not supported"));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a flow mod built without the parser (the parser already guarantees all of this).
+pub(crate) fn check_spec(spec: &FlowSpec) -> Result<(), RuleError> {
+    if let Some(t) = spec.table {
+        if usize::from(t) >= N_TABLES {
+            return Err(RuleError::new(
+                "table",
+                format!("{t} is out of range (0-254)"),
+            ));
+        }
+    }
+    check_match(&spec.matches)?;
+    check_actions(&spec.actions, &spec.matches, spec.table)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(text: &str) -> Match {
+        parse_flow(&format!("{text},actions=drop"))
+            .unwrap_or_else(|e| panic!("{text}: {e}"))
+            .matches
+    }
+
+    #[test]
+    fn fields_set_key_bits() {
+        let x = m("tcp,nw_dst=10.0.0.0/24,tp_dst=80");
+        assert_eq!(x.value.key.dl_type, 0x0800);
+        assert_eq!(x.value.key.nw_proto, 6);
+        assert_eq!(
+            (x.value.key.nw_dst, x.mask.key.nw_dst),
+            (0x0a00_0000, 0xffff_ff00)
+        );
+        assert_eq!((x.value.key.tp_dst, x.mask.key.tp_dst), (80, 0xffff));
+        let x = m("ip,nw_src=10.1.2.3/255.0.255.0");
+        assert_eq!(
+            (x.value.key.nw_src, x.mask.key.nw_src),
+            (0x0a00_0200, 0xff00_ff00)
+        );
+        let x = m("dl_src=00:11:22:33:44:55/ff:ff:ff:00:00:00");
+        assert_eq!(x.value.key.dl_src, [0, 0x11, 0x22, 0, 0, 0]);
+        let x = m("dl_vlan=100");
+        assert_eq!(
+            (x.value.key.vlan_tci, x.mask.key.vlan_tci),
+            (0x1064, 0x1fff)
+        );
+        let x = m("dl_vlan=0xffff");
+        assert_eq!((x.value.key.vlan_tci, x.mask.key.vlan_tci), (0, 0xffff));
+        let x = m("dl_vlan_pcp=5");
+        assert_eq!(
+            (x.value.key.vlan_tci, x.mask.key.vlan_tci),
+            (0xb000, 0xf000)
+        );
+        let x = m("reg3=0x5/0xff,metadata=0x10");
+        assert_eq!((x.value.regs[3], x.mask.regs[3]), (5, 0xff));
+        assert_eq!((x.value.metadata, x.mask.metadata), (0x10, u64::MAX));
+        let x = m("tcp,tcp_flags=+syn-ack");
+        assert_eq!(
+            (x.value.key.tcp_flags, x.mask.key.tcp_flags),
+            (0x002, 0x012)
+        );
+        let x = m("ip,ip_frag=first");
+        assert_eq!((x.value.key.nw_frag, x.mask.key.nw_frag), (1, 3));
+        let x = m("ipv6,ipv6_src=2001:db8::/32");
+        assert_eq!(x.mask.key.ipv6_src[..5], [0xff, 0xff, 0xff, 0xff, 0]);
+        let x = m("icmp6,icmp_type=135,nd_target=fe80::1");
+        assert_eq!(x.value.key.tp_src, 135);
+        assert_eq!(x.value.key.nd_target[15], 1);
+        let x = m("in_port=LOCAL");
+        assert_eq!(x.value.key.in_port, OFPP_LOCAL);
+        let x = m("arp,arp_op=1,arp_spa=10.0.0.1,arp_tha=00:00:00:00:00:01");
+        assert_eq!(x.value.key.nw_proto, 1);
+        assert_eq!(x.value.key.nw_src, 0x0a00_0001);
+    }
+
+    #[test]
+    fn every_field_parses_and_prints_canonically() {
+        let cases = [
+            ("in_port=3", "in_port=3"),
+            ("dl_src=00:11:22:33:44:55", "dl_src=00:11:22:33:44:55"),
+            (
+                "dl_dst=01:00:00:00:00:00/01:00:00:00:00:00",
+                "dl_dst=01:00:00:00:00:00/01:00:00:00:00:00",
+            ),
+            ("dl_type=0x88cc", "dl_type=0x88cc"),
+            ("dl_type=0x0800", "ip"),
+            ("dl_vlan=10,dl_vlan_pcp=3", "dl_vlan=10,dl_vlan_pcp=3"),
+            ("dl_vlan=0xffff", "vlan_tci=0x0000"),
+            ("vlan_tci=0x1000/0x1000", "vlan_tci=0x1000/0x1000"),
+            ("ip,nw_src=10.0.0.1", "ip,nw_src=10.0.0.1"),
+            ("ip,nw_dst=10.0.0.7/24", "ip,nw_dst=10.0.0.0/24"),
+            (
+                "ip,nw_dst=10.0.0.0/255.0.255.0",
+                "ip,nw_dst=10.0.0.0/255.0.255.0",
+            ),
+            ("ip,nw_proto=47", "ip,nw_proto=47"),
+            ("dl_type=0x0800,nw_proto=6", "tcp"),
+            ("ip,nw_tos=32,nw_ecn=1", "ip,nw_tos=32,nw_ecn=1"),
+            ("ip,ip_dscp=8", "ip,nw_tos=32"),
+            ("ipv6,nw_ttl=64", "ipv6,nw_ttl=64"),
+            ("ip,ip_frag=no", "ip,ip_frag=no"),
+            ("ip,ip_frag=yes", "ip,ip_frag=yes"),
+            ("ip,ip_frag=later", "ip,ip_frag=later"),
+            ("ip,ip_frag=not_later", "ip,ip_frag=not_later"),
+            ("udp,tp_src=53", "udp,tp_src=53"),
+            ("tcp6,tp_dst=0x1000/0xf000", "tcp6,tp_dst=0x1000/0xf000"),
+            ("sctp,sctp_dst=9", "sctp,tp_dst=9"),
+            ("tcp,tcp_flags=+syn-ack", "tcp,tcp_flags=+syn-ack"),
+            ("tcp,tcp_flags=0x012", "tcp,tcp_flags=0x012"),
+            (
+                "icmp,icmp_type=8,icmp_code=0",
+                "icmp,icmp_type=8,icmp_code=0",
+            ),
+            ("icmp6,icmpv6_type=128", "icmp6,icmpv6_type=128"),
+            (
+                "arp,arp_op=2,arp_spa=1.2.3.4,arp_tpa=1.2.3.0/24",
+                "arp,arp_spa=1.2.3.4,arp_tpa=1.2.3.0/24,arp_op=2",
+            ),
+            (
+                "arp,arp_sha=00:00:00:00:00:01,arp_tha=00:00:00:00:00:02",
+                "arp,arp_sha=00:00:00:00:00:01,arp_tha=00:00:00:00:00:02",
+            ),
+            ("arp,nw_src=1.1.1.1", "arp,arp_spa=1.1.1.1"),
+            (
+                "ipv6,ipv6_src=2001:db8::/32,ipv6_dst=::1",
+                "ipv6,ipv6_src=2001:db8::/32,ipv6_dst=::1",
+            ),
+            ("ipv6,ipv6_label=0x12345", "ipv6,ipv6_label=0x12345"),
+            (
+                "icmp6,icmp_type=136,nd_target=fe80::1,nd_tll=00:00:00:00:00:09",
+                "icmp6,icmpv6_type=136,nd_tll=00:00:00:00:00:09,nd_target=fe80::1",
+            ),
+            ("metadata=0x1/0xf", "metadata=0x1/0xf"),
+            ("reg0=5,reg7=0x10/0xf0", "reg0=0x5,reg7=0x10/0xf0"),
+            ("tun_id=0x64", "tun_id=0x64"),
+            (
+                "ct_state=+trk+est-new,ct_zone=5,ct_mark=0x1/0xf",
+                "ct_state=-new+est+trk,ct_zone=5,ct_mark=0x1/0xf",
+            ),
+            ("ct_state=0x21/0x21", "ct_state=+new+trk"),
+            ("udp6", "udp6"),
+            ("sctp6", "sctp6"),
+            ("ip,tcp", "tcp"),
+        ];
+        for (input, printed) in cases {
+            assert_eq!(m(input).to_string(), printed, "{input}");
+        }
+    }
+
+    #[test]
+    fn refusals_name_the_field() {
+        let cases = [
+            (
+                "ip,nw_src=10.0.0.300,actions=drop",
+                "nw_src: \"10.0.0.300\" is not an IPv4 address",
+            ),
+            (
+                "tp_dst=80,actions=drop",
+                "tp_dst: requires tcp, udp or sctp (set dl_type and nw_proto first)",
+            ),
+            (
+                "tcp,tp_dst=70000,actions=drop",
+                "tp_dst: \"70000\" is out of range (0-65535)",
+            ),
+            (
+                "dl_vlan=5000,actions=drop",
+                "dl_vlan: \"5000\" is not a VLAN id (0-4095, or 0xffff for no VLAN)",
+            ),
+            (
+                "table=255,actions=drop",
+                "table: \"255\" is out of range (0-254)",
+            ),
+            (
+                "priority=70000,actions=drop",
+                "priority: \"70000\" is out of range (0-65535)",
+            ),
+            (
+                "nw_src=10.0.0.1,actions=drop",
+                "nw_src: requires ip or arp (dl_type=0x0800 or 0x0806)",
+            ),
+            (
+                "ipv6,nw_src=10.0.0.1,actions=drop",
+                "nw_src: requires ip or arp (dl_type=0x0800 or 0x0806)",
+            ),
+            (
+                "ip,icmp_type=8,actions=drop",
+                "icmp_type: requires icmp or icmp6",
+            ),
+            (
+                "ipv6,nd_target=::1,actions=drop",
+                "nd_target: requires icmp6 with icmp_type=135 or 136",
+            ),
+            (
+                "icmp6,icmp_type=128,nd_target=::1,actions=drop",
+                "nd_target: requires icmp6 with icmp_type=135 or 136",
+            ),
+            (
+                "ip,arp_op=1,actions=drop",
+                "arp_op: requires arp (dl_type=0x0806)",
+            ),
+            (
+                "ip,ipv6_src=::1,actions=drop",
+                "ipv6_src: requires ipv6 (dl_type=0x86dd)",
+            ),
+            (
+                "udp,tcp_flags=+syn,actions=drop",
+                "tcp_flags: requires tcp or tcp6 (set dl_type and nw_proto=6 first)",
+            ),
+            ("bogus=1,actions=drop", "bogus: unknown field"),
+            (
+                "in_port=1,in_port=2,actions=drop",
+                "in_port: duplicate field",
+            ),
+            (
+                "ip,arp,actions=drop",
+                "arp: conflicts with another field of the match",
+            ),
+            (
+                "tcp,udp,actions=drop",
+                "udp: conflicts with another field of the match",
+            ),
+            (
+                "in_port=1",
+                "actions: missing (every rule needs actions=...; actions=drop drops)",
+            ),
+            (
+                "ip,nw_tos=3,actions=drop",
+                "nw_tos: \"3\" is not a multiple of 4 (the low 2 bits are nw_ecn)",
+            ),
+            (
+                "ip,ip_frag=maybe,actions=drop",
+                "ip_frag: \"maybe\" is not one of no, yes, first, later, not_later",
+            ),
+            (
+                "ip,nw_dst=10.0.0.0/33,actions=drop",
+                "nw_dst: \"/33\" is not a prefix length (0-32)",
+            ),
+            (
+                "dl_src=00:11:22:33:44,actions=drop",
+                "dl_src: \"00:11:22:33:44\" is not an Ethernet address",
+            ),
+            (
+                "cookie=0x1/0xff,actions=drop",
+                "cookie: a cookie mask is only allowed in mod-flows and del-flows",
+            ),
+            (
+                "actions=set_field:10.0.0.1->ip_dst",
+                "set_field: ip_dst requires ip (dl_type=0x0800)",
+            ),
+            (
+                "arp,actions=mod_nw_dst:10.0.0.1",
+                "set_field: ip_dst requires ip (dl_type=0x0800)",
+            ),
+            (
+                "ip,actions=mod_tp_dst:80",
+                "mod_tp_dst: requires tcp, udp or sctp (set dl_type and nw_proto first)",
+            ),
+            (
+                "udp,actions=set_field:80->tcp_dst",
+                "set_field: tcp_dst requires tcp or tcp6 (set dl_type and nw_proto=6 first)",
+            ),
+            (
+                "actions=mod_vlan_vid:5000",
+                "mod_vlan_vid: \"5000\" does not fit vlan_vid (12 bits)",
+            ),
+            (
+                "actions=load:0x10000->reg0[0..15]",
+                "load: \"0x10000\" does not fit in 16 bits",
+            ),
+            (
+                "actions=move:reg0[0..7]->reg1[0..15]",
+                "move: source has 8 bits but destination 16",
+            ),
+            (
+                "actions=load:1->reg0[0..32]",
+                "load: \"reg0[0..32]\": bit range outside the field's 32 bits",
+            ),
+            (
+                "actions=move:eth_src[]->ip_dst[0..47]",
+                "move: \"ip_dst[0..47]\": bit range outside the field's 32 bits",
+            ),
+            (
+                "actions=goto_table:1,output:2",
+                "goto_table: must be the last action",
+            ),
+            (
+                "table=3,actions=goto_table:2",
+                "goto_table: table 2 is not after the rule's table 3",
+            ),
+            ("actions=output:1,drop", "drop: must be the only action"),
+            ("actions=frobnicate", "frobnicate: unknown action"),
+            ("actions=resubmit(,)", "resubmit: needs a port or a table"),
+            (
+                "actions=push_vlan:0x0800",
+                "push_vlan: \"0x0800\" is not a VLAN ethertype (0x8100 or 0x88a8)",
+            ),
+        ];
+        for (input, msg) in cases {
+            match parse_flow(input) {
+                Ok(s) => panic!("{input} was accepted as {s}"),
+                Err(e) => assert_eq!(e.to_string(), msg, "{input}"),
+            }
+        }
+    }
+
+    #[test]
+    fn actions_parse_and_print() {
+        let cases = [
+            ("2", "output:2"),
+            (
+                "output:3,in_port,normal,flood,all,local,controller",
+                "output:3,in_port,NORMAL,FLOOD,ALL,LOCAL,CONTROLLER",
+            ),
+            ("controller:65535", "CONTROLLER"),
+            ("", "drop"),
+            ("drop", "drop"),
+            (
+                "mod_dl_src:00:00:00:00:00:01,mod_dl_dst:00:00:00:00:00:02",
+                "set_field:00:00:00:00:00:01->eth_src,set_field:00:00:00:00:00:02->eth_dst",
+            ),
+            (
+                "mod_vlan_vid:10,mod_vlan_pcp:3,strip_vlan,push_vlan:0x88a8",
+                "set_field:10->vlan_vid,set_field:3->vlan_pcp,pop_vlan,push_vlan:0x88a8",
+            ),
+            (
+                "load:0x5->reg0[0..15],move:reg0[0..15]->reg1[16..31]",
+                "load:0x5->reg0[0..15],move:reg0[0..15]->reg1[16..31]",
+            ),
+            (
+                "load:0x1->NXM_NX_REG2[],set_field:0x7->metadata",
+                "load:0x1->reg2[],set_field:0x7->metadata",
+            ),
+            (
+                "move:eth_src[]->eth_dst[],move:NXM_OF_ETH_DST[0..7]->reg0[0..7]",
+                "move:eth_src[]->eth_dst[],move:eth_dst[0..7]->reg0[0..7]",
+            ),
+            (
+                "resubmit(,2),resubmit(5,3),resubmit:4,resubmit(in_port,1)",
+                "resubmit(,2),resubmit(5,3),resubmit:4,resubmit(,1)",
+            ),
+            (
+                "write_metadata:0x5/0xff,goto_table:3",
+                "write_metadata:0x5/0xff,goto_table:3",
+            ),
+            ("note:00.11.aa,dec_ttl", "note:00.11.aa,dec_ttl"),
+            (
+                "set_field:5->reg3,set_field:2->vlan_vid",
+                "set_field:0x5->reg3,set_field:2->vlan_vid",
+            ),
+        ];
+        for (input, printed) in cases {
+            let spec =
+                parse_flow(&format!("actions={input}")).unwrap_or_else(|e| panic!("{input}: {e}"));
+            assert_eq!(
+                crate::print::format_actions(&spec.actions),
+                printed,
+                "{input}"
+            );
+        }
+        let ip = [
+            ("ip,actions=mod_nw_src:1.2.3.4,mod_nw_dst:5.6.7.8,mod_nw_tos:16,set_field:2->ip_ecn,set_field:9->nw_ttl", "set_field:1.2.3.4->ip_src,set_field:5.6.7.8->ip_dst,set_field:4->ip_dscp,set_field:2->ip_ecn,set_field:9->nw_ttl"),
+            ("tcp,actions=mod_tp_src:1,mod_tp_dst:2", "set_field:1->tcp_src,set_field:2->tcp_dst"),
+            ("udp6,actions=mod_tp_dst:2,set_field:::1->ipv6_dst", "set_field:2->udp_dst,set_field:::1->ipv6_dst"),
+            ("ip,actions=set_field:32->nw_tos,load:0xa000001->ip_dst[]", "set_field:8->ip_dscp,load:0xa000001->ip_dst[]"),
+        ];
+        for (input, printed) in ip {
+            let spec = parse_flow(input).unwrap_or_else(|e| panic!("{input}: {e}"));
+            assert_eq!(
+                crate::print::format_actions(&spec.actions),
+                printed,
+                "{input}"
+            );
+        }
+    }
+
+    #[test]
+    fn keywords_and_dump_fields() {
+        let s = parse_flow(
+            "table=3, cookie=0x1f, idle_timeout=10, hard_timeout=20, priority=5,ip actions=drop",
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                s.table,
+                s.cookie,
+                s.idle_timeout,
+                s.hard_timeout,
+                s.priority
+            ),
+            (Some(3), 0x1f, 10, 20, 5)
+        );
+        let d = parse_flow(" cookie=0x0, duration=1.234s, table=0, n_packets=10, n_bytes=980, idle_age=3, tcp actions=output:2").unwrap();
+        assert_eq!(d.priority, crate::DEFAULT_PRIORITY);
+        assert_eq!(d.actions, vec![Action::Output(2)]);
+    }
+
+    #[test]
+    fn mod_and_del_variants() {
+        let d = parse_del_flow("table=1,cookie=0x10/0xf0,ip", false).unwrap();
+        assert_eq!(d.command, FlowModCommand::Delete);
+        assert_eq!(
+            (d.spec.table, d.spec.cookie, d.spec.cookie_mask),
+            (Some(1), 0x10, Some(0xf0))
+        );
+        let d = parse_del_flow("priority=5,ip", true).unwrap();
+        assert_eq!(
+            (d.command, d.spec.table),
+            (FlowModCommand::DeleteStrict, None)
+        );
+        assert_eq!(
+            parse_del_flow("ip,actions=drop", false).unwrap_err().field,
+            "actions"
+        );
+        let m = parse_mod_flow("ip,actions=output:3", false).unwrap();
+        assert_eq!(m.spec.actions, vec![Action::Output(3)]);
+        assert_eq!(
+            parse_mod_flow("cookie=1,actions=drop", false)
+                .unwrap_err()
+                .field,
+            "cookie"
+        );
+        assert_eq!(
+            parse_mod_flow("ip,idle_timeout=5,actions=drop", false)
+                .unwrap_err()
+                .field,
+            "idle_timeout"
+        );
+        let b = parse_flow_mod("delete_strict priority=7,tcp").unwrap();
+        assert_eq!(b.command, FlowModCommand::DeleteStrict);
+        let b = parse_flow_mod("priority=7,tcp,actions=drop").unwrap();
+        assert_eq!(b.command, FlowModCommand::Add);
+    }
+
+    #[test]
+    fn flows_file_skips_comments_and_names_the_line() {
+        let text = "# rules\n\npriority=1,actions=drop\n  ip,actions=output:1  \n";
+        assert_eq!(parse_flows_file(text).unwrap().len(), 2);
+        let bad = "priority=1,actions=drop\n# c\ntcp,tp_dst=99999,actions=drop\n";
+        let e = parse_flows_file(bad).unwrap_err();
+        assert_eq!(e.line, 3);
+        assert_eq!(
+            e.to_string(),
+            "line 3: tp_dst: \"99999\" is out of range (0-65535)"
+        );
+    }
+}

@@ -1,0 +1,818 @@
+//! The rule set of a bridge: 255 classifier tables published as immutable snapshots.
+//!
+//! Translation reads the current [`RuleSet`] through `arc_swap` without a lock. The control
+//! side ([`FlowTables::apply`]) serialises writers, applies a whole bundle of flow mods to a
+//! private copy and publishes it with one swap, so a bundle is all-or-nothing and readers
+//! never see half of it. To avoid copying every rule on every change, the writer keeps the
+//! previous snapshot as a spare: once no reader holds it any more, it is brought up to date by
+//! replaying the last change log (left-right), so a flow mod costs O(rules it touches).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use pipeline::StatsSink;
+
+use crate::classifier::Classifier;
+use crate::error::{BundleError, FileError, RuleError};
+use crate::parse::{check_actions, check_spec, parse_bundle_file, rule_lines};
+use crate::print::{format_dump, DumpStats};
+use crate::rule::{Action, FlowMod, FlowModCommand, FlowSpec, Match, N_TABLES};
+
+/// A rule's counters, shared by every snapshot and every megaflow translated through it.
+#[derive(Debug, Default)]
+pub struct RuleStats {
+    pub n_packets: AtomicU64,
+    pub n_bytes: AtomicU64,
+    /// Last time a packet hit the rule (0: never), for `idle_timeout`.
+    pub used_ns: AtomicU64,
+}
+
+impl StatsSink for RuleStats {
+    fn credit(&self, packets: u64, bytes: u64, _tcp_flags: u16, used_ns: u64) {
+        self.n_packets.fetch_add(packets, Ordering::Relaxed);
+        self.n_bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.used_ns.fetch_max(used_ns, Ordering::Relaxed);
+    }
+}
+
+/// An installed rule.
+#[derive(Debug)]
+pub struct Rule {
+    /// Install sequence number: unique, and the tie-break between equal priorities.
+    pub id: u64,
+    /// The rule as added (its `table` is always `Some`).
+    pub spec: FlowSpec,
+    pub stats: Arc<RuleStats>,
+    /// When the rule was added (modify keeps it).
+    pub created_ns: u64,
+}
+
+impl Rule {
+    pub fn table(&self) -> u8 {
+        self.spec.table.unwrap_or(0)
+    }
+
+    /// The dump-flows line of this rule at time `now_ns`.
+    pub fn dump(&self, now_ns: u64) -> String {
+        format_dump(
+            &self.spec,
+            DumpStats {
+                duration_ns: now_ns.saturating_sub(self.created_ns),
+                n_packets: self.stats.n_packets.load(Ordering::Relaxed),
+                n_bytes: self.stats.n_bytes.load(Ordering::Relaxed),
+            },
+        )
+    }
+
+    /// True when a timeout has run out at `now_ns`.
+    pub fn expired(&self, now_ns: u64) -> bool {
+        const NS: u64 = 1_000_000_000;
+        let hard = self.spec.hard_timeout;
+        if hard != 0 && now_ns >= self.created_ns + u64::from(hard) * NS {
+            return true;
+        }
+        let idle = self.spec.idle_timeout;
+        let last = self
+            .stats
+            .used_ns
+            .load(Ordering::Relaxed)
+            .max(self.created_ns);
+        idle != 0 && now_ns >= last + u64::from(idle) * NS
+    }
+}
+
+/// One snapshot of every table.
+#[derive(Clone, Debug)]
+pub struct RuleSet {
+    tables: Vec<Classifier>,
+    generation: u64,
+}
+
+impl Default for RuleSet {
+    fn default() -> RuleSet {
+        RuleSet {
+            tables: vec![Classifier::default(); N_TABLES],
+            generation: 0,
+        }
+    }
+}
+
+/// An elementary change, replayable on the spare snapshot.
+#[derive(Clone, Debug)]
+enum Change {
+    Insert(Arc<Rule>),
+    Remove(Arc<Rule>),
+}
+
+impl RuleSet {
+    /// Increases on every published change.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Number of rules in every table.
+    pub fn len(&self) -> usize {
+        self.tables.iter().map(Classifier::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// One table (`None` for 255).
+    pub fn table(&self, t: u8) -> Option<&Classifier> {
+        self.tables.get(usize::from(t))
+    }
+
+    /// Every rule, by table, then priority (highest first), then age (oldest first): the
+    /// dump-flows order.
+    pub fn rules(&self) -> Vec<Arc<Rule>> {
+        let mut out = Vec::with_capacity(self.len());
+        for t in &self.tables {
+            let start = out.len();
+            out.extend(t.iter().cloned());
+            out[start..].sort_by(|a: &Arc<Rule>, b: &Arc<Rule>| {
+                b.spec.priority.cmp(&a.spec.priority).then(a.id.cmp(&b.id))
+            });
+        }
+        out
+    }
+
+    /// dump-flows output, one line per rule.
+    pub fn dump(&self, now_ns: u64) -> Vec<String> {
+        self.rules().iter().map(|r| r.dump(now_ns)).collect()
+    }
+
+    fn apply_change(&mut self, c: &Change) {
+        match c {
+            Change::Insert(r) => {
+                if let Some(t) = self.tables.get_mut(usize::from(r.table())) {
+                    t.insert(r.clone());
+                }
+            }
+            Change::Remove(r) => {
+                if let Some(t) = self.tables.get_mut(usize::from(r.table())) {
+                    t.remove(r);
+                }
+            }
+        }
+    }
+
+    fn undo(&mut self, changes: &[Change]) {
+        for c in changes.iter().rev() {
+            match c {
+                Change::Insert(r) => self.apply_change(&Change::Remove(r.clone())),
+                Change::Remove(r) => self.apply_change(&Change::Insert(r.clone())),
+            }
+        }
+    }
+
+    /// Rules a modify/delete selects.
+    fn select(&self, cmd: FlowModCommand, spec: &FlowSpec) -> Vec<Arc<Rule>> {
+        let strict = matches!(
+            cmd,
+            FlowModCommand::ModifyStrict | FlowModCommand::DeleteStrict
+        );
+        let cookie_ok = |r: &Rule| match spec.cookie_mask {
+            Some(m) => r.spec.cookie & m == spec.cookie & m,
+            None => true,
+        };
+        let tables: Vec<&Classifier> = match spec.table {
+            Some(t) => self.tables.get(usize::from(t)).into_iter().collect(),
+            None => self.tables.iter().collect(),
+        };
+        let mut out = Vec::new();
+        for t in tables {
+            if strict {
+                if let Some(r) = t.find_exact(&spec.matches, spec.priority) {
+                    if cookie_ok(r) {
+                        out.push(r.clone());
+                    }
+                }
+            } else {
+                out.extend(
+                    t.iter()
+                        .filter(|r| spec.matches.covers(&r.spec.matches) && cookie_ok(r))
+                        .cloned(),
+                );
+            }
+        }
+        out
+    }
+
+    /// Applies one flow mod, appending what it changed to `log`.
+    fn apply_mod(
+        &mut self,
+        fm: &FlowMod,
+        now_ns: u64,
+        next_id: &mut u64,
+        log: &mut Vec<Change>,
+    ) -> Result<(), RuleError> {
+        check_spec(&fm.spec)?;
+        match fm.command {
+            FlowModCommand::Add => {
+                let mut spec = fm.spec.clone();
+                let table = spec.table.unwrap_or(0);
+                spec.table = Some(table);
+                spec.cookie_mask = None;
+                check_actions(&spec.actions, &spec.matches, Some(table))?;
+                let rule = Arc::new(Rule {
+                    id: *next_id,
+                    spec,
+                    stats: Arc::new(RuleStats::default()),
+                    created_ns: now_ns,
+                });
+                *next_id += 1;
+                let t = &mut self.tables[usize::from(table)];
+                if let Some(old) = t.insert(rule.clone()) {
+                    log.push(Change::Remove(old));
+                }
+                log.push(Change::Insert(rule));
+            }
+            FlowModCommand::Modify | FlowModCommand::ModifyStrict => {
+                for old in self.select(fm.command, &fm.spec) {
+                    check_actions(&fm.spec.actions, &old.spec.matches, Some(old.table()))?;
+                    let new = Arc::new(Rule {
+                        id: old.id,
+                        spec: FlowSpec {
+                            actions: fm.spec.actions.clone(),
+                            ..old.spec.clone()
+                        },
+                        stats: old.stats.clone(),
+                        created_ns: old.created_ns,
+                    });
+                    let t = &mut self.tables[usize::from(old.table())];
+                    t.remove(&old);
+                    t.insert(new.clone());
+                    log.push(Change::Remove(old));
+                    log.push(Change::Insert(new));
+                }
+            }
+            FlowModCommand::Delete | FlowModCommand::DeleteStrict => {
+                for old in self.select(fm.command, &fm.spec) {
+                    self.tables[usize::from(old.table())].remove(&old);
+                    log.push(Change::Remove(old));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+struct Writer {
+    /// The snapshot before the last publish, once readers let go of it.
+    spare: Option<Arc<RuleSet>>,
+    /// What the last publish changed relative to `spare`.
+    pending: Vec<Change>,
+    next_id: u64,
+}
+
+/// What a successful [`FlowTables::apply`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ApplyReport {
+    pub added: usize,
+    pub modified: usize,
+    pub removed: usize,
+    /// Generation after the change (unchanged when nothing changed).
+    pub generation: u64,
+}
+
+/// The published rule set of a bridge plus its writer.
+pub struct FlowTables {
+    live: ArcSwap<RuleSet>,
+    writer: Mutex<Writer>,
+}
+
+impl Default for FlowTables {
+    fn default() -> FlowTables {
+        FlowTables::new()
+    }
+}
+
+impl FlowTables {
+    pub fn new() -> FlowTables {
+        FlowTables {
+            live: ArcSwap::from_pointee(RuleSet::default()),
+            writer: Mutex::new(Writer {
+                spare: Some(Arc::new(RuleSet::default())),
+                pending: Vec::new(),
+                next_id: 1,
+            }),
+        }
+    }
+
+    /// The current snapshot (lock-free; hold it only for a translation).
+    #[inline]
+    pub fn load(&self) -> arc_swap::Guard<Arc<RuleSet>> {
+        self.live.load()
+    }
+
+    /// The current snapshot as an owned `Arc`.
+    pub fn snapshot(&self) -> Arc<RuleSet> {
+        self.live.load_full()
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.live.load().generation
+    }
+
+    /// Applies `mods` all-or-nothing at time `now_ns` and publishes the result. On error
+    /// nothing changes and the error names the flow mod (0-based index) and the field.
+    pub fn apply(&self, mods: &[FlowMod], now_ns: u64) -> Result<ApplyReport, BundleError> {
+        self.apply_inner(mods.iter().map(|m| (None, m)), now_ns)
+    }
+
+    /// Applies a bundle file (see [`crate::parse_bundle_file`]) all-or-nothing; errors
+    /// name the line.
+    pub fn apply_bundle_text(&self, text: &str, now_ns: u64) -> Result<ApplyReport, BundleError> {
+        let mods = parse_bundle_file(text).map_err(|e| file_error(text, e))?;
+        let mut report = self.apply_inner(mods.iter().map(|(l, m)| (Some(*l), m)), now_ns);
+        if let Err(e) = &mut report {
+            e.line = mods.get(e.index).map(|(l, _)| *l);
+        }
+        report
+    }
+
+    /// Adds every rule of a flows file (one bundle).
+    pub fn add_flows_text(&self, text: &str, now_ns: u64) -> Result<ApplyReport, BundleError> {
+        let specs = crate::parse::parse_flows_file(text).map_err(|e| file_error(text, e))?;
+        let mods: Vec<FlowMod> = specs
+            .into_iter()
+            .map(|spec| FlowMod {
+                command: FlowModCommand::Add,
+                spec,
+            })
+            .collect();
+        self.apply(&mods, now_ns)
+    }
+
+    fn apply_inner<'a>(
+        &self,
+        mods: impl Iterator<Item = (Option<usize>, &'a FlowMod)>,
+        now_ns: u64,
+    ) -> Result<ApplyReport, BundleError> {
+        let (mut report, generation) = self.transact(|work, next_id, log| {
+            let mut report = ApplyReport::default();
+            for (index, (line, fm)) in mods.enumerate() {
+                let before = log.len();
+                work.apply_mod(fm, now_ns, next_id, log)
+                    .map_err(|error| BundleError { index, line, error })?;
+                let n = log.len() - before;
+                match fm.command {
+                    FlowModCommand::Add => report.added += 1,
+                    FlowModCommand::Modify | FlowModCommand::ModifyStrict => {
+                        report.modified += n / 2
+                    }
+                    FlowModCommand::Delete | FlowModCommand::DeleteStrict => report.removed += n,
+                }
+            }
+            Ok(report)
+        })?;
+        report.generation = generation;
+        Ok(report)
+    }
+
+    /// Runs `f` on a private copy of the rule set; publishes the copy if `f` succeeded and
+    /// changed something, otherwise undoes its changes. Returns `f`'s result and the
+    /// generation now published.
+    fn transact<T>(
+        &self,
+        f: impl FnOnce(&mut RuleSet, &mut u64, &mut Vec<Change>) -> Result<T, BundleError>,
+    ) -> Result<(T, u64), BundleError> {
+        // A poisoned lock only means another writer panicked; the state it guards is
+        // consistent between calls, so carry on.
+        let mut w = self
+            .writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let live = self.live.load_full();
+        let mut work = match w.spare.take().map(Arc::try_unwrap) {
+            Some(Ok(mut spare)) => {
+                for c in &w.pending {
+                    spare.apply_change(c);
+                }
+                spare
+            }
+            // A reader still holds the old snapshot: copy the live one instead.
+            _ => (*live).clone(),
+        };
+        w.pending.clear();
+        work.generation = live.generation;
+        let mut log = Vec::new();
+        let mut next_id = w.next_id;
+        let result = f(&mut work, &mut next_id, &mut log);
+        w.next_id = next_id;
+        match result {
+            Err(e) => {
+                work.undo(&log);
+                w.spare = Some(Arc::new(work));
+                Err(e)
+            }
+            Ok(t) if log.is_empty() => {
+                w.spare = Some(Arc::new(work));
+                Ok((t, live.generation))
+            }
+            Ok(t) => {
+                work.generation += 1;
+                let generation = work.generation;
+                let old = self.live.swap(Arc::new(work));
+                w.spare = Some(old);
+                w.pending = log;
+                Ok((t, generation))
+            }
+        }
+    }
+
+    /// Removes the rules whose idle or hard timeout has run out at `now_ns`; returns them.
+    pub fn expire(&self, now_ns: u64) -> Vec<Arc<Rule>> {
+        if !self
+            .live
+            .load()
+            .tables
+            .iter()
+            .any(|t| t.iter().any(|r| r.expired(now_ns)))
+        {
+            return Vec::new();
+        }
+        let result = self.transact(|work, _, log| {
+            let expired: Vec<Arc<Rule>> = work
+                .tables
+                .iter()
+                .flat_map(|t| t.iter())
+                .filter(|r| r.expired(now_ns))
+                .cloned()
+                .collect();
+            for r in &expired {
+                let c = Change::Remove(r.clone());
+                work.apply_change(&c);
+                log.push(c);
+            }
+            Ok(expired)
+        });
+        result.map(|(e, _)| e).unwrap_or_default()
+    }
+}
+
+/// A parse error of a file as a bundle error: the index counts the rule lines before it.
+fn file_error(text: &str, e: FileError) -> BundleError {
+    BundleError {
+        index: rule_lines(text).take_while(|(l, _)| *l < e.line).count(),
+        line: Some(e.line),
+        error: e.error,
+    }
+}
+
+/// A rule built in code: `actions` after `match_` in table `table` at `priority`.
+pub fn flow_mod_add(table: u8, priority: u16, matches: Match, actions: Vec<Action>) -> FlowMod {
+    FlowMod {
+        command: FlowModCommand::Add,
+        spec: FlowSpec {
+            table: Some(table),
+            priority,
+            matches,
+            actions,
+            ..FlowSpec::default()
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::{parse_del_flow, parse_flow, parse_mod_flow};
+    use crate::rule::Fields;
+    use pipeline::FlowKey;
+
+    fn add(text: &str) -> FlowMod {
+        FlowMod {
+            command: FlowModCommand::Add,
+            spec: parse_flow(text).unwrap_or_else(|e| panic!("{text}: {e}")),
+        }
+    }
+
+    fn tcp_key(dst: u32, port: u16) -> Fields {
+        Fields::from_key(&FlowKey {
+            in_port: 1,
+            dl_type: 0x0800,
+            nw_proto: 6,
+            nw_dst: dst,
+            tp_dst: port,
+            ..FlowKey::default()
+        })
+    }
+
+    /// Actions of the rule that wins in `table` for `f`.
+    fn winner(t: &FlowTables, table: u8, f: &Fields) -> Option<String> {
+        let rs = t.load();
+        let mut wc = Fields::default();
+        rs.table(table)?
+            .lookup(f, &mut wc)
+            .map(|r| crate::format_actions(&r.spec.actions))
+    }
+
+    fn lines(t: &FlowTables) -> Vec<String> {
+        t.load()
+            .rules()
+            .iter()
+            .map(|r| r.spec.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn highest_priority_wins_then_oldest() {
+        let t = FlowTables::new();
+        t.apply(
+            &[
+                add("priority=10,actions=output:1"),
+                add("priority=100,tcp,nw_dst=10.0.0.0/24,actions=output:2"),
+                add("priority=200,tcp,tp_dst=80,actions=output:3"),
+                add("priority=200,ip,nw_dst=10.0.0.5,actions=output:4"),
+            ],
+            0,
+        )
+        .unwrap();
+        assert_eq!(
+            winner(&t, 0, &tcp_key(0x0a00_0007, 22)).as_deref(),
+            Some("output:2")
+        );
+        assert_eq!(
+            winner(&t, 0, &tcp_key(0x0a00_0007, 80)).as_deref(),
+            Some("output:3")
+        );
+        assert_eq!(
+            winner(&t, 0, &tcp_key(0x0b00_0007, 22)).as_deref(),
+            Some("output:1")
+        );
+        // Two priority-200 rules match: the one added first wins.
+        assert_eq!(
+            winner(&t, 0, &tcp_key(0x0a00_0005, 80)).as_deref(),
+            Some("output:3")
+        );
+        assert_eq!(winner(&t, 1, &tcp_key(0x0a00_0005, 80)), None);
+        assert_eq!(t.load().len(), 4);
+    }
+
+    #[test]
+    fn add_replaces_identical_rule_and_resets_counters() {
+        let t = FlowTables::new();
+        t.apply(&[add("priority=5,ip,actions=output:1")], 0)
+            .unwrap();
+        let old = t.load().rules()[0].clone();
+        old.stats.credit(3, 300, 0, 10);
+        let rep = t
+            .apply(&[add("priority=5,ip,actions=output:2")], 0)
+            .unwrap();
+        assert_eq!(rep.added, 1);
+        let rules = t.load().rules();
+        assert_eq!(rules.len(), 1);
+        assert_eq!(rules[0].spec.actions, vec![Action::Output(2)]);
+        assert_eq!(rules[0].stats.n_packets.load(Ordering::Relaxed), 0);
+        // A different priority is a different rule.
+        t.apply(&[add("priority=6,ip,actions=output:2")], 0)
+            .unwrap();
+        assert_eq!(t.load().len(), 2);
+    }
+
+    #[test]
+    fn modify_keeps_counters_strict_and_not() {
+        let t = FlowTables::new();
+        t.apply(
+            &[
+                add("priority=5,ip,nw_dst=10.0.0.1,actions=output:1"),
+                add("priority=6,ip,nw_dst=10.0.0.0/8,actions=output:1"),
+                add("priority=7,arp,actions=output:1"),
+            ],
+            0,
+        )
+        .unwrap();
+        for r in t.load().rules() {
+            r.stats.credit(1, 64, 0, 5);
+        }
+        let rep = t
+            .apply(&[parse_mod_flow("ip,actions=output:9", false).unwrap()], 0)
+            .unwrap();
+        assert_eq!(rep.modified, 2);
+        for r in t.load().rules() {
+            let want = if r.spec.matches.is_arp() { 1 } else { 9 };
+            assert_eq!(r.spec.actions, vec![Action::Output(want)]);
+            assert_eq!(r.stats.n_packets.load(Ordering::Relaxed), 1);
+        }
+        let rep = t
+            .apply(
+                &[
+                    parse_mod_flow("priority=6,ip,nw_dst=10.0.0.0/8,actions=output:8", true)
+                        .unwrap(),
+                ],
+                0,
+            )
+            .unwrap();
+        assert_eq!(rep.modified, 1);
+        // Strict needs the exact priority.
+        let rep = t
+            .apply(
+                &[
+                    parse_mod_flow("priority=9,ip,nw_dst=10.0.0.0/8,actions=output:7", true)
+                        .unwrap(),
+                ],
+                0,
+            )
+            .unwrap();
+        assert_eq!(rep.modified, 0);
+    }
+
+    #[test]
+    fn delete_strict_and_non_strict() {
+        let t = FlowTables::new();
+        let setup = [
+            add("priority=5,tcp,nw_dst=10.0.0.1,tp_dst=80,actions=drop"),
+            add("priority=6,ip,nw_dst=10.0.0.0/8,actions=drop"),
+            add("priority=7,ip,actions=drop"),
+            add("priority=8,arp,actions=drop"),
+            add("table=1,priority=5,tcp,nw_dst=10.0.0.1,tp_dst=80,actions=drop"),
+        ];
+        t.apply(&setup, 0).unwrap();
+        // Non-strict: every rule at least as specific, in every table.
+        let rep = t
+            .apply(&[parse_del_flow("ip,nw_dst=10.0.0.0/8", false).unwrap()], 0)
+            .unwrap();
+        assert_eq!(rep.removed, 3);
+        assert_eq!(
+            lines(&t),
+            vec![
+                "table=0, priority=8,arp actions=drop",
+                "table=0, priority=7,ip actions=drop"
+            ]
+        );
+        t.apply(&setup, 0).unwrap();
+        let rep = t
+            .apply(
+                &[parse_del_flow("table=1,ip,nw_dst=10.0.0.0/8", false).unwrap()],
+                0,
+            )
+            .unwrap();
+        assert_eq!(rep.removed, 1);
+        // Strict: exact match and priority.
+        let rep = t
+            .apply(
+                &[parse_del_flow("priority=7,ip,nw_dst=10.0.0.0/8", true).unwrap()],
+                0,
+            )
+            .unwrap();
+        assert_eq!(rep.removed, 0);
+        let rep = t
+            .apply(
+                &[parse_del_flow("priority=6,ip,nw_dst=10.0.0.0/8", true).unwrap()],
+                0,
+            )
+            .unwrap();
+        assert_eq!(rep.removed, 1);
+        // An empty match deletes everything.
+        t.apply(&[parse_del_flow("", false).unwrap()], 0).unwrap();
+        assert!(t.load().is_empty());
+    }
+
+    #[test]
+    fn cookies_select_rules() {
+        let t = FlowTables::new();
+        t.apply(
+            &[
+                add("cookie=0x11,priority=1,actions=drop"),
+                add("cookie=0x12,priority=2,actions=drop"),
+                add("cookie=0x21,priority=3,actions=drop"),
+            ],
+            0,
+        )
+        .unwrap();
+        let rep = t
+            .apply(
+                &[parse_mod_flow("cookie=0x10/0xf0,actions=output:1", false).unwrap()],
+                0,
+            )
+            .unwrap();
+        assert_eq!(rep.modified, 2);
+        let rep = t
+            .apply(&[parse_del_flow("cookie=0x21", false).unwrap()], 0)
+            .unwrap();
+        assert_eq!(rep.removed, 1);
+        let rep = t
+            .apply(&[parse_del_flow("cookie=0x2/0xf", false).unwrap()], 0)
+            .unwrap();
+        assert_eq!(rep.removed, 1);
+        assert_eq!(
+            lines(&t),
+            vec!["table=0, cookie=0x11, priority=1 actions=output:1"]
+        );
+    }
+
+    #[test]
+    fn bundle_is_all_or_nothing() {
+        let t = FlowTables::new();
+        t.apply(&[add("priority=1,actions=output:1")], 0).unwrap();
+        let before = lines(&t);
+        let g = t.generation();
+        let text = "add priority=2,ip,actions=output:2\n\
+                    delete priority=1\n\
+                    # the third flow mod is bad\n\
+                    add table=2,priority=3,actions=goto_table:1\n";
+        let e = t.apply_bundle_text(text, 0).unwrap_err();
+        assert_eq!((e.index, e.line), (2, Some(4)));
+        assert_eq!(e.error.field, "goto_table");
+        assert_eq!(
+            e.to_string(),
+            "flow mod 2 (line 4): goto_table: table 1 is not after the rule's table 2"
+        );
+        assert_eq!(lines(&t), before);
+        assert_eq!(t.generation(), g);
+        // A mod that fails only when applied (goto_table against a rule in a later table).
+        t.apply(&[add("table=5,priority=1,actions=drop")], 0)
+            .unwrap();
+        let g = t.generation();
+        let bad = [
+            add("priority=9,actions=drop"),
+            parse_mod_flow("actions=goto_table:3", false).unwrap(),
+        ];
+        let e = t.apply(&bad, 0).unwrap_err();
+        assert_eq!(e.index, 1);
+        assert_eq!(t.generation(), g);
+        assert_eq!(t.load().len(), 2);
+        // A parse error in a bundle file names its line.
+        let e = t
+            .apply_bundle_text("add ip,actions=drop\nadd tcp,tp_dst=x,actions=drop\n", 0)
+            .unwrap_err();
+        assert_eq!(e.line, Some(2));
+        assert_eq!(e.error.field, "tp_dst");
+        // And a good bundle applies as one generation step.
+        let r = t.apply_bundle_text(
+            "add priority=2,ip,actions=output:2\ndelete_strict table=5,priority=1\n",
+            0,
+        );
+        assert_eq!(r.unwrap().generation, g + 1);
+        assert_eq!(t.load().len(), 2);
+    }
+
+    #[test]
+    fn timeouts_expire_rules() {
+        const S: u64 = 1_000_000_000;
+        let t = FlowTables::new();
+        t.apply(
+            &[
+                add("idle_timeout=10,priority=1,actions=drop"),
+                add("hard_timeout=20,priority=2,actions=drop"),
+                add("priority=3,actions=drop"),
+            ],
+            100 * S,
+        )
+        .unwrap();
+        assert!(t.expire(105 * S).is_empty());
+        // Traffic at 108 s keeps the idle rule alive until 118 s.
+        t.load().rules()[2].stats.credit(1, 60, 0, 108 * S);
+        assert_eq!(t.load().rules()[2].spec.idle_timeout, 10);
+        assert!(t.expire(117 * S).is_empty());
+        let gone = t.expire(118 * S);
+        assert_eq!(gone.len(), 1);
+        assert_eq!(gone[0].spec.idle_timeout, 10);
+        let gone = t.expire(120 * S);
+        assert_eq!(gone.len(), 1);
+        assert_eq!(gone[0].spec.hard_timeout, 20);
+        assert_eq!(t.load().len(), 1);
+    }
+
+    #[test]
+    fn snapshots_stay_consistent_with_and_without_readers() {
+        let t = FlowTables::new();
+        let mut reference = RuleSet::default();
+        let mut id = 1;
+        let mut log = Vec::new();
+        for i in 0..200u32 {
+            // Hold a reader across some changes so the writer must copy instead of replaying.
+            let held = (i % 7 == 0).then(|| t.snapshot());
+            let fm = if i % 5 == 4 {
+                parse_del_flow(&format!("ip,nw_dst=10.0.{}.0/24", i % 3), false).unwrap()
+            } else {
+                add(&format!(
+                    "priority={},ip,nw_dst=10.0.{}.{},actions=output:{i}",
+                    i % 4,
+                    i % 3,
+                    i % 50
+                ))
+            };
+            t.apply(std::slice::from_ref(&fm), 0).unwrap();
+            reference.apply_mod(&fm, 0, &mut id, &mut log).unwrap();
+            drop(held);
+            let got: Vec<String> = t
+                .load()
+                .rules()
+                .iter()
+                .map(|r| r.spec.to_string())
+                .collect();
+            let want: Vec<String> = reference
+                .rules()
+                .iter()
+                .map(|r| r.spec.to_string())
+                .collect();
+            assert_eq!(got, want, "after change {i}");
+        }
+        assert!(t.generation() > 150);
+    }
+}

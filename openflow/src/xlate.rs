@@ -1,0 +1,610 @@
+//! Translation: walks a packet's key through the tables of a rule-set snapshot and produces
+//! the datapath actions, the megaflow mask (every key bit any consulted lookup or action
+//! read) and the statistics sinks of the rules it hit.
+
+use std::sync::Arc;
+
+use pipeline::flowkey::{FRAG_ANY, FRAG_LATER, VLAN_PRESENT};
+use pipeline::{DpAction, FlowKey, StatsSink, UpcallResult};
+
+use crate::normal::{normal_xlate, MacTable, NormalPort};
+use crate::rule::{Action, Field, FieldRef, Fields, OFPP_LOCAL};
+use crate::ruleset::RuleSet;
+
+/// Nesting limit of `resubmit`; deeper translations drop the packet, as Open vSwitch does.
+pub const MAX_RESUBMIT_DEPTH: u32 = 64;
+
+const TPID_8021Q: u16 = 0x8100;
+
+/// What translation needs besides the rules.
+pub struct XlateEnv<'a> {
+    pub rules: &'a RuleSet,
+    pub ports: &'a [NormalPort],
+    pub macs: &'a MacTable,
+    pub now_ns: u64,
+}
+
+struct Xlate<'a> {
+    env: &'a XlateEnv<'a>,
+    /// The packet as the actions so far have changed it, plus registers and metadata.
+    f: Fields,
+    /// Bits consulted (of the packet as it was when the bit was read).
+    wc: Fields,
+    actions: Vec<DpAction>,
+    sinks: Vec<Arc<dyn StatsSink>>,
+    depth: u32,
+    too_deep: bool,
+}
+
+/// Translates `key` starting at table 0 with zeroed registers and metadata.
+pub fn translate(env: &XlateEnv<'_>, key: &FlowKey) -> UpcallResult {
+    let mut x = Xlate {
+        env,
+        f: Fields::from_key(key),
+        wc: Fields::default(),
+        actions: Vec::new(),
+        sinks: Vec::new(),
+        depth: 0,
+        too_deep: false,
+    };
+    x.table(0);
+    if x.too_deep {
+        x.actions.clear();
+    }
+    UpcallResult {
+        actions: x.actions,
+        mask: complete_mask(x.wc.key),
+        sinks: x.sinks,
+    }
+}
+
+/// Adds the bits a megaflow needs so that it never matches another protocol: `dl_type`
+/// whenever an L3 field is consulted, `nw_proto` and `nw_frag` whenever an L4 field is.
+fn complete_mask(mut m: FlowKey) -> FlowKey {
+    let l4 = m.tp_src != 0 || m.tp_dst != 0 || m.tcp_flags != 0;
+    if l4 {
+        m.nw_proto = 0xff;
+        m.nw_frag |= FRAG_ANY | FRAG_LATER;
+    }
+    let l3 = l4
+        || m.nw_src != 0
+        || m.nw_dst != 0
+        || m.ipv6_src != [0; 16]
+        || m.ipv6_dst != [0; 16]
+        || m.ipv6_label != 0
+        || m.nw_proto != 0
+        || m.nw_tos != 0
+        || m.nw_ttl != 0
+        || m.nw_frag != 0
+        || m.arp_sha != [0; 6]
+        || m.arp_tha != [0; 6]
+        || m.nd_target != [0; 16];
+    if l3 {
+        m.dl_type = 0xffff;
+    }
+    m
+}
+
+impl Xlate<'_> {
+    fn table(&mut self, t: u8) {
+        if self.depth >= MAX_RESUBMIT_DEPTH {
+            self.too_deep = true;
+            return;
+        }
+        let Some(table) = self.env.rules.table(t) else {
+            return;
+        };
+        // A miss drops: nothing to add.
+        let Some(rule) = table.lookup(&self.f, &mut self.wc) else {
+            return;
+        };
+        let rule = rule.clone();
+        self.sinks.push(rule.stats.clone());
+        self.depth += 1;
+        let mut goto = None;
+        for a in &rule.spec.actions {
+            if let Action::GotoTable(n) = a {
+                goto = Some(*n);
+            } else {
+                self.action(a, t);
+            }
+            if self.too_deep {
+                return;
+            }
+        }
+        self.depth -= 1;
+        if let Some(n) = goto {
+            self.table(n);
+        }
+    }
+
+    fn in_port(&mut self) -> u32 {
+        self.wc.key.in_port = u32::MAX;
+        self.f.key.in_port
+    }
+
+    fn output(&mut self, port: u32) {
+        if port != self.in_port() {
+            self.actions.push(DpAction::Output(port));
+        }
+    }
+
+    fn action(&mut self, a: &Action, cur_table: u8) {
+        match a {
+            Action::Output(p) => self.output(*p),
+            Action::InPort => {
+                let p = self.in_port();
+                self.actions.push(DpAction::Output(p));
+            }
+            Action::Flood | Action::All => {
+                let in_port = self.in_port();
+                let flood = matches!(a, Action::Flood);
+                for p in self.env.ports {
+                    if p.ofport != in_port && (p.flood || !flood) {
+                        self.actions.push(DpAction::Output(p.ofport));
+                    }
+                }
+            }
+            Action::Local => {
+                if self.env.ports.iter().any(|p| p.ofport == OFPP_LOCAL) {
+                    self.output(OFPP_LOCAL);
+                }
+            }
+            Action::Normal => {
+                let before = self.actions.len();
+                normal_xlate(
+                    &self.f.key,
+                    self.env.ports,
+                    self.env.macs,
+                    self.env.now_ns,
+                    &mut self.actions,
+                    &mut self.wc.key,
+                    &mut self.sinks,
+                );
+                self.restore_vlan(before);
+            }
+            Action::Controller => self.actions.push(DpAction::Controller),
+            Action::SetField { field, value } => self.write(FieldRef::whole(*field), *value),
+            Action::Load { dst, value } => self.write(*dst, *value),
+            Action::Move { src, dst } => {
+                if src.field.is_packet_field() {
+                    src.field.or_mask(&mut self.wc, src.bit_mask());
+                }
+                let v = src.read(&self.f);
+                self.write(*dst, v);
+            }
+            Action::PushVlan(tpid) => {
+                let k = &mut self.f.key;
+                // OpenFlow copies the outer TCI into the new header when there is one.
+                let tci = if k.has_vlan() {
+                    self.wc.key.vlan_tci = 0xffff;
+                    k.vlan_tci & !VLAN_PRESENT
+                } else {
+                    self.wc.key.vlan_tci |= VLAN_PRESENT;
+                    0
+                };
+                k.vlan2_tci = k.vlan_tci;
+                k.vlan_tci = tci | VLAN_PRESENT;
+                k.vlan_tpid = *tpid;
+                self.actions.push(DpAction::PushVlan { tpid: *tpid, tci });
+            }
+            Action::PopVlan => {
+                self.wc.key.vlan_tci |= VLAN_PRESENT;
+                let k = &mut self.f.key;
+                if k.has_vlan() {
+                    k.vlan_tci = k.vlan2_tci;
+                    k.vlan2_tci = 0;
+                    k.vlan_tpid = if k.has_vlan() { TPID_8021Q } else { 0 };
+                    self.actions.push(DpAction::PopVlan);
+                }
+            }
+            Action::DecTtl => {
+                // Whether the packet is IP decides; the TTL itself is the datapath's business.
+                self.wc.key.dl_type = 0xffff;
+                if self.f.key.is_ip() {
+                    self.f.key.nw_ttl = self.f.key.nw_ttl.saturating_sub(1);
+                    self.actions.push(DpAction::DecTtl);
+                }
+            }
+            Action::Resubmit { port, table } => {
+                let saved = self.f.key.in_port;
+                if let Some(p) = port {
+                    self.f.key.in_port = *p;
+                }
+                self.table(table.unwrap_or(cur_table));
+                self.f.key.in_port = saved;
+            }
+            // Handled by `table` after the other actions.
+            Action::GotoTable(_) => {}
+            Action::WriteMetadata { value, mask } => {
+                self.f.metadata = (self.f.metadata & !mask) | (value & mask);
+            }
+            Action::Note(_) => {}
+        }
+    }
+
+    /// Writes `v` into a field range; for packet fields emits the datapath action that sets
+    /// the whole field (so bits of the field outside the range were read).
+    fn write(&mut self, r: FieldRef, v: u128) {
+        r.write(&mut self.f, v);
+        let field = r.field;
+        if !field.is_packet_field() {
+            return;
+        }
+        if !r.is_whole() {
+            field.or_mask(&mut self.wc, field.max_value() & !r.bit_mask());
+        }
+        let new = field.get(&self.f);
+        if matches!(field, Field::VlanVid | Field::VlanPcp) {
+            self.wc.key.vlan_tci |= VLAN_PRESENT;
+            let k = &mut self.f.key;
+            if !k.has_vlan() {
+                // As mod_vlan_vid / mod_vlan_pcp: an untagged frame gets a new header.
+                k.vlan_tci |= VLAN_PRESENT;
+                k.vlan_tpid = TPID_8021Q;
+                self.actions.push(DpAction::PushVlan {
+                    tpid: TPID_8021Q,
+                    tci: k.vlan_tci & !VLAN_PRESENT,
+                });
+                return;
+            }
+        }
+        if let Some(act) = field.dp_action(new) {
+            self.actions.push(act);
+        }
+    }
+
+    /// NORMAL edits the VLAN header for its outputs; put the packet back as the OpenFlow
+    /// actions see it so that later actions act on the right frame.
+    fn restore_vlan(&mut self, from: usize) {
+        let want = (self.f.key.vlan_tci, self.f.key.vlan_tpid);
+        let mut tci = self.f.key.vlan_tci;
+        let mut tpid = self.f.key.vlan_tpid;
+        let mut inner = self.f.key.vlan2_tci;
+        for a in &self.actions[from..] {
+            match *a {
+                DpAction::PushVlan { tpid: t, tci: c } => {
+                    inner = tci;
+                    tci = c | VLAN_PRESENT;
+                    tpid = t;
+                }
+                DpAction::PopVlan => {
+                    tci = inner;
+                    inner = 0;
+                    tpid = if tci & VLAN_PRESENT != 0 {
+                        TPID_8021Q
+                    } else {
+                        0
+                    };
+                }
+                DpAction::SetVlanVid(v) => tci = (tci & !0x0fff) | (v & 0x0fff),
+                DpAction::SetVlanPcp(p) => tci = (tci & 0x1fff) | (u16::from(p) << 13),
+                _ => {}
+            }
+        }
+        if (tci, tpid) == want || self.actions.len() == from {
+            return;
+        }
+        let (have, need) = (tci & VLAN_PRESENT != 0, want.0 & VLAN_PRESENT != 0);
+        match (have, need) {
+            (true, false) => self.actions.push(DpAction::PopVlan),
+            (false, true) => self.actions.push(DpAction::PushVlan {
+                tpid: want.1,
+                tci: want.0 & !VLAN_PRESENT,
+            }),
+            (true, true) => {
+                if tpid != want.1 {
+                    self.actions.push(DpAction::PopVlan);
+                    self.actions.push(DpAction::PushVlan {
+                        tpid: want.1,
+                        tci: want.0 & !VLAN_PRESENT,
+                    });
+                } else {
+                    if tci & 0x0fff != want.0 & 0x0fff {
+                        self.actions.push(DpAction::SetVlanVid(want.0 & 0x0fff));
+                    }
+                    if tci >> 13 != want.0 >> 13 {
+                        self.actions
+                            .push(DpAction::SetVlanPcp((want.0 >> 13) as u8));
+                    }
+                }
+            }
+            (false, false) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::normal::VlanMode;
+    use crate::Bridge;
+
+    fn port(n: u32) -> NormalPort {
+        NormalPort {
+            ofport: n,
+            vlan: VlanMode::Access(0),
+            flood: true,
+        }
+    }
+
+    fn bridge(flows: &str) -> Bridge {
+        let b = Bridge::new(
+            vec![port(1), port(2), port(3)],
+            MacTable::new(300_000_000_000, 1024),
+        );
+        b.add_flows_text(flows, 0).unwrap_or_else(|e| panic!("{e}"));
+        b
+    }
+
+    fn ip_key(dst: u32) -> FlowKey {
+        FlowKey {
+            in_port: 1,
+            dl_src: [0, 0, 0, 0, 0, 1],
+            dl_dst: [0, 0, 0, 0, 0, 2],
+            dl_type: 0x0800,
+            nw_src: 0x0a00_0001,
+            nw_dst: dst,
+            nw_proto: 6,
+            nw_ttl: 64,
+            tp_src: 1234,
+            tp_dst: 80,
+            ..FlowKey::default()
+        }
+    }
+
+    #[test]
+    fn prefix_rule_and_catch_all_give_dl_type_and_prefix_mask() {
+        let b = bridge(
+            "priority=100,ip,nw_dst=10.0.0.0/24,actions=output:2\npriority=0,actions=output:3\n",
+        );
+        let want_mask = FlowKey {
+            dl_type: 0xffff,
+            nw_dst: 0xffff_ff00,
+            in_port: u32::MAX,
+            ..FlowKey::default()
+        };
+        let r = b.translate(&ip_key(0x0a00_0005), 0);
+        assert_eq!(r.actions, vec![DpAction::Output(2)]);
+        assert_eq!(r.mask, want_mask);
+        assert_eq!(r.sinks.len(), 1);
+        let r = b.translate(&ip_key(0x0b00_0005), 0);
+        assert_eq!(r.actions, vec![DpAction::Output(3)]);
+        assert_eq!(r.mask, want_mask);
+    }
+
+    #[test]
+    fn lower_priority_subtables_are_not_probed_after_a_match() {
+        let b = bridge("priority=200,in_port=1,actions=output:2\npriority=100,ip,nw_dst=10.0.0.0/24,actions=output:3\n");
+        let r = b.translate(&ip_key(0x0a00_0005), 0);
+        assert_eq!(r.actions, vec![DpAction::Output(2)]);
+        assert_eq!(
+            r.mask,
+            FlowKey {
+                in_port: u32::MAX,
+                ..FlowKey::default()
+            }
+        );
+    }
+
+    #[test]
+    fn l4_lookups_unwildcard_proto_and_frag() {
+        let b = bridge("priority=100,tcp,tp_dst=80,actions=drop\n");
+        let r = b.translate(&ip_key(1), 0);
+        assert!(r.actions.is_empty());
+        assert_eq!(r.mask.tp_dst, 0xffff);
+        assert_eq!(r.mask.nw_proto, 0xff);
+        assert_eq!(r.mask.dl_type, 0xffff);
+        assert_eq!(r.mask.nw_frag, FRAG_ANY | FRAG_LATER);
+        assert_eq!(r.mask.in_port, 0);
+    }
+
+    #[test]
+    fn resubmit_goto_registers_and_metadata() {
+        let b = bridge(
+            "actions=load:0x5->reg0[],write_metadata:0x70/0xf0,resubmit(,1),goto_table:2\n\
+             table=1,reg0=5,metadata=0x70/0xf0,actions=output:3\n\
+             table=2,metadata=0x70,actions=resubmit(2,3)\n\
+             table=3,in_port=2,actions=in_port\n",
+        );
+        let r = b.translate(&ip_key(1), 0);
+        assert_eq!(r.actions, vec![DpAction::Output(3), DpAction::Output(2)]);
+        assert_eq!(r.sinks.len(), 4);
+        // Registers and metadata are not packet bits.
+        assert_eq!(
+            r.mask,
+            FlowKey {
+                in_port: u32::MAX,
+                ..FlowKey::default()
+            }
+        );
+    }
+
+    #[test]
+    fn resubmit_loop_drops() {
+        let b = bridge("actions=output:2,resubmit(,0)\n");
+        let r = b.translate(&ip_key(1), 0);
+        assert!(r.actions.is_empty());
+        assert_eq!(r.sinks.len(), MAX_RESUBMIT_DEPTH as usize);
+    }
+
+    #[test]
+    fn set_fields_emit_actions_and_later_tables_see_them() {
+        let b = bridge(
+            "ip,actions=mod_nw_dst:1.2.3.4,mod_dl_src:00:00:00:00:00:09,dec_ttl,resubmit(,1)\n\
+             table=1,ip,nw_dst=1.2.3.4,nw_ttl=63,actions=output:2\n",
+        );
+        let r = b.translate(&ip_key(7), 0);
+        assert_eq!(
+            r.actions,
+            vec![
+                DpAction::SetIpv4Dst(0x0102_0304),
+                DpAction::SetEthSrc([0, 0, 0, 0, 0, 9]),
+                DpAction::DecTtl,
+                DpAction::Output(2),
+            ]
+        );
+        assert_eq!(r.mask.dl_type, 0xffff);
+        assert_eq!(r.mask.nw_dst, u32::MAX);
+        // dec_ttl itself does not read the TTL; the table-1 lookup does.
+        assert_eq!(r.mask.nw_ttl, 0xff);
+        let b = bridge("ip,actions=dec_ttl,output:2\n");
+        let r = b.translate(&ip_key(7), 0);
+        assert_eq!(r.actions, vec![DpAction::DecTtl, DpAction::Output(2)]);
+        assert_eq!(r.mask.nw_ttl, 0);
+    }
+
+    #[test]
+    fn partial_loads_and_moves_read_packet_bits() {
+        let b = bridge("actions=load:0xff->eth_dst[0..7],move:eth_src[0..15]->reg1[0..15],resubmit(,1)\ntable=1,reg1=1,actions=output:2\n");
+        let r = b.translate(&ip_key(7), 0);
+        assert_eq!(
+            r.actions,
+            vec![
+                DpAction::SetEthDst([0, 0, 0, 0, 0, 0xff]),
+                DpAction::Output(2)
+            ]
+        );
+        assert_eq!(r.mask.dl_dst, [0xff, 0xff, 0xff, 0xff, 0xff, 0]);
+        assert_eq!(r.mask.dl_src, [0, 0, 0, 0, 0xff, 0xff]);
+    }
+
+    #[test]
+    fn output_ports_flood_all_local() {
+        let b = bridge("actions=output:1,output:2,in_port,local\n");
+        let r = b.translate(&ip_key(7), 0);
+        assert_eq!(r.actions, vec![DpAction::Output(2), DpAction::Output(1)]);
+        let mut ports = vec![port(1), port(2), port(3), port(OFPP_LOCAL)];
+        ports[2].flood = false;
+        b.set_ports(ports);
+        let r = b.translate(&ip_key(7), 0);
+        assert_eq!(
+            r.actions,
+            vec![
+                DpAction::Output(2),
+                DpAction::Output(1),
+                DpAction::Output(OFPP_LOCAL)
+            ]
+        );
+        let b2 = bridge("actions=flood\npriority=40000,in_port=2,actions=all\n");
+        b2.set_ports(b.ports().to_vec());
+        let r = b2.translate(&ip_key(7), 0);
+        assert_eq!(
+            r.actions,
+            vec![DpAction::Output(2), DpAction::Output(OFPP_LOCAL)]
+        );
+        let mut k = ip_key(7);
+        k.in_port = 2;
+        let r = b2.translate(&k, 0);
+        assert_eq!(
+            r.actions,
+            vec![
+                DpAction::Output(1),
+                DpAction::Output(3),
+                DpAction::Output(OFPP_LOCAL)
+            ]
+        );
+        assert_eq!(r.mask.in_port, u32::MAX);
+    }
+
+    #[test]
+    fn vlan_actions() {
+        let b = bridge("actions=mod_vlan_vid:10,output:2\n");
+        let r = b.translate(&ip_key(7), 0);
+        assert_eq!(
+            r.actions,
+            vec![
+                DpAction::PushVlan {
+                    tpid: 0x8100,
+                    tci: 10
+                },
+                DpAction::Output(2)
+            ]
+        );
+        assert_eq!(r.mask.vlan_tci, VLAN_PRESENT);
+        let mut k = ip_key(7);
+        k.vlan_tci = VLAN_PRESENT | (3 << 13) | 5;
+        k.vlan_tpid = 0x8100;
+        let r = b.translate(&k, 0);
+        assert_eq!(
+            r.actions,
+            vec![DpAction::SetVlanVid(10), DpAction::Output(2)]
+        );
+        let b = bridge("actions=pop_vlan,push_vlan:0x88a8,output:2\n");
+        let r = b.translate(&k, 0);
+        assert_eq!(
+            r.actions,
+            vec![
+                DpAction::PopVlan,
+                DpAction::PushVlan {
+                    tpid: 0x88a8,
+                    tci: 0
+                },
+                DpAction::Output(2)
+            ]
+        );
+        let r = b.translate(&ip_key(7), 0);
+        assert_eq!(
+            r.actions,
+            vec![
+                DpAction::PushVlan {
+                    tpid: 0x88a8,
+                    tci: 0
+                },
+                DpAction::Output(2)
+            ]
+        );
+    }
+
+    #[test]
+    fn normal_and_controller() {
+        let b = bridge("priority=10,actions=NORMAL\npriority=20,arp,actions=controller\n");
+        let r = b.translate(&ip_key(7), 0);
+        // Unknown destination: flooded to the other ports of the VLAN.
+        assert_eq!(r.actions, vec![DpAction::Output(2), DpAction::Output(3)]);
+        assert!(r.sinks.len() >= 2);
+        assert_eq!(r.mask.in_port, u32::MAX);
+        // The reply finds the learned MAC.
+        let mut back = ip_key(7);
+        back.in_port = 2;
+        back.dl_src = [0, 0, 0, 0, 0, 2];
+        back.dl_dst = [0, 0, 0, 0, 0, 1];
+        let r = b.translate(&back, 0);
+        assert_eq!(r.actions, vec![DpAction::Output(1)]);
+        let arp = FlowKey {
+            dl_type: 0x0806,
+            in_port: 1,
+            ..FlowKey::default()
+        };
+        assert_eq!(b.translate(&arp, 0).actions, vec![DpAction::Controller]);
+    }
+
+    #[test]
+    fn generation_moves_on_every_change() {
+        let b = bridge("actions=drop\n");
+        let g0 = b.generation();
+        b.apply(&[crate::parse_del_flow("", false).unwrap()], 0)
+            .unwrap();
+        let g1 = b.generation();
+        assert!(g1 > g0);
+        b.set_ports(vec![port(1)]);
+        assert!(b.generation() > g1);
+        assert_eq!(b.dump_flows(0), Vec::<String>::new());
+    }
+
+    #[test]
+    fn sinks_credit_the_rules_hit() {
+        let b = bridge("priority=5,ip,actions=resubmit(,1)\ntable=1,actions=output:2\n");
+        let r = b.translate(&ip_key(7), 0);
+        for s in &r.sinks {
+            s.credit(3, 180, 0, 2_000_000_000);
+        }
+        assert_eq!(
+            b.dump_flows(2_500_000_000),
+            vec![
+                " cookie=0x0, duration=2.500s, table=0, n_packets=3, n_bytes=180, priority=5,ip actions=resubmit(,1)",
+                " cookie=0x0, duration=2.500s, table=1, n_packets=3, n_bytes=180, actions=output:2",
+            ]
+        );
+    }
+}
