@@ -9,7 +9,6 @@
 //! `no-output` drop, which is therefore its fate when nothing else happens to it.
 #![forbid(unsafe_code)]
 
-
 use crate::buffer::{PacketId, PacketMeta, NO_OFFSET};
 use crate::checksum::{crc32c, update16, update32, update_bytes};
 use crate::dpaction::{DpAction, ExecDrop};

@@ -1,0 +1,9 @@
+//! The vecswitch daemon and CLI: graph wiring, ports and replay. This is the only crate that
+//! does I/O; the feature crates it wires know nothing of ports.
+#![forbid(unsafe_code)]
+
+pub mod bridge;
+pub mod pcapio;
+pub mod replay;
+pub mod scenario;
+pub mod switch;

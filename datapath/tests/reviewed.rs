@@ -1,0 +1,57 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! Checks the committed goldens against what does not come from vecswitch: the per-frame
+//! predictions that `pcaps/gen.py` declares with scapy (`pcaps/crosscheck.py`; the same
+//! predictions were checked against Open vSwitch 3.1, see pcaps/README.md), and checksums
+//! recomputed from scratch (`pcaps/check_checksums.py`). Needs `/usr/bin/python3` with scapy
+//! (`scripts/setup.sh` installs it).
+
+use std::path::Path;
+use std::process::Command;
+
+fn pcaps() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../pcaps")
+}
+
+fn python(args: &[&str]) -> (bool, String) {
+    let out = Command::new("/usr/bin/python3")
+        .args(args)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .expect("/usr/bin/python3 runs (scripts/setup.sh installs python3-scapy)");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+#[test]
+fn goldens_match_the_independent_predictions() {
+    let script = pcaps().join("crosscheck.py");
+    let (ok, text) = python(&[script.to_str().unwrap(), "--all"]);
+    assert!(ok, "{text}");
+    assert!(text.contains("0 difference(s)"), "{text}");
+    // Every scenario took part.
+    assert!(text.matches("== ").count() >= 7, "{text}");
+}
+
+#[test]
+fn golden_checksums_are_right() {
+    let mut files = Vec::new();
+    for dir in std::fs::read_dir(pcaps()).unwrap().flatten() {
+        let expected = dir.path().join("expected");
+        if let Ok(rd) = std::fs::read_dir(&expected) {
+            for f in rd.flatten() {
+                if f.path().extension().is_some_and(|e| e == "pcap") {
+                    files.push(f.path().to_string_lossy().into_owned());
+                }
+            }
+        }
+    }
+    assert!(files.len() >= 20, "goldens missing: {files:?}");
+    let script = pcaps().join("check_checksums.py");
+    let mut args = vec![script.to_string_lossy().into_owned()];
+    args.extend(files);
+    let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+    let (ok, text) = python(&args);
+    assert!(ok, "{text}");
+    assert!(text.contains(" 0 wrong"), "{text}");
+}
