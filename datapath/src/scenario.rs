@@ -18,9 +18,11 @@ pub enum ScenarioError {
     },
     #[error("{path}: {message}")]
     Syntax { path: PathBuf, message: String },
-    #[error("{path}: {field}: {reason}")]
+    #[error("{path}:{}{field}: {reason}", line.map(|l| format!(" line {l}: ")).unwrap_or_else(|| " ".into()))]
     Field {
         path: PathBuf,
+        /// 1-based line of the field in the file, where it is there.
+        line: Option<usize>,
         field: String,
         reason: String,
     },
@@ -127,6 +129,7 @@ impl Scenario {
         })?;
         let field = |field: String, reason: String| ScenarioError::Field {
             path: file.to_path_buf(),
+            line: line_of(text, &field),
             field,
             reason,
         };
@@ -254,6 +257,49 @@ impl Scenario {
     }
 }
 
+/// The 1-based line where a field path (`rules`, `port[2].ofport`, `options.batch`,
+/// `port[0].tag/trunks`) is set in scenario text; for a path naming a whole `[[port]]`, its
+/// header line.
+fn line_of(text: &str, path: &str) -> Option<usize> {
+    let (section, keys): (Option<(&str, usize)>, &str) =
+        if let Some(rest) = path.strip_prefix("port[") {
+            let (index, key) = rest.split_once("].")?;
+            (Some(("[[port]]", index.parse().ok()?)), key)
+        } else if let Some(key) = path.strip_prefix("options.") {
+            (Some(("[options]", 0)), key)
+        } else {
+            (None, path)
+        };
+    let mut current: Option<(&str, usize)> = None;
+    let mut seen_ports = 0;
+    let mut header_line = None;
+    for (n, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            current = if t.starts_with("[[port]]") {
+                seen_ports += 1;
+                Some(("[[port]]", seen_ports - 1))
+            } else if t.starts_with("[options]") {
+                Some(("[options]", 0))
+            } else {
+                Some(("other", 0))
+            };
+            if current == section {
+                header_line = Some(n + 1);
+            }
+            continue;
+        }
+        if current != section {
+            continue;
+        }
+        let name = t.split('=').next().unwrap_or("").trim();
+        if !name.is_empty() && keys.split('/').any(|k| k == name) && t.contains('=') {
+            return Some(n + 1);
+        }
+    }
+    header_line
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,8 +348,26 @@ mod tests {
         ];
         for (text, field) in cases {
             let e = parse(text).unwrap_err().to_string();
-            assert!(e.contains(&format!(": {field}: ")), "{text:?} gave {e}");
+            assert!(e.contains(&format!(" {field}: ")), "{text:?} gave {e}");
         }
+    }
+
+    #[test]
+    fn field_errors_give_the_line() {
+        let e = parse("[[port]]\nname='p1'\nofport=1\n[[port]]\nname='p2'\nofport=1\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "scenario.toml: line 6: port[1].ofport: 1 is used by another port"
+        );
+        let e = parse("[[port]]\nname='p1'\nofport=1\n[options]\nbatch = 300\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("scenario.toml: line 5: options.batch:"),
+            "{e}"
+        );
     }
 
     #[test]
