@@ -1,7 +1,8 @@
 //! The vecswitch daemon and CLI: graph wiring, ports and replay. This is the only crate that
 //! does I/O; the feature crates it wires know nothing of ports.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
+pub mod afxdp;
 pub mod bridge;
 pub mod pcapio;
 pub mod replay;
