@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use pipeline::actions::{execute, ExecTargets};
+use pipeline::actions::{execute, packets_independent, ExecTargets};
 use pipeline::{
     Ctx, DpAction, ExecDrop, FlowKey, Next, Node, PacketId, StatsSink, Upcall, MAX_BATCH,
 };
@@ -136,6 +136,15 @@ struct Group {
     flow: u32,
     count: u16,
     start: u16,
+    bytes: u64,
+    tcp_flags: u16,
+}
+
+/// Consecutive packets of one megaflow, counted before they are added to its [`Group`].
+struct Run {
+    flow: u32,
+    group: u16,
+    count: u16,
     bytes: u64,
     tcp_flags: u16,
 }
@@ -348,6 +357,13 @@ impl<U: Upcall> Classify<U> {
             self.stats.emc_hits += 1;
             return flow;
         }
+        self.classify_emc_miss(key, hash, now_ns)
+    }
+
+    /// Megaflow lookup and, failing that, upcall: out of line so that the EMC-hit loop stays
+    /// small.
+    #[inline(never)]
+    fn classify_emc_miss(&mut self, key: &FlowKey, hash: u32, now_ns: u64) -> u32 {
         let l = self.cache.lookup(key);
         self.stats.masked_lookups += l.probes as u64;
         if l.flow != NO_FLOW {
@@ -364,6 +380,16 @@ impl<U: Upcall> Classify<U> {
             return l.flow;
         }
         self.upcall_packet(key, hash, now_ns)
+    }
+
+    /// Adds a run of consecutive packets of one megaflow to its group.
+    #[inline(always)]
+    fn close_run(&mut self, run: &Run) {
+        if let Some(grp) = self.groups.get_mut(run.group as usize) {
+            grp.count += run.count;
+            grp.bytes += run.bytes;
+            grp.tcp_flags |= run.tcp_flags;
+        }
     }
 
     /// Group index of `flow` in this frame, creating the group.
@@ -385,6 +411,27 @@ impl<U: Upcall> Classify<U> {
             tcp_flags: 0,
         });
         (self.groups.len() - 1) as u16
+    }
+
+    /// The actions of every group of the frame when they can run as one group: a single
+    /// group, or groups that each came as one run of consecutive packets (so that frame
+    /// order is group order, the order grouped execution queues them in) whose megaflows
+    /// share one interned action list that gives the same result per packet as per group
+    /// (see [`packets_independent`]).
+    #[inline(always)]
+    fn shared_actions(&self, runs: usize) -> Option<&[DpAction]> {
+        let (first, rest) = self.groups.split_first()?;
+        let actions = self.actions_of(first.flow);
+        if rest.is_empty() {
+            return Some(actions);
+        }
+        if runs != self.groups.len() {
+            return None;
+        }
+        let same = rest
+            .iter()
+            .all(|g| std::ptr::eq(self.actions_of(g.flow), actions));
+        (same && packets_independent(actions)).then_some(actions)
     }
 
     #[inline(always)]
@@ -429,33 +476,54 @@ impl<U: Upcall + 'static> Node for Classify<U> {
         let (pkts, next) = (&pkts[..n], &mut next[..n]);
         self.stats.packets += n as u64;
 
-        // Classify every packet and count its group.
-        for (i, &p) in pkts.iter().enumerate() {
-            let meta = cx.pool.meta(p);
-            let (hash, len, flags) = (meta.hash, meta.len as u64, meta.key.tcp_flags);
-            let key = &meta.key;
-            let flow = self.classify_one(key, hash, now);
-            let g = self.group_of(flow);
-            if let Some(grp) = self.groups.get_mut(g as usize) {
-                grp.count += 1;
-                grp.bytes += len;
-                grp.tcp_flags |= flags;
+        // Classify every packet. Consecutive packets of one megaflow (the common case) are
+        // counted in a local run and reach the group table once per run.
+        let mut pkt_group = std::mem::take(&mut self.pkt_group);
+        let mut run = Run {
+            flow: NO_FLOW,
+            group: 0,
+            count: 0,
+            bytes: 0,
+            tcp_flags: 0,
+        };
+        let mut runs = 0usize;
+        for (&p, pg) in pkts.iter().zip(pkt_group.iter_mut()) {
+            let meta = cx.pool.meta_mut(p);
+            let flow = self.classify_one(&meta.key, meta.hash, now);
+            meta.flow_ref = if flow & EPHEMERAL == 0 { flow } else { NO_FLOW };
+            // `run.flow` starts as NO_FLOW, which no packet gets; an uninstalled upcall's
+            // reference is new every time, so runs never join two of them.
+            if flow != run.flow {
+                if run.count != 0 {
+                    self.close_run(&run);
+                }
+                runs += 1;
+                run = Run {
+                    flow,
+                    group: self.group_of(flow),
+                    count: 0,
+                    bytes: 0,
+                    tcp_flags: 0,
+                };
             }
-            if let Some(pg) = self.pkt_group.get_mut(i) {
-                *pg = g;
-            }
-            cx.pool.meta_mut(p).flow_ref = if flow & EPHEMERAL == 0 { flow } else { NO_FLOW };
+            run.count += 1;
+            run.bytes += meta.len as u64;
+            run.tcp_flags |= meta.key.tcp_flags;
+            *pg = run.group;
         }
+        if run.count != 0 {
+            self.close_run(&run);
+        }
+        self.pkt_group = pkt_group;
 
         let targets = ExecTargets {
             drop_base: 0,
             recirc_next: Some(0),
         };
-        if self.groups.len() == 1 {
-            // The whole frame is one megaflow: execute in place.
-            if let Some(g) = self.groups.first().copied() {
-                execute(self.actions_of(g.flow), cx, pkts, next, targets);
-            }
+        if let Some(actions) = self.shared_actions(runs) {
+            // The whole frame is one megaflow, or megaflows in one run each with the same
+            // (interned) actions that act on each packet alone: execute once, in place.
+            execute(actions, cx, pkts, next, targets);
         } else if self.groups.len() == n {
             // Every packet is its own megaflow: group i is packet i, no reordering needed.
             for (i, g) in self.groups.iter().enumerate() {
@@ -798,6 +866,35 @@ mod tests {
                 "l4(dst=53), packets:2, bytes:120, used:0.000s, flags:0x10, actions:3",
             ]
         );
+    }
+
+    #[test]
+    fn megaflows_sharing_actions_run_as_one_group() {
+        let mut up = FakeUpcall::new(&[(80, 2), (81, 2), (82, 3)]);
+        let sink80 = up.sink(80);
+        let sink81 = up.sink(81);
+        let mut r = Rig::new(up, Rig::always_emc());
+        // Two megaflows with the same (interned) actions, one run each: one execution over
+        // the whole frame, in frame order, each megaflow credited alone.
+        let frame = [(1, 80, 100), (1, 80, 100), (1, 81, 60), (1, 81, 60)];
+        let (next, ids) = r.run(&frame, 0);
+        assert_eq!(next, vec![Next::CONSUMED; 4]);
+        assert_eq!(r.drain(2), ids);
+        // Interleaved: still grouped by megaflow, as grouped execution always queued them.
+        let frame = [(1, 80, 100), (1, 81, 60), (1, 80, 100), (1, 81, 60)];
+        let (next, ids) = r.run(&frame, 1);
+        assert_eq!(next, vec![Next::CONSUMED; 4]);
+        assert_eq!(r.drain(2), vec![ids[0], ids[2], ids[1], ids[3]]);
+        let s = *r.node.stats();
+        assert_eq!((s.upcalls, s.emc_hits), (2, 6));
+        assert_eq!(sink80.packets.load(Ordering::Relaxed), 4);
+        assert_eq!(sink80.bytes.load(Ordering::Relaxed), 400);
+        assert_eq!(sink81.packets.load(Ordering::Relaxed), 4);
+        assert_eq!(sink81.bytes.load(Ordering::Relaxed), 240);
+        // Different actions in the frame: grouped execution, still in order per port.
+        let (_, ids) = r.run(&[(1, 80, 60), (1, 82, 60), (1, 81, 60), (1, 82, 60)], 2);
+        assert_eq!(r.drain(2), vec![ids[0], ids[2]]);
+        assert_eq!(r.drain(3), vec![ids[1], ids[3]]);
     }
 
     #[test]

@@ -50,10 +50,19 @@ pub fn execute(
     next: &mut [Next],
     targets: ExecTargets,
 ) {
-    let drop_as = |d: ExecDrop| Next::drop(targets.drop_base + d as u16);
-    let alive = drop_as(ExecDrop::NoOutput);
     let n = pkts.len().min(next.len());
     let (pkts, next) = (&pkts[..n], &mut next[..n]);
+    // The common megaflow: one output to a port that exists. The whole group moves to its
+    // queue with one port lookup.
+    if let [DpAction::Output(port)] = actions {
+        if let Some(q) = cx.tx.index_of(*port) {
+            cx.tx.enqueue_all_at(q, pkts);
+            next.fill(Next::CONSUMED);
+            return;
+        }
+    }
+    let drop_as = |d: ExecDrop| Next::drop(targets.drop_base + d as u16);
+    let alive = drop_as(ExecDrop::NoOutput);
     next.iter_mut().for_each(|x| *x = alive);
 
     let end = actions
@@ -151,6 +160,21 @@ pub fn execute(
             }
         }
     }
+}
+
+/// True when executing `actions` over a group has the same effect as executing them over
+/// each of its packets in turn: no output makes a copy (copies take frames from the pool
+/// in an order that depends on the grouping). Every other action touches only its own
+/// packet, and each queue receives the group's packets in their order either way.
+pub fn packets_independent(actions: &[DpAction]) -> bool {
+    let outputs = actions
+        .iter()
+        .filter(|a| matches!(a, DpAction::Output(_)))
+        .count();
+    let terminal = actions
+        .iter()
+        .any(|a| matches!(a, DpAction::Recirc(_) | DpAction::Controller));
+    outputs == 0 || (outputs == 1 && !terminal)
 }
 
 /// A checked mutable view of `N` bytes at `at`.
@@ -924,6 +948,32 @@ mod tests {
         assert_eq!(rig.next, vec![Next::CONSUMED]);
         assert_eq!(rig.tx.no_buffers, 1);
         assert_eq!((rig.out(1).len(), rig.out(2).len()), (0, 1));
+    }
+
+    #[test]
+    fn single_output_moves_the_group_in_order() {
+        let f = udp4_frame();
+        let rig = run(&[DpAction::Output(2)], &[f.clone(), f.clone(), f.clone()]);
+        assert_eq!(rig.next, vec![Next::CONSUMED; 3]);
+        assert_eq!(rig.tx.queue(2).unwrap(), &rig.pkts);
+        assert_eq!(rig.pool.available(), 64 - 3);
+        // To a port without a queue: each packet is freed and counted, as before.
+        let rig = run(&[DpAction::Output(9)], &[f.clone(), f]);
+        assert_eq!(rig.next, vec![Next::CONSUMED; 2]);
+        assert_eq!(rig.tx.no_such_port, 2);
+        assert_eq!(rig.pool.available(), 64);
+    }
+
+    #[test]
+    fn independence_of_packets() {
+        use DpAction::*;
+        assert!(packets_independent(&[]));
+        assert!(packets_independent(&[Output(1)]));
+        assert!(packets_independent(&[SetIpv4Dst(1), DecTtl, Output(1)]));
+        assert!(packets_independent(&[SetIpTtl(3), Recirc(1)]));
+        assert!(!packets_independent(&[Output(1), Output(2)]));
+        assert!(!packets_independent(&[Output(1), Recirc(1)]));
+        assert!(!packets_independent(&[Output(1), Controller]));
     }
 
     #[test]

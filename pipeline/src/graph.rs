@@ -250,6 +250,22 @@ impl Graph {
         slot.stats.calls += 1;
         slot.stats.vectors += n as u64;
         slot.stats.cycles += t1.wrapping_sub(t0);
+        // The usual frame has one fate for every packet (all parsed, all queued): scatter it
+        // in one piece.
+        if let Some((&first, rest)) = self.next[..n].split_first() {
+            if rest.iter().all(|&x| x == first) {
+                if first == Next::CONSUMED {
+                    return;
+                }
+                let target = first
+                    .next_index()
+                    .and_then(|k| self.slots[i].nexts.get(k as usize).copied());
+                if let Some(target) = target {
+                    self.slots[target].pending.extend_from_slice(pkts);
+                    return;
+                }
+            }
+        }
         for (&p, &nx) in pkts.iter().zip(self.next[..n].iter()) {
             if let Some(k) = nx.next_index() {
                 match self.slots[i].nexts.get(k as usize) {

@@ -163,6 +163,7 @@ fn hash_with_macs(key: &FlowKey, macs: &[u8; 12]) -> u32 {
 ///
 /// The key is zeroed from `dl_dst` on first; the fields before it are kept. On error the key
 /// holds what was parsed before the bad header and the hash is still computed.
+#[inline]
 pub fn parse_packet(data: &[u8], meta: &mut PacketMeta) -> Result<(), ParseError> {
     for w in &mut meta.key.words_mut()[L2_WORD..] {
         *w = 0;

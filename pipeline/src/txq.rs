@@ -81,6 +81,12 @@ impl TxQueues {
         self.queues[index].push(pkt);
     }
 
+    /// Queue a whole group by index from [`TxQueues::index_of`], in order.
+    #[inline(always)]
+    pub fn enqueue_all_at(&mut self, index: usize, pkts: &[PacketId]) {
+        self.queues[index].extend_from_slice(pkts);
+    }
+
     /// What is queued on `port`.
     pub fn queue(&self, port: u32) -> Option<&Vec<PacketId>> {
         self.index_of(port).map(|i| &self.queues[i])
