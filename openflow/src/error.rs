@@ -27,9 +27,10 @@ pub struct FileError {
 
 /// A bundle (or a single flow mod) that was refused; nothing was changed. `index` is the
 /// 0-based position of the offending flow mod in the bundle, `line` its 1-based line when the
-/// bundle came from text.
+/// bundle came from text. Displayed as `line N: field: reason`, or `flow mod N: ...` (1-based)
+/// without text.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("flow mod {index}{}: {error}", line.map(|l| format!(" (line {l})")).unwrap_or_default())]
+#[error("{}: {error}", line.map(|l| format!("line {l}")).unwrap_or_else(|| format!("flow mod {}", index + 1)))]
 pub struct BundleError {
     pub index: usize,
     pub line: Option<usize>,

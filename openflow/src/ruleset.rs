@@ -720,7 +720,7 @@ mod tests {
         assert_eq!(e.error.field, "goto_table");
         assert_eq!(
             e.to_string(),
-            "flow mod 2 (line 4): goto_table: table 1 is not after the rule's table 2"
+            "line 4: goto_table: table 1 is not after the rule's table 2"
         );
         assert_eq!(lines(&t), before);
         assert_eq!(t.generation(), g);
