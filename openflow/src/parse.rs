@@ -951,7 +951,8 @@ fn parse_action(item: &str, m: &Match) -> Result<Action, RuleError> {
         "note" => {
             let a = arg.unwrap_or("");
             let hex: String = a.chars().filter(|c| *c != '.').collect();
-            if !hex.len().is_multiple_of(2) {
+            // Non-ASCII is refused before slicing by byte index (found by fuzzing).
+            if !hex.is_ascii() || !hex.len().is_multiple_of(2) {
                 return Err(RuleError::new(name, "expects hex bytes like 01.02.ab"));
             }
             let bytes = (0..hex.len())
@@ -1176,6 +1177,14 @@ mod tests {
         parse_flow(&format!("{text},actions=drop"))
             .unwrap_or_else(|e| panic!("{text}: {e}"))
             .matches
+    }
+
+    #[test]
+    fn non_ascii_note_is_refused_not_a_panic() {
+        // fuzz/regressions/parse_flow/note-hex-non-ascii-char-boundary
+        let e = parse_flow("actions=note:5\u{249}7").unwrap_err();
+        assert_eq!(e.field, "note");
+        assert!(parse_flow("actions=note:01.02.ab").is_ok());
     }
 
     #[test]
