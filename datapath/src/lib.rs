@@ -2,6 +2,7 @@
 //! does I/O; the feature crates it wires know nothing of ports.
 #![deny(unsafe_code)]
 
+pub mod afpacket;
 pub mod afxdp;
 pub mod bridge;
 pub mod pcapio;
