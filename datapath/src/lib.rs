@@ -9,3 +9,4 @@ pub mod pcapio;
 pub mod replay;
 pub mod scenario;
 pub mod switch;
+pub mod traffic;
