@@ -5,6 +5,7 @@
 pub mod afpacket;
 pub mod afxdp;
 pub mod bridge;
+pub mod netsys;
 pub mod pcapio;
 pub mod replay;
 pub mod scenario;

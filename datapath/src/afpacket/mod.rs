@@ -13,11 +13,11 @@
 
 mod ring;
 
-use std::ffi::CString;
 use std::io;
 use std::mem::size_of;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
+use crate::netsys::if_index;
 use ring::{
     Mmap, RxRing, TpacketReq, TpacketReq3, TxRing, TP_STATUS_CSUMNOTREADY,
     TP_STATUS_VLAN_TPID_VALID, TP_STATUS_VLAN_VALID,
@@ -203,21 +203,7 @@ fn packet_socket() -> io::Result<OwnedFd> {
 
 /// `setsockopt(fd, SOL_PACKET, opt, value)`.
 fn setsockopt<T>(fd: &OwnedFd, opt: libc::c_int, value: &T) -> io::Result<()> {
-    // SAFETY: `value` is a live `T` of exactly the size passed.
-    let ret = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_PACKET,
-            opt,
-            value as *const T as *const libc::c_void,
-            size_of::<T>() as libc::socklen_t,
-        )
-    };
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    crate::netsys::setsockopt(fd, libc::SOL_PACKET, opt, value)
 }
 
 /// Binds a packet socket to `ifindex` for `protocol` (host order; 0 receives nothing).
@@ -487,17 +473,6 @@ impl AfPacketPort {
         use std::os::fd::AsFd;
         self.rx_fd.as_fd()
     }
-}
-
-/// Interface index of `ifname`, if it exists.
-fn if_index(ifname: &str) -> Option<u32> {
-    if ifname.is_empty() || ifname.len() >= libc::IFNAMSIZ {
-        return None;
-    }
-    let name = CString::new(ifname).ok()?;
-    // SAFETY: `name` is a valid NUL-terminated string that outlives the call.
-    let idx = unsafe { libc::if_nametoindex(name.as_ptr()) };
-    (idx != 0).then_some(idx)
 }
 
 #[cfg(test)]

@@ -156,21 +156,7 @@ pub(crate) fn xsk_socket() -> Result<OwnedFd, XskError> {
 
 /// `setsockopt(fd, SOL_XDP, opt, value)`.
 pub(crate) fn setsockopt<T>(fd: &OwnedFd, opt: libc::c_int, value: &T) -> io::Result<()> {
-    // SAFETY: `value` is a live `T` of the size passed.
-    let ret = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_XDP,
-            opt,
-            value as *const T as *const libc::c_void,
-            size_of::<T>() as libc::socklen_t,
-        )
-    };
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    crate::netsys::setsockopt(fd, libc::SOL_XDP, opt, value)
 }
 
 /// `getsockopt(fd, SOL_XDP, opt)` into a zeroed `T`; returns the value and the length the

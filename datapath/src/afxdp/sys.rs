@@ -4,7 +4,6 @@
 //! name the step that failed.
 #![allow(unsafe_code)]
 
-use std::ffi::CString;
 use std::io;
 use std::mem::size_of;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -188,13 +187,7 @@ pub fn link_create_xdp(prog: &OwnedFd, ifindex: u32, flags: u32) -> io::Result<O
     bpf(BPF_LINK_CREATE, &mut attr).map(owned)
 }
 
-/// The interface index of `ifname`, or `None` if there is no such interface.
-pub fn if_index(ifname: &str) -> Option<u32> {
-    let name = CString::new(ifname).ok()?;
-    // SAFETY: `name` is a valid NUL-terminated string that outlives the call.
-    let idx = unsafe { libc::if_nametoindex(name.as_ptr()) };
-    (idx != 0).then_some(idx)
-}
+pub use crate::netsys::if_index;
 
 /// Sets (or with `fd == -1` removes) the XDP program of `ifindex` the pre-link way, through an
 /// `RTM_SETLINK` request with a nested `IFLA_XDP { IFLA_XDP_FD, IFLA_XDP_FLAGS }`. The kernel
