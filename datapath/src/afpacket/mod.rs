@@ -17,10 +17,10 @@ use std::io;
 use std::mem::size_of;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-use crate::netsys::if_index;
+use crate::netsys::{if_index, Mmap};
 use ring::{
-    Mmap, RxRing, TpacketReq, TpacketReq3, TxRing, TP_STATUS_CSUMNOTREADY,
-    TP_STATUS_VLAN_TPID_VALID, TP_STATUS_VLAN_VALID,
+    RxRing, TpacketReq, TpacketReq3, TxRing, TP_STATUS_CSUMNOTREADY, TP_STATUS_VLAN_TPID_VALID,
+    TP_STATUS_VLAN_VALID,
 };
 
 const PACKET_ADD_MEMBERSHIP: libc::c_int = 1;
@@ -266,7 +266,7 @@ impl AfPacketPort {
         };
         setsockopt(&rx_fd, PACKET_RX_RING, &req3).map_err(sys("setsockopt(PACKET_RX_RING)"))?;
         let rx_len = config.block_size as usize * config.block_count as usize;
-        let rx_map = Mmap::ring(&rx_fd, rx_len).map_err(sys("mmap(rx ring)"))?;
+        let rx_map = Mmap::ring(&rx_fd, rx_len, 0).map_err(sys("mmap(rx ring)"))?;
         setsockopt(&rx_fd, PACKET_IGNORE_OUTGOING, &1 as &libc::c_int)
             .map_err(sys("setsockopt(PACKET_IGNORE_OUTGOING)"))?;
         if config.promiscuous {
@@ -300,7 +300,7 @@ impl AfPacketPort {
         };
         setsockopt(&tx_fd, PACKET_TX_RING, &req).map_err(sys("setsockopt(PACKET_TX_RING)"))?;
         let tx_len = config.frame_size as usize * config.tx_frames as usize;
-        let tx_map = Mmap::ring(&tx_fd, tx_len).map_err(sys("mmap(tx ring)"))?;
+        let tx_map = Mmap::ring(&tx_fd, tx_len, 0).map_err(sys("mmap(tx ring)"))?;
         bind(&tx_fd, ifindex, 0).map_err(sys("bind(tx)"))?;
 
         Ok(AfPacketPort {

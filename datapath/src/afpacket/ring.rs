@@ -1,14 +1,14 @@
 //! The kernel layouts of a `TPACKET_V3` receive ring and a `TPACKET_V2` transmit ring (from
-//! `linux/if_packet.h`, checked by the tests below), an owned `mmap` of a ring, and the two
+//! `linux/if_packet.h`, checked by the tests below) and the two
 //! walkers: [`RxRing`] hands retired blocks' packets to a closure and gives each block back as
 //! soon as its last packet was seen; [`TxRing`] copies packets into free frames and marks them
 //! for the kernel. Neither allocates, returns `Result` or panics: a block whose headers point
 //! outside it is handed back unread and counted by the caller.
 #![allow(unsafe_code)]
 
-use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
+
+use crate::netsys::Mmap;
 
 /// Block or frame owned by the kernel (rx).
 pub(super) const TP_STATUS_KERNEL: u32 = 0;
@@ -105,60 +105,6 @@ struct Tpacket2Hdr {
 /// sizeof(struct sockaddr_ll)` (32) when `PACKET_TX_HAS_OFF` is off.
 pub(super) const TX_DATA_OFFSET: usize = 32;
 
-/// An owned shared mapping of a packet socket's ring, unmapped on drop.
-pub(super) struct Mmap {
-    ptr: *mut u8,
-    len: usize,
-}
-
-// SAFETY: the mapping is memory owned by this value; moving it to another thread moves the
-// ownership with it.
-unsafe impl Send for Mmap {}
-
-impl Mmap {
-    /// Maps the ring(s) of `fd`, `len` bytes, pre-faulted.
-    pub fn ring(fd: &OwnedFd, len: usize) -> io::Result<Mmap> {
-        // SAFETY: maps a kernel object at a kernel-chosen address; touches no existing memory.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_POPULATE,
-                fd.as_raw_fd(),
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(Mmap {
-                ptr: ptr as *mut u8,
-                len,
-            })
-        }
-    }
-
-    /// The status word at byte `offset`, shared with the kernel.
-    fn status(&self, offset: usize) -> &AtomicU32 {
-        debug_assert!(offset + 4 <= self.len && offset.is_multiple_of(4));
-        // SAFETY: callers pass the offset of a block's or frame's status word, which lies
-        // inside the mapping and is 4-byte aligned (blocks and frames are 16-byte aligned);
-        // the kernel updates it concurrently, hence atomic access only.
-        unsafe { &*(self.ptr.add(offset) as *const AtomicU32) }
-    }
-}
-
-impl Drop for Mmap {
-    fn drop(&mut self) {
-        // SAFETY: `ptr`/`len` are exactly a mapping this value created and still owns; every
-        // slice handed out from it lived only for the duration of one closure call.
-        unsafe {
-            libc::munmap(self.ptr as *mut libc::c_void, self.len);
-        }
-    }
-}
-
 /// One received packet as the kernel described it.
 pub(super) struct RxPacket<'a> {
     /// The bytes captured (`tp_snaplen` of them).
@@ -247,13 +193,13 @@ impl RxRing {
         let base = self.block * self.block_size;
         let desc = self
             .map
-            .status(base + std::mem::offset_of!(BlockDesc, block_status));
+            .atomic_u32(base + std::mem::offset_of!(BlockDesc, block_status));
         if desc.load(Ordering::Acquire) & TP_STATUS_USER == 0 {
             return false;
         }
         // SAFETY: `base` is the start of a block inside the mapping, 16-byte aligned, and the
         // kernel no longer writes the block after publishing TP_STATUS_USER (Acquire above).
-        let d = unsafe { std::ptr::read(self.map.ptr.add(base) as *const BlockDesc) };
+        let d = unsafe { std::ptr::read(self.map.ptr().add(base) as *const BlockDesc) };
         self.open = true;
         self.remaining = d.num_pkts;
         self.next = base + d.offset_to_first_pkt as usize;
@@ -269,7 +215,7 @@ impl RxRing {
         }
         // SAFETY: the header lies inside this retired block (checked above) and is aligned
         // for its `u32` fields; the kernel does not write the block until we release it.
-        let h = unsafe { std::ptr::read(self.map.ptr.add(at) as *const Tpacket3Hdr) };
+        let h = unsafe { std::ptr::read(self.map.ptr().add(at) as *const Tpacket3Hdr) };
         let start = at + h.tp_mac as usize;
         let end = start.checked_add(h.tp_snaplen as usize)?;
         if end > block_end {
@@ -277,7 +223,7 @@ impl RxRing {
         }
         // SAFETY: `start..end` lies inside the retired block (checked above), which stays
         // ours and mapped for the lifetime of `&self`.
-        let data = unsafe { std::slice::from_raw_parts(self.map.ptr.add(start), end - start) };
+        let data = unsafe { std::slice::from_raw_parts(self.map.ptr().add(start), end - start) };
         Some((
             RxPacket {
                 data,
@@ -294,7 +240,7 @@ impl RxRing {
     fn release(&mut self) {
         let base = self.block * self.block_size;
         self.map
-            .status(base + std::mem::offset_of!(BlockDesc, block_status))
+            .atomic_u32(base + std::mem::offset_of!(BlockDesc, block_status))
             .store(TP_STATUS_KERNEL, Ordering::Release);
         self.block = (self.block + 1) % self.blocks;
         self.open = false;
@@ -329,7 +275,7 @@ impl TxRing {
     /// frame and marks it for sending; `false` when that frame is still the kernel's.
     pub fn put(&mut self, pkt: &[u8]) -> bool {
         let base = self.head as usize * self.frame_size;
-        let status = self.map.status(base);
+        let status = self.map.atomic_u32(base);
         if status.load(Ordering::Acquire) != TP_STATUS_AVAILABLE {
             return false;
         }
@@ -340,12 +286,12 @@ impl TxRing {
         unsafe {
             std::ptr::copy_nonoverlapping(
                 pkt.as_ptr(),
-                self.map.ptr.add(base + TX_DATA_OFFSET),
+                self.map.ptr().add(base + TX_DATA_OFFSET),
                 len,
             );
             let tp_len = self
                 .map
-                .ptr
+                .ptr()
                 .add(base + std::mem::offset_of!(Tpacket2Hdr, tp_len));
             std::ptr::write(tp_len as *mut u32, len as u32);
         }
@@ -361,7 +307,7 @@ impl TxRing {
         (0..self.frames)
             .filter(|i| {
                 self.map
-                    .status(*i as usize * self.frame_size)
+                    .atomic_u32(*i as usize * self.frame_size)
                     .load(Ordering::Acquire)
                     != TP_STATUS_AVAILABLE
             })
