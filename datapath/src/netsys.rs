@@ -132,3 +132,80 @@ impl Drop for Mmap {
         }
     }
 }
+
+/// An `eventfd`: how the control thread wakes a PMD that sleeps in [`poll_readable`].
+pub struct EventFd {
+    fd: OwnedFd,
+}
+
+impl EventFd {
+    /// A non-blocking eventfd.
+    pub fn new() -> io::Result<EventFd> {
+        // SAFETY: plain descriptor creation; the result is checked before use.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is a fresh descriptor nothing else owns.
+        Ok(EventFd {
+            fd: unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) },
+        })
+    }
+
+    /// Makes the descriptor readable (a failure can only be a full counter: it is readable).
+    pub fn notify(&self) {
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a live u64 to an open descriptor.
+        let _ = unsafe {
+            libc::write(
+                self.fd.as_raw_fd(),
+                &one as *const u64 as *const libc::c_void,
+                8,
+            )
+        };
+    }
+
+    /// Resets it to not readable.
+    pub fn drain(&self) {
+        let mut v: u64 = 0;
+        // SAFETY: reads at most 8 bytes into a live u64; non-blocking, so it returns at once.
+        let _ = unsafe {
+            libc::read(
+                self.fd.as_raw_fd(),
+                &mut v as *mut u64 as *mut libc::c_void,
+                8,
+            )
+        };
+    }
+
+    /// The descriptor, for [`poll_readable`].
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+/// Waits up to `timeout_ms` for any of `fds` to become readable (`poll(2)`). Returns how many
+/// are; an interrupted wait returns 0.
+pub fn poll_readable(fds: &[std::os::fd::RawFd], timeout_ms: i32) -> io::Result<usize> {
+    const MAX: usize = 64;
+    let mut set = [libc::pollfd {
+        fd: -1,
+        events: 0,
+        revents: 0,
+    }; MAX];
+    let n = fds.len().min(MAX);
+    for (p, &fd) in set.iter_mut().zip(&fds[..n]) {
+        p.fd = fd;
+        p.events = libc::POLLIN;
+    }
+    // SAFETY: `set` holds `n` initialised pollfd entries and outlives the call.
+    let ret = unsafe { libc::poll(set.as_mut_ptr(), n as libc::nfds_t, timeout_ms) };
+    if ret < 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() == io::ErrorKind::Interrupted {
+            return Ok(0);
+        }
+        return Err(e);
+    }
+    Ok(ret as usize)
+}
