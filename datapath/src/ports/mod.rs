@@ -1,0 +1,121 @@
+//! The port types of the daemon behind one batch interface, [`PortIo`]: a PMD thread polls a
+//! port's receive queue with [`PortIo::rx_burst`], which hands each frame's bytes to a closure
+//! that copies it into the packet pool, and sends what the graph queued for the port with
+//! [`PortIo::tx_burst`]. One `PortIo` is one queue of one port: a multi-queue AF_XDP port is
+//! several of them. Types: AF_XDP (`afxdp`), AF_PACKET (`afpacket`), the bridge's host interface
+//! (`tap`), a traffic generator with no I/O (`generator`, like VPP's `pg`) and pcap files
+//! (`pcap`).
+
+use std::os::fd::RawFd;
+
+use serde::Serialize;
+
+pub mod afpacket;
+pub mod afxdp;
+pub mod generator;
+pub mod pcap;
+pub mod spec;
+pub mod tap;
+
+pub use afpacket::AfPacketQueue;
+pub use afxdp::AfXdpQueue;
+pub use generator::GeneratorPort;
+pub use pcap::PcapPort;
+pub use spec::{
+    AfPacketOptions, AfXdpOptions, GeneratorOptions, PcapOptions, PortKind, PortSpec,
+    PortSpecError, VlanSpec,
+};
+pub use tap::TapPort;
+
+/// What `show` prints about a queue: its type and the mode the kernel gave it.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct QueueInfo {
+    /// Port type: `afxdp`, `afpacket`, `tap`, `generator`, `pcap`.
+    pub kind: &'static str,
+    /// How it runs, e.g. `native copy need_wakeup`, `generic copy`, `tpacket_v3`.
+    pub mode: String,
+}
+
+/// One queue of a port, as a PMD thread drives it. The per-packet calls count what they cannot
+/// do instead of failing.
+pub trait PortIo: Send {
+    /// Receives up to `max` frames and hands each one's bytes to `f`, in arrival order.
+    /// Returns how many it handed over.
+    fn rx_burst(&mut self, max: usize, f: &mut dyn FnMut(&[u8])) -> usize;
+
+    /// Queues `frames` for transmission in order. Returns how many it took; the caller counts
+    /// the rest as transmit drops.
+    fn tx_burst(&mut self, frames: &[&[u8]]) -> usize;
+
+    /// Upkeep once per PMD iteration: transmit kicks, completions, refilling receive buffers.
+    fn poll(&mut self) {}
+
+    /// A descriptor that polls readable when frames wait, so an idle PMD can sleep in
+    /// `poll(2)`; `None` for queues that are always ready or never receive.
+    fn rx_fd(&self) -> Option<RawFd>;
+
+    /// Type and mode, for `show`.
+    fn info(&self) -> QueueInfo;
+
+    /// Counters of this port type (name, value), for `port-stats`; names are kebab-case.
+    fn counters(&self) -> Vec<(&'static str, u64)>;
+}
+
+/// A port that could not be opened, naming the port and the step that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PortError {
+    /// A system call failed.
+    #[error("port {port:?}: {step}: {source}")]
+    Io {
+        /// The port's name.
+        port: String,
+        /// The step, e.g. `open /dev/net/tun`.
+        step: String,
+        /// The kernel's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The AF_XDP layer refused.
+    #[error("port {port:?}: {step}: {source}")]
+    Afxdp {
+        /// The port's name.
+        port: String,
+        /// The step, e.g. `open queue 0`.
+        step: String,
+        /// What the AF_XDP layer said.
+        #[source]
+        source: crate::afxdp::XskError,
+    },
+    /// The AF_PACKET layer refused.
+    #[error("port {port:?}: {step}: {source}")]
+    AfPacket {
+        /// The port's name.
+        port: String,
+        /// The step.
+        step: String,
+        /// What the AF_PACKET layer said.
+        #[source]
+        source: crate::afpacket::AfPacketError,
+    },
+    /// A pcap file could not be read or written.
+    #[error("port {port:?}: {step}: {source}")]
+    Pcap {
+        /// The port's name.
+        port: String,
+        /// The step, e.g. `read rx file /tmp/in.pcap`.
+        step: String,
+        /// What `pcap-file` said.
+        #[source]
+        source: pcap_file::PcapError,
+    },
+    /// Anything else refused while opening, with the reason.
+    #[error("port {port:?}: {step}: {reason}")]
+    Invalid {
+        /// The port's name.
+        port: String,
+        /// The step.
+        step: String,
+        /// Why.
+        reason: String,
+    },
+}
