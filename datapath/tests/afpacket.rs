@@ -1,27 +1,20 @@
 #![allow(clippy::panic)]
 //! AF_PACKET ports against a real veth pair whose far end lives in a throw-away network
-//! namespace (`vxp-<pid>-<n>`, removed by a drop guard even when an assertion fails). Needs
+//! namespace (`common::VethNs`, removed by a drop guard even when an assertion fails). Needs
 //! root (CI runs as root) and skips with a message otherwise. Every test has its own namespace
 //! and links, so they run in parallel; waits are polls against deadlines.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Lines};
 use std::process::{Child, ChildStdout, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use common::{hex, is_root, python, run, VethNs};
 use datapath::afpacket::{AfPacketConfig, AfPacketError, AfPacketPort};
 
 const ETHERTYPE: u16 = 0x88b5; // IEEE local experimental: nothing else on the link uses it
 const MARKER: u16 = 0x88b6; // the other local experimental type: "the namespace is done"
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
-}
 
 macro_rules! require_root {
     () => {
@@ -30,79 +23,6 @@ macro_rules! require_root {
             return;
         }
     };
-}
-
-fn run(args: &[&str]) {
-    match Command::new(args[0]).args(&args[1..]).output() {
-        Ok(o) if o.status.success() => {}
-        Ok(o) => panic!("{args:?}: {}", String::from_utf8_lossy(&o.stderr)),
-        Err(e) => panic!("{args:?}: {e}"),
-    }
-}
-
-/// A namespace holding the peer end of one veth pair; the host end stays here. Dropping it
-/// (also while unwinding from a failed assertion) deletes the link and the namespace.
-struct VethNs {
-    ns: String,
-    host: String,
-    peer: String,
-}
-
-static SEQ: AtomicU32 = AtomicU32::new(0);
-
-impl VethNs {
-    fn new() -> VethNs {
-        let pid = std::process::id() % 100_000;
-        let n = SEQ.fetch_add(1, Ordering::Relaxed);
-        let me = VethNs {
-            ns: format!("vxp-{pid}-{n}"),
-            host: format!("afh{pid}x{n}"),
-            peer: format!("afp{pid}x{n}"),
-        };
-        run(&["ip", "netns", "add", &me.ns]);
-        run(&[
-            "ip", "link", "add", &me.host, "type", "veth", "peer", "name", &me.peer, "netns",
-            &me.ns,
-        ]);
-        // No IPv6 autoconfiguration chatter on the links.
-        let _ = std::fs::write(
-            format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", me.host),
-            "1",
-        );
-        run(&[
-            "ip",
-            "netns",
-            "exec",
-            &me.ns,
-            "sysctl",
-            "-qw",
-            &format!("net.ipv6.conf.{}.disable_ipv6=1", me.peer),
-        ]);
-        run(&["ip", "link", "set", &me.host, "up"]);
-        run(&["ip", "-n", &me.ns, "link", "set", &me.peer, "up"]);
-        me
-    }
-}
-
-impl Drop for VethNs {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.host])
-            .output();
-        let _ = Command::new("ip").args(["netns", "del", &self.ns]).output();
-    }
-}
-
-fn python() -> &'static str {
-    if std::path::Path::new("/usr/bin/python3").exists() {
-        "/usr/bin/python3"
-    } else {
-        "python3"
-    }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// Test frame `i`: broadcast, our ethertype, a 4-byte sequence number, then a pattern;
@@ -151,14 +71,14 @@ fn send_from_ns(env: &VethNs, frames: &[Vec<u8>]) {
     let script = format!(
         "import socket\ns=socket.socket(socket.AF_PACKET,socket.SOCK_RAW)\ns.bind(('{}',0))\n\
          for h in {hex:?}:\n    s.send(bytes.fromhex(h))\n",
-        env.peer
+        env.peer()
     );
     run(&["ip", "netns", "exec", &env.ns, python(), "-c", &script]);
 }
 
 /// Opens a port on the host end or fails the test with the error.
 fn open(env: &VethNs, config: &AfPacketConfig) -> AfPacketPort {
-    AfPacketPort::open(&env.host, config).unwrap_or_else(|e| panic!("open {}: {e}", env.host))
+    AfPacketPort::open(env.host(), config).unwrap_or_else(|e| panic!("open {}: {e}", env.host()))
 }
 
 /// Receives until `done` says so or 5 s passed; returns every frame seen, in order.
@@ -200,7 +120,7 @@ impl NsReceiver {
              except socket.timeout:\n    pass\n\
              m=socket.socket(socket.AF_PACKET,socket.SOCK_RAW)\nm.bind(('{peer}',0))\n\
              m.send(bytes.fromhex('{marker}'))\nprint('done',flush=True)\n",
-            peer = env.peer,
+            peer = env.peer(),
             marker = hex(&marker()),
         );
         let mut child = Command::new("ip")
@@ -257,7 +177,7 @@ fn transmit_all(port: &mut AfPacketPort, frames: &[Vec<u8>]) {
 #[test]
 fn frames_from_the_namespace_arrive_byte_exact() {
     require_root!();
-    let env = VethNs::new();
+    let env = VethNs::new(1);
     let mut port = open(&env, &AfPacketConfig::default());
     let frames: Vec<Vec<u8>> = (0..60).map(frame).collect();
     send_from_ns(&env, &frames);
@@ -293,7 +213,7 @@ fn only_count(ethertype: u16, frames: &[Vec<u8>]) -> usize {
 #[test]
 fn small_bursts_over_a_small_ring_resume_mid_block_and_wrap_around() {
     require_root!();
-    let env = VethNs::new();
+    let env = VethNs::new(1);
     // 4 blocks of 64 KiB: 600 frames (~330 KB with headers) must wrap the ring.
     let config = AfPacketConfig {
         block_size: 1 << 16,
@@ -310,7 +230,7 @@ fn small_bursts_over_a_small_ring_resume_mid_block_and_wrap_around() {
          \x20   f=bytearray(b'\\xff'*6+bytes([2,0,0,0,0,1])+({ETHERTYPE}).to_bytes(2,'big')+i.to_bytes(4,'big'))\n\
          \x20   while len(f)<L[i%6]:\n        f.append((len(f)*7+i)&255)\n\
          \x20   s.send(bytes(f))\n",
-        env.peer
+        env.peer()
     );
     let mut sender = Command::new("ip")
         .args(["netns", "exec", &env.ns, python(), "-c", &script])
@@ -372,7 +292,7 @@ fn small_bursts_over_a_small_ring_resume_mid_block_and_wrap_around() {
 #[test]
 fn vlan_tagged_frames_arrive_with_their_tag() {
     require_root!();
-    let env = VethNs::new();
+    let env = VethNs::new(1);
     let mut port = open(&env, &AfPacketConfig::default());
     let frames: Vec<Vec<u8>> = (0..12).map(tagged_frame).collect();
     send_from_ns(&env, &frames);
@@ -394,7 +314,7 @@ fn vlan_tagged_frames_arrive_with_their_tag() {
 #[test]
 fn frames_from_the_port_arrive_in_the_namespace_byte_exact() {
     require_root!();
-    let env = VethNs::new();
+    let env = VethNs::new(1);
     // 32 frames: the 100 frames wrap the tx ring three times.
     let config = AfPacketConfig {
         tx_frames: 32,
@@ -431,7 +351,7 @@ fn the_port_does_not_receive_its_own_transmissions() {
     // Through the qdisc the kernel hands every outgoing frame to the packet taps, so this is
     // PACKET_IGNORE_OUTGOING at work; with the bypass the taps are skipped as well.
     for qdisc_bypass in [false, true] {
-        let env = VethNs::new();
+        let env = VethNs::new(1);
         let config = AfPacketConfig {
             qdisc_bypass,
             ..AfPacketConfig::default()

@@ -3,99 +3,19 @@
 //! namespace. Needs root (CI runs as root); skips with a message otherwise or when the kernel
 //! has no AF_XDP. Run with `--test-threads=1`.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use common::{hex, is_root, python, run, VethNs};
 use datapath::afxdp::{
     detach_stale, BindMode, RxDesc, Umem, XdpMode, XdpModeRequest, XskConfig, XskError, XskPort,
 };
 use pipeline::buffer::{FRAME_SIZE, HEADROOM};
 
 const ETHERTYPE: u16 = 0x88b5; // IEEE local experimental: nothing else on the link uses it
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
-fn run(args: &[&str]) {
-    let out = Command::new(args[0]).args(&args[1..]).output();
-    match out {
-        Ok(o) if o.status.success() => {}
-        Ok(o) => panic!("{args:?}: {}", String::from_utf8_lossy(&o.stderr)),
-        Err(e) => panic!("{args:?}: {e}"),
-    }
-}
-
-/// A namespace with the peer ends of `n` veth pairs; the host ends stay here. Dropping it
-/// (also while unwinding from a failed assertion) deletes the namespace and the links.
-struct VethNs {
-    ns: String,
-    hosts: Vec<String>,
-    peers: Vec<String>,
-}
-
-static SEQ: AtomicU32 = AtomicU32::new(0);
-
-impl VethNs {
-    fn new(pairs: usize) -> VethNs {
-        let pid = std::process::id() % 100_000;
-        let n = SEQ.fetch_add(1, Ordering::Relaxed);
-        let ns = format!("vxs-{pid}-{n}");
-        let mut me = VethNs {
-            ns: ns.clone(),
-            hosts: Vec::new(),
-            peers: Vec::new(),
-        };
-        run(&["ip", "netns", "add", &ns]);
-        for i in 0..pairs {
-            let host = format!("vxh{pid}{n}{i}");
-            let peer = format!("vxp{pid}{n}{i}");
-            me.hosts.push(host.clone());
-            run(&[
-                "ip", "link", "add", &host, "type", "veth", "peer", "name", &peer, "netns", &ns,
-            ]);
-            me.peers.push(peer.clone());
-            // No IPv6 autoconfiguration chatter on the links.
-            let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{host}/disable_ipv6"), "1");
-            run(&[
-                "ip",
-                "netns",
-                "exec",
-                &ns,
-                "sysctl",
-                "-qw",
-                &format!("net.ipv6.conf.{peer}.disable_ipv6=1"),
-            ]);
-            run(&["ip", "link", "set", &host, "up"]);
-            run(&["ip", "-n", &ns, "link", "set", &peer, "up"]);
-        }
-        me
-    }
-}
-
-impl Drop for VethNs {
-    fn drop(&mut self) {
-        for h in &self.hosts {
-            let _ = Command::new("ip").args(["link", "del", h]).output();
-        }
-        let _ = Command::new("ip").args(["netns", "del", &self.ns]).output();
-    }
-}
-
-fn python() -> &'static str {
-    if std::path::Path::new("/usr/bin/python3").exists() {
-        "/usr/bin/python3"
-    } else {
-        "python3"
-    }
-}
 
 /// Test frame `i`: broadcast, our ethertype, a 4-byte sequence number, then a pattern;
 /// lengths vary from 60 to 1514 bytes.
@@ -123,10 +43,6 @@ fn send_from_ns(ns: &str, peer: &str, n: u32) {
          for h in {hex:?}:\n    s.send(bytes.fromhex(h))\n"
     );
     run(&["ip", "netns", "exec", ns, python(), "-c", &script]);
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// Opens a port or, when the kernel has no AF_XDP at all, returns `None` (skip).

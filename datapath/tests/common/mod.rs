@@ -1,0 +1,266 @@
+//! What the root tests share: a root check, a command runner that panics with the command's
+//! stderr, `VethNs` (a throw-away namespace holding the peer ends of veth pairs), `TestNs` (an
+//! empty throw-away namespace for `datapath::netns::attach_veth`), and traffic checks between
+//! namespaces: `ping`, `tcp_transfer` and `udp_exchange`; and `DaemonProc`, a `vecswitch run`
+//! process with its own control socket. Everything made here is deleted by a
+//! drop guard, also while unwinding from a failed assertion; names carry the test process's pid
+//! and a counter, so test binaries and tests run in parallel.
+#![allow(dead_code, clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use datapath::daemon::client;
+use datapath::daemon::control::Response;
+
+use datapath::netns::{create_netns, delete_netns, ns_exec, NsTarget};
+
+/// Whether the test runs as root.
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Runs a command; panics with its stderr when it fails.
+pub fn run(args: &[&str]) {
+    let out = Command::new(args[0]).args(&args[1..]).output();
+    match out {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => panic!("{args:?}: {}", String::from_utf8_lossy(&o.stderr)),
+        Err(e) => panic!("{args:?}: {e}"),
+    }
+}
+
+/// A namespace with the peer ends of `n` veth pairs; the host ends stay here. Dropping it
+/// (also while unwinding from a failed assertion) deletes the namespace and the links.
+pub struct VethNs {
+    pub ns: String,
+    pub hosts: Vec<String>,
+    pub peers: Vec<String>,
+}
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+impl VethNs {
+    pub fn new(pairs: usize) -> VethNs {
+        let pid = std::process::id() % 100_000;
+        let n = SEQ.fetch_add(1, Ordering::Relaxed);
+        let ns = format!("vxs-{pid}-{n}");
+        let mut me = VethNs {
+            ns: ns.clone(),
+            hosts: Vec::new(),
+            peers: Vec::new(),
+        };
+        run(&["ip", "netns", "add", &ns]);
+        for i in 0..pairs {
+            let host = format!("vxh{pid}x{n}x{i}");
+            let peer = format!("vxp{pid}x{n}x{i}");
+            me.hosts.push(host.clone());
+            run(&[
+                "ip", "link", "add", &host, "type", "veth", "peer", "name", &peer, "netns", &ns,
+            ]);
+            me.peers.push(peer.clone());
+            // No IPv6 autoconfiguration chatter on the links.
+            let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{host}/disable_ipv6"), "1");
+            run(&[
+                "ip",
+                "netns",
+                "exec",
+                &ns,
+                "sysctl",
+                "-qw",
+                &format!("net.ipv6.conf.{peer}.disable_ipv6=1"),
+            ]);
+            run(&["ip", "link", "set", &host, "up"]);
+            run(&["ip", "-n", &ns, "link", "set", &peer, "up"]);
+        }
+        me
+    }
+
+    /// The host end of the first pair.
+    pub fn host(&self) -> &str {
+        &self.hosts[0]
+    }
+
+    /// The namespace end of the first pair.
+    pub fn peer(&self) -> &str {
+        &self.peers[0]
+    }
+}
+
+impl Drop for VethNs {
+    fn drop(&mut self) {
+        for h in &self.hosts {
+            let _ = Command::new("ip").args(["link", "del", h]).output();
+        }
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).output();
+    }
+}
+
+/// Debian's `python3` (the one with scapy), else the first on PATH.
+pub fn python() -> &'static str {
+    datapath::probe::python()
+}
+
+/// Lower-case hex of `b`.
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// An empty named network namespace (`vxt-<pid>-<n>`, loopback up), deleted on drop with
+/// whatever interfaces are inside (and so the host ends of their veth pairs). `new` turns IPv6
+/// off, so that no router solicitations or MLD reports add packets to a test's counts;
+/// `with_ipv6` keeps it for tests that use IPv6.
+pub struct TestNs {
+    pub name: String,
+    pub target: NsTarget,
+}
+
+impl TestNs {
+    pub fn new() -> TestNs {
+        let me = TestNs::with_ipv6();
+        // `all` for the interfaces already there, `default` for those attached later.
+        let quiet = "echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6; \
+                     echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6";
+        let out = ns_exec(&me.target, &["sh", "-c", quiet]).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            out.status.success(),
+            "{quiet}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        me
+    }
+
+    pub fn with_ipv6() -> TestNs {
+        let pid = std::process::id() % 100_000;
+        let n = SEQ.fetch_add(1, Ordering::Relaxed);
+        let name = format!("vxt-{pid}-{n}");
+        create_netns(&name).unwrap_or_else(|e| panic!("{e}"));
+        TestNs {
+            target: NsTarget::Name(name.clone()),
+            name,
+        }
+    }
+}
+
+impl Drop for TestNs {
+    fn drop(&mut self) {
+        let _ = delete_netns(&self.name);
+    }
+}
+
+#[allow(unused_imports)]
+pub use datapath::probe::{tcp_transfer, udp_exchange};
+
+/// Whether all `count` pings from `ns` to `addr` are answered (panics when ping cannot run).
+pub fn ping(ns: &NsTarget, addr: &str, count: u32) -> bool {
+    datapath::probe::ping(ns, addr, count).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A running `vecswitch run` with its own socket and directory; SIGTERM on drop.
+pub struct DaemonProc {
+    pub child: Child,
+    pub dir: tempfile::TempDir,
+    pub socket: PathBuf,
+}
+
+impl DaemonProc {
+    /// Starts the daemon on `config` (TOML; the socket line is added here).
+    pub fn start(config: &str) -> DaemonProc {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("ctl.sock");
+        let cfg = dir.path().join("vecswitch.toml");
+        std::fs::write(&cfg, format!("socket = {:?}\n{config}", socket)).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_vecswitch"))
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut d = DaemonProc { child, dir, socket };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(r) = client::request(&d.socket, &["show".to_string()], None) {
+                if r.ok {
+                    break;
+                }
+            }
+            if let Ok(Some(status)) = d.child.try_wait() {
+                panic!("the daemon exited: {status}");
+            }
+            assert!(Instant::now() < deadline, "the daemon did not come up");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        d
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn ctl(&self, argv: &[&str]) -> Response {
+        let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
+        client::request(&self.socket, &argv, None).unwrap()
+    }
+
+    pub fn ok(&self, argv: &[&str]) -> Response {
+        let r = self.ctl(argv);
+        assert!(r.ok, "{argv:?}: {:?}", r.error);
+        r
+    }
+
+    pub fn err(&self, argv: &[&str]) -> String {
+        let r = self.ctl(argv);
+        assert!(!r.ok, "{argv:?} should be refused");
+        r.error.unwrap()
+    }
+
+    /// tx packets of `port` on `bridge`.
+    pub fn tx(&self, bridge: &str, port: &str) -> u64 {
+        self.port_stat(bridge, port, "tx_packets")
+    }
+
+    pub fn port_stat(&self, bridge: &str, port: &str, field: &str) -> u64 {
+        let r = self.ok(&["port-stats", bridge]);
+        r.json
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["port"] == port)
+            .unwrap_or_else(|| panic!("no port {port} in {:#}", r.json))["stats"][field]
+            .as_u64()
+            .unwrap()
+    }
+
+    /// Sends SIGTERM and waits; returns whether it exited cleanly.
+    pub fn terminate(&mut self) -> bool {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return s.success();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        false
+    }
+}
+
+impl Drop for DaemonProc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.terminate();
+        }
+    }
+}
