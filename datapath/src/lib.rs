@@ -5,8 +5,13 @@
 pub mod afpacket;
 pub mod afxdp;
 pub mod bridge;
+pub mod daemon;
+pub mod netns;
 pub mod netsys;
 pub mod pcapio;
+pub mod pktgen;
+pub mod ports;
+pub mod probe;
 pub mod replay;
 pub mod scenario;
 pub mod switch;

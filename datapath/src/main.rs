@@ -4,6 +4,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use datapath::daemon::client;
+use datapath::daemon::config::Config;
+use datapath::daemon::control::DEFAULT_SOCKET;
+use datapath::netns::{self, AttachSpec, NsTarget};
 use datapath::replay::{replay, ReplayReport};
 use datapath::scenario::Scenario;
 
@@ -11,7 +15,9 @@ use datapath::scenario::Scenario;
 #[command(
     name = "vecswitch",
     version,
-    about = "A userspace-datapath virtual switch"
+    about = "A userspace-datapath virtual switch",
+    allow_external_subcommands = true,
+    after_help = CONTROL_HELP
 )]
 struct Cli {
     #[command(subcommand)]
@@ -34,7 +40,138 @@ enum Command {
     },
     /// Check a rules file (ovs-ofctl add-flows syntax) and print each rule as dump-flows would.
     ParseFlows { file: PathBuf },
+    /// Run the switch daemon (no config: bridge br0 with NORMAL and its LOCAL tap).
+    Run {
+        /// TOML configuration (bridges, ports, rules files, pmd cores, batch size).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Control socket path (overrides the configuration's).
+        #[arg(long)]
+        socket: Option<PathBuf>,
+    },
+    /// Generate traffic on an interface over AF_XDP (and count it on another).
+    Pktgen(datapath::pktgen::PktgenArgs),
+    /// Attach a network namespace (a container) to a bridge through a new veth pair.
+    Attach(AttachArgs),
+    /// Undo `attach`: delete the port and the veth pair.
+    Detach(DetachArgs),
+    /// A control verb for the running daemon (see below).
+    #[command(external_subcommand)]
+    Control(Vec<String>),
 }
+
+#[derive(clap::Args)]
+struct AttachArgs {
+    /// The bridge.
+    bridge: String,
+    /// A named network namespace (`ip netns`); or give --pid.
+    #[arg(required_unless_present = "pid")]
+    netns: Option<String>,
+    /// The network namespace of this process (a Docker or containerd container's PID).
+    #[arg(long, conflicts_with = "netns")]
+    pid: Option<u32>,
+    /// Address with prefix for the namespace end, e.g. 10.0.0.2/24.
+    #[arg(long)]
+    ip: Option<String>,
+    /// MAC of the namespace end (default: the kernel's random one).
+    #[arg(long)]
+    mac: Option<String>,
+    /// Interface name inside the namespace.
+    #[arg(long, default_value = "eth0")]
+    name: String,
+    /// Port type of the host end.
+    #[arg(long = "type", default_value = datapath::daemon::ATTACH_PORT_TYPE)]
+    port_type: String,
+    #[arg(long)]
+    json: bool,
+    #[arg(long, default_value = DEFAULT_SOCKET)]
+    socket: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct DetachArgs {
+    bridge: String,
+    #[arg(required_unless_present = "pid")]
+    netns: Option<String>,
+    #[arg(long, conflicts_with = "netns")]
+    pid: Option<u32>,
+    #[arg(long, default_value = "eth0")]
+    name: String,
+    #[arg(long, default_value = DEFAULT_SOCKET)]
+    socket: PathBuf,
+}
+
+fn target(netns: &Option<String>, pid: Option<u32>) -> anyhow::Result<NsTarget> {
+    match (netns, pid) {
+        (_, Some(p)) => Ok(NsTarget::Pid(p)),
+        (Some(n), None) => Ok(NsTarget::Name(n.clone())),
+        (None, None) => anyhow::bail!("netns: give a namespace name or --pid"),
+    }
+}
+
+/// Creates the veth pair and adds its host end as a port; undoes the pair when the daemon
+/// refuses the port.
+fn attach(a: AttachArgs) -> anyhow::Result<()> {
+    let mut spec = AttachSpec::new(target(&a.netns, a.pid)?);
+    spec.ip = a.ip.clone();
+    spec.mac = a.mac.as_deref().map(netns::parse_mac).transpose()?;
+    spec.name = Some(a.name.clone());
+    // The daemon must be there before anything is created.
+    client::call(&a.socket, &["list-ports", &a.bridge])?;
+    let att = netns::attach_veth(&spec)?;
+    let added = client::call(
+        &a.socket,
+        &[
+            "add-port",
+            &a.bridge,
+            &att.host_if,
+            &format!("type={}", a.port_type),
+        ],
+    );
+    let added = match added {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = netns::detach_veth(&att.host_if);
+            return Err(e);
+        }
+    };
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "attachment": att, "port": added.json })
+            )?
+        );
+    } else {
+        println!(
+            "attached {} ({} {} {}) to {}: {}",
+            att.netns,
+            att.ns_if,
+            netns::format_mac(&att.mac),
+            att.ip.as_deref().unwrap_or("no address"),
+            a.bridge,
+            added.text
+        );
+    }
+    Ok(())
+}
+
+fn detach(a: DetachArgs) -> anyhow::Result<()> {
+    let t = target(&a.netns, a.pid)?;
+    let host_if = netns::host_if_name(&t, &a.name);
+    let removed = client::call(&a.socket, &["del-port", &a.bridge, &host_if]);
+    // The pair goes even when the daemon no longer had the port.
+    netns::detach_veth(&host_if)?;
+    removed?;
+    println!("detached {t} from {}: deleted {host_if}", a.bridge);
+    Ok(())
+}
+
+const CONTROL_HELP: &str =
+    "Control verbs (sent to the running daemon; each takes --json and --socket PATH):
+  add-br, del-br, add-port, del-port, list-ports, show, add-flow, add-flows FILE [--bundle],
+  mod-flows [--strict], del-flows [--strict], dump-flows, dump-megaflows, port-stats,
+  pmd-stats, runtime, drop-reasons, clear-stats, set KEY=VALUE, rebalance, help";
 
 fn main() -> ExitCode {
     match run(Cli::parse()) {
@@ -64,6 +201,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Run { config, socket } => {
+            let mut c = match &config {
+                Some(p) => Config::load(p)?,
+                None => Config::default_config(),
+            };
+            if let Some(s) = socket {
+                c.socket = s;
+            }
+            datapath::daemon::config::run(c)
+        }
+        Command::Control(argv) => control(argv),
+        Command::Pktgen(args) => datapath::pktgen::main(&args),
+        Command::Attach(a) => attach(a),
+        Command::Detach(a) => detach(a),
         Command::ParseFlows { file } => {
             let text = std::fs::read_to_string(&file)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
@@ -75,6 +226,53 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Sends a control verb to the daemon and prints the answer (`--json`: the JSON value).
+fn control(mut argv: Vec<String>) -> anyhow::Result<()> {
+    let mut json = false;
+    let mut socket = std::env::var_os("VECSWITCH_SOCKET")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET));
+    let mut words = Vec::new();
+    let mut it = argv.drain(..);
+    while let Some(w) = it.next() {
+        match w.as_str() {
+            "--json" => json = true,
+            "--socket" => {
+                socket = PathBuf::from(
+                    it.next()
+                        .ok_or_else(|| anyhow::anyhow!("--socket: missing path"))?,
+                )
+            }
+            _ => words.push(w),
+        }
+    }
+    // add-flows reads the file here and sends its contents: the daemon may not see our files.
+    let mut data = None;
+    if words.first().map(String::as_str) == Some("add-flows") {
+        let file_at = words
+            .iter()
+            .enumerate()
+            .skip(1)
+            .filter(|(_, w)| !w.starts_with("--"))
+            .nth(1)
+            .map(|(i, _)| i)
+            .ok_or_else(|| anyhow::anyhow!("add-flows: usage: add-flows BRIDGE FILE [--bundle]"))?;
+        let file = words.remove(file_at);
+        data =
+            Some(std::fs::read_to_string(&file).map_err(|e| anyhow::anyhow!("file: {file}: {e}"))?);
+    }
+    let r = client::request(&socket, &words, data)?;
+    if !r.ok {
+        anyhow::bail!("{}", r.error.unwrap_or_default());
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r.json)?);
+    } else if !r.text.is_empty() {
+        println!("{}", r.text);
+    }
+    Ok(())
 }
 
 fn print_summary(r: &ReplayReport, out: &std::path::Path, elapsed: std::time::Duration) {

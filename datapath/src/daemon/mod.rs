@@ -1,0 +1,541 @@
+//! The daemon: bridges (OpenFlow rules and NORMAL's MAC table), their ports (one or more
+//! queues each) and the PMD threads that move the packets. This module is the control thread's
+//! state: it opens and closes ports, places receive queues on PMDs by measured cycles (OVS's
+//! `pmd-rxq-assign=cycles`) and reaches into a PMD only through jobs it runs between two
+//! iterations ([`pmd::Job`]). `commands` turns control-socket requests into calls here,
+//! `control` serves the socket, `config` reads the TOML file.
+
+pub mod client;
+pub mod commands;
+pub mod config;
+pub mod control;
+pub mod pmd;
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use crossbeam_channel::{Receiver, Sender};
+use flowcache::ClassifyConfig;
+use openflow::normal::{MacTable, NormalPort, VlanMode, DEFAULT_AGING_NS, DEFAULT_MAX_ENTRIES};
+use pipeline::clock::{Clock, MonotonicClock};
+
+use crate::bridge::DEFAULT_RULES;
+use crate::netsys::EventFd;
+use crate::ports::spec::{PortKind, PortSpec, VlanSpec};
+use pmd::{BridgePlan, Job, Pmd, PmdSettings, PmdSnapshot, PortPlan, Queue};
+
+/// The port type `vecswitch attach` gives the host end of a veth pair. TODO(measure): set from
+/// BENCHMARKS.md item 3 (AF_XDP against AF_PACKET on veth).
+pub const ATTACH_PORT_TYPE: &str = "afxdp";
+
+/// How long the control thread waits for a PMD to answer a job.
+const PMD_ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A port of a bridge.
+pub struct PortState {
+    pub name: String,
+    pub ofport: u32,
+    pub spec: PortSpec,
+    pub vlan: VlanMode,
+    pub queues: Vec<Arc<Queue>>,
+    /// Set when the port's interface disappeared: its queues are no longer polled.
+    pub down: bool,
+}
+
+/// A bridge.
+pub struct BridgeState {
+    pub name: String,
+    pub of: Arc<openflow::Bridge>,
+    pub ports: Vec<PortState>,
+}
+
+/// A running PMD thread as the control thread sees it.
+struct PmdHandle {
+    id: usize,
+    core: Option<usize>,
+    jobs: Sender<Job>,
+    wake: Arc<EventFd>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// The daemon's configuration that is not bridges.
+#[derive(Clone, Debug)]
+pub struct DaemonSettings {
+    /// One PMD per entry; `None` leaves that PMD unpinned.
+    pub pmd_cores: Vec<Option<usize>>,
+    pub pmd: PmdSettings,
+    pub classify: ClassifyConfig,
+}
+
+impl Default for DaemonSettings {
+    fn default() -> Self {
+        DaemonSettings {
+            pmd_cores: vec![default_pmd_core()],
+            pmd: PmdSettings::default(),
+            classify: ClassifyConfig::default(),
+        }
+    }
+}
+
+/// The last core of the machine (the first is left to the control thread and the kernel).
+pub fn default_pmd_core() -> Option<usize> {
+    let cores = core_affinity::get_core_ids()?;
+    cores.last().map(|c| c.id)
+}
+
+/// The control thread's state.
+pub struct Daemon {
+    pub clock: Arc<MonotonicClock>,
+    pub bridges: Vec<BridgeState>,
+    pub settings: DaemonSettings,
+    pmds: Vec<PmdHandle>,
+    /// Which PMD polls each queue: `(bridge, port, queue) -> pmd id`.
+    placement: Vec<(String, String, u32, usize)>,
+}
+
+impl Daemon {
+    /// A daemon with no bridges and its PMD threads started.
+    pub fn new(settings: DaemonSettings) -> Result<Daemon> {
+        let mut d = Daemon {
+            clock: Arc::new(MonotonicClock::new()),
+            bridges: Vec::new(),
+            settings,
+            pmds: Vec::new(),
+            placement: Vec::new(),
+        };
+        d.start_pmds()?;
+        Ok(d)
+    }
+
+    fn start_pmds(&mut self) -> Result<()> {
+        for (id, core) in self.settings.pmd_cores.clone().into_iter().enumerate() {
+            let (tx, rx): (Sender<Job>, Receiver<Job>) = crossbeam_channel::unbounded();
+            let wake = Arc::new(EventFd::new().context("eventfd for a pmd")?);
+            let (settings, classify) = (self.settings.pmd, self.settings.classify.clone());
+            let (clock, pmd_wake) = (self.clock.clone(), wake.clone());
+            // The PMD is built on its own thread: graph nodes are not `Send`.
+            let thread = std::thread::Builder::new()
+                .name(format!("pmd{id}"))
+                .spawn(move || Pmd::new(id, core, settings, classify, clock, rx, pmd_wake).run())
+                .context("starting a pmd thread")?;
+            self.pmds.push(PmdHandle {
+                id,
+                core,
+                jobs: tx,
+                wake,
+                thread: Some(thread),
+            });
+        }
+        Ok(())
+    }
+
+    fn stop_pmds(&mut self) {
+        for p in &self.pmds {
+            let _ = p.jobs.send(Box::new(|pmd: &mut Pmd| pmd.stop()));
+            p.wake.notify();
+        }
+        for p in &mut self.pmds {
+            if let Some(t) = p.thread.take() {
+                let _ = t.join();
+            }
+        }
+        self.pmds.clear();
+    }
+
+    /// Now on the daemon's clock (the one the PMDs and the rule timeouts use).
+    pub fn now_ns(&self) -> u64 {
+        self.clock.now_ns()
+    }
+
+    /// The PMDs: `(id, core)`.
+    pub fn pmds(&self) -> Vec<(usize, Option<usize>)> {
+        self.pmds.iter().map(|p| (p.id, p.core)).collect()
+    }
+
+    /// Runs `f` on PMD `i` between two of its iterations and returns its result.
+    pub fn pmd_call<R: Send + 'static>(
+        &self,
+        i: usize,
+        f: impl FnOnce(&mut Pmd) -> R + Send + 'static,
+    ) -> Result<R> {
+        let p = self
+            .pmds
+            .get(i)
+            .ok_or_else(|| anyhow!("pmd {i}: no such pmd"))?;
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        p.jobs
+            .send(Box::new(move |pmd: &mut Pmd| {
+                let _ = tx.send(f(pmd));
+            }))
+            .map_err(|_| anyhow!("pmd {i}: thread is gone"))?;
+        p.wake.notify();
+        rx.recv_timeout(PMD_ANSWER_TIMEOUT)
+            .map_err(|_| anyhow!("pmd {i}: no answer within {PMD_ANSWER_TIMEOUT:?}"))
+    }
+
+    /// Runs `f` on every PMD (all jobs sent first, so they run in parallel) and collects the
+    /// results in PMD order.
+    pub fn pmd_call_all<R: Send + 'static>(
+        &self,
+        f: impl Fn(&mut Pmd) -> R + Send + Sync + 'static,
+    ) -> Result<Vec<R>> {
+        let f = Arc::new(f);
+        let mut answers = Vec::new();
+        for p in &self.pmds {
+            let (tx, rx) = crossbeam_channel::bounded(1);
+            let f = f.clone();
+            p.jobs
+                .send(Box::new(move |pmd: &mut Pmd| {
+                    let _ = tx.send(f(pmd));
+                }))
+                .map_err(|_| anyhow!("pmd {}: thread is gone", p.id))?;
+            p.wake.notify();
+            answers.push((p.id, rx));
+        }
+        answers
+            .into_iter()
+            .map(|(id, rx)| {
+                rx.recv_timeout(PMD_ANSWER_TIMEOUT)
+                    .map_err(|_| anyhow!("pmd {id}: no answer within {PMD_ANSWER_TIMEOUT:?}"))
+            })
+            .collect()
+    }
+
+    /// Returns once every PMD has finished the iteration it was in: from then on every batch
+    /// starts by revalidating against the bridges' current rules (the acknowledgement of a
+    /// rule change).
+    pub fn barrier(&self) -> Result<()> {
+        self.pmd_call_all(|_| ()).map(|_| ())
+    }
+
+    /// Every PMD's counters.
+    pub fn snapshots(&self) -> Result<Vec<PmdSnapshot>> {
+        self.pmd_call_all(|p| p.snapshot())
+    }
+
+    pub fn bridge(&self, name: &str) -> Result<&BridgeState> {
+        self.bridges
+            .iter()
+            .find(|b| b.name == name)
+            .ok_or_else(|| anyhow!("bridge: no bridge named {name:?}"))
+    }
+
+    fn bridge_index(&self, name: &str) -> Result<usize> {
+        self.bridges
+            .iter()
+            .position(|b| b.name == name)
+            .ok_or_else(|| anyhow!("bridge: no bridge named {name:?}"))
+    }
+
+    /// Creates a bridge with the default rule (NORMAL) and, with `local`, its host interface:
+    /// a tap named like the bridge on OpenFlow port LOCAL.
+    pub fn add_bridge(&mut self, name: &str, local: bool) -> Result<()> {
+        check_name("bridge", name)?;
+        if self.bridges.iter().any(|b| b.name == name) {
+            bail!("bridge: {name:?} exists");
+        }
+        let of = openflow::Bridge::new(
+            Vec::new(),
+            MacTable::new(DEFAULT_AGING_NS, DEFAULT_MAX_ENTRIES),
+        );
+        of.add_flows_text(DEFAULT_RULES, self.now_ns())
+            .map_err(|e| anyhow!("default rules: {e}"))?;
+        let mut bridge = BridgeState {
+            name: name.to_string(),
+            of: Arc::new(of),
+            ports: Vec::new(),
+        };
+        if local {
+            let mut spec = PortSpec::parse_args(name, &["type=tap"])
+                .map_err(|e| anyhow!("LOCAL port: {e}"))?;
+            spec.ofport = Some(openflow::OFPP_LOCAL);
+            bridge.ports.push(open_port(name, spec)?);
+        }
+        self.bridges.push(bridge);
+        self.bridges_changed()
+    }
+
+    /// Deletes a bridge and its ports.
+    pub fn del_bridge(&mut self, name: &str) -> Result<()> {
+        let i = self.bridge_index(name)?;
+        self.bridges.remove(i);
+        self.bridges_changed()
+    }
+
+    /// Adds a port to `bridge` (see [`PortSpec`] for the options). The port's OpenFlow number
+    /// is the one asked for, or the lowest free one. Returns it.
+    pub fn add_port(&mut self, bridge: &str, spec: PortSpec) -> Result<u32> {
+        let bi = self.bridge_index(bridge)?;
+        for b in &self.bridges {
+            if b.ports.iter().any(|p| p.name == spec.name) {
+                bail!("port: {:?} is already a port of {}", spec.name, b.name);
+            }
+        }
+        let b = &self.bridges[bi];
+        let ofport = match spec.ofport {
+            Some(n) => {
+                if let Some(p) = b.ports.iter().find(|p| p.ofport == n) {
+                    bail!("ofport: {n} is taken by {}", p.name);
+                }
+                n
+            }
+            None => (1..)
+                .find(|n| !b.ports.iter().any(|p| p.ofport == *n))
+                .unwrap_or(1),
+        };
+        let mut spec = spec;
+        spec.ofport = Some(ofport);
+        let port = open_port(bridge, spec)?;
+        self.bridges[bi].ports.push(port);
+        self.bridges_changed()?;
+        Ok(ofport)
+    }
+
+    /// Deletes a port; NORMAL forgets the MACs learned on it.
+    pub fn del_port(&mut self, bridge: &str, name: &str) -> Result<()> {
+        let bi = self.bridge_index(bridge)?;
+        let b = &mut self.bridges[bi];
+        let i = b
+            .ports
+            .iter()
+            .position(|p| p.name == name)
+            .ok_or_else(|| anyhow!("port: {bridge} has no port {name:?}"))?;
+        let p = b.ports.remove(i);
+        b.of.macs().flush_port(p.ofport);
+        self.bridges_changed()
+    }
+
+    /// Tells NORMAL the port list, places the queues and hands every PMD its new plan.
+    fn bridges_changed(&mut self) -> Result<()> {
+        for b in &self.bridges {
+            b.of.set_ports(
+                b.ports
+                    .iter()
+                    .map(|p| NormalPort {
+                        ofport: p.ofport,
+                        vlan: p.vlan.clone(),
+                        flood: true,
+                    })
+                    .collect(),
+            );
+        }
+        self.replan()
+    }
+
+    /// Places every queue that is up on a PMD by measured cycles and sends the plans.
+    pub fn replan(&mut self) -> Result<()> {
+        let plan: Vec<BridgePlan> = self
+            .bridges
+            .iter()
+            .map(|b| BridgePlan {
+                name: b.name.clone(),
+                of: b.of.clone(),
+                ports: b
+                    .ports
+                    .iter()
+                    .map(|p| PortPlan {
+                        name: p.name.clone(),
+                        ofport: p.ofport,
+                        queues: p.queues.clone(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        let queues: Vec<Arc<Queue>> = self
+            .bridges
+            .iter()
+            .flat_map(|b| b.ports.iter())
+            .filter(|p| !p.down)
+            .flat_map(|p| p.queues.iter().cloned())
+            .collect();
+        let assignment = place_by_cycles(&queues, self.pmds.len());
+        self.placement = queues
+            .iter()
+            .zip(&assignment)
+            .map(|(q, &pmd)| (q.bridge.clone(), q.port.clone(), q.queue_id, pmd))
+            .collect();
+        let plan = Arc::new(plan);
+        for (i, _) in self.pmds.iter().enumerate() {
+            let mine: Vec<Arc<Queue>> = queues
+                .iter()
+                .zip(&assignment)
+                .filter(|(_, &p)| p == i)
+                .map(|(q, _)| q.clone())
+                .collect();
+            let plan = plan.clone();
+            self.pmd_call(i, move |pmd| pmd.apply_plan(&plan, &mine))??;
+        }
+        Ok(())
+    }
+
+    /// The PMD polling queue `queue` of `port`, if any.
+    pub fn placement_of(&self, bridge: &str, port: &str, queue: u32) -> Option<usize> {
+        self.placement
+            .iter()
+            .find(|(b, p, q, _)| b == bridge && p == port && *q == queue)
+            .map(|e| e.3)
+    }
+
+    /// Changes PMD settings on every PMD.
+    pub fn set_pmd_settings(&mut self, s: PmdSettings) -> Result<()> {
+        self.settings.pmd = s;
+        self.pmd_call_all(move |p| p.settings = s).map(|_| ())
+    }
+
+    /// Restarts the PMD threads on other cores (caches start empty; counters restart).
+    pub fn set_pmd_cores(&mut self, cores: Vec<Option<usize>>) -> Result<()> {
+        self.stop_pmds();
+        self.settings.pmd_cores = cores;
+        self.start_pmds()?;
+        self.replan()
+    }
+
+    /// Upkeep, about once a second: rule timeouts and MAC aging without traffic, and ports whose
+    /// interface disappeared stop being polled (they show as down).
+    pub fn housekeeping(&mut self) -> Result<()> {
+        let now = self.now_ns();
+        for b in &self.bridges {
+            b.of.tick(now);
+        }
+        let mut changed = false;
+        for b in &mut self.bridges {
+            for p in &mut b.ports {
+                if !p.down && needs_interface(&p.spec) && !interface_exists(&p.name) {
+                    eprintln!(
+                        "vecswitch: port {} of {}: interface is gone; port is down",
+                        p.name, b.name
+                    );
+                    p.down = true;
+                    changed = true;
+                }
+            }
+        }
+        if changed {
+            self.replan()?;
+        }
+        Ok(())
+    }
+
+    /// Stops the PMDs and closes every port (their XDP programs go with them).
+    pub fn shutdown(&mut self) {
+        self.stop_pmds();
+        self.bridges.clear();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Opens a port's queues.
+fn open_port(bridge: &str, spec: PortSpec) -> Result<PortState> {
+    let ofport = spec.ofport.unwrap_or(0);
+    let ios = spec.open().map_err(|e| anyhow!("{e}"))?;
+    let queues = ios
+        .into_iter()
+        .enumerate()
+        .map(|(i, io)| Arc::new(Queue::new(bridge, &spec.name, ofport, i as u32, io)))
+        .collect();
+    Ok(PortState {
+        name: spec.name.clone(),
+        ofport,
+        vlan: match &spec.vlan {
+            Some(VlanSpec::Access(v)) => VlanMode::Access(*v),
+            Some(VlanSpec::Trunk(v)) => VlanMode::Trunk(v.clone()),
+            None => VlanMode::Trunk(Vec::new()),
+        },
+        spec,
+        queues,
+        down: false,
+    })
+}
+
+/// Whether the port is a kernel interface it does not own (it can disappear under us).
+pub fn needs_interface(spec: &PortSpec) -> bool {
+    matches!(spec.kind, PortKind::Afxdp(_) | PortKind::Afpacket(_))
+}
+
+/// Whether a network interface of that name exists in this namespace.
+pub fn interface_exists(name: &str) -> bool {
+    crate::netsys::if_index(name).is_some()
+}
+
+/// The link state of an interface as `show` prints it: `up`, `down` or `gone`.
+pub fn link_state(name: &str) -> &'static str {
+    match std::fs::read_to_string(format!("/sys/class/net/{name}/operstate")) {
+        Ok(s) if s.trim() == "up" || s.trim() == "unknown" => "up",
+        Ok(_) => "down",
+        Err(_) => "gone",
+    }
+}
+
+/// Refuses names that are not usable as interface names.
+fn check_name(field: &str, name: &str) -> Result<()> {
+    if name.is_empty()
+        || name.len() > 15
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        bail!("{field}: {name:?} must be 1 to 15 characters of letters, digits, '-', '_', '.'");
+    }
+    Ok(())
+}
+
+/// Assigns queues to `pmds` PMDs, heaviest first onto the least loaded PMD (OVS's
+/// `pmd-rxq-assign=cycles`). Returns each queue's PMD, in queue order.
+pub fn place_by_cycles(queues: &[Arc<Queue>], pmds: usize) -> Vec<usize> {
+    let loads: Vec<u64> = queues
+        .iter()
+        .map(|q| q.cycles.load(std::sync::atomic::Ordering::Relaxed))
+        .collect();
+    place(&loads, pmds)
+}
+
+/// [`place_by_cycles`] on plain numbers.
+pub fn place(loads: &[u64], pmds: usize) -> Vec<usize> {
+    let mut out = vec![0; loads.len()];
+    if pmds == 0 {
+        return out;
+    }
+    let mut order: Vec<usize> = (0..loads.len()).collect();
+    // Heaviest first; equal loads keep their order (new queues spread round-robin).
+    order.sort_by(|&a, &b| loads[b].cmp(&loads[a]).then(a.cmp(&b)));
+    let mut pmd_load = vec![(0u64, 0usize); pmds];
+    for q in order {
+        let target = (0..pmds)
+            .min_by_key(|&p| (pmd_load[p].0, pmd_load[p].1, p))
+            .unwrap_or(0);
+        out[q] = target;
+        pmd_load[target].0 += loads[q];
+        pmd_load[target].1 += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placement_puts_the_heaviest_queues_on_different_pmds() {
+        assert_eq!(place(&[100, 90, 10, 5], 2), vec![0, 1, 1, 0]);
+        // No measurements yet: round-robin.
+        assert_eq!(place(&[0, 0, 0, 0], 2), vec![0, 1, 0, 1]);
+        assert_eq!(place(&[7, 7], 1), vec![0, 0]);
+        assert_eq!(place(&[], 3), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn bad_bridge_names_are_refused_naming_the_field() {
+        for n in ["", "a-very-long-bridge-name", "br 0", "br/0"] {
+            let e = check_name("bridge", n).unwrap_err().to_string();
+            assert!(e.starts_with("bridge:"), "{e}");
+        }
+        assert!(check_name("bridge", "br-int.0").is_ok());
+    }
+}

@@ -1,0 +1,249 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! The daemon between real network namespaces (root; skips otherwise): containers attached
+//! with `vecswitch attach` ping, talk TCP and UDP through it with NORMAL and with explicit
+//! flows; a port whose veth disappears under traffic goes down while the daemon keeps running;
+//! SIGTERM and SIGKILL leave no XDP program behind. Every namespace and link is removed by drop
+//! guards, also when an assertion fails.
+
+mod common;
+
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{is_root, ping, tcp_transfer, udp_exchange, DaemonProc, TestNs};
+
+macro_rules! require_root {
+    () => {
+        if !is_root() {
+            eprintln!("SKIP: daemon namespace tests need root");
+            return;
+        }
+    };
+}
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// A bridge name no other test uses (≤ 15 characters).
+fn bridge_name() -> String {
+    format!(
+        "vt{}x{}",
+        std::process::id() % 100_000,
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// `vecswitch attach` through the CLI; returns the host end's name.
+fn attach(d: &DaemonProc, bridge: &str, ns: &TestNs, ip: &str, port_type: &str) -> String {
+    let o = Command::new(env!("CARGO_BIN_EXE_vecswitch"))
+        .args([
+            "attach", bridge, &ns.name, "--ip", ip, "--type", port_type, "--json", "--socket",
+        ])
+        .arg(&d.socket)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "attach: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    v["attachment"]["host_if"].as_str().unwrap().to_string()
+}
+
+fn detach(d: &DaemonProc, bridge: &str, ns: &TestNs) {
+    let o = Command::new(env!("CARGO_BIN_EXE_vecswitch"))
+        .args(["detach", bridge, &ns.name, "--socket"])
+        .arg(&d.socket)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "detach: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// Whether `ifname` has an XDP program attached.
+fn has_xdp(ifname: &str) -> bool {
+    let o = Command::new("ip")
+        .args(["-d", "link", "show", "dev", ifname])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).contains("prog/xdp")
+}
+
+/// A daemon with one bridge and two attached containers, 10.91.x.1 and 10.91.x.2.
+struct Pair {
+    d: DaemonProc,
+    bridge: String,
+    a: TestNs,
+    b: TestNs,
+    host_a: String,
+    host_b: String,
+}
+
+impl Pair {
+    fn new(port_type: &str, local: bool) -> Pair {
+        let bridge = bridge_name();
+        let d = DaemonProc::start(&format!(
+            "[[bridge]]\nname = \"{bridge}\"\nlocal = {local}\n"
+        ));
+        let (a, b) = (TestNs::new(), TestNs::new());
+        let host_a = attach(&d, &bridge, &a, "10.91.0.1/24", port_type);
+        let host_b = attach(&d, &bridge, &b, "10.91.0.2/24", port_type);
+        Pair {
+            d,
+            bridge,
+            a,
+            b,
+            host_a,
+            host_b,
+        }
+    }
+}
+
+fn traffic_crosses(p: &Pair) {
+    assert!(ping(&p.a.target, "10.91.0.2", 3), "ping a -> b");
+    assert!(ping(&p.b.target, "10.91.0.1", 3), "ping b -> a");
+    let n = tcp_transfer(&p.b.target, "10.91.0.2", &p.a.target, 4 << 20).unwrap();
+    assert_eq!(n, 4 << 20);
+    let echoed = udp_exchange(&p.b.target, "10.91.0.2", &p.a.target, 50).unwrap();
+    assert_eq!(echoed, 50);
+}
+
+#[test]
+fn containers_talk_through_normal_over_afxdp() {
+    require_root!();
+    let p = Pair::new("afxdp", true);
+    traffic_crosses(&p);
+    let show = p.d.ok(&["show"]).json;
+    let ports = show["bridges"][0]["ports"].as_array().unwrap();
+    // LOCAL (the tap) and the two containers.
+    assert_eq!(ports.len(), 3, "{show:#}");
+    assert!(ports
+        .iter()
+        .any(|x| x["type"] == "tap" && x["state"] == "up"));
+    for x in ports.iter().filter(|x| x["type"] == "afxdp") {
+        assert_eq!(x["state"], "up");
+        assert!(x["mode"].as_str().unwrap().contains("copy"), "{x}");
+        assert_eq!(x["queues"][0]["pmd"], 0);
+    }
+    let rx_a = p.d.port_stat(&p.bridge, &p.host_a, "rx_packets");
+    let tx_b = p.d.port_stat(&p.bridge, &p.host_b, "tx_packets");
+    assert!(rx_a > 1000 && tx_b > 1000, "rx_a {rx_a} tx_b {tx_b}");
+    let mega = p.d.ok(&["dump-megaflows", &p.bridge]).text;
+    assert!(mega.contains("megaflows"), "{mega}");
+    detach(&p.d, &p.bridge, &p.a);
+    assert!(!ping(&p.b.target, "10.91.0.1", 1));
+    let show = p.d.ok(&["show"]).json;
+    assert_eq!(show["bridges"][0]["ports"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn containers_talk_through_explicit_flows_over_afpacket() {
+    require_root!();
+    let p = Pair::new("afpacket", false);
+    p.d.ok(&["del-flows", &p.bridge]);
+    assert!(
+        !ping(&p.a.target, "10.91.0.2", 1),
+        "no rules: nothing passes"
+    );
+    p.d.ok(&["add-flow", &p.bridge, "in_port=1,actions=output:2"]);
+    p.d.ok(&["add-flow", &p.bridge, "in_port=2,actions=output:1"]);
+    traffic_crosses(&p);
+    let flows = p.d.ok(&["dump-flows", &p.bridge]).text;
+    assert!(flows.contains("in_port=1 actions=output:2"), "{flows}");
+    assert!(
+        !flows.contains("n_packets=0,"),
+        "both rules counted: {flows}"
+    );
+    // Only ARP and IPv4 from a to b: TCP from b is dropped.
+    p.d.ok(&["del-flows", &p.bridge, "in_port=2"]);
+    p.d.ok(&["add-flow", &p.bridge, "in_port=2,arp,actions=output:1"]);
+    p.d.ok(&["add-flow", &p.bridge, "in_port=2,icmp,actions=output:1"]);
+    assert!(ping(&p.a.target, "10.91.0.2", 2));
+    assert!(tcp_transfer(&p.b.target, "10.91.0.2", &p.a.target, 1 << 16).is_err());
+}
+
+#[test]
+fn a_port_whose_veth_goes_away_under_traffic_shows_down_and_the_daemon_runs_on() {
+    require_root!();
+    let p = Pair::new("afxdp", false);
+    p.d.ok(&[
+        "add-port",
+        &p.bridge,
+        "gen",
+        "type=generator",
+        "profile=size=64,flows=10,proto=udp",
+        "rate=50000",
+        "ofport=9",
+    ]);
+    p.d.ok(&[
+        "add-flow",
+        &p.bridge,
+        "priority=100,in_port=9,actions=output:1",
+    ]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(p.d.port_stat(&p.bridge, &p.host_a, "tx_packets") > 0);
+    common::run(&["ip", "link", "del", &p.host_a]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let show = p.d.ok(&["show"]).json;
+        let port = show["bridges"][0]["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == p.host_a.as_str())
+            .cloned()
+            .unwrap();
+        if port["state"] == "down" {
+            assert!(port["queues"][0]["pmd"].is_null(), "{port}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "port never went down: {port}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Still forwarding the generator's traffic (now to b) and answering.
+    p.d.ok(&["mod-flows", &p.bridge, "in_port=9,actions=output:2"]);
+    let before = p.d.port_stat(&p.bridge, &p.host_b, "tx_packets");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(p.d.port_stat(&p.bridge, &p.host_b, "tx_packets") > before);
+    p.d.ok(&["pmd-stats"]);
+    p.d.ok(&["del-port", &p.bridge, &p.host_a]);
+}
+
+#[test]
+fn sigterm_and_sigkill_leave_no_xdp_program_behind() {
+    require_root!();
+    let mut p = Pair::new("afxdp", false);
+    assert!(has_xdp(&p.host_a) && has_xdp(&p.host_b));
+    assert!(
+        p.d.terminate(),
+        "the daemon did not exit cleanly on SIGTERM"
+    );
+    assert!(!has_xdp(&p.host_a) && !has_xdp(&p.host_b));
+    assert!(!p.d.socket.exists(), "the socket file stays behind");
+
+    // A new daemon takes the same interfaces; SIGKILL gives it no chance to clean up.
+    let mut d = DaemonProc::start(&format!(
+        "[[bridge]]\nname = \"{}\"\nlocal = false\n[[bridge.port]]\nname = \"{}\"\ntype = \"afxdp\"\n",
+        p.bridge, p.host_a
+    ));
+    assert!(has_xdp(&p.host_a));
+    d.child.kill().unwrap();
+    d.child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while has_xdp(&p.host_a) {
+        assert!(Instant::now() < deadline, "XDP program left after SIGKILL");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // And the next start binds again.
+    let d2 = DaemonProc::start(&format!(
+        "[[bridge]]\nname = \"{}\"\nlocal = false\n[[bridge.port]]\nname = \"{}\"\ntype = \"afxdp\"\n",
+        p.bridge, p.host_a
+    ));
+    assert!(has_xdp(&p.host_a));
+    drop(d2);
+    let _ = &mut p;
+}
