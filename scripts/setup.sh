@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Installs the system packages the tests and tools use (Debian 12). Safe to run again.
+# `setup.sh demo` installs only what `vecswitch demo` needs.
 set -euo pipefail
 need=()
-command -v tshark >/dev/null || need+=(tshark)
-/usr/bin/python3 -c 'import scapy' 2>/dev/null || need+=(python3-scapy)
-command -v ovs-vswitchd >/dev/null || need+=(openvswitch-switch)
+if [ "${1:-}" != demo ]; then
+  command -v tshark >/dev/null || need+=(tshark)
+  /usr/bin/python3 -c 'import scapy' 2>/dev/null || need+=(python3-scapy)
+  command -v ovs-vswitchd >/dev/null || need+=(openvswitch-switch)
+fi
+[ -x /usr/bin/python3 ] || need+=(python3)
 command -v ip >/dev/null || need+=(iproute2)
 command -v ethtool >/dev/null || need+=(ethtool)
 command -v ping >/dev/null || need+=(iputils-ping)

@@ -6,6 +6,7 @@ pub mod afpacket;
 pub mod afxdp;
 pub mod bridge;
 pub mod daemon;
+pub mod demo;
 pub mod netns;
 pub mod netsys;
 pub mod pcapio;

@@ -49,6 +49,8 @@ enum Command {
         #[arg(long)]
         socket: Option<PathBuf>,
     },
+    /// Show the switch working: two containers, ping, TCP, pktgen, counters; then clean up.
+    Demo(datapath::demo::DemoArgs),
     /// Generate traffic on an interface over AF_XDP (and count it on another).
     Pktgen(datapath::pktgen::PktgenArgs),
     /// Attach a network namespace (a container) to a bridge through a new veth pair.
@@ -213,6 +215,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Control(argv) => control(argv),
         Command::Pktgen(args) => datapath::pktgen::main(&args),
+        Command::Demo(args) => datapath::demo::main(&args),
         Command::Attach(a) => attach(a),
         Command::Detach(a) => detach(a),
         Command::ParseFlows { file } => {

@@ -209,3 +209,13 @@ pub fn poll_readable(fds: &[std::os::fd::RawFd], timeout_ms: i32) -> io::Result<
     }
     Ok(ret as usize)
 }
+
+/// Whether this process runs as root (namespaces, veth pairs and XDP need it).
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}

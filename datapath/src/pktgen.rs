@@ -1162,7 +1162,19 @@ pub fn main(args: &PktgenArgs) -> anyhow::Result<()> {
     signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;
     signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone())?;
     opts.stop = Some(stop);
-    let bar = (!args.no_progress && std::io::stderr().is_terminal()).then(|| {
+    let report = run_with_bar(&opts, !args.no_progress)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.summary());
+    }
+    Ok(())
+}
+
+/// [`run`] with a progress bar on stderr when `progress` is asked for and stderr is a
+/// terminal.
+pub fn run_with_bar(opts: &PktgenOptions, progress: bool) -> Result<PktgenReport, PktgenError> {
+    let bar = (progress && std::io::stderr().is_terminal()).then(|| {
         let bar = indicatif::ProgressBar::new(1000);
         bar.set_draw_target(indicatif::ProgressDrawTarget::stderr_with_hz(4));
         let style = indicatif::ProgressStyle::with_template(
@@ -1189,17 +1201,11 @@ pub fn main(args: &PktgenArgs) -> anyhow::Result<()> {
             });
         }
     };
-    let report = run(&opts, bar.as_ref().map(|_| &update as &dyn Fn(&Progress)));
+    let report = run(opts, bar.as_ref().map(|_| &update as &dyn Fn(&Progress)));
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
-    let report = report?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{}", report.summary());
-    }
-    Ok(())
+    report
 }
 
 #[cfg(test)]

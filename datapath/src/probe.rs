@@ -44,10 +44,7 @@ impl Drop for Reaped {
 }
 
 /// Starts a Python server script in `ns`; it prints its port on the first line.
-fn start_server(
-    ns: &NsTarget,
-    script: &str,
-) -> Result<(Reaped, BufReader<ChildStdout>, u16)> {
+fn start_server(ns: &NsTarget, script: &str) -> Result<(Reaped, BufReader<ChildStdout>, u16)> {
     let mut child = Reaped(
         ns_command(ns, python())?
             .args(["-c", script])

@@ -295,6 +295,15 @@ pub fn execute(d: &mut Daemon, argv: &[String], data: Option<&str>) -> Result<Re
     }
 }
 
+/// An OpenFlow port number as ovs-ofctl prints it (`LOCAL` for the bridge's own port).
+fn ofport_text(ofport: u32) -> String {
+    if ofport == openflow::OFPP_LOCAL {
+        "LOCAL".to_string()
+    } else {
+        ofport.to_string()
+    }
+}
+
 /// Words starting with `--` are flags; the rest are arguments.
 fn split_flags(words: &[String]) -> (Vec<String>, Vec<String>) {
     words.iter().cloned().partition(|w| !w.starts_with("--"))
@@ -352,11 +361,7 @@ fn show(d: &Daemon) -> Reply {
                 .first()
                 .map(|q| (q.info.kind, q.info.mode.clone()))
                 .unwrap_or(("?", String::new()));
-            let ofport = if p.ofport == openflow::OFPP_LOCAL {
-                "LOCAL".to_string()
-            } else {
-                p.ofport.to_string()
-            };
+            let ofport = ofport_text(p.ofport);
             let _ = writeln!(
                 text,
                 "  port {ofport}: {} type={kind} mode=\"{mode}\" state={state}",
@@ -441,7 +446,7 @@ fn port_stats(d: &Daemon, only: Option<&str>) -> Result<Reply> {
             let _ = writeln!(
                 text,
                 "  port {} ({}): rx pkts={} bytes={} drop={}  tx pkts={} bytes={} drop={}",
-                p.ofport,
+                ofport_text(p.ofport),
                 p.name,
                 sum.rx_packets,
                 sum.rx_bytes,

@@ -19,12 +19,7 @@ use datapath::netns::{create_netns, delete_netns, ns_exec, NsTarget};
 
 /// Whether the test runs as root.
 pub fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
+    datapath::netsys::is_root()
 }
 
 /// Runs a command; panics with its stderr when it fails.
