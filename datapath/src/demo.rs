@@ -227,6 +227,8 @@ pub fn main(args: &DemoArgs) -> Result<()> {
     opts.rate = Rate::Max;
     opts.duration = Some(Duration::from_secs(args.seconds));
     opts.stop = Some(stop.clone());
+    // Off the PMD's core (the daemon pins its PMD to the last core).
+    opts.core = Some(0);
     let report = pktgen::run_with_bar(&opts, true)?;
     print!("{}", report.summary());
 

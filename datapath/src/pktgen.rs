@@ -174,6 +174,9 @@ pub struct PktgenOptions {
     pub drain: Duration,
     /// Set from outside (a signal handler) to end the run early; the report still comes.
     pub stop: Option<Arc<AtomicBool>>,
+    /// Pin the calling thread to this core first (keep the generator off the switch's PMD
+    /// cores: two busy pollers on one core measure the scheduler, not the switch).
+    pub core: Option<usize>,
 }
 
 impl PktgenOptions {
@@ -192,6 +195,7 @@ impl PktgenOptions {
             xdp_mode: XdpModeRequest::Auto,
             drain: DEFAULT_DRAIN,
             stop: None,
+            core: None,
         }
     }
 
@@ -801,6 +805,11 @@ pub fn run(
     progress: Option<&dyn Fn(&Progress)>,
 ) -> Result<PktgenReport, PktgenError> {
     opts.validate()?;
+    if let Some(core) = opts.core {
+        if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
+            return Err(invalid("core", format!("cannot pin to core {core}")));
+        }
+    }
     if opts.rx_only {
         return run_rx_only(opts, progress);
     }
@@ -1110,6 +1119,9 @@ pub struct PktgenArgs {
     /// XDP hook for the AF_XDP program: auto, native or generic.
     #[arg(long, default_value = "auto")]
     pub xdp_mode: String,
+    /// Pin pktgen to this core (keep it off the switch's PMD cores).
+    #[arg(long)]
+    pub core: Option<usize>,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -1150,6 +1162,7 @@ impl PktgenArgs {
             xdp_mode: parse_xdp_mode(&self.xdp_mode)?,
             drain: DEFAULT_DRAIN,
             stop: None,
+            core: self.core,
         };
         Ok(opts)
     }

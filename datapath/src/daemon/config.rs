@@ -208,33 +208,11 @@ pub fn build(config: &Config) -> Result<Daemon> {
                 .map_err(|e| anyhow!("{name}: {e}"))?;
         }
         for p in &b.ports {
-            let ofport = d
-                .add_port(&b.name, p.clone())
+            d.add_port(&b.name, p.clone())
                 .with_context(|| format!("bridge {} port {}", b.name, p.name))?;
-            log_port(&d, &b.name, &p.name, ofport);
         }
     }
     Ok(d)
-}
-
-/// Says how a port came up (and whether AF_XDP fell back to generic mode).
-pub fn log_port(d: &Daemon, bridge: &str, port: &str, ofport: u32) {
-    if let Ok(b) = d.bridge(bridge) {
-        if let Some(q) = b
-            .ports
-            .iter()
-            .find(|p| p.name == port)
-            .and_then(|p| p.queues.first())
-        {
-            eprintln!(
-                "vecswitch: {bridge}: port {port} ofport {ofport}: {} {}",
-                q.info.kind, q.info.mode
-            );
-            if q.info.kind == "afxdp" && q.info.mode.contains("generic") {
-                eprintln!("vecswitch: {bridge}: port {port}: the driver has no native XDP; running in generic (SKB) mode, which is slower");
-            }
-        }
-    }
 }
 
 /// `vecswitch run`: builds the daemon, serves the control socket until SIGTERM or SIGINT, then

@@ -288,6 +288,7 @@ impl Daemon {
         let mut spec = spec;
         spec.ofport = Some(ofport);
         let port = open_port(bridge, spec)?;
+        log_port(bridge, &port);
         self.bridges[bi].ports.push(port);
         self.bridges_changed()?;
         Ok(ofport)
@@ -428,6 +429,23 @@ impl Daemon {
 impl Drop for Daemon {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// Says how a port came up, and whether AF_XDP fell back to generic (SKB) mode.
+fn log_port(bridge: &str, p: &PortState) {
+    if let Some(q) = p.queues.first() {
+        eprintln!(
+            "vecswitch: {bridge}: port {} ofport {}: {} {}",
+            p.name, p.ofport, q.info.kind, q.info.mode
+        );
+        if q.info.kind == "afxdp" && q.info.mode.contains("generic") {
+            eprintln!(
+                "vecswitch: {bridge}: port {}: no native XDP in the driver: generic (SKB) mode, \
+                 which is slower",
+                p.name
+            );
+        }
     }
 }
 
