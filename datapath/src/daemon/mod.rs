@@ -247,6 +247,12 @@ impl Daemon {
             of: Arc::new(of),
             ports: Vec::new(),
         };
+        if local && interface_exists(name) {
+            bail!(
+                "bridge: an interface named {name:?} exists on this host, and the bridge's LOCAL \
+                 tap takes the bridge's name (pick another name, or local=false)"
+            );
+        }
         if local {
             let mut spec = PortSpec::parse_args(name, &["type=tap"])
                 .map_err(|e| anyhow!("LOCAL port: {e}"))?;
