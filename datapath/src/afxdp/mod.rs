@@ -9,11 +9,13 @@
 //! asked for; the socket runs in copy mode (`BindMode::Auto` falls back silently, `ZeroCopy` is
 //! refused with `EOPNOTSUPP`); `XDP_SHARED_UMEM` works for a second socket on another veth with
 //! its own fill and completion rings. In copy mode the kernel sends at most 32 descriptors per
-//! `sendto` kick, so a PMD loop must call `XskPort::poll` every iteration. One port per
-//! interface for now: each port attaches its own program, and the kernel takes one per hook.
-//! Frames: a port owns a disjoint range of the UMEM, half of it kept on the fill ring for rx and
-//! the rest free for tx; received frames belong to the caller until `recycle`, transmitted
-//! frames come back through the completion ring. A killed process leaves no program behind (the
+//! `sendto` kick, so a PMD loop must call `XskPort::poll` every iteration. The kernel takes one
+//! program per interface hook, so the ports on an interface's queues share one `XdpProgram`
+//! (`XskPort::open_with_program` with the first port's `XskPort::program`), each in its queue's
+//! XSKMAP slot; on veth a frame arrives on the receive queue of the index of the transmit queue
+//! the peer sent it on. Frames: a port owns a disjoint range of the UMEM, half of it kept on
+//! the fill ring for rx and the rest free for tx; received frames belong to the caller until
+//! `recycle`, transmitted frames come back through the completion ring. A killed process leaves no program behind (the
 //! link dies with it) and the next bind retries the kernel's asynchronous `EBUSY`;
 //! `detach_stale` removes programs that other tools attached through netlink. Rate, one quick
 //! run (ignored test `measure_rx_rate`, release): fed by a second port's copy-mode tx in the

@@ -1,5 +1,7 @@
 //! `XskPort`: one AF_XDP socket bound to (interface, queue) with its four rings, its share of
-//! a UMEM and the XDP program that steers the queue to it. The batch calls (`rx_burst`,
+//! a UMEM and the XDP program that steers the queue to it — its own, or the one the ports on
+//! the interface's other queues share (the kernel takes one program per interface). The batch
+//! calls (`rx_burst`,
 //! `tx_burst`, `poll`) never allocate beyond the caller's vectors' capacity, never return
 //! `Result` and never panic; what goes wrong on the hot path is counted in [`PortCounters`].
 #![allow(unsafe_code)]
@@ -47,7 +49,8 @@ pub struct XskConfig {
     /// How long to retry a bind that fails with `EBUSY` (a previous socket on this queue is
     /// still being torn down by the kernel).
     pub bind_timeout: Duration,
-    /// Slots of the XSKMAP (queues of the interface that can be steered).
+    /// Slots of the XSKMAP (queues of the interface that can be steered) when the port attaches
+    /// the program; a port on a shared program has that program's.
     pub max_queues: u32,
 }
 
@@ -122,9 +125,10 @@ pub struct RxDesc {
 
 /// An AF_XDP port on one (interface, queue).
 pub struct XskPort {
-    // Field order is drop order: detach the program first, then unmap the rings, close the
-    // socket and finally let go of the UMEM.
-    prog: XdpProgram,
+    // Field order is drop order: let go of the program first (`Drop` has already emptied this
+    // queue's slot, so nothing is steered here any more; the last port of the interface
+    // detaches it), then unmap the rings, close the socket and finally let go of the UMEM.
+    prog: Arc<XdpProgram>,
     rx: Ring<libc::xdp_desc>,
     tx: Ring<libc::xdp_desc>,
     fill: Ring<u64>,
@@ -183,10 +187,26 @@ fn getsockopt<T: Copy>(fd: &OwnedFd, opt: libc::c_int) -> io::Result<(T, usize)>
 }
 
 impl XskPort {
-    /// Opens a port on `ifname` queue `queue` with a UMEM of its own (`config.frames` frames).
+    /// Opens a port on `ifname` queue `queue` with a UMEM of its own (`config.frames` frames),
+    /// attaching the XDP program to the interface. Ports on further queues of the interface
+    /// share it: [`XskPort::open_with_program`] with [`XskPort::program`].
     pub fn open(ifname: &str, queue: u32, config: &XskConfig) -> Result<XskPort, XskError> {
         let umem = Umem::new(config.frames)?;
-        XskPort::open_in(ifname, queue, config, &umem, 0..config.frames, None)
+        XskPort::open_in_with_program(ifname, queue, config, &umem, 0..config.frames, None, None)
+    }
+
+    /// Opens a port on `ifname` queue `queue` with a UMEM of its own, steered by `prog`, the
+    /// program another port on the interface attached (its [`XskPort::program`]). The program
+    /// stays attached until its last port drops.
+    pub fn open_with_program(
+        ifname: &str,
+        queue: u32,
+        config: &XskConfig,
+        prog: &Arc<XdpProgram>,
+    ) -> Result<XskPort, XskError> {
+        let umem = Umem::new(config.frames)?;
+        let frames = 0..config.frames;
+        XskPort::open_in_with_program(ifname, queue, config, &umem, frames, None, Some(prog))
     }
 
     /// Opens a port using frames `frames` of `umem`. The first port on a UMEM binds the socket
@@ -202,6 +222,21 @@ impl XskPort {
         frames: Range<u32>,
         share: Option<&XskPort>,
     ) -> Result<XskPort, XskError> {
+        XskPort::open_in_with_program(ifname, queue, config, umem, frames, share, None)
+    }
+
+    /// [`XskPort::open_in`], steered by `prog` when given (a program attached to `ifname` by
+    /// another port, which must match `config.xdp_mode` unless that is `Auto`, and whose map
+    /// has a slot for `queue`), else by a program the port attaches.
+    pub fn open_in_with_program(
+        ifname: &str,
+        queue: u32,
+        config: &XskConfig,
+        umem: &Arc<Umem>,
+        frames: Range<u32>,
+        share: Option<&XskPort>,
+        prog: Option<&Arc<XdpProgram>>,
+    ) -> Result<XskPort, XskError> {
         let ifindex = sys::if_index(ifname).ok_or_else(|| XskError::NoSuchInterface {
             ifname: ifname.to_string(),
         })?;
@@ -211,14 +246,16 @@ impl XskPort {
                 reason: "must be a power of two of at least 2",
             });
         }
-        if queue >= config.max_queues {
+        if let Some(prog) = prog {
+            check_shared_program(prog, ifindex, queue, config.xdp_mode)?;
+        } else if queue >= config.max_queues {
             return Err(XskError::Config {
                 field: "queue",
                 reason: "must be below max_queues",
             });
         }
         umem.claim(frames.clone())?;
-        let opened = XskPort::bind_and_attach(ifindex, queue, config, umem, &frames, share);
+        let opened = XskPort::bind_and_attach(ifindex, queue, config, umem, &frames, share, prog);
         if opened.is_err() {
             umem.unclaim(&frames);
         }
@@ -232,6 +269,7 @@ impl XskPort {
         umem: &Arc<Umem>,
         frames: &Range<u32>,
         share: Option<&XskPort>,
+        prog: Option<&Arc<XdpProgram>>,
     ) -> Result<XskPort, XskError> {
         let (fd, shared_with) = match umem.take_owner() {
             Some(fd) => (fd, None),
@@ -307,7 +345,14 @@ impl XskPort {
         let (opts, _) = getsockopt::<libc::xdp_options>(&fd, libc::XDP_OPTIONS)
             .map_err(sys_err("getsockopt XDP_OPTIONS"))?;
 
-        let prog = XdpProgram::attach(ifindex, config.max_queues, config.xdp_mode)?;
+        let prog = match prog {
+            Some(prog) => prog.clone(),
+            None => Arc::new(XdpProgram::attach(
+                ifindex,
+                config.max_queues,
+                config.xdp_mode,
+            )?),
+        };
         prog.insert(queue, &fd)?;
 
         let mode = XskMode {
@@ -623,6 +668,12 @@ impl XskPort {
         &self.umem
     }
 
+    /// The XDP program steering the port's queue, to open ports on the interface's other
+    /// queues with ([`XskPort::open_with_program`]).
+    pub fn program(&self) -> &Arc<XdpProgram> {
+        &self.prog
+    }
+
     /// The interface index and queue the port is bound to.
     pub fn binding(&self) -> (u32, u32) {
         (self.ifindex, self.queue)
@@ -636,11 +687,45 @@ impl XskPort {
 
 impl Drop for XskPort {
     fn drop(&mut self) {
-        // Stop steering first so that no packet is redirected to a closing socket; the link
-        // (dropped with `prog`) detaches the program itself.
+        // Stop steering first so that no packet is redirected to a closing socket; that is all
+        // this port may do to a program other queues still use. The last port's `prog` drops
+        // the link, which detaches the program itself.
         let _ = self.prog.remove(self.queue);
         self.umem.unclaim(&self.frames);
     }
+}
+
+/// Refuses a shared program that cannot steer `queue` of `ifindex` as `request` asks.
+fn check_shared_program(
+    prog: &XdpProgram,
+    ifindex: u32,
+    queue: u32,
+    request: XdpModeRequest,
+) -> Result<(), XskError> {
+    if prog.ifindex() != ifindex {
+        return Err(XskError::Config {
+            field: "prog",
+            reason: "attached to another interface",
+        });
+    }
+    if queue >= prog.max_queues() {
+        return Err(XskError::Config {
+            field: "queue",
+            reason: "beyond the XSKMAP of the interface's XDP program",
+        });
+    }
+    let fits = match request {
+        XdpModeRequest::Auto => true,
+        XdpModeRequest::Driver => prog.mode() == XdpMode::Driver,
+        XdpModeRequest::Generic => prog.mode() == XdpMode::Generic,
+    };
+    if !fits {
+        return Err(XskError::Config {
+            field: "xdp_mode",
+            reason: "differs from the mode of the interface's XDP program",
+        });
+    }
+    Ok(())
 }
 
 /// Binds, retrying `EBUSY` until `timeout`: the kernel frees a previous socket on the same

@@ -1,10 +1,13 @@
 //! The XDP side of a port: an XSKMAP and the six-instruction program
 //! `return bpf_redirect_map(&xsks_map, ctx->rx_queue_index, XDP_PASS);` given as bytes (no
 //! clang, no libbpf), attached through a BPF link so that the program goes away with the last
-//! descriptor, even when the process is killed. `detach_stale` removes a program left behind
-//! by a tool that attached the pre-link way.
+//! descriptor, even when the process is killed. The kernel takes one program per interface
+//! hook, so the sockets of all queues of an interface share one `XdpProgram` (behind an `Arc`),
+//! each in its queue's slot of the XSKMAP. `detach_stale` removes a program left behind by a
+//! tool that attached the pre-link way.
 
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::{Mutex, MutexGuard};
 
 use super::sys;
 use super::{sys_err, XskError};
@@ -45,14 +48,18 @@ pub const PROGRAM: [u8; 48] = [
     0x95, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // exit
 ];
 
-/// An XSKMAP plus the redirect program attached to one interface. Dropping it detaches the
-/// program (the link closes first, by field order).
+/// An XSKMAP plus the redirect program attached to one interface, shared (through an `Arc`)
+/// by the sockets of its queues. Dropping it detaches the program (the link closes first, by
+/// field order).
 pub struct XdpProgram {
     link: OwnedFd,
     _prog: OwnedFd,
     map: OwnedFd,
     mode: XdpMode,
     ifindex: u32,
+    /// Which slots of the map hold a socket. The kernel cannot tell (an XSKMAP refuses lookups
+    /// from user space), and two sockets must not claim one queue's slot.
+    slots: Mutex<Vec<bool>>,
 }
 
 /// The program bytes with the map descriptor patched in.
@@ -105,18 +112,54 @@ impl XdpProgram {
             map,
             mode,
             ifindex,
+            slots: Mutex::new(vec![false; max_queues as usize]),
         })
     }
 
     /// Points queue `queue` at socket `xsk` (packets of that queue now go to the socket).
+    /// Refuses a queue beyond the map and a queue whose slot already holds a socket.
     pub fn insert(&self, queue: u32, xsk: &OwnedFd) -> Result<(), XskError> {
+        let mut slots = self.slots();
+        let Some(slot) = slots.get_mut(queue as usize) else {
+            return Err(XskError::Config {
+                field: "queue",
+                reason: "beyond the XSKMAP of the interface's XDP program",
+            });
+        };
+        if *slot {
+            return Err(XskError::Config {
+                field: "queue",
+                reason: "another socket already receives this queue",
+            });
+        }
         sys::map_update_u32(&self.map, queue, xsk.as_raw_fd() as u32)
-            .map_err(sys_err("bpf BPF_MAP_UPDATE_ELEM xskmap"))
+            .map_err(sys_err("bpf BPF_MAP_UPDATE_ELEM xskmap"))?;
+        *slot = true;
+        Ok(())
     }
 
     /// Empties queue `queue`'s slot (its packets go to the kernel stack again).
     pub fn remove(&self, queue: u32) -> Result<(), XskError> {
-        sys::map_delete_u32(&self.map, queue).map_err(sys_err("bpf BPF_MAP_DELETE_ELEM xskmap"))
+        let mut slots = self.slots();
+        sys::map_delete_u32(&self.map, queue).map_err(sys_err("bpf BPF_MAP_DELETE_ELEM xskmap"))?;
+        if let Some(slot) = slots.get_mut(queue as usize) {
+            *slot = false;
+        }
+        Ok(())
+    }
+
+    /// The queues whose slot holds a socket, ascending.
+    pub fn queues(&self) -> Vec<u32> {
+        (0u32..)
+            .zip(self.slots().iter())
+            .filter(|(_, taken)| **taken)
+            .map(|(q, _)| q)
+            .collect()
+    }
+
+    /// Slots of the XSKMAP: queues `0..max_queues` can be steered.
+    pub fn max_queues(&self) -> u32 {
+        self.slots().len() as u32
     }
 
     /// The hook the program runs on.
@@ -132,6 +175,14 @@ impl XdpProgram {
     /// The link descriptor (closing it detaches).
     pub fn link_fd(&self) -> i32 {
         self.link.as_raw_fd()
+    }
+
+    /// The slot table. A panic while it was held cannot leave it inconsistent (a slot changes
+    /// only after its map update succeeded), so a poisoned lock is taken over as it is.
+    fn slots(&self) -> MutexGuard<'_, Vec<bool>> {
+        self.slots
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

@@ -1,12 +1,15 @@
 //! [`PortIo`] for one AF_XDP queue: an [`XskPort`] whose received frames are copied out
 //! through the caller's closure and handed straight back to the fill ring, so the PMD never
-//! holds UMEM frames between iterations. `info` says which XDP hook the kernel gave the port
+//! holds UMEM frames between iterations. The queues of one port are one `AfXdpQueue` each
+//! (each with a UMEM of its own, for its own PMD thread) sharing the interface's XDP program:
+//! the first queue attaches it, the others open with [`AfXdpQueue::open_with_program`]. `info` says which XDP hook the kernel gave the port
 //! (`native` or `generic`, the latter also when `xdp-mode=auto` fell back) and whether it runs
 //! copy or zero-copy; `counters` adds the socket's `XDP_STATISTICS` to the port's own.
 
 use std::os::fd::RawFd;
+use std::sync::Arc;
 
-use crate::afxdp::{RxDesc, XdpMode, XskConfig, XskError, XskPort};
+use crate::afxdp::{RxDesc, XdpMode, XdpProgram, XskConfig, XskError, XskPort};
 
 use super::{PortError, PortIo, QueueInfo};
 
@@ -18,13 +21,35 @@ pub struct AfXdpQueue {
 }
 
 impl AfXdpQueue {
-    /// Opens queue `queue` of interface `ifname` with a UMEM of its own; errors name `port`
-    /// (the switch's name for it) and the queue.
+    /// Opens queue `queue` of interface `ifname` with a UMEM of its own, attaching the XDP
+    /// program; errors name `port` (the switch's name for it) and the queue.
     pub fn open(
         port: &str,
         ifname: &str,
         queue: u32,
         config: &XskConfig,
+    ) -> Result<AfXdpQueue, PortError> {
+        AfXdpQueue::open_on(port, ifname, queue, config, None)
+    }
+
+    /// Opens queue `queue` of interface `ifname` like [`AfXdpQueue::open`], steered by `prog`,
+    /// the program of the port's first queue (`first.xsk().program()`).
+    pub fn open_with_program(
+        port: &str,
+        ifname: &str,
+        queue: u32,
+        config: &XskConfig,
+        prog: &Arc<XdpProgram>,
+    ) -> Result<AfXdpQueue, PortError> {
+        AfXdpQueue::open_on(port, ifname, queue, config, Some(prog))
+    }
+
+    fn open_on(
+        port: &str,
+        ifname: &str,
+        queue: u32,
+        config: &XskConfig,
+        prog: Option<&Arc<XdpProgram>>,
     ) -> Result<AfXdpQueue, PortError> {
         let err = |source| PortError::Afxdp {
             port: port.to_string(),
@@ -38,7 +63,11 @@ impl AfXdpQueue {
                 ifname: ifname.to_string(),
             }));
         }
-        let xsk = XskPort::open(ifname, queue, config).map_err(err)?;
+        let xsk = match prog {
+            Some(prog) => XskPort::open_with_program(ifname, queue, config, prog),
+            None => XskPort::open(ifname, queue, config),
+        }
+        .map_err(err)?;
         Ok(AfXdpQueue {
             port: xsk,
             descs: Vec::with_capacity(config.ring_size as usize),

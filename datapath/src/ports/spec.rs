@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use crate::afpacket::AfPacketConfig;
-use crate::afxdp::{XdpModeRequest, XskConfig, XskError};
+use crate::afxdp::{XdpModeRequest, XskConfig};
 use crate::traffic::parse_profile;
 
 use super::{AfPacketQueue, AfXdpQueue, GeneratorPort, PcapPort, PortError, PortIo, TapPort};
@@ -202,6 +202,23 @@ fn type_keys(kind: &str) -> &'static [&'static str] {
         "pcap" => &PCAP_KEYS,
         _ => &[],
     }
+}
+
+/// How many queues of `ifname` an AF_XDP socket (rx and tx ring) can bind to: the fewer of its
+/// receive and transmit queues as sysfs lists them; `None` when sysfs does not say.
+fn queue_pairs(ifname: &str) -> Option<u32> {
+    let dir = std::fs::read_dir(format!("/sys/class/net/{ifname}/queues")).ok()?;
+    let (mut rx, mut tx) = (0u32, 0u32);
+    for entry in dir.flatten() {
+        let entry = entry.file_name();
+        let entry = entry.to_string_lossy();
+        if entry.starts_with("rx-") {
+            rx += 1;
+        } else if entry.starts_with("tx-") {
+            tx += 1;
+        }
+    }
+    Some(rx.min(tx))
 }
 
 /// A key as compared: lower case, `_` for `-` (TOML style).
@@ -595,28 +612,25 @@ impl PortSpec {
                     max_queues: MAX_QUEUES,
                     ..XskConfig::default()
                 };
-                for q in 0..o.queues {
-                    match AfXdpQueue::open(name, name, q, &config) {
-                        Ok(queue) => queues.push(Box::new(queue)),
-                        Err(PortError::Afxdp {
-                            source: XskError::Sys { what, source },
-                            ..
-                        }) if q > 0 && what.starts_with("bpf BPF_LINK_CREATE") => {
-                            // Every XskPort attaches an XDP program of its own and the kernel
-                            // takes one per interface, so a second queue cannot attach.
-                            return Err(PortError::Invalid {
-                                port: name.to_string(),
-                                step: format!("open AF_XDP queue {q}"),
-                                reason: format!(
-                                    "queues={}: the AF_XDP layer attaches one XDP program per \
-                                     socket and the interface already has one ({what}: \
-                                     {source}); use queues=1",
-                                    o.queues
-                                ),
-                            });
-                        }
-                        Err(e) => return Err(e),
-                    }
+                if let Some(have) = queue_pairs(name).filter(|&have| have < o.queues) {
+                    // The kernel's bind would say only EINVAL.
+                    return Err(PortError::Invalid {
+                        port: name.to_string(),
+                        step: "open AF_XDP queues".to_string(),
+                        reason: format!(
+                            "queues={}: {name} has {have} receive/transmit queue pairs",
+                            o.queues
+                        ),
+                    });
+                }
+                // Queue 0 attaches the interface's one XDP program, the others put their
+                // sockets into its map; it detaches when the last queue drops.
+                let first = AfXdpQueue::open(name, name, 0, &config)?;
+                let prog = first.xsk().program().clone();
+                queues.push(Box::new(first));
+                for q in 1..o.queues {
+                    let queue = AfXdpQueue::open_with_program(name, name, q, &config, &prog)?;
+                    queues.push(Box::new(queue));
                 }
             }
             PortKind::Afpacket(o) => {
