@@ -326,3 +326,61 @@ fn rule_changes_while_pktgen_runs_take_effect_at_the_acknowledgement() {
         report.sent
     );
 }
+
+#[test]
+fn the_queues_of_a_multi_queue_port_are_spread_over_the_pmds() {
+    require_root!();
+    if core_affinity::get_core_ids().map_or(0, |c| c.len()) < 2 {
+        eprintln!("SKIP: needs two cores");
+        return;
+    }
+    let id = SEQ.fetch_add(1, Ordering::Relaxed);
+    let (h, p) = (
+        format!("vtq{}x{id}h", std::process::id() % 100_000),
+        format!("vtq{}x{id}p", std::process::id() % 100_000),
+    );
+    common::run(&[
+        "ip",
+        "link",
+        "add",
+        &h,
+        "numrxqueues",
+        "2",
+        "numtxqueues",
+        "2",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        &p,
+        "numrxqueues",
+        "2",
+        "numtxqueues",
+        "2",
+    ]);
+    struct Del(String);
+    impl Drop for Del {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["link", "del", &self.0]).output();
+        }
+    }
+    let _del = Del(h.clone());
+    common::run(&["ip", "link", "set", &h, "up"]);
+    common::run(&["ip", "link", "set", &p, "up"]);
+    let bridge = bridge_name();
+    let d = DaemonProc::start(&format!(
+        "pmd-cores = [0, 1]\n[[bridge]]\nname = \"{bridge}\"\nlocal = false\n"
+    ));
+    d.ok(&["add-port", &bridge, &h, "type=afxdp", "queues=2"]);
+    let show = d.ok(&["show"]).json;
+    let queues = &show["bridges"][0]["ports"][0]["queues"];
+    assert_eq!(queues[0]["pmd"], 0, "{show:#}");
+    assert_eq!(queues[1]["pmd"], 1, "{show:#}");
+    assert_eq!(queues[1]["core"], 1, "{show:#}");
+    assert!(has_xdp(&h));
+    let pmd = d.ok(&["pmd-stats"]).json;
+    assert_eq!(pmd.as_array().unwrap().len(), 2);
+    assert_eq!(pmd[1]["rxqs"][0]["queue"], 1, "{pmd:#}");
+    d.ok(&["del-port", &bridge, &h]);
+    assert!(!has_xdp(&h));
+}
