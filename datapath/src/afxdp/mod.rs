@@ -9,7 +9,8 @@
 //! asked for; the socket runs in copy mode (`BindMode::Auto` falls back silently, `ZeroCopy` is
 //! refused with `EOPNOTSUPP`); `XDP_SHARED_UMEM` works for a second socket on another veth with
 //! its own fill and completion rings. In copy mode the kernel sends at most 32 descriptors per
-//! `sendto` kick, so a PMD loop must call `XskPort::poll` every iteration. The kernel takes one
+//! `sendto` kick, and the transmit calls only queue: a PMD loop calls `XskPort::poll` once per
+//! iteration, which kicks each port once for everything queued. The kernel takes one
 //! program per interface hook, so the ports on an interface's queues share one `XdpProgram`
 //! (`XskPort::open_with_program` with the first port's `XskPort::program`), each in its queue's
 //! XSKMAP slot; on veth a frame arrives on the receive queue of the index of the transmit queue

@@ -469,7 +469,8 @@ impl XskPort {
     }
 
     /// Copies `packets` into free frames and queues them for transmission; returns how many
-    /// were queued (the rest are counted in [`PortCounters`] and not sent).
+    /// were queued (the rest are counted in [`PortCounters`] and not sent). They leave at the
+    /// next [`XskPort::poll`].
     pub fn tx_burst(&mut self, packets: &[&[u8]]) -> u32 {
         self.reap_completions();
         let room = self.tx.reserve(packets.len() as u32);
@@ -516,7 +517,7 @@ impl XskPort {
 
     /// Queues frames the caller owns (received or allocated, this port's) as they are;
     /// returns how many were queued, stopping at the first frame that is not this port's.
-    /// Frames not queued remain the caller's.
+    /// Frames not queued remain the caller's. They leave at the next [`XskPort::poll`].
     pub fn tx_frames(&mut self, descs: &[RxDesc]) -> u32 {
         self.reap_completions();
         // Only this port's frames: completions return to this port's free list.
@@ -542,12 +543,14 @@ impl XskPort {
         n
     }
 
+    /// Publishes `n` descriptors. The kick (a `sendto`, which in copy mode is where the kernel
+    /// does the transmit) waits for [`XskPort::poll`], so that everything a PMD iteration
+    /// queued for this port goes out with one system call.
     fn tx_submit(&mut self, n: u32) {
         if n > 0 {
             self.tx.submit(n);
             self.tx_in_flight += n;
         }
-        self.kick_tx();
     }
 
     /// Kicks the kernel's transmit if it asked and descriptors are waiting. In copy mode the
