@@ -5,7 +5,6 @@
 //! deleted or replaced can never hit. Insertion is probabilistic (`emc-insert-inv-prob`) with a
 //! seeded xorshift generator, so that replays insert exactly the same entries every run.
 
-use pipeline::flowkey::KEY_WORDS;
 use pipeline::FlowKey;
 
 /// Megaflow index meaning "no megaflow" (an empty slot).
@@ -32,20 +31,6 @@ impl EmcTag {
 #[derive(Clone, Copy, Default)]
 #[repr(C, align(64))]
 struct SlotKey(FlowKey);
-
-/// True when `a == b`, as one pass over 32-bit lanes with no early exit: the compiler turns
-/// it into a dozen vector compares and an AND tree instead of a call to `memcmp` (32-bit
-/// lanes because baseline x86_64 compares those natively, not 64-bit ones).
-#[inline(always)]
-fn same_key(a: &FlowKey, b: &FlowKey) -> bool {
-    let a: &[u32; KEY_WORDS * 2] = bytemuck::cast_ref(a);
-    let b: &[u32; KEY_WORDS * 2] = bytemuck::cast_ref(b);
-    let mut diff = 0u32;
-    for i in 0..a.len() {
-        diff |= a[i] ^ b[i];
-    }
-    diff == 0
-}
 
 /// The exact-match cache of one PMD.
 pub struct Emc {
@@ -113,7 +98,7 @@ impl Emc {
             return None;
         }
         let k = self.keys.get(slot)?;
-        same_key(&k.0, key).then_some(t)
+        k.0.same_as(key).then_some(t)
     }
 
     /// The megaflow cached for `key`, if one of its two slots holds it and `alive(flow,
