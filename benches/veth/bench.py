@@ -265,7 +265,7 @@ class Bench:
 
     def save(self):
         # Date, time and mode in the name: a later run never overwrites an earlier one.
-        stamp = self.results["date"][:16].replace(":", "")
+        stamp = self.results["date"][:19].replace(":", "")
         path = os.path.join(
             ROOT, f"results-{stamp}-{self.a.mode}{self.a.out_suffix}.json"
         )
