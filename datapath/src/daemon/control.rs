@@ -1,8 +1,8 @@
 //! The control socket: a unix stream socket (mode 0600) on which each connection carries one
 //! request, a JSON object on one line (`{"argv": [...], "data": "..."}`), and gets one answer
-//! line (`{"ok": true, "text": ..., "json": ...}` or `{"ok": false, "error": ...}`). Requests
-//! are served one at a time on the control thread, which also does the daemon's upkeep about
-//! once a second. A request that is not complete (no newline before the peer closes or before
+//! line (`{"ok": true, "text": ..., "json": ...}` or `{"ok": false, "error": ...}`). Each
+//! connection is read on a short-lived thread of its own; whole requests run one at a time on
+//! the control thread, which also does the daemon's upkeep about once a second. A request that is not complete (no newline before the peer closes or before
 //! the read timeout), too long, or not JSON changes nothing.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -10,7 +10,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,6 +25,9 @@ pub const DEFAULT_SOCKET: &str = "/run/vecswitch/vecswitch.sock";
 
 /// Longest request line (add-flows carries a whole file).
 pub const MAX_REQUEST: u64 = 64 << 20;
+
+/// Clients whose requests are being read at once; more are refused.
+pub const MAX_READERS: usize = 32;
 
 /// How long a client has to send its request.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
@@ -100,15 +103,27 @@ impl ControlSocket {
         &self.path
     }
 
-    /// Serves requests until `stop` is set; upkeep about once a second.
+    /// Serves requests until `stop` is set; upkeep about once a second. Each connection's
+    /// request is read on a thread of its own (at most [`MAX_READERS`] at once), so a slow or
+    /// stalled client holds up no one; complete requests run here, one at a time.
     pub fn serve(&self, daemon: &mut Daemon, stop: &Arc<AtomicBool>) -> Result<()> {
+        let (tx, rx) = crossbeam_channel::unbounded::<(Vec<u8>, UnixStream)>();
+        let readers = Arc::new(AtomicUsize::new(0));
         let mut last_upkeep = Instant::now();
         while !stop.load(Ordering::Relaxed) {
-            let _ = crate::netsys::poll_readable(&[self.listener.as_raw_fd()], 200);
-            match self.listener.accept() {
-                Ok((stream, _)) => serve_one(daemon, stream),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(e) => eprintln!("vecswitch: control socket accept: {e}"),
+            let _ = crate::netsys::poll_readable(&[self.listener.as_raw_fd()], 20);
+            loop {
+                match self.listener.accept() {
+                    Ok((stream, _)) => spawn_reader(stream, &tx, &readers),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) => {
+                        eprintln!("vecswitch: control socket accept: {e}");
+                        break;
+                    }
+                }
+            }
+            while let Ok((line, stream)) = rx.try_recv() {
+                serve_one(daemon, &line, stream);
             }
             if last_upkeep.elapsed() >= Duration::from_secs(1) {
                 last_upkeep = Instant::now();
@@ -127,32 +142,63 @@ impl Drop for ControlSocket {
     }
 }
 
-/// Reads one request line, runs it, writes the answer. Any failure to read a whole request
-/// ends the connection without running anything.
-fn serve_one(daemon: &mut Daemon, stream: UnixStream) {
+/// Reads one request line on a thread of its own and hands it to the control thread. A
+/// request that does not arrive whole (the client went away, stalled past the timeout, or sent
+/// too much) is dropped without effect; too long gets an error answer.
+fn spawn_reader(
+    stream: UnixStream,
+    tx: &crossbeam_channel::Sender<(Vec<u8>, UnixStream)>,
+    readers: &Arc<AtomicUsize>,
+) {
+    if readers.fetch_add(1, Ordering::AcqRel) >= MAX_READERS {
+        readers.fetch_sub(1, Ordering::AcqRel);
+        let mut s = stream;
+        let _ = reply(
+            &mut s,
+            &Response::error("request: too many clients at once"),
+        );
+        return;
+    }
+    let (tx, readers) = (tx.clone(), readers.clone());
+    let spawned = std::thread::Builder::new()
+        .name("ctl-reader".into())
+        .spawn(move || {
+            if let Some(line) = read_request(&stream) {
+                let _ = tx.send((line, stream));
+            }
+            readers.fetch_sub(1, Ordering::AcqRel);
+        });
+    if spawned.is_err() {
+        eprintln!("vecswitch: control socket: cannot start a reader thread");
+    }
+}
+
+/// One whole request line, or `None`.
+fn read_request(stream: &UnixStream) -> Option<Vec<u8>> {
     if stream.set_nonblocking(false).is_err()
         || stream.set_read_timeout(Some(READ_TIMEOUT)).is_err()
     {
-        return;
+        return None;
     }
-    let Ok(mut writer) = stream.try_clone() else {
-        return;
-    };
     let mut line = Vec::new();
-    let mut reader = BufReader::new((&stream).take(MAX_REQUEST + 1));
+    let mut reader = BufReader::new(stream.take(MAX_REQUEST + 1));
     match reader.read_until(b'\n', &mut line) {
-        Ok(_) if line.last() == Some(&b'\n') => {}
+        Ok(_) if line.last() == Some(&b'\n') => Some(line),
         Ok(_) if line.len() as u64 > MAX_REQUEST => {
+            let mut w = stream.try_clone().ok()?;
             let _ = reply(
-                &mut writer,
+                &mut w,
                 &Response::error(format!("request: longer than {MAX_REQUEST} bytes")),
             );
-            return;
+            None
         }
-        // Half a request (the client went away or stalled): nothing happens.
-        _ => return,
+        _ => None,
     }
-    let response = match serde_json::from_slice::<Request>(&line) {
+}
+
+/// Runs one whole request and writes the answer.
+fn serve_one(daemon: &mut Daemon, line: &[u8], mut stream: UnixStream) {
+    let response = match serde_json::from_slice::<Request>(line) {
         Err(e) => Response::error(format!("request: not a valid request: {e}")),
         Ok(req) => match execute(daemon, &req.argv, req.data.as_deref()) {
             Ok(r) => Response {
@@ -164,7 +210,7 @@ fn serve_one(daemon: &mut Daemon, stream: UnixStream) {
             Err(e) => Response::error(format!("{e:#}")),
         },
     };
-    let _ = reply(&mut writer, &response);
+    let _ = reply(&mut stream, &response);
 }
 
 fn reply(w: &mut UnixStream, r: &Response) -> std::io::Result<()> {
