@@ -322,3 +322,36 @@ fn the_cli_speaks_to_the_daemon_in_text_and_json() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("cannot reach"), "{err}");
 }
+
+/// User + system CPU seconds the process has used so far (from /proc/PID/stat).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+#[test]
+fn an_idle_switch_does_not_burn_a_core_unless_asked_to() {
+    let d = DaemonProc::start(GEN_BRIDGE);
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = d.child.id();
+    let before = cpu_seconds(pid);
+    std::thread::sleep(Duration::from_secs(2));
+    let idle = cpu_seconds(pid) - before;
+    assert!(idle < 0.2, "idle daemon used {idle} s of CPU in 2 s");
+    let pmd = d.ok(&["pmd-stats"]).json;
+    assert!(pmd[0]["stats"]["sleeps"].as_u64().unwrap() > 0, "{pmd:#}");
+    // busy-poll: the PMD spins (a whole core, minus what the scheduler takes).
+    d.ok(&["set", "busy-poll=true"]);
+    let before = cpu_seconds(pid);
+    std::thread::sleep(Duration::from_secs(1));
+    let busy = cpu_seconds(pid) - before;
+    assert!(
+        busy > 0.5,
+        "busy-polling daemon used only {busy} s of CPU in 1 s"
+    );
+    d.ok(&["set", "busy-poll=false"]);
+}
