@@ -350,7 +350,7 @@ fn an_idle_switch_does_not_burn_a_core_unless_asked_to() {
     std::thread::sleep(Duration::from_secs(1));
     let busy = cpu_seconds(pid) - before;
     assert!(
-        busy > 0.5,
+        busy > 0.3,
         "busy-polling daemon used only {busy} s of CPU in 1 s"
     );
     d.ok(&["set", "busy-poll=false"]);
