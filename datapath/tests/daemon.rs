@@ -355,3 +355,67 @@ fn an_idle_switch_does_not_burn_a_core_unless_asked_to() {
     );
     d.ok(&["set", "busy-poll=false"]);
 }
+
+#[test]
+fn pmd_cores_change_at_run_time_and_traffic_follows() {
+    if core_affinity::get_core_ids().map_or(0, |c| c.len()) < 2 {
+        eprintln!("SKIP: needs two cores");
+        return;
+    }
+    let d = DaemonProc::start(GEN_BRIDGE);
+    let out = d.path("out.pcap");
+    d.ok(&[
+        "add-port",
+        "b0",
+        "sink",
+        "type=pcap",
+        &format!("tx={}", out.display()),
+    ]);
+    d.ok(&["del-flows", "b0"]);
+    d.ok(&["add-flow", "b0", "in_port=2,actions=output:1"]);
+    d.ok(&[
+        "add-port",
+        "b0",
+        "g1",
+        "type=generator",
+        "profile=size=64,flows=4,proto=udp",
+        "rate=20000",
+        "ofport=2",
+    ]);
+    d.ok(&[
+        "add-port",
+        "b0",
+        "g2",
+        "type=generator",
+        "profile=size=64,flows=4,proto=udp",
+        "rate=20000",
+        "ofport=3",
+    ]);
+    d.ok(&["set", "pmd-cores=0,1"]);
+    let show = d.ok(&["show"]).json;
+    assert_eq!(show["pmds"].as_array().unwrap().len(), 2, "{show:#}");
+    let pmds: Vec<u64> = show["bridges"][0]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["queues"][0]["pmd"].as_u64().unwrap())
+        .collect();
+    assert!(
+        pmds.contains(&0) && pmds.contains(&1),
+        "queues spread: {show:#}"
+    );
+    let before = d.tx("b0", "sink");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(d.tx("b0", "sink") > before, "traffic flows on two PMDs");
+    // Back to one PMD on core 1: every queue on it, still forwarding.
+    d.ok(&["set", "pmd-cores=1"]);
+    let show = d.ok(&["show"]).json;
+    assert_eq!(show["pmds"][0]["core"], 1, "{show:#}");
+    let before = d.tx("b0", "sink");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(d.tx("b0", "sink") > before);
+    // A core the machine does not have is refused and changes nothing.
+    let e = d.err(&["set", "pmd-cores=0,999"]);
+    assert!(e.contains("pmd-cores"), "{e}");
+    assert_eq!(d.ok(&["show"]).json["pmds"].as_array().unwrap().len(), 1);
+}

@@ -384,3 +384,22 @@ fn the_queues_of_a_multi_queue_port_are_spread_over_the_pmds() {
     d.ok(&["del-port", &bridge, &h]);
     assert!(!has_xdp(&h));
 }
+
+#[test]
+fn the_host_reaches_a_container_through_the_bridge_local_port() {
+    require_root!();
+    let p = Pair::new("afxdp", true);
+    // The LOCAL port is a tap named like the bridge: give the host an address on it.
+    common::run(&["ip", "addr", "add", "10.91.0.254/24", "dev", &p.bridge]);
+    let out = Command::new("ping")
+        .args(["-n", "-q", "-c", "3", "-i", "0.2", "-W", "2", "10.91.0.1"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains(" 3 received"),
+        "{text}"
+    );
+    let local = p.d.port_stat(&p.bridge, &p.bridge, "rx_packets");
+    assert!(local >= 3, "the pings entered through LOCAL: {local}");
+}
