@@ -6,11 +6,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Lines};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{hex, is_root, python, run, VethNs};
+use common::{hex, is_root, python, run, FrameReceiver, VethNs};
 use datapath::afpacket::{AfPacketConfig, AfPacketError, AfPacketPort};
 
 const ETHERTYPE: u16 = 0x88b5; // IEEE local experimental: nothing else on the link uses it
@@ -57,6 +56,11 @@ fn ethertype_at_12(b: &[u8]) -> Option<u16> {
     Some(u16::from_be_bytes(b.get(12..14)?.try_into().ok()?))
 }
 
+/// A receiver on the peer end for `n` of our frames; it sends the marker frame when done.
+fn ns_receiver(env: &VethNs, n: usize) -> FrameReceiver {
+    FrameReceiver::start(Some(&env.ns), env.peer(), ETHERTYPE, n, Some(&marker()))
+}
+
 fn marker() -> Vec<u8> {
     let mut f = vec![0xff; 6];
     f.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x02]);
@@ -101,54 +105,6 @@ fn only(ethertype: u16, frames: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
         .into_iter()
         .filter(|f| ethertype_at_12(f) == Some(ethertype))
         .collect()
-}
-
-/// A python receiver on the peer end: prints `ready`, then each frame of our ethertype in hex
-/// until `n` arrived (or 5 s of silence), then sends the marker frame and prints `done`.
-struct NsReceiver {
-    child: Child,
-    lines: Lines<BufReader<ChildStdout>>,
-}
-
-impl NsReceiver {
-    fn start(env: &VethNs, n: usize) -> NsReceiver {
-        let script = format!(
-            "import socket\n\
-             s=socket.socket(socket.AF_PACKET,socket.SOCK_RAW,socket.htons({ETHERTYPE}))\n\
-             s.bind(('{peer}',0))\ns.settimeout(5)\nprint('ready',flush=True)\nc=0\n\
-             try:\n    while c<{n}:\n        print(s.recv(65536).hex(),flush=True)\n        c+=1\n\
-             except socket.timeout:\n    pass\n\
-             m=socket.socket(socket.AF_PACKET,socket.SOCK_RAW)\nm.bind(('{peer}',0))\n\
-             m.send(bytes.fromhex('{marker}'))\nprint('done',flush=True)\n",
-            peer = env.peer(),
-            marker = hex(&marker()),
-        );
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &env.ns, python(), "-c", &script])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn receiver: {e}"));
-        let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
-        let mut lines = BufReader::new(stdout).lines();
-        assert_eq!(
-            lines.next().and_then(|l| l.ok()).as_deref(),
-            Some("ready"),
-            "receiver started"
-        );
-        NsReceiver { child, lines }
-    }
-
-    /// The hex of every frame received, once the receiver is done.
-    fn finish(mut self) -> Vec<String> {
-        let got: Vec<String> = self
-            .lines
-            .by_ref()
-            .map_while(|l| l.ok())
-            .take_while(|l| l != "done")
-            .collect();
-        let _ = self.child.wait();
-        got
-    }
 }
 
 /// Transmits `frames` in bursts of 32 and waits until the kernel gave every frame back.
@@ -322,7 +278,7 @@ fn frames_from_the_port_arrive_in_the_namespace_byte_exact() {
     };
     let mut port = open(&env, &config);
     let n = 100u32;
-    let receiver = NsReceiver::start(&env, n as usize);
+    let receiver = ns_receiver(&env, n as usize);
     let frames: Vec<Vec<u8>> = (0..n).map(frame).collect();
     transmit_all(&mut port, &frames);
     let received = receiver.finish();
@@ -358,7 +314,7 @@ fn the_port_does_not_receive_its_own_transmissions() {
         };
         let mut port = open(&env, &config);
         let n = 40u32;
-        let receiver = NsReceiver::start(&env, n as usize);
+        let receiver = ns_receiver(&env, n as usize);
         let frames: Vec<Vec<u8>> = (0..n).map(frame).collect();
         transmit_all(&mut port, &frames);
         // The namespace sends the marker only after it received all our frames, so a copy of

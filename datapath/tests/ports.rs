@@ -11,13 +11,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Lines};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{hex, is_root, python, run, VethNs};
+use common::{hex, is_root, python, run, FrameReceiver, VethNs};
 use datapath::afxdp::{XdpModeRequest, XskConfig, XskError, XskPort};
 use datapath::ports::{PortIo, PortSpec};
 
@@ -86,67 +85,6 @@ fn receive(port: &mut dyn PortIo, want: u16, n: usize) -> Vec<Vec<u8>> {
     got
 }
 
-/// A python AF_PACKET receiver (in namespace `ns`, or here when `ns` is `None`) on `ifname`:
-/// prints `ready`, then each frame of our ethertype in hex until `n` arrived or 5 s of
-/// silence, then `done`.
-struct Receiver {
-    child: Child,
-    lines: Lines<BufReader<ChildStdout>>,
-}
-
-impl Receiver {
-    fn start(ns: Option<&str>, ifname: &str, n: usize) -> Receiver {
-        let script = format!(
-            "import socket\n\
-             s=socket.socket(socket.AF_PACKET,socket.SOCK_RAW,socket.htons({ETHERTYPE}))\n\
-             s.bind(('{ifname}',0))\ns.settimeout(5)\nprint('ready',flush=True)\nc=0\n\
-             try:\n    while c<{n}:\n        print(s.recv(65536).hex(),flush=True)\n        c+=1\n\
-             except socket.timeout:\n    pass\nprint('done',flush=True)\n"
-        );
-        let mut cmd = match ns {
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns, python()]);
-                c
-            }
-            None => Command::new(python()),
-        };
-        let mut child = cmd
-            .args(["-c", &script])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn receiver: {e}"));
-        let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
-        let mut lines = BufReader::new(stdout).lines();
-        assert_eq!(
-            lines.next().and_then(|l| l.ok()).as_deref(),
-            Some("ready"),
-            "receiver started"
-        );
-        Receiver { child, lines }
-    }
-
-    /// The hex of every frame received, once the receiver is done.
-    fn finish(mut self) -> Vec<String> {
-        let got: Vec<String> = self
-            .lines
-            .by_ref()
-            .map_while(|l| l.ok())
-            .take_while(|l| l != "done")
-            .collect();
-        let _ = self.child.wait();
-        got
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        // On a failed assertion the child would otherwise outlive the test.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Transmits `frames` in bursts of 32, polling between bursts, until all were taken and the
 /// port had time to send them.
 fn transmit_all(port: &mut dyn PortIo, frames: &[Vec<u8>]) {
@@ -194,7 +132,7 @@ fn exchange_both_ways(env: &VethNs, port: &mut dyn PortIo) {
     }
 
     let out: Vec<Vec<u8>> = (1000..1000 + n).map(frame).collect();
-    let receiver = Receiver::start(Some(&env.ns), &env.peers[0], out.len());
+    let receiver = FrameReceiver::start(Some(&env.ns), &env.peers[0], ETHERTYPE, out.len(), None);
     transmit_all(port, &out);
     let seen = receiver.finish();
     assert_eq!(seen.len(), out.len(), "the namespace received every frame");
@@ -278,7 +216,7 @@ fn tap_port_carries_frames_to_and_from_the_host_stack() {
 
     // Frames the port sends appear on the tap.
     let out: Vec<Vec<u8>> = (0..40).map(frame).collect();
-    let receiver = Receiver::start(None, &name, out.len());
+    let receiver = FrameReceiver::start(None, &name, ETHERTYPE, out.len(), None);
     let refs: Vec<&[u8]> = out.iter().map(|f| f.as_slice()).collect();
     assert_eq!(port.tx_burst(&refs), out.len());
     let seen = receiver.finish();
@@ -507,7 +445,7 @@ fn afxdp_queues_share_one_program_and_each_receives_its_own_queue() {
 
     // Both sockets transmit.
     let out: Vec<Vec<u8>> = (1000..1040).map(frame).collect();
-    let receiver = Receiver::start(None, &veth.b, out.len());
+    let receiver = FrameReceiver::start(None, &veth.b, ETHERTYPE, out.len(), None);
     transmit_all(queues[0].as_mut(), &out[..20]);
     transmit_all(queues[1].as_mut(), &out[20..]);
     assert_eq!(
@@ -526,7 +464,7 @@ fn afxdp_queues_share_one_program_and_each_receives_its_own_queue() {
     let to_q0: Vec<Vec<u8>> = (200..220).map(frame).collect();
     if let Some([even, odd]) = cpus {
         let to_q1: Vec<Vec<u8>> = (300..320).map(frame).collect();
-        let stack = Receiver::start(None, &veth.a, to_q1.len());
+        let stack = FrameReceiver::start(None, &veth.a, ETHERTYPE, to_q1.len(), None);
         send_on_cpu(&veth.b, odd, &to_q1);
         assert_eq!(
             stack.finish(),

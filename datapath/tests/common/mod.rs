@@ -259,3 +259,80 @@ impl Drop for DaemonProc {
         }
     }
 }
+
+/// A Python AF_PACKET receiver of frames of one ethertype on an interface (in a namespace or
+/// here), started and ready before `start` returns; `finish` gives the hex of each frame.
+pub struct FrameReceiver {
+    child: Child,
+    lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+}
+
+impl FrameReceiver {
+    /// Receives up to `n` frames of `ethertype` on `ifname` (5 s without one ends it); when
+    /// done, sends `marker` (a whole frame) out of `ifname` if given, to tell the other side.
+    pub fn start(
+        ns: Option<&str>,
+        ifname: &str,
+        ethertype: u16,
+        n: usize,
+        marker: Option<&[u8]>,
+    ) -> FrameReceiver {
+        use std::io::BufRead;
+        let send_marker = match marker {
+            Some(m) => format!(
+                "m=socket.socket(socket.AF_PACKET,socket.SOCK_RAW)\nm.bind(('{ifname}',0))\n\
+                 m.send(bytes.fromhex('{}'))\n",
+                hex(m)
+            ),
+            None => String::new(),
+        };
+        let script = format!(
+            "import socket\n\
+             s=socket.socket(socket.AF_PACKET,socket.SOCK_RAW,socket.htons({ethertype}))\n\
+             s.bind(('{ifname}',0))\ns.settimeout(5)\nprint('ready',flush=True)\nc=0\n\
+             try:\n    while c<{n}:\n        print(s.recv(65536).hex(),flush=True)\n        c+=1\n\
+             except socket.timeout:\n    pass\n{send_marker}print('done',flush=True)\n"
+        );
+        let mut cmd = match ns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, python()]);
+                c
+            }
+            None => Command::new(python()),
+        };
+        let mut child = cmd
+            .args(["-c", &script])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn receiver: {e}"));
+        let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        assert_eq!(
+            lines.next().and_then(|l| l.ok()).as_deref(),
+            Some("ready"),
+            "receiver started"
+        );
+        FrameReceiver { child, lines }
+    }
+
+    /// The hex of every frame received, once the receiver is done.
+    pub fn finish(mut self) -> Vec<String> {
+        let got: Vec<String> = self
+            .lines
+            .by_ref()
+            .map_while(|l| l.ok())
+            .take_while(|l| l != "done")
+            .collect();
+        let _ = self.child.wait();
+        got
+    }
+}
+
+impl Drop for FrameReceiver {
+    fn drop(&mut self) {
+        // On a failed assertion the child would otherwise outlive the test.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
