@@ -3,8 +3,8 @@
 //! that copies it into the packet pool, and sends what the graph queued for the port with
 //! [`PortIo::tx_burst`]. One `PortIo` is one queue of one port: a multi-queue AF_XDP port is
 //! several of them. Types: AF_XDP (`afxdp`), AF_PACKET (`afpacket`), the bridge's host interface
-//! (`tap`), a traffic generator with no I/O (`generator`, like VPP's `pg`) and pcap files
-//! (`pcap`).
+//! (`tap`), the vhost-user backend of a container or VM (`vhost`), a traffic generator with no
+//! I/O (`generator`, like VPP's `pg`) and pcap files (`pcap`).
 
 use std::os::fd::RawFd;
 
@@ -12,20 +12,28 @@ use serde::Serialize;
 
 pub mod afpacket;
 pub mod afxdp;
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
 pub mod generator;
 pub mod pcap;
 pub mod spec;
 pub mod tap;
+pub mod vhost;
 
 pub use afpacket::AfPacketQueue;
 pub use afxdp::AfXdpQueue;
+#[cfg(feature = "dpdk")]
+pub use dpdk::DpdkQueue;
 pub use generator::GeneratorPort;
 pub use pcap::PcapPort;
+#[cfg(feature = "dpdk")]
+pub use spec::DpdkOptions;
 pub use spec::{
     AfPacketOptions, AfXdpOptions, GeneratorOptions, PcapOptions, PortKind, PortSpec,
     PortSpecError, VlanSpec,
 };
 pub use tap::TapPort;
+pub use vhost::{VhostUserMode, VhostUserOptions, VhostUserQueue};
 
 /// What `show` prints about a queue: its type and the mode the kernel gave it.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]

@@ -13,6 +13,7 @@ use crate::afpacket::AfPacketConfig;
 use crate::afxdp::{XdpModeRequest, XskConfig};
 use crate::traffic::parse_profile;
 
+use super::vhost::{VhostUserMode, VhostUserOptions, VhostUserQueue};
 use super::{AfPacketQueue, AfXdpQueue, GeneratorPort, PcapPort, PortError, PortIo, TapPort};
 
 /// Highest OpenFlow port number a port may be given (`OFPP_MAX`).
@@ -147,6 +148,21 @@ pub struct PcapOptions {
     pub looping: bool,
 }
 
+/// Options of a DPDK port (feature `dpdk`).
+#[cfg(feature = "dpdk")]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DpdkOptions {
+    /// What `rte_dev_probe` takes: a PCI address or a vdev with its arguments
+    /// (`net_af_packet0,iface=veth1`); the part before the first comma is the ethdev's name.
+    pub devargs: String,
+    /// Receive/transmit queue pairs.
+    pub queues: u16,
+    /// Receive descriptors per queue (the driver may adjust it).
+    pub rxd: u16,
+    /// Transmit descriptors per queue (the driver may adjust it).
+    pub txd: u16,
+}
+
 /// A port type with its options.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PortKind {
@@ -160,6 +176,11 @@ pub enum PortKind {
     Generator(GeneratorOptions),
     /// `type=pcap`.
     Pcap(PcapOptions),
+    /// `type=vhost-user`: the switch is the virtio-net device of a container or VM.
+    VhostUser(VhostUserOptions),
+    /// `type=dpdk` (feature `dpdk`).
+    #[cfg(feature = "dpdk")]
+    Dpdk(DpdkOptions),
 }
 
 impl PortKind {
@@ -171,6 +192,9 @@ impl PortKind {
             PortKind::Tap => "tap",
             PortKind::Generator(_) => "generator",
             PortKind::Pcap(_) => "pcap",
+            PortKind::VhostUser(_) => "vhost-user",
+            #[cfg(feature = "dpdk")]
+            PortKind::Dpdk(_) => "dpdk",
         }
     }
 }
@@ -193,6 +217,9 @@ const AFXDP_KEYS: [&str; 4] = ["queues", "xdp-mode", "ring-size", "frames"];
 const AFPACKET_KEYS: [&str; 3] = ["block-size", "blocks", "frame-size"];
 const GENERATOR_KEYS: [&str; 3] = ["profile", "rate", "count"];
 const PCAP_KEYS: [&str; 3] = ["rx", "tx", "loop"];
+const VHOST_USER_KEYS: [&str; 2] = ["socket", "mode"];
+#[cfg(feature = "dpdk")]
+const DPDK_KEYS: [&str; 4] = ["dpdk-devargs", "queues", "rxd", "txd"];
 
 fn type_keys(kind: &str) -> &'static [&'static str] {
     match kind {
@@ -200,6 +227,9 @@ fn type_keys(kind: &str) -> &'static [&'static str] {
         "afpacket" => &AFPACKET_KEYS,
         "generator" => &GENERATOR_KEYS,
         "pcap" => &PCAP_KEYS,
+        "vhost-user" => &VHOST_USER_KEYS,
+        #[cfg(feature = "dpdk")]
+        "dpdk" => &DPDK_KEYS,
         _ => &[],
     }
 }
@@ -374,11 +404,24 @@ impl PortSpec {
                 "tap" => "tap",
                 "generator" => "generator",
                 "pcap" => "pcap",
+                "vhost-user" => "vhost-user",
+                "dpdk" if cfg!(feature = "dpdk") => "dpdk",
+                "dpdk" => {
+                    return Err(bad(
+                        "type",
+                        t,
+                        "built without the dpdk feature (cargo build --features dpdk)",
+                    ))
+                }
                 _ => {
                     return Err(bad(
                         "type",
                         t,
-                        "expected afxdp, afpacket, tap, generator or pcap",
+                        if cfg!(feature = "dpdk") {
+                            "expected afxdp, afpacket, tap, generator, pcap, vhost-user or dpdk"
+                        } else {
+                            "expected afxdp, afpacket, tap, generator, pcap or vhost-user"
+                        },
                     ))
                 }
             },
@@ -405,9 +448,16 @@ impl PortSpec {
             if COMMON_KEYS.contains(&k.as_str()) || type_keys(kind_name).contains(&k.as_str()) {
                 continue;
             }
-            let other = ["afxdp", "afpacket", "generator", "pcap"]
-                .iter()
-                .any(|t| type_keys(t).contains(&k.as_str()));
+            let other = [
+                "afxdp",
+                "afpacket",
+                "generator",
+                "pcap",
+                "vhost-user",
+                "dpdk",
+            ]
+            .iter()
+            .any(|t| type_keys(t).contains(&k.as_str()));
             if other {
                 return Err(PortSpecError::NotForType {
                     key: key.clone(),
@@ -477,6 +527,22 @@ impl PortSpec {
                 PortKind::Afpacket(o)
             }
             "tap" => PortKind::Tap,
+            "vhost-user" => {
+                let Some(v) = given("socket") else {
+                    return Err(PortSpecError::Invalid {
+                        key: "socket".to_string(),
+                        reason: "type=vhost-user needs socket=PATH".to_string(),
+                    });
+                };
+                let socket = parse_path("socket", v)?;
+                let mode = match given("mode") {
+                    None => VhostUserMode::Server,
+                    Some(m) if m.eq_ignore_ascii_case("server") => VhostUserMode::Server,
+                    Some(m) if m.eq_ignore_ascii_case("client") => VhostUserMode::Client,
+                    Some(m) => return Err(bad("mode", m, "expected server or client")),
+                };
+                PortKind::VhostUser(VhostUserOptions { socket, mode })
+            }
             "generator" => {
                 let Some(v) = given("profile") else {
                     return Err(PortSpecError::Invalid {
@@ -505,6 +571,43 @@ impl PortSpec {
                     rate,
                     count,
                 })
+            }
+            #[cfg(feature = "dpdk")]
+            "dpdk" => {
+                let Some(devargs) = given("dpdk-devargs") else {
+                    return Err(PortSpecError::Invalid {
+                        key: "dpdk-devargs".to_string(),
+                        reason: "type=dpdk needs dpdk-devargs, e.g. net_af_packet0,iface=veth1 \
+                                 or a PCI address"
+                            .to_string(),
+                    });
+                };
+                if devargs.split(',').next().is_none_or(str::is_empty) {
+                    return Err(bad("dpdk-devargs", devargs, "expected a device name first"));
+                }
+                if devargs.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                    return Err(bad(
+                        "dpdk-devargs",
+                        devargs,
+                        "whitespace or control characters",
+                    ));
+                }
+                let mut o = DpdkOptions {
+                    devargs: devargs.to_string(),
+                    queues: 1,
+                    rxd: 1024,
+                    txd: 1024,
+                };
+                if let Some(v) = given("queues") {
+                    o.queues = number("queues", v, 1, MAX_QUEUES as u16)?;
+                }
+                if let Some(v) = given("rxd") {
+                    o.rxd = number("rxd", v, 32, 16384)?;
+                }
+                if let Some(v) = given("txd") {
+                    o.txd = number("txd", v, 32, 16384)?;
+                }
+                PortKind::Dpdk(o)
             }
             _ => {
                 let rx = given("rx").map(|v| parse_path("rx", v)).transpose()?;
@@ -566,6 +669,9 @@ impl PortSpec {
                 o.block_size, o.blocks, o.frame_size
             ),
             PortKind::Tap => Ok(()),
+            PortKind::VhostUser(o) => {
+                write!(s, " socket={} mode={}", o.socket.display(), o.mode.name())
+            }
             PortKind::Generator(o) => {
                 let rate = o.rate.map_or("max".to_string(), |r| r.to_string());
                 let count = o.count.map_or(String::new(), |c| format!(" count={c}"));
@@ -581,6 +687,12 @@ impl PortSpec {
                 }
                 r
             }
+            #[cfg(feature = "dpdk")]
+            PortKind::Dpdk(o) => write!(
+                s,
+                " dpdk-devargs={} queues={} rxd={} txd={}",
+                o.devargs, o.queues, o.rxd, o.txd
+            ),
         };
         if let Some(p) = self.ofport {
             let _ = write!(s, " ofport={p}");
@@ -643,6 +755,7 @@ impl PortSpec {
                 queues.push(Box::new(AfPacketQueue::open(name, name, &config)?));
             }
             PortKind::Tap => queues.push(Box::new(TapPort::open(name)?)),
+            PortKind::VhostUser(o) => queues.push(Box::new(VhostUserQueue::open(name, o)?)),
             PortKind::Generator(o) => {
                 let profile = parse_profile(&o.profile).map_err(|e| PortError::Invalid {
                     port: name.to_string(),
@@ -659,6 +772,12 @@ impl PortSpec {
                 o.tx.as_deref(),
                 o.looping,
             )?)),
+            #[cfg(feature = "dpdk")]
+            PortKind::Dpdk(o) => {
+                for q in super::dpdk::open(name, o)? {
+                    queues.push(Box::new(q));
+                }
+            }
         }
         Ok(queues)
     }
@@ -763,7 +882,67 @@ mod tests {
             "type",
             "no interface \"no-such-if0\"",
         );
-        assert_refused("x", "type=dpdk", "type", "expected afxdp, afpacket");
+        assert_refused("x", "type=vpp", "type", "expected afxdp, afpacket");
+    }
+
+    #[cfg(not(feature = "dpdk"))]
+    #[test]
+    fn dpdk_is_refused_without_the_feature() {
+        assert_refused(
+            "d0",
+            "type=dpdk dpdk-devargs=net_null0",
+            "type",
+            "built without the dpdk feature (cargo build --features dpdk)",
+        );
+        assert_refused("d0", "type=DPDK", "type", "--features dpdk");
+    }
+
+    #[cfg(feature = "dpdk")]
+    #[test]
+    fn dpdk_every_key() {
+        let s = args(
+            "d0",
+            "type=dpdk dpdk-devargs=net_af_packet0,iface=veth1,qpairs=2 queues=2 rxd=512 txd=256",
+        )
+        .unwrap();
+        assert_eq!(
+            s.kind,
+            PortKind::Dpdk(DpdkOptions {
+                devargs: "net_af_packet0,iface=veth1,qpairs=2".to_string(),
+                queues: 2,
+                rxd: 512,
+                txd: 256,
+            })
+        );
+        round_trip(&s);
+        let d = args("d1", "type=dpdk dpdk-devargs=0000:01:00.0").unwrap();
+        assert_eq!(
+            d.options_text(),
+            "type=dpdk dpdk-devargs=0000:01:00.0 queues=1 rxd=1024 txd=1024"
+        );
+        round_trip(&d);
+        assert_refused("d", "type=dpdk", "dpdk-devargs", "needs dpdk-devargs");
+        assert_refused(
+            "d",
+            "type=dpdk dpdk-devargs=,iface=x",
+            "dpdk-devargs",
+            "device name first",
+        );
+        assert_refused("d", "type=dpdk dpdk-devargs=n queues=0", "queues", "1..=64");
+        assert_refused("d", "type=dpdk dpdk-devargs=n rxd=8", "rxd", "32..=16384");
+        assert_refused("d", "type=dpdk dpdk-devargs=n txd=x", "txd", "not a number");
+        assert_refused(
+            "d",
+            "type=dpdk dpdk-devargs=n frames=64",
+            "frames",
+            "not an option of type=dpdk",
+        );
+        assert_refused(
+            "e",
+            "type=afxdp dpdk-devargs=n",
+            "dpdk-devargs",
+            "not an option of type=afxdp",
+        );
     }
 
     #[test]
@@ -944,6 +1123,49 @@ mod tests {
             "true or false",
         );
         assert_refused("c", "type=pcap rx=", "rx", "empty file name");
+    }
+
+    #[test]
+    fn vhost_user_every_key() {
+        let s = args("vhu0", "type=vhost-user socket=/tmp/vhu0.sock mode=Client").unwrap();
+        assert_eq!(
+            s.kind,
+            PortKind::VhostUser(VhostUserOptions {
+                socket: PathBuf::from("/tmp/vhu0.sock"),
+                mode: VhostUserMode::Client,
+            })
+        );
+        assert_eq!(
+            s.options_text(),
+            "type=vhost-user socket=/tmp/vhu0.sock mode=client"
+        );
+        round_trip(&s);
+        let d = args("vhu1", "type=vhost-user socket=v.sock").unwrap();
+        assert_eq!(
+            d.options_text(),
+            "type=vhost-user socket=v.sock mode=server"
+        );
+        round_trip(&d);
+        assert_refused("v", "type=vhost-user", "socket", "needs socket=PATH");
+        assert_refused("v", "type=vhost-user socket=", "socket", "empty file name");
+        assert_refused(
+            "v",
+            "type=vhost-user socket=s mode=both",
+            "mode",
+            "server or client",
+        );
+        assert_refused(
+            "v",
+            "type=vhost-user socket=s queues=2",
+            "queues",
+            "not an option of type=vhost-user",
+        );
+        assert_refused(
+            "e",
+            "type=afpacket socket=s",
+            "socket",
+            "not an option of type=afpacket",
+        );
     }
 
     #[test]

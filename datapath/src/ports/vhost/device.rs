@@ -1,0 +1,446 @@
+//! The device state a vhost-user frontend configures, and the protocol handler that
+//! configures it: features, the memory table (each region's fd mapped through vm-memory),
+//! and per vring its size, addresses (frontend virtual addresses translated to guest
+//! physical ones), base, kick, call and enable. The `vhost` crate's `BackendReqHandler`
+//! parses the messages and calls [`Device`] (through its `Mutex`, one message at a time) on
+//! the port's control thread; the PMD `try_lock`s the same `Mutex` once per burst and runs
+//! only the vrings that are [`Vring::live`]. Only what a virtio-net device with one queue pair
+//! needs is accepted; every other request is refused with an error reply.
+
+use std::fs::File;
+
+use vhost::vhost_user::message::{
+    VhostTransferStateDirection, VhostTransferStatePhase, VhostUserConfigFlags, VhostUserInflight,
+    VhostUserLog, VhostUserMemoryRegion, VhostUserProtocolFeatures, VhostUserShMemConfig,
+    VhostUserSharedMsg, VhostUserSingleMemoryRegion, VhostUserVirtioFeatures,
+    VhostUserVringAddrFlags, VhostUserVringState,
+};
+use vhost::vhost_user::{Error, GpuBackend, Result, VhostUserBackendReqHandlerMut};
+use vhost::VhostUserMemoryRegionBase;
+use virtio_queue::{Queue, QueueT};
+use vm_memory::{
+    FileOffset, GuestAddress, GuestMemoryMmap, GuestMemoryRegion as _, GuestRegionMmap, MmapRegion,
+};
+
+use super::ring::{NetHdr, LEGACY_NET_HDR_LEN, NET_HDR_LEN};
+
+/// `VIRTIO_NET_F_MRG_RXBUF`: the device may merge receive buffers.
+pub const VIRTIO_NET_F_MRG_RXBUF: u64 = 1 << 15;
+/// `VIRTIO_F_VERSION_1`: a VIRTIO 1.x device (little-endian, 12-byte header).
+pub const VIRTIO_F_VERSION_1: u64 = 1 << 32;
+/// `VHOST_USER_F_PROTOCOL_FEATURES`: protocol features are negotiated (rings start disabled).
+pub const VHOST_USER_F_PROTOCOL_FEATURES: u64 = 1 << 30;
+/// The virtio features offered. No offloads, no event index, no indirect descriptors.
+pub const OFFERED_FEATURES: u64 =
+    VIRTIO_NET_F_MRG_RXBUF | VIRTIO_F_VERSION_1 | VHOST_USER_F_PROTOCOL_FEATURES;
+/// Vring index of the guest's receive virtqueue (the switch transmits into it).
+pub const GUEST_RX: usize = 0;
+/// Vring index of the guest's transmit virtqueue (the switch receives from it).
+pub const GUEST_TX: usize = 1;
+/// Largest ring a frontend may set up (VIRTIO's split-ring maximum).
+const MAX_RING: u16 = 32768;
+
+/// One virtqueue as configured.
+pub struct Vring {
+    /// The split ring, in guest physical addresses.
+    pub queue: Queue,
+    /// The eventfd to signal when the guest asks for interrupts.
+    pub call: Option<File>,
+    /// Kept open only so the frontend's eventfd stays valid; the PMD polls instead.
+    kick: Option<File>,
+    addressed: bool,
+    started: bool,
+    enabled: bool,
+    /// Configured, started, enabled and inside guest memory: the PMD may run it.
+    pub live: bool,
+}
+
+impl Vring {
+    fn new() -> Vring {
+        Vring {
+            // MAX_RING is a power of two no larger than virtio-queue's maximum, so this does
+            // not fail; the default (max size 0) would refuse every SET_VRING_NUM.
+            queue: Queue::new(MAX_RING).unwrap_or_default(),
+            call: None,
+            kick: None,
+            addressed: false,
+            started: false,
+            enabled: false,
+            live: false,
+        }
+    }
+}
+
+/// A memory region's frontend virtual address and guest physical address.
+#[derive(Clone, Copy, Debug)]
+struct RegionMap {
+    user_addr: u64,
+    size: u64,
+    guest_addr: u64,
+}
+
+/// What the frontend configured on the current connection.
+pub struct Device {
+    acked_features: u64,
+    acked_protocol_features: u64,
+    /// Guest memory, mapped from the frontend's fds; `None` before SET_MEM_TABLE.
+    pub mem: Option<GuestMemoryMmap>,
+    /// Where each region sits for the frontend, to translate vring addresses.
+    regions: Vec<RegionMap>,
+    /// The two vrings, indexed by [`GUEST_RX`] and [`GUEST_TX`].
+    pub vrings: [Vring; 2],
+    /// Whether a frontend owns the device (SET_OWNER).
+    owned: bool,
+}
+
+impl Default for Device {
+    fn default() -> Device {
+        Device::new()
+    }
+}
+
+impl Device {
+    /// A device no frontend has configured.
+    pub fn new() -> Device {
+        Device {
+            acked_features: 0,
+            acked_protocol_features: 0,
+            mem: None,
+            regions: Vec::new(),
+            vrings: [Vring::new(), Vring::new()],
+            owned: false,
+        }
+    }
+
+    /// Forgets the connection: rings stop, memory is unmapped, fds close.
+    pub fn reset(&mut self) {
+        *self = Device::new();
+    }
+
+    /// The header layout the acked features give.
+    pub fn net_hdr(&self) -> NetHdr {
+        let mergeable = self.acked_features & VIRTIO_NET_F_MRG_RXBUF != 0;
+        let modern = self.acked_features & VIRTIO_F_VERSION_1 != 0;
+        NetHdr {
+            len: if mergeable || modern {
+                NET_HDR_LEN
+            } else {
+                LEGACY_NET_HDR_LEN
+            },
+            mergeable,
+        }
+    }
+
+    /// Whether both vrings run.
+    pub fn link_up(&self) -> bool {
+        self.vrings.iter().all(|v| v.live)
+    }
+
+    fn vring(&mut self, index: u32) -> Result<&mut Vring> {
+        self.vrings
+            .get_mut(index as usize)
+            .ok_or(Error::InvalidParam)
+    }
+
+    /// Recomputes whether vring `index` may run, and on the way up tells the guest not to
+    /// kick (the PMD polls).
+    fn refresh(&mut self, index: usize) {
+        let Some(mem) = self.mem.as_ref() else {
+            self.vrings[index].live = false;
+            return;
+        };
+        let v = &mut self.vrings[index];
+        let was = v.live;
+        v.queue.set_ready(v.addressed && v.started);
+        v.live = v.addressed && v.started && v.enabled && v.queue.is_valid(mem);
+        if v.live && !was {
+            // Sets VRING_USED_F_NO_NOTIFY; a failure only costs the guest useless kicks.
+            let _ = v.queue.disable_notification(mem);
+        }
+    }
+
+    fn refresh_all(&mut self) {
+        for i in 0..self.vrings.len() {
+            self.refresh(i);
+        }
+    }
+
+    /// Frontend virtual address to guest physical address, for `len` bytes.
+    fn va_to_gpa(&self, va: u64, len: u64) -> Result<u64> {
+        for r in &self.regions {
+            let inside = va >= r.user_addr
+                && va
+                    .checked_add(len)
+                    .is_some_and(|end| end - r.user_addr <= r.size);
+            if inside {
+                return Ok(r.guest_addr + (va - r.user_addr));
+            }
+        }
+        Err(Error::InvalidParam)
+    }
+}
+
+/// Maps the frontend's regions. Refuses a region that reaches past its file's end (touching
+/// it would fault the switch) or that overlaps another.
+fn map_regions(
+    ctx: &[VhostUserMemoryRegion],
+    files: Vec<File>,
+) -> Result<(GuestMemoryMmap, Vec<RegionMap>)> {
+    let mut regions = Vec::with_capacity(ctx.len());
+    let mut table = Vec::with_capacity(ctx.len());
+    for (region, file) in ctx.iter().zip(files) {
+        let file_len = file
+            .metadata()
+            .map_err(|e| Error::ReqHandlerError(std::io::Error::other(e)))?
+            .len();
+        let end = region.mmap_offset.checked_add(region.memory_size);
+        if end.is_none_or(|end| end > file_len) {
+            return Err(Error::InvalidParam);
+        }
+        let size = usize::try_from(region.memory_size).map_err(|_| Error::InvalidParam)?;
+        let mapping = MmapRegion::from_file(FileOffset::new(file, region.mmap_offset), size)
+            .map_err(|e| Error::ReqHandlerError(std::io::Error::other(e)))?;
+        let guest = GuestRegionMmap::new(mapping, GuestAddress(region.guest_phys_addr))
+            .ok_or(Error::InvalidParam)?;
+        regions.push(guest);
+        table.push(RegionMap {
+            user_addr: region.user_addr,
+            size: region.memory_size,
+            guest_addr: region.guest_phys_addr,
+        });
+    }
+    regions.sort_by_key(|r| r.start_addr());
+    let mem = GuestMemoryMmap::from_regions(regions).map_err(|_| Error::InvalidParam)?;
+    Ok((mem, table))
+}
+
+const NOT_SUPPORTED: Error = Error::InvalidOperation("not supported by this device");
+
+impl VhostUserBackendReqHandlerMut for Device {
+    fn set_owner(&mut self) -> Result<()> {
+        if self.owned {
+            return Err(Error::InvalidOperation("already owned"));
+        }
+        self.owned = true;
+        Ok(())
+    }
+
+    fn reset_owner(&mut self) -> Result<()> {
+        self.reset();
+        Ok(())
+    }
+
+    fn reset_device(&mut self) -> Result<()> {
+        self.reset();
+        Ok(())
+    }
+
+    fn get_features(&mut self) -> Result<u64> {
+        Ok(OFFERED_FEATURES)
+    }
+
+    fn set_features(&mut self, features: u64) -> Result<()> {
+        if features & !OFFERED_FEATURES != 0 {
+            return Err(Error::InvalidParam);
+        }
+        self.acked_features = features;
+        Ok(())
+    }
+
+    fn set_mem_table(
+        &mut self,
+        ctx: &[VhostUserMemoryRegion],
+        files: Vec<File>,
+        _postcopy_listening: Option<bool>,
+    ) -> Result<Option<Vec<VhostUserMemoryRegionBase>>> {
+        let (mem, table) = map_regions(ctx, files)?;
+        // The old mapping goes away only here, under the lock the PMD takes per burst.
+        self.mem = Some(mem);
+        self.regions = table;
+        self.refresh_all();
+        Ok(None)
+    }
+
+    fn set_vring_num(&mut self, index: u32, num: u32) -> Result<()> {
+        let num = u16::try_from(num).map_err(|_| Error::InvalidParam)?;
+        let v = self.vring(index)?;
+        v.queue.try_set_size(num).map_err(|_| Error::InvalidParam)?;
+        self.refresh(index as usize);
+        Ok(())
+    }
+
+    fn set_vring_addr(
+        &mut self,
+        index: u32,
+        _flags: VhostUserVringAddrFlags,
+        descriptor: u64,
+        used: u64,
+        available: u64,
+        _log: u64,
+    ) -> Result<()> {
+        self.vring(index)?;
+        let size = u64::from(self.vrings[index as usize].queue.size());
+        // The spans the split-ring layout gives for `size` entries (with event fields).
+        let desc = self.va_to_gpa(descriptor, 16 * size)?;
+        let avail = self.va_to_gpa(available, 6 + 2 * size)?;
+        let used = self.va_to_gpa(used, 6 + 8 * size)?;
+        let v = &mut self.vrings[index as usize];
+        let q = &mut v.queue;
+        q.try_set_desc_table_address(GuestAddress(desc))
+            .and_then(|_| q.try_set_avail_ring_address(GuestAddress(avail)))
+            .and_then(|_| q.try_set_used_ring_address(GuestAddress(used)))
+            .map_err(|_| Error::InvalidParam)?;
+        v.addressed = true;
+        self.refresh(index as usize);
+        Ok(())
+    }
+
+    fn set_vring_base(&mut self, index: u32, base: u32) -> Result<()> {
+        let base = u16::try_from(base).map_err(|_| Error::InvalidParam)?;
+        let v = self.vring(index)?;
+        v.queue.set_next_avail(base);
+        v.queue.set_next_used(base);
+        Ok(())
+    }
+
+    fn get_vring_base(&mut self, index: u32) -> Result<VhostUserVringState> {
+        let v = self.vring(index)?;
+        // Stopping: the PMD cannot be inside this ring (it holds the lock per burst), and
+        // it returns every chain it pops in the same burst, so next_avail is also next_used.
+        v.started = false;
+        v.live = false;
+        v.kick = None;
+        v.call = None;
+        v.queue.set_ready(false);
+        Ok(VhostUserVringState::new(
+            index,
+            u32::from(v.queue.next_avail()),
+        ))
+    }
+
+    fn set_vring_kick(&mut self, index: u8, fd: Option<File>) -> Result<()> {
+        let protocol = self.acked_features & VHOST_USER_F_PROTOCOL_FEATURES != 0;
+        let v = self.vring(u32::from(index))?;
+        v.kick = fd;
+        v.started = true;
+        if !protocol {
+            // Without protocol features a ring runs as soon as it is kicked.
+            v.enabled = true;
+        }
+        self.refresh(usize::from(index));
+        Ok(())
+    }
+
+    fn set_vring_call(&mut self, index: u8, fd: Option<File>) -> Result<()> {
+        self.vring(u32::from(index))?.call = fd;
+        Ok(())
+    }
+
+    fn set_vring_err(&mut self, index: u8, _fd: Option<File>) -> Result<()> {
+        // Nothing is ever reported on it; the fd closes here.
+        self.vring(u32::from(index))?;
+        Ok(())
+    }
+
+    fn get_protocol_features(&mut self) -> Result<VhostUserProtocolFeatures> {
+        // Minimal: REPLY_ACK (added by the vhost crate in any case). Not STATUS, whose
+        // messages rust-vmm does not handle; not MQ until more than one queue pair is served.
+        Ok(VhostUserProtocolFeatures::REPLY_ACK)
+    }
+
+    fn set_protocol_features(&mut self, features: u64) -> Result<()> {
+        if features & !VhostUserProtocolFeatures::REPLY_ACK.bits() != 0 {
+            return Err(Error::InvalidParam);
+        }
+        self.acked_protocol_features = features;
+        Ok(())
+    }
+
+    fn get_queue_num(&mut self) -> Result<u64> {
+        Ok(1)
+    }
+
+    fn set_vring_enable(&mut self, index: u32, enable: bool) -> Result<()> {
+        if self.acked_features & VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits() == 0 {
+            return Err(Error::InvalidOperation("protocol features not negotiated"));
+        }
+        self.vring(index)?.enabled = enable;
+        self.refresh(index as usize);
+        Ok(())
+    }
+
+    fn get_config(
+        &mut self,
+        _offset: u32,
+        _size: u32,
+        _flags: VhostUserConfigFlags,
+    ) -> Result<Vec<u8>> {
+        Err(NOT_SUPPORTED)
+    }
+
+    fn set_config(
+        &mut self,
+        _offset: u32,
+        _buf: &[u8],
+        _flags: VhostUserConfigFlags,
+    ) -> Result<()> {
+        Err(NOT_SUPPORTED)
+    }
+
+    fn set_gpu_socket(&mut self, _gpu_backend: GpuBackend) -> Result<()> {
+        Err(NOT_SUPPORTED)
+    }
+
+    fn get_shared_object(&mut self, _uuid: VhostUserSharedMsg) -> Result<File> {
+        Err(NOT_SUPPORTED)
+    }
+
+    fn get_inflight_fd(
+        &mut self,
+        _inflight: &VhostUserInflight,
+    ) -> Result<(VhostUserInflight, File)> {
+        Err(NOT_SUPPORTED)
+    }
+
+    fn set_inflight_fd(&mut self, _inflight: &VhostUserInflight, _file: File) -> Result<()> {
+        Err(NOT_SUPPORTED)
+    }
+
+    fn get_max_mem_slots(&mut self) -> Result<u64> {
+        Err(NOT_SUPPORTED)
+    }
+
+    fn add_mem_region(
+        &mut self,
+        _region: &VhostUserSingleMemoryRegion,
+        _fd: File,
+        _postcopy_listening: Option<bool>,
+    ) -> Result<Option<VhostUserMemoryRegionBase>> {
+        Err(NOT_SUPPORTED)
+    }
+
+    fn remove_mem_region(&mut self, _region: &VhostUserSingleMemoryRegion) -> Result<()> {
+        Err(NOT_SUPPORTED)
+    }
+
+    fn set_device_state_fd(
+        &mut self,
+        _direction: VhostTransferStateDirection,
+        _phase: VhostTransferStatePhase,
+        _fd: File,
+    ) -> Result<Option<File>> {
+        Err(NOT_SUPPORTED)
+    }
+
+    fn check_device_state(&mut self) -> Result<()> {
+        Err(NOT_SUPPORTED)
+    }
+
+    fn get_shmem_config(&mut self) -> Result<VhostUserShMemConfig> {
+        Err(NOT_SUPPORTED)
+    }
+
+    fn set_log_base(&mut self, _log: &VhostUserLog, _file: File) -> Result<()> {
+        Err(NOT_SUPPORTED)
+    }
+}

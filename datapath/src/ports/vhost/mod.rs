@@ -1,0 +1,387 @@
+//! The `vhost-user` port type: the switch is the vhost-user backend (the virtio-net device)
+//! of a container or VM whose driver (DPDK's `net_virtio_user`, QEMU) is the frontend, on a
+//! unix socket the switch listens on (`mode=server`) or connects to (`mode=client`). The
+//! port owns a control thread that serves the protocol with the `vhost` crate's
+//! `BackendReqHandler` (blocking, one message at a time) and maps guest memory with
+//! `vm-memory`; the PMD polls the split rings (`virtio-queue`) in [`PortIo::rx_burst`] and
+//! [`PortIo::tx_burst`] and never blocks on the socket: it `try_lock`s the device once per
+//! burst and skips the burst while the control thread reconfigures it (as DPDK's vhost
+//! library does with its per-vring access lock). `vhost-user-backend`'s daemon is not used:
+//! it runs its own epoll worker threads woken by kick eventfds, where a PMD polls instead,
+//! so the guest is told not to kick (`VRING_USED_F_NO_NOTIFY`) and the call eventfd is
+//! written only when the guest asks for interrupts. A disconnect resets the device to
+//! waiting; the server accepts the next frontend, the client reconnects every second. One
+//! queue pair (no `MQ`), split rings only. No `unsafe` here: vm-memory and the vhost crate
+//! hold the mappings and the message parsing.
+
+pub mod device;
+pub mod ring;
+
+use std::os::fd::RawFd;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use vhost::vhost_user::{BackendReqHandler, Error as VhostError, Listener};
+
+use self::device::{Device, GUEST_RX, GUEST_TX};
+use self::ring::{RingCounters, Vq, MAX_FRAME, NET_HDR_LEN};
+use super::{PortError, PortIo, QueueInfo};
+
+/// Who opens the unix socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VhostUserMode {
+    /// The switch listens (creating the socket file) and the frontend connects.
+    Server,
+    /// The frontend listens (`server=1` in DPDK) and the switch connects, and reconnects.
+    Client,
+}
+
+impl VhostUserMode {
+    /// The `mode=` value.
+    pub fn name(self) -> &'static str {
+        match self {
+            VhostUserMode::Server => "server",
+            VhostUserMode::Client => "client",
+        }
+    }
+}
+
+/// Options of a vhost-user port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VhostUserOptions {
+    /// The unix socket's path.
+    pub socket: PathBuf,
+    /// Who listens on it.
+    pub mode: VhostUserMode,
+}
+
+/// How long the control thread waits between looks at its stop flag while it has no
+/// frontend (server: accept polls; client: connect retries count this many times).
+const IDLE_TICK: Duration = Duration::from_millis(50);
+/// Client mode: ticks between connection attempts.
+const RECONNECT_TICKS: u32 = 20;
+
+/// What the port and its control thread share.
+struct Control {
+    device: Arc<Mutex<Device>>,
+    stop: AtomicBool,
+    /// A clone of the current connection, so dropping the port can shut it down and end
+    /// the thread's blocking read.
+    conn: Mutex<Option<UnixStream>>,
+    connections: AtomicU64,
+    disconnects: AtomicU64,
+    refused_requests: AtomicU64,
+    protocol_errors: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing panics while holding these locks; if something did, the state is still
+    // plain data.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Errors that end the connection (the byte stream is lost or gone); the rest are refused
+/// requests the frontend was told about.
+fn ends_connection(e: &VhostError) -> bool {
+    !matches!(
+        e,
+        VhostError::InvalidParam
+            | VhostError::InvalidOperation(_)
+            | VhostError::InactiveFeature(_)
+            | VhostError::InactiveOperation(_)
+            | VhostError::ReqHandlerError(_)
+            | VhostError::BackendInternalError
+    )
+}
+
+/// Serves one connection until it ends, then resets the device.
+fn serve_connection(control: &Control, stream: UnixStream) {
+    // Accepted sockets do not inherit the listener's O_NONBLOCK on Linux; make sure.
+    if stream.set_nonblocking(false).is_err() {
+        return;
+    }
+    *lock(&control.conn) = stream.try_clone().ok();
+    control.connections.fetch_add(1, Ordering::Relaxed);
+    let mut handler = BackendReqHandler::from_stream(stream, Arc::clone(&control.device));
+    while !control.stop.load(Ordering::Relaxed) {
+        match handler.handle_request() {
+            Ok(()) => {}
+            Err(e) if !ends_connection(&e) => {
+                control.refused_requests.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(VhostError::Disconnected) | Err(VhostError::PartialMessage) => break,
+            Err(_) => {
+                control.protocol_errors.fetch_add(1, Ordering::Relaxed);
+                break;
+            }
+        }
+    }
+    *lock(&control.conn) = None;
+    lock(&control.device).reset();
+    control.disconnects.fetch_add(1, Ordering::Relaxed);
+}
+
+fn serve_server(control: &Control, listener: &Listener) {
+    while !control.stop.load(Ordering::Relaxed) {
+        match listener.accept() {
+            Ok(Some(stream)) => serve_connection(control, stream),
+            Ok(None) => std::thread::sleep(IDLE_TICK),
+            Err(_) => {
+                control.protocol_errors.fetch_add(1, Ordering::Relaxed);
+                std::thread::sleep(IDLE_TICK);
+            }
+        }
+    }
+}
+
+fn serve_client(control: &Control, path: &Path) {
+    while !control.stop.load(Ordering::Relaxed) {
+        if let Ok(stream) = UnixStream::connect(path) {
+            serve_connection(control, stream);
+        }
+        for _ in 0..RECONNECT_TICKS {
+            if control.stop.load(Ordering::Relaxed) {
+                return;
+            }
+            std::thread::sleep(IDLE_TICK);
+        }
+    }
+}
+
+/// A vhost-user port as a [`PortIo`] (one queue pair).
+pub struct VhostUserQueue {
+    control: Arc<Control>,
+    thread: Option<JoinHandle<()>>,
+    options: VhostUserOptions,
+    /// Where a guest frame is gathered before it is handed on.
+    scratch: Box<[u8]>,
+    counters: RingCounters,
+    /// Bursts skipped because the control thread held the device.
+    busy_bursts: u64,
+}
+
+impl VhostUserQueue {
+    /// Opens the port: in server mode binds the socket now (replacing a stale file), in
+    /// client mode starts connecting; errors name `port`.
+    pub fn open(port: &str, options: &VhostUserOptions) -> Result<VhostUserQueue, PortError> {
+        let control = Arc::new(Control {
+            device: Arc::new(Mutex::new(Device::new())),
+            stop: AtomicBool::new(false),
+            conn: Mutex::new(None),
+            connections: AtomicU64::new(0),
+            disconnects: AtomicU64::new(0),
+            refused_requests: AtomicU64::new(0),
+            protocol_errors: AtomicU64::new(0),
+        });
+        let socket = options.socket.clone();
+        let io = |step: String, source: std::io::Error| PortError::Io {
+            port: port.to_string(),
+            step,
+            source,
+        };
+        let shared = Arc::clone(&control);
+        let builder = std::thread::Builder::new().name(format!("vhost-{port}"));
+        let thread = match options.mode {
+            VhostUserMode::Server => {
+                let listener = Listener::new(&socket, true).map_err(|e| PortError::Invalid {
+                    port: port.to_string(),
+                    step: format!("listen on {}", socket.display()),
+                    reason: e.to_string(),
+                })?;
+                listener
+                    .set_nonblocking(true)
+                    .map_err(|e| io("make the listener non-blocking".into(), e.into()))?;
+                builder.spawn(move || serve_server(&shared, &listener))
+            }
+            VhostUserMode::Client => builder.spawn(move || serve_client(&shared, &socket)),
+        }
+        .map_err(|e| io("start the control thread".to_string(), e))?;
+        Ok(VhostUserQueue {
+            control,
+            thread: Some(thread),
+            options: options.clone(),
+            scratch: vec![0u8; NET_HDR_LEN + MAX_FRAME].into_boxed_slice(),
+            counters: RingCounters::default(),
+            busy_bursts: 0,
+        })
+    }
+
+    /// Whether a frontend has both vrings running.
+    pub fn link_up(&self) -> bool {
+        match self.control.device.try_lock() {
+            Ok(d) => d.link_up(),
+            Err(_) => false,
+        }
+    }
+
+    /// The data path's counters.
+    pub fn ring_counters(&self) -> RingCounters {
+        self.counters
+    }
+}
+
+impl PortIo for VhostUserQueue {
+    fn rx_burst(&mut self, max: usize, f: &mut dyn FnMut(&[u8])) -> usize {
+        let Ok(mut dev) = self.control.device.try_lock() else {
+            self.busy_bursts += 1;
+            return 0;
+        };
+        let hdr = dev.net_hdr();
+        let Device { mem, vrings, .. } = &mut *dev;
+        let v = &mut vrings[GUEST_TX];
+        let Some(mem) = mem.as_ref().filter(|_| v.live) else {
+            return 0;
+        };
+        let vq = Vq {
+            queue: &mut v.queue,
+            mem,
+            call: v.call.as_ref(),
+            hdr,
+        };
+        ring::guest_tx(vq, max, &mut self.scratch, &mut self.counters, f)
+    }
+
+    fn tx_burst(&mut self, frames: &[&[u8]]) -> usize {
+        let Ok(mut dev) = self.control.device.try_lock() else {
+            self.busy_bursts += 1;
+            return 0;
+        };
+        let hdr = dev.net_hdr();
+        let Device { mem, vrings, .. } = &mut *dev;
+        let v = &mut vrings[GUEST_RX];
+        let Some(mem) = mem.as_ref().filter(|_| v.live) else {
+            // No guest to deliver to: the frames are the port's drops.
+            self.counters.tx_dropped += frames.len() as u64;
+            return 0;
+        };
+        let vq = Vq {
+            queue: &mut v.queue,
+            mem,
+            call: v.call.as_ref(),
+            hdr,
+        };
+        ring::guest_rx(vq, frames, &mut self.counters)
+    }
+
+    fn rx_fd(&self) -> Option<RawFd> {
+        // The guest is told not to kick: the PMD polls this port.
+        None
+    }
+
+    fn info(&self) -> QueueInfo {
+        let state = if self.link_up() { "up" } else { "waiting" };
+        QueueInfo {
+            kind: "vhost-user",
+            mode: format!(
+                "{} {} split {state}",
+                self.options.mode.name(),
+                self.options.socket.display()
+            ),
+        }
+    }
+
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        let c = &self.counters;
+        let a = |v: &AtomicU64| v.load(Ordering::Relaxed);
+        vec![
+            ("rx-frames", c.rx_frames),
+            ("rx-bytes", c.rx_bytes),
+            ("rx-too-long", c.rx_too_long),
+            ("rx-runts", c.rx_runts),
+            ("tx-frames", c.tx_frames),
+            ("tx-bytes", c.tx_bytes),
+            ("tx-dropped", c.tx_dropped),
+            ("tx-too-long", c.tx_too_long),
+            ("bad-descriptors", c.bad_descriptors),
+            ("call-signals", c.call_signals),
+            ("busy-bursts", self.busy_bursts),
+            ("connections", a(&self.control.connections)),
+            ("disconnects", a(&self.control.disconnects)),
+            ("refused-requests", a(&self.control.refused_requests)),
+            ("protocol-errors", a(&self.control.protocol_errors)),
+        ]
+    }
+}
+
+impl Drop for VhostUserQueue {
+    fn drop(&mut self) {
+        self.control.stop.store(true, Ordering::Relaxed);
+        if let Some(conn) = lock(&self.control.conn).as_ref() {
+            // Ends the control thread's blocking read.
+            let _ = conn.shutdown(std::net::Shutdown::Both);
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_binds_the_socket_and_removes_it_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.sock");
+        let q = VhostUserQueue::open(
+            "v0",
+            &VhostUserOptions {
+                socket: path.clone(),
+                mode: VhostUserMode::Server,
+            },
+        )
+        .unwrap();
+        assert!(path.exists());
+        assert!(!q.link_up());
+        assert_eq!(q.info().kind, "vhost-user");
+        assert!(q.info().mode.ends_with("waiting"), "{}", q.info().mode);
+        // A peer that connects and hangs up counts as a connection and a disconnect.
+        drop(UnixStream::connect(&path).unwrap());
+        for _ in 0..100 {
+            if q.control.disconnects.load(Ordering::Relaxed) == 1 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(q.control.connections.load(Ordering::Relaxed), 1);
+        assert_eq!(q.control.disconnects.load(Ordering::Relaxed), 1);
+        drop(q);
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn server_refuses_a_socket_it_cannot_bind() {
+        let e = VhostUserQueue::open(
+            "v1",
+            &VhostUserOptions {
+                socket: PathBuf::from("/nonexistent/dir/v.sock"),
+                mode: VhostUserMode::Server,
+            },
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(e.contains("v1") && e.contains("listen on"), "{e}");
+    }
+
+    #[test]
+    fn tx_without_a_guest_counts_drops() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut q = VhostUserQueue::open(
+            "v2",
+            &VhostUserOptions {
+                socket: dir.path().join("v.sock"),
+                mode: VhostUserMode::Client,
+            },
+        )
+        .unwrap();
+        assert_eq!(q.tx_burst(&[&[0u8; 60], &[0u8; 60]]), 0);
+        assert_eq!(q.rx_burst(32, &mut |_| {}), 0);
+        assert_eq!(q.ring_counters().tx_dropped, 2);
+    }
+}

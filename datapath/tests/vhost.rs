@@ -1,0 +1,304 @@
+//! The vhost-user port against a real frontend: DPDK's `dpdk-testpmd` with a
+//! `net_virtio_user` device (no hugepages) plays the container, and this test's thread plays
+//! the PMD (`poll`, `rx_burst`, `tx_burst`). txonly: frames arrive through `rx_burst` as
+//! valid Ethernet/IPv4/UDP frames of the generated length; rxonly: frames from `tx_burst`
+//! are counted by testpmd; after each testpmd is killed the port goes back to waiting and
+//! the next one connects. Skipped with a message when `dpdk-testpmd` is not installed.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use datapath::ports::{PortIo, PortSpec};
+
+/// The tests take turns: two testpmds and two polling loops on two cores starve each other.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A running testpmd, killed when dropped.
+struct TestPmd {
+    child: Child,
+    log: PathBuf,
+    /// EAL's runtime directory for this `--file-prefix`, removed after the kill.
+    runtime: PathBuf,
+}
+
+impl TestPmd {
+    /// `server` makes testpmd the socket's listener (`server=1`), for a port in client mode.
+    fn start(dir: &Path, socket: &Path, run: u32, mode: &str, server: bool) -> TestPmd {
+        let log = dir.join(format!("testpmd-{run}.log"));
+        if server {
+            // A killed testpmd leaves its socket file behind, and a listener cannot bind
+            // over it.
+            let _ = std::fs::remove_file(socket);
+        }
+        let out = File::create(&log).unwrap();
+        let err = out.try_clone().unwrap();
+        let child = Command::new("dpdk-testpmd")
+            // Main lcore 0, one forwarding lcore 1 (`-l 0` alone leaves none to forward).
+            .args(["-l", "0,1", "--no-huge", "-m", "512", "--no-pci"])
+            .arg(format!("--file-prefix=vhut{}-{run}", std::process::id()))
+            .arg("--vdev")
+            .arg(format!(
+                "net_virtio_user0,path={}{}",
+                socket.display(),
+                if server { ",server=1" } else { "" }
+            ))
+            .arg("--")
+            .arg(format!("--forward-mode={mode}"))
+            .args(["--txpkts=64", "--auto-start", "--stats-period", "1"])
+            .arg("--total-num-mbufs=2048")
+            // Frames past one 2 KiB mbuf arrive merged across several (num_buffers).
+            .args(["--max-pkt-len=9216", "--enable-scatter"])
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap();
+        let runtime = PathBuf::from(format!("/var/run/dpdk/vhut{}-{run}", std::process::id()));
+        TestPmd {
+            child,
+            log,
+            runtime,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The highest value of statistic `name` (e.g. `RX-packets:`) testpmd printed so far.
+    fn stat(&self, name: &str) -> u64 {
+        let log = self.log();
+        log.split(name)
+            .skip(1)
+            .filter_map(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Whether testpmd has exited (a failure while the test still needs it).
+    fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for TestPmd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.runtime);
+    }
+}
+
+fn have_testpmd() -> bool {
+    Command::new("dpdk-testpmd")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+fn counter(port: &dyn PortIo, name: &str) -> u64 {
+    port.counters()
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map_or(0, |&(_, v)| v)
+}
+
+/// Polls the port until `done` or the deadline; false on timeout.
+fn pmd_until(
+    port: &mut dyn PortIo,
+    secs: u64,
+    mut step: impl FnMut(&mut dyn PortIo) -> bool,
+) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        port.poll();
+        if step(port) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    false
+}
+
+/// Checks a testpmd txonly frame: Ethernet, IPv4 with a valid header checksum, UDP, and the
+/// lengths `--txpkts=64` gives.
+fn check_frame(f: &[u8]) -> Result<(), String> {
+    if f.len() != 64 {
+        return Err(format!("length {}", f.len()));
+    }
+    if f[12..14] != [0x08, 0x00] {
+        return Err(format!("ethertype {:02x}{:02x}", f[12], f[13]));
+    }
+    let ip = &f[14..34];
+    if ip[0] != 0x45 || u16::from_be_bytes([ip[2], ip[3]]) != 50 || ip[9] != 17 {
+        return Err(format!("ip header {ip:02x?}"));
+    }
+    let sum: u32 = ip
+        .chunks(2)
+        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+        .sum();
+    let folded = (sum & 0xffff) + (sum >> 16);
+    if (folded & 0xffff) + (folded >> 16) != 0xffff {
+        return Err("ip checksum".to_string());
+    }
+    if u16::from_be_bytes([f[38], f[39]]) != 30 {
+        return Err("udp length".to_string());
+    }
+    Ok(())
+}
+
+/// Runs a txonly testpmd until `want` valid frames arrived through `rx_burst`.
+fn receive_from_guest(
+    port: &mut dyn PortIo,
+    dir: &Path,
+    socket: &Path,
+    run: u32,
+    want: u64,
+    server: bool,
+) {
+    let mut pmd = TestPmd::start(dir, socket, run, "txonly", server);
+    let mut good = 0u64;
+    let mut bad = Vec::new();
+    let ok = pmd_until(port, 60, |p| {
+        if pmd.exited() {
+            return true;
+        }
+        p.rx_burst(32, &mut |f| match check_frame(f) {
+            Ok(()) => good += 1,
+            Err(e) if bad.len() < 4 => bad.push(e),
+            Err(_) => {}
+        });
+        good >= want
+    });
+    assert!(bad.is_empty(), "bad frames: {bad:?}");
+    assert!(
+        ok && good >= want,
+        "only {good} frames; testpmd said:\n{}",
+        pmd.log()
+    );
+    assert!(port.info().mode.ends_with(" up"), "{}", port.info().mode);
+    pmd.kill();
+}
+
+fn wait_for_disconnect(port: &mut dyn PortIo, disconnects: u64) {
+    let ok = pmd_until(port, 10, |p| {
+        p.info().mode.ends_with("waiting") && counter(p, "disconnects") >= disconnects
+    });
+    assert!(ok, "still {} after testpmd died", port.info().mode);
+    // Nothing moves while no guest is there.
+    assert_eq!(port.rx_burst(32, &mut |_| {}), 0);
+    assert_eq!(port.tx_burst(&[&[0u8; 64]]), 0);
+}
+
+#[test]
+fn testpmd_over_virtio_user_both_ways_and_reconnect() {
+    if !have_testpmd() {
+        eprintln!("skipped: dpdk-testpmd is not installed (Debian package dpdk-dev)");
+        return;
+    }
+    let _turn = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("vhu0.sock");
+    let spec = PortSpec::parse_args(
+        "vhu0",
+        &["type=vhost-user", &format!("socket={}", socket.display())],
+    )
+    .unwrap();
+    let mut queues = spec.open().unwrap();
+    assert_eq!(queues.len(), 1);
+    let port: &mut dyn PortIo = queues[0].as_mut();
+    assert_eq!(port.info().kind, "vhost-user");
+    assert!(port.info().mode.ends_with("waiting"));
+
+    // 1. The guest transmits: frames come out of rx_burst.
+    receive_from_guest(port, dir.path(), &socket, 1, 2000, false);
+    wait_for_disconnect(port, 1);
+
+    // 2. A new guest receives what tx_burst sends; testpmd counts it.
+    let mut pmd = TestPmd::start(dir.path(), &socket, 2, "rxonly", false);
+    // Small frames, and every fourth one 5000 bytes: three mergeable receive buffers.
+    let mut frame = [0u8; 5000];
+    frame[..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 1]);
+    frame[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 2]);
+    frame[12..14].copy_from_slice(&[0x88, 0xb5]);
+    let burst: Vec<&[u8]> = (0..32)
+        .map(|i| if i % 4 == 3 { &frame[..] } else { &frame[..64] })
+        .collect();
+    let mut sent = 0u64;
+    let ok = pmd_until(port, 60, |p| {
+        sent += p.tx_burst(&burst) as u64;
+        sent >= 5000 || pmd.exited()
+    });
+    assert!(
+        ok && sent >= 5000,
+        "sent only {sent} in 60 s; testpmd said:\n{}",
+        pmd.log()
+    );
+    let counted = pmd_until(port, 15, |_| pmd.stat("RX-packets:") >= sent);
+    assert!(counted, "sent {sent}:\n{}", pmd.log());
+    // Every frame arrived whole: as many packets and bytes as sent, none in error.
+    assert_eq!(pmd.stat("RX-packets:"), sent, "{}", pmd.log());
+    assert_eq!(pmd.stat("RX-bytes:"), counter(port, "tx-bytes"));
+    assert_eq!(pmd.stat("RX-errors:"), 0);
+    assert_eq!(counter(port, "tx-frames"), sent);
+    pmd.kill();
+    wait_for_disconnect(port, 2);
+
+    // 3. And a third guest connects again after the kill.
+    receive_from_guest(port, dir.path(), &socket, 3, 500, false);
+    wait_for_disconnect(port, 3);
+
+    assert_eq!(counter(port, "bad-descriptors"), 0);
+    assert_eq!(counter(port, "protocol-errors"), 0);
+    assert_eq!(counter(port, "connections"), 3);
+    eprintln!("vhu0 counters: {:?}", port.counters());
+}
+
+#[test]
+fn client_mode_connects_to_a_listening_testpmd_and_reconnects() {
+    if !have_testpmd() {
+        eprintln!("skipped: dpdk-testpmd is not installed (Debian package dpdk-dev)");
+        return;
+    }
+    let _turn = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("vhc0.sock");
+    let spec = PortSpec::parse_args(
+        "vhc0",
+        &[
+            "type=vhost-user",
+            &format!("socket={}", socket.display()),
+            "mode=client",
+        ],
+    )
+    .unwrap();
+    // The port comes first and retries until testpmd listens.
+    let mut queues = spec.open().unwrap();
+    let port: &mut dyn PortIo = queues[0].as_mut();
+    assert!(
+        port.info().mode.starts_with("client "),
+        "{}",
+        port.info().mode
+    );
+    receive_from_guest(port, dir.path(), &socket, 11, 1000, true);
+    wait_for_disconnect(port, 1);
+    receive_from_guest(port, dir.path(), &socket, 12, 1000, true);
+    wait_for_disconnect(port, 2);
+    assert_eq!(counter(port, "connections"), 2);
+    assert_eq!(counter(port, "protocol-errors"), 0);
+}
