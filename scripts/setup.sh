@@ -7,6 +7,11 @@ if [ "${1:-}" != demo ]; then
   command -v tshark >/dev/null || need+=(tshark)
   /usr/bin/python3 -c 'import scapy' 2>/dev/null || need+=(python3-scapy)
   command -v ovs-vswitchd >/dev/null || need+=(openvswitch-switch)
+  # DPDK: dpdk-testpmd is the container of the vhost-user tests; libdpdk-dev, clang and
+  # pkg-config build the `dpdk` feature (bindgen).
+  command -v dpdk-testpmd >/dev/null || need+=(dpdk-dev)
+  pkg-config --exists libdpdk 2>/dev/null || need+=(libdpdk-dev pkg-config)
+  command -v clang >/dev/null || need+=(clang)
 fi
 [ -x /usr/bin/python3 ] || need+=(python3)
 command -v ip >/dev/null || need+=(iproute2)

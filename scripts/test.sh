@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The test suite: unit tests, replay goldens, goldens checked against independent predictions
-# and recomputed checksums. Prints a one-line total at the end.
+# The test suite: the workspace's tests (unit tests, replay goldens checked against independent
+# predictions, a real Open vSwitch and recomputed checksums, the daemon between namespaces),
+# then the `dpdk` feature's. Prints a one-line total at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -8,5 +9,9 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
 cargo test --workspace --release "$@" 2>&1 | tee "$log" || status=$?
+# The DPDK port type is behind a cargo feature (the default build needs no DPDK): its own
+# tests (names with "dpdk"; the rest of the crate ran above).
+cargo test -p datapath --release --features dpdk --lib --test dpdk_ports "$@" dpdk 2>&1 \
+  | tee -a "$log" || status=$?
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
 exit "$status"

@@ -9,6 +9,7 @@
 //! emc-entries = 8192
 //! emc-insert-inv-prob = 100
 //! flow-limit = 200000
+//! dpdk-eal-args = ["--no-huge", "-m", "512", "--no-pci"]   # `--features dpdk` builds only
 //!
 //! [[bridge]]
 //! name = "br0"
@@ -43,6 +44,7 @@ struct File {
     emc_entries: Option<usize>,
     emc_insert_inv_prob: Option<u32>,
     flow_limit: Option<usize>,
+    dpdk_eal_args: Option<Vec<String>>,
     #[serde(default)]
     bridge: Vec<BridgeFile>,
 }
@@ -71,6 +73,8 @@ pub struct BridgeConfig {
 #[derive(Debug)]
 pub struct Config {
     pub socket: PathBuf,
+    /// DPDK EAL arguments (`dpdk-eal-args`), for `type=dpdk` ports; default: `--no-huge` ones.
+    pub dpdk_eal_args: Option<Vec<String>>,
     pub settings: DaemonSettings,
     pub bridges: Vec<BridgeConfig>,
 }
@@ -80,6 +84,7 @@ impl Config {
     pub fn default_config() -> Config {
         Config {
             socket: PathBuf::from(DEFAULT_SOCKET),
+            dpdk_eal_args: None,
             settings: DaemonSettings::default(),
             bridges: vec![BridgeConfig {
                 name: "br0".into(),
@@ -182,8 +187,12 @@ impl Config {
                 ports,
             });
         }
+        if f.dpdk_eal_args.is_some() && !cfg!(feature = "dpdk") {
+            bail!("dpdk-eal-args: built without the dpdk feature (cargo build --features dpdk)");
+        }
         Ok(Config {
             socket: f.socket.unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET)),
+            dpdk_eal_args: f.dpdk_eal_args,
             settings: s,
             bridges,
         })
@@ -192,6 +201,11 @@ impl Config {
 
 /// Builds the daemon a configuration describes (all of it, or an error and nothing left).
 pub fn build(config: &Config) -> Result<Daemon> {
+    // Before any port: the first dpdk port would otherwise start the EAL with its defaults.
+    #[cfg(feature = "dpdk")]
+    if let Some(args) = &config.dpdk_eal_args {
+        crate::ports::dpdk::eal_init(args)?;
+    }
     let mut d = Daemon::new(config.settings.clone())?;
     for b in &config.bridges {
         d.add_bridge(&b.name, b.local)
@@ -271,6 +285,29 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("rules"), "{e}");
+    }
+
+    #[test]
+    #[cfg(not(feature = "dpdk"))]
+    fn dpdk_eal_args_need_the_dpdk_feature() {
+        let e = Config::parse("dpdk-eal-args = [\"--no-huge\"]\n", Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("dpdk-eal-args") && e.contains("--features dpdk"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    #[cfg(feature = "dpdk")]
+    fn dpdk_eal_args_are_read() {
+        let c = Config::parse(
+            "dpdk-eal-args = [\"--no-huge\", \"-m\", \"512\"]\n",
+            Path::new("."),
+        )
+        .unwrap();
+        assert_eq!(c.dpdk_eal_args.unwrap(), ["--no-huge", "-m", "512"]);
     }
 
     #[test]
