@@ -9,10 +9,9 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{hex, is_root, python, run, FrameReceiver, VethNs};
+use common::{frame, hex, is_root, python, run, FrameReceiver, VethNs, ETHERTYPE};
 use datapath::afpacket::{AfPacketConfig, AfPacketError, AfPacketPort};
 
-const ETHERTYPE: u16 = 0x88b5; // IEEE local experimental: nothing else on the link uses it
 const MARKER: u16 = 0x88b6; // the other local experimental type: "the namespace is done"
 
 macro_rules! require_root {
@@ -22,20 +21,6 @@ macro_rules! require_root {
             return;
         }
     };
-}
-
-/// Test frame `i`: broadcast, our ethertype, a 4-byte sequence number, then a pattern;
-/// lengths vary from 60 to 1514 bytes.
-fn frame(i: u32) -> Vec<u8> {
-    let len = [60usize, 64, 128, 333, 1000, 1514][i as usize % 6];
-    let mut f = vec![0xff; 6];
-    f.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x01]);
-    f.extend_from_slice(&ETHERTYPE.to_be_bytes());
-    f.extend_from_slice(&i.to_be_bytes());
-    while f.len() < len {
-        f.push((f.len() as u32 * 7 + i) as u8);
-    }
-    f
 }
 
 /// Frame `i` with an 802.1Q (even `i`) or 802.1ad (odd `i`) tag of VLAN `100 + i` and

@@ -9,27 +9,11 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{hex, is_root, python, run, VethNs};
+use common::{frame, hex, is_root, python, run, VethNs, ETHERTYPE};
 use datapath::afxdp::{
     detach_stale, BindMode, RxDesc, Umem, XdpMode, XdpModeRequest, XskConfig, XskError, XskPort,
 };
 use pipeline::buffer::{FRAME_SIZE, HEADROOM};
-
-const ETHERTYPE: u16 = 0x88b5; // IEEE local experimental: nothing else on the link uses it
-
-/// Test frame `i`: broadcast, our ethertype, a 4-byte sequence number, then a pattern;
-/// lengths vary from 60 to 1514 bytes.
-fn frame(i: u32) -> Vec<u8> {
-    let len = [60usize, 64, 128, 333, 1000, 1514][i as usize % 6];
-    let mut f = vec![0xff; 6];
-    f.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x01]);
-    f.extend_from_slice(&ETHERTYPE.to_be_bytes());
-    f.extend_from_slice(&i.to_be_bytes());
-    while f.len() < len {
-        f.push((f.len() as u32 * 7 + i) as u8);
-    }
-    f
-}
 
 fn is_test_frame(bytes: &[u8]) -> bool {
     bytes.len() >= 18 && bytes[12..14] == ETHERTYPE.to_be_bytes()

@@ -16,11 +16,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{hex, is_root, python, run, FrameReceiver, VethNs};
+use common::{
+    ethertype, frame, hex, is_root, port_receive as receive, port_transmit_all as transmit_all,
+    python, run, FrameReceiver, VethNs, ETHERTYPE,
+};
 use datapath::afxdp::{XdpModeRequest, XskConfig, XskError, XskPort};
 use datapath::ports::{PortIo, PortSpec};
-
-const ETHERTYPE: u16 = 0x88b5; // IEEE local experimental: nothing else on the link uses it
 
 macro_rules! require_root {
     () => {
@@ -29,24 +30,6 @@ macro_rules! require_root {
             return;
         }
     };
-}
-
-/// Test frame `i`: broadcast, our ethertype, a 4-byte sequence number, then a pattern;
-/// lengths vary from 60 to 1514 bytes.
-fn frame(i: u32) -> Vec<u8> {
-    let len = [60usize, 64, 128, 333, 1000, 1514][i as usize % 6];
-    let mut f = vec![0xff; 6];
-    f.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x01]);
-    f.extend_from_slice(&ETHERTYPE.to_be_bytes());
-    f.extend_from_slice(&i.to_be_bytes());
-    while f.len() < len {
-        f.push((f.len() as u32 * 7 + i) as u8);
-    }
-    f
-}
-
-fn ethertype(b: &[u8]) -> Option<u16> {
-    Some(u16::from_be_bytes(b.get(12..14)?.try_into().ok()?))
 }
 
 /// Opens `words` for port `name` through the spec parser, one queue expected.
@@ -65,50 +48,6 @@ fn send_from_ns(ns: &str, peer: &str, frames: &[Vec<u8>]) {
          for h in {hex:?}:\n    s.send(bytes.fromhex(h))\n"
     );
     run(&["ip", "netns", "exec", ns, python(), "-c", &script]);
-}
-
-/// Polls `port` until `n` frames of `ethertype` `want` arrived or 5 s passed; returns them.
-fn receive(port: &mut dyn PortIo, want: u16, n: usize) -> Vec<Vec<u8>> {
-    let mut got: Vec<Vec<u8>> = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while got.len() < n && Instant::now() < deadline {
-        port.poll();
-        let k = port.rx_burst(32, &mut |b| {
-            if ethertype(b) == Some(want) {
-                got.push(b.to_vec());
-            }
-        });
-        if k == 0 {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-    got
-}
-
-/// Transmits `frames` in bursts of 32, polling between bursts, until all were taken and the
-/// port had time to send them.
-fn transmit_all(port: &mut dyn PortIo, frames: &[Vec<u8>]) {
-    let mut sent = 0usize;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while sent < frames.len() && Instant::now() < deadline {
-        let batch: Vec<&[u8]> = frames[sent..]
-            .iter()
-            .take(32)
-            .map(|f| f.as_slice())
-            .collect();
-        let n = port.tx_burst(&batch);
-        port.poll();
-        if n == 0 {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        sent += n;
-    }
-    assert_eq!(sent, frames.len(), "all frames taken");
-    // Copy-mode AF_XDP sends at most 32 per kick: keep polling a little.
-    for _ in 0..200 {
-        port.poll();
-        std::thread::sleep(Duration::from_micros(500));
-    }
 }
 
 fn counter(port: &dyn PortIo, name: &str) -> u64 {
