@@ -7,105 +7,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::{have_testpmd, TestPmd};
 use datapath::ports::{PortIo, PortSpec};
 
 /// The tests take turns: two testpmds and two polling loops on two cores starve each other.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// A running testpmd, killed when dropped.
-struct TestPmd {
-    child: Child,
-    log: PathBuf,
-    /// EAL's runtime directory for this `--file-prefix`, removed after the kill.
-    runtime: PathBuf,
-}
-
-impl TestPmd {
-    /// `server` makes testpmd the socket's listener (`server=1`), for a port in client mode.
-    fn start(dir: &Path, socket: &Path, run: u32, mode: &str, server: bool) -> TestPmd {
-        let log = dir.join(format!("testpmd-{run}.log"));
-        if server {
-            // A killed testpmd leaves its socket file behind, and a listener cannot bind
-            // over it.
-            let _ = std::fs::remove_file(socket);
-        }
-        let out = File::create(&log).unwrap();
-        let err = out.try_clone().unwrap();
-        let child = Command::new("dpdk-testpmd")
-            // Main lcore 0, one forwarding lcore 1 (`-l 0` alone leaves none to forward).
-            .args(["-l", "0,1", "--no-huge", "-m", "512", "--no-pci"])
-            .arg(format!("--file-prefix=vhut{}-{run}", std::process::id()))
-            .arg("--vdev")
-            .arg(format!(
-                "net_virtio_user0,path={}{}",
-                socket.display(),
-                if server { ",server=1" } else { "" }
-            ))
-            .arg("--")
-            .arg(format!("--forward-mode={mode}"))
-            .args(["--txpkts=64", "--auto-start", "--stats-period", "1"])
-            .arg("--total-num-mbufs=2048")
-            // Frames past one 2 KiB mbuf arrive merged across several (num_buffers).
-            .args(["--max-pkt-len=9216", "--enable-scatter"])
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .unwrap();
-        let runtime = PathBuf::from(format!("/var/run/dpdk/vhut{}-{run}", std::process::id()));
-        TestPmd {
-            child,
-            log,
-            runtime,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// The highest value of statistic `name` (e.g. `RX-packets:`) testpmd printed so far.
-    fn stat(&self, name: &str) -> u64 {
-        let log = self.log();
-        log.split(name)
-            .skip(1)
-            .filter_map(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
-            .max()
-            .unwrap_or(0)
-    }
-
-    /// Whether testpmd has exited (a failure while the test still needs it).
-    fn exited(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(Some(_)))
-    }
-
-    fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for TestPmd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.runtime);
-    }
-}
-
-fn have_testpmd() -> bool {
-    Command::new("dpdk-testpmd")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok()
-}
 
 fn counter(port: &dyn PortIo, name: &str) -> u64 {
     port.counters()

@@ -7,7 +7,7 @@
 //! and a counter, so test binaries and tests run in parallel.
 #![allow(dead_code, clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -401,4 +401,95 @@ pub fn port_transmit_all(port: &mut dyn PortIo, frames: &[Vec<u8>]) {
         port.poll();
         std::thread::sleep(Duration::from_micros(500));
     }
+}
+
+/// A running testpmd, killed when dropped.
+pub struct TestPmd {
+    child: Child,
+    log: PathBuf,
+    /// EAL's runtime directory for this `--file-prefix`, removed after the kill.
+    runtime: PathBuf,
+}
+
+impl TestPmd {
+    /// `server` makes testpmd the socket's listener (`server=1`), for a port in client mode.
+    pub fn start(dir: &Path, socket: &Path, run: u32, mode: &str, server: bool) -> TestPmd {
+        let log = dir.join(format!("testpmd-{run}.log"));
+        if server {
+            // A killed testpmd leaves its socket file behind, and a listener cannot bind
+            // over it.
+            let _ = std::fs::remove_file(socket);
+        }
+        let out = std::fs::File::create(&log).unwrap();
+        let err = out.try_clone().unwrap();
+        let child = Command::new("dpdk-testpmd")
+            // Main lcore 0, one forwarding lcore 1 (`-l 0` alone leaves none to forward).
+            .args(["-l", "0,1", "--no-huge", "-m", "512", "--no-pci"])
+            .arg(format!("--file-prefix=vhut{}-{run}", std::process::id()))
+            .arg("--vdev")
+            .arg(format!(
+                "net_virtio_user0,path={}{}",
+                socket.display(),
+                if server { ",server=1" } else { "" }
+            ))
+            .arg("--")
+            .arg(format!("--forward-mode={mode}"))
+            .args(["--txpkts=64", "--auto-start", "--stats-period", "1"])
+            .arg("--total-num-mbufs=2048")
+            // Frames past one 2 KiB mbuf arrive merged across several (num_buffers).
+            .args(["--max-pkt-len=9216", "--enable-scatter"])
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap();
+        let runtime = PathBuf::from(format!("/var/run/dpdk/vhut{}-{run}", std::process::id()));
+        TestPmd {
+            child,
+            log,
+            runtime,
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The highest value of statistic `name` (e.g. `RX-packets:`) testpmd printed so far.
+    pub fn stat(&self, name: &str) -> u64 {
+        let log = self.log();
+        log.split(name)
+            .skip(1)
+            .filter_map(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Whether testpmd has exited (a failure while the test still needs it).
+    pub fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for TestPmd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.runtime);
+    }
+}
+
+/// Whether `dpdk-testpmd` (Debian dpdk-dev) is installed.
+pub fn have_testpmd() -> bool {
+    Command::new("dpdk-testpmd")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
 }
