@@ -464,6 +464,12 @@ class Ovs:
         return {"ports": "afxdp", "xdp_mode": modes}
 
     def stop(self):
+        # Delete the bridge first: OVS's userspace datapath leaves its taps (br0, ovs-netdev)
+        # on the host when it is only killed.
+        try:
+            self.vsctl("--if-exists", "del-br", "br0")
+        except Exception:  # the daemon may already be gone
+            pass
         for name in ("ovs-vswitchd", "ovsdb-server"):
             try:
                 pid = int(open(f"{self.d}/{name}.pid").read())

@@ -16,6 +16,10 @@ TAG=vb$$
 WORK=$(mktemp -d /tmp/vswbench.XXXXXX)
 HUGE=$WORK/huge
 OLD_HUGE=$(cat /proc/sys/vm/nr_hugepages)
+# OVS's userspace datapath makes the taps br0 and ovs-netdev; remove them after the run unless
+# they were there before it.
+OVS_TAPS=()
+for i in br0 ovs-netdev; do ip link show "$i" >/dev/null 2>&1 || OVS_TAPS+=("$i"); done
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target-bench}
 VECSWITCH=$CARGO_TARGET_DIR/release/vecswitch
 
@@ -31,6 +35,7 @@ cleanup() {
         kill -KILL "$pid" 2>/dev/null
     done
     for i in g a b k; do ip link set "$TAG$i" xdp off 2>/dev/null; done
+    for i in "${OVS_TAPS[@]}"; do ip link del "$i" 2>/dev/null; done
     ip link del "${TAG}g" 2>/dev/null
     ip link del "${TAG}b" 2>/dev/null
     if mountpoint -q "$HUGE" 2>/dev/null; then umount "$HUGE"; fi

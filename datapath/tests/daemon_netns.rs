@@ -13,12 +13,18 @@ use std::time::{Duration, Instant};
 
 use common::{is_root, ping, tcp_transfer, udp_exchange, DaemonProc, TestNs};
 
+/// The tests take turns: each runs a daemon with a busy PMD, and some add pktgen or a
+/// busy-polling testpmd; side by side on two cores they starve each other's pings.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Skips the test without root; otherwise waits for its turn (held to the end of the test).
 macro_rules! require_root {
     () => {
         if !is_root() {
             eprintln!("SKIP: daemon namespace tests need root");
             return;
         }
+        let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     };
 }
 
