@@ -458,19 +458,16 @@ impl Pmd {
     fn iteration(&mut self) -> usize {
         let now = self.clock.now_ns();
         let batch = self.settings.batch;
+        let pmd = self.id;
         let mut got = 0;
-        for r in 0..self.rxqs.len() {
+        for r in &self.rxqs {
             let t0 = pipeline::cycles::now();
-            let (queue, bi, port) = {
-                let r = &self.rxqs[r];
-                (r.queue.clone(), r.bridge, r.port)
-            };
-            let Some(b) = self.bridges.get_mut(bi) else {
+            let Some(b) = self.bridges.get_mut(r.bridge) else {
                 continue;
             };
             let n = {
-                let mut io = queue.lock();
-                b.switch.receive_with(port, now, |push| {
+                let mut io = r.queue.lock();
+                b.switch.receive_with(r.port, now, |push| {
                     io.rx_burst(batch, push);
                 })
             };
@@ -481,23 +478,21 @@ impl Pmd {
             self.stats.rx_copies += n as u64;
             self.stats.rx_batches += 1;
             for (i, queues) in b.tx.iter().enumerate() {
-                if queues.is_empty() || !b.switch.tx_pending(i) {
+                if !b.switch.tx_pending(i) {
                     continue;
                 }
-                let q = &queues[self.id % queues.len()];
+                // A port without queues (none, normally) gets nothing: its frames are freed.
+                let Some(q) = queues.get(pmd % queues.len().max(1)) else {
+                    b.switch.drain_tx_batch(i, |_| 0);
+                    continue;
+                };
                 let mut io = q.lock();
                 self.stats.tx_packets += b.switch.drain_tx_batch(i, |f| io.tx_burst(f)) as u64;
             }
-            // Frames for ports this switch has no queues for (none, normally) are freed.
-            for i in 0..b.tx.len() {
-                if b.tx[i].is_empty() && b.switch.tx_pending(i) {
-                    b.switch.drain_tx_batch(i, |_| 0);
-                }
-            }
-            queue
+            r.queue
                 .cycles
                 .fetch_add(pipeline::cycles::now() - t0, Ordering::Relaxed);
-            queue.packets.fetch_add(n as u64, Ordering::Relaxed);
+            r.queue.packets.fetch_add(n as u64, Ordering::Relaxed);
             got += n;
         }
         for q in &self.touched {
