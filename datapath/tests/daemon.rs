@@ -50,9 +50,9 @@ fn pcap_frames(path: &Path) -> usize {
 
 const GEN_BRIDGE: &str = "[[bridge]]\nname = \"b0\"\nlocal = false\n";
 
-#[test]
-fn a_generator_feeds_the_graph_and_every_counter_agrees() {
-    let d = DaemonProc::start(GEN_BRIDGE);
+/// Adds port 1, `sink`, writing `out.pcap` in the daemon's directory, and makes the only rule
+/// `in_port=2,actions=output:1`. Returns the file.
+fn pcap_sink_for_port_2(d: &DaemonProc) -> std::path::PathBuf {
     let out = d.path("out.pcap");
     d.ok(&[
         "add-port",
@@ -63,6 +63,13 @@ fn a_generator_feeds_the_graph_and_every_counter_agrees() {
     ]);
     d.ok(&["del-flows", "b0"]);
     d.ok(&["add-flow", "b0", "in_port=2,actions=output:1"]);
+    out
+}
+
+#[test]
+fn a_generator_feeds_the_graph_and_every_counter_agrees() {
+    let d = DaemonProc::start(GEN_BRIDGE);
+    let out = pcap_sink_for_port_2(&d);
     d.ok(&[
         "add-port",
         "b0",
@@ -363,16 +370,7 @@ fn pmd_cores_change_at_run_time_and_traffic_follows() {
         return;
     }
     let d = DaemonProc::start(GEN_BRIDGE);
-    let out = d.path("out.pcap");
-    d.ok(&[
-        "add-port",
-        "b0",
-        "sink",
-        "type=pcap",
-        &format!("tx={}", out.display()),
-    ]);
-    d.ok(&["del-flows", "b0"]);
-    d.ok(&["add-flow", "b0", "in_port=2,actions=output:1"]);
+    pcap_sink_for_port_2(&d);
     d.ok(&[
         "add-port",
         "b0",
