@@ -17,12 +17,12 @@ use vhost::vhost_user::message::{
 };
 use vhost::vhost_user::{Error, GpuBackend, Result, VhostUserBackendReqHandlerMut};
 use vhost::VhostUserMemoryRegionBase;
-use virtio_queue::{Queue, QueueT};
 use vm_memory::{
     FileOffset, GuestAddress, GuestMemoryMmap, GuestMemoryRegion as _, GuestRegionMmap, MmapRegion,
 };
 
-use super::ring::{NetHdr, LEGACY_NET_HDR_LEN, NET_HDR_LEN};
+use super::guest::{GuestMemory, USED_F_NO_NOTIFY};
+use super::ring::{NetHdr, SplitRing, LEGACY_NET_HDR_LEN, NET_HDR_LEN};
 
 /// `VIRTIO_NET_F_MRG_RXBUF`: the device may merge receive buffers.
 pub const VIRTIO_NET_F_MRG_RXBUF: u64 = 1 << 15;
@@ -43,7 +43,7 @@ const MAX_RING: u16 = 32768;
 /// One virtqueue as configured.
 pub struct Vring {
     /// The split ring, in guest physical addresses.
-    pub queue: Queue,
+    pub queue: SplitRing,
     /// The eventfd to signal when the guest asks for interrupts.
     pub call: Option<File>,
     /// Kept open only so the frontend's eventfd stays valid; the PMD polls instead.
@@ -58,9 +58,7 @@ pub struct Vring {
 impl Vring {
     fn new() -> Vring {
         Vring {
-            // MAX_RING is a power of two no larger than virtio-queue's maximum, so this does
-            // not fail; the default (max size 0) would refuse every SET_VRING_NUM.
-            queue: Queue::new(MAX_RING).unwrap_or_default(),
+            queue: SplitRing::default(),
             call: None,
             kick: None,
             addressed: false,
@@ -84,7 +82,7 @@ pub struct Device {
     acked_features: u64,
     acked_protocol_features: u64,
     /// Guest memory, mapped from the frontend's fds; `None` before SET_MEM_TABLE.
-    pub mem: Option<GuestMemoryMmap>,
+    pub mem: Option<GuestMemory>,
     /// Where each region sits for the frontend, to translate vring addresses.
     regions: Vec<RegionMap>,
     /// The two vrings, indexed by [`GUEST_RX`] and [`GUEST_TX`].
@@ -151,11 +149,11 @@ impl Device {
         };
         let v = &mut self.vrings[index];
         let was = v.live;
-        v.queue.set_ready(v.addressed && v.started);
-        v.live = v.addressed && v.started && v.enabled && v.queue.is_valid(mem);
-        if v.live && !was {
-            // Sets VRING_USED_F_NO_NOTIFY; a failure only costs the guest useless kicks.
-            let _ = v.queue.disable_notification(mem);
+        let view = v.queue.view(mem);
+        v.live = v.addressed && v.started && v.enabled && view.is_some();
+        if let Some(view) = view.filter(|_| v.live && !was) {
+            // The PMD polls: the guest need not kick.
+            view.set_used_flags(USED_F_NO_NOTIFY);
         }
     }
 
@@ -255,7 +253,7 @@ impl VhostUserBackendReqHandlerMut for Device {
     ) -> Result<Option<Vec<VhostUserMemoryRegionBase>>> {
         let (mem, table) = map_regions(ctx, files)?;
         // The old mapping goes away only here, under the lock the PMD takes per burst.
-        self.mem = Some(mem);
+        self.mem = Some(GuestMemory::new(mem));
         self.regions = table;
         self.refresh_all();
         Ok(None)
@@ -263,8 +261,10 @@ impl VhostUserBackendReqHandlerMut for Device {
 
     fn set_vring_num(&mut self, index: u32, num: u32) -> Result<()> {
         let num = u16::try_from(num).map_err(|_| Error::InvalidParam)?;
-        let v = self.vring(index)?;
-        v.queue.try_set_size(num).map_err(|_| Error::InvalidParam)?;
+        if num == 0 || num > MAX_RING || !num.is_power_of_two() {
+            return Err(Error::InvalidParam);
+        }
+        self.vring(index)?.queue.size = num;
         self.refresh(index as usize);
         Ok(())
     }
@@ -279,17 +279,15 @@ impl VhostUserBackendReqHandlerMut for Device {
         _log: u64,
     ) -> Result<()> {
         self.vring(index)?;
-        let size = u64::from(self.vrings[index as usize].queue.size());
+        let size = u64::from(self.vrings[index as usize].queue.size);
         // The spans the split-ring layout gives for `size` entries (with event fields).
         let desc = self.va_to_gpa(descriptor, 16 * size)?;
         let avail = self.va_to_gpa(available, 6 + 2 * size)?;
         let used = self.va_to_gpa(used, 6 + 8 * size)?;
         let v = &mut self.vrings[index as usize];
-        let q = &mut v.queue;
-        q.try_set_desc_table_address(GuestAddress(desc))
-            .and_then(|_| q.try_set_avail_ring_address(GuestAddress(avail)))
-            .and_then(|_| q.try_set_used_ring_address(GuestAddress(used)))
-            .map_err(|_| Error::InvalidParam)?;
+        v.queue.desc = desc;
+        v.queue.avail = avail;
+        v.queue.used = used;
         v.addressed = true;
         self.refresh(index as usize);
         Ok(())
@@ -298,8 +296,8 @@ impl VhostUserBackendReqHandlerMut for Device {
     fn set_vring_base(&mut self, index: u32, base: u32) -> Result<()> {
         let base = u16::try_from(base).map_err(|_| Error::InvalidParam)?;
         let v = self.vring(index)?;
-        v.queue.set_next_avail(base);
-        v.queue.set_next_used(base);
+        v.queue.next_avail = base;
+        v.queue.next_used = base;
         Ok(())
     }
 
@@ -311,10 +309,9 @@ impl VhostUserBackendReqHandlerMut for Device {
         v.live = false;
         v.kick = None;
         v.call = None;
-        v.queue.set_ready(false);
         Ok(VhostUserVringState::new(
             index,
-            u32::from(v.queue.next_avail()),
+            u32::from(v.queue.next_avail),
         ))
     }
 

@@ -1,18 +1,19 @@
-//! The split-ring data path of a vhost-user port, run by the PMD: [`guest_tx`] pops the
+//! The split-ring data path of a vhost-user port, run by the PMD: [`guest_tx`] takes the
 //! chains the guest offers on its transmit virtqueue, gathers each frame (after the
 //! `virtio_net_hdr`) into a scratch buffer and hands it on; [`guest_rx`] writes frames with
 //! their header into the buffers the guest offers on its receive virtqueue, merging buffers
-//! (`num_buffers`) when a frame spans several. Every guest address goes through vm-memory's
-//! checked accessors and every chain through virtio-queue's walker (which stops after
-//! queue-size descriptors), so a bad guest costs a counted, dropped chain, never a read or
-//! write outside its memory. No allocation, no `Result` and no panic per packet.
+//! (`num_buffers`) when a frame spans several. Guest memory goes through [`GuestMemory`]'s
+//! bounds-checked copies and every chain through [`Chain`], which stops after queue-size
+//! descriptors, so a bad guest costs a counted, dropped chain, never a read or write outside
+//! its memory. A burst reads the available index once and publishes the used index once
+//! (a frame merged across buffers must appear whole: DPDK's virtio driver drops a frame whose
+//! buffers it sees only in part). No allocation, no `Result` and no panic per packet.
 
 use std::fs::File;
 use std::io::Write as _;
 use std::sync::atomic::Ordering;
 
-use virtio_queue::{Queue, QueueT};
-use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+use super::guest::{Desc, GuestMemory, RingView, DESC_F_NEXT, DESC_F_WRITE};
 
 /// Bytes of `virtio_net_hdr_mrg_rxbuf` (VIRTIO 1.x, or legacy with mergeable rx buffers).
 pub const NET_HDR_LEN: usize = 12;
@@ -47,6 +48,8 @@ pub struct RingCounters {
     /// Chains dropped as malformed: an address outside guest memory, a loop or a dangling
     /// `next`, a descriptor of the wrong direction, a head index past the ring.
     pub bad_descriptors: u64,
+    /// Bursts refused because the guest's available index ran more than a ring ahead.
+    pub bad_rings: u64,
     /// Call eventfd writes (the guest asked for interrupts).
     pub call_signals: u64,
 }
@@ -60,84 +63,176 @@ pub struct NetHdr {
     pub mergeable: bool,
 }
 
+/// A split virtqueue as the frontend configured it, and where the device is in it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SplitRing {
+    /// Entries (a power of two; 0 until set).
+    pub size: u16,
+    /// Guest physical addresses of the descriptor table, available ring and used ring.
+    pub desc: u64,
+    pub avail: u64,
+    pub used: u64,
+    /// The next available-ring entry the device takes.
+    pub next_avail: u16,
+    /// The next used-ring entry the device writes.
+    pub next_used: u16,
+}
+
+impl SplitRing {
+    /// The ring's areas in `mem`, or None when one is outside it (or misaligned).
+    pub fn view<'a>(&self, mem: &'a GuestMemory) -> Option<RingView<'a>> {
+        RingView::new(mem, self.size, self.desc, self.avail, self.used)
+    }
+}
+
 /// One vring as a burst sees it.
 pub struct Vq<'a> {
     /// The split ring.
-    pub queue: &'a mut Queue,
+    pub ring: &'a mut SplitRing,
     /// The guest's memory.
-    pub mem: &'a GuestMemoryMmap,
+    pub mem: &'a GuestMemory,
     /// The eventfd to signal, if the frontend gave one.
     pub call: Option<&'a File>,
     /// The header layout.
     pub hdr: NetHdr,
 }
 
-/// Used-ring entries written but not yet published: the guest sees a burst's entries at
-/// once, when [`UsedRing::publish`] stores the index. A frame merged across buffers must
-/// appear whole (DPDK's virtio driver drops a frame whose buffers it sees only in part, and
-/// takes the rest for new frames), and one index store per burst is cheaper than one per
-/// chain, which is why virtio-queue's `add_used` is not used.
-struct UsedRing {
-    next: u16,
-    size: u16,
-    addr: GuestAddress,
-    pending: bool,
+/// `VIRTQ_DESC_F_INDIRECT`: not negotiated, so a descriptor carrying it is malformed.
+const DESC_F_INDIRECT: u16 = 4;
+
+/// The descriptors of one chain, from its head: it ends early (after yielding nothing, or a
+/// last descriptor that still says `next`) at an index past the table or after `size`
+/// descriptors (a loop), which the caller sees as a malformed chain.
+struct Chain<'v, 'a> {
+    view: &'v RingView<'a>,
+    next: Option<u16>,
+    left: u32,
 }
 
-impl UsedRing {
-    fn new(queue: &Queue) -> UsedRing {
-        UsedRing {
-            next: queue.next_used(),
-            size: queue.size(),
-            addr: GuestAddress(queue.used_ring()),
-            pending: false,
+impl<'v, 'a> Chain<'v, 'a> {
+    fn new(view: &'v RingView<'a>, head: u16) -> Chain<'v, 'a> {
+        Chain {
+            view,
+            next: Some(head),
+            left: u32::from(view.mask()) + 1,
+        }
+    }
+}
+
+impl Iterator for Chain<'_, '_> {
+    type Item = Desc;
+
+    #[inline]
+    fn next(&mut self) -> Option<Desc> {
+        let i = self.next.take()?;
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let d = self.view.desc(i)?;
+        if d.flags & DESC_F_NEXT != 0 {
+            self.next = Some(d.next);
+        }
+        Some(d)
+    }
+}
+
+/// How many entries the guest has made available past `next`, or None when its index is
+/// more than a ring ahead (a corrupt ring).
+fn pending(view: &RingView<'_>, next: u16) -> Option<u16> {
+    let n = view.avail_idx().wrapping_sub(next);
+    (n <= view.mask().wrapping_add(1)).then_some(n)
+}
+
+/// Entries a burst prefetches ahead of the copies: the heads' descriptors first, then the
+/// buffers they point to.
+const PREFETCH: usize = 32;
+
+/// Starts loading the descriptors and first buffers of the `n` chains from available entry
+/// `first` on (at most [`PREFETCH`]).
+fn prefetch_chains(view: &RingView<'_>, mem: &GuestMemory, first: u16, n: usize, write: bool) {
+    let n = n.min(PREFETCH);
+    let mut heads = [0u16; PREFETCH];
+    for (k, h) in heads[..n].iter_mut().enumerate() {
+        *h = view.avail_entry(first.wrapping_add(k as u16));
+        view.prefetch_desc(*h);
+    }
+    for &h in &heads[..n] {
+        match view.desc(h) {
+            Some(d) if write => mem.prefetch_write(d.addr),
+            Some(d) => mem.prefetch(d.addr),
+            None => {}
+        }
+    }
+}
+
+/// Used-ring entries held back before they are copied to the ring.
+const SHADOW: usize = 2 * MAX_MERGE;
+
+/// A burst's used-ring entries, kept here and copied into the ring together just before the
+/// index is published. The guest polls the used index, whose cache line also holds the first
+/// entries, so writing them one by one would pull that line back from the guest's core once
+/// per packet (DPDK's vhost library keeps a shadow used ring for the same reason).
+struct Shadow {
+    /// Entries as the ring stores them: id in the low half, length in the high half.
+    entries: [u64; SHADOW],
+    len: usize,
+    /// The ring slot of `entries[0]`.
+    base: u16,
+}
+
+impl Shadow {
+    fn new(base: u16) -> Shadow {
+        Shadow {
+            entries: [0; SHADOW],
+            len: 0,
+            base,
         }
     }
 
-    /// Writes entry (`head`, `len`); false for a head past the ring (nothing to give back)
-    /// or an unwritable ring.
-    fn push(&mut self, mem: &GuestMemoryMmap, head: u16, len: u32) -> bool {
-        if head >= self.size {
-            return false;
+    /// Adds entry (`id`, `len`), first copying the held ones to the ring if it is full.
+    #[inline]
+    fn push(&mut self, view: &RingView<'_>, id: u16, len: u32) {
+        if self.len == SHADOW {
+            self.flush(view);
         }
-        let mut elem = [0u8; 8];
-        elem[..4].copy_from_slice(&u32::from(head).to_le_bytes());
-        elem[4..].copy_from_slice(&len.to_le_bytes());
-        let at = 4 + 8 * u64::from(self.next % self.size);
-        let Some(at) = self.addr.0.checked_add(at) else {
-            return false;
-        };
-        if mem.write_slice(&elem, GuestAddress(at)).is_err() {
-            return false;
-        }
-        self.next = self.next.wrapping_add(1);
-        self.pending = true;
-        true
+        self.entries[self.len] = u64::from(id) | (u64::from(len) << 32);
+        self.len += 1;
     }
 
-    /// Makes the entries visible: the index store is a release, after every buffer and
-    /// entry write.
-    fn publish(self, queue: &mut Queue, mem: &GuestMemoryMmap) -> bool {
-        if !self.pending {
-            return false;
+    /// Copies the held entries into the ring (still unpublished).
+    fn flush(&mut self, view: &RingView<'_>) {
+        view.write_used(self.base, &self.entries[..self.len]);
+        self.base = self.base.wrapping_add(self.len as u16);
+        self.len = 0;
+    }
+
+    /// Writes what is held, publishes the index past it and signals the guest if it asked.
+    fn publish(
+        mut self,
+        ring: &mut SplitRing,
+        view: &RingView<'_>,
+        call: Option<&File>,
+        c: &mut RingCounters,
+    ) {
+        self.flush(view);
+        if self.base == ring.next_used {
+            return;
         }
-        queue.set_next_used(self.next);
-        if let Some(at) = self.addr.0.checked_add(2) {
-            let _ = mem.store(self.next.to_le(), GuestAddress(at), Ordering::Release);
-        }
-        true
+        ring.next_used = self.base;
+        view.publish_used(self.base);
+        signal(view, call, c);
     }
 }
 
 /// Signals `call` unless the guest set `VRING_AVAIL_F_NO_INTERRUPT` (a poll-mode guest such
 /// as DPDK's virtio-user does). Called once per burst that used descriptors.
-fn signal(queue: &Queue, mem: &GuestMemoryMmap, call: Option<&File>, c: &mut RingCounters) {
+fn signal(view: &RingView<'_>, call: Option<&File>, c: &mut RingCounters) {
     let Some(mut call) = call else { return };
-    let flags: u16 = match mem.load(GuestAddress(queue.avail_ring()), Ordering::Acquire) {
-        Ok(f) => u16::from_le(f),
-        Err(_) => return,
-    };
-    if flags & VRING_AVAIL_F_NO_INTERRUPT != 0 {
+    // The used index store must be visible before the flag is read (virtio's "mb" between
+    // them), or a guest that just asked for interrupts could miss this one.
+    std::sync::atomic::fence(Ordering::SeqCst);
+    if view.avail_flags() & VRING_AVAIL_F_NO_INTERRUPT != 0 {
         return;
     }
     // An eventfd write fails only when the counter would overflow: the guest has a signal
@@ -159,49 +254,57 @@ pub fn guest_tx(
     f: &mut dyn FnMut(&[u8]),
 ) -> usize {
     let Vq {
-        queue,
+        ring,
         mem,
         call,
         hdr,
     } = vq;
+    let Some(view) = ring.view(mem) else {
+        return 0;
+    };
+    let Some(n) = pending(&view, ring.next_avail) else {
+        c.bad_rings += 1;
+        return 0;
+    };
+    let n = usize::from(n).min(max);
     let mut handed = 0;
-    let mut used = UsedRing::new(queue);
+    let mut used = Shadow::new(ring.next_used);
     let limit = scratch.len().min(hdr.len + MAX_FRAME);
-    while handed < max {
-        let Some(chain) = queue.pop_descriptor_chain(mem) else {
-            break;
-        };
-        let head = chain.head_index();
+    for k in 0..n {
+        if k % PREFETCH == 0 {
+            prefetch_chains(&view, mem, ring.next_avail, n - k, false);
+        }
+        let head = view.avail_entry(ring.next_avail);
+        ring.next_avail = ring.next_avail.wrapping_add(1);
         let mut off = 0usize;
         let mut descriptors = 0u32;
         let mut more = false;
         let mut bad = false;
         let mut too_long = false;
-        for desc in chain {
+        for desc in Chain::new(&view, head) {
             descriptors += 1;
-            more = desc.has_next();
-            if desc.is_write_only() {
+            more = desc.flags & DESC_F_NEXT != 0;
+            if desc.flags & (DESC_F_WRITE | DESC_F_INDIRECT) != 0 {
                 bad = true;
                 break;
             }
-            let len = desc.len() as usize;
+            let len = desc.len as usize;
             let Some(end) = off.checked_add(len).filter(|&end| end <= limit) else {
                 too_long = true;
                 break;
             };
-            if mem.read_slice(&mut scratch[off..end], desc.addr()).is_err() {
+            if !mem.read(desc.addr, &mut scratch[off..end]) {
                 bad = true;
                 break;
             }
             off = end;
         }
-        // The walker ends a chain early (yielding nothing, or a last descriptor that still
-        // says `next`) when the head or a `next` is past the ring, a descriptor is unreadable,
-        // or the chain is longer than the ring (a loop).
         if descriptors == 0 || (more && !bad && !too_long) {
             bad = true;
         }
-        if !used.push(mem, head, 0) {
+        if head <= view.mask() {
+            used.push(&view, head, 0);
+        } else {
             // A head index past the ring: nothing to give back.
             bad = true;
         }
@@ -219,9 +322,7 @@ pub fn guest_tx(
             handed += 1;
         }
     }
-    if used.publish(queue, mem) {
-        signal(queue, mem, call, c);
-    }
+    used.publish(ring, &view, call, c);
     handed
 }
 
@@ -240,118 +341,143 @@ enum PutError {
 
 /// Copies bytes `[at, at + n)` of header-then-frame into guest memory at `addr`.
 fn write_span(
-    mem: &GuestMemoryMmap,
+    mem: &GuestMemory,
     header: &[u8],
     frame: &[u8],
     at: usize,
     n: usize,
-    addr: GuestAddress,
+    addr: u64,
 ) -> bool {
     let mut at = at;
     let mut n = n;
     let mut addr = addr;
     if at < header.len() {
         let k = n.min(header.len() - at);
-        if mem.write_slice(&header[at..at + k], addr).is_err() {
+        if !mem.write(addr, &header[at..at + k]) {
             return false;
         }
         at += k;
         n -= k;
-        let Some(next) = addr.0.checked_add(k as u64) else {
+        let Some(next) = addr.checked_add(k as u64) else {
             return n == 0;
         };
-        addr = GuestAddress(next);
+        addr = next;
     }
     if n == 0 {
         return true;
     }
     let start = at - header.len();
-    mem.write_slice(&frame[start..start + n], addr).is_ok()
+    mem.write(addr, &frame[start..start + n])
+}
+
+/// The device's side of the receive ring during one burst: the available entries it may
+/// take (up to `avail_end`) and the used entries it has made.
+struct RxCursor<'v, 'a> {
+    view: &'v RingView<'a>,
+    avail_end: u16,
+    used: Shadow,
+}
+
+impl RxCursor<'_, '_> {
+    /// Gives back the `n` chains taken from available entry `first` on as used with length
+    /// 0 (a head past the ring cannot be given back).
+    fn give_back_empty(&mut self, first: u16, n: usize) {
+        for k in 0..n {
+            let head = self.view.avail_entry(first.wrapping_add(k as u16));
+            if head <= self.view.mask() {
+                self.used.push(self.view, head, 0);
+            }
+        }
+    }
 }
 
 /// Writes one frame into the guest's receive buffers.
 fn put_frame(
-    queue: &mut Queue,
-    used: &mut UsedRing,
-    mem: &GuestMemoryMmap,
+    ring: &mut SplitRing,
+    cur: &mut RxCursor<'_, '_>,
+    mem: &GuestMemory,
     hdr: NetHdr,
     frame: &[u8],
 ) -> Result<(), PutError> {
     if frame.len() > MAX_FRAME {
         return Err(PutError::TooLong);
     }
-    let start = queue.next_avail();
+    let start = ring.next_avail;
     // The header goes out zeroed (no checksum or GSO offload negotiated); `num_buffers` is
     // patched in once the buffers are known.
     let header = [0u8; NET_HDR_LEN];
     let header = &header[..hdr.len];
     let total = hdr.len + frame.len();
-    let mut heads = [(0u16, 0u32); MAX_MERGE];
+    // Each buffer's used entry is held as soon as it is filled; a frame that fails takes its
+    // entries back (and gives the buffers back empty when they were malformed). The caller
+    // leaves room for MAX_MERGE entries, so none is flushed to the ring before that.
+    let held = cur.used.len;
     let mut n = 0usize;
     let mut written = 0usize;
-    let mut first_addr = GuestAddress(0);
+    let mut first_addr = 0u64;
     while written < total {
         if n == MAX_MERGE || (n == 1 && !hdr.mergeable) {
-            queue.set_next_avail(start);
+            ring.next_avail = start;
+            cur.used.len = held;
             return Err(PutError::TooLong);
         }
-        let Some(chain) = queue.pop_descriptor_chain(mem) else {
-            queue.set_next_avail(start);
+        if ring.next_avail == cur.avail_end {
+            ring.next_avail = start;
+            cur.used.len = held;
             return Err(PutError::NoBuffers);
-        };
-        let head = chain.head_index();
+        }
+        let head = cur.view.avail_entry(ring.next_avail);
+        ring.next_avail = ring.next_avail.wrapping_add(1);
         let mut chain_len = 0u32;
         let mut descriptors = 0u32;
         let mut more = false;
         let mut bad = false;
-        for desc in chain {
+        for desc in Chain::new(cur.view, head) {
             if written == total {
                 break;
             }
             descriptors += 1;
-            more = desc.has_next();
-            let len = desc.len() as usize;
+            more = desc.flags & DESC_F_NEXT != 0;
+            let len = desc.len as usize;
             // The header must sit in the first descriptor so `num_buffers` can be patched.
-            if !desc.is_write_only() || (written == 0 && len < hdr.len) {
+            if desc.flags & DESC_F_WRITE == 0
+                || desc.flags & DESC_F_INDIRECT != 0
+                || (written == 0 && len < hdr.len)
+            {
                 bad = true;
                 break;
             }
             if written == 0 {
-                first_addr = desc.addr();
+                first_addr = desc.addr;
             }
             let k = len.min(total - written);
-            if !write_span(mem, header, frame, written, k, desc.addr()) {
+            if !write_span(mem, header, frame, written, k, desc.addr) {
                 bad = true;
                 break;
             }
             written += k;
             chain_len += k as u32;
         }
-        if descriptors == 0 || (more && written < total && !bad) {
+        if descriptors == 0 || (more && written < total && !bad) || head > cur.view.mask() {
             bad = true;
         }
-        heads[n] = (head, chain_len);
         n += 1;
         if bad {
-            for &(h, _) in &heads[..n] {
-                // A head past the ring cannot be given back; the rest go back empty.
-                used.push(mem, h, 0);
-            }
+            cur.used.len = held;
+            cur.give_back_empty(start, n);
             return Err(PutError::Bad);
         }
+        let view = cur.view;
+        cur.used.push(view, head, chain_len);
     }
     if hdr.mergeable {
         // `num_buffers` is the header's last field; n <= MAX_MERGE fits a u16.
-        let at = GuestAddress(first_addr.0.wrapping_add(hdr.len as u64 - 2));
-        if mem.write_slice(&(n as u16).to_le_bytes(), at).is_err() {
-            for &(h, _) in &heads[..n] {
-                used.push(mem, h, 0);
-            }
+        let at = first_addr.wrapping_add(hdr.len as u64 - 2);
+        if !mem.write(at, &(n as u16).to_le_bytes()) {
+            cur.used.len = held;
+            cur.give_back_empty(start, n);
             return Err(PutError::Bad);
         }
-    }
-    for &(h, len) in &heads[..n] {
-        used.push(mem, h, len);
     }
     Ok(())
 }
@@ -361,15 +487,42 @@ fn put_frame(
 /// frames taken: written, or dropped as too long or for a malformed chain.
 pub fn guest_rx(vq: Vq<'_>, frames: &[&[u8]], c: &mut RingCounters) -> usize {
     let Vq {
-        queue,
+        ring,
         mem,
         call,
         hdr,
     } = vq;
+    let Some(view) = ring.view(mem) else {
+        c.tx_dropped += frames.len() as u64;
+        return 0;
+    };
+    let Some(n) = pending(&view, ring.next_avail) else {
+        c.bad_rings += 1;
+        c.tx_dropped += frames.len() as u64;
+        return 0;
+    };
+    let mut cur = RxCursor {
+        view: &view,
+        avail_end: ring.next_avail.wrapping_add(n),
+        used: Shadow::new(ring.next_used),
+    };
     let mut taken = 0;
-    let mut used = UsedRing::new(queue);
     for frame in frames {
-        match put_frame(queue, &mut used, mem, hdr, frame) {
+        if cur.used.len + MAX_MERGE > SHADOW {
+            cur.used.flush(&view);
+        }
+        if taken % PREFETCH == 0 {
+            // Usually one buffer per frame; a hint either way.
+            let left = cur.avail_end.wrapping_sub(ring.next_avail);
+            prefetch_chains(
+                &view,
+                mem,
+                ring.next_avail,
+                usize::from(left).min(frames.len() - taken),
+                true,
+            );
+        }
+        match put_frame(ring, &mut cur, mem, hdr, frame) {
             Ok(()) => {
                 c.tx_frames += 1;
                 c.tx_bytes += frame.len() as u64;
@@ -383,15 +536,14 @@ pub fn guest_rx(vq: Vq<'_>, frames: &[&[u8]], c: &mut RingCounters) -> usize {
         }
         taken += 1;
     }
-    if used.publish(queue, mem) {
-        signal(queue, mem, call, c);
-    }
+    cur.used.publish(ring, &view, call, c);
     taken
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
     const DESC: u64 = 0x1000;
     const AVAIL: u64 = 0x2000;
@@ -403,24 +555,24 @@ mod tests {
 
     /// 1 MiB of guest memory and a 16-entry split ring in it, as a guest driver lays it out.
     struct Guest {
-        mem: GuestMemoryMmap,
-        queue: Queue,
+        mem: GuestMemory,
+        queue: SplitRing,
         avail_idx: u16,
     }
 
     impl Guest {
         fn new() -> Guest {
-            let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 1 << 20)]).unwrap();
-            let mut queue = Queue::new(SIZE).unwrap();
-            queue
-                .try_set_desc_table_address(GuestAddress(DESC))
-                .unwrap();
-            queue
-                .try_set_avail_ring_address(GuestAddress(AVAIL))
-                .unwrap();
-            queue.try_set_used_ring_address(GuestAddress(USED)).unwrap();
-            queue.set_ready(true);
-            assert!(queue.is_valid(&mem));
+            let mem = GuestMemory::new(
+                GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 1 << 20)]).unwrap(),
+            );
+            let queue = SplitRing {
+                size: SIZE,
+                desc: DESC,
+                avail: AVAIL,
+                used: USED,
+                ..SplitRing::default()
+            };
+            assert!(queue.view(&mem).is_some());
             Guest {
                 mem,
                 queue,
@@ -435,6 +587,7 @@ mod tests {
             b[12..14].copy_from_slice(&flags.to_le_bytes());
             b[14..16].copy_from_slice(&next.to_le_bytes());
             self.mem
+                .mmap()
                 .write_slice(&b, GuestAddress(DESC + 16 * u64::from(i)))
                 .unwrap();
         }
@@ -442,24 +595,26 @@ mod tests {
         fn offer(&mut self, head: u16) {
             let slot = u64::from(self.avail_idx % SIZE);
             self.mem
+                .mmap()
                 .write_obj(head.to_le(), GuestAddress(AVAIL + 4 + 2 * slot))
                 .unwrap();
             self.avail_idx = self.avail_idx.wrapping_add(1);
             self.mem
+                .mmap()
                 .write_obj(self.avail_idx.to_le(), GuestAddress(AVAIL + 2))
                 .unwrap();
         }
 
         fn used_idx(&self) -> u16 {
-            self.mem.read_obj(GuestAddress(USED + 2)).unwrap()
+            self.mem.mmap().read_obj(GuestAddress(USED + 2)).unwrap()
         }
 
         /// (id, len) of used entry `i`.
         fn used(&self, i: u16) -> (u32, u32) {
             let at = USED + 4 + 8 * u64::from(i % SIZE);
             (
-                self.mem.read_obj(GuestAddress(at)).unwrap(),
-                self.mem.read_obj(GuestAddress(at + 4)).unwrap(),
+                self.mem.mmap().read_obj(GuestAddress(at)).unwrap(),
+                self.mem.mmap().read_obj(GuestAddress(at + 4)).unwrap(),
             )
         }
 
@@ -468,7 +623,7 @@ mod tests {
             let mut scratch = vec![0u8; NET_HDR_LEN + MAX_FRAME];
             guest_tx(
                 Vq {
-                    queue: &mut self.queue,
+                    ring: &mut self.queue,
                     mem: &self.mem,
                     call: None,
                     hdr: HDR,
@@ -498,11 +653,16 @@ mod tests {
         let mut bytes = vec![0xaa; NET_HDR_LEN];
         bytes.extend_from_slice(&f);
         // Header and 20 bytes, then 50, then 42.
-        g.mem.write_slice(&bytes[..32], GuestAddress(DATA)).unwrap();
         g.mem
+            .mmap()
+            .write_slice(&bytes[..32], GuestAddress(DATA))
+            .unwrap();
+        g.mem
+            .mmap()
             .write_slice(&bytes[32..82], GuestAddress(DATA + 0x1000))
             .unwrap();
         g.mem
+            .mmap()
             .write_slice(&bytes[82..], GuestAddress(DATA + 0x2000))
             .unwrap();
         g.desc(3, DATA, 32, F_NEXT, 7);
@@ -574,7 +734,7 @@ mod tests {
         let short = frame(20);
         let taken = guest_rx(
             Vq {
-                queue: &mut g.queue,
+                ring: &mut g.queue,
                 mem: &g.mem,
                 call: None,
                 hdr: HDR,
@@ -593,6 +753,7 @@ mod tests {
         for i in 0..3u64 {
             let at = (i * 64) as usize;
             g.mem
+                .mmap()
                 .read_slice(&mut out[at..at + 64], GuestAddress(DATA + 0x1000 * i))
                 .unwrap();
         }
@@ -601,6 +762,7 @@ mod tests {
         assert_eq!(&out[12..162], &f[..]);
         let mut second = [0u8; 32];
         g.mem
+            .mmap()
             .read_slice(&mut second, GuestAddress(DATA + 0x3000))
             .unwrap();
         assert_eq!(u16::from_le_bytes([second[10], second[11]]), 1);
@@ -618,7 +780,7 @@ mod tests {
         assert_eq!(
             guest_rx(
                 Vq {
-                    queue: &mut g.queue,
+                    ring: &mut g.queue,
                     mem: &g.mem,
                     call: None,
                     hdr: HDR
@@ -630,13 +792,13 @@ mod tests {
         );
         assert_eq!(c.tx_dropped, 2);
         assert_eq!(g.used_idx(), 0);
-        assert_eq!(g.queue.next_avail(), 0);
+        assert_eq!(g.queue.next_avail, 0);
         // A frame that fits still uses the buffer that was put back.
         let small = frame(40);
         assert_eq!(
             guest_rx(
                 Vq {
-                    queue: &mut g.queue,
+                    ring: &mut g.queue,
                     mem: &g.mem,
                     call: None,
                     hdr: HDR
@@ -667,7 +829,7 @@ mod tests {
         assert_eq!(
             guest_rx(
                 Vq {
-                    queue: &mut g.queue,
+                    ring: &mut g.queue,
                     mem: &g.mem,
                     call: None,
                     hdr: legacy
@@ -682,7 +844,7 @@ mod tests {
         assert_eq!(
             guest_rx(
                 Vq {
-                    queue: &mut g.queue,
+                    ring: &mut g.queue,
                     mem: &g.mem,
                     call: None,
                     hdr: legacy
@@ -693,7 +855,7 @@ mod tests {
             1
         );
         assert_eq!(c.tx_too_long, 1);
-        assert_eq!(g.queue.next_avail(), 1);
+        assert_eq!(g.queue.next_avail, 1);
     }
 
     #[test]
@@ -712,7 +874,7 @@ mod tests {
         let mut c = RingCounters::default();
         let taken = guest_rx(
             Vq {
-                queue: &mut g.queue,
+                ring: &mut g.queue,
                 mem: &g.mem,
                 call: None,
                 hdr: HDR,
@@ -739,10 +901,13 @@ mod tests {
         let f = frame(40);
         let mut c = RingCounters::default();
         // VRING_AVAIL_F_NO_INTERRUPT set: no signal.
-        g.mem.write_obj(1u16.to_le(), GuestAddress(AVAIL)).unwrap();
+        g.mem
+            .mmap()
+            .write_obj(1u16.to_le(), GuestAddress(AVAIL))
+            .unwrap();
         guest_rx(
             Vq {
-                queue: &mut g.queue,
+                ring: &mut g.queue,
                 mem: &g.mem,
                 call: Some(&call),
                 hdr: HDR,
@@ -751,10 +916,10 @@ mod tests {
             &mut c,
         );
         assert_eq!(c.call_signals, 0);
-        g.mem.write_obj(0u16, GuestAddress(AVAIL)).unwrap();
+        g.mem.mmap().write_obj(0u16, GuestAddress(AVAIL)).unwrap();
         guest_rx(
             Vq {
-                queue: &mut g.queue,
+                ring: &mut g.queue,
                 mem: &g.mem,
                 call: Some(&call),
                 hdr: HDR,

@@ -1,0 +1,404 @@
+//! Guest memory as the PMD touches it: a table of the mapped regions (guest physical start,
+//! length, host address) and the split ring's fields in it, read and written with raw-pointer
+//! copies and atomics after one bounds check per buffer. vm-memory owns the mappings (built by
+//! the protocol thread in `device.rs`) and still serves the rare buffer that straddles two
+//! regions, but its checked accessors are not on the per-packet path: they walk a slice
+//! iterator per access, and in the vhost-user loop (`benches/vhost`) they took 60 % of the
+//! PMD's cycles, over 1,000 cycles per packet. This is the only module of the port with
+//! `unsafe`; every block relies on one invariant, stated on [`GuestMemory`].
+
+#![allow(unsafe_code)]
+
+use std::marker::PhantomData;
+use std::ptr;
+use std::sync::atomic::{AtomicU16, Ordering};
+
+use vm_memory::{
+    Bytes, GuestAddress, GuestMemoryBackend as _, GuestMemoryMmap, GuestMemoryRegion,
+    MemoryRegionAddress,
+};
+
+/// One mapped region.
+#[derive(Clone, Copy, Debug)]
+struct HostRegion {
+    start: u64,
+    len: u64,
+    host: *mut u8,
+}
+
+/// A guest's memory: vm-memory's mappings plus the table the data path translates with.
+///
+/// Invariant: every `host` pointer is the start of the mapping of `len` bytes that `mmap`
+/// owns, and `mmap` lives exactly as long as the table (both are private to this struct and
+/// never replaced). So a pointer translated from an address inside a region stays valid for
+/// as long as the `&GuestMemory` it came from.
+pub struct GuestMemory {
+    mmap: GuestMemoryMmap,
+    regions: Vec<HostRegion>,
+}
+
+// SAFETY: the raw pointers point into the mappings owned by `mmap` (which is Send and Sync
+// itself); they are only used for raw copies and atomic accesses, never to form references,
+// exactly as vm-memory's own accessors use them.
+unsafe impl Send for GuestMemory {}
+// SAFETY: as for Send: no method hands out a reference into guest memory.
+unsafe impl Sync for GuestMemory {}
+
+impl GuestMemory {
+    /// Takes over `mmap` and tabulates its regions.
+    pub fn new(mmap: GuestMemoryMmap) -> GuestMemory {
+        let mut regions = Vec::new();
+        for r in mmap.iter() {
+            if let Ok(host) = r.get_host_address(MemoryRegionAddress(0)) {
+                regions.push(HostRegion {
+                    start: r.start_addr().0,
+                    len: r.len(),
+                    host,
+                });
+            }
+        }
+        GuestMemory { mmap, regions }
+    }
+
+    /// vm-memory's view, for the control plane and tests.
+    pub fn mmap(&self) -> &GuestMemoryMmap {
+        &self.mmap
+    }
+
+    /// The host address of `[gpa, gpa + len)` when one region holds all of it.
+    #[inline]
+    fn host(&self, gpa: u64, len: usize) -> Option<*mut u8> {
+        let len = len as u64;
+        for r in &self.regions {
+            let off = gpa.wrapping_sub(r.start);
+            if off < r.len && len <= r.len - off {
+                // In bounds of the region's mapping: `off + len <= r.len`.
+                return Some(r.host.wrapping_add(off as usize));
+            }
+        }
+        None
+    }
+
+    /// Asks the CPU to start loading the cache line of `gpa` (nothing if it is outside guest
+    /// memory). The guest wrote the frame and its descriptors on another core, so every first
+    /// touch misses; issuing the misses of a whole burst before touching any overlaps them.
+    #[inline]
+    pub fn prefetch(&self, gpa: u64) {
+        if let Some(p) = self.host(gpa, 1) {
+            prefetch(p);
+        }
+    }
+
+    /// As [`GuestMemory::prefetch`], for a line about to be written: the line is fetched
+    /// owned, saving the second round trip a write after a plain prefetch costs.
+    #[inline]
+    pub fn prefetch_write(&self, gpa: u64) {
+        if let Some(p) = self.host(gpa, 1) {
+            prefetch_write(p);
+        }
+    }
+
+    /// Copies guest bytes at `gpa` into `dst`; false if any of them is outside guest memory.
+    #[inline]
+    pub fn read(&self, gpa: u64, dst: &mut [u8]) -> bool {
+        match self.host(gpa, dst.len()) {
+            // SAFETY: `host` checked that the `dst.len()` bytes lie inside one live mapping
+            // (the struct's invariant); `dst` is our own buffer, so the two cannot overlap.
+            // The guest may write these bytes meanwhile (a buggy or hostile guest); the copy
+            // then reads some mix of old and new bytes, which the parser treats as any frame.
+            Some(src) => unsafe {
+                ptr::copy_nonoverlapping(src, dst.as_mut_ptr(), dst.len());
+                true
+            },
+            None => self.mmap.read_slice(dst, GuestAddress(gpa)).is_ok(),
+        }
+    }
+
+    /// Copies `src` into guest memory at `gpa`; false if any byte is outside guest memory.
+    #[inline]
+    pub fn write(&self, gpa: u64, src: &[u8]) -> bool {
+        match self.host(gpa, src.len()) {
+            // SAFETY: as in `read`, with the roles swapped: the destination is inside one
+            // live mapping and `src` is ours.
+            Some(dst) => unsafe {
+                ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len());
+                true
+            },
+            None => self.mmap.write_slice(src, GuestAddress(gpa)).is_ok(),
+        }
+    }
+}
+
+#[inline]
+fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint: it never faults and reads nothing into the program.
+    // SSE is part of the x86_64 baseline.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+#[inline]
+fn prefetch_write(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: as for `prefetch`. PREFETCHW executes as a NOP on CPUs without it.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_ET0};
+        _mm_prefetch::<_MM_HINT_ET0>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+/// A descriptor of the split ring, read from guest memory in one copy.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Desc {
+    pub addr: u64,
+    pub len: u32,
+    pub flags: u16,
+    pub next: u16,
+}
+
+/// `VIRTQ_DESC_F_NEXT`.
+pub const DESC_F_NEXT: u16 = 1;
+/// `VIRTQ_DESC_F_WRITE`: the device writes this buffer.
+pub const DESC_F_WRITE: u16 = 2;
+/// `VRING_USED_F_NO_NOTIFY`: the device does not want kicks.
+pub const USED_F_NO_NOTIFY: u16 = 1;
+
+/// A split ring's three areas as host pointers, checked once per burst: the descriptor table
+/// (16 bytes per entry), the available ring (flags, idx, `size` entries) and the used ring
+/// (flags, idx, `size` entries of 8 bytes). It borrows the memory it points into.
+pub struct RingView<'a> {
+    desc: *const u8,
+    avail: *const u8,
+    used: *mut u8,
+    mask: u16,
+    _mem: PhantomData<&'a GuestMemory>,
+}
+
+impl<'a> RingView<'a> {
+    /// The view of a ring of `size` entries (a power of two) at these guest addresses, when
+    /// each area lies in one region and is aligned as the spec requires (16, 2, 4).
+    pub fn new(
+        mem: &'a GuestMemory,
+        size: u16,
+        desc: u64,
+        avail: u64,
+        used: u64,
+    ) -> Option<RingView<'a>> {
+        if !size.is_power_of_two() {
+            return None;
+        }
+        let n = usize::from(size);
+        let d = mem.host(desc, 16 * n)?;
+        let a = mem.host(avail, 4 + 2 * n)?;
+        let u = mem.host(used, 4 + 8 * n)?;
+        let aligned = |p: *mut u8, n: usize| (p as usize).is_multiple_of(n);
+        if !aligned(d, 16) || !aligned(a, 2) || !aligned(u, 4) {
+            return None;
+        }
+        Some(RingView {
+            desc: d,
+            avail: a,
+            used: u,
+            mask: size - 1,
+            _mem: PhantomData,
+        })
+    }
+
+    /// The ring's size minus one.
+    #[inline]
+    pub fn mask(&self) -> u16 {
+        self.mask
+    }
+
+    fn avail_u16(&self, at: usize) -> &AtomicU16 {
+        // SAFETY: `at` is at most `2 + 2 * mask + 2` bytes in (callers), inside the
+        // `4 + 2 * size` bytes `new` checked; the address is 2-aligned (`new` checked the
+        // base, `at` is even); the mapping lives as long as 'a. Guest memory is shared with
+        // the guest, so it is accessed as atomics, never as plain references.
+        unsafe { AtomicU16::from_ptr(self.avail.add(at) as *mut u16) }
+    }
+
+    /// The available ring's `flags` (`VRING_AVAIL_F_NO_INTERRUPT`).
+    #[inline]
+    pub fn avail_flags(&self) -> u16 {
+        u16::from_le(self.avail_u16(0).load(Ordering::Acquire))
+    }
+
+    /// The available ring's `idx`, with acquire ordering: entries and descriptors the guest
+    /// wrote before publishing it are visible after this load.
+    #[inline]
+    pub fn avail_idx(&self) -> u16 {
+        u16::from_le(self.avail_u16(2).load(Ordering::Acquire))
+    }
+
+    /// The head index in available-ring entry `slot` (taken modulo the size).
+    #[inline]
+    pub fn avail_entry(&self, slot: u16) -> u16 {
+        let at = 4 + 2 * usize::from(slot & self.mask);
+        u16::from_le(self.avail_u16(at).load(Ordering::Relaxed))
+    }
+
+    /// Starts loading descriptor `i`'s cache line.
+    #[inline]
+    pub fn prefetch_desc(&self, i: u16) {
+        prefetch(self.desc.wrapping_add(16 * usize::from(i & self.mask)));
+    }
+
+    /// Descriptor `i`, or None past the table.
+    #[inline]
+    pub fn desc(&self, i: u16) -> Option<Desc> {
+        if i > self.mask {
+            return None;
+        }
+        let mut b = [0u8; 16];
+        // SAFETY: entry `i <= mask` lies inside the `16 * size` bytes `new` checked; the
+        // mapping lives as long as 'a; a plain byte copy (the guest may be writing it: then
+        // the fields are some mix, which the caller checks like any other value).
+        unsafe { ptr::copy_nonoverlapping(self.desc.add(16 * usize::from(i)), b.as_mut_ptr(), 16) };
+        let [a0, a1, a2, a3, a4, a5, a6, a7, l0, l1, l2, l3, f0, f1, n0, n1] = b;
+        Some(Desc {
+            addr: u64::from_le_bytes([a0, a1, a2, a3, a4, a5, a6, a7]),
+            len: u32::from_le_bytes([l0, l1, l2, l3]),
+            flags: u16::from_le_bytes([f0, f1]),
+            next: u16::from_le_bytes([n0, n1]),
+        })
+    }
+
+    fn used_u16(&self, at: usize) -> &AtomicU16 {
+        // SAFETY: `at` is 0 or 2, inside the used ring `new` checked (4-aligned base); the
+        // mapping lives as long as 'a; atomics because the guest reads these concurrently.
+        unsafe { AtomicU16::from_ptr(self.used.add(at) as *mut u16) }
+    }
+
+    /// Writes `entries` (id in the low half, length in the high half) into the used ring
+    /// from `slot` on, wrapping at its end; the guest sees them once
+    /// [`RingView::publish_used`] moves the index past them.
+    #[inline]
+    pub fn write_used(&self, slot: u16, entries: &[u64]) {
+        let size = usize::from(self.mask) + 1;
+        let first = usize::from(slot & self.mask);
+        let entries = &entries[..entries.len().min(size)];
+        let head = entries.len().min(size - first);
+        for (at, part) in [(first, &entries[..head]), (0, &entries[head..])] {
+            for (k, e) in part.iter().enumerate() {
+                let b = e.to_le_bytes();
+                // SAFETY: slot `at + k < size` (the first part ends at the ring's end, the
+                // second has at most `first` entries) lies inside the `4 + 8 * size` bytes
+                // `new` checked; the guest does not read it before the release store of an
+                // index that covers it.
+                unsafe { ptr::copy_nonoverlapping(b.as_ptr(), self.used.add(4 + 8 * (at + k)), 8) };
+            }
+        }
+    }
+
+    /// Stores the used ring's `idx` with release ordering, after every buffer and entry
+    /// write of the burst.
+    #[inline]
+    pub fn publish_used(&self, idx: u16) {
+        self.used_u16(2).store(idx.to_le(), Ordering::Release);
+    }
+
+    /// The used ring's `idx` as last published.
+    pub fn used_idx(&self) -> u16 {
+        u16::from_le(self.used_u16(2).load(Ordering::Relaxed))
+    }
+
+    /// Sets the used ring's `flags`.
+    pub fn set_used_flags(&self, flags: u16) {
+        self.used_u16(0).store(flags.to_le(), Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn two_regions() -> GuestMemory {
+        GuestMemory::new(
+            GuestMemoryMmap::from_ranges(&[
+                (GuestAddress(0), 0x10000),
+                (GuestAddress(0x10000), 0x10000),
+                (GuestAddress(0x100000), 0x1000),
+            ])
+            .unwrap(),
+        )
+    }
+
+    #[test]
+    fn reads_and_writes_inside_and_across_regions_and_refuses_outside() {
+        let m = two_regions();
+        assert!(m.write(0x100, &[1, 2, 3]));
+        let mut b = [0u8; 3];
+        assert!(m.read(0x100, &mut b));
+        assert_eq!(b, [1, 2, 3]);
+        // Straddles the first two (contiguous) regions: vm-memory's path.
+        let data: Vec<u8> = (0..32).collect();
+        assert!(m.write(0x10000 - 16, &data));
+        let mut back = [0u8; 32];
+        assert!(m.read(0x10000 - 16, &mut back));
+        assert_eq!(&back[..], &data[..]);
+        // Outside, or running off the end of the last region.
+        assert!(!m.read(0x20000, &mut b));
+        assert!(!m.read(0x100000 + 0x1000 - 2, &mut b));
+        assert!(!m.write(u64::MAX - 1, &[0; 4]));
+    }
+
+    #[test]
+    fn a_ring_view_needs_each_area_inside_one_region_and_aligned() {
+        let m = two_regions();
+        assert!(RingView::new(&m, 16, 0x1000, 0x2000, 0x3000).is_some());
+        assert!(RingView::new(&m, 12, 0x1000, 0x2000, 0x3000).is_none());
+        // The descriptor table runs into the gap after 0x20000.
+        assert!(RingView::new(&m, 16, 0x20000 - 0x80, 0x2000, 0x3000).is_none());
+        assert!(RingView::new(&m, 16, 0x1008, 0x2000, 0x3000).is_none());
+        assert!(RingView::new(&m, 16, 0x1000, 0x2001, 0x3000).is_none());
+        assert!(RingView::new(&m, 16, 0x1000, 0x2000, 0x3002).is_none());
+    }
+
+    #[test]
+    fn ring_fields_read_and_write_little_endian_in_guest_memory() {
+        let m = two_regions();
+        let v = RingView::new(&m, 16, 0x1000, 0x2000, 0x3000).unwrap();
+        let mut d = [0u8; 16];
+        d[..8].copy_from_slice(&0x1234_5678u64.to_le_bytes());
+        d[8..12].copy_from_slice(&100u32.to_le_bytes());
+        d[12..14].copy_from_slice(&3u16.to_le_bytes());
+        d[14..].copy_from_slice(&7u16.to_le_bytes());
+        assert!(m.write(0x1000 + 16 * 5, &d));
+        assert_eq!(
+            v.desc(5),
+            Some(Desc {
+                addr: 0x1234_5678,
+                len: 100,
+                flags: 3,
+                next: 7
+            })
+        );
+        assert_eq!(v.desc(16), None);
+        assert!(m.write(0x2000, &[1, 0, 9, 0, 0, 0, 0, 0, 0, 0, 4, 0]));
+        assert_eq!((v.avail_flags(), v.avail_idx()), (1, 9));
+        // Slot 19 is slot 3.
+        assert_eq!(v.avail_entry(19), 4);
+        v.write_used(17, &[6 | (70 << 32)]);
+        v.publish_used(2);
+        v.set_used_flags(USED_F_NO_NOTIFY);
+        let mut u = [0u8; 20];
+        assert!(m.read(0x3000, &mut u));
+        assert_eq!(&u[..4], &[1, 0, 2, 0]);
+        assert_eq!(&u[12..20], &[6, 0, 0, 0, 70, 0, 0, 0]);
+        assert_eq!(v.used_idx(), 2);
+        // Three entries from slot 15 wrap to slots 0 and 1.
+        v.write_used(15, &[1, 2, 3]);
+        let mut all = [0u8; 4 + 8 * 16];
+        assert!(m.read(0x3000, &mut all));
+        let slot = |i: usize| u64::from_le_bytes(all[4 + 8 * i..12 + 8 * i].try_into().unwrap());
+        assert_eq!((slot(15), slot(0), slot(1)), (1, 2, 3));
+    }
+}
