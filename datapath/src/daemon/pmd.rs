@@ -34,6 +34,8 @@ pub struct Queue {
     pub queue_id: u32,
     pub info: QueueInfo,
     pub rx_fd: Option<RawFd>,
+    /// [`PortIo::rx_poll_interval_ns`].
+    pub rx_poll_interval_ns: u64,
     pub io: Mutex<Box<dyn PortIo>>,
     /// Busy cycles the receiving PMD spent on this queue (receive, graph, transmit): what
     /// cycle-based placement balances.
@@ -51,6 +53,7 @@ impl Queue {
             queue_id,
             info: io.info(),
             rx_fd: io.rx_fd(),
+            rx_poll_interval_ns: io.rx_poll_interval_ns(),
             io: Mutex::new(io),
             cycles: AtomicU64::new(0),
             packets: AtomicU64::new(0),
@@ -137,6 +140,8 @@ struct PmdRxq {
     queue: Arc<Queue>,
     bridge: usize,
     port: usize,
+    /// When a queue with a poll interval is looked at next.
+    next_poll_ns: u64,
 }
 
 /// One receive queue's share, for `pmd-stats` and placement.
@@ -286,6 +291,7 @@ impl Pmd {
                     queue: q.clone(),
                     bridge,
                     port,
+                    next_poll_ns: 0,
                 })
             })
             .collect();
@@ -460,7 +466,10 @@ impl Pmd {
         let batch = self.settings.batch;
         let pmd = self.id;
         let mut got = 0;
-        for r in &self.rxqs {
+        for r in self.rxqs.iter_mut() {
+            if now < r.next_poll_ns {
+                continue;
+            }
             let t0 = pipeline::cycles::now();
             let Some(b) = self.bridges.get_mut(r.bridge) else {
                 continue;
@@ -472,6 +481,9 @@ impl Pmd {
                 })
             };
             if n == 0 {
+                // Frames keep a queue looked at every iteration; an empty look waits its
+                // interval (0 for most).
+                r.next_poll_ns = now.saturating_add(r.queue.rx_poll_interval_ns);
                 continue;
             }
             self.stats.rx_packets += n as u64;

@@ -58,6 +58,16 @@ pub trait PortIo: Send {
     /// Upkeep once per PMD iteration: transmit kicks, completions, refilling receive buffers.
     fn poll(&mut self) {}
 
+    /// How long a busy PMD may go between two looks at an empty queue, in nanoseconds; 0
+    /// (the default): every iteration. A queue whose every look costs a system call (a tap's
+    /// read(2), 1–2 µs here) asks for more, so that it does not tax the packets of the
+    /// shared-memory queues beside it on the same PMD (OVS keeps such ports off its PMDs
+    /// altogether, on its main thread). A queue that had frames is looked at again in the
+    /// next iteration, and a sleeping PMD still wakes on its descriptor.
+    fn rx_poll_interval_ns(&self) -> u64 {
+        0
+    }
+
     /// A descriptor that polls readable when frames wait, so an idle PMD can sleep in
     /// `poll(2)`; `None` for queues that are always ready or never receive.
     fn rx_fd(&self) -> Option<RawFd>;
