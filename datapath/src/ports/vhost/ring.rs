@@ -150,7 +150,17 @@ const PREFETCH: usize = 32;
 
 /// Starts loading the descriptors and first buffers of the `n` chains from available entry
 /// `first` on (at most [`PREFETCH`]).
-fn prefetch_chains(view: &RingView<'_>, mem: &GuestMemory, first: u16, n: usize, write: bool) {
+///
+/// A transmitted frame's first line after the header is fetched (the header itself is not
+/// read); a receive buffer's header line and first frame line are fetched owned.
+fn prefetch_chains(
+    view: &RingView<'_>,
+    mem: &GuestMemory,
+    first: u16,
+    n: usize,
+    hdr_len: usize,
+    write: bool,
+) {
     let n = n.min(PREFETCH);
     let mut heads = [0u16; PREFETCH];
     for (k, h) in heads[..n].iter_mut().enumerate() {
@@ -158,10 +168,13 @@ fn prefetch_chains(view: &RingView<'_>, mem: &GuestMemory, first: u16, n: usize,
         view.prefetch_desc(*h);
     }
     for &h in &heads[..n] {
-        match view.desc(h) {
-            Some(d) if write => mem.prefetch_write(d.addr),
-            Some(d) => mem.prefetch(d.addr),
-            None => {}
+        let Some(d) = view.desc(h) else { continue };
+        let frame = d.addr.wrapping_add(hdr_len as u64);
+        if write {
+            mem.prefetch_write(d.addr);
+            mem.prefetch_write(frame);
+        } else {
+            mem.prefetch(frame);
         }
     }
 }
@@ -243,7 +256,7 @@ fn signal(view: &RingView<'_>, call: Option<&File>, c: &mut RingCounters) {
 }
 
 /// Receives up to `max` frames the guest transmits (its transmit virtqueue), handing each to
-/// `f` without the header. `scratch` holds at least `hdr.len + MAX_FRAME` bytes. Every popped
+/// `f` without the header. `scratch` holds at least `MAX_FRAME` bytes. Every popped
 /// chain goes back to the used ring (length 0: the device wrote nothing). Returns the frames
 /// handed over.
 pub fn guest_tx(
@@ -269,10 +282,13 @@ pub fn guest_tx(
     let n = usize::from(n).min(max);
     let mut handed = 0;
     let mut used = Shadow::new(ring.next_used);
-    let limit = scratch.len().min(hdr.len + MAX_FRAME);
+    // Chain bytes past the header land in `scratch`; the header is skipped unread (no
+    // offloads are negotiated, so it says nothing), which saves a cache line the guest wrote
+    // from crossing over per frame.
+    let limit = hdr.len + scratch.len().min(MAX_FRAME);
     for k in 0..n {
         if k % PREFETCH == 0 {
-            prefetch_chains(&view, mem, ring.next_avail, n - k, false);
+            prefetch_chains(&view, mem, ring.next_avail, n - k, hdr.len, false);
         }
         let head = view.avail_entry(ring.next_avail);
         ring.next_avail = ring.next_avail.wrapping_add(1);
@@ -293,9 +309,13 @@ pub fn guest_tx(
                 too_long = true;
                 break;
             };
-            if !mem.read(desc.addr, &mut scratch[off..end]) {
-                bad = true;
-                break;
+            let from = off.max(hdr.len);
+            if end > from {
+                let at = desc.addr.wrapping_add((from - off) as u64);
+                if !mem.read(at, &mut scratch[from - hdr.len..end - hdr.len]) {
+                    bad = true;
+                    break;
+                }
             }
             off = end;
         }
@@ -315,7 +335,7 @@ pub fn guest_tx(
         } else if off < hdr.len {
             c.rx_runts += 1;
         } else {
-            let frame = &scratch[hdr.len..off];
+            let frame = &scratch[..off - hdr.len];
             c.rx_frames += 1;
             c.rx_bytes += frame.len() as u64;
             f(frame);
@@ -519,6 +539,7 @@ pub fn guest_rx(vq: Vq<'_>, frames: &[&[u8]], c: &mut RingCounters) -> usize {
                 mem,
                 ring.next_avail,
                 usize::from(left).min(frames.len() - taken),
+                hdr.len,
                 true,
             );
         }
