@@ -347,8 +347,16 @@ fn show(d: &Daemon) -> Reply {
         let mut sorted: Vec<_> = b.ports.iter().collect();
         sorted.sort_by_key(|p| p.ofport);
         for p in sorted {
+            let link = p.queues.first().and_then(|q| q.link.as_ref());
             let state = if p.down {
                 "down"
+            } else if let Some(link) = link {
+                // A vhost-user port: up while a guest has its rings running.
+                if link.load(std::sync::atomic::Ordering::Relaxed) {
+                    "up"
+                } else {
+                    "waiting"
+                }
             } else if super::needs_interface(&p.spec)
                 || matches!(p.spec.kind, crate::ports::spec::PortKind::Tap)
             {

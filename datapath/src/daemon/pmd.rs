@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -36,6 +36,8 @@ pub struct Queue {
     pub rx_fd: Option<RawFd>,
     /// [`PortIo::rx_poll_interval_ns`].
     pub rx_poll_interval_ns: u64,
+    /// [`PortIo::link_flag`].
+    pub link: Option<Arc<AtomicBool>>,
     pub io: Mutex<Box<dyn PortIo>>,
     /// Busy cycles the receiving PMD spent on this queue (receive, graph, transmit): what
     /// cycle-based placement balances.
@@ -54,6 +56,7 @@ impl Queue {
             info: io.info(),
             rx_fd: io.rx_fd(),
             rx_poll_interval_ns: io.rx_poll_interval_ns(),
+            link: io.link_flag(),
             io: Mutex::new(io),
             cycles: AtomicU64::new(0),
             packets: AtomicU64::new(0),

@@ -8,6 +8,9 @@
 
 use std::os::fd::RawFd;
 
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
 use serde::Serialize;
 
 pub mod afpacket;
@@ -74,6 +77,13 @@ pub trait PortIo: Send {
 
     /// Type and mode, for `show`.
     fn info(&self) -> QueueInfo;
+
+    /// For a port whose link comes and goes by itself (a vhost-user guest connects and
+    /// leaves), a flag the port keeps current, so `show` can tell without touching the queue
+    /// the PMD polls; `None` for the rest.
+    fn link_flag(&self) -> Option<Arc<AtomicBool>> {
+        None
+    }
 
     /// Counters of this port type (name, value), for `port-stats`; names are kebab-case.
     fn counters(&self) -> Vec<(&'static str, u64)>;

@@ -76,6 +76,8 @@ struct Control {
     /// A clone of the current connection, so dropping the port can shut it down and end
     /// the thread's blocking read.
     conn: Mutex<Option<UnixStream>>,
+    /// Whether a frontend has both vrings running, as of the last message handled.
+    link: Arc<AtomicBool>,
     connections: AtomicU64,
     disconnects: AtomicU64,
     refused_requests: AtomicU64,
@@ -112,7 +114,10 @@ fn serve_connection(control: &Control, stream: UnixStream) {
     control.connections.fetch_add(1, Ordering::Relaxed);
     let mut handler = BackendReqHandler::from_stream(stream, Arc::clone(&control.device));
     while !control.stop.load(Ordering::Relaxed) {
-        match handler.handle_request() {
+        let handled = handler.handle_request();
+        let up = lock(&control.device).link_up();
+        control.link.store(up, Ordering::Relaxed);
+        match handled {
             Ok(()) => {}
             Err(e) if !ends_connection(&e) => {
                 control.refused_requests.fetch_add(1, Ordering::Relaxed);
@@ -126,6 +131,7 @@ fn serve_connection(control: &Control, stream: UnixStream) {
     }
     *lock(&control.conn) = None;
     lock(&control.device).reset();
+    control.link.store(false, Ordering::Relaxed);
     control.disconnects.fetch_add(1, Ordering::Relaxed);
 }
 
@@ -176,6 +182,7 @@ impl VhostUserQueue {
             device: Arc::new(Mutex::new(Device::new())),
             stop: AtomicBool::new(false),
             conn: Mutex::new(None),
+            link: Arc::new(AtomicBool::new(false)),
             connections: AtomicU64::new(0),
             disconnects: AtomicU64::new(0),
             refused_requests: AtomicU64::new(0),
@@ -286,6 +293,10 @@ impl PortIo for VhostUserQueue {
                 self.options.socket.display()
             ),
         }
+    }
+
+    fn link_flag(&self) -> Option<Arc<AtomicBool>> {
+        Some(Arc::clone(&self.control.link))
     }
 
     fn counters(&self) -> Vec<(&'static str, u64)> {
