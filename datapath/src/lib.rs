@@ -17,3 +17,4 @@ pub mod replay;
 pub mod scenario;
 pub mod switch;
 pub mod traffic;
+pub mod virtio_user;

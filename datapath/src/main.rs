@@ -10,6 +10,7 @@ use datapath::daemon::control::DEFAULT_SOCKET;
 use datapath::netns::{self, AttachSpec, NsTarget};
 use datapath::replay::{replay, ReplayReport};
 use datapath::scenario::Scenario;
+use datapath::virtio_user::{self, VirtioUser};
 
 #[derive(Parser)]
 #[command(
@@ -53,9 +54,10 @@ enum Command {
     Demo(datapath::demo::DemoArgs),
     /// Generate traffic on an interface over AF_XDP (and count it on another).
     Pktgen(datapath::pktgen::PktgenArgs),
-    /// Attach a network namespace (a container) to a bridge through a new veth pair.
+    /// Attach a network namespace (a container) to a bridge through a new veth pair; or, with
+    /// --virtio-user, add a vhost-user port and print the DPDK arguments a container needs.
     Attach(AttachArgs),
-    /// Undo `attach`: delete the port and the veth pair.
+    /// Undo `attach`: delete the port and the veth pair (or the vhost-user port).
     Detach(DetachArgs),
     /// A control verb for the running daemon (see below).
     #[command(external_subcommand)]
@@ -66,12 +68,27 @@ enum Command {
 struct AttachArgs {
     /// The bridge.
     bridge: String,
-    /// A named network namespace (`ip netns`); or give --pid.
-    #[arg(required_unless_present = "pid")]
+    /// A named network namespace (`ip netns`); or give --pid or --virtio-user.
+    #[arg(required_unless_present_any = ["pid", "virtio_user"])]
     netns: Option<String>,
     /// The network namespace of this process (a Docker or containerd container's PID).
     #[arg(long, conflicts_with = "netns")]
     pid: Option<u32>,
+    /// No veth: a vhost-user port of this name for a DPDK container (net_virtio_user);
+    /// prints the EAL arguments the container needs.
+    #[arg(long, value_name = "PORT", conflicts_with_all = ["netns", "pid"])]
+    virtio_user: Option<String>,
+    /// --virtio-user: where the socket goes (PORT.sock).
+    #[arg(long, default_value = datapath::virtio_user::DEFAULT_SOCKET_DIR)]
+    socket_dir: PathBuf,
+    /// --virtio-user: who listens on the socket, server (the switch) or client (the
+    /// container, `server=1`).
+    #[arg(long, default_value = "server")]
+    mode: String,
+    /// --virtio-user: the container uses hugepages (--single-file-segments) instead of
+    /// --no-huge.
+    #[arg(long)]
+    hugepages: bool,
     /// Address with prefix for the namespace end, e.g. 10.0.0.2/24.
     #[arg(long)]
     ip: Option<String>,
@@ -93,10 +110,13 @@ struct AttachArgs {
 #[derive(clap::Args)]
 struct DetachArgs {
     bridge: String,
-    #[arg(required_unless_present = "pid")]
+    #[arg(required_unless_present_any = ["pid", "virtio_user"])]
     netns: Option<String>,
     #[arg(long, conflicts_with = "netns")]
     pid: Option<u32>,
+    /// The vhost-user port `attach --virtio-user` added.
+    #[arg(long, value_name = "PORT", conflicts_with_all = ["netns", "pid"])]
+    virtio_user: Option<String>,
     #[arg(long, default_value = "eth0")]
     name: String,
     #[arg(long, default_value = DEFAULT_SOCKET)]
@@ -114,6 +134,9 @@ fn target(netns: &Option<String>, pid: Option<u32>) -> anyhow::Result<NsTarget> 
 /// Creates the veth pair and adds its host end as a port; undoes the pair when the daemon
 /// refuses the port.
 fn attach(a: AttachArgs) -> anyhow::Result<()> {
+    if let Some(port) = &a.virtio_user {
+        return attach_virtio_user(&a, port);
+    }
     let mut spec = AttachSpec::new(target(&a.netns, a.pid)?);
     spec.ip = a.ip.clone();
     spec.mac = a.mac.as_deref().map(netns::parse_mac).transpose()?;
@@ -158,7 +181,43 @@ fn attach(a: AttachArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Adds the vhost-user port and prints the container's side.
+fn attach_virtio_user(a: &AttachArgs, port: &str) -> anyhow::Result<()> {
+    let v = VirtioUser::new(port, &a.socket_dir, &a.mode, a.hugepages)?;
+    std::fs::create_dir_all(&a.socket_dir)
+        .map_err(|e| anyhow::anyhow!("socket-dir {}: {e}", a.socket_dir.display()))?;
+    let mut argv = vec!["add-port".to_string(), a.bridge.clone(), v.port.clone()];
+    argv.extend(v.port_options());
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let added = client::call(&a.socket, &argv)?;
+    if a.json {
+        let out = serde_json::json!({
+            "attachment": v,
+            "eal_args": v.eal_args(),
+            "testpmd": v.testpmd_command(),
+            "port": added.json,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!(
+            "attached vhost-user port {} to {}: {}",
+            v.port, a.bridge, added.text
+        );
+        println!("socket {} ({} listens)", v.socket.display(), v.mode.name());
+        println!("DPDK EAL arguments for the container (mount the socket's directory into it):");
+        println!("  {}", virtio_user::shell_line(&v.eal_args()));
+        println!("for example:");
+        println!("  {}", virtio_user::shell_line(&v.testpmd_command()));
+    }
+    Ok(())
+}
+
 fn detach(a: DetachArgs) -> anyhow::Result<()> {
+    if let Some(port) = &a.virtio_user {
+        client::call(&a.socket, &["del-port", &a.bridge, port])?;
+        println!("detached vhost-user port {port} from {}", a.bridge);
+        return Ok(());
+    }
     let t = target(&a.netns, a.pid)?;
     let host_if = netns::host_if_name(&t, &a.name);
     let removed = client::call(&a.socket, &["del-port", &a.bridge, &host_if]);

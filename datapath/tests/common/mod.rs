@@ -451,6 +451,35 @@ impl TestPmd {
         }
     }
 
+    /// testpmd on lcores 0 and 1 with the EAL arguments `eal` (as `vecswitch attach
+    /// --virtio-user` prints them) and application arguments `app`, non-interactive.
+    pub fn start_with(dir: &Path, run: u32, eal: &[String], app: &[&str]) -> TestPmd {
+        let log = dir.join(format!("testpmd-{run}.log"));
+        let out = std::fs::File::create(&log).unwrap();
+        let err = out.try_clone().unwrap();
+        let prefix = eal
+            .iter()
+            .find_map(|a| a.strip_prefix("--file-prefix="))
+            .unwrap_or("rte")
+            .to_string();
+        let child = Command::new("dpdk-testpmd")
+            .args(["-l", "0,1"])
+            .args(eal)
+            .arg("--")
+            .args(app)
+            .args(["--auto-start", "--stats-period", "1"])
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap();
+        TestPmd {
+            child,
+            log,
+            runtime: PathBuf::from(format!("/var/run/dpdk/{prefix}")),
+        }
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
