@@ -395,6 +395,29 @@ class Ovs:
         return self.run(["ovs-appctl", "-t", self.ctl] + list(a))
 
     def start(self):
+        b = self.b
+        self.start_daemon()
+        for n, ofp in (("a", 1), ("b", 2)):
+            ifn = b.ifs[n]
+            if self.dpdk:
+                typ = ["type=dpdk", f"options:dpdk-devargs=net_af_xdp{ofp - 1},iface={ifn}"]
+            else:
+                typ = ["type=afxdp"]
+            self.vsctl("add-port", "br0", ifn, "--", "set", "Interface", ifn,
+                       f"ofport_request={ofp}", *typ)
+        self.run(["ovs-ofctl", "del-flows", "br0"])
+        self.run(["ovs-ofctl", "add-flow", "br0", "in_port=1,actions=output:2"])
+        time.sleep(2)
+        self.check_ports([b.ifs["a"], b.ifs["b"]])
+
+    def check_ports(self, names):
+        for n in names:
+            err = self.vsctl("get", "Interface", n, "error").strip()
+            if err and err != "[]":
+                raise RuntimeError(f"port {n}: {err}")
+
+    def start_daemon(self):
+        """ovsdb-server and ovs-vswitchd in our own directory, PMD on core 1, bridge br0."""
         b, d = self.b, self.d
         os.makedirs(d, exist_ok=True)
         self.run(["ovsdb-tool", "create", f"{d}/conf.db", "/usr/share/openvswitch/vswitch.ovsschema"])
@@ -419,21 +442,6 @@ class Ovs:
         ctl = glob.glob(f"{d}/*.{pid}.ctl")
         self.ctl = ctl[0] if ctl else f"{d}/ovs-vswitchd.{pid}.ctl"
         self.vsctl("add-br", "br0", "--", "set", "bridge", "br0", "datapath_type=netdev")
-        for n, ofp in (("a", 1), ("b", 2)):
-            ifn = b.ifs[n]
-            if self.dpdk:
-                typ = ["type=dpdk", f"options:dpdk-devargs=net_af_xdp{ofp - 1},iface={ifn}"]
-            else:
-                typ = ["type=afxdp"]
-            self.vsctl("add-port", "br0", ifn, "--", "set", "Interface", ifn,
-                       f"ofport_request={ofp}", *typ)
-        self.run(["ovs-ofctl", "del-flows", "br0"])
-        self.run(["ovs-ofctl", "add-flow", "br0", "in_port=1,actions=output:2"])
-        time.sleep(2)
-        for n in ("a", "b"):
-            err = self.vsctl("get", "Interface", b.ifs[n], "error").strip()
-            if err and err != "[]":
-                raise RuntimeError(f"port {b.ifs[n]}: {err}")
 
     def pmd_stats(self):
         out = self.appctl("dpif-netdev/pmd-stats-show")

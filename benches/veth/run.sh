@@ -15,32 +15,23 @@ ITEMS=("$@")
 TAG=vb$$
 WORK=$(mktemp -d /tmp/vswbench.XXXXXX)
 HUGE=$WORK/huge
-OLD_HUGE=$(cat /proc/sys/vm/nr_hugepages)
+. "$REPO/benches/lib.sh"
 # OVS's userspace datapath makes the taps br0 and ovs-netdev; remove them after the run unless
 # they were there before it.
 OVS_TAPS=()
 for i in br0 ovs-netdev; do ip link show "$i" >/dev/null 2>&1 || OVS_TAPS+=("$i"); done
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target-bench}
-VECSWITCH=$CARGO_TARGET_DIR/release/vecswitch
 
 cleanup() {
     set +e
     trap - EXIT INT TERM
     [ -n "${PY_PID:-}" ] && kill -TERM "$PY_PID" 2>/dev/null && wait "$PY_PID" 2>/dev/null
-    # OVS daemons detach: stop them by their pidfiles.
-    for f in "$WORK"/ovs*/ovs-vswitchd.pid "$WORK"/ovs*/ovsdb-server.pid; do
-        [ -f "$f" ] || continue
-        pid=$(cat "$f"); kill -TERM "$pid" 2>/dev/null
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null
-    done
+    bench_stop_ovs
     for i in g a b k; do ip link set "$TAG$i" xdp off 2>/dev/null; done
     for i in "${OVS_TAPS[@]}"; do ip link del "$i" 2>/dev/null; done
     ip link del "${TAG}g" 2>/dev/null
     ip link del "${TAG}b" 2>/dev/null
-    if mountpoint -q "$HUGE" 2>/dev/null; then umount "$HUGE"; fi
+    bench_huge_release
     rm -rf /dev/hugepages/"${TAG}"* 2>/dev/null
-    echo "$OLD_HUGE" > /proc/sys/vm/nr_hugepages
     [ -n "${KEEP_WORK:-}" ] && cp -r "$WORK" /tmp/vswbench-last || true
     rm -rf "$WORK"
 }
@@ -53,27 +44,9 @@ T0=$(date +%s)
 ulimit -l unlimited 2>/dev/null || true  # libbpf in testpmd asks for it; containers may refuse
 
 echo "== set-up (work dir $WORK, interfaces ${TAG}{g,a,b,k})" >&2
-need=()
-command -v clang >/dev/null || need+=(clang)
-command -v dpdk-testpmd >/dev/null || need+=(dpdk dpdk-dev)
-command -v ovs-vswitchd >/dev/null || need+=(openvswitch-switch)
-if [ ${#need[@]} -gt 0 ]; then
-    apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends clang dpdk dpdk-dev \
-        openvswitch-switch >&2
-fi
-# OVS-DPDK without installing it (it would take over the openvswitch-switch alternatives).
-OVS_DPDK=
-CACHE=/var/cache/vswbench
-if [ ! -x $CACHE/ovs-dpdk/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk ]; then
-    mkdir -p $CACHE && rm -rf $CACHE/dl $CACHE/ovs-dpdk && mkdir -p $CACHE/dl
-    if (cd $CACHE/dl && apt-get download openvswitch-switch-dpdk >&2); then
-        dpkg -x $CACHE/dl/openvswitch-switch-dpdk_*.deb $CACHE/ovs-dpdk
-    fi
-fi
-[ -x $CACHE/ovs-dpdk/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk ] &&
-    OVS_DPDK=$CACHE/ovs-dpdk/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk
-# The OVS service must not run (the package may have started it): we run our own daemons.
-[ -n "${SKIP_BUILD:-}" ] || (cd "$REPO" && cargo build --release -p datapath >&2)
+bench_install
+bench_ovs_dpdk
+bench_build
 
 # The XDP_DROP sink, built here (6 lines of C).
 cat > "$WORK/drop.c" <<'EOF'
@@ -85,11 +58,7 @@ EOF
 clang -O2 -target bpf -I/usr/include/x86_64-linux-gnu -c "$WORK/drop.c" -o "$WORK/drop.o"
 
 # 2 MiB hugepages for OVS-DPDK (returned on exit).
-mkdir -p "$HUGE"
-if [ -n "$OVS_DPDK" ]; then
-    echo $((OLD_HUGE + 1100)) > /proc/sys/vm/nr_hugepages
-    mount -t hugetlbfs -o pagesize=2M nodev "$HUGE"
-fi
+[ -n "$OVS_DPDK" ] && bench_huge 1100
 
 echo "== set-up took $(( $(date +%s) - T0 )) s; load: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 /usr/bin/python3 "$HERE/bench.py" ${ITEMS[@]+"${ITEMS[@]}"} --mode $MODE --tag $TAG --work "$WORK" \

@@ -1,0 +1,441 @@
+#!/usr/bin/python3
+"""vhost-user loop benchmarks of GitHub issue 5: every switch in the same run.
+
+    container: dpdk-testpmd on core 0, two virtio-user ports (v0, v1), io forwarding
+        v0 ==vhost-user== [port 1]  switch on core 1  [port 2] ==vhost-user== v1
+
+The container injects 256 frames per port (`start tx_first` at burst 256, the ring size) and
+forwards whatever comes back out of the other port, so the same frames circle through the
+switch as fast as it moves them; the switch's core is the bottleneck (the container needs
+~90 cycles/packet, the switches 170+). Throughput is what the container receives on both
+ports over the window; the switch's cycles/packet are its PMD busy cycles over the packets it
+received in the same window. Switches: vecswitch, OVS-DPDK 3.1 (ovs-vswitchd-dpdk,
+dpdkvhostuser ports), and the ceiling: a second testpmd with two net_vhost ports in io
+forwarding (only the vhost copy cost, no switching). Called by run.sh, which installs, builds,
+reserves hugepages and cleans up behind us as well.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(ROOT, "..", "veth"))
+import bench as veth  # noqa: E402  (process handling, OVS start-up, machine facts)
+
+log, sh = veth.log, veth.sh
+
+MAC0, MAC1 = "02:00:00:00:0a:00", "02:00:00:00:0a:01"
+
+# name -> (frame bytes on the wire, container forwarding args, rules, whether the ceiling
+# applies: it forwards port to port and cannot switch)
+CASES = {
+    "p2p-64": (64, ["--forward-mode=io"], "p2p", True),
+    "p2p-1518": (1518, ["--forward-mode=io"], "p2p", True),
+    "p2p-256flows": (64, ["--forward-mode=io", "--txonly-multi-flow"], "p2p", True),
+    "normal-learned": (64, ["--forward-mode=mac", f"--eth-peer=0,{MAC1}", f"--eth-peer=1,{MAC0}"],
+                       "normal", False),
+    "normal-flood": (64, ["--forward-mode=io"], "normal", False),
+}
+QUICK = ["p2p-64", "normal-learned"]
+
+
+class Interactive:
+    """An interactive dpdk-testpmd (`-i`) we drive through stdin and read through its log."""
+
+    def __init__(self, b, name, argv):
+        self.b, self.name = b, name
+        self.logf = os.path.join(b.work, f"{name}.log")
+        self.p = b.spawn(["stdbuf", "-oL"] + argv, stdin=subprocess.PIPE,
+                         stdout=open(self.logf, "w"))
+
+    def cmd(self, c):
+        self.p.stdin.write((c + "\n").encode())
+        self.p.stdin.flush()
+
+    def text(self, since=0):
+        with open(self.logf) as f:
+            f.seek(since)
+            return f.read()
+
+    def ask(self, c, pattern, timeout=5):
+        """Sends `c` and waits for `pattern` in what testpmd prints after it."""
+        mark = os.path.getsize(self.logf)
+        self.cmd(c)
+        t0 = time.time()
+        while time.time() - t0 < timeout:
+            out = self.text(mark)
+            if re.search(pattern, out):
+                time.sleep(0.2)  # the rest of the block
+                return self.text(mark)
+            if self.p.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name}: no answer to '{c}':\n" + self.text()[-1500:])
+
+    def wait_for(self, pattern, timeout=30):
+        t0 = time.time()
+        while time.time() - t0 < timeout:
+            if re.search(pattern, self.text()):
+                return
+            if self.p.poll() is not None:
+                break
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.name}: never printed '{pattern}':\n" + self.text()[-1500:])
+
+    def fwd_stats(self):
+        """(RX packets, TX packets, TX dropped, cycles/packet) of `show fwd stats all`."""
+        out = self.ask("show fwd stats all", r"CPU cycles/packet|Done\.|Accumulated[^\n]*\n[^\n]*\n[^\n]*TX")
+        acc = out[out.find("Accumulated"):]
+        g = lambda k: int(m.group(1)) if (m := re.search(k + r":\s+(\d+)", acc)) else 0
+        cyc = re.search(r"CPU cycles/packet=([\d.]+)", out)
+        return g("RX-packets"), g("TX-packets"), g("TX-dropped"), float(cyc.group(1)) if cyc else None
+
+    def stop(self):
+        if self.p.poll() is None:
+            try:
+                self.cmd("stop")
+                self.cmd("quit")
+                self.p.wait(10)
+            except (BrokenPipeError, subprocess.TimeoutExpired):
+                self.b.stop(self.p, signal.SIGTERM, 5)
+
+
+def container(b, socks, case, name="container"):
+    size, fwd, _, _ = CASES[case]
+    vdevs = []
+    for i, (sock, mac) in enumerate(zip(socks, (MAC0, MAC1))):
+        vdevs += ["--vdev", f"net_virtio_user{i},path={sock},queues=1,mac={mac}"]
+    argv = ["dpdk-testpmd", "-l", "0,1", "--main-lcore", "1", "--no-pci", "--huge-dir", b.a.huge,
+            "-m", "512", "--single-file-segments", f"--file-prefix={b.tag}ct"] + vdevs + [
+            "--", "-i", "--nb-cores=1", "--burst=256", f"--txpkts={size - 4}",
+            "--total-num-mbufs=16384", "--record-core-cycles"] + fwd
+    return Interactive(b, name, argv)
+
+
+# ======================================================================== switches
+class VecSwitch:
+    name = "vecswitch"
+
+    def __init__(self, b, case):
+        self.b, self.case, self.p = b, case, None
+        self.dir = os.path.join(b.work, "vs")
+        self.sock = os.path.join(self.dir, "ctl.sock")
+
+    def sockets(self):
+        return [os.path.join(self.dir, "a.sock"), os.path.join(self.dir, "b.sock")]
+
+    def start(self):
+        b = self.b
+        shutil.rmtree(self.dir, ignore_errors=True)
+        os.makedirs(self.dir)
+        conf = os.path.join(self.dir, "vs.toml")
+        rules = ""
+        if CASES[self.case][2] == "p2p":
+            path = os.path.join(self.dir, "p2p.flows")
+            open(path, "w").write("in_port=1,actions=output:2\nin_port=2,actions=output:1\n")
+            rules = f'rules = "{path}"\n'
+        a, bs = self.sockets()
+        # The LOCAL tap stays: the same set of ports as OVS's bridge (it matters when flooding).
+        open(conf, "w").write(
+            f'pmd-cores = [1]\nbatch-size = {b.a.vs_batch}\nbusy-poll = true\n'
+            f'[[bridge]]\nname = "br0"\nlocal = true\n{rules}'
+            f'[[bridge.port]]\nname = "vhu0"\ntype = "vhost-user"\nsocket = "{a}"\nofport = 1\n'
+            f'[[bridge.port]]\nname = "vhu1"\ntype = "vhost-user"\nsocket = "{bs}"\nofport = 2\n')
+        self.log = open(os.path.join(b.work, "vecswitch.log"), "w")
+        self.p = b.spawn([b.a.vecswitch, "run", "--config", conf, "--socket", self.sock],
+                         stdout=self.log)
+        for _ in range(50):
+            time.sleep(0.2)
+            if self.p.poll() is not None:
+                raise RuntimeError("vecswitch exited: " + open(self.log.name).read()[-1000:])
+            if all(os.path.exists(s) for s in self.sockets() + [self.sock]):
+                # OVS leaves its LOCAL tap down (the admin brings it up); vecswitch brings
+                # its own up. Down in both, flooded copies to LOCAL cost a counted drop.
+                sh("ip link set br0 down")
+                return
+        raise RuntimeError("vecswitch did not come up")
+
+    def ctl(self, *a):
+        return json.loads(sh([self.b.a.vecswitch, *a, "--json", "--socket", self.sock]))
+
+    def snap(self):
+        out = self.ctl("pmd-stats")
+        pmds = out if isinstance(out, list) else out.get("data", out.get("reply", out))
+        return {k: sum(p["stats"][k] for p in pmds) for k in ("busy_cycles", "rx_packets")}
+
+    def window_start(self):
+        self.s0 = self.snap()
+
+    def window_end(self):
+        s1 = self.snap()
+        busy = s1["busy_cycles"] - self.s0["busy_cycles"]
+        rx = s1["rx_packets"] - self.s0["rx_packets"]
+        return {"switch_cycles_per_packet": busy / rx if rx else None}
+
+    def stop(self):
+        self.b.stop(self.p, signal.SIGTERM, 10)
+
+
+class OvsDpdk(veth.Ovs):
+    """OVS-DPDK 3.1 with two dpdkvhostuser ports (OVS is the server; sockets in its rundir)."""
+    dpdk = True
+    name = "ovs-dpdk"
+
+    def __init__(self, b, case):
+        super().__init__(b)
+        self.case = case
+
+    def sockets(self):
+        return [os.path.join(self.d, "vhu0"), os.path.join(self.d, "vhu1")]
+
+    def start(self):
+        shutil.rmtree(self.d, ignore_errors=True)
+        self.start_daemon()
+        for ofp, name in ((1, "vhu0"), (2, "vhu1")):
+            self.vsctl("add-port", "br0", name, "--", "set", "Interface", name,
+                       f"ofport_request={ofp}", "type=dpdkvhostuser")
+        if CASES[self.case][2] == "p2p":
+            self.run(["ovs-ofctl", "del-flows", "br0"])
+            self.run(["ovs-ofctl", "add-flow", "br0", "in_port=1,actions=output:2"])
+            self.run(["ovs-ofctl", "add-flow", "br0", "in_port=2,actions=output:1"])
+        for _ in range(50):
+            if all(os.path.exists(s) for s in self.sockets()):
+                break
+            time.sleep(0.2)
+        self.check_ports(["vhu0", "vhu1"])
+
+    def window_end(self):
+        d = self.pmd_stats()
+        return {"switch_cycles_per_packet": d["busy"] / d["rx"] if d["rx"] else None}
+
+
+class Ceiling:
+    """dpdk-testpmd with two net_vhost ports in io forwarding on core 1: the cost of the
+    vhost copies alone, no switching."""
+    name = "ceiling"
+
+    def __init__(self, b, case):
+        self.b, self.t = b, None
+        self.dir = os.path.join(b.work, "ceiling")
+
+    def sockets(self):
+        return [os.path.join(self.dir, "a.sock"), os.path.join(self.dir, "b.sock")]
+
+    def start(self):
+        b = self.b
+        shutil.rmtree(self.dir, ignore_errors=True)
+        os.makedirs(self.dir)
+        a, bs = self.sockets()
+        self.t = Interactive(b, "ceiling", [
+            "dpdk-testpmd", "-l", "0,1", "--main-lcore", "0", "--no-pci", "--huge-dir", b.a.huge,
+            "-m", "512", f"--file-prefix={b.tag}sw", "--vdev", f"net_vhost0,iface={a},queues=1",
+            "--vdev", f"net_vhost1,iface={bs},queues=1", "--", "-i", "--forward-mode=io",
+            "--nb-cores=1", "--burst=256", "--total-num-mbufs=16384", "--record-core-cycles"])
+        self.t.wait_for(r"testpmd>")
+        self.t.cmd("start")
+        for _ in range(50):
+            if all(os.path.exists(s) for s in self.sockets()):
+                return
+            time.sleep(0.2)
+        raise RuntimeError("ceiling testpmd made no sockets:\n" + self.t.text()[-1500:])
+
+    def window_start(self):
+        self.t.ask("clear fwd stats all", r"testpmd>")
+
+    def window_end(self):
+        return {"switch_cycles_per_packet": self.t.fwd_stats()[3]}
+
+    def stop(self):
+        if self.t:
+            self.t.stop()
+
+
+SWITCHES = {"vecswitch": VecSwitch, "ovs-dpdk": OvsDpdk, "ceiling": Ceiling}
+
+
+# ======================================================================== the bench
+class Bench(veth.Bench):
+    def __init__(self, args):
+        super().__init__(args)
+        self.results = {
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "mode": args.mode,
+            "machine": veth.machine(),
+            "config": dict(warmup=args.warmup, measure=args.measure, runs=args.runs,
+                           vs_batch=args.vs_batch),
+            "rows": [],
+            "notes": [],
+        }
+
+    def measure(self, sw, case):
+        """One run: start the switch and the container, inject, warm up, read the window."""
+        w, m = self.a.warmup, self.a.measure
+        quiet = self.wait_quiet()
+        ct = None
+        try:
+            sw.start()
+            ct = container(self, sw.sockets(), case)
+            ct.wait_for(r"testpmd>")
+            time.sleep(1)
+            ct.cmd("start tx_first")
+            time.sleep(w)
+            ct.ask("clear fwd stats all", r"testpmd>")
+            sw.window_start()
+            f0, t0 = self.foreign_cpu(), time.time()
+            time.sleep(m)
+            rx, tx, drops, ct_cycles = ct.fwd_stats()
+            t1, f1 = time.time(), self.foreign_cpu()
+            r = sw.window_end()
+        finally:
+            if ct:
+                ct.stop()
+            sw.stop()
+        dt = t1 - t0
+        foreign = sum(max(0.0, f1[x] - f0.get(x, 0.0)) for x in f1) / dt
+        r.update({"switch": sw.name, "case": case, "size": CASES[case][0], "mpps": rx / dt / 1e6,
+                  "container_cycles_per_packet": ct_cycles, "container_tx_dropped": drops,
+                  "window_s": round(dt, 3), "foreign_cores": round(foreign, 3),
+                  "quiet_before": round(quiet, 3)})
+        if foreign >= 0.15:
+            r["noisy"] = True
+        return r
+
+    def run_case(self, case, switches):
+        runs = {s: [] for s in switches}
+        for i in range(self.a.runs):
+            # Switches interleave within a run, so drift on the machine hits them alike.
+            for name in switches:
+                sw = SWITCHES[name](self, case)
+                try:
+                    r = self.measure(sw, case)
+                except Exception as e:  # a peer that fails does not stop the others
+                    log(f"  {case} {name} run {i + 1} failed: {e}")
+                    self.results["notes"].append(f"{case} {name} run {i + 1}: failed: {e}")
+                    continue
+                runs[name].append(r)
+                cyc = r.get("switch_cycles_per_packet")
+                log(f"  {case} {name} run {i + 1}: {r['mpps']:.2f} Mpps"
+                    + (f", switch {cyc:.0f} cycles/pkt" if cyc else "")
+                    + f", container drops {r['container_tx_dropped']}"
+                    + (" (noisy)" if r.get("noisy") else ""))
+                time.sleep(1)
+        for name, rs in runs.items():
+            if rs:
+                self.results["rows"].append(summarize(rs, name, case))
+        self.save()
+
+    def save(self):
+        stamp = self.results["date"][:19].replace(":", "")
+        path = os.path.join(ROOT, f"results-{stamp}-{self.a.mode}{self.a.out_suffix}.json")
+        with open(path, "w") as f:
+            json.dump(self.results, f, indent=1)
+        return path
+
+
+def summarize(runs, name, case):
+    def med(k):
+        v = [r[k] for r in runs if r.get(k) is not None]
+        return statistics.median(v) if v else None
+    return {"switch": name, "case": case, "size": CASES[case][0], "mpps": med("mpps"),
+            "switch_cycles_per_packet": med("switch_cycles_per_packet"),
+            "container_cycles_per_packet": med("container_cycles_per_packet"),
+            "container_tx_dropped": max(r["container_tx_dropped"] for r in runs),
+            "noisy": any(r.get("noisy") for r in runs), "runs": runs}
+
+
+# Targets of issue 5 (vecswitch against a peer in the same run): (case, peer, minimum ratio),
+# and the many-flows one against vecswitch's own 1-flow rate.
+TARGETS = [("p2p-64", "ovs-dpdk", 1.3), ("p2p-64", "ceiling", 0.85),
+           ("normal-learned", "ovs-dpdk", 1.3), ("normal-flood", "ovs-dpdk", 1.5)]
+
+
+def check_targets(res):
+    rows = {(r["switch"], r["case"]): r for r in res["rows"]}
+    out = []
+    for case, peer, want in TARGETS:
+        v, p = rows.get(("vecswitch", case)), rows.get((peer, case))
+        if v and p and p["mpps"]:
+            got = v["mpps"] / p["mpps"]
+            out.append((f"{case}: vecswitch / {peer}", got, want))
+    one, many = rows.get(("vecswitch", "p2p-64")), rows.get(("vecswitch", "p2p-256flows"))
+    if one and many and one["mpps"]:
+        out.append(("p2p 256 flows / 1 flow (vecswitch)", many["mpps"] / one["mpps"], 0.8))
+    return out
+
+
+def report(res):
+    out = [f"vhost-user loop, both directions summed (median of {res['config']['runs']} run(s))",
+           veth.table(res["rows"], [("case", "case", ""), ("switch", "switch", ""),
+                                    ("Mpps", "mpps", ".2f"),
+                                    ("switch cyc/pkt", "switch_cycles_per_packet", ".0f"),
+                                    ("container cyc/pkt", "container_cycles_per_packet", ".0f"),
+                                    ("ct tx drops", "container_tx_dropped", ""),
+                                    ("", "noisy", "")])]
+    t = check_targets(res)
+    if t:
+        out.append("")
+        out.append("Targets:")
+        for name, got, want in t:
+            out.append(f"  {name} = {got:.2f}x (target >= {want}x): {'met' if got >= want else 'MISSED'}")
+    if res["notes"]:
+        out.append("")
+        out += ["note: " + n for n in res["notes"]]
+    return "\n".join(out)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("cases", nargs="*", default=None, help=", ".join(CASES))
+    ap.add_argument("--mode", default="full", choices=["full", "quick"])
+    ap.add_argument("--tag", required=True)
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--vecswitch", required=True)
+    ap.add_argument("--ovs-dpdk", default="")
+    ap.add_argument("--huge", required=True)
+    ap.add_argument("--warmup", type=float, default=None)
+    ap.add_argument("--measure", type=float, default=None)
+    ap.add_argument("--runs", type=int, default=None)
+    ap.add_argument("--switches", default="vecswitch,ovs-dpdk,ceiling")
+    ap.add_argument("--out-suffix", default="", help="results-<date>T<time>-<mode><suffix>.json")
+    ap.add_argument("--vs-batch", type=int, default=32)
+    args = ap.parse_args()
+    quick = args.mode == "quick"
+    args.runs = args.runs or (1 if quick else 3)
+    args.warmup = args.warmup if args.warmup is not None else (3 if quick else 5)
+    args.measure = args.measure if args.measure is not None else (4 if quick else 10)
+    cases = args.cases or (QUICK if quick else list(CASES))
+    for c in cases:
+        if c not in CASES:
+            ap.error(f"unknown case {c}: one of {', '.join(CASES)}")
+    b = Bench(args)
+
+    def term(sig, frm):
+        raise SystemExit(128 + sig)
+    signal.signal(signal.SIGTERM, term)
+    signal.signal(signal.SIGINT, term)
+    switches = [s for s in args.switches.split(",") if s]
+    if not args.ovs_dpdk and "ovs-dpdk" in switches:
+        switches.remove("ovs-dpdk")
+        b.results["notes"].append("ovs-dpdk skipped: ovs-vswitchd-dpdk not available")
+    try:
+        for case in cases:
+            log(f"== {case}")
+            b.run_case(case, [s for s in switches if s != "ceiling" or CASES[case][3]])
+    finally:
+        b.cleanup()
+        path = b.save()
+        print(report(b.results))
+        print(f"\nresults: {path}")
+
+
+if __name__ == "__main__":
+    main()

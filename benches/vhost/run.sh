@@ -1,0 +1,56 @@
+#!/bin/bash
+# vhost-user loop benchmarks of issue 5: vecswitch, OVS-DPDK and the testpmd ceiling in the
+# same run (see bench.py for the topology and BENCHMARKS.md for results).
+#   benches/vhost/run.sh [quick] [cases...]
+#   cases: p2p-64 p2p-1518 p2p-256flows normal-learned normal-flood (default: all;
+#          quick: p2p-64 and normal-learned, one run each)
+# Needs root and both cores. Installs DPDK and OVS (+ unpacks ovs-vswitchd-dpdk), builds
+# vecswitch, reserves 1100 2 MiB hugepages on a mount of its own, and gives everything back
+# on exit. Extra options go to bench.py through BENCH_ARGS (e.g. BENCH_ARGS="--runs 5").
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+MODE=full
+if [ "${1:-}" = quick ]; then MODE=quick; shift; fi
+CASES=("$@")
+TAG=vh$$
+WORK=$(mktemp -d /tmp/vswvhost.XXXXXX)
+HUGE=$WORK/huge
+. "$REPO/benches/lib.sh"
+# OVS's bridge br0 has a LOCAL tap; remove it after the run unless it was there before.
+OVS_TAP=
+ip link show br0 >/dev/null 2>&1 || OVS_TAP=br0
+
+cleanup() {
+    set +e
+    trap - EXIT INT TERM
+    [ -n "${PY_PID:-}" ] && kill -TERM "$PY_PID" 2>/dev/null && wait "$PY_PID" 2>/dev/null
+    bench_stop_ovs
+    [ -n "$OVS_TAP" ] && ip link del "$OVS_TAP" 2>/dev/null
+    bench_huge_release
+    [ -n "${KEEP_WORK:-}" ] && cp -r "$WORK" /tmp/vswvhost-last
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+[ "$(id -u)" = 0 ] || { echo "run.sh: needs root" >&2; exit 1; }
+T0=$(date +%s)
+echo "== set-up (work dir $WORK)" >&2
+bench_install
+bench_ovs_dpdk
+bench_build
+# Container 512 MiB + OVS-DPDK 1024 MiB (or the ceiling's 512) at once, with room.
+bench_huge 1100
+echo "== set-up took $(( $(date +%s) - T0 )) s; load: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+/usr/bin/python3 "$HERE/bench.py" ${CASES[@]+"${CASES[@]}"} --mode $MODE --tag $TAG \
+    --work "$WORK" --vecswitch "$VECSWITCH" --ovs-dpdk "$OVS_DPDK" --huge "$HUGE" \
+    ${BENCH_ARGS:-} &
+PY_PID=$!
+wait $PY_PID
+rc=$?
+PY_PID=
+echo "== total $(( $(date +%s) - T0 )) s" >&2
+exit $rc
