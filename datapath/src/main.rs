@@ -329,12 +329,25 @@ fn control(mut argv: Vec<String>) -> anyhow::Result<()> {
     if !r.ok {
         anyhow::bail!("{}", r.error.unwrap_or_default());
     }
-    if json {
-        println!("{}", serde_json::to_string_pretty(&r.json)?);
-    } else if !r.text.is_empty() {
-        println!("{}", r.text);
+    let out = if json {
+        serde_json::to_string_pretty(&r.json)?
+    } else {
+        r.text
+    };
+    if !out.is_empty() {
+        print_out(&out)?;
     }
     Ok(())
+}
+
+/// Prints a reply; a reader that went away early (`vecswitch show | head`) is not an error.
+fn print_out(text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
 }
 
 fn print_summary(r: &ReplayReport, out: &std::path::Path, elapsed: std::time::Duration) {

@@ -328,6 +328,23 @@ fn the_cli_speaks_to_the_daemon_in_text_and_json() {
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("cannot reach"), "{err}");
+
+    // A reader that leaves early (`vecswitch dump-flows b0 | head -1`): no panic, success.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vecswitch"))
+        .args(["dump-flows", "b0", "--json", "--socket"])
+        .arg(&d.socket)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.success() && err.is_empty(),
+        "{:?}: {err}",
+        o.status
+    );
 }
 
 /// User + system CPU seconds the process has used so far (from /proc/PID/stat).
