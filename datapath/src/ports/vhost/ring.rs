@@ -423,9 +423,12 @@ fn put_frame(
         return Err(PutError::TooLong);
     }
     let start = ring.next_avail;
-    // The header goes out zeroed (no checksum or GSO offload negotiated); `num_buffers` is
-    // patched in once the buffers are known.
-    let header = [0u8; NET_HDR_LEN];
+    // The header goes out zeroed (no checksum or GSO offload negotiated) but for
+    // `num_buffers`, the 12-byte header's last field: 1 (the usual case, and what VIRTIO 1.x
+    // requires without mergeable buffers) in the same copy, patched afterwards only when the
+    // frame took more buffers.
+    let mut header = [0u8; NET_HDR_LEN];
+    header[NET_HDR_LEN - 2] = 1;
     let header = &header[..hdr.len];
     let total = hdr.len + frame.len();
     // Each buffer's used entry is held as soon as it is filled; a frame that fails takes its
@@ -490,7 +493,7 @@ fn put_frame(
         let view = cur.view;
         cur.used.push(view, head, chain_len);
     }
-    if hdr.mergeable {
+    if hdr.mergeable && n != 1 {
         // `num_buffers` is the header's last field; n <= MAX_MERGE fits a u16.
         let at = first_addr.wrapping_add(hdr.len as u64 - 2);
         if !mem.write(at, &(n as u16).to_le_bytes()) {
