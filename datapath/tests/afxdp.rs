@@ -154,7 +154,7 @@ fn transmits_frames_that_the_namespace_receives() {
         "import socket,sys\n\
          s=socket.socket(socket.AF_PACKET,socket.SOCK_RAW,socket.htons({ETHERTYPE}))\n\
          s.bind(('{peer}',0))\ns.settimeout(3)\nprint('ready',flush=True)\nc=0\n\
-         try:\n    while c<{n}:\n        print(s.recv(4096).hex(),flush=True)\n        c+=1\n\
+         try:\n    while c<{n}:\n        f,a=s.recvfrom(4096)\n        if a[0]!='{peer}': continue\n        print(f.hex(),flush=True)\n        c+=1\n\
          except socket.timeout:\n    pass\nprint('done',flush=True)\n",
         peer = env.peers[0]
     );

@@ -160,13 +160,14 @@ fn rx_only_counts_another_senders_frames() {
 
 /// What an AF_PACKET socket on `ifname` sees: the hex of the first `n` incoming IPv4 frames
 /// addressed to pktgen's destination MAC (anything else on the link is skipped); the capture is
-/// ready when the child printed `ready`.
+/// ready when the child printed `ready`. Until `bind` the socket sees every interface, so frames
+/// of other tests' veths queued in that moment are skipped by name.
 fn capture(ifname: &str, n: usize) -> (std::process::Child, BufReader<std::process::ChildStdout>) {
     let script = format!(
         "import socket\n\
          s=socket.socket(socket.AF_PACKET,socket.SOCK_RAW,socket.htons(0x0800))\n\
          s.setsockopt(socket.SOL_SOCKET,33,16<<20)  # SO_RCVBUFFORCE: keep every frame\ns.bind(('{ifname}',0))\ns.settimeout(5)\nprint('ready',flush=True)\nn=0\n\
-         while n<{n}:\n    f,a=s.recvfrom(65535)\n    if a[2]==socket.PACKET_OUTGOING or f[:6]!=bytes([2,0,0,0,0,2]): continue\n\
+         while n<{n}:\n    f,a=s.recvfrom(65535)\n    if a[0]!='{ifname}' or a[2]==socket.PACKET_OUTGOING or f[:6]!=bytes([2,0,0,0,0,2]): continue\n\
          \x20   print(f.hex(),flush=True)\n    n+=1\n"
     );
     let mut child = Command::new(python())

@@ -291,7 +291,7 @@ impl FrameReceiver {
             "import socket\n\
              s=socket.socket(socket.AF_PACKET,socket.SOCK_RAW,socket.htons({ethertype}))\n\
              s.bind(('{ifname}',0))\ns.settimeout(5)\nprint('ready',flush=True)\nc=0\n\
-             try:\n    while c<{n}:\n        print(s.recv(65536).hex(),flush=True)\n        c+=1\n\
+             try:\n    while c<{n}:\n        f,a=s.recvfrom(65536)\n        if a[0]!='{ifname}': continue\n        print(f.hex(),flush=True)\n        c+=1\n\
              except socket.timeout:\n    pass\n{send_marker}print('done',flush=True)\n"
         );
         let mut cmd = match ns {
