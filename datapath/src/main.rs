@@ -89,6 +89,10 @@ struct AttachArgs {
     /// --no-huge.
     #[arg(long)]
     hugepages: bool,
+    /// --virtio-user: queue pairs (multiqueue: the container gets as many rx/tx queues,
+    /// which the switch places on its PMDs like any receive queues).
+    #[arg(long, default_value_t = 1)]
+    queues: u16,
     /// Address with prefix for the namespace end, e.g. 10.0.0.2/24.
     #[arg(long)]
     ip: Option<String>,
@@ -183,7 +187,7 @@ fn attach(a: AttachArgs) -> anyhow::Result<()> {
 
 /// Adds the vhost-user port and prints the container's side.
 fn attach_virtio_user(a: &AttachArgs, port: &str) -> anyhow::Result<()> {
-    let v = VirtioUser::new(port, &a.socket_dir, &a.mode, a.hugepages)?;
+    let v = VirtioUser::new(port, &a.socket_dir, &a.mode, a.hugepages, a.queues)?;
     std::fs::create_dir_all(&a.socket_dir)
         .map_err(|e| anyhow::anyhow!("socket-dir {}: {e}", a.socket_dir.display()))?;
     let mut argv = vec!["add-port".to_string(), a.bridge.clone(), v.port.clone()];

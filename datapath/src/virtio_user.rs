@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::ports::vhost::MAX_QUEUE_PAIRS;
 use crate::ports::VhostUserMode;
 
 /// Where `attach --virtio-user` puts the sockets unless told otherwise (beside the daemon's
@@ -25,6 +26,8 @@ pub enum VirtioUserError {
     BadName(String),
     #[error("virtio-user: mode {0:?}: expected server or client")]
     BadMode(String),
+    #[error("virtio-user: queues {0}: must be 1..={MAX_QUEUE_PAIRS}")]
+    BadQueues(u16),
 }
 
 /// One container's attachment.
@@ -41,6 +44,8 @@ pub struct VirtioUser {
     /// Whether the container uses hugepages (`--single-file-segments`, so its memory can be
     /// shared) instead of `--no-huge`.
     pub hugepages: bool,
+    /// Queue pairs (the port's `queues=`, the device's `queues=`).
+    pub queues: u16,
 }
 
 fn mode_name<S: serde::Serializer>(m: &VhostUserMode, s: S) -> Result<S::Ok, S::Error> {
@@ -48,12 +53,13 @@ fn mode_name<S: serde::Serializer>(m: &VhostUserMode, s: S) -> Result<S::Ok, S::
 }
 
 impl VirtioUser {
-    /// Checks the name and mode; the socket is `DIR/NAME.sock`.
+    /// Checks the name, mode and queue count; the socket is `DIR/NAME.sock`.
     pub fn new(
         port: &str,
         socket_dir: &Path,
         mode: &str,
         hugepages: bool,
+        queues: u16,
     ) -> Result<VirtioUser, VirtioUserError> {
         let ok = !port.is_empty()
             && port.len() <= 15
@@ -68,11 +74,15 @@ impl VirtioUser {
             "client" => VhostUserMode::Client,
             m => return Err(VirtioUserError::BadMode(m.to_string())),
         };
+        if !(1..=MAX_QUEUE_PAIRS).contains(&queues) {
+            return Err(VirtioUserError::BadQueues(queues));
+        }
         Ok(VirtioUser {
             port: port.to_string(),
             socket: socket_dir.join(format!("{port}.sock")),
             mode,
             hugepages,
+            queues,
         })
     }
 
@@ -82,6 +92,7 @@ impl VirtioUser {
             "type=vhost-user".to_string(),
             format!("socket={}", self.socket.display()),
             format!("mode={}", self.mode.name()),
+            format!("queues={}", self.queues),
         ]
     }
 
@@ -105,8 +116,9 @@ impl VirtioUser {
             VhostUserMode::Server => "",
         };
         a.push(format!(
-            "--vdev=net_virtio_user0,path={},queues=1{server}",
-            self.socket.display()
+            "--vdev=net_virtio_user0,path={},queues={}{server}",
+            self.socket.display(),
+            self.queues
         ));
         a
     }
@@ -118,6 +130,10 @@ impl VirtioUser {
         c.extend(self.eal_args());
         c.push("--".to_string());
         c.push("-i".to_string());
+        if self.queues > 1 {
+            c.push(format!("--rxq={}", self.queues));
+            c.push(format!("--txq={}", self.queues));
+        }
         if !self.hugepages {
             // testpmd's default pool does not fit -m 512 without hugepages.
             c.push("--total-num-mbufs=16384".to_string());
@@ -148,11 +164,16 @@ mod tests {
 
     #[test]
     fn server_mode_uses_the_socket_without_server_1_and_no_hugepages() {
-        let v = VirtioUser::new("vu0", Path::new("/run/vs"), "server", false).unwrap();
+        let v = VirtioUser::new("vu0", Path::new("/run/vs"), "server", false, 1).unwrap();
         assert_eq!(v.socket, PathBuf::from("/run/vs/vu0.sock"));
         assert_eq!(
             v.port_options(),
-            ["type=vhost-user", "socket=/run/vs/vu0.sock", "mode=server"]
+            [
+                "type=vhost-user",
+                "socket=/run/vs/vu0.sock",
+                "mode=server",
+                "queues=1"
+            ]
         );
         assert_eq!(
             v.eal_args(),
@@ -174,30 +195,39 @@ mod tests {
 
     #[test]
     fn client_mode_asks_the_container_to_listen_and_hugepages_share_one_file() {
-        let v = VirtioUser::new("c-1", Path::new("/tmp"), "client", true).unwrap();
+        let v = VirtioUser::new("c-1", Path::new("/tmp"), "client", true, 2).unwrap();
         let eal = v.eal_args();
         assert!(eal.contains(&"--single-file-segments".to_string()));
         assert!(!eal.contains(&"--no-huge".to_string()));
         assert_eq!(
             eal.last().map(String::as_str),
-            Some("--vdev=net_virtio_user0,path=/tmp/c-1.sock,queues=1,server=1")
+            Some("--vdev=net_virtio_user0,path=/tmp/c-1.sock,queues=2,server=1")
         );
         assert!(v.port_options().contains(&"mode=client".to_string()));
+        assert!(v.port_options().contains(&"queues=2".to_string()));
+        assert!(shell_line(&v.testpmd_command()).ends_with("-- -i --rxq=2 --txq=2"));
     }
 
     #[test]
     fn bad_names_and_modes_are_refused_by_field() {
         for bad in ["", "a/b", "x y", "sixteen-chars-xx", "é"] {
             assert_eq!(
-                VirtioUser::new(bad, Path::new("/tmp"), "server", false),
+                VirtioUser::new(bad, Path::new("/tmp"), "server", false, 1),
                 Err(VirtioUserError::BadName(bad.to_string()))
             );
         }
-        let e = VirtioUser::new("vu0", Path::new("/tmp"), "both", false).unwrap_err();
+        let e = VirtioUser::new("vu0", Path::new("/tmp"), "both", false, 1).unwrap_err();
         assert_eq!(
             e.to_string(),
             "virtio-user: mode \"both\": expected server or client"
         );
+        for q in [0, 17] {
+            let e = VirtioUser::new("vu0", Path::new("/tmp"), "server", false, q).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("virtio-user: queues {q}: must be 1..=16")
+            );
+        }
     }
 
     #[test]

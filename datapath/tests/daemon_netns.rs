@@ -91,9 +91,14 @@ struct Pair {
 
 impl Pair {
     fn new(port_type: &str, local: bool) -> Pair {
+        Pair::with_config(port_type, local, "")
+    }
+
+    /// `config` goes before the bridge table (e.g. `pmd-cores = [0, 1]`).
+    fn with_config(port_type: &str, local: bool, config: &str) -> Pair {
         let bridge = bridge_name();
         let d = DaemonProc::start(&format!(
-            "[[bridge]]\nname = \"{bridge}\"\nlocal = {local}\n"
+            "{config}[[bridge]]\nname = \"{bridge}\"\nlocal = {local}\n"
         ));
         let (a, b) = (TestNs::new(), TestNs::new());
         let host_a = attach(&d, &bridge, &a, "10.91.0.1/24", port_type);
@@ -538,10 +543,12 @@ fn a_vhost_user_container_sends_to_a_veth_namespace_and_receives_from_pktgen() {
     );
 }
 
-/// `vecswitch attach BRIDGE --virtio-user PORT --json`, as a user runs it.
-fn attach_virtio_user(d: &DaemonProc, bridge: &str, port: &str) -> serde_json::Value {
+/// `vecswitch attach BRIDGE --virtio-user PORT --queues N --json`, as a user runs it.
+fn attach_virtio_user(d: &DaemonProc, bridge: &str, port: &str, queues: u16) -> serde_json::Value {
     let o = Command::new(env!("CARGO_BIN_EXE_vecswitch"))
-        .args(["attach", bridge, "--virtio-user", port, "--socket-dir"])
+        .args(["attach", bridge, "--virtio-user", port, "--queues"])
+        .arg(queues.to_string())
+        .arg("--socket-dir")
         .arg(d.dir.path())
         .args(["--json", "--socket"])
         .arg(&d.socket)
@@ -579,22 +586,51 @@ fn attach_virtio_user_prints_what_a_container_runs_and_5tswap_echoes_udp_back() 
         eprintln!("SKIP: dpdk-testpmd (Debian dpdk-dev) is not installed");
         return;
     }
-    let p = Pair::new("afxdp", false);
+    let two_cores = core_affinity::get_core_ids().map_or(0, |c| c.len()) >= 2;
+    let p = Pair::with_config(
+        "afxdp",
+        false,
+        if two_cores {
+            "pmd-cores = [0, 1]\n"
+        } else {
+            ""
+        },
+    );
     let port = format!("vu{}", SEQ.fetch_add(1, Ordering::Relaxed));
-    let att = attach_virtio_user(&p.d, &p.bridge, &port);
+    // Two queue pairs: each is a receive queue of its own, placed on its own PMD.
+    let att = attach_virtio_user(&p.d, &p.bridge, &port, 2);
     let eal = strings(&att["eal_args"]);
     assert!(eal
         .iter()
-        .any(|a| a.starts_with("--vdev=net_virtio_user0,path=")));
-    assert_eq!(strings(&att["testpmd"])[1..eal.len() + 1], eal[..]);
-    // The container as printed, swapping L2 to L4 of whatever it receives: a UDP datagram to
-    // an address behind it comes back as that address's answer.
-    let guest = common::TestPmd::start_with(
-        p.d.dir.path(),
-        1,
-        &eal,
-        &["--forward-mode=5tswap", "--total-num-mbufs=2048"],
+        .any(|a| a.starts_with("--vdev=net_virtio_user0,path=") && a.contains(",queues=2")));
+    let testpmd = strings(&att["testpmd"]);
+    assert_eq!(testpmd[1..eal.len() + 1], eal[..]);
+    if two_cores {
+        let show = p.d.ok(&["show"]).json;
+        let ports = show["bridges"][0]["ports"].as_array().unwrap();
+        let vu = ports.iter().find(|x| x["name"] == port.as_str()).unwrap();
+        let pmds: Vec<_> = vu["queues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|q| &q["pmd"])
+            .collect();
+        assert_eq!(pmds.len(), 2, "{show:#}");
+        assert_ne!(pmds[0], pmds[1], "{show:#}");
+    }
+    // The container as printed (but not interactive), swapping L2 to L4 of whatever it
+    // receives: a UDP datagram to an address behind it comes back as that address's answer.
+    let mut app: Vec<&str> = testpmd[eal.len() + 2..]
+        .iter()
+        .map(String::as_str)
+        .filter(|&a| a != "-i")
+        .collect();
+    assert!(
+        app.contains(&"--rxq=2") && app.contains(&"--txq=2"),
+        "{app:?}"
     );
+    app.push("--forward-mode=5tswap");
+    let guest = common::TestPmd::start_with(p.d.dir.path(), 1, &eal, &app);
     let deadline = Instant::now() + Duration::from_secs(20);
     // testpmd empties its receive queues when forwarding starts: wait for that first.
     while !show_port(&p.d, &p.bridge, &port).ends_with("up")

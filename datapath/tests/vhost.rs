@@ -102,6 +102,15 @@ fn receive_from_guest(
     pmd.kill();
 }
 
+/// Waits until testpmd forwards. Frames a guest receives before that are flushed from its
+/// queues uncounted when forwarding starts.
+fn wait_forwarding(port: &mut dyn PortIo, pmd: &mut TestPmd) {
+    let started = pmd_until(port, 30, |_| {
+        pmd.log().contains("forwards packets on") || pmd.exited()
+    });
+    assert!(started, "testpmd did not start:\n{}", pmd.log());
+}
+
 fn wait_for_disconnect(port: &mut dyn PortIo, disconnects: u64) {
     let ok = pmd_until(port, 10, |p| {
         p.info().mode.ends_with("waiting") && counter(p, "disconnects") >= disconnects
@@ -112,23 +121,53 @@ fn wait_for_disconnect(port: &mut dyn PortIo, disconnects: u64) {
     assert_eq!(port.tx_burst(&[&[0u8; 64]]), 0);
 }
 
+/// A test's set-up: its turn (`None`, with a message, when testpmd is not installed), a
+/// temporary directory, and port `name` on `DIR/NAME.sock` with `options`, opened.
+struct Rig {
+    _turn: std::sync::MutexGuard<'static, ()>,
+    dir: tempfile::TempDir,
+    socket: std::path::PathBuf,
+    queues: Vec<Box<dyn PortIo>>,
+}
+
+impl Rig {
+    fn new(name: &str, options: &[&str]) -> Option<Rig> {
+        if !have_testpmd() {
+            eprintln!("skipped: dpdk-testpmd is not installed (Debian package dpdk-dev)");
+            return None;
+        }
+        let turn = SERIAL
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join(format!("{name}.sock"));
+        let mut args = vec![
+            "type=vhost-user".to_string(),
+            format!("socket={}", socket.display()),
+        ];
+        args.extend(options.iter().map(|o| o.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let queues = PortSpec::parse_args(name, &args).unwrap().open().unwrap();
+        Some(Rig {
+            _turn: turn,
+            dir,
+            socket,
+            queues,
+        })
+    }
+}
+
 #[test]
 fn testpmd_over_virtio_user_both_ways_and_reconnect() {
-    if !have_testpmd() {
-        eprintln!("skipped: dpdk-testpmd is not installed (Debian package dpdk-dev)");
+    let Some(Rig {
+        _turn,
+        dir,
+        socket,
+        mut queues,
+    }) = Rig::new("vhu0", &[])
+    else {
         return;
-    }
-    let _turn = SERIAL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let dir = tempfile::tempdir().unwrap();
-    let socket = dir.path().join("vhu0.sock");
-    let spec = PortSpec::parse_args(
-        "vhu0",
-        &["type=vhost-user", &format!("socket={}", socket.display())],
-    )
-    .unwrap();
-    let mut queues = spec.open().unwrap();
+    };
     assert_eq!(queues.len(), 1);
     let port: &mut dyn PortIo = queues[0].as_mut();
     assert_eq!(port.info().kind, "vhost-user");
@@ -148,6 +187,7 @@ fn testpmd_over_virtio_user_both_ways_and_reconnect() {
     let burst: Vec<&[u8]> = (0..32)
         .map(|i| if i % 4 == 3 { &frame[..] } else { &frame[..64] })
         .collect();
+    wait_forwarding(port, &mut pmd);
     let mut sent = 0u64;
     let ok = pmd_until(port, 60, |p| {
         sent += p.tx_burst(&burst) as u64;
@@ -180,26 +220,16 @@ fn testpmd_over_virtio_user_both_ways_and_reconnect() {
 
 #[test]
 fn client_mode_connects_to_a_listening_testpmd_and_reconnects() {
-    if !have_testpmd() {
-        eprintln!("skipped: dpdk-testpmd is not installed (Debian package dpdk-dev)");
-        return;
-    }
-    let _turn = SERIAL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let dir = tempfile::tempdir().unwrap();
-    let socket = dir.path().join("vhc0.sock");
-    let spec = PortSpec::parse_args(
-        "vhc0",
-        &[
-            "type=vhost-user",
-            &format!("socket={}", socket.display()),
-            "mode=client",
-        ],
-    )
-    .unwrap();
     // The port comes first and retries until testpmd listens.
-    let mut queues = spec.open().unwrap();
+    let Some(Rig {
+        _turn,
+        dir,
+        socket,
+        mut queues,
+    }) = Rig::new("vhc0", &["mode=client"])
+    else {
+        return;
+    };
     let port: &mut dyn PortIo = queues[0].as_mut();
     assert!(
         port.info().mode.starts_with("client "),
@@ -212,4 +242,147 @@ fn client_mode_connects_to_a_listening_testpmd_and_reconnects() {
     wait_for_disconnect(port, 2);
     assert_eq!(counter(port, "connections"), 2);
     assert_eq!(counter(port, "protocol-errors"), 0);
+}
+
+/// testpmd's default pool is larger than `-m 512` without hugepages holds.
+const MBUFS: &str = "--total-num-mbufs=4096";
+
+/// EAL arguments for a testpmd guest with `pairs` queue pairs on `socket`.
+fn mq_guest(socket: &Path, run: u32, pairs: u16) -> Vec<String> {
+    vec![
+        "--no-huge".into(),
+        "-m".into(),
+        "512".into(),
+        "--no-pci".into(),
+        format!("--file-prefix=vhmq{}-{run}", std::process::id()),
+        format!(
+            "--vdev=net_virtio_user0,path={},queues={pairs}",
+            socket.display()
+        ),
+    ]
+}
+
+#[test]
+fn multiqueue_pairs_each_carry_traffic_and_transmits_follow_the_guests_queues() {
+    let Some(Rig {
+        _turn,
+        dir,
+        socket,
+        mut queues,
+    }) = Rig::new("vhm0", &["queues=2"])
+    else {
+        return;
+    };
+    assert_eq!(queues.len(), 2);
+    assert!(
+        queues[1].info().mode.contains("pair 1/2"),
+        "{}",
+        queues[1].info().mode
+    );
+
+    // 1. A guest with two queue pairs transmits on both: each pair's queue receives its own.
+    let mut pmd = TestPmd::start_with(
+        dir.path(),
+        21,
+        &mq_guest(&socket, 21, 2),
+        &[
+            "--forward-mode=txonly",
+            "--txpkts=64",
+            "--rxq=2",
+            "--txq=2",
+            MBUFS,
+        ],
+    );
+    let mut good = [0u64; 2];
+    let mut bad = Vec::new();
+    let (q0, q1) = queues.split_at_mut(1);
+    let ok = pmd_until(q0[0].as_mut(), 60, |p0| {
+        for (i, p) in [p0, q1[0].as_mut()].into_iter().enumerate() {
+            p.rx_burst(32, &mut |f| match check_frame(f) {
+                Ok(()) => good[i] += 1,
+                Err(e) => bad.push(e),
+            });
+        }
+        (good[0] >= 1000 && good[1] >= 1000) || pmd.exited()
+    });
+    assert!(bad.is_empty(), "bad frames: {:?}", &bad[..bad.len().min(4)]);
+    assert!(
+        ok && good.iter().all(|&g| g >= 1000),
+        "{good:?}:\n{}",
+        pmd.log()
+    );
+    pmd.kill();
+    wait_for_disconnect(queues[0].as_mut(), 1);
+
+    // 2. Both pairs enabled: each queue transmits on its own pair (nothing remapped), and
+    //    testpmd counts everything on its two receive queues.
+    let frame = [0x02u8, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x88, 0xb5]
+        .into_iter()
+        .chain([0u8; 50])
+        .collect::<Vec<u8>>();
+    let burst: Vec<&[u8]> = vec![&frame[..]; 32];
+    // Sends only once testpmd forwards: until its ports are started it may still enable
+    // queue pairs (so pair 1's first frames would go through pair 0).
+    let send_from_both = |queues: &mut [Box<dyn PortIo>], pmd: &mut TestPmd, each: u64| {
+        wait_forwarding(queues[0].as_mut(), pmd);
+        let mut sent = [0u64; 2];
+        let (q0, q1) = queues.split_at_mut(1);
+        pmd_until(q0[0].as_mut(), 60, |p0| {
+            for (i, p) in [p0, q1[0].as_mut()].into_iter().enumerate() {
+                if sent[i] < each {
+                    sent[i] += p.tx_burst(&burst) as u64;
+                }
+            }
+            sent.iter().all(|&s| s >= each) || pmd.exited()
+        });
+        sent
+    };
+    let mut pmd = TestPmd::start_with(
+        dir.path(),
+        22,
+        &mq_guest(&socket, 22, 2),
+        &["--forward-mode=rxonly", "--rxq=2", "--txq=2", MBUFS],
+    );
+    let sent = send_from_both(&mut queues, &mut pmd, 2000);
+    let total = sent[0] + sent[1];
+    let counted = pmd_until(queues[0].as_mut(), 15, |_| pmd.stat("RX-packets:") >= total);
+    assert!(
+        counted && sent.iter().all(|&s| s >= 2000),
+        "{sent:?} {:?} {:?}:\n{}",
+        queues[0].counters(),
+        queues[1].counters(),
+        pmd.log()
+    );
+    assert_eq!(pmd.stat("RX-packets:"), total);
+    assert_eq!(counter(queues[1].as_ref(), "tx-frames"), sent[1]);
+    assert_eq!(counter(queues[1].as_ref(), "tx-remapped"), 0);
+    pmd.kill();
+    wait_for_disconnect(queues[0].as_mut(), 2);
+
+    // 3. A guest with one queue pair: pair 1's transmits go through pair 0, none is lost.
+    let mut pmd = TestPmd::start_with(
+        dir.path(),
+        23,
+        &mq_guest(&socket, 23, 1),
+        &["--forward-mode=rxonly", MBUFS],
+    );
+    let sent = send_from_both(&mut queues, &mut pmd, 2000);
+    let total = sent[0] + sent[1];
+    let counted = pmd_until(queues[0].as_mut(), 15, |_| pmd.stat("RX-packets:") >= total);
+    assert!(
+        counted && sent.iter().all(|&s| s >= 2000),
+        "{sent:?}:\n{}",
+        pmd.log()
+    );
+    assert_eq!(pmd.stat("RX-packets:"), total);
+    assert_eq!(counter(queues[1].as_ref(), "tx-remapped"), sent[1]);
+    pmd.kill();
+    wait_for_disconnect(queues[0].as_mut(), 3);
+    assert_eq!(counter(queues[0].as_ref(), "connections"), 3);
+    assert_eq!(
+        counter(queues[1].as_ref(), "connections"),
+        0,
+        "counted once per port"
+    );
+    assert_eq!(counter(queues[0].as_ref(), "bad-descriptors"), 0);
 }

@@ -1,10 +1,10 @@
 //! The port types of the daemon behind one batch interface, [`PortIo`]: a PMD thread polls a
 //! port's receive queue with [`PortIo::rx_burst`], which hands each frame's bytes to a closure
 //! that copies it into the packet pool, and sends what the graph queued for the port with
-//! [`PortIo::tx_burst`]. One `PortIo` is one queue of one port: a multi-queue AF_XDP port is
-//! several of them. Types: AF_XDP (`afxdp`), AF_PACKET (`afpacket`), the bridge's host interface
-//! (`tap`), the vhost-user backend of a container or VM (`vhost`), a traffic generator with no
-//! I/O (`generator`, like VPP's `pg`) and pcap files (`pcap`).
+//! [`PortIo::tx_burst`]. One `PortIo` is one queue of one port: a multi-queue AF_XDP or
+//! vhost-user port is several of them. Types: AF_XDP (`afxdp`), AF_PACKET (`afpacket`), the
+//! bridge's host interface (`tap`), the vhost-user backend of a container or VM (`vhost`), a
+//! traffic generator with no I/O (`generator`, like VPP's `pg`) and pcap files (`pcap`).
 
 use std::os::fd::RawFd;
 

@@ -13,7 +13,7 @@ use crate::afpacket::AfPacketConfig;
 use crate::afxdp::{XdpModeRequest, XskConfig};
 use crate::traffic::parse_profile;
 
-use super::vhost::{VhostUserMode, VhostUserOptions, VhostUserQueue};
+use super::vhost::{VhostUserMode, VhostUserOptions, VhostUserQueue, MAX_QUEUE_PAIRS};
 use super::{AfPacketQueue, AfXdpQueue, GeneratorPort, PcapPort, PortError, PortIo, TapPort};
 
 /// Highest OpenFlow port number a port may be given (`OFPP_MAX`).
@@ -217,7 +217,7 @@ const AFXDP_KEYS: [&str; 4] = ["queues", "xdp-mode", "ring-size", "frames"];
 const AFPACKET_KEYS: [&str; 3] = ["block-size", "blocks", "frame-size"];
 const GENERATOR_KEYS: [&str; 3] = ["profile", "rate", "count"];
 const PCAP_KEYS: [&str; 3] = ["rx", "tx", "loop"];
-const VHOST_USER_KEYS: [&str; 2] = ["socket", "mode"];
+const VHOST_USER_KEYS: [&str; 3] = ["socket", "mode", "queues"];
 #[cfg(feature = "dpdk")]
 const DPDK_KEYS: [&str; 4] = ["dpdk-devargs", "queues", "rxd", "txd"];
 
@@ -541,7 +541,15 @@ impl PortSpec {
                     Some(m) if m.eq_ignore_ascii_case("client") => VhostUserMode::Client,
                     Some(m) => return Err(bad("mode", m, "expected server or client")),
                 };
-                PortKind::VhostUser(VhostUserOptions { socket, mode })
+                let queues = match given("queues") {
+                    Some(v) => number("queues", v, 1, MAX_QUEUE_PAIRS)?,
+                    None => 1,
+                };
+                PortKind::VhostUser(VhostUserOptions {
+                    socket,
+                    mode,
+                    queues,
+                })
             }
             "generator" => {
                 let Some(v) = given("profile") else {
@@ -670,7 +678,13 @@ impl PortSpec {
             ),
             PortKind::Tap => Ok(()),
             PortKind::VhostUser(o) => {
-                write!(s, " socket={} mode={}", o.socket.display(), o.mode.name())
+                write!(
+                    s,
+                    " socket={} mode={} queues={}",
+                    o.socket.display(),
+                    o.mode.name(),
+                    o.queues
+                )
             }
             PortKind::Generator(o) => {
                 let rate = o.rate.map_or("max".to_string(), |r| r.to_string());
@@ -710,8 +724,9 @@ impl PortSpec {
         s
     }
 
-    /// Opens the port: one [`PortIo`] per queue (afxdp: queues `0..queues`; every other type
-    /// has one). Errors name the port and the step.
+    /// Opens the port: one [`PortIo`] per queue (afxdp and dpdk: queues `0..queues`;
+    /// vhost-user: one per queue pair; every other type has one). Errors name the port and
+    /// the step.
     pub fn open(&self) -> Result<Vec<Box<dyn PortIo>>, PortError> {
         let name = self.name.as_str();
         let mut queues: Vec<Box<dyn PortIo>> = Vec::new();
@@ -755,7 +770,11 @@ impl PortSpec {
                 queues.push(Box::new(AfPacketQueue::open(name, name, &config)?));
             }
             PortKind::Tap => queues.push(Box::new(TapPort::open(name)?)),
-            PortKind::VhostUser(o) => queues.push(Box::new(VhostUserQueue::open(name, o)?)),
+            PortKind::VhostUser(o) => {
+                for q in VhostUserQueue::open(name, o)? {
+                    queues.push(Box::new(q));
+                }
+            }
             PortKind::Generator(o) => {
                 let profile = parse_profile(&o.profile).map_err(|e| PortError::Invalid {
                     port: name.to_string(),
@@ -1127,23 +1146,28 @@ mod tests {
 
     #[test]
     fn vhost_user_every_key() {
-        let s = args("vhu0", "type=vhost-user socket=/tmp/vhu0.sock mode=Client").unwrap();
+        let s = args(
+            "vhu0",
+            "type=vhost-user socket=/tmp/vhu0.sock mode=Client queues=4",
+        )
+        .unwrap();
         assert_eq!(
             s.kind,
             PortKind::VhostUser(VhostUserOptions {
                 socket: PathBuf::from("/tmp/vhu0.sock"),
                 mode: VhostUserMode::Client,
+                queues: 4,
             })
         );
         assert_eq!(
             s.options_text(),
-            "type=vhost-user socket=/tmp/vhu0.sock mode=client"
+            "type=vhost-user socket=/tmp/vhu0.sock mode=client queues=4"
         );
         round_trip(&s);
         let d = args("vhu1", "type=vhost-user socket=v.sock").unwrap();
         assert_eq!(
             d.options_text(),
-            "type=vhost-user socket=v.sock mode=server"
+            "type=vhost-user socket=v.sock mode=server queues=1"
         );
         round_trip(&d);
         assert_refused("v", "type=vhost-user", "socket", "needs socket=PATH");
@@ -1154,10 +1178,17 @@ mod tests {
             "mode",
             "server or client",
         );
+        assert_refused("v", "type=vhost-user socket=s queues=0", "queues", "1..=16");
         assert_refused(
             "v",
-            "type=vhost-user socket=s queues=2",
+            "type=vhost-user socket=s queues=17",
             "queues",
+            "1..=16",
+        );
+        assert_refused(
+            "v",
+            "type=vhost-user socket=s ring-size=2",
+            "ring-size",
             "not an option of type=vhost-user",
         );
         assert_refused(

@@ -3,11 +3,16 @@
 //! and per vring its size, addresses (frontend virtual addresses translated to guest
 //! physical ones), base, kick, call and enable. The `vhost` crate's `BackendReqHandler`
 //! parses the messages and calls [`Device`] (through its `Mutex`, one message at a time) on
-//! the port's control thread; the PMD `try_lock`s the same `Mutex` once per burst and runs
-//! only the vrings that are [`Vring::live`]. Only what a virtio-net device with one queue pair
-//! needs is accepted; every other request is refused with an error reply.
+//! the port's control thread. Each vring sits behind a lock of its own ([`VringSlot`]), with
+//! a reference to the guest memory and the header layout, so that the PMDs polling different
+//! queue pairs of one port never contend: a PMD `try_lock`s the one vring it runs, once per
+//! burst, and runs it only while it is [`Vring::live`]. Only what a virtio-net device with
+//! up to [`super::MAX_QUEUE_PAIRS`] queue pairs needs is accepted; every other request is
+//! refused with an error reply.
 
 use std::fs::File;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use vhost::vhost_user::message::{
     VhostTransferStateDirection, VhostTransferStatePhase, VhostUserConfigFlags, VhostUserInflight,
@@ -26,16 +31,25 @@ use super::ring::{NetHdr, SplitRing, LEGACY_NET_HDR_LEN, NET_HDR_LEN};
 
 /// `VIRTIO_NET_F_MRG_RXBUF`: the device may merge receive buffers.
 pub const VIRTIO_NET_F_MRG_RXBUF: u64 = 1 << 15;
+/// `VIRTIO_NET_F_MQ`: the device has more than one queue pair.
+pub const VIRTIO_NET_F_MQ: u64 = 1 << 22;
 /// `VIRTIO_F_VERSION_1`: a VIRTIO 1.x device (little-endian, 12-byte header).
 pub const VIRTIO_F_VERSION_1: u64 = 1 << 32;
 /// `VHOST_USER_F_PROTOCOL_FEATURES`: protocol features are negotiated (rings start disabled).
 pub const VHOST_USER_F_PROTOCOL_FEATURES: u64 = 1 << 30;
-/// The virtio features offered. No offloads, no event index, no indirect descriptors.
+/// The virtio features offered by a device with one queue pair. No offloads, no event index,
+/// no indirect descriptors.
 pub const OFFERED_FEATURES: u64 =
     VIRTIO_NET_F_MRG_RXBUF | VIRTIO_F_VERSION_1 | VHOST_USER_F_PROTOCOL_FEATURES;
-/// Vring index of the guest's receive virtqueue (the switch transmits into it).
+/// The protocol features offered: REPLY_ACK (which the vhost crate adds in any case) and MQ
+/// (GET_QUEUE_NUM). Not STATUS, whose messages rust-vmm does not handle.
+const OFFERED_PROTOCOL_FEATURES: VhostUserProtocolFeatures =
+    VhostUserProtocolFeatures::REPLY_ACK.union(VhostUserProtocolFeatures::MQ);
+/// Vring index, within a queue pair, of the guest's receive virtqueue (the switch transmits
+/// into it): pair `q` has its vrings at `2q + GUEST_RX` and `2q + GUEST_TX`.
 pub const GUEST_RX: usize = 0;
-/// Vring index of the guest's transmit virtqueue (the switch receives from it).
+/// Vring index, within a queue pair, of the guest's transmit virtqueue (the switch receives
+/// from it).
 pub const GUEST_TX: usize = 1;
 /// Largest ring a frontend may set up (VIRTIO's split-ring maximum).
 const MAX_RING: u16 = 32768;
@@ -69,6 +83,49 @@ impl Vring {
     }
 }
 
+/// What a PMD needs to run one vring, behind that vring's own lock.
+pub struct VringSlot {
+    /// The vring.
+    pub vring: Vring,
+    /// Guest memory as of the last SET_MEM_TABLE (shared by every vring of the device).
+    pub mem: Option<Arc<GuestMemory>>,
+    /// The header layout the acked features give.
+    pub hdr: NetHdr,
+}
+
+impl VringSlot {
+    fn new() -> VringSlot {
+        VringSlot {
+            vring: Vring::new(),
+            mem: None,
+            hdr: net_hdr(0),
+        }
+    }
+}
+
+/// A vring slot as the device and a port queue share it.
+pub type SharedVring = Arc<Mutex<VringSlot>>;
+
+/// Locks a vring slot for the control thread (which may wait: a PMD holds it for one burst).
+pub fn lock_slot(slot: &Mutex<VringSlot>) -> MutexGuard<'_, VringSlot> {
+    // Nothing panics while holding it; if something did, the state is still plain data.
+    slot.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The header layout `features` give.
+fn net_hdr(features: u64) -> NetHdr {
+    let mergeable = features & VIRTIO_NET_F_MRG_RXBUF != 0;
+    let modern = features & VIRTIO_F_VERSION_1 != 0;
+    NetHdr {
+        len: if mergeable || modern {
+            NET_HDR_LEN
+        } else {
+            LEGACY_NET_HDR_LEN
+        },
+        mergeable,
+    }
+}
+
 /// A memory region's frontend virtual address and guest physical address.
 #[derive(Clone, Copy, Debug)]
 struct RegionMap {
@@ -82,82 +139,108 @@ pub struct Device {
     acked_features: u64,
     acked_protocol_features: u64,
     /// Guest memory, mapped from the frontend's fds; `None` before SET_MEM_TABLE.
-    pub mem: Option<GuestMemory>,
+    mem: Option<Arc<GuestMemory>>,
     /// Where each region sits for the frontend, to translate vring addresses.
     regions: Vec<RegionMap>,
-    /// The two vrings, indexed by [`GUEST_RX`] and [`GUEST_TX`].
-    pub vrings: [Vring; 2],
+    /// The vrings, two per queue pair ([`GUEST_RX`], [`GUEST_TX`]), shared with the port's
+    /// queues; they outlive connections.
+    vrings: Arc<[SharedVring]>,
+    /// Bit `q`: the guest's receive vring of pair `q` is live (where transmits may go).
+    rx_live: Arc<AtomicU64>,
     /// Whether a frontend owns the device (SET_OWNER).
     owned: bool,
 }
 
-impl Default for Device {
-    fn default() -> Device {
-        Device::new()
-    }
-}
-
 impl Device {
-    /// A device no frontend has configured.
-    pub fn new() -> Device {
+    /// A device with `pairs` queue pairs that no frontend has configured.
+    pub fn new(pairs: u16) -> Device {
+        let vrings: Vec<SharedVring> = (0..2 * usize::from(pairs.max(1)))
+            .map(|_| Arc::new(Mutex::new(VringSlot::new())))
+            .collect();
         Device {
             acked_features: 0,
             acked_protocol_features: 0,
             mem: None,
             regions: Vec::new(),
-            vrings: [Vring::new(), Vring::new()],
+            vrings: vrings.into(),
+            rx_live: Arc::new(AtomicU64::new(0)),
             owned: false,
+        }
+    }
+
+    /// The vring slots, two per queue pair.
+    pub fn vrings(&self) -> Arc<[SharedVring]> {
+        Arc::clone(&self.vrings)
+    }
+
+    /// The live receive vrings' bits, which the device keeps current.
+    pub fn rx_live(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.rx_live)
+    }
+
+    /// Queue pairs served.
+    pub fn pairs(&self) -> usize {
+        self.vrings.len() / 2
+    }
+
+    /// The virtio features this device offers.
+    pub fn offered_features(&self) -> u64 {
+        if self.pairs() > 1 {
+            OFFERED_FEATURES | VIRTIO_NET_F_MQ
+        } else {
+            OFFERED_FEATURES
         }
     }
 
     /// Forgets the connection: rings stop, memory is unmapped, fds close.
     pub fn reset(&mut self) {
-        *self = Device::new();
-    }
-
-    /// The header layout the acked features give.
-    pub fn net_hdr(&self) -> NetHdr {
-        let mergeable = self.acked_features & VIRTIO_NET_F_MRG_RXBUF != 0;
-        let modern = self.acked_features & VIRTIO_F_VERSION_1 != 0;
-        NetHdr {
-            len: if mergeable || modern {
-                NET_HDR_LEN
-            } else {
-                LEGACY_NET_HDR_LEN
-            },
-            mergeable,
+        for slot in self.vrings.iter() {
+            *lock_slot(slot) = VringSlot::new();
         }
+        self.rx_live.store(0, Ordering::Relaxed);
+        self.acked_features = 0;
+        self.acked_protocol_features = 0;
+        self.mem = None;
+        self.regions.clear();
+        self.owned = false;
     }
 
-    /// Whether both vrings run.
+    /// Whether the first queue pair runs (the others follow the guest's queue count).
     pub fn link_up(&self) -> bool {
-        self.vrings.iter().all(|v| v.live)
+        self.vrings[..2].iter().all(|v| lock_slot(v).vring.live)
     }
 
-    fn vring(&mut self, index: u32) -> Result<&mut Vring> {
-        self.vrings
-            .get_mut(index as usize)
-            .ok_or(Error::InvalidParam)
+    fn slot(&self, index: u32) -> Result<MutexGuard<'_, VringSlot>> {
+        let slot = self.vrings.get(index as usize).ok_or(Error::InvalidParam)?;
+        Ok(lock_slot(slot))
     }
 
     /// Recomputes whether vring `index` may run, and on the way up tells the guest not to
     /// kick (the PMD polls).
-    fn refresh(&mut self, index: usize) {
-        let Some(mem) = self.mem.as_ref() else {
-            self.vrings[index].live = false;
+    fn refresh(&self, index: usize) {
+        let Some(slot) = self.vrings.get(index) else {
             return;
         };
-        let v = &mut self.vrings[index];
+        let mut slot = lock_slot(slot);
+        let VringSlot { vring: v, mem, .. } = &mut *slot;
         let was = v.live;
-        let view = v.queue.view(mem);
+        let view = mem.as_ref().and_then(|m| v.queue.view(m));
         v.live = v.addressed && v.started && v.enabled && view.is_some();
         if let Some(view) = view.filter(|_| v.live && !was) {
             // The PMD polls: the guest need not kick.
             view.set_used_flags(USED_F_NO_NOTIFY);
         }
+        if index % 2 == GUEST_RX && index / 2 < 64 {
+            let bit = 1u64 << (index / 2);
+            if v.live {
+                self.rx_live.fetch_or(bit, Ordering::Relaxed);
+            } else {
+                self.rx_live.fetch_and(!bit, Ordering::Relaxed);
+            }
+        }
     }
 
-    fn refresh_all(&mut self) {
+    fn refresh_all(&self) {
         for i in 0..self.vrings.len() {
             self.refresh(i);
         }
@@ -234,14 +317,17 @@ impl VhostUserBackendReqHandlerMut for Device {
     }
 
     fn get_features(&mut self) -> Result<u64> {
-        Ok(OFFERED_FEATURES)
+        Ok(self.offered_features())
     }
 
     fn set_features(&mut self, features: u64) -> Result<()> {
-        if features & !OFFERED_FEATURES != 0 {
+        if features & !self.offered_features() != 0 {
             return Err(Error::InvalidParam);
         }
         self.acked_features = features;
+        for slot in self.vrings.iter() {
+            lock_slot(slot).hdr = net_hdr(features);
+        }
         Ok(())
     }
 
@@ -252,8 +338,13 @@ impl VhostUserBackendReqHandlerMut for Device {
         _postcopy_listening: Option<bool>,
     ) -> Result<Option<Vec<VhostUserMemoryRegionBase>>> {
         let (mem, table) = map_regions(ctx, files)?;
-        // The old mapping goes away only here, under the lock the PMD takes per burst.
-        self.mem = Some(GuestMemory::new(mem));
+        let mem = Arc::new(GuestMemory::new(mem));
+        // The old mapping goes away once no vring holds it: each is replaced under the lock
+        // the PMD takes per burst.
+        for slot in self.vrings.iter() {
+            lock_slot(slot).mem = Some(Arc::clone(&mem));
+        }
+        self.mem = Some(mem);
         self.regions = table;
         self.refresh_all();
         Ok(None)
@@ -264,7 +355,7 @@ impl VhostUserBackendReqHandlerMut for Device {
         if num == 0 || num > MAX_RING || !num.is_power_of_two() {
             return Err(Error::InvalidParam);
         }
-        self.vring(index)?.queue.size = num;
+        self.slot(index)?.vring.queue.size = num;
         self.refresh(index as usize);
         Ok(())
     }
@@ -278,75 +369,82 @@ impl VhostUserBackendReqHandlerMut for Device {
         available: u64,
         _log: u64,
     ) -> Result<()> {
-        self.vring(index)?;
-        let size = u64::from(self.vrings[index as usize].queue.size);
+        let size = u64::from(self.slot(index)?.vring.queue.size);
         // The spans the split-ring layout gives for `size` entries (with event fields).
         let desc = self.va_to_gpa(descriptor, 16 * size)?;
         let avail = self.va_to_gpa(available, 6 + 2 * size)?;
         let used = self.va_to_gpa(used, 6 + 8 * size)?;
-        let v = &mut self.vrings[index as usize];
-        v.queue.desc = desc;
-        v.queue.avail = avail;
-        v.queue.used = used;
-        v.addressed = true;
+        {
+            let mut slot = self.slot(index)?;
+            let v = &mut slot.vring;
+            v.queue.desc = desc;
+            v.queue.avail = avail;
+            v.queue.used = used;
+            v.addressed = true;
+        }
         self.refresh(index as usize);
         Ok(())
     }
 
     fn set_vring_base(&mut self, index: u32, base: u32) -> Result<()> {
         let base = u16::try_from(base).map_err(|_| Error::InvalidParam)?;
-        let v = self.vring(index)?;
-        v.queue.next_avail = base;
-        v.queue.next_used = base;
+        let mut slot = self.slot(index)?;
+        slot.vring.queue.next_avail = base;
+        slot.vring.queue.next_used = base;
         Ok(())
     }
 
     fn get_vring_base(&mut self, index: u32) -> Result<VhostUserVringState> {
-        let v = self.vring(index)?;
-        // Stopping: the PMD cannot be inside this ring (it holds the lock per burst), and
-        // it returns every chain it pops in the same burst, so next_avail is also next_used.
-        v.started = false;
-        v.live = false;
-        v.kick = None;
-        v.call = None;
-        Ok(VhostUserVringState::new(
-            index,
-            u32::from(v.queue.next_avail),
-        ))
+        let next_avail = {
+            let mut slot = self.slot(index)?;
+            let v = &mut slot.vring;
+            // Stopping: the PMD cannot be inside this ring (it holds the lock per burst), and
+            // it returns every chain it pops in the same burst, so next_avail is also
+            // next_used.
+            v.started = false;
+            v.kick = None;
+            v.call = None;
+            v.queue.next_avail
+        };
+        self.refresh(index as usize);
+        Ok(VhostUserVringState::new(index, u32::from(next_avail)))
     }
 
     fn set_vring_kick(&mut self, index: u8, fd: Option<File>) -> Result<()> {
         let protocol = self.acked_features & VHOST_USER_F_PROTOCOL_FEATURES != 0;
-        let v = self.vring(u32::from(index))?;
-        v.kick = fd;
-        v.started = true;
-        if !protocol {
-            // Without protocol features a ring runs as soon as it is kicked.
-            v.enabled = true;
+        {
+            let mut slot = self.slot(u32::from(index))?;
+            let v = &mut slot.vring;
+            v.kick = fd;
+            v.started = true;
+            if !protocol {
+                // Without protocol features a ring runs as soon as it is kicked.
+                v.enabled = true;
+            }
         }
         self.refresh(usize::from(index));
         Ok(())
     }
 
     fn set_vring_call(&mut self, index: u8, fd: Option<File>) -> Result<()> {
-        self.vring(u32::from(index))?.call = fd;
+        self.slot(u32::from(index))?.vring.call = fd;
         Ok(())
     }
 
     fn set_vring_err(&mut self, index: u8, _fd: Option<File>) -> Result<()> {
         // Nothing is ever reported on it; the fd closes here.
-        self.vring(u32::from(index))?;
+        self.vrings
+            .get(usize::from(index))
+            .ok_or(Error::InvalidParam)?;
         Ok(())
     }
 
     fn get_protocol_features(&mut self) -> Result<VhostUserProtocolFeatures> {
-        // Minimal: REPLY_ACK (added by the vhost crate in any case). Not STATUS, whose
-        // messages rust-vmm does not handle; not MQ until more than one queue pair is served.
-        Ok(VhostUserProtocolFeatures::REPLY_ACK)
+        Ok(OFFERED_PROTOCOL_FEATURES)
     }
 
     fn set_protocol_features(&mut self, features: u64) -> Result<()> {
-        if features & !VhostUserProtocolFeatures::REPLY_ACK.bits() != 0 {
+        if features & !OFFERED_PROTOCOL_FEATURES.bits() != 0 {
             return Err(Error::InvalidParam);
         }
         self.acked_protocol_features = features;
@@ -354,14 +452,14 @@ impl VhostUserBackendReqHandlerMut for Device {
     }
 
     fn get_queue_num(&mut self) -> Result<u64> {
-        Ok(1)
+        Ok(self.pairs() as u64)
     }
 
     fn set_vring_enable(&mut self, index: u32, enable: bool) -> Result<()> {
         if self.acked_features & VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits() == 0 {
             return Err(Error::InvalidOperation("protocol features not negotiated"));
         }
-        self.vring(index)?.enabled = enable;
+        self.slot(index)?.vring.enabled = enable;
         self.refresh(index as usize);
         Ok(())
     }

@@ -14,8 +14,14 @@
 //! written through [`guest`]'s bounds-checked raw copies instead. The guest is told not to
 //! kick (`VRING_USED_F_NO_NOTIFY`) and the call eventfd is written only when the guest asks
 //! for interrupts. A disconnect resets the device to waiting; the server accepts the next
-//! frontend, the client reconnects every second. One queue pair (no `MQ`), split rings
-//! only. `unsafe` is confined to [`guest`].
+//! frontend, the client reconnects every second. Split rings only.
+//!
+//! Multiqueue (`queues=N`, the `MQ` feature): the port is N [`PortIo`] queues, one per queue
+//! pair, each placed on a PMD like any receive queue; every vring has its own lock, so PMDs
+//! running different pairs never meet. A PMD transmits on the pair of its own number (modulo
+//! N); when the guest has not enabled that pair (it uses fewer queues than offered), the
+//! frames go to one of the enabled pairs instead, as OVS remaps its vhost transmit queues.
+//! `unsafe` is confined to [`guest`].
 
 pub mod device;
 pub mod guest;
@@ -31,7 +37,7 @@ use std::time::Duration;
 
 use vhost::vhost_user::{BackendReqHandler, Error as VhostError, Listener};
 
-use self::device::{Device, GUEST_RX, GUEST_TX};
+use self::device::{Device, SharedVring, GUEST_RX, GUEST_TX};
 use self::ring::{RingCounters, Vq, MAX_FRAME, NET_HDR_LEN};
 use super::{PortError, PortIo, QueueInfo};
 
@@ -61,7 +67,12 @@ pub struct VhostUserOptions {
     pub socket: PathBuf,
     /// Who listens on it.
     pub mode: VhostUserMode,
+    /// Queue pairs offered (`MQ` when more than one).
+    pub queues: u16,
 }
+
+/// Most queue pairs a vhost-user port offers.
+pub const MAX_QUEUE_PAIRS: u16 = 16;
 
 /// How long the control thread waits between looks at its stop flag while it has no
 /// frontend (server: accept polls; client: connect retries count this many times).
@@ -162,24 +173,55 @@ fn serve_client(control: &Control, path: &Path) {
     }
 }
 
-/// A vhost-user port as a [`PortIo`] (one queue pair).
-pub struct VhostUserQueue {
+/// The port's control thread, stopped when the last queue of the port is dropped.
+struct ControlThread {
     control: Arc<Control>,
     thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for ControlThread {
+    fn drop(&mut self) {
+        self.control.stop.store(true, Ordering::Relaxed);
+        if let Some(conn) = lock(&self.control.conn).as_ref() {
+            // Ends the control thread's blocking read.
+            let _ = conn.shutdown(std::net::Shutdown::Both);
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// One queue pair of a vhost-user port as a [`PortIo`].
+pub struct VhostUserQueue {
+    control: Arc<Control>,
+    /// Held so that the control thread runs while any queue of the port exists.
+    _thread: Arc<ControlThread>,
     options: VhostUserOptions,
+    /// This queue pair's number.
+    pair: usize,
+    /// Every vring of the port, two per pair.
+    vrings: Arc<[SharedVring]>,
+    /// Bit `q`: the guest's receive vring of pair `q` is live.
+    rx_live: Arc<AtomicU64>,
     /// Where a guest frame is gathered before it is handed on.
     scratch: Box<[u8]>,
     counters: RingCounters,
-    /// Bursts skipped because the control thread held the device.
+    /// Bursts skipped because the control thread or another PMD held the vring.
     busy_bursts: u64,
+    /// Frames sent through another pair because the guest has not enabled this one.
+    tx_remapped: u64,
 }
 
 impl VhostUserQueue {
-    /// Opens the port: in server mode binds the socket now (replacing a stale file), in
-    /// client mode starts connecting; errors name `port`.
-    pub fn open(port: &str, options: &VhostUserOptions) -> Result<VhostUserQueue, PortError> {
+    /// Opens the port, one queue per queue pair: in server mode binds the socket now
+    /// (replacing a stale file), in client mode starts connecting; errors name `port`.
+    pub fn open(port: &str, options: &VhostUserOptions) -> Result<Vec<VhostUserQueue>, PortError> {
+        let pairs = options.queues.clamp(1, MAX_QUEUE_PAIRS);
+        let device = Device::new(pairs);
+        let (vrings, rx_live) = (device.vrings(), device.rx_live());
         let control = Arc::new(Control {
-            device: Arc::new(Mutex::new(Device::new())),
+            device: Arc::new(Mutex::new(device)),
             stop: AtomicBool::new(false),
             conn: Mutex::new(None),
             link: Arc::new(AtomicBool::new(false)),
@@ -211,14 +253,43 @@ impl VhostUserQueue {
             VhostUserMode::Client => builder.spawn(move || serve_client(&shared, &socket)),
         }
         .map_err(|e| io("start the control thread".to_string(), e))?;
-        Ok(VhostUserQueue {
-            control,
+        let thread = Arc::new(ControlThread {
+            control: Arc::clone(&control),
             thread: Some(thread),
-            options: options.clone(),
-            scratch: vec![0u8; NET_HDR_LEN + MAX_FRAME].into_boxed_slice(),
-            counters: RingCounters::default(),
-            busy_bursts: 0,
-        })
+        });
+        Ok((0..usize::from(pairs))
+            .map(|pair| VhostUserQueue {
+                control: Arc::clone(&control),
+                _thread: Arc::clone(&thread),
+                options: options.clone(),
+                pair,
+                vrings: Arc::clone(&vrings),
+                rx_live: Arc::clone(&rx_live),
+                scratch: vec![0u8; NET_HDR_LEN + MAX_FRAME].into_boxed_slice(),
+                counters: RingCounters::default(),
+                busy_bursts: 0,
+                tx_remapped: 0,
+            })
+            .collect())
+    }
+
+    /// The pair whose guest receive vring takes this queue's transmits: its own when the
+    /// guest enabled it, otherwise one of the enabled pairs (spread by pair number); `None`
+    /// while none is.
+    fn tx_pair(&self) -> Option<usize> {
+        let live = self.rx_live.load(Ordering::Relaxed);
+        if live & (1 << self.pair) != 0 {
+            return Some(self.pair);
+        }
+        let n = live.count_ones() as usize;
+        if n == 0 {
+            return None;
+        }
+        let mut rest = live;
+        for _ in 0..self.pair % n {
+            rest &= rest - 1;
+        }
+        Some(rest.trailing_zeros() as usize)
     }
 
     /// Whether a frontend has both vrings running.
@@ -237,14 +308,13 @@ impl VhostUserQueue {
 
 impl PortIo for VhostUserQueue {
     fn rx_burst(&mut self, max: usize, f: &mut dyn FnMut(&[u8])) -> usize {
-        let Ok(mut dev) = self.control.device.try_lock() else {
+        let Ok(mut slot) = self.vrings[2 * self.pair + GUEST_TX].try_lock() else {
             self.busy_bursts += 1;
             return 0;
         };
-        let hdr = dev.net_hdr();
-        let Device { mem, vrings, .. } = &mut *dev;
-        let v = &mut vrings[GUEST_TX];
-        let Some(mem) = mem.as_ref().filter(|_| v.live) else {
+        let hdr = slot.hdr;
+        let device::VringSlot { vring: v, mem, .. } = &mut *slot;
+        let Some(mem) = mem.as_deref().filter(|_| v.live) else {
             return 0;
         };
         let vq = Vq {
@@ -257,15 +327,18 @@ impl PortIo for VhostUserQueue {
     }
 
     fn tx_burst(&mut self, frames: &[&[u8]]) -> usize {
-        let Ok(mut dev) = self.control.device.try_lock() else {
+        let Some(pair) = self.tx_pair() else {
+            // No guest to deliver to: the frames are the port's drops.
+            self.counters.tx_dropped += frames.len() as u64;
+            return 0;
+        };
+        let Ok(mut slot) = self.vrings[2 * pair + GUEST_RX].try_lock() else {
             self.busy_bursts += 1;
             return 0;
         };
-        let hdr = dev.net_hdr();
-        let Device { mem, vrings, .. } = &mut *dev;
-        let v = &mut vrings[GUEST_RX];
-        let Some(mem) = mem.as_ref().filter(|_| v.live) else {
-            // No guest to deliver to: the frames are the port's drops.
+        let hdr = slot.hdr;
+        let device::VringSlot { vring: v, mem, .. } = &mut *slot;
+        let Some(mem) = mem.as_deref().filter(|_| v.live) else {
             self.counters.tx_dropped += frames.len() as u64;
             return 0;
         };
@@ -275,7 +348,11 @@ impl PortIo for VhostUserQueue {
             call: v.call.as_ref(),
             hdr,
         };
-        ring::guest_rx(vq, frames, &mut self.counters)
+        let sent = ring::guest_rx(vq, frames, &mut self.counters);
+        if pair != self.pair {
+            self.tx_remapped += sent as u64;
+        }
+        sent
     }
 
     fn rx_fd(&self) -> Option<RawFd> {
@@ -288,9 +365,11 @@ impl PortIo for VhostUserQueue {
         QueueInfo {
             kind: "vhost-user",
             mode: format!(
-                "{} {} split {state}",
+                "{} {} split pair {}/{} {state}",
                 self.options.mode.name(),
-                self.options.socket.display()
+                self.options.socket.display(),
+                self.pair,
+                self.options.queues
             ),
         }
     }
@@ -301,7 +380,9 @@ impl PortIo for VhostUserQueue {
 
     fn counters(&self) -> Vec<(&'static str, u64)> {
         let c = &self.counters;
-        let a = |v: &AtomicU64| v.load(Ordering::Relaxed);
+        // The connection's counters once per port (on pair 0): port-stats sums the queues.
+        let first = self.pair == 0;
+        let a = |v: &AtomicU64| if first { v.load(Ordering::Relaxed) } else { 0 };
         vec![
             ("rx-frames", c.rx_frames),
             ("rx-bytes", c.rx_bytes),
@@ -315,24 +396,12 @@ impl PortIo for VhostUserQueue {
             ("bad-rings", c.bad_rings),
             ("call-signals", c.call_signals),
             ("busy-bursts", self.busy_bursts),
+            ("tx-remapped", self.tx_remapped),
             ("connections", a(&self.control.connections)),
             ("disconnects", a(&self.control.disconnects)),
             ("refused-requests", a(&self.control.refused_requests)),
             ("protocol-errors", a(&self.control.protocol_errors)),
         ]
-    }
-}
-
-impl Drop for VhostUserQueue {
-    fn drop(&mut self) {
-        self.control.stop.store(true, Ordering::Relaxed);
-        if let Some(conn) = lock(&self.control.conn).as_ref() {
-            // Ends the control thread's blocking read.
-            let _ = conn.shutdown(std::net::Shutdown::Both);
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 
@@ -349,9 +418,11 @@ mod tests {
             &VhostUserOptions {
                 socket: path.clone(),
                 mode: VhostUserMode::Server,
+                queues: 1,
             },
         )
-        .unwrap();
+        .unwrap()
+        .remove(0);
         assert!(path.exists());
         assert!(!q.link_up());
         assert_eq!(q.info().kind, "vhost-user");
@@ -377,6 +448,7 @@ mod tests {
             &VhostUserOptions {
                 socket: PathBuf::from("/nonexistent/dir/v.sock"),
                 mode: VhostUserMode::Server,
+                queues: 1,
             },
         )
         .err()
@@ -393,9 +465,11 @@ mod tests {
             &VhostUserOptions {
                 socket: dir.path().join("v.sock"),
                 mode: VhostUserMode::Client,
+                queues: 1,
             },
         )
-        .unwrap();
+        .unwrap()
+        .remove(0);
         assert_eq!(q.tx_burst(&[&[0u8; 60], &[0u8; 60]]), 0);
         assert_eq!(q.rx_burst(32, &mut |_| {}), 0);
         assert_eq!(q.ring_counters().tx_dropped, 2);
