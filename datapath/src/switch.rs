@@ -5,8 +5,10 @@
 
 use flowcache::{Classify, ClassifyConfig};
 use pipeline::parse::Parse;
-use pipeline::{Ctx, Graph, PacketId, PacketPool, TxQueues, Upcall};
+use pipeline::{Ctx, Graph, PacketId, PacketPool, TxQueues, Upcall, HEADROOM, MAX_PACKET};
 use serde::Serialize;
+
+use crate::ports::RxSink;
 
 /// Frames in the pool of one switch instance.
 const POOL_FRAMES: u32 = 8192;
@@ -135,39 +137,31 @@ impl<U: Upcall + 'static> Switch<U> {
     }
 
     /// Receives one batch on port `port` (an index into [`Switch::ports`]) and runs it through
-    /// the graph at `now_ns`: `fill` is handed a closure that copies one frame into the pool
-    /// (the one copy on the receive side) and calls it for each received frame. Returns the
-    /// number of frames taken in. A frame longer than a buffer, or one that finds the pool
-    /// empty, counts as the port's `rx_dropped`.
+    /// the graph at `now_ns`: `fill` is handed the [`RxSink`] that takes each frame into the
+    /// pool (the one copy on the receive side). Returns the number of frames taken in. A frame
+    /// longer than a buffer, or one that finds the pool empty or the batch full, counts as
+    /// the port's `rx_dropped`.
     pub fn receive_with(
         &mut self,
         port: usize,
         now_ns: u64,
-        fill: impl FnOnce(&mut dyn FnMut(&[u8])),
+        fill: impl FnOnce(&mut dyn RxSink),
     ) -> usize {
         let Some(p) = self.ports.get_mut(port) else {
             return 0;
         };
         self.rx_scratch.clear();
-        let (pool, scratch) = (&mut self.pool, &mut self.rx_scratch);
-        let mut push = |data: &[u8]| {
-            if scratch.len() >= pipeline::MAX_BATCH {
-                p.stats.rx_dropped += 1;
-                return;
-            }
-            match pool.alloc_with(data) {
-                Ok(id) => {
-                    let m = pool.meta_mut(id);
-                    m.key.in_port = p.ofport;
-                    m.rx_ns = now_ns;
-                    p.stats.rx_packets += 1;
-                    p.stats.rx_bytes += data.len() as u64;
-                    scratch.push(id);
-                }
-                Err(_) => p.stats.rx_dropped += 1,
-            }
+        let mut sink = Intake {
+            pool: &mut self.pool,
+            batch: &mut self.rx_scratch,
+            port: p,
+            now_ns,
+            room: None,
         };
-        fill(&mut push);
+        fill(&mut sink);
+        if let Some(id) = sink.room.take() {
+            self.pool.free(id);
+        }
         let n = self.rx_scratch.len();
         if n > 0 {
             let mut cx = Ctx {
@@ -270,5 +264,148 @@ impl<U: Upcall + 'static> Switch<U> {
     /// Buffers not in use (every buffer is back after a drained dispatch: a leak check).
     pub fn free_buffers(&self) -> usize {
         self.pool.available()
+    }
+}
+
+/// The [`RxSink`] of one receive burst: frames become packets of the pool, stamped with the
+/// port and the time, in the batch the graph runs next.
+struct Intake<'a> {
+    pool: &'a mut PacketPool,
+    batch: &'a mut Vec<PacketId>,
+    port: &'a mut SwitchPort,
+    now_ns: u64,
+    /// The packet [`RxSink::room`] handed out and not yet committed.
+    room: Option<PacketId>,
+}
+
+impl Intake<'_> {
+    fn take(&mut self, id: PacketId, len: usize) {
+        let m = self.pool.meta_mut(id);
+        m.key.in_port = self.port.ofport;
+        m.rx_ns = self.now_ns;
+        self.port.stats.rx_packets += 1;
+        self.port.stats.rx_bytes += len as u64;
+        self.batch.push(id);
+    }
+}
+
+impl RxSink for Intake<'_> {
+    fn push(&mut self, frame: &[u8]) {
+        if self.batch.len() >= pipeline::MAX_BATCH {
+            self.port.stats.rx_dropped += 1;
+            return;
+        }
+        match self.pool.alloc_with(frame) {
+            Ok(id) => self.take(id, frame.len()),
+            Err(_) => self.port.stats.rx_dropped += 1,
+        }
+    }
+
+    fn room(&mut self) -> Option<&mut [u8]> {
+        if self.batch.len() >= pipeline::MAX_BATCH {
+            return None;
+        }
+        let id = match self.room {
+            Some(id) => id,
+            None => {
+                let id = self.pool.alloc()?;
+                self.room = Some(id);
+                id
+            }
+        };
+        self.pool
+            .frame_mut(id)
+            .get_mut(HEADROOM..HEADROOM + MAX_PACKET)
+    }
+
+    fn commit(&mut self, len: usize) {
+        let Some(id) = self.room.take() else {
+            return;
+        };
+        if len > MAX_PACKET || self.pool.set_len(id, len).is_err() {
+            self.pool.free(id);
+            self.port.stats.rx_dropped += 1;
+            return;
+        }
+        self.take(id, len);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pipeline::{DpAction, FlowKey, UpcallResult};
+
+    /// Every flow goes out of port 2.
+    struct ToPort2;
+
+    impl Upcall for ToPort2 {
+        fn translate(&mut self, _key: &FlowKey, _now_ns: u64) -> UpcallResult {
+            UpcallResult {
+                actions: vec![DpAction::Output(2)],
+                mask: FlowKey::default(),
+                sinks: Vec::new(),
+            }
+        }
+
+        fn generation(&self) -> u64 {
+            0
+        }
+    }
+
+    fn frame(n: u8) -> Vec<u8> {
+        let mut f = vec![0u8; 60];
+        f[..6].copy_from_slice(&[2, 0, 0, 0, 0, 2]);
+        f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
+        f[12..14].copy_from_slice(&[0x88, 0xb5]);
+        f[14] = n;
+        f
+    }
+
+    #[test]
+    fn frames_written_in_place_and_pushed_arrive_alike_and_uncommitted_room_is_returned() {
+        let ports = [("a".to_string(), 1), ("b".to_string(), 2)];
+        let mut sw = Switch::new(&ports, ToPort2, ClassifyConfig::default()).unwrap();
+        let free = sw.pool.available();
+        let n = sw.receive_with(0, 5, |sink| {
+            sink.push(&frame(1));
+            // Written in place: the same buffer comes back until it is committed.
+            let first = sink.room().unwrap().as_ptr();
+            let room = sink.room().unwrap();
+            assert_eq!(room.as_ptr(), first);
+            assert_eq!(room.len(), MAX_PACKET);
+            room[..60].copy_from_slice(&frame(2));
+            sink.commit(60);
+            // Too long for a buffer: dropped, counted.
+            sink.room().unwrap();
+            sink.commit(MAX_PACKET + 1);
+            sink.push(&vec![0u8; MAX_PACKET + 1]);
+            // Left uncommitted: freed after the burst.
+            sink.room().unwrap()[0] = 0xff;
+        });
+        assert_eq!(n, 2);
+        let mut out = Vec::new();
+        sw.drain_tx(1, |f, _| out.push(f.to_vec()));
+        assert_eq!(out, vec![frame(1), frame(2)]);
+        let s = &sw.ports()[0].stats;
+        assert_eq!((s.rx_packets, s.rx_bytes, s.rx_dropped), (2, 120, 2));
+        assert_eq!(sw.pool.available(), free, "every buffer is back");
+    }
+
+    #[test]
+    fn a_full_batch_has_no_room() {
+        let ports = [("a".to_string(), 1), ("b".to_string(), 2)];
+        let mut sw = Switch::new(&ports, ToPort2, ClassifyConfig::default()).unwrap();
+        let n = sw.receive_with(0, 5, |sink| {
+            for i in 0..pipeline::MAX_BATCH {
+                let room = sink.room().unwrap();
+                room[..60].copy_from_slice(&frame(i as u8));
+                sink.commit(60);
+            }
+            assert!(sink.room().is_none());
+            sink.push(&frame(0));
+        });
+        assert_eq!(n, pipeline::MAX_BATCH);
+        assert_eq!(sw.ports()[0].stats.rx_dropped, 1);
     }
 }

@@ -16,7 +16,7 @@ pub mod parse;
 pub mod txq;
 pub mod upcall;
 
-pub use buffer::{PacketId, PacketMeta, PacketPool, HEADROOM};
+pub use buffer::{PacketId, PacketMeta, PacketPool, HEADROOM, MAX_PACKET};
 pub use clock::{Clock, MonotonicClock, VirtualClock};
 pub use dpaction::{DpAction, ExecDrop};
 pub use flowkey::FlowKey;

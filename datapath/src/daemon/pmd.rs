@@ -479,8 +479,8 @@ impl Pmd {
             };
             let n = {
                 let mut io = r.queue.lock();
-                b.switch.receive_with(r.port, now, |push| {
-                    io.rx_burst(batch, push);
+                b.switch.receive_with(r.port, now, |sink| {
+                    io.rx_burst_into(batch, sink);
                 })
             };
             if n == 0 {

@@ -47,12 +47,32 @@ pub struct QueueInfo {
     pub mode: String,
 }
 
+/// Where a receive burst puts its frames: packets of the switch's pool.
+pub trait RxSink {
+    /// Copies `frame` into a new packet (or counts it as the port's drop: too long, no free
+    /// buffer, batch full).
+    fn push(&mut self, frame: &[u8]);
+    /// A packet buffer of [`pipeline::MAX_PACKET`] bytes, for a port that writes the next
+    /// frame into it in place (one copy less than gathering it and calling
+    /// [`RxSink::push`]); `None` when this burst takes no more frames, and the port leaves
+    /// the frame where it is. The same buffer is handed out again until it is committed.
+    fn room(&mut self) -> Option<&mut [u8]>;
+    /// Takes the first `len` bytes of the buffer [`RxSink::room`] gave as a received packet.
+    fn commit(&mut self, len: usize);
+}
+
 /// One queue of a port, as a PMD thread drives it. The per-packet calls count what they cannot
 /// do instead of failing.
 pub trait PortIo: Send {
     /// Receives up to `max` frames and hands each one's bytes to `f`, in arrival order.
     /// Returns how many it handed over.
     fn rx_burst(&mut self, max: usize, f: &mut dyn FnMut(&[u8])) -> usize;
+
+    /// [`PortIo::rx_burst`] into packets of `sink`, as the PMD receives. A port that can
+    /// write frames straight into packet buffers does so ([`RxSink::room`]).
+    fn rx_burst_into(&mut self, max: usize, sink: &mut dyn RxSink) -> usize {
+        self.rx_burst(max, &mut |f| sink.push(f))
+    }
 
     /// Queues `frames` for transmission in order. Returns how many it took; the caller counts
     /// the rest as transmit drops.

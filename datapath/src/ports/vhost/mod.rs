@@ -38,8 +38,8 @@ use std::time::Duration;
 use vhost::vhost_user::{BackendReqHandler, Error as VhostError, Listener};
 
 use self::device::{Device, SharedVring, GUEST_RX, GUEST_TX};
-use self::ring::{RingCounters, Vq, MAX_FRAME, NET_HDR_LEN};
-use super::{PortError, PortIo, QueueInfo};
+use self::ring::{RingCounters, Vq, MAX_FRAME};
+use super::{PortError, PortIo, QueueInfo, RxSink};
 
 /// Who opens the unix socket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -204,7 +204,8 @@ pub struct VhostUserQueue {
     vrings: Arc<[SharedVring]>,
     /// Bit `q`: the guest's receive vring of pair `q` is live.
     rx_live: Arc<AtomicU64>,
-    /// Where a guest frame is gathered before it is handed on.
+    /// Where a guest frame is gathered for [`PortIo::rx_burst`]'s closure (the PMD's
+    /// [`PortIo::rx_burst_into`] writes straight into packet buffers instead).
     scratch: Box<[u8]>,
     counters: RingCounters,
     /// Bursts skipped because the control thread or another PMD held the vring.
@@ -265,7 +266,7 @@ impl VhostUserQueue {
                 pair,
                 vrings: Arc::clone(&vrings),
                 rx_live: Arc::clone(&rx_live),
-                scratch: vec![0u8; NET_HDR_LEN + MAX_FRAME].into_boxed_slice(),
+                scratch: vec![0u8; MAX_FRAME].into_boxed_slice(),
                 counters: RingCounters::default(),
                 busy_bursts: 0,
                 tx_remapped: 0,
@@ -308,6 +309,19 @@ impl VhostUserQueue {
 
 impl PortIo for VhostUserQueue {
     fn rx_burst(&mut self, max: usize, f: &mut dyn FnMut(&[u8])) -> usize {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let n = self.rx_burst_into(
+            max,
+            &mut ring::ClosureSink {
+                buf: &mut scratch,
+                f,
+            },
+        );
+        self.scratch = scratch;
+        n
+    }
+
+    fn rx_burst_into(&mut self, max: usize, sink: &mut dyn RxSink) -> usize {
         let Ok(mut slot) = self.vrings[2 * self.pair + GUEST_TX].try_lock() else {
             self.busy_bursts += 1;
             return 0;
@@ -323,7 +337,7 @@ impl PortIo for VhostUserQueue {
             call: v.call.as_ref(),
             hdr,
         };
-        ring::guest_tx(vq, max, &mut self.scratch, &mut self.counters, f)
+        ring::guest_tx(vq, max, &mut self.counters, sink)
     }
 
     fn tx_burst(&mut self, frames: &[&[u8]]) -> usize {

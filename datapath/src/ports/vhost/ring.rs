@@ -14,6 +14,7 @@ use std::io::Write as _;
 use std::sync::atomic::Ordering;
 
 use super::guest::{Desc, GuestMemory, RingView, DESC_F_NEXT, DESC_F_WRITE};
+use crate::ports::RxSink;
 
 /// Bytes of `virtio_net_hdr_mrg_rxbuf` (VIRTIO 1.x, or legacy with mergeable rx buffers).
 pub const NET_HDR_LEN: usize = 12;
@@ -255,17 +256,37 @@ fn signal(view: &RingView<'_>, call: Option<&File>, c: &mut RingCounters) {
     }
 }
 
-/// Receives up to `max` frames the guest transmits (its transmit virtqueue), handing each to
-/// `f` without the header. `scratch` holds at least `MAX_FRAME` bytes. Every popped
-/// chain goes back to the used ring (length 0: the device wrote nothing). Returns the frames
-/// handed over.
-pub fn guest_tx(
-    vq: Vq<'_>,
-    max: usize,
-    scratch: &mut [u8],
-    c: &mut RingCounters,
-    f: &mut dyn FnMut(&[u8]),
-) -> usize {
+/// An [`RxSink`] over one buffer that hands each committed frame to a closure (for callers
+/// that take frames as byte slices).
+pub struct ClosureSink<'a> {
+    /// Where a frame is written; at least [`MAX_FRAME`] bytes.
+    pub buf: &'a mut [u8],
+    /// Takes each frame.
+    pub f: &'a mut dyn FnMut(&[u8]),
+}
+
+impl RxSink for ClosureSink<'_> {
+    fn push(&mut self, frame: &[u8]) {
+        (self.f)(frame);
+    }
+
+    fn room(&mut self) -> Option<&mut [u8]> {
+        Some(&mut *self.buf)
+    }
+
+    fn commit(&mut self, len: usize) {
+        if let Some(frame) = self.buf.get(..len) {
+            (self.f)(frame);
+        }
+    }
+}
+
+/// Receives up to `max` frames the guest transmits (its transmit virtqueue), each written
+/// without its header straight into a buffer of `sink` ([`RxSink::room`]): the one copy out
+/// of guest memory. A chain longer than that buffer is counted `rx_too_long`. Every popped
+/// chain goes back to the used ring (length 0: the device wrote nothing); when the sink has
+/// no room, the remaining chains wait in the ring. Returns the frames handed over.
+pub fn guest_tx(vq: Vq<'_>, max: usize, c: &mut RingCounters, sink: &mut dyn RxSink) -> usize {
     let Vq {
         ring,
         mem,
@@ -282,11 +303,14 @@ pub fn guest_tx(
     let n = usize::from(n).min(max);
     let mut handed = 0;
     let mut used = Shadow::new(ring.next_used);
-    // Chain bytes past the header land in `scratch`; the header is skipped unread (no
-    // offloads are negotiated, so it says nothing), which saves a cache line the guest wrote
-    // from crossing over per frame.
-    let limit = hdr.len + scratch.len().min(MAX_FRAME);
     for k in 0..n {
+        // Chain bytes past the header land in the sink's buffer; the header is skipped
+        // unread (no offloads are negotiated, so it says nothing), which saves a cache line
+        // the guest wrote from crossing over per frame.
+        let Some(dst) = sink.room() else {
+            break;
+        };
+        let limit = hdr.len + dst.len().min(MAX_FRAME);
         if k % PREFETCH == 0 {
             prefetch_chains(&view, mem, ring.next_avail, n - k, hdr.len, false);
         }
@@ -312,7 +336,7 @@ pub fn guest_tx(
             let from = off.max(hdr.len);
             if end > from {
                 let at = desc.addr.wrapping_add((from - off) as u64);
-                if !mem.read(at, &mut scratch[from - hdr.len..end - hdr.len]) {
+                if !mem.read(at, &mut dst[from - hdr.len..end - hdr.len]) {
                     bad = true;
                     break;
                 }
@@ -335,10 +359,10 @@ pub fn guest_tx(
         } else if off < hdr.len {
             c.rx_runts += 1;
         } else {
-            let frame = &scratch[..off - hdr.len];
+            let len = off - hdr.len;
             c.rx_frames += 1;
-            c.rx_bytes += frame.len() as u64;
-            f(frame);
+            c.rx_bytes += len as u64;
+            sink.commit(len);
             handed += 1;
         }
     }
@@ -644,7 +668,7 @@ mod tests {
 
         fn tx(&mut self, max: usize, c: &mut RingCounters) -> Vec<Vec<u8>> {
             let mut got = Vec::new();
-            let mut scratch = vec![0u8; NET_HDR_LEN + MAX_FRAME];
+            let mut scratch = vec![0u8; MAX_FRAME];
             guest_tx(
                 Vq {
                     ring: &mut self.queue,
@@ -653,9 +677,11 @@ mod tests {
                     hdr: HDR,
                 },
                 max,
-                &mut scratch,
                 c,
-                &mut |f| got.push(f.to_vec()),
+                &mut ClosureSink {
+                    buf: &mut scratch,
+                    f: &mut |f| got.push(f.to_vec()),
+                },
             );
             got
         }
