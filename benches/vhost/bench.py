@@ -127,6 +127,7 @@ class VecSwitch:
 
     def __init__(self, b, case):
         self.b, self.case, self.p = b, case, None
+        self.binary = b.a.vecswitch
         self.dir = os.path.join(b.work, "vs")
         self.sock = os.path.join(self.dir, "ctl.sock")
 
@@ -151,7 +152,7 @@ class VecSwitch:
             f'[[bridge.port]]\nname = "vhu0"\ntype = "vhost-user"\nsocket = "{a}"\nofport = 1\n'
             f'[[bridge.port]]\nname = "vhu1"\ntype = "vhost-user"\nsocket = "{bs}"\nofport = 2\n')
         self.log = open(os.path.join(b.work, "vecswitch.log"), "w")
-        self.p = b.spawn([b.a.vecswitch, "run", "--config", conf, "--socket", self.sock],
+        self.p = b.spawn([self.binary, "run", "--config", conf, "--socket", self.sock],
                          stdout=self.log)
         for _ in range(50):
             time.sleep(0.2)
@@ -165,7 +166,7 @@ class VecSwitch:
         raise RuntimeError("vecswitch did not come up")
 
     def ctl(self, *a):
-        return json.loads(sh([self.b.a.vecswitch, *a, "--json", "--socket", self.sock]))
+        return json.loads(sh([self.binary, *a, "--json", "--socket", self.sock]))
 
     def snap(self):
         out = self.ctl("pmd-stats")
@@ -259,7 +260,17 @@ class Ceiling:
             self.t.stop()
 
 
-SWITCHES = {"vecswitch": VecSwitch, "ovs-dpdk": OvsDpdk, "ceiling": Ceiling}
+class VecSwitchB(VecSwitch):
+    """Another vecswitch binary (--vecswitch-b), for A/B runs of a change, interleaved."""
+    name = "vecswitch-b"
+
+    def __init__(self, b, case):
+        super().__init__(b, case)
+        self.binary = b.a.vecswitch_b
+
+
+SWITCHES = {"vecswitch": VecSwitch, "vecswitch-b": VecSwitchB, "ovs-dpdk": OvsDpdk,
+            "ceiling": Ceiling}
 
 
 # ======================================================================== the bench
@@ -404,7 +415,9 @@ def main():
     ap.add_argument("--warmup", type=float, default=None)
     ap.add_argument("--measure", type=float, default=None)
     ap.add_argument("--runs", type=int, default=None)
-    ap.add_argument("--switches", default="vecswitch,ovs-dpdk,ceiling")
+    ap.add_argument("--switches", default="vecswitch,ovs-dpdk,ceiling",
+                    help="of " + ",".join(SWITCHES))
+    ap.add_argument("--vecswitch-b", default="", help="binary of the vecswitch-b switch")
     ap.add_argument("--out-suffix", default="", help="results-<date>T<time>-<mode><suffix>.json")
     ap.add_argument("--vs-batch", type=int, default=32)
     args = ap.parse_args()
@@ -423,6 +436,11 @@ def main():
     signal.signal(signal.SIGTERM, term)
     signal.signal(signal.SIGINT, term)
     switches = [s for s in args.switches.split(",") if s]
+    for s in switches:
+        if s not in SWITCHES:
+            ap.error(f"unknown switch {s}: one of {', '.join(SWITCHES)}")
+    if "vecswitch-b" in switches and not args.vecswitch_b:
+        ap.error("--switches vecswitch-b needs --vecswitch-b BINARY")
     if not args.ovs_dpdk and "ovs-dpdk" in switches:
         switches.remove("ovs-dpdk")
         b.results["notes"].append("ovs-dpdk skipped: ovs-vswitchd-dpdk not available")
