@@ -224,7 +224,10 @@ impl Device {
         let mut slot = lock_slot(slot);
         let VringSlot { vring: v, mem, .. } = &mut *slot;
         let was = v.live;
-        let view = mem.as_ref().and_then(|m| v.queue.view(m));
+        let view = mem
+            .as_ref()
+            .filter(|m| m.faults() == 0)
+            .and_then(|m| v.queue.view(m));
         v.live = v.addressed && v.started && v.enabled && view.is_some();
         if let Some(view) = view.filter(|_| v.live && !was) {
             // The PMD polls: the guest need not kick.

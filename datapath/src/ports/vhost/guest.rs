@@ -6,12 +6,22 @@
 //! iterator per access, and in the vhost-user loop (`benches/vhost`) they took 60 % of the
 //! PMD's cycles, over 1,000 cycles per packet. This is the only module of the port with
 //! `unsafe`; every block relies on one invariant, stated on [`GuestMemory`].
+//!
+//! A guest that shrinks a memory file after the switch mapped it (`ftruncate` on its memfd or
+//! hugetlbfs file) would make the next access to the lost pages raise SIGBUS and kill the
+//! switch, as it would QEMU or DPDK's vhost library. DPDK creates its memfds without
+//! `MFD_ALLOW_SEALING`, so the switch cannot seal them; instead a SIGBUS handler (installed
+//! with the first guest memory) maps zero pages over a faulting page that lies in guest
+//! memory, counts the fault for that memory, and returns: the access completes, reading
+//! zeros or writing into the void, and the port stops its rings until the guest sets them up
+//! again ([`GuestMemory::faults`]). A SIGBUS anywhere else gets the default action.
 
 #![allow(unsafe_code)]
 
 use std::marker::PhantomData;
 use std::ptr;
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Once, OnceLock};
 
 use vm_memory::{
     Bytes, GuestAddress, GuestMemoryBackend as _, GuestMemoryMmap, GuestMemoryRegion,
@@ -35,6 +45,8 @@ struct HostRegion {
 pub struct GuestMemory {
     mmap: GuestMemoryMmap,
     regions: Vec<HostRegion>,
+    /// The SIGBUS guards of the regions (indexes into [`GUARDS`]).
+    guards: Vec<usize>,
 }
 
 // SAFETY: the raw pointers point into the mappings owned by `mmap` (which is Send and Sync
@@ -45,9 +57,12 @@ unsafe impl Send for GuestMemory {}
 unsafe impl Sync for GuestMemory {}
 
 impl GuestMemory {
-    /// Takes over `mmap` and tabulates its regions.
+    /// Takes over `mmap` and tabulates its regions, each guarded against SIGBUS (while
+    /// guard slots last: [`GUARD_SLOTS`]).
     pub fn new(mmap: GuestMemoryMmap) -> GuestMemory {
+        INSTALL.call_once(install_sigbus_handler);
         let mut regions = Vec::new();
+        let mut guards = Vec::new();
         for r in mmap.iter() {
             if let Ok(host) = r.get_host_address(MemoryRegionAddress(0)) {
                 regions.push(HostRegion {
@@ -55,9 +70,23 @@ impl GuestMemory {
                     len: r.len(),
                     host,
                 });
+                guards.extend(Guard::claim(host as usize, r.len() as usize));
             }
         }
-        GuestMemory { mmap, regions }
+        GuestMemory {
+            mmap,
+            regions,
+            guards,
+        }
+    }
+
+    /// Accesses that found a page gone from under the guest's memory (SIGBUS) since it was
+    /// mapped. Nonzero means the guest shrank its memory: its rings must stop.
+    pub fn faults(&self) -> u64 {
+        self.guards
+            .iter()
+            .map(|&g| GUARDS[g].faults.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// vm-memory's view, for the control plane and tests.
@@ -126,6 +155,137 @@ impl GuestMemory {
             },
             None => self.mmap.write_slice(src, GuestAddress(gpa)).is_ok(),
         }
+    }
+}
+
+impl Drop for GuestMemory {
+    fn drop(&mut self) {
+        // Before `mmap` unmaps the regions (fields drop after this).
+        for &g in &self.guards {
+            GUARDS[g].release();
+        }
+    }
+}
+
+/// Guest memory mappings the SIGBUS handler may repair at once (one per region; DPDK
+/// frontends send at most 8, QEMU's vhost-user up to 509 with hot-plugged memory).
+pub const GUARD_SLOTS: usize = 256;
+
+/// One guarded mapping: host start address (0: free slot), length and faults.
+struct Guard {
+    start: AtomicUsize,
+    len: AtomicUsize,
+    faults: AtomicU64,
+}
+
+#[allow(clippy::declare_interior_mutable_const)]
+const FREE_GUARD: Guard = Guard {
+    start: AtomicUsize::new(0),
+    len: AtomicUsize::new(0),
+    faults: AtomicU64::new(0),
+};
+
+/// The guarded mappings, read by the signal handler without locks.
+static GUARDS: [Guard; GUARD_SLOTS] = [FREE_GUARD; GUARD_SLOTS];
+static INSTALL: Once = Once::new();
+/// The SIGBUS action before ours, which a fault outside guest memory goes back to.
+static PREVIOUS: OnceLock<SavedAction> = OnceLock::new();
+
+struct SavedAction(libc::sigaction);
+// SAFETY: a plain C struct of a handler address, flags and a signal mask, only copied.
+unsafe impl Sync for SavedAction {}
+// SAFETY: as for Sync.
+unsafe impl Send for SavedAction {}
+
+impl Guard {
+    /// Guards `[start, start + len)`; `None` when every slot is taken (the region is then
+    /// unguarded, as every mapping is without this handler).
+    fn claim(start: usize, len: usize) -> Option<usize> {
+        if len == 0 {
+            return None;
+        }
+        GUARDS.iter().position(|g| {
+            // A slot is claimed by setting its length first; the start, set last, makes it
+            // visible to the handler.
+            g.len
+                .compare_exchange(0, len, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+                && {
+                    g.faults.store(0, Ordering::Relaxed);
+                    g.start.store(start, Ordering::Release);
+                    true
+                }
+        })
+    }
+
+    fn release(&self) {
+        self.start.store(0, Ordering::Release);
+        self.len.store(0, Ordering::Release);
+    }
+}
+
+fn install_sigbus_handler() {
+    // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value; the handler has
+    // the SA_SIGINFO signature and only calls async-signal-safe system calls (mmap,
+    // sigaction) and atomics.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_sigbus as *const () as usize;
+        sa.sa_flags = libc::SA_SIGINFO;
+        libc::sigemptyset(&mut sa.sa_mask);
+        let mut old: libc::sigaction = std::mem::zeroed();
+        if libc::sigaction(libc::SIGBUS, &sa, &mut old) == 0 {
+            let _ = PREVIOUS.set(SavedAction(old));
+        }
+    }
+}
+
+/// The SIGBUS handler: a fault inside a guarded guest mapping gets zero pages mapped over its
+/// page (4 KiB, or the 2 MiB or 1 GiB page of a hugetlbfs mapping, where a smaller fixed
+/// mapping is refused) and is counted; the access then completes. Any other SIGBUS puts the
+/// action before ours back (the default: the process dies), and the access faults again.
+extern "C" fn on_sigbus(_sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers; for SIGBUS its
+    // address field is the faulting address.
+    let addr = unsafe { (*info).si_addr() } as usize;
+    for g in &GUARDS {
+        let start = g.start.load(Ordering::Acquire);
+        let len = g.len.load(Ordering::Acquire);
+        if start == 0 || addr < start || addr - start >= len {
+            continue;
+        }
+        for page in [4usize << 10, 2 << 20, 1 << 30] {
+            let at = addr & !(page - 1);
+            if at < start || at + page > start + len {
+                continue;
+            }
+            // SAFETY: [at, at + page) lies inside a guest mapping this process owns (the
+            // guard is released before it is unmapped, and the faulting thread holds the
+            // GuestMemory it reads through); replacing those pages with anonymous zero pages
+            // only changes what the guest shares with us there, which it gave up.
+            let p = unsafe {
+                libc::mmap(
+                    at as *mut libc::c_void,
+                    page,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_FIXED | libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                )
+            };
+            if p != libc::MAP_FAILED {
+                g.faults.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        }
+    }
+    // SAFETY: the saved action is what sigaction gave back (or SIG_DFL, zeroed); both are
+    // valid to install.
+    unsafe {
+        let mut dfl: libc::sigaction = std::mem::zeroed();
+        dfl.sa_sigaction = libc::SIG_DFL;
+        let previous = PREVIOUS.get().map_or(&dfl, |p| &p.0);
+        libc::sigaction(libc::SIGBUS, previous, ptr::null_mut());
     }
 }
 
@@ -319,6 +479,38 @@ impl<'a> RingView<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use vm_memory::{FileOffset, GuestRegionMmap, MmapRegion};
+
+    #[test]
+    fn a_guest_that_shrinks_its_memory_file_is_counted_not_fatal() {
+        let file = tempfile::tempfile().unwrap();
+        file.set_len(0x4000).unwrap();
+        let keep = file.try_clone().unwrap();
+        let region = MmapRegion::from_file(FileOffset::new(file, 0), 0x4000).unwrap();
+        let mem = GuestMemory::new(
+            GuestMemoryMmap::from_regions(vec![
+                GuestRegionMmap::new(region, GuestAddress(0x1000)).unwrap()
+            ])
+            .unwrap(),
+        );
+        assert!(mem.write(0x3000, &[7; 8]));
+        assert_eq!(mem.faults(), 0);
+        // The guest takes the last two pages away.
+        keep.set_len(0x2000).unwrap();
+        let mut b = [1u8; 8];
+        assert!(mem.read(0x4000, &mut b), "the access completes");
+        assert_eq!(b, [0; 8], "and reads zeros");
+        assert!(mem.write(0x4800, &[9; 8]));
+        assert_eq!(mem.faults(), 1, "one page replaced");
+        assert!(
+            mem.read(0x1000, &mut b),
+            "the pages still there are untouched"
+        );
+        drop(mem);
+        // The guard slot is free again for the next memory.
+        let again = two_regions();
+        assert_eq!(again.faults(), 0);
+    }
 
     fn two_regions() -> GuestMemory {
         GuestMemory::new(

@@ -192,6 +192,18 @@ impl Drop for ControlThread {
     }
 }
 
+/// Stops vring `v` (counted) once an access to `mem` found pages the guest took away: what
+/// the PMD read there was zeros, and what it wrote went nowhere. The vring runs again when the
+/// guest sets it up anew on fresh memory.
+fn stopped_by_fault(v: &mut device::Vring, mem: &guest::GuestMemory, c: &mut RingCounters) -> bool {
+    if mem.faults() == 0 {
+        return false;
+    }
+    v.live = false;
+    c.memory_faults += 1;
+    true
+}
+
 /// One queue pair of a vhost-user port as a [`PortIo`].
 pub struct VhostUserQueue {
     control: Arc<Control>,
@@ -331,6 +343,9 @@ impl PortIo for VhostUserQueue {
         let Some(mem) = mem.as_deref().filter(|_| v.live) else {
             return 0;
         };
+        if stopped_by_fault(v, mem, &mut self.counters) {
+            return 0;
+        }
         let vq = Vq {
             ring: &mut v.queue,
             mem,
@@ -356,6 +371,10 @@ impl PortIo for VhostUserQueue {
             self.counters.tx_dropped += frames.len() as u64;
             return 0;
         };
+        if stopped_by_fault(v, mem, &mut self.counters) {
+            self.counters.tx_dropped += frames.len() as u64;
+            return 0;
+        }
         let vq = Vq {
             ring: &mut v.queue,
             mem,
@@ -409,6 +428,7 @@ impl PortIo for VhostUserQueue {
             ("bad-descriptors", c.bad_descriptors),
             ("bad-rings", c.bad_rings),
             ("call-signals", c.call_signals),
+            ("memory-faults", c.memory_faults),
             ("busy-bursts", self.busy_bursts),
             ("tx-remapped", self.tx_remapped),
             ("connections", a(&self.control.connections)),

@@ -53,6 +53,8 @@ pub struct RingCounters {
     pub bad_rings: u64,
     /// Call eventfd writes (the guest asked for interrupts).
     pub call_signals: u64,
+    /// Vrings stopped because the guest's memory lost pages under them (SIGBUS caught).
+    pub memory_faults: u64,
 }
 
 /// How a frame's header looks on this connection.
