@@ -247,16 +247,17 @@ fn client_mode_connects_to_a_listening_testpmd_and_reconnects() {
 /// testpmd's default pool is larger than `-m 512` without hugepages holds.
 const MBUFS: &str = "--total-num-mbufs=4096";
 
-/// EAL arguments for a testpmd guest with `pairs` queue pairs on `socket`.
-fn mq_guest(socket: &Path, run: u32, pairs: u16) -> Vec<String> {
+/// EAL arguments for a testpmd guest on `socket` with these virtio-user device arguments
+/// (e.g. `queues=2`, `packed_vq=1`).
+fn guest_eal(socket: &Path, run: u32, devargs: &str) -> Vec<String> {
     vec![
         "--no-huge".into(),
         "-m".into(),
         "512".into(),
         "--no-pci".into(),
-        format!("--file-prefix=vhmq{}-{run}", std::process::id()),
+        format!("--file-prefix=vhg{}-{run}", std::process::id()),
         format!(
-            "--vdev=net_virtio_user0,path={},queues={pairs}",
+            "--vdev=net_virtio_user0,path={},{devargs}",
             socket.display()
         ),
     ]
@@ -284,7 +285,7 @@ fn multiqueue_pairs_each_carry_traffic_and_transmits_follow_the_guests_queues() 
     let mut pmd = TestPmd::start_with(
         dir.path(),
         21,
-        &mq_guest(&socket, 21, 2),
+        &guest_eal(&socket, 21, "queues=2"),
         &[
             "--forward-mode=txonly",
             "--txpkts=64",
@@ -340,7 +341,7 @@ fn multiqueue_pairs_each_carry_traffic_and_transmits_follow_the_guests_queues() 
     let mut pmd = TestPmd::start_with(
         dir.path(),
         22,
-        &mq_guest(&socket, 22, 2),
+        &guest_eal(&socket, 22, "queues=2"),
         &["--forward-mode=rxonly", "--rxq=2", "--txq=2", MBUFS],
     );
     let sent = send_from_both(&mut queues, &mut pmd, 2000);
@@ -363,7 +364,7 @@ fn multiqueue_pairs_each_carry_traffic_and_transmits_follow_the_guests_queues() 
     let mut pmd = TestPmd::start_with(
         dir.path(),
         23,
-        &mq_guest(&socket, 23, 1),
+        &guest_eal(&socket, 23, "queues=1"),
         &["--forward-mode=rxonly", MBUFS],
     );
     let sent = send_from_both(&mut queues, &mut pmd, 2000);
@@ -385,4 +386,78 @@ fn multiqueue_pairs_each_carry_traffic_and_transmits_follow_the_guests_queues() 
         "counted once per port"
     );
     assert_eq!(counter(queues[0].as_ref(), "bad-descriptors"), 0);
+}
+
+#[test]
+fn a_guest_on_packed_rings_sends_and_receives_merged_frames() {
+    let Some(Rig {
+        _turn,
+        dir,
+        socket,
+        mut queues,
+    }) = Rig::new("vhp0", &[])
+    else {
+        return;
+    };
+    let port: &mut dyn PortIo = queues[0].as_mut();
+    let devargs = "queues=1,packed_vq=1";
+    // 1. txonly over a packed ring: valid frames come out of the port.
+    let mut pmd = TestPmd::start_with(
+        dir.path(),
+        31,
+        &guest_eal(&socket, 31, devargs),
+        &["--forward-mode=txonly", "--txpkts=64", MBUFS],
+    );
+    let mut good = 0u64;
+    let mut bad = Vec::new();
+    let ok = pmd_until(port, 60, |p| {
+        p.rx_burst(32, &mut |f| match check_frame(f) {
+            Ok(()) => good += 1,
+            Err(e) => bad.push(e),
+        });
+        good >= 3000 || pmd.exited()
+    });
+    assert!(bad.is_empty(), "bad frames: {:?}", &bad[..bad.len().min(4)]);
+    assert!(ok && good >= 3000, "only {good}:\n{}", pmd.log());
+    // Both rings of the pair ran packed.
+    assert_eq!(counter(port, "packed-rings"), 2, "{:?}", port.counters());
+    pmd.kill();
+    wait_for_disconnect(port, 1);
+
+    // 2. rxonly: small frames and 5000-byte ones (merged across three buffers) all counted.
+    let mut pmd = TestPmd::start_with(
+        dir.path(),
+        32,
+        &guest_eal(&socket, 32, devargs),
+        &[
+            "--forward-mode=rxonly",
+            MBUFS,
+            "--max-pkt-len=9216",
+            "--enable-scatter",
+        ],
+    );
+    wait_forwarding(port, &mut pmd);
+    let mut frame = [0u8; 5000];
+    frame[..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 1]);
+    frame[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 2]);
+    frame[12..14].copy_from_slice(&[0x88, 0xb5]);
+    let burst: Vec<&[u8]> = (0..32)
+        .map(|i| if i % 4 == 3 { &frame[..] } else { &frame[..64] })
+        .collect();
+    let mut sent = 0u64;
+    let ok = pmd_until(port, 60, |p| {
+        sent += p.tx_burst(&burst) as u64;
+        sent >= 5000 || pmd.exited()
+    });
+    assert!(ok && sent >= 5000, "sent {sent}:\n{}", pmd.log());
+    let counted = pmd_until(port, 15, |_| pmd.stat("RX-packets:") >= sent);
+    assert!(counted, "sent {sent}:\n{}", pmd.log());
+    assert_eq!(pmd.stat("RX-packets:"), sent, "{}", pmd.log());
+    assert_eq!(pmd.stat("RX-bytes:"), counter(port, "tx-bytes"));
+    assert_eq!(pmd.stat("RX-errors:"), 0);
+    pmd.kill();
+    wait_for_disconnect(port, 2);
+    assert_eq!(counter(port, "packed-rings"), 4);
+    assert_eq!(counter(port, "bad-descriptors"), 0);
+    assert_eq!(counter(port, "protocol-errors"), 0);
 }

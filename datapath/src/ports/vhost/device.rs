@@ -27,7 +27,7 @@ use vm_memory::{
 };
 
 use super::guest::{GuestMemory, USED_F_NO_NOTIFY};
-use super::ring::{NetHdr, SplitRing, LEGACY_NET_HDR_LEN, NET_HDR_LEN};
+use super::ring::{NetHdr, RingState, LEGACY_NET_HDR_LEN, NET_HDR_LEN};
 
 /// `VIRTIO_NET_F_MRG_RXBUF`: the device may merge receive buffers.
 pub const VIRTIO_NET_F_MRG_RXBUF: u64 = 1 << 15;
@@ -35,12 +35,16 @@ pub const VIRTIO_NET_F_MRG_RXBUF: u64 = 1 << 15;
 pub const VIRTIO_NET_F_MQ: u64 = 1 << 22;
 /// `VIRTIO_F_VERSION_1`: a VIRTIO 1.x device (little-endian, 12-byte header).
 pub const VIRTIO_F_VERSION_1: u64 = 1 << 32;
+/// `VIRTIO_F_RING_PACKED`: the packed virtqueue layout.
+pub const VIRTIO_F_RING_PACKED: u64 = 1 << 34;
 /// `VHOST_USER_F_PROTOCOL_FEATURES`: protocol features are negotiated (rings start disabled).
 pub const VHOST_USER_F_PROTOCOL_FEATURES: u64 = 1 << 30;
-/// The virtio features offered by a device with one queue pair. No offloads, no event index,
-/// no indirect descriptors.
-pub const OFFERED_FEATURES: u64 =
-    VIRTIO_NET_F_MRG_RXBUF | VIRTIO_F_VERSION_1 | VHOST_USER_F_PROTOCOL_FEATURES;
+/// The virtio features offered by a device with one queue pair: split or packed rings. No
+/// offloads, no event index, no indirect descriptors.
+pub const OFFERED_FEATURES: u64 = VIRTIO_NET_F_MRG_RXBUF
+    | VIRTIO_F_VERSION_1
+    | VIRTIO_F_RING_PACKED
+    | VHOST_USER_F_PROTOCOL_FEATURES;
 /// The protocol features offered: REPLY_ACK (which the vhost crate adds in any case) and MQ
 /// (GET_QUEUE_NUM). Not STATUS, whose messages rust-vmm does not handle.
 const OFFERED_PROTOCOL_FEATURES: VhostUserProtocolFeatures =
@@ -57,7 +61,7 @@ const MAX_RING: u16 = 32768;
 /// One virtqueue as configured.
 pub struct Vring {
     /// The split ring, in guest physical addresses.
-    pub queue: SplitRing,
+    pub queue: RingState,
     /// The eventfd to signal when the guest asks for interrupts.
     pub call: Option<File>,
     /// Kept open only so the frontend's eventfd stays valid; the PMD polls instead.
@@ -72,7 +76,7 @@ pub struct Vring {
 impl Vring {
     fn new() -> Vring {
         Vring {
-            queue: SplitRing::default(),
+            queue: RingState::default(),
             call: None,
             kick: None,
             addressed: false,
@@ -147,6 +151,8 @@ pub struct Device {
     vrings: Arc<[SharedVring]>,
     /// Bit `q`: the guest's receive vring of pair `q` is live (where transmits may go).
     rx_live: Arc<AtomicU64>,
+    /// Vrings that went live with the packed layout, over all connections.
+    packed_rings: Arc<AtomicU64>,
     /// Whether a frontend owns the device (SET_OWNER).
     owned: bool,
 }
@@ -164,6 +170,7 @@ impl Device {
             regions: Vec::new(),
             vrings: vrings.into(),
             rx_live: Arc::new(AtomicU64::new(0)),
+            packed_rings: Arc::new(AtomicU64::new(0)),
             owned: false,
         }
     }
@@ -176,6 +183,11 @@ impl Device {
     /// The live receive vrings' bits, which the device keeps current.
     pub fn rx_live(&self) -> Arc<AtomicU64> {
         Arc::clone(&self.rx_live)
+    }
+
+    /// The count of vrings that went live packed, which the device keeps current.
+    pub fn packed_rings(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.packed_rings)
     }
 
     /// Queue pairs served.
@@ -224,14 +236,19 @@ impl Device {
         let mut slot = lock_slot(slot);
         let VringSlot { vring: v, mem, .. } = &mut *slot;
         let was = v.live;
-        let view = mem
-            .as_ref()
-            .filter(|m| m.faults() == 0)
-            .and_then(|m| v.queue.view(m));
-        v.live = v.addressed && v.started && v.enabled && view.is_some();
-        if let Some(view) = view.filter(|_| v.live && !was) {
+        let mem = mem.as_ref().filter(|m| m.faults() == 0);
+        let split = mem.and_then(|m| v.queue.view(m));
+        let packed = mem.and_then(|m| v.queue.packed_view(m));
+        v.live = v.addressed && v.started && v.enabled && (split.is_some() || packed.is_some());
+        if v.live && !was {
             // The PMD polls: the guest need not kick.
-            view.set_used_flags(USED_F_NO_NOTIFY);
+            if let Some(view) = split {
+                view.set_used_flags(USED_F_NO_NOTIFY);
+            }
+            if let Some(view) = packed {
+                super::packed::disable_kicks(&view);
+                self.packed_rings.fetch_add(1, Ordering::Relaxed);
+            }
         }
         if index % 2 == GUEST_RX && index / 2 < 64 {
             let bit = 1u64 << (index / 2);
@@ -329,7 +346,9 @@ impl VhostUserBackendReqHandlerMut for Device {
         }
         self.acked_features = features;
         for slot in self.vrings.iter() {
-            lock_slot(slot).hdr = net_hdr(features);
+            let mut slot = lock_slot(slot);
+            slot.hdr = net_hdr(features);
+            slot.vring.queue.packed = features & VIRTIO_F_RING_PACKED != 0;
         }
         Ok(())
     }
@@ -355,7 +374,8 @@ impl VhostUserBackendReqHandlerMut for Device {
 
     fn set_vring_num(&mut self, index: u32, num: u32) -> Result<()> {
         let num = u16::try_from(num).map_err(|_| Error::InvalidParam)?;
-        if num == 0 || num > MAX_RING || !num.is_power_of_two() {
+        let packed = self.acked_features & VIRTIO_F_RING_PACKED != 0;
+        if num == 0 || num > MAX_RING || (!packed && !num.is_power_of_two()) {
             return Err(Error::InvalidParam);
         }
         self.slot(index)?.vring.queue.size = num;
@@ -372,11 +392,20 @@ impl VhostUserBackendReqHandlerMut for Device {
         available: u64,
         _log: u64,
     ) -> Result<()> {
-        let size = u64::from(self.slot(index)?.vring.queue.size);
-        // The spans the split-ring layout gives for `size` entries (with event fields).
+        let (size, packed) = {
+            let slot = self.slot(index)?;
+            (u64::from(slot.vring.queue.size), slot.vring.queue.packed)
+        };
+        // The spans the layout gives for `size` entries: split, with the event fields; packed,
+        // a descriptor ring and two 4-byte event suppression areas.
+        let (avail_len, used_len) = if packed {
+            (4, 4)
+        } else {
+            (6 + 2 * size, 6 + 8 * size)
+        };
         let desc = self.va_to_gpa(descriptor, 16 * size)?;
-        let avail = self.va_to_gpa(available, 6 + 2 * size)?;
-        let used = self.va_to_gpa(used, 6 + 8 * size)?;
+        let avail = self.va_to_gpa(available, avail_len)?;
+        let used = self.va_to_gpa(used, used_len)?;
         {
             let mut slot = self.slot(index)?;
             let v = &mut slot.vring;
@@ -391,14 +420,12 @@ impl VhostUserBackendReqHandlerMut for Device {
 
     fn set_vring_base(&mut self, index: u32, base: u32) -> Result<()> {
         let base = u16::try_from(base).map_err(|_| Error::InvalidParam)?;
-        let mut slot = self.slot(index)?;
-        slot.vring.queue.next_avail = base;
-        slot.vring.queue.next_used = base;
+        self.slot(index)?.vring.queue.set_base(base);
         Ok(())
     }
 
     fn get_vring_base(&mut self, index: u32) -> Result<VhostUserVringState> {
-        let next_avail = {
+        let base = {
             let mut slot = self.slot(index)?;
             let v = &mut slot.vring;
             // Stopping: the PMD cannot be inside this ring (it holds the lock per burst), and
@@ -407,10 +434,10 @@ impl VhostUserBackendReqHandlerMut for Device {
             v.started = false;
             v.kick = None;
             v.call = None;
-            v.queue.next_avail
+            v.queue.base()
         };
         self.refresh(index as usize);
-        Ok(VhostUserVringState::new(index, u32::from(next_avail)))
+        Ok(VhostUserVringState::new(index, base))
     }
 
     fn set_vring_kick(&mut self, index: u8, fd: Option<File>) -> Result<()> {

@@ -476,6 +476,155 @@ impl<'a> RingView<'a> {
     }
 }
 
+/// A descriptor of the packed ring.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PackedDesc {
+    pub addr: u64,
+    pub len: u32,
+    pub id: u16,
+    pub flags: u16,
+}
+
+/// `VIRTQ_DESC_F_AVAIL` (packed ring).
+pub const DESC_F_AVAIL: u16 = 1 << 7;
+/// `VIRTQ_DESC_F_USED` (packed ring).
+pub const DESC_F_USED: u16 = 1 << 15;
+/// `RING_EVENT_FLAGS_DISABLE`: the side that wrote it wants no notifications.
+pub const RING_EVENT_FLAGS_DISABLE: u16 = 1;
+
+/// A packed ring's three areas as host pointers, checked once per burst: the descriptor ring
+/// (16 bytes per entry: address, length, buffer id, flags) and the two 4-byte event
+/// suppression structures (the driver's, which the device reads, and the device's, which it
+/// writes). It borrows the memory it points into.
+pub struct PackedView<'a> {
+    desc: *mut u8,
+    driver: *const u8,
+    device: *mut u8,
+    size: u16,
+    _mem: PhantomData<&'a GuestMemory>,
+}
+
+impl<'a> PackedView<'a> {
+    /// The view of a packed ring of `size` entries (1 to 32768, any number) at these guest
+    /// addresses, when each area lies in one region and is aligned as the spec requires
+    /// (16, 4, 4).
+    pub fn new(
+        mem: &'a GuestMemory,
+        size: u16,
+        desc: u64,
+        driver: u64,
+        device: u64,
+    ) -> Option<PackedView<'a>> {
+        if size == 0 || size > 32768 {
+            return None;
+        }
+        let d = mem.host(desc, 16 * usize::from(size))?;
+        let dr = mem.host(driver, 4)?;
+        let dv = mem.host(device, 4)?;
+        let aligned = |p: *mut u8, n: usize| (p as usize).is_multiple_of(n);
+        if !aligned(d, 16) || !aligned(dr, 4) || !aligned(dv, 4) {
+            return None;
+        }
+        Some(PackedView {
+            desc: d,
+            driver: dr,
+            device: dv,
+            size,
+            _mem: PhantomData,
+        })
+    }
+
+    /// Entries in the ring.
+    #[inline]
+    pub fn size(&self) -> u16 {
+        self.size
+    }
+
+    fn flags_atomic(&self, i: u16) -> &AtomicU16 {
+        // SAFETY: callers pass `i < size` (checked below in the public accessors); entry i's
+        // flags (offset 14) lie inside the `16 * size` bytes `new` checked, 2-aligned (the
+        // base is 16-aligned); the mapping lives as long as 'a; atomics because the guest
+        // writes them concurrently.
+        unsafe { AtomicU16::from_ptr(self.desc.add(16 * usize::from(i) + 14) as *mut u16) }
+    }
+
+    /// Descriptor `i`'s flags, with acquire ordering: the rest of a descriptor the driver
+    /// made available before these flags is visible after this load. 0 past the ring.
+    #[inline]
+    pub fn flags(&self, i: u16) -> u16 {
+        if i >= self.size {
+            return 0;
+        }
+        u16::from_le(self.flags_atomic(i).load(Ordering::Acquire))
+    }
+
+    /// Descriptor `i` (its flags as [`PackedView::flags`] read them, before the rest), or
+    /// None past the ring.
+    #[inline]
+    pub fn desc(&self, i: u16) -> Option<PackedDesc> {
+        if i >= self.size {
+            return None;
+        }
+        let flags = self.flags(i);
+        let mut b = [0u8; 14];
+        // SAFETY: entry `i < size` lies inside the checked descriptor ring; a plain byte copy
+        // of its first 14 bytes (a guest writing them meanwhile leaves some mix, which the
+        // caller checks like any other value).
+        unsafe { ptr::copy_nonoverlapping(self.desc.add(16 * usize::from(i)), b.as_mut_ptr(), 14) };
+        let [a0, a1, a2, a3, a4, a5, a6, a7, l0, l1, l2, l3, i0, i1] = b;
+        Some(PackedDesc {
+            addr: u64::from_le_bytes([a0, a1, a2, a3, a4, a5, a6, a7]),
+            len: u32::from_le_bytes([l0, l1, l2, l3]),
+            id: u16::from_le_bytes([i0, i1]),
+            flags,
+        })
+    }
+
+    /// Starts loading descriptor `i`'s cache line.
+    #[inline]
+    pub fn prefetch_desc(&self, i: u16) {
+        prefetch(self.desc.wrapping_add(16 * usize::from(i % self.size)));
+    }
+
+    /// Writes a used descriptor's buffer id and length into entry `i` (nothing past the
+    /// ring); the driver sees it once [`PackedView::set_flags`] marks the entry used.
+    #[inline]
+    pub fn write_used(&self, i: u16, id: u16, len: u32) {
+        if i >= self.size {
+            return;
+        }
+        let mut b = [0u8; 6];
+        b[..4].copy_from_slice(&len.to_le_bytes());
+        b[4..].copy_from_slice(&id.to_le_bytes());
+        // SAFETY: bytes 8..14 of entry `i < size`, inside the checked ring; the driver does
+        // not read them before the release store of the entry's flags.
+        unsafe { ptr::copy_nonoverlapping(b.as_ptr(), self.desc.add(16 * usize::from(i) + 8), 6) };
+    }
+
+    /// Stores entry `i`'s flags with release ordering (nothing past the ring).
+    #[inline]
+    pub fn set_flags(&self, i: u16, flags: u16) {
+        if i < self.size {
+            self.flags_atomic(i).store(flags.to_le(), Ordering::Release);
+        }
+    }
+
+    /// The driver event suppression flags (`RING_EVENT_FLAGS_*`).
+    #[inline]
+    pub fn driver_event_flags(&self) -> u16 {
+        // SAFETY: bytes 2..4 of the 4 checked, 4-aligned bytes; atomics as the guest writes.
+        let f = unsafe { AtomicU16::from_ptr(self.driver.add(2) as *mut u16) };
+        u16::from_le(f.load(Ordering::Acquire))
+    }
+
+    /// Sets the device event suppression flags (what the driver reads before kicking).
+    pub fn set_device_event_flags(&self, flags: u16) {
+        // SAFETY: as in `driver_event_flags`, for the device area.
+        let f = unsafe { AtomicU16::from_ptr(self.device.add(2) as *mut u16) };
+        f.store(flags.to_le(), Ordering::Release);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,18 +3,20 @@
 //! unix socket the switch listens on (`mode=server`) or connects to (`mode=client`). The
 //! port owns a control thread that serves the protocol with the `vhost` crate's
 //! `BackendReqHandler` (blocking, one message at a time) and maps guest memory with
-//! `vm-memory`; the PMD polls the split rings in [`PortIo::rx_burst`] and
-//! [`PortIo::tx_burst`] and never blocks on the socket: it `try_lock`s the device once per
-//! burst and skips the burst while the control thread reconfigures it (as DPDK's vhost
-//! library does with its per-vring access lock). Two rust-vmm crates are not used, because
+//! `vm-memory`; the PMD polls the rings (split, [`ring`], or packed, [`packed`], as the
+//! frontend negotiated) in [`PortIo::rx_burst_into`] and [`PortIo::tx_burst`] and never
+//! blocks on the socket: it `try_lock`s the vring once per burst and skips the burst while
+//! the control thread reconfigures it (as DPDK's vhost library does with its per-vring
+//! access lock). Two rust-vmm crates are not used, because
 //! they do not fit a poll-mode data path: `vhost-user-backend`'s daemon runs its own epoll
 //! worker threads woken by kick eventfds, where a PMD polls instead; `virtio-queue` (and
 //! vm-memory's checked accessors) walk guest memory through per-access slice iterators that
 //! cost over 1,000 cycles per packet in the vhost-user loop, so the rings are read and
 //! written through [`guest`]'s bounds-checked raw copies instead. The guest is told not to
-//! kick (`VRING_USED_F_NO_NOTIFY`) and the call eventfd is written only when the guest asks
-//! for interrupts. A disconnect resets the device to waiting; the server accepts the next
-//! frontend, the client reconnects every second. Split rings only.
+//! kick (`VRING_USED_F_NO_NOTIFY`, or the packed ring's device event flags) and the call
+//! eventfd is written only when the guest asks for interrupts. A disconnect resets the
+//! device to waiting; the server accepts the next frontend, the client reconnects every
+//! second.
 //!
 //! Multiqueue (`queues=N`, the `MQ` feature): the port is N [`PortIo`] queues, one per queue
 //! pair, each placed on a PMD like any receive queue; every vring has its own lock, so PMDs
@@ -25,6 +27,7 @@
 
 pub mod device;
 pub mod guest;
+pub mod packed;
 pub mod ring;
 
 use std::os::fd::RawFd;
@@ -216,6 +219,8 @@ pub struct VhostUserQueue {
     vrings: Arc<[SharedVring]>,
     /// Bit `q`: the guest's receive vring of pair `q` is live.
     rx_live: Arc<AtomicU64>,
+    /// Vrings that went live packed (the device counts them).
+    packed_rings: Arc<AtomicU64>,
     /// Where a guest frame is gathered for [`PortIo::rx_burst`]'s closure (the PMD's
     /// [`PortIo::rx_burst_into`] writes straight into packet buffers instead).
     scratch: Box<[u8]>,
@@ -233,6 +238,7 @@ impl VhostUserQueue {
         let pairs = options.queues.clamp(1, MAX_QUEUE_PAIRS);
         let device = Device::new(pairs);
         let (vrings, rx_live) = (device.vrings(), device.rx_live());
+        let packed_rings = device.packed_rings();
         let control = Arc::new(Control {
             device: Arc::new(Mutex::new(device)),
             stop: AtomicBool::new(false),
@@ -278,6 +284,7 @@ impl VhostUserQueue {
                 pair,
                 vrings: Arc::clone(&vrings),
                 rx_live: Arc::clone(&rx_live),
+                packed_rings: Arc::clone(&packed_rings),
                 scratch: vec![0u8; MAX_FRAME].into_boxed_slice(),
                 counters: RingCounters::default(),
                 busy_bursts: 0,
@@ -352,7 +359,11 @@ impl PortIo for VhostUserQueue {
             call: v.call.as_ref(),
             hdr,
         };
-        ring::guest_tx(vq, max, &mut self.counters, sink)
+        if vq.ring.packed {
+            packed::guest_tx(vq, max, &mut self.counters, sink)
+        } else {
+            ring::guest_tx(vq, max, &mut self.counters, sink)
+        }
     }
 
     fn tx_burst(&mut self, frames: &[&[u8]]) -> usize {
@@ -381,7 +392,11 @@ impl PortIo for VhostUserQueue {
             call: v.call.as_ref(),
             hdr,
         };
-        let sent = ring::guest_rx(vq, frames, &mut self.counters);
+        let sent = if vq.ring.packed {
+            packed::guest_rx(vq, frames, &mut self.counters)
+        } else {
+            ring::guest_rx(vq, frames, &mut self.counters)
+        };
         if pair != self.pair {
             self.tx_remapped += sent as u64;
         }
@@ -398,7 +413,7 @@ impl PortIo for VhostUserQueue {
         QueueInfo {
             kind: "vhost-user",
             mode: format!(
-                "{} {} split pair {}/{} {state}",
+                "{} {} pair {}/{} {state}",
                 self.options.mode.name(),
                 self.options.socket.display(),
                 self.pair,
@@ -432,6 +447,7 @@ impl PortIo for VhostUserQueue {
             ("busy-bursts", self.busy_bursts),
             ("tx-remapped", self.tx_remapped),
             ("connections", a(&self.control.connections)),
+            ("packed-rings", a(&self.packed_rings)),
             ("disconnects", a(&self.control.disconnects)),
             ("refused-requests", a(&self.control.refused_requests)),
             ("protocol-errors", a(&self.control.protocol_errors)),

@@ -13,7 +13,7 @@ use std::fs::File;
 use std::io::Write as _;
 use std::sync::atomic::Ordering;
 
-use super::guest::{Desc, GuestMemory, RingView, DESC_F_NEXT, DESC_F_WRITE};
+use super::guest::{Desc, GuestMemory, PackedView, RingView, DESC_F_NEXT, DESC_F_WRITE};
 use crate::ports::RxSink;
 
 /// Bytes of `virtio_net_hdr_mrg_rxbuf` (VIRTIO 1.x, or legacy with mergeable rx buffers).
@@ -23,7 +23,7 @@ pub const LEGACY_NET_HDR_LEN: usize = 10;
 /// Largest frame (without the header) either direction carries: a 9000-byte MTU plus L2.
 pub const MAX_FRAME: usize = 9216;
 /// Most guest buffers one received frame may be merged across.
-const MAX_MERGE: usize = 64;
+pub(super) const MAX_MERGE: usize = 64;
 /// `VRING_AVAIL_F_NO_INTERRUPT`: the guest does not want the call eventfd signalled.
 const VRING_AVAIL_F_NO_INTERRUPT: u16 = 1;
 
@@ -66,32 +66,71 @@ pub struct NetHdr {
     pub mergeable: bool,
 }
 
-/// A split virtqueue as the frontend configured it, and where the device is in it.
+/// A virtqueue as the frontend configured it, and where the device is in it: a split ring,
+/// or a packed one (`VIRTIO_F_RING_PACKED`, [`super::packed`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SplitRing {
-    /// Entries (a power of two; 0 until set).
+pub struct RingState {
+    /// Entries (split: a power of two; 0 until set).
     pub size: u16,
-    /// Guest physical addresses of the descriptor table, available ring and used ring.
+    /// Guest physical addresses of the descriptor table, available ring and used ring
+    /// (packed: the descriptor ring, and the driver's and the device's event suppression
+    /// areas).
     pub desc: u64,
     pub avail: u64,
     pub used: u64,
-    /// The next available-ring entry the device takes.
+    /// The next available-ring entry the device takes (packed: the next descriptor).
     pub next_avail: u16,
-    /// The next used-ring entry the device writes.
+    /// The next used-ring entry the device writes (packed: the next descriptor).
     pub next_used: u16,
+    /// The packed layout.
+    pub packed: bool,
+    /// Packed: the wrap counters that go with `next_avail` and `next_used`.
+    pub avail_wrap: bool,
+    pub used_wrap: bool,
 }
 
-impl SplitRing {
-    /// The ring's areas in `mem`, or None when one is outside it (or misaligned).
+impl RingState {
+    /// The split ring's areas in `mem`, or None when one is outside it (or misaligned), or
+    /// the ring is packed.
     pub fn view<'a>(&self, mem: &'a GuestMemory) -> Option<RingView<'a>> {
+        if self.packed {
+            return None;
+        }
         RingView::new(mem, self.size, self.desc, self.avail, self.used)
+    }
+
+    /// The packed ring's areas in `mem`, or None as for [`RingState::view`], or the ring is
+    /// split.
+    pub fn packed_view<'a>(&self, mem: &'a GuestMemory) -> Option<PackedView<'a>> {
+        if !self.packed {
+            return None;
+        }
+        PackedView::new(mem, self.size, self.desc, self.avail, self.used)
+    }
+
+    /// The ring's state as GET_VRING_BASE reports it (packed: the wrap counter in bit 15).
+    pub fn base(&self) -> u32 {
+        u32::from(self.next_avail) | (u32::from(self.packed && self.avail_wrap) << 15)
+    }
+
+    /// Sets the device's position from SET_VRING_BASE (packed: bit 15 is the wrap counter).
+    pub fn set_base(&mut self, base: u16) {
+        if self.packed {
+            self.next_avail = base & 0x7fff;
+            self.avail_wrap = base & 0x8000 != 0;
+            self.next_used = self.next_avail;
+            self.used_wrap = self.avail_wrap;
+        } else {
+            self.next_avail = base;
+            self.next_used = base;
+        }
     }
 }
 
 /// One vring as a burst sees it.
 pub struct Vq<'a> {
     /// The split ring.
-    pub ring: &'a mut SplitRing,
+    pub ring: &'a mut RingState,
     /// The guest's memory.
     pub mem: &'a GuestMemory,
     /// The eventfd to signal, if the frontend gave one.
@@ -101,7 +140,7 @@ pub struct Vq<'a> {
 }
 
 /// `VIRTQ_DESC_F_INDIRECT`: not negotiated, so a descriptor carrying it is malformed.
-const DESC_F_INDIRECT: u16 = 4;
+pub(super) const DESC_F_INDIRECT: u16 = 4;
 
 /// The descriptors of one chain, from its head: it ends early (after yielding nothing, or a
 /// last descriptor that still says `next`) at an index past the table or after `size`
@@ -226,7 +265,7 @@ impl Shadow {
     /// Writes what is held, publishes the index past it and signals the guest if it asked.
     fn publish(
         mut self,
-        ring: &mut SplitRing,
+        ring: &mut RingState,
         view: &RingView<'_>,
         call: Option<&File>,
         c: &mut RingCounters,
@@ -337,8 +376,10 @@ pub fn guest_tx(vq: Vq<'_>, max: usize, c: &mut RingCounters, sink: &mut dyn RxS
             };
             let from = off.max(hdr.len);
             if end > from {
-                let at = desc.addr.wrapping_add((from - off) as u64);
-                if !mem.read(at, &mut dst[from - hdr.len..end - hdr.len]) {
+                // An address that wraps past the top of the address space is outside
+                // guest memory like any other.
+                let at = desc.addr.checked_add((from - off) as u64);
+                if !at.is_some_and(|at| mem.read(at, &mut dst[from - hdr.len..end - hdr.len])) {
                     bad = true;
                     break;
                 }
@@ -374,7 +415,7 @@ pub fn guest_tx(vq: Vq<'_>, max: usize, c: &mut RingCounters, sink: &mut dyn RxS
 
 /// Why a frame did not reach the guest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum PutError {
+pub(super) enum PutError {
     /// Too few receive buffers offered: the popped ones were put back.
     NoBuffers,
     /// The frame needs more than `MAX_MERGE` buffers (or more than one without mergeable
@@ -385,8 +426,31 @@ enum PutError {
     Bad,
 }
 
+/// Counts what became of `frame` (of `left` frames still to go in the burst, itself
+/// included); true when the burst stops (the guest has no room: the rest are drops).
+pub(super) fn count_put(
+    c: &mut RingCounters,
+    put: Result<(), PutError>,
+    frame: &[u8],
+    left: usize,
+) -> bool {
+    match put {
+        Ok(()) => {
+            c.tx_frames += 1;
+            c.tx_bytes += frame.len() as u64;
+        }
+        Err(PutError::TooLong) => c.tx_too_long += 1,
+        Err(PutError::Bad) => c.bad_descriptors += 1,
+        Err(PutError::NoBuffers) => {
+            c.tx_dropped += left as u64;
+            return true;
+        }
+    }
+    false
+}
+
 /// Copies bytes `[at, at + n)` of header-then-frame into guest memory at `addr`.
-fn write_span(
+pub(super) fn write_span(
     mem: &GuestMemory,
     header: &[u8],
     frame: &[u8],
@@ -439,7 +503,7 @@ impl RxCursor<'_, '_> {
 
 /// Writes one frame into the guest's receive buffers.
 fn put_frame(
-    ring: &mut SplitRing,
+    ring: &mut RingState,
     cur: &mut RxCursor<'_, '_>,
     mem: &GuestMemory,
     hdr: NetHdr,
@@ -572,17 +636,9 @@ pub fn guest_rx(vq: Vq<'_>, frames: &[&[u8]], c: &mut RingCounters) -> usize {
                 true,
             );
         }
-        match put_frame(ring, &mut cur, mem, hdr, frame) {
-            Ok(()) => {
-                c.tx_frames += 1;
-                c.tx_bytes += frame.len() as u64;
-            }
-            Err(PutError::TooLong) => c.tx_too_long += 1,
-            Err(PutError::Bad) => c.bad_descriptors += 1,
-            Err(PutError::NoBuffers) => {
-                c.tx_dropped += (frames.len() - taken) as u64;
-                break;
-            }
+        let put = put_frame(ring, &mut cur, mem, hdr, frame);
+        if count_put(c, put, frame, frames.len() - taken) {
+            break;
         }
         taken += 1;
     }
@@ -606,7 +662,7 @@ mod tests {
     /// 1 MiB of guest memory and a 16-entry split ring in it, as a guest driver lays it out.
     struct Guest {
         mem: GuestMemory,
-        queue: SplitRing,
+        queue: RingState,
         avail_idx: u16,
     }
 
@@ -615,12 +671,12 @@ mod tests {
             let mem = GuestMemory::new(
                 GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 1 << 20)]).unwrap(),
             );
-            let queue = SplitRing {
+            let queue = RingState {
                 size: SIZE,
                 desc: DESC,
                 avail: AVAIL,
                 used: USED,
-                ..SplitRing::default()
+                ..RingState::default()
             };
             assert!(queue.view(&mem).is_some());
             Guest {
@@ -750,6 +806,9 @@ mod tests {
         // A chain shorter than the header.
         g.desc(9, DATA, 4, 0, 0);
         g.offer(9);
+        // An address whose frame (past the header) would wrap around to guest address 4.
+        g.desc(11, u64::MAX - 7, 72, 0, 0);
+        g.offer(11);
         // Then a good frame still gets through.
         g.desc(10, DATA, 72, 0, 0);
         g.offer(10);
@@ -757,10 +816,10 @@ mod tests {
         let got = g.tx(32, &mut c);
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].len(), 60);
-        assert_eq!(c.bad_descriptors, 5);
+        assert_eq!(c.bad_descriptors, 6);
         assert_eq!(c.rx_runts, 1);
         // Every chain but the bogus head went back.
-        assert_eq!(g.used_idx(), 6);
+        assert_eq!(g.used_idx(), 7);
     }
 
     #[test]
