@@ -41,6 +41,8 @@ CASES = {
     "p2p-64": (64, ["--forward-mode=io"], "p2p", True),
     "p2p-1518": (1518, ["--forward-mode=io"], "p2p", True),
     "p2p-256flows": (64, ["--forward-mode=io", "--txonly-multi-flow"], "p2p", True),
+    # The container's virtio-user devices on packed rings (packed_vq=1).
+    "p2p-64-packed": (64, ["--forward-mode=io"], "p2p", True),
     "normal-learned": (64, ["--forward-mode=mac", f"--eth-peer=0,{MAC1}", f"--eth-peer=1,{MAC0}"],
                        "normal", False),
     "normal-flood": (64, ["--forward-mode=io"], "normal", False),
@@ -112,8 +114,9 @@ class Interactive:
 def container(b, socks, case, name="container"):
     size, fwd, _, _ = CASES[case]
     vdevs = []
+    packed = ",packed_vq=1" if case.endswith("-packed") else ""
     for i, (sock, mac) in enumerate(zip(socks, (MAC0, MAC1))):
-        vdevs += ["--vdev", f"net_virtio_user{i},path={sock},queues=1,mac={mac}"]
+        vdevs += ["--vdev", f"net_virtio_user{i},path={sock},queues=1,mac={mac}{packed}"]
     argv = ["dpdk-testpmd", "-l", "0,1", "--main-lcore", "1", "--no-pci", "--huge-dir", b.a.huge,
             "-m", "512", "--single-file-segments", f"--file-prefix={b.tag}ct"] + vdevs + [
             "--", "-i", "--nb-cores=1", "--burst=256", f"--txpkts={size - 4}",

@@ -2,7 +2,7 @@
 # vhost-user loop benchmarks of issue 5: vecswitch, OVS-DPDK and the testpmd ceiling in the
 # same run (see bench.py for the topology and BENCHMARKS.md for results).
 #   benches/vhost/run.sh [quick] [cases...]
-#   cases: p2p-64 p2p-1518 p2p-256flows normal-learned normal-flood (default: all;
+#   cases: p2p-64 p2p-1518 p2p-256flows p2p-64-packed normal-learned normal-flood (default: all;
 #          quick: p2p-64 and normal-learned, one run each)
 # Needs root and both cores. Installs DPDK and OVS (+ unpacks ovs-vswitchd-dpdk), builds
 # vecswitch, reserves 1100 2 MiB hugepages on a mount of its own, and gives everything back
