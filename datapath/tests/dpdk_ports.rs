@@ -11,7 +11,7 @@
 mod common;
 
 use common::{
-    frame, hex, is_root, port_receive, port_transmit_all as transmit_all, python, run,
+    counter, frame, hex, is_root, port_receive, port_transmit_all as transmit_all, python, run,
     FrameReceiver, VethNs, ETHERTYPE,
 };
 use datapath::ports::dpdk::{default_eal_args, eal_init};
@@ -40,14 +40,6 @@ fn open_one(name: &str, devargs: &str) -> Box<dyn PortIo> {
         .unwrap_or_else(|e| panic!("open {name} {devargs}: {e}"));
     assert_eq!(queues.len(), 1);
     queues.remove(0)
-}
-
-fn counter(port: &dyn PortIo, name: &str) -> u64 {
-    port.counters()
-        .into_iter()
-        .find(|(n, _)| *n == name)
-        .unwrap_or_else(|| panic!("no counter {name} in {:?}", port.counters()))
-        .1
 }
 
 #[test]

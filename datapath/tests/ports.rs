@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{
-    ethertype, frame, hex, is_root, port_receive as receive, port_transmit_all as transmit_all,
-    python, run, FrameReceiver, VethNs, ETHERTYPE,
+    counter, ethertype, frame, hex, is_root, port_receive as receive,
+    port_transmit_all as transmit_all, python, run, FrameReceiver, VethNs, ETHERTYPE,
 };
 use datapath::afxdp::{XdpModeRequest, XskConfig, XskError, XskPort};
 use datapath::ports::{PortIo, PortSpec};
@@ -48,14 +48,6 @@ fn send_from_ns(ns: &str, peer: &str, frames: &[Vec<u8>]) {
          for h in {hex:?}:\n    s.send(bytes.fromhex(h))\n"
     );
     run(&["ip", "netns", "exec", ns, python(), "-c", &script]);
-}
-
-fn counter(port: &dyn PortIo, name: &str) -> u64 {
-    port.counters()
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| *v)
-        .unwrap_or_else(|| panic!("no counter {name} in {:?}", port.counters()))
 }
 
 /// Frames from the namespace arrive byte-exact at `port`, and frames `port` sends arrive

@@ -12,18 +12,11 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{have_testpmd, TestPmd};
+use common::{counter, have_testpmd, TestPmd};
 use datapath::ports::{PortIo, PortSpec};
 
 /// The tests take turns: two testpmds and two polling loops on two cores starve each other.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn counter(port: &dyn PortIo, name: &str) -> u64 {
-    port.counters()
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map_or(0, |&(_, v)| v)
-}
 
 /// Polls the port until `done` or the deadline; false on timeout.
 fn pmd_until(

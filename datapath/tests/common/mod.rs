@@ -18,6 +18,15 @@ use datapath::ports::PortIo;
 
 use datapath::netns::{create_netns, delete_netns, ns_exec, NsTarget};
 
+/// The port's counter `name`; panics, listing them all, when there is none of that name.
+pub fn counter(port: &dyn PortIo, name: &str) -> u64 {
+    port.counters()
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .unwrap_or_else(|| panic!("no counter {name} in {:?}", port.counters()))
+        .1
+}
+
 /// Whether the test runs as root.
 pub fn is_root() -> bool {
     datapath::netsys::is_root()
