@@ -55,12 +55,12 @@ pub const GUEST_RX: usize = 0;
 /// Vring index, within a queue pair, of the guest's transmit virtqueue (the switch receives
 /// from it).
 pub const GUEST_TX: usize = 1;
-/// Largest ring a frontend may set up (VIRTIO's split-ring maximum).
+/// Largest ring a frontend may set up (VIRTIO's maximum for both layouts).
 const MAX_RING: u16 = 32768;
 
 /// One virtqueue as configured.
 pub struct Vring {
-    /// The split ring, in guest physical addresses.
+    /// The ring (split or packed), in guest physical addresses.
     pub queue: RingState,
     /// The eventfd to signal when the guest asks for interrupts.
     pub call: Option<File>,
