@@ -93,6 +93,10 @@ struct AttachArgs {
     /// which the switch places on its PMDs like any receive queues).
     #[arg(long, default_value_t = 1)]
     queues: u16,
+    /// --virtio-user: the container's device uses packed virtqueues (`packed_vq=1`) instead
+    /// of split ones.
+    #[arg(long)]
+    packed: bool,
     /// Address with prefix for the namespace end, e.g. 10.0.0.2/24.
     #[arg(long)]
     ip: Option<String>,
@@ -187,7 +191,8 @@ fn attach(a: AttachArgs) -> anyhow::Result<()> {
 
 /// Adds the vhost-user port and prints the container's side.
 fn attach_virtio_user(a: &AttachArgs, port: &str) -> anyhow::Result<()> {
-    let v = VirtioUser::new(port, &a.socket_dir, &a.mode, a.hugepages, a.queues)?;
+    let mut v = VirtioUser::new(port, &a.socket_dir, &a.mode, a.hugepages, a.queues)?;
+    v.packed = a.packed;
     std::fs::create_dir_all(&a.socket_dir)
         .map_err(|e| anyhow::anyhow!("socket-dir {}: {e}", a.socket_dir.display()))?;
     let mut argv = vec!["add-port".to_string(), a.bridge.clone(), v.port.clone()];

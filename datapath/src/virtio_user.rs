@@ -46,6 +46,8 @@ pub struct VirtioUser {
     pub hugepages: bool,
     /// Queue pairs (the port's `queues=`, the device's `queues=`).
     pub queues: u16,
+    /// The container's device uses packed rings (`packed_vq=1`); split rings otherwise.
+    pub packed: bool,
 }
 
 fn mode_name<S: serde::Serializer>(m: &VhostUserMode, s: S) -> Result<S::Ok, S::Error> {
@@ -83,6 +85,7 @@ impl VirtioUser {
             mode,
             hugepages,
             queues,
+            packed: false,
         })
     }
 
@@ -116,9 +119,10 @@ impl VirtioUser {
             VhostUserMode::Server => "",
         };
         a.push(format!(
-            "--vdev=net_virtio_user0,path={},queues={}{server}",
+            "--vdev=net_virtio_user0,path={},queues={}{packed}{server}",
             self.socket.display(),
-            self.queues
+            self.queues,
+            packed = if self.packed { ",packed_vq=1" } else { "" },
         ));
         a
     }
@@ -195,13 +199,14 @@ mod tests {
 
     #[test]
     fn client_mode_asks_the_container_to_listen_and_hugepages_share_one_file() {
-        let v = VirtioUser::new("c-1", Path::new("/tmp"), "client", true, 2).unwrap();
+        let mut v = VirtioUser::new("c-1", Path::new("/tmp"), "client", true, 2).unwrap();
+        v.packed = true;
         let eal = v.eal_args();
         assert!(eal.contains(&"--single-file-segments".to_string()));
         assert!(!eal.contains(&"--no-huge".to_string()));
         assert_eq!(
             eal.last().map(String::as_str),
-            Some("--vdev=net_virtio_user0,path=/tmp/c-1.sock,queues=2,server=1")
+            Some("--vdev=net_virtio_user0,path=/tmp/c-1.sock,queues=2,packed_vq=1,server=1")
         );
         assert!(v.port_options().contains(&"mode=client".to_string()));
         assert!(v.port_options().contains(&"queues=2".to_string()));

@@ -543,11 +543,18 @@ fn a_vhost_user_container_sends_to_a_veth_namespace_and_receives_from_pktgen() {
     );
 }
 
-/// `vecswitch attach BRIDGE --virtio-user PORT --queues N --json`, as a user runs it.
-fn attach_virtio_user(d: &DaemonProc, bridge: &str, port: &str, queues: u16) -> serde_json::Value {
+/// `vecswitch attach BRIDGE --virtio-user PORT --queues N [EXTRA] --json`, as a user runs it.
+fn attach_virtio_user(
+    d: &DaemonProc,
+    bridge: &str,
+    port: &str,
+    queues: u16,
+    extra: &[&str],
+) -> serde_json::Value {
     let o = Command::new(env!("CARGO_BIN_EXE_vecswitch"))
         .args(["attach", bridge, "--virtio-user", port, "--queues"])
         .arg(queues.to_string())
+        .args(extra)
         .arg("--socket-dir")
         .arg(d.dir.path())
         .args(["--json", "--socket"])
@@ -597,12 +604,15 @@ fn attach_virtio_user_prints_what_a_container_runs_and_5tswap_echoes_udp_back() 
         },
     );
     let port = format!("vu{}", SEQ.fetch_add(1, Ordering::Relaxed));
-    // Two queue pairs: each is a receive queue of its own, placed on its own PMD.
-    let att = attach_virtio_user(&p.d, &p.bridge, &port, 2);
+    // Two queue pairs on packed rings: each pair is a receive queue of its own, placed on
+    // its own PMD.
+    let att = attach_virtio_user(&p.d, &p.bridge, &port, 2, &["--packed"]);
     let eal = strings(&att["eal_args"]);
     assert!(eal
         .iter()
-        .any(|a| a.starts_with("--vdev=net_virtio_user0,path=") && a.contains(",queues=2")));
+        .any(|a| a.starts_with("--vdev=net_virtio_user0,path=")
+            && a.contains(",queues=2")
+            && a.contains(",packed_vq=1")));
     let testpmd = strings(&att["testpmd"]);
     assert_eq!(testpmd[1..eal.len() + 1], eal[..]);
     if two_cores {
@@ -677,6 +687,15 @@ fn attach_virtio_user_prints_what_a_container_runs_and_5tswap_echoes_udp_back() 
         guest.log()
     );
     assert!(p.d.port_stat(&p.bridge, &port, "rx_packets") >= 50);
+    // The guest's rings of both pairs ran packed.
+    let stats = p.d.ok(&["port-stats", &p.bridge]).json;
+    let vu = stats
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["port"] == port.as_str())
+        .unwrap();
+    assert_eq!(vu["counters"]["packed-rings"], 4, "{vu:#}");
     guest.kill();
 
     let o = Command::new(env!("CARGO_BIN_EXE_vecswitch"))
