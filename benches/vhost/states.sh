@@ -1,0 +1,107 @@
+#!/bin/bash
+# The vhost-user loop's fast and slow states, sampled for one or more vecswitch builds:
+# for each round and each binary, a fresh vecswitch (PMD on core 1, busy-poll, p2p flows,
+# two vhost-user ports) and a fresh dpdk-testpmd container (core 0, io forwarding, 256
+# frames injected per port), then the switch's busy cycles per packet over a window, from
+# pmd-stats. Either build lands in either state (the container's memory layout sets it;
+# BENCHMARKS.md), so compare builds by their fast-state samples and by how often they are
+# slow, not by averages.
+#   benches/vhost/states.sh [--rounds N] [--window S] BINARY...
+# Needs root and both cores; reserves 600 2 MiB hugepages on a mount of its own and gives
+# them back on exit.
+set -euo pipefail
+
+ROUNDS=5
+WINDOW=3
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --rounds) ROUNDS=$2; shift 2 ;;
+        --window) WINDOW=$2; shift 2 ;;
+        *) break ;;
+    esac
+done
+[ $# -gt 0 ] || { echo "usage: states.sh [--rounds N] [--window S] BINARY..." >&2; exit 2; }
+[ "$(id -u)" = 0 ] || { echo "states.sh: needs root" >&2; exit 1; }
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+WORK=$(mktemp -d /tmp/vswstates.XXXXXX)
+HUGE=$WORK/huge
+. "$REPO/benches/lib.sh"
+
+SW=
+CT=
+stop_run() {
+    if [ -n "$CT" ]; then kill "$CT" 2>/dev/null; wait "$CT" 2>/dev/null || true; fi
+    pkill -f "tail -f $WORK/ct.cmd" 2>/dev/null || true
+    if [ -n "$SW" ]; then kill "$SW" 2>/dev/null; wait "$SW" 2>/dev/null || true; fi
+    CT= SW=
+    rm -rf /var/run/dpdk/vswstates 2>/dev/null
+    return 0
+}
+cleanup() {
+    set +e
+    stop_run
+    bench_huge_release
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+bench_install
+bench_huge 600
+printf 'in_port=1,actions=output:2\nin_port=2,actions=output:1\n' > "$WORK/p2p.flows"
+cat > "$WORK/vs.toml" <<EOF
+pmd-cores = [1]
+busy-poll = true
+[[bridge]]
+name = "vsst0"
+local = false
+rules = "$WORK/p2p.flows"
+[[bridge.port]]
+name = "vhu0"
+type = "vhost-user"
+socket = "$WORK/a.sock"
+ofport = 1
+[[bridge.port]]
+name = "vhu1"
+type = "vhost-user"
+socket = "$WORK/b.sock"
+ofport = 2
+EOF
+
+# busy cycles and received packets, summed over the PMDs
+snap() {
+    "$1" pmd-stats --json --socket "$WORK/ctl.sock" | /usr/bin/python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+print(sum(p["stats"]["busy_cycles"] for p in d), sum(p["stats"]["rx_packets"] for p in d))'
+}
+
+for round in $(seq "$ROUNDS"); do
+    for bin in "$@"; do
+        rm -f "$WORK"/a.sock "$WORK"/b.sock "$WORK"/ctl.sock
+        "$bin" run --config "$WORK/vs.toml" --socket "$WORK/ctl.sock" > "$WORK/vs.log" 2>&1 &
+        SW=$!
+        for _ in $(seq 50); do [ -S "$WORK/b.sock" ] && [ -S "$WORK/ctl.sock" ] && break; sleep 0.1; done
+        # The container: testpmd reads its commands from a file it follows.
+        : > "$WORK/ct.cmd"
+        tail -f "$WORK/ct.cmd" | dpdk-testpmd -l 0,1 --main-lcore 1 --no-pci --huge-dir "$HUGE" \
+            -m 512 --single-file-segments --file-prefix=vswstates \
+            --vdev "net_virtio_user0,path=$WORK/a.sock,queues=1,mac=02:00:00:00:0a:00" \
+            --vdev "net_virtio_user1,path=$WORK/b.sock,queues=1,mac=02:00:00:00:0a:01" \
+            -- -i --nb-cores=1 --burst=256 --txpkts=60 --total-num-mbufs=16384 \
+            --forward-mode=io > "$WORK/ct.log" 2>&1 &
+        CT=$!
+        sleep 2
+        echo "start tx_first" >> "$WORK/ct.cmd"
+        sleep 3
+        read -r c0 p0 < <(snap "$bin")
+        sleep "$WINDOW"
+        read -r c1 p1 < <(snap "$bin")
+        /usr/bin/python3 -c "
+c, p, w = $c1 - $c0, $p1 - $p0, $WINDOW
+print('round $round  %-40s %6.2f Mpps  %5.0f cycles/pkt' % ('$bin'[-40:], p / w / 1e6, c / max(p, 1)))"
+        stop_run
+        sleep 1
+    done
+done
