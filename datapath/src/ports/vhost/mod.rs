@@ -207,6 +207,15 @@ fn stopped_by_fault(v: &mut device::Vring, mem: &guest::GuestMemory, c: &mut Rin
     true
 }
 
+/// Why a burst did not run a vring.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Skipped {
+    /// The control thread or another PMD held it (counted in `busy-bursts`).
+    Busy,
+    /// It is not running: not set up, stopped, or its memory lost pages.
+    Down,
+}
+
 /// One queue pair of a vhost-user port as a [`PortIo`].
 pub struct VhostUserQueue {
     control: Arc<Control>,
@@ -293,6 +302,32 @@ impl VhostUserQueue {
             .collect())
     }
 
+    /// Runs `burst` on vring `index` of the port, with the data path's counters, when the
+    /// vring is free and running on memory that lost no pages.
+    fn run_vring(
+        &mut self,
+        index: usize,
+        burst: impl FnOnce(Vq<'_>, &mut RingCounters) -> usize,
+    ) -> Result<usize, Skipped> {
+        let Ok(mut slot) = self.vrings[index].try_lock() else {
+            self.busy_bursts += 1;
+            return Err(Skipped::Busy);
+        };
+        let hdr = slot.hdr;
+        let device::VringSlot { vring: v, mem, .. } = &mut *slot;
+        let mem = mem.as_deref().filter(|_| v.live).ok_or(Skipped::Down)?;
+        if stopped_by_fault(v, mem, &mut self.counters) {
+            return Err(Skipped::Down);
+        }
+        let vq = Vq {
+            ring: &mut v.queue,
+            mem,
+            call: v.call.as_ref(),
+            hdr,
+        };
+        Ok(burst(vq, &mut self.counters))
+    }
+
     /// The pair whose guest receive vring takes this queue's transmits: its own when the
     /// guest enabled it, otherwise one of the enabled pairs (spread by pair number); `None`
     /// while none is.
@@ -312,7 +347,7 @@ impl VhostUserQueue {
         Some(rest.trailing_zeros() as usize)
     }
 
-    /// Whether a frontend has both vrings running.
+    /// Whether a frontend has the first queue pair's vrings running.
     pub fn link_up(&self) -> bool {
         match self.control.device.try_lock() {
             Ok(d) => d.link_up(),
@@ -341,29 +376,14 @@ impl PortIo for VhostUserQueue {
     }
 
     fn rx_burst_into(&mut self, max: usize, sink: &mut dyn RxSink) -> usize {
-        let Ok(mut slot) = self.vrings[2 * self.pair + GUEST_TX].try_lock() else {
-            self.busy_bursts += 1;
-            return 0;
-        };
-        let hdr = slot.hdr;
-        let device::VringSlot { vring: v, mem, .. } = &mut *slot;
-        let Some(mem) = mem.as_deref().filter(|_| v.live) else {
-            return 0;
-        };
-        if stopped_by_fault(v, mem, &mut self.counters) {
-            return 0;
-        }
-        let vq = Vq {
-            ring: &mut v.queue,
-            mem,
-            call: v.call.as_ref(),
-            hdr,
-        };
-        if vq.ring.packed {
-            packed::guest_tx(vq, max, &mut self.counters, sink)
-        } else {
-            ring::guest_tx(vq, max, &mut self.counters, sink)
-        }
+        self.run_vring(2 * self.pair + GUEST_TX, |vq, c| {
+            if vq.ring.packed {
+                packed::guest_tx(vq, max, c, sink)
+            } else {
+                ring::guest_tx(vq, max, c, sink)
+            }
+        })
+        .unwrap_or(0)
     }
 
     fn tx_burst(&mut self, frames: &[&[u8]]) -> usize {
@@ -372,35 +392,26 @@ impl PortIo for VhostUserQueue {
             self.counters.tx_dropped += frames.len() as u64;
             return 0;
         };
-        let Ok(mut slot) = self.vrings[2 * pair + GUEST_RX].try_lock() else {
-            self.busy_bursts += 1;
-            return 0;
-        };
-        let hdr = slot.hdr;
-        let device::VringSlot { vring: v, mem, .. } = &mut *slot;
-        let Some(mem) = mem.as_deref().filter(|_| v.live) else {
-            self.counters.tx_dropped += frames.len() as u64;
-            return 0;
-        };
-        if stopped_by_fault(v, mem, &mut self.counters) {
-            self.counters.tx_dropped += frames.len() as u64;
-            return 0;
+        let sent = self.run_vring(2 * pair + GUEST_RX, |vq, c| {
+            if vq.ring.packed {
+                packed::guest_rx(vq, frames, c)
+            } else {
+                ring::guest_rx(vq, frames, c)
+            }
+        });
+        match sent {
+            Ok(sent) => {
+                if pair != self.pair {
+                    self.tx_remapped += sent as u64;
+                }
+                sent
+            }
+            Err(Skipped::Busy) => 0,
+            Err(Skipped::Down) => {
+                self.counters.tx_dropped += frames.len() as u64;
+                0
+            }
         }
-        let vq = Vq {
-            ring: &mut v.queue,
-            mem,
-            call: v.call.as_ref(),
-            hdr,
-        };
-        let sent = if vq.ring.packed {
-            packed::guest_rx(vq, frames, &mut self.counters)
-        } else {
-            ring::guest_rx(vq, frames, &mut self.counters)
-        };
-        if pair != self.pair {
-            self.tx_remapped += sent as u64;
-        }
-        sent
     }
 
     fn rx_fd(&self) -> Option<RawFd> {

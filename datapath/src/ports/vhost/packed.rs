@@ -19,8 +19,8 @@ use super::guest::{
     RING_EVENT_FLAGS_DISABLE,
 };
 use super::ring::{
-    count_put, write_span, PutError, RingCounters, RingState, Vq, DESC_F_INDIRECT, MAX_FRAME,
-    MAX_MERGE, NET_HDR_LEN,
+    count_put, set_num_buffers, write_span, PutError, RingCounters, RingState, Vq, DESC_F_INDIRECT,
+    MAX_FRAME, MAX_MERGE, NET_HDR_LEN,
 };
 use crate::ports::RxSink;
 
@@ -91,6 +91,13 @@ impl UsedBatch {
                 len,
             };
             self.len += 1;
+        }
+    }
+
+    /// Gives the buffers held from entry `from` on back empty (length 0).
+    fn empty_from(&mut self, from: usize) {
+        for u in self.entries.iter_mut().take(self.len).skip(from) {
+            u.len = 0;
         }
     }
 
@@ -322,20 +329,13 @@ fn put_frame(
         *at = w.next;
         buffers += 1;
         if w.bad {
-            for u in &mut used.entries[held..used.len] {
-                u.len = 0;
-            }
+            used.empty_from(held);
             return Err(PutError::Bad);
         }
     }
-    if hdr.mergeable && buffers != 1 {
-        let num = first_addr.wrapping_add(hdr.len as u64 - 2);
-        if !mem.write(num, &(buffers as u16).to_le_bytes()) {
-            for u in &mut used.entries[held..used.len] {
-                u.len = 0;
-            }
-            return Err(PutError::Bad);
-        }
+    if !set_num_buffers(mem, hdr, first_addr, buffers) {
+        used.empty_from(held);
+        return Err(PutError::Bad);
     }
     Ok(())
 }

@@ -583,16 +583,24 @@ fn put_frame(
         let view = cur.view;
         cur.used.push(view, head, chain_len);
     }
-    if hdr.mergeable && n != 1 {
-        // `num_buffers` is the header's last field; n <= MAX_MERGE fits a u16.
-        let at = first_addr.wrapping_add(hdr.len as u64 - 2);
-        if !mem.write(at, &(n as u16).to_le_bytes()) {
-            cur.used.len = held;
-            cur.give_back_empty(start, n);
-            return Err(PutError::Bad);
-        }
+    if !set_num_buffers(mem, hdr, first_addr, n) {
+        cur.used.len = held;
+        cur.give_back_empty(start, n);
+        return Err(PutError::Bad);
     }
     Ok(())
+}
+
+/// Patches `num_buffers`, the header's last field, of a frame written from `first_addr` on
+/// when it took `n` buffers other than one (the header went out saying 1); false when the
+/// guest address is bad.
+pub(super) fn set_num_buffers(mem: &GuestMemory, hdr: NetHdr, first_addr: u64, n: usize) -> bool {
+    if !hdr.mergeable || n == 1 {
+        return true;
+    }
+    // n <= MAX_MERGE fits a u16.
+    let at = first_addr.wrapping_add(hdr.len as u64 - 2);
+    mem.write(at, &(n as u16).to_le_bytes())
 }
 
 /// Writes `frames` into the guest's receive virtqueue in order. Stops at the first frame the
