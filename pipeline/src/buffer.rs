@@ -8,6 +8,7 @@
 //! buffer header: batches then move only 4-byte handles between nodes.
 
 use crate::flowkey::FlowKey;
+use crate::memory::FrameMemory;
 
 /// Bytes of one frame, headroom included.
 pub const FRAME_SIZE: usize = 2048;
@@ -61,7 +62,7 @@ pub enum BufferError {
 
 /// A pool of packet frames and their metadata.
 pub struct PacketPool {
-    mem: Vec<u8>,
+    mem: FrameMemory,
     meta: Vec<PacketMeta>,
     free: Vec<PacketId>,
 }
@@ -87,11 +88,30 @@ fn copy_frame(dst: &mut [u8], src: &[u8]) {
 impl PacketPool {
     /// A pool of `frames` frames, all free.
     pub fn new(frames: u32) -> PacketPool {
+        PacketPool::build(FrameMemory::heap(frames as usize * FRAME_SIZE), frames)
+    }
+
+    /// A pool of `frames` frames in the first `frames * FRAME_SIZE` bytes of `memory` (memory
+    /// shared with the kernel, for zero-copy ports); `TooLong` if it is shorter.
+    pub fn over(memory: FrameMemory, frames: u32) -> Result<PacketPool, BufferError> {
+        if memory.len() < frames as usize * FRAME_SIZE {
+            return Err(BufferError::TooLong);
+        }
+        Ok(PacketPool::build(memory, frames))
+    }
+
+    fn build(mem: FrameMemory, frames: u32) -> PacketPool {
         PacketPool {
-            mem: vec![0; frames as usize * FRAME_SIZE],
+            mem,
             meta: vec![PacketMeta::default(); frames as usize],
             free: (0..frames).rev().collect(),
         }
+    }
+
+    /// The address of the pool's memory ([`FrameMemory::addr`]): a zero-copy port checks that
+    /// a pool is the one whose memory it shares before it takes or lends frames.
+    pub fn memory_addr(&self) -> usize {
+        self.mem.addr()
     }
 
     /// Total number of frames.
@@ -109,22 +129,36 @@ impl PacketPool {
     #[inline]
     pub fn alloc(&mut self) -> Option<PacketId> {
         let id = self.free.pop()?;
-        let m = &mut self.meta[id as usize];
         // Only the key's metadata words (tunnel, conntrack, recirculation, in_port: everything
         // before `dl_dst`) are cleared: the parser writes every header word itself, and
         // clearing them here too cost ~13 stores per packet on the rx path.
-        m.key.words_mut()[..KEY_METADATA_WORDS].fill(0);
-        m.hash = 0;
-        m.data_off = HEADROOM as u16;
-        m.len = 0;
-        m.l3_ofs = NO_OFFSET;
-        m.l4_ofs = NO_OFFSET;
-        m.rx_ns = 0;
-        m.flow_ref = 0;
+        reset_meta(&mut self.meta[id as usize], HEADROOM, 0);
         Some(id)
     }
 
-    /// Returns a frame to the pool.
+    /// Takes a free frame out of the pool for someone else to fill (the kernel, on a zero-copy
+    /// port's fill ring). The pool does not touch its bytes until it comes back with
+    /// [`PacketPool::adopt`] (holding a packet) or [`PacketPool::free`] (empty).
+    #[inline]
+    pub fn lend(&mut self) -> Option<PacketId> {
+        self.free.pop()
+    }
+
+    /// Takes back a lent frame that now holds a packet of `len` bytes at `data_off`, as a
+    /// packet of the pool (metadata as after [`PacketPool::alloc`]). `NoRoom` if the packet
+    /// does not lie inside the frame or `id` is not a frame of the pool; the caller still owns
+    /// the frame then.
+    #[inline]
+    pub fn adopt(&mut self, id: PacketId, data_off: usize, len: usize) -> Result<(), BufferError> {
+        if data_off + len > FRAME_SIZE {
+            return Err(BufferError::NoRoom);
+        }
+        let m = self.meta.get_mut(id as usize).ok_or(BufferError::NoRoom)?;
+        reset_meta(m, data_off, len);
+        Ok(())
+    }
+
+    /// Returns a frame to the pool (a packet, or an empty frame that was lent).
     #[inline]
     pub fn free(&mut self, id: PacketId) {
         debug_assert!(!self.free.contains(&id), "double free of packet {id}");
@@ -138,7 +172,7 @@ impl PacketPool {
         }
         let id = self.alloc().ok_or(BufferError::Exhausted)?;
         let start = id as usize * FRAME_SIZE + HEADROOM;
-        copy_frame(&mut self.mem[start..start + bytes.len()], bytes);
+        copy_frame(&mut self.mem.bytes_mut()[start..start + bytes.len()], bytes);
         self.meta[id as usize].len = bytes.len() as u16;
         Ok(id)
     }
@@ -151,7 +185,9 @@ impl PacketPool {
         self.meta[new as usize] = m;
         let src = id as usize * FRAME_SIZE + m.data_off as usize;
         let dst = new as usize * FRAME_SIZE + m.data_off as usize;
-        self.mem.copy_within(src..src + m.len as usize, dst);
+        self.mem
+            .bytes_mut()
+            .copy_within(src..src + m.len as usize, dst);
         Some(new)
     }
 
@@ -160,7 +196,7 @@ impl PacketPool {
     pub fn data(&self, id: PacketId) -> &[u8] {
         let m = &self.meta[id as usize];
         let start = id as usize * FRAME_SIZE + m.data_off as usize;
-        &self.mem[start..start + m.len as usize]
+        &self.mem.bytes()[start..start + m.len as usize]
     }
 
     /// The packet's bytes, writable.
@@ -168,7 +204,7 @@ impl PacketPool {
     pub fn data_mut(&mut self, id: PacketId) -> &mut [u8] {
         let m = &self.meta[id as usize];
         let start = id as usize * FRAME_SIZE + m.data_off as usize;
-        &mut self.mem[start..start + m.len as usize]
+        &mut self.mem.bytes_mut()[start..start + m.len as usize]
     }
 
     /// The packet's bytes and its metadata, both writable.
@@ -176,7 +212,7 @@ impl PacketPool {
     pub fn data_and_meta_mut(&mut self, id: PacketId) -> (&mut [u8], &mut PacketMeta) {
         let m = &mut self.meta[id as usize];
         let start = id as usize * FRAME_SIZE + m.data_off as usize;
-        (&mut self.mem[start..start + m.len as usize], m)
+        (&mut self.mem.bytes_mut()[start..start + m.len as usize], m)
     }
 
     /// The packet's metadata.
@@ -230,8 +266,21 @@ impl PacketPool {
     /// themselves.
     pub fn frame_mut(&mut self, id: PacketId) -> &mut [u8] {
         let start = id as usize * FRAME_SIZE;
-        &mut self.mem[start..start + FRAME_SIZE]
+        &mut self.mem.bytes_mut()[start..start + FRAME_SIZE]
     }
+}
+
+/// The metadata of a fresh packet of `len` bytes at `data_off`.
+#[inline(always)]
+fn reset_meta(m: &mut PacketMeta, data_off: usize, len: usize) {
+    m.key.words_mut()[..KEY_METADATA_WORDS].fill(0);
+    m.hash = 0;
+    m.data_off = data_off as u16;
+    m.len = len as u16;
+    m.l3_ofs = NO_OFFSET;
+    m.l4_ofs = NO_OFFSET;
+    m.rx_ns = 0;
+    m.flow_ref = 0;
 }
 
 fn shift_offsets(m: &mut PacketMeta, delta: i32) {
@@ -286,6 +335,35 @@ mod tests {
         assert_eq!(pool.data(a), &[7; 60]);
         assert!(pool.push_front(a, HEADROOM + 1).is_err());
         assert!(pool.alloc().is_none());
+    }
+
+    #[test]
+    fn a_lent_frame_comes_back_as_a_packet_or_empty() {
+        let mut pool = PacketPool::new(3);
+        let a = pool.lend().unwrap();
+        let b = pool.lend().unwrap();
+        assert_eq!(pool.available(), 1);
+        // Someone else (the kernel) writes a packet at an offset of its choosing.
+        pool.frame_mut(a)[300..304].copy_from_slice(&[1, 2, 3, 4]);
+        pool.adopt(a, 300, 4).unwrap();
+        assert_eq!(pool.data(a), &[1, 2, 3, 4]);
+        assert_eq!(pool.meta(a).l3_ofs, NO_OFFSET);
+        assert_eq!(pool.adopt(b, FRAME_SIZE - 3, 4), Err(BufferError::NoRoom));
+        assert_eq!(pool.adopt(7, HEADROOM, 4), Err(BufferError::NoRoom));
+        pool.free(a);
+        pool.free(b);
+        assert_eq!(pool.available(), 3);
+    }
+
+    #[test]
+    fn a_pool_over_shared_memory_uses_its_first_frames() {
+        let memory = FrameMemory::heap(3 * FRAME_SIZE);
+        let addr = memory.addr();
+        assert!(PacketPool::over(FrameMemory::heap(FRAME_SIZE), 2).is_err());
+        let mut pool = PacketPool::over(memory, 2).unwrap();
+        assert_eq!((pool.capacity(), pool.memory_addr()), (2, addr));
+        let a = pool.alloc_with(&[5; 60]).unwrap();
+        assert_eq!(pool.data(a), &[5; 60]);
     }
 
     #[test]
