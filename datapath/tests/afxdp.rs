@@ -1,4 +1,4 @@
-#![allow(clippy::panic)]
+#![allow(clippy::panic, clippy::unwrap_used)]
 //! AF_XDP ports against a real veth pair whose far end lives in a throw-away network
 //! namespace. Needs root (CI runs as root); skips with a message otherwise or when the kernel
 //! has no AF_XDP. Run with `--test-threads=1`.
@@ -13,7 +13,10 @@ use common::{frame, hex, is_root, python, run, VethNs, ETHERTYPE};
 use datapath::afxdp::{
     detach_stale, BindMode, RxDesc, Umem, XdpMode, XdpModeRequest, XskConfig, XskError, XskPort,
 };
+use datapath::ports::afxdp::JOINED_OWN_FRAMES;
+use datapath::ports::{AfXdpQueue, PortIo, RxSink, Sent};
 use pipeline::buffer::{FRAME_SIZE, HEADROOM};
+use pipeline::{PacketId, PacketPool};
 
 fn is_test_frame(bytes: &[u8]) -> bool {
     bytes.len() >= 18 && bytes[12..14] == ETHERTYPE.to_be_bytes()
@@ -250,7 +253,8 @@ fn shared_umem_across_two_veths() {
         Ok(p) => p,
         Err(e) => panic!("port a: {e}"),
     };
-    // Overlapping frames and a missing share are refused with the field named.
+    // Overlapping frames, and sharing with a port of another UMEM, are refused with the
+    // field named.
     let overlap = XskPort::open_in(&env.hosts[1], 0, &config, &umem, 2000..3000, Some(&a));
     assert!(matches!(
         overlap,
@@ -259,13 +263,24 @@ fn shared_umem_across_two_veths() {
             ..
         })
     ));
-    let unshared = XskPort::open_in(&env.hosts[1], 0, &config, &umem, 2048..4096, None);
+    let elsewhere = XskPort::open(&env.hosts[1], 0, &config)
+        .unwrap_or_else(|e| panic!("port on its own UMEM: {e}"));
+    let foreign = XskPort::open_in(
+        &env.hosts[0],
+        1,
+        &config,
+        &umem,
+        2048..4096,
+        Some(&elsewhere),
+    );
     assert!(matches!(
-        unshared,
+        foreign,
         Err(XskError::Config { field: "share", .. })
     ));
+    drop(elsewhere);
 
-    let mut b = XskPort::open_in(&env.hosts[1], 0, &config, &umem, 2048..4096, Some(&a))
+    // With no port named, the socket shares the UMEM's live port (a).
+    let mut b = XskPort::open_in(&env.hosts[1], 0, &config, &umem, 2048..4096, None)
         .unwrap_or_else(|e| panic!("port b (XDP_SHARED_UMEM): {e}"));
     assert!(b.mode().shared_umem && !a.mode().shared_umem);
     eprintln!("shared umem second socket: {:?}", b.mode());
@@ -416,4 +431,153 @@ fn measure_rx_rate() {
         port.counters()
     );
     assert!(count > 0);
+}
+
+/// A receive burst's sink over a pool, as the switch's: lends frames, takes packets back.
+struct PoolSink<'a> {
+    pool: &'a mut PacketPool,
+    got: Vec<PacketId>,
+}
+
+impl RxSink for PoolSink<'_> {
+    fn push(&mut self, frame: &[u8]) {
+        if let Ok(id) = self.pool.alloc_with(frame) {
+            self.got.push(id);
+        }
+    }
+    fn room(&mut self) -> Option<&mut [u8]> {
+        None
+    }
+    fn commit(&mut self, _len: usize) {}
+    fn pool_addr(&self) -> Option<usize> {
+        Some(self.pool.memory_addr())
+    }
+    fn lend(&mut self) -> Option<PacketId> {
+        self.pool.lend()
+    }
+    fn adopt(&mut self, id: PacketId, data_off: usize, len: usize) {
+        self.pool.adopt(id, data_off, len).unwrap();
+        self.got.push(id);
+    }
+    fn give_back(&mut self, id: PacketId) {
+        self.pool.free(id);
+    }
+}
+
+#[test]
+fn queues_in_a_pools_umem_pass_frames_without_copies_and_give_every_frame_back() {
+    require_root!();
+    let env = VethNs::new(2);
+    const POOL: u32 = 4096;
+    let umem = Umem::map(POOL + 4 * JOINED_OWN_FRAMES).unwrap_or_else(|e| panic!("{e}"));
+    let memory = umem.pool_memory(POOL).unwrap_or_else(|e| panic!("{e}"));
+    let mut pool = PacketPool::over(memory, POOL).unwrap();
+    let config = XskConfig::default();
+    let open = |host: &str| {
+        AfXdpQueue::open(host, host, 0, &config).unwrap_or_else(|e| panic!("open {host}: {e}"))
+    };
+    let (mut a, mut b) = (open(&env.hosts[0]), open(&env.hosts[1]));
+    for q in [&mut a, &mut b] {
+        assert!(q
+            .join_pool(&umem, &mut pool)
+            .unwrap_or_else(|e| panic!("{e}")));
+        assert_eq!(q.joined_pool(), Some(pool.memory_addr()));
+        assert!(q.info().mode.contains("pmd-pool"), "{}", q.info().mode);
+    }
+    // Joining again is a no-op; nothing was lent yet.
+    assert!(a.join_pool(&umem, &mut pool).unwrap());
+    assert_eq!(common::counter(&a, "reopens"), 1);
+    assert_eq!(pool.available(), POOL as usize);
+
+    // The first bursts lend half a fill ring each.
+    let burst = |q: &mut AfXdpQueue, pool: &mut PacketPool| {
+        let mut sink = PoolSink {
+            pool,
+            got: Vec::new(),
+        };
+        q.rx_burst_into(64, &mut sink);
+        sink.got
+    };
+    assert!(burst(&mut a, &mut pool).is_empty() && burst(&mut b, &mut pool).is_empty());
+    let lent = a.pool_frames_held() + b.pool_frames_held();
+    assert_eq!(lent, config.ring_size as usize);
+    assert_eq!(pool.available(), POOL as usize - lent);
+
+    // Frames arrive in pool frames, as the kernel wrote them.
+    send_from_ns(&env.ns, &env.peers[0], 20);
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while got.len() < 20 && Instant::now() < deadline {
+        for id in burst(&mut a, &mut pool) {
+            if is_test_frame(pool.data(id)) {
+                got.push(id);
+            } else {
+                pool.free(id);
+            }
+        }
+        a.poll();
+    }
+    assert_eq!(got.len(), 20);
+    for (i, &id) in got.iter().enumerate() {
+        assert_eq!(pool.data(id), &frame(i as u32)[..]);
+        assert_eq!(pool.meta(id).data_off as usize, HEADROOM);
+    }
+    assert_eq!(common::counter(&a, "rx-zero-copy"), 20);
+
+    // Sent on b as they are: b keeps them until the kernel completes them.
+    let rx = common::FrameReceiver::start(Some(&env.ns), &env.peers[1], ETHERTYPE, 20, None);
+    let sent = b.tx_packets(&pool, &got);
+    assert_eq!(
+        sent,
+        Sent {
+            count: 20,
+            kept: true
+        }
+    );
+    assert_eq!(common::counter(&b, "tx-zero-copy"), 20);
+    b.poll();
+    let heard = rx.finish();
+    assert_eq!(heard.len(), 20, "the peer got every frame");
+    for (i, h) in heard.iter().enumerate() {
+        assert_eq!(h, &hex(&frame(i as u32)));
+    }
+    // A packet of another pool is copied into b's own frames.
+    let mut other = PacketPool::new(4);
+    let id = other.alloc_with(&frame(99)).unwrap();
+    assert_eq!(
+        b.tx_packets(&other, &[id]),
+        Sent {
+            count: 1,
+            kept: false
+        }
+    );
+
+    // Completions come back at b's next burst; leaving returns the rest (fill rings).
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while b.pool_frames_held() > config.ring_size as usize / 2 && Instant::now() < deadline {
+        b.poll();
+        burst(&mut b, &mut pool);
+    }
+    assert_eq!(b.pool_frames_held(), config.ring_size as usize / 2);
+    a.leave_pool(&mut pool);
+    b.leave_pool(&mut pool);
+    assert_eq!(pool.available(), POOL as usize, "every frame is back");
+    assert_eq!(a.joined_pool(), None);
+    assert!(!a.info().mode.contains("pmd-pool"));
+    // On memory of its own again, the queue still receives (by copy).
+    send_from_ns(&env.ns, &env.peers[0], 3);
+    let mut copied = 0;
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while copied < 3 && Instant::now() < deadline {
+        copied += burst(&mut a, &mut pool)
+            .into_iter()
+            .filter(|&id| {
+                let ours = is_test_frame(pool.data(id));
+                pool.free(id);
+                ours
+            })
+            .count();
+    }
+    assert_eq!(copied, 3);
+    assert_eq!(common::counter(&a, "stray-frames"), 0);
 }

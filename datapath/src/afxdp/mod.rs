@@ -1,6 +1,6 @@
 //! AF_XDP ports over `libc`, with no libbpf, libxdp or clang: a UMEM of
-//! `pipeline::buffer::FRAME_SIZE` frames whose packets land `HEADROOM` bytes in (so the packet
-//! pool can become the UMEM later), the four rings, an `XskPort` bound to one (interface,
+//! `pipeline::buffer::FRAME_SIZE` frames whose packets land `HEADROOM` bytes in (so that a
+//! packet pool can be made of it, `Umem::pool_memory`), the four rings, an `XskPort` bound to one (interface,
 //! queue) with `XDP_USE_NEED_WAKEUP`, and the six-instruction XSKMAP redirect program given as
 //! bytes, attached through a BPF link so that it disappears with the process.
 //!

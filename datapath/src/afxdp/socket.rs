@@ -52,6 +52,10 @@ pub struct XskConfig {
     /// Slots of the XSKMAP (queues of the interface that can be steered) when the port attaches
     /// the program; a port on a shared program has that program's.
     pub max_queues: u32,
+    /// The caller feeds the fill ring with frames it lends ([`XskPort::lend_fill`], e.g. a
+    /// packet pool's in the same UMEM) and may transmit them ([`XskPort::tx_lent`]); the
+    /// port's own frames then only carry `tx_burst` copies.
+    pub lend_fill: bool,
 }
 
 impl Default for XskConfig {
@@ -64,6 +68,7 @@ impl Default for XskConfig {
             need_wakeup: true,
             bind_timeout: Duration::from_secs(5),
             max_queues: 64,
+            lend_fill: false,
         }
     }
 }
@@ -142,6 +147,10 @@ pub struct XskPort {
     tx_in_flight: u32,
     ifindex: u32,
     queue: u32,
+    /// [`XskConfig::lend_fill`].
+    lend_fill: bool,
+    /// Completed lent frames (addresses), for [`XskPort::take_returned`].
+    returned: Vec<u64>,
 }
 
 /// A new, unbound AF_XDP socket.
@@ -210,10 +219,12 @@ impl XskPort {
     }
 
     /// Opens a port using frames `frames` of `umem`. The first port on a UMEM binds the socket
-    /// the UMEM was registered on; later ones pass `share` (a live port on the same UMEM) and
-    /// bind with `XDP_SHARED_UMEM`, with fill and completion rings of their own — which the
-    /// kernel allows only on another interface or queue than `share`'s — and inherit its
-    /// copy/zero-copy and need-wakeup choice (`config.bind_mode`/`need_wakeup` are ignored).
+    /// the UMEM was registered on (or registers it, [`Umem::map`]); later ones bind with
+    /// `XDP_SHARED_UMEM` to `share` (a live port on the same UMEM), or when it is `None` to
+    /// any live port of the UMEM, with fill and completion rings of their own — which the
+    /// kernel allows only on another interface or queue than the shared port's — and inherit
+    /// its copy/zero-copy and need-wakeup choice (`config.bind_mode`/`need_wakeup` are
+    /// ignored).
     pub fn open_in(
         ifname: &str,
         queue: u32,
@@ -271,20 +282,17 @@ impl XskPort {
         share: Option<&XskPort>,
         prog: Option<&Arc<XdpProgram>>,
     ) -> Result<XskPort, XskError> {
-        let (fd, shared_with) = match umem.take_owner() {
-            Some(fd) => (fd, None),
-            None => match share {
-                Some(other) if Arc::ptr_eq(&other.umem, umem) => {
-                    (xsk_socket()?, Some((other.fd.as_raw_fd(), other.mode)))
-                }
-                _ => {
-                    return Err(XskError::Config {
-                        field: "share",
-                        reason: "the UMEM is in use: pass a live port on the same UMEM",
-                    });
-                }
-            },
+        let share = match share {
+            Some(other) if !Arc::ptr_eq(&other.umem, umem) => {
+                return Err(XskError::Config {
+                    field: "share",
+                    reason: "that port is on another UMEM",
+                });
+            }
+            Some(other) => Some((other.fd.as_raw_fd(), other.mode)),
+            None => None,
         };
+        let (fd, shared_with) = umem.socket_for(share)?;
         let size = config.ring_size;
         setsockopt(&fd, libc::XDP_RX_RING, &size).map_err(sys_err("setsockopt XDP_RX_RING"))?;
         setsockopt(&fd, libc::XDP_TX_RING, &size).map_err(sys_err("setsockopt XDP_TX_RING"))?;
@@ -380,7 +388,10 @@ impl XskPort {
             tx_in_flight: 0,
             ifindex,
             queue,
+            lend_fill: config.lend_fill,
+            returned: Vec::with_capacity(config.ring_size as usize),
         };
+        umem.note_bound(port.fd.as_raw_fd(), mode);
         port.refill();
         Ok(port)
     }
@@ -449,6 +460,10 @@ impl XskPort {
     /// other half of the port's frames stays free for `tx_burst`) and wakes the kernel if it
     /// asked; returns how many frames were given.
     pub fn refill(&mut self) -> u32 {
+        if self.lend_fill {
+            self.wake_rx_if_asked();
+            return 0;
+        }
         let waiting = self.fill.outstanding();
         let want = self
             .rx_frames()
@@ -462,10 +477,56 @@ impl XskPort {
         if n > 0 {
             self.fill.submit(n);
         }
+        self.wake_rx_if_asked();
+        n
+    }
+
+    fn wake_rx_if_asked(&mut self) {
         if self.mode.need_wakeup && self.fill.needs_wakeup() {
             self.wake_rx();
         }
+    }
+
+    /// How many lent frames would top the fill ring up to [`XskPort::rx_frames`].
+    pub fn fill_wanted(&mut self) -> u32 {
+        self.rx_frames().saturating_sub(self.fill.outstanding())
+    }
+
+    /// Puts frames the caller lends (frame addresses in the UMEM, outside the port's own
+    /// range) on the fill ring and wakes the kernel if it asked; returns how many fit, from
+    /// the front. They come back through `rx_burst` holding packets.
+    pub fn lend_fill(&mut self, frames: &[u64]) -> u32 {
+        let n = self.fill.reserve(frames.len() as u32);
+        for (i, &addr) in frames.iter().take(n as usize).enumerate() {
+            self.fill.write(i as u32, addr);
+        }
+        if n > 0 {
+            self.fill.submit(n);
+        }
+        self.wake_rx_if_asked();
         n
+    }
+
+    /// Queues packets in frames the caller lends (anywhere in the UMEM; `XskConfig::lend_fill`
+    /// ports only) as they are; returns how many were queued, from the front. Each comes back
+    /// through [`XskPort::take_returned`] once the kernel has sent it.
+    pub fn tx_lent(&mut self, descs: &[RxDesc]) -> u32 {
+        if !self.lend_fill {
+            self.counters.foreign_frames += 1;
+            return 0;
+        }
+        self.reap_completions();
+        let end = self.umem.frames() as u64 * FRAME_SIZE as u64;
+        let inside = descs
+            .iter()
+            .take_while(|d| d.addr + d.len as u64 <= end)
+            .count();
+        self.tx_descs(&descs[..inside])
+    }
+
+    /// Moves the addresses of lent frames whose transmission completed into `out`.
+    pub fn take_returned(&mut self, out: &mut Vec<u64>) {
+        out.append(&mut self.returned);
     }
 
     /// Copies `packets` into free frames and queues them for transmission; returns how many
@@ -528,7 +589,12 @@ impl XskPort {
         if own < descs.len() {
             self.counters.foreign_frames += 1;
         }
-        let n = self.tx.reserve(own as u32);
+        self.tx_descs(&descs[..own])
+    }
+
+    /// Queues `descs` as they are, as many as the ring has room for; returns how many.
+    fn tx_descs(&mut self, descs: &[RxDesc]) -> u32 {
+        let n = self.tx.reserve(descs.len() as u32);
         for (i, d) in descs.iter().take(n as usize).enumerate() {
             self.tx.write(
                 i as u32,
@@ -608,6 +674,8 @@ impl XskPort {
             let addr = self.comp.read(i);
             if self.locate(addr).is_some() {
                 self.free.push(addr & !(FRAME_SIZE as u64 - 1));
+            } else if self.lend_fill {
+                self.returned.push(addr);
             } else {
                 self.counters.foreign_frames += 1;
             }
@@ -632,8 +700,12 @@ impl XskPort {
         self.tx_in_flight
     }
 
-    /// Frames kept on the fill ring for receiving: half the port's frames, at most a ring.
+    /// Frames kept on the fill ring for receiving: half the port's frames, at most a ring;
+    /// half a ring of lent frames with [`XskConfig::lend_fill`].
     pub fn rx_frames(&self) -> u32 {
+        if self.lend_fill {
+            return (self.fill.size() / 2).max(1);
+        }
         (self.frames.len() as u32 / 2).clamp(1, self.fill.size())
     }
 
@@ -694,6 +766,7 @@ impl Drop for XskPort {
         // this port may do to a program other queues still use. The last port's `prog` drops
         // the link, which detaches the program itself.
         let _ = self.prog.remove(self.queue);
+        self.umem.note_closing(self.fd.as_raw_fd());
         self.umem.unclaim(&self.frames);
     }
 }
@@ -758,6 +831,6 @@ fn bind_retrying(
                 source: err,
             });
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(2));
     }
 }
