@@ -8,10 +8,28 @@ use pipeline::parse::Parse;
 use pipeline::{Ctx, Graph, PacketId, PacketPool, TxQueues, Upcall, HEADROOM, MAX_PACKET};
 use serde::Serialize;
 
-use crate::ports::RxSink;
+use crate::ports::{RxSink, Sent};
 
 /// Frames in the pool of one switch instance.
-const POOL_FRAMES: u32 = 8192;
+pub const POOL_FRAMES: u32 = 8192;
+
+/// Free frames a pool keeps from lending to ports, for the packets in flight (copies of
+/// flooded frames, frames of ports that copy in).
+const LEND_RESERVE: usize = 1024;
+
+/// How frames entered and left the pool: copied, or passed as they are (ports that share
+/// the pool's memory, [`crate::ports::RxSink::adopt`]).
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct CopyStats {
+    /// Received frames copied into the pool.
+    pub rx_copies: u64,
+    /// Received frames that were pool frames already.
+    pub rx_zero_copy: u64,
+    /// Sent packets a port copied out.
+    pub tx_copies: u64,
+    /// Sent packets a port took as they are.
+    pub tx_zero_copy: u64,
+}
 
 /// Counters of one port, as `port-stats` prints them.
 #[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
@@ -44,19 +62,30 @@ pub struct Switch<U: Upcall + 'static> {
     ports: Vec<SwitchPort>,
     rx_scratch: Vec<PacketId>,
     tx_scratch: Vec<PacketId>,
+    copies: CopyStats,
     _upcall: std::marker::PhantomData<U>,
 }
 
 impl<U: Upcall + 'static> Switch<U> {
     /// A switch with the given ports (`(name, ofport)`), translating new flows with `upcall`.
     pub fn new(ports: &[(String, u32)], upcall: U, config: ClassifyConfig) -> anyhow::Result<Self> {
+        Switch::with_pool(ports, upcall, config, PacketPool::new(POOL_FRAMES))
+    }
+
+    /// [`Switch::new`] with the packets in `pool` (one made of a UMEM, for zero-copy ports).
+    pub fn with_pool(
+        ports: &[(String, u32)],
+        upcall: U,
+        config: ClassifyConfig,
+        pool: PacketPool,
+    ) -> anyhow::Result<Self> {
         let mut graph = Graph::new();
         let entry = graph.add(Box::new(Parse::new("classify")))?;
         let classify = graph.add(Box::new(Classify::new(upcall, config)))?;
         graph.wire()?;
         let numbers: Vec<u32> = ports.iter().map(|p| p.1).collect();
         Ok(Switch {
-            pool: PacketPool::new(POOL_FRAMES),
+            pool,
             tx: TxQueues::new(&numbers),
             graph,
             entry,
@@ -71,6 +100,7 @@ impl<U: Upcall + 'static> Switch<U> {
                 .collect(),
             rx_scratch: Vec::with_capacity(pipeline::MAX_BATCH),
             tx_scratch: Vec::with_capacity(pipeline::MAX_BATCH),
+            copies: CopyStats::default(),
             _upcall: std::marker::PhantomData,
         })
     }
@@ -155,6 +185,7 @@ impl<U: Upcall + 'static> Switch<U> {
             pool: &mut self.pool,
             batch: &mut self.rx_scratch,
             port: p,
+            copies: &mut self.copies,
             now_ns,
             room: None,
         };
@@ -174,13 +205,14 @@ impl<U: Upcall + 'static> Switch<U> {
         n
     }
 
-    /// Hands the frames queued on port `port` to `send` in slices of at most
-    /// `pipeline::MAX_BATCH` (the one copy on the transmit side happens there), counts what
-    /// `send` did not take as `tx_dropped`, and frees them all. Returns the frames sent.
+    /// Hands the packets queued on port `port` to `send` in slices of at most
+    /// `pipeline::MAX_BATCH`, counts what `send` did not take as `tx_dropped`, and frees
+    /// them, except those a port keeps to send as they are ([`Sent::kept`]). Returns the
+    /// packets sent.
     pub fn drain_tx_batch(
         &mut self,
         port: usize,
-        mut send: impl FnMut(&[&[u8]]) -> usize,
+        mut send: impl FnMut(&PacketPool, &[PacketId]) -> Sent,
     ) -> usize {
         let Some(p) = self.ports.get_mut(port) else {
             return 0;
@@ -189,24 +221,46 @@ impl<U: Upcall + 'static> Switch<U> {
         self.tx.drain(p.ofport, &mut self.tx_scratch);
         let mut sent_total = 0;
         for chunk in self.tx_scratch.chunks(pipeline::MAX_BATCH) {
-            let mut frames: [&[u8]; pipeline::MAX_BATCH] = [&[]; pipeline::MAX_BATCH];
-            let mut bytes = 0u64;
-            for (f, &id) in frames.iter_mut().zip(chunk) {
-                *f = self.pool.data(id);
-            }
-            let sent = send(&frames[..chunk.len()]).min(chunk.len());
-            for f in &frames[..sent] {
-                bytes += f.len() as u64;
-            }
-            p.stats.tx_packets += sent as u64;
+            let sent = send(&self.pool, chunk);
+            let n = sent.count.min(chunk.len());
+            let bytes: u64 = chunk[..n]
+                .iter()
+                .map(|&id| u64::from(self.pool.meta(id).len))
+                .sum();
+            p.stats.tx_packets += n as u64;
             p.stats.tx_bytes += bytes;
-            p.stats.tx_dropped += (chunk.len() - sent) as u64;
-            sent_total += sent;
-            for &id in chunk {
+            p.stats.tx_dropped += (chunk.len() - n) as u64;
+            sent_total += n;
+            let kept = if sent.kept { n } else { 0 };
+            if sent.kept {
+                self.copies.tx_zero_copy += n as u64;
+            } else {
+                self.copies.tx_copies += n as u64;
+            }
+            for &id in &chunk[kept..] {
                 self.pool.free(id);
             }
         }
         sent_total
+    }
+
+    /// Frees the packets queued on port `port`, counted as its transmit drops (a port with
+    /// no queue to send on).
+    pub fn discard_tx(&mut self, port: usize) {
+        self.drain_tx_batch(port, |_, _| Sent {
+            count: 0,
+            kept: false,
+        });
+    }
+
+    /// How frames entered and left the pool.
+    pub fn copies(&self) -> CopyStats {
+        self.copies
+    }
+
+    /// The packet pool (a PMD moves zero-copy ports into and out of it).
+    pub fn pool_mut(&mut self) -> &mut PacketPool {
+        &mut self.pool
     }
 
     /// Whether port `port` has frames waiting to be sent.
@@ -225,6 +279,7 @@ impl<U: Upcall + 'static> Switch<U> {
         self.graph.clear_stats();
         self.tx.no_such_port = 0;
         self.tx.no_buffers = 0;
+        self.copies = CopyStats::default();
         if let Some(c) = self.classifier() {
             c.clear_stats();
         }
@@ -273,6 +328,7 @@ struct Intake<'a> {
     pool: &'a mut PacketPool,
     batch: &'a mut Vec<PacketId>,
     port: &'a mut SwitchPort,
+    copies: &'a mut CopyStats,
     now_ns: u64,
     /// The packet [`RxSink::room`] handed out and not yet committed.
     room: Option<PacketId>,
@@ -296,7 +352,10 @@ impl RxSink for Intake<'_> {
             return;
         }
         match self.pool.alloc_with(frame) {
-            Ok(id) => self.take(id, frame.len()),
+            Ok(id) => {
+                self.copies.rx_copies += 1;
+                self.take(id, frame.len());
+            }
             Err(_) => self.port.stats.rx_dropped += 1,
         }
     }
@@ -328,7 +387,40 @@ impl RxSink for Intake<'_> {
             self.port.stats.rx_dropped += 1;
             return;
         }
+        self.copies.rx_copies += 1;
         self.take(id, len);
+    }
+
+    fn pool_addr(&self) -> Option<usize> {
+        Some(self.pool.memory_addr())
+    }
+
+    fn lend(&mut self) -> Option<PacketId> {
+        if self.pool.available() <= LEND_RESERVE.min(self.pool.capacity() / 2) {
+            return None;
+        }
+        self.pool.lend()
+    }
+
+    fn adopt(&mut self, id: PacketId, data_off: usize, len: usize) {
+        if id as usize >= self.pool.capacity() {
+            // Not a frame of this pool: nothing to free.
+            self.port.stats.rx_dropped += 1;
+            return;
+        }
+        if self.batch.len() >= pipeline::MAX_BATCH || self.pool.adopt(id, data_off, len).is_err() {
+            self.pool.free(id);
+            self.port.stats.rx_dropped += 1;
+            return;
+        }
+        self.copies.rx_zero_copy += 1;
+        self.take(id, len);
+    }
+
+    fn give_back(&mut self, id: PacketId) {
+        if (id as usize) < self.pool.capacity() {
+            self.pool.free(id);
+        }
     }
 }
 

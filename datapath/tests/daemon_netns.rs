@@ -30,6 +30,15 @@ macro_rules! require_root {
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
+/// Whether the machine has two cores for two PMDs (says SKIP otherwise).
+fn two_cores() -> bool {
+    let n = core_affinity::get_core_ids().map_or(0, |c| c.len());
+    if n < 2 {
+        eprintln!("SKIP: needs two cores");
+    }
+    n >= 2
+}
+
 /// A bridge name no other test uses (≤ 15 characters).
 fn bridge_name() -> String {
     format!(
@@ -368,8 +377,7 @@ fn rule_changes_while_pktgen_runs_take_effect_at_the_acknowledgement() {
 #[test]
 fn the_queues_of_a_multi_queue_port_are_spread_over_the_pmds() {
     require_root!();
-    if core_affinity::get_core_ids().map_or(0, |c| c.len()) < 2 {
-        eprintln!("SKIP: needs two cores");
+    if !two_cores() {
         return;
     }
     let id = SEQ.fetch_add(1, Ordering::Relaxed);
@@ -421,6 +429,83 @@ fn the_queues_of_a_multi_queue_port_are_spread_over_the_pmds() {
     assert_eq!(pmd[1]["rxqs"][0]["queue"], 1, "{pmd:#}");
     d.ok(&["del-port", &bridge, &h]);
     assert!(!has_xdp(&h));
+}
+
+/// A counter of the port's type (`port-stats` "counters"), summed over its queues.
+fn port_counter(d: &DaemonProc, bridge: &str, port: &str, name: &str) -> u64 {
+    let r = d.ok(&["port-stats", bridge]).json;
+    let p = r.as_array().unwrap().iter().find(|p| p["port"] == port);
+    p.unwrap_or_else(|| panic!("no port {port} in {r:#}"))["counters"][name]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no counter {name} in {r:#}"))
+}
+
+/// The pools of every PMD: each frame is free or lent to a queue (nothing leaked), checked
+/// between two iterations. Returns the summed PMD stats.
+fn pools_whole(d: &DaemonProc) -> serde_json::Value {
+    let pmds = d.ok(&["pmd-stats"]).json;
+    let mut sum = serde_json::Map::new();
+    for pmd in pmds.as_array().unwrap() {
+        for p in pmd["pools"].as_array().unwrap() {
+            let pool = &p["pool"];
+            assert_eq!(pool["umem"], true, "{pmds:#}");
+            assert_eq!(pool["unaccounted"], 0, "frames leaked: {pmds:#}");
+            let (free, lent) = (pool["free"].as_u64(), pool["lent"].as_u64());
+            assert_eq!(
+                free.unwrap() + lent.unwrap(),
+                pool["frames"].as_u64().unwrap()
+            );
+        }
+        for (k, v) in pmd["stats"].as_object().unwrap() {
+            let prev = sum.get(k).and_then(|p| p.as_u64()).unwrap_or(0);
+            sum.insert(k.clone(), (prev + v.as_u64().unwrap()).into());
+        }
+    }
+    serde_json::Value::Object(sum)
+}
+
+#[test]
+fn afxdp_ports_of_one_pmd_forward_without_copies_and_keep_every_frame_as_queues_move() {
+    require_root!();
+    if !two_cores() {
+        return;
+    }
+    let p = Pair::new("afxdp", false);
+    let show = show_port(&p.d, &p.bridge, &p.host_b);
+    assert!(show.contains("pmd-pool"), "{show}");
+    traffic_crosses(&p);
+    // One PMD: every frame entered the pool as the kernel wrote it and left as it was.
+    let st = pools_whole(&p.d);
+    assert!(st["rx_zero_copy"].as_u64().unwrap() > 3000, "{st:#}");
+    assert_eq!(st["rx_zero_copy"], st["rx_packets"], "{st:#}");
+    assert_eq!(st["rx_copies"], 0, "{st:#}");
+    assert_eq!(st["tx_copies"], 0, "{st:#}");
+    assert_eq!(st["tx_zero_copy"], st["tx_packets"], "{st:#}");
+    let held = port_counter(&p.d, &p.bridge, &p.host_a, "pool-frames-held");
+    assert!(held > 0, "the queue's fill ring holds pool frames");
+
+    // Two PMDs: each port's queue moves into the pool of the PMD that receives on it; a
+    // packet sent on the other PMD's port is copied once, counted.
+    p.d.ok(&["set", "pmd-cores=0,1"]);
+    p.d.ok(&["clear-stats"]);
+    traffic_crosses(&p);
+    let st = pools_whole(&p.d);
+    assert_eq!(st["rx_zero_copy"], st["rx_packets"], "{st:#}");
+    assert!(st["tx_copies"].as_u64().unwrap() > 3000, "{st:#}");
+    assert_eq!(st["tx_zero_copy"], 0, "{st:#}");
+
+    // Back to one PMD, and a rebalance: the queues leave and join pools again.
+    p.d.ok(&["set", "pmd-cores=1"]);
+    p.d.ok(&["rebalance"]);
+    p.d.ok(&["clear-stats"]);
+    traffic_crosses(&p);
+    let st = pools_whole(&p.d);
+    assert_eq!(st["tx_copies"], 0, "{st:#}");
+    for host in [&p.host_a, &p.host_b] {
+        assert!(port_counter(&p.d, &p.bridge, host, "reopens") >= 3);
+        assert_eq!(port_counter(&p.d, &p.bridge, host, "reopen-errors"), 0);
+        assert_eq!(port_counter(&p.d, &p.bridge, host, "stray-frames"), 0);
+    }
 }
 
 #[test]

@@ -137,7 +137,10 @@ pub fn execute(d: &mut Daemon, argv: &[String], data: Option<&str>) -> Result<Re
                 .iter()
                 .find(|p| p.name == *name)
                 .and_then(|p| p.queues.first())
-                .map(|q| format!("{} {}", q.info.kind, q.info.mode))
+                .map(|q| {
+                    let info = q.info();
+                    format!("{} {}", info.kind, info.mode)
+                })
                 .unwrap_or_default();
             Ok(Reply::new(
                 format!("added port {name} to {bridge} as ofport {ofport} ({mode})"),
@@ -367,7 +370,10 @@ fn show(d: &Daemon) -> Reply {
             let (kind, mode) = p
                 .queues
                 .first()
-                .map(|q| (q.info.kind, q.info.mode.clone()))
+                .map(|q| {
+                    let info = q.info();
+                    (info.kind, info.mode)
+                })
                 .unwrap_or(("?", String::new()));
             let ofport = ofport_text(p.ofport);
             let _ = writeln!(
@@ -548,8 +554,9 @@ fn pmd_stats(d: &Daemon) -> Result<Reply> {
         );
         let _ = writeln!(
             text,
-            "  copies: rx {} (into the packet pool), tx {} (out to the ports)",
-            st.rx_copies, st.tx_packets
+            "  copies: rx {} (into the packet pool), tx {} (out to the ports); \
+             zero-copy: rx {}, tx {}",
+            st.rx_copies, st.tx_copies, st.rx_zero_copy, st.tx_zero_copy
         );
         let qtotal: u64 = s.rxqs.iter().map(|q| q.cycles).sum();
         for q in &s.rxqs {
@@ -573,11 +580,26 @@ fn pmd_stats(d: &Daemon) -> Result<Reply> {
                     + b.ports.iter().map(|p| p.2.tx_dropped).sum::<u64>()
             })
             .sum();
+        for b in &s.bridges {
+            let p = &b.pool;
+            let _ = writeln!(
+                text,
+                "  pool {} ({}): {} frames, {} free, {} lent to AF_XDP queues, {} unaccounted",
+                b.name,
+                if p.umem { "umem" } else { "heap" },
+                p.frames,
+                p.free,
+                p.lent,
+                p.unaccounted
+            );
+        }
         let _ = writeln!(text, "  dropped: {dropped} (see drop-reasons)");
         out.push(json!({
             "pmd": s.id, "core": s.core, "stats": st, "classify": c, "dropped": dropped,
             "cycles_per_packet": per_pkt(st.busy_cycles), "busy_percent": busy_pct,
             "avg_batch": avg_batch, "rxqs": s.rxqs,
+            "pools": s.bridges.iter().map(|b| json!({ "bridge": b.name, "pool": b.pool }))
+                .collect::<Vec<_>>(),
         }));
     }
     Ok(Reply::new(text.trim_end().to_string(), json!(out)))

@@ -365,13 +365,23 @@ impl Daemon {
             .map(|(q, &pmd)| (q.bridge.clone(), q.port.clone(), q.queue_id, pmd))
             .collect();
         let plan = Arc::new(plan);
-        for (i, _) in self.pmds.iter().enumerate() {
-            let mine: Vec<Arc<Queue>> = queues
-                .iter()
-                .zip(&assignment)
-                .filter(|(_, &p)| p == i)
-                .map(|(q, _)| q.clone())
-                .collect();
+        let mine: Vec<Vec<Arc<Queue>>> = (0..self.pmds.len())
+            .map(|i| {
+                queues
+                    .iter()
+                    .zip(&assignment)
+                    .filter(|(_, &p)| p == i)
+                    .map(|(q, _)| q.clone())
+                    .collect()
+            })
+            .collect();
+        // Two passes: every PMD first lets go of the queues it loses (an AF_XDP queue leaves
+        // its pool), then each takes on its new ones.
+        for (i, keep) in mine.iter().enumerate() {
+            let keep = keep.clone();
+            self.pmd_call(i, move |pmd| pmd.leave_queues(&keep))?;
+        }
+        for (i, mine) in mine.into_iter().enumerate() {
             let plan = plan.clone();
             self.pmd_call(i, move |pmd| pmd.apply_plan(&plan, &mine))??;
         }
@@ -442,11 +452,12 @@ impl Drop for Daemon {
 /// Says how a port came up, and whether AF_XDP fell back to generic (SKB) mode.
 fn log_port(bridge: &str, p: &PortState) {
     if let Some(q) = p.queues.first() {
+        let info = q.info();
         eprintln!(
             "vecswitch: {bridge}: port {} ofport {}: {} {}",
-            p.name, p.ofport, q.info.kind, q.info.mode
+            p.name, p.ofport, info.kind, info.mode
         );
-        if q.info.kind == "afxdp" && q.info.mode.contains("generic") {
+        if info.kind == "afxdp" && info.mode.contains("generic") {
             eprintln!(
                 "vecswitch: {bridge}: port {}: no native XDP in the driver: generic (SKB) mode, \
                  which is slower",

@@ -1,6 +1,9 @@
 //! A poll-mode thread: it owns one [`Switch`] per bridge (packet pool, graph, caches) and a
 //! list of receive queues, and loops: poll each queue for a batch, run it through the graph,
-//! send what the graph queued, account the cycles. Between iterations it runs the jobs the
+//! send what the graph queued, account the cycles. Each pool is made of a UMEM that the
+//! PMD's AF_XDP receive queues join ([`PortIo::join_pool`]) when the PMD takes them on, so
+//! frames pass between them with no copy; a PMD lets go of a queue ([`Pmd::leave_queues`])
+//! before another takes it. Between iterations it runs the jobs the
 //! control thread sends (reconfiguration, statistics, acknowledgements), so the control thread
 //! never touches the per-packet state. An idle PMD spins a little, then sleeps in `poll(2)` on
 //! its queues' descriptors (or in short naps when a queue has none) unless busy polling was
@@ -15,12 +18,15 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, TryRecvError};
 use flowcache::ClassifyConfig;
 use pipeline::clock::{Clock, MonotonicClock};
+use pipeline::PacketPool;
 use serde::Serialize;
 
+use crate::afxdp::Umem;
 use crate::bridge::OfUpcall;
 use crate::netsys::{poll_readable, EventFd};
+use crate::ports::afxdp::JOINED_OWN_FRAMES;
 use crate::ports::{PortIo, QueueInfo};
-use crate::switch::{PortStats, Switch};
+use crate::switch::{PortStats, Switch, POOL_FRAMES};
 
 /// Idle iterations before a PMD starts to sleep.
 const IDLE_SPIN: u32 = 2000;
@@ -32,8 +38,6 @@ pub struct Queue {
     pub port: String,
     pub ofport: u32,
     pub queue_id: u32,
-    pub info: QueueInfo,
-    pub rx_fd: Option<RawFd>,
     /// [`PortIo::rx_poll_interval_ns`].
     pub rx_poll_interval_ns: u64,
     /// [`PortIo::link_flag`].
@@ -53,8 +57,6 @@ impl Queue {
             port: port.to_string(),
             ofport,
             queue_id,
-            info: io.info(),
-            rx_fd: io.rx_fd(),
             rx_poll_interval_ns: io.rx_poll_interval_ns(),
             link: io.link_flag(),
             io: Mutex::new(io),
@@ -66,6 +68,11 @@ impl Queue {
     /// The port I/O, locked (a panic elsewhere leaves the queue usable).
     pub fn lock(&self) -> MutexGuard<'_, Box<dyn PortIo>> {
         self.io.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Type and mode, for `show` (the mode changes when an AF_XDP queue joins a PMD's pool).
+    pub fn info(&self) -> QueueInfo {
+        self.lock().info()
     }
 }
 
@@ -126,17 +133,56 @@ pub struct PmdStats {
     pub rx_batches: u64,
     /// Frames copied into the packet pool on receive.
     pub rx_copies: u64,
-    /// Frames handed to a port's transmit burst (copied out of the pool there).
+    /// Frames received in the pool's own memory (AF_XDP queues in the PMD's UMEM).
+    pub rx_zero_copy: u64,
+    /// Packets handed to ports' transmit bursts.
     pub tx_packets: u64,
+    /// Of those, packets the port copied out of the pool.
+    pub tx_copies: u64,
+    /// Of those, packets the port sent from the pool as they are.
+    pub tx_zero_copy: u64,
 }
+
+/// Frames of the packet pool of a bridge in a PMD whose pool is a UMEM.
+const UMEM_POOL_FRAMES: u32 = 16384;
+/// AF_XDP queues that can join one such pool (each claims its own frames beside it).
+const UMEM_QUEUES: u32 = 16;
 
 /// A bridge inside a PMD.
 pub struct PmdBridge {
     pub name: String,
     pub of: Arc<openflow::Bridge>,
     pub switch: Switch<OfUpcall>,
+    /// The UMEM the switch's packet pool is made of, for AF_XDP queues to join; `None`
+    /// when it could not be mapped (the pool is then plain memory).
+    umem: Option<Arc<Umem>>,
     /// Per switch port (same index): the queues to transmit on.
     tx: Vec<Vec<Arc<Queue>>>,
+}
+
+impl PmdBridge {
+    /// The bridge `bp` with empty caches, its packet pool in a UMEM of its own when one can
+    /// be mapped (no privilege is needed until a queue joins).
+    fn new(bp: &BridgePlan, classify: ClassifyConfig) -> anyhow::Result<PmdBridge> {
+        let upcall = OfUpcall::new(bp.of.clone());
+        let frames = UMEM_POOL_FRAMES + UMEM_QUEUES * JOINED_OWN_FRAMES;
+        let in_umem = Umem::map(frames).ok().and_then(|umem| {
+            let memory = umem.pool_memory(UMEM_POOL_FRAMES).ok()?;
+            let pool = PacketPool::over(memory, UMEM_POOL_FRAMES).ok()?;
+            Some((umem, pool))
+        });
+        let (umem, pool) = match in_umem {
+            Some((umem, pool)) => (Some(umem), pool),
+            None => (None, PacketPool::new(POOL_FRAMES)),
+        };
+        Ok(PmdBridge {
+            name: bp.name.clone(),
+            of: bp.of.clone(),
+            switch: Switch::with_pool(&[], upcall, classify, pool)?,
+            umem,
+            tx: Vec::new(),
+        })
+    }
 }
 
 struct PmdRxq {
@@ -157,10 +203,25 @@ pub struct RxqSnapshot {
     pub packets: u64,
 }
 
+/// Where the frames of one bridge's packet pool in one PMD are, between two iterations
+/// (when no packet is in the graph): `free + lent == frames`, else frames leaked.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+pub struct PoolSnapshot {
+    pub frames: usize,
+    /// Whether the pool is a UMEM that AF_XDP queues join.
+    pub umem: bool,
+    pub free: usize,
+    /// Frames AF_XDP queues of this PMD hold (fill and receive rings, sends in flight).
+    pub lent: usize,
+    /// Frames neither free nor lent: 0 unless frames leaked.
+    pub unaccounted: usize,
+}
+
 /// One bridge's counters inside one PMD.
 #[derive(Clone, Debug, Serialize)]
 pub struct BridgeSnapshot {
     pub name: String,
+    pub pool: PoolSnapshot,
     pub ports: Vec<(String, u32, PortStats)>,
     /// `(node, calls, vectors, cycles)`.
     pub nodes: Vec<(String, u64, u64, u64)>,
@@ -247,12 +308,7 @@ impl Pmd {
                 .position(|b| b.name == bp.name && Arc::ptr_eq(&b.of, &bp.of))
             {
                 Some(i) => old.swap_remove(i),
-                None => PmdBridge {
-                    name: bp.name.clone(),
-                    of: bp.of.clone(),
-                    switch: Switch::new(&[], OfUpcall::new(bp.of.clone()), self.classify.clone())?,
-                    tx: Vec::new(),
-                },
+                None => PmdBridge::new(bp, self.classify.clone())?,
             };
             let gone: Vec<u32> = b
                 .switch
@@ -314,10 +370,46 @@ impl Pmd {
                 }
             }
         }
-        self.fds = self.rxqs.iter().filter_map(|r| r.queue.rx_fd).collect();
+        // An AF_XDP queue's socket moves into this PMD's pool (re-opened, so its descriptor
+        // changes); the descriptors are read after that.
+        for r in &self.rxqs {
+            let b = &mut self.bridges[r.bridge];
+            let Some(umem) = &b.umem else { continue };
+            let pool = b.switch.pool_mut();
+            let mut io = r.queue.lock();
+            if io.joined_pool() == Some(pool.memory_addr()) {
+                continue;
+            }
+            if let Err(e) = io.join_pool(umem, pool) {
+                eprintln!(
+                    "vecswitch: pmd {}: {}: stays on its own memory (one copy each way): {e}",
+                    self.id, r.queue.port
+                );
+            }
+        }
+        self.fds = self
+            .rxqs
+            .iter()
+            .filter_map(|r| r.queue.lock().rx_fd())
+            .collect();
         self.all_fds = self.fds.len() == self.rxqs.len();
         self.fds.push(self.wake.raw_fd());
         Ok(())
+    }
+
+    /// Lets every receive queue not in `keep` leave this PMD's pools, so that the PMD that
+    /// receives on it next (or no one) can take it: the first half of a new plan, run on
+    /// every PMD before any takes on its new queues.
+    pub fn leave_queues(&mut self, keep: &[Arc<Queue>]) {
+        for r in &self.rxqs {
+            if keep.iter().any(|k| Arc::ptr_eq(k, &r.queue)) {
+                continue;
+            }
+            let Some(b) = self.bridges.get_mut(r.bridge) else {
+                continue;
+            };
+            r.queue.lock().leave_pool(b.switch.pool_mut());
+        }
     }
 
     /// The bridge named `name` inside this PMD.
@@ -361,10 +453,33 @@ impl Pmd {
                 packets: r.queue.packets.load(Ordering::Relaxed),
             })
             .collect();
+        let rxqs_ref = &self.rxqs;
         let bridges = self
             .bridges
             .iter_mut()
-            .map(|b| {
+            .enumerate()
+            .map(|(bi, b)| {
+                let pool = b.switch.pool_mut();
+                let (frames, free, addr) = (pool.capacity(), pool.available(), pool.memory_addr());
+                let lent: usize = rxqs_ref
+                    .iter()
+                    .filter(|r| r.bridge == bi)
+                    .map(|r| {
+                        let io = r.queue.lock();
+                        if io.joined_pool() == Some(addr) {
+                            io.pool_frames_held()
+                        } else {
+                            0
+                        }
+                    })
+                    .sum();
+                let pool = PoolSnapshot {
+                    frames,
+                    umem: b.umem.is_some(),
+                    free,
+                    lent,
+                    unaccounted: frames.saturating_sub(free + lent),
+                };
                 let reports = b.switch.node_reports();
                 let mut drops: Vec<(String, u64)> = reports
                     .iter()
@@ -391,6 +506,7 @@ impl Pmd {
                 };
                 BridgeSnapshot {
                     name: b.name.clone(),
+                    pool,
                     ports,
                     nodes: reports
                         .iter()
@@ -409,11 +525,19 @@ impl Pmd {
                 }
             })
             .collect();
+        let mut stats = self.stats;
+        for b in &self.bridges {
+            let c = b.switch.copies();
+            stats.rx_copies += c.rx_copies;
+            stats.rx_zero_copy += c.rx_zero_copy;
+            stats.tx_copies += c.tx_copies;
+            stats.tx_zero_copy += c.tx_zero_copy;
+        }
         PmdSnapshot {
             id: self.id,
             core: self.core,
             settings: self.settings,
-            stats: self.stats,
+            stats,
             rxqs,
             bridges,
         }
@@ -441,6 +565,8 @@ impl Pmd {
                 }
             }
             if self.stop {
+                // Give the queues back their own memory: this PMD's pools go away with it.
+                self.leave_queues(&[]);
                 break;
             }
             let start = pipeline::cycles::now();
@@ -490,7 +616,6 @@ impl Pmd {
                 continue;
             }
             self.stats.rx_packets += n as u64;
-            self.stats.rx_copies += n as u64;
             self.stats.rx_batches += 1;
             for (i, queues) in b.tx.iter().enumerate() {
                 if !b.switch.tx_pending(i) {
@@ -498,11 +623,14 @@ impl Pmd {
                 }
                 // A port without queues (none, normally) gets nothing: its frames are freed.
                 let Some(q) = queues.get(pmd % queues.len().max(1)) else {
-                    b.switch.drain_tx_batch(i, |_| 0);
+                    b.switch.discard_tx(i);
                     continue;
                 };
                 let mut io = q.lock();
-                self.stats.tx_packets += b.switch.drain_tx_batch(i, |f| io.tx_burst(f)) as u64;
+                self.stats.tx_packets += b
+                    .switch
+                    .drain_tx_batch(i, |pool, ids| io.tx_packets(pool, ids))
+                    as u64;
             }
             r.queue
                 .cycles

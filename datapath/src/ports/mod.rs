@@ -11,6 +11,7 @@ use std::os::fd::RawFd;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
+use pipeline::{PacketId, PacketPool};
 use serde::Serialize;
 
 pub mod afpacket;
@@ -47,7 +48,23 @@ pub struct QueueInfo {
     pub mode: String,
 }
 
+/// What a transmit burst did with the packets it was handed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sent {
+    /// Packets taken, from the front; the caller counts the rest as transmit drops.
+    pub count: usize,
+    /// Whether the port keeps the packets it took (it sends their frames as they are, and
+    /// gives each back through [`RxSink::give_back`] once sent); else it copied them and the
+    /// caller frees them all.
+    pub kept: bool,
+}
+
 /// Where a receive burst puts its frames: packets of the switch's pool.
+///
+/// A port whose frames live in the pool's memory (AF_XDP in the UMEM the pool is made of)
+/// takes no copy at all: it borrows empty frames ([`RxSink::lend`]) for the kernel to fill,
+/// hands them back holding packets ([`RxSink::adopt`]), and returns the ones it sent
+/// ([`RxSink::give_back`]). The other methods then go unused.
 pub trait RxSink {
     /// Copies `frame` into a new packet (or counts it as the port's drop: too long, no free
     /// buffer, batch full).
@@ -59,6 +76,26 @@ pub trait RxSink {
     fn room(&mut self) -> Option<&mut [u8]>;
     /// Takes the first `len` bytes of the buffer [`RxSink::room`] gave as a received packet.
     fn commit(&mut self, len: usize);
+
+    /// The pool's [`pipeline::PacketPool::memory_addr`]; a port lends and adopts frames only
+    /// if this is the pool it shares memory with. `None`: no pool (the default).
+    fn pool_addr(&self) -> Option<usize> {
+        None
+    }
+
+    /// An empty frame of the pool, lent to the port until it comes back through
+    /// [`RxSink::adopt`] or [`RxSink::give_back`]; `None` when the pool keeps its last frames
+    /// for the packets in flight.
+    fn lend(&mut self) -> Option<PacketId> {
+        None
+    }
+
+    /// A lent frame comes back holding a received packet of `len` bytes at `data_off`; it
+    /// joins the burst (or, when it cannot, is freed and counted as the port's drop).
+    fn adopt(&mut self, _id: PacketId, _data_off: usize, _len: usize) {}
+
+    /// A lent frame comes back empty (or a kept packet was sent).
+    fn give_back(&mut self, _id: PacketId) {}
 }
 
 /// One queue of a port, as a PMD thread drives it. The per-packet calls count what they cannot
@@ -77,6 +114,40 @@ pub trait PortIo: Send {
     /// Queues `frames` for transmission in order. Returns how many it took; the caller counts
     /// the rest as transmit drops.
     fn tx_burst(&mut self, frames: &[&[u8]]) -> usize;
+
+    /// Queues packets `ids` of `pool` (at most [`pipeline::MAX_BATCH`]) for transmission in
+    /// order, as the PMD sends. The default copies them out with [`PortIo::tx_burst`]; a port
+    /// sharing the pool's memory keeps them instead ([`Sent::kept`]).
+    fn tx_packets(&mut self, pool: &PacketPool, ids: &[PacketId]) -> Sent {
+        send_copies(pool, ids, |frames| self.tx_burst(frames))
+    }
+
+    /// Moves the queue into `umem`, the memory `pool` is made of, so that frames pass
+    /// between them without copies (AF_XDP: the socket is opened again there with
+    /// `XDP_SHARED_UMEM`). Called by the PMD that will receive on the queue; `Ok(false)` for
+    /// port types that cannot. Undone by [`PortIo::leave_pool`].
+    fn join_pool(
+        &mut self,
+        _umem: &Arc<crate::afxdp::Umem>,
+        _pool: &mut PacketPool,
+    ) -> Result<bool, PortError> {
+        Ok(false)
+    }
+
+    /// The [`pipeline::PacketPool::memory_addr`] of the pool the queue joined, if any.
+    fn joined_pool(&self) -> Option<usize> {
+        None
+    }
+
+    /// Frames of the joined pool the queue holds.
+    fn pool_frames_held(&self) -> usize {
+        0
+    }
+
+    /// Leaves the pool joined with [`PortIo::join_pool`], giving back every frame of it the
+    /// queue holds (the socket closes first, so the kernel holds none), and goes on with
+    /// memory of its own. Called by the PMD that owns `pool`; no effect on another pool.
+    fn leave_pool(&mut self, _pool: &mut PacketPool) {}
 
     /// Upkeep once per PMD iteration: transmit kicks, completions, refilling receive buffers.
     fn poll(&mut self) {}
@@ -107,6 +178,24 @@ pub trait PortIo: Send {
 
     /// Counters of this port type (name, value), for `port-stats`; names are kebab-case.
     fn counters(&self) -> Vec<(&'static str, u64)>;
+}
+
+/// Hands the bytes of packets `ids` of `pool` (at most [`pipeline::MAX_BATCH`]) to `send`,
+/// which copies them out: the default [`PortIo::tx_packets`].
+pub fn send_copies(
+    pool: &PacketPool,
+    ids: &[PacketId],
+    send: impl FnOnce(&[&[u8]]) -> usize,
+) -> Sent {
+    let mut frames: [&[u8]; pipeline::MAX_BATCH] = [&[]; pipeline::MAX_BATCH];
+    let n = ids.len().min(pipeline::MAX_BATCH);
+    for (f, &id) in frames.iter_mut().zip(&ids[..n]) {
+        *f = pool.data(id);
+    }
+    Sent {
+        count: send(&frames[..n]).min(n),
+        kept: false,
+    }
 }
 
 /// A port that could not be opened, naming the port and the step that failed.

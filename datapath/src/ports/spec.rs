@@ -753,7 +753,7 @@ impl PortSpec {
                 // Queue 0 attaches the interface's one XDP program, the others put their
                 // sockets into its map; it detaches when the last queue drops.
                 let first = AfXdpQueue::open(name, name, 0, &config)?;
-                let prog = first.xsk().program().clone();
+                let prog = first.program().clone();
                 queues.push(Box::new(first));
                 for q in 1..o.queues {
                     let queue = AfXdpQueue::open_with_program(name, name, q, &config, &prog)?;
