@@ -316,6 +316,7 @@ def machine():
 class VecSwitch:
     def __init__(self, b, kind="afxdp"):
         self.b, self.kind, self.p = b, kind, None
+        self.binary = b.a.vecswitch
         self.sock = os.path.join(b.work, "vs.sock")
 
     def start(self):
@@ -330,20 +331,20 @@ class VecSwitch:
             f'[[bridge.port]]\nname = "{b.ifs["a"]}"\ntype = "{self.kind}"\nofport = 1\n'
             f'[[bridge.port]]\nname = "{b.ifs["b"]}"\ntype = "{self.kind}"\nofport = 2\n')
         self.log = open(os.path.join(b.work, f"vecswitch-{self.kind}.log"), "w")
-        self.p = b.spawn([b.a.vecswitch, "run", "--config", conf, "--socket", self.sock],
+        self.p = b.spawn([self.binary, "run", "--config", conf, "--socket", self.sock],
                          stdout=self.log)
         for _ in range(100):
             time.sleep(0.2)
             if self.p.poll() is not None:
                 raise RuntimeError("vecswitch exited: " + open(self.log.name).read()[-1000:])
             if os.path.exists(self.sock) and sh(
-                    [b.a.vecswitch, "pmd-stats", "--json", "--socket", self.sock],
+                    [self.binary, "pmd-stats", "--json", "--socket", self.sock],
                     check=False).strip():
                 return
         raise RuntimeError("vecswitch did not come up")
 
     def snap(self):
-        out = json.loads(sh([self.b.a.vecswitch, "pmd-stats", "--json", "--socket", self.sock]))
+        out = json.loads(sh([self.binary, "pmd-stats", "--json", "--socket", self.sock]))
         pmds = out if isinstance(out, list) else out.get("data", out.get("reply", out))
         busy = sum(p["stats"]["busy_cycles"] for p in pmds)
         idle = sum(p["stats"]["idle_cycles"] for p in pmds)
@@ -373,6 +374,13 @@ class VecSwitch:
 class VecSwitchAfPacket(VecSwitch):
     def __init__(self, b):
         super().__init__(b, "afpacket")
+
+
+class VecSwitchB(VecSwitch):
+    """Another vecswitch binary (--vecswitch-b), for A/B runs of a change in one run."""
+    def __init__(self, b):
+        super().__init__(b)
+        self.binary = b.a.vecswitch_b
 
 
 class Ovs:
@@ -549,7 +557,8 @@ class TestpmdIo:
                 self.b.stop(self.p, signal.SIGTERM, 5)
 
 
-SWITCHES = {"vecswitch": VecSwitch, "vecswitch-afpacket": VecSwitchAfPacket, "ovs-afxdp": Ovs,
+SWITCHES = {"vecswitch": VecSwitch, "vecswitch-b": VecSwitchB,
+            "vecswitch-afpacket": VecSwitchAfPacket, "ovs-afxdp": Ovs,
             "ovs-dpdk": OvsDpdk, "testpmd-io": TestpmdIo}
 
 
@@ -634,12 +643,15 @@ def main():
     ap.add_argument("--runs", type=int, default=None)
     ap.add_argument("--generator", default="auto", choices=["auto", "pktgen", "testpmd"])
     ap.add_argument("--switches", default="vecswitch,ovs-afxdp,ovs-dpdk,testpmd-io")
+    ap.add_argument("--vecswitch-b", default="", help="binary of the vecswitch-b switch")
     ap.add_argument("--out-suffix", default="", help="results-<date>T<time>-<mode><suffix>.json")
     ap.add_argument("--vs-batch", type=int, default=32)
     ap.add_argument("--vs-busy-poll", type=int, default=1)
     args = ap.parse_args()
     if args.runs is None:
         args.runs = 1 if args.mode == "quick" else 3
+    if "vecswitch-b" in args.switches.split(",") and not args.vecswitch_b:
+        ap.error("--switches vecswitch-b needs --vecswitch-b BINARY")
     b = Bench(args)
 
     def term(sig, frm):
