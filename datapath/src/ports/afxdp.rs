@@ -438,9 +438,11 @@ impl PortIo for AfXdpQueue {
         {
             return;
         }
-        // Closing the socket stops the kernel (its release waits for receives in flight; a
-        // copy-mode transmission copied the frame when it was sent), so every frame the queue
-        // held is the pool's again.
+        // Closing the socket stops the kernel (its release takes the socket out of the XSKMAP
+        // and waits for receives in flight; a copy-mode transmission copied the frame when it
+        // was sent), so every frame the queue held is the pool's again. That needs the close
+        // to be the socket's last reference: it is opened with SOCK_CLOEXEC, and the daemon
+        // starts no processes that could hold a copy between fork and exec.
         self.port = None;
         if let Some(mut joined) = self.joined.take() {
             joined.held.drain(|id| pool.free(id));
