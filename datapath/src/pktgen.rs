@@ -286,7 +286,8 @@ pub struct PktgenReport {
     pub mode: &'static str,
     pub port: String,
     pub rx_port: Option<String>,
-    /// `driver` or `generic` (the transmitting port's, or the receiving one's for `rx`).
+    /// `none` when transmitting (the generator's port runs without an XDP program); for `rx`,
+    /// the receiving port's hook: `driver` or `generic`.
     pub xdp_mode: &'static str,
     /// Frame bytes without FCS (the L2 bytes handed to the port).
     pub frame_size: usize,
@@ -328,11 +329,14 @@ pub struct PktgenReport {
 impl PktgenReport {
     /// A human-readable multi-line summary.
     pub fn summary(&self) -> String {
+        let hook = match self.xdp_mode {
+            "none" => "transmit-only, no XDP program".to_string(),
+            m => format!("{m} XDP"),
+        };
         let mut s = format!(
-            "pktgen {} on {} ({} XDP), {} B frames (+{FCS_LEN} FCS), {} flow(s), {}, rate {}\n",
+            "pktgen {} on {} ({hook}), {} B frames (+{FCS_LEN} FCS), {} flow(s), {}, rate {}\n",
             self.mode,
             self.port,
-            self.xdp_mode,
             self.frame_size,
             self.flows,
             self.protocol,
@@ -757,14 +761,19 @@ impl Sender {
     }
 }
 
+/// Opens the generator's socket on `ifname`: steered by an XDP program when it receives
+/// (`steer`), else transmit-only, leaving the interface's own receive path alone (on a NIC,
+/// a program would take that queue's incoming frames away from the host).
 fn open_port(
     field: &'static str,
     ifname: &str,
     queue: u32,
     mode: XdpModeRequest,
+    steer: bool,
 ) -> Result<XskPort, PktgenError> {
     let config = XskConfig {
         xdp_mode: mode,
+        steer,
         ..XskConfig::default()
     };
     XskPort::open(ifname, queue, &config).map_err(|source| PktgenError::Port {
@@ -774,10 +783,11 @@ fn open_port(
     })
 }
 
-fn xdp_name(mode: XdpMode) -> &'static str {
+fn xdp_name(mode: Option<XdpMode>) -> &'static str {
     match mode {
-        XdpMode::Driver => "driver",
-        XdpMode::Generic => "generic",
+        Some(XdpMode::Driver) => "driver",
+        Some(XdpMode::Generic) => "generic",
+        None => "none",
     }
 }
 
@@ -814,13 +824,14 @@ pub fn run(
         return run_rx_only(opts, progress);
     }
     let generator = Generator::new(opts.profile.clone())?;
-    let port = open_port("port", &opts.port, opts.queue, opts.xdp_mode)?;
+    let port = open_port("port", &opts.port, opts.queue, opts.xdp_mode, false)?;
     let mut rx = match &opts.rx {
         Some(ifname) => Some(Receiver::new(open_port(
             "rx",
             ifname,
             opts.queue,
             opts.xdp_mode,
+            true,
         )?)),
         None => None,
     };
@@ -1000,7 +1011,13 @@ fn run_rx_only(
     opts: &PktgenOptions,
     progress: Option<&dyn Fn(&Progress)>,
 ) -> Result<PktgenReport, PktgenError> {
-    let mut rx = Receiver::new(open_port("port", &opts.port, opts.queue, opts.xdp_mode)?);
+    let mut rx = Receiver::new(open_port(
+        "port",
+        &opts.port,
+        opts.queue,
+        opts.xdp_mode,
+        true,
+    )?);
     let start = Instant::now();
     let deadline = opts.duration.map(|d| start + d);
     let limit = opts.count.unwrap_or(u64::MAX);

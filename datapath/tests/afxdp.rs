@@ -115,7 +115,7 @@ fn receives_frames_with_correct_bytes_at_the_pipeline_headroom() {
     };
     let mode = port.mode();
     eprintln!("veth mode with defaults: {mode:?}");
-    assert_eq!(mode.xdp, XdpMode::Driver, "veth has native XDP");
+    assert_eq!(mode.xdp, Some(XdpMode::Driver), "veth has native XDP");
     assert!(!mode.zero_copy, "veth is copy mode only");
     assert!(mode.need_wakeup);
     assert!(
@@ -216,7 +216,7 @@ fn generic_mode_when_asked_and_zero_copy_refused_on_veth() {
     let Some(mut port) = open_or_skip(host, &generic) else {
         return;
     };
-    assert_eq!(port.mode().xdp, XdpMode::Generic);
+    assert_eq!(port.mode().xdp, Some(XdpMode::Generic));
     assert!(!port.mode().zero_copy);
     send_from_ns(&env.ns, &env.peers[0], 12);
     let got = receive(&mut port, 12);

@@ -66,6 +66,15 @@ macro_rules! require_root {
     };
 }
 
+/// Whether `ifname` has an XDP program attached.
+fn has_xdp(ifname: &str) -> bool {
+    let o = Command::new("ip")
+        .args(["-d", "link", "show", "dev", ifname])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).contains("prog/xdp")
+}
+
 fn opts(port: &str, spec: &str) -> PktgenOptions {
     PktgenOptions {
         profile: parse_profile(spec).unwrap(),
@@ -89,12 +98,20 @@ fn sends_and_counts_without_loss() {
             ..opts(&veth.a, spec)
         };
         let calls = std::cell::Cell::new(0u32);
+        // While it runs: a program steers the receiving end, none is on the sending one.
+        let programs = std::cell::Cell::new(None);
         let cb = |p: &pktgen::Progress| {
+            if calls.get() == 0 {
+                programs.set(Some((has_xdp(&veth.a), has_xdp(&veth.b))));
+            }
             calls.set(calls.get() + 1);
             assert!(p.sent <= 5000);
         };
         let r = pktgen::run(&o, Some(&cb)).unwrap();
         eprintln!("{spec}: {}", r.summary());
+        assert_eq!(programs.get(), Some((false, true)), "XDP on (tx, rx) port");
+        assert_eq!(r.xdp_mode, "none");
+        assert!(r.summary().contains("transmit-only"), "{}", r.summary());
         assert_eq!(r.mode, "tx+rx");
         assert_eq!(r.sent, 5000, "{spec}");
         assert_eq!(r.received, Some(5000), "{spec}");

@@ -56,6 +56,10 @@ pub struct XskConfig {
     /// packet pool's in the same UMEM) and may transmit them ([`XskPort::tx_lent`]); the
     /// port's own frames then only carry `tx_burst` copies.
     pub lend_fill: bool,
+    /// Steer the queue's received frames to the socket with the XDP redirect program (attached,
+    /// or joined when given). `false` makes a transmit-only socket that leaves the
+    /// interface's receive path alone (a generator's port on a NIC that also receives).
+    pub steer: bool,
 }
 
 impl Default for XskConfig {
@@ -69,6 +73,7 @@ impl Default for XskConfig {
             bind_timeout: Duration::from_secs(5),
             max_queues: 64,
             lend_fill: false,
+            steer: true,
         }
     }
 }
@@ -76,8 +81,9 @@ impl Default for XskConfig {
 /// What the kernel gave the port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct XskMode {
-    /// The XDP hook of the redirect program.
-    pub xdp: XdpMode,
+    /// The XDP hook of the redirect program; `None` for a transmit-only socket
+    /// ([`XskConfig::steer`] off).
+    pub xdp: Option<XdpMode>,
     /// Whether the socket runs zero-copy (`XDP_OPTIONS_ZEROCOPY`).
     pub zero_copy: bool,
     /// Whether `XDP_USE_NEED_WAKEUP` is in effect.
@@ -133,7 +139,7 @@ pub struct XskPort {
     // Field order is drop order: let go of the program first (`Drop` has already emptied this
     // queue's slot, so nothing is steered here any more; the last port of the interface
     // detaches it), then unmap the rings, close the socket and finally let go of the UMEM.
-    prog: Arc<XdpProgram>,
+    prog: Option<Arc<XdpProgram>>,
     rx: Ring<libc::xdp_desc>,
     tx: Ring<libc::xdp_desc>,
     fill: Ring<u64>,
@@ -353,18 +359,21 @@ impl XskPort {
         let (opts, _) = getsockopt::<libc::xdp_options>(&fd, libc::XDP_OPTIONS)
             .map_err(sys_err("getsockopt XDP_OPTIONS"))?;
 
-        let prog = match prog {
-            Some(prog) => prog.clone(),
-            None => Arc::new(XdpProgram::attach(
+        let prog = match (prog, config.steer) {
+            (_, false) => None,
+            (Some(prog), true) => Some(prog.clone()),
+            (None, true) => Some(Arc::new(XdpProgram::attach(
                 ifindex,
                 config.max_queues,
                 config.xdp_mode,
-            )?),
+            )?)),
         };
-        prog.insert(queue, &fd)?;
+        if let Some(prog) = &prog {
+            prog.insert(queue, &fd)?;
+        }
 
         let mode = XskMode {
-            xdp: prog.mode(),
+            xdp: prog.as_ref().map(|p| p.mode()),
             zero_copy: opts.flags & libc::XDP_OPTIONS_ZEROCOPY != 0,
             need_wakeup,
             shared_umem: shared_with.is_some(),
@@ -745,8 +754,8 @@ impl XskPort {
 
     /// The XDP program steering the port's queue, to open ports on the interface's other
     /// queues with ([`XskPort::open_with_program`]).
-    pub fn program(&self) -> &Arc<XdpProgram> {
-        &self.prog
+    pub fn program(&self) -> Option<&Arc<XdpProgram>> {
+        self.prog.as_ref()
     }
 
     /// The interface index and queue the port is bound to.
@@ -765,7 +774,9 @@ impl Drop for XskPort {
         // Stop steering first so that no packet is redirected to a closing socket; that is all
         // this port may do to a program other queues still use. The last port's `prog` drops
         // the link, which detaches the program itself.
-        let _ = self.prog.remove(self.queue);
+        if let Some(prog) = &self.prog {
+            let _ = prog.remove(self.queue);
+        }
         self.umem.note_closing(self.fd.as_raw_fd());
         self.umem.unclaim(&self.frames);
     }

@@ -173,8 +173,16 @@ impl AfXdpQueue {
             None => XskPort::open(ifname, queue, config),
         }
         .map_err(|e| open_error(port, ifname, queue, e))?;
+        let no_program = XskError::Config {
+            field: "steer",
+            reason: "a port's queue must be steered by the XDP program",
+        };
+        let prog = xsk
+            .program()
+            .cloned()
+            .ok_or_else(|| open_error(port, ifname, queue, no_program))?;
         Ok(AfXdpQueue {
-            prog: xsk.program().clone(),
+            prog,
             port: Some(xsk),
             descs: Vec::with_capacity(config.ring_size as usize),
             name: port.to_string(),
@@ -321,8 +329,9 @@ fn open_error(port: &str, ifname: &str, queue: u32, source: XskError) -> PortErr
 pub fn mode_text(port: &XskPort) -> String {
     let mode = port.mode();
     let mut text = String::from(match mode.xdp {
-        XdpMode::Driver => "native",
-        XdpMode::Generic => "generic",
+        Some(XdpMode::Driver) => "native",
+        Some(XdpMode::Generic) => "generic",
+        None => "transmit-only",
     });
     text.push_str(if mode.zero_copy {
         " zero-copy"
