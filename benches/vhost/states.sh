@@ -6,17 +6,22 @@
 # pmd-stats. Either build lands in either state (the container's memory layout sets it;
 # BENCHMARKS.md), so compare builds by their fast-state samples and by how often they are
 # slow, not by averages.
-#   benches/vhost/states.sh [--rounds N] [--window S] BINARY...
+#   benches/vhost/states.sh [--rounds N] [--window S] [--perf DIR] BINARY...
+# With --perf, each window is also recorded with `perf record` on the PMD thread (timer-based
+# here: no PMU in this VM) into DIR/round-R-N.data, and its top symbols are printed, so that
+# the two states' profiles can be put side by side.
 # Needs root and both cores; reserves 600 2 MiB hugepages on a mount of its own and gives
 # them back on exit.
 set -euo pipefail
 
 ROUNDS=5
 WINDOW=3
+PERF_DIR=
 while [ $# -gt 0 ]; do
     case "$1" in
         --rounds) ROUNDS=$2; shift 2 ;;
         --window) WINDOW=$2; shift 2 ;;
+        --perf) PERF_DIR=$2; shift 2; mkdir -p "$PERF_DIR" ;;
         *) break ;;
     esac
 done
@@ -96,11 +101,22 @@ for round in $(seq "$ROUNDS"); do
         echo "start tx_first" >> "$WORK/ct.cmd"
         sleep 3
         read -r c0 p0 < <(snap "$bin")
-        sleep "$WINDOW"
+        if [ -n "$PERF_DIR" ]; then
+            n=$(( ${n:-0} + 1 ))
+            pmd=$(ps -T -p "$SW" -o spid=,comm= | awk '$2 == "pmd0" {print $1}')
+            perf record -q -t "$pmd" -o "$PERF_DIR/round-$round-$n.data" -- sleep "$WINDOW" \
+                > /dev/null 2>&1
+        else
+            sleep "$WINDOW"
+        fi
         read -r c1 p1 < <(snap "$bin")
         /usr/bin/python3 -c "
 c, p, w = $c1 - $c0, $p1 - $p0, $WINDOW
 print('round $round  %-40s %6.2f Mpps  %5.0f cycles/pkt' % ('$bin'[-40:], p / w / 1e6, c / max(p, 1)))"
+        if [ -n "$PERF_DIR" ]; then
+            perf report -q -i "$PERF_DIR/round-$round-$n.data" --sort symbol --stdio 2>/dev/null \
+                | grep -v '^$' | head -12 | cut -c1-110
+        fi
         stop_run
         sleep 1
     done
