@@ -11,7 +11,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{is_root, ping, tcp_transfer, udp_exchange, DaemonProc, TestNs};
+use common::{has_xdp, is_root, ping, tcp_transfer, udp_exchange, DaemonProc, TestNs};
 
 /// The tests take turns: each runs a daemon with a busy PMD, and some add pktgen or a
 /// busy-polling testpmd; side by side on two cores they starve each other's pings.
@@ -77,15 +77,6 @@ fn detach(d: &DaemonProc, bridge: &str, ns: &TestNs) {
         "detach: {}",
         String::from_utf8_lossy(&o.stderr)
     );
-}
-
-/// Whether `ifname` has an XDP program attached.
-fn has_xdp(ifname: &str) -> bool {
-    let o = Command::new("ip")
-        .args(["-d", "link", "show", "dev", ifname])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&o.stdout).contains("prog/xdp")
 }
 
 /// A daemon with one bridge and two attached containers, 10.91.x.1 and 10.91.x.2.

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use common::{is_root, python, run};
+use common::{has_xdp, is_root, python, run};
 use datapath::pktgen::{self, PktgenArgs, PktgenOptions, Rate, STAMP_MAGIC};
 use datapath::traffic::{parse_profile, Protocol};
 
@@ -64,15 +64,6 @@ macro_rules! require_root {
             return;
         }
     };
-}
-
-/// Whether `ifname` has an XDP program attached.
-fn has_xdp(ifname: &str) -> bool {
-    let o = Command::new("ip")
-        .args(["-d", "link", "show", "dev", ifname])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&o.stdout).contains("prog/xdp")
 }
 
 fn opts(port: &str, spec: &str) -> PktgenOptions {

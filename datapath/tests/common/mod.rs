@@ -27,6 +27,15 @@ pub fn counter(port: &dyn PortIo, name: &str) -> u64 {
         .1
 }
 
+/// Whether `ifname` has an XDP program attached.
+pub fn has_xdp(ifname: &str) -> bool {
+    let o = Command::new("ip")
+        .args(["-d", "link", "show", "dev", ifname])
+        .output()
+        .unwrap_or_else(|e| panic!("ip link show: {e}"));
+    String::from_utf8_lossy(&o.stdout).contains("prog/xdp")
+}
+
 /// Whether the test runs as root.
 pub fn is_root() -> bool {
     datapath::netsys::is_root()
