@@ -9,7 +9,8 @@
 #   benches/vhost/states.sh [--rounds N] [--window S] [--perf DIR] BINARY...
 # With --perf, each window is also recorded with `perf record` on the PMD thread (timer-based
 # here: no PMU in this VM) into DIR/round-R-N.data, and its top symbols are printed, so that
-# the two states' profiles can be put side by side.
+# the two states' profiles can be put side by side (PERF_ARGS="--call-graph dwarf" adds
+# callers).
 # Needs root and both cores; reserves 600 2 MiB hugepages on a mount of its own and gives
 # them back on exit.
 set -euo pipefail
@@ -104,7 +105,9 @@ for round in $(seq "$ROUNDS"); do
         if [ -n "$PERF_DIR" ]; then
             n=$(( ${n:-0} + 1 ))
             pmd=$(ps -T -p "$SW" -o spid=,comm= | awk '$2 == "pmd0" {print $1}')
-            perf record -q -t "$pmd" -o "$PERF_DIR/round-$round-$n.data" -- sleep "$WINDOW" \
+            # shellcheck disable=SC2086  # PERF_ARGS: extra options, e.g. --call-graph dwarf
+            perf record -q ${PERF_ARGS:-} -t "$pmd" -o "$PERF_DIR/round-$round-$n.data" \
+                -- sleep "$WINDOW" \
                 > /dev/null 2>&1
         else
             sleep "$WINDOW"
@@ -115,7 +118,7 @@ c, p, w = $c1 - $c0, $p1 - $p0, $WINDOW
 print('round $round  %-40s %6.2f Mpps  %5.0f cycles/pkt' % ('$bin'[-40:], p / w / 1e6, c / max(p, 1)))"
         if [ -n "$PERF_DIR" ]; then
             perf report -q -i "$PERF_DIR/round-$round-$n.data" --sort symbol --stdio 2>/dev/null \
-                | grep -v '^$' | head -12 | cut -c1-110
+                | grep -v '^$' | head -12 | cut -c1-110 || true
         fi
         stop_run
         sleep 1
