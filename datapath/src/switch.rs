@@ -486,6 +486,50 @@ mod tests {
     }
 
     #[test]
+    fn frames_lent_to_a_port_come_back_as_packets_or_empty() {
+        let ports = [("a".to_string(), 1), ("b".to_string(), 2)];
+        let mut sw = Switch::new(&ports, ToPort2, ClassifyConfig::default()).unwrap();
+        let free = sw.pool.available();
+        let addr = sw.pool.memory_addr();
+        let mut lent = Vec::new();
+        sw.receive_with(0, 5, |sink| {
+            assert_eq!(sink.pool_addr(), Some(addr));
+            lent.extend((0..3).map(|_| sink.lend().unwrap()));
+        });
+        assert_eq!(sw.pool.available(), free - 3);
+        // The kernel wrote a frame into the first one; the second comes back empty; the
+        // third stays lent.
+        sw.pool.frame_mut(lent[0])[300..360].copy_from_slice(&frame(7));
+        let n = sw.receive_with(0, 6, |sink| {
+            sink.adopt(lent[0], 300, 60);
+            sink.give_back(lent[1]);
+            // Not frames of this pool: counted, nothing freed.
+            sink.adopt(u32::MAX, 300, 60);
+            sink.give_back(u32::MAX);
+        });
+        assert_eq!(n, 1);
+        let mut out = Vec::new();
+        let sent = sw.drain_tx_batch(1, |pool, ids| {
+            out.extend(ids.iter().map(|&id| pool.data(id).to_vec()));
+            Sent {
+                count: ids.len(),
+                kept: true,
+            }
+        });
+        assert_eq!((sent, out), (1, vec![frame(7)]));
+        let c = sw.copies();
+        assert_eq!((c.rx_zero_copy, c.rx_copies, c.tx_zero_copy), (1, 0, 1));
+        assert_eq!(sw.ports()[0].stats.rx_dropped, 1);
+        // The sent packet is the port's until it gives it back, as the third frame is.
+        assert_eq!(sw.pool.available(), free - 2);
+        sw.receive_with(0, 7, |sink| {
+            sink.give_back(lent[0]);
+            sink.give_back(lent[2]);
+        });
+        assert_eq!(sw.pool.available(), free);
+    }
+
+    #[test]
     fn a_full_batch_has_no_room() {
         let ports = [("a".to_string(), 1), ("b".to_string(), 2)];
         let mut sw = Switch::new(&ports, ToPort2, ClassifyConfig::default()).unwrap();

@@ -72,21 +72,26 @@ struct QueueCounters {
     foreign_polls: u64,
 }
 
-/// A set of frame numbers, one bit each.
+/// A set of frame numbers below a bound, one bit each.
 struct FrameSet {
     words: Vec<u64>,
+    frames: usize,
 }
 
 impl FrameSet {
     fn new(frames: usize) -> FrameSet {
         FrameSet {
             words: vec![0; frames.div_ceil(64)],
+            frames,
         }
     }
 
     /// Adds `id`; false if it is out of range.
     #[inline]
     fn insert(&mut self, id: PacketId) -> bool {
+        if id as usize >= self.frames {
+            return false;
+        }
         match self.words.get_mut(id as usize / 64) {
             Some(w) => {
                 *w |= 1 << (id % 64);
@@ -518,5 +523,27 @@ impl PortIo for AfXdpQueue {
             Err(_) => out.push(("kernel-stats-unavailable", 1)),
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_frame_set_holds_what_was_inserted_and_drains_it_all() {
+        let mut s = FrameSet::new(130);
+        for id in [0, 63, 64, 129] {
+            assert!(s.insert(id));
+        }
+        assert!(!s.insert(130), "past the pool");
+        assert_eq!(s.len(), 4);
+        assert!(s.remove(64));
+        assert!(!s.remove(64), "only once");
+        assert!(!s.remove(1000));
+        let mut out = Vec::new();
+        s.drain(|id| out.push(id));
+        assert_eq!(out, vec![0, 63, 129]);
+        assert_eq!(s.len(), 0);
     }
 }
