@@ -57,6 +57,8 @@ fn main() {
         .allowlist_function("vs_.*")
         .allowlist_function("rte_eal_init")
         .allowlist_function("rte_eal_cleanup")
+        .allowlist_function("rte_thread_register")
+        .allowlist_function("rte_thread_unregister")
         .allowlist_function("rte_eal_get_runtime_dir")
         .allowlist_function("rte_strerror")
         .allowlist_function("rte_dev_probe")

@@ -88,11 +88,25 @@ fn dpdk_ports_on_af_packet_vdevs_forward_between_veths() {
     assert_eq!(counter(b.as_ref(), "tx-copies"), frames.len() as u64);
     assert_eq!(counter(b.as_ref(), "tx-ring-full"), 0);
 
+    // This thread initialised the EAL (the main lcore); a PMD thread registers as an lcore
+    // on its first burst and gives the lcore back when it ends.
+    let one = vec![got[0].clone()];
+    let b = std::thread::spawn(move || {
+        transmit_all(b.as_mut(), &one);
+        b
+    })
+    .join()
+    .unwrap_or_else(|_| panic!("burst thread"));
+    assert_eq!(counter(b.as_ref(), "bursts-without-lcore"), 0);
+    assert_eq!(counter(a.as_ref(), "bursts-without-lcore"), 0);
+    let mut b = b;
+    let frames_sent = frames.len() as u64 + 1;
+
     // A frame larger than an mbuf's data room is taken and counted, not sent.
     let big = vec![0xffu8; 3000];
     assert_eq!(b.tx_burst(&[&big]), 1);
     assert_eq!(counter(b.as_ref(), "tx-too-long"), 1);
-    assert_eq!(counter(b.as_ref(), "tx-copies"), frames.len() as u64);
+    assert_eq!(counter(b.as_ref(), "tx-copies"), frames_sent);
 
     // Refusals name what is wrong, and leave nothing plugged in.
     let e = dpdk_port("dpc", &[&format!("dpdk-devargs={a_args}")]).err();
@@ -132,4 +146,38 @@ fn dpdk_ports_on_af_packet_vdevs_forward_between_veths() {
         .counters()
         .iter()
         .all(|(n, _)| !n.starts_with("dev-")));
+}
+
+/// Cycles per frame through a `net_null` device (receive, then transmit the same frames),
+/// where the mempool is all the work; on a thread of its own, as a PMD's. Run with
+/// `cargo test -p datapath --release --features dpdk --test dpdk_ports -- --ignored --nocapture`.
+#[test]
+#[ignore = "measurement"]
+fn measure_mbuf_cycles_on_net_null() {
+    if !is_root() {
+        return;
+    }
+    let mut q = open_one("dpnull", "net_null7,size=64");
+    let per_frame = std::thread::spawn(move || {
+        let frames = vec![vec![0u8; 64]; 32];
+        let refs: Vec<&[u8]> = frames.iter().map(|f| f.as_slice()).collect();
+        let mut run = |rounds: u32| {
+            let start = std::time::Instant::now();
+            let mut n = 0u64;
+            for _ in 0..rounds {
+                n += q.rx_burst(32, &mut |_| {}) as u64;
+                n += q.tx_burst(&refs) as u64;
+            }
+            start.elapsed().as_nanos() as f64 / n as f64
+        };
+        run(10_000);
+        let ns = run(200_000);
+        (ns, counter(q.as_ref(), "bursts-without-lcore"))
+    })
+    .join()
+    .unwrap_or_else(|_| panic!("thread"));
+    eprintln!(
+        "net_null: {:.1} ns per frame (rx + tx), bursts without lcore: {}",
+        per_frame.0, per_frame.1
+    );
 }

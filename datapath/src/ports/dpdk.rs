@@ -5,7 +5,9 @@
 //! promiscuous mode; each queue is one [`DpdkQueue`]. The `PortIo` interface hands frames over
 //! as byte slices that the switch copies into its packet pool, so an mbuf's data is copied once
 //! on receive and a frame once into a fresh mbuf on transmit (counted as `rx-copies` and
-//! `tx-copies`); the mbufs never outlive a burst. Dropping the last queue of a port stops,
+//! `tx-copies`); the mbufs never outlive a burst. A thread that drives a queue becomes a DPDK
+//! lcore on its first burst (`rte_thread_register`), so that mbufs come from its per-lcore
+//! mempool cache rather than the shared ring. Dropping the last queue of a port stops,
 //! closes and (when this port probed it) removes the device, then frees its mempool. This is
 //! the only module of `datapath` that calls DPDK, through the raw `dpdk-sys` bindings.
 #![allow(unsafe_code)]
@@ -216,9 +218,9 @@ struct Device {
 }
 
 // SAFETY: the mempool pointer is only used for mempool operations, which DPDK makes safe from
-// any thread (the default ring ops are multi-producer/multi-consumer; threads that are not EAL
-// lcores use no per-lcore cache); each queue of the device is driven by one `DpdkQueue`, which
-// `PortIo` gives to one thread at a time.
+// any thread (the default ring ops are multi-producer/multi-consumer; each lcore has its own
+// cache, and every thread doing bursts is its own lcore or uses none, see `Lcore`); each queue
+// of the device is driven by one `DpdkQueue`, which `PortIo` gives to one thread at a time.
 unsafe impl Send for Device {}
 // SAFETY: as above; shared access only reads the port id and names.
 unsafe impl Sync for Device {}
@@ -269,10 +271,66 @@ impl Drop for Device {
     }
 }
 
+/// `LCORE_ID_ANY`: what `rte_lcore_id` says on a thread that is no lcore.
+const LCORE_ID_ANY: u32 = u32::MAX;
+
+/// The calling thread's standing as a DPDK lcore. PMD threads are not EAL threads, and only an
+/// lcore has a slot in a mempool's per-lcore cache: without one, every mbuf allocation and
+/// free goes to the pool's shared ring. So a thread registers (`rte_thread_register`) on its
+/// first burst, and the registration is released when the thread ends, which gives the
+/// lcore id back for the next PMD thread.
+struct Lcore {
+    /// Whether bursts on this thread use a per-lcore cache.
+    is_lcore: bool,
+    /// Whether this thread registered itself (and so unregisters at its end).
+    registered: bool,
+}
+
+impl Lcore {
+    fn new() -> Lcore {
+        // SAFETY: reads the EAL's thread-local lcore id; the EAL is initialised before any
+        // queue exists, and only queues call this.
+        if unsafe { sys::vs_lcore_id() } != LCORE_ID_ANY {
+            // An EAL thread (the one that initialised the EAL is the main lcore).
+            return Lcore {
+                is_lcore: true,
+                registered: false,
+            };
+        }
+        // SAFETY: as above; fails (-1) only when every lcore id is taken.
+        let ok = unsafe { sys::rte_thread_register() } == 0;
+        Lcore {
+            is_lcore: ok,
+            registered: ok,
+        }
+    }
+}
+
+impl Drop for Lcore {
+    fn drop(&mut self) {
+        if self.registered {
+            // SAFETY: this thread registered itself and is ending; the EAL is never cleaned
+            // up while the process runs.
+            unsafe { sys::rte_thread_unregister() };
+        }
+    }
+}
+
+thread_local! {
+    static LCORE: Lcore = Lcore::new();
+}
+
+/// Whether the calling thread is a DPDK lcore, registering it on first use.
+fn on_lcore() -> bool {
+    LCORE.try_with(|l| l.is_lcore).unwrap_or(false)
+}
+
 /// One receive/transmit queue pair of a DPDK port, as a PMD thread drives it.
 pub struct DpdkQueue {
     dev: Arc<Device>,
     queue: u16,
+    /// Bursts on a thread that could not become an lcore (no mempool cache).
+    bursts_without_lcore: u64,
     rx_copies: u64,
     rx_multiseg: u64,
     tx_copies: u64,
@@ -296,6 +354,7 @@ pub fn open(port: &str, o: &DpdkOptions) -> Result<Vec<DpdkQueue>, PortError> {
         .map(|queue| DpdkQueue {
             dev: Arc::clone(&dev),
             queue,
+            bursts_without_lcore: 0,
             rx_copies: 0,
             rx_multiseg: 0,
             tx_copies: 0,
@@ -478,6 +537,9 @@ fn open_device(o: &DpdkOptions) -> Result<Device, DpdkError> {
 
 impl PortIo for DpdkQueue {
     fn rx_burst(&mut self, max: usize, f: &mut dyn FnMut(&[u8])) -> usize {
+        if !on_lcore() {
+            self.bursts_without_lcore += 1;
+        }
         let mut mbufs = [ptr::null_mut::<sys::rte_mbuf>(); BURST];
         let want = max.min(BURST) as u16;
         // SAFETY: the port is started and this queue is driven by this thread only; the call
@@ -510,6 +572,9 @@ impl PortIo for DpdkQueue {
     }
 
     fn tx_burst(&mut self, frames: &[&[u8]]) -> usize {
+        if !on_lcore() {
+            self.bursts_without_lcore += 1;
+        }
         let mut taken = 0;
         while taken < frames.len() {
             let chunk = &frames[taken..frames.len().min(taken + BURST)];
@@ -601,6 +666,7 @@ impl PortIo for DpdkQueue {
             ("tx-too-long", self.tx_too_long),
             ("tx-no-mbufs", self.tx_no_mbufs),
             ("tx-ring-full", self.tx_ring_full),
+            ("bursts-without-lcore", self.bursts_without_lcore),
         ];
         if self.queue == 0 {
             // The device's own counters are per port: shown once, on queue 0.
