@@ -301,7 +301,8 @@ impl AfXdpQueue {
             }
         }
         let want = port.fill_wanted() as usize;
-        // Lent in runs, not one by one as each frame arrives.
+        // Lent in runs, not one by one as each frame arrives. (A kernel that asks for a
+        // wake-up with no frames added gets it from `poll`, once per iteration.)
         if want >= 32 {
             self.addrs.clear();
             while self.addrs.len() < want {
@@ -315,8 +316,6 @@ impl AfXdpQueue {
                 joined.held.remove(id);
                 sink.give_back(id);
             }
-        } else {
-            port.refill();
         }
         n as usize
     }
