@@ -302,13 +302,22 @@ fn prefetch(p: *const u8) {
     let _ = p;
 }
 
+/// PREFETCHW: the line is fetched owned (exclusive), so the write that follows needs no
+/// second round trip to take it from the core that shared it. `_mm_prefetch` with
+/// `_MM_HINT_ET0` is not this: without the `prfchw` target feature (not in the x86_64
+/// baseline) LLVM lowers it to a plain PREFETCHT0. The instruction is run as a NOP by x86
+/// CPUs older than it (Intel before Broadwell), so it needs no feature check.
 #[inline]
 fn prefetch_write(p: *const u8) {
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: as for `prefetch`. PREFETCHW executes as a NOP on CPUs without it.
+    // SAFETY: a prefetch is a hint: it never faults, and it neither reads into the program
+    // nor writes memory.
     unsafe {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_ET0};
-        _mm_prefetch::<_MM_HINT_ET0>(p.cast());
+        std::arch::asm!(
+            "prefetchw [{}]",
+            in(reg) p,
+            options(nostack, preserves_flags, readonly)
+        );
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = p;
