@@ -108,6 +108,17 @@ impl GuestMemory {
         None
     }
 
+    /// The `len` bytes at `gpa`, to be written later, when they lie inside one mapping
+    /// (None otherwise: [`GuestMemory::write`] handles the rest).
+    #[inline]
+    pub fn span(&self, gpa: u64, len: usize) -> Option<GuestSpan<'_>> {
+        self.host(gpa, len).map(|ptr| GuestSpan {
+            ptr,
+            len,
+            _mem: PhantomData,
+        })
+    }
+
     /// Asks the CPU to start loading the cache line of `gpa` (nothing if it is outside guest
     /// memory). The guest wrote the frame and its descriptors on another core, so every first
     /// touch misses; issuing the misses of a whole burst before touching any overlaps them.
@@ -321,6 +332,27 @@ fn prefetch_write(p: *const u8) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = p;
+}
+
+/// Bytes of guest memory inside one live mapping, checked once and written later; it
+/// borrows the [`GuestMemory`], so the mapping outlives it.
+pub struct GuestSpan<'m> {
+    ptr: *mut u8,
+    len: usize,
+    _mem: PhantomData<&'m GuestMemory>,
+}
+
+impl GuestSpan<'_> {
+    /// Copies `src` into the span, as much of it as fits.
+    #[inline]
+    pub fn write(&self, src: &[u8]) {
+        let n = src.len().min(self.len);
+        // SAFETY: `GuestMemory::span` checked that `len` bytes from `ptr` lie inside one
+        // mapping, which lives as long as the borrowed `GuestMemory`; `n <= len`. `src` is
+        // ours, not guest memory, so the two cannot overlap. The guest may read or write
+        // these bytes meanwhile, as with every copy into its memory.
+        unsafe { ptr::copy_nonoverlapping(src.as_ptr(), self.ptr, n) };
+    }
 }
 
 /// A descriptor of the split ring, read from guest memory in one copy.

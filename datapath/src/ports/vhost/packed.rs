@@ -19,8 +19,8 @@ use super::guest::{
     RING_EVENT_FLAGS_DISABLE,
 };
 use super::ring::{
-    count_put, set_num_buffers, write_span, PutError, RingCounters, RingState, Vq, DESC_F_INDIRECT,
-    MAX_FRAME, MAX_MERGE, NET_HDR_LEN,
+    count_put, set_num_buffers, write_span, Copies, PutError, RingCounters, RingState, Vq,
+    DESC_F_INDIRECT, MAX_FRAME, MAX_MERGE, NET_HDR_LEN,
 };
 use crate::ports::RxSink;
 
@@ -273,13 +273,14 @@ pub fn guest_tx(vq: Vq<'_>, max: usize, c: &mut RingCounters, sink: &mut dyn RxS
 /// descriptors in `used`; on success `at` moves past them. Errors as for split rings: no
 /// buffers or too long leave the frame's buffers available, a malformed chain uses them with
 /// length 0.
-fn put_frame(
+fn put_frame<'m, 'f>(
     view: &PackedView<'_>,
-    mem: &GuestMemory,
+    mem: &'m GuestMemory,
     hdr: super::ring::NetHdr,
     at: &mut Pos,
     used: &mut UsedBatch,
-    frame: &[u8],
+    frame: &'f [u8],
+    copies: &mut Copies<'m, 'f>,
 ) -> Result<(), PutError> {
     if frame.len() > MAX_FRAME {
         return Err(PutError::TooLong);
@@ -318,7 +319,7 @@ fn put_frame(
                 first_addr = addr;
             }
             let k = len.min(total - written);
-            if !write_span(mem, header, frame, written, k, addr) {
+            if !write_span(mem, header, frame, written, k, addr, copies) {
                 return false;
             }
             written += k;
@@ -359,17 +360,25 @@ pub fn guest_rx(vq: Vq<'_>, frames: &[&[u8]], c: &mut RingCounters) -> usize {
     };
     let mut used = UsedBatch::new();
     let mut published = false;
+    let mut copies = Copies::new();
     let mut taken = 0;
     for frame in frames {
         if used.len + MAX_MERGE > HELD {
+            // The guest owns what is published: its frames' bytes go first.
+            copies.run();
             published |= used.publish(&view);
         }
-        let put = put_frame(&view, mem, hdr, &mut at, &mut used, frame);
+        let mark = copies.mark();
+        let put = put_frame(&view, mem, hdr, &mut at, &mut used, frame, &mut copies);
+        if put.is_err() {
+            copies.forget(mark);
+        }
         if count_put(c, put, frame, frames.len() - taken) {
             break;
         }
         taken += 1;
     }
+    copies.run();
     finish(ring, &view, &mut used, at, published, call, c);
     taken
 }
