@@ -36,6 +36,19 @@ bench_build() {
     [ -n "${SKIP_BUILD:-}" ] || (cd "$REPO" && cargo build --release -p datapath >&2)
 }
 
+# COREPING: the cross-core round-trip probe (benches/src/bin/coreping.rs), built into
+# CARGO_TARGET_DIR or target-bench. `bench_coreping` prints the round trip between cores 0
+# and 1 in ns: ~80 when the host runs the VM's two vCPUs near each other, ~330 when not.
+bench_coreping_build() {
+    COREPING=${CARGO_TARGET_DIR:-$REPO/target-bench}/release/coreping
+    (cd "$REPO" && CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target-bench} \
+        cargo build --release -q -p benches --bin coreping >&2)
+}
+
+bench_coreping() {
+    "$COREPING" 0 1 200000 | awk '{print $1}'
+}
+
 # N more 2 MiB hugepages, mounted on $HUGE; bench_huge_release gives them back.
 bench_huge() {
     OLD_HUGE=$(cat /proc/sys/vm/nr_hugepages)

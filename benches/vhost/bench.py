@@ -313,15 +313,29 @@ class Bench(veth.Bench):
             if ct:
                 ct.stop()
             sw.stop()
+        apart = self.cores_apart()
         dt = t1 - t0
         foreign = sum(max(0.0, f1[x] - f0.get(x, 0.0)) for x in f1) / dt
         r.update({"switch": sw.name, "case": case, "size": CASES[case][0], "mpps": rx / dt / 1e6,
                   "container_cycles_per_packet": ct_cycles, "container_tx_dropped": drops,
                   "window_s": round(dt, 3), "foreign_cores": round(foreign, 3),
-                  "quiet_before": round(quiet, 3)})
+                  "quiet_before": round(quiet, 3), "cores_apart_ns": apart})
         if foreign >= 0.15:
             r["noisy"] = True
         return r
+
+    def cores_apart(self):
+        """The round trip of a cache line between cores 0 and 1 (coreping), right after a run,
+        before the vCPUs idle: ~80 ns when the host runs them near each other, ~330 ns when
+        not. Every switch here is 1.5-2.5x slower far apart (BENCHMARKS.md)."""
+        if not self.a.coreping:
+            return None
+        try:
+            out = subprocess.run([self.a.coreping, "0", "1", "200000"], capture_output=True,
+                                 text=True, timeout=30, check=True).stdout
+            return round(float(out.split()[0]), 1)
+        except (subprocess.SubprocessError, ValueError, IndexError):
+            return None
 
     def run_case(self, case, switches):
         runs = {s: [] for s in switches}
@@ -340,6 +354,8 @@ class Bench(veth.Bench):
                 log(f"  {case} {name} run {i + 1}: {r['mpps']:.2f} Mpps"
                     + (f", switch {cyc:.0f} cycles/pkt" if cyc else "")
                     + f", container drops {r['container_tx_dropped']}"
+                    + (f", cores {r['cores_apart_ns']:.0f} ns apart"
+                       if r.get("cores_apart_ns") is not None else "")
                     + (" (noisy)" if r.get("noisy") else ""))
                 time.sleep(1)
         for name, rs in runs.items():
@@ -355,15 +371,31 @@ class Bench(veth.Bench):
         return path
 
 
+# Runs whose cores were closer than this (coreping round trip, ns) count as "near".
+NEAR_NS = 150
+
+
+def placement(r):
+    ns = r.get("cores_apart_ns")
+    return None if ns is None else ("near" if ns < NEAR_NS else "far")
+
+
 def summarize(runs, name, case):
-    def med(k):
-        v = [r[k] for r in runs if r.get(k) is not None]
+    def med(k, rs=runs):
+        v = [r[k] for r in rs if r.get(k) is not None]
         return statistics.median(v) if v else None
-    return {"switch": name, "case": case, "size": CASES[case][0], "mpps": med("mpps"),
-            "switch_cycles_per_packet": med("switch_cycles_per_packet"),
-            "container_cycles_per_packet": med("container_cycles_per_packet"),
-            "container_tx_dropped": max(r["container_tx_dropped"] for r in runs),
-            "noisy": any(r.get("noisy") for r in runs), "runs": runs}
+    row = {"switch": name, "case": case, "size": CASES[case][0], "mpps": med("mpps"),
+           "switch_cycles_per_packet": med("switch_cycles_per_packet"),
+           "container_cycles_per_packet": med("container_cycles_per_packet"),
+           "container_tx_dropped": max(r["container_tx_dropped"] for r in runs),
+           "noisy": any(r.get("noisy") for r in runs), "runs": runs}
+    # The same medians over the runs of each placement of the two vCPUs.
+    for where in ("near", "far"):
+        rs = [r for r in runs if placement(r) == where]
+        row[f"{where}_runs"] = len(rs)
+        row[f"{where}_mpps"] = med("mpps", rs)
+        row[f"{where}_cycles"] = med("switch_cycles_per_packet", rs)
+    return row
 
 
 # Targets of issue 5 (vecswitch against a peer in the same run): (case, peer, minimum ratio),
@@ -372,17 +404,18 @@ TARGETS = [("p2p-64", "ovs-dpdk", 1.3), ("p2p-64", "ceiling", 0.85),
            ("normal-learned", "ovs-dpdk", 1.3), ("normal-flood", "ovs-dpdk", 1.5)]
 
 
-def check_targets(res):
+def check_targets(res, key="mpps", label=""):
+    """The targets over the medians of all runs (key "mpps"), or of one placement's runs
+    ("near_mpps", "far_mpps"): a comparison the host's vCPU placement does not skew."""
     rows = {(r["switch"], r["case"]): r for r in res["rows"]}
     out = []
     for case, peer, want in TARGETS:
         v, p = rows.get(("vecswitch", case)), rows.get((peer, case))
-        if v and p and p["mpps"]:
-            got = v["mpps"] / p["mpps"]
-            out.append((f"{case}: vecswitch / {peer}", got, want))
+        if v and p and v.get(key) and p.get(key):
+            out.append((f"{case}: vecswitch / {peer}{label}", v[key] / p[key], want))
     one, many = rows.get(("vecswitch", "p2p-64")), rows.get(("vecswitch", "p2p-256flows"))
-    if one and many and one["mpps"]:
-        out.append(("p2p 256 flows / 1 flow (vecswitch)", many["mpps"] / one["mpps"], 0.8))
+    if one and many and one.get(key) and many.get(key):
+        out.append((f"p2p 256 flows / 1 flow (vecswitch){label}", many[key] / one[key], 0.8))
     return out
 
 
@@ -393,8 +426,15 @@ def report(res):
                                     ("switch cyc/pkt", "switch_cycles_per_packet", ".0f"),
                                     ("container cyc/pkt", "container_cycles_per_packet", ".0f"),
                                     ("ct tx drops", "container_tx_dropped", ""),
+                                    ("near runs", "near_runs", ""),
+                                    ("near Mpps", "near_mpps", ".2f"),
+                                    ("near cyc", "near_cycles", ".0f"),
+                                    ("far runs", "far_runs", ""),
+                                    ("far Mpps", "far_mpps", ".2f"),
+                                    ("far cyc", "far_cycles", ".0f"),
                                     ("", "noisy", "")])]
-    t = check_targets(res)
+    t = (check_targets(res) + check_targets(res, "near_mpps", ", cores near")
+         + check_targets(res, "far_mpps", ", cores far"))
     if t:
         out.append("")
         out.append("Targets:")
@@ -423,6 +463,7 @@ def main():
     ap.add_argument("--vecswitch-b", default="", help="binary of the vecswitch-b switch")
     ap.add_argument("--out-suffix", default="", help="results-<date>T<time>-<mode><suffix>.json")
     ap.add_argument("--vs-batch", type=int, default=32)
+    ap.add_argument("--coreping", default="", help="benches' coreping binary (placement probe)")
     args = ap.parse_args()
     quick = args.mode == "quick"
     args.runs = args.runs or (1 if quick else 3)

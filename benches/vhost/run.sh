@@ -42,11 +42,13 @@ echo "== set-up (work dir $WORK)" >&2
 bench_install
 bench_ovs_dpdk
 bench_build
+bench_coreping_build
 # Container 512 MiB + OVS-DPDK 1024 MiB (or the ceiling's 512) at once, with room.
 bench_huge 1100
 echo "== set-up took $(( $(date +%s) - T0 )) s; load: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 /usr/bin/python3 "$HERE/bench.py" ${CASES[@]+"${CASES[@]}"} --mode $MODE --tag $TAG \
     --work "$WORK" --vecswitch "$VECSWITCH" --ovs-dpdk "$OVS_DPDK" --huge "$HUGE" \
+    --coreping "$COREPING" \
     ${BENCH_ARGS:-} &
 PY_PID=$!
 wait $PY_PID

@@ -10,7 +10,9 @@
 # With --perf, each window is also recorded with `perf record` on the PMD thread (timer-based
 # here: no PMU in this VM) into DIR/round-R-N.data, and its top symbols are printed, so that
 # the two states' profiles can be put side by side (PERF_ARGS="--call-graph dwarf" adds
-# callers).
+# callers). Each sample ends with the round trip between the two cores (coreping, read
+# right after the sample): ~80 ns or ~330 ns here, the host's placement of the two vCPUs,
+# which sets the state. CT_ARGS adds testpmd options to the container (e.g. --mbcache=512).
 # Needs root and both cores; reserves 600 2 MiB hugepages on a mount of its own and gives
 # them back on exit.
 set -euo pipefail
@@ -55,6 +57,7 @@ trap 'exit 143' TERM
 
 bench_install
 bench_huge 600
+bench_coreping_build
 printf 'in_port=1,actions=output:2\nin_port=2,actions=output:1\n' > "$WORK/p2p.flows"
 cat > "$WORK/vs.toml" <<EOF
 pmd-cores = [1]
@@ -80,7 +83,8 @@ snap() {
     "$1" pmd-stats --json --socket "$WORK/ctl.sock" | /usr/bin/python3 -c '
 import json, sys
 d = json.load(sys.stdin)
-print(sum(p["stats"]["busy_cycles"] for p in d), sum(p["stats"]["rx_packets"] for p in d))'
+print(sum(p["stats"]["busy_cycles"] for p in d), sum(p["stats"]["rx_packets"] for p in d),
+      sum(p["stats"]["rx_batches"] for p in d), sum(p["stats"]["busy_iterations"] for p in d))'
 }
 
 for round in $(seq "$ROUNDS"); do
@@ -96,12 +100,12 @@ for round in $(seq "$ROUNDS"); do
             --vdev "net_virtio_user0,path=$WORK/a.sock,queues=1,mac=02:00:00:00:0a:00" \
             --vdev "net_virtio_user1,path=$WORK/b.sock,queues=1,mac=02:00:00:00:0a:01" \
             -- -i --nb-cores=1 --burst=256 --txpkts=60 --total-num-mbufs=16384 \
-            --forward-mode=io > "$WORK/ct.log" 2>&1 &
+            --forward-mode=io ${CT_ARGS:-} > "$WORK/ct.log" 2>&1 &
         CT=$!
         sleep 2
         echo "start tx_first" >> "$WORK/ct.cmd"
         sleep 3
-        read -r c0 p0 < <(snap "$bin")
+        read -r c0 p0 b0 i0 < <(snap "$bin")
         if [ -n "$PERF_DIR" ]; then
             n=$(( ${n:-0} + 1 ))
             pmd=$(ps -T -p "$SW" -o spid=,comm= | awk '$2 == "pmd0" {print $1}')
@@ -112,15 +116,19 @@ for round in $(seq "$ROUNDS"); do
         else
             sleep "$WINDOW"
         fi
-        read -r c1 p1 < <(snap "$bin")
-        /usr/bin/python3 -c "
-c, p, w = $c1 - $c0, $p1 - $p0, $WINDOW
-print('round $round  %-40s %6.2f Mpps  %5.0f cycles/pkt' % ('$bin'[-40:], p / w / 1e6, c / max(p, 1)))"
+        read -r c1 p1 b1 i1 < <(snap "$bin")
+        line=$(/usr/bin/python3 -c "
+c, p, b, i, w = $c1 - $c0, $p1 - $p0, $b1 - $b0, $i1 - $i0, $WINDOW
+print('round $round  %-32s %6.2f Mpps  %4.0f cycles/pkt  %5.1f pkts/batch  %5.1f pkts/iter'
+      % ('$bin'[-32:], p / w / 1e6, c / max(p, 1), p / max(b, 1), p / max(i, 1)))")
         if [ -n "$PERF_DIR" ]; then
             perf report -q -i "$PERF_DIR/round-$round-$n.data" --sort symbol --stdio 2>/dev/null \
                 | grep -v '^$' | head -12 | cut -c1-110 || true
         fi
         stop_run
+        # Where the host has put the two vCPUs now (read right after the sample, before
+        # they idle and the host may move them): the two states follow it.
+        echo "$line  cores 0-1 $(bench_coreping) ns apart"
         sleep 1
     done
 done
