@@ -23,7 +23,7 @@ dirty="$(git status --porcelain 2>/dev/null | grep -q . && echo ' (+ uncommitted
 } | tee "$OUT/machine-$stamp.txt"
 
 cargo bench -p benches --no-run
-for b in pipeline flowcache openflow; do
+for b in pipeline flowcache openflow vhost; do
   echo "== cargo bench -p benches --bench $b (load: $(cut -d' ' -f1-3 /proc/loadavg))"
   cargo bench -p benches --bench "$b" 2>&1 | tee "$OUT/$b-$stamp.txt"
 done
