@@ -594,6 +594,23 @@ fn put_frame<'m, 'f>(
     header[NET_HDR_LEN - 2] = 1;
     let header = &header[..hdr.len];
     let total = hdr.len + frame.len();
+    // The usual case first: one writable descriptor (no chain) that holds header and frame
+    // (guest_rx 64 B in `--bench vhost`: 797 → 687 ns per burst of 32). Anything else, a
+    // failed write included, takes the general walk below, which also sorts out the errors.
+    if ring.next_avail != cur.avail_end {
+        let head = cur.view.avail_entry(ring.next_avail);
+        if let Some(d) = cur.view.desc(head) {
+            if d.flags == DESC_F_WRITE
+                && d.len as usize >= total
+                && write_span(mem, header, frame, 0, total, d.addr, copies)
+            {
+                ring.next_avail = ring.next_avail.wrapping_add(1);
+                let view = cur.view;
+                cur.used.push(view, head, total as u32);
+                return Ok(());
+            }
+        }
+    }
     // Each buffer's used entry is held as soon as it is filled; a frame that fails takes its
     // entries back (and gives the buffers back empty when they were malformed). The caller
     // leaves room for MAX_MERGE entries, so none is flushed to the ring before that.
