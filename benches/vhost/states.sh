@@ -12,7 +12,8 @@
 # the two states' profiles can be put side by side (PERF_ARGS="--call-graph dwarf" adds
 # callers). Each sample ends with the round trip between the two cores (coreping, read
 # right after the sample): ~80 ns or ~330 ns here, the host's placement of the two vCPUs,
-# which sets the state. CT_ARGS adds testpmd options to the container (e.g. --mbcache=512).
+# which sets the state. CT_ARGS adds testpmd options to the container (e.g. --mbcache=512),
+# VDEV_ARGS options to both its virtio-user devices (e.g. VDEV_ARGS=,packed_vq=1).
 # Needs root and both cores; reserves 600 2 MiB hugepages on a mount of its own and gives
 # them back on exit.
 set -euo pipefail
@@ -97,8 +98,8 @@ for round in $(seq "$ROUNDS"); do
         : > "$WORK/ct.cmd"
         tail -f "$WORK/ct.cmd" | dpdk-testpmd -l 0,1 --main-lcore 1 --no-pci --huge-dir "$HUGE" \
             -m 512 --single-file-segments --file-prefix=vswstates \
-            --vdev "net_virtio_user0,path=$WORK/a.sock,queues=1,mac=02:00:00:00:0a:00" \
-            --vdev "net_virtio_user1,path=$WORK/b.sock,queues=1,mac=02:00:00:00:0a:01" \
+            --vdev "net_virtio_user0,path=$WORK/a.sock,queues=1,mac=02:00:00:00:0a:00${VDEV_ARGS:-}" \
+            --vdev "net_virtio_user1,path=$WORK/b.sock,queues=1,mac=02:00:00:00:0a:01${VDEV_ARGS:-}" \
             -- -i --nb-cores=1 --burst=256 --txpkts=60 --total-num-mbufs=16384 \
             --forward-mode=io ${CT_ARGS:-} > "$WORK/ct.log" 2>&1 &
         CT=$!
