@@ -828,6 +828,16 @@ mod tests {
             )
         }
 
+        /// `len` bytes of guest memory at `addr`.
+        fn read(&self, addr: u64, len: usize) -> Vec<u8> {
+            let mut out = vec![0u8; len];
+            self.mem
+                .mmap()
+                .read_slice(&mut out, GuestAddress(addr))
+                .unwrap();
+            out
+        }
+
         fn rx(&mut self, frames: &[&[u8]], hdr: NetHdr, c: &mut RingCounters) -> usize {
             let vq = Vq {
                 ring: &mut self.queue,
@@ -957,16 +967,7 @@ mod tests {
         let f = frame(150);
         let mut c = RingCounters::default();
         let short = frame(20);
-        let taken = guest_rx(
-            Vq {
-                ring: &mut g.queue,
-                mem: &g.mem,
-                call: None,
-                hdr: HDR,
-            },
-            &[&f, &short],
-            &mut c,
-        );
+        let taken = g.rx(&[&f, &short], HDR, &mut c);
         assert_eq!(taken, 2);
         // 12 + 150 = 162 bytes: 64 + 64 + 34.
         assert_eq!(g.used_idx(), 4);
@@ -1002,37 +1003,13 @@ mod tests {
         g.offer(0);
         let big = frame(100);
         let mut c = RingCounters::default();
-        assert_eq!(
-            guest_rx(
-                Vq {
-                    ring: &mut g.queue,
-                    mem: &g.mem,
-                    call: None,
-                    hdr: HDR
-                },
-                &[&big, &big],
-                &mut c
-            ),
-            0
-        );
+        assert_eq!(g.rx(&[&big, &big], HDR, &mut c), 0);
         assert_eq!(c.tx_dropped, 2);
         assert_eq!(g.used_idx(), 0);
         assert_eq!(g.queue.next_avail, 0);
         // A frame that fits still uses the buffer that was put back.
         let small = frame(40);
-        assert_eq!(
-            guest_rx(
-                Vq {
-                    ring: &mut g.queue,
-                    mem: &g.mem,
-                    call: None,
-                    hdr: HDR
-                },
-                &[&small],
-                &mut c
-            ),
-            1
-        );
+        assert_eq!(g.rx(&[&small], HDR, &mut c), 1);
         assert_eq!(g.used(0), (0, 52));
     }
 
@@ -1053,22 +1030,14 @@ mod tests {
         let mut c = RingCounters::default();
         assert_eq!(g.rx(&refs, HDR, &mut c), 11);
         assert_eq!(g.used_idx(), 13);
-        let read = |addr: u64, len: usize| {
-            let mut out = vec![0u8; len];
-            g.mem
-                .mmap()
-                .read_slice(&mut out, GuestAddress(addr))
-                .unwrap();
-            out
-        };
         for (k, f) in frames[..10].iter().enumerate() {
             assert_eq!(g.used(k as u16), (k as u32, 52));
-            let got = read(DATA + 0x1000 * k as u64, 52);
+            let got = g.read(DATA + 0x1000 * k as u64, 52);
             assert_eq!(u16::from_le_bytes([got[10], got[11]]), 1);
             assert_eq!(&got[12..], &f[..], "frame {k}");
         }
         let merged: Vec<u8> = (10..13u64)
-            .flat_map(|i| read(DATA + 0x1000 * i, 64))
+            .flat_map(|i| g.read(DATA + 0x1000 * i, 64))
             .collect();
         assert_eq!(u16::from_le_bytes([merged[10], merged[11]]), 3);
         assert_eq!(&merged[12..162], &frames[10][..]);
@@ -1096,11 +1065,7 @@ mod tests {
         assert_eq!(g.rx(&[&long, &short], legacy, &mut c), 2);
         assert_eq!((c.tx_too_long, c.tx_frames), (1, 1));
         assert_eq!(g.used(0), (0, 30));
-        let mut got = [0u8; 64];
-        g.mem
-            .mmap()
-            .read_slice(&mut got, GuestAddress(DATA))
-            .unwrap();
+        let got = g.read(DATA, 64);
         assert_eq!(&got[..10], &[0u8; 10]);
         assert_eq!(&got[10..30], &short[..]);
         assert_eq!(&got[30..], &[0xee; 34], "bytes past the frame were written");
@@ -1121,34 +1086,10 @@ mod tests {
         let mut c = RingCounters::default();
         let f = frame(100);
         // One chain of two descriptors holds 110 bytes.
-        assert_eq!(
-            guest_rx(
-                Vq {
-                    ring: &mut g.queue,
-                    mem: &g.mem,
-                    call: None,
-                    hdr: legacy
-                },
-                &[&f],
-                &mut c
-            ),
-            1
-        );
+        assert_eq!(g.rx(&[&f], legacy, &mut c), 1);
         assert_eq!(g.used(0), (0, 110));
         // 100 bytes do not fit the 64-byte chain and may not be merged.
-        assert_eq!(
-            guest_rx(
-                Vq {
-                    ring: &mut g.queue,
-                    mem: &g.mem,
-                    call: None,
-                    hdr: legacy
-                },
-                &[&f],
-                &mut c
-            ),
-            1
-        );
+        assert_eq!(g.rx(&[&f], legacy, &mut c), 1);
         assert_eq!(c.tx_too_long, 1);
         assert_eq!(g.queue.next_avail, 1);
     }
@@ -1167,16 +1108,7 @@ mod tests {
         g.offer(2);
         let f = frame(40);
         let mut c = RingCounters::default();
-        let taken = guest_rx(
-            Vq {
-                ring: &mut g.queue,
-                mem: &g.mem,
-                call: None,
-                hdr: HDR,
-            },
-            &[&f, &f, &f, &f],
-            &mut c,
-        );
+        let taken = g.rx(&[&f, &f, &f, &f], HDR, &mut c);
         // Three frames dropped on the three bad chains, the fourth finds no buffer.
         assert_eq!(taken, 3);
         assert_eq!(c.bad_descriptors, 3);
