@@ -624,7 +624,9 @@ impl<'a> PackedView<'a> {
     /// Starts loading descriptor `i`'s cache line.
     #[inline]
     pub fn prefetch_desc(&self, i: u16) {
-        prefetch(self.desc.wrapping_add(16 * usize::from(i % self.size)));
+        if i < self.size {
+            prefetch(self.desc.wrapping_add(16 * usize::from(i)));
+        }
     }
 
     /// Writes a used descriptor's buffer id and length into entry `i` (nothing past the

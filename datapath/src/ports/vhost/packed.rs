@@ -19,8 +19,8 @@ use super::guest::{
     RING_EVENT_FLAGS_DISABLE,
 };
 use super::ring::{
-    count_put, set_num_buffers, write_span, Copies, PutError, RingCounters, RingState, Vq,
-    DESC_F_INDIRECT, MAX_FRAME, MAX_MERGE, NET_HDR_LEN,
+    count_put, prefetch_buffer, set_num_buffers, write_span, Copies, PutError, RingCounters,
+    RingState, Vq, DESC_F_INDIRECT, MAX_FRAME, MAX_MERGE, NET_HDR_LEN, PREFETCH,
 };
 use crate::ports::RxSink;
 
@@ -28,6 +28,12 @@ use crate::ports::RxSink;
 /// matches the wrap counter and `USED` does not.
 fn is_avail(flags: u16, wrap: bool) -> bool {
     (flags & DESC_F_AVAIL != 0) == wrap && (flags & DESC_F_USED != 0) != wrap
+}
+
+/// The flags of a descriptor the driver made available in round `wrap`: `AVAIL` set to the
+/// wrap counter and `USED` to its inverse, with `dir` (`DESC_F_WRITE` or 0) and nothing else.
+fn avail_flags(wrap: bool, dir: u16) -> u16 {
+    dir | if wrap { DESC_F_AVAIL } else { DESC_F_USED }
 }
 
 /// A place in the ring and the wrap counter that goes with it.
@@ -195,6 +201,33 @@ fn walk(view: &PackedView<'_>, start: Pos, mut each: impl FnMut(u64, u32, u16) -
     w
 }
 
+/// Starts loading the `n` descriptors from `at` on (at most [`PREFETCH`]), then the buffers
+/// of those the driver has made available ([`prefetch_buffer`]), as the split path's
+/// `prefetch_chains` does.
+fn prefetch_burst(
+    view: &PackedView<'_>,
+    mem: &GuestMemory,
+    at: Pos,
+    n: usize,
+    hdr_len: usize,
+    write: bool,
+) {
+    let n = n.min(PREFETCH);
+    let mut p = at;
+    for _ in 0..n {
+        view.prefetch_desc(p.idx);
+        p = p.next(view.size());
+    }
+    let mut p = at;
+    for _ in 0..n {
+        let Some(d) = view.desc(p.idx).filter(|d| is_avail(d.flags, p.wrap)) else {
+            break;
+        };
+        prefetch_buffer(mem, d.addr, hdr_len, write);
+        p = p.next(view.size());
+    }
+}
+
 /// Receives up to `max` frames the guest transmits, each written without its header
 /// straight into a buffer of `sink`, as [`super::ring::guest_tx`] does for split rings.
 pub fn guest_tx(vq: Vq<'_>, max: usize, c: &mut RingCounters, sink: &mut dyn RxSink) -> usize {
@@ -214,7 +247,10 @@ pub fn guest_tx(vq: Vq<'_>, max: usize, c: &mut RingCounters, sink: &mut dyn RxS
     let mut used = UsedBatch::new();
     let mut handed = 0;
     let mut published = false;
-    for _ in 0..max {
+    for k in 0..max {
+        if k % PREFETCH == 0 {
+            prefetch_burst(&view, mem, at, max - k, hdr.len, false);
+        }
         if !is_avail(view.flags(at.idx), at.wrap) {
             break;
         }
@@ -290,6 +326,19 @@ fn put_frame<'m, 'f>(
     header[NET_HDR_LEN - 2] = 1;
     let header = &header[..hdr.len];
     let total = hdr.len + frame.len();
+    // The usual case first: one writable descriptor (no chain) that holds header and frame,
+    // as in the split path's `put_frame`. Anything else, a failed write included, takes the
+    // general walk below, which also sorts out the errors.
+    if let Some(d) = view.desc(at.idx) {
+        if d.flags == avail_flags(at.wrap, DESC_F_WRITE)
+            && d.len as usize >= total
+            && write_span(mem, header, frame, 0, total, d.addr, copies)
+        {
+            used.push(*at, d.id, total as u32);
+            *at = at.next(view.size());
+            return Ok(());
+        }
+    }
     let (start, held) = (*at, used.len);
     let mut buffers = 0usize;
     let mut written = 0usize;
@@ -367,6 +416,10 @@ pub fn guest_rx(vq: Vq<'_>, frames: &[&[u8]], c: &mut RingCounters) -> usize {
             // The guest owns what is published: its frames' bytes go first.
             copies.run();
             published |= used.publish(&view);
+        }
+        if taken % PREFETCH == 0 {
+            // Usually one buffer per frame; a hint either way.
+            prefetch_burst(&view, mem, at, frames.len() - taken, hdr.len, true);
         }
         let mark = copies.mark();
         let put = put_frame(&view, mem, hdr, &mut at, &mut used, frame, &mut copies);
@@ -644,6 +697,34 @@ mod tests {
         for id in 1..=3 {
             assert_eq!(g.take_used(1).map(|u| u.0), Some(id));
         }
+    }
+
+    #[test]
+    fn guest_rx_fills_one_buffer_chains_across_the_ring_end_and_never_a_used_one() {
+        let mut g = Guest::new();
+        let mut c = RingCounters::default();
+        // Three rounds of four buffers through a ring of six: the device's position and both
+        // wrap counters cross the ring's end.
+        for round in 0..3u8 {
+            let ids: Vec<u16> = (0..4).map(|k| 4 * u16::from(round) + k).collect();
+            for (k, &id) in ids.iter().enumerate() {
+                g.offer(id, &[(DATA + 0x100 * k as u64, 128)], true);
+            }
+            let frames: Vec<Vec<u8>> = (0..4).map(|k| frame(60 + k, round)).collect();
+            let refs: Vec<&[u8]> = frames.iter().map(|f| &f[..]).collect();
+            assert_eq!(g.rx(&refs, &mut c), 4, "round {round}");
+            for (k, f) in frames.iter().enumerate() {
+                let (id, len, _) = g.take_used(1).unwrap();
+                assert_eq!((id, len as usize), (ids[k], NET_HDR_LEN + f.len()));
+                let at = DATA + 0x100 * k as u64;
+                assert_eq!(&g.read(at + NET_HDR_LEN as u64, f.len()), f);
+            }
+            assert_eq!(g.take_used(1), None);
+            // The ring now holds only used descriptors: none of them is taken again.
+            assert_eq!(g.rx(&refs[..1], &mut c), 0);
+            assert_eq!(g.take_used(1), None);
+        }
+        assert_eq!((c.tx_frames, c.tx_dropped, c.bad_descriptors), (12, 3, 0));
     }
 
     #[test]

@@ -190,7 +190,7 @@ fn pending(view: &RingView<'_>, next: u16) -> Option<u16> {
 
 /// Entries a burst prefetches ahead of the copies: the heads' descriptors first, then the
 /// buffers they point to.
-const PREFETCH: usize = 32;
+pub(super) const PREFETCH: usize = 32;
 
 /// Starts loading the descriptors and first buffers of the `n` chains from available entry
 /// `first` on (at most [`PREFETCH`]).
@@ -213,13 +213,20 @@ fn prefetch_chains(
     }
     for &h in &heads[..n] {
         let Some(d) = view.desc(h) else { continue };
-        let frame = d.addr.wrapping_add(hdr_len as u64);
-        if write {
-            mem.prefetch_write(d.addr);
-            mem.prefetch_write(frame);
-        } else {
-            mem.prefetch(frame);
-        }
+        prefetch_buffer(mem, d.addr, hdr_len, write);
+    }
+}
+
+/// Starts loading the buffer at `addr`: for a transmitted frame, its first line after the
+/// header; for a receive buffer (`write`), its header line and first frame line, owned.
+#[inline]
+pub(super) fn prefetch_buffer(mem: &GuestMemory, addr: u64, hdr_len: usize, write: bool) {
+    let frame = addr.wrapping_add(hdr_len as u64);
+    if write {
+        mem.prefetch_write(addr);
+        mem.prefetch_write(frame);
+    } else {
+        mem.prefetch(frame);
     }
 }
 
