@@ -37,13 +37,16 @@ pub const VIRTIO_NET_F_MQ: u64 = 1 << 22;
 pub const VIRTIO_F_VERSION_1: u64 = 1 << 32;
 /// `VIRTIO_F_RING_PACKED`: the packed virtqueue layout.
 pub const VIRTIO_F_RING_PACKED: u64 = 1 << 34;
+/// `VIRTIO_F_IN_ORDER`: buffers are used in the order they were made available.
+pub const VIRTIO_F_IN_ORDER: u64 = 1 << 35;
 /// `VHOST_USER_F_PROTOCOL_FEATURES`: protocol features are negotiated (rings start disabled).
 pub const VHOST_USER_F_PROTOCOL_FEATURES: u64 = 1 << 30;
-/// The virtio features offered by a device with one queue pair: split or packed rings. No
-/// offloads, no event index, no indirect descriptors.
+/// The virtio features offered by a device with one queue pair: split or packed rings, used
+/// in order. No offloads, no event index, no indirect descriptors.
 pub const OFFERED_FEATURES: u64 = VIRTIO_NET_F_MRG_RXBUF
     | VIRTIO_F_VERSION_1
     | VIRTIO_F_RING_PACKED
+    | VIRTIO_F_IN_ORDER
     | VHOST_USER_F_PROTOCOL_FEATURES;
 /// The protocol features offered: REPLY_ACK (which the vhost crate adds in any case) and MQ
 /// (GET_QUEUE_NUM). Not STATUS, whose messages rust-vmm does not handle.
@@ -349,6 +352,7 @@ impl VhostUserBackendReqHandlerMut for Device {
             let mut slot = lock_slot(slot);
             slot.hdr = net_hdr(features);
             slot.vring.queue.packed = features & VIRTIO_F_RING_PACKED != 0;
+            slot.vring.queue.in_order = features & VIRTIO_F_IN_ORDER != 0;
         }
         Ok(())
     }

@@ -229,7 +229,9 @@ fn prefetch_burst(
 }
 
 /// Receives up to `max` frames the guest transmits, each written without its header
-/// straight into a buffer of `sink`, as [`super::ring::guest_tx`] does for split rings.
+/// straight into a buffer of `sink`, as [`super::ring::guest_tx`] does for split rings. In
+/// order ([`RingState::in_order`]) the burst's chains go back as one used descriptor where
+/// the first began, with the last one's buffer id.
 pub fn guest_tx(vq: Vq<'_>, max: usize, c: &mut RingCounters, sink: &mut dyn RxSink) -> usize {
     let Vq {
         ring,
@@ -247,6 +249,8 @@ pub fn guest_tx(vq: Vq<'_>, max: usize, c: &mut RingCounters, sink: &mut dyn RxS
     let mut used = UsedBatch::new();
     let mut handed = 0;
     let mut published = false;
+    // In order: where the burst's first chain began, and the last chain's buffer id.
+    let mut run: Option<(Pos, u16)> = None;
     for k in 0..max {
         if k % PREFETCH == 0 {
             prefetch_burst(&view, mem, at, max - k, hdr.len, false);
@@ -282,10 +286,14 @@ pub fn guest_tx(vq: Vq<'_>, max: usize, c: &mut RingCounters, sink: &mut dyn RxS
             off = end;
             true
         });
-        if used.len == HELD {
-            published |= used.publish(&view);
+        if ring.in_order {
+            run = Some((run.map_or(at, |r| r.0), w.id));
+        } else {
+            if used.len == HELD {
+                published |= used.publish(&view);
+            }
+            used.push(at, w.id, 0);
         }
-        used.push(at, w.id, 0);
         at = w.next;
         if w.bad {
             c.bad_descriptors += 1;
@@ -300,6 +308,9 @@ pub fn guest_tx(vq: Vq<'_>, max: usize, c: &mut RingCounters, sink: &mut dyn RxS
             sink.commit(len);
             handed += 1;
         }
+    }
+    if let Some((first, id)) = run {
+        used.push(first, id, 0);
     }
     finish(ring, &view, &mut used, at, published, call, c);
     handed
@@ -674,6 +685,41 @@ mod tests {
         // GET_VRING_BASE reports the index with the wrap counter in bit 15.
         assert_eq!(g.queue.base() & 0x7fff, u32::from(g.next));
         assert_eq!(g.queue.base() & 0x8000 != 0, g.wrap);
+    }
+
+    #[test]
+    fn in_order_guest_tx_gives_a_burst_back_as_one_used_descriptor_where_it_began() {
+        let mut g = Guest::new();
+        g.queue.in_order = true;
+        let mut c = RingCounters::default();
+        // Bursts of a one- and a two-descriptor chain through a ring of six, so the bursts
+        // and the wrap counters cross the ring's end.
+        for round in 0..4u16 {
+            let (a, b) = (frame(60, round as u8), frame(90, round as u8 + 1));
+            let base = DATA + 0x1000 * u64::from(round);
+            let mut bytes = vec![0u8; NET_HDR_LEN];
+            bytes.extend_from_slice(&a);
+            g.mem
+                .mmap()
+                .write_slice(&bytes, GuestAddress(base))
+                .unwrap();
+            g.offer(2 * round, &[(base, bytes.len() as u32)], false);
+            g.mem
+                .mmap()
+                .write_slice(&b, GuestAddress(base + 0x800))
+                .unwrap();
+            g.offer(
+                2 * round + 1,
+                &[(base + 0x400, NET_HDR_LEN as u32), (base + 0x800, 90)],
+                false,
+            );
+            assert_eq!(g.tx(32, &mut c), vec![a, b], "round {round}");
+            // One used descriptor for the three: the last chain's id where the first began.
+            assert_eq!(g.take_used(3).map(|u| (u.0, u.1)), Some((2 * round + 1, 0)));
+            assert_eq!(g.take_used(1), None, "nothing more used");
+        }
+        assert_eq!((c.rx_frames, c.bad_descriptors), (8, 0));
+        assert_eq!(g.queue.base() & 0x7fff, u32::from(g.next));
     }
 
     #[test]

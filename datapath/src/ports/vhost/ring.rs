@@ -89,6 +89,11 @@ pub struct RingState {
     /// Packed: the wrap counters that go with `next_avail` and `next_used`.
     pub avail_wrap: bool,
     pub used_wrap: bool,
+    /// `VIRTIO_F_IN_ORDER` was negotiated: the device uses buffers in the order the guest
+    /// made them available, so it may give back a run of them with one used entry naming the
+    /// last, at the slot of the first (VIRTIO 1.1 §2.6.9, §2.7.21). Transmit rings do: their
+    /// chains come back with length 0, so one entry says all.
+    pub in_order: bool,
 }
 
 impl RingState {
@@ -243,6 +248,8 @@ struct Shadow {
     len: usize,
     /// The ring slot of `entries[0]`.
     base: u16,
+    /// Slots the last entry stands for besides its own ([`Shadow::push_run`]).
+    skip: u16,
 }
 
 impl Shadow {
@@ -251,6 +258,16 @@ impl Shadow {
             entries: [0; SHADOW],
             len: 0,
             base,
+            skip: 0,
+        }
+    }
+
+    /// Gives back `n` chains used in order, the last with head `id`, as one entry with
+    /// length 0 (`VIRTIO_F_IN_ORDER`); the last push before [`Shadow::publish`].
+    fn push_run(&mut self, view: &RingView<'_>, id: u16, n: u16) {
+        if n > 0 {
+            self.push(view, id, 0);
+            self.skip = n - 1;
         }
     }
 
@@ -267,8 +284,12 @@ impl Shadow {
     /// Copies the held entries into the ring (still unpublished).
     fn flush(&mut self, view: &RingView<'_>) {
         view.write_used(self.base, &self.entries[..self.len]);
-        self.base = self.base.wrapping_add(self.len as u16);
+        self.base = self
+            .base
+            .wrapping_add(self.len as u16)
+            .wrapping_add(self.skip);
         self.len = 0;
+        self.skip = 0;
     }
 
     /// Writes what is held, publishes the index past it and signals the guest if it asked.
@@ -334,7 +355,8 @@ impl RxSink for ClosureSink<'_> {
 /// Receives up to `max` frames the guest transmits (its transmit virtqueue), each written
 /// without its header straight into a buffer of `sink` ([`RxSink::room`]): the one copy out
 /// of guest memory. A chain longer than that buffer is counted `rx_too_long`. Every popped
-/// chain goes back to the used ring (length 0: the device wrote nothing); when the sink has
+/// chain goes back to the used ring (length 0: the device wrote nothing; in order, the
+/// burst's chains as one entry, [`RingState::in_order`]); when the sink has
 /// no room, the remaining chains wait in the ring. Returns the frames handed over.
 pub fn guest_tx(vq: Vq<'_>, max: usize, c: &mut RingCounters, sink: &mut dyn RxSink) -> usize {
     let Vq {
@@ -353,6 +375,8 @@ pub fn guest_tx(vq: Vq<'_>, max: usize, c: &mut RingCounters, sink: &mut dyn RxS
     let n = usize::from(n).min(max);
     let mut handed = 0;
     let mut used = Shadow::new(ring.next_used);
+    // In order: the chains given back so far and the last one's head.
+    let mut run = (0u16, 0u16);
     for k in 0..n {
         // Chain bytes past the header land in the sink's buffer; the header is skipped
         // unread (no offloads are negotiated, so it says nothing), which saves a cache line
@@ -398,11 +422,13 @@ pub fn guest_tx(vq: Vq<'_>, max: usize, c: &mut RingCounters, sink: &mut dyn RxS
         if descriptors == 0 || (more && !bad && !too_long) {
             bad = true;
         }
-        if head <= view.mask() {
-            used.push(&view, head, 0);
-        } else {
+        if head > view.mask() {
             // A head index past the ring: nothing to give back.
             bad = true;
+        } else if ring.in_order {
+            run = (run.0 + 1, head);
+        } else {
+            used.push(&view, head, 0);
         }
         if bad {
             c.bad_descriptors += 1;
@@ -418,6 +444,7 @@ pub fn guest_tx(vq: Vq<'_>, max: usize, c: &mut RingCounters, sink: &mut dyn RxS
             handed += 1;
         }
     }
+    used.push_run(&view, run.1, run.0);
     used.publish(ring, &view, call, c);
     handed
 }
@@ -914,6 +941,44 @@ mod tests {
         assert_eq!(g.used_idx(), 1);
         assert_eq!(g.used(0), (3, 0));
         assert_eq!((c.rx_frames, c.rx_bytes, c.bad_descriptors), (1, 100, 0));
+    }
+
+    #[test]
+    fn in_order_guest_tx_gives_a_burst_back_as_one_used_entry_naming_its_last_chain() {
+        let mut g = Guest::new();
+        g.queue.in_order = true;
+        let mut c = RingCounters::default();
+        // Two bursts of three one-descriptor chains, at descriptors 0.. in ring order (as an
+        // in-order driver lays them out), across the used ring's end: the used index starts
+        // at 14 of 16.
+        g.queue.set_base(14);
+        g.avail_idx = 14;
+        let mut d = 0u16;
+        let mut first = 14u16;
+        for burst in 0..2u16 {
+            let mut sent = Vec::new();
+            for _ in 0..3 {
+                let f = frame(60 + usize::from(d));
+                let mut bytes = vec![0u8; NET_HDR_LEN];
+                bytes.extend_from_slice(&f);
+                let addr = DATA + 0x100 * u64::from(d);
+                g.mem
+                    .mmap()
+                    .write_slice(&bytes, GuestAddress(addr))
+                    .unwrap();
+                g.desc(d, addr, bytes.len() as u32, 0, 0);
+                g.offer(d);
+                sent.push(f);
+                d += 1;
+            }
+            assert_eq!(g.tx(32, &mut c), sent, "burst {burst}");
+            // The index moves past all three; the first slot names the last chain.
+            assert_eq!(g.used_idx(), first + 3);
+            assert_eq!(g.used(first), (u32::from(d - 1), 0));
+            first += 3;
+        }
+        assert_eq!(g.used_idx(), 20);
+        assert_eq!((c.rx_frames, c.bad_descriptors), (6, 0));
     }
 
     #[test]
