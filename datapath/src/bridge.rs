@@ -73,6 +73,14 @@ impl Upcall for OfUpcall {
         self.bridge.generation()
     }
 
+    fn config_generation(&self) -> u64 {
+        self.bridge.config_generation()
+    }
+
+    fn retranslate(&mut self, key: &FlowKey, now_ns: u64, used: bool) -> UpcallResult {
+        self.bridge.translate_learning(key, now_ns, used)
+    }
+
     fn tick(&mut self, now_ns: u64) {
         self.bridge.tick(now_ns);
     }

@@ -19,6 +19,11 @@ use crate::megaflow::{MegaflowCache, MegaflowInfo, NO_FLOW};
 const SWEEP_INTERVAL_NS: u64 = 100_000_000;
 /// Clock time between two calls of [`Upcall::tick`].
 const TICK_INTERVAL_NS: u64 = 1_000_000_000;
+/// Clock time a generation that only learning moved waits after a revalidation whose own
+/// translations learned: with a MAC flapping between two ports, about ten passes a second
+/// instead of one per frame (Open vSwitch's revalidators, on threads of their own, pass at
+/// most every few hundred milliseconds).
+const LEARN_BACKOFF_NS: u64 = 100_000_000;
 /// Group index meaning "this megaflow has no group in the current frame".
 const NO_GROUP: u16 = u16::MAX;
 /// Tag of a group index that refers to an uninstalled upcall result, not a megaflow.
@@ -159,7 +164,15 @@ pub struct Classify<U: Upcall> {
     emc: Emc,
     cache: MegaflowCache,
     stats: ClassifyStats,
+    /// The upcall's generation and configuration generation as the last revalidation saw
+    /// them.
     generation: u64,
+    config_generation: u64,
+    /// When the last revalidation ran.
+    revalidated_ns: u64,
+    /// Until then a generation that learning alone moved waits: the last revalidation itself
+    /// learned ([`LEARN_BACKOFF_NS`]).
+    learn_backoff_until_ns: u64,
     last_tick_ns: Option<u64>,
     last_sweep_ns: Option<u64>,
     /// Group of each megaflow in the current frame ([`NO_GROUP`] otherwise), by megaflow index.
@@ -179,6 +192,7 @@ impl<U: Upcall> Classify<U> {
     /// A classifier translating misses with `upcall`.
     pub fn new(upcall: U, config: ClassifyConfig) -> Classify<U> {
         let generation = upcall.generation();
+        let config_generation = upcall.config_generation();
         Classify {
             emc: Emc::new(config.emc_entries, config.emc_insert_inv_prob, config.seed),
             cache: MegaflowCache::new(config.flow_limit),
@@ -186,6 +200,9 @@ impl<U: Upcall> Classify<U> {
             config,
             stats: ClassifyStats::default(),
             generation,
+            config_generation,
+            revalidated_ns: 0,
+            learn_backoff_until_ns: 0,
             last_tick_ns: None,
             last_sweep_ns: None,
             flow_group: Vec::new(),
@@ -274,12 +291,34 @@ impl<U: Upcall> Classify<U> {
     }
 
     fn revalidate(&mut self, now_ns: u64) -> usize {
-        self.generation = self.upcall.generation();
+        let generation = self.upcall.generation();
+        self.generation = generation;
+        self.config_generation = self.upcall.config_generation();
+        let since = self.revalidated_ns;
         let upcall = &mut self.upcall;
-        let deleted = self.cache.revalidate(|k| upcall.translate(k, now_ns));
+        let deleted = self
+            .cache
+            .revalidate(|k, last_used_ns| upcall.retranslate(k, now_ns, last_used_ns >= since));
+        self.revalidated_ns = now_ns;
+        // A pass whose translations learned moved the generation itself: a MAC seen on two
+        // ports at once (a loop) is learned on each in turn, and every pass would set up the
+        // next, every frame. Such changes wait for LEARN_BACKOFF_NS; configuration does not.
+        self.learn_backoff_until_ns = if self.upcall.generation() != generation {
+            now_ns.saturating_add(LEARN_BACKOFF_NS)
+        } else {
+            0
+        };
         self.stats.revalidations += 1;
         self.stats.revalidated_deleted += deleted as u64;
         deleted
+    }
+
+    /// Whether the megaflows must be revalidated before the next packet is classified: the
+    /// configuration changed, or learning did and no backoff holds it.
+    fn stale(&self, now_ns: u64) -> bool {
+        self.upcall.generation() != self.generation
+            && (self.upcall.config_generation() != self.config_generation
+                || now_ns >= self.learn_backoff_until_ns)
     }
 
     /// Once-per-frame upkeep: upcall tick, revalidation, idle sweep.
@@ -291,7 +330,7 @@ impl<U: Upcall> Classify<U> {
             self.last_tick_ns = Some(now_ns);
             self.upcall.tick(now_ns);
         }
-        if self.upcall.generation() != self.generation {
+        if self.stale(now_ns) {
             self.revalidate(now_ns);
         }
         if self
@@ -314,6 +353,7 @@ impl<U: Upcall> Classify<U> {
     #[inline(never)]
     fn upcall_packet(&mut self, key: &FlowKey, hash: u32, now_ns: u64) -> u32 {
         self.stats.upcalls += 1;
+        let before = self.upcall.generation();
         let r = self.upcall.translate(key, now_ns);
         let flow = match self
             .cache
@@ -343,7 +383,7 @@ impl<U: Upcall> Classify<U> {
         // Translation may have changed what later packets of this frame must do (a MAC was
         // learned): revalidate before classifying them. Deleted megaflows stay readable to
         // the packets already grouped on them until the end of the frame.
-        if self.upcall.generation() != self.generation {
+        if self.upcall.generation() != before || self.stale(now_ns) {
             self.revalidate(now_ns);
         }
         flow
@@ -1009,6 +1049,20 @@ mod tests {
         assert_eq!(sink4.packets.load(Ordering::Relaxed), 2);
     }
 
+    /// 60-byte packets of `pool` whose keys have these (in_port, tp_dst) and nothing else.
+    fn keyed(pool: &mut PacketPool, keys: &[(u32, u16)]) -> Vec<PacketId> {
+        keys.iter()
+            .map(|&(in_port, tp_dst)| {
+                let id = pool.alloc_with(&[0; 60]).unwrap();
+                let m = pool.meta_mut(id);
+                m.key.in_port = in_port;
+                m.key.tp_dst = tp_dst;
+                m.hash = m.key.hash();
+                id
+            })
+            .collect()
+    }
+
     #[test]
     fn upcall_changing_generation_revalidates_mid_frame() {
         // Translating 99 "learns" something: bumps the generation and changes 80's port.
@@ -1034,17 +1088,7 @@ mod tests {
         );
         let mut pool = PacketPool::new(64);
         let mut tx = TxQueues::new(&[2, 3, 4]);
-        let ids: Vec<PacketId> = [80u16, 99, 80]
-            .iter()
-            .map(|&tp| {
-                let id = pool.alloc_with(&[0; 60]).unwrap();
-                let m = pool.meta_mut(id);
-                m.key.tp_dst = tp;
-                m.key.in_port = 1;
-                m.hash = m.key.hash();
-                id
-            })
-            .collect();
+        let ids = keyed(&mut pool, &[(1, 80), (1, 99), (1, 80)]);
         let mut next = vec![Next::CONSUMED; 3];
         let mut cx = Ctx {
             pool: &mut pool,
@@ -1062,6 +1106,119 @@ mod tests {
             (1, 1, 3)
         );
         assert_eq!(node.megaflows().len(), 2);
+    }
+
+    /// A MAC table of one source MAC, learned on the port of each packet translated (or
+    /// re-translated as used), as NORMAL does; every packet goes out of port 3.
+    struct Flapping {
+        at: u32,
+        learned: u64,
+        config: u64,
+        /// (in_port, used) of each re-translation.
+        retranslated: Vec<(u32, bool)>,
+    }
+
+    impl Flapping {
+        fn learn(&mut self, key: &FlowKey) -> UpcallResult {
+            if self.at != key.in_port {
+                self.at = key.in_port;
+                self.learned += 1;
+            }
+            UpcallResult {
+                actions: vec![DpAction::Output(3)],
+                mask: FlowKey {
+                    in_port: u32::MAX,
+                    tp_dst: 0xffff,
+                    ..FlowKey::default()
+                },
+                sinks: Vec::new(),
+            }
+        }
+    }
+
+    impl Upcall for Flapping {
+        fn translate(&mut self, key: &FlowKey, _now_ns: u64) -> UpcallResult {
+            self.learn(key)
+        }
+        fn retranslate(&mut self, key: &FlowKey, _now_ns: u64, used: bool) -> UpcallResult {
+            self.retranslated.push((key.in_port, used));
+            if used {
+                return self.learn(key);
+            }
+            let at = self.at;
+            let r = self.learn(key);
+            (self.at, self.learned) = (at, self.learned - u64::from(at != key.in_port));
+            r
+        }
+        fn generation(&self) -> u64 {
+            self.learned + self.config
+        }
+        fn config_generation(&self) -> u64 {
+            self.config
+        }
+    }
+
+    fn flapping() -> Classify<Flapping> {
+        let upcall = Flapping {
+            at: 0,
+            learned: 0,
+            config: 0,
+            retranslated: Vec::new(),
+        };
+        Classify::new(upcall, ClassifyConfig::default())
+    }
+
+    /// Runs one packet from each of `ports` (same tp_dst) through `node` at `now`.
+    fn run_from(node: &mut Classify<Flapping>, ports: &[u32], now: u64) {
+        let mut pool = PacketPool::new(16);
+        let mut tx = TxQueues::new(&[3]);
+        let keys: Vec<(u32, u16)> = ports.iter().map(|&p| (p, 80)).collect();
+        let ids = keyed(&mut pool, &keys);
+        let mut next = vec![Next::CONSUMED; ids.len()];
+        let mut cx = Ctx {
+            pool: &mut pool,
+            tx: &mut tx,
+            now_ns: now,
+        };
+        node.process(&mut cx, &ids, &mut next);
+        assert_eq!(tx.queue(3).map(Vec::len), Some(ids.len()));
+    }
+
+    #[test]
+    fn a_mac_flapping_between_two_ports_costs_a_revalidation_per_backoff_not_per_frame() {
+        let mut node = flapping();
+        const MS: u64 = 1_000_000;
+        // The MAC arrives on ports 1 and 2 in every frame: a loop. Each pass learns it on
+        // both in turn, so each pass moves the generation.
+        for frame in 0..200 {
+            run_from(&mut node, &[1, 2], frame * MS);
+        }
+        let passes = node.stats().revalidations;
+        // Two at the first frame's upcalls, then one per LEARN_BACKOFF_NS (100 ms): 2 + 2.
+        assert!((3..=5).contains(&passes), "{passes} passes in 200 frames");
+        // A rule change does not wait for the backoff: the next frame revalidates.
+        run_from(&mut node, &[1, 2], 200 * MS);
+        let before = node.stats().revalidations;
+        node.upcall_mut().config += 1;
+        run_from(&mut node, &[1, 2], 201 * MS);
+        assert_eq!(node.stats().revalidations, before + 1);
+    }
+
+    #[test]
+    fn a_megaflow_no_packet_used_since_the_last_pass_is_retranslated_as_unused() {
+        let mut node = flapping();
+        const MS: u64 = 1_000_000;
+        // The MAC moves from port 1 to port 2; port 1's megaflow sees no packet after.
+        run_from(&mut node, &[1], 0);
+        run_from(&mut node, &[2], MS);
+        node.upcall_mut().retranslated.clear();
+        node.upcall_mut().config += 1;
+        run_from(&mut node, &[2], 2 * MS);
+        let mut seen = node.upcall().retranslated.clone();
+        seen.sort_unstable();
+        assert_eq!(seen, vec![(1, false), (2, true)]);
+        // So the pass did not learn the MAC back on port 1.
+        assert_eq!(node.upcall().at, 2);
     }
 
     #[test]

@@ -589,16 +589,23 @@ impl MegaflowCache {
         idle.len()
     }
 
-    /// Re-translates every megaflow's masked key with `translate`; keeps a megaflow (taking
-    /// the new sinks) when the actions and the mask come out equal and deletes it otherwise.
-    /// Returns how many were deleted.
-    pub fn revalidate(&mut self, mut translate: impl FnMut(&FlowKey) -> UpcallResult) -> usize {
+    /// Re-translates every megaflow's masked key with `translate`, which also gets the time a
+    /// packet last used the megaflow; keeps a megaflow (taking the new sinks) when the actions
+    /// and the mask come out equal and deletes it otherwise. Returns how many were deleted.
+    pub fn revalidate(
+        &mut self,
+        mut translate: impl FnMut(&FlowKey, u64) -> UpcallResult,
+    ) -> usize {
         let mut deleted = 0;
         for i in self.live_indices() {
             let Some((key, mask)) = self.key_and_mask(i) else {
                 continue;
             };
-            let r = translate(&key);
+            let last_used_ns = self
+                .flows
+                .get(i as usize)
+                .map_or(0, |f| f.stats.last_used_ns);
+            let r = translate(&key, last_used_ns);
             let keep = r.mask.words() == mask.words() && *r.actions == **self.actions(i);
             if keep {
                 if let Some(f) = self.flows.get_mut(i as usize) {

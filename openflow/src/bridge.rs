@@ -74,6 +74,12 @@ impl Bridge {
 
     /// Translates a packet's key through the tables (lock-free on the rules).
     pub fn translate(&self, key: &FlowKey, now_ns: u64) -> UpcallResult {
+        self.translate_learning(key, now_ns, true)
+    }
+
+    /// As [`Bridge::translate`]; `NORMAL` learns the source only when `learn` (false to
+    /// re-translate a megaflow that no packet used lately, [`Upcall::retranslate`]).
+    pub fn translate_learning(&self, key: &FlowKey, now_ns: u64, learn: bool) -> UpcallResult {
         let rules = self.rules.load();
         let ports = self.ports.load();
         let env = XlateEnv {
@@ -81,8 +87,14 @@ impl Bridge {
             ports: &ports,
             macs: &self.macs,
             now_ns,
+            learn,
         };
         translate(&env, key)
+    }
+
+    /// The part of [`Bridge::generation`] that rules and ports move (not the MAC table).
+    pub fn config_generation(&self) -> u64 {
+        self.rules.generation() + self.port_changes.load(Ordering::Acquire)
     }
 
     /// Periodic upkeep: rule timeouts and MAC aging. Returns the rules that expired.
@@ -103,6 +115,14 @@ impl Upcall for BridgeUpcall {
 
     fn generation(&self) -> u64 {
         self.0.generation()
+    }
+
+    fn config_generation(&self) -> u64 {
+        self.0.config_generation()
+    }
+
+    fn retranslate(&mut self, key: &FlowKey, now_ns: u64, used: bool) -> UpcallResult {
+        self.0.translate_learning(key, now_ns, used)
     }
 
     fn tick(&mut self, now_ns: u64) {
@@ -140,5 +160,46 @@ mod tests {
         up.tick(1_000_000_000);
         assert!(up.generation() > g);
         assert!(up.translate(&key, 0).actions.is_empty());
+    }
+
+    #[test]
+    fn an_unused_megaflow_retranslates_without_learning_and_config_excludes_the_mac_table() {
+        let port = |n| NormalPort {
+            ofport: n,
+            vlan: VlanMode::Trunk(Vec::new()),
+            flood: true,
+        };
+        let bridge = Arc::new(Bridge::new(vec![port(1), port(2)], MacTable::default()));
+        bridge.add_flows_text("actions=NORMAL\n", 0).unwrap();
+        let mut up = BridgeUpcall(bridge.clone());
+        let mac = [2, 0, 0, 0, 0, 9];
+        let from = |in_port| FlowKey {
+            in_port,
+            dl_src: mac,
+            dl_dst: [2, 0, 0, 0, 0, 1],
+            ..FlowKey::default()
+        };
+        let config = up.config_generation();
+        // Learned on port 1, then moved to port 2: the MAC table moves the generation, not
+        // the configuration.
+        up.translate(&from(1), 0);
+        up.translate(&from(2), 0);
+        assert_eq!(bridge.macs().lookup(0, mac, 0), Some(2));
+        assert_eq!(up.config_generation(), config);
+        let g = up.generation();
+        // Port 1's megaflow, unused, re-translated: the MAC stays on port 2, and the megaflow
+        // gets no sink that would keep port 2's entry alive (only the rule's).
+        let unused = up.retranslate(&from(1), 0, false);
+        assert_eq!(bridge.macs().lookup(0, mac, 0), Some(2));
+        assert_eq!(up.generation(), g);
+        // Used, it learns as a translation does, and the MAC's sink comes with it.
+        let used = up.retranslate(&from(1), 0, true);
+        assert_eq!(bridge.macs().lookup(0, mac, 0), Some(1));
+        assert_eq!(used.sinks.len(), unused.sinks.len() + 1);
+        // Rules move both generations.
+        bridge
+            .add_flows_text("priority=5,actions=NORMAL\n", 0)
+            .unwrap();
+        assert_ne!(up.config_generation(), config);
     }
 }

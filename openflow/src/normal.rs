@@ -176,6 +176,14 @@ impl MacTable {
             .map(|e| e.port)
     }
 
+    /// The live entry for `mac` if it is on `port`, without learning or refreshing it.
+    fn entry_on(&self, vlan: u16, mac: [u8; 6], port: u32, now_ns: u64) -> Option<Arc<MacEntry>> {
+        self.read()
+            .get(&(vlan, mac))
+            .filter(|e| e.port == port && e.alive(now_ns, self.aging_ns))
+            .cloned()
+    }
+
     /// Every entry, least recently seen first (the order of Open vSwitch's `fdb/show`).
     pub fn entries(&self) -> Vec<MacEntryInfo> {
         let mut out: Vec<MacEntryInfo> = self
@@ -334,9 +342,21 @@ enum Egress {
     Tagged(u16),
 }
 
-/// Translates the `NORMAL` action for a packet with `key` at `now_ns`: learns its source,
-/// appends the datapath actions to `actions` (nothing when the packet is dropped), ORs the
-/// key bits it consulted into `mask`, and pushes the sink that keeps the learned source alive.
+/// The MAC table as one translation uses it.
+#[derive(Clone, Copy)]
+pub struct MacUse<'a> {
+    pub table: &'a MacTable,
+    pub now_ns: u64,
+    /// Learn the packet's source. False when re-translating a megaflow that no packet used
+    /// since the last revalidation: the source then only keeps its entry (and the megaflow
+    /// the sink that refreshes it) if the entry is already on the input port.
+    pub learn: bool,
+}
+
+/// Translates the `NORMAL` action for a packet with `key` at `macs.now_ns`: learns its
+/// source (when `macs.learn`), appends the datapath actions to `actions` (nothing when the
+/// packet is dropped), ORs the key bits it consulted into `mask`, and pushes the sink that
+/// keeps the source's entry alive.
 ///
 /// Outputs are grouped by the VLAN state they need: first the ports that take the frame as it
 /// is, then one VLAN edit and the rest, each group in the order of `ports`. A frame that was
@@ -348,8 +368,7 @@ enum Egress {
 pub fn normal_xlate(
     key: &FlowKey,
     ports: &[NormalPort],
-    macs: &MacTable,
-    now_ns: u64,
+    macs: MacUse<'_>,
     actions: &mut Vec<DpAction>,
     mask: &mut FlowKey,
     sinks: &mut Vec<Arc<dyn StatsSink>>,
@@ -387,7 +406,13 @@ pub fn normal_xlate(
     // Learning: never from a multicast source (a broken or malicious sender).
     mask.dl_src = [0xff; 6];
     if !is_multicast(key.dl_src) {
-        if let Some(entry) = macs.learn(vlan, key.dl_src, in_port.ofport, now_ns) {
+        let (table, now_ns) = (macs.table, macs.now_ns);
+        let entry = if macs.learn {
+            table.learn(vlan, key.dl_src, in_port.ofport, now_ns)
+        } else {
+            table.entry_on(vlan, key.dl_src, in_port.ofport, now_ns)
+        };
+        if let Some(entry) = entry {
             sinks.push(Arc::new(MacRefresh(entry)));
         }
     }
@@ -396,7 +421,7 @@ pub fn normal_xlate(
     let learned = if is_multicast(key.dl_dst) {
         None
     } else {
-        macs.lookup(vlan, key.dl_dst, now_ns)
+        macs.table.lookup(vlan, key.dl_dst, macs.now_ns)
     };
     if let Some(port) = learned {
         if port == in_port.ofport {
@@ -521,8 +546,11 @@ mod tests {
         normal_xlate(
             key,
             ports,
-            macs,
-            now_ns,
+            MacUse {
+                table: macs,
+                now_ns,
+                learn: true,
+            },
             &mut out.actions,
             &mut out.mask,
             &mut out.sinks,
@@ -917,8 +945,11 @@ mod tests {
         normal_xlate(
             &key,
             &ports,
-            &macs,
-            SEC,
+            MacUse {
+                table: &macs,
+                now_ns: SEC,
+                learn: true,
+            },
             &mut actions,
             &mut mask,
             &mut sinks,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use pipeline::flowkey::{FRAG_ANY, FRAG_LATER, VLAN_PRESENT};
 use pipeline::{DpAction, FlowKey, StatsSink, UpcallResult};
 
-use crate::normal::{normal_xlate, MacTable, NormalPort};
+use crate::normal::{normal_xlate, MacTable, MacUse, NormalPort};
 use crate::rule::{Action, Field, FieldRef, Fields, OFPP_LOCAL};
 use crate::ruleset::RuleSet;
 
@@ -22,6 +22,8 @@ pub struct XlateEnv<'a> {
     pub ports: &'a [NormalPort],
     pub macs: &'a MacTable,
     pub now_ns: u64,
+    /// `NORMAL` learns sources (see [`MacUse::learn`]).
+    pub learn: bool,
 }
 
 struct Xlate<'a> {
@@ -155,8 +157,11 @@ impl Xlate<'_> {
                 normal_xlate(
                     &self.f.key,
                     self.env.ports,
-                    self.env.macs,
-                    self.env.now_ns,
+                    MacUse {
+                        table: self.env.macs,
+                        now_ns: self.env.now_ns,
+                        learn: self.env.learn,
+                    },
                     &mut self.actions,
                     &mut self.wc.key,
                     &mut self.sinks,

@@ -32,6 +32,23 @@ pub trait Upcall {
     /// a MAC was learned or expired). The classifier revalidates its megaflows when it moves.
     fn generation(&self) -> u64;
 
+    /// The part of [`Upcall::generation`] that configuration moves (rules, ports), as against
+    /// learning. The classifier revalidates at once when this moves; a change that learning
+    /// alone made may wait a little after a revalidation that itself learned (see flowcache's
+    /// `Classify`). By default every change counts as configuration.
+    fn config_generation(&self) -> u64 {
+        self.generation()
+    }
+
+    /// Translates the key of a megaflow being revalidated. `used`: a packet hit the megaflow
+    /// since the last revalidation. A translation for a megaflow nothing used must not learn:
+    /// a MAC that moved away from the megaflow's port stays moved (Open vSwitch's
+    /// revalidators learn only from flows that saw new packets). By default, `translate`.
+    fn retranslate(&mut self, key: &FlowKey, now_ns: u64, used: bool) -> UpcallResult {
+        let _ = used;
+        self.translate(key, now_ns)
+    }
+
     /// Periodic upkeep on the pipeline's clock (rule timeouts, MAC aging). Called by the
     /// classifier at most about once a second of that clock.
     fn tick(&mut self, _now_ns: u64) {}
