@@ -150,8 +150,9 @@ fn actions(c: &mut Criterion) {
 }
 
 /// The full graph per rx burst of 32 or 256 packets: EMC hits (1 flow and 1000 flows that
-/// differ in the UDP source port, rule `in_port=1,actions=output:2`, EMC insert always) and
-/// megaflow hits (EMC off, 10k flows over 5 megaflow masks from the 5-group rule set).
+/// differ in the UDP source port, rule `in_port=1,actions=output:2`, EMC insert always),
+/// NORMAL flooding one flow to three ports, and megaflow hits (EMC off, 10k flows over 5
+/// megaflow masks from the 5-group rule set).
 fn full_pipeline(c: &mut Criterion) {
     let mut g = c.benchmark_group("pipeline");
     short(&mut g);
@@ -165,8 +166,16 @@ fn full_pipeline(c: &mut Criterion) {
     };
     let simple = "in_port=1,actions=output:2\n";
     let five = five_mask_rules(10_000);
-    let cases: [(&str, &str, ClassifyConfig, Vec<Vec<u8>>); 3] = [
+    let cases: [(&str, &str, ClassifyConfig, Vec<Vec<u8>>); 4] = [
         ("emc-hit/1-flow", simple, emc.clone(), sport_frames(1)),
+        // NORMAL with an unlearned destination: each packet flooded to ports 2, 3 and 4,
+        // two copies and the original.
+        (
+            "normal-flood/1-flow",
+            "actions=NORMAL\n",
+            emc.clone(),
+            sport_frames(1),
+        ),
         ("emc-hit/1000-flows", simple, emc, sport_frames(1000)),
         (
             "megaflow-hit/10k-flows-5-masks",

@@ -266,12 +266,19 @@ impl PipelineRig {
             now_ns: 0,
         };
         self.graph.dispatch(&mut cx, self.parse, &self.rx);
-        self.out.clear();
-        self.tx.drain(2, &mut self.out);
-        for &id in &self.out {
-            self.pool.free(id);
+        // Port 2's packets are the ones counted; flooded copies to the others are freed too.
+        let mut sent = 0;
+        for port in [2, 1, 3, 4] {
+            self.out.clear();
+            self.tx.drain(port, &mut self.out);
+            for &id in &self.out {
+                self.pool.free(id);
+            }
+            if port == 2 {
+                sent = self.out.len();
+            }
         }
-        self.out.len()
+        sent
     }
 
     /// Runs every frame exactly once from the current position (installs the megaflows and, per the config, EMC entries).
