@@ -196,6 +196,11 @@ mod tests {
         let used = up.retranslate(&from(1), 0, true);
         assert_eq!(bridge.macs().lookup(0, mac, 0), Some(1));
         assert_eq!(used.sinks.len(), unused.sinks.len() + 1);
+        // A MAC the table lost (flushed, aged out) is learned again even by an unused one.
+        bridge.macs().flush();
+        let relearned = up.retranslate(&from(2), 0, false);
+        assert_eq!(bridge.macs().lookup(0, mac, 0), Some(2));
+        assert_eq!(relearned.sinks.len(), used.sinks.len());
         // Rules move both generations.
         bridge
             .add_flows_text("priority=5,actions=NORMAL\n", 0)

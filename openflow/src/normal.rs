@@ -348,8 +348,9 @@ pub struct MacUse<'a> {
     pub table: &'a MacTable,
     pub now_ns: u64,
     /// Learn the packet's source. False when re-translating a megaflow that no packet used
-    /// since the last revalidation: the source then only keeps its entry (and the megaflow
-    /// the sink that refreshes it) if the entry is already on the input port.
+    /// since the last revalidation: a source learned on another port then stays there (the
+    /// megaflow gets no sink for it), while one that is not in the table (flushed, aged out)
+    /// is learned as before.
     pub learn: bool,
 }
 
@@ -407,7 +408,7 @@ pub fn normal_xlate(
     mask.dl_src = [0xff; 6];
     if !is_multicast(key.dl_src) {
         let (table, now_ns) = (macs.table, macs.now_ns);
-        let entry = if macs.learn {
+        let entry = if macs.learn || table.lookup(vlan, key.dl_src, now_ns).is_none() {
             table.learn(vlan, key.dl_src, in_port.ofport, now_ns)
         } else {
             table.entry_on(vlan, key.dl_src, in_port.ofport, now_ns)

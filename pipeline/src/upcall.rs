@@ -41,9 +41,10 @@ pub trait Upcall {
     }
 
     /// Translates the key of a megaflow being revalidated. `used`: a packet hit the megaflow
-    /// since the last revalidation. A translation for a megaflow nothing used must not learn:
-    /// a MAC that moved away from the megaflow's port stays moved (Open vSwitch's
-    /// revalidators learn only from flows that saw new packets). By default, `translate`.
+    /// since the last revalidation. A translation for a megaflow nothing used must not learn
+    /// what only new packets could show: a MAC that moved away from the megaflow's port stays
+    /// moved (Open vSwitch's revalidators learn only from flows that saw new packets). By
+    /// default, `translate`.
     fn retranslate(&mut self, key: &FlowKey, now_ns: u64, used: bool) -> UpcallResult {
         let _ = used;
         self.translate(key, now_ns)
