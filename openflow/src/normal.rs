@@ -176,12 +176,24 @@ impl MacTable {
             .map(|e| e.port)
     }
 
-    /// The live entry for `mac` if it is on `port`, without learning or refreshing it.
-    fn entry_on(&self, vlan: u16, mac: [u8; 6], port: u32, now_ns: u64) -> Option<Arc<MacEntry>> {
-        self.read()
+    /// As [`MacTable::learn`], but a live entry on another port stays there (None), and one
+    /// on `port` is returned without being refreshed: what a re-translation may do that no
+    /// new packet backs (see [`MacUse::learn`]). An absent or expired entry is learned.
+    fn learn_unless_elsewhere(
+        &self,
+        vlan: u16,
+        mac: [u8; 6],
+        port: u32,
+        now_ns: u64,
+    ) -> Option<Arc<MacEntry>> {
+        if let Some(e) = self
+            .read()
             .get(&(vlan, mac))
-            .filter(|e| e.port == port && e.alive(now_ns, self.aging_ns))
-            .cloned()
+            .filter(|e| e.alive(now_ns, self.aging_ns))
+        {
+            return (e.port == port).then(|| Arc::clone(e));
+        }
+        self.learn(vlan, mac, port, now_ns)
     }
 
     /// Every entry, least recently seen first (the order of Open vSwitch's `fdb/show`).
@@ -408,10 +420,10 @@ pub fn normal_xlate(
     mask.dl_src = [0xff; 6];
     if !is_multicast(key.dl_src) {
         let (table, now_ns) = (macs.table, macs.now_ns);
-        let entry = if macs.learn || table.lookup(vlan, key.dl_src, now_ns).is_none() {
+        let entry = if macs.learn {
             table.learn(vlan, key.dl_src, in_port.ofport, now_ns)
         } else {
-            table.entry_on(vlan, key.dl_src, in_port.ofport, now_ns)
+            table.learn_unless_elsewhere(vlan, key.dl_src, in_port.ofport, now_ns)
         };
         if let Some(entry) = entry {
             sinks.push(Arc::new(MacRefresh(entry)));
