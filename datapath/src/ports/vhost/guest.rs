@@ -94,6 +94,14 @@ impl GuestMemory {
         &self.mmap
     }
 
+    /// `len` bytes at `gpa`, for the ring tests (panics outside guest memory).
+    #[cfg(test)]
+    pub(super) fn bytes(&self, gpa: u64, len: usize) -> Vec<u8> {
+        let mut out = vec![0u8; len];
+        self.mmap.read_slice(&mut out, GuestAddress(gpa)).unwrap();
+        out
+    }
+
     /// The host address of `[gpa, gpa + len)` when one region holds all of it.
     #[inline]
     fn host(&self, gpa: u64, len: usize) -> Option<*mut u8> {

@@ -619,15 +619,6 @@ mod tests {
                 c,
             )
         }
-
-        fn read(&self, addr: u64, len: usize) -> Vec<u8> {
-            let mut b = vec![0u8; len];
-            self.mem
-                .mmap()
-                .read_slice(&mut b, GuestAddress(addr))
-                .unwrap();
-            b
-        }
     }
 
     fn frame(len: usize, seed: u8) -> Vec<u8> {
@@ -763,7 +754,7 @@ mod tests {
                 let (id, len, _) = g.take_used(1).unwrap();
                 assert_eq!((id, len as usize), (ids[k], NET_HDR_LEN + f.len()));
                 let at = DATA + 0x100 * k as u64;
-                assert_eq!(&g.read(at + NET_HDR_LEN as u64, f.len()), f);
+                assert_eq!(&g.mem.bytes(at + NET_HDR_LEN as u64, f.len()), f);
             }
             assert_eq!(g.take_used(1), None);
             // The ring now holds only used descriptors: none of them is taken again.
@@ -787,18 +778,20 @@ mod tests {
         let (id, len, flags) = g.take_used(1).unwrap();
         assert_eq!((id, len), (0, 72));
         assert_ne!(flags & DESC_F_WRITE, 0);
-        let hdr = g.read(DATA, NET_HDR_LEN);
+        let hdr = g.mem.bytes(DATA, NET_HDR_LEN);
         assert_eq!(&hdr[NET_HDR_LEN - 2..], &[1, 0], "num_buffers 1");
-        assert_eq!(g.read(DATA + NET_HDR_LEN as u64, 60), small);
+        assert_eq!(g.mem.bytes(DATA + NET_HDR_LEN as u64, 60), small);
         assert_eq!(g.take_used(1).map(|u| (u.0, u.1)), Some((1, 128)));
         assert_eq!(g.take_used(1).map(|u| (u.0, u.1)), Some((2, 84)));
         assert_eq!(
-            &g.read(DATA + 0x100 + NET_HDR_LEN as u64 - 2, 2),
+            &g.mem.bytes(DATA + 0x100 + NET_HDR_LEN as u64 - 2, 2),
             &[2, 0],
             "num_buffers 2"
         );
-        let mut back = g.read(DATA + 0x100 + NET_HDR_LEN as u64, 128 - NET_HDR_LEN);
-        back.extend(g.read(DATA + 0x200, 84));
+        let mut back = g
+            .mem
+            .bytes(DATA + 0x100 + NET_HDR_LEN as u64, 128 - NET_HDR_LEN);
+        back.extend(g.mem.bytes(DATA + 0x200, 84));
         assert_eq!(back, big);
         assert_eq!(c.tx_frames, 2);
         // One buffer left: a frame that needs two waits (nothing of it is used), and counts

@@ -862,16 +862,6 @@ mod tests {
             )
         }
 
-        /// `len` bytes of guest memory at `addr`.
-        fn read(&self, addr: u64, len: usize) -> Vec<u8> {
-            let mut out = vec![0u8; len];
-            self.mem
-                .mmap()
-                .read_slice(&mut out, GuestAddress(addr))
-                .unwrap();
-            out
-        }
-
         fn rx(&mut self, frames: &[&[u8]], hdr: NetHdr, c: &mut RingCounters) -> usize {
             let vq = Vq {
                 ring: &mut self.queue,
@@ -1104,12 +1094,12 @@ mod tests {
         assert_eq!(g.used_idx(), 13);
         for (k, f) in frames[..10].iter().enumerate() {
             assert_eq!(g.used(k as u16), (k as u32, 52));
-            let got = g.read(DATA + 0x1000 * k as u64, 52);
+            let got = g.mem.bytes(DATA + 0x1000 * k as u64, 52);
             assert_eq!(u16::from_le_bytes([got[10], got[11]]), 1);
             assert_eq!(&got[12..], &f[..], "frame {k}");
         }
         let merged: Vec<u8> = (10..13u64)
-            .flat_map(|i| g.read(DATA + 0x1000 * i, 64))
+            .flat_map(|i| g.mem.bytes(DATA + 0x1000 * i, 64))
             .collect();
         assert_eq!(u16::from_le_bytes([merged[10], merged[11]]), 3);
         assert_eq!(&merged[12..162], &frames[10][..]);
@@ -1137,7 +1127,7 @@ mod tests {
         assert_eq!(g.rx(&[&long, &short], legacy, &mut c), 2);
         assert_eq!((c.tx_too_long, c.tx_frames), (1, 1));
         assert_eq!(g.used(0), (0, 30));
-        let got = g.read(DATA, 64);
+        let got = g.mem.bytes(DATA, 64);
         assert_eq!(&got[..10], &[0u8; 10]);
         assert_eq!(&got[10..30], &short[..]);
         assert_eq!(&got[30..], &[0xee; 34], "bytes past the frame were written");
