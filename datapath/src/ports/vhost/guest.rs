@@ -460,6 +460,40 @@ impl<'a> RingView<'a> {
         prefetch(self.desc.wrapping_add(16 * usize::from(i & self.mask)));
     }
 
+    /// Starts loading the lines of the `n` available entries from `slot` on (wrapping).
+    pub fn prefetch_avail(&self, slot: u16, n: u16) {
+        let n = n.min(self.mask.wrapping_add(1));
+        let line = |s: u16| self.avail.wrapping_add(4 + 2 * usize::from(s & self.mask));
+        // 32 entries to a line: one prefetch per 32 covers every line but perhaps the
+        // last one's.
+        for k in (0..n).step_by(32) {
+            prefetch(line(slot.wrapping_add(k)));
+        }
+        if n > 0 {
+            prefetch(line(slot.wrapping_add(n - 1)));
+        }
+    }
+
+    /// Fetches owned the lines of the `n` used entries from `slot` on (wrapping), ahead of
+    /// their writes, all but the ring's first line: it holds the index the guest polls,
+    /// which would only come back to it for one more round trip.
+    pub fn prefetch_used(&self, slot: u16, n: u16) {
+        let n = n.min(self.mask.wrapping_add(1));
+        let at = |s: u16| 4 + 8 * usize::from(s & self.mask);
+        let fetch = |s: u16| {
+            if at(s) >= 64 {
+                prefetch_write(self.used.wrapping_add(at(s)).cast_const());
+            }
+        };
+        // 8 entries to a line.
+        for k in (0..n).step_by(8) {
+            fetch(slot.wrapping_add(k));
+        }
+        if n > 0 {
+            fetch(slot.wrapping_add(n - 1));
+        }
+    }
+
     /// Descriptor `i`, or None past the table.
     #[inline]
     pub fn desc(&self, i: u16) -> Option<Desc> {

@@ -20,7 +20,7 @@ use super::guest::{
 };
 use super::ring::{
     count_put, prefetch_buffer, set_num_buffers, write_span, Copies, PutError, RingCounters,
-    RingState, Vq, DESC_F_INDIRECT, MAX_FRAME, MAX_MERGE, NET_HDR_LEN, PREFETCH,
+    RingState, Vq, BUF_AHEAD, DESC_AHEAD, DESC_F_INDIRECT, MAX_FRAME, MAX_MERGE, NET_HDR_LEN, STEP,
 };
 use crate::ports::RxSink;
 
@@ -201,30 +201,75 @@ fn walk(view: &PackedView<'_>, start: Pos, mut each: impl FnMut(u64, u32, u16) -
     w
 }
 
-/// Starts loading the `n` descriptors from `at` on (at most [`PREFETCH`]), then the buffers
-/// of those the driver has made available ([`prefetch_buffer`]), as the split path's
-/// `prefetch_chains` does.
-fn prefetch_burst(
-    view: &PackedView<'_>,
-    mem: &GuestMemory,
-    at: Pos,
-    n: usize,
+/// The split path's prefetch pipeline (`ring::Ahead`) over a packed ring, whose
+/// descriptors are the ring itself: descriptor lines are loaded up to [`DESC_AHEAD`]
+/// positions past the one being processed, and the buffers of those the driver made
+/// available up to [`BUF_AHEAD`] past it.
+struct Ahead {
+    /// The position [`Ahead::advance`] last saw.
+    last: Pos,
+    /// The next positions whose descriptor, and whose buffer, are to be loaded, and how far
+    /// past `last` they are.
+    descs: (Pos, u16),
+    bufs: (Pos, u16),
+    /// Positions from `last` on the burst may still take (usually one per packet).
+    left: u16,
     hdr_len: usize,
+    /// Receive buffers (fetched owned) rather than transmitted frames.
     write: bool,
-) {
-    let n = n.min(PREFETCH);
-    let mut p = at;
-    for _ in 0..n {
-        view.prefetch_desc(p.idx);
-        p = p.next(view.size());
+}
+
+impl Ahead {
+    /// The pipeline of a burst of at most `packets` from `at` on.
+    fn new(at: Pos, packets: usize, hdr_len: usize, write: bool) -> Ahead {
+        Ahead {
+            last: at,
+            descs: (at, 0),
+            bufs: (at, 0),
+            left: u16::try_from(packets).unwrap_or(u16::MAX),
+            hdr_len,
+            write,
+        }
     }
-    let mut p = at;
-    for _ in 0..n {
-        let Some(d) = view.desc(p.idx).filter(|d| is_avail(d.flags, p.wrap)) else {
-            break;
+
+    /// Keeps the loads ahead of position `at`, the one about to be processed; called every
+    /// [`STEP`] packets.
+    #[inline]
+    fn advance(&mut self, view: &PackedView<'_>, mem: &GuestMemory, at: Pos) {
+        let size = view.size();
+        // `at` only moves forward, by less than a ring in a burst.
+        let moved = if at.idx >= self.last.idx {
+            at.idx - self.last.idx
+        } else {
+            at.idx + (size - self.last.idx)
         };
-        prefetch_buffer(mem, d.addr, hdr_len, write);
-        p = p.next(view.size());
+        self.last = at;
+        self.left = self.left.saturating_sub(moved);
+        let limit = size.saturating_sub(1).min(self.left);
+        // A cursor `at` passed (a frame took several positions) restarts there.
+        let (mut p, mut k) = match self.descs.1.checked_sub(moved) {
+            Some(k) => (self.descs.0, k),
+            None => (at, 0),
+        };
+        while k < (DESC_AHEAD + STEP as u16).min(limit) {
+            view.prefetch_desc(p.idx);
+            p = p.next(size);
+            k += 1;
+        }
+        self.descs = (p, k);
+        let (mut p, mut k) = match self.bufs.1.checked_sub(moved) {
+            Some(k) => (self.bufs.0, k),
+            None => (at, 0),
+        };
+        while k < (BUF_AHEAD + STEP as u16).min(limit) {
+            let Some(d) = view.desc(p.idx).filter(|d| is_avail(d.flags, p.wrap)) else {
+                break;
+            };
+            prefetch_buffer(mem, d.addr, self.hdr_len, self.write);
+            p = p.next(size);
+            k += 1;
+        }
+        self.bufs = (p, k);
     }
 }
 
@@ -251,9 +296,10 @@ pub fn guest_tx(vq: Vq<'_>, max: usize, c: &mut RingCounters, sink: &mut dyn RxS
     let mut published = false;
     // In order: where the burst's first chain began, and the last chain's buffer id.
     let mut run: Option<(Pos, u16)> = None;
+    let mut ahead = Ahead::new(at, max, hdr.len, false);
     for k in 0..max {
-        if k % PREFETCH == 0 {
-            prefetch_burst(&view, mem, at, max - k, hdr.len, false);
+        if k % STEP == 0 {
+            ahead.advance(&view, mem, at);
         }
         if !is_avail(view.flags(at.idx), at.wrap) {
             break;
@@ -422,15 +468,15 @@ pub fn guest_rx(vq: Vq<'_>, frames: &[&[u8]], c: &mut RingCounters) -> usize {
     let mut published = false;
     let mut copies = Copies::new();
     let mut taken = 0;
+    let mut ahead = Ahead::new(at, frames.len(), hdr.len, true);
     for frame in frames {
         if used.len + MAX_MERGE > HELD {
             // The guest owns what is published: its frames' bytes go first.
             copies.run();
             published |= used.publish(&view);
         }
-        if taken % PREFETCH == 0 {
-            // Usually one buffer per frame; a hint either way.
-            prefetch_burst(&view, mem, at, frames.len() - taken, hdr.len, true);
+        if taken % STEP == 0 {
+            ahead.advance(&view, mem, at);
         }
         let mark = copies.mark();
         let put = put_frame(&view, mem, hdr, &mut at, &mut used, frame, &mut copies);

@@ -193,32 +193,77 @@ fn pending(view: &RingView<'_>, next: u16) -> Option<u16> {
     (n <= view.mask().wrapping_add(1)).then_some(n)
 }
 
-/// Entries a burst prefetches ahead of the copies: the heads' descriptors first, then the
-/// buffers they point to.
-pub(super) const PREFETCH: usize = 32;
+/// How many entries ahead of the one being processed a burst has started loading the
+/// descriptor ([`Ahead`]). 16/8 and 64/32 (with [`BUF_AHEAD`]) were no better on the
+/// vhost-user loop with the cores far apart (BENCHMARKS.md).
+pub(super) const DESC_AHEAD: u16 = 32;
+/// How many entries ahead a burst has started loading the buffer a descriptor points to.
+pub(super) const BUF_AHEAD: u16 = 16;
+/// Packets between two [`Ahead::advance`] calls: each call tops the loads up to
+/// `AHEAD + STEP` past the next entry, a few at a time, which costs fewer instructions than
+/// one each per packet. Once per 32 packets is too coarse: on packed rings with the cores far
+/// apart it gained nothing over no pipeline (BENCHMARKS.md).
+pub(super) const STEP: usize = 8;
 
-/// Starts loading the descriptors and first buffers of the `n` chains from available entry
-/// `first` on (at most [`PREFETCH`]).
+/// A split-ring burst's loads started ahead of its copies, as a pipeline over the
+/// available entries `[next, end)`: when entry `i` is processed, the available entries'
+/// lines are already on their way (all of them, from the start), and so are the
+/// descriptors up to at least `i + DESC_AHEAD` and the buffers up to at least
+/// `i + BUF_AHEAD`.
 ///
-/// A transmitted frame's first line after the header is fetched (the header itself is not
-/// read); a receive buffer's header line and first frame line are fetched owned.
-fn prefetch_chains(
-    view: &RingView<'_>,
-    mem: &GuestMemory,
-    first: u16,
-    n: usize,
+/// Each step's address comes out of the step before (entry → descriptor → buffer), so
+/// loading a group of chains only when its first one came up waited out the three loads
+/// one after another, each group: a round trip to the guest's core apiece, ~330 ns with the
+/// two cores far apart. Staggered, only the burst's first chains wait for them.
+struct Ahead {
+    /// The next entries whose descriptor and buffer are to be prefetched.
+    descs: u16,
+    bufs: u16,
+    /// The end of the burst's available entries.
+    end: u16,
     hdr_len: usize,
+    /// Receive buffers (fetched owned) rather than transmitted frames.
     write: bool,
-) {
-    let n = n.min(PREFETCH);
-    let mut heads = [0u16; PREFETCH];
-    for (k, h) in heads[..n].iter_mut().enumerate() {
-        *h = view.avail_entry(first.wrapping_add(k as u16));
-        view.prefetch_desc(*h);
+}
+
+impl Ahead {
+    /// Starts the burst's pipeline over entries `[next, end)`, with their available-ring
+    /// lines.
+    fn start(view: &RingView<'_>, next: u16, end: u16, hdr_len: usize, write: bool) -> Ahead {
+        view.prefetch_avail(next, end.wrapping_sub(next));
+        Ahead {
+            descs: next,
+            bufs: next,
+            end,
+            hdr_len,
+            write,
+        }
     }
-    for &h in &heads[..n] {
-        let Some(d) = view.desc(h) else { continue };
-        prefetch_buffer(mem, d.addr, hdr_len, write);
+
+    /// Keeps the loads ahead of entry `next`, the one about to be processed; called every
+    /// [`STEP`] packets.
+    #[inline]
+    fn advance(&mut self, view: &RingView<'_>, mem: &GuestMemory, next: u16) {
+        let left = self.end.wrapping_sub(next);
+        // A cursor that fell behind (a frame took several entries) restarts at `next`.
+        if self.descs.wrapping_sub(next) > left {
+            self.descs = next;
+        }
+        if self.bufs.wrapping_sub(next) > left {
+            self.bufs = next;
+        }
+        let descs_to = next.wrapping_add(left.min(DESC_AHEAD + STEP as u16));
+        while self.descs != descs_to {
+            view.prefetch_desc(view.avail_entry(self.descs));
+            self.descs = self.descs.wrapping_add(1);
+        }
+        let bufs_to = next.wrapping_add(left.min(BUF_AHEAD + STEP as u16));
+        while self.bufs != bufs_to {
+            if let Some(d) = view.desc(view.avail_entry(self.bufs)) {
+                prefetch_buffer(mem, d.addr, self.hdr_len, self.write);
+            }
+            self.bufs = self.bufs.wrapping_add(1);
+        }
     }
 }
 
@@ -377,6 +422,9 @@ pub fn guest_tx(vq: Vq<'_>, max: usize, c: &mut RingCounters, sink: &mut dyn RxS
     let mut used = Shadow::new(ring.next_used);
     // In order: the chains given back so far and the last one's head.
     let mut run = (0u16, 0u16);
+    let end = ring.next_avail.wrapping_add(n as u16);
+    let mut ahead = Ahead::start(&view, ring.next_avail, end, hdr.len, false);
+    view.prefetch_used(ring.next_used, if ring.in_order { 1 } else { n as u16 });
     for k in 0..n {
         // Chain bytes past the header land in the sink's buffer; the header is skipped
         // unread (no offloads are negotiated, so it says nothing), which saves a cache line
@@ -385,8 +433,8 @@ pub fn guest_tx(vq: Vq<'_>, max: usize, c: &mut RingCounters, sink: &mut dyn RxS
             break;
         };
         let limit = hdr.len + dst.len().min(MAX_FRAME);
-        if k % PREFETCH == 0 {
-            prefetch_chains(&view, mem, ring.next_avail, n - k, hdr.len, false);
+        if k % STEP == 0 {
+            ahead.advance(&view, mem, ring.next_avail);
         }
         let head = view.avail_entry(ring.next_avail);
         ring.next_avail = ring.next_avail.wrapping_add(1);
@@ -753,21 +801,22 @@ pub fn guest_rx(vq: Vq<'_>, frames: &[&[u8]], c: &mut RingCounters) -> usize {
     };
     let mut copies = Copies::new();
     let mut taken = 0;
+    // Usually one buffer per frame: the pipeline and the used lines cover that many.
+    let wanted = n.min(u16::try_from(frames.len()).unwrap_or(u16::MAX));
+    let mut ahead = Ahead::start(
+        &view,
+        ring.next_avail,
+        ring.next_avail.wrapping_add(wanted),
+        hdr.len,
+        true,
+    );
+    view.prefetch_used(ring.next_used, wanted);
     for frame in frames {
         if cur.used.len + MAX_MERGE > SHADOW {
             cur.used.flush(&view);
         }
-        if taken % PREFETCH == 0 {
-            // Usually one buffer per frame; a hint either way.
-            let left = cur.avail_end.wrapping_sub(ring.next_avail);
-            prefetch_chains(
-                &view,
-                mem,
-                ring.next_avail,
-                usize::from(left).min(frames.len() - taken),
-                hdr.len,
-                true,
-            );
+        if taken % STEP == 0 {
+            ahead.advance(&view, mem, ring.next_avail);
         }
         let mark = copies.mark();
         let put = put_frame(ring, &mut cur, mem, hdr, frame, &mut copies);
