@@ -94,6 +94,9 @@ pub struct RingState {
     /// last, at the slot of the first (VIRTIO 1.1 §2.6.9, §2.7.21). Transmit rings do: their
     /// chains come back with length 0, so one entry says all.
     pub in_order: bool,
+    /// Split, in order: one past the head of the last chain taken, where the guest's next
+    /// chain most likely starts (a guess, only ever used to prefetch).
+    pub next_head: u16,
 }
 
 impl RingState {
@@ -204,6 +207,24 @@ pub(super) const BUF_AHEAD: u16 = 16;
 /// one each per packet. Once per 32 packets is too coarse: on packed rings with the cores far
 /// apart it gained nothing over no pipeline (BENCHMARKS.md).
 pub(super) const STEP: usize = 8;
+
+/// Starts loading, before the burst has read the guest's available index, the lines it
+/// will most likely need first: the next available entries, and in order
+/// ([`RingState::in_order`]) the descriptors from [`RingState::next_head`] on, where a
+/// guest that gives its chains in order puts the next ones. Otherwise each waits for the
+/// one before: index, entry, descriptor, a round trip to the guest's core apiece. A wrong
+/// guess costs only the loads.
+fn guess_ahead(ring: &RingState, view: &RingView<'_>) {
+    view.prefetch_avail(ring.next_avail, GUESS);
+    if ring.in_order {
+        for k in (0..GUESS).step_by(4) {
+            view.prefetch_desc(ring.next_head.wrapping_add(k));
+        }
+    }
+}
+
+/// Entries [`guess_ahead`] prefetches.
+const GUESS: u16 = 32;
 
 /// A split-ring burst's loads started ahead of its copies, as a pipeline over the
 /// available entries `[next, end)`: when entry `i` is processed, the available entries'
@@ -413,6 +434,7 @@ pub fn guest_tx(vq: Vq<'_>, max: usize, c: &mut RingCounters, sink: &mut dyn RxS
     let Some(view) = ring.view(mem) else {
         return 0;
     };
+    guess_ahead(ring, &view);
     let Some(n) = pending(&view, ring.next_avail) else {
         c.bad_rings += 1;
         return 0;
@@ -467,6 +489,7 @@ pub fn guest_tx(vq: Vq<'_>, max: usize, c: &mut RingCounters, sink: &mut dyn RxS
             }
             off = end;
         }
+        ring.next_head = head.wrapping_add(descriptors as u16);
         if descriptors == 0 || (more && !bad && !too_long) {
             bad = true;
         }
@@ -687,6 +710,7 @@ fn put_frame<'m, 'f>(
                 && write_span(mem, header, frame, 0, total, d.addr, copies)
             {
                 ring.next_avail = ring.next_avail.wrapping_add(1);
+                ring.next_head = head.wrapping_add(1);
                 let view = cur.view;
                 cur.used.push(view, head, total as u32);
                 return Ok(());
@@ -752,6 +776,7 @@ fn put_frame<'m, 'f>(
             cur.give_back_empty(start, n);
             return Err(PutError::Bad);
         }
+        ring.next_head = head.wrapping_add(descriptors as u16);
         let view = cur.view;
         cur.used.push(view, head, chain_len);
     }
@@ -789,6 +814,7 @@ pub fn guest_rx(vq: Vq<'_>, frames: &[&[u8]], c: &mut RingCounters) -> usize {
         c.tx_dropped += frames.len() as u64;
         return 0;
     };
+    guess_ahead(ring, &view);
     let Some(n) = pending(&view, ring.next_avail) else {
         c.bad_rings += 1;
         c.tx_dropped += frames.len() as u64;
