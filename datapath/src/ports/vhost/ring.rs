@@ -248,10 +248,12 @@ struct Ahead {
 }
 
 impl Ahead {
-    /// Starts the burst's pipeline over entries `[next, end)`, with their available-ring
-    /// lines.
+    /// Starts the burst's pipeline over entries `[next, end)`, with the available-ring lines
+    /// past the first [`GUESS`] entries ([`guess_ahead`] started those).
     fn start(view: &RingView<'_>, next: u16, end: u16, hdr_len: usize, write: bool) -> Ahead {
-        view.prefetch_avail(next, end.wrapping_sub(next));
+        if let Some(rest) = end.wrapping_sub(next).checked_sub(GUESS) {
+            view.prefetch_avail(next.wrapping_add(GUESS), rest);
+        }
         Ahead {
             descs: next,
             bufs: next,
