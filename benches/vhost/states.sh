@@ -43,8 +43,9 @@ stop_run() {
     if [ -n "$CT" ]; then kill "$CT" 2>/dev/null; wait "$CT" 2>/dev/null || true; fi
     pkill -f "tail -f $WORK/ct.cmd" 2>/dev/null || true
     if [ -n "$SW" ]; then kill "$SW" 2>/dev/null; wait "$SW" 2>/dev/null || true; fi
+    pkill -f "tail -f $WORK/sw.cmd" 2>/dev/null || true
     CT= SW=
-    rm -rf /var/run/dpdk/vswstates 2>/dev/null
+    rm -rf /var/run/dpdk/vswstates /var/run/dpdk/vswstatessw 2>/dev/null
     return 0
 }
 cleanup() {
@@ -81,8 +82,34 @@ socket = "$WORK/b.sock"
 ofport = 2
 EOF
 
+# An interactive testpmd's `show fwd stats all`, asked through its command file $1 and read
+# from its log $2: "RX-packets cycles/packet" (cycles 0 without --record-core-cycles).
+fwd_stats() {
+    local mark
+    mark=$(wc -c < "$2")
+    echo "show fwd stats all" >> "$1"
+    for _ in $(seq 50); do
+        tail -c +"$((mark + 1))" "$2" | grep -q "Accumulated" && break
+        sleep 0.1
+    done
+    sleep 0.2
+    tail -c +"$((mark + 1))" "$2" | /usr/bin/python3 -c '
+import re, sys
+t = sys.stdin.read()
+acc = t[t.find("Accumulated"):]
+rx = re.search(r"RX-packets:\s+(\d+)", acc)
+cyc = re.search(r"CPU cycles/packet=([\d.]+)", t)
+print(rx.group(1) if rx else 0, cyc.group(1) if cyc else 0)'
+}
+
 # busy cycles and received packets, summed over the PMDs
 snap() {
+    if [ "$1" = ceiling ]; then
+        # the ceiling's own counters restart at the window's start (clear fwd stats)
+        read -r rx cyc < <(fwd_stats "$WORK/sw.cmd" "$WORK/vs.log")
+        /usr/bin/python3 -c "print(int($rx * $cyc), $rx, 1, 1)"
+        return
+    fi
     "$1" pmd-stats --json --socket "$WORK/ctl.sock" | /usr/bin/python3 -c '
 import json, sys
 d = json.load(sys.stdin)
@@ -93,37 +120,67 @@ print(sum(p["stats"]["busy_cycles"] for p in d), sum(p["stats"]["rx_packets"] fo
 for round in $(seq "$ROUNDS"); do
     for bin in "$@"; do
         rm -f "$WORK"/a.sock "$WORK"/b.sock "$WORK"/ctl.sock
-        "$bin" run --config "$WORK/vs.toml" --socket "$WORK/ctl.sock" > "$WORK/vs.log" 2>&1 &
-        SW=$!
-        for _ in $(seq 50); do [ -S "$WORK/b.sock" ] && [ -S "$WORK/ctl.sock" ] && break; sleep 0.1; done
+        if [ "$bin" = ceiling ]; then
+            : > "$WORK/sw.cmd"
+            tail -f "$WORK/sw.cmd" | stdbuf -oL dpdk-testpmd -l 0,1 --main-lcore 0 --no-pci \
+                --huge-dir "$HUGE" -m 512 --file-prefix=vswstatessw \
+                --vdev "net_vhost0,iface=$WORK/a.sock,queues=1" \
+                --vdev "net_vhost1,iface=$WORK/b.sock,queues=1" -- -i --forward-mode=io \
+                --nb-cores=1 --burst=256 --total-num-mbufs=16384 --record-core-cycles \
+                > "$WORK/vs.log" 2>&1 &
+            SW=$!
+            echo "start" >> "$WORK/sw.cmd"
+            for _ in $(seq 50); do [ -S "$WORK/b.sock" ] && break; sleep 0.1; done
+        else
+            "$bin" run --config "$WORK/vs.toml" --socket "$WORK/ctl.sock" > "$WORK/vs.log" 2>&1 &
+            SW=$!
+            for _ in $(seq 50); do
+                [ -S "$WORK/b.sock" ] && [ -S "$WORK/ctl.sock" ] && break
+                sleep 0.1
+            done
+        fi
         # The container: testpmd reads its commands from a file it follows.
         : > "$WORK/ct.cmd"
-        tail -f "$WORK/ct.cmd" | dpdk-testpmd -l 0,1 --main-lcore 1 --no-pci --huge-dir "$HUGE" \
+        tail -f "$WORK/ct.cmd" | stdbuf -oL dpdk-testpmd -l 0,1 --main-lcore 1 --no-pci --huge-dir "$HUGE" \
             -m 512 --single-file-segments --file-prefix=vswstates \
             --vdev "net_virtio_user0,path=$WORK/a.sock,queues=1,mac=02:00:00:00:0a:00${VDEV_ARGS:-}" \
             --vdev "net_virtio_user1,path=$WORK/b.sock,queues=1,mac=02:00:00:00:0a:01${VDEV_ARGS:-}" \
             -- -i --nb-cores=1 --burst=256 --txpkts=60 --total-num-mbufs=16384 \
-            --forward-mode=io ${CT_ARGS:-} > "$WORK/ct.log" 2>&1 &
+            --record-core-cycles --forward-mode=io ${CT_ARGS:-} > "$WORK/ct.log" 2>&1 &
         CT=$!
         sleep 2
         echo "start tx_first" >> "$WORK/ct.cmd"
         sleep 3
+        echo "clear fwd stats all" >> "$WORK/ct.cmd"
+        [ "$bin" != ceiling ] || echo "clear fwd stats all" >> "$WORK/sw.cmd"
         read -r c0 p0 b0 i0 < <(snap "$bin")
         if [ -n "$PERF_DIR" ]; then
             n=$(( ${n:-0} + 1 ))
-            pmd=$(ps -T -p "$SW" -o spid=,comm= | awk '$2 == "pmd0" {print $1}')
+            if [ -n "${PERF_CORE:-}" ]; then
+                target=(-C "$PERF_CORE")
+            else
+                target=(-t "$(ps -T -p "$SW" -o spid=,comm= | awk '$2 == "pmd0" {print $1}')")
+            fi
             # shellcheck disable=SC2086  # PERF_ARGS: extra options, e.g. --call-graph dwarf
-            perf record -q ${PERF_ARGS:-} -t "$pmd" -o "$PERF_DIR/round-$round-$n.data" \
+            perf record -q ${PERF_ARGS:-} "${target[@]}" -o "$PERF_DIR/round-$round-$n.data" \
                 -- sleep "$WINDOW" \
                 > /dev/null 2>&1
         else
             sleep "$WINDOW"
         fi
         read -r c1 p1 b1 i1 < <(snap "$bin")
+        read -r _ ct_cycles < <(fwd_stats "$WORK/ct.cmd" "$WORK/ct.log")
+        if [ -n "${KEEP_LOGS:-}" ]; then
+            mkdir -p "$KEEP_LOGS"
+            cp "$WORK/ct.log" "$KEEP_LOGS/round-$round-$(basename "$bin")-ct.log"
+            cp "$WORK/vs.log" "$KEEP_LOGS/round-$round-$(basename "$bin")-sw.log"
+        fi
+        if [ "$bin" = ceiling ]; then c0=0 p0=0 b0=0 i0=0; fi
         line=$(/usr/bin/python3 -c "
 c, p, b, i, w = $c1 - $c0, $p1 - $p0, $b1 - $b0, $i1 - $i0, $WINDOW
 print('round $round  %-32s %6.2f Mpps  %4.0f cycles/pkt  %5.1f pkts/batch  %5.1f pkts/iter'
-      % ('$bin'[-32:], p / w / 1e6, c / max(p, 1), p / max(b, 1), p / max(i, 1)))")
+      '  container %4.0f cycles/pkt'
+      % ('$bin'[-32:], p / w / 1e6, c / max(p, 1), p / max(b, 1), p / max(i, 1), $ct_cycles))")
         if [ -n "$PERF_DIR" ]; then
             perf report -q -i "$PERF_DIR/round-$round-$n.data" --sort symbol --stdio 2>/dev/null \
                 | grep -v '^$' | head -12 | cut -c1-110 || true
