@@ -291,12 +291,15 @@ impl Ahead {
 }
 
 /// Starts loading the buffer at `addr`: for a transmitted frame, its first line after the
-/// header; for a receive buffer (`write`), its header line and first frame line, owned.
+/// header; for a receive buffer (`write`), its header line and its first frame line, that
+/// one owned. The header line is only read: its header is usually what is written there
+/// already ([`GuestMemory::write_if_changed`]), and fetching it owned would take it from
+/// the guest's cache.
 #[inline]
 pub(super) fn prefetch_buffer(mem: &GuestMemory, addr: u64, hdr_len: usize, write: bool) {
     let frame = addr.wrapping_add(hdr_len as u64);
     if write {
-        mem.prefetch_write(addr);
+        mem.prefetch(addr);
         mem.prefetch_write(frame);
     } else {
         mem.prefetch(frame);
@@ -642,7 +645,7 @@ pub(super) fn write_span<'m, 'f>(
     let mut addr = addr;
     if at < header.len() {
         let k = n.min(header.len() - at);
-        if !mem.write(addr, &header[at..at + k]) {
+        if !mem.write_if_changed(addr, &header[at..at + k]) {
             return false;
         }
         at += k;
