@@ -193,9 +193,18 @@ impl GuestMemory {
             // and the write; it does not own a buffer it has made available, and what it
             // reads there then is its own doing.
             Some(dst) => unsafe {
-                let mut now = [0u8; SMALL_WRITE];
-                ptr::copy_nonoverlapping(dst, now.as_mut_ptr(), n);
-                if now[..n] != *src {
+                let same = if n >= 8 {
+                    // Two 8-byte loads that overlap cover 8 to 16 bytes (no memcmp call).
+                    let word =
+                        |p: *const u8, at: usize| ptr::read_unaligned(p.add(at).cast::<u64>());
+                    let s = src.as_ptr();
+                    word(dst, 0) == word(s, 0) && word(dst, n - 8) == word(s, n - 8)
+                } else {
+                    let mut now = [0u8; 8];
+                    ptr::copy_nonoverlapping(dst, now.as_mut_ptr(), n);
+                    now[..n] == *src
+                };
+                if !same {
                     ptr::copy_nonoverlapping(src.as_ptr(), dst, n);
                 }
                 true
@@ -505,15 +514,22 @@ impl<'a> RingView<'a> {
         }
     }
 
-    /// Fetches owned the lines of the `n` used entries from `slot` on (wrapping), ahead of
+    /// Starts loading the lines of the `n` used entries from `slot` on (wrapping), ahead of
     /// their writes, all but the ring's first line: it holds the index the guest polls,
-    /// which would only come back to it for one more round trip.
-    pub fn prefetch_used(&self, slot: u16, n: u16) {
+    /// which would only come back to it for one more round trip. `owned` fetches them for
+    /// writing; without it they are only read, for entries that are usually there already
+    /// (`write_used` leaves those alone).
+    pub fn prefetch_used(&self, slot: u16, n: u16, owned: bool) {
         let n = n.min(self.mask.wrapping_add(1));
         let at = |s: u16| 4 + 8 * usize::from(s & self.mask);
         let fetch = |s: u16| {
             if at(s) >= 64 {
-                prefetch_write(self.used.wrapping_add(at(s)).cast_const());
+                let p = self.used.wrapping_add(at(s)).cast_const();
+                if owned {
+                    prefetch_write(p);
+                } else {
+                    prefetch(p);
+                }
             }
         };
         // 8 entries to a line.
@@ -563,11 +579,19 @@ impl<'a> RingView<'a> {
         for (at, part) in [(first, &entries[..head]), (0, &entries[head..])] {
             for (k, e) in part.iter().enumerate() {
                 let b = e.to_le_bytes();
+                let slot = self.used.wrapping_add(4 + 8 * (at + k));
                 // SAFETY: slot `at + k < size` (the first part ends at the ring's end, the
                 // second has at most `first` entries) lies inside the `4 + 8 * size` bytes
                 // `new` checked; the guest does not read it before the release store of an
-                // index that covers it.
-                unsafe { ptr::copy_nonoverlapping(b.as_ptr(), self.used.add(4 + 8 * (at + k)), 8) };
+                // index that covers it. An entry already equal is left alone: in order and
+                // with frames of one size the entries repeat every lap, and a line nobody
+                // writes stays in the guest's cache for its next read
+                // ([`GuestMemory::write_if_changed`]).
+                unsafe {
+                    if ptr::read_unaligned(slot.cast::<[u8; 8]>()) != b {
+                        ptr::copy_nonoverlapping(b.as_ptr(), slot, 8);
+                    }
+                }
             }
         }
     }
@@ -788,6 +812,40 @@ mod tests {
         )
     }
 
+    /// Runs `f` with the guest page at `gpa` read-only, so that a write there faults (and
+    /// fails the test run).
+    fn read_only<T>(m: &GuestMemory, gpa: u64, f: impl FnOnce() -> T) -> T {
+        let page = m.host(gpa, 1).unwrap();
+        // SAFETY: the page is one of the mapping's own, made read-only for the call and
+        // writable again before anything else touches it.
+        unsafe { assert_eq!(libc::mprotect(page.cast(), 0x1000, libc::PROT_READ), 0) };
+        let r = f();
+        // SAFETY: as above.
+        unsafe {
+            let rw = libc::PROT_READ | libc::PROT_WRITE;
+            assert_eq!(libc::mprotect(page.cast(), 0x1000, rw), 0);
+        }
+        r
+    }
+
+    #[test]
+    fn used_entries_already_in_the_ring_are_not_written_again() {
+        let m = two_regions();
+        let v = RingView::new(&m, 16, 0x1000, 0x2000, 0x3000).unwrap();
+        let entry = |id: u64, len: u64| id | len << 32;
+        let lap = [entry(14, 72), entry(15, 72), entry(0, 72), entry(1, 72)];
+        v.write_used(14, &lap);
+        let mut b = [0u8; 8];
+        assert!(m.read(0x3000 + 4 + 8 * 15, &mut b));
+        assert_eq!(u64::from_le_bytes(b), entry(15, 72));
+        // The next lap writes the same entries: the used ring's page may be read-only.
+        read_only(&m, 0x3000, || v.write_used(30, &lap));
+        // A changed length is written.
+        v.write_used(0, &[entry(0, 80)]);
+        assert!(m.read(0x3000 + 4, &mut b));
+        assert_eq!(u64::from_le_bytes(b), entry(0, 80));
+    }
+
     #[test]
     fn write_if_changed_writes_only_bytes_that_differ() {
         let m = two_regions();
@@ -797,16 +855,7 @@ mod tests {
         assert!(m.read(0x2000 - 12, &mut b));
         assert_eq!(b, hdr, "changed bytes are written");
         // The same bytes again, with their page read-only: a write would fault.
-        let page = m.host(0x1000, 1).unwrap();
-        // SAFETY: the page is one of the mapping's own, made read-only for the call and
-        // writable again before anything else touches it.
-        unsafe { assert_eq!(libc::mprotect(page.cast(), 0x1000, libc::PROT_READ), 0) };
-        let unchanged = m.write_if_changed(0x2000 - 12, &hdr);
-        // SAFETY: as above.
-        unsafe {
-            let rw = libc::PROT_READ | libc::PROT_WRITE;
-            assert_eq!(libc::mprotect(page.cast(), 0x1000, rw), 0);
-        }
+        let unchanged = read_only(&m, 0x1000, || m.write_if_changed(0x2000 - 12, &hdr));
         assert!(unchanged, "equal bytes are left alone");
         assert!(
             !m.write_if_changed(0x100000 + 0x1000 - 4, &hdr),

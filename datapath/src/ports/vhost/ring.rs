@@ -451,7 +451,11 @@ pub fn guest_tx(vq: Vq<'_>, max: usize, c: &mut RingCounters, sink: &mut dyn RxS
     let mut run = (0u16, 0u16);
     let end = ring.next_avail.wrapping_add(n as u16);
     let mut ahead = Ahead::start(&view, ring.next_avail, end, hdr.len, false);
-    view.prefetch_used(ring.next_used, if ring.in_order { 1 } else { n as u16 });
+    view.prefetch_used(
+        ring.next_used,
+        if ring.in_order { 1 } else { n as u16 },
+        true,
+    );
     for k in 0..n {
         // Chain bytes past the header land in the sink's buffer; the header is skipped
         // unread (no offloads are negotiated, so it says nothing), which saves a cache line
@@ -841,7 +845,7 @@ pub fn guest_rx(vq: Vq<'_>, frames: &[&[u8]], c: &mut RingCounters) -> usize {
         hdr.len,
         true,
     );
-    view.prefetch_used(ring.next_used, wanted);
+    view.prefetch_used(ring.next_used, wanted, false);
     for frame in frames {
         if cur.used.len + MAX_MERGE > SHADOW {
             cur.used.flush(&view);
