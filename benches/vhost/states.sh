@@ -107,7 +107,8 @@ snap() {
     if [ "$1" = ceiling ]; then
         # the ceiling's own counters restart at the window's start (clear fwd stats)
         read -r rx cyc < <(fwd_stats "$WORK/sw.cmd" "$WORK/vs.log")
-        /usr/bin/python3 -c "print(int($rx * $cyc), $rx, 1, 1)"
+        # (no batch or iteration counts: 0 prints as "-")
+        /usr/bin/python3 -c "print(int($rx * $cyc), $rx, 0, 0)"
         return
     fi
     "$1" pmd-stats --json --socket "$WORK/ctl.sock" | /usr/bin/python3 -c '
@@ -178,9 +179,10 @@ for round in $(seq "$ROUNDS"); do
         if [ "$bin" = ceiling ]; then c0=0 p0=0 b0=0 i0=0; fi
         line=$(/usr/bin/python3 -c "
 c, p, b, i, w = $c1 - $c0, $p1 - $p0, $b1 - $b0, $i1 - $i0, $WINDOW
-print('round $round  %-32s %6.2f Mpps  %4.0f cycles/pkt  %5.1f pkts/batch  %5.1f pkts/iter'
+per = lambda n: '%5.1f' % (p / n) if n > 0 else '    -'
+print('round $round  %-32s %6.2f Mpps  %4.0f cycles/pkt  %s pkts/batch  %s pkts/iter'
       '  container %4.0f cycles/pkt'
-      % ('$bin'[-32:], p / w / 1e6, c / max(p, 1), p / max(b, 1), p / max(i, 1), $ct_cycles))")
+      % ('$bin'[-32:], p / w / 1e6, c / max(p, 1), per(b), per(i), $ct_cycles))")
         if [ -n "$PERF_DIR" ]; then
             perf report -q -i "$PERF_DIR/round-$round-$n.data" --sort symbol --stdio 2>/dev/null \
                 | grep -v '^$' | head -12 | cut -c1-110 || true
