@@ -294,6 +294,7 @@ class Bench(veth.Bench):
         """One run: start the switch and the container, inject, warm up, read the window."""
         w, m = self.a.warmup, self.a.measure
         quiet = self.wait_quiet()
+        before = self.cores_apart()
         ct = None
         try:
             sw.start()
@@ -319,7 +320,8 @@ class Bench(veth.Bench):
         r.update({"switch": sw.name, "case": case, "size": CASES[case][0], "mpps": rx / dt / 1e6,
                   "container_cycles_per_packet": ct_cycles, "container_tx_dropped": drops,
                   "window_s": round(dt, 3), "foreign_cores": round(foreign, 3),
-                  "quiet_before": round(quiet, 3), "cores_apart_ns": apart})
+                  "quiet_before": round(quiet, 3), "cores_apart_ns": apart,
+                  "cores_apart_before_ns": before})
         if foreign >= 0.15:
             r["noisy"] = True
         return r
@@ -356,6 +358,8 @@ class Bench(veth.Bench):
                     + f", container drops {r['container_tx_dropped']}"
                     + (f", cores {r['cores_apart_ns']:.0f} ns apart"
                        if r.get("cores_apart_ns") is not None else "")
+                    + (f" ({r['cores_apart_before_ns']:.0f} before)"
+                       if r.get("cores_apart_before_ns") is not None else "")
                     + (" (noisy)" if r.get("noisy") else ""))
                 time.sleep(1)
         for name, rs in runs.items():
@@ -376,8 +380,16 @@ NEAR_NS = 150
 
 
 def placement(r):
+    """near or far; "moved" when the probes before and after the run disagree (the host
+    moved the vCPUs during it, and the run mixes both states), None without a probe."""
     ns = r.get("cores_apart_ns")
-    return None if ns is None else ("near" if ns < NEAR_NS else "far")
+    if ns is None:
+        return None
+    where = "near" if ns < NEAR_NS else "far"
+    before = r.get("cores_apart_before_ns")
+    if before is not None and (before < NEAR_NS) != (where == "near"):
+        return "moved"
+    return where
 
 
 def summarize(runs, name, case):
@@ -395,6 +407,7 @@ def summarize(runs, name, case):
         row[f"{where}_runs"] = len(rs)
         row[f"{where}_mpps"] = med("mpps", rs)
         row[f"{where}_cycles"] = med("switch_cycles_per_packet", rs)
+    row["moved_runs"] = sum(placement(r) == "moved" for r in runs)
     return row
 
 
@@ -433,6 +446,7 @@ def report(res):
                                     ("far runs", "far_runs", ""),
                                     ("far Mpps", "far_mpps", ".2f"),
                                     ("far cyc", "far_cycles", ".0f"),
+                                    ("moved", "moved_runs", ""),
                                     ("", "noisy", "")])]
     t = (check_targets(res) + check_targets(res, "near_mpps", ", cores near")
          + check_targets(res, "far_mpps", ", cores far"))
