@@ -102,12 +102,12 @@ cyc = re.search(r"CPU cycles/packet=([\d.]+)", t)
 print(rx.group(1) if rx else 0, cyc.group(1) if cyc else 0)'
 }
 
-# busy cycles and received packets, summed over the PMDs
+# busy cycles, received packets, batches and busy iterations, summed over the PMDs; for
+# the ceiling, since its counters were cleared at the window's start (no batch or
+# iteration counts: 0 prints as "-")
 snap() {
     if [ "$1" = ceiling ]; then
-        # the ceiling's own counters restart at the window's start (clear fwd stats)
         read -r rx cyc < <(fwd_stats "$WORK/sw.cmd" "$WORK/vs.log")
-        # (no batch or iteration counts: 0 prints as "-")
         /usr/bin/python3 -c "print(int($rx * $cyc), $rx, 0, 0)"
         return
     fi
@@ -153,8 +153,12 @@ for round in $(seq "$ROUNDS"); do
         echo "start tx_first" >> "$WORK/ct.cmd"
         sleep 3
         echo "clear fwd stats all" >> "$WORK/ct.cmd"
-        [ "$bin" != ceiling ] || echo "clear fwd stats all" >> "$WORK/sw.cmd"
-        read -r c0 p0 b0 i0 < <(snap "$bin")
+        if [ "$bin" = ceiling ]; then
+            echo "clear fwd stats all" >> "$WORK/sw.cmd"
+            c0=0 p0=0 b0=0 i0=0
+        else
+            read -r c0 p0 b0 i0 < <(snap "$bin")
+        fi
         if [ -n "$PERF_DIR" ]; then
             n=$(( ${n:-0} + 1 ))
             if [ -n "${PERF_CORE:-}" ]; then
@@ -176,7 +180,6 @@ for round in $(seq "$ROUNDS"); do
             cp "$WORK/ct.log" "$KEEP_LOGS/round-$round-$(basename "$bin")-ct.log"
             cp "$WORK/vs.log" "$KEEP_LOGS/round-$round-$(basename "$bin")-sw.log"
         fi
-        if [ "$bin" = ceiling ]; then c0=0 p0=0 b0=0 i0=0; fi
         line=$(/usr/bin/python3 -c "
 c, p, b, i, w = $c1 - $c0, $p1 - $p0, $b1 - $b0, $i1 - $i0, $WINDOW
 per = lambda n: '%5.1f' % (p / n) if n > 0 else '    -'

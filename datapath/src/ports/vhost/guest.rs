@@ -178,35 +178,17 @@ impl GuestMemory {
 
     /// As [`GuestMemory::write`] for a few bytes (at most [`SMALL_WRITE`]) that are often
     /// there already, such as a receive buffer's `virtio_net_hdr`: it writes only when they
-    /// differ. A line both cores only read stays in both caches, where a write would take it
-    /// from the guest's and make the guest's next read of it miss (DPDK's vhost library and
-    /// virtio driver leave equal header fields alone for the same reason).
+    /// differ ([`copy_if_changed`]).
     #[inline]
     pub fn write_if_changed(&self, gpa: u64, src: &[u8]) -> bool {
-        let n = src.len();
-        if n > SMALL_WRITE {
+        if src.len() > SMALL_WRITE {
             return self.write(gpa, src);
         }
-        match self.host(gpa, n) {
-            // SAFETY: as in `read` and `write`: the `n` bytes lie inside one live mapping,
-            // and `now` and `src` are ours. The guest may change the bytes between the read
-            // and the write; it does not own a buffer it has made available, and what it
-            // reads there then is its own doing.
+        match self.host(gpa, src.len()) {
+            // SAFETY: `host` checked that the bytes lie inside one live mapping; `src` is
+            // ours, so the two cannot overlap.
             Some(dst) => unsafe {
-                let same = if n >= 8 {
-                    // Two 8-byte loads that overlap cover 8 to 16 bytes (no memcmp call).
-                    let word =
-                        |p: *const u8, at: usize| ptr::read_unaligned(p.add(at).cast::<u64>());
-                    let s = src.as_ptr();
-                    word(dst, 0) == word(s, 0) && word(dst, n - 8) == word(s, n - 8)
-                } else {
-                    let mut now = [0u8; 8];
-                    ptr::copy_nonoverlapping(dst, now.as_mut_ptr(), n);
-                    now[..n] == *src
-                };
-                if !same {
-                    ptr::copy_nonoverlapping(src.as_ptr(), dst, n);
-                }
+                copy_if_changed(dst, src);
                 true
             },
             None => self.mmap.write_slice(src, GuestAddress(gpa)).is_ok(),
@@ -214,8 +196,43 @@ impl GuestMemory {
     }
 }
 
-/// The most bytes [`GuestMemory::write_if_changed`] compares before writing.
+/// The most bytes [`copy_if_changed`] compares before writing.
 pub const SMALL_WRITE: usize = 16;
+
+/// Copies `src` (at most [`SMALL_WRITE`] bytes) to `dst` unless the bytes there are equal
+/// already. A line both cores only read stays in both caches, where a write would take it
+/// from the guest's and make the guest's next read of it miss (DPDK's vhost library and
+/// virtio driver leave equal header fields alone for the same reason).
+///
+/// # Safety
+///
+/// `dst` must be valid for reads and writes of `src.len()` bytes and must not overlap
+/// `src`. The guest may change those bytes between the read and the write: it does not own
+/// a buffer or a used entry while the device may still write it, and what it reads there
+/// then is its own doing.
+#[inline]
+unsafe fn copy_if_changed(dst: *mut u8, src: &[u8]) {
+    let n = src.len();
+    debug_assert!(n <= SMALL_WRITE);
+    // SAFETY: both reads stay inside the `n` bytes of `dst` and of `src` (the caller's
+    // contract for `dst`).
+    let same = unsafe {
+        if n >= 8 {
+            // Two 8-byte loads that overlap cover 8 to 16 bytes (no memcmp call).
+            let word = |p: *const u8, at: usize| ptr::read_unaligned(p.add(at).cast::<u64>());
+            let s = src.as_ptr();
+            word(dst, 0) == word(s, 0) && word(dst, n - 8) == word(s, n - 8)
+        } else {
+            let mut now = [0u8; 8];
+            ptr::copy_nonoverlapping(dst, now.as_mut_ptr(), n);
+            now[..n] == *src
+        }
+    };
+    if !same {
+        // SAFETY: the caller's contract.
+        unsafe { ptr::copy_nonoverlapping(src.as_ptr(), dst, n) };
+    }
+}
 
 impl Drop for GuestMemory {
     fn drop(&mut self) {
@@ -578,20 +595,12 @@ impl<'a> RingView<'a> {
         let head = entries.len().min(size - first);
         for (at, part) in [(first, &entries[..head]), (0, &entries[head..])] {
             for (k, e) in part.iter().enumerate() {
-                let b = e.to_le_bytes();
-                let slot = self.used.wrapping_add(4 + 8 * (at + k));
                 // SAFETY: slot `at + k < size` (the first part ends at the ring's end, the
                 // second has at most `first` entries) lies inside the `4 + 8 * size` bytes
                 // `new` checked; the guest does not read it before the release store of an
                 // index that covers it. An entry already equal is left alone: in order and
-                // with frames of one size the entries repeat every lap, and a line nobody
-                // writes stays in the guest's cache for its next read
-                // ([`GuestMemory::write_if_changed`]).
-                unsafe {
-                    if ptr::read_unaligned(slot.cast::<[u8; 8]>()) != b {
-                        ptr::copy_nonoverlapping(b.as_ptr(), slot, 8);
-                    }
-                }
+                // with frames of one size the entries repeat every lap.
+                unsafe { copy_if_changed(self.used.add(4 + 8 * (at + k)), &e.to_le_bytes()) };
             }
         }
     }
