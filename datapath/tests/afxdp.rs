@@ -563,8 +563,11 @@ fn queues_in_a_pools_umem_pass_frames_without_copies_and_give_every_frame_back()
     b.leave_pool(&mut pool);
     assert_eq!(pool.available(), POOL as usize, "every frame is back");
     assert_eq!(a.joined_pool(), None);
-    assert!(!a.info().mode.contains("pmd-pool"));
-    // On memory of its own again, the queue still receives (by copy).
+    assert_eq!(a.info().mode, "closed", "until a PMD takes it on");
+    assert!(a.rx_fd().is_none());
+    // On memory of its own, the queue receives again (by copy).
+    a.open_alone();
+    assert!(!a.info().mode.contains("pmd-pool"), "{}", a.info().mode);
     send_from_ns(&env.ns, &env.peers[0], 3);
     let mut copied = 0;
     let deadline = Instant::now() + Duration::from_secs(3);
@@ -580,4 +583,16 @@ fn queues_in_a_pools_umem_pass_frames_without_copies_and_give_every_frame_back()
     }
     assert_eq!(copied, 3);
     assert_eq!(common::counter(&a, "stray-frames"), 0);
+
+    // A queue that left its pool and is refused by the next one (its UMEM has no frames left
+    // for the queue's own) stays closed until it is opened alone, as the PMD then does.
+    assert!(a.join_pool(&umem, &mut pool).unwrap());
+    a.leave_pool(&mut pool);
+    let full = Umem::map(POOL).unwrap_or_else(|e| panic!("{e}"));
+    let mut full_pool = PacketPool::over(full.pool_memory(POOL).unwrap(), POOL).unwrap();
+    let e = a.join_pool(&full, &mut full_pool).unwrap_err().to_string();
+    assert!(e.contains("no frames left"), "{e}");
+    assert_eq!(a.info().mode, "closed");
+    a.open_alone();
+    assert!(a.rx_fd().is_some(), "{}", a.info().mode);
 }

@@ -374,9 +374,12 @@ impl Pmd {
         // changes); the descriptors are read after that.
         for r in &self.rxqs {
             let b = &mut self.bridges[r.bridge];
-            let Some(umem) = &b.umem else { continue };
-            let pool = b.switch.pool_mut();
             let mut io = r.queue.lock();
+            let Some(umem) = &b.umem else {
+                io.open_alone();
+                continue;
+            };
+            let pool = b.switch.pool_mut();
             if io.joined_pool() == Some(pool.memory_addr()) {
                 continue;
             }
@@ -385,6 +388,9 @@ impl Pmd {
                     "vecswitch: pmd {}: {}: stays on its own memory (one copy each way): {e}",
                     self.id, r.queue.port
                 );
+                // A join refused before the socket was opened again (no frames left in the
+                // UMEM) leaves a queue that had left its pool closed.
+                io.open_alone();
             }
         }
         self.fds = self
@@ -565,7 +571,8 @@ impl Pmd {
                 }
             }
             if self.stop {
-                // Give the queues back their own memory: this PMD's pools go away with it.
+                // Give the queues' frames back: this PMD's pools go away with it. The queues
+                // stay closed until the next plan places them on a PMD.
                 self.leave_queues(&[]);
                 break;
             }

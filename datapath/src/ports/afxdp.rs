@@ -11,7 +11,9 @@
 //! a packet from another PMD's pool is copied once, into the queue's own frames (a range
 //! of the same UMEM). The queue records every pool frame it holds, so that leaving the
 //! pool ([`PortIo::leave_pool`], when the queue moves to another PMD or goes away) gives
-//! each one back after the socket is closed.
+//! each one back after the socket is closed. The queue stays closed until the PMD that takes
+//! it on next opens it in its own pool (or, with none, alone: [`PortIo::open_alone`]), so
+//! that a move re-opens the socket once.
 //!
 //! The queues of one port share the interface's XDP program: the first queue attaches it,
 //! the others open with [`AfXdpQueue::open_with_program`]; each queue keeps it, so that
@@ -460,8 +462,15 @@ impl PortIo for AfXdpQueue {
         if let Some(mut joined) = self.joined.take() {
             joined.held.drain(|id| pool.free(id));
         }
-        // Memory of its own again; a failure is counted and leaves the queue closed.
-        let _ = self.reopen(None);
+        // Closed until a PMD takes the queue on: it joins that PMD's pool (one reopen, not
+        // two through memory of its own) or, with no pool there, `open_alone` opens it.
+    }
+
+    fn open_alone(&mut self) {
+        if self.port.is_none() && self.joined.is_none() {
+            // A failure is counted and leaves the queue closed until the next plan.
+            let _ = self.reopen(None);
+        }
     }
 
     fn poll(&mut self) {
@@ -480,7 +489,9 @@ impl PortIo for AfXdpQueue {
             mode: match (&self.port, &self.joined) {
                 (Some(port), Some(_)) => mode_text(port) + " pmd-pool",
                 (Some(port), None) => mode_text(port),
-                (None, _) => "closed (re-open failed)".to_string(),
+                // Left its PMD's pool and not yet taken on by the next, or a re-open failed
+                // (`reopen-errors`).
+                (None, _) => "closed".to_string(),
             },
         }
     }

@@ -145,9 +145,14 @@ pub trait PortIo: Send {
     }
 
     /// Leaves the pool joined with [`PortIo::join_pool`], giving back every frame of it the
-    /// queue holds (the socket closes first, so the kernel holds none), and goes on with
-    /// memory of its own. Called by the PMD that owns `pool`; no effect on another pool.
+    /// queue holds (the socket closes, so the kernel holds none). The queue stays closed until
+    /// the PMD that takes it on next joins it to its own pool or calls
+    /// [`PortIo::open_alone`]. Called by the PMD that owns `pool`; no effect on another pool.
     fn leave_pool(&mut self, _pool: &mut PacketPool) {}
+
+    /// Opens a queue that [`PortIo::leave_pool`] left closed on memory of its own (one copy
+    /// each way), for a PMD that has no pool for it to join. No effect on an open queue.
+    fn open_alone(&mut self) {}
 
     /// Upkeep once per PMD iteration: transmit kicks, completions, refilling receive buffers.
     fn poll(&mut self) {}
