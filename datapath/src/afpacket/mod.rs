@@ -78,8 +78,9 @@ pub struct AfPacketConfig {
     /// Bytes per transmit frame (and the nominal receive frame size the V3 request needs); a
     /// power of two from 256 to 65536. Packets longer than `frame_size - 32` are not sent.
     pub frame_size: u32,
-    /// Milliseconds after which the kernel retires a partly filled receive block (latency at
-    /// low rates).
+    /// Milliseconds after which the kernel retires a partly filled receive block: the
+    /// latency at rates that do not fill a block sooner. 1 (the default) is the least the
+    /// kernel's timer takes; at a rate that fills blocks sooner it costs nothing.
     pub block_timeout_ms: u32,
     /// Transmit frames in the ring; a multiple of 32.
     pub tx_frames: u32,
@@ -96,7 +97,7 @@ impl Default for AfPacketConfig {
             block_size: 1 << 20,
             block_count: 8,
             frame_size: 2048,
-            block_timeout_ms: 2,
+            block_timeout_ms: 1,
             tx_frames: 512,
             qdisc_bypass: true,
             promiscuous: true,

@@ -113,6 +113,9 @@ pub struct AfPacketOptions {
     pub blocks: u32,
     /// Bytes per transmit frame.
     pub frame_size: u32,
+    /// Milliseconds before the kernel hands over a partly filled receive block: the
+    /// latency of a port that receives less than a block's worth in that time.
+    pub block_timeout_ms: u32,
 }
 
 impl Default for AfPacketOptions {
@@ -122,6 +125,7 @@ impl Default for AfPacketOptions {
             block_size: c.block_size,
             blocks: c.block_count,
             frame_size: c.frame_size,
+            block_timeout_ms: c.block_timeout_ms,
         }
     }
 }
@@ -214,7 +218,7 @@ pub struct PortSpec {
 
 const COMMON_KEYS: [&str; 3] = ["type", "ofport", "vlan"];
 const AFXDP_KEYS: [&str; 4] = ["queues", "xdp-mode", "ring-size", "frames"];
-const AFPACKET_KEYS: [&str; 3] = ["block-size", "blocks", "frame-size"];
+const AFPACKET_KEYS: [&str; 4] = ["block-size", "blocks", "frame-size", "block-timeout-ms"];
 const GENERATOR_KEYS: [&str; 3] = ["profile", "rate", "count"];
 const PCAP_KEYS: [&str; 3] = ["rx", "tx", "loop"];
 const VHOST_USER_KEYS: [&str; 3] = ["socket", "mode", "queues"];
@@ -509,6 +513,9 @@ impl PortSpec {
                 if let Some(v) = given("blocks") {
                     o.blocks = number("blocks", v, 1, 1 << 16)?;
                 }
+                if let Some(v) = given("block-timeout-ms") {
+                    o.block_timeout_ms = number("block-timeout-ms", v, 1, 1000)?;
+                }
                 if o.block_size < o.frame_size {
                     return Err(PortSpecError::Invalid {
                         key: "block-size".to_string(),
@@ -673,8 +680,8 @@ impl PortSpec {
             ),
             PortKind::Afpacket(o) => write!(
                 s,
-                " block-size={} blocks={} frame-size={}",
-                o.block_size, o.blocks, o.frame_size
+                " block-size={} blocks={} frame-size={} block-timeout-ms={}",
+                o.block_size, o.blocks, o.frame_size, o.block_timeout_ms
             ),
             PortKind::Tap => Ok(()),
             PortKind::VhostUser(o) => {
@@ -765,6 +772,7 @@ impl PortSpec {
                     block_size: o.block_size,
                     block_count: o.blocks,
                     frame_size: o.frame_size,
+                    block_timeout_ms: o.block_timeout_ms,
                     ..AfPacketConfig::default()
                 };
                 queues.push(Box::new(AfPacketQueue::open(name, name, &config)?));
@@ -968,7 +976,7 @@ mod tests {
     fn afpacket_every_key() {
         let s = args(
             "eth1",
-            "type=afpacket block-size=65536 blocks=16 frame-size=4096",
+            "type=afpacket block-size=65536 blocks=16 frame-size=4096 block-timeout-ms=5",
         )
         .unwrap();
         assert_eq!(
@@ -977,6 +985,7 @@ mod tests {
                 block_size: 65536,
                 blocks: 16,
                 frame_size: 4096,
+                block_timeout_ms: 5,
             })
         );
         round_trip(&s);
@@ -984,7 +993,7 @@ mod tests {
         assert_eq!(d.kind, PortKind::Afpacket(AfPacketOptions::default()));
         assert_eq!(
             d.options_text(),
-            "type=afpacket block-size=1048576 blocks=8 frame-size=2048"
+            "type=afpacket block-size=1048576 blocks=8 frame-size=2048 block-timeout-ms=1"
         );
         assert_refused(
             "e",
@@ -999,6 +1008,12 @@ mod tests {
             "4096..=",
         );
         assert_refused("e", "type=afpacket blocks=0", "blocks", "1..=65536");
+        assert_refused(
+            "e",
+            "type=afpacket block-timeout-ms=0",
+            "block-timeout-ms",
+            "1..=1000",
+        );
         assert_refused(
             "e",
             "type=afpacket frame-size=128",
