@@ -3,7 +3,9 @@
 
 parse_packet and actions: every frame of pcaps/*/*.pcap, one file per distinct frame.
 parse_flow: every rule line of pcaps/*/rules.txt plus the rule strings quoted in the
-openflow crate's tests. scenario: every pcaps/*/scenario.toml.
+openflow crate's tests. scenario: every pcaps/*/scenario.toml. vhost_ring: well-formed
+split and packed rings (transmit and receive, in order or not), built here. vhost_message:
+the messages a DPDK virtio-user frontend sends to bring up one or two queue pairs.
 File names are the SHA-1 of the content (as libFuzzer names corpus files), so running the
 script twice writes nothing new. Standard library only.
 """
@@ -62,8 +64,95 @@ def rule_strings_from_rust(path):
             yield s
 
 
+# vhost_ring's input: 8 bytes of ring set-up, 6 bursts of 4 bytes, then guest memory from
+# address 0 (descriptors at 0, available ring / driver area at 0x1000, used ring / device
+# area at 0x2000; see fuzz_targets/vhost_ring.rs).
+VHOST_AVAIL = 0x1000
+VHOST_BUFS = 0x4000
+DESC_F_NEXT, DESC_F_WRITE = 1, 2
+PACKED_AVAIL, PACKED_USED = 1 << 7, 1 << 15
+
+
+def vhost_seed(packed, in_order, mergeable, size_code, base, ops, descs, avail):
+    """One input: `descs` as (addr, len, flags, next_or_id), `avail` the split ring's entries."""
+    flags = (1 if packed else 0) | (2 if in_order else 0) | (4 if mergeable else 0)
+    head = bytes([flags, size_code]) + struct.pack("<HH", base, 0) + b"\0\0"
+    for op in ops:
+        head += bytes(op)
+    head += b"\0" * (4 * (6 - len(ops)))
+    image = bytearray(VHOST_BUFS)
+    for i, (addr, length, fl, nxt) in enumerate(descs):
+        if packed:
+            struct.pack_into("<QIHH", image, 16 * i, addr, length, nxt, fl)
+        else:
+            struct.pack_into("<QIHH", image, 16 * i, addr, length, fl, nxt)
+    if not packed:
+        struct.pack_into("<HH", image, VHOST_AVAIL, 0, base + len(avail))
+        for k, head_index in enumerate(avail):
+            struct.pack_into("<H", image, VHOST_AVAIL + 4 + 2 * ((base + k) % 16), head_index)
+    return head + bytes(image)
+
+
+def vhost_seeds():
+    tx = lambda n: (0, n, 0, 0)
+    rx = lambda n, length: (1, n) + tuple(struct.pack("<H", length))
+    for packed in (False, True):
+        size_code = 15 if packed else 4  # 16 entries either way
+        base = 0x8000 if packed else 0
+        avail = PACKED_AVAIL if packed else 0
+        # Transmit: four one-descriptor frames and one of two descriptors (header apart).
+        descs = [(VHOST_BUFS + 0x800 * i, 12 + 60, avail, i) for i in range(4)]
+        descs += [(VHOST_BUFS + 0x2000, 12, avail | DESC_F_NEXT, 5), (VHOST_BUFS + 0x2100, 100, avail, 4)]
+        for in_order in (False, True):
+            yield vhost_seed(packed, in_order, True, size_code, base,
+                             [tx(8), tx(8)], descs, [0, 1, 2, 3, 4])
+        # Receive: eight 2 KiB buffers; 60-byte frames, then frames that need two buffers.
+        descs = [(VHOST_BUFS + 0x800 * i, 0x800, avail | DESC_F_WRITE, i) for i in range(8)]
+        for mergeable in (False, True):
+            yield vhost_seed(packed, True, mergeable, size_code, base,
+                             [rx(4, 60), rx(2, 3000), rx(4, 60)], descs, list(range(8)))
+
+
+def vhost_messages(pairs, features, ring_size, ring_addrs):
+    """A frontend's bring-up, as vhost_message takes it: the pair count byte, then messages."""
+    def msg(request, payload=b""):
+        return struct.pack("<III", request, 1, len(payload)) + payload
+    u64 = lambda v: struct.pack("<Q", v)
+    state = lambda index, num: struct.pack("<II", index, num)
+    user = 0x7F0000000000  # the frontend's address of guest address 0
+    out = bytes([pairs - 1])
+    out += msg(3)  # SET_OWNER
+    out += msg(1)  # GET_FEATURES
+    out += msg(2, u64(features))
+    out += msg(15)  # GET_PROTOCOL_FEATURES
+    out += msg(16, u64(0x1 | 0x8))  # MQ | REPLY_ACK
+    # SET_MEM_TABLE: one 64 KiB region at guest address 0 (the harness's memfd size).
+    out += msg(5, struct.pack("<II", 1, 0) + struct.pack("<QQQQ", 0, 0x10000, user, 0))
+    for index in range(2 * pairs):
+        desc, avail, used = (user + a + 0x3000 * index for a in ring_addrs)
+        out += msg(8, state(index, ring_size))  # SET_VRING_NUM
+        out += msg(9, struct.pack("<IIQQQQ", index, 0, desc, used, avail, 0))  # SET_VRING_ADDR
+        out += msg(10, state(index, 0x8000 if features & (1 << 34) else 0))  # SET_VRING_BASE
+        out += msg(12, u64(index))  # SET_VRING_KICK (an eventfd attached)
+        out += msg(13, u64(index))  # SET_VRING_CALL
+        out += msg(18, state(index, 1))  # SET_VRING_ENABLE
+    out += msg(11, state(0, 0))  # GET_VRING_BASE
+    return out
+
+
+def vhost_message_seeds():
+    split = (1 << 32) | (1 << 15) | (1 << 30)
+    yield vhost_messages(1, split, 256, (0x0, 0x1000, 0x2000))
+    yield vhost_messages(1, split | (1 << 35) | (1 << 34), 200, (0x0, 0x1000, 0x1100))
+    yield vhost_messages(2, split | (1 << 35) | (1 << 22), 64, (0x0, 0x400, 0x800))
+
+
 def main():
     counts = {}
+    for blob in vhost_message_seeds():
+        counts["vhost_message"] = counts.get("vhost_message", 0) + write("vhost_message", blob)
+    for blob in vhost_seeds():
+        counts["vhost_ring"] = counts.get("vhost_ring", 0) + write("vhost_ring", blob)
     for pcap in sorted(glob.glob(os.path.join(ROOT, "pcaps", "*", "*.pcap"))):
         for frame in pcap_frames(pcap):
             for t in ("parse_packet", "actions"):
