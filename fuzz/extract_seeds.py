@@ -5,7 +5,8 @@ parse_packet and actions: every frame of pcaps/*/*.pcap, one file per distinct f
 parse_flow: every rule line of pcaps/*/rules.txt plus the rule strings quoted in the
 openflow crate's tests. scenario: every pcaps/*/scenario.toml. vhost_ring: well-formed
 split and packed rings (transmit and receive, in order or not), built here. vhost_message:
-the messages a DPDK virtio-user frontend sends to bring up one or two queue pairs.
+the messages a DPDK virtio-user frontend sends to bring up one or two queue pairs (once also
+with a memory image whose rings hold buffers and frames).
 File names are the SHA-1 of the content (as libFuzzer names corpus files), so running the
 script twice writes nothing new. Standard library only.
 """
@@ -140,9 +141,28 @@ def vhost_messages(pairs, features, ring_size, ring_addrs):
     return out
 
 
+def vhost_ring_image():
+    """Guest memory for the split bring-up: vring 0 (the guest's receive ring) offers eight
+    writable 2 KiB buffers, vring 1 (its transmit ring, 0x3000 on) four 72-byte frames."""
+    image = bytearray(0x10000)
+    for i in range(8):
+        struct.pack_into("<QIHH", image, 16 * i, 0x8000 + 0x800 * i, 0x800, DESC_F_WRITE, 0)
+        struct.pack_into("<H", image, 0x1000 + 4 + 2 * i, i)
+    struct.pack_into("<HH", image, 0x1000, 0, 8)
+    for i in range(4):
+        struct.pack_into("<QIHH", image, 0x3000 + 16 * i, 0xC000 + 0x100 * i, 72, 0, 0)
+        struct.pack_into("<H", image, 0x4000 + 4 + 2 * i, i)
+    struct.pack_into("<HH", image, 0x4000, 0, 4)
+    return bytes(image[:0xD000])
+
+
 def vhost_message_seeds():
     split = (1 << 32) | (1 << 15) | (1 << 30)
     yield vhost_messages(1, split, 256, (0x0, 0x1000, 0x2000))
+    # The same with the memory image (bit 7 of the first byte, then its u16 length).
+    plain = vhost_messages(1, split, 256, (0x0, 0x1000, 0x2000))
+    image = vhost_ring_image()
+    yield bytes([plain[0] | 0x80]) + struct.pack("<H", len(image)) + image + plain[1:]
     yield vhost_messages(1, split | (1 << 35) | (1 << 34), 200, (0x0, 0x1000, 0x1100))
     yield vhost_messages(2, split | (1 << 35) | (1 << 22), 64, (0x0, 0x400, 0x800))
 

@@ -1,13 +1,14 @@
-//! The vhost-user control path against a frontend that sends anything: the input is cut into
-//! messages (a 12-byte header, then the payload the header's size asks for, as far as the
-//! input goes), each sent over a socket pair to the handler the port runs
+//! The vhost-user control path against a frontend that sends anything. After a byte that sets
+//! the queue pairs (and says whether a memory image follows, which every memfd starts with),
+//! the input is cut into messages (a 12-byte header, then the payload the header's size asks
+//! for, as far as the input goes), each sent over a socket pair to the handler the port runs
 //! (`BackendReqHandler` over `Device`). A message that carries file descriptors in the
 //! protocol gets them: memfds of `MEMFD_LEN` bytes for memory regions and the log, eventfds
 //! for kick, call and err (unless its payload says "no fd"). The version bits of every header
 //! are set to 1 so that messages get past the framing to the device. Checked after every
 //! message: no panic; every vring the device calls live has a ring view inside the guest
-//! memory it holds, and a burst each way on it (the memory reads zero: nothing available)
-//! runs; after the connection, a reset leaves no vring live and the link down.
+//! memory it holds, and a burst runs on it as the port would run one. After the connection, a
+//! reset leaves no vring live and the link down.
 #![no_main]
 
 use std::fs::File;
@@ -16,7 +17,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Mutex};
 
-use datapath::ports::vhost::device::{lock_slot, Device};
+use datapath::ports::vhost::device::{lock_slot, Device, GUEST_TX};
 use datapath::ports::vhost::packed;
 use datapath::ports::vhost::ring::{guest_rx, guest_tx, ClosureSink, RingCounters, Vq, MAX_FRAME};
 use libfuzzer_sys::fuzz_target;
@@ -37,15 +38,16 @@ const ADD_MEM_REG: u32 = 37;
 /// `VHOST_USER_VRING_NOFD_MASK`: bit 8 of a kick/call/err payload says "no fd".
 const NOFD: u64 = 0x100;
 
-fn memfd() -> OwnedFd {
+/// A memfd of `MEMFD_LEN` bytes that starts with `image` (the rest reads zero).
+fn memfd(image: &[u8]) -> OwnedFd {
     // SAFETY: memfd_create takes a NUL-terminated name and returns a new descriptor or -1.
     let fd = unsafe { libc::memfd_create(c"vhost-fuzz".as_ptr(), libc::MFD_CLOEXEC) };
     assert!(fd >= 0, "memfd_create");
     // SAFETY: `fd` is a fresh descriptor nothing else owns.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    File::from(fd.try_clone().expect("dup"))
-        .set_len(MEMFD_LEN)
-        .expect("ftruncate");
+    let mut file = File::from(fd.try_clone().expect("dup"));
+    file.set_len(MEMFD_LEN).expect("ftruncate");
+    file.write_all(image).expect("write image");
     fd
 }
 
@@ -89,7 +91,7 @@ fn send(stream: &UnixStream, bytes: &[u8], fds: &[OwnedFd]) -> bool {
 }
 
 /// The descriptors the protocol attaches to a message with `request` and `payload`.
-fn fds_for(request: u32, payload: &[u8]) -> Vec<OwnedFd> {
+fn fds_for(request: u32, payload: &[u8], image: &[u8]) -> Vec<OwnedFd> {
     let u64_at0 = || {
         payload
             .get(..8)
@@ -100,9 +102,9 @@ fn fds_for(request: u32, payload: &[u8]) -> Vec<OwnedFd> {
             let regions = payload
                 .get(..4)
                 .map_or(0, |b| u32::from_le_bytes(b.try_into().unwrap_or_default()));
-            (0..regions.min(8)).map(|_| memfd()).collect()
+            (0..regions.min(8)).map(|_| memfd(image)).collect()
         }
-        ADD_MEM_REG | SET_LOG_BASE | SET_LOG_FD => vec![memfd()],
+        ADD_MEM_REG | SET_LOG_BASE | SET_LOG_FD => vec![memfd(image)],
         SET_VRING_KICK | SET_VRING_CALL | SET_VRING_ERR if u64_at0() & NOFD == 0 => {
             vec![eventfd()]
         }
@@ -110,11 +112,14 @@ fn fds_for(request: u32, payload: &[u8]) -> Vec<OwnedFd> {
     }
 }
 
-/// Every live vring has a view inside the memory it holds, and a burst each way runs on it.
-fn check_live_rings(device: &Mutex<Device>) {
+/// Every live vring has a view inside the memory it holds, and a burst runs on it as the
+/// port runs one: a transmit burst (up to 4 chains) on the guest's transmit vrings, a
+/// receive burst (one 60-byte frame) on its receive vrings. Returns the frames moved.
+fn check_live_rings(device: &Mutex<Device>) -> u64 {
+    let mut moved = 0;
     let vrings = device.lock().unwrap_or_else(|e| e.into_inner()).vrings();
     let mut scratch = vec![0u8; MAX_FRAME];
-    for slot in vrings.iter() {
+    for (index, slot) in vrings.iter().enumerate() {
         let mut slot = lock_slot(slot);
         if !slot.vring.live {
             continue;
@@ -126,45 +131,53 @@ fn check_live_rings(device: &Mutex<Device>) {
             q.view(&mem).is_some() || q.packed_view(&mem).is_some(),
             "a live vring lies inside guest memory: {q:?}"
         );
-        let mut c = RingCounters::default();
-        let frame = [0u8; 60];
-        let mut sink = ClosureSink {
-            buf: &mut scratch,
-            f: &mut |_| {},
-        };
         let is_packed = q.packed;
-        let tx = Vq {
-            ring: &mut *q,
+        let vq = Vq {
+            ring: q,
             mem: &mem,
             call: None,
             hdr,
         };
-        if is_packed {
-            packed::guest_tx(tx, 4, &mut c, &mut sink);
+        let mut c = RingCounters::default();
+        if index % 2 == GUEST_TX {
+            let mut sink = ClosureSink {
+                buf: &mut scratch,
+                f: &mut |_| {},
+            };
+            if is_packed {
+                packed::guest_tx(vq, 4, &mut c, &mut sink);
+            } else {
+                guest_tx(vq, 4, &mut c, &mut sink);
+            }
+        } else if is_packed {
+            packed::guest_rx(vq, &[&[0u8; 60]], &mut c);
         } else {
-            guest_tx(tx, 4, &mut c, &mut sink);
+            guest_rx(vq, &[&[0u8; 60]], &mut c);
         }
-        let rx = Vq {
-            ring: &mut *q,
-            mem: &mem,
-            call: None,
-            hdr,
-        };
-        if is_packed {
-            packed::guest_rx(rx, &[&frame], &mut c);
-        } else {
-            guest_rx(rx, &[&frame], &mut c);
-        }
+        moved += c.rx_frames + c.tx_frames;
     }
+    moved
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&pairs, mut rest)) = data.split_first() else {
+    let Some((&first, mut rest)) = data.split_first() else {
         return;
     };
-    let device = Arc::new(Mutex::new(Device::new(u16::from(pairs % 4) + 1)));
+    let pairs = first & 3;
+    // Bit 7: a memory image follows (a u16 length, then the bytes), which every memfd starts
+    // with, so that live rings hold descriptors and the bursts move frames.
+    let mut image: &[u8] = &[];
+    if first & 0x80 != 0 {
+        let Some((len, tail)) = rest.split_first_chunk::<2>() else {
+            return;
+        };
+        let len = usize::from(u16::from_le_bytes(*len)).min(tail.len());
+        (image, rest) = tail.split_at(len);
+    }
+    let device = Arc::new(Mutex::new(Device::new(u16::from(pairs) + 1)));
     let (frontend, backend) = UnixStream::pair().expect("socketpair");
     let mut handler = BackendReqHandler::from_stream(backend, Arc::clone(&device));
+    let mut moved = 0;
     for _ in 0..MESSAGES {
         if rest.len() < 12 {
             break;
@@ -178,7 +191,7 @@ fuzz_target!(|data: &[u8]| {
         rest = &rest[12 + payload.len()..];
         let mut message = header.to_vec();
         message.extend_from_slice(payload);
-        let fds = fds_for(request, payload);
+        let fds = fds_for(request, payload, image);
         if !send(&frontend, &message, &fds) {
             break;
         }
@@ -188,7 +201,7 @@ fuzz_target!(|data: &[u8]| {
             let _ = frontend.shutdown(std::net::Shutdown::Write);
         }
         let handled = handler.handle_request();
-        check_live_rings(&device);
+        moved += check_live_rings(&device);
         match handled {
             Ok(()) => {}
             Err(VhostError::Disconnected) | Err(VhostError::PartialMessage) => break,
@@ -213,7 +226,7 @@ fuzz_target!(|data: &[u8]| {
             .filter(|s| lock_slot(s).vring.live)
             .count();
         eprintln!(
-            "live vrings {live} of {}, link up {}",
+            "live vrings {live} of {}, link up {}, frames moved {moved}",
             d.vrings().len(),
             d.link_up()
         );
