@@ -407,6 +407,11 @@ def summarize(runs, name, case):
         row[f"{where}_runs"] = len(rs)
         row[f"{where}_mpps"] = med("mpps", rs)
         row[f"{where}_cycles"] = med("switch_cycles_per_packet", rs)
+        # The probes run before and after a run only: the host can move the vCPUs within it,
+        # or give a placement between near and far, and such runs land in a class with
+        # cycles/pkt unlike the others'. Their spread says how far to trust the class.
+        cyc = [r["switch_cycles_per_packet"] for r in rs if r.get("switch_cycles_per_packet")]
+        row[f"{where}_spread"] = max(cyc) / min(cyc) if cyc else None
     row["moved_runs"] = sum(placement(r) == "moved" for r in runs)
     return row
 
@@ -417,18 +422,31 @@ TARGETS = [("p2p-64", "ovs-dpdk", 1.3), ("p2p-64", "ceiling", 0.85),
            ("normal-learned", "ovs-dpdk", 1.3), ("normal-flood", "ovs-dpdk", 1.5)]
 
 
+# A class whose runs differ by more than this in switch cycles/pkt (max / min) mixes states.
+MIXED_SPREAD = 1.15
+
+
 def check_targets(res, key="mpps", label=""):
     """The targets over the medians of all runs (key "mpps"), or of one placement's runs
-    ("near_mpps", "far_mpps"): a comparison the host's vCPU placement does not skew."""
+    ("near_mpps", "far_mpps"): a comparison the host's vCPU placement does not skew, unless
+    a class mixes states (its runs' cycles/pkt spread past MIXED_SPREAD: then said so)."""
     rows = {(r["switch"], r["case"]): r for r in res["rows"]}
+    spread_key = key.replace("_mpps", "_spread") if key != "mpps" else None
     out = []
+
+    def mixed(name, *rs):
+        spread = [f"{r['switch']} {r['case']} {r[spread_key]:.2f}x" for r in rs
+                  if spread_key and (r.get(spread_key) or 1) > MIXED_SPREAD]
+        return f"{name} [mixed states? cycles/pkt spread {', '.join(spread)}]" if spread else name
+
     for case, peer, want in TARGETS:
         v, p = rows.get(("vecswitch", case)), rows.get((peer, case))
         if v and p and v.get(key) and p.get(key):
-            out.append((f"{case}: vecswitch / {peer}{label}", v[key] / p[key], want))
+            out.append((mixed(f"{case}: vecswitch / {peer}{label}", v, p), v[key] / p[key], want))
     one, many = rows.get(("vecswitch", "p2p-64")), rows.get(("vecswitch", "p2p-256flows"))
     if one and many and one.get(key) and many.get(key):
-        out.append((f"p2p 256 flows / 1 flow (vecswitch){label}", many[key] / one[key], 0.8))
+        out.append((mixed(f"p2p 256 flows / 1 flow (vecswitch){label}", one, many),
+                    many[key] / one[key], 0.8))
     return out
 
 
