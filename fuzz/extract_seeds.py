@@ -6,7 +6,8 @@ parse_flow: every rule line of pcaps/*/rules.txt plus the rule strings quoted in
 openflow crate's tests. scenario: every pcaps/*/scenario.toml. vhost_ring: well-formed
 split and packed rings (transmit and receive, in order or not), built here. vhost_message:
 the messages a DPDK virtio-user frontend sends to bring up one or two queue pairs (once also
-with a memory image whose rings hold buffers and frames).
+with a memory image whose rings hold buffers and frames). control: request scripts that
+use every verb the target runs, good and bad.
 File names are the SHA-1 of the content (as libFuzzer names corpus files), so running the
 script twice writes nothing new. Standard library only.
 """
@@ -167,8 +168,37 @@ def vhost_message_seeds():
     yield vhost_messages(2, split | (1 << 35) | (1 << 22), 64, (0x0, 0x400, 0x800))
 
 
+CONTROL_SEEDS = [
+    "add-br br0\n"
+    "add-flow br0 priority=100,ip,nw_dst=10.0.0.0/24,actions=output:2\n"
+    "add-flow br0 in_port=1,actions=NORMAL\n"
+    "dump-flows br0\n"
+    "mod-flows br0 ip actions=drop\n"
+    "mod-flows br0 --strict priority=100,ip,nw_dst=10.0.0.0/24 actions=output:3\n"
+    "del-flows br0 --strict priority=100,ip,nw_dst=10.0.0.0/24\n"
+    "del-flows br0 in_port=1\n"
+    "show --json\n",
+    "add-br b1\n"
+    "add-flows b1 --bundle\tpriority=1,actions=NORMAL\\npriority=2,in_port=1,actions=output:3\n"
+    "add-flows b1\tadd priority=3,arp,actions=flood\\ndelete in_port=1\n"
+    "set batch-size=64 busy-poll=true\n"
+    "set flow-limit=1000 pmd-sleep-max-us=100\n"
+    "dump-megaflows b1\npmd-stats\nruntime\ndrop-reasons\nport-stats b1\nclear-stats\n"
+    "rebalance\nlist-ports b1\ndel-port b1 p\ndel-br b1\nhelp",
+    "add-br b\n"
+    "add-flow b priority=1,nw_dst=10.0.0.300,actions=drop\n"
+    "add-flow b priority=1,tp_dst=80,actions=drop\n"
+    "set batch-size=9999\nset batch-size=64 nosuch=1\nset flow-limit=x\n"
+    "add-flows b --bundle\tpriority=1,actions=drop\\nbogus\n"
+    "mod-flows nob actions=drop\ndel-flows b --strict\ndump-flows\nadd-br b\n"
+    "show --nosuch\nfrobnicate",
+]
+
+
 def main():
     counts = {}
+    for text in CONTROL_SEEDS:
+        counts["control"] = counts.get("control", 0) + write("control", text.encode())
     for blob in vhost_message_seeds():
         counts["vhost_message"] = counts.get("vhost_message", 0) + write("vhost_message", blob)
     for blob in vhost_seeds():
