@@ -159,9 +159,9 @@ def vhost_ring_image():
 
 def vhost_message_seeds():
     split = (1 << 32) | (1 << 15) | (1 << 30)
-    yield vhost_messages(1, split, 256, (0x0, 0x1000, 0x2000))
-    # The same with the memory image (bit 7 of the first byte, then its u16 length).
     plain = vhost_messages(1, split, 256, (0x0, 0x1000, 0x2000))
+    yield plain
+    # The same with the memory image (bit 7 of the first byte, then its u16 length).
     image = vhost_ring_image()
     yield bytes([plain[0] | 0x80]) + struct.pack("<H", len(image)) + image + plain[1:]
     yield vhost_messages(1, split | (1 << 35) | (1 << 34), 200, (0x0, 0x1000, 0x1100))
