@@ -407,6 +407,9 @@ fn the_queues_of_a_multi_queue_port_are_spread_over_the_pmds() {
     assert_eq!(queues[0]["pmd"], 0, "{show:#}");
     assert_eq!(queues[1]["pmd"], 1, "{show:#}");
     assert_eq!(queues[1]["core"], 1, "{show:#}");
+    for q in queues.as_array().unwrap() {
+        assert!(q["mode"].as_str().unwrap().contains("pmd-pool"), "{show:#}");
+    }
     assert!(has_xdp(&h));
     let pmd = d.ok(&["pmd-stats"]).json;
     assert_eq!(pmd.as_array().unwrap().len(), 2);
@@ -706,6 +709,10 @@ fn attach_virtio_user_prints_what_a_container_runs_and_5tswap_echoes_udp_back() 
             .collect();
         assert_eq!(pmds.len(), 2, "{show:#}");
         assert_ne!(pmds[0], pmds[1], "{show:#}");
+        for (k, q) in vu["queues"].as_array().unwrap().iter().enumerate() {
+            let mode = q["mode"].as_str().unwrap();
+            assert!(mode.contains(&format!("pair {k}/2")), "{show:#}");
+        }
     }
     // The container as printed (but not interactive), swapping L2 to L4 of whatever it
     // receives: a UDP datagram to an address behind it comes back as that address's answer.

@@ -390,8 +390,11 @@ fn show(d: &Daemon) -> Reply {
                     (Some(i), None) => format!("pmd {i}"),
                     (None, _) => "not polled".to_string(),
                 };
-                let _ = writeln!(text, "    queue {}: {where_}", q.queue_id);
-                queues.push(json!({ "queue": q.queue_id, "pmd": pmd, "core": core }));
+                // Queues of one port can differ (a vhost-user pair, an AF_XDP queue closed
+                // while it moves between PMDs): each says its own mode.
+                let mode = q.info().mode;
+                let _ = writeln!(text, "    queue {}: {where_} mode=\"{mode}\"", q.queue_id);
+                queues.push(json!({ "queue": q.queue_id, "pmd": pmd, "core": core, "mode": mode }));
             }
             ports.push(json!({
                 "name": p.name, "ofport": p.ofport, "type": kind, "mode": mode,
