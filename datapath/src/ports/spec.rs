@@ -255,6 +255,274 @@ fn queue_pairs(ifname: &str) -> Option<u32> {
     Some(rx.min(tx))
 }
 
+/// The port type `type=` names, or afxdp when it is not given and `name` is an interface.
+fn kind_name(name: &str, given: Option<&str>) -> Result<&'static str, PortSpecError> {
+    let Some(t) = given else {
+        if crate::netsys::if_index(name).is_some() {
+            return Ok("afxdp");
+        }
+        return Err(PortSpecError::Invalid {
+            key: "type".to_string(),
+            reason: format!(
+                "not given, and there is no interface {name:?} to default to type=afxdp"
+            ),
+        });
+    };
+    Ok(match t.to_ascii_lowercase().as_str() {
+        "afxdp" => "afxdp",
+        "afpacket" => "afpacket",
+        "tap" => "tap",
+        "generator" => "generator",
+        "pcap" => "pcap",
+        "vhost-user" => "vhost-user",
+        "dpdk" if cfg!(feature = "dpdk") => "dpdk",
+        "dpdk" => {
+            return Err(bad(
+                "type",
+                t,
+                "built without the dpdk feature (cargo build --features dpdk)",
+            ))
+        }
+        _ => {
+            return Err(bad(
+                "type",
+                t,
+                if cfg!(feature = "dpdk") {
+                    "expected afxdp, afpacket, tap, generator, pcap, vhost-user or dpdk"
+                } else {
+                    "expected afxdp, afpacket, tap, generator, pcap or vhost-user"
+                },
+            ))
+        }
+    })
+}
+
+/// Every key must be common or the type's own: another type's key is refused as such, any
+/// other with the list of keys the type takes.
+fn check_keys(kind_name: &'static str, options: &[(String, String)]) -> Result<(), PortSpecError> {
+    for (key, _) in options {
+        let k = normal_key(key);
+        if COMMON_KEYS.contains(&k.as_str()) || type_keys(kind_name).contains(&k.as_str()) {
+            continue;
+        }
+        let other = [
+            "afxdp",
+            "afpacket",
+            "generator",
+            "pcap",
+            "vhost-user",
+            "dpdk",
+        ]
+        .iter()
+        .any(|t| type_keys(t).contains(&k.as_str()));
+        if other {
+            return Err(PortSpecError::NotForType {
+                key: key.clone(),
+                kind: kind_name,
+            });
+        }
+        let known: Vec<&str> = type_keys(kind_name)
+            .iter()
+            .chain(COMMON_KEYS.iter())
+            .copied()
+            .collect();
+        return Err(PortSpecError::UnknownKey {
+            key: key.clone(),
+            kind: kind_name,
+            known: known.join(", "),
+        });
+    }
+    Ok(())
+}
+
+/// The value of a key the type cannot do without; `reason` says so when it is missing.
+fn required<'o>(
+    given: &impl Fn(&str) -> Option<&'o str>,
+    key: &str,
+    reason: &str,
+) -> Result<&'o str, PortSpecError> {
+    given(key).ok_or_else(|| PortSpecError::Invalid {
+        key: key.to_string(),
+        reason: reason.to_string(),
+    })
+}
+
+/// The options of `type=afxdp`, defaults for those not given.
+fn afxdp_options<'o>(
+    given: &impl Fn(&str) -> Option<&'o str>,
+) -> Result<AfXdpOptions, PortSpecError> {
+    let mut o = AfXdpOptions::default();
+    if let Some(v) = given("queues") {
+        o.queues = number("queues", v, 1, MAX_QUEUES)?;
+    }
+    if let Some(v) = given("xdp-mode") {
+        o.xdp_mode = match v.to_ascii_lowercase().as_str() {
+            "auto" => XdpModeRequest::Auto,
+            "native" | "driver" => XdpModeRequest::Driver,
+            "generic" | "skb" => XdpModeRequest::Generic,
+            _ => return Err(bad("xdp-mode", v, "expected auto, native or generic")),
+        };
+    }
+    if let Some(v) = given("ring-size") {
+        o.ring_size = power_of_two("ring-size", v, 64, 65536)?;
+    }
+    if let Some(v) = given("frames") {
+        o.frames = number("frames", v, 64, 1 << 20)?;
+    }
+    Ok(o)
+}
+
+/// The options of `type=afpacket`, defaults for those not given.
+fn afpacket_options<'o>(
+    given: &impl Fn(&str) -> Option<&'o str>,
+) -> Result<AfPacketOptions, PortSpecError> {
+    let mut o = AfPacketOptions::default();
+    if let Some(v) = given("frame-size") {
+        o.frame_size = power_of_two("frame-size", v, 256, 65536)?;
+    }
+    if let Some(v) = given("block-size") {
+        o.block_size = power_of_two("block-size", v, 4096, 1 << 30)?;
+    }
+    if let Some(v) = given("blocks") {
+        o.blocks = number("blocks", v, 1, 1 << 16)?;
+    }
+    if let Some(v) = given("block-timeout-ms") {
+        o.block_timeout_ms = number("block-timeout-ms", v, 1, 1000)?;
+    }
+    if o.block_size < o.frame_size {
+        return Err(PortSpecError::Invalid {
+            key: "block-size".to_string(),
+            reason: format!(
+                "{} is smaller than frame-size {}",
+                o.block_size, o.frame_size
+            ),
+        });
+    }
+    if u64::from(o.block_size) * u64::from(o.blocks) > 1 << 31 {
+        return Err(PortSpecError::Invalid {
+            key: "blocks".to_string(),
+            reason: "block-size times blocks is more than 2 GiB".to_string(),
+        });
+    }
+    Ok(o)
+}
+
+/// The options of `type=vhost-user`, defaults for those not given.
+fn vhost_user_options<'o>(
+    given: &impl Fn(&str) -> Option<&'o str>,
+) -> Result<VhostUserOptions, PortSpecError> {
+    let v = required(given, "socket", "type=vhost-user needs socket=PATH")?;
+    let socket = parse_path("socket", v)?;
+    let mode = match given("mode") {
+        None => VhostUserMode::Server,
+        Some(m) if m.eq_ignore_ascii_case("server") => VhostUserMode::Server,
+        Some(m) if m.eq_ignore_ascii_case("client") => VhostUserMode::Client,
+        Some(m) => return Err(bad("mode", m, "expected server or client")),
+    };
+    let queues = match given("queues") {
+        Some(v) => number("queues", v, 1, MAX_QUEUE_PAIRS)?,
+        None => 1,
+    };
+    Ok(VhostUserOptions {
+        socket,
+        mode,
+        queues,
+    })
+}
+
+/// The options of `type=generator`, defaults for those not given.
+fn generator_options<'o>(
+    given: &impl Fn(&str) -> Option<&'o str>,
+) -> Result<GeneratorOptions, PortSpecError> {
+    let v = required(
+        given,
+        "profile",
+        "type=generator needs a profile, e.g. size=64,flows=10,proto=udp",
+    )?;
+    let profile: String = v.chars().filter(|c| !c.is_whitespace()).collect();
+    let parsed = parse_profile(&profile).map_err(|e| bad("profile", v, e.to_string()))?;
+    parsed
+        .validate()
+        .map_err(|e| bad("profile", v, e.to_string()))?;
+    let rate = match given("rate") {
+        None => None,
+        Some(v) if v.eq_ignore_ascii_case("max") => None,
+        Some(v) => Some(number("rate", v, 1, u64::MAX)?),
+    };
+    let count = match given("count") {
+        None => None,
+        Some(v) => Some(number("count", v, 1, u64::MAX)?),
+    };
+    Ok(GeneratorOptions {
+        profile,
+        rate,
+        count,
+    })
+}
+
+/// The options of `type=dpdk`, defaults for those not given.
+#[cfg(feature = "dpdk")]
+fn dpdk_options<'o>(
+    given: &impl Fn(&str) -> Option<&'o str>,
+) -> Result<DpdkOptions, PortSpecError> {
+    let devargs = required(
+        given,
+        "dpdk-devargs",
+        "type=dpdk needs dpdk-devargs, e.g. net_af_packet0,iface=veth1 or a PCI address",
+    )?;
+    if devargs.split(',').next().is_none_or(str::is_empty) {
+        return Err(bad("dpdk-devargs", devargs, "expected a device name first"));
+    }
+    if devargs.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad(
+            "dpdk-devargs",
+            devargs,
+            "whitespace or control characters",
+        ));
+    }
+    let mut o = DpdkOptions {
+        devargs: devargs.to_string(),
+        queues: 1,
+        rxd: 1024,
+        txd: 1024,
+    };
+    if let Some(v) = given("queues") {
+        o.queues = number("queues", v, 1, MAX_QUEUES as u16)?;
+    }
+    if let Some(v) = given("rxd") {
+        o.rxd = number("rxd", v, 32, 16384)?;
+    }
+    if let Some(v) = given("txd") {
+        o.txd = number("txd", v, 32, 16384)?;
+    }
+    Ok(o)
+}
+
+/// The options of `type=pcap`, defaults for those not given.
+fn pcap_options<'o>(
+    given: &impl Fn(&str) -> Option<&'o str>,
+) -> Result<PcapOptions, PortSpecError> {
+    let rx = given("rx").map(|v| parse_path("rx", v)).transpose()?;
+    let tx = given("tx").map(|v| parse_path("tx", v)).transpose()?;
+    let looping = given("loop")
+        .map(|v| parse_bool("loop", v))
+        .transpose()?
+        .unwrap_or(false);
+    if rx.is_none() && tx.is_none() {
+        return Err(PortSpecError::Invalid {
+            key: "rx".to_string(),
+            reason: "type=pcap needs rx=FILE, tx=FILE or both".to_string(),
+        });
+    }
+    if looping && rx.is_none() {
+        return Err(PortSpecError::Invalid {
+            key: "loop".to_string(),
+            reason: "loop=true needs rx=FILE".to_string(),
+        });
+    }
+    Ok(PcapOptions { rx, tx, looping })
+}
+
 /// A key as compared: lower case, `_` for `-` (TOML style).
 fn normal_key(key: &str) -> String {
     key.trim().to_ascii_lowercase().replace('_', "-")
@@ -400,253 +668,24 @@ impl PortSpec {
                 .find(|(key, _)| normal_key(key) == k)
                 .map(|(_, v)| v.trim())
         };
-
-        let kind_name: &'static str = match given("type") {
-            Some(t) => match t.to_ascii_lowercase().as_str() {
-                "afxdp" => "afxdp",
-                "afpacket" => "afpacket",
-                "tap" => "tap",
-                "generator" => "generator",
-                "pcap" => "pcap",
-                "vhost-user" => "vhost-user",
-                "dpdk" if cfg!(feature = "dpdk") => "dpdk",
-                "dpdk" => {
-                    return Err(bad(
-                        "type",
-                        t,
-                        "built without the dpdk feature (cargo build --features dpdk)",
-                    ))
-                }
-                _ => {
-                    return Err(bad(
-                        "type",
-                        t,
-                        if cfg!(feature = "dpdk") {
-                            "expected afxdp, afpacket, tap, generator, pcap, vhost-user or dpdk"
-                        } else {
-                            "expected afxdp, afpacket, tap, generator, pcap or vhost-user"
-                        },
-                    ))
-                }
-            },
-            None if crate::netsys::if_index(name).is_some() => "afxdp",
-            None => {
-                return Err(PortSpecError::Invalid {
-                    key: "type".to_string(),
-                    reason: format!(
-                        "not given, and there is no interface {name:?} to default to type=afxdp"
-                    ),
-                })
-            }
-        };
+        let kind_name = kind_name(name, given("type"))?;
         if kind_name == "tap" {
             super::tap::check_name(name).map_err(|reason| PortSpecError::Invalid {
                 key: "name".to_string(),
                 reason: format!("{name:?} cannot be a tap device: {reason}"),
             })?;
         }
-
-        // Every key must be common or the type's own.
-        for (key, _) in options {
-            let k = normal_key(key);
-            if COMMON_KEYS.contains(&k.as_str()) || type_keys(kind_name).contains(&k.as_str()) {
-                continue;
-            }
-            let other = [
-                "afxdp",
-                "afpacket",
-                "generator",
-                "pcap",
-                "vhost-user",
-                "dpdk",
-            ]
-            .iter()
-            .any(|t| type_keys(t).contains(&k.as_str()));
-            if other {
-                return Err(PortSpecError::NotForType {
-                    key: key.clone(),
-                    kind: kind_name,
-                });
-            }
-            let known: Vec<&str> = type_keys(kind_name)
-                .iter()
-                .chain(COMMON_KEYS.iter())
-                .copied()
-                .collect();
-            return Err(PortSpecError::UnknownKey {
-                key: key.clone(),
-                kind: kind_name,
-                known: known.join(", "),
-            });
-        }
-
+        check_keys(kind_name, options)?;
         let kind = match kind_name {
-            "afxdp" => {
-                let mut o = AfXdpOptions::default();
-                if let Some(v) = given("queues") {
-                    o.queues = number("queues", v, 1, MAX_QUEUES)?;
-                }
-                if let Some(v) = given("xdp-mode") {
-                    o.xdp_mode = match v.to_ascii_lowercase().as_str() {
-                        "auto" => XdpModeRequest::Auto,
-                        "native" | "driver" => XdpModeRequest::Driver,
-                        "generic" | "skb" => XdpModeRequest::Generic,
-                        _ => return Err(bad("xdp-mode", v, "expected auto, native or generic")),
-                    };
-                }
-                if let Some(v) = given("ring-size") {
-                    o.ring_size = power_of_two("ring-size", v, 64, 65536)?;
-                }
-                if let Some(v) = given("frames") {
-                    o.frames = number("frames", v, 64, 1 << 20)?;
-                }
-                PortKind::Afxdp(o)
-            }
-            "afpacket" => {
-                let mut o = AfPacketOptions::default();
-                if let Some(v) = given("frame-size") {
-                    o.frame_size = power_of_two("frame-size", v, 256, 65536)?;
-                }
-                if let Some(v) = given("block-size") {
-                    o.block_size = power_of_two("block-size", v, 4096, 1 << 30)?;
-                }
-                if let Some(v) = given("blocks") {
-                    o.blocks = number("blocks", v, 1, 1 << 16)?;
-                }
-                if let Some(v) = given("block-timeout-ms") {
-                    o.block_timeout_ms = number("block-timeout-ms", v, 1, 1000)?;
-                }
-                if o.block_size < o.frame_size {
-                    return Err(PortSpecError::Invalid {
-                        key: "block-size".to_string(),
-                        reason: format!(
-                            "{} is smaller than frame-size {}",
-                            o.block_size, o.frame_size
-                        ),
-                    });
-                }
-                if u64::from(o.block_size) * u64::from(o.blocks) > 1 << 31 {
-                    return Err(PortSpecError::Invalid {
-                        key: "blocks".to_string(),
-                        reason: "block-size times blocks is more than 2 GiB".to_string(),
-                    });
-                }
-                PortKind::Afpacket(o)
-            }
+            "afxdp" => PortKind::Afxdp(afxdp_options(&given)?),
+            "afpacket" => PortKind::Afpacket(afpacket_options(&given)?),
             "tap" => PortKind::Tap,
-            "vhost-user" => {
-                let Some(v) = given("socket") else {
-                    return Err(PortSpecError::Invalid {
-                        key: "socket".to_string(),
-                        reason: "type=vhost-user needs socket=PATH".to_string(),
-                    });
-                };
-                let socket = parse_path("socket", v)?;
-                let mode = match given("mode") {
-                    None => VhostUserMode::Server,
-                    Some(m) if m.eq_ignore_ascii_case("server") => VhostUserMode::Server,
-                    Some(m) if m.eq_ignore_ascii_case("client") => VhostUserMode::Client,
-                    Some(m) => return Err(bad("mode", m, "expected server or client")),
-                };
-                let queues = match given("queues") {
-                    Some(v) => number("queues", v, 1, MAX_QUEUE_PAIRS)?,
-                    None => 1,
-                };
-                PortKind::VhostUser(VhostUserOptions {
-                    socket,
-                    mode,
-                    queues,
-                })
-            }
-            "generator" => {
-                let Some(v) = given("profile") else {
-                    return Err(PortSpecError::Invalid {
-                        key: "profile".to_string(),
-                        reason: "type=generator needs a profile, e.g. size=64,flows=10,proto=udp"
-                            .to_string(),
-                    });
-                };
-                let profile: String = v.chars().filter(|c| !c.is_whitespace()).collect();
-                let parsed =
-                    parse_profile(&profile).map_err(|e| bad("profile", v, e.to_string()))?;
-                parsed
-                    .validate()
-                    .map_err(|e| bad("profile", v, e.to_string()))?;
-                let rate = match given("rate") {
-                    None => None,
-                    Some(v) if v.eq_ignore_ascii_case("max") => None,
-                    Some(v) => Some(number("rate", v, 1, u64::MAX)?),
-                };
-                let count = match given("count") {
-                    None => None,
-                    Some(v) => Some(number("count", v, 1, u64::MAX)?),
-                };
-                PortKind::Generator(GeneratorOptions {
-                    profile,
-                    rate,
-                    count,
-                })
-            }
+            "vhost-user" => PortKind::VhostUser(vhost_user_options(&given)?),
+            "generator" => PortKind::Generator(generator_options(&given)?),
             #[cfg(feature = "dpdk")]
-            "dpdk" => {
-                let Some(devargs) = given("dpdk-devargs") else {
-                    return Err(PortSpecError::Invalid {
-                        key: "dpdk-devargs".to_string(),
-                        reason: "type=dpdk needs dpdk-devargs, e.g. net_af_packet0,iface=veth1 \
-                                 or a PCI address"
-                            .to_string(),
-                    });
-                };
-                if devargs.split(',').next().is_none_or(str::is_empty) {
-                    return Err(bad("dpdk-devargs", devargs, "expected a device name first"));
-                }
-                if devargs.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                    return Err(bad(
-                        "dpdk-devargs",
-                        devargs,
-                        "whitespace or control characters",
-                    ));
-                }
-                let mut o = DpdkOptions {
-                    devargs: devargs.to_string(),
-                    queues: 1,
-                    rxd: 1024,
-                    txd: 1024,
-                };
-                if let Some(v) = given("queues") {
-                    o.queues = number("queues", v, 1, MAX_QUEUES as u16)?;
-                }
-                if let Some(v) = given("rxd") {
-                    o.rxd = number("rxd", v, 32, 16384)?;
-                }
-                if let Some(v) = given("txd") {
-                    o.txd = number("txd", v, 32, 16384)?;
-                }
-                PortKind::Dpdk(o)
-            }
-            _ => {
-                let rx = given("rx").map(|v| parse_path("rx", v)).transpose()?;
-                let tx = given("tx").map(|v| parse_path("tx", v)).transpose()?;
-                let looping = given("loop")
-                    .map(|v| parse_bool("loop", v))
-                    .transpose()?
-                    .unwrap_or(false);
-                if rx.is_none() && tx.is_none() {
-                    return Err(PortSpecError::Invalid {
-                        key: "rx".to_string(),
-                        reason: "type=pcap needs rx=FILE, tx=FILE or both".to_string(),
-                    });
-                }
-                if looping && rx.is_none() {
-                    return Err(PortSpecError::Invalid {
-                        key: "loop".to_string(),
-                        reason: "loop=true needs rx=FILE".to_string(),
-                    });
-                }
-                PortKind::Pcap(PcapOptions { rx, tx, looping })
-            }
+            "dpdk" => PortKind::Dpdk(dpdk_options(&given)?),
+            _ => PortKind::Pcap(pcap_options(&given)?),
         };
-
         let ofport = given("ofport")
             .map(|v| number("ofport", v, 1, MAX_OFPORT))
             .transpose()?;
