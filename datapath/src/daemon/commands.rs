@@ -176,28 +176,7 @@ pub fn execute(d: &mut Daemon, argv: &[String], data: Option<&str>) -> Result<Re
             allow(&["--bundle"])?;
             let bridge = arg(&args, 0, "bridge")?;
             let text = data.ok_or_else(|| anyhow!("file: the request carries no file contents"))?;
-            let mods = openflow::parse_bundle_file(text).map_err(|e| anyhow!("file: {e}"))?;
-            let mods: Vec<openflow::FlowMod> = mods.into_iter().map(|(_, m)| m).collect();
-            if flags.iter().any(|f| f == "--bundle") {
-                apply(d, bridge, &mods)
-            } else {
-                // Validated above as a whole; applied one by one, as ovs-ofctl does without
-                // --bundle (a rule in the middle may be seen by packets before the last).
-                let b = d.bridge(bridge)?;
-                let now = d.now_ns();
-                let mut added = 0;
-                for m in &mods {
-                    added +=
-                        b.of.apply(std::slice::from_ref(m), now)
-                            .map_err(|e| anyhow!("{e}"))?
-                            .added;
-                }
-                d.barrier()?;
-                Ok(Reply::new(
-                    format!("{added} rules added"),
-                    json!({ "added": added }),
-                ))
-            }
+            add_flows(d, bridge, text, flags.iter().any(|f| f == "--bundle"))
         }
         "mod-flows" => {
             allow(&["--strict"])?;
@@ -221,37 +200,7 @@ pub fn execute(d: &mut Daemon, argv: &[String], data: Option<&str>) -> Result<Re
         }
         "dump-megaflows" => {
             allow(&[])?;
-            let only = args.first().cloned();
-            if let Some(b) = &only {
-                d.bridge(b)?;
-            }
-            let now = d.now_ns();
-            let per_pmd = d.pmd_call_all(move |p| {
-                let id = p.id;
-                let names: Vec<String> = p.bridge_names();
-                let mut out = Vec::new();
-                for n in names {
-                    if only.as_ref().is_some_and(|o| *o != n) {
-                        continue;
-                    }
-                    if let Some(c) = p.bridge_mut(&n).and_then(|b| b.switch.classifier()) {
-                        out.push((n, c.dump_megaflows_text(now)));
-                    }
-                }
-                (id, out)
-            })?;
-            let mut text = String::new();
-            let mut j = Vec::new();
-            for (id, bridges) in per_pmd {
-                for (name, lines) in bridges {
-                    let _ = writeln!(text, "pmd {id} bridge {name}: {} megaflows", lines.len());
-                    for l in &lines {
-                        let _ = writeln!(text, "  {l}");
-                    }
-                    j.push(json!({ "pmd": id, "bridge": name, "megaflows": lines }));
-                }
-            }
-            Ok(Reply::new(text.trim_end().to_string(), json!(j)))
+            dump_megaflows(d, args.first().cloned())
         }
         "port-stats" => {
             allow(&[])?;
@@ -673,6 +622,65 @@ fn drop_reasons(d: &Daemon) -> Result<Reply> {
             .join("\n")
     };
     Ok(Reply::new(text, json!(m)))
+}
+
+/// `add-flows BRIDGE` with the file's contents: checked whole first, then applied as one
+/// bundle (`--bundle`) or rule by rule, as ovs-ofctl does without it (a rule in the middle
+/// may be seen by packets before the last is in).
+fn add_flows(d: &mut Daemon, bridge: &str, text: &str, bundle: bool) -> Result<Reply> {
+    let mods = openflow::parse_bundle_file(text).map_err(|e| anyhow!("file: {e}"))?;
+    let mods: Vec<openflow::FlowMod> = mods.into_iter().map(|(_, m)| m).collect();
+    if bundle {
+        return apply(d, bridge, &mods);
+    }
+    let b = d.bridge(bridge)?;
+    let now = d.now_ns();
+    let mut added = 0;
+    for m in &mods {
+        added +=
+            b.of.apply(std::slice::from_ref(m), now)
+                .map_err(|e| anyhow!("{e}"))?
+                .added;
+    }
+    d.barrier()?;
+    Ok(Reply::new(
+        format!("{added} rules added"),
+        json!({ "added": added }),
+    ))
+}
+
+/// `dump-megaflows [BRIDGE]`: every PMD's megaflow cache of the bridge (or of all).
+fn dump_megaflows(d: &mut Daemon, only: Option<String>) -> Result<Reply> {
+    if let Some(b) = &only {
+        d.bridge(b)?;
+    }
+    let now = d.now_ns();
+    let per_pmd = d.pmd_call_all(move |p| {
+        let id = p.id;
+        let names: Vec<String> = p.bridge_names();
+        let mut out = Vec::new();
+        for n in names {
+            if only.as_ref().is_some_and(|o| *o != n) {
+                continue;
+            }
+            if let Some(c) = p.bridge_mut(&n).and_then(|b| b.switch.classifier()) {
+                out.push((n, c.dump_megaflows_text(now)));
+            }
+        }
+        (id, out)
+    })?;
+    let mut text = String::new();
+    let mut j = Vec::new();
+    for (id, bridges) in per_pmd {
+        for (name, lines) in bridges {
+            let _ = writeln!(text, "pmd {id} bridge {name}: {} megaflows", lines.len());
+            for l in &lines {
+                let _ = writeln!(text, "  {l}");
+            }
+            j.push(json!({ "pmd": id, "bridge": name, "megaflows": lines }));
+        }
+    }
+    Ok(Reply::new(text.trim_end().to_string(), json!(j)))
 }
 
 /// `set KEY=VALUE...`: every pair is checked before any takes effect.
