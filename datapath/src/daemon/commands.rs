@@ -316,14 +316,12 @@ fn show(d: &Daemon) -> Reply {
             } else {
                 "up"
             };
-            let (kind, mode) = p
-                .queues
+            // Each queue's own (a vhost-user pair, an AF_XDP queue closed while it moves
+            // between PMDs); the port line shows the first queue's.
+            let infos: Vec<_> = p.queues.iter().map(|q| q.info()).collect();
+            let (kind, mode) = infos
                 .first()
-                .map(|q| {
-                    let info = q.info();
-                    (info.kind, info.mode)
-                })
-                .unwrap_or(("?", String::new()));
+                .map_or(("?", ""), |info| (info.kind, info.mode.as_str()));
             let ofport = ofport_text(p.ofport);
             let _ = writeln!(
                 text,
@@ -331,7 +329,7 @@ fn show(d: &Daemon) -> Reply {
                 p.name
             );
             let mut queues = Vec::new();
-            for q in &p.queues {
+            for (q, info) in p.queues.iter().zip(&infos) {
                 let pmd = d.placement_of(&b.name, &p.name, q.queue_id);
                 let core = pmd.and_then(|i| pmds.get(i)).and_then(|x| x.1);
                 let where_ = match (pmd, core) {
@@ -339,11 +337,10 @@ fn show(d: &Daemon) -> Reply {
                     (Some(i), None) => format!("pmd {i}"),
                     (None, _) => "not polled".to_string(),
                 };
-                // Queues of one port can differ (a vhost-user pair, an AF_XDP queue closed
-                // while it moves between PMDs): each says its own mode.
-                let mode = q.info().mode;
-                let _ = writeln!(text, "    queue {}: {where_} mode=\"{mode}\"", q.queue_id);
-                queues.push(json!({ "queue": q.queue_id, "pmd": pmd, "core": core, "mode": mode }));
+                let q_mode = &info.mode;
+                let _ = writeln!(text, "    queue {}: {where_} mode=\"{q_mode}\"", q.queue_id);
+                queues
+                    .push(json!({ "queue": q.queue_id, "pmd": pmd, "core": core, "mode": q_mode }));
             }
             ports.push(json!({
                 "name": p.name, "ofport": p.ofport, "type": kind, "mode": mode,

@@ -67,7 +67,7 @@ const HELD: usize = 2 * MAX_MERGE;
 
 /// One used descriptor to write: where its chain began, its buffer id, the bytes the device
 /// wrote.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 struct Used {
     at: u16,
     wrap: bool,
