@@ -33,7 +33,7 @@ bench_ovs_dpdk() {
 bench_build() {
     export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target-bench}
     VECSWITCH=$CARGO_TARGET_DIR/release/vecswitch
-    [ -n "${SKIP_BUILD:-}" ] || (cd "$REPO" && cargo build --release -p datapath >&2)
+    [ -n "${SKIP_BUILD:-}" ] || (cd "$REPO" && cargo build --release -p vecswitch >&2)
 }
 
 # COREPING: the cross-core round-trip probe (benches/src/bin/coreping.rs), built into

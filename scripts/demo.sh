@@ -6,5 +6,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh demo
-cargo build --release -q -p datapath
+cargo build --release -q -p vecswitch
 exec target/release/vecswitch demo "$@"

@@ -10,8 +10,10 @@ trap 'rm -f "$log"' EXIT
 status=0
 cargo test --workspace --release "$@" 2>&1 | tee "$log" || status=$?
 # The DPDK port type is behind a cargo feature (the default build needs no DPDK): its own
-# tests (names with "dpdk"; the rest of the crate ran above).
-cargo test -p datapath --release --features dpdk --lib --test dpdk_ports "$@" dpdk 2>&1 \
+# tests (names with "dpdk": the port options and config unit tests, then the port itself).
+cargo test -p ports -p control --release --features dpdk --lib "$@" dpdk 2>&1 \
+  | tee -a "$log" || status=$?
+cargo test -p vecswitch --release --features dpdk --test dpdk_ports "$@" dpdk 2>&1 \
   | tee -a "$log" || status=$?
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
 exit "$status"

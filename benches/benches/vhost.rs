@@ -21,9 +21,9 @@ use criterion::measurement::WallTime;
 use criterion::{
     criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, Throughput,
 };
-use datapath::ports::vhost::guest::GuestMemory;
-use datapath::ports::vhost::packed;
-use datapath::ports::vhost::ring::{
+use vhost_user::guest::GuestMemory;
+use vhost_user::packed;
+use vhost_user::ring::{
     guest_rx, guest_tx, ClosureSink, NetHdr, RingCounters, RingState, Vq, MAX_FRAME, NET_HDR_LEN,
 };
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};

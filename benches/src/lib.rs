@@ -7,10 +7,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use datapath::bridge::OfUpcall;
 use flowcache::{Classify, ClassifyConfig};
 use openflow::normal::{MacTable, NormalPort, VlanMode, DEFAULT_AGING_NS, DEFAULT_MAX_ENTRIES};
 use openflow::Bridge;
+use openflow::BridgeUpcall;
 use pipeline::checksum::{checksum, l4_checksum, pseudo_sum_ipv4, pseudo_sum_ipv6};
 use pipeline::flowkey::{ethertype, ipproto};
 use pipeline::parse::Parse;
@@ -222,7 +222,7 @@ impl PipelineRig {
     ) -> Result<PipelineRig, RigError> {
         let mut graph = Graph::new();
         let parse = graph.add(Box::new(Parse::new("classify")))?;
-        let classify = graph.add(Box::new(Classify::new(OfUpcall::new(bridge), config)))?;
+        let classify = graph.add(Box::new(Classify::new(BridgeUpcall::new(bridge), config)))?;
         graph.wire()?;
         Ok(PipelineRig {
             pool: PacketPool::new(2048),
@@ -238,8 +238,8 @@ impl PipelineRig {
     }
 
     /// The classify node (stats, caches).
-    pub fn classifier(&mut self) -> Option<&mut Classify<OfUpcall>> {
-        self.graph.node_as::<Classify<OfUpcall>>(self.classify)
+    pub fn classifier(&mut self) -> Option<&mut Classify<BridgeUpcall>> {
+        self.graph.node_as::<Classify<BridgeUpcall>>(self.classify)
     }
 
     /// One rx burst of `batch` packets (the next frames, cycling) through the graph;
@@ -298,7 +298,7 @@ impl PipelineRig {
 /// `frames` are parsed once into packet metadata, then every pass runs those packets through
 /// `Classify::process` in frames of `batch` and drains the port 2 queue (no free: the same
 /// packets are classified again).
-pub struct ClassifyRig<U: Upcall + 'static = OfUpcall> {
+pub struct ClassifyRig<U: Upcall + 'static = BridgeUpcall> {
     pool: PacketPool,
     tx: TxQueues,
     ids: Vec<PacketId>,
@@ -307,14 +307,14 @@ pub struct ClassifyRig<U: Upcall + 'static = OfUpcall> {
     pub node: Classify<U>,
 }
 
-impl ClassifyRig<OfUpcall> {
+impl ClassifyRig<BridgeUpcall> {
     /// A rig translating through `bridge`.
     pub fn new(
         bridge: Arc<Bridge>,
         config: ClassifyConfig,
         frames: &[Vec<u8>],
     ) -> Result<ClassifyRig, RigError> {
-        ClassifyRig::with_upcall(OfUpcall::new(bridge), config, frames)
+        ClassifyRig::with_upcall(BridgeUpcall::new(bridge), config, frames)
     }
 }
 

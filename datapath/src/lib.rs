@@ -1,20 +1,10 @@
-//! The vecswitch daemon and CLI: graph wiring, ports and replay. This is the only crate that
-//! does I/O; the feature crates it wires know nothing of ports.
+//! The switch itself: one [`switch::Switch`] per bridge and PMD (packet pool, graph, caches),
+//! the PMD threads that poll port queues into it ([`daemon::pmd`]), their placement, and the
+//! [`daemon::Daemon`], the control thread's state (bridges, ports, PMDs). It wires the
+//! feature crates (`flowcache`, `openflow`) into the graph and opens ports through the
+//! `ports` registry; it has no socket, no config file and no CLI (those are `control` and
+//! the `vecswitch` binary).
 #![deny(unsafe_code)]
 
-pub mod afpacket;
-pub mod afxdp;
-pub mod bridge;
 pub mod daemon;
-pub mod demo;
-pub mod netns;
-pub mod netsys;
-pub mod pcapio;
-pub mod pktgen;
-pub mod ports;
-pub mod probe;
-pub mod replay;
-pub mod scenario;
 pub mod switch;
-pub mod traffic;
-pub mod virtio_user;

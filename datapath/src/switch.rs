@@ -5,10 +5,10 @@
 
 use flowcache::{Classify, ClassifyConfig};
 use pipeline::parse::Parse;
-use pipeline::{Ctx, Graph, PacketId, PacketPool, TxQueues, Upcall, HEADROOM, MAX_PACKET};
+use pipeline::{
+    Ctx, Graph, PacketId, PacketPool, RxSink, Sent, TxQueues, Upcall, HEADROOM, MAX_PACKET,
+};
 use serde::Serialize;
-
-use crate::ports::{RxSink, Sent};
 
 /// Frames in the pool of one switch instance.
 pub const POOL_FRAMES: u32 = 8192;
@@ -18,7 +18,7 @@ pub const POOL_FRAMES: u32 = 8192;
 const LEND_RESERVE: usize = 1024;
 
 /// How frames entered and left the pool: copied, or passed as they are (ports that share
-/// the pool's memory, [`crate::ports::RxSink::adopt`]).
+/// the pool's memory, [`pipeline::RxSink::adopt`]).
 #[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
 pub struct CopyStats {
     /// Received frames copied into the pool.

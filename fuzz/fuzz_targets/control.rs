@@ -1,4 +1,4 @@
-//! The daemon's control verbs (`datapath::daemon::commands::execute`, what the control socket
+//! The daemon's control verbs (`control::commands::execute`, what the control socket
 //! runs for every request) against requests made of anything. Each input is a fresh daemon
 //! (one unpinned PMD, no bridges) and up to 16 requests, one per line: words separated by
 //! spaces; a line's text after a tab is the request's data (`add-flows` file contents).
@@ -14,7 +14,7 @@
 //! error part way leaves the ones before it.
 #![no_main]
 
-use datapath::daemon::commands::execute;
+use control::commands::execute;
 use datapath::daemon::{Daemon, DaemonSettings};
 use libfuzzer_sys::fuzz_target;
 

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use datapath::scenario::Scenario;
+use tools::scenario::Scenario;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -17,9 +17,9 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Mutex};
 
-use datapath::ports::vhost::device::{lock_slot, Device, GUEST_TX};
-use datapath::ports::vhost::packed;
-use datapath::ports::vhost::ring::{guest_rx, guest_tx, ClosureSink, RingCounters, Vq, MAX_FRAME};
+use vhost_user::device::{lock_slot, Device, GUEST_TX};
+use vhost_user::packed;
+use vhost_user::ring::{guest_rx, guest_tx, ClosureSink, RingCounters, Vq, MAX_FRAME};
 use libfuzzer_sys::fuzz_target;
 use vhost::vhost_user::{BackendReqHandler, Error as VhostError};
 

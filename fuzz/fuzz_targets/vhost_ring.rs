@@ -10,9 +10,9 @@
 
 use std::sync::OnceLock;
 
-use datapath::ports::vhost::guest::GuestMemory;
-use datapath::ports::vhost::packed;
-use datapath::ports::vhost::ring::{
+use vhost_user::guest::GuestMemory;
+use vhost_user::packed;
+use vhost_user::ring::{
     guest_rx, guest_tx, ClosureSink, NetHdr, RingCounters, RingState, Vq, LEGACY_NET_HDR_LEN,
     MAX_FRAME, NET_HDR_LEN,
 };

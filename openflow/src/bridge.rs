@@ -1,6 +1,6 @@
 //! A bridge as translation sees it: its ports (with their VLAN configuration for NORMAL), its
-//! MAC table and its published rule set. The datapath implements `pipeline::Upcall` on top
-//! of [`Bridge::translate`] and [`Bridge::generation`].
+//! MAC table and its published rule set, and [`BridgeUpcall`], the `pipeline::Upcall` the
+//! flow caches call on a miss, over [`Bridge::translate`] and [`Bridge::generation`].
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -104,9 +104,24 @@ impl Bridge {
     }
 }
 
-/// The upcall seam for a shared bridge: what the flow caches call on a miss.
+/// The default rule of a bridge without rules, as OVS installs it.
+pub const DEFAULT_RULES: &str = "priority=0,actions=normal\n";
+
+/// The upcall seam for a shared bridge: what the flow caches call on a miss (OpenFlow
+/// translation as the classifier's slow path). Every PMD's classifier holds one per bridge.
 #[derive(Clone)]
 pub struct BridgeUpcall(pub Arc<Bridge>);
+
+impl BridgeUpcall {
+    pub fn new(bridge: Arc<Bridge>) -> BridgeUpcall {
+        BridgeUpcall(bridge)
+    }
+
+    /// The bridge behind this upcall.
+    pub fn bridge(&self) -> &Arc<Bridge> {
+        &self.0
+    }
+}
 
 impl Upcall for BridgeUpcall {
     fn translate(&mut self, key: &FlowKey, now_ns: u64) -> UpcallResult {

@@ -1,7 +1,7 @@
 //! The packet pipeline of vecswitch: buffers, batches, the parser that fills a [`FlowKey`],
 //! the [`Node`] trait with its graph dispatcher, datapath actions and the [`Clock`].
 //!
-//! This crate knows no I/O: ports live in `datapath`, features in their own crates.
+//! This crate knows no I/O: ports live in `ports` and `vhost-user`, features in their own crates.
 #![deny(unsafe_code)]
 
 pub mod actions;
@@ -14,6 +14,7 @@ pub mod flowkey;
 pub mod graph;
 pub mod memory;
 pub mod parse;
+pub mod sink;
 pub mod txq;
 pub mod upcall;
 
@@ -24,5 +25,6 @@ pub use flowkey::FlowKey;
 pub use graph::{Ctx, Graph, Next, Node, NodeReport, NodeStats, MAX_BATCH};
 pub use memory::FrameMemory;
 pub use parse::{parse_packet, Parse, ParseError};
+pub use sink::{send_copies, RxSink, Sent};
 pub use txq::TxQueues;
 pub use upcall::{StatsSink, Upcall, UpcallResult};

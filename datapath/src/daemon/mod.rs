@@ -2,13 +2,9 @@
 //! queues each) and the PMD threads that move the packets. This module is the control thread's
 //! state: it opens and closes ports, places receive queues on PMDs by measured cycles (OVS's
 //! `pmd-rxq-assign=cycles`) and reaches into a PMD only through jobs it runs between two
-//! iterations ([`pmd::Job`]). `commands` turns control-socket requests into calls here,
-//! `control` serves the socket, `config` reads the TOML file.
+//! iterations ([`pmd::Job`]). The `control` crate turns control-socket requests and the TOML
+//! file into calls here.
 
-pub mod client;
-pub mod commands;
-pub mod config;
-pub mod control;
 pub mod pmd;
 
 use std::sync::Arc;
@@ -21,10 +17,10 @@ use flowcache::ClassifyConfig;
 use openflow::normal::{MacTable, NormalPort, VlanMode, DEFAULT_AGING_NS, DEFAULT_MAX_ENTRIES};
 use pipeline::clock::{Clock, MonotonicClock};
 
-use crate::bridge::DEFAULT_RULES;
-use crate::netsys::EventFd;
-use crate::ports::spec::{PortKind, PortSpec, VlanSpec};
+use openflow::DEFAULT_RULES;
 use pmd::{BridgePlan, Job, Pmd, PmdSettings, PmdSnapshot, PortPlan, Queue};
+use ports::spec::{PortKind, PortSpec, VlanSpec};
+use ports::sys::EventFd;
 
 /// The port type `vecswitch attach` gives the host end of a veth pair: AF_XDP, because on veth
 /// it forwarded 1.1–1.3× the packets of AF_PACKET (TPACKET_V3/V2) at 0.7–0.9× the cycles per
@@ -497,7 +493,7 @@ pub fn needs_interface(spec: &PortSpec) -> bool {
 
 /// Whether a network interface of that name exists in this namespace.
 pub fn interface_exists(name: &str) -> bool {
-    crate::netsys::if_index(name).is_some()
+    ports::sys::if_index(name).is_some()
 }
 
 /// The link state of an interface as `show` prints it: `up`, `down` or `gone`.

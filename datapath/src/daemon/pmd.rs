@@ -21,11 +21,12 @@ use pipeline::clock::{Clock, MonotonicClock};
 use pipeline::PacketPool;
 use serde::Serialize;
 
-use crate::afxdp::Umem;
-use crate::bridge::OfUpcall;
-use crate::netsys::{poll_readable, EventFd};
-use crate::ports::afxdp::JOINED_OWN_FRAMES;
-use crate::ports::{PortIo, QueueInfo};
+use openflow::BridgeUpcall;
+use ports::afxdp::port::JOINED_OWN_FRAMES;
+use ports::afxdp::Umem;
+use ports::sys::{poll_readable, EventFd};
+use ports::{PortIo, QueueInfo};
+
 use crate::switch::{PortStats, Switch, POOL_FRAMES};
 
 /// Idle iterations before a PMD starts to sleep.
@@ -152,7 +153,7 @@ const UMEM_QUEUES: u32 = 16;
 pub struct PmdBridge {
     pub name: String,
     pub of: Arc<openflow::Bridge>,
-    pub switch: Switch<OfUpcall>,
+    pub switch: Switch<BridgeUpcall>,
     /// The UMEM the switch's packet pool is made of, for AF_XDP queues to join; `None`
     /// when it could not be mapped (the pool is then plain memory).
     umem: Option<Arc<Umem>>,
@@ -164,7 +165,7 @@ impl PmdBridge {
     /// The bridge `bp` with empty caches, its packet pool in a UMEM of its own when one can
     /// be mapped (no privilege is needed until a queue joins).
     fn new(bp: &BridgePlan, classify: ClassifyConfig) -> anyhow::Result<PmdBridge> {
-        let upcall = OfUpcall::new(bp.of.clone());
+        let upcall = BridgeUpcall::new(bp.of.clone());
         let frames = UMEM_POOL_FRAMES + UMEM_QUEUES * JOINED_OWN_FRAMES;
         let in_umem = Umem::map(frames).ok().and_then(|umem| {
             let memory = umem.pool_memory(UMEM_POOL_FRAMES).ok()?;

@@ -1,0 +1,759 @@
+//! The control socket's verbs: each takes the request's words (and the file contents
+//! `add-flows` sends along) and answers with a text for people and a JSON value for
+//! programs. Every verb validates all of its input before it changes anything, and a refusal
+//! names the field.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use anyhow::{anyhow, bail, Result};
+use serde_json::{json, Value};
+
+use datapath::daemon::pmd::{PmdSettings, PmdSnapshot};
+use datapath::daemon::{link_state, Daemon};
+use ports::spec::PortSpec;
+
+/// A verb's answer.
+pub struct Reply {
+    pub text: String,
+    pub json: Value,
+}
+
+impl Reply {
+    fn new(text: String, json: Value) -> Reply {
+        Reply { text, json }
+    }
+
+    fn done(text: impl Into<String>) -> Reply {
+        let text = text.into();
+        Reply {
+            json: json!({ "result": text }),
+            text,
+        }
+    }
+}
+
+/// The verbs, for `help` and for the CLI's usage text.
+pub const VERBS: &[(&str, &str)] = &[
+    (
+        "add-br BRIDGE [local=true|false]",
+        "create a bridge (NORMAL; LOCAL tap unless local=false)",
+    ),
+    ("del-br BRIDGE", "delete a bridge and its ports"),
+    (
+        "add-port BRIDGE IF [type=afxdp|afpacket|tap|generator|pcap] [KEY=VALUE...]",
+        "add a port",
+    ),
+    ("del-port BRIDGE IF", "delete a port"),
+    ("list-ports BRIDGE", "the bridge's port names"),
+    (
+        "show",
+        "bridges, ports (OpenFlow number, type, mode, state) and queue placement",
+    ),
+    ("add-flow BRIDGE FLOW", "add a rule (ovs-ofctl syntax)"),
+    (
+        "add-flows BRIDGE FILE [--bundle]",
+        "add the rules of a file (all or none)",
+    ),
+    (
+        "mod-flows BRIDGE FLOW [--strict]",
+        "change the actions of matching rules",
+    ),
+    (
+        "del-flows BRIDGE [MATCH] [--strict]",
+        "delete matching rules (all without MATCH)",
+    ),
+    ("dump-flows BRIDGE", "the rules with their counters"),
+    (
+        "dump-megaflows [BRIDGE]",
+        "the datapath's megaflows (masks and stats) per PMD",
+    ),
+    ("port-stats [BRIDGE]", "per-port counters"),
+    ("pmd-stats", "per-PMD cycles per packet, cache hits, queues"),
+    (
+        "runtime",
+        "per-node calls, vectors, cycles (like VPP show runtime)",
+    ),
+    ("drop-reasons", "every non-zero drop counter"),
+    ("clear-stats", "zero the counters"),
+    (
+        "set KEY=VALUE...",
+        "batch-size, busy-poll, pmd-sleep-max-us, flow-limit, pmd-cores",
+    ),
+    (
+        "rebalance",
+        "place the receive queues again by measured cycles",
+    ),
+];
+
+/// Runs one request.
+pub fn execute(d: &mut Daemon, argv: &[String], data: Option<&str>) -> Result<Reply> {
+    let Some((verb, rest)) = argv.split_first() else {
+        bail!("verb: empty request");
+    };
+    let (args, mut flags) = split_flags(rest);
+    // Every answer carries both forms; --json only tells the client which to print.
+    flags.retain(|f| f != "--json");
+    let allow = |allowed: &[&str]| -> Result<()> {
+        for f in &flags {
+            if !allowed.contains(&f.as_str()) {
+                bail!("{verb}: unknown option {f}");
+            }
+        }
+        Ok(())
+    };
+    let strict = flags.iter().any(|f| f == "--strict");
+    match verb.as_str() {
+        "add-br" => {
+            allow(&[])?;
+            let name = arg(&args, 0, "bridge")?;
+            let mut local = true;
+            for a in &args[1..] {
+                match a.split_once('=') {
+                    Some(("local", v)) => local = parse_bool("local", v)?,
+                    _ => bail!("add-br: unknown option {a:?} (local=true|false)"),
+                }
+            }
+            d.add_bridge(name, local)?;
+            Ok(Reply::done(format!("added bridge {name}")))
+        }
+        "del-br" => {
+            allow(&[])?;
+            let name = arg(&args, 0, "bridge")?;
+            d.del_bridge(name)?;
+            Ok(Reply::done(format!("deleted bridge {name}")))
+        }
+        "add-port" => {
+            allow(&[])?;
+            let bridge = arg(&args, 0, "bridge")?;
+            let name = arg(&args, 1, "port")?;
+            d.bridge(bridge)?;
+            let opts: Vec<&str> = args[2..].iter().map(String::as_str).collect();
+            let spec = PortSpec::parse_args(name, &opts).map_err(|e| anyhow!("{e}"))?;
+            let ofport = d.add_port(bridge, spec)?;
+            let mode = d
+                .bridge(bridge)?
+                .ports
+                .iter()
+                .find(|p| p.name == *name)
+                .and_then(|p| p.queues.first())
+                .map(|q| {
+                    let info = q.info();
+                    format!("{} {}", info.kind, info.mode)
+                })
+                .unwrap_or_default();
+            Ok(Reply::new(
+                format!("added port {name} to {bridge} as ofport {ofport} ({mode})"),
+                json!({ "bridge": bridge, "port": name, "ofport": ofport, "mode": mode }),
+            ))
+        }
+        "del-port" => {
+            allow(&[])?;
+            let bridge = arg(&args, 0, "bridge")?;
+            let name = arg(&args, 1, "port")?;
+            d.del_port(bridge, name)?;
+            Ok(Reply::done(format!("deleted port {name} from {bridge}")))
+        }
+        "list-ports" => {
+            allow(&[])?;
+            let b = d.bridge(arg(&args, 0, "bridge")?)?;
+            let mut names: Vec<&str> = b.ports.iter().map(|p| p.name.as_str()).collect();
+            names.sort();
+            Ok(Reply::new(names.join("\n"), json!(names)))
+        }
+        "show" => {
+            allow(&[])?;
+            Ok(show(d))
+        }
+        "add-flow" => {
+            allow(&[])?;
+            let bridge = arg(&args, 0, "bridge")?;
+            let text = args.get(1..).map(|a| a.join(" ")).unwrap_or_default();
+            let m = openflow::parse_flow_mod(&format!("add {text}")).map_err(|e| anyhow!("{e}"))?;
+            apply(d, bridge, &[m])
+        }
+        "add-flows" => {
+            allow(&["--bundle"])?;
+            let bridge = arg(&args, 0, "bridge")?;
+            let text = data.ok_or_else(|| anyhow!("file: the request carries no file contents"))?;
+            add_flows(d, bridge, text, flags.iter().any(|f| f == "--bundle"))
+        }
+        "mod-flows" => {
+            allow(&["--strict"])?;
+            let bridge = arg(&args, 0, "bridge")?;
+            let text = args.get(1..).map(|a| a.join(" ")).unwrap_or_default();
+            let m = openflow::parse_mod_flow(&text, strict).map_err(|e| anyhow!("{e}"))?;
+            apply(d, bridge, &[m])
+        }
+        "del-flows" => {
+            allow(&["--strict"])?;
+            let bridge = arg(&args, 0, "bridge")?;
+            let text = args.get(1..).map(|a| a.join(" ")).unwrap_or_default();
+            let m = openflow::parse_del_flow(&text, strict).map_err(|e| anyhow!("{e}"))?;
+            apply(d, bridge, &[m])
+        }
+        "dump-flows" => {
+            allow(&[])?;
+            let b = d.bridge(arg(&args, 0, "bridge")?)?;
+            let lines = b.of.dump_flows(d.now_ns());
+            Ok(Reply::new(lines.join("\n"), json!(lines)))
+        }
+        "dump-megaflows" => {
+            allow(&[])?;
+            dump_megaflows(d, args.first().cloned())
+        }
+        "port-stats" => {
+            allow(&[])?;
+            let only = args.first();
+            if let Some(b) = only {
+                d.bridge(b)?;
+            }
+            port_stats(d, only.map(String::as_str))
+        }
+        "pmd-stats" => {
+            allow(&[])?;
+            pmd_stats(d)
+        }
+        "runtime" => {
+            allow(&[])?;
+            runtime(d)
+        }
+        "drop-reasons" => {
+            allow(&[])?;
+            drop_reasons(d)
+        }
+        "clear-stats" => {
+            allow(&[])?;
+            d.pmd_call_all(|p| p.clear_stats())?;
+            Ok(Reply::done("counters cleared"))
+        }
+        "set" => {
+            allow(&[])?;
+            set(d, &args)
+        }
+        "rebalance" => {
+            allow(&[])?;
+            d.replan()?;
+            Ok(show(d))
+        }
+        "help" => {
+            let mut text = String::new();
+            for (usage, what) in VERBS {
+                let _ = writeln!(text, "  {usage:<72} {what}");
+            }
+            Ok(Reply::new(text, json!(VERBS)))
+        }
+        other => bail!("verb: unknown verb {other:?} (try help)"),
+    }
+}
+
+/// An OpenFlow port number as ovs-ofctl prints it (`LOCAL` for the bridge's own port).
+fn ofport_text(ofport: u32) -> String {
+    if ofport == openflow::OFPP_LOCAL {
+        "LOCAL".to_string()
+    } else {
+        ofport.to_string()
+    }
+}
+
+/// Words starting with `--` are flags; the rest are arguments.
+fn split_flags(words: &[String]) -> (Vec<String>, Vec<String>) {
+    words.iter().cloned().partition(|w| !w.starts_with("--"))
+}
+
+fn arg<'a>(args: &'a [String], i: usize, field: &str) -> Result<&'a str> {
+    args.get(i)
+        .map(String::as_str)
+        .ok_or_else(|| anyhow!("{field}: missing"))
+}
+
+fn parse_bool(field: &str, v: &str) -> Result<bool> {
+    match v {
+        "true" | "yes" | "on" | "1" => Ok(true),
+        "false" | "no" | "off" | "0" => Ok(false),
+        _ => bail!("{field}: {v:?} is not true or false"),
+    }
+}
+
+/// Applies flow mods as one bundle and waits until every PMD has seen them.
+fn apply(d: &mut Daemon, bridge: &str, mods: &[openflow::FlowMod]) -> Result<Reply> {
+    let b = d.bridge(bridge)?;
+    let r = b.of.apply(mods, d.now_ns()).map_err(|e| anyhow!("{e}"))?;
+    d.barrier()?;
+    Ok(Reply::new(
+        format!(
+            "{} added, {} modified, {} removed",
+            r.added, r.modified, r.removed
+        ),
+        json!({ "added": r.added, "modified": r.modified, "removed": r.removed, "generation": r.generation }),
+    ))
+}
+
+fn show(d: &Daemon) -> Reply {
+    let mut text = String::new();
+    let mut bridges = Vec::new();
+    let pmds = d.pmds();
+    for b in &d.bridges {
+        let _ = writeln!(text, "bridge {}", b.name);
+        let mut ports = Vec::new();
+        let mut sorted: Vec<_> = b.ports.iter().collect();
+        sorted.sort_by_key(|p| p.ofport);
+        for p in sorted {
+            let link = p.queues.first().and_then(|q| q.link.as_ref());
+            let state = if p.down {
+                "down"
+            } else if let Some(link) = link {
+                // A vhost-user port: up while a guest has its rings running.
+                if link.load(std::sync::atomic::Ordering::Relaxed) {
+                    "up"
+                } else {
+                    "waiting"
+                }
+            } else if datapath::daemon::needs_interface(&p.spec)
+                || matches!(p.spec.kind, ports::spec::PortKind::Tap)
+            {
+                link_state(&p.name)
+            } else {
+                "up"
+            };
+            // Each queue's own (a vhost-user pair, an AF_XDP queue closed while it moves
+            // between PMDs); the port line shows the first queue's.
+            let infos: Vec<_> = p.queues.iter().map(|q| q.info()).collect();
+            let (kind, mode) = infos
+                .first()
+                .map_or(("?", ""), |info| (info.kind, info.mode.as_str()));
+            let ofport = ofport_text(p.ofport);
+            let _ = writeln!(
+                text,
+                "  port {ofport}: {} type={kind} mode=\"{mode}\" state={state}",
+                p.name
+            );
+            let mut queues = Vec::new();
+            for (q, info) in p.queues.iter().zip(&infos) {
+                let pmd = d.placement_of(&b.name, &p.name, q.queue_id);
+                let core = pmd.and_then(|i| pmds.get(i)).and_then(|x| x.1);
+                let where_ = match (pmd, core) {
+                    (Some(i), Some(c)) => format!("pmd {i} (core {c})"),
+                    (Some(i), None) => format!("pmd {i}"),
+                    (None, _) => "not polled".to_string(),
+                };
+                let q_mode = &info.mode;
+                let _ = writeln!(text, "    queue {}: {where_} mode=\"{q_mode}\"", q.queue_id);
+                queues
+                    .push(json!({ "queue": q.queue_id, "pmd": pmd, "core": core, "mode": q_mode }));
+            }
+            ports.push(json!({
+                "name": p.name, "ofport": p.ofport, "type": kind, "mode": mode,
+                "state": state, "options": p.spec.options_text(), "queues": queues,
+            }));
+        }
+        bridges.push(json!({ "name": b.name, "ports": ports }));
+    }
+    let pmd_json: Vec<Value> = pmds
+        .iter()
+        .map(|(id, core)| json!({ "id": id, "core": core }))
+        .collect();
+    let s = d.settings.pmd;
+    let _ = write!(
+        text,
+        "pmds: {}; batch-size={} busy-poll={} pmd-sleep-max-us={}",
+        pmds.iter()
+            .map(|(i, c)| match c {
+                Some(c) => format!("pmd {i} on core {c}"),
+                None => format!("pmd {i} unpinned"),
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        s.batch,
+        s.busy_poll,
+        s.sleep_max_us
+    );
+    Reply::new(
+        text,
+        json!({ "bridges": bridges, "pmds": pmd_json, "settings": s }),
+    )
+}
+
+fn port_stats(d: &Daemon, only: Option<&str>) -> Result<Reply> {
+    let snaps = d.snapshots()?;
+    let mut text = String::new();
+    let mut out = Vec::new();
+    for b in &d.bridges {
+        if only.is_some_and(|o| o != b.name) {
+            continue;
+        }
+        let _ = writeln!(text, "bridge {}:", b.name);
+        let mut sorted: Vec<_> = b.ports.iter().collect();
+        sorted.sort_by_key(|p| p.ofport);
+        for p in sorted {
+            let mut sum = datapath::switch::PortStats::default();
+            for s in &snaps {
+                for sb in s.bridges.iter().filter(|x| x.name == b.name) {
+                    for (_, ofport, st) in sb.ports.iter().filter(|x| x.1 == p.ofport) {
+                        let _ = ofport;
+                        sum.rx_packets += st.rx_packets;
+                        sum.rx_bytes += st.rx_bytes;
+                        sum.rx_dropped += st.rx_dropped;
+                        sum.tx_packets += st.tx_packets;
+                        sum.tx_bytes += st.tx_bytes;
+                        sum.tx_dropped += st.tx_dropped;
+                    }
+                }
+            }
+            let mut extra: BTreeMap<String, u64> = BTreeMap::new();
+            for q in &p.queues {
+                for (k, v) in q.lock().counters() {
+                    *extra.entry(k.to_string()).or_default() += v;
+                }
+            }
+            let _ = writeln!(
+                text,
+                "  port {} ({}): rx pkts={} bytes={} drop={}  tx pkts={} bytes={} drop={}",
+                ofport_text(p.ofport),
+                p.name,
+                sum.rx_packets,
+                sum.rx_bytes,
+                sum.rx_dropped,
+                sum.tx_packets,
+                sum.tx_bytes,
+                sum.tx_dropped
+            );
+            let nonzero: Vec<String> = extra
+                .iter()
+                .filter(|(_, v)| **v > 0)
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            if !nonzero.is_empty() {
+                let _ = writeln!(text, "    {}", nonzero.join(" "));
+            }
+            out.push(json!({
+                "bridge": b.name, "port": p.name, "ofport": p.ofport, "stats": sum,
+                "counters": extra,
+            }));
+        }
+    }
+    Ok(Reply::new(text.trim_end().to_string(), json!(out)))
+}
+
+fn sum_classify(s: &PmdSnapshot) -> BTreeMap<String, u64> {
+    let mut m: BTreeMap<String, u64> = BTreeMap::new();
+    for b in &s.bridges {
+        for (k, v) in &b.classify {
+            *m.entry(k.clone()).or_default() += v;
+        }
+    }
+    m
+}
+
+fn pmd_stats(d: &Daemon) -> Result<Reply> {
+    let snaps = d.snapshots()?;
+    let mut text = String::new();
+    let mut out = Vec::new();
+    for s in &snaps {
+        let st = &s.stats;
+        let c = sum_classify(s);
+        let get = |k: &str| c.get(k).copied().unwrap_or(0);
+        let per_pkt = |x: u64| {
+            if st.rx_packets == 0 {
+                0.0
+            } else {
+                x as f64 / st.rx_packets as f64
+            }
+        };
+        let total = st.busy_cycles + st.idle_cycles;
+        let busy_pct = if total == 0 {
+            0.0
+        } else {
+            100.0 * st.busy_cycles as f64 / total as f64
+        };
+        let avg_batch = if st.rx_batches == 0 {
+            0.0
+        } else {
+            st.rx_packets as f64 / st.rx_batches as f64
+        };
+        let core = s.core.map(|c| c.to_string()).unwrap_or("-".into());
+        let _ = writeln!(text, "pmd {} core {core}:", s.id);
+        let _ = writeln!(
+            text,
+            "  iterations: {} ({} busy)  sleeps: {}",
+            st.iterations, st.busy_iterations, st.sleeps
+        );
+        let _ = writeln!(
+            text,
+            "  busy cycles: {} ({busy_pct:.1} % of polling)  idle cycles: {}",
+            st.busy_cycles, st.idle_cycles
+        );
+        let _ = writeln!(
+            text,
+            "  rx packets: {}  avg batch: {avg_batch:.1}  processing cycles/pkt: {:.1}",
+            st.rx_packets,
+            per_pkt(st.busy_cycles)
+        );
+        let _ = writeln!(
+            text,
+            "  emc hits: {}  megaflow hits: {}  upcalls: {}  (avg subtable lookups/hit: {:.2})",
+            get("emc-hits"),
+            get("megaflow-hits"),
+            get("upcalls"),
+            if get("megaflow-hits") == 0 {
+                0.0
+            } else {
+                get("masked-hit-lookups") as f64 / get("megaflow-hits") as f64
+            }
+        );
+        let _ = writeln!(
+            text,
+            "  copies: rx {} (into the packet pool), tx {} (out to the ports); \
+             zero-copy: rx {}, tx {}",
+            st.rx_copies, st.tx_copies, st.rx_zero_copy, st.tx_zero_copy
+        );
+        let qtotal: u64 = s.rxqs.iter().map(|q| q.cycles).sum();
+        for q in &s.rxqs {
+            let pct = if qtotal == 0 {
+                0.0
+            } else {
+                100.0 * q.cycles as f64 / qtotal as f64
+            };
+            let _ = writeln!(
+                text,
+                "  rxq {} queue {} ({}): {} packets, {pct:.0} % of the pmd's queue cycles",
+                q.port, q.queue, q.bridge, q.packets
+            );
+        }
+        // Everything that entered and did not leave, from the same snapshot as the rest.
+        let dropped: u64 = s
+            .bridges
+            .iter()
+            .map(|b| {
+                b.drops.iter().map(|d| d.1).sum::<u64>()
+                    + b.ports.iter().map(|p| p.2.tx_dropped).sum::<u64>()
+            })
+            .sum();
+        for b in &s.bridges {
+            let p = &b.pool;
+            let _ = writeln!(
+                text,
+                "  pool {} ({}): {} frames, {} free, {} lent to AF_XDP queues, {} unaccounted",
+                b.name,
+                if p.umem { "umem" } else { "heap" },
+                p.frames,
+                p.free,
+                p.lent,
+                p.unaccounted
+            );
+        }
+        let _ = writeln!(text, "  dropped: {dropped} (see drop-reasons)");
+        out.push(json!({
+            "pmd": s.id, "core": s.core, "stats": st, "classify": c, "dropped": dropped,
+            "cycles_per_packet": per_pkt(st.busy_cycles), "busy_percent": busy_pct,
+            "avg_batch": avg_batch, "rxqs": s.rxqs,
+            "pools": s.bridges.iter().map(|b| json!({ "bridge": b.name, "pool": b.pool }))
+                .collect::<Vec<_>>(),
+        }));
+    }
+    Ok(Reply::new(text.trim_end().to_string(), json!(out)))
+}
+
+fn runtime(d: &Daemon) -> Result<Reply> {
+    let snaps = d.snapshots()?;
+    let mut text = String::new();
+    let mut out = Vec::new();
+    for s in &snaps {
+        for b in &s.bridges {
+            let _ = writeln!(text, "pmd {} bridge {}:", s.id, b.name);
+            let _ = writeln!(
+                text,
+                "  {:<12} {:>12} {:>14} {:>16} {:>12} {:>12}",
+                "node", "calls", "vectors", "cycles", "vec/call", "cycles/vec"
+            );
+            for (name, calls, vectors, cycles) in &b.nodes {
+                let vpc = if *calls == 0 {
+                    0.0
+                } else {
+                    *vectors as f64 / *calls as f64
+                };
+                let cpv = if *vectors == 0 {
+                    0.0
+                } else {
+                    *cycles as f64 / *vectors as f64
+                };
+                let _ = writeln!(
+                    text,
+                    "  {name:<12} {calls:>12} {vectors:>14} {cycles:>16} {vpc:>12.1} {cpv:>12.1}"
+                );
+                out.push(json!({
+                    "pmd": s.id, "bridge": b.name, "node": name, "calls": calls,
+                    "vectors": vectors, "cycles": cycles, "vectors_per_call": vpc,
+                    "cycles_per_vector": cpv,
+                }));
+            }
+        }
+    }
+    Ok(Reply::new(text.trim_end().to_string(), json!(out)))
+}
+
+fn drop_reasons(d: &Daemon) -> Result<Reply> {
+    let snaps = d.snapshots()?;
+    let mut m: BTreeMap<String, u64> = BTreeMap::new();
+    for s in &snaps {
+        for b in &s.bridges {
+            for (k, v) in &b.drops {
+                *m.entry(k.clone()).or_default() += v;
+            }
+            for (name, _, st) in &b.ports {
+                if st.rx_dropped > 0 {
+                    *m.entry(format!("port.{name}.rx-dropped")).or_default() += st.rx_dropped;
+                }
+                if st.tx_dropped > 0 {
+                    *m.entry(format!("port.{name}.tx-dropped")).or_default() += st.tx_dropped;
+                }
+            }
+        }
+    }
+    let text = if m.is_empty() {
+        "no drops".to_string()
+    } else {
+        m.iter()
+            .map(|(k, v)| format!("{k:<40} {v}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    Ok(Reply::new(text, json!(m)))
+}
+
+/// `add-flows BRIDGE` with the file's contents: checked whole first, then applied as one
+/// bundle (`--bundle`) or rule by rule, as ovs-ofctl does without it (a rule in the middle
+/// may be seen by packets before the last is in).
+fn add_flows(d: &mut Daemon, bridge: &str, text: &str, bundle: bool) -> Result<Reply> {
+    let mods = openflow::parse_bundle_file(text).map_err(|e| anyhow!("file: {e}"))?;
+    let mods: Vec<openflow::FlowMod> = mods.into_iter().map(|(_, m)| m).collect();
+    if bundle {
+        return apply(d, bridge, &mods);
+    }
+    let b = d.bridge(bridge)?;
+    let now = d.now_ns();
+    let mut added = 0;
+    for m in &mods {
+        added +=
+            b.of.apply(std::slice::from_ref(m), now)
+                .map_err(|e| anyhow!("{e}"))?
+                .added;
+    }
+    d.barrier()?;
+    Ok(Reply::new(
+        format!("{added} rules added"),
+        json!({ "added": added }),
+    ))
+}
+
+/// `dump-megaflows [BRIDGE]`: every PMD's megaflow cache of the bridge (or of all).
+fn dump_megaflows(d: &mut Daemon, only: Option<String>) -> Result<Reply> {
+    if let Some(b) = &only {
+        d.bridge(b)?;
+    }
+    let now = d.now_ns();
+    let per_pmd = d.pmd_call_all(move |p| {
+        let id = p.id;
+        let names: Vec<String> = p.bridge_names();
+        let mut out = Vec::new();
+        for n in names {
+            if only.as_ref().is_some_and(|o| *o != n) {
+                continue;
+            }
+            if let Some(c) = p.bridge_mut(&n).and_then(|b| b.switch.classifier()) {
+                out.push((n, c.dump_megaflows_text(now)));
+            }
+        }
+        (id, out)
+    })?;
+    let mut text = String::new();
+    let mut j = Vec::new();
+    for (id, bridges) in per_pmd {
+        for (name, lines) in bridges {
+            let _ = writeln!(text, "pmd {id} bridge {name}: {} megaflows", lines.len());
+            for l in &lines {
+                let _ = writeln!(text, "  {l}");
+            }
+            j.push(json!({ "pmd": id, "bridge": name, "megaflows": lines }));
+        }
+    }
+    Ok(Reply::new(text.trim_end().to_string(), json!(j)))
+}
+
+/// `set KEY=VALUE...`: every pair is checked before any takes effect.
+fn set(d: &mut Daemon, args: &[String]) -> Result<Reply> {
+    if args.is_empty() {
+        bail!("set: missing KEY=VALUE");
+    }
+    let mut s: PmdSettings = d.settings.pmd;
+    let mut cores: Option<Vec<Option<usize>>> = None;
+    let mut flow_limit: Option<usize> = None;
+    for a in args {
+        let (k, v) = a
+            .split_once('=')
+            .ok_or_else(|| anyhow!("set: {a:?} is not KEY=VALUE"))?;
+        match k {
+            "batch-size" => s.batch = parse_batch(v)?,
+            "busy-poll" => s.busy_poll = parse_bool(k, v)?,
+            "pmd-sleep-max-us" => {
+                s.sleep_max_us = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=1_000_000).contains(n))
+                    .ok_or_else(|| anyhow!("pmd-sleep-max-us: {v:?} is not 1..=1000000"))?
+            }
+            "flow-limit" => {
+                flow_limit = Some(
+                    v.parse()
+                        .ok()
+                        .filter(|n| *n >= 1)
+                        .ok_or_else(|| anyhow!("flow-limit: {v:?} is not a positive number"))?,
+                )
+            }
+            "pmd-cores" => cores = Some(parse_cores(v)?),
+            _ => bail!(
+                "set: unknown key {k:?} (batch-size, busy-poll, pmd-sleep-max-us, flow-limit, pmd-cores)"
+            ),
+        }
+    }
+    d.set_pmd_settings(s)?;
+    if let Some(limit) = flow_limit {
+        d.settings.classify.flow_limit = limit;
+        d.pmd_call_all(move |p| p.set_flow_limit(limit))?;
+    }
+    if let Some(c) = cores {
+        d.set_pmd_cores(c)?;
+    }
+    Ok(Reply::done(format!("set {}", args.join(" "))))
+}
+
+/// A batch size: 1 to 256.
+pub fn parse_batch(v: &str) -> Result<usize> {
+    v.parse()
+        .ok()
+        .filter(|n| (1..=pipeline::MAX_BATCH).contains(n))
+        .ok_or_else(|| anyhow!("batch-size: {v:?} is not 1..={}", pipeline::MAX_BATCH))
+}
+
+/// `1,3` → PMDs on cores 1 and 3 (each must exist on this machine).
+pub fn parse_cores(v: &str) -> Result<Vec<Option<usize>>> {
+    let online = core_affinity::get_core_ids().unwrap_or_default();
+    let mut out = Vec::new();
+    for w in v.split(',') {
+        let c: usize = w
+            .trim()
+            .parse()
+            .map_err(|_| anyhow!("pmd-cores: {w:?} is not a core number"))?;
+        if !online.iter().any(|x| x.id == c) {
+            bail!("pmd-cores: core {c} is not one of this machine's cores");
+        }
+        if out.contains(&Some(c)) {
+            bail!("pmd-cores: core {c} is listed twice");
+        }
+        out.push(Some(c));
+    }
+    if out.is_empty() {
+        bail!("pmd-cores: empty");
+    }
+    Ok(out)
+}

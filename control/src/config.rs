@@ -1,0 +1,326 @@
+//! The daemon's TOML configuration and `vecswitch run`.
+//!
+//! ```toml
+//! socket = "/run/vecswitch/vecswitch.sock"   # optional
+//! pmd-cores = [1]                             # one PMD per core; default: the last core
+//! batch-size = 32                             # 1..=256
+//! busy-poll = false                           # true: idle PMDs never sleep
+//! pmd-sleep-max-us = 100000
+//! emc-entries = 8192
+//! emc-insert-inv-prob = 100
+//! flow-limit = 200000
+//! dpdk-eal-args = ["--no-huge", "-m", "512", "--no-pci"]   # `--features dpdk` builds only
+//!
+//! [[bridge]]
+//! name = "br0"
+//! local = true              # the bridge's tap (OpenFlow LOCAL); default true
+//! rules = "br0.flows"       # ovs-ofctl add-flows file, relative to this file; default NORMAL
+//!
+//! [[bridge.port]]
+//! name = "veth0"
+//! type = "afxdp"            # every other key is a port option, as `add-port` takes them
+//! ofport = 1
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::Deserialize;
+
+use crate::socket::{ControlSocket, DEFAULT_SOCKET};
+use datapath::daemon::{Daemon, DaemonSettings};
+use ports::spec::PortSpec;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct File {
+    socket: Option<PathBuf>,
+    pmd_cores: Option<Vec<usize>>,
+    batch_size: Option<usize>,
+    busy_poll: Option<bool>,
+    pmd_sleep_max_us: Option<u64>,
+    emc_entries: Option<usize>,
+    emc_insert_inv_prob: Option<u32>,
+    flow_limit: Option<usize>,
+    dpdk_eal_args: Option<Vec<String>>,
+    #[serde(default)]
+    bridge: Vec<BridgeFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BridgeFile {
+    name: String,
+    local: Option<bool>,
+    rules: Option<PathBuf>,
+    #[serde(default)]
+    port: Vec<toml::Table>,
+}
+
+/// A bridge of the configuration.
+#[derive(Debug)]
+pub struct BridgeConfig {
+    pub name: String,
+    pub local: bool,
+    /// The rules file's contents and name.
+    pub rules: Option<(String, String)>,
+    pub ports: Vec<PortSpec>,
+}
+
+/// The whole configuration.
+#[derive(Debug)]
+pub struct Config {
+    pub socket: PathBuf,
+    /// DPDK EAL arguments (`dpdk-eal-args`), for `type=dpdk` ports; default: `--no-huge` ones.
+    pub dpdk_eal_args: Option<Vec<String>>,
+    pub settings: DaemonSettings,
+    pub bridges: Vec<BridgeConfig>,
+}
+
+impl Config {
+    /// No file: an empty bridge `br0` with NORMAL and its LOCAL port.
+    pub fn default_config() -> Config {
+        Config {
+            socket: PathBuf::from(DEFAULT_SOCKET),
+            dpdk_eal_args: None,
+            settings: DaemonSettings::default(),
+            bridges: vec![BridgeConfig {
+                name: "br0".into(),
+                local: true,
+                rules: None,
+                ports: Vec::new(),
+            }],
+        }
+    }
+
+    /// Reads and checks a configuration file; errors name the file and the field.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("{}: cannot read", path.display()))?;
+        Config::parse(&text, path.parent().unwrap_or(Path::new(".")))
+            .map_err(|e| anyhow!("{}: {e:#}", path.display()))
+    }
+
+    /// Parses a configuration; relative rules paths are relative to `dir`.
+    pub fn parse(text: &str, dir: &Path) -> Result<Config> {
+        let f: File = toml::from_str(text).map_err(|e| anyhow!("{e}"))?;
+        let mut s = DaemonSettings::default();
+        if let Some(cores) = f.pmd_cores {
+            let list = cores
+                .iter()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(",");
+            s.pmd_cores = super::commands::parse_cores(&list)?;
+        }
+        if let Some(b) = f.batch_size {
+            s.pmd.batch = super::commands::parse_batch(&b.to_string())?;
+        }
+        if let Some(b) = f.busy_poll {
+            s.pmd.busy_poll = b;
+        }
+        if let Some(us) = f.pmd_sleep_max_us {
+            if !(1..=1_000_000).contains(&us) {
+                bail!("pmd-sleep-max-us: {us} is not 1..=1000000");
+            }
+            s.pmd.sleep_max_us = us;
+        }
+        if let Some(n) = f.emc_entries {
+            s.classify.emc_entries = n;
+        }
+        if let Some(n) = f.emc_insert_inv_prob {
+            s.classify.emc_insert_inv_prob = n;
+        }
+        if let Some(n) = f.flow_limit {
+            s.classify.flow_limit = n;
+        }
+        s.classify.validate().map_err(|e| anyhow!("{e}"))?;
+        let mut bridges = Vec::new();
+        for b in f.bridge {
+            let rules = match &b.rules {
+                Some(p) => {
+                    let full = dir.join(p);
+                    let text = std::fs::read_to_string(&full).with_context(|| {
+                        format!("bridge {}: rules: cannot read {}", b.name, full.display())
+                    })?;
+                    Some((text, full.display().to_string()))
+                }
+                None => None,
+            };
+            let mut ports = Vec::new();
+            for (i, t) in b.port.iter().enumerate() {
+                let name = match t.get("name") {
+                    Some(toml::Value::String(n)) => n.clone(),
+                    _ => bail!(
+                        "bridge {} port {}: name: missing or not a string",
+                        b.name,
+                        i + 1
+                    ),
+                };
+                let mut words = Vec::new();
+                for (k, v) in t {
+                    if k == "name" {
+                        continue;
+                    }
+                    let v = match v {
+                        toml::Value::String(s) => s.clone(),
+                        toml::Value::Integer(n) => n.to_string(),
+                        toml::Value::Boolean(b) => b.to_string(),
+                        _ => bail!(
+                            "bridge {} port {name}: {k}: must be a string, number or boolean",
+                            b.name
+                        ),
+                    };
+                    words.push(format!("{k}={v}"));
+                }
+                let refs: Vec<&str> = words.iter().map(String::as_str).collect();
+                let spec = PortSpec::parse_args(&name, &refs)
+                    .map_err(|e| anyhow!("bridge {} port {name}: {e}", b.name))?;
+                ports.push(spec);
+            }
+            bridges.push(BridgeConfig {
+                name: b.name,
+                local: b.local.unwrap_or(true),
+                rules,
+                ports,
+            });
+        }
+        if f.dpdk_eal_args.is_some() && !cfg!(feature = "dpdk") {
+            bail!("dpdk-eal-args: built without the dpdk feature (cargo build --features dpdk)");
+        }
+        Ok(Config {
+            socket: f.socket.unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET)),
+            dpdk_eal_args: f.dpdk_eal_args,
+            settings: s,
+            bridges,
+        })
+    }
+}
+
+/// Builds the daemon a configuration describes (all of it, or an error and nothing left).
+pub fn build(config: &Config) -> Result<Daemon> {
+    // Before any port: the first dpdk port would otherwise start the EAL with its defaults.
+    #[cfg(feature = "dpdk")]
+    if let Some(args) = &config.dpdk_eal_args {
+        ports::dpdk::eal_init(args)?;
+    }
+    let mut d = Daemon::new(config.settings.clone())?;
+    for b in &config.bridges {
+        d.add_bridge(&b.name, b.local)
+            .with_context(|| format!("bridge {}", b.name))?;
+        if let Some((text, name)) = &b.rules {
+            let br = d.bridge(&b.name)?;
+            // The file replaces the default NORMAL rule.
+            let mut all = String::from("delete\n");
+            all.push_str(text);
+            let mods = openflow::parse_bundle_file(&all).map_err(|e| anyhow!("{name}: {e}"))?;
+            let mods: Vec<openflow::FlowMod> = mods.into_iter().map(|(_, m)| m).collect();
+            br.of
+                .apply(&mods, d.now_ns())
+                .map_err(|e| anyhow!("{name}: {e}"))?;
+        }
+        for p in &b.ports {
+            d.add_port(&b.name, p.clone())
+                .with_context(|| format!("bridge {} port {}", b.name, p.name))?;
+        }
+    }
+    Ok(d)
+}
+
+/// `vecswitch run`: builds the daemon, serves the control socket until SIGTERM or SIGINT, then
+/// stops the PMDs and closes every port (no XDP program stays behind).
+pub fn run(config: Config) -> Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
+    }
+    let socket = ControlSocket::bind(&config.socket)?;
+    let mut daemon = build(&config)?;
+    eprintln!(
+        "vecswitch: running: {} bridge(s), {} pmd(s) {:?}, control socket {}",
+        daemon.bridges.len(),
+        daemon.pmds().len(),
+        daemon.pmds().iter().map(|p| p.1).collect::<Vec<_>>(),
+        socket.path().display()
+    );
+    socket.serve(&mut daemon, &stop)?;
+    eprintln!("vecswitch: stopping");
+    daemon.shutdown();
+    drop(socket);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_config_with_unknown_or_bad_fields_is_refused_naming_them() {
+        let dir = Path::new(".");
+        let e = Config::parse("batch-size = 300\n", dir)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("batch-size"), "{e}");
+        let e = Config::parse("batchsize = 3\n", dir)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("batchsize"), "{e}");
+        let e = Config::parse("pmd-cores = [999]\n", dir)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("pmd-cores"), "{e}");
+        let e = Config::parse(
+            "[[bridge]]\nname = \"b\"\n[[bridge.port]]\ntype = \"afxdp\"\n",
+            dir,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("name"), "{e}");
+        let e = Config::parse(
+            "[[bridge]]\nname = \"b\"\nrules = \"/nonexistent/flows\"\n",
+            dir,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("rules"), "{e}");
+    }
+
+    #[test]
+    #[cfg(not(feature = "dpdk"))]
+    fn dpdk_eal_args_need_the_dpdk_feature() {
+        let e = Config::parse("dpdk-eal-args = [\"--no-huge\"]\n", Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("dpdk-eal-args") && e.contains("--features dpdk"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    #[cfg(feature = "dpdk")]
+    fn dpdk_eal_args_are_read() {
+        let c = Config::parse(
+            "dpdk-eal-args = [\"--no-huge\", \"-m\", \"512\"]\n",
+            Path::new("."),
+        )
+        .unwrap();
+        assert_eq!(c.dpdk_eal_args.unwrap(), ["--no-huge", "-m", "512"]);
+    }
+
+    #[test]
+    fn a_config_sets_what_it_names_and_keeps_defaults_otherwise() {
+        let c = Config::parse(
+            "batch-size = 64\nbusy-poll = true\n[[bridge]]\nname = \"b0\"\nlocal = false\n",
+            Path::new("."),
+        )
+        .unwrap();
+        assert_eq!(c.settings.pmd.batch, 64);
+        assert!(c.settings.pmd.busy_poll);
+        assert_eq!(c.bridges.len(), 1);
+        assert!(!c.bridges[0].local);
+        assert_eq!(c.socket, PathBuf::from(DEFAULT_SOCKET));
+    }
+}

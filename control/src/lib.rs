@@ -1,0 +1,11 @@
+//! The control plane of the daemon: the unix control socket and its request/response
+//! protocol ([`socket`]), the verbs it serves ([`commands`]: `add-port`, `dump-flows`,
+//! `pmd-stats`, ...), the client side that `vecswitch VERB` uses ([`client`]), and the TOML
+//! configuration ([`config`]). Every verb is a call on `datapath`'s `Daemon`; nothing here
+//! touches a packet.
+#![deny(unsafe_code)]
+
+pub mod client;
+pub mod commands;
+pub mod config;
+pub mod socket;

@@ -1,0 +1,14 @@
+//! The tools around the switch: `pktgen` (an AF_XDP packet generator and receiver with
+//! latency), network-namespace helpers for containers (`netns`, `vecswitch attach`), probes
+//! that run ping and TCP transfers in them (`probe`), the live `demo`, the pcap replay of
+//! scenario directories (`scenario`, `replay`) and the virtio-user container command line
+//! (`virtio_user`). None of it is on the switch's data path.
+#![deny(unsafe_code)]
+
+pub mod demo;
+pub mod netns;
+pub mod pktgen;
+pub mod probe;
+pub mod replay;
+pub mod scenario;
+pub mod virtio_user;

@@ -1,0 +1,436 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! The daemon as a process (`vecswitch run`), driven through its control socket: generator and
+//! pcap ports (no root needed), rule changes under traffic, statistics verbs, and requests that
+//! must be refused without effect. Namespace tests with real veths are in `daemon_netns.rs`.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::DaemonProc;
+use control::socket::Response;
+use serde_json::Value;
+
+fn dump_flows(d: &DaemonProc, bridge: &str) -> Vec<String> {
+    // Counters and durations move; the rules themselves are what must not.
+    d.ok(&["dump-flows", bridge])
+        .json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            let l = l.as_str().unwrap();
+            l.split(", ")
+                .filter(|f| {
+                    !f.starts_with("duration=")
+                        && !f.starts_with("n_packets=")
+                        && !f.starts_with("n_bytes=")
+                        && !f.contains("idle_age")
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .collect()
+}
+
+fn pcap_frames(path: &Path) -> usize {
+    let f = std::fs::File::open(path).unwrap();
+    let mut r = pcap_file::pcap::PcapReader::new(f).unwrap();
+    let mut n = 0;
+    while let Some(p) = r.next_packet() {
+        p.unwrap();
+        n += 1;
+    }
+    n
+}
+
+const GEN_BRIDGE: &str = "[[bridge]]\nname = \"b0\"\nlocal = false\n";
+
+/// Adds port 1, `sink`, writing `out.pcap` in the daemon's directory, and makes the only rule
+/// `in_port=2,actions=output:1`. Returns the file.
+fn pcap_sink_for_port_2(d: &DaemonProc) -> std::path::PathBuf {
+    let out = d.path("out.pcap");
+    d.ok(&[
+        "add-port",
+        "b0",
+        "sink",
+        "type=pcap",
+        &format!("tx={}", out.display()),
+    ]);
+    d.ok(&["del-flows", "b0"]);
+    d.ok(&["add-flow", "b0", "in_port=2,actions=output:1"]);
+    out
+}
+
+#[test]
+fn a_generator_feeds_the_graph_and_every_counter_agrees() {
+    let d = DaemonProc::start(GEN_BRIDGE);
+    let out = pcap_sink_for_port_2(&d);
+    d.ok(&[
+        "add-port",
+        "b0",
+        "gen0",
+        "type=generator",
+        "profile=size=64,flows=16,proto=udp",
+        "count=5000",
+        "rate=100000",
+    ]);
+    let gen = d.ok(&["show", "--json"]).json;
+    let ofports: Vec<(String, u64)> = gen["bridges"][0]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_string(),
+                p["ofport"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ofports,
+        vec![("sink".to_string(), 1), ("gen0".to_string(), 2)]
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while d.port_stat("b0", "gen0", "rx_packets") < 5000 {
+        assert!(Instant::now() < deadline, "the generator did not finish");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(d.port_stat("b0", "gen0", "rx_packets"), 5000);
+    assert_eq!(d.tx("b0", "sink"), 5000);
+
+    let pmd = d.ok(&["pmd-stats", "--json"]).json;
+    let p0 = &pmd[0];
+    assert_eq!(p0["stats"]["rx_packets"].as_u64().unwrap(), 5000);
+    let c = &p0["classify"];
+    let hits = c["emc-hits"].as_u64().unwrap()
+        + c["megaflow-hits"].as_u64().unwrap()
+        + c["upcalls"].as_u64().unwrap();
+    assert_eq!(hits, 5000, "{c:#}");
+    let rt = d.ok(&["runtime", "--json"]).json;
+    let parse = rt
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node"] == "parse")
+        .unwrap();
+    assert_eq!(parse["vectors"].as_u64().unwrap(), 5000);
+    assert!(d.ok(&["runtime"]).text.contains("classify"));
+    let mega = d.ok(&["dump-megaflows", "b0"]).text;
+    assert!(mega.contains("in_port"), "{mega}");
+
+    d.ok(&["clear-stats"]);
+    assert_eq!(d.port_stat("b0", "gen0", "rx_packets"), 0);
+    // The pcap sink flushes when its port goes.
+    d.ok(&["del-port", "b0", "sink"]);
+    assert_eq!(pcap_frames(&out), 5000);
+}
+
+#[test]
+fn after_the_acknowledgement_no_packet_follows_the_old_rule() {
+    let d = DaemonProc::start(GEN_BRIDGE);
+    let (a, b) = (d.path("a.pcap"), d.path("b.pcap"));
+    d.ok(&[
+        "add-port",
+        "b0",
+        "a",
+        "type=pcap",
+        &format!("tx={}", a.display()),
+        "ofport=1",
+    ]);
+    d.ok(&[
+        "add-port",
+        "b0",
+        "b",
+        "type=pcap",
+        &format!("tx={}", b.display()),
+        "ofport=2",
+    ]);
+    d.ok(&["del-flows", "b0"]);
+    d.ok(&["add-flow", "b0", "priority=10,in_port=3,actions=output:1"]);
+    d.ok(&[
+        "add-port",
+        "b0",
+        "gen",
+        "type=generator",
+        "profile=size=64,flows=100,proto=udp",
+        "rate=200000",
+        "ofport=3",
+    ]);
+    for round in 0..6 {
+        let (to, new, old) = if round % 2 == 0 {
+            ("2", "b", "a")
+        } else {
+            ("1", "a", "b")
+        };
+        std::thread::sleep(Duration::from_millis(150));
+        d.ok(&["mod-flows", "b0", &format!("in_port=3,actions=output:{to}")]);
+        // Acknowledged: from here on nothing may reach the old port, and traffic goes on.
+        let (old_before, new_before) = (d.tx("b0", old), d.tx("b0", new));
+        std::thread::sleep(Duration::from_millis(200));
+        let (old_after, new_after) = (d.tx("b0", old), d.tx("b0", new));
+        assert_eq!(
+            old_before, old_after,
+            "round {round}: port {old} got packets after the change"
+        );
+        assert!(
+            new_after > new_before,
+            "round {round}: no traffic reached {new}"
+        );
+    }
+    // One snapshot: every generated packet went to exactly one port or was counted as dropped.
+    let pmd = d.ok(&["pmd-stats"]).json;
+    let (rx, tx, dropped) = (
+        pmd[0]["stats"]["rx_packets"].as_u64().unwrap(),
+        pmd[0]["stats"]["tx_packets"].as_u64().unwrap(),
+        pmd[0]["dropped"].as_u64().unwrap(),
+    );
+    assert!(rx > 5_000, "generator rx {rx}");
+    assert_eq!(rx, tx + dropped, "{pmd:#}");
+}
+
+#[test]
+fn bad_requests_are_refused_naming_the_field_and_change_nothing() {
+    let d = DaemonProc::start(GEN_BRIDGE);
+    let flows = dump_flows(&d, "b0");
+    for (argv, field) in [
+        (
+            vec!["add-flow", "b0", "nw_src=10.0.0.300,actions=drop"],
+            "nw_src",
+        ),
+        (
+            vec!["add-flow", "b0", "ip,nw_src=10.0.0.3,actions=output:x"],
+            "output",
+        ),
+        (vec!["add-flow", "nope", "actions=drop"], "bridge"),
+        (
+            vec!["add-port", "b0", "g", "type=generator", "profile=size=10"],
+            "size",
+        ),
+        (vec!["add-port", "b0", "g", "type=warp"], "type"),
+        (
+            vec!["add-port", "b0", "g", "type=generator", "colour=blue"],
+            "colour",
+        ),
+        (vec!["del-port", "b0", "nothere"], "port"),
+        (vec!["set", "batch-size=999"], "batch-size"),
+        (vec!["set", "batch-size=64", "busy-poll=maybe"], "busy-poll"),
+        (vec!["add-br", "b0"], "bridge"),
+        (vec!["frobnicate"], "verb"),
+        (vec!["dump-flows"], "bridge"),
+    ] {
+        let e = d.err(&argv);
+        assert!(e.contains(field), "{argv:?}: {e:?} does not name {field}");
+    }
+    assert_eq!(dump_flows(&d, "b0"), flows);
+    // The refused `set` changed nothing, not even the valid half.
+    let show = d.ok(&["show", "--json"]).json;
+    assert_eq!(show["settings"]["batch"], 32);
+    assert_eq!(show["bridges"][0]["ports"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn garbage_and_half_written_requests_have_no_effect() {
+    let d = DaemonProc::start(GEN_BRIDGE);
+    let flows = dump_flows(&d, "b0");
+    // Garbage gets an error answer.
+    let mut s = UnixStream::connect(&d.socket).unwrap();
+    s.write_all(b"\x00\xffnot json at all\n").unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    let r: Response = serde_json::from_str(&answer).unwrap();
+    assert!(!r.ok && r.error.unwrap().starts_with("request:"));
+    // Valid JSON of the wrong shape too.
+    let mut s = UnixStream::connect(&d.socket).unwrap();
+    s.write_all(b"{\"verb\": \"del-flows\"}\n").unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.contains("\"ok\":false"), "{answer}");
+    // Half a request, then the client goes away: nothing happens.
+    let mut s = UnixStream::connect(&d.socket).unwrap();
+    s.write_all(br#"{"argv": ["del-flows", "b0"]"#).unwrap();
+    drop(s);
+    // Half a request and a stalled client: others are served meanwhile, and when the stalled
+    // one gives up (or times out) its half request does nothing.
+    let mut stalled = UnixStream::connect(&d.socket).unwrap();
+    stalled.write_all(br#"{"argv": ["del-br", "b0"#).unwrap();
+    let t = Instant::now();
+    assert_eq!(dump_flows(&d, "b0"), flows);
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    std::thread::sleep(Duration::from_millis(5500));
+    let mut gone = String::new();
+    assert_eq!(
+        stalled.read_to_string(&mut gone).unwrap_or(0),
+        0,
+        "cut off, no answer"
+    );
+    drop(stalled);
+    assert_eq!(dump_flows(&d, "b0"), flows);
+    let show = d.ok(&["show", "--json"]).json;
+    assert_eq!(show["bridges"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn the_cli_speaks_to_the_daemon_in_text_and_json() {
+    let d = DaemonProc::start(GEN_BRIDGE);
+    let cli = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_vecswitch"))
+            .args(args)
+            .arg("--socket")
+            .arg(&d.socket)
+            .output()
+            .unwrap();
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).to_string(),
+            String::from_utf8_lossy(&o.stderr).to_string(),
+        )
+    };
+    let rules = d.path("rules.txt");
+    std::fs::write(
+        &rules,
+        "priority=5,ip,actions=drop\n# a comment\npriority=6,arp,actions=normal\n",
+    )
+    .unwrap();
+    let (ok, out, err) = cli(&["add-flows", "b0", rules.to_str().unwrap(), "--bundle"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("2 added"), "{out}");
+    let (ok, out, _) = cli(&["dump-flows", "b0"]);
+    assert!(ok && out.contains("priority=5,ip actions=drop"), "{out}");
+    let (ok, out, _) = cli(&["dump-flows", "b0", "--json"]);
+    assert!(ok);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 3);
+    std::fs::write(
+        &rules,
+        "priority=7,ip,actions=drop\npriority=8,ip,nw_src=1.2.3.4.5,actions=drop\n",
+    )
+    .unwrap();
+    let (ok, _, err) = cli(&["add-flows", "b0", rules.to_str().unwrap()]);
+    assert!(!ok && err.contains("line 2"), "{err}");
+    let (_, out, _) = cli(&["dump-flows", "b0", "--json"]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        v.as_array().unwrap().len(),
+        3,
+        "a refused file adds nothing"
+    );
+    let (ok, out, _) = cli(&["del-flows", "b0", "ip", "--strict"]);
+    assert!(ok, "{out}");
+    let o = Command::new(env!("CARGO_BIN_EXE_vecswitch"))
+        .args(["show", "--socket", "/nonexistent/sock"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("cannot reach"), "{err}");
+
+    // A reader that leaves early (`vecswitch dump-flows b0 | head -1`): no panic, success.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vecswitch"))
+        .args(["dump-flows", "b0", "--json", "--socket"])
+        .arg(&d.socket)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.success() && err.is_empty(),
+        "{:?}: {err}",
+        o.status
+    );
+}
+
+/// User + system CPU seconds the process has used so far (from /proc/PID/stat).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+#[test]
+fn an_idle_switch_does_not_burn_a_core_unless_asked_to() {
+    let d = DaemonProc::start(GEN_BRIDGE);
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = d.child.id();
+    let before = cpu_seconds(pid);
+    std::thread::sleep(Duration::from_secs(2));
+    let idle = cpu_seconds(pid) - before;
+    assert!(idle < 0.2, "idle daemon used {idle} s of CPU in 2 s");
+    let pmd = d.ok(&["pmd-stats"]).json;
+    assert!(pmd[0]["stats"]["sleeps"].as_u64().unwrap() > 0, "{pmd:#}");
+    // busy-poll: the PMD spins (a whole core, minus what the scheduler takes).
+    d.ok(&["set", "busy-poll=true"]);
+    let before = cpu_seconds(pid);
+    std::thread::sleep(Duration::from_secs(1));
+    let busy = cpu_seconds(pid) - before;
+    assert!(
+        busy > 0.3,
+        "busy-polling daemon used only {busy} s of CPU in 1 s"
+    );
+    d.ok(&["set", "busy-poll=false"]);
+}
+
+#[test]
+fn pmd_cores_change_at_run_time_and_traffic_follows() {
+    if core_affinity::get_core_ids().map_or(0, |c| c.len()) < 2 {
+        eprintln!("SKIP: needs two cores");
+        return;
+    }
+    let d = DaemonProc::start(GEN_BRIDGE);
+    pcap_sink_for_port_2(&d);
+    d.ok(&[
+        "add-port",
+        "b0",
+        "g1",
+        "type=generator",
+        "profile=size=64,flows=4,proto=udp",
+        "rate=20000",
+        "ofport=2",
+    ]);
+    d.ok(&[
+        "add-port",
+        "b0",
+        "g2",
+        "type=generator",
+        "profile=size=64,flows=4,proto=udp",
+        "rate=20000",
+        "ofport=3",
+    ]);
+    d.ok(&["set", "pmd-cores=0,1"]);
+    let show = d.ok(&["show"]).json;
+    assert_eq!(show["pmds"].as_array().unwrap().len(), 2, "{show:#}");
+    let pmds: Vec<u64> = show["bridges"][0]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["queues"][0]["pmd"].as_u64().unwrap())
+        .collect();
+    assert!(
+        pmds.contains(&0) && pmds.contains(&1),
+        "queues spread: {show:#}"
+    );
+    let before = d.tx("b0", "sink");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(d.tx("b0", "sink") > before, "traffic flows on two PMDs");
+    // Back to one PMD on core 1: every queue on it, still forwarding.
+    d.ok(&["set", "pmd-cores=1"]);
+    let show = d.ok(&["show"]).json;
+    assert_eq!(show["pmds"][0]["core"], 1, "{show:#}");
+    let before = d.tx("b0", "sink");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(d.tx("b0", "sink") > before);
+    // A core the machine does not have is refused and changes nothing.
+    let e = d.err(&["set", "pmd-cores=0,999"]);
+    assert!(e.contains("pmd-cores"), "{e}");
+    assert_eq!(d.ok(&["show"]).json["pmds"].as_array().unwrap().len(), 1);
+}

@@ -1,0 +1,643 @@
+//! The device state a vhost-user frontend configures, and the protocol handler that
+//! configures it: features, the memory table (each region's fd mapped through vm-memory),
+//! and per vring its size, addresses (frontend virtual addresses translated to guest
+//! physical ones), base, kick, call and enable. The `vhost` crate's `BackendReqHandler`
+//! parses the messages and calls [`Device`] (through its `Mutex`, one message at a time) on
+//! the port's control thread. Each vring sits behind a lock of its own ([`VringSlot`]), with
+//! a reference to the guest memory and the header layout, so that the PMDs polling different
+//! queue pairs of one port never contend: a PMD `try_lock`s the one vring it runs, once per
+//! burst, and runs it only while it is [`Vring::live`]. Only what a virtio-net device with
+//! up to the port's `MAX_QUEUE_PAIRS` (16) queue pairs needs is accepted; every other request is
+//! refused with an error reply.
+
+use std::fs::File;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use vhost::vhost_user::message::{
+    VhostTransferStateDirection, VhostTransferStatePhase, VhostUserConfigFlags, VhostUserInflight,
+    VhostUserLog, VhostUserMemoryRegion, VhostUserProtocolFeatures, VhostUserShMemConfig,
+    VhostUserSharedMsg, VhostUserSingleMemoryRegion, VhostUserVirtioFeatures,
+    VhostUserVringAddrFlags, VhostUserVringState,
+};
+use vhost::vhost_user::{Error, GpuBackend, Result, VhostUserBackendReqHandlerMut};
+use vhost::VhostUserMemoryRegionBase;
+use vm_memory::{
+    FileOffset, GuestAddress, GuestMemoryMmap, GuestMemoryRegion as _, GuestRegionMmap, MmapRegion,
+};
+
+use crate::guest::{GuestMemory, USED_F_NO_NOTIFY};
+use crate::ring::{NetHdr, RingState, LEGACY_NET_HDR_LEN, NET_HDR_LEN};
+
+/// `VIRTIO_NET_F_MRG_RXBUF`: the device may merge receive buffers.
+pub const VIRTIO_NET_F_MRG_RXBUF: u64 = 1 << 15;
+/// `VIRTIO_NET_F_MQ`: the device has more than one queue pair.
+pub const VIRTIO_NET_F_MQ: u64 = 1 << 22;
+/// `VIRTIO_F_VERSION_1`: a VIRTIO 1.x device (little-endian, 12-byte header).
+pub const VIRTIO_F_VERSION_1: u64 = 1 << 32;
+/// `VIRTIO_F_RING_PACKED`: the packed virtqueue layout.
+pub const VIRTIO_F_RING_PACKED: u64 = 1 << 34;
+/// `VIRTIO_F_IN_ORDER`: buffers are used in the order they were made available.
+pub const VIRTIO_F_IN_ORDER: u64 = 1 << 35;
+/// `VHOST_USER_F_PROTOCOL_FEATURES`: protocol features are negotiated (rings start disabled).
+pub const VHOST_USER_F_PROTOCOL_FEATURES: u64 = 1 << 30;
+/// The virtio features offered by a device with one queue pair: split or packed rings, used
+/// in order. No offloads, no event index, no indirect descriptors.
+pub const OFFERED_FEATURES: u64 = VIRTIO_NET_F_MRG_RXBUF
+    | VIRTIO_F_VERSION_1
+    | VIRTIO_F_RING_PACKED
+    | VIRTIO_F_IN_ORDER
+    | VHOST_USER_F_PROTOCOL_FEATURES;
+/// The protocol features offered: REPLY_ACK (which the vhost crate adds in any case) and MQ
+/// (GET_QUEUE_NUM). Not STATUS, whose messages rust-vmm does not handle.
+const OFFERED_PROTOCOL_FEATURES: VhostUserProtocolFeatures =
+    VhostUserProtocolFeatures::REPLY_ACK.union(VhostUserProtocolFeatures::MQ);
+/// Vring index, within a queue pair, of the guest's receive virtqueue (the switch transmits
+/// into it): pair `q` has its vrings at `2q + GUEST_RX` and `2q + GUEST_TX`.
+pub const GUEST_RX: usize = 0;
+/// Vring index, within a queue pair, of the guest's transmit virtqueue (the switch receives
+/// from it).
+pub const GUEST_TX: usize = 1;
+/// Largest ring a frontend may set up (VIRTIO's maximum for both layouts).
+const MAX_RING: u16 = 32768;
+
+/// One virtqueue as configured.
+pub struct Vring {
+    /// The ring (split or packed), in guest physical addresses.
+    pub queue: RingState,
+    /// The eventfd to signal when the guest asks for interrupts.
+    pub call: Option<File>,
+    /// Kept open only so the frontend's eventfd stays valid; the PMD polls instead.
+    kick: Option<File>,
+    addressed: bool,
+    started: bool,
+    enabled: bool,
+    /// Configured, started, enabled and inside guest memory: the PMD may run it.
+    pub live: bool,
+}
+
+impl Vring {
+    fn new() -> Vring {
+        Vring {
+            queue: RingState::default(),
+            call: None,
+            kick: None,
+            addressed: false,
+            started: false,
+            enabled: false,
+            live: false,
+        }
+    }
+}
+
+/// What a PMD needs to run one vring, behind that vring's own lock.
+pub struct VringSlot {
+    /// The vring.
+    pub vring: Vring,
+    /// Guest memory as of the last SET_MEM_TABLE (shared by every vring of the device).
+    pub mem: Option<Arc<GuestMemory>>,
+    /// The header layout the acked features give.
+    pub hdr: NetHdr,
+}
+
+impl VringSlot {
+    fn new() -> VringSlot {
+        VringSlot {
+            vring: Vring::new(),
+            mem: None,
+            hdr: net_hdr(0),
+        }
+    }
+}
+
+/// A vring slot as the device and a port queue share it.
+pub type SharedVring = Arc<Mutex<VringSlot>>;
+
+/// Locks a vring slot for the control thread (which may wait: a PMD holds it for one burst).
+pub fn lock_slot(slot: &Mutex<VringSlot>) -> MutexGuard<'_, VringSlot> {
+    // Nothing panics while holding it; if something did, the state is still plain data.
+    slot.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The header layout `features` give.
+fn net_hdr(features: u64) -> NetHdr {
+    let mergeable = features & VIRTIO_NET_F_MRG_RXBUF != 0;
+    let modern = features & VIRTIO_F_VERSION_1 != 0;
+    NetHdr {
+        len: if mergeable || modern {
+            NET_HDR_LEN
+        } else {
+            LEGACY_NET_HDR_LEN
+        },
+        mergeable,
+    }
+}
+
+/// A memory region's frontend virtual address and guest physical address.
+#[derive(Clone, Copy, Debug)]
+struct RegionMap {
+    user_addr: u64,
+    size: u64,
+    guest_addr: u64,
+}
+
+/// What the frontend configured on the current connection.
+pub struct Device {
+    acked_features: u64,
+    acked_protocol_features: u64,
+    /// Guest memory, mapped from the frontend's fds; `None` before SET_MEM_TABLE.
+    mem: Option<Arc<GuestMemory>>,
+    /// Where each region sits for the frontend, to translate vring addresses.
+    regions: Vec<RegionMap>,
+    /// The vrings, two per queue pair ([`GUEST_RX`], [`GUEST_TX`]), shared with the port's
+    /// queues; they outlive connections.
+    vrings: Arc<[SharedVring]>,
+    /// Bit `q`: the guest's receive vring of pair `q` is live (where transmits may go).
+    rx_live: Arc<AtomicU64>,
+    /// Vrings that went live with the packed layout, over all connections.
+    packed_rings: Arc<AtomicU64>,
+    /// Whether a frontend owns the device (SET_OWNER).
+    owned: bool,
+}
+
+impl Device {
+    /// A device with `pairs` queue pairs that no frontend has configured.
+    pub fn new(pairs: u16) -> Device {
+        let vrings: Vec<SharedVring> = (0..2 * usize::from(pairs.max(1)))
+            .map(|_| Arc::new(Mutex::new(VringSlot::new())))
+            .collect();
+        Device {
+            acked_features: 0,
+            acked_protocol_features: 0,
+            mem: None,
+            regions: Vec::new(),
+            vrings: vrings.into(),
+            rx_live: Arc::new(AtomicU64::new(0)),
+            packed_rings: Arc::new(AtomicU64::new(0)),
+            owned: false,
+        }
+    }
+
+    /// The vring slots, two per queue pair.
+    pub fn vrings(&self) -> Arc<[SharedVring]> {
+        Arc::clone(&self.vrings)
+    }
+
+    /// The live receive vrings' bits, which the device keeps current.
+    pub fn rx_live(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.rx_live)
+    }
+
+    /// The count of vrings that went live packed, which the device keeps current.
+    pub fn packed_rings(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.packed_rings)
+    }
+
+    /// Queue pairs served.
+    pub fn pairs(&self) -> usize {
+        self.vrings.len() / 2
+    }
+
+    /// The virtio features this device offers.
+    pub fn offered_features(&self) -> u64 {
+        if self.pairs() > 1 {
+            OFFERED_FEATURES | VIRTIO_NET_F_MQ
+        } else {
+            OFFERED_FEATURES
+        }
+    }
+
+    /// Forgets the connection: rings stop, memory is unmapped, fds close.
+    pub fn reset(&mut self) {
+        for slot in self.vrings.iter() {
+            *lock_slot(slot) = VringSlot::new();
+        }
+        self.rx_live.store(0, Ordering::Relaxed);
+        self.acked_features = 0;
+        self.acked_protocol_features = 0;
+        self.mem = None;
+        self.regions.clear();
+        self.owned = false;
+    }
+
+    /// Whether the first queue pair runs (the others follow the guest's queue count).
+    pub fn link_up(&self) -> bool {
+        self.vrings[..2].iter().all(|v| lock_slot(v).vring.live)
+    }
+
+    fn slot(&self, index: u32) -> Result<MutexGuard<'_, VringSlot>> {
+        let slot = self.vrings.get(index as usize).ok_or(Error::InvalidParam)?;
+        Ok(lock_slot(slot))
+    }
+
+    /// Recomputes whether vring `index` may run, and on the way up tells the guest not to
+    /// kick (the PMD polls).
+    fn refresh(&self, index: usize) {
+        let Some(slot) = self.vrings.get(index) else {
+            return;
+        };
+        let mut slot = lock_slot(slot);
+        let VringSlot { vring: v, mem, .. } = &mut *slot;
+        let was = v.live;
+        let mem = mem.as_ref().filter(|m| m.faults() == 0);
+        let split = mem.and_then(|m| v.queue.view(m));
+        let packed = mem.and_then(|m| v.queue.packed_view(m));
+        v.live = v.addressed && v.started && v.enabled && (split.is_some() || packed.is_some());
+        if v.live && !was {
+            // The PMD polls: the guest need not kick.
+            if let Some(view) = split {
+                view.set_used_flags(USED_F_NO_NOTIFY);
+            }
+            if let Some(view) = packed {
+                crate::packed::disable_kicks(&view);
+                self.packed_rings.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        if index % 2 == GUEST_RX && index / 2 < 64 {
+            let bit = 1u64 << (index / 2);
+            if v.live {
+                self.rx_live.fetch_or(bit, Ordering::Relaxed);
+            } else {
+                self.rx_live.fetch_and(!bit, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn refresh_all(&self) {
+        for i in 0..self.vrings.len() {
+            self.refresh(i);
+        }
+    }
+
+    /// Frontend virtual address to guest physical address, for `len` bytes.
+    fn va_to_gpa(&self, va: u64, len: u64) -> Result<u64> {
+        for r in &self.regions {
+            let inside = va >= r.user_addr
+                && va
+                    .checked_add(len)
+                    .is_some_and(|end| end - r.user_addr <= r.size);
+            if inside {
+                return Ok(r.guest_addr + (va - r.user_addr));
+            }
+        }
+        Err(Error::InvalidParam)
+    }
+}
+
+/// Maps the frontend's regions. Refuses a region that reaches past its file's end (touching
+/// it would fault the switch) or that overlaps another.
+fn map_regions(
+    ctx: &[VhostUserMemoryRegion],
+    files: Vec<File>,
+) -> Result<(GuestMemoryMmap, Vec<RegionMap>)> {
+    let mut regions = Vec::with_capacity(ctx.len());
+    let mut table = Vec::with_capacity(ctx.len());
+    for (region, file) in ctx.iter().zip(files) {
+        let file_len = file
+            .metadata()
+            .map_err(|e| Error::ReqHandlerError(std::io::Error::other(e)))?
+            .len();
+        let end = region.mmap_offset.checked_add(region.memory_size);
+        if end.is_none_or(|end| end > file_len) {
+            return Err(Error::InvalidParam);
+        }
+        let size = usize::try_from(region.memory_size).map_err(|_| Error::InvalidParam)?;
+        let mapping = MmapRegion::from_file(FileOffset::new(file, region.mmap_offset), size)
+            .map_err(|e| Error::ReqHandlerError(std::io::Error::other(e)))?;
+        let guest = GuestRegionMmap::new(mapping, GuestAddress(region.guest_phys_addr))
+            .ok_or(Error::InvalidParam)?;
+        regions.push(guest);
+        table.push(RegionMap {
+            user_addr: region.user_addr,
+            size: region.memory_size,
+            guest_addr: region.guest_phys_addr,
+        });
+    }
+    regions.sort_by_key(|r| r.start_addr());
+    let mem = GuestMemoryMmap::from_regions(regions).map_err(|_| Error::InvalidParam)?;
+    Ok((mem, table))
+}
+
+const NOT_SUPPORTED: Error = Error::InvalidOperation("not supported by this device");
+
+impl VhostUserBackendReqHandlerMut for Device {
+    fn set_owner(&mut self) -> Result<()> {
+        if self.owned {
+            return Err(Error::InvalidOperation("already owned"));
+        }
+        self.owned = true;
+        Ok(())
+    }
+
+    fn reset_owner(&mut self) -> Result<()> {
+        self.reset();
+        Ok(())
+    }
+
+    fn reset_device(&mut self) -> Result<()> {
+        self.reset();
+        Ok(())
+    }
+
+    fn get_features(&mut self) -> Result<u64> {
+        Ok(self.offered_features())
+    }
+
+    fn set_features(&mut self, features: u64) -> Result<()> {
+        if features & !self.offered_features() != 0 {
+            return Err(Error::InvalidParam);
+        }
+        // The features set the rings' layout and the frames' header: not while a ring runs
+        // (DPDK's vhost library refuses the same). Found by fuzz/fuzz_targets/vhost_message.rs:
+        // a split ring left running after a switch to packed, or the other way round.
+        if features != self.acked_features
+            && self.vrings.iter().any(|slot| lock_slot(slot).vring.live)
+        {
+            return Err(Error::InvalidOperation(
+                "features changed while a vring runs",
+            ));
+        }
+        self.acked_features = features;
+        for slot in self.vrings.iter() {
+            let mut slot = lock_slot(slot);
+            slot.hdr = net_hdr(features);
+            slot.vring.queue.packed = features & VIRTIO_F_RING_PACKED != 0;
+            slot.vring.queue.in_order = features & VIRTIO_F_IN_ORDER != 0;
+        }
+        // A stopped ring whose size or place does not suit the new layout stays down.
+        self.refresh_all();
+        Ok(())
+    }
+
+    fn set_mem_table(
+        &mut self,
+        ctx: &[VhostUserMemoryRegion],
+        files: Vec<File>,
+        _postcopy_listening: Option<bool>,
+    ) -> Result<Option<Vec<VhostUserMemoryRegionBase>>> {
+        let (mem, table) = map_regions(ctx, files)?;
+        let mem = Arc::new(GuestMemory::new(mem));
+        // The old mapping goes away once no vring holds it: each is replaced under the lock
+        // the PMD takes per burst.
+        for slot in self.vrings.iter() {
+            lock_slot(slot).mem = Some(Arc::clone(&mem));
+        }
+        self.mem = Some(mem);
+        self.regions = table;
+        self.refresh_all();
+        Ok(None)
+    }
+
+    fn set_vring_num(&mut self, index: u32, num: u32) -> Result<()> {
+        let num = u16::try_from(num).map_err(|_| Error::InvalidParam)?;
+        let packed = self.acked_features & VIRTIO_F_RING_PACKED != 0;
+        if num == 0 || num > MAX_RING || (!packed && !num.is_power_of_two()) {
+            return Err(Error::InvalidParam);
+        }
+        self.slot(index)?.vring.queue.size = num;
+        self.refresh(index as usize);
+        Ok(())
+    }
+
+    fn set_vring_addr(
+        &mut self,
+        index: u32,
+        _flags: VhostUserVringAddrFlags,
+        descriptor: u64,
+        used: u64,
+        available: u64,
+        _log: u64,
+    ) -> Result<()> {
+        let (size, packed) = {
+            let slot = self.slot(index)?;
+            (u64::from(slot.vring.queue.size), slot.vring.queue.packed)
+        };
+        // The spans the layout gives for `size` entries: split, with the event fields; packed,
+        // a descriptor ring and two 4-byte event suppression areas.
+        let (avail_len, used_len) = if packed {
+            (4, 4)
+        } else {
+            (6 + 2 * size, 6 + 8 * size)
+        };
+        let desc = self.va_to_gpa(descriptor, 16 * size)?;
+        let avail = self.va_to_gpa(available, avail_len)?;
+        let used = self.va_to_gpa(used, used_len)?;
+        {
+            let mut slot = self.slot(index)?;
+            let v = &mut slot.vring;
+            v.queue.desc = desc;
+            v.queue.avail = avail;
+            v.queue.used = used;
+            v.addressed = true;
+        }
+        self.refresh(index as usize);
+        Ok(())
+    }
+
+    fn set_vring_base(&mut self, index: u32, base: u32) -> Result<()> {
+        let base = u16::try_from(base).map_err(|_| Error::InvalidParam)?;
+        self.slot(index)?.vring.queue.set_base(base);
+        Ok(())
+    }
+
+    fn get_vring_base(&mut self, index: u32) -> Result<VhostUserVringState> {
+        let base = {
+            let mut slot = self.slot(index)?;
+            let v = &mut slot.vring;
+            // Stopping: the PMD cannot be inside this ring (it holds the lock per burst), and
+            // it returns every chain it pops in the same burst, so next_avail is also
+            // next_used.
+            v.started = false;
+            v.kick = None;
+            v.call = None;
+            v.queue.base()
+        };
+        self.refresh(index as usize);
+        Ok(VhostUserVringState::new(index, base))
+    }
+
+    fn set_vring_kick(&mut self, index: u8, fd: Option<File>) -> Result<()> {
+        let protocol = self.acked_features & VHOST_USER_F_PROTOCOL_FEATURES != 0;
+        {
+            let mut slot = self.slot(u32::from(index))?;
+            let v = &mut slot.vring;
+            v.kick = fd;
+            v.started = true;
+            if !protocol {
+                // Without protocol features a ring runs as soon as it is kicked.
+                v.enabled = true;
+            }
+        }
+        self.refresh(usize::from(index));
+        Ok(())
+    }
+
+    fn set_vring_call(&mut self, index: u8, fd: Option<File>) -> Result<()> {
+        self.slot(u32::from(index))?.vring.call = fd;
+        Ok(())
+    }
+
+    fn set_vring_err(&mut self, index: u8, _fd: Option<File>) -> Result<()> {
+        // Nothing is ever reported on it; the fd closes here.
+        self.vrings
+            .get(usize::from(index))
+            .ok_or(Error::InvalidParam)?;
+        Ok(())
+    }
+
+    fn get_protocol_features(&mut self) -> Result<VhostUserProtocolFeatures> {
+        Ok(OFFERED_PROTOCOL_FEATURES)
+    }
+
+    fn set_protocol_features(&mut self, features: u64) -> Result<()> {
+        if features & !OFFERED_PROTOCOL_FEATURES.bits() != 0 {
+            return Err(Error::InvalidParam);
+        }
+        self.acked_protocol_features = features;
+        Ok(())
+    }
+
+    fn get_queue_num(&mut self) -> Result<u64> {
+        Ok(self.pairs() as u64)
+    }
+
+    fn set_vring_enable(&mut self, index: u32, enable: bool) -> Result<()> {
+        if self.acked_features & VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits() == 0 {
+            return Err(Error::InvalidOperation("protocol features not negotiated"));
+        }
+        self.slot(index)?.vring.enabled = enable;
+        self.refresh(index as usize);
+        Ok(())
+    }
+
+    fn get_config(
+        &mut self,
+        _offset: u32,
+        _size: u32,
+        _flags: VhostUserConfigFlags,
+    ) -> Result<Vec<u8>> {
+        Err(NOT_SUPPORTED)
+    }
+
+    fn set_config(
+        &mut self,
+        _offset: u32,
+        _buf: &[u8],
+        _flags: VhostUserConfigFlags,
+    ) -> Result<()> {
+        Err(NOT_SUPPORTED)
+    }
+
+    fn set_gpu_socket(&mut self, _gpu_backend: GpuBackend) -> Result<()> {
+        Err(NOT_SUPPORTED)
+    }
+
+    fn get_shared_object(&mut self, _uuid: VhostUserSharedMsg) -> Result<File> {
+        Err(NOT_SUPPORTED)
+    }
+
+    fn get_inflight_fd(
+        &mut self,
+        _inflight: &VhostUserInflight,
+    ) -> Result<(VhostUserInflight, File)> {
+        Err(NOT_SUPPORTED)
+    }
+
+    fn set_inflight_fd(&mut self, _inflight: &VhostUserInflight, _file: File) -> Result<()> {
+        Err(NOT_SUPPORTED)
+    }
+
+    fn get_max_mem_slots(&mut self) -> Result<u64> {
+        Err(NOT_SUPPORTED)
+    }
+
+    fn add_mem_region(
+        &mut self,
+        _region: &VhostUserSingleMemoryRegion,
+        _fd: File,
+        _postcopy_listening: Option<bool>,
+    ) -> Result<Option<VhostUserMemoryRegionBase>> {
+        Err(NOT_SUPPORTED)
+    }
+
+    fn remove_mem_region(&mut self, _region: &VhostUserSingleMemoryRegion) -> Result<()> {
+        Err(NOT_SUPPORTED)
+    }
+
+    fn set_device_state_fd(
+        &mut self,
+        _direction: VhostTransferStateDirection,
+        _phase: VhostTransferStatePhase,
+        _fd: File,
+    ) -> Result<Option<File>> {
+        Err(NOT_SUPPORTED)
+    }
+
+    fn check_device_state(&mut self) -> Result<()> {
+        Err(NOT_SUPPORTED)
+    }
+
+    fn get_shmem_config(&mut self) -> Result<VhostUserShMemConfig> {
+        Err(NOT_SUPPORTED)
+    }
+
+    fn set_log_base(&mut self, _log: &VhostUserLog, _file: File) -> Result<()> {
+        Err(NOT_SUPPORTED)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Guest memory: 64 KiB of a file at guest address 0, which the frontend sees at `UADDR`.
+    const MEM: u64 = 64 << 10;
+    const UADDR: u64 = 0x7f00_0000_0000;
+
+    /// A device whose vring 0 runs packed (200 entries: not a power of two, so it cannot run
+    /// split), set up as a frontend without protocol features does.
+    fn packed_ring_running() -> Device {
+        let mut d = Device::new(1);
+        d.set_owner().unwrap();
+        d.set_features(VIRTIO_F_VERSION_1 | VIRTIO_F_RING_PACKED)
+            .unwrap();
+        let file = tempfile::tempfile().unwrap();
+        file.set_len(MEM).unwrap();
+        let region = VhostUserMemoryRegion::new(0, MEM, UADDR, 0);
+        d.set_mem_table(&[region], vec![file], None).unwrap();
+        d.set_vring_num(0, 200).unwrap();
+        let flags = VhostUserVringAddrFlags::empty();
+        d.set_vring_addr(0, flags, UADDR, UADDR + 0x2000, UADDR + 0x1000, 0)
+            .unwrap();
+        d.set_vring_base(0, 0x8000).unwrap();
+        d.set_vring_kick(0, Some(tempfile::tempfile().unwrap()))
+            .unwrap();
+        assert!(lock_slot(&d.vrings[0]).vring.live);
+        d
+    }
+
+    #[test]
+    fn features_do_not_change_under_a_running_ring() {
+        let mut d = packed_ring_running();
+        let split = VIRTIO_F_VERSION_1;
+        assert!(matches!(
+            d.set_features(split),
+            Err(Error::InvalidOperation(_))
+        ));
+        {
+            let slot = lock_slot(&d.vrings[0]);
+            assert!(slot.vring.live && slot.vring.queue.packed);
+        }
+        // The same features again change nothing, and are fine.
+        d.set_features(VIRTIO_F_VERSION_1 | VIRTIO_F_RING_PACKED)
+            .unwrap();
+        // Stopped, the ring may change layout; 200 entries cannot be split, so it stays down.
+        d.get_vring_base(0).unwrap();
+        d.set_features(split).unwrap();
+        d.set_vring_kick(0, Some(tempfile::tempfile().unwrap()))
+            .unwrap();
+        let slot = lock_slot(&d.vrings[0]);
+        assert!(!slot.vring.queue.packed);
+        assert!(!slot.vring.live, "a 200-entry split ring does not run");
+    }
+}
