@@ -16,6 +16,7 @@ pub mod memory;
 pub mod parse;
 pub mod txq;
 pub mod upcall;
+pub mod wire;
 
 pub use buffer::{PacketId, PacketMeta, PacketPool, HEADROOM, MAX_PACKET};
 pub use clock::{Clock, MonotonicClock, VirtualClock};
