@@ -427,6 +427,7 @@ impl RxSink for Intake<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pipeline::wire::FrameBuilder;
     use pipeline::{DpAction, FlowKey, UpcallResult};
 
     /// Every flow goes out of port 2.
@@ -447,12 +448,11 @@ mod tests {
     }
 
     fn frame(n: u8) -> Vec<u8> {
-        let mut f = vec![0u8; 60];
-        f[..6].copy_from_slice(&[2, 0, 0, 0, 0, 2]);
-        f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
-        f[12..14].copy_from_slice(&[0x88, 0xb5]);
-        f[14] = n;
-        f
+        FrameBuilder::ethernet([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+            .ethertype(0x88b5)
+            .min_len(60)
+            .build(&[n])
+            .unwrap()
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod parse;
 pub mod sink;
 pub mod txq;
 pub mod upcall;
+pub mod wire;
 
 pub use buffer::{PacketId, PacketMeta, PacketPool, HEADROOM, MAX_PACKET};
 pub use clock::{Clock, MonotonicClock, VirtualClock};

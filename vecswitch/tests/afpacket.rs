@@ -10,6 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{frame, hex, is_root, python, run, FrameReceiver, VethNs, ETHERTYPE};
+use pipeline::wire::{ethernet, EthernetFrame, FrameBuilder};
 use ports::afpacket::{AfPacketConfig, AfPacketError, AfPacketPort};
 
 const MARKER: u16 = 0x88b6; // the other local experimental type: "the namespace is done"
@@ -27,14 +28,16 @@ macro_rules! require_root {
 /// priority 5 after the addresses, at most 1514 bytes with the tag (the kernel refuses a
 /// longer 802.1ad frame at the sender).
 fn tagged_frame(i: u32) -> Vec<u8> {
-    let mut f = frame(i);
-    f.truncate(1510);
+    let f = frame(i);
+    let eth = EthernetFrame::new_checked(&f[..]).unwrap_or_else(|e| panic!("frame {i}: {e}"));
+    let payload = &eth.payload()[..eth.payload().len().min(1510 - 14)];
     let tpid: u16 = if i.is_multiple_of(2) { 0x8100 } else { 0x88a8 };
     let tci: u16 = (5 << 13) | (100 + i as u16);
-    let mut tag = tpid.to_be_bytes().to_vec();
-    tag.extend_from_slice(&tci.to_be_bytes());
-    f.splice(12..12, tag);
-    f
+    FrameBuilder::ethernet(eth.src(), eth.dst())
+        .vlan(tpid, tci)
+        .ethertype(eth.ethertype())
+        .build(payload)
+        .unwrap_or_else(|e| panic!("tagged frame {i}: {e}"))
 }
 
 fn ethertype_at_12(b: &[u8]) -> Option<u16> {
@@ -47,11 +50,11 @@ fn ns_receiver(env: &VethNs, n: usize) -> FrameReceiver {
 }
 
 fn marker() -> Vec<u8> {
-    let mut f = vec![0xff; 6];
-    f.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x02]);
-    f.extend_from_slice(&MARKER.to_be_bytes());
-    f.resize(60, 0);
-    f
+    FrameBuilder::ethernet([0x02, 0, 0, 0, 0, 0x02], ethernet::BROADCAST)
+        .ethertype(MARKER)
+        .min_len(60)
+        .build(&[])
+        .unwrap_or_else(|e| panic!("marker: {e}"))
 }
 
 /// Sends `frames` from the peer end inside the namespace through an AF_PACKET socket.

@@ -13,6 +13,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{counter, have_testpmd, TestPmd};
+use pipeline::wire::FrameBuilder;
 use ports::{PortIo, PortSpec};
 
 /// The tests take turns: two testpmds and two polling loops on two cores starve each other.
@@ -173,10 +174,10 @@ fn testpmd_over_virtio_user_both_ways_and_reconnect() {
     // 2. A new guest receives what tx_burst sends; testpmd counts it.
     let mut pmd = TestPmd::start(dir.path(), &socket, 2, "rxonly", false);
     // Small frames, and every fourth one 5000 bytes: three mergeable receive buffers.
-    let mut frame = [0u8; 5000];
-    frame[..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 1]);
-    frame[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 2]);
-    frame[12..14].copy_from_slice(&[0x88, 0xb5]);
+    let frame = FrameBuilder::ethernet([0x02, 0, 0, 0, 0, 2], [0x02, 0, 0, 0, 0, 1])
+        .ethertype(0x88b5)
+        .build(&[0u8; 5000 - 14])
+        .unwrap();
     let burst: Vec<&[u8]> = (0..32)
         .map(|i| if i % 4 == 3 { &frame[..] } else { &frame[..64] })
         .collect();
@@ -430,10 +431,10 @@ fn a_guest_on_packed_rings_sends_and_receives_merged_frames() {
         ],
     );
     wait_forwarding(port, &mut pmd);
-    let mut frame = [0u8; 5000];
-    frame[..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 1]);
-    frame[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 2]);
-    frame[12..14].copy_from_slice(&[0x88, 0xb5]);
+    let frame = FrameBuilder::ethernet([0x02, 0, 0, 0, 0, 2], [0x02, 0, 0, 0, 0, 1])
+        .ethertype(0x88b5)
+        .build(&[0u8; 5000 - 14])
+        .unwrap();
     let burst: Vec<&[u8]> = (0..32)
         .map(|i| if i % 4 == 3 { &frame[..] } else { &frame[..64] })
         .collect();

@@ -15,12 +15,8 @@
 use std::net::Ipv4Addr;
 use std::str::FromStr;
 
-use pipeline::checksum::{checksum, fold, pseudo_sum_ipv4, sum};
+use pipeline::wire::{self, tcp, FrameBuilder, Icmpv4Repr, Ipv4Repr, TcpRepr};
 
-/// Ethernet header bytes (no VLAN).
-const ETH_LEN: usize = 14;
-/// IPv4 header bytes (no options).
-const IPV4_LEN: usize = 20;
 /// Bytes of the frame check sequence, counted in the on-the-wire `size` of a spec.
 pub const FCS_LEN: usize = 4;
 /// Smallest frame without FCS (64 bytes on the wire).
@@ -32,13 +28,6 @@ pub const MAX_FLOWS: u32 = 1 << 24;
 /// Most bytes of templates a generator may hold (`flows * frame_size`).
 pub const MAX_TEMPLATE_BYTES: usize = 512 << 20;
 
-const ETHERTYPE_IPV4: u16 = 0x0800;
-const IPPROTO_ICMP: u8 = 1;
-const IPPROTO_TCP: u8 = 6;
-const IPPROTO_UDP: u8 = 17;
-const ICMP_ECHO_REQUEST: u8 = 8;
-const TCP_ACK: u8 = 0x10;
-
 /// The L4 protocol of the generated frames.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Protocol {
@@ -47,23 +36,6 @@ pub enum Protocol {
     Tcp,
     /// ICMP echo requests.
     Icmp,
-}
-
-impl Protocol {
-    fn ipproto(self) -> u8 {
-        match self {
-            Protocol::Udp => IPPROTO_UDP,
-            Protocol::Tcp => IPPROTO_TCP,
-            Protocol::Icmp => IPPROTO_ICMP,
-        }
-    }
-
-    fn header_len(self) -> usize {
-        match self {
-            Protocol::Udp | Protocol::Icmp => 8,
-            Protocol::Tcp => 20,
-        }
-    }
 }
 
 /// What to generate: untagged Ethernet/IPv4 frames of one size and protocol over `flows`
@@ -191,72 +163,31 @@ impl TrafficProfile {
     }
 
     /// The frame of flow `i`, with all checksums filled in, appended to `out`.
-    fn emit(&self, i: u32, out: &mut Vec<u8>) {
-        let start = out.len();
+    fn emit(&self, i: u32, out: &mut Vec<u8>) -> Result<(), wire::Error> {
         let (src_ip, sport) = self.flow_fields(i);
-        let l4_len = self.frame_size - ETH_LEN - IPV4_LEN;
-        let proto = self.protocol.ipproto();
-
-        out.extend_from_slice(&self.dst_mac);
-        out.extend_from_slice(&self.src_mac);
-        out.extend_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
-
-        let ip = out.len();
-        out.extend_from_slice(&[0x45, 0]);
-        out.extend_from_slice(&((IPV4_LEN + l4_len) as u16).to_be_bytes());
-        // Identification 0 with DF: the frames are never fragmented.
-        out.extend_from_slice(&[0, 0, 0x40, 0, 64, proto, 0, 0]);
-        out.extend_from_slice(&src_ip.octets());
-        out.extend_from_slice(&self.dst_ip.octets());
-        let csum = checksum(&out[ip..ip + IPV4_LEN]);
-        out[ip + 10..ip + 12].copy_from_slice(&csum.to_be_bytes());
-
-        let l4 = out.len();
-        match self.protocol {
-            Protocol::Udp => {
-                out.extend_from_slice(&sport.to_be_bytes());
-                out.extend_from_slice(&self.dst_port.to_be_bytes());
-                out.extend_from_slice(&(l4_len as u16).to_be_bytes());
-                out.extend_from_slice(&[0, 0]);
-            }
-            Protocol::Tcp => {
-                out.extend_from_slice(&sport.to_be_bytes());
-                out.extend_from_slice(&self.dst_port.to_be_bytes());
-                out.extend_from_slice(&1u32.to_be_bytes()); // sequence
-                out.extend_from_slice(&1u32.to_be_bytes()); // acknowledgment
-                out.extend_from_slice(&[0x50, TCP_ACK, 0xff, 0xff, 0, 0, 0, 0]);
-            }
-            Protocol::Icmp => {
-                out.extend_from_slice(&[ICMP_ECHO_REQUEST, 0, 0, 0]);
-                out.extend_from_slice(&sport.to_be_bytes()); // identifier
-                out.extend_from_slice(&0u16.to_be_bytes()); // sequence
-            }
-        }
-        let payload = l4_len - self.protocol.header_len();
+        // Identification 0 with DF (`Ipv4Repr::new`): the frames are never fragmented.
+        let b = FrameBuilder::ethernet(self.src_mac, self.dst_mac)
+            .ipv4(Ipv4Repr::new(src_ip, self.dst_ip));
+        let b = match self.protocol {
+            Protocol::Udp => b.udp(sport, self.dst_port),
+            Protocol::Tcp => b.tcp(TcpRepr {
+                seq_number: 1,
+                ack_number: 1,
+                flags: tcp::flags::ACK,
+                ..TcpRepr::new(sport, self.dst_port)
+            }),
+            Protocol::Icmp => b.icmpv4(Icmpv4Repr::EchoRequest {
+                ident: sport,
+                seq: 0,
+            }),
+        };
+        // The payload goes straight into the templates and the headers in front of it.
+        let start = out.len();
+        let payload = self.frame_size.saturating_sub(b.header_len());
+        out.resize(start + b.header_len(), 0);
         out.extend((0..payload).map(|b| b as u8));
-
-        let csum_ofs = match self.protocol {
-            Protocol::Udp => 6,
-            Protocol::Tcp => 16,
-            Protocol::Icmp => 2,
-        };
-        let initial = match self.protocol {
-            // ICMP has no pseudo-header.
-            Protocol::Icmp => 0,
-            Protocol::Udp | Protocol::Tcp => pseudo_sum_ipv4(
-                u32::from(src_ip),
-                u32::from(self.dst_ip),
-                proto,
-                l4_len as u32,
-            ),
-        };
-        let mut csum = !fold(sum(&out[l4..], initial));
-        // A UDP checksum of 0 means "none"; its ones'-complement twin is sent instead.
-        if self.protocol == Protocol::Udp && csum == 0 {
-            csum = 0xffff;
-        }
-        out[l4 + csum_ofs..l4 + csum_ofs + 2].copy_from_slice(&csum.to_be_bytes());
         debug_assert_eq!(out.len() - start, self.frame_size);
+        b.emit_in_front(&mut out[start..])
     }
 }
 
@@ -275,7 +206,12 @@ impl Generator {
         profile.validate()?;
         let mut templates = Vec::with_capacity(profile.flows as usize * profile.frame_size);
         for i in 0..profile.flows {
-            profile.emit(i, &mut templates);
+            profile
+                .emit(i, &mut templates)
+                .map_err(|e| TrafficError::Invalid {
+                    field: "frame_size",
+                    reason: e.to_string(),
+                })?;
         }
         Ok(Generator {
             profile,
@@ -464,6 +400,7 @@ fn parse_mac(s: &str) -> Option<[u8; 6]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pipeline::checksum::{checksum, fold, pseudo_sum_ipv4, sum};
 
     /// The default profile's frame, byte for byte (checksums computed by hand with the
     /// RFC 1071 fold).

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use control::client;
 use control::socket::Response;
+use pipeline::wire::{ethernet, FrameBuilder};
 use ports::PortIo;
 
 use tools::netns::{create_netns, delete_netns, ns_exec, NsTarget};
@@ -363,14 +364,13 @@ pub const ETHERTYPE: u16 = 0x88b5;
 /// lengths vary from 60 to 1514 bytes.
 pub fn frame(i: u32) -> Vec<u8> {
     let len = [60usize, 64, 128, 333, 1000, 1514][i as usize % 6];
-    let mut f = vec![0xff; 6];
-    f.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x01]);
-    f.extend_from_slice(&ETHERTYPE.to_be_bytes());
-    f.extend_from_slice(&i.to_be_bytes());
-    while f.len() < len {
-        f.push((f.len() as u32 * 7 + i) as u8);
-    }
-    f
+    let mut payload = i.to_be_bytes().to_vec();
+    // The pattern byte at frame offset `at`, from after the sequence number.
+    payload.extend((ethernet::HEADER_LEN + 4..len).map(|at| (at as u32 * 7 + i) as u8));
+    FrameBuilder::ethernet([0x02, 0, 0, 0, 0, 0x01], ethernet::BROADCAST)
+        .ethertype(ETHERTYPE)
+        .build(&payload)
+        .unwrap()
 }
 
 pub fn ethertype(b: &[u8]) -> Option<u16> {
