@@ -25,6 +25,7 @@ pub mod afxdp;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
 pub mod generator;
+pub mod option;
 pub mod pcap;
 pub mod spec;
 pub mod sys;

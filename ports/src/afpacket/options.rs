@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::spec::{number, power_of_two, PortSpecError};
+use crate::option::{number, power_of_two, PortSpecError};
 use crate::{PortError, PortIo};
 
 use super::port::AfPacketQueue;

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::spec::{bad, number, power_of_two, PortSpecError, MAX_QUEUES};
+use crate::option::{bad, number, power_of_two, PortSpecError, MAX_QUEUES};
 use crate::{PortError, PortIo};
 
 use super::port::AfXdpQueue;

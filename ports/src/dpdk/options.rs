@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::spec::{bad, number, required, PortSpecError, MAX_QUEUES};
+use crate::option::{bad, number, required, PortSpecError, MAX_QUEUES};
 
 /// The keys of `type=dpdk`.
 pub const KEYS: &[&str] = &["dpdk-devargs", "queues", "rxd", "txd"];

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::spec::{bad, number, required, PortSpecError};
+use crate::option::{bad, number, required, PortSpecError};
 use crate::{PortError, PortIo};
 
 use super::traffic::parse_profile;

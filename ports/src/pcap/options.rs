@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use crate::spec::{parse_bool, parse_path, PortSpecError};
+use crate::option::{parse_bool, parse_path, PortSpecError};
 use crate::{PortError, PortIo};
 
 use super::PcapPort;

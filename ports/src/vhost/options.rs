@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::spec::{bad, number, parse_path, required, PortSpecError};
+use crate::option::{bad, number, parse_path, required, PortSpecError};
 use crate::{PortError, PortIo};
 
 use super::{VhostUserMode, VhostUserOptions, VhostUserQueue, MAX_QUEUE_PAIRS};
