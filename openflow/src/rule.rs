@@ -1,12 +1,16 @@
 //! The data model of a rule: what it matches ([`Match`] over [`Fields`], the packet key plus the
-//! translation context registers and metadata), what it does ([`Action`]), and a whole rule as
-//! written in a flow mod ([`FlowSpec`]). Parsing lives in `parse`, printing in `print`.
+//! translation context registers and metadata), what it does ([`Action`]), a whole rule as
+//! written in a flow mod ([`FlowSpec`]) and an installed rule with its counters ([`Rule`],
+//! which the classifier holds and the rule set manages). Parsing lives in `parse`, printing
+//! in `print`.
 
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use pipeline::field::Slot;
 use pipeline::flowkey::hash_words;
-use pipeline::FlowKey;
+use pipeline::{FlowKey, StatsSink};
 
 /// Number of registers (`reg0`..`reg7`), 32 bits each as in Open vSwitch; the match-field
 /// table has one entry per register.
@@ -324,6 +328,35 @@ pub enum FlowModCommand {
 pub struct FlowMod {
     pub command: FlowModCommand,
     pub spec: FlowSpec,
+}
+
+/// A rule's counters, shared by every snapshot and every megaflow translated through it.
+#[derive(Debug, Default)]
+pub struct RuleStats {
+    pub n_packets: AtomicU64,
+    pub n_bytes: AtomicU64,
+    /// Last time a packet hit the rule (0: never), for `idle_timeout`.
+    pub used_ns: AtomicU64,
+}
+
+impl StatsSink for RuleStats {
+    fn credit(&self, packets: u64, bytes: u64, _tcp_flags: u16, used_ns: u64) {
+        self.n_packets.fetch_add(packets, Ordering::Relaxed);
+        self.n_bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.used_ns.fetch_max(used_ns, Ordering::Relaxed);
+    }
+}
+
+/// An installed rule.
+#[derive(Debug)]
+pub struct Rule {
+    /// Install sequence number: unique, and the tie-break between equal priorities.
+    pub id: u64,
+    /// The rule as added (its `table` is always `Some`).
+    pub spec: FlowSpec,
+    pub stats: Arc<RuleStats>,
+    /// When the rule was added (modify keeps it).
+    pub created_ns: u64,
 }
 
 #[cfg(test)]
