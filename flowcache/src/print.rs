@@ -5,40 +5,11 @@
 use std::fmt::Write;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use pipeline::flowkey::{ethertype, ipproto, FRAG_ANY, FRAG_LATER, VLAN_PCP_SHIFT};
+use pipeline::field::{dp_context, FieldId};
+use pipeline::flowkey::VLAN_PCP_SHIFT;
 use pipeline::DpAction;
 
 use crate::megaflow::MegaflowInfo;
-
-/// Collects the `name=value` items of one `group(...)`.
-struct Items(Vec<String>);
-
-impl Items {
-    fn new() -> Items {
-        Items(Vec::new())
-    }
-
-    /// Adds `name=value[/mask]` when `mask` is nonzero; `full` is the all-ones mask.
-    fn num<T>(&mut self, name: &str, v: T, m: T, full: T, show: impl Fn(T) -> String)
-    where
-        T: PartialEq + Default + Copy,
-    {
-        if m == T::default() {
-            return;
-        }
-        if m == full {
-            self.0.push(format!("{name}={}", show(v)));
-        } else {
-            self.0.push(format!("{name}={}/{}", show(v), show(m)));
-        }
-    }
-
-    fn push_group(self, out: &mut Vec<String>, group: &str) {
-        if !self.0.is_empty() {
-            out.push(format!("{group}({})", self.0.join(",")));
-        }
-    }
-}
 
 fn mac(b: [u8; 6]) -> String {
     let mut s = String::with_capacity(17);
@@ -59,229 +30,41 @@ fn ip6(v: [u8; 16]) -> String {
     Ipv6Addr::from(v).to_string()
 }
 
-/// Hex as C's `%#x` prints it (OVS's style): `0x7`, but plain `0` for zero.
-fn hex(v: impl std::fmt::LowerHex) -> String {
-    let s = format!("{v:#x}");
-    if s == "0x0" {
-        "0".into()
-    } else {
-        s
-    }
-}
-
-fn dec(v: impl std::fmt::Display) -> String {
-    v.to_string()
-}
-
-fn bytes_hex(b: &[u8]) -> String {
-    let mut s = String::from("0x");
-    for x in b {
-        let _ = write!(s, "{x:02x}");
-    }
-    s
-}
-
-fn frag(v: u8, m: u8) -> String {
-    if m & (FRAG_ANY | FRAG_LATER) == FRAG_ANY | FRAG_LATER {
-        match v & (FRAG_ANY | FRAG_LATER) {
-            0 => "no".into(),
-            FRAG_ANY => "first".into(),
-            _ => "later".into(),
-        }
-    } else {
-        format!("{v:#x}/{m:#x}")
-    }
-}
-
-/// The match part: `in_port(1),eth(src=..),eth_type(0x0800),ipv4(..),tcp(..)`.
+/// The match part: `in_port(1),eth(src=..),eth_type(0x0800),ipv4(..),tcp(..)`. Every entry of
+/// the match-field table with datapath items contributes the ones its slot's mask and the
+/// megaflow's protocols select; groups print in `DpGroup` order.
 pub fn format_match(k: &pipeline::FlowKey, m: &pipeline::FlowKey) -> String {
+    let cx = dp_context(k, m);
+    let mut items = Vec::new();
+    for (seq, id) in FieldId::all().enumerate() {
+        let d = id.def();
+        let Some(slot) = d.key_slot() else {
+            continue;
+        };
+        for item in d.dp {
+            if !item.group.active(&cx) || !item.when.holds(&cx) {
+                continue;
+            }
+            let single = item.group.label(&cx).is_none();
+            if let Some(text) = item.format(slot, k, m, single) {
+                items.push((item.group, item.pos, seq, text));
+            }
+        }
+    }
+    items.sort_by_key(|(group, pos, seq, _)| (*group, *pos, *seq));
     let mut out: Vec<String> = Vec::new();
-
-    let mut t = Items::new();
-    t.num("tun_id", k.tun_id, m.tun_id, u64::MAX, hex);
-    t.num("src", k.tun_src, m.tun_src, u32::MAX, ip4);
-    t.num("dst", k.tun_dst, m.tun_dst, u32::MAX, ip4);
-    t.num("tos", k.tun_tos, m.tun_tos, u8::MAX, dec);
-    t.num("ttl", k.tun_ttl, m.tun_ttl, u8::MAX, dec);
-    t.num("tp_src", k.tun_tp_src, m.tun_tp_src, u16::MAX, dec);
-    t.num("tp_dst", k.tun_tp_dst, m.tun_tp_dst, u16::MAX, dec);
-    t.num("flags", k.tun_flags, m.tun_flags, u16::MAX, hex);
-    if m.tun_opts_len != 0 || m.tun_opts.iter().any(|b| *b != 0) {
-        t.0.push(format!(
-            "geneve={}/{}",
-            bytes_hex(&k.tun_opts),
-            bytes_hex(&m.tun_opts)
-        ));
-    }
-    t.push_group(&mut out, "tunnel");
-
-    one(
-        &mut out,
-        "recirc_id",
-        k.recirc_id,
-        m.recirc_id,
-        u32::MAX,
-        hex,
-    );
-    one(&mut out, "ct_state", k.ct_state, m.ct_state, u8::MAX, hex);
-    one(&mut out, "ct_zone", k.ct_zone, m.ct_zone, u16::MAX, dec);
-    one(&mut out, "ct_mark", k.ct_mark, m.ct_mark, u32::MAX, hex);
-    one(
-        &mut out,
-        "ct_label",
-        k.ct_label,
-        m.ct_label,
-        [0xff; 16],
-        |b| bytes_hex(&b),
-    );
-    one(&mut out, "in_port", k.in_port, m.in_port, u32::MAX, dec);
-
-    let mut e = Items::new();
-    e.num("src", k.dl_src, m.dl_src, [0xff; 6], mac);
-    e.num("dst", k.dl_dst, m.dl_dst, [0xff; 6], mac);
-    e.push_group(&mut out, "eth");
-
-    let mut v = Items::new();
-    v.num("tpid", k.vlan_tpid, m.vlan_tpid, u16::MAX, hex);
-    v.num("tci", k.vlan_tci, m.vlan_tci, u16::MAX, hex);
-    if m.vlan_tci == u16::MAX {
-        // Full TCI: print it as OVS does, vid and pcp.
-        v.0.pop();
-        v.0.push(format!(
-            "vid={},pcp={}",
-            k.vlan_tci & pipeline::flowkey::VLAN_VID_MASK,
-            k.vlan_tci >> VLAN_PCP_SHIFT
-        ));
-    }
-    v.push_group(&mut out, "vlan");
-    let mut v2 = Items::new();
-    v2.num("tci", k.vlan2_tci, m.vlan2_tci, u16::MAX, hex);
-    v2.push_group(&mut out, "vlan2");
-
-    one(&mut out, "eth_type", k.dl_type, m.dl_type, u16::MAX, |x| {
-        format!("{x:#06x}")
-    });
-
-    let l3 = if m.dl_type == 0 { 0 } else { k.dl_type };
-    match l3 {
-        ethertype::IPV4 | ethertype::IPV6 => {
-            let mut ip = Items::new();
-            let v6 = l3 == ethertype::IPV6;
-            if v6 {
-                ip.num("src", k.ipv6_src, m.ipv6_src, [0xff; 16], ip6);
-                ip.num("dst", k.ipv6_dst, m.ipv6_dst, [0xff; 16], ip6);
-                ip.num("label", k.ipv6_label, m.ipv6_label, 0xfffff, hex);
-            } else {
-                ip.num("src", k.nw_src, m.nw_src, u32::MAX, ip4);
-                ip.num("dst", k.nw_dst, m.nw_dst, u32::MAX, ip4);
-            }
-            ip.num("proto", k.nw_proto, m.nw_proto, u8::MAX, dec);
-            ip.num(
-                if v6 { "tclass" } else { "tos" },
-                k.nw_tos,
-                m.nw_tos,
-                u8::MAX,
-                hex,
-            );
-            ip.num(
-                if v6 { "hlimit" } else { "ttl" },
-                k.nw_ttl,
-                m.nw_ttl,
-                u8::MAX,
-                dec,
-            );
-            if m.nw_frag != 0 {
-                ip.0.push(format!("frag={}", frag(k.nw_frag, m.nw_frag)));
-            }
-            ip.push_group(&mut out, if v6 { "ipv6" } else { "ipv4" });
-            let proto = if m.nw_proto == 0 {
-                None
-            } else {
-                Some(k.nw_proto)
-            };
-            l4(&mut out, proto, k, m, v6);
+    let mut i = 0;
+    while i < items.len() {
+        let group = items[i].0;
+        let n = items[i..].iter().take_while(|x| x.0 == group).count();
+        let texts = items[i..i + n].iter().map(|x| x.3.as_str());
+        match group.label(&cx) {
+            Some(label) => out.push(format!("{label}({})", texts.collect::<Vec<_>>().join(","))),
+            None => out.extend(texts.map(str::to_string)),
         }
-        ethertype::ARP => {
-            let mut a = Items::new();
-            a.num("sip", k.nw_src, m.nw_src, u32::MAX, ip4);
-            a.num("tip", k.nw_dst, m.nw_dst, u32::MAX, ip4);
-            a.num("op", k.nw_proto, m.nw_proto, u8::MAX, dec);
-            a.num("sha", k.arp_sha, m.arp_sha, [0xff; 6], mac);
-            a.num("tha", k.arp_tha, m.arp_tha, [0xff; 6], mac);
-            a.push_group(&mut out, "arp");
-        }
-        _ => {
-            // Fields masked without a known eth_type (a translation bug, or a new protocol):
-            // still shown, under neutral names, so that nothing masked is hidden.
-            let mut nw = Items::new();
-            nw.num("src", k.nw_src, m.nw_src, u32::MAX, hex);
-            nw.num("dst", k.nw_dst, m.nw_dst, u32::MAX, hex);
-            nw.num("proto", k.nw_proto, m.nw_proto, u8::MAX, dec);
-            nw.num("tos", k.nw_tos, m.nw_tos, u8::MAX, hex);
-            nw.num("ttl", k.nw_ttl, m.nw_ttl, u8::MAX, dec);
-            nw.num("frag", k.nw_frag, m.nw_frag, u8::MAX, hex);
-            nw.push_group(&mut out, "nw");
-            l4(&mut out, None, k, m, false);
-        }
+        i += n;
     }
     out.join(",")
-}
-
-/// Adds `name(value[/mask])` when `mask` is nonzero.
-fn one<T>(out: &mut Vec<String>, name: &str, v: T, m: T, full: T, show: impl Fn(T) -> String)
-where
-    T: PartialEq + Default + Copy,
-{
-    if m == T::default() {
-        return;
-    }
-    if m == full {
-        out.push(format!("{name}({})", show(v)));
-    } else {
-        out.push(format!("{name}({}/{})", show(v), show(m)));
-    }
-}
-
-fn l4(
-    out: &mut Vec<String>,
-    proto: Option<u8>,
-    k: &pipeline::FlowKey,
-    m: &pipeline::FlowKey,
-    v6: bool,
-) {
-    let name = match proto {
-        Some(ipproto::TCP) => "tcp",
-        Some(ipproto::UDP) => "udp",
-        Some(ipproto::SCTP) => "sctp",
-        Some(ipproto::ICMP) if !v6 => "icmp",
-        Some(ipproto::ICMPV6) if v6 => "icmpv6",
-        _ => "l4",
-    };
-    let icmp = name == "icmp" || name == "icmpv6";
-    let mut t = Items::new();
-    t.num(
-        if icmp { "type" } else { "src" },
-        k.tp_src,
-        m.tp_src,
-        u16::MAX,
-        dec,
-    );
-    t.num(
-        if icmp { "code" } else { "dst" },
-        k.tp_dst,
-        m.tp_dst,
-        u16::MAX,
-        dec,
-    );
-    t.push_group(out, name);
-    one(out, "tcp_flags", k.tcp_flags, m.tcp_flags, u16::MAX, hex);
-    let mut nd = Items::new();
-    nd.num("target", k.nd_target, m.nd_target, [0xff; 16], ip6);
-    if v6 {
-        nd.num("sll", k.arp_sha, m.arp_sha, [0xff; 6], mac);
-        nd.num("tll", k.arp_tha, m.arp_tha, [0xff; 6], mac);
-    }
-    nd.push_group(out, "nd");
 }
 
 /// One datapath action in `dpctl` style.
@@ -355,6 +138,7 @@ pub fn format_megaflow(f: &MegaflowInfo, now_ns: u64) -> String {
 mod tests {
     use super::*;
     use crate::megaflow::MegaflowStats;
+    use pipeline::flowkey::{ethertype, ipproto};
     use pipeline::FlowKey;
     use std::sync::Arc;
 

@@ -9,8 +9,7 @@ use std::sync::Arc;
 
 use smallvec::SmallVec;
 
-use crate::rule::{Fields, Match};
-use crate::ruleset::Rule;
+use crate::rule::{Fields, Match, Rule};
 
 /// Rules sharing one mask.
 #[derive(Clone, Debug)]

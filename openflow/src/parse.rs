@@ -4,42 +4,19 @@
 //! duplicate or conflicting field is refused with an error naming the field and the reason.
 
 use std::collections::HashSet;
-use std::net::Ipv6Addr;
 
-use pipeline::flowkey::{
-    ct_state, ethertype, ipproto, FRAG_ANY, FRAG_LATER, VLAN_PCP_SHIFT, VLAN_PRESENT,
+use pipeline::field::ofctl::{self, number, BadValue};
+use pipeline::field::{
+    ETH_SRC, ETH_TYPE, IP_DSCP, IP_DST, IP_ECN, IP_PROTO, IP_SRC, NW_TTL, SCTP_DST, SCTP_SRC,
+    SHORTHANDS, TCP_DST, TCP_SRC, UDP_DST, UDP_SRC, VLAN_PCP, VLAN_VID,
 };
+use pipeline::flowkey::ipproto;
 
 use crate::error::{FileError, RuleError};
 use crate::rule::{
-    ones, tci_for_vid, Action, Field, FieldRef, FlowMod, FlowModCommand, FlowSpec, Match, Prereq,
-    N_REGS, N_TABLES, OFPP_LOCAL,
+    ones, Action, Field, FieldRef, FlowMod, FlowModCommand, FlowSpec, Match, Prereq, N_TABLES,
+    OFPP_LOCAL,
 };
-
-/// Named TCP flags, in `tcp_flags=+syn-ack` syntax.
-pub(crate) const TCP_FLAG_NAMES: [(&str, u16); 9] = [
-    ("fin", 0x001),
-    ("syn", 0x002),
-    ("rst", 0x004),
-    ("psh", 0x008),
-    ("ack", 0x010),
-    ("urg", 0x020),
-    ("ece", 0x040),
-    ("cwr", 0x080),
-    ("ns", 0x100),
-];
-
-/// Named conntrack state bits, in `ct_state=+trk+est` syntax (Open vSwitch's names).
-pub(crate) const CT_STATE_NAMES: [(&str, u16); 8] = [
-    ("new", ct_state::NEW as u16),
-    ("est", ct_state::ESTABLISHED as u16),
-    ("rel", ct_state::RELATED as u16),
-    ("rpl", ct_state::REPLY as u16),
-    ("inv", ct_state::INVALID as u16),
-    ("trk", ct_state::TRACKED as u16),
-    ("snat", ct_state::SRC_NAT as u16),
-    ("dnat", ct_state::DST_NAT as u16),
-];
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Verb {
@@ -229,7 +206,7 @@ fn parse_spec(text: &str, verb: Verb) -> Result<FlowSpec, RuleError> {
         }
     }
     for (name, pre) in prereqs {
-        if !pre.holds(&spec.matches) {
+        if !spec.matches.holds(pre) {
             return Err(RuleError::new(name, pre.describe()));
         }
     }
@@ -253,454 +230,53 @@ fn need<'a>(name: &str, value: Option<&'a str>) -> Result<&'a str, RuleError> {
     value.ok_or_else(|| RuleError::new(name, "needs a value (name=value)"))
 }
 
-/// Parses a decimal or `0x` hexadecimal number.
-fn number(s: &str) -> Option<u128> {
-    if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        if h.is_empty() || h.len() > 32 {
-            return None;
-        }
-        u128::from_str_radix(h, 16).ok()
-    } else if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
-        s.parse().ok()
-    } else {
-        None
-    }
+/// Names the field, action or keyword in a value's error.
+fn at(field: &str) -> impl Fn(BadValue) -> RuleError + '_ {
+    move |e| RuleError::new(field, e.0)
 }
 
 fn uint(field: &str, s: &str, max: u128) -> Result<u128, RuleError> {
-    let v = number(s).ok_or_else(|| RuleError::new(field, format!("\"{s}\" is not a number")))?;
-    if v > max {
-        return Err(RuleError::new(
-            field,
-            format!("\"{s}\" is out of range (0-{max})"),
-        ));
-    }
-    Ok(v)
+    ofctl::uint(s, max).map_err(at(field))
 }
 
 /// `VALUE[/MASK]`; the value is masked (as ovs-ofctl does), the mask defaults to all ones.
 fn masked_uint(field: &str, s: &str, max: u128) -> Result<(u128, u128), RuleError> {
-    match s.split_once('/') {
-        Some((v, m)) => {
-            let m = uint(field, m, max)?;
-            Ok((uint(field, v, max)? & m, m))
-        }
-        None => Ok((uint(field, s, max)?, max)),
-    }
-}
-
-fn ipv4(field: &str, s: &str) -> Result<u32, RuleError> {
-    let bad = || RuleError::new(field, format!("\"{s}\" is not an IPv4 address"));
-    let mut out = 0u32;
-    let mut n = 0;
-    for part in s.split('.') {
-        if part.is_empty() || part.len() > 3 || !part.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(bad());
-        }
-        let b: u32 = part.parse().map_err(|_| bad())?;
-        if b > 255 {
-            return Err(bad());
-        }
-        out = (out << 8) | b;
-        n += 1;
-    }
-    if n != 4 {
-        return Err(bad());
-    }
-    Ok(out)
-}
-
-/// `A.B.C.D[/N or /MASK]`.
-fn masked_ipv4(field: &str, s: &str) -> Result<(u32, u32), RuleError> {
-    match s.split_once('/') {
-        None => Ok((ipv4(field, s)?, u32::MAX)),
-        Some((a, m)) => {
-            let addr = ipv4(field, a)?;
-            let mask = if m.contains('.') {
-                ipv4(field, m)?
-            } else {
-                let n = uint(field, m, 32).map_err(|_| {
-                    RuleError::new(field, format!("\"/{m}\" is not a prefix length (0-32)"))
-                })? as u32;
-                if n == 0 {
-                    0
-                } else {
-                    u32::MAX << (32 - n)
-                }
-            };
-            Ok((addr & mask, mask))
-        }
-    }
-}
-
-fn mac(field: &str, s: &str) -> Result<[u8; 6], RuleError> {
-    let bad = || RuleError::new(field, format!("\"{s}\" is not an Ethernet address"));
-    let mut out = [0u8; 6];
-    let mut n = 0;
-    for part in s.split(':') {
-        if n >= 6 || part.is_empty() || part.len() > 2 {
-            return Err(bad());
-        }
-        out[n] = u8::from_str_radix(part, 16).map_err(|_| bad())?;
-        n += 1;
-    }
-    if n != 6 {
-        return Err(bad());
-    }
-    Ok(out)
-}
-
-fn masked_mac(field: &str, s: &str) -> Result<([u8; 6], [u8; 6]), RuleError> {
-    match s.split_once('/') {
-        None => Ok((mac(field, s)?, [0xff; 6])),
-        Some((a, m)) => {
-            let (a, m) = (mac(field, a)?, mac(field, m)?);
-            let mut v = [0u8; 6];
-            for i in 0..6 {
-                v[i] = a[i] & m[i];
-            }
-            Ok((v, m))
-        }
-    }
-}
-
-fn ipv6(field: &str, s: &str) -> Result<u128, RuleError> {
-    s.parse::<Ipv6Addr>()
-        .map(u128::from)
-        .map_err(|_| RuleError::new(field, format!("\"{s}\" is not an IPv6 address")))
-}
-
-fn masked_ipv6(field: &str, s: &str) -> Result<([u8; 16], [u8; 16]), RuleError> {
-    let (a, m) = match s.split_once('/') {
-        None => (ipv6(field, s)?, u128::MAX),
-        Some((a, m)) => {
-            let mask = if m.contains(':') {
-                ipv6(field, m)?
-            } else {
-                let n = uint(field, m, 128).map_err(|_| {
-                    RuleError::new(field, format!("\"/{m}\" is not a prefix length (0-128)"))
-                })? as u32;
-                if n == 0 {
-                    0
-                } else {
-                    u128::MAX << (128 - n)
-                }
-            };
-            (ipv6(field, a)?, mask)
-        }
-    };
-    Ok(((a & m).to_be_bytes(), m.to_be_bytes()))
+    ofctl::masked_uint(s, max).map_err(at(field))
 }
 
 fn port(field: &str, s: &str) -> Result<u32, RuleError> {
-    match s {
-        "LOCAL" | "local" => Ok(OFPP_LOCAL),
-        _ => Ok(uint(field, s, u128::from(u32::MAX))? as u32),
-    }
+    ofctl::port(s, OFPP_LOCAL).map_err(at(field))
 }
 
 /// Match shorthands (`ip`, `tcp6`, ...).
 fn shorthand(name: &str) -> Result<(Match, Prereq), RuleError> {
-    let (dl_type, proto) = match name {
-        "ip" => (ethertype::IPV4, None),
-        "ipv6" => (ethertype::IPV6, None),
-        "arp" => (ethertype::ARP, None),
-        "tcp" => (ethertype::IPV4, Some(ipproto::TCP)),
-        "udp" => (ethertype::IPV4, Some(ipproto::UDP)),
-        "sctp" => (ethertype::IPV4, Some(ipproto::SCTP)),
-        "icmp" => (ethertype::IPV4, Some(ipproto::ICMP)),
-        "tcp6" => (ethertype::IPV6, Some(ipproto::TCP)),
-        "udp6" => (ethertype::IPV6, Some(ipproto::UDP)),
-        "sctp6" => (ethertype::IPV6, Some(ipproto::SCTP)),
-        "icmp6" => (ethertype::IPV6, Some(ipproto::ICMPV6)),
-        _ => {
-            return Err(if is_field_name(name) {
-                RuleError::new(name, "needs a value (name=value)")
-            } else {
-                RuleError::new(name, "unknown field")
-            })
-        }
+    let Some(short) = SHORTHANDS.iter().find(|s| s.name == name) else {
+        return Err(if Field::by_match_name(name).is_some() {
+            RuleError::new(name, "needs a value (name=value)")
+        } else {
+            RuleError::new(name, "unknown field")
+        });
     };
     let mut m = Match::default();
-    m.value.key.dl_type = dl_type;
-    m.mask.key.dl_type = 0xffff;
-    if let Some(p) = proto {
-        m.value.key.nw_proto = p;
-        m.mask.key.nw_proto = 0xff;
+    m.value.set(ETH_TYPE, u128::from(short.dl_type));
+    m.mask.set(ETH_TYPE, ETH_TYPE.max_value());
+    if let Some(p) = short.proto {
+        m.value.set(IP_PROTO, u128::from(p));
+        m.mask.set(IP_PROTO, IP_PROTO.max_value());
     }
     Ok((m, Prereq::None))
 }
 
-fn is_field_name(name: &str) -> bool {
-    match_field(name, "").is_err_and(|e| e.reason != "unknown field")
-}
-
-fn reg_index(name: &str) -> Option<usize> {
-    let i: usize = name.strip_prefix("reg")?.parse().ok()?;
-    (i < N_REGS && name.len() == 4).then_some(i)
-}
-
 /// Parses `name=value` into a match on that field alone, with the field's prerequisite.
 fn match_field(name: &str, v: &str) -> Result<(Match, Prereq), RuleError> {
+    let def = Field::by_match_name(name)
+        .ok_or_else(|| RuleError::new(name, "unknown field"))?
+        .def();
+    let (value, mask) = ofctl::parse_match_value(def, v, OFPP_LOCAL).map_err(at(name))?;
     let mut m = Match::default();
-    let (val, mask) = (&mut m.value, &mut m.mask);
-    let pre = match name {
-        "in_port" => {
-            val.key.in_port = port(name, v)?;
-            mask.key.in_port = u32::MAX;
-            Prereq::None
-        }
-        "dl_src" | "dl_dst" | "eth_src" | "eth_dst" => {
-            let (a, b) = masked_mac(name, v)?;
-            if name.ends_with("src") {
-                (val.key.dl_src, mask.key.dl_src) = (a, b);
-            } else {
-                (val.key.dl_dst, mask.key.dl_dst) = (a, b);
-            }
-            Prereq::None
-        }
-        "dl_type" | "eth_type" => {
-            val.key.dl_type = uint(name, v, 0xffff)? as u16;
-            mask.key.dl_type = 0xffff;
-            Prereq::None
-        }
-        "dl_vlan" => {
-            let vid = number(v)
-                .filter(|n| *n <= 4095 || *n == 0xffff)
-                .ok_or_else(|| {
-                    RuleError::new(
-                        name,
-                        format!("\"{v}\" is not a VLAN id (0-4095, or 0xffff for no VLAN)"),
-                    )
-                })?;
-            if vid == 0xffff {
-                mask.key.vlan_tci = 0xffff;
-            } else {
-                val.key.vlan_tci = tci_for_vid(vid as u16);
-                mask.key.vlan_tci = 0x1fff;
-            }
-            Prereq::None
-        }
-        "dl_vlan_pcp" => {
-            let p = uint(name, v, 7)? as u16;
-            val.key.vlan_tci = VLAN_PRESENT | (p << VLAN_PCP_SHIFT);
-            mask.key.vlan_tci = 0xf000;
-            Prereq::None
-        }
-        "vlan_tci" => {
-            let (a, b) = masked_uint(name, v, 0xffff)?;
-            (val.key.vlan_tci, mask.key.vlan_tci) = (a as u16, b as u16);
-            Prereq::None
-        }
-        "nw_src" | "nw_dst" | "arp_spa" | "arp_tpa" => {
-            let (a, b) = masked_ipv4(name, v)?;
-            if name == "nw_src" || name == "arp_spa" {
-                (val.key.nw_src, mask.key.nw_src) = (a, b);
-            } else {
-                (val.key.nw_dst, mask.key.nw_dst) = (a, b);
-            }
-            if name.starts_with("arp") {
-                Prereq::Arp
-            } else {
-                Prereq::Ipv4OrArp
-            }
-        }
-        "nw_proto" | "ip_proto" => {
-            val.key.nw_proto = uint(name, v, 0xff)? as u8;
-            mask.key.nw_proto = 0xff;
-            Prereq::IpAny
-        }
-        "arp_op" => {
-            val.key.nw_proto = uint(name, v, 0xff)? as u8;
-            mask.key.nw_proto = 0xff;
-            Prereq::Arp
-        }
-        "nw_tos" => {
-            let t = uint(name, v, 0xff)? as u8;
-            if t & 3 != 0 {
-                return Err(RuleError::new(
-                    name,
-                    format!("\"{v}\" is not a multiple of 4 (the low 2 bits are nw_ecn)"),
-                ));
-            }
-            val.key.nw_tos = t;
-            mask.key.nw_tos = 0xfc;
-            Prereq::IpAny
-        }
-        "ip_dscp" => {
-            val.key.nw_tos = (uint(name, v, 63)? as u8) << 2;
-            mask.key.nw_tos = 0xfc;
-            Prereq::IpAny
-        }
-        "nw_ecn" | "ip_ecn" => {
-            val.key.nw_tos = uint(name, v, 3)? as u8;
-            mask.key.nw_tos = 0x03;
-            Prereq::IpAny
-        }
-        "nw_ttl" => {
-            val.key.nw_ttl = uint(name, v, 0xff)? as u8;
-            mask.key.nw_ttl = 0xff;
-            Prereq::IpAny
-        }
-        "ip_frag" => {
-            let (a, b) = match v {
-                "no" => (0, FRAG_ANY),
-                "yes" => (FRAG_ANY, FRAG_ANY),
-                "first" => (FRAG_ANY, FRAG_ANY | FRAG_LATER),
-                "later" => (FRAG_ANY | FRAG_LATER, FRAG_ANY | FRAG_LATER),
-                "not_later" => (0, FRAG_LATER),
-                _ => {
-                    return Err(RuleError::new(
-                        name,
-                        format!("\"{v}\" is not one of no, yes, first, later, not_later"),
-                    ))
-                }
-            };
-            (val.key.nw_frag, mask.key.nw_frag) = (a, b);
-            Prereq::IpAny
-        }
-        "tp_src" | "tp_dst" | "tcp_src" | "tcp_dst" | "udp_src" | "udp_dst" | "sctp_src"
-        | "sctp_dst" => {
-            let (a, b) = masked_uint(name, v, 0xffff)?;
-            if name.ends_with("src") {
-                (val.key.tp_src, mask.key.tp_src) = (a as u16, b as u16);
-            } else {
-                (val.key.tp_dst, mask.key.tp_dst) = (a as u16, b as u16);
-            }
-            match &name[..name.len() - 4] {
-                "tcp" => Prereq::Proto(ipproto::TCP),
-                "udp" => Prereq::Proto(ipproto::UDP),
-                "sctp" => Prereq::Proto(ipproto::SCTP),
-                _ => Prereq::L4,
-            }
-        }
-        "tcp_flags" => {
-            let (a, b) = if v.starts_with('+') || v.starts_with('-') {
-                flag_names(name, v, &TCP_FLAG_NAMES)?
-            } else {
-                let (a, b) = masked_uint(name, v, 0x0fff)?;
-                (a as u16, b as u16)
-            };
-            (val.key.tcp_flags, mask.key.tcp_flags) = (a, b);
-            Prereq::Proto(ipproto::TCP)
-        }
-        "icmp_type" | "icmp_code" | "icmpv6_type" | "icmpv6_code" => {
-            let x = uint(name, v, 0xff)? as u16;
-            if name.ends_with("type") {
-                (val.key.tp_src, mask.key.tp_src) = (x, 0xffff);
-            } else {
-                (val.key.tp_dst, mask.key.tp_dst) = (x, 0xffff);
-            }
-            if name.starts_with("icmpv6") {
-                Prereq::Icmp6
-            } else {
-                Prereq::IcmpAny
-            }
-        }
-        "arp_sha" | "arp_tha" | "nd_sll" | "nd_tll" => {
-            let (a, b) = masked_mac(name, v)?;
-            if name == "arp_sha" || name == "nd_sll" {
-                (val.key.arp_sha, mask.key.arp_sha) = (a, b);
-            } else {
-                (val.key.arp_tha, mask.key.arp_tha) = (a, b);
-            }
-            match name {
-                "nd_sll" => Prereq::NdSll,
-                "nd_tll" => Prereq::NdTll,
-                _ => Prereq::Arp,
-            }
-        }
-        "ipv6_src" | "ipv6_dst" | "nd_target" => {
-            let (a, b) = masked_ipv6(name, v)?;
-            match name {
-                "ipv6_src" => (val.key.ipv6_src, mask.key.ipv6_src) = (a, b),
-                "ipv6_dst" => (val.key.ipv6_dst, mask.key.ipv6_dst) = (a, b),
-                _ => (val.key.nd_target, mask.key.nd_target) = (a, b),
-            }
-            if name == "nd_target" {
-                Prereq::NdTarget
-            } else {
-                Prereq::Ipv6
-            }
-        }
-        "ipv6_label" => {
-            let (a, b) = masked_uint(name, v, 0xf_ffff)?;
-            (val.key.ipv6_label, mask.key.ipv6_label) = (a as u32, b as u32);
-            Prereq::Ipv6
-        }
-        "metadata" => {
-            let (a, b) = masked_uint(name, v, u128::from(u64::MAX))?;
-            (val.metadata, mask.metadata) = (a as u64, b as u64);
-            Prereq::None
-        }
-        "ct_state" => {
-            let (a, b) = if v.starts_with('+') || v.starts_with('-') {
-                flag_names(name, v, &CT_STATE_NAMES)?
-            } else {
-                let (a, b) = masked_uint(name, v, 0xff)?;
-                (a as u16, b as u16)
-            };
-            (val.key.ct_state, mask.key.ct_state) = (a as u8, b as u8);
-            Prereq::None
-        }
-        "ct_zone" => {
-            val.key.ct_zone = uint(name, v, 0xffff)? as u16;
-            mask.key.ct_zone = 0xffff;
-            Prereq::None
-        }
-        "ct_mark" => {
-            let (a, b) = masked_uint(name, v, u128::from(u32::MAX))?;
-            (val.key.ct_mark, mask.key.ct_mark) = (a as u32, b as u32);
-            Prereq::None
-        }
-        "tun_id" | "tunnel_id" => {
-            let (a, b) = masked_uint(name, v, u128::from(u64::MAX))?;
-            (val.key.tun_id, mask.key.tun_id) = (a as u64, b as u64);
-            Prereq::None
-        }
-        _ => {
-            let i = reg_index(name).ok_or_else(|| RuleError::new(name, "unknown field"))?;
-            let (a, b) = masked_uint(name, v, u128::from(u32::MAX))?;
-            (val.regs[i], mask.regs[i]) = (a as u32, b as u32);
-            Prereq::None
-        }
-    };
-    Ok((m, pre))
-}
-
-/// `+syn-ack`: flags after `+` must be set, after `-` must be clear.
-fn flag_names(field: &str, s: &str, names: &[(&str, u16)]) -> Result<(u16, u16), RuleError> {
-    let (mut val, mut mask) = (0u16, 0u16);
-    let mut rest = s;
-    while !rest.is_empty() {
-        let set = rest.starts_with('+');
-        if !set && !rest.starts_with('-') {
-            return Err(RuleError::new(
-                field,
-                format!("\"{s}\" is not a flag list like +syn-ack"),
-            ));
-        }
-        rest = &rest[1..];
-        let end = rest.find(['+', '-']).unwrap_or(rest.len());
-        let name = &rest[..end];
-        let bit = names
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, b)| *b)
-            .ok_or_else(|| RuleError::new(field, format!("\"{name}\" is not a known flag")))?;
-        if mask & bit != 0 {
-            return Err(RuleError::new(
-                field,
-                format!("flag \"{name}\" given twice"),
-            ));
-        }
-        mask |= bit;
-        if set {
-            val |= bit;
-        }
-        rest = &rest[end..];
-    }
-    Ok((val, mask))
+    m.value.set_slot(def.slot, value);
+    m.mask.set_slot(def.slot, mask);
+    Ok((m, def.prereq))
 }
 
 /// Splits an action list at the commas that are not inside parentheses or brackets.
@@ -796,10 +372,10 @@ fn parse_action(item: &str, m: &Match) -> Result<Action, RuleError> {
         "local" | "LOCAL" => no_arg(arg, Action::Local),
         // controller:max_len and controller(...) arguments have no meaning without a controller.
         "controller" | "CONTROLLER" => Ok(Action::Controller),
-        "mod_dl_src" => set(Field::EthSrc, arg_of(name, arg)?),
-        "mod_dl_dst" => set(Field::EthDst, arg_of(name, arg)?),
-        "mod_nw_src" => set(Field::Ipv4Src, arg_of(name, arg)?),
-        "mod_nw_dst" => set(Field::Ipv4Dst, arg_of(name, arg)?),
+        "mod_dl_src" => set(ETH_SRC, arg_of(name, arg)?),
+        "mod_dl_dst" => set(pipeline::field::ETH_DST, arg_of(name, arg)?),
+        "mod_nw_src" => set(IP_SRC, arg_of(name, arg)?),
+        "mod_nw_dst" => set(IP_DST, arg_of(name, arg)?),
         "mod_nw_tos" => {
             let a = arg_of(name, arg)?;
             let t = uint(name, a, 0xff)?;
@@ -810,39 +386,39 @@ fn parse_action(item: &str, m: &Match) -> Result<Action, RuleError> {
                 ));
             }
             Ok(Action::SetField {
-                field: Field::IpDscp,
+                field: IP_DSCP,
                 value: t >> 2,
             })
         }
-        "mod_nw_ecn" => set(Field::IpEcn, arg_of(name, arg)?),
-        "mod_nw_ttl" => set(Field::NwTtl, arg_of(name, arg)?),
+        "mod_nw_ecn" => set(IP_ECN, arg_of(name, arg)?),
+        "mod_nw_ttl" => set(NW_TTL, arg_of(name, arg)?),
         "mod_tp_src" | "mod_tp_dst" => {
             let src = name.ends_with("src");
             let field = if m.proto_is(ipproto::TCP) {
                 if src {
-                    Field::TcpSrc
+                    TCP_SRC
                 } else {
-                    Field::TcpDst
+                    TCP_DST
                 }
             } else if m.proto_is(ipproto::UDP) {
                 if src {
-                    Field::UdpSrc
+                    UDP_SRC
                 } else {
-                    Field::UdpDst
+                    UDP_DST
                 }
             } else if m.proto_is(ipproto::SCTP) {
                 if src {
-                    Field::SctpSrc
+                    SCTP_SRC
                 } else {
-                    Field::SctpDst
+                    SCTP_DST
                 }
             } else {
                 return Err(RuleError::new(name, Prereq::L4.describe()));
             };
             set(field, arg_of(name, arg)?)
         }
-        "mod_vlan_vid" => set(Field::VlanVid, arg_of(name, arg)?),
-        "mod_vlan_pcp" => set(Field::VlanPcp, arg_of(name, arg)?),
+        "mod_vlan_vid" => set(VLAN_VID, arg_of(name, arg)?),
+        "mod_vlan_pcp" => set(VLAN_PCP, arg_of(name, arg)?),
         "strip_vlan" | "pop_vlan" => no_arg(arg, Action::PopVlan),
         "push_vlan" => {
             let a = arg_of(name, arg)?;
@@ -861,8 +437,8 @@ fn parse_action(item: &str, m: &Match) -> Result<Action, RuleError> {
             let (v, f) = a
                 .split_once("->")
                 .ok_or_else(|| RuleError::new(name, "expects VALUE->FIELD"))?;
-            let field = Field::from_name(f)
-                .or_else(|| (f == "nw_tos").then_some(Field::IpDscp))
+            let field = Field::by_action_name(f)
+                .or_else(|| (f == "nw_tos").then_some(IP_DSCP))
                 .ok_or_else(|| {
                     RuleError::new(name, format!("\"{f}\" is not a field set_field can write"))
                 })?;
@@ -968,26 +544,7 @@ fn parse_action(item: &str, m: &Match) -> Result<Action, RuleError> {
 
 /// A value for `field` in the field's natural notation (MAC, dotted quad, IPv6, number).
 fn field_value(action: &str, field: Field, s: &str) -> Result<u128, RuleError> {
-    let v = match field {
-        Field::EthSrc | Field::EthDst => {
-            let b = mac(action, s)?;
-            b.iter().fold(0u128, |a, x| (a << 8) | u128::from(*x))
-        }
-        Field::Ipv4Src | Field::Ipv4Dst => u128::from(ipv4(action, s)?),
-        Field::Ipv6Src | Field::Ipv6Dst => ipv6(action, s)?,
-        _ => uint(action, s, u128::MAX)?,
-    };
-    if v > field.max_value() {
-        return Err(RuleError::new(
-            action,
-            format!(
-                "\"{s}\" does not fit {} ({} bits)",
-                field.name(),
-                field.width()
-            ),
-        ));
-    }
-    Ok(v)
+    ofctl::parse_action_value(field.def(), s).map_err(at(action))
 }
 
 /// `FIELD[start..end]`, `FIELD[bit]`, `FIELD[]` or `FIELD` (whole field).
@@ -1002,7 +559,7 @@ fn field_ref(action: &str, s: &str) -> Result<FieldRef, RuleError> {
         ),
         None => (s, None),
     };
-    let field = Field::from_name(name)
+    let field = Field::by_action_name(name)
         .ok_or_else(|| RuleError::new(action, format!("\"{name}\" is not a supported field")))?;
     let w = field.width();
     let (start, end) = match range {
@@ -1036,8 +593,8 @@ pub(crate) fn check_actions(
     table: Option<u8>,
 ) -> Result<(), RuleError> {
     let need = |action: &str, f: Field| {
-        let p = f.prereq();
-        if p.holds(m) {
+        let p = f.def().prereq;
+        if m.holds(p) {
             Ok(())
         } else {
             Err(RuleError::new(
@@ -1096,42 +653,42 @@ pub(crate) fn check_match(m: &Match) -> Result<(), RuleError> {
         return Err(RuleError::new("match", "value has bits outside the mask"));
     }
     let k = &m.mask.key;
-    let is_icmp = Prereq::IcmpAny.holds(m);
+    let is_icmp = m.holds(Prereq::IcmpAny);
     let checks: [(&str, bool, bool); 12] = [
         (
             "nw_src",
             k.nw_src != 0 || k.nw_dst != 0,
-            Prereq::Ipv4OrArp.holds(m),
+            m.holds(Prereq::Ipv4OrArp),
         ),
         (
             "nw_proto",
             k.nw_proto != 0,
-            Prereq::IpAny.holds(m) || m.is_arp(),
+            m.holds(Prereq::IpAny) || m.is_arp(),
         ),
         (
             "nw_tos",
             k.nw_tos != 0 || k.nw_ttl != 0 || k.nw_frag != 0,
-            Prereq::IpAny.holds(m),
+            m.holds(Prereq::IpAny),
         ),
         (
             "tp_src",
             k.tp_src != 0 || k.tp_dst != 0,
-            Prereq::L4.holds(m) || is_icmp,
+            m.holds(Prereq::L4) || is_icmp,
         ),
         (
             "tcp_flags",
             k.tcp_flags != 0,
-            Prereq::Proto(ipproto::TCP).holds(m),
+            m.holds(Prereq::Proto(ipproto::TCP)),
         ),
         (
             "arp_sha",
             k.arp_sha != [0; 6],
-            m.is_arp() || Prereq::NdSll.holds(m),
+            m.is_arp() || m.holds(Prereq::NdSll),
         ),
         (
             "arp_tha",
             k.arp_tha != [0; 6],
-            m.is_arp() || Prereq::NdTll.holds(m),
+            m.is_arp() || m.holds(Prereq::NdTll),
         ),
         (
             "ipv6_src",
@@ -1141,7 +698,7 @@ pub(crate) fn check_match(m: &Match) -> Result<(), RuleError> {
         (
             "nd_target",
             k.nd_target != [0; 16],
-            Prereq::NdTarget.holds(m),
+            m.holds(Prereq::NdTarget),
         ),
         ("dl_type", k.dl_type != 0 && k.dl_type != 0xffff, false),
         ("nw_proto", k.nw_proto != 0 && k.nw_proto != 0xff, false),
@@ -1310,6 +867,110 @@ mod tests {
         for (input, printed) in cases {
             assert_eq!(m(input).to_string(), printed, "{input}");
         }
+    }
+
+    /// A shorthand (and more) that establishes `p`.
+    fn establishing(p: Prereq) -> &'static str {
+        match p {
+            Prereq::None => "",
+            Prereq::Ipv4 | Prereq::IpAny | Prereq::Ipv4OrArp => "ip,",
+            Prereq::Ipv6 => "ipv6,",
+            Prereq::Arp => "arp,",
+            Prereq::L4 | Prereq::Proto(ipproto::TCP) => "tcp,",
+            Prereq::Proto(ipproto::UDP) => "udp6,",
+            Prereq::Proto(_) => "sctp,",
+            Prereq::IcmpAny | Prereq::Icmp4 => "icmp,",
+            Prereq::Icmp6 => "icmp6,",
+            Prereq::NdTarget | Prereq::NdSll => "icmp6,icmp_type=135,",
+            Prereq::NdTll => "icmp6,icmp_type=136,",
+        }
+    }
+
+    /// Values every field of a syntax must accept.
+    fn samples(d: &pipeline::field::FieldDef) -> Vec<String> {
+        use pipeline::field::Syntax;
+        let mut v = match d.syntax {
+            Syntax::Decimal | Syntax::Hex => vec!["1", "0x1"],
+            Syntax::Port => vec!["3", "LOCAL"],
+            Syntax::Mac => vec!["00:11:22:33:44:55", "01:00:00:00:00:00/01:00:00:00:00:00"],
+            Syntax::Ipv4 => vec!["10.0.0.1", "10.1.0.0/16", "10.0.0.0/255.0.255.0"],
+            Syntax::Ipv6 => vec!["2001:db8::1", "2001:db8::/32"],
+            Syntax::Flags(names) => {
+                let flags = format!("+{}-{}", names[0].0, names[1].0);
+                return vec![flags, "0x1/0x3".into()];
+            }
+            Syntax::Frag => vec!["no", "yes", "first", "later", "not_later"],
+            Syntax::EthType => vec!["0x88cc", "0x0800"],
+            Syntax::Tos => vec!["4", "252"],
+            Syntax::DlVlan => vec!["10", "0xffff"],
+            Syntax::DlVlanPcp => vec!["3"],
+            Syntax::VlanTci => vec!["0x1005/0x1fff", "0"],
+            Syntax::Bytes => vec![],
+        };
+        if d.maskable && matches!(d.syntax, Syntax::Decimal | Syntax::Hex) {
+            v.push("0x1/0x1");
+        }
+        v.into_iter().map(String::from).collect()
+    }
+
+    #[test]
+    fn every_table_entry_parses_prints_and_round_trips() {
+        for id in Field::all() {
+            let d = id.def();
+            if !d.in_match {
+                continue;
+            }
+            for name in d.names() {
+                for value in samples(d) {
+                    let text = format!("{}{name}={value}", establishing(d.prereq));
+                    let x = m(&text);
+                    // The field's bits are matched...
+                    assert_ne!(x.mask.slot(d.slot) & d.bits, 0, "{text}");
+                    // ...printed under a name that parses back to the same match...
+                    let printed = x.to_string();
+                    assert_eq!(m(&printed), x, "{text} -> {printed}");
+                    // ...and the name alone asks for a value.
+                    let e = parse_flow(&format!("{name},actions=drop")).unwrap_err();
+                    assert_eq!(e.to_string(), format!("{name}: needs a value (name=value)"));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_writable_entry_is_written_by_every_name() {
+        for id in Field::all() {
+            let d = id.def();
+            if d.write == pipeline::field::Write::No {
+                continue;
+            }
+            let names = d.names().chain(d.nxm.iter().map(|x| x.name));
+            for name in names {
+                let text = format!(
+                    "{}actions=load:0x1->{name}[0..0],move:{name}[]->{name}[]",
+                    establishing(d.prereq)
+                );
+                let spec = parse_flow(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+                let printed = spec.to_string();
+                let canonical = d.name;
+                assert!(
+                    printed.contains(&format!("load:0x1->{canonical}[0..0]")),
+                    "{text} -> {printed}"
+                );
+                assert_eq!(parse_flow(&printed).unwrap(), spec, "{printed}");
+            }
+        }
+        // OXM names fall out of the table too.
+        let s = parse_flow("actions=set_field:00:00:00:00:00:01->OXM_OF_ETH_SRC").unwrap();
+        assert_eq!(
+            crate::print::format_actions(&s.actions),
+            "set_field:00:00:00:00:00:01->eth_src"
+        );
+        let s = parse_flow("tcp,actions=move:OXM_OF_TCP_SRC[]->NXM_OF_TCP_DST[]").unwrap();
+        assert_eq!(
+            crate::print::format_actions(&s.actions),
+            "move:tcp_src[]->tcp_dst[]"
+        );
     }
 
     #[test]

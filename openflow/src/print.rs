@@ -3,66 +3,13 @@
 //! rule (see the round-trip tests).
 
 use std::fmt::{self, Write};
-use std::net::{Ipv4Addr, Ipv6Addr};
 
-use pipeline::flowkey::{ethertype, ipproto, FRAG_ANY, FRAG_LATER, VLAN_PCP_SHIFT, VLAN_PRESENT};
+use pipeline::field::ofctl::masked_hex;
+use pipeline::field::{
+    format_action_value, format_match_value, FieldId, Print, ETH_TYPE, IP_PROTO, SHORTHANDS,
+};
 
-use crate::parse::{CT_STATE_NAMES, TCP_FLAG_NAMES};
-use crate::rule::{Action, Field, FieldRef, FlowSpec, Match, DEFAULT_PRIORITY, N_REGS, OFPP_LOCAL};
-
-fn mac(b: [u8; 6]) -> String {
-    format!(
-        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-        b[0], b[1], b[2], b[3], b[4], b[5]
-    )
-}
-
-fn masked_mac(v: [u8; 6], m: [u8; 6]) -> String {
-    if m == [0xff; 6] {
-        mac(v)
-    } else {
-        format!("{}/{}", mac(v), mac(m))
-    }
-}
-
-fn masked_ipv4(v: u32, m: u32) -> String {
-    if m == u32::MAX {
-        Ipv4Addr::from(v).to_string()
-    } else if m.leading_ones() + m.trailing_zeros() == 32 {
-        format!("{}/{}", Ipv4Addr::from(v), m.leading_ones())
-    } else {
-        format!("{}/{}", Ipv4Addr::from(v), Ipv4Addr::from(m))
-    }
-}
-
-fn masked_ipv6(v: [u8; 16], m: [u8; 16]) -> String {
-    let mm = u128::from_be_bytes(m);
-    if mm == u128::MAX {
-        Ipv6Addr::from(v).to_string()
-    } else if mm.leading_ones() + mm.trailing_zeros() == 128 {
-        format!("{}/{}", Ipv6Addr::from(v), mm.leading_ones())
-    } else {
-        format!("{}/{}", Ipv6Addr::from(v), Ipv6Addr::from(m))
-    }
-}
-
-/// Decimal when exact, `0xV/0xM` when masked.
-fn masked_dec(v: u64, m: u64, full: u64) -> String {
-    if m == full {
-        v.to_string()
-    } else {
-        format!("{v:#x}/{m:#x}")
-    }
-}
-
-/// Hexadecimal, with `/0xM` when masked.
-fn masked_hex(v: u64, m: u64, full: u64) -> String {
-    if m == full {
-        format!("{v:#x}")
-    } else {
-        format!("{v:#x}/{m:#x}")
-    }
-}
+use crate::rule::{Action, FieldRef, Fields, FlowSpec, Match, DEFAULT_PRIORITY, OFPP_LOCAL};
 
 fn port(p: u32) -> String {
     if p == OFPP_LOCAL {
@@ -73,242 +20,71 @@ fn port(p: u32) -> String {
 }
 
 impl Match {
-    /// The match's fields in ovs-ofctl syntax, shorthands first.
+    /// The match's fields in ovs-ofctl syntax: the shorthand (or `dl_type`) first, then the
+    /// fields in the order of the match-field table. Of the entries on the same bits (`nw_src`
+    /// and `arp_spa`, `tp_src` and `icmp_type`), the first whose print condition the match
+    /// establishes prints them.
     pub fn to_parts(&self) -> Vec<String> {
-        let (v, m) = (&self.value.key, &self.mask.key);
+        let (v, m) = (&self.value, &self.mask);
         let mut out = Vec::new();
-        let mut proto_done = false;
-        if m.dl_type != 0 {
-            let short = match (v.dl_type, m.nw_proto == 0xff) {
-                (ethertype::IPV4, true) => match v.nw_proto {
-                    ipproto::TCP => Some("tcp"),
-                    ipproto::UDP => Some("udp"),
-                    ipproto::SCTP => Some("sctp"),
-                    ipproto::ICMP => Some("icmp"),
-                    _ => None,
-                },
-                (ethertype::IPV6, true) => match v.nw_proto {
-                    ipproto::TCP => Some("tcp6"),
-                    ipproto::UDP => Some("udp6"),
-                    ipproto::SCTP => Some("sctp6"),
-                    ipproto::ICMPV6 => Some("icmp6"),
-                    _ => None,
-                },
-                _ => None,
-            };
-            if let Some(s) = short {
-                out.push(s.to_string());
-                proto_done = true;
-            } else {
-                out.push(match v.dl_type {
-                    ethertype::IPV4 => "ip".to_string(),
-                    ethertype::IPV6 => "ipv6".to_string(),
-                    ethertype::ARP => "arp".to_string(),
-                    t => format!("dl_type={t:#06x}"),
-                });
+        // Bits already printed.
+        let mut done = Fields::default();
+        if m.get(ETH_TYPE) != 0 {
+            let t = v.get(ETH_TYPE) as u16;
+            let proto = (m.get(IP_PROTO) == IP_PROTO.max_value()).then(|| v.get(IP_PROTO) as u8);
+            let with_proto = SHORTHANDS
+                .iter()
+                .find(|s| s.dl_type == t && s.proto.is_some() && s.proto == proto);
+            if with_proto.is_some() {
+                done.set(IP_PROTO, IP_PROTO.max_value());
             }
-        }
-        if m.tun_id != 0 {
-            out.push(format!(
-                "tun_id={}",
-                masked_hex(v.tun_id, m.tun_id, u64::MAX)
-            ));
-        }
-        if m.ct_state != 0 {
-            out.push(format!(
-                "ct_state={}",
-                flags(
-                    u16::from(v.ct_state),
-                    u16::from(m.ct_state),
-                    &CT_STATE_NAMES
-                )
-            ));
-        }
-        if m.ct_zone != 0 {
-            out.push(format!("ct_zone={}", v.ct_zone));
-        }
-        if m.ct_mark != 0 {
-            out.push(format!(
-                "ct_mark={}",
-                masked_hex(
-                    u64::from(v.ct_mark),
-                    u64::from(m.ct_mark),
-                    u64::from(u32::MAX)
-                )
-            ));
-        }
-        if m.in_port != 0 {
-            out.push(format!("in_port={}", port(v.in_port)));
-        }
-        if self.mask.metadata != 0 {
-            out.push(format!(
-                "metadata={}",
-                masked_hex(self.value.metadata, self.mask.metadata, u64::MAX)
-            ));
-        }
-        for i in 0..N_REGS {
-            if self.mask.regs[i] != 0 {
-                out.push(format!(
-                    "reg{i}={}",
-                    masked_hex(
-                        u64::from(self.value.regs[i]),
-                        u64::from(self.mask.regs[i]),
-                        u64::from(u32::MAX)
-                    )
-                ));
-            }
-        }
-        if m.dl_src != [0; 6] {
-            out.push(format!("dl_src={}", masked_mac(v.dl_src, m.dl_src)));
-        }
-        if m.dl_dst != [0; 6] {
-            out.push(format!("dl_dst={}", masked_mac(v.dl_dst, m.dl_dst)));
-        }
-        let (tv, tm) = (v.vlan_tci, m.vlan_tci);
-        if tm != 0 {
-            let vid = tv & 0x0fff;
-            let pcp = tv >> VLAN_PCP_SHIFT;
-            match tm {
-                0x1fff if tv & VLAN_PRESENT != 0 => out.push(format!("dl_vlan={vid}")),
-                0xf000 if tv & VLAN_PRESENT != 0 => out.push(format!("dl_vlan_pcp={pcp}")),
-                0xffff if tv & VLAN_PRESENT != 0 => {
-                    out.push(format!("dl_vlan={vid}"));
-                    out.push(format!("dl_vlan_pcp={pcp}"));
+            match with_proto.or_else(|| {
+                SHORTHANDS
+                    .iter()
+                    .find(|s| s.dl_type == t && s.proto.is_none())
+            }) {
+                Some(s) => out.push(s.name.to_string()),
+                None => {
+                    let d = ETH_TYPE.def();
+                    if let Print::Shorthand(name) = d.print {
+                        format_match_value(
+                            d,
+                            name,
+                            v.slot(d.slot),
+                            m.slot(d.slot),
+                            OFPP_LOCAL,
+                            &mut out,
+                        );
+                    }
                 }
-                0xffff => out.push(format!("vlan_tci={tv:#06x}")),
-                _ => out.push(format!("vlan_tci={tv:#06x}/{tm:#06x}")),
             }
+            done.set(ETH_TYPE, ETH_TYPE.max_value());
         }
-        let arp = self.is_arp();
-        if m.nw_src != 0 {
-            let n = if arp { "arp_spa" } else { "nw_src" };
-            out.push(format!("{n}={}", masked_ipv4(v.nw_src, m.nw_src)));
-        }
-        if m.nw_dst != 0 {
-            let n = if arp { "arp_tpa" } else { "nw_dst" };
-            out.push(format!("{n}={}", masked_ipv4(v.nw_dst, m.nw_dst)));
-        }
-        if m.ipv6_src != [0; 16] {
-            out.push(format!("ipv6_src={}", masked_ipv6(v.ipv6_src, m.ipv6_src)));
-        }
-        if m.ipv6_dst != [0; 16] {
-            out.push(format!("ipv6_dst={}", masked_ipv6(v.ipv6_dst, m.ipv6_dst)));
-        }
-        if m.ipv6_label != 0 {
-            out.push(format!(
-                "ipv6_label={}",
-                masked_hex(u64::from(v.ipv6_label), u64::from(m.ipv6_label), 0xf_ffff)
-            ));
-        }
-        if m.nw_proto != 0 && !proto_done {
-            let n = if arp { "arp_op" } else { "nw_proto" };
-            out.push(format!("{n}={}", v.nw_proto));
-        }
-        if m.nw_tos & 0xfc != 0 {
-            out.push(format!("nw_tos={}", v.nw_tos & 0xfc));
-        }
-        if m.nw_tos & 0x03 != 0 {
-            out.push(format!("nw_ecn={}", v.nw_tos & 0x03));
-        }
-        if m.nw_ttl != 0 {
-            out.push(format!("nw_ttl={}", v.nw_ttl));
-        }
-        if m.nw_frag != 0 {
-            let f = match (v.nw_frag, m.nw_frag) {
-                (0, FRAG_ANY) => "no",
-                (FRAG_ANY, FRAG_ANY) => "yes",
-                (0, FRAG_LATER) => "not_later",
-                (FRAG_ANY, _) => "first",
-                _ => "later",
+        for id in FieldId::all() {
+            let d = id.def();
+            let Print::As(name, when) = d.print else {
+                continue;
             };
-            out.push(format!("ip_frag={f}"));
-        }
-        let icmp = if self.is_ipv4() && self.proto_is(ipproto::ICMP) {
-            Some("icmp")
-        } else if self.is_ipv6() && self.proto_is(ipproto::ICMPV6) {
-            Some("icmpv6")
-        } else {
-            None
-        };
-        if m.tp_src != 0 {
-            out.push(match icmp {
-                Some(p) => format!("{p}_type={}", v.tp_src),
-                None => format!(
-                    "tp_src={}",
-                    masked_dec(u64::from(v.tp_src), u64::from(m.tp_src), 0xffff)
-                ),
-            });
-        }
-        if m.tp_dst != 0 {
-            out.push(match icmp {
-                Some(p) => format!("{p}_code={}", v.tp_dst),
-                None => format!(
-                    "tp_dst={}",
-                    masked_dec(u64::from(v.tp_dst), u64::from(m.tp_dst), 0xffff)
-                ),
-            });
-        }
-        if m.tcp_flags != 0 {
-            out.push(format!("tcp_flags={}", tcp_flags(v.tcp_flags, m.tcp_flags)));
-        }
-        let nd = icmp == Some("icmpv6");
-        if m.arp_sha != [0; 6] {
-            let n = if nd { "nd_sll" } else { "arp_sha" };
-            out.push(format!("{n}={}", masked_mac(v.arp_sha, m.arp_sha)));
-        }
-        if m.arp_tha != [0; 6] {
-            let n = if nd { "nd_tll" } else { "arp_tha" };
-            out.push(format!("{n}={}", masked_mac(v.arp_tha, m.arp_tha)));
-        }
-        if m.nd_target != [0; 16] {
-            out.push(format!(
-                "nd_target={}",
-                masked_ipv6(v.nd_target, m.nd_target)
-            ));
+            if m.slot(d.slot) & d.bits & !done.slot(d.slot) == 0 || !self.holds(when) {
+                continue;
+            }
+            format_match_value(
+                d,
+                name,
+                v.slot(d.slot),
+                m.slot(d.slot),
+                OFPP_LOCAL,
+                &mut out,
+            );
+            done.set_slot(d.slot, done.slot(d.slot) | d.bits);
         }
         out
-    }
-}
-
-fn flags(v: u16, m: u16, names: &[(&str, u16)]) -> String {
-    let mut s = String::new();
-    for (name, bit) in names {
-        if m & bit != 0 {
-            s.push(if v & bit != 0 { '+' } else { '-' });
-            s.push_str(name);
-        }
-    }
-    s
-}
-
-fn tcp_flags(v: u16, m: u16) -> String {
-    if m & !0x1ff == 0 && m != 0 {
-        flags(v, m, &TCP_FLAG_NAMES)
-    } else if m == 0x0fff {
-        format!("{v:#05x}")
-    } else {
-        format!("{v:#05x}/{m:#05x}")
     }
 }
 
 impl fmt::Display for Match {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_parts().join(","))
-    }
-}
-
-fn field_value(field: Field, v: u128) -> String {
-    match field {
-        Field::EthSrc | Field::EthDst => {
-            let b = v.to_be_bytes();
-            let mut m = [0u8; 6];
-            m.copy_from_slice(&b[10..16]);
-            mac(m)
-        }
-        Field::Ipv4Src | Field::Ipv4Dst => Ipv4Addr::from(v as u32).to_string(),
-        Field::Ipv6Src | Field::Ipv6Dst => Ipv6Addr::from(v).to_string(),
-        Field::Reg(_) | Field::Metadata => format!("{v:#x}"),
-        _ => v.to_string(),
     }
 }
 
@@ -342,7 +118,7 @@ impl fmt::Display for Action {
                 write!(
                     f,
                     "set_field:{}->{}",
-                    field_value(*field, *value),
+                    format_action_value(field.def(), *value),
                     field.name()
                 )
             }
@@ -362,7 +138,11 @@ impl fmt::Display for Action {
             }
             Action::GotoTable(t) => write!(f, "goto_table:{t}"),
             Action::WriteMetadata { value, mask } => {
-                write!(f, "write_metadata:{}", masked_hex(*value, *mask, u64::MAX))
+                write!(
+                    f,
+                    "write_metadata:{}",
+                    masked_hex(u128::from(*value), u128::from(*mask), u128::from(u64::MAX))
+                )
             }
             Action::Note(bytes) => {
                 f.write_str("note:")?;
@@ -466,6 +246,8 @@ impl fmt::Display for FlowSpec {
 
 #[cfg(test)]
 mod tests {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
     use super::*;
     use crate::parse::parse_flow;
 

@@ -7,47 +7,19 @@
 //! previous snapshot as a spare: once no reader holds it any more, it is brought up to date by
 //! replaying the last change log (left-right), so a flow mod costs O(rules it touches).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
-use pipeline::StatsSink;
 
 use crate::classifier::Classifier;
 use crate::error::{BundleError, FileError, RuleError};
 use crate::parse::{check_actions, check_spec, parse_bundle_file, rule_lines};
 use crate::print::{format_dump, DumpStats};
 use crate::rule::{Action, FlowMod, FlowModCommand, FlowSpec, Match, N_TABLES};
+pub use crate::rule::{Rule, RuleStats};
 
-/// A rule's counters, shared by every snapshot and every megaflow translated through it.
-#[derive(Debug, Default)]
-pub struct RuleStats {
-    pub n_packets: AtomicU64,
-    pub n_bytes: AtomicU64,
-    /// Last time a packet hit the rule (0: never), for `idle_timeout`.
-    pub used_ns: AtomicU64,
-}
-
-impl StatsSink for RuleStats {
-    fn credit(&self, packets: u64, bytes: u64, _tcp_flags: u16, used_ns: u64) {
-        self.n_packets.fetch_add(packets, Ordering::Relaxed);
-        self.n_bytes.fetch_add(bytes, Ordering::Relaxed);
-        self.used_ns.fetch_max(used_ns, Ordering::Relaxed);
-    }
-}
-
-/// An installed rule.
-#[derive(Debug)]
-pub struct Rule {
-    /// Install sequence number: unique, and the tie-break between equal priorities.
-    pub id: u64,
-    /// The rule as added (its `table` is always `Some`).
-    pub spec: FlowSpec,
-    pub stats: Arc<RuleStats>,
-    /// When the rule was added (modify keeps it).
-    pub created_ns: u64,
-}
-
+// `Rule` itself lives in `rule.rs`, so that the classifier needs nothing from this module.
 impl Rule {
     pub fn table(&self) -> u8 {
         self.spec.table.unwrap_or(0)
@@ -482,7 +454,7 @@ mod tests {
     use super::*;
     use crate::parse::{parse_del_flow, parse_flow, parse_mod_flow};
     use crate::rule::Fields;
-    use pipeline::FlowKey;
+    use pipeline::{FlowKey, StatsSink};
 
     fn add(text: &str) -> FlowMod {
         FlowMod {

@@ -4,12 +4,19 @@
 
 use std::sync::Arc;
 
-use pipeline::flowkey::{FRAG_ANY, FRAG_LATER, VLAN_PRESENT};
+use pipeline::field::{complete_megaflow_mask, Slot, Write, VLAN_PCP, VLAN_VID};
+use pipeline::flowkey::VLAN_PRESENT;
 use pipeline::{DpAction, FlowKey, StatsSink, UpcallResult};
 
 use crate::normal::{normal_xlate, MacTable, MacUse, NormalPort};
 use crate::rule::{Action, Field, FieldRef, Fields, OFPP_LOCAL};
 use crate::ruleset::RuleSet;
+
+/// True for fields of the packet (as opposed to registers and metadata, which the datapath
+/// never sees and a megaflow mask never holds).
+fn is_packet_field(f: Field) -> bool {
+    matches!(f.def().slot, Slot::Key(_))
+}
 
 /// Nesting limit of `resubmit`; deeper translations drop the packet, as Open vSwitch does.
 pub const MAX_RESUBMIT_DEPTH: u32 = 64;
@@ -55,36 +62,9 @@ pub fn translate(env: &XlateEnv<'_>, key: &FlowKey) -> UpcallResult {
     }
     UpcallResult {
         actions: x.actions,
-        mask: complete_mask(x.wc.key),
+        mask: complete_megaflow_mask(x.wc.key),
         sinks: x.sinks,
     }
-}
-
-/// Adds the bits a megaflow needs so that it never matches another protocol: `dl_type`
-/// whenever an L3 field is consulted, `nw_proto` and `nw_frag` whenever an L4 field is.
-fn complete_mask(mut m: FlowKey) -> FlowKey {
-    let l4 = m.tp_src != 0 || m.tp_dst != 0 || m.tcp_flags != 0;
-    if l4 {
-        m.nw_proto = 0xff;
-        m.nw_frag |= FRAG_ANY | FRAG_LATER;
-    }
-    let l3 = l4
-        || m.nw_src != 0
-        || m.nw_dst != 0
-        || m.ipv6_src != [0; 16]
-        || m.ipv6_dst != [0; 16]
-        || m.ipv6_label != 0
-        || m.nw_proto != 0
-        || m.nw_tos != 0
-        || m.nw_ttl != 0
-        || m.nw_frag != 0
-        || m.arp_sha != [0; 6]
-        || m.arp_tha != [0; 6]
-        || m.nd_target != [0; 16];
-    if l3 {
-        m.dl_type = 0xffff;
-    }
-    m
 }
 
 impl Xlate<'_> {
@@ -172,8 +152,8 @@ impl Xlate<'_> {
             Action::SetField { field, value } => self.write(FieldRef::whole(*field), *value),
             Action::Load { dst, value } => self.write(*dst, *value),
             Action::Move { src, dst } => {
-                if src.field.is_packet_field() {
-                    src.field.or_mask(&mut self.wc, src.bit_mask());
+                if is_packet_field(src.field) {
+                    self.wc.or_field(src.field, src.bit_mask());
                 }
                 let v = src.read(&self.f);
                 self.write(*dst, v);
@@ -233,14 +213,14 @@ impl Xlate<'_> {
     fn write(&mut self, r: FieldRef, v: u128) {
         r.write(&mut self.f, v);
         let field = r.field;
-        if !field.is_packet_field() {
+        let Write::Packet(set) = field.def().write else {
             return;
-        }
+        };
         if !r.is_whole() {
-            field.or_mask(&mut self.wc, field.max_value() & !r.bit_mask());
+            self.wc.or_field(field, field.max_value() & !r.bit_mask());
         }
-        let new = field.get(&self.f);
-        if matches!(field, Field::VlanVid | Field::VlanPcp) {
+        let new = self.f.get(field);
+        if field == VLAN_VID || field == VLAN_PCP {
             self.wc.key.vlan_tci |= VLAN_PRESENT;
             let k = &mut self.f.key;
             if !k.has_vlan() {
@@ -254,9 +234,7 @@ impl Xlate<'_> {
                 return;
             }
         }
-        if let Some(act) = field.dp_action(new) {
-            self.actions.push(act);
-        }
+        self.actions.push(set(new));
     }
 
     /// NORMAL edits the VLAN header for its outputs; put the packet back as the OpenFlow
@@ -321,6 +299,8 @@ impl Xlate<'_> {
 
 #[cfg(test)]
 mod tests {
+    use pipeline::flowkey::{FRAG_ANY, FRAG_LATER};
+
     use super::*;
     use crate::normal::VlanMode;
     use crate::Bridge;

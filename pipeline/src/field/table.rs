@@ -1,0 +1,392 @@
+//! The entries of the match-field table, in the order dump-flows prints a match (the ethertype
+//! goes first as a shorthand whatever its place). NXM / OXM classes and field numbers are Open
+//! vSwitch's (`include/openvswitch/meta-flow.h`).
+//!
+//! Adding a field is one entry here (plus its member of `FlowKey` when the datapath sees it):
+//! `NAME = FieldDef::new(name, slot, width, syntax)` and the builder calls that apply
+//! (`.aliases`, `.nxm`, `.maskable()`, `.prereq`, `.bits`, `.matched`, `.write`, `.dp`).
+//! The table's tests check every entry's names, slot and syntax.
+
+use super::dp::{dp, DpFmt as F, DpGroup as G, DpItem, DpWhen};
+use super::{
+    nxm_nx, nxm_of, onf_oxm, oxm_of, u128_to_mac, FieldDef, FieldId, Prereq as P, Slot,
+    Syntax as S, Write, CT_STATE_NAMES, TCP_FLAG_NAMES,
+};
+use crate::dpaction::DpAction;
+use crate::flowkey::ipproto;
+use crate::key_slot;
+
+/// Defines one `FieldId` constant per entry, numbered in order, and the table itself.
+macro_rules! fields {
+    ($($(#[$doc:meta])* $id:ident = $def:expr;)*) => {
+        #[allow(non_camel_case_types, clippy::upper_case_acronyms, dead_code)]
+        #[repr(u16)]
+        enum Index { $($id,)* Count }
+        $( $(#[$doc])* pub const $id: FieldId = FieldId(Index::$id as u16); )*
+        pub(super) static FIELDS: [FieldDef; Index::Count as usize] = [$($def,)*];
+    };
+}
+
+/// The datapath-flow items of the L3 slots shared by IPv4, IPv6 and the neutral `nw` group.
+const fn l3_items(v4: &'static str, v6: &'static str, fmt: F) -> [DpItem; 3] {
+    [
+        dp(G::Ipv4, v4, fmt),
+        dp(G::Ipv6, v6, fmt),
+        dp(G::Nw, v4, fmt),
+    ]
+}
+
+/// A 32-bit register.
+const fn reg(i: u8, name: &'static str, nxm: &'static [super::Nxm]) -> FieldDef {
+    FieldDef::new(name, Slot::Reg(i), 32, S::Hex)
+        .nxm(nxm)
+        .maskable()
+        .matched(name, P::None)
+        .write(Write::Context)
+}
+
+fields! {
+    // Tunnel metadata, set by the decap nodes.
+    TUN_ID = FieldDef::new("tun_id", key_slot!(tun_id), 64, S::Hex)
+        .aliases(&["tunnel_id"])
+        .nxm(&[nxm_nx("NXM_NX_TUN_ID", 16), oxm_of("OXM_OF_TUNNEL_ID", 38)])
+        .maskable()
+        .matched("tun_id", P::None)
+        .dp(&[dp(G::Tunnel, "tun_id", F::Hex)]);
+    TUN_SRC = FieldDef::new("tun_src", key_slot!(tun_src), 32, S::Ipv4)
+        .nxm(&[nxm_nx("NXM_NX_TUN_IPV4_SRC", 31)])
+        .maskable()
+        .dp(&[dp(G::Tunnel, "src", F::Ip4)]);
+    TUN_DST = FieldDef::new("tun_dst", key_slot!(tun_dst), 32, S::Ipv4)
+        .nxm(&[nxm_nx("NXM_NX_TUN_IPV4_DST", 32)])
+        .maskable()
+        .dp(&[dp(G::Tunnel, "dst", F::Ip4)]);
+    TUN_TOS = FieldDef::new("tun_tos", key_slot!(tun_tos), 8, S::Decimal)
+        .dp(&[dp(G::Tunnel, "tos", F::Dec)]);
+    TUN_TTL = FieldDef::new("tun_ttl", key_slot!(tun_ttl), 8, S::Decimal)
+        .dp(&[dp(G::Tunnel, "ttl", F::Dec)]);
+    /// The outer UDP ports (no OpenFlow field; OVS keeps them in the tunnel metadata too).
+    TUN_TP_SRC = FieldDef::new("tun_tp_src", key_slot!(tun_tp_src), 16, S::Decimal)
+        .dp(&[dp(G::Tunnel, "tp_src", F::Dec)]);
+    TUN_TP_DST = FieldDef::new("tun_tp_dst", key_slot!(tun_tp_dst), 16, S::Decimal)
+        .dp(&[dp(G::Tunnel, "tp_dst", F::Dec)]);
+    TUN_FLAGS = FieldDef::new("tun_flags", key_slot!(tun_flags), 16, S::Hex)
+        .nxm(&[nxm_nx("NXM_NX_TUN_FLAGS", 104)])
+        .maskable()
+        .dp(&[dp(G::Tunnel, "flags", F::Hex)]);
+    /// Geneve options as raw TLV bytes (OVS splits them into `tun_metadata<N>`).
+    TUN_OPTS = FieldDef::new("tun_opts", key_slot!(tun_opts), 256, S::Bytes)
+        .maskable()
+        .dp(&[dp(G::Tunnel, "geneve", F::Geneve)]);
+    /// Bytes of `tun_opts` in use; printed with them.
+    TUN_OPTS_LEN = FieldDef::new("tun_opts_len", key_slot!(tun_opts_len), 8, S::Decimal);
+
+    // Recirculation and connection tracking.
+    RECIRC_ID = FieldDef::new("recirc_id", key_slot!(recirc_id), 32, S::Decimal)
+        .nxm(&[nxm_nx("NXM_NX_RECIRC_ID", 36)])
+        .dp(&[dp(G::RecircId, "recirc_id", F::Hex)]);
+    CT_STATE = FieldDef::new("ct_state", key_slot!(ct_state), 8, S::Flags(&CT_STATE_NAMES))
+        .nxm(&[nxm_nx("NXM_NX_CT_STATE", 105)])
+        .maskable()
+        .matched("ct_state", P::None)
+        .dp(&[dp(G::CtState, "ct_state", F::Hex)]);
+    CT_ZONE = FieldDef::new("ct_zone", key_slot!(ct_zone), 16, S::Decimal)
+        .nxm(&[nxm_nx("NXM_NX_CT_ZONE", 106)])
+        .matched("ct_zone", P::None)
+        .dp(&[dp(G::CtZone, "ct_zone", F::Dec)]);
+    CT_MARK = FieldDef::new("ct_mark", key_slot!(ct_mark), 32, S::Hex)
+        .nxm(&[nxm_nx("NXM_NX_CT_MARK", 107)])
+        .maskable()
+        .matched("ct_mark", P::None)
+        .dp(&[dp(G::CtMark, "ct_mark", F::Hex)]);
+    CT_LABEL = FieldDef::new("ct_label", key_slot!(ct_label), 128, S::Hex)
+        .nxm(&[nxm_nx("NXM_NX_CT_LABEL", 108)])
+        .maskable()
+        .dp(&[dp(G::CtLabel, "ct_label", F::Bytes)]);
+
+    IN_PORT = FieldDef::new("in_port", key_slot!(in_port), 32, S::Port)
+        .nxm(&[nxm_of("NXM_OF_IN_PORT", 0), oxm_of("OXM_OF_IN_PORT", 0)])
+        .matched("in_port", P::None)
+        .dp(&[dp(G::InPort, "in_port", F::Dec)]);
+
+    // Translation context: never in the datapath key.
+    METADATA = FieldDef::new("metadata", Slot::Metadata, 64, S::Hex)
+        .nxm(&[oxm_of("OXM_OF_METADATA", 2)])
+        .maskable()
+        .matched("metadata", P::None)
+        .write(Write::Context);
+    REG0 = reg(0, "reg0", &[nxm_nx("NXM_NX_REG0", 0)]);
+    REG1 = reg(1, "reg1", &[nxm_nx("NXM_NX_REG1", 1)]);
+    REG2 = reg(2, "reg2", &[nxm_nx("NXM_NX_REG2", 2)]);
+    REG3 = reg(3, "reg3", &[nxm_nx("NXM_NX_REG3", 3)]);
+    REG4 = reg(4, "reg4", &[nxm_nx("NXM_NX_REG4", 4)]);
+    REG5 = reg(5, "reg5", &[nxm_nx("NXM_NX_REG5", 5)]);
+    REG6 = reg(6, "reg6", &[nxm_nx("NXM_NX_REG6", 6)]);
+    REG7 = reg(7, "reg7", &[nxm_nx("NXM_NX_REG7", 7)]);
+
+    // Ethernet and VLAN.
+    ETH_SRC = FieldDef::new("eth_src", key_slot!(dl_src), 48, S::Mac)
+        .aliases(&["dl_src"])
+        .nxm(&[nxm_of("NXM_OF_ETH_SRC", 2), oxm_of("OXM_OF_ETH_SRC", 4)])
+        .maskable()
+        .matched("dl_src", P::None)
+        .write(Write::Packet(|v| DpAction::SetEthSrc(u128_to_mac(v))))
+        .dp(&[dp(G::Eth, "src", F::Mac)]);
+    ETH_DST = FieldDef::new("eth_dst", key_slot!(dl_dst), 48, S::Mac)
+        .aliases(&["dl_dst"])
+        .nxm(&[nxm_of("NXM_OF_ETH_DST", 1), oxm_of("OXM_OF_ETH_DST", 3)])
+        .maskable()
+        .matched("dl_dst", P::None)
+        .write(Write::Packet(|v| DpAction::SetEthDst(u128_to_mac(v))))
+        .dp(&[dp(G::Eth, "dst", F::Mac)]);
+    /// TPID of the outer VLAN header.
+    VLAN_TPID = FieldDef::new("vlan_tpid", key_slot!(vlan_tpid), 16, S::Hex)
+        .dp(&[dp(G::Vlan, "tpid", F::Hex)]);
+    VLAN_TCI = FieldDef::new("vlan_tci", key_slot!(vlan_tci), 16, S::VlanTci)
+        .nxm(&[nxm_of("NXM_OF_VLAN_TCI", 4)])
+        .maskable()
+        .matched("vlan_tci", P::None)
+        .dp(&[dp(G::Vlan, "tci", F::Tci)]);
+    /// OpenFlow 1.0's VLAN id; `vlan_tci` prints it.
+    DL_VLAN = FieldDef::new("dl_vlan", key_slot!(vlan_tci), 12, S::DlVlan)
+        .bits(0x0fff, 0)
+        .matched_silently();
+    /// OpenFlow 1.0's VLAN priority; `vlan_tci` prints it.
+    DL_VLAN_PCP = FieldDef::new("dl_vlan_pcp", key_slot!(vlan_tci), 3, S::DlVlanPcp)
+        .bits(0xe000, 13)
+        .matched_silently();
+    /// The VLAN id as `set_field` writes it (an untagged frame gets a header).
+    VLAN_VID = FieldDef::new("vlan_vid", key_slot!(vlan_tci), 12, S::Decimal)
+        .nxm(&[oxm_of("OXM_OF_VLAN_VID", 6)])
+        .bits(0x0fff, 0)
+        .write(Write::Packet(|v| DpAction::SetVlanVid(v as u16)));
+    VLAN_PCP = FieldDef::new("vlan_pcp", key_slot!(vlan_tci), 3, S::Decimal)
+        .nxm(&[oxm_of("OXM_OF_VLAN_PCP", 7)])
+        .bits(0xe000, 13)
+        .write(Write::Packet(|v| DpAction::SetVlanPcp(v as u8)));
+    /// Inner TCI of a QinQ frame.
+    VLAN2_TCI = FieldDef::new("vlan2_tci", key_slot!(vlan2_tci), 16, S::Hex)
+        .dp(&[dp(G::Vlan2, "tci", F::Hex)]);
+    ETH_TYPE = FieldDef::new("eth_type", key_slot!(dl_type), 16, S::EthType)
+        .aliases(&["dl_type"])
+        .nxm(&[nxm_of("NXM_OF_ETH_TYPE", 3), oxm_of("OXM_OF_ETH_TYPE", 5)])
+        .matched_silently()
+        .print(super::Print::Shorthand("dl_type"))
+        .dp(&[dp(G::EthType, "eth_type", F::EthType)]);
+
+    // L3. `nw_src` / `nw_dst` / `nw_proto` are OpenFlow 1.0's names, which mean the ARP
+    // fields on ARP; `ip_src` / `ip_dst` are IPv4 only, as `set_field` writes them.
+    ARP_SPA = FieldDef::new("arp_spa", key_slot!(nw_src), 32, S::Ipv4)
+        .nxm(&[nxm_of("NXM_OF_ARP_SPA", 16), oxm_of("OXM_OF_ARP_SPA", 22)])
+        .maskable()
+        .prereq(P::Arp)
+        .matched("arp_spa", P::Arp)
+        .dp(&[dp(G::Arp, "sip", F::Ip4)]);
+    NW_SRC = FieldDef::new("nw_src", key_slot!(nw_src), 32, S::Ipv4)
+        .maskable()
+        .prereq(P::Ipv4OrArp)
+        .matched("nw_src", P::None)
+        .dp(&[dp(G::Nw, "src", F::Hex)]);
+    IP_SRC = FieldDef::new("ip_src", key_slot!(nw_src), 32, S::Ipv4)
+        .aliases(&["ipv4_src", "nw_src"])
+        .nxm(&[nxm_of("NXM_OF_IP_SRC", 7), oxm_of("OXM_OF_IPV4_SRC", 11)])
+        .maskable()
+        .prereq(P::Ipv4)
+        .write(Write::Packet(|v| DpAction::SetIpv4Src(v as u32)))
+        .dp(&[dp(G::Ipv4, "src", F::Ip4)]);
+    ARP_TPA = FieldDef::new("arp_tpa", key_slot!(nw_dst), 32, S::Ipv4)
+        .nxm(&[nxm_of("NXM_OF_ARP_TPA", 17), oxm_of("OXM_OF_ARP_TPA", 23)])
+        .maskable()
+        .prereq(P::Arp)
+        .matched("arp_tpa", P::Arp)
+        .dp(&[dp(G::Arp, "tip", F::Ip4)]);
+    NW_DST = FieldDef::new("nw_dst", key_slot!(nw_dst), 32, S::Ipv4)
+        .maskable()
+        .prereq(P::Ipv4OrArp)
+        .matched("nw_dst", P::None)
+        .dp(&[dp(G::Nw, "dst", F::Hex)]);
+    IP_DST = FieldDef::new("ip_dst", key_slot!(nw_dst), 32, S::Ipv4)
+        .aliases(&["ipv4_dst", "nw_dst"])
+        .nxm(&[nxm_of("NXM_OF_IP_DST", 8), oxm_of("OXM_OF_IPV4_DST", 12)])
+        .maskable()
+        .prereq(P::Ipv4)
+        .write(Write::Packet(|v| DpAction::SetIpv4Dst(v as u32)))
+        .dp(&[dp(G::Ipv4, "dst", F::Ip4)]);
+    IPV6_SRC = FieldDef::new("ipv6_src", key_slot!(ipv6_src), 128, S::Ipv6)
+        .nxm(&[nxm_nx("NXM_NX_IPV6_SRC", 19), oxm_of("OXM_OF_IPV6_SRC", 26)])
+        .maskable()
+        .prereq(P::Ipv6)
+        .matched("ipv6_src", P::None)
+        .write(Write::Packet(|v| DpAction::SetIpv6Src(v.to_be_bytes())))
+        .dp(&[dp(G::Ipv6, "src", F::Ip6)]);
+    IPV6_DST = FieldDef::new("ipv6_dst", key_slot!(ipv6_dst), 128, S::Ipv6)
+        .nxm(&[nxm_nx("NXM_NX_IPV6_DST", 20), oxm_of("OXM_OF_IPV6_DST", 27)])
+        .maskable()
+        .prereq(P::Ipv6)
+        .matched("ipv6_dst", P::None)
+        .write(Write::Packet(|v| DpAction::SetIpv6Dst(v.to_be_bytes())))
+        .dp(&[dp(G::Ipv6, "dst", F::Ip6)]);
+    IPV6_LABEL = FieldDef::new("ipv6_label", key_slot!(ipv6_label), 20, S::Hex)
+        .nxm(&[nxm_nx("NXM_NX_IPV6_LABEL", 27), oxm_of("OXM_OF_IPV6_FLABEL", 28)])
+        .maskable()
+        .prereq(P::Ipv6)
+        .matched("ipv6_label", P::None)
+        .dp(&[dp(G::Ipv6, "label", F::Hex).full(0xf_ffff)]);
+    ARP_OP = FieldDef::new("arp_op", key_slot!(nw_proto), 8, S::Decimal)
+        .nxm(&[nxm_of("NXM_OF_ARP_OP", 15), oxm_of("OXM_OF_ARP_OP", 21)])
+        .prereq(P::Arp)
+        .matched("arp_op", P::Arp)
+        .dp(&[dp(G::Arp, "op", F::Dec)]);
+    IP_PROTO = FieldDef::new("nw_proto", key_slot!(nw_proto), 8, S::Decimal)
+        .aliases(&["ip_proto"])
+        .nxm(&[nxm_of("NXM_OF_IP_PROTO", 6), oxm_of("OXM_OF_IP_PROTO", 10)])
+        .prereq(P::IpAny)
+        .matched("nw_proto", P::None)
+        .dp(&l3_items("proto", "proto", F::Dec));
+    /// The TOS byte's DSCP bits, unshifted (a multiple of 4).
+    NW_TOS = FieldDef::new("nw_tos", key_slot!(nw_tos), 8, S::Tos)
+        .nxm(&[nxm_of("NXM_OF_IP_TOS", 5)])
+        .bits(0xfc, 0)
+        .prereq(P::IpAny)
+        .matched("nw_tos", P::None)
+        .dp(&l3_items("tos", "tclass", F::Hex));
+    /// DSCP shifted down (0-63); matches print as `nw_tos`.
+    IP_DSCP = FieldDef::new("ip_dscp", key_slot!(nw_tos), 6, S::Decimal)
+        .nxm(&[oxm_of("OXM_OF_IP_DSCP", 8)])
+        .bits(0xfc, 2)
+        .prereq(P::IpAny)
+        .matched_silently()
+        .write(Write::Packet(|v| DpAction::SetIpDscp((v as u8) << 2)));
+    IP_ECN = FieldDef::new("ip_ecn", key_slot!(nw_tos), 2, S::Decimal)
+        .aliases(&["nw_ecn"])
+        .nxm(&[nxm_nx("NXM_NX_IP_ECN", 28), oxm_of("OXM_OF_IP_ECN", 9)])
+        .bits(0x03, 0)
+        .prereq(P::IpAny)
+        .matched("nw_ecn", P::None)
+        .write(Write::Packet(|v| DpAction::SetIpEcn(v as u8)));
+    NW_TTL = FieldDef::new("nw_ttl", key_slot!(nw_ttl), 8, S::Decimal)
+        .nxm(&[nxm_nx("NXM_NX_IP_TTL", 29)])
+        .prereq(P::IpAny)
+        .matched("nw_ttl", P::None)
+        .write(Write::Packet(|v| DpAction::SetIpTtl(v as u8)))
+        .dp(&l3_items("ttl", "hlimit", F::Dec));
+    IP_FRAG = FieldDef::new("ip_frag", key_slot!(nw_frag), 2, S::Frag)
+        .nxm(&[nxm_nx("NXM_NX_IP_FRAG", 26)])
+        .maskable()
+        .prereq(P::IpAny)
+        .matched("ip_frag", P::None)
+        .dp(&[
+            dp(G::Ipv4, "frag", F::Frag),
+            dp(G::Ipv6, "frag", F::Frag),
+            dp(G::Nw, "frag", F::Hex),
+        ]);
+
+    // L4. `tp_src` / `tp_dst` are OpenFlow 1.0's (any of TCP, UDP, SCTP); ICMP type and code
+    // live in the same slots.
+    ICMP_TYPE = FieldDef::new("icmp_type", key_slot!(tp_src), 8, S::Decimal)
+        .nxm(&[nxm_of("NXM_OF_ICMP_TYPE", 13), oxm_of("OXM_OF_ICMPV4_TYPE", 19)])
+        .bits(0xffff, 0)
+        .prereq(P::IcmpAny)
+        .matched("icmp_type", P::Icmp4)
+        .dp(&[dp(G::L4, "type", F::Dec).when(DpWhen::Icmp)]);
+    ICMPV6_TYPE = FieldDef::new("icmpv6_type", key_slot!(tp_src), 8, S::Decimal)
+        .nxm(&[nxm_nx("NXM_NX_ICMPV6_TYPE", 21), oxm_of("OXM_OF_ICMPV6_TYPE", 29)])
+        .bits(0xffff, 0)
+        .prereq(P::Icmp6)
+        .matched("icmpv6_type", P::Icmp6);
+    TP_SRC = FieldDef::new("tp_src", key_slot!(tp_src), 16, S::Decimal)
+        .maskable()
+        .prereq(P::L4)
+        .matched("tp_src", P::None)
+        .dp(&[dp(G::L4, "src", F::Dec).when(DpWhen::NotIcmp)]);
+    TCP_SRC = FieldDef::new("tcp_src", key_slot!(tp_src), 16, S::Decimal)
+        .nxm(&[nxm_of("NXM_OF_TCP_SRC", 9), oxm_of("OXM_OF_TCP_SRC", 13)])
+        .maskable()
+        .prereq(P::Proto(ipproto::TCP))
+        .matched_silently()
+        .write(Write::Packet(|v| DpAction::SetTpSrc(v as u16)));
+    UDP_SRC = FieldDef::new("udp_src", key_slot!(tp_src), 16, S::Decimal)
+        .nxm(&[nxm_of("NXM_OF_UDP_SRC", 11), oxm_of("OXM_OF_UDP_SRC", 15)])
+        .maskable()
+        .prereq(P::Proto(ipproto::UDP))
+        .matched_silently()
+        .write(Write::Packet(|v| DpAction::SetTpSrc(v as u16)));
+    SCTP_SRC = FieldDef::new("sctp_src", key_slot!(tp_src), 16, S::Decimal)
+        .nxm(&[oxm_of("OXM_OF_SCTP_SRC", 17)])
+        .maskable()
+        .prereq(P::Proto(ipproto::SCTP))
+        .matched_silently()
+        .write(Write::Packet(|v| DpAction::SetTpSrc(v as u16)));
+    ICMP_CODE = FieldDef::new("icmp_code", key_slot!(tp_dst), 8, S::Decimal)
+        .nxm(&[nxm_of("NXM_OF_ICMP_CODE", 14), oxm_of("OXM_OF_ICMPV4_CODE", 20)])
+        .bits(0xffff, 0)
+        .prereq(P::IcmpAny)
+        .matched("icmp_code", P::Icmp4)
+        .dp(&[dp(G::L4, "code", F::Dec).when(DpWhen::Icmp)]);
+    ICMPV6_CODE = FieldDef::new("icmpv6_code", key_slot!(tp_dst), 8, S::Decimal)
+        .nxm(&[nxm_nx("NXM_NX_ICMPV6_CODE", 22), oxm_of("OXM_OF_ICMPV6_CODE", 30)])
+        .bits(0xffff, 0)
+        .prereq(P::Icmp6)
+        .matched("icmpv6_code", P::Icmp6);
+    TP_DST = FieldDef::new("tp_dst", key_slot!(tp_dst), 16, S::Decimal)
+        .maskable()
+        .prereq(P::L4)
+        .matched("tp_dst", P::None)
+        .dp(&[dp(G::L4, "dst", F::Dec).when(DpWhen::NotIcmp)]);
+    TCP_DST = FieldDef::new("tcp_dst", key_slot!(tp_dst), 16, S::Decimal)
+        .nxm(&[nxm_of("NXM_OF_TCP_DST", 10), oxm_of("OXM_OF_TCP_DST", 14)])
+        .maskable()
+        .prereq(P::Proto(ipproto::TCP))
+        .matched_silently()
+        .write(Write::Packet(|v| DpAction::SetTpDst(v as u16)));
+    UDP_DST = FieldDef::new("udp_dst", key_slot!(tp_dst), 16, S::Decimal)
+        .nxm(&[nxm_of("NXM_OF_UDP_DST", 12), oxm_of("OXM_OF_UDP_DST", 16)])
+        .maskable()
+        .prereq(P::Proto(ipproto::UDP))
+        .matched_silently()
+        .write(Write::Packet(|v| DpAction::SetTpDst(v as u16)));
+    SCTP_DST = FieldDef::new("sctp_dst", key_slot!(tp_dst), 16, S::Decimal)
+        .nxm(&[oxm_of("OXM_OF_SCTP_DST", 18)])
+        .maskable()
+        .prereq(P::Proto(ipproto::SCTP))
+        .matched_silently()
+        .write(Write::Packet(|v| DpAction::SetTpDst(v as u16)));
+    TCP_FLAGS = FieldDef::new("tcp_flags", key_slot!(tcp_flags), 12, S::Flags(&TCP_FLAG_NAMES))
+        .nxm(&[nxm_nx("NXM_NX_TCP_FLAGS", 34), onf_oxm("ONFOXM_ET_TCP_FLAGS", 42)])
+        .maskable()
+        .prereq(P::Proto(ipproto::TCP))
+        .matched("tcp_flags", P::None)
+        .dp(&[dp(G::TcpFlags, "tcp_flags", F::Hex)]);
+
+    // ARP hardware addresses; neighbour discovery's link-layer options share their slots.
+    ND_SLL = FieldDef::new("nd_sll", key_slot!(arp_sha), 48, S::Mac)
+        .nxm(&[nxm_nx("NXM_NX_ND_SLL", 24), oxm_of("OXM_OF_IPV6_ND_SLL", 32)])
+        .maskable()
+        .prereq(P::NdSll)
+        .matched("nd_sll", P::Icmp6)
+        .dp(&[dp(G::Nd, "sll", F::Mac).when(DpWhen::Ipv6).pos(1)]);
+    ARP_SHA = FieldDef::new("arp_sha", key_slot!(arp_sha), 48, S::Mac)
+        .nxm(&[nxm_nx("NXM_NX_ARP_SHA", 17), oxm_of("OXM_OF_ARP_SHA", 24)])
+        .maskable()
+        .prereq(P::Arp)
+        .matched("arp_sha", P::None)
+        .dp(&[dp(G::Arp, "sha", F::Mac)]);
+    ND_TLL = FieldDef::new("nd_tll", key_slot!(arp_tha), 48, S::Mac)
+        .nxm(&[nxm_nx("NXM_NX_ND_TLL", 25), oxm_of("OXM_OF_IPV6_ND_TLL", 33)])
+        .maskable()
+        .prereq(P::NdTll)
+        .matched("nd_tll", P::Icmp6)
+        .dp(&[dp(G::Nd, "tll", F::Mac).when(DpWhen::Ipv6).pos(1)]);
+    ARP_THA = FieldDef::new("arp_tha", key_slot!(arp_tha), 48, S::Mac)
+        .nxm(&[nxm_nx("NXM_NX_ARP_THA", 18), oxm_of("OXM_OF_ARP_THA", 25)])
+        .maskable()
+        .prereq(P::Arp)
+        .matched("arp_tha", P::None)
+        .dp(&[dp(G::Arp, "tha", F::Mac)]);
+    ND_TARGET = FieldDef::new("nd_target", key_slot!(nd_target), 128, S::Ipv6)
+        .nxm(&[nxm_nx("NXM_NX_ND_TARGET", 23), oxm_of("OXM_OF_IPV6_ND_TARGET", 31)])
+        .maskable()
+        .prereq(P::NdTarget)
+        .matched("nd_target", P::None)
+        .dp(&[dp(G::Nd, "target", F::Ip6)]);
+}
