@@ -669,6 +669,85 @@ Nothing enters on p2..p6; p3 exists so that in_port 3 is a real port.
     return s
 
 
+def nested_tables():
+    s = Scenario(
+        "nested-tables",
+        "resubmit(PORT,TABLE) looks up as PORT and acts as the real in_port; dec_ttl at TTL 1 stops only its own table",
+        """
+Two behaviours of Open vSwitch's multi-table translation that are easy to get wrong:
+
+- **`resubmit(PORT,TABLE)` uses PORT for the lookup only.** Before the actions of the rule it
+  found run, the packet's real in_port is back (OVS's `xlate_table_action` restores it, "or
+  OFPP_NORMAL and OFPP_IN_PORT will have surprising behavior"). ICMP from p1 is resubmitted to
+  table 1 as if from p3; the rule found there (`in_port=3`) does `output:3` (sent: the packet
+  came from p1, not p3), `in_port` (back out of p1) and `resubmit(,4)`, whose lookup sees in_port
+  1 again (→ p5; in_port 3 would have meant p6). UDP from p1 is resubmitted the same way to a
+  rule with `NORMAL`: it floods to every port but p1 (the real in_port) and learns 02:..:01 on
+  p1, so the reply from p4 goes to p1 alone.
+- **`dec_ttl` at TTL 1 inside a resubmitted table stops that table's actions only.** IP from p2
+  goes to table 2 (`dec_ttl,output:5`) by `resubmit(,2)`, then table 0 goes on with
+  `output:4`. With TTL 64 (or 2) it leaves on p5 and p4 with the TTL one lower; with TTL 1 table
+  2 stops before `output:5` and the packet leaves on p4 alone, TTL unchanged. The same for
+  IPv6 hop limits.
+
+Each frame is sent twice; the second one hits the flow caches.
+""",
+        [{"name": "p%d" % n, "ofport": n} for n in range(1, 7)],
+        rules=[
+            "table=0,priority=100,in_port=1,icmp,actions=resubmit(3,1)",
+            "table=0,priority=100,in_port=1,udp,actions=resubmit(3,1)",
+            "table=0,priority=100,in_port=4,actions=normal",
+            "table=0,priority=100,in_port=2,ip,actions=resubmit(,2),output:4",
+            "table=0,priority=100,in_port=2,ipv6,actions=resubmit(,2),output:4",
+            "table=0,priority=0,actions=drop",
+            "table=1,priority=100,in_port=3,icmp,actions=output:3,in_port,resubmit(,4)",
+            "table=1,priority=100,in_port=3,udp,actions=normal",
+            "table=1,priority=0,actions=drop",
+            "table=2,priority=100,ip,actions=dec_ttl,output:5",
+            "table=2,priority=100,ipv6,actions=dec_ttl,output:5",
+            "table=4,priority=100,in_port=1,actions=output:5",
+            "table=4,priority=100,in_port=3,actions=output:6",
+            "table=4,priority=0,actions=drop",
+        ],
+    )
+    h1, h2, h4 = mac(1), mac(2), mac(4)
+
+    def icmp(seq):
+        return Ether(src=h1, dst=h2) / IP(src="10.0.0.1", dst="10.0.0.2") / ICMP(type=8, id=7, seq=seq) / Raw(b"nested")
+
+    def udp4(ttl):
+        return Ether(src=h2, dst=h4) / IP(src="10.0.2.2", dst="10.0.2.4", ttl=ttl) / UDP(sport=4000, dport=4001) / Raw(b"ttl-%d" % ttl)
+
+    def udp6(hlim):
+        return Ether(src=h2, dst=h4) / IPv6(src="fd00::2", dst="fd00::4", hlim=hlim) / UDP(sport=4000, dport=4001) / Raw(b"hlim-%d" % hlim)
+
+    for rep in range(2):
+        note = " (cached)" if rep else ""
+        s.send("p1", icmp(rep + 1), "ICMP echo", {"p1": None, "p3": None, "p5": None},
+               "t0 resubmit(3,1) → t1 in_port=3: output:3 → p3, in_port → p1, resubmit(,4) as in_port 1 → p5" + note)
+    first = Ether(src=h1, dst=h4) / IP(src="10.0.1.1", dst="10.0.1.4") / UDP(sport=5000, dport=5001) / Raw(b"to-h4")
+    s.send("p1", first, "UDP 02:..:01 → 02:..:04 (unknown)", {n: None for n in ("p2", "p3", "p4", "p5", "p6")},
+           "t0 resubmit(3,1) → t1 NORMAL as in_port 1: flood to all but p1, learn 02:..:01 on p1")
+    reply = Ether(src=h4, dst=h1) / IP(src="10.0.1.4", dst="10.0.1.1") / UDP(sport=5001, dport=5000) / Raw(b"to-h1")
+    s.send("p4", reply, "UDP 02:..:04 → 02:..:01", {"p1": None}, "t0 NORMAL: 02:..:01 was learned on p1 (not p3)")
+    for rep in range(2):
+        note = " (cached)" if rep else ""
+        for ttl in (64, 2):
+            lower = udp4(ttl - 1)
+            lower[Raw].load = b"ttl-%d" % ttl
+            s.send("p2", udp4(ttl), "UDP TTL %d" % ttl, {"p4": lower, "p5": lower},
+                   "t2 dec_ttl → p5, then t0 output:4, both TTL %d" % (ttl - 1) + note)
+        s.send("p2", udp4(1), "UDP TTL 1", {"p4": None},
+               "t2 dec_ttl at TTL 1 stops t2 (no p5); t0 goes on: output:4, TTL 1" + note)
+        lower6 = udp6(63)
+        lower6[Raw].load = b"hlim-64"
+        s.send("p2", udp6(64), "UDP6 hop limit 64", {"p4": lower6, "p5": lower6},
+               "t2 dec_ttl → p5, then t0 output:4, both hop limit 63" + note)
+        s.send("p2", udp6(1), "UDP6 hop limit 1", {"p4": None},
+               "t2 dec_ttl at hop limit 1 stops t2 (no p5); t0 output:4" + note)
+    return s
+
+
 def priorities():
     s = Scenario(
         "priorities",
@@ -854,7 +933,7 @@ first check that fails when parsing front to back. Frame 2 is a zero-length capt
     return s
 
 
-SCENARIOS = [l2_learning, vlan, acl, rewrite, resubmit, priorities, malformed]
+SCENARIOS = [l2_learning, vlan, acl, rewrite, resubmit, nested_tables, priorities, malformed]
 
 
 def build(names=None):

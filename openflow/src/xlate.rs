@@ -43,6 +43,9 @@ struct Xlate<'a> {
     sinks: Vec<Arc<dyn StatsSink>>,
     depth: u32,
     too_deep: bool,
+    /// `dec_ttl` at TTL 1 in a resubmitted table: the rest of that table's actions (its
+    /// goto included) are skipped, and the caller's go on (Open vSwitch's `compose_dec_ttl`).
+    stop_table: bool,
 }
 
 /// Translates `key` starting at table 0 with zeroed registers and metadata.
@@ -55,8 +58,9 @@ pub fn translate(env: &XlateEnv<'_>, key: &FlowKey) -> UpcallResult {
         sinks: Vec::new(),
         depth: 0,
         too_deep: false,
+        stop_table: false,
     };
-    x.table(0);
+    x.table(0, None);
     if x.too_deep {
         x.actions.clear();
     }
@@ -68,7 +72,11 @@ pub fn translate(env: &XlateEnv<'_>, key: &FlowKey) -> UpcallResult {
 }
 
 impl Xlate<'_> {
-    fn table(&mut self, t: u8) {
+    /// Looks `self.f` up in table `t` and runs the actions of the rule it finds. With
+    /// `lookup_port` (`resubmit(PORT,TABLE)`), the lookup sees that in_port, but the rule's
+    /// actions see the packet's real one, as in Open vSwitch (its `output:PORT`, `in_port`,
+    /// NORMAL and nested resubmits act for the port the packet came in on).
+    fn table(&mut self, t: u8, lookup_port: Option<u32>) {
         if self.depth >= MAX_RESUBMIT_DEPTH {
             self.too_deep = true;
             return;
@@ -76,8 +84,14 @@ impl Xlate<'_> {
         let Some(table) = self.env.rules.table(t) else {
             return;
         };
+        let real_port = self.f.key.in_port;
+        if let Some(p) = lookup_port {
+            self.f.key.in_port = p;
+        }
+        let found = table.lookup(&self.f, &mut self.wc);
+        self.f.key.in_port = real_port;
         // A miss drops: nothing to add.
-        let Some(rule) = table.lookup(&self.f, &mut self.wc) else {
+        let Some(rule) = found else {
             return;
         };
         let rule = rule.clone();
@@ -93,10 +107,16 @@ impl Xlate<'_> {
             if self.too_deep {
                 return;
             }
+            if self.stop_table {
+                break;
+            }
         }
         self.depth -= 1;
+        if std::mem::take(&mut self.stop_table) {
+            return;
+        }
         if let Some(n) = goto {
-            self.table(n);
+            self.table(n, None);
         }
     }
 
@@ -184,21 +204,25 @@ impl Xlate<'_> {
                 }
             }
             Action::DecTtl => {
-                // Whether the packet is IP decides; the TTL itself is the datapath's business.
+                // Whether the packet is IP decides. In the top-level table the TTL itself is
+                // the datapath's business: at TTL 1 its `DecTtl` drops the packet, which is
+                // what stopping the action list means there, and one megaflow serves every
+                // TTL. In a resubmitted table the caller's actions go on after a TTL-1 stop,
+                // so the translation must know the TTL.
                 self.wc.key.dl_type = 0xffff;
                 if self.f.key.is_ip() {
+                    if self.depth > 1 {
+                        self.wc.key.nw_ttl = 0xff;
+                        if self.f.key.nw_ttl <= 1 {
+                            self.stop_table = true;
+                            return;
+                        }
+                    }
                     self.f.key.nw_ttl = self.f.key.nw_ttl.saturating_sub(1);
                     self.actions.push(DpAction::DecTtl);
                 }
             }
-            Action::Resubmit { port, table } => {
-                let saved = self.f.key.in_port;
-                if let Some(p) = port {
-                    self.f.key.in_port = *p;
-                }
-                self.table(table.unwrap_or(cur_table));
-                self.f.key.in_port = saved;
-            }
+            Action::Resubmit { port, table } => self.table(table.unwrap_or(cur_table), *port),
             // Handled by `table` after the other actions.
             Action::GotoTable(_) => {}
             Action::WriteMetadata { value, mask } => {
@@ -393,7 +417,9 @@ mod tests {
              table=3,in_port=2,actions=in_port\n",
         );
         let r = b.translate(&ip_key(1), 0);
-        assert_eq!(r.actions, vec![DpAction::Output(3), DpAction::Output(2)]);
+        // resubmit(2,3) looks up as in_port 2; the rule's `in_port` sends back to the real
+        // in_port, 1 (Open vSwitch restores it before running the rule's actions).
+        assert_eq!(r.actions, vec![DpAction::Output(3), DpAction::Output(1)]);
         assert_eq!(r.sinks.len(), 4);
         // Registers and metadata are not packet bits.
         assert_eq!(
@@ -403,6 +429,60 @@ mod tests {
                 ..FlowKey::default()
             }
         );
+    }
+
+    #[test]
+    fn resubmit_port_is_for_the_lookup_only() {
+        let b = bridge(
+            "in_port=1,actions=resubmit(3,1)\n\
+             table=1,in_port=3,actions=output:3,output:1,in_port,resubmit(,4)\n\
+             table=4,in_port=1,actions=output:5\n\
+             table=4,in_port=3,actions=output:6\n",
+        );
+        let r = b.translate(&ip_key(1), 0);
+        // output:3 is sent (the packet came from 1), output:1 is not (it is the in_port),
+        // `in_port` is 1, and the nested resubmit looks up as 1.
+        assert_eq!(
+            r.actions,
+            vec![
+                DpAction::Output(3),
+                DpAction::Output(1),
+                DpAction::Output(5)
+            ]
+        );
+        assert_eq!(r.mask.in_port, u32::MAX);
+    }
+
+    #[test]
+    fn dec_ttl_at_ttl_one_in_a_resubmit_stops_only_that_table() {
+        let b = bridge(
+            "ip,actions=resubmit(,2),output:4\n\
+             table=2,ip,actions=output:6,dec_ttl,output:5,goto_table:3\n\
+             table=3,actions=output:7\n",
+        );
+        let mut k = ip_key(1);
+        k.nw_ttl = 1;
+        let r = b.translate(&k, 0);
+        assert_eq!(r.actions, vec![DpAction::Output(6), DpAction::Output(4)]);
+        assert_eq!(r.mask.nw_ttl, 0xff);
+        k.nw_ttl = 2;
+        let r = b.translate(&k, 0);
+        assert_eq!(
+            r.actions,
+            vec![
+                DpAction::Output(6),
+                DpAction::DecTtl,
+                DpAction::Output(5),
+                DpAction::Output(7),
+                DpAction::Output(4)
+            ]
+        );
+        assert_eq!(r.mask.nw_ttl, 0xff);
+        // Not IP: dec_ttl does nothing and reads no TTL.
+        k.dl_type = 0x0806;
+        let r = b.translate(&k, 0);
+        assert!(r.actions.is_empty());
+        assert_eq!(r.mask.nw_ttl, 0);
     }
 
     #[test]
