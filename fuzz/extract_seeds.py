@@ -7,7 +7,9 @@ openflow crate's tests. scenario: every pcaps/*/scenario.toml. vhost_ring: well-
 split and packed rings (transmit and receive, in order or not), built here. vhost_message:
 the messages a DPDK virtio-user frontend sends to bring up one or two queue pairs (once also
 with a memory image whose rings hold buffers and frames). control: request scripts that
-use every verb the target runs, good and bad.
+use every verb the target runs, good and bad. wire: every pcap frame behind a first byte
+of 0 (walk it from Ethernet), single headers read raw (an L4 one after its pseudo-header
+addresses), and FrameBuilder set-ups (first byte 0x80) for each network and transport.
 File names are the SHA-1 of the content (as libFuzzer names corpus files), so running the
 script twice writes nothing new. Standard library only.
 """
@@ -195,6 +197,76 @@ CONTROL_SEEDS = [
 ]
 
 
+# wire's FrameBuilder set-up after its first byte 0x80 (see fuzz_targets/wire.rs, build()):
+# MACs, shape (bits 0-1 tags, 2-4 their TPIDs 802.1ad, 5-6 network: raw, ARP, IPv4, IPv6),
+# kinds (bits 0-2 transport: none, UDP, TCP, ICMP, ICMPv6, the network's ICMP; bit 3 UDP
+# without checksum; bit 4 an ND link-layer address), three TCIs, raw ethertype, ARP, IPv4,
+# IPv6, ports and TCP, ICMP, minimum length; the payload follows.
+WIRE_BUILD = ">6s6sBBHHHH" "H6s4s6s4s" "4s4sBBBHHB40s" "16s16sBBBI" "HHIIHHHB40s" "BBI16s6sB"
+WIRE_NET = {"raw": 0, "arp": 1, "ipv4": 2, "ipv6": 3}
+WIRE_L4 = {"none": 0, "udp": 1, "tcp": 2, "icmpv4": 3, "icmpv6": 4}
+V6_A = bytes.fromhex("20010db8000000000000000000000001")
+V6_B = bytes.fromhex("20010db8000000000000000000000002")
+
+
+def wire_build_seed(net, l4, payload=b"", tags=(), udp_checksum=True, nd_mac=False,
+                    ip_opts=b"", frag=0x8000, tcp_flags=0x10, tcp_opts=b"", icmp=(0, 0, 0),
+                    next_header=0, raw_type=0x88B5, min_len=0):
+    shape = len(tags) | WIRE_NET[net] << 5
+    for i, (tpid, _tci) in enumerate(tags):
+        shape |= (tpid == 0x88A8) << (2 + i)
+    kinds = WIRE_L4[l4] | (0 if udp_checksum else 8) | (16 if nd_mac else 0)
+    tcis = [tci for _tpid, tci in tags] + [0] * (3 - len(tags))
+    variant, code, word = icmp
+    block = struct.pack(
+        WIRE_BUILD,
+        bytes([2, 0, 0, 0, 0, 1]), bytes([2, 0, 0, 0, 0, 2]), shape, kinds, *tcis, raw_type,
+        1, bytes([2, 0, 0, 0, 0, 1]), bytes([10, 0, 0, 1]), bytes(6), bytes([10, 0, 0, 2]),
+        bytes([10, 0, 0, 1]), bytes([10, 0, 1, 1]), 0, 64, 0, 0, frag, len(ip_opts),
+        ip_opts.ljust(40, b"\0"),
+        V6_A, V6_B, next_header, 64, 0, 0,
+        1024, 5001, 1, 0, tcp_flags, 0xFFFF, 0, len(tcp_opts), tcp_opts.ljust(40, b"\0"),
+        variant, code, word, bytes.fromhex("fe800000000000000000000000000002"),
+        bytes([2, 0, 0, 0, 0, 9]), min_len,
+    )
+    return b"\x80" + block + payload
+
+
+def wire_seeds():
+    data = bytes(range(18))
+    q, ad = 0x8100, 0x88A8
+    yield wire_build_seed("ipv4", "udp", data)
+    yield wire_build_seed("ipv4", "udp", data, tags=[(q, 100)], udp_checksum=False, min_len=60)
+    yield wire_build_seed("ipv6", "tcp", b"hello", tags=[(ad, 10), (q, 0xA014)],
+                          tcp_flags=0x2C2, tcp_opts=bytes([2, 4, 5, 0xB4, 3, 3, 7]))
+    yield wire_build_seed("ipv4", "tcp", data, ip_opts=bytes([0x94, 4, 0, 0]), frag=0x4000)
+    yield wire_build_seed("ipv4", "icmpv4", data, frag=0x0010, icmp=(0, 0, 0x04000001))
+    yield wire_build_seed("ipv4", "icmpv4", data[:8], icmp=(2, 4, 1400))
+    yield wire_build_seed("ipv6", "icmpv6", icmp=(6, 0, 0), nd_mac=True)
+    yield wire_build_seed("ipv6", "icmpv6", icmp=(7, 0, 0x60000000))
+    yield wire_build_seed("ipv6", "icmpv6", data, icmp=(3, 0, 1280))
+    yield wire_build_seed("arp", "none", min_len=60)
+    yield wire_build_seed("raw", "none", data, tags=[(ad, 1), (q, 2), (q, 3)])
+    yield wire_build_seed("raw", "none", data, tags=[(q, 0xE005)])
+    yield wire_build_seed("ipv6", "none", data, next_header=59)
+    yield wire_build_seed("ipv4", "icmpv6", data)
+    # Single headers read raw, checksums filled first (bit 0): bits 1-4 pick the header,
+    # bit 5 an IPv6 pseudo-header for UDP and TCP; L4 headers follow 32 address bytes.
+    addrs = V6_A + V6_B
+    v4_addrs = bytes([10, 0, 0, 1, 10, 0, 1, 1]).ljust(32, b"\0")
+    yield bytes([2 << 1]) + bytes([0x00, 0x01, 0x08, 0, 6, 4, 0, 1]) + bytes(20)
+    yield bytes([1 << 1]) + bytes([0xB0, 0x64, 0x81, 0x00, 0x00, 0x0A, 0x08, 0x00])
+    ip = bytes([0x46, 0, 0, 32, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 1, 1,
+                0x94, 4, 0, 0]) + struct.pack(">HHHH", 1, 2, 8, 0)
+    yield bytes([3 << 1 | 1]) + ip
+    yield bytes([4 << 1]) + bytes([0x60, 0, 0, 0, 0, 8, 17, 64]) + addrs + struct.pack(">HHHH", 1, 2, 8, 0)
+    yield bytes([5 << 1 | 1]) + v4_addrs + struct.pack(">HHHH", 1024, 5001, 26, 0) + data
+    yield bytes([6 << 1 | 1 | 0x20]) + addrs + struct.pack(">HHIIHHHH", 40000, 443, 1, 1, 0x7010, 0xFFFF, 0, 0) + bytes([2, 4, 5, 0xB4, 3, 3, 7, 0]) + b"x"
+    yield bytes([7 << 1 | 1]) + bytes([8, 0, 0, 0, 4, 0, 0, 1]) + data
+    solicit = bytes([135, 0, 0, 0, 0, 0, 0, 0]) + bytes.fromhex("fe800000000000000000000000000002")
+    yield bytes([8 << 1 | 1]) + addrs + solicit + bytes([1, 1, 2, 0, 0, 0, 0, 1, 9, 1, 0, 0, 0, 0, 0, 0])
+
+
 def main():
     counts = {}
     for text in CONTROL_SEEDS:
@@ -207,6 +279,9 @@ def main():
         for frame in pcap_frames(pcap):
             for t in ("parse_packet", "actions"):
                 counts[t] = counts.get(t, 0) + write(t, frame)
+            counts["wire"] = counts.get("wire", 0) + write("wire", b"\0" + frame)
+    for blob in wire_seeds():
+        counts["wire"] = counts.get("wire", 0) + write("wire", blob)
     rules = []
     for path in sorted(glob.glob(os.path.join(ROOT, "pcaps", "*", "rules.txt"))):
         with open(path, encoding="utf-8") as f:
