@@ -395,6 +395,56 @@ does not include VLAN 0) are dropped.
     return s
 
 
+def vlan_defaults():
+    s = Scenario(
+        "vlan-defaults",
+        "A port with no VLAN settings is a trunk of every VLAN, as in Open vSwitch",
+        """
+p1, p2 and p3 have no VLAN settings (no vlan_mode, tag or trunks); p4 is an access port of
+VLAN 10. As in Open vSwitch (and in the daemon), a port with no VLAN settings is a trunk of
+every VLAN, VLAN 0 (untagged) included: tagged frames come in and go out with their tag, and
+untagged ones stay untagged. A priority-tagged frame (VID 0, PCP 5) is VLAN 0 and keeps its
+priority tag on the trunks (OVS keeps a tag whose TCI is not zero). p4 sees VLAN 10 only,
+untagged.
+""",
+        [
+            {"name": "p1", "ofport": 1},
+            {"name": "p2", "ofport": 2},
+            {"name": "p3", "ofport": 3},
+            {"name": "p4", "ofport": 4, "vlan_mode": "access", "tag": 10},
+        ],
+    )
+    h1, h2, h3, h4 = mac(0x31), mac(0x32), mac(0x33), mac(0x34)
+
+    def tag(tci, pkt):
+        b = bytes(pkt)
+        return b[:12] + struct.pack("!HH", 0x8100, tci) + b[12:]
+
+    def udp(sm, dm, n):
+        return Ether(src=sm, dst=dm) / IP(src="10.40.0.%d" % n, dst="10.40.0.99", id=n) / UDP(sport=46000 + n, dport=46000) / Raw(b"vlan-default-%02d" % n)
+
+    f = udp(h1, BCAST, 1)
+    s.send("p1", f, "UDP broadcast from h1, untagged", {"p2": f, "p3": f},
+           "VLAN 0: the two other trunks, untagged; not p4 (VLAN 10)")
+    f = udp(h2, BCAST, 2)
+    s.send("p2", tag(10, f), "UDP broadcast from h2, tagged 10", {"p1": tag(10, f), "p3": tag(10, f), "p4": f},
+           "VLAN 10: the trunks keep the tag, p4 untagged")
+    f = udp(h3, BCAST, 3)
+    s.send("p3", tag(20, f), "UDP broadcast from h3, tagged 20", {"p1": tag(20, f), "p2": tag(20, f)},
+           "VLAN 20: the trunks only")
+    f = udp(h4, h2, 4)
+    s.send("p4", f, "UDP h4→h2 (untagged on access p4)", {"p2": tag(10, f)},
+           "h2 learned in VLAN 10 on p2: tagged 10 there")
+    f = udp(h2, h4, 5)
+    s.send("p2", tag(10, f), "UDP h2→h4, tagged 10", {"p4": f}, "h4 learned in VLAN 10 on p4: untagged")
+    f = udp(h1, BCAST, 6)
+    s.send("p1", tag(5 << 13, f), "UDP broadcast from h1, priority-tagged (VID 0, PCP 5)",
+           {"p2": tag(5 << 13, f), "p3": tag(5 << 13, f)}, "VLAN 0 on the trunks, the priority tag kept")
+    f = udp(h2, h1, 7)
+    s.send("p2", f, "UDP h2→h1, untagged", {"p1": f}, "h1 learned in VLAN 0 on p1")
+    return s
+
+
 def acl():
     s = Scenario(
         "acl",
@@ -933,7 +983,7 @@ first check that fails when parsing front to back. Frame 2 is a zero-length capt
     return s
 
 
-SCENARIOS = [l2_learning, vlan, acl, rewrite, resubmit, nested_tables, priorities, malformed]
+SCENARIOS = [l2_learning, vlan, vlan_defaults, acl, rewrite, resubmit, nested_tables, priorities, malformed]
 
 
 def build(names=None):

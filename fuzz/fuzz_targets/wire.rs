@@ -793,8 +793,8 @@ fn icmpv4_repr(variant: u8, code: u8, word: u32) -> Icmpv4Repr {
     }
 }
 
-/// The same for ICMPv6. `Other` also avoids types 135 and 136 with a non-zero code: the view
-/// asks 24 bytes of those whatever the code, while the repr reads them as `Other` and emits 8.
+/// The same for ICMPv6. `Other` avoids the types (and codes) the other variants own; types
+/// 135 and 136 with a non-zero code are not neighbour discovery and stay `Other`.
 fn icmpv6_repr(
     variant: u8,
     code: u8,
@@ -826,7 +826,7 @@ fn icmpv6_repr(
         _ => {
             let ty = hi as u8;
             let taken = matches!(ty, t::DST_UNREACHABLE | t::TIME_EXCEEDED | t::PARAM_PROBLEM)
-                || matches!(ty, t::NEIGHBOR_SOLICIT | t::NEIGHBOR_ADVERT)
+                || (matches!(ty, t::NEIGHBOR_SOLICIT | t::NEIGHBOR_ADVERT) && code == 0)
                 || (matches!(ty, t::PACKET_TOO_BIG | t::ECHO_REQUEST | t::ECHO_REPLY) && code == 0);
             Icmpv6Repr::Other {
                 msg_type: if taken { 133 } else { ty },

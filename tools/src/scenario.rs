@@ -173,11 +173,13 @@ impl Scenario {
                     format!("{} is used by another port", p.ofport),
                 ));
             }
+            // Open vSwitch's defaults: no vlan_mode means access with a tag and trunk without
+            // one, so a port with no VLAN settings at all carries every VLAN (as in the daemon).
             let vlan = match p.vlan_mode.as_deref() {
-                None | Some("access") if p.trunks.is_none() => PortVlan::Access(p.tag.unwrap_or(0)),
                 Some("trunk") | None if p.tag.is_none() => {
                     PortVlan::Trunk(p.trunks.unwrap_or_default())
                 }
+                None | Some("access") if p.trunks.is_none() => PortVlan::Access(p.tag.unwrap_or(0)),
                 Some("access") => {
                     return Err(field(at("trunks"), "an access port has no trunks".into()))
                 }
@@ -312,7 +314,8 @@ mod tests {
     fn minimal_scenario_loads() {
         let s = parse("[[port]]\nname='p1'\nofport=1\n[[port]]\nname='p2'\nofport=2\nvlan_mode='trunk'\ntrunks=[10]\n").unwrap();
         assert_eq!(s.bridge, "br0");
-        assert_eq!(s.ports[0].vlan, PortVlan::Access(0));
+        // No VLAN settings: a trunk of every VLAN, as in Open vSwitch and the daemon.
+        assert_eq!(s.ports[0].vlan, PortVlan::Trunk(vec![]));
         assert_eq!(s.ports[1].vlan, PortVlan::Trunk(vec![10]));
     }
 

@@ -30,7 +30,7 @@ fn goldens_match_the_independent_predictions() {
     assert!(ok, "{text}");
     assert!(text.contains("0 difference(s)"), "{text}");
     // Every scenario took part.
-    assert!(text.matches("== ").count() >= 8, "{text}");
+    assert!(text.matches("== ").count() >= 9, "{text}");
 }
 
 #[test]
@@ -66,6 +66,7 @@ fn real_open_vswitch_agrees_with_the_predictions() {
     let scenarios = [
         "l2-learning",
         "vlan",
+        "vlan-defaults",
         "acl",
         "rewrite",
         "resubmit",

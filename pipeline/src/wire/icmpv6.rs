@@ -78,8 +78,10 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     pub fn check_len(&self) -> Result<()> {
         let len = self.buffer.as_ref().len();
-        let need = match self.msg_type() {
-            msg_type::NEIGHBOR_SOLICIT | msg_type::NEIGHBOR_ADVERT => ND_LEN,
+        // Neighbour discovery is code 0 only (RFC 4861); other codes read as `Repr::Other`,
+        // whose header is the plain one.
+        let need = match (self.msg_type(), self.code()) {
+            (msg_type::NEIGHBOR_SOLICIT | msg_type::NEIGHBOR_ADVERT, 0) => ND_LEN,
             _ => HEADER_LEN,
         };
         if len < need {
@@ -417,6 +419,13 @@ mod tests {
                 msg_type: 133,
                 code: 0,
                 rest: 0,
+            },
+            // Not neighbour discovery (its code is not 0): an 8-byte header, and the view
+            // takes it at that length (found by the `wire` fuzz target).
+            Repr::Other {
+                msg_type: msg_type::NEIGHBOR_SOLICIT,
+                code: 1,
+                rest: 5,
             },
         ] {
             let mut b = vec![0x77u8; r.buffer_len(12)];
