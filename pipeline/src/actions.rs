@@ -41,7 +41,8 @@ pub struct ExecTargets {
 /// - A set on a header the packet does not have, `PushVlan` on two tags (or without
 ///   headroom), `PopVlan` / `SetVlan*` without a tag drop as `bad-header`; `DecTtl` / `SetIpTtl`
 ///   semantics follow OVS (`DecTtl` at TTL 0 or 1 drops as `ttl-exceeded`, is a no-op on
-///   non-IP packets).
+///   non-IP packets). `SetTpSrc` / `SetTpDst` on a later IP fragment (it has no L4 header)
+///   leave it as it is, as OVS does.
 /// - A packet never output, recirculated or dropped otherwise drops as `no-output`.
 pub fn execute(
     actions: &[DpAction],
@@ -282,12 +283,14 @@ fn set_field(a: &DpAction, d: &mut [u8], m: &mut PacketMeta) -> Result<(), ExecD
             set_ttl(d, m, ttl - 1)?;
         }
         DpAction::SetTpSrc(port) => {
-            set_port(d, m, 0, port)?;
-            m.key.tp_src = port;
+            if set_port(d, m, 0, port)? {
+                m.key.tp_src = port;
+            }
         }
         DpAction::SetTpDst(port) => {
-            set_port(d, m, 2, port)?;
-            m.key.tp_dst = port;
+            if set_port(d, m, 2, port)? {
+                m.key.tp_dst = port;
+            }
         }
         DpAction::SetVlanVid(vid) => {
             set_tci(d, m, VLAN_VID_MASK, vid & VLAN_VID_MASK)?;
@@ -395,9 +398,18 @@ fn set_ttl(d: &mut [u8], m: &mut PacketMeta, ttl: u8) -> Result<(), ExecDrop> {
     Ok(())
 }
 
-/// Writes a TCP / UDP / SCTP port (`at` 0 for source, 2 for destination).
-fn set_port(d: &mut [u8], m: &PacketMeta, at: usize, port: u16) -> Result<(), ExecDrop> {
-    if !m.key.is_ip() || m.l4_ofs == NO_OFFSET || m.key.nw_frag & FRAG_LATER != 0 {
+/// Writes a TCP / UDP / SCTP port (`at` 0 for source, 2 for destination); false when the
+/// packet is a later fragment, which has no L4 header (it is left as it is).
+fn set_port(d: &mut [u8], m: &PacketMeta, at: usize, port: u16) -> Result<bool, ExecDrop> {
+    if !m.key.is_ip() {
+        return Err(ExecDrop::BadHeader);
+    }
+    if m.key.nw_frag & FRAG_LATER != 0 {
+        // No L4 header in this fragment: nothing to rewrite, and the fragment goes on (as in
+        // Open vSwitch), so that the datagram's later fragments are not lost.
+        return Ok(false);
+    }
+    if m.l4_ofs == NO_OFFSET {
         return Err(ExecDrop::BadHeader);
     }
     let l4 = m.l4_ofs as usize;
@@ -413,7 +425,7 @@ fn set_port(d: &mut [u8], m: &PacketMeta, at: usize, port: u16) -> Result<(), Ex
         ipproto::UDP => fix_udp_csum(d, l4, |c| update16(c, old, port)),
         _ => sctp_recompute(d, m)?,
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Recomputes the SCTP CRC32c over the whole SCTP packet (to the end of the IP payload, the
@@ -693,10 +705,11 @@ mod tests {
         assert_eq!(ok(&f).key.nw_frag, FRAG_ANY | FRAG_LATER);
         let out = ok_apply(&[DpAction::SetIpv4Dst(0x0a0a_0a0a)], &f);
         assert_eq!(&out[34..], &f[34..]);
-        assert_eq!(
-            apply(&[DpAction::SetTpSrc(1)], &f).err(),
-            Some(ExecDrop::BadHeader)
-        );
+        // A later fragment has no L4 header: an L4 rewrite leaves it as it is and the
+        // fragment goes on (as in OVS, so a port-rewriting rule does not lose the rest of a
+        // fragmented datagram).
+        let out = ok_apply(&[DpAction::SetTpSrc(1), DpAction::SetTpDst(2)], &f);
+        assert_eq!(out, f);
     }
 
     #[test]
