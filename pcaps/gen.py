@@ -445,6 +445,59 @@ untagged.
     return s
 
 
+def vlan_native():
+    s = Scenario(
+        "vlan-native",
+        "NORMAL with native-tagged and native-untagged ports beside a trunk and an access port",
+        """
+p1 is `native-tagged` with native VLAN 10, p2 `native-untagged` with native VLAN 20, both
+trunking VLANs 10 and 20; p3 is a trunk of 10 and 20, p4 an access port of VLAN 10. As in Open
+vSwitch: untagged and priority-tagged frames that come in on a native port belong to its
+native VLAN; tagged frames need a trunked VLAN. Out, a native-tagged port tags every VLAN, its
+native one included; a native-untagged port sends its native VLAN untagged and the others
+tagged. A priority tag's PCP stays with the frame when it gets its VLAN id. Every frame is a
+broadcast, so each shows the whole VLAN's flood.
+""",
+        [
+            {"name": "p1", "ofport": 1, "vlan_mode": "native-tagged", "tag": 10, "trunks": [10, 20]},
+            {"name": "p2", "ofport": 2, "vlan_mode": "native-untagged", "tag": 20, "trunks": [10, 20]},
+            {"name": "p3", "ofport": 3, "vlan_mode": "trunk", "trunks": [10, 20]},
+            {"name": "p4", "ofport": 4, "vlan_mode": "access", "tag": 10},
+        ],
+    )
+
+    def tag(tci, pkt):
+        b = bytes(pkt)
+        return b[:12] + struct.pack("!HH", 0x8100, tci) + b[12:]
+
+    def udp(n):
+        return Ether(src=mac(0x50 + n), dst=BCAST) / IP(src="10.60.0.%d" % n, dst="10.60.255.255", id=n) / UDP(sport=47000 + n, dport=47000) / Raw(b"native-%02d" % n)
+
+    f = udp(1)
+    s.send("p1", f, "untagged on native-tagged p1", {"p2": tag(10, f), "p3": tag(10, f), "p4": f},
+           "native VLAN 10: p2 and p3 tagged 10, p4 untagged")
+    f = udp(2)
+    s.send("p2", f, "untagged on native-untagged p2", {"p1": tag(20, f), "p3": tag(20, f)},
+           "native VLAN 20: p1 (native-tagged) and p3 tagged 20; not p4")
+    f = udp(3)
+    s.send("p3", tag(20, f), "tagged 20 on trunk p3", {"p1": tag(20, f), "p2": f},
+           "VLAN 20: p1 tagged, p2 untagged (its native VLAN)")
+    f = udp(4)
+    s.send("p3", tag(10, f), "tagged 10 on trunk p3", {"p1": tag(10, f), "p2": tag(10, f), "p4": f},
+           "VLAN 10: p1 tagged (native-tagged keeps its native VLAN's tag), p2 tagged, p4 untagged")
+    f = udp(5)
+    s.send("p1", tag(30, f), "tagged 30 on native-tagged p1", None,
+           "VLAN 30 is not trunked on p1", drop="vlan-not-allowed")
+    f = udp(6)
+    s.send("p2", tag(3 << 13, f), "priority-tagged (VID 0, PCP 3) on native-untagged p2",
+           {"p1": tag((3 << 13) | 20, f), "p3": tag((3 << 13) | 20, f)},
+           "native VLAN 20 with PCP 3: tagged 20, PCP 3 on p1 and p3")
+    f = udp(7)
+    s.send("p1", tag(10, f), "tagged 10 (its native VLAN) on native-tagged p1",
+           {"p2": tag(10, f), "p3": tag(10, f), "p4": f}, "VLAN 10 is trunked too: as frame 1")
+    return s
+
+
 def acl():
     s = Scenario(
         "acl",
@@ -1031,7 +1084,7 @@ first check that fails when parsing front to back. Frame 2 is a zero-length capt
     return s
 
 
-SCENARIOS = [l2_learning, vlan, vlan_defaults, acl, rewrite, resubmit, nested_tables, fragments, priorities, malformed]
+SCENARIOS = [l2_learning, vlan, vlan_defaults, vlan_native, acl, rewrite, resubmit, nested_tables, fragments, priorities, malformed]
 
 
 def build(names=None):

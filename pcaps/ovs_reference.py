@@ -101,6 +101,12 @@ def replay(ovs, s, out):
             args += ["--", "set", "port", p["name"], "vlan_mode=trunk"]
             if p.get("trunks"):
                 args += ["trunks=" + ",".join(map(str, p["trunks"]))]
+        elif p.get("vlan_mode") in ("native-tagged", "native-untagged"):
+            args += ["--", "set", "port", p["name"], "vlan_mode=" + p["vlan_mode"], "tag=%d" % p["tag"]]
+            if p.get("trunks"):
+                args += ["trunks=" + ",".join(map(str, p["trunks"]))]
+        elif "vlan_mode" in p:
+            raise SystemExit("ovs_reference.py: %s: vlan_mode %r is not mapped" % (p["name"], p["vlan_mode"]))
         ovs.vsctl(*args)
     # The rule connection is in-process: ovs-ofctl talks to the bridge's management socket.
     mgmt = "unix:%s/%s.mgmt" % (ovs.dir, br)

@@ -34,6 +34,13 @@ pub enum VlanMode {
     /// VLAN 0, which — as in Open vSwitch — a trunk carries only when its list is empty or
     /// names 0.
     Trunk(Vec<u16>),
+    /// A trunk of `trunks` (empty: every VLAN) whose untagged and priority-tagged frames in
+    /// belong to the native VLAN `tag`; out, the native VLAN's frames are tagged too
+    /// (Open vSwitch's `vlan_mode=native-tagged`).
+    NativeTagged { tag: u16, trunks: Vec<u16> },
+    /// The same, except that the native VLAN's frames go out untagged
+    /// (`vlan_mode=native-untagged`).
+    NativeUntagged { tag: u16, trunks: Vec<u16> },
 }
 
 impl VlanMode {
@@ -42,6 +49,37 @@ impl VlanMode {
         match self {
             VlanMode::Access(tag) => *tag == vlan,
             VlanMode::Trunk(list) => list.is_empty() || list.contains(&vlan),
+            VlanMode::NativeTagged { tag, trunks } | VlanMode::NativeUntagged { tag, trunks } => {
+                *tag == vlan || trunks.is_empty() || trunks.contains(&vlan)
+            }
+        }
+    }
+
+    /// The VLAN of a frame that comes in tagged with `vid` (0: untagged or priority-tagged),
+    /// or `None` when the port does not take it (Open vSwitch's `input_vid_to_vlan` and
+    /// `input_vid_is_valid`).
+    fn input_vlan(&self, vid: u16) -> Option<u16> {
+        match self {
+            VlanMode::Access(tag) => (vid == 0).then_some(*tag),
+            VlanMode::Trunk(_) => self.carries(vid).then_some(vid),
+            VlanMode::NativeTagged { tag, trunks } | VlanMode::NativeUntagged { tag, trunks } => {
+                if vid == 0 {
+                    Some(*tag)
+                } else {
+                    // A tagged frame needs a trunked VLAN, the native one included.
+                    (trunks.is_empty() || trunks.contains(&vid)).then_some(vid)
+                }
+            }
+        }
+    }
+
+    /// Whether frames of `vlan` leave this port as a trunk sends them (tagged, VLAN 0 aside);
+    /// false: untagged.
+    fn sends_tagged(&self, vlan: u16) -> bool {
+        match self {
+            VlanMode::Access(_) => false,
+            VlanMode::Trunk(_) | VlanMode::NativeTagged { .. } => true,
+            VlanMode::NativeUntagged { tag, .. } => *tag != vlan,
         }
     }
 }
@@ -394,21 +432,13 @@ pub fn normal_xlate(
     // Input VLAN.
     mask.vlan_tci |= VLAN_PRESENT | VLAN_VID_MASK;
     let tagged = key.vlan_tci & VLAN_PRESENT != 0;
-    let in_vid = key.vlan_tci & VLAN_VID_MASK;
-    let vlan = match &in_port.vlan {
-        VlanMode::Access(tag) => {
-            if tagged && in_vid != 0 {
-                return;
-            }
-            *tag
-        }
-        VlanMode::Trunk(_) => {
-            let vid = if tagged { in_vid } else { 0 };
-            if !in_port.vlan.carries(vid) {
-                return;
-            }
-            vid
-        }
+    let in_vid = if tagged {
+        key.vlan_tci & VLAN_VID_MASK
+    } else {
+        0
+    };
+    let Some(vlan) = in_port.vlan.input_vlan(in_vid) else {
+        return;
     };
 
     mask.dl_dst = [0xff; 6];
@@ -492,9 +522,12 @@ fn emit_outputs(
     } else {
         Egress::Untagged
     };
-    let egress = |p: &NormalPort| match p.vlan {
-        VlanMode::Access(_) => Egress::Untagged,
-        VlanMode::Trunk(_) => trunk_egress,
+    let egress = |p: &NormalPort| {
+        if p.vlan.sends_tagged(vlan) {
+            trunk_egress
+        } else {
+            Egress::Untagged
+        }
     };
 
     // The ports that take the frame as it is go first, then the other states. Tagged goes
@@ -511,7 +544,7 @@ fn emit_outputs(
             if egress(p) != target {
                 continue;
             }
-            if matches!(p.vlan, VlanMode::Trunk(_)) && vlan == 0 && tagged {
+            if p.vlan.sends_tagged(vlan) && vlan == 0 && tagged {
                 mask.vlan_tci |= VLAN_PCP_MASK;
             }
             if !edited {
@@ -536,6 +569,32 @@ fn emit_outputs(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn native_vlan_modes_as_open_vswitch_has_them() {
+        let tagged = VlanMode::NativeTagged {
+            tag: 10,
+            trunks: vec![10, 20],
+        };
+        let untagged = VlanMode::NativeUntagged {
+            tag: 20,
+            trunks: vec![],
+        };
+        // In: untagged and priority-tagged frames are the native VLAN; tagged ones need a
+        // trunked VLAN.
+        assert_eq!(tagged.input_vlan(0), Some(10));
+        assert_eq!(tagged.input_vlan(20), Some(20));
+        assert_eq!(tagged.input_vlan(30), None);
+        assert_eq!(untagged.input_vlan(0), Some(20));
+        assert_eq!(untagged.input_vlan(4000), Some(4000));
+        // Membership: the native VLAN and the trunks.
+        assert!(tagged.carries(10) && tagged.carries(20) && !tagged.carries(30));
+        assert!(untagged.carries(20) && untagged.carries(7));
+        // Out: native-tagged tags its native VLAN, native-untagged does not.
+        assert!(tagged.sends_tagged(10) && tagged.sends_tagged(20));
+        assert!(!untagged.sends_tagged(20) && untagged.sends_tagged(10));
+        assert!(!VlanMode::Access(10).sends_tagged(10));
+    }
     use pipeline::flowkey::VLAN_PCP_SHIFT;
 
     const SEC: u64 = 1_000_000_000;

@@ -29,6 +29,12 @@ pub enum VlanSpec {
     Access(u16),
     /// Tagged frames of these VLANs, ascending, no repeats (`vlan=trunk:1,2,3`).
     Trunk(Vec<u16>),
+    /// A trunk of `trunks` (empty: every VLAN) whose untagged frames are VLAN `tag`, sent out
+    /// tagged (`vlan=native-tagged:TAG[:1,2,3]`, Open vSwitch's `vlan_mode=native-tagged`).
+    NativeTagged { tag: u16, trunks: Vec<u16> },
+    /// The same, with the native VLAN's frames sent out untagged
+    /// (`vlan=native-untagged:TAG[:1,2,3]`).
+    NativeUntagged { tag: u16, trunks: Vec<u16> },
 }
 
 /// A port type with its options.
@@ -181,6 +187,12 @@ fn normal_key(key: &str) -> String {
     key.trim().to_ascii_lowercase().replace('_', "-")
 }
 
+/// VLAN ids as `vlan=` lists them: `10,20,30`.
+fn ids(list: &[u16]) -> String {
+    let ids: Vec<String> = list.iter().map(u16::to_string).collect();
+    ids.join(",")
+}
+
 fn parse_vlan(value: &str) -> Result<VlanSpec, PortSpecError> {
     let vid = |s: &str| -> Result<u16, PortSpecError> {
         let n: u16 = s
@@ -192,22 +204,41 @@ fn parse_vlan(value: &str) -> Result<VlanSpec, PortSpecError> {
         }
         Ok(n)
     };
-    match value.split_once(':') {
-        Some((mode, id)) if mode.eq_ignore_ascii_case("access") => Ok(VlanSpec::Access(vid(id)?)),
-        Some((mode, ids)) if mode.eq_ignore_ascii_case("trunk") => {
-            let mut list = ids
-                .split(',')
-                .filter(|s| !s.trim().is_empty())
-                .map(vid)
-                .collect::<Result<Vec<u16>, _>>()?;
-            if list.is_empty() {
+    let list = |ids: &str| -> Result<Vec<u16>, PortSpecError> {
+        let mut list = ids
+            .split(',')
+            .filter(|s| !s.trim().is_empty())
+            .map(vid)
+            .collect::<Result<Vec<u16>, _>>()?;
+        list.sort_unstable();
+        list.dedup();
+        Ok(list)
+    };
+    let (mode, rest) = value.split_once(':').unwrap_or((value, ""));
+    match mode.to_ascii_lowercase().as_str() {
+        "access" if !rest.is_empty() => Ok(VlanSpec::Access(vid(rest)?)),
+        "trunk" => {
+            let trunks = list(rest)?;
+            if trunks.is_empty() {
                 return Err(bad("vlan", value, "a trunk needs at least one VLAN id"));
             }
-            list.sort_unstable();
-            list.dedup();
-            Ok(VlanSpec::Trunk(list))
+            Ok(VlanSpec::Trunk(trunks))
         }
-        _ => Err(bad("vlan", value, "expected access:N or trunk:N,N,...")),
+        m @ ("native-tagged" | "native-untagged") if !rest.is_empty() => {
+            let (tag, ids) = rest.split_once(':').unwrap_or((rest, ""));
+            let (tag, trunks) = (vid(tag)?, list(ids)?);
+            Ok(if m == "native-tagged" {
+                VlanSpec::NativeTagged { tag, trunks }
+            } else {
+                VlanSpec::NativeUntagged { tag, trunks }
+            })
+        }
+        _ => Err(bad(
+            "vlan",
+            value,
+            "expected access:N, trunk:N,N,..., native-tagged:N[:N,N,...] or \
+             native-untagged:N[:N,N,...]",
+        )),
     }
 }
 
@@ -319,8 +350,19 @@ impl PortSpec {
                 let _ = write!(s, " vlan=access:{v}");
             }
             Some(VlanSpec::Trunk(list)) => {
-                let ids: Vec<String> = list.iter().map(u16::to_string).collect();
-                let _ = write!(s, " vlan=trunk:{}", ids.join(","));
+                let _ = write!(s, " vlan=trunk:{}", ids(list));
+            }
+            Some(VlanSpec::NativeTagged { tag, trunks }) => {
+                let _ = write!(s, " vlan=native-tagged:{tag}");
+                if !trunks.is_empty() {
+                    let _ = write!(s, ":{}", ids(trunks));
+                }
+            }
+            Some(VlanSpec::NativeUntagged { tag, trunks }) => {
+                let _ = write!(s, " vlan=native-untagged:{tag}");
+                if !trunks.is_empty() {
+                    let _ = write!(s, ":{}", ids(trunks));
+                }
             }
             None => {}
         }
@@ -770,13 +812,43 @@ mod tests {
         assert_refused("g", &format!("{g} vlan=access:4096"), "vlan", "0..=4095");
         assert_refused("g", &format!("{g} vlan=access:x"), "vlan", "not a VLAN id");
         assert_refused("g", &format!("{g} vlan=trunk:"), "vlan", "at least one");
+        let expected = "access:N, trunk:N,N,..., native-tagged";
+        assert_refused("g", &format!("{g} vlan=native:5"), "vlan", expected);
+        assert_refused("g", &format!("{g} vlan=10"), "vlan", expected);
+        assert_refused("g", &format!("{g} vlan=access"), "vlan", expected);
+        assert_refused("g", &format!("{g} vlan=native-tagged"), "vlan", expected);
         assert_refused(
             "g",
-            &format!("{g} vlan=native:5"),
+            &format!("{g} vlan=native-untagged:x"),
             "vlan",
-            "access:N or trunk",
+            "not a VLAN id",
         );
-        assert_refused("g", &format!("{g} vlan=10"), "vlan", "access:N or trunk");
+        assert_refused(
+            "g",
+            &format!("{g} vlan=native-tagged:5:9999"),
+            "vlan",
+            "0..=4095",
+        );
+        for (text, spec) in [
+            (
+                "vlan=native-tagged:5",
+                VlanSpec::NativeTagged {
+                    tag: 5,
+                    trunks: vec![],
+                },
+            ),
+            (
+                "vlan=native-untagged:5:30,10",
+                VlanSpec::NativeUntagged {
+                    tag: 5,
+                    trunks: vec![10, 30],
+                },
+            ),
+        ] {
+            let s = args("g", &format!("{g} {text}")).unwrap();
+            assert_eq!(s.vlan, Some(spec), "{text}");
+            round_trip(&s);
+        }
     }
 
     #[test]

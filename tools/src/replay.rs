@@ -10,12 +10,12 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use datapath::switch::{Switch, SwitchPort};
-use openflow::normal::{MacTable, NormalPort, VlanMode, DEFAULT_AGING_NS, DEFAULT_MAX_ENTRIES};
+use openflow::normal::{MacTable, NormalPort, DEFAULT_AGING_NS, DEFAULT_MAX_ENTRIES};
 use openflow::{Bridge, BridgeUpcall, DEFAULT_RULES};
 use ports::pcap::file::{read_pcap, Frame, PcapOut};
 use serde::Serialize;
 
-use crate::scenario::{PortVlan, Scenario};
+use crate::scenario::Scenario;
 
 /// Everything a replay counted, as written to `counters.json`.
 #[derive(Serialize, Debug)]
@@ -48,10 +48,7 @@ pub fn upcall_for(s: &Scenario, now_ns: u64) -> Result<BridgeUpcall> {
         .iter()
         .map(|p| NormalPort {
             ofport: p.ofport,
-            vlan: match &p.vlan {
-                PortVlan::Access(tag) => VlanMode::Access(*tag),
-                PortVlan::Trunk(vids) => VlanMode::Trunk(vids.clone()),
-            },
+            vlan: p.vlan.clone(),
             flood: true,
         })
         .collect();

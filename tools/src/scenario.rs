@@ -28,14 +28,8 @@ pub enum ScenarioError {
     },
 }
 
-/// How NORMAL treats VLAN tags on a port.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum PortVlan {
-    /// Untagged frames belong to VLAN `tag`; frames tagged with another VLAN are dropped.
-    Access(u16),
-    /// Tagged frames of the listed VLANs (empty: every VLAN); untagged frames are VLAN 0.
-    Trunk(Vec<u16>),
-}
+/// How NORMAL treats VLAN tags on a port: the bridge's own type.
+pub use openflow::normal::VlanMode as PortVlan;
 
 /// One port of the scenario.
 #[derive(Clone, Debug)]
@@ -184,6 +178,20 @@ impl Scenario {
                     return Err(field(at("trunks"), "an access port has no trunks".into()))
                 }
                 Some("trunk") => return Err(field(at("tag"), "a trunk port has no tag".into())),
+                Some(m @ ("native-tagged" | "native-untagged")) => {
+                    let Some(tag) = p.tag else {
+                        return Err(field(
+                            at("tag"),
+                            format!("a {m} port needs its native VLAN"),
+                        ));
+                    };
+                    let trunks = p.trunks.unwrap_or_default();
+                    if m == "native-tagged" {
+                        PortVlan::NativeTagged { tag, trunks }
+                    } else {
+                        PortVlan::NativeUntagged { tag, trunks }
+                    }
+                }
                 None => {
                     return Err(field(
                         at("vlan_mode"),
@@ -193,13 +201,20 @@ impl Scenario {
                 Some(other) => {
                     return Err(field(
                         at("vlan_mode"),
-                        format!("{other:?} is neither \"access\" nor \"trunk\""),
+                        format!(
+                            "{other:?} is not one of \"access\", \"trunk\", \"native-tagged\", \
+                             \"native-untagged\""
+                        ),
                     ))
                 }
             };
             let vids = match &vlan {
                 PortVlan::Access(t) => vec![*t],
                 PortVlan::Trunk(t) => t.clone(),
+                PortVlan::NativeTagged { tag, trunks }
+                | PortVlan::NativeUntagged { tag, trunks } => std::iter::once(*tag)
+                    .chain(trunks.iter().copied())
+                    .collect(),
             };
             if let Some(bad) = vids.iter().find(|v| **v > 4095) {
                 return Err(field(
@@ -317,6 +332,21 @@ mod tests {
         // No VLAN settings: a trunk of every VLAN, as in Open vSwitch and the daemon.
         assert_eq!(s.ports[0].vlan, PortVlan::Trunk(vec![]));
         assert_eq!(s.ports[1].vlan, PortVlan::Trunk(vec![10]));
+        let s = parse("[[port]]\nname='p1'\nofport=1\nvlan_mode='native-untagged'\ntag=7\n[[port]]\nname='p2'\nofport=2\nvlan_mode='native-tagged'\ntag=8\ntrunks=[8,9]\n").unwrap();
+        assert_eq!(
+            s.ports[0].vlan,
+            PortVlan::NativeUntagged {
+                tag: 7,
+                trunks: vec![]
+            }
+        );
+        assert_eq!(
+            s.ports[1].vlan,
+            PortVlan::NativeTagged {
+                tag: 8,
+                trunks: vec![8, 9]
+            }
+        );
     }
 
     #[test]
@@ -334,6 +364,10 @@ mod tests {
             (
                 "[[port]]\nname='p1'\nofport=1\ntag=5000\n",
                 "port[0].tag/trunks",
+            ),
+            (
+                "[[port]]\nname='p1'\nofport=1\nvlan_mode='native-tagged'\n",
+                "port[0].tag",
             ),
             (
                 "[[port]]\nname='p1'\nofport=1\ninput='nope.pcap'\n",

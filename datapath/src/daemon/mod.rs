@@ -478,6 +478,14 @@ fn open_port(bridge: &str, spec: PortSpec) -> Result<PortState> {
         vlan: match &spec.vlan {
             Some(VlanSpec::Access(v)) => VlanMode::Access(*v),
             Some(VlanSpec::Trunk(v)) => VlanMode::Trunk(v.clone()),
+            Some(VlanSpec::NativeTagged { tag, trunks }) => VlanMode::NativeTagged {
+                tag: *tag,
+                trunks: trunks.clone(),
+            },
+            Some(VlanSpec::NativeUntagged { tag, trunks }) => VlanMode::NativeUntagged {
+                tag: *tag,
+                trunks: trunks.clone(),
+            },
             None => VlanMode::Trunk(Vec::new()),
         },
         spec,
