@@ -899,6 +899,65 @@ its own, not copied), so with zeros its output is the same and the cross-check h
     return s
 
 
+def frag_mode_scenario(mode):
+    """The same rules and frames under one of OVS's fragment modes (`ovs-ofctl set-frags`)."""
+    how = {
+        "normal": "the tables read a fragment's ports as 0, the first fragment included, so the "
+                  "first fragment misses the port rule and goes to p3 like the later one",
+        "nx-match": "fragments go through the tables as they are: the first fragment has its UDP "
+                    "header and matches the port rule (p2); the later one has no ports (p3)",
+        "drop": "every fragment is dropped before the tables; whole datagrams are not",
+    }[mode]
+    s = Scenario(
+        "frag-" + mode,
+        "IP fragments under frag_mode %s (Open vSwitch's `set-frags`)" % mode,
+        """
+Rules: UDP to port 5000 from p1 → p2, other IP from p1 → p3. A whole UDP datagram to 5000 goes
+to p2 and one to 6000 to p3 in every mode. A datagram to 5000 in two fragments: with
+frag_mode %s, %s.%s
+""" % (mode, how, " It is the default: the scenario does not set it." if mode == "normal" else ""),
+        [{"name": "p%d" % n, "ofport": n} for n in (1, 2, 3)],
+        rules=[
+            "priority=200,in_port=1,udp,tp_dst=5000,actions=output:2",
+            "priority=100,in_port=1,ip,actions=output:3",
+            "priority=0,actions=drop",
+        ],
+        options=None if mode == "normal" else {"frag_mode": mode},
+    )
+    h1, h2 = mac(0x61), mac(0x62)
+
+    def whole(dport, n):
+        return Ether(src=h1, dst=h2) / IP(src="10.70.0.1", dst="10.70.0.2", id=n) / UDP(sport=4000, dport=dport) / Raw(b"whole-datagram-%02d" % n)
+
+    body = bytes(UDP(sport=4000, dport=5000) / Raw(b"a fragmented datagram to 5000, forty!"))
+    first = Ether(src=h1, dst=h2) / IP(src="10.70.0.1", dst="10.70.0.2", id=0x7070, flags="MF", frag=0, proto=17) / Raw(body[:24])
+    later = Ether(src=h1, dst=h2) / IP(src="10.70.0.1", dst="10.70.0.2", id=0x7070, flags=0, frag=3, proto=17) / Raw(body[24:])
+    for rep in range(2):
+        note = " (cached)" if rep else ""
+        s.send("p1", whole(5000, 1 + rep), "UDP → 5000, whole", {"p2": None}, "port rule" + note)
+        s.send("p1", whole(6000, 3 + rep), "UDP → 6000, whole", {"p3": None}, "other IP" + note)
+        if mode == "drop":
+            s.send("p1", first, "UDP → 5000, first fragment", None, "frag_mode drop" + note, drop="frag-drop")
+            s.send("p1", later, "UDP, later fragment", None, "frag_mode drop" + note, drop="frag-drop")
+        else:
+            s.send("p1", first, "UDP → 5000, first fragment", {"p2" if mode == "nx-match" else "p3": None},
+                   ("ports read as they are: port rule" if mode == "nx-match" else "ports read as 0: other IP") + note)
+            s.send("p1", later, "UDP, later fragment", {"p3": None}, "no ports: other IP" + note)
+    return s
+
+
+def frag_normal():
+    return frag_mode_scenario("normal")
+
+
+def frag_nx_match():
+    return frag_mode_scenario("nx-match")
+
+
+def frag_drop():
+    return frag_mode_scenario("drop")
+
+
 def priorities():
     s = Scenario(
         "priorities",
@@ -1084,7 +1143,7 @@ first check that fails when parsing front to back. Frame 2 is a zero-length capt
     return s
 
 
-SCENARIOS = [l2_learning, vlan, vlan_defaults, vlan_native, acl, rewrite, resubmit, nested_tables, fragments, priorities, malformed]
+SCENARIOS = [l2_learning, vlan, vlan_defaults, vlan_native, acl, rewrite, resubmit, nested_tables, fragments, frag_normal, frag_nx_match, frag_drop, priorities, malformed]
 
 
 def build(names=None):

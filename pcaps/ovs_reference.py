@@ -114,6 +114,8 @@ def replay(ovs, s, out):
         if os.path.exists(mgmt[5:]):
             break
         time.sleep(0.1)
+    if "frag_mode" in s.options:
+        ovs.ofctl("set-frags", mgmt, s.options["frag_mode"])
     if s.rules is not None:
         rules = os.path.join(out, "rules.txt")
         with open(rules, "w") as f:

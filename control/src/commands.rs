@@ -65,6 +65,11 @@ pub const VERBS: &[(&str, &str)] = &[
     ),
     ("dump-flows BRIDGE", "the rules with their counters"),
     (
+        "set-frags BRIDGE normal|nx-match|drop",
+        "how the rules see IP fragments (as ovs-ofctl set-frags)",
+    ),
+    ("get-frags BRIDGE", "the bridge's fragment handling"),
+    (
         "dump-megaflows [BRIDGE]",
         "the datapath's megaflows (masks and stats) per PMD",
     ),
@@ -198,6 +203,27 @@ pub fn execute(d: &mut Daemon, argv: &[String], data: Option<&str>) -> Result<Re
             let lines = b.of.dump_flows(d.now_ns());
             Ok(Reply::new(lines.join("\n"), json!(lines)))
         }
+        "set-frags" => {
+            allow(&[])?;
+            let bridge = arg(&args, 0, "bridge")?;
+            let mode = frag_mode(arg(&args, 1, "frag_mode")?)?;
+            d.bridge(bridge)?.of.set_frag_mode(mode);
+            // As after a rule change: no fragment is handled the old way once this answers.
+            d.barrier()?;
+            Ok(Reply::new(
+                format!("{bridge}: frag_mode {}", mode.name()),
+                json!({ "bridge": bridge, "frag_mode": mode.name() }),
+            ))
+        }
+        "get-frags" => {
+            allow(&[])?;
+            let bridge = arg(&args, 0, "bridge")?;
+            let mode = d.bridge(bridge)?.of.frag_mode();
+            Ok(Reply::new(
+                mode.name().to_string(),
+                json!({ "bridge": bridge, "frag_mode": mode.name() }),
+            ))
+        }
         "dump-megaflows" => {
             allow(&[])?;
             dump_megaflows(d, args.first().cloned())
@@ -265,6 +291,12 @@ fn arg<'a>(args: &'a [String], i: usize, field: &str) -> Result<&'a str> {
     args.get(i)
         .map(String::as_str)
         .ok_or_else(|| anyhow!("{field}: missing"))
+}
+
+/// A fragment mode by the name `set-frags` takes.
+pub fn frag_mode(v: &str) -> Result<openflow::FragMode> {
+    openflow::FragMode::from_name(v)
+        .ok_or_else(|| anyhow!("frag_mode: {v:?} is not one of normal, nx-match, drop"))
 }
 
 fn parse_bool(field: &str, v: &str) -> Result<bool> {

@@ -55,6 +55,8 @@ struct BridgeFile {
     name: String,
     local: Option<bool>,
     rules: Option<PathBuf>,
+    #[serde(rename = "frag-mode")]
+    frag_mode: Option<String>,
     #[serde(default)]
     port: Vec<toml::Table>,
 }
@@ -64,6 +66,8 @@ struct BridgeFile {
 pub struct BridgeConfig {
     pub name: String,
     pub local: bool,
+    /// How the rules see IP fragments (`frag-mode`, as `set-frags`).
+    pub frag_mode: openflow::FragMode,
     /// The rules file's contents and name.
     pub rules: Option<(String, String)>,
     pub ports: Vec<PortSpec>,
@@ -89,6 +93,7 @@ impl Config {
             bridges: vec![BridgeConfig {
                 name: "br0".into(),
                 local: true,
+                frag_mode: openflow::FragMode::default(),
                 rules: None,
                 ports: Vec::new(),
             }],
@@ -180,9 +185,15 @@ impl Config {
                     .map_err(|e| anyhow!("bridge {} port {name}: {e}", b.name))?;
                 ports.push(spec);
             }
+            let frag_mode = match &b.frag_mode {
+                Some(m) => crate::commands::frag_mode(m)
+                    .map_err(|e| anyhow!("bridge {}: frag-mode: {e}", b.name))?,
+                None => openflow::FragMode::default(),
+            };
             bridges.push(BridgeConfig {
                 name: b.name,
                 local: b.local.unwrap_or(true),
+                frag_mode,
                 rules,
                 ports,
             });
@@ -210,6 +221,7 @@ pub fn build(config: &Config) -> Result<Daemon> {
     for b in &config.bridges {
         d.add_bridge(&b.name, b.local)
             .with_context(|| format!("bridge {}", b.name))?;
+        d.bridge(&b.name)?.of.set_frag_mode(b.frag_mode);
         if let Some((text, name)) = &b.rules {
             let br = d.bridge(&b.name)?;
             // The file replaces the default NORMAL rule.
@@ -285,6 +297,15 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("rules"), "{e}");
+        let e = Config::parse(
+            "[[bridge]]\nname = \"b\"\nfrag-mode = \"reassemble\"\n",
+            dir,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("frag-mode") && e.contains("nx-match"), "{e}");
+        let c = Config::parse("[[bridge]]\nname = \"b\"\nfrag-mode = \"drop\"\n", dir).unwrap();
+        assert_eq!(c.bridges[0].frag_mode, openflow::FragMode::Drop);
     }
 
     #[test]

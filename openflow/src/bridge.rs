@@ -12,7 +12,7 @@ use crate::error::BundleError;
 use crate::normal::{MacTable, NormalPort};
 use crate::rule::FlowMod;
 use crate::ruleset::{ApplyReport, FlowTables, Rule};
-use crate::xlate::{translate, XlateEnv};
+use crate::xlate::{translate, FragMode, XlateEnv};
 
 /// One bridge: ports, MAC table, rules.
 pub struct Bridge {
@@ -20,6 +20,7 @@ pub struct Bridge {
     port_changes: AtomicU64,
     macs: MacTable,
     rules: FlowTables,
+    frag_mode: ArcSwap<FragMode>,
 }
 
 impl Bridge {
@@ -29,6 +30,7 @@ impl Bridge {
             port_changes: AtomicU64::new(0),
             macs,
             rules: FlowTables::new(),
+            frag_mode: ArcSwap::from_pointee(FragMode::default()),
         }
     }
 
@@ -48,6 +50,18 @@ impl Bridge {
     /// Replaces the port list (moves the generation).
     pub fn set_ports(&self, ports: Vec<NormalPort>) {
         self.ports.store(Arc::new(ports));
+        self.port_changes.fetch_add(1, Ordering::Release);
+    }
+
+    /// How translation treats IP fragments (`set-frags`).
+    pub fn frag_mode(&self) -> FragMode {
+        **self.frag_mode.load()
+    }
+
+    /// Sets the fragment handling; every megaflow is revalidated (the config generation
+    /// moves), so no fragment is handled the old way after this returns.
+    pub fn set_frag_mode(&self, mode: FragMode) {
+        self.frag_mode.store(Arc::new(mode));
         self.port_changes.fetch_add(1, Ordering::Release);
     }
 
@@ -88,6 +102,7 @@ impl Bridge {
             macs: &self.macs,
             now_ns,
             learn,
+            frag_mode: self.frag_mode(),
         };
         translate(&env, key)
     }

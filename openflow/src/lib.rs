@@ -26,4 +26,4 @@ pub use rule::{
     N_REGS, N_TABLES, OFPP_LOCAL,
 };
 pub use ruleset::{ApplyReport, FlowTables, Rule, RuleSet, RuleStats};
-pub use xlate::{translate, XlateEnv, MAX_RESUBMIT_DEPTH};
+pub use xlate::{translate, FragMode, XlateEnv, MAX_RESUBMIT_DEPTH};

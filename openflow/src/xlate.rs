@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use pipeline::field::{complete_megaflow_mask, Slot, Write, VLAN_PCP, VLAN_VID};
-use pipeline::flowkey::VLAN_PRESENT;
+use pipeline::flowkey::{FRAG_ANY, VLAN_PRESENT};
 use pipeline::{DpAction, FlowKey, StatsSink, UpcallResult};
 
 use crate::normal::{normal_xlate, MacTable, MacUse, NormalPort};
@@ -23,6 +23,39 @@ pub const MAX_RESUBMIT_DEPTH: u32 = 64;
 
 const TPID_8021Q: u16 = 0x8100;
 
+/// How translation treats IP fragments, as Open vSwitch's `ovs-ofctl set-frags` sets it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FragMode {
+    /// Fragments go through the tables with their L4 ports (and ICMP type and code) read as
+    /// 0, the first fragment included: a rule on ports never matches part of a datagram.
+    /// Open vSwitch's default.
+    #[default]
+    Normal,
+    /// Fragments go through the tables as they are: the first fragment with its ports, later
+    /// ones with 0; rules can tell them apart with `ip_frag`.
+    NxMatch,
+    /// Every fragment is dropped before the tables.
+    Drop,
+}
+
+impl FragMode {
+    /// The name `set-frags` takes and `get-frags` prints.
+    pub fn name(self) -> &'static str {
+        match self {
+            FragMode::Normal => "normal",
+            FragMode::NxMatch => "nx-match",
+            FragMode::Drop => "drop",
+        }
+    }
+
+    /// Parses a name of [`FragMode::name`].
+    pub fn from_name(s: &str) -> Option<FragMode> {
+        [FragMode::Normal, FragMode::NxMatch, FragMode::Drop]
+            .into_iter()
+            .find(|m| m.name() == s)
+    }
+}
+
 /// What translation needs besides the rules.
 pub struct XlateEnv<'a> {
     pub rules: &'a RuleSet,
@@ -31,6 +64,7 @@ pub struct XlateEnv<'a> {
     pub now_ns: u64,
     /// `NORMAL` learns sources (see [`MacUse::learn`]).
     pub learn: bool,
+    pub frag_mode: FragMode,
 }
 
 struct Xlate<'a> {
@@ -60,6 +94,31 @@ pub fn translate(env: &XlateEnv<'_>, key: &FlowKey) -> UpcallResult {
         too_deep: false,
         stop_table: false,
     };
+    if key.is_ip() {
+        let fragment = key.nw_frag & FRAG_ANY != 0;
+        match env.frag_mode {
+            FragMode::Normal if fragment => {
+                // As OVS: the tables see no ports. The megaflow still matches the packet's own
+                // (its mask comes from the lookups), which is only more specific.
+                x.wc.key.nw_frag |= FRAG_ANY;
+                x.f.key.tp_src = 0;
+                x.f.key.tp_dst = 0;
+            }
+            FragMode::Drop => {
+                // Every IP megaflow says whether it holds fragments, so none is forwarded.
+                x.wc.key.dl_type = 0xffff;
+                x.wc.key.nw_frag |= FRAG_ANY;
+                if fragment {
+                    return UpcallResult {
+                        actions: Vec::new(),
+                        mask: complete_megaflow_mask(x.wc.key),
+                        sinks: Vec::new(),
+                    };
+                }
+            }
+            _ => {}
+        }
+    }
     x.table(0, None);
     if x.too_deep {
         x.actions.clear();
@@ -483,6 +542,36 @@ mod tests {
         let r = b.translate(&k, 0);
         assert!(r.actions.is_empty());
         assert_eq!(r.mask.nw_ttl, 0);
+    }
+
+    #[test]
+    fn fragments_follow_the_bridge_frag_mode() {
+        let b = bridge(
+            "priority=200,tcp,tp_dst=80,actions=output:2\npriority=100,ip,actions=output:3\n",
+        );
+        let mut first = ip_key(1);
+        first.nw_frag = FRAG_ANY;
+        // normal (the default): the first fragment's ports read as 0.
+        assert_eq!(b.frag_mode(), FragMode::Normal);
+        let r = b.translate(&first, 0);
+        assert_eq!(r.actions, vec![DpAction::Output(3)]);
+        assert_eq!(r.mask.nw_frag & FRAG_ANY, FRAG_ANY);
+        // A whole datagram is not affected, and its megaflow holds no fragment.
+        let r = b.translate(&ip_key(1), 0);
+        assert_eq!(r.actions, vec![DpAction::Output(2)]);
+        assert_eq!(r.mask.nw_frag & FRAG_ANY, FRAG_ANY);
+        b.set_frag_mode(FragMode::NxMatch);
+        assert_eq!(b.translate(&first, 0).actions, vec![DpAction::Output(2)]);
+        b.set_frag_mode(FragMode::Drop);
+        assert!(b.translate(&first, 0).actions.is_empty());
+        // In drop mode every IP megaflow says it is not a fragment.
+        let b = bridge("ip,actions=output:3\n");
+        b.set_frag_mode(FragMode::Drop);
+        let r = b.translate(&ip_key(1), 0);
+        assert_eq!(r.actions, vec![DpAction::Output(3)]);
+        assert_eq!(r.mask.nw_frag & FRAG_ANY, FRAG_ANY);
+        assert_eq!(FragMode::from_name("nx-match"), Some(FragMode::NxMatch));
+        assert_eq!(FragMode::from_name("reassemble"), None);
     }
 
     #[test]

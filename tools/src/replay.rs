@@ -11,7 +11,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use datapath::switch::{Switch, SwitchPort};
 use openflow::normal::{MacTable, NormalPort, DEFAULT_AGING_NS, DEFAULT_MAX_ENTRIES};
-use openflow::{Bridge, BridgeUpcall, DEFAULT_RULES};
+use openflow::{Bridge, BridgeUpcall, FragMode, DEFAULT_RULES};
 use ports::pcap::file::{read_pcap, Frame, PcapOut};
 use serde::Serialize;
 
@@ -61,6 +61,9 @@ pub fn upcall_for(s: &Scenario, now_ns: u64) -> Result<BridgeUpcall> {
         ),
         None => (DEFAULT_RULES.to_string(), "default rules".to_string()),
     };
+    if let Some(mode) = s.options.frag_mode.as_deref().and_then(FragMode::from_name) {
+        bridge.set_frag_mode(mode);
+    }
     bridge
         .add_flows_text(&text, now_ns)
         .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;

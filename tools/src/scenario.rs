@@ -49,6 +49,9 @@ pub struct ScenarioOptions {
     pub emc_insert_inv_prob: Option<u32>,
     /// Most packets per rx batch (default 32, at most 256).
     pub batch: Option<usize>,
+    /// How the bridge treats IP fragments: `normal` (the default), `nx-match` or `drop`, as
+    /// `ovs-ofctl set-frags` sets them.
+    pub frag_mode: Option<String>,
 }
 
 /// A loaded, validated scenario.
@@ -241,6 +244,14 @@ impl Scenario {
                 input,
                 vlan,
             });
+        }
+        if let Some(m) = &raw.options.frag_mode {
+            if openflow::FragMode::from_name(m).is_none() {
+                return Err(field(
+                    "options.frag_mode".into(),
+                    format!("{m:?} is not one of normal, nx-match, drop"),
+                ));
+            }
         }
         if let Some(b) = raw.options.batch {
             if b == 0 || b > pipeline::MAX_BATCH {

@@ -223,6 +223,8 @@ fn bad_requests_are_refused_naming_the_field_and_change_nothing() {
         (vec!["add-br", "b0"], "bridge"),
         (vec!["frobnicate"], "verb"),
         (vec!["dump-flows"], "bridge"),
+        (vec!["set-frags", "b0", "reassemble"], "frag_mode"),
+        (vec!["set-frags", "nope", "drop"], "bridge"),
     ] {
         let e = d.err(&argv);
         assert!(e.contains(field), "{argv:?}: {e:?} does not name {field}");
@@ -232,6 +234,10 @@ fn bad_requests_are_refused_naming_the_field_and_change_nothing() {
     let show = d.ok(&["show", "--json"]).json;
     assert_eq!(show["settings"]["batch"], 32);
     assert_eq!(show["bridges"][0]["ports"].as_array().unwrap().len(), 0);
+    // Fragment handling: OVS's default, then what set-frags set.
+    assert_eq!(d.ok(&["get-frags", "b0"]).json["frag_mode"], "normal");
+    d.ok(&["set-frags", "b0", "nx-match"]);
+    assert_eq!(d.ok(&["get-frags", "b0"]).json["frag_mode"], "nx-match");
 }
 
 #[test]
