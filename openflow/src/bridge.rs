@@ -91,8 +91,8 @@ impl Bridge {
         self.translate_learning(key, now_ns, true)
     }
 
-    /// As [`Bridge::translate`]; `NORMAL` learns the source only when `learn` (false to
-    /// re-translate a megaflow that no packet used lately, [`Upcall::retranslate`]).
+    /// As [`Bridge::translate`]; `NORMAL` moves a learned source only when `learn` (false to
+    /// re-translate a megaflow, [`Upcall::retranslate`]).
     pub fn translate_learning(&self, key: &FlowKey, now_ns: u64, learn: bool) -> UpcallResult {
         let rules = self.rules.load();
         let ports = self.ports.load();
@@ -151,8 +151,11 @@ impl Upcall for BridgeUpcall {
         self.0.config_generation()
     }
 
-    fn retranslate(&mut self, key: &FlowKey, now_ns: u64, used: bool) -> UpcallResult {
-        self.0.translate_learning(key, now_ns, used)
+    /// Never moves a MAC, used or not: a megaflow's sinks learn its source again as its
+    /// packets arrive (see `normal::MacRefresh`), while "used since the last revalidation"
+    /// may reach back to before the MAC moved away, and learning then would move it back.
+    fn retranslate(&mut self, key: &FlowKey, now_ns: u64, _used: bool) -> UpcallResult {
+        self.0.translate_learning(key, now_ns, false)
     }
 
     fn tick(&mut self, now_ns: u64) {
@@ -193,7 +196,7 @@ mod tests {
     }
 
     #[test]
-    fn an_unused_megaflow_retranslates_without_learning_and_config_excludes_the_mac_table() {
+    fn a_retranslation_never_moves_a_mac_and_config_excludes_the_mac_table() {
         let port = |n| NormalPort {
             ofport: n,
             vlan: VlanMode::Trunk(Vec::new()),
@@ -217,20 +220,32 @@ mod tests {
         assert_eq!(bridge.macs().lookup(0, mac, 0), Some(2));
         assert_eq!(up.config_generation(), config);
         let g = up.generation();
-        // Port 1's megaflow, unused, re-translated: the MAC stays on port 2, and the megaflow
-        // gets no sink that would keep port 2's entry alive (only the rule's).
+        // Port 1's megaflow, unused, re-translated: the MAC stays on port 2. Its sink learns
+        // the MAC on port 1 again only if packets use the megaflow.
         let unused = up.retranslate(&from(1), 0, false);
         assert_eq!(bridge.macs().lookup(0, mac, 0), Some(2));
         assert_eq!(up.generation(), g);
-        // Used, it learns as a translation does, and the MAC's sink comes with it.
+        for s in &unused.sinks {
+            s.credit(0, 0, 0, 1);
+        }
+        assert_eq!(bridge.macs().lookup(0, mac, 1), Some(2));
+        // Used since the last pass, it does not learn either: that use may predate the move.
         let used = up.retranslate(&from(1), 0, true);
+        assert_eq!(bridge.macs().lookup(0, mac, 0), Some(2));
+        assert_eq!(used.sinks.len(), unused.sinks.len());
+        // A translation (a new packet) does.
+        up.translate(&from(1), 0);
         assert_eq!(bridge.macs().lookup(0, mac, 0), Some(1));
-        assert_eq!(used.sinks.len(), unused.sinks.len() + 1);
         // A MAC the table lost (flushed, aged out) is learned again even by an unused one.
         bridge.macs().flush();
         let relearned = up.retranslate(&from(2), 0, false);
         assert_eq!(bridge.macs().lookup(0, mac, 0), Some(2));
         assert_eq!(relearned.sinks.len(), used.sinks.len());
+        // The unused megaflow's frames arrive on port 1 after all: the MAC moves back.
+        for s in &unused.sinks {
+            s.credit(1, 64, 0, 2);
+        }
+        assert_eq!(bridge.macs().lookup(0, mac, 2), Some(1));
         // Rules move both generations.
         bridge
             .add_flows_text("priority=5,actions=NORMAL\n", 0)

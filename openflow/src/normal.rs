@@ -9,7 +9,7 @@
 //! source keeps that MAC alive while its traffic only hits the megaflow cache.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use pipeline::flowkey::{VLAN_PCP_MASK, VLAN_PRESENT, VLAN_VID_MASK};
@@ -111,15 +111,34 @@ impl MacEntryInfo {
     }
 }
 
-/// A table entry. The port never changes: a MAC that moves gets a fresh entry, so the sinks
-/// of megaflows learned on the old port stop refreshing it.
+/// A table entry. The port never changes: a MAC that moves gets a fresh entry, and the old
+/// one is marked superseded, so the sinks of megaflows learned on the old port know that the
+/// table no longer says what they found.
 #[derive(Debug)]
 struct MacEntry {
     port: u32,
     last_seen_ns: AtomicU64,
+    /// Out of the table: replaced by a move, aged out, evicted or flushed.
+    superseded: AtomicBool,
 }
 
 impl MacEntry {
+    fn new(port: u32, now_ns: u64) -> MacEntry {
+        MacEntry {
+            port,
+            last_seen_ns: AtomicU64::new(now_ns),
+            superseded: AtomicBool::new(false),
+        }
+    }
+
+    fn retire(&self) {
+        self.superseded.store(true, Ordering::Relaxed);
+    }
+
+    fn is_superseded(&self) -> bool {
+        self.superseded.load(Ordering::Relaxed)
+    }
+
     fn alive(&self, now_ns: u64, aging_ns: u64) -> bool {
         now_ns.saturating_sub(self.last_seen_ns.load(Ordering::Relaxed)) < aging_ns
     }
@@ -135,8 +154,12 @@ type MacKey = (u16, [u8; 6]);
 
 /// The MAC learning table of one bridge: (VLAN, MAC) → port, with aging and a size limit.
 /// Shared by threads; lookups take a read lock, only learning a new or moved MAC writes.
+/// Clones share one table (the megaflows' sinks hold one to learn again).
+#[derive(Debug, Clone)]
+pub struct MacTable(Arc<Shared>);
+
 #[derive(Debug)]
-pub struct MacTable {
+struct Shared {
     aging_ns: u64,
     max_entries: usize,
     entries: RwLock<HashMap<MacKey, Arc<MacEntry>>>,
@@ -153,26 +176,26 @@ impl MacTable {
     /// A table whose entries expire `aging_ns` after they were last seen and which holds at
     /// most `max_entries` MACs (0 disables learning: every frame floods).
     pub fn new(aging_ns: u64, max_entries: usize) -> MacTable {
-        MacTable {
+        MacTable(Arc::new(Shared {
             aging_ns,
             max_entries,
             entries: RwLock::new(HashMap::new()),
             generation: AtomicU64::new(0),
-        }
+        }))
     }
 
     pub fn aging_ns(&self) -> u64 {
-        self.aging_ns
+        self.0.aging_ns
     }
 
     pub fn max_entries(&self) -> usize {
-        self.max_entries
+        self.0.max_entries
     }
 
     /// A number that changes whenever a lookup may answer differently: a MAC learned, moved,
     /// evicted or expired, or the table flushed. Read it before translating.
     pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
+        self.0.generation.load(Ordering::Acquire)
     }
 
     /// Number of entries, expired ones not yet removed by [`expire`](Self::expire) included.
@@ -191,13 +214,19 @@ impl MacTable {
         let any = self
             .read()
             .values()
-            .any(|e| !e.alive(now_ns, self.aging_ns));
+            .any(|e| !e.alive(now_ns, self.0.aging_ns));
         if !any {
             return 0;
         }
         let mut map = self.write();
         let before = map.len();
-        map.retain(|_, e| e.alive(now_ns, self.aging_ns));
+        map.retain(|_, e| {
+            let keep = e.alive(now_ns, self.0.aging_ns);
+            if !keep {
+                e.retire();
+            }
+            keep
+        });
         let removed = before - map.len();
         if removed > 0 {
             self.bump();
@@ -210,7 +239,7 @@ impl MacTable {
     pub fn lookup(&self, vlan: u16, mac: [u8; 6], now_ns: u64) -> Option<u32> {
         self.read()
             .get(&(vlan, mac))
-            .filter(|e| e.alive(now_ns, self.aging_ns))
+            .filter(|e| e.alive(now_ns, self.0.aging_ns))
             .map(|e| e.port)
     }
 
@@ -227,7 +256,7 @@ impl MacTable {
         if let Some(e) = self
             .read()
             .get(&(vlan, mac))
-            .filter(|e| e.alive(now_ns, self.aging_ns))
+            .filter(|e| e.alive(now_ns, self.0.aging_ns))
         {
             return (e.port == port).then(|| Arc::clone(e));
         }
@@ -252,7 +281,9 @@ impl MacTable {
 
     /// Forgets every MAC.
     pub fn flush(&self) {
-        self.write().clear();
+        for (_, e) in self.write().drain() {
+            e.retire();
+        }
         self.bump();
     }
 
@@ -261,7 +292,12 @@ impl MacTable {
     pub fn flush_port(&self, ofport: u32) -> usize {
         let mut map = self.write();
         let before = map.len();
-        map.retain(|_, e| e.port != ofport);
+        map.retain(|_, e| {
+            if e.port == ofport {
+                e.retire();
+            }
+            e.port != ofport
+        });
         let removed = before - map.len();
         if removed > 0 {
             self.bump();
@@ -277,7 +313,7 @@ impl MacTable {
         if let Some(e) = self.fresh_on(&self.read(), &key, port, now_ns) {
             return Some(e);
         }
-        if self.max_entries == 0 {
+        if self.0.max_entries == 0 {
             return None;
         }
         let mut map = self.write();
@@ -285,15 +321,14 @@ impl MacTable {
         if let Some(e) = self.fresh_on(&map, &key, port, now_ns) {
             return Some(e);
         }
-        if !map.contains_key(&key) && map.len() >= self.max_entries {
+        if !map.contains_key(&key) && map.len() >= self.0.max_entries {
             evict_oldest(&mut map);
         }
         // New, moved, or back after aging out: every case changes what lookups answer.
-        let entry = Arc::new(MacEntry {
-            port,
-            last_seen_ns: AtomicU64::new(now_ns),
-        });
-        map.insert(key, Arc::clone(&entry));
+        let entry = Arc::new(MacEntry::new(port, now_ns));
+        if let Some(old) = map.insert(key, Arc::clone(&entry)) {
+            old.retire();
+        }
         // Bump after the change is visible, so that a translation which read the old
         // generation cannot have seen the new table and be cached as current.
         self.bump();
@@ -309,7 +344,7 @@ impl MacTable {
         now_ns: u64,
     ) -> Option<Arc<MacEntry>> {
         let e = map.get(key)?;
-        if e.port != port || !e.alive(now_ns, self.aging_ns) {
+        if e.port != port || !e.alive(now_ns, self.0.aging_ns) {
             return None;
         }
         e.touch(now_ns);
@@ -317,17 +352,23 @@ impl MacTable {
     }
 
     fn bump(&self) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.0.generation.fetch_add(1, Ordering::AcqRel);
     }
 
     // A poisoned lock only means another thread panicked mid-update of a plain map; the map
     // itself is still consistent, so keep using it.
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<MacKey, Arc<MacEntry>>> {
-        self.entries.read().unwrap_or_else(PoisonError::into_inner)
+        self.0
+            .entries
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<MacKey, Arc<MacEntry>>> {
-        self.entries.write().unwrap_or_else(PoisonError::into_inner)
+        self.0
+            .entries
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -338,18 +379,38 @@ fn evict_oldest(map: &mut HashMap<MacKey, Arc<MacEntry>>) {
         .iter()
         .min_by_key(|(k, e)| (e.last_seen_ns.load(Ordering::Relaxed), **k))
         .map(|(k, _)| *k);
-    if let Some(k) = oldest {
-        map.remove(&k);
+    if let Some(e) = oldest.and_then(|k| map.remove(&k)) {
+        e.retire();
     }
 }
 
-/// Keeps a learned MAC alive while its megaflow carries traffic.
-struct MacRefresh(Arc<MacEntry>);
+/// What a `NORMAL` megaflow does with its packets' source while it carries traffic, as Open
+/// vSwitch's xlate cache does when it pushes a used flow's stats: keeps the source's entry
+/// alive, or, once the entry is out of the table (the MAC moved to another port, was
+/// flushed or aged out), learns the source on the megaflow's input port again. A host that
+/// comes back to a port it used before therefore moves back with its first frame, even when
+/// that frame hits a megaflow made before it left.
+struct MacRefresh {
+    table: MacTable,
+    /// The entry the translation found on this port; none when it was elsewhere.
+    entry: Option<Arc<MacEntry>>,
+    vlan: u16,
+    mac: [u8; 6],
+    port: u32,
+}
 
 impl StatsSink for MacRefresh {
     fn credit(&self, packets: u64, _bytes: u64, _tcp_flags: u16, used_ns: u64) {
-        if packets > 0 {
-            self.0.touch(used_ns);
+        if packets == 0 {
+            return;
+        }
+        match &self.entry {
+            Some(e) if !e.is_superseded() => e.touch(used_ns),
+            _ => {
+                // A write only when the table disagrees (a move back); the megaflows are
+                // revalidated after it, and take sinks holding the new entry.
+                let _ = self.table.learn(self.vlan, self.mac, self.port, used_ns);
+            }
         }
     }
 }
@@ -399,8 +460,8 @@ pub struct MacUse<'a> {
     pub now_ns: u64,
     /// Learn the packet's source. False when re-translating a megaflow that no packet used
     /// since the last revalidation: a source learned on another port then stays there (the
-    /// megaflow gets no sink for it), while one that is not in the table (flushed, aged out)
-    /// is learned as before.
+    /// megaflow's sink learns it on this port again only if packets use the megaflow), while
+    /// one that is not in the table (flushed, aged out) is learned as before.
     pub learn: bool,
 }
 
@@ -455,8 +516,14 @@ pub fn normal_xlate(
         } else {
             table.learn_unless_elsewhere(vlan, key.dl_src, in_port.ofport, now_ns)
         };
-        if let Some(entry) = entry {
-            sinks.push(Arc::new(MacRefresh(entry)));
+        if table.max_entries() > 0 {
+            sinks.push(Arc::new(MacRefresh {
+                table: table.clone(),
+                entry,
+                vlan,
+                mac: key.dl_src,
+                port: in_port.ofport,
+            }));
         }
     }
 
@@ -941,11 +1008,31 @@ mod tests {
         assert_ne!(macs.generation(), g);
         assert_eq!(macs.lookup(10, A, 2 * SEC), Some(2));
         assert_eq!(macs.len(), 1);
-        // Traffic of the megaflow learned on the old port no longer refreshes the MAC.
-        old.sinks[0].credit(1, 64, 0, 100 * SEC);
+        // No traffic on the megaflow learned on the old port: nothing changes.
+        old.sinks[0].credit(0, 0, 0, 3 * SEC);
+        assert_eq!(macs.lookup(10, A, 3 * SEC), Some(2));
+        // Traffic on it: the MAC is back on port 1 (a frame hit a megaflow made before the
+        // move, so no translation saw it), and the table says so at once.
+        let g = macs.generation();
+        old.sinks[0].credit(1, 64, 0, 4 * SEC);
+        assert_eq!(macs.lookup(10, A, 4 * SEC), Some(1));
+        assert_ne!(macs.generation(), g);
         let e = macs.entries();
-        assert_eq!(e[0].port, 2);
-        assert_eq!(e[0].last_seen_ns, 2 * SEC);
+        assert_eq!((e.len(), e[0].port, e[0].last_seen_ns), (1, 1, 4 * SEC));
+        // The sink of port 2's megaflow, whose entry that superseded, moves it again.
+        let on2 = xlate(&frame(3, B, A), &ports, &macs, 4 * SEC);
+        assert_eq!(on2.actions, [Output(1)]);
+        let back = xlate(&frame(2, A, B), &ports, &macs, 5 * SEC);
+        assert_eq!(macs.lookup(10, A, 5 * SEC), Some(2));
+        old.sinks[0].credit(2, 128, 0, 6 * SEC);
+        assert_eq!(macs.lookup(10, A, 6 * SEC), Some(1));
+        back.sinks[0].credit(1, 64, 0, 7 * SEC);
+        assert_eq!(macs.lookup(10, A, 7 * SEC), Some(2));
+        // Without learning there are no sinks to do it.
+        let off = MacTable::new(DEFAULT_AGING_NS, 0);
+        assert!(xlate(&frame(1, A, BCAST), &ports, &off, SEC)
+            .sinks
+            .is_empty());
     }
 
     #[test]
