@@ -57,8 +57,9 @@ def mac(n):
 class Frame:
     """One input frame and the switch's expected handling of it."""
 
-    def __init__(self, port, data, what, out, why, drop):
+    def __init__(self, port, data, what, out, why, drop, pause_us=0):
         self.port = port  # input port name
+        self.pause_us = pause_us  # extra time before this frame, beyond STEP_US
         self.data = data  # bytes on the wire
         self.what = what  # short description
         self.out = out  # list of (port name, expected output bytes), in port order
@@ -79,9 +80,10 @@ class Scenario:
     def port_names(self):
         return [p["name"] for p in self.ports]
 
-    def send(self, port, pkt, what, out=None, why="", drop=None):
+    def send(self, port, pkt, what, out=None, why="", drop=None, pause_us=0):
         """`out` maps port name to the expected output (a scapy packet or bytes); None or
-        {} means the frame must be dropped, with reason `drop`."""
+        {} means the frame must be dropped, with reason `drop`. The frame arrives STEP_US
+        after the one before, plus `pause_us` (the OVS reference run waits as long)."""
         data = bytes(pkt)
         outs = []
         for name in self.port_names():
@@ -92,10 +94,10 @@ class Scenario:
             unknown = set(out) - set(self.port_names())
             assert not unknown, unknown
         assert outs or drop, "%s: a dropped frame needs a drop reason" % what
-        self.frames.append(Frame(port, data, what, outs, why, drop))
+        self.frames.append(Frame(port, data, what, outs, why, drop, pause_us))
 
     def timestamp_us(self, i):
-        return T0_US + i * STEP_US
+        return T0_US + i * STEP_US + sum(f.pause_us for f in self.frames[: i + 1])
 
     def inputs(self):
         """Port name -> list of (timestamp in us, bytes), for ports that receive frames."""
@@ -221,9 +223,10 @@ def readme(s):
         out.append("Options: " + ", ".join("`%s = %s`" % kv for kv in s.options.items()) + "\n")
     out.append("## Frames, in time order\n")
     out.append(
-        "`#` is the frame's number in time order (timestamp = 1700000000.000 + (#-1) ms); the\n"
+        "`#` is the frame's number in time order (timestamp = 1700000000.000 + (#-1) ms%s); the\n"
         "frame numbers of one input pcap are the ones with that `in` port. `out` lists every port\n"
         "the frame must leave on; on each output port frames leave in this order.\n"
+        % (", plus the pauses in `why`" if any(f.pause_us for f in s.frames) else "")
     )
     out.append("| # | in | frame | out | why |")
     out.append("|---|---|---|---|---|")
@@ -232,7 +235,8 @@ def readme(s):
             o = ", ".join(name + ("" if data == f.data else " (changed)") for name, data in f.out)
         else:
             o = "drop: `%s`" % f.drop
-        out.append("| %d | %s | %s | %s | %s |" % (i + 1, f.port, f.what, o, f.why))
+        why = f.why if not f.pause_us else "(after a %g s pause) %s" % (f.pause_us / 1e6, f.why)
+        out.append("| %d | %s | %s | %s | %s |" % (i + 1, f.port, f.what, o, why))
     out.append("")
     out.append("## Expected totals\n")
     exp = s.expected_outputs()
@@ -958,6 +962,145 @@ def frag_drop():
     return frag_mode_scenario("drop")
 
 
+def vlan_limit_scenario(limit):
+    """The same rules and frames with OVS's `vlan-limit` at 1 (its default) or 2."""
+    s = Scenario(
+        "vlan-limit-%d" % limit,
+        "How many VLAN headers the tables see: vlan-limit %d%s" % (limit, " (the default)" if limit == 1 else ""),
+        """
+Open vSwitch parses %s (`other_config:vlan-limit`, default 1; vecswitch's `set vlan-limit=N`).
+Past the limit, the next TPID is the frame's EtherType and nothing after it is read, so `ip`
+and `arp` do not match a frame with more tags than that. Rules: from p1, IP and ARP → p2,
+EtherType 0x8100 → p3, anything else → p4. From p5, tagged frames get `pop_vlan` and then table 1: IP → p2,
+anything else → p4. Under limit 1 the popped frame still has the EtherType 0x8100 the tables
+read before the pop (as in OVS), under limit 2 it is IP. Every frame is sent twice, the second
+time through the cached megaflow.%s
+""" % ("one VLAN header" if limit == 1 else "two VLAN headers",
+       " The scenario does not set the option: it checks the default." if limit == 1 else ""),
+        [{"name": "p%d" % n, "ofport": n} for n in (1, 2, 3, 4, 5)],
+        rules=[
+            "priority=100,in_port=1,ip,actions=output:2",
+            "priority=100,in_port=1,arp,actions=output:2",
+            "priority=90,in_port=1,dl_type=0x8100,actions=output:3",
+            "priority=0,in_port=1,actions=output:4",
+            "priority=100,in_port=5,vlan_tci=0x1000/0x1000,actions=pop_vlan,resubmit(,1)",
+            "table=1,priority=100,ip,actions=output:2",
+            "table=1,priority=0,actions=output:4",
+        ],
+        options=None if limit == 1 else {"vlan_limit": limit},
+    )
+    h1, h2 = mac(0x71), mac(0x72)
+
+    def tags(pkt, *tpid_tci):
+        b = bytes(pkt)
+        hdr = b"".join(struct.pack("!HH", t, c) for t, c in tpid_tci)
+        return b[:12] + hdr + b[12:]
+
+    def udp(n):
+        return Ether(src=h1, dst=h2) / IP(src="10.71.0.1", dst="10.71.0.2", id=n) / UDP(sport=7100, dport=7101) / Raw(b"vlan-limit-%02d" % n)
+
+    arp = Ether(src=h1, dst=h2) / ARP(op=1, hwsrc=h1, psrc="10.71.0.1", pdst="10.71.0.2")
+    one, two = limit == 1, limit == 2
+    cases = [
+        ("p1", udp(1), "UDP, untagged", "p2", "IP"),
+        ("p1", tags(udp(2), (0x8100, 10)), "UDP, one tag (8100, VLAN 10)", "p2", "IP inside one tag"),
+        ("p1", tags(udp(3), (0x88A8, 10), (0x8100, 20)), "UDP, two tags (88a8/8100)",
+         "p3" if one else "p2", "the inner TPID is the EtherType" if one else "IP inside two tags"),
+        ("p1", tags(arp, (0x8100, 10), (0x8100, 20)), "ARP, two tags (8100/8100)",
+         "p3" if one else "p2", "the inner TPID is the EtherType" if one else "ARP inside two tags"),
+        ("p1", tags(udp(5), (0x8100, 10), (0x88A8, 20)), "UDP, two tags (8100/88a8)",
+         "p4" if one else "p2", "EtherType 0x88a8: no rule but the last" if one else "IP inside two tags"),
+        ("p1", tags(udp(6), (0x88A8, 10), (0x8100, 20), (0x8100, 30)), "UDP, three tags",
+         "p3", "the TPID after the last tag read is the EtherType"),
+    ]
+    for rep in range(2):
+        note = " (cached)" if rep else ""
+        for port, f, what, out, why in cases:
+            s.send(port, f, what, {out: None}, why + note)
+        f = udp(7)
+        s.send("p5", tags(f, (0x88A8, 10), (0x8100, 20)), "UDP, two tags, into pop_vlan",
+               {"p4" if one else "p2": tags(f, (0x8100, 20))},
+               ("outer tag popped; table 1 still reads EtherType 0x8100" if one else
+                "outer tag popped; table 1 reads IP") + note)
+        f = udp(8)
+        s.send("p5", tags(f, (0x8100, 10)), "UDP, one tag, into pop_vlan", {"p2": f},
+               "tag popped; table 1 reads IP" + note)
+        f = udp(9)
+        s.send("p5", tags(f, (0x88A8, 10), (0x8100, 20), (0x8100, 30)), "UDP, three tags, into pop_vlan",
+               {"p4": tags(f, (0x8100, 20), (0x8100, 30))}, "outer tag popped; two remain: not IP" + note)
+    return s
+
+
+def vlan_limit_1():
+    return vlan_limit_scenario(1)
+
+
+def vlan_limit_2():
+    return vlan_limit_scenario(2)
+
+
+def mac_move():
+    s = Scenario(
+        "mac-move",
+        "A host that moves to another port and back, while megaflows made before the move still match its frames",
+        """
+NORMAL, three ports with no VLAN settings. h3 stays on p3. h1 starts on p1, moves to p2, comes
+back to p1, and moves twice more. Each time it arrives on a port, its frames hit the megaflows
+made while it was there before (in_port, MACs: no translation sees them), and still the switch must learn
+it on p1 again and send h3's frames there, as Open vSwitch does (its revalidators push the
+used flows' statistics through the xlate cache, which learns their sources again; vecswitch's
+megaflow sinks do the same when they are credited). The first return is seen through a
+unicast frame, the second through a gratuitous ARP that hits the megaflow of an earlier
+broadcast. The pauses give Open vSwitch's revalidators time; vecswitch learns with the
+returning frame itself.
+""",
+        [{"name": "p%d" % n, "ofport": n} for n in (1, 2, 3)],
+    )
+    h1, h3 = mac(0x81), mac(0x83)
+    i1, i3 = "10.81.0.1", "10.81.0.3"
+
+    def udp(sm, dm, si, di, n):
+        return Ether(src=sm, dst=dm) / IP(src=si, dst=di, id=n) / UDP(sport=8100 + n, dport=8100) / Raw(b"mac-move-%02d" % n)
+
+    def arp_who_has(n):
+        return Ether(src=h1, dst=BCAST) / ARP(op=1, hwsrc=h1, psrc=i1, pdst=i3)
+
+    garp = Ether(src=h1, dst=BCAST) / ARP(op=1, hwsrc=h1, psrc=i1, hwdst="00:00:00:00:00:00", pdst=i1)
+    f = Ether(src=h3, dst=BCAST) / ARP(op=1, hwsrc=h3, psrc=i3, pdst=i1)
+    s.send("p3", f, "ARP who-has h1 from h3 (broadcast)", {"p1": None, "p2": None}, "flood; h3 learned on p3")
+    f = arp_who_has(1)
+    s.send("p1", f, "ARP who-has h3 from h1 (broadcast)", {"p2": None, "p3": None}, "flood; h1 learned on p1")
+    f = udp(h1, h3, i1, i3, 2)
+    s.send("p1", f, "UDP h1→h3", {"p3": None}, "h3 is on p3")
+    f = udp(h3, h1, i3, i1, 3)
+    s.send("p3", f, "UDP h3→h1", {"p1": None}, "h1 is on p1")
+    f = udp(h1, h3, i1, i3, 4)
+    s.send("p1", f, "UDP h1→h3", {"p3": None}, "cached")
+    # h1 moves to p2.
+    f = udp(h1, h3, i1, i3, 5)
+    s.send("p2", f, "UDP h1→h3, h1 now on p2", {"p3": None}, "h1 learned on p2", pause_us=500_000)
+    f = udp(h3, h1, i3, i1, 6)
+    s.send("p3", f, "UDP h3→h1", {"p2": None}, "h1 is on p2 now")
+    # Back to p1: the frame hits the megaflow of frame 3 and 5.
+    f = udp(h1, h3, i1, i3, 7)
+    s.send("p1", f, "UDP h1→h3, h1 back on p1", {"p3": None},
+           "hits the megaflow made before the move; h1 learned on p1 again", pause_us=500_000)
+    f = udp(h3, h1, i3, i1, 8)
+    s.send("p3", f, "UDP h3→h1", {"p1": None}, "h1 is on p1 again", pause_us=3_000_000)
+    # Away to p2 again, then back, announced by a gratuitous ARP.
+    f = udp(h1, h3, i1, i3, 9)
+    s.send("p2", f, "UDP h1→h3, h1 on p2 again", {"p3": None}, "h1 learned on p2", pause_us=500_000)
+    f = udp(h3, h1, i3, i1, 10)
+    s.send("p3", f, "UDP h3→h1", {"p2": None}, "h1 is on p2 (frame 9 hit the megaflow of frame 6)",
+           pause_us=3_000_000)
+    s.send("p1", garp, "gratuitous ARP from h1, back on p1", {"p2": None, "p3": None},
+           "flood; hits the megaflow of frame 2 (same MACs, also ARP); h1 learned on p1 again",
+           pause_us=500_000)
+    f = udp(h3, h1, i3, i1, 12)
+    s.send("p3", f, "UDP h3→h1", {"p1": None}, "h1 is on p1 again", pause_us=3_000_000)
+    return s
+
+
 def priorities():
     s = Scenario(
         "priorities",
@@ -1082,8 +1225,10 @@ first check that fails when parsing front to back. Frame 2 is a zero-length capt
         "no inner EtherType")
     ok(Ether(src=h1, dst=h2) / Dot1Q(vlan=100) / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=1000, dport=2000) / Raw(b"vlan100"),
        "valid UDP in VLAN 100", "valid: forwarded tagged (trunk to trunk)")
-    bad(eh + struct.pack("!HHHHHH", 0x88A8, 100, 0x8100, 200, 0x8100, 300, ) + struct.pack("!H", 0x0800)
-        + ipv4_hdr(payload=udp8), "three VLAN tags (88a8/8100/8100) + IPv4/UDP", "too-many-vlans")
+    ok(eh + struct.pack("!HHHHHH", 0x88A8, 100, 0x8100, 200, 0x8100, 300, ) + struct.pack("!H", 0x0800)
+       + ipv4_hdr(payload=udp8), "three VLAN tags (88a8/8100/8100) + IPv4/UDP",
+       "not malformed: the parser reads the outer tag (vlan-limit 1) and the next TPID is the "
+       "EtherType, as in OVS: forwarded")
     bad(eth(0x0806, bytes(ARP(op=1, hwsrc=h1, psrc="10.0.0.1", pdst="10.0.0.2"))[:10]), "ARP with 10 of 28 bytes",
         "arp-truncated")
     ok(Ether(src=h1, dst=h2) / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=1000, dport=2000) / Raw(b"valid-udp"),
@@ -1143,7 +1288,7 @@ first check that fails when parsing front to back. Frame 2 is a zero-length capt
     return s
 
 
-SCENARIOS = [l2_learning, vlan, vlan_defaults, vlan_native, acl, rewrite, resubmit, nested_tables, fragments, frag_normal, frag_nx_match, frag_drop, priorities, malformed]
+SCENARIOS = [l2_learning, vlan, vlan_defaults, vlan_native, acl, rewrite, resubmit, nested_tables, fragments, frag_normal, frag_nx_match, frag_drop, vlan_limit_1, vlan_limit_2, mac_move, priorities, malformed]
 
 
 def build(names=None):

@@ -90,6 +90,8 @@ class Ovs:
 def replay(ovs, s, out):
     os.makedirs(out, exist_ok=True)
     br = "br0"
+    if "vlan_limit" in s.options:
+        ovs.vsctl("set", "Open_vSwitch", ".", "other_config:vlan-limit=%d" % s.options["vlan_limit"])
     ovs.vsctl("--may-exist", "add-br", br, "--", "set", "bridge", br, "datapath_type=dummy",
               "fail-mode=standalone", "protocols=OpenFlow10,OpenFlow13")
     for p in s.ports:
@@ -128,6 +130,7 @@ def replay(ovs, s, out):
         if not f.data:
             notes.append("#%d: 0-byte frame not injected" % (i + 1))
             continue
+        time.sleep(f.pause_us / 1e6)
         r = ovs.appctl("netdev-dummy/receive", f.port, f.data.hex(), check=False)
         if r.returncode != 0:
             notes.append("#%d: refused: %s" % (i + 1, r.stderr.strip()))

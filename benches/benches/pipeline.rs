@@ -86,6 +86,7 @@ fn actions(c: &mut Criterion) {
     let targets = ExecTargets {
         drop_base: 0,
         recirc_next: None,
+        vlans: pipeline::VlanLimit::DEFAULT,
     };
     for batch in [32usize, 256] {
         g.throughput(Throughput::Elements(batch as u64));

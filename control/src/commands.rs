@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 
 use datapath::daemon::pmd::{PmdSettings, PmdSnapshot};
 use datapath::daemon::{link_state, Daemon};
+use pipeline::VlanLimit;
 use ports::spec::PortSpec;
 
 /// A verb's answer.
@@ -83,7 +84,7 @@ pub const VERBS: &[(&str, &str)] = &[
     ("clear-stats", "zero the counters"),
     (
         "set KEY=VALUE...",
-        "batch-size, busy-poll, pmd-sleep-max-us, flow-limit, pmd-cores",
+        "batch-size, busy-poll, pmd-sleep-max-us, flow-limit, vlan-limit, pmd-cores",
     ),
     (
         "rebalance",
@@ -388,7 +389,7 @@ fn show(d: &Daemon) -> Reply {
     let s = d.settings.pmd;
     let _ = write!(
         text,
-        "pmds: {}; batch-size={} busy-poll={} pmd-sleep-max-us={}",
+        "pmds: {}; batch-size={} busy-poll={} pmd-sleep-max-us={} vlan-limit={}",
         pmds.iter()
             .map(|(i, c)| match c {
                 Some(c) => format!("pmd {i} on core {c}"),
@@ -398,11 +399,17 @@ fn show(d: &Daemon) -> Reply {
             .join(", "),
         s.batch,
         s.busy_poll,
-        s.sleep_max_us
+        s.sleep_max_us,
+        d.settings.classify.vlans
     );
     Reply::new(
         text,
-        json!({ "bridges": bridges, "pmds": pmd_json, "settings": s }),
+        json!({
+            "bridges": bridges,
+            "pmds": pmd_json,
+            "settings": s,
+            "vlan_limit": d.settings.classify.vlans.headers(),
+        }),
     )
 }
 
@@ -720,6 +727,7 @@ fn set(d: &mut Daemon, args: &[String]) -> Result<Reply> {
     let mut s: PmdSettings = d.settings.pmd;
     let mut cores: Option<Vec<Option<usize>>> = None;
     let mut flow_limit: Option<usize> = None;
+    let mut vlan_limit: Option<VlanLimit> = None;
     for a in args {
         let (k, v) = a
             .split_once('=')
@@ -742,9 +750,10 @@ fn set(d: &mut Daemon, args: &[String]) -> Result<Reply> {
                         .ok_or_else(|| anyhow!("flow-limit: {v:?} is not a positive number"))?,
                 )
             }
+            "vlan-limit" => vlan_limit = Some(parse_vlan_limit(v)?),
             "pmd-cores" => cores = Some(parse_cores(v)?),
             _ => bail!(
-                "set: unknown key {k:?} (batch-size, busy-poll, pmd-sleep-max-us, flow-limit, pmd-cores)"
+                "set: unknown key {k:?} (batch-size, busy-poll, pmd-sleep-max-us, flow-limit, vlan-limit, pmd-cores)"
             ),
         }
     }
@@ -753,10 +762,21 @@ fn set(d: &mut Daemon, args: &[String]) -> Result<Reply> {
         d.settings.classify.flow_limit = limit;
         d.pmd_call_all(move |p| p.set_flow_limit(limit))?;
     }
+    if let Some(vlans) = vlan_limit {
+        d.settings.classify.vlans = vlans;
+        d.pmd_call_all(move |p| p.set_vlan_limit(vlans))?;
+    }
     if let Some(c) = cores {
         d.set_pmd_cores(c)?;
     }
     Ok(Reply::done(format!("set {}", args.join(" "))))
+}
+
+/// OVS's `vlan-limit`: how many VLAN headers the parser reads (0: as many as it can, 2).
+pub fn parse_vlan_limit(v: &str) -> Result<VlanLimit> {
+    v.parse()
+        .map(VlanLimit::from_setting)
+        .map_err(|_| anyhow!("vlan-limit: {v:?} is not a number (0 = no limit)"))
 }
 
 /// A batch size: 1 to 256.

@@ -9,6 +9,7 @@
 //! emc-entries = 8192
 //! emc-insert-inv-prob = 100
 //! flow-limit = 200000
+//! vlan-limit = 1                              # VLAN headers parsed (OVS's; 0 = 2, the most)
 //! dpdk-eal-args = ["--no-huge", "-m", "512", "--no-pci"]   # `--features dpdk` builds only
 //!
 //! [[bridge]]
@@ -44,6 +45,7 @@ struct File {
     emc_entries: Option<usize>,
     emc_insert_inv_prob: Option<u32>,
     flow_limit: Option<usize>,
+    vlan_limit: Option<u64>,
     dpdk_eal_args: Option<Vec<String>>,
     #[serde(default)]
     bridge: Vec<BridgeFile>,
@@ -140,6 +142,9 @@ impl Config {
         }
         if let Some(n) = f.flow_limit {
             s.classify.flow_limit = n;
+        }
+        if let Some(n) = f.vlan_limit {
+            s.classify.vlans = pipeline::VlanLimit::from_setting(n);
         }
         s.classify.validate().map_err(|e| anyhow!("{e}"))?;
         let mut bridges = Vec::new();
@@ -332,6 +337,16 @@ mod tests {
     }
 
     #[test]
+    fn the_vlan_limit_reads_as_ovs_reads_it() {
+        let c = Config::parse("vlan-limit = 0\n", Path::new(".")).unwrap();
+        assert_eq!(c.settings.classify.vlans, pipeline::VlanLimit::MAX);
+        let e = Config::parse("vlan-limit = \"two\"\n", Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("vlan-limit"), "{e}");
+    }
+
+    #[test]
     fn a_config_sets_what_it_names_and_keeps_defaults_otherwise() {
         let c = Config::parse(
             "batch-size = 64\nbusy-poll = true\n[[bridge]]\nname = \"b0\"\nlocal = false\n",
@@ -340,6 +355,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.settings.pmd.batch, 64);
         assert!(c.settings.pmd.busy_poll);
+        assert_eq!(c.settings.classify.vlans, pipeline::VlanLimit::DEFAULT);
         assert_eq!(c.bridges.len(), 1);
         assert!(!c.bridges[0].local);
         assert_eq!(c.socket, PathBuf::from(DEFAULT_SOCKET));

@@ -80,7 +80,9 @@ impl<U: Upcall + 'static> Switch<U> {
         pool: PacketPool,
     ) -> anyhow::Result<Self> {
         let mut graph = Graph::new();
-        let entry = graph.add(Box::new(Parse::new("classify")))?;
+        let mut parse = Parse::new("classify");
+        parse.set_vlan_limit(config.vlans);
+        let entry = graph.add(Box::new(parse))?;
         let classify = graph.add(Box::new(Classify::new(upcall, config)))?;
         graph.wire()?;
         let numbers: Vec<u32> = ports.iter().map(|p| p.1).collect();
@@ -103,6 +105,17 @@ impl<U: Upcall + 'static> Switch<U> {
             copies: CopyStats::default(),
             _upcall: std::marker::PhantomData,
         })
+    }
+
+    /// Parses `vlans` VLAN headers from the next packet on (OVS `vlan-limit`); the caches
+    /// are flushed, their keys were read under the old limit.
+    pub fn set_vlan_limit(&mut self, vlans: pipeline::VlanLimit) {
+        if let Some(p) = self.graph.node_as::<Parse>(self.entry) {
+            p.set_vlan_limit(vlans);
+        }
+        if let Some(c) = self.classifier() {
+            c.set_vlan_limit(vlans);
+        }
     }
 
     /// The ports and their counters.
@@ -445,6 +458,43 @@ mod tests {
         fn generation(&self) -> u64 {
             0
         }
+    }
+
+    /// Every flow goes out of port 2, one megaflow for all; records the EtherType of each key
+    /// it translates.
+    struct SeesType(std::sync::Arc<std::sync::Mutex<Vec<u16>>>);
+
+    impl Upcall for SeesType {
+        fn translate(&mut self, key: &FlowKey, now_ns: u64) -> UpcallResult {
+            self.0.lock().unwrap().push(key.dl_type);
+            ToPort2.translate(key, now_ns)
+        }
+
+        fn generation(&self) -> u64 {
+            0
+        }
+    }
+
+    #[test]
+    fn the_vlan_limit_reaches_the_parser_and_flushes_the_caches() {
+        let ports = [("a".to_string(), 1), ("b".to_string(), 2)];
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut sw =
+            Switch::new(&ports, SeesType(seen.clone()), ClassifyConfig::default()).unwrap();
+        let qinq = FrameBuilder::ethernet([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+            .vlan(0x88a8, 10)
+            .vlan(0x8100, 20)
+            .ethertype(0x88b5)
+            .min_len(60)
+            .build(&[1])
+            .unwrap();
+        sw.receive(0, [(qinq.as_slice(), 0)].into_iter(), 0);
+        sw.set_vlan_limit(pipeline::VlanLimit::MAX);
+        sw.receive(0, [(qinq.as_slice(), 1)].into_iter(), 1);
+        sw.discard_tx(1);
+        // One header by default (the inner TPID is the type), then both: the megaflow made
+        // under the old limit was gone, so the second frame was translated too.
+        assert_eq!(*seen.lock().unwrap(), [0x8100, 0x88b5]);
     }
 
     fn frame(n: u8) -> Vec<u8> {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use pipeline::actions::{execute, packets_independent, ExecTargets};
 use pipeline::{
-    Ctx, DpAction, ExecDrop, FlowKey, Next, Node, PacketId, StatsSink, Upcall, MAX_BATCH,
+    Ctx, DpAction, ExecDrop, FlowKey, Next, Node, PacketId, StatsSink, Upcall, VlanLimit, MAX_BATCH,
 };
 
 use crate::emc::Emc;
@@ -42,6 +42,9 @@ pub struct ClassifyConfig {
     pub flow_limit: usize,
     /// Seed of the EMC insertion draws (replays insert the same entries every run).
     pub seed: u64,
+    /// How many VLAN headers the parser reads (OVS `vlan-limit`): the switch's `parse` node
+    /// reads this many, and the actions keep the key as it would.
+    pub vlans: VlanLimit,
 }
 
 impl Default for ClassifyConfig {
@@ -52,6 +55,7 @@ impl Default for ClassifyConfig {
             megaflow_idle_ns: 10_000_000_000,
             flow_limit: 200_000,
             seed: 0x5eed,
+            vlans: VlanLimit::DEFAULT,
         }
     }
 }
@@ -272,6 +276,13 @@ impl<U: Upcall> Classify<U> {
             .collect();
         v.sort();
         v
+    }
+
+    /// Keeps the key of pushed and popped VLAN headers as a parser reading `vlans` headers
+    /// would, and deletes every megaflow: their keys were read under the old limit.
+    pub fn set_vlan_limit(&mut self, vlans: VlanLimit) {
+        self.config.vlans = vlans;
+        self.flush();
     }
 
     /// Deletes every megaflow (and so every EMC entry); returns how many.
@@ -559,6 +570,7 @@ impl<U: Upcall + 'static> Node for Classify<U> {
         let targets = ExecTargets {
             drop_base: 0,
             recirc_next: Some(0),
+            vlans: self.config.vlans,
         };
         if let Some(actions) = self.shared_actions(runs) {
             // The whole frame is one megaflow, or megaflows in one run each with the same

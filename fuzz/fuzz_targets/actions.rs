@@ -3,8 +3,9 @@
 //! Each fixed action list runs over a batch of two copies of the frame in a small pool. After
 //! `execute`: no panic; every packet has a fate (queued, dropped with an `ExecDrop` reason the
 //! caller frees, or recirculated with its `recirc_id` set); no packet is queued twice; every
-//! frame is accounted for (free + queued == capacity); every queued packet still parses, to
-//! the key and offsets its metadata carries; and an IPv4 header checksum or TCP / UDP /
+//! frame is accounted for (free + queued == capacity); every queued packet parses (unless a
+//! `PopVlan` uncovered a header the parser had not read) to the key and offsets its metadata
+//! carries, under either VLAN limit; and an IPv4 header checksum or TCP / UDP /
 //! ICMPv6 / SCTP checksum that was right before is still right.
 #![no_main]
 
@@ -13,7 +14,7 @@ use pipeline::actions::{execute, ExecTargets};
 use pipeline::buffer::NO_OFFSET;
 use pipeline::checksum::{crc32c, fold, l4_checksum, pseudo_sum_ipv4, pseudo_sum_ipv6, sum};
 use pipeline::flowkey::{ethertype, ipproto, FlowKey};
-use pipeline::parse::parse_packet;
+use pipeline::parse::{parse_packet_limit, VlanLimit};
 use pipeline::{Ctx, DpAction, ExecDrop, Next, PacketId, PacketMeta, PacketPool, TxQueues};
 
 const MAC_A: [u8; 6] = [0x02, 0, 0, 0, 0xaa, 0x01];
@@ -125,6 +126,23 @@ struct Csums {
     l4: Option<bool>,
 }
 
+/// The checksums of `d` with its VLAN tags taken off, so that headers past the VLAN limit
+/// are checked too.
+fn csums_untagged(d: &[u8]) -> Csums {
+    let mut u = d.to_vec();
+    while u.len() >= 18 && matches!(u16::from_be_bytes([u[12], u[13]]), 0x8100 | 0x88a8) {
+        u.drain(12..16);
+    }
+    let mut m = PacketMeta::default();
+    if parse_packet_limit(&u, &mut m, VlanLimit::MAX).is_err() {
+        return Csums {
+            ipv4: None,
+            l4: None,
+        };
+    }
+    csums(&u, &m)
+}
+
 fn csums(d: &[u8], m: &PacketMeta) -> Csums {
     let mut c = Csums {
         ipv4: None,
@@ -190,11 +208,17 @@ fn parsed_part(k: &FlowKey) -> FlowKey {
 }
 
 fuzz_target!(|data: &[u8]| {
+    for vlans in [VlanLimit::DEFAULT, VlanLimit::MAX] {
+        run(data, vlans);
+    }
+});
+
+fn run(data: &[u8], vlans: VlanLimit) {
     let mut first = PacketMeta::default();
-    if parse_packet(data, &mut first).is_err() {
+    if parse_packet_limit(data, &mut first, vlans).is_err() {
         return;
     }
-    let before = csums(data, &first);
+    let before = csums_untagged(data);
     for (case, (frames, recirc, actions)) in cases().into_iter().enumerate() {
         let mut pool = PacketPool::new(frames);
         let mut tx = TxQueues::new(&[1, 2]);
@@ -205,7 +229,7 @@ fuzz_target!(|data: &[u8]| {
             };
             let (bytes, meta) = pool.data_and_meta_mut(id);
             assert!(
-                parse_packet(bytes, meta).is_ok(),
+                parse_packet_limit(bytes, meta, vlans).is_ok(),
                 "frame parses once but not in the pool"
             );
             pkts.push(id);
@@ -214,6 +238,7 @@ fuzz_target!(|data: &[u8]| {
         let targets = ExecTargets {
             drop_base: 3,
             recirc_next: recirc.then_some(1),
+            vlans,
         };
         {
             let mut cx = Ctx {
@@ -267,9 +292,9 @@ fuzz_target!(|data: &[u8]| {
         for &q in &queued {
             let m = *pool.meta(q);
             let mut re = m;
-            let r = parse_packet(pool.data(q), &mut re);
+            let r = parse_packet_limit(pool.data(q), &mut re, vlans);
             assert!(
-                r.is_ok(),
+                r.is_ok() || actions.contains(&DpAction::PopVlan),
                 "case {case} {actions:?}: output packet no longer parses: {r:?}\n{:02x?}",
                 pool.data(q)
             );
@@ -283,7 +308,7 @@ fuzz_target!(|data: &[u8]| {
                 (m.l3_ofs, m.l4_ofs),
                 "case {case} {actions:?}: offsets after actions differ from the re-parsed ones"
             );
-            let after = csums(pool.data(q), &re);
+            let after = csums_untagged(pool.data(q));
             for (what, b, a) in [
                 ("ipv4", before.ipv4, after.ipv4),
                 ("l4", before.l4, after.l4),
@@ -299,4 +324,4 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
-});
+}

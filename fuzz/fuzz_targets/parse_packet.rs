@@ -1,15 +1,21 @@
-//! The packet parser: any bytes give a key or a named error, never a panic, and the offsets it
-//! records lie inside the frame.
+//! The packet parser, under either VLAN limit: any bytes give a key or a named error, never a
+//! panic, and the offsets it records lie inside the frame.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use pipeline::buffer::NO_OFFSET;
-use pipeline::parse::{key_hash, parse_packet, ParseError};
+use pipeline::parse::{key_hash, parse_packet_limit, ParseError, VlanLimit};
 use pipeline::PacketMeta;
 
 fuzz_target!(|data: &[u8]| {
+    for vlans in [VlanLimit::DEFAULT, VlanLimit::MAX] {
+        check(data, vlans);
+    }
+});
+
+fn check(data: &[u8], vlans: VlanLimit) {
     let mut meta = PacketMeta::default();
-    let r = parse_packet(data, &mut meta);
+    let r = parse_packet_limit(data, &mut meta, vlans);
     // The hash is computed on both outcomes, over the key as it was left.
     assert_eq!(
         meta.hash,
@@ -37,7 +43,7 @@ fuzz_target!(|data: &[u8]| {
             again.key.tp_src ^= 0xffff;
             again.l4_ofs = 7;
             assert!(
-                parse_packet(data, &mut again).is_ok(),
+                parse_packet_limit(data, &mut again, vlans).is_ok(),
                 "second parse failed"
             );
             assert_eq!(again.key, meta.key, "second parse gave another key");
@@ -48,4 +54,4 @@ fuzz_target!(|data: &[u8]| {
             let _ = e.name();
         }
     }
-});
+}

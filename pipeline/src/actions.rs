@@ -16,7 +16,7 @@ use crate::flowkey::{
     ethertype, ipproto, FRAG_LATER, VLAN_PCP_MASK, VLAN_PCP_SHIFT, VLAN_PRESENT, VLAN_VID_MASK,
 };
 use crate::graph::{Ctx, Next};
-use crate::parse::key_hash;
+use crate::parse::{key_hash, parse_packet_limit, VlanLimit};
 
 /// Where execution sends packets that leave through something other than a port.
 #[derive(Clone, Copy, Debug)]
@@ -26,6 +26,9 @@ pub struct ExecTargets {
     pub drop_base: u16,
     /// The executing node's next index for recirculation, if it has one.
     pub recirc_next: Option<u16>,
+    /// The parser's VLAN limit: `PushVlan` / `PopVlan` keep the key as the parser would read
+    /// the new frame.
+    pub vlans: VlanLimit,
 }
 
 /// Executes `actions` on every packet of `pkts` and writes each packet's fate to `next`.
@@ -38,8 +41,8 @@ pub struct ExecTargets {
 ///   `Output` before them sends a copy. `Recirc` sets `key.recirc_id`, refreshes `meta.hash`
 ///   and sends the packet to `targets.recirc_next` (none → `bad-header`); `Controller` drops
 ///   as `controller`.
-/// - A set on a header the packet does not have, `PushVlan` on two tags (or without
-///   headroom), `PopVlan` / `SetVlan*` without a tag drop as `bad-header`; `DecTtl` / `SetIpTtl`
+/// - A set on a header the packet does not have, `PushVlan` without headroom, `PopVlan` /
+///   `SetVlan*` without a tag drop as `bad-header`; `DecTtl` / `SetIpTtl`
 ///   semantics follow OVS (`DecTtl` at TTL 0 or 1 drops as `ttl-exceeded`, is a no-op on
 ///   non-IP packets). `SetTpSrc` / `SetTpDst` on a later IP fragment (it has no L4 header)
 ///   leave it as it is, as OVS does.
@@ -136,14 +139,14 @@ pub fn execute(
             }
             DpAction::PushVlan { tpid, tci } => {
                 for (&p, nx) in pkts.iter().zip(next.iter_mut()) {
-                    if *nx == alive && !push_vlan(cx, p, tpid, tci) {
+                    if *nx == alive && !push_vlan(cx, p, tpid, tci, targets.vlans) {
                         *nx = drop_as(ExecDrop::BadHeader);
                     }
                 }
             }
             DpAction::PopVlan => {
                 for (&p, nx) in pkts.iter().zip(next.iter_mut()) {
-                    if *nx == alive && !pop_vlan(cx, p) {
+                    if *nx == alive && !pop_vlan(cx, p, targets.vlans) {
                         *nx = drop_as(ExecDrop::BadHeader);
                     }
                 }
@@ -455,13 +458,14 @@ fn set_tci(d: &mut [u8], m: &mut PacketMeta, mask: u16, bits: u16) -> Result<(),
     Ok(())
 }
 
-/// Inserts a VLAN header after the MAC addresses, using the headroom. False: the frame has
-/// two tags already, is shorter than an Ethernet header, or there is no headroom.
-fn push_vlan(cx: &mut Ctx<'_>, p: PacketId, tpid: u16, tci: u16) -> bool {
+/// Inserts a VLAN header after the MAC addresses, using the headroom. False: the frame is
+/// shorter than an Ethernet header, or there is no headroom.
+fn push_vlan(cx: &mut Ctx<'_>, p: PacketId, tpid: u16, tci: u16, vlans: VlanLimit) -> bool {
     let m = cx.pool.meta(p);
-    if m.key.vlan2_tci & VLAN_PRESENT != 0 || m.len < 14 {
+    if m.len < 14 {
         return false;
     }
+    let tags = m.key.has_vlan() as usize + (m.key.vlan2_tci & VLAN_PRESENT != 0) as usize;
     let Ok(d) = cx.pool.push_front(p, 4) else {
         return false;
     };
@@ -474,6 +478,11 @@ fn push_vlan(cx: &mut Ctx<'_>, p: PacketId, tpid: u16, tci: u16) -> bool {
     let [t0, t1] = tpid.to_be_bytes();
     let [c0, c1] = tci.to_be_bytes();
     *tag = [t0, t1, c0, c1];
+    if tags >= vlans.headers() {
+        // The innermost header the key holds goes past the limit: it becomes the EtherType.
+        reparse(cx, p, vlans);
+        return true;
+    }
     let k = &mut cx.pool.meta_mut(p).key;
     if k.has_vlan() {
         k.vlan2_tci = k.vlan_tci;
@@ -484,7 +493,7 @@ fn push_vlan(cx: &mut Ctx<'_>, p: PacketId, tpid: u16, tci: u16) -> bool {
 }
 
 /// Removes the outermost VLAN header. False: there is none.
-fn pop_vlan(cx: &mut Ctx<'_>, p: PacketId) -> bool {
+fn pop_vlan(cx: &mut Ctx<'_>, p: PacketId, vlans: VlanLimit) -> bool {
     if !cx.pool.meta(p).key.has_vlan() {
         return false;
     }
@@ -496,6 +505,12 @@ fn pop_vlan(cx: &mut Ctx<'_>, p: PacketId) -> bool {
     if cx.pool.pull_front(p, 4).is_err() {
         return false;
     }
+    let k = &cx.pool.meta(p).key;
+    if k.dl_type == ethertype::VLAN || k.dl_type == ethertype::QINQ {
+        // A header past the limit comes within it, and what follows it is read now.
+        reparse(cx, p, vlans);
+        return true;
+    }
     let inner_tpid = rd16(cx.pool.data_mut(p), 12).unwrap_or(0);
     let k = &mut cx.pool.meta_mut(p).key;
     k.vlan_tci = k.vlan2_tci;
@@ -504,18 +519,26 @@ fn pop_vlan(cx: &mut Ctx<'_>, p: PacketId) -> bool {
     true
 }
 
+/// Reads the key again from the frame, where a VLAN push or pop changed more of it than the
+/// tags. A header that was never read may be malformed: the key then holds what the parser
+/// read before it, and the packet goes on, as in OVS.
+fn reparse(cx: &mut Ctx<'_>, p: PacketId, vlans: VlanLimit) {
+    let (data, meta) = cx.pool.data_and_meta_mut(p);
+    let _ = parse_packet_limit(data, meta, vlans);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::buffer::PacketPool;
     use crate::flowkey::{FRAG_ANY, VLAN_VID_MASK};
-    use crate::parse::parse_packet;
     use crate::parse::tests::*;
     use crate::txq::TxQueues;
 
     const TARGETS: ExecTargets = ExecTargets {
         drop_base: 0,
         recirc_next: Some(0),
+        vlans: VlanLimit::MAX,
     };
 
     struct Rig {
@@ -548,7 +571,7 @@ mod tests {
             .map(|f| {
                 let id = pool.alloc_with(f).unwrap();
                 let (d, m) = pool.data_and_meta_mut(id);
-                parse_packet(d, m).unwrap();
+                parse_packet_limit(d, m, targets.vlans).unwrap();
                 id
             })
             .collect();
@@ -574,9 +597,19 @@ mod tests {
     /// Runs `actions` then `Output(1)` on one frame: the transmitted bytes and metadata, or
     /// the drop. Checks that the key the actions maintained is the key of the new bytes.
     fn apply(actions: &[DpAction], frame: &[u8]) -> Result<(Vec<u8>, PacketMeta), ExecDrop> {
+        apply_limit(actions, frame, VlanLimit::MAX)
+    }
+
+    /// [`apply`] with the parser reading `vlans` VLAN headers.
+    fn apply_limit(
+        actions: &[DpAction],
+        frame: &[u8],
+        vlans: VlanLimit,
+    ) -> Result<(Vec<u8>, PacketMeta), ExecDrop> {
         let mut all = actions.to_vec();
         all.push(DpAction::Output(1));
-        let rig = run(&all, &[frame.to_vec()]);
+        let targets = ExecTargets { vlans, ..TARGETS };
+        let rig = run_with(&all, &[frame.to_vec()], 64, targets);
         if let Some(r) = rig.next[0].drop_reason() {
             let d = [
                 ExecDrop::NoOutput,
@@ -592,7 +625,7 @@ mod tests {
         let out = rig.out(1);
         assert_eq!(out.len(), 1);
         let meta = *rig.pool.meta(rig.pkts[0]);
-        let reparsed = ok(&out[0]);
+        let reparsed = parsed_limit(&out[0], vlans).unwrap();
         assert_eq!(
             meta.key, reparsed.key,
             "key kept by the actions vs re-parsed"
@@ -837,6 +870,53 @@ mod tests {
     }
 
     #[test]
+    fn vlan_push_and_pop_keep_the_key_the_vlan_limit_reads() {
+        let one = VlanLimit::DEFAULT;
+        let f = udp4_frame();
+        let push = |tpid, tci| DpAction::PushVlan { tpid, tci };
+        // Within the limit: the IP fields stay.
+        let (tagged, m) = apply_limit(&[push(ethertype::VLAN, 5)], &f, one).unwrap();
+        assert_eq!((m.key.dl_type, m.l4_ofs), (ethertype::IPV4, 38));
+        // A second header: the inner TPID is the EtherType and the IP fields go.
+        let (qinq, m) = apply_limit(&[push(ethertype::QINQ, 6)], &tagged, one).unwrap();
+        assert_eq!(
+            (m.key.vlan_tpid, m.key.vlan_tci, m.key.vlan2_tci),
+            (ethertype::QINQ, 6 | VLAN_PRESENT, 0)
+        );
+        assert_eq!(
+            (m.key.dl_type, m.key.nw_src, m.key.tp_src),
+            (ethertype::VLAN, 0, 0)
+        );
+        assert_eq!((m.l3_ofs, m.l4_ofs), (18, NO_OFFSET));
+        // Popping it brings them back.
+        let (back, m) = apply_limit(&[DpAction::PopVlan], &qinq, one).unwrap();
+        assert_eq!(back, tagged);
+        assert_eq!(
+            (m.key.vlan_tci, m.key.dl_type),
+            (5 | VLAN_PRESENT, ethertype::IPV4)
+        );
+        assert_eq!(m.key.tp_dst, ok(&f).key.tp_dst);
+        assert_eq!(
+            ok_apply(&[push(ethertype::QINQ, 6), DpAction::PopVlan], &tagged),
+            tagged
+        );
+        // A header the parser never read may be malformed: the packet still goes out.
+        let mut bad = qinq.clone();
+        bad.truncate(18 + 4 + 10);
+        let rig = run_with(
+            &[DpAction::PopVlan, DpAction::Output(1)],
+            &[bad],
+            64,
+            ExecTargets {
+                vlans: one,
+                ..TARGETS
+            },
+        );
+        assert_eq!(rig.next[0], Next::CONSUMED);
+        assert_eq!(rig.pool.meta(rig.pkts[0]).key.dl_type, ethertype::IPV4);
+    }
+
+    #[test]
     fn vlan_push_pop_and_set() {
         let f = udp4_frame();
         let (tagged, m) = apply(
@@ -868,11 +948,20 @@ mod tests {
             (ethertype::QINQ, 0x2064 | VLAN_PRESENT)
         );
 
+        // A third header: the key keeps the outer two, the third TPID is the EtherType.
         let third = DpAction::PushVlan {
             tpid: ethertype::VLAN,
             tci: 1,
         };
-        assert_eq!(apply(&[third], &qinq).err(), Some(ExecDrop::BadHeader));
+        let (three, m) = apply(std::slice::from_ref(&third), &qinq).unwrap();
+        assert_eq!(
+            (m.key.vlan_tci, m.key.vlan2_tci, m.key.dl_type),
+            (1 | VLAN_PRESENT, 7 | VLAN_PRESENT, ethertype::VLAN)
+        );
+        assert_eq!((m.key.nw_proto, m.l4_ofs), (0, NO_OFFSET));
+        // Popping it reads the IP header again.
+        assert_eq!(ok_apply(&[third, DpAction::PopVlan], &qinq), qinq);
+        assert_eq!(apply(&[DpAction::PopVlan], &three).unwrap().0, qinq);
 
         // Pop the outer: back to the single tag, tpid from the inner header.
         let (popped, m) = apply(&[DpAction::PopVlan], &qinq).unwrap();
@@ -995,6 +1084,7 @@ mod tests {
         let targets = ExecTargets {
             drop_base: 3,
             recirc_next: Some(1),
+            vlans: VlanLimit::MAX,
         };
         let rig = run_with(
             &[
@@ -1028,6 +1118,7 @@ mod tests {
         let no_recirc = ExecTargets {
             drop_base: 3,
             recirc_next: None,
+            vlans: VlanLimit::MAX,
         };
         let rig = run_with(
             &[DpAction::Recirc(1)],

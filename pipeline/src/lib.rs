@@ -27,7 +27,7 @@ pub use field::FieldId;
 pub use flowkey::FlowKey;
 pub use graph::{Ctx, Graph, Next, Node, NodeReport, NodeStats, MAX_BATCH};
 pub use memory::FrameMemory;
-pub use parse::{parse_packet, Parse, ParseError};
+pub use parse::{parse_packet, parse_packet_limit, Parse, ParseError, VlanLimit};
 pub use sink::{send_copies, RxSink, Sent};
 pub use txq::TxQueues;
 pub use upcall::{StatsSink, Upcall, UpcallResult};

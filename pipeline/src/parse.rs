@@ -19,10 +19,8 @@ use crate::graph::{Ctx, Next, Node};
 pub enum ParseError {
     /// Shorter than the 14-byte Ethernet header.
     EthTruncated = 0,
-    /// A VLAN TPID without the 4 bytes of its tag and next ethertype.
+    /// A VLAN TPID, within the VLAN limit, without the 4 bytes of its tag and next ethertype.
     VlanTruncated,
-    /// More than two VLAN headers.
-    TooManyVlans,
     /// ARP shorter than the 28 bytes of Ethernet/IPv4 ARP.
     ArpTruncated,
     /// ARP for another hardware or protocol type, or with other address lengths.
@@ -52,10 +50,9 @@ pub enum ParseError {
 
 impl ParseError {
     /// Counter names, indexed by the enum value.
-    pub const NAMES: [&'static str; 15] = [
+    pub const NAMES: [&'static str; 14] = [
         "eth-truncated",
         "vlan-truncated",
-        "too-many-vlans",
         "arp-truncated",
         "arp-bad-format",
         "ipv4-truncated",
@@ -83,6 +80,45 @@ impl std::fmt::Display for ParseError {
 }
 
 impl std::error::Error for ParseError {}
+
+/// How many VLAN headers the parser reads: Open vSwitch's `vlan-limit`. Past the limit the
+/// next TPID is the frame's `dl_type` and nothing after it is parsed, so a rule for `ip` does
+/// not match a frame with more tags than that.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VlanLimit(u8);
+
+impl VlanLimit {
+    /// The most headers the key holds (`vlan_tci`, `vlan2_tci`).
+    pub const MAX: VlanLimit = VlanLimit(2);
+    /// Open vSwitch's default: one header.
+    pub const DEFAULT: VlanLimit = VlanLimit(1);
+
+    /// The limit of the setting `n` as OVS reads `other_config:vlan-limit`: 0 means as many
+    /// as the parser can read, more than that is capped.
+    pub fn from_setting(n: u64) -> VlanLimit {
+        match n {
+            0 => VlanLimit::MAX,
+            n => VlanLimit(n.min(VlanLimit::MAX.0 as u64) as u8),
+        }
+    }
+
+    /// How many headers are read (1 or 2).
+    pub fn headers(self) -> usize {
+        self.0 as usize
+    }
+}
+
+impl Default for VlanLimit {
+    fn default() -> VlanLimit {
+        VlanLimit::DEFAULT
+    }
+}
+
+impl std::fmt::Display for VlanLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
 
 /// IPv6 authentication header (RFC 4302); walked like the other extension headers, as OVS does.
 pub(crate) const IPPROTO_AH: u8 = 51;
@@ -177,28 +213,41 @@ fn fold(h: u64) -> u32 {
     (f ^ (f >> 32)) as u32
 }
 
-/// Parses `data` into `meta.key`, `meta.hash`, `meta.l3_ofs` and `meta.l4_ofs`.
+/// Parses `data` into `meta.key`, `meta.hash`, `meta.l3_ofs` and `meta.l4_ofs`, reading at
+/// most [`VlanLimit::DEFAULT`] VLAN headers (see [`parse_packet_limit`]).
+#[inline]
+pub fn parse_packet(data: &[u8], meta: &mut PacketMeta) -> Result<(), ParseError> {
+    parse_packet_limit(data, meta, VlanLimit::DEFAULT)
+}
+
+/// Parses `data` into `meta.key`, `meta.hash`, `meta.l3_ofs` and `meta.l4_ofs`, reading at
+/// most `vlans` VLAN headers.
 ///
 /// The key is zeroed from `dl_dst` on first; the fields before it are kept. On error the key
 /// holds what was parsed before the bad header and the hash is still computed.
 #[inline]
-pub fn parse_packet(data: &[u8], meta: &mut PacketMeta) -> Result<(), ParseError> {
+pub fn parse_packet_limit(
+    data: &[u8],
+    meta: &mut PacketMeta,
+    vlans: VlanLimit,
+) -> Result<(), ParseError> {
+    // The fast path reads one tag at most, which every limit allows.
     if parse_fast(data, meta) {
         return Ok(());
     }
-    parse_general(data, meta)
+    parse_general(data, meta, vlans)
 }
 
-/// The general parser: every protocol and every error. [`parse_packet`] gives the same
+/// The general parser: every protocol and every error. [`parse_packet_limit`] gives the same
 /// result for every input; it only tries [`parse_fast`] first.
 #[inline]
-fn parse_general(data: &[u8], meta: &mut PacketMeta) -> Result<(), ParseError> {
+fn parse_general(data: &[u8], meta: &mut PacketMeta, vlans: VlanLimit) -> Result<(), ParseError> {
     for w in &mut meta.key.words_mut()[L2_WORD..] {
         *w = 0;
     }
     meta.l3_ofs = NO_OFFSET;
     meta.l4_ofs = NO_OFFSET;
-    let r = parse_l2(data, meta);
+    let r = parse_l2(data, meta, vlans);
     meta.hash = match view::<14>(data, 0) {
         Some(eth) => {
             let mut macs = [0u8; 12];
@@ -325,29 +374,27 @@ fn parse_fast(data: &[u8], meta: &mut PacketMeta) -> bool {
     true
 }
 
-fn parse_l2(data: &[u8], meta: &mut PacketMeta) -> Result<(), ParseError> {
+fn parse_l2(data: &[u8], meta: &mut PacketMeta, vlans: VlanLimit) -> Result<(), ParseError> {
     let eth = view::<14>(data, 0).ok_or(ParseError::EthTruncated)?;
     let key = &mut meta.key;
     key.dl_dst.copy_from_slice(&eth[0..6]);
     key.dl_src.copy_from_slice(&eth[6..12]);
     let mut ty = be16([eth[12], eth[13]]);
     let mut ofs = 14usize;
-    if ty == ethertype::VLAN || ty == ethertype::QINQ {
+    let mut tags = 0;
+    while (ty == ethertype::VLAN || ty == ethertype::QINQ) && tags < vlans.headers() {
         let tag = view::<4>(data, ofs).ok_or(ParseError::VlanTruncated)?;
-        key.vlan_tpid = ty;
         // The CFI/DEI bit doubles as "present", as in OVS.
-        key.vlan_tci = be16([tag[0], tag[1]]) | VLAN_PRESENT;
+        let tci = be16([tag[0], tag[1]]) | VLAN_PRESENT;
+        if tags == 0 {
+            key.vlan_tpid = ty;
+            key.vlan_tci = tci;
+        } else {
+            key.vlan2_tci = tci;
+        }
         ty = be16([tag[2], tag[3]]);
         ofs += 4;
-        if ty == ethertype::VLAN || ty == ethertype::QINQ {
-            let tag = view::<4>(data, ofs).ok_or(ParseError::VlanTruncated)?;
-            key.vlan2_tci = be16([tag[0], tag[1]]) | VLAN_PRESENT;
-            ty = be16([tag[2], tag[3]]);
-            ofs += 4;
-            if ty == ethertype::VLAN || ty == ethertype::QINQ {
-                return Err(ParseError::TooManyVlans);
-            }
-        }
+        tags += 1;
     }
     // Below 0x600 the field is an 802.3 length, not a type.
     key.dl_type = if ty < 0x600 { ethertype::NONE } else { ty };
@@ -548,12 +595,28 @@ fn parse_icmpv6(l4: &[u8], key: &mut FlowKey) -> Result<(), ParseError> {
 /// bad ones are dropped under their [`ParseError`] name.
 pub struct Parse {
     next: [&'static str; 1],
+    vlans: VlanLimit,
 }
 
 impl Parse {
-    /// A parse node sending parsed packets to `next`.
+    /// A parse node sending parsed packets to `next`, reading [`VlanLimit::DEFAULT`] VLAN
+    /// headers.
     pub fn new(next: &'static str) -> Parse {
-        Parse { next: [next] }
+        Parse {
+            next: [next],
+            vlans: VlanLimit::DEFAULT,
+        }
+    }
+
+    /// How many VLAN headers the node reads.
+    pub fn vlan_limit(&self) -> VlanLimit {
+        self.vlans
+    }
+
+    /// Reads `vlans` VLAN headers from the next frame on. The caches hold keys parsed under
+    /// the old limit: their owner flushes them.
+    pub fn set_vlan_limit(&mut self, vlans: VlanLimit) {
+        self.vlans = vlans;
     }
 }
 
@@ -580,11 +643,15 @@ impl Node for Parse {
     fn process(&mut self, cx: &mut Ctx<'_>, pkts: &[PacketId], next: &mut [Next]) {
         for (&p, n) in pkts.iter().zip(next.iter_mut()) {
             let (data, meta) = cx.pool.data_and_meta_mut(p);
-            *n = match parse_packet(data, meta) {
+            *n = match parse_packet_limit(data, meta, self.vlans) {
                 Ok(()) => Next::to(0),
                 Err(e) => Next::drop(e as u16),
             };
         }
+    }
+
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        Some(self)
     }
 }
 
@@ -691,10 +758,16 @@ pub(crate) mod tests {
         c
     }
 
-    /// Parses `frame`; also checks that the hash is [`key_hash`] of the key.
+    /// Parses `frame` reading up to two VLAN headers; also checks that the hash is
+    /// [`key_hash`] of the key.
     pub fn parsed(frame: &[u8]) -> Result<PacketMeta, ParseError> {
+        parsed_limit(frame, VlanLimit::MAX)
+    }
+
+    /// [`parsed`] with the VLAN limit `vlans`.
+    pub fn parsed_limit(frame: &[u8], vlans: VlanLimit) -> Result<PacketMeta, ParseError> {
         let mut m = PacketMeta::default();
-        let r = parse_packet(frame, &mut m);
+        let r = parse_packet_limit(frame, &mut m, vlans);
         if r.is_ok() {
             assert_eq!(m.hash, key_hash(&m.key), "parse hash vs key_hash");
         }
@@ -1012,18 +1085,56 @@ pub(crate) mod tests {
             1
         );
 
-        let tags = [
+        let f = eth_tagged(&[(ethertype::VLAN, 1)], ethertype::IPV4, &[]);
+        assert_eq!(parsed(&f[..16]).err(), Some(ParseError::VlanTruncated));
+        assert_eq!(parsed(&f[..13]).err(), Some(ParseError::EthTruncated));
+    }
+
+    #[test]
+    fn tags_past_the_vlan_limit_are_the_ethertype_and_end_the_parse() {
+        let l3 = ipv4(ipproto::UDP, &[], 0, &udp(7, 8, b""));
+        let two = [(ethertype::QINQ, 0x0064), (ethertype::VLAN, 0x2005)];
+        let f = eth_tagged(&two, ethertype::IPV4, &l3);
+        // One header (OVS's default): the inner TPID is the EtherType, no L3.
+        let m = parsed_limit(&f, VlanLimit::DEFAULT).unwrap();
+        assert_eq!(m.key.vlan_tpid, ethertype::QINQ);
+        assert_eq!(m.key.vlan_tci, 0x0064 | VLAN_PRESENT);
+        assert_eq!(m.key.vlan2_tci, 0);
+        assert_eq!(m.key.dl_type, ethertype::VLAN);
+        assert_eq!((m.key.nw_src, m.key.tp_dst), (0, 0));
+        assert_eq!((m.l3_ofs, m.l4_ofs), (18, NO_OFFSET));
+        // parse_packet is the default limit.
+        let mut d = PacketMeta::default();
+        parse_packet(&f, &mut d).unwrap();
+        assert_eq!(d.key, m.key);
+        // A second tag cut short is not read under a limit of one.
+        assert!(parsed_limit(&f[..20], VlanLimit::DEFAULT).is_ok());
+        assert_eq!(
+            parsed_limit(&f[..20], VlanLimit::MAX).err(),
+            Some(ParseError::VlanTruncated)
+        );
+
+        // Three headers under the largest limit: the third TPID is the EtherType.
+        let three = [
             (ethertype::QINQ, 1),
             (ethertype::VLAN, 2),
             (ethertype::VLAN, 3),
         ];
+        let m = parsed_limit(&eth_tagged(&three, ethertype::IPV4, &l3), VlanLimit::MAX).unwrap();
         assert_eq!(
-            parsed(&eth_tagged(&tags, ethertype::IPV4, &l3)).err(),
-            Some(ParseError::TooManyVlans)
+            (m.key.vlan_tci, m.key.vlan2_tci, m.key.dl_type),
+            (1 | VLAN_PRESENT, 2 | VLAN_PRESENT, ethertype::VLAN)
         );
-        let f = eth_tagged(&[(ethertype::VLAN, 1)], ethertype::IPV4, &[]);
-        assert_eq!(parsed(&f[..16]).err(), Some(ParseError::VlanTruncated));
-        assert_eq!(parsed(&f[..13]).err(), Some(ParseError::EthTruncated));
+        assert_eq!((m.l3_ofs, m.key.nw_proto), (22, 0));
+    }
+
+    #[test]
+    fn the_vlan_limit_setting_reads_as_in_ovs() {
+        assert_eq!(VlanLimit::from_setting(0), VlanLimit::MAX);
+        assert_eq!(VlanLimit::from_setting(1).headers(), 1);
+        assert_eq!(VlanLimit::from_setting(2).headers(), 2);
+        assert_eq!(VlanLimit::from_setting(7), VlanLimit::MAX);
+        assert_eq!(VlanLimit::default().headers(), 1);
     }
 
     #[test]
@@ -1346,7 +1457,7 @@ pub(crate) mod tests {
             let full = ok(f);
             for n in 0..f.len() {
                 let mut m = PacketMeta::default();
-                match parse_packet(&f[..n], &mut m) {
+                match parse_packet_limit(&f[..n], &mut m, VlanLimit::MAX) {
                     Ok(()) => {
                         assert_eq!(m.key, full.key, "prefix {n}");
                         assert_eq!((m.l3_ofs, m.l4_ofs), (full.l3_ofs, full.l4_ofs));
@@ -1392,26 +1503,28 @@ pub(crate) mod tests {
         start.key.tun_id = 0x1234_5678_9abc;
         start.key.recirc_id = 9;
         start.key.ct_mark = 0x55;
-        let (mut a, mut b) = (start, start);
-        let ra = parse_packet(frame, &mut a);
-        let rb = parse_general(frame, &mut b);
         let mut c = start;
         let fast = parse_fast(frame, &mut c);
         if !fast {
             assert_eq!(c.key, start.key, "fast path wrote before falling back");
             assert_eq!((c.hash, c.l3_ofs, c.l4_ofs), (start.hash, 3, 4));
         }
-        assert_eq!(ra, rb, "result of {frame:02x?}");
-        assert_eq!(a.key, b.key, "key of {frame:02x?}");
-        assert_eq!(a.hash, b.hash, "hash of {frame:02x?}");
-        assert_eq!(
-            (a.l3_ofs, a.l4_ofs),
-            (b.l3_ofs, b.l4_ofs),
-            "offsets of {frame:02x?}"
-        );
-        if fast {
-            assert_eq!(ra, Ok(()));
-            assert_eq!(a.hash, key_hash(&a.key));
+        for vlans in [VlanLimit::DEFAULT, VlanLimit::MAX] {
+            let (mut a, mut b) = (start, start);
+            let ra = parse_packet_limit(frame, &mut a, vlans);
+            let rb = parse_general(frame, &mut b, vlans);
+            assert_eq!(ra, rb, "result of {frame:02x?}");
+            assert_eq!(a.key, b.key, "key of {frame:02x?}");
+            assert_eq!(a.hash, b.hash, "hash of {frame:02x?}");
+            assert_eq!(
+                (a.l3_ofs, a.l4_ofs),
+                (b.l3_ofs, b.l4_ofs),
+                "offsets of {frame:02x?}"
+            );
+            if fast {
+                assert_eq!(ra, Ok(()));
+                assert_eq!(a.hash, key_hash(&a.key));
+            }
         }
         fast
     }

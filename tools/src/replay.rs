@@ -89,6 +89,9 @@ pub fn replay(scenario: &Scenario, out: &Path) -> Result<ReplayReport> {
     if let Some(p) = scenario.options.emc_insert_inv_prob {
         config.emc_insert_inv_prob = p;
     }
+    if let Some(n) = scenario.options.vlan_limit {
+        config.vlans = pipeline::VlanLimit::from_setting(n);
+    }
     let batch = scenario.options.batch.unwrap_or(32);
     let names: Vec<(String, u32)> = scenario
         .ports

@@ -52,6 +52,9 @@ pub struct ScenarioOptions {
     /// How the bridge treats IP fragments: `normal` (the default), `nx-match` or `drop`, as
     /// `ovs-ofctl set-frags` sets them.
     pub frag_mode: Option<String>,
+    /// How many VLAN headers the parser reads (OVS's `other_config:vlan-limit`; default 1,
+    /// 0 for as many as it can).
+    pub vlan_limit: Option<u64>,
 }
 
 /// A loaded, validated scenario.

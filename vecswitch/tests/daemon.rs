@@ -225,6 +225,8 @@ fn bad_requests_are_refused_naming_the_field_and_change_nothing() {
         (vec!["dump-flows"], "bridge"),
         (vec!["set-frags", "b0", "reassemble"], "frag_mode"),
         (vec!["set-frags", "nope", "drop"], "bridge"),
+        (vec!["set", "vlan-limit=two"], "vlan-limit"),
+        (vec!["set", "vlan-limit=2", "flow-limit=0"], "flow-limit"),
     ] {
         let e = d.err(&argv);
         assert!(e.contains(field), "{argv:?}: {e:?} does not name {field}");
@@ -233,11 +235,19 @@ fn bad_requests_are_refused_naming_the_field_and_change_nothing() {
     // The refused `set` changed nothing, not even the valid half.
     let show = d.ok(&["show", "--json"]).json;
     assert_eq!(show["settings"]["batch"], 32);
+    assert_eq!(
+        show["vlan_limit"], 1,
+        "OVS's default, and the refused set left it"
+    );
     assert_eq!(show["bridges"][0]["ports"].as_array().unwrap().len(), 0);
     // Fragment handling: OVS's default, then what set-frags set.
     assert_eq!(d.ok(&["get-frags", "b0"]).json["frag_mode"], "normal");
     d.ok(&["set-frags", "b0", "nx-match"]);
     assert_eq!(d.ok(&["get-frags", "b0"]).json["frag_mode"], "nx-match");
+    // The VLAN limit as OVS reads it: 0 is the most the parser can.
+    d.ok(&["set", "vlan-limit=0"]);
+    assert_eq!(d.ok(&["show", "--json"]).json["vlan_limit"], 2);
+    assert!(d.ok(&["show"]).text.contains("vlan-limit=2"));
 }
 
 #[test]

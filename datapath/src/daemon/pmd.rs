@@ -439,6 +439,15 @@ impl Pmd {
         }
     }
 
+    /// Changes how many VLAN headers every bridge parses (OVS `vlan-limit`); their caches
+    /// are flushed.
+    pub fn set_vlan_limit(&mut self, vlans: pipeline::VlanLimit) {
+        self.classify.vlans = vlans;
+        for b in &mut self.bridges {
+            b.switch.set_vlan_limit(vlans);
+        }
+    }
+
     /// Zeroes this PMD's counters (the queues' placement cycles stay).
     pub fn clear_stats(&mut self) {
         self.stats = PmdStats::default();
