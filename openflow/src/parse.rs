@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use pipeline::field::ofctl::{self, number, BadValue};
 use pipeline::field::{
     ETH_SRC, ETH_TYPE, IP_DSCP, IP_DST, IP_ECN, IP_PROTO, IP_SRC, NW_TTL, SCTP_DST, SCTP_SRC,
-    SHORTHANDS, TCP_DST, TCP_SRC, UDP_DST, UDP_SRC, VLAN_PCP, VLAN_VID,
+    SHORTHANDS, TCP_DST, TCP_SRC, TUN_ID, UDP_DST, UDP_SRC, VLAN_PCP, VLAN_VID,
 };
 use pipeline::flowkey::ipproto;
 
@@ -417,6 +417,8 @@ fn parse_action(item: &str, m: &Match) -> Result<Action, RuleError> {
             };
             set(field, arg_of(name, arg)?)
         }
+        // NXAST_SET_TUNNEL / NXAST_SET_TUNNEL64: ovs-ofctl's names for writing tun_id.
+        "set_tunnel" | "set_tunnel64" => set(TUN_ID, arg_of(name, arg)?),
         "mod_vlan_vid" => set(VLAN_VID, arg_of(name, arg)?),
         "mod_vlan_pcp" => set(VLAN_PCP, arg_of(name, arg)?),
         "strip_vlan" | "pop_vlan" => no_arg(arg, Action::PopVlan),
@@ -1172,6 +1174,14 @@ mod tests {
             (
                 "set_field:5->reg3,set_field:2->vlan_vid",
                 "set_field:0x5->reg3,set_field:2->vlan_vid",
+            ),
+            (
+                "set_tunnel:0x1388,set_tunnel64:5,load:6->NXM_NX_TUN_ID[]",
+                "set_field:0x1388->tun_id,set_field:0x5->tun_id,load:0x6->tun_id[]",
+            ),
+            (
+                "set_field:172.31.1.2->tun_dst,set_field:10.0.0.1->tun_src",
+                "set_field:172.31.1.2->tun_dst,set_field:10.0.0.1->tun_src",
             ),
         ];
         for (input, printed) in cases {

@@ -609,6 +609,20 @@ mod tests {
     }
 
     #[test]
+    fn tunnel_fields_are_written_for_later_tables_without_a_datapath_action() {
+        let b = bridge(
+            "table=0,actions=set_tunnel:0x1388,set_field:172.31.1.2->tun_dst,resubmit(,1)\n\
+             table=1,tun_id=0x1388,tun_dst=172.31.1.2,actions=output:2\n",
+        );
+        let r = b.translate(&ip_key(7), 0);
+        // No datapath action of their own; table 1 saw the written values.
+        assert_eq!(r.actions, vec![DpAction::Output(2)]);
+        let mut k = ip_key(7);
+        k.tun_id = 9;
+        assert_eq!(b.translate(&k, 0).actions, vec![DpAction::Output(2)]);
+    }
+
+    #[test]
     fn partial_loads_and_moves_read_packet_bits() {
         let b = bridge("actions=load:0xff->eth_dst[0..7],move:eth_src[0..15]->reg1[0..15],resubmit(,1)\ntable=1,reg1=1,actions=output:2\n");
         let r = b.translate(&ip_key(7), 0);

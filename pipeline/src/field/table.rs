@@ -46,21 +46,28 @@ const fn reg(i: u8, name: &'static str, nxm: &'static [super::Nxm]) -> FieldDef 
 }
 
 fields! {
-    // Tunnel metadata, set by the decap nodes.
+    // Tunnel metadata, set by the decap nodes. Actions write it into the translation's flow
+    // (`Write::Context`): it becomes the encapsulation of a later output to a tunnel port, as
+    // in Open vSwitch, and is never a datapath set action of its own.
     TUN_ID = FieldDef::new("tun_id", key_slot!(tun_id), 64, S::Hex)
         .aliases(&["tunnel_id"])
         .nxm(&[nxm_nx("NXM_NX_TUN_ID", 16), oxm_of("OXM_OF_TUNNEL_ID", 38)])
         .maskable()
         .matched("tun_id", P::None)
-        .dp(&[dp(G::Tunnel, "tun_id", F::Hex)]);
+        .dp(&[dp(G::Tunnel, "tun_id", F::Hex)])
+        .write(Write::Context);
     TUN_SRC = FieldDef::new("tun_src", key_slot!(tun_src), 32, S::Ipv4)
         .nxm(&[nxm_nx("NXM_NX_TUN_IPV4_SRC", 31)])
         .maskable()
-        .dp(&[dp(G::Tunnel, "src", F::Ip4)]);
+        .matched("tun_src", P::None)
+        .dp(&[dp(G::Tunnel, "src", F::Ip4)])
+        .write(Write::Context);
     TUN_DST = FieldDef::new("tun_dst", key_slot!(tun_dst), 32, S::Ipv4)
         .nxm(&[nxm_nx("NXM_NX_TUN_IPV4_DST", 32)])
         .maskable()
-        .dp(&[dp(G::Tunnel, "dst", F::Ip4)]);
+        .matched("tun_dst", P::None)
+        .dp(&[dp(G::Tunnel, "dst", F::Ip4)])
+        .write(Write::Context);
     TUN_TOS = FieldDef::new("tun_tos", key_slot!(tun_tos), 8, S::Decimal)
         .dp(&[dp(G::Tunnel, "tos", F::Dec)]);
     TUN_TTL = FieldDef::new("tun_ttl", key_slot!(tun_ttl), 8, S::Decimal)
