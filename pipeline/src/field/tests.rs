@@ -128,6 +128,8 @@ fn writable_fields_cover_their_width_and_live_where_their_action_says() {
         match (d.write, d.slot) {
             (Write::No, _) => continue,
             (Write::Context, Slot::Reg(_) | Slot::Metadata) => {}
+            // Tunnel metadata: written into the translation's flow for a later encap.
+            (Write::Context, Slot::Key(_)) if [TUN_ID, TUN_SRC, TUN_DST].contains(&f) => {}
             (Write::Packet(_), Slot::Key(_)) => {}
             (w, s) => panic!("{f:?}: {w:?} on {s:?}"),
         }
