@@ -30,6 +30,7 @@ pub mod pcap;
 pub mod spec;
 pub mod sys;
 pub mod tap;
+pub mod tunnel;
 pub mod vhost;
 
 pub use afpacket::options::AfPacketOptions;
