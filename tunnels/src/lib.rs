@@ -1,0 +1,4 @@
+//! VXLAN and Geneve tunnels for vecswitch: the header formats (`wire`).
+#![forbid(unsafe_code)]
+
+pub mod wire;
