@@ -7,6 +7,8 @@
 /// The inner frame starts this many bytes from the end of each frame.
 pub const INNER_LEN: usize = 60;
 
+pub const OUTER_SRC_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x01, 0x01];
+pub const OUTER_DST_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x01, 0x02];
 pub const OUTER_SRC_IP: u32 = 0xc000_0201;
 pub const OUTER_DST_IP: u32 = 0xc000_0202;
 pub const OUTER_SRC_PORT: u16 = 49152;
