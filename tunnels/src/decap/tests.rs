@@ -353,3 +353,72 @@ fn names_are_kebab_case_and_complete() {
         assert!(n.chars().all(kebab), "{n}");
     }
 }
+
+#[test]
+fn the_unrolled_ipv4_checksum_agrees_with_rfc1071() {
+    let mut h = [0u8; 20];
+    let mut x = 0x9e37_79b9u32;
+    for round in 0..20_000 {
+        for b in h.iter_mut() {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            *b = (x >> 7) as u8;
+        }
+        if round % 2 == 0 {
+            // Half of them with a correct checksum.
+            h[10..12].fill(0);
+            let c = checksum::checksum(&h);
+            h[10..12].copy_from_slice(&c.to_be_bytes());
+        }
+        assert_eq!(
+            ipv4_checksum_ok(&h),
+            checksum::checksum(&h) == 0,
+            "{h:02x?}"
+        );
+    }
+    assert!(ipv4_checksum_ok(&VXLAN_FRAME[14..34].try_into().unwrap()));
+}
+
+#[test]
+fn write_key_sets_every_tunnel_field_and_nothing_past_in_port_but_zeros() {
+    let mut key = FlowKey::all_ones();
+    key.in_port = 0x0102_0304;
+    let t = TunnelMetadata {
+        kind: TunnelKind::Geneve,
+        vni: 0xab_cdef,
+        src: 0x0a0b_0c0d,
+        dst: 0x1a1b_1c1d,
+        tos: 0xb8,
+        ttl: 0x3f,
+        tp_src: 0xc001,
+        tp_dst: 6081,
+        flags: 0x0015,
+    };
+    t.write_key(&mut key, &GENEVE_OPTIONS);
+    let want = FlowKey {
+        tun_id: 0xab_cdef,
+        tun_src: 0x0a0b_0c0d,
+        tun_dst: 0x1a1b_1c1d,
+        tun_flags: 0x0015,
+        tun_tp_src: 0xc001,
+        tun_tp_dst: 6081,
+        tun_tos: 0xb8,
+        tun_ttl: 0x3f,
+        tun_opts_len: 12,
+        in_port: 0x0102_0304,
+        ..FlowKey::default()
+    };
+    let mut want_opts = want;
+    want_opts.tun_opts[..12].copy_from_slice(&GENEVE_OPTIONS);
+    assert_eq!(
+        key.words()[..KEY_METADATA_WORDS],
+        want_opts.words()[..KEY_METADATA_WORDS]
+    );
+    assert!(key.words()[KEY_METADATA_WORDS..]
+        .iter()
+        .all(|&w| w == u64::MAX));
+    // Options past the key's 32 bytes are cut (apply refuses them before).
+    t.write_key(&mut key, &[7; 40]);
+    assert_eq!((key.tun_opts_len, key.tun_opts), (32, [7; 32]));
+}
