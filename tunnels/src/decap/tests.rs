@@ -182,36 +182,51 @@ fn every_outer_drop_reason() {
     let v = VXLAN_FRAME.to_vec();
     let g = GENEVE_FRAME_CSUM.to_vec();
 
-    // Not IPv4/UDP: the inner frame itself has no tunnel port; ARP; TCP; IPv6.
+    // Not a tunnel packet: ARP, GRE, UDP to another port (the inner frame itself), a later
+    // fragment (no ports); these come before any header is judged, so IP options or a bad
+    // checksum on them do not count.
+    let cfg = DecapConfig::DEFAULT;
     let mut arp = v.clone();
     arp[12..14].copy_from_slice(&[0x08, 0x06]);
     let mut meta = PacketMeta::default();
     meta.key.dl_type = ethertype::ARP;
-    assert_eq!(
-        check(&arp, &meta, &DecapConfig::DEFAULT),
-        Err(DecapDrop::NotUdp)
-    );
-    meta.key.dl_type = ethertype::IPV6;
-    assert_eq!(
-        check(&arp, &meta, &DecapConfig::DEFAULT),
-        Err(DecapDrop::OuterIpv6)
-    );
-    assert_eq!(drop_of(inner()), DecapDrop::NotTunnelPort);
+    assert_eq!(check(&arp, &meta, &cfg), Err(DecapDrop::NotUdp));
     let mut gre = v.clone();
     gre[23] = 47;
-    assert_eq!(drop_of(&fix_ip(gre)), DecapDrop::NotUdp);
+    gre[24] ^= 0xff; // and a bad checksum
+    assert_eq!(drop_of(&gre), DecapDrop::NotUdp);
+    assert_eq!(drop_of(inner()), DecapDrop::NotTunnelPort);
+    let mut later = v.clone();
+    later[21] = 1; // offset 8 bytes
+    assert_eq!(drop_of(&fix_ip(later)), DecapDrop::NotTunnelPort);
+    // UDP over IPv6 to a tunnel port: an IPv6 underlay; other IPv6 is not a tunnel packet.
+    meta.key.dl_type = ethertype::IPV6;
+    meta.key.nw_proto = ipproto::UDP;
+    meta.key.tp_dst = 4789;
+    assert_eq!(check(&arp, &meta, &cfg), Err(DecapDrop::OuterIpv6));
+    meta.key.nw_proto = ipproto::TCP;
+    assert_eq!(check(&arp, &meta, &cfg), Err(DecapDrop::NotUdp));
+    for r in [DecapDrop::NotUdp, DecapDrop::NotTunnelPort] {
+        assert!(r.is_not_tunnel());
+    }
+    assert!(!DecapDrop::OuterIpv6.is_not_tunnel() && !DecapDrop::BadIpChecksum.is_not_tunnel());
 
     let mut frag = v.clone();
-    frag[20] |= 0x20; // MF
+    frag[20] |= 0x20; // MF: a first fragment, which has the ports
     assert_eq!(drop_of(&fix_ip(frag)), DecapDrop::OuterFragment);
 
-    // An IP option (4 bytes of end-of-options) in front of the UDP header.
+    // An IP option (4 bytes of end-of-options) in front of the UDP header; to another port
+    // it is not a tunnel packet.
     let mut opts = v[..34].to_vec();
     opts.extend_from_slice(&[0; 4]);
     opts.extend_from_slice(&v[34..]);
     opts[14] = 0x46;
     opts[17] += 4;
-    assert_eq!(drop_of(&fix_ip(opts)), DecapDrop::OuterIpOptions);
+    let opts = fix_ip(opts);
+    assert_eq!(drop_of(&opts), DecapDrop::OuterIpOptions);
+    let mut other_port = opts.clone();
+    other_port[40..42].copy_from_slice(&53u16.to_be_bytes());
+    assert_eq!(drop_of(&other_port), DecapDrop::NotTunnelPort);
 
     let mut csum = v.clone();
     csum[22] = 63; // TTL changed, checksum not
@@ -232,12 +247,16 @@ fn every_outer_drop_reason() {
     // a frame with a stale meta does too.
     let mut meta = PacketMeta::default();
     parse_packet_limit(&v, &mut meta, VlanLimit::DEFAULT).unwrap();
-    let cfg = DecapConfig::DEFAULT;
     assert_eq!(
         check(&v[..109], &meta, &cfg),
         Err(DecapDrop::OuterTruncated)
     );
-    assert_eq!(check(&v[..30], &meta, &cfg), Err(DecapDrop::NotUdp));
+    assert_eq!(check(&v[..30], &meta, &cfg), Err(DecapDrop::OuterTruncated));
+    assert_eq!(
+        check(inner(), &meta, &cfg),
+        Err(DecapDrop::NotUdp),
+        "another frame"
+    );
 }
 
 #[test]
