@@ -39,8 +39,10 @@ pub const TUN_FLAG_PRESENT: u16 = 0x0001;
 pub const TUN_FLAG_CSUM: u16 = 0x0002;
 /// `tun_flags` bit: the outer IPv4 header had DF set.
 pub const TUN_FLAG_DF: u16 = 0x0004;
-/// `tun_flags` bit: a Geneve option marked critical was present.
+/// `tun_flags` bit: the Geneve header had the O bit set (an OAM packet, not tenant data).
 pub const TUN_FLAG_OAM: u16 = 0x0008;
+/// `tun_flags` bit: a Geneve option marked critical (top bit of its type) was present.
+pub const TUN_FLAG_CRITICAL: u16 = 0x0010;
 
 /// Conntrack state bits (`ct_state`), with Open vSwitch's values.
 pub mod ct_state {

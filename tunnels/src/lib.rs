@@ -1,7 +1,23 @@
 //! VXLAN (RFC 7348) and Geneve (RFC 8926) tunnels for vecswitch, sent and received as Open
-//! vSwitch's userspace "native tunneling" does: the VTEP address lives on a bridge, and the
-//! [`underlay`] module says, for a remote VTEP, which bridge to send from, with which source
-//! address, and to which next-hop MAC.
+//! vSwitch's userspace "native tunneling" does: the header formats (`wire`), the per-packet
+//! decapsulation of a parsed outer frame (`decap`: checks, tunnel metadata into the key, the
+//! inner frame parsed again), encapsulation through a header template built once per flow
+//! (`encap`), and the underlay (`underlay`): for a remote VTEP, which bridge to send from,
+//! with which source address, and to which next-hop MAC.
+//!
+//! No graph node, port or control verb lives here yet: the `tunnel-decap` / `tunnel-encap`
+//! nodes, the tunnel ports and their config call these functions (see `README.md`).
 #![forbid(unsafe_code)]
 
+pub mod decap;
+pub mod encap;
 pub mod underlay;
+pub mod wire;
+
+#[cfg(test)]
+mod fixtures;
+
+pub use decap::{
+    check_critical_options, Decap, DecapConfig, DecapDrop, TunnelKind, TunnelMetadata,
+};
+pub use encap::{udp_src_port, EncapDrop, EncapParams, TunnelHeader};
