@@ -427,22 +427,20 @@ fn port_counter(d: &DaemonProc, bridge: &str, port: &str, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("no counter {name} in {r:#}"))
 }
 
-/// The pools of every PMD: each frame is free or lent to a queue (nothing leaked), checked
+/// The pool of every PMD: each frame is free or lent to a queue (nothing leaked), checked
 /// between two iterations. Returns the summed PMD stats.
 fn pools_whole(d: &DaemonProc) -> serde_json::Value {
     let pmds = d.ok(&["pmd-stats"]).json;
     let mut sum = serde_json::Map::new();
     for pmd in pmds.as_array().unwrap() {
-        for p in pmd["pools"].as_array().unwrap() {
-            let pool = &p["pool"];
-            assert_eq!(pool["umem"], true, "{pmds:#}");
-            assert_eq!(pool["unaccounted"], 0, "frames leaked: {pmds:#}");
-            let (free, lent) = (pool["free"].as_u64(), pool["lent"].as_u64());
-            assert_eq!(
-                free.unwrap() + lent.unwrap(),
-                pool["frames"].as_u64().unwrap()
-            );
-        }
+        let pool = &pmd["pool"];
+        assert_eq!(pool["umem"], true, "{pmds:#}");
+        assert_eq!(pool["unaccounted"], 0, "frames leaked: {pmds:#}");
+        let (free, lent) = (pool["free"].as_u64(), pool["lent"].as_u64());
+        assert_eq!(
+            free.unwrap() + lent.unwrap(),
+            pool["frames"].as_u64().unwrap()
+        );
         for (k, v) in pmd["stats"].as_object().unwrap() {
             let prev = sum.get(k).and_then(|p| p.as_u64()).unwrap_or(0);
             sum.insert(k.clone(), (prev + v.as_u64().unwrap()).into());
