@@ -187,9 +187,9 @@ impl Upcall for DatapathUpcall {
         self.translate_with(key, |b, k| b.translate(k, now_ns))
     }
 
-    /// Every bridge's generation summed, plus the port map's changes (see [`MAP_CHANGE`]): a
-    /// rule change or a MAC learned in one bridge revalidates every megaflow of the
-    /// classifier, as in Open vSwitch.
+    /// Every bridge's generation summed, plus the port map's changes times 2^40 (so that a
+    /// map that takes a bridge away still moves it up): a rule change or a MAC learned in one
+    /// bridge revalidates every megaflow of the classifier, as in Open vSwitch.
     fn generation(&self) -> u64 {
         self.map.load().sum(Bridge::generation)
     }
