@@ -4,8 +4,8 @@
 //! unique across bridges, the lowest free one from 1, kept while the port exists) and
 //! publishes the port map the PMDs' `openflow::DatapathUpcall` translates with, places
 //! receive queues on PMDs by measured cycles (OVS's `pmd-rxq-assign=cycles`) and reaches into
-//! a PMD only through jobs it runs between two iterations ([`pmd::Job`]). The `control` crate turns control-socket requests and the TOML
-//! file into calls here.
+//! a PMD only through jobs it runs between two iterations ([`pmd::Job`]). The `control` crate
+//! turns control-socket requests and the TOML file into calls here.
 
 pub mod pmd;
 
@@ -242,11 +242,6 @@ impl Daemon {
             .iter()
             .position(|b| b.name == name)
             .ok_or_else(|| anyhow!("bridge: no bridge named {name:?}"))
-    }
-
-    /// The datapath port map (to translate with it, or to see where a datapath port leads).
-    pub fn upcall(&self) -> &DatapathUpcall {
-        &self.upcall
     }
 
     /// The lowest datapath port number from 1 that no port of any bridge has.
