@@ -495,6 +495,60 @@ fn afxdp_ports_of_one_pmd_forward_without_copies_and_keep_every_frame_as_queues_
     }
 }
 
+/// tx packets of every port of `bridge`, summed.
+fn bridge_tx(d: &DaemonProc, bridge: &str) -> u64 {
+    let r = d.ok(&["port-stats", bridge]).json;
+    r.as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["stats"]["tx_packets"].as_u64().unwrap())
+        .sum()
+}
+
+#[test]
+fn afxdp_ports_of_two_bridges_share_the_pmd_pool_and_each_bridge_keeps_its_traffic() {
+    require_root!();
+    let (x, y) = (bridge_name(), bridge_name());
+    let d = DaemonProc::start(&format!(
+        "[[bridge]]\nname = \"{x}\"\nlocal = false\n[[bridge]]\nname = \"{y}\"\nlocal = false\n"
+    ));
+    // The same addresses behind both bridges: only the bridge tells them apart.
+    let ns: Vec<TestNs> = (0..4).map(|_| TestNs::new()).collect();
+    for (bridge, pair) in [(&x, &ns[..2]), (&y, &ns[2..])] {
+        attach(&d, bridge, &pair[0], "10.93.0.1/24", "afxdp");
+        attach(&d, bridge, &pair[1], "10.93.0.2/24", "afxdp");
+    }
+    let show = d.ok(&["show"]).json;
+    for b in show["bridges"].as_array().unwrap() {
+        for port in b["ports"].as_array().unwrap() {
+            let q = &port["queues"][0];
+            assert_eq!(q["pmd"], 0, "{show:#}");
+            assert!(q["mode"].as_str().unwrap().contains("pmd-pool"), "{show:#}");
+        }
+    }
+    for (bridge, other, pair) in [(&x, &y, &ns[..2]), (&y, &x, &ns[2..])] {
+        let other_before = bridge_tx(&d, other);
+        assert!(ping(&pair[0].target, "10.93.0.2", 3), "{bridge}: ping");
+        let n = tcp_transfer(&pair[1].target, "10.93.0.2", &pair[0].target, 4 << 20).unwrap();
+        assert_eq!(n, 4 << 20, "{bridge}");
+        // Thousands of frames crossed this bridge; the other one saw none of them (a few
+        // frames of its own namespaces' chatter at most).
+        assert!(bridge_tx(&d, bridge) > 2000, "{bridge}");
+        let leaked = bridge_tx(&d, other) - other_before;
+        assert!(leaked < 20, "{other} sent {leaked} frames meanwhile");
+    }
+    // One PMD, one pool: every frame of either bridge entered it as the kernel wrote it and
+    // left as it was.
+    let st = pools_whole(&d);
+    assert!(st["rx_zero_copy"].as_u64().unwrap() > 4000, "{st:#}");
+    assert_eq!(st["rx_zero_copy"], st["rx_packets"], "{st:#}");
+    assert_eq!(st["rx_copies"], 0, "{st:#}");
+    assert_eq!(st["tx_copies"], 0, "{st:#}");
+    assert_eq!(st["tx_zero_copy"], st["tx_packets"], "{st:#}");
+    let pmd = d.ok(&["pmd-stats"]).json;
+    assert_eq!(pmd.as_array().unwrap().len(), 1, "{pmd:#}");
+}
+
 #[test]
 fn the_host_reaches_a_container_through_the_bridge_local_port() {
     require_root!();
