@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use anyhow::{anyhow, bail, Result};
 use serde_json::{json, Value};
 
-use datapath::daemon::pmd::{PmdSettings, PmdSnapshot};
+use datapath::daemon::pmd::PmdSettings;
 use datapath::daemon::{link_state, Daemon};
 use pipeline::VlanLimit;
 use ports::spec::PortSpec;
@@ -49,7 +49,7 @@ pub const VERBS: &[(&str, &str)] = &[
     ("list-ports BRIDGE", "the bridge's port names"),
     (
         "show",
-        "bridges, ports (OpenFlow number, type, mode, state) and queue placement",
+        "bridges, ports (OpenFlow number, type, mode, state, datapath number) and queue placement",
     ),
     ("add-flow BRIDGE FLOW", "add a rule (ovs-ofctl syntax)"),
     (
@@ -72,7 +72,7 @@ pub const VERBS: &[(&str, &str)] = &[
     ("get-frags BRIDGE", "the bridge's fragment handling"),
     (
         "dump-megaflows [BRIDGE]",
-        "the datapath's megaflows (masks and stats) per PMD",
+        "the datapath's megaflows (masks and stats) per PMD and bridge, in OpenFlow port numbers",
     ),
     ("port-stats [BRIDGE]", "per-port counters"),
     ("pmd-stats", "per-PMD cycles per packet, cache hits, queues"),
@@ -358,8 +358,8 @@ fn show(d: &Daemon) -> Reply {
             let ofport = ofport_text(p.ofport);
             let _ = writeln!(
                 text,
-                "  port {ofport}: {} type={kind} mode=\"{mode}\" state={state}",
-                p.name
+                "  port {ofport}: {} type={kind} mode=\"{mode}\" dp_port={} state={state}",
+                p.name, p.dp_port
             );
             let mut queues = Vec::new();
             for (q, info) in p.queues.iter().zip(&infos) {
@@ -376,7 +376,7 @@ fn show(d: &Daemon) -> Reply {
                     .push(json!({ "queue": q.queue_id, "pmd": pmd, "core": core, "mode": q_mode }));
             }
             ports.push(json!({
-                "name": p.name, "ofport": p.ofport, "type": kind, "mode": mode,
+                "name": p.name, "ofport": p.ofport, "dp_port": p.dp_port, "type": kind, "mode": mode,
                 "state": state, "options": p.spec.options_text(), "queues": queues,
             }));
         }
@@ -428,8 +428,7 @@ fn port_stats(d: &Daemon, only: Option<&str>) -> Result<Reply> {
             let mut sum = datapath::switch::PortStats::default();
             for s in &snaps {
                 for sb in s.bridges.iter().filter(|x| x.name == b.name) {
-                    for (_, ofport, st) in sb.ports.iter().filter(|x| x.1 == p.ofport) {
-                        let _ = ofport;
+                    for (_, _, st) in sb.ports.iter().filter(|x| x.1 == p.ofport) {
                         sum.rx_packets += st.rx_packets;
                         sum.rx_bytes += st.rx_bytes;
                         sum.rx_dropped += st.rx_dropped;
@@ -474,23 +473,13 @@ fn port_stats(d: &Daemon, only: Option<&str>) -> Result<Reply> {
     Ok(Reply::new(text.trim_end().to_string(), json!(out)))
 }
 
-fn sum_classify(s: &PmdSnapshot) -> BTreeMap<String, u64> {
-    let mut m: BTreeMap<String, u64> = BTreeMap::new();
-    for b in &s.bridges {
-        for (k, v) in &b.classify {
-            *m.entry(k.clone()).or_default() += v;
-        }
-    }
-    m
-}
-
 fn pmd_stats(d: &Daemon) -> Result<Reply> {
     let snaps = d.snapshots()?;
     let mut text = String::new();
     let mut out = Vec::new();
     for s in &snaps {
         let st = &s.stats;
-        let c = sum_classify(s);
+        let c = &s.classify;
         let get = |k: &str| c.get(k).copied().unwrap_or(0);
         let per_pkt = |x: u64| {
             if st.rx_packets == 0 {
@@ -560,34 +549,28 @@ fn pmd_stats(d: &Daemon) -> Result<Reply> {
             );
         }
         // Everything that entered and did not leave, from the same snapshot as the rest.
-        let dropped: u64 = s
-            .bridges
-            .iter()
-            .map(|b| {
-                b.drops.iter().map(|d| d.1).sum::<u64>()
-                    + b.ports.iter().map(|p| p.2.tx_dropped).sum::<u64>()
-            })
-            .sum();
-        for b in &s.bridges {
-            let p = &b.pool;
-            let _ = writeln!(
-                text,
-                "  pool {} ({}): {} frames, {} free, {} lent to AF_XDP queues, {} unaccounted",
-                b.name,
-                if p.umem { "umem" } else { "heap" },
-                p.frames,
-                p.free,
-                p.lent,
-                p.unaccounted
-            );
-        }
+        let dropped: u64 = s.drops.iter().map(|d| d.1).sum::<u64>()
+            + s.bridges
+                .iter()
+                .flat_map(|b| b.ports.iter())
+                .map(|p| p.2.tx_dropped)
+                .sum::<u64>();
+        let p = &s.pool;
+        let _ = writeln!(
+            text,
+            "  pool ({}): {} frames, {} free, {} lent to AF_XDP queues, {} unaccounted",
+            if p.umem { "umem" } else { "heap" },
+            p.frames,
+            p.free,
+            p.lent,
+            p.unaccounted
+        );
         let _ = writeln!(text, "  dropped: {dropped} (see drop-reasons)");
         out.push(json!({
             "pmd": s.id, "core": s.core, "stats": st, "classify": c, "dropped": dropped,
             "cycles_per_packet": per_pkt(st.busy_cycles), "busy_percent": busy_pct,
-            "avg_batch": avg_batch, "rxqs": s.rxqs,
-            "pools": s.bridges.iter().map(|b| json!({ "bridge": b.name, "pool": b.pool }))
-                .collect::<Vec<_>>(),
+            "avg_batch": avg_batch, "rxqs": s.rxqs, "pool": s.pool,
+            "megaflows": s.megaflows,
         }));
     }
     Ok(Reply::new(text.trim_end().to_string(), json!(out)))
@@ -598,34 +581,32 @@ fn runtime(d: &Daemon) -> Result<Reply> {
     let mut text = String::new();
     let mut out = Vec::new();
     for s in &snaps {
-        for b in &s.bridges {
-            let _ = writeln!(text, "pmd {} bridge {}:", s.id, b.name);
+        let _ = writeln!(text, "pmd {}:", s.id);
+        let _ = writeln!(
+            text,
+            "  {:<12} {:>12} {:>14} {:>16} {:>12} {:>12}",
+            "node", "calls", "vectors", "cycles", "vec/call", "cycles/vec"
+        );
+        for (name, calls, vectors, cycles) in &s.nodes {
+            let vpc = if *calls == 0 {
+                0.0
+            } else {
+                *vectors as f64 / *calls as f64
+            };
+            let cpv = if *vectors == 0 {
+                0.0
+            } else {
+                *cycles as f64 / *vectors as f64
+            };
             let _ = writeln!(
                 text,
-                "  {:<12} {:>12} {:>14} {:>16} {:>12} {:>12}",
-                "node", "calls", "vectors", "cycles", "vec/call", "cycles/vec"
+                "  {name:<12} {calls:>12} {vectors:>14} {cycles:>16} {vpc:>12.1} {cpv:>12.1}"
             );
-            for (name, calls, vectors, cycles) in &b.nodes {
-                let vpc = if *calls == 0 {
-                    0.0
-                } else {
-                    *vectors as f64 / *calls as f64
-                };
-                let cpv = if *vectors == 0 {
-                    0.0
-                } else {
-                    *cycles as f64 / *vectors as f64
-                };
-                let _ = writeln!(
-                    text,
-                    "  {name:<12} {calls:>12} {vectors:>14} {cycles:>16} {vpc:>12.1} {cpv:>12.1}"
-                );
-                out.push(json!({
-                    "pmd": s.id, "bridge": b.name, "node": name, "calls": calls,
-                    "vectors": vectors, "cycles": cycles, "vectors_per_call": vpc,
-                    "cycles_per_vector": cpv,
-                }));
-            }
+            out.push(json!({
+                "pmd": s.id, "node": name, "calls": calls,
+                "vectors": vectors, "cycles": cycles, "vectors_per_call": vpc,
+                "cycles_per_vector": cpv,
+            }));
         }
     }
     Ok(Reply::new(text.trim_end().to_string(), json!(out)))
@@ -635,10 +616,10 @@ fn drop_reasons(d: &Daemon) -> Result<Reply> {
     let snaps = d.snapshots()?;
     let mut m: BTreeMap<String, u64> = BTreeMap::new();
     for s in &snaps {
+        for (k, v) in &s.drops {
+            *m.entry(k.clone()).or_default() += v;
+        }
         for b in &s.bridges {
-            for (k, v) in &b.drops {
-                *m.entry(k.clone()).or_default() += v;
-            }
             for (name, _, st) in &b.ports {
                 if st.rx_dropped > 0 {
                     *m.entry(format!("port.{name}.rx-dropped")).or_default() += st.rx_dropped;
@@ -685,26 +666,14 @@ fn add_flows(d: &mut Daemon, bridge: &str, text: &str, bundle: bool) -> Result<R
     ))
 }
 
-/// `dump-megaflows [BRIDGE]`: every PMD's megaflow cache of the bridge (or of all).
+/// `dump-megaflows [BRIDGE]`: the megaflows of every PMD whose in_port is a port of the
+/// bridge (of each bridge, one section each), printed with its OpenFlow port numbers.
 fn dump_megaflows(d: &mut Daemon, only: Option<String>) -> Result<Reply> {
     if let Some(b) = &only {
         d.bridge(b)?;
     }
     let now = d.now_ns();
-    let per_pmd = d.pmd_call_all(move |p| {
-        let id = p.id;
-        let names: Vec<String> = p.bridge_names();
-        let mut out = Vec::new();
-        for n in names {
-            if only.as_ref().is_some_and(|o| *o != n) {
-                continue;
-            }
-            if let Some(c) = p.bridge_mut(&n).and_then(|b| b.switch.classifier()) {
-                out.push((n, c.dump_megaflows_text(now)));
-            }
-        }
-        (id, out)
-    })?;
+    let per_pmd = d.pmd_call_all(move |p| (p.id, p.dump_megaflows(only.as_deref(), now)))?;
     let mut text = String::new();
     let mut j = Vec::new();
     for (id, bridges) in per_pmd {
@@ -759,6 +728,7 @@ fn set(d: &mut Daemon, args: &[String]) -> Result<Reply> {
     }
     d.set_pmd_settings(s)?;
     if let Some(limit) = flow_limit {
+        // Kept for the PMDs that `pmd-cores` starts.
         d.settings.classify.flow_limit = limit;
         d.pmd_call_all(move |p| p.set_flow_limit(limit))?;
     }

@@ -1,7 +1,10 @@
 //! One switch instance on one thread: packet pool, graph (parse → classify), transmit queues
-//! and port counters. The I/O around it (pcap replay now; AF_XDP and vhost-user PMDs later)
-//! feeds received frames in with [`Switch::receive`] and takes transmitted ones out with
-//! [`Switch::drain_tx`].
+//! and port counters. A PMD has one for every bridge (its upcall is `openflow::DatapathUpcall`);
+//! replay has one for its one bridge. Ports are known by their datapath port numbers (unique
+//! across the bridges; the packets' `in_port` and the `Output` actions carry them), and each
+//! remembers its bridge and OpenFlow number for the counters and the printing. The I/O around
+//! it feeds received frames in with [`Switch::receive`] or [`Switch::receive_with`] and takes
+//! transmitted ones out with [`Switch::drain_tx`] or [`Switch::drain_tx_batch`].
 
 use flowcache::{Classify, ClassifyConfig};
 use pipeline::parse::Parse;
@@ -44,12 +47,35 @@ pub struct PortStats {
     pub tx_dropped: u64,
 }
 
-/// A port of the switch: its OpenFlow number, name and counters.
+/// A port of the switch: its bridge, name, OpenFlow and datapath numbers, and counters.
 #[derive(Clone, Debug, Serialize)]
 pub struct SwitchPort {
+    pub bridge: String,
     pub name: String,
     pub ofport: u32,
+    /// The number the packets' `in_port` and the `Output` actions carry.
+    pub dp_port: u32,
     pub stats: PortStats,
+}
+
+impl SwitchPort {
+    pub fn new(bridge: &str, name: &str, ofport: u32, dp_port: u32) -> SwitchPort {
+        SwitchPort {
+            bridge: bridge.to_string(),
+            name: name.to_string(),
+            ofport,
+            dp_port,
+            stats: PortStats::default(),
+        }
+    }
+
+    /// Whether `other` is the same port (stats aside).
+    pub fn same_port(&self, other: &SwitchPort) -> bool {
+        self.bridge == other.bridge
+            && self.name == other.name
+            && self.ofport == other.ofport
+            && self.dp_port == other.dp_port
+    }
 }
 
 /// The graph, buffers and ports of one switch instance.
@@ -67,39 +93,33 @@ pub struct Switch<U: Upcall + 'static> {
 }
 
 impl<U: Upcall + 'static> Switch<U> {
-    /// A switch with the given ports (`(name, ofport)`), translating new flows with `upcall`.
+    /// A switch for the ports (`(name, ofport)`) of one bridge, translating new flows with
+    /// `upcall`: their datapath numbers are their OpenFlow numbers, and the bridge has no name
+    /// (replay, tests).
     pub fn new(ports: &[(String, u32)], upcall: U, config: ClassifyConfig) -> anyhow::Result<Self> {
-        Switch::with_pool(ports, upcall, config, PacketPool::new(POOL_FRAMES))
+        let mut sw = Switch::with_pool(upcall, config, PacketPool::new(POOL_FRAMES))?;
+        for (name, ofport) in ports {
+            sw.add_port(SwitchPort::new("", name, *ofport, *ofport));
+        }
+        Ok(sw)
     }
 
-    /// [`Switch::new`] with the packets in `pool` (one made of a UMEM, for zero-copy ports).
-    pub fn with_pool(
-        ports: &[(String, u32)],
-        upcall: U,
-        config: ClassifyConfig,
-        pool: PacketPool,
-    ) -> anyhow::Result<Self> {
+    /// A switch with no ports and the packets in `pool` (one made of a UMEM, for zero-copy
+    /// ports); [`Switch::add_port`] adds them.
+    pub fn with_pool(upcall: U, config: ClassifyConfig, pool: PacketPool) -> anyhow::Result<Self> {
         let mut graph = Graph::new();
         let mut parse = Parse::new("classify");
         parse.set_vlan_limit(config.vlans);
         let entry = graph.add(Box::new(parse))?;
         let classify = graph.add(Box::new(Classify::new(upcall, config)))?;
         graph.wire()?;
-        let numbers: Vec<u32> = ports.iter().map(|p| p.1).collect();
         Ok(Switch {
             pool,
-            tx: TxQueues::new(&numbers),
+            tx: TxQueues::default(),
             graph,
             entry,
             classify,
-            ports: ports
-                .iter()
-                .map(|(name, ofport)| SwitchPort {
-                    name: name.clone(),
-                    ofport: *ofport,
-                    stats: PortStats::default(),
-                })
-                .collect(),
+            ports: Vec::new(),
             rx_scratch: Vec::with_capacity(pipeline::MAX_BATCH),
             tx_scratch: Vec::with_capacity(pipeline::MAX_BATCH),
             copies: CopyStats::default(),
@@ -139,7 +159,7 @@ impl<U: Upcall + 'static> Switch<U> {
             match self.pool.alloc_with(data) {
                 Ok(id) => {
                     let m = self.pool.meta_mut(id);
-                    m.key.in_port = p.ofport;
+                    m.key.in_port = p.dp_port;
                     m.rx_ns = rx_ns;
                     p.stats.rx_packets += 1;
                     p.stats.rx_bytes += data.len() as u64;
@@ -156,26 +176,22 @@ impl<U: Upcall + 'static> Switch<U> {
         self.graph.dispatch(&mut cx, self.entry, &self.rx_scratch);
     }
 
-    /// Adds a port (no effect when `ofport` is there already). Returns its index.
-    pub fn add_port(&mut self, name: &str, ofport: u32) -> usize {
-        if let Some(i) = self.ports.iter().position(|p| p.ofport == ofport) {
+    /// Adds a port (no effect when its datapath number is there already). Returns its index.
+    pub fn add_port(&mut self, port: SwitchPort) -> usize {
+        if let Some(i) = self.ports.iter().position(|p| p.dp_port == port.dp_port) {
             return i;
         }
-        self.tx.add_port(ofport);
-        self.ports.push(SwitchPort {
-            name: name.to_string(),
-            ofport,
-            stats: PortStats::default(),
-        });
+        self.tx.add_port(port.dp_port);
+        self.ports.push(port);
         self.ports.len() - 1
     }
 
-    /// Removes the port `ofport`, freeing what its transmit queue held. The indexes of the
-    /// ports after it move down by one.
-    pub fn remove_port(&mut self, ofport: u32) {
-        if let Some(i) = self.ports.iter().position(|p| p.ofport == ofport) {
+    /// Removes the port of datapath number `dp_port`, freeing what its transmit queue held.
+    /// The indexes of the ports after it move down by one.
+    pub fn remove_port(&mut self, dp_port: u32) {
+        if let Some(i) = self.ports.iter().position(|p| p.dp_port == dp_port) {
             self.ports.remove(i);
-            self.tx.remove_port(ofport, &mut self.pool);
+            self.tx.remove_port(dp_port, &mut self.pool);
         }
     }
 
@@ -231,7 +247,7 @@ impl<U: Upcall + 'static> Switch<U> {
             return 0;
         };
         self.tx_scratch.clear();
-        self.tx.drain(p.ofport, &mut self.tx_scratch);
+        self.tx.drain(p.dp_port, &mut self.tx_scratch);
         let mut sent_total = 0;
         for chunk in self.tx_scratch.chunks(pipeline::MAX_BATCH) {
             let sent = send(&self.pool, chunk);
@@ -280,7 +296,7 @@ impl<U: Upcall + 'static> Switch<U> {
     pub fn tx_pending(&self, port: usize) -> bool {
         self.ports
             .get(port)
-            .and_then(|p| self.tx.queue(p.ofport))
+            .and_then(|p| self.tx.queue(p.dp_port))
             .is_some_and(|q| !q.is_empty())
     }
 
@@ -304,7 +320,7 @@ impl<U: Upcall + 'static> Switch<U> {
             return;
         };
         self.tx_scratch.clear();
-        self.tx.drain(p.ofport, &mut self.tx_scratch);
+        self.tx.drain(p.dp_port, &mut self.tx_scratch);
         for &id in &self.tx_scratch {
             let data = self.pool.data(id);
             p.stats.tx_packets += 1;
@@ -329,6 +345,31 @@ impl<U: Upcall + 'static> Switch<U> {
         self.graph.node_as::<Classify<U>>(self.classify)
     }
 
+    /// The megaflows whose in_port is a port of `bridge`, in `dpctl/dump-flows` format with
+    /// the OpenFlow port numbers (in_port and outputs), sorted: for one bridge the text is the
+    /// one its own classifier would print.
+    pub fn dump_megaflows_text(&mut self, bridge: &str, now_ns: u64) -> Vec<String> {
+        let ofports: Vec<(u32, u32, bool)> = self
+            .ports
+            .iter()
+            .map(|p| (p.dp_port, p.ofport, p.bridge == bridge))
+            .collect();
+        let Some(c) = self.classifier() else {
+            return Vec::new();
+        };
+        let ofport = |dp: u32| ofports.iter().find(|p| p.0 == dp).map_or(dp, |p| p.1);
+        let mut lines: Vec<String> = c
+            .dump_megaflows(now_ns)
+            .iter()
+            .filter(|m| {
+                m.mask.in_port == u32::MAX && ofports.iter().any(|p| p.2 && p.0 == m.key.in_port)
+            })
+            .map(|m| flowcache::print::format_megaflow_ports(m, now_ns, ofport))
+            .collect();
+        lines.sort();
+        lines
+    }
+
     /// Buffers not in use (every buffer is back after a drained dispatch: a leak check).
     pub fn free_buffers(&self) -> usize {
         self.pool.available()
@@ -350,7 +391,7 @@ struct Intake<'a> {
 impl Intake<'_> {
     fn take(&mut self, id: PacketId, len: usize) {
         let m = self.pool.meta_mut(id);
-        m.key.in_port = self.port.ofport;
+        m.key.in_port = self.port.dp_port;
         m.rx_ns = self.now_ns;
         self.port.stats.rx_packets += 1;
         self.port.stats.rx_bytes += len as u64;
@@ -594,5 +635,73 @@ mod tests {
         });
         assert_eq!(n, pipeline::MAX_BATCH);
         assert_eq!(sw.ports()[0].stats.rx_dropped, 1);
+    }
+
+    #[test]
+    fn two_bridges_share_the_switch_by_dp_ports_and_dump_their_own_megaflows() {
+        use openflow::normal::{MacTable, NormalPort, VlanMode};
+        use openflow::{Bridge, DatapathBridge, DatapathUpcall};
+        use std::sync::Arc;
+        let bridge = |rules: &str| {
+            let ports = [1, 2]
+                .map(|ofport| NormalPort {
+                    ofport,
+                    vlan: VlanMode::Trunk(Vec::new()),
+                    flood: true,
+                })
+                .to_vec();
+            let b = Bridge::new(ports, MacTable::default());
+            b.add_flows_text(rules, 0).unwrap();
+            Arc::new(b)
+        };
+        let up = DatapathUpcall::new();
+        up.set_bridges(vec![
+            DatapathBridge {
+                name: "a".into(),
+                bridge: bridge("in_port=1,actions=output:2\n"),
+                ports: vec![(1, 1), (2, 2)],
+            },
+            DatapathBridge {
+                name: "b".into(),
+                bridge: bridge("in_port=1,actions=output:2\nin_port=2,actions=drop\n"),
+                ports: vec![(1, 3), (2, 4)],
+            },
+        ])
+        .unwrap();
+        let mut sw = Switch::with_pool(up, ClassifyConfig::default(), PacketPool::new(64)).unwrap();
+        for (bridge, name, ofport, dp_port) in [
+            ("a", "a1", 1, 1),
+            ("a", "a2", 2, 2),
+            ("b", "b1", 1, 3),
+            ("b", "b2", 2, 4),
+        ] {
+            sw.add_port(SwitchPort::new(bridge, name, ofport, dp_port));
+        }
+        let free = sw.free_buffers();
+        // b's port 1 (index 2) to b's port 2 (index 3); nothing reaches a's ports.
+        sw.receive(2, [(frame(1).as_slice(), 0)].into_iter(), 0);
+        sw.receive(0, [(frame(2).as_slice(), 0)].into_iter(), 0);
+        let mut out: Vec<Vec<Vec<u8>>> = vec![Vec::new(); 4];
+        for (i, o) in out.iter_mut().enumerate() {
+            sw.drain_tx(i, |f, _| o.push(f.to_vec()));
+        }
+        assert_eq!(out, vec![vec![], vec![frame(2)], vec![], vec![frame(1)]]);
+        assert_eq!(sw.free_buffers(), free);
+        for bridge in ["a", "b"] {
+            let lines = sw.dump_megaflows_text(bridge, 0);
+            assert_eq!(lines.len(), 1, "{bridge}: {lines:?}");
+            assert!(
+                lines[0].starts_with("in_port(1),") && lines[0].ends_with("actions:2"),
+                "{bridge}: {lines:?}"
+            );
+        }
+        assert!(sw.dump_megaflows_text("c", 0).is_empty());
+        // A port removed and its number given to a port of the other bridge: a new port.
+        sw.remove_port(4);
+        let i = sw.add_port(SwitchPort::new("a", "a3", 3, 4));
+        assert_eq!(
+            (sw.ports()[i].bridge.as_str(), sw.ports()[i].ofport),
+            ("a", 3)
+        );
     }
 }

@@ -134,6 +134,32 @@ pub fn format_megaflow(f: &MegaflowInfo, now_ns: u64) -> String {
     line
 }
 
+/// [`format_megaflow`] with the port numbers renamed by `port`: the `in_port` (when the
+/// megaflow matches it exactly) and every output. A datapath serving several bridges numbers
+/// its ports across them; this prints a bridge's megaflows with its OpenFlow port numbers.
+pub fn format_megaflow_ports(f: &MegaflowInfo, now_ns: u64, port: impl Fn(u32) -> u32) -> String {
+    let mut key = f.key;
+    if f.mask.in_port == u32::MAX {
+        key.in_port = port(key.in_port);
+    }
+    let actions: Vec<DpAction> = f
+        .actions
+        .iter()
+        .map(|a| match a {
+            DpAction::Output(p) => DpAction::Output(port(*p)),
+            other => other.clone(),
+        })
+        .collect();
+    format_megaflow(
+        &MegaflowInfo {
+            key,
+            actions: actions.into(),
+            ..f.clone()
+        },
+        now_ns,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,6 +278,47 @@ mod tests {
         assert_eq!(
             format_megaflow(&info, 5),
             "any, packets:0, bytes:0, used:never, actions:drop"
+        );
+    }
+
+    #[test]
+    fn ports_renamed_in_the_match_and_the_outputs() {
+        let mask = FlowKey {
+            in_port: u32::MAX,
+            dl_type: 0xffff,
+            ..FlowKey::default()
+        };
+        let key = FlowKey {
+            in_port: 7,
+            dl_type: 0x88b5,
+            ..FlowKey::default()
+        };
+        let info = MegaflowInfo {
+            index: 0,
+            key,
+            mask,
+            actions: Arc::from(vec![
+                DpAction::Output(8),
+                DpAction::PopVlan,
+                DpAction::Output(9),
+            ]),
+            stats: MegaflowStats::default(),
+        };
+        assert_eq!(
+            format_megaflow_ports(&info, 0, |p| p - 6),
+            "in_port(1),eth_type(0x88b5), packets:0, bytes:0, used:never, actions:2,pop_vlan,3"
+        );
+        // An in_port the megaflow does not match exactly is printed as it is.
+        let wild = MegaflowInfo {
+            mask: FlowKey {
+                in_port: 0xff,
+                ..mask
+            },
+            ..info
+        };
+        assert_eq!(
+            format_megaflow_ports(&wild, 0, |p| p - 6),
+            "in_port(7/255),eth_type(0x88b5), packets:0, bytes:0, used:never, actions:2,pop_vlan,3"
         );
     }
 }

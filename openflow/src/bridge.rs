@@ -123,7 +123,9 @@ impl Bridge {
 pub const DEFAULT_RULES: &str = "priority=0,actions=normal\n";
 
 /// The upcall seam for a shared bridge: what the flow caches call on a miss (OpenFlow
-/// translation as the classifier's slow path). Every PMD's classifier holds one per bridge.
+/// translation as the classifier's slow path), for a datapath of this one bridge whose port
+/// numbers are its OpenFlow numbers (replay, tests). The daemon's PMDs serve every bridge
+/// with one classifier: theirs is [`crate::DatapathUpcall`].
 #[derive(Clone)]
 pub struct BridgeUpcall(pub Arc<Bridge>);
 

@@ -59,7 +59,7 @@ unsafe impl Sync for Mmap {}
 impl Mmap {
     /// Anonymous private memory of `len` bytes, pre-faulted (the UMEM), so that the data path
     /// takes no page faults. Not in fuzzing builds: the control target starts a daemon per
-    /// input, and pre-faulting each bridge's 64 MiB was nearly all of its time.
+    /// input, and pre-faulting each pool's 64 MiB was nearly all of its time.
     pub fn anonymous(len: usize) -> io::Result<Mmap> {
         let populate = if cfg!(fuzzing) { 0 } else { libc::MAP_POPULATE };
         // SAFETY: an anonymous mapping at a kernel-chosen address touches no existing memory.

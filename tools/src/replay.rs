@@ -1,7 +1,8 @@
 //! `vecswitch replay`: feeds a scenario's input pcaps through the whole pipeline on a virtual
 //! clock (the capture timestamps) and writes one output pcap per port plus `counters.json`.
 //! The same inputs give byte-identical outputs: no wall-clock time, no threads, no cycle
-//! counts in what is written.
+//! counts in what is written. A scenario is one bridge on `BridgeUpcall`, whose datapath port
+//! numbers are its OpenFlow port numbers.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -9,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use datapath::switch::{Switch, SwitchPort};
+use datapath::switch::{PortStats, Switch};
 use openflow::normal::{MacTable, NormalPort, DEFAULT_AGING_NS, DEFAULT_MAX_ENTRIES};
 use openflow::{Bridge, BridgeUpcall, FragMode, DEFAULT_RULES};
 use ports::pcap::file::{read_pcap, Frame, PcapOut};
@@ -21,7 +22,7 @@ use crate::scenario::Scenario;
 #[derive(Serialize, Debug)]
 pub struct ReplayReport {
     pub scenario: String,
-    pub ports: Vec<SwitchPort>,
+    pub ports: Vec<ReplayPort>,
     pub nodes: Vec<NodeCounters>,
     /// Every nonzero drop counter as `<node>.<reason>`.
     pub drops: BTreeMap<String, u64>,
@@ -30,6 +31,14 @@ pub struct ReplayReport {
     pub megaflows: Vec<String>,
     /// The OpenFlow rules with their counters at the end (`dump-flows`).
     pub flows: Vec<String>,
+}
+
+/// One port's counters.
+#[derive(Serialize, Debug)]
+pub struct ReplayPort {
+    pub name: String,
+    pub ofport: u32,
+    pub stats: PortStats,
 }
 
 /// Deterministic per-node counters (cycles are left out: they differ run to run).
@@ -162,7 +171,15 @@ fn build_report(scenario: &Scenario, switch: &mut Switch<BridgeUpcall>, now: u64
             vectors: r.stats.vectors,
         })
         .collect();
-    let ports = switch.ports().to_vec();
+    let ports = switch
+        .ports()
+        .iter()
+        .map(|p| ReplayPort {
+            name: p.name.clone(),
+            ofport: p.ofport,
+            stats: p.stats.clone(),
+        })
+        .collect();
     let (classify, megaflows, flows) = match switch.classifier() {
         Some(c) => (
             c.stats().to_map(),

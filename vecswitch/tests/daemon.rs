@@ -450,3 +450,126 @@ fn pmd_cores_change_at_run_time_and_traffic_follows() {
     assert!(e.contains("pmd-cores"), "{e}");
     assert_eq!(d.ok(&["show"]).json["pmds"].as_array().unwrap().len(), 1);
 }
+
+/// The dp ports `show` gives the ports of `bridge`, by name.
+fn dp_ports(d: &DaemonProc, bridge: &str) -> Vec<(String, u64, u64)> {
+    let show = d.ok(&["show", "--json"]).json;
+    let b = show["bridges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == bridge)
+        .unwrap_or_else(|| panic!("no bridge {bridge} in {show:#}"));
+    b["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_string(),
+                p["ofport"].as_u64().unwrap(),
+                p["dp_port"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn two_bridges_on_one_pmd_forward_by_their_own_rules_and_dump_their_own_megaflows() {
+    let d = DaemonProc::start(
+        "[[bridge]]\nname = \"b0\"\nlocal = false\n[[bridge]]\nname = \"b1\"\nlocal = false\n",
+    );
+    let sink = |bridge: &str, name: &str| {
+        let out = d.path(&format!("{name}.pcap"));
+        d.ok(&[
+            "add-port",
+            bridge,
+            name,
+            "type=pcap",
+            &format!("tx={}", out.display()),
+        ]);
+    };
+    // The same OpenFlow numbers in both bridges, other datapath numbers.
+    sink("b0", "s0");
+    sink("b1", "s1");
+    sink("b1", "t1");
+    d.ok(&["del-flows", "b0"]);
+    d.ok(&["add-flow", "b0", "in_port=2,actions=output:1"]);
+    d.ok(&["del-flows", "b1"]);
+    d.ok(&["add-flow", "b1", "in_port=3,actions=output:2"]);
+    for (bridge, name) in [("b0", "g0"), ("b1", "g1")] {
+        d.ok(&[
+            "add-port",
+            bridge,
+            name,
+            "type=generator",
+            "profile=size=64,flows=16,proto=udp",
+            "count=2000",
+            "rate=100000",
+        ]);
+    }
+    let s = |n: &str| n.to_string();
+    assert_eq!(dp_ports(&d, "b0"), vec![(s("s0"), 1, 1), (s("g0"), 2, 4)]);
+    assert_eq!(
+        dp_ports(&d, "b1"),
+        vec![(s("s1"), 1, 2), (s("t1"), 2, 3), (s("g1"), 3, 5)]
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while d.port_stat("b0", "g0", "rx_packets") < 2000
+        || d.port_stat("b1", "g1", "rx_packets") < 2000
+    {
+        assert!(Instant::now() < deadline, "the generators did not finish");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    // b0's in_port=2 is g0; b1's rule on in_port=3 (g1) sends to its port 2, not to port 1
+    // as b0's port 2 would.
+    assert_eq!(d.tx("b0", "s0"), 2000);
+    assert_eq!(d.tx("b1", "t1"), 2000);
+    assert_eq!(d.tx("b1", "s1"), 0);
+
+    // One switch: one pool and one classifier for both, two megaflows in it.
+    let pmd = d.ok(&["pmd-stats", "--json"]).json;
+    assert_eq!(pmd.as_array().unwrap().len(), 1, "{pmd:#}");
+    assert_eq!(pmd[0]["stats"]["rx_packets"], 4000, "{pmd:#}");
+    assert_eq!(pmd[0]["stats"]["tx_packets"], 4000, "{pmd:#}");
+    assert_eq!(pmd[0]["megaflows"], 2, "{pmd:#}");
+    assert_eq!(pmd[0]["classify"]["upcalls"], 2, "{pmd:#}");
+    assert!(pmd[0]["pool"]["frames"].as_u64().unwrap() > 0, "{pmd:#}");
+
+    // Each bridge's megaflows, in its own OpenFlow numbers.
+    let mega = |bridge: &str| -> Vec<String> {
+        let j = d.ok(&["dump-megaflows", bridge]).json;
+        let sections = j.as_array().unwrap();
+        assert_eq!(sections.len(), 1, "{j:#}");
+        assert_eq!(sections[0]["bridge"], bridge, "{j:#}");
+        sections[0]["megaflows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l.as_str().unwrap().to_string())
+            .collect()
+    };
+    let (m0, m1) = (mega("b0"), mega("b1"));
+    assert_eq!(m0.len(), 1, "{m0:?}");
+    assert!(m0[0].starts_with("in_port(2),"), "{m0:?}");
+    assert!(m0[0].ends_with("actions:1"), "{m0:?}");
+    assert!(m0[0].contains("packets:2000,"), "{m0:?}");
+    assert_eq!(m1.len(), 1, "{m1:?}");
+    assert!(m1[0].starts_with("in_port(3),"), "{m1:?}");
+    assert!(m1[0].ends_with("actions:2"), "{m1:?}");
+    let all = d.ok(&["dump-megaflows"]).text;
+    assert!(
+        all.contains("pmd 0 bridge b0: 1 megaflows")
+            && all.contains("pmd 0 bridge b1: 1 megaflows"),
+        "{all}"
+    );
+
+    // A datapath number comes free with its port and goes to the next port, of any bridge.
+    d.ok(&["del-port", "b1", "s1"]);
+    sink("b0", "u0");
+    assert_eq!(
+        dp_ports(&d, "b0"),
+        vec![(s("s0"), 1, 1), (s("g0"), 2, 4), (s("u0"), 3, 2)]
+    );
+}

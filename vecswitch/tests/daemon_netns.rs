@@ -427,22 +427,20 @@ fn port_counter(d: &DaemonProc, bridge: &str, port: &str, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("no counter {name} in {r:#}"))
 }
 
-/// The pools of every PMD: each frame is free or lent to a queue (nothing leaked), checked
+/// The pool of every PMD: each frame is free or lent to a queue (nothing leaked), checked
 /// between two iterations. Returns the summed PMD stats.
 fn pools_whole(d: &DaemonProc) -> serde_json::Value {
     let pmds = d.ok(&["pmd-stats"]).json;
     let mut sum = serde_json::Map::new();
     for pmd in pmds.as_array().unwrap() {
-        for p in pmd["pools"].as_array().unwrap() {
-            let pool = &p["pool"];
-            assert_eq!(pool["umem"], true, "{pmds:#}");
-            assert_eq!(pool["unaccounted"], 0, "frames leaked: {pmds:#}");
-            let (free, lent) = (pool["free"].as_u64(), pool["lent"].as_u64());
-            assert_eq!(
-                free.unwrap() + lent.unwrap(),
-                pool["frames"].as_u64().unwrap()
-            );
-        }
+        let pool = &pmd["pool"];
+        assert_eq!(pool["umem"], true, "{pmds:#}");
+        assert_eq!(pool["unaccounted"], 0, "frames leaked: {pmds:#}");
+        let (free, lent) = (pool["free"].as_u64(), pool["lent"].as_u64());
+        assert_eq!(
+            free.unwrap() + lent.unwrap(),
+            pool["frames"].as_u64().unwrap()
+        );
         for (k, v) in pmd["stats"].as_object().unwrap() {
             let prev = sum.get(k).and_then(|p| p.as_u64()).unwrap_or(0);
             sum.insert(k.clone(), (prev + v.as_u64().unwrap()).into());
@@ -495,6 +493,60 @@ fn afxdp_ports_of_one_pmd_forward_without_copies_and_keep_every_frame_as_queues_
         assert_eq!(port_counter(&p.d, &p.bridge, host, "reopen-errors"), 0);
         assert_eq!(port_counter(&p.d, &p.bridge, host, "stray-frames"), 0);
     }
+}
+
+/// tx packets of every port of `bridge`, summed.
+fn bridge_tx(d: &DaemonProc, bridge: &str) -> u64 {
+    let r = d.ok(&["port-stats", bridge]).json;
+    r.as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["stats"]["tx_packets"].as_u64().unwrap())
+        .sum()
+}
+
+#[test]
+fn afxdp_ports_of_two_bridges_share_the_pmd_pool_and_each_bridge_keeps_its_traffic() {
+    require_root!();
+    let (x, y) = (bridge_name(), bridge_name());
+    let d = DaemonProc::start(&format!(
+        "[[bridge]]\nname = \"{x}\"\nlocal = false\n[[bridge]]\nname = \"{y}\"\nlocal = false\n"
+    ));
+    // The same addresses behind both bridges: only the bridge tells them apart.
+    let ns: Vec<TestNs> = (0..4).map(|_| TestNs::new()).collect();
+    for (bridge, pair) in [(&x, &ns[..2]), (&y, &ns[2..])] {
+        attach(&d, bridge, &pair[0], "10.93.0.1/24", "afxdp");
+        attach(&d, bridge, &pair[1], "10.93.0.2/24", "afxdp");
+    }
+    let show = d.ok(&["show"]).json;
+    for b in show["bridges"].as_array().unwrap() {
+        for port in b["ports"].as_array().unwrap() {
+            let q = &port["queues"][0];
+            assert_eq!(q["pmd"], 0, "{show:#}");
+            assert!(q["mode"].as_str().unwrap().contains("pmd-pool"), "{show:#}");
+        }
+    }
+    for (bridge, other, pair) in [(&x, &y, &ns[..2]), (&y, &x, &ns[2..])] {
+        let other_before = bridge_tx(&d, other);
+        assert!(ping(&pair[0].target, "10.93.0.2", 3), "{bridge}: ping");
+        let n = tcp_transfer(&pair[1].target, "10.93.0.2", &pair[0].target, 4 << 20).unwrap();
+        assert_eq!(n, 4 << 20, "{bridge}");
+        // Thousands of frames crossed this bridge; the other one saw none of them (a few
+        // frames of its own namespaces' chatter at most).
+        assert!(bridge_tx(&d, bridge) > 2000, "{bridge}");
+        let leaked = bridge_tx(&d, other) - other_before;
+        assert!(leaked < 20, "{other} sent {leaked} frames meanwhile");
+    }
+    // One PMD, one pool: every frame of either bridge entered it as the kernel wrote it and
+    // left as it was.
+    let st = pools_whole(&d);
+    assert!(st["rx_zero_copy"].as_u64().unwrap() > 4000, "{st:#}");
+    assert_eq!(st["rx_zero_copy"], st["rx_packets"], "{st:#}");
+    assert_eq!(st["rx_copies"], 0, "{st:#}");
+    assert_eq!(st["tx_copies"], 0, "{st:#}");
+    assert_eq!(st["tx_zero_copy"], st["tx_packets"], "{st:#}");
+    let pmd = d.ok(&["pmd-stats"]).json;
+    assert_eq!(pmd.as_array().unwrap().len(), 1, "{pmd:#}");
 }
 
 #[test]

@@ -1,9 +1,11 @@
 //! The daemon: bridges (OpenFlow rules and NORMAL's MAC table), their ports (one or more
 //! queues each) and the PMD threads that move the packets. This module is the control thread's
-//! state: it opens and closes ports, places receive queues on PMDs by measured cycles (OVS's
-//! `pmd-rxq-assign=cycles`) and reaches into a PMD only through jobs it runs between two
-//! iterations ([`pmd::Job`]). The `control` crate turns control-socket requests and the TOML
-//! file into calls here.
+//! state: it opens and closes ports, numbers them for the datapath (a datapath port number
+//! unique across bridges, the lowest free one from 1, kept while the port exists) and
+//! publishes the port map the PMDs' `openflow::DatapathUpcall` translates with, places
+//! receive queues on PMDs by measured cycles (OVS's `pmd-rxq-assign=cycles`) and reaches into
+//! a PMD only through jobs it runs between two iterations ([`pmd::Job`]). The `control` crate
+//! turns control-socket requests and the TOML file into calls here.
 
 pub mod pmd;
 
@@ -17,8 +19,8 @@ use flowcache::ClassifyConfig;
 use openflow::normal::{MacTable, NormalPort, VlanMode, DEFAULT_AGING_NS, DEFAULT_MAX_ENTRIES};
 use pipeline::clock::{Clock, MonotonicClock};
 
-use openflow::DEFAULT_RULES;
-use pmd::{BridgePlan, Job, Pmd, PmdSettings, PmdSnapshot, PortPlan, Queue};
+use openflow::{DatapathBridge, DatapathUpcall, DEFAULT_RULES};
+use pmd::{BridgePlan, Job, Pmd, PmdSettings, PmdSetup, PmdSnapshot, PortPlan, Queue};
 use ports::spec::{PortKind, PortSpec, VlanSpec};
 use ports::sys::EventFd;
 
@@ -34,6 +36,8 @@ const PMD_ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct PortState {
     pub name: String,
     pub ofport: u32,
+    /// Unique across the bridges: the port's number in the PMDs' switches.
+    pub dp_port: u32,
     pub spec: PortSpec,
     pub vlan: VlanMode,
     pub queues: Vec<Arc<Queue>>,
@@ -87,6 +91,8 @@ pub struct Daemon {
     pub clock: Arc<MonotonicClock>,
     pub bridges: Vec<BridgeState>,
     pub settings: DaemonSettings,
+    /// The port map every PMD translates with (each holds a clone).
+    upcall: DatapathUpcall,
     pmds: Vec<PmdHandle>,
     /// Which PMD polls each queue: `(bridge, port, queue) -> pmd id`.
     placement: Vec<(String, String, u32, usize)>,
@@ -99,6 +105,7 @@ impl Daemon {
             clock: Arc::new(MonotonicClock::new()),
             bridges: Vec::new(),
             settings,
+            upcall: DatapathUpcall::new(),
             pmds: Vec::new(),
             placement: Vec::new(),
         };
@@ -110,12 +117,23 @@ impl Daemon {
         for (id, core) in self.settings.pmd_cores.clone().into_iter().enumerate() {
             let (tx, rx): (Sender<Job>, Receiver<Job>) = crossbeam_channel::unbounded();
             let wake = Arc::new(EventFd::new().context("eventfd for a pmd")?);
-            let (settings, classify) = (self.settings.pmd, self.settings.classify.clone());
-            let (clock, pmd_wake) = (self.clock.clone(), wake.clone());
-            // The PMD is built on its own thread: graph nodes are not `Send`.
+            let setup = PmdSetup {
+                id,
+                core,
+                settings: self.settings.pmd,
+                classify: self.settings.classify.clone(),
+                upcall: self.upcall.clone(),
+                clock: self.clock.clone(),
+            };
+            let pmd_wake = wake.clone();
+            // The PMD is built on its own thread: graph nodes are not `Send`. One that cannot
+            // be built says why; the jobs sent to it then fail ("thread is gone").
             let thread = std::thread::Builder::new()
                 .name(format!("pmd{id}"))
-                .spawn(move || Pmd::new(id, core, settings, classify, clock, rx, pmd_wake).run())
+                .spawn(move || match Pmd::new(setup, rx, pmd_wake) {
+                    Ok(pmd) => pmd.run(),
+                    Err(e) => eprintln!("vecswitch: pmd {id}: {e:#}"),
+                })
                 .context("starting a pmd thread")?;
             self.pmds.push(PmdHandle {
                 id,
@@ -226,6 +244,17 @@ impl Daemon {
             .ok_or_else(|| anyhow!("bridge: no bridge named {name:?}"))
     }
 
+    /// The lowest datapath port number from 1 that no port of any bridge has.
+    fn free_dp_port(&self) -> u32 {
+        let used = |n: u32| {
+            self.bridges
+                .iter()
+                .flat_map(|b| b.ports.iter())
+                .any(|p| p.dp_port == n)
+        };
+        (1..).find(|&n| !used(n)).unwrap_or(1)
+    }
+
     /// Creates a bridge with the default rule (NORMAL) and, with `local`, its host interface:
     /// a tap named like the bridge on OpenFlow port LOCAL.
     pub fn add_bridge(&mut self, name: &str, local: bool) -> Result<()> {
@@ -254,7 +283,9 @@ impl Daemon {
             let mut spec = PortSpec::parse_args(name, &["type=tap"])
                 .map_err(|e| anyhow!("LOCAL port: {e}"))?;
             spec.ofport = Some(openflow::OFPP_LOCAL);
-            bridge.ports.push(open_port(name, spec)?);
+            bridge
+                .ports
+                .push(open_port(name, spec, self.free_dp_port())?);
         }
         self.bridges.push(bridge);
         self.bridges_changed()
@@ -268,7 +299,8 @@ impl Daemon {
     }
 
     /// Adds a port to `bridge` (see [`PortSpec`] for the options). The port's OpenFlow number
-    /// is the one asked for, or the lowest free one. Returns it.
+    /// is the one asked for, or the lowest free one of the bridge; its datapath number the
+    /// lowest free one of the daemon. Returns the OpenFlow number.
     pub fn add_port(&mut self, bridge: &str, spec: PortSpec) -> Result<u32> {
         let bi = self.bridge_index(bridge)?;
         for b in &self.bridges {
@@ -290,7 +322,7 @@ impl Daemon {
         };
         let mut spec = spec;
         spec.ofport = Some(ofport);
-        let port = open_port(bridge, spec)?;
+        let port = open_port(bridge, spec, self.free_dp_port())?;
         log_port(bridge, &port);
         self.bridges[bi].ports.push(port);
         self.bridges_changed()?;
@@ -311,7 +343,8 @@ impl Daemon {
         self.bridges_changed()
     }
 
-    /// Tells NORMAL the port list, places the queues and hands every PMD its new plan.
+    /// Tells NORMAL the port list, publishes the datapath port map, places the queues and
+    /// hands every PMD its new plan.
     fn bridges_changed(&mut self) -> Result<()> {
         for b in &self.bridges {
             b.of.set_ports(
@@ -325,6 +358,18 @@ impl Daemon {
                     .collect(),
             );
         }
+        self.upcall
+            .set_bridges(
+                self.bridges
+                    .iter()
+                    .map(|b| DatapathBridge {
+                        name: b.name.clone(),
+                        bridge: b.of.clone(),
+                        ports: b.ports.iter().map(|p| (p.ofport, p.dp_port)).collect(),
+                    })
+                    .collect(),
+            )
+            .map_err(|e| anyhow!("{e}"))?;
         self.replan()
     }
 
@@ -335,13 +380,13 @@ impl Daemon {
             .iter()
             .map(|b| BridgePlan {
                 name: b.name.clone(),
-                of: b.of.clone(),
                 ports: b
                     .ports
                     .iter()
                     .map(|p| PortPlan {
                         name: p.name.clone(),
                         ofport: p.ofport,
+                        dp_port: p.dp_port,
                         queues: p.queues.clone(),
                     })
                     .collect(),
@@ -450,8 +495,8 @@ fn log_port(bridge: &str, p: &PortState) {
     if let Some(q) = p.queues.first() {
         let info = q.info();
         eprintln!(
-            "vecswitch: {bridge}: port {} ofport {}: {} {}",
-            p.name, p.ofport, info.kind, info.mode
+            "vecswitch: {bridge}: port {} ofport {} dp port {}: {} {}",
+            p.name, p.ofport, p.dp_port, info.kind, info.mode
         );
         if info.kind == "afxdp" && info.mode.contains("generic") {
             eprintln!(
@@ -463,18 +508,27 @@ fn log_port(bridge: &str, p: &PortState) {
     }
 }
 
-/// Opens a port's queues.
-fn open_port(bridge: &str, spec: PortSpec) -> Result<PortState> {
+/// Opens a port's queues, as datapath port `dp_port`.
+fn open_port(bridge: &str, spec: PortSpec, dp_port: u32) -> Result<PortState> {
     let ofport = spec.ofport.unwrap_or(0);
     let ios = spec.open().map_err(|e| anyhow!("{e}"))?;
     let queues = ios
         .into_iter()
         .enumerate()
-        .map(|(i, io)| Arc::new(Queue::new(bridge, &spec.name, ofport, i as u32, io)))
+        .map(|(i, io)| {
+            Arc::new(Queue::new(
+                bridge,
+                &spec.name,
+                (ofport, dp_port),
+                i as u32,
+                io,
+            ))
+        })
         .collect();
     Ok(PortState {
         name: spec.name.clone(),
         ofport,
+        dp_port,
         vlan: match &spec.vlan {
             Some(VlanSpec::Access(v)) => VlanMode::Access(*v),
             Some(VlanSpec::Trunk(v)) => VlanMode::Trunk(v.clone()),

@@ -1,0 +1,413 @@
+//! [`DatapathUpcall`]: the upcall of a datapath that serves every bridge at once, as Open
+//! vSwitch's dpif-netdev does. Each port has a datapath port number (OVS's odp port) unique
+//! across bridges; the megaflows match it as `in_port`, so `in_port` says which bridge a
+//! packet is in. On a miss the port map names the bridge and the OpenFlow port of the
+//! packet's datapath port, the bridge translates with that OpenFlow port, and the outputs of
+//! the translation are mapped back to datapath ports. The map is published atomically by
+//! whoever owns the ports (the daemon), and read lock-free by every PMD's classifier.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use pipeline::{DpAction, FlowKey, Upcall, UpcallResult};
+
+use crate::bridge::Bridge;
+
+/// Weight of one change of the port map in [`DatapathUpcall::generation`]. The map's change
+/// counter counts in units the sum of the bridges' own generations is not expected to reach
+/// (2^40 rule changes and MAC moves), so that a change of the map moves the generation up even
+/// when it takes a bridge, and that bridge's share of the sum, away.
+const MAP_CHANGE: u64 = 1 << 40;
+
+/// One bridge as the port map holds it.
+#[derive(Clone)]
+pub struct DatapathBridge {
+    pub name: String,
+    pub bridge: Arc<Bridge>,
+    /// `(ofport, dp_port)` of each of its ports that has a datapath port.
+    pub ports: Vec<(u32, u32)>,
+}
+
+/// A port map that cannot be published; the map in use stays.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PortMapError {
+    #[error("dp_port: {dp_port} is given to two ports ({first} and {second})")]
+    DuplicateDpPort {
+        dp_port: u32,
+        first: String,
+        second: String,
+    },
+    #[error("ofport: bridge {bridge} has two ports numbered {ofport}")]
+    DuplicateOfport { bridge: String, ofport: u32 },
+    #[error("bridge: {0:?} is listed twice")]
+    DuplicateBridge(String),
+}
+
+/// One published version of the port map.
+#[derive(Default)]
+struct PortMap {
+    /// Bumped by every change of the map (see [`MAP_CHANGE`]).
+    changes: u64,
+    bridges: Vec<DatapathBridge>,
+    /// Datapath port → (index into `bridges`, OpenFlow port).
+    by_dp: HashMap<u32, (usize, u32)>,
+    /// Per bridge (same index): OpenFlow port → datapath port.
+    to_dp: Vec<HashMap<u32, u32>>,
+}
+
+impl PortMap {
+    fn build(bridges: Vec<DatapathBridge>, changes: u64) -> Result<PortMap, PortMapError> {
+        let mut by_dp = HashMap::new();
+        let mut to_dp = Vec::with_capacity(bridges.len());
+        for (bi, b) in bridges.iter().enumerate() {
+            if bridges[..bi].iter().any(|o| o.name == b.name) {
+                return Err(PortMapError::DuplicateBridge(b.name.clone()));
+            }
+            let mut ofports = HashMap::new();
+            for &(ofport, dp_port) in &b.ports {
+                if ofports.insert(ofport, dp_port).is_some() {
+                    return Err(PortMapError::DuplicateOfport {
+                        bridge: b.name.clone(),
+                        ofport,
+                    });
+                }
+                if let Some((other, other_of)) = by_dp.insert(dp_port, (bi, ofport)) {
+                    let name = |i: usize, of: u32| {
+                        format!("{} port {of}", bridges.get(i).map_or("?", |b| &b.name))
+                    };
+                    return Err(PortMapError::DuplicateDpPort {
+                        dp_port,
+                        first: name(other, other_of),
+                        second: name(bi, ofport),
+                    });
+                }
+            }
+            to_dp.push(ofports);
+        }
+        Ok(PortMap {
+            changes,
+            bridges,
+            by_dp,
+            to_dp,
+        })
+    }
+
+    fn sum(&self, bridge_generation: impl Fn(&Bridge) -> u64) -> u64 {
+        self.bridges
+            .iter()
+            .fold(self.changes.wrapping_mul(MAP_CHANGE), |g, b| {
+                g.wrapping_add(bridge_generation(&b.bridge))
+            })
+    }
+}
+
+/// The upcall over every bridge of a datapath. Clones share the port map: the owner of the
+/// ports publishes a new one with [`DatapathUpcall::set_bridges`], and every classifier holding
+/// a clone translates with it from its next miss on (its megaflows are revalidated first: the
+/// generation moved).
+#[derive(Clone, Default)]
+pub struct DatapathUpcall {
+    map: Arc<ArcSwap<PortMap>>,
+}
+
+impl DatapathUpcall {
+    /// An upcall with no bridges: every packet is dropped.
+    pub fn new() -> DatapathUpcall {
+        DatapathUpcall::default()
+    }
+
+    /// Publishes a new port map (checked whole first: on an error nothing changes). Meant for
+    /// one thread, the owner of the ports.
+    pub fn set_bridges(&self, bridges: Vec<DatapathBridge>) -> Result<(), PortMapError> {
+        let changes = self.map.load().changes.wrapping_add(1);
+        self.map.store(Arc::new(PortMap::build(bridges, changes)?));
+        Ok(())
+    }
+
+    /// The bridge and OpenFlow port of datapath port `dp_port`.
+    pub fn port(&self, dp_port: u32) -> Option<(String, u32)> {
+        let map = self.map.load();
+        let &(bi, ofport) = map.by_dp.get(&dp_port)?;
+        Some((map.bridges.get(bi)?.name.clone(), ofport))
+    }
+
+    /// The datapath port of OpenFlow port `ofport` of bridge `bridge`.
+    pub fn dp_port(&self, bridge: &str, ofport: u32) -> Option<u32> {
+        let map = self.map.load();
+        let bi = map.bridges.iter().position(|b| b.name == bridge)?;
+        map.to_dp.get(bi)?.get(&ofport).copied()
+    }
+
+    /// Translates `key` in the bridge of its in_port with `xlate`, see the module
+    /// documentation. A datapath port of no bridge drops (a megaflow on that in_port alone).
+    fn translate_with(
+        &self,
+        key: &FlowKey,
+        xlate: impl FnOnce(&Bridge, &FlowKey) -> UpcallResult,
+    ) -> UpcallResult {
+        let map = self.map.load();
+        let found = map
+            .by_dp
+            .get(&key.in_port)
+            .and_then(|&(bi, ofport)| Some((map.bridges.get(bi)?, map.to_dp.get(bi)?, ofport)));
+        let Some((b, to_dp, ofport)) = found else {
+            return UpcallResult {
+                actions: Vec::new(),
+                mask: FlowKey {
+                    in_port: u32::MAX,
+                    ..FlowKey::default()
+                },
+                sinks: Vec::new(),
+            };
+        };
+        let bridge_key = FlowKey {
+            in_port: ofport,
+            ..*key
+        };
+        let mut r = xlate(&b.bridge, &bridge_key);
+        r.actions.retain_mut(|a| match a {
+            DpAction::Output(port) => match to_dp.get(port) {
+                Some(&dp_port) => {
+                    *port = dp_port;
+                    true
+                }
+                None => false,
+            },
+            _ => true,
+        });
+        // The in_port says which bridge: every megaflow matches it (OVS's xlate_wc_init).
+        r.mask.in_port = u32::MAX;
+        r
+    }
+}
+
+impl Upcall for DatapathUpcall {
+    fn translate(&mut self, key: &FlowKey, now_ns: u64) -> UpcallResult {
+        self.translate_with(key, |b, k| b.translate(k, now_ns))
+    }
+
+    /// Every bridge's generation summed, plus the port map's changes times 2^40 (so that a
+    /// map that takes a bridge away still moves it up): a rule change or a MAC learned in one
+    /// bridge revalidates every megaflow of the classifier, as in Open vSwitch.
+    fn generation(&self) -> u64 {
+        self.map.load().sum(Bridge::generation)
+    }
+
+    fn config_generation(&self) -> u64 {
+        self.map.load().sum(Bridge::config_generation)
+    }
+
+    /// As `BridgeUpcall`'s: never moves a MAC.
+    fn retranslate(&mut self, key: &FlowKey, now_ns: u64, _used: bool) -> UpcallResult {
+        self.translate_with(key, |b, k| b.translate_learning(k, now_ns, false))
+    }
+
+    fn tick(&mut self, now_ns: u64) {
+        for b in &self.map.load().bridges {
+            b.bridge.tick(now_ns);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::normal::{MacTable, NormalPort, VlanMode};
+    use crate::OFPP_LOCAL;
+
+    fn bridge(ofports: &[u32], rules: &str) -> Arc<Bridge> {
+        let ports = ofports
+            .iter()
+            .map(|&ofport| NormalPort {
+                ofport,
+                vlan: VlanMode::Trunk(Vec::new()),
+                flood: true,
+            })
+            .collect();
+        let b = Bridge::new(ports, MacTable::default());
+        b.add_flows_text(rules, 0).unwrap();
+        Arc::new(b)
+    }
+
+    fn entry(name: &str, bridge: &Arc<Bridge>, ports: &[(u32, u32)]) -> DatapathBridge {
+        DatapathBridge {
+            name: name.to_string(),
+            bridge: bridge.clone(),
+            ports: ports.to_vec(),
+        }
+    }
+
+    fn key(in_port: u32, src: u8, dst: u8) -> FlowKey {
+        FlowKey {
+            in_port,
+            dl_src: [2, 0, 0, 0, 0, src],
+            dl_dst: [2, 0, 0, 0, 0, dst],
+            dl_type: 0x88b5,
+            ..FlowKey::default()
+        }
+    }
+
+    fn outputs(r: &UpcallResult) -> Vec<u32> {
+        r.actions
+            .iter()
+            .filter_map(|a| match a {
+                DpAction::Output(p) => Some(*p),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// br-a: ofports 1, 2 on dp ports 1, 2; br-b: ofports 1, 2 on dp ports 3, 4.
+    fn two_bridges(rules_a: &str, rules_b: &str) -> (DatapathUpcall, Arc<Bridge>, Arc<Bridge>) {
+        let (a, b) = (bridge(&[1, 2], rules_a), bridge(&[1, 2], rules_b));
+        let up = DatapathUpcall::new();
+        up.set_bridges(vec![
+            entry("br-a", &a, &[(1, 1), (2, 2)]),
+            entry("br-b", &b, &[(1, 3), (2, 4)]),
+        ])
+        .unwrap();
+        (up, a, b)
+    }
+
+    #[test]
+    fn each_bridge_translates_by_its_own_rules_and_outputs_come_out_as_dp_ports() {
+        let (mut up, _, _) = two_bridges(
+            "in_port=1,actions=output:2\n",
+            "priority=10,in_port=2,actions=output:1\npriority=0,actions=drop\n",
+        );
+        // dp 1 is br-a's port 1: out of its port 2, dp 2.
+        let r = up.translate(&key(1, 1, 2), 0);
+        assert_eq!(r.actions, vec![DpAction::Output(2)]);
+        assert_eq!(r.mask.in_port, u32::MAX);
+        // dp 4 is br-b's port 2: out of its port 1, dp 3.
+        let r = up.translate(&key(4, 1, 2), 0);
+        assert_eq!(r.actions, vec![DpAction::Output(3)]);
+        // dp 3 is br-b's port 1, which br-b drops; br-a's rule on in_port=1 does not apply.
+        let r = up.translate(&key(3, 1, 2), 0);
+        assert!(r.actions.is_empty());
+        assert_eq!(r.mask.in_port, u32::MAX);
+        assert_eq!(up.port(3), Some(("br-b".to_string(), 1)));
+        assert_eq!(up.dp_port("br-a", 2), Some(2));
+        assert_eq!(up.dp_port("br-b", 7), None);
+    }
+
+    #[test]
+    fn a_dp_port_of_no_bridge_drops_on_in_port_alone() {
+        let (mut up, _, _) = two_bridges("actions=NORMAL\n", "actions=NORMAL\n");
+        let r = up.translate(&key(9, 1, 2), 0);
+        assert!(r.actions.is_empty() && r.sinks.is_empty());
+        assert_eq!(
+            r.mask,
+            FlowKey {
+                in_port: u32::MAX,
+                ..FlowKey::default()
+            }
+        );
+        // Nothing at all: the same.
+        let mut empty = DatapathUpcall::new();
+        assert!(empty.translate(&key(1, 1, 2), 0).actions.is_empty());
+    }
+
+    #[test]
+    fn the_same_mac_is_learned_in_each_bridge_on_its_own_port() {
+        let (mut up, a, b) = two_bridges("actions=NORMAL\n", "actions=NORMAL\n");
+        let mac = [2, 0, 0, 0, 0, 7];
+        // MAC 7 sends from br-a's port 1 (dp 1) and from br-b's port 2 (dp 4): each bridge
+        // floods it to its other port, in dp numbers, and learns it on its own port.
+        assert_eq!(outputs(&up.translate(&key(1, 7, 9), 0)), vec![2]);
+        assert_eq!(outputs(&up.translate(&key(4, 7, 9), 0)), vec![3]);
+        assert_eq!(a.macs().lookup(0, mac, 0), Some(1));
+        assert_eq!(b.macs().lookup(0, mac, 0), Some(2));
+        // Frames to MAC 7 go where each bridge learned it.
+        assert_eq!(outputs(&up.translate(&key(2, 8, 7), 0)), vec![1]);
+        assert_eq!(outputs(&up.translate(&key(3, 8, 7), 0)), vec![4]);
+    }
+
+    #[test]
+    fn flooding_reaches_local_by_its_dp_port_and_skips_ofports_without_one() {
+        // br-b has LOCAL on dp 5 and a port 3 the map does not know (no dp port yet).
+        let a = bridge(&[1, 2], "actions=NORMAL\n");
+        let b = bridge(&[1, 2, 3, OFPP_LOCAL], "actions=NORMAL\n");
+        let mut up = DatapathUpcall::new();
+        up.set_bridges(vec![
+            entry("br-a", &a, &[(1, 1), (2, 2)]),
+            entry("br-b", &b, &[(1, 3), (2, 4), (OFPP_LOCAL, 5)]),
+        ])
+        .unwrap();
+        let mut out = outputs(&up.translate(&key(3, 1, 9), 0));
+        out.sort();
+        assert_eq!(out, vec![4, 5]);
+        // LOCAL sends in: flooded to ports 1 and 2 of br-b only.
+        let mut out = outputs(&up.translate(&key(5, 2, 9), 0));
+        out.sort();
+        assert_eq!(out, vec![3, 4]);
+    }
+
+    #[test]
+    fn the_generation_moves_with_either_bridge_and_with_the_map() {
+        let (up, a, _) = two_bridges("actions=NORMAL\n", "actions=NORMAL\n");
+        let (g, c) = (up.generation(), up.config_generation());
+        a.add_flows_text("priority=5,actions=drop\n", 0).unwrap();
+        assert!(up.generation() > g && up.config_generation() > c);
+        let (g, c) = (up.generation(), up.config_generation());
+        // Learning in br-b moves the generation, not the configuration.
+        let mut u = up.clone();
+        u.translate(&key(3, 1, 9), 0);
+        assert!(up.generation() > g);
+        assert_eq!(up.config_generation(), c);
+        // A new map moves both, also when it takes a bridge away.
+        let (g, c) = (up.generation(), up.config_generation());
+        up.set_bridges(vec![entry("br-a", &a, &[(1, 1), (2, 2)])])
+            .unwrap();
+        assert!(up.generation() > g && up.config_generation() > c);
+        // br-b's ports drop now; br-a's translate as before.
+        assert!(u.translate(&key(3, 1, 9), 0).actions.is_empty());
+        assert_eq!(outputs(&u.translate(&key(1, 1, 9), 0)), vec![2]);
+    }
+
+    #[test]
+    fn a_map_with_a_dp_port_twice_is_refused_and_the_old_one_stays() {
+        let (up, a, b) = two_bridges("actions=NORMAL\n", "actions=NORMAL\n");
+        let g = up.generation();
+        let e = up
+            .set_bridges(vec![
+                entry("br-a", &a, &[(1, 1), (2, 2)]),
+                entry("br-b", &b, &[(1, 2)]),
+            ])
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "dp_port: 2 is given to two ports (br-a port 2 and br-b port 1)"
+        );
+        let e = up
+            .set_bridges(vec![entry("br-a", &a, &[(1, 1), (1, 2)])])
+            .unwrap_err();
+        assert!(e.to_string().starts_with("ofport:"), "{e}");
+        let e = up
+            .set_bridges(vec![entry("x", &a, &[]), entry("x", &b, &[])])
+            .unwrap_err();
+        assert!(e.to_string().starts_with("bridge:"), "{e}");
+        assert_eq!(up.generation(), g);
+        assert_eq!(up.port(4), Some(("br-b".to_string(), 2)));
+    }
+
+    #[test]
+    fn ticks_reach_every_bridge_and_retranslation_does_not_learn() {
+        let (mut up, a, b) = two_bridges(
+            "hard_timeout=1,actions=output:2\n",
+            "hard_timeout=1,actions=output:1\n",
+        );
+        assert_eq!(
+            up.translate(&key(1, 1, 2), 0).actions,
+            [DpAction::Output(2)]
+        );
+        up.tick(2_000_000_000);
+        assert!(a.dump_flows(0).is_empty() && b.dump_flows(0).is_empty());
+        // Learned on port 2 (dp 2), then re-translated from port 1: the MAC does not move.
+        a.add_flows_text("actions=NORMAL\n", 0).unwrap();
+        up.translate(&key(2, 7, 9), 0);
+        up.retranslate(&key(1, 7, 9), 0, true);
+        assert_eq!(a.macs().lookup(0, [2, 0, 0, 0, 0, 7], 0), Some(2));
+    }
+}
