@@ -422,3 +422,6 @@ impl Node for TunnelDecap {
         Some(self)
     }
 }
+
+#[cfg(test)]
+mod tests;
