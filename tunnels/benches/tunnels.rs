@@ -2,8 +2,9 @@
 //! `TunnelHeader::push` (VXLAN, Geneve with 8 bytes of options, VXLAN with the UDP checksum
 //! on) and `decap::decap` (outer checks + strip + inner parse; VXLAN, Geneve with options,
 //! VXLAN with a UDP checksum to verify), with `parse_packet_limit` of the same inner frames
-//! alone as the reference for what decap adds. Inner frames are 64-byte Ethernet/IPv4/UDP
-//! of 256 flows.
+//! alone as the reference for what decap adds; and the `tunnel-decap` node's `process` over
+//! a batch of 32 VXLAN frames to its endpoint and over the 32 plain inner frames (its cost
+//! on traffic that is not for it). Inner frames are 64-byte Ethernet/IPv4/UDP of 256 flows.
 //!
 //! Only the pass over the batch is timed: putting the packets back as they were (pulling the
 //! header off again, restoring the metadata of the received frame) is outside the timed
@@ -18,9 +19,14 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, Criterion, Throughput};
 use pipeline::wire::{FrameBuilder, Ipv4Repr};
-use pipeline::{parse_packet_limit, PacketId, PacketMeta, PacketPool, VlanLimit};
+use pipeline::{
+    parse_packet_limit, Ctx, Next, Node, PacketId, PacketMeta, PacketPool, TxQueues, VlanLimit,
+};
 use tunnels::decap::{self, DecapConfig};
-use tunnels::{EncapParams, TunnelHeader, TunnelKind};
+use tunnels::{
+    EncapParams, TunnelDecap, TunnelDecapConfig, TunnelHeader, TunnelKind, TunnelPortConfig,
+    VtepEndpoint,
+};
 
 /// Nominal clock of the bench machine, for the cycles/packet column.
 const GHZ: f64 = 2.6;
@@ -213,7 +219,62 @@ fn decap(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, encap, decap);
+/// The `tunnel-decap` node's `process` over one batch: VXLAN to its endpoint and port, and
+/// plain UDP frames (not tunnel packets: the filter in front of everything else).
+fn node(c: &mut Criterion) {
+    let p = params(TunnelKind::Vxlan, false);
+    let config = TunnelDecapConfig {
+        endpoints: vec![VtepEndpoint {
+            addr: p.ip_dst,
+            mac: p.eth_dst,
+            in_ports: vec![1],
+        }],
+        ports: vec![TunnelPortConfig {
+            dp_port: 10,
+            kind: TunnelKind::Vxlan,
+            dst_port: 4789,
+            local: None,
+            remote: Some(p.ip_src),
+            in_key: Some(p.vni),
+        }],
+        ..TunnelDecapConfig::default()
+    };
+    let (_, vx) = &headers()[0];
+    let vxlan_frame = |f: u32| {
+        let mut b = vec![0u8; vx.header_len()];
+        b.extend_from_slice(&inner_frame(f));
+        vx.write(&mut b, 32768 + f as u16).expect("encap");
+        b
+    };
+    let mut tx = TxQueues::default();
+    for (what, frame) in [
+        ("vxlan", &vxlan_frame as &dyn Fn(u32) -> Vec<u8>),
+        ("plain-udp", &inner_frame),
+    ] {
+        let batch = 32;
+        let mut rig = Rig::new(batch, frame);
+        let mut n = TunnelDecap::default();
+        n.set_config(config.clone()).expect("config");
+        let mut next = vec![Next::CONSUMED; batch];
+        bench(c, &format!("node/{what}/batch-{batch}"), &mut rig, |r| {
+            let mut cx = Ctx {
+                pool: &mut r.pool,
+                tx: &mut tx,
+                now_ns: 0,
+            };
+            n.process(&mut cx, &r.ids, &mut next);
+            black_box(&next);
+        });
+        let want = if what == "vxlan" { 1 } else { 0 };
+        assert_eq!(
+            (n.stats().decapsulated > 0) as u32,
+            want,
+            "{what}: the node did what the case says"
+        );
+    }
+}
+
+criterion_group!(benches, encap, decap, node);
 
 fn main() {
     benches();

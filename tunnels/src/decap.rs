@@ -446,9 +446,10 @@ pub fn apply(
     apply_to(data, meta, decap, vlans)
 }
 
-/// [`apply`] on a packet's bytes and metadata, reached once.
+/// [`apply`] on a packet's bytes and metadata, reached once (the node reaches the packet
+/// once for `check`, the port lookup and this).
 #[inline(always)]
-fn apply_to(
+pub(crate) fn apply_to(
     data: &[u8],
     meta: &mut PacketMeta,
     decap: &Decap,

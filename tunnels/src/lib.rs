@@ -5,12 +5,13 @@
 //! (`encap`), and the underlay (`underlay`): for a remote VTEP, which bridge to send from,
 //! with which source address, and to which next-hop MAC.
 //!
-//! No graph node, port or control verb lives here yet: the `tunnel-decap` / `tunnel-encap`
-//! nodes, the tunnel ports and their config call these functions (see `README.md`).
+//! The `tunnel-decap` graph node (`tunnel_decap`) runs the decapsulation between `parse` and
+//! `classify`. No `tunnel-encap` node, port or control verb lives here yet (see `README.md`).
 #![forbid(unsafe_code)]
 
 pub mod decap;
 pub mod encap;
+pub mod tunnel_decap;
 pub mod underlay;
 pub mod wire;
 
@@ -21,3 +22,7 @@ pub use decap::{
     check_critical_options, Decap, DecapConfig, DecapDrop, TunnelKind, TunnelMetadata,
 };
 pub use encap::{udp_src_port, EncapDrop, EncapParams, TunnelHeader};
+pub use tunnel_decap::{
+    TunnelConfigError, TunnelDecap, TunnelDecapConfig, TunnelDecapStats, TunnelPortConfig,
+    VtepEndpoint,
+};
