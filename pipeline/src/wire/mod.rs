@@ -173,15 +173,16 @@ pub mod ethertype {
 }
 
 // Reads and writes that cannot panic: out of range they read 0 and write nothing. Views read
-// through these so that an accessor never panics, checked or not.
+// through these so that an accessor never panics, checked or not; the tunnel headers of the
+// `tunnels` crate use them too.
 
 #[inline(always)]
-pub(crate) fn read_u8(b: &[u8], at: usize) -> u8 {
+pub fn read_u8(b: &[u8], at: usize) -> u8 {
     b.get(at).copied().unwrap_or(0)
 }
 
 #[inline(always)]
-pub(crate) fn read_u16(b: &[u8], at: usize) -> u16 {
+pub fn read_u16(b: &[u8], at: usize) -> u16 {
     match b.get(at..at + 2) {
         Some(&[x, y]) => u16::from_be_bytes([x, y]),
         _ => 0,
@@ -189,7 +190,7 @@ pub(crate) fn read_u16(b: &[u8], at: usize) -> u16 {
 }
 
 #[inline(always)]
-pub(crate) fn read_u32(b: &[u8], at: usize) -> u32 {
+pub fn read_u32(b: &[u8], at: usize) -> u32 {
     match b.get(at..at + 4) {
         Some(&[w, x, y, z]) => u32::from_be_bytes([w, x, y, z]),
         _ => 0,
@@ -197,44 +198,44 @@ pub(crate) fn read_u32(b: &[u8], at: usize) -> u32 {
 }
 
 #[inline(always)]
-pub(crate) fn read_array<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
+pub fn read_array<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
     b.get(at..at + N)
         .and_then(|s| <[u8; N]>::try_from(s).ok())
         .unwrap_or([0; N])
 }
 
 #[inline(always)]
-pub(crate) fn write_bytes(b: &mut [u8], at: usize, v: &[u8]) {
+pub fn write_bytes(b: &mut [u8], at: usize, v: &[u8]) {
     if let Some(d) = b.get_mut(at..at + v.len()) {
         d.copy_from_slice(v);
     }
 }
 
 #[inline(always)]
-pub(crate) fn write_u8(b: &mut [u8], at: usize, v: u8) {
+pub fn write_u8(b: &mut [u8], at: usize, v: u8) {
     if let Some(d) = b.get_mut(at) {
         *d = v;
     }
 }
 
 #[inline(always)]
-pub(crate) fn write_u16(b: &mut [u8], at: usize, v: u16) {
+pub fn write_u16(b: &mut [u8], at: usize, v: u16) {
     write_bytes(b, at, &v.to_be_bytes());
 }
 
 #[inline(always)]
-pub(crate) fn write_u32(b: &mut [u8], at: usize, v: u32) {
+pub fn write_u32(b: &mut [u8], at: usize, v: u32) {
     write_bytes(b, at, &v.to_be_bytes());
 }
 
 /// `b[from..to]`, or empty when out of range.
 #[inline(always)]
-pub(crate) fn slice(b: &[u8], from: usize, to: usize) -> &[u8] {
+pub fn slice(b: &[u8], from: usize, to: usize) -> &[u8] {
     b.get(from..to).unwrap_or_default()
 }
 
 #[inline(always)]
-pub(crate) fn slice_mut(b: &mut [u8], from: usize, to: usize) -> &mut [u8] {
+pub fn slice_mut(b: &mut [u8], from: usize, to: usize) -> &mut [u8] {
     b.get_mut(from..to).unwrap_or_default()
 }
 

@@ -12,21 +12,10 @@ pub use geneve::{GeneveOption, OptionIter, Packet as GenevePacket, Repr as Genev
 pub use pipeline::wire::{Error, Field, Result};
 pub use vxlan::{Packet as VxlanPacket, Repr as VxlanRepr};
 
-// Reads and writes that cannot panic: out of range they read 0 and write nothing (the same
-// helpers as `pipeline::wire`'s, which are private to that crate).
-
-#[inline(always)]
-pub(crate) fn read_u8(b: &[u8], at: usize) -> u8 {
-    b.get(at).copied().unwrap_or(0)
-}
-
-#[inline(always)]
-pub(crate) fn read_u16(b: &[u8], at: usize) -> u16 {
-    match b.get(at..at + 2) {
-        Some(&[x, y]) => u16::from_be_bytes([x, y]),
-        _ => 0,
-    }
-}
+// Reads and writes that cannot panic: out of range they read 0 and write nothing.
+pub(crate) use pipeline::wire::{
+    read_u16, read_u8, slice, slice_mut, write_bytes, write_u16, write_u8,
+};
 
 /// The 24-bit VNI in the first 3 bytes at `at` (both headers put it in bytes 4..7).
 #[inline(always)]
@@ -37,41 +26,11 @@ pub(crate) fn read_u24(b: &[u8], at: usize) -> u32 {
     }
 }
 
-#[inline(always)]
-pub(crate) fn write_u8(b: &mut [u8], at: usize, v: u8) {
-    if let Some(d) = b.get_mut(at) {
-        *d = v;
-    }
-}
-
-#[inline(always)]
-pub(crate) fn write_bytes(b: &mut [u8], at: usize, v: &[u8]) {
-    if let Some(d) = b.get_mut(at..at + v.len()) {
-        d.copy_from_slice(v);
-    }
-}
-
-#[inline(always)]
-pub(crate) fn write_u16(b: &mut [u8], at: usize, v: u16) {
-    write_bytes(b, at, &v.to_be_bytes());
-}
-
 /// Writes the low 24 bits of `v`.
 #[inline(always)]
 pub(crate) fn write_u24(b: &mut [u8], at: usize, v: u32) {
     let [_, x, y, z] = v.to_be_bytes();
     write_bytes(b, at, &[x, y, z]);
-}
-
-/// `b[from..to]`, or empty when out of range.
-#[inline(always)]
-pub(crate) fn slice(b: &[u8], from: usize, to: usize) -> &[u8] {
-    b.get(from..to).unwrap_or_default()
-}
-
-#[inline(always)]
-pub(crate) fn slice_mut(b: &mut [u8], from: usize, to: usize) -> &mut [u8] {
-    b.get_mut(from..to).unwrap_or_default()
 }
 
 /// Largest VNI: both headers carry 24 bits.
