@@ -246,8 +246,7 @@ fn check_mac(mac: &[u8; 6]) -> Result<(), NetnsError> {
 
 /// `aa:bb:cc:dd:ee:ff`.
 pub fn format_mac(mac: &[u8; 6]) -> String {
-    let [a, b, c, d, e, f] = mac;
-    format!("{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{f:02x}")
+    pipeline::field::ofctl::format_mac(*mac)
 }
 
 /// Parses `ADDR/PREFIX` (IPv4 or IPv6); the prefix is required, and unspecified or multicast

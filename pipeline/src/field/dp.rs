@@ -206,15 +206,7 @@ fn bytes_hex(b: &[u8]) -> String {
 }
 
 fn mac(v: u128) -> String {
-    let b = u128_to_mac(v);
-    let mut s = String::with_capacity(17);
-    for (i, x) in b.iter().enumerate() {
-        if i > 0 {
-            s.push(':');
-        }
-        let _ = write!(s, "{x:02x}");
-    }
-    s
+    super::ofctl::format_mac(u128_to_mac(v))
 }
 
 impl DpItem {

@@ -339,12 +339,14 @@ pub fn parse_match_value(def: &FieldDef, s: &str, local: u32) -> Result<(u128, u
     Ok((shifted(v), m.map_or(def.bits, shifted)))
 }
 
+/// `aa:bb:cc:dd:ee:ff`: how every printer of vecswitch writes an Ethernet address.
+pub fn format_mac(mac: [u8; 6]) -> String {
+    let [a, b, c, d, e, f] = mac;
+    format!("{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{f:02x}")
+}
+
 fn mac_text(v: u128) -> String {
-    let b = u128_to_mac(v);
-    format!(
-        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-        b[0], b[1], b[2], b[3], b[4], b[5]
-    )
+    format_mac(u128_to_mac(v))
 }
 
 fn masked_mac_text(v: u128, m: u128) -> String {

@@ -128,11 +128,7 @@ fn is_unicast_mac(mac: [u8; 6]) -> bool {
     mac[0] & 1 == 0 && mac != [0; 6]
 }
 
-/// `aa:bb:cc:dd:ee:ff`.
-pub fn format_mac(mac: [u8; 6]) -> String {
-    let [a, b, c, d, e, f] = mac;
-    format!("{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{f:02x}")
-}
+pub use pipeline::field::ofctl::format_mac;
 
 /// One entry, for `show-neighbours`.
 #[derive(Clone, Debug, PartialEq, Eq)]
