@@ -60,11 +60,29 @@ pub enum FlowOr<T> {
     Flow,
 }
 
+impl<T: std::fmt::Display> std::fmt::Display for FlowOr<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FlowOr::Fixed(v) => v.fmt(f),
+            FlowOr::Flow => f.write_str("flow"),
+        }
+    }
+}
+
 /// A TTL or TOS that may be `inherit`: copied from the inner IP header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InheritOr {
     Fixed(u8),
     Inherit,
+}
+
+impl std::fmt::Display for InheritOr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InheritOr::Fixed(n) => n.fmt(f),
+            InheritOr::Inherit => f.write_str("inherit"),
+        }
+    }
 }
 
 /// Options of a tunnel port, with Open vSwitch's defaults.
@@ -157,35 +175,19 @@ impl TunnelOptions {
     /// The options as `options_text` prints them, every one with its value, in OVS's
     /// spelling (`remote_ip`).
     pub fn write(&self, s: &mut String) {
-        let flow = |v: FlowOr<String>| match v {
-            FlowOr::Fixed(x) => x,
-            FlowOr::Flow => "flow".to_string(),
-        };
-        let ip = |v: FlowOr<Ipv4Addr>| match v {
-            FlowOr::Fixed(a) => FlowOr::Fixed(a.to_string()),
-            FlowOr::Flow => FlowOr::Flow,
-        };
-        let key = |v: FlowOr<u32>| match v {
-            FlowOr::Fixed(k) => FlowOr::Fixed(k.to_string()),
-            FlowOr::Flow => FlowOr::Flow,
-        };
-        let inherit = |v: InheritOr| match v {
-            InheritOr::Fixed(n) => n.to_string(),
-            InheritOr::Inherit => "inherit".to_string(),
-        };
         // Writing to a String cannot fail.
-        let _ = write!(s, " remote_ip={}", flow(ip(self.remote_ip)));
+        let _ = write!(s, " remote_ip={}", self.remote_ip);
         if let Some(l) = self.local_ip {
-            let _ = write!(s, " local_ip={}", flow(ip(l)));
+            let _ = write!(s, " local_ip={l}");
         }
         let _ = write!(
             s,
             " in_key={} out_key={} dst_port={} ttl={} tos={} df_default={} csum={}",
-            flow(key(self.in_key)),
-            flow(key(self.out_key)),
+            self.in_key,
+            self.out_key,
             self.dst_port,
-            inherit(self.ttl),
-            inherit(self.tos),
+            self.ttl,
+            self.tos,
             self.df_default,
             self.csum
         );
@@ -281,6 +283,27 @@ mod tests {
         )
         .unwrap();
         assert_eq!((o.in_key, o.out_key), (FlowOr::Flow, FlowOr::Flow));
+    }
+
+    #[test]
+    fn the_canonical_text_names_every_option() {
+        let o = parse(
+            TunnelType::Geneve,
+            &[
+                ("remote-ip", "flow"),
+                ("local-ip", "10.0.0.1"),
+                ("in-key", "7"),
+                ("tos", "inherit"),
+            ],
+        )
+        .unwrap();
+        let mut s = String::new();
+        o.write(&mut s);
+        assert_eq!(
+            s,
+            " remote_ip=flow local_ip=10.0.0.1 in_key=7 out_key=0 dst_port=6081 ttl=64 tos=inherit \
+             df_default=true csum=false"
+        );
     }
 
     #[test]
