@@ -93,6 +93,9 @@ pub fn format_action(a: &DpAction) -> String {
         DpAction::DecTtl => "dec_ttl".into(),
         DpAction::Controller => "userspace(controller)".into(),
         DpAction::Recirc(id) => format!("recirc({id:#x})"),
+        DpAction::Clone(sub) => format!("clone({})", format_actions(sub)),
+        DpAction::TunnelPush(h) => h.0.describe(),
+        DpAction::Drop(reason) => format!("drop({})", reason.name()),
     }
 }
 
@@ -134,6 +137,18 @@ pub fn format_megaflow(f: &MegaflowInfo, now_ns: u64) -> String {
     line
 }
 
+/// `actions` with every output's port renamed by `port`, those inside clones too.
+fn rename_outputs(actions: &[DpAction], port: &impl Fn(u32) -> u32) -> Vec<DpAction> {
+    actions
+        .iter()
+        .map(|a| match a {
+            DpAction::Output(p) => DpAction::Output(port(*p)),
+            DpAction::Clone(sub) => DpAction::Clone(rename_outputs(sub, port).into()),
+            other => other.clone(),
+        })
+        .collect()
+}
+
 /// [`format_megaflow`] with the port numbers renamed by `port`: the `in_port` (when the
 /// megaflow matches it exactly) and every output. A datapath serving several bridges numbers
 /// its ports across them; this prints a bridge's megaflows with its OpenFlow port numbers.
@@ -142,14 +157,7 @@ pub fn format_megaflow_ports(f: &MegaflowInfo, now_ns: u64, port: impl Fn(u32) -
     if f.mask.in_port == u32::MAX {
         key.in_port = port(key.in_port);
     }
-    let actions: Vec<DpAction> = f
-        .actions
-        .iter()
-        .map(|a| match a {
-            DpAction::Output(p) => DpAction::Output(port(*p)),
-            other => other.clone(),
-        })
-        .collect();
+    let actions = rename_outputs(&f.actions, &port);
     format_megaflow(
         &MegaflowInfo {
             key,

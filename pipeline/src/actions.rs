@@ -15,7 +15,7 @@ use crate::dpaction::{DpAction, ExecDrop};
 use crate::flowkey::{
     ethertype, ipproto, FRAG_LATER, VLAN_PCP_MASK, VLAN_PCP_SHIFT, VLAN_PRESENT, VLAN_VID_MASK,
 };
-use crate::graph::{Ctx, Next};
+use crate::graph::{Ctx, Next, MAX_BATCH};
 use crate::parse::{key_hash, parse_packet_limit, VlanLimit};
 
 /// Where execution sends packets that leave through something other than a port.
@@ -71,19 +71,15 @@ pub fn execute(
 
     let end = actions
         .iter()
-        .position(|a| matches!(a, DpAction::Recirc(_) | DpAction::Controller))
+        .position(is_terminal)
         .map_or(actions.len(), |t| t + 1);
     let actions = &actions[..end];
-    let terminal = matches!(
-        actions.last(),
-        Some(DpAction::Recirc(_) | DpAction::Controller)
-    );
-    let mover = if terminal {
+    let mover = if actions.last().is_some_and(is_terminal) {
         None
     } else {
         actions
             .iter()
-            .rposition(|a| matches!(a, DpAction::Output(_)))
+            .rposition(|a| matches!(a, DpAction::Output(_) | DpAction::Clone(_)))
     };
 
     for (ai, action) in actions.iter().enumerate() {
@@ -95,18 +91,12 @@ pub fn execute(
                     if *nx != alive {
                         continue;
                     }
-                    let pkt = if moves {
-                        *nx = Next::CONSUMED;
-                        p
-                    } else {
-                        match cx.pool.clone_packet(p) {
-                            Some(c) => c,
-                            None => {
-                                cx.tx.no_buffers += 1;
-                                continue;
-                            }
-                        }
+                    let Some(pkt) = copy_or_move(cx, p, moves) else {
+                        continue;
                     };
+                    if moves {
+                        *nx = Next::CONSUMED;
+                    }
                     match queue {
                         Some(q) => cx.tx.enqueue_at(q, pkt),
                         None => {
@@ -135,6 +125,32 @@ pub fn execute(
                         }
                         None => drop_as(ExecDrop::BadHeader),
                     };
+                }
+            }
+            DpAction::Drop(reason) => {
+                for nx in next.iter_mut().filter(|x| **x == alive) {
+                    *nx = drop_as(reason);
+                }
+            }
+            DpAction::Clone(ref sub) => clone(sub, cx, pkts, next, targets, mover == Some(ai)),
+            DpAction::TunnelPush(ref header) => {
+                // Later actions other than outputs act on the outer frame: read it again.
+                let reread = actions[ai + 1..]
+                    .iter()
+                    .any(|a| !matches!(a, DpAction::Output(_) | DpAction::Drop(_)));
+                for (&p, nx) in pkts.iter().zip(next.iter_mut()) {
+                    if *nx != alive {
+                        continue;
+                    }
+                    match header.0.push(cx.pool, p) {
+                        Ok(()) => {
+                            cx.tx.encapsulated += 1;
+                            if reread {
+                                reparse(cx, p, targets.vlans);
+                            }
+                        }
+                        Err(d) => *nx = drop_as(d),
+                    }
                 }
             }
             DpAction::PushVlan { tpid, tci } => {
@@ -166,6 +182,80 @@ pub fn execute(
     }
 }
 
+/// Whether `a` ends an action list (the actions after it are ignored).
+fn is_terminal(a: &DpAction) -> bool {
+    matches!(
+        a,
+        DpAction::Recirc(_) | DpAction::Controller | DpAction::Drop(_)
+    )
+}
+
+/// The packet itself when it `moves`, else a copy of it; `None`, counted in `no_buffers`,
+/// when no frame is free for the copy.
+#[inline(always)]
+fn copy_or_move(cx: &mut Ctx<'_>, p: PacketId, moves: bool) -> Option<PacketId> {
+    if moves {
+        return Some(p);
+    }
+    let copy = cx.pool.clone_packet(p);
+    if copy.is_none() {
+        cx.tx.no_buffers += 1;
+    }
+    copy
+}
+
+/// [`DpAction::Clone`]: runs `sub` on a copy of each packet still alive, or, when `moves`
+/// (nothing after it outputs), on the packet itself, whose fate is then the copy's. A copy
+/// that `sub` drops is freed and counted in [`crate::TxQueues::clone_drops`]; one that
+/// cannot be made is counted in `no_buffers`. Recirculation inside is `bad-header`.
+fn clone(
+    sub: &[DpAction],
+    cx: &mut Ctx<'_>,
+    pkts: &[PacketId],
+    next: &mut [Next],
+    targets: ExecTargets,
+    moves: bool,
+) {
+    let alive = Next::drop(targets.drop_base + ExecDrop::NoOutput as u16);
+    let mut ids = [PacketId::default(); MAX_BATCH];
+    let mut owner = [0u16; MAX_BATCH];
+    let mut n = 0;
+    for (i, (&p, nx)) in pkts.iter().zip(next.iter()).enumerate() {
+        if *nx != alive || n == MAX_BATCH {
+            continue;
+        }
+        let Some(pkt) = copy_or_move(cx, p, moves) else {
+            continue;
+        };
+        ids[n] = pkt;
+        owner[n] = i as u16;
+        n += 1;
+    }
+    let mut fates = [Next::CONSUMED; MAX_BATCH];
+    let inner = ExecTargets {
+        drop_base: 0,
+        recirc_next: None,
+        ..targets
+    };
+    execute(sub, cx, &ids[..n], &mut fates[..n], inner);
+    for ((&id, &i), &fate) in ids[..n].iter().zip(&owner[..n]).zip(&fates[..n]) {
+        let Some(reason) = fate.drop_reason() else {
+            if moves {
+                next[usize::from(i)] = Next::CONSUMED;
+            }
+            continue;
+        };
+        if moves {
+            next[usize::from(i)] = Next::drop(targets.drop_base + reason);
+        } else {
+            cx.pool.free(id);
+            if let Some(c) = cx.tx.clone_drops.get_mut(usize::from(reason)) {
+                *c += 1;
+            }
+        }
+    }
+}
+
 /// True when executing `actions` over a group has the same effect as executing them over
 /// each of its packets in turn: no output makes a copy (copies take frames from the pool
 /// in an order that depends on the grouping). Every other action touches only its own
@@ -173,11 +263,9 @@ pub fn execute(
 pub fn packets_independent(actions: &[DpAction]) -> bool {
     let outputs = actions
         .iter()
-        .filter(|a| matches!(a, DpAction::Output(_)))
+        .filter(|a| matches!(a, DpAction::Output(_) | DpAction::Clone(_)))
         .count();
-    let terminal = actions
-        .iter()
-        .any(|a| matches!(a, DpAction::Recirc(_) | DpAction::Controller));
+    let terminal = actions.iter().any(is_terminal);
     outputs == 0 || (outputs == 1 && !terminal)
 }
 
@@ -311,7 +399,10 @@ fn set_field(a: &DpAction, d: &mut [u8], m: &mut PacketMeta) -> Result<(), ExecD
         | DpAction::PushVlan { .. }
         | DpAction::PopVlan
         | DpAction::Controller
-        | DpAction::Recirc(_) => {}
+        | DpAction::Recirc(_)
+        | DpAction::Clone(_)
+        | DpAction::TunnelPush(_)
+        | DpAction::Drop(_) => {}
     }
     Ok(())
 }
@@ -1156,5 +1247,115 @@ mod tests {
             assert_checksums(o);
             assert_eq!((ok(o).key.nw_src, ok(o).key.nw_ttl), (5, 63));
         }
+    }
+
+    /// A header of `len` bytes of `fill`, refused (as the tunnels' is) when it does not fit.
+    struct Fill {
+        bytes: Vec<u8>,
+    }
+
+    impl crate::PushHeader for Fill {
+        fn template(&self) -> &[u8] {
+            &self.bytes
+        }
+        fn checksummed(&self) -> bool {
+            false
+        }
+        fn push(&self, pool: &mut PacketPool, id: PacketId) -> Result<(), ExecDrop> {
+            let f = pool
+                .push_front(id, self.bytes.len())
+                .map_err(|_| ExecDrop::TunnelNoHeadroom)?;
+            f[..self.bytes.len()].copy_from_slice(&self.bytes);
+            Ok(())
+        }
+        fn describe(&self) -> String {
+            format!("fill({})", self.bytes.len())
+        }
+    }
+
+    fn push(byte: u8, len: usize) -> DpAction {
+        DpAction::TunnelPush(crate::Header(std::sync::Arc::new(Fill {
+            bytes: vec![byte; len],
+        })))
+    }
+
+    #[test]
+    fn a_clone_works_on_a_copy_and_the_packet_goes_on_as_it_was() {
+        let frames = frames_v4();
+        let plain = frames[0].clone();
+        let rig = run(
+            &[
+                DpAction::Clone(Box::new([push(0xaa, 14), DpAction::Output(2)])),
+                DpAction::Output(1),
+            ],
+            &frames[..1],
+        );
+        assert_eq!(rig.next[0], Next::CONSUMED);
+        assert_eq!(rig.out(1), vec![plain.clone()]);
+        let pushed = rig.out(2);
+        assert_eq!(pushed.len(), 1);
+        assert_eq!(&pushed[0][..14], &[0xaa; 14]);
+        assert_eq!(&pushed[0][14..], &plain[..]);
+        assert_eq!(rig.tx.encapsulated, 1);
+    }
+
+    #[test]
+    fn a_last_clone_moves_the_packet_and_its_drop_is_the_packets() {
+        let frames = frames_v4();
+        // Nothing after the clone: the original is pushed, no copy is made.
+        let rig = run(
+            &[DpAction::Clone(Box::new([
+                push(0xbb, 8),
+                DpAction::Output(3),
+            ]))],
+            &frames[..2],
+        );
+        assert_eq!(rig.next, vec![Next::CONSUMED; 2]);
+        assert_eq!(rig.out(3).len(), 2);
+        assert_eq!(rig.pool.available(), 64 - 2);
+        // A clone that drops: the packet drops with its reason.
+        let miss = DpAction::Clone(Box::new([DpAction::Drop(ExecDrop::TunnelNeighMiss)]));
+        let rig = run(std::slice::from_ref(&miss), &frames[..1]);
+        assert_eq!(rig.next[0], Next::drop(ExecDrop::TunnelNeighMiss as u16));
+        // Output before it: the copy drops, counted, and its frame is free again.
+        let rig = run(&[miss, DpAction::Output(1)], &frames[..1]);
+        assert_eq!(rig.next[0], Next::CONSUMED);
+        assert_eq!(rig.tx.clone_drops[ExecDrop::TunnelNeighMiss as usize], 1);
+        assert_eq!(rig.pool.available(), 64 - 1);
+    }
+
+    #[test]
+    fn a_header_without_room_drops_and_a_drop_ends_the_list() {
+        let frames = frames_v4();
+        let rig = run(
+            &[push(0xcc, crate::HEADROOM + 1), DpAction::Output(1)],
+            &frames[..1],
+        );
+        assert_eq!(rig.next[0], Next::drop(ExecDrop::TunnelNoHeadroom as u16));
+        assert!(rig.out(1).is_empty());
+        let rig = run(
+            &[DpAction::Drop(ExecDrop::TunnelNoRoute), DpAction::Output(1)],
+            &frames[..1],
+        );
+        assert_eq!(rig.next[0], Next::drop(ExecDrop::TunnelNoRoute as u16));
+        assert!(rig.out(1).is_empty());
+        // After a push, a set acts on the outer frame: the key was read again.
+        let rig = run(
+            &[DpAction::Clone(Box::new([
+                DpAction::TunnelPush(crate::Header(std::sync::Arc::new(Fill {
+                    bytes: frames[0][..34].to_vec(),
+                }))),
+                DpAction::SetEthDst([2, 0, 0, 0, 0, 9]),
+                DpAction::Output(2),
+            ]))],
+            &frames[..1],
+        );
+        let out = rig.out(2);
+        assert_eq!(&out[0][..6], &[2, 0, 0, 0, 0, 9]);
+        assert_eq!(&out[0][34..], &frames[0][..]);
+        assert!(!packets_independent(&[
+            DpAction::Clone(Box::new([DpAction::Output(2)])),
+            DpAction::Output(1)
+        ]));
     }
 }

@@ -4,6 +4,12 @@
 //! them over a group of packets at once. They are deliberately lower-level than OpenFlow
 //! actions (no tables, no NORMAL, no resubmit): translation has already resolved those.
 
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use crate::buffer::{PacketId, PacketPool};
+
 /// One datapath action.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum DpAction {
@@ -42,10 +48,59 @@ pub enum DpAction {
     Controller,
     /// Send the packet back to classification with `recirc_id` set (conntrack and tunnels).
     Recirc(u32),
+    /// Run these actions on a copy of the packet (on the packet itself when nothing follows)
+    /// and go on with the packet as it was: Open vSwitch's `clone()`. An output to a tunnel
+    /// port is one: the encapsulated copy goes through the underlay bridge's outputs.
+    Clone(Box<[DpAction]>),
+    /// Put a tunnel's outer headers in front of the packet (OVS `tnl_push`); the key still
+    /// describes the inner frame (later actions other than outputs read the outer one again).
+    TunnelPush(Header),
+    /// Drop the packet, counted as the reason, unless an earlier output took it. Ends the list.
+    Drop(ExecDrop),
+}
+
+/// A header that [`DpAction::TunnelPush`] puts in front of packets: a tunnel's outer
+/// Ethernet, IP, UDP and tunnel headers, built once per megaflow by the `tunnels` crate,
+/// which owns the formats.
+pub trait PushHeader: Send + Sync + 'static {
+    /// The header as built: equal templates (and [`PushHeader::checksummed`]) push equal headers.
+    fn template(&self) -> &[u8];
+    /// Whether a UDP checksum is computed per packet.
+    fn checksummed(&self) -> bool;
+    /// Puts the header in front of packet `id`; a packet that cannot take it is dropped with
+    /// the reason returned.
+    fn push(&self, pool: &mut PacketPool, id: PacketId) -> Result<(), ExecDrop>;
+    /// The action as `dump-megaflows` prints it (OVS's `tnl_push(...)`).
+    fn describe(&self) -> String;
+}
+
+/// A shared [`PushHeader`], compared and hashed by its template.
+#[derive(Clone)]
+pub struct Header(pub Arc<dyn PushHeader>);
+
+impl PartialEq for Header {
+    fn eq(&self, other: &Header) -> bool {
+        self.0.template() == other.0.template() && self.0.checksummed() == other.0.checksummed()
+    }
+}
+
+impl Eq for Header {}
+
+impl Hash for Header {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.template().hash(state);
+        self.0.checksummed().hash(state);
+    }
+}
+
+impl fmt::Debug for Header {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.describe())
+    }
 }
 
 /// Why action execution dropped a packet; the names are the drop-reason counter names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u16)]
 pub enum ExecDrop {
     /// The actions ended without any output (an OpenFlow `drop`, or no matching rule).
@@ -57,17 +112,30 @@ pub enum ExecDrop {
     Controller,
     /// A push_vlan on a frame that already has two VLAN headers, or a set on an absent header.
     BadHeader,
+    /// An output to a tunnel port whose remote no route reaches.
+    TunnelNoRoute,
+    /// An output to a tunnel port whose next hop's MAC is not known yet (an ARP request or
+    /// neighbour solicitation went out; the packet is not held).
+    TunnelNeighMiss,
+    /// A packet with too little headroom for the tunnel header.
+    TunnelNoHeadroom,
+    /// An encapsulated packet longer than IPv4 allows.
+    TunnelTooLong,
 }
 
 impl ExecDrop {
     /// Counter names, indexed by the enum value.
-    pub const NAMES: [&'static str; 6] = [
+    pub const NAMES: [&'static str; 10] = [
         "no-output",
         "ttl-exceeded",
         "no-such-port",
         "no-buffers",
         "controller",
         "bad-header",
+        "tunnel-no-route",
+        "tunnel-neigh-miss",
+        "tunnel-no-headroom",
+        "tunnel-too-long",
     ];
 
     pub fn name(self) -> &'static str {

@@ -12,6 +12,11 @@ pub struct TxQueues {
     /// Copies for a non-final output that could not be made for want of a free buffer (the
     /// original packet goes on, so this is not a drop of it).
     pub no_buffers: u64,
+    /// Copies that a [`crate::DpAction::Clone`] made and its actions dropped (the original
+    /// packet went on), by [`crate::ExecDrop`] reason.
+    pub clone_drops: [u64; crate::ExecDrop::NAMES.len()],
+    /// Packets a [`crate::DpAction::TunnelPush`] encapsulated.
+    pub encapsulated: u64,
 }
 
 impl TxQueues {

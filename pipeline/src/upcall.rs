@@ -53,4 +53,9 @@ pub trait Upcall {
     /// Periodic upkeep on the pipeline's clock (rule timeouts, MAC aging). Called by the
     /// classifier at most about once a second of that clock.
     fn tick(&mut self, _now_ns: u64) {}
+
+    /// Moves into `out` the frames translations asked to send, as `(port, frame)`: each is
+    /// to run through the pipeline as if received on that port (an ARP request a tunnel
+    /// output needs, sent into the underlay bridge from its LOCAL port). None by default.
+    fn take_frames(&mut self, _out: &mut Vec<(u32, Vec<u8>)>) {}
 }
