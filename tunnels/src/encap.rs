@@ -15,7 +15,10 @@ use std::net::Ipv4Addr;
 use pipeline::checksum;
 use pipeline::flowkey::{ipproto, TUN_FLAG_CSUM, TUN_FLAG_DF, TUN_FLAG_OAM};
 use pipeline::wire::{ethernet, ipv4, udp, Error, FrameBuilder, Ipv4Repr};
-use pipeline::{PacketId, PacketPool, HEADROOM};
+use std::fmt::Write as _;
+
+use pipeline::field::ofctl::format_mac;
+use pipeline::{ExecDrop, PacketId, PacketPool, PushHeader, HEADROOM};
 
 use crate::decap::{TunnelKind, TunnelMetadata};
 use crate::wire::{geneve, vxlan, GeneveRepr, OptionIter, VxlanRepr};
@@ -152,6 +155,7 @@ impl std::error::Error for EncapDrop {}
 /// The outer headers of one tunnel for one flow, ready to be copied in front of packets.
 #[derive(Clone)]
 pub struct TunnelHeader {
+    params: EncapParams,
     bytes: [u8; MAX_HEADER_LEN],
     len: usize,
     /// The template's IPv4 total length (its headers without an inner frame) and checksum.
@@ -215,6 +219,7 @@ impl TunnelHeader {
         outer.emit_in_front(template)?;
         let read16 = |b: &[u8; MAX_HEADER_LEN], at: usize| u16::from_be_bytes([b[at], b[at + 1]]);
         Ok(TunnelHeader {
+            params: *params,
             ip_total: read16(&bytes, IP_LENGTH),
             ip_checksum: read16(&bytes, IP_CHECKSUM),
             udp_len: read16(&bytes, UDP_LENGTH),
@@ -312,6 +317,116 @@ fn copy_header(dst: &mut [u8], src: &[u8]) {
     }
     if dst.len() == n {
         dst.copy_from_slice(src);
+    }
+}
+
+impl TunnelHeader {
+    /// The values it was built from.
+    pub const fn params(&self) -> &EncapParams {
+        &self.params
+    }
+
+    /// Its Geneve options as on the wire (empty for VXLAN).
+    pub fn options(&self) -> &[u8] {
+        match self.params.kind {
+            TunnelKind::Vxlan => &[],
+            TunnelKind::Geneve => self
+                .template()
+                .get(FIXED_LEN + geneve::HEADER_LEN..)
+                .unwrap_or_default(),
+        }
+    }
+}
+
+impl From<EncapDrop> for ExecDrop {
+    fn from(d: EncapDrop) -> ExecDrop {
+        match d {
+            EncapDrop::NoHeadroom => ExecDrop::TunnelNoHeadroom,
+            EncapDrop::TooLong => ExecDrop::TunnelTooLong,
+        }
+    }
+}
+
+impl PushHeader for TunnelHeader {
+    fn template(&self) -> &[u8] {
+        TunnelHeader::template(self)
+    }
+
+    fn checksummed(&self) -> bool {
+        self.udp_checksum
+    }
+
+    #[inline]
+    fn push(&self, pool: &mut PacketPool, id: PacketId) -> Result<(), ExecDrop> {
+        TunnelHeader::push(self, pool, id).map_err(ExecDrop::from)
+    }
+
+    /// As Open vSwitch prints it, without the datapath port numbers it has and we do not:
+    /// `tnl_push(header(size=50,type=4,eth(dst=..,src=..,dl_type=0x0800),ipv4(src=..,dst=..,
+    /// proto=17,tos=0,ttl=64,frag=0x4000),udp(src=0,dst=4789,csum=0x0),vxlan(flags=0x8000000,
+    /// vni=0x1388)))`; Geneve as `geneve(oam,crit,vni=0x7b,options(...))` with each option's
+    /// class, type, length and data.
+    fn describe(&self) -> String {
+        let p = &self.params;
+        let mut s = format!(
+            "tnl_push(header(size={},type={},eth(dst={},src={},dl_type=0x0800),\
+             ipv4(src={},dst={},proto=17,tos={:#x},ttl={},frag={:#x}),udp(src=0,dst={},csum={:#x}),",
+            self.len,
+            match p.kind {
+                TunnelKind::Vxlan => 4,
+                TunnelKind::Geneve => 5,
+            },
+            format_mac(p.eth_dst),
+            format_mac(p.eth_src),
+            p.ip_src,
+            p.ip_dst,
+            p.tos,
+            p.ttl,
+            if p.dont_frag { 0x4000 } else { 0 },
+            p.dst_port,
+            if self.udp_checksum { 0xffff } else { 0 },
+        );
+        match p.kind {
+            TunnelKind::Vxlan => {
+                let _ = write!(s, "vxlan(flags=0x8000000,vni={:#x})", p.vni);
+            }
+            TunnelKind::Geneve => {
+                s.push_str("geneve(");
+                if p.oam {
+                    s.push_str("oam,");
+                }
+                if OptionIter::any_critical(self.options()) {
+                    s.push_str("crit,");
+                }
+                let _ = write!(s, "vni={:#x}", p.vni);
+                let options = self.options();
+                if !options.is_empty() {
+                    s.push_str(",options(");
+                    for (i, o) in OptionIter::new(options).flatten().enumerate() {
+                        if i > 0 {
+                            s.push(',');
+                        }
+                        let _ = write!(
+                            s,
+                            "{{class={:#x},type={:#x},len={}}}",
+                            o.class,
+                            o.option_type,
+                            o.data.len()
+                        );
+                        if !o.data.is_empty() {
+                            s.push_str("0x");
+                            for b in o.data {
+                                let _ = write!(s, "{b:02x}");
+                            }
+                        }
+                    }
+                    s.push(')');
+                }
+                s.push(')');
+            }
+        }
+        s.push_str("))");
+        s
     }
 }
 

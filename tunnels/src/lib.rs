@@ -6,11 +6,13 @@
 //! with which source address, and to which next-hop MAC.
 //!
 //! The `tunnel-decap` graph node (`tunnel_decap`) runs the decapsulation between `parse` and
-//! `classify`. No `tunnel-encap` node, port or control verb lives here yet (see `README.md`).
+//! `classify`. Output to a tunnel port (`output`) resolves the route and the neighbour and builds the
+//! header the `TunnelPush` datapath action puts on each packet.
 #![forbid(unsafe_code)]
 
 pub mod decap;
 pub mod encap;
+pub mod output;
 pub mod tunnel_decap;
 pub mod underlay;
 pub mod wire;
@@ -22,7 +24,8 @@ pub use decap::{
     check_critical_options, Decap, DecapConfig, DecapDrop, TunnelKind, TunnelMetadata,
 };
 pub use encap::{udp_src_port, EncapDrop, EncapParams, TunnelHeader};
+pub use output::{resolve, LocalIp, Resolved, TunnelOutput};
 pub use tunnel_decap::{
-    TunnelConfigError, TunnelDecap, TunnelDecapConfig, TunnelDecapStats, TunnelPortConfig,
-    VtepEndpoint,
+    SnoopBridge, TunnelConfigError, TunnelDecap, TunnelDecapConfig, TunnelDecapStats,
+    TunnelPortConfig, VtepEndpoint,
 };

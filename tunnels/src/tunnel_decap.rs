@@ -12,12 +12,13 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use pipeline::flowkey::{ethertype, ipproto, TUN_FLAG_CRITICAL};
 use pipeline::{Ctx, Next, Node, PacketId, PacketPool, VlanLimit};
 
 use crate::decap::{self, check_critical_options, DecapConfig, DecapDrop, TunnelKind};
+use crate::underlay::NeighTable;
 
 /// The node's name.
 pub const NAME: &str = "tunnel-decap";
@@ -84,6 +85,28 @@ pub struct TunnelDecapConfig {
     /// Empty: every critical option is unknown (Open vSwitch with no TLV map). The TLV map
     /// (`add-tlv-map`) will fill it.
     pub known_options: Vec<(u16, u8)>,
+    /// The bridges whose ARP replies and neighbour advertisements teach the neighbour table
+    /// ([`TunnelDecap::set_neigh_table`]): those with addresses.
+    pub snoop: Vec<SnoopBridge>,
+}
+
+/// A bridge the node snoops neighbours on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnoopBridge {
+    pub bridge: String,
+    /// Its ports' datapath numbers (LOCAL's too: the host's own frames teach nothing, as
+    /// they are from a local address, but a reply the kernel forwards would).
+    pub in_ports: Vec<u32>,
+    /// Its addresses.
+    pub local: Vec<IpAddr>,
+}
+
+impl TunnelDecapConfig {
+    /// Refuses what the node would refuse: a tunnel port with a zero `dst_port` or a key past
+    /// 24 bits, two kinds on one UDP port, two ports that match the same packets.
+    pub fn validate(&self) -> Result<(), TunnelConfigError> {
+        Compiled::new(self).map(|_| ())
+    }
 }
 
 /// A refused [`TunnelDecapConfig`]; the node keeps its previous config.
@@ -268,6 +291,7 @@ pub struct TunnelDecap {
     config: TunnelDecapConfig,
     compiled: Compiled,
     stats: TunnelDecapStats,
+    neighs: Option<NeighTable>,
 }
 
 impl TunnelDecap {
@@ -280,6 +304,37 @@ impl TunnelDecap {
             config: TunnelDecapConfig::default(),
             compiled: Compiled::default(),
             stats: TunnelDecapStats::default(),
+            neighs: None,
+        }
+    }
+
+    /// Learns neighbours into `table` from the ARP replies and neighbour advertisements
+    /// received on the bridges of [`TunnelDecapConfig::snoop`] (OVS's `tnl_neigh_snoop`).
+    pub fn set_neigh_table(&mut self, table: NeighTable) {
+        self.neighs = Some(table);
+    }
+
+    /// Snoops the neighbour frames of `pkts`; they go on as they are.
+    fn snoop(&mut self, pool: &PacketPool, pkts: &[PacketId], now_ns: u64) {
+        let Some(table) = &self.neighs else {
+            return;
+        };
+        for &p in pkts {
+            let key = &pool.meta(p).key;
+            let neighbour = key.dl_type == ethertype::ARP
+                || (key.dl_type == ethertype::IPV6 && key.nw_proto == ipproto::ICMPV6);
+            if !neighbour {
+                continue;
+            }
+            let in_port = key.in_port;
+            if let Some(b) = self
+                .config
+                .snoop
+                .iter()
+                .find(|b| b.in_ports.contains(&in_port))
+            {
+                let _ = table.snoop(&b.bridge, &b.local, pool.data(p), now_ns);
+            }
         }
     }
 
@@ -394,6 +449,9 @@ impl Node for TunnelDecap {
     }
 
     fn process(&mut self, cx: &mut Ctx<'_>, pkts: &[PacketId], next: &mut [Next]) {
+        if !self.config.snoop.is_empty() {
+            self.snoop(cx.pool, pkts, cx.now_ns);
+        }
         let c = &self.compiled;
         if c.udp.is_empty() || c.endpoints.is_empty() {
             next.fill(Next::to(0));
