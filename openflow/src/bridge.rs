@@ -12,7 +12,7 @@ use crate::error::BundleError;
 use crate::normal::{MacTable, NormalPort};
 use crate::rule::FlowMod;
 use crate::ruleset::{ApplyReport, FlowTables, Rule};
-use crate::xlate::{translate, FragMode, XlateEnv};
+use crate::xlate::{translate_marked, FragMode, TunnelMark, XlateEnv};
 
 /// One bridge: ports, MAC table, rules.
 pub struct Bridge {
@@ -94,6 +94,17 @@ impl Bridge {
     /// As [`Bridge::translate`]; `NORMAL` moves a learned source only when `learn` (false to
     /// re-translate a megaflow, [`Upcall::retranslate`]).
     pub fn translate_learning(&self, key: &FlowKey, now_ns: u64, learn: bool) -> UpcallResult {
+        self.translate_marked(key, now_ns, learn).0
+    }
+
+    /// [`Bridge::translate_learning`] with the translation's [`TunnelMark`]s, for the
+    /// datapath to send out of tunnel ports.
+    pub fn translate_marked(
+        &self,
+        key: &FlowKey,
+        now_ns: u64,
+        learn: bool,
+    ) -> (UpcallResult, Vec<TunnelMark>) {
         let rules = self.rules.load();
         let ports = self.ports.load();
         let env = XlateEnv {
@@ -104,7 +115,7 @@ impl Bridge {
             learn,
             frag_mode: self.frag_mode(),
         };
-        translate(&env, key)
+        translate_marked(&env, key)
     }
 
     /// The part of [`Bridge::generation`] that rules and ports move (not the MAC table).

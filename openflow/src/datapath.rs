@@ -5,14 +5,29 @@
 //! packet's datapath port, the bridge translates with that OpenFlow port, and the outputs of
 //! the translation are mapped back to datapath ports. The map is published atomically by
 //! whoever owns the ports (the daemon), and read lock-free by every PMD's classifier.
+//!
+//! An output to a tunnel port becomes OVS's native tunnel output: the route and neighbour
+//! tables ([`Underlay`]) give the outer headers (`tunnels::resolve`), and the encapsulated
+//! packet is translated through the underlay bridge as if its LOCAL port sent it; the
+//! megaflow gets `clone(tnl_push(...),<the underlay's outputs>)`. A next hop whose MAC is not
+//! known yet has its ARP request sent into the underlay bridge from LOCAL (the PMD takes it
+//! with [`Upcall::take_frames`]) and the packet is dropped, counted as `tunnel-neigh-miss`;
+//! no route drops it as `tunnel-no-route`. The route and neighbour generations are part of
+//! the upcall's, so megaflows are translated again when either table changes.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use pipeline::{DpAction, FlowKey, Upcall, UpcallResult};
+use pipeline::flowkey::{TUN_FLAG_CSUM, TUN_FLAG_DF, TUN_FLAG_PRESENT};
+use pipeline::{DpAction, ExecDrop, FlowKey, Header, Upcall, UpcallResult};
+use tunnels::underlay::{NeighTable, RouteTable};
+use tunnels::{resolve, Resolved, TunnelOutput};
 
 use crate::bridge::Bridge;
+use crate::xlate::TunnelMark;
+use crate::OFPP_LOCAL;
 
 /// Weight of one change of the port map in [`DatapathUpcall::generation`]. The map's change
 /// counter counts in units the sum of the bridges' own generations is not expected to reach
@@ -25,8 +40,42 @@ const MAP_CHANGE: u64 = 1 << 40;
 pub struct DatapathBridge {
     pub name: String,
     pub bridge: Arc<Bridge>,
-    /// `(ofport, dp_port)` of each of its ports that has a datapath port.
+    /// `(ofport, dp_port)` of each of its ports that has a datapath port (tunnel ports too:
+    /// theirs is the `in_port` of the packets they decapsulate).
     pub ports: Vec<(u32, u32)>,
+    /// `(ofport, how to send)` of each of its tunnel ports.
+    pub tunnels: Vec<(u32, TunnelOutput)>,
+    /// The MAC of its LOCAL port: the outer source of tunnel packets it sends.
+    pub mac: Option<[u8; 6]>,
+}
+
+/// The route and neighbour tables tunnel outputs resolve with (clones share them).
+#[derive(Clone, Default)]
+pub struct Underlay {
+    pub routes: RouteTable,
+    pub neighs: NeighTable,
+    /// Translations that found no neighbour since the last tick.
+    misses: Arc<AtomicU64>,
+    /// Moved by a tick after misses, so that the megaflows that dropped for want of a
+    /// neighbour are translated again and ask again (OVS's revalidators do the same).
+    retries: Arc<AtomicU64>,
+}
+
+impl Underlay {
+    pub fn new(routes: RouteTable, neighs: NeighTable) -> Underlay {
+        Underlay {
+            routes,
+            neighs,
+            ..Underlay::default()
+        }
+    }
+
+    fn generation(&self) -> u64 {
+        self.routes
+            .generation()
+            .wrapping_add(self.neighs.generation())
+            .wrapping_add(self.retries.load(Ordering::Acquire))
+    }
 }
 
 /// A port map that cannot be published; the map in use stays.
@@ -54,6 +103,8 @@ struct PortMap {
     by_dp: HashMap<u32, (usize, u32)>,
     /// Per bridge (same index): OpenFlow port → datapath port.
     to_dp: Vec<HashMap<u32, u32>>,
+    /// Per bridge (same index): OpenFlow port → tunnel port.
+    tunnels: Vec<HashMap<u32, TunnelOutput>>,
 }
 
 impl PortMap {
@@ -85,12 +136,21 @@ impl PortMap {
             }
             to_dp.push(ofports);
         }
+        let tunnels = bridges
+            .iter()
+            .map(|b| b.tunnels.iter().copied().collect())
+            .collect();
         Ok(PortMap {
             changes,
             bridges,
             by_dp,
             to_dp,
+            tunnels,
         })
+    }
+
+    fn bridge_index(&self, name: &str) -> Option<usize> {
+        self.bridges.iter().position(|b| b.name == name)
     }
 
     fn sum(&self, bridge_generation: impl Fn(&Bridge) -> u64) -> u64 {
@@ -109,12 +169,29 @@ impl PortMap {
 #[derive(Clone, Default)]
 pub struct DatapathUpcall {
     map: Arc<ArcSwap<PortMap>>,
+    underlay: Underlay,
+    /// Frames translations want sent, as `(dp_port, frame)`: received on that port (ARP
+    /// requests from an underlay bridge's LOCAL port). Each clone has its own.
+    frames: Vec<(u32, Vec<u8>)>,
 }
 
 impl DatapathUpcall {
-    /// An upcall with no bridges: every packet is dropped.
+    /// An upcall with no bridges (every packet is dropped) and empty underlay tables.
     pub fn new() -> DatapathUpcall {
         DatapathUpcall::default()
+    }
+
+    /// An upcall with no bridges whose tunnel ports send through `underlay`.
+    pub fn with_underlay(underlay: Underlay) -> DatapathUpcall {
+        DatapathUpcall {
+            underlay,
+            ..DatapathUpcall::default()
+        }
+    }
+
+    /// The underlay tables.
+    pub fn underlay(&self) -> &Underlay {
+        &self.underlay
     }
 
     /// Publishes a new port map (checked whole first: on an error nothing changes). Meant for
@@ -142,16 +219,21 @@ impl DatapathUpcall {
     /// Translates `key` in the bridge of its in_port with `xlate`, see the module
     /// documentation. A datapath port of no bridge drops (a megaflow on that in_port alone).
     fn translate_with(
-        &self,
+        &mut self,
         key: &FlowKey,
-        xlate: impl FnOnce(&Bridge, &FlowKey) -> UpcallResult,
+        now_ns: u64,
+        xlate: impl FnOnce(&Bridge, &FlowKey) -> (UpcallResult, Vec<TunnelMark>),
     ) -> UpcallResult {
         let map = self.map.load();
-        let found = map
-            .by_dp
-            .get(&key.in_port)
-            .and_then(|&(bi, ofport)| Some((map.bridges.get(bi)?, map.to_dp.get(bi)?, ofport)));
-        let Some((b, to_dp, ofport)) = found else {
+        let found = map.by_dp.get(&key.in_port).and_then(|&(bi, ofport)| {
+            Some((
+                map.bridges.get(bi)?,
+                map.to_dp.get(bi)?,
+                map.tunnels.get(bi)?,
+                ofport,
+            ))
+        });
+        let Some((b, to_dp, tunnels, ofport)) = found else {
             return UpcallResult {
                 actions: Vec::new(),
                 mask: FlowKey {
@@ -165,48 +247,134 @@ impl DatapathUpcall {
             in_port: ofport,
             ..*key
         };
-        let mut r = xlate(&b.bridge, &bridge_key);
-        r.actions.retain_mut(|a| match a {
-            DpAction::Output(port) => match to_dp.get(port) {
-                Some(&dp_port) => {
-                    *port = dp_port;
-                    true
-                }
-                None => false,
-            },
-            _ => true,
-        });
+        let (mut r, marks) = xlate(&b.bridge, &bridge_key);
+        let mut marks = marks.into_iter().peekable();
+        let mut state = bridge_key;
+        let mut actions = Vec::with_capacity(r.actions.len());
+        for (i, a) in std::mem::take(&mut r.actions).into_iter().enumerate() {
+            while let Some((_, k)) = marks.next_if(|m| m.0 <= i) {
+                state = k;
+            }
+            let DpAction::Output(port) = a else {
+                actions.push(a);
+                continue;
+            };
+            if let Some(t) = tunnels.get(&port) {
+                t.mask_reads(&state, &mut r.mask);
+                actions.push(self.tunnel_output(&map, t, &state, &mut r, now_ns));
+            } else if let Some(&dp_port) = to_dp.get(&port) {
+                actions.push(DpAction::Output(dp_port));
+            }
+        }
+        r.actions = actions;
         // The in_port says which bridge: every megaflow matches it (OVS's xlate_wc_init).
         r.mask.in_port = u32::MAX;
+        // A packet from a tunnel: its megaflow matches the tunnel it came in on whatever the
+        // rules read (OVS's tnl_wc_init): VNI, outer addresses, DF and checksum, outer TOS.
+        if key.tun_flags & TUN_FLAG_PRESENT != 0 {
+            r.mask.tun_id = u64::MAX;
+            r.mask.tun_src = u32::MAX;
+            r.mask.tun_dst = u32::MAX;
+            r.mask.tun_flags |= TUN_FLAG_PRESENT | TUN_FLAG_DF | TUN_FLAG_CSUM;
+            r.mask.tun_tos = u8::MAX;
+        }
         r
+    }
+
+    /// The action that sends `key` out of tunnel port `t`: a clone that pushes the header
+    /// and takes the underlay bridge's outputs, or one that drops with the reason.
+    fn tunnel_output(
+        &mut self,
+        map: &PortMap,
+        t: &TunnelOutput,
+        key: &FlowKey,
+        r: &mut UpcallResult,
+        now_ns: u64,
+    ) -> DpAction {
+        let mac = |bridge: &str| map.bridge_index(bridge).and_then(|i| map.bridges[i].mac);
+        let u = &self.underlay;
+        let dropped = |reason| DpAction::Clone(Box::new([DpAction::Drop(reason)]));
+        match resolve(t, key, &u.routes, &u.neighs, mac, now_ns) {
+            Resolved::Send {
+                header,
+                bridge,
+                outer,
+            } => {
+                let Some(ui) = map.bridge_index(&bridge) else {
+                    return dropped(ExecDrop::TunnelNoRoute);
+                };
+                let outer = FlowKey {
+                    in_port: OFPP_LOCAL,
+                    ..outer
+                };
+                let (under, _) = map.bridges[ui]
+                    .bridge
+                    .translate_marked(&outer, now_ns, true);
+                r.sinks.extend(under.sinks);
+                let mut sub = vec![DpAction::TunnelPush(Header(header))];
+                let to_dp = &map.to_dp[ui];
+                // The underlay's outputs, in datapath numbers; a tunnel port of the underlay
+                // (a tunnel in a tunnel) is not followed.
+                sub.extend(under.actions.into_iter().filter_map(|a| match a {
+                    DpAction::Output(p) => to_dp.get(&p).copied().map(DpAction::Output),
+                    DpAction::Clone(_) => None,
+                    other => Some(other),
+                }));
+                DpAction::Clone(sub.into())
+            }
+            Resolved::NeighMiss { bridge, request } => {
+                let local = map
+                    .bridge_index(&bridge)
+                    .and_then(|i| map.to_dp[i].get(&OFPP_LOCAL).copied());
+                if let Some(dp) = local {
+                    self.frames.push((dp, request));
+                }
+                u.misses.fetch_add(1, Ordering::Relaxed);
+                dropped(ExecDrop::TunnelNeighMiss)
+            }
+            Resolved::NoRoute | Resolved::Invalid => dropped(ExecDrop::TunnelNoRoute),
+        }
     }
 }
 
 impl Upcall for DatapathUpcall {
     fn translate(&mut self, key: &FlowKey, now_ns: u64) -> UpcallResult {
-        self.translate_with(key, |b, k| b.translate(k, now_ns))
+        self.translate_with(key, now_ns, |b, k| b.translate_marked(k, now_ns, true))
     }
 
     /// Every bridge's generation summed, plus the port map's changes times 2^40 (so that a
     /// map that takes a bridge away still moves it up): a rule change or a MAC learned in one
     /// bridge revalidates every megaflow of the classifier, as in Open vSwitch.
     fn generation(&self) -> u64 {
-        self.map.load().sum(Bridge::generation)
+        self.map
+            .load()
+            .sum(Bridge::generation)
+            .wrapping_add(self.underlay.generation())
     }
 
     fn config_generation(&self) -> u64 {
-        self.map.load().sum(Bridge::config_generation)
+        self.map
+            .load()
+            .sum(Bridge::config_generation)
+            .wrapping_add(self.underlay.routes.generation())
     }
 
     /// As `BridgeUpcall`'s: never moves a MAC.
     fn retranslate(&mut self, key: &FlowKey, now_ns: u64, _used: bool) -> UpcallResult {
-        self.translate_with(key, |b, k| b.translate_learning(k, now_ns, false))
+        self.translate_with(key, now_ns, |b, k| b.translate_marked(k, now_ns, false))
     }
 
     fn tick(&mut self, now_ns: u64) {
         for b in &self.map.load().bridges {
             b.bridge.tick(now_ns);
         }
+        if self.underlay.misses.swap(0, Ordering::Relaxed) > 0 {
+            self.underlay.retries.fetch_add(1, Ordering::Release);
+        }
+    }
+
+    fn take_frames(&mut self, out: &mut Vec<(u32, Vec<u8>)>) {
+        out.append(&mut self.frames);
     }
 }
 
@@ -214,7 +382,6 @@ impl Upcall for DatapathUpcall {
 mod tests {
     use super::*;
     use crate::normal::{MacTable, NormalPort, VlanMode};
-    use crate::OFPP_LOCAL;
 
     fn bridge(ofports: &[u32], rules: &str) -> Arc<Bridge> {
         let ports = ofports
@@ -235,6 +402,8 @@ mod tests {
             name: name.to_string(),
             bridge: bridge.clone(),
             ports: ports.to_vec(),
+            tunnels: Vec::new(),
+            mac: None,
         }
     }
 
@@ -409,5 +578,155 @@ mod tests {
         up.translate(&key(2, 7, 9), 0);
         up.retranslate(&key(1, 7, 9), 0, true);
         assert_eq!(a.macs().lookup(0, [2, 0, 0, 0, 0, 7], 0), Some(2));
+    }
+
+    use std::net::Ipv4Addr;
+    use tunnels::underlay::{BridgeAddr, NeighSpec};
+    use tunnels::{LocalIp, TunnelKind};
+
+    const PHY_MAC: [u8; 6] = [2, 0, 0, 0, 0xee, 1];
+
+    fn vxlan(remote: Option<Ipv4Addr>, key: Option<u32>) -> TunnelOutput {
+        TunnelOutput {
+            kind: TunnelKind::Vxlan,
+            remote,
+            local: LocalIp::Route,
+            out_key: key,
+            dst_port: 4789,
+            ttl: Some(64),
+            tos: Some(0),
+            df: true,
+            csum: false,
+        }
+    }
+
+    /// br-int: a VM on ofport 1 (dp 1), tunnel port 2 (dp 3); br-phy: the wire on ofport 1
+    /// (dp 2), LOCAL (dp 4) holding 10.0.0.1/24.
+    fn overlay(int_rules: &str, tunnel: TunnelOutput) -> (DatapathUpcall, Underlay) {
+        let int = bridge(&[1, 2], int_rules);
+        let phy = bridge(&[1, OFPP_LOCAL], "actions=NORMAL\n");
+        let underlay = Underlay::default();
+        underlay
+            .routes
+            .set_bridge_addresses("br-phy", &["10.0.0.1/24".parse::<BridgeAddr>().unwrap()]);
+        let up = DatapathUpcall::with_underlay(underlay.clone());
+        up.set_bridges(vec![
+            DatapathBridge {
+                tunnels: vec![(2, tunnel)],
+                ..entry("br-int", &int, &[(1, 1), (2, 3)])
+            },
+            DatapathBridge {
+                mac: Some(PHY_MAC),
+                ..entry("br-phy", &phy, &[(1, 2), (OFPP_LOCAL, 4)])
+            },
+        ])
+        .unwrap();
+        (up, underlay)
+    }
+
+    /// What a tunnel output's template says: VNI, outer IPv4 destination, next-hop MAC.
+    type Outer = (u32, Ipv4Addr, [u8; 6]);
+
+    /// The [`Outer`] of a tunnel output, and the underlay's actions after the push.
+    fn pushed(a: &DpAction) -> Option<(Outer, Vec<DpAction>)> {
+        let DpAction::Clone(sub) = a else { return None };
+        let [DpAction::TunnelPush(h), rest @ ..] = &sub[..] else {
+            return None;
+        };
+        let t = h.0.template();
+        assert_eq!(&t[6..12], &PHY_MAC);
+        let vni = u32::from_be_bytes([0, t[46], t[47], t[48]]);
+        let dst = Ipv4Addr::new(t[30], t[31], t[32], t[33]);
+        let mac = t[..6].try_into().unwrap();
+        Some(((vni, dst, mac), rest.to_vec()))
+    }
+
+    #[test]
+    fn output_to_a_tunnel_port_asks_for_the_neighbour_then_pushes_through_the_underlay() {
+        let (mut up, underlay) = overlay(
+            "actions=NORMAL\n",
+            vxlan(Some(Ipv4Addr::new(10, 0, 0, 2)), Some(5000)),
+        );
+        // From the VM: NORMAL floods to the tunnel; no MAC for 10.0.0.2 yet.
+        let r = up.translate(&key(1, 1, 9), 0);
+        assert_eq!(
+            r.actions,
+            vec![DpAction::Clone(Box::new([DpAction::Drop(
+                ExecDrop::TunnelNeighMiss
+            )]))]
+        );
+        let mut frames = Vec::new();
+        up.take_frames(&mut frames);
+        assert_eq!(frames.len(), 1);
+        // The ARP request goes into br-phy from its LOCAL port, from the bridge's MAC.
+        assert_eq!(frames[0].0, 4);
+        assert_eq!(&frames[0].1[6..12], &PHY_MAC);
+        let g = up.generation();
+        underlay
+            .neighs
+            .add_static(
+                &NeighSpec::parse(&["br-phy", "10.0.0.2", "02:00:00:00:ee:02"]).unwrap(),
+                0,
+            )
+            .unwrap();
+        assert!(up.generation() > g, "a new neighbour revalidates");
+        let r = up.translate(&key(1, 1, 9), 0);
+        assert_eq!(r.actions.len(), 1);
+        let ((vni, dst, mac), rest) = pushed(&r.actions[0]).unwrap();
+        assert_eq!((vni, dst), (5000, Ipv4Addr::new(10, 0, 0, 2)));
+        assert_eq!(mac, [2, 0, 0, 0, 0xee, 2]);
+        // br-phy's NORMAL floods the outer frame from LOCAL to the wire, dp 2.
+        assert_eq!(rest, vec![DpAction::Output(2)]);
+        // A fixed port reads no tunnel word of the flow.
+        assert_eq!((r.mask.tun_id, r.mask.tun_dst), (0, 0));
+    }
+
+    #[test]
+    fn a_flow_based_port_sends_where_set_tunnel_and_tun_dst_say() {
+        let (mut up, underlay) = overlay(
+            "in_port=1,actions=set_tunnel:0x77,set_field:10.0.0.9->tun_dst,output:2\n",
+            vxlan(None, None),
+        );
+        underlay
+            .neighs
+            .add_static(
+                &NeighSpec::parse(&["br-phy", "10.0.0.9", "02:00:00:00:ee:09"]).unwrap(),
+                0,
+            )
+            .unwrap();
+        let r = up.translate(&key(1, 1, 9), 0);
+        let ((vni, dst, _), _) = pushed(&r.actions[0]).unwrap();
+        assert_eq!((vni, dst), (0x77, Ipv4Addr::new(10, 0, 0, 9)));
+        assert_eq!((r.mask.tun_id, r.mask.tun_dst), (u64::MAX, u32::MAX));
+        // No route to the remote: dropped as such.
+        let (mut up, _) = overlay(
+            "in_port=1,actions=set_field:192.0.2.9->tun_dst,output:2\n",
+            vxlan(None, Some(1)),
+        );
+        assert_eq!(
+            up.translate(&key(1, 1, 9), 0).actions,
+            vec![DpAction::Clone(Box::new([DpAction::Drop(
+                ExecDrop::TunnelNoRoute
+            )]))]
+        );
+    }
+
+    #[test]
+    fn a_packet_from_a_tunnel_matches_its_tunnel_in_the_megaflow() {
+        let (mut up, _) = overlay("actions=output:1\n", vxlan(None, None));
+        let k = FlowKey {
+            tun_id: 5,
+            tun_src: 0x0a00_0002,
+            tun_dst: 0x0a00_0001,
+            tun_flags: TUN_FLAG_PRESENT | TUN_FLAG_DF,
+            ..key(3, 1, 9)
+        };
+        let r = up.translate(&k, 0);
+        assert_eq!(r.actions, vec![DpAction::Output(1)]);
+        assert_eq!(
+            (r.mask.tun_id, r.mask.tun_src, r.mask.tun_dst),
+            (u64::MAX, u32::MAX, u32::MAX)
+        );
+        assert_eq!(r.mask.tun_flags & TUN_FLAG_DF, TUN_FLAG_DF);
     }
 }

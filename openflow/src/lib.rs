@@ -17,7 +17,7 @@ pub mod ruleset;
 pub mod xlate;
 
 pub use bridge::{Bridge, BridgeUpcall, DEFAULT_RULES};
-pub use datapath::{DatapathBridge, DatapathUpcall, PortMapError};
+pub use datapath::{DatapathBridge, DatapathUpcall, PortMapError, Underlay};
 pub use error::{BundleError, FileError, RuleError};
 pub use parse::{
     parse_bundle_file, parse_del_flow, parse_flow, parse_flow_mod, parse_flows_file, parse_mod_flow,

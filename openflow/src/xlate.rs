@@ -80,10 +80,21 @@ struct Xlate<'a> {
     /// `dec_ttl` at TTL 1 in a resubmitted table: the rest of that table's actions (its
     /// goto included) are skipped, and the caller's go on (Open vSwitch's `compose_dec_ttl`).
     stop_table: bool,
+    marks: Vec<TunnelMark>,
 }
 
 /// Translates `key` starting at table 0 with zeroed registers and metadata.
 pub fn translate(env: &XlateEnv<'_>, key: &FlowKey) -> UpcallResult {
+    translate_marked(env, key).0
+}
+
+/// The flow as the actions had left it when they wrote a tunnel field: from action `.0` on
+/// (an index into the result's actions), an output to a tunnel port sends with `.1`'s
+/// tunnel words.
+pub type TunnelMark = (usize, FlowKey);
+
+/// [`translate`], with the [`TunnelMark`]s of the translation in action order.
+pub fn translate_marked(env: &XlateEnv<'_>, key: &FlowKey) -> (UpcallResult, Vec<TunnelMark>) {
     let mut x = Xlate {
         env,
         f: Fields::from_key(key),
@@ -93,6 +104,7 @@ pub fn translate(env: &XlateEnv<'_>, key: &FlowKey) -> UpcallResult {
         depth: 0,
         too_deep: false,
         stop_table: false,
+        marks: Vec::new(),
     };
     if key.is_ip() {
         let fragment = key.nw_frag & FRAG_ANY != 0;
@@ -109,11 +121,12 @@ pub fn translate(env: &XlateEnv<'_>, key: &FlowKey) -> UpcallResult {
                 x.wc.key.dl_type = 0xffff;
                 x.wc.key.nw_frag |= FRAG_ANY;
                 if fragment {
-                    return UpcallResult {
+                    let r = UpcallResult {
                         actions: Vec::new(),
                         mask: complete_megaflow_mask(x.wc.key),
                         sinks: Vec::new(),
                     };
+                    return (r, Vec::new());
                 }
             }
             _ => {}
@@ -123,11 +136,12 @@ pub fn translate(env: &XlateEnv<'_>, key: &FlowKey) -> UpcallResult {
     if x.too_deep {
         x.actions.clear();
     }
-    UpcallResult {
+    let r = UpcallResult {
         actions: x.actions,
         mask: complete_megaflow_mask(x.wc.key),
         sinks: x.sinks,
-    }
+    };
+    (r, x.marks)
 }
 
 impl Xlate<'_> {
@@ -297,6 +311,9 @@ impl Xlate<'_> {
         r.write(&mut self.f, v);
         let field = r.field;
         let Write::Packet(set) = field.def().write else {
+            if field.def().name.starts_with("tun_") {
+                self.marks.push((self.actions.len(), self.f.key));
+            }
             return;
         };
         if !r.is_whole() {
