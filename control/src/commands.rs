@@ -42,7 +42,8 @@ pub const VERBS: &[(&str, &str)] = &[
     ),
     ("del-br BRIDGE", "delete a bridge and its ports"),
     (
-        "add-port BRIDGE IF [type=afxdp|afpacket|tap|generator|pcap] [KEY=VALUE...]",
+        "add-port BRIDGE IF [type=afxdp|afpacket|tap|generator|pcap|vhost-user|vxlan|geneve] \
+         [KEY=VALUE...]",
         "add a port",
     ),
     ("del-port BRIDGE IF", "delete a port"),
@@ -90,6 +91,25 @@ pub const VERBS: &[(&str, &str)] = &[
         "rebalance",
         "place the receive queues again by measured cycles",
     ),
+    (
+        "route-add PREFIX BRIDGE [GW] [src=IP]",
+        "an underlay route for tunnels (as ovs-appctl ovs/route/add)",
+    ),
+    ("route-del PREFIX", "delete an underlay route"),
+    (
+        "show-routes",
+        "the underlay routes: connected (the bridges' LOCAL addresses) and added",
+    ),
+    (
+        "neigh-add BRIDGE IP MAC",
+        "a static underlay neighbour (as ovs-appctl tnl/neigh/set)",
+    ),
+    ("neigh-del BRIDGE IP", "delete an underlay neighbour"),
+    (
+        "show-neighbours",
+        "the underlay neighbours, static and learned from ARP / ND",
+    ),
+    ("neigh-flush", "forget the learned underlay neighbours"),
 ];
 
 /// Runs one request.
@@ -263,6 +283,11 @@ pub fn execute(d: &mut Daemon, argv: &[String], data: Option<&str>) -> Result<Re
             d.replan()?;
             Ok(show(d))
         }
+        "route-add" | "route-del" | "show-routes" | "neigh-add" | "neigh-del"
+        | "show-neighbours" | "show-neighbors" | "neigh-flush" => {
+            allow(&[])?;
+            underlay(d, verb, &args)
+        }
         "help" => {
             let mut text = String::new();
             for (usage, what) in VERBS {
@@ -271,6 +296,80 @@ pub fn execute(d: &mut Daemon, argv: &[String], data: Option<&str>) -> Result<Re
             Ok(Reply::new(text, json!(VERBS)))
         }
         other => bail!("verb: unknown verb {other:?} (try help)"),
+    }
+}
+
+/// The underlay verbs, Open vSwitch's `ovs/route/*` and `tnl/neigh/*`: the route table that
+/// says which bridge sends a tunnel's packets from which address, and the neighbour table of
+/// next-hop MACs. A route or an entry for a bridge that does not exist is refused.
+fn underlay(d: &mut Daemon, verb: &str, args: &[String]) -> Result<Reply> {
+    use tunnels::underlay::{parse_neigh_del, parse_route_del, NeighSpec, RouteSpec};
+    let now = d.now_ns();
+    let no_args = |field: &str| match args.first() {
+        Some(w) => Err(anyhow!("{field}: unexpected {w:?}")),
+        None => Ok(()),
+    };
+    match verb {
+        "route-add" => {
+            let spec = RouteSpec::parse(args).map_err(|e| anyhow!("{e}"))?;
+            d.bridge(&spec.bridge)?;
+            let info = d.routes.add(spec).map_err(|e| anyhow!("{e}"))?;
+            Ok(Reply::done(format!("OK: {info}")))
+        }
+        "route-del" => {
+            let prefix = parse_route_del(args).map_err(|e| anyhow!("{e}"))?;
+            let info = d.routes.del(prefix).map_err(|e| anyhow!("{e}"))?;
+            Ok(Reply::done(format!("OK: deleted {info}")))
+        }
+        "show-routes" => {
+            no_args("show-routes")?;
+            let routes: Vec<String> = d.routes.routes().iter().map(|r| r.to_string()).collect();
+            Ok(Reply::new(
+                d.routes.show_text(),
+                json!({ "routes": routes }),
+            ))
+        }
+        "neigh-add" => {
+            let spec = NeighSpec::parse(args).map_err(|e| anyhow!("{e}"))?;
+            d.bridge(&spec.bridge)?;
+            d.neighs
+                .add_static(&spec, now)
+                .map_err(|e| anyhow!("{e}"))?;
+            Ok(Reply::done("OK"))
+        }
+        "neigh-del" => {
+            let (bridge, ip) = parse_neigh_del(args).map_err(|e| anyhow!("{e}"))?;
+            d.neighs
+                .remove(&bridge, ip, now)
+                .map_err(|e| anyhow!("{e}"))?;
+            Ok(Reply::done("OK"))
+        }
+        "neigh-flush" => {
+            no_args("neigh-flush")?;
+            let n = d.neighs.flush();
+            Ok(Reply::done(format!("OK: {n} dynamic entries flushed")))
+        }
+        _ => {
+            no_args("show-neighbours")?;
+            let entries: Vec<Value> = d
+                .neighs
+                .entries(now)
+                .iter()
+                .map(|n| {
+                    json!({
+                        "ip": n.ip.to_string(),
+                        "mac": tunnels::underlay::format_mac(n.mac),
+                        "bridge": n.bridge,
+                        "kind": n.kind.label(),
+                        "stale": n.stale,
+                    })
+                })
+                .collect();
+            Ok(Reply::new(
+                d.neighs.show_text(now),
+                json!({ "neighbours": entries }),
+            ))
+        }
     }
 }
 
@@ -352,9 +451,15 @@ fn show(d: &Daemon) -> Reply {
             // Each queue's own (a vhost-user pair, an AF_XDP queue closed while it moves
             // between PMDs); the port line shows the first queue's.
             let infos: Vec<_> = p.queues.iter().map(|q| q.info()).collect();
-            let (kind, mode) = infos
-                .first()
-                .map_or(("?", ""), |info| (info.kind, info.mode.as_str()));
+            // A port without queues (a tunnel) shows its options as its mode.
+            let options = p.spec.options_text();
+            let (kind, mode) = infos.first().map_or_else(
+                || {
+                    let rest = options.split_once(' ').map_or("", |(_, r)| r);
+                    (p.spec.kind.name(), rest)
+                },
+                |info| (info.kind, info.mode.as_str()),
+            );
             let ofport = ofport_text(p.ofport);
             let _ = writeln!(
                 text,
@@ -535,6 +640,13 @@ fn pmd_stats(d: &Daemon) -> Result<Reply> {
              zero-copy: rx {}, tx {}",
             st.rx_copies, st.tx_copies, st.rx_zero_copy, st.tx_zero_copy
         );
+        if s.encapsulated + s.decapsulated > 0 {
+            let _ = writeln!(
+                text,
+                "  tunnels: encapsulated {}  decapsulated {}",
+                s.encapsulated, s.decapsulated
+            );
+        }
         let qtotal: u64 = s.rxqs.iter().map(|q| q.cycles).sum();
         for q in &s.rxqs {
             let pct = if qtotal == 0 {
@@ -570,7 +682,8 @@ fn pmd_stats(d: &Daemon) -> Result<Reply> {
             "pmd": s.id, "core": s.core, "stats": st, "classify": c, "dropped": dropped,
             "cycles_per_packet": per_pkt(st.busy_cycles), "busy_percent": busy_pct,
             "avg_batch": avg_batch, "rxqs": s.rxqs, "pool": s.pool,
-            "megaflows": s.megaflows,
+            "megaflows": s.megaflows, "encapsulated": s.encapsulated,
+            "decapsulated": s.decapsulated,
         }));
     }
     Ok(Reply::new(text.trim_end().to_string(), json!(out)))

@@ -1,4 +1,5 @@
-//! One switch instance on one thread: packet pool, graph (parse → classify), transmit queues
+//! One switch instance on one thread: packet pool, graph (parse → tunnel-decap → classify),
+//! transmit queues
 //! and port counters. A PMD has one for every bridge (its upcall is `openflow::DatapathUpcall`);
 //! replay has one for its one bridge. Ports are known by their datapath port numbers (unique
 //! across the bridges; the packets' `in_port` and the `Output` actions carry them), and each
@@ -12,6 +13,8 @@ use pipeline::{
     Ctx, Graph, PacketId, PacketPool, RxSink, Sent, TxQueues, Upcall, HEADROOM, MAX_PACKET,
 };
 use serde::Serialize;
+use tunnels::underlay::NeighTable;
+use tunnels::{TunnelConfigError, TunnelDecap, TunnelDecapConfig};
 
 /// Frames in the pool of one switch instance.
 pub const POOL_FRAMES: u32 = 8192;
@@ -84,8 +87,11 @@ pub struct Switch<U: Upcall + 'static> {
     tx: TxQueues,
     graph: Graph,
     entry: usize,
+    decap: usize,
     classify: usize,
     ports: Vec<SwitchPort>,
+    /// Frames the upcall asked to send ([`Upcall::take_frames`]), between two dispatches.
+    injected: Vec<(u32, Vec<u8>)>,
     rx_scratch: Vec<PacketId>,
     tx_scratch: Vec<PacketId>,
     copies: CopyStats,
@@ -108,9 +114,12 @@ impl<U: Upcall + 'static> Switch<U> {
     /// ports); [`Switch::add_port`] adds them.
     pub fn with_pool(upcall: U, config: ClassifyConfig, pool: PacketPool) -> anyhow::Result<Self> {
         let mut graph = Graph::new();
-        let mut parse = Parse::new("classify");
+        let mut parse = Parse::new(tunnels::tunnel_decap::NAME);
         parse.set_vlan_limit(config.vlans);
         let entry = graph.add(Box::new(parse))?;
+        let mut decap = TunnelDecap::new("classify");
+        decap.set_vlan_limit(config.vlans);
+        let decap = graph.add(Box::new(decap))?;
         let classify = graph.add(Box::new(Classify::new(upcall, config)))?;
         graph.wire()?;
         Ok(Switch {
@@ -118,8 +127,10 @@ impl<U: Upcall + 'static> Switch<U> {
             tx: TxQueues::default(),
             graph,
             entry,
+            decap,
             classify,
             ports: Vec::new(),
+            injected: Vec::new(),
             rx_scratch: Vec::with_capacity(pipeline::MAX_BATCH),
             tx_scratch: Vec::with_capacity(pipeline::MAX_BATCH),
             copies: CopyStats::default(),
@@ -133,9 +144,69 @@ impl<U: Upcall + 'static> Switch<U> {
         if let Some(p) = self.graph.node_as::<Parse>(self.entry) {
             p.set_vlan_limit(vlans);
         }
+        if let Some(d) = self.graph.node_as::<TunnelDecap>(self.decap) {
+            d.set_vlan_limit(vlans);
+        }
         if let Some(c) = self.classifier() {
             c.set_vlan_limit(vlans);
         }
+    }
+
+    /// Decapsulates what `config` says from the next packet on; a refused config leaves the
+    /// one in use.
+    pub fn set_tunnel_config(
+        &mut self,
+        config: TunnelDecapConfig,
+    ) -> Result<(), TunnelConfigError> {
+        match self.graph.node_as::<TunnelDecap>(self.decap) {
+            Some(d) => d.set_config(config),
+            None => Ok(()),
+        }
+    }
+
+    /// The `tunnel-decap` node's counters.
+    pub fn decap_stats(&mut self) -> tunnels::TunnelDecapStats {
+        self.graph
+            .node_as::<TunnelDecap>(self.decap)
+            .map(|d| d.stats())
+            .unwrap_or_default()
+    }
+
+    /// Snoops neighbours into `table` (see [`TunnelDecap::set_neigh_table`]).
+    pub fn set_neigh_table(&mut self, table: NeighTable) {
+        if let Some(d) = self.graph.node_as::<TunnelDecap>(self.decap) {
+            d.set_neigh_table(table);
+        }
+    }
+
+    /// Runs the frames the upcall asked to send through the graph, each as received on its
+    /// port (ARP requests for tunnel next hops, from an underlay bridge's LOCAL port).
+    fn send_injected(&mut self, now_ns: u64) {
+        let Some(c) = self.graph.node_as::<Classify<U>>(self.classify) else {
+            return;
+        };
+        c.upcall_mut().take_frames(&mut self.injected);
+        if self.injected.is_empty() {
+            return;
+        }
+        let frames = std::mem::take(&mut self.injected);
+        for (dp_port, frame) in &frames {
+            self.rx_scratch.clear();
+            if let Ok(id) = self.pool.alloc_with(frame) {
+                let m = self.pool.meta_mut(id);
+                m.key.in_port = *dp_port;
+                m.rx_ns = now_ns;
+                self.rx_scratch.push(id);
+                let mut cx = Ctx {
+                    pool: &mut self.pool,
+                    tx: &mut self.tx,
+                    now_ns,
+                };
+                self.graph.dispatch(&mut cx, self.entry, &self.rx_scratch);
+            }
+        }
+        self.injected = frames;
+        self.injected.clear();
     }
 
     /// The ports and their counters.
@@ -174,6 +245,7 @@ impl<U: Upcall + 'static> Switch<U> {
             now_ns,
         };
         self.graph.dispatch(&mut cx, self.entry, &self.rx_scratch);
+        self.send_injected(now_ns);
     }
 
     /// Adds a port (no effect when its datapath number is there already). Returns its index.
@@ -230,6 +302,7 @@ impl<U: Upcall + 'static> Switch<U> {
                 now_ns,
             };
             self.graph.dispatch(&mut cx, self.entry, &self.rx_scratch);
+            self.send_injected(now_ns);
         }
         n
     }
@@ -308,6 +381,11 @@ impl<U: Upcall + 'static> Switch<U> {
         self.graph.clear_stats();
         self.tx.no_such_port = 0;
         self.tx.no_buffers = 0;
+        self.tx.clone_drops = Default::default();
+        self.tx.encapsulated = 0;
+        if let Some(d) = self.graph.node_as::<TunnelDecap>(self.decap) {
+            d.clear_stats();
+        }
         self.copies = CopyStats::default();
         if let Some(c) = self.classifier() {
             c.clear_stats();
@@ -338,6 +416,18 @@ impl<U: Upcall + 'static> Switch<U> {
     /// Packets sent to a port number the switch does not have.
     pub fn tx_no_such_port(&self) -> u64 {
         self.tx.no_such_port
+    }
+
+    /// Packets encapsulated, and the copies made for outputs (to tunnels) that their clone's
+    /// actions dropped, by reason name.
+    pub fn tunnel_tx(&self) -> (u64, Vec<(&'static str, u64)>) {
+        let drops = pipeline::ExecDrop::NAMES
+            .iter()
+            .zip(self.tx.clone_drops)
+            .filter(|(_, n)| *n > 0)
+            .map(|(name, n)| (*name, n))
+            .collect();
+        (self.tx.encapsulated, drops)
     }
 
     /// The classifier (caches, stats, the upcall handler).
@@ -660,11 +750,15 @@ mod tests {
                 name: "a".into(),
                 bridge: bridge("in_port=1,actions=output:2\n"),
                 ports: vec![(1, 1), (2, 2)],
+                tunnels: Vec::new(),
+                mac: None,
             },
             DatapathBridge {
                 name: "b".into(),
                 bridge: bridge("in_port=1,actions=output:2\nin_port=2,actions=drop\n"),
                 ports: vec![(1, 3), (2, 4)],
+                tunnels: Vec::new(),
+                mac: None,
             },
         ])
         .unwrap();

@@ -13,7 +13,8 @@ use crate::dpdk::options::DpdkOptions;
 use crate::option::{bad, number};
 pub use crate::option::{PortSpecError, MAX_QUEUES};
 use crate::tap::TapPort;
-use crate::{afpacket, afxdp, generator, pcap, vhost};
+use crate::tunnel::options::{TunnelOptions, TunnelType};
+use crate::{afpacket, afxdp, generator, pcap, tunnel, vhost};
 use crate::{AfPacketOptions, AfXdpOptions, GeneratorOptions, PcapOptions, VhostUserOptions};
 use crate::{PortError, PortIo};
 
@@ -55,6 +56,8 @@ pub enum PortKind {
     /// `type=dpdk` (feature `dpdk`).
     #[cfg(feature = "dpdk")]
     Dpdk(DpdkOptions),
+    /// `type=vxlan` or `type=geneve`: no queues; the datapath's tunnel nodes carry its packets.
+    Tunnel(TunnelOptions),
 }
 
 impl PortKind {
@@ -69,6 +72,7 @@ impl PortKind {
             PortKind::VhostUser(_) => "vhost-user",
             #[cfg(feature = "dpdk")]
             PortKind::Dpdk(_) => "dpdk",
+            PortKind::Tunnel(o) => o.ty.name(),
         }
     }
 }
@@ -98,6 +102,7 @@ fn type_keys(kind: &str) -> &'static [&'static str] {
         "vhost-user" => vhost::options::KEYS,
         #[cfg(feature = "dpdk")]
         "dpdk" => crate::dpdk::options::KEYS,
+        "vxlan" | "geneve" => tunnel::options::KEYS,
         _ => &[],
     }
 }
@@ -122,6 +127,8 @@ fn kind_name(name: &str, given: Option<&str>) -> Result<&'static str, PortSpecEr
         "generator" => "generator",
         "pcap" => "pcap",
         "vhost-user" => "vhost-user",
+        "vxlan" => "vxlan",
+        "geneve" => "geneve",
         "dpdk" if cfg!(feature = "dpdk") => "dpdk",
         "dpdk" => {
             return Err(bad(
@@ -135,9 +142,10 @@ fn kind_name(name: &str, given: Option<&str>) -> Result<&'static str, PortSpecEr
                 "type",
                 t,
                 if cfg!(feature = "dpdk") {
-                    "expected afxdp, afpacket, tap, generator, pcap, vhost-user or dpdk"
+                    "expected afxdp, afpacket, tap, generator, pcap, vhost-user, vxlan, geneve \
+                     or dpdk"
                 } else {
-                    "expected afxdp, afpacket, tap, generator, pcap or vhost-user"
+                    "expected afxdp, afpacket, tap, generator, pcap, vhost-user, vxlan or geneve"
                 },
             ))
         }
@@ -159,6 +167,7 @@ fn check_keys(kind_name: &'static str, options: &[(String, String)]) -> Result<(
             "pcap",
             "vhost-user",
             "dpdk",
+            "vxlan",
         ]
         .iter()
         .any(|t| type_keys(t).contains(&k.as_str()));
@@ -312,6 +321,8 @@ impl PortSpec {
             "generator" => PortKind::Generator(GeneratorOptions::parse(&given)?),
             #[cfg(feature = "dpdk")]
             "dpdk" => PortKind::Dpdk(DpdkOptions::parse(&given)?),
+            "vxlan" => PortKind::Tunnel(TunnelOptions::parse(TunnelType::Vxlan, &given)?),
+            "geneve" => PortKind::Tunnel(TunnelOptions::parse(TunnelType::Geneve, &given)?),
             _ => PortKind::Pcap(PcapOptions::parse(&given)?),
         };
         let ofport = given("ofport")
@@ -340,6 +351,7 @@ impl PortSpec {
             PortKind::Pcap(o) => o.write(&mut s),
             #[cfg(feature = "dpdk")]
             PortKind::Dpdk(o) => o.write(&mut s),
+            PortKind::Tunnel(o) => o.write(&mut s),
         }
         // Writing to a String cannot fail.
         if let Some(p) = self.ofport {
@@ -370,7 +382,7 @@ impl PortSpec {
     }
 
     /// Opens the port: one [`PortIo`] per queue (afxdp and dpdk: queues `0..queues`;
-    /// vhost-user: one per queue pair; every other type has one). Errors name the port and
+    /// vhost-user: one per queue pair; tunnels none; every other type has one). Errors name the port and
     /// the step.
     pub fn open(&self) -> Result<Vec<Box<dyn PortIo>>, PortError> {
         let name = self.name.as_str();
@@ -383,6 +395,7 @@ impl PortSpec {
             PortKind::Pcap(o) => o.open(name),
             #[cfg(feature = "dpdk")]
             PortKind::Dpdk(o) => o.open(name),
+            PortKind::Tunnel(_) => Ok(Vec::new()),
         }
     }
 }

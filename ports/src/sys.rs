@@ -44,6 +44,79 @@ pub fn if_index(ifname: &str) -> Option<u32> {
     (idx != 0).then_some(idx)
 }
 
+/// The IPv4 and IPv6 addresses of interface `ifname`, each with its prefix length, in the
+/// order `getifaddrs(3)` lists them (IPv6 link-local ones left out: no tunnel is sent from
+/// one). Empty when it has none or does not exist.
+pub fn interface_addresses(ifname: &str) -> Vec<(std::net::IpAddr, u8)> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let mut out = Vec::new();
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: `list` receives a list that `freeifaddrs` releases below.
+    if unsafe { libc::getifaddrs(&mut list) } != 0 {
+        return out;
+    }
+    let mut at = list;
+    while !at.is_null() {
+        // SAFETY: `at` is a node of the list getifaddrs returned, alive until freeifaddrs.
+        let ifa = unsafe { &*at };
+        at = ifa.ifa_next;
+        if ifa.ifa_addr.is_null() || ifa.ifa_netmask.is_null() || ifa.ifa_name.is_null() {
+            continue;
+        }
+        // SAFETY: a NUL-terminated name owned by the list.
+        let name = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) };
+        if name.to_bytes() != ifname.as_bytes() {
+            continue;
+        }
+        // SAFETY: `ifa_addr` and `ifa_netmask` point to sockaddrs of the family they state.
+        let family = i32::from(unsafe { (*ifa.ifa_addr).sa_family });
+        let found = match family {
+            libc::AF_INET => {
+                // SAFETY: an AF_INET sockaddr is a sockaddr_in.
+                let (a, m) = unsafe {
+                    (
+                        *(ifa.ifa_addr as *const libc::sockaddr_in),
+                        *(ifa.ifa_netmask as *const libc::sockaddr_in),
+                    )
+                };
+                let ip = Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
+                Some((
+                    IpAddr::V4(ip),
+                    u32::from_be(m.sin_addr.s_addr).count_ones() as u8,
+                ))
+            }
+            libc::AF_INET6 => {
+                // SAFETY: an AF_INET6 sockaddr is a sockaddr_in6.
+                let (a, m) = unsafe {
+                    (
+                        *(ifa.ifa_addr as *const libc::sockaddr_in6),
+                        *(ifa.ifa_netmask as *const libc::sockaddr_in6),
+                    )
+                };
+                let ip = Ipv6Addr::from(a.sin6_addr.s6_addr);
+                let len = u128::from_be_bytes(m.sin6_addr.s6_addr).count_ones() as u8;
+                (!ip.is_unicast_link_local()).then_some((IpAddr::V6(ip), len))
+            }
+            _ => None,
+        };
+        out.extend(found);
+    }
+    // SAFETY: `list` came from getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(list) };
+    out
+}
+
+/// The MAC address of interface `ifname`, if it exists.
+pub fn interface_mac(ifname: &str) -> Option<[u8; 6]> {
+    let text = std::fs::read_to_string(format!("/sys/class/net/{ifname}/address")).ok()?;
+    let mut mac = [0u8; 6];
+    let mut parts = text.trim().split(':');
+    for b in &mut mac {
+        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
+}
+
 /// An owned memory mapping, unmapped on drop.
 pub struct Mmap {
     ptr: *mut u8,

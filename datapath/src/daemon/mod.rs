@@ -19,10 +19,16 @@ use flowcache::ClassifyConfig;
 use openflow::normal::{MacTable, NormalPort, VlanMode, DEFAULT_AGING_NS, DEFAULT_MAX_ENTRIES};
 use pipeline::clock::{Clock, MonotonicClock};
 
-use openflow::{DatapathBridge, DatapathUpcall, DEFAULT_RULES};
+use openflow::{DatapathBridge, DatapathUpcall, Underlay, DEFAULT_RULES, OFPP_LOCAL};
 use pmd::{BridgePlan, Job, Pmd, PmdSettings, PmdSetup, PmdSnapshot, PortPlan, Queue};
 use ports::spec::{PortKind, PortSpec, VlanSpec};
 use ports::sys::EventFd;
+use ports::tunnel::options::{FlowOr, TunnelOptions, TunnelType};
+use tunnels::underlay::{BridgeAddr, NeighTable, RouteTable};
+use tunnels::{
+    LocalIp, SnoopBridge, TunnelDecapConfig, TunnelKind, TunnelOutput, TunnelPortConfig,
+    VtepEndpoint,
+};
 
 /// The port type `vecswitch attach` gives the host end of a veth pair: AF_XDP, because on veth
 /// it forwarded 1.1–1.3× the packets of AF_PACKET (TPACKET_V3/V2) at 0.7–0.9× the cycles per
@@ -50,6 +56,11 @@ pub struct BridgeState {
     pub name: String,
     pub of: Arc<openflow::Bridge>,
     pub ports: Vec<PortState>,
+    /// The addresses of its LOCAL tap, as the kernel has them (`ip addr add ... dev BRIDGE`):
+    /// the VTEP addresses of the tunnels sent through it. Read again every second.
+    pub addresses: Vec<BridgeAddr>,
+    /// The MAC of its LOCAL tap: the outer source MAC of those tunnels.
+    pub mac: Option<[u8; 6]>,
 }
 
 /// A running PMD thread as the control thread sees it.
@@ -91,6 +102,10 @@ pub struct Daemon {
     pub clock: Arc<MonotonicClock>,
     pub bridges: Vec<BridgeState>,
     pub settings: DaemonSettings,
+    /// The underlay route table (`route-add`, and a connected route per bridge address).
+    pub routes: RouteTable,
+    /// The underlay neighbour table (`neigh-add`, and what the PMDs snoop).
+    pub neighs: NeighTable,
     /// The port map every PMD translates with (each holds a clone).
     upcall: DatapathUpcall,
     pmds: Vec<PmdHandle>,
@@ -101,11 +116,14 @@ pub struct Daemon {
 impl Daemon {
     /// A daemon with no bridges and its PMD threads started.
     pub fn new(settings: DaemonSettings) -> Result<Daemon> {
+        let (routes, neighs) = (RouteTable::new(), NeighTable::default());
         let mut d = Daemon {
             clock: Arc::new(MonotonicClock::new()),
             bridges: Vec::new(),
             settings,
-            upcall: DatapathUpcall::new(),
+            upcall: DatapathUpcall::with_underlay(Underlay::new(routes.clone(), neighs.clone())),
+            routes,
+            neighs,
             pmds: Vec::new(),
             placement: Vec::new(),
         };
@@ -272,6 +290,8 @@ impl Daemon {
             name: name.to_string(),
             of: Arc::new(of),
             ports: Vec::new(),
+            addresses: Vec::new(),
+            mac: None,
         };
         if local && interface_exists(name) {
             bail!(
@@ -295,6 +315,8 @@ impl Daemon {
     pub fn del_bridge(&mut self, name: &str) -> Result<()> {
         let i = self.bridge_index(name)?;
         self.bridges.remove(i);
+        self.routes.set_bridge_addresses(name, &[]);
+        self.neighs.flush_bridge(name);
         self.bridges_changed()
     }
 
@@ -325,6 +347,11 @@ impl Daemon {
         let port = open_port(bridge, spec, self.free_dp_port())?;
         log_port(bridge, &port);
         self.bridges[bi].ports.push(port);
+        // Two tunnel ports that would receive the same packets are refused.
+        if let Err(e) = self.tunnel_config().validate() {
+            self.bridges[bi].ports.pop();
+            bail!("{e}");
+        }
         self.bridges_changed()?;
         Ok(ofport)
     }
@@ -343,9 +370,74 @@ impl Daemon {
         self.bridges_changed()
     }
 
+    /// Reads each bridge's LOCAL tap addresses and MAC again; the route table follows.
+    /// Returns whether any changed.
+    fn refresh_addresses(&mut self) -> bool {
+        let mut changed = false;
+        for b in &mut self.bridges {
+            let has_local = b.ports.iter().any(|p| p.ofport == OFPP_LOCAL);
+            let (addresses, mac) = if has_local {
+                let addrs = ports::sys::interface_addresses(&b.name)
+                    .into_iter()
+                    .filter_map(|(ip, len)| BridgeAddr::new(ip, len).ok())
+                    .collect();
+                (addrs, ports::sys::interface_mac(&b.name))
+            } else {
+                (Vec::new(), None)
+            };
+            if addresses != b.addresses || mac != b.mac {
+                self.routes.set_bridge_addresses(&b.name, &addresses);
+                b.addresses = addresses;
+                b.mac = mac;
+                changed = true;
+            }
+        }
+        changed
+    }
+
+    /// What the PMDs' `tunnel-decap` nodes decapsulate: a VTEP endpoint per IPv4 address of
+    /// a bridge (received on its ports other than LOCAL and tunnels), a tunnel port per
+    /// `type=vxlan|geneve` port, and a neighbour snoop per bridge with addresses.
+    fn tunnel_config(&self) -> TunnelDecapConfig {
+        let mut c = TunnelDecapConfig::default();
+        for b in &self.bridges {
+            let wire_ports: Vec<u32> = b
+                .ports
+                .iter()
+                .filter(|p| p.ofport != OFPP_LOCAL && !matches!(p.spec.kind, PortKind::Tunnel(_)))
+                .map(|p| p.dp_port)
+                .collect();
+            if let Some(mac) = b.mac {
+                for a in &b.addresses {
+                    if let std::net::IpAddr::V4(addr) = a.ip() {
+                        c.endpoints.push(VtepEndpoint {
+                            addr,
+                            mac,
+                            in_ports: wire_ports.clone(),
+                        });
+                    }
+                }
+            }
+            if !b.addresses.is_empty() {
+                c.snoop.push(SnoopBridge {
+                    bridge: b.name.clone(),
+                    in_ports: wire_ports.clone(),
+                    local: b.addresses.iter().map(BridgeAddr::ip).collect(),
+                });
+            }
+            for p in &b.ports {
+                if let PortKind::Tunnel(o) = &p.spec.kind {
+                    c.ports.push(tunnel_receive(o, p.dp_port));
+                }
+            }
+        }
+        c
+    }
+
     /// Tells NORMAL the port list, publishes the datapath port map, places the queues and
     /// hands every PMD its new plan.
     fn bridges_changed(&mut self) -> Result<()> {
+        self.refresh_addresses();
         for b in &self.bridges {
             b.of.set_ports(
                 b.ports
@@ -366,6 +458,15 @@ impl Daemon {
                         name: b.name.clone(),
                         bridge: b.of.clone(),
                         ports: b.ports.iter().map(|p| (p.ofport, p.dp_port)).collect(),
+                        tunnels: b
+                            .ports
+                            .iter()
+                            .filter_map(|p| match &p.spec.kind {
+                                PortKind::Tunnel(o) => Some((p.ofport, tunnel_output(o))),
+                                _ => None,
+                            })
+                            .collect(),
+                        mac: b.mac,
                     })
                     .collect(),
             )
@@ -426,6 +527,12 @@ impl Daemon {
             let plan = plan.clone();
             self.pmd_call(i, move |pmd| pmd.apply_plan(&plan, &mine))??;
         }
+        let tunnels = self.tunnel_config();
+        for answer in
+            self.pmd_call_all(move |pmd| pmd.switch_mut().set_tunnel_config(tunnels.clone()))?
+        {
+            answer.map_err(|e| anyhow!("{e}"))?;
+        }
         Ok(())
     }
 
@@ -457,6 +564,10 @@ impl Daemon {
         let now = self.now_ns();
         for b in &self.bridges {
             b.of.tick(now);
+        }
+        self.neighs.expire(now);
+        if self.refresh_addresses() {
+            self.bridges_changed()?;
         }
         let mut changed = false;
         for b in &mut self.bridges {
@@ -546,6 +657,44 @@ fn open_port(bridge: &str, spec: PortSpec, dp_port: u32) -> Result<PortState> {
         queues,
         down: false,
     })
+}
+
+/// How a tunnel port sends (its options as the upcall's native tunnel output reads them).
+pub fn tunnel_output(o: &TunnelOptions) -> TunnelOutput {
+    TunnelOutput {
+        kind: tunnel_kind(o.ty),
+        remote: o.remote_ip.fixed(),
+        local: match o.local_ip {
+            None => LocalIp::Route,
+            Some(FlowOr::Fixed(ip)) => LocalIp::Fixed(ip),
+            Some(FlowOr::Flow) => LocalIp::Flow,
+        },
+        out_key: o.out_key.fixed(),
+        dst_port: o.dst_port,
+        ttl: o.ttl.fixed(),
+        tos: o.tos.fixed(),
+        df: o.df_default,
+        csum: o.csum,
+    }
+}
+
+/// How a tunnel port, datapath port `dp_port`, receives.
+fn tunnel_receive(o: &TunnelOptions, dp_port: u32) -> TunnelPortConfig {
+    TunnelPortConfig {
+        dp_port,
+        kind: tunnel_kind(o.ty),
+        dst_port: o.dst_port,
+        local: o.local_ip.and_then(FlowOr::fixed),
+        remote: o.remote_ip.fixed(),
+        in_key: o.in_key.fixed(),
+    }
+}
+
+fn tunnel_kind(t: TunnelType) -> TunnelKind {
+    match t {
+        TunnelType::Vxlan => TunnelKind::Vxlan,
+        TunnelType::Geneve => TunnelKind::Geneve,
+    }
 }
 
 /// Whether the port is a kernel interface it does not own (it can disappear under us).

@@ -60,6 +60,16 @@ pub enum FlowOr<T> {
     Flow,
 }
 
+impl<T> FlowOr<T> {
+    /// The fixed value; `None` for `flow`.
+    pub fn fixed(self) -> Option<T> {
+        match self {
+            FlowOr::Fixed(v) => Some(v),
+            FlowOr::Flow => None,
+        }
+    }
+}
+
 impl<T: std::fmt::Display> std::fmt::Display for FlowOr<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -74,6 +84,16 @@ impl<T: std::fmt::Display> std::fmt::Display for FlowOr<T> {
 pub enum InheritOr {
     Fixed(u8),
     Inherit,
+}
+
+impl InheritOr {
+    /// The fixed value; `None` for `inherit`.
+    pub fn fixed(self) -> Option<u8> {
+        match self {
+            InheritOr::Fixed(v) => Some(v),
+            InheritOr::Inherit => None,
+        }
+    }
 }
 
 impl std::fmt::Display for InheritOr {

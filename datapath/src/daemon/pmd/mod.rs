@@ -174,12 +174,15 @@ impl Pmd {
             Some((umem, pool)) => (Some(umem), pool),
             None => (None, PacketPool::new(POOL_FRAMES)),
         };
+        let neighs = setup.upcall.underlay().neighs.clone();
+        let mut switch = Switch::with_pool(setup.upcall, setup.classify, pool)?;
+        switch.set_neigh_table(neighs);
         Ok(Pmd {
             id: setup.id,
             core: setup.core,
             settings: setup.settings,
             stats: PmdStats::default(),
-            switch: Switch::with_pool(setup.upcall, setup.classify, pool)?,
+            switch,
             umem,
             tx: Vec::new(),
             bridges: Vec::new(),

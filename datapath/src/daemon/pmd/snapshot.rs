@@ -57,6 +57,9 @@ pub struct PmdSnapshot {
     pub drops: Vec<(String, u64)>,
     pub classify: BTreeMap<String, u64>,
     pub megaflows: usize,
+    /// Packets the `tunnel-decap` node opened, and packets tunnel outputs encapsulated.
+    pub decapsulated: u64,
+    pub encapsulated: u64,
     /// In the plan's order.
     pub bridges: Vec<BridgeSnapshot>,
 }
@@ -89,6 +92,11 @@ impl Pmd {
         let no_port = self.switch.tx_no_such_port();
         if no_port > 0 {
             drops.push(("tx.no-such-port".to_string(), no_port));
+        }
+        // Copies for tunnel outputs dropped inside their clone count with classify's reasons.
+        let (encapsulated, clone_drops) = self.switch.tunnel_tx();
+        for (reason, n) in clone_drops {
+            drops.push((format!("classify.{reason}"), n));
         }
         let nodes = reports
             .iter()
@@ -136,6 +144,8 @@ impl Pmd {
             drops,
             classify,
             megaflows,
+            decapsulated: self.switch.decap_stats().decapsulated,
+            encapsulated,
             bridges,
         }
     }
