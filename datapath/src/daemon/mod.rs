@@ -23,12 +23,10 @@ use openflow::{DatapathBridge, DatapathUpcall, Underlay, DEFAULT_RULES, OFPP_LOC
 use pmd::{BridgePlan, Job, Pmd, PmdSettings, PmdSetup, PmdSnapshot, PortPlan, Queue};
 use ports::spec::{PortKind, PortSpec, VlanSpec};
 use ports::sys::EventFd;
-use ports::tunnel::options::{FlowOr, TunnelOptions, TunnelType};
 use tunnels::underlay::{BridgeAddr, NeighTable, RouteTable};
-use tunnels::{
-    LocalIp, SnoopBridge, TunnelDecapConfig, TunnelKind, TunnelOutput, TunnelPortConfig,
-    VtepEndpoint,
-};
+use tunnels::{SnoopBridge, TunnelDecapConfig, VtepEndpoint};
+
+use crate::tunnel_ports::{tunnel_output, tunnel_receive};
 
 /// The port type `vecswitch attach` gives the host end of a veth pair: AF_XDP, because on veth
 /// it forwarded 1.1–1.3× the packets of AF_PACKET (TPACKET_V3/V2) at 0.7–0.9× the cycles per
@@ -657,44 +655,6 @@ fn open_port(bridge: &str, spec: PortSpec, dp_port: u32) -> Result<PortState> {
         queues,
         down: false,
     })
-}
-
-/// How a tunnel port sends (its options as the upcall's native tunnel output reads them).
-pub fn tunnel_output(o: &TunnelOptions) -> TunnelOutput {
-    TunnelOutput {
-        kind: tunnel_kind(o.ty),
-        remote: o.remote_ip.fixed(),
-        local: match o.local_ip {
-            None => LocalIp::Route,
-            Some(FlowOr::Fixed(ip)) => LocalIp::Fixed(ip),
-            Some(FlowOr::Flow) => LocalIp::Flow,
-        },
-        out_key: o.out_key.fixed(),
-        dst_port: o.dst_port,
-        ttl: o.ttl.fixed(),
-        tos: o.tos.fixed(),
-        df: o.df_default,
-        csum: o.csum,
-    }
-}
-
-/// How a tunnel port, datapath port `dp_port`, receives.
-fn tunnel_receive(o: &TunnelOptions, dp_port: u32) -> TunnelPortConfig {
-    TunnelPortConfig {
-        dp_port,
-        kind: tunnel_kind(o.ty),
-        dst_port: o.dst_port,
-        local: o.local_ip.and_then(FlowOr::fixed),
-        remote: o.remote_ip.fixed(),
-        in_key: o.in_key.fixed(),
-    }
-}
-
-fn tunnel_kind(t: TunnelType) -> TunnelKind {
-    match t {
-        TunnelType::Vxlan => TunnelKind::Vxlan,
-        TunnelType::Geneve => TunnelKind::Geneve,
-    }
 }
 
 /// Whether the port is a kernel interface it does not own (it can disappear under us).
