@@ -92,6 +92,15 @@ pub const VERBS: &[(&str, &str)] = &[
         "place the receive queues again by measured cycles",
     ),
     (
+        "add-tlv-map BRIDGE {class=C,type=T,len=L}->tun_metadataN[,...]",
+        "map Geneve options to tun_metadata fields (as ovs-ofctl add-tlv-map)",
+    ),
+    (
+        "del-tlv-map BRIDGE [MAPPINGS]",
+        "remove those mappings (all without MAPPINGS)",
+    ),
+    ("dump-tlv-map BRIDGE", "the bridge's Geneve TLV map"),
+    (
         "route-add PREFIX BRIDGE [GW] [src=IP]",
         "an underlay route for tunnels (as ovs-appctl ovs/route/add)",
     ),
@@ -283,6 +292,10 @@ pub fn execute(d: &mut Daemon, argv: &[String], data: Option<&str>) -> Result<Re
             d.replan()?;
             Ok(show(d))
         }
+        "add-tlv-map" | "del-tlv-map" | "dump-tlv-map" => {
+            allow(&[])?;
+            tlv_map(d, verb, &args)
+        }
         "route-add" | "route-del" | "show-routes" | "neigh-add" | "neigh-del"
         | "show-neighbours" | "show-neighbors" | "neigh-flush" => {
             allow(&[])?;
@@ -297,6 +310,37 @@ pub fn execute(d: &mut Daemon, argv: &[String], data: Option<&str>) -> Result<Re
         }
         other => bail!("verb: unknown verb {other:?} (try help)"),
     }
+}
+
+/// The Geneve TLV map verbs, as `ovs-ofctl add-tlv-map` / `del-tlv-map` / `dump-tlv-map`. A
+/// change revalidates the bridge's megaflows and tells the `tunnel-decap` nodes which
+/// critical options are now known.
+fn tlv_map(d: &mut Daemon, verb: &str, args: &[String]) -> Result<Reply> {
+    let bridge = arg(args, 0, "bridge")?;
+    let of = d.bridge(bridge)?.of.clone();
+    let text = args.get(1).map(String::as_str);
+    if let Some(extra) = args.get(2) {
+        bail!("{verb}: unexpected {extra:?}");
+    }
+    match verb {
+        "dump-tlv-map" => {
+            let map = of.tlv_map();
+            let entries: Vec<Value> = map
+                .entries()
+                .iter()
+                .map(|e| json!({ "class": e.class, "type": e.ty, "len": e.len, "index": e.index }))
+                .collect();
+            return Ok(Reply::new(map.dump_text(), json!({ "mappings": entries })));
+        }
+        "add-tlv-map" => {
+            let text = text.ok_or_else(|| anyhow!("tlv-map: missing"))?;
+            of.change_tlv_map(|m| m.add(text))?;
+        }
+        _ => of.change_tlv_map(|m| m.del(text))?,
+    }
+    d.push_tunnel_config()?;
+    d.barrier()?;
+    Ok(Reply::done("OK"))
 }
 
 /// The underlay verbs, Open vSwitch's `ovs/route/*` and `tnl/neigh/*`: the route table that

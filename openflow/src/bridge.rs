@@ -12,6 +12,7 @@ use crate::error::BundleError;
 use crate::normal::{MacTable, NormalPort};
 use crate::rule::FlowMod;
 use crate::ruleset::{ApplyReport, FlowTables, Rule};
+use crate::tlv::{TlvError, TlvMap};
 use crate::xlate::{translate_marked, FragMode, TunnelMark, XlateEnv};
 
 /// One bridge: ports, MAC table, rules.
@@ -21,6 +22,7 @@ pub struct Bridge {
     macs: MacTable,
     rules: FlowTables,
     frag_mode: ArcSwap<FragMode>,
+    tlv: ArcSwap<TlvMap>,
 }
 
 impl Bridge {
@@ -31,7 +33,26 @@ impl Bridge {
             macs,
             rules: FlowTables::new(),
             frag_mode: ArcSwap::from_pointee(FragMode::default()),
+            tlv: ArcSwap::from_pointee(TlvMap::default()),
         }
+    }
+
+    /// The Geneve TLV map (`dump-tlv-map`).
+    pub fn tlv_map(&self) -> Arc<TlvMap> {
+        self.tlv.load_full()
+    }
+
+    /// Changes the TLV map with `change` (all or nothing: an error leaves it as it was);
+    /// every megaflow is revalidated. Meant for one thread, the control thread.
+    pub fn change_tlv_map(
+        &self,
+        change: impl FnOnce(&mut TlvMap) -> Result<(), TlvError>,
+    ) -> Result<(), TlvError> {
+        let mut map = (**self.tlv.load()).clone();
+        change(&mut map)?;
+        self.tlv.store(Arc::new(map));
+        self.port_changes.fetch_add(1, Ordering::Release);
+        Ok(())
     }
 
     /// The rule tables (flow mods, bundles, snapshots, dump).
@@ -107,6 +128,7 @@ impl Bridge {
     ) -> (UpcallResult, Vec<TunnelMark>) {
         let rules = self.rules.load();
         let ports = self.ports.load();
+        let tlv = self.tlv.load();
         let env = XlateEnv {
             rules: &rules,
             ports: &ports,
@@ -114,6 +136,7 @@ impl Bridge {
             now_ns,
             learn,
             frag_mode: self.frag_mode(),
+            tlv: &tlv,
         };
         translate_marked(&env, key)
     }

@@ -26,6 +26,8 @@ use tunnels::underlay::{NeighTable, RouteTable};
 use tunnels::{resolve, Resolved, TunnelOutput};
 
 use crate::bridge::Bridge;
+use crate::rule::Fields;
+use crate::tlv::TlvMap;
 use crate::xlate::TunnelMark;
 use crate::OFPP_LOCAL;
 
@@ -249,7 +251,7 @@ impl DatapathUpcall {
         };
         let (mut r, marks) = xlate(&b.bridge, &bridge_key);
         let mut marks = marks.into_iter().peekable();
-        let mut state = bridge_key;
+        let mut state = Fields::from_key(&bridge_key);
         let mut actions = Vec::with_capacity(r.actions.len());
         for (i, a) in std::mem::take(&mut r.actions).into_iter().enumerate() {
             while let Some((_, k)) = marks.next_if(|m| m.0 <= i) {
@@ -260,8 +262,9 @@ impl DatapathUpcall {
                 continue;
             };
             if let Some(t) = tunnels.get(&port) {
-                t.mask_reads(&state, &mut r.mask);
-                actions.push(self.tunnel_output(&map, t, &state, &mut r, now_ns));
+                t.mask_reads(&state.key, &mut r.mask);
+                let tlv = b.bridge.tlv_map();
+                actions.push(self.tunnel_output(&map, t, &state, &tlv, &mut r, now_ns));
             } else if let Some(&dp_port) = to_dp.get(&port) {
                 actions.push(DpAction::Output(dp_port));
             }
@@ -287,14 +290,26 @@ impl DatapathUpcall {
         &mut self,
         map: &PortMap,
         t: &TunnelOutput,
-        key: &FlowKey,
+        flow: &Fields,
+        tlv: &TlvMap,
         r: &mut UpcallResult,
         now_ns: u64,
     ) -> DpAction {
         let mac = |bridge: &str| map.bridge_index(bridge).and_then(|i| map.bridges[i].mac);
         let u = &self.underlay;
         let dropped = |reason| DpAction::Clone(Box::new([DpAction::Drop(reason)]));
-        match resolve(t, key, &u.routes, &u.neighs, mac, now_ns) {
+        // Geneve options: the `tun_metadataN` fields by the TLV map, else those the packet
+        // came with.
+        let key = &flow.key;
+        let encoded = tlv.encode(&flow.tun_md);
+        let options = match &encoded {
+            Some(o) => o.as_slice(),
+            None => key
+                .tun_opts
+                .get(..usize::from(key.tun_opts_len))
+                .unwrap_or_default(),
+        };
+        match resolve(t, key, options, &u.routes, &u.neighs, mac, now_ns) {
             Resolved::Send {
                 header,
                 bridge,
@@ -697,7 +712,8 @@ mod tests {
         let r = up.translate(&key(1, 1, 9), 0);
         let ((vni, dst, _), _) = pushed(&r.actions[0]).unwrap();
         assert_eq!((vni, dst), (0x77, Ipv4Addr::new(10, 0, 0, 9)));
-        assert_eq!((r.mask.tun_id, r.mask.tun_dst), (u64::MAX, u32::MAX));
+        // Both set by the rule: nothing of the packet's to match.
+        assert_eq!((r.mask.tun_id, r.mask.tun_dst), (0, 0));
         // No route to the remote: dropped as such.
         let (mut up, _) = overlay(
             "in_port=1,actions=set_field:192.0.2.9->tun_dst,output:2\n",
@@ -728,5 +744,67 @@ mod tests {
             (u64::MAX, u32::MAX, u32::MAX)
         );
         assert_eq!(r.mask.tun_flags & TUN_FLAG_DF, TUN_FLAG_DF);
+    }
+
+    #[test]
+    fn tun_metadata_set_by_a_rule_becomes_a_geneve_option_and_matches_on_receive() {
+        let geneve = TunnelOutput {
+            kind: TunnelKind::Geneve,
+            dst_port: 6081,
+            ..vxlan(Some(Ipv4Addr::new(10, 0, 0, 2)), Some(9))
+        };
+        let (mut up, underlay) = overlay(
+            "priority=10,in_port=1,actions=set_field:0xabcd->tun_metadata0,output:2\n\
+             priority=10,in_port=2,tun_metadata0=0xabcd,actions=output:1\n\
+             priority=0,actions=drop\n",
+            geneve,
+        );
+        let map = up.map.load().bridges[0].bridge.clone();
+        map.change_tlv_map(|m| m.add("{class=0xffff,type=0x80,len=4}->tun_metadata0"))
+            .unwrap();
+        // Printed as OVS prints it, tunnel fields first.
+        let dump = map.dump_flows(0);
+        assert!(
+            dump[1].ends_with(" priority=10,tun_metadata0=0xabcd,in_port=2 actions=output:1"),
+            "{dump:?}"
+        );
+        underlay
+            .neighs
+            .add_static(
+                &NeighSpec::parse(&["br-phy", "10.0.0.2", "02:00:00:00:ee:02"]).unwrap(),
+                0,
+            )
+            .unwrap();
+        let r = up.translate(&key(1, 1, 9), 0);
+        let DpAction::Clone(sub) = &r.actions[0] else {
+            panic!("{:?}", r.actions)
+        };
+        let DpAction::TunnelPush(h) = &sub[0] else {
+            panic!("{sub:?}")
+        };
+        // Geneve header at 42: 8 bytes, then the option: class 0xffff, type 0x80, 1 word.
+        let t = h.0.template();
+        assert_eq!(&t[50..], &[0xff, 0xff, 0x80, 0x01, 0, 0, 0xab, 0xcd]);
+        assert!(h
+            .0
+            .describe()
+            .contains("crit,vni=0x9,options({class=0xffff,type=0x80,len=4}0x0000abcd)"));
+        // Received with that option: the rule on tun_metadata0 matches, and the megaflow
+        // matches the options.
+        let mut k = FlowKey {
+            tun_id: 9,
+            tun_flags: TUN_FLAG_PRESENT,
+            tun_opts_len: 8,
+            ..key(3, 1, 9)
+        };
+        k.tun_opts[..8].copy_from_slice(&[0xff, 0xff, 0x80, 0x01, 0, 0, 0xab, 0xcd]);
+        let r = up.translate(&k, 0);
+        assert_eq!(r.actions, vec![DpAction::Output(1)]);
+        assert_eq!((r.mask.tun_opts, r.mask.tun_opts_len), ([0xff; 32], 0xff));
+        // Another value, or no option: the catch-all drops.
+        k.tun_opts[7] = 0xce;
+        assert!(up.translate(&k, 0).actions.is_empty());
+        k.tun_opts_len = 0;
+        assert!(up.translate(&k, 0).actions.is_empty());
     }
 }

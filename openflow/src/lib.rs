@@ -14,6 +14,7 @@ pub mod parse;
 pub mod print;
 pub mod rule;
 pub mod ruleset;
+pub mod tlv;
 pub mod xlate;
 
 pub use bridge::{Bridge, BridgeUpcall, DEFAULT_RULES};

@@ -12,6 +12,8 @@ use pipeline::field::Slot;
 use pipeline::flowkey::hash_words;
 use pipeline::{FlowKey, StatsSink};
 
+use crate::tlv::TunMetadata;
+
 /// Number of registers (`reg0`..`reg7`), 32 bits each as in Open vSwitch; the match-field
 /// table has one entry per register.
 pub const N_REGS: usize = pipeline::field::N_REGS;
@@ -28,6 +30,8 @@ pub struct Fields {
     pub key: FlowKey,
     pub regs: [u32; N_REGS],
     pub metadata: u64,
+    /// `tun_metadataN`, decoded from the key's Geneve options by the bridge's TLV map.
+    pub tun_md: TunMetadata,
 }
 
 impl Fields {
@@ -46,10 +50,19 @@ impl Fields {
         for (i, r) in regs.iter_mut().enumerate() {
             *r = self.regs[i] & mask.regs[i];
         }
+        let mut tun_md = TunMetadata::default();
+        let present = self.tun_md.present & mask.tun_md.present;
+        if mask.tun_md.present != 0 {
+            tun_md.present = present;
+            for (i, v) in tun_md.values.iter_mut().enumerate() {
+                *v = self.tun_md.values[i] & mask.tun_md.values[i];
+            }
+        }
         Fields {
             key: self.key.masked(&mask.key),
             regs,
             metadata: self.metadata & mask.metadata,
+            tun_md,
         }
     }
 
@@ -60,6 +73,12 @@ impl Fields {
             *r |= o;
         }
         self.metadata |= other.metadata;
+        if other.tun_md.present != 0 {
+            self.tun_md.present |= other.tun_md.present;
+            for (v, o) in self.tun_md.values.iter_mut().zip(other.tun_md.values) {
+                *v |= o;
+            }
+        }
     }
 
     /// `self & other`.
@@ -69,7 +88,10 @@ impl Fields {
 
     /// True when no bit is set.
     pub fn is_zero(&self) -> bool {
-        self.key.is_zero() && self.regs.iter().all(|r| *r == 0) && self.metadata == 0
+        self.key.is_zero()
+            && self.regs.iter().all(|r| *r == 0)
+            && self.metadata == 0
+            && self.tun_md.present == 0
     }
 
     /// True when every bit of `self` is also set in `other` (as masks: `self` is the less
@@ -84,6 +106,7 @@ impl Fields {
             Slot::Key(k) => k.read(&self.key),
             Slot::Reg(i) => u128::from(self.regs[usize::from(i) % N_REGS]),
             Slot::Metadata => u128::from(self.metadata),
+            Slot::TunMetadata(i) => self.tun_md.values.get(usize::from(i)).copied().unwrap_or(0),
         }
     }
 
@@ -93,6 +116,13 @@ impl Fields {
             Slot::Key(k) => k.write(&mut self.key, v),
             Slot::Reg(i) => self.regs[usize::from(i) % N_REGS] = v as u32,
             Slot::Metadata => self.metadata = v as u64,
+            // Writing a field makes it present (a match on it needs the option there).
+            Slot::TunMetadata(i) => {
+                if let Some(x) = self.tun_md.values.get_mut(usize::from(i)) {
+                    *x = v;
+                    self.tun_md.present |= 1 << i;
+                }
+            }
         }
     }
 
@@ -125,6 +155,16 @@ impl Fields {
                 u64::from(c[0]) | (u64::from(hi) << 32)
             }))
             .chain(std::iter::once(self.metadata))
+            .chain(std::iter::once(self.tun_md.present))
+            // Only the fields present: equal fields hash equal, and no cost without them.
+            .chain(
+                (0..pipeline::field::N_TUN_METADATA)
+                    .filter(move |i| self.tun_md.present & (1 << i) != 0)
+                    .flat_map(move |i| {
+                        let v = self.tun_md.values[i];
+                        [v as u64, (v >> 64) as u64]
+                    }),
+            )
     }
 }
 

@@ -5,12 +5,13 @@
 use std::sync::Arc;
 
 use pipeline::field::{complete_megaflow_mask, Slot, Write, VLAN_PCP, VLAN_VID};
-use pipeline::flowkey::{FRAG_ANY, VLAN_PRESENT};
+use pipeline::flowkey::{FRAG_ANY, TUN_OPTS_LEN, VLAN_PRESENT};
 use pipeline::{DpAction, FlowKey, StatsSink, UpcallResult};
 
 use crate::normal::{normal_xlate, MacTable, MacUse, NormalPort};
 use crate::rule::{Action, Field, FieldRef, Fields, OFPP_LOCAL};
 use crate::ruleset::RuleSet;
+use crate::tlv::TlvMap;
 
 /// True for fields of the packet (as opposed to registers and metadata, which the datapath
 /// never sees and a megaflow mask never holds).
@@ -65,6 +66,8 @@ pub struct XlateEnv<'a> {
     /// `NORMAL` learns sources (see [`MacUse::learn`]).
     pub learn: bool,
     pub frag_mode: FragMode,
+    /// The Geneve TLV map: which options are `tun_metadataN`.
+    pub tlv: &'a TlvMap,
 }
 
 struct Xlate<'a> {
@@ -90,21 +93,29 @@ pub fn translate(env: &XlateEnv<'_>, key: &FlowKey) -> UpcallResult {
 
 /// The flow as the actions had left it when they wrote a tunnel field: from action `.0` on
 /// (an index into the result's actions), an output to a tunnel port sends with `.1`'s
-/// tunnel words.
-pub type TunnelMark = (usize, FlowKey);
+/// tunnel words and `tun_metadataN` fields.
+pub type TunnelMark = (usize, Fields);
 
 /// [`translate`], with the [`TunnelMark`]s of the translation in action order.
 pub fn translate_marked(env: &XlateEnv<'_>, key: &FlowKey) -> (UpcallResult, Vec<TunnelMark>) {
+    let mut f = Fields::from_key(key);
+    f.tun_md = env.tlv.decode(key);
+    // Options decoded: a tunnel output sends them unless the actions change them.
+    let marks = if f.tun_md.present != 0 {
+        vec![(0, f)]
+    } else {
+        Vec::new()
+    };
     let mut x = Xlate {
         env,
-        f: Fields::from_key(key),
+        f,
         wc: Fields::default(),
         actions: Vec::new(),
         sinks: Vec::new(),
         depth: 0,
         too_deep: false,
         stop_table: false,
-        marks: Vec::new(),
+        marks,
     };
     if key.is_ip() {
         let fragment = key.nw_frag & FRAG_ANY != 0;
@@ -135,6 +146,11 @@ pub fn translate_marked(env: &XlateEnv<'_>, key: &FlowKey) -> (UpcallResult, Vec
     x.table(0, None);
     if x.too_deep {
         x.actions.clear();
+    }
+    // A rule read a `tun_metadataN`: the megaflow matches the options it came from.
+    if x.wc.tun_md.present != 0 {
+        x.wc.key.tun_opts = [u8::MAX; TUN_OPTS_LEN];
+        x.wc.key.tun_opts_len = u8::MAX;
     }
     let r = UpcallResult {
         actions: x.actions,
@@ -312,7 +328,7 @@ impl Xlate<'_> {
         let field = r.field;
         let Write::Packet(set) = field.def().write else {
             if field.def().name.starts_with("tun_") {
-                self.marks.push((self.actions.len(), self.f.key));
+                self.marks.push((self.actions.len(), self.f));
             }
             return;
         };

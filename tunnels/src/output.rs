@@ -9,7 +9,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
-use pipeline::flowkey::{ethertype, ipproto, TUN_FLAG_OAM, TUN_OPTS_LEN};
+use pipeline::flowkey::{ethertype, ipproto, TUN_FLAG_OAM, TUN_FLAG_PRESENT, TUN_OPTS_LEN};
 use pipeline::FlowKey;
 
 use crate::decap::TunnelKind;
@@ -48,22 +48,26 @@ pub struct TunnelOutput {
 
 impl TunnelOutput {
     /// Adds to `mask` what sending `key` reads of it, so that its megaflow matches those
-    /// bits: the tunnel words for a flow-based port (and the O bit of Geneve), the IP
-    /// header's TTL and DSCP when inherited, and its ECN bits, which are always inherited.
+    /// bits: for a packet that came from a tunnel, the tunnel words a flow-based port takes
+    /// (and Geneve's options and O bit); the IP header's TTL and DSCP when inherited, and its
+    /// ECN bits, which are always inherited. (Another packet's tunnel words are 0, or what
+    /// the actions set: nothing of the packet.)
     pub fn mask_reads(&self, key: &FlowKey, mask: &mut FlowKey) {
-        if self.remote.is_none() {
-            mask.tun_dst = u32::MAX;
-        }
-        if self.out_key.is_none() {
-            mask.tun_id = u64::MAX;
-        }
-        if self.local == LocalIp::Flow {
-            mask.tun_src = u32::MAX;
-        }
-        if self.kind == TunnelKind::Geneve {
-            mask.tun_flags |= TUN_FLAG_OAM;
-            mask.tun_opts_len = u8::MAX;
-            mask.tun_opts = [u8::MAX; TUN_OPTS_LEN];
+        if key.tun_flags & TUN_FLAG_PRESENT != 0 {
+            if self.remote.is_none() {
+                mask.tun_dst = u32::MAX;
+            }
+            if self.out_key.is_none() {
+                mask.tun_id = u64::MAX;
+            }
+            if self.local == LocalIp::Flow {
+                mask.tun_src = u32::MAX;
+            }
+            if self.kind == TunnelKind::Geneve {
+                mask.tun_flags |= TUN_FLAG_OAM;
+                mask.tun_opts_len = u8::MAX;
+                mask.tun_opts = [u8::MAX; TUN_OPTS_LEN];
+            }
         }
         mask.dl_type = u16::MAX;
         if key.is_ip() {
@@ -131,11 +135,13 @@ pub enum Resolved {
 }
 
 /// Resolves output to `port` for a flow that is `key` at the point of output (its tunnel
-/// words as the actions left them). `bridge_mac` gives the MAC of a bridge's LOCAL port, the
-/// outer source MAC; a bridge without one cannot send.
+/// words as the actions left them), with Geneve `options` as on the wire (ignored for
+/// VXLAN). `bridge_mac` gives the MAC of a bridge's LOCAL port, the outer source MAC; a
+/// bridge without one cannot send.
 pub fn resolve(
     port: &TunnelOutput,
     key: &FlowKey,
+    options: &[u8],
     routes: &RouteTable,
     neighs: &NeighTable,
     bridge_mac: impl Fn(&str) -> Option<[u8; 6]>,
@@ -186,10 +192,7 @@ pub fn resolve(
         )
     };
     let options = match port.kind {
-        TunnelKind::Geneve => key
-            .tun_opts
-            .get(..usize::from(key.tun_opts_len))
-            .unwrap_or_default(),
+        TunnelKind::Geneve => options,
         TunnelKind::Vxlan => &[],
     };
     let Ok(header) = TunnelHeader::new(&params, options) else {

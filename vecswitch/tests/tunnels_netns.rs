@@ -1,14 +1,21 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-//! VXLAN between vecswitch and the Linux kernel's vxlan device (root; skips otherwise). The
-//! switch is one VTEP: an underlay bridge whose LOCAL tap holds the VTEP address (as with
-//! OVS-DPDK's `br-phy`) and a tenant bridge with a `type=vxlan` port. The other VTEP is a
-//! kernel vxlan device in a namespace, with the kernel's own defaults where they differ from
-//! Open vSwitch's (DF clear, its own source-port hash) and the UDP checksum on. No neighbour
-//! is configured: the switch finds the remote's MAC by ARP. Ping, TCP and UDP cross in both
-//! directions. Namespaces and links go with drop guards, also when an assertion fails.
+//! Tunnels between vecswitch and real peers (root; skips otherwise). The switch is one VTEP:
+//! an underlay bridge whose LOCAL tap holds the VTEP address (as with OVS-DPDK's `br-phy`)
+//! and a tenant bridge with a tunnel port. No neighbour is configured: the switch finds the
+//! remote's MAC by ARP.
+//!
+//! - VXLAN with the Linux kernel's vxlan device in a namespace, with the kernel's own defaults
+//!   where they differ from Open vSwitch's (DF clear, its own source-port hash) and the UDP
+//!   checksum on: ping, TCP and UDP in both directions.
+//! - Geneve with Open vSwitch's userspace datapath (`ovs-vswitchd` in a namespace of its own,
+//!   `datapath_type=netdev`): ping both ways, an option OVS sets passes, an option OVS marks
+//!   critical is dropped by name (vecswitch has no TLV map yet).
+//!
+//! Namespaces, links and processes go with drop guards, also when an assertion fails.
 
 mod common;
 
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -34,6 +41,22 @@ fn eventually(mut cond: impl FnMut() -> bool) -> bool {
     false
 }
 
+/// Two veth pairs into namespaces of their own: the wire to the other VTEP and the tenant.
+/// Transmit checksum offload is off at both ends: AF_XDP does not complete checksums the
+/// sender left to the device.
+fn wire_and_tenant() -> (VethNs, VethNs) {
+    let (wire, tenant) = (VethNs::new(1), VethNs::new(1));
+    for (ns, dev) in [(&wire.ns, wire.peer()), (&tenant.ns, tenant.peer())] {
+        in_ns(ns, &["ethtool", "-K", dev, "tx", "off"]);
+    }
+    for dev in [wire.host(), tenant.host()] {
+        let _ = Command::new("ethtool")
+            .args(["-K", dev, "tx", "off"])
+            .output();
+    }
+    (wire, tenant)
+}
+
 #[test]
 fn vxlan_interoperates_with_the_kernel_vxlan_device_both_ways() {
     if !is_root() {
@@ -45,17 +68,7 @@ fn vxlan_interoperates_with_the_kernel_vxlan_device_both_ways() {
     let (local, remote) = ("198.18.7.1", "198.18.7.2");
     let (tenant_ip, far_ip) = ("10.77.0.1", "10.77.0.2");
     let phy = format!("vp{pid}");
-    let vtep = VethNs::new(1);
-    let tenant = VethNs::new(1);
-    // AF_XDP does not complete checksums the sender left to the device.
-    for (ns, dev) in [(&vtep.ns, vtep.peer()), (&tenant.ns, tenant.peer())] {
-        in_ns(ns, &["ethtool", "-K", dev, "tx", "off"]);
-    }
-    for dev in [vtep.host(), tenant.host()] {
-        let _ = Command::new("ethtool")
-            .args(["-K", dev, "tx", "off"])
-            .output();
-    }
+    let (vtep, tenant) = wire_and_tenant();
     in_ns(
         &vtep.ns,
         &[
@@ -163,6 +176,327 @@ fn vxlan_interoperates_with_the_kernel_vxlan_device_both_ways() {
     assert!(flows.contains("tnl_push(header(size=50,type=4"), "{flows}");
     assert!(
         flows.contains("vxlan(flags=0x8000000,vni=0x1388)"),
+        "{flows}"
+    );
+}
+
+/// `ovsdb-server` and `ovs-vswitchd` (userspace datapath) run in namespace `ns`, in a
+/// directory of their own; killed and removed on drop.
+struct Ovs {
+    dir: PathBuf,
+}
+
+impl Ovs {
+    fn start(ns: &str) -> Ovs {
+        let dir = std::env::temp_dir().join(format!("vxovs-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let ovs = Ovs { dir };
+        let d = ovs.dir.to_str().unwrap().to_string();
+        let db = format!("{d}/conf.db");
+        ovs.run(&[
+            "ovsdb-tool",
+            "create",
+            &db,
+            "/usr/share/openvswitch/vswitch.ovsschema",
+        ]);
+        let remote = format!("--remote=punix:{d}/db.sock");
+        ovs.run(&[
+            "ip",
+            "netns",
+            "exec",
+            ns,
+            "ovsdb-server",
+            &db,
+            &remote,
+            "--pidfile",
+            "--log-file",
+            "--detach",
+            "--no-chdir",
+        ]);
+        ovs.vsctl(&["--no-wait", "init"]);
+        let db_sock = format!("unix:{d}/db.sock");
+        ovs.run(&[
+            "ip",
+            "netns",
+            "exec",
+            ns,
+            "ovs-vswitchd",
+            &db_sock,
+            "--pidfile",
+            "--log-file",
+            "--detach",
+            "--no-chdir",
+        ]);
+        ovs
+    }
+
+    /// Runs a command with OVS's directories set; panics with its stderr when it fails.
+    fn run(&self, args: &[&str]) -> String {
+        let out = Command::new(args[0])
+            .args(&args[1..])
+            .env("OVS_RUNDIR", &self.dir)
+            .env("OVS_DBDIR", &self.dir)
+            .env("OVS_LOGDIR", &self.dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn vsctl(&self, args: &[&str]) -> String {
+        let db = format!("--db=unix:{}/db.sock", self.dir.display());
+        let mut all = vec!["ovs-vsctl", db.as_str()];
+        all.extend_from_slice(args);
+        self.run(&all)
+    }
+
+    fn ofctl(&self, verb: &str, bridge: &str, rest: &[&str]) -> String {
+        let target = format!("unix:{}/{bridge}.mgmt", self.dir.display());
+        let mut all = vec!["ovs-ofctl", verb, target.as_str()];
+        all.extend_from_slice(rest);
+        self.run(&all)
+    }
+}
+
+impl Drop for Ovs {
+    fn drop(&mut self) {
+        for name in ["ovs-vswitchd", "ovsdb-server"] {
+            if let Ok(pid) = std::fs::read_to_string(self.dir.join(format!("{name}.pid"))) {
+                let _ = Command::new("kill").arg(pid.trim()).output();
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn geneve_interoperates_with_open_vswitch_userspace() {
+    if !is_root() {
+        eprintln!("SKIP: tunnel namespace tests need root");
+        return;
+    }
+    if Command::new("ovs-vswitchd")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIP: no ovs-vswitchd (Debian openvswitch-switch)");
+        return;
+    }
+    let pid = std::process::id() % 100_000;
+    let (local, remote) = ("198.18.8.1", "198.18.8.2");
+    let (tenant_ip, far_ip) = ("10.78.0.1", "10.78.0.2");
+    let phy = format!("gp{pid}");
+    // OVS's namespace: the wire's other end; its bridges' taps appear there.
+    let (wire, tenant) = wire_and_tenant();
+    in_ns(
+        &tenant.ns,
+        &["ip", "link", "set", tenant.peer(), "mtu", "1400"],
+    );
+    in_ns(
+        &tenant.ns,
+        &[
+            "ip",
+            "addr",
+            "add",
+            &format!("{tenant_ip}/24"),
+            "dev",
+            tenant.peer(),
+        ],
+    );
+
+    let ovs = Ovs::start(&wire.ns);
+    ovs.vsctl(&[
+        "add-br",
+        "br-phy",
+        "--",
+        "set",
+        "bridge",
+        "br-phy",
+        "datapath_type=netdev",
+    ]);
+    ovs.vsctl(&["add-port", "br-phy", wire.peer()]);
+    ovs.vsctl(&[
+        "add-br",
+        "br-int",
+        "--",
+        "set",
+        "bridge",
+        "br-int",
+        "datapath_type=netdev",
+    ]);
+    let remote_opt = format!("options:remote_ip={local}");
+    ovs.vsctl(&[
+        "add-port",
+        "br-int",
+        "gnv0",
+        "--",
+        "set",
+        "interface",
+        "gnv0",
+        "type=geneve",
+        &remote_opt,
+        "options:key=77",
+    ]);
+    assert!(
+        eventually(|| Command::new("ip")
+            .args(["-n", &wire.ns, "link", "show", "br-int"])
+            .output()
+            .is_ok_and(|o| o.status.success())),
+        "OVS made no br-int tap"
+    );
+    in_ns(
+        &wire.ns,
+        &[
+            "ip",
+            "addr",
+            "add",
+            &format!("{remote}/24"),
+            "dev",
+            "br-phy",
+        ],
+    );
+    in_ns(&wire.ns, &["ip", "link", "set", "br-phy", "up"]);
+    in_ns(
+        &wire.ns,
+        &[
+            "ip",
+            "addr",
+            "add",
+            &format!("{far_ip}/24"),
+            "dev",
+            "br-int",
+        ],
+    );
+    in_ns(
+        &wire.ns,
+        &["ip", "link", "set", "br-int", "mtu", "1400", "up"],
+    );
+
+    let d = DaemonProc::start(&format!(
+        "[[bridge]]\nname = \"{phy}\"\n\
+         [[bridge.port]]\nname = \"{}\"\ntype = \"afxdp\"\n\
+         [[bridge]]\nname = \"gi{pid}\"\nlocal = false\n\
+         [[bridge.port]]\nname = \"{}\"\ntype = \"afxdp\"\n\
+         [[bridge.port]]\nname = \"gnv0\"\ntype = \"geneve\"\nremote_ip = \"{remote}\"\nkey = 77\n",
+        wire.host(),
+        tenant.host(),
+    ));
+    run(&["ip", "addr", "add", &format!("{local}/24"), "dev", &phy]);
+    run(&["ip", "link", "set", &phy, "up"]);
+
+    let tenant_ns = NsTarget::Name(tenant.ns.clone());
+    let ovs_ns = NsTarget::Name(wire.ns.clone());
+    assert!(
+        eventually(|| ping(&tenant_ns, far_ip, 1)),
+        "no ping across the tunnel; drops: {}",
+        d.ok(&["drop-reasons"]).text
+    );
+    assert!(ping(&tenant_ns, far_ip, 5), "vecswitch -> OVS");
+    assert!(ping(&ovs_ns, tenant_ip, 5), "OVS -> vecswitch");
+
+    // A Geneve option set by a rule on each side and matched by a rule on the other: OVS
+    // puts 0x1234 in option (0xffff, 0) on its ICMP, vecswitch 0x5678; each forwards the
+    // other's ICMP only with its value.
+    let option0 = "{class=0xffff,type=0,len=4}->tun_metadata0";
+    ovs.ofctl("add-tlv-map", "br-int", &[option0]);
+    for flow in [
+        "priority=10,in_port=LOCAL,icmp,actions=set_field:0x1234->tun_metadata0,output:gnv0",
+        "priority=10,in_port=gnv0,icmp,tun_metadata0=0x5678,actions=LOCAL",
+        "priority=5,in_port=gnv0,icmp,actions=drop",
+    ] {
+        ovs.ofctl("add-flow", "br-int", &[flow]);
+    }
+    let br = format!("gi{pid}");
+    d.ok(&["add-tlv-map", &br, option0]);
+    assert!(d
+        .ok(&["dump-tlv-map", &br])
+        .text
+        .contains("0xffff     0       4  tun_metadata0"));
+    for flow in [
+        "priority=10,in_port=1,icmp,actions=set_field:0x5678->tun_metadata0,output:2",
+        "priority=10,in_port=2,icmp,tun_metadata0=0x1234,actions=output:1",
+        "priority=5,in_port=2,icmp,actions=drop",
+    ] {
+        d.ok(&["add-flow", &br, flow]);
+    }
+    assert!(ping(&tenant_ns, far_ip, 5), "vecswitch -> OVS with options");
+    assert!(ping(&ovs_ns, tenant_ip, 5), "OVS -> vecswitch with options");
+    // The match is real: expecting another value, vecswitch drops OVS's ICMP.
+    d.ok(&["del-flows", &br, "in_port=2,icmp,tun_metadata0=0x1234"]);
+    d.ok(&[
+        "add-flow",
+        &br,
+        "priority=10,in_port=2,icmp,tun_metadata0=0x9999,actions=output:1",
+    ]);
+    assert!(
+        !ping(&ovs_ns, tenant_ip, 2),
+        "a wrong option value still passed"
+    );
+
+    // A critical option (type 0x80) that no TLV map of vecswitch names is dropped by name;
+    // once mapped, it is known and passes.
+    ovs.ofctl(
+        "add-tlv-map",
+        "br-int",
+        &["{class=0xffff,type=0x80,len=4}->tun_metadata1"],
+    );
+    ovs.ofctl(
+        "add-flow",
+        "br-int",
+        &["priority=10,in_port=LOCAL,udp,actions=set_field:0x99->tun_metadata1,output:gnv0"],
+    );
+    let critical = |d: &DaemonProc| {
+        let drops = d.ok(&["drop-reasons"]).text;
+        drops
+            .lines()
+            .find(|l| l.starts_with("tunnel-decap.unknown-critical-option"))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let send_udp = || {
+        in_ns(
+            &wire.ns,
+            &[
+                "python3",
+                "-c",
+                &format!(
+                    "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
+                     [s.sendto(b'x'*10,('{tenant_ip}',9999)) for i in range(5)]"
+                ),
+            ],
+        )
+    };
+    let before = critical(&d);
+    send_udp();
+    assert!(
+        eventually(|| critical(&d) >= before + 5),
+        "{}",
+        d.ok(&["drop-reasons"]).text
+    );
+    d.ok(&[
+        "add-tlv-map",
+        &br,
+        "{class=0xffff,type=0x80,len=4}->tun_metadata1",
+    ]);
+    let before = critical(&d);
+    let rx = |d: &DaemonProc| d.port_stat(&br, tenant.host(), "tx_packets");
+    let sent = rx(&d);
+    send_udp();
+    assert!(
+        eventually(|| rx(&d) >= sent + 5),
+        "mapped critical option dropped"
+    );
+    assert_eq!(critical(&d), before);
+    let flows = d.ok(&["dump-megaflows", &br]).text;
+    assert!(
+        flows.contains("geneve(vni=0x4d,options({class=0xffff,type=0x0,len=4}0x00005678))"),
         "{flows}"
     );
 }

@@ -395,7 +395,8 @@ impl Daemon {
 
     /// What the PMDs' `tunnel-decap` nodes decapsulate: a VTEP endpoint per IPv4 address of
     /// a bridge (received on its ports other than LOCAL and tunnels), a tunnel port per
-    /// `type=vxlan|geneve` port, and a neighbour snoop per bridge with addresses.
+    /// `type=vxlan|geneve` port, a neighbour snoop per bridge with addresses, and the Geneve
+    /// options the bridges' TLV maps name.
     fn tunnel_config(&self) -> TunnelDecapConfig {
         let mut c = TunnelDecapConfig::default();
         for b in &self.bridges {
@@ -426,6 +427,12 @@ impl Daemon {
             for p in &b.ports {
                 if let PortKind::Tunnel(o) = &p.spec.kind {
                     c.ports.push(tunnel_receive(o, p.dp_port));
+                }
+            }
+            // A critical Geneve option is known when some bridge's TLV map names it.
+            for o in b.of.tlv_map().known() {
+                if !c.known_options.contains(&o) {
+                    c.known_options.push(o);
                 }
             }
         }
@@ -525,6 +532,11 @@ impl Daemon {
             let plan = plan.clone();
             self.pmd_call(i, move |pmd| pmd.apply_plan(&plan, &mine))??;
         }
+        self.push_tunnel_config()
+    }
+
+    /// Hands every PMD's `tunnel-decap` node the current tunnel config.
+    pub fn push_tunnel_config(&self) -> Result<()> {
         let tunnels = self.tunnel_config();
         for answer in
             self.pmd_call_all(move |pmd| pmd.switch_mut().set_tunnel_config(tunnels.clone()))?

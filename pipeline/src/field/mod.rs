@@ -169,7 +169,13 @@ pub enum Slot {
     Reg(u8),
     /// OpenFlow `metadata`: translation context, never seen by the datapath.
     Metadata,
+    /// `tun_metadataN`: a Geneve option's data by the bridge's TLV map, decoded from the
+    /// key's options at the start of a translation and encoded again on tunnel output.
+    TunMetadata(u8),
 }
+
+/// Number of `tun_metadataN` fields (as in Open vSwitch).
+pub const N_TUN_METADATA: usize = 64;
 
 /// A byte range of [`FlowKey`]: one member, made by [`key_slot!`](crate::key_slot).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

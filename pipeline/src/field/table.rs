@@ -45,6 +45,15 @@ const fn reg(i: u8, name: &'static str, nxm: &'static [super::Nxm]) -> FieldDef 
         .write(Write::Context)
 }
 
+/// `tun_metadataN`: translation context decoded from the Geneve options, 16 bytes at most.
+const fn tun_metadata(i: u8, name: &'static str, nxm: &'static [super::Nxm]) -> FieldDef {
+    FieldDef::new(name, Slot::TunMetadata(i), 128, S::Hex)
+        .nxm(nxm)
+        .maskable()
+        .matched(name, P::None)
+        .write(Write::Context)
+}
+
 fields! {
     // Tunnel metadata, set by the decap nodes. Actions write it into the translation's flow
     // (`Write::Context`): it becomes the encapsulation of a later output to a tunnel port, as
@@ -87,6 +96,72 @@ fields! {
         .dp(&[dp(G::Tunnel, "geneve", F::Geneve)]);
     /// Bytes of `tun_opts` in use; printed with them.
     TUN_OPTS_LEN = FieldDef::new("tun_opts_len", key_slot!(tun_opts_len), 8, S::Decimal);
+    /// Geneve options by the bridge's TLV map (`add-tlv-map`): the data of option N as a
+    /// big-endian number, present or not (a match needs it present).
+    TUN_METADATA0 = tun_metadata(0, "tun_metadata0", &[nxm_nx("NXM_NX_TUN_METADATA0", 40)]);
+    TUN_METADATA1 = tun_metadata(1, "tun_metadata1", &[nxm_nx("NXM_NX_TUN_METADATA1", 41)]);
+    TUN_METADATA2 = tun_metadata(2, "tun_metadata2", &[nxm_nx("NXM_NX_TUN_METADATA2", 42)]);
+    TUN_METADATA3 = tun_metadata(3, "tun_metadata3", &[nxm_nx("NXM_NX_TUN_METADATA3", 43)]);
+    TUN_METADATA4 = tun_metadata(4, "tun_metadata4", &[nxm_nx("NXM_NX_TUN_METADATA4", 44)]);
+    TUN_METADATA5 = tun_metadata(5, "tun_metadata5", &[nxm_nx("NXM_NX_TUN_METADATA5", 45)]);
+    TUN_METADATA6 = tun_metadata(6, "tun_metadata6", &[nxm_nx("NXM_NX_TUN_METADATA6", 46)]);
+    TUN_METADATA7 = tun_metadata(7, "tun_metadata7", &[nxm_nx("NXM_NX_TUN_METADATA7", 47)]);
+    TUN_METADATA8 = tun_metadata(8, "tun_metadata8", &[nxm_nx("NXM_NX_TUN_METADATA8", 48)]);
+    TUN_METADATA9 = tun_metadata(9, "tun_metadata9", &[nxm_nx("NXM_NX_TUN_METADATA9", 49)]);
+    TUN_METADATA10 = tun_metadata(10, "tun_metadata10", &[nxm_nx("NXM_NX_TUN_METADATA10", 50)]);
+    TUN_METADATA11 = tun_metadata(11, "tun_metadata11", &[nxm_nx("NXM_NX_TUN_METADATA11", 51)]);
+    TUN_METADATA12 = tun_metadata(12, "tun_metadata12", &[nxm_nx("NXM_NX_TUN_METADATA12", 52)]);
+    TUN_METADATA13 = tun_metadata(13, "tun_metadata13", &[nxm_nx("NXM_NX_TUN_METADATA13", 53)]);
+    TUN_METADATA14 = tun_metadata(14, "tun_metadata14", &[nxm_nx("NXM_NX_TUN_METADATA14", 54)]);
+    TUN_METADATA15 = tun_metadata(15, "tun_metadata15", &[nxm_nx("NXM_NX_TUN_METADATA15", 55)]);
+    TUN_METADATA16 = tun_metadata(16, "tun_metadata16", &[nxm_nx("NXM_NX_TUN_METADATA16", 56)]);
+    TUN_METADATA17 = tun_metadata(17, "tun_metadata17", &[nxm_nx("NXM_NX_TUN_METADATA17", 57)]);
+    TUN_METADATA18 = tun_metadata(18, "tun_metadata18", &[nxm_nx("NXM_NX_TUN_METADATA18", 58)]);
+    TUN_METADATA19 = tun_metadata(19, "tun_metadata19", &[nxm_nx("NXM_NX_TUN_METADATA19", 59)]);
+    TUN_METADATA20 = tun_metadata(20, "tun_metadata20", &[nxm_nx("NXM_NX_TUN_METADATA20", 60)]);
+    TUN_METADATA21 = tun_metadata(21, "tun_metadata21", &[nxm_nx("NXM_NX_TUN_METADATA21", 61)]);
+    TUN_METADATA22 = tun_metadata(22, "tun_metadata22", &[nxm_nx("NXM_NX_TUN_METADATA22", 62)]);
+    TUN_METADATA23 = tun_metadata(23, "tun_metadata23", &[nxm_nx("NXM_NX_TUN_METADATA23", 63)]);
+    TUN_METADATA24 = tun_metadata(24, "tun_metadata24", &[nxm_nx("NXM_NX_TUN_METADATA24", 64)]);
+    TUN_METADATA25 = tun_metadata(25, "tun_metadata25", &[nxm_nx("NXM_NX_TUN_METADATA25", 65)]);
+    TUN_METADATA26 = tun_metadata(26, "tun_metadata26", &[nxm_nx("NXM_NX_TUN_METADATA26", 66)]);
+    TUN_METADATA27 = tun_metadata(27, "tun_metadata27", &[nxm_nx("NXM_NX_TUN_METADATA27", 67)]);
+    TUN_METADATA28 = tun_metadata(28, "tun_metadata28", &[nxm_nx("NXM_NX_TUN_METADATA28", 68)]);
+    TUN_METADATA29 = tun_metadata(29, "tun_metadata29", &[nxm_nx("NXM_NX_TUN_METADATA29", 69)]);
+    TUN_METADATA30 = tun_metadata(30, "tun_metadata30", &[nxm_nx("NXM_NX_TUN_METADATA30", 70)]);
+    TUN_METADATA31 = tun_metadata(31, "tun_metadata31", &[nxm_nx("NXM_NX_TUN_METADATA31", 71)]);
+    TUN_METADATA32 = tun_metadata(32, "tun_metadata32", &[nxm_nx("NXM_NX_TUN_METADATA32", 72)]);
+    TUN_METADATA33 = tun_metadata(33, "tun_metadata33", &[nxm_nx("NXM_NX_TUN_METADATA33", 73)]);
+    TUN_METADATA34 = tun_metadata(34, "tun_metadata34", &[nxm_nx("NXM_NX_TUN_METADATA34", 74)]);
+    TUN_METADATA35 = tun_metadata(35, "tun_metadata35", &[nxm_nx("NXM_NX_TUN_METADATA35", 75)]);
+    TUN_METADATA36 = tun_metadata(36, "tun_metadata36", &[nxm_nx("NXM_NX_TUN_METADATA36", 76)]);
+    TUN_METADATA37 = tun_metadata(37, "tun_metadata37", &[nxm_nx("NXM_NX_TUN_METADATA37", 77)]);
+    TUN_METADATA38 = tun_metadata(38, "tun_metadata38", &[nxm_nx("NXM_NX_TUN_METADATA38", 78)]);
+    TUN_METADATA39 = tun_metadata(39, "tun_metadata39", &[nxm_nx("NXM_NX_TUN_METADATA39", 79)]);
+    TUN_METADATA40 = tun_metadata(40, "tun_metadata40", &[nxm_nx("NXM_NX_TUN_METADATA40", 80)]);
+    TUN_METADATA41 = tun_metadata(41, "tun_metadata41", &[nxm_nx("NXM_NX_TUN_METADATA41", 81)]);
+    TUN_METADATA42 = tun_metadata(42, "tun_metadata42", &[nxm_nx("NXM_NX_TUN_METADATA42", 82)]);
+    TUN_METADATA43 = tun_metadata(43, "tun_metadata43", &[nxm_nx("NXM_NX_TUN_METADATA43", 83)]);
+    TUN_METADATA44 = tun_metadata(44, "tun_metadata44", &[nxm_nx("NXM_NX_TUN_METADATA44", 84)]);
+    TUN_METADATA45 = tun_metadata(45, "tun_metadata45", &[nxm_nx("NXM_NX_TUN_METADATA45", 85)]);
+    TUN_METADATA46 = tun_metadata(46, "tun_metadata46", &[nxm_nx("NXM_NX_TUN_METADATA46", 86)]);
+    TUN_METADATA47 = tun_metadata(47, "tun_metadata47", &[nxm_nx("NXM_NX_TUN_METADATA47", 87)]);
+    TUN_METADATA48 = tun_metadata(48, "tun_metadata48", &[nxm_nx("NXM_NX_TUN_METADATA48", 88)]);
+    TUN_METADATA49 = tun_metadata(49, "tun_metadata49", &[nxm_nx("NXM_NX_TUN_METADATA49", 89)]);
+    TUN_METADATA50 = tun_metadata(50, "tun_metadata50", &[nxm_nx("NXM_NX_TUN_METADATA50", 90)]);
+    TUN_METADATA51 = tun_metadata(51, "tun_metadata51", &[nxm_nx("NXM_NX_TUN_METADATA51", 91)]);
+    TUN_METADATA52 = tun_metadata(52, "tun_metadata52", &[nxm_nx("NXM_NX_TUN_METADATA52", 92)]);
+    TUN_METADATA53 = tun_metadata(53, "tun_metadata53", &[nxm_nx("NXM_NX_TUN_METADATA53", 93)]);
+    TUN_METADATA54 = tun_metadata(54, "tun_metadata54", &[nxm_nx("NXM_NX_TUN_METADATA54", 94)]);
+    TUN_METADATA55 = tun_metadata(55, "tun_metadata55", &[nxm_nx("NXM_NX_TUN_METADATA55", 95)]);
+    TUN_METADATA56 = tun_metadata(56, "tun_metadata56", &[nxm_nx("NXM_NX_TUN_METADATA56", 96)]);
+    TUN_METADATA57 = tun_metadata(57, "tun_metadata57", &[nxm_nx("NXM_NX_TUN_METADATA57", 97)]);
+    TUN_METADATA58 = tun_metadata(58, "tun_metadata58", &[nxm_nx("NXM_NX_TUN_METADATA58", 98)]);
+    TUN_METADATA59 = tun_metadata(59, "tun_metadata59", &[nxm_nx("NXM_NX_TUN_METADATA59", 99)]);
+    TUN_METADATA60 = tun_metadata(60, "tun_metadata60", &[nxm_nx("NXM_NX_TUN_METADATA60", 100)]);
+    TUN_METADATA61 = tun_metadata(61, "tun_metadata61", &[nxm_nx("NXM_NX_TUN_METADATA61", 101)]);
+    TUN_METADATA62 = tun_metadata(62, "tun_metadata62", &[nxm_nx("NXM_NX_TUN_METADATA62", 102)]);
+    TUN_METADATA63 = tun_metadata(63, "tun_metadata63", &[nxm_nx("NXM_NX_TUN_METADATA63", 103)]);
 
     // Recirculation and connection tracking.
     RECIRC_ID = FieldDef::new("recirc_id", key_slot!(recirc_id), 32, S::Decimal)

@@ -127,7 +127,7 @@ fn writable_fields_cover_their_width_and_live_where_their_action_says() {
         let d = f.def();
         match (d.write, d.slot) {
             (Write::No, _) => continue,
-            (Write::Context, Slot::Reg(_) | Slot::Metadata) => {}
+            (Write::Context, Slot::Reg(_) | Slot::Metadata | Slot::TunMetadata(_)) => {}
             // Tunnel metadata: written into the translation's flow for a later encap.
             (Write::Context, Slot::Key(_)) if [TUN_ID, TUN_SRC, TUN_DST].contains(&f) => {}
             (Write::Packet(_), Slot::Key(_)) => {}

@@ -49,7 +49,8 @@ fn a_missing_neighbour_asks_for_it_then_the_header_is_built() {
     let (routes, neighs) = underlay();
     let p = port(TunnelKind::Vxlan);
     let key = inner_ip(0, 64);
-    let Resolved::NeighMiss { bridge, request } = resolve(&p, &key, &routes, &neighs, mac_of, 0)
+    let Resolved::NeighMiss { bridge, request } =
+        resolve(&p, &key, &[], &routes, &neighs, mac_of, 0)
     else {
         panic!("expected a neighbour miss");
     };
@@ -66,7 +67,7 @@ fn a_missing_neighbour_asks_for_it_then_the_header_is_built() {
         header,
         bridge,
         outer,
-    } = resolve(&p, &key, &routes, &neighs, mac_of, 0)
+    } = resolve(&p, &key, &[], &routes, &neighs, mac_of, 0)
     else {
         panic!("expected a header");
     };
@@ -91,7 +92,8 @@ fn a_remote_off_link_goes_to_the_gateway_and_one_without_a_route_is_refused() {
     neighs.add_static(&gw, 0).unwrap();
     let mut p = port(TunnelKind::Geneve);
     p.remote = Some(Ipv4Addr::new(10, 9, 3, 4));
-    let Resolved::Send { header, .. } = resolve(&p, &inner_ip(0, 9), &routes, &neighs, mac_of, 0)
+    let Resolved::Send { header, .. } =
+        resolve(&p, &inner_ip(0, 9), &[], &routes, &neighs, mac_of, 0)
     else {
         panic!("expected a header");
     };
@@ -99,13 +101,13 @@ fn a_remote_off_link_goes_to_the_gateway_and_one_without_a_route_is_refused() {
     assert_eq!(header.params().ip_dst, Ipv4Addr::new(10, 9, 3, 4));
     p.remote = Some(Ipv4Addr::new(192, 0, 2, 1));
     assert!(matches!(
-        resolve(&p, &inner_ip(0, 9), &routes, &neighs, mac_of, 0),
+        resolve(&p, &inner_ip(0, 9), &[], &routes, &neighs, mac_of, 0),
         Resolved::NoRoute
     ));
     // A bridge without a MAC (no LOCAL port) cannot send either.
     p.remote = Some(Ipv4Addr::new(10, 9, 3, 4));
     assert!(matches!(
-        resolve(&p, &inner_ip(0, 9), &routes, &neighs, |_| None, 0),
+        resolve(&p, &inner_ip(0, 9), &[], &routes, &neighs, |_| None, 0),
         Resolved::NoRoute
     ));
 }
@@ -127,7 +129,7 @@ fn flow_based_ports_take_remote_key_and_source_from_the_flow_and_mask_them() {
         tun_src: u32::from(Ipv4Addr::new(172, 31, 1, 7)),
         ..inner_ip(0, 64)
     };
-    let Resolved::Send { header, .. } = resolve(&p, &key, &routes, &neighs, mac_of, 0) else {
+    let Resolved::Send { header, .. } = resolve(&p, &key, &[], &routes, &neighs, mac_of, 0) else {
         panic!("expected a header");
     };
     let h = header.params();
@@ -135,8 +137,16 @@ fn flow_based_ports_take_remote_key_and_source_from_the_flow_and_mask_them() {
     assert_eq!(h.vni, 0x34_5678);
     assert_eq!(h.ip_src, Ipv4Addr::new(172, 31, 1, 7));
     assert_eq!(h.ip_dst, Ipv4Addr::new(172, 31, 1, 9));
+    // Set by the actions, the tunnel words are nothing of the packet: not matched.
     let mut mask = FlowKey::default();
     p.mask_reads(&key, &mut mask);
+    assert_eq!((mask.tun_id, mask.tun_dst, mask.tun_src), (0, 0, 0));
+    // A packet from a tunnel: its own words go out, so its megaflow matches them.
+    let from_tunnel = FlowKey {
+        tun_flags: pipeline::flowkey::TUN_FLAG_PRESENT,
+        ..key
+    };
+    p.mask_reads(&from_tunnel, &mut mask);
     assert_eq!(
         (mask.tun_id, mask.tun_dst, mask.tun_src),
         (u64::MAX, u32::MAX, u32::MAX)
@@ -145,7 +155,7 @@ fn flow_based_ports_take_remote_key_and_source_from_the_flow_and_mask_them() {
     assert_eq!((mask.nw_tos, mask.nw_ttl), (0x03, 0));
     // A port with everything fixed reads no tunnel word.
     let mut mask = FlowKey::default();
-    port(TunnelKind::Vxlan).mask_reads(&key, &mut mask);
+    port(TunnelKind::Vxlan).mask_reads(&from_tunnel, &mut mask);
     assert_eq!((mask.tun_id, mask.tun_dst, mask.tun_src), (0, 0, 0));
 }
 
@@ -194,7 +204,7 @@ fn an_unusable_remote_is_invalid() {
             ..port(TunnelKind::Vxlan)
         };
         assert!(matches!(
-            resolve(&p, &inner_ip(0, 1), &routes, &neighs, mac_of, 0),
+            resolve(&p, &inner_ip(0, 1), &[], &routes, &neighs, mac_of, 0),
             Resolved::Invalid
         ));
     }
@@ -204,7 +214,7 @@ fn an_unusable_remote_is_invalid() {
         ..port(TunnelKind::Vxlan)
     };
     assert!(matches!(
-        resolve(&p, &inner_ip(0, 1), &routes, &neighs, mac_of, 0),
+        resolve(&p, &inner_ip(0, 1), &[], &routes, &neighs, mac_of, 0),
         Resolved::Invalid
     ));
 }

@@ -1,0 +1,355 @@
+//! Geneve TLV maps, as Open vSwitch's (`ovs-ofctl add-tlv-map BR
+//! "{class=0xffff,type=0,len=4}->tun_metadata0"`): which Geneve option (class, type, length)
+//! each `tun_metadataN` field stands for. A translation decodes the packet's options into the
+//! fields ([`TlvMap::decode`]); a tunnel output encodes the fields set back into options
+//! ([`TlvMap::encode`]); the `tunnel-decap` node knows the critical options a map names.
+//!
+//! Option data here is at most 16 bytes (the fields are 128 bits wide; OVS allows 124), and
+//! the key carries at most `TUN_OPTS_LEN` bytes of options in all.
+
+use std::fmt::Write as _;
+
+use pipeline::field::N_TUN_METADATA;
+use pipeline::flowkey::TUN_OPTS_LEN;
+use pipeline::FlowKey;
+
+/// Longest option data a field holds, in bytes.
+pub const MAX_OPTION_LEN: u8 = 16;
+
+/// One mapping: option (class, type, len) ↔ `tun_metadata{index}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TlvEntry {
+    pub class: u16,
+    /// The whole type byte (its top bit is the critical bit).
+    pub ty: u8,
+    /// Data length in bytes: a multiple of 4, 4..=16.
+    pub len: u8,
+    pub index: u8,
+}
+
+/// The `tun_metadataN` values of a flow: bit N of `present` says option N was there (or was
+/// set); `values[N]` its data as a big-endian number.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct TunMetadata {
+    pub present: u64,
+    pub values: [u128; N_TUN_METADATA],
+}
+
+impl Default for TunMetadata {
+    fn default() -> Self {
+        TunMetadata {
+            present: 0,
+            values: [0; N_TUN_METADATA],
+        }
+    }
+}
+
+/// A refused TLV map change, naming the field; the map is unchanged.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TlvError {
+    #[error("tlv-map: {0:?}: expected {{class=C,type=T,len=L}}->tun_metadataN")]
+    Syntax(String),
+    #[error("tlv-map: {field}: {value:?} {reason}")]
+    Bad {
+        field: &'static str,
+        value: String,
+        reason: &'static str,
+    },
+    #[error("tlv-map: tun_metadata{0} is mapped already")]
+    IndexTaken(u8),
+    #[error("tlv-map: option class={class:#x},type={ty:#x} is mapped already")]
+    OptionTaken { class: u16, ty: u8 },
+    #[error("tlv-map: tun_metadata{0} is not mapped")]
+    NotMapped(u8),
+}
+
+/// A bridge's TLV map.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlvMap {
+    entries: Vec<TlvEntry>,
+}
+
+impl TlvMap {
+    pub fn entries(&self) -> &[TlvEntry] {
+        &self.entries
+    }
+
+    /// Adds the mappings of `text` (all or none): an index or an option mapped twice, in the
+    /// map or in `text`, is refused.
+    pub fn add(&mut self, text: &str) -> Result<(), TlvError> {
+        let mut next = self.clone();
+        for e in parse(text)? {
+            if next.entries.iter().any(|x| x.index == e.index) {
+                return Err(TlvError::IndexTaken(e.index));
+            }
+            if next
+                .entries
+                .iter()
+                .any(|x| x.class == e.class && x.ty == e.ty)
+            {
+                return Err(TlvError::OptionTaken {
+                    class: e.class,
+                    ty: e.ty,
+                });
+            }
+            next.entries.push(e);
+        }
+        next.entries.sort_by_key(|e| e.index);
+        *self = next;
+        Ok(())
+    }
+
+    /// Removes the mappings of `text` (each must be there, as given), or all without `text`.
+    pub fn del(&mut self, text: Option<&str>) -> Result<(), TlvError> {
+        let Some(text) = text else {
+            self.entries.clear();
+            return Ok(());
+        };
+        let mut next = self.clone();
+        for e in parse(text)? {
+            let at = next
+                .entries
+                .iter()
+                .position(|x| *x == e)
+                .ok_or(TlvError::NotMapped(e.index))?;
+            next.entries.remove(at);
+        }
+        *self = next;
+        Ok(())
+    }
+
+    /// The options a map names, `(class, type)`, for the critical-option check.
+    pub fn known(&self) -> impl Iterator<Item = (u16, u8)> + '_ {
+        self.entries.iter().map(|e| (e.class, e.ty))
+    }
+
+    /// The fields of the options in `key.tun_opts` that the map names with their length.
+    pub fn decode(&self, key: &FlowKey) -> TunMetadata {
+        let mut md = TunMetadata::default();
+        if self.entries.is_empty() || key.tun_opts_len == 0 {
+            return md;
+        }
+        let n = usize::from(key.tun_opts_len).min(TUN_OPTS_LEN);
+        let mut rest = key.tun_opts.get(..n).unwrap_or_default();
+        while let [c0, c1, ty, len, tail @ ..] = rest {
+            let data_len = usize::from(len & 0x1f) * 4;
+            let Some(data) = tail.get(..data_len) else {
+                break;
+            };
+            let class = u16::from_be_bytes([*c0, *c1]);
+            let found = self
+                .entries
+                .iter()
+                .find(|e| e.class == class && e.ty == *ty && usize::from(e.len) == data_len);
+            if let Some(e) = found {
+                md.present |= 1 << e.index;
+                md.values[usize::from(e.index)] =
+                    data.iter().fold(0u128, |a, b| (a << 8) | u128::from(*b));
+            }
+            rest = tail.get(data_len..).unwrap_or_default();
+        }
+        md
+    }
+
+    /// The Geneve options for the fields present in `md`, in index order; `None` when none
+    /// is.
+    pub fn encode(&self, md: &TunMetadata) -> Option<Vec<u8>> {
+        if md.present == 0 {
+            return None;
+        }
+        let mut out = Vec::new();
+        for e in &self.entries {
+            if md.present & (1 << e.index) == 0 {
+                continue;
+            }
+            out.extend_from_slice(&e.class.to_be_bytes());
+            out.push(e.ty);
+            out.push(e.len / 4);
+            let v = md.values[usize::from(e.index)].to_be_bytes();
+            out.extend_from_slice(&v[16 - usize::from(e.len)..]);
+        }
+        Some(out)
+    }
+
+    /// `dump-tlv-map`, as `ovs-ofctl dump-tlv-map` prints it.
+    pub fn dump_text(&self) -> String {
+        let space: usize = self.entries.iter().map(|e| usize::from(e.len)).sum();
+        let mut s = format!(
+            " max option space={TUN_OPTS_LEN} max fields={N_TUN_METADATA}\n \
+             allocated option space={space}\n\n mapping table:\n  class  type  length  \
+             match field\n ------  ----  ------  --------------\n"
+        );
+        for e in &self.entries {
+            let _ = writeln!(
+                s,
+                " {:#6x}  {:>4}  {:>6}  tun_metadata{}",
+                e.class,
+                if e.ty < 10 {
+                    e.ty.to_string()
+                } else {
+                    format!("{:#x}", e.ty)
+                },
+                e.len,
+                e.index
+            );
+        }
+        s
+    }
+}
+
+/// Parses `{class=C,type=T,len=L}->tun_metadataN[,...]`.
+fn parse(text: &str) -> Result<Vec<TlvEntry>, TlvError> {
+    let mut out = Vec::new();
+    let mut rest = text.trim();
+    while !rest.is_empty() {
+        let syntax = || TlvError::Syntax(rest.to_string());
+        let body = rest.strip_prefix('{').ok_or_else(syntax)?;
+        let (fields, after) = body.split_once('}').ok_or_else(syntax)?;
+        let after = after.trim_start().strip_prefix("->").ok_or_else(syntax)?;
+        let (target, next) = after.split_once(',').unwrap_or((after, ""));
+        let (mut class, mut ty, mut len) = (None, None, None);
+        for kv in fields.split(',') {
+            let (k, v) = kv.split_once('=').ok_or_else(syntax)?;
+            let (k, v) = (k.trim(), v.trim());
+            match k {
+                "class" => class = Some(number(v, "class", 0xffff)? as u16),
+                "type" => ty = Some(number(v, "type", 0xff)? as u8),
+                "len" => len = Some(number(v, "len", 0xff)? as u8),
+                _ => return Err(syntax()),
+            }
+        }
+        let (Some(class), Some(ty), Some(len)) = (class, ty, len) else {
+            return Err(syntax());
+        };
+        if len == 0 || len % 4 != 0 || len > MAX_OPTION_LEN {
+            return Err(TlvError::Bad {
+                field: "len",
+                value: len.to_string(),
+                reason: "must be 4, 8, 12 or 16 (bytes)",
+            });
+        }
+        let target = target.trim();
+        let index = target
+            .strip_prefix("tun_metadata")
+            .and_then(|n| n.parse::<u8>().ok())
+            .filter(|&n| usize::from(n) < N_TUN_METADATA)
+            .ok_or_else(|| TlvError::Bad {
+                field: "field",
+                value: target.to_string(),
+                reason: "is not tun_metadata0..63",
+            })?;
+        out.push(TlvEntry {
+            class,
+            ty,
+            len,
+            index,
+        });
+        rest = next.trim();
+    }
+    if out.is_empty() {
+        return Err(TlvError::Syntax(text.to_string()));
+    }
+    Ok(out)
+}
+
+fn number(v: &str, field: &'static str, max: u32) -> Result<u32, TlvError> {
+    let n = match v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
+        Some(h) => u32::from_str_radix(h, 16).ok(),
+        None => v.parse().ok(),
+    };
+    n.filter(|&n| n <= max).ok_or_else(|| TlvError::Bad {
+        field,
+        value: v.to_string(),
+        reason: "is not a number in range",
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OVN: &str = "{class=0x102,type=0x80,len=4}->tun_metadata0";
+
+    #[test]
+    fn add_del_and_dump_as_ovs_ofctl() {
+        let mut m = TlvMap::default();
+        m.add(OVN).unwrap();
+        m.add("{class=0xffff,type=0,len=8}->tun_metadata5").unwrap();
+        assert_eq!(m.entries().len(), 2);
+        let dump = m.dump_text();
+        assert!(
+            dump.contains(" 0x102  0x80       4  tun_metadata0"),
+            "{dump}"
+        );
+        assert!(
+            dump.contains(" 0xffff     0       8  tun_metadata5"),
+            "{dump}"
+        );
+        assert!(dump.contains("allocated option space=12"), "{dump}");
+        assert_eq!(m.add(OVN), Err(TlvError::IndexTaken(0)));
+        assert_eq!(
+            m.add("{class=0x102,type=0x80,len=4}->tun_metadata1"),
+            Err(TlvError::OptionTaken {
+                class: 0x102,
+                ty: 0x80
+            })
+        );
+        m.del(Some(OVN)).unwrap();
+        assert_eq!(m.del(Some(OVN)), Err(TlvError::NotMapped(0)));
+        m.del(None).unwrap();
+        assert!(m.entries().is_empty());
+    }
+
+    #[test]
+    fn bad_maps_name_the_field_and_change_nothing() {
+        let mut m = TlvMap::default();
+        m.add(OVN).unwrap();
+        let before = m.clone();
+        for (text, what) in [
+            ("{class=0x1,type=0,len=6}->tun_metadata1", "len"),
+            ("{class=0x1,type=0,len=20}->tun_metadata1", "len"),
+            ("{class=0x1,type=0,len=4}->tun_metadata64", "field"),
+            ("{class=0x10000,type=0,len=4}->tun_metadata1", "class"),
+            ("{class=0x1,type=0,len=4}->reg0", "field"),
+            ("class=0x1,type=0,len=4->tun_metadata1", "expected"),
+            ("{class=0x1,len=4}->tun_metadata1", "expected"),
+            // The second mapping is bad: the first is not added either.
+            (
+                "{class=0x1,type=0,len=4}->tun_metadata1,{class=0x1,type=1,len=3}->tun_metadata2",
+                "len",
+            ),
+        ] {
+            let e = m.add(text).unwrap_err().to_string();
+            assert!(e.contains(what), "{text}: {e}");
+            assert_eq!(m, before);
+        }
+    }
+
+    #[test]
+    fn options_decode_into_fields_and_encode_back() {
+        let mut m = TlvMap::default();
+        m.add(OVN).unwrap();
+        m.add("{class=0xffff,type=3,len=8}->tun_metadata2").unwrap();
+        // An option the map does not name (class 0x5), then ours.
+        let opts: Vec<u8> = [
+            &[0x00, 0x05, 0x01, 0x01, 9, 9, 9, 9][..],
+            &[0x01, 0x02, 0x80, 0x01, 0, 0, 0x12, 0x34],
+            &[0xff, 0xff, 0x03, 0x02, 1, 2, 3, 4, 5, 6, 7, 8],
+        ]
+        .concat();
+        let mut key = FlowKey::default();
+        key.tun_opts[..opts.len()].copy_from_slice(&opts);
+        key.tun_opts_len = opts.len() as u8;
+        let md = m.decode(&key);
+        assert_eq!(md.present, 0b101);
+        assert_eq!(md.values[0], 0x1234);
+        assert_eq!(md.values[2], 0x0102_0304_0506_0708);
+        // Encoded in index order; the unnamed option is not carried.
+        let out = m.encode(&md).unwrap();
+        assert_eq!(out, opts[8..].to_vec());
+        assert_eq!(m.encode(&TunMetadata::default()), None);
+        // A length other than the map's is not that field.
+        key.tun_opts[11] = 0x02;
+        assert_eq!(m.decode(&key).present & 1, 0);
+    }
+}
