@@ -684,11 +684,11 @@ fn pmd_stats(d: &Daemon) -> Result<Reply> {
              zero-copy: rx {}, tx {}",
             st.rx_copies, st.tx_copies, st.rx_zero_copy, st.tx_zero_copy
         );
-        if s.encapsulated + s.decapsulated > 0 {
+        if s.encapsulated + s.decapsulated + s.too_big_answers > 0 {
             let _ = writeln!(
                 text,
-                "  tunnels: encapsulated {}  decapsulated {}",
-                s.encapsulated, s.decapsulated
+                "  tunnels: encapsulated {}  decapsulated {}  too-big answers {}",
+                s.encapsulated, s.decapsulated, s.too_big_answers
             );
         }
         let qtotal: u64 = s.rxqs.iter().map(|q| q.cycles).sum();
@@ -727,7 +727,7 @@ fn pmd_stats(d: &Daemon) -> Result<Reply> {
             "cycles_per_packet": per_pkt(st.busy_cycles), "busy_percent": busy_pct,
             "avg_batch": avg_batch, "rxqs": s.rxqs, "pool": s.pool,
             "megaflows": s.megaflows, "encapsulated": s.encapsulated,
-            "decapsulated": s.decapsulated,
+            "decapsulated": s.decapsulated, "too_big_answers": s.too_big_answers,
         }));
     }
     Ok(Reply::new(text.trim_end().to_string(), json!(out)))

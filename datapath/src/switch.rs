@@ -383,6 +383,7 @@ impl<U: Upcall + 'static> Switch<U> {
         self.tx.no_buffers = 0;
         self.tx.clone_drops = Default::default();
         self.tx.encapsulated = 0;
+        self.tx.too_big_answers = 0;
         if let Some(d) = self.graph.node_as::<TunnelDecap>(self.decap) {
             d.clear_stats();
         }
@@ -416,6 +417,11 @@ impl<U: Upcall + 'static> Switch<U> {
     /// Packets sent to a port number the switch does not have.
     pub fn tx_no_such_port(&self) -> u64 {
         self.tx.no_such_port
+    }
+
+    /// ICMP / ICMPv6 answers sent for packets too big for their tunnel.
+    pub fn too_big_answers(&self) -> u64 {
+        self.tx.too_big_answers
     }
 
     /// Packets encapsulated, and the copies made for outputs (to tunnels) that their clone's
@@ -752,6 +758,7 @@ mod tests {
                 ports: vec![(1, 1), (2, 2)],
                 tunnels: Vec::new(),
                 mac: None,
+                mtus: Vec::new(),
             },
             DatapathBridge {
                 name: "b".into(),
@@ -759,6 +766,7 @@ mod tests {
                 ports: vec![(1, 3), (2, 4)],
                 tunnels: Vec::new(),
                 mac: None,
+                mtus: Vec::new(),
             },
         ])
         .unwrap();

@@ -49,6 +49,9 @@ pub struct DatapathBridge {
     pub tunnels: Vec<(u32, TunnelOutput)>,
     /// The MAC of its LOCAL port: the outer source of tunnel packets it sends.
     pub mac: Option<[u8; 6]>,
+    /// `(ofport, MTU)` of its ports whose MTU is known (kernel interfaces): a tunnel packet
+    /// sent out of one must fit it.
+    pub mtus: Vec<(u32, u16)>,
 }
 
 /// The route and neighbour tables tunnel outputs resolve with (clones share them).
@@ -107,6 +110,8 @@ struct PortMap {
     to_dp: Vec<HashMap<u32, u32>>,
     /// Per bridge (same index): OpenFlow port → tunnel port.
     tunnels: Vec<HashMap<u32, TunnelOutput>>,
+    /// Datapath port → MTU, where known.
+    mtus: HashMap<u32, u16>,
 }
 
 impl PortMap {
@@ -142,12 +147,22 @@ impl PortMap {
             .iter()
             .map(|b| b.tunnels.iter().copied().collect())
             .collect();
+        let mtus = bridges
+            .iter()
+            .zip(&to_dp)
+            .flat_map(|(b, to_dp)| {
+                b.mtus
+                    .iter()
+                    .filter_map(|(of, mtu)| Some((*to_dp.get(of)?, *mtu)))
+            })
+            .collect();
         Ok(PortMap {
             changes,
             bridges,
             by_dp,
             to_dp,
             tunnels,
+            mtus,
         })
     }
 
@@ -326,15 +341,30 @@ impl DatapathUpcall {
                     .bridge
                     .translate_marked(&outer, now_ns, true);
                 r.sinks.extend(under.sinks);
-                let mut sub = vec![DpAction::TunnelPush(Header(header))];
                 let to_dp = &map.to_dp[ui];
                 // The underlay's outputs, in datapath numbers; a tunnel port of the underlay
                 // (a tunnel in a tunnel) is not followed.
-                sub.extend(under.actions.into_iter().filter_map(|a| match a {
-                    DpAction::Output(p) => to_dp.get(&p).copied().map(DpAction::Output),
-                    DpAction::Clone(_) => None,
-                    other => Some(other),
-                }));
+                let outputs: Vec<DpAction> = under
+                    .actions
+                    .into_iter()
+                    .filter_map(|a| match a {
+                        DpAction::Output(p) => to_dp.get(&p).copied().map(DpAction::Output),
+                        DpAction::Clone(_) => None,
+                        other => Some(other),
+                    })
+                    .collect();
+                // The smallest MTU among the ports the outer packet leaves by.
+                let mtu = outputs
+                    .iter()
+                    .filter_map(|a| match a {
+                        DpAction::Output(p) => map.mtus.get(p).copied(),
+                        _ => None,
+                    })
+                    .min()
+                    .unwrap_or(0);
+                let header = Header(Arc::new(header.with_mtu(mtu)));
+                let mut sub = vec![DpAction::TunnelPush(header)];
+                sub.extend(outputs);
                 DpAction::Clone(sub.into())
             }
             Resolved::NeighMiss { bridge, request } => {
@@ -419,6 +449,7 @@ mod tests {
             ports: ports.to_vec(),
             tunnels: Vec::new(),
             mac: None,
+            mtus: Vec::new(),
         }
     }
 

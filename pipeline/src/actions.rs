@@ -149,7 +149,12 @@ pub fn execute(
                                 reparse(cx, p, targets.vlans);
                             }
                         }
-                        Err(d) => *nx = drop_as(d),
+                        Err(d) => {
+                            if d == ExecDrop::TunnelTooBig {
+                                answer_too_big(cx, header, p);
+                            }
+                            *nx = drop_as(d);
+                        }
                     }
                 }
             }
@@ -179,6 +184,20 @@ pub fn execute(
                 }
             }
         }
+    }
+}
+
+/// Sends the answer `header` has for packet `p`, too big for its tunnel, out of the port `p`
+/// came in on (counted in [`crate::TxQueues::too_big_answers`]).
+fn answer_too_big(cx: &mut Ctx<'_>, header: &crate::Header, p: PacketId) {
+    let (data, meta) = (cx.pool.data(p), cx.pool.meta(p));
+    let Some(frame) = header.0.too_big_reply(data, meta) else {
+        return;
+    };
+    let in_port = meta.key.in_port;
+    if let Ok(id) = cx.pool.alloc_with(&frame) {
+        cx.tx.too_big_answers += 1;
+        cx.tx.enqueue(in_port, id, cx.pool);
     }
 }
 
@@ -1357,5 +1376,57 @@ mod tests {
             DpAction::Clone(Box::new([DpAction::Output(2)])),
             DpAction::Output(1)
         ]));
+    }
+
+    /// A header no packet fits, with an answer for each.
+    struct NeverFits;
+
+    impl crate::PushHeader for NeverFits {
+        fn template(&self) -> &[u8] {
+            &[]
+        }
+        fn checksummed(&self) -> bool {
+            false
+        }
+        fn push(&self, _: &mut PacketPool, _: PacketId) -> Result<(), ExecDrop> {
+            Err(ExecDrop::TunnelTooBig)
+        }
+        fn too_big_reply(&self, frame: &[u8], _: &PacketMeta) -> Option<Vec<u8>> {
+            Some(frame[..20].to_vec())
+        }
+        fn describe(&self) -> String {
+            "never-fits".into()
+        }
+    }
+
+    #[test]
+    fn a_packet_too_big_for_its_tunnel_is_answered_on_its_own_port() {
+        let frames = frames_v4();
+        let mut pool = PacketPool::new(8);
+        let mut tx = TxQueues::new(&[1, 2]);
+        let id = pool.alloc_with(&frames[0]).unwrap();
+        let (d, m) = pool.data_and_meta_mut(id);
+        parse_packet_limit(d, m, VlanLimit::MAX).unwrap();
+        m.key.in_port = 2;
+        let mut next = [Next::CONSUMED];
+        let mut cx = Ctx {
+            pool: &mut pool,
+            tx: &mut tx,
+            now_ns: 0,
+        };
+        let push = DpAction::TunnelPush(crate::Header(std::sync::Arc::new(NeverFits)));
+        execute(
+            &[DpAction::Clone(Box::new([push, DpAction::Output(1)]))],
+            &mut cx,
+            &[id],
+            &mut next,
+            TARGETS,
+        );
+        assert_eq!(next[0], Next::drop(ExecDrop::TunnelTooBig as u16));
+        assert_eq!(tx.too_big_answers, 1);
+        assert!(tx.queue(1).unwrap().is_empty());
+        let back = tx.queue(2).unwrap();
+        assert_eq!(back.len(), 1);
+        assert_eq!(pool.data(back[0]), &frames[0][..20]);
     }
 }

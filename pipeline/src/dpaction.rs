@@ -8,7 +8,7 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use crate::buffer::{PacketId, PacketPool};
+use crate::buffer::{PacketId, PacketMeta, PacketPool};
 
 /// One datapath action.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -70,6 +70,12 @@ pub trait PushHeader: Send + Sync + 'static {
     /// Puts the header in front of packet `id`; a packet that cannot take it is dropped with
     /// the reason returned.
     fn push(&self, pool: &mut PacketPool, id: PacketId) -> Result<(), ExecDrop>;
+    /// For a packet `push` refused as [`ExecDrop::TunnelTooBig`]: the frame that tells its
+    /// sender (ICMP "fragmentation needed", ICMPv6 "packet too big"), sent back out of the
+    /// port it came in on; `None` when it gets none.
+    fn too_big_reply(&self, _frame: &[u8], _meta: &PacketMeta) -> Option<Vec<u8>> {
+        None
+    }
     /// The action as `dump-megaflows` prints it (OVS's `tnl_push(...)`).
     fn describe(&self) -> String;
 }
@@ -121,11 +127,13 @@ pub enum ExecDrop {
     TunnelNoHeadroom,
     /// An encapsulated packet longer than IPv4 allows.
     TunnelTooLong,
+    /// An encapsulated packet longer than the underlay port's MTU.
+    TunnelTooBig,
 }
 
 impl ExecDrop {
     /// Counter names, indexed by the enum value.
-    pub const NAMES: [&'static str; 10] = [
+    pub const NAMES: [&'static str; 11] = [
         "no-output",
         "ttl-exceeded",
         "no-such-port",
@@ -136,6 +144,7 @@ impl ExecDrop {
         "tunnel-neigh-miss",
         "tunnel-no-headroom",
         "tunnel-too-long",
+        "tunnel-too-big",
     ];
 
     pub fn name(self) -> &'static str {

@@ -17,6 +17,9 @@ pub struct TxQueues {
     pub clone_drops: [u64; crate::ExecDrop::NAMES.len()],
     /// Packets a [`crate::DpAction::TunnelPush`] encapsulated.
     pub encapsulated: u64,
+    /// ICMP "fragmentation needed" / ICMPv6 "packet too big" sent for packets too big for
+    /// their tunnel.
+    pub too_big_answers: u64,
 }
 
 impl TxQueues {

@@ -106,6 +106,15 @@ pub fn interface_addresses(ifname: &str) -> Vec<(std::net::IpAddr, u8)> {
     out
 }
 
+/// The MTU of interface `ifname`, if it exists.
+pub fn interface_mtu(ifname: &str) -> Option<u16> {
+    std::fs::read_to_string(format!("/sys/class/net/{ifname}/mtu"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// The MAC address of interface `ifname`, if it exists.
 pub fn interface_mac(ifname: &str) -> Option<[u8; 6]> {
     let text = std::fs::read_to_string(format!("/sys/class/net/{ifname}/address")).ok()?;

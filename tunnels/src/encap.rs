@@ -18,7 +18,7 @@ use pipeline::wire::{ethernet, ipv4, udp, Error, FrameBuilder, Ipv4Repr};
 use std::fmt::Write as _;
 
 use pipeline::field::ofctl::format_mac;
-use pipeline::{ExecDrop, PacketId, PacketPool, PushHeader, HEADROOM};
+use pipeline::{ExecDrop, PacketId, PacketMeta, PacketPool, PushHeader, HEADROOM};
 
 use crate::decap::{TunnelKind, TunnelMetadata};
 use crate::wire::{geneve, vxlan, GeneveRepr, OptionIter, VxlanRepr};
@@ -133,11 +133,13 @@ pub enum EncapDrop {
     NoHeadroom = 0,
     /// The outer IPv4 packet would pass 65535 bytes.
     TooLong,
+    /// The outer IPv4 packet would pass the underlay port's MTU.
+    TooBig,
 }
 
 impl EncapDrop {
     /// Counter names, indexed by the enum value.
-    pub const NAMES: [&'static str; 2] = ["no-headroom", "too-long"];
+    pub const NAMES: [&'static str; 3] = ["no-headroom", "too-long", "too-big"];
 
     pub fn name(self) -> &'static str {
         Self::NAMES[self as usize]
@@ -166,6 +168,8 @@ pub struct TunnelHeader {
     udp_checksum: bool,
     /// Sum of the IPv4 pseudo-header without its length.
     pseudo: u32,
+    /// Largest outer IPv4 packet the underlay port takes (its MTU); 0: not checked.
+    mtu: u16,
 }
 
 impl TunnelHeader {
@@ -232,7 +236,20 @@ impl TunnelHeader {
                 ipproto::UDP,
                 0,
             ),
+            mtu: 0,
         })
+    }
+
+    /// The header with the underlay port's MTU: a packet whose outer IPv4 packet would be
+    /// longer is dropped as [`EncapDrop::TooBig`] (and answered, see `too_big`).
+    pub const fn with_mtu(mut self, mtu: u16) -> TunnelHeader {
+        self.mtu = mtu;
+        self
+    }
+
+    /// Bytes the tunnel leaves for an inner IP packet under the MTU (0 without one).
+    pub const fn inner_mtu(&self) -> u16 {
+        self.mtu.saturating_sub(self.len as u16)
     }
 
     /// Bytes the header adds in front of a packet.
@@ -253,8 +270,12 @@ impl TunnelHeader {
     pub fn push(&self, pool: &mut PacketPool, id: PacketId) -> Result<(), EncapDrop> {
         let meta = pool.meta(id);
         let (hash, inner_len) = (meta.hash, usize::from(meta.len));
-        if usize::from(self.ip_total) + inner_len > usize::from(u16::MAX) {
+        let outer = usize::from(self.ip_total) + inner_len;
+        if outer > usize::from(u16::MAX) {
             return Err(EncapDrop::TooLong);
+        }
+        if self.mtu != 0 && outer > usize::from(self.mtu) {
+            return Err(EncapDrop::TooBig);
         }
         let frame = pool
             .push_front(id, self.len)
@@ -343,6 +364,7 @@ impl From<EncapDrop> for ExecDrop {
         match d {
             EncapDrop::NoHeadroom => ExecDrop::TunnelNoHeadroom,
             EncapDrop::TooLong => ExecDrop::TunnelTooLong,
+            EncapDrop::TooBig => ExecDrop::TunnelTooBig,
         }
     }
 }
@@ -359,6 +381,10 @@ impl PushHeader for TunnelHeader {
     #[inline]
     fn push(&self, pool: &mut PacketPool, id: PacketId) -> Result<(), ExecDrop> {
         TunnelHeader::push(self, pool, id).map_err(ExecDrop::from)
+    }
+
+    fn too_big_reply(&self, frame: &[u8], meta: &PacketMeta) -> Option<Vec<u8>> {
+        crate::too_big::too_big_reply(frame, meta, self.inner_mtu())
     }
 
     /// As Open vSwitch prints it, without the datapath port numbers it has and we do not:

@@ -13,6 +13,7 @@
 pub mod decap;
 pub mod encap;
 pub mod output;
+pub mod too_big;
 pub mod tunnel_decap;
 pub mod underlay;
 pub mod wire;

@@ -121,7 +121,7 @@ pub enum Resolved {
     /// Push `header` and translate `outer` (its `in_port` is the caller's to set) through
     /// `bridge`.
     Send {
-        header: Arc<TunnelHeader>,
+        header: Box<TunnelHeader>,
         bridge: Arc<str>,
         outer: FlowKey,
     },
@@ -211,7 +211,7 @@ pub fn resolve(
         ..FlowKey::default()
     };
     Resolved::Send {
-        header: Arc::new(header),
+        header: Box::new(header),
         bridge: hop.bridge.clone(),
         outer,
     }

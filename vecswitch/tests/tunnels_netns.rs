@@ -171,6 +171,47 @@ fn vxlan_interoperates_with_the_kernel_vxlan_device_both_ways() {
     };
     assert!(sum("encapsulated") > 1000, "{stats}");
     assert!(sum("decapsulated") > 1000, "{stats}");
+    // Path MTU: a 1500-byte inner MTU over a 1500-byte underlay. A full-size packet with DF
+    // does not fit: it is dropped and its sender told the MTU the tunnel leaves (1450), so a
+    // TCP transfer converges instead of stalling.
+    in_ns(
+        &tenant.ns,
+        &["ip", "link", "set", tenant.peer(), "mtu", "1500"],
+    );
+    in_ns(&vtep.ns, &["ip", "link", "set", "vx", "mtu", "1500"]);
+    let out = Command::new("ip")
+        .args([
+            "netns", "exec", &tenant.ns, "ping", "-c", "1", "-M", "do", "-s", "1472",
+        ])
+        .arg(far_ip)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("mtu = 1450"),
+        "no fragmentation-needed answer: {text}"
+    );
+    assert_eq!(
+        tcp_transfer(&vtep_ns, far_ip, &tenant_ns, bytes).unwrap(),
+        bytes,
+        "TCP with a 1500-byte inner MTU"
+    );
+    let stats = d.ok(&["pmd-stats"]).json;
+    let answers: u64 = stats
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["too_big_answers"].as_u64().unwrap_or(0))
+        .sum();
+    assert!(answers >= 1, "{stats}");
+    assert!(
+        d.ok(&["drop-reasons"])
+            .text
+            .contains("classify.tunnel-too-big"),
+        "{}",
+        d.ok(&["drop-reasons"]).text
+    );
+
     // The tenant bridge's megaflows show the encapsulation, OVS's way.
     let flows = d.ok(&["dump-megaflows", &format!("vi{pid}")]).text;
     assert!(flows.contains("tnl_push(header(size=50,type=4"), "{flows}");

@@ -47,6 +47,9 @@ pub struct PortState {
     pub queues: Vec<Arc<Queue>>,
     /// Set when the port's interface disappeared: its queues are no longer polled.
     pub down: bool,
+    /// The MTU of its kernel interface (afxdp, afpacket, tap), read again every second: tunnel
+    /// packets sent out of it must fit.
+    pub mtu: Option<u16>,
 }
 
 /// A bridge.
@@ -368,11 +371,18 @@ impl Daemon {
         self.bridges_changed()
     }
 
-    /// Reads each bridge's LOCAL tap addresses and MAC again; the route table follows.
-    /// Returns whether any changed.
-    fn refresh_addresses(&mut self) -> bool {
+    /// Reads each bridge's LOCAL tap addresses and MAC, and each kernel interface's MTU,
+    /// again; the route table follows. Returns whether any changed.
+    fn refresh_interfaces(&mut self) -> bool {
         let mut changed = false;
         for b in &mut self.bridges {
+            for p in &mut b.ports {
+                let mtu = has_kernel_interface(&p.spec)
+                    .then(|| ports::sys::interface_mtu(&p.name))
+                    .flatten();
+                changed |= mtu != p.mtu;
+                p.mtu = mtu;
+            }
             let has_local = b.ports.iter().any(|p| p.ofport == OFPP_LOCAL);
             let (addresses, mac) = if has_local {
                 let addrs = ports::sys::interface_addresses(&b.name)
@@ -442,7 +452,7 @@ impl Daemon {
     /// Tells NORMAL the port list, publishes the datapath port map, places the queues and
     /// hands every PMD its new plan.
     fn bridges_changed(&mut self) -> Result<()> {
-        self.refresh_addresses();
+        self.refresh_interfaces();
         for b in &self.bridges {
             b.of.set_ports(
                 b.ports
@@ -472,6 +482,11 @@ impl Daemon {
                             })
                             .collect(),
                         mac: b.mac,
+                        mtus: b
+                            .ports
+                            .iter()
+                            .filter_map(|p| Some((p.ofport, p.mtu?)))
+                            .collect(),
                     })
                     .collect(),
             )
@@ -576,7 +591,7 @@ impl Daemon {
             b.of.tick(now);
         }
         self.neighs.expire(now);
-        if self.refresh_addresses() {
+        if self.refresh_interfaces() {
             self.bridges_changed()?;
         }
         let mut changed = false;
@@ -666,12 +681,21 @@ fn open_port(bridge: &str, spec: PortSpec, dp_port: u32) -> Result<PortState> {
         spec,
         queues,
         down: false,
+        mtu: None,
     })
 }
 
 /// Whether the port is a kernel interface it does not own (it can disappear under us).
 pub fn needs_interface(spec: &PortSpec) -> bool {
     matches!(spec.kind, PortKind::Afxdp(_) | PortKind::Afpacket(_))
+}
+
+/// Whether the port is a kernel interface (its MTU is the interface's).
+fn has_kernel_interface(spec: &PortSpec) -> bool {
+    matches!(
+        spec.kind,
+        PortKind::Afxdp(_) | PortKind::Afpacket(_) | PortKind::Tap
+    )
 }
 
 /// Whether a network interface of that name exists in this namespace.

@@ -194,6 +194,31 @@ fn push_without_headroom_or_past_65535_bytes() {
     assert_eq!(h.write(&mut [0u8; 49], 1), Err(EncapDrop::NoHeadroom));
     let mut fits = vec![0u8; 50 + 65_535 - 36];
     h.write(&mut fits, 1).unwrap();
-    assert_eq!(EncapDrop::NAMES, ["no-headroom", "too-long"]);
+    assert_eq!(EncapDrop::NAMES, ["no-headroom", "too-long", "too-big"]);
     assert_eq!(EncapDrop::TooLong.to_string(), "too-long");
+}
+
+#[test]
+fn a_packet_past_the_mtu_is_too_big_and_one_that_fits_is_pushed() {
+    let vxlan = EncapParams::new(
+        TunnelKind::Vxlan,
+        5000,
+        OUTER_SRC_MAC,
+        OUTER_DST_MAC,
+        Ipv4Addr::from_bits(OUTER_SRC_IP),
+        Ipv4Addr::from_bits(OUTER_DST_IP),
+    );
+    // MTU 1500: the tunnel leaves 1450 bytes for an inner IP packet.
+    let h = TunnelHeader::new(&vxlan, &[]).unwrap().with_mtu(1500);
+    assert_eq!(h.inner_mtu(), 1450);
+    let mut pool = PacketPool::new(4);
+    let fits = pool.alloc_with(&vec![0u8; 14 + 1450]).unwrap();
+    assert_eq!(h.push(&mut pool, fits), Ok(()));
+    assert_eq!(pool.meta(fits).len, 1500 + 14);
+    let big = pool.alloc_with(&vec![0u8; 14 + 1451]).unwrap();
+    assert_eq!(h.push(&mut pool, big), Err(EncapDrop::TooBig));
+    assert_eq!(pool.meta(big).len, 14 + 1451, "packet unchanged");
+    // No MTU: not checked.
+    let h = TunnelHeader::new(&vxlan, &[]).unwrap();
+    assert_eq!((h.inner_mtu(), h.push(&mut pool, big)), (0, Ok(())));
 }

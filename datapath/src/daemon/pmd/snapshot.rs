@@ -60,6 +60,9 @@ pub struct PmdSnapshot {
     /// Packets the `tunnel-decap` node opened, and packets tunnel outputs encapsulated.
     pub decapsulated: u64,
     pub encapsulated: u64,
+    /// ICMP "fragmentation needed" / ICMPv6 "packet too big" sent for packets too big for
+    /// their tunnel.
+    pub too_big_answers: u64,
     /// In the plan's order.
     pub bridges: Vec<BridgeSnapshot>,
 }
@@ -146,6 +149,7 @@ impl Pmd {
             megaflows,
             decapsulated: self.switch.decap_stats().decapsulated,
             encapsulated,
+            too_big_answers: self.switch.too_big_answers(),
             bridges,
         }
     }
