@@ -34,15 +34,20 @@ from scapy.all import (  # noqa: F401 (re-exported for crosscheck.py)
     ICMPv6EchoRequest,
     ICMPv6ND_NS,
     ICMPv6NDOptSrcLLAddr,
+    IPOption,
     IPv6ExtHdrHopByHop,
     Raw,
 )
+from scapy.contrib.geneve import GENEVE
+from scapy.layers.vxlan import VXLAN
 from scapy.utils import checksum
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 T0_US = 1_700_000_000 * 1_000_000
 STEP_US = 1_000
 BCAST = "ff:ff:ff:ff:ff:ff"
+# The options of a tunnel port, as Open vSwitch (and scenario.toml) names them.
+TUNNEL_KEYS = ("remote_ip", "local_ip", "key", "in_key", "out_key", "dst_port", "ttl", "tos", "df_default", "csum")
 
 
 def mac(n):
@@ -54,10 +59,31 @@ def mac(n):
 # Scenario model
 
 
+class Loose:
+    """An expected output whose bytes at some places may take any value of a range: the outer
+    UDP source port of an encapsulated frame, a hash of the inner flow that Open vSwitch and
+    vecswitch compute differently (both in 32768..60999)."""
+
+    def __init__(self, pkt, ranges):
+        self.data = bytes(pkt)
+        self.ranges = ranges  # list of (offset, length, lowest, highest), big-endian values
+
+
+def output_matches(data, ranges, got):
+    """Whether `got` is `data`, but for the `ranges` (see Loose), where it has a value in range."""
+    if len(data) != len(got):
+        return False
+    for off, n, lo, hi in ranges:
+        if not lo <= int.from_bytes(got[off : off + n], "big") <= hi:
+            return False
+        got = got[:off] + data[off : off + n] + got[off + n :]
+    return got == data
+
+
 class Frame:
     """One input frame and the switch's expected handling of it."""
 
-    def __init__(self, port, data, what, out, why, drop, pause_us=0):
+    def __init__(self, port, data, what, out, why, drop, pause_us=0, loose=None, ovs=None):
         self.port = port  # input port name
         self.pause_us = pause_us  # extra time before this frame, beyond STEP_US
         self.data = data  # bytes on the wire
@@ -65,36 +91,65 @@ class Frame:
         self.out = out  # list of (port name, expected output bytes), in port order
         self.why = why
         self.drop = drop  # expected drop reason when out is empty
+        self.loose = loose or {}  # port name -> ranges of its output that may vary (Loose)
+        # Where Open vSwitch 3.1 differs on purpose: (list of (port, bytes), why), else None
+        self.ovs = ovs
 
 
 class Scenario:
-    def __init__(self, name, description, intro, ports, rules=None, options=None):
+    def __init__(self, name, description, intro, ports, rules=None, options=None, underlay=None):
         self.name = name
         self.description = description
         self.intro = intro
-        self.ports = ports  # list of dicts: name, ofport, [vlan_mode, tag, trunks]
+        # list of dicts: name, ofport, [vlan_mode, tag, trunks]; a tunnel port has "type"
+        # ("vxlan" or "geneve") and its options (TUNNEL_KEYS), and no pcap
+        self.ports = ports
         self.rules = rules  # list of rule lines (comments allowed) or None for NORMAL
         self.options = options or {}
+        # None, or a dict: bridge, address ("IP/LEN", LOCAL's), mac (LOCAL's), ports (wire
+        # ports, as above), [neighbours: [(ip, mac)], routes: [(prefix, gateway or None)],
+        # rules: list of rule lines]; LOCAL's output is <bridge>.pcap
+        self.underlay = underlay
         self.frames = []
 
     def port_names(self):
-        return [p["name"] for p in self.ports]
+        """Every port with an output pcap: the bridge's (not its tunnel ports), then the
+        underlay's wire ports and its LOCAL port (named as the underlay bridge)."""
+        names = [p["name"] for p in self.ports if "type" not in p]
+        if self.underlay:
+            names += [p["name"] for p in self.underlay["ports"]] + [self.underlay["bridge"]]
+        return names
 
-    def send(self, port, pkt, what, out=None, why="", drop=None, pause_us=0):
+    def input_ports(self):
+        """Ports that may receive frames, in the order replay merges them on equal times."""
+        ports = [p["name"] for p in self.ports if "type" not in p]
+        if self.underlay:
+            ports += [p["name"] for p in self.underlay["ports"]]
+        return ports
+
+    def send(self, port, pkt, what, out=None, why="", drop=None, pause_us=0, ovs=None, ovs_why=""):
         """`out` maps port name to the expected output (a scapy packet or bytes); None or
         {} means the frame must be dropped, with reason `drop`. The frame arrives STEP_US
         after the one before, plus `pause_us` (the OVS reference run waits as long)."""
         data = bytes(pkt)
         outs = []
+        loose = {}
         for name in self.port_names():
             if out and name in out:
                 o = out[name]
+                if isinstance(o, Loose):
+                    loose[name] = o.ranges
+                    o = o.data
                 outs.append((name, data if o is None else bytes(o)))
         if out:
             unknown = set(out) - set(self.port_names())
             assert not unknown, unknown
+        assert port in self.input_ports(), port
         assert outs or drop, "%s: a dropped frame needs a drop reason" % what
-        self.frames.append(Frame(port, data, what, outs, why, drop, pause_us))
+        if ovs is not None:
+            assert ovs_why, "%s: say why Open vSwitch differs" % what
+            ovs = ([(n, data if ovs[n] is None else bytes(ovs[n])) for n in self.port_names() if n in ovs], ovs_why)
+        self.frames.append(Frame(port, data, what, outs, why, drop, pause_us, loose, ovs))
 
     def timestamp_us(self, i):
         return T0_US + i * STEP_US + sum(f.pause_us for f in self.frames[: i + 1])
@@ -106,12 +161,14 @@ class Scenario:
             res.setdefault(f.port, []).append((self.timestamp_us(i), f.data))
         return res
 
-    def expected_outputs(self):
-        """Port name -> list of (input frame index, bytes) in the order they must leave."""
+    def expected_outputs(self, ovs=False):
+        """Port name -> list of (input frame index, bytes, ranges that may vary (Loose)) in
+        the order they must leave; with `ovs`, what Open vSwitch 3.1 sends where it differs
+        on purpose (the `ovs=` of send)."""
         res = {n: [] for n in self.port_names()}
         for i, f in enumerate(self.frames):
-            for name, data in f.out:
-                res[name].append((i, data))
+            for name, data in (f.ovs[0] if ovs and f.ovs else f.out):
+                res[name].append((i, data, f.loose.get(name, [])))
         return res
 
     def expected_drops(self):
@@ -136,6 +193,8 @@ def write_pcap(path, records):
 
 
 def toml_value(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
     if isinstance(v, str):
         return '"%s"' % v
     if isinstance(v, list):
@@ -151,21 +210,39 @@ def write_scenario(s):
     lines.append("description = %s" % toml_value(s.description))
     lines.append('bridge = "br0"')
     lines.append('rules = "rules.txt"' if s.rules is not None else 'rules = ""')
-    for p in s.ports:
+    def port_lines(table, p):
         lines.append("")
-        lines.append("[[port]]")
+        lines.append("[[%s]]" % table)
         lines.append("name = %s" % toml_value(p["name"]))
         lines.append("ofport = %d" % p["ofport"])
         if p["name"] in inputs:
             lines.append('input = "%s-in.pcap"' % p["name"])
-        for k in ("vlan_mode", "tag", "trunks"):
+        for k in ("vlan_mode", "tag", "trunks", "type") + TUNNEL_KEYS:
             if k in p:
                 lines.append("%s = %s" % (k, toml_value(p[k])))
+
+    for p in s.ports:
+        port_lines("port", p)
     if s.options:
         lines.append("")
         lines.append("[options]")
         for k, v in s.options.items():
             lines.append("%s = %s" % (k, toml_value(v)))
+    u = s.underlay
+    if u:
+        lines.append("")
+        lines.append("[underlay]")
+        for k in ("bridge", "address", "mac"):
+            lines.append("%s = %s" % (k, toml_value(u[k])))
+        lines.append('rules = "underlay-rules.txt"' if u.get("rules") is not None else 'rules = ""')
+        for p in u["ports"]:
+            port_lines("underlay.port", p)
+        for ip, m in u.get("neighbours", []):
+            lines += ["", "[[underlay.neighbour]]", "ip = %s" % toml_value(ip), "mac = %s" % toml_value(m)]
+        for prefix, gw in u.get("routes", []):
+            lines += ["", "[[underlay.route]]", "prefix = %s" % toml_value(prefix)]
+            if gw:
+                lines.append("gateway = %s" % toml_value(gw))
     with open(os.path.join(d, "scenario.toml"), "w") as f:
         f.write("\n".join(lines) + "\n")
 
@@ -174,6 +251,13 @@ def write_scenario(s):
         with open(rules_path, "w") as f:
             f.write("# generated by pcaps/gen.py (ovs-ofctl add-flows syntax)\n")
             f.write("\n".join(s.rules) + "\n")
+    elif os.path.exists(rules_path):
+        os.remove(rules_path)
+    rules_path = os.path.join(d, "underlay-rules.txt")
+    if s.underlay and s.underlay.get("rules") is not None:
+        with open(rules_path, "w") as f:
+            f.write("# generated by pcaps/gen.py (ovs-ofctl add-flows syntax)\n")
+            f.write("\n".join(s.underlay["rules"]) + "\n")
     elif os.path.exists(rules_path):
         os.remove(rules_path)
 
@@ -189,6 +273,8 @@ def write_scenario(s):
 
 
 def port_desc(p):
+    if "type" in p:
+        return "%s tunnel: %s" % (p["type"], ", ".join("%s=%s" % (k, toml_value(p[k]).strip('"')) for k in TUNNEL_KEYS if k in p))
     if p.get("vlan_mode") == "trunk":
         t = p.get("trunks") or []
         return "trunk (%s)" % (", ".join(map(str, t)) if t else "all VLANs")
@@ -211,6 +297,29 @@ def readme(s):
         inp = "%s-in.pcap (%d frames)" % (p["name"], len(inputs[p["name"]])) if p["name"] in inputs else "—"
         out.append("| %s | %d | %s | %s |" % (p["name"], p["ofport"], port_desc(p), inp))
     out.append("")
+    u = s.underlay
+    if u:
+        out.append("## Underlay bridge %s\n" % u["bridge"])
+        out.append("LOCAL holds %s with MAC %s (its output: %s.pcap)." % (u["address"], u["mac"], u["bridge"]))
+        neigh = u.get("neighbours", [])
+        out.append("Static neighbours: %s." % (", ".join("%s at %s" % n for n in neigh) if neigh else "none (found by ARP)"))
+        if u.get("routes"):
+            out.append("Routes: %s." % ", ".join("%s via %s" % r for r in u["routes"]))
+        out.append("")
+        out.append("| port | ofport | VLAN | input |")
+        out.append("|---|---|---|---|")
+        for p in u["ports"]:
+            inp = "%s-in.pcap (%d frames)" % (p["name"], len(inputs[p["name"]])) if p["name"] in inputs else "—"
+            out.append("| %s | %d | %s | %s |" % (p["name"], p["ofport"], port_desc(p), inp))
+        out.append("| %s | LOCAL | untagged | — |" % u["bridge"])
+        out.append("")
+        if u.get("rules") is not None:
+            out.append("Underlay rules (underlay-rules.txt):\n")
+            out.append("```")
+            out.extend(u["rules"])
+            out.append("```\n")
+        else:
+            out.append("The underlay has the single rule `priority=0,actions=normal`.\n")
     if s.rules is not None:
         out.append("## Rules (rules.txt)\n")
         out.append("```")
@@ -236,6 +345,9 @@ def readme(s):
         else:
             o = "drop: `%s`" % f.drop
         why = f.why if not f.pause_us else "(after a %g s pause) %s" % (f.pause_us / 1e6, f.why)
+        if f.ovs:
+            why += " (Open vSwitch 3.1: %s, on purpose: %s)" % (
+                ("to " + ", ".join(n for n, _ in f.ovs[0])) if f.ovs[0] else "dropped", f.ovs[1])
         out.append("| %d | %s | %s | %s | %s |" % (i + 1, f.port, f.what, o, why))
     out.append("")
     out.append("## Expected totals\n")
@@ -1288,7 +1400,271 @@ first check that fails when parsing front to back. Frame 2 is a zero-length capt
     return s
 
 
-SCENARIOS = [l2_learning, vlan, vlan_defaults, vlan_native, acl, rewrite, resubmit, nested_tables, fragments, frag_normal, frag_nx_match, frag_drop, vlan_limit_1, vlan_limit_2, mac_move, priorities, malformed]
+# --------------------------------------------------------------------------------------------
+# Tunnels: a tenant bridge br0 whose tunnel ports send and receive through an underlay bridge
+# br-phy. br-phy's LOCAL port holds the VTEP address 172.31.1.1/24 and MAC UNDER_MAC; its wire
+# port eth0 leads to the remote VTEPs 172.31.1.2 (and .3). As in OVS's tests/tunnel-push-pop.at.
+
+UNDER_MAC = "02:00:00:00:01:01"  # br-phy's LOCAL port
+VTEP = "172.31.1.1"
+REMOTE, REMOTE_MAC = "172.31.1.2", "02:00:00:00:01:02"
+REMOTE2, REMOTE2_MAC = "172.31.1.3", "02:00:00:00:01:03"
+SRC_PORTS = (32768, 60999)  # OVS's (and vecswitch's) range for the outer UDP source port
+TUNNEL_UDP = {"vxlan": 4789, "geneve": 6081}
+
+
+def underlay(neighbours=((REMOTE, REMOTE_MAC), (REMOTE2, REMOTE2_MAC)), rules=None):
+    u = {"bridge": "br-phy", "address": VTEP + "/24", "mac": UNDER_MAC, "ports": [{"name": "eth0", "ofport": 1}],
+         "neighbours": list(neighbours)}
+    if rules is not None:
+        u["rules"] = rules
+    return u
+
+
+def tunnel_header(kind, vni, oam=False, critical=False, options=b"", flags=0x08):
+    """The VXLAN (flags: the I bit) or Geneve header (Ethernet payload) for `vni`."""
+    if kind == "vxlan":
+        return bytes(VXLAN(flags=flags, vni=vni))
+    return struct.pack("!BBHI", len(options) // 4, (0x80 if oam else 0) | (0x40 if critical else 0), 0x6558, vni << 8) + options
+
+
+def encapsulated(inner, kind, vni, remote=REMOTE, remote_mac=REMOTE_MAC, tos=0):
+    """What the switch sends for `inner` out of a tunnel port with OVS's defaults: from
+    br-phy's MAC and address, TTL 64, DF, IP ID 0, the inner ECN bits (CE as ECT(0)), UDP
+    checksum 0, the UDP source port a hash of the inner flow (any in SRC_PORTS)."""
+    inner = bytes(inner)
+    ecn = 0
+    if inner[12:14] == b"\x08\x00":
+        ecn = inner[15] & 3
+        ecn = 2 if ecn == 3 else ecn
+    outer = (Ether(src=UNDER_MAC, dst=remote_mac) / IP(src=VTEP, dst=remote, ttl=64, flags="DF", id=0, tos=tos | ecn)
+             / UDP(sport=SRC_PORTS[0], dport=TUNNEL_UDP[kind], chksum=0) / Raw(tunnel_header(kind, vni) + inner))
+    return Loose(outer, [(34, 2, SRC_PORTS[0], SRC_PORTS[1])])
+
+
+def from_remote(inner, kind, vni, src=REMOTE, src_mac=REMOTE_MAC, dst=VTEP, dst_mac=UNDER_MAC, sport=49152,
+                dport=None, csum=False, ident=1, header=None, **ip):
+    """A tunnel packet from a remote VTEP to the switch; UDP checksum 0 unless `csum`."""
+    payload = (header if header is not None else tunnel_header(kind, vni)) + bytes(inner)
+    u = UDP(sport=sport, dport=dport or TUNNEL_UDP[kind], chksum=None if csum else 0) / Raw(payload)
+    return Ether(src=src_mac, dst=dst_mac) / IP(src=src, dst=dst, ttl=64, flags="DF", id=ident, **ip) / u
+
+
+def arp_request(sm, si, ti):
+    return Ether(src=sm, dst=BCAST) / ARP(op=1, hwsrc=sm, psrc=si, hwdst="00:00:00:00:00:00", pdst=ti)
+
+
+def arp_reply(sm, si, dm, di):
+    return Ether(src=sm, dst=dm) / ARP(op=2, hwsrc=sm, psrc=si, hwdst=dm, pdst=di)
+
+
+def tenant_udp(sm, dm, si, di, n, tos=0):
+    return Ether(src=sm, dst=dm) / IP(src=si, dst=di, id=n, tos=tos) / UDP(sport=40000 + n, dport=7000) / Raw(b"tenant-%02d" % n)
+
+
+def tunnel_basics(kind, name):
+    """The frames vxlan and geneve share: both ways through one tunnel port with NORMAL."""
+    port = {"name": "vx0" if kind == "vxlan" else "gnv0", "ofport": 10, "type": kind, "remote_ip": REMOTE, "key": 5000}
+    s = Scenario(
+        name,
+        "%s: encapsulation and decapsulation through an underlay bridge, NORMAL on both" % kind.upper() if kind == "vxlan"
+        else "Geneve: encapsulation and decapsulation through an underlay bridge, NORMAL on both",
+        """
+br0 has the VM port p1 (vm1: 10.0.0.1, %s) and the %s port %s (remote_ip=%s, key=5000);
+br-phy, the underlay, has the wire port eth0 and holds the VTEP address %s on its LOCAL port
+(MAC %s), with the remote VTEP %s at %s as a static neighbour. Behind the remote VTEP is vm2
+(10.0.0.2, %s). What br0 sends to the tunnel port leaves eth0 encapsulated with Open vSwitch's
+defaults: outer source br-phy's MAC and address, TTL 64, DF, IP ID 0, the inner ECN bits
+(CE as ECT(0)), UDP checksum 0, UDP source port a hash of the inner flow in 32768..60999
+(OVS and vecswitch hash differently: only the range is checked). What comes in on eth0 for
+br-phy's address and MAC on UDP port %d with the VNI 5000 from the remote is opened and enters
+br0 on %s.
+""" % (mac(1), kind, port["name"], REMOTE, VTEP, UNDER_MAC, REMOTE, REMOTE_MAC, mac(2), TUNNEL_UDP[kind], port["name"]),
+        [{"name": "p1", "ofport": 1}, port],
+        underlay=underlay(),
+    )
+    vm1, vm2, i1, i2 = mac(1), mac(2), "10.0.0.1", "10.0.0.2"
+    f = arp_request(vm1, i1, i2)
+    s.send("p1", f, "ARP who-has 10.0.0.2 from vm1 (broadcast)", {"eth0": encapsulated(f, kind, 5000)},
+           "br0 floods to the tunnel port: encapsulated, VNI 5000; br-phy floods it to eth0 (the remote's MAC "
+           "is not learned there)")
+    f = arp_reply(vm2, i2, vm1, i1)
+    s.send("eth0", from_remote(f, kind, 5000, ident=1), "%s from the remote, VNI 5000: ARP reply vm2→vm1" % kind,
+           {"p1": f}, "decapsulated; enters br0 on %s, vm1 known on p1; vm2 learned on the tunnel port" % port["name"])
+    f = Ether(src=vm1, dst=vm2) / IP(src=i1, dst=i2, id=1) / ICMP(type=8, id=7, seq=1) / Raw(b"tunnel-ping-1")
+    s.send("p1", f, "ICMP echo request vm1→vm2", {"eth0": encapsulated(f, kind, 5000)}, "vm2 learned on the tunnel port")
+    f = Ether(src=vm2, dst=vm1) / IP(src=i2, dst=i1, id=2) / ICMP(type=0, id=7, seq=1) / Raw(b"tunnel-ping-1")
+    s.send("eth0", from_remote(f, kind, 5000, ident=2), "%s: ICMP echo reply vm2→vm1" % kind, {"p1": f}, "decapsulated")
+    f = tenant_udp(vm1, vm2, i1, i2, 3, tos=0xB9)
+    s.send("p1", f, "UDP vm1→vm2, TOS 0xb9 (DSCP 46, ECT(1))", {"eth0": encapsulated(f, kind, 5000)},
+           "outer TOS 0x01: tos=0 plus the inner ECN bits, not the DSCP")
+    f = tenant_udp(vm1, vm2, i1, i2, 4, tos=0x03)
+    s.send("p1", f, "UDP vm1→vm2, TOS 0x03 (CE)", {"eth0": encapsulated(f, kind, 5000)},
+           "outer TOS 0x02: CE is sent as ECT(0)")
+    f = tenant_udp(vm2, vm1, i2, i1, 5)
+    s.send("eth0", from_remote(f, kind, 5000, ident=3, csum=True), "%s with a right UDP checksum: UDP vm2→vm1" % kind,
+           {"p1": f}, "a checksum is checked when present: decapsulated")
+    f = Ether(src=REMOTE_MAC, dst=UNDER_MAC) / IP(src=REMOTE, dst=VTEP, id=9) / UDP(sport=5000, dport=5001) / Raw(b"plain")
+    s.send("eth0", f, "plain UDP from the remote VTEP to 172.31.1.1 port 5001", {"br-phy": f},
+           "not a tunnel packet: br-phy's NORMAL sends it to LOCAL, where its MAC was learned")
+    return s, port
+
+
+def vxlan():
+    s, _ = tunnel_basics("vxlan", "vxlan")
+    return s
+
+
+def geneve():
+    s, port = tunnel_basics("geneve", "geneve")
+    vm1, vm2, i1, i2 = mac(1), mac(2), "10.0.0.1", "10.0.0.2"
+    opt = struct.pack("!HBB", 0x0102, 0x05, 1) + b"\x00\x00\x00\x07"  # class 0x0102 type 5, 4 bytes
+    f = tenant_udp(vm2, vm1, i2, i1, 6)
+    s.send("eth0", from_remote(f, "geneve", 5000, ident=4, header=tunnel_header("geneve", 5000, options=opt)),
+           "Geneve with a non-critical option (class 0x0102, type 5): UDP vm2→vm1", {"p1": f},
+           "an unknown option that is not critical is ignored: decapsulated")
+    crit = struct.pack("!HBB", 0x0102, 0x85, 1) + b"\x00\x00\x00\x07"
+    f = tenant_udp(vm2, vm1, i2, i1, 7)
+    s.send("eth0", from_remote(f, "geneve", 5000, ident=5, header=tunnel_header("geneve", 5000, critical=True, options=crit)),
+           "Geneve with a critical option (type 0x85, C bit set): UDP vm2→vm1", None,
+           "no TLV map: every critical option is unknown (RFC 8926 3.5: drop)", drop="unknown-critical-option",
+           ovs={"p1": f}, ovs_why="its userspace datapath ignores the C bit of options it has no TLV map for")
+    f = tenant_udp(vm2, vm1, i2, i1, 8)
+    s.send("eth0", from_remote(f, "geneve", 5000, ident=6, header=tunnel_header("geneve", 5000, oam=True)),
+           "Geneve with the O (OAM) bit: UDP vm2→vm1", None, "OAM packets are for the switch, not a tenant",
+           drop="geneve-oam", ovs={"p1": f},
+           ovs_why="it sets the flow's OAM flag and forwards; only a rule matching it would act")
+    return s
+
+
+def tunnel_drops():
+    vx = {"name": "vx0", "ofport": 10, "type": "vxlan", "remote_ip": REMOTE, "key": 5000}
+    gnv = {"name": "gnv0", "ofport": 11, "type": "geneve", "remote_ip": REMOTE, "key": 5000}
+    s = Scenario(
+        "tunnel-drops",
+        "Every way a tunnel packet is refused, and those that are not tunnel packets for the switch",
+        """
+br0 has p1 (vm1: 10.0.0.1, %s), the VXLAN port vx0 and the Geneve port gnv0 (both remote_ip=%s,
+key=5000); br-phy holds %s (MAC %s) on LOCAL and has the wire port eth0. Every frame comes in on
+eth0 from the remote VTEP and carries UDP vm2→vm1 (or a broken inner frame). A tunnel packet
+for the switch (its address and MAC, a tunnel UDP port) that is broken, or for no tunnel port,
+is dropped with its `tunnel-decap.<reason>` counter; a packet to another address or MAC, or a
+later fragment (no UDP header), is not a tunnel packet for the switch and goes through br-phy's
+NORMAL like any frame (to LOCAL). br0's rules send what either tunnel port receives to p1.
+""" % (mac(1), REMOTE, VTEP, UNDER_MAC),
+        [{"name": "p1", "ofport": 1}, vx, gnv],
+        rules=["priority=10,in_port=10,actions=output:1", "priority=10,in_port=11,actions=output:1",
+               "priority=0,actions=drop"],
+        underlay=underlay(),
+    )
+    vm1, vm2, i1, i2 = mac(1), mac(2), "10.0.0.1", "10.0.0.2"
+    n = [0]
+
+    def inner():
+        n[0] += 1
+        return tenant_udp(vm2, vm1, i2, i1, n[0])
+
+    f = inner()
+    s.send("eth0", from_remote(f, "vxlan", 5000, ident=1), "VXLAN, VNI 5000, UDP checksum 0", {"p1": f},
+           "good: decapsulated (a zero UDP checksum is accepted)")
+    f = inner()
+    s.send("eth0", from_remote(f, "geneve", 5000, ident=2, csum=True), "Geneve, VNI 5000, right UDP checksum", {"p1": f},
+           "good: decapsulated")
+    b = bytearray(bytes(from_remote(inner(), "vxlan", 5000, ident=3)))
+    b[24] ^= 0x55
+    s.send("eth0", bytes(b), "VXLAN with a wrong outer IPv4 checksum", None, "", drop="bad-ip-checksum")
+    b = bytearray(bytes(from_remote(inner(), "vxlan", 5000, ident=4, csum=True)))
+    b[40] ^= 0x55
+    s.send("eth0", bytes(b), "VXLAN with a wrong non-zero UDP checksum", None, "", drop="bad-udp-checksum")
+    s.send("eth0", from_remote(inner(), "vxlan", 5000, ident=5, header=tunnel_header("vxlan", 5000, flags=0)),
+           "VXLAN without the I flag", None, "", drop="bad-vxlan-header")
+    inner()
+    s.send("eth0", from_remote(b"", "vxlan", 5000, ident=6, header=tunnel_header("vxlan", 5000)[:4]),
+           "UDP to port 4789 with 4 bytes of VXLAN header (lengths consistent)", None,
+           "shorter than a VXLAN header", drop="outer-truncated")
+    s.send("eth0", from_remote(inner(), "vxlan", 5000, src=REMOTE2, src_mac=REMOTE2_MAC, ident=7),
+           "VXLAN, VNI 5000, from 172.31.1.3 (not vx0's remote_ip)", None, "no tunnel port has that remote",
+           drop="no-such-tunnel")
+    s.send("eth0", from_remote(inner(), "vxlan", 5001, ident=8), "VXLAN from the remote, VNI 5001", None,
+           "no tunnel port has that key", drop="no-such-tunnel")
+    f = from_remote(inner(), "vxlan", 5000, dst_mac="02:00:00:00:01:99", ident=9)
+    s.send("eth0", f, "VXLAN to 172.31.1.1 but another MAC", {"br-phy": f},
+           "not for the switch's VTEP: plain traffic, br-phy floods it (to LOCAL)")
+    f = from_remote(inner(), "vxlan", 5000, dst="172.31.1.9", ident=10)
+    s.send("eth0", f, "VXLAN to br-phy's MAC but another address (172.31.1.9)", {"br-phy": f},
+           "not for the switch's VTEP: plain traffic, br-phy floods it (to LOCAL)")
+    whole = bytes(from_remote(inner(), "vxlan", 5000, ident=11))
+    ip = IP(whole[14:])
+    first = Ether(whole[:14]) / IP(src=ip.src, dst=ip.dst, ttl=64, id=11, flags="MF", proto=17) / Raw(bytes(ip.payload)[:48])
+    s.send("eth0", first, "VXLAN, first fragment (MF, 48 bytes of UDP)", None, "tunnels are not reassembled",
+           drop="outer-fragment", ovs={"br-phy": None},
+           ovs_why="its tunnel-port map matches only unfragmented packets (frag=no), so a fragment is plain "
+                   "traffic to it and NORMAL delivers it to LOCAL")
+    later = Ether(whole[:14]) / IP(src=ip.src, dst=ip.dst, ttl=64, id=11, frag=6, proto=17) / Raw(bytes(ip.payload)[48:])
+    s.send("eth0", later, "VXLAN, later fragment (offset 48)", {"br-phy": None},
+           "no UDP header: not a tunnel packet, br-phy delivers it to LOCAL")
+    f = inner()
+    ipo = from_remote(f, "vxlan", 5000, ident=12, options=[IPOption(b"\x01\x01\x01\x00")])
+    s.send("eth0", ipo, "VXLAN with outer IPv4 options (IHL 6)", None, "as in OVS", drop="outer-ip-options")
+    s.send("eth0", from_remote(inner(), "geneve", 5000, ident=13, header=b"\x40" + tunnel_header("geneve", 5000)[1:]),
+           "Geneve version 1", None, "", drop="bad-geneve-header")
+    s.send("eth0", from_remote(inner(), "geneve", 5000, ident=14,
+                               header=tunnel_header("geneve", 5000)[:2] + b"\x08\x00" + tunnel_header("geneve", 5000)[4:]),
+           "Geneve carrying protocol 0x0800, not Ethernet", None, "", drop="bad-geneve-header")
+    opt = struct.pack("!HBB", 0x0102, 0x05, 3) + b"\x00" * 4  # says 12 bytes of data, 4 present
+    s.send("eth0", from_remote(inner(), "geneve", 5000, ident=15, header=tunnel_header("geneve", 5000, options=opt)),
+           "Geneve option claiming 12 bytes of data in an 8-byte options area", None, "",
+           drop="bad-geneve-option")
+    s.send("eth0", from_remote(b"\x02\x00\x00\x00\x00\x01\x02\x00", "vxlan", 5000, ident=16),
+           "VXLAN whose inner frame is 8 bytes (no Ethernet header)", None, "", drop="bad-inner-frame")
+    f = inner()
+    s.send("eth0", from_remote(f, "vxlan", 5000, ident=17), "VXLAN, VNI 5000 (good again)", {"p1": f},
+           "decapsulated: nothing before changed the tunnel")
+    return s
+
+
+def vni_isolation():
+    a = {"name": "vxa", "ofport": 10, "type": "vxlan", "remote_ip": REMOTE, "key": 100}
+    b = {"name": "vxb", "ofport": 11, "type": "vxlan", "remote_ip": REMOTE, "key": 200}
+    s = Scenario(
+        "vni-isolation",
+        "Two tenants on one remote VTEP, VNIs 100 and 200: neither sees the other's frames",
+        """
+br0 has tenant A's port pa (with vxa: VXLAN to %s, key=100) and tenant B's port pb (with vxb:
+same remote, key=200); the rules join pa to vxa and pb to vxb and nothing else. Both tenants use
+the same MACs and addresses (10.0.0.1 behind pa and pb, 10.0.0.2 behind the remote), so only
+the VNI tells them apart. A frame from the remote goes to the tenant of its VNI only; a VNI
+of no tunnel port is dropped.
+""" % REMOTE,
+        [{"name": "pa", "ofport": 1}, {"name": "pb", "ofport": 2}, a, b],
+        rules=[
+            "priority=10,in_port=1,actions=output:10",
+            "priority=10,in_port=10,actions=output:1",
+            "priority=10,in_port=2,actions=output:11",
+            "priority=10,in_port=11,actions=output:2",
+            "priority=0,actions=drop",
+        ],
+        underlay=underlay(),
+    )
+    vm1, vm2, i1, i2 = mac(1), mac(2), "10.0.0.1", "10.0.0.2"
+    f = arp_request(vm1, i1, i2)
+    s.send("pa", f, "tenant A: ARP who-has 10.0.0.2 (broadcast)", {"eth0": encapsulated(f, "vxlan", 100)}, "VNI 100")
+    s.send("pb", f, "tenant B: the same ARP request", {"eth0": encapsulated(f, "vxlan", 200)}, "VNI 200")
+    f = arp_reply(vm2, i2, vm1, i1)
+    s.send("eth0", from_remote(f, "vxlan", 100, ident=1), "VNI 100: ARP reply vm2→vm1", {"pa": f}, "tenant A only")
+    s.send("eth0", from_remote(f, "vxlan", 200, ident=2), "VNI 200: the same ARP reply", {"pb": f}, "tenant B only")
+    f = tenant_udp(vm2, BCAST, i2, "10.0.0.255", 1)
+    s.send("eth0", from_remote(f, "vxlan", 100, ident=3), "VNI 100: UDP broadcast", {"pa": f}, "tenant A only")
+    s.send("eth0", from_remote(f, "vxlan", 300, ident=4), "VNI 300: UDP broadcast", None, "no tunnel port has VNI 300",
+           drop="no-such-tunnel")
+    f = tenant_udp(vm1, vm2, i1, i2, 2)
+    s.send("pb", f, "tenant B: UDP vm1→vm2", {"eth0": encapsulated(f, "vxlan", 200)}, "VNI 200")
+    f = tenant_udp(vm2, vm1, i2, i1, 3)
+    s.send("eth0", from_remote(f, "vxlan", 200, ident=5), "VNI 200: UDP vm2→vm1", {"pb": f}, "tenant B only")
+    return s
+
+
+SCENARIOS = [l2_learning, vlan, vlan_defaults, vlan_native, acl, rewrite, resubmit, nested_tables, fragments, frag_normal, frag_nx_match, frag_drop, vlan_limit_1, vlan_limit_2, mac_move, priorities, malformed, vxlan, geneve, tunnel_drops, vni_isolation]
 
 
 def build(names=None):

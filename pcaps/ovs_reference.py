@@ -13,8 +13,23 @@ loads rules.txt with ovs-ofctl, injects every input frame in time order with
 `tx_pcap` option into OUTDIR/<scenario>/<port>.pcap, and stops both daemons (by pid).
 Then compare: `/usr/bin/python3 pcaps/crosscheck.py SCENARIO --out OUTDIR/SCENARIO`.
 
+Scenarios with an underlay (tunnels) run in a second ovs-vswitchd started with
+`--enable-dummy --disable-system`, as tests/tunnel-push-pop.at does, so that vxlan and geneve
+ports are OVS's own native tunnels: the underlay bridge gets LOCAL's MAC as hwaddr, its
+address with `netdev-dummy/ip4addr`, its connected route with `ovs/route/add`, and static
+neighbours with `tnl/neigh/set`; LOCAL's transmissions go to OUTDIR/<scenario>/<underlay>.pcap.
+
 Known, intended differences from vecswitch: OVS forwards most malformed frames that vecswitch
 drops with a parser reason (see malformed/README.md), and it cannot inject a 0-byte frame.
+With tunnels (each declared in gen.py with `ovs=`, compared with `crosscheck.py --ovs`):
+OVS forwards a Geneve packet with an unknown critical option and one with the OAM bit
+(vecswitch drops them: unknown-critical-option, geneve-oam); it delivers a first outer
+fragment of a tunnel packet to LOCAL as plain traffic (vecswitch drops it: outer-fragment).
+Not compared: the outer UDP source port's value (both hash the inner flow into
+32768..60999, with different hashes: gen.py declares the range), the megaflows (OVS pops in
+one pass and recirculates, vecswitch opens and classifies in one), the counters; and a
+netdev-dummy port with an address answers ARP requests for it, as a host would (vecswitch
+has no host stack: the scenarios send none).
 """
 
 import os
@@ -35,7 +50,11 @@ GAP = 0.05
 
 
 class Ovs:
-    def __init__(self):
+    def __init__(self, dummy="--enable-dummy=override"):
+        # Scenarios with an underlay need OVS's own vxlan and geneve netdevs, which
+        # `--enable-dummy=override` replaces with dummies: they run as tunnel-push-pop.at does,
+        # with `--enable-dummy --disable-system`.
+        self.dummy = dummy
         self.dir = tempfile.mkdtemp(prefix="vecswitch-ovs-")
         self.env = dict(os.environ, OVS_RUNDIR=self.dir, OVS_LOGDIR=self.dir, OVS_DBDIR=self.dir,
                         OVS_SYSCONFDIR=self.dir)
@@ -55,7 +74,7 @@ class Ovs:
                  "--detach", "--log-file=%s/ovsdb-server.log" % self.dir, conf)
         self.pids.append(self.pidfile("db.pid"))
         self.vsctl("--no-wait", "init")
-        self.run("ovs-vswitchd", "--enable-dummy=override", self.db, "--pidfile=%s/vswitchd.pid" % self.dir,
+        self.run("ovs-vswitchd", *self.dummy.split(), self.db, "--pidfile=%s/vswitchd.pid" % self.dir,
                  "--detach", "--log-file=%s/ovs-vswitchd.log" % self.dir, "-vconsole:off")
         self.pids.append(self.pidfile("vswitchd.pid"))
 
@@ -87,35 +106,90 @@ class Ovs:
         return self.run("ovs-ofctl", "-O", "OpenFlow10,OpenFlow13", *args)
 
 
-def replay(ovs, s, out):
-    os.makedirs(out, exist_ok=True)
-    br = "br0"
-    if "vlan_limit" in s.options:
-        ovs.vsctl("set", "Open_vSwitch", ".", "other_config:vlan-limit=%d" % s.options["vlan_limit"])
-    ovs.vsctl("--may-exist", "add-br", br, "--", "set", "bridge", br, "datapath_type=dummy",
-              "fail-mode=standalone", "protocols=OpenFlow10,OpenFlow13")
-    for p in s.ports:
-        args = ["add-port", br, p["name"], "--", "set", "interface", p["name"], "type=dummy",
-                "ofport_request=%d" % p["ofport"], "options:tx_pcap=%s" % os.path.join(out, p["name"] + ".pcap")]
-        if p.get("vlan_mode") == "access":
-            args += ["--", "set", "port", p["name"], "vlan_mode=access", "tag=%d" % p["tag"]]
-        elif p.get("vlan_mode") == "trunk":
-            args += ["--", "set", "port", p["name"], "vlan_mode=trunk"]
-            if p.get("trunks"):
-                args += ["trunks=" + ",".join(map(str, p["trunks"]))]
-        elif p.get("vlan_mode") in ("native-tagged", "native-untagged"):
-            args += ["--", "set", "port", p["name"], "vlan_mode=" + p["vlan_mode"], "tag=%d" % p["tag"]]
-            if p.get("trunks"):
-                args += ["trunks=" + ",".join(map(str, p["trunks"]))]
-        elif "vlan_mode" in p:
-            raise SystemExit("ovs_reference.py: %s: vlan_mode %r is not mapped" % (p["name"], p["vlan_mode"]))
-        ovs.vsctl(*args)
-    # The rule connection is in-process: ovs-ofctl talks to the bridge's management socket.
+def port_args(br, p, out):
+    """ovs-vsctl words that add scenario port `p` (a dict of gen.py) to bridge `br`."""
+    if "type" in p:
+        args = ["add-port", br, p["name"], "--", "set", "interface", p["name"], "type=" + p["type"],
+                "ofport_request=%d" % p["ofport"]]
+        for k in gen.TUNNEL_KEYS:
+            if k in p:
+                v = p[k]
+                args.append("options:%s=%s" % (k, ("true" if v else "false") if isinstance(v, bool) else v))
+        return args
+    args = ["add-port", br, p["name"], "--", "set", "interface", p["name"], "type=dummy",
+            "ofport_request=%d" % p["ofport"], "options:tx_pcap=%s" % os.path.join(out, p["name"] + ".pcap")]
+    if p.get("vlan_mode") == "access":
+        args += ["--", "set", "port", p["name"], "vlan_mode=access", "tag=%d" % p["tag"]]
+    elif p.get("vlan_mode") == "trunk":
+        args += ["--", "set", "port", p["name"], "vlan_mode=trunk"]
+        if p.get("trunks"):
+            args += ["trunks=" + ",".join(map(str, p["trunks"]))]
+    elif p.get("vlan_mode") in ("native-tagged", "native-untagged"):
+        args += ["--", "set", "port", p["name"], "vlan_mode=" + p["vlan_mode"], "tag=%d" % p["tag"]]
+        if p.get("trunks"):
+            args += ["trunks=" + ",".join(map(str, p["trunks"]))]
+    elif "vlan_mode" in p:
+        raise SystemExit("ovs_reference.py: %s: vlan_mode %r is not mapped" % (p["name"], p["vlan_mode"]))
+    return args
+
+
+def mgmt_socket(ovs, br):
+    """The bridge's management socket: ovs-ofctl talks to it in-process."""
     mgmt = "unix:%s/%s.mgmt" % (ovs.dir, br)
     for _ in range(50):
         if os.path.exists(mgmt[5:]):
             break
         time.sleep(0.1)
+    return mgmt
+
+
+def add_underlay(ovs, u, out):
+    """The underlay bridge as tests/tunnel-push-pop.at builds it: a dummy bridge with the
+    LOCAL MAC as hwaddr, dummy wire ports, the address on LOCAL (netdev-dummy/ip4addr), its
+    connected route (ovs/route/add), static neighbours (tnl/neigh/set), and LOCAL's
+    transmissions captured into <bridge>.pcap."""
+    br = u["bridge"]
+    ovs.vsctl("add-br", br, "--", "set", "bridge", br, "datapath_type=dummy", "fail-mode=standalone",
+              "protocols=OpenFlow10,OpenFlow13", "other-config:hwaddr=" + u["mac"], "--",
+              "set", "interface", br, "options:tx_pcap=%s" % os.path.join(out, br + ".pcap"))
+    for p in u["ports"]:
+        ovs.vsctl(*port_args(br, p, out))
+    ovs.appctl("netdev-dummy/ip4addr", br, u["address"])
+    ip, plen = u["address"].split("/")
+    net = ".".join(str(int(a) & int(m)) for a, m in zip(ip.split("."), str_mask(int(plen)).split(".")))
+    ovs.appctl("ovs/route/add", "%s/%s" % (net, plen), br)
+    for prefix, gw in u.get("routes", []):
+        ovs.appctl("ovs/route/add", prefix, br, *([gw] if gw else []))
+    for ip, m in u.get("neighbours", []):
+        ovs.appctl("tnl/neigh/set", br, ip, m)
+    mgmt = mgmt_socket(ovs, br)
+    if u.get("rules") is not None:
+        rules = os.path.join(out, "underlay-rules.txt")
+        with open(rules, "w") as f:
+            f.write("\n".join(u["rules"]) + "\n")
+        ovs.ofctl("del-flows", mgmt)
+        ovs.ofctl("add-flows", mgmt, rules)
+    return br, mgmt
+
+
+def str_mask(plen):
+    m = (0xFFFFFFFF << (32 - plen)) & 0xFFFFFFFF
+    return ".".join(str((m >> s) & 255) for s in (24, 16, 8, 0))
+
+
+def replay(ovs, s, out):
+    shutil.rmtree(out, ignore_errors=True)  # a dummy port's tx_pcap appends
+    os.makedirs(out, exist_ok=True)
+    br = "br0"
+    if "vlan_limit" in s.options:
+        ovs.vsctl("set", "Open_vSwitch", ".", "other_config:vlan-limit=%d" % s.options["vlan_limit"])
+    under = add_underlay(ovs, s.underlay, out) if s.underlay else None
+    ovs.vsctl("--may-exist", "add-br", br, "--", "set", "bridge", br, "datapath_type=dummy",
+              "fail-mode=standalone", "protocols=OpenFlow10,OpenFlow13")
+    for p in s.ports:
+        ovs.vsctl(*port_args(br, p, out))
+    # The rule connection is in-process: ovs-ofctl talks to the bridge's management socket.
+    mgmt = mgmt_socket(ovs, br)
     if "frag_mode" in s.options:
         ovs.ofctl("set-frags", mgmt, s.options["frag_mode"])
     if s.rules is not None:
@@ -138,7 +212,19 @@ def replay(ovs, s, out):
     time.sleep(0.5)
     with open(os.path.join(out, "dump-flows.txt"), "w") as fh:
         fh.write(ovs.ofctl("dump-flows", mgmt).stdout)
+        if under:
+            fh.write(ovs.ofctl("dump-flows", under[1]).stdout)
+    with open(os.path.join(out, "dpctl-dump-flows.txt"), "w") as fh:
+        fh.write(ovs.appctl("dpctl/dump-flows", check=False).stdout)
+    if under:
+        with open(os.path.join(out, "tnl.txt"), "w") as fh:
+            for cmd in (["tnl/ports/show", "-v"], ["tnl/neigh/show"], ["ovs/route/show"], ["dpif/show"]):
+                fh.write("$ %s\n%s\n" % (" ".join(cmd), ovs.appctl(*cmd, check=False).stdout))
     ovs.vsctl("del-br", br)
+    if under:
+        ovs.appctl("tnl/neigh/flush", check=False)
+        ovs.appctl("ovs/route/del", check=False)
+        ovs.vsctl("del-br", under[0])
     time.sleep(0.3)
     return notes
 
@@ -147,14 +233,19 @@ def main(argv):
     if len(argv) < 2:
         sys.exit(__doc__)
     out = argv[1]
-    ovs = Ovs()
-    try:
-        ovs.start()
-        for s in gen.build(argv[2:]):
-            notes = replay(ovs, s, os.path.join(out, s.name))
-            print("%s: done%s" % (s.name, "".join("\n  " + n for n in notes)))
-    finally:
-        ovs.stop()
+    scenarios = gen.build(argv[2:])
+    for dummy, group in (("--enable-dummy=override", [s for s in scenarios if not s.underlay]),
+                         ("--enable-dummy --disable-system", [s for s in scenarios if s.underlay])):
+        if not group:
+            continue
+        ovs = Ovs(dummy)
+        try:
+            ovs.start()
+            for s in group:
+                notes = replay(ovs, s, os.path.join(out, s.name))
+                print("%s: done%s" % (s.name, "".join("\n  " + n for n in notes)))
+        finally:
+            ovs.stop()
     return 0
 
 

@@ -1,4 +1,6 @@
-//! Replay scenarios: a bridge, its ports backed by pcap files, and a rules file, in TOML.
+//! Replay scenarios: a bridge, its ports backed by pcap files, and a rules file, in TOML;
+//! optionally an underlay bridge (`[underlay]`) that holds a VTEP address, with the bridge's
+//! tunnel ports (`type = "vxlan"|"geneve"`) sending and receiving through it.
 //!
 //! Every error names the file, the field and the reason; a scenario is either loaded whole or
 //! refused (nothing of it is applied).
@@ -6,7 +8,10 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+use ports::spec::{PortKind, PortSpec};
+pub use ports::tunnel::options::TunnelOptions;
 use serde::Deserialize;
+use tunnels::underlay::{BridgeAddr, NeighSpec, RouteSpec, RouteTable};
 
 /// Errors loading a scenario.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +44,28 @@ pub struct ScenarioPort {
     /// Frames received on this port.
     pub input: Option<PathBuf>,
     pub vlan: PortVlan,
+    /// A tunnel port's options (`type = "vxlan"|"geneve"`); such a port has no pcap.
+    pub tunnel: Option<TunnelOptions>,
+}
+
+/// The underlay bridge of a scenario with tunnel ports: its LOCAL port holds the VTEP
+/// address, its wire ports carry the tunnel packets.
+#[derive(Clone, Debug)]
+pub struct ScenarioUnderlay {
+    pub bridge: String,
+    /// The LOCAL port's address (the VTEP's), with its network: a connected route.
+    pub address: BridgeAddr,
+    /// The LOCAL port's MAC: the outer source of tunnel packets, the destination of those
+    /// the switch decapsulates.
+    pub mac: [u8; 6],
+    /// Path of its rules file; without one, `priority=0,actions=normal`.
+    pub rules: Option<PathBuf>,
+    /// Its wire ports (never tunnel ports).
+    pub ports: Vec<ScenarioPort>,
+    /// Static neighbours (`neigh-add`).
+    pub neighbours: Vec<NeighSpec>,
+    /// Routes (`route-add`), besides the connected one.
+    pub routes: Vec<RouteSpec>,
 }
 
 /// Tunables of the replayed switch.
@@ -67,6 +94,7 @@ pub struct Scenario {
     pub rules: Option<PathBuf>,
     pub ports: Vec<ScenarioPort>,
     pub options: ScenarioOptions,
+    pub underlay: Option<ScenarioUnderlay>,
 }
 
 #[derive(Deserialize)]
@@ -82,7 +110,56 @@ struct RawScenario {
     port: Vec<RawPort>,
     #[serde(default)]
     options: ScenarioOptions,
+    #[serde(default)]
+    underlay: Option<RawUnderlay>,
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUnderlay {
+    bridge: String,
+    address: String,
+    mac: String,
+    #[serde(default)]
+    rules: Option<String>,
+    #[serde(default)]
+    port: Vec<RawPort>,
+    #[serde(default)]
+    neighbour: Vec<RawNeighbour>,
+    #[serde(default)]
+    route: Vec<RawRoute>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNeighbour {
+    ip: String,
+    mac: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    prefix: String,
+    #[serde(default)]
+    gateway: Option<String>,
+    #[serde(default)]
+    src: Option<String>,
+}
+
+/// The tunnel options a `[[port]]` takes, with Open vSwitch's names.
+const TUNNEL_KEYS: [&str; 10] = [
+    "remote_ip",
+    "local_ip",
+    "key",
+    "in_key",
+    "out_key",
+    "dst_port",
+    "ttl",
+    "tos",
+    "df_default",
+    "csum",
+];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -97,6 +174,51 @@ struct RawPort {
     tag: Option<u16>,
     #[serde(default)]
     trunks: Option<Vec<u16>>,
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    remote_ip: Option<toml::Value>,
+    #[serde(default)]
+    local_ip: Option<toml::Value>,
+    #[serde(default)]
+    key: Option<toml::Value>,
+    #[serde(default)]
+    in_key: Option<toml::Value>,
+    #[serde(default)]
+    out_key: Option<toml::Value>,
+    #[serde(default)]
+    dst_port: Option<toml::Value>,
+    #[serde(default)]
+    ttl: Option<toml::Value>,
+    #[serde(default)]
+    tos: Option<toml::Value>,
+    #[serde(default)]
+    df_default: Option<toml::Value>,
+    #[serde(default)]
+    csum: Option<toml::Value>,
+}
+
+impl RawPort {
+    /// The tunnel options given, as `(name, value)` in [`TUNNEL_KEYS`] order.
+    fn tunnel_options(&self) -> Vec<(&'static str, &toml::Value)> {
+        let given = [
+            &self.remote_ip,
+            &self.local_ip,
+            &self.key,
+            &self.in_key,
+            &self.out_key,
+            &self.dst_port,
+            &self.ttl,
+            &self.tos,
+            &self.df_default,
+            &self.csum,
+        ];
+        TUNNEL_KEYS
+            .iter()
+            .zip(given)
+            .filter_map(|(k, v)| v.as_ref().map(|v| (*k, v)))
+            .collect()
+    }
 }
 
 fn default_bridge() -> String {
@@ -139,114 +261,20 @@ impl Scenario {
                 "a scenario needs at least one [[port]]".into(),
             ));
         }
+        // Port names name the output pcaps: unique across both bridges.
         let mut names = HashSet::new();
-        let mut numbers = HashSet::new();
-        let mut ports = Vec::new();
-        for (i, p) in raw.port.into_iter().enumerate() {
-            let at = |f: &str| format!("port[{i}].{f}");
-            if p.name.is_empty()
-                || !p
-                    .name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-            {
+        let ports = parse_ports(raw.port, "port", dir, &mut names, &field)?;
+        let underlay = match raw.underlay {
+            Some(u) => Some(parse_underlay(u, &raw.bridge, dir, &mut names, &field)?),
+            None => None,
+        };
+        if underlay.is_none() {
+            if let Some(i) = ports.iter().position(|p| p.tunnel.is_some()) {
                 return Err(field(
-                    at("name"),
-                    format!("{:?} must be letters, digits, '-', '_' or '.'", p.name),
+                    format!("port[{i}].type"),
+                    "a tunnel port needs an [underlay] bridge to send and receive through".into(),
                 ));
             }
-            if !names.insert(p.name.clone()) {
-                return Err(field(
-                    at("name"),
-                    format!("{:?} is used by another port", p.name),
-                ));
-            }
-            if p.ofport == 0 || p.ofport >= 0xff00 {
-                return Err(field(
-                    at("ofport"),
-                    format!("{} is not in 1..65279", p.ofport),
-                ));
-            }
-            if !numbers.insert(p.ofport) {
-                return Err(field(
-                    at("ofport"),
-                    format!("{} is used by another port", p.ofport),
-                ));
-            }
-            // Open vSwitch's defaults: no vlan_mode means access with a tag and trunk without
-            // one, so a port with no VLAN settings at all carries every VLAN (as in the daemon).
-            let vlan = match p.vlan_mode.as_deref() {
-                Some("trunk") | None if p.tag.is_none() => {
-                    PortVlan::Trunk(p.trunks.unwrap_or_default())
-                }
-                None | Some("access") if p.trunks.is_none() => PortVlan::Access(p.tag.unwrap_or(0)),
-                Some("access") => {
-                    return Err(field(at("trunks"), "an access port has no trunks".into()))
-                }
-                Some("trunk") => return Err(field(at("tag"), "a trunk port has no tag".into())),
-                Some(m @ ("native-tagged" | "native-untagged")) => {
-                    let Some(tag) = p.tag else {
-                        return Err(field(
-                            at("tag"),
-                            format!("a {m} port needs its native VLAN"),
-                        ));
-                    };
-                    let trunks = p.trunks.unwrap_or_default();
-                    if m == "native-tagged" {
-                        PortVlan::NativeTagged { tag, trunks }
-                    } else {
-                        PortVlan::NativeUntagged { tag, trunks }
-                    }
-                }
-                None => {
-                    return Err(field(
-                        at("vlan_mode"),
-                        "give it when both tag and trunks are set".into(),
-                    ))
-                }
-                Some(other) => {
-                    return Err(field(
-                        at("vlan_mode"),
-                        format!(
-                            "{other:?} is not one of \"access\", \"trunk\", \"native-tagged\", \
-                             \"native-untagged\""
-                        ),
-                    ))
-                }
-            };
-            let vids = match &vlan {
-                PortVlan::Access(t) => vec![*t],
-                PortVlan::Trunk(t) => t.clone(),
-                PortVlan::NativeTagged { tag, trunks }
-                | PortVlan::NativeUntagged { tag, trunks } => std::iter::once(*tag)
-                    .chain(trunks.iter().copied())
-                    .collect(),
-            };
-            if let Some(bad) = vids.iter().find(|v| **v > 4095) {
-                return Err(field(
-                    at("tag/trunks"),
-                    format!("VLAN {bad} is not in 0..4095"),
-                ));
-            }
-            let input = match p.input {
-                Some(f) if !f.is_empty() => {
-                    let path = dir.join(&f);
-                    if !path.is_file() {
-                        return Err(field(
-                            at("input"),
-                            format!("{} does not exist", path.display()),
-                        ));
-                    }
-                    Some(path)
-                }
-                _ => None,
-            };
-            ports.push(ScenarioPort {
-                name: p.name,
-                ofport: p.ofport,
-                input,
-                vlan,
-            });
         }
         if let Some(m) = &raw.options.frag_mode {
             if openflow::FragMode::from_name(m).is_none() {
@@ -264,19 +292,7 @@ impl Scenario {
                 ));
             }
         }
-        let rules = match raw.rules {
-            Some(r) if !r.is_empty() => {
-                let path = dir.join(&r);
-                if !path.is_file() {
-                    return Err(field(
-                        "rules".into(),
-                        format!("{} does not exist", path.display()),
-                    ));
-                }
-                Some(path)
-            }
-            _ => None,
-        };
+        let rules = rules_path(raw.rules, dir, "rules", &field)?;
         Ok(Scenario {
             dir: dir.to_path_buf(),
             description: raw.description,
@@ -284,37 +300,391 @@ impl Scenario {
             rules,
             ports,
             options: raw.options,
+            underlay,
         })
     }
 }
 
-/// The 1-based line where a field path (`rules`, `port[2].ofport`, `options.batch`,
-/// `port[0].tag/trunks`) is set in scenario text; for a path naming a whole `[[port]]`, its
-/// header line.
-fn line_of(text: &str, path: &str) -> Option<usize> {
-    let (section, keys): (Option<(&str, usize)>, &str) =
-        if let Some(rest) = path.strip_prefix("port[") {
-            let (index, key) = rest.split_once("].")?;
-            (Some(("[[port]]", index.parse().ok()?)), key)
-        } else if let Some(key) = path.strip_prefix("options.") {
-            (Some(("[options]", 0)), key)
-        } else {
-            (None, path)
+type FieldError<'a> = &'a dyn Fn(String, String) -> ScenarioError;
+
+/// A rules file named in the scenario (`table_key` names it in errors); `""` or absent: none.
+fn rules_path(
+    rules: Option<String>,
+    dir: &Path,
+    table_key: &str,
+    field: FieldError,
+) -> Result<Option<PathBuf>, ScenarioError> {
+    match rules {
+        Some(r) if !r.is_empty() => {
+            let path = dir.join(&r);
+            if !path.is_file() {
+                return Err(field(
+                    table_key.into(),
+                    format!("{} does not exist", path.display()),
+                ));
+            }
+            Ok(Some(path))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// The `[[port]]`s of one bridge (`table` is `port` or `underlay.port`); `names` holds the
+/// names taken already, by the other bridge's ports too.
+fn parse_ports(
+    raw: Vec<RawPort>,
+    table: &str,
+    dir: &Path,
+    names: &mut HashSet<String>,
+    field: FieldError,
+) -> Result<Vec<ScenarioPort>, ScenarioError> {
+    let mut numbers = HashSet::new();
+    let mut ports = Vec::new();
+    for (i, p) in raw.into_iter().enumerate() {
+        let at = |f: &str| format!("{table}[{i}].{f}");
+        if p.name.is_empty()
+            || !p
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(field(
+                at("name"),
+                format!("{:?} must be letters, digits, '-', '_' or '.'", p.name),
+            ));
+        }
+        if !names.insert(p.name.clone()) {
+            return Err(field(
+                at("name"),
+                format!("{:?} is used by another port", p.name),
+            ));
+        }
+        if p.ofport == 0 || p.ofport >= 0xff00 {
+            return Err(field(
+                at("ofport"),
+                format!("{} is not in 1..65279", p.ofport),
+            ));
+        }
+        if !numbers.insert(p.ofport) {
+            return Err(field(
+                at("ofport"),
+                format!("{} is used by another port", p.ofport),
+            ));
+        }
+        let tunnel = tunnel_options(&p, table, &at, field)?;
+        let vlan = port_vlan(&p, &at, field)?;
+        let input = match p.input {
+            Some(f) if !f.is_empty() => {
+                if tunnel.is_some() {
+                    return Err(field(
+                        at("input"),
+                        "a tunnel port receives what its underlay decapsulates, no pcap".into(),
+                    ));
+                }
+                let path = dir.join(&f);
+                if !path.is_file() {
+                    return Err(field(
+                        at("input"),
+                        format!("{} does not exist", path.display()),
+                    ));
+                }
+                Some(path)
+            }
+            _ => None,
         };
-    let mut current: Option<(&str, usize)> = None;
-    let mut seen_ports = 0;
+        ports.push(ScenarioPort {
+            name: p.name,
+            ofport: p.ofport,
+            input,
+            vlan,
+            tunnel,
+        });
+    }
+    Ok(ports)
+}
+
+/// A port's `type` and tunnel options, checked as `add-port` checks them.
+fn tunnel_options(
+    p: &RawPort,
+    table: &str,
+    at: &dyn Fn(&str) -> String,
+    field: FieldError,
+) -> Result<Option<TunnelOptions>, ScenarioError> {
+    let given = p.tunnel_options();
+    let Some(kind) = &p.kind else {
+        return match given.first() {
+            Some((k, _)) => Err(field(
+                at(k),
+                "only a tunnel port (type = \"vxlan\" or \"geneve\") takes it".into(),
+            )),
+            None => Ok(None),
+        };
+    };
+    if kind != "vxlan" && kind != "geneve" {
+        return Err(field(
+            at("type"),
+            format!("{kind:?} is not one of \"vxlan\", \"geneve\" (absent: a pcap port)"),
+        ));
+    }
+    if table != "port" {
+        return Err(field(
+            at("type"),
+            "the underlay's ports are wire ports; tunnel ports go in the top [[port]]s".into(),
+        ));
+    }
+    if p.vlan_mode.is_some() || p.tag.is_some() || p.trunks.is_some() {
+        return Err(field(
+            at("vlan_mode/tag/trunks"),
+            "a tunnel port carries every VLAN: no VLAN settings".into(),
+        ));
+    }
+    let mut options = vec![("type".to_string(), kind.clone())];
+    for (k, v) in &given {
+        let v = match v {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Integer(n) => n.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            other => {
+                return Err(field(
+                    at(k),
+                    format!("{other} is not a string, number or boolean"),
+                ))
+            }
+        };
+        options.push((k.to_string(), v));
+    }
+    match PortSpec::parse(&p.name, &options) {
+        Ok(PortSpec {
+            kind: PortKind::Tunnel(o),
+            ..
+        }) => Ok(Some(o)),
+        Ok(_) => Err(field(at("type"), format!("{kind:?} is not a tunnel type"))),
+        Err(e) => {
+            // The port layer names the option as `add-port` spells it (`remote-ip`).
+            let text = e.to_string();
+            let (key, reason) = text.split_once(": ").unwrap_or(("type", text.as_str()));
+            Err(field(at(&key.replace('-', "_")), reason.to_string()))
+        }
+    }
+}
+
+/// How NORMAL treats VLAN tags on the port.
+fn port_vlan(
+    p: &RawPort,
+    at: &dyn Fn(&str) -> String,
+    field: FieldError,
+) -> Result<PortVlan, ScenarioError> {
+    // Open vSwitch's defaults: no vlan_mode means access with a tag and trunk without
+    // one, so a port with no VLAN settings at all carries every VLAN (as in the daemon).
+    let vlan = match p.vlan_mode.as_deref() {
+        Some("trunk") | None if p.tag.is_none() => {
+            PortVlan::Trunk(p.trunks.clone().unwrap_or_default())
+        }
+        None | Some("access") if p.trunks.is_none() => PortVlan::Access(p.tag.unwrap_or(0)),
+        Some("access") => return Err(field(at("trunks"), "an access port has no trunks".into())),
+        Some("trunk") => return Err(field(at("tag"), "a trunk port has no tag".into())),
+        Some(m @ ("native-tagged" | "native-untagged")) => {
+            let Some(tag) = p.tag else {
+                return Err(field(
+                    at("tag"),
+                    format!("a {m} port needs its native VLAN"),
+                ));
+            };
+            let trunks = p.trunks.clone().unwrap_or_default();
+            if m == "native-tagged" {
+                PortVlan::NativeTagged { tag, trunks }
+            } else {
+                PortVlan::NativeUntagged { tag, trunks }
+            }
+        }
+        None => {
+            return Err(field(
+                at("vlan_mode"),
+                "give it when both tag and trunks are set".into(),
+            ))
+        }
+        Some(other) => {
+            return Err(field(
+                at("vlan_mode"),
+                format!(
+                    "{other:?} is not one of \"access\", \"trunk\", \"native-tagged\", \
+                     \"native-untagged\""
+                ),
+            ))
+        }
+    };
+    let vids = match &vlan {
+        PortVlan::Access(t) => vec![*t],
+        PortVlan::Trunk(t) => t.clone(),
+        PortVlan::NativeTagged { tag, trunks } | PortVlan::NativeUntagged { tag, trunks } => {
+            std::iter::once(*tag)
+                .chain(trunks.iter().copied())
+                .collect()
+        }
+    };
+    if let Some(bad) = vids.iter().find(|v| **v > 4095) {
+        return Err(field(
+            at("tag/trunks"),
+            format!("VLAN {bad} is not in 0..4095"),
+        ));
+    }
+    Ok(vlan)
+}
+
+/// The `[underlay]` table: its bridge, address, MAC, rules, ports, neighbours and routes.
+fn parse_underlay(
+    u: RawUnderlay,
+    bridge: &str,
+    dir: &Path,
+    names: &mut HashSet<String>,
+    field: FieldError,
+) -> Result<ScenarioUnderlay, ScenarioError> {
+    let at = |f: &str| format!("underlay.{f}");
+    if u.bridge.is_empty()
+        || u.bridge == bridge
+        || !u
+            .bridge
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(field(
+            at("bridge"),
+            format!(
+                "{:?} must be letters, digits, '-', '_' or '.', and not {bridge:?}",
+                u.bridge
+            ),
+        ));
+    }
+    // LOCAL's output is written to <bridge>.pcap.
+    names.insert(u.bridge.clone());
+    let address: BridgeAddr = u
+        .address
+        .parse()
+        .map_err(|e| field(at("address"), format!("{:?}: {e}", u.address)))?;
+    if !address.ip().is_ipv4() {
+        return Err(field(
+            at("address"),
+            "the VTEP address must be IPv4 (no IPv6 underlay yet)".into(),
+        ));
+    }
+    let mac = unicast_mac(&u.mac).map_err(|r| field(at("mac"), r))?;
+    let rules = rules_path(u.rules, dir, "underlay.rules", field)?;
+    if u.port.is_empty() {
+        return Err(field(
+            "underlay.port".into(),
+            "an underlay needs at least one [[underlay.port]], its wire".into(),
+        ));
+    }
+    let ports = parse_ports(u.port, "underlay.port", dir, names, field)?;
+    if let Some(clash) = ports.iter().find(|p| p.name == u.bridge) {
+        return Err(field(
+            at("bridge"),
+            format!("{:?} is the name of a port too", clash.name),
+        ));
+    }
+    let mut neighbours = Vec::new();
+    for (i, n) in u.neighbour.iter().enumerate() {
+        let spec = NeighSpec::parse(&[u.bridge.as_str(), &n.ip, &n.mac]).map_err(|e| {
+            // The neighbour layer names the word it refused (`mac: ...`, `ip: ...`).
+            let text = e.to_string();
+            let (key, reason) = match text.split_once(": ") {
+                Some(("mac", r)) => ("mac", r.to_string()),
+                Some(("ip", r)) => ("ip", r.to_string()),
+                _ => ("ip", text.clone()),
+            };
+            field(format!("underlay.neighbour[{i}].{key}"), reason)
+        })?;
+        if !spec.ip.is_ipv4() {
+            return Err(field(
+                format!("underlay.neighbour[{i}].ip"),
+                "the underlay is IPv4".into(),
+            ));
+        }
+        neighbours.push(spec);
+    }
+    // Routes are checked against the address as `route-add` checks them.
+    let table = RouteTable::new();
+    table.set_bridge_addresses(&u.bridge, &[address]);
+    let mut routes = Vec::new();
+    for (i, r) in u.route.iter().enumerate() {
+        let mut words = vec![r.prefix.clone(), u.bridge.clone()];
+        words.extend(r.gateway.clone());
+        words.extend(r.src.as_ref().map(|s| format!("src={s}")));
+        let spec = RouteSpec::parse(&words)
+            .map_err(|e| field(format!("underlay.route[{i}].prefix"), e.to_string()))?;
+        table
+            .add(spec.clone())
+            .map_err(|e| field(format!("underlay.route[{i}].prefix"), e.to_string()))?;
+        routes.push(spec);
+    }
+    Ok(ScenarioUnderlay {
+        bridge: u.bridge,
+        address,
+        mac,
+        rules,
+        ports,
+        neighbours,
+        routes,
+    })
+}
+
+/// A unicast Ethernet address, `02:00:00:00:00:01`.
+fn unicast_mac(text: &str) -> Result<[u8; 6], String> {
+    let mac = pipeline::field::ofctl::mac(text)
+        .map_err(|_| format!("{text:?} is not an Ethernet address"))?;
+    if mac[0] & 1 != 0 || mac == [0; 6] {
+        return Err(format!("{text} is not a unicast Ethernet address"));
+    }
+    Ok(mac)
+}
+
+/// The 1-based line where a field path (`rules`, `port[2].ofport`, `options.batch`,
+/// `port[0].tag/trunks`, `underlay.mac`, `underlay.port[1].input`) is set in scenario text;
+/// for a path naming a whole table (`port[1]`, `underlay.port`), its header line.
+fn line_of(text: &str, path: &str) -> Option<usize> {
+    // The table (`[[port]]` number 2, `[underlay]`, none for the top level) and the key.
+    let (table, keys) = match path.rsplit_once('.') {
+        Some((t, k)) if !k.ends_with(']') => (Some(t), k),
+        _ => (Some(path), ""),
+    };
+    let section: Option<(String, usize)> = match table {
+        None => None,
+        Some(t) => match t.strip_suffix(']').and_then(|t| t.split_once('[')) {
+            Some((name, index)) => Some((format!("[[{name}]]"), index.parse().ok()?)),
+            None if path.contains('.') => Some((format!("[{t}]"), 0)),
+            // A top-level key (`rules`), or an array of tables named whole (`port`).
+            None => return line_of_top(text, path),
+        },
+    };
+    let mut current: Option<(String, usize)> = None;
+    let mut seen: Vec<(String, usize)> = Vec::new();
     let mut header_line = None;
     for (n, line) in text.lines().enumerate() {
         let t = line.trim();
         if t.starts_with('[') {
-            current = if t.starts_with("[[port]]") {
-                seen_ports += 1;
-                Some(("[[port]]", seen_ports - 1))
-            } else if t.starts_with("[options]") {
-                Some(("[options]", 0))
+            let header: String = t
+                .split(']')
+                .next()
+                .unwrap_or("")
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .collect();
+            let header = if header.starts_with("[[") {
+                format!("{header}]]")
             } else {
-                Some(("other", 0))
+                format!("{header}]")
             };
+            let count = match seen.iter_mut().find(|(h, _)| *h == header) {
+                Some(e) => {
+                    e.1 += 1;
+                    e.1
+                }
+                None => {
+                    seen.push((header.clone(), 0));
+                    0
+                }
+            };
+            current = Some((header, count));
             if current == section {
                 header_line = Some(n + 1);
             }
@@ -329,6 +699,28 @@ fn line_of(text: &str, path: &str) -> Option<usize> {
         }
     }
     header_line
+}
+
+/// The line of a top-level key, or the first header of an array of tables (`port`,
+/// `underlay.port`).
+fn line_of_top(text: &str, key: &str) -> Option<usize> {
+    let header = format!("[[{key}]]");
+    let mut in_table = false;
+    for (n, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t.starts_with(&header) {
+            return Some(n + 1);
+        }
+        if t.starts_with('[') {
+            in_table = true;
+            continue;
+        }
+        let name = t.split('=').next().unwrap_or("").trim();
+        if !in_table && name == key && t.contains('=') {
+            return Some(n + 1);
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -427,5 +819,78 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("line 4"), "{e}");
+    }
+
+    const UNDERLAY: &str = "[[port]]\nname='p1'\nofport=1\n[[port]]\nname='vx0'\nofport=10\n\
+        type='vxlan'\nremote_ip='172.31.1.2'\nkey=5000\ncsum=true\n[underlay]\nbridge='br-phy'\n\
+        address='172.31.1.1/24'\nmac='02:00:00:00:01:01'\n[[underlay.port]]\nname='eth0'\n\
+        ofport=1\n[[underlay.neighbour]]\nip='172.31.1.2'\nmac='02:00:00:00:01:02'\n\
+        [[underlay.route]]\nprefix='10.9.0.0/16'\ngateway='172.31.1.254'\n";
+
+    #[test]
+    fn underlay_scenario_loads() {
+        let s = parse(UNDERLAY).unwrap();
+        let t = s.ports[1].tunnel.as_ref().unwrap();
+        assert_eq!(t.out_key, ports::tunnel::options::FlowOr::Fixed(5000));
+        assert!(t.csum && s.ports[0].tunnel.is_none());
+        let u = s.underlay.unwrap();
+        assert_eq!((u.bridge.as_str(), u.mac), ("br-phy", [2, 0, 0, 0, 1, 1]));
+        assert_eq!(
+            (u.ports.len(), u.neighbours.len(), u.routes.len()),
+            (1, 1, 1)
+        );
+    }
+
+    #[test]
+    fn underlay_errors_name_the_field_and_line() {
+        let cases = [
+            ("key=5000", "key='x'", "line 9: port[1].key:"),
+            ("csum=true", "csum=[1]", "line 10: port[1].csum:"),
+            ("type='vxlan'", "type='gre'", "line 7: port[1].type:"),
+            (
+                "address='172.31.1.1/24'",
+                "address='172.31.1.1/40'",
+                "line 13: underlay.address:",
+            ),
+            (
+                "mac='02:00:00:00:01:02'",
+                "mac='zz'",
+                "line 20: underlay.neighbour[0].mac: \"zz\"",
+            ),
+            (
+                "gateway='172.31.1.254'",
+                "gateway='172.31.1.1'",
+                "line 22: underlay.route[0].prefix:",
+            ),
+            (
+                "name='eth0'",
+                "name='vx0'",
+                "line 16: underlay.port[0].name:",
+            ),
+            (
+                "bridge='br-phy'",
+                "bridge='br0'",
+                "line 12: underlay.bridge:",
+            ),
+        ];
+        for (from, to, want) in cases {
+            let text = UNDERLAY.replace(from, to);
+            let e = parse(&text).unwrap_err().to_string();
+            assert!(
+                e.starts_with(&format!("scenario.toml: {want}")),
+                "{to}: {e}"
+            );
+        }
+        // Tunnel options on a pcap port, and a tunnel port in the underlay.
+        let e = parse("[[port]]\nname='p1'\nofport=1\nkey=5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 4: port[0].key: only a tunnel port"), "{e}");
+        let text = UNDERLAY.replace(
+            "ofport=1\n[[underlay.neighbour]]",
+            "ofport=1\ntype='vxlan'\n[[underlay.neighbour]]",
+        );
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(e.contains("underlay.port[0].type:"), "{e}");
     }
 }

@@ -389,12 +389,18 @@ fn print_summary(r: &ReplayReport, out: &std::path::Path, elapsed: std::time::Du
         println!("  {k:<32} {v}");
     }
     println!("\nflows:");
-    for f in &r.flows {
-        println!("  {f}");
+    for (bridge, f) in r.flows.lines() {
+        println!(
+            "  {}{f}",
+            bridge.map(|b| format!("{b}: ")).unwrap_or_default()
+        );
     }
     println!("\nmegaflows:");
-    for m in &r.megaflows {
-        println!("  {m}");
+    for (bridge, m) in r.megaflows.lines() {
+        println!(
+            "  {}{m}",
+            bridge.map(|b| format!("{b}: ")).unwrap_or_default()
+        );
     }
     println!(
         "\noutputs written to {} ({:.1} ms)",

@@ -54,3 +54,43 @@ fn a_truncated_pcap_is_refused_with_its_name() {
     );
     assert!(err.contains("p2-in.pcap"), "{err}");
 }
+
+/// A tunnel scenario with a bad tunnel option, or a tunnel port without an underlay, is
+/// refused with the file, the line and the field.
+#[test]
+fn a_bad_tunnel_scenario_is_refused_naming_the_field() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../pcaps/vxlan");
+    let good = std::fs::read_to_string(src.join("scenario.toml")).unwrap();
+    let cases = [
+        (
+            good.replace("key = 5000", "key = 16777216"),
+            "line 16: port[1].key: ",
+        ),
+        (
+            good.replace("remote_ip = \"172.31.1.2\"", "remote_ip = \"224.0.0.1\""),
+            "line 15: port[1].remote_ip: ",
+        ),
+        (
+            good.replace("mac = \"02:00:00:00:01:01\"", "mac = \"01:00:00:00:01:01\""),
+            "line 21: underlay.mac: ",
+        ),
+        (
+            good.replace("name = \"eth0\"", "name = \"p1\""),
+            "port[0].name: \"p1\" is used by another port",
+        ),
+        (
+            good[..good.find("[underlay]").unwrap()].to_string(),
+            "line 14: port[1].type: a tunnel port needs an [underlay]",
+        ),
+    ];
+    for (text, want) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["p1-in.pcap", "eth0-in.pcap"] {
+            std::fs::copy(src.join(f), dir.path().join(f)).unwrap();
+        }
+        std::fs::write(dir.path().join("scenario.toml"), &text).unwrap();
+        let err = Scenario::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("scenario.toml"), "{err}");
+        assert!(err.contains(want), "want {want:?}, got {err}");
+    }
+}
