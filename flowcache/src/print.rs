@@ -329,4 +329,29 @@ mod tests {
             "in_port(7/255),eth_type(0x88b5), packets:0, bytes:0, used:never, actions:2,pop_vlan,3"
         );
     }
+
+    #[test]
+    fn tunnel_flags_print_by_name_as_ovs_does() {
+        use pipeline::flowkey::{TUN_FLAG_CSUM, TUN_FLAG_DF, TUN_FLAG_PRESENT};
+        let k = FlowKey {
+            tun_id: 0x1388,
+            tun_src: 0xac1f_0102,
+            tun_dst: 0xac1f_0101,
+            tun_flags: TUN_FLAG_PRESENT | TUN_FLAG_CSUM,
+            in_port: 3,
+            ..FlowKey::default()
+        };
+        let m = FlowKey {
+            tun_id: u64::MAX,
+            tun_src: u32::MAX,
+            tun_dst: u32::MAX,
+            tun_flags: TUN_FLAG_PRESENT | TUN_FLAG_CSUM | TUN_FLAG_DF,
+            in_port: u32::MAX,
+            ..FlowKey::default()
+        };
+        assert_eq!(
+            format_match(&k, &m),
+            "tunnel(tun_id=0x1388,src=172.31.1.2,dst=172.31.1.1,flags(-df+csum+key)),in_port(3)"
+        );
+    }
 }

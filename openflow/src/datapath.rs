@@ -838,4 +838,24 @@ mod tests {
         k.tun_opts_len = 0;
         assert!(up.translate(&k, 0).actions.is_empty());
     }
+
+    #[test]
+    fn tun_flags_match_by_name() {
+        use pipeline::flowkey::TUN_FLAG_OAM;
+        let (mut up, _) = overlay(
+            "priority=10,tun_flags=+oam,actions=drop\npriority=5,in_port=2,actions=output:1\n",
+            vxlan(None, None),
+        );
+        let b = up.map.load().bridges[0].bridge.clone();
+        assert!(b.dump_flows(0)[0].contains("priority=10,tun_flags=+oam actions=drop"));
+        let mut k = FlowKey {
+            tun_flags: TUN_FLAG_PRESENT,
+            ..key(3, 1, 9)
+        };
+        assert_eq!(up.translate(&k, 0).actions, vec![DpAction::Output(1)]);
+        k.tun_flags |= TUN_FLAG_OAM;
+        let r = up.translate(&k, 0);
+        assert!(r.actions.is_empty());
+        assert_eq!(r.mask.tun_flags & TUN_FLAG_OAM, TUN_FLAG_OAM);
+    }
 }

@@ -67,6 +67,9 @@ pub enum DpFmt {
     Frag,
     /// The Geneve option bytes with their mask, whenever they or their length were consulted.
     Geneve,
+    /// `name(+a-b)`: each named bit of the mask, `+` when set in the value (OVS's tunnel
+    /// `flags(-df+csum+key)`); bits without a name as `0xV/0xM` after them.
+    Flags(&'static [(&'static str, u16)]),
 }
 
 /// One field as a datapath-flow item.
@@ -231,6 +234,27 @@ impl DpItem {
             DpFmt::Tci if mv == slot.full() => {
                 let (vid, pcp) = (v & 0x0fff, v >> VLAN_PCP_SHIFT);
                 return Some(format!("vid={vid},pcp={pcp}"));
+            }
+            DpFmt::Flags(names) => {
+                let mut t = String::new();
+                let mut rest = mv;
+                for &(name, bit) in names {
+                    let bit = u128::from(bit);
+                    if mv & bit != 0 {
+                        t.push(if v & bit != 0 { '+' } else { '-' });
+                        t.push_str(name);
+                        rest &= !bit;
+                    }
+                }
+                if rest != 0 {
+                    let _ = write!(
+                        t,
+                        "{}{:#x}/{rest:#x}",
+                        if t.is_empty() { "" } else { "," },
+                        v & rest
+                    );
+                }
+                return Some(format!("{}({t})", self.name));
             }
             DpFmt::Frag => {
                 let both = u128::from(FRAG_ANY | FRAG_LATER);

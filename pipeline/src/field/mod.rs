@@ -31,7 +31,7 @@ use crate::flowkey::FlowKey;
 pub use dp::{dp_context, DpContext, DpFmt, DpGroup, DpItem, DpWhen};
 pub use ofctl::{
     format_action_value, format_match_value, parse_action_value, parse_flags, parse_match_value,
-    BadValue, Shorthand, CT_STATE_NAMES, SHORTHANDS, TCP_FLAG_NAMES,
+    BadValue, Shorthand, CT_STATE_NAMES, SHORTHANDS, TCP_FLAG_NAMES, TUN_FLAG_NAMES,
 };
 pub use prereq::{Layer, Prereq};
 pub use table::*;

@@ -39,6 +39,16 @@ pub const CT_STATE_NAMES: [(&str, u16); 8] = [
     ("dnat", ct_state::DST_NAT as u16),
 ];
 
+/// The `tun_flags` names: Open vSwitch's `oam` (the one flag its ovs-ofctl matches) and the
+/// datapath flags it prints in tunnel keys, `df`, `csum` and `key` (a tunnel header was
+/// there).
+pub const TUN_FLAG_NAMES: [(&str, u16); 4] = [
+    ("oam", crate::flowkey::TUN_FLAG_OAM),
+    ("df", crate::flowkey::TUN_FLAG_DF),
+    ("csum", crate::flowkey::TUN_FLAG_CSUM),
+    ("key", crate::flowkey::TUN_FLAG_PRESENT),
+];
+
 /// A match shorthand: an ethertype and, for the protocol ones, an IP protocol.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Shorthand {

@@ -10,7 +10,7 @@
 use super::dp::{dp, DpFmt as F, DpGroup as G, DpItem, DpWhen};
 use super::{
     nxm_nx, nxm_of, onf_oxm, oxm_of, u128_to_mac, FieldDef, FieldId, Prereq as P, Slot,
-    Syntax as S, Write, CT_STATE_NAMES, TCP_FLAG_NAMES,
+    Syntax as S, Write, CT_STATE_NAMES, TCP_FLAG_NAMES, TUN_FLAG_NAMES,
 };
 use crate::dpaction::DpAction;
 use crate::flowkey::ipproto;
@@ -86,10 +86,12 @@ fields! {
         .dp(&[dp(G::Tunnel, "tp_src", F::Dec)]);
     TUN_TP_DST = FieldDef::new("tun_tp_dst", key_slot!(tun_tp_dst), 16, S::Decimal)
         .dp(&[dp(G::Tunnel, "tp_dst", F::Dec)]);
-    TUN_FLAGS = FieldDef::new("tun_flags", key_slot!(tun_flags), 16, S::Hex)
+    /// Matched and printed by name (`tun_flags=+oam`, `flags(-df+csum+key)`).
+    TUN_FLAGS = FieldDef::new("tun_flags", key_slot!(tun_flags), 16, S::Flags(&TUN_FLAG_NAMES))
         .nxm(&[nxm_nx("NXM_NX_TUN_FLAGS", 104)])
         .maskable()
-        .dp(&[dp(G::Tunnel, "flags", F::Hex)]);
+        .matched("tun_flags", P::None)
+        .dp(&[dp(G::Tunnel, "flags", F::Flags(&TUN_FLAG_NAMES))]);
     /// Geneve options as raw TLV bytes (OVS splits them into `tun_metadata<N>`).
     TUN_OPTS = FieldDef::new("tun_opts", key_slot!(tun_opts), 256, S::Bytes)
         .maskable()
