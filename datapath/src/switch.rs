@@ -209,6 +209,31 @@ impl<U: Upcall + 'static> Switch<U> {
         self.injected.clear();
     }
 
+    /// Adds what the tunnel ports received (decapsulated) and sent (encapsulated) since the
+    /// last call to their counters: a tunnel port has no queue, the tunnel nodes count for
+    /// it. Call before reading [`Switch::ports`] for counters.
+    pub fn sync_tunnel_stats(&mut self) {
+        let rx = match self.graph.node_as::<TunnelDecap>(self.decap) {
+            Some(d) => d.take_rx(),
+            None => Vec::new(),
+        };
+        let tx = std::mem::take(&mut self.tx.tunnel_tx);
+        for p in &mut self.ports {
+            for &(port, packets, bytes) in &rx {
+                if port == p.dp_port {
+                    p.stats.rx_packets += packets;
+                    p.stats.rx_bytes += bytes;
+                }
+            }
+            for &(port, packets, bytes) in &tx {
+                if port == p.dp_port {
+                    p.stats.tx_packets += packets;
+                    p.stats.tx_bytes += bytes;
+                }
+            }
+        }
+    }
+
     /// The ports and their counters.
     pub fn ports(&self) -> &[SwitchPort] {
         &self.ports
@@ -384,6 +409,7 @@ impl<U: Upcall + 'static> Switch<U> {
         self.tx.clone_drops = Default::default();
         self.tx.encapsulated = 0;
         self.tx.too_big_answers = 0;
+        self.tx.tunnel_tx.clear();
         if let Some(d) = self.graph.node_as::<TunnelDecap>(self.decap) {
             d.clear_stats();
         }

@@ -179,6 +179,16 @@ impl PortMap {
     }
 }
 
+/// An output to a tunnel port as translation reached it.
+struct TunnelOut<'a> {
+    port: &'a TunnelOutput,
+    /// The tunnel port's datapath number (its `tx` counters).
+    dp_port: u32,
+    /// The flow at the output (its tunnel words and `tun_metadataN` as the actions left them).
+    flow: &'a Fields,
+    tlv: &'a TlvMap,
+}
+
 /// The upcall over every bridge of a datapath. Clones share the port map: the owner of the
 /// ports publishes a new one with [`DatapathUpcall::set_bridges`], and every classifier holding
 /// a clone translates with it from its next miss on (its megaflows are revalidated first: the
@@ -279,7 +289,13 @@ impl DatapathUpcall {
             if let Some(t) = tunnels.get(&port) {
                 t.mask_reads(&state.key, &mut r.mask);
                 let tlv = b.bridge.tlv_map();
-                actions.push(self.tunnel_output(&map, t, &state, &tlv, &mut r, now_ns));
+                let out = TunnelOut {
+                    port: t,
+                    dp_port: to_dp.get(&port).copied().unwrap_or(0),
+                    flow: &state,
+                    tlv: &tlv,
+                };
+                actions.push(self.tunnel_output(&map, out, &mut r, now_ns));
             } else if let Some(&dp_port) = to_dp.get(&port) {
                 actions.push(DpAction::Output(dp_port));
             }
@@ -304,12 +320,16 @@ impl DatapathUpcall {
     fn tunnel_output(
         &mut self,
         map: &PortMap,
-        t: &TunnelOutput,
-        flow: &Fields,
-        tlv: &TlvMap,
+        out: TunnelOut<'_>,
         r: &mut UpcallResult,
         now_ns: u64,
     ) -> DpAction {
+        let TunnelOut {
+            port: t,
+            dp_port,
+            flow,
+            tlv,
+        } = out;
         let mac = |bridge: &str| map.bridge_index(bridge).and_then(|i| map.bridges[i].mac);
         let u = &self.underlay;
         let dropped = |reason| DpAction::Clone(Box::new([DpAction::Drop(reason)]));
@@ -362,7 +382,7 @@ impl DatapathUpcall {
                     })
                     .min()
                     .unwrap_or(0);
-                let header = Header(Arc::new(header.with_mtu(mtu)));
+                let header = Header(Arc::new(header.with_mtu(mtu).with_port(dp_port)));
                 let mut sub = vec![DpAction::TunnelPush(header)];
                 sub.extend(outputs);
                 DpAction::Clone(sub.into())

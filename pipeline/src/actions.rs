@@ -17,6 +17,7 @@ use crate::flowkey::{
 };
 use crate::graph::{Ctx, Next, MAX_BATCH};
 use crate::parse::{key_hash, parse_packet_limit, VlanLimit};
+use crate::txq::count_port;
 
 /// Where execution sends packets that leave through something other than a port.
 #[derive(Clone, Copy, Debug)]
@@ -138,13 +139,18 @@ pub fn execute(
                 let reread = actions[ai + 1..]
                     .iter()
                     .any(|a| !matches!(a, DpAction::Output(_) | DpAction::Drop(_)));
+                let tunnel_port = header.0.port();
                 for (&p, nx) in pkts.iter().zip(next.iter_mut()) {
                     if *nx != alive {
                         continue;
                     }
+                    let inner_len = u64::from(cx.pool.meta(p).len);
                     match header.0.push(cx.pool, p) {
                         Ok(()) => {
                             cx.tx.encapsulated += 1;
+                            if tunnel_port != 0 {
+                                count_port(&mut cx.tx.tunnel_tx, tunnel_port, inner_len);
+                            }
                             if reread {
                                 reparse(cx, p, targets.vlans);
                             }

@@ -78,15 +78,29 @@ pub trait PushHeader: Send + Sync + 'static {
     }
     /// The action as `dump-megaflows` prints it (OVS's `tnl_push(...)`).
     fn describe(&self) -> String;
+    /// The port the packets it pushes are counted as sent by (a tunnel port's datapath
+    /// number); 0: none.
+    fn port(&self) -> u32 {
+        0
+    }
+    /// The largest outer packet it lets through (an MTU); 0: not checked.
+    fn mtu(&self) -> u16 {
+        0
+    }
 }
 
-/// A shared [`PushHeader`], compared and hashed by its template.
+/// A shared [`PushHeader`], compared by what it pushes and counts (template, checksum, port,
+/// MTU) and hashed by its template.
 #[derive(Clone)]
 pub struct Header(pub Arc<dyn PushHeader>);
 
 impl PartialEq for Header {
     fn eq(&self, other: &Header) -> bool {
-        self.0.template() == other.0.template() && self.0.checksummed() == other.0.checksummed()
+        let (a, b) = (&self.0, &other.0);
+        a.template() == b.template()
+            && a.checksummed() == b.checksummed()
+            && a.port() == b.port()
+            && a.mtu() == b.mtu()
     }
 }
 

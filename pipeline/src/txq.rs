@@ -2,6 +2,23 @@
 
 use crate::buffer::{PacketId, PacketPool};
 
+/// Packets and bytes per port, `(port, packets, bytes)`: the tunnel ports' counters, kept
+/// by the nodes that act for them (a tunnel port has no queue).
+pub type PortCounts = Vec<(u32, u64, u64)>;
+
+/// Adds one packet of `bytes` to `port`'s entry of `counts` (a linear search: a switch has
+/// few tunnel ports).
+#[inline]
+pub fn count_port(counts: &mut PortCounts, port: u32, bytes: u64) {
+    match counts.iter_mut().find(|c| c.0 == port) {
+        Some(c) => {
+            c.1 += 1;
+            c.2 += bytes;
+        }
+        None => counts.push((port, 1, bytes)),
+    }
+}
+
 /// Transmit queues, one per output port number.
 #[derive(Default)]
 pub struct TxQueues {
@@ -20,6 +37,8 @@ pub struct TxQueues {
     /// ICMP "fragmentation needed" / ICMPv6 "packet too big" sent for packets too big for
     /// their tunnel.
     pub too_big_answers: u64,
+    /// What each tunnel port sent ([`crate::PushHeader::port`]), inner frames counted.
+    pub tunnel_tx: PortCounts,
 }
 
 impl TxQueues {

@@ -415,6 +415,7 @@ fn run<U: Upcall + 'static>(
 
 /// The counters every replay writes; the caller adds the classifier's and the tables.
 fn build_report<U: Upcall + 'static>(scenario: &Scenario, switch: &mut Switch<U>) -> ReplayReport {
+    switch.sync_tunnel_stats();
     let reports = switch.node_reports();
     let mut drops = BTreeMap::new();
     for r in &reports {

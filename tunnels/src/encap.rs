@@ -170,6 +170,8 @@ pub struct TunnelHeader {
     pseudo: u32,
     /// Largest outer IPv4 packet the underlay port takes (its MTU); 0: not checked.
     mtu: u16,
+    /// The tunnel port's datapath number, for its `tx` counters; 0: none.
+    port: u32,
 }
 
 impl TunnelHeader {
@@ -237,7 +239,14 @@ impl TunnelHeader {
                 0,
             ),
             mtu: 0,
+            port: 0,
         })
+    }
+
+    /// The header counted as sent by tunnel port `port` (its datapath number).
+    pub const fn with_port(mut self, port: u32) -> TunnelHeader {
+        self.port = port;
+        self
     }
 
     /// The header with the underlay port's MTU: a packet whose outer IPv4 packet would be
@@ -381,6 +390,14 @@ impl PushHeader for TunnelHeader {
     #[inline]
     fn push(&self, pool: &mut PacketPool, id: PacketId) -> Result<(), ExecDrop> {
         TunnelHeader::push(self, pool, id).map_err(ExecDrop::from)
+    }
+
+    fn port(&self) -> u32 {
+        self.port
+    }
+
+    fn mtu(&self) -> u16 {
+        self.mtu
     }
 
     fn too_big_reply(&self, frame: &[u8], meta: &PacketMeta) -> Option<Vec<u8>> {

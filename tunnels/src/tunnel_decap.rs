@@ -15,6 +15,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::net::{IpAddr, Ipv4Addr};
 
 use pipeline::flowkey::{ethertype, ipproto, TUN_FLAG_CRITICAL};
+use pipeline::txq::{count_port, PortCounts};
 use pipeline::{Ctx, Next, Node, PacketId, PacketPool, VlanLimit};
 
 use crate::decap::{self, check_critical_options, DecapConfig, DecapDrop, TunnelKind};
@@ -291,6 +292,7 @@ pub struct TunnelDecap {
     config: TunnelDecapConfig,
     compiled: Compiled,
     stats: TunnelDecapStats,
+    rx: PortCounts,
     neighs: Option<NeighTable>,
 }
 
@@ -304,8 +306,15 @@ impl TunnelDecap {
             config: TunnelDecapConfig::default(),
             compiled: Compiled::default(),
             stats: TunnelDecapStats::default(),
+            rx: PortCounts::new(),
             neighs: None,
         }
+    }
+
+    /// What each tunnel port received since the last call, inner frames counted (the caller
+    /// adds it to the ports' `rx` counters).
+    pub fn take_rx(&mut self) -> PortCounts {
+        std::mem::take(&mut self.rx)
     }
 
     /// Learns neighbours into `table` from the ARP replies and neighbour advertisements
@@ -367,6 +376,7 @@ impl TunnelDecap {
 
     pub fn clear_stats(&mut self) {
         self.stats = TunnelDecapStats::default();
+        self.rx.clear();
     }
 
     /// One packet: where it goes next.
@@ -467,6 +477,8 @@ impl Node for TunnelDecap {
                 }
                 Step::Decapsulated => {
                     decapsulated += 1;
+                    let m = cx.pool.meta(p);
+                    count_port(&mut self.rx, m.key.in_port, u64::from(m.len));
                     Next::to(0)
                 }
                 Step::Drop(r) => Next::drop(r),

@@ -171,6 +171,11 @@ fn vxlan_interoperates_with_the_kernel_vxlan_device_both_ways() {
     };
     assert!(sum("encapsulated") > 1000, "{stats}");
     assert!(sum("decapsulated") > 1000, "{stats}");
+    // The tunnel port counts what it carried, inner frames, as OVS's vport counters do.
+    let tenant_br = format!("vi{pid}");
+    for field in ["rx_packets", "tx_packets"] {
+        assert!(d.port_stat(&tenant_br, "vx0", field) > 1000, "vx0 {field}");
+    }
     // Path MTU: a 1500-byte inner MTU over a 1500-byte underlay. A full-size packet with DF
     // does not fit: it is dropped and its sender told the MTU the tunnel leaves (1450), so a
     // TCP transfer converges instead of stalling.

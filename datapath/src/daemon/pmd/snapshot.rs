@@ -70,6 +70,7 @@ pub struct PmdSnapshot {
 impl Pmd {
     /// The counters, for the control thread.
     pub fn snapshot(&mut self) -> PmdSnapshot {
+        self.switch.sync_tunnel_stats();
         let rxqs = self
             .rxqs
             .iter()
