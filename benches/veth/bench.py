@@ -424,8 +424,9 @@ class Ovs:
             if err and err != "[]":
                 raise RuntimeError(f"port {n}: {err}")
 
-    def start_daemon(self):
-        """ovsdb-server and ovs-vswitchd in our own directory, PMD on core 1, bridge br0."""
+    def start_daemon(self, vswitchd_args=()):
+        """ovsdb-server and ovs-vswitchd (with `vswitchd_args`) in our own directory, PMD on
+        core 1, bridge br0."""
         b, d = self.b, self.d
         os.makedirs(d, exist_ok=True)
         self.run(["ovsdb-tool", "create", f"{d}/conf.db", "/usr/share/openvswitch/vswitch.ovsschema"])
@@ -443,8 +444,9 @@ class Ovs:
             binary = b.a.ovs_dpdk
         else:
             binary = "ovs-vswitchd"
-        self.run([binary, f"unix:{d}/db.sock", f"--pidfile={d}/ovs-vswitchd.pid",
-                  f"--log-file={d}/ovs-vswitchd.log", "--detach", "--no-chdir"])
+        self.run([binary, *vswitchd_args, f"unix:{d}/db.sock",
+                  f"--pidfile={d}/ovs-vswitchd.pid", f"--log-file={d}/ovs-vswitchd.log",
+                  "--detach", "--no-chdir"])
         pid = int(open(f"{d}/ovs-vswitchd.pid").read())
         b.extra_pids.append(pid)
         ctl = glob.glob(f"{d}/*.{pid}.ctl")
@@ -564,7 +566,8 @@ SWITCHES = {"vecswitch": VecSwitch, "vecswitch-b": VecSwitchB,
 
 # ======================================================================== reports
 def table(rows, cols):
-    w = [max(len(c[0]), *(len(fmt(r.get(c[1]), c[2])) for r in rows)) for c in cols]
+    # (max over a list: a run stopped before its first row has no rows)
+    w = [max([len(c[0])] + [len(fmt(r.get(c[1]), c[2])) for r in rows]) for c in cols]
     lines = ["  ".join(c[0].ljust(w[i]) for i, c in enumerate(cols))]
     for r in rows:
         lines.append("  ".join(fmt(r.get(c[1]), c[2]).ljust(w[i]) for i, c in enumerate(cols)))

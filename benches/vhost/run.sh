@@ -2,8 +2,8 @@
 # vhost-user loop benchmarks of issue 5: vecswitch, OVS-DPDK and the testpmd ceiling in the
 # same run (see bench.py for the topology and BENCHMARKS.md for results).
 #   benches/vhost/run.sh [quick] [cases...]
-#   cases: p2p-64 p2p-1518 p2p-256flows p2p-64-packed normal-learned normal-flood (default: all;
-#          quick: p2p-64 and normal-learned, one run each)
+#   cases: p2p-64 p2p-1518 p2p-256flows p2p-64-packed normal-learned normal-flood vxlan-64
+#          (default: all; quick: p2p-64, normal-learned and vxlan-64, one run each)
 # Needs root and both cores. Installs DPDK and OVS (+ unpacks ovs-vswitchd-dpdk), builds
 # vecswitch, reserves 1100 2 MiB hugepages on a mount of its own, and gives everything back
 # on exit. Extra options go to bench.py through BENCH_ARGS (e.g. BENCH_ARGS="--runs 5").
@@ -21,6 +21,13 @@ HUGE=$WORK/huge
 # OVS's bridge br0 has a LOCAL tap; remove it after the run unless it was there before.
 OVS_TAP=
 ip link show br0 >/dev/null 2>&1 || OVS_TAP=br0
+# The vxlan case's taps, with the VTEP addresses on them: vecswitch's underlay bridges and
+# OVS's four bridges (bench.py refuses the case if one is already there). Removed after the
+# run, should a killed switch leave one behind.
+TUN_TAPS=()
+for t in phy1 phy2 br-phy1 br-phy2 br-t1 br-t2; do
+    ip link show "$t" >/dev/null 2>&1 || TUN_TAPS+=("$t")
+done
 
 cleanup() {
     set +e
@@ -28,6 +35,7 @@ cleanup() {
     [ -n "${PY_PID:-}" ] && kill -TERM "$PY_PID" 2>/dev/null && wait "$PY_PID" 2>/dev/null
     bench_stop_ovs
     [ -n "$OVS_TAP" ] && ip link del "$OVS_TAP" 2>/dev/null
+    for t in "${TUN_TAPS[@]}"; do ip link del "$t" 2>/dev/null; done
     bench_huge_release
     [ -n "${KEEP_WORK:-}" ] && cp -r "$WORK" /tmp/vswvhost-last
     rm -rf "$WORK"
