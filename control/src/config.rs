@@ -21,6 +21,18 @@
 //! name = "veth0"
 //! type = "afxdp"            # every other key is a port option, as `add-port` takes them
 //! ofport = 1
+//!
+//! [[bridge]]
+//! name = "br-int"
+//! local = false
+//! tlv-map = "{class=0xffff,type=0,len=4}->tun_metadata0"   # as add-tlv-map
+//! [[bridge.port]]
+//! name = "vx0"
+//! type = "vxlan"
+//! remote_ip = "172.31.1.2"
+//! key = 5000
+//!
+//! neighbours = ["br0 172.31.1.2 aa:55:aa:55:00:02"]      # static, as neigh-add
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -33,6 +45,7 @@ use serde::Deserialize;
 use crate::socket::{ControlSocket, DEFAULT_SOCKET};
 use datapath::daemon::{Daemon, DaemonSettings};
 use ports::spec::PortSpec;
+use tunnels::underlay::NeighSpec;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -47,6 +60,9 @@ struct File {
     flow_limit: Option<usize>,
     vlan_limit: Option<u64>,
     dpdk_eal_args: Option<Vec<String>>,
+    /// Static underlay neighbours, each as `neigh-add` takes it: `BRIDGE IP MAC`.
+    #[serde(default)]
+    neighbours: Vec<String>,
     #[serde(default)]
     bridge: Vec<BridgeFile>,
 }
@@ -59,6 +75,8 @@ struct BridgeFile {
     rules: Option<PathBuf>,
     #[serde(rename = "frag-mode")]
     frag_mode: Option<String>,
+    #[serde(rename = "tlv-map")]
+    tlv_map: Option<String>,
     #[serde(default)]
     port: Vec<toml::Table>,
 }
@@ -72,6 +90,8 @@ pub struct BridgeConfig {
     pub frag_mode: openflow::FragMode,
     /// The rules file's contents and name.
     pub rules: Option<(String, String)>,
+    /// The Geneve TLV map (`tlv-map`, as `add-tlv-map` takes it).
+    pub tlv_map: Option<openflow::tlv::TlvMap>,
     pub ports: Vec<PortSpec>,
 }
 
@@ -83,6 +103,8 @@ pub struct Config {
     pub dpdk_eal_args: Option<Vec<String>>,
     pub settings: DaemonSettings,
     pub bridges: Vec<BridgeConfig>,
+    /// Static underlay neighbours (`neighbours`).
+    pub neighbours: Vec<NeighSpec>,
 }
 
 impl Config {
@@ -97,8 +119,10 @@ impl Config {
                 local: true,
                 frag_mode: openflow::FragMode::default(),
                 rules: None,
+                tlv_map: None,
                 ports: Vec::new(),
             }],
+            neighbours: Vec::new(),
         }
     }
 
@@ -195,13 +219,32 @@ impl Config {
                     .map_err(|e| anyhow!("bridge {}: frag-mode: {e}", b.name))?,
                 None => openflow::FragMode::default(),
             };
+            let tlv_map = match &b.tlv_map {
+                Some(text) => {
+                    let mut m = openflow::tlv::TlvMap::default();
+                    m.add(text)
+                        .map_err(|e| anyhow!("bridge {}: tlv-map: {e}", b.name))?;
+                    Some(m)
+                }
+                None => None,
+            };
             bridges.push(BridgeConfig {
                 name: b.name,
                 local: b.local.unwrap_or(true),
                 frag_mode,
                 rules,
+                tlv_map,
                 ports,
             });
+        }
+        let mut neighbours = Vec::new();
+        for (i, n) in f.neighbours.iter().enumerate() {
+            let words: Vec<&str> = n.split_whitespace().collect();
+            let spec = NeighSpec::parse(&words).map_err(|e| anyhow!("neighbours[{i}]: {e}"))?;
+            if !bridges.iter().any(|b| b.name == spec.bridge) {
+                bail!("neighbours[{i}]: bridge: no bridge named {:?}", spec.bridge);
+            }
+            neighbours.push(spec);
         }
         if f.dpdk_eal_args.is_some() && !cfg!(feature = "dpdk") {
             bail!("dpdk-eal-args: built without the dpdk feature (cargo build --features dpdk)");
@@ -211,6 +254,7 @@ impl Config {
             dpdk_eal_args: f.dpdk_eal_args,
             settings: s,
             bridges,
+            neighbours,
         })
     }
 }
@@ -238,11 +282,24 @@ pub fn build(config: &Config) -> Result<Daemon> {
                 .apply(&mods, d.now_ns())
                 .map_err(|e| anyhow!("{name}: {e}"))?;
         }
+        if let Some(map) = &b.tlv_map {
+            let map = map.clone();
+            d.bridge(&b.name)?.of.change_tlv_map(|m| {
+                *m = map;
+                Ok(())
+            })?;
+        }
         for p in &b.ports {
             d.add_port(&b.name, p.clone())
                 .with_context(|| format!("bridge {} port {}", b.name, p.name))?;
         }
     }
+    for n in &config.neighbours {
+        d.neighs
+            .add_static(n, d.now_ns())
+            .map_err(|e| anyhow!("neighbours: {e}"))?;
+    }
+    d.push_tunnel_config()?;
     Ok(d)
 }
 
@@ -311,6 +368,45 @@ mod tests {
         assert!(e.contains("frag-mode") && e.contains("nx-match"), "{e}");
         let c = Config::parse("[[bridge]]\nname = \"b\"\nfrag-mode = \"drop\"\n", dir).unwrap();
         assert_eq!(c.bridges[0].frag_mode, openflow::FragMode::Drop);
+    }
+
+    #[test]
+    fn tunnel_ports_tlv_maps_and_neighbours_are_read_and_checked() {
+        let dir = Path::new(".");
+        let c = Config::parse(
+            "neighbours = [\"phy 172.31.1.2 02:00:00:00:00:02\"]\n\
+             [[bridge]]\nname = \"phy\"\n\
+             [[bridge]]\nname = \"int\"\nlocal = false\n\
+             tlv-map = \"{class=0xffff,type=0,len=4}->tun_metadata0\"\n\
+             [[bridge.port]]\nname = \"gnv0\"\ntype = \"geneve\"\nremote_ip = \"172.31.1.2\"\n\
+             key = 5000\n",
+            dir,
+        )
+        .unwrap();
+        assert_eq!(c.neighbours.len(), 1);
+        assert_eq!(c.bridges[1].tlv_map.as_ref().unwrap().entries().len(), 1);
+        assert_eq!(c.bridges[1].ports[0].kind.name(), "geneve");
+        for (text, field) in [
+            (
+                "neighbours = [\"phy 172.31.1.2 zz\"]\n[[bridge]]\nname = \"phy\"\n",
+                "neighbours[0]",
+            ),
+            (
+                "neighbours = [\"nope 172.31.1.2 02:00:00:00:00:02\"]\n",
+                "bridge",
+            ),
+            (
+                "[[bridge]]\nname = \"b\"\ntlv-map = \"{class=1,type=0,len=5}->tun_metadata0\"\n",
+                "len",
+            ),
+            (
+                "[[bridge]]\nname = \"b\"\n[[bridge.port]]\nname = \"vx\"\ntype = \"vxlan\"\n",
+                "remote-ip",
+            ),
+        ] {
+            let e = Config::parse(text, dir).unwrap_err().to_string();
+            assert!(e.contains(field), "{text}: {e}");
+        }
     }
 
     #[test]
