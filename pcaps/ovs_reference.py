@@ -190,6 +190,8 @@ def replay(ovs, s, out):
         ovs.vsctl(*port_args(br, p, out))
     # The rule connection is in-process: ovs-ofctl talks to the bridge's management socket.
     mgmt = mgmt_socket(ovs, br)
+    if s.tlv_map:
+        ovs.ofctl("add-tlv-map", mgmt, s.tlv_map)
     if "frag_mode" in s.options:
         ovs.ofctl("set-frags", mgmt, s.options["frag_mode"])
     if s.rules is not None:
