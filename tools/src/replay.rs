@@ -92,12 +92,18 @@ pub struct NodeCounters {
 /// A bridge with the scenario's ports and rules installed at `now_ns` (all rules or none: a
 /// bad line refuses the whole file with its line number and field).
 pub fn upcall_for(s: &Scenario, now_ns: u64) -> Result<BridgeUpcall> {
-    Ok(BridgeUpcall::new(Arc::new(bridge_for(
-        s,
-        &s.ports,
-        s.rules.as_deref(),
-        now_ns,
-    )?)))
+    Ok(BridgeUpcall::new(Arc::new(tenant_bridge(s, now_ns)?)))
+}
+
+/// The scenario's own bridge: its ports, rules and TLV map.
+fn tenant_bridge(s: &Scenario, now_ns: u64) -> Result<Bridge> {
+    let bridge = bridge_for(s, &s.ports, s.rules.as_deref(), now_ns)?;
+    if let Some(map) = &s.tlv_map {
+        bridge
+            .change_tlv_map(|m| m.add(map))
+            .map_err(|e| anyhow::anyhow!("tlv_map: {e}"))?;
+    }
+    Ok(bridge)
 }
 
 /// A bridge of `ports` (plus LOCAL when `ports` are an underlay's: see [`underlay_switch`])
@@ -163,7 +169,7 @@ pub fn underlay_switch(
         vlan: VlanMode::Trunk(Vec::new()),
         tunnel: None,
     };
-    let tenant = Arc::new(bridge_for(s, &s.ports, s.rules.as_deref(), now_ns)?);
+    let tenant = Arc::new(tenant_bridge(s, now_ns)?);
     let mut underlay_ports = u.ports.clone();
     underlay_ports.push(local);
     let underlay = Arc::new(
@@ -242,6 +248,8 @@ pub fn underlay_switch(
                 in_ports: wire,
                 local: vec![u.address.ip()],
             }],
+            // A critical Geneve option is known when the TLV map names it (as the daemon).
+            known_options: tenant.tlv_map().known().collect(),
             ..TunnelDecapConfig::default()
         })
         .map_err(|e| anyhow::anyhow!("{e}"))?;

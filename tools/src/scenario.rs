@@ -95,6 +95,8 @@ pub struct Scenario {
     pub ports: Vec<ScenarioPort>,
     pub options: ScenarioOptions,
     pub underlay: Option<ScenarioUnderlay>,
+    /// The bridge's Geneve TLV map (`add-tlv-map` syntax), checked as `add-tlv-map` checks it.
+    pub tlv_map: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -112,6 +114,8 @@ struct RawScenario {
     options: ScenarioOptions,
     #[serde(default)]
     underlay: Option<RawUnderlay>,
+    #[serde(default)]
+    tlv_map: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -292,6 +296,13 @@ impl Scenario {
                 ));
             }
         }
+        if let Some(m) = &raw.tlv_map {
+            openflow::tlv::TlvMap::default().add(m).map_err(|e| {
+                let text = e.to_string();
+                let reason = text.strip_prefix("tlv-map: ").unwrap_or(&text);
+                field("tlv_map".into(), reason.to_string())
+            })?;
+        }
         let rules = rules_path(raw.rules, dir, "rules", &field)?;
         Ok(Scenario {
             dir: dir.to_path_buf(),
@@ -301,6 +312,7 @@ impl Scenario {
             ports,
             options: raw.options,
             underlay,
+            tlv_map: raw.tlv_map,
         })
     }
 }
@@ -810,6 +822,26 @@ mod tests {
         assert!(
             e.starts_with("scenario.toml: line 5: options.batch:"),
             "{e}"
+        );
+        // The TLV map is checked as add-tlv-map checks it.
+        let e = parse("rules = ''\ntlv_map = '{class=0xffff,type=0,len=20}->tun_metadata0'\n[[port]]\nname='p1'\nofport=1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("scenario.toml: line 2: tlv_map: len: "),
+            "{e}"
+        );
+        let e = parse("tlv_map = '{class=0xffff,type=0,len=4}->tun_metadata0,{class=0xffff,type=0,len=4}->tun_metadata1'\n[[port]]\nname='p1'\nofport=1\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "scenario.toml: line 1: tlv_map: option class=0xffff,type=0x0 is mapped already"
+        );
+        let s = parse("tlv_map = '{class=0xffff,type=0x80,len=8}->tun_metadata3'\n[[port]]\nname='p1'\nofport=1\n").unwrap();
+        assert_eq!(
+            s.tlv_map.as_deref(),
+            Some("{class=0xffff,type=0x80,len=8}->tun_metadata3")
         );
     }
 
