@@ -16,6 +16,9 @@ use serde::Serialize;
 use tunnels::underlay::NeighTable;
 use tunnels::{TunnelConfigError, TunnelDecap, TunnelDecapConfig};
 
+/// The name `runtime` lists the encapsulation's counters under.
+pub const ENCAP_NODE: &str = "tunnel-encap";
+
 /// Frames in the pool of one switch instance.
 pub const POOL_FRAMES: u32 = 8192;
 
@@ -410,6 +413,7 @@ impl<U: Upcall + 'static> Switch<U> {
         self.tx.encapsulated = 0;
         self.tx.too_big_answers = 0;
         self.tx.tunnel_tx.clear();
+        self.tx.encap = pipeline::NodeStats::default();
         if let Some(d) = self.graph.node_as::<TunnelDecap>(self.decap) {
             d.clear_stats();
         }
@@ -437,7 +441,18 @@ impl<U: Upcall + 'static> Switch<U> {
 
     /// Per-node counters and drop reasons.
     pub fn node_reports(&self) -> Vec<pipeline::NodeReport> {
-        self.graph.reports()
+        let mut reports = self.graph.reports();
+        // Encapsulation runs inside classify's action execution (a tnl_push per megaflow, as
+        // in OVS), with counters of its own: listed as a node once it has run (its cycles are
+        // also classify's; its drops are classify's `tunnel-*` reasons).
+        if self.tx.encap.calls > 0 {
+            reports.push(pipeline::NodeReport {
+                name: ENCAP_NODE,
+                stats: self.tx.encap,
+                drops: Vec::new(),
+            });
+        }
+        reports
     }
 
     /// Packets sent to a port number the switch does not have.

@@ -116,6 +116,37 @@ fn cases() -> Vec<(u32, bool, Vec<DpAction>)> {
             false,
             vec![SetTpSrc(1), SetTpDst(2), SetIpEcn(1), PopVlan, Output(1)],
         ),
+        // Clones (tunnel outputs are clones): on a copy, on the packet itself when last, with
+        // drops inside, recirculation inside (refused), too small a pool for every copy.
+        (
+            8,
+            false,
+            vec![Clone(Box::new([SetEthDst(MAC_A), Output(2)])), Output(1)],
+        ),
+        (
+            3,
+            false,
+            vec![
+                Clone(Box::new([Output(1)])),
+                Clone(Box::new([SetIpTtl(9), Output(2)])),
+                Clone(Box::new([Drop(ExecDrop::TunnelNeighMiss)])),
+            ],
+        ),
+        (
+            8,
+            false,
+            vec![
+                Output(1),
+                Clone(Box::new([Drop(ExecDrop::TunnelNoRoute)])),
+                Drop(ExecDrop::TunnelNeighMiss),
+                Output(2),
+            ],
+        ),
+        (
+            8,
+            true,
+            vec![Clone(Box::new([Recirc(5), Output(2)])), Output(3), Output(1)],
+        ),
     ]
 }
 

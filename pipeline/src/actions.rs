@@ -140,10 +140,13 @@ pub fn execute(
                     .iter()
                     .any(|a| !matches!(a, DpAction::Output(_) | DpAction::Drop(_)));
                 let tunnel_port = header.0.port();
+                let t0 = crate::cycles::now();
+                cx.tx.encap.calls += 1;
                 for (&p, nx) in pkts.iter().zip(next.iter_mut()) {
                     if *nx != alive {
                         continue;
                     }
+                    cx.tx.encap.vectors += 1;
                     let inner_len = u64::from(cx.pool.meta(p).len);
                     match header.0.push(cx.pool, p) {
                         Ok(()) => {
@@ -163,6 +166,7 @@ pub fn execute(
                         }
                     }
                 }
+                cx.tx.encap.cycles += crate::cycles::now().wrapping_sub(t0);
             }
             DpAction::PushVlan { tpid, tci } => {
                 for (&p, nx) in pkts.iter().zip(next.iter_mut()) {

@@ -39,6 +39,9 @@ pub struct TxQueues {
     pub too_big_answers: u64,
     /// What each tunnel port sent ([`crate::PushHeader::port`]), inner frames counted.
     pub tunnel_tx: PortCounts,
+    /// The encapsulation's own counters, as a node's: runs of a [`crate::DpAction::TunnelPush`]
+    /// over a group, packets it took, cycles it spent (inside the executing node's).
+    pub encap: crate::NodeStats,
 }
 
 impl TxQueues {
