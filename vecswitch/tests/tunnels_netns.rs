@@ -57,6 +57,51 @@ fn wire_and_tenant() -> (VethNs, VethNs) {
     (wire, tenant)
 }
 
+/// One VTEP of vecswitch: an underlay bridge (LOCAL tap `underlay`, the wire's host end) and
+/// a tenant bridge (the tenant's host end and a tunnel port to `remote` with `key`).
+struct Tunnel<'a> {
+    underlay: &'a str,
+    wire: &'a VethNs,
+    tenant_bridge: &'a str,
+    tenant: &'a VethNs,
+    /// The tunnel port's name and type: `"vx0 type=vxlan"`.
+    port: &'a str,
+    remote: &'a str,
+    key: u32,
+    /// The VTEP address, put on the underlay bridge's tap as OVS-DPDK's on br-phy.
+    local: &'a str,
+}
+
+impl Tunnel<'_> {
+    fn start(&self) -> DaemonProc {
+        let (name, kind) = self.port.split_once(" type=").unwrap();
+        let d = DaemonProc::start(&format!(
+            "[[bridge]]\nname = \"{}\"\n\
+             [[bridge.port]]\nname = \"{}\"\ntype = \"afxdp\"\n\
+             [[bridge]]\nname = \"{}\"\nlocal = false\n\
+             [[bridge.port]]\nname = \"{}\"\ntype = \"afxdp\"\n\
+             [[bridge.port]]\nname = \"{name}\"\ntype = \"{kind}\"\nremote_ip = \"{}\"\n\
+             key = {}\n",
+            self.underlay,
+            self.wire.host(),
+            self.tenant_bridge,
+            self.tenant.host(),
+            self.remote,
+            self.key,
+        ));
+        run(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{}/24", self.local),
+            "dev",
+            self.underlay,
+        ]);
+        run(&["ip", "link", "set", self.underlay, "up"]);
+        d
+    }
+}
+
 #[test]
 fn vxlan_interoperates_with_the_kernel_vxlan_device_both_ways() {
     if !is_root() {
@@ -108,18 +153,17 @@ fn vxlan_interoperates_with_the_kernel_vxlan_device_both_ways() {
         ],
     );
 
-    let d = DaemonProc::start(&format!(
-        "[[bridge]]\nname = \"{phy}\"\n\
-         [[bridge.port]]\nname = \"{}\"\ntype = \"afxdp\"\n\
-         [[bridge]]\nname = \"vi{pid}\"\nlocal = false\n\
-         [[bridge.port]]\nname = \"{}\"\ntype = \"afxdp\"\n\
-         [[bridge.port]]\nname = \"vx0\"\ntype = \"vxlan\"\nremote_ip = \"{remote}\"\nkey = 5000\n",
-        vtep.host(),
-        tenant.host(),
-    ));
-    // The VTEP address lives on the underlay bridge's tap, as OVS-DPDK's on br-phy.
-    run(&["ip", "addr", "add", &format!("{local}/24"), "dev", &phy]);
-    run(&["ip", "link", "set", &phy, "up"]);
+    let tunnel = Tunnel {
+        underlay: &phy,
+        wire: &vtep,
+        tenant_bridge: &format!("vi{pid}"),
+        tenant: &tenant,
+        port: "vx0 type=vxlan",
+        remote,
+        key: 5000,
+        local,
+    };
+    let d = tunnel.start();
     assert!(
         eventually(|| d.ok(&["show-routes"]).text.contains("198.18.7.0/24")),
         "the tap's address never became a route: {}",
@@ -425,17 +469,17 @@ fn geneve_interoperates_with_open_vswitch_userspace() {
         &["ip", "link", "set", "br-int", "mtu", "1400", "up"],
     );
 
-    let d = DaemonProc::start(&format!(
-        "[[bridge]]\nname = \"{phy}\"\n\
-         [[bridge.port]]\nname = \"{}\"\ntype = \"afxdp\"\n\
-         [[bridge]]\nname = \"gi{pid}\"\nlocal = false\n\
-         [[bridge.port]]\nname = \"{}\"\ntype = \"afxdp\"\n\
-         [[bridge.port]]\nname = \"gnv0\"\ntype = \"geneve\"\nremote_ip = \"{remote}\"\nkey = 77\n",
-        wire.host(),
-        tenant.host(),
-    ));
-    run(&["ip", "addr", "add", &format!("{local}/24"), "dev", &phy]);
-    run(&["ip", "link", "set", &phy, "up"]);
+    let tunnel = Tunnel {
+        underlay: &phy,
+        wire: &wire,
+        tenant_bridge: &format!("gi{pid}"),
+        tenant: &tenant,
+        port: "gnv0 type=geneve",
+        remote,
+        key: 77,
+        local,
+    };
+    let d = tunnel.start();
 
     let tenant_ns = NsTarget::Name(tenant.ns.clone());
     let ovs_ns = NsTarget::Name(wire.ns.clone());
