@@ -34,6 +34,7 @@ from scapy.all import (  # noqa: F401 (re-exported for crosscheck.py)
     ICMPv6EchoRequest,
     ICMPv6ND_NS,
     ICMPv6NDOptSrcLLAddr,
+    ICMPv6PacketTooBig,
     IPOption,
     IPv6ExtHdrHopByHop,
     Raw,
@@ -224,7 +225,7 @@ def write_scenario(s):
         lines.append("ofport = %d" % p["ofport"])
         if p["name"] in inputs:
             lines.append('input = "%s-in.pcap"' % p["name"])
-        for k in ("vlan_mode", "tag", "trunks", "type") + TUNNEL_KEYS:
+        for k in ("vlan_mode", "tag", "trunks", "type") + TUNNEL_KEYS + ("mtu",):
             if k in p:
                 lines.append("%s = %s" % (k, toml_value(p[k])))
 
@@ -280,6 +281,8 @@ def write_scenario(s):
 
 
 def port_desc(p):
+    if "mtu" in p:
+        return "%s, MTU %d" % (port_desc({k: v for k, v in p.items() if k != "mtu"}), p["mtu"])
     if "type" in p:
         return "%s tunnel: %s" % (p["type"], ", ".join("%s=%s" % (k, toml_value(p[k]).strip('"')) for k in TUNNEL_KEYS if k in p))
     if p.get("vlan_mode") == "trunk":
@@ -1902,7 +1905,88 @@ map does not name is dropped by `tunnel-decap` (RFC 8926 3.5), before any rule.
     return s
 
 
-SCENARIOS = [l2_learning, vlan, vlan_defaults, vlan_native, acl, rewrite, resubmit, nested_tables, fragments, frag_normal, frag_nx_match, frag_drop, vlan_limit_1, vlan_limit_2, mac_move, priorities, malformed, vxlan, geneve, tunnel_drops, vni_isolation, vxlan_arp, tunnel_flow, geneve_options]
+def tunnel_mtu():
+    port = {"name": "vx0", "ofport": 10, "type": "vxlan", "remote_ip": REMOTE, "key": 5000}
+    u = underlay()
+    u["ports"][0]["mtu"] = 1500
+    s = Scenario(
+        "tunnel-mtu",
+        "VXLAN over a 1500-byte underlay port: what does not fit is dropped and its sender told",
+        """
+As `vxlan` (p1 with vm1 10.0.0.1/fd00::1 %s, vx0 to %s with key 5000, br-phy holding %s with
+MAC %s, the remote VTEP a static neighbour), but eth0 has an MTU of 1500 (`mtu` of
+`[[underlay.port]]`). The VXLAN header is 50 bytes, so an inner IP packet of up to 1450 bytes
+fits; a longer one is dropped (`classify.tunnel-too-big`) and, as a router on the path would,
+vecswitch tells its sender: for IPv4 with DF, ICMP "fragmentation needed" (type 3 code 4,
+next-hop MTU 1450) quoting the first 548 bytes of the dropped packet (576 bytes of IP in all,
+RFC 1812); for IPv6, ICMPv6 "packet too big" (MTU 1450) quoting its first 1232 bytes (1280 in
+all). The answer comes from the inner destination (vm2's MAC and address: an L2 switch has no
+address of its own on the tenant's link) with TTL/hop limit 64, IPv4 ID 0 and DF, and leaves
+by the port the packet came in on. IPv4 without DF and ICMP errors are dropped without an
+answer; an ICMP echo request is answered.
+
+Open vSwitch 3.1 (its netdev-dummy port eth0 with `mtu_request=1500`) refuses to send the
+encapsulated frame longer than 1514 bytes too, but says nothing to the sender: the frames
+vecswitch answers are declared (`ovs=`) as dropped there. vecswitch's answer is its own
+feature (README, "MTU, better than OVS").
+""" % (mac(1), REMOTE, VTEP, UNDER_MAC),
+        [{"name": "p1", "ofport": 1}, port],
+        underlay=u,
+    )
+    vm1, vm2, i1, i2, v6_1, v6_2 = mac(1), mac(2), "10.0.0.1", "10.0.0.2", "fd00::1", "fd00::2"
+    ovs_why = "its netdev-dummy eth0 (MTU 1500) refuses the encapsulated frame, and it tells the sender nothing"
+
+    def pattern(n):
+        return Raw(bytes(i % 251 for i in range(n)))
+
+    def ipv4(ip_len, df=True, ident=1, l4=None):
+        """vm1→vm2, an IPv4 packet of `ip_len` bytes: UDP 40000→7000 unless `l4` is given."""
+        l4 = l4 if l4 is not None else UDP(sport=40000, dport=7000)
+        head = IP(src=i1, dst=i2, id=ident, flags="DF" if df else 0) / l4
+        return Ether(src=vm1, dst=vm2) / head / pattern(ip_len - len(head))
+
+    def frag_needed(f):
+        ip = bytes(f)[14:]
+        return (Ether(src=vm2, dst=vm1) / IP(src=i2, dst=i1, ttl=64, id=0, flags="DF")
+                / ICMP(type=3, code=4, nexthopmtu=1450) / Raw(ip[:548]))
+
+    f = arp_reply(vm2, i2, vm1, i1)
+    s.send("eth0", from_remote(f, "vxlan", 5000, ident=1), "vxlan from the remote, VNI 5000: ARP reply vm2→vm1",
+           {"p1": f}, "decapsulated; vm2 learned on vx0 (the decapsulated side is not checked against an MTU)")
+    f = ipv4(1450)
+    s.send("p1", f, "UDP vm1→vm2, DF, 1450-byte IP packet", {"eth0": encapsulated(f, "vxlan", 5000)},
+           "fits exactly: a 1500-byte outer IPv4 packet, encapsulated")
+    f = ipv4(1451, ident=2)
+    s.send("p1", f, "UDP vm1→vm2, DF, 1451-byte IP packet (the flow of #2)", {"p1": frag_needed(f)},
+           "one byte too big for eth0: dropped; ICMP fragmentation needed (MTU 1450) from vm2 to vm1 out of "
+           "p1, quoting its first 548 bytes", drop="tunnel-too-big", ovs={}, ovs_why=ovs_why)
+    f = ipv4(1451, df=False, ident=3)
+    s.send("p1", f, "UDP vm1→vm2, no DF, 1451-byte IP packet", None,
+           "too big, and not answered: without DF the sender allows fragmenting, which the switch does not do "
+           "(nor does OVS); fragmentation needed is only for DF (RFC 1191)", drop="tunnel-too-big")
+    f = Ether(src=vm1, dst=vm2) / IPv6(src=v6_1, dst=v6_2) / UDP(sport=40000, dport=7000)
+    f = f / pattern(1451 - 48)
+    ip = bytes(f)[14:]
+    answer = (Ether(src=vm2, dst=vm1) / IPv6(src=v6_2, dst=v6_1, hlim=64) / ICMPv6PacketTooBig(mtu=1450)
+              / Raw(ip[:1232]))
+    s.send("p1", f, "UDP vm1→vm2 over IPv6, 1451-byte IP packet", {"p1": answer},
+           "too big: dropped; ICMPv6 packet too big (MTU 1450) from fd00::2 to fd00::1 out of p1, quoting "
+           "its first 1232 bytes", drop="tunnel-too-big", ovs={}, ovs_why=ovs_why)
+    quoted = IP(src=i2, dst=i1, id=9) / UDP(sport=7000, dport=40000) / Raw(b"quoted")
+    f = ipv4(1451, ident=4, l4=ICMP(type=3, code=3) / quoted)
+    s.send("p1", f, "ICMP port unreachable vm1→vm2, DF, 1451-byte IP packet", None,
+           "too big, and an ICMP error is never answered (RFC 1122 3.2.2)", drop="tunnel-too-big")
+    f = ipv4(1451, ident=5, l4=ICMP(type=8, id=7, seq=1))
+    s.send("p1", f, "ICMP echo request vm1→vm2, DF, 1451-byte IP packet", {"p1": frag_needed(f)},
+           "too big: an echo request is not an error, so it is answered as #3", drop="tunnel-too-big",
+           ovs={}, ovs_why=ovs_why)
+    f = ipv4(1000, ident=6)
+    s.send("p1", f, "UDP vm1→vm2, DF, 1000-byte IP packet (the flow of #2)", {"eth0": encapsulated(f, "vxlan", 5000)},
+           "fits: encapsulated")
+    return s
+
+
+SCENARIOS = [l2_learning, vlan, vlan_defaults, vlan_native, acl, rewrite, resubmit, nested_tables, fragments, frag_normal, frag_nx_match, frag_drop, vlan_limit_1, vlan_limit_2, mac_move, priorities, malformed, vxlan, geneve, tunnel_drops, vni_isolation, vxlan_arp, tunnel_flow, geneve_options, tunnel_mtu]
 
 
 def build(names=None):

@@ -29,7 +29,11 @@ while a tunnel's next hop is unresolved it sends fewer ARP requests than vecswit
 revalidation for the MACs one translation taught; vecswitch revalidates after each), 42 bytes
 long (vecswitch pads to 60: vxlan-arp); its megaflow of a Geneve packet without options has no
 mask on the option bytes, so a later packet of that megaflow whose mapped option is not the
-first is handled as option-less (geneve-options).
+first is handled as option-less (geneve-options). An underlay port's `mtu` becomes its
+`mtu_request` (netdev-dummy keeps it, and refuses to send a frame longer than it plus the
+Ethernet header); OVS drops an encapsulated frame too big for it without a word, where
+vecswitch answers the sender with ICMP "fragmentation needed" or ICMPv6 "packet too big"
+(tunnel-mtu).
 Not compared: the outer UDP source port's value (both hash the inner flow into
 32768..60999, with different hashes: gen.py declares the range), the megaflows (OVS pops in
 one pass and recirculates, vecswitch opens and classifies in one), the counters; and a
@@ -123,6 +127,8 @@ def port_args(br, p, out):
         return args
     args = ["add-port", br, p["name"], "--", "set", "interface", p["name"], "type=dummy",
             "ofport_request=%d" % p["ofport"], "options:tx_pcap=%s" % os.path.join(out, p["name"] + ".pcap")]
+    if "mtu" in p:
+        args.append("mtu_request=%d" % p["mtu"])
     if p.get("vlan_mode") == "access":
         args += ["--", "set", "port", p["name"], "vlan_mode=access", "tag=%d" % p["tag"]]
     elif p.get("vlan_mode") == "trunk":

@@ -198,14 +198,16 @@ pub fn execute(
 }
 
 /// Sends the answer `header` has for packet `p`, too big for its tunnel, out of the port `p`
-/// came in on (counted in [`crate::TxQueues::too_big_answers`]).
+/// came in on (counted in [`crate::TxQueues::too_big_answers`]), with `p`'s receive time as
+/// every frame a packet causes has.
 fn answer_too_big(cx: &mut Ctx<'_>, header: &crate::Header, p: PacketId) {
     let (data, meta) = (cx.pool.data(p), cx.pool.meta(p));
     let Some(frame) = header.0.too_big_reply(data, meta) else {
         return;
     };
-    let in_port = meta.key.in_port;
+    let (in_port, rx_ns) = (meta.key.in_port, meta.rx_ns);
     if let Ok(id) = cx.pool.alloc_with(&frame) {
+        cx.pool.meta_mut(id).rx_ns = rx_ns;
         cx.tx.too_big_answers += 1;
         cx.tx.enqueue(in_port, id, cx.pool);
     }
@@ -1418,6 +1420,7 @@ mod tests {
         let (d, m) = pool.data_and_meta_mut(id);
         parse_packet_limit(d, m, VlanLimit::MAX).unwrap();
         m.key.in_port = 2;
+        m.rx_ns = 1_700_000_000_000_000_000;
         let mut next = [Next::CONSUMED];
         let mut cx = Ctx {
             pool: &mut pool,
@@ -1438,5 +1441,7 @@ mod tests {
         let back = tx.queue(2).unwrap();
         assert_eq!(back.len(), 1);
         assert_eq!(pool.data(back[0]), &frames[0][..20]);
+        // Received when the packet it answers was (a replay writes it with that timestamp).
+        assert_eq!(pool.meta(back[0]).rx_ns, 1_700_000_000_000_000_000);
     }
 }

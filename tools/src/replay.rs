@@ -168,6 +168,7 @@ pub fn underlay_switch(
         input: None,
         vlan: VlanMode::Trunk(Vec::new()),
         tunnel: None,
+        mtu: None,
     };
     let tenant = Arc::new(tenant_bridge(s, now_ns)?);
     let mut underlay_ports = u.ports.clone();
@@ -215,7 +216,11 @@ pub fn underlay_switch(
                 ports: dp_ports(&u.bridge),
                 tunnels: Vec::new(),
                 mac: Some(u.mac),
-                mtus: Vec::new(),
+                mtus: u
+                    .ports
+                    .iter()
+                    .filter_map(|p| Some((p.ofport, p.mtu?)))
+                    .collect(),
             },
         ])
         .map_err(|e| anyhow::anyhow!("{e}"))?;

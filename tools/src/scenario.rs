@@ -46,6 +46,8 @@ pub struct ScenarioPort {
     pub vlan: PortVlan,
     /// A tunnel port's options (`type = "vxlan"|"geneve"`); such a port has no pcap.
     pub tunnel: Option<TunnelOptions>,
+    /// An underlay wire port's MTU (`mtu`): a tunnel packet leaving by it must fit.
+    pub mtu: Option<u16>,
 }
 
 /// The underlay bridge of a scenario with tunnel ports: its LOCAL port holds the VTEP
@@ -200,6 +202,8 @@ struct RawPort {
     df_default: Option<toml::Value>,
     #[serde(default)]
     csum: Option<toml::Value>,
+    #[serde(default)]
+    mtu: Option<i64>,
 }
 
 impl RawPort {
@@ -385,6 +389,7 @@ fn parse_ports(
         }
         let tunnel = tunnel_options(&p, table, &at, field)?;
         let vlan = port_vlan(&p, &at, field)?;
+        let mtu = port_mtu(p.mtu, table, &at, field)?;
         let input = match p.input {
             Some(f) if !f.is_empty() => {
                 if tunnel.is_some() {
@@ -410,9 +415,33 @@ fn parse_ports(
             input,
             vlan,
             tunnel,
+            mtu,
         });
     }
     Ok(ports)
+}
+
+/// A port's `mtu`: only an underlay wire port takes one (what the datapath checks is the
+/// outer packet a tunnel sends out of it), in 68..=65535 as an IPv4 link's (RFC 791).
+fn port_mtu(
+    mtu: Option<i64>,
+    table: &str,
+    at: &dyn Fn(&str) -> String,
+    field: FieldError,
+) -> Result<Option<u16>, ScenarioError> {
+    let Some(mtu) = mtu else {
+        return Ok(None);
+    };
+    if table != "underlay.port" {
+        return Err(field(
+            at("mtu"),
+            "only an [[underlay.port]] takes one: tunnel packets leaving it must fit".into(),
+        ));
+    }
+    match u16::try_from(mtu) {
+        Ok(m) if m >= 68 => Ok(Some(m)),
+        _ => Err(field(at("mtu"), format!("{mtu} is not in 68..65535"))),
+    }
 }
 
 /// A port's `type` and tunnel options, checked as `add-port` checks them.
@@ -924,5 +953,38 @@ mod tests {
         );
         let e = parse(&text).unwrap_err().to_string();
         assert!(e.contains("underlay.port[0].type:"), "{e}");
+    }
+
+    #[test]
+    fn an_underlay_port_mtu_is_checked() {
+        let with_mtu = |mtu: &str| {
+            UNDERLAY.replace(
+                "ofport=1\n[[underlay.neighbour]]",
+                &format!("ofport=1\nmtu={mtu}\n[[underlay.neighbour]]"),
+            )
+        };
+        let s = parse(&with_mtu("1500")).unwrap();
+        assert_eq!(s.underlay.unwrap().ports[0].mtu, Some(1500));
+        assert_eq!(
+            parse(UNDERLAY).unwrap().underlay.unwrap().ports[0].mtu,
+            None
+        );
+        let s = parse(&with_mtu("68")).unwrap();
+        assert_eq!(s.underlay.unwrap().ports[0].mtu, Some(68));
+        for bad in ["67", "65536", "-1", "0"] {
+            let e = parse(&with_mtu(bad)).unwrap_err().to_string();
+            assert_eq!(
+                e,
+                format!("scenario.toml: line 18: underlay.port[0].mtu: {bad} is not in 68..65535")
+            );
+        }
+        // Only the underlay's wire ports take one.
+        let e = parse("[[port]]\nname='p1'\nofport=1\nmtu=1500\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("scenario.toml: line 4: port[0].mtu: only an [[underlay.port]]"),
+            "{e}"
+        );
     }
 }

@@ -33,6 +33,10 @@ pub fn too_big_reply(frame: &[u8], meta: &PacketMeta, inner_mtu: u16) -> Option<
         return None;
     }
     let ip = frame.get(usize::from(meta.l3_ofs)..)?;
+    // `inner_mtu` leaves room for a plain Ethernet header; the tunnel carries the inner frame
+    // whole, so a VLAN tag takes its bytes from the IP packet's room.
+    let l2_extra = usize::from(meta.l3_ofs).saturating_sub(pipeline::wire::ethernet::HEADER_LEN);
+    let inner_mtu = inner_mtu.saturating_sub(u16::try_from(l2_extra).unwrap_or(u16::MAX));
     let mut out = FrameBuilder::ethernet(k.dl_dst, k.dl_src);
     if k.vlan_tci & VLAN_PRESENT != 0 {
         out = out.vlan(k.vlan_tpid, k.vlan_tci & !VLAN_PRESENT);
@@ -121,6 +125,25 @@ mod tests {
         assert_eq!(&icmp[8..28], &f[14..34]);
         assert_eq!(rf.len() - 14, 576);
         assert_eq!(pipeline::checksum::checksum(icmp), 0);
+    }
+
+    #[test]
+    fn a_tagged_sender_is_told_the_mtu_less_its_tag() {
+        // 1450 bytes of IP fit a 1500-byte underlay behind VXLAN untagged, 1446 tagged.
+        let ip = Ipv4Repr::new(Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2));
+        let frame = FrameBuilder::ethernet(A, B)
+            .vlan(0x8100, 10)
+            .ipv4(ip)
+            .tcp(TcpRepr::new(40000, 80))
+            .build(&[7; 1410])
+            .unwrap();
+        let (f, m) = parsed(&frame);
+        let r = too_big_reply(&f, &m, 1450).unwrap();
+        let (rf, rm) = parsed(&r);
+        assert_eq!(rm.key.vlan_tci & 0x0fff, 10);
+        let icmp = &rf[usize::from(rm.l4_ofs)..];
+        assert_eq!(&icmp[6..8], &1446u16.to_be_bytes());
+        assert_eq!(&icmp[8..28], &f[18..38]);
     }
 
     #[test]
