@@ -1921,8 +1921,8 @@ vecswitch tells its sender: for IPv4 with DF, ICMP "fragmentation needed" (type 
 next-hop MTU 1450) quoting the first 548 bytes of the dropped packet (576 bytes of IP in all,
 RFC 1812); for IPv6, ICMPv6 "packet too big" (MTU 1450) quoting its first 1232 bytes (1280 in
 all). The answer comes from the inner destination (vm2's MAC and address: an L2 switch has no
-address of its own on the tenant's link) with TTL/hop limit 64, IPv4 ID 0 and DF, and leaves
-by the port the packet came in on. IPv4 without DF and ICMP errors are dropped without an
+address of its own on the tenant's link) with TTL/hop limit 64, IPv4 ID 0 and DF; it enters
+br0 by the tunnel port vx0, as from a router beyond the tunnel, and NORMAL takes it to p1. IPv4 without DF and ICMP errors are dropped without an
 answer; an ICMP echo request is answered.
 
 Open vSwitch 3.1 (its netdev-dummy port eth0 with `mtu_request=1500`) refuses to send the

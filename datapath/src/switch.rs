@@ -16,6 +16,9 @@ use serde::Serialize;
 use tunnels::underlay::NeighTable;
 use tunnels::{TunnelConfigError, TunnelDecap, TunnelDecapConfig};
 
+/// Rounds of [`Switch::run_arrivals`] after one batch.
+const ARRIVAL_ROUNDS: usize = 4;
+
 /// The name `runtime` lists the encapsulation's counters under.
 pub const ENCAP_NODE: &str = "tunnel-encap";
 
@@ -185,6 +188,7 @@ impl<U: Upcall + 'static> Switch<U> {
     /// Runs the frames the upcall asked to send through the graph, each as received on its
     /// port (ARP requests for tunnel next hops, from an underlay bridge's LOCAL port).
     fn send_injected(&mut self, now_ns: u64) {
+        self.run_arrivals(now_ns);
         let Some(c) = self.graph.node_as::<Classify<U>>(self.classify) else {
             return;
         };
@@ -233,6 +237,29 @@ impl<U: Upcall + 'static> Switch<U> {
                     p.stats.tx_packets += packets;
                     p.stats.tx_bytes += bytes;
                 }
+            }
+        }
+    }
+
+    /// Runs the packets the actions made to enter as received on a port
+    /// ([`TxQueues::arrivals`]: too-big answers from a tunnel port) through the graph, in a
+    /// few rounds at most (those they make in turn wait for the next batch).
+    fn run_arrivals(&mut self, now_ns: u64) {
+        for _ in 0..ARRIVAL_ROUNDS {
+            if self.tx.arrivals.is_empty() {
+                return;
+            }
+            let arrivals = std::mem::take(&mut self.tx.arrivals);
+            for (port, id) in arrivals {
+                self.pool.meta_mut(id).key.in_port = port;
+                self.rx_scratch.clear();
+                self.rx_scratch.push(id);
+                let mut cx = Ctx {
+                    pool: &mut self.pool,
+                    tx: &mut self.tx,
+                    now_ns,
+                };
+                self.graph.dispatch(&mut cx, self.entry, &self.rx_scratch);
             }
         }
     }

@@ -311,6 +311,10 @@ impl DatapathUpcall {
             r.mask.tun_dst = u32::MAX;
             r.mask.tun_flags |= TUN_FLAG_PRESENT | TUN_FLAG_DF | TUN_FLAG_CSUM;
             r.mask.tun_tos = u8::MAX;
+        } else if tunnels.contains_key(&ofport) {
+            // A packet the switch made that enters by a tunnel port (a too-big answer): its
+            // megaflow must not serve the packets that came through the tunnel.
+            r.mask.tun_flags |= TUN_FLAG_PRESENT;
         }
         r
     }

@@ -209,7 +209,14 @@ fn answer_too_big(cx: &mut Ctx<'_>, header: &crate::Header, p: PacketId) {
     if let Ok(id) = cx.pool.alloc_with(&frame) {
         cx.pool.meta_mut(id).rx_ns = rx_ns;
         cx.tx.too_big_answers += 1;
-        cx.tx.enqueue(in_port, id, cx.pool);
+        // As from a router beyond the tunnel: in by the tunnel port, through the bridge's
+        // rules (NORMAL untags it for an access port). Without a tunnel port, straight back.
+        match header.0.port() {
+            0 => {
+                cx.tx.enqueue(in_port, id, cx.pool);
+            }
+            tunnel => cx.tx.arrivals.push((tunnel, id)),
+        }
     }
 }
 

@@ -39,6 +39,9 @@ pub struct TxQueues {
     pub too_big_answers: u64,
     /// What each tunnel port sent ([`crate::PushHeader::port`]), inner frames counted.
     pub tunnel_tx: PortCounts,
+    /// Packets the actions made that enter the pipeline as received on a port, `(port,
+    /// packet)`: too-big answers, from the tunnel port. The switch runs them after the batch.
+    pub arrivals: Vec<(u32, PacketId)>,
     /// The encapsulation's own counters, as a node's: runs of a [`crate::DpAction::TunnelPush`]
     /// over a group, packets it took, cycles it spent (inside the executing node's).
     pub encap: crate::NodeStats,
