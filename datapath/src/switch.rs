@@ -16,7 +16,7 @@ use serde::Serialize;
 use tunnels::underlay::NeighTable;
 use tunnels::{TunnelConfigError, TunnelDecap, TunnelDecapConfig};
 
-/// Rounds of [`Switch::run_arrivals`] after one batch.
+/// Rounds of [`Switch::send_injected`] after one batch.
 const ARRIVAL_ROUNDS: usize = 4;
 
 /// The name `runtime` lists the encapsulation's counters under.
@@ -96,7 +96,8 @@ pub struct Switch<U: Upcall + 'static> {
     decap: usize,
     classify: usize,
     ports: Vec<SwitchPort>,
-    /// Frames the upcall asked to send ([`Upcall::take_frames`]), between two dispatches.
+    /// Frames the upcall asked to send ([`Upcall::take_frames`]), between two dispatches
+    /// (kept for its allocation).
     injected: Vec<(u32, Vec<u8>)>,
     rx_scratch: Vec<PacketId>,
     tx_scratch: Vec<PacketId>,
@@ -185,24 +186,30 @@ impl<U: Upcall + 'static> Switch<U> {
         }
     }
 
-    /// Runs the frames the upcall asked to send through the graph, each as received on its
-    /// port (ARP requests for tunnel next hops, from an underlay bridge's LOCAL port).
+    /// Runs what arrives from inside the switch through the graph, each packet as received on
+    /// its port: the frames the upcall asked to send (ARP requests for tunnel next hops, from
+    /// an underlay bridge's LOCAL port) and the packets the actions made
+    /// ([`TxQueues::arrivals`]: too-big answers, from a tunnel port). The upcall's frames are
+    /// taken once and the arrivals for a few rounds at most: what they bring about in turn
+    /// waits for the next batch.
     fn send_injected(&mut self, now_ns: u64) {
-        self.run_arrivals(now_ns);
-        let Some(c) = self.graph.node_as::<Classify<U>>(self.classify) else {
-            return;
-        };
-        c.upcall_mut().take_frames(&mut self.injected);
-        if self.injected.is_empty() {
-            return;
+        if let Some(c) = self.graph.node_as::<Classify<U>>(self.classify) {
+            c.upcall_mut().take_frames(&mut self.injected);
         }
-        let frames = std::mem::take(&mut self.injected);
-        for (dp_port, frame) in &frames {
-            self.rx_scratch.clear();
-            if let Ok(id) = self.pool.alloc_with(frame) {
-                let m = self.pool.meta_mut(id);
-                m.key.in_port = *dp_port;
-                m.rx_ns = now_ns;
+        for _ in 0..ARRIVAL_ROUNDS {
+            for (dp_port, frame) in self.injected.drain(..) {
+                if let Ok(id) = self.pool.alloc_with(&frame) {
+                    self.pool.meta_mut(id).rx_ns = now_ns;
+                    self.tx.arrivals.push((dp_port, id));
+                }
+            }
+            if self.tx.arrivals.is_empty() {
+                return;
+            }
+            let arrivals = std::mem::take(&mut self.tx.arrivals);
+            for (port, id) in arrivals {
+                self.pool.meta_mut(id).key.in_port = port;
+                self.rx_scratch.clear();
                 self.rx_scratch.push(id);
                 let mut cx = Ctx {
                     pool: &mut self.pool,
@@ -212,8 +219,6 @@ impl<U: Upcall + 'static> Switch<U> {
                 self.graph.dispatch(&mut cx, self.entry, &self.rx_scratch);
             }
         }
-        self.injected = frames;
-        self.injected.clear();
     }
 
     /// Adds what the tunnel ports received (decapsulated) and sent (encapsulated) since the
@@ -237,29 +242,6 @@ impl<U: Upcall + 'static> Switch<U> {
                     p.stats.tx_packets += packets;
                     p.stats.tx_bytes += bytes;
                 }
-            }
-        }
-    }
-
-    /// Runs the packets the actions made to enter as received on a port
-    /// ([`TxQueues::arrivals`]: too-big answers from a tunnel port) through the graph, in a
-    /// few rounds at most (those they make in turn wait for the next batch).
-    fn run_arrivals(&mut self, now_ns: u64) {
-        for _ in 0..ARRIVAL_ROUNDS {
-            if self.tx.arrivals.is_empty() {
-                return;
-            }
-            let arrivals = std::mem::take(&mut self.tx.arrivals);
-            for (port, id) in arrivals {
-                self.pool.meta_mut(id).key.in_port = port;
-                self.rx_scratch.clear();
-                self.rx_scratch.push(id);
-                let mut cx = Ctx {
-                    pool: &mut self.pool,
-                    tx: &mut self.tx,
-                    now_ns,
-                };
-                self.graph.dispatch(&mut cx, self.entry, &self.rx_scratch);
             }
         }
     }

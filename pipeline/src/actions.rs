@@ -139,21 +139,19 @@ pub fn execute(
                 let reread = actions[ai + 1..]
                     .iter()
                     .any(|a| !matches!(a, DpAction::Output(_) | DpAction::Drop(_)));
-                let tunnel_port = header.0.port();
                 let t0 = crate::cycles::now();
-                cx.tx.encap.calls += 1;
+                // Counted once for the group: packets taken, packets and inner bytes sent.
+                let (mut taken, mut sent, mut bytes) = (0u64, 0u64, 0u64);
                 for (&p, nx) in pkts.iter().zip(next.iter_mut()) {
                     if *nx != alive {
                         continue;
                     }
-                    cx.tx.encap.vectors += 1;
+                    taken += 1;
                     let inner_len = u64::from(cx.pool.meta(p).len);
                     match header.0.push(cx.pool, p) {
                         Ok(()) => {
-                            cx.tx.encapsulated += 1;
-                            if tunnel_port != 0 {
-                                count_port(&mut cx.tx.tunnel_tx, tunnel_port, inner_len);
-                            }
+                            sent += 1;
+                            bytes += inner_len;
                             if reread {
                                 reparse(cx, p, targets.vlans);
                             }
@@ -166,6 +164,12 @@ pub fn execute(
                         }
                     }
                 }
+                cx.tx.encapsulated += sent;
+                if header.0.port() != 0 && sent != 0 {
+                    count_port(&mut cx.tx.tunnel_tx, header.0.port(), sent, bytes);
+                }
+                cx.tx.encap.calls += 1;
+                cx.tx.encap.vectors += taken;
                 cx.tx.encap.cycles += crate::cycles::now().wrapping_sub(t0);
             }
             DpAction::PushVlan { tpid, tci } => {
@@ -255,6 +259,17 @@ fn clone(
     moves: bool,
 ) {
     let alive = Next::drop(targets.drop_base + ExecDrop::NoOutput as u16);
+    let inner = ExecTargets {
+        drop_base: 0,
+        recirc_next: None,
+        ..targets
+    };
+    // The common tunnel output: the last action, every packet still alive, and drop reasons
+    // numbered as the executor's own. The packets themselves run `sub`, their fates are its.
+    if moves && targets.drop_base == 0 && next.iter().all(|x| *x == alive) {
+        execute(sub, cx, pkts, next, inner);
+        return;
+    }
     let mut ids = [PacketId::default(); MAX_BATCH];
     let mut owner = [0u16; MAX_BATCH];
     let mut n = 0;
@@ -270,11 +285,6 @@ fn clone(
         n += 1;
     }
     let mut fates = [Next::CONSUMED; MAX_BATCH];
-    let inner = ExecTargets {
-        drop_base: 0,
-        recirc_next: None,
-        ..targets
-    };
     execute(sub, cx, &ids[..n], &mut fates[..n], inner);
     for ((&id, &i), &fate) in ids[..n].iter().zip(&owner[..n]).zip(&fates[..n]) {
         let Some(reason) = fate.drop_reason() else {

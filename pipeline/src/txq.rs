@@ -6,16 +6,16 @@ use crate::buffer::{PacketId, PacketPool};
 /// by the nodes that act for them (a tunnel port has no queue).
 pub type PortCounts = Vec<(u32, u64, u64)>;
 
-/// Adds one packet of `bytes` to `port`'s entry of `counts` (a linear search: a switch has
-/// few tunnel ports).
+/// Adds `packets` packets of `bytes` bytes in all to `port`'s entry of `counts` (a linear
+/// search: a switch has few tunnel ports).
 #[inline]
-pub fn count_port(counts: &mut PortCounts, port: u32, bytes: u64) {
+pub fn count_port(counts: &mut PortCounts, port: u32, packets: u64, bytes: u64) {
     match counts.iter_mut().find(|c| c.0 == port) {
         Some(c) => {
-            c.1 += 1;
+            c.1 += packets;
             c.2 += bytes;
         }
-        None => counts.push((port, 1, bytes)),
+        None => counts.push((port, packets, bytes)),
     }
 }
 

@@ -478,7 +478,7 @@ impl Node for TunnelDecap {
                 Step::Decapsulated => {
                     decapsulated += 1;
                     let m = cx.pool.meta(p);
-                    count_port(&mut self.rx, m.key.in_port, u64::from(m.len));
+                    count_port(&mut self.rx, m.key.in_port, 1, u64::from(m.len));
                     Next::to(0)
                 }
                 Step::Drop(r) => Next::drop(r),
