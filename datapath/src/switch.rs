@@ -186,6 +186,14 @@ impl<U: Upcall + 'static> Switch<U> {
         }
     }
 
+    /// Keeps the Geneve options longer than a key holds in `store`, which the upcall reads
+    /// them back from (see [`TunnelDecap::set_option_store`]).
+    pub fn set_option_store(&mut self, store: tunnels::OptionStore) {
+        if let Some(d) = self.graph.node_as::<TunnelDecap>(self.decap) {
+            d.set_option_store(store);
+        }
+    }
+
     /// Runs what arrives from inside the switch through the graph, each packet as received on
     /// its port: the frames the upcall asked to send (ARP requests for tunnel next hops, from
     /// an underlay bridge's LOCAL port) and the packets the actions made
@@ -500,17 +508,25 @@ impl<U: Upcall + 'static> Switch<U> {
             .iter()
             .map(|p| (p.dp_port, p.ofport, p.bridge == bridge))
             .collect();
+        let ofport = |dp: u32| ofports.iter().find(|p| p.0 == dp).map_or(dp, |p| p.1);
+        let options = self
+            .graph
+            .node_as::<TunnelDecap>(self.decap)
+            .map(|d| d.option_store().clone())
+            .unwrap_or_default();
         let Some(c) = self.classifier() else {
             return Vec::new();
         };
-        let ofport = |dp: u32| ofports.iter().find(|p| p.0 == dp).map_or(dp, |p| p.1);
         let mut lines: Vec<String> = c
             .dump_megaflows(now_ns)
             .iter()
             .filter(|m| {
                 m.mask.in_port == u32::MAX && ofports.iter().any(|p| p.2 && p.0 == m.key.in_port)
             })
-            .map(|m| flowcache::print::format_megaflow_ports(m, now_ns, ofport))
+            .map(|m| {
+                let text = flowcache::print::format_megaflow_ports(m, now_ns, ofport);
+                options.expand_digest(text, &m.key)
+            })
             .collect();
         lines.sort();
         lines

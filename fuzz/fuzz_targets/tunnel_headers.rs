@@ -10,9 +10,9 @@
 //! every `Repr` that parses emits and parses back equal; the option iterator reads at most
 //! the area, gives at most one error and only last. `decap::check` of a parsed frame gives a
 //! decap or a reason inside `DecapDrop::NAMES`; a decap lies inside the frame (options
-//! before the inner frame, at most the key's 32 bytes of them). `decap::apply` in a pool
-//! then gives the inner frame as the packet, the tunnel fields in the key, or
-//! `bad-inner-frame`. Encapsulating the inner frame with a header built from the decap's
+//! before the inner frame, at most 252 bytes of them). `decap::apply` in a pool then gives
+//! the inner frame as the packet, the tunnel fields in the key (options past the key's 32
+//! bytes read back from the option store), or `bad-inner-frame`. Encapsulating the inner frame with a header built from the decap's
 //! metadata and options (`EncapParams::from_tunnel`, source port as received) gives a frame
 //! that parses and decaps to the same metadata, options and inner frame.
 //! `TUNNEL_HEADERS_DEBUG=1` prints each input's outcome (the drop reason, or the decap).
@@ -27,7 +27,7 @@ use pipeline::flowkey::{ethertype, ipproto};
 use pipeline::{parse_packet_limit, PacketMeta, PacketPool, VlanLimit, MAX_PACKET};
 use tunnels::decap::{self, Decap, DecapConfig, DecapDrop};
 use tunnels::wire::{GenevePacket, GeneveRepr, OptionIter, VxlanPacket, VxlanRepr};
-use tunnels::{check_critical_options, EncapParams, TunnelHeader};
+use tunnels::{check_critical_options, EncapParams, OptionStore, TunnelHeader};
 
 const MACS: ([u8; 6], [u8; 6]) = ([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
 
@@ -87,7 +87,9 @@ fuzz_target!(|data: &[u8]| {
             len: m.len,
             ..meta
         };
-        match decap::apply(&mut pool, id, &d, vlans) {
+        // A store of its own per input: it always has room.
+        let store = OptionStore::new(16);
+        match decap::apply(&mut pool, id, &d, vlans, &store, 0) {
             Ok(()) => {
                 assert_eq!(pool.data(id), &inner[..], "the packet is the inner frame");
                 let k = &pool.meta(id).key;
@@ -98,7 +100,8 @@ fuzz_target!(|data: &[u8]| {
                 );
                 assert_eq!((k.tun_tp_src, k.tun_tp_dst), (t.tp_src, t.tp_dst));
                 assert_eq!((k.tun_tos, k.tun_ttl, k.tun_flags), (t.tos, t.ttl, t.flags));
-                assert_eq!(&k.tun_opts[..k.tun_opts_len as usize], &options[..]);
+                assert_eq!(usize::from(k.tun_opts_len), options.len());
+                assert_eq!(store.options_of(k).as_deref(), Some(&options[..]));
                 assert_eq!(k.in_port, meta.key.in_port);
             }
             Err(e) => assert_eq!(e, DecapDrop::BadInnerFrame),
@@ -135,7 +138,7 @@ fuzz_target!(|data: &[u8]| {
 fn decap_is_inside(d: &Decap, len: usize) {
     assert!(d.inner_ofs + d.inner_len <= len, "{d:?} past {len} bytes");
     assert!(d.options_ofs + d.options_len <= d.inner_ofs, "{d:?}");
-    assert!(d.options_len <= pipeline::flowkey::TUN_OPTS_LEN);
+    assert!(d.options_len <= tunnels::wire::geneve::MAX_OPTIONS_LEN);
 }
 
 /// Fills the outer IPv4 header checksum and the UDP checksum (if not 0) of a parsed frame.

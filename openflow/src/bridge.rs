@@ -115,14 +115,17 @@ impl Bridge {
     /// As [`Bridge::translate`]; `NORMAL` moves a learned source only when `learn` (false to
     /// re-translate a megaflow, [`Upcall::retranslate`]).
     pub fn translate_learning(&self, key: &FlowKey, now_ns: u64, learn: bool) -> UpcallResult {
-        self.translate_marked(key, now_ns, learn).0
+        self.translate_marked(key, key.tun_opts_inline(), now_ns, learn)
+            .0
     }
 
     /// [`Bridge::translate_learning`] with the translation's [`TunnelMark`]s, for the
-    /// datapath to send out of tunnel ports.
+    /// datapath to send out of tunnel ports. `options`: the packet's Geneve options as on
+    /// the wire (the key holds at most 32 bytes of them, see `tunnels::OptionStore`).
     pub fn translate_marked(
         &self,
         key: &FlowKey,
+        options: &[u8],
         now_ns: u64,
         learn: bool,
     ) -> (UpcallResult, Vec<TunnelMark>) {
@@ -137,6 +140,7 @@ impl Bridge {
             learn,
             frag_mode: self.frag_mode(),
             tlv: &tlv,
+            tun_options: options,
         };
         translate_marked(&env, key)
     }

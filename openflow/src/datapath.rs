@@ -20,10 +20,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use pipeline::flowkey::{TUN_FLAG_CSUM, TUN_FLAG_DF, TUN_FLAG_PRESENT};
+use pipeline::flowkey::{TUN_FLAG_CSUM, TUN_FLAG_DF, TUN_FLAG_PRESENT, TUN_OPTS_LEN};
 use pipeline::{DpAction, ExecDrop, FlowKey, Header, Upcall, UpcallResult};
 use tunnels::underlay::{NeighTable, RouteTable};
-use tunnels::{resolve, Resolved, TunnelOutput};
+use tunnels::{resolve, OptionStore, Resolved, TunnelOutput};
 
 use crate::bridge::Bridge;
 use crate::rule::Fields;
@@ -54,11 +54,13 @@ pub struct DatapathBridge {
     pub mtus: Vec<(u32, u16)>,
 }
 
-/// The route and neighbour tables tunnel outputs resolve with (clones share them).
+/// The route and neighbour tables tunnel outputs resolve with, and the Geneve options the
+/// `tunnel-decap` nodes kept by digest (clones share them).
 #[derive(Clone, Default)]
 pub struct Underlay {
     pub routes: RouteTable,
     pub neighs: NeighTable,
+    pub options: OptionStore,
     /// Translations that found no neighbour since the last tick.
     misses: Arc<AtomicU64>,
     /// Moved by a tick after misses, so that the megaflows that dropped for want of a
@@ -187,6 +189,8 @@ struct TunnelOut<'a> {
     /// The flow at the output (its tunnel words and `tun_metadataN` as the actions left them).
     flow: &'a Fields,
     tlv: &'a TlvMap,
+    /// The packet's own Geneve options, sent when no `tun_metadataN` is set.
+    options: &'a [u8],
 }
 
 /// The upcall over every bridge of a datapath. Clones share the port map: the owner of the
@@ -249,7 +253,7 @@ impl DatapathUpcall {
         &mut self,
         key: &FlowKey,
         now_ns: u64,
-        xlate: impl FnOnce(&Bridge, &FlowKey) -> (UpcallResult, Vec<TunnelMark>),
+        xlate: impl FnOnce(&Bridge, &FlowKey, &[u8]) -> (UpcallResult, Vec<TunnelMark>),
     ) -> UpcallResult {
         let map = self.map.load();
         let found = map.by_dp.get(&key.in_port).and_then(|&(bi, ofport)| {
@@ -270,11 +274,26 @@ impl DatapathUpcall {
                 sinks: Vec::new(),
             };
         };
+        let Some(options) = self.underlay.options.options_of(key) else {
+            // Options kept by digest that the store no longer has: only a megaflow unused
+            // for a minute can ask (see `tunnels::option_store`). It drops just these options
+            // (the next packet with them keeps them again, and revalidation mends it).
+            return UpcallResult {
+                actions: Vec::new(),
+                mask: FlowKey {
+                    in_port: u32::MAX,
+                    tun_opts: [u8::MAX; TUN_OPTS_LEN],
+                    tun_opts_len: u8::MAX,
+                    ..FlowKey::default()
+                },
+                sinks: Vec::new(),
+            };
+        };
         let bridge_key = FlowKey {
             in_port: ofport,
             ..*key
         };
-        let (mut r, marks) = xlate(&b.bridge, &bridge_key);
+        let (mut r, marks) = xlate(&b.bridge, &bridge_key, &options);
         let mut marks = marks.into_iter().peekable();
         let mut state = Fields::from_key(&bridge_key);
         let mut actions = Vec::with_capacity(r.actions.len());
@@ -294,6 +313,7 @@ impl DatapathUpcall {
                     dp_port: to_dp.get(&port).copied().unwrap_or(0),
                     flow: &state,
                     tlv: &tlv,
+                    options: &options,
                 };
                 actions.push(self.tunnel_output(&map, out, &mut r, now_ns));
             } else if let Some(&dp_port) = to_dp.get(&port) {
@@ -333,6 +353,7 @@ impl DatapathUpcall {
             dp_port,
             flow,
             tlv,
+            options,
         } = out;
         let mac = |bridge: &str| map.bridge_index(bridge).and_then(|i| map.bridges[i].mac);
         let u = &self.underlay;
@@ -343,10 +364,7 @@ impl DatapathUpcall {
         let encoded = tlv.encode(&flow.tun_md);
         let options = match &encoded {
             Some(o) => o.as_slice(),
-            None => key
-                .tun_opts
-                .get(..usize::from(key.tun_opts_len))
-                .unwrap_or_default(),
+            None => options,
         };
         match resolve(t, key, options, &u.routes, &u.neighs, mac, now_ns) {
             Resolved::Send {
@@ -363,7 +381,7 @@ impl DatapathUpcall {
                 };
                 let (under, _) = map.bridges[ui]
                     .bridge
-                    .translate_marked(&outer, now_ns, true);
+                    .translate_marked(&outer, &[], now_ns, true);
                 r.sinks.extend(under.sinks);
                 let to_dp = &map.to_dp[ui];
                 // The underlay's outputs, in datapath numbers; a tunnel port of the underlay
@@ -408,7 +426,9 @@ impl DatapathUpcall {
 
 impl Upcall for DatapathUpcall {
     fn translate(&mut self, key: &FlowKey, now_ns: u64) -> UpcallResult {
-        self.translate_with(key, now_ns, |b, k| b.translate_marked(k, now_ns, true))
+        self.translate_with(key, now_ns, |b, k, o| {
+            b.translate_marked(k, o, now_ns, true)
+        })
     }
 
     /// Every bridge's generation summed, plus the port map's changes times 2^40 (so that a
@@ -430,7 +450,9 @@ impl Upcall for DatapathUpcall {
 
     /// As `BridgeUpcall`'s: never moves a MAC.
     fn retranslate(&mut self, key: &FlowKey, now_ns: u64, _used: bool) -> UpcallResult {
-        self.translate_with(key, now_ns, |b, k| b.translate_marked(k, now_ns, false))
+        self.translate_with(key, now_ns, |b, k, o| {
+            b.translate_marked(k, o, now_ns, false)
+        })
     }
 
     fn tick(&mut self, now_ns: u64) {
@@ -861,6 +883,54 @@ mod tests {
         assert!(up.translate(&k, 0).actions.is_empty());
         k.tun_opts_len = 0;
         assert!(up.translate(&k, 0).actions.is_empty());
+    }
+
+    #[test]
+    fn options_longer_than_the_key_are_read_back_from_the_store() {
+        let geneve = TunnelOutput {
+            kind: TunnelKind::Geneve,
+            dst_port: 6081,
+            ..vxlan(Some(Ipv4Addr::new(10, 0, 0, 2)), Some(9))
+        };
+        let (mut up, underlay) = overlay(
+            "priority=10,in_port=2,tun_metadata0=0xabcd,actions=output:1\n\
+             priority=0,actions=drop\n",
+            geneve,
+        );
+        let map = up.map.load().bridges[0].bridge.clone();
+        map.change_tlv_map(|m| m.add("{class=0xffff,type=0,len=4}->tun_metadata0"))
+            .unwrap();
+        // 32 bytes of another option, then ours: 40 bytes, more than the key holds.
+        let options = |value: u8| {
+            let mut o = vec![0x01, 0x02, 0x05, 0x07];
+            o.extend_from_slice(&[0x55; 28]);
+            o.extend_from_slice(&[0xff, 0xff, 0x00, 0x01, 0, 0, 0xab, value]);
+            o
+        };
+        let from_tunnel = |o: &[u8]| FlowKey {
+            tun_id: 9,
+            tun_flags: TUN_FLAG_PRESENT,
+            tun_opts_len: o.len() as u8,
+            tun_opts: tunnels::option_store::digest_bytes(underlay.options.intern(o, 0).unwrap()),
+            ..key(3, 1, 9)
+        };
+        let k = from_tunnel(&options(0xcd));
+        let r = up.translate(&k, 0);
+        assert_eq!(r.actions, vec![DpAction::Output(1)]);
+        assert_eq!((r.mask.tun_opts, r.mask.tun_opts_len), ([0xff; 32], 0xff));
+        // Another value: another digest, and the catch-all drops.
+        assert!(up
+            .translate(&from_tunnel(&options(0xce)), 0)
+            .actions
+            .is_empty());
+        // A digest the store does not know: dropped, by a megaflow on just those options.
+        let unknown = FlowKey {
+            tun_opts: tunnels::option_store::digest_bytes(12345),
+            ..k
+        };
+        let r = up.translate(&unknown, 0);
+        assert!(r.actions.is_empty());
+        assert_eq!((r.mask.tun_opts, r.mask.tun_opts_len), ([0xff; 32], 0xff));
     }
 
     #[test]

@@ -4,17 +4,20 @@
 //! fields ([`TlvMap::decode`]); a tunnel output encodes the fields set back into options
 //! ([`TlvMap::encode`]); the `tunnel-decap` node knows the critical options a map names.
 //!
-//! Option data here is at most 16 bytes (the fields are 128 bits wide; OVS allows 124), and
-//! the key carries at most `TUN_OPTS_LEN` bytes of options in all.
+//! Option data here is at most 16 bytes (the fields are 128 bits wide; OVS allows 124). A
+//! packet's options take up to 252 bytes, as on the wire (those past the key's 32 in
+//! `tunnels::OptionStore`).
 
 use std::fmt::Write as _;
 
 use pipeline::field::N_TUN_METADATA;
-use pipeline::flowkey::TUN_OPTS_LEN;
-use pipeline::FlowKey;
 
 /// Longest option data a field holds, in bytes.
 pub const MAX_OPTION_LEN: u8 = 16;
+
+/// Most option data a map's fields take together, in bytes (OVS's
+/// `TUN_METADATA_TOT_OPT_SIZE`).
+pub const MAX_OPTION_SPACE: usize = 256;
 
 /// One mapping: option (class, type, len) ↔ `tun_metadata{index}`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +64,8 @@ pub enum TlvError {
     OptionTaken { class: u16, ty: u8 },
     #[error("tlv-map: tun_metadata{0} is not mapped")]
     NotMapped(u8),
+    #[error("tlv-map: len: the map's options would take {0} bytes, more than 256")]
+    NoSpace(usize),
 }
 
 /// A bridge's TLV map.
@@ -94,6 +99,10 @@ impl TlvMap {
             }
             next.entries.push(e);
         }
+        let space = next.space();
+        if space > MAX_OPTION_SPACE {
+            return Err(TlvError::NoSpace(space));
+        }
         next.entries.sort_by_key(|e| e.index);
         *self = next;
         Ok(())
@@ -123,14 +132,14 @@ impl TlvMap {
         self.entries.iter().map(|e| (e.class, e.ty))
     }
 
-    /// The fields of the options in `key.tun_opts` that the map names with their length.
-    pub fn decode(&self, key: &FlowKey) -> TunMetadata {
+    /// The fields of the Geneve `options` (as on the wire) that the map names with their
+    /// length.
+    pub fn decode(&self, options: &[u8]) -> TunMetadata {
         let mut md = TunMetadata::default();
-        if self.entries.is_empty() || key.tun_opts_len == 0 {
+        if self.entries.is_empty() {
             return md;
         }
-        let n = usize::from(key.tun_opts_len).min(TUN_OPTS_LEN);
-        let mut rest = key.tun_opts.get(..n).unwrap_or_default();
+        let mut rest = options;
         while let [c0, c1, ty, len, tail @ ..] = rest {
             let data_len = usize::from(len & 0x1f) * 4;
             let Some(data) = tail.get(..data_len) else {
@@ -171,11 +180,16 @@ impl TlvMap {
         Some(out)
     }
 
+    /// Bytes of option data the map's fields take.
+    fn space(&self) -> usize {
+        self.entries.iter().map(|e| usize::from(e.len)).sum()
+    }
+
     /// `dump-tlv-map`, as `ovs-ofctl dump-tlv-map` prints it.
     pub fn dump_text(&self) -> String {
-        let space: usize = self.entries.iter().map(|e| usize::from(e.len)).sum();
+        let space = self.space();
         let mut s = format!(
-            " max option space={TUN_OPTS_LEN} max fields={N_TUN_METADATA}\n \
+            " max option space={MAX_OPTION_SPACE} max fields={N_TUN_METADATA}\n \
              allocated option space={space}\n\n mapping table:\n  class  type  length  \
              match field\n ------  ----  ------  --------------\n"
         );
@@ -323,6 +337,17 @@ mod tests {
             assert!(e.contains(what), "{text}: {e}");
             assert_eq!(m, before);
         }
+        // 16 fields of 16 bytes fill the 256 bytes: one more byte is refused whole.
+        let full: Vec<String> = (1..16)
+            .map(|i| format!("{{class=0x2,type={i},len=16}}->tun_metadata{i}"))
+            .collect();
+        m.add(&full.join(",")).unwrap();
+        assert!(m.dump_text().contains("allocated option space=244"));
+        let before = m.clone();
+        let e = m.add("{class=0x2,type=20,len=16}->tun_metadata20");
+        assert_eq!(e, Err(TlvError::NoSpace(260)));
+        assert_eq!(m, before);
+        m.add("{class=0x2,type=20,len=12}->tun_metadata20").unwrap();
     }
 
     #[test]
@@ -337,10 +362,7 @@ mod tests {
             &[0xff, 0xff, 0x03, 0x02, 1, 2, 3, 4, 5, 6, 7, 8],
         ]
         .concat();
-        let mut key = FlowKey::default();
-        key.tun_opts[..opts.len()].copy_from_slice(&opts);
-        key.tun_opts_len = opts.len() as u8;
-        let md = m.decode(&key);
+        let md = m.decode(&opts);
         assert_eq!(md.present, 0b101);
         assert_eq!(md.values[0], 0x1234);
         assert_eq!(md.values[2], 0x0102_0304_0506_0708);
@@ -349,7 +371,8 @@ mod tests {
         assert_eq!(out, opts[8..].to_vec());
         assert_eq!(m.encode(&TunMetadata::default()), None);
         // A length other than the map's is not that field.
-        key.tun_opts[11] = 0x02;
-        assert_eq!(m.decode(&key).present & 1, 0);
+        let mut opts = opts;
+        opts[11] = 0x02;
+        assert_eq!(m.decode(&opts).present & 1, 0);
     }
 }

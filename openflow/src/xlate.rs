@@ -68,6 +68,8 @@ pub struct XlateEnv<'a> {
     pub frag_mode: FragMode,
     /// The Geneve TLV map: which options are `tun_metadataN`.
     pub tlv: &'a TlvMap,
+    /// The packet's Geneve options as on the wire, which the map decodes.
+    pub tun_options: &'a [u8],
 }
 
 struct Xlate<'a> {
@@ -99,7 +101,7 @@ pub type TunnelMark = (usize, Fields);
 /// [`translate`], with the [`TunnelMark`]s of the translation in action order.
 pub fn translate_marked(env: &XlateEnv<'_>, key: &FlowKey) -> (UpcallResult, Vec<TunnelMark>) {
     let mut f = Fields::from_key(key);
-    f.tun_md = env.tlv.decode(key);
+    f.tun_md = env.tlv.decode(env.tun_options);
     // Options decoded: a tunnel output sends them unless the actions change them.
     let marks = if f.tun_md.present != 0 {
         vec![(0, f)]

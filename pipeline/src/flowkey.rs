@@ -98,7 +98,9 @@ pub struct FlowKey {
     pub tun_tp_dst: u16,
     pub tun_tos: u8,
     pub tun_ttl: u8,
-    /// Geneve options as they were on the wire (class, type, length, data), zero padded.
+    /// Geneve options as they were on the wire (class, type, length, data), zero padded;
+    /// when they are longer than this (`tun_opts_len` past `TUN_OPTS_LEN`), the digest under
+    /// which `tunnels::OptionStore` keeps them.
     pub tun_opts: [u8; TUN_OPTS_LEN],
     pub tun_opts_len: u8,
     pub ct_state: u8,
@@ -165,6 +167,14 @@ fn same_avx2(a: &FlowKey, b: &FlowKey) -> bool {
 }
 
 impl FlowKey {
+    /// The Geneve options the key holds itself: all of them when they fit, else none (they
+    /// are kept by digest, see `tun_opts`).
+    pub fn tun_opts_inline(&self) -> &[u8] {
+        self.tun_opts
+            .get(..usize::from(self.tun_opts_len))
+            .unwrap_or_default()
+    }
+
     /// The key as 64-bit words, for masking, hashing and comparing.
     #[inline(always)]
     pub fn words(&self) -> &[u64; KEY_WORDS] {

@@ -225,7 +225,9 @@ pub fn underlay_switch(
         ])
         .map_err(|e| anyhow::anyhow!("{e}"))?;
 
+    let options = upcall.underlay().options.clone();
     let mut switch = Switch::with_pool(upcall, config, PacketPool::new(POOL_FRAMES))?;
+    switch.set_option_store(options);
     for p in &ports {
         switch.add_port(p.clone());
     }

@@ -24,8 +24,8 @@ use pipeline::{
 };
 use tunnels::decap::{self, DecapConfig};
 use tunnels::{
-    EncapParams, TunnelDecap, TunnelDecapConfig, TunnelHeader, TunnelKind, TunnelPortConfig,
-    VtepEndpoint,
+    EncapParams, OptionStore, TunnelDecap, TunnelDecapConfig, TunnelHeader, TunnelKind,
+    TunnelPortConfig, VtepEndpoint,
 };
 
 /// Nominal clock of the bench machine, for the cycles/packet column.
@@ -157,6 +157,7 @@ fn encap(c: &mut Criterion) {
 
 fn decap(c: &mut Criterion) {
     let config = DecapConfig::DEFAULT;
+    let store = OptionStore::default();
     for (what, header) in headers() {
         // The frames a peer sent: each inner frame behind the header, with a source port per
         // flow.
@@ -170,11 +171,12 @@ fn decap(c: &mut Criterion) {
         for batch in [32, 256] {
             let mut rig = Rig::new(batch, frame);
             for &id in &rig.ids {
-                decap::decap(&mut rig.pool, id, &config, VlanLimit::DEFAULT).expect("decap");
+                decap::decap(&mut rig.pool, id, &config, VlanLimit::DEFAULT, &store, 0)
+                    .expect("decap");
             }
             bench(c, &format!("decap/{what}/batch-{batch}"), &mut rig, |r| {
                 for &id in &r.ids {
-                    let t = decap::decap(&mut r.pool, id, &config, VlanLimit::DEFAULT);
+                    let t = decap::decap(&mut r.pool, id, &config, VlanLimit::DEFAULT, &store, 0);
                     let _ = black_box(t);
                 }
             });

@@ -15,10 +15,12 @@ use pipeline::buffer::KEY_METADATA_WORDS;
 use pipeline::checksum;
 use pipeline::flowkey::TUN_FLAG_PRESENT;
 use pipeline::flowkey::{ethertype, ipproto, FlowKey, TUN_OPTS_LEN};
+
 use pipeline::flowkey::{TUN_FLAG_CRITICAL, TUN_FLAG_CSUM, TUN_FLAG_DF, TUN_FLAG_OAM};
 use pipeline::parse::view;
 use pipeline::{parse_packet_limit, PacketId, PacketMeta, PacketPool, VlanLimit};
 
+use crate::option_store::{digest_bytes, OptionStore};
 use crate::wire::{geneve, vxlan, GenevePacket, OptionIter, VxlanPacket};
 
 /// The tunnel protocols vecswitch speaks.
@@ -116,8 +118,9 @@ pub enum DecapDrop {
     BadGeneveHeader,
     /// Geneve with the O bit (control traffic, not for tenants), unless forwarded.
     GeneveOam,
-    /// Geneve options longer than the key holds (`TUN_OPTS_LEN`, 32 bytes).
-    GeneveOptionsTooLong,
+    /// Geneve options longer than the key holds (`TUN_OPTS_LEN`, 32 bytes) that the option
+    /// store has no room for ([`crate::option_store`]).
+    GeneveOptionsStoreFull,
     /// A Geneve option running past the options area.
     BadGeneveOption,
     /// A critical Geneve option the switch does not know ([`check_critical_options`]).
@@ -140,7 +143,7 @@ impl DecapDrop {
         "bad-vxlan-header",
         "bad-geneve-header",
         "geneve-oam",
-        "geneve-options-too-long",
+        "geneve-options-store-full",
         "bad-geneve-option",
         "unknown-critical-option",
         "bad-inner-frame",
@@ -190,18 +193,20 @@ pub struct TunnelMetadata {
 
 impl TunnelMetadata {
     /// Resets the key's metadata words as a packet entering from a tunnel has them (tunnel,
-    /// conntrack, recirculation zero; `in_port` kept) and writes these values and `options`
-    /// (at most `TUN_OPTS_LEN` bytes: more are left out) into the tunnel words.
+    /// conntrack, recirculation zero; `in_port` kept) and writes these values, `opts_len` and
+    /// `opts` into the tunnel words: the options themselves when they fit (`opts_len` at
+    /// most `TUN_OPTS_LEN`), else their digest ([`crate::option_store`]); bytes of `opts` past
+    /// `TUN_OPTS_LEN` are left out.
     ///
     /// The words are stored whole, built as `parse_fast` builds its words (each the
     /// little-endian value of its bytes, stored with `from_le`): the parser's hash then loads
     /// `in_port`'s word right after, and a load spanning a narrow store and a wide one would
     /// stall on store forwarding.
     #[inline(always)]
-    pub fn write_key(&self, key: &mut FlowKey, options: &[u8]) {
+    pub fn write_key(&self, key: &mut FlowKey, opts_len: u8, opts: &[u8]) {
         let le16 = |x: u16| x.to_le() as u64;
         let le32 = |x: u32| x.to_le() as u64;
-        let n = options.len().min(TUN_OPTS_LEN);
+        let n = opts.len().min(TUN_OPTS_LEN);
         let in_port = key.in_port;
         let w = key.words_mut();
         w[0] = u64::from(self.vni);
@@ -215,13 +220,13 @@ impl TunnelMetadata {
         );
         w[3..7].fill(0);
         // tun_opts_len, then ct_state, ct_zone, recirc_id all 0.
-        w[7] = u64::from_le(n as u64);
+        w[7] = u64::from_le(u64::from(opts_len));
         // in_port, then ct_mark 0; ct_label 0.
         w[8] = u64::from_le(le32(in_port));
         w[9] = 0;
         w[10] = 0;
         if n != 0 {
-            if let (Some(d), Some(s)) = (key.tun_opts.get_mut(..n), options.get(..n)) {
+            if let (Some(d), Some(s)) = (key.tun_opts.get_mut(..n), opts.get(..n)) {
                 d.copy_from_slice(s);
             }
         }
@@ -395,9 +400,6 @@ pub fn check(frame: &[u8], meta: &PacketMeta, config: &DecapConfig) -> Result<De
                 flags |= TUN_FLAG_OAM;
             }
             let options = h.options();
-            if options.len() > TUN_OPTS_LEN {
-                return Err(DecapDrop::GeneveOptionsTooLong);
-            }
             for o in OptionIter::new(options) {
                 match o {
                     Ok(o) if o.is_critical() => flags |= TUN_FLAG_CRITICAL,
@@ -434,16 +436,19 @@ pub fn check(frame: &[u8], meta: &PacketMeta, config: &DecapConfig) -> Result<De
 /// `set_len` do, written to `meta.data_off` / `meta.len` at once since the inner frame lies
 /// inside the packet) and parses that with `vlans`, which fills the rest of the key, the hash
 /// and the offsets. An inner frame that does not parse is `bad-inner-frame` (the packet is
-/// then half changed: drop it).
+/// then half changed: drop it). Options longer than the key holds are kept in `store` (used
+/// at `now_ns`), and the key carries their digest.
 #[inline(always)]
 pub fn apply(
     pool: &mut PacketPool,
     id: PacketId,
     decap: &Decap,
     vlans: VlanLimit,
+    store: &OptionStore,
+    now_ns: u64,
 ) -> Result<(), DecapDrop> {
     let (data, meta) = pool.data_and_meta_mut(id);
-    apply_to(data, meta, decap, vlans)
+    apply_to(data, meta, decap, vlans, store, now_ns)
 }
 
 /// [`apply`] on a packet's bytes and metadata, reached once (the node reaches the packet
@@ -454,6 +459,8 @@ pub(crate) fn apply_to(
     meta: &mut PacketMeta,
     decap: &Decap,
     vlans: VlanLimit,
+    store: &OptionStore,
+    now_ns: u64,
 ) -> Result<(), DecapDrop> {
     let end = decap.inner_ofs + decap.inner_len;
     let (Some(inner), Ok(ofs), Ok(len)) = (
@@ -463,10 +470,19 @@ pub(crate) fn apply_to(
     ) else {
         return Err(DecapDrop::OuterTruncated);
     };
-    if decap.options_len > TUN_OPTS_LEN {
-        return Err(DecapDrop::GeneveOptionsTooLong);
+    let options = decap.options(data);
+    // At most 252 bytes (6 bits of 4-byte words).
+    let opts_len = options.len() as u8;
+    if options.len() <= TUN_OPTS_LEN {
+        decap.tunnel.write_key(&mut meta.key, opts_len, options);
+    } else {
+        let digest = store
+            .intern(options, now_ns)
+            .map_err(|_| DecapDrop::GeneveOptionsStoreFull)?;
+        decap
+            .tunnel
+            .write_key(&mut meta.key, opts_len, &digest_bytes(digest));
     }
-    decap.tunnel.write_key(&mut meta.key, decap.options(data));
     meta.data_off += ofs;
     meta.len = len;
     parse_packet_limit(inner, meta, vlans).map_err(|_| DecapDrop::BadInnerFrame)
@@ -479,10 +495,12 @@ pub fn decap(
     id: PacketId,
     config: &DecapConfig,
     vlans: VlanLimit,
+    store: &OptionStore,
+    now_ns: u64,
 ) -> Result<TunnelMetadata, DecapDrop> {
     let (data, meta) = pool.data_and_meta_mut(id);
     let d = check(data, meta, config)?;
-    apply_to(data, meta, &d, vlans)?;
+    apply_to(data, meta, &d, vlans, store, now_ns)?;
     Ok(d.tunnel)
 }
 

@@ -18,7 +18,7 @@ use pipeline::wire::{ethernet, ipv4, udp, Error, FrameBuilder, Ipv4Repr};
 use std::fmt::Write as _;
 
 use pipeline::field::ofctl::format_mac;
-use pipeline::{ExecDrop, PacketId, PacketMeta, PacketPool, PushHeader, HEADROOM};
+use pipeline::{ExecDrop, PacketId, PacketMeta, PacketPool, PushHeader};
 
 use crate::decap::{TunnelKind, TunnelMetadata};
 use crate::wire::{geneve, vxlan, GeneveRepr, OptionIter, VxlanRepr};
@@ -29,8 +29,11 @@ pub const SRC_PORT_MIN: u16 = 32768;
 /// highest port sent is one below).
 pub const SRC_PORT_MAX: u16 = 61000;
 
-/// Longest template: what a packet's headroom takes.
-pub const MAX_HEADER_LEN: usize = HEADROOM;
+/// Longest template: Geneve with 252 bytes of options (302 bytes). A received packet's
+/// headroom ([`HEADROOM`](pipeline::HEADROOM), 256 bytes) takes one with up to 204 bytes of options; a packet
+/// that came through a tunnel has the room its outer headers left too. A packet without the
+/// room is dropped as `tunnel-no-headroom`.
+pub const MAX_HEADER_LEN: usize = FIXED_LEN + geneve::HEADER_LEN + geneve::MAX_OPTIONS_LEN;
 
 /// The UDP source port for an inner flow of hash `hash`: OVS's `netdev_tnl_get_src_port`,
 /// `((u64) hash * (max - min)) >> 32` + min, so the flows of one tunnel spread over the
@@ -177,8 +180,8 @@ pub struct TunnelHeader {
 impl TunnelHeader {
     /// Builds the template. `options` are Geneve option TLVs as on the wire (well formed, a
     /// multiple of 4 bytes): with VXLAN they, and `oam`, are [`Error::Unsupported`]; a VNI
-    /// past 24 bits is [`Error::Malformed`]; a header longer than the headroom (Geneve
-    /// options past 206 bytes) is [`Error::TooLong`].
+    /// past 24 bits is [`Error::Malformed`]; Geneve options past 252 bytes are
+    /// [`Error::TooLong`].
     pub fn new(params: &EncapParams, options: &[u8]) -> Result<TunnelHeader, Error> {
         let mut tunnel = [0u8; geneve::HEADER_LEN + geneve::MAX_OPTIONS_LEN];
         let tunnel_len = match params.kind {

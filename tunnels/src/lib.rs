@@ -12,6 +12,7 @@
 
 pub mod decap;
 pub mod encap;
+pub mod option_store;
 pub mod output;
 pub mod too_big;
 pub mod tunnel_decap;
@@ -25,6 +26,7 @@ pub use decap::{
     check_critical_options, Decap, DecapConfig, DecapDrop, TunnelKind, TunnelMetadata,
 };
 pub use encap::{udp_src_port, EncapDrop, EncapParams, TunnelHeader};
+pub use option_store::OptionStore;
 pub use output::{resolve, LocalIp, Resolved, TunnelOutput};
 pub use tunnel_decap::{
     SnoopBridge, TunnelConfigError, TunnelDecap, TunnelDecapConfig, TunnelDecapStats,

@@ -19,6 +19,7 @@ use pipeline::txq::{count_port, PortCounts};
 use pipeline::{Ctx, Next, Node, PacketId, PacketPool, VlanLimit};
 
 use crate::decap::{self, check_critical_options, DecapConfig, DecapDrop, TunnelKind};
+use crate::option_store::OptionStore;
 use crate::underlay::NeighTable;
 
 /// The node's name.
@@ -294,6 +295,7 @@ pub struct TunnelDecap {
     stats: TunnelDecapStats,
     rx: PortCounts,
     neighs: Option<NeighTable>,
+    options: OptionStore,
 }
 
 impl TunnelDecap {
@@ -308,6 +310,7 @@ impl TunnelDecap {
             stats: TunnelDecapStats::default(),
             rx: PortCounts::new(),
             neighs: None,
+            options: OptionStore::default(),
         }
     }
 
@@ -321,6 +324,17 @@ impl TunnelDecap {
     /// received on the bridges of [`TunnelDecapConfig::snoop`] (OVS's `tnl_neigh_snoop`).
     pub fn set_neigh_table(&mut self, table: NeighTable) {
         self.neighs = Some(table);
+    }
+
+    /// Keeps Geneve options longer than a key holds in `store` (by default the node has a
+    /// store of its own): the translation reads them back from there.
+    pub fn set_option_store(&mut self, store: OptionStore) {
+        self.options = store;
+    }
+
+    /// The store of long Geneve options the node keeps.
+    pub fn option_store(&self) -> &OptionStore {
+        &self.options
     }
 
     /// Snoops the neighbour frames of `pkts`; they go on as they are.
@@ -381,7 +395,8 @@ impl TunnelDecap {
 
     /// One packet: where it goes next.
     #[inline(always)]
-    fn one(c: &Compiled, vlans: VlanLimit, pool: &mut PacketPool, p: PacketId) -> Step {
+    fn one(&self, pool: &mut PacketPool, p: PacketId, now_ns: u64) -> Step {
+        let c = &self.compiled;
         let (data, meta) = pool.data_and_meta_mut(p);
         let key = &meta.key;
         if key.dl_type != ethertype::IPV4 || key.nw_proto != ipproto::UDP {
@@ -424,7 +439,7 @@ impl TunnelDecap {
         }
         // Before the inner parse, which hashes `in_port` with the rest of the key.
         meta.key.in_port = dp_port;
-        match decap::apply_to(data, meta, &d, vlans) {
+        match decap::apply_to(data, meta, &d, self.vlans, &self.options, now_ns) {
             Ok(()) => Step::Decapsulated,
             Err(e) => Step::Drop(e as u16),
         }
@@ -470,7 +485,7 @@ impl Node for TunnelDecap {
         }
         let (mut passed, mut decapsulated) = (0u64, 0u64);
         for (&p, n) in pkts.iter().zip(next.iter_mut()) {
-            *n = match Self::one(c, self.vlans, cx.pool, p) {
+            *n = match self.one(cx.pool, p, cx.now_ns) {
                 Step::Pass => {
                     passed += 1;
                     Next::to(0)

@@ -589,4 +589,35 @@ fn geneve_interoperates_with_open_vswitch_userspace() {
         flows.contains("geneve(vni=0x4d,options({class=0xffff,type=0x0,len=4}0x00005678))"),
         "{flows}"
     );
+
+    // Options longer than a flow key holds: OVS adds a 124-byte option (type 2, which
+    // vecswitch does not map) after 0x1234 in type 0, 136 bytes in all; vecswitch still
+    // matches type 0 among them.
+    ovs.ofctl(
+        "add-tlv-map",
+        "br-int",
+        &["{class=0xffff,type=2,len=124}->tun_metadata2"],
+    );
+    let long = format!("0x{}", "a5".repeat(124));
+    ovs.ofctl(
+        "add-flow",
+        "br-int",
+        &[&format!(
+            "priority=20,in_port=LOCAL,icmp,actions=set_field:0x1234->tun_metadata0,\
+             set_field:{long}->tun_metadata2,output:gnv0"
+        )],
+    );
+    d.ok(&["del-flows", &br, "in_port=2,icmp,tun_metadata0=0x9999"]);
+    d.ok(&[
+        "add-flow",
+        &br,
+        "priority=10,in_port=2,icmp,tun_metadata0=0x1234,actions=output:1",
+    ]);
+    assert!(
+        ping(&ovs_ns, tenant_ip, 5),
+        "OVS -> vecswitch with 136 bytes of options"
+    );
+    let flows = d.ok(&["dump-megaflows", &br]).text;
+    let want = format!("geneve=0xffff000100001234ffff021f{}/", "a5".repeat(124));
+    assert!(flows.contains(&want), "{flows}");
 }

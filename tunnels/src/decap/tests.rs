@@ -22,6 +22,22 @@ fn check_frame(frame: &[u8], config: &DecapConfig) -> Result<Decap, DecapDrop> {
     check(frame, &meta, config)
 }
 
+/// [`decap`] with the default config and VLAN limit, long options kept in `store`.
+fn decap_into(
+    pool: &mut PacketPool,
+    id: PacketId,
+    store: &OptionStore,
+) -> Result<TunnelMetadata, DecapDrop> {
+    decap(
+        pool,
+        id,
+        &DecapConfig::DEFAULT,
+        VlanLimit::DEFAULT,
+        store,
+        5,
+    )
+}
+
 fn drop_of(frame: &[u8]) -> DecapDrop {
     check_frame(frame, &DecapConfig::DEFAULT).unwrap_err()
 }
@@ -58,7 +74,7 @@ fn vxlan_scapy_frame_decaps_to_its_inner_frame() {
 
     let mut pool = PacketPool::new(2);
     let id = parsed(&mut pool, &VXLAN_FRAME);
-    let t = decap(&mut pool, id, &DecapConfig::DEFAULT, VlanLimit::DEFAULT).unwrap();
+    let t = decap_into(&mut pool, id, &OptionStore::default()).unwrap();
     assert_eq!(t, vxlan_metadata());
     assert_eq!(pool.data(id), inner());
     let m = pool.meta(id);
@@ -115,7 +131,7 @@ fn geneve_scapy_frame_with_options_and_checksum() {
 
     let mut pool = PacketPool::new(1);
     let id = parsed(&mut pool, &GENEVE_FRAME_CSUM);
-    decap(&mut pool, id, &DecapConfig::DEFAULT, VlanLimit::DEFAULT).unwrap();
+    decap_into(&mut pool, id, &OptionStore::default()).unwrap();
     assert_eq!(pool.data(id), inner());
     let k = &pool.meta(id).key;
     assert_eq!(k.tun_opts_len, 12);
@@ -134,7 +150,7 @@ fn outer_padding_and_a_vlan_tag_are_stripped() {
     let mut pool = PacketPool::new(1);
     let id = parsed(&mut pool, &f);
     assert_eq!(pool.meta(id).key.vlan_tci, VLAN_PRESENT | 100);
-    decap(&mut pool, id, &DecapConfig::DEFAULT, VlanLimit::DEFAULT).unwrap();
+    decap_into(&mut pool, id, &OptionStore::default()).unwrap();
     assert_eq!(pool.data(id), inner());
     assert_eq!(pool.meta(id).key.vlan_tci, 0, "the inner frame has no tag");
 }
@@ -292,19 +308,6 @@ fn every_tunnel_header_drop_reason() {
     let mut past = g.clone();
     past[42] = 63;
     assert_eq!(drop_of(&past), DecapDrop::OuterTruncated);
-    // 9 words of options: more than the key's 32 bytes.
-    let mut nine = g[..62].to_vec();
-    nine[42] = 9;
-    nine.extend_from_slice(&[
-        0xaa, 0xbb, 5, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    ]);
-    nine.extend_from_slice(inner());
-    let udp_len = (nine.len() - 34) as u16;
-    nine[38..40].copy_from_slice(&udp_len.to_be_bytes());
-    nine[16..18].copy_from_slice(&(udp_len + 20).to_be_bytes());
-    let nine = fix_ip(nine);
-    const { assert!(TUN_OPTS_LEN < 36) };
-    assert_eq!(drop_of(&nine), DecapDrop::GeneveOptionsTooLong);
     // The second option's length says 1 word, past the area.
     let mut tlv = g.clone();
     tlv[53 + 8] = 1;
@@ -323,7 +326,7 @@ fn an_inner_frame_that_does_not_parse() {
     let mut pool = PacketPool::new(1);
     let id = parsed(&mut pool, &f);
     assert_eq!(
-        decap(&mut pool, id, &DecapConfig::DEFAULT, VlanLimit::DEFAULT),
+        decap_into(&mut pool, id, &OptionStore::default()),
         Err(DecapDrop::BadInnerFrame)
     );
 }
@@ -333,7 +336,14 @@ fn apply_refuses_a_decap_of_another_frame() {
     let d = check_frame(&GENEVE_FRAME_CSUM, &DecapConfig::DEFAULT).unwrap();
     let mut pool = PacketPool::new(1);
     let id = parsed(&mut pool, &VXLAN_FRAME);
-    let r = apply(&mut pool, id, &d, VlanLimit::DEFAULT);
+    let r = apply(
+        &mut pool,
+        id,
+        &d,
+        VlanLimit::DEFAULT,
+        &OptionStore::default(),
+        0,
+    );
     assert_eq!(r, Err(DecapDrop::OuterTruncated));
     assert_eq!(pool.data(id), &VXLAN_FRAME, "nothing changed");
 }
@@ -414,7 +424,7 @@ fn write_key_sets_every_tunnel_field_and_nothing_past_in_port_but_zeros() {
         tp_dst: 6081,
         flags: 0x0015,
     };
-    t.write_key(&mut key, &GENEVE_OPTIONS);
+    t.write_key(&mut key, 12, &GENEVE_OPTIONS);
     let want = FlowKey {
         tun_id: 0xab_cdef,
         tun_src: 0x0a0b_0c0d,
@@ -437,7 +447,90 @@ fn write_key_sets_every_tunnel_field_and_nothing_past_in_port_but_zeros() {
     assert!(key.words()[KEY_METADATA_WORDS..]
         .iter()
         .all(|&w| w == u64::MAX));
-    // Options past the key's 32 bytes are cut (apply refuses them before).
-    t.write_key(&mut key, &[7; 40]);
-    assert_eq!((key.tun_opts_len, key.tun_opts), (32, [7; 32]));
+    // A digest for options the key does not hold: the length is the options' own, bytes
+    // past the key's 32 are cut.
+    t.write_key(&mut key, 40, &[7; 40]);
+    assert_eq!((key.tun_opts_len, key.tun_opts), (40, [7; 32]));
+}
+
+/// The Geneve frame of the fixtures without UDP checksum, carrying `options` (not critical)
+/// in front of its inner frame.
+fn geneve_with_options(options: &[u8]) -> Vec<u8> {
+    let mut g = GENEVE_FRAME_CSUM[..50].to_vec();
+    g[42] = (options.len() / 4) as u8;
+    g[43] = 0;
+    g.extend_from_slice(options);
+    g.extend_from_slice(inner());
+    let udp_len = (g.len() - 34) as u16;
+    g[38..40].copy_from_slice(&udp_len.to_be_bytes());
+    g[40..42].fill(0);
+    g[16..18].copy_from_slice(&(udp_len + 20).to_be_bytes());
+    fix_ip(g)
+}
+
+/// `n` bytes of non-critical options (class 0xaabb), each of up to 124 bytes of data.
+fn long_options(n: usize, fill: u8) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut ty = 0;
+    while out.len() < n {
+        let data = (n - out.len() - 4).min(124);
+        out.extend_from_slice(&[0xaa, 0xbb, ty, (data / 4) as u8]);
+        out.extend(std::iter::repeat_n(fill, data));
+        ty += 1;
+    }
+    out
+}
+
+#[test]
+fn options_longer_than_the_key_are_kept_by_digest() {
+    const { assert!(TUN_OPTS_LEN < 36) };
+    let store = OptionStore::default();
+    let mut pool = PacketPool::new(4);
+    for n in [36, 252] {
+        let options = long_options(n, 0x5a);
+        let id = parsed(&mut pool, &geneve_with_options(&options));
+        let t = decap_into(&mut pool, id, &store);
+        assert!(t.is_ok(), "{n} bytes: {t:?}");
+        let key = &pool.meta(id).key;
+        assert_eq!(usize::from(key.tun_opts_len), n);
+        assert_eq!(store.options_of(key).as_deref(), Some(&options[..]));
+        assert_eq!(pool.data(id), inner(), "the inner frame, parsed");
+        assert_eq!(key.dl_type, 0x0800);
+    }
+    // Other options of the same length: another digest, so another key.
+    let a = long_options(40, 1);
+    let b = long_options(40, 2);
+    let ka = {
+        let id = parsed(&mut pool, &geneve_with_options(&a));
+        decap_into(&mut pool, id, &store).unwrap();
+        pool.meta(id).key
+    };
+    let id = parsed(&mut pool, &geneve_with_options(&b));
+    decap_into(&mut pool, id, &store).unwrap();
+    assert_ne!(ka.tun_opts, pool.meta(id).key.tun_opts);
+    assert_eq!(store.len(), 4);
+}
+
+#[test]
+fn a_full_option_store_drops_new_long_options() {
+    // A store of one entry per shard: some of many different areas find no room.
+    let store = OptionStore::new(1);
+    let mut pool = PacketPool::new(1);
+    let mut dropped = 0;
+    for fill in 0..64u8 {
+        let id = parsed(&mut pool, &geneve_with_options(&long_options(36, fill)));
+        match decap_into(&mut pool, id, &store) {
+            Ok(_) => {}
+            Err(e) => {
+                assert_eq!(e, DecapDrop::GeneveOptionsStoreFull);
+                dropped += 1;
+            }
+        }
+        pool.free(id);
+    }
+    assert!(
+        dropped > 0 && store.len() <= 16,
+        "{dropped} {}",
+        store.len()
+    );
 }

@@ -114,7 +114,16 @@ fn push_then_decap_gives_the_inner_frame_and_metadata_back() {
         // As received: parse the outer headers, then decap.
         let (data, meta) = pool.data_and_meta_mut(id);
         parse_packet_limit(data, meta, VlanLimit::DEFAULT).unwrap();
-        let t = decap::decap(&mut pool, id, &DecapConfig::DEFAULT, VlanLimit::DEFAULT).unwrap();
+        let store = crate::OptionStore::default();
+        let t = decap::decap(
+            &mut pool,
+            id,
+            &DecapConfig::DEFAULT,
+            VlanLimit::DEFAULT,
+            &store,
+            0,
+        )
+        .unwrap();
         assert_eq!(pool.data(id), inner());
         let mut flags = TUN_FLAG_PRESENT | TUN_FLAG_DF;
         if udp_checksum {
@@ -159,19 +168,27 @@ fn refused_templates() {
         Error::Malformed
     );
     assert_eq!(e(ge, &GENEVE_OPTIONS[..6]), Error::Malformed);
-    // 208 bytes of options (two options of 100 data bytes): 258 bytes of header,
-    // more than the headroom; 204 bytes fit.
+    // Up to 252 bytes of options (RFC 8926's limit: opt_len is 6 bits of 4-byte words).
     let option = |words: u8| {
         let mut o = vec![0u8; 4 + 4 * words as usize];
         o[3] = words;
         o
     };
-    let too_long = [option(25), option(25)].concat();
-    assert_eq!(too_long.len(), 208);
+    let too_long = [option(31), option(31)].concat();
+    assert_eq!(too_long.len(), 256);
     assert_eq!(e(ge, &too_long), Error::TooLong);
-    let fits = [option(25), option(24)].concat();
+    let longest = [option(31), option(30)].concat();
+    let h = TunnelHeader::new(&ge, &longest).unwrap();
+    assert_eq!(h.header_len(), 50 + 252);
+    // A received packet's headroom takes 204 bytes of options, not more.
+    let mut pool = PacketPool::new(2);
+    let id = pool.alloc_with(inner()).unwrap();
+    assert_eq!(h.push(&mut pool, id), Err(EncapDrop::NoHeadroom));
+    let fits = [option(31), option(18)].concat();
+    assert_eq!(fits.len(), 204);
     let h = TunnelHeader::new(&ge, &fits).unwrap();
-    assert_eq!(h.header_len(), 50 + 204);
+    h.push(&mut pool, id).unwrap();
+    assert_eq!(pool.meta(id).data_off, 2, "the headroom taken but 2 bytes");
     let oam = TunnelHeader::new(&EncapParams { oam: true, ..ge }, &[]).unwrap();
     assert_eq!(oam.template()[43], geneve::FLAG_OAM);
     assert!(format!("{oam:?}").starts_with("TunnelHeader { template: [02, 00"));
@@ -182,11 +199,11 @@ fn push_without_headroom_or_past_65535_bytes() {
     let h = TunnelHeader::new(&params(TunnelKind::Vxlan, 1), &[]).unwrap();
     let mut pool = PacketPool::new(1);
     let id = pool.alloc_with(inner()).unwrap();
-    pool.push_front(id, HEADROOM - 49).unwrap();
+    pool.push_front(id, pipeline::HEADROOM - 49).unwrap();
     assert_eq!(h.push(&mut pool, id), Err(EncapDrop::NoHeadroom));
     assert_eq!(
         pool.meta(id).len as usize,
-        HEADROOM - 49 + INNER_LEN,
+        pipeline::HEADROOM - 49 + INNER_LEN,
         "packet unchanged"
     );
     let mut big = vec![0u8; 50 + 65_536 - 36];

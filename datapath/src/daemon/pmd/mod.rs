@@ -175,8 +175,10 @@ impl Pmd {
             None => (None, PacketPool::new(POOL_FRAMES)),
         };
         let neighs = setup.upcall.underlay().neighs.clone();
+        let options = setup.upcall.underlay().options.clone();
         let mut switch = Switch::with_pool(setup.upcall, setup.classify, pool)?;
         switch.set_neigh_table(neighs);
+        switch.set_option_store(options);
         Ok(Pmd {
             id: setup.id,
             core: setup.core,
