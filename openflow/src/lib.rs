@@ -7,6 +7,7 @@
 
 pub mod bridge;
 pub mod classifier;
+pub mod ct;
 pub mod datapath;
 pub mod error;
 pub mod normal;

@@ -235,7 +235,7 @@ fn at(field: &str) -> impl Fn(BadValue) -> RuleError + '_ {
     move |e| RuleError::new(field, e.0)
 }
 
-fn uint(field: &str, s: &str, max: u128) -> Result<u128, RuleError> {
+pub(crate) fn uint(field: &str, s: &str, max: u128) -> Result<u128, RuleError> {
     ofctl::uint(s, max).map_err(at(field))
 }
 
@@ -280,7 +280,7 @@ fn match_field(name: &str, v: &str) -> Result<(Match, Prereq), RuleError> {
 }
 
 /// Splits an action list at the commas that are not inside parentheses or brackets.
-fn split_top_level(s: &str) -> Vec<&str> {
+pub(crate) fn split_top_level(s: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let (mut depth, mut start) = (0i32, 0);
     for (i, c) in s.char_indices() {
@@ -516,6 +516,7 @@ fn parse_action(item: &str, m: &Match) -> Result<Action, RuleError> {
             }
             Ok(Action::Resubmit { port, table })
         }
+        "ct" => Ok(Action::Ct(Box::new(crate::ct::parse(arg.unwrap_or(""))?))),
         "goto_table" => Ok(Action::GotoTable(
             uint(name, arg_of(name, arg)?, N_TABLES as u128 - 1)? as u8,
         )),
@@ -549,8 +550,18 @@ fn field_value(action: &str, field: Field, s: &str) -> Result<u128, RuleError> {
     ofctl::parse_action_value(field.def(), s).map_err(at(action))
 }
 
-/// `FIELD[start..end]`, `FIELD[bit]`, `FIELD[]` or `FIELD` (whole field).
+/// `FIELD[start..end]`, `FIELD[bit]`, `FIELD[]` or `FIELD` (whole field) of a field
+/// actions write.
 fn field_ref(action: &str, s: &str) -> Result<FieldRef, RuleError> {
+    field_ref_in(action, s, &Field::by_action_name)
+}
+
+/// [`field_ref`] with the fields `lookup` finds by name.
+pub(crate) fn field_ref_in(
+    action: &str,
+    s: &str,
+    lookup: &dyn Fn(&str) -> Option<Field>,
+) -> Result<FieldRef, RuleError> {
     let (name, range) = match s.split_once('[') {
         Some((n, r)) => (
             n,
@@ -561,7 +572,7 @@ fn field_ref(action: &str, s: &str) -> Result<FieldRef, RuleError> {
         ),
         None => (s, None),
     };
-    let field = Field::by_action_name(name)
+    let field = lookup(name)
         .ok_or_else(|| RuleError::new(action, format!("\"{name}\" is not a supported field")))?;
     let w = field.width();
     let (start, end) = match range {
@@ -628,6 +639,13 @@ pub(crate) fn check_actions(
                         "source and destination widths differ",
                     ));
                 }
+            }
+            Action::Ct(ct) => {
+                ct.check(m)?;
+                return Err(RuleError::new(
+                    "ct",
+                    "connection tracking is not in the datapath yet",
+                ));
             }
             Action::GotoTable(t) => {
                 if i + 1 != actions.len() {

@@ -144,6 +144,7 @@ impl fmt::Display for Action {
                     masked_hex(u128::from(*value), u128::from(*mask), u128::from(u64::MAX))
                 )
             }
+            Action::Ct(ct) => write!(f, "{ct}"),
             Action::Note(bytes) => {
                 f.write_str("note:")?;
                 for (i, b) in bytes.iter().enumerate() {

@@ -321,6 +321,8 @@ pub enum Action {
     },
     /// Opaque bytes, ignored by translation.
     Note(Vec<u8>),
+    /// `ct(...)`: connection tracking.
+    Ct(Box<crate::ct::CtAction>),
 }
 
 /// A rule as written in an add-flow / mod-flows / del-flows request.

@@ -320,6 +320,8 @@ impl Xlate<'_> {
                 self.f.metadata = (self.f.metadata & !mask) | (value & mask);
             }
             Action::Note(_) => {}
+            // Refused by `check_actions` until the datapath tracks connections.
+            Action::Ct(_) => {}
         }
     }
 
