@@ -201,6 +201,7 @@ impl<U: Upcall + 'static> Switch<U> {
     /// taken once and the arrivals for a few rounds at most: what they bring about in turn
     /// waits for the next batch.
     fn send_injected(&mut self, now_ns: u64) {
+        self.recirculate(now_ns);
         if let Some(c) = self.graph.node_as::<Classify<U>>(self.classify) {
             c.upcall_mut().take_frames(&mut self.injected);
         }
@@ -226,6 +227,22 @@ impl<U: Upcall + 'static> Switch<U> {
                 };
                 self.graph.dispatch(&mut cx, self.entry, &self.rx_scratch);
             }
+            self.recirculate(now_ns);
+        }
+    }
+
+    /// Runs the copies the actions recirculated ([`TxQueues::recirc`]) through
+    /// classification, until none is left (each copy counts its recirculations, so this
+    /// ends).
+    fn recirculate(&mut self, now_ns: u64) {
+        while !self.tx.recirc.is_empty() {
+            let pkts = std::mem::take(&mut self.tx.recirc);
+            let mut cx = Ctx {
+                pool: &mut self.pool,
+                tx: &mut self.tx,
+                now_ns,
+            };
+            self.graph.dispatch(&mut cx, self.classify, &pkts);
         }
     }
 

@@ -95,6 +95,7 @@ pub fn format_action(a: &DpAction) -> String {
         DpAction::Recirc(id) => format!("recirc({id:#x})"),
         DpAction::Clone(sub) => format!("clone({})", format_actions(sub)),
         DpAction::TunnelPush(h) => h.0.describe(),
+        DpAction::Ct(t) => t.0.describe(),
         DpAction::Drop(reason) => format!("drop({})", reason.name()),
     }
 }

@@ -13,7 +13,9 @@ use crate::normal::{MacTable, NormalPort};
 use crate::rule::FlowMod;
 use crate::ruleset::{ApplyReport, FlowTables, Rule};
 use crate::tlv::{TlvError, TlvMap};
-use crate::xlate::{translate_marked, FragMode, TunnelMark, XlateEnv};
+use crate::xlate::{
+    translate_frozen, translate_marked, FragMode, Frozen, TunnelMark, XlateEnv, XlateHooks,
+};
 
 /// One bridge: ports, MAC table, rules.
 pub struct Bridge {
@@ -23,6 +25,18 @@ pub struct Bridge {
     rules: FlowTables,
     frag_mode: ArcSwap<FragMode>,
     tlv: ArcSwap<TlvMap>,
+}
+
+/// What a datapath adds to a bridge's translation.
+#[derive(Clone, Copy, Default)]
+pub struct DatapathContext<'a> {
+    /// The packet's Geneve options as on the wire (the key holds at most 32 bytes of them,
+    /// see `tunnels::OptionStore`).
+    pub options: &'a [u8],
+    /// Connection tracking and recirculation.
+    pub hooks: Option<&'a dyn XlateHooks>,
+    /// A recirculated packet's frozen state: the translation starts from there.
+    pub frozen: Option<&'a Frozen>,
 }
 
 impl Bridge {
@@ -115,17 +129,19 @@ impl Bridge {
     /// As [`Bridge::translate`]; `NORMAL` moves a learned source only when `learn` (false to
     /// re-translate a megaflow, [`Upcall::retranslate`]).
     pub fn translate_learning(&self, key: &FlowKey, now_ns: u64, learn: bool) -> UpcallResult {
-        self.translate_marked(key, key.tun_opts_inline(), now_ns, learn)
-            .0
+        let dp = DatapathContext {
+            options: key.tun_opts_inline(),
+            ..DatapathContext::default()
+        };
+        self.translate_marked(key, dp, now_ns, learn).0
     }
 
     /// [`Bridge::translate_learning`] with the translation's [`TunnelMark`]s, for the
-    /// datapath to send out of tunnel ports. `options`: the packet's Geneve options as on
-    /// the wire (the key holds at most 32 bytes of them, see `tunnels::OptionStore`).
+    /// datapath to send out of tunnel ports, in the datapath's context `dp`.
     pub fn translate_marked(
         &self,
         key: &FlowKey,
-        options: &[u8],
+        dp: DatapathContext<'_>,
         now_ns: u64,
         learn: bool,
     ) -> (UpcallResult, Vec<TunnelMark>) {
@@ -140,9 +156,13 @@ impl Bridge {
             learn,
             frag_mode: self.frag_mode(),
             tlv: &tlv,
-            tun_options: options,
+            tun_options: dp.options,
+            hooks: dp.hooks,
         };
-        translate_marked(&env, key)
+        match dp.frozen {
+            Some(z) => translate_frozen(&env, key, z),
+            None => translate_marked(&env, key),
+        }
     }
 
     /// The part of [`Bridge::generation`] that rules and ports move (not the MAC table).

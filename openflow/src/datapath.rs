@@ -25,10 +25,10 @@ use pipeline::{DpAction, ExecDrop, FlowKey, Header, Upcall, UpcallResult};
 use tunnels::underlay::{NeighTable, RouteTable};
 use tunnels::{resolve, OptionStore, Resolved, TunnelOutput};
 
-use crate::bridge::Bridge;
+use crate::bridge::{Bridge, DatapathContext};
+use crate::recirc::{Conntrack, Hooks, RecircTable};
 use crate::rule::Fields;
 use crate::tlv::TlvMap;
-use crate::xlate::TunnelMark;
 use crate::OFPP_LOCAL;
 
 /// Weight of one change of the port map in [`DatapathUpcall::generation`]. The map's change
@@ -204,6 +204,10 @@ pub struct DatapathUpcall {
     /// Frames translations want sent, as `(dp_port, frame)`: received on that port (ARP
     /// requests from an underlay bridge's LOCAL port). Each clone has its own.
     frames: Vec<(u32, Vec<u8>)>,
+    /// The frozen states of `ct(table=...)`, by recirculation id.
+    recirc: RecircTable,
+    /// Connection tracking; without it a `ct()` drops (`ct-refused`).
+    conntrack: Option<Arc<dyn Conntrack>>,
 }
 
 impl DatapathUpcall {
@@ -223,6 +227,19 @@ impl DatapathUpcall {
     /// The underlay tables.
     pub fn underlay(&self) -> &Underlay {
         &self.underlay
+    }
+
+    /// This upcall, whose `ct()` actions track with `conntrack`.
+    pub fn with_conntrack(self, conntrack: Arc<dyn Conntrack>) -> DatapathUpcall {
+        DatapathUpcall {
+            conntrack: Some(conntrack),
+            ..self
+        }
+    }
+
+    /// The frozen states of recirculation.
+    pub fn recirc(&self) -> &RecircTable {
+        &self.recirc
     }
 
     /// Publishes a new port map (checked whole first: on an error nothing changes). Meant for
@@ -247,14 +264,10 @@ impl DatapathUpcall {
         map.to_dp.get(bi)?.get(&ofport).copied()
     }
 
-    /// Translates `key` in the bridge of its in_port with `xlate`, see the module
-    /// documentation. A datapath port of no bridge drops (a megaflow on that in_port alone).
-    fn translate_with(
-        &mut self,
-        key: &FlowKey,
-        now_ns: u64,
-        xlate: impl FnOnce(&Bridge, &FlowKey, &[u8]) -> (UpcallResult, Vec<TunnelMark>),
-    ) -> UpcallResult {
+    /// Translates `key` in the bridge of its in_port (`NORMAL` learning when `learn`), see
+    /// the module documentation. A datapath port of no bridge drops (a megaflow on that
+    /// in_port alone).
+    fn translate_with(&mut self, key: &FlowKey, now_ns: u64, learn: bool) -> UpcallResult {
         let map = self.map.load();
         let found = map.by_dp.get(&key.in_port).and_then(|&(bi, ofport)| {
             Some((
@@ -289,11 +302,40 @@ impl DatapathUpcall {
                 sinks: Vec::new(),
             };
         };
+        // A recirculated packet goes on where its first translation froze, in the bridge of
+        // its in_port; an id this datapath did not give drops (a megaflow on that id).
+        let thawed = match key.recirc_id {
+            0 => None,
+            id => match self.recirc.thaw(id) {
+                Some((bridge, frozen)) if bridge == b.name => Some(frozen),
+                _ => {
+                    return UpcallResult {
+                        actions: Vec::new(),
+                        mask: FlowKey {
+                            in_port: u32::MAX,
+                            recirc_id: u32::MAX,
+                            ..FlowKey::default()
+                        },
+                        sinks: Vec::new(),
+                    }
+                }
+            },
+        };
         let bridge_key = FlowKey {
             in_port: ofport,
             ..*key
         };
-        let (mut r, marks) = xlate(&b.bridge, &bridge_key, &options);
+        let hooks = Hooks {
+            bridge: &b.name,
+            recirc: &self.recirc,
+            conntrack: self.conntrack.as_deref(),
+        };
+        let dp = DatapathContext {
+            options: &options,
+            hooks: Some(&hooks),
+            frozen: thawed.as_ref(),
+        };
+        let (mut r, marks) = b.bridge.translate_marked(&bridge_key, dp, now_ns, learn);
         let mut marks = marks.into_iter().peekable();
         let mut state = Fields::from_key(&bridge_key);
         let mut actions = Vec::with_capacity(r.actions.len());
@@ -321,8 +363,10 @@ impl DatapathUpcall {
             }
         }
         r.actions = actions;
-        // The in_port says which bridge: every megaflow matches it (OVS's xlate_wc_init).
+        // The in_port says which bridge and the recirc_id where translation began: every
+        // megaflow matches both (OVS's xlate_wc_init).
         r.mask.in_port = u32::MAX;
+        r.mask.recirc_id = u32::MAX;
         // A packet from a tunnel: its megaflow matches the tunnel it came in on whatever the
         // rules read (OVS's tnl_wc_init): VNI, outer addresses, DF and checksum, outer TOS.
         if key.tun_flags & TUN_FLAG_PRESENT != 0 {
@@ -379,9 +423,12 @@ impl DatapathUpcall {
                     in_port: OFPP_LOCAL,
                     ..outer
                 };
-                let (under, _) = map.bridges[ui]
-                    .bridge
-                    .translate_marked(&outer, &[], now_ns, true);
+                let (under, _) = map.bridges[ui].bridge.translate_marked(
+                    &outer,
+                    DatapathContext::default(),
+                    now_ns,
+                    true,
+                );
                 r.sinks.extend(under.sinks);
                 let to_dp = &map.to_dp[ui];
                 // The underlay's outputs, in datapath numbers; a tunnel port of the underlay
@@ -426,9 +473,7 @@ impl DatapathUpcall {
 
 impl Upcall for DatapathUpcall {
     fn translate(&mut self, key: &FlowKey, now_ns: u64) -> UpcallResult {
-        self.translate_with(key, now_ns, |b, k, o| {
-            b.translate_marked(k, o, now_ns, true)
-        })
+        self.translate_with(key, now_ns, true)
     }
 
     /// Every bridge's generation summed, plus the port map's changes times 2^40 (so that a
@@ -450,9 +495,7 @@ impl Upcall for DatapathUpcall {
 
     /// As `BridgeUpcall`'s: never moves a MAC.
     fn retranslate(&mut self, key: &FlowKey, now_ns: u64, _used: bool) -> UpcallResult {
-        self.translate_with(key, now_ns, |b, k, o| {
-            b.translate_marked(k, o, now_ns, false)
-        })
+        self.translate_with(key, now_ns, false)
     }
 
     fn tick(&mut self, now_ns: u64) {
@@ -529,6 +572,105 @@ mod tests {
         ])
         .unwrap();
         (up, a, b)
+    }
+
+    /// A tracker that records the calls it was made for and marks packets `+trk+new`.
+    struct FakeTrack(crate::xlate::CtCall);
+
+    impl pipeline::Track for FakeTrack {
+        fn track(
+            &self,
+            pool: &mut pipeline::PacketPool,
+            pkts: &[pipeline::PacketId],
+            _now_ns: u64,
+            _drops: &mut [Option<ExecDrop>],
+        ) {
+            for &p in pkts {
+                pool.meta_mut(p).key.ct_state = 0x21;
+            }
+        }
+        fn describe(&self) -> String {
+            format!("{:?}", self.0)
+        }
+    }
+
+    struct FakeConntrack;
+
+    impl Conntrack for FakeConntrack {
+        fn tracker(&self, call: &crate::xlate::CtCall) -> pipeline::Tracker {
+            pipeline::Tracker(Arc::new(FakeTrack(call.clone())))
+        }
+    }
+
+    #[test]
+    fn ct_with_a_table_tracks_then_recirculates_into_it() {
+        let a = bridge(
+            &[1, 2],
+            "table=0,ip,actions=load:0x7->reg1[],ct(commit,zone=NXM_NX_REG1[0..15],exec(set_field:0x5/0xff->ct_mark),table=3)\n\
+             table=3,ct_state=+trk+new,reg1=7,ip,actions=output:2\n",
+        );
+        let up = DatapathUpcall::new().with_conntrack(Arc::new(FakeConntrack));
+        up.set_bridges(vec![entry("br-a", &a, &[(1, 1), (2, 2)])])
+            .unwrap();
+        let mut up = up;
+        let ip = FlowKey {
+            dl_type: 0x0800,
+            ..key(1, 1, 2)
+        };
+        let r = up.translate(&ip, 0);
+        let [DpAction::Ct(t), DpAction::Recirc(id)] = r.actions.as_slice() else {
+            panic!("{:?}", r.actions)
+        };
+        assert!(t.0.describe().contains("zone: 7"), "{}", t.0.describe());
+        assert!(t.0.describe().contains("mark: (5, 255)"));
+        assert_eq!(r.mask.recirc_id, u32::MAX);
+        // The recirculated packet, tracked: table 3 with reg1 as it was at the ct.
+        let back = FlowKey {
+            recirc_id: *id,
+            ct_state: 0x21,
+            ..ip
+        };
+        let r = up.translate(&back, 0);
+        assert_eq!(r.actions, vec![DpAction::Output(2)]);
+        assert_eq!((r.mask.recirc_id, r.mask.ct_state & 0x21), (u32::MAX, 0x21));
+        // An id the datapath never gave drops.
+        let r = up.translate(
+            &FlowKey {
+                recirc_id: 999,
+                ..back
+            },
+            0,
+        );
+        assert!(r.actions.is_empty());
+        // Without conntrack, a ct() drops by its reason.
+        let plain = DatapathUpcall::new();
+        plain
+            .set_bridges(vec![entry("br-a", &a, &[(1, 1), (2, 2)])])
+            .unwrap();
+        let mut plain = plain;
+        assert_eq!(
+            plain.translate(&ip, 0).actions,
+            vec![DpAction::Drop(ExecDrop::CtRefused)]
+        );
+    }
+
+    #[test]
+    fn ct_followed_by_outputs_recirculates_a_copy() {
+        let a = bridge(&[1, 2], "ip,actions=ct(commit,table=1),output:2\n");
+        let up = DatapathUpcall::new().with_conntrack(Arc::new(FakeConntrack));
+        up.set_bridges(vec![entry("br-a", &a, &[(1, 1), (2, 2)])])
+            .unwrap();
+        let mut up = up;
+        let ip = FlowKey {
+            dl_type: 0x0800,
+            ..key(1, 1, 2)
+        };
+        let r = up.translate(&ip, 0);
+        assert!(
+            matches!(r.actions.as_slice(), [DpAction::Ct(_), DpAction::Clone(sub), DpAction::Output(2)] if matches!(**sub, [DpAction::Recirc(_)])),
+            "{:?}",
+            r.actions
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod error;
 pub mod normal;
 pub mod parse;
 pub mod print;
+pub mod recirc;
 pub mod rule;
 pub mod ruleset;
 pub mod tlv;

@@ -640,13 +640,7 @@ pub(crate) fn check_actions(
                     ));
                 }
             }
-            Action::Ct(ct) => {
-                ct.check(m)?;
-                return Err(RuleError::new(
-                    "ct",
-                    "connection tracking is not in the datapath yet",
-                ));
-            }
+            Action::Ct(ct) => ct.check(m)?,
             Action::GotoTable(t) => {
                 if i + 1 != actions.len() {
                     return Err(RuleError::new("goto_table", "must be the last action"));

@@ -4,9 +4,11 @@
 
 use std::sync::Arc;
 
-use pipeline::field::{complete_megaflow_mask, Slot, Write, VLAN_PCP, VLAN_VID};
+use pipeline::field::{complete_megaflow_mask, Slot, Write, CT_LABEL, CT_MARK, VLAN_PCP, VLAN_VID};
 use pipeline::flowkey::{FRAG_ANY, TUN_OPTS_LEN, VLAN_PRESENT};
-use pipeline::{DpAction, FlowKey, StatsSink, UpcallResult};
+use pipeline::{DpAction, ExecDrop, FlowKey, StatsSink, UpcallResult};
+
+use crate::ct::{CtAction, CtAlg, CtZone, Nat};
 
 use crate::normal::{normal_xlate, MacTable, MacUse, NormalPort};
 use crate::rule::{Action, Field, FieldRef, Fields, OFPP_LOCAL};
@@ -70,6 +72,43 @@ pub struct XlateEnv<'a> {
     pub tlv: &'a TlvMap,
     /// The packet's Geneve options as on the wire, which the map decodes.
     pub tun_options: &'a [u8],
+    /// What the datapath lends: connection tracking and recirculation (`None`: a `ct`
+    /// action drops, counted as `ct-refused`).
+    pub hooks: Option<&'a dyn XlateHooks>,
+}
+
+/// The arguments of one `ct()` as translation resolved them for a packet: the zone read
+/// from its field, what `exec` sets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CtCall {
+    pub zone: u16,
+    pub commit: bool,
+    pub force: bool,
+    /// `ct_mark` bits to set: `(value, mask)`; mask 0: none.
+    pub mark: (u32, u32),
+    /// `ct_label` bits to set: `(value, mask)`.
+    pub label: (u128, u128),
+    pub nat: Option<Nat>,
+    pub alg: Option<CtAlg>,
+}
+
+/// Where a recirculated packet's translation goes on: a table, with the registers and
+/// metadata the first translation had at the `ct` (Open vSwitch's frozen state).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Frozen {
+    pub table: u8,
+    pub regs: [u32; crate::rule::N_REGS],
+    pub metadata: u64,
+}
+
+/// The datapath's side of translation.
+pub trait XlateHooks {
+    /// The datapath action that runs `call`; `None` when it cannot (the packet is dropped
+    /// as `ct-refused`).
+    fn ct(&self, call: &CtCall) -> Option<DpAction>;
+    /// The recirculation id under which a packet continues in `frozen`; `None` when no id
+    /// is left (the packet is dropped as `ct-refused`).
+    fn freeze(&self, frozen: &Frozen) -> Option<u32>;
 }
 
 struct Xlate<'a> {
@@ -93,6 +132,16 @@ pub fn translate(env: &XlateEnv<'_>, key: &FlowKey) -> UpcallResult {
     translate_marked(env, key).0
 }
 
+/// [`translate_marked`] of a recirculated packet: from `frozen`'s table, with its registers
+/// and metadata.
+pub fn translate_frozen(
+    env: &XlateEnv<'_>,
+    key: &FlowKey,
+    frozen: &Frozen,
+) -> (UpcallResult, Vec<TunnelMark>) {
+    translate_from(env, key, Some(frozen))
+}
+
 /// The flow as the actions had left it when they wrote a tunnel field: from action `.0` on
 /// (an index into the result's actions), an output to a tunnel port sends with `.1`'s
 /// tunnel words and `tun_metadataN` fields.
@@ -100,7 +149,19 @@ pub type TunnelMark = (usize, Fields);
 
 /// [`translate`], with the [`TunnelMark`]s of the translation in action order.
 pub fn translate_marked(env: &XlateEnv<'_>, key: &FlowKey) -> (UpcallResult, Vec<TunnelMark>) {
+    translate_from(env, key, None)
+}
+
+fn translate_from(
+    env: &XlateEnv<'_>,
+    key: &FlowKey,
+    frozen: Option<&Frozen>,
+) -> (UpcallResult, Vec<TunnelMark>) {
     let mut f = Fields::from_key(key);
+    if let Some(z) = frozen {
+        f.regs = z.regs;
+        f.metadata = z.metadata;
+    }
     f.tun_md = env.tlv.decode(env.tun_options);
     // Options decoded: a tunnel output sends them unless the actions change them.
     let marks = if f.tun_md.present != 0 {
@@ -145,9 +206,16 @@ pub fn translate_marked(env: &XlateEnv<'_>, key: &FlowKey) -> (UpcallResult, Vec
             _ => {}
         }
     }
-    x.table(0, None);
+    x.table(frozen.map_or(0, |z| z.table), None);
     if x.too_deep {
         x.actions.clear();
+    }
+    // A recirculation that nothing follows moves the packet itself.
+    if let Some(DpAction::Clone(sub)) = x.actions.last() {
+        if let [DpAction::Recirc(id)] = **sub {
+            x.actions.pop();
+            x.actions.push(DpAction::Recirc(id));
+        }
     }
     // A rule read a `tun_metadataN`: the megaflow matches the options it came from.
     if x.wc.tun_md.present != 0 {
@@ -320,9 +388,77 @@ impl Xlate<'_> {
                 self.f.metadata = (self.f.metadata & !mask) | (value & mask);
             }
             Action::Note(_) => {}
-            // Refused by `check_actions` until the datapath tracks connections.
-            Action::Ct(_) => {}
+            Action::Ct(ct) => self.conntrack(ct),
         }
+    }
+
+    /// `ct(...)`: the datapath's tracking action for the arguments as this packet resolves
+    /// them, then, with `table=`, a recirculation into that table (on a copy while more
+    /// actions follow; the last one moves the packet, see `translate_from`). The rest of the
+    /// actions see the packet untracked again (OVS's `clear_conntrack`).
+    fn conntrack(&mut self, ct: &CtAction) {
+        let zone = match &ct.zone {
+            CtZone::Imm(z) => *z,
+            CtZone::Field(r) => {
+                if is_packet_field(r.field) {
+                    self.wc.or_field(r.field, r.bit_mask());
+                }
+                r.read(&self.f) as u16
+            }
+        };
+        let (mut mark, mut label) = (Fields::default(), Fields::default());
+        let (mut mark_mask, mut label_mask) = (0u32, 0u128);
+        for a in ct.exec() {
+            let (dst, v) = match a {
+                Action::SetField { field, value } => (FieldRef::whole(*field), *value),
+                Action::Load { dst, value } => (*dst, *value),
+                Action::Move { src, dst } => {
+                    if is_packet_field(src.field) {
+                        self.wc.or_field(src.field, src.bit_mask());
+                    }
+                    (*dst, src.read(&self.f))
+                }
+                _ => continue,
+            };
+            if dst.field == CT_MARK {
+                dst.write(&mut mark, v);
+                mark_mask |= dst.bit_mask() as u32;
+            } else if dst.field == CT_LABEL {
+                dst.write(&mut label, v);
+                label_mask |= dst.bit_mask();
+            }
+        }
+        let call = CtCall {
+            zone,
+            commit: ct.commit,
+            force: ct.force,
+            mark: (FieldRef::whole(CT_MARK).read(&mark) as u32, mark_mask),
+            label: (FieldRef::whole(CT_LABEL).read(&label), label_mask),
+            nat: ct.nat().copied(),
+            alg: ct.alg,
+        };
+        match self.env.hooks.and_then(|h| h.ct(&call)) {
+            Some(a) => self.actions.push(a),
+            None => {
+                self.actions.push(DpAction::Drop(ExecDrop::CtRefused));
+                return;
+            }
+        }
+        if let (Some(table), Some(h)) = (ct.table, self.env.hooks) {
+            let frozen = Frozen {
+                table,
+                regs: self.f.regs,
+                metadata: self.f.metadata,
+            };
+            let Some(id) = h.freeze(&frozen) else {
+                self.actions.push(DpAction::Drop(ExecDrop::CtRefused));
+                return;
+            };
+            self.actions
+                .push(DpAction::Clone(Box::new([DpAction::Recirc(id)])));
+        }
+        let k = &mut self.f.key;
+        (k.ct_state, k.ct_zone, k.ct_mark, k.ct_label) = (0, 0, 0, [0; 16]);
     }
 
     /// Writes `v` into a field range; for packet fields emits the datapath action that sets

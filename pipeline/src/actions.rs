@@ -11,7 +11,7 @@
 
 use crate::buffer::{PacketId, PacketMeta, NO_OFFSET};
 use crate::checksum::{crc32c, update16, update32, update_bytes};
-use crate::dpaction::{DpAction, ExecDrop};
+use crate::dpaction::{DpAction, ExecDrop, MAX_RECIRCS};
 use crate::flowkey::{
     ethertype, ipproto, FRAG_LATER, VLAN_PCP_MASK, VLAN_PCP_SHIFT, VLAN_PRESENT, VLAN_VID_MASK,
 };
@@ -120,12 +120,38 @@ pub fn execute(
                     *nx = match targets.recirc_next {
                         Some(r) => {
                             let m = cx.pool.meta_mut(p);
-                            m.key.recirc_id = id;
-                            m.hash = key_hash(&m.key);
-                            Next::to(r)
+                            if m.recircs >= MAX_RECIRCS {
+                                drop_as(ExecDrop::RecircTooDeep)
+                            } else {
+                                m.recircs += 1;
+                                m.key.recirc_id = id;
+                                m.hash = key_hash(&m.key);
+                                Next::to(r)
+                            }
                         }
                         None => drop_as(ExecDrop::BadHeader),
                     };
+                }
+            }
+            DpAction::Ct(ref tracker) => {
+                let mut ids = [PacketId::default(); MAX_BATCH];
+                let mut at = [0u16; MAX_BATCH];
+                let mut n = 0;
+                for (i, (&p, nx)) in pkts.iter().zip(next.iter()).enumerate() {
+                    if *nx == alive && n < MAX_BATCH {
+                        ids[n] = p;
+                        at[n] = i as u16;
+                        n += 1;
+                    }
+                }
+                let mut drops = [None; MAX_BATCH];
+                tracker
+                    .0
+                    .track(cx.pool, &ids[..n], cx.now_ns, &mut drops[..n]);
+                for (&i, d) in at[..n].iter().zip(&drops[..n]) {
+                    if let (Some(d), Some(nx)) = (d, next.get_mut(usize::from(i))) {
+                        *nx = drop_as(*d);
+                    }
                 }
             }
             DpAction::Drop(reason) => {
@@ -249,7 +275,8 @@ fn copy_or_move(cx: &mut Ctx<'_>, p: PacketId, moves: bool) -> Option<PacketId> 
 /// [`DpAction::Clone`]: runs `sub` on a copy of each packet still alive, or, when `moves`
 /// (nothing after it outputs), on the packet itself, whose fate is then the copy's. A copy
 /// that `sub` drops is freed and counted in [`crate::TxQueues::clone_drops`]; one that
-/// cannot be made is counted in `no_buffers`. Recirculation inside is `bad-header`.
+/// cannot be made is counted in `no_buffers`. A copy that `sub` recirculates goes to
+/// [`crate::TxQueues::recirc`].
 fn clone(
     sub: &[DpAction],
     cx: &mut Ctx<'_>,
@@ -261,7 +288,6 @@ fn clone(
     let alive = Next::drop(targets.drop_base + ExecDrop::NoOutput as u16);
     let inner = ExecTargets {
         drop_base: 0,
-        recirc_next: None,
         ..targets
     };
     // The common tunnel output: the last action, every packet still alive, and drop reasons
@@ -287,6 +313,15 @@ fn clone(
     let mut fates = [Next::CONSUMED; MAX_BATCH];
     execute(sub, cx, &ids[..n], &mut fates[..n], inner);
     for ((&id, &i), &fate) in ids[..n].iter().zip(&owner[..n]).zip(&fates[..n]) {
+        if fate.next_index().is_some() {
+            // Recirculated: the packet itself by its own fate, a copy by the switch.
+            if moves {
+                next[usize::from(i)] = fate;
+            } else {
+                cx.tx.recirc.push(id);
+            }
+            continue;
+        }
         let Some(reason) = fate.drop_reason() else {
             if moves {
                 next[usize::from(i)] = Next::CONSUMED;
@@ -450,6 +485,7 @@ fn set_field(a: &DpAction, d: &mut [u8], m: &mut PacketMeta) -> Result<(), ExecD
         | DpAction::Recirc(_)
         | DpAction::Clone(_)
         | DpAction::TunnelPush(_)
+        | DpAction::Ct(_)
         | DpAction::Drop(_) => {}
     }
     Ok(())

@@ -47,6 +47,8 @@ pub struct PacketMeta {
     pub rx_ns: u64,
     /// Index of the megaflow that classified this packet (for nodes after `classify`).
     pub flow_ref: u32,
+    /// Times the packet was recirculated ([`crate::DpAction::Recirc`]).
+    pub recircs: u8,
 }
 
 /// Errors of the buffer pool (control plane only; the data path counts instead).
@@ -281,6 +283,7 @@ fn reset_meta(m: &mut PacketMeta, data_off: usize, len: usize) {
     m.l4_ofs = NO_OFFSET;
     m.rx_ns = 0;
     m.flow_ref = 0;
+    m.recircs = 0;
 }
 
 fn shift_offsets(m: &mut PacketMeta, delta: i32) {

@@ -46,8 +46,14 @@ pub enum DpAction {
     DecTtl,
     /// To the controller: there is none yet, so this is a drop counted as `controller`.
     Controller,
-    /// Send the packet back to classification with `recirc_id` set (conntrack and tunnels).
+    /// Send the packet back to classification with `recirc_id` set (after `Ct`). Ends the
+    /// list; inside a [`DpAction::Clone`] it sends the copy (OVS's `recirc` before more
+    /// actions). A packet recirculated [`MAX_RECIRCS`] times already is dropped as
+    /// `recirc-too-deep`.
     Recirc(u32),
+    /// Connection tracking (OVS's `ct(...)`): sets each packet's `ct_state`, `ct_zone`,
+    /// `ct_mark` and `ct_label` (and translates its addresses for NAT).
+    Ct(Tracker),
     /// Run these actions on a copy of the packet (on the packet itself when nothing follows)
     /// and go on with the packet as it was: Open vSwitch's `clone()`. An output to a tunnel
     /// port is one: the encapsulated copy goes through the underlay bridge's outputs.
@@ -57,6 +63,51 @@ pub enum DpAction {
     TunnelPush(Header),
     /// Drop the packet, counted as the reason, unless an earlier output took it. Ends the list.
     Drop(ExecDrop),
+}
+
+/// How many times a packet may be recirculated (Open vSwitch's `MAX_RECIRC_DEPTH`).
+pub const MAX_RECIRCS: u8 = 6;
+
+/// What a [`DpAction::Ct`] runs: one `ct()` action's arguments (zone, commit, what to set,
+/// NAT) over the shared connection table, built once per megaflow by the `conntrack` crate.
+pub trait Track: Send + Sync + 'static {
+    /// Tracks the packets `pkts` (one megaflow's, in order): writes each key's conntrack
+    /// fields, rewrites NAT'ed headers; a packet to drop gets its reason in `drops` (same
+    /// index), the others are left `None`.
+    fn track(
+        &self,
+        pool: &mut PacketPool,
+        pkts: &[PacketId],
+        now_ns: u64,
+        drops: &mut [Option<ExecDrop>],
+    );
+    /// The action as `dump-megaflows` prints it (OVS's `ct(commit,zone=1,...)`); two trackers
+    /// that print alike do the same.
+    fn describe(&self) -> String;
+}
+
+/// A shared [`Track`], compared and hashed by its description.
+#[derive(Clone)]
+pub struct Tracker(pub Arc<dyn Track>);
+
+impl PartialEq for Tracker {
+    fn eq(&self, other: &Tracker) -> bool {
+        self.0.describe() == other.0.describe()
+    }
+}
+
+impl Eq for Tracker {}
+
+impl Hash for Tracker {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.describe().hash(state);
+    }
+}
+
+impl fmt::Debug for Tracker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.describe())
+    }
 }
 
 /// A header that [`DpAction::TunnelPush`] puts in front of packets: a tunnel's outer
@@ -143,11 +194,16 @@ pub enum ExecDrop {
     TunnelTooLong,
     /// An encapsulated packet longer than the underlay port's MTU.
     TunnelTooBig,
+    /// A packet recirculated [`MAX_RECIRCS`] times already.
+    RecircTooDeep,
+    /// Connection tracking refused it: the table (or the zone) is full for a new
+    /// connection, or NAT found no free address and port.
+    CtRefused,
 }
 
 impl ExecDrop {
     /// Counter names, indexed by the enum value.
-    pub const NAMES: [&'static str; 11] = [
+    pub const NAMES: [&'static str; 13] = [
         "no-output",
         "ttl-exceeded",
         "no-such-port",
@@ -159,6 +215,8 @@ impl ExecDrop {
         "tunnel-no-headroom",
         "tunnel-too-long",
         "tunnel-too-big",
+        "recirc-too-deep",
+        "ct-refused",
     ];
 
     pub fn name(self) -> &'static str {

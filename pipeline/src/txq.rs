@@ -39,6 +39,9 @@ pub struct TxQueues {
     pub too_big_answers: u64,
     /// What each tunnel port sent ([`crate::PushHeader::port`]), inner frames counted.
     pub tunnel_tx: PortCounts,
+    /// Copies a [`crate::DpAction::Recirc`] inside a [`crate::DpAction::Clone`] sent back to
+    /// classification (`recirc_id` set); the switch runs them after the batch.
+    pub recirc: Vec<PacketId>,
     /// Packets the actions made that enter the pipeline as received on a port, `(port,
     /// packet)`: too-big answers, from the tunnel port. The switch runs them after the batch.
     pub arrivals: Vec<(u32, PacketId)>,
