@@ -31,8 +31,8 @@ pub struct CtAddr(pub [u8; 16]);
 impl CtAddr {
     /// An IPv4 address given as a host-order number (as `FlowKey::nw_src` holds it).
     pub const fn from_v4_bits(bits: u32) -> CtAddr {
-        let b = bits.to_be_bytes();
-        CtAddr([b[0], b[1], b[2], b[3], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])
+        let [a, b, c, d] = bits.to_be_bytes();
+        CtAddr([a, b, c, d, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])
     }
 
     /// An IPv4 address.
