@@ -2005,7 +2005,74 @@ feature (README, "MTU, better than OVS").
     return s
 
 
-SCENARIOS = [l2_learning, vlan, vlan_defaults, vlan_native, acl, rewrite, resubmit, nested_tables, fragments, frag_normal, frag_nx_match, frag_drop, vlan_limit_1, vlan_limit_2, mac_move, priorities, malformed, vxlan, geneve, tunnel_drops, vni_isolation, vxlan_arp, tunnel_flow, geneve_options, tunnel_mtu]
+def ct_firewall():
+    s = Scenario(
+        "ct-firewall",
+        "A stateful firewall with ct(): p1 may open connections to p2, p2 only answers",
+        """
+Client h1 (10.0.0.1) on p1, server h2 (10.0.0.2) on p2. Every IP packet goes through
+`ct(table=1,zone=1)`; in table 1 a new connection from p1 is committed and sent to p2,
+what is established (or related to an established connection) passes either way, and the
+rest is dropped: a connection p2 opens, segments outside the TCP window (`+inv`). ARP goes
+through NORMAL. The TCP connection is a full handshake, data both ways and a FIN each way;
+UDP and ICMP echo are answered; an ICMP port unreachable from h2 quoting h1's UDP datagram is
+related to it and passes. The connection table at the end (in counters.json) is printed as
+`ovs-appctl dpctl/dump-conntrack` prints it.
+""",
+        [{"name": "p1", "ofport": 1}, {"name": "p2", "ofport": 2}],
+        rules=[
+            "priority=100,ip,actions=ct(table=1,zone=1)",
+            "priority=50,arp,actions=NORMAL",
+            "priority=0,actions=drop",
+            "table=1,priority=10,in_port=1,ct_state=+trk+new,ip,actions=ct(commit,zone=1),output:2",
+            "table=1,priority=10,in_port=1,ct_state=+trk+est,ip,actions=output:2",
+            "table=1,priority=10,in_port=2,ct_state=+trk+est,ip,actions=output:1",
+            "table=1,priority=10,in_port=2,ct_state=+trk+rel,ip,actions=output:1",
+            "table=1,priority=0,actions=drop",
+        ],
+    )
+    h1, h2 = mac(1), mac(2)
+    i1, i2 = "10.0.0.1", "10.0.0.2"
+
+    def tcp(a, b, sp, dp, flags, seq, ack=0, data=b""):
+        (sm, si), (dm, di) = a, b
+        p = Ether(src=sm, dst=dm) / IP(src=si, dst=di, id=seq & 0xFFFF) / TCP(sport=sp, dport=dp, flags=flags, seq=seq, ack=ack, window=8192)
+        return p / Raw(data) if data else p
+
+    c, v = (h1, i1), (h2, i2)
+    s.send("p1", tcp(c, v, 40000, 80, "S", 1000), "TCP SYN 10.0.0.1:40000→10.0.0.2:80", {"p2": None},
+           "+trk+new from p1: committed, to p2")
+    s.send("p2", tcp(v, c, 80, 40000, "SA", 5000, 1001), "TCP SYN-ACK", {"p1": None}, "+trk+est+rpl: to p1")
+    s.send("p1", tcp(c, v, 40000, 80, "A", 1001, 5001), "TCP ACK", {"p2": None}, "+trk+est: to p2")
+    s.send("p1", tcp(c, v, 40000, 80, "PA", 1001, 5001, b"GET / HTTP/1.0\r\n\r\n"), "TCP GET", {"p2": None},
+           "+trk+est")
+    s.send("p2", tcp(v, c, 80, 40000, "PA", 5001, 1019, b"HTTP/1.0 200 OK\r\n\r\n"), "TCP 200 OK", {"p1": None},
+           "+trk+est+rpl")
+    s.send("p2", tcp(v, c, 80, 40000, "PA", 900000, 1019, b"stray"), "TCP segment far outside the window", None,
+           "+trk+inv: dropped by table 1's catch-all", drop="rule-drop")
+    s.send("p2", tcp(v, c, 40001, 22, "S", 7000), "TCP SYN 10.0.0.2→10.0.0.1:22 (p2 opens)", None,
+           "+trk+new from p2: dropped", drop="rule-drop")
+    s.send("p1", tcp(c, v, 40000, 80, "FA", 1019, 5020), "TCP FIN from the client", {"p2": None}, "+trk+est")
+    s.send("p2", tcp(v, c, 80, 40000, "FA", 5020, 1020), "TCP FIN-ACK from the server", {"p1": None}, "+trk+est+rpl")
+    s.send("p1", tcp(c, v, 40000, 80, "A", 1020, 5021), "TCP last ACK", {"p2": None}, "+trk+est")
+    udp = Ether(src=h1, dst=h2) / IP(src=i1, dst=i2, id=11) / UDP(sport=40002, dport=53) / Raw(b"query")
+    s.send("p1", udp, "UDP 10.0.0.1:40002→10.0.0.2:53", {"p2": None}, "+trk+new: committed")
+    s.send("p2", Ether(src=h2, dst=h1) / IP(src=i2, dst=i1, id=12) / UDP(sport=53, dport=40002) / Raw(b"answer"),
+           "UDP answer", {"p1": None}, "+trk+est+rpl")
+    udp2 = Ether(src=h1, dst=h2) / IP(src=i1, dst=i2, id=13) / UDP(sport=40003, dport=9999) / Raw(b"closed port")
+    s.send("p1", udp2, "UDP 10.0.0.1:40003→10.0.0.2:9999", {"p2": None}, "+trk+new: committed")
+    s.send("p2", Ether(src=h2, dst=h1) / IP(src=i2, dst=i1, id=14) / ICMP(type=3, code=3) / bytes(udp2)[14:],
+           "ICMP port unreachable quoting #13", {"p1": None}, "+trk+rel: to p1")
+    s.send("p1", Ether(src=h1, dst=h2) / IP(src=i1, dst=i2, id=15) / ICMP(type=8, id=7, seq=1) / Raw(b"ping"),
+           "ICMP echo request", {"p2": None}, "+trk+new: committed")
+    s.send("p2", Ether(src=h2, dst=h1) / IP(src=i2, dst=i1, id=16) / ICMP(type=0, id=7, seq=1) / Raw(b"ping"),
+           "ICMP echo reply", {"p1": None}, "+trk+est+rpl")
+    s.send("p2", Ether(src=h2, dst=h1) / IP(src=i2, dst=i1, id=17) / ICMP(type=8, id=9, seq=1) / Raw(b"ping"),
+           "ICMP echo request from p2", None, "+trk+new from p2: dropped", drop="rule-drop")
+    return s
+
+
+SCENARIOS = [l2_learning, vlan, vlan_defaults, vlan_native, acl, rewrite, resubmit, nested_tables, fragments, frag_normal, frag_nx_match, frag_drop, vlan_limit_1, vlan_limit_2, mac_move, priorities, malformed, vxlan, geneve, tunnel_drops, vni_isolation, vxlan_arp, tunnel_flow, geneve_options, tunnel_mtu, ct_firewall]
 
 
 def build(names=None):

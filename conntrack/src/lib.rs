@@ -14,6 +14,7 @@ mod shard;
 pub mod table;
 pub mod tcp;
 pub mod timeouts;
+pub mod track;
 
 pub use dump::ConnEntry;
 pub use key::{ConnKey, CtAddr, Family, KeyHasher};
@@ -23,3 +24,4 @@ pub use shard::ShardStats;
 pub use table::{ConnTable, CtConfig, CtExec, CtStats, DEFAULT_MAX_CONNS, SHARDS};
 pub use tcp::TcpState;
 pub use timeouts::{Timeout, TimeoutPolicy};
+pub use track::{ct_packet, CtTracker};

@@ -119,6 +119,18 @@ pub const VERBS: &[(&str, &str)] = &[
         "the underlay neighbours, static and learned from ARP / ND",
     ),
     ("neigh-flush", "forget the learned underlay neighbours"),
+    (
+        "dump-conntrack [zone=N]",
+        "the tracked connections (as ovs-appctl dpctl/dump-conntrack)",
+    ),
+    (
+        "flush-conntrack [zone=N]",
+        "forget the tracked connections (of one zone)",
+    ),
+    (
+        "ct-stats",
+        "connection tracking counters: connections, commits, expiries, refusals",
+    ),
 ];
 
 /// Runs one request.
@@ -301,6 +313,10 @@ pub fn execute(d: &mut Daemon, argv: &[String], data: Option<&str>) -> Result<Re
             allow(&[])?;
             underlay(d, verb, &args)
         }
+        "dump-conntrack" | "flush-conntrack" | "ct-stats" => {
+            allow(&[])?;
+            conntrack(d, verb, &args)
+        }
         "help" => {
             let mut text = String::new();
             for (usage, what) in VERBS {
@@ -346,6 +362,64 @@ fn tlv_map(d: &mut Daemon, verb: &str, args: &[String]) -> Result<Reply> {
 /// The underlay verbs, Open vSwitch's `ovs/route/*` and `tnl/neigh/*`: the route table that
 /// says which bridge sends a tunnel's packets from which address, and the neighbour table of
 /// next-hop MACs. A route or an entry for a bridge that does not exist is refused.
+/// `dump-conntrack`, `flush-conntrack` (each with an optional `zone=N`) and `ct-stats`.
+fn conntrack(d: &mut Daemon, verb: &str, args: &[String]) -> Result<Reply> {
+    let now = d.now_ns();
+    let mut zone = None;
+    for a in args {
+        match a.strip_prefix("zone=") {
+            Some(z) if verb != "ct-stats" => {
+                zone = Some(
+                    z.parse::<u16>()
+                        .map_err(|_| anyhow!("zone: {z:?} is not a zone (0..65535)"))?,
+                );
+            }
+            _ => bail!("{verb}: unexpected {a:?}"),
+        }
+    }
+    let ct = &d.conntrack;
+    match verb {
+        "dump-conntrack" => {
+            let mut lines: Vec<String> = ct
+                .entries(zone, now)
+                .iter()
+                .map(|e| e.to_string())
+                .collect();
+            lines.sort();
+            let text = lines.iter().map(|l| format!("{l}\n")).collect::<String>();
+            Ok(Reply::new(text, json!({ "connections": lines })))
+        }
+        "flush-conntrack" => {
+            let n = ct.flush(zone);
+            Ok(Reply::done(format!("OK: {n} connections flushed")))
+        }
+        _ => {
+            let s = ct.stats();
+            let e = &s.events;
+            let rows = [
+                ("connections", u64::from(s.conns)),
+                ("limit", u64::from(ct.max_conns())),
+                ("committed", e.committed),
+                ("expired", e.expired),
+                ("flushed", e.flushed),
+                ("refused-table-full", e.table_full),
+                ("refused-zone-full", e.zone_full),
+                ("invalid", e.invalid),
+                ("reopened", e.reopened),
+            ];
+            let text = rows
+                .iter()
+                .map(|(k, v)| format!("{k}: {v}\n"))
+                .collect::<String>();
+            let obj: serde_json::Map<String, Value> = rows
+                .iter()
+                .map(|(k, v)| (k.to_string(), json!(v)))
+                .collect();
+            Ok(Reply::new(text, Value::Object(obj)))
+        }
+    }
+}
+
 fn underlay(d: &mut Daemon, verb: &str, args: &[String]) -> Result<Reply> {
     use tunnels::underlay::{parse_neigh_del, parse_route_del, NeighSpec, RouteSpec};
     let now = d.now_ns();

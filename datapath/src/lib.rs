@@ -7,6 +7,7 @@
 //! the `vecswitch` binary).
 #![deny(unsafe_code)]
 
+pub mod conntrack;
 pub mod daemon;
 pub mod switch;
 pub mod tunnel_ports;

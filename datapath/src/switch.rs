@@ -876,7 +876,7 @@ mod tests {
             let lines = sw.dump_megaflows_text(bridge, 0);
             assert_eq!(lines.len(), 1, "{bridge}: {lines:?}");
             assert!(
-                lines[0].starts_with("in_port(1),") && lines[0].ends_with("actions:2"),
+                lines[0].starts_with("recirc_id(0),in_port(1),") && lines[0].ends_with("actions:2"),
                 "{bridge}: {lines:?}"
             );
         }

@@ -10,6 +10,7 @@ use pipeline::{FlowKey, Upcall, UpcallResult};
 
 use crate::error::BundleError;
 use crate::normal::{MacTable, NormalPort};
+use crate::recirc::{Conntrack, Hooks, RecircTable};
 use crate::rule::FlowMod;
 use crate::ruleset::{ApplyReport, FlowTables, Rule};
 use crate::tlv::{TlvError, TlvMap};
@@ -185,22 +186,73 @@ pub const DEFAULT_RULES: &str = "priority=0,actions=normal\n";
 /// numbers are its OpenFlow numbers (replay, tests). The daemon's PMDs serve every bridge
 /// with one classifier: theirs is [`crate::DatapathUpcall`].
 #[derive(Clone)]
-pub struct BridgeUpcall(pub Arc<Bridge>);
+pub struct BridgeUpcall(pub Arc<Bridge>, BridgeDatapath);
+
+/// Connection tracking and recirculation of a [`BridgeUpcall`].
+#[derive(Clone, Default)]
+struct BridgeDatapath {
+    recirc: RecircTable,
+    conntrack: Option<Arc<dyn Conntrack>>,
+}
 
 impl BridgeUpcall {
     pub fn new(bridge: Arc<Bridge>) -> BridgeUpcall {
-        BridgeUpcall(bridge)
+        BridgeUpcall(bridge, BridgeDatapath::default())
+    }
+
+    /// This upcall, whose `ct()` actions track with `conntrack`.
+    pub fn with_conntrack(self, conntrack: Arc<dyn Conntrack>) -> BridgeUpcall {
+        BridgeUpcall(
+            self.0,
+            BridgeDatapath {
+                conntrack: Some(conntrack),
+                ..self.1
+            },
+        )
     }
 
     /// The bridge behind this upcall.
     pub fn bridge(&self) -> &Arc<Bridge> {
         &self.0
     }
+
+    /// Translates `key` (from its frozen state when recirculated; an unknown id drops).
+    fn translate_learning(&self, key: &FlowKey, now_ns: u64, learn: bool) -> UpcallResult {
+        let frozen = match key.recirc_id {
+            0 => None,
+            id => match self.1.recirc.thaw(id) {
+                Some((_, frozen)) => Some(frozen),
+                None => {
+                    return UpcallResult {
+                        actions: Vec::new(),
+                        mask: FlowKey {
+                            recirc_id: u32::MAX,
+                            ..FlowKey::default()
+                        },
+                        sinks: Vec::new(),
+                    }
+                }
+            },
+        };
+        let hooks = Hooks {
+            bridge: "",
+            recirc: &self.1.recirc,
+            conntrack: self.1.conntrack.as_deref(),
+        };
+        let dp = DatapathContext {
+            options: key.tun_opts_inline(),
+            hooks: Some(&hooks),
+            frozen: frozen.as_ref(),
+        };
+        let mut r = self.0.translate_marked(key, dp, now_ns, learn).0;
+        r.mask.recirc_id = u32::MAX;
+        r
+    }
 }
 
 impl Upcall for BridgeUpcall {
     fn translate(&mut self, key: &FlowKey, now_ns: u64) -> UpcallResult {
-        self.0.translate(key, now_ns)
+        self.translate_learning(key, now_ns, true)
     }
 
     fn generation(&self) -> u64 {
@@ -215,7 +267,7 @@ impl Upcall for BridgeUpcall {
     /// packets arrive (see `normal::MacRefresh`), while "used since the last revalidation"
     /// may reach back to before the MAC moved away, and learning then would move it back.
     fn retranslate(&mut self, key: &FlowKey, now_ns: u64, _used: bool) -> UpcallResult {
-        self.0.translate_learning(key, now_ns, false)
+        self.translate_learning(key, now_ns, false)
     }
 
     fn tick(&mut self, now_ns: u64) {
@@ -239,7 +291,7 @@ mod tests {
         bridge
             .add_flows_text("hard_timeout=1,in_port=1,actions=output:2\n", 0)
             .unwrap();
-        let mut up = BridgeUpcall(bridge.clone());
+        let mut up = BridgeUpcall::new(bridge.clone());
         let key = FlowKey {
             in_port: 1,
             ..FlowKey::default()
@@ -264,7 +316,7 @@ mod tests {
         };
         let bridge = Arc::new(Bridge::new(vec![port(1), port(2)], MacTable::default()));
         bridge.add_flows_text("actions=NORMAL\n", 0).unwrap();
-        let mut up = BridgeUpcall(bridge.clone());
+        let mut up = BridgeUpcall::new(bridge.clone());
         let mac = [2, 0, 0, 0, 0, 9];
         let from = |in_port| FlowKey {
             in_port,

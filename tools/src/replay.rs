@@ -11,6 +11,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use conntrack::{ConnTable, CtConfig};
+use datapath::conntrack::DatapathConntrack;
+use datapath::daemon::sweep_conntrack;
 use datapath::switch::{PortStats, Switch, SwitchPort, POOL_FRAMES};
 use datapath::tunnel_ports::{tunnel_output, tunnel_receive};
 use openflow::datapath::{DatapathBridge, DatapathUpcall, Underlay};
@@ -40,6 +43,9 @@ pub struct ReplayReport {
     /// Packets encapsulated and decapsulated (scenarios with an underlay only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tunnels: Option<TunnelCounters>,
+    /// The connection table at the end, as `dpctl/dump-conntrack` prints it (when any).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub conntrack: Vec<String>,
 }
 
 /// Lines of a one-bridge scenario, or of each bridge of one with an underlay (by name).
@@ -153,6 +159,7 @@ pub fn underlay_switch(
     u: &ScenarioUnderlay,
     config: flowcache::ClassifyConfig,
     now_ns: u64,
+    conntrack: &Arc<ConnTable>,
 ) -> Result<(Switch<DatapathUpcall>, NamedBridges)> {
     let ports = switch_ports(s);
     let dp_ports = |bridge: &str| -> Vec<(u32, u32)> {
@@ -189,7 +196,8 @@ pub fn underlay_switch(
             .add_static(n, now_ns)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
-    let upcall = DatapathUpcall::with_underlay(Underlay::new(routes, neighs.clone()));
+    let upcall = DatapathUpcall::with_underlay(Underlay::new(routes, neighs.clone()))
+        .with_conntrack(Arc::new(DatapathConntrack(conntrack.clone())));
     let tunnel_ports: Vec<(&ScenarioPort, u32)> = s
         .ports
         .iter()
@@ -321,17 +329,20 @@ pub fn replay(scenario: &Scenario, out: &Path) -> Result<ReplayReport> {
     if let Some(n) = scenario.options.vlan_limit {
         config.vlans = pipeline::VlanLimit::from_setting(n);
     }
-    let report = match &scenario.underlay {
+    let ct = Arc::new(ConnTable::new(CtConfig::default()));
+    let mut report = match &scenario.underlay {
         None => {
-            let upcall = upcall_for(scenario, start_ns)?;
+            let upcall = upcall_for(scenario, start_ns)?
+                .with_conntrack(Arc::new(DatapathConntrack(ct.clone())));
             let names: Vec<(String, u32)> = scenario
                 .ports
                 .iter()
                 .map(|p| (p.name.clone(), p.ofport))
                 .collect();
             let mut switch = Switch::new(&names, upcall, config)?;
-            let now = run(scenario, &mut switch, &arrivals, out)?;
+            let now = run(scenario, &mut switch, &arrivals, out, &ct)?;
             let mut report = build_report(scenario, &mut switch);
+            report.conntrack = dump_conntrack(&ct, now);
             if let Some(c) = switch.classifier() {
                 report.classify = c.stats().to_map();
                 report.megaflows = PerBridge::One(c.dump_megaflows_text(now));
@@ -340,9 +351,10 @@ pub fn replay(scenario: &Scenario, out: &Path) -> Result<ReplayReport> {
             report
         }
         Some(u) => {
-            let (mut switch, bridges) = underlay_switch(scenario, u, config, start_ns)?;
-            let now = run(scenario, &mut switch, &arrivals, out)?;
+            let (mut switch, bridges) = underlay_switch(scenario, u, config, start_ns, &ct)?;
+            let now = run(scenario, &mut switch, &arrivals, out, &ct)?;
             let mut report = build_report(scenario, &mut switch);
+            report.conntrack = dump_conntrack(&ct, now);
             report.megaflows = PerBridge::Each(
                 bridges
                     .iter()
@@ -365,20 +377,32 @@ pub fn replay(scenario: &Scenario, out: &Path) -> Result<ReplayReport> {
             report
         }
     };
+    report.conntrack.sort();
     let json = serde_json::to_string_pretty(&report)? + "\n";
     std::fs::write(out.join("counters.json"), json)
         .with_context(|| format!("{}: cannot write counters.json", out.display()))?;
     Ok(report)
 }
 
+/// The connections of `table` at `now_ns`, as `dpctl/dump-conntrack` prints them.
+fn dump_conntrack(table: &ConnTable, now_ns: u64) -> Vec<String> {
+    table
+        .entries(None, now_ns)
+        .iter()
+        .map(|e| e.to_string())
+        .collect()
+}
+
 /// Feeds `arrivals` (capture time, switch port index, frame) through `switch` and writes
-/// every port's transmissions to `<out>/<port>.pcap` (tunnel ports have none). Returns the
-/// virtual time at the end.
+/// every port's transmissions to `<out>/<port>.pcap` (tunnel ports have none); expires
+/// the connections of `conntrack` on the virtual clock after each batch. Returns the virtual
+/// time at the end.
 fn run<U: Upcall + 'static>(
     scenario: &Scenario,
     switch: &mut Switch<U>,
     arrivals: &[(u64, usize, Frame)],
     out: &Path,
+    conntrack: &ConnTable,
 ) -> Result<u64> {
     let batch = scenario.options.batch.unwrap_or(32);
     let tunnel = |name: &str| {
@@ -423,6 +447,7 @@ fn run<U: Upcall + 'static>(
             });
             err?;
         }
+        sweep_conntrack(conntrack, now);
         start = end;
     }
     Ok(now)
@@ -475,5 +500,6 @@ fn build_report<U: Upcall + 'static>(scenario: &Scenario, switch: &mut Switch<U>
         megaflows: PerBridge::One(Vec::new()),
         flows: PerBridge::One(Vec::new()),
         tunnels: None,
+        conntrack: Vec::new(),
     }
 }

@@ -552,11 +552,11 @@ fn two_bridges_on_one_pmd_forward_by_their_own_rules_and_dump_their_own_megaflow
     };
     let (m0, m1) = (mega("b0"), mega("b1"));
     assert_eq!(m0.len(), 1, "{m0:?}");
-    assert!(m0[0].starts_with("in_port(2),"), "{m0:?}");
+    assert!(m0[0].starts_with("recirc_id(0),in_port(2),"), "{m0:?}");
     assert!(m0[0].ends_with("actions:1"), "{m0:?}");
     assert!(m0[0].contains("packets:2000,"), "{m0:?}");
     assert_eq!(m1.len(), 1, "{m1:?}");
-    assert!(m1[0].starts_with("in_port(3),"), "{m1:?}");
+    assert!(m1[0].starts_with("recirc_id(0),in_port(3),"), "{m1:?}");
     assert!(m1[0].ends_with("actions:2"), "{m1:?}");
     let all = d.ok(&["dump-megaflows"]).text;
     assert!(

@@ -215,6 +215,54 @@ fn containers_talk_through_explicit_flows_over_afpacket() {
 }
 
 #[test]
+fn a_stateful_firewall_lets_a_open_connections_and_b_only_answer() {
+    require_root!();
+    let p = Pair::new("afpacket", false);
+    p.d.ok(&["del-flows", &p.bridge]);
+    for flow in [
+        "priority=100,ip,actions=ct(table=1,zone=9)",
+        "priority=50,arp,actions=NORMAL",
+        "table=1,priority=10,in_port=1,ct_state=+trk+new,ip,actions=ct(commit,zone=9),output:2",
+        "table=1,priority=10,in_port=1,ct_state=+trk+est,ip,actions=output:2",
+        "table=1,priority=10,in_port=2,ct_state=+trk+est,ip,actions=output:1",
+        "table=1,priority=0,actions=drop",
+    ] {
+        p.d.ok(&["add-flow", &p.bridge, flow]);
+    }
+    assert!(ping(&p.a.target, "10.91.0.2", 3), "a opens: ping a -> b");
+    let n = tcp_transfer(&p.b.target, "10.91.0.2", &p.a.target, 1 << 20).unwrap();
+    assert_eq!(n, 1 << 20, "a opens: TCP a -> b");
+    assert!(
+        !ping(&p.b.target, "10.91.0.1", 1),
+        "b may not open: ping b -> a"
+    );
+    assert!(
+        tcp_transfer(&p.a.target, "10.91.0.1", &p.b.target, 1 << 16).is_err(),
+        "b may not open: TCP b -> a"
+    );
+    let dump = p.d.ok(&["dump-conntrack", "zone=9"]).text;
+    assert!(
+        dump.contains("tcp,orig=(src=10.91.0.1,dst=10.91.0.2,") && dump.contains(",zone=9"),
+        "{dump}"
+    );
+    assert!(
+        dump.contains("icmp,orig=(src=10.91.0.1,dst=10.91.0.2,"),
+        "{dump}"
+    );
+    assert!(
+        !dump.contains("orig=(src=10.91.0.2,dst=10.91.0.1"),
+        "{dump}"
+    );
+    assert!(p.d.ok(&["dump-conntrack", "zone=8"]).text.is_empty());
+    let stats = p.d.ok(&["ct-stats", "--json"]).json;
+    assert!(stats["committed"].as_u64().unwrap() >= 2, "{stats}");
+    let e = p.d.err(&["dump-conntrack", "zone=70000"]);
+    assert!(e.contains("zone"), "{e}");
+    p.d.ok(&["flush-conntrack", "zone=9"]);
+    assert!(p.d.ok(&["dump-conntrack"]).text.is_empty());
+}
+
+#[test]
 fn a_port_whose_veth_goes_away_under_traffic_shows_down_and_the_daemon_runs_on() {
     require_root!();
     let p = Pair::new("afxdp", false);

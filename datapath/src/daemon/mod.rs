@@ -14,6 +14,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
+use conntrack::{ConnTable, CtConfig};
 use crossbeam_channel::{Receiver, Sender};
 use flowcache::ClassifyConfig;
 use openflow::normal::{MacTable, NormalPort, VlanMode, DEFAULT_AGING_NS, DEFAULT_MAX_ENTRIES};
@@ -26,6 +27,7 @@ use ports::sys::EventFd;
 use tunnels::underlay::{BridgeAddr, NeighTable, RouteTable};
 use tunnels::{SnoopBridge, TunnelDecapConfig, VtepEndpoint};
 
+use crate::conntrack::DatapathConntrack;
 use crate::tunnel_ports::{tunnel_output, tunnel_receive};
 
 /// The port type `vecswitch attach` gives the host end of a veth pair: AF_XDP, because on veth
@@ -98,6 +100,17 @@ pub fn default_pmd_core() -> Option<usize> {
     cores.last().map(|c| c.id)
 }
 
+/// Expires the connections whose time is up, a slice of the table per call of the sweep
+/// (each holds a shard's lock briefly), until a call finds less than its budget.
+pub fn sweep_conntrack(table: &ConnTable, now_ns: u64) {
+    const BUDGET: usize = 4096;
+    for _ in 0..256 {
+        if table.sweep(now_ns, BUDGET) < BUDGET {
+            break;
+        }
+    }
+}
+
 /// The control thread's state.
 pub struct Daemon {
     pub clock: Arc<MonotonicClock>,
@@ -107,6 +120,8 @@ pub struct Daemon {
     pub routes: RouteTable,
     /// The underlay neighbour table (`neigh-add`, and what the PMDs snoop).
     pub neighs: NeighTable,
+    /// The connection table every PMD tracks in (`ct()` actions).
+    pub conntrack: Arc<ConnTable>,
     /// The port map every PMD translates with (each holds a clone).
     upcall: DatapathUpcall,
     pmds: Vec<PmdHandle>,
@@ -118,11 +133,15 @@ impl Daemon {
     /// A daemon with no bridges and its PMD threads started.
     pub fn new(settings: DaemonSettings) -> Result<Daemon> {
         let (routes, neighs) = (RouteTable::new(), NeighTable::default());
+        let conntrack = Arc::new(ConnTable::new(CtConfig::default()));
+        let upcall = DatapathUpcall::with_underlay(Underlay::new(routes.clone(), neighs.clone()))
+            .with_conntrack(Arc::new(DatapathConntrack(conntrack.clone())));
         let mut d = Daemon {
             clock: Arc::new(MonotonicClock::new()),
             bridges: Vec::new(),
             settings,
-            upcall: DatapathUpcall::with_underlay(Underlay::new(routes.clone(), neighs.clone())),
+            conntrack,
+            upcall,
             routes,
             neighs,
             pmds: Vec::new(),
@@ -591,6 +610,7 @@ impl Daemon {
             b.of.tick(now);
         }
         self.neighs.expire(now);
+        sweep_conntrack(&self.conntrack, now);
         if self.refresh_interfaces() {
             self.bridges_changed()?;
         }
