@@ -5,6 +5,7 @@
 
 use std::hint::black_box;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
 use benches::{
@@ -72,14 +73,42 @@ fn mpps_row(target: &str, goal: Goal, ns: f64, extra: &str) -> Row {
     }
 }
 
+/// The stateful rules of the conntrack rows: every IP packet through `ct(table=1,zone=1)`,
+/// new ones committed, established ones out of port 2.
+const CT_RULES: &str = "priority=100,ip,actions=ct(table=1,zone=1)\n\
+    table=1,ct_state=+trk+new,ip,actions=ct(commit,zone=1),output:2\n\
+    table=1,ct_state=+trk+est,ip,actions=output:2\n";
+
 /// Full pipeline per rx burst (alloc + copy + parse + classify + output + drain + free).
 fn pipeline_row(target: &str, goal: Goal, flows: u32, batch: usize) -> Result<Row, RigError> {
-    let config = ClassifyConfig {
+    let bridge = bridge_with("in_port=1,actions=output:2\n")?;
+    let rig = PipelineRig::new(bridge, emc_always(), sport_frames(flows))?;
+    timed_pipeline_row(target, goal, rig, batch)
+}
+
+/// The full pipeline through the [`CT_RULES`] with `flows` established connections: each
+/// packet is tracked, recirculated and classified again.
+fn ct_pipeline_row(target: &str, goal: Goal, flows: u32, batch: usize) -> Result<Row, RigError> {
+    let bridge = bridge_with(CT_RULES)?;
+    let table = Arc::new(conntrack::ConnTable::new(conntrack::CtConfig::default()));
+    let rig = PipelineRig::with_conntrack(bridge, table, emc_always(), sport_frames(flows))?;
+    timed_pipeline_row(target, goal, rig, batch)
+}
+
+/// Every new flow into the EMC (the timed flows are few and all hot).
+fn emc_always() -> ClassifyConfig {
+    ClassifyConfig {
         emc_insert_inv_prob: 1,
         ..ClassifyConfig::default()
-    };
-    let bridge = bridge_with("in_port=1,actions=output:2\n")?;
-    let mut rig = PipelineRig::new(bridge, config, sport_frames(flows))?;
+    }
+}
+
+fn timed_pipeline_row(
+    target: &str,
+    goal: Goal,
+    mut rig: PipelineRig,
+    batch: usize,
+) -> Result<Row, RigError> {
     rig.warm(batch);
     rig.warm(batch);
     rig.graph.clear_stats();
@@ -163,6 +192,38 @@ fn measure() -> Result<Vec<Row>, RigError> {
         1,
         256,
     )?);
+
+    // 1b. The same with connection tracking: the extra cycles per packet of `ct()` on an
+    // established connection (tracking, recirculation, the second classification).
+    let plain = pipeline_row(
+        "(base of the ct rows) full pipeline, 1 flow",
+        Goal::Info,
+        1,
+        32,
+    )?;
+    for (flows, gated) in [(1, true), (64, false)] {
+        let row = ct_pipeline_row(
+            &format!("full pipeline with ct, established ({flows} connection(s), batch 32)"),
+            Goal::Info,
+            flows,
+            32,
+        )?;
+        let extra = GHZ * 1e3 / row.measured - GHZ * 1e3 / plain.measured;
+        let note = format!("{:.1} vs {:.1} Mpps", row.measured, plain.measured);
+        rows.push(row);
+        rows.push(Row {
+            target: format!("ct extra cycles per packet over the plain pipeline ({flows} conn.)"),
+            goal: if gated {
+                Goal::AtMost(80.0)
+            } else {
+                Goal::Info
+            },
+            unit: "cycles",
+            measured: extra,
+            note,
+        });
+    }
+    rows.push(plain);
 
     // 2. Megaflow hits, the classify node alone, EMC off; 5. its memory.
     let no_emc = ClassifyConfig {

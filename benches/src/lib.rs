@@ -200,9 +200,30 @@ impl PipelineRig {
         config: ClassifyConfig,
         frames: Vec<Vec<u8>>,
     ) -> Result<PipelineRig, RigError> {
+        PipelineRig::with_upcall(BridgeUpcall::new(bridge), config, frames)
+    }
+
+    /// A rig whose `ct()` actions track in `table`.
+    pub fn with_conntrack(
+        bridge: Arc<Bridge>,
+        table: Arc<conntrack::ConnTable>,
+        config: ClassifyConfig,
+        frames: Vec<Vec<u8>>,
+    ) -> Result<PipelineRig, RigError> {
+        let ct = datapath::conntrack::DatapathConntrack(table);
+        let upcall = BridgeUpcall::new(bridge).with_conntrack(Arc::new(ct));
+        PipelineRig::with_upcall(upcall, config, frames)
+    }
+
+    /// A rig translating with `upcall`.
+    pub fn with_upcall(
+        upcall: BridgeUpcall,
+        config: ClassifyConfig,
+        frames: Vec<Vec<u8>>,
+    ) -> Result<PipelineRig, RigError> {
         let mut graph = Graph::new();
         let parse = graph.add(Box::new(Parse::new("classify")))?;
-        let classify = graph.add(Box::new(Classify::new(BridgeUpcall::new(bridge), config)))?;
+        let classify = graph.add(Box::new(Classify::new(upcall, config)))?;
         graph.wire()?;
         Ok(PipelineRig {
             pool: PacketPool::new(2048),

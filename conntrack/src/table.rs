@@ -547,6 +547,22 @@ impl ConnTable {
         self.default_zone_limit.store(limit, Ordering::Relaxed);
     }
 
+    /// The limit of zones without their own (0: unlimited).
+    pub fn default_zone_limit(&self) -> u32 {
+        self.default_zone_limit.load(Ordering::Relaxed)
+    }
+
+    /// The zones with a limit of their own, with it, in zone order.
+    pub fn zone_limits(&self) -> Vec<(u16, u32)> {
+        (0..=u16::MAX)
+            .zip(self.zone_limits.iter())
+            .filter_map(|(z, l)| {
+                let l = l.load(Ordering::Relaxed);
+                (l != ZONE_LIMIT_DEFAULT).then_some((z, l))
+            })
+            .collect()
+    }
+
     /// The limit that applies to `zone` (0: unlimited).
     pub fn zone_limit(&self, zone: u16) -> u32 {
         let own = self

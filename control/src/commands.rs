@@ -131,6 +131,14 @@ pub const VERBS: &[(&str, &str)] = &[
         "ct-stats",
         "connection tracking counters: connections, commits, expiries, refusals",
     ),
+    (
+        "ct-set-maxconns N, ct-get-maxconns",
+        "the table's limit of connections (as ovs-appctl dpctl/ct-*-maxconns)",
+    ),
+    (
+        "ct-set-limits [default=N] [zone=Z,limit=N]..., ct-del-limits zone=Z[,Z]..., ct-get-limits [zone=Z[,Z]...]",
+        "per-zone limits of connections (as ovs-appctl dpctl/ct-*-limits; 0: unlimited)",
+    ),
 ];
 
 /// Runs one request.
@@ -317,6 +325,11 @@ pub fn execute(d: &mut Daemon, argv: &[String], data: Option<&str>) -> Result<Re
             allow(&[])?;
             conntrack(d, verb, &args)
         }
+        "ct-set-maxconns" | "ct-get-maxconns" | "ct-set-limits" | "ct-del-limits"
+        | "ct-get-limits" => {
+            allow(&[])?;
+            ct_limits(d, verb, &args)
+        }
         "help" => {
             let mut text = String::new();
             for (usage, what) in VERBS {
@@ -416,6 +429,113 @@ fn conntrack(d: &mut Daemon, verb: &str, args: &[String]) -> Result<Reply> {
                 .map(|(k, v)| (k.to_string(), json!(v)))
                 .collect();
             Ok(Reply::new(text, Value::Object(obj)))
+        }
+    }
+}
+
+/// The connection limits, with OVS's verbs and texts. Every argument is checked before
+/// any limit changes.
+fn ct_limits(d: &mut Daemon, verb: &str, args: &[String]) -> Result<Reply> {
+    let ct = &d.conntrack;
+    let number = |field: &str, v: &str| {
+        v.parse::<u32>()
+            .map_err(|_| anyhow!("{field}: {v:?} is not a number (0..4294967295)"))
+    };
+    let zone = |v: &str| {
+        v.parse::<u16>()
+            .map_err(|_| anyhow!("zone: {v:?} is not a zone (0..65535)"))
+    };
+    // `zone=Z[,Z]...` lists (ct-del-limits, ct-get-limits).
+    let zones = |args: &[String]| -> Result<Vec<u16>> {
+        let mut out = Vec::new();
+        for a in args {
+            let list = a
+                .strip_prefix("zone=")
+                .ok_or_else(|| anyhow!("{verb}: unexpected {a:?} (zone=Z[,Z]...)"))?;
+            for z in list.split(',') {
+                out.push(zone(z)?);
+            }
+        }
+        Ok(out)
+    };
+    match verb {
+        "ct-set-maxconns" => {
+            let [n] = args else {
+                bail!("ct-set-maxconns: takes one number");
+            };
+            ct.set_max_conns(number("maxconns", n)?);
+            Ok(Reply::done("OK"))
+        }
+        "ct-get-maxconns" => {
+            if let Some(a) = args.first() {
+                bail!("ct-get-maxconns: unexpected {a:?}");
+            }
+            let n = ct.max_conns();
+            Ok(Reply::new(format!("{n}\n"), json!({ "maxconns": n })))
+        }
+        "ct-set-limits" => {
+            let mut default = None;
+            let mut limits = Vec::new();
+            for a in args {
+                if let Some(v) = a.strip_prefix("default=") {
+                    default = Some(number("default", v)?);
+                    continue;
+                }
+                let (mut z, mut l) = (None, None);
+                for kv in a.split(',') {
+                    match kv.split_once('=') {
+                        Some(("zone", v)) => z = Some(zone(v)?),
+                        Some(("limit", v)) => l = Some(number("limit", v)?),
+                        _ => bail!("ct-set-limits: unexpected {kv:?} (zone=Z,limit=N)"),
+                    }
+                }
+                match (z, l) {
+                    (Some(z), Some(l)) => limits.push((z, l)),
+                    _ => bail!("ct-set-limits: {a:?} needs zone=Z,limit=N"),
+                }
+            }
+            if default.is_none() && limits.is_empty() {
+                bail!("ct-set-limits: nothing to set");
+            }
+            if let Some(n) = default {
+                ct.set_default_zone_limit(n);
+            }
+            for (z, l) in limits {
+                ct.set_zone_limit(z, Some(l));
+            }
+            Ok(Reply::done("OK"))
+        }
+        "ct-del-limits" => {
+            let list = zones(args)?;
+            if list.is_empty() {
+                bail!("ct-del-limits: needs zone=Z[,Z]...");
+            }
+            for z in list {
+                ct.set_zone_limit(z, None);
+            }
+            Ok(Reply::done("OK"))
+        }
+        _ => {
+            // OVS's text: the default, then each zone asked for (or each with a limit of
+            // its own) as `zone=Z,limit=N,count=C`.
+            let asked = zones(args)?;
+            let list: Vec<u16> = if asked.is_empty() {
+                ct.zone_limits().iter().map(|&(z, _)| z).collect()
+            } else {
+                asked
+            };
+            let default_limit = ct.default_zone_limit();
+            let mut text = format!("default limit={default_limit}\n");
+            let mut zones_json = Vec::new();
+            for z in list {
+                let (limit, count) = (ct.zone_limit(z), ct.zone_count(z));
+                text.push_str(&format!("zone={z},limit={limit},count={count}\n"));
+                zones_json.push(json!({ "zone": z, "limit": limit, "count": count }));
+            }
+            Ok(Reply::new(
+                text,
+                json!({ "default": default_limit, "zones": zones_json }),
+            ))
         }
     }
 }

@@ -260,6 +260,77 @@ fn a_stateful_firewall_lets_a_open_connections_and_b_only_answer() {
     assert!(e.contains("zone"), "{e}");
     p.d.ok(&["flush-conntrack", "zone=9"]);
     assert!(p.d.ok(&["dump-conntrack"]).text.is_empty());
+
+    // A zone at its limit refuses new connections; the ones it holds go on.
+    p.d.ok(&["ct-set-limits", "zone=9,limit=1"]);
+    assert!(
+        ping(&p.a.target, "10.91.0.2", 2),
+        "the one connection zone 9 may have"
+    );
+    assert!(
+        tcp_transfer(&p.b.target, "10.91.0.2", &p.a.target, 1 << 16).is_err(),
+        "a second connection in a full zone"
+    );
+    let limits = p.d.ok(&["ct-get-limits"]).text;
+    assert!(
+        limits.contains("default limit=0\nzone=9,limit=1,count=1"),
+        "{limits}"
+    );
+    let stats = p.d.ok(&["ct-stats", "--json"]).json;
+    assert!(stats["refused-zone-full"].as_u64().unwrap() >= 1, "{stats}");
+    assert!(p
+        .d
+        .err(&["ct-set-limits", "zone=9,limit=x"])
+        .contains("limit"));
+    p.d.ok(&["ct-del-limits", "zone=9"]);
+    let n = tcp_transfer(&p.b.target, "10.91.0.2", &p.a.target, 1 << 16).unwrap();
+    assert_eq!(n, 1 << 16, "the limit lifted");
+    p.d.ok(&["ct-set-maxconns", "5"]);
+    assert_eq!(p.d.ok(&["ct-get-maxconns"]).text.trim(), "5");
+}
+
+#[test]
+fn the_two_directions_of_a_connection_on_two_pmds_share_one_table() {
+    require_root!();
+    if !two_cores() {
+        return;
+    }
+    let p = Pair::with_config("afpacket", false, "pmd-cores = [0, 1]\n");
+    let show = p.d.ok(&["show"]).json;
+    let pmds: Vec<u64> = show["bridges"][0]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["queues"][0]["pmd"].as_u64().unwrap())
+        .collect();
+    assert_eq!(pmds.len(), 2, "{show:#}");
+    assert_ne!(pmds[0], pmds[1], "a's and b's ports on two PMDs: {show:#}");
+    p.d.ok(&["del-flows", &p.bridge]);
+    for flow in [
+        "priority=100,ip,actions=ct(table=1)",
+        "priority=50,arp,actions=NORMAL",
+        "table=1,in_port=1,ct_state=+trk+new,ip,actions=ct(commit),output:2",
+        "table=1,in_port=1,ct_state=+trk+est,ip,actions=output:2",
+        "table=1,in_port=2,ct_state=+trk+est+rpl,ip,actions=output:1",
+        "table=1,priority=0,actions=drop",
+    ] {
+        p.d.ok(&["add-flow", &p.bridge, flow]);
+    }
+    // a's packets are tracked on one PMD, b's replies on the other: the replies pass only
+    // because that PMD finds the connection the first one committed.
+    let n = tcp_transfer(&p.b.target, "10.91.0.2", &p.a.target, 4 << 20).unwrap();
+    assert_eq!(n, 4 << 20);
+    let flows = p.d.ok(&["dump-flows", &p.bridge]).text;
+    let rpl = flows
+        .lines()
+        .find(|l| l.contains("+est+rpl") || l.contains("+rpl"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        rpl.contains("n_packets=") && !rpl.contains("n_packets=0,"),
+        "{flows}"
+    );
+    assert!(!ping(&p.b.target, "10.91.0.1", 1), "b may not open");
 }
 
 #[test]
