@@ -62,7 +62,23 @@ CASES = {
     "normal-flood": (64, ["--forward-mode=io"], "normal", False),
     # Two VTEPs, four ports (see the top of this file); 64-byte inner frames, 114 B outer.
     "vxlan-64": (64, ["--forward-mode=io"], "vxlan", False),
+    # Stateful rules (CT_FLOWS): testpmd swaps addresses and ports (5tswap), so that the
+    # frames coming back are real replies of the connection; one UDP flow, or the burst's
+    # 256 flows (txonly-multi-flow varies the source address).
+    "ct-1": (64, ["--forward-mode=5tswap"], "ct", False),
+    "ct-256flows": (64, ["--forward-mode=5tswap", "--txonly-multi-flow"], "ct", False),
 }
+
+# The ct cases' rules, the same in both switches: every IP frame through ct(table=1,zone=1);
+# new connections from port 1 are committed, established ones pass either way. testpmd sends
+# what it receives on one port out of the other, so every frame enters the switch on port 1
+# (replies included) once the burst port 2 sent in first (new from port 2: dropped) is gone.
+CT_FLOWS = ["priority=100,ip,actions=ct(table=1,zone=1)",
+            "priority=0,actions=drop",
+            "table=1,priority=10,in_port=1,ct_state=+trk+new,ip,actions=ct(commit,zone=1),output:2",
+            "table=1,priority=10,in_port=1,ct_state=+trk+est,ip,actions=output:2",
+            "table=1,priority=10,in_port=2,ct_state=+trk+est,ip,actions=output:1",
+            "table=1,priority=0,actions=drop"]
 QUICK = ["p2p-64", "normal-learned", "vxlan-64"]
 
 # The vxlan case: the container's ports in testpmd's order, so that its default pairing
@@ -231,6 +247,8 @@ class VecSwitch:
         if CASES[self.case][2] == "p2p":
             rules = self.flows("p2p.flows", "in_port=1,actions=output:2\n"
                                             "in_port=2,actions=output:1\n")
+        elif CASES[self.case][2] == "ct":
+            rules = self.flows("ct.flows", "".join(f + "\n" for f in CT_FLOWS))
         a, bs = self.sockets()
         # The LOCAL tap stays: the same set of ports as OVS's bridge (it matters when flooding).
         return (f'[[bridge]]\nname = "br0"\nlocal = true\n{rules}'
@@ -363,6 +381,8 @@ class OvsDpdk(veth.Ovs):
                            f"ofport_request={ofp}", "type=dpdkvhostuser")
             if CASES[self.case][2] == "p2p":
                 self.flows("br0", ["in_port=1,actions=output:2", "in_port=2,actions=output:1"])
+            elif CASES[self.case][2] == "ct":
+                self.flows("br0", CT_FLOWS)
         for _ in range(50):
             if all(os.path.exists(s) for s in self.sockets()):
                 break
@@ -669,7 +689,8 @@ def summarize(runs, name, case):
 # and the many-flows one against vecswitch's own 1-flow rate.
 TARGETS = [("p2p-64", "ovs-dpdk", 1.3), ("p2p-64", "ceiling", 0.85),
            ("normal-learned", "ovs-dpdk", 1.3), ("normal-flood", "ovs-dpdk", 1.5),
-           ("vxlan-64", "ovs-dpdk", 1.3)]
+           ("vxlan-64", "ovs-dpdk", 1.3), ("ct-1", "ovs-dpdk", 1.5),
+           ("ct-256flows", "ovs-dpdk", 1.5)]
 
 
 # A class whose runs differ by more than this in switch cycles/pkt (max / min) mixes states.

@@ -15,12 +15,13 @@ use crate::flowkey::{ethertype, ipproto, FlowKey, FRAG_ANY, FRAG_LATER, VLAN_PCP
 /// single-value ones (`recirc_id(0x1)`), whose one item carries the name.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug, Hash)]
 pub enum DpGroup {
+    // Open vSwitch's order: tunnel, conntrack, recirc_id, in_port.
     Tunnel,
-    RecircId,
     CtState,
     CtZone,
     CtMark,
     CtLabel,
+    RecircId,
     InPort,
     Eth,
     Vlan,

@@ -173,7 +173,7 @@ fields! {
         .nxm(&[nxm_nx("NXM_NX_CT_STATE", 105)])
         .maskable()
         .matched("ct_state", P::None)
-        .dp(&[dp(G::CtState, "ct_state", F::Hex)]);
+        .dp(&[dp(G::CtState, "ct_state", F::Flags(&CT_STATE_NAMES))]);
     CT_ZONE = FieldDef::new("ct_zone", key_slot!(ct_zone), 16, S::Decimal)
         .nxm(&[nxm_nx("NXM_NX_CT_ZONE", 106)])
         .matched("ct_zone", P::None)
