@@ -2,7 +2,8 @@
 //! to set) over the shared [`ConnTable`] for a group of packets, as the `pipeline`'s
 //! [`Track`]. [`ct_packet`] reads what the tracker needs from a parsed packet: the key's
 //! 5-tuple, and from the bytes the TCP sequence numbers, window, window-scale option and
-//! payload length, the ICMP identifier, and the header an ICMP error quotes.
+//! payload length, the ICMP identifier, and the header an ICMP error quotes. A packet of a
+//! NAT'ed connection is rewritten (`rewrite.rs`) when the action has a `nat`.
 
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use pipeline::{ExecDrop, PacketId, PacketMeta, PacketPool, Track};
 use crate::key::CtAddr;
 use crate::packet::{tcp_wscale_option, CtPacket, QuotedHeader};
 use crate::proto::ProtoClass;
+use crate::rewrite::rewrite;
 use crate::table::{ConnTable, CtExec};
 use crate::{CtEvent, Family};
 
@@ -30,7 +32,7 @@ impl CtTracker {
     }
 }
 
-/// OVS's datapath text: `ct(commit,zone=1,mark=0x5/0xff,label=0x1/0xffff)`.
+/// OVS's datapath text: `ct(commit,zone=1,mark=0x5/0xff,label=0x1/0xffff,nat(src=...))`.
 fn describe(exec: &CtExec) -> String {
     let mut parts = Vec::new();
     if exec.commit {
@@ -45,6 +47,9 @@ fn describe(exec: &CtExec) -> String {
     if let Some((v, m)) = exec.set_label {
         parts.push(format!("label={v:#x}/{m:#x}"));
     }
+    if let Some(nat) = &exec.nat {
+        parts.push(nat.to_string());
+    }
     format!("ct({})", parts.join(","))
 }
 
@@ -56,15 +61,36 @@ impl Track for CtTracker {
         now_ns: u64,
         drops: &mut [Option<ExecDrop>],
     ) {
+        const NAT_BITS: u8 = ct_state::SRC_NAT | ct_state::DST_NAT;
         for (&p, drop) in pkts.iter().zip(drops.iter_mut()) {
             let (data, meta) = pool.data_and_meta_mut(p);
+            let (before, before_zone) = (meta.key.ct_state, meta.key.ct_zone);
             let (state, mark, label) = match ct_packet(data, meta) {
                 Some(pkt) => {
                     let out = self.table.execute(&pkt, &self.exec, now_ns);
-                    if matches!(out.event, CtEvent::TableFull | CtEvent::ZoneFull) {
+                    if matches!(
+                        out.event,
+                        CtEvent::TableFull
+                            | CtEvent::ZoneFull
+                            | CtEvent::NatExhausted
+                            | CtEvent::ReplyTaken
+                    ) {
                         *drop = Some(ExecDrop::CtRefused);
                     }
-                    (out.state, out.mark, out.label)
+                    let mut state = out.state;
+                    if let Some(nat) = out.nat {
+                        // OVS `handle_nat`: a packet translated in this zone already is
+                        // not translated again.
+                        if before & NAT_BITS != 0 && before_zone == self.exec.zone {
+                            state = (state & !NAT_BITS) | (before & NAT_BITS);
+                        } else {
+                            let table = &self.table;
+                            let _ = rewrite(data, meta, &nat, |s, d, proto| {
+                                table.next_ip_id(s, d, proto)
+                            });
+                        }
+                    }
+                    (state, out.mark, out.label)
                 }
                 // Not trackable (a later fragment, a non-IP frame): invalid, as in OVS.
                 None => (ct_state::TRACKED | ct_state::INVALID, 0, 0),
