@@ -1,9 +1,10 @@
 //! The connection table shared by every PMD thread.
 //!
 //! **Sharding.** The table is 64 shards, each a `Mutex` around its own slab and index, on its
-//! own cache lines. A packet locks exactly one shard, for one lookup and one update; there is
+//! own cache lines. A packet locks one shard at a time (two in turn only to follow a NAT forward); there is
 //! no global lock anywhere on the packet path, and the only shared atomics touched are the
-//! connection counts, and only when a connection is committed or removed.
+//! connection counts, only when a connection is committed or removed, and an IPv4 identifier
+//! counter, only for a translated datagram that is not atomic.
 //!
 //! **Both keys in one shard, or a forward.** The shard is chosen by [`KeyHasher`]'s keyed,
 //! *symmetric* hash: a key and its reverse hash alike, so the original and reply keys of a
