@@ -1,10 +1,10 @@
 //! The connection table shared by every PMD thread.
 //!
 //! **Sharding.** The table is 64 shards, each a `Mutex` around its own slab and index, on its
-//! own cache lines. A packet locks one shard at a time (two in turn only to follow a NAT forward); there is
-//! no global lock anywhere on the packet path, and the only shared atomics touched are the
-//! connection counts, only when a connection is committed or removed, and an IPv4 identifier
-//! counter, only for a translated datagram that is not atomic.
+//! own cache lines. A packet locks one shard at a time (two in turn only to follow a NAT
+//! forward); there is no global lock anywhere on the packet path, and the only shared atomics
+//! touched are the connection counts, only when a connection is committed or removed, and an
+//! IPv4 identifier counter, only for a translated datagram that is not atomic.
 //!
 //! **Both keys in one shard, or a forward.** The shard is chosen by [`KeyHasher`]'s keyed,
 //! *symmetric* hash: a key and its reverse hash alike, so the original and reply keys of a
@@ -856,8 +856,7 @@ impl ConnTable {
         std::mem::size_of::<Option<Conn>>()
     }
 
-    /// Checks the table's invariants: every connection is found by both its keys, in the
-    /// shard its hash selects; the index holds nothing else; the counts agree.    /// Checks the table's invariants (for tests, on a quiet table): every connection is in
+    /// Checks the table's invariants (for tests, on a quiet table): every connection is in
     /// the shard its original key selects and found there by it; its reply key is indexed
     /// beside it, or, when it selects another shard, that shard holds a forward naming its
     /// slot and generation; every forward names such a connection; no two connections share
