@@ -2072,7 +2072,167 @@ related to it and passes. The connection table at the end (in counters.json) is 
     return s
 
 
-SCENARIOS = [l2_learning, vlan, vlan_defaults, vlan_native, acl, rewrite, resubmit, nested_tables, fragments, frag_normal, frag_nx_match, frag_drop, vlan_limit_1, vlan_limit_2, mac_move, priorities, malformed, vxlan, geneve, tunnel_drops, vni_isolation, vxlan_arp, tunnel_flow, geneve_options, tunnel_mtu, ct_firewall]
+def ct_snat():
+    s = Scenario(
+        "ct-snat",
+        "Source NAT with ct(): hosts on p1 reach p2 as 192.168.0.1; replies and ICMP errors come back translated",
+        """
+Container c1 (10.0.0.1) and host c3 (10.0.0.3) on p1, server 192.168.0.2 on p2. Every IP packet
+goes through `ct(table=1,zone=1,nat)`, which translates packets of connections committed with a
+NAT (originals forward, replies back) and leaves the rest. In table 1 a new connection from p1
+is committed with a source NAT and sent to p2: c3's with `nat(src=192.168.0.1)` (the address
+only: its port is kept when free), c1's with `nat(src=192.168.0.1:1000-1001)`; what is
+established goes on (from p2 only when `+dnat`, i.e. the reply of a translated connection);
+an ICMP error related to a translated connection goes back to p1 (`+rel+dnat`).
+
+c3 opens TCP from port 1000, which it keeps. c1 then opens TCP to the same server port: the
+port range's 1000 is taken (the reply key would be c3's), so c1 gets 1001 (Open vSwitch starts
+at a hashed port of the range, vecswitch too since 40000 is not in it; either way 1001 is the
+only free one). c1's second connection finds the range exhausted: the commit is refused and the
+packet dropped (`classify.ct-refused`, `refused-nat-exhausted`). The server's ICMP
+"fragmentation needed" quoting c1's segment as it left comes back with the outer destination
+and the quoted header (addresses, ports, IP header checksum) translated, and the ICMP checksum
+fixed. c3's ping keeps its identifier.
+
+The IPv4 identifier (RFC 6864): a translated datagram with DF clear gets a new identifier, as if
+the switch had sent it (a counter per translated source, destination and protocol; declared as
+a range here since it comes from a keyed hash); datagrams with DF set keep theirs.
+""",
+        [{"name": "p1", "ofport": 1}, {"name": "p2", "ofport": 2}],
+        rules=[
+            "priority=100,ip,actions=ct(table=1,zone=1,nat)",
+            "priority=0,actions=drop",
+            "table=1,priority=20,in_port=1,ct_state=+trk+new,ip,nw_src=10.0.0.3,actions=ct(commit,zone=1,nat(src=192.168.0.1)),output:2",
+            "table=1,priority=10,in_port=1,ct_state=+trk+new,ip,actions=ct(commit,zone=1,nat(src=192.168.0.1:1000-1001)),output:2",
+            "table=1,priority=10,in_port=1,ct_state=+trk+est,ip,actions=output:2",
+            "table=1,priority=10,in_port=2,ct_state=+trk+est+dnat,ip,actions=output:1",
+            "table=1,priority=10,in_port=2,ct_state=+trk+rel+dnat,ip,actions=output:1",
+            "table=1,priority=0,actions=drop",
+        ],
+    )
+    m1, m3, ms = mac(1), mac(3), mac(2)
+    c1, c3, srv, pub = "10.0.0.1", "10.0.0.3", "192.168.0.2", "192.168.0.1"
+    # The IPv4 identifier and header checksum of a datagram that gets a new identifier.
+    new_id = [(18, 2, 0, 0xFFFF), (24, 2, 0, 0xFFFF)]
+    id_why = "Open vSwitch keeps the IPv4 identifier of a translated datagram with DF clear; vecswitch gives it a new one (RFC 6864)"
+
+    def tcp(sm, dm, si, di, sp, dp, flags, seq, ack=0, data=b"", ipid=1, df=True):
+        p = Ether(src=sm, dst=dm) / IP(src=si, dst=di, id=ipid, flags="DF" if df else 0) / TCP(sport=sp, dport=dp, flags=flags, seq=seq, ack=ack, window=8192)
+        return p / Raw(data) if data else p
+
+    s.send("p1", tcp(m3, ms, c3, srv, 1000, 80, "S", 100, ipid=1), "TCP SYN 10.0.0.3:1000→192.168.0.2:80",
+           {"p2": tcp(m3, ms, pub, srv, 1000, 80, "S", 100, ipid=1)}, "+new, committed with nat(src=192.168.0.1): port 1000 kept")
+    s.send("p2", tcp(ms, m3, srv, pub, 80, 1000, "SA", 700, 101, ipid=2), "TCP SYN-ACK to 192.168.0.1:1000",
+           {"p1": tcp(ms, m3, srv, c3, 80, 1000, "SA", 700, 101, ipid=2)}, "+est+rpl+dnat: to 10.0.0.3:1000")
+    s.send("p1", tcp(m1, ms, c1, srv, 40000, 80, "S", 1000, ipid=3), "TCP SYN 10.0.0.1:40000→192.168.0.2:80",
+           {"p2": tcp(m1, ms, pub, srv, 1001, 80, "S", 1000, ipid=3)},
+           "+new, nat(src=192.168.0.1:1000-1001): 1000 is c3's, so port 1001")
+    s.send("p2", tcp(ms, m1, srv, pub, 80, 1001, "SA", 5000, 1001, ipid=4), "TCP SYN-ACK to 192.168.0.1:1001",
+           {"p1": tcp(ms, m1, srv, c1, 80, 40000, "SA", 5000, 1001, ipid=4)}, "+est+rpl+dnat: to 10.0.0.1:40000")
+    s.send("p1", tcp(m1, ms, c1, srv, 40000, 80, "A", 1001, 5001, ipid=5), "TCP ACK",
+           {"p2": tcp(m1, ms, pub, srv, 1001, 80, "A", 1001, 5001, ipid=5)}, "+est+snat")
+    get = b"GET / HTTP/1.0\r\n\r\n"
+    s.send("p1", tcp(m1, ms, c1, srv, 40000, 80, "PA", 1001, 5001, get, ipid=6, df=False), "TCP GET, DF clear",
+           {"p2": Loose(tcp(m1, ms, pub, srv, 1001, 80, "PA", 1001, 5001, get, ipid=6, df=False), new_id)},
+           "+est+snat; not atomic: a new IPv4 identifier",
+           ovs={"p2": tcp(m1, ms, pub, srv, 1001, 80, "PA", 1001, 5001, get, ipid=6, df=False)}, ovs_why=id_why)
+    ok = b"HTTP/1.0 200 OK\r\n\r\n"
+    s.send("p2", tcp(ms, m1, srv, pub, 80, 1001, "PA", 5001, 1019, ok, ipid=7), "TCP 200 OK",
+           {"p1": tcp(ms, m1, srv, c1, 80, 40000, "PA", 5001, 1019, ok, ipid=7)}, "+est+rpl+dnat")
+    s.send("p1", tcp(m1, ms, c1, srv, 40001, 80, "S", 3000, ipid=8), "TCP SYN 10.0.0.1:40001→192.168.0.2:80",
+           None, "+new: both ports of the range are taken; the commit is refused", drop="ct-refused",
+           ovs={"p2": tcp(m1, ms, c1, srv, 40001, 80, "S", 3000, ipid=8)},
+           ovs_why="Open vSwitch 3.1 only logs a NAT range exhaustion and sends the packet on untranslated; vecswitch drops it")
+    quoted_out = bytes(tcp(m1, ms, pub, srv, 1001, 80, "A", 1001, 5001, ipid=5)[IP])[:28]
+    quoted_in = bytes(tcp(m1, ms, c1, srv, 40000, 80, "A", 1001, 5001, ipid=5)[IP])[:28]
+
+    def frag_needed(dst, quoted):
+        return Ether(src=ms, dst=m1) / IP(src=srv, dst=dst, id=9, flags="DF") / ICMP(type=3, code=4, nexthopmtu=1400) / Raw(quoted)
+
+    s.send("p2", frag_needed(pub, quoted_out), "ICMP fragmentation needed quoting #5 as it left",
+           {"p1": frag_needed(c1, quoted_in)},
+           "+rel+rpl+dnat: outer destination and quoted source (address, port, IP checksum) back to 10.0.0.1:40000")
+    s.send("p1", Ether(src=m3, dst=ms) / IP(src=c3, dst=srv, id=10, flags="DF") / ICMP(type=8, id=7, seq=1) / Raw(b"ping"),
+           "ICMP echo request from 10.0.0.3, id 7",
+           {"p2": Ether(src=m3, dst=ms) / IP(src=pub, dst=srv, id=10, flags="DF") / ICMP(type=8, id=7, seq=1) / Raw(b"ping")},
+           "+new, committed: source 192.168.0.1, identifier 7 kept")
+    s.send("p2", Ether(src=ms, dst=m3) / IP(src=srv, dst=pub, id=11, flags="DF") / ICMP(type=0, id=7, seq=1) / Raw(b"ping"),
+           "ICMP echo reply",
+           {"p1": Ether(src=ms, dst=m3) / IP(src=srv, dst=c3, id=11, flags="DF") / ICMP(type=0, id=7, seq=1) / Raw(b"ping")},
+           "+est+rpl+dnat")
+
+    def udp(sm, dm, si, di, sp, dp, data, ipid, df):
+        return Ether(src=sm, dst=dm) / IP(src=si, dst=di, id=ipid, flags="DF" if df else 0) / UDP(sport=sp, dport=dp) / Raw(data)
+
+    s.send("p1", udp(m3, ms, c3, srv, 5353, 53, b"query", 12, False), "UDP 10.0.0.3:5353→192.168.0.2:53, DF clear",
+           {"p2": Loose(udp(m3, ms, pub, srv, 5353, 53, b"query", 12, False), new_id)},
+           "+new, committed: port kept, a new IPv4 identifier",
+           ovs={"p2": udp(m3, ms, pub, srv, 5353, 53, b"query", 12, False)}, ovs_why=id_why)
+    s.send("p2", udp(ms, m3, srv, pub, 53, 5353, b"answer", 13, True), "UDP answer, DF set",
+           {"p1": udp(ms, m3, srv, c3, 53, 5353, b"answer", 13, True)}, "+est+rpl+dnat; atomic: identifier kept")
+    s.send("p2", tcp(ms, m1, srv, pub, 80, 1002, "S", 9000, ipid=14), "TCP SYN from p2 to 192.168.0.1:1002",
+           None, "+new from p2: dropped", drop="rule-drop")
+    return s
+
+
+def ct_dnat():
+    s = Scenario(
+        "ct-dnat",
+        "Destination NAT with ct(): a port forward from 192.168.0.1:8080 to 10.0.0.1:80",
+        """
+Server 10.0.0.1 on p1; clients 192.168.0.2 and 192.168.0.3 on p2 reach it at 192.168.0.1:8080.
+Every IP packet goes through `ct(table=1,zone=2,nat)`. In table 1 a new TCP connection from p2
+to 192.168.0.1:8080 is committed with `nat(dst=10.0.0.1:80)` and sent to p1; established
+packets from p2 pass when `+dnat`, and from p1 when `+snat` (the reply direction of a
+destination NAT is a source NAT, as in OVS). Replies leave p2 from 192.168.0.1:8080. Two
+clients with the same source port have two connections. A SYN to another port, and a
+connection the server opens, are dropped.
+""",
+        [{"name": "p1", "ofport": 1}, {"name": "p2", "ofport": 2}],
+        rules=[
+            "priority=100,ip,actions=ct(table=1,zone=2,nat)",
+            "priority=0,actions=drop",
+            "table=1,priority=10,in_port=2,ct_state=+trk+new,tcp,nw_dst=192.168.0.1,tp_dst=8080,actions=ct(commit,zone=2,nat(dst=10.0.0.1:80)),output:1",
+            "table=1,priority=10,in_port=2,ct_state=+trk+est+dnat,ip,actions=output:1",
+            "table=1,priority=10,in_port=1,ct_state=+trk+est+snat,ip,actions=output:2",
+            "table=1,priority=0,actions=drop",
+        ],
+    )
+    ms, m2, m3 = mac(1), mac(2), mac(3)
+    srv, vip, cl2, cl3 = "10.0.0.1", "192.168.0.1", "192.168.0.2", "192.168.0.3"
+
+    def tcp(sm, dm, si, di, sp, dp, flags, seq, ack=0, data=b"", ipid=1):
+        p = Ether(src=sm, dst=dm) / IP(src=si, dst=di, id=ipid, flags="DF") / TCP(sport=sp, dport=dp, flags=flags, seq=seq, ack=ack, window=8192)
+        return p / Raw(data) if data else p
+
+    s.send("p2", tcp(m2, ms, cl2, vip, 50000, 8080, "S", 1000, ipid=1), "TCP SYN 192.168.0.2:50000→192.168.0.1:8080",
+           {"p1": tcp(m2, ms, cl2, srv, 50000, 80, "S", 1000, ipid=1)}, "+new, committed with nat(dst=10.0.0.1:80)")
+    s.send("p1", tcp(ms, m2, srv, cl2, 80, 50000, "SA", 5000, 1001, ipid=2), "TCP SYN-ACK from 10.0.0.1:80",
+           {"p2": tcp(ms, m2, vip, cl2, 8080, 50000, "SA", 5000, 1001, ipid=2)}, "+est+rpl+snat: from 192.168.0.1:8080")
+    s.send("p2", tcp(m2, ms, cl2, vip, 50000, 8080, "A", 1001, 5001, ipid=3), "TCP ACK",
+           {"p1": tcp(m2, ms, cl2, srv, 50000, 80, "A", 1001, 5001, ipid=3)}, "+est+dnat")
+    get = b"GET / HTTP/1.0\r\n\r\n"
+    s.send("p2", tcp(m2, ms, cl2, vip, 50000, 8080, "PA", 1001, 5001, get, ipid=4), "TCP GET",
+           {"p1": tcp(m2, ms, cl2, srv, 50000, 80, "PA", 1001, 5001, get, ipid=4)}, "+est+dnat")
+    ok = b"HTTP/1.0 200 OK\r\n\r\n"
+    s.send("p1", tcp(ms, m2, srv, cl2, 80, 50000, "PA", 5001, 1019, ok, ipid=5), "TCP 200 OK",
+           {"p2": tcp(ms, m2, vip, cl2, 8080, 50000, "PA", 5001, 1019, ok, ipid=5)}, "+est+rpl+snat")
+    s.send("p2", tcp(m3, ms, cl3, vip, 50000, 8080, "S", 2000, ipid=6), "TCP SYN 192.168.0.3:50000→192.168.0.1:8080",
+           {"p1": tcp(m3, ms, cl3, srv, 50000, 80, "S", 2000, ipid=6)}, "+new: a connection of its own")
+    s.send("p1", tcp(ms, m3, srv, cl3, 80, 50000, "SA", 6000, 2001, ipid=7), "TCP SYN-ACK to 192.168.0.3",
+           {"p2": tcp(ms, m3, vip, cl3, 8080, 50000, "SA", 6000, 2001, ipid=7)}, "+est+rpl+snat")
+    s.send("p2", tcp(m2, ms, cl2, vip, 50001, 22, "S", 3000, ipid=8), "TCP SYN to 192.168.0.1:22",
+           None, "+new, no forward for port 22: dropped", drop="rule-drop")
+    s.send("p1", tcp(ms, m2, srv, cl2, 40000, 443, "S", 4000, ipid=9), "TCP SYN from the server",
+           None, "+new from p1: dropped", drop="rule-drop")
+    s.send("p1", tcp(ms, m2, srv, cl2, 80, 50000, "FA", 5020, 1019, ipid=10), "TCP FIN from the server",
+           {"p2": tcp(ms, m2, vip, cl2, 8080, 50000, "FA", 5020, 1019, ipid=10)}, "+est+rpl+snat")
+    s.send("p2", tcp(m2, ms, cl2, vip, 50000, 8080, "FA", 1019, 5021, ipid=11), "TCP FIN-ACK from the client",
+           {"p1": tcp(m2, ms, cl2, srv, 50000, 80, "FA", 1019, 5021, ipid=11)}, "+est+dnat")
+    return s
+
+
+SCENARIOS = [l2_learning, vlan, vlan_defaults, vlan_native, acl, rewrite, resubmit, nested_tables, fragments, frag_normal, frag_nx_match, frag_drop, vlan_limit_1, vlan_limit_2, mac_move, priorities, malformed, vxlan, geneve, tunnel_drops, vni_isolation, vxlan_arp, tunnel_flow, geneve_options, tunnel_mtu, ct_firewall, ct_snat, ct_dnat]
 
 
 def build(names=None):

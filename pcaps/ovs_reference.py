@@ -34,6 +34,10 @@ first is handled as option-less (geneve-options). An underlay port's `mtu` becom
 Ethernet header); OVS drops an encapsulated frame too big for it without a word, where
 vecswitch answers the sender with ICMP "fragmentation needed" or ICMPv6 "packet too big"
 (tunnel-mtu).
+With NAT (ct-snat): OVS sends a packet whose commit found the NAT range exhausted on
+untranslated (it only logs; vecswitch drops it, ct-refused), and it keeps the IPv4 identifier
+of a translated datagram with DF clear (vecswitch gives a new one: gen.py declares the
+identifier as a range).
 Not compared: the outer UDP source port's value (both hash the inner flow into
 32768..60999, with different hashes: gen.py declares the range), the megaflows (OVS pops in
 one pass and recirculates, vecswitch opens and classifies in one), the counters; and a

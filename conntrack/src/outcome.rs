@@ -6,6 +6,7 @@
 use pipeline::flowkey::ct_state;
 
 use crate::key::ConnKey;
+use crate::nat::NatRewrite;
 
 /// Why a packet is `+inv`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -48,6 +49,12 @@ pub enum CtEvent {
     TableFull,
     /// A commit was refused: the zone holds its limit of connections.
     ZoneFull,
+    /// A commit was refused: no translated tuple of the NAT range is free (OVS's "tuple
+    /// space exhaustion").
+    NatExhausted,
+    /// A commit without NAT was refused: its reply key is another connection's (the
+    /// translated tuple of a NAT'ed one).
+    ReplyTaken,
     /// The packet is `+inv`, for this reason.
     Invalid(CtInvalid),
 }
@@ -56,7 +63,7 @@ pub enum CtEvent {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct CtOutcome {
     /// `ct_state` bits: always `TRACKED`, plus `NEW`, `ESTABLISHED`, `RELATED`, `REPLY` or
-    /// `INVALID`.
+    /// `INVALID`, and `SRC_NAT` or `DST_NAT` when the packet is to be translated.
     pub state: u8,
     pub zone: u16,
     pub mark: u32,
@@ -65,6 +72,8 @@ pub struct CtOutcome {
     /// connection), as OVS's `ct_orig_tuple`; `None` when no key could be extracted.
     pub orig: Option<ConnKey>,
     pub event: CtEvent,
+    /// How to rewrite the packet: its connection is NAT'ed and the action has a `nat`.
+    pub nat: Option<NatRewrite>,
 }
 
 impl CtOutcome {

@@ -1,11 +1,14 @@
 //! One shard of the connection table: its connections in a chunked slab (fixed chunks of 256
 //! slots, so growing never moves or copies the connections already there, and never holds the
 //! lock for a big copy) and an index from each key to its slot (`slot << 1 | direction` in a
-//! `hashbrown::HashTable`, 4 bytes a key). The shard is only ever used under its lock.
+//! `hashbrown::HashTable`, 4 bytes a key), plus the forwarding entries of NAT'ed connections
+//! whose reply key hashes here while they live in another shard (see `table.rs`). The shard
+//! is only ever used under its lock.
 
 use hashbrown::HashTable;
 
 use crate::key::{ConnKey, KeyHasher};
+use crate::nat::NatKind;
 use crate::proto::ProtoState;
 
 /// A tracked connection.
@@ -13,9 +16,16 @@ use crate::proto::ProtoState;
 pub(crate) struct Conn {
     /// The key of the packet that created it.
     pub(crate) orig: ConnKey,
-    /// The key packets of the reply direction carry (the reverse of `orig`; a NAT will make
-    /// it the translated tuple).
+    /// The key packets of the reply direction carry: the reverse of `orig`, or with NAT the
+    /// translated tuple.
     pub(crate) reply: ConnKey,
+    /// The translation committed with it (of the original direction), if any.
+    pub(crate) nat: Option<NatKind>,
+    /// The reply key hashes to another shard, which holds a [`Forward`] to this one; this
+    /// shard's index then has only the original key.
+    pub(crate) split: bool,
+    /// Told apart from a later connection in the same slot (a forward names both).
+    pub(crate) gen: u32,
     /// When it expires, on the caller's clock.
     pub(crate) expires_ns: u64,
     pub(crate) label: u128,
@@ -47,6 +57,11 @@ pub struct ShardStats {
     pub zone_full: u64,
     pub invalid: u64,
     pub reopened: u64,
+    /// Commits refused because no translated tuple of the NAT range was free.
+    pub nat_exhausted: u64,
+    /// Commits refused because the reply key is another connection's (a NAT'ed one's
+    /// translated tuple).
+    pub reply_taken: u64,
 }
 
 impl ShardStats {
@@ -58,6 +73,8 @@ impl ShardStats {
         self.zone_full += o.zone_full;
         self.invalid += o.invalid;
         self.reopened += o.reopened;
+        self.nat_exhausted += o.nat_exhausted;
+        self.reply_taken += o.reply_taken;
     }
 }
 
@@ -72,9 +89,21 @@ fn entry(slot: u32, reply: bool) -> IndexEntry {
     slot << 1 | u32::from(reply)
 }
 
+/// Where the connection whose reply key hashes to this shard lives (its home shard and
+/// slot, and the slot's generation, checked when the home is locked).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Forward {
+    pub(crate) key: ConnKey,
+    pub(crate) home: u8,
+    pub(crate) slot: u32,
+    pub(crate) gen: u32,
+}
+
 #[derive(Default)]
 pub(crate) struct Shard {
     index: HashTable<IndexEntry>,
+    forwards: HashTable<Forward>,
+    next_gen: u32,
     chunks: Vec<Box<[Option<Conn>]>>,
     free: Vec<u32>,
     /// Slots below this were handed out at least once.
@@ -119,10 +148,15 @@ impl Shard {
         Some((e >> 1, e & 1 == 1))
     }
 
-    /// Stores `conn` and indexes both its keys. `None` when the shard has no slot left.
-    pub(crate) fn insert(&mut self, conn: Conn, hasher: &KeyHasher) -> Option<u32> {
+    /// Stores `conn` and indexes its original key, and its reply key unless `conn.split`.
+    /// Returns the slot and generation; `None` when the shard has no slot left.
+    pub(crate) fn insert(&mut self, mut conn: Conn, hasher: &KeyHasher) -> Option<(u32, u32)> {
         let (h_orig, h_reply) = (hasher.hash(&conn.orig), hasher.hash(&conn.reply));
+        let split = conn.split;
         let slot = self.alloc_slot()?;
+        let gen = self.next_gen;
+        self.next_gen = self.next_gen.wrapping_add(1);
+        conn.gen = gen;
         let place = self
             .chunks
             .get_mut((slot >> CHUNK_SHIFT) as usize)
@@ -131,9 +165,45 @@ impl Shard {
         let Shard { index, chunks, .. } = self;
         let rehash = |e: &IndexEntry| key_in(chunks, *e).map_or(0, |k| hasher.hash(k));
         index.insert_unique(h_orig, entry(slot, false), rehash);
-        index.insert_unique(h_reply, entry(slot, true), rehash);
+        if !split {
+            index.insert_unique(h_reply, entry(slot, true), rehash);
+        }
         self.len += 1;
-        Some(slot)
+        Some((slot, gen))
+    }
+
+    /// The forwarding entry of `key`, if this shard holds one.
+    pub(crate) fn find_forward(&self, hash: u64, key: &ConnKey) -> Option<Forward> {
+        self.forwards.find(hash, |f| f.key == *key).copied()
+    }
+
+    /// Records that `f.key` (hashing to `hash`, i.e. to this shard) belongs to a connection
+    /// of shard `f.home`.
+    pub(crate) fn insert_forward(&mut self, hash: u64, f: Forward, hasher: &KeyHasher) {
+        self.forwards
+            .insert_unique(hash, f, |f| hasher.hash(&f.key));
+    }
+
+    /// Removes the forwarding entry `f` (exactly it: a newer one of the same key stays).
+    pub(crate) fn remove_forward(&mut self, hash: u64, f: &Forward) -> bool {
+        match self.forwards.find_entry(hash, |x| x == f) {
+            Ok(found) => {
+                found.remove();
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// True when a connection of the table uses `key`, as far as this shard (the one `key`
+    /// hashes to) knows: an original or reply key here, or a forward to another shard.
+    pub(crate) fn key_in_use(&self, hash: u64, key: &ConnKey) -> bool {
+        self.find(hash, key).is_some() || self.find_forward(hash, key).is_some()
+    }
+
+    /// Every forwarding entry (for checks).
+    pub(crate) fn forwards(&self) -> impl Iterator<Item = &Forward> {
+        self.forwards.iter()
     }
 
     fn alloc_slot(&mut self) -> Option<u32> {
@@ -158,7 +228,8 @@ impl Shard {
             .get_mut((slot >> CHUNK_SHIFT) as usize)?
             .get_mut((slot & CHUNK_MASK) as usize)?
             .take()?;
-        for (key, reply) in [(&conn.orig, false), (&conn.reply, true)] {
+        let keys = [(&conn.orig, false), (&conn.reply, true)];
+        for (key, reply) in keys.into_iter().take(if conn.split { 1 } else { 2 }) {
             let want = entry(slot, reply);
             if let Ok(found) = self.index.find_entry(hasher.hash(key), |&e| e == want) {
                 found.remove();
@@ -188,7 +259,7 @@ impl Shard {
         now_ns: u64,
         budget: usize,
         hasher: &KeyHasher,
-        mut gone: impl FnMut(&Conn),
+        mut gone: impl FnMut(u32, &Conn),
     ) -> (Option<u32>, usize) {
         let end = from.saturating_add(max_scan).min(self.high_water);
         let mut removed = 0;
@@ -196,7 +267,7 @@ impl Shard {
         while slot < end && removed < budget {
             if self.get(slot).is_some_and(|c| c.expired(now_ns)) {
                 if let Some(conn) = self.remove(slot, hasher) {
-                    gone(&conn);
+                    gone(slot, &conn);
                     removed += 1;
                 }
             }
@@ -212,6 +283,7 @@ impl Shard {
         self.chunks.len() * CHUNK_LEN * std::mem::size_of::<Option<Conn>>()
             + self.chunks.capacity() * std::mem::size_of::<Box<[Option<Conn>]>>()
             + self.index.allocation_size()
+            + self.forwards.allocation_size()
             + self.free.capacity() * std::mem::size_of::<u32>()
     }
 
@@ -219,9 +291,14 @@ impl Shard {
     /// else (for tests).
     pub(crate) fn check(&self, hasher: &KeyHasher) -> Result<(), String> {
         let mut n = 0;
+        let mut split = 0;
         for (slot, conn) in self.iter() {
             n += 1;
-            for reply in [false, true] {
+            split += usize::from(conn.split);
+            for reply in [false, true]
+                .into_iter()
+                .take(if conn.split { 1 } else { 2 })
+            {
                 let key = conn.key(reply);
                 // A key equal to its own reverse (same address and port both ends) finds
                 // either direction.
@@ -232,7 +309,7 @@ impl Shard {
                 }
             }
         }
-        if n != self.len || self.index.len() != 2 * n {
+        if n != self.len || self.index.len() != 2 * n - split {
             return Err(format!(
                 "{n} connections, len {}, {} index entries",
                 self.len,

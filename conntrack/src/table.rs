@@ -1,19 +1,35 @@
 //! The connection table shared by every PMD thread.
 //!
 //! **Sharding.** The table is 64 shards, each a `Mutex` around its own slab and index, on its
-//! own cache lines. A packet locks exactly one shard, for one lookup and one update; there is
-//! no global lock anywhere on the packet path, and the only shared atomics touched are the
-//! connection counts, and only when a connection is committed or removed.
+//! own cache lines. A packet locks one shard at a time (two in turn only to follow a NAT
+//! forward); there is no global lock anywhere on the packet path, and the only shared atomics
+//! touched are the connection counts, only when a connection is committed or removed, and an
+//! IPv4 identifier counter, only for a translated datagram that is not atomic.
 //!
-//! **Both keys in one shard.** The shard is chosen by [`KeyHasher`]'s keyed, *symmetric* hash:
-//! a key and its reverse hash alike, so the original and reply keys of a connection always
-//! select the same shard (and the same bucket group inside it), and a packet of either
-//! direction finds the connection with one lock. The later NAT slice makes the reply key a
-//! translated tuple, whose hash may select another shard; the design for it is that the
-//! reply shard then holds a forwarding entry (home shard, slot, generation), commits and
-//! removals lock the two shards in increasing index order (so two threads can never wait on
-//! each other), and lookups never hold two locks (read the forward entry, unlock, lock the
-//! home shard, check the generation). Until then every connection is wholly in one shard.
+//! **Both keys in one shard, or a forward.** The shard is chosen by [`KeyHasher`]'s keyed,
+//! *symmetric* hash: a key and its reverse hash alike, so the original and reply keys of a
+//! connection without NAT always select the same shard (and the same bucket group inside it),
+//! and a packet of either direction finds the connection with one lock. A NAT'ed connection's
+//! reply key is the translated tuple, which may hash to another shard: the connection then
+//! lives in its original key's shard (its *home*), indexed there by that key only, and the
+//! reply key's shard holds a forwarding entry (home shard, slot, the slot's generation).
+//!
+//! - A lookup never holds two locks: it locks the key's shard; a forward found there is
+//!   copied, the lock released, the home locked, and the connection in the slot checked (same
+//!   generation, same reply key): if it is gone the forward was stale, the lookup removes it
+//!   and starts again.
+//! - A NAT commit locks the home and a candidate's shard in increasing index order (only one
+//!   when they are the same), so two threads never wait on each other; under the two locks it
+//!   checks that the original key is still unknown and that no connection uses the candidate
+//!   (as any key: the index, or a forward), then inserts the connection and its forward.
+//! - A removal (expiry, reopen, flush, sweep) holds the home lock only; it removes the forward
+//!   after releasing it (locking the forward's shard alone). In between the forward is stale,
+//!   which lookups recognise by the generation, and a NAT commit treats its tuple as taken for
+//!   that moment.
+//!
+//! A commit also refuses a reply key another connection uses (`reply_taken`): the reverse of
+//! a new connection without NAT can be a NAT'ed connection's translated tuple, and two
+//! connections may never share a key.
 //!
 //! **Commit and limits.** As in OVS, an uncommitted `+new` packet leaves nothing behind.
 //! A commit first takes a place under the zone's limit, then under the table's (atomic
@@ -26,18 +42,19 @@
 //! lock hold and a bounded number of connections per call, resuming where it stopped, so a
 //! PMD loop or a background thread can call it without stalling packets.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
 
 use hashbrown::HashMap;
 use pipeline::flowkey::ct_state;
 
 use crate::dump::ConnEntry;
-use crate::key::{ConnKey, KeyHasher};
+use crate::key::{ConnKey, CtAddr, KeyHasher};
+use crate::nat::{keyed, CtNat, NatKind, NatRewrite, Search};
 use crate::outcome::{CtEvent, CtInvalid, CtOutcome};
 use crate::packet::{lookup_key, CtPacket};
 use crate::proto::{self, ProtoClass, Update};
-use crate::shard::{Conn, Shard, ShardStats};
+use crate::shard::{Conn, Forward, Shard, ShardStats};
 use crate::tcp;
 use crate::timeouts::TimeoutPolicy;
 
@@ -54,6 +71,13 @@ const SWEEP_SLOTS_PER_LOCK: u32 = 64;
 const ZONE_LIMIT_DEFAULT: u32 = u32::MAX;
 
 const ZONES: usize = 1 << 16;
+
+/// Buckets of IPv4 identifier counters (see [`ConnTable::next_ip_id`]).
+const IP_ID_BUCKETS: usize = 2048;
+
+/// Times a packet's lookup starts again after a race (a stale forward, a removal, a commit of
+/// the same key by another thread) before it is given up as an uncommitted `+new`.
+const MAX_TRIES: usize = 4;
 
 /// How a table is set up.
 #[derive(Clone, Debug)]
@@ -72,6 +96,9 @@ pub struct CtConfig {
     /// unknown window scaling). On by default because OVS does so (`tcp_valid_new` refuses
     /// only a SYN-ACK); off, only a SYN opens a connection.
     pub tcp_midstream_pickup: bool,
+    /// The key of the hashes that choose NAT addresses and ports and of the IPv4 identifier
+    /// counters; `None`: random (the daemon). Replay fixes it so runs are reproducible.
+    pub seed: Option<u64>,
 }
 
 impl Default for CtConfig {
@@ -83,6 +110,7 @@ impl Default for CtConfig {
             zone_timeouts: Vec::new(),
             tcp_seq_check: true,
             tcp_midstream_pickup: true,
+            seed: None,
         }
     }
 }
@@ -97,6 +125,9 @@ pub struct CtExec {
     pub set_mark: Option<(u32, u32)>,
     /// `(value, mask)` to write into the connection's label.
     pub set_label: Option<(u128, u128)>,
+    /// `nat(...)`: with a kind, a committed new connection is translated; with or without,
+    /// the packets of a translated connection are rewritten (`None`: nothing is).
+    pub nat: Option<CtNat>,
 }
 
 /// Counters of the whole table.
@@ -134,6 +165,8 @@ pub struct ConnTable {
     zone_limits: Box<[AtomicU32]>,
     zone_counts: Box<[AtomicU32]>,
     sweep_cursor: Mutex<SweepCursor>,
+    seed: u64,
+    ip_ids: Box<[AtomicU16]>,
 }
 
 impl Default for ConnTable {
@@ -142,18 +175,41 @@ impl Default for ConnTable {
     }
 }
 
-/// What tracking decided before the outcome is written.
-struct Decision {
-    state: u8,
-    slot: Option<u32>,
-    event: CtEvent,
+/// A forwarding entry to remove once its connection's home lock is released.
+#[derive(Clone, Copy, Debug)]
+struct Unlink {
+    shard: usize,
+    hash: u64,
+    fwd: Forward,
+}
+
+/// What one attempt at tracking a packet gave.
+enum Step {
+    Done(CtOutcome),
+    /// A race (a stale forward, a connection removed, the key committed meanwhile): look the
+    /// key up again.
+    Retry,
+}
+
+/// The shard `hash` selects. Bits 32.. choose it; the index inside uses the low bits and
+/// the top seven.
+fn shard_of(hash: u64) -> usize {
+    (hash >> 32) as usize & (SHARDS - 1)
 }
 
 impl ConnTable {
     /// An empty table with a fresh random hash key.
     pub fn new(config: CtConfig) -> ConnTable {
         let atomics = |v: u32| (0..ZONES).map(|_| AtomicU32::new(v)).collect();
+        let seed = config.seed.unwrap_or_else(|| {
+            use std::hash::BuildHasher;
+            std::collections::hash_map::RandomState::new().hash_one(0u64)
+        });
         ConnTable {
+            seed,
+            ip_ids: (0..IP_ID_BUCKETS as u64)
+                .map(|i| AtomicU16::new(keyed(seed, &[i]) as u16))
+                .collect(),
             shards: Box::new(std::array::from_fn(|_| PaddedShard::default())),
             hasher: KeyHasher::new(),
             timeouts: config.timeouts,
@@ -182,8 +238,10 @@ impl ConnTable {
     }
 
     /// Tracks `pkt` as the `ct()` action `exec` says (OVS `process_one`): looks its key up,
-    /// updates the connection's protocol state, commits a new connection if asked, then sets
-    /// the mark and label of the connection, if there is one.
+    /// updates the connection's protocol state, commits a new connection if asked (choosing
+    /// its translated tuple for a `nat(src|dst...)`), then sets the mark and label of the
+    /// connection, if there is one, and says how to rewrite the packet when the connection is
+    /// NAT'ed and `exec` has a `nat`.
     pub fn execute(&self, pkt: &CtPacket, exec: &CtExec, now_ns: u64) -> CtOutcome {
         let zone = exec.zone;
         let (key, related) = match lookup_key(pkt, zone) {
@@ -191,151 +249,288 @@ impl ConnTable {
             Err(reason) => return CtOutcome::invalid(zone, None, reason),
         };
         let hash = self.hasher.hash(&key);
-        let mut shard = self.lock(hash);
-        let decision = self.decide(&mut shard, pkt, &key, hash, related, exec, now_ns);
-        if matches!(decision.event, CtEvent::Invalid(_)) {
-            shard.stats.invalid += 1;
-        }
-        let mut out = CtOutcome {
-            state: decision.state | ct_state::TRACKED,
-            zone,
-            orig: Some(key),
-            event: decision.event,
-            ..CtOutcome::default()
-        };
-        if let Some(conn) = decision.slot.and_then(|s| shard.get_mut(s)) {
-            if let Some((value, mask)) = exec.set_mark {
-                conn.mark = (value & mask) | (conn.mark & !mask);
+        for _ in 0..MAX_TRIES {
+            let mut unlink = None;
+            let step = self.execute_once(pkt, exec, &key, hash, related, now_ns, &mut unlink);
+            if let Some(u) = unlink {
+                self.unlink(u);
             }
-            if let Some((value, mask)) = exec.set_label {
-                conn.label = (value & mask) | (conn.label & !mask);
+            if let Step::Done(out) = step {
+                return out;
             }
-            out.mark = conn.mark;
-            out.label = conn.label;
-            out.orig = Some(conn.orig);
         }
-        out
+        new_outcome(&key, CtEvent::None)
     }
 
-    /// The state bits and connection of the packet, under the shard's lock.
+    /// One attempt: the key's shard, or the home a forward names, then the connection or
+    /// the miss. Removals leave in `unlink` the forward to remove once no lock is held.
     #[allow(clippy::too_many_arguments)]
-    fn decide(
+    fn execute_once(
         &self,
-        shard: &mut Shard,
         pkt: &CtPacket,
+        exec: &CtExec,
         key: &ConnKey,
         hash: u64,
         related: bool,
-        exec: &CtExec,
         now_ns: u64,
-    ) -> Decision {
-        let reply_bit = |reply: bool| if reply { ct_state::REPLY } else { 0 };
-        match self.find_live(shard, hash, key, now_ns) {
-            Some((slot, reply)) if related => Decision {
-                state: ct_state::RELATED | reply_bit(reply),
-                slot: Some(slot),
-                event: CtEvent::None,
-            },
-            None if related => invalid(None, CtInvalid::UnrelatedIcmpError),
-            Some((slot, reply)) => {
-                let Some(conn) = shard.get_mut(slot) else {
-                    return self.open(shard, pkt, key, exec, now_ns);
-                };
-                let (update, timeout) = conn.proto.update(pkt, reply, self.tcp_seq_check);
-                if let Some(t) = timeout {
-                    conn.expires_ns = self.policy(key.zone).expiry(t, now_ns);
-                }
-                match update {
-                    Update::Valid => Decision {
-                        state: ct_state::ESTABLISHED | reply_bit(reply),
-                        slot: Some(slot),
-                        event: CtEvent::None,
-                    },
-                    Update::ValidNew => Decision {
-                        state: ct_state::NEW,
-                        slot: Some(slot),
-                        event: CtEvent::None,
-                    },
-                    Update::Invalid(reason) => invalid(Some(slot), reason),
-                    Update::Reopen => {
-                        shard.stats.reopened += 1;
-                        self.remove_slot(shard, slot);
-                        self.open(shard, pkt, key, exec, now_ns)
-                    }
-                }
+        unlink: &mut Option<Unlink>,
+    ) -> Step {
+        let s = shard_of(hash);
+        let mut shard = self.lock_shard(s);
+        if let Some((slot, reply)) = shard.find(hash, key) {
+            return self.on_conn(
+                s, &mut shard, slot, reply, pkt, exec, related, now_ns, unlink,
+            );
+        }
+        if let Some(fwd) = shard.find_forward(hash, key) {
+            drop(shard);
+            let home = usize::from(fwd.home);
+            let mut home_shard = self.lock_shard(home);
+            let live = home_shard
+                .get(fwd.slot)
+                .is_some_and(|c| c.gen == fwd.gen && c.reply == *key);
+            if live {
+                return self.on_conn(
+                    home,
+                    &mut home_shard,
+                    fwd.slot,
+                    true,
+                    pkt,
+                    exec,
+                    related,
+                    now_ns,
+                    unlink,
+                );
             }
-            None => self.open(shard, pkt, key, exec, now_ns),
+            *unlink = Some(Unlink {
+                shard: s,
+                hash,
+                fwd,
+            });
+            return Step::Retry;
         }
-    }
-
-    /// The slot and direction of `key`, removing an expired connection met on the way.
-    fn find_live(
-        &self,
-        shard: &mut Shard,
-        hash: u64,
-        key: &ConnKey,
-        now_ns: u64,
-    ) -> Option<(u32, bool)> {
-        let (slot, reply) = shard.find(hash, key)?;
-        if shard.get(slot).is_some_and(|c| c.expired(now_ns)) {
-            shard.stats.expired += 1;
-            self.remove_slot(shard, slot);
-            return None;
+        // A miss (OVS `conn_not_found`).
+        if related {
+            shard.stats.invalid += 1;
+            return Step::Done(invalid_outcome(key, CtInvalid::UnrelatedIcmpError));
         }
-        Some((slot, reply))
-    }
-
-    /// A packet without a connection (OVS `conn_not_found`): `+new` if it may open one,
-    /// committed if asked and the limits allow.
-    fn open(
-        &self,
-        shard: &mut Shard,
-        pkt: &CtPacket,
-        key: &ConnKey,
-        exec: &CtExec,
-        now_ns: u64,
-    ) -> Decision {
         if !self.may_open(pkt) {
-            return invalid(None, CtInvalid::CannotOpen);
+            shard.stats.invalid += 1;
+            return Step::Done(invalid_outcome(key, CtInvalid::CannotOpen));
         }
-        let mut decision = Decision {
-            state: ct_state::NEW,
-            slot: None,
-            event: CtEvent::None,
-        };
         if !exec.commit {
-            return decision;
+            return Step::Done(new_outcome(key, CtEvent::None));
+        }
+        if let Some(nat) = exec.nat.filter(|n| n.kind.is_some()) {
+            drop(shard);
+            return self.commit_nat(s, pkt, exec, key, hash, &nat, now_ns);
+        }
+        // Without NAT the reply key is the reverse, in the same shard.
+        let reply = key.reverse();
+        if reply != *key && shard.key_in_use(hash, &reply) {
+            shard.stats.reply_taken += 1;
+            return Step::Done(new_outcome(key, CtEvent::ReplyTaken));
         }
         if let Err(refused) = self.admit(key.zone) {
-            match refused {
-                CtEvent::ZoneFull => shard.stats.zone_full += 1,
-                _ => shard.stats.table_full += 1,
-            }
-            decision.event = refused;
-            return decision;
+            count_refusal(&mut shard.stats, refused);
+            return Step::Done(new_outcome(key, refused));
         }
         let (state, timeout) = proto::new_state(pkt);
         let conn = Conn {
             orig: *key,
-            reply: key.reverse(),
+            reply,
+            nat: None,
+            split: false,
+            gen: 0,
             expires_ns: self.policy(key.zone).expiry(timeout, now_ns),
             label: 0,
             mark: 0,
             proto: state,
         };
-        match shard.insert(conn, &self.hasher) {
-            Some(slot) => {
-                shard.stats.committed += 1;
-                decision.slot = Some(slot);
-                decision.event = CtEvent::Committed;
-            }
-            None => {
-                self.forget(key.zone);
-                shard.stats.table_full += 1;
-                decision.event = CtEvent::TableFull;
-            }
+        let Some((slot, _)) = shard.insert(conn, &self.hasher) else {
+            self.forget(key.zone);
+            shard.stats.table_full += 1;
+            return Step::Done(new_outcome(key, CtEvent::TableFull));
+        };
+        shard.stats.committed += 1;
+        match shard.get_mut(slot) {
+            Some(conn) => Step::Done(finish(
+                conn,
+                exec,
+                ct_state::NEW,
+                false,
+                false,
+                CtEvent::Committed,
+            )),
+            None => Step::Retry,
         }
-        decision
+    }
+
+    /// A packet of the connection in `slot` of shard `s` (locked: `shard`), travelling in
+    /// the `reply` direction (OVS `conn_update_state` and `handle_nat`).
+    #[allow(clippy::too_many_arguments)]
+    fn on_conn(
+        &self,
+        s: usize,
+        shard: &mut Shard,
+        slot: u32,
+        reply: bool,
+        pkt: &CtPacket,
+        exec: &CtExec,
+        related: bool,
+        now_ns: u64,
+        unlink: &mut Option<Unlink>,
+    ) -> Step {
+        let Some(conn) = shard.get_mut(slot) else {
+            return Step::Retry;
+        };
+        if conn.expired(now_ns) {
+            // An expired connection is absent: remove it and look again.
+            shard.stats.expired += 1;
+            *unlink = self.remove_slot(s, shard, slot);
+            return Step::Retry;
+        }
+        let reply_bit = if reply { ct_state::REPLY } else { 0 };
+        if related {
+            return Step::Done(finish(
+                conn,
+                exec,
+                ct_state::RELATED | reply_bit,
+                reply,
+                true,
+                CtEvent::None,
+            ));
+        }
+        let (update, timeout) = conn.proto.update(pkt, reply, self.tcp_seq_check);
+        if let Some(t) = timeout {
+            conn.expires_ns = self.policy(conn.orig.zone).expiry(t, now_ns);
+        }
+        let (state, event) = match update {
+            Update::Valid => (ct_state::ESTABLISHED | reply_bit, CtEvent::None),
+            Update::ValidNew => (ct_state::NEW, CtEvent::None),
+            Update::Invalid(reason) => (ct_state::INVALID, CtEvent::Invalid(reason)),
+            Update::Reopen => {
+                shard.stats.reopened += 1;
+                *unlink = self.remove_slot(s, shard, slot);
+                return Step::Retry;
+            }
+        };
+        if let CtEvent::Invalid(_) = event {
+            shard.stats.invalid += 1;
+        }
+        match shard.get_mut(slot) {
+            Some(conn) => Step::Done(finish(conn, exec, state, reply, false, event)),
+            None => Step::Retry,
+        }
+    }
+
+    /// Commits `key` (of shard `s`, unlocked) with a translated reply key: the first
+    /// candidate of the NAT search no connection uses (see the module documentation for the
+    /// locking).
+    #[allow(clippy::too_many_arguments)]
+    fn commit_nat(
+        &self,
+        s: usize,
+        pkt: &CtPacket,
+        exec: &CtExec,
+        key: &ConnKey,
+        hash: u64,
+        nat: &CtNat,
+        now_ns: u64,
+    ) -> Step {
+        let Some(kind) = nat.kind else {
+            return Step::Retry;
+        };
+        if let Err(refused) = self.admit(key.zone) {
+            count_refusal(&mut self.lock_shard(s).stats, refused);
+            return Step::Done(new_outcome(key, refused));
+        }
+        let (state, timeout) = proto::new_state(pkt);
+        let expires_ns = self.policy(key.zone).expiry(timeout, now_ns);
+        let mut search = Search::new(key, kind, nat, self.seed);
+        while let Some(cand) = search.next_key() {
+            if cand == *key {
+                continue;
+            }
+            let cand_hash = self.hasher.hash(&cand);
+            let r = shard_of(cand_hash);
+            let (mut home, mut other) = self.lock_two(s, r);
+            if home.key_in_use(hash, key) {
+                // Another thread committed (or NAT'ed to) this key meanwhile.
+                drop((home, other));
+                self.forget(key.zone);
+                return Step::Retry;
+            }
+            let used = match other.as_deref() {
+                Some(o) => o.key_in_use(cand_hash, &cand),
+                None => home.key_in_use(cand_hash, &cand),
+            };
+            if used {
+                continue;
+            }
+            let conn = Conn {
+                orig: *key,
+                reply: cand,
+                nat: Some(kind),
+                split: other.is_some(),
+                gen: 0,
+                expires_ns,
+                label: 0,
+                mark: 0,
+                proto: state,
+            };
+            let Some((slot, gen)) = home.insert(conn, &self.hasher) else {
+                self.forget(key.zone);
+                home.stats.table_full += 1;
+                return Step::Done(new_outcome(key, CtEvent::TableFull));
+            };
+            if let Some(o) = other.as_deref_mut() {
+                let fwd = Forward {
+                    key: cand,
+                    home: s as u8,
+                    slot,
+                    gen,
+                };
+                o.insert_forward(cand_hash, fwd, &self.hasher);
+            }
+            drop(other);
+            home.stats.committed += 1;
+            return match home.get_mut(slot) {
+                Some(conn) => Step::Done(finish(
+                    conn,
+                    exec,
+                    ct_state::NEW,
+                    false,
+                    false,
+                    CtEvent::Committed,
+                )),
+                None => Step::Retry,
+            };
+        }
+        // Every candidate is taken: refused, as OVS's `nat_res_exhaustion`.
+        self.forget(key.zone);
+        self.lock_shard(s).stats.nat_exhausted += 1;
+        Step::Done(new_outcome(key, CtEvent::NatExhausted))
+    }
+
+    /// The next IPv4 identifier for a datagram from `src` to `dst` of protocol `proto` that
+    /// NAT rewrote (RFC 6864: a non-atomic datagram's identifier must be unique per source,
+    /// destination and protocol for as long as it may be reassembled; after SNAT many
+    /// senders share the translated source, so their own identifiers may collide). As Linux
+    /// does for the datagrams it sources, a counter of 2048 is chosen by a keyed hash of the
+    /// triple, offset by the same hash: every datagram of one triple takes the same counter,
+    /// so identifiers repeat only after 65,536 datagrams, and they are not predictable from
+    /// outside.
+    pub fn next_ip_id(&self, src: CtAddr, dst: CtAddr, proto: u8) -> u16 {
+        let [s, d] =
+            [src, dst].map(|a| u64::from(u32::from_be_bytes([a.0[0], a.0[1], a.0[2], a.0[3]])));
+        let h = keyed(self.seed, &[s << 32 | d, u64::from(proto)]);
+        let bucket = (h % IP_ID_BUCKETS as u64) as usize;
+        let n = self
+            .ip_ids
+            .get(bucket)
+            .map_or(0, |c| c.fetch_add(1, Ordering::Relaxed));
+        n.wrapping_add((h >> 48) as u16)
     }
 
     fn may_open(&self, pkt: &CtPacket) -> bool {
@@ -373,29 +568,62 @@ impl ConnTable {
         self.n_conns.fetch_sub(1, Ordering::Relaxed);
     }
 
-    fn remove_slot(&self, shard: &mut Shard, slot: u32) {
-        if let Some(conn) = shard.remove(slot, &self.hasher) {
-            self.forget(conn.orig.zone);
-        }
+    /// Removes the connection in `slot` of shard `s` (locked: `shard`); for a split one,
+    /// returns the forward to remove once the lock is released ([`ConnTable::unlink`]).
+    fn remove_slot(&self, s: usize, shard: &mut Shard, slot: u32) -> Option<Unlink> {
+        let conn = shard.remove(slot, &self.hasher)?;
+        self.forget(conn.orig.zone);
+        self.unlink_of(s, slot, &conn)
     }
 
-    fn policy(&self, zone: u16) -> &TimeoutPolicy {
-        if self.zone_timeouts.is_empty() {
-            return &self.timeouts;
-        }
-        self.zone_timeouts.get(&zone).unwrap_or(&self.timeouts)
+    fn unlink_of(&self, s: usize, slot: u32, conn: &Conn) -> Option<Unlink> {
+        conn.split.then(|| {
+            let hash = self.hasher.hash(&conn.reply);
+            Unlink {
+                shard: shard_of(hash),
+                hash,
+                fwd: Forward {
+                    key: conn.reply,
+                    home: s as u8,
+                    slot,
+                    gen: conn.gen,
+                },
+            }
+        })
     }
 
-    fn lock(&self, hash: u64) -> MutexGuard<'_, Shard> {
-        // Bits 32.. choose the shard; the index inside uses the low bits and the top seven.
-        let i = (hash >> 32) as usize & (SHARDS - 1);
-        // Cannot panic: `i` is masked to the array's length.
-        lock(&self.shards[i].0)
+    /// Removes a forward (no other lock held).
+    fn unlink(&self, u: Unlink) {
+        self.lock_shard(u.shard).remove_forward(u.hash, &u.fwd);
+    }
+
+    fn lock_shard(&self, i: usize) -> MutexGuard<'_, Shard> {
+        // Cannot panic: masked to the array's length.
+        lock(&self.shards[i & (SHARDS - 1)].0)
+    }
+
+    /// Locks shards `home` and `other` in increasing index order (one lock when they are the
+    /// same shard): the only place that holds two.
+    fn lock_two(
+        &self,
+        home: usize,
+        other: usize,
+    ) -> (MutexGuard<'_, Shard>, Option<MutexGuard<'_, Shard>>) {
+        if home == other {
+            return (self.lock_shard(home), None);
+        }
+        if home < other {
+            let h = self.lock_shard(home);
+            (h, Some(self.lock_shard(other)))
+        } else {
+            let o = self.lock_shard(other);
+            (self.lock_shard(home), Some(o))
+        }
     }
 
     // ---- connections by key ------------------------------------------------------------
 
-    /// Runs `f` on the live connection `key` names (either direction).
+    /// Runs `f` on the live connection `key` names (either direction), following a forward.
     fn with_conn<R>(
         &self,
         key: &ConnKey,
@@ -403,8 +631,33 @@ impl ConnTable {
         f: impl FnOnce(&mut Conn) -> R,
     ) -> Option<R> {
         let hash = self.hasher.hash(key);
-        let mut shard = self.lock(hash);
-        let (slot, _) = self.find_live(&mut shard, hash, key, now_ns)?;
+        let s = shard_of(hash);
+        let shard = self.lock_shard(s);
+        let (home, slot, mut shard) = match shard.find(hash, key) {
+            Some((slot, _)) => (s, slot, shard),
+            None => {
+                let fwd = shard.find_forward(hash, key)?;
+                drop(shard);
+                let home = usize::from(fwd.home);
+                let g = self.lock_shard(home);
+                if !g
+                    .get(fwd.slot)
+                    .is_some_and(|c| c.gen == fwd.gen && c.reply == *key)
+                {
+                    return None;
+                }
+                (home, fwd.slot, g)
+            }
+        };
+        if shard.get(slot).is_some_and(|c| c.expired(now_ns)) {
+            shard.stats.expired += 1;
+            let u = self.remove_slot(home, &mut shard, slot);
+            drop(shard);
+            if let Some(u) = u {
+                self.unlink(u);
+            }
+            return None;
+        }
         shard.get_mut(slot).map(f)
     }
 
@@ -441,19 +694,25 @@ impl ConnTable {
         };
         let mut removed = 0;
         let mut shards_done = 0;
+        let mut unlinks = Vec::new();
         while removed < budget && shards_done <= SHARDS {
             let shard_index = cursor.shard & (SHARDS - 1);
-            // Cannot panic: masked to the array's length.
-            let mut shard = lock(&self.shards[shard_index].0);
+            let mut shard = self.lock_shard(shard_index);
             let (next, n) = shard.expire_slots(
                 cursor.slot,
                 SWEEP_SLOTS_PER_LOCK,
                 now_ns,
                 budget - removed,
                 &self.hasher,
-                |c| self.forget(c.orig.zone),
+                |slot, c| {
+                    self.forget(c.orig.zone);
+                    unlinks.extend(self.unlink_of(shard_index, slot, c));
+                },
             );
             drop(shard);
+            for u in unlinks.drain(..) {
+                self.unlink(u);
+            }
             removed += n;
             match next {
                 Some(slot) => cursor.slot = slot,
@@ -470,18 +729,23 @@ impl ConnTable {
     /// Removes every connection, or those of one zone. Returns how many.
     pub fn flush(&self, zone: Option<u16>) -> usize {
         let mut removed = 0;
-        for shard in self.shards.iter() {
-            let mut shard = lock(&shard.0);
+        let mut unlinks = Vec::new();
+        for i in 0..SHARDS {
+            let mut shard = self.lock_shard(i);
             let slots: Vec<u32> = shard
                 .iter()
                 .filter(|(_, c)| zone.is_none_or(|z| c.orig.zone == z))
                 .map(|(slot, _)| slot)
                 .collect();
             for &slot in &slots {
-                self.remove_slot(&mut shard, slot);
+                unlinks.extend(self.remove_slot(i, &mut shard, slot));
             }
             shard.stats.flushed += slots.len() as u64;
             removed += slots.len();
+            drop(shard);
+            for u in unlinks.drain(..) {
+                self.unlink(u);
+            }
         }
         removed
     }
@@ -505,6 +769,13 @@ impl ConnTable {
             }
         });
         all
+    }
+
+    fn policy(&self, zone: u16) -> &TimeoutPolicy {
+        if self.zone_timeouts.is_empty() {
+            return &self.timeouts;
+        }
+        self.zone_timeouts.get(&zone).unwrap_or(&self.timeouts)
     }
 
     // ---- limits and counts --------------------------------------------------------------
@@ -601,22 +872,60 @@ impl ConnTable {
         std::mem::size_of::<Option<Conn>>()
     }
 
-    /// Checks the table's invariants: every connection is found by both its keys, in the
-    /// shard its hash selects; the index holds nothing else; the counts agree.
+    /// Checks the table's invariants (for tests, on a quiet table): every connection is in
+    /// the shard its original key selects and found there by it; its reply key is indexed
+    /// beside it, or, when it selects another shard, that shard holds a forward naming its
+    /// slot and generation; every forward names such a connection; no two connections share
+    /// a key; the counts agree.
     pub fn check_invariants(&self) -> Result<(), String> {
         let mut total = 0usize;
         let mut zones: HashMap<u16, u32> = HashMap::new();
-        for (i, shard) in self.shards.iter().enumerate() {
-            let shard = lock(&shard.0);
+        let mut keys: HashMap<ConnKey, u32> = HashMap::new();
+        let mut want_forwards = Vec::new();
+        let mut forwards = Vec::new();
+        for i in 0..SHARDS {
+            let shard = self.lock_shard(i);
             shard.check(&self.hasher)?;
-            for (_, conn) in shard.iter() {
-                let home = (self.hasher.hash(&conn.orig) >> 32) as usize & (SHARDS - 1);
+            for (slot, conn) in shard.iter() {
+                let home = shard_of(self.hasher.hash(&conn.orig));
                 if home != i {
                     return Err(format!("{:?} is in shard {i}, not {home}", conn.orig));
                 }
+                let r = shard_of(self.hasher.hash(&conn.reply));
+                if conn.split == (r == i) {
+                    return Err(format!(
+                        "{:?}: split {} with its reply key in shard {r}",
+                        conn.orig, conn.split
+                    ));
+                }
+                if conn.split {
+                    let fwd = Forward {
+                        key: conn.reply,
+                        home: i as u8,
+                        slot,
+                        gen: conn.gen,
+                    };
+                    want_forwards.push((r, fwd));
+                }
+                *keys.entry(conn.orig).or_default() += 1;
+                if conn.reply != conn.orig {
+                    *keys.entry(conn.reply).or_default() += 1;
+                }
                 *zones.entry(conn.orig.zone).or_default() += 1;
             }
+            forwards.extend(shard.forwards().map(|f| (i, *f)));
             total += shard.len();
+        }
+        let key_of = |(r, f): &(usize, Forward)| (*r, f.key, f.home, f.slot, f.gen);
+        let mut a: Vec<_> = want_forwards.iter().map(key_of).collect();
+        let mut b: Vec<_> = forwards.iter().map(key_of).collect();
+        a.sort_by_key(|x| format!("{x:?}"));
+        b.sort_by_key(|x| format!("{x:?}"));
+        if a != b {
+            return Err(format!("forwards {b:?}, connections want {a:?}"));
+        }
+        if let Some((k, n)) = keys.iter().find(|(_, n)| **n > 1) {
+            return Err(format!("{n} connections share the key {k:?}"));
         }
         if total != self.len() {
             return Err(format!("{total} connections, count says {}", self.len()));
@@ -633,11 +942,71 @@ impl ConnTable {
     }
 }
 
-fn invalid(slot: Option<u32>, reason: CtInvalid) -> Decision {
-    Decision {
-        state: ct_state::INVALID,
-        slot,
-        event: CtEvent::Invalid(reason),
+/// `+trk+new` for `key`, with what happened to a commit.
+fn new_outcome(key: &ConnKey, event: CtEvent) -> CtOutcome {
+    CtOutcome {
+        state: ct_state::TRACKED | ct_state::NEW,
+        zone: key.zone,
+        orig: Some(*key),
+        event,
+        ..CtOutcome::default()
+    }
+}
+
+fn invalid_outcome(key: &ConnKey, reason: CtInvalid) -> CtOutcome {
+    CtOutcome::invalid(key.zone, Some(*key), reason)
+}
+
+fn count_refusal(stats: &mut ShardStats, refused: CtEvent) {
+    match refused {
+        CtEvent::ZoneFull => stats.zone_full += 1,
+        _ => stats.table_full += 1,
+    }
+}
+
+/// The outcome for a packet of `conn` in the `reply` direction: sets what `exec` sets, and
+/// with a `nat` in `exec` and a translation in `conn`, says how to rewrite the packet and
+/// adds `+snat` or `+dnat` (OVS `nat_packet`: the kind of this direction, so a reply of a
+/// SNAT'ed connection is `+dnat`).
+fn finish(
+    conn: &mut Conn,
+    exec: &CtExec,
+    state: u8,
+    reply: bool,
+    related: bool,
+    event: CtEvent,
+) -> CtOutcome {
+    if let Some((value, mask)) = exec.set_mark {
+        conn.mark = (value & mask) | (conn.mark & !mask);
+    }
+    if let Some((value, mask)) = exec.set_label {
+        conn.label = (value & mask) | (conn.label & !mask);
+    }
+    let nat = match (exec.nat, conn.nat) {
+        (Some(_), Some(kind)) => Some(NatRewrite {
+            to: if reply {
+                conn.orig.reverse()
+            } else {
+                conn.reply.reverse()
+            },
+            kind: if reply { kind.reverse() } else { kind },
+            related,
+        }),
+        _ => None,
+    };
+    let nat_bit = match nat.map(|n| n.kind) {
+        Some(NatKind::Src) => ct_state::SRC_NAT,
+        Some(NatKind::Dst) => ct_state::DST_NAT,
+        None => 0,
+    };
+    CtOutcome {
+        state: state | nat_bit | ct_state::TRACKED,
+        zone: conn.orig.zone,
+        mark: conn.mark,
+        label: conn.label,
+        orig: Some(conn.orig),
+        event,
+        nat,
     }
 }
 

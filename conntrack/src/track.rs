@@ -2,7 +2,8 @@
 //! to set) over the shared [`ConnTable`] for a group of packets, as the `pipeline`'s
 //! [`Track`]. [`ct_packet`] reads what the tracker needs from a parsed packet: the key's
 //! 5-tuple, and from the bytes the TCP sequence numbers, window, window-scale option and
-//! payload length, the ICMP identifier, and the header an ICMP error quotes.
+//! payload length, the ICMP identifier, and the header an ICMP error quotes. A packet of a
+//! NAT'ed connection is rewritten (`rewrite.rs`) when the action has a `nat`.
 
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use pipeline::{ExecDrop, PacketId, PacketMeta, PacketPool, Track};
 use crate::key::CtAddr;
 use crate::packet::{tcp_wscale_option, CtPacket, QuotedHeader};
 use crate::proto::ProtoClass;
+use crate::rewrite::rewrite;
 use crate::table::{ConnTable, CtExec};
 use crate::{CtEvent, Family};
 
@@ -30,7 +32,7 @@ impl CtTracker {
     }
 }
 
-/// OVS's datapath text: `ct(commit,zone=1,mark=0x5/0xff,label=0x1/0xffff)`.
+/// OVS's datapath text: `ct(commit,zone=1,mark=0x5/0xff,label=0x1/0xffff,nat(src=...))`.
 fn describe(exec: &CtExec) -> String {
     let mut parts = Vec::new();
     if exec.commit {
@@ -45,6 +47,9 @@ fn describe(exec: &CtExec) -> String {
     if let Some((v, m)) = exec.set_label {
         parts.push(format!("label={v:#x}/{m:#x}"));
     }
+    if let Some(nat) = &exec.nat {
+        parts.push(nat.to_string());
+    }
     format!("ct({})", parts.join(","))
 }
 
@@ -56,15 +61,36 @@ impl Track for CtTracker {
         now_ns: u64,
         drops: &mut [Option<ExecDrop>],
     ) {
+        const NAT_BITS: u8 = ct_state::SRC_NAT | ct_state::DST_NAT;
         for (&p, drop) in pkts.iter().zip(drops.iter_mut()) {
             let (data, meta) = pool.data_and_meta_mut(p);
+            let (before, before_zone) = (meta.key.ct_state, meta.key.ct_zone);
             let (state, mark, label) = match ct_packet(data, meta) {
                 Some(pkt) => {
                     let out = self.table.execute(&pkt, &self.exec, now_ns);
-                    if matches!(out.event, CtEvent::TableFull | CtEvent::ZoneFull) {
+                    if matches!(
+                        out.event,
+                        CtEvent::TableFull
+                            | CtEvent::ZoneFull
+                            | CtEvent::NatExhausted
+                            | CtEvent::ReplyTaken
+                    ) {
                         *drop = Some(ExecDrop::CtRefused);
                     }
-                    (out.state, out.mark, out.label)
+                    let mut state = out.state;
+                    if let Some(nat) = out.nat {
+                        // OVS `handle_nat`: a packet translated in this zone already is
+                        // not translated again.
+                        if before & NAT_BITS != 0 && before_zone == self.exec.zone {
+                            state = (state & !NAT_BITS) | (before & NAT_BITS);
+                        } else {
+                            let table = &self.table;
+                            let _ = rewrite(data, meta, &nat, |s, d, proto| {
+                                table.next_ip_id(s, d, proto)
+                            });
+                        }
+                    }
+                    (state, out.mark, out.label)
                 }
                 // Not trackable (a later fragment, a non-IP frame): invalid, as in OVS.
                 None => (ct_state::TRACKED | ct_state::INVALID, 0, 0),
@@ -224,5 +250,279 @@ mod tests {
         let (state, ..) = run(&commit, tcp(1, 2, 40000, 80, 0x10, 1005, 5005));
         assert_eq!(state, ct_state::TRACKED | ct_state::ESTABLISHED);
         assert_eq!(table.len(), 1);
+    }
+    /// Every checksum of an IPv4 frame is right (header, TCP / UDP with the pseudo-header,
+    /// ICMP; for an ICMP error also the quoted header's and its UDP datagram's, when whole).
+    fn assert_checksums_v4(frame: &[u8]) {
+        use pipeline::checksum::{checksum, l4_checksum, pseudo_sum_ipv4};
+        let ip = &frame[14..];
+        let ihl = usize::from(ip[0] & 0x0f) * 4;
+        let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+        assert_eq!(checksum(&ip[..ihl]), 0, "IP header checksum");
+        let l4 = &ip[ihl..total];
+        let addr =
+            |at: usize, b: &[u8]| u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+        let pseudo = |b: &[u8], proto: u8, len: usize| {
+            pseudo_sum_ipv4(addr(12, b), addr(16, b), proto, len as u32)
+        };
+        match ip[9] {
+            6 => assert_eq!(l4_checksum(pseudo(ip, 6, l4.len()), l4), 0, "TCP checksum"),
+            17 if l4[6..8] != [0, 0] => {
+                assert_eq!(l4_checksum(pseudo(ip, 17, l4.len()), l4), 0, "UDP checksum")
+            }
+            1 => {
+                assert_eq!(checksum(l4), 0, "ICMP checksum");
+                if matches!(l4[0], 3 | 11) {
+                    let q = &l4[8..];
+                    let qihl = usize::from(q[0] & 0x0f) * 4;
+                    assert_eq!(checksum(&q[..qihl]), 0, "quoted IP header checksum");
+                    let qtotal = usize::from(u16::from_be_bytes([q[2], q[3]]));
+                    if q[9] == 17 && qtotal == q.len() {
+                        let seg = &q[qihl..];
+                        assert_eq!(
+                            l4_checksum(pseudo(q, 17, seg.len()), seg),
+                            0,
+                            "quoted UDP checksum"
+                        );
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn v4a(a: u8, b: u8, c: u8, d: u8) -> Ipv4Addr {
+        Ipv4Addr::new(a, b, c, d)
+    }
+
+    fn snat_exec(ports: Option<(u16, u16)>) -> CtExec {
+        let a = CtAddr::from_v4(v4a(192, 168, 0, 1));
+        CtExec {
+            zone: 1,
+            commit: true,
+            nat: Some(crate::CtNat {
+                kind: Some(crate::NatKind::Src),
+                range: Some(crate::NatRange {
+                    family: Family::V4,
+                    min: a,
+                    max: a,
+                    ports,
+                }),
+                ..crate::CtNat::default()
+            }),
+            ..CtExec::default()
+        }
+    }
+
+    fn nat_only() -> CtExec {
+        CtExec {
+            zone: 1,
+            nat: Some(crate::CtNat::default()),
+            ..CtExec::default()
+        }
+    }
+
+    /// Runs `t` on `frame`: the frame after it, its key, its drop.
+    fn run_one(t: &CtTracker, frame: &[u8]) -> (Vec<u8>, pipeline::FlowKey, Option<ExecDrop>) {
+        let mut pool = PacketPool::new(4);
+        let id = parsed(&mut pool, frame);
+        let mut drops = [None];
+        t.track(&mut pool, &[id], 1, &mut drops);
+        (pool.data(id).to_vec(), pool.meta(id).key, drops[0])
+    }
+
+    fn udp4(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16, df: bool, ident: u16) -> Vec<u8> {
+        let ip = Ipv4Repr {
+            dont_frag: df,
+            ident,
+            ..Ipv4Repr::new(src, dst)
+        };
+        FrameBuilder::ethernet([2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 1])
+            .ipv4(ip)
+            .udp(sport, dport)
+            .build(b"hello")
+            .unwrap()
+    }
+
+    #[test]
+    fn snat_rewrites_addresses_ports_and_checksums_and_replies_come_back() {
+        let table = Arc::new(ConnTable::new(crate::CtConfig {
+            seed: Some(1),
+            ..crate::CtConfig::default()
+        }));
+        let commit = CtTracker::new(table.clone(), snat_exec(Some((1000, 1000))));
+        assert_eq!(
+            commit.describe(),
+            "ct(commit,zone=1,nat(src=192.168.0.1:1000))"
+        );
+        let back = CtTracker::new(table.clone(), nat_only());
+        assert_eq!(back.describe(), "ct(zone=1,nat)");
+        let syn = tcp(1, 2, 40000, 80, 0x02, 1000, 0);
+        let (out, key, drop) = run_one(&commit, &syn);
+        assert_eq!(drop, None);
+        assert_eq!(&out[26..30], &[192, 168, 0, 1], "source address");
+        assert_eq!(&out[30..34], &[10, 0, 0, 2]);
+        assert_eq!(&out[34..36], &1000u16.to_be_bytes(), "source port");
+        // DF set: an atomic datagram keeps its identifier.
+        assert_eq!(&out[18..20], &syn[18..20]);
+        assert_checksums_v4(&out);
+        assert_eq!(
+            (key.nw_src, key.tp_src, key.tp_dst),
+            (0xc0a8_0001, 1000, 80)
+        );
+        assert_eq!(
+            key.ct_state,
+            ct_state::TRACKED | ct_state::NEW | ct_state::SRC_NAT
+        );
+        // The SYN-ACK to 192.168.0.1:1000 goes back to 10.0.0.1:40000.
+        let mut synack = tcp(2, 1, 80, 1000, 0x12, 5000, 1001);
+        synack[30..34].copy_from_slice(&[192, 168, 0, 1]);
+        let c = pipeline::checksum::checksum(&{
+            let mut h = synack[14..34].to_vec();
+            h[10..12].copy_from_slice(&[0, 0]);
+            h
+        });
+        synack[24..26].copy_from_slice(&c.to_be_bytes());
+        let seg_len = synack.len() - 34;
+        synack[50..52].copy_from_slice(&[0, 0]);
+        let pseudo =
+            pipeline::checksum::pseudo_sum_ipv4(0x0a00_0002, 0xc0a8_0001, 6, seg_len as u32);
+        let c = pipeline::checksum::l4_checksum(pseudo, &synack[34..]);
+        synack[50..52].copy_from_slice(&c.to_be_bytes());
+        assert_checksums_v4(&synack);
+        let (out, key, _) = run_one(&back, &synack);
+        assert_eq!(&out[30..34], &[10, 0, 0, 1]);
+        assert_eq!(&out[36..38], &40000u16.to_be_bytes());
+        assert_checksums_v4(&out);
+        assert_eq!(
+            key.ct_state,
+            ct_state::TRACKED | ct_state::ESTABLISHED | ct_state::REPLY | ct_state::DST_NAT
+        );
+        // A second connection finds the one port taken: dropped as ct-refused.
+        let (_, key, drop) = run_one(&commit, &tcp(1, 2, 40001, 80, 0x02, 1000, 0));
+        assert_eq!(drop, Some(ExecDrop::CtRefused));
+        assert_eq!(key.ct_state & (ct_state::SRC_NAT | ct_state::DST_NAT), 0);
+        assert_eq!(table.stats().events.nat_exhausted, 1);
+    }
+
+    #[test]
+    fn a_non_atomic_datagram_gets_a_new_id_and_udp_without_checksum_keeps_none() {
+        let table = Arc::new(ConnTable::new(crate::CtConfig {
+            seed: Some(1),
+            ..crate::CtConfig::default()
+        }));
+        let commit = CtTracker::new(table.clone(), snat_exec(None));
+        let (a, b) = (v4a(10, 0, 0, 1), v4a(10, 0, 0, 2));
+        // DF clear: a new identifier, from the counter of (192.168.0.1, 10.0.0.2, UDP).
+        let first = udp4(a, 5000, b, 53, false, 0x1234);
+        let (out, _, _) = run_one(&commit, &first);
+        let id1 = u16::from_be_bytes([out[18], out[19]]);
+        assert_ne!(id1, 0x1234);
+        assert_checksums_v4(&out);
+        let (out, _, _) = run_one(&commit, &udp4(a, 5000, b, 53, false, 0x1234));
+        assert_eq!(u16::from_be_bytes([out[18], out[19]]), id1.wrapping_add(1));
+        assert_checksums_v4(&out);
+        // DF set: kept.
+        let (out, _, _) = run_one(&commit, &udp4(a, 5001, b, 53, true, 0x4321));
+        assert_eq!(u16::from_be_bytes([out[18], out[19]]), 0x4321);
+        assert_checksums_v4(&out);
+        // A UDP checksum of zero ("none") stays zero.
+        let ip = Ipv4Repr::new(a, b);
+        let frame = FrameBuilder::ethernet([2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 1])
+            .ipv4(ip)
+            .udp_without_checksum(5002, 53)
+            .build(b"x")
+            .unwrap();
+        let (out, _, _) = run_one(&commit, &frame);
+        assert_eq!(&out[26..30], &[192, 168, 0, 1]);
+        assert_eq!(&out[40..42], &[0, 0]);
+        assert_checksums_v4(&out);
+    }
+
+    #[test]
+    fn an_icmp_error_is_translated_back_with_its_quoted_header() {
+        use pipeline::wire::Icmpv4Repr;
+        let table = Arc::new(ConnTable::new(crate::CtConfig {
+            seed: Some(1),
+            ..crate::CtConfig::default()
+        }));
+        let commit = CtTracker::new(table.clone(), snat_exec(Some((1000, 1000))));
+        let back = CtTracker::new(table, nat_only());
+        let (client, server) = (v4a(10, 0, 0, 1), v4a(10, 0, 0, 2));
+        let (sent, _, _) = run_one(&commit, &udp4(client, 5000, server, 9999, true, 7));
+        assert_checksums_v4(&sent);
+        // The server's port unreachable quotes the translated datagram.
+        let quoted = &sent[14..];
+        let err = FrameBuilder::ethernet([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+            .ipv4(Ipv4Repr::new(server, v4a(192, 168, 0, 1)))
+            .icmpv4(Icmpv4Repr::DstUnreachable {
+                code: 3,
+                next_hop_mtu: 0,
+            })
+            .build(quoted)
+            .unwrap();
+        assert_checksums_v4(&err);
+        let (out, key, drop) = run_one(&back, &err);
+        assert_eq!(drop, None);
+        assert_eq!(
+            key.ct_state,
+            ct_state::TRACKED | ct_state::RELATED | ct_state::REPLY | ct_state::DST_NAT
+        );
+        assert_eq!(
+            &out[26..30],
+            &[10, 0, 0, 2],
+            "outer source (the server) kept"
+        );
+        assert_eq!(&out[30..34], &[10, 0, 0, 1], "outer destination");
+        let q = &out[42..];
+        assert_eq!(&q[12..16], &[10, 0, 0, 1], "quoted source");
+        assert_eq!(&q[16..20], &[10, 0, 0, 2], "quoted destination");
+        assert_eq!(&q[20..22], &5000u16.to_be_bytes(), "quoted source port");
+        assert_eq!(&q[22..24], &9999u16.to_be_bytes());
+        // The quoted datagram is now the one the client sent, checksums and all.
+        let orig = udp4(client, 5000, server, 9999, true, 7);
+        assert_eq!(q, &orig[14..]);
+        assert_checksums_v4(&out);
+    }
+
+    #[test]
+    fn ipv6_snat_fixes_the_pseudo_header_checksum() {
+        use pipeline::wire::Ipv6Repr;
+        let table = Arc::new(ConnTable::new(crate::CtConfig::default()));
+        let outside: std::net::Ipv6Addr = "2001:db8::1".parse().unwrap();
+        let exec = CtExec {
+            commit: true,
+            nat: Some(crate::CtNat {
+                kind: Some(crate::NatKind::Src),
+                range: Some(crate::NatRange {
+                    family: Family::V6,
+                    min: CtAddr::from_v6(outside),
+                    max: CtAddr::from_v6(outside),
+                    ports: Some((2000, 2000)),
+                }),
+                ..crate::CtNat::default()
+            }),
+            ..CtExec::default()
+        };
+        let t = CtTracker::new(table, exec);
+        assert_eq!(t.describe(), "ct(commit,nat(src=[2001:db8::1]:2000))");
+        let (a, b) = ("fd00::1".parse().unwrap(), "2001:db8:1::2".parse().unwrap());
+        let frame = FrameBuilder::ethernet([2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 1])
+            .ipv6(Ipv6Repr::new(a, b))
+            .udp(40000, 53)
+            .build(b"query")
+            .unwrap();
+        let (out, key, _) = run_one(&t, &frame);
+        assert_eq!(&out[22..38], &outside.octets());
+        assert_eq!(key.ipv6_src, outside.octets());
+        assert_eq!(&out[54..56], &2000u16.to_be_bytes());
+        let seg = &out[54..];
+        let pseudo = pipeline::checksum::pseudo_sum_ipv6(
+            &outside.octets(),
+            &b.octets(),
+            17,
+            seg.len() as u32,
+        );
+        assert_eq!(pipeline::checksum::l4_checksum(pseudo, seg), 0);
     }
 }

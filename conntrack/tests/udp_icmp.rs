@@ -181,6 +181,7 @@ fn mark_and_label_are_set_on_commit_and_dumped() {
         commit: true,
         set_mark: Some((5, 0xff)),
         set_label: Some((0x1_0000_0000_0000_0000_0000_00ab, u128::MAX)),
+        nat: None,
     };
     let out = t.execute(&c.c2s(f::SYN, 0), &exec, 0);
     assert_eq!(

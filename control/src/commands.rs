@@ -417,6 +417,8 @@ fn conntrack(d: &mut Daemon, verb: &str, args: &[String]) -> Result<Reply> {
                 ("flushed", e.flushed),
                 ("refused-table-full", e.table_full),
                 ("refused-zone-full", e.zone_full),
+                ("refused-nat-exhausted", e.nat_exhausted),
+                ("refused-reply-taken", e.reply_taken),
                 ("invalid", e.invalid),
                 ("reopened", e.reopened),
             ];

@@ -643,11 +643,7 @@ pub(crate) fn check_actions(
             Action::Ct(ct) => {
                 ct.check(m)?;
                 // Parsed and printed, not yet run by the datapath: refused whole.
-                for (on, what) in [
-                    (ct.nat().is_some(), "nat"),
-                    (ct.alg.is_some(), "alg"),
-                    (ct.force, "force"),
-                ] {
+                for (on, what) in [(ct.alg.is_some(), "alg"), (ct.force, "force")] {
                     if on {
                         return Err(RuleError::new(what, "not supported by the datapath yet"));
                     }

@@ -329,7 +329,12 @@ pub fn replay(scenario: &Scenario, out: &Path) -> Result<ReplayReport> {
     if let Some(n) = scenario.options.vlan_limit {
         config.vlans = pipeline::VlanLimit::from_setting(n);
     }
-    let ct = Arc::new(ConnTable::new(CtConfig::default()));
+    // A fixed seed: NAT's choice of ports and the IPv4 identifiers it gives are the same on
+    // every run (the daemon's seed is random).
+    let ct = Arc::new(ConnTable::new(CtConfig {
+        seed: Some(0x7665_6373_7769_7463),
+        ..CtConfig::default()
+    }));
     let mut report = match &scenario.underlay {
         None => {
             let upcall = upcall_for(scenario, start_ns)?
