@@ -45,6 +45,7 @@
 use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
 
+use arc_swap::ArcSwap;
 use hashbrown::HashMap;
 use pipeline::flowkey::ct_state;
 
@@ -151,12 +152,28 @@ struct SweepCursor {
     slot: u32,
 }
 
+/// The timeout policies: the default one and those of zones with their own.
+#[derive(Clone, Default)]
+struct Policies {
+    default: TimeoutPolicy,
+    zones: HashMap<u16, TimeoutPolicy>,
+}
+
+impl Policies {
+    fn of(&self, zone: u16) -> TimeoutPolicy {
+        if self.zones.is_empty() {
+            return self.default;
+        }
+        self.zones.get(&zone).copied().unwrap_or(self.default)
+    }
+}
+
 /// The connection table. See the module documentation.
 pub struct ConnTable {
     shards: Box<[PaddedShard; SHARDS]>,
     hasher: KeyHasher,
-    timeouts: TimeoutPolicy,
-    zone_timeouts: HashMap<u16, TimeoutPolicy>,
+    /// Swapped whole when changed at run time; a packet reads it without a lock.
+    timeouts: ArcSwap<Policies>,
     tcp_seq_check: bool,
     tcp_midstream_pickup: bool,
     n_conns: AtomicU32,
@@ -212,8 +229,10 @@ impl ConnTable {
                 .collect(),
             shards: Box::new(std::array::from_fn(|_| PaddedShard::default())),
             hasher: KeyHasher::new(),
-            timeouts: config.timeouts,
-            zone_timeouts: config.zone_timeouts.into_iter().collect(),
+            timeouts: ArcSwap::from_pointee(Policies {
+                default: config.timeouts,
+                zones: config.zone_timeouts.into_iter().collect(),
+            }),
             tcp_seq_check: config.tcp_seq_check,
             tcp_midstream_pickup: config.tcp_midstream_pickup,
             n_conns: AtomicU32::new(0),
@@ -771,11 +790,38 @@ impl ConnTable {
         all
     }
 
-    fn policy(&self, zone: u16) -> &TimeoutPolicy {
-        if self.zone_timeouts.is_empty() {
-            return &self.timeouts;
-        }
-        self.zone_timeouts.get(&zone).unwrap_or(&self.timeouts)
+    fn policy(&self, zone: u16) -> TimeoutPolicy {
+        self.timeouts.load().of(zone)
+    }
+
+    /// The timeouts of `zone` (its own policy, or the default one).
+    pub fn timeouts(&self, zone: Option<u16>) -> TimeoutPolicy {
+        let p = self.timeouts.load();
+        zone.map_or(p.default, |z| p.of(z))
+    }
+
+    /// Sets the timeouts of `zone`, or the default ones with `None`. A connection takes
+    /// them at its next packet (its current expiry stays), as in OVS.
+    pub fn set_timeouts(&self, zone: Option<u16>, policy: TimeoutPolicy) {
+        self.timeouts.rcu(|p| {
+            let mut next = Policies::clone(p);
+            match zone {
+                Some(z) => {
+                    next.zones.insert(z, policy);
+                }
+                None => next.default = policy,
+            }
+            next
+        });
+    }
+
+    /// Makes the default timeouts apply to `zone` again.
+    pub fn del_timeouts(&self, zone: u16) {
+        self.timeouts.rcu(|p| {
+            let mut next = Policies::clone(p);
+            next.zones.remove(&zone);
+            next
+        });
     }
 
     // ---- limits and counts --------------------------------------------------------------

@@ -59,6 +59,44 @@ pub enum Timeout {
 }
 
 impl TimeoutPolicy {
+    /// The attribute names (OVS's timeout policy keys) with their values.
+    pub fn fields(&self) -> [(&'static str, u32); 11] {
+        [
+            ("tcp_syn_sent", self.tcp_syn_sent),
+            ("tcp_syn_recv", self.tcp_syn_recv),
+            ("tcp_established", self.tcp_established),
+            ("tcp_fin_wait", self.tcp_fin_wait),
+            ("tcp_time_wait", self.tcp_time_wait),
+            ("tcp_close", self.tcp_close),
+            ("udp_first", self.udp_first),
+            ("udp_single", self.udp_single),
+            ("udp_multiple", self.udp_multiple),
+            ("icmp_first", self.icmp_first),
+            ("icmp_reply", self.icmp_reply),
+        ]
+    }
+
+    /// Sets the attribute `name` (one of [`TimeoutPolicy::fields`]) to `seconds`; `false`
+    /// for an unknown name.
+    pub fn set(&mut self, name: &str, seconds: u32) -> bool {
+        let f = match name {
+            "tcp_syn_sent" => &mut self.tcp_syn_sent,
+            "tcp_syn_recv" => &mut self.tcp_syn_recv,
+            "tcp_established" => &mut self.tcp_established,
+            "tcp_fin_wait" => &mut self.tcp_fin_wait,
+            "tcp_time_wait" => &mut self.tcp_time_wait,
+            "tcp_close" => &mut self.tcp_close,
+            "udp_first" => &mut self.udp_first,
+            "udp_single" => &mut self.udp_single,
+            "udp_multiple" => &mut self.udp_multiple,
+            "icmp_first" => &mut self.icmp_first,
+            "icmp_reply" => &mut self.icmp_reply,
+            _ => return false,
+        };
+        *f = seconds;
+        true
+    }
+
     /// Seconds of `timeout` under this policy (OVS `tm_to_ct_dpif_tp`).
     pub fn seconds(&self, timeout: Timeout) -> u32 {
         match timeout {

@@ -42,6 +42,38 @@ fn zones_are_separate_tables() {
 }
 
 #[test]
+fn timeouts_set_at_run_time_apply_from_the_next_packet() {
+    const SEC: u64 = 1_000_000_000;
+    let t = ConnTable::default();
+    let mut short = t.timeouts(None);
+    short.udp_first = 2;
+    t.set_timeouts(Some(3), short);
+    assert_eq!(t.timeouts(Some(3)).udp_first, 2);
+    assert_eq!(
+        t.timeouts(Some(4)).udp_first,
+        60,
+        "other zones keep the default"
+    );
+    let (a, b, c) = (flow(1), flow(2), flow(3));
+    for (p, zone) in [(&a, 3), (&b, 0), (&c, 3)] {
+        assert_eq!(t.process(p, zone, true, 0).event, CtEvent::Committed);
+    }
+    // Unreplied, zone 3's connections live 2 s; zone 0's 60 s.
+    assert_eq!(
+        t.process(&reverse(&c), 3, false, SEC).state,
+        TRK | EST | RPL
+    );
+    assert_eq!(t.process(&reverse(&a), 3, false, 3 * SEC).state, TRK | NEW);
+    assert_eq!(
+        t.process(&reverse(&b), 0, false, 3 * SEC).state,
+        TRK | EST | RPL
+    );
+    t.del_timeouts(3);
+    assert_eq!(t.timeouts(Some(3)), t.timeouts(None));
+    t.check_invariants().unwrap();
+}
+
+#[test]
 fn the_global_limit_refuses_commits_but_not_traffic() {
     let t = ConnTable::new(CtConfig {
         max_conns: 3,

@@ -139,6 +139,10 @@ pub const VERBS: &[(&str, &str)] = &[
         "ct-set-limits [default=N] [zone=Z,limit=N]..., ct-del-limits zone=Z[,Z]..., ct-get-limits [zone=Z[,Z]...]",
         "per-zone limits of connections (as ovs-appctl dpctl/ct-*-limits; 0: unlimited)",
     ),
+    (
+        "ct-set-timeouts [zone=Z] NAME=SECONDS..., ct-get-timeouts [zone=Z], ct-del-timeouts zone=Z",
+        "conntrack timeouts, the default ones or a zone's (OVS's timeout policy names: tcp_syn_sent, tcp_established, udp_first, icmp_reply, ...)",
+    ),
 ];
 
 /// Runs one request.
@@ -330,6 +334,10 @@ pub fn execute(d: &mut Daemon, argv: &[String], data: Option<&str>) -> Result<Re
             allow(&[])?;
             ct_limits(d, verb, &args)
         }
+        "ct-set-timeouts" | "ct-get-timeouts" | "ct-del-timeouts" => {
+            allow(&[])?;
+            ct_timeouts(d, verb, &args)
+        }
         "help" => {
             let mut text = String::new();
             for (usage, what) in VERBS {
@@ -427,6 +435,67 @@ fn conntrack(d: &mut Daemon, verb: &str, args: &[String]) -> Result<Reply> {
                 .map(|(k, v)| format!("{k}: {v}\n"))
                 .collect::<String>();
             let obj: serde_json::Map<String, Value> = rows
+                .iter()
+                .map(|(k, v)| (k.to_string(), json!(v)))
+                .collect();
+            Ok(Reply::new(text, Value::Object(obj)))
+        }
+    }
+}
+
+/// The timeout policies: the default one, or a zone's. Every argument is checked before
+/// anything changes.
+fn ct_timeouts(d: &mut Daemon, verb: &str, args: &[String]) -> Result<Reply> {
+    let ct = &d.conntrack;
+    let mut zone = None;
+    let mut values = Vec::new();
+    for a in args {
+        let (k, v) = a
+            .split_once('=')
+            .ok_or_else(|| anyhow!("{verb}: unexpected {a:?} (NAME=SECONDS)"))?;
+        if k == "zone" {
+            zone = Some(
+                v.parse::<u16>()
+                    .map_err(|_| anyhow!("zone: {v:?} is not a zone (0..65535)"))?,
+            );
+        } else if verb == "ct-set-timeouts" {
+            let secs = v
+                .parse::<u32>()
+                .ok()
+                .filter(|&s| s > 0)
+                .ok_or_else(|| anyhow!("{k}: {v:?} is not a number of seconds (1..)"))?;
+            values.push((k.to_string(), secs));
+        } else {
+            bail!("{verb}: unexpected {a:?}");
+        }
+    }
+    match verb {
+        "ct-set-timeouts" => {
+            if values.is_empty() {
+                bail!("ct-set-timeouts: nothing to set (NAME=SECONDS)");
+            }
+            let mut policy = ct.timeouts(zone);
+            for (k, secs) in &values {
+                if !policy.set(k, *secs) {
+                    let names: Vec<&str> = policy.fields().iter().map(|f| f.0).collect();
+                    bail!("{k}: not a timeout (one of {})", names.join(", "));
+                }
+            }
+            ct.set_timeouts(zone, policy);
+            Ok(Reply::done("OK"))
+        }
+        "ct-del-timeouts" => {
+            let z = zone.ok_or_else(|| anyhow!("ct-del-timeouts: needs zone=Z"))?;
+            ct.del_timeouts(z);
+            Ok(Reply::done("OK"))
+        }
+        _ => {
+            let fields = ct.timeouts(zone).fields();
+            let text = fields
+                .iter()
+                .map(|(k, v)| format!("{k}={v}\n"))
+                .collect::<String>();
+            let obj: serde_json::Map<String, Value> = fields
                 .iter()
                 .map(|(k, v)| (k.to_string(), json!(v)))
                 .collect();

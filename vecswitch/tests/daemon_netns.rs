@@ -287,6 +287,205 @@ fn a_stateful_firewall_lets_a_open_connections_and_b_only_answer() {
     assert_eq!(n, 1 << 16, "the limit lifted");
     p.d.ok(&["ct-set-maxconns", "5"]);
     assert_eq!(p.d.ok(&["ct-get-maxconns"]).text.trim(), "5");
+
+    // Timeouts: a zone's own, then the default again.
+    p.d.ok(&["ct-set-timeouts", "zone=9", "icmp_first=7", "udp_first=8"]);
+    let zone9 = p.d.ok(&["ct-get-timeouts", "zone=9"]).text;
+    assert!(
+        zone9.contains("icmp_first=7\n") && zone9.contains("udp_first=8\n"),
+        "{zone9}"
+    );
+    assert!(p
+        .d
+        .ok(&["ct-get-timeouts"])
+        .text
+        .contains("icmp_first=60\n"));
+    let e = p.d.err(&["ct-set-timeouts", "icmp_frist=7"]);
+    assert!(e.contains("icmp_frist") && e.contains("icmp_first"), "{e}");
+    assert!(
+        p.d.ok(&["ct-get-timeouts", "zone=9"])
+            .text
+            .contains("icmp_first=7\n"),
+        "unchanged"
+    );
+    p.d.ok(&["ct-del-timeouts", "zone=9"]);
+    assert!(p
+        .d
+        .ok(&["ct-get-timeouts", "zone=9"])
+        .text
+        .contains("icmp_first=60\n"));
+}
+
+/// The MAC address of the namespace's interface to the switch.
+fn ns_mac(ns: &TestNs) -> String {
+    let o = Command::new("ip")
+        .args(["-n", &ns.name, "-o", "link", "show"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    text.lines()
+        .filter(|l| !l.contains(": lo:"))
+        .find_map(|l| {
+            let at = l.find("link/ether ")? + "link/ether ".len();
+            l.get(at..at + 17).map(str::to_string)
+        })
+        .unwrap_or_else(|| panic!("no MAC in {text}"))
+}
+
+/// An HTTP server (`python3 -m http.server`) in `ns` on `addr:port`; its request log (one
+/// line per request, the client's address first) is what it printed when stopped.
+struct HttpServer(Option<std::process::Child>);
+
+impl HttpServer {
+    fn start(ns: &TestNs, addr: &str, port: u16) -> HttpServer {
+        let child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &ns.name,
+                common::python(),
+                "-m",
+                "http.server",
+            ])
+            .args([&port.to_string(), "--bind", addr, "--directory", "/tmp"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Until it listens.
+        for _ in 0..50 {
+            let o = Command::new("ip")
+                .args(["netns", "exec", &ns.name, "ss", "-ltn"])
+                .output()
+                .unwrap();
+            if String::from_utf8_lossy(&o.stdout).contains(&format!("{addr}:{port}")) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        HttpServer(Some(child))
+    }
+
+    fn log(mut self) -> String {
+        let Some(mut child) = self.0.take() else {
+            return String::new();
+        };
+        let _ = child.kill();
+        let o = child.wait_with_output().unwrap();
+        String::from_utf8_lossy(&o.stderr).to_string()
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// `curl` in `ns`: whether `url` answered.
+fn curl(ns: &TestNs, url: &str) -> bool {
+    Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.name,
+            "curl",
+            "-s",
+            "-f",
+            "-m",
+            "5",
+            "-o",
+            "/dev/null",
+            url,
+        ])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[test]
+fn curl_goes_through_snat_and_dnat() {
+    require_root!();
+    let p = Pair::new("afpacket", false);
+    p.d.ok(&["del-flows", &p.bridge]);
+    // a (10.91.0.1) reaches b as 10.91.0.100; b reaches a's port 80 at 10.91.0.200:8080.
+    for flow in [
+        "priority=100,ip,actions=ct(table=1,zone=5,nat)",
+        "priority=50,arp,actions=NORMAL",
+        "table=1,priority=10,in_port=1,ct_state=+trk+new,ip,actions=ct(commit,zone=5,nat(src=10.91.0.100)),output:2",
+        "table=1,priority=10,in_port=2,ct_state=+trk+new,tcp,nw_dst=10.91.0.200,tp_dst=8080,actions=ct(commit,zone=5,nat(dst=10.91.0.1:80)),output:1",
+        "table=1,priority=10,in_port=1,ct_state=+trk+est,ip,actions=output:2",
+        "table=1,priority=10,in_port=2,ct_state=+trk+est,ip,actions=output:1",
+        "table=1,priority=0,actions=drop",
+    ] {
+        p.d.ok(&["add-flow", &p.bridge, flow]);
+    }
+    // b answers 10.91.0.100 and reaches 10.91.0.200 by a's MAC, as behind a router.
+    let mac_a = ns_mac(&p.a);
+    for addr in ["10.91.0.100", "10.91.0.200"] {
+        common::run(&[
+            "ip",
+            "-n",
+            &p.b.name,
+            "neigh",
+            "replace",
+            addr,
+            "lladdr",
+            &mac_a,
+            "dev",
+            &ns_iface(&p.b),
+        ]);
+    }
+
+    let server_b = HttpServer::start(&p.b, "10.91.0.2", 80);
+    assert!(curl(&p.a, "http://10.91.0.2/"), "a -> b through SNAT");
+    let log_b = server_b.log();
+    assert!(log_b.contains("10.91.0.100 - -"), "b saw: {log_b}");
+    assert!(
+        !log_b.contains("10.91.0.1 - -"),
+        "b saw a's own address: {log_b}"
+    );
+
+    let server_a = HttpServer::start(&p.a, "10.91.0.1", 80);
+    assert!(
+        curl(&p.b, "http://10.91.0.200:8080/"),
+        "b -> a through DNAT"
+    );
+    let log_a = server_a.log();
+    assert!(log_a.contains("10.91.0.2 - -"), "a saw: {log_a}");
+    // Only the forwarded port is open.
+    assert!(!curl(&p.b, "http://10.91.0.200:8081/"));
+
+    let dump = p.d.ok(&["dump-conntrack", "zone=5"]).text;
+    assert!(
+        dump.contains("orig=(src=10.91.0.1,dst=10.91.0.2,")
+            && dump.contains("reply=(src=10.91.0.2,dst=10.91.0.100,"),
+        "{dump}"
+    );
+    assert!(
+        dump.contains("orig=(src=10.91.0.2,dst=10.91.0.200,")
+            && dump.contains("reply=(src=10.91.0.1,dst=10.91.0.2,")
+            && dump.contains("dport=8080"),
+        "{dump}"
+    );
+}
+
+/// The name of the namespace's interface to the switch.
+fn ns_iface(ns: &TestNs) -> String {
+    let o = Command::new("ip")
+        .args(["-n", &ns.name, "-o", "link", "show"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    text.lines()
+        .filter(|l| !l.contains(": lo:"))
+        .find_map(|l| {
+            let name = l.split(": ").nth(1)?;
+            Some(name.split('@').next()?.to_string())
+        })
+        .unwrap_or_else(|| panic!("no interface in {text}"))
 }
 
 #[test]
