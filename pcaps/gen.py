@@ -2232,7 +2232,64 @@ connection the server opens, are dropped.
     return s
 
 
-SCENARIOS = [l2_learning, vlan, vlan_defaults, vlan_native, acl, rewrite, resubmit, nested_tables, fragments, frag_normal, frag_nx_match, frag_drop, vlan_limit_1, vlan_limit_2, mac_move, priorities, malformed, vxlan, geneve, tunnel_drops, vni_isolation, vxlan_arp, tunnel_flow, geneve_options, tunnel_mtu, ct_firewall, ct_snat, ct_dnat]
+def ct_limits():
+    s = Scenario(
+        "ct-limits",
+        "Connection tracking at its limit, and connections expiring on the virtual clock",
+        """
+The firewall of `ct-firewall` (p1 opens, p2 answers; zone 1) with a table of at most two
+connections (`ct_max_conns = 2`, OVS's `dpctl/ct-set-maxconns 2`). Two UDP connections from
+p1 fill it; a third new one is refused and its packet dropped (`classify.ct-refused`), while
+the established ones go on. 61 s later (a pause of the capture's clock) both connections have
+expired (OVS's UDP timeouts: 60 s unreplied, 30 s replied): a late answer is `+new` from p2
+and dropped, and a new connection from p1 finds room again.
+
+Open vSwitch sends the packet of a connection it cannot commit on untracked-but-new (it only
+counts it), which the rules send to p2: that frame is declared (`ovs=`).
+""",
+        [{"name": "p1", "ofport": 1}, {"name": "p2", "ofport": 2}],
+        rules=[
+            "priority=100,ip,actions=ct(table=1,zone=1)",
+            "priority=0,actions=drop",
+            "table=1,priority=10,in_port=1,ct_state=+trk+new,ip,actions=ct(commit,zone=1),output:2",
+            "table=1,priority=10,in_port=1,ct_state=+trk+est,ip,actions=output:2",
+            "table=1,priority=10,in_port=2,ct_state=+trk+est,ip,actions=output:1",
+            "table=1,priority=0,actions=drop",
+        ],
+        options={"ct_max_conns": 2},
+    )
+    h1, h2 = mac(1), mac(2)
+    i1, i2 = "10.0.0.1", "10.0.0.2"
+
+    def udp(out, n, sport):
+        if out:
+            return Ether(src=h1, dst=h2) / IP(src=i1, dst=i2, id=n) / UDP(sport=sport, dport=53) / Raw(b"query-%d" % n)
+        return Ether(src=h2, dst=h1) / IP(src=i2, dst=i1, id=n) / UDP(sport=53, dport=sport) / Raw(b"answer-%d" % n)
+
+    f = udp(True, 1, 40001)
+    s.send("p1", f, "UDP 10.0.0.1:40001→10.0.0.2:53 (connection A)", {"p2": f}, "+new: committed, 1 of 2")
+    f = udp(True, 2, 40002)
+    s.send("p1", f, "UDP 10.0.0.1:40002→10.0.0.2:53 (connection B)", {"p2": f}, "+new: committed, 2 of 2")
+    f = udp(True, 3, 40003)
+    s.send("p1", f, "UDP 10.0.0.1:40003→10.0.0.2:53 (connection C)", None,
+           "the table is full: the commit is refused and the packet dropped", drop="ct-refused",
+           ovs={"p2": f}, ovs_why="it does not commit the connection but sends the packet on, as +new")
+    f = udp(False, 4, 40001)
+    s.send("p2", f, "UDP answer to A", {"p1": f}, "+est+rpl: established connections go on")
+    f = udp(False, 5, 40003)
+    s.send("p2", f, "UDP answer to C", None, "C was never committed: +new from p2, dropped", drop="rule-drop")
+    f = udp(False, 6, 40002)
+    s.send("p2", f, "UDP answer to B, 61 s later", None,
+           "B expired (60 s unreplied): +new from p2, dropped", drop="rule-drop", pause_us=61_000_000)
+    f = udp(False, 7, 40001)
+    s.send("p2", f, "UDP answer to A, 61 s later", None, "A expired too (30 s once replied)", drop="rule-drop")
+    f = udp(True, 8, 40004)
+    s.send("p1", f, "UDP 10.0.0.1:40004→10.0.0.2:53 (connection D)", {"p2": f},
+           "the expired connections made room: committed")
+    return s
+
+
+SCENARIOS = [l2_learning, vlan, vlan_defaults, vlan_native, acl, rewrite, resubmit, nested_tables, fragments, frag_normal, frag_nx_match, frag_drop, vlan_limit_1, vlan_limit_2, mac_move, priorities, malformed, vxlan, geneve, tunnel_drops, vni_isolation, vxlan_arp, tunnel_flow, geneve_options, tunnel_mtu, ct_firewall, ct_snat, ct_dnat, ct_limits]
 
 
 def build(names=None):

@@ -209,6 +209,8 @@ def replay(ovs, s, out):
         ovs.ofctl("add-tlv-map", mgmt, s.tlv_map)
     if "frag_mode" in s.options:
         ovs.ofctl("set-frags", mgmt, s.options["frag_mode"])
+    if "ct_max_conns" in s.options:
+        ovs.appctl("dpctl/ct-set-maxconns", str(s.options["ct_max_conns"]))
     if s.rules is not None:
         rules = os.path.join(out, "rules.txt")
         with open(rules, "w") as f:

@@ -331,10 +331,14 @@ pub fn replay(scenario: &Scenario, out: &Path) -> Result<ReplayReport> {
     }
     // A fixed seed: NAT's choice of ports and the IPv4 identifiers it gives are the same on
     // every run (the daemon's seed is random).
-    let ct = Arc::new(ConnTable::new(CtConfig {
+    let mut ct_config = CtConfig {
         seed: Some(0x7665_6373_7769_7463),
         ..CtConfig::default()
-    }));
+    };
+    if let Some(n) = scenario.options.ct_max_conns {
+        ct_config.max_conns = n;
+    }
+    let ct = Arc::new(ConnTable::new(ct_config));
     let mut report = match &scenario.underlay {
         None => {
             let upcall = upcall_for(scenario, start_ns)?
@@ -425,13 +429,19 @@ fn run<U: Upcall + 'static>(
         })
         .collect::<Result<Vec<_>>>()?;
 
-    // Batches are runs of consecutive frames of one port, as a PMD would poll them.
+    // Batches are runs of consecutive frames of one port, as a PMD would poll them; frames
+    // more than BATCH_GAP_NS apart never share a poll (a pause in the capture).
+    const BATCH_GAP_NS: u64 = 10_000_000;
     let mut start = 0;
     let mut now = arrivals.first().map_or(0, |a| a.0);
     while start < arrivals.len() {
         let port = arrivals[start].1;
         let mut end = start + 1;
-        while end < arrivals.len() && end - start < batch && arrivals[end].1 == port {
+        while end < arrivals.len()
+            && end - start < batch
+            && arrivals[end].1 == port
+            && arrivals[end].0.saturating_sub(arrivals[end - 1].0) <= BATCH_GAP_NS
+        {
             end += 1;
         }
         let run = &arrivals[start..end];

@@ -84,6 +84,8 @@ pub struct ScenarioOptions {
     /// How many VLAN headers the parser reads (OVS's `other_config:vlan-limit`; default 1,
     /// 0 for as many as it can).
     pub vlan_limit: Option<u64>,
+    /// The connection table's limit (OVS's `dpctl/ct-set-maxconns`; default 3,000,000).
+    pub ct_max_conns: Option<u32>,
 }
 
 /// A loaded, validated scenario.
