@@ -80,7 +80,7 @@ impl Classifier {
 
     /// Inserts `rule`; a rule with the same match and priority is replaced and returned.
     pub fn insert(&mut self, rule: Arc<Rule>) -> Option<Arc<Rule>> {
-        let m = rule.spec.matches;
+        let m = rule.spec.matches.clone();
         let prio = rule.spec.priority;
         let idx = match self.subtables.iter().position(|s| s.mask == m.mask) {
             Some(i) => i,

@@ -25,7 +25,7 @@ pub const DEFAULT_PRIORITY: u16 = 32768;
 pub const OFPP_LOCAL: u32 = 0xffff_fffe;
 
 /// Everything a rule can match: the packet's key and the translation context.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
 pub struct Fields {
     pub key: FlowKey,
     pub regs: [u32; N_REGS],
@@ -50,14 +50,11 @@ impl Fields {
         for (i, r) in regs.iter_mut().enumerate() {
             *r = self.regs[i] & mask.regs[i];
         }
-        let mut tun_md = TunMetadata::default();
-        let present = self.tun_md.present & mask.tun_md.present;
-        if mask.tun_md.present != 0 {
-            tun_md.present = present;
-            for (i, v) in tun_md.values.iter_mut().enumerate() {
-                *v = self.tun_md.values[i] & mask.tun_md.values[i];
-            }
-        }
+        let tun_md = if self.tun_md.present & mask.tun_md.present == 0 {
+            TunMetadata::default()
+        } else {
+            self.tun_md.masked(&mask.tun_md)
+        };
         Fields {
             key: self.key.masked(&mask.key),
             regs,
@@ -74,10 +71,7 @@ impl Fields {
         }
         self.metadata |= other.metadata;
         if other.tun_md.present != 0 {
-            self.tun_md.present |= other.tun_md.present;
-            for (v, o) in self.tun_md.values.iter_mut().zip(other.tun_md.values) {
-                *v |= o;
-            }
+            self.tun_md.or_assign(&other.tun_md);
         }
     }
 
@@ -106,7 +100,7 @@ impl Fields {
             Slot::Key(k) => k.read(&self.key),
             Slot::Reg(i) => u128::from(self.regs[usize::from(i) % N_REGS]),
             Slot::Metadata => u128::from(self.metadata),
-            Slot::TunMetadata(i) => self.tun_md.values.get(usize::from(i)).copied().unwrap_or(0),
+            Slot::TunMetadata(i) => self.tun_md.get(i),
         }
     }
 
@@ -117,12 +111,7 @@ impl Fields {
             Slot::Reg(i) => self.regs[usize::from(i) % N_REGS] = v as u32,
             Slot::Metadata => self.metadata = v as u64,
             // Writing a field makes it present (a match on it needs the option there).
-            Slot::TunMetadata(i) => {
-                if let Some(x) = self.tun_md.values.get_mut(usize::from(i)) {
-                    *x = v;
-                    self.tun_md.present |= 1 << i;
-                }
-            }
+            Slot::TunMetadata(i) => self.tun_md.set(i, v),
         }
     }
 
@@ -158,12 +147,9 @@ impl Fields {
             .chain(std::iter::once(self.tun_md.present))
             // Only the fields present: equal fields hash equal, and no cost without them.
             .chain(
-                (0..pipeline::field::N_TUN_METADATA)
-                    .filter(move |i| self.tun_md.present & (1 << i) != 0)
-                    .flat_map(move |i| {
-                        let v = self.tun_md.values[i];
-                        [v as u64, (v >> 64) as u64]
-                    }),
+                self.tun_md
+                    .iter()
+                    .flat_map(|(_, v)| [v as u64, (v >> 64) as u64]),
             )
     }
 }
@@ -175,7 +161,7 @@ impl Hash for Fields {
 }
 
 /// A rule's match: `value` holds only bits that are set in `mask`.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Hash)]
+#[derive(Clone, PartialEq, Eq, Debug, Default, Hash)]
 pub struct Match {
     pub value: Fields,
     pub mask: Fields,
@@ -410,7 +396,7 @@ mod tests {
         let mut general = Match::default();
         general.mask.key.nw_dst = 0xffff_ff00;
         general.value.key.nw_dst = 0x0a00_0000;
-        let mut specific = general;
+        let mut specific = general.clone();
         specific.mask.key.nw_dst = 0xffff_ffff;
         specific.value.key.nw_dst = 0x0a00_0005;
         assert!(general.covers(&specific));

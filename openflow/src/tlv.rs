@@ -11,6 +11,7 @@
 use std::fmt::Write as _;
 
 use pipeline::field::N_TUN_METADATA;
+use smallvec::SmallVec;
 
 /// Longest option data a field holds, in bytes.
 pub const MAX_OPTION_LEN: u8 = 16;
@@ -31,18 +32,73 @@ pub struct TlvEntry {
 }
 
 /// The `tun_metadataN` values of a flow: bit N of `present` says option N was there (or was
-/// set); `values[N]` its data as a big-endian number.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+/// set); its data, as a big-endian number, is [`TunMetadata::get`]`(N)`.
+///
+/// Only the present fields hold a value (in index order, two inline), so that a flow's
+/// fields, and the value and mask of every rule's match, stay small: a flat array of the 64
+/// made each rule's match 2.5 KB, and installing rules and translating packets 2–4 times
+/// slower (BENCHMARKS.md, "Speed targets").
+#[derive(Clone, PartialEq, Eq, Debug, Default, Hash)]
 pub struct TunMetadata {
     pub present: u64,
-    pub values: [u128; N_TUN_METADATA],
+    /// One per bit of `present`, lowest index first.
+    values: SmallVec<[u128; 2]>,
 }
 
-impl Default for TunMetadata {
-    fn default() -> Self {
-        TunMetadata {
-            present: 0,
-            values: [0; N_TUN_METADATA],
+impl TunMetadata {
+    /// Where field `i`'s value is (or goes) in `values`.
+    fn rank(&self, i: u8) -> usize {
+        let below = if i >= 64 { u64::MAX } else { (1u64 << i) - 1 };
+        (self.present & below).count_ones() as usize
+    }
+
+    /// The value of field `i`; 0 when it is not present.
+    pub fn get(&self, i: u8) -> u128 {
+        if i >= 64 || self.present & (1 << i) == 0 {
+            return 0;
+        }
+        self.values.get(self.rank(i)).copied().unwrap_or(0)
+    }
+
+    /// Sets field `i` to `v` and makes it present (an index past 63 is ignored).
+    pub fn set(&mut self, i: u8, v: u128) {
+        if i >= 64 {
+            return;
+        }
+        let at = self.rank(i);
+        if self.present & (1 << i) != 0 {
+            if let Some(x) = self.values.get_mut(at) {
+                *x = v;
+            }
+        } else {
+            self.values.insert(at.min(self.values.len()), v);
+            self.present |= 1 << i;
+        }
+    }
+
+    /// The present fields as `(index, value)`, lowest index first.
+    pub fn iter(&self) -> impl Iterator<Item = (u8, u128)> + '_ {
+        (0..64u8)
+            .filter(move |&i| self.present & (1 << i) != 0)
+            .zip(self.values.iter().copied())
+    }
+
+    /// The fields present in both, each `self & mask`.
+    pub fn masked(&self, mask: &TunMetadata) -> TunMetadata {
+        let mut out = TunMetadata::default();
+        for (i, v) in self.iter() {
+            if mask.present & (1 << i) != 0 {
+                out.set(i, v & mask.get(i));
+            }
+        }
+        out
+    }
+
+    /// The union of the fields, each `self | other`.
+    pub fn or_assign(&mut self, other: &TunMetadata) {
+        for (i, v) in other.iter() {
+            let mine = self.get(i);
+            self.set(i, mine | v);
         }
     }
 }
@@ -151,9 +207,10 @@ impl TlvMap {
                 .iter()
                 .find(|e| e.class == class && e.ty == *ty && usize::from(e.len) == data_len);
             if let Some(e) = found {
-                md.present |= 1 << e.index;
-                md.values[usize::from(e.index)] =
-                    data.iter().fold(0u128, |a, b| (a << 8) | u128::from(*b));
+                md.set(
+                    e.index,
+                    data.iter().fold(0u128, |a, b| (a << 8) | u128::from(*b)),
+                );
             }
             rest = tail.get(data_len..).unwrap_or_default();
         }
@@ -174,7 +231,7 @@ impl TlvMap {
             out.extend_from_slice(&e.class.to_be_bytes());
             out.push(e.ty);
             out.push(e.len / 4);
-            let v = md.values[usize::from(e.index)].to_be_bytes();
+            let v = md.get(e.index).to_be_bytes();
             out.extend_from_slice(&v[16 - usize::from(e.len)..]);
         }
         Some(out)
@@ -364,8 +421,9 @@ mod tests {
         .concat();
         let md = m.decode(&opts);
         assert_eq!(md.present, 0b101);
-        assert_eq!(md.values[0], 0x1234);
-        assert_eq!(md.values[2], 0x0102_0304_0506_0708);
+        assert_eq!(md.get(0), 0x1234);
+        assert_eq!(md.get(2), 0x0102_0304_0506_0708);
+        assert_eq!((md.get(1), md.get(63), md.get(64)), (0, 0, 0));
         // Encoded in index order; the unnamed option is not carried.
         let out = m.encode(&md).unwrap();
         assert_eq!(out, opts[8..].to_vec());

@@ -165,7 +165,7 @@ fn translate_from(
     f.tun_md = env.tlv.decode(env.tun_options);
     // Options decoded: a tunnel output sends them unless the actions change them.
     let marks = if f.tun_md.present != 0 {
-        vec![(0, f)]
+        vec![(0, f.clone())]
     } else {
         Vec::new()
     };
@@ -468,7 +468,7 @@ impl Xlate<'_> {
         let field = r.field;
         let Write::Packet(set) = field.def().write else {
             if field.def().name.starts_with("tun_") {
-                self.marks.push((self.actions.len(), self.f));
+                self.marks.push((self.actions.len(), self.f.clone()));
             }
             return;
         };
