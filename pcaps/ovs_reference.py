@@ -107,6 +107,19 @@ class Ovs:
             except ProcessLookupError:
                 pass
         time.sleep(0.5)
+        # A daemon that did not go (a hung ovs-vswitchd) is killed.
+        for pid in self.pids:
+            for _ in range(20):
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.1)
+            else:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def vsctl(self, *args):
@@ -257,15 +270,33 @@ def main(argv):
                          ("--enable-dummy --disable-system", [s for s in scenarios if s.underlay])):
         if not group:
             continue
-        ovs = Ovs(dummy)
+        ovs = None
         try:
-            ovs.start()
             for s in group:
+                # A scenario with connection tracking gets an ovs-vswitchd of its own: OVS
+                # 3.1's userspace conntrack (with NAT) has left the daemon unresponsive for
+                # the next scenario (ovs-vsctl timing out on add-br).
+                fresh = uses_conntrack(s)
+                if ovs is not None and fresh:
+                    ovs.stop()
+                    ovs = None
+                if ovs is None:
+                    ovs = Ovs(dummy)
+                    ovs.start()
                 notes = replay(ovs, s, os.path.join(out, s.name))
                 print("%s: done%s" % (s.name, "".join("\n  " + n for n in notes)))
+                if fresh:
+                    ovs.stop()
+                    ovs = None
         finally:
-            ovs.stop()
+            if ovs is not None:
+                ovs.stop()
     return 0
+
+
+def uses_conntrack(s):
+    """Whether a rule of scenario `s` has a ct() action."""
+    return any("ct(" in r for r in (s.rules or []))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use benches::{
     best_ns_per_item, bridge_with, five_mask_frames, five_mask_rules, install_rules, sport_frames,
-    ClassifyRig, PipelineRig, ReplayUpcall, RigError,
+    ClassifyRig, PipelineRig, ReplayUpcall, RigError, IP_DST, IP_SRC,
 };
 use flowcache::ClassifyConfig;
 use pipeline::Upcall;
@@ -93,6 +93,87 @@ fn ct_pipeline_row(target: &str, goal: Goal, flows: u32, batch: usize) -> Result
     let table = Arc::new(conntrack::ConnTable::new(conntrack::CtConfig::default()));
     let rig = PipelineRig::with_conntrack(bridge, table, emc_always(), sport_frames(flows))?;
     timed_pipeline_row(target, goal, rig, batch)
+}
+
+/// The ct pipeline on one thread, then on two at once (each its own pipeline on its own
+/// core, as two PMDs, with its own 64 connections, over one shared table): packets per
+/// second of both together against one alone, issue 20's 1 → 2 PMD scaling.
+fn ct_scaling_row(goal: Goal) -> Result<Row, RigError> {
+    const BATCH: usize = 32;
+    const PACKETS: usize = 1 << 17;
+    let table = Arc::new(conntrack::ConnTable::new(conntrack::CtConfig::default()));
+    // Thread t's flows: source 10.255.t.1, 64 source ports.
+    let rig = |t: u32| -> Result<PipelineRig, RigError> {
+        let frames = (0..64u32)
+            .map(|j| benches::udp4_frame(IP_SRC + (t << 8), IP_DST, 10_000 + j as u16, 53))
+            .collect();
+        let mut r = PipelineRig::with_conntrack(
+            bridge_with(CT_RULES)?,
+            table.clone(),
+            emc_always(),
+            frames,
+        )?;
+        r.warm(BATCH);
+        r.warm(BATCH);
+        Ok(r)
+    };
+    // Best of a few rounds of one rig per thread (built in its thread, which keeps it),
+    // all starting together: packets per nanosecond of all of them.
+    let run = |threads: &[u32]| -> Result<f64, RigError> {
+        const ROUNDS: usize = 8;
+        let barrier = std::sync::Barrier::new(threads.len());
+        let times = std::thread::scope(|s| {
+            let handles: Vec<_> = threads
+                .iter()
+                .enumerate()
+                .map(|(core, &t)| {
+                    let (barrier, rig) = (&barrier, &rig);
+                    s.spawn(move || -> Result<Vec<f64>, RigError> {
+                        core_affinity::set_for_current(core_affinity::CoreId { id: core });
+                        let mut r = rig(t);
+                        let mut times = Vec::with_capacity(ROUNDS);
+                        // Every thread takes part in every round, so none waits forever.
+                        for _ in 0..ROUNDS {
+                            barrier.wait();
+                            let t0 = Instant::now();
+                            if let Ok(r) = r.as_mut() {
+                                for _ in 0..PACKETS / BATCH {
+                                    black_box(r.run_batch(BATCH));
+                                }
+                            }
+                            times.push(t0.elapsed().as_nanos() as f64);
+                        }
+                        r.map(|_| times)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or(Err(RigError::Thread)))
+                .collect::<Result<Vec<_>, _>>()
+        })?;
+        let best = (0..ROUNDS)
+            .map(|round| {
+                let slowest = times.iter().map(|t| t[round]).fold(0f64, f64::max);
+                (threads.len() * PACKETS) as f64 / slowest
+            })
+            .fold(0f64, f64::max);
+        Ok(best)
+    };
+    let one = run(&[0])?;
+    let two = run(&[1, 2])?;
+    Ok(Row {
+        target: "ct pipeline, 2 threads (PMDs) over 1 (one shared table)".to_string(),
+        goal,
+        unit: "x",
+        measured: two / one,
+        note: format!(
+            "{:.2} Mpps on one thread, {:.2} Mpps on two; {} connections",
+            one * 1e3,
+            two * 1e3,
+            table.len()
+        ),
+    })
 }
 
 /// Every new flow into the EMC (the timed flows are few and all hot).
@@ -224,6 +305,7 @@ fn measure() -> Result<Vec<Row>, RigError> {
         });
     }
     rows.push(plain);
+    rows.push(ct_scaling_row(Goal::AtLeast(1.8))?);
 
     // 2. Megaflow hits, the classify node alone, EMC off; 5. its memory.
     let no_emc = ClassifyConfig {

@@ -175,6 +175,8 @@ pub enum RigError {
     NoClassify,
     #[error("packet pool exhausted")]
     Pool,
+    #[error("a bench thread panicked")]
+    Thread,
 }
 
 /// The full pipeline of one PMD over a real bridge: a [`Graph`] of `parse` and `classify`

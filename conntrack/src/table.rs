@@ -42,7 +42,7 @@
 //! lock hold and a bounded number of connections per call, resuming where it stopped, so a
 //! PMD loop or a background thread can call it without stalling packets.
 
-use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
 
 use arc_swap::ArcSwap;
@@ -174,6 +174,10 @@ pub struct ConnTable {
     hasher: KeyHasher,
     /// Swapped whole when changed at run time; a packet reads it without a lock.
     timeouts: ArcSwap<Policies>,
+    /// The config's timeouts, read without the swap's load until a policy is set at run
+    /// time (`timeouts_set`).
+    config_timeouts: TimeoutPolicy,
+    timeouts_set: AtomicBool,
     tcp_seq_check: bool,
     tcp_midstream_pickup: bool,
     n_conns: AtomicU32,
@@ -229,6 +233,8 @@ impl ConnTable {
                 .collect(),
             shards: Box::new(std::array::from_fn(|_| PaddedShard::default())),
             hasher: KeyHasher::new(),
+            config_timeouts: config.timeouts,
+            timeouts_set: AtomicBool::new(!config.zone_timeouts.is_empty()),
             timeouts: ArcSwap::from_pointee(Policies {
                 default: config.timeouts,
                 zones: config.zone_timeouts.into_iter().collect(),
@@ -791,6 +797,9 @@ impl ConnTable {
     }
 
     fn policy(&self, zone: u16) -> TimeoutPolicy {
+        if !self.timeouts_set.load(Ordering::Acquire) {
+            return self.config_timeouts;
+        }
         self.timeouts.load().of(zone)
     }
 
@@ -803,6 +812,7 @@ impl ConnTable {
     /// Sets the timeouts of `zone`, or the default ones with `None`. A connection takes
     /// them at its next packet (its current expiry stays), as in OVS.
     pub fn set_timeouts(&self, zone: Option<u16>, policy: TimeoutPolicy) {
+        self.timeouts_set.store(true, Ordering::Release);
         self.timeouts.rcu(|p| {
             let mut next = Policies::clone(p);
             match zone {
