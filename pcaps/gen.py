@@ -2289,7 +2289,89 @@ counts it), which the rules send to p2: that frame is declared (`ovs=`).
     return s
 
 
-SCENARIOS = [l2_learning, vlan, vlan_defaults, vlan_native, acl, rewrite, resubmit, nested_tables, fragments, frag_normal, frag_nx_match, frag_drop, vlan_limit_1, vlan_limit_2, mac_move, priorities, malformed, vxlan, geneve, tunnel_drops, vni_isolation, vxlan_arp, tunnel_flow, geneve_options, tunnel_mtu, ct_firewall, ct_snat, ct_dnat, ct_limits]
+def ct_tuple():
+    s = Scenario(
+        "ct-tuple",
+        "Rules on the connection's original tuple: ct_nw_src/dst, ct_ipv6_src, ct_nw_proto, ct_tp_src/dst",
+        """
+Servers 10.0.0.1 and 10.0.0.2 (and 2001:db8:1::1) on p1; clients on p2, a second client
+port p3. Every IP packet goes through `ct(table=1,zone=4,nat)` (IPv6: `ct(table=1,zone=4)`).
+New connections from p2 are committed: TCP to 192.168.0.1:8080 and :8081 with
+`nat(dst=10.0.0.1:80)` and `nat(dst=10.0.0.1:81)`, UDP, ICMP and IPv6 as they are. Replies
+from p1 are sent by what the connection's original direction was, which the packet itself
+no longer shows: to p2 for port 8080 and to p3 for port 8081 (`ct_nw_dst`, `ct_nw_proto`,
+`ct_tp_dst`), UDP replies to p2 only when the client was in 192.168.0.0/24 (`ct_nw_src`),
+echo replies by the request's type (`ct_tp_src=8`), an ICMP error related to a UDP
+connection to port 53 (`ct_tp_dst=53`), and IPv6 replies only to clients in 2001:db8::/64
+(`ct_ipv6_src`). The rest is dropped.
+""",
+        [{"name": "p1", "ofport": 1}, {"name": "p2", "ofport": 2}, {"name": "p3", "ofport": 3}],
+        rules=[
+            "priority=100,ip,actions=ct(table=1,zone=4,nat)",
+            "priority=100,ipv6,actions=ct(table=1,zone=4)",
+            "priority=0,actions=drop",
+            "table=1,priority=20,in_port=2,ct_state=+trk+new,tcp,nw_dst=192.168.0.1,tp_dst=8080,actions=ct(commit,zone=4,nat(dst=10.0.0.1:80)),output:1",
+            "table=1,priority=20,in_port=2,ct_state=+trk+new,tcp,nw_dst=192.168.0.1,tp_dst=8081,actions=ct(commit,zone=4,nat(dst=10.0.0.1:81)),output:1",
+            "table=1,priority=10,in_port=2,ct_state=+trk+new,udp,actions=ct(commit,zone=4),output:1",
+            "table=1,priority=10,in_port=2,ct_state=+trk+new,icmp,actions=ct(commit,zone=4),output:1",
+            "table=1,priority=10,in_port=2,ct_state=+trk+new,udp6,actions=ct(commit,zone=4),output:1",
+            "table=1,priority=10,in_port=2,ct_state=+trk+est,ip,actions=output:1",
+            "table=1,priority=10,in_port=1,ct_state=+trk+est+rpl,ct_nw_dst=192.168.0.1,ct_nw_proto=6,ct_tp_dst=8080,tcp,actions=output:2",
+            "table=1,priority=10,in_port=1,ct_state=+trk+est+rpl,ct_nw_dst=192.168.0.1,ct_nw_proto=6,ct_tp_dst=8081,tcp,actions=output:3",
+            "table=1,priority=10,in_port=1,ct_state=+trk+est+rpl,ct_nw_src=192.168.0.0/24,ct_nw_proto=17,udp,actions=output:2",
+            "table=1,priority=10,in_port=1,ct_state=+trk+est+rpl,ct_nw_proto=1,ct_tp_src=8,icmp,actions=output:2",
+            "table=1,priority=10,in_port=1,ct_state=+trk+rel,ct_nw_proto=17,ct_tp_dst=53,ip,actions=output:2",
+            "table=1,priority=10,in_port=1,ct_state=+trk+est+rpl,ct_ipv6_src=2001:db8::/64,ipv6,actions=output:2",
+            "table=1,priority=0,actions=drop",
+        ],
+    )
+    ms, mc, mo = mac(1), mac(2), mac(3)
+    vip, srv, dns, cl, far = "192.168.0.1", "10.0.0.1", "10.0.0.2", "192.168.0.2", "172.16.0.9"
+
+    def tcp(sm, dm, si, di, sp, dp, flags, seq, ack, ipid):
+        return Ether(src=sm, dst=dm) / IP(src=si, dst=di, id=ipid, flags="DF") / TCP(sport=sp, dport=dp, flags=flags, seq=seq, ack=ack, window=8192)
+
+    def udp(sm, dm, si, di, sp, dp, ipid, data):
+        return Ether(src=sm, dst=dm) / IP(src=si, dst=di, id=ipid, flags="DF") / UDP(sport=sp, dport=dp) / Raw(data)
+
+    s.send("p2", tcp(mc, ms, cl, vip, 50000, 8080, "S", 1000, 0, 1), "TCP SYN to 192.168.0.1:8080",
+           {"p1": tcp(mc, ms, cl, srv, 50000, 80, "S", 1000, 0, 1)}, "+new: committed with nat(dst=10.0.0.1:80)")
+    s.send("p1", tcp(ms, mc, srv, cl, 80, 50000, "SA", 5000, 1001, 2), "TCP SYN-ACK from 10.0.0.1:80",
+           {"p2": tcp(ms, mc, vip, cl, 8080, 50000, "SA", 5000, 1001, 2)}, "+est+rpl, ct_tp_dst=8080: to p2")
+    s.send("p2", tcp(mc, ms, cl, vip, 50001, 8081, "S", 2000, 0, 3), "TCP SYN to 192.168.0.1:8081",
+           {"p1": tcp(mc, ms, cl, srv, 50001, 81, "S", 2000, 0, 3)}, "+new: committed with nat(dst=10.0.0.1:81)")
+    s.send("p1", tcp(ms, mc, srv, cl, 81, 50001, "SA", 6000, 2001, 4), "TCP SYN-ACK from 10.0.0.1:81",
+           {"p3": tcp(ms, mc, vip, cl, 8081, 50001, "SA", 6000, 2001, 4)}, "+est+rpl, ct_tp_dst=8081: to p3")
+    q = udp(mc, ms, cl, dns, 5000, 53, 5, b"query")
+    s.send("p2", q, "UDP 192.168.0.2:5000→10.0.0.2:53", {"p1": None}, "+new: committed")
+    s.send("p1", udp(ms, mc, dns, cl, 53, 5000, 6, b"answer"), "UDP answer", {"p2": None},
+           "+est+rpl, ct_nw_src in 192.168.0.0/24: to p2")
+    s.send("p1", Ether(src=ms, dst=mc) / IP(src=dns, dst=cl, id=7) / ICMP(type=3, code=3) / bytes(q)[14:],
+           "ICMP port unreachable quoting #5", {"p2": None}, "+rel, ct_tp_dst=53: to p2")
+    s.send("p2", udp(mo, ms, far, dns, 5000, 53, 8, b"query"), "UDP 172.16.0.9:5000→10.0.0.2:53", {"p1": None},
+           "+new: committed")
+    s.send("p1", udp(ms, mo, dns, far, 53, 5000, 9, b"answer"), "UDP answer to 172.16.0.9", None,
+           "ct_nw_src outside 192.168.0.0/24: dropped", drop="rule-drop")
+    s.send("p2", Ether(src=mc, dst=ms) / IP(src=cl, dst=dns, id=10) / ICMP(type=8, id=7, seq=1) / Raw(b"ping"),
+           "ICMP echo request", {"p1": None}, "+new: committed")
+    s.send("p1", Ether(src=ms, dst=mc) / IP(src=dns, dst=cl, id=11) / ICMP(type=0, id=7, seq=1) / Raw(b"ping"),
+           "ICMP echo reply", {"p2": None}, "+est+rpl, ct_nw_proto=1,ct_tp_src=8: to p2")
+
+    def udp6(sm, dm, si, di, sp, dp, data):
+        return Ether(src=sm, dst=dm) / IPv6(src=si, dst=di) / UDP(sport=sp, dport=dp) / Raw(data)
+
+    s.send("p2", udp6(mc, ms, "2001:db8::2", "2001:db8:1::1", 6000, 53, b"query6"), "UDP 2001:db8::2→2001:db8:1::1",
+           {"p1": None}, "+new: committed")
+    s.send("p1", udp6(ms, mc, "2001:db8:1::1", "2001:db8::2", 53, 6000, b"answer6"), "UDP answer (IPv6)",
+           {"p2": None}, "+est+rpl, ct_ipv6_src in 2001:db8::/64: to p2")
+    s.send("p2", udp6(mo, ms, "fd00::2", "2001:db8:1::1", 6000, 53, b"query6"), "UDP fd00::2→2001:db8:1::1",
+           {"p1": None}, "+new: committed")
+    s.send("p1", udp6(ms, mo, "2001:db8:1::1", "fd00::2", 53, 6000, b"answer6"), "UDP answer to fd00::2", None,
+           "ct_ipv6_src outside 2001:db8::/64: dropped", drop="rule-drop")
+    return s
+
+
+SCENARIOS = [l2_learning, vlan, vlan_defaults, vlan_native, acl, rewrite, resubmit, nested_tables, fragments, frag_normal, frag_nx_match, frag_drop, vlan_limit_1, vlan_limit_2, mac_move, priorities, malformed, vxlan, geneve, tunnel_drops, vni_isolation, vxlan_arp, tunnel_flow, geneve_options, tunnel_mtu, ct_firewall, ct_snat, ct_dnat, ct_limits, ct_tuple]
 
 
 def build(names=None):

@@ -53,6 +53,12 @@ impl CtAddr {
         }
     }
 
+    /// The first four bytes as a host-order number (an IPv4 address as `FlowKey` holds it).
+    pub const fn v4_bits(self) -> u32 {
+        let [a, b, c, d, ..] = self.0;
+        u32::from_be_bytes([a, b, c, d])
+    }
+
     /// The address as `std` sees it, for the given family.
     pub fn to_ip(self, family: Family) -> IpAddr {
         match family {

@@ -72,6 +72,10 @@ pub struct CtPacket {
     pub dport: u16,
     pub tcp: TcpSegment,
     pub icmp: IcmpHeader,
+    /// An earlier `ct(nat)` of the same zone translated the packet already (its `ct_state`
+    /// has `+snat` or `+dnat`): its connection is found by the reverse of its tuple, as
+    /// OVS's `initial_conn_lookup` does.
+    pub natted: bool,
 }
 
 impl CtPacket {

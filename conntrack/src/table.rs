@@ -210,6 +210,17 @@ enum Step {
     /// A race (a stale forward, a connection removed, the key committed meanwhile): look the
     /// key up again.
     Retry,
+    /// No connection has the reversed key of a translated packet.
+    Miss,
+}
+
+/// How a looked-up key relates to its packet.
+#[derive(Clone, Copy)]
+struct Found {
+    /// The key is the tuple an ICMP error quotes.
+    related: bool,
+    /// The key is the packet's own tuple reversed (a packet NAT'ed already).
+    reversed: bool,
 }
 
 /// The shard `hash` selects. Bits 32.. choose it; the index inside uses the low bits and
@@ -273,18 +284,45 @@ impl ConnTable {
             Ok(found) => found,
             Err(reason) => return CtOutcome::invalid(zone, None, reason),
         };
-        let hash = self.hasher.hash(&key);
-        for _ in 0..MAX_TRIES {
-            let mut unlink = None;
-            let step = self.execute_once(pkt, exec, &key, hash, related, now_ns, &mut unlink);
-            if let Some(u) = unlink {
-                self.unlink(u);
-            }
-            if let Step::Done(out) = step {
+        if pkt.natted {
+            // Translated by an earlier ct(nat): its tuple reversed is a key of its
+            // connection, seen from the other end. When that connection is gone, the packet
+            // is looked up as it is (OVS `initial_conn_lookup`).
+            if let Some(out) = self.run(pkt, exec, &key.reverse(), related, true, now_ns) {
                 return out;
             }
         }
-        new_outcome(&key, CtEvent::None)
+        self.run(pkt, exec, &key, related, false, now_ns)
+            .unwrap_or_else(|| new_outcome(&key, CtEvent::None))
+    }
+
+    /// [`ConnTable::execute`] with `key`, retried over races. With `reversed` the key is the
+    /// packet's tuple reversed: a connection found is entered in the other direction, and a
+    /// miss returns `None` instead of a new connection.
+    fn run(
+        &self,
+        pkt: &CtPacket,
+        exec: &CtExec,
+        key: &ConnKey,
+        related: bool,
+        reversed: bool,
+        now_ns: u64,
+    ) -> Option<CtOutcome> {
+        let hash = self.hasher.hash(key);
+        let found = Found { related, reversed };
+        for _ in 0..MAX_TRIES {
+            let mut unlink = None;
+            let step = self.execute_once(pkt, exec, key, hash, found, now_ns, &mut unlink);
+            if let Some(u) = unlink {
+                self.unlink(u);
+            }
+            match step {
+                Step::Done(out) => return Some(out),
+                Step::Miss => return None,
+                Step::Retry => {}
+            }
+        }
+        (!reversed).then(|| new_outcome(key, CtEvent::None))
     }
 
     /// One attempt: the key's shard, or the home a forward names, then the connection or
@@ -296,13 +334,15 @@ impl ConnTable {
         exec: &CtExec,
         key: &ConnKey,
         hash: u64,
-        related: bool,
+        found: Found,
         now_ns: u64,
         unlink: &mut Option<Unlink>,
     ) -> Step {
+        let related = found.related;
         let s = shard_of(hash);
         let mut shard = self.lock_shard(s);
         if let Some((slot, reply)) = shard.find(hash, key) {
+            let reply = reply != found.reversed;
             return self.on_conn(
                 s, &mut shard, slot, reply, pkt, exec, related, now_ns, unlink,
             );
@@ -319,7 +359,7 @@ impl ConnTable {
                     home,
                     &mut home_shard,
                     fwd.slot,
-                    true,
+                    !found.reversed,
                     pkt,
                     exec,
                     related,
@@ -333,6 +373,9 @@ impl ConnTable {
                 fwd,
             });
             return Step::Retry;
+        }
+        if found.reversed {
+            return Step::Miss;
         }
         // A miss (OVS `conn_not_found`).
         if related {

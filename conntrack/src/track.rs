@@ -8,10 +8,10 @@
 use std::sync::Arc;
 
 use pipeline::buffer::NO_OFFSET;
-use pipeline::flowkey::{ct_state, ethertype, ipproto};
+use pipeline::flowkey::{ct_state, ethertype, ipproto, FlowKey};
 use pipeline::{ExecDrop, PacketId, PacketMeta, PacketPool, Track};
 
-use crate::key::CtAddr;
+use crate::key::{ConnKey, CtAddr};
 use crate::packet::{tcp_wscale_option, CtPacket, QuotedHeader};
 use crate::proto::ProtoClass;
 use crate::rewrite::rewrite;
@@ -65,8 +65,9 @@ impl Track for CtTracker {
         for (&p, drop) in pkts.iter().zip(drops.iter_mut()) {
             let (data, meta) = pool.data_and_meta_mut(p);
             let (before, before_zone) = (meta.key.ct_state, meta.key.ct_zone);
-            let (state, mark, label) = match ct_packet(data, meta) {
-                Some(pkt) => {
+            let (state, mark, label, orig) = match ct_packet(data, meta) {
+                Some(mut pkt) => {
+                    pkt.natted = before & NAT_BITS != 0 && before_zone == self.exec.zone;
                     let out = self.table.execute(&pkt, &self.exec, now_ns);
                     if matches!(
                         out.event,
@@ -78,34 +79,57 @@ impl Track for CtTracker {
                         *drop = Some(ExecDrop::CtRefused);
                     }
                     let mut state = out.state;
-                    if let Some(nat) = out.nat {
-                        // OVS `handle_nat`: a packet translated in this zone already is
-                        // not translated again.
-                        if before & NAT_BITS != 0 && before_zone == self.exec.zone {
+                    if pkt.natted {
+                        // OVS `handle_nat`: a packet translated in this zone already is not
+                        // translated again, and (OVS ORs the new bits into the state the
+                        // packet has) keeps its `+snat` / `+dnat` unless it is invalid now.
+                        if state & ct_state::INVALID == 0 {
                             state = (state & !NAT_BITS) | (before & NAT_BITS);
-                        } else {
-                            let table = &self.table;
-                            let _ = rewrite(data, meta, &nat, |s, d, proto| {
-                                table.next_ip_id(s, d, proto)
-                            });
                         }
+                    } else if let Some(nat) = out.nat {
+                        let table = &self.table;
+                        let _ = rewrite(data, meta, &nat, |s, d, proto| {
+                            table.next_ip_id(s, d, proto)
+                        });
                     }
-                    (state, out.mark, out.label)
+                    (state, out.mark, out.label, out.orig)
                 }
                 // Not trackable (a later fragment, a non-IP frame): invalid, as in OVS.
-                None => (ct_state::TRACKED | ct_state::INVALID, 0, 0),
+                None => (ct_state::TRACKED | ct_state::INVALID, 0, 0, None),
             };
             let k = &mut meta.key;
             k.ct_state = state;
             k.ct_zone = self.exec.zone;
             k.ct_mark = mark;
             k.ct_label = label.to_be_bytes();
+            write_tuple(k, orig.as_ref());
         }
     }
 
     fn describe(&self) -> String {
         self.text.clone()
     }
+}
+
+/// Writes the connection's original-direction tuple into the key's `ct_nw_*` / `ct_ipv6_*`
+/// and `ct_tp_*` fields (OVS `write_ct_md`); no tuple clears them.
+fn write_tuple(k: &mut FlowKey, orig: Option<&ConnKey>) {
+    k.clear_ct_tuple();
+    let Some(o) = orig else {
+        return;
+    };
+    match o.family {
+        Family::V4 => {
+            k.ct_nw_src = o.src.v4_bits();
+            k.ct_nw_dst = o.dst.v4_bits();
+        }
+        Family::V6 => {
+            k.ct_ipv6_src = o.src.0;
+            k.ct_ipv6_dst = o.dst.0;
+        }
+    }
+    (k.ct_tp_src, k.ct_tp_dst) = o.tuple_ports();
+    k.ct_nw_proto = o.proto;
 }
 
 fn be16(d: &[u8], at: usize) -> Option<u16> {
@@ -403,6 +427,78 @@ mod tests {
         assert_eq!(drop, Some(ExecDrop::CtRefused));
         assert_eq!(key.ct_state & (ct_state::SRC_NAT | ct_state::DST_NAT), 0);
         assert_eq!(table.stats().events.nat_exhausted, 1);
+    }
+
+    /// A packet translated by `ct(nat)` meets `ct()` again: in the same zone it finds its
+    /// connection by its reversed tuple (OVS `initial_conn_lookup`), so a second commit
+    /// changes the connection's mark instead of refusing; in another zone it is new. The key
+    /// carries the connection's original tuple either way.
+    #[test]
+    fn a_translated_packet_finds_its_connection_again_and_carries_the_original_tuple() {
+        let table = Arc::new(ConnTable::new(crate::CtConfig {
+            seed: Some(1),
+            ..crate::CtConfig::default()
+        }));
+        let snat = CtTracker::new(table.clone(), snat_exec(Some((1000, 1000))));
+        let mark = CtTracker::new(
+            table.clone(),
+            CtExec {
+                zone: 1,
+                commit: true,
+                set_mark: Some((7, 0xff)),
+                ..CtExec::default()
+            },
+        );
+        let other_zone = CtTracker::new(
+            table.clone(),
+            CtExec {
+                zone: 2,
+                ..CtExec::default()
+            },
+        );
+        let mut pool = PacketPool::new(4);
+        let id = parsed(&mut pool, &tcp(1, 2, 40000, 80, 0x02, 1000, 0));
+        let mut drops = [None];
+        let tuple = |k: &FlowKey| {
+            (
+                k.ct_nw_src,
+                k.ct_nw_dst,
+                k.ct_nw_proto,
+                k.ct_tp_src,
+                k.ct_tp_dst,
+            )
+        };
+        snat.track(&mut pool, &[id], 1, &mut drops);
+        let k = pool.meta(id).key;
+        assert_eq!((k.nw_src, k.tp_src), (0xc0a8_0001, 1000), "translated");
+        assert_eq!(tuple(&k), (0x0a00_0001, 0x0a00_0002, 6, 40000, 80));
+        mark.track(&mut pool, &[id], 2, &mut drops);
+        let k = pool.meta(id).key;
+        assert_eq!(drops[0], None);
+        assert_eq!(
+            k.ct_state,
+            ct_state::TRACKED | ct_state::NEW | ct_state::SRC_NAT
+        );
+        assert_eq!((k.ct_mark, table.len()), (7, 1));
+        assert_eq!(tuple(&k), (0x0a00_0001, 0x0a00_0002, 6, 40000, 80));
+        other_zone.track(&mut pool, &[id], 3, &mut drops);
+        let k = pool.meta(id).key;
+        assert_eq!(
+            (k.ct_state, k.ct_zone),
+            (ct_state::TRACKED | ct_state::NEW, 2)
+        );
+        assert_eq!(tuple(&k), (0xc0a8_0001, 0x0a00_0002, 6, 1000, 80));
+        // An ICMP echo's tuple has the request's type and code as its ports.
+        let ping = FrameBuilder::ethernet([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+            .ipv4(Ipv4Repr::new(v4a(10, 0, 0, 1), v4a(10, 0, 0, 2)))
+            .icmpv4(pipeline::wire::Icmpv4Repr::EchoRequest {
+                ident: 0x1234,
+                seq: 1,
+            })
+            .build(b"ping")
+            .unwrap();
+        let (_, k, _) = run_one(&mark, &ping);
+        assert_eq!(tuple(&k), (0x0a00_0001, 0x0a00_0002, 1, 8, 0));
     }
 
     #[test]

@@ -264,6 +264,8 @@ fn random_packet(r: &mut Rng, hosts: &[CtAddr]) -> CtPacket {
             id: r.pick(&[1u16, 2]),
             quoted,
         },
+        // As if an earlier ct(nat) had translated it: looked up by its reversed tuple first.
+        natted: r.below(8) == 0,
     }
 }
 

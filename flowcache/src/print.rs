@@ -327,7 +327,7 @@ mod tests {
         };
         assert_eq!(
             format_megaflow_ports(&wild, 0, |p| p - 6),
-            "in_port(7/255),eth_type(0x88b5), packets:0, bytes:0, used:never, actions:2,pop_vlan,3"
+            "in_port(7/0xff),eth_type(0x88b5), packets:0, bytes:0, used:never, actions:2,pop_vlan,3"
         );
     }
 

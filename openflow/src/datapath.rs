@@ -421,7 +421,7 @@ impl DatapathUpcall {
                 };
                 let outer = FlowKey {
                     in_port: OFPP_LOCAL,
-                    ..outer
+                    ..*outer
                 };
                 let (under, _) = map.bridges[ui].bridge.translate_marked(
                     &outer,

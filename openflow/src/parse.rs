@@ -676,7 +676,7 @@ pub(crate) fn check_match(m: &Match) -> Result<(), RuleError> {
     }
     let k = &m.mask.key;
     let is_icmp = m.holds(Prereq::IcmpAny);
-    let checks: [(&str, bool, bool); 12] = [
+    let checks: [(&str, bool, bool); 15] = [
         (
             "nw_src",
             k.nw_src != 0 || k.nw_dst != 0,
@@ -721,6 +721,21 @@ pub(crate) fn check_match(m: &Match) -> Result<(), RuleError> {
             "nd_target",
             k.nd_target != [0; 16],
             m.holds(Prereq::NdTarget),
+        ),
+        (
+            "ct_nw_src",
+            k.ct_nw_src != 0 || k.ct_nw_dst != 0,
+            m.holds(Prereq::CtV4),
+        ),
+        (
+            "ct_ipv6_src",
+            k.ct_ipv6_src != [0; 16] || k.ct_ipv6_dst != [0; 16],
+            m.holds(Prereq::CtV6),
+        ),
+        (
+            "ct_nw_proto",
+            k.ct_nw_proto != 0 || k.ct_tp_src != 0 || k.ct_tp_dst != 0,
+            m.holds(Prereq::Ct),
         ),
         ("dl_type", k.dl_type != 0 && k.dl_type != 0xffff, false),
         ("nw_proto", k.nw_proto != 0 && k.nw_proto != 0xff, false),
@@ -905,6 +920,10 @@ mod tests {
             Prereq::Icmp6 => "icmp6,",
             Prereq::NdTarget | Prereq::NdSll => "icmp6,icmp_type=135,",
             Prereq::NdTll => "icmp6,icmp_type=136,",
+            Prereq::Ct => "ct_state=+est+trk,",
+            Prereq::CtV4 => "ct_state=+est+trk,ip,",
+            Prereq::CtV6 => "ct_state=+est+trk,ipv6,",
+            Prereq::CtProto => "ct_state=+est+trk,ct_nw_proto=6,",
         }
     }
 
@@ -943,8 +962,13 @@ mod tests {
                 continue;
             }
             for name in d.names() {
+                // ct_tp_src / ct_tp_dst print only beside ct_nw_proto.
+                let pre = match d.print {
+                    pipeline::field::Print::As(_, Prereq::CtProto) => Prereq::CtProto,
+                    _ => d.prereq,
+                };
                 for value in samples(d) {
-                    let text = format!("{}{name}={value}", establishing(d.prereq));
+                    let text = format!("{}{name}={value}", establishing(pre));
                     let x = m(&text);
                     // The field's bits are matched...
                     assert_ne!(x.mask.slot(d.slot) & d.bits, 0, "{text}");
@@ -1298,5 +1322,74 @@ mod tests {
             e.to_string(),
             "line 3: tp_dst: \"99999\" is out of range (0-65535)"
         );
+    }
+
+    /// The conntrack tuple fields, compared with ovs-ofctl 3.1's `parse-flow`: they need a
+    /// valid connection in `ct_state` (and `ip` / `ipv6` for the addresses), print in OVS's
+    /// order, and `ct_tp_src` / `ct_tp_dst` print only beside `ct_nw_proto`.
+    #[test]
+    fn conntrack_tuple_fields_read_and_print_as_ovs_ofctl() {
+        let cases = [
+            (
+                "ct_state=+est+trk,ct_nw_src=1.2.3.4,ct_tp_dst=80,ip",
+                "ct_state=+est+trk,ct_nw_src=1.2.3.4,ip",
+            ),
+            (
+                "ct_state=+est+trk,ct_nw_proto=6,ct_tp_dst=0x50/0xfff0",
+                "ct_state=+est+trk,ct_nw_proto=6,ct_tp_dst=0x50/0xfff0",
+            ),
+            (
+                "ct_state=-inv+trk,ct_nw_proto=6,ct_tp_src=5,ip",
+                "ct_state=-inv+trk,ct_nw_proto=6,ct_tp_src=5,ip",
+            ),
+            (
+                "ct_state=+est+trk,ct_ipv6_dst=fe80::/64,ct_ipv6_src=::1,ipv6",
+                "ct_state=+est+trk,ct_ipv6_src=::1,ct_ipv6_dst=fe80::/64,ipv6",
+            ),
+            (
+                "ct_state=+new,ct_mark=1,ct_nw_dst=10.0.0.1,ct_nw_src=10.0.0.0/8,ct_nw_proto=17,\
+                 ct_tp_dst=53,ct_tp_src=1000,udp",
+                "ct_state=+new,ct_mark=0x1,ct_nw_src=10.0.0.0/8,ct_nw_dst=10.0.0.1,\
+                 ct_nw_proto=17,ct_tp_src=1000,ct_tp_dst=53,udp",
+            ),
+            (
+                "ct_state=+new,ct_nw_proto=1,ct_tp_src=8,ct_zone=3,icmp",
+                "ct_state=+new,ct_zone=3,ct_nw_proto=1,ct_tp_src=8,icmp",
+            ),
+            (
+                "ct_state=+est,ct_tp_src=0x1000/0xf000,ct_nw_proto=6,ipv6",
+                "ct_state=+est,ct_nw_proto=6,ct_tp_src=0x1000/0xf000,ipv6",
+            ),
+        ];
+        for (input, printed) in cases {
+            let x = m(input);
+            assert_eq!(x.to_string(), printed, "{input}");
+            // The first case's ct_tp_dst is matched but, as in OVS, not printed.
+            assert!(
+                m(printed) == x || input.contains("ct_tp_dst=80"),
+                "{printed}"
+            );
+        }
+        let refused = [
+            ("ct_nw_src=1.2.3.4", "ct_nw_src"),
+            ("ct_state=+trk,ct_nw_src=1.2.3.4,ip", "ct_nw_src"),
+            ("ct_state=+trk+inv,ct_nw_proto=6,ip", "ct_nw_proto"),
+            ("ct_state=+est+trk,ct_ipv6_src=fe80::1", "ct_ipv6_src"),
+            (
+                "ct_state=+est+trk,ct_nw_proto=6,ct_nw_dst=10.0.0.0/8",
+                "ct_nw_dst",
+            ),
+            (
+                "ct_state=+rpl,ct_nw_src=1.2.3.0/24,ct_nw_proto=17,ipv6",
+                "ct_nw_src",
+            ),
+        ];
+        for (input, field) in refused {
+            let e = parse_flow(&format!("{input},actions=drop")).unwrap_err();
+            assert!(
+                e.to_string().starts_with(&format!("{field}: requires ")),
+                "{input}: {e}"
+            );
+        }
     }
 }

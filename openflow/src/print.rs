@@ -20,15 +20,21 @@ fn port(p: u32) -> String {
 }
 
 impl Match {
-    /// The match's fields in ovs-ofctl syntax: the shorthand (or `dl_type`) first, then the
-    /// fields in the order of the match-field table. Of the entries on the same bits (`nw_src`
-    /// and `arp_spa`, `tp_src` and `icmp_type`), the first whose print condition the match
-    /// establishes prints them.
+    /// The match's fields in ovs-ofctl syntax: `recirc_id` and the conntrack fields, then the
+    /// shorthand (or `dl_type`), then the other fields in the order of the match-field table
+    /// (OVS's `match_format`). Of the entries on the same bits (`nw_src` and `arp_spa`,
+    /// `tp_src` and `icmp_type`), the first whose print condition the match establishes
+    /// prints them.
     pub fn to_parts(&self) -> Vec<String> {
         let (v, m) = (&self.value, &self.mask);
         let mut out = Vec::new();
         // Bits already printed.
         let mut done = Fields::default();
+        self.print_fields(
+            FieldId::all().filter(|f| f.def().before_shorthand()),
+            &mut done,
+            &mut out,
+        );
         if m.get(ETH_TYPE) != 0 {
             let t = v.get(ETH_TYPE) as u16;
             let proto = (m.get(IP_PROTO) == IP_PROTO.max_value()).then(|| v.get(IP_PROTO) as u8);
@@ -60,7 +66,19 @@ impl Match {
             }
             done.set(ETH_TYPE, ETH_TYPE.max_value());
         }
-        for id in FieldId::all() {
+        self.print_fields(FieldId::all(), &mut done, &mut out);
+        out
+    }
+
+    /// Pushes the parts of the fields `ids` whose bits are not in `done` yet.
+    fn print_fields(
+        &self,
+        ids: impl Iterator<Item = FieldId>,
+        done: &mut Fields,
+        out: &mut Vec<String>,
+    ) {
+        let (v, m) = (&self.value, &self.mask);
+        for id in ids {
             let d = id.def();
             let Print::As(name, when) = d.print else {
                 continue;
@@ -68,17 +86,9 @@ impl Match {
             if m.slot(d.slot) & d.bits & !done.slot(d.slot) == 0 || !self.holds(when) {
                 continue;
             }
-            format_match_value(
-                d,
-                name,
-                v.slot(d.slot),
-                m.slot(d.slot),
-                OFPP_LOCAL,
-                &mut out,
-            );
+            format_match_value(d, name, v.slot(d.slot), m.slot(d.slot), OFPP_LOCAL, out);
             done.set_slot(d.slot, done.slot(d.slot) | d.bits);
         }
-        out
     }
 }
 

@@ -21,7 +21,8 @@ pub const MAX_PACKET: usize = FRAME_SIZE - HEADROOM;
 pub type PacketId = u32;
 
 /// Words of a [`FlowKey`] before `dl_dst`: metadata set by earlier stages (tunnel, conntrack,
-/// recirculation, input port), which the parser keeps. `alloc` clears only these.
+/// recirculation, input port), which the parser keeps. `alloc` clears only these and the
+/// conntrack tuple at the end of the key (the parser writes the words between).
 pub const KEY_METADATA_WORDS: usize = core::mem::offset_of!(FlowKey, dl_dst) / 8;
 const _: () = assert!(core::mem::offset_of!(FlowKey, dl_dst) % 8 == 0);
 
@@ -276,6 +277,7 @@ impl PacketPool {
 #[inline(always)]
 fn reset_meta(m: &mut PacketMeta, data_off: usize, len: usize) {
     m.key.words_mut()[..KEY_METADATA_WORDS].fill(0);
+    m.key.clear_ct_tuple();
     m.hash = 0;
     m.data_off = data_off as u16;
     m.len = len as u16;

@@ -8,13 +8,25 @@
 //!
 //! Room is reserved from the start for what later graph nodes fill in: tunnel metadata
 //! (`tun_*`, Geneve options as raw TLV bytes), the recirculation id and the connection
-//! tracking state (`ct_*`). Register and `metadata` fields of OpenFlow live in the translation
+//! tracking state (`ct_*`, with the connection's original-direction tuple in the last words,
+//! after the packet's own headers). Register and `metadata` fields of OpenFlow live in the translation
 //! context, not here: the datapath never sees them (as in Open vSwitch).
 
 use bytemuck::{Pod, Zeroable};
 
 /// Number of 64-bit words in a [`FlowKey`].
-pub const KEY_WORDS: usize = 24;
+pub const KEY_WORDS: usize = 30;
+
+/// The words a parser writes: from `dl_dst` up to (not including) `ct_nw_src`. The words
+/// before are metadata (tunnel, recirculation, conntrack, in_port) and so are the words after
+/// (the connection's original-direction tuple): a packet keeps them when parsed again.
+pub const PACKET_WORDS: core::ops::Range<usize> = L2_WORD..CT_TUPLE_WORD;
+/// First word of the packet's own headers.
+const L2_WORD: usize = core::mem::offset_of!(FlowKey, dl_dst) / 8;
+/// First word of the conntrack original-direction tuple.
+pub const CT_TUPLE_WORD: usize = core::mem::offset_of!(FlowKey, ct_nw_src) / 8;
+const _: () = assert!(core::mem::offset_of!(FlowKey, dl_dst) % 8 == 0);
+const _: () = assert!(core::mem::offset_of!(FlowKey, ct_nw_src) % 8 == 0);
 
 /// Bytes of Geneve option TLVs a key can carry.
 pub const TUN_OPTS_LEN: usize = 32;
@@ -136,6 +148,18 @@ pub struct FlowKey {
     pub arp_tha: [u8; 6],
     pub _pad: [u8; 2],
     pub nd_target: [u8; 16],
+    /// The original-direction tuple of the packet's connection, set by `ct()` as OVS's
+    /// `ct_nw_src` .. `ct_tp_dst` (the packet's own tuple when it has no connection yet, all
+    /// zero when untracked or invalid). ICMP puts the query's type and code in the ports.
+    /// IPv4 connections use `ct_nw_*`, IPv6 ones `ct_ipv6_*`.
+    pub ct_nw_src: u32,
+    pub ct_nw_dst: u32,
+    pub ct_ipv6_src: [u8; 16],
+    pub ct_ipv6_dst: [u8; 16],
+    pub ct_tp_src: u16,
+    pub ct_tp_dst: u16,
+    pub ct_nw_proto: u8,
+    pub _pad2: [u8; 3],
 }
 
 const _: () = assert!(core::mem::size_of::<FlowKey>() == KEY_WORDS * 8);
@@ -187,7 +211,7 @@ impl FlowKey {
         bytemuck::cast_mut(self)
     }
 
-    /// Whole-key equality, branch-free (the EMC's compare): one pass of XOR and OR over the 24
+    /// Whole-key equality, branch-free (the EMC's compare): one pass of XOR and OR over the
     /// words with AVX2 where the CPU has it (checked at run time, one cached flag), else the
     /// same loop in SSE2. AVX2 halves the instructions of the EMC hit path's largest step.
     #[inline(always)]
@@ -236,6 +260,12 @@ impl FlowKey {
     #[inline(always)]
     pub fn hash(&self) -> u32 {
         hash_words(self.words().iter().copied())
+    }
+
+    /// Clears the conntrack original-direction tuple (`ct_nw_src` .. `ct_nw_proto`).
+    #[inline(always)]
+    pub fn clear_ct_tuple(&mut self) {
+        self.words_mut()[CT_TUPLE_WORD..].fill(0);
     }
 
     /// True when the VLAN header is present.

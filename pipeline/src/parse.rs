@@ -10,7 +10,9 @@
 #![forbid(unsafe_code)]
 
 use crate::buffer::{PacketId, PacketMeta, NO_OFFSET};
-use crate::flowkey::{ethertype, ipproto, FlowKey, FRAG_ANY, FRAG_LATER, VLAN_PRESENT};
+use crate::flowkey::{
+    ethertype, ipproto, FlowKey, FRAG_ANY, FRAG_LATER, PACKET_WORDS, VLAN_PRESENT,
+};
 use crate::graph::{Ctx, Next, Node};
 
 /// Why a frame could not be parsed; the names are the `parse` node's drop-reason counters.
@@ -127,11 +129,6 @@ const ND_NEIGHBOR_ADVERT: u8 = 136;
 const ND_OPT_SOURCE_LINKADDR: u8 = 1;
 const ND_OPT_TARGET_LINKADDR: u8 = 2;
 
-/// First key word that parsing owns: everything from `dl_dst` on. The words before it
-/// (tunnel, conntrack, recirculation, input port) come from earlier stages.
-const L2_WORD: usize = core::mem::offset_of!(FlowKey, dl_dst) / 8;
-const _: () = assert!(core::mem::offset_of!(FlowKey, dl_dst) % 8 == 0);
-
 /// A checked view of `N` bytes of `d` at `ofs`: after it, constant indexing cannot fail.
 #[inline(always)]
 pub fn view<const N: usize>(d: &[u8], ofs: usize) -> Option<&[u8; N]> {
@@ -242,9 +239,7 @@ pub fn parse_packet_limit(
 /// result for every input; it only tries [`parse_fast`] first.
 #[inline]
 fn parse_general(data: &[u8], meta: &mut PacketMeta, vlans: VlanLimit) -> Result<(), ParseError> {
-    for w in &mut meta.key.words_mut()[L2_WORD..] {
-        *w = 0;
-    }
+    meta.key.words_mut()[PACKET_WORDS].fill(0);
     meta.l3_ofs = NO_OFFSET;
     meta.l4_ofs = NO_OFFSET;
     let r = parse_l2(data, meta, vlans);
@@ -262,7 +257,7 @@ fn parse_general(data: &[u8], meta: &mut PacketMeta, vlans: VlanLimit) -> Result
 // The fast path writes the key as whole words; these pin the field offsets it assumes.
 const _: () = {
     use core::mem::offset_of;
-    assert!(L2_WORD == 11);
+    assert!(PACKET_WORDS.start == 11 && PACKET_WORDS.end == 24);
     assert!(offset_of!(FlowKey, dl_src) == 94);
     assert!(offset_of!(FlowKey, dl_type) == 100);
     assert!(offset_of!(FlowKey, vlan_tpid) == 102);
@@ -359,7 +354,7 @@ fn parse_fast(data: &[u8], meta: &mut PacketMeta) -> bool {
             | le16(tp_dst) << 48,
     );
     w[20] = u64::from_le(le16(flags));
-    w[21..].fill(0);
+    w[21..PACKET_WORDS.end].fill(0);
     meta.l3_ofs = ofs as u16;
     meta.l4_ofs = ofs as u16 + 20;
     // The same packing as `hash_with_macs` (vlan2_tci is 0).

@@ -225,6 +225,7 @@ impl TunnelMetadata {
         w[8] = u64::from_le(le32(in_port));
         w[9] = 0;
         w[10] = 0;
+        key.clear_ct_tuple();
         if n != 0 {
             if let (Some(d), Some(s)) = (key.tun_opts.get_mut(..n), opts.get(..n)) {
                 d.copy_from_slice(s);

@@ -123,7 +123,7 @@ pub enum Resolved {
     Send {
         header: Box<TunnelHeader>,
         bridge: Arc<str>,
-        outer: FlowKey,
+        outer: Box<FlowKey>,
     },
     /// No route to the remote (or an IPv6 one: no IPv6 underlay yet).
     NoRoute,
@@ -213,7 +213,7 @@ pub fn resolve(
     Resolved::Send {
         header: Box::new(header),
         bridge: hop.bridge.clone(),
-        outer,
+        outer: Box::new(outer),
     }
 }
 

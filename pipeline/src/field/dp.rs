@@ -21,6 +21,10 @@ pub enum DpGroup {
     CtZone,
     CtMark,
     CtLabel,
+    /// The original-direction tuple: `ct_tuple4(src=..,dst=..,proto=..,tp_src=..,tp_dst=..)`
+    /// for IPv4, `ct_tuple6(src=..,dst=..,proto=..,src_port=..,dst_port=..)` for IPv6.
+    CtTuple4,
+    CtTuple6,
     RecircId,
     InPort,
     Eth,
@@ -146,8 +150,8 @@ impl DpGroup {
     pub fn active(self, cx: &DpContext) -> bool {
         let known = [ethertype::IPV4, ethertype::IPV6, ethertype::ARP];
         match self {
-            DpGroup::Ipv4 => cx.l3 == ethertype::IPV4,
-            DpGroup::Ipv6 => cx.l3 == ethertype::IPV6,
+            DpGroup::Ipv4 | DpGroup::CtTuple4 => cx.l3 == ethertype::IPV4,
+            DpGroup::Ipv6 | DpGroup::CtTuple6 => cx.l3 == ethertype::IPV6,
             DpGroup::Arp => cx.l3 == ethertype::ARP,
             DpGroup::Nw => !known.contains(&cx.l3),
             DpGroup::L4 | DpGroup::TcpFlags | DpGroup::Nd => cx.l3 != ethertype::ARP,
@@ -168,6 +172,8 @@ impl DpGroup {
             DpGroup::Nw => "nw",
             DpGroup::L4 => cx.l4,
             DpGroup::Nd => "nd",
+            DpGroup::CtTuple4 => "ct_tuple4",
+            DpGroup::CtTuple6 => "ct_tuple6",
             DpGroup::RecircId
             | DpGroup::CtState
             | DpGroup::CtZone
@@ -285,6 +291,9 @@ impl DpItem {
                 };
                 if mv == self.full.unwrap_or_else(|| slot.full()) {
                     show(v)
+                } else if self.fmt == DpFmt::Dec {
+                    // OVS's `format_be16` / `format_u8u`: a decimal value, a hex mask.
+                    format!("{v}/{mv:#x}")
                 } else {
                     format!("{}/{}", show(v), show(mv))
                 }

@@ -493,6 +493,12 @@ impl FieldDef {
         (slot & !self.bits) | ((v << self.shift) & self.bits)
     }
 
+    /// Whether ovs-ofctl prints the field before the protocol shorthand: `recirc_id` and the
+    /// conntrack fields come first in OVS's `match_format` (`ct_state=+est+trk,ip`).
+    pub fn before_shorthand(&self) -> bool {
+        self.name == "recirc_id" || self.name.starts_with("ct_")
+    }
+
     /// The megaflow layer this field belongs to (from its prerequisite).
     pub fn layer(&self) -> Layer {
         self.prereq.layer()

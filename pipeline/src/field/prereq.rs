@@ -2,7 +2,7 @@
 //! type) before a field means anything, as meta-flow's `MFP_*`. A match here is a value key
 //! and a mask key; a protocol is established when its field is matched exactly.
 
-use crate::flowkey::{ethertype, ipproto, FlowKey};
+use crate::flowkey::{ct_state, ethertype, ipproto, FlowKey};
 
 /// What a match must establish before a field may be used.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -25,7 +25,20 @@ pub enum Prereq {
     NdTarget,
     NdSll,
     NdTll,
+    /// A valid connection (OVS's `MFP_CT_VALID`): the match's `ct_state` requires one of
+    /// `+new`, `+est`, `+rel`, `+rpl`, `+snat`, `+dnat`, or both `+trk` and `-inv`.
+    Ct,
+    /// A valid connection and IPv4 (the conntrack tuple's IPv4 addresses).
+    CtV4,
+    /// A valid connection and IPv6.
+    CtV6,
+    /// Not a prerequisite but a printing condition: the match has `ct_nw_proto` (ovs-ofctl
+    /// prints `ct_tp_src` / `ct_tp_dst` only then).
+    CtProto,
 }
+
+const CT_VALID: &str = "requires a tracked valid connection: ct_state with +new, +est, +rel, \
+                        +rpl, +snat or +dnat, or with +trk-inv";
 
 /// The protocol layer a field belongs to, for megaflow mask completion.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -44,6 +57,14 @@ fn dl_type_is(v: &FlowKey, m: &FlowKey, t: u16) -> bool {
 
 fn is_ip(v: &FlowKey, m: &FlowKey) -> bool {
     dl_type_is(v, m, ethertype::IPV4) || dl_type_is(v, m, ethertype::IPV6)
+}
+
+/// OVS's `is_ct_valid` on a match: a `ct_state` that only a tracked, valid packet has.
+fn ct_valid(v: &FlowKey, m: &FlowKey) -> bool {
+    use ct_state::*;
+    let state = v.ct_state & m.ct_state;
+    state & (NEW | ESTABLISHED | RELATED | REPLY | SRC_NAT | DST_NAT) != 0
+        || (state & TRACKED != 0 && m.ct_state & INVALID != 0 && state & INVALID == 0)
 }
 
 fn proto_is(v: &FlowKey, m: &FlowKey, p: u8) -> bool {
@@ -73,6 +94,10 @@ impl Prereq {
             Prereq::NdTarget => ipv6 && (icmp6_type(135) || icmp6_type(136)),
             Prereq::NdSll => ipv6 && icmp6_type(135),
             Prereq::NdTll => ipv6 && icmp6_type(136),
+            Prereq::Ct => ct_valid(v, m),
+            Prereq::CtV4 => ct_valid(v, m) && ipv4,
+            Prereq::CtV6 => ct_valid(v, m) && ipv6,
+            Prereq::CtProto => m.ct_nw_proto != 0,
         }
     }
 
@@ -99,6 +124,12 @@ impl Prereq {
             Prereq::NdTarget => "requires icmp6 with icmp_type=135 or 136",
             Prereq::NdSll => "requires icmp6 with icmp_type=135",
             Prereq::NdTll => "requires icmp6 with icmp_type=136",
+            Prereq::Ct => CT_VALID,
+            Prereq::CtV4 => "requires ip (dl_type=0x0800) and a valid connection (as ct_nw_proto)",
+            Prereq::CtV6 => {
+                "requires ipv6 (dl_type=0x86dd) and a valid connection (as ct_nw_proto)"
+            }
+            Prereq::CtProto => "requires ct_nw_proto",
         }
     }
 
@@ -107,7 +138,7 @@ impl Prereq {
     /// needs only the ethertype to keep them apart from other protocols' zeroes.
     pub fn layer(self) -> Layer {
         match self {
-            Prereq::None => Layer::None,
+            Prereq::None | Prereq::Ct | Prereq::CtProto => Layer::None,
             Prereq::Ipv4
             | Prereq::Ipv6
             | Prereq::IpAny
@@ -115,7 +146,9 @@ impl Prereq {
             | Prereq::Arp
             | Prereq::NdTarget
             | Prereq::NdSll
-            | Prereq::NdTll => Layer::L3,
+            | Prereq::NdTll
+            | Prereq::CtV4
+            | Prereq::CtV6 => Layer::L3,
             Prereq::L4 | Prereq::Proto(_) | Prereq::IcmpAny | Prereq::Icmp4 | Prereq::Icmp6 => {
                 Layer::L4
             }

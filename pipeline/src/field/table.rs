@@ -177,7 +177,7 @@ fields! {
     CT_ZONE = FieldDef::new("ct_zone", key_slot!(ct_zone), 16, S::Decimal)
         .nxm(&[nxm_nx("NXM_NX_CT_ZONE", 106)])
         .matched("ct_zone", P::None)
-        .dp(&[dp(G::CtZone, "ct_zone", F::Dec)]);
+        .dp(&[dp(G::CtZone, "ct_zone", F::Hex)]);
     CT_MARK = FieldDef::new("ct_mark", key_slot!(ct_mark), 32, S::Hex)
         .nxm(&[nxm_nx("NXM_NX_CT_MARK", 107)])
         .maskable()
@@ -187,6 +187,49 @@ fields! {
         .nxm(&[nxm_nx("NXM_NX_CT_LABEL", 108)])
         .maskable()
         .dp(&[dp(G::CtLabel, "ct_label", F::Bytes)]);
+    // The connection's original-direction tuple, read-only, in ovs-ofctl's printing order.
+    // OVS prints `ct_tp_src` / `ct_tp_dst` only beside `ct_nw_proto` (`match_format`).
+    CT_NW_SRC = FieldDef::new("ct_nw_src", key_slot!(ct_nw_src), 32, S::Ipv4)
+        .nxm(&[nxm_nx("NXM_NX_CT_NW_SRC", 120)])
+        .maskable()
+        .prereq(P::CtV4)
+        .matched("ct_nw_src", P::None)
+        .dp(&[dp(G::CtTuple4, "src", F::Ip4)]);
+    CT_IPV6_SRC = FieldDef::new("ct_ipv6_src", key_slot!(ct_ipv6_src), 128, S::Ipv6)
+        .nxm(&[nxm_nx("NXM_NX_CT_IPV6_SRC", 122)])
+        .maskable()
+        .prereq(P::CtV6)
+        .matched("ct_ipv6_src", P::None)
+        .dp(&[dp(G::CtTuple6, "src", F::Ip6)]);
+    CT_NW_DST = FieldDef::new("ct_nw_dst", key_slot!(ct_nw_dst), 32, S::Ipv4)
+        .nxm(&[nxm_nx("NXM_NX_CT_NW_DST", 121)])
+        .maskable()
+        .prereq(P::CtV4)
+        .matched("ct_nw_dst", P::None)
+        .dp(&[dp(G::CtTuple4, "dst", F::Ip4)]);
+    CT_IPV6_DST = FieldDef::new("ct_ipv6_dst", key_slot!(ct_ipv6_dst), 128, S::Ipv6)
+        .nxm(&[nxm_nx("NXM_NX_CT_IPV6_DST", 123)])
+        .maskable()
+        .prereq(P::CtV6)
+        .matched("ct_ipv6_dst", P::None)
+        .dp(&[dp(G::CtTuple6, "dst", F::Ip6)]);
+    CT_NW_PROTO = FieldDef::new("ct_nw_proto", key_slot!(ct_nw_proto), 8, S::Decimal)
+        .nxm(&[nxm_nx("NXM_NX_CT_NW_PROTO", 119)])
+        .prereq(P::Ct)
+        .matched("ct_nw_proto", P::None)
+        .dp(&[dp(G::CtTuple4, "proto", F::Dec), dp(G::CtTuple6, "proto", F::Dec)]);
+    CT_TP_SRC = FieldDef::new("ct_tp_src", key_slot!(ct_tp_src), 16, S::Decimal)
+        .nxm(&[nxm_nx("NXM_NX_CT_TP_SRC", 124)])
+        .maskable()
+        .prereq(P::Ct)
+        .matched("ct_tp_src", P::CtProto)
+        .dp(&[dp(G::CtTuple4, "tp_src", F::Dec), dp(G::CtTuple6, "src_port", F::Dec)]);
+    CT_TP_DST = FieldDef::new("ct_tp_dst", key_slot!(ct_tp_dst), 16, S::Decimal)
+        .nxm(&[nxm_nx("NXM_NX_CT_TP_DST", 125)])
+        .maskable()
+        .prereq(P::Ct)
+        .matched("ct_tp_dst", P::CtProto)
+        .dp(&[dp(G::CtTuple4, "tp_dst", F::Dec), dp(G::CtTuple6, "dst_port", F::Dec)]);
 
     IN_PORT = FieldDef::new("in_port", key_slot!(in_port), 32, S::Port)
         .nxm(&[nxm_of("NXM_OF_IN_PORT", 0), oxm_of("OXM_OF_IN_PORT", 0)])

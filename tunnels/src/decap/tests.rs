@@ -1,6 +1,6 @@
 use super::*;
 use crate::fixtures::*;
-use pipeline::flowkey::{TUN_OPTS_LEN, VLAN_PRESENT};
+use pipeline::flowkey::{CT_TUPLE_WORD, TUN_OPTS_LEN, VLAN_PRESENT};
 use pipeline::wire::Ipv4Packet;
 
 /// `frame` in a pool, parsed (outer headers in its key), from input port 7 with stale
@@ -444,9 +444,10 @@ fn write_key_sets_every_tunnel_field_and_nothing_past_in_port_but_zeros() {
         key.words()[..KEY_METADATA_WORDS],
         want_opts.words()[..KEY_METADATA_WORDS]
     );
-    assert!(key.words()[KEY_METADATA_WORDS..]
+    assert!(key.words()[KEY_METADATA_WORDS..CT_TUPLE_WORD]
         .iter()
         .all(|&w| w == u64::MAX));
+    assert!(key.words()[CT_TUPLE_WORD..].iter().all(|&w| w == 0));
     // A digest for options the key does not hold: the length is the options' own, bytes
     // past the key's 32 are cut.
     t.write_key(&mut key, 40, &[7; 40]);
