@@ -307,7 +307,9 @@ pub fn switch_ports(s: &Scenario) -> Vec<SwitchPort> {
 /// Runs `scenario` and writes its outputs into `out` (created if needed).
 pub fn replay(scenario: &Scenario, out: &Path) -> Result<ReplayReport> {
     std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
-    // Every input frame, in capture-time order; ties keep port order, then file order.
+    // Every input frame, in capture-time order; ties keep port order, then file order. A
+    // file keeps its own order: a frame stamped earlier than the one before it in its file
+    // arrives at that one's time.
     let inputs = scenario
         .ports
         .iter()
@@ -315,7 +317,12 @@ pub fn replay(scenario: &Scenario, out: &Path) -> Result<ReplayReport> {
     let mut arrivals: Vec<(u64, usize, Frame)> = Vec::new();
     for (i, port) in inputs.enumerate() {
         if let Some(input) = &port.input {
-            arrivals.extend(read_pcap(input)?.into_iter().map(|f| (f.ts_ns, i, f)));
+            let mut last = 0;
+            for mut f in read_pcap(input)? {
+                f.ts_ns = f.ts_ns.max(last);
+                last = f.ts_ns;
+                arrivals.push((f.ts_ns, i, f));
+            }
         }
     }
     arrivals.sort_by_key(|(ts, port, _)| (*ts, *port));
