@@ -298,7 +298,9 @@ impl ConnTable {
 
     /// [`ConnTable::execute`] with `key`, retried over races. With `reversed` the key is the
     /// packet's tuple reversed: a connection found is entered in the other direction, and a
-    /// miss returns `None` instead of a new connection.
+    /// miss returns `None` instead of a new connection. Inlined, so that the common call
+    /// (`reversed` false) drops the `Option`.
+    #[inline(always)]
     fn run(
         &self,
         pkt: &CtPacket,
