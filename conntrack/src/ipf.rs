@@ -418,6 +418,17 @@ impl Ipf {
             expires_ns: now_ns.saturating_add(LIST_TIMEOUT_NS),
             failed: false,
         });
+        if now_ns > list.expires_ns {
+            // Expired, not swept yet: gone, as if the sweep had come first.
+            let n = list.frags.len();
+            self.held.fetch_sub(n as u32, Relaxed);
+            self.count(v6, IpfCounter::Expired, n as u64);
+            *list = FragList {
+                frags: Vec::new(),
+                expires_ns: now_ns.saturating_add(LIST_TIMEOUT_NS),
+                failed: false,
+            };
+        }
         if list.failed {
             self.count(v6, IpfCounter::Invalid, 1);
             return FragVerdict::NotTaken;
