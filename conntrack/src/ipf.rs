@@ -54,7 +54,8 @@ const V6_MAX_LIST: usize = 65535;
 pub enum IpfCounter {
     /// Fragments taken into a list.
     Accepted,
-    /// Fragments sent on after their datagram was complete and tracked.
+    /// Fragments released after their datagram was complete and tracked (to go on with the
+    /// actions, or to be dropped as `ct-refused` when the table refused the datagram).
     Completed,
     /// Fragments dropped with their list when it expired.
     Expired,

@@ -497,3 +497,39 @@ fn status_prints_as_ovs() {
         "        v4 frags refused, table full: 0\n        v4 frags refused, list full: 0\n        v4 frags invalid: 0\n        v4 datagrams too big: 0\n        v6 frags refused, table full: 0\n        v6 frags refused, list full: 0\n        v6 frags invalid: 0\n        v6 datagrams too big: 0\n"
     );
 }
+
+#[test]
+fn a_datagram_the_table_refuses_drops_every_fragment() {
+    let table = Arc::new(ConnTable::new(CtConfig {
+        max_conns: 0,
+        ..CtConfig::default()
+    }));
+    let t = CtTracker::new(
+        table.clone(),
+        CtExec {
+            commit: true,
+            ..CtExec::default()
+        },
+    );
+    let mut pool = PacketPool::new(8);
+    let frags = fragments_v4(&udp4(3000, 5), 1480);
+    let mut released = Vec::new();
+    for f in &frags {
+        let id = pool.alloc_with(f).unwrap();
+        let (data, meta) = pool.data_and_meta_mut(id);
+        parse_packet_limit(data, meta, VlanLimit::DEFAULT).unwrap();
+        let (mut drops, mut out) = ([None], Fragments::default());
+        t.track(&mut pool, &[id], SEC, &mut drops, &mut out);
+        assert_eq!((out.held.as_slice(), drops[0]), (&[0u16][..], None));
+        pool.free(id);
+        released.extend(out.released);
+    }
+    assert_eq!(released.len(), 3);
+    for (p, drop) in released {
+        assert_eq!(drop, Some(pipeline::ExecDrop::CtRefused));
+        assert_eq!(pool.meta(p).key.ct_state, ct_state::TRACKED | ct_state::NEW);
+        pool.free(p);
+    }
+    assert_eq!((table.len(), table.stats().events.table_full), (0, 1));
+    assert_eq!(pool.available(), 8);
+}
