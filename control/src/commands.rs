@@ -1365,4 +1365,24 @@ mod tests {
         assert_eq!(r.json["v4"]["accepted"], 0);
         assert_eq!(r.json["v4"]["enabled"], true);
     }
+
+    #[test]
+    fn ipf_verbs_reach_the_daemons_table() {
+        use datapath::daemon::{Daemon, DaemonSettings};
+        let mut d = Daemon::new(DaemonSettings {
+            pmd_cores: vec![None],
+            ..DaemonSettings::default()
+        })
+        .unwrap();
+        let argv = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        execute(&mut d, &argv(&["ipf-set-max-nfrags", "7"]), None).unwrap();
+        execute(&mut d, &argv(&["ipf-set-disabled", "v6"]), None).unwrap();
+        let r = execute(&mut d, &argv(&["ipf-get-status", "--json"]), None).unwrap();
+        assert_eq!(r.json["max_nfrags"], 7);
+        assert_eq!(r.json["v6"]["enabled"], false);
+        let s = d.conntrack.ipf().status();
+        assert_eq!((s.max_frags, s.v6.enabled, s.v4.enabled), (7, false, true));
+        assert!(execute(&mut d, &argv(&["ipf-set-max-nfrags", "-1"]), None).is_err());
+        assert_eq!(d.conntrack.ipf().status().max_frags, 7);
+    }
 }
