@@ -46,6 +46,10 @@ pub struct ReplayReport {
     /// The connection table at the end, as `dpctl/dump-conntrack` prints it (when any).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub conntrack: Vec<String>,
+    /// The fragment reassembler's counters at the end, `v4.accepted`, ..., `held` (when it
+    /// saw any fragment).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub ipf: BTreeMap<String, u64>,
 }
 
 /// Lines of a one-bridge scenario, or of each bridge of one with an underlay (by name).
@@ -394,10 +398,29 @@ pub fn replay(scenario: &Scenario, out: &Path) -> Result<ReplayReport> {
         }
     };
     report.conntrack.sort();
+    report.ipf = ipf_counters(&ct);
     let json = serde_json::to_string_pretty(&report)? + "\n";
     std::fs::write(out.join("counters.json"), json)
         .with_context(|| format!("{}: cannot write counters.json", out.display()))?;
     Ok(report)
+}
+
+/// The nonzero counters of `table`'s fragment reassembler, and the fragments it holds; empty
+/// when it saw none.
+fn ipf_counters(table: &ConnTable) -> BTreeMap<String, u64> {
+    let s = table.ipf().status();
+    let mut map = BTreeMap::new();
+    for (family, f) in [("v4", &s.v4), ("v6", &s.v6)] {
+        for c in conntrack::IpfCounter::ALL {
+            if f.get(c) > 0 {
+                map.insert(format!("{family}.{}", c.name()), f.get(c));
+            }
+        }
+    }
+    if !map.is_empty() {
+        map.insert("held".to_string(), u64::from(s.frags));
+    }
+    map
 }
 
 /// The connections of `table` at `now_ns`, as `dpctl/dump-conntrack` prints them.
@@ -523,5 +546,6 @@ fn build_report<U: Upcall + 'static>(scenario: &Scenario, switch: &mut Switch<U>
         flows: PerBridge::One(Vec::new()),
         tunnels: None,
         conntrack: Vec::new(),
+        ipf: BTreeMap::new(),
     }
 }
