@@ -359,13 +359,12 @@ pub fn execute(d: &mut Daemon, argv: &[String], data: Option<&str>) -> Result<Re
             allow(&[])?;
             ct_timeouts(d, verb, &args)
         }
-        "help" => {
-            let mut text = String::new();
-            for (usage, what) in VERBS {
-                let _ = writeln!(text, "  {usage:<72} {what}");
-            }
-            Ok(Reply::new(text, json!(VERBS)))
-        }
+        "help" => match args.first() {
+            None => Ok(Reply::new(crate::help::overview(), json!(VERBS))),
+            Some(v) => crate::help::verb_help(v)
+                .map(|text| Reply::new(text.clone(), json!({ "verb": v, "help": text })))
+                .ok_or_else(|| anyhow!("help: unknown verb {v:?}")),
+        },
         other => bail!("verb: unknown verb {other:?} (try help)"),
     }
 }
