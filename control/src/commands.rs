@@ -782,6 +782,15 @@ fn ofport_text(ofport: u32) -> String {
     }
 }
 
+/// An OpenFlow port number in JSON: the number, or `"LOCAL"` for the bridge's own port.
+fn ofport_json(ofport: u32) -> Value {
+    if ofport == openflow::OFPP_LOCAL {
+        json!("LOCAL")
+    } else {
+        json!(ofport)
+    }
+}
+
 /// Words starting with `--` are flags; the rest are arguments.
 fn split_flags(words: &[String]) -> (Vec<String>, Vec<String>) {
     words.iter().cloned().partition(|w| !w.starts_with("--"))
@@ -881,7 +890,7 @@ fn show(d: &Daemon) -> Reply {
                     .push(json!({ "queue": q.queue_id, "pmd": pmd, "core": core, "mode": q_mode }));
             }
             ports.push(json!({
-                "name": p.name, "ofport": p.ofport, "dp_port": p.dp_port, "type": kind, "mode": mode,
+                "name": p.name, "ofport": ofport_json(p.ofport), "dp_port": p.dp_port, "type": kind, "mode": mode,
                 "state": state, "options": p.spec.options_text(), "queues": queues,
             }));
         }
@@ -970,7 +979,7 @@ fn port_stats(d: &Daemon, only: Option<&str>) -> Result<Reply> {
                 let _ = writeln!(text, "    {}", nonzero.join(" "));
             }
             out.push(json!({
-                "bridge": b.name, "port": p.name, "ofport": p.ofport, "stats": sum,
+                "bridge": b.name, "port": p.name, "ofport": ofport_json(p.ofport), "stats": sum,
                 "counters": extra,
             }));
         }

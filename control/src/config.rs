@@ -312,11 +312,18 @@ pub fn run(config: Config) -> Result<()> {
     }
     let socket = ControlSocket::bind(&config.socket)?;
     let mut daemon = build(&config)?;
+    let cores: Vec<String> = daemon
+        .pmds()
+        .iter()
+        .map(|p| {
+            p.1.map_or_else(|| "unpinned".to_string(), |c| c.to_string())
+        })
+        .collect();
     eprintln!(
-        "vecswitch: running: {} bridge(s), {} pmd(s) {:?}, control socket {}",
+        "vecswitch: running: {} bridge(s), {} PMD(s) on core(s) {}, control socket {}",
         daemon.bridges.len(),
         daemon.pmds().len(),
-        daemon.pmds().iter().map(|p| p.1).collect::<Vec<_>>(),
+        cores.join(","),
         socket.path().display()
     );
     socket.serve(&mut daemon, &stop)?;

@@ -70,6 +70,7 @@ pub fn format_match(k: &pipeline::FlowKey, m: &pipeline::FlowKey) -> String {
 /// One datapath action in `dpctl` style.
 pub fn format_action(a: &DpAction) -> String {
     match a {
+        DpAction::Output(p) if *p == pipeline::field::dp::OFPP_LOCAL => "LOCAL".to_string(),
         DpAction::Output(p) => p.to_string(),
         DpAction::SetEthSrc(m) => format!("set(eth(src={}))", mac(*m)),
         DpAction::SetEthDst(m) => format!("set(eth(dst={}))", mac(*m)),

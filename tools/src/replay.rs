@@ -87,8 +87,19 @@ pub struct ReplayPort {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bridge: Option<String>,
     pub name: String,
+    /// Its OpenFlow port number (`"LOCAL"` in JSON for a bridge's own port).
+    #[serde(serialize_with = "ofport_json")]
     pub ofport: u32,
     pub stats: PortStats,
+}
+
+/// An OpenFlow port number in counters.json: the number, or `"LOCAL"`.
+fn ofport_json<S: serde::Serializer>(ofport: &u32, s: S) -> Result<S::Ok, S::Error> {
+    if *ofport == OFPP_LOCAL {
+        s.serialize_str("LOCAL")
+    } else {
+        s.serialize_u32(*ofport)
+    }
 }
 
 /// Deterministic per-node counters (cycles are left out: they differ run to run).

@@ -467,7 +467,11 @@ fn dp_ports(d: &DaemonProc, bridge: &str) -> Vec<(String, u64, u64)> {
         .map(|p| {
             (
                 p["name"].as_str().unwrap().to_string(),
-                p["ofport"].as_u64().unwrap(),
+                // LOCAL is named, not numbered.
+                p["ofport"]
+                    .as_u64()
+                    .or_else(|| (p["ofport"] == "LOCAL").then_some(0xffff_fffe))
+                    .unwrap(),
                 p["dp_port"].as_u64().unwrap(),
             )
         })

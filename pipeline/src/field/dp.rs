@@ -11,6 +11,9 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use super::{u128_to_mac, KeySlot, TUN_OPTS_LEN};
 use crate::flowkey::{ethertype, ipproto, FlowKey, FRAG_ANY, FRAG_LATER, VLAN_PCP_SHIFT};
 
+/// OpenFlow's LOCAL port: a bridge's megaflows, printed in OpenFlow port numbers, name it.
+pub const OFPP_LOCAL: u32 = 0xffff_fffe;
+
 /// A datapath-flow group, in printing order. Groups print as `name(a=..,b=..)`, except the
 /// single-value ones (`recirc_id(0x1)`), whose one item carries the name.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug, Hash)]
@@ -59,6 +62,8 @@ pub enum DpFmt {
     /// As C's `%#x` (OVS's style): `0x7`, but `0` for zero.
     Hex,
     Dec,
+    /// A port number: decimal, OpenFlow's LOCAL (`0xfffffffe`) as `LOCAL`.
+    Port,
     Ip4,
     Ip6,
     Mac,
@@ -279,6 +284,8 @@ impl DpItem {
             _ => {
                 let show = |x: u128| match self.fmt {
                     DpFmt::Dec => x.to_string(),
+                    DpFmt::Port if x == u128::from(OFPP_LOCAL) => "LOCAL".to_string(),
+                    DpFmt::Port => x.to_string(),
                     DpFmt::Ip4 => Ipv4Addr::from(x as u32).to_string(),
                     DpFmt::Ip6 => Ipv6Addr::from(x).to_string(),
                     DpFmt::Mac => mac(x),
@@ -291,7 +298,7 @@ impl DpItem {
                 };
                 if mv == self.full.unwrap_or_else(|| slot.full()) {
                     show(v)
-                } else if self.fmt == DpFmt::Dec {
+                } else if matches!(self.fmt, DpFmt::Dec | DpFmt::Port) {
                     // OVS's `format_be16` / `format_u8u`: a decimal value, a hex mask.
                     format!("{v}/{mv:#x}")
                 } else {

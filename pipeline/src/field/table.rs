@@ -234,7 +234,7 @@ fields! {
     IN_PORT = FieldDef::new("in_port", key_slot!(in_port), 32, S::Port)
         .nxm(&[nxm_of("NXM_OF_IN_PORT", 0), oxm_of("OXM_OF_IN_PORT", 0)])
         .matched("in_port", P::None)
-        .dp(&[dp(G::InPort, "in_port", F::Dec)]);
+        .dp(&[dp(G::InPort, "in_port", F::Port)]);
 
     // Translation context: never in the datapath key.
     METADATA = FieldDef::new("metadata", Slot::Metadata, 64, S::Hex)
