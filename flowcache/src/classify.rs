@@ -294,6 +294,14 @@ impl<U: Upcall> Classify<U> {
         n
     }
 
+    /// The upkeep a frame gets first (the upcall's tick, revalidation when the generation
+    /// moved, the idle sweep), without a frame: an idle PMD calls it, so that megaflows age and
+    /// follow changes (and their sinks go with them) when no traffic comes.
+    pub fn upkeep(&mut self, now_ns: u64) {
+        self.maintain(now_ns);
+        self.cache.release_deferred();
+    }
+
     /// Revalidates now, whether or not the generation moved (control plane).
     pub fn revalidate_now(&mut self, now_ns: u64) -> usize {
         let n = self.revalidate(now_ns);
