@@ -10,6 +10,7 @@ pub mod bridge;
 pub mod collectors;
 pub mod exporter;
 pub mod options;
+pub mod print;
 pub mod sink;
 pub mod wire;
 
