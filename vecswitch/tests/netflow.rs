@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{is_root, DaemonProc, TestNs};
+use common::{is_root, pcap_sink_for_port_2, DaemonProc, TestNs, GEN_BRIDGE};
 use netflow::wire::{parse_datagram, Header, Record};
 
 /// Every datagram of a replay's `netflow.pcap` with the port it went to.
@@ -236,20 +236,9 @@ fn collect(sock: &UdpSocket, until: impl Fn(&[Record]) -> bool) -> Vec<Record> {
     recs
 }
 
-const GEN_BRIDGE: &str = "[[bridge]]\nname = \"b0\"\nlocal = false\n";
-
 /// A generator on port 2 sending `count` UDP frames of 64 bytes over 4 flows to port 1.
 fn generator_bridge(d: &DaemonProc, count: u64) {
-    let out = d.path("out.pcap");
-    d.ok(&[
-        "add-port",
-        "b0",
-        "sink",
-        "type=pcap",
-        &format!("tx={}", out.display()),
-    ]);
-    d.ok(&["del-flows", "b0"]);
-    d.ok(&["add-flow", "b0", "in_port=2,actions=output:1"]);
+    pcap_sink_for_port_2(d);
     d.ok(&[
         "add-port",
         "b0",

@@ -554,3 +554,22 @@ pub fn have_testpmd() -> bool {
         .status()
         .is_ok()
 }
+
+/// A bridge with no LOCAL port, for generator tests.
+pub const GEN_BRIDGE: &str = "[[bridge]]\nname = \"b0\"\nlocal = false\n";
+
+/// Adds port 1, `sink`, writing `out.pcap` in the daemon's directory, and makes the only rule
+/// `in_port=2,actions=output:1`. Returns the file.
+pub fn pcap_sink_for_port_2(d: &DaemonProc) -> std::path::PathBuf {
+    let out = d.path("out.pcap");
+    d.ok(&[
+        "add-port",
+        "b0",
+        "sink",
+        "type=pcap",
+        &format!("tx={}", out.display()),
+    ]);
+    d.ok(&["del-flows", "b0"]);
+    d.ok(&["add-flow", "b0", "in_port=2,actions=output:1"]);
+    out
+}
