@@ -849,6 +849,14 @@ mod tests {
                 "[options]\nbatch=0\n[[port]]\nname='p1'\nofport=1\n",
                 "options.batch",
             ),
+            (
+                "[netflow]\ntargets=[]\n[[port]]\nname='p1'\nofport=1\n",
+                "netflow.targets",
+            ),
+            (
+                "[netflow]\ntargets=['127.0.0.1:5']\nactive_timeout=-3\n[[port]]\nname='p1'\nofport=1\n",
+                "netflow.active_timeout",
+            ),
             ("", "port"),
         ];
         for (text, field) in cases {
