@@ -118,8 +118,11 @@ mod tests {
 
     #[test]
     fn every_target_gets_the_datagram_and_failures_are_counted() {
+        // One IPv4 and one IPv6 collector (IPv6 loopback where the host has it).
         let a = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = UdpSocket::bind("[::1]:0")
+            .or_else(|_| UdpSocket::bind("127.0.0.1:0"))
+            .unwrap();
         for s in [&a, &b] {
             s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
         }
