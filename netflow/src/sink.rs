@@ -54,8 +54,10 @@ impl FlowSink {
         }
     }
 
-    /// A consistent snapshot of the counters.
+    /// A consistent snapshot of the counters. A writer caught mid-credit (a PMD descheduled
+    /// there) is waited for, yielding the CPU after a short spin.
     pub fn counts(&self) -> SinkCounts {
+        let mut spins = 0u32;
         loop {
             let s1 = self.seq.load(Ordering::Acquire);
             if s1 & 1 == 0 {
@@ -70,7 +72,12 @@ impl FlowSink {
                     return c;
                 }
             }
-            std::hint::spin_loop();
+            spins += 1;
+            if spins < 64 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
         }
     }
 
