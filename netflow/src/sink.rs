@@ -83,6 +83,9 @@ impl FlowSink {
 
     /// Takes the TCP flags credited since the last call. Read after [`FlowSink::counts`]: the
     /// flags of the packets counted there are in (flags of a later credit may come early).
+    /// A credit that races this swap (between its load of the flags and its check) may see
+    /// its bits as already set and skip them: a window of a few instructions, the price of
+    /// no locked instruction per credit.
     pub fn take_tcp_flags(&self) -> u16 {
         self.tcp_flags.swap(0, Ordering::AcqRel)
     }
