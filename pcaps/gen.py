@@ -36,8 +36,11 @@ from scapy.all import (  # noqa: F401 (re-exported for crosscheck.py)
     ICMPv6NDOptSrcLLAddr,
     ICMPv6PacketTooBig,
     IPOption,
+    IPv6ExtHdrFragment,
     IPv6ExtHdrHopByHop,
     Raw,
+    fragment,
+    fragment6,
 )
 from scapy.contrib.geneve import GENEVE
 from scapy.layers.vxlan import VXLAN
@@ -84,8 +87,11 @@ def output_matches(data, ranges, got):
 class Frame:
     """One input frame and the switch's expected handling of it."""
 
-    def __init__(self, port, data, what, out, why, drop, pause_us=0, loose=None, ovs=None):
+    def __init__(self, port, data, what, out, why, drop, pause_us=0, loose=None, ovs=None, held=False):
         self.port = port  # input port name
+        # An IP fragment that ct() holds (neither sent nor dropped): it leaves, if ever, with
+        # the frame that completes its datagram
+        self.held = held
         self.pause_us = pause_us  # extra time before this frame, beyond STEP_US
         self.data = data  # bytes on the wire
         self.what = what  # short description
@@ -131,7 +137,7 @@ class Scenario:
             ports += [p["name"] for p in self.underlay["ports"]]
         return ports
 
-    def send(self, port, pkt, what, out=None, why="", drop=None, pause_us=0, ovs=None, ovs_why=""):
+    def send(self, port, pkt, what, out=None, why="", drop=None, pause_us=0, ovs=None, ovs_why="", held=False):
         """`out` maps port name to the expected output (a scapy packet or bytes, a list of
         them for several frames on one port); None or {} means the frame must be dropped, with
         reason `drop`. A frame may have both: it is dropped, and what it caused (an ARP
@@ -151,12 +157,12 @@ class Scenario:
             unknown = set(out) - set(self.port_names())
             assert not unknown, unknown
         assert port in self.input_ports(), port
-        assert outs or drop, "%s: a dropped frame needs a drop reason" % what
+        assert outs or drop or held, "%s: a dropped frame needs a drop reason" % what
         if ovs is not None:
             assert ovs_why, "%s: say why Open vSwitch differs" % what
             ovs = ([(n, data if o is None else bytes(o)) for n in self.port_names() if n in ovs
                     for o in (ovs[n] if isinstance(ovs[n], list) else [ovs[n]])], ovs_why)
-        self.frames.append(Frame(port, data, what, outs, why, drop, pause_us, loose, ovs))
+        self.frames.append(Frame(port, data, what, outs, why, drop, pause_us, loose, ovs, held))
 
     def timestamp_us(self, i):
         return T0_US + i * STEP_US + sum(f.pause_us for f in self.frames[: i + 1])
@@ -375,6 +381,8 @@ def readme(s):
         o = ", ".join(outputs_text(f.out, f.data))
         if f.drop:
             o = (o + "; " if o else "") + "drop: `%s`" % f.drop
+        if f.held:
+            o = (o + "; " if o else "") + "held"
         why = f.why if not f.pause_us else "(after a %g s pause) %s" % (f.pause_us / 1e6, f.why)
         if f.ovs:
             why += " (Open vSwitch 3.1: %s, on purpose: %s)" % (
@@ -2378,6 +2386,111 @@ connection to port 53 (`ct_tp_dst=53`), and IPv6 replies only to clients in 2001
     return s
 
 
+def ct_frag():
+    s = Scenario(
+        "ct-frag",
+        "IP fragments through ct(): held, reassembled, tracked once, sent on as they came (and NAT'ed)",
+        """
+The firewall of `ct-firewall` (p1 opens, p2 answers; zone 1), with a source NAT for host c3
+(`nat(src=192.168.0.1)`, as `ct-snat`). Every fragment that reaches a `ct()` is held until
+its datagram is complete (Open vSwitch's ipf: lists keyed by addresses, protocol, IP
+identifier, zone and recirculation); then the reassembled datagram goes through the
+connection table once and the *fragments*, not the datagram, go on with its `ct_state`, in
+offset order, with the frame that completed it. A datagram crosses two `ct()`s here (table 0,
+then the commit in table 1), so it is reassembled twice.
+
+A UDP datagram from h1 in three fragments in order, its two-fragment answer out of order, a
+second datagram in three fragments out of order, an IPv6 datagram in three fragments
+(fragment header) and its unfragmented answer. c3's datagram in two fragments is translated:
+both fragments get the source 192.168.0.1 and their IP header checksum fixed, the first one
+also the UDP header of the translated datagram (its checksum covers the whole datagram); the
+answer's fragments come back to 10.0.0.3. A translated datagram with DF clear gets a new IPv4
+identifier, the same in each of its fragments (declared as a range; Open vSwitch keeps it).
+
+Last, the first fragment of a datagram whose other fragment comes 16 s later: its list
+expires after 15 s (the sweep, on the virtual clock, drops it: counters.json `ipf`,
+`v4.expired`; Open vSwitch 3.1 sends it on marked invalid with the next packet through its
+conntrack, the UDP datagram before it here, and the rules drop it; 3.6+ drops it). The late
+fragment starts a new list and stays held.
+""",
+        [{"name": "p1", "ofport": 1}, {"name": "p2", "ofport": 2}],
+        rules=[
+            "priority=100,ip,actions=ct(table=1,zone=1,nat)",
+            "priority=100,ipv6,actions=ct(table=1,zone=1,nat)",
+            "priority=0,actions=drop",
+            "table=1,priority=20,in_port=1,ct_state=+trk+new,ip,nw_src=10.0.0.3,actions=ct(commit,zone=1,nat(src=192.168.0.1)),output:2",
+            "table=1,priority=10,in_port=1,ct_state=+trk+new,ip,actions=ct(commit,zone=1),output:2",
+            "table=1,priority=10,in_port=1,ct_state=+trk+new,ipv6,actions=ct(commit,zone=1),output:2",
+            "table=1,priority=10,in_port=1,ct_state=+trk+est,actions=output:2",
+            "table=1,priority=10,in_port=2,ct_state=+trk+est,actions=output:1",
+            "table=1,priority=0,actions=drop",
+        ],
+    )
+    h1, h2, h3 = mac(1), mac(2), mac(3)
+    i1, i2, i3, pub = "10.0.0.1", "10.0.0.2", "10.0.0.3", "192.168.0.1"
+    # Fragment data: 1480 bytes (1500-byte IPv4 fragments, above the 1200-byte minimum).
+    gap = 20_000  # between datagrams: another rx batch
+
+    def frags4(sm, dm, si, di, sp, dp, ident, size=3500):
+        """A UDP datagram of `size` bytes of payload, cut into 1500-byte IPv4 fragments."""
+        data = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+        d = IP(bytes(IP(src=si, dst=di, id=ident) / UDP(sport=sp, dport=dp) / Raw(data)))
+        return [Ether(src=sm, dst=dm) / f for f in fragment(d, fragsize=1480)]
+
+    a = frags4(h1, h2, i1, i2, 5000, 53, 100)
+    assert len(a) == 3
+    s.send("p1", a[0], "UDP 10.0.0.1:5000→10.0.0.2:53, fragment 1/3 (id 100)", None,
+           "held by table 0's ct()", held=True)
+    s.send("p1", a[1], "fragment 2/3", None, "held", held=True)
+    s.send("p1", a[2], "fragment 3/3", {"p2": a},
+           "completes it: +trk+new; the fragments recirculate, are held and reassembled again by the commit in table 1: to p2 in order")
+    b = frags4(h2, h1, i2, i1, 53, 5000, 200, size=2000)
+    assert len(b) == 2
+    s.send("p2", b[1], "UDP answer, fragment 2/2 first (id 200)", None, "held", held=True, pause_us=gap)
+    s.send("p2", b[0], "UDP answer, fragment 1/2", {"p1": b}, "completes it: +trk+est+rpl, to p1 in offset order")
+    c = frags4(h1, h2, i1, i2, 5001, 53, 101)
+    s.send("p1", c[2], "UDP 10.0.0.1:5001→10.0.0.2:53, fragment 3/3 first (id 101)", None, "held", held=True,
+           pause_us=gap)
+    s.send("p1", c[0], "fragment 1/3", None, "held", held=True)
+    s.send("p1", c[1], "fragment 2/3", {"p2": c}, "completes it: +trk+new, committed: to p2 in offset order")
+    # IPv6: 1440-byte fragments (above the 1280-byte minimum).
+    six = "fd00::1", "fd00::2"
+    d6 = IPv6(src=six[0], dst=six[1]) / IPv6ExtHdrFragment(id=0x1234) / UDP(sport=5002, dport=53) / Raw(bytes(range(256)) * 12)
+    f6 = [Ether(src=h1, dst=h2) / f for f in fragment6(IPv6(bytes(d6)), 1440)]
+    assert len(f6) == 3, len(f6)
+    s.send("p1", f6[0], "UDP fd00::1:5002→fd00::2:53, IPv6 fragment 1/3", None, "held", held=True, pause_us=gap)
+    s.send("p1", f6[1], "IPv6 fragment 2/3", None, "held", held=True)
+    s.send("p1", f6[2], "IPv6 fragment 3/3", {"p2": f6}, "completes it: +trk+new, committed: to p2")
+    ans6 = Ether(src=h2, dst=h1) / IPv6(src=six[1], dst=six[0]) / UDP(sport=53, dport=5002) / Raw(b"answer")
+    s.send("p2", ans6, "UDP answer to fd00::1:5002, unfragmented", {"p1": ans6}, "+trk+est+rpl")
+    # Source NAT: c3's datagram, 192.168.0.1 outside; a new identifier (a range).
+    new_id = [(18, 2, 0, 0xFFFF), (24, 2, 0, 0xFFFF)]
+    id_why = "Open vSwitch keeps the IPv4 identifier of a translated datagram with DF clear; vecswitch gives it a new one (RFC 6864), the same in every fragment"
+    e = frags4(h3, h2, i3, i2, 6000, 53, 300, size=2000)
+    e_out = frags4(h3, h2, pub, i2, 6000, 53, 300, size=2000)
+    s.send("p1", e[0], "UDP 10.0.0.3:6000→10.0.0.2:53, fragment 1/2 (id 300)", None, "held", held=True, pause_us=gap)
+    s.send("p1", e[1], "fragment 2/2", {"p2": [Loose(f, new_id) for f in e_out]},
+           "completes it: +new, committed with nat(src=192.168.0.1) in table 1: both fragments from 192.168.0.1, port 6000 kept",
+           ovs={"p2": e_out}, ovs_why=id_why)
+    r = frags4(h2, h3, i2, pub, 53, 6000, 400, size=2000)
+    r_out = frags4(h2, h3, i2, i3, 53, 6000, 400, size=2000)
+    s.send("p2", r[1], "UDP answer to 192.168.0.1:6000, fragment 2/2 first (id 400)", None, "held", held=True,
+           pause_us=gap)
+    s.send("p2", r[0], "fragment 1/2", {"p1": [Loose(f, new_id) for f in r_out]},
+           "completes it: +est+rpl+dnat: both fragments to 10.0.0.3, the first to port 6000",
+           ovs={"p1": r_out}, ovs_why=id_why)
+    # Expiry.
+    x = frags4(h1, h2, i1, i2, 5003, 53, 102)
+    s.send("p1", x[0], "UDP 10.0.0.1:5003→10.0.0.2:53, fragment 1/3 (id 102)", None,
+           "held; never completed: its list expires 15 s later", held=True, pause_us=gap)
+    u = Ether(src=h1, dst=h2) / IP(src=i1, dst=i2, id=103) / UDP(sport=5004, dport=53) / Raw(b"query")
+    s.send("p1", u, "UDP 10.0.0.1:5004→10.0.0.2:53, 16 s later", {"p2": u},
+           "+trk+new, committed; #17's list has expired (dropped)", pause_us=16_000_000)
+    s.send("p1", x[2], "fragment 3/3 of #17's datagram", None, "a new list: held (and left held)", held=True,
+           pause_us=gap)
+    return s
+
+
 def netflow_basic():
     s = Scenario(
         "netflow",
@@ -2485,7 +2598,7 @@ interface fields, the port into the low 9 (OVS's rule; 65534 becomes 5 << 9 | 0x
     return s
 
 
-SCENARIOS = [l2_learning, vlan, vlan_defaults, vlan_native, acl, rewrite, resubmit, nested_tables, fragments, frag_normal, frag_nx_match, frag_drop, vlan_limit_1, vlan_limit_2, mac_move, priorities, malformed, vxlan, geneve, tunnel_drops, vni_isolation, vxlan_arp, tunnel_flow, geneve_options, tunnel_mtu, ct_firewall, ct_snat, ct_dnat, ct_limits, ct_tuple, netflow_basic, netflow_add_id]
+SCENARIOS = [l2_learning, vlan, vlan_defaults, vlan_native, acl, rewrite, resubmit, nested_tables, fragments, frag_normal, frag_nx_match, frag_drop, vlan_limit_1, vlan_limit_2, mac_move, priorities, malformed, vxlan, geneve, tunnel_drops, vni_isolation, vxlan_arp, tunnel_flow, geneve_options, tunnel_mtu, ct_firewall, ct_snat, ct_dnat, ct_limits, ct_tuple, ct_frag, netflow_basic, netflow_add_id]
 
 
 def build(names=None):

@@ -44,7 +44,10 @@ vecswitch answers the sender with ICMP "fragmentation needed" or ICMPv6 "packet 
 With NAT (ct-snat): OVS sends a packet whose commit found the NAT range exhausted on
 untranslated (it only logs; vecswitch drops it, ct-refused), and it keeps the IPv4 identifier
 of a translated datagram with DF clear (vecswitch gives a new one: gen.py declares the
-identifier as a range).
+identifier as a range; ct-frag: the same for fragments, whose new identifier is the same in
+each). With fragments (ct-frag), a list that expires: OVS 3.1 sends its fragments on marked
+invalid with the next batch through conntrack (the rules drop them), vecswitch drops them
+(as OVS 3.6+): the frames out are the same.
 Not compared: the outer UDP source port's value (both hash the inner flow into
 32768..60999, with different hashes: gen.py declares the range), the megaflows (OVS pops in
 one pass and recirculates, vecswitch opens and classifies in one), the counters; and a

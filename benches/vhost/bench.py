@@ -35,7 +35,9 @@ import os
 import re
 import shutil
 import signal
+import socket
 import statistics
+import struct
 import subprocess
 import sys
 import time
@@ -67,7 +69,27 @@ CASES = {
     # 256 flows (txonly-multi-flow varies the source address).
     "ct-1": (64, ["--forward-mode=5tswap"], "ct", False),
     "ct-256flows": (64, ["--forward-mode=5tswap", "--txonly-multi-flow"], "ct", False),
+    # The same rules over a set number of connections (REPLAY_FLOWS), in the replay loop.
+    "ct-1-replay": (64, ["--forward-mode=5tswap"], "ct", False),
+    "ct-64flows": (64, ["--forward-mode=5tswap"], "ct", False),
+    "ct-10k": (64, ["--forward-mode=5tswap"], "ct", False),
+    # ct-1's loop with source NAT (CT_SNAT_FLOWS): every frame is translated, one way or back.
+    "ct-snat": (64, ["--forward-mode=5tswap"], "ct-snat", False),
 }
+
+# The replay loop, for connection counts a loop of one burst cannot hold (at most 256
+# frames circle in it, each its own connection for good, and txonly-multi-flow knows 256
+# source addresses): the container's first port is a pcap device that replays
+# REPLAY_FLOWS[case] requests, one a connection, for ever (net_pcap infinite_rx), and
+# testpmd's default pairing of an odd number of ports makes the streams
+#     pcap -> v0 (requests into switch port 1)      v0 -> pcap (replies out of port 1: dropped)
+#     v1 -> v1 (5tswap: every frame out of port 2 comes back into port 2 as its reply)
+# So each connection's request enters port 1 and its real reply port 2, the way a firewall
+# sees them. The source offers more than any switch here takes: the excess is dropped at
+# v0's full ring (container "source excess", not a loss of the loop). Throughput is what the
+# container receives on v0 and v1, as in the closed loop; read these cases against ct-1-replay
+# (one connection, the same loop), not against ct-1.
+REPLAY_FLOWS = {"ct-1-replay": 1, "ct-64flows": 64, "ct-10k": 10_000}
 
 # The ct cases' rules, the same in both switches: every IP frame through ct(table=1,zone=1);
 # new connections from port 1 are committed, established ones pass either way. testpmd sends
@@ -79,6 +101,22 @@ CT_FLOWS = ["priority=100,ip,actions=ct(table=1,zone=1)",
             "table=1,priority=10,in_port=1,ct_state=+trk+est,ip,actions=output:2",
             "table=1,priority=10,in_port=2,ct_state=+trk+est,ip,actions=output:1",
             "table=1,priority=0,actions=drop"]
+# ct-snat: CT_FLOWS with source NAT to one address. Every frame goes through ct with `nat`,
+# which applies an established connection's translation (the source on the way out, the
+# destination back on replies); new ones from port 1 are committed with the translation. In
+# ct-1's loop every frame enters port 1: the request leaves port 2 from 10.9.0.1, testpmd
+# swaps it into a reply to 10.9.0.1 (the translated connection's reply tuple), which port 1
+# un-translates and sends out of port 2, where testpmd swaps it back into a request.
+CT_SNAT = "10.9.0.1"
+CT_SNAT_FLOWS = ["priority=100,ip,actions=ct(table=1,zone=1,nat)",
+                 "priority=0,actions=drop",
+                 "table=1,priority=10,in_port=1,ct_state=+trk+new,ip,"
+                 f"actions=ct(commit,zone=1,nat(src={CT_SNAT}:1024-65535)),output:2",
+                 "table=1,priority=10,in_port=1,ct_state=+trk+est,ip,actions=output:2",
+                 "table=1,priority=10,in_port=2,ct_state=+trk+est,ip,actions=output:1",
+                 "table=1,priority=0,actions=drop"]
+RULES = {"p2p": ["in_port=1,actions=output:2", "in_port=2,actions=output:1"],
+         "ct": CT_FLOWS, "ct-snat": CT_SNAT_FLOWS}
 QUICK = ["p2p-64", "normal-learned", "vxlan-64"]
 
 # The vxlan case: the container's ports in testpmd's order, so that its default pairing
@@ -164,13 +202,22 @@ class Interactive:
             time.sleep(0.2)
         raise RuntimeError(f"{self.name}: never printed '{pattern}':\n" + self.text()[-1500:])
 
-    def fwd_stats(self):
-        """(RX packets, TX packets, TX dropped, cycles/packet) of `show fwd stats all`."""
+    def fwd_stats(self, ports=None):
+        """(RX packets, TX packets, TX dropped, cycles/packet) of `show fwd stats all`: over
+        all ports, or summed over the port ids `ports` (then with the per-port dict too)."""
         out = self.ask("show fwd stats all", r"CPU cycles/packet|Done\.|Accumulated[^\n]*\n[^\n]*\n[^\n]*TX")
-        acc = out[out.find("Accumulated"):]
-        g = lambda k: int(m.group(1)) if (m := re.search(k + r":\s+(\d+)", acc)) else 0
         cyc = re.search(r"CPU cycles/packet=([\d.]+)", out)
-        return g("RX-packets"), g("TX-packets"), g("TX-dropped"), float(cyc.group(1)) if cyc else None
+        cyc = float(cyc.group(1)) if cyc else None
+
+        def counts(text):
+            g = lambda k: int(m.group(1)) if (m := re.search(k + r":\s+(\d+)", text)) else 0
+            return g("RX-packets"), g("TX-packets"), g("TX-dropped")
+        if ports is None:
+            return (*counts(out[out.find("Accumulated"):]), cyc)
+        per = {int(m.group(1)): counts(m.group(2)) for m in re.finditer(
+            r"Forward statistics for port (\d+)\s*-+\n(.*?)\n\s*-{20}", out, re.S)}
+        rx, tx, drops = (sum(per.get(p, (0, 0, 0))[i] for p in ports) for i in range(3))
+        return rx, tx, drops, cyc, per
 
     def stop(self):
         if self.p.poll() is None:
@@ -185,6 +232,11 @@ class Interactive:
 def container(b, socks, case, name="container"):
     size, fwd, _, _ = CASES[case]
     vdevs = []
+    mbufs = 16384
+    if case in REPLAY_FLOWS:
+        # Port 0; the pcap device holds its frames in mbufs of the same pool.
+        vdevs += ["--vdev", f"net_pcap0,rx_pcap={replay_pcap(b, case)},infinite_rx=1"]
+        mbufs += 2 * REPLAY_FLOWS[case]
     packed = ",packed_vq=1" if case.endswith("-packed") else ""
     macs = [MAC0, MAC1] + [f"02:00:00:00:0a:{i:02x}" for i in range(2, len(socks))]
     for i, (sock, mac) in enumerate(zip(socks, macs)):
@@ -192,8 +244,53 @@ def container(b, socks, case, name="container"):
     argv = ["dpdk-testpmd", "-l", "0,1", "--main-lcore", "1", "--no-pci", "--huge-dir", b.a.huge,
             "-m", "512", "--single-file-segments", f"--file-prefix={b.tag}ct"] + vdevs + [
             "--", "-i", "--nb-cores=1", "--burst=256", f"--txpkts={size - 4}",
-            "--total-num-mbufs=16384", "--record-core-cycles"] + fwd
+            f"--total-num-mbufs={mbufs}", "--record-core-cycles"] + fwd
     return Interactive(b, name, argv)
+
+
+# The replay loop's connections: client i is 10.0.0.1 + i, UDP port 1024 + i % 64000, to
+# 198.18.0.2:9 (txonly's destination).
+REPLAY_SERVER = ("198.18.0.2", 9)
+
+
+def replay_pcap(b, case):
+    """The pcap of the case's requests, written once per run into the work dir. testpmd's
+    5tswap swaps every frame it forwards, the ones from the pcap device too: the file holds
+    them swapped (server to client), so that they enter the switch as requests."""
+    path = os.path.join(b.work, f"replay-{REPLAY_FLOWS[case]}.pcap")
+    if os.path.exists(path):
+        return path
+    size = CASES[case][0]
+    with open(path, "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))  # Ethernet
+        for i in range(REPLAY_FLOWS[case]):
+            client = socket.inet_ntoa(struct.pack("!I", 0x0A000001 + i))
+            fr = udp_frame(MAC1, MAC0, REPLAY_SERVER, (client, 1024 + i % 64000), size - 4)
+            f.write(struct.pack("<IIII", 0, 0, len(fr), len(fr)) + fr)
+    return path
+
+
+def inet_csum(data):
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
+def udp_frame(src_mac, dst_mac, src, dst, length):
+    """An Ethernet/IPv4/UDP frame of `length` bytes (no FCS), checksums right."""
+    (sip, sport), (dip, dport) = src, dst
+    payload = bytes(length - 42)
+    ips = socket.inet_aton(sip) + socket.inet_aton(dip)
+    udp = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+    c = inet_csum(ips + struct.pack("!BBH", 0, 17, len(udp)) + udp) or 0xFFFF
+    udp = udp[:6] + struct.pack("!H", c) + udp[8:]
+    ip = struct.pack("!BBHHHBBH", 0x45, 0, 20 + len(udp), 0, 0x4000, 64, 17, 0) + ips
+    ip = ip[:10] + struct.pack("!H", inet_csum(ip)) + ip[12:]
+    mac = lambda m: bytes.fromhex(m.replace(":", ""))
+    return mac(dst_mac) + mac(src_mac) + b"\x08\x00" + ip + udp
 
 
 # ======================================================================== switches
@@ -244,11 +341,9 @@ class VecSwitch:
                         + port(f"vx{br[1]}", 2, type="vxlan", remote_ip=remote, key=VNI))
             return out
         rules = ""
-        if CASES[self.case][2] == "p2p":
-            rules = self.flows("p2p.flows", "in_port=1,actions=output:2\n"
-                                            "in_port=2,actions=output:1\n")
-        elif CASES[self.case][2] == "ct":
-            rules = self.flows("ct.flows", "".join(f + "\n" for f in CT_FLOWS))
+        kind = CASES[self.case][2]
+        if kind in RULES:
+            rules = self.flows(f"{kind}.flows", "".join(f + "\n" for f in RULES[kind]))
         a, bs = self.sockets()
         # The LOCAL tap stays: the same set of ports as OVS's bridge (it matters when flooding).
         return (f'[[bridge]]\nname = "br0"\nlocal = true\n{rules}'
@@ -338,6 +433,10 @@ class VecSwitch:
                 and p["stats"]["rx_packets"]}
         return r
 
+    def conntrack(self):
+        return ct_summary(self, sh([self.binary, "dump-conntrack", "zone=1",
+                                    "--socket", self.sock]))
+
     def stop(self):
         self.b.stop(self.p, signal.SIGTERM, 10)
         if self.own_taps:
@@ -379,10 +478,8 @@ class OvsDpdk(veth.Ovs):
             for ofp, name in ((1, "vhu0"), (2, "vhu1")):
                 self.vsctl("add-port", "br0", name, "--", "set", "Interface", name,
                            f"ofport_request={ofp}", "type=dpdkvhostuser")
-            if CASES[self.case][2] == "p2p":
-                self.flows("br0", ["in_port=1,actions=output:2", "in_port=2,actions=output:1"])
-            elif CASES[self.case][2] == "ct":
-                self.flows("br0", CT_FLOWS)
+            if CASES[self.case][2] in RULES:
+                self.flows("br0", RULES[CASES[self.case][2]])
         for _ in range(50):
             if all(os.path.exists(s) for s in self.sockets()):
                 break
@@ -473,6 +570,9 @@ class OvsDpdk(veth.Ovs):
                 k: round(f1[k + "_bytes"] / f1[k], 1) for k in ("tnl_pop", "tnl_push") if f1[k]}
         return r
 
+    def conntrack(self):
+        return ct_summary(self, self.appctl("dpctl/dump-conntrack", "zone=1"))
+
     def stop(self):
         if self.own_taps:
             # veth.Ovs.stop deletes br0; the taps of these go with their bridges.
@@ -525,6 +625,28 @@ class Ceiling:
             self.t.stop()
 
 
+def ct_summary(sw, dump):
+    """What a switch's conntrack holds in zone 1 at the end of the window (the dump in the
+    work dir, as `ovs-appctl dpctl/dump-conntrack` prints it; vecswitch prints the same): the
+    number of connections, and how many are translated (the reply's destination is not the
+    original's source)."""
+    with open(os.path.join(sw.b.work, f"{sw.name}-{sw.case}-conntrack.txt"), "w") as f:
+        f.write(dump)
+    conns = translated = 0
+    for line in dump.splitlines():
+        m = re.search(r"orig=\(src=([^,]+),dst=[^,]+,sport=(\d+),dport=\d+\),"
+                      r"reply=\(src=[^,]+,dst=([^,]+),sport=\d+,dport=(\d+)\)", line)
+        if not m:
+            continue
+        conns += 1
+        translated += (m.group(1), m.group(2)) != (m.group(3), m.group(4))
+    out = {"ct_connections": conns, "ct_translated": translated}
+    sample = next((ln.strip() for ln in dump.splitlines() if "orig=(" in ln), None)
+    if sample:
+        out["ct_sample"] = sample
+    return out
+
+
 class VecSwitchB(VecSwitch):
     """Another vecswitch binary (--vecswitch-b), for A/B runs of a change, interleaved."""
     name = "vecswitch-b"
@@ -563,15 +685,26 @@ class Bench(veth.Bench):
             ct = container(self, sw.sockets(), case)
             ct.wait_for(r"testpmd>")
             time.sleep(1)
-            ct.cmd("start tx_first")
+            replay = case in REPLAY_FLOWS
+            ct.cmd("start" if replay else "start tx_first")
             time.sleep(w)
             ct.ask("clear fwd stats all", r"testpmd>")
             sw.window_start()
             f0, t0 = self.foreign_cpu(), time.time()
             time.sleep(m)
-            rx, tx, drops, ct_cycles = ct.fwd_stats()
+            if replay:
+                # Ports 1 and 2 are v0 and v1 (port 0 is the pcap source). v0's TX drops are
+                # the source's excess; v1's would be replies lost.
+                rx, tx, drops, ct_cycles, per = ct.fwd_stats(ports=(1, 2))
+                drops, excess = per.get(2, (0, 0, 0))[2], per.get(1, (0, 0, 0))[2]
+            else:
+                rx, tx, drops, ct_cycles = ct.fwd_stats()
             t1, f1 = time.time(), self.foreign_cpu()
             r = sw.window_end()
+            if replay:
+                r["container_source_excess"] = excess
+            if CASES[case][2].startswith("ct"):
+                r.update(sw.conntrack())
         finally:
             if ct:
                 ct.stop()
@@ -623,6 +756,12 @@ class Bench(veth.Bench):
                     + (f" ({r['cores_apart_before_ns']:.0f} before)"
                        if r.get("cores_apart_before_ns") is not None else "")
                     + (" (noisy)" if r.get("noisy") else ""))
+                if "ct_connections" in r:
+                    log(f"    conntrack zone 1: {r['ct_connections']} connections, "
+                        f"{r['ct_translated']} translated"
+                        + (f"; source excess {r['container_source_excess']}"
+                           if "container_source_excess" in r else "")
+                        + (f"; e.g. {r['ct_sample']}" if r.get("ct_sample") else ""))
                 if "encapsulated" in r:
                     log(f"    tunnels: {r['switch_rx']} received, {r['encapsulated']} "
                         f"encapsulated, {r['decapsulated']} decapsulated, "
@@ -682,6 +821,11 @@ def summarize(runs, name, case):
         cyc = [r["switch_cycles_per_packet"] for r in rs if r.get("switch_cycles_per_packet")]
         row[f"{where}_spread"] = max(cyc) / min(cyc) if cyc else None
     row["moved_runs"] = sum(placement(r) == "moved" for r in runs)
+    # Conntrack: the fewest connections and translations a run's switch held (each run's
+    # count is in its row).
+    for k in ("ct_connections", "ct_translated"):
+        if any(k in r for r in runs):
+            row[k] = min(r.get(k, 0) for r in runs)
     return row
 
 
@@ -691,6 +835,9 @@ TARGETS = [("p2p-64", "ovs-dpdk", 1.3), ("p2p-64", "ceiling", 0.85),
            ("normal-learned", "ovs-dpdk", 1.3), ("normal-flood", "ovs-dpdk", 1.5),
            ("vxlan-64", "ovs-dpdk", 1.3), ("ct-1", "ovs-dpdk", 1.5),
            ("ct-256flows", "ovs-dpdk", 1.5)]
+# Issue 20: the stateful rules at 1, 64 and 10k connections, and SNAT (the issue names no
+# figure for SNAT; it is held to the same 1.5x as the rest of the issue).
+TARGETS += [(c, "ovs-dpdk", 1.5) for c in ("ct-1-replay", "ct-64flows", "ct-10k", "ct-snat")]
 
 
 # A class whose runs differ by more than this in switch cycles/pkt (max / min) mixes states.
@@ -721,15 +868,16 @@ def check_targets(res, key="mpps", label=""):
     return out
 
 
-def tunnel_cost(res):
-    """The vxlan case beside each switch's p2p-64 of the same run, per vCPU placement: what
-    encapsulating and decapsulating costs that switch (cycles per packet the switch receives:
-    in the vxlan loop half of them are encapsulated on the way through, half decapsulated).
-    Then each vxlan run's tunnel counters, which say whether the run measured tunnels."""
+def beside_p2p(res):
+    """The vxlan and ct cases beside each switch's p2p-64 of the same run, per vCPU
+    placement: what tunnels (cycles per packet the switch receives: in the vxlan loop half of
+    them are encapsulated on the way through, half decapsulated) or connection tracking cost
+    that switch. Then each vxlan run's tunnel counters, which say whether the run measured
+    tunnels."""
     rows = {(r["switch"], r["case"]): r for r in res["rows"]}
     out = []
     for (name, case), v in rows.items():
-        if not tunnel_case(case):
+        if not tunnel_case(case) and not CASES[case][2].startswith("ct"):
             continue
         p = rows.get((name, "p2p-64"))
         for where, key, cyc in (("all runs", "mpps", "switch_cycles_per_packet"),
@@ -750,7 +898,8 @@ def tunnel_cost(res):
                            f"{r['encapsulated']} encapsulated, {r['decapsulated']} "
                            f"decapsulated, {r['switch_dropped']} dropped in the window")
     if out:
-        out.insert(0, "Tunnels against p2p-64 in the same run (no ceiling: testpmd cannot tunnel):")
+        out.insert(0, "Tunnels and conntrack against p2p-64 in the same run (no ceiling: "
+                      "testpmd cannot tunnel or track):")
     return out
 
 
@@ -773,6 +922,8 @@ def report(res):
                                     ("far Mpps", "far_mpps", ".2f"),
                                     ("far cyc", "far_cycles", ".0f"),
                                     ("moved", "moved_runs", ""),
+                                    ("ct conns", "ct_connections", ""),
+                                    ("ct nat", "ct_translated", ""),
                                     ("", "noisy", "")])]
     t = (check_targets(res) + check_targets(res, "near_mpps", ", cores near")
          + check_targets(res, "far_mpps", ", cores far"))
@@ -781,10 +932,10 @@ def report(res):
         out.append("Targets:")
         for name, got, want in t:
             out.append(f"  {name} = {got:.2f}x (target >= {want}x): {'met' if got >= want else 'MISSED'}")
-    tunnels = tunnel_cost(res)
-    if tunnels:
+    beside = beside_p2p(res)
+    if beside:
         out.append("")
-        out += tunnels
+        out += beside
     if res["notes"]:
         out.append("")
         out += ["note: " + n for n in res["notes"]]

@@ -3,7 +3,9 @@
 # same run (see bench.py for the topology and BENCHMARKS.md for results).
 #   benches/vhost/run.sh [quick] [cases...]
 #   cases: p2p-64 p2p-1518 p2p-256flows p2p-64-packed normal-learned normal-flood vxlan-64
-#          ct-1 ct-256flows
+#          ct-1 ct-256flows ct-snat (closed loop, as p2p: the first burst circles)
+#          ct-1-replay ct-64flows ct-10k (the replay loop: a pcap of N connections'
+#          requests feeds port 1, testpmd 5tswaps them back into port 2 as replies)
 #          (default: all; quick: p2p-64, normal-learned and vxlan-64, one run each)
 # Needs root and both cores. Installs DPDK and OVS (+ unpacks ovs-vswitchd-dpdk), builds
 # vecswitch, reserves 1100 2 MiB hugepages on a mount of its own, and gives everything back

@@ -3,11 +3,12 @@
 //! OVS's (pf's window checks), UDP and other protocols, ICMP and ICMPv6 queries and errors,
 //! zones, marks, labels, per-state timeouts, global and per-zone limits, a bounded sweep and
 //! `dump-conntrack` output, NAT (source and destination, address and port ranges, IPv4 and
-//! IPv6, ICMP errors' quoted headers) and the datapath's `ct()` action. No fragment
-//! reassembly yet: see README.md.
+//! IPv6, ICMP errors' quoted headers), IP fragment reassembly (`ipf`) and the datapath's
+//! `ct()` action.
 #![forbid(unsafe_code)]
 
 pub mod dump;
+pub mod ipf;
 pub mod key;
 pub mod nat;
 pub mod outcome;
@@ -21,6 +22,7 @@ pub mod timeouts;
 pub mod track;
 
 pub use dump::ConnEntry;
+pub use ipf::{Ipf, IpfCounter, IpfError, IpfStatus};
 pub use key::{ConnKey, CtAddr, Family, KeyHasher};
 pub use nat::{CtNat, NatKind, NatRange, NatRewrite};
 pub use outcome::{CtEvent, CtInvalid, CtOutcome};

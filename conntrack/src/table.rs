@@ -50,6 +50,7 @@ use hashbrown::HashMap;
 use pipeline::flowkey::ct_state;
 
 use crate::dump::ConnEntry;
+use crate::ipf::Ipf;
 use crate::key::{ConnKey, CtAddr, KeyHasher};
 use crate::nat::{keyed, CtNat, NatKind, NatRewrite, Search};
 use crate::outcome::{CtEvent, CtInvalid, CtOutcome};
@@ -188,6 +189,8 @@ pub struct ConnTable {
     sweep_cursor: Mutex<SweepCursor>,
     seed: u64,
     ip_ids: Box<[AtomicU16]>,
+    /// IP fragment reassembly for the `ct()` actions over this table (its sweep expires it).
+    ipf: Ipf,
 }
 
 impl Default for ConnTable {
@@ -258,7 +261,13 @@ impl ConnTable {
             zone_limits: atomics(ZONE_LIMIT_DEFAULT),
             zone_counts: atomics(0),
             sweep_cursor: Mutex::new(SweepCursor::default()),
+            ipf: Ipf::new(),
         }
+    }
+
+    /// The fragment reassembler of the `ct()` actions over this table.
+    pub fn ipf(&self) -> &Ipf {
+        &self.ipf
     }
 
     // ---- the packet path -------------------------------------------------------------
@@ -298,7 +307,9 @@ impl ConnTable {
 
     /// [`ConnTable::execute`] with `key`, retried over races. With `reversed` the key is the
     /// packet's tuple reversed: a connection found is entered in the other direction, and a
-    /// miss returns `None` instead of a new connection.
+    /// miss returns `None` instead of a new connection. Inlined, so that the common call
+    /// (`reversed` false) drops the `Option`.
+    #[inline(always)]
     fn run(
         &self,
         pkt: &CtPacket,
@@ -755,6 +766,7 @@ impl ConnTable {
     /// hold and at most one lap of the table, resuming where the last call stopped. Returns
     /// how many it removed. A call while another sweep runs returns 0 at once.
     pub fn sweep(&self, now_ns: u64, budget: usize) -> usize {
+        self.ipf.expire(now_ns);
         let mut cursor = match self.sweep_cursor.try_lock() {
             Ok(c) => c,
             Err(TryLockError::Poisoned(p)) => p.into_inner(),

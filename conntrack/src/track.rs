@@ -9,8 +9,9 @@ use std::sync::Arc;
 
 use pipeline::buffer::NO_OFFSET;
 use pipeline::flowkey::{ct_state, ethertype, ipproto, FlowKey};
-use pipeline::{ExecDrop, PacketId, PacketMeta, PacketPool, Track};
+use pipeline::{ExecDrop, Fragments, PacketId, PacketMeta, PacketPool, Track};
 
+use crate::ipf::FragVerdict;
 use crate::key::{ConnKey, CtAddr};
 use crate::packet::{tcp_wscale_option, CtPacket, QuotedHeader};
 use crate::proto::ProtoClass;
@@ -60,49 +61,14 @@ impl Track for CtTracker {
         pkts: &[PacketId],
         now_ns: u64,
         drops: &mut [Option<ExecDrop>],
+        frags: &mut Fragments,
     ) {
-        const NAT_BITS: u8 = ct_state::SRC_NAT | ct_state::DST_NAT;
-        for (&p, drop) in pkts.iter().zip(drops.iter_mut()) {
+        for (i, (&p, drop)) in pkts.iter().zip(drops.iter_mut()).enumerate() {
+            if pool.meta(p).key.nw_frag != 0 && self.fragment(pool, p, i, now_ns, frags) {
+                continue;
+            }
             let (data, meta) = pool.data_and_meta_mut(p);
-            let (before, before_zone) = (meta.key.ct_state, meta.key.ct_zone);
-            let (state, mark, label, orig) = match ct_packet(data, meta) {
-                Some(mut pkt) => {
-                    pkt.natted = before & NAT_BITS != 0 && before_zone == self.exec.zone;
-                    let out = self.table.execute(&pkt, &self.exec, now_ns);
-                    if matches!(
-                        out.event,
-                        CtEvent::TableFull
-                            | CtEvent::ZoneFull
-                            | CtEvent::NatExhausted
-                            | CtEvent::ReplyTaken
-                    ) {
-                        *drop = Some(ExecDrop::CtRefused);
-                    }
-                    let mut state = out.state;
-                    if pkt.natted {
-                        // OVS `handle_nat`: a packet translated in this zone already is not
-                        // translated again, and (OVS ORs the new bits into the state the
-                        // packet has) keeps its `+snat` / `+dnat` unless it is invalid now.
-                        if state & ct_state::INVALID == 0 {
-                            state = (state & !NAT_BITS) | (before & NAT_BITS);
-                        }
-                    } else if let Some(nat) = out.nat {
-                        let table = &self.table;
-                        let _ = rewrite(data, meta, &nat, |s, d, proto| {
-                            table.next_ip_id(s, d, proto)
-                        });
-                    }
-                    (state, out.mark, out.label, out.orig)
-                }
-                // Not trackable (a later fragment, a non-IP frame): invalid, as in OVS.
-                None => (ct_state::TRACKED | ct_state::INVALID, 0, 0, None),
-            };
-            let k = &mut meta.key;
-            k.ct_state = state;
-            k.ct_zone = self.exec.zone;
-            k.ct_mark = mark;
-            k.ct_label = label.to_be_bytes();
-            write_tuple(k, orig.as_ref());
+            *drop = self.track_one(data, meta, now_ns);
         }
     }
 
@@ -132,6 +98,102 @@ fn write_tuple(k: &mut FlowKey, orig: Option<&ConnKey>) {
     k.ct_nw_proto = o.proto;
 }
 
+// ---- IP fragments (OVS `ipf_preprocess_conntrack` / `ipf_postprocess_conntrack`) ----------
+
+impl CtTracker {
+    /// Gives fragment `p` (index `i` of the group) to the reassembler: true when it took it
+    /// (held, listed in `frags.held`); when it completed a datagram, the datagram goes through
+    /// the table once and its fragments, with its verdict, into `frags.released`. False: not
+    /// taken, tracked as the rest (`+trk+inv`).
+    fn fragment(
+        &self,
+        pool: &mut PacketPool,
+        p: PacketId,
+        i: usize,
+        now_ns: u64,
+        frags: &mut Fragments,
+    ) -> bool {
+        let ipf = self.table.ipf();
+        let mut datagram = match ipf.add(pool.data(p), pool.meta(p), self.exec.zone, now_ns) {
+            FragVerdict::NotTaken => return false,
+            FragVerdict::Held => {
+                frags.held.push(i as u16);
+                return true;
+            }
+            FragVerdict::Complete(d) => d,
+        };
+        frags.held.push(i as u16);
+        let drop = self.track_one(&mut datagram.frame, &mut datagram.meta, now_ns);
+        let v6 = datagram.is_v6();
+        let (mut sent, mut purged) = (0, 0);
+        for (frame, meta) in datagram.release() {
+            let Ok(id) = pool.alloc_with(&frame) else {
+                purged += 1;
+                continue;
+            };
+            let m = pool.meta_mut(id);
+            let (data_off, len) = (m.data_off, m.len);
+            *m = PacketMeta {
+                data_off,
+                len,
+                ..meta
+            };
+            frags.released.push((id, drop));
+            sent += 1;
+        }
+        ipf.released(v6, sent, purged);
+        true
+    }
+
+    /// Tracks one packet (`data` its bytes, `meta` its key and offsets; a reassembled
+    /// datagram may be longer than a pool frame): looks it up, commits it if asked, rewrites
+    /// it for NAT and writes its conntrack fields; its drop reason when the table refused it.
+    fn track_one(&self, data: &mut [u8], meta: &mut PacketMeta, now_ns: u64) -> Option<ExecDrop> {
+        const NAT_BITS: u8 = ct_state::SRC_NAT | ct_state::DST_NAT;
+        let (before, before_zone) = (meta.key.ct_state, meta.key.ct_zone);
+        let mut drop = None;
+        let (state, mark, label, orig) = match ct_packet(data, meta) {
+            Some(mut pkt) => {
+                pkt.natted = before & NAT_BITS != 0 && before_zone == self.exec.zone;
+                let out = self.table.execute(&pkt, &self.exec, now_ns);
+                if refuses(out.event) {
+                    drop = Some(ExecDrop::CtRefused);
+                }
+                let mut state = out.state;
+                if pkt.natted {
+                    // OVS `handle_nat`: a packet translated in this zone already is not
+                    // translated again, and (OVS ORs the new bits into the state the packet
+                    // has) keeps its `+snat` / `+dnat` unless it is invalid now.
+                    if state & ct_state::INVALID == 0 {
+                        state = (state & !NAT_BITS) | (before & NAT_BITS);
+                    }
+                } else if let Some(nat) = out.nat {
+                    let table = &self.table;
+                    let _ = rewrite(data, meta, &nat, |s, d, p| table.next_ip_id(s, d, p));
+                }
+                (state, out.mark, out.label, out.orig)
+            }
+            // Not trackable (a fragment not reassembled, a non-IP frame): invalid, as in OVS.
+            None => (ct_state::TRACKED | ct_state::INVALID, 0, 0, None),
+        };
+        let k = &mut meta.key;
+        k.ct_state = state;
+        k.ct_zone = self.exec.zone;
+        k.ct_mark = mark;
+        k.ct_label = label.to_be_bytes();
+        write_tuple(k, orig.as_ref());
+        drop
+    }
+}
+
+/// Whether the table refused the packet (the datapath drops it as `ct-refused`).
+fn refuses(event: CtEvent) -> bool {
+    matches!(
+        event,
+        CtEvent::TableFull | CtEvent::ZoneFull | CtEvent::NatExhausted | CtEvent::ReplyTaken
+    )
+}
+
 fn be16(d: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes(*d.get(at..)?.first_chunk::<2>()?))
 }
@@ -141,9 +203,13 @@ fn be32(d: &[u8], at: usize) -> Option<u32> {
 }
 
 /// The tracker's view of a parsed packet (`data` its bytes, `meta` its key and offsets);
-/// `None` when it has none (not IP, a later fragment, an L4 header the parser did not find).
+/// `None` when it has none (not IP, an L4 header the parser did not find, an IP fragment:
+/// OVS's conntrack finds a fragment invalid, datagrams reach it reassembled, `ipf.rs`).
 pub fn ct_packet(data: &[u8], meta: &PacketMeta) -> Option<CtPacket> {
     let key = &meta.key;
+    if key.nw_frag != 0 {
+        return None;
+    }
     let mut pkt = CtPacket::from_flow_key(key)?;
     let (l3, l4) = (usize::from(meta.l3_ofs), usize::from(meta.l4_ofs));
     if meta.l3_ofs == NO_OFFSET || meta.l4_ofs == NO_OFFSET {
@@ -257,7 +323,7 @@ mod tests {
         let mut run = |t: &CtTracker, frame: Vec<u8>| {
             let id = parsed(&mut pool, &frame);
             let mut drops = [None];
-            t.track(&mut pool, &[id], 1, &mut drops);
+            t.track(&mut pool, &[id], 1, &mut drops, &mut Fragments::default());
             let k = pool.meta(id).key;
             let tcp = ct_packet(pool.data(id), pool.meta(id)).unwrap().tcp;
             pool.free(id);
@@ -351,7 +417,7 @@ mod tests {
         let mut pool = PacketPool::new(4);
         let id = parsed(&mut pool, frame);
         let mut drops = [None];
-        t.track(&mut pool, &[id], 1, &mut drops);
+        t.track(&mut pool, &[id], 1, &mut drops, &mut Fragments::default());
         (pool.data(id).to_vec(), pool.meta(id).key, drops[0])
     }
 
@@ -468,11 +534,11 @@ mod tests {
                 k.ct_tp_dst,
             )
         };
-        snat.track(&mut pool, &[id], 1, &mut drops);
+        snat.track(&mut pool, &[id], 1, &mut drops, &mut Fragments::default());
         let k = pool.meta(id).key;
         assert_eq!((k.nw_src, k.tp_src), (0xc0a8_0001, 1000), "translated");
         assert_eq!(tuple(&k), (0x0a00_0001, 0x0a00_0002, 6, 40000, 80));
-        mark.track(&mut pool, &[id], 2, &mut drops);
+        mark.track(&mut pool, &[id], 2, &mut drops, &mut Fragments::default());
         let k = pool.meta(id).key;
         assert_eq!(drops[0], None);
         assert_eq!(
@@ -481,7 +547,7 @@ mod tests {
         );
         assert_eq!((k.ct_mark, table.len()), (7, 1));
         assert_eq!(tuple(&k), (0x0a00_0001, 0x0a00_0002, 6, 40000, 80));
-        other_zone.track(&mut pool, &[id], 3, &mut drops);
+        other_zone.track(&mut pool, &[id], 3, &mut drops, &mut Fragments::default());
         let k = pool.meta(id).key;
         assert_eq!(
             (k.ct_state, k.ct_zone),

@@ -142,6 +142,22 @@ pub const VERBS: &[(&str, &str)] = &[
         "per-zone limits of connections (as ovs-appctl dpctl/ct-*-limits; 0: unlimited)",
     ),
     (
+        "ipf-get-status",
+        "IP fragment reassembly for ct(): settings and counters (as ovs-appctl dpctl/ipf-get-status)",
+    ),
+    (
+        "ipf-set-enabled [v4|v6] [0|1], ipf-set-disabled [v4|v6]",
+        "turn fragment reassembly on or off (both families without v4|v6)",
+    ),
+    (
+        "ipf-set-min-frag v4|v6 N",
+        "the smallest non-last fragment reassembled, in IP bytes (400..; OVS's defaults 1200, 1280)",
+    ),
+    (
+        "ipf-set-max-nfrags N",
+        "the most fragments held, all datagrams together (0..5000; default 1000)",
+    ),
+    (
         "ct-set-timeouts [zone=Z] NAME=SECONDS..., ct-get-timeouts [zone=Z], ct-del-timeouts zone=Z",
         "conntrack timeouts, the default ones or a zone's (OVS's timeout policy names: tcp_syn_sent, tcp_established, udp_first, icmp_reply, ...)",
     ),
@@ -345,6 +361,11 @@ pub fn execute(d: &mut Daemon, argv: &[String], data: Option<&str>) -> Result<Re
             allow(&[])?;
             ct_limits(d, verb, &args)
         }
+        "ipf-get-status" | "ipf-set-enabled" | "ipf-set-disabled" | "ipf-set-min-frag"
+        | "ipf-set-max-nfrags" => {
+            allow(&[])?;
+            ipf_verbs(d.conntrack.ipf(), verb, &args)
+        }
         "ct-set-timeouts" | "ct-get-timeouts" | "ct-del-timeouts" => {
             allow(&[])?;
             ct_timeouts(d, verb, &args)
@@ -353,13 +374,12 @@ pub fn execute(d: &mut Daemon, argv: &[String], data: Option<&str>) -> Result<Re
             allow(&[])?;
             netflow::netflow(d, verb, &args)
         }
-        "help" => {
-            let mut text = String::new();
-            for (usage, what) in VERBS {
-                let _ = writeln!(text, "  {usage:<72} {what}");
-            }
-            Ok(Reply::new(text, json!(VERBS)))
-        }
+        "help" => match args.first() {
+            None => Ok(Reply::new(crate::help::overview(), json!(VERBS))),
+            Some(v) => crate::help::verb_help(v)
+                .map(|text| Reply::new(text.clone(), json!({ "verb": v, "help": text })))
+                .ok_or_else(|| anyhow!("help: unknown verb {v:?}")),
+        },
         other => bail!("verb: unknown verb {other:?} (try help)"),
     }
 }
@@ -515,6 +535,77 @@ fn ct_timeouts(d: &mut Daemon, verb: &str, args: &[String]) -> Result<Reply> {
                 .map(|(k, v)| (k.to_string(), json!(v)))
                 .collect();
             Ok(Reply::new(text, Value::Object(obj)))
+        }
+    }
+}
+
+/// The fragment reassembly verbs, with OVS's `dpctl/ipf-*` texts. Every argument is checked
+/// before anything changes.
+fn ipf_verbs(ipf: &conntrack::Ipf, verb: &str, args: &[String]) -> Result<Reply> {
+    let family = |v: &str| match v {
+        "v4" => Ok(false),
+        "v6" => Ok(true),
+        _ => Err(anyhow!("family: {v:?} is not v4 or v6")),
+    };
+    let number = |field: &str, v: &str| {
+        v.parse::<u32>()
+            .map_err(|_| anyhow!("{field}: {v:?} is not a number (0..4294967295)"))
+    };
+    match verb {
+        "ipf-set-enabled" | "ipf-set-disabled" => {
+            let mut families = vec![false, true];
+            let mut on = verb == "ipf-set-enabled";
+            for (i, a) in args.iter().enumerate() {
+                match a.as_str() {
+                    "v4" | "v6" if i == 0 => families = vec![family(a)?],
+                    "0" | "1" if verb == "ipf-set-enabled" && i + 1 == args.len() => on = a == "1",
+                    _ => bail!("{verb}: unexpected {a:?} ([v4|v6] [0|1])"),
+                }
+            }
+            for v6 in families {
+                ipf.set_enabled(v6, on);
+            }
+            let what = if on { "enabling" } else { "disabling" };
+            Ok(Reply::done(format!(
+                "{what} fragmentation reassembly successful"
+            )))
+        }
+        "ipf-set-min-frag" => {
+            let [v, n] = args else {
+                bail!("ipf-set-min-frag: takes v4|v6 and a size");
+            };
+            let (v6, n) = (family(v)?, number("min-frag", n)?);
+            ipf.set_min_frag(v6, n)?;
+            Ok(Reply::done("setting minimum fragment size successful"))
+        }
+        "ipf-set-max-nfrags" => {
+            let [n] = args else {
+                bail!("ipf-set-max-nfrags: takes one number");
+            };
+            ipf.set_max_frags(number("max-nfrags", n)?)?;
+            Ok(Reply::done("setting maximum fragments successful"))
+        }
+        _ => {
+            if let Some(a) = args.first() {
+                bail!("ipf-get-status: unexpected {a:?}");
+            }
+            let s = ipf.status();
+            let family = |f: &conntrack::ipf::IpfFamilyStatus| {
+                let mut obj = serde_json::Map::new();
+                obj.insert("enabled".into(), json!(f.enabled));
+                obj.insert("min_frag_size".into(), json!(f.min_frag_size));
+                for c in conntrack::IpfCounter::ALL {
+                    obj.insert(c.name().into(), json!(f.get(c)));
+                }
+                Value::Object(obj)
+            };
+            let obj = json!({
+                "max_nfrags": s.max_frags,
+                "nfrag": s.frags,
+                "v4": family(&s.v4),
+                "v6": family(&s.v6),
+            });
+            Ok(Reply::new(s.to_string(), obj))
         }
     }
 }
@@ -1215,4 +1306,97 @@ pub fn parse_cores(v: &str) -> Result<Vec<Option<usize>>> {
         bail!("pmd-cores: empty");
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(ipf: &conntrack::Ipf, words: &[&str]) -> Result<Reply> {
+        let args: Vec<String> = words[1..].iter().map(|w| w.to_string()).collect();
+        ipf_verbs(ipf, words[0], &args)
+    }
+
+    fn err(ipf: &conntrack::Ipf, words: &[&str]) -> String {
+        run(ipf, words)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn ipf_verbs_set_what_they_say_and_refuse_bad_arguments_unchanged() {
+        let f = conntrack::Ipf::new();
+        let before = f.status();
+        assert_eq!(
+            err(&f, &["ipf-set-min-frag", "v5", "1000"]),
+            "family: \"v5\" is not v4 or v6"
+        );
+        assert_eq!(
+            err(&f, &["ipf-set-min-frag", "v4", "399"]),
+            "min-frag: 399 is below the smallest fragment size accepted (400)"
+        );
+        assert_eq!(
+            err(&f, &["ipf-set-min-frag", "v4", "x"]),
+            "min-frag: \"x\" is not a number (0..4294967295)"
+        );
+        assert_eq!(
+            err(&f, &["ipf-set-max-nfrags", "5001"]),
+            "max-nfrags: 5001 is above the largest number of fragments accepted (5000)"
+        );
+        assert_eq!(
+            err(&f, &["ipf-set-enabled", "v4", "2"]),
+            "ipf-set-enabled: unexpected \"2\" ([v4|v6] [0|1])"
+        );
+        assert_eq!(
+            err(&f, &["ipf-get-status", "x"]),
+            "ipf-get-status: unexpected \"x\""
+        );
+        assert_eq!(f.status(), before, "nothing changed");
+
+        let r = run(&f, &["ipf-set-min-frag", "v6", "1500"]).unwrap();
+        assert_eq!(r.text, "setting minimum fragment size successful");
+        run(&f, &["ipf-set-max-nfrags", "10"]).unwrap();
+        let r = run(&f, &["ipf-set-enabled", "v4", "0"]).unwrap();
+        assert_eq!(r.text, "disabling fragmentation reassembly successful");
+        let s = f.status();
+        assert_eq!((s.v6.min_frag_size, s.max_frags), (1500, 10));
+        assert!(!s.v4.enabled && s.v6.enabled);
+        run(&f, &["ipf-set-disabled"]).unwrap();
+        assert!(!f.status().v6.enabled);
+        let r = run(&f, &["ipf-set-enabled"]).unwrap();
+        assert_eq!(r.text, "enabling fragmentation reassembly successful");
+        assert!(f.status().v4.enabled && f.status().v6.enabled);
+
+        let r = run(&f, &["ipf-get-status"]).unwrap();
+        assert!(
+            r.text.contains("        min v6 frag size: 1500\n"),
+            "{}",
+            r.text
+        );
+        assert_eq!(r.json["max_nfrags"], 10);
+        assert_eq!(r.json["v6"]["min_frag_size"], 1500);
+        assert_eq!(r.json["v4"]["accepted"], 0);
+        assert_eq!(r.json["v4"]["enabled"], true);
+    }
+
+    #[test]
+    fn ipf_verbs_reach_the_daemons_table() {
+        use datapath::daemon::{Daemon, DaemonSettings};
+        let mut d = Daemon::new(DaemonSettings {
+            pmd_cores: vec![None],
+            ..DaemonSettings::default()
+        })
+        .unwrap();
+        let argv = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        execute(&mut d, &argv(&["ipf-set-max-nfrags", "7"]), None).unwrap();
+        execute(&mut d, &argv(&["ipf-set-disabled", "v6"]), None).unwrap();
+        let r = execute(&mut d, &argv(&["ipf-get-status", "--json"]), None).unwrap();
+        assert_eq!(r.json["max_nfrags"], 7);
+        assert_eq!(r.json["v6"]["enabled"], false);
+        let s = d.conntrack.ipf().status();
+        assert_eq!((s.max_frags, s.v6.enabled, s.v4.enabled), (7, false, true));
+        assert!(execute(&mut d, &argv(&["ipf-set-max-nfrags", "-1"]), None).is_err());
+        assert_eq!(d.conntrack.ipf().status().max_frags, 7);
+    }
 }

@@ -19,7 +19,7 @@ use conntrack::{
 };
 use libfuzzer_sys::fuzz_target;
 use pipeline::flowkey::ct_state::{ESTABLISHED, NEW, TRACKED};
-use pipeline::{parse_packet_limit, PacketPool, Track, VlanLimit};
+use pipeline::{parse_packet_limit, Fragments, PacketPool, Track, VlanLimit};
 
 /// Reads the input a byte at a time (zeros past its end).
 struct Bytes<'a>(&'a [u8]);
@@ -124,26 +124,49 @@ fuzz_target!(|data: &[u8]| {
             _ => {}
         }
     }
-    // The same bytes as a frame, tracked by the datapath's ct() (TCP and ICMP fields read
-    // from the packet).
-    let mut pool = PacketPool::new(1);
-    if let Ok(id) = pool.alloc_with(data) {
+    // The same bytes as frames (cut at each 0xde 0xad), tracked in turn by the datapath's
+    // ct() (TCP and ICMP fields read from the packet): IP fragments among them are held,
+    // and reassembled when they complete a datagram.
+    let mut pool = PacketPool::new(64);
+    let ct = CtTracker::new(
+        table.clone(),
+        CtExec {
+            zone: 1,
+            commit: true,
+            set_mark: Some((1, 0xff)),
+            ..CtExec::default()
+        },
+    );
+    let mut rest = data;
+    while !rest.is_empty() {
+        let cut = rest.windows(2).position(|w| w == [0xde, 0xad]);
+        let (frame, next) = match cut {
+            Some(at) => (&rest[..at], &rest[at + 2..]),
+            None => (rest, &rest[rest.len()..]),
+        };
+        rest = next;
+        let Ok(id) = pool.alloc_with(frame) else {
+            continue;
+        };
         let (bytes, meta) = pool.data_and_meta_mut(id);
-        if parse_packet_limit(bytes, meta, VlanLimit::DEFAULT).is_ok() {
-            let ct = CtTracker::new(
-                table.clone(),
-                CtExec {
-                    zone: 1,
-                    commit: true,
-                    set_mark: Some((1, 0xff)),
-                    ..CtExec::default()
-                },
-            );
-            let mut drops = [None];
-            ct.track(&mut pool, &[id], now, &mut drops);
+        if parse_packet_limit(bytes, meta, VlanLimit::DEFAULT).is_err() {
+            pool.free(id);
+            continue;
+        }
+        let mut drops = [None];
+        let mut frags = Fragments::default();
+        ct.track(&mut pool, &[id], now, &mut drops, &mut frags);
+        if frags.held.is_empty() {
             assert!(pool.meta(id).key.ct_state & TRACKED != 0);
         }
+        pool.free(id);
+        for (p, _) in frags.released {
+            assert!(pool.meta(p).key.ct_state & TRACKED != 0);
+            pool.free(p);
+        }
     }
+    table.sweep(now + 16 * SEC, usize::MAX);
+    assert_eq!(table.ipf().status().frags, 0, "expired fragments left");
     if let Err(e) = table.check_invariants() {
         panic!("invariants broken: {e}");
     }

@@ -585,6 +585,7 @@ mod tests {
             pkts: &[pipeline::PacketId],
             _now_ns: u64,
             _drops: &mut [Option<ExecDrop>],
+            _frags: &mut pipeline::Fragments,
         ) {
             for &p in pkts {
                 pool.meta_mut(p).key.ct_state = 0x21;

@@ -11,7 +11,7 @@
 
 use crate::buffer::{PacketId, PacketMeta, NO_OFFSET};
 use crate::checksum::{crc32c, update16, update32, update_bytes};
-use crate::dpaction::{DpAction, ExecDrop, MAX_RECIRCS};
+use crate::dpaction::{DpAction, ExecDrop, Fragments, MAX_RECIRCS};
 use crate::flowkey::{
     ethertype, ipproto, FRAG_LATER, VLAN_PCP_MASK, VLAN_PCP_SHIFT, VLAN_PRESENT, VLAN_VID_MASK,
 };
@@ -83,6 +83,8 @@ pub fn execute(
             .rposition(|a| matches!(a, DpAction::Output(_) | DpAction::Clone(_)))
     };
 
+    // Fragments a `ct()` released, after the action at that index.
+    let mut released = Vec::new();
     for (ai, action) in actions.iter().enumerate() {
         match *action {
             DpAction::Output(port) => {
@@ -145,12 +147,28 @@ pub fn execute(
                     }
                 }
                 let mut drops = [None; MAX_BATCH];
+                let mut frags = Fragments::default();
                 tracker
                     .0
-                    .track(cx.pool, &ids[..n], cx.now_ns, &mut drops[..n]);
+                    .track(cx.pool, &ids[..n], cx.now_ns, &mut drops[..n], &mut frags);
                 for (&i, d) in at[..n].iter().zip(&drops[..n]) {
                     if let (Some(d), Some(nx)) = (d, next.get_mut(usize::from(i))) {
                         *nx = drop_as(*d);
+                    }
+                }
+                if !frags.is_empty() {
+                    // Held fragments leave the group; released ones wait for the group's
+                    // actions to end, then run the rest of the list (OVS appends them to
+                    // the batch after conntrack).
+                    for &h in &frags.held {
+                        let h = usize::from(h);
+                        if let (Some(&p), Some(&i)) = (ids[..n].get(h), at.get(h)) {
+                            cx.pool.free(p);
+                            next[usize::from(i)] = Next::CONSUMED;
+                        }
+                    }
+                    if !frags.released.is_empty() {
+                        released.push((ai, frags.released));
                     }
                 }
             }
@@ -223,6 +241,57 @@ pub fn execute(
                     }
                 }
             }
+        }
+    }
+    for (ai, pkts) in released {
+        run_released(&actions[ai + 1..], cx, &pkts, targets);
+    }
+}
+
+/// Runs the fragments a `ct()` released ([`Fragments::released`]) through `rest`, the
+/// actions after it, as [`clone`] runs copies: they are packets of their own, so each one's
+/// fate is [`settle`]d.
+fn run_released(
+    rest: &[DpAction],
+    cx: &mut Ctx<'_>,
+    pkts: &[(PacketId, Option<ExecDrop>)],
+    targets: ExecTargets,
+) {
+    let inner = ExecTargets {
+        drop_base: 0,
+        ..targets
+    };
+    for chunk in pkts.chunks(MAX_BATCH) {
+        let mut ids = [PacketId::default(); MAX_BATCH];
+        let mut n = 0;
+        for &(id, drop) in chunk {
+            match drop {
+                Some(d) => settle(cx, id, Next::drop(d as u16)),
+                None => {
+                    ids[n] = id;
+                    n += 1;
+                }
+            }
+        }
+        let mut fates = [Next::CONSUMED; MAX_BATCH];
+        execute(rest, cx, &ids[..n], &mut fates[..n], inner);
+        for (&id, &fate) in ids[..n].iter().zip(&fates[..n]) {
+            settle(cx, id, fate);
+        }
+    }
+}
+
+/// The end of a packet the actions made (a clone's copy, a released fragment), which no
+/// slot of the group holds, given its `fate` (drop reasons numbered from 0): recirculated,
+/// it goes to [`crate::TxQueues::recirc`]; dropped, it is freed and counted in
+/// [`crate::TxQueues::clone_drops`]; sent, nothing is left to do.
+fn settle(cx: &mut Ctx<'_>, id: PacketId, fate: Next) {
+    if fate.next_index().is_some() {
+        cx.tx.recirc.push(id);
+    } else if let Some(reason) = fate.drop_reason() {
+        cx.pool.free(id);
+        if let Some(c) = cx.tx.clone_drops.get_mut(usize::from(reason)) {
+            *c += 1;
         }
     }
 }
@@ -313,29 +382,17 @@ fn clone(
     let mut fates = [Next::CONSUMED; MAX_BATCH];
     execute(sub, cx, &ids[..n], &mut fates[..n], inner);
     for ((&id, &i), &fate) in ids[..n].iter().zip(&owner[..n]).zip(&fates[..n]) {
-        if fate.next_index().is_some() {
-            // Recirculated: the packet itself by its own fate, a copy by the switch.
-            if moves {
-                next[usize::from(i)] = fate;
-            } else {
-                cx.tx.recirc.push(id);
-            }
+        if !moves {
+            // A copy: recirculated by the switch, or dropped and counted.
+            settle(cx, id, fate);
             continue;
         }
-        let Some(reason) = fate.drop_reason() else {
-            if moves {
-                next[usize::from(i)] = Next::CONSUMED;
-            }
-            continue;
+        // The packet itself: its fate is the copy's.
+        next[usize::from(i)] = match (fate.next_index(), fate.drop_reason()) {
+            (Some(_), _) => fate,
+            (None, Some(reason)) => Next::drop(targets.drop_base + reason),
+            (None, None) => Next::CONSUMED,
         };
-        if moves {
-            next[usize::from(i)] = Next::drop(targets.drop_base + reason);
-        } else {
-            cx.pool.free(id);
-            if let Some(c) = cx.tx.clone_drops.get_mut(usize::from(reason)) {
-                *c += 1;
-            }
-        }
     }
 }
 
@@ -1496,5 +1553,81 @@ mod tests {
         assert_eq!(pool.data(back[0]), &frames[0][..20]);
         // Received when the packet it answers was (a replay writes it with that timestamp).
         assert_eq!(pool.meta(back[0]).rx_ns, 1_700_000_000_000_000_000);
+    }
+
+    /// A `ct()` that holds every fragment until it has seen three, then releases copies of
+    /// them: the first two to go on, the third refused.
+    struct HoldThree(std::sync::Mutex<Vec<Vec<u8>>>);
+
+    impl crate::Track for HoldThree {
+        fn track(
+            &self,
+            pool: &mut PacketPool,
+            pkts: &[PacketId],
+            _now_ns: u64,
+            _drops: &mut [Option<ExecDrop>],
+            frags: &mut Fragments,
+        ) {
+            let mut held = self.0.lock().unwrap();
+            for (i, &p) in pkts.iter().enumerate() {
+                if pool.meta(p).key.nw_frag == 0 {
+                    pool.meta_mut(p).key.ct_state = 0x21;
+                    continue;
+                }
+                held.push(pool.data(p).to_vec());
+                frags.held.push(i as u16);
+                if held.len() == 3 {
+                    for (n, f) in held.drain(..).enumerate() {
+                        let id = pool.alloc_with(&f).unwrap();
+                        let (d, m) = pool.data_and_meta_mut(id);
+                        parse_packet_limit(d, m, VlanLimit::MAX).unwrap();
+                        m.key.ct_state = 0x21;
+                        let drop = (n == 2).then_some(ExecDrop::CtRefused);
+                        frags.released.push((id, drop));
+                    }
+                }
+            }
+        }
+        fn describe(&self) -> String {
+            "ct(hold)".to_string()
+        }
+    }
+
+    #[test]
+    fn ct_holds_fragments_and_runs_the_released_ones_through_the_rest() {
+        let ct = DpAction::Ct(crate::Tracker(std::sync::Arc::new(HoldThree(
+            Default::default(),
+        ))));
+        let frag = |off: u16| eth(ethertype::IPV4, &ipv4(17, &[], off, &[off as u8; 16]));
+        let whole = eth(ethertype::IPV4, &ipv4(17, &[], 0, &udp(1, 2, b"x")));
+        let frames = [frag(0x2000), whole.clone(), frag(0x2002), frag(4)];
+        // Then an output: the whole packet first (the group's actions), then the released
+        // fragments in their order; the refused one is dropped and counted.
+        let rig = run(&[ct.clone(), DpAction::Output(2)], &frames);
+        assert_eq!(
+            rig.next,
+            [
+                Next::CONSUMED,
+                Next::CONSUMED,
+                Next::CONSUMED,
+                Next::CONSUMED
+            ]
+        );
+        assert_eq!(
+            rig.out(2),
+            [whole.clone(), frames[0].clone(), frames[2].clone()]
+        );
+        assert_eq!(rig.tx.clone_drops[ExecDrop::CtRefused as usize], 1);
+        // Held fragments went back to the pool: what is left is the queue.
+        assert_eq!(rig.pool.available(), 64 - 3);
+        // Then a recirculation: the released ones go to the switch's recirculation queue.
+        let rig = run(&[ct, DpAction::Recirc(7)], &frames);
+        assert_eq!(rig.next[1], Next::to(0));
+        assert_eq!(rig.tx.recirc.len(), 2);
+        assert!(rig
+            .tx
+            .recirc
+            .iter()
+            .all(|&p| rig.pool.meta(p).key.recirc_id == 7));
     }
 }

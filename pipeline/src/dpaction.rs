@@ -73,17 +73,41 @@ pub const MAX_RECIRCS: u8 = 6;
 pub trait Track: Send + Sync + 'static {
     /// Tracks the packets `pkts` (one megaflow's, in order): writes each key's conntrack
     /// fields, rewrites NAT'ed headers; a packet to drop gets its reason in `drops` (same
-    /// index), the others are left `None`.
+    /// index), the others are left `None`. IP fragments are reassembled first (OVS's ipf): a
+    /// fragment the tracker holds is listed in `frags.held`, and the fragments of a datagram
+    /// it completed and tracked come back in `frags.released` ([`Fragments`]).
     fn track(
         &self,
         pool: &mut PacketPool,
         pkts: &[PacketId],
         now_ns: u64,
         drops: &mut [Option<ExecDrop>],
+        frags: &mut Fragments,
     );
     /// The action as `dump-megaflows` prints it (OVS's `ct(commit,zone=1,...)`); two trackers
     /// that print alike do the same.
     fn describe(&self) -> String;
+}
+
+/// What a [`Track`] did with IP fragments, besides passing or dropping packets: a third
+/// outcome, held, and packets it gives back. Empty (and allocation-free) unless a fragment
+/// came by.
+#[derive(Debug, Default)]
+pub struct Fragments {
+    /// Indices into `pkts` of the fragments the tracker holds (it kept a copy): the executor
+    /// frees them and they leave the group, neither sent nor dropped.
+    pub held: Vec<u16>,
+    /// Fragments of datagrams completed by this call, new packets of the pool in offset
+    /// order, carrying the tracked datagram's conntrack fields (and NAT): they go on with the
+    /// actions after the `ct()`, or are dropped with the reason given (the datagram's
+    /// tracking refused it).
+    pub released: Vec<(PacketId, Option<ExecDrop>)>,
+}
+
+impl Fragments {
+    pub fn is_empty(&self) -> bool {
+        self.held.is_empty() && self.released.is_empty()
+    }
 }
 
 /// A shared [`Track`], compared and hashed by its description.

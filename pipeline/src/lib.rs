@@ -22,7 +22,9 @@ pub mod wire;
 
 pub use buffer::{PacketId, PacketMeta, PacketPool, HEADROOM, MAX_PACKET};
 pub use clock::{Clock, MonotonicClock, VirtualClock};
-pub use dpaction::{DpAction, ExecDrop, Header, PushHeader, Track, Tracker, MAX_RECIRCS};
+pub use dpaction::{
+    DpAction, ExecDrop, Fragments, Header, PushHeader, Track, Tracker, MAX_RECIRCS,
+};
 pub use field::FieldId;
 pub use flowkey::FlowKey;
 pub use graph::{Ctx, Graph, Next, Node, NodeReport, NodeStats, MAX_BATCH};

@@ -29,8 +29,9 @@ pub struct TxQueues {
     /// Copies for a non-final output that could not be made for want of a free buffer (the
     /// original packet goes on, so this is not a drop of it).
     pub no_buffers: u64,
-    /// Copies that a [`crate::DpAction::Clone`] made and its actions dropped (the original
-    /// packet went on), by [`crate::ExecDrop`] reason.
+    /// Packets the actions made that later actions dropped, by [`crate::ExecDrop`] reason:
+    /// copies a [`crate::DpAction::Clone`] made (the original packet went on), and IP
+    /// fragments a [`crate::DpAction::Ct`] released ([`crate::Fragments`]).
     pub clone_drops: [u64; crate::ExecDrop::NAMES.len()],
     /// Packets a [`crate::DpAction::TunnelPush`] encapsulated.
     pub encapsulated: u64,
@@ -40,7 +41,8 @@ pub struct TxQueues {
     /// What each tunnel port sent ([`crate::PushHeader::port`]), inner frames counted.
     pub tunnel_tx: PortCounts,
     /// Copies a [`crate::DpAction::Recirc`] inside a [`crate::DpAction::Clone`] sent back to
-    /// classification (`recirc_id` set); the switch runs them after the batch.
+    /// classification (`recirc_id` set), and released IP fragments a `Recirc` after their
+    /// `Ct` sent; the switch runs them after the batch.
     pub recirc: Vec<PacketId>,
     /// Packets the actions made that enter the pipeline as received on a port, `(port,
     /// packet)`: too-big answers, from the tunnel port. The switch runs them after the batch.

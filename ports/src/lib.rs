@@ -190,6 +190,14 @@ pub enum PortError {
         #[source]
         source: pcap_file::PcapError,
     },
+    /// A capture file to replay could not be read (the error names the file and where).
+    #[error("port {port:?}: rx file: {source}")]
+    Capture {
+        /// The port's name.
+        port: String,
+        #[source]
+        source: crate::pcap::capture::CaptureError,
+    },
     /// Anything else refused while opening, with the reason.
     #[error("port {port:?}: {step}: {reason}")]
     Invalid {

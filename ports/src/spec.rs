@@ -920,6 +920,9 @@ mod tests {
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
-        assert!(e.contains("cap1") && e.contains("open rx file"), "{e}");
+        assert!(
+            e.starts_with("port \"cap1\": rx file: /nonexistent/in.pcap: cannot read"),
+            "{e}"
+        );
     }
 }

@@ -48,6 +48,10 @@ pub struct ReplayReport {
     /// The connection table at the end, as `dpctl/dump-conntrack` prints it (when any).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub conntrack: Vec<String>,
+    /// The fragment reassembler's counters at the end, `v4.accepted`, ..., `held` (when it
+    /// saw any fragment).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub ipf: BTreeMap<String, u64>,
 }
 
 /// Lines of a one-bridge scenario, or of each bridge of one with an underlay (by name).
@@ -309,7 +313,9 @@ pub fn switch_ports(s: &Scenario) -> Vec<SwitchPort> {
 /// Runs `scenario` and writes its outputs into `out` (created if needed).
 pub fn replay(scenario: &Scenario, out: &Path) -> Result<ReplayReport> {
     std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
-    // Every input frame, in capture-time order; ties keep port order, then file order.
+    // Every input frame, in capture-time order; ties keep port order, then file order. A
+    // file keeps its own order: a frame stamped earlier than the one before it in its file
+    // arrives at that one's time.
     let inputs = scenario
         .ports
         .iter()
@@ -317,7 +323,12 @@ pub fn replay(scenario: &Scenario, out: &Path) -> Result<ReplayReport> {
     let mut arrivals: Vec<(u64, usize, Frame)> = Vec::new();
     for (i, port) in inputs.enumerate() {
         if let Some(input) = &port.input {
-            arrivals.extend(read_pcap(input)?.into_iter().map(|f| (f.ts_ns, i, f)));
+            let mut last = 0;
+            for mut f in read_pcap(input)? {
+                f.ts_ns = f.ts_ns.max(last);
+                last = f.ts_ns;
+                arrivals.push((f.ts_ns, i, f));
+            }
         }
     }
     arrivals.sort_by_key(|(ts, port, _)| (*ts, *port));
@@ -407,10 +418,29 @@ pub fn replay(scenario: &Scenario, out: &Path) -> Result<ReplayReport> {
         }
     };
     report.conntrack.sort();
+    report.ipf = ipf_counters(&ct);
     let json = serde_json::to_string_pretty(&report)? + "\n";
     std::fs::write(out.join("counters.json"), json)
         .with_context(|| format!("{}: cannot write counters.json", out.display()))?;
     Ok(report)
+}
+
+/// The nonzero counters of `table`'s fragment reassembler, and the fragments it holds; empty
+/// when it saw none.
+fn ipf_counters(table: &ConnTable) -> BTreeMap<String, u64> {
+    let s = table.ipf().status();
+    let mut map = BTreeMap::new();
+    for (family, f) in [("v4", &s.v4), ("v6", &s.v6)] {
+        for c in conntrack::IpfCounter::ALL {
+            if f.get(c) > 0 {
+                map.insert(format!("{family}.{}", c.name()), f.get(c));
+            }
+        }
+    }
+    if !map.is_empty() {
+        map.insert("held".to_string(), u64::from(s.frags));
+    }
+    map
 }
 
 /// The connections of `table` at `now_ns`, as `dpctl/dump-conntrack` prints them.
@@ -571,5 +601,6 @@ fn build_report<U: Upcall + 'static>(scenario: &Scenario, switch: &mut Switch<U>
         flows: PerBridge::One(Vec::new()),
         tunnels: None,
         conntrack: Vec::new(),
+        ipf: BTreeMap::new(),
     }
 }

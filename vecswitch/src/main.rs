@@ -18,6 +18,7 @@ use tools::virtio_user::{self, VirtioUser};
     version,
     about = "A userspace-datapath virtual switch",
     allow_external_subcommands = true,
+    disable_help_subcommand = true,
     after_help = CONTROL_HELP
 )]
 struct Cli {
@@ -237,11 +238,11 @@ fn detach(a: DetachArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-const CONTROL_HELP: &str =
-    "Control verbs (sent to the running daemon; each takes --json and --socket PATH):
-  add-br, del-br, add-port, del-port, list-ports, show, add-flow, add-flows FILE [--bundle],
-  mod-flows [--strict], del-flows [--strict], dump-flows, dump-megaflows, port-stats,
-  pmd-stats, runtime, drop-reasons, clear-stats, set KEY=VALUE, rebalance, help";
+const CONTROL_HELP: &str = "\
+Control verbs are sent to the running daemon (add-br, add-port, add-flow, dump-flows, show,
+port-stats, pmd-stats, dump-conntrack, ...): `vecswitch help` lists them all,
+`vecswitch help VERB` or `vecswitch VERB --help` explains one, `vecswitch help COMMAND` one of
+the commands above.";
 
 fn main() -> ExitCode {
     match run(Cli::parse()) {
@@ -299,6 +300,31 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// Prints the help of `topic`: a control verb, one of the commands, or (none) every verb.
+fn print_help(topic: Option<&str>) -> anyhow::Result<()> {
+    use clap::CommandFactory;
+    let Some(topic) = topic else {
+        Cli::command().print_help()?;
+        println!("\n\n{}", control::help::overview());
+        return Ok(());
+    };
+    if let Some(text) = control::help::verb_help(topic) {
+        print!("{text}");
+        return Ok(());
+    }
+    let mut cli = Cli::command();
+    match cli.find_subcommand_mut(topic) {
+        Some(sub) => {
+            let mut sub = sub.clone().bin_name(format!("vecswitch {topic}"));
+            sub.print_help()?;
+            Ok(())
+        }
+        None => {
+            anyhow::bail!("help: unknown verb or command {topic:?} (`vecswitch help` lists them)")
+        }
+    }
+}
+
 /// Sends a control verb to the daemon and prints the answer (`--json`: the JSON value).
 fn control(mut argv: Vec<String>) -> anyhow::Result<()> {
     let mut json = false;
@@ -318,6 +344,16 @@ fn control(mut argv: Vec<String>) -> anyhow::Result<()> {
             }
             _ => words.push(w),
         }
+    }
+    // Help needs no daemon: `help`, `help VERB|COMMAND`, `VERB --help`.
+    let asks_help = words.iter().any(|w| w == "--help" || w == "-h");
+    if words.first().map(String::as_str) == Some("help") || asks_help {
+        let topic = if asks_help {
+            words.iter().find(|w| !w.starts_with('-')).cloned()
+        } else {
+            words.get(1).cloned()
+        };
+        return print_help(topic.as_deref());
     }
     // add-flows reads the file here and sends its contents: the daemon may not see our files.
     let mut data = None;

@@ -52,7 +52,70 @@ fn a_truncated_pcap_is_refused_with_its_name() {
         "{:#}",
         replay(&scenario, &dir.path().join("out")).unwrap_err()
     );
-    assert!(err.contains("p2-in.pcap"), "{err}");
+    assert!(err.contains("p2-in.pcap: record "), "{err}");
+    assert!(err.contains(": truncated: "), "{err}");
+}
+
+/// The acl scenario with its inputs rewritten as pcapng by Wireshark's `editcap` forwards and
+/// drops exactly as with the pcap files; with one file's frames in reverse order (their
+/// timestamps going backwards) it keeps that file's order.
+#[test]
+fn pcapng_inputs_replay_like_pcap_and_a_file_keeps_its_order() {
+    let rules = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../pcaps/acl/rules.txt"),
+    )
+    .unwrap();
+    let run = |dir: &Path| {
+        let out = dir.join("out");
+        let report = replay(&Scenario::load(dir).unwrap(), &out).unwrap();
+        let outputs: Vec<Vec<ports::pcap::capture::Frame>> = ["p1", "p2", "p3"]
+            .iter()
+            .map(|p| ports::pcap::capture::read_capture(&out.join(format!("{p}.pcap"))).unwrap())
+            .collect();
+        (report.drops, outputs)
+    };
+    let plain = acl_copy_with_rules(&rules);
+    let (drops, outputs) = run(plain.path());
+    assert!(outputs.iter().any(|o| !o.is_empty()));
+
+    let ng = acl_copy_with_rules(&rules);
+    for f in ["p1-in.pcap", "p2-in.pcap", "p3-in.pcap"] {
+        let path = ng.path().join(f);
+        let tmp = ng.path().join("tmp.pcapng");
+        let status = std::process::Command::new("editcap")
+            .args(["-F", "pcapng"])
+            .arg(&path)
+            .arg(&tmp)
+            .status()
+            .expect("editcap (installed with tshark) runs");
+        assert!(status.success());
+        std::fs::rename(&tmp, &path).unwrap();
+    }
+    assert_eq!(run(ng.path()), (drops, outputs));
+
+    // p2's frames reversed: their output keeps the reversed order.
+    let reversed = acl_copy_with_rules(&rules);
+    let p2 = reversed.path().join("p2-in.pcap");
+    let frames = ports::pcap::capture::read_capture(&p2).unwrap();
+    assert!(frames.len() > 1);
+    let mut w = ports::pcap::file::PcapOut::create(&p2).unwrap();
+    for f in frames.iter().rev() {
+        w.write(f.ts_ns, &f.data).unwrap();
+    }
+    drop(w);
+    let sent: Vec<Vec<u8>> = frames.iter().rev().map(|f| f.data.clone()).collect();
+    let (_, outputs) = run(reversed.path());
+    // On each output port, the frames p2 sent come out in the order of p2's file.
+    let mut longest = 0;
+    for o in &outputs {
+        let from_p2: Vec<usize> = o
+            .iter()
+            .filter_map(|f| sent.iter().position(|s| *s == f.data))
+            .collect();
+        assert!(from_p2.windows(2).all(|w| w[0] <= w[1]), "{from_p2:?}");
+        longest = longest.max(from_p2.len());
+    }
+    assert!(longest >= 2, "no port shows an order");
 }
 
 /// A tunnel scenario with a bad tunnel option, or a tunnel port without an underlay, is

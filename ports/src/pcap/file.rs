@@ -1,48 +1,20 @@
-//! Reading and writing pcap files for pcap ports (replay input, capture output).
+//! Reading capture files (pcap or pcapng, see `capture`) and writing pcap files, for pcap
+//! ports (replay input, capture output).
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter};
+use std::io::BufWriter;
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use pcap_file::pcap::{PcapHeader, PcapPacket, PcapReader, PcapWriter};
+use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 use pcap_file::DataLink;
 
-/// One captured frame.
-#[derive(Clone, Debug)]
-pub struct Frame {
-    pub ts_ns: u64,
-    pub data: Vec<u8>,
-}
+pub use super::capture::Frame;
 
-/// Reads every frame of an Ethernet pcap file.
+/// Reads every frame of an Ethernet capture file (pcap or pcapng), in file order.
 pub fn read_pcap(path: &Path) -> Result<Vec<Frame>> {
-    let file = File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
-    let mut reader = PcapReader::new(BufReader::new(file))
-        .with_context(|| format!("{}: not a pcap file", path.display()))?;
-    if reader.header().datalink != DataLink::ETHERNET {
-        anyhow::bail!(
-            "{}: link type {:?} is not Ethernet",
-            path.display(),
-            reader.header().datalink
-        );
-    }
-    let mut frames = Vec::new();
-    while let Some(pkt) = reader.next_packet() {
-        let pkt = pkt.with_context(|| {
-            format!(
-                "{}: frame {}: truncated file",
-                path.display(),
-                frames.len() + 1
-            )
-        })?;
-        frames.push(Frame {
-            ts_ns: pkt.timestamp.as_nanos() as u64,
-            data: pkt.data.into_owned(),
-        });
-    }
-    Ok(frames)
+    Ok(super::capture::read_capture(path)?)
 }
 
 /// Writes frames to a pcap file (microsecond timestamps, Ethernet), deterministically.

@@ -1,23 +1,24 @@
-//! Pcap files as a [`PortIo`] inside the daemon. The receive side reads an Ethernet pcap file
-//! into memory when the port opens and replays its frames in order, as fast as polled, once or
-//! (`loop=true`) forever. The transmit side writes every frame it is given to a new pcap file
+//! Pcap files as a [`PortIo`] inside the daemon. The receive side reads an Ethernet capture
+//! (pcap or pcapng, [`capture`]) into memory when the port opens and replays its frames in
+//! file order, as fast as polled, once or (`loop=true`) forever. The transmit side writes every frame it is given to a new pcap file
 //! (microsecond timestamps of the wall clock, one reading per burst) through a 64 KiB buffer
 //! that is flushed when a second has passed since the last flush (checked on every `tx_burst`
 //! and `poll`), by [`PcapPort::flush`], and when the port drops. The file header comes from
 //! `pcap-file`; the 16-byte record headers are written here because `pcap-file`'s writer
 //! cannot be flushed without giving up its file.
 
+pub mod capture;
 pub mod file;
 pub mod options;
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufWriter, Write};
 use std::ops::Range;
 use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use pcap_file::pcap::{PcapHeader, PcapReader};
+use pcap_file::pcap::PcapHeader;
 use pcap_file::{DataLink, Endianness, PcapError, TsResolution};
 
 use crate::{PortError, PortIo, QueueInfo};
@@ -70,24 +71,13 @@ struct Recording {
     frames: Vec<Range<usize>>,
 }
 
-/// Every frame of the Ethernet pcap file at `path`.
-fn read_frames(path: &Path) -> Result<Recording, StepError> {
-    let step = |what: &str| format!("{what} rx file {}", path.display());
-    let file = File::open(path).map_err(|e| (step("open"), PcapError::IoError(e)))?;
-    let mut reader =
-        PcapReader::new(BufReader::new(file)).map_err(|e| (step("read the header of"), e))?;
-    if reader.header().datalink != DataLink::ETHERNET {
-        return Err((
-            step("check the link type of"),
-            PcapError::InvalidField("link type is not Ethernet"),
-        ));
-    }
+/// Every frame of the Ethernet capture file (pcap or pcapng) at `path`.
+fn read_frames(path: &Path) -> Result<Recording, capture::CaptureError> {
     let mut data = Vec::new();
     let mut frames = Vec::new();
-    while let Some(pkt) = reader.next_packet() {
-        let pkt = pkt.map_err(|e| (format!("{} frame {}", step("read"), frames.len() + 1), e))?;
+    for f in capture::read_capture(path)? {
         let start = data.len();
-        data.extend_from_slice(&pkt.data);
+        data.extend_from_slice(&f.data);
         frames.push(start..data.len());
     }
     Ok(Recording { data, frames })
@@ -108,7 +98,10 @@ impl PcapPort {
             source,
         };
         let Recording { data, frames } = match rx {
-            Some(path) => read_frames(path).map_err(pcap_err)?,
+            Some(path) => read_frames(path).map_err(|source| PortError::Capture {
+                port: port.to_string(),
+                source,
+            })?,
             None => Recording {
                 data: Vec::new(),
                 frames: Vec::new(),
@@ -443,9 +436,8 @@ mod tests {
             .err()
             .unwrap()
             .to_string();
-        assert!(err.contains("cap0"), "{err}");
-        assert!(err.contains("open rx file"), "{err}");
-        assert!(err.contains("missing.pcap"), "{err}");
+        assert!(err.starts_with("port \"cap0\": rx file: "), "{err}");
+        assert!(err.contains("missing.pcap: cannot read"), "{err}");
 
         let garbage = dir.path().join("garbage.pcap");
         std::fs::write(&garbage, b"this is not a pcap file at all").unwrap();
@@ -453,7 +445,10 @@ mod tests {
             .err()
             .unwrap()
             .to_string();
-        assert!(err.contains("header"), "{err}");
+        assert!(
+            err.ends_with("garbage.pcap: not a capture file (neither pcap nor pcapng)"),
+            "{err}"
+        );
 
         let no_dir = dir.path().join("nope").join("out.pcap");
         let err = PcapPort::open("cap0", None, Some(&no_dir), false)

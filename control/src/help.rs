@@ -1,0 +1,163 @@
+//! Help for the control verbs, built from [`VERBS`]: `vecswitch help [VERB]` and
+//! `vecswitch VERB --help` print it without a daemon; the `help` verb sends the table.
+
+use std::fmt::Write as _;
+
+use crate::commands::VERBS;
+
+/// What every verb takes.
+const COMMON: &str = "\
+Every verb also takes:
+  --json         print the answer as JSON (the same data, for programs)
+  --socket PATH  the daemon's control socket (default /run/vecswitch/vecswitch.sock, or
+                 $VECSWITCH_SOCKET)";
+
+/// More about the verbs whose arguments need it, by verb.
+const DETAILS: &[(&str, &str)] = &[
+    (
+        "add-br",
+        "  local=true|false  whether the bridge gets its LOCAL tap (OpenFlow port LOCAL); default true",
+    ),
+    (
+        "add-port",
+        "  IF            the port's name: the interface, socket or file it opens goes in its options
+  type=TYPE     afxdp (default), afpacket, tap, generator, pcap, vhost-user, vxlan, geneve
+                (dpdk in a build with the dpdk feature)
+  KEY=VALUE     ofport=N, vlan=access:N|trunk:A,B|native-tagged:N[:A,B]|native-untagged:N[:A,B],
+                then the type's options (the README's \"Port types\" table):
+                afxdp: queues=N xdp-mode=auto|native|generic ring-size=N frames=N
+                afpacket: block-size=N blocks=N frame-size=N block-timeout-ms=N
+                generator: profile=size=64,flows=100,proto=udp rate=PPS count=N
+                pcap: rx=FILE tx=FILE loop=true|false
+                vhost-user: socket=PATH mode=server|client queues=N
+                vxlan, geneve: remote_ip local_ip key in_key out_key dst_port ttl tos
+                df_default csum (OVS's tunnel options)
+  A bad option is refused naming it, and nothing is added.",
+    ),
+    (
+        "add-flow",
+        "  FLOW  one rule in ovs-ofctl syntax, e.g. 'priority=100,ip,nw_dst=10.0.0.0/24,actions=output:2'",
+    ),
+    (
+        "add-flows",
+        "  FILE      rules in ovs-ofctl add-flows syntax, one per line ('#' comments); the client
+            reads the file and sends its contents
+  --bundle  all rules or none, as ovs-ofctl --bundle (a bad line refuses the whole file)",
+    ),
+    (
+        "mod-flows",
+        "  FLOW      a match and the new actions
+  --strict  change only the rule with exactly this match and priority",
+    ),
+    (
+        "del-flows",
+        "  MATCH     the rules to delete (all without it)
+  --strict  delete only the rule with exactly this match and priority",
+    ),
+    (
+        "set",
+        "  batch-size=N          frames per receive burst, 1..=256
+  busy-poll=true|false  idle PMDs never sleep
+  pmd-sleep-max-us=N    longest idle sleep of a PMD, 1..=1000000 microseconds
+  flow-limit=N          most megaflows per PMD, at least 1
+  vlan-limit=N          VLAN headers the parser reads (0: no limit), as OVS's vlan-limit
+  pmd-cores=A,B,...     the cores PMD threads run on (threads are moved and queues placed again)",
+    ),
+    (
+        "set-netflow",
+        "  targets=IP:PORT[,IP:PORT...]  collectors (IPv6 as [ADDR]:PORT); each gets every datagram
+  active_timeout=S              seconds between records of a long flow; 0 and -1: 600 (as OVS)
+  engine_type=N, engine_id=N    0..255, in every header (default 0)
+  add_id_to_interface=true      engine_id's low 7 bits above the port's low 9 in the interfaces
+  Again on a bridge with NetFlow: new settings, records kept. A bad value is refused naming it.",
+    ),
+    (
+        "dump-conntrack",
+        "  zone=N  only the connections of conntrack zone N",
+    ),
+    (
+        "flush-conntrack",
+        "  zone=N  only the connections of conntrack zone N",
+    ),
+];
+
+/// The verbs an entry's usage documents: the first word of each comma-separated form
+/// (`ct-set-maxconns N, ct-get-maxconns`).
+fn verbs_of(usage: &str) -> impl Iterator<Item = &str> {
+    usage
+        .split(", ")
+        .filter_map(|form| form.split_whitespace().next())
+}
+
+/// Every verb [`VERBS`] documents, in its order.
+pub fn verb_names() -> Vec<&'static str> {
+    VERBS
+        .iter()
+        .flat_map(|(usage, _)| verbs_of(usage))
+        .collect()
+}
+
+/// The help of `verb`: its usage, what it does, its arguments and the common options; `None`
+/// for a verb that does not exist.
+pub fn verb_help(verb: &str) -> Option<String> {
+    let (usage, what) = VERBS
+        .iter()
+        .find(|(usage, _)| verbs_of(usage).any(|v| v == verb))?;
+    let mut text = String::new();
+    let forms: Vec<&str> = usage.split(", ").collect();
+    for form in &forms {
+        let _ = writeln!(text, "usage: vecswitch {form} [--json] [--socket PATH]");
+    }
+    let _ = writeln!(text, "\n{what}.");
+    if let Some((_, details)) = DETAILS.iter().find(|(v, _)| *v == verb) {
+        let _ = writeln!(text, "\n{details}");
+    }
+    let _ = writeln!(text, "\n{COMMON}");
+    Some(text)
+}
+
+/// Every verb with its one-line description.
+pub fn overview() -> String {
+    let mut text = String::from(
+        "Control verbs (sent to the running daemon; `vecswitch help VERB` for one):\n",
+    );
+    for (usage, what) in VERBS {
+        let _ = writeln!(text, "  {usage}\n      {what}");
+    }
+    let _ = write!(text, "\n{COMMON}\n");
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_verb_has_help_with_its_usage_and_the_common_options() {
+        let names = verb_names();
+        assert!(names.len() >= 40, "{names:?}");
+        for v in &names {
+            let h = verb_help(v).unwrap();
+            assert!(h.starts_with("usage: vecswitch "), "{v}: {h}");
+            assert!(h.contains(&format!("vecswitch {v}")), "{v}: {h}");
+            assert!(h.contains("--socket PATH"), "{v}");
+        }
+        // Forms that share an entry each get a usage line.
+        let h = verb_help("ct-get-maxconns").unwrap();
+        assert!(h.contains("usage: vecswitch ct-set-maxconns N "), "{h}");
+        assert!(h.contains("usage: vecswitch ct-get-maxconns "), "{h}");
+        assert!(verb_help("nosuch").is_none());
+        assert!(verb_help("--json").is_none());
+    }
+
+    #[test]
+    fn details_name_verbs_that_exist() {
+        let names = verb_names();
+        for (v, _) in DETAILS {
+            assert!(names.contains(v), "{v}");
+        }
+        assert!(verb_help("set").unwrap().contains("batch-size=N"));
+        assert!(verb_help("add-flows").unwrap().contains("--bundle"));
+        assert!(overview().contains("dump-conntrack [zone=N]"));
+    }
+}
