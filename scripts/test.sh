@@ -15,5 +15,12 @@ cargo test -p ports -p control --release --features dpdk --lib "$@" dpdk 2>&1 \
   | tee -a "$log" || status=$?
 cargo test -p vecswitch --release --features dpdk --test dpdk_ports "$@" dpdk 2>&1 \
   | tee -a "$log" || status=$?
+# Leave target/release/vecswitch as the default build: the dpdk steps above replaced it (cargo
+# re-links the default one from what the workspace tests built).
+cargo build --release -p vecswitch 2>&1 | tail -n 1
+if grep -q rte_eal_init "${CARGO_TARGET_DIR:-target}/release/vecswitch"; then
+  echo "test.sh: target/release/vecswitch is still the dpdk build" >&2
+  status=1
+fi
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
 exit "$status"
