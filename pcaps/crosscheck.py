@@ -33,6 +33,7 @@ sys.dont_write_bytecode = True  # keep pcaps/ free of __pycache__
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import gen  # noqa: E402
+import netflow_records  # noqa: E402
 from check_checksums import read_pcap  # noqa: E402
 from scapy.all import Ether  # noqa: E402
 
@@ -125,6 +126,8 @@ def compare(s, out_dir, ovs=False):
                 print("      got:      %s" % summary(g))
         problems += len(bad)
         print("  %s: %d frames expected, %d present, %s" % (port, len(exp), len(got), "OK" if not bad else "%d WRONG" % len(bad)))
+    if ovs and s.netflow:
+        problems += compare_netflow(s, out_dir)
     counters = os.path.join(out_dir, "counters.json")
     want = s.expected_drops()
     print("  drops expected (gen.py names): %s" % (", ".join("%s=%d" % kv for kv in sorted(want.items())) or "none"))
@@ -139,6 +142,26 @@ def compare(s, out_dir, ovs=False):
     else:
         print("  (no counters.json)")
     return problems
+
+
+def compare_netflow(s, out_dir):
+    """Differences between Open vSwitch's NetFlow records (ovs_reference.py's netflow.txt)
+    and the golden's, summed per target, flow and output: packets, bytes, TCP flags."""
+    path = os.path.join(out_dir, "netflow.txt")
+    if not os.path.exists(path):
+        print("  netflow: MISSING %s" % path)
+        return 1
+    with open(path) as f:
+        got = netflow_records.totals_of_text(f.read())
+    with open(os.path.join(gen.HERE, s.name, "expected", "netflow.txt")) as f:
+        want = netflow_records.totals_of_text(f.read())
+    bad = 0
+    for k in sorted(set(got) | set(want)):
+        if got.get(k) != want.get(k):
+            bad += 1
+            print("  netflow %s: OVS %s, vecswitch %s" % (" ".join(k), got.get(k), want.get(k)))
+    print("  netflow: %d flow totals, %s" % (len(want), "OK" if not bad else "%d WRONG" % bad))
+    return bad
 
 
 def write_predicted(s, out_dir):

@@ -104,8 +104,10 @@ class Frame:
 
 
 class Scenario:
-    def __init__(self, name, description, intro, ports, rules=None, options=None, underlay=None, tlv_map=None):
+    def __init__(self, name, description, intro, ports, rules=None, options=None, underlay=None, tlv_map=None,
+                 netflow=None):
         self.name = name
+        self.netflow = netflow  # None, or the [netflow] table (set-netflow's settings)
         self.tlv_map = tlv_map  # None, or the bridge's Geneve TLV map in add-tlv-map syntax
         self.description = description
         self.intro = intro
@@ -241,6 +243,11 @@ def write_scenario(s):
         lines.append("")
         lines.append("[options]")
         for k, v in s.options.items():
+            lines.append("%s = %s" % (k, toml_value(v)))
+    if s.netflow:
+        lines.append("")
+        lines.append("[netflow]")
+        for k, v in s.netflow.items():
             lines.append("%s = %s" % (k, toml_value(v)))
     u = s.underlay
     if u:
@@ -2484,7 +2491,114 @@ fragment starts a new list and stays held.
     return s
 
 
-SCENARIOS = [l2_learning, vlan, vlan_defaults, vlan_native, acl, rewrite, resubmit, nested_tables, fragments, frag_normal, frag_nx_match, frag_drop, vlan_limit_1, vlan_limit_2, mac_move, priorities, malformed, vxlan, geneve, tunnel_drops, vni_isolation, vxlan_arp, tunnel_flow, geneve_options, tunnel_mtu, ct_firewall, ct_snat, ct_dnat, ct_limits, ct_tuple, ct_frag]
+def netflow_basic():
+    s = Scenario(
+        "netflow",
+        "NetFlow v5: ICMP echo, TCP with flags, UDP, ECN, flood then unicast, active timeout, two collectors",
+        """
+NORMAL on three ports with NetFlow on (`[netflow]`: two collectors, 127.0.0.1:2055 and
+[::1]:9995, each getting every datagram; engine 2,1; active_timeout 10 s). The frames are
+forwarded as without NetFlow; what this scenario checks is `expected/netflow.txt` (the
+datagrams as OVS's `test-netflow` prints them) and `expected/netflow.pcap` (the same as UDP
+frames, for tshark and nfdump). The records, as OVS's ofproto/netflow.c makes them:
+
+- An ARP request from h3 (flooded): not IPv4, no record.
+- ICMP echo h1→h2 before h2 is known: flooded, `if 1 > 65535`, 1 packet of 98 bytes (the
+  whole frame); when h2 is learned every megaflow is revalidated (OVS clears their xlate
+  caches, and so their NetFlow records) and the flood's megaflow goes: its record leaves at
+  the next run; the echoes after that are `if 1 > 2`. ICMP ports: source 0, destination
+  type:code (8:0, 0:0).
+- A TCP connection h1:1234→h2:80 (handshake, data, FINs): one record a direction, the flags
+  OR'ed (`syn|ack|psh|fin`).
+- UDP h1:5000→h2:53, three datagrams; one with TOS 0xb9 (DSCP 46, ECN 1) is its own record,
+  exported as TOS b8 (ECN cleared); its megaflow matches the DSCP only.
+- A TCP flow h3:2000→h1:22 at one packet a second for 25 s: the active timeout (10 s) splits it
+  into records of the packets since the last one, each with the flow's first time.
+- The ICMP, TCP and UDP flows then stay idle: their megaflows are evicted after 10 s (at the
+  sweep of the first frame after that) and their records leave at the next run. The last
+  records go when the replay ends (every megaflow deleted, as when OVS stops).
+""",
+        [{"name": "p1", "ofport": 1}, {"name": "p2", "ofport": 2}, {"name": "p3", "ofport": 3}],
+        netflow={"targets": ["127.0.0.1:2055", "[::1]:9995"], "engine_type": 2, "engine_id": 1,
+                 "active_timeout": 10, "add_id_to_interface": False},
+    )
+    h1, h2, h3 = mac(1), mac(2), mac(3)
+    i1, i2, i3 = "10.0.0.1", "10.0.0.2", "10.0.0.3"
+
+    def icmp(sm, dm, si, di, typ, seq):
+        return Ether(src=sm, dst=dm) / IP(src=si, dst=di, id=seq) / ICMP(type=typ, id=0x42, seq=seq) / Raw(b"x" * 56)
+
+    def tcp(sm, dm, si, di, sport, dport, flags, seq, payload=b""):
+        return Ether(src=sm, dst=dm) / IP(src=si, dst=di) / TCP(sport=sport, dport=dport, flags=flags, seq=seq, ack=1 if "A" in flags else 0) / Raw(payload)
+
+    def udp(sm, dm, si, di, n, tos=0):
+        return Ether(src=sm, dst=dm) / IP(src=si, dst=di, tos=tos, id=n) / UDP(sport=5000, dport=53) / Raw(b"query-%d" % n)
+
+    f = arp_request(h3, i3, i1)
+    s.send("p3", f, "ARP who-has 10.0.0.1 tell 10.0.0.3 (h3)", {"p1": f, "p2": f},
+           "flooded; not IPv4: no record; h3 learned on p3")
+    f = icmp(h1, h2, i1, i2, 8, 1)
+    s.send("p1", f, "ICMP echo request h1→h2 seq 1 (h2 unknown)", {"p2": f, "p3": f}, "flooded: record if 1 > 65535")
+    f = icmp(h2, h1, i2, i1, 0, 1)
+    s.send("p2", f, "ICMP echo reply h2→h1 seq 1", {"p1": f}, "h1 known; h2 learned: the flood's megaflow goes")
+    for seq in (2, 3):
+        f = icmp(h1, h2, i1, i2, 8, seq)
+        s.send("p1", f, "ICMP echo request h1→h2 seq %d" % seq, {"p2": f}, "unicast: record if 1 > 2")
+        f = icmp(h2, h1, i2, i1, 0, seq)
+        s.send("p2", f, "ICMP echo reply h2→h1 seq %d" % seq, {"p1": f}, "same record as seq 1's reply")
+    for (src, flags, seq, payload) in [("h1", "S", 100, b""), ("h2", "SA", 500, b""), ("h1", "A", 101, b""),
+                                       ("h1", "PA", 101, b"GET / HTTP/1.0\r\n\r\n"), ("h2", "PA", 501, b"HTTP/1.0 200 OK\r\n\r\n"),
+                                       ("h1", "FA", 119, b""), ("h2", "FA", 520, b""), ("h1", "A", 120, b"")]:
+        if src == "h1":
+            f = tcp(h1, h2, i1, i2, 1234, 80, flags, seq, payload)
+            s.send("p1", f, "TCP h1:1234→h2:80 %s" % flags, {"p2": f}, "flags OR'ed into one record")
+        else:
+            f = tcp(h2, h1, i2, i1, 80, 1234, flags, seq, payload)
+            s.send("p2", f, "TCP h2:80→h1:1234 %s" % flags, {"p1": f}, "flags OR'ed into one record")
+    for n in (1, 2, 3):
+        f = udp(h1, h2, i1, i2, n)
+        s.send("p1", f, "UDP h1:5000→h2:53 #%d" % n, {"p2": f}, "one record of 3")
+    f = udp(h1, h2, i1, i2, 4, tos=0xb9)
+    s.send("p1", f, "UDP h1:5000→h2:53 TOS 0xb9", {"p2": f}, "DSCP 46: its own record, TOS b8 (ECN cleared)")
+    for n in range(25):
+        f = tcp(h3, h1, i3, i1, 2000, 22, "A", 1000 + n, b"keepalive")
+        s.send("p3", f, "TCP h3:2000→h1:22 one a second (%d)" % n, {"p1": f},
+               "active timeout 10 s: split every 10 s", pause_us=999_000)
+    return s
+
+
+def netflow_add_id():
+    s = Scenario(
+        "netflow-add-id",
+        "NetFlow v5 with add_id_to_interface: engine id bits above the port in the interface fields",
+        """
+Rules send IPv4 from p1 to p2 and p3 (output to several ports: `if 1 > 65534`), from p2 to
+p1, and drop the rest (`if 3 > 65533`). NetFlow with `add_id_to_interface = true` and
+`engine_id = 133` (0x85): the low 7 bits of the engine id (5) go into the top 7 bits of both
+interface fields, the port into the low 9 (OVS's rule; 65534 becomes 5 << 9 | 0x1fe).
+""",
+        [{"name": "p1", "ofport": 1}, {"name": "p2", "ofport": 2}, {"name": "p3", "ofport": 3}],
+        rules=["priority=10,ip,in_port=1,actions=output:2,output:3",
+               "priority=10,ip,in_port=2,actions=output:1",
+               "priority=0,actions=drop"],
+        netflow={"targets": ["127.0.0.1:2055"], "engine_type": 0, "engine_id": 133,
+                 "add_id_to_interface": True},
+    )
+    h1, h2, h3 = mac(1), mac(2), mac(3)
+
+    def udp(sm, dm, si, di):
+        return Ether(src=sm, dst=dm) / IP(src=si, dst=di) / UDP(sport=7, dport=9) / Raw(b"netflow")
+
+    f = udp(h1, h2, "10.0.0.1", "10.0.0.2")
+    s.send("p1", f, "UDP 10.0.0.1→10.0.0.2", {"p2": f, "p3": f}, "two outputs: if 1 > 65534")
+    f = udp(h2, h1, "10.0.0.2", "10.0.0.1")
+    s.send("p2", f, "UDP 10.0.0.2→10.0.0.1", {"p1": f}, "if 2 > 1")
+    f = udp(h3, h1, "10.0.0.3", "10.0.0.1")
+    s.send("p3", f, "UDP 10.0.0.3→10.0.0.1", None, "dropped by the rules: if 3 > 65533", drop="rule-drop")
+    return s
+
+
+SCENARIOS = [l2_learning, vlan, vlan_defaults, vlan_native, acl, rewrite, resubmit, nested_tables, fragments, frag_normal, frag_nx_match, frag_drop, vlan_limit_1, vlan_limit_2, mac_move, priorities, malformed, vxlan, geneve, tunnel_drops, vni_isolation, vxlan_arp, tunnel_flow, geneve_options, tunnel_mtu, ct_firewall, ct_snat, ct_dnat, ct_limits, ct_tuple, ct_frag, netflow_basic, netflow_add_id]
 
 
 def build(names=None):

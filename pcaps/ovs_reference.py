@@ -19,6 +19,13 @@ ports are OVS's own native tunnels: the underlay bridge gets LOCAL's MAC as hwad
 address with `netdev-dummy/ip4addr`, its connected route with `ovs/route/add`, and static
 neighbours with `tnl/neigh/set`; LOCAL's transmissions go to OUTDIR/<scenario>/<underlay>.pcap.
 
+A scenario with `netflow` gets OVS's NetFlow on the bridge, sending to UDP sockets of this
+script (one per target, same family); after the frames, `revalidator/purge` deletes the
+datapath flows (and so sends their records), and the datagrams are written as
+OUTDIR/<scenario>/netflow.txt. `crosscheck.py --ovs` compares their totals per flow and output
+(packets, bytes, TCP flags) with the golden's: record boundaries depend on timing (active
+timeouts, revalidations), as OVS's own NetFlow tests accept.
+
 Known, intended differences from vecswitch: OVS forwards most malformed frames that vecswitch
 drops with a parser reason (see malformed/README.md), and it cannot inject a 0-byte frame.
 With tunnels (each declared in gen.py with `ovs=`, compared with `crosscheck.py --ovs`):
@@ -51,6 +58,8 @@ has no host stack: the scenarios send none).
 import os
 import shutil
 import signal
+import socket
+import threading
 import subprocess
 import sys
 import tempfile
@@ -60,6 +69,7 @@ sys.dont_write_bytecode = True  # keep pcaps/ free of __pycache__
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import gen  # noqa: E402
+import netflow_records  # noqa: E402
 
 # Time between injected frames, so that OVS handles each (and learns from it) before the next.
 GAP = 0.05
@@ -233,6 +243,7 @@ def replay(ovs, s, out):
             f.write("\n".join(s.rules) + "\n")
         ovs.ofctl("del-flows", mgmt)
         ovs.ofctl("add-flows", mgmt, rules)
+    collector = NetflowCollector(ovs, br, s.netflow) if s.netflow else None
     time.sleep(0.3)
     notes = []
     for i, f in enumerate(s.frames):
@@ -245,6 +256,11 @@ def replay(ovs, s, out):
             notes.append("#%d: refused: %s" % (i + 1, r.stderr.strip()))
         time.sleep(GAP)
     time.sleep(0.5)
+    if collector:
+        # As OVS's NetFlow tests end: every datagram flow goes, and its record with it.
+        ovs.appctl("revalidator/purge", check=False)
+        time.sleep(2)
+        collector.write(os.path.join(out, "netflow.txt"))
     with open(os.path.join(out, "dump-flows.txt"), "w") as fh:
         fh.write(ovs.ofctl("dump-flows", mgmt).stdout)
         if under:
@@ -262,6 +278,54 @@ def replay(ovs, s, out):
         ovs.vsctl("del-br", under[0])
     time.sleep(0.3)
     return notes
+
+
+class NetflowCollector:
+    """UDP sockets standing in for a scenario's NetFlow targets (same family, a free port
+    each) and OVS's NetFlow on the bridge sending to them; keeps every datagram with the
+    target the scenario names."""
+
+    def __init__(self, ovs, br, nf):
+        self.socks = []
+        actual = []
+        for t in nf["targets"]:
+            host, _ = t.rsplit(":", 1)
+            v6 = host.startswith("[")
+            sock = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_DGRAM)
+            sock.bind((host.strip("[]"), 0))
+            sock.settimeout(0.2)
+            port = sock.getsockname()[1]
+            self.socks.append((t, sock))
+            actual.append("%s:%d" % (host, port))
+        self.got = []
+        self.done = False
+        self.threads = [threading.Thread(target=self.receive, args=(t, sk)) for t, sk in self.socks]
+        for th in self.threads:
+            th.start()
+        args = ["targets=%s" % ",".join('"%s"' % a for a in actual)]
+        for k in ("engine_type", "engine_id", "active_timeout"):
+            if k in nf:
+                args.append("%s=%d" % (k, nf[k]))
+        args.append("add_id_to_interface=%s" % ("true" if nf.get("add_id_to_interface") else "false"))
+        ovs.vsctl("--", "set", "Bridge", br, "netflow=@nf", "--", "--id=@nf", "create", "NetFlow", *args)
+
+    def receive(self, target, sock):
+        while not self.done:
+            try:
+                d = sock.recv(65536)
+            except socket.timeout:
+                continue
+            self.got.append((target, d))
+
+    def write(self, path):
+        self.done = True
+        for th in self.threads:
+            th.join()
+        for _, sk in self.socks:
+            sk.close()
+        with open(path, "w") as f:
+            for target, d in self.got:
+                f.write("\n".join(netflow_records.lines(target, d)) + "\n")
 
 
 def main(argv):

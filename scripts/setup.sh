@@ -5,6 +5,8 @@ set -euo pipefail
 need=()
 if [ "${1:-}" != demo ]; then
   command -v tshark >/dev/null || need+=(tshark)
+  # nfcapd and nfdump: the real NetFlow collector of the NetFlow namespace test.
+  command -v nfcapd >/dev/null || need+=(nfdump)
   command -v editcap >/dev/null || need+=(wireshark-common)
   command -v systemd-analyze >/dev/null || need+=(systemd)
   /usr/bin/python3 -c 'import scapy' 2>/dev/null || need+=(python3-scapy)

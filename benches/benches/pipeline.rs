@@ -239,5 +239,108 @@ fn full_pipeline(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, parse, actions, full_pipeline);
+/// NetFlow's cost in the pipeline: the same rule (`in_port=1,actions=output:2`) and frames
+/// (1 or 64 UDP flows differing in the source port, EMC insert always) with NetFlow off and
+/// on. On, every flow has a megaflow of its own (NetFlow's mask, as in OVS) whose stats sink
+/// the classifier credits once per batch. Beside them, the per-packet work a NetFlow node
+/// would add instead (a hash-table update per packet on the NetFlow key), alone.
+fn netflow(c: &mut Criterion) {
+    let mut g = c.benchmark_group("netflow");
+    short(&mut g);
+    let emc = ClassifyConfig {
+        emc_insert_inv_prob: 1,
+        ..ClassifyConfig::default()
+    };
+    let simple = "in_port=1,actions=output:2\n";
+    let batch = 32usize;
+    // Off, but with a rule on the UDP source port that splits the megaflows per flow as
+    // NetFlow's mask does: what the split costs without NetFlow's sink.
+    let split = "in_port=1,udp,actions=move:NXM_OF_UDP_SRC[]->NXM_NX_REG0[0..15],output:2\n";
+    for flows in [1u32, 64] {
+        for (on, rules) in [(false, simple), (false, split), (true, simple)] {
+            let Ok(bridge) = bridge_with(rules) else {
+                continue;
+            };
+            if on {
+                let Ok(opts) = netflow::NetflowOptions::parse_args(&["targets=127.0.0.1:2055"])
+                else {
+                    continue;
+                };
+                bridge.set_netflow(Some(std::sync::Arc::new(
+                    netflow::BridgeNetflow::capturing(opts, 0),
+                )));
+            }
+            let Ok(mut rig) = PipelineRig::new(bridge, emc.clone(), sport_frames(flows)) else {
+                continue;
+            };
+            rig.warm(batch);
+            rig.warm(batch);
+            let state = match (on, rules == split) {
+                (true, _) => "on",
+                (false, true) => "off-split",
+                (false, false) => "off",
+            };
+            let name = format!("{state}/{flows}-flows");
+            let (mut n, mut t) = (0u64, Duration::ZERO);
+            g.throughput(Throughput::Elements(batch as u64));
+            g.bench_function(BenchmarkId::new(&name, batch), |b| {
+                b.iter_custom(|iters| {
+                    let t0 = Instant::now();
+                    for _ in 0..iters {
+                        black_box(rig.run_batch(batch));
+                    }
+                    let e = t0.elapsed();
+                    n += iters * batch as u64;
+                    t += e;
+                    e
+                })
+            });
+            report(&format!("netflow/{name}/{batch}"), n, t);
+            if let Some(cl) = rig.classifier() {
+                println!("  {} megaflows", cl.megaflows().len());
+            }
+        }
+        // The alternative: a node hashing every packet's NetFlow key into a table.
+        let keys: Vec<pipeline::FlowKey> = sport_frames(flows)
+            .iter()
+            .filter_map(|f| {
+                let mut meta = pipeline::PacketMeta::default();
+                parse_packet(f, &mut meta).ok().map(|_| meta.key)
+            })
+            .collect();
+        let mut table: hashbrown::HashMap<netflow::NetflowKey, (u64, u64, u16)> =
+            hashbrown::HashMap::new();
+        let (mut n, mut t, mut cursor) = (0u64, Duration::ZERO, 0usize);
+        let name = format!("per-packet-hash/{flows}-flows");
+        g.bench_function(BenchmarkId::new(&name, batch), |b| {
+            b.iter_custom(|iters| {
+                let t0 = Instant::now();
+                for _ in 0..iters {
+                    for _ in 0..batch {
+                        let k = &keys[cursor];
+                        cursor = if cursor + 1 == keys.len() {
+                            0
+                        } else {
+                            cursor + 1
+                        };
+                        if let Some(nk) = netflow::netflow_key(black_box(k)) {
+                            let e = table.entry(nk).or_insert((0, 0, 0));
+                            e.0 += 1;
+                            e.1 += 60;
+                            e.2 |= k.tcp_flags;
+                        }
+                    }
+                }
+                let e = t0.elapsed();
+                n += iters * batch as u64;
+                t += e;
+                e
+            })
+        });
+        report(&format!("netflow/{name}/{batch}"), n, t);
+    }
+    g.finish();
+}
+
+criterion_group!(benches, parse, actions, full_pipeline, netflow);
 criterion_main!(benches);

@@ -3,6 +3,8 @@
 //! programs. Every verb validates all of its input before it changes anything, and a refusal
 //! names the field.
 
+mod netflow;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -158,6 +160,15 @@ pub const VERBS: &[(&str, &str)] = &[
     (
         "ct-set-timeouts [zone=Z] NAME=SECONDS..., ct-get-timeouts [zone=Z], ct-del-timeouts zone=Z",
         "conntrack timeouts, the default ones or a zone's (OVS's timeout policy names: tcp_syn_sent, tcp_established, udp_first, icmp_reply, ...)",
+    ),
+    (
+        "set-netflow BRIDGE targets=IP:PORT[,...] [active_timeout=S] [engine_type=N] [engine_id=N] [add_id_to_interface=true|false]",
+        "NetFlow v5 export on a bridge, as OVS's NetFlow table (active_timeout 0 or -1: 600 s)",
+    ),
+    ("clear-netflow BRIDGE", "NetFlow off"),
+    (
+        "show-netflow [BRIDGE]",
+        "NetFlow settings and counters: records, datagrams, send failures per target",
     ),
 ];
 
@@ -358,6 +369,10 @@ pub fn execute(d: &mut Daemon, argv: &[String], data: Option<&str>) -> Result<Re
         "ct-set-timeouts" | "ct-get-timeouts" | "ct-del-timeouts" => {
             allow(&[])?;
             ct_timeouts(d, verb, &args)
+        }
+        "set-netflow" | "clear-netflow" | "show-netflow" => {
+            allow(&[])?;
+            netflow::netflow(d, verb, &args)
         }
         "help" => match args.first() {
             None => Ok(Reply::new(crate::help::overview(), json!(VERBS))),

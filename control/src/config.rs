@@ -33,6 +33,13 @@
 //! key = 5000
 //!
 //! neighbours = ["br0 172.31.1.2 aa:55:aa:55:00:02"]      # static, as neigh-add
+//!
+//! [bridge.netflow]          # NetFlow v5 export of the bridge above, as set-netflow
+//! targets = ["127.0.0.1:2055", "[::1]:9995"]
+//! active_timeout = 60       # seconds; 0 and -1: 600
+//! engine_type = 0
+//! engine_id = 7
+//! add_id_to_interface = false
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -77,6 +84,7 @@ struct BridgeFile {
     frag_mode: Option<String>,
     #[serde(rename = "tlv-map")]
     tlv_map: Option<String>,
+    netflow: Option<netflow::NetflowOptions>,
     #[serde(default)]
     port: Vec<toml::Table>,
 }
@@ -92,6 +100,8 @@ pub struct BridgeConfig {
     pub rules: Option<(String, String)>,
     /// The Geneve TLV map (`tlv-map`, as `add-tlv-map` takes it).
     pub tlv_map: Option<openflow::tlv::TlvMap>,
+    /// NetFlow export (`[bridge.netflow]`, the settings `set-netflow` takes).
+    pub netflow: Option<netflow::NetflowOptions>,
     pub ports: Vec<PortSpec>,
 }
 
@@ -120,6 +130,7 @@ impl Config {
                 frag_mode: openflow::FragMode::default(),
                 rules: None,
                 tlv_map: None,
+                netflow: None,
                 ports: Vec::new(),
             }],
             neighbours: Vec::new(),
@@ -228,7 +239,12 @@ impl Config {
                 }
                 None => None,
             };
+            if let Some(nf) = &b.netflow {
+                nf.validate()
+                    .map_err(|e| anyhow!("bridge {}: netflow: {e}", b.name))?;
+            }
             bridges.push(BridgeConfig {
+                netflow: b.netflow,
                 name: b.name,
                 local: b.local.unwrap_or(true),
                 frag_mode,
@@ -292,6 +308,10 @@ pub fn build(config: &Config) -> Result<Daemon> {
         for p in &b.ports {
             d.add_port(&b.name, p.clone())
                 .with_context(|| format!("bridge {} port {}", b.name, p.name))?;
+        }
+        if let Some(nf) = &b.netflow {
+            d.set_netflow(&b.name, Some(nf.clone()))
+                .with_context(|| format!("bridge {}: netflow", b.name))?;
         }
     }
     for n in &config.neighbours {
@@ -375,6 +395,42 @@ mod tests {
         assert!(e.contains("frag-mode") && e.contains("nx-match"), "{e}");
         let c = Config::parse("[[bridge]]\nname = \"b\"\nfrag-mode = \"drop\"\n", dir).unwrap();
         assert_eq!(c.bridges[0].frag_mode, openflow::FragMode::Drop);
+    }
+
+    #[test]
+    fn a_bridge_netflow_table_is_read_and_checked() {
+        let dir = Path::new(".");
+        let c = Config::parse(
+            "[[bridge]]\nname = \"b\"\n[bridge.netflow]\ntargets = [\"127.0.0.1:2055\", \"[::1]:9995\"]\n\
+             active_timeout = 60\nengine_id = 7\nadd_id_to_interface = true\n",
+            dir,
+        )
+        .unwrap();
+        let nf = c.bridges[0].netflow.as_ref().unwrap();
+        assert_eq!(nf.targets.len(), 2);
+        assert_eq!(
+            (nf.engine_type, nf.engine_id, nf.active_timeout_ms()),
+            (0, 7, 60_000)
+        );
+        assert!(nf.add_id_to_interface);
+        for (bad, field) in [
+            ("targets = []", "targets"),
+            ("targets = [\"localhost:2055\"]", "targets"),
+            (
+                "targets = [\"1.2.3.4:5\"]\nactive_timeout = -5",
+                "active_timeout",
+            ),
+            ("targets = [\"1.2.3.4:5\"]\nengine_id = 300", "engine_id"),
+            ("targets = [\"1.2.3.4:5\"]\nsampling = 1", "sampling"),
+        ] {
+            let e = Config::parse(
+                &format!("[[bridge]]\nname = \"b\"\n[bridge.netflow]\n{bad}\n"),
+                dir,
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains(field), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -64,6 +64,14 @@ const DETAILS: &[(&str, &str)] = &[
   pmd-cores=A,B,...     the cores PMD threads run on (threads are moved and queues placed again)",
     ),
     (
+        "set-netflow",
+        "  targets=IP:PORT[,IP:PORT...]  collectors (IPv6 as [ADDR]:PORT); each gets every datagram
+  active_timeout=S              seconds between records of a long flow; 0 and -1: 600 (as OVS)
+  engine_type=N, engine_id=N    0..255, in every header (default 0)
+  add_id_to_interface=true      engine_id's low 7 bits above the port's low 9 in the interfaces
+  Again on a bridge with NetFlow: new settings, records kept. A bad value is refused naming it.",
+    ),
+    (
         "dump-conntrack",
         "  zone=N  only the connections of conntrack zone N",
     ),

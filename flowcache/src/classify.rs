@@ -294,6 +294,14 @@ impl<U: Upcall> Classify<U> {
         n
     }
 
+    /// The upkeep a frame gets first (the upcall's tick, revalidation when the generation
+    /// moved, the idle sweep), without a frame: an idle PMD calls it, so that megaflows age and
+    /// follow changes (and their sinks go with them) when no traffic comes.
+    pub fn upkeep(&mut self, now_ns: u64) {
+        self.maintain(now_ns);
+        self.cache.release_deferred();
+    }
+
     /// Revalidates now, whether or not the generation moved (control plane).
     pub fn revalidate_now(&mut self, now_ns: u64) -> usize {
         let n = self.revalidate(now_ns);
@@ -1000,6 +1008,30 @@ mod tests {
         assert_eq!(s.upcalls, 3);
         assert_eq!(r.drain(3).len(), 1);
         assert_eq!(r.drain(2).len(), 1);
+    }
+
+    #[test]
+    fn upkeep_without_frames_ages_megaflows_and_drops_their_sinks() {
+        let sec = 1_000_000_000u64;
+        let mut r = Rig::new(
+            FakeUpcall::new(&[(80, 2)]),
+            ClassifyConfig {
+                megaflow_idle_ns: 5 * sec,
+                ..ClassifyConfig::default()
+            },
+        );
+        r.run(&[(1, 80, 60)], 0);
+        r.drain(2);
+        let sink = r.node.upcall_mut().sink(80);
+        let held = Arc::strong_count(&sink);
+        r.node.upkeep(4 * sec);
+        assert_eq!(r.node.megaflows().len(), 1, "not idle long enough");
+        r.node.upkeep(5 * sec);
+        assert_eq!(r.node.megaflows().len(), 0);
+        assert_eq!(r.node.stats().idle_evicted, 1);
+        // The megaflow's reference to its sink went with it (NetFlow sees its flow gone).
+        assert_eq!(Arc::strong_count(&sink), held - 1);
+        assert_eq!(r.node.upcall().ticks, vec![0, 4 * sec, 5 * sec]);
     }
 
     #[test]

@@ -5,7 +5,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
+use netflow::BridgeNetflow;
 use pipeline::{FlowKey, Upcall, UpcallResult};
 
 use crate::error::BundleError;
@@ -14,9 +15,7 @@ use crate::recirc::{Conntrack, Hooks, RecircTable};
 use crate::rule::FlowMod;
 use crate::ruleset::{ApplyReport, FlowTables, Rule};
 use crate::tlv::{TlvError, TlvMap};
-use crate::xlate::{
-    translate_frozen, translate_marked, FragMode, Frozen, TunnelMark, XlateEnv, XlateHooks,
-};
+use crate::xlate::{translate_netflow, FragMode, Frozen, TunnelMark, XlateEnv, XlateHooks};
 
 /// One bridge: ports, MAC table, rules.
 pub struct Bridge {
@@ -26,6 +25,8 @@ pub struct Bridge {
     rules: FlowTables,
     frag_mode: ArcSwap<FragMode>,
     tlv: ArcSwap<TlvMap>,
+    /// NetFlow, when on: its translations give megaflows NetFlow's mask and a stats sink.
+    netflow: ArcSwapOption<BridgeNetflow>,
 }
 
 /// What a datapath adds to a bridge's translation.
@@ -38,6 +39,9 @@ pub struct DatapathContext<'a> {
     pub hooks: Option<&'a dyn XlateHooks>,
     /// A recirculated packet's frozen state: the translation starts from there.
     pub frozen: Option<&'a Frozen>,
+    /// The translation is a packet's own, not the underlay's part of a tunnel output:
+    /// NetFlow (when on) accounts it, unless it is recirculated (`frozen`), as in OVS.
+    pub netflow: bool,
 }
 
 impl Bridge {
@@ -49,6 +53,7 @@ impl Bridge {
             rules: FlowTables::new(),
             frag_mode: ArcSwap::from_pointee(FragMode::default()),
             tlv: ArcSwap::from_pointee(TlvMap::default()),
+            netflow: ArcSwapOption::empty(),
         }
     }
 
@@ -86,6 +91,18 @@ impl Bridge {
     /// Replaces the port list (moves the generation).
     pub fn set_ports(&self, ports: Vec<NormalPort>) {
         self.ports.store(Arc::new(ports));
+        self.port_changes.fetch_add(1, Ordering::Release);
+    }
+
+    /// NetFlow of the bridge, if on.
+    pub fn netflow(&self) -> Option<Arc<BridgeNetflow>> {
+        self.netflow.load_full()
+    }
+
+    /// Turns NetFlow on (or off with `None`); every megaflow is revalidated at once (the
+    /// config generation moves), so each gets NetFlow's mask and sink, or loses them.
+    pub fn set_netflow(&self, netflow: Option<Arc<BridgeNetflow>>) {
+        self.netflow.store(netflow);
         self.port_changes.fetch_add(1, Ordering::Release);
     }
 
@@ -132,6 +149,7 @@ impl Bridge {
     pub fn translate_learning(&self, key: &FlowKey, now_ns: u64, learn: bool) -> UpcallResult {
         let dp = DatapathContext {
             options: key.tun_opts_inline(),
+            netflow: true,
             ..DatapathContext::default()
         };
         self.translate_marked(key, dp, now_ns, learn).0
@@ -160,10 +178,15 @@ impl Bridge {
             tun_options: dp.options,
             hooks: dp.hooks,
         };
-        match dp.frozen {
-            Some(z) => translate_frozen(&env, key, z),
-            None => translate_marked(&env, key),
+        let (mut r, marks, nf_output) = translate_netflow(&env, key, dp.frozen);
+        if dp.netflow && dp.frozen.is_none() {
+            if let Some(nf) = &*self.netflow.load() {
+                // OVS's netflow_mask_wc: one megaflow, one record.
+                netflow::mask_wc(key, &mut r.mask);
+                r.sinks.extend(nf.sink(key, nf_output));
+            }
         }
+        (r, marks)
     }
 
     /// The part of [`Bridge::generation`] that rules and ports move (not the MAC table).
@@ -243,6 +266,7 @@ impl BridgeUpcall {
             options: key.tun_opts_inline(),
             hooks: Some(&hooks),
             frozen: frozen.as_ref(),
+            netflow: true,
         };
         let mut r = self.0.translate_marked(key, dp, now_ns, learn).0;
         r.mask.recirc_id = u32::MAX;

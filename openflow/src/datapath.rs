@@ -334,6 +334,7 @@ impl DatapathUpcall {
             options: &options,
             hooks: Some(&hooks),
             frozen: thawed.as_ref(),
+            netflow: true,
         };
         let (mut r, marks) = b.bridge.translate_marked(&bridge_key, dp, now_ns, learn);
         let mut marks = marks.into_iter().peekable();

@@ -476,6 +476,8 @@ pub struct MacUse<'a> {
 /// stay) or `PopVlan`. That is one edit at most, except for a priority-tagged frame from an
 /// access port flooded to both kinds of port: `SetVlanVid` for the trunks, then `PopVlan`.
 ///
+/// Returns where the packet went, for NetFlow's output interface.
+///
 /// Read [`MacTable::generation`] before calling, and tag the megaflow with that value.
 pub fn normal_xlate(
     key: &FlowKey,
@@ -484,10 +486,10 @@ pub fn normal_xlate(
     actions: &mut Vec<DpAction>,
     mask: &mut FlowKey,
     sinks: &mut Vec<Arc<dyn StatsSink>>,
-) {
+) -> NormalOutput {
     mask.in_port = u32::MAX;
     let Some(in_port) = ports.iter().find(|p| p.ofport == key.in_port) else {
-        return;
+        return NormalOutput::Dropped;
     };
 
     // Input VLAN.
@@ -499,12 +501,12 @@ pub fn normal_xlate(
         0
     };
     let Some(vlan) = in_port.vlan.input_vlan(in_vid) else {
-        return;
+        return NormalOutput::Dropped;
     };
 
     mask.dl_dst = [0xff; 6];
     if is_reserved(key.dl_dst) {
-        return;
+        return NormalOutput::Dropped;
     }
 
     // Learning: never from a multicast source (a broken or malicious sender).
@@ -535,7 +537,7 @@ pub fn normal_xlate(
     };
     if let Some(port) = learned {
         if port == in_port.ofport {
-            return;
+            return NormalOutput::Dropped;
         }
         // A port that left the bridge or the VLAN since it was learned is stale: flood,
         // as Open vSwitch does.
@@ -551,7 +553,7 @@ pub fn normal_xlate(
                 actions,
                 mask,
             );
-            return;
+            return NormalOutput::Port(out.ofport);
         }
     }
     let in_ofport = in_port.ofport;
@@ -563,6 +565,17 @@ pub fn normal_xlate(
         actions,
         mask,
     );
+    NormalOutput::Flooded
+}
+
+/// Where NORMAL sent a packet, as NetFlow reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NormalOutput {
+    Dropped,
+    /// To one learned port.
+    Port(u32),
+    /// Flooded (unknown, broadcast or multicast destination).
+    Flooded,
 }
 
 /// Appends the outputs to the ports of `candidates` that `selected` keeps, with the VLAN

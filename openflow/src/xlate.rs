@@ -4,13 +4,14 @@
 
 use std::sync::Arc;
 
+use netflow::{NF_OUT_DROP, NF_OUT_FLOOD, NF_OUT_MULTI};
 use pipeline::field::{complete_megaflow_mask, Slot, Write, CT_LABEL, CT_MARK, VLAN_PCP, VLAN_VID};
 use pipeline::flowkey::{FRAG_ANY, TUN_OPTS_LEN, VLAN_PRESENT};
 use pipeline::{DpAction, ExecDrop, FlowKey, StatsSink, UpcallResult};
 
 use crate::ct::{CtAction, CtAlg, CtZone, Nat};
 
-use crate::normal::{normal_xlate, MacTable, MacUse, NormalPort};
+use crate::normal::{normal_xlate, MacTable, MacUse, NormalOutput, NormalPort};
 use crate::rule::{Action, Field, FieldRef, Fields, OFPP_LOCAL};
 use crate::ruleset::RuleSet;
 use crate::tlv::TlvMap;
@@ -125,6 +126,18 @@ struct Xlate<'a> {
     /// goto included) are skipped, and the caller's go on (Open vSwitch's `compose_dec_ttl`).
     stop_table: bool,
     marks: Vec<TunnelMark>,
+    /// NetFlow's output interface (an OpenFlow port, 16-bit, or `netflow::NF_OUT_*`), kept
+    /// as Open vSwitch's `nf_output_iface`.
+    nf_output: u16,
+}
+
+/// An OpenFlow port as NetFlow reports it: OpenFlow 1.0's 16-bit numbers (LOCAL = 65534).
+pub fn nf_port(port: u32) -> u16 {
+    if port >= 0xffff_ff00 {
+        (port - 0xffff_0000) as u16
+    } else {
+        port as u16
+    }
 }
 
 /// Translates `key` starting at table 0 with zeroed registers and metadata.
@@ -157,6 +170,18 @@ fn translate_from(
     key: &FlowKey,
     frozen: Option<&Frozen>,
 ) -> (UpcallResult, Vec<TunnelMark>) {
+    let (r, marks, _) = translate_netflow(env, key, frozen);
+    (r, marks)
+}
+
+/// [`translate_marked`] (from `frozen` when given) that also says where the packet went for
+/// NetFlow: an OpenFlow port ([`nf_port`]) or `netflow::NF_OUT_FLOOD`, `NF_OUT_MULTI`,
+/// `NF_OUT_DROP`, decided as Open vSwitch's `xlate_output_action` decides it.
+pub fn translate_netflow(
+    env: &XlateEnv<'_>,
+    key: &FlowKey,
+    frozen: Option<&Frozen>,
+) -> (UpcallResult, Vec<TunnelMark>, u16) {
     let mut f = Fields::from_key(key);
     if let Some(z) = frozen {
         f.regs = z.regs;
@@ -179,6 +204,7 @@ fn translate_from(
         too_deep: false,
         stop_table: false,
         marks,
+        nf_output: NF_OUT_DROP,
     };
     if key.is_ip() {
         let fragment = key.nw_frag & FRAG_ANY != 0;
@@ -200,7 +226,7 @@ fn translate_from(
                         mask: complete_megaflow_mask(x.wc.key),
                         sinks: Vec::new(),
                     };
-                    return (r, Vec::new());
+                    return (r, Vec::new(), NF_OUT_DROP);
                 }
             }
             _ => {}
@@ -227,7 +253,7 @@ fn translate_from(
         mask: complete_megaflow_mask(x.wc.key),
         sinks: x.sinks,
     };
-    (r, x.marks)
+    (r, x.marks, x.nf_output)
 }
 
 impl Xlate<'_> {
@@ -287,15 +313,21 @@ impl Xlate<'_> {
     fn output(&mut self, port: u32) {
         if port != self.in_port() {
             self.actions.push(DpAction::Output(port));
+            self.nf_output = nf_port(port);
         }
     }
 
-    fn action(&mut self, a: &Action, cur_table: u8) {
+    /// An action that sends (output, in_port, flood, all, local, NORMAL, controller), with
+    /// NetFlow's output interface combined as Open vSwitch's `xlate_output_action` does: a
+    /// flood stays a flood, nothing sent keeps what was, a second port makes "several".
+    fn sending_action(&mut self, a: &Action) {
+        let prev = std::mem::replace(&mut self.nf_output, NF_OUT_DROP);
         match a {
             Action::Output(p) => self.output(*p),
             Action::InPort => {
                 let p = self.in_port();
                 self.actions.push(DpAction::Output(p));
+                self.nf_output = nf_port(p);
             }
             Action::Flood | Action::All => {
                 let in_port = self.in_port();
@@ -305,15 +337,14 @@ impl Xlate<'_> {
                         self.actions.push(DpAction::Output(p.ofport));
                     }
                 }
+                self.nf_output = NF_OUT_FLOOD;
             }
-            Action::Local => {
-                if self.env.ports.iter().any(|p| p.ofport == OFPP_LOCAL) {
-                    self.output(OFPP_LOCAL);
-                }
+            Action::Local if self.env.ports.iter().any(|p| p.ofport == OFPP_LOCAL) => {
+                self.output(OFPP_LOCAL);
             }
             Action::Normal => {
                 let before = self.actions.len();
-                normal_xlate(
+                let out = normal_xlate(
                     &self.f.key,
                     self.env.ports,
                     MacUse {
@@ -325,9 +356,36 @@ impl Xlate<'_> {
                     &mut self.wc.key,
                     &mut self.sinks,
                 );
+                self.nf_output = match out {
+                    NormalOutput::Dropped => NF_OUT_DROP,
+                    NormalOutput::Port(p) => nf_port(p),
+                    NormalOutput::Flooded => NF_OUT_FLOOD,
+                };
                 self.restore_vlan(before);
             }
             Action::Controller => self.actions.push(DpAction::Controller),
+            _ => {}
+        }
+        self.nf_output = if prev == NF_OUT_FLOOD {
+            NF_OUT_FLOOD
+        } else if self.nf_output == NF_OUT_DROP {
+            prev
+        } else if prev != NF_OUT_DROP && self.nf_output != NF_OUT_FLOOD {
+            NF_OUT_MULTI
+        } else {
+            self.nf_output
+        };
+    }
+
+    fn action(&mut self, a: &Action, cur_table: u8) {
+        match a {
+            Action::Output(_)
+            | Action::InPort
+            | Action::Flood
+            | Action::All
+            | Action::Local
+            | Action::Normal
+            | Action::Controller => self.sending_action(a),
             Action::SetField { field, value } => self.write(FieldRef::whole(*field), *value),
             Action::Load { dst, value } => self.write(*dst, *value),
             Action::Move { src, dst } => {
@@ -947,5 +1005,87 @@ mod tests {
                 " cookie=0x0, duration=2.500s, table=1, n_packets=3, n_bytes=180, actions=output:2",
             ]
         );
+    }
+
+    /// NetFlow's output interface of `flows` for `key`.
+    fn nf_out(b: &Bridge, key: &FlowKey) -> u16 {
+        let rules = b.rules().load();
+        let ports = b.ports();
+        let tlv = b.tlv_map();
+        let env = XlateEnv {
+            rules: &rules,
+            ports: &ports,
+            macs: b.macs(),
+            now_ns: 0,
+            learn: true,
+            frag_mode: FragMode::Normal,
+            tlv: &tlv,
+            tun_options: &[],
+            hooks: None,
+        };
+        translate_netflow(&env, key, None).2
+    }
+
+    #[test]
+    fn netflow_output_interface_as_ovs_decides_it() {
+        let k = ip_key(7);
+        let cases = [
+            ("actions=output:2\n", 2),
+            ("actions=local\n", NF_OUT_DROP), // no LOCAL port on this bridge
+            ("actions=drop\n", NF_OUT_DROP),
+            ("actions=output:1\n", NF_OUT_DROP), // the input port: not sent
+            ("actions=in_port\n", 1),
+            ("actions=output:2,output:3\n", NF_OUT_MULTI),
+            ("actions=output:2,output:2\n", NF_OUT_MULTI), // OVS: any second output
+            ("actions=flood\n", NF_OUT_FLOOD),
+            ("actions=all,output:2\n", NF_OUT_FLOOD),
+            ("actions=output:2,flood\n", NF_OUT_FLOOD),
+            ("actions=controller,output:3\n", 3),
+            (
+                "actions=output:2,resubmit(,1)\ntable=1,actions=output:3\n",
+                NF_OUT_MULTI,
+            ),
+            ("actions=NORMAL\n", NF_OUT_FLOOD),
+        ];
+        for (flows, want) in cases {
+            assert_eq!(nf_out(&bridge(flows), &k), want, "{flows}");
+        }
+        // NORMAL after learning: the learned port.
+        let b = bridge("actions=NORMAL\n");
+        let mut back = ip_key(7);
+        back.in_port = 2;
+        back.dl_src = [0, 0, 0, 0, 0, 2];
+        back.dl_dst = [0, 0, 0, 0, 0, 1];
+        assert_eq!(nf_out(&b, &k), NF_OUT_FLOOD);
+        assert_eq!(nf_out(&b, &back), 1);
+        assert_eq!(nf_port(OFPP_LOCAL), 65534);
+    }
+
+    #[test]
+    fn netflow_on_a_bridge_unwildcards_its_fields_and_adds_a_sink() {
+        let b = bridge("actions=output:2\n");
+        let plain = b.translate(&ip_key(7), 0);
+        assert_eq!((plain.mask.nw_src, plain.mask.tp_src), (0, 0));
+        let opts = netflow::NetflowOptions::parse_args(&["targets=127.0.0.1:2055"]).unwrap();
+        let nf = Arc::new(netflow::BridgeNetflow::capturing(opts, 0));
+        let before = b.config_generation();
+        b.set_netflow(Some(nf.clone()));
+        assert_ne!(b.config_generation(), before, "megaflows are revalidated");
+        let r = b.translate(&ip_key(7), 0);
+        assert_eq!(r.actions, plain.actions);
+        assert_eq!(
+            (
+                r.mask.nw_src,
+                r.mask.nw_dst,
+                r.mask.tp_src,
+                r.mask.tp_dst,
+                r.mask.nw_tos
+            ),
+            (u32::MAX, u32::MAX, 0xffff, 0xffff, 0xfc)
+        );
+        assert_eq!(r.sinks.len(), plain.sinks.len() + 1);
+        assert_eq!(nf.status().megaflows, 1);
+        b.set_netflow(None);
+        assert_eq!(b.translate(&ip_key(7), 0).mask, plain.mask);
     }
 }

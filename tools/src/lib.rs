@@ -6,6 +6,7 @@
 #![deny(unsafe_code)]
 
 pub mod demo;
+pub mod netflow_capture;
 pub mod netns;
 pub mod pktgen;
 pub mod probe;

@@ -6,6 +6,7 @@
 //! `DatapathUpcall`, as the daemon builds them (see [`underlay_switch`]).
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::Path;
 
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use datapath::conntrack::DatapathConntrack;
 use datapath::daemon::sweep_conntrack;
 use datapath::switch::{PortStats, Switch, SwitchPort, POOL_FRAMES};
 use datapath::tunnel_ports::{tunnel_output, tunnel_receive};
+use netflow::BridgeNetflow;
 use openflow::datapath::{DatapathBridge, DatapathUpcall, Underlay};
 use openflow::normal::{MacTable, NormalPort, VlanMode, DEFAULT_AGING_NS, DEFAULT_MAX_ENTRIES};
 use openflow::{Bridge, BridgeUpcall, FragMode, DEFAULT_RULES, OFPP_LOCAL};
@@ -365,25 +367,43 @@ pub fn replay(scenario: &Scenario, out: &Path) -> Result<ReplayReport> {
         None => {
             let upcall = upcall_for(scenario, start_ns)?
                 .with_conntrack(Arc::new(DatapathConntrack(ct.clone())));
+            // NetFlow on the virtual clock (pcap time is Unix time: no wall offset).
+            let mut nf = scenario.netflow.as_ref().map(|o| {
+                let nf = Arc::new(BridgeNetflow::capturing(o.clone(), start_ns));
+                upcall.bridge().set_netflow(Some(nf.clone()));
+                NetflowClock {
+                    nf,
+                    next_ns: start_ns + NETFLOW_TICK_NS,
+                    sent: Vec::new(),
+                }
+            });
             let names: Vec<(String, u32)> = scenario
                 .ports
                 .iter()
                 .map(|p| (p.name.clone(), p.ofport))
                 .collect();
             let mut switch = Switch::new(&names, upcall, config)?;
-            let now = run(scenario, &mut switch, &arrivals, out, &ct)?;
+            let now = run(scenario, &mut switch, &arrivals, out, &ct, nf.as_mut())?;
             let mut report = build_report(scenario, &mut switch);
             report.conntrack = dump_conntrack(&ct, now);
             if let Some(c) = switch.classifier() {
                 report.classify = c.stats().to_map();
                 report.megaflows = PerBridge::One(c.dump_megaflows_text(now));
                 report.flows = PerBridge::One(c.upcall().bridge().dump_flows(now));
+                if let Some(nf) = &mut nf {
+                    // The end, as OVS's tests stop the switch: every megaflow goes, and
+                    // its record with it.
+                    nf.advance(now);
+                    c.flush();
+                    nf.run_at(now);
+                    crate::netflow_capture::write(out, &nf.sent)?;
+                }
             }
             report
         }
         Some(u) => {
             let (mut switch, bridges) = underlay_switch(scenario, u, config, start_ns, &ct)?;
-            let now = run(scenario, &mut switch, &arrivals, out, &ct)?;
+            let now = run(scenario, &mut switch, &arrivals, out, &ct, None)?;
             let mut report = build_report(scenario, &mut switch);
             report.conntrack = dump_conntrack(&ct, now);
             report.megaflows = PerBridge::Each(
@@ -443,16 +463,48 @@ fn dump_conntrack(table: &ConnTable, now_ns: u64) -> Vec<String> {
         .collect()
 }
 
+/// Clock time between two NetFlow runs (the daemon's housekeeping period).
+const NETFLOW_TICK_NS: u64 = 1_000_000_000;
+
+/// NetFlow of a replay: run every second of the virtual clock, its datagrams kept with the
+/// time they left.
+struct NetflowClock {
+    nf: Arc<BridgeNetflow>,
+    next_ns: u64,
+    sent: Vec<(u64, SocketAddr, Vec<u8>)>,
+}
+
+impl NetflowClock {
+    /// Runs NetFlow at every whole second (from the start) up to `now_ns`.
+    fn advance(&mut self, now_ns: u64) {
+        while self.next_ns <= now_ns {
+            self.run_at(self.next_ns);
+            self.next_ns += NETFLOW_TICK_NS;
+        }
+    }
+
+    fn run_at(&mut self, now_ns: u64) {
+        self.nf.run(now_ns);
+        self.sent.extend(
+            self.nf
+                .take_captured()
+                .into_iter()
+                .map(|(to, d)| (now_ns, to, d)),
+        );
+    }
+}
+
 /// Feeds `arrivals` (capture time, switch port index, frame) through `switch` and writes
 /// every port's transmissions to `<out>/<port>.pcap` (tunnel ports have none); expires
-/// the connections of `conntrack` on the virtual clock after each batch. Returns the virtual
-/// time at the end.
+/// the connections of `conntrack` on the virtual clock after each batch, and runs NetFlow
+/// every second of it. Returns the virtual time at the end.
 fn run<U: Upcall + 'static>(
     scenario: &Scenario,
     switch: &mut Switch<U>,
     arrivals: &[(u64, usize, Frame)],
     out: &Path,
     conntrack: &ConnTable,
+    mut netflow: Option<&mut NetflowClock>,
 ) -> Result<u64> {
     let batch = scenario.options.batch.unwrap_or(32);
     let tunnel = |name: &str| {
@@ -487,6 +539,9 @@ fn run<U: Upcall + 'static>(
         }
         let run = &arrivals[start..end];
         now = run[run.len() - 1].0;
+        if let Some(nf) = netflow.as_deref_mut() {
+            nf.advance(run[0].0);
+        }
         switch.receive(
             port,
             run.iter().map(|(ts, _, f)| (f.data.as_slice(), *ts)),

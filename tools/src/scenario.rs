@@ -101,6 +101,9 @@ pub struct Scenario {
     pub underlay: Option<ScenarioUnderlay>,
     /// The bridge's Geneve TLV map (`add-tlv-map` syntax), checked as `add-tlv-map` checks it.
     pub tlv_map: Option<String>,
+    /// NetFlow export (`[netflow]`, the settings of `set-netflow`): the datagrams are kept
+    /// and written as `netflow.pcap` and `netflow.txt`.
+    pub netflow: Option<netflow::NetflowOptions>,
 }
 
 #[derive(Deserialize)]
@@ -120,6 +123,8 @@ struct RawScenario {
     underlay: Option<RawUnderlay>,
     #[serde(default)]
     tlv_map: Option<String>,
+    #[serde(default)]
+    netflow: Option<netflow::NetflowOptions>,
 }
 
 #[derive(Deserialize)]
@@ -309,6 +314,19 @@ impl Scenario {
                 field("tlv_map".into(), reason.to_string())
             })?;
         }
+        if let Some(nf) = &raw.netflow {
+            if underlay.is_some() {
+                return Err(field(
+                    "netflow".into(),
+                    "not yet in a scenario with an [underlay]".into(),
+                ));
+            }
+            nf.validate().map_err(|e| {
+                let text = e.to_string();
+                let (name, reason) = text.split_once(": ").unwrap_or(("", &text));
+                field(format!("netflow.{name}"), reason.to_string())
+            })?;
+        }
         let rules = rules_path(raw.rules, dir, "rules", &field)?;
         Ok(Scenario {
             dir: dir.to_path_buf(),
@@ -319,6 +337,7 @@ impl Scenario {
             options: raw.options,
             underlay,
             tlv_map: raw.tlv_map,
+            netflow: raw.netflow,
         })
     }
 }
@@ -829,6 +848,14 @@ mod tests {
             (
                 "[options]\nbatch=0\n[[port]]\nname='p1'\nofport=1\n",
                 "options.batch",
+            ),
+            (
+                "[netflow]\ntargets=[]\n[[port]]\nname='p1'\nofport=1\n",
+                "netflow.targets",
+            ),
+            (
+                "[netflow]\ntargets=['127.0.0.1:5']\nactive_timeout=-3\n[[port]]\nname='p1'\nofport=1\n",
+                "netflow.active_timeout",
             ),
             ("", "port"),
         ];

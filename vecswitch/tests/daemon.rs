@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::DaemonProc;
+use common::{pcap_sink_for_port_2, DaemonProc, GEN_BRIDGE};
 use control::socket::Response;
 use serde_json::Value;
 
@@ -46,24 +46,6 @@ fn pcap_frames(path: &Path) -> usize {
         n += 1;
     }
     n
-}
-
-const GEN_BRIDGE: &str = "[[bridge]]\nname = \"b0\"\nlocal = false\n";
-
-/// Adds port 1, `sink`, writing `out.pcap` in the daemon's directory, and makes the only rule
-/// `in_port=2,actions=output:1`. Returns the file.
-fn pcap_sink_for_port_2(d: &DaemonProc) -> std::path::PathBuf {
-    let out = d.path("out.pcap");
-    d.ok(&[
-        "add-port",
-        "b0",
-        "sink",
-        "type=pcap",
-        &format!("tx={}", out.display()),
-    ]);
-    d.ok(&["del-flows", "b0"]);
-    d.ok(&["add-flow", "b0", "in_port=2,actions=output:1"]);
-    out
 }
 
 #[test]

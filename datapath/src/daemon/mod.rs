@@ -17,6 +17,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use conntrack::{ConnTable, CtConfig};
 use crossbeam_channel::{Receiver, Sender};
 use flowcache::ClassifyConfig;
+use netflow::{BridgeNetflow, NetflowOptions};
 use openflow::normal::{MacTable, NormalPort, VlanMode, DEFAULT_AGING_NS, DEFAULT_MAX_ENTRIES};
 use pipeline::clock::{Clock, MonotonicClock};
 
@@ -602,12 +603,45 @@ impl Daemon {
         self.replan()
     }
 
-    /// Upkeep, about once a second: rule timeouts and MAC aging without traffic, and ports whose
-    /// interface disappeared stop being polled (they show as down).
+    /// Turns NetFlow on a bridge on or changes its settings (`Some`), or off (`None`: the
+    /// records not yet sent are dropped, as OVS does). Once this returns, every megaflow of
+    /// the bridge has NetFlow's mask and sink (or has lost them).
+    pub fn set_netflow(&mut self, bridge: &str, options: Option<NetflowOptions>) -> Result<()> {
+        let now = self.now_ns();
+        let of = self.bridge(bridge)?.of.clone();
+        match (options, of.netflow()) {
+            (None, None) => return Ok(()),
+            (None, Some(_)) => of.set_netflow(None),
+            (Some(o), Some(nf)) => nf.set_options(o, now),
+            (Some(o), None) => {
+                let nf = BridgeNetflow::new(o, now);
+                nf.set_wall_offset_ns(self.wall_offset_ns());
+                of.set_netflow(Some(Arc::new(nf)));
+            }
+        }
+        self.barrier()
+    }
+
+    /// Unix time minus the pipeline clock, in ns: NetFlow's headers carry Unix time.
+    fn wall_offset_ns(&self) -> i128 {
+        let unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i128);
+        unix - i128::from(self.now_ns())
+    }
+
+    /// Upkeep, about once a second: rule timeouts and MAC aging without traffic, NetFlow
+    /// (records from the megaflows' counts, expiry, export), and ports whose interface
+    /// disappeared stop being polled (they show as down).
     pub fn housekeeping(&mut self) -> Result<()> {
         let now = self.now_ns();
         for b in &self.bridges {
             b.of.tick(now);
+        }
+        let wall = self.wall_offset_ns();
+        for nf in self.bridges.iter().filter_map(|b| b.of.netflow()) {
+            nf.set_wall_offset_ns(wall);
+            nf.run(now);
         }
         self.neighs.expire(now);
         sweep_conntrack(&self.conntrack, now);

@@ -188,11 +188,25 @@ pub struct DaemonProc {
 impl DaemonProc {
     /// Starts the daemon on `config` (TOML; the socket line is added here).
     pub fn start(config: &str) -> DaemonProc {
+        DaemonProc::start_in(None, config)
+    }
+
+    /// [`DaemonProc::start`] inside network namespace `ns` (`ip netns exec` execs the daemon:
+    /// the child's pid is the daemon's; the control socket is a file, reachable from here).
+    pub fn start_in(ns: Option<&str>, config: &str) -> DaemonProc {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("ctl.sock");
         let cfg = dir.path().join("vecswitch.toml");
         std::fs::write(&cfg, format!("socket = {:?}\n{config}", socket)).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_vecswitch"))
+        let mut cmd = match ns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, env!("CARGO_BIN_EXE_vecswitch")]);
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_vecswitch")),
+        };
+        let child = cmd
             .args(["run", "--config"])
             .arg(&cfg)
             .stdout(Stdio::null())
@@ -539,4 +553,23 @@ pub fn have_testpmd() -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok()
+}
+
+/// A bridge with no LOCAL port, for generator tests.
+pub const GEN_BRIDGE: &str = "[[bridge]]\nname = \"b0\"\nlocal = false\n";
+
+/// Adds port 1, `sink`, writing `out.pcap` in the daemon's directory, and makes the only rule
+/// `in_port=2,actions=output:1`. Returns the file.
+pub fn pcap_sink_for_port_2(d: &DaemonProc) -> std::path::PathBuf {
+    let out = d.path("out.pcap");
+    d.ok(&[
+        "add-port",
+        "b0",
+        "sink",
+        "type=pcap",
+        &format!("tx={}", out.display()),
+    ]);
+    d.ok(&["del-flows", "b0"]);
+    d.ok(&["add-flow", "b0", "in_port=2,actions=output:1"]);
+    out
 }

@@ -403,6 +403,14 @@ impl Pmd {
             } else {
                 self.stats.idle_cycles += end - start;
                 idle = idle.saturating_add(1);
+                // Without frames the classifier still ages its megaflows and revalidates
+                // them after a change (their NetFlow records expire with them).
+                if idle > IDLE_SPIN && (!self.settings.busy_poll || idle.is_multiple_of(4096)) {
+                    let now = self.clock.now_ns();
+                    if let Some(c) = self.switch.classifier() {
+                        c.upkeep(now);
+                    }
+                }
                 if !self.settings.busy_poll && idle > IDLE_SPIN {
                     self.sleep(sleep_us);
                     sleep_us = (sleep_us * 2).min(self.settings.sleep_max_us.max(1));
