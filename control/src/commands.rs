@@ -84,7 +84,10 @@ pub const VERBS: &[(&str, &str)] = &[
         "per-node calls, vectors, cycles (like VPP show runtime)",
     ),
     ("drop-reasons", "every non-zero drop counter"),
-    ("clear-stats", "zero the counters"),
+    (
+        "clear-stats",
+        "zero the counters: ports (their types' own too), nodes, classifier, PMDs",
+    ),
     (
         "set KEY=VALUE...",
         "batch-size, busy-poll, pmd-sleep-max-us, flow-limit, vlan-limit, pmd-cores",
@@ -332,6 +335,9 @@ pub fn execute(d: &mut Daemon, argv: &[String], data: Option<&str>) -> Result<Re
         "clear-stats" => {
             allow(&[])?;
             d.pmd_call_all(|p| p.clear_stats())?;
+            for p in d.bridges.iter_mut().flat_map(|b| b.ports.iter_mut()) {
+                p.clear_counters();
+            }
             Ok(Reply::done("counters cleared"))
         }
         "set" => {
@@ -967,12 +973,7 @@ fn port_stats(d: &Daemon, only: Option<&str>) -> Result<Reply> {
                     }
                 }
             }
-            let mut extra: BTreeMap<String, u64> = BTreeMap::new();
-            for q in &p.queues {
-                for (k, v) in q.lock().counters() {
-                    *extra.entry(k.to_string()).or_default() += v;
-                }
-            }
+            let extra = p.counters();
             let _ = writeln!(
                 text,
                 "  port {} ({}): rx pkts={} bytes={} drop={}  tx pkts={} bytes={} drop={}",

@@ -106,8 +106,23 @@ fn a_generator_feeds_the_graph_and_every_counter_agrees() {
     let mega = d.ok(&["dump-megaflows", "b0"]).text;
     assert!(mega.contains("in_port"), "{mega}");
 
+    let generated = |d: &DaemonProc| {
+        let r = d.ok(&["port-stats", "b0"]).json;
+        let gen = r
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["port"] == "gen0")
+            .cloned();
+        gen.unwrap()["counters"]["rx-generated"].as_u64().unwrap()
+    };
+    assert_eq!(generated(&d), 5000);
     d.ok(&["clear-stats"]);
     assert_eq!(d.port_stat("b0", "gen0", "rx_packets"), 0);
+    // The port type's own counters start from zero too, and the text no longer shows them.
+    assert_eq!(generated(&d), 0);
+    let text = d.ok(&["port-stats", "b0"]).text;
+    assert!(!text.contains("rx-generated"), "{text}");
     // The pcap sink flushes when its port goes.
     d.ok(&["del-port", "b0", "sink"]);
     assert_eq!(pcap_frames(&out), 5000);

@@ -9,6 +9,7 @@
 
 pub mod pmd;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -53,6 +54,31 @@ pub struct PortState {
     /// The MTU of its kernel interface (afxdp, afpacket, tap), read again every second: tunnel
     /// packets sent out of it must fit.
     pub mtu: Option<u16>,
+    /// The port type's counters (summed over its queues) at the last `clear-stats`: they
+    /// count from the port's start, so what is shown is the difference.
+    pub counters_base: BTreeMap<&'static str, u64>,
+}
+
+impl PortState {
+    /// The port type's counters summed over its queues, since the last [`PortState::clear_counters`].
+    pub fn counters(&self) -> BTreeMap<&'static str, u64> {
+        let mut sum: BTreeMap<&'static str, u64> = BTreeMap::new();
+        for q in &self.queues {
+            for (k, v) in q.lock().counters() {
+                *sum.entry(k).or_default() += v;
+            }
+        }
+        for (k, v) in sum.iter_mut() {
+            *v = v.saturating_sub(self.counters_base.get(k).copied().unwrap_or(0));
+        }
+        sum
+    }
+
+    /// Counts the port type's counters from zero again.
+    pub fn clear_counters(&mut self) {
+        self.counters_base = BTreeMap::new();
+        self.counters_base = self.counters();
+    }
 }
 
 /// A bridge.
@@ -736,6 +762,7 @@ fn open_port(bridge: &str, spec: PortSpec, dp_port: u32) -> Result<PortState> {
         queues,
         down: false,
         mtu: None,
+        counters_base: BTreeMap::new(),
     })
 }
 
