@@ -21,8 +21,8 @@ pub const N_REGS: usize = pipeline::field::N_REGS;
 pub const N_TABLES: usize = 255;
 /// Priority of a rule that does not say (OpenFlow's `OFP_DEFAULT_PRIORITY`).
 pub const DEFAULT_PRIORITY: u16 = 32768;
-/// The bridge's own port (`LOCAL`).
-pub const OFPP_LOCAL: u32 = 0xffff_fffe;
+/// The bridge's own port (`LOCAL`), defined once with the megaflow printer that names it.
+pub use pipeline::field::dp::OFPP_LOCAL;
 
 /// Everything a rule can match: the packet's key and the translation context.
 #[derive(Clone, PartialEq, Eq, Debug, Default)]
