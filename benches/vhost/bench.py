@@ -75,6 +75,12 @@ CASES = {
     "ct-10k": (64, ["--forward-mode=5tswap"], "ct", False),
     # ct-1's loop with source NAT (CT_SNAT_FLOWS): every frame is translated, one way or back.
     "ct-snat": (64, ["--forward-mode=5tswap"], "ct-snat", False),
+    # NetFlow v5 (issue 21): the p2p rules in the replay loop with 1 or 64 UDP flows, NetFlow
+    # off and on (NETFLOW_CASES), both switches exporting to a local UDP socket.
+    "nf-1-off": (64, ["--forward-mode=5tswap"], "p2p", False),
+    "nf-1-on": (64, ["--forward-mode=5tswap"], "p2p", False),
+    "nf-64-off": (64, ["--forward-mode=5tswap"], "p2p", False),
+    "nf-64-on": (64, ["--forward-mode=5tswap"], "p2p", False),
 }
 
 # The replay loop, for connection counts a loop of one burst cannot hold (at most 256
@@ -89,7 +95,14 @@ CASES = {
 # v0's full ring (container "source excess", not a loss of the loop). Throughput is what the
 # container receives on v0 and v1, as in the closed loop; read these cases against ct-1-replay
 # (one connection, the same loop), not against ct-1.
-REPLAY_FLOWS = {"ct-1-replay": 1, "ct-64flows": 64, "ct-10k": 10_000}
+REPLAY_FLOWS = {"ct-1-replay": 1, "ct-64flows": 64, "ct-10k": 10_000,
+                "nf-1-off": 1, "nf-1-on": 1, "nf-64-off": 64, "nf-64-on": 64}
+
+# The cases with NetFlow on: active timeout 60 s (no record expires in a run), the records
+# sent to NETFLOW_COLLECTOR, a UDP socket the bench binds and never reads (the kernel keeps
+# what fits in its buffer and drops the rest: neither switch can tell).
+NETFLOW_CASES = ("nf-1-on", "nf-64-on")
+NETFLOW_COLLECTOR = ("127.0.0.1", 29955)
 
 # The ct cases' rules, the same in both switches: every IP frame through ct(table=1,zone=1);
 # new connections from port 1 are committed, established ones pass either way. testpmd sends
@@ -345,10 +358,14 @@ class VecSwitch:
         if kind in RULES:
             rules = self.flows(f"{kind}.flows", "".join(f + "\n" for f in RULES[kind]))
         a, bs = self.sockets()
+        netflow = ""
+        if self.case in NETFLOW_CASES:
+            host, udp = NETFLOW_COLLECTOR
+            netflow = f'[bridge.netflow]\ntargets = ["{host}:{udp}"]\nactive_timeout = 60\n'
         # The LOCAL tap stays: the same set of ports as OVS's bridge (it matters when flooding).
         return (f'[[bridge]]\nname = "br0"\nlocal = true\n{rules}'
                 + port("vhu0", 1, type="vhost-user", socket=a)
-                + port("vhu1", 2, type="vhost-user", socket=bs))
+                + port("vhu1", 2, type="vhost-user", socket=bs) + netflow)
 
     def start(self):
         b = self.b
@@ -437,6 +454,10 @@ class VecSwitch:
         return ct_summary(self, sh([self.binary, "dump-conntrack", "zone=1",
                                     "--socket", self.sock]))
 
+    def megaflows(self):
+        out = sh([self.binary, "dump-megaflows", "--socket", self.sock])
+        return sum("actions:" in line for line in out.splitlines())
+
     def stop(self):
         self.b.stop(self.p, signal.SIGTERM, 10)
         if self.own_taps:
@@ -480,6 +501,10 @@ class OvsDpdk(veth.Ovs):
                            f"ofport_request={ofp}", "type=dpdkvhostuser")
             if CASES[self.case][2] in RULES:
                 self.flows("br0", RULES[CASES[self.case][2]])
+            if self.case in NETFLOW_CASES:
+                host, udp = NETFLOW_COLLECTOR
+                self.vsctl("--", "set", "Bridge", "br0", "netflow=@nf", "--", "--id=@nf",
+                           "create", "NetFlow", f'targets="{host}:{udp}"', "active_timeout=60")
         for _ in range(50):
             if all(os.path.exists(s) for s in self.sockets()):
                 break
@@ -572,6 +597,9 @@ class OvsDpdk(veth.Ovs):
 
     def conntrack(self):
         return ct_summary(self, self.appctl("dpctl/dump-conntrack", "zone=1"))
+
+    def megaflows(self):
+        return sum("actions:" in line for line in self.appctl("dpctl/dump-flows").splitlines())
 
     def stop(self):
         if self.own_taps:
@@ -705,6 +733,9 @@ class Bench(veth.Bench):
                 r["container_source_excess"] = excess
             if CASES[case][2].startswith("ct"):
                 r.update(sw.conntrack())
+            if case.startswith("nf-") and hasattr(sw, "megaflows"):
+                # NetFlow's price is the megaflows it splits: say how many there were.
+                r["megaflows"] = sw.megaflows()
         finally:
             if ct:
                 ct.stop()
@@ -826,6 +857,8 @@ def summarize(runs, name, case):
     for k in ("ct_connections", "ct_translated"):
         if any(k in r for r in runs):
             row[k] = min(r.get(k, 0) for r in runs)
+    if any("megaflows" in r for r in runs):
+        row["megaflows"] = max(r.get("megaflows", 0) for r in runs)
     return row
 
 
@@ -903,6 +936,42 @@ def beside_p2p(res):
     return out
 
 
+# Issue 21: NetFlow on costs vecswitch at most 5% of its rate with 64 flows (on / off >= 0.95).
+NETFLOW_TARGET = 0.95
+
+
+def netflow_cost(res):
+    """Each switch's rate with NetFlow on against off, 1 and 64 flows, per vCPU placement,
+    with the megaflows each held (NetFlow splits them per flow)."""
+    rows = {(r["switch"], r["case"]): r for r in res["rows"]}
+    out = []
+    for flows in (1, 64):
+        for name in sorted({s for s, _ in rows}):
+            on, off = rows.get((name, f"nf-{flows}-on")), rows.get((name, f"nf-{flows}-off"))
+            if not (on and off):
+                continue
+            for where, key, cyc in (("all runs", "mpps", "switch_cycles_per_packet"),
+                                    ("near", "near_mpps", "near_cycles"),
+                                    ("far", "far_mpps", "far_cycles")):
+                if not (on.get(key) and off.get(key)):
+                    continue
+                ratio = on[key] / off[key]
+                line = (f"  {flows} flow(s), {name}, {where}: on {on[key]:.2f} Mpps, "
+                        f"off {off[key]:.2f} Mpps: on/off {ratio:.3f}")
+                if on.get(cyc) and off.get(cyc):
+                    line += f", {on[cyc] - off[cyc]:+.0f} cycles/pkt"
+                mf = [r.get("megaflows") for r in (on, off) if r.get("megaflows") is not None]
+                if len(mf) == 2:
+                    line += f"; megaflows on {mf[0]}, off {mf[1]}"
+                if name == "vecswitch" and flows == 64:
+                    line += (f" (target >= {NETFLOW_TARGET}: "
+                             f"{'met' if ratio >= NETFLOW_TARGET else 'MISSED'})")
+                out.append(line)
+    if out:
+        out.insert(0, "NetFlow on against off (the replay loop, p2p rules):")
+    return out
+
+
 def fmt_cycles(c):
     return f"{c:.0f} cycles/pkt" if c else "cycles/pkt n/a"
 
@@ -932,6 +1001,10 @@ def report(res):
         out.append("Targets:")
         for name, got, want in t:
             out.append(f"  {name} = {got:.2f}x (target >= {want}x): {'met' if got >= want else 'MISSED'}")
+    nf = netflow_cost(res)
+    if nf:
+        out.append("")
+        out += nf
     beside = beside_p2p(res)
     if beside:
         out.append("")
@@ -988,11 +1061,17 @@ def main():
     if not args.ovs_dpdk and "ovs-dpdk" in switches:
         switches.remove("ovs-dpdk")
         b.results["notes"].append("ovs-dpdk skipped: ovs-vswitchd-dpdk not available")
+    collector = None
+    if any(c in NETFLOW_CASES for c in cases):
+        collector = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        collector.bind(NETFLOW_COLLECTOR)
     try:
         for case in cases:
             log(f"== {case}")
             b.run_case(case, [s for s in switches if s != "ceiling" or CASES[case][3]])
     finally:
+        if collector:
+            collector.close()
         b.cleanup()
         path = b.save()
         print(report(b.results))
