@@ -15,7 +15,8 @@ use pipeline::{
 use crate::emc::Emc;
 use crate::megaflow::{MegaflowCache, MegaflowInfo, NO_FLOW};
 
-/// Clock time between two idle sweeps.
+/// Clock time between two idle sweeps, and between two pushes of the megaflows' counts to
+/// their deferred sinks while the PMD is busy.
 const SWEEP_INTERVAL_NS: u64 = 100_000_000;
 /// Clock time between two calls of [`Upcall::tick`].
 const TICK_INTERVAL_NS: u64 = 1_000_000_000;
@@ -299,7 +300,15 @@ impl<U: Upcall> Classify<U> {
     /// follow changes (and their sinks go with them) when no traffic comes.
     pub fn upkeep(&mut self, now_ns: u64) {
         self.maintain(now_ns);
+        self.cache.push_stats();
         self.cache.release_deferred();
+    }
+
+    /// Credits the megaflows' deferred sinks (rule counters, NetFlow) with what they counted
+    /// since the last push. The classifier does it every `SWEEP_INTERVAL_NS` while busy and
+    /// in every [`Classify::upkeep`]; a reader that needs exact counts now (replay) calls it.
+    pub fn push_stats(&mut self) {
+        self.cache.push_stats();
     }
 
     /// Revalidates now, whether or not the generation moved (control plane).
@@ -357,6 +366,7 @@ impl<U: Upcall> Classify<U> {
             .is_none_or(|t| now_ns.saturating_sub(t) >= SWEEP_INTERVAL_NS)
         {
             self.last_sweep_ns = Some(now_ns);
+            self.cache.push_stats();
             let n = self.cache.sweep_idle(now_ns, self.config.megaflow_idle_ns);
             self.stats.idle_evicted += n as u64;
             self.cache.rerank();
@@ -672,9 +682,15 @@ mod tests {
         bytes: AtomicU64,
         flags: AtomicU64,
         used: AtomicU64,
+        /// Not deferrable: credited with every batch.
+        immediate: bool,
     }
 
     impl StatsSink for CountSink {
+        fn deferrable(&self) -> bool {
+            !self.immediate
+        }
+
         fn credit(&self, packets: u64, bytes: u64, tcp_flags: u16, used_ns: u64) {
             self.calls.fetch_add(1, Ordering::Relaxed);
             self.packets.fetch_add(packets, Ordering::Relaxed);
@@ -906,7 +922,10 @@ mod tests {
         // The second packet of 53 hit the megaflow the first one installed.
         let s = *r.node.stats();
         assert_eq!((s.upcalls, s.megaflow_hits), (4, 3));
-        // Sinks credited once per group, with the group's totals.
+        // The sinks are owed the frame until the next push, which credits each once with
+        // its megaflow's totals.
+        assert_eq!(sink80.calls.load(Ordering::Relaxed), 0);
+        r.node.push_stats();
         assert_eq!(sink80.calls.load(Ordering::Relaxed), 1);
         assert_eq!(sink80.packets.load(Ordering::Relaxed), 3);
         assert_eq!(sink80.bytes.load(Ordering::Relaxed), 300);
@@ -947,6 +966,7 @@ mod tests {
         assert_eq!(r.drain(2), vec![ids[0], ids[2], ids[1], ids[3]]);
         let s = *r.node.stats();
         assert_eq!((s.upcalls, s.emc_hits), (2, 6));
+        r.node.push_stats();
         assert_eq!(sink80.packets.load(Ordering::Relaxed), 4);
         assert_eq!(sink80.bytes.load(Ordering::Relaxed), 400);
         assert_eq!(sink81.packets.load(Ordering::Relaxed), 4);
@@ -1008,6 +1028,44 @@ mod tests {
         assert_eq!(s.upcalls, 3);
         assert_eq!(r.drain(3).len(), 1);
         assert_eq!(r.drain(2).len(), 1);
+    }
+
+    #[test]
+    fn deferred_sinks_are_pushed_by_the_sweep_upkeep_and_removal() {
+        let ms = 1_000_000u64;
+        let mut up = FakeUpcall::new(&[(80, 2), (81, 2)]);
+        let lazy = up.sink(80);
+        let eager = Arc::new(CountSink {
+            immediate: true,
+            ..CountSink::default()
+        });
+        up.sinks.insert(81, eager.clone());
+        let mut r = Rig::new(up, ClassifyConfig::default());
+        let packets = |s: &CountSink| s.packets.load(Ordering::Relaxed);
+        r.run(&[(1, 80, 60), (1, 81, 60)], 0);
+        assert_eq!(
+            (packets(&lazy), packets(&eager)),
+            (0, 1),
+            "eager: every batch"
+        );
+        r.run(&[(1, 80, 60), (1, 81, 60)], 50 * ms);
+        assert_eq!((packets(&lazy), packets(&eager)), (0, 2));
+        // The sweep before this frame (100 ms after the last) pushes the first two frames'
+        // counts in one credit, with the last time they were used.
+        r.run(&[(1, 80, 60)], 100 * ms);
+        assert_eq!(packets(&lazy), 2);
+        assert_eq!(lazy.calls.load(Ordering::Relaxed), 1);
+        assert_eq!(lazy.used.load(Ordering::Relaxed), 50 * ms);
+        assert_eq!(lazy.bytes.load(Ordering::Relaxed), 120);
+        // An idle PMD's upkeep pushes everything.
+        r.node.upkeep(120 * ms);
+        assert_eq!(packets(&lazy), 3);
+        // So does a megaflow's removal, before its sinks go.
+        r.run(&[(1, 80, 60)], 130 * ms);
+        r.node.flush();
+        assert_eq!(packets(&lazy), 4);
+        assert_eq!(lazy.calls.load(Ordering::Relaxed), 3);
+        r.drain(2);
     }
 
     #[test]

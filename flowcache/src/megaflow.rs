@@ -75,12 +75,41 @@ pub enum InstallRefused {
 struct Megaflow {
     actions: Arc<[DpAction]>,
     sinks: Box<[Arc<dyn StatsSink>]>,
+    /// Whether the sinks are credited with every batch ([`StatsSink::deferrable`] is false
+    /// for one of them); else they get what `stats` gained since the last
+    /// [`MegaflowCache::push_stats`].
+    immediate: bool,
     stats: MegaflowStats,
+    /// The packets and bytes of `stats` the sinks have been credited with.
+    pushed_packets: u64,
+    pushed_bytes: u64,
+    /// TCP flags since the last push.
+    pending_flags: u16,
+    /// On the cache's `dirty` list: credited since the last push.
+    dirty: bool,
     generation: u32,
     /// Owning subtable, or [`NO_SUBTABLE`] when the slot is free or deleted.
     subtable: u32,
     /// Entry index inside the subtable.
     pos: u32,
+}
+
+impl Megaflow {
+    /// Credits the sinks with what `stats` gained since the last push.
+    #[inline]
+    fn push(&mut self) {
+        let packets = self.stats.packets - self.pushed_packets;
+        if packets != 0 {
+            let bytes = self.stats.bytes - self.pushed_bytes;
+            for s in self.sinks.iter() {
+                s.credit(packets, bytes, self.pending_flags, self.stats.last_used_ns);
+            }
+            self.pushed_packets = self.stats.packets;
+            self.pushed_bytes = self.stats.bytes;
+            self.pending_flags = 0;
+        }
+        self.dirty = false;
+    }
 }
 
 /// All megaflows of one mask.
@@ -267,6 +296,9 @@ pub struct Lookup {
 pub struct MegaflowCache {
     flows: Vec<Megaflow>,
     free: Vec<u32>,
+    /// Megaflows whose deferred sinks are owed a credit (an index may be stale: its
+    /// megaflow's `dirty` says).
+    dirty: Vec<u32>,
     /// Deleted slots not yet reusable: packets of the current batch may still refer to them.
     deferred: Vec<u32>,
     live: usize,
@@ -287,6 +319,7 @@ impl MegaflowCache {
         MegaflowCache {
             flows: Vec::new(),
             free: Vec::new(),
+            dirty: Vec::new(),
             deferred: Vec::new(),
             live: 0,
             subtables: Vec::new(),
@@ -458,7 +491,12 @@ impl MegaflowCache {
                 self.flows.push(Megaflow {
                     actions: self.empty_actions.clone(),
                     sinks: Box::new([]),
+                    immediate: false,
                     stats: MegaflowStats::default(),
+                    pushed_packets: 0,
+                    pushed_bytes: 0,
+                    pending_flags: 0,
+                    dirty: false,
                     generation: 0,
                     subtable: NO_SUBTABLE,
                     pos: 0,
@@ -478,11 +516,16 @@ impl MegaflowCache {
         if let Some(f) = self.flows.get_mut(index as usize) {
             f.actions = actions;
             f.sinks = sinks.into();
+            f.immediate = sinks.iter().any(|s| !s.deferrable());
             f.stats = MegaflowStats {
                 first_used_ns: now_ns,
                 last_used_ns: now_ns,
                 ..MegaflowStats::default()
             };
+            f.pushed_packets = 0;
+            f.pushed_bytes = 0;
+            f.pending_flags = 0;
+            f.dirty = false;
             f.subtable = s;
             f.pos = pos;
         }
@@ -528,6 +571,7 @@ impl MegaflowCache {
     pub fn release_deferred(&mut self) {
         for i in self.deferred.drain(..) {
             if let Some(f) = self.flows.get_mut(i as usize) {
+                f.push();
                 f.actions = self.empty_actions.clone();
                 f.sinks = Box::new([]);
                 self.free.push(i);
@@ -540,8 +584,11 @@ impl MegaflowCache {
         self.interned.retain(|a| Arc::strong_count(a) > 1);
     }
 
-    /// Credits one batch's packets of megaflow `flow` (live or deleted in this batch) and its
-    /// sinks.
+    /// Credits one batch's packets of megaflow `flow` (live or deleted in this batch). Its
+    /// sinks get them now when one of them cannot wait, else at the next
+    /// [`MegaflowCache::push_stats`] (or when the megaflow goes or takes other sinks), as
+    /// Open vSwitch's revalidators push megaflow stats to rules through the xlate cache:
+    /// with many megaflows, the sinks' atomic counters per batch were most of the cost.
     #[inline]
     pub fn credit(&mut self, flow: u32, packets: u64, bytes: u64, tcp_flags: u16, now_ns: u64) {
         if let Some(f) = self.flows.get_mut(flow as usize) {
@@ -549,8 +596,21 @@ impl MegaflowCache {
             f.stats.bytes += bytes;
             f.stats.tcp_flags |= tcp_flags;
             f.stats.last_used_ns = f.stats.last_used_ns.max(now_ns);
-            for s in f.sinks.iter() {
-                s.credit(packets, bytes, tcp_flags, now_ns);
+            f.pending_flags |= tcp_flags;
+            if f.immediate {
+                f.push();
+            } else if !f.dirty {
+                f.dirty = true;
+                self.dirty.push(flow);
+            }
+        }
+    }
+
+    /// Credits every megaflow's sinks with what it counted since they last were.
+    pub fn push_stats(&mut self) {
+        for i in self.dirty.drain(..) {
+            if let Some(f) = self.flows.get_mut(i as usize) {
+                f.push();
             }
         }
     }
@@ -609,6 +669,9 @@ impl MegaflowCache {
             let keep = r.mask.words() == mask.words() && *r.actions == **self.actions(i);
             if keep {
                 if let Some(f) = self.flows.get_mut(i as usize) {
+                    // What the old sinks are owed goes to them, not to the new ones.
+                    f.push();
+                    f.immediate = r.sinks.iter().any(|s| !s.deferrable());
                     f.sinks = r.sinks.into();
                 }
             } else {

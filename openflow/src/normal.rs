@@ -400,6 +400,11 @@ struct MacRefresh {
 }
 
 impl StatsSink for MacRefresh {
+    /// A host that moved back is learned with its first frame, not a push later.
+    fn deferrable(&self) -> bool {
+        false
+    }
+
     fn credit(&self, packets: u64, _bytes: u64, _tcp_flags: u16, used_ns: u64) {
         if packets == 0 {
             return;

@@ -359,18 +359,37 @@ pub struct FlowMod {
 }
 
 /// A rule's counters, shared by every snapshot and every megaflow translated through it.
+/// The megaflows push their sums into them (see `MegaflowCache::push_stats`), never per
+/// packet.
 #[derive(Debug, Default)]
 pub struct RuleStats {
-    pub n_packets: AtomicU64,
-    pub n_bytes: AtomicU64,
+    packets: AtomicU64,
+    bytes: AtomicU64,
     /// Last time a packet hit the rule (0: never), for `idle_timeout`.
-    pub used_ns: AtomicU64,
+    used_ns: AtomicU64,
+}
+
+impl RuleStats {
+    /// Packets credited so far.
+    pub fn packets(&self) -> u64 {
+        self.packets.load(Ordering::Relaxed)
+    }
+
+    /// Bytes credited so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Last time a packet hit the rule (0: never).
+    pub fn used_ns(&self) -> u64 {
+        self.used_ns.load(Ordering::Relaxed)
+    }
 }
 
 impl StatsSink for RuleStats {
     fn credit(&self, packets: u64, bytes: u64, _tcp_flags: u16, used_ns: u64) {
-        self.n_packets.fetch_add(packets, Ordering::Relaxed);
-        self.n_bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.packets.fetch_add(packets, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
         self.used_ns.fetch_max(used_ns, Ordering::Relaxed);
     }
 }

@@ -7,7 +7,6 @@
 //! previous snapshot as a spare: once no reader holds it any more, it is brought up to date by
 //! replaying the last change log (left-right), so a flow mod costs O(rules it touches).
 
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
@@ -31,8 +30,8 @@ impl Rule {
             &self.spec,
             DumpStats {
                 duration_ns: now_ns.saturating_sub(self.created_ns),
-                n_packets: self.stats.n_packets.load(Ordering::Relaxed),
-                n_bytes: self.stats.n_bytes.load(Ordering::Relaxed),
+                n_packets: self.stats.packets(),
+                n_bytes: self.stats.bytes(),
             },
         )
     }
@@ -45,11 +44,7 @@ impl Rule {
             return true;
         }
         let idle = self.spec.idle_timeout;
-        let last = self
-            .stats
-            .used_ns
-            .load(Ordering::Relaxed)
-            .max(self.created_ns);
+        let last = self.stats.used_ns().max(self.created_ns);
         idle != 0 && now_ns >= last + u64::from(idle) * NS
     }
 }
@@ -539,7 +534,7 @@ mod tests {
         let rules = t.load().rules();
         assert_eq!(rules.len(), 1);
         assert_eq!(rules[0].spec.actions, vec![Action::Output(2)]);
-        assert_eq!(rules[0].stats.n_packets.load(Ordering::Relaxed), 0);
+        assert_eq!(rules[0].stats.packets(), 0);
         // A different priority is a different rule.
         t.apply(&[add("priority=6,ip,actions=output:2")], 0)
             .unwrap();
@@ -568,7 +563,7 @@ mod tests {
         for r in t.load().rules() {
             let want = if r.spec.matches.is_arp() { 1 } else { 9 };
             assert_eq!(r.spec.actions, vec![Action::Output(want)]);
-            assert_eq!(r.stats.n_packets.load(Ordering::Relaxed), 1);
+            assert_eq!(r.stats.packets(), 1);
         }
         let rep = t
             .apply(

@@ -7,9 +7,18 @@ use crate::{DpAction, FlowKey};
 
 /// Receives the traffic of the megaflows that a translation produced: OpenFlow rules count
 /// packets and bytes this way (and refresh their idle timeout), and NORMAL refreshes the MAC
-/// entries it learned. Called once per megaflow per batch, never per packet.
+/// entries it learned. Called with a megaflow's sums, never per packet: once per batch, or,
+/// for a [`StatsSink::deferrable`] one, summed over the batches since the last push.
 pub trait StatsSink: Send + Sync {
     fn credit(&self, packets: u64, bytes: u64, tcp_flags: u16, used_ns: u64);
+
+    /// Whether the credits may come late, summed: up to the classifier's push interval
+    /// while its PMD is busy, at once when it idles or the megaflow goes. Counters can
+    /// (rules, NetFlow); a sink whose credit changes what the next packets do (MAC learning)
+    /// cannot.
+    fn deferrable(&self) -> bool {
+        true
+    }
 }
 
 /// What a translation decided for a flow.

@@ -547,6 +547,11 @@ fn run<U: Upcall + 'static>(
             run.iter().map(|(ts, _, f)| (f.data.as_slice(), *ts)),
             now,
         );
+        // Rule counters and NetFlow get every batch's counts at once, as OVS's tests see
+        // them after `revalidator/wait` (a PMD pushes them every 100 ms or when idle).
+        if let Some(c) = switch.classifier() {
+            c.push_stats();
+        }
         for (i, o) in outputs.iter_mut().enumerate() {
             let mut err = Ok(());
             switch.drain_tx(i, |data, ts| {
