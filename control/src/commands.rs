@@ -971,8 +971,14 @@ fn port_totals(snaps: &[PmdSnapshot], bridge: &str, p: &PortState) -> PortTotals
             }
         }
     }
+    let own = p.losses();
+    // A transmit burst counts as sent what the port took; what the port took and dropped
+    // (too long, no guest, an error) is in its own losses, not on the wire.
+    sum.tx_packets = sum
+        .tx_packets
+        .saturating_sub(own.total_of(ports::Direction::Tx));
     let mut losses = sum.losses;
-    losses.merge(&p.losses());
+    losses.merge(&own);
     PortTotals {
         stats: sum,
         losses,
@@ -1145,15 +1151,17 @@ fn pmd_stats(d: &Daemon) -> Result<Reply> {
             }
             text.push('\n');
         }
-        // Everything that entered this PMD's graph or its ports' bursts and did not leave,
-        // from the same snapshot as the rest.
+        // Everything that entered this PMD's graph and did not leave (dropped in the graph
+        // or not taken by a transmit burst), from the same snapshot as the rest; and what
+        // its receive bursts could not take in, and its queues' ports lost.
         let graph_dropped: u64 = s.drops.iter().map(|d| d.1).sum();
         let mut port_lost = ports::PortLosses::default();
         for p in s.bridges.iter().flat_map(|b| b.ports.iter()) {
             port_lost.merge(&p.2.losses);
         }
+        let not_taken_in = port_lost.total_of(ports::Direction::Rx);
         let queue_lost: u64 = s.rxqs.iter().map(|q| q.losses.total()).sum();
-        let dropped = graph_dropped + port_lost.total();
+        let dropped = graph_dropped + port_lost.total_of(ports::Direction::Tx);
         let p = &s.pool;
         let _ = writeln!(
             text,
@@ -1166,14 +1174,15 @@ fn pmd_stats(d: &Daemon) -> Result<Reply> {
         );
         let _ = writeln!(
             text,
-            "  dropped: {dropped} (graph {graph_dropped}, ports' bursts {}), and {queue_lost} \
-             lost by the ports of its queues (see drop-reasons)",
-            port_lost.total()
+            "  dropped: {dropped} of the packets received (graph {graph_dropped}, transmit \
+             bursts {}); not taken in: {not_taken_in}; lost by its queues' ports: {queue_lost} \
+             (see drop-reasons)",
+            dropped - graph_dropped
         );
         out.push(json!({
             "pmd": s.id, "core": s.core, "stats": st, "classify": c, "dropped": dropped,
             "graph_dropped": graph_dropped, "port_losses": port_lost,
-            "queue_losses": queue_lost,
+            "not_taken_in": not_taken_in, "queue_losses": queue_lost,
             "cycles_per_packet": per_pkt(total),
             "processing_cycles_per_packet": per_pkt(st.busy_cycles),
             "processing_per_packet": {
