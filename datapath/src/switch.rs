@@ -11,9 +11,9 @@ use flowcache::{Classify, ClassifyConfig};
 use pipeline::buffer::BufferError;
 use pipeline::parse::Parse;
 use pipeline::{
-    Ctx, Graph, PacketId, PacketPool, RxSink, Sent, TxQueues, Upcall, HEADROOM, MAX_PACKET,
+    Ctx, Direction, Graph, PacketId, PacketPool, PortLoss, PortLosses, RxSink, Sent, TxQueues,
+    Upcall, HEADROOM, MAX_PACKET,
 };
-use ports::{Direction, PortLoss, PortLosses};
 use serde::Serialize;
 use tunnels::underlay::NeighTable;
 use tunnels::{TunnelConfigError, TunnelDecap, TunnelDecapConfig};
@@ -46,7 +46,7 @@ pub struct CopyStats {
 }
 
 /// Counters of one port, as `port-stats` prints them: what the switch counted (the port
-/// type counts its own losses, [`ports::PortIo::losses`]).
+/// type counts its own losses, `ports::PortIo::losses`).
 #[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
 pub struct PortStats {
     pub rx_packets: u64,
@@ -411,7 +411,7 @@ impl<U: Upcall + 'static> Switch<U> {
     }
 
     /// [`Switch::drain_tx_batch`], counting what `send` did not take as `full` (the port's
-    /// [`ports::PortIo::tx_full_loss`]).
+    /// `ports::PortIo::tx_full_loss`).
     pub fn drain_tx_batch_as(
         &mut self,
         port: usize,

@@ -25,7 +25,6 @@ pub mod afxdp;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
 pub mod generator;
-pub mod loss;
 pub mod option;
 pub mod pcap;
 pub mod spec;
@@ -42,9 +41,9 @@ pub use afxdp::port::AfXdpQueue;
 pub use dpdk::{options::DpdkOptions, DpdkQueue};
 pub use generator::options::GeneratorOptions;
 pub use generator::GeneratorPort;
-pub use loss::{Direction, PortLoss, PortLosses};
 pub use pcap::options::PcapOptions;
 pub use pcap::PcapPort;
+pub use pipeline::loss::{Direction, PortLoss, PortLosses};
 pub use spec::{PortKind, PortSpec, PortSpecError, VlanSpec};
 pub use tap::TapPort;
 pub use vhost::{VhostUserMode, VhostUserOptions, VhostUserQueue};

@@ -1,5 +1,6 @@
 //! Why a port loses frames: [`PortLoss`] names every reason once, and [`PortLosses`] counts
-//! frames by reason. Each port type counts what it loses itself ([`crate::PortIo::losses`]:
+//! frames by reason (a seam type, as [`crate::Sent`] is: the switch and the ports both count
+//! with it). Each port type counts what it loses itself (`ports::PortIo::losses`:
 //! the kernel's ring counters, frames too long for its buffers, a guest that is gone); the
 //! switch counts what its intake and transmit queues lose (no free packet buffer, a transmit
 //! ring that took fewer frames than it was given). `drop-reasons` shows both as
