@@ -76,6 +76,8 @@ struct QueueCounters {
     stray_frames: u64,
     /// Receive bursts asked for by a PMD of another pool than the one joined (never expected).
     foreign_polls: u64,
+    /// Frames sent while the socket was closed.
+    tx_closed: u64,
     /// What the sockets closed so far lost and counted: a socket's counters start from 0 when
     /// it is opened again, the queue's go on.
     retired: SocketTotals,
@@ -436,9 +438,14 @@ impl PortIo for AfXdpQueue {
     }
 
     fn tx_burst(&mut self, frames: &[&[u8]]) -> usize {
-        self.port
-            .as_mut()
-            .map_or(0, |p| p.tx_burst(frames) as usize)
+        match self.port.as_mut() {
+            Some(p) => p.tx_burst(frames) as usize,
+            None => {
+                // Closed while it moves to another PMD (or a re-open failed): lost, named.
+                self.counters.tx_closed += frames.len() as u64;
+                frames.len()
+            }
+        }
     }
 
     fn tx_packets(&mut self, pool: &PacketPool, ids: &[PacketId]) -> Sent {
@@ -561,6 +568,7 @@ impl PortIo for AfXdpQueue {
             ("reopen-errors", q.reopen_errors),
             ("stray-frames", q.stray_frames),
             ("foreign-polls", q.foreign_polls),
+            ("tx-closed", q.tx_closed),
             ("tx-too-long", c.tx_too_long),
             ("tx-no-room", c.tx_no_room),
             ("wakeups", c.wakeups),
@@ -593,7 +601,9 @@ impl PortIo for AfXdpQueue {
 
     fn losses(&self) -> PortLosses {
         let (t, _) = self.totals();
-        xsk_losses(&t.own, &t.kernel)
+        let mut l = xsk_losses(&t.own, &t.kernel);
+        l.add(PortLoss::TxLinkDown, self.counters.tx_closed);
+        l
     }
 }
 
