@@ -11,8 +11,8 @@ use std::fmt::Write as _;
 use anyhow::{anyhow, bail, Result};
 use serde_json::{json, Value};
 
-use datapath::daemon::pmd::PmdSettings;
-use datapath::daemon::{link_state, Daemon};
+use datapath::daemon::pmd::{PmdSettings, PmdSnapshot};
+use datapath::daemon::{link_state, Daemon, PortState};
 use pipeline::VlanLimit;
 use ports::spec::PortSpec;
 
@@ -948,7 +948,46 @@ fn show(d: &Daemon) -> Reply {
     )
 }
 
+/// One port's counters from every PMD (the switch's) and from its queues (the port type's).
+struct PortTotals {
+    stats: datapath::switch::PortStats,
+    /// What the switch and the port type lost, by reason.
+    losses: ports::PortLosses,
+    counters: BTreeMap<&'static str, u64>,
+}
+
+fn port_totals(snaps: &[PmdSnapshot], bridge: &str, p: &PortState) -> PortTotals {
+    let mut sum = datapath::switch::PortStats::default();
+    for s in snaps {
+        for sb in s.bridges.iter().filter(|x| x.name == bridge) {
+            for (_, _, st) in sb.ports.iter().filter(|x| x.1 == p.ofport) {
+                sum.rx_packets += st.rx_packets;
+                sum.rx_bytes += st.rx_bytes;
+                sum.rx_dropped += st.rx_dropped;
+                sum.tx_packets += st.tx_packets;
+                sum.tx_bytes += st.tx_bytes;
+                sum.tx_dropped += st.tx_dropped;
+                sum.losses.merge(&st.losses);
+            }
+        }
+    }
+    let own = p.losses();
+    // A transmit burst counts as sent what the port took; what the port took and dropped
+    // (too long, no guest, an error) is in its own losses, not on the wire.
+    sum.tx_packets = sum
+        .tx_packets
+        .saturating_sub(own.total_of(ports::Direction::Tx));
+    let mut losses = sum.losses;
+    losses.merge(&own);
+    PortTotals {
+        stats: sum,
+        losses,
+        counters: p.counters(),
+    }
+}
+
 fn port_stats(d: &Daemon, only: Option<&str>) -> Result<Reply> {
+    use ports::Direction;
     let snaps = d.snapshots()?;
     let mut text = String::new();
     let mut out = Vec::new();
@@ -960,33 +999,24 @@ fn port_stats(d: &Daemon, only: Option<&str>) -> Result<Reply> {
         let mut sorted: Vec<_> = b.ports.iter().collect();
         sorted.sort_by_key(|p| p.ofport);
         for p in sorted {
-            let mut sum = datapath::switch::PortStats::default();
-            for s in &snaps {
-                for sb in s.bridges.iter().filter(|x| x.name == b.name) {
-                    for (_, _, st) in sb.ports.iter().filter(|x| x.1 == p.ofport) {
-                        sum.rx_packets += st.rx_packets;
-                        sum.rx_bytes += st.rx_bytes;
-                        sum.rx_dropped += st.rx_dropped;
-                        sum.tx_packets += st.tx_packets;
-                        sum.tx_bytes += st.tx_bytes;
-                        sum.tx_dropped += st.tx_dropped;
-                    }
-                }
-            }
-            let extra = p.counters();
+            let t = port_totals(&snaps, &b.name, p);
+            let (sum, lost) = (&t.stats, &t.losses);
+            let (rx_lost, tx_lost) = (lost.total_of(Direction::Rx), lost.total_of(Direction::Tx));
             let _ = writeln!(
                 text,
-                "  port {} ({}): rx pkts={} bytes={} drop={}  tx pkts={} bytes={} drop={}",
+                "  port {} ({}): rx pkts={} bytes={} drop={rx_lost}  tx pkts={} bytes={} drop={tx_lost}",
                 ofport_text(p.ofport),
                 p.name,
                 sum.rx_packets,
                 sum.rx_bytes,
-                sum.rx_dropped,
                 sum.tx_packets,
                 sum.tx_bytes,
-                sum.tx_dropped
             );
-            let nonzero: Vec<String> = extra
+            if !lost.is_empty() {
+                let _ = writeln!(text, "    lost: {}", lost.text());
+            }
+            let nonzero: Vec<String> = t
+                .counters
                 .iter()
                 .filter(|(_, v)| **v > 0)
                 .map(|(k, v)| format!("{k}={v}"))
@@ -995,12 +1025,26 @@ fn port_stats(d: &Daemon, only: Option<&str>) -> Result<Reply> {
                 let _ = writeln!(text, "    {}", nonzero.join(" "));
             }
             out.push(json!({
-                "bridge": b.name, "port": p.name, "ofport": ofport_json(p.ofport), "stats": sum,
-                "counters": extra,
+                "bridge": b.name, "port": p.name, "ofport": ofport_json(p.ofport),
+                "stats": {
+                    "rx_packets": sum.rx_packets, "rx_bytes": sum.rx_bytes, "rx_dropped": rx_lost,
+                    "tx_packets": sum.tx_packets, "tx_bytes": sum.tx_bytes, "tx_dropped": tx_lost,
+                },
+                "losses": lost,
+                "counters": t.counters,
             }));
         }
     }
     Ok(Reply::new(text.trim_end().to_string(), json!(out)))
+}
+
+/// Per packet received, `x` (0 without packets).
+fn per_packet(x: u64, packets: u64) -> f64 {
+    if packets == 0 {
+        0.0
+    } else {
+        x as f64 / packets as f64
+    }
 }
 
 fn pmd_stats(d: &Daemon) -> Result<Reply> {
@@ -1011,13 +1055,7 @@ fn pmd_stats(d: &Daemon) -> Result<Reply> {
         let st = &s.stats;
         let c = &s.classify;
         let get = |k: &str| c.get(k).copied().unwrap_or(0);
-        let per_pkt = |x: u64| {
-            if st.rx_packets == 0 {
-                0.0
-            } else {
-                x as f64 / st.rx_packets as f64
-            }
-        };
+        let per_pkt = |x: u64| per_packet(x, st.rx_packets);
         let total = st.busy_cycles + st.idle_cycles;
         let busy_pct = if total == 0 {
             0.0
@@ -1029,6 +1067,11 @@ fn pmd_stats(d: &Daemon) -> Result<Reply> {
         } else {
             st.rx_packets as f64 / st.rx_batches as f64
         };
+        // The graph's share as `runtime` measures it, node by node.
+        let node_cycles: u64 = s.nodes.iter().map(|n| n.3).sum();
+        let parts =
+            st.busy_rx_cycles + st.busy_graph_cycles + st.busy_tx_cycles + st.busy_upkeep_cycles;
+        let other = st.busy_cycles.saturating_sub(parts);
         let core = s.core.map(|c| c.to_string()).unwrap_or("-".into());
         let _ = writeln!(text, "pmd {} core {core}:", s.id);
         let _ = writeln!(
@@ -1038,14 +1081,33 @@ fn pmd_stats(d: &Daemon) -> Result<Reply> {
         );
         let _ = writeln!(
             text,
-            "  busy cycles: {} ({busy_pct:.1} % of polling)  idle cycles: {}",
+            "  processing cycles: {} ({busy_pct:.1} % of polling)  idle cycles: {}",
             st.busy_cycles, st.idle_cycles
         );
         let _ = writeln!(
             text,
-            "  rx packets: {}  avg batch: {avg_batch:.1}  processing cycles/pkt: {:.1}",
+            "  rx packets: {}  avg batch: {avg_batch:.1}  avg cycles/pkt: {:.1}  \
+             avg processing cycles/pkt: {:.1}",
             st.rx_packets,
+            per_pkt(total),
             per_pkt(st.busy_cycles)
+        );
+        let _ = writeln!(
+            text,
+            "    (as OVS: the cycles of the iterations that received packets, over the packets \
+             received) = rx {:.1} + graph {:.1} + tx {:.1} + upkeep {:.1} + other {:.1}",
+            per_pkt(st.busy_rx_cycles),
+            per_pkt(st.busy_graph_cycles),
+            per_pkt(st.busy_tx_cycles),
+            per_pkt(st.busy_upkeep_cycles),
+            per_pkt(other)
+        );
+        let _ = writeln!(
+            text,
+            "    graph: nodes {:.1} (the runtime table's cycles over the packets received) + \
+             dispatch {:.1}",
+            per_pkt(node_cycles),
+            per_pkt(st.busy_graph_cycles.saturating_sub(node_cycles))
         );
         let _ = writeln!(
             text,
@@ -1079,19 +1141,27 @@ fn pmd_stats(d: &Daemon) -> Result<Reply> {
             } else {
                 100.0 * q.cycles as f64 / qtotal as f64
             };
-            let _ = writeln!(
+            let _ = write!(
                 text,
                 "  rxq {} queue {} ({}): {} packets, {pct:.0} % of the pmd's queue cycles",
                 q.port, q.queue, q.bridge, q.packets
             );
+            if !q.losses.is_empty() {
+                let _ = write!(text, "; lost by the port: {}", q.losses.text());
+            }
+            text.push('\n');
         }
-        // Everything that entered and did not leave, from the same snapshot as the rest.
-        let dropped: u64 = s.drops.iter().map(|d| d.1).sum::<u64>()
-            + s.bridges
-                .iter()
-                .flat_map(|b| b.ports.iter())
-                .map(|p| p.2.tx_dropped)
-                .sum::<u64>();
+        // Everything that entered this PMD's graph and did not leave (dropped in the graph
+        // or not taken by a transmit burst), from the same snapshot as the rest; and what
+        // its receive bursts could not take in, and its queues' ports lost.
+        let graph_dropped: u64 = s.drops.iter().map(|d| d.1).sum();
+        let mut port_lost = ports::PortLosses::default();
+        for p in s.bridges.iter().flat_map(|b| b.ports.iter()) {
+            port_lost.merge(&p.2.losses);
+        }
+        let not_taken_in = port_lost.total_of(ports::Direction::Rx);
+        let queue_lost: u64 = s.rxqs.iter().map(|q| q.losses.total()).sum();
+        let dropped = graph_dropped + port_lost.total_of(ports::Direction::Tx);
         let p = &s.pool;
         let _ = writeln!(
             text,
@@ -1102,10 +1172,26 @@ fn pmd_stats(d: &Daemon) -> Result<Reply> {
             p.lent,
             p.unaccounted
         );
-        let _ = writeln!(text, "  dropped: {dropped} (see drop-reasons)");
+        let _ = writeln!(
+            text,
+            "  dropped: {dropped} of the packets received (graph {graph_dropped}, transmit \
+             bursts {}); not taken in: {not_taken_in}; lost by its queues' ports: {queue_lost} \
+             (see drop-reasons)",
+            dropped - graph_dropped
+        );
         out.push(json!({
             "pmd": s.id, "core": s.core, "stats": st, "classify": c, "dropped": dropped,
-            "cycles_per_packet": per_pkt(st.busy_cycles), "busy_percent": busy_pct,
+            "graph_dropped": graph_dropped, "port_losses": port_lost,
+            "not_taken_in": not_taken_in, "queue_losses": queue_lost,
+            "cycles_per_packet": per_pkt(total),
+            "processing_cycles_per_packet": per_pkt(st.busy_cycles),
+            "processing_per_packet": {
+                "rx": per_pkt(st.busy_rx_cycles), "graph": per_pkt(st.busy_graph_cycles),
+                "tx": per_pkt(st.busy_tx_cycles), "upkeep": per_pkt(st.busy_upkeep_cycles),
+                "other": per_pkt(other), "nodes": per_pkt(node_cycles),
+            },
+            "node_cycles": node_cycles,
+            "busy_percent": busy_pct,
             "avg_batch": avg_batch, "rxqs": s.rxqs, "pool": s.pool,
             "megaflows": s.megaflows, "encapsulated": s.encapsulated,
             "decapsulated": s.decapsulated, "too_big_answers": s.too_big_answers,
@@ -1150,6 +1236,8 @@ fn runtime(d: &Daemon) -> Result<Reply> {
     Ok(Reply::new(text.trim_end().to_string(), json!(out)))
 }
 
+/// Every non-zero drop counter: the graph's `<node>.<reason>` and the ports'
+/// `port.<port>.<reason>` (what the switch's bursts lost and what the port type lost).
 fn drop_reasons(d: &Daemon) -> Result<Reply> {
     let snaps = d.snapshots()?;
     let mut m: BTreeMap<String, u64> = BTreeMap::new();
@@ -1157,14 +1245,12 @@ fn drop_reasons(d: &Daemon) -> Result<Reply> {
         for (k, v) in &s.drops {
             *m.entry(k.clone()).or_default() += v;
         }
-        for b in &s.bridges {
-            for (name, _, st) in &b.ports {
-                if st.rx_dropped > 0 {
-                    *m.entry(format!("port.{name}.rx-dropped")).or_default() += st.rx_dropped;
-                }
-                if st.tx_dropped > 0 {
-                    *m.entry(format!("port.{name}.tx-dropped")).or_default() += st.tx_dropped;
-                }
+    }
+    for b in &d.bridges {
+        for p in &b.ports {
+            for (reason, n) in port_totals(&snaps, &b.name, p).losses.iter() {
+                *m.entry(format!("port.{}.{}", p.name, reason.name()))
+                    .or_default() += n;
             }
         }
     }

@@ -8,9 +8,11 @@
 //! transmitted ones out with [`Switch::drain_tx`] or [`Switch::drain_tx_batch`].
 
 use flowcache::{Classify, ClassifyConfig};
+use pipeline::buffer::BufferError;
 use pipeline::parse::Parse;
 use pipeline::{
-    Ctx, Graph, PacketId, PacketPool, RxSink, Sent, TxQueues, Upcall, HEADROOM, MAX_PACKET,
+    Ctx, Direction, Graph, PacketId, PacketPool, PortLoss, PortLosses, RxSink, Sent, TxQueues,
+    Upcall, HEADROOM, MAX_PACKET,
 };
 use serde::Serialize;
 use tunnels::underlay::NeighTable;
@@ -43,17 +45,33 @@ pub struct CopyStats {
     pub tx_zero_copy: u64,
 }
 
-/// Counters of one port, as `port-stats` prints them.
+/// Counters of one port, as `port-stats` prints them: what the switch counted (the port
+/// type counts its own losses, `ports::PortIo::losses`).
 #[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
 pub struct PortStats {
     pub rx_packets: u64,
     pub rx_bytes: u64,
-    /// Frames the port could not take in (longer than a buffer, or no free buffer).
+    /// Frames the switch could not take in (the receive reasons of `losses`).
     pub rx_dropped: u64,
     pub tx_packets: u64,
     pub tx_bytes: u64,
-    /// Frames the port's transmit queue did not take (ring full, frame too long).
+    /// Frames the port's transmit bursts did not take (the transmit reasons of `losses`).
     pub tx_dropped: u64,
+    /// Those two by reason: longer than a buffer, no free buffer, the transmit ring full, ...
+    #[serde(skip_serializing_if = "PortLosses::is_empty")]
+    pub losses: PortLosses,
+}
+
+impl PortStats {
+    /// Counts `n` frames lost for `reason`.
+    #[inline]
+    pub fn lose(&mut self, reason: PortLoss, n: u64) {
+        self.losses.add(reason, n);
+        match reason.direction() {
+            Direction::Rx => self.rx_dropped += n,
+            Direction::Tx => self.tx_dropped += n,
+        }
+    }
 }
 
 /// A port of the switch: its bridge, name, OpenFlow and datapath numbers, and counters.
@@ -102,6 +120,8 @@ pub struct Switch<U: Upcall + 'static> {
     rx_scratch: Vec<PacketId>,
     tx_scratch: Vec<PacketId>,
     copies: CopyStats,
+    /// See [`Switch::dispatch_cycles`].
+    dispatch_cycles: u64,
     _upcall: std::marker::PhantomData<U>,
 }
 
@@ -141,6 +161,7 @@ impl<U: Upcall + 'static> Switch<U> {
             rx_scratch: Vec::with_capacity(pipeline::MAX_BATCH),
             tx_scratch: Vec::with_capacity(pipeline::MAX_BATCH),
             copies: CopyStats::default(),
+            dispatch_cycles: 0,
             _upcall: std::marker::PhantomData,
         })
     }
@@ -298,7 +319,7 @@ impl<U: Upcall + 'static> Switch<U> {
                     p.stats.rx_bytes += data.len() as u64;
                     self.rx_scratch.push(id);
                 }
-                Err(_) => p.stats.rx_dropped += 1,
+                Err(e) => p.stats.lose(intake_loss(e), 1),
             }
         }
         let mut cx = Ctx {
@@ -358,6 +379,7 @@ impl<U: Upcall + 'static> Switch<U> {
         }
         let n = self.rx_scratch.len();
         if n > 0 {
+            let start = pipeline::cycles::now();
             let mut cx = Ctx {
                 pool: &mut self.pool,
                 tx: &mut self.tx,
@@ -365,17 +387,35 @@ impl<U: Upcall + 'static> Switch<U> {
             };
             self.graph.dispatch(&mut cx, self.entry, &self.rx_scratch);
             self.send_injected(now_ns);
+            self.dispatch_cycles += pipeline::cycles::now() - start;
         }
         n
     }
 
+    /// Cycles [`Switch::receive_with`] spent running batches through the graph (the nodes,
+    /// and scattering between them), from the switch's start.
+    pub fn dispatch_cycles(&self) -> u64 {
+        self.dispatch_cycles
+    }
+
     /// Hands the packets queued on port `port` to `send` in slices of at most
-    /// `pipeline::MAX_BATCH`, counts what `send` did not take as `tx_dropped`, and frees
-    /// them, except those a port keeps to send as they are ([`Sent::kept`]). Returns the
-    /// packets sent.
+    /// `pipeline::MAX_BATCH`, counts what `send` did not take as lost to a full transmit
+    /// ring, and frees them, except those a port keeps to send as they are ([`Sent::kept`]).
+    /// Returns the packets sent.
     pub fn drain_tx_batch(
         &mut self,
         port: usize,
+        send: impl FnMut(&PacketPool, &[PacketId]) -> Sent,
+    ) -> usize {
+        self.drain_tx_batch_as(port, PortLoss::TxRingFull, send)
+    }
+
+    /// [`Switch::drain_tx_batch`], counting what `send` did not take as `full` (the port's
+    /// `ports::PortIo::tx_full_loss`).
+    pub fn drain_tx_batch_as(
+        &mut self,
+        port: usize,
+        full: PortLoss,
         mut send: impl FnMut(&PacketPool, &[PacketId]) -> Sent,
     ) -> usize {
         let Some(p) = self.ports.get_mut(port) else {
@@ -393,7 +433,9 @@ impl<U: Upcall + 'static> Switch<U> {
                 .sum();
             p.stats.tx_packets += n as u64;
             p.stats.tx_bytes += bytes;
-            p.stats.tx_dropped += (chunk.len() - n) as u64;
+            if n < chunk.len() {
+                p.stats.lose(full, (chunk.len() - n) as u64);
+            }
             sent_total += n;
             let kept = if sent.kept { n } else { 0 };
             if sent.kept {
@@ -411,7 +453,7 @@ impl<U: Upcall + 'static> Switch<U> {
     /// Frees the packets queued on port `port`, counted as its transmit drops (a port with
     /// no queue to send on).
     pub fn discard_tx(&mut self, port: usize) {
-        self.drain_tx_batch(port, |_, _| Sent {
+        self.drain_tx_batch_as(port, PortLoss::TxNoQueue, |_, _| Sent {
             count: 0,
             kept: false,
         });
@@ -452,6 +494,7 @@ impl<U: Upcall + 'static> Switch<U> {
             d.clear_stats();
         }
         self.copies = CopyStats::default();
+        self.dispatch_cycles = 0;
         if let Some(c) = self.classifier() {
             c.clear_stats();
         }
@@ -555,6 +598,14 @@ impl<U: Upcall + 'static> Switch<U> {
     }
 }
 
+/// What a frame the pool refused is lost to.
+fn intake_loss(e: BufferError) -> PortLoss {
+    match e {
+        BufferError::TooLong | BufferError::NoRoom => PortLoss::RxTooLong,
+        BufferError::Exhausted => PortLoss::RxNoBuffers,
+    }
+}
+
 /// The [`RxSink`] of one receive burst: frames become packets of the pool, stamped with the
 /// port and the time, in the batch the graph runs next.
 struct Intake<'a> {
@@ -581,7 +632,7 @@ impl Intake<'_> {
 impl RxSink for Intake<'_> {
     fn push(&mut self, frame: &[u8]) {
         if self.batch.len() >= pipeline::MAX_BATCH {
-            self.port.stats.rx_dropped += 1;
+            self.port.stats.lose(PortLoss::RxBatchFull, 1);
             return;
         }
         match self.pool.alloc_with(frame) {
@@ -589,7 +640,7 @@ impl RxSink for Intake<'_> {
                 self.copies.rx_copies += 1;
                 self.take(id, frame.len());
             }
-            Err(_) => self.port.stats.rx_dropped += 1,
+            Err(e) => self.port.stats.lose(intake_loss(e), 1),
         }
     }
 
@@ -617,7 +668,7 @@ impl RxSink for Intake<'_> {
         // set_len refuses a length past the frame's end (more than MAX_PACKET here).
         if self.pool.set_len(id, len).is_err() {
             self.pool.free(id);
-            self.port.stats.rx_dropped += 1;
+            self.port.stats.lose(PortLoss::RxTooLong, 1);
             return;
         }
         self.copies.rx_copies += 1;
@@ -638,12 +689,18 @@ impl RxSink for Intake<'_> {
     fn adopt(&mut self, id: PacketId, data_off: usize, len: usize) {
         if id as usize >= self.pool.capacity() {
             // Not a frame of this pool: nothing to free.
-            self.port.stats.rx_dropped += 1;
+            self.port.stats.lose(PortLoss::RxForeignFrame, 1);
             return;
         }
-        if self.batch.len() >= pipeline::MAX_BATCH || self.pool.adopt(id, data_off, len).is_err() {
+        if self.batch.len() >= pipeline::MAX_BATCH {
             self.pool.free(id);
-            self.port.stats.rx_dropped += 1;
+            self.port.stats.lose(PortLoss::RxBatchFull, 1);
+            return;
+        }
+        if self.pool.adopt(id, data_off, len).is_err() {
+            // An offset and length that do not fit the frame.
+            self.pool.free(id);
+            self.port.stats.lose(PortLoss::RxTooLong, 1);
             return;
         }
         self.copies.rx_zero_copy += 1;
@@ -752,6 +809,7 @@ mod tests {
         assert_eq!(out, vec![frame(1), frame(2)]);
         let s = &sw.ports()[0].stats;
         assert_eq!((s.rx_packets, s.rx_bytes, s.rx_dropped), (2, 120, 2));
+        assert_eq!(s.losses.text(), "rx-too-long=2");
         assert_eq!(sw.pool.available(), free, "every buffer is back");
     }
 
@@ -790,6 +848,7 @@ mod tests {
         let c = sw.copies();
         assert_eq!((c.rx_zero_copy, c.rx_copies, c.tx_zero_copy), (1, 0, 1));
         assert_eq!(sw.ports()[0].stats.rx_dropped, 1);
+        assert_eq!(sw.ports()[0].stats.losses.text(), "rx-foreign-frame=1");
         // The sent packet is the port's until it gives it back, as the third frame is.
         assert_eq!(sw.pool.available(), free - 2);
         sw.receive_with(0, 7, |sink| {
@@ -814,6 +873,30 @@ mod tests {
         });
         assert_eq!(n, pipeline::MAX_BATCH);
         assert_eq!(sw.ports()[0].stats.rx_dropped, 1);
+        assert_eq!(sw.ports()[0].stats.losses.text(), "rx-batch-full=1");
+    }
+
+    #[test]
+    fn what_a_transmit_burst_does_not_take_is_lost_to_the_reason_the_port_names() {
+        let ports = [("a".to_string(), 1), ("b".to_string(), 2)];
+        let mut sw = Switch::new(&ports, ToPort2, ClassifyConfig::default()).unwrap();
+        let free = sw.pool.available();
+        let receive = |sw: &mut Switch<ToPort2>, n: u8| {
+            sw.receive_with(0, 5, |sink| (0..n).for_each(|i| sink.push(&frame(i))));
+        };
+        receive(&mut sw, 5);
+        // The port took 2 of 5 (a guest with room for two).
+        let sent = sw.drain_tx_batch_as(1, PortLoss::GuestRingFull, |_, ids| Sent {
+            count: ids.len().min(2),
+            kept: false,
+        });
+        assert_eq!(sent, 2);
+        receive(&mut sw, 1);
+        sw.discard_tx(1);
+        let s = &sw.ports()[1].stats;
+        assert_eq!((s.tx_packets, s.tx_dropped), (2, 4));
+        assert_eq!(s.losses.text(), "guest-ring-full=3 tx-no-queue=1");
+        assert_eq!(sw.pool.available(), free, "every buffer is back");
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod dpaction;
 pub mod field;
 pub mod flowkey;
 pub mod graph;
+pub mod loss;
 pub mod memory;
 pub mod parse;
 pub mod sink;
@@ -28,6 +29,7 @@ pub use dpaction::{
 pub use field::FieldId;
 pub use flowkey::FlowKey;
 pub use graph::{Ctx, Graph, Next, Node, NodeReport, NodeStats, MAX_BATCH};
+pub use loss::{Direction, PortLoss, PortLosses};
 pub use memory::FrameMemory;
 pub use parse::{parse_packet, parse_packet_limit, Parse, ParseError, VlanLimit};
 pub use sink::{send_copies, RxSink, Sent};

@@ -43,6 +43,7 @@ pub use generator::options::GeneratorOptions;
 pub use generator::GeneratorPort;
 pub use pcap::options::PcapOptions;
 pub use pcap::PcapPort;
+pub use pipeline::loss::{Direction, PortLoss, PortLosses};
 pub use spec::{PortKind, PortSpec, PortSpecError, VlanSpec};
 pub use tap::TapPort;
 pub use vhost::{VhostUserMode, VhostUserOptions, VhostUserQueue};
@@ -69,9 +70,18 @@ pub trait PortIo: Send {
         self.rx_burst(max, &mut |f| sink.push(f))
     }
 
-    /// Queues `frames` for transmission in order. Returns how many it took; the caller counts
-    /// the rest as transmit drops.
+    /// Queues `frames` for transmission in order. Returns how many it took from the front:
+    /// queued, or dropped and counted in [`PortIo::losses`] (too long, link down, an error).
+    /// The rest found the transmit ring full; the caller counts them as the port's
+    /// [`PortIo::tx_full_loss`], so the port does not count them again.
     fn tx_burst(&mut self, frames: &[&[u8]]) -> usize;
+
+    /// What the frames a transmit burst did not take are lost to, for the caller to count:
+    /// the transmit ring was full ([`PortLoss::TxRingFull`]; a vhost-user guest's receive
+    /// ring, [`PortLoss::GuestRingFull`]).
+    fn tx_full_loss(&self) -> PortLoss {
+        PortLoss::TxRingFull
+    }
 
     /// Queues packets `ids` of `pool` (at most [`pipeline::MAX_BATCH`]) for transmission in
     /// order, as the PMD sends. The default copies them out with [`PortIo::tx_burst`]; a port
@@ -139,8 +149,22 @@ pub trait PortIo: Send {
         None
     }
 
-    /// Counters of this port type (name, value), for `port-stats`; names are kebab-case.
+    /// Counters of this port type (name, value), for `port-stats`; names are kebab-case. They
+    /// count from the queue's start (`clear-stats` subtracts what they were then).
     fn counters(&self) -> Vec<(&'static str, u64)>;
+
+    /// Levels rather than counts (frames held, descriptors in flight), for `port-stats`:
+    /// `clear-stats` leaves them as they are.
+    fn gauges(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
+
+    /// The frames this queue lost, by reason, from its start: what the kernel's ring
+    /// counters say and what the port itself dropped (not the frames a transmit burst did not
+    /// take: those the caller counts, see [`PortIo::tx_burst`]).
+    fn losses(&self) -> PortLosses {
+        PortLosses::default()
+    }
 }
 
 /// A port that could not be opened, naming the port and the step that failed.

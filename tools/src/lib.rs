@@ -6,6 +6,7 @@
 #![deny(unsafe_code)]
 
 pub mod demo;
+pub mod loss_account;
 pub mod netflow_capture;
 pub mod netns;
 pub mod pktgen;

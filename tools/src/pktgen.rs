@@ -10,6 +10,7 @@
 //! process (`--rx-only`): the timestamps are the system-wide monotonic clock.
 
 use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,6 +19,7 @@ use pipeline::buffer::{FRAME_SIZE, HEADROOM};
 use pipeline::checksum::fold;
 use serde::Serialize;
 
+use crate::loss_account::{breakdown, LossBreakdown, LossSnapshot, LossSources};
 use ports::afxdp::{RxDesc, XdpMode, XdpModeRequest, XskConfig, XskError, XskPort};
 use ports::generator::traffic::{
     parse_profile, Generator, Protocol, TrafficError, TrafficProfile, FCS_LEN,
@@ -57,6 +59,9 @@ pub enum PktgenError {
     /// The traffic profile was refused (the error names the profile key).
     #[error("profile: {0}")]
     Profile(#[from] TrafficError),
+    /// The switch's counters could not be read (`--socket`).
+    #[error("socket: {0}")]
+    Switch(String),
     /// The AF_XDP port on an interface could not be opened.
     #[error("{field} {ifname:?}: {source}")]
     Port {
@@ -179,6 +184,9 @@ pub struct PktgenOptions {
     /// Pin the calling thread to this core first (keep the generator off the switch's PMD
     /// cores: two busy pollers on one core measure the scheduler, not the switch).
     pub core: Option<usize>,
+    /// The switch's control socket: the report says where the lost frames went, the
+    /// switch's named drops among them ([`crate::loss_account`]).
+    pub socket: Option<PathBuf>,
 }
 
 impl PktgenOptions {
@@ -198,6 +206,7 @@ impl PktgenOptions {
             drain: DEFAULT_DRAIN,
             stop: None,
             core: None,
+            socket: None,
         }
     }
 
@@ -326,6 +335,11 @@ pub struct PktgenReport {
     pub tx_wakeups: u64,
     /// Kernel: frames the receive socket dropped (ring full or no fill frames).
     pub rx_dropped: Option<u64>,
+    /// Where the lost frames went (with a receiver).
+    pub losses: Option<LossBreakdown>,
+    /// The receive socket's losses by kernel counter, for [`PktgenReport::losses`].
+    #[serde(skip)]
+    rx_losses: Vec<(&'static str, u64)>,
 }
 
 impl PktgenReport {
@@ -374,6 +388,9 @@ impl PktgenReport {
         }
         if let (Some(lost), Some(pct)) = (self.lost, self.loss_pct) {
             s += &format!("  loss: {lost} frames ({pct:.4} %)\n");
+        }
+        if let Some(l) = &self.losses {
+            s += &l.text();
         }
         if let Some(l) = self.latency {
             s += &format!(
@@ -800,6 +817,25 @@ pub fn run(
     progress: Option<&dyn Fn(&Progress)>,
 ) -> Result<PktgenReport, PktgenError> {
     opts.validate()?;
+    let sources = LossSources {
+        socket: opts.socket.clone(),
+        tx_if: opts.port.clone(),
+        rx_if: opts.rx.clone(),
+    };
+    let before = LossSnapshot::take(&sources).map_err(PktgenError::Switch)?;
+    let mut report = run_counted(opts, progress)?;
+    if let Some(lost) = report.lost {
+        let after = LossSnapshot::take(&sources).map_err(PktgenError::Switch)?;
+        report.losses = Some(breakdown(&before, &after, &report.rx_losses, lost));
+    }
+    Ok(report)
+}
+
+/// [`run`] without the loss accounting around it.
+fn run_counted(
+    opts: &PktgenOptions,
+    progress: Option<&dyn Fn(&Progress)>,
+) -> Result<PktgenReport, PktgenError> {
     if let Some(core) = opts.core {
         if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
             return Err(invalid("core", format!("cannot pin to core {core}")));
@@ -987,6 +1023,14 @@ pub fn run(
         tx_invalid_descs: tx_stats.map_or(0, |s| s.tx_invalid_descs),
         tx_wakeups: tx.port.counters().wakeups,
         rx_dropped: rx_stats.map(|s| s.rx_dropped + s.rx_ring_full),
+        losses: None,
+        rx_losses: rx_stats.map_or(Vec::new(), |s| {
+            vec![
+                ("rx-ring-full", s.rx_ring_full),
+                // No free frame on the fill ring, or longer than a frame.
+                ("rx-dropped", s.rx_dropped),
+            ]
+        }),
     })
 }
 
@@ -1075,6 +1119,8 @@ fn run_rx_only(
         tx_invalid_descs: 0,
         tx_wakeups: 0,
         rx_dropped: stats.map(|s| s.rx_dropped + s.rx_ring_full),
+        losses: None,
+        rx_losses: Vec::new(),
     })
 }
 
@@ -1124,6 +1170,10 @@ pub struct PktgenArgs {
     /// Pin pktgen to this core (keep it off the switch's PMD cores).
     #[arg(long)]
     pub core: Option<usize>,
+    /// The switch's control socket: the report says where the lost frames went (the
+    /// switch's `drop-reasons` over the run, beside the kernel's and pktgen's own counters).
+    #[arg(long)]
+    pub socket: Option<PathBuf>,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -1165,6 +1215,7 @@ impl PktgenArgs {
             drain: DEFAULT_DRAIN,
             stop: None,
             core: self.core,
+            socket: self.socket.clone(),
         };
         Ok(opts)
     }

@@ -1238,3 +1238,141 @@ fn a_vhost_user_guest_killed_under_traffic_comes_back() {
         p.d.ok(&["show"]);
     }
 }
+
+/// A burst through a saturated port: pktgen shares the PMD's core, so that while it sends the
+/// switch does not drain its receive ring, and while the switch forwards pktgen does not
+/// drain its own. Every frame pktgen sent and did not receive has a named counter: the
+/// switch's `drop-reasons`, the kernel's veth counters, pktgen's receive socket.
+#[test]
+fn every_frame_lost_at_a_saturated_port_is_named_and_the_names_add_up_to_the_loss() {
+    require_root!();
+    let bridge = bridge_name();
+    let d = DaemonProc::start(&format!("[[bridge]]\nname = \"{bridge}\"\nlocal = false\n"));
+    let (gen, back) = (RootVeth::new("vsa"), RootVeth::new("vsb"));
+    d.ok(&["add-port", &bridge, &gen.inner, "type=afxdp", "ofport=1"]);
+    d.ok(&["add-port", &bridge, &back.inner, "type=afxdp", "ofport=2"]);
+    d.ok(&["del-flows", &bridge]);
+    d.ok(&["add-flow", &bridge, "in_port=1,actions=output:2"]);
+    d.ok(&["clear-stats"]);
+    assert_eq!(d.ok(&["drop-reasons"]).text, "no drops");
+
+    let mut opts = tools::pktgen::PktgenOptions::new(&gen.outer);
+    opts.rx = Some(back.outer.clone());
+    opts.count = Some(300_000);
+    opts.drain = Duration::from_millis(500);
+    opts.profile = ports::generator::traffic::parse_profile("size=64,flows=16,proto=udp").unwrap();
+    // The PMD's core (the machine's last, the daemon's default).
+    opts.core = core_affinity::get_core_ids().and_then(|c| c.last().map(|c| c.id));
+    opts.socket = Some(d.socket.clone());
+    let report = tools::pktgen::run(&opts, None).unwrap();
+    let losses = report.losses.clone().unwrap();
+    eprintln!("{}", report.summary());
+    let lost = losses.lost;
+    assert!(lost > 0, "the port was not saturated: {losses:?}");
+    assert_eq!(losses.unexplained, 0, "{}", report.summary());
+    let at_switch: u64 = losses
+        .reasons
+        .iter()
+        .filter(|(k, _)| k.starts_with(&format!("switch port.{}.", gen.inner)))
+        .map(|r| r.1)
+        .sum();
+    assert!(at_switch > 0, "{}", report.summary());
+
+    // The switch's own accounting agrees: what reached the port is received or named.
+    let drops = d.ok(&["drop-reasons"]).json;
+    let named_at = |port: &str| -> u64 {
+        drops
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| k.starts_with(&format!("port.{port}.")))
+            .map(|(_, v)| v.as_u64().unwrap())
+            .sum()
+    };
+    let rx = d.port_stat(&bridge, &gen.inner, "rx_packets");
+    let rx_dropped = d.port_stat(&bridge, &gen.inner, "rx_dropped");
+    assert_eq!(rx_dropped, named_at(&gen.inner), "{drops:#}");
+    let tx = d.port_stat(&bridge, &back.inner, "tx_packets");
+    let graph: u64 = drops
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| !k.starts_with("port."))
+        .map(|(_, v)| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(rx, tx + graph + named_at(&back.inner), "{drops:#}");
+    let text = d.ok(&["drop-reasons"]).text;
+    assert!(text.contains(&format!("port.{}.rx-", gen.inner)), "{text}");
+
+    // clear-stats zeroes every counter port-stats shows, the port type's and the queues'.
+    d.ok(&["clear-stats"]);
+    assert_eq!(d.ok(&["drop-reasons"]).text, "no drops");
+    let stats = d.ok(&["port-stats", &bridge]).json;
+    for p in stats.as_array().unwrap() {
+        for (k, v) in p["counters"].as_object().unwrap() {
+            // Gauges, and counts of the kernel's and the PMD's looks at idle rings, which
+            // go on without traffic.
+            let live = [
+                "pool-frames-held",
+                "tx-in-flight",
+                "tx-ring-empty-descs",
+                "wakeups",
+            ];
+            if !live.contains(&k.as_str()) {
+                assert_eq!(v, 0, "{k} after clear-stats: {stats:#}");
+            }
+        }
+        assert_eq!(p["losses"], serde_json::json!({}), "{stats:#}");
+    }
+    let pmd = d.ok(&["pmd-stats"]).json;
+    for q in pmd[0]["rxqs"].as_array().unwrap() {
+        assert_eq!(q["packets"], 0, "{pmd:#}");
+    }
+}
+
+/// pmd-stats' processing cycles per packet is OVS's (busy iterations over packets received)
+/// and breaks down into parts whose graph share is the runtime table's.
+#[test]
+fn pmd_stats_processing_cycles_per_packet_add_up_and_agree_with_the_node_table() {
+    require_root!();
+    let p = Pair::new("afxdp", false);
+    p.d.ok(&["clear-stats"]);
+    traffic_crosses(&p);
+    let pmd = &p.d.ok(&["pmd-stats"]).json[0];
+    let runtime = p.d.ok(&["runtime"]).json;
+    let st = &pmd["stats"];
+    let n = |v: &serde_json::Value| v.as_u64().unwrap();
+    let rx = n(&st["rx_packets"]);
+    assert!(rx > 3000, "{pmd:#}");
+    // The same node cycles as `runtime` (no traffic between the two answers).
+    let node_cycles: u64 = runtime
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| n(&r["cycles"]))
+        .sum();
+    assert_eq!(n(&pmd["node_cycles"]), node_cycles, "{pmd:#} {runtime:#}");
+    let per = &pmd["processing_per_packet"];
+    let f = |v: &serde_json::Value| v.as_f64().unwrap();
+    assert!((f(&per["nodes"]) - node_cycles as f64 / rx as f64).abs() < 1e-6);
+    // The parts are measured inside the busy iterations: they add up to no more than them,
+    // and the graph (nodes and dispatch) holds the nodes.
+    let parts = n(&st["busy_rx_cycles"])
+        + n(&st["busy_graph_cycles"])
+        + n(&st["busy_tx_cycles"])
+        + n(&st["busy_upkeep_cycles"]);
+    assert!(parts <= n(&st["busy_cycles"]), "{pmd:#}");
+    assert!(n(&st["busy_graph_cycles"]) >= node_cycles, "{pmd:#}");
+    let total =
+        f(&per["rx"]) + f(&per["graph"]) + f(&per["tx"]) + f(&per["upkeep"]) + f(&per["other"]);
+    assert!(
+        (total - f(&pmd["processing_cycles_per_packet"])).abs() < 1e-3,
+        "{pmd:#}"
+    );
+    assert!(
+        (f(&pmd["processing_cycles_per_packet"]) - n(&st["busy_cycles"]) as f64 / rx as f64).abs()
+            < 1e-6
+    );
+    // Idle iterations are not processing.
+    assert!(f(&pmd["cycles_per_packet"]) >= f(&pmd["processing_cycles_per_packet"]));
+}

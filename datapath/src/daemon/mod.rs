@@ -26,6 +26,7 @@ use openflow::{DatapathBridge, DatapathUpcall, Underlay, DEFAULT_RULES, OFPP_LOC
 use pmd::{BridgePlan, Job, Pmd, PmdSettings, PmdSetup, PmdSnapshot, PortPlan, Queue};
 use ports::spec::{PortKind, PortSpec, VlanSpec};
 use ports::sys::EventFd;
+use ports::PortLosses;
 use tunnels::underlay::{BridgeAddr, NeighTable, RouteTable};
 use tunnels::{SnoopBridge, TunnelDecapConfig, VtepEndpoint};
 
@@ -54,30 +55,37 @@ pub struct PortState {
     /// The MTU of its kernel interface (afxdp, afpacket, tap), read again every second: tunnel
     /// packets sent out of it must fit.
     pub mtu: Option<u16>,
-    /// The port type's counters (summed over its queues) at the last `clear-stats`: they
-    /// count from the port's start, so what is shown is the difference.
-    pub counters_base: BTreeMap<&'static str, u64>,
 }
 
 impl PortState {
-    /// The port type's counters summed over its queues, since the last [`PortState::clear_counters`].
+    /// The port type's counters summed over its queues, since the last
+    /// [`PortState::clear_counters`] (gauges as they are).
     pub fn counters(&self) -> BTreeMap<&'static str, u64> {
         let mut sum: BTreeMap<&'static str, u64> = BTreeMap::new();
         for q in &self.queues {
-            for (k, v) in q.lock().counters() {
+            for (k, v) in q.counters() {
                 *sum.entry(k).or_default() += v;
             }
-        }
-        for (k, v) in sum.iter_mut() {
-            *v = v.saturating_sub(self.counters_base.get(k).copied().unwrap_or(0));
         }
         sum
     }
 
-    /// Counts the port type's counters from zero again.
+    /// The frames the port type lost, summed over its queues, since the last
+    /// [`PortState::clear_counters`].
+    pub fn losses(&self) -> PortLosses {
+        let mut sum = PortLosses::default();
+        for q in &self.queues {
+            sum.merge(&q.losses());
+        }
+        sum
+    }
+
+    /// Counts the port type's counters and losses, and its queues' packets and cycles shown,
+    /// from zero again.
     pub fn clear_counters(&mut self) {
-        self.counters_base = BTreeMap::new();
-        self.counters_base = self.counters();
+        for q in &self.queues {
+            q.clear();
+        }
     }
 }
 
@@ -762,7 +770,6 @@ fn open_port(bridge: &str, spec: PortSpec, dp_port: u32) -> Result<PortState> {
         queues,
         down: false,
         mtu: None,
-        counters_base: BTreeMap::new(),
     })
 }
 

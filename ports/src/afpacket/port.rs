@@ -9,7 +9,7 @@ use std::os::fd::{AsRawFd, RawFd};
 
 use crate::afpacket::{AfPacketConfig, AfPacketPort};
 
-use crate::{PortError, PortIo, QueueInfo};
+use crate::{PortError, PortIo, PortLoss, PortLosses, QueueInfo};
 
 /// An AF_PACKET port as a [`PortIo`] (one queue).
 pub struct AfPacketQueue {
@@ -70,7 +70,7 @@ impl PortIo for AfPacketQueue {
             ("rx-vlan-restored", c.rx_vlan_restored),
             ("rx-bad-blocks", c.rx_bad_blocks),
             ("tx-too-long", c.tx_too_long),
-            ("tx-ring-full", c.tx_ring_full),
+            ("tx-ring-full-bursts", c.tx_ring_full),
             ("tx-kicks", c.tx_kicks),
             ("tx-kick-errors", c.tx_kick_errors),
         ];
@@ -83,5 +83,20 @@ impl PortIo for AfPacketQueue {
             Err(_) => out.push(("kernel-stats-unavailable", 1)),
         }
         out
+    }
+
+    fn losses(&self) -> PortLosses {
+        let mut l = PortLosses::default();
+        let Ok(mut port) = self.port.try_borrow_mut() else {
+            return l;
+        };
+        let c = port.counters();
+        // tp_drops: the kernel had no free block (or the socket's buffer was full).
+        if let Ok(s) = port.stats() {
+            l.add(PortLoss::RxRingFull, s.drops);
+        }
+        l.add(PortLoss::RxTooLong, c.rx_truncated);
+        l.add(PortLoss::TxTooLong, c.tx_too_long);
+        l
     }
 }

@@ -28,11 +28,13 @@ use std::sync::Arc;
 use pipeline::buffer::FRAME_SIZE;
 use pipeline::{PacketId, PacketPool};
 
-use crate::afxdp::{RxDesc, Umem, XdpMode, XdpProgram, XskConfig, XskError, XskPort};
+use crate::afxdp::{
+    PortCounters, RxDesc, Umem, XdpMode, XdpProgram, XskConfig, XskError, XskPort, XskStats,
+};
 
 use pipeline::{send_copies, RxSink, Sent};
 
-use crate::{PortError, PortIo, QueueInfo};
+use crate::{PortError, PortIo, PortLoss, PortLosses, QueueInfo};
 
 /// Frames of its own a queue in a pool's UMEM keeps for copies from other pools.
 pub const JOINED_OWN_FRAMES: u32 = 1024;
@@ -74,6 +76,35 @@ struct QueueCounters {
     stray_frames: u64,
     /// Receive bursts asked for by a PMD of another pool than the one joined (never expected).
     foreign_polls: u64,
+    /// Frames sent while the socket was closed.
+    tx_closed: u64,
+    /// What the sockets closed so far lost and counted: a socket's counters start from 0 when
+    /// it is opened again, the queue's go on.
+    retired: SocketTotals,
+}
+
+/// A socket's own and kernel counters, summed over the sockets a queue closed.
+#[derive(Clone, Copy, Default)]
+struct SocketTotals {
+    own: PortCounters,
+    kernel: XskStats,
+}
+
+impl SocketTotals {
+    fn add(&mut self, own: PortCounters, kernel: XskStats) {
+        let (o, k) = (&mut self.own, &mut self.kernel);
+        o.tx_too_long += own.tx_too_long;
+        o.tx_no_room += own.tx_no_room;
+        o.wakeups += own.wakeups;
+        o.wakeup_errors += own.wakeup_errors;
+        o.foreign_frames += own.foreign_frames;
+        k.rx_dropped += kernel.rx_dropped;
+        k.rx_invalid_descs += kernel.rx_invalid_descs;
+        k.tx_invalid_descs += kernel.tx_invalid_descs;
+        k.rx_ring_full += kernel.rx_ring_full;
+        k.rx_fill_ring_empty_descs += kernel.rx_fill_ring_empty_descs;
+        k.tx_ring_empty_descs += kernel.tx_ring_empty_descs;
+    }
 }
 
 /// A set of frame numbers below a bound, one bit each.
@@ -231,7 +262,7 @@ impl AfXdpQueue {
             None => None,
         };
         // The kernel allows one socket per queue outside a shared UMEM: close first.
-        self.port = None;
+        self.close_socket();
         self.counters.reopens += 1;
         let opened = match own {
             Some((umem, own)) => {
@@ -271,6 +302,28 @@ impl AfXdpQueue {
                 Err(err)
             }
         }
+    }
+
+    /// Closes the socket, keeping what it counted in the queue's totals.
+    fn close_socket(&mut self) {
+        if let Some(port) = self.port.take() {
+            let kernel = port.stats().unwrap_or_default();
+            self.counters.retired.add(port.counters(), kernel);
+        }
+    }
+
+    /// The open socket's counters and the closed ones', together.
+    fn totals(&self) -> (SocketTotals, bool) {
+        let mut t = self.counters.retired;
+        let mut kernel_ok = true;
+        if let Some(port) = &self.port {
+            let kernel = port.stats().unwrap_or_else(|_| {
+                kernel_ok = false;
+                XskStats::default()
+            });
+            t.add(port.counters(), kernel);
+        }
+        (t, kernel_ok)
     }
 
     /// The receive burst of a queue in `sink`'s pool: completed transmissions go back,
@@ -385,9 +438,14 @@ impl PortIo for AfXdpQueue {
     }
 
     fn tx_burst(&mut self, frames: &[&[u8]]) -> usize {
-        self.port
-            .as_mut()
-            .map_or(0, |p| p.tx_burst(frames) as usize)
+        match self.port.as_mut() {
+            Some(p) => p.tx_burst(frames) as usize,
+            None => {
+                // Closed while it moves to another PMD (or a re-open failed): lost, named.
+                self.counters.tx_closed += frames.len() as u64;
+                frames.len()
+            }
+        }
     }
 
     fn tx_packets(&mut self, pool: &PacketPool, ids: &[PacketId]) -> Sent {
@@ -460,7 +518,7 @@ impl PortIo for AfXdpQueue {
         // was sent), so every frame the queue held is the pool's again. That needs the close
         // to be the socket's last reference: it is opened with SOCK_CLOEXEC, and the daemon
         // starts no processes that could hold a copy between fork and exec.
-        self.port = None;
+        self.close_socket();
         if let Some(mut joined) = self.joined.take() {
             joined.held.drain(|id| pool.free(id));
         }
@@ -500,42 +558,69 @@ impl PortIo for AfXdpQueue {
 
     fn counters(&self) -> Vec<(&'static str, u64)> {
         let q = &self.counters;
+        // One getsockopt; the control plane asks, never the packet path.
+        let (t, kernel_ok) = self.totals();
+        let (c, s) = (t.own, t.kernel);
         let mut out = vec![
             ("rx-zero-copy", q.rx_zero_copy),
             ("tx-zero-copy", q.tx_zero_copy),
-            ("pool-frames-held", self.pool_frames_held() as u64),
             ("reopens", q.reopens),
             ("reopen-errors", q.reopen_errors),
             ("stray-frames", q.stray_frames),
             ("foreign-polls", q.foreign_polls),
-        ];
-        let Some(port) = &self.port else {
-            return out;
-        };
-        // The socket's counters start again when it is re-opened.
-        let c = port.counters();
-        out.extend([
+            ("tx-closed", q.tx_closed),
             ("tx-too-long", c.tx_too_long),
             ("tx-no-room", c.tx_no_room),
             ("wakeups", c.wakeups),
             ("wakeup-errors", c.wakeup_errors),
             ("foreign-frames", c.foreign_frames),
-            ("tx-in-flight", u64::from(port.tx_in_flight())),
-        ]);
-        // One getsockopt; the control plane asks, never the packet path.
-        match port.stats() {
-            Ok(s) => out.extend([
-                ("rx-dropped", s.rx_dropped),
-                ("rx-invalid-descs", s.rx_invalid_descs),
-                ("tx-invalid-descs", s.tx_invalid_descs),
-                ("rx-ring-full", s.rx_ring_full),
-                ("rx-fill-ring-empty-descs", s.rx_fill_ring_empty_descs),
-                ("tx-ring-empty-descs", s.tx_ring_empty_descs),
-            ]),
-            Err(_) => out.push(("kernel-stats-unavailable", 1)),
+            ("rx-dropped", s.rx_dropped),
+            ("rx-invalid-descs", s.rx_invalid_descs),
+            ("tx-invalid-descs", s.tx_invalid_descs),
+            ("rx-ring-full", s.rx_ring_full),
+            ("rx-fill-ring-empty-descs", s.rx_fill_ring_empty_descs),
+            ("tx-ring-empty-descs", s.tx_ring_empty_descs),
+        ];
+        if !kernel_ok {
+            out.push(("kernel-stats-unavailable", 1));
         }
         out
     }
+
+    fn gauges(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            ("pool-frames-held", self.pool_frames_held() as u64),
+            (
+                "tx-in-flight",
+                self.port
+                    .as_ref()
+                    .map_or(0, |p| u64::from(p.tx_in_flight())),
+            ),
+        ]
+    }
+
+    fn losses(&self) -> PortLosses {
+        let (t, _) = self.totals();
+        let mut l = xsk_losses(&t.own, &t.kernel);
+        l.add(PortLoss::TxLinkDown, self.counters.tx_closed);
+        l
+    }
+}
+
+/// The named losses of an AF_XDP socket from its counters. The kernel counts a frame it could
+/// not copy in (copy mode) in `rx_dropped`, for one of two reasons: no free frame on the fill
+/// ring (which `rx_fill_ring_empty_descs` also counts, one per frame) or a frame longer than
+/// a UMEM frame. A full receive ring is `rx_ring_full` alone. In zero-copy mode the driver
+/// finds the fill ring empty, not the socket: `rx_dropped` stays 0 and so do both parts.
+fn xsk_losses(own: &PortCounters, kernel: &XskStats) -> PortLosses {
+    let mut l = PortLosses::default();
+    let fill_empty = kernel.rx_fill_ring_empty_descs.min(kernel.rx_dropped);
+    l.add(PortLoss::RxRingFull, kernel.rx_ring_full);
+    l.add(PortLoss::RxFillRingEmpty, fill_empty);
+    l.add(PortLoss::RxTooLong, kernel.rx_dropped - fill_empty);
+    l.add(PortLoss::TxInvalidDescs, kernel.tx_invalid_descs);
+    l.add(PortLoss::TxTooLong, own.tx_too_long);
+    l
 }
 
 #[cfg(test)]
@@ -557,5 +642,32 @@ mod tests {
         s.drain(|id| out.push(id));
         assert_eq!(out, vec![0, 63, 129]);
         assert_eq!(s.len(), 0);
+    }
+
+    #[test]
+    fn the_kernels_rx_dropped_splits_into_fill_ring_empty_and_too_long() {
+        let kernel = XskStats {
+            rx_dropped: 10,
+            rx_fill_ring_empty_descs: 7,
+            rx_ring_full: 4,
+            tx_invalid_descs: 1,
+            ..XskStats::default()
+        };
+        let own = PortCounters {
+            tx_too_long: 2,
+            tx_no_room: 50,
+            ..PortCounters::default()
+        };
+        let l = xsk_losses(&own, &kernel);
+        assert_eq!(
+            l.text(),
+            "rx-ring-full=4 rx-fill-ring-empty=7 rx-too-long=3 tx-too-long=2 tx-invalid-descs=1"
+        );
+        // Zero-copy: the driver found the fill ring empty, the socket dropped nothing.
+        let zc = XskStats {
+            rx_fill_ring_empty_descs: 9,
+            ..XskStats::default()
+        };
+        assert!(xsk_losses(&PortCounters::default(), &zc).is_empty());
     }
 }

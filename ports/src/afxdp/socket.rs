@@ -506,31 +506,33 @@ impl XskPort {
         out.append(&mut self.returned);
     }
 
-    /// Copies `packets` into free frames and queues them for transmission; returns how many
-    /// were queued (the rest are counted in [`PortCounters`] and not sent). They leave at the
-    /// next [`XskPort::poll`].
+    /// Copies `packets` into free frames and queues them for transmission, from the front
+    /// until the ring or the free frames run out; returns how many it took: queued, or
+    /// dropped as too long (counted in [`PortCounters`]). The ones after are not taken (and
+    /// counted `tx_no_room`). Queued ones leave at the next [`XskPort::poll`].
     pub fn tx_burst(&mut self, packets: &[&[u8]]) -> u32 {
         self.reap_completions();
         let room = self.tx.reserve(packets.len() as u32);
         let mut queued = 0u32;
+        let mut taken = 0u32;
         for pkt in packets {
-            if queued == room {
-                self.counters.tx_no_room += 1;
-                continue;
-            }
             if pkt.len() > MAX_PACKET {
                 self.counters.tx_too_long += 1;
+                taken += 1;
                 continue;
             }
+            if queued == room {
+                break;
+            }
             let Some(base) = self.free.pop() else {
-                self.counters.tx_no_room += 1;
-                continue;
+                break;
             };
             let addr = base + HEADROOM as u64;
             let frame = self.frame_mut(base);
             let Some(dst) = frame.get_mut(HEADROOM..HEADROOM + pkt.len()) else {
                 // Only this port's frames are on its free list, so this does not happen.
                 self.counters.foreign_frames += 1;
+                taken += 1;
                 continue;
             };
             dst.copy_from_slice(pkt);
@@ -543,9 +545,11 @@ impl XskPort {
                 },
             );
             queued += 1;
+            taken += 1;
         }
+        self.counters.tx_no_room += (packets.len() as u32 - taken) as u64;
         self.tx_submit(queued);
-        queued
+        taken
     }
 
     /// Takes a free frame for the caller to fill and pass to [`XskPort::tx_frames`].

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use dpdk_sys as sys;
 
 use self::options::DpdkOptions;
-use crate::{PortError, PortIo, QueueInfo};
+use crate::{PortError, PortIo, PortLoss, PortLosses, QueueInfo};
 
 /// Most mbufs one `rte_eth_rx_burst` / `rte_eth_tx_burst` call handles (an array on the stack).
 const BURST: usize = 64;
@@ -599,8 +599,9 @@ impl PortIo for DpdkQueue {
                 sys::vs_pktmbuf_alloc_bulk(self.dev.pool, mbufs.as_mut_ptr(), chunk.len() as u32)
             };
             if r != 0 {
+                // Taken and dropped: a full ring is not why they did not go.
                 self.tx_no_mbufs += (frames.len() - taken) as u64;
-                return taken;
+                return frames.len();
             }
             let mut filled = 0;
             for (i, frame) in chunk.iter().enumerate() {
@@ -669,6 +670,25 @@ impl PortIo for DpdkQueue {
                 self.dev.txd
             ),
         }
+    }
+
+    fn losses(&self) -> PortLosses {
+        let mut l = PortLosses::default();
+        l.add(PortLoss::RxTooLong, self.rx_multiseg);
+        l.add(PortLoss::TxTooLong, self.tx_too_long);
+        l.add(PortLoss::TxNoBuffers, self.tx_no_mbufs);
+        if self.queue == 0 {
+            // The device's own counters are per port: counted once, on queue 0.
+            let mut stats = sys::rte_eth_stats::default();
+            // SAFETY: valid port (held by the Arc); `stats` is written by the call.
+            if unsafe { sys::rte_eth_stats_get(self.dev.port_id, &mut stats) } == 0 {
+                l.add(PortLoss::RxMissed, stats.imissed);
+                l.add(PortLoss::RxNoBuffers, stats.rx_nombuf);
+                l.add(PortLoss::RxErrors, stats.ierrors);
+                l.add(PortLoss::TxErrors, stats.oerrors);
+            }
+        }
+        l
     }
 
     fn counters(&self) -> Vec<(&'static str, u64)> {

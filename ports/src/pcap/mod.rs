@@ -21,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use pcap_file::pcap::PcapHeader;
 use pcap_file::{DataLink, Endianness, PcapError, TsResolution};
 
-use crate::{PortError, PortIo, QueueInfo};
+use crate::{PortError, PortIo, PortLoss, PortLosses, QueueInfo};
 
 /// Bytes of a frame the written file keeps (its snap length).
 const SNAPLEN: u32 = 65535;
@@ -217,8 +217,9 @@ impl PortIo for PcapPort {
 
     fn tx_burst(&mut self, frames: &[&[u8]]) -> usize {
         let Some(tx) = &mut self.tx else {
+            // Taken and dropped: a port with no file to write is a sink, not a full ring.
             self.counters.tx_no_file += frames.len() as u64;
-            return 0;
+            return frames.len();
         };
         let ts = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -239,7 +240,15 @@ impl PortIo for PcapPort {
         tx.dirty |= written > 0;
         self.counters.tx_written += written as u64;
         self.flush_if_due();
-        written
+        // Taken: written, or lost to a write error (counted).
+        frames.len()
+    }
+
+    fn losses(&self) -> PortLosses {
+        let mut l = PortLosses::default();
+        l.add(PortLoss::TxErrors, self.counters.tx_errors);
+        l.add(PortLoss::TxLinkDown, self.counters.tx_no_file);
+        l
     }
 
     fn poll(&mut self) {
@@ -337,8 +346,8 @@ mod tests {
         assert!(port.replay_done());
         assert!(rx_all(&mut port, 3).is_empty());
         assert_eq!(port.pcap_counters().rx_replayed, 5);
-        // No tx file: nothing taken, counted.
-        assert_eq!(port.tx_burst(&[&frames[0]]), 0);
+        // No tx file: taken and dropped, counted.
+        assert_eq!(port.tx_burst(&[&frames[0]]), 1, "taken and dropped");
         assert_eq!(port.pcap_counters().tx_no_file, 1);
         assert_eq!(port.rx_fd(), None);
     }

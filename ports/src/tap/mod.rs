@@ -13,7 +13,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::time::{Duration, Instant};
 
-use crate::{PortError, PortIo, QueueInfo};
+use crate::{PortError, PortIo, PortLoss, PortLosses, QueueInfo};
 
 /// Longest name the kernel accepts (`IFNAMSIZ - 1`).
 pub const MAX_NAME: usize = 15;
@@ -200,14 +200,16 @@ impl PortIo for TapPort {
         if let Some(until) = self.down_until {
             if Instant::now() < until {
                 self.counters.tx_link_down += frames.len() as u64;
-                return 0;
+                return frames.len();
             }
             self.down_until = None;
         }
-        let mut sent = 0;
+        // Taken: written, or dropped and counted (link down, an error). A full queue
+        // (EAGAIN) leaves the rest to the caller, who counts them as `tx-ring-full`.
+        let mut taken = 0;
         for (i, frame) in frames.iter().enumerate() {
             match self.file.write(frame) {
-                Ok(_) => sent += 1,
+                Ok(_) => taken += 1,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.counters.tx_dropped += (frames.len() - i) as u64;
                     break;
@@ -215,12 +217,15 @@ impl PortIo for TapPort {
                 Err(e) if e.raw_os_error() == Some(libc::EIO) => {
                     self.counters.tx_link_down += (frames.len() - i) as u64;
                     self.down_until = Some(Instant::now() + DOWN_BACKOFF);
-                    break;
+                    return frames.len();
                 }
-                Err(_) => self.counters.tx_errors += 1,
+                Err(_) => {
+                    self.counters.tx_errors += 1;
+                    taken += 1;
+                }
             }
         }
-        sent
+        taken
     }
 
     fn rx_poll_interval_ns(&self) -> u64 {
@@ -247,6 +252,15 @@ impl PortIo for TapPort {
             ("tx-errors", self.counters.tx_errors),
             ("tx-link-down", self.counters.tx_link_down),
         ]
+    }
+
+    fn losses(&self) -> PortLosses {
+        let c = &self.counters;
+        let mut l = PortLosses::default();
+        l.add(PortLoss::RxErrors, c.rx_errors);
+        l.add(PortLoss::TxErrors, c.tx_errors);
+        l.add(PortLoss::TxLinkDown, c.tx_link_down);
+        l
     }
 }
 

@@ -43,7 +43,7 @@ use vhost_user::device::{self, Device, SharedVring, GUEST_RX, GUEST_TX};
 use vhost_user::ring::{self, RingCounters, Vq, MAX_FRAME};
 use vhost_user::{guest, packed};
 
-use crate::{PortError, PortIo, QueueInfo};
+use crate::{PortError, PortIo, PortLoss, PortLosses, QueueInfo};
 
 /// Who opens the unix socket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -239,6 +239,10 @@ pub struct VhostUserQueue {
     busy_bursts: u64,
     /// Frames sent through another pair because the guest has not enabled this one.
     tx_remapped: u64,
+    /// Frames dropped because no guest had the receive ring running.
+    tx_link_down: u64,
+    /// Frames dropped because another thread held the guest's receive ring.
+    tx_busy: u64,
 }
 
 impl VhostUserQueue {
@@ -299,6 +303,8 @@ impl VhostUserQueue {
                 counters: RingCounters::default(),
                 busy_bursts: 0,
                 tx_remapped: 0,
+                tx_link_down: 0,
+                tx_busy: 0,
             })
             .collect())
     }
@@ -389,9 +395,10 @@ impl PortIo for VhostUserQueue {
 
     fn tx_burst(&mut self, frames: &[&[u8]]) -> usize {
         let Some(pair) = self.tx_pair() else {
-            // No guest to deliver to: the frames are the port's drops.
-            self.counters.tx_dropped += frames.len() as u64;
-            return 0;
+            // No guest to deliver to: the frames are the port's drops (taken, so that the
+            // caller does not count them as a full guest ring).
+            self.tx_link_down += frames.len() as u64;
+            return frames.len();
         };
         let sent = self.run_vring(2 * pair + GUEST_RX, |vq, c| {
             if vq.ring.packed {
@@ -407,10 +414,13 @@ impl PortIo for VhostUserQueue {
                 }
                 sent
             }
-            Err(Skipped::Busy) => 0,
+            Err(Skipped::Busy) => {
+                self.tx_busy += frames.len() as u64;
+                frames.len()
+            }
             Err(Skipped::Down) => {
-                self.counters.tx_dropped += frames.len() as u64;
-                0
+                self.tx_link_down += frames.len() as u64;
+                frames.len()
             }
         }
     }
@@ -434,6 +444,22 @@ impl PortIo for VhostUserQueue {
         }
     }
 
+    fn tx_full_loss(&self) -> PortLoss {
+        PortLoss::GuestRingFull
+    }
+
+    fn losses(&self) -> PortLosses {
+        let c = &self.counters;
+        let mut l = PortLosses::default();
+        l.add(PortLoss::RxTooLong, c.rx_too_long);
+        l.add(PortLoss::RxMalformed, c.rx_runts);
+        l.add(PortLoss::BadDescriptors, c.bad_descriptors);
+        l.add(PortLoss::TxTooLong, c.tx_too_long);
+        l.add(PortLoss::TxLinkDown, self.tx_link_down);
+        l.add(PortLoss::TxBusy, self.tx_busy);
+        l
+    }
+
     fn link_flag(&self) -> Option<Arc<AtomicBool>> {
         Some(Arc::clone(&self.control.link))
     }
@@ -450,7 +476,11 @@ impl PortIo for VhostUserQueue {
             ("rx-runts", c.rx_runts),
             ("tx-frames", c.tx_frames),
             ("tx-bytes", c.tx_bytes),
-            ("tx-dropped", c.tx_dropped),
+            // Frames the guest had no receive buffers for (the caller counts them as
+            // `guest-ring-full`).
+            ("tx-guest-full", c.tx_dropped),
+            ("tx-link-down", self.tx_link_down),
+            ("tx-busy", self.tx_busy),
             ("tx-too-long", c.tx_too_long),
             ("bad-descriptors", c.bad_descriptors),
             ("bad-rings", c.bad_rings),
@@ -532,8 +562,11 @@ mod tests {
         )
         .unwrap()
         .remove(0);
-        assert_eq!(q.tx_burst(&[&[0u8; 60], &[0u8; 60]]), 0);
+        // Taken and dropped as the port's own loss, not left for the caller to count as a
+        // full guest ring.
+        assert_eq!(q.tx_burst(&[&[0u8; 60], &[0u8; 60]]), 2);
         assert_eq!(q.rx_burst(32, &mut |_| {}), 0);
-        assert_eq!(q.ring_counters().tx_dropped, 2);
+        assert_eq!(q.losses().text(), "tx-link-down=2");
+        assert_eq!(q.ring_counters().tx_dropped, 0);
     }
 }

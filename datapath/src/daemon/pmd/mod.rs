@@ -92,8 +92,21 @@ pub struct PmdStats {
     pub iterations: u64,
     /// Iterations that received at least one packet.
     pub busy_iterations: u64,
-    /// Cycles of the iterations that received packets.
+    /// Cycles of the iterations that received packets: OVS's "processing cycles" (the whole
+    /// iteration: every queue's receive burst, full or empty, the graph, the transmit bursts
+    /// and the queues' upkeep).
     pub busy_cycles: u64,
+    /// Of `busy_cycles`: in the ports' receive bursts (copies into the pool included, and
+    /// looks at queues that had nothing).
+    pub busy_rx_cycles: u64,
+    /// Of `busy_cycles`: running the batches through the graph (the nodes `runtime` lists,
+    /// and the scatter between them).
+    pub busy_graph_cycles: u64,
+    /// Of `busy_cycles`: in the ports' transmit bursts.
+    pub busy_tx_cycles: u64,
+    /// Of `busy_cycles`: the queues' upkeep once per iteration (transmit kicks, completions,
+    /// refilling receive rings).
+    pub busy_upkeep_cycles: u64,
     /// Cycles of the iterations that received nothing (not counting sleeps).
     pub idle_cycles: u64,
     /// Times it went to sleep.
@@ -122,6 +135,15 @@ pub struct PmdSetup {
     /// The daemon's upcall: every bridge, by datapath port (clones share its port map).
     pub upcall: DatapathUpcall,
     pub clock: Arc<MonotonicClock>,
+}
+
+/// Where one iteration's cycles went (see [`PmdStats`]).
+#[derive(Clone, Copy, Default)]
+struct IterationCycles {
+    rx: u64,
+    graph: u64,
+    tx: u64,
+    upkeep: u64,
 }
 
 struct PmdRxq {
@@ -392,12 +414,16 @@ impl Pmd {
                 break;
             }
             let start = pipeline::cycles::now();
-            let got = self.iteration();
+            let (got, parts) = self.iteration();
             let end = pipeline::cycles::now();
             self.stats.iterations += 1;
             if got > 0 {
                 self.stats.busy_iterations += 1;
                 self.stats.busy_cycles += end - start;
+                self.stats.busy_rx_cycles += parts.rx;
+                self.stats.busy_graph_cycles += parts.graph;
+                self.stats.busy_tx_cycles += parts.tx;
+                self.stats.busy_upkeep_cycles += parts.upkeep;
                 idle = 0;
                 sleep_us = 10;
             } else {
@@ -419,23 +445,29 @@ impl Pmd {
         }
     }
 
-    /// Polls every queue once; returns the packets received.
-    fn iteration(&mut self) -> usize {
+    /// Polls every queue once; returns the packets received and where the cycles went.
+    fn iteration(&mut self) -> (usize, IterationCycles) {
         let now = self.clock.now_ns();
         let batch = self.settings.batch;
         let pmd = self.id;
         let mut got = 0;
+        let mut parts = IterationCycles::default();
         for r in self.rxqs.iter_mut() {
             if now < r.next_poll_ns {
                 continue;
             }
             let t0 = pipeline::cycles::now();
+            let graph0 = self.switch.dispatch_cycles();
             let n = {
                 let mut io = r.queue.lock();
                 self.switch.receive_with(r.port, now, |sink| {
                     io.rx_burst_into(batch, sink);
                 })
             };
+            let t1 = pipeline::cycles::now();
+            let graph = self.switch.dispatch_cycles() - graph0;
+            parts.graph += graph;
+            parts.rx += (t1 - t0).saturating_sub(graph);
             if n == 0 {
                 // Frames keep a queue looked at every iteration; an empty look waits its
                 // interval (0 for most).
@@ -454,21 +486,24 @@ impl Pmd {
                     continue;
                 };
                 let mut io = q.lock();
+                let full = io.tx_full_loss();
                 self.stats.tx_packets += self
                     .switch
-                    .drain_tx_batch(i, |pool, ids| io.tx_packets(pool, ids))
+                    .drain_tx_batch_as(i, full, |pool, ids| io.tx_packets(pool, ids))
                     as u64;
             }
-            r.queue
-                .cycles
-                .fetch_add(pipeline::cycles::now() - t0, Ordering::Relaxed);
+            let t2 = pipeline::cycles::now();
+            parts.tx += t2 - t1;
+            r.queue.cycles.fetch_add(t2 - t0, Ordering::Relaxed);
             r.queue.packets.fetch_add(n as u64, Ordering::Relaxed);
             got += n;
         }
+        let t3 = pipeline::cycles::now();
         for q in &self.touched {
             q.lock().poll();
         }
-        got
+        parts.upkeep = pipeline::cycles::now() - t3;
+        (got, parts)
     }
 
     /// Sleeps until a queue has frames, a job arrives, or `us` microseconds pass.

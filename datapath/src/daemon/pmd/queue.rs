@@ -1,9 +1,12 @@
-//! [`Queue`]: one queue of one port, as the PMDs share it.
+//! [`Queue`]: one queue of one port, as the PMDs share it, and its counters since the last
+//! `clear-stats` (the port type's count from the queue's start: what they were at the clear
+//! is kept here and subtracted).
 
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use ports::{PortIo, QueueInfo};
+use ports::{PortIo, PortLosses, QueueInfo};
 
 /// One queue of one port, shared between the PMD that receives on it and the PMDs that send
 /// on it (each holds the lock for one burst).
@@ -24,6 +27,17 @@ pub struct Queue {
     pub cycles: AtomicU64,
     /// Packets received on this queue.
     pub packets: AtomicU64,
+    /// The counts at the last `clear-stats`.
+    cleared: Mutex<Cleared>,
+}
+
+/// A queue's counts at the last `clear-stats`.
+#[derive(Default)]
+struct Cleared {
+    counters: BTreeMap<&'static str, u64>,
+    losses: PortLosses,
+    cycles: u64,
+    packets: u64,
 }
 
 impl Queue {
@@ -47,7 +61,65 @@ impl Queue {
             io: Mutex::new(io),
             cycles: AtomicU64::new(0),
             packets: AtomicU64::new(0),
+            cleared: Mutex::new(Cleared::default()),
         }
+    }
+
+    fn cleared(&self) -> MutexGuard<'_, Cleared> {
+        self.cleared.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The port type's counters since the last [`Queue::clear`], then its gauges as they are.
+    pub fn counters(&self) -> Vec<(&'static str, u64)> {
+        let (counters, gauges) = {
+            let io = self.lock();
+            (io.counters(), io.gauges())
+        };
+        let base = self.cleared();
+        counters
+            .into_iter()
+            .map(|(k, v)| {
+                (
+                    k,
+                    v.saturating_sub(base.counters.get(k).copied().unwrap_or(0)),
+                )
+            })
+            .chain(gauges)
+            .collect()
+    }
+
+    /// The frames the port type lost on this queue since the last [`Queue::clear`].
+    pub fn losses(&self) -> PortLosses {
+        let now = self.lock().losses();
+        now.since(&self.cleared().losses)
+    }
+
+    /// Busy cycles and packets received since the last [`Queue::clear`] (placement goes on
+    /// with the totals).
+    pub fn cycles_and_packets(&self) -> (u64, u64) {
+        let base = self.cleared();
+        (
+            self.cycles
+                .load(Ordering::Relaxed)
+                .saturating_sub(base.cycles),
+            self.packets
+                .load(Ordering::Relaxed)
+                .saturating_sub(base.packets),
+        )
+    }
+
+    /// Counts from zero again: the port type's counters and losses, and the cycles and
+    /// packets shown (not those placement weighs).
+    pub fn clear(&self) {
+        let (counters, losses) = {
+            let io = self.lock();
+            (io.counters(), io.losses())
+        };
+        let mut base = self.cleared();
+        base.counters = counters.into_iter().collect();
+        base.losses = losses;
+        base.cycles = self.cycles.load(Ordering::Relaxed);
+        base.packets = self.packets.load(Ordering::Relaxed);
     }
 
     /// The port I/O, locked (a panic elsewhere leaves the queue usable).

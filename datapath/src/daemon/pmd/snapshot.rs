@@ -4,14 +4,13 @@
 //! ports' counters under their OpenFlow numbers.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
 
 use serde::Serialize;
 
 use super::{Pmd, PmdSettings, PmdStats};
 use crate::switch::PortStats;
 
-/// One receive queue's share, for `pmd-stats` and placement.
+/// One receive queue's share since the last `clear-stats`, for `pmd-stats`.
 #[derive(Clone, Debug, Serialize)]
 pub struct RxqSnapshot {
     pub bridge: String,
@@ -19,6 +18,9 @@ pub struct RxqSnapshot {
     pub queue: u32,
     pub cycles: u64,
     pub packets: u64,
+    /// What the port type lost on the queue (both ways; a transmit queue may be shared by
+    /// PMDs).
+    pub losses: ports::PortLosses,
 }
 
 /// Where the frames of a PMD's packet pool are, between two iterations (when no packet is in
@@ -74,12 +76,16 @@ impl Pmd {
         let rxqs = self
             .rxqs
             .iter()
-            .map(|r| RxqSnapshot {
-                bridge: r.queue.bridge.clone(),
-                port: r.queue.port.clone(),
-                queue: r.queue.queue_id,
-                cycles: r.queue.cycles.load(Ordering::Relaxed),
-                packets: r.queue.packets.load(Ordering::Relaxed),
+            .map(|r| {
+                let (cycles, packets) = r.queue.cycles_and_packets();
+                RxqSnapshot {
+                    bridge: r.queue.bridge.clone(),
+                    port: r.queue.port.clone(),
+                    queue: r.queue.queue_id,
+                    cycles,
+                    packets,
+                    losses: r.queue.losses(),
+                }
             })
             .collect();
         let pool = self.pool_snapshot();
