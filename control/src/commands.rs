@@ -49,6 +49,11 @@ pub const VERBS: &[(&str, &str)] = &[
         "add a port",
     ),
     ("del-port BRIDGE IF", "delete a port"),
+    (
+        "set-port IF mtu_request=N|[]",
+        "set or clear a port's MTU (68..9710; afxdp at most 1774, vhost-user 9198), as \
+         ovs-vsctl set Interface IF mtu_request=N",
+    ),
     ("list-ports BRIDGE", "the bridge's port names"),
     (
         "show",
@@ -242,6 +247,32 @@ pub fn execute(d: &mut Daemon, argv: &[String], data: Option<&str>) -> Result<Re
             let name = arg(&args, 1, "port")?;
             d.del_port(bridge, name)?;
             Ok(Reply::done(format!("deleted port {name} from {bridge}")))
+        }
+        "set-port" => {
+            allow(&[])?;
+            let name = arg(&args, 0, "port")?;
+            if args.len() < 2 {
+                bail!("set-port: missing mtu_request=N");
+            }
+            let mut mtu = None;
+            for a in &args[1..] {
+                match a.split_once('=') {
+                    Some(("mtu_request" | "mtu-request", "[]")) => mtu = Some(None),
+                    Some(("mtu_request" | "mtu-request", v)) => {
+                        let n: u16 = v.parse().map_err(|_| {
+                            anyhow!("mtu_request: bad value {v:?}: not a number (68..=9710, or [] to clear)")
+                        })?;
+                        mtu = Some(Some(n));
+                    }
+                    _ => bail!("set-port: unknown option {a:?} (mtu_request=N|[])"),
+                }
+            }
+            let mtu = mtu.unwrap_or(None);
+            d.set_port_mtu(name, mtu)?;
+            Ok(Reply::done(match mtu {
+                Some(m) => format!("set port {name} mtu_request={m}"),
+                None => format!("cleared port {name} mtu_request"),
+            }))
         }
         "list-ports" => {
             allow(&[])?;
@@ -891,9 +922,10 @@ fn show(d: &Daemon) -> Reply {
                 |info| (info.kind, info.mode.as_str()),
             );
             let ofport = ofport_text(p.ofport);
+            let mtu = p.effective_mtu();
             let _ = writeln!(
                 text,
-                "  port {ofport}: {} type={kind} mode=\"{mode}\" dp_port={} state={state}",
+                "  port {ofport}: {} type={kind} mode=\"{mode}\" dp_port={} mtu={mtu} state={state}",
                 p.name, p.dp_port
             );
             let mut queues = Vec::new();
@@ -912,7 +944,7 @@ fn show(d: &Daemon) -> Reply {
             }
             ports.push(json!({
                 "name": p.name, "ofport": ofport_json(p.ofport), "dp_port": p.dp_port, "type": kind, "mode": mode,
-                "state": state, "options": p.spec.options_text(), "queues": queues,
+                "mtu": mtu, "mtu_request": p.spec.mtu_request, "state": state, "options": p.spec.options_text(), "queues": queues,
             }));
         }
         bridges.push(json!({ "name": b.name, "ports": ports }));
@@ -970,15 +1002,24 @@ fn port_stats(d: &Daemon, only: Option<&str>) -> Result<Reply> {
                         sum.tx_packets += st.tx_packets;
                         sum.tx_bytes += st.tx_bytes;
                         sum.tx_dropped += st.tx_dropped;
+                        sum.rx_mtu_exceeded += st.rx_mtu_exceeded;
+                        sum.tx_mtu_exceeded += st.tx_mtu_exceeded;
                     }
                 }
             }
-            let extra = p.counters();
+            let mut extra = p.counters();
+            for (k, v) in [
+                ("rx-mtu-exceeded", sum.rx_mtu_exceeded),
+                ("tx-mtu-exceeded", sum.tx_mtu_exceeded),
+            ] {
+                *extra.entry(k).or_default() += v;
+            }
             let _ = writeln!(
                 text,
-                "  port {} ({}): rx pkts={} bytes={} drop={}  tx pkts={} bytes={} drop={}",
+                "  port {} ({}, mtu {}): rx pkts={} bytes={} drop={}  tx pkts={} bytes={} drop={}",
                 ofport_text(p.ofport),
                 p.name,
+                p.effective_mtu(),
                 sum.rx_packets,
                 sum.rx_bytes,
                 sum.rx_dropped,
@@ -995,7 +1036,8 @@ fn port_stats(d: &Daemon, only: Option<&str>) -> Result<Reply> {
                 let _ = writeln!(text, "    {}", nonzero.join(" "));
             }
             out.push(json!({
-                "bridge": b.name, "port": p.name, "ofport": ofport_json(p.ofport), "stats": sum,
+                "bridge": b.name, "port": p.name, "ofport": ofport_json(p.ofport),
+                "mtu": p.effective_mtu(), "stats": sum,
                 "counters": extra,
             }));
         }
@@ -1164,6 +1206,14 @@ fn drop_reasons(d: &Daemon) -> Result<Reply> {
                 }
                 if st.tx_dropped > 0 {
                     *m.entry(format!("port.{name}.tx-dropped")).or_default() += st.tx_dropped;
+                }
+                for (reason, n) in [
+                    ("rx-mtu-exceeded", st.rx_mtu_exceeded),
+                    ("tx-mtu-exceeded", st.tx_mtu_exceeded),
+                ] {
+                    if n > 0 {
+                        *m.entry(format!("port.{name}.{reason}")).or_default() += n;
+                    }
                 }
             }
         }
