@@ -1052,4 +1052,23 @@ mod tests {
             "{e}"
         );
     }
+
+    #[test]
+    fn a_port_mtu_request_is_checked() {
+        let port = |v: &str| format!("[[port]]\nname='p1'\nofport=1\nmtu_request={v}\n");
+        let s = parse(&port("9000")).unwrap();
+        assert_eq!(
+            (s.ports[0].mtu_request, s.ports[0].port_mtu()),
+            (Some(9000), 9000)
+        );
+        let s = parse("[[port]]\nname='p1'\nofport=1\n").unwrap();
+        assert_eq!(s.ports[0].port_mtu(), 1500);
+        for bad in ["67", "9711", "-1"] {
+            let e = parse(&port(bad)).unwrap_err().to_string();
+            assert!(
+                e.contains("port[0].mtu_request: ") && e.contains("not in 68..=9710"),
+                "{bad}: {e}"
+            );
+        }
+    }
 }

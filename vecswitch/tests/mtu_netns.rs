@@ -135,7 +135,11 @@ fn jumbo_pings_cross_afpacket_ports_and_the_local_tap_and_too_big_frames_are_nam
     }
     let set = d.ok(&["set-port", &host_a, "mtu_request=9000"]).text;
     assert!(set.contains("mtu_request=9000"), "{set}");
-    assert_eq!(kernel_mtu(None, &host_a), 9000, "the kernel interface took it");
+    assert_eq!(
+        kernel_mtu(None, &host_a),
+        9000,
+        "the kernel interface took it"
+    );
     assert_eq!(show_port(&d, &host_a)["mtu"], 9000);
     assert_eq!(show_port(&d, &host_a)["mtu_request"], 9000);
     assert!(!ping_df(Some(&a.name), "10.93.0.2", 8972, 1));
@@ -157,7 +161,10 @@ fn jumbo_pings_cross_afpacket_ports_and_the_local_tap_and_too_big_frames_are_nam
     d.ok(&["set-port", &bridge, "mtu_request=9000"]);
     assert_eq!(kernel_mtu(None, &bridge), 9000);
     common::run(&["ip", "addr", "add", "10.93.0.254/24", "dev", &bridge]);
-    assert!(ping_df(None, "10.93.0.1", 8972, 3), "host -> a through LOCAL");
+    assert!(
+        ping_df(None, "10.93.0.1", 8972, 3),
+        "host -> a through LOCAL"
+    );
 
     // Bad values: refused naming the field, nothing changed.
     for (bad, why) in [
@@ -178,9 +185,15 @@ fn jumbo_pings_cross_afpacket_ports_and_the_local_tap_and_too_big_frames_are_nam
     d.ok(&["set-port", &host_b, "mtu_request=1500"]);
     assert_eq!(kernel_mtu(None, &host_b), 1500);
     d.ok(&["set-port", &host_a, "mtu_request=[]"]);
-    assert_eq!(show_port(&d, &host_a)["mtu_request"], serde_json::Value::Null);
+    assert_eq!(
+        show_port(&d, &host_a)["mtu_request"],
+        serde_json::Value::Null
+    );
     assert_eq!(show_port(&d, &host_a)["mtu"], 9000, "the kernel's own MTU");
-    assert!(common::ping(&a.target, "10.93.0.2", 2), "1500 still crosses");
+    assert!(
+        common::ping(&a.target, "10.93.0.2", 2),
+        "1500 still crosses"
+    );
 }
 
 #[test]
@@ -202,7 +215,10 @@ fn an_afxdp_port_takes_an_mtu_up_to_its_umem_chunk_and_refuses_more() {
         d.ok(&["set-port", host, "mtu_request=1774"]);
         assert_eq!(kernel_mtu(None, host), 1774);
     }
-    assert!(ping_df(Some(&a.name), "10.93.1.2", 1774 - 28, 3), "a full 1774 MTU");
+    assert!(
+        ping_df(Some(&a.name), "10.93.1.2", 1774 - 28, 3),
+        "a full 1774 MTU"
+    );
 }
 
 #[test]
@@ -297,6 +313,9 @@ fn jumbo_udp_crosses_a_vhost_user_port_to_testpmd_and_back() {
         String::from_utf8_lossy(&out.stderr),
         guest.log()
     );
-    assert!(port_counter(&d, &bridge, &port, "rx_packets") >= 20, "{stats}");
+    assert!(
+        port_counter(&d, &bridge, &port, "rx_packets") >= 20,
+        "{stats}"
+    );
     guest.kill();
 }
