@@ -51,7 +51,7 @@ pub const VERBS: &[(&str, &str)] = &[
     ("del-port BRIDGE IF", "delete a port"),
     (
         "set-port IF mtu_request=N|[]",
-        "set or clear a port's MTU (68..9710; afxdp at most 1774, vhost-user 9198), as \
+        "set or clear a port's MTU (68..9702; afxdp at most 1774, vhost-user 9198), as \
          ovs-vsctl set Interface IF mtu_request=N",
     ),
     ("list-ports BRIDGE", "the bridge's port names"),
@@ -259,8 +259,11 @@ pub fn execute(d: &mut Daemon, argv: &[String], data: Option<&str>) -> Result<Re
                 match a.split_once('=') {
                     Some(("mtu_request" | "mtu-request", "[]")) => mtu = Some(None),
                     Some(("mtu_request" | "mtu-request", v)) => {
-                        let n: u16 = v.parse().map_err(|_| {
-                            anyhow!("mtu_request: bad value {v:?}: not a number (68..=9710, or [] to clear)")
+                        let n: u32 = v.parse().map_err(|_| {
+                            anyhow!("mtu_request: bad value {v:?}: not a number (68..=9702, or [] to clear)")
+                        })?;
+                        let n = u16::try_from(n).map_err(|_| {
+                            anyhow!("mtu_request: bad value {v:?}: must be 68..=9702")
                         })?;
                         mtu = Some(Some(n));
                     }

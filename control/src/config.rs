@@ -483,7 +483,7 @@ mod tests {
         };
         let c = Config::parse(&port("9000"), dir).unwrap();
         assert_eq!(c.bridges[0].ports[0].mtu_request, Some(9000));
-        for bad in ["67", "9711", "\"big\""] {
+        for bad in ["67", "9703", "\"big\""] {
             let e = Config::parse(&port(bad), dir).unwrap_err().to_string();
             assert!(e.contains("mtu_request"), "{bad}: {e}");
         }

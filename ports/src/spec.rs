@@ -27,8 +27,9 @@ pub const MAX_VLAN: u16 = 4095;
 pub const DEFAULT_MTU: u16 = 1500;
 /// Smallest `mtu_request`: IPv4's minimum (RFC 791), as the kernel's `ETH_MIN_MTU`.
 pub const MIN_MTU: u16 = 68;
-/// Largest `mtu_request` of any port: OVS-DPDK's (`NETDEV_DPDK_MAX_PKT_LEN` 9728 less 18).
-pub const MAX_MTU: u16 = 9710;
+/// Largest `mtu_request` of any port: OVS-DPDK's (`NETDEV_DPDK_MAX_PKT_LEN` 9728 less 26 for
+/// the Ethernet header, CRC and two VLAN tags).
+pub const MAX_MTU: u16 = 9702;
 /// Largest `mtu_request` of an afxdp port: a frame must fit one 2048-byte UMEM chunk after
 /// the 256 bytes of headroom (1792 bytes), less 18 for the Ethernet header and a VLAN tag.
 /// XDP multi-buffer (`XDP_USE_SG`) is not used.
@@ -957,13 +958,13 @@ mod tests {
             "g",
             &format!("{g} mtu_request=67"),
             "mtu_request",
-            "68..=9710",
+            "68..=9702",
         );
         assert_refused(
             "g",
-            &format!("{g} mtu_request=9711"),
+            &format!("{g} mtu_request=9703"),
             "mtu_request",
-            "68..=9710",
+            "68..=9702",
         );
         assert_refused(
             "g",

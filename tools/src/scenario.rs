@@ -1063,10 +1063,10 @@ mod tests {
         );
         let s = parse("[[port]]\nname='p1'\nofport=1\n").unwrap();
         assert_eq!(s.ports[0].port_mtu(), 1500);
-        for bad in ["67", "9711", "-1"] {
+        for bad in ["67", "9703", "-1"] {
             let e = parse(&port(bad)).unwrap_err().to_string();
             assert!(
-                e.contains("port[0].mtu_request: ") && e.contains("not in 68..=9710"),
+                e.contains("port[0].mtu_request: ") && e.contains("not in 68..=9702"),
                 "{bad}: {e}"
             );
         }

@@ -468,7 +468,7 @@ impl Daemon {
         // The port's queues close before it opens again (its PMDs let go of them first).
         let bridge = self.bridges[bi].name.clone();
         let gone = self.bridges[bi].ports.remove(pi);
-        let (dp_port, base) = (gone.dp_port, gone.counters_base.clone());
+        let dp_port = gone.dp_port;
         drop(gone);
         self.bridges_changed()?;
         let opened = open_port(&bridge, spec, dp_port).or_else(|e| {
@@ -480,8 +480,6 @@ impl Daemon {
             self.bridges_changed()?;
             Err(e)
         })?;
-        let mut opened = opened;
-        opened.counters_base = base;
         self.bridges[bi].ports.insert(pi, opened);
         self.bridges_changed()
     }
