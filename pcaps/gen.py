@@ -2023,6 +2023,48 @@ feature (README, "MTU, better than OVS").
     return s
 
 
+def tunnel_jumbo():
+    port = {"name": "vx0", "ofport": 10, "type": "vxlan", "remote_ip": REMOTE, "key": 5000}
+    u = underlay()
+    u["ports"][0]["mtu"] = 9050
+    s = Scenario(
+        "tunnel-jumbo",
+        "VXLAN with a 9000-byte inner MTU over an underlay port of MTU 9000 + 50",
+        """
+As `tunnel-mtu`, with jumbo frames: p1 (vm1 %s) has `mtu_request = 9100`, the underlay port eth0
+an MTU of 9050: the inner MTU plus the 50 bytes of VXLAN's outer headers, so a full 9000-byte
+inner IP packet fits both ways (the outer IPv4 packet is 9050 bytes, its frame 9064). One byte
+more is dropped (`classify.tunnel-too-big`) and its sender told, ICMP "fragmentation needed"
+with next-hop MTU 9000. Open vSwitch 3.1 drops that frame too, without an answer (declared).
+""" % mac(1),
+        [{"name": "p1", "ofport": 1, "mtu_request": 9100}, port],
+        underlay=u,
+    )
+    vm1, vm2, i1, i2 = mac(1), mac(2), "10.0.0.1", "10.0.0.2"
+
+    def ipv4(src_mac, dst_mac, src, dst, ip_len, ident):
+        head = IP(src=src, dst=dst, id=ident, flags="DF") / UDP(sport=40000, dport=7000)
+        return Ether(src=src_mac, dst=dst_mac) / head / Raw(bytes(i % 251 for i in range(ip_len - len(head))))
+
+    f = arp_reply(vm2, i2, vm1, i1)
+    s.send("eth0", from_remote(f, "vxlan", 5000, ident=1), "vxlan from the remote, VNI 5000: ARP reply vm2→vm1",
+           {"p1": f}, "decapsulated; vm2 learned on vx0")
+    f = ipv4(vm1, vm2, i1, i2, 9000, 2)
+    s.send("p1", f, "UDP vm1→vm2, DF, 9000-byte IP packet", {"eth0": encapsulated(f, "vxlan", 5000)},
+           "fits exactly: a 9050-byte outer IPv4 packet")
+    f = ipv4(vm2, vm1, i2, i1, 9000, 3)
+    s.send("eth0", from_remote(f, "vxlan", 5000, ident=2), "vxlan from the remote: UDP vm2→vm1, 9000-byte IP packet",
+           {"p1": f}, "decapsulated whole")
+    f = ipv4(vm1, vm2, i1, i2, 9001, 4)
+    answer = (Ether(src=vm2, dst=vm1) / IP(src=i2, dst=i1, ttl=64, id=0, flags="DF")
+              / ICMP(type=3, code=4, nexthopmtu=9000) / Raw(bytes(f)[14:14 + 548]))
+    s.send("p1", f, "UDP vm1→vm2, DF, 9001-byte IP packet", {"p1": answer},
+           "one byte too big for eth0: dropped; ICMP fragmentation needed (MTU 9000) to vm1",
+           drop="tunnel-too-big", ovs={}, ovs_why="its netdev-dummy eth0 (MTU 9050) refuses the encapsulated "
+           "frame, and it tells the sender nothing")
+    return s
+
+
 def jumbo():
     s = Scenario(
         "jumbo",
@@ -2657,7 +2699,7 @@ interface fields, the port into the low 9 (OVS's rule; 65534 becomes 5 << 9 | 0x
     return s
 
 
-SCENARIOS = [l2_learning, vlan, vlan_defaults, vlan_native, acl, rewrite, resubmit, nested_tables, fragments, frag_normal, frag_nx_match, frag_drop, vlan_limit_1, vlan_limit_2, mac_move, priorities, malformed, vxlan, geneve, tunnel_drops, vni_isolation, vxlan_arp, tunnel_flow, geneve_options, tunnel_mtu, jumbo, ct_firewall, ct_snat, ct_dnat, ct_limits, ct_tuple, ct_frag, netflow_basic, netflow_add_id]
+SCENARIOS = [l2_learning, vlan, vlan_defaults, vlan_native, acl, rewrite, resubmit, nested_tables, fragments, frag_normal, frag_nx_match, frag_drop, vlan_limit_1, vlan_limit_2, mac_move, priorities, malformed, vxlan, geneve, tunnel_drops, vni_isolation, vxlan_arp, tunnel_flow, geneve_options, tunnel_mtu, tunnel_jumbo, jumbo, ct_firewall, ct_snat, ct_dnat, ct_limits, ct_tuple, ct_frag, netflow_basic, netflow_add_id]
 
 
 def build(names=None):
