@@ -220,6 +220,29 @@ fn an_afxdp_port_takes_an_mtu_up_to_its_umem_chunk_and_refuses_more() {
         ping_df(Some(&a.name), "10.93.1.2", 1774 - 28, 3),
         "a full 1774 MTU"
     );
+    let mode = |host: &str| show_port(&d, host)["queues"][0]["mode"].to_string();
+    assert!(mode(&host_a).contains("pmd-pool"), "{}", mode(&host_a));
+    // A port of MTU 9000 elsewhere: the PMD's pool grows out of its UMEM, and the AF_XDP
+    // queues go on on their own memory (one copy each way).
+    let sink = format!("tx={}", d.path("sink.pcap").display());
+    d.ok(&[
+        "add-port",
+        &bridge,
+        "sink",
+        "type=pcap",
+        &sink,
+        "mtu_request=9000",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while mode(&host_a).contains("closed") {
+        assert!(Instant::now() < deadline, "{}", mode(&host_a));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!mode(&host_a).contains("pmd-pool"), "{}", mode(&host_a));
+    assert!(
+        ping_df(Some(&a.name), "10.93.1.2", 1774 - 28, 3),
+        "after the pools grew"
+    );
 }
 
 #[test]
