@@ -233,7 +233,7 @@ def write_scenario(s):
         lines.append("ofport = %d" % p["ofport"])
         if p["name"] in inputs:
             lines.append('input = "%s-in.pcap"' % p["name"])
-        for k in ("vlan_mode", "tag", "trunks", "type") + TUNNEL_KEYS + ("mtu",):
+        for k in ("vlan_mode", "tag", "trunks", "type") + TUNNEL_KEYS + ("mtu", "mtu_request"):
             if k in p:
                 lines.append("%s = %s" % (k, toml_value(p[k])))
 
@@ -294,6 +294,9 @@ def write_scenario(s):
 
 
 def port_desc(p):
+    if "mtu_request" in p:
+        rest = {k: v for k, v in p.items() if k != "mtu_request"}
+        return "%s, mtu_request %d" % (port_desc(rest), p["mtu_request"])
     if "mtu" in p:
         return "%s, MTU %d" % (port_desc({k: v for k, v in p.items() if k != "mtu"}), p["mtu"])
     if "type" in p:
@@ -2020,6 +2023,104 @@ feature (README, "MTU, better than OVS").
     return s
 
 
+def tunnel_jumbo():
+    port = {"name": "vx0", "ofport": 10, "type": "vxlan", "remote_ip": REMOTE, "key": 5000}
+    u = underlay()
+    u["ports"][0]["mtu"] = 9050
+    s = Scenario(
+        "tunnel-jumbo",
+        "VXLAN with a 9000-byte inner MTU over an underlay port of MTU 9000 + 50",
+        """
+As `tunnel-mtu`, with jumbo frames: p1 (vm1 %s) has `mtu_request = 9100`, the underlay port eth0
+an MTU of 9050: the inner MTU plus the 50 bytes of VXLAN's outer headers, so a full 9000-byte
+inner IP packet fits both ways (the outer IPv4 packet is 9050 bytes, its frame 9064). One byte
+more is dropped (`classify.tunnel-too-big`) and its sender told, ICMP "fragmentation needed"
+with next-hop MTU 9000. Open vSwitch 3.1 drops that frame too, without an answer (declared).
+""" % mac(1),
+        [{"name": "p1", "ofport": 1, "mtu_request": 9100}, port],
+        underlay=u,
+    )
+    vm1, vm2, i1, i2 = mac(1), mac(2), "10.0.0.1", "10.0.0.2"
+
+    def ipv4(src_mac, dst_mac, src, dst, ip_len, ident):
+        head = IP(src=src, dst=dst, id=ident, flags="DF") / UDP(sport=40000, dport=7000)
+        return Ether(src=src_mac, dst=dst_mac) / head / Raw(bytes(i % 251 for i in range(ip_len - len(head))))
+
+    f = arp_reply(vm2, i2, vm1, i1)
+    s.send("eth0", from_remote(f, "vxlan", 5000, ident=1), "vxlan from the remote, VNI 5000: ARP reply vm2→vm1",
+           {"p1": f}, "decapsulated; vm2 learned on vx0")
+    f = ipv4(vm1, vm2, i1, i2, 9000, 2)
+    s.send("p1", f, "UDP vm1→vm2, DF, 9000-byte IP packet", {"eth0": encapsulated(f, "vxlan", 5000)},
+           "fits exactly: a 9050-byte outer IPv4 packet")
+    f = ipv4(vm2, vm1, i2, i1, 9000, 3)
+    s.send("eth0", from_remote(f, "vxlan", 5000, ident=2), "vxlan from the remote: UDP vm2→vm1, 9000-byte IP packet",
+           {"p1": f}, "decapsulated whole")
+    f = ipv4(vm1, vm2, i1, i2, 9001, 4)
+    answer = (Ether(src=vm2, dst=vm1) / IP(src=i2, dst=i1, ttl=64, id=0, flags="DF")
+              / ICMP(type=3, code=4, nexthopmtu=9000) / Raw(bytes(f)[14:14 + 548]))
+    s.send("p1", f, "UDP vm1→vm2, DF, 9001-byte IP packet", {"p1": answer},
+           "one byte too big for eth0: dropped; ICMP fragmentation needed (MTU 9000) to vm1",
+           drop="tunnel-too-big", ovs={}, ovs_why="its netdev-dummy eth0 (MTU 9050) refuses the encapsulated "
+           "frame, and it tells the sender nothing")
+    return s
+
+
+def jumbo():
+    s = Scenario(
+        "jumbo",
+        "Jumbo frames: a 9000-byte MTU on two ports, 1500 on a third; frames over a port's MTU dropped both ways",
+        """
+p1 and p2 have `mtu_request = 9000`, p3 the default 1500. A port takes in and sends out frames of
+at most its MTU plus the 14-byte Ethernet header, plus 4 more when the frame carries an 802.1Q
+tag (what Open vSwitch's ports check before they send). The packet buffers are sized for the
+largest MTU (9000: 9280-byte frames with their 256 bytes of headroom), so a 9014-byte frame
+(`ping -s 8972 -M do` over a 9000-byte MTU) crosses the switch whole. A frame longer than its
+input port's MTU allows is dropped on receive (`port.NAME.rx-mtu-exceeded`), one longer than its
+output port's MTU allows on transmit (`port.NAME.tx-mtu-exceeded`).
+
+Open vSwitch 3.1 (netdev-dummy ports with the same `mtu_request`) checks the MTU only when it
+sends: a frame over the input port's MTU is forwarded there if the output port takes it (#7,
+declared with `ovs=`).
+""",
+        [{"name": "p1", "ofport": 1, "mtu_request": 9000}, {"name": "p2", "ofport": 2, "mtu_request": 9000},
+         {"name": "p3", "ofport": 3}],
+        rules=[
+            "priority=10,in_port=1,udp,tp_dst=7000,actions=output:2",
+            "priority=10,in_port=1,udp,tp_dst=7001,actions=output:3",
+            "priority=10,in_port=2,actions=output:1",
+            "priority=10,in_port=3,actions=output:1",
+        ],
+    )
+    m1, m2, m3 = mac(1), mac(2), mac(3)
+
+    def udp(sm, dm, si, di, ip_len, dport, vlan=None):
+        head = IP(src=si, dst=di, id=ip_len & 0xFFFF, flags="DF") / UDP(sport=40000, dport=dport)
+        payload = Raw(bytes(i % 251 for i in range(ip_len - len(head))))
+        eth = Ether(src=sm, dst=dm)
+        return (eth / Dot1Q(vlan=vlan) if vlan is not None else eth) / head / payload
+
+    s.send("p1", udp(m1, m2, "10.0.0.1", "10.0.0.2", 9000, 7000), "UDP p1→p2, 9000-byte IP packet (9014-byte frame)",
+           {"p2": None}, "fits both MTUs (ping -s 8972 -M do's size)")
+    s.send("p1", udp(m1, m2, "10.0.0.1", "10.0.0.2", 9000, 7000, vlan=10),
+           "UDP p1→p2 tagged VLAN 10, 9000-byte IP packet (9018-byte frame)", {"p2": None},
+           "a tagged frame may be 4 bytes longer")
+    s.send("p2", udp(m2, m1, "10.0.0.2", "10.0.0.1", 9000, 7000), "UDP p2→p1, 9000-byte IP packet",
+           {"p1": None}, "the other way")
+    s.send("p1", udp(m1, m2, "10.0.0.1", "10.0.0.2", 9001, 7000), "UDP p1→p2, 9001-byte IP packet (9015-byte frame)",
+           None, "one byte over p1's MTU: dropped on receive (OVS drops it when p2 refuses it)",
+           drop="port.p1.rx-mtu-exceeded")
+    s.send("p1", udp(m1, m3, "10.0.0.1", "10.0.0.3", 1500, 7001), "UDP p1→p3, 1500-byte IP packet",
+           {"p3": None}, "fits p3's 1500")
+    s.send("p1", udp(m1, m3, "10.0.0.1", "10.0.0.3", 1501, 7001), "UDP p1→p3, 1501-byte IP packet",
+           None, "one byte over p3's MTU: dropped on transmit", drop="port.p3.tx-mtu-exceeded")
+    s.send("p3", udp(m3, m1, "10.0.0.3", "10.0.0.1", 1501, 7000), "UDP p3→p1, 1501-byte IP packet",
+           None, "one byte over p3's MTU: dropped on receive", drop="port.p3.rx-mtu-exceeded",
+           ovs={"p1": None}, ovs_why="it checks the MTU only on transmit, and p1 takes 9000")
+    s.send("p3", udp(m3, m1, "10.0.0.3", "10.0.0.1", 1500, 7000), "UDP p3→p1, 1500-byte IP packet",
+           {"p1": None}, "fits")
+    return s
+
+
 def ct_firewall():
     s = Scenario(
         "ct-firewall",
@@ -2598,7 +2699,7 @@ interface fields, the port into the low 9 (OVS's rule; 65534 becomes 5 << 9 | 0x
     return s
 
 
-SCENARIOS = [l2_learning, vlan, vlan_defaults, vlan_native, acl, rewrite, resubmit, nested_tables, fragments, frag_normal, frag_nx_match, frag_drop, vlan_limit_1, vlan_limit_2, mac_move, priorities, malformed, vxlan, geneve, tunnel_drops, vni_isolation, vxlan_arp, tunnel_flow, geneve_options, tunnel_mtu, ct_firewall, ct_snat, ct_dnat, ct_limits, ct_tuple, ct_frag, netflow_basic, netflow_add_id]
+SCENARIOS = [l2_learning, vlan, vlan_defaults, vlan_native, acl, rewrite, resubmit, nested_tables, fragments, frag_normal, frag_nx_match, frag_drop, vlan_limit_1, vlan_limit_2, mac_move, priorities, malformed, vxlan, geneve, tunnel_drops, vni_isolation, vxlan_arp, tunnel_flow, geneve_options, tunnel_mtu, tunnel_jumbo, jumbo, ct_firewall, ct_snat, ct_dnat, ct_limits, ct_tuple, ct_frag, netflow_basic, netflow_add_id]
 
 
 def build(names=None):

@@ -159,6 +159,8 @@ def port_args(br, p, out):
             "ofport_request=%d" % p["ofport"], "options:tx_pcap=%s" % os.path.join(out, p["name"] + ".pcap")]
     if "mtu" in p:
         args.append("mtu_request=%d" % p["mtu"])
+    if "mtu_request" in p:
+        args.append("mtu_request=%d" % p["mtu_request"])
     if p.get("vlan_mode") == "access":
         args += ["--", "set", "port", p["name"], "vlan_mode=access", "tag=%d" % p["tag"]]
     elif p.get("vlan_mode") == "trunk":

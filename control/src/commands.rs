@@ -49,6 +49,11 @@ pub const VERBS: &[(&str, &str)] = &[
         "add a port",
     ),
     ("del-port BRIDGE IF", "delete a port"),
+    (
+        "set-port IF mtu_request=N|[]",
+        "set or clear a port's MTU (68..9702; afxdp at most 1774, vhost-user 9198), as \
+         ovs-vsctl set Interface IF mtu_request=N",
+    ),
     ("list-ports BRIDGE", "the bridge's port names"),
     (
         "show",
@@ -242,6 +247,35 @@ pub fn execute(d: &mut Daemon, argv: &[String], data: Option<&str>) -> Result<Re
             let name = arg(&args, 1, "port")?;
             d.del_port(bridge, name)?;
             Ok(Reply::done(format!("deleted port {name} from {bridge}")))
+        }
+        "set-port" => {
+            allow(&[])?;
+            let name = arg(&args, 0, "port")?;
+            if args.len() < 2 {
+                bail!("set-port: missing mtu_request=N");
+            }
+            let mut mtu = None;
+            for a in &args[1..] {
+                match a.split_once('=') {
+                    Some(("mtu_request" | "mtu-request", "[]")) => mtu = Some(None),
+                    Some(("mtu_request" | "mtu-request", v)) => {
+                        let n: u32 = v.parse().map_err(|_| {
+                            anyhow!("mtu_request: bad value {v:?}: not a number (68..=9702, or [] to clear)")
+                        })?;
+                        let n = u16::try_from(n).map_err(|_| {
+                            anyhow!("mtu_request: bad value {v:?}: must be 68..=9702")
+                        })?;
+                        mtu = Some(Some(n));
+                    }
+                    _ => bail!("set-port: unknown option {a:?} (mtu_request=N|[])"),
+                }
+            }
+            let mtu = mtu.unwrap_or(None);
+            d.set_port_mtu(name, mtu)?;
+            Ok(Reply::done(match mtu {
+                Some(m) => format!("set port {name} mtu_request={m}"),
+                None => format!("cleared port {name} mtu_request"),
+            }))
         }
         "list-ports" => {
             allow(&[])?;
@@ -891,9 +925,10 @@ fn show(d: &Daemon) -> Reply {
                 |info| (info.kind, info.mode.as_str()),
             );
             let ofport = ofport_text(p.ofport);
+            let mtu = p.effective_mtu();
             let _ = writeln!(
                 text,
-                "  port {ofport}: {} type={kind} mode=\"{mode}\" dp_port={} state={state}",
+                "  port {ofport}: {} type={kind} mode=\"{mode}\" dp_port={} mtu={mtu} state={state}",
                 p.name, p.dp_port
             );
             let mut queues = Vec::new();
@@ -912,7 +947,7 @@ fn show(d: &Daemon) -> Reply {
             }
             ports.push(json!({
                 "name": p.name, "ofport": ofport_json(p.ofport), "dp_port": p.dp_port, "type": kind, "mode": mode,
-                "state": state, "options": p.spec.options_text(), "queues": queues,
+                "mtu": mtu, "mtu_request": p.spec.mtu_request, "state": state, "options": p.spec.options_text(), "queues": queues,
             }));
         }
         bridges.push(json!({ "name": b.name, "ports": ports }));
@@ -1004,9 +1039,10 @@ fn port_stats(d: &Daemon, only: Option<&str>) -> Result<Reply> {
             let (rx_lost, tx_lost) = (lost.total_of(Direction::Rx), lost.total_of(Direction::Tx));
             let _ = writeln!(
                 text,
-                "  port {} ({}): rx pkts={} bytes={} drop={rx_lost}  tx pkts={} bytes={} drop={tx_lost}",
+                "  port {} ({}, mtu {}): rx pkts={} bytes={} drop={rx_lost}  tx pkts={} bytes={} drop={tx_lost}",
                 ofport_text(p.ofport),
                 p.name,
+                p.effective_mtu(),
                 sum.rx_packets,
                 sum.rx_bytes,
                 sum.tx_packets,
@@ -1026,6 +1062,7 @@ fn port_stats(d: &Daemon, only: Option<&str>) -> Result<Reply> {
             }
             out.push(json!({
                 "bridge": b.name, "port": p.name, "ofport": ofport_json(p.ofport),
+                "mtu": p.effective_mtu(),
                 "stats": {
                     "rx_packets": sum.rx_packets, "rx_bytes": sum.rx_bytes, "rx_dropped": rx_lost,
                     "tx_packets": sum.tx_packets, "tx_bytes": sum.tx_bytes, "tx_dropped": tx_lost,

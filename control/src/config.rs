@@ -473,6 +473,23 @@ mod tests {
     }
 
     #[test]
+    fn a_port_mtu_request_is_read_and_checked() {
+        let dir = Path::new(".");
+        let port = |mtu: &str| {
+            format!(
+                "[[bridge]]\nname = \"b\"\n[[bridge.port]]\nname = \"g\"\ntype = \"generator\"\n\
+                 profile = \"size=64\"\nmtu_request = {mtu}\n"
+            )
+        };
+        let c = Config::parse(&port("9000"), dir).unwrap();
+        assert_eq!(c.bridges[0].ports[0].mtu_request, Some(9000));
+        for bad in ["67", "9703", "\"big\""] {
+            let e = Config::parse(&port(bad), dir).unwrap_err().to_string();
+            assert!(e.contains("mtu_request"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     #[cfg(not(feature = "dpdk"))]
     fn dpdk_eal_args_need_the_dpdk_feature() {
         let e = Config::parse("dpdk-eal-args = [\"--no-huge\"]\n", Path::new("."))

@@ -24,7 +24,7 @@ const DETAILS: &[(&str, &str)] = &[
   type=TYPE     afxdp (default), afpacket, tap, generator, pcap, vhost-user, vxlan, geneve
                 (dpdk in a build with the dpdk feature)
   KEY=VALUE     ofport=N, vlan=access:N|trunk:A,B|native-tagged:N[:A,B]|native-untagged:N[:A,B],
-                then the type's options (the README's \"Port types\" table):
+                mtu_request=N (68..9702; afxdp at most 1774, vhost-user 9198), then the type's options (the README's \"Port types\" table):
                 afxdp: queues=N xdp-mode=auto|native|generic ring-size=N frames=N
                 afpacket: block-size=N blocks=N frame-size=N block-timeout-ms=N
                 generator: profile=size=64,flows=100,proto=udp rate=PPS count=N
@@ -33,6 +33,16 @@ const DETAILS: &[(&str, &str)] = &[
                 vxlan, geneve: remote_ip local_ip key in_key out_key dst_port ttl tos
                 df_default csum (OVS's tunnel options)
   A bad option is refused naming it, and nothing is added.",
+    ),
+    (
+        "set-port",
+        "  IF                port name
+  mtu_request=N     the port's MTU, 68..9702 (afxdp at most 1774, vhost-user at most 9198):
+                    frames longer than N+18 are dropped both ways (rx-mtu-exceeded,
+                    tx-mtu-exceeded); a kernel interface (afxdp, afpacket, tap) is given it;
+                    packet buffers grow when N needs more (the PMDs restart)
+  mtu_request=[]    clear it: 1500, or a kernel interface's own MTU
+  A value the port or its kernel interface refuses changes nothing.",
     ),
     (
         "add-flow",

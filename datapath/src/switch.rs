@@ -12,7 +12,7 @@ use pipeline::buffer::BufferError;
 use pipeline::parse::Parse;
 use pipeline::{
     Ctx, Direction, Graph, PacketId, PacketPool, PortLoss, PortLosses, RxSink, Sent, TxQueues,
-    Upcall, HEADROOM, MAX_PACKET,
+    Upcall, HEADROOM,
 };
 use serde::Serialize;
 use tunnels::underlay::NeighTable;
@@ -57,7 +57,8 @@ pub struct PortStats {
     pub tx_bytes: u64,
     /// Frames the port's transmit bursts did not take (the transmit reasons of `losses`).
     pub tx_dropped: u64,
-    /// Those two by reason: longer than a buffer, no free buffer, the transmit ring full, ...
+    /// Those two by reason: longer than a buffer or than the MTU, no free buffer, the
+    /// transmit ring full, ...
     #[serde(skip_serializing_if = "PortLosses::is_empty")]
     pub losses: PortLosses,
 }
@@ -74,6 +75,11 @@ impl PortStats {
     }
 }
 
+/// Bytes of an Ethernet header, as an MTU leaves it out.
+const ETH_HEADER_LEN: usize = 14;
+/// Bytes of an 802.1Q tag, which a tagged frame may carry beyond the MTU.
+const VLAN_HEADER_LEN: usize = 4;
+
 /// A port of the switch: its bridge, name, OpenFlow and datapath numbers, and counters.
 #[derive(Clone, Debug, Serialize)]
 pub struct SwitchPort {
@@ -82,18 +88,39 @@ pub struct SwitchPort {
     pub ofport: u32,
     /// The number the packets' `in_port` and the `Output` actions carry.
     pub dp_port: u32,
+    /// The port's MTU: frames longer than it plus [`pipeline::FRAME_OVERHEAD`] are dropped
+    /// both ways.
+    pub mtu: u16,
     pub stats: PortStats,
 }
 
 impl SwitchPort {
+    /// A port of MTU [`ports::spec::DEFAULT_MTU`] (1500).
     pub fn new(bridge: &str, name: &str, ofport: u32, dp_port: u32) -> SwitchPort {
         SwitchPort {
             bridge: bridge.to_string(),
             name: name.to_string(),
             ofport,
             dp_port,
+            mtu: ports::spec::DEFAULT_MTU,
             stats: PortStats::default(),
         }
+    }
+
+    /// The same port with MTU `mtu`.
+    pub fn with_mtu(mut self, mtu: u16) -> SwitchPort {
+        self.mtu = mtu;
+        self
+    }
+
+    /// Whether `frame` is longer than the port's MTU allows: more than the MTU plus the
+    /// 14-byte Ethernet header, plus 4 when it carries an 802.1Q tag (what Open vSwitch's
+    /// ports check before they send).
+    #[inline(always)]
+    pub fn exceeds_mtu(&self, frame: &[u8]) -> bool {
+        let base = usize::from(self.mtu) + ETH_HEADER_LEN;
+        frame.len() > base
+            && (frame.len() > base + VLAN_HEADER_LEN || frame.get(12..14) != Some(&[0x81, 0x00]))
     }
 
     /// Whether `other` is the same port (stats aside).
@@ -310,6 +337,10 @@ impl<U: Upcall + 'static> Switch<U> {
         };
         self.rx_scratch.clear();
         for (data, rx_ns) in frames {
+            if p.exceeds_mtu(data) {
+                p.stats.lose(PortLoss::RxMtuExceeded, 1);
+                continue;
+            }
             match self.pool.alloc_with(data) {
                 Ok(id) => {
                     let m = self.pool.meta_mut(id);
@@ -329,6 +360,18 @@ impl<U: Upcall + 'static> Switch<U> {
         };
         self.graph.dispatch(&mut cx, self.entry, &self.rx_scratch);
         self.send_injected(now_ns);
+    }
+
+    /// Sets the MTU of the port of datapath number `dp_port` (no effect when there is none).
+    pub fn set_port_mtu(&mut self, dp_port: u32, mtu: u16) {
+        if let Some(p) = self.ports.iter_mut().find(|p| p.dp_port == dp_port) {
+            p.mtu = mtu;
+        }
+    }
+
+    /// The packet pool's largest packet: what the largest MTU of the ports may not exceed.
+    pub fn max_packet(&self) -> usize {
+        self.pool.max_packet()
     }
 
     /// Adds a port (no effect when its datapath number is there already). Returns its index.
@@ -423,6 +466,7 @@ impl<U: Upcall + 'static> Switch<U> {
         };
         self.tx_scratch.clear();
         self.tx.drain(p.dp_port, &mut self.tx_scratch);
+        drop_over_mtu(&mut self.pool, &mut self.tx_scratch, p);
         let mut sent_total = 0;
         for chunk in self.tx_scratch.chunks(pipeline::MAX_BATCH) {
             let sent = send(&self.pool, chunk);
@@ -507,6 +551,7 @@ impl<U: Upcall + 'static> Switch<U> {
         };
         self.tx_scratch.clear();
         self.tx.drain(p.dp_port, &mut self.tx_scratch);
+        drop_over_mtu(&mut self.pool, &mut self.tx_scratch, p);
         for &id in &self.tx_scratch {
             let data = self.pool.data(id);
             p.stats.tx_packets += 1;
@@ -608,6 +653,25 @@ fn intake_loss(e: BufferError) -> PortLoss {
 
 /// The [`RxSink`] of one receive burst: frames become packets of the pool, stamped with the
 /// port and the time, in the batch the graph runs next.
+/// Frees the packets of `ids` longer than `port`'s MTU allows, counting them as its
+/// `tx-mtu-exceeded`; the rest keep their order. One pass of length checks when none is.
+#[inline]
+fn drop_over_mtu(pool: &mut PacketPool, ids: &mut Vec<PacketId>, port: &mut SwitchPort) {
+    // Lengths first (the metadata is hot); the bytes only of a frame that may be too long.
+    let max = usize::from(port.mtu) + ETH_HEADER_LEN;
+    if ids.iter().all(|&id| usize::from(pool.meta(id).len) <= max) {
+        return;
+    }
+    ids.retain(|&id| {
+        if !port.exceeds_mtu(pool.data(id)) {
+            return true;
+        }
+        pool.free(id);
+        port.stats.lose(PortLoss::TxMtuExceeded, 1);
+        false
+    });
+}
+
 struct Intake<'a> {
     pool: &'a mut PacketPool,
     batch: &'a mut Vec<PacketId>,
@@ -635,6 +699,10 @@ impl RxSink for Intake<'_> {
             self.port.stats.lose(PortLoss::RxBatchFull, 1);
             return;
         }
+        if self.port.exceeds_mtu(frame) {
+            self.port.stats.lose(PortLoss::RxMtuExceeded, 1);
+            return;
+        }
         match self.pool.alloc_with(frame) {
             Ok(id) => {
                 self.copies.rx_copies += 1;
@@ -656,16 +724,24 @@ impl RxSink for Intake<'_> {
                 id
             }
         };
-        self.pool
-            .frame_mut(id)
-            .get_mut(HEADROOM..HEADROOM + MAX_PACKET)
+        let end = HEADROOM + self.pool.max_packet();
+        self.pool.frame_mut(id).get_mut(HEADROOM..end)
     }
 
     fn commit(&mut self, len: usize) {
         let Some(id) = self.room.take() else {
             return;
         };
-        // set_len refuses a length past the frame's end (more than MAX_PACKET here).
+        let end = (HEADROOM + len).min(self.pool.frame_size());
+        if self
+            .port
+            .exceeds_mtu(&self.pool.frame_mut(id)[HEADROOM..end])
+        {
+            self.pool.free(id);
+            self.port.stats.lose(PortLoss::RxMtuExceeded, 1);
+            return;
+        }
+        // set_len refuses a length past the frame's end (more than the pool's max_packet).
         if self.pool.set_len(id, len).is_err() {
             self.pool.free(id);
             self.port.stats.lose(PortLoss::RxTooLong, 1);
@@ -690,6 +766,16 @@ impl RxSink for Intake<'_> {
         if id as usize >= self.pool.capacity() {
             // Not a frame of this pool: nothing to free.
             self.port.stats.lose(PortLoss::RxForeignFrame, 1);
+            return;
+        }
+        let too_long = len > usize::from(self.port.mtu) + ETH_HEADER_LEN
+            && match self.pool.frame_mut(id).get(data_off..data_off + len) {
+                Some(frame) => self.port.exceeds_mtu(frame),
+                None => false,
+            };
+        if too_long {
+            self.pool.free(id);
+            self.port.stats.lose(PortLoss::RxMtuExceeded, 1);
             return;
         }
         if self.batch.len() >= pipeline::MAX_BATCH {
@@ -793,13 +879,13 @@ mod tests {
             let first = sink.room().unwrap().as_ptr();
             let room = sink.room().unwrap();
             assert_eq!(room.as_ptr(), first);
-            assert_eq!(room.len(), MAX_PACKET);
+            assert_eq!(room.len(), pipeline::MAX_PACKET);
             room[..60].copy_from_slice(&frame(2));
             sink.commit(60);
-            // Too long for a buffer: dropped, counted.
+            // Longer than the port's MTU (1500) allows: dropped, counted.
             sink.room().unwrap();
-            sink.commit(MAX_PACKET + 1);
-            sink.push(&vec![0u8; MAX_PACKET + 1]);
+            sink.commit(1519);
+            sink.push(&vec![0u8; 1519]);
             // Left uncommitted: freed after the burst.
             sink.room().unwrap()[0] = 0xff;
         });
@@ -809,7 +895,53 @@ mod tests {
         assert_eq!(out, vec![frame(1), frame(2)]);
         let s = &sw.ports()[0].stats;
         assert_eq!((s.rx_packets, s.rx_bytes, s.rx_dropped), (2, 120, 2));
-        assert_eq!(s.losses.text(), "rx-too-long=2");
+        assert_eq!(s.losses.text(), "rx-mtu-exceeded=2");
+        assert_eq!(sw.pool.available(), free, "every buffer is back");
+    }
+
+    /// A frame of `len` bytes to the broadcast MAC, with an 802.1Q tag if `tagged`.
+    fn long_frame(len: usize, tagged: bool) -> Vec<u8> {
+        let mut f = vec![0u8; len];
+        f[..6].fill(0xff);
+        if tagged {
+            f[12..14].copy_from_slice(&[0x81, 0x00]);
+            f[16..18].copy_from_slice(&0x88b5u16.to_be_bytes());
+        } else {
+            f[12..14].copy_from_slice(&0x88b5u16.to_be_bytes());
+        }
+        f
+    }
+
+    #[test]
+    fn jumbo_frames_cross_a_pool_sized_for_them_and_the_mtu_is_checked_both_ways() {
+        let pool = PacketPool::with_frame_size(64, pipeline::frame_size_for_mtu(9000));
+        let mut sw = Switch::with_pool(ToPort2, ClassifyConfig::default(), pool).unwrap();
+        sw.add_port(SwitchPort::new("br0", "a", 1, 1).with_mtu(9000));
+        sw.add_port(SwitchPort::new("br0", "b", 2, 2).with_mtu(9000));
+        let free = sw.pool.available();
+        let n = sw.receive_with(0, 5, |sink| {
+            // A 9000-byte MTU's full frames, tagged (pushed) and untagged (written in place).
+            sink.push(&long_frame(9018, true));
+            let room = sink.room().unwrap();
+            assert!(room.len() >= 9018);
+            room[..9014].copy_from_slice(&long_frame(9014, false));
+            sink.commit(9014);
+            // One byte more each: dropped.
+            sink.push(&long_frame(9019, true));
+            sink.push(&long_frame(9015, false));
+        });
+        assert_eq!(n, 2);
+        assert_eq!(sw.ports()[0].stats.losses.text(), "rx-mtu-exceeded=2");
+        // Port b's MTU drops to 1500: the two jumbo frames queued for it are dropped on
+        // transmit with a reason, a short one goes out.
+        sw.set_port_mtu(2, 1500);
+        sw.receive(0, [(&frame(3)[..], 0)].into_iter(), 6);
+        let mut out = Vec::new();
+        sw.drain_tx(1, |f, _| out.push(f.len()));
+        assert_eq!(out, vec![60]);
+        let b = &sw.ports()[1].stats;
+        assert_eq!((b.tx_packets, b.tx_dropped), (1, 2));
+        assert_eq!(b.losses.text(), "tx-mtu-exceeded=2");
         assert_eq!(sw.pool.available(), free, "every buffer is back");
     }
 

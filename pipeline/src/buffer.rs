@@ -1,7 +1,8 @@
 //! Packet buffers: a pool of fixed-size frames with headroom, addressed by `u32` handles.
 //!
-//! The pool is one contiguous region cut into [`FRAME_SIZE`] frames, the shape of an AF_XDP
-//! UMEM, so an I/O layer can hand frames to the kernel by offset. Each frame starts with
+//! The pool is one contiguous region cut into frames of one size ([`FRAME_SIZE`] unless the
+//! pool is built for a larger MTU, [`frame_size_for_mtu`], as OVS-DPDK sizes its mempools by
+//! MTU), the shape of an AF_XDP UMEM, so an I/O layer can hand frames to the kernel by offset. Each frame starts with
 //! [`HEADROOM`] bytes of room in front of the packet so that encapsulation prepends headers
 //! without moving the payload. Per-packet metadata (the parsed [`FlowKey`], hash, offsets,
 //! input port) lives in a parallel array indexed by the same handle, as VPP keeps it in the
@@ -10,12 +11,29 @@
 use crate::flowkey::FlowKey;
 use crate::memory::FrameMemory;
 
-/// Bytes of one frame, headroom included.
+/// Bytes of one frame of a default pool, headroom included (an AF_XDP UMEM chunk).
 pub const FRAME_SIZE: usize = 2048;
 /// Bytes reserved in front of a received packet for encapsulation.
 pub const HEADROOM: usize = 256;
-/// Largest packet a frame holds without encapsulation room taken.
+/// Largest packet a default pool's frame holds without encapsulation room taken.
 pub const MAX_PACKET: usize = FRAME_SIZE - HEADROOM;
+/// Bytes an Ethernet frame carries besides its MTU's worth of payload: the 14-byte header and
+/// one 802.1Q tag (the CRC never reaches the switch).
+pub const FRAME_OVERHEAD: usize = 18;
+/// Largest frame size a pool is built with (a 9,216-byte MTU and more).
+pub const MAX_FRAME_SIZE: usize = 16384;
+
+/// The frame size of a pool whose packets may be `mtu` bytes of payload plus
+/// [`FRAME_OVERHEAD`]: [`FRAME_SIZE`] while that fits, else the headroom plus the frame rounded
+/// up to a cache line (capped at [`MAX_FRAME_SIZE`]).
+pub fn frame_size_for_mtu(mtu: usize) -> usize {
+    let need = HEADROOM + mtu + FRAME_OVERHEAD;
+    if need <= FRAME_SIZE {
+        FRAME_SIZE
+    } else {
+        need.next_multiple_of(64).min(MAX_FRAME_SIZE)
+    }
+}
 
 /// A packet handle: the index of its frame in the pool.
 pub type PacketId = u32;
@@ -66,6 +84,8 @@ pub enum BufferError {
 /// A pool of packet frames and their metadata.
 pub struct PacketPool {
     mem: FrameMemory,
+    /// Bytes of one frame, headroom included.
+    frame_size: usize,
     meta: Vec<PacketMeta>,
     free: Vec<PacketId>,
 }
@@ -91,7 +111,20 @@ fn copy_frame(dst: &mut [u8], src: &[u8]) {
 impl PacketPool {
     /// A pool of `frames` frames, all free.
     pub fn new(frames: u32) -> PacketPool {
-        PacketPool::build(FrameMemory::heap(frames as usize * FRAME_SIZE), frames)
+        PacketPool::with_frame_size(frames, FRAME_SIZE)
+    }
+
+    /// A pool of `frames` frames of `frame_size` bytes (at least [`FRAME_SIZE`], at most
+    /// [`MAX_FRAME_SIZE`], a multiple of 64), all free.
+    pub fn with_frame_size(frames: u32, frame_size: usize) -> PacketPool {
+        let frame_size = frame_size
+            .clamp(FRAME_SIZE, MAX_FRAME_SIZE)
+            .next_multiple_of(64);
+        PacketPool::build(
+            FrameMemory::heap(frames as usize * frame_size),
+            frames,
+            frame_size,
+        )
     }
 
     /// A pool of `frames` frames in the first `frames * FRAME_SIZE` bytes of `memory` (memory
@@ -100,12 +133,13 @@ impl PacketPool {
         if memory.len() < frames as usize * FRAME_SIZE {
             return Err(BufferError::TooLong);
         }
-        Ok(PacketPool::build(memory, frames))
+        Ok(PacketPool::build(memory, frames, FRAME_SIZE))
     }
 
-    fn build(mem: FrameMemory, frames: u32) -> PacketPool {
+    fn build(mem: FrameMemory, frames: u32, frame_size: usize) -> PacketPool {
         PacketPool {
             mem,
+            frame_size,
             meta: vec![PacketMeta::default(); frames as usize],
             free: (0..frames).rev().collect(),
         }
@@ -115,6 +149,18 @@ impl PacketPool {
     /// a pool is the one whose memory it shares before it takes or lends frames.
     pub fn memory_addr(&self) -> usize {
         self.mem.addr()
+    }
+
+    /// Bytes of one frame, headroom included.
+    #[inline(always)]
+    pub fn frame_size(&self) -> usize {
+        self.frame_size
+    }
+
+    /// Largest packet a frame holds after the headroom.
+    #[inline(always)]
+    pub fn max_packet(&self) -> usize {
+        self.frame_size - HEADROOM
     }
 
     /// Total number of frames.
@@ -153,7 +199,7 @@ impl PacketPool {
     /// the frame then.
     #[inline]
     pub fn adopt(&mut self, id: PacketId, data_off: usize, len: usize) -> Result<(), BufferError> {
-        if data_off + len > FRAME_SIZE {
+        if data_off + len > self.frame_size {
             return Err(BufferError::NoRoom);
         }
         let m = self.meta.get_mut(id as usize).ok_or(BufferError::NoRoom)?;
@@ -170,11 +216,11 @@ impl PacketPool {
 
     /// Allocates a frame and copies `bytes` into it after the headroom.
     pub fn alloc_with(&mut self, bytes: &[u8]) -> Result<PacketId, BufferError> {
-        if bytes.len() > MAX_PACKET {
+        if bytes.len() > self.max_packet() {
             return Err(BufferError::TooLong);
         }
         let id = self.alloc().ok_or(BufferError::Exhausted)?;
-        let start = id as usize * FRAME_SIZE + HEADROOM;
+        let start = id as usize * self.frame_size + HEADROOM;
         copy_frame(&mut self.mem.bytes_mut()[start..start + bytes.len()], bytes);
         self.meta[id as usize].len = bytes.len() as u16;
         Ok(id)
@@ -186,8 +232,8 @@ impl PacketPool {
         let new = self.free.pop()?;
         let m = self.meta[id as usize];
         self.meta[new as usize] = m;
-        let src = id as usize * FRAME_SIZE + m.data_off as usize;
-        let dst = new as usize * FRAME_SIZE + m.data_off as usize;
+        let src = id as usize * self.frame_size + m.data_off as usize;
+        let dst = new as usize * self.frame_size + m.data_off as usize;
         self.mem
             .bytes_mut()
             .copy_within(src..src + m.len as usize, dst);
@@ -198,7 +244,7 @@ impl PacketPool {
     #[inline(always)]
     pub fn data(&self, id: PacketId) -> &[u8] {
         let m = &self.meta[id as usize];
-        let start = id as usize * FRAME_SIZE + m.data_off as usize;
+        let start = id as usize * self.frame_size + m.data_off as usize;
         &self.mem.bytes()[start..start + m.len as usize]
     }
 
@@ -206,7 +252,7 @@ impl PacketPool {
     #[inline(always)]
     pub fn data_mut(&mut self, id: PacketId) -> &mut [u8] {
         let m = &self.meta[id as usize];
-        let start = id as usize * FRAME_SIZE + m.data_off as usize;
+        let start = id as usize * self.frame_size + m.data_off as usize;
         &mut self.mem.bytes_mut()[start..start + m.len as usize]
     }
 
@@ -214,7 +260,7 @@ impl PacketPool {
     #[inline(always)]
     pub fn data_and_meta_mut(&mut self, id: PacketId) -> (&mut [u8], &mut PacketMeta) {
         let m = &mut self.meta[id as usize];
-        let start = id as usize * FRAME_SIZE + m.data_off as usize;
+        let start = id as usize * self.frame_size + m.data_off as usize;
         (&mut self.mem.bytes_mut()[start..start + m.len as usize], m)
     }
 
@@ -258,7 +304,7 @@ impl PacketPool {
     /// Sets the packet length (to trim, or to extend into the frame's tailroom).
     pub fn set_len(&mut self, id: PacketId, len: usize) -> Result<(), BufferError> {
         let m = &mut self.meta[id as usize];
-        if m.data_off as usize + len > FRAME_SIZE {
+        if m.data_off as usize + len > self.frame_size {
             return Err(BufferError::NoRoom);
         }
         m.len = len as u16;
@@ -268,8 +314,8 @@ impl PacketPool {
     /// The whole frame of `id` (headroom included), for I/O layers that place packets
     /// themselves.
     pub fn frame_mut(&mut self, id: PacketId) -> &mut [u8] {
-        let start = id as usize * FRAME_SIZE;
-        &mut self.mem.bytes_mut()[start..start + FRAME_SIZE]
+        let start = id as usize * self.frame_size;
+        &mut self.mem.bytes_mut()[start..start + self.frame_size]
     }
 }
 
@@ -369,6 +415,26 @@ mod tests {
         assert_eq!((pool.capacity(), pool.memory_addr()), (2, addr));
         let a = pool.alloc_with(&[5; 60]).unwrap();
         assert_eq!(pool.data(a), &[5; 60]);
+    }
+
+    #[test]
+    fn a_jumbo_pool_holds_a_9000_byte_mtu_frame() {
+        assert_eq!(frame_size_for_mtu(1500), FRAME_SIZE);
+        assert_eq!(frame_size_for_mtu(MAX_PACKET - FRAME_OVERHEAD), FRAME_SIZE);
+        assert_eq!(frame_size_for_mtu(9000), 9280);
+        let mut pool = PacketPool::with_frame_size(2, frame_size_for_mtu(9000));
+        assert_eq!(pool.max_packet(), 9280 - HEADROOM);
+        let big: Vec<u8> = (0..9018).map(|i| i as u8).collect();
+        let a = pool.alloc_with(&big).unwrap();
+        let b = pool.clone_packet(a).unwrap();
+        assert_eq!(pool.data(b), &big[..]);
+        pool.push_front(b, 50).unwrap();
+        assert_eq!(&pool.data(b)[50..], &big[..]);
+        assert_eq!(pool.data(a), &big[..], "frames do not overlap");
+        assert_eq!(
+            pool.alloc_with(&vec![0; pool.max_packet() + 1]),
+            Err(BufferError::TooLong)
+        );
     }
 
     #[test]

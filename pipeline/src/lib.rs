@@ -21,7 +21,9 @@ pub mod txq;
 pub mod upcall;
 pub mod wire;
 
-pub use buffer::{PacketId, PacketMeta, PacketPool, HEADROOM, MAX_PACKET};
+pub use buffer::{
+    frame_size_for_mtu, PacketId, PacketMeta, PacketPool, FRAME_OVERHEAD, HEADROOM, MAX_PACKET,
+};
 pub use clock::{Clock, MonotonicClock, VirtualClock};
 pub use dpaction::{
     DpAction, ExecDrop, Fragments, Header, PushHeader, Track, Tracker, MAX_RECIRCS,

@@ -42,6 +42,9 @@ pub enum PortLoss {
     RxBatchFull,
     /// A zero-copy frame that was not the pool's (never expected).
     RxForeignFrame,
+    /// Longer than the port's MTU allows (the MTU plus the Ethernet header, and 4 bytes more
+    /// for an 802.1Q-tagged frame).
+    RxMtuExceeded,
     /// The transmit ring took fewer frames than it was given (no room or no free frame).
     TxRingFull,
     /// vhost-user: the guest offered too few receive buffers (it does not drain its ring).
@@ -60,13 +63,15 @@ pub enum PortLoss {
     TxErrors,
     /// A port with no queue to transmit on (never expected).
     TxNoQueue,
+    /// Longer than the output port's MTU allows (OVS-DPDK's `ovs_tx_mtu_exceeded_drops`).
+    TxMtuExceeded,
     /// vhost-user: a malformed guest descriptor chain (either direction).
     BadDescriptors,
 }
 
 impl PortLoss {
     /// Every reason, in the order they are shown.
-    pub const ALL: [PortLoss; 19] = [
+    pub const ALL: [PortLoss; 21] = [
         PortLoss::RxRingFull,
         PortLoss::RxFillRingEmpty,
         PortLoss::RxTooLong,
@@ -76,6 +81,7 @@ impl PortLoss {
         PortLoss::RxMalformed,
         PortLoss::RxBatchFull,
         PortLoss::RxForeignFrame,
+        PortLoss::RxMtuExceeded,
         PortLoss::TxRingFull,
         PortLoss::GuestRingFull,
         PortLoss::TxTooLong,
@@ -85,6 +91,7 @@ impl PortLoss {
         PortLoss::TxInvalidDescs,
         PortLoss::TxErrors,
         PortLoss::TxNoQueue,
+        PortLoss::TxMtuExceeded,
         PortLoss::BadDescriptors,
     ];
 
@@ -100,6 +107,7 @@ impl PortLoss {
             PortLoss::RxMalformed => "rx-malformed",
             PortLoss::RxBatchFull => "rx-batch-full",
             PortLoss::RxForeignFrame => "rx-foreign-frame",
+            PortLoss::RxMtuExceeded => "rx-mtu-exceeded",
             PortLoss::TxRingFull => "tx-ring-full",
             PortLoss::GuestRingFull => "guest-ring-full",
             PortLoss::TxTooLong => "tx-too-long",
@@ -109,6 +117,7 @@ impl PortLoss {
             PortLoss::TxInvalidDescs => "tx-invalid-descs",
             PortLoss::TxErrors => "tx-errors",
             PortLoss::TxNoQueue => "tx-no-queue",
+            PortLoss::TxMtuExceeded => "tx-mtu-exceeded",
             PortLoss::BadDescriptors => "bad-descriptors",
         }
     }
@@ -126,6 +135,7 @@ impl PortLoss {
             | PortLoss::RxMalformed
             | PortLoss::RxBatchFull
             | PortLoss::RxForeignFrame
+            | PortLoss::RxMtuExceeded
             | PortLoss::BadDescriptors => Direction::Rx,
             _ => Direction::Tx,
         }

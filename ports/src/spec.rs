@@ -22,6 +22,20 @@ use crate::{PortError, PortIo};
 pub const MAX_OFPORT: u32 = 0xfeff;
 /// Highest VLAN id.
 pub const MAX_VLAN: u16 = 4095;
+/// A port's MTU when `mtu_request` is not set (Open vSwitch's default; a kernel interface
+/// keeps the MTU it has then).
+pub const DEFAULT_MTU: u16 = 1500;
+/// Smallest `mtu_request`: IPv4's minimum (RFC 791), as the kernel's `ETH_MIN_MTU`.
+pub const MIN_MTU: u16 = 68;
+/// Largest `mtu_request` of any port: OVS-DPDK's (`NETDEV_DPDK_MAX_PKT_LEN` 9728 less 26 for
+/// the Ethernet header, CRC and two VLAN tags).
+pub const MAX_MTU: u16 = 9702;
+/// Largest `mtu_request` of an afxdp port: a frame must fit one 2048-byte UMEM chunk after
+/// the 256 bytes of headroom (1792 bytes), less 18 for the Ethernet header and a VLAN tag.
+/// XDP multi-buffer (`XDP_USE_SG`) is not used.
+pub const AFXDP_MAX_MTU: u16 = (pipeline::MAX_PACKET - pipeline::FRAME_OVERHEAD) as u16;
+/// Largest `mtu_request` of a vhost-user port: the ring code's largest frame less 18.
+pub const VHOST_USER_MAX_MTU: u16 = (vhost_user::ring::MAX_FRAME - pipeline::FRAME_OVERHEAD) as u16;
 
 /// The VLAN role of a port, for the NORMAL action.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,9 +102,48 @@ pub struct PortSpec {
     pub ofport: Option<u32>,
     /// VLAN role for NORMAL.
     pub vlan: Option<VlanSpec>,
+    /// Requested MTU (`mtu_request`, as Open vSwitch's Interface column): frames longer than
+    /// it plus [`pipeline::FRAME_OVERHEAD`] are dropped on receive and transmit, and a kernel
+    /// interface is given it. `None`: [`DEFAULT_MTU`], or a kernel interface's own MTU.
+    pub mtu_request: Option<u16>,
 }
 
-const COMMON_KEYS: [&str; 3] = ["type", "ofport", "vlan"];
+const COMMON_KEYS: [&str; 4] = ["type", "ofport", "vlan", "mtu-request"];
+
+/// The largest `mtu_request` a port type carries.
+pub fn max_mtu(kind: &PortKind) -> u16 {
+    match kind {
+        PortKind::Afxdp(_) => AFXDP_MAX_MTU,
+        PortKind::VhostUser(_) => VHOST_USER_MAX_MTU,
+        _ => MAX_MTU,
+    }
+}
+
+/// Checks `mtu_request=value` for a port of `kind`; the refusal names `mtu_request`.
+pub fn parse_mtu_request(kind: &PortKind, value: &str) -> Result<u16, PortSpecError> {
+    if let PortKind::Tunnel(_) = kind {
+        return Err(bad(
+            "mtu_request",
+            value,
+            "a tunnel port sends through its underlay port: set mtu_request there (inner \
+             MTU plus 50 for VXLAN or Geneve)",
+        ));
+    }
+    let mtu = number("mtu_request", value, MIN_MTU, MAX_MTU)?;
+    let max = max_mtu(kind);
+    if mtu > max {
+        let why = match kind {
+            PortKind::Afxdp(_) => format!(
+                "an afxdp port carries frames of at most one UMEM chunk less headroom \
+                 ({} bytes): mtu_request at most {max}",
+                pipeline::MAX_PACKET
+            ),
+            _ => format!("a {} port carries mtu_request at most {max}", kind.name()),
+        };
+        return Err(bad("mtu_request", value, why));
+    }
+    Ok(mtu)
+}
 
 /// The keys of each port type (a type not listed takes only the common ones).
 fn type_keys(kind: &str) -> &'static [&'static str] {
@@ -329,11 +382,15 @@ impl PortSpec {
             .map(|v| number("ofport", v, 1, MAX_OFPORT))
             .transpose()?;
         let vlan = given("vlan").map(parse_vlan).transpose()?;
+        let mtu_request = given("mtu-request")
+            .map(|v| parse_mtu_request(&kind, v))
+            .transpose()?;
         Ok(PortSpec {
             name: name.to_string(),
             kind,
             ofport,
             vlan,
+            mtu_request,
         })
     }
 
@@ -378,7 +435,16 @@ impl PortSpec {
             }
             None => {}
         }
+        if let Some(mtu) = self.mtu_request {
+            let _ = write!(s, " mtu_request={mtu}");
+        }
         s
+    }
+
+    /// The MTU frames are checked against: `mtu_request`, else `kernel` (the interface's
+    /// own, for kernel ports), else [`DEFAULT_MTU`].
+    pub fn mtu(&self, kernel: Option<u16>) -> u16 {
+        self.mtu_request.or(kernel).unwrap_or(DEFAULT_MTU)
     }
 
     /// Opens the port: one [`PortIo`] per queue (afxdp and dpdk: queues `0..queues`;
@@ -388,7 +454,7 @@ impl PortSpec {
         let name = self.name.as_str();
         match &self.kind {
             PortKind::Afxdp(o) => o.open(name),
-            PortKind::Afpacket(o) => o.open(name),
+            PortKind::Afpacket(o) => o.open(name, self.mtu_request),
             PortKind::Tap => Ok(vec![Box::new(TapPort::open(name)?)]),
             PortKind::VhostUser(o) => o.open(name),
             PortKind::Generator(o) => o.open(name),
@@ -862,6 +928,92 @@ mod tests {
             assert_eq!(s.vlan, Some(spec), "{text}");
             round_trip(&s);
         }
+    }
+
+    #[test]
+    fn mtu_request_is_checked_per_type_and_prints_back() {
+        let g = "type=generator profile=size=64";
+        let s = args("g", &format!("{g} mtu_request=9000")).unwrap();
+        assert_eq!(
+            (s.mtu_request, s.mtu(None), s.mtu(Some(1400))),
+            (Some(9000), 9000, 9000)
+        );
+        assert!(s.options_text().ends_with(" mtu_request=9000"));
+        round_trip(&s);
+        // The TOML spelling with a dash is the same key.
+        assert_eq!(
+            args("g", &format!("{g} mtu-request=68"))
+                .unwrap()
+                .mtu_request,
+            Some(68)
+        );
+        let plain = args("g", g).unwrap();
+        assert_eq!((plain.mtu_request, plain.mtu(None)), (None, DEFAULT_MTU));
+        assert_eq!(
+            plain.mtu(Some(1400)),
+            1400,
+            "a kernel interface keeps its own"
+        );
+        assert_refused(
+            "g",
+            &format!("{g} mtu_request=67"),
+            "mtu_request",
+            "68..=9702",
+        );
+        assert_refused(
+            "g",
+            &format!("{g} mtu_request=9703"),
+            "mtu_request",
+            "68..=9702",
+        );
+        assert_refused(
+            "g",
+            &format!("{g} mtu_request=x"),
+            "mtu_request",
+            "not a number",
+        );
+        let vhost = "type=vhost-user socket=/tmp/x.sock";
+        assert_eq!(
+            args("v", &format!("{vhost} mtu_request=9198"))
+                .unwrap()
+                .mtu_request,
+            Some(9198)
+        );
+        assert_refused(
+            "v",
+            &format!("{vhost} mtu_request=9199"),
+            "mtu_request",
+            "at most 9198",
+        );
+        let afxdp = "type=afxdp";
+        assert_eq!(
+            args("lo", &format!("{afxdp} mtu_request=1774"))
+                .unwrap()
+                .mtu_request,
+            Some(1774)
+        );
+        assert_refused(
+            "lo",
+            &format!("{afxdp} mtu_request=1775"),
+            "mtu_request",
+            "UMEM chunk",
+        );
+        assert_refused(
+            "vx",
+            "type=vxlan remote_ip=10.0.0.1 mtu_request=1450",
+            "mtu_request",
+            "underlay port",
+        );
+        // An afpacket port's transmit frames grow to hold its MTU.
+        let a = args("lo", "type=afpacket mtu_request=9000").unwrap();
+        let PortKind::Afpacket(o) = &a.kind else {
+            panic!("{a:?}")
+        };
+        assert_eq!(
+            (o.frame_size_for(None), o.frame_size_for(Some(1500))),
+            (2048, 2048)
+        );
+        assert_eq!(o.frame_size_for(Some(9000)), 16384);
     }
 
     #[test]

@@ -115,6 +115,41 @@ pub fn interface_mtu(ifname: &str) -> Option<u16> {
         .ok()
 }
 
+/// Sets the MTU of interface `ifname` (`SIOCSIFMTU`, as `ip link set IF mtu N` and OVS's
+/// `netdev_linux_set_mtu` do). The kernel refuses what the device cannot take (a veth with an
+/// XDP program attached takes no more than one page's frame, for instance).
+pub fn set_interface_mtu(ifname: &str, mtu: u16) -> io::Result<()> {
+    /// `struct ifreq` as far as the name and `ifr_mtu`; padded to the kernel's 40 bytes.
+    #[repr(C)]
+    struct IfReqMtu {
+        name: [u8; 16],
+        mtu: libc::c_int,
+        _pad: [u8; 20],
+    }
+    if ifname.is_empty() || ifname.len() >= libc::IFNAMSIZ {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    }
+    let mut req = IfReqMtu {
+        name: [0; 16],
+        mtu: libc::c_int::from(mtu),
+        _pad: [0; 20],
+    };
+    req.name[..ifname.len()].copy_from_slice(ifname.as_bytes());
+    // SAFETY: plain socket creation; the result is checked before use.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh descriptor nothing else owns.
+    let sock = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    // SAFETY: SIOCSIFMTU reads the name and `ifr_mtu` of the `struct ifreq` it is given; `req`
+    // has that layout and size and outlives the call.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFMTU, &mut req) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// The MAC address of interface `ifname`, if it exists.
 pub fn interface_mac(ifname: &str) -> Option<[u8; 6]> {
     let text = std::fs::read_to_string(format!("/sys/class/net/{ifname}/address")).ok()?;

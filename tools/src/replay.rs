@@ -193,6 +193,7 @@ pub fn underlay_switch(
         vlan: VlanMode::Trunk(Vec::new()),
         tunnel: None,
         mtu: None,
+        mtu_request: None,
     };
     let tenant = Arc::new(tenant_bridge(s, now_ns)?);
     let mut underlay_ports = u.ports.clone();
@@ -241,17 +242,13 @@ pub fn underlay_switch(
                 ports: dp_ports(&u.bridge),
                 tunnels: Vec::new(),
                 mac: Some(u.mac),
-                mtus: u
-                    .ports
-                    .iter()
-                    .filter_map(|p| Some((p.ofport, p.mtu?)))
-                    .collect(),
+                mtus: u.ports.iter().map(|p| (p.ofport, p.port_mtu())).collect(),
             },
         ])
         .map_err(|e| anyhow::anyhow!("{e}"))?;
 
     let options = upcall.underlay().options.clone();
-    let mut switch = Switch::with_pool(upcall, config, PacketPool::new(POOL_FRAMES))?;
+    let mut switch = Switch::with_pool(upcall, config, scenario_pool(s))?;
     switch.set_option_store(options);
     for p in &ports {
         switch.add_port(p.clone());
@@ -301,24 +298,47 @@ pub fn switch_ports(s: &Scenario) -> Vec<SwitchPort> {
         return s
             .ports
             .iter()
-            .map(|p| SwitchPort::new("", &p.name, p.ofport, p.ofport))
+            .map(|p| SwitchPort::new("", &p.name, p.ofport, p.ofport).with_mtu(p.port_mtu()))
             .collect();
     };
     let tenant = s
         .ports
         .iter()
-        .map(|p| (s.bridge.as_str(), &p.name, p.ofport));
+        .map(|p| (s.bridge.as_str(), &p.name, p.ofport, p.port_mtu()));
     let wire = u
         .ports
         .iter()
-        .map(|p| (u.bridge.as_str(), &p.name, p.ofport));
-    let local = std::iter::once((u.bridge.as_str(), &u.bridge, OFPP_LOCAL));
+        .map(|p| (u.bridge.as_str(), &p.name, p.ofport, p.port_mtu()));
+    let local = std::iter::once((
+        u.bridge.as_str(),
+        &u.bridge,
+        OFPP_LOCAL,
+        ports::spec::DEFAULT_MTU,
+    ));
     tenant
         .chain(wire)
         .chain(local)
         .zip(1..)
-        .map(|((bridge, name, ofport), dp)| SwitchPort::new(bridge, name, ofport, dp))
+        .map(|((bridge, name, ofport, mtu), dp)| {
+            SwitchPort::new(bridge, name, ofport, dp).with_mtu(mtu)
+        })
         .collect()
+}
+
+/// The scenario's packet pool: its frames hold a frame of the largest port MTU, as the
+/// daemon's PMDs size theirs.
+fn scenario_pool(s: &Scenario) -> PacketPool {
+    let largest = s
+        .ports
+        .iter()
+        .chain(s.underlay.iter().flat_map(|u| u.ports.iter()))
+        .map(ScenarioPort::port_mtu)
+        .max()
+        .unwrap_or(ports::spec::DEFAULT_MTU);
+    PacketPool::with_frame_size(
+        POOL_FRAMES,
+        pipeline::frame_size_for_mtu(usize::from(largest)),
+    )
 }
 
 /// Runs `scenario` and writes its outputs into `out` (created if needed).
@@ -377,12 +397,10 @@ pub fn replay(scenario: &Scenario, out: &Path) -> Result<ReplayReport> {
                     sent: Vec::new(),
                 }
             });
-            let names: Vec<(String, u32)> = scenario
-                .ports
-                .iter()
-                .map(|p| (p.name.clone(), p.ofport))
-                .collect();
-            let mut switch = Switch::new(&names, upcall, config)?;
+            let mut switch = Switch::with_pool(upcall, config, scenario_pool(scenario))?;
+            for p in switch_ports(scenario) {
+                switch.add_port(p);
+            }
             let now = run(scenario, &mut switch, &arrivals, out, &ct, nf.as_mut())?;
             let mut report = build_report(scenario, &mut switch);
             report.conntrack = dump_conntrack(&ct, now);
@@ -579,6 +597,12 @@ fn build_report<U: Upcall + 'static>(scenario: &Scenario, switch: &mut Switch<U>
             if *n > 0 {
                 drops.insert(format!("{}.{}", r.name, reason), *n);
             }
+        }
+    }
+    // The ports' named losses, as `drop-reasons` shows them.
+    for p in switch.ports() {
+        for (reason, n) in p.stats.losses.iter() {
+            drops.insert(format!("port.{}.{}", p.name, reason.name()), n);
         }
     }
     if switch.tx_no_such_port() > 0 {

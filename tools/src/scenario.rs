@@ -48,6 +48,18 @@ pub struct ScenarioPort {
     pub tunnel: Option<TunnelOptions>,
     /// An underlay wire port's MTU (`mtu`): a tunnel packet leaving by it must fit.
     pub mtu: Option<u16>,
+    /// The port's `mtu_request` (any port but a tunnel's), as `add-port` takes it.
+    pub mtu_request: Option<u16>,
+}
+
+impl ScenarioPort {
+    /// The MTU the switch checks the port's frames against: `mtu_request`, else `mtu`, else
+    /// 1500.
+    pub fn port_mtu(&self) -> u16 {
+        self.mtu_request
+            .or(self.mtu)
+            .unwrap_or(ports::spec::DEFAULT_MTU)
+    }
 }
 
 /// The underlay bridge of a scenario with tunnel ports: its LOCAL port holds the VTEP
@@ -211,6 +223,8 @@ struct RawPort {
     csum: Option<toml::Value>,
     #[serde(default)]
     mtu: Option<i64>,
+    #[serde(default)]
+    mtu_request: Option<i64>,
 }
 
 impl RawPort {
@@ -411,6 +425,27 @@ fn parse_ports(
         let tunnel = tunnel_options(&p, table, &at, field)?;
         let vlan = port_vlan(&p, &at, field)?;
         let mtu = port_mtu(p.mtu, table, &at, field)?;
+        let mtu_request = match p.mtu_request {
+            None => None,
+            Some(_) if tunnel.is_some() => {
+                return Err(field(
+                    at("mtu_request"),
+                    "a tunnel port sends through its underlay port: set it there".into(),
+                ))
+            }
+            Some(n) => {
+                let (lo, hi) = (ports::spec::MIN_MTU, ports::spec::MAX_MTU);
+                match u16::try_from(n) {
+                    Ok(m) if (lo..=hi).contains(&m) => Some(m),
+                    _ => {
+                        return Err(field(
+                            at("mtu_request"),
+                            format!("{n} is not in {lo}..={hi}"),
+                        ))
+                    }
+                }
+            }
+        };
         let input = match p.input {
             Some(f) if !f.is_empty() => {
                 if tunnel.is_some() {
@@ -437,6 +472,7 @@ fn parse_ports(
             vlan,
             tunnel,
             mtu,
+            mtu_request,
         });
     }
     Ok(ports)
@@ -1015,5 +1051,24 @@ mod tests {
             e.starts_with("scenario.toml: line 4: port[0].mtu: only an [[underlay.port]]"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_port_mtu_request_is_checked() {
+        let port = |v: &str| format!("[[port]]\nname='p1'\nofport=1\nmtu_request={v}\n");
+        let s = parse(&port("9000")).unwrap();
+        assert_eq!(
+            (s.ports[0].mtu_request, s.ports[0].port_mtu()),
+            (Some(9000), 9000)
+        );
+        let s = parse("[[port]]\nname='p1'\nofport=1\n").unwrap();
+        assert_eq!(s.ports[0].port_mtu(), 1500);
+        for bad in ["67", "9703", "-1"] {
+            let e = parse(&port(bad)).unwrap_err().to_string();
+            assert!(
+                e.contains("port[0].mtu_request: ") && e.contains("not in 68..=9702"),
+                "{bad}: {e}"
+            );
+        }
     }
 }

@@ -58,6 +58,12 @@ pub struct PortState {
 }
 
 impl PortState {
+    /// The MTU its frames are checked against: `mtu_request`, else its kernel interface's,
+    /// else 1500.
+    pub fn effective_mtu(&self) -> u16 {
+        self.spec.mtu(self.mtu)
+    }
+
     /// The port type's counters summed over its queues, since the last
     /// [`PortState::clear_counters`] (gauges as they are).
     pub fn counters(&self) -> BTreeMap<&'static str, u64> {
@@ -162,6 +168,9 @@ pub struct Daemon {
     pmds: Vec<PmdHandle>,
     /// Which PMD polls each queue: `(bridge, port, queue) -> pmd id`.
     placement: Vec<(String, String, u32, usize)>,
+    /// Bytes of a frame of the PMDs' packet pools: grown (the PMDs restarted) when a port's
+    /// MTU needs more, as OVS-DPDK re-creates a mempool for a new MTU.
+    frame_size: usize,
 }
 
 impl Daemon {
@@ -181,6 +190,7 @@ impl Daemon {
             neighs,
             pmds: Vec::new(),
             placement: Vec::new(),
+            frame_size: pipeline::buffer::FRAME_SIZE,
         };
         d.start_pmds()?;
         Ok(d)
@@ -197,6 +207,7 @@ impl Daemon {
                 classify: self.settings.classify.clone(),
                 upcall: self.upcall.clone(),
                 clock: self.clock.clone(),
+                frame_size: self.frame_size,
             };
             let pmd_wake = wake.clone();
             // The PMD is built on its own thread: graph nodes are not `Send`. One that cannot
@@ -425,6 +436,62 @@ impl Daemon {
         self.bridges_changed()
     }
 
+    /// Bytes of a frame of the PMDs' packet pools.
+    pub fn frame_size(&self) -> usize {
+        self.frame_size
+    }
+
+    /// Sets a port's `mtu_request` (Open vSwitch's `ovs-vsctl set Interface PORT
+    /// mtu_request=N`; `None` clears it): checked for the port's type, given to its kernel
+    /// interface (afxdp, afpacket, tap), the port reopened when its rings must grow
+    /// (afpacket's transmit frames), the packet pools grown when they must. Refused with the
+    /// running state unchanged.
+    pub fn set_port_mtu(&mut self, port: &str, mtu: Option<u16>) -> Result<()> {
+        let (bi, pi) = self
+            .bridges
+            .iter()
+            .enumerate()
+            .find_map(|(bi, b)| Some((bi, b.ports.iter().position(|p| p.name == port)?)))
+            .ok_or_else(|| anyhow!("port: no port {port:?}"))?;
+        let old = self.bridges[bi].ports[pi].spec.clone();
+        if let Some(m) = mtu {
+            ports::spec::parse_mtu_request(&old.kind, &m.to_string())
+                .map_err(|e| anyhow!("{e}"))?;
+        }
+        let mut spec = old.clone();
+        spec.mtu_request = mtu;
+        let reopen = match &old.kind {
+            PortKind::Afpacket(o) => o.frame_size_for(old.mtu_request) != o.frame_size_for(mtu),
+            _ => false,
+        };
+        let old_kernel_mtu = self.bridges[bi].ports[pi].mtu;
+        if let (Some(m), true) = (mtu, has_kernel_interface(&old)) {
+            ports::sys::set_interface_mtu(port, m)
+                .map_err(|e| anyhow!("mtu_request: {m}: the kernel refused it for {port}: {e}"))?;
+        }
+        if !reopen {
+            self.bridges[bi].ports[pi].spec = spec;
+            return self.bridges_changed();
+        }
+        // The port's queues close before it opens again (its PMDs let go of them first).
+        let bridge = self.bridges[bi].name.clone();
+        let gone = self.bridges[bi].ports.remove(pi);
+        let dp_port = gone.dp_port;
+        drop(gone);
+        self.bridges_changed()?;
+        let opened = open_port(&bridge, spec, dp_port).or_else(|e| {
+            if let (Some(m), true) = (old_kernel_mtu, has_kernel_interface(&old)) {
+                let _ = ports::sys::set_interface_mtu(port, m);
+            }
+            let back = open_port(&bridge, old, dp_port)?;
+            self.bridges[bi].ports.insert(pi, back);
+            self.bridges_changed()?;
+            Err(e)
+        })?;
+        self.bridges[bi].ports.insert(pi, opened);
+        self.bridges_changed()
+    }
+
     /// Reads each bridge's LOCAL tap addresses and MAC, and each kernel interface's MTU,
     /// again; the route table follows. Returns whether any changed.
     fn refresh_interfaces(&mut self) -> bool {
@@ -539,7 +606,8 @@ impl Daemon {
                         mtus: b
                             .ports
                             .iter()
-                            .filter_map(|p| Some((p.ofport, p.mtu?)))
+                            .filter(|p| !matches!(p.spec.kind, PortKind::Tunnel(_)))
+                            .map(|p| (p.ofport, p.effective_mtu()))
                             .collect(),
                     })
                     .collect(),
@@ -562,11 +630,31 @@ impl Daemon {
                         name: p.name.clone(),
                         ofport: p.ofport,
                         dp_port: p.dp_port,
+                        mtu: p.effective_mtu(),
                         queues: p.queues.clone(),
                     })
                     .collect(),
             })
             .collect();
+        // The pools must hold a frame of the largest MTU: grow them (restarting the PMDs,
+        // whose caches start empty) when they do not.
+        let largest = self
+            .bridges
+            .iter()
+            .flat_map(|b| b.ports.iter())
+            .map(PortState::effective_mtu)
+            .max()
+            .unwrap_or(ports::spec::DEFAULT_MTU);
+        let need = pipeline::frame_size_for_mtu(usize::from(largest));
+        if need > self.frame_size {
+            eprintln!(
+                "vecswitch: MTU {largest}: packet buffers grow from {} to {need} bytes (PMDs restart)",
+                self.frame_size
+            );
+            self.stop_pmds();
+            self.frame_size = need;
+            self.start_pmds()?;
+        }
         let queues: Vec<Arc<Queue>> = self
             .bridges
             .iter()
@@ -732,10 +820,29 @@ fn log_port(bridge: &str, p: &PortState) {
     }
 }
 
-/// Opens a port's queues, as datapath port `dp_port`.
+/// Opens a port's queues, as datapath port `dp_port`; a kernel interface is given the port's
+/// `mtu_request` first.
 fn open_port(bridge: &str, spec: PortSpec, dp_port: u32) -> Result<PortState> {
     let ofport = spec.ofport.unwrap_or(0);
+    // A tap is created by opening it; the others' interfaces exist already.
+    let kernel_first = has_kernel_interface(&spec) && !matches!(spec.kind, PortKind::Tap);
+    if let (Some(m), true) = (spec.mtu_request, kernel_first) {
+        ports::sys::set_interface_mtu(&spec.name, m).map_err(|e| {
+            anyhow!(
+                "mtu_request: {m}: the kernel refused it for {}: {e}",
+                spec.name
+            )
+        })?;
+    }
     let ios = spec.open().map_err(|e| anyhow!("{e}"))?;
+    if let (Some(m), PortKind::Tap) = (spec.mtu_request, &spec.kind) {
+        ports::sys::set_interface_mtu(&spec.name, m).map_err(|e| {
+            anyhow!(
+                "mtu_request: {m}: the kernel refused it for {}: {e}",
+                spec.name
+            )
+        })?;
+    }
     let queues = ios
         .into_iter()
         .enumerate()

@@ -84,12 +84,25 @@ impl AfPacketOptions {
         );
     }
 
-    /// Opens the port's one queue on interface `name`.
-    pub(crate) fn open(&self, name: &str) -> Result<Vec<Box<dyn PortIo>>, PortError> {
+    /// The transmit frame size the port opens with: `frame-size`, raised to the power of two
+    /// that holds a frame of `mtu` (plus [`pipeline::FRAME_OVERHEAD`] and the ring's 32-byte
+    /// frame header), as a larger `mtu_request` needs.
+    pub fn frame_size_for(&self, mtu: Option<u16>) -> u32 {
+        let need = mtu.map_or(0, |m| usize::from(m) + pipeline::FRAME_OVERHEAD + 32);
+        self.frame_size.max(need.next_power_of_two() as u32)
+    }
+
+    /// Opens the port's one queue on interface `name`, its transmit frames sized for `mtu`.
+    pub(crate) fn open(
+        &self,
+        name: &str,
+        mtu: Option<u16>,
+    ) -> Result<Vec<Box<dyn PortIo>>, PortError> {
+        let frame_size = self.frame_size_for(mtu);
         let config = AfPacketConfig {
-            block_size: self.block_size,
+            block_size: self.block_size.max(frame_size),
             block_count: self.blocks,
-            frame_size: self.frame_size,
+            frame_size,
             block_timeout_ms: self.block_timeout_ms,
             ..AfPacketConfig::default()
         };

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, TryRecvError};
 use flowcache::ClassifyConfig;
+use pipeline::buffer::FRAME_SIZE;
 use pipeline::clock::{Clock, MonotonicClock};
 use pipeline::PacketPool;
 use serde::Serialize;
@@ -55,6 +56,8 @@ pub struct PortPlan {
     pub ofport: u32,
     /// Unique across the bridges: the `in_port` of its packets in the switch.
     pub dp_port: u32,
+    /// Its MTU (`mtu_request`, else its kernel interface's, else 1500).
+    pub mtu: u16,
     pub queues: Vec<Arc<Queue>>,
 }
 
@@ -135,6 +138,10 @@ pub struct PmdSetup {
     /// The daemon's upcall: every bridge, by datapath port (clones share its port map).
     pub upcall: DatapathUpcall,
     pub clock: Arc<MonotonicClock>,
+    /// Bytes of one frame of the packet pool: [`pipeline::buffer::FRAME_SIZE`] (then the
+    /// pool lives in a UMEM AF_XDP queues share), or more for the largest MTU of the ports
+    /// ([`pipeline::frame_size_for_mtu`]; the pool is then plain memory).
+    pub frame_size: usize,
 }
 
 /// Where one iteration's cycles went (see [`PmdStats`]).
@@ -187,14 +194,23 @@ impl Pmd {
     /// graph's nodes are not `Send`.
     pub fn new(setup: PmdSetup, jobs: Receiver<Job>, wake: Arc<EventFd>) -> anyhow::Result<Pmd> {
         let frames = UMEM_POOL_FRAMES + UMEM_QUEUES * JOINED_OWN_FRAMES;
-        let in_umem = Umem::map(frames).ok().and_then(|umem| {
-            let memory = umem.pool_memory(UMEM_POOL_FRAMES).ok()?;
-            let pool = PacketPool::over(memory, UMEM_POOL_FRAMES).ok()?;
-            Some((umem, pool))
-        });
+        // A UMEM's chunks are FRAME_SIZE: a pool of larger frames (jumbo MTUs) is plain
+        // memory, and AF_XDP queues stay on their own UMEMs (one copy each way).
+        let umem_frames = setup.frame_size <= FRAME_SIZE;
+        let in_umem = umem_frames
+            .then(|| Umem::map(frames).ok())
+            .flatten()
+            .and_then(|umem| {
+                let memory = umem.pool_memory(UMEM_POOL_FRAMES).ok()?;
+                let pool = PacketPool::over(memory, UMEM_POOL_FRAMES).ok()?;
+                Some((umem, pool))
+            });
         let (umem, pool) = match in_umem {
             Some((umem, pool)) => (Some(umem), pool),
-            None => (None, PacketPool::new(POOL_FRAMES)),
+            None => (
+                None,
+                PacketPool::with_frame_size(POOL_FRAMES, setup.frame_size),
+            ),
         };
         let neighs = setup.upcall.underlay().neighs.clone();
         let options = setup.upcall.underlay().options.clone();
@@ -233,9 +249,10 @@ impl Pmd {
         let wanted: Vec<(SwitchPort, &PortPlan)> = plan
             .iter()
             .flat_map(|b| {
-                b.ports
-                    .iter()
-                    .map(|p| (SwitchPort::new(&b.name, &p.name, p.ofport, p.dp_port), p))
+                b.ports.iter().map(|p| {
+                    let sp = SwitchPort::new(&b.name, &p.name, p.ofport, p.dp_port);
+                    (sp.with_mtu(p.mtu), p)
+                })
             })
             .collect();
         // A port that went, or whose datapath number now names another port, goes (and its
@@ -252,6 +269,8 @@ impl Pmd {
         }
         for (w, _) in &wanted {
             self.switch.add_port(w.clone());
+            // A port that stays may have a new MTU.
+            self.switch.set_port_mtu(w.dp_port, w.mtu);
         }
         self.tx = self
             .switch

@@ -1,0 +1,347 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! MTU between real network namespaces (root; skips otherwise): `mtu_request` given to the
+//! kernel interfaces of AF_PACKET ports and the LOCAL tap, 9,000-byte pings (`ping -M do -s
+//! 8972`) through the switch, a jumbo frame over a port whose MTU is 1500 dropped as
+//! `tx-mtu-exceeded`, bad values refused naming the field with nothing changed; and jumbo
+//! UDP through a vhost-user port to DPDK testpmd (virtio-user, mergeable receive buffers) and
+//! back. Every namespace and link is removed by drop guards.
+
+mod common;
+
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{is_root, DaemonProc, TestNs};
+
+/// One test at a time: each runs a daemon with a busy PMD.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+macro_rules! require_root {
+    () => {
+        if !is_root() {
+            eprintln!("SKIP: MTU namespace tests need root");
+            return;
+        }
+        let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
+}
+
+/// A bridge name no other test uses (≤ 15 characters).
+fn bridge_name() -> String {
+    format!(
+        "vm{}x{}",
+        std::process::id() % 100_000,
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// `vecswitch attach` of `ns` (its end named eth0) as a port of `port_type`; returns the
+/// host end's name.
+fn attach(d: &DaemonProc, bridge: &str, ns: &TestNs, ip: &str, port_type: &str) -> String {
+    let o = Command::new(env!("CARGO_BIN_EXE_vecswitch"))
+        .args([
+            "attach", bridge, &ns.name, "--ip", ip, "--type", port_type, "--json", "--socket",
+        ])
+        .arg(&d.socket)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "attach: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    v["attachment"]["host_if"].as_str().unwrap().to_string()
+}
+
+/// Whether all `count` pings of `size` bytes of payload, never fragmented (`-M do`), from
+/// namespace `ns` (or this one) to `addr` are answered.
+fn ping_df(ns: Option<&str>, addr: &str, size: u32, count: u32) -> bool {
+    let size = size.to_string();
+    let count = count.to_string();
+    let ping = [
+        "ping", "-n", "-q", "-M", "do", "-s", &size, "-c", &count, "-i", "0.2", "-W", "2", addr,
+    ];
+    let out = match ns {
+        Some(ns) => Command::new("ip")
+            .args(["netns", "exec", ns])
+            .args(ping)
+            .output(),
+        None => Command::new(ping[0]).args(&ping[1..]).output(),
+    }
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    out.status.success() && text.contains(&format!(" {count} received"))
+}
+
+/// The kernel MTU of `ifname` in namespace `ns` (or this one).
+fn kernel_mtu(ns: Option<&str>, ifname: &str) -> u32 {
+    let mut cmd = Command::new("ip");
+    if let Some(ns) = ns {
+        cmd.args(["-n", ns]);
+    }
+    let o = cmd.args(["-o", "link", "show", ifname]).output().unwrap();
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    let at = text.find(" mtu ").unwrap_or_else(|| panic!("{text}"));
+    text[at + 5..].split(' ').next().unwrap().parse().unwrap()
+}
+
+/// A port's counter from `port-stats --json`: a stat, or else a port-type counter (0 when
+/// not shown).
+fn port_counter(d: &DaemonProc, bridge: &str, port: &str, name: &str) -> u64 {
+    let r = d.ok(&["port-stats", bridge]).json;
+    let p = r
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["port"] == port)
+        .unwrap_or_else(|| panic!("no port {port} in {r:#}"))
+        .clone();
+    let kebab = name.replace('_', "-");
+    p["stats"][name]
+        .as_u64()
+        .or_else(|| p["losses"][&kebab].as_u64())
+        .or_else(|| p["counters"][&kebab].as_u64())
+        .unwrap_or(0)
+}
+
+/// The `show --json` entry of `port`.
+fn show_port(d: &DaemonProc, port: &str) -> serde_json::Value {
+    let show = d.ok(&["show"]).json;
+    show["bridges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|b| b["ports"].as_array().unwrap().iter())
+        .find(|p| p["name"] == port)
+        .unwrap_or_else(|| panic!("no {port} in {show:#}"))
+        .clone()
+}
+
+#[test]
+fn jumbo_pings_cross_afpacket_ports_and_the_local_tap_and_too_big_frames_are_named() {
+    require_root!();
+    let bridge = bridge_name();
+    let d = DaemonProc::start(&format!("[[bridge]]\nname = \"{bridge}\"\nlocal = true\n"));
+    let (a, b) = (TestNs::new(), TestNs::new());
+    let host_a = attach(&d, &bridge, &a, "10.93.0.1/24", "afpacket");
+    let host_b = attach(&d, &bridge, &b, "10.93.0.2/24", "afpacket");
+    assert!(common::ping(&a.target, "10.93.0.2", 2), "1500 first");
+    assert_eq!(show_port(&d, &host_a)["mtu"], 1500);
+
+    // a's side and b's namespace take 9000; the switch's port to b stays at 1500.
+    for ns in [&a.name, &b.name] {
+        common::run(&["ip", "-n", ns, "link", "set", "eth0", "mtu", "9000"]);
+    }
+    let set = d.ok(&["set-port", &host_a, "mtu_request=9000"]).text;
+    assert!(set.contains("mtu_request=9000"), "{set}");
+    assert_eq!(
+        kernel_mtu(None, &host_a),
+        9000,
+        "the kernel interface took it"
+    );
+    assert_eq!(show_port(&d, &host_a)["mtu"], 9000);
+    assert_eq!(show_port(&d, &host_a)["mtu_request"], 9000);
+    assert!(!ping_df(Some(&a.name), "10.93.0.2", 8972, 1));
+    let dropped = port_counter(&d, &bridge, &host_b, "tx_mtu_exceeded");
+    assert!(dropped >= 1, "the jumbo ping is named on b's transmit");
+    let reasons = d.ok(&["drop-reasons"]).json;
+    let key = format!("port.{host_b}.tx-mtu-exceeded");
+    assert_eq!(reasons[&key].as_u64(), Some(dropped), "{reasons:#}");
+
+    // With b's port at 9000 too, 9000-byte IP packets cross both ways whole.
+    d.ok(&["set-port", &host_b, "mtu_request=9000"]);
+    assert_eq!(kernel_mtu(None, &host_b), 9000);
+    assert!(ping_df(Some(&a.name), "10.93.0.2", 8972, 3), "a -> b jumbo");
+    assert!(ping_df(Some(&b.name), "10.93.0.1", 8972, 3), "b -> a jumbo");
+    let stats = d.ok(&["port-stats", &bridge]).text;
+    assert!(stats.contains(&format!("({host_a}, mtu 9000)")), "{stats}");
+
+    // The bridge's LOCAL tap: the host pings a's namespace with jumbo frames.
+    d.ok(&["set-port", &bridge, "mtu_request=9000"]);
+    assert_eq!(kernel_mtu(None, &bridge), 9000);
+    common::run(&["ip", "addr", "add", "10.93.0.254/24", "dev", &bridge]);
+    assert!(
+        ping_df(None, "10.93.0.1", 8972, 3),
+        "host -> a through LOCAL"
+    );
+
+    // Bad values: refused naming the field, nothing changed.
+    for (bad, why) in [
+        ("mtu_request=67", "68..=9702"),
+        ("mtu_request=9703", "68..=9702"),
+        ("mtu_request=x", "not a number"),
+        ("mtu_request=70000", "68..=9702"),
+    ] {
+        let e = d.err(&["set-port", &host_a, bad]);
+        assert!(e.contains("mtu_request") && e.contains(why), "{bad}: {e}");
+    }
+    let e = d.err(&["set-port", "nosuch", "mtu_request=1500"]);
+    assert!(e.contains("port"), "{e}");
+    assert_eq!(show_port(&d, &host_a)["mtu"], 9000);
+    assert_eq!(kernel_mtu(None, &host_a), 9000);
+    assert!(ping_df(Some(&a.name), "10.93.0.2", 8972, 1), "still jumbo");
+
+    // Back to 1500 (`[]` clears the request; the kernel keeps what it was given, as OVS's).
+    d.ok(&["set-port", &host_b, "mtu_request=1500"]);
+    assert_eq!(kernel_mtu(None, &host_b), 1500);
+    d.ok(&["set-port", &host_a, "mtu_request=[]"]);
+    assert_eq!(
+        show_port(&d, &host_a)["mtu_request"],
+        serde_json::Value::Null
+    );
+    assert_eq!(show_port(&d, &host_a)["mtu"], 9000, "the kernel's own MTU");
+    assert!(
+        common::ping(&a.target, "10.93.0.2", 2),
+        "1500 still crosses"
+    );
+}
+
+#[test]
+fn an_afxdp_port_takes_an_mtu_up_to_its_umem_chunk_and_refuses_more() {
+    require_root!();
+    let bridge = bridge_name();
+    let d = DaemonProc::start(&format!("[[bridge]]\nname = \"{bridge}\"\nlocal = false\n"));
+    let (a, b) = (TestNs::new(), TestNs::new());
+    let host_a = attach(&d, &bridge, &a, "10.93.1.1/24", "afxdp");
+    let host_b = attach(&d, &bridge, &b, "10.93.1.2/24", "afxdp");
+    let e = d.err(&["set-port", &host_a, "mtu_request=9000"]);
+    assert!(
+        e.contains("mtu_request") && e.contains("at most 1774"),
+        "{e}"
+    );
+    assert_eq!(kernel_mtu(None, &host_a), 1500, "unchanged");
+    for (ns, host) in [(&a.name, &host_a), (&b.name, &host_b)] {
+        common::run(&["ip", "-n", ns, "link", "set", "eth0", "mtu", "1774"]);
+        d.ok(&["set-port", host, "mtu_request=1774"]);
+        assert_eq!(kernel_mtu(None, host), 1774);
+    }
+    assert!(
+        ping_df(Some(&a.name), "10.93.1.2", 1774 - 28, 3),
+        "a full 1774 MTU"
+    );
+    let mode = |host: &str| show_port(&d, host)["queues"][0]["mode"].to_string();
+    assert!(mode(&host_a).contains("pmd-pool"), "{}", mode(&host_a));
+    // A port of MTU 9000 elsewhere: the PMD's pool grows out of its UMEM, and the AF_XDP
+    // queues go on on their own memory (one copy each way).
+    let sink = format!("tx={}", d.path("sink.pcap").display());
+    d.ok(&[
+        "add-port",
+        &bridge,
+        "sink",
+        "type=pcap",
+        &sink,
+        "mtu_request=9000",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while mode(&host_a).contains("closed") {
+        assert!(Instant::now() < deadline, "{}", mode(&host_a));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!mode(&host_a).contains("pmd-pool"), "{}", mode(&host_a));
+    assert!(
+        ping_df(Some(&a.name), "10.93.1.2", 1774 - 28, 3),
+        "after the pools grew"
+    );
+}
+
+#[test]
+fn jumbo_udp_crosses_a_vhost_user_port_to_testpmd_and_back() {
+    require_root!();
+    if !common::have_testpmd() {
+        eprintln!("SKIP: dpdk-testpmd (Debian dpdk-dev) is not installed");
+        return;
+    }
+    let bridge = bridge_name();
+    let d = DaemonProc::start(&format!("[[bridge]]\nname = \"{bridge}\"\nlocal = false\n"));
+    let a = TestNs::new();
+    let host_a = attach(&d, &bridge, &a, "10.93.2.1/24", "afpacket");
+    common::run(&["ip", "-n", &a.name, "link", "set", "eth0", "mtu", "9000"]);
+    d.ok(&["set-port", &host_a, "mtu_request=9000"]);
+    let port = format!("vu{}", SEQ.fetch_add(1, Ordering::Relaxed));
+    let o = Command::new(env!("CARGO_BIN_EXE_vecswitch"))
+        .args(["attach", &bridge, "--virtio-user", &port, "--socket-dir"])
+        .arg(d.dir.path())
+        .args(["--json", "--socket"])
+        .arg(&d.socket)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let att: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    d.ok(&["set-port", &port, "mtu_request=9000"]);
+    let strings = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_str().unwrap().to_string())
+            .collect()
+    };
+    let eal = strings(&att["eal_args"]);
+    let testpmd = strings(&att["testpmd"]);
+    // The container swaps L2 to L4 of what it receives (a datagram to an address behind it
+    // comes back as that address's answer); its port takes 9018-byte frames, received in
+    // 2 KiB buffers merged by the switch (VIRTIO_NET_F_MRG_RXBUF) and sent back chained.
+    let mut app: Vec<&str> = testpmd[eal.len() + 2..]
+        .iter()
+        .map(String::as_str)
+        .filter(|&a| a != "-i")
+        .collect();
+    app.extend([
+        "--forward-mode=5tswap",
+        "--max-pkt-len=9018",
+        "--enable-scatter",
+    ]);
+    let guest = common::TestPmd::start_with(d.dir.path(), 1, &eal, &app);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while show_port(&d, &port)["state"] != "up"
+        || !guest.log().contains("packet forwarding - ports=")
+    {
+        assert!(Instant::now() < deadline, "no guest:\n{}", guest.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    common::run(&[
+        "ip",
+        "-n",
+        &a.name,
+        "neigh",
+        "replace",
+        "10.93.2.99",
+        "lladdr",
+        "02:00:00:00:00:99",
+        "dev",
+        "eth0",
+    ]);
+    // 8972 bytes of UDP payload: 9000-byte IP packets, 9014-byte frames, DF set.
+    let script = "import socket\n\
+        s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('10.93.2.1',0))\n\
+        s.setsockopt(socket.IPPROTO_IP,10,2)\n\
+        s.settimeout(2)\nok=0\n\
+        for i in range(20):\n    m=(b'%04d' % i)*2243\n    s.sendto(m,('10.93.2.99',7777))\n    \
+        try:\n        d,a=s.recvfrom(9100)\n        ok+=(d==m and a==('10.93.2.99',7777))\n    \
+        except socket.timeout:\n        pass\n\
+        print(ok)\n";
+    let out = Command::new("ip")
+        .args(["netns", "exec", &a.name, common::python(), "-c", script])
+        .output()
+        .unwrap();
+    let echoed: u32 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    let stats = d.ok(&["port-stats", &bridge]).text;
+    assert_eq!(
+        echoed,
+        20,
+        "jumbo echoes: {}\n{stats}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        guest.log()
+    );
+    assert!(
+        port_counter(&d, &bridge, &port, "rx_packets") >= 20,
+        "{stats}"
+    );
+    guest.kill();
+}
