@@ -163,7 +163,13 @@ fn parse_spec(text: &str, verb: Verb) -> Result<FlowSpec, RuleError> {
                 spec.table = Some(t as u8);
             }
             "cookie" => {
-                let (v, m) = masked_uint(name, need(name, value)?, u128::from(u64::MAX))?;
+                let raw = need(name, value)?;
+                // `/-1` is ovs-ofctl's all-ones cookie mask.
+                let raw = match raw.strip_suffix("/-1") {
+                    Some(v) => format!("{v}/{:#x}", u64::MAX),
+                    None => raw.to_string(),
+                };
+                let (v, m) = masked_uint(name, &raw, u128::from(u64::MAX))?;
                 let has_mask = value.is_some_and(|v| v.contains('/'));
                 if has_mask && verb == Verb::Add {
                     return Err(RuleError::new(
@@ -181,6 +187,9 @@ fn parse_spec(text: &str, verb: Verb) -> Result<FlowSpec, RuleError> {
                 if has_mask || verb == Verb::Delete {
                     spec.cookie_mask = Some(m as u64);
                 }
+            }
+            "out_port" if verb != Verb::Add => {
+                spec.out_port = crate::portnames::parse_out_port(need(name, value)?)?;
             }
             "idle_timeout" | "hard_timeout" => {
                 if verb != Verb::Add {

@@ -146,9 +146,24 @@ impl RuleSet {
             cmd,
             FlowModCommand::ModifyStrict | FlowModCommand::DeleteStrict
         );
-        let cookie_ok = |r: &Rule| match spec.cookie_mask {
-            Some(m) => r.spec.cookie & m == spec.cookie & m,
-            None => true,
+        self.filter(spec, strict)
+    }
+
+    /// The rules a filter selects, as OVS's `rule_criteria`: in `spec.table` (every table
+    /// without one), whose cookie agrees under `spec.cookie_mask`, whose actions output to
+    /// `spec.out_port`, and whose match is at least as specific as `spec.matches`
+    /// (`cls_rule_is_loose_match`), or with `strict` exactly it at `spec.priority`. In
+    /// dump-flows order.
+    pub fn filter(&self, spec: &FlowSpec, strict: bool) -> Vec<Arc<Rule>> {
+        let cookie_ok = |r: &Rule| {
+            let cookie = match spec.cookie_mask {
+                Some(m) => r.spec.cookie & m == spec.cookie & m,
+                None => true,
+            };
+            cookie
+                && spec
+                    .out_port
+                    .is_none_or(|p| crate::portnames::outputs_to(&r.spec.actions, p))
         };
         let tables: Vec<&Classifier> = match spec.table {
             Some(t) => self.tables.get(usize::from(t)).into_iter().collect(),
@@ -170,6 +185,9 @@ impl RuleSet {
                 );
             }
         }
+        out.sort_by(|a, b| {
+            (a.table(), b.spec.priority, a.id).cmp(&(b.table(), a.spec.priority, b.id))
+        });
         out
     }
 
@@ -188,12 +206,14 @@ impl RuleSet {
                 let table = spec.table.unwrap_or(0);
                 spec.table = Some(table);
                 spec.cookie_mask = None;
+                spec.out_port = None;
                 check_actions(&spec.actions, &spec.matches, Some(table))?;
                 let rule = Arc::new(Rule {
                     id: *next_id,
                     spec,
                     stats: Arc::new(RuleStats::default()),
                     created_ns: now_ns,
+                    modified_ns: now_ns,
                 });
                 *next_id += 1;
                 let t = &mut self.tables[usize::from(table)];
@@ -213,6 +233,7 @@ impl RuleSet {
                         },
                         stats: old.stats.clone(),
                         created_ns: old.created_ns,
+                        modified_ns: now_ns,
                     });
                     let t = &mut self.tables[usize::from(old.table())];
                     t.remove(&old);
