@@ -60,7 +60,8 @@ pub struct DumpOptions<'a> {
 
 /// Sorts as ovs-ofctl's `compare_flows`: each criterion in turn; a rule that does not match
 /// on a criterion's field (or lacks its prerequisites) goes after those that do, in either
-/// direction; then priority, highest first; ties keep their order.
+/// direction, and among themselves by the bits the field reads; then priority, highest
+/// first; ties keep their order.
 pub fn sort_rules(rules: &mut [Arc<Rule>], criteria: &[SortCriterion]) {
     if criteria.is_empty() {
         return;
@@ -74,15 +75,19 @@ pub fn sort_rules(rules: &mut [Arc<Rule>], criteria: &[SortCriterion]) {
             let ord = match c.key {
                 SortKey::Priority => a.spec.priority.cmp(&b.spec.priority),
                 SortKey::Field(f) => {
-                    let value = |r: &Rule| {
+                    let has = |r: &Rule| {
                         let m = &r.spec.matches;
-                        (m.mask.get(f) != 0 && m.holds(f.def().prereq)).then(|| m.value.get(f))
+                        m.mask.get(f) != 0 && m.holds(f.def().prereq)
                     };
-                    match (value(a), value(b)) {
-                        (Some(x), Some(y)) => x.cmp(&y),
-                        (Some(_), None) => return Ordering::Less,
-                        (None, Some(_)) => return Ordering::Greater,
-                        (None, None) => Ordering::Equal,
+                    match (has(a), has(b)) {
+                        (true, false) => return Ordering::Less,
+                        (false, true) => return Ordering::Greater,
+                        // As OVS, the values count even where neither has the field: a
+                        // `udp,tp_dst=53` rule has 53 on the bits `tcp_dst` reads.
+                        _ => {
+                            let value = |r: &Rule| r.spec.matches.value.get(f);
+                            value(a).cmp(&value(b))
+                        }
                     }
                 }
             };
@@ -279,6 +284,20 @@ table=0,priority=0,actions=drop";
             filtered(&t, "out_port=4"),
             [" priority=200,ip,in_port=2,nw_dst=10.0.0.0/24 actions=output:4"]
         );
+        // Without a cookie mask a modify sets the cookies (to 0 here) and adds its rule
+        // where it selects none, as OVS does.
+        apply("modify_strict priority=9,in_port=7,actions=output:5");
+        assert_eq!(
+            filtered(&t, "in_port=7"),
+            [" priority=9,in_port=7 actions=output:5"]
+        );
+        apply("modify cookie=0x77,in_port=7,actions=output:6");
+        assert_eq!(
+            filtered(&t, "in_port=7"),
+            [" cookie=0x77, priority=9,in_port=7 actions=output:6"]
+        );
+        apply("modify cookie=0x5/0xff,actions=drop");
+        assert_eq!(filtered(&t, "in_port=7").len(), 1);
         apply("delete out_port=4");
         assert_eq!(filtered(&t, "in_port=2").len(), 0);
         apply("modify cookie=0x1234/-1,actions=drop");

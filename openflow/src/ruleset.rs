@@ -223,12 +223,25 @@ impl RuleSet {
                 log.push(Change::Insert(rule));
             }
             FlowModCommand::Modify | FlowModCommand::ModifyStrict => {
-                for old in self.select(fm.command, &fm.spec) {
+                let selected = self.select(fm.command, &fm.spec);
+                // OVS's `modify_may_add_flow`: a modify that does not select by cookie (no
+                // mask, or a zero one) adds its rule when it selects none, and sets the
+                // cookie of those it changes.
+                let new_cookie = (fm.spec.cookie_mask.unwrap_or(0) == 0).then_some(fm.spec.cookie);
+                if selected.is_empty() && new_cookie.is_some() {
+                    let add = FlowMod {
+                        command: FlowModCommand::Add,
+                        spec: fm.spec.clone(),
+                    };
+                    return self.apply_mod(&add, now_ns, next_id, log);
+                }
+                for old in selected {
                     check_actions(&fm.spec.actions, &old.spec.matches, Some(old.table()))?;
                     let new = Arc::new(Rule {
                         id: old.id,
                         spec: FlowSpec {
                             actions: fm.spec.actions.clone(),
+                            cookie: new_cookie.unwrap_or(old.spec.cookie),
                             ..old.spec.clone()
                         },
                         stats: old.stats.clone(),
@@ -354,6 +367,10 @@ impl FlowTables {
                 let n = log.len() - before;
                 match fm.command {
                     FlowModCommand::Add => report.added += 1,
+                    // A modify that selected nothing and added its rule logged one insert.
+                    FlowModCommand::Modify | FlowModCommand::ModifyStrict if n == 1 => {
+                        report.added += 1
+                    }
                     FlowModCommand::Modify | FlowModCommand::ModifyStrict => {
                         report.modified += n / 2
                     }
@@ -685,7 +702,7 @@ mod tests {
             .unwrap();
         assert_eq!(rep.modified, 2);
         let rep = t
-            .apply(&[parse_del_flow("cookie=0x21", false).unwrap()], 0)
+            .apply(&[parse_del_flow("cookie=0x21/-1", false).unwrap()], 0)
             .unwrap();
         assert_eq!(rep.removed, 1);
         let rep = t

@@ -576,17 +576,7 @@ fn two_bridges_on_one_pmd_forward_by_their_own_rules_and_dump_their_own_megaflow
 #[test]
 fn dump_flows_filters_sorts_and_names_ports_as_ovs_ofctl() {
     let d = DaemonProc::start(GEN_BRIDGE);
-    for (name, ofport) in [("p1", 1), ("veth0", 2), ("my-port", 3), ("x.y", 4)] {
-        let file = d.path(&format!("tx{ofport}.pcap"));
-        d.ok(&[
-            "add-port",
-            "b0",
-            name,
-            "type=pcap",
-            &format!("tx={}", file.display()),
-            &format!("ofport={ofport}"),
-        ]);
-    }
+    common::add_named_pcap_ports(&d, &[("p1", 1), ("veth0", 2), ("my-port", 3), ("x.y", 4)]);
     d.ok(&["del-flows", "b0"]);
     for rule in [
         "table=0,priority=100,in_port=p1,actions=output:veth0",
