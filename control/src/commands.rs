@@ -55,20 +55,26 @@ pub const VERBS: &[(&str, &str)] = &[
         "show",
         "bridges, ports (OpenFlow number, type, mode, state, datapath number) and queue placement",
     ),
-    ("add-flow BRIDGE FLOW", "add a rule (ovs-ofctl syntax)"),
+    (
+        "add-flow BRIDGE FLOW",
+        "add a rule (ovs-ofctl syntax; ports by number or by name)",
+    ),
     (
         "add-flows BRIDGE FILE [--bundle]",
         "add the rules of a file (all or none)",
     ),
     (
         "mod-flows BRIDGE FLOW [--strict]",
-        "change the actions of matching rules",
+        "change the actions of the rules at least as specific as FLOW's match (adds FLOW when none is)",
     ),
     (
-        "del-flows BRIDGE [MATCH] [--strict]",
-        "delete matching rules (all without MATCH)",
+        "del-flows BRIDGE [FILTER] [--strict]",
+        "delete the rules FILTER selects (all without it)",
     ),
-    ("dump-flows BRIDGE", "the rules with their counters"),
+    (
+        "dump-flows BRIDGE [FILTER] [--no-stats] [--names|--no-names] [--sort[=FIELD]] [--rsort[=FIELD]]",
+        "the rules FILTER selects (all without it), with their counters",
+    ),
     (
         "set-frags BRIDGE normal|nx-match|drop",
         "how the rules see IP fragments (as ovs-ofctl set-frags)",

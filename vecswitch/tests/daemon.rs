@@ -648,6 +648,30 @@ fn dump_flows_filters_sorts_and_names_ports_as_ovs_ofctl() {
         dump(&["--names", "in_port=veth0"])[0],
         " priority=200,ip,in_port=veth0,nw_dst=10.0.0.0/24 actions=output:p1,output:\"my-port\""
     );
+    // --no-names: numbers, and names refused in the filter.
+    assert!(d
+        .err(&["dump-flows", "b0", "in_port=veth0", "--no-names"])
+        .contains("in_port"));
+    // The CLI asks for names on a terminal (as ovs-ofctl), numbers otherwise.
+    let cli = format!(
+        "{} dump-flows b0 table=1 --no-stats --socket {}",
+        env!("CARGO_BIN_EXE_vecswitch"),
+        d.socket.display()
+    );
+    let piped = Command::new("sh").args(["-c", &cli]).output().unwrap();
+    let piped = String::from_utf8_lossy(&piped.stdout);
+    assert!(piped.contains("in_port=4 actions=resubmit(2,1)"), "{piped}");
+    if std::path::Path::new("/usr/bin/script").exists() {
+        let tty = Command::new("script")
+            .args(["-qec", &cli, "/dev/null"])
+            .output()
+            .unwrap();
+        let tty = String::from_utf8_lossy(&tty.stdout);
+        assert!(
+            tty.contains("in_port=\"x.y\" actions=resubmit(veth0,1)"),
+            "{tty}"
+        );
+    }
     // With counters: idle_age after n_bytes, before the match.
     let line = d.ok(&["dump-flows", "b0", "table=1"]).text;
     assert!(
