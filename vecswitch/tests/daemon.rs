@@ -736,4 +736,19 @@ fn dump_flows_filters_sorts_and_names_ports_as_ovs_ofctl() {
     assert_eq!(dump(&["table=4"]).len(), 0);
     d.ok(&["del-flows", "b0", "table=1"]);
     assert_eq!(dump(&[]).len(), 5);
+    // A flows file names ports too; an unknown one refuses the file, naming its line.
+    let add_flows = |text: &str| {
+        let argv = ["add-flows".to_string(), "b0".to_string()];
+        control::client::request(&d.socket, &argv, Some(text.to_string())).unwrap()
+    };
+    let r = add_flows("# names\npriority=9,in_port=p1,actions=output:\"x.y\"\n");
+    assert!(r.ok, "{:?}", r.error);
+    assert_eq!(
+        dump(&["in_port=p1", "out_port=4"]),
+        [" priority=9,in_port=1 actions=output:4"]
+    );
+    let r = add_flows("priority=10,actions=drop\npriority=11,in_port=nosuch,actions=drop\n");
+    let e = r.error.unwrap();
+    assert!(e.contains("line 2") && e.contains("in_port"), "{e}");
+    assert_eq!(dump(&[]).len(), 6, "a refused file adds nothing");
 }
