@@ -3,6 +3,7 @@
 //! programs. Every verb validates all of its input before it changes anything, and a refusal
 //! names the field.
 
+mod flows;
 mod netflow;
 
 use std::collections::BTreeMap;
@@ -59,20 +60,26 @@ pub const VERBS: &[(&str, &str)] = &[
         "show",
         "bridges, ports (OpenFlow number, type, mode, state, datapath number) and queue placement",
     ),
-    ("add-flow BRIDGE FLOW", "add a rule (ovs-ofctl syntax)"),
+    (
+        "add-flow BRIDGE FLOW",
+        "add a rule (ovs-ofctl syntax; ports by number or by name)",
+    ),
     (
         "add-flows BRIDGE FILE [--bundle]",
         "add the rules of a file (all or none)",
     ),
     (
         "mod-flows BRIDGE FLOW [--strict]",
-        "change the actions of matching rules",
+        "change the actions of the rules at least as specific as FLOW's match (adds FLOW when none is)",
     ),
     (
-        "del-flows BRIDGE [MATCH] [--strict]",
-        "delete matching rules (all without MATCH)",
+        "del-flows BRIDGE [FILTER] [--strict]",
+        "delete the rules FILTER selects (all without it)",
     ),
-    ("dump-flows BRIDGE", "the rules with their counters"),
+    (
+        "dump-flows BRIDGE [FILTER] [--no-stats] [--names|--no-names] [--sort[=FIELD]] [--rsort[=FIELD]]",
+        "the rules FILTER selects (all without it), with their counters",
+    ),
     (
         "set-frags BRIDGE normal|nx-match|drop",
         "how the rules see IP fragments (as ovs-ofctl set-frags)",
@@ -292,6 +299,7 @@ pub fn execute(d: &mut Daemon, argv: &[String], data: Option<&str>) -> Result<Re
             allow(&[])?;
             let bridge = arg(&args, 0, "bridge")?;
             let text = args.get(1..).map(|a| a.join(" ")).unwrap_or_default();
+            let text = flows::resolve(d, bridge, &text)?;
             let m = openflow::parse_flow_mod(&format!("add {text}")).map_err(|e| anyhow!("{e}"))?;
             apply(d, bridge, &[m])
         }
@@ -305,6 +313,7 @@ pub fn execute(d: &mut Daemon, argv: &[String], data: Option<&str>) -> Result<Re
             allow(&["--strict"])?;
             let bridge = arg(&args, 0, "bridge")?;
             let text = args.get(1..).map(|a| a.join(" ")).unwrap_or_default();
+            let text = flows::resolve(d, bridge, &text)?;
             let m = openflow::parse_mod_flow(&text, strict).map_err(|e| anyhow!("{e}"))?;
             apply(d, bridge, &[m])
         }
@@ -312,15 +321,14 @@ pub fn execute(d: &mut Daemon, argv: &[String], data: Option<&str>) -> Result<Re
             allow(&["--strict"])?;
             let bridge = arg(&args, 0, "bridge")?;
             let text = args.get(1..).map(|a| a.join(" ")).unwrap_or_default();
+            let text = flows::resolve(d, bridge, &text)?;
+            if !strict {
+                flows::check_loose_filter("del-flows", &text)?;
+            }
             let m = openflow::parse_del_flow(&text, strict).map_err(|e| anyhow!("{e}"))?;
             apply(d, bridge, &[m])
         }
-        "dump-flows" => {
-            allow(&[])?;
-            let b = d.bridge(arg(&args, 0, "bridge")?)?;
-            let lines = b.of.dump_flows(d.now_ns());
-            Ok(Reply::new(lines.join("\n"), json!(lines)))
-        }
+        "dump-flows" => flows::dump_flows(d, &args, &flags),
         "set-frags" => {
             allow(&[])?;
             let bridge = arg(&args, 0, "bridge")?;
@@ -1306,7 +1314,8 @@ fn drop_reasons(d: &Daemon) -> Result<Reply> {
 /// bundle (`--bundle`) or rule by rule, as ovs-ofctl does without it (a rule in the middle
 /// may be seen by packets before the last is in).
 fn add_flows(d: &mut Daemon, bridge: &str, text: &str, bundle: bool) -> Result<Reply> {
-    let mods = openflow::parse_bundle_file(text).map_err(|e| anyhow!("file: {e}"))?;
+    let text = flows::resolve_file(d, bridge, text)?;
+    let mods = openflow::parse_bundle_file(&text).map_err(|e| anyhow!("file: {e}"))?;
     let mods: Vec<openflow::FlowMod> = mods.into_iter().map(|(_, m)| m).collect();
     if bundle {
         return apply(d, bridge, &mods);
@@ -1343,7 +1352,8 @@ fn dump_megaflows(d: &mut Daemon, only: Option<String>) -> Result<Reply> {
             for l in &lines {
                 let _ = writeln!(text, "  {l}");
             }
-            j.push(json!({ "pmd": id, "bridge": name, "megaflows": lines }));
+            let objects: Vec<Value> = lines.iter().map(|l| flows::megaflow_json(l)).collect();
+            j.push(json!({ "pmd": id, "bridge": name, "megaflows": objects }));
         }
     }
     Ok(Reply::new(text.trim_end().to_string(), json!(j)))

@@ -46,7 +46,12 @@ const DETAILS: &[(&str, &str)] = &[
     ),
     (
         "add-flow",
-        "  FLOW  one rule in ovs-ofctl syntax, e.g. 'priority=100,ip,nw_dst=10.0.0.0/24,actions=output:2'",
+        "  FLOW  one rule in ovs-ofctl syntax, e.g. 'priority=100,ip,nw_dst=10.0.0.0/24,actions=output:2'
+        A port goes by number, reserved name (LOCAL, NORMAL, ...) or the bridge's name for it
+        wherever a port number goes: in_port=veth0, output:veth0, a bare veth0 action,
+        resubmit(veth0,1), enqueue:veth0:Q, set_field:veth0->in_port; a name that is not a
+        letter followed by letters and digits is quoted: in_port='\"x.y\"'. An unknown name
+        is refused naming the field.",
     ),
     (
         "add-flows",
@@ -56,13 +61,43 @@ const DETAILS: &[(&str, &str)] = &[
     ),
     (
         "mod-flows",
-        "  FLOW      a match and the new actions
+        "  FLOW      a filter (as del-flows') and the new actions; cookie=V/MASK selects by
+            cookie and keeps the cookies; without a mask (or with a zero one) the rules get
+            cookie V (0 if not given), and FLOW is added when it selects no rule, as OVS does
   --strict  change only the rule with exactly this match and priority",
     ),
     (
         "del-flows",
-        "  MATCH     the rules to delete (all without it)
-  --strict  delete only the rule with exactly this match and priority",
+        "  FILTER    the rules to delete (all without it): those at least as specific as its
+            match, in table=N (all tables without it), with cookie=V/MASK (-1: all bits),
+            with an action that outputs to out_port=PORT; priority only with --strict
+  --strict  delete only the rule with exactly this match and priority (default 32768)",
+    ),
+    (
+        "dump-flows",
+        "  FILTER           as del-flows': any match (the rules at least as specific), table=N,
+                   cookie=V/MASK (-1: all bits; a cookie without a mask is refused),
+                   out_port=PORT (rules with an action that outputs there); ports by name too
+  --no-stats       no cookie (unless set), duration, table (unless not 0) or counters
+  --names          ports by name (quoted where OVS quotes); the default on a terminal
+  --no-names       ports by number, and names not accepted in FILTER
+  --sort[=FIELD]   ascending by FIELD (a match field; priority without one); again for a
+                   second key; rules without the field come last
+  --rsort[=FIELD]  descending likewise; ties go by priority, highest first
+  --json           each rule an object: table, priority, cookie, idle_timeout and
+                   hard_timeout when set, duration, packets, bytes, idle_age, hard_age
+                   (not with --no-stats), match (field: text as printed, shorthand: true),
+                   actions (each as printed), flow (the line)
+  The counters line reads as ovs-ofctl's: cookie, duration, table, n_packets, n_bytes,
+  idle_timeout, hard_timeout, idle_age (seconds since the last packet or change),
+  hard_age (seconds since the last change; shown when it differs from the duration).",
+    ),
+    (
+        "dump-megaflows",
+        "  BRIDGE  only this bridge's megaflows
+  --json  each megaflow an object: match (key: value, or an object of its name=value
+          parts), packets, bytes, used (seconds; null: never), flags, actions (each as
+          printed), flow (the line)",
     ),
     (
         "set",
@@ -168,6 +203,23 @@ mod tests {
         }
         assert!(verb_help("set").unwrap().contains("batch-size=N"));
         assert!(verb_help("add-flows").unwrap().contains("--bundle"));
+        let dump = verb_help("dump-flows").unwrap();
+        for opt in [
+            "--no-stats",
+            "--names",
+            "--no-names",
+            "--sort[=FIELD]",
+            "--rsort[=FIELD]",
+            "--json",
+            "out_port=",
+            "cookie=V/MASK",
+            "table=N",
+            "idle_age",
+        ] {
+            assert!(dump.contains(opt), "dump-flows help lacks {opt}");
+        }
+        assert!(verb_help("del-flows").unwrap().contains("--strict"));
+        assert!(verb_help("dump-megaflows").unwrap().contains("--json"));
         assert!(overview().contains("dump-conntrack [zone=N]"));
     }
 }

@@ -9,9 +9,11 @@ pub mod bridge;
 pub mod classifier;
 pub mod ct;
 pub mod datapath;
+pub mod dump;
 pub mod error;
 pub mod normal;
 pub mod parse;
+pub mod portnames;
 pub mod print;
 pub mod recirc;
 pub mod rule;
@@ -21,10 +23,12 @@ pub mod xlate;
 
 pub use bridge::{Bridge, BridgeUpcall, DEFAULT_RULES};
 pub use datapath::{DatapathBridge, DatapathUpcall, PortMapError, Underlay};
+pub use dump::{DumpOptions, SortCriterion};
 pub use error::{BundleError, FileError, RuleError};
 pub use parse::{
     parse_bundle_file, parse_del_flow, parse_flow, parse_flow_mod, parse_flows_file, parse_mod_flow,
 };
+pub use portnames::PortNames;
 pub use print::{format_actions, format_dump};
 pub use rule::{
     Action, Field, FieldRef, Fields, FlowMod, FlowModCommand, FlowSpec, Match, DEFAULT_PRIORITY,

@@ -163,7 +163,13 @@ fn parse_spec(text: &str, verb: Verb) -> Result<FlowSpec, RuleError> {
                 spec.table = Some(t as u8);
             }
             "cookie" => {
-                let (v, m) = masked_uint(name, need(name, value)?, u128::from(u64::MAX))?;
+                let raw = need(name, value)?;
+                // `/-1` is ovs-ofctl's all-ones cookie mask.
+                let raw = match raw.strip_suffix("/-1") {
+                    Some(v) => format!("{v}/{:#x}", u64::MAX),
+                    None => raw.to_string(),
+                };
+                let (v, m) = masked_uint(name, &raw, u128::from(u64::MAX))?;
                 let has_mask = value.is_some_and(|v| v.contains('/'));
                 if has_mask && verb == Verb::Add {
                     return Err(RuleError::new(
@@ -171,16 +177,21 @@ fn parse_spec(text: &str, verb: Verb) -> Result<FlowSpec, RuleError> {
                         "a cookie mask is only allowed in mod-flows and del-flows",
                     ));
                 }
-                if !has_mask && verb == Verb::Modify {
+                // As ovs-ofctl: in mod-flows a cookie without a mask is the rules' new
+                // cookie; del-flows and dump-flows only match one.
+                if !has_mask && verb == Verb::Delete {
                     return Err(RuleError::new(
                         name,
-                        "mod-flows takes cookie=VALUE/MASK (it selects rules; it does not change cookies)",
+                        format!("cannot set cookie (to match on a cookie, specify a mask, e.g. cookie={}/-1)", need(name, value)?),
                     ));
                 }
                 spec.cookie = v as u64;
-                if has_mask || verb == Verb::Delete {
+                if has_mask {
                     spec.cookie_mask = Some(m as u64);
                 }
+            }
+            "out_port" if verb != Verb::Add => {
+                spec.out_port = crate::portnames::parse_out_port(need(name, value)?)?;
             }
             "idle_timeout" | "hard_timeout" => {
                 if verb != Verb::Add {
@@ -1294,9 +1305,7 @@ mod tests {
         let m = parse_mod_flow("ip,actions=output:3", false).unwrap();
         assert_eq!(m.spec.actions, vec![Action::Output(3)]);
         assert_eq!(
-            parse_mod_flow("cookie=1,actions=drop", false)
-                .unwrap_err()
-                .field,
+            parse_del_flow("cookie=1", false).unwrap_err().field,
             "cookie"
         );
         assert_eq!(

@@ -203,28 +203,83 @@ pub struct DumpStats {
 
 /// One line of `dump-flows` output, in ovs-ofctl's format.
 pub fn format_dump(spec: &FlowSpec, stats: DumpStats) -> String {
-    let mut s = format!(
-        " cookie={:#x}, duration={}.{:03}s, table={}, n_packets={}, n_bytes={}, ",
-        spec.cookie,
-        stats.duration_ns / 1_000_000_000,
-        (stats.duration_ns % 1_000_000_000) / 1_000_000,
-        spec.table.unwrap_or(0),
-        stats.n_packets,
-        stats.n_bytes
-    );
+    format!(" {}", format_flow(spec, Some((stats, None)), None))
+}
+
+/// Ages of a rule in whole seconds, as ovs-ofctl prints them after the timeouts: `idle_age`
+/// since the last packet (or since the rule was added or modified), `hard_age` since it was
+/// added or modified (printed only when it differs from the duration's seconds).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DumpAges {
+    pub idle_age: u64,
+    pub hard_age: u64,
+}
+
+/// A dump-flows line without its leading space, as OVS's `ofputil_flow_stats_format`: with
+/// `stats`, the cookie, duration, table and counters; without, the cookie and the table only
+/// when not zero (`--no-stats`). `names` prints ports by name (`--names`).
+pub fn format_flow(
+    spec: &FlowSpec,
+    stats: Option<(DumpStats, Option<DumpAges>)>,
+    names: Option<&crate::portnames::PortNames>,
+) -> String {
+    let mut s = String::new();
+    let table = spec.table.unwrap_or(0);
+    match stats {
+        Some((st, _)) => {
+            let _ = write!(
+                s,
+                "cookie={:#x}, duration={}.{:03}s, table={table}, n_packets={}, n_bytes={}, ",
+                spec.cookie,
+                st.duration_ns / 1_000_000_000,
+                (st.duration_ns % 1_000_000_000) / 1_000_000,
+                st.n_packets,
+                st.n_bytes
+            );
+        }
+        None => {
+            if spec.cookie != 0 {
+                let _ = write!(s, "cookie={:#x}, ", spec.cookie);
+            }
+            if table != 0 {
+                let _ = write!(s, "table={table}, ");
+            }
+        }
+    }
     if spec.idle_timeout != 0 {
         let _ = write!(s, "idle_timeout={}, ", spec.idle_timeout);
     }
     if spec.hard_timeout != 0 {
         let _ = write!(s, "hard_timeout={}, ", spec.hard_timeout);
     }
-    let pm = priority_and_match(spec.priority, &spec.matches);
+    if let Some((st, Some(ages))) = stats {
+        let _ = write!(s, "idle_age={}, ", ages.idle_age);
+        if ages.hard_age != st.duration_ns / 1_000_000_000 {
+            let _ = write!(s, "hard_age={}, ", ages.hard_age);
+        }
+    }
+    let pm = match names {
+        None => priority_and_match(spec.priority, &spec.matches),
+        Some(n) => {
+            let mut parts = n.match_parts(&spec.matches);
+            if spec.priority != DEFAULT_PRIORITY {
+                parts.insert(0, format!("priority={}", spec.priority));
+            }
+            parts.join(",")
+        }
+    };
     if !pm.is_empty() {
         s.push_str(&pm);
         s.push(' ');
     }
     s.push_str("actions=");
-    s.push_str(&format_actions(&spec.actions));
+    match names {
+        Some(n) if !spec.actions.is_empty() => {
+            let acts: Vec<String> = spec.actions.iter().map(|a| n.action(a)).collect();
+            s.push_str(&acts.join(","));
+        }
+        _ => s.push_str(&format_actions(&spec.actions)),
+    }
     s
 }
 

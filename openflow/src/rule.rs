@@ -320,6 +320,8 @@ pub struct FlowSpec {
     pub cookie: u64,
     /// Set for mod/del when the request filters on `cookie=VALUE/MASK`.
     pub cookie_mask: Option<u64>,
+    /// mod/del/dump filter `out_port=`: only rules whose actions output to this port.
+    pub out_port: Option<u32>,
     pub idle_timeout: u16,
     pub hard_timeout: u16,
     pub matches: Match,
@@ -333,6 +335,7 @@ impl Default for FlowSpec {
             priority: DEFAULT_PRIORITY,
             cookie: 0,
             cookie_mask: None,
+            out_port: None,
             idle_timeout: 0,
             hard_timeout: 0,
             matches: Match::catch_all(),
@@ -404,6 +407,8 @@ pub struct Rule {
     pub stats: Arc<RuleStats>,
     /// When the rule was added (modify keeps it).
     pub created_ns: u64,
+    /// When the rule was added or last modified (`hard_age` counts from it).
+    pub modified_ns: u64,
 }
 
 #[cfg(test)]

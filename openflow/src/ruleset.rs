@@ -141,9 +141,24 @@ impl RuleSet {
             cmd,
             FlowModCommand::ModifyStrict | FlowModCommand::DeleteStrict
         );
-        let cookie_ok = |r: &Rule| match spec.cookie_mask {
-            Some(m) => r.spec.cookie & m == spec.cookie & m,
-            None => true,
+        self.filter(spec, strict)
+    }
+
+    /// The rules a filter selects, as OVS's `rule_criteria`: in `spec.table` (every table
+    /// without one), whose cookie agrees under `spec.cookie_mask`, whose actions output to
+    /// `spec.out_port`, and whose match is at least as specific as `spec.matches`
+    /// (`cls_rule_is_loose_match`), or with `strict` exactly it at `spec.priority`. In
+    /// dump-flows order.
+    pub fn filter(&self, spec: &FlowSpec, strict: bool) -> Vec<Arc<Rule>> {
+        let cookie_ok = |r: &Rule| {
+            let cookie = match spec.cookie_mask {
+                Some(m) => r.spec.cookie & m == spec.cookie & m,
+                None => true,
+            };
+            cookie
+                && spec
+                    .out_port
+                    .is_none_or(|p| crate::portnames::outputs_to(&r.spec.actions, p))
         };
         let tables: Vec<&Classifier> = match spec.table {
             Some(t) => self.tables.get(usize::from(t)).into_iter().collect(),
@@ -165,6 +180,9 @@ impl RuleSet {
                 );
             }
         }
+        out.sort_by(|a, b| {
+            (a.table(), b.spec.priority, a.id).cmp(&(b.table(), a.spec.priority, b.id))
+        });
         out
     }
 
@@ -183,12 +201,14 @@ impl RuleSet {
                 let table = spec.table.unwrap_or(0);
                 spec.table = Some(table);
                 spec.cookie_mask = None;
+                spec.out_port = None;
                 check_actions(&spec.actions, &spec.matches, Some(table))?;
                 let rule = Arc::new(Rule {
                     id: *next_id,
                     spec,
                     stats: Arc::new(RuleStats::default()),
                     created_ns: now_ns,
+                    modified_ns: now_ns,
                 });
                 *next_id += 1;
                 let t = &mut self.tables[usize::from(table)];
@@ -198,16 +218,30 @@ impl RuleSet {
                 log.push(Change::Insert(rule));
             }
             FlowModCommand::Modify | FlowModCommand::ModifyStrict => {
-                for old in self.select(fm.command, &fm.spec) {
+                let selected = self.select(fm.command, &fm.spec);
+                // OVS's `modify_may_add_flow`: a modify that does not select by cookie (no
+                // mask, or a zero one) adds its rule when it selects none, and sets the
+                // cookie of those it changes.
+                let new_cookie = (fm.spec.cookie_mask.unwrap_or(0) == 0).then_some(fm.spec.cookie);
+                if selected.is_empty() && new_cookie.is_some() {
+                    let add = FlowMod {
+                        command: FlowModCommand::Add,
+                        spec: fm.spec.clone(),
+                    };
+                    return self.apply_mod(&add, now_ns, next_id, log);
+                }
+                for old in selected {
                     check_actions(&fm.spec.actions, &old.spec.matches, Some(old.table()))?;
                     let new = Arc::new(Rule {
                         id: old.id,
                         spec: FlowSpec {
                             actions: fm.spec.actions.clone(),
+                            cookie: new_cookie.unwrap_or(old.spec.cookie),
                             ..old.spec.clone()
                         },
                         stats: old.stats.clone(),
                         created_ns: old.created_ns,
+                        modified_ns: now_ns,
                     });
                     let t = &mut self.tables[usize::from(old.table())];
                     t.remove(&old);
@@ -328,6 +362,10 @@ impl FlowTables {
                 let n = log.len() - before;
                 match fm.command {
                     FlowModCommand::Add => report.added += 1,
+                    // A modify that selected nothing and added its rule logged one insert.
+                    FlowModCommand::Modify | FlowModCommand::ModifyStrict if n == 1 => {
+                        report.added += 1
+                    }
                     FlowModCommand::Modify | FlowModCommand::ModifyStrict => {
                         report.modified += n / 2
                     }
@@ -659,7 +697,7 @@ mod tests {
             .unwrap();
         assert_eq!(rep.modified, 2);
         let rep = t
-            .apply(&[parse_del_flow("cookie=0x21", false).unwrap()], 0)
+            .apply(&[parse_del_flow("cookie=0x21/-1", false).unwrap()], 0)
             .unwrap();
         assert_eq!(rep.removed, 1);
         let rep = t

@@ -370,6 +370,15 @@ fn control(mut argv: Vec<String>) -> anyhow::Result<()> {
         data =
             Some(std::fs::read_to_string(&file).map_err(|e| anyhow::anyhow!("file: {file}: {e}"))?);
     }
+    // As ovs-ofctl: dump-flows prints port names when it talks to a terminal.
+    let interactive = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    if words.first().map(String::as_str) == Some("dump-flows")
+        && interactive
+        && !json
+        && !words.iter().any(|w| w == "--names" || w == "--no-names")
+    {
+        words.push("--names".to_string());
+    }
     let r = client::request(&socket, &words, data)?;
     if !r.ok {
         anyhow::bail!("{}", r.error.unwrap_or_default());

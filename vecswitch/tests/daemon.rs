@@ -17,23 +17,10 @@ use serde_json::Value;
 
 fn dump_flows(d: &DaemonProc, bridge: &str) -> Vec<String> {
     // Counters and durations move; the rules themselves are what must not.
-    d.ok(&["dump-flows", bridge])
-        .json
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| {
-            let l = l.as_str().unwrap();
-            l.split(", ")
-                .filter(|f| {
-                    !f.starts_with("duration=")
-                        && !f.starts_with("n_packets=")
-                        && !f.starts_with("n_bytes=")
-                        && !f.contains("idle_age")
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
-        })
+    d.ok(&["dump-flows", bridge, "--no-stats"])
+        .text
+        .lines()
+        .map(str::to_string)
         .collect()
 }
 
@@ -548,10 +535,19 @@ fn two_bridges_on_one_pmd_forward_by_their_own_rules_and_dump_their_own_megaflow
             .as_array()
             .unwrap()
             .iter()
-            .map(|l| l.as_str().unwrap().to_string())
+            .map(|l| {
+                // Structured, and the line beside it.
+                assert!(l["match"].is_object() && l["actions"].is_array(), "{l:#}");
+                l["flow"].as_str().unwrap().to_string()
+            })
             .collect()
     };
     let (m0, m1) = (mega("b0"), mega("b1"));
+    let j = d.ok(&["dump-megaflows", "b0"]).json;
+    let m = &j[0]["megaflows"][0];
+    assert_eq!(m["match"]["in_port"], "2", "{m:#}");
+    assert_eq!(m["packets"], 2000, "{m:#}");
+    assert_eq!(m["actions"], serde_json::json!(["1"]), "{m:#}");
     assert_eq!(m0.len(), 1, "{m0:?}");
     assert!(m0[0].starts_with("recirc_id(0),in_port(2),"), "{m0:?}");
     assert!(m0[0].ends_with("actions:1"), "{m0:?}");
@@ -573,4 +569,186 @@ fn two_bridges_on_one_pmd_forward_by_their_own_rules_and_dump_their_own_megaflow
         dp_ports(&d, "b0"),
         vec![(s("s0"), 1, 1), (s("g0"), 2, 4), (s("u0"), 3, 2)]
     );
+}
+
+/// dump-flows filters, sorting, port names and JSON over the control socket, on the rules and
+/// filters whose output `ovs-ofctl` 3.1 printed (README, "dump-flows as ovs-ofctl").
+#[test]
+fn dump_flows_filters_sorts_and_names_ports_as_ovs_ofctl() {
+    let d = DaemonProc::start(GEN_BRIDGE);
+    common::add_named_pcap_ports(&d, &[("p1", 1), ("veth0", 2), ("my-port", 3), ("x.y", 4)]);
+    d.ok(&["del-flows", "b0"]);
+    for rule in [
+        "table=0,priority=100,in_port=p1,actions=output:veth0",
+        "table=0,priority=200,in_port=veth0,ip,nw_dst=10.0.0.0/24,actions=output:p1,output:\"my-port\"",
+        "table=0,cookie=0x1234,priority=50,tcp,tp_dst=80,actions=NORMAL",
+        "table=0,cookie=0x12345,priority=50,udp,actions=resubmit(,4)",
+        "table=4,priority=10,in_port=2,actions=drop",
+        "table=4,cookie=0x1234,ip,actions=output:3,LOCAL",
+        "table=1,priority=8,in_port=\"x.y\",actions=resubmit(veth0,1)",
+        "table=0,priority=0,actions=drop",
+    ] {
+        d.ok(&["add-flow", "b0", rule]);
+    }
+    let dump = |args: &[&str]| -> Vec<String> {
+        let mut argv = vec!["dump-flows", "b0", "--no-stats"];
+        argv.extend_from_slice(args);
+        d.ok(&argv).text.lines().map(str::to_string).collect()
+    };
+    assert_eq!(
+        dump(&["table=4"]),
+        [
+            " cookie=0x1234, table=4, ip actions=output:3,LOCAL",
+            " table=4, priority=10,in_port=2 actions=drop",
+        ]
+    );
+    let in_port_2 = [
+        " priority=200,ip,in_port=2,nw_dst=10.0.0.0/24 actions=output:1,output:3",
+        " table=4, priority=10,in_port=2 actions=drop",
+    ];
+    assert_eq!(dump(&["in_port=2"]), in_port_2);
+    assert_eq!(dump(&["in_port=veth0"]), in_port_2);
+    assert_eq!(
+        dump(&["cookie=0x1234/-1"]),
+        [
+            " cookie=0x1234, priority=50,tcp,tp_dst=80 actions=NORMAL",
+            " cookie=0x1234, table=4, ip actions=output:3,LOCAL",
+        ]
+    );
+    assert_eq!(dump(&["out_port=\"my-port\""]), dump(&["out_port=3"]));
+    assert_eq!(dump(&["out_port=3"]).len(), 2);
+    assert_eq!(dump(&["ip,nw_dst=10.0.0.0/16"]).len(), 1);
+    assert_eq!(dump(&["table=4", "out_port=3"]).len(), 1);
+    // Sorted: ascending priority; by in_port, rules without one after, highest priority first.
+    let prio = |args: &[&str]| -> Vec<String> {
+        dump(args)
+            .iter()
+            .map(|l| {
+                l.split([',', ' '])
+                    .find_map(|p| p.strip_prefix("priority="))
+                    .unwrap_or("32768")
+                    .to_string()
+            })
+            .collect()
+    };
+    assert_eq!(
+        prio(&["--sort"]),
+        ["0", "8", "10", "50", "50", "100", "200", "32768"]
+    );
+    assert_eq!(
+        prio(&["--rsort=in_port"]),
+        ["8", "200", "10", "100", "32768", "50", "50", "0"]
+    );
+    // Names, quoted as OVS quotes them.
+    assert_eq!(
+        dump(&["--names", "table=1"]),
+        [" table=1, priority=8,in_port=\"x.y\" actions=resubmit(veth0,1)"]
+    );
+    assert_eq!(
+        dump(&["--names", "in_port=veth0"])[0],
+        " priority=200,ip,in_port=veth0,nw_dst=10.0.0.0/24 actions=output:p1,output:\"my-port\""
+    );
+    // --no-names: numbers, and names refused in the filter.
+    assert!(d
+        .err(&["dump-flows", "b0", "in_port=veth0", "--no-names"])
+        .contains("in_port"));
+    // The CLI asks for names on a terminal (as ovs-ofctl), numbers otherwise.
+    let cli = format!(
+        "{} dump-flows b0 table=1 --no-stats --socket {}",
+        env!("CARGO_BIN_EXE_vecswitch"),
+        d.socket.display()
+    );
+    let piped = Command::new("sh").args(["-c", &cli]).output().unwrap();
+    let piped = String::from_utf8_lossy(&piped.stdout);
+    assert!(piped.contains("in_port=4 actions=resubmit(2,1)"), "{piped}");
+    if std::path::Path::new("/usr/bin/script").exists() {
+        let tty = Command::new("script")
+            .args(["-qec", &cli, "/dev/null"])
+            .output()
+            .unwrap();
+        let tty = String::from_utf8_lossy(&tty.stdout);
+        assert!(
+            tty.contains("in_port=\"x.y\" actions=resubmit(veth0,1)"),
+            "{tty}"
+        );
+    }
+    // With counters: idle_age after n_bytes, before the match.
+    let line = d.ok(&["dump-flows", "b0", "table=1"]).text;
+    assert!(
+        line.starts_with(" cookie=0x0, duration=")
+            && line.contains(", table=1, n_packets=0, n_bytes=0, idle_age=")
+            && line.ends_with(", priority=8,in_port=4 actions=resubmit(2,1)"),
+        "{line}"
+    );
+    // JSON: objects.
+    let j = d.ok(&["dump-flows", "b0", "in_port=veth0", "--names"]).json;
+    let r = &j[0];
+    assert_eq!(r["table"], 0, "{j:#}");
+    assert_eq!(r["priority"], 200);
+    assert_eq!(r["cookie"], "0x0");
+    assert_eq!(
+        r["match"],
+        serde_json::json!({ "ip": true, "in_port": "veth0", "nw_dst": "10.0.0.0/24" })
+    );
+    assert_eq!(
+        r["actions"],
+        serde_json::json!(["output:p1", "output:\"my-port\""])
+    );
+    for k in ["packets", "bytes", "duration", "idle_age", "hard_age"] {
+        assert!(r[k].is_number(), "{k}: {r:#}");
+    }
+    // Refusals name the field and change nothing.
+    let before = dump(&[]);
+    for (argv, field) in [
+        (
+            vec!["add-flow", "b0", "in_port=nosuch,actions=drop"],
+            "in_port",
+        ),
+        (vec!["add-flow", "b0", "actions=output:nosuch"], "output"),
+        (vec!["del-flows", "b0", "in_port=nosuch"], "in_port"),
+        (vec!["del-flows", "b0", "priority=10"], "priority"),
+        (vec!["dump-flows", "b0", "--sort=cookie"], "--sort"),
+        (vec!["dump-flows", "b0", "--strict"], "--strict"),
+        (vec!["dump-flows", "b0", "actions=drop"], "actions"),
+    ] {
+        let e = d.err(&argv);
+        assert!(e.contains(field), "{argv:?}: {e:?} does not name {field}");
+    }
+    assert_eq!(dump(&[]), before);
+    // Strict: exact match and priority; loose: every rule at least as specific.
+    d.ok(&["del-flows", "b0", "in_port=2", "--strict"]);
+    assert_eq!(dump(&[]), before);
+    d.ok(&["del-flows", "b0", "--strict", "priority=10,in_port=veth0"]);
+    assert_eq!(dump(&["in_port=2"]), in_port_2[..1]);
+    d.ok(&["mod-flows", "b0", "in_port=veth0,actions=output:x.y"]);
+    assert_eq!(
+        dump(&["out_port=4"]),
+        [" priority=200,ip,in_port=2,nw_dst=10.0.0.0/24 actions=output:4"]
+    );
+    d.ok(&[
+        "mod-flows",
+        "b0",
+        "--strict",
+        "priority=100,in_port=1,actions=drop",
+    ]);
+    assert!(dump(&["in_port=p1"])[0].ends_with("actions=drop"));
+    d.ok(&["del-flows", "b0", "out_port=LOCAL"]);
+    assert_eq!(dump(&["table=4"]).len(), 0);
+    d.ok(&["del-flows", "b0", "table=1"]);
+    assert_eq!(dump(&[]).len(), 5);
+    // A flows file names ports too; an unknown one refuses the file, naming its line.
+    let add_flows = |text: &str| {
+        let argv = ["add-flows".to_string(), "b0".to_string()];
+        control::client::request(&d.socket, &argv, Some(text.to_string())).unwrap()
+    };
+    let r = add_flows("# names\npriority=9,in_port=p1,actions=output:\"x.y\"\n");
+    assert!(r.ok, "{:?}", r.error);
+    assert_eq!(
+        dump(&["in_port=p1", "out_port=4"]),
+        [" priority=9,in_port=1 actions=output:4"]
+    );
+    let r = add_flows("priority=10,actions=drop\npriority=11,in_port=nosuch,actions=drop\n");
+    let e = r.error.unwrap();
+    assert!(e.contains("line 2") && e.contains("in_port"), "{e}");
+    assert_eq!(dump(&[]).len(), 6, "a refused file adds nothing");
 }

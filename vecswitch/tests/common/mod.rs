@@ -558,6 +558,22 @@ pub fn have_testpmd() -> bool {
 /// A bridge with no LOCAL port, for generator tests.
 pub const GEN_BRIDGE: &str = "[[bridge]]\nname = \"b0\"\nlocal = false\n";
 
+/// Adds to bridge `b0` a pcap port (transmitting into a file of the daemon's directory) of
+/// each name, at each OpenFlow number.
+pub fn add_named_pcap_ports(d: &DaemonProc, ports: &[(&str, u32)]) {
+    for (name, ofport) in ports {
+        let file = d.path(&format!("tx{ofport}.pcap"));
+        d.ok(&[
+            "add-port",
+            "b0",
+            name,
+            "type=pcap",
+            &format!("tx={}", file.display()),
+            &format!("ofport={ofport}"),
+        ]);
+    }
+}
+
 /// Adds port 1, `sink`, writing `out.pcap` in the daemon's directory, and makes the only rule
 /// `in_port=2,actions=output:1`. Returns the file.
 pub fn pcap_sink_for_port_2(d: &DaemonProc) -> std::path::PathBuf {
