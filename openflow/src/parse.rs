@@ -919,6 +919,8 @@ pub(crate) fn check_actions(
                     return Err(RuleError::new("load", "value wider than the bit range"));
                 }
             }
+            Action::StackPush(r) => need("push", r.field)?,
+            Action::StackPop(r) => need("pop", r.field)?,
             Action::Move { src, dst } => {
                 need("move", src.field)?;
                 need("move", dst.field)?;
@@ -1449,6 +1451,43 @@ mod tests {
                 "move: \"ip_dst[0..47]\": bit range outside the field's 32 bits",
             ),
             (
+                "actions=pop:NXM_OF_IP_DST[]",
+                "pop: ip_dst requires ip (dl_type=0x0800)",
+            ),
+            ("actions=push:eth_dst[]x", "push: \"x\": trailing garbage"),
+            (
+                "actions=push:bogus[]",
+                "push: \"bogus\" is not a supported field",
+            ),
+            (
+                "actions=output:99999",
+                "output: \"99999\" is outside OpenFlow's port range (0-65279, or LOCAL)",
+            ),
+            (
+                "in_port=0xfff9,actions=drop",
+                "in_port: \"0xfff9\" is a reserved OpenFlow port number, not a port",
+            ),
+            (
+                "actions=controller(reason=asdf)",
+                "controller: unknown reason \"asdf\"",
+            ),
+            (
+                "actions=controller(foo=bar)",
+                "controller: unknown key \"foo\"",
+            ),
+            ("actions=learn(foo)", "learn: not supported"),
+            ("mpls,actions=drop", "mpls: not supported"),
+            ("pkt_mark=1,actions=drop", "pkt_mark: not supported"),
+            ("reg16=1,actions=drop", "reg16: unknown field"),
+            (
+                "tcp,tp_src[16]=1,actions=drop",
+                "tp_src: \"tp_src[16]\": bit range outside the field's 16 bits",
+            ),
+            (
+                "tcp,tp_src[3]=2,actions=drop",
+                "tp_src[3]: \"2\" is out of range (0-1)",
+            ),
+            (
                 "actions=goto_table:1,output:2",
                 "goto_table: must be the last action",
             ),
@@ -1505,11 +1544,11 @@ mod tests {
             ),
             (
                 "load:0x1->NXM_NX_REG2[],set_field:0x7->metadata",
-                "load:0x1->reg2[],set_field:0x7->metadata",
+                "load:0x1->NXM_NX_REG2[],load:0x7->OXM_OF_METADATA[]",
             ),
             (
                 "move:eth_src[]->eth_dst[],move:NXM_OF_ETH_DST[0..7]->reg0[0..7]",
-                "move:eth_src[]->eth_dst[],move:eth_dst[0..7]->reg0[0..7]",
+                "move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],move:NXM_OF_ETH_DST[0..7]->NXM_NX_REG0[0..7]",
             ),
             (
                 "resubmit(,2),resubmit(5,3),resubmit:4,resubmit(in_port,1)",
@@ -1519,18 +1558,19 @@ mod tests {
                 "write_metadata:0x5/0xff,goto_table:3",
                 "write_metadata:0x5/0xff,goto_table:3",
             ),
-            ("note:00.11.aa,dec_ttl", "note:00.11.aa,dec_ttl"),
+            ("note:00.11.aa,dec_ttl", "note:00.11.aa.00.00.00,dec_ttl"),
             (
                 "set_field:5->reg3,set_field:2->vlan_vid",
-                "set_field:0x5->reg3,set_field:2->vlan_vid",
+                "load:0x5->NXM_NX_REG3[],mod_vlan_vid:2",
             ),
             (
                 "set_tunnel:0x1388,set_tunnel64:5,load:6->NXM_NX_TUN_ID[]",
-                "set_field:0x1388->tun_id,set_field:0x5->tun_id,load:0x6->tun_id[]",
+                // One tun_id writer: set_tunnel64 of a 32-bit value prints as set_tunnel.
+                "set_tunnel:0x1388,set_tunnel:0x5,load:0x6->NXM_NX_TUN_ID[]",
             ),
             (
                 "set_field:172.31.1.2->tun_dst,set_field:10.0.0.1->tun_src",
-                "set_field:172.31.1.2->tun_dst,set_field:10.0.0.1->tun_src",
+                "load:0xac1f0102->NXM_NX_TUN_IPV4_DST[],load:0xa000001->NXM_NX_TUN_IPV4_SRC[]",
             ),
         ];
         for (input, printed) in cases {
@@ -1543,10 +1583,10 @@ mod tests {
             );
         }
         let ip = [
-            ("ip,actions=mod_nw_src:1.2.3.4,mod_nw_dst:5.6.7.8,mod_nw_tos:16,set_field:2->ip_ecn,set_field:9->nw_ttl", "set_field:1.2.3.4->ip_src,set_field:5.6.7.8->ip_dst,set_field:4->ip_dscp,set_field:2->ip_ecn,set_field:9->nw_ttl"),
-            ("tcp,actions=mod_tp_src:1,mod_tp_dst:2", "set_field:1->tcp_src,set_field:2->tcp_dst"),
-            ("udp6,actions=mod_tp_dst:2,set_field:::1->ipv6_dst", "set_field:2->udp_dst,set_field:::1->ipv6_dst"),
-            ("ip,actions=set_field:32->nw_tos,load:0xa000001->ip_dst[]", "set_field:8->ip_dscp,load:0xa000001->ip_dst[]"),
+            ("ip,actions=mod_nw_src:1.2.3.4,mod_nw_dst:5.6.7.8,mod_nw_tos:16,set_field:2->ip_ecn,set_field:9->nw_ttl", "mod_nw_src:1.2.3.4,mod_nw_dst:5.6.7.8,mod_nw_tos:16,load:0x2->NXM_NX_IP_ECN[],load:0x9->NXM_NX_IP_TTL[]"),
+            ("tcp,actions=mod_tp_src:1,mod_tp_dst:2", "mod_tp_src:1,mod_tp_dst:2"),
+            ("udp6,actions=mod_tp_dst:2,set_field:::1->ipv6_dst", "mod_tp_dst:2,load:0x1->NXM_NX_IPV6_DST[0..63],load:0->NXM_NX_IPV6_DST[64..127]"),
+            ("ip,actions=set_field:32->nw_tos,load:0xa000001->ip_dst[]", "mod_nw_tos:32,load:0xa000001->NXM_OF_IP_DST[]"),
         ];
         for (input, printed) in ip {
             let spec = parse_flow(input).unwrap_or_else(|e| panic!("{input}: {e}"));
@@ -1577,6 +1617,43 @@ mod tests {
         let d = parse_flow(" cookie=0x0, duration=1.234s, table=0, n_packets=10, n_bytes=980, idle_age=3, tcp actions=output:2").unwrap();
         assert_eq!(d.priority, crate::DEFAULT_PRIORITY);
         assert_eq!(d.actions, vec![Action::Output(2)]);
+    }
+
+    /// What ovs-ofctl 3.1's `parse-flow` prints for these (its flow-mod form: keywords after
+    /// the match as `cookie:`, flags as words).
+    #[test]
+    fn keywords_subfields_registers_and_arp_read_as_ovs_ofctl() {
+        let s = parse_flow(
+            "table=3 priority=5,cookie=0x5,idle_timeout=5,importance=3,send_flow_rem,\
+             check_overlap,reset_counts,ip actions=mod_dl_dst:00:00:00:00:00:01 strip_vlan, 3",
+        )
+        .unwrap();
+        assert_eq!((s.importance, s.flags), (3, 1 | 2 | 4));
+        assert_eq!(
+            s.to_string(),
+            "table=3, cookie=0x5, idle_timeout=5, importance=3, send_flow_rem, check_overlap, \
+             reset_counts, priority=5,ip actions=mod_dl_dst:00:00:00:00:00:01,strip_vlan,output:3"
+        );
+        assert_eq!(parse_flow(&s.to_string()).unwrap(), s);
+        let cases = [
+            (
+                "reg0[0..3]=5,tcp,tp_src[5]=1",
+                "tcp,reg0=0x5/0xf,tp_src=0x20/0x20",
+            ),
+            ("tcp,tp_src[6..10]=19", "tcp,tp_src=0x4c0/0x7c0"),
+            ("reg15=7,xreg1=5", "reg2=0,reg3=0x5,reg15=0x7"),
+            ("xxreg0=0x1234", "reg0=0,reg1=0,reg2=0,reg3=0x1234"),
+            ("arp,nw_proto=1", "arp,arp_op=1"),
+            ("in_port=65534", "in_port=LOCAL"),
+            ("ip,nw_frag=first", "ip,nw_frag=first"),
+        ];
+        for (input, printed) in cases {
+            assert_eq!(m(input).to_string(), printed, "{input}");
+        }
+        // A file line may end in a comment; `action=` is an alias.
+        let f = parse_flows_file("ip actions=3 4 # to both\npriority=0,action=drop\n").unwrap();
+        assert_eq!(f[0].actions, vec![Action::Output(3), Action::Output(4)]);
+        assert!(f[1].actions.is_empty());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::fmt::{self, Write};
 
-use pipeline::field::ofctl::masked_hex;
+use pipeline::field::ofctl::{hex, masked_hex};
 use pipeline::field::{
     format_action_value, format_match_value, FieldId, Print, ETH_TYPE, IP_PROTO, SHORTHANDS,
 };
@@ -134,7 +134,7 @@ fn write_load(f: &mut fmt::Formatter<'_>, r: &FieldRef, value: u128) -> fmt::Res
         }
         let v = (value >> off) & ones(n);
         let whole = r.is_whole() && n == r.n_bits;
-        write!(f, "load:{v:#x}->{}", nxm_name(r.field))?;
+        write!(f, "load:{}->{}", hex(v), nxm_name(r.field))?;
         range(f, r.start + off, n, whole)?;
         off += n;
     }

@@ -377,11 +377,14 @@ pub struct FlowSpec {
     pub actions: Vec<Action>,
 }
 
+/// `reset_counts`: a modify restarts the rules' packet and byte counts.
+pub const RESET_COUNTS: u16 = 4;
+
 /// The flow-mod flags by name, in the order ovs-ofctl prints them (OFPUTIL_FF_*).
 pub const FLOW_MOD_FLAGS: [(&str, u16); 5] = [
     ("send_flow_rem", 1),
     ("check_overlap", 2),
-    ("reset_counts", 4),
+    ("reset_counts", RESET_COUNTS),
     ("no_packet_counts", 8),
     ("no_byte_counts", 16),
 ];

@@ -16,7 +16,7 @@ use crate::classifier::Classifier;
 use crate::error::{BundleError, FileError, RuleError};
 use crate::parse::{check_actions, check_spec, parse_bundle_file, rule_lines};
 use crate::print::{format_dump, DumpStats};
-use crate::rule::{Action, FlowMod, FlowModCommand, FlowSpec, Match, N_TABLES};
+use crate::rule::{Action, FlowMod, FlowModCommand, FlowSpec, Match, N_TABLES, RESET_COUNTS};
 pub use crate::rule::{Rule, RuleStats};
 
 // `Rule` itself lives in `rule.rs`, so that the classifier needs nothing from this module.
@@ -211,7 +211,18 @@ impl RuleSet {
                             actions: fm.spec.actions.clone(),
                             ..old.spec.clone()
                         },
-                        stats: old.stats.clone(),
+                        // `reset_counts` on the modify restarts the packet and byte counts,
+                        // as in Open vSwitch; the last-used time stays (idle timeouts).
+                        stats: if fm.spec.flags & RESET_COUNTS != 0 {
+                            let fresh = RuleStats::default();
+                            fresh.used_ns.store(
+                                old.stats.used_ns.load(Ordering::Relaxed),
+                                Ordering::Relaxed,
+                            );
+                            Arc::new(fresh)
+                        } else {
+                            old.stats.clone()
+                        },
                         created_ns: old.created_ns,
                     });
                     let t = &mut self.tables[usize::from(old.table())];
@@ -544,6 +555,23 @@ mod tests {
         t.apply(&[add("priority=6,ip,actions=output:2")], 0)
             .unwrap();
         assert_eq!(t.load().len(), 2);
+    }
+
+    #[test]
+    fn modify_with_reset_counts_restarts_the_counts() {
+        let t = FlowTables::new();
+        t.apply(&[add("priority=5,ip,actions=output:1")], 0)
+            .unwrap();
+        for r in t.load().rules() {
+            r.stats.credit(3, 192, 0, 5);
+        }
+        let m = parse_mod_flow("reset_counts,ip,actions=output:2", false).unwrap();
+        assert_eq!(t.apply(&[m], 0).unwrap().modified, 1);
+        let r = t.load().rules()[0].clone();
+        assert_eq!(r.spec.actions, vec![Action::Output(2)]);
+        assert_eq!(r.stats.n_packets.load(Ordering::Relaxed), 0);
+        assert_eq!(r.stats.n_bytes.load(Ordering::Relaxed), 0);
+        assert_eq!(r.stats.used_ns.load(Ordering::Relaxed), 5);
     }
 
     #[test]

@@ -746,6 +746,34 @@ mod tests {
         );
     }
 
+    /// NXAST_STACK_PUSH / POP as Open vSwitch runs them: the stack outlives a resubmit, a pop
+    /// writes the low bits of what was pushed, a pop on an empty stack changes nothing.
+    #[test]
+    fn push_and_pop_use_one_stack_for_the_whole_translation() {
+        let b = bridge(
+            "ip,actions=load:0xabcd->reg0[0..15],push:reg0[0..15],push:NXM_OF_IP_SRC[],resubmit(,1)\n\
+             table=1,actions=pop:reg1[],pop:reg2[0..7],pop:reg3[],resubmit(,2)\n\
+             table=2,ip,reg1=0x0a000001,reg2=0xcd,reg3=0,actions=pop:NXM_OF_IP_DST[],output:2\n",
+        );
+        let r = b.translate(&ip_key(0x0a00_0002), 0);
+        // reg1 got the IP source, reg2 the low 8 bits of 0xabcd; the pop into reg3 and the
+        // last one into ip_dst found the stack empty and changed nothing.
+        assert_eq!(r.actions, vec![DpAction::Output(2)]);
+        // Pushing a packet field reads it.
+        assert_eq!(r.mask.nw_src, u32::MAX);
+        // A pop into a packet field writes it.
+        let b = bridge("ip,actions=push:NXM_OF_IP_SRC[],push:NXM_OF_IP_DST[],pop:NXM_OF_IP_SRC[],pop:NXM_OF_IP_DST[],output:2\n");
+        let r = b.translate(&ip_key(0x0a00_0002), 0);
+        assert_eq!(
+            r.actions,
+            vec![
+                DpAction::SetIpv4Src(0x0a00_0002),
+                DpAction::SetIpv4Dst(0x0a00_0001),
+                DpAction::Output(2)
+            ]
+        );
+    }
+
     #[test]
     fn resubmit_port_is_for_the_lookup_only() {
         let b = bridge(

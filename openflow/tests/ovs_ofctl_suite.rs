@@ -11,6 +11,7 @@
 //!
 //! The share of cases that agree is printed (`cargo test -p openflow --test ovs_ofctl_suite
 //! -- --nocapture`) and stated in the README.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use openflow::{parse_flow, parse_flows_file, print::format_actions, FlowSpec, DEFAULT_PRIORITY};
 

@@ -344,6 +344,7 @@ fields! {
         .maskable()
         .prereq(P::Arp)
         .matched("arp_spa", P::Arp)
+        .write(Write::Packet(|v| DpAction::SetArpSpa(v as u32)))
         .dp(&[dp(G::Arp, "sip", F::Ip4)]);
     NW_SRC = FieldDef::new("nw_src", key_slot!(nw_src), 32, S::Ipv4)
         .maskable()
@@ -362,6 +363,7 @@ fields! {
         .maskable()
         .prereq(P::Arp)
         .matched("arp_tpa", P::Arp)
+        .write(Write::Packet(|v| DpAction::SetArpTpa(v as u32)))
         .dp(&[dp(G::Arp, "tip", F::Ip4)]);
     NW_DST = FieldDef::new("nw_dst", key_slot!(nw_dst), 32, S::Ipv4)
         .maskable()
@@ -399,6 +401,7 @@ fields! {
         .nxm(&[nxm_of("NXM_OF_ARP_OP", 15), oxm_of("OXM_OF_ARP_OP", 21)])
         .prereq(P::Arp)
         .matched("arp_op", P::Arp)
+        .write(Write::Packet(|v| DpAction::SetArpOp(v as u16)))
         .dp(&[dp(G::Arp, "op", F::Dec)]);
     IP_PROTO = FieldDef::new("nw_proto", key_slot!(nw_proto), 8, S::Decimal)
         .aliases(&["ip_proto"])
@@ -534,6 +537,7 @@ fields! {
         .maskable()
         .prereq(P::Arp)
         .matched("arp_sha", P::None)
+        .write(Write::Packet(|v| DpAction::SetArpSha(u128_to_mac(v))))
         .dp(&[dp(G::Arp, "sha", F::Mac)]);
     ND_TLL = FieldDef::new("nd_tll", key_slot!(arp_tha), 48, S::Mac)
         .nxm(&[nxm_nx("NXM_NX_ND_TLL", 25), oxm_of("OXM_OF_IPV6_ND_TLL", 33)])
@@ -546,6 +550,7 @@ fields! {
         .maskable()
         .prereq(P::Arp)
         .matched("arp_tha", P::None)
+        .write(Write::Packet(|v| DpAction::SetArpTha(u128_to_mac(v))))
         .dp(&[dp(G::Arp, "tha", F::Mac)]);
     ND_TARGET = FieldDef::new("nd_target", key_slot!(nd_target), 128, S::Ipv6)
         .nxm(&[nxm_nx("NXM_NX_ND_TARGET", 23), oxm_of("OXM_OF_IPV6_ND_TARGET", 31)])
