@@ -1178,7 +1178,7 @@ mod tests {
             ("ipv6,ipv6_label=0x12345", "ipv6,ipv6_label=0x12345"),
             (
                 "icmp6,icmp_type=136,nd_target=fe80::1,nd_tll=00:00:00:00:00:09",
-                "icmp6,icmpv6_type=136,nd_tll=00:00:00:00:00:09,nd_target=fe80::1",
+                "icmp6,icmp_type=136,nd_target=fe80::1,nd_tll=00:00:00:00:00:09",
             ),
             ("metadata=0x1/0xf", "metadata=0x1/0xf"),
             ("reg0=5,reg7=0x10/0xf0", "reg0=0x5,reg7=0x10/0xf0"),

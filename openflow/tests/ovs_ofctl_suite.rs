@@ -38,10 +38,6 @@ const DELIBERATE: &[(&str, &str)] = &[
 /// Cases that differ from ovs-ofctl today and are not on purpose (the README lists them):
 /// counted apart so that any other difference fails the test.
 const KNOWN_GAPS: &[&str] = &[
-    // Match fields print in the table's order, where OVS puts dl_vlan before dl_src and
-    // nd_target before nd_tll.
-    "in_port=LOCAL dl_vlan=9 dl_src=00:0A:E4:25:6B:B0",
-    "nd_tll=00:0A:E4:25:6B:B1",
     // ct(exec(load(...))) / exec(set_field(...)): the parenthesised forms inside exec.
     "exec(load(",
     "exec(set_field(",

@@ -287,21 +287,7 @@ fields! {
     XXREG2 = wide_reg(Slot::XXReg(2), 128, "xxreg2", &[nxm_nx("NXM_NX_XXREG2", 113)]);
     XXREG3 = wide_reg(Slot::XXReg(3), 128, "xxreg3", &[nxm_nx("NXM_NX_XXREG3", 114)]);
 
-    // Ethernet and VLAN.
-    ETH_SRC = FieldDef::new("eth_src", key_slot!(dl_src), 48, S::Mac)
-        .aliases(&["dl_src"])
-        .nxm(&[nxm_of("NXM_OF_ETH_SRC", 2), oxm_of("OXM_OF_ETH_SRC", 4)])
-        .maskable()
-        .matched("dl_src", P::None)
-        .write(Write::Packet(|v| DpAction::SetEthSrc(u128_to_mac(v))))
-        .dp(&[dp(G::Eth, "src", F::Mac)]);
-    ETH_DST = FieldDef::new("eth_dst", key_slot!(dl_dst), 48, S::Mac)
-        .aliases(&["dl_dst"])
-        .nxm(&[nxm_of("NXM_OF_ETH_DST", 1), oxm_of("OXM_OF_ETH_DST", 3)])
-        .maskable()
-        .matched("dl_dst", P::None)
-        .write(Write::Packet(|v| DpAction::SetEthDst(u128_to_mac(v))))
-        .dp(&[dp(G::Eth, "dst", F::Mac)]);
+    // VLAN and Ethernet (ovs-ofctl prints the VLAN fields before the addresses).
     /// TPID of the outer VLAN header.
     VLAN_TPID = FieldDef::new("vlan_tpid", key_slot!(vlan_tpid), 16, S::Hex)
         .dp(&[dp(G::Vlan, "tpid", F::Hex)]);
@@ -330,6 +316,20 @@ fields! {
     /// Inner TCI of a QinQ frame.
     VLAN2_TCI = FieldDef::new("vlan2_tci", key_slot!(vlan2_tci), 16, S::Hex)
         .dp(&[dp(G::Vlan2, "tci", F::Hex)]);
+    ETH_SRC = FieldDef::new("eth_src", key_slot!(dl_src), 48, S::Mac)
+        .aliases(&["dl_src"])
+        .nxm(&[nxm_of("NXM_OF_ETH_SRC", 2), oxm_of("OXM_OF_ETH_SRC", 4)])
+        .maskable()
+        .matched("dl_src", P::None)
+        .write(Write::Packet(|v| DpAction::SetEthSrc(u128_to_mac(v))))
+        .dp(&[dp(G::Eth, "src", F::Mac)]);
+    ETH_DST = FieldDef::new("eth_dst", key_slot!(dl_dst), 48, S::Mac)
+        .aliases(&["dl_dst"])
+        .nxm(&[nxm_of("NXM_OF_ETH_DST", 1), oxm_of("OXM_OF_ETH_DST", 3)])
+        .maskable()
+        .matched("dl_dst", P::None)
+        .write(Write::Packet(|v| DpAction::SetEthDst(u128_to_mac(v))))
+        .dp(&[dp(G::Eth, "dst", F::Mac)]);
     ETH_TYPE = FieldDef::new("eth_type", key_slot!(dl_type), 16, S::EthType)
         .aliases(&["dl_type"])
         .nxm(&[nxm_of("NXM_OF_ETH_TYPE", 3), oxm_of("OXM_OF_ETH_TYPE", 5)])
@@ -526,6 +526,12 @@ fields! {
         .dp(&[dp(G::TcpFlags, "tcp_flags", F::Hex)]);
 
     // ARP hardware addresses; neighbour discovery's link-layer options share their slots.
+    ND_TARGET = FieldDef::new("nd_target", key_slot!(nd_target), 128, S::Ipv6)
+        .nxm(&[nxm_nx("NXM_NX_ND_TARGET", 23), oxm_of("OXM_OF_IPV6_ND_TARGET", 31)])
+        .maskable()
+        .prereq(P::NdTarget)
+        .matched("nd_target", P::None)
+        .dp(&[dp(G::Nd, "target", F::Ip6)]);
     ND_SLL = FieldDef::new("nd_sll", key_slot!(arp_sha), 48, S::Mac)
         .nxm(&[nxm_nx("NXM_NX_ND_SLL", 24), oxm_of("OXM_OF_IPV6_ND_SLL", 32)])
         .maskable()
@@ -552,10 +558,4 @@ fields! {
         .matched("arp_tha", P::None)
         .write(Write::Packet(|v| DpAction::SetArpTha(u128_to_mac(v))))
         .dp(&[dp(G::Arp, "tha", F::Mac)]);
-    ND_TARGET = FieldDef::new("nd_target", key_slot!(nd_target), 128, S::Ipv6)
-        .nxm(&[nxm_nx("NXM_NX_ND_TARGET", 23), oxm_of("OXM_OF_IPV6_ND_TARGET", 31)])
-        .maskable()
-        .prereq(P::NdTarget)
-        .matched("nd_target", P::None)
-        .dp(&[dp(G::Nd, "target", F::Ip6)]);
 }
