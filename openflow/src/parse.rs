@@ -747,7 +747,14 @@ fn parse_action(item: &str, m: &Match) -> Result<Action, RuleError> {
             uint(name, arg_of(name, arg)?, N_TABLES as u128 - 1)? as u8,
         )),
         "write_metadata" => {
-            let (v, mk) = masked_uint(name, arg_of(name, arg)?, u128::from(u64::MAX))?;
+            // The value is kept as written (ovs-ofctl prints it unmasked); only the bits in
+            // the mask are written.
+            let a = arg_of(name, arg)?;
+            let max = u128::from(u64::MAX);
+            let (v, mk) = match a.split_once('/') {
+                Some((v, m)) => (uint(name, v, max)?, uint(name, m, max)?),
+                None => (uint(name, a, max)?, max),
+            };
             Ok(Action::WriteMetadata {
                 value: v as u64,
                 mask: mk as u64,

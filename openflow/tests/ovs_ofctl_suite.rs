@@ -44,11 +44,10 @@ const KNOWN_GAPS: &[&str] = &[
     // vlan_tci and in_port as load/move fields.
     "NXM_OF_VLAN_TCI",
     "->vlan_tci",
-    // dec_ttl(ids), masked set_field, write_metadata's unmasked value, tun_metadata
-    // printed with its TLV's width, a bare tun_metadata0, tun_flags by number.
+    // dec_ttl(ids), masked set_field, tun_metadata printed with its TLV's width, a bare
+    // tun_metadata0, tun_flags by number.
     "dec_ttl(",
     "00:00:00:00:12:34/00:00:00:00:ff:ff->eth_src",
-    "write_metadata:0xfedcba9876543210/",
     "tun_metadata1=0xef/0xff",
     "tun_metadata0 ,",
     "tun_flags=1,",
