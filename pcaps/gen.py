@@ -2699,7 +2699,66 @@ interface fields, the port into the low 9 (OVS's rule; 65534 becomes 5 << 9 | 0x
     return s
 
 
-SCENARIOS = [l2_learning, vlan, vlan_defaults, vlan_native, acl, rewrite, resubmit, nested_tables, fragments, frag_normal, frag_nx_match, frag_drop, vlan_limit_1, vlan_limit_2, mac_move, priorities, malformed, vxlan, geneve, tunnel_drops, vni_isolation, vxlan_arp, tunnel_flow, geneve_options, tunnel_mtu, tunnel_jumbo, jumbo, ct_firewall, ct_snat, ct_dnat, ct_limits, ct_tuple, ct_frag, netflow_basic, netflow_add_id]
+def arp_responder():
+    gw_ip, gw_mac = "10.0.0.254", "02:00:00:00:00:fe"
+    vip, vip_mac = "10.0.0.100", "02:00:00:00:01:00"
+    s = Scenario(
+        "arp-responder",
+        "ARP answered by flows alone (OVN's responder): move/load on ARP fields, push/pop",
+        """
+An ARP responder built from OpenFlow rules only, as OVN and Wakame-VDC answer ARP at the edge:
+a request for an address the switch knows (the router's %s, a service address %s) is
+turned into the reply in place and sent back out of the port it came in on; everything else
+(requests for other addresses, replies, IP) goes to NORMAL, so a request for an unknown
+address is flooded. The router's reply is built with `move:` and `load:` on NXM names
+(`move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[]`, `load:0x2->NXM_OF_ARP_OP[]`,
+`move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[]`, `move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[]`, ...);
+the service address's swaps the two protocol addresses through the stack
+(`push:NXM_OF_ARP_SPA[],push:NXM_OF_ARP_TPA[],pop:NXM_OF_ARP_SPA[],pop:NXM_OF_ARP_TPA[]`).
+""" % (gw_ip, vip),
+        [{"name": "p%d" % n, "ofport": n} for n in range(1, 4)],
+        rules=[
+            "# The router's address: the request becomes the reply, back out of in_port",
+            "priority=100,arp,arp_op=1,arp_tpa=%s actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],"
+            "mod_dl_src:%s,load:0x2->NXM_OF_ARP_OP[],move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],"
+            "load:0x%s->NXM_NX_ARP_SHA[],move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],"
+            "load:0x%08x->NXM_OF_ARP_SPA[],output:in_port" % (gw_ip, gw_mac, gw_mac.replace(":", ""),
+                                                              struct.unpack("!I", bytes(map(int, gw_ip.split("."))))[0]),
+            "# A service address: the same, the protocol addresses swapped on the stack",
+            "priority=100,arp,arp_op=1,arp_tpa=%s actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],"
+            "mod_dl_src:%s,load:0x2->NXM_OF_ARP_OP[],move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],"
+            "load:0x%s->NXM_NX_ARP_SHA[],push:NXM_OF_ARP_SPA[],push:NXM_OF_ARP_TPA[],"
+            "pop:NXM_OF_ARP_SPA[],pop:NXM_OF_ARP_TPA[],in_port" % (vip, vip_mac, vip_mac.replace(":", "")),
+            "# Everything else: the learning switch (an unknown address is flooded)",
+            "priority=0 actions=NORMAL",
+        ],
+    )
+    h1, h2, h3 = mac(1), mac(2), mac(3)
+    i1, i2, i3 = "10.0.0.1", "10.0.0.2", "10.0.0.3"
+    s.send("p1", arp_request(h1, i1, gw_ip), "h1: who-has %s" % gw_ip,
+           {"p1": arp_reply(gw_mac, gw_ip, h1, i1)}, "answered by the router rule, out of p1")
+    s.send("p2", arp_request(h2, i2, vip), "h2: who-has %s" % vip,
+           {"p2": arp_reply(vip_mac, vip, h2, i2)}, "answered by the service rule (push/pop), out of p2")
+    s.send("p1", arp_request(h1, i1, i2), "h1: who-has %s (not the switch's)" % i2,
+           {"p2": arp_request(h1, i1, i2), "p3": arp_request(h1, i1, i2)}, "NORMAL floods it")
+    s.send("p2", arp_reply(h2, i2, h1, i1), "h2: %s is-at %s" % (i2, h2),
+           {"p1": arp_reply(h2, i2, h1, i1)}, "NORMAL: h1 learned on p1")
+    s.send("p3", arp_request(h3, i3, gw_ip), "h3: who-has %s" % gw_ip,
+           {"p3": arp_reply(gw_mac, gw_ip, h3, i3)}, "answered, out of p3")
+    s.send("p3", arp_reply(h3, i3, gw_mac, gw_ip), "h3: a reply to the router's address",
+           {"p1": arp_reply(h3, i3, gw_mac, gw_ip), "p2": arp_reply(h3, i3, gw_mac, gw_ip)},
+           "not a request: NORMAL floods it (the router's MAC is nowhere)")
+    s.send("p1", arp_request(h1, i1, gw_ip), "h1: who-has %s again" % gw_ip,
+           {"p1": arp_reply(gw_mac, gw_ip, h1, i1)}, "as frame 1 (cached megaflow)")
+    s.send("p1", arp_request(h1, i1, vip), "h1: who-has %s" % vip,
+           {"p1": arp_reply(vip_mac, vip, h1, i1)}, "as frame 2, from another host")
+    s.send("p1", Ether(src=h1, dst=h2) / IP(src=i1, dst=i2) / UDP(sport=5000, dport=5001) / Raw(b"hello"),
+           "UDP h1→h2", {"p2": Ether(src=h1, dst=h2) / IP(src=i1, dst=i2) / UDP(sport=5000, dport=5001) / Raw(b"hello")},
+           "NORMAL: h2 learned on p2")
+    return s
+
+
+SCENARIOS = [l2_learning, vlan, vlan_defaults, vlan_native, acl, rewrite, resubmit, nested_tables, fragments, frag_normal, frag_nx_match, frag_drop, vlan_limit_1, vlan_limit_2, mac_move, priorities, malformed, vxlan, geneve, tunnel_drops, vni_isolation, vxlan_arp, tunnel_flow, geneve_options, tunnel_mtu, tunnel_jumbo, jumbo, ct_firewall, ct_snat, ct_dnat, ct_limits, ct_tuple, ct_frag, netflow_basic, netflow_add_id, arp_responder]
 
 
 def build(names=None):

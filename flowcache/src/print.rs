@@ -81,6 +81,11 @@ pub fn format_action(a: &DpAction) -> String {
         DpAction::SetIpDscp(v) => format!("set(ip(dscp={:#x}))", v),
         DpAction::SetIpEcn(v) => format!("set(ip(ecn={v}))"),
         DpAction::SetIpTtl(v) => format!("set(ip(ttl={v}))"),
+        DpAction::SetArpOp(v) => format!("set(arp(op={v}))"),
+        DpAction::SetArpSpa(v) => format!("set(arp(sip={}))", ip4(*v)),
+        DpAction::SetArpTpa(v) => format!("set(arp(tip={}))", ip4(*v)),
+        DpAction::SetArpSha(m) => format!("set(arp(sha={}))", mac(*m)),
+        DpAction::SetArpTha(m) => format!("set(arp(tha={}))", mac(*m)),
         DpAction::SetTpSrc(v) => format!("set(l4(src={v}))"),
         DpAction::SetTpDst(v) => format!("set(l4(dst={v}))"),
         DpAction::PushVlan { tpid, tci } => format!(

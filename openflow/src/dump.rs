@@ -228,7 +228,7 @@ table=0,priority=0,actions=drop";
             [
                 " cookie=0x1234, table=4, ip actions=output:3,LOCAL",
                 " table=4, priority=10,in_port=2 actions=drop",
-                " table=4, idle_timeout=60, priority=10 actions=CONTROLLER",
+                " table=4, idle_timeout=60, priority=10 actions=CONTROLLER:65535",
             ]
         );
         assert_eq!(

@@ -14,8 +14,8 @@ use pipeline::flowkey::ipproto;
 
 use crate::error::{FileError, RuleError};
 use crate::rule::{
-    ones, Action, Field, FieldRef, FlowMod, FlowModCommand, FlowSpec, Match, Prereq, N_TABLES,
-    OFPP_LOCAL,
+    ones, Action, ControllerArgs, Field, FieldRef, FlowMod, FlowModCommand, FlowSpec, Match,
+    Prereq, FLOW_MOD_FLAGS, N_TABLES, OFPP_LOCAL,
 };
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -86,11 +86,11 @@ pub fn parse_flow_mod(text: &str) -> Result<FlowMod, RuleError> {
     }
 }
 
-/// Lines of a file that carry a rule: 1-based line number and text (`#` comments and blank
-/// lines skipped).
+/// Lines of a file that carry a rule: 1-based line number and text (`#` starts a comment, as
+/// in ovs-ofctl's flows files, also after a rule; blank lines skipped).
 pub(crate) fn rule_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
     text.lines().enumerate().filter_map(|(i, l)| {
-        let t = l.trim();
+        let t = l.split('#').next().unwrap_or("").trim();
         if t.is_empty() || t.starts_with('#') {
             None
         } else {
@@ -118,21 +118,28 @@ pub fn parse_bundle_file(text: &str) -> Result<Vec<(usize, FlowMod)>, FileError>
         .collect()
 }
 
-/// Splits `text` at the `actions=` keyword (which takes the rest of the line).
+/// Splits `text` at the `actions=` keyword (or ovs-ofctl's `action=`), which takes the rest
+/// of the line.
 fn split_actions(text: &str) -> (&str, Option<&str>) {
+    split_at_keyword(text, "actions=")
+        .or_else(|| split_at_keyword(text, "action="))
+        .map_or((text, None), |(m, a)| (m, Some(a)))
+}
+
+fn split_at_keyword<'a>(text: &'a str, keyword: &str) -> Option<(&'a str, &'a str)> {
     let mut from = 0;
-    while let Some(pos) = text[from..].find("actions=") {
+    while let Some(pos) = text[from..].find(keyword) {
         let at = from + pos;
         let boundary = text[..at]
             .chars()
             .next_back()
             .is_none_or(|c| c == ',' || c.is_whitespace());
         if boundary {
-            return (&text[..at], Some(&text[at + "actions=".len()..]));
+            return Some((&text[..at], &text[at + keyword.len()..]));
         }
         from = at + 1;
     }
-    (text, None)
+    None
 }
 
 fn parse_spec(text: &str, verb: Verb) -> Result<FlowSpec, RuleError> {
@@ -190,8 +197,35 @@ fn parse_spec(text: &str, verb: Verb) -> Result<FlowSpec, RuleError> {
                     spec.cookie_mask = Some(m as u64);
                 }
             }
+            "importance" => {
+                if verb != Verb::Add {
+                    return Err(RuleError::new(name, "only allowed in add-flow"));
+                }
+                spec.importance = uint(name, need(name, value)?, 0xffff)? as u16;
+            }
+            "send_flow_rem" | "check_overlap" | "reset_counts" | "no_packet_counts"
+            | "no_byte_counts" => {
+                if value.is_some() {
+                    return Err(RuleError::new(name, "takes no value"));
+                }
+                if verb == Verb::Delete {
+                    return Err(RuleError::new(name, "not allowed in del-flows"));
+                }
+                if let Some((_, bit)) = FLOW_MOD_FLAGS.iter().find(|(n, _)| *n == name) {
+                    spec.flags |= bit;
+                }
+            }
             "out_port" if verb != Verb::Add => {
                 spec.out_port = crate::portnames::parse_out_port(need(name, value)?)?;
+            }
+            "out_port" => {
+                return Err(RuleError::new(
+                    name,
+                    "is a filter of mod-flows, del-flows and dump-flows",
+                ));
+            }
+            "out_group" => {
+                return Err(RuleError::new(name, "not supported"));
             }
             "idle_timeout" | "hard_timeout" => {
                 if verb != Verb::Add {
@@ -265,7 +299,7 @@ fn shorthand(name: &str) -> Result<(Match, Prereq), RuleError> {
         return Err(if Field::by_match_name(name).is_some() {
             RuleError::new(name, "needs a value (name=value)")
         } else {
-            RuleError::new(name, "unknown field")
+            unknown_field(name)
         });
     };
     let mut m = Match::default();
@@ -280,13 +314,100 @@ fn shorthand(name: &str) -> Result<(Match, Prereq), RuleError> {
 
 /// Parses `name=value` into a match on that field alone, with the field's prerequisite.
 fn match_field(name: &str, v: &str) -> Result<(Match, Prereq), RuleError> {
+    if name.contains('[') {
+        return match_subfield(name, v);
+    }
     let def = Field::by_match_name(name)
-        .ok_or_else(|| RuleError::new(name, "unknown field"))?
+        .ok_or_else(|| unknown_field(name))?
         .def();
     let (value, mask) = ofctl::parse_match_value(def, v, OFPP_LOCAL).map_err(at(name))?;
     let mut m = Match::default();
     m.value.set_slot(def.slot, value);
     m.mask.set_slot(def.slot, mask);
+    Ok((m, def.prereq))
+}
+
+/// Fields and shorthands of Open vSwitch's meta-flow that vecswitch does not implement: refused
+/// as "not supported", where a name neither knows is "unknown".
+const OVS_FIELDS_NOT_SUPPORTED: &[&str] = &[
+    "dp_hash",
+    "packet_type",
+    "conj_id",
+    "tun_ipv6_src",
+    "tun_ipv6_dst",
+    "tun_tos",
+    "tun_ttl",
+    "tun_gbp_id",
+    "tun_gbp_flags",
+    "tun_erspan_idx",
+    "tun_erspan_ver",
+    "tun_erspan_dir",
+    "tun_erspan_hwid",
+    "tun_gtpu_flags",
+    "tun_gtpu_msgtype",
+    "in_port_oxm",
+    "actset_output",
+    "skb_priority",
+    "pkt_mark",
+    "ct_label",
+    "mpls_label",
+    "mpls_tc",
+    "mpls_bos",
+    "mpls_ttl",
+    "nd_reserved",
+    "nd_options_type",
+    "nsh_flags",
+    "nsh_mdtype",
+    "nsh_np",
+    "nsh_spi",
+    "nsp",
+    "nsh_si",
+    "nsi",
+    "nsh_ttl",
+    "nsh_c1",
+    "nsh_c2",
+    "nsh_c3",
+    "nsh_c4",
+    "nshc1",
+    "nshc2",
+    "nshc3",
+    "nshc4",
+    "mpls",
+    "mplsm",
+    "rarp",
+    "vlan_vid",
+    "vlan_pcp",
+    "recirc_id",
+];
+
+fn unknown_field(name: &str) -> RuleError {
+    if OVS_FIELDS_NOT_SUPPORTED.contains(&name) {
+        RuleError::new(name, "not supported")
+    } else {
+        RuleError::new(name, "unknown field")
+    }
+}
+
+/// `FIELD[a..b]=VALUE` (also `FIELD[bit]`, `FIELD[]`): a match on those bits of the field.
+fn match_subfield(text: &str, v: &str) -> Result<(Match, Prereq), RuleError> {
+    let lookup = |n: &str| Field::by_match_name(n);
+    let name = text.split('[').next().unwrap_or(text);
+    if lookup(name).is_none() {
+        return Err(unknown_field(name));
+    }
+    let r = field_ref_in(name, text, &lookup)?;
+    let def = r.field.def();
+    if !def.maskable && !r.is_whole() {
+        return Err(RuleError::new(
+            name,
+            "cannot be matched on part of its bits",
+        ));
+    }
+    let value = uint(text, v, ones(r.n_bits))?;
+    let mut m = Match::default();
+    let slot_bits = |x: u128| def.into_slot(0, x << r.start);
+    m.value.set_slot(def.slot, slot_bits(value));
+    m.mask.set_slot(def.slot, slot_bits(ones(r.n_bits)));
     Ok((m, def.prereq))
 }
 
@@ -309,6 +430,49 @@ pub(crate) fn split_top_level(s: &str) -> Vec<&str> {
     out
 }
 
+/// Splits an action list as ovs-ofctl does (`ofputil_parse_key_value`): items are separated
+/// by commas or white space; `name(...)` runs to its closing parenthesis and `name:value` to
+/// the next top-level separator; empty items are skipped.
+pub(crate) fn split_action_items(s: &str) -> Result<Vec<&str>, RuleError> {
+    let b = s.as_bytes();
+    let is_sep = |c: u8| c == b',' || c.is_ascii_whitespace();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if is_sep(b[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        // `name(...)` ends at its closing parenthesis, `name:value` at a separator.
+        let call = s[start..]
+            .find([':', '=', '(', ',', ' ', '\t'])
+            .is_some_and(|k| b[start + k] == b'(');
+        let mut depth = 0i32;
+        while i < b.len() {
+            match b[i] {
+                b'(' | b'[' => depth += 1,
+                b')' | b']' => {
+                    depth -= 1;
+                    if depth == 0 && b[i] == b')' && call {
+                        i += 1;
+                        break;
+                    }
+                }
+                c if depth == 0 && is_sep(c) => break,
+                _ => {}
+            }
+            i += 1;
+        }
+        if depth > 0 {
+            let name = s[start..].split(['(', ':']).next().unwrap_or("");
+            return Err(RuleError::new(name, "missing closing parenthesis"));
+        }
+        out.push(&s[start..i]);
+    }
+    Ok(out)
+}
+
 /// Parses an action list in the context of the rule's match (for prerequisites) and table
 /// (for `goto_table`, `None` meaning "checked when applied").
 pub(crate) fn parse_actions(
@@ -316,26 +480,59 @@ pub(crate) fn parse_actions(
     m: &Match,
     table: Option<u8>,
 ) -> Result<Vec<Action>, RuleError> {
-    let items: Vec<&str> = split_top_level(text.trim())
-        .into_iter()
-        .map(str::trim)
-        .collect();
-    if items.len() == 1 && (items[0].is_empty() || items[0] == "drop") {
-        return Ok(Vec::new());
+    let items = split_action_items(text)?;
+    let drop = items.iter().any(|i| i.eq_ignore_ascii_case("drop"));
+    if drop && items.len() > 1 {
+        return Err(RuleError::new("drop", "must be the only action"));
     }
     let mut out = Vec::with_capacity(items.len());
-    for item in items {
-        if item.is_empty() {
-            return Err(RuleError::new("actions", "empty action in the list"));
-        }
-        if item == "drop" {
-            return Err(RuleError::new("drop", "must be the only action"));
-        }
+    for item in items.into_iter().filter(|_| !drop) {
         out.push(parse_action(item, m)?);
     }
     check_actions(&out, m, table)?;
     Ok(out)
 }
+
+/// Actions of Open vSwitch that vecswitch does not implement: refused as "not supported".
+const OVS_ACTIONS_NOT_SUPPORTED: &[&str] = &[
+    "group",
+    "enqueue",
+    "output_reg",
+    "bundle",
+    "bundle_load",
+    "set_vlan_vid",
+    "set_vlan_pcp",
+    "set_mpls_label",
+    "set_mpls_tc",
+    "set_mpls_ttl",
+    "dec_mpls_ttl",
+    "push_mpls",
+    "pop_mpls",
+    "dec_nsh_ttl",
+    "delete_field",
+    "encap",
+    "decap",
+    "set_queue",
+    "pop_queue",
+    "fin_timeout",
+    "learn",
+    "conjunction",
+    "multipath",
+    "exit",
+    "sample",
+    "unroll_xlate",
+    "ct_clear",
+    "nat",
+    "output_trunc",
+    "clone",
+    "debug_recirc",
+    "debug_slow",
+    "meter",
+    "clear_actions",
+    "write_actions",
+    "check_pkt_larger",
+    "set_nw_ttl",
+];
 
 fn parse_action(item: &str, m: &Match) -> Result<Action, RuleError> {
     if let Some(n) = number(item) {
@@ -343,8 +540,8 @@ fn parse_action(item: &str, m: &Match) -> Result<Action, RuleError> {
             .map_err(|_| RuleError::new("output", format!("\"{item}\" is not a port")))?;
         return Ok(Action::Output(p));
     }
-    let (name, arg) = match item.find([':', '(']) {
-        Some(i) if item.as_bytes()[i] == b':' => (&item[..i], Some(&item[i + 1..])),
+    let (name, arg) = match item.find([':', '(', '=']) {
+        Some(i) if item.as_bytes()[i] != b'(' => (&item[..i], Some(&item[i + 1..])),
         Some(i) => {
             let inner = item[i + 1..]
                 .strip_suffix(')')
@@ -353,6 +550,8 @@ fn parse_action(item: &str, m: &Match) -> Result<Action, RuleError> {
         }
         None => (item, None),
     };
+    let lower = name.to_ascii_lowercase();
+    let name = lower.as_str();
     fn arg_of<'a>(name: &str, a: Option<&'a str>) -> Result<&'a str, RuleError> {
         a.filter(|s| !s.is_empty())
             .ok_or_else(|| RuleError::new(name, "needs an argument"))
@@ -368,21 +567,56 @@ fn parse_action(item: &str, m: &Match) -> Result<Action, RuleError> {
         })
     };
     match name {
-        "output" => match arg_of(name, arg)? {
-            "in_port" | "IN_PORT" => Ok(Action::InPort),
-            "LOCAL" | "local" => Ok(Action::Local),
-            "NORMAL" | "normal" => Ok(Action::Normal),
-            "FLOOD" | "flood" => Ok(Action::Flood),
-            "ALL" | "all" => Ok(Action::All),
-            a => Ok(Action::Output(port(name, a)?)),
-        },
-        "normal" | "NORMAL" => no_arg(arg, Action::Normal),
-        "flood" | "FLOOD" => no_arg(arg, Action::Flood),
-        "all" | "ALL" => no_arg(arg, Action::All),
-        "in_port" | "IN_PORT" => no_arg(arg, Action::InPort),
-        "local" | "LOCAL" => no_arg(arg, Action::Local),
-        // controller:max_len and controller(...) arguments have no meaning without a controller.
-        "controller" | "CONTROLLER" => Ok(Action::Controller),
+        "output" => {
+            let a = arg_of(name, arg)?;
+            if item.contains('(') {
+                return Err(RuleError::new(
+                    "output",
+                    "output(port=...,max_len=...) is not supported",
+                ));
+            }
+            if a.contains('[') || Field::by_action_name(a).is_some() {
+                return Err(RuleError::new(
+                    "output",
+                    "output to a field is not supported",
+                ));
+            }
+            match a.to_ascii_lowercase().as_str() {
+                "in_port" => Ok(Action::InPort),
+                "local" => Ok(Action::Local),
+                "normal" => Ok(Action::Normal),
+                "flood" => Ok(Action::Flood),
+                "all" => Ok(Action::All),
+                "controller" => Ok(Action::Controller(Box::default())),
+                _ => Ok(Action::Output(port(name, a)?)),
+            }
+        }
+        "normal" => no_arg(arg, Action::Normal),
+        "flood" => no_arg(arg, Action::Flood),
+        "all" => no_arg(arg, Action::All),
+        "in_port" => no_arg(arg, Action::InPort),
+        "local" => no_arg(arg, Action::Local),
+        "controller" => Ok(Action::Controller(Box::new(controller_args(
+            arg.unwrap_or(""),
+            item.contains('('),
+        )?))),
+        "push" | "pop" => {
+            let a = arg_of(name, arg)?;
+            let end = a.find(']').map_or(a.len(), |i| i + 1);
+            if end < a.len() {
+                return Err(RuleError::new(
+                    name,
+                    format!("\"{}\": trailing garbage", &a[end..]),
+                ));
+            }
+            let r = field_ref(name, a)?;
+            Ok(if name == "push" {
+                Action::StackPush(r)
+            } else {
+                Action::StackPop(r)
+            })
+        }
+        n if OVS_ACTIONS_NOT_SUPPORTED.contains(&n) => Err(RuleError::new(n, "not supported")),
         "mod_dl_src" => set(ETH_SRC, arg_of(name, arg)?),
         "mod_dl_dst" => set(pipeline::field::ETH_DST, arg_of(name, arg)?),
         "mod_nw_src" => set(IP_SRC, arg_of(name, arg)?),
@@ -506,9 +740,7 @@ fn parse_action(item: &str, m: &Match) -> Result<Action, RuleError> {
             let a = arg_of(name, arg)?;
             let paren = item.contains('(');
             let (p, t) = if paren {
-                a.split_once(',').ok_or_else(|| {
-                    RuleError::new(name, "expects resubmit(port,table) or resubmit:port")
-                })?
+                a.split_once(',').unwrap_or((a, ""))
             } else {
                 (a, "")
             };
@@ -532,7 +764,14 @@ fn parse_action(item: &str, m: &Match) -> Result<Action, RuleError> {
             uint(name, arg_of(name, arg)?, N_TABLES as u128 - 1)? as u8,
         )),
         "write_metadata" => {
-            let (v, mk) = masked_uint(name, arg_of(name, arg)?, u128::from(u64::MAX))?;
+            // The value is kept as written (ovs-ofctl prints it unmasked); only the bits in
+            // the mask are written.
+            let a = arg_of(name, arg)?;
+            let max = u128::from(u64::MAX);
+            let (v, mk) = match a.split_once('/') {
+                Some((v, m)) => (uint(name, v, max)?, uint(name, m, max)?),
+                None => (uint(name, a, max)?, max),
+            };
             Ok(Action::WriteMetadata {
                 value: v as u64,
                 mask: mk as u64,
@@ -550,10 +789,73 @@ fn parse_action(item: &str, m: &Match) -> Result<Action, RuleError> {
                 .map(|i| u8::from_str_radix(&hex[i..i + 2], 16))
                 .collect::<Result<Vec<u8>, _>>()
                 .map_err(|_| RuleError::new(name, "expects hex bytes like 01.02.ab"))?;
+            // NXAST_NOTE pads the action to 8 bytes: 6 note bytes at least, then 8 more at a
+            // time; ovs-ofctl keeps (and prints) the padding.
+            let mut bytes = bytes;
+            let n = if bytes.len() <= 6 {
+                6
+            } else {
+                6 + (bytes.len() - 6).div_ceil(8) * 8
+            };
+            bytes.resize(n, 0);
             Ok(Action::Note(bytes))
         }
         _ => Err(RuleError::new(name, "unknown action")),
     }
+}
+
+/// `controller:MAX_LEN`, or `controller(key=value,...)` with ovs-ofctl's keys: `max_len`,
+/// `reason`, `id`, `userdata`, `pause`, `meter_id`.
+fn controller_args(a: &str, paren: bool) -> Result<ControllerArgs, RuleError> {
+    let mut c = ControllerArgs::default();
+    if !paren {
+        if !a.is_empty() {
+            c.max_len = uint("controller", a, 0xffff)? as u16;
+        }
+        return Ok(c);
+    }
+    for item in split_top_level(a).into_iter().map(str::trim) {
+        let (k, v) = item.split_once('=').unwrap_or((item, ""));
+        match k {
+            "" => {}
+            "max_len" => c.max_len = uint("controller", v, 0xffff)? as u16,
+            "id" => c.id = uint("controller", v, 0xffff)? as u16,
+            "meter_id" => c.meter_id = Some(uint("controller", v, u128::from(u32::MAX))? as u32),
+            "pause" => c.pause = true,
+            "reason" => {
+                const REASONS: [&str; 8] = [
+                    "no_match",
+                    "action",
+                    "invalid_ttl",
+                    "action_set",
+                    "group",
+                    "packet_out",
+                    "meter",
+                    "explicit_miss",
+                ];
+                if !REASONS.contains(&v) {
+                    return Err(RuleError::new(
+                        "controller",
+                        format!("unknown reason \"{v}\""),
+                    ));
+                }
+                c.reason = Some(v.to_string());
+            }
+            "userdata" => {
+                let hex: String = v.chars().filter(|c| *c != '.').collect();
+                if !hex.is_ascii() || !hex.len().is_multiple_of(2) {
+                    return Err(RuleError::new("controller", "userdata: bad hex digit"));
+                }
+                c.userdata = (0..hex.len())
+                    .step_by(2)
+                    .map(|i| u8::from_str_radix(&hex[i..i + 2], 16))
+                    .collect::<Result<Vec<u8>, _>>()
+                    .map_err(|_| RuleError::new("controller", "userdata: bad hex digit"))?;
+            }
+            _ => return Err(RuleError::new("controller", format!("unknown key \"{k}\""))),
+        }
+    }
+    Ok(c)
 }
 
 /// A value for `field` in the field's natural notation (MAC, dotted quad, IPv6, number).
@@ -641,6 +943,8 @@ pub(crate) fn check_actions(
                     return Err(RuleError::new("load", "value wider than the bit range"));
                 }
             }
+            Action::StackPush(r) => need("push", r.field)?,
+            Action::StackPop(r) => need("pop", r.field)?,
             Action::Move { src, dst } => {
                 need("move", src.field)?;
                 need("move", dst.field)?;
@@ -898,7 +1202,7 @@ mod tests {
             ("ipv6,ipv6_label=0x12345", "ipv6,ipv6_label=0x12345"),
             (
                 "icmp6,icmp_type=136,nd_target=fe80::1,nd_tll=00:00:00:00:00:09",
-                "icmp6,icmpv6_type=136,nd_tll=00:00:00:00:00:09,nd_target=fe80::1",
+                "icmp6,icmp_type=136,nd_target=fe80::1,nd_tll=00:00:00:00:00:09",
             ),
             ("metadata=0x1/0xf", "metadata=0x1/0xf"),
             ("reg0=5,reg7=0x10/0xf0", "reg0=0x5,reg7=0x10/0xf0"),
@@ -913,7 +1217,14 @@ mod tests {
             ("ip,tcp", "tcp"),
         ];
         for (input, printed) in cases {
-            assert_eq!(m(input).to_string(), printed, "{input}");
+            assert_eq!(
+                m(input).to_string(),
+                printed
+                    .replace("ip_frag=", "nw_frag=")
+                    .replace("icmpv6_type=", "icmp_type=")
+                    .replace("icmpv6_code=", "icmp_code="),
+                "{input}"
+            );
         }
     }
 
@@ -921,7 +1232,7 @@ mod tests {
     fn establishing(p: Prereq) -> &'static str {
         match p {
             Prereq::None => "",
-            Prereq::Ipv4 | Prereq::IpAny | Prereq::Ipv4OrArp => "ip,",
+            Prereq::Ipv4 | Prereq::IpAny | Prereq::Ipv4OrArp | Prereq::IpOrArp => "ip,",
             Prereq::Ipv6 => "ipv6,",
             Prereq::Arp => "arp,",
             Prereq::L4 | Prereq::Proto(ipproto::TCP) => "tcp,",
@@ -1009,9 +1320,10 @@ mod tests {
                 );
                 let spec = parse_flow(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
                 let printed = spec.to_string();
-                let canonical = d.name;
+                // Printed by its first NXM name, as ovs-ofctl does.
+                let canonical = d.nxm.first().map_or(d.name, |n| n.name);
                 assert!(
-                    printed.contains(&format!("load:0x1->{canonical}[0..0]")),
+                    printed.contains(&format!("load:0x1->{canonical}[0]")),
                     "{text} -> {printed}"
                 );
                 assert_eq!(parse_flow(&printed).unwrap(), spec, "{printed}");
@@ -1021,12 +1333,12 @@ mod tests {
         let s = parse_flow("actions=set_field:00:00:00:00:00:01->OXM_OF_ETH_SRC").unwrap();
         assert_eq!(
             crate::print::format_actions(&s.actions),
-            "set_field:00:00:00:00:00:01->eth_src"
+            "mod_dl_src:00:00:00:00:00:01"
         );
         let s = parse_flow("tcp,actions=move:OXM_OF_TCP_SRC[]->NXM_OF_TCP_DST[]").unwrap();
         assert_eq!(
             crate::print::format_actions(&s.actions),
-            "move:tcp_src[]->tcp_dst[]"
+            "move:NXM_OF_TCP_SRC[]->NXM_OF_TCP_DST[]"
         );
     }
 
@@ -1163,6 +1475,43 @@ mod tests {
                 "move: \"ip_dst[0..47]\": bit range outside the field's 32 bits",
             ),
             (
+                "actions=pop:NXM_OF_IP_DST[]",
+                "pop: ip_dst requires ip (dl_type=0x0800)",
+            ),
+            ("actions=push:eth_dst[]x", "push: \"x\": trailing garbage"),
+            (
+                "actions=push:bogus[]",
+                "push: \"bogus\" is not a supported field",
+            ),
+            (
+                "actions=output:99999",
+                "output: \"99999\" is outside OpenFlow's port range (0-65279, or LOCAL)",
+            ),
+            (
+                "in_port=0xfff9,actions=drop",
+                "in_port: \"0xfff9\" is a reserved OpenFlow port number, not a port",
+            ),
+            (
+                "actions=controller(reason=asdf)",
+                "controller: unknown reason \"asdf\"",
+            ),
+            (
+                "actions=controller(foo=bar)",
+                "controller: unknown key \"foo\"",
+            ),
+            ("actions=learn(foo)", "learn: not supported"),
+            ("mpls,actions=drop", "mpls: not supported"),
+            ("pkt_mark=1,actions=drop", "pkt_mark: not supported"),
+            ("reg16=1,actions=drop", "reg16: unknown field"),
+            (
+                "tcp,tp_src[16]=1,actions=drop",
+                "tp_src: \"tp_src[16]\": bit range outside the field's 16 bits",
+            ),
+            (
+                "tcp,tp_src[3]=2,actions=drop",
+                "tp_src[3]: \"2\" is out of range (0-1)",
+            ),
+            (
                 "actions=goto_table:1,output:2",
                 "goto_table: must be the last action",
             ),
@@ -1192,30 +1541,38 @@ mod tests {
             ("2", "output:2"),
             (
                 "output:3,in_port,normal,flood,all,local,controller",
-                "output:3,in_port,NORMAL,FLOOD,ALL,LOCAL,CONTROLLER",
+                "output:3,IN_PORT,NORMAL,FLOOD,ALL,LOCAL,CONTROLLER:65535",
             ),
-            ("controller:65535", "CONTROLLER"),
+            ("controller:65535", "CONTROLLER:65535"),
+            (
+                "controller(reason=no_match,max_len=100,id=3)",
+                "controller(reason=no_match,max_len=100,id=3)",
+            ),
+            (
+                "push:reg0[0..3] pop:NXM_NX_REG1[5],output:1 ,  output:2",
+                "push:NXM_NX_REG0[0..3],pop:NXM_NX_REG1[5],output:1,output:2",
+            ),
             ("", "drop"),
             ("drop", "drop"),
             (
                 "mod_dl_src:00:00:00:00:00:01,mod_dl_dst:00:00:00:00:00:02",
-                "set_field:00:00:00:00:00:01->eth_src,set_field:00:00:00:00:00:02->eth_dst",
+                "mod_dl_src:00:00:00:00:00:01,mod_dl_dst:00:00:00:00:00:02",
             ),
             (
                 "mod_vlan_vid:10,mod_vlan_pcp:3,strip_vlan,push_vlan:0x88a8",
-                "set_field:10->vlan_vid,set_field:3->vlan_pcp,pop_vlan,push_vlan:0x88a8",
+                "mod_vlan_vid:10,mod_vlan_pcp:3,strip_vlan,push_vlan:0x88a8",
             ),
             (
                 "load:0x5->reg0[0..15],move:reg0[0..15]->reg1[16..31]",
-                "load:0x5->reg0[0..15],move:reg0[0..15]->reg1[16..31]",
+                "load:0x5->NXM_NX_REG0[0..15],move:NXM_NX_REG0[0..15]->NXM_NX_REG1[16..31]",
             ),
             (
                 "load:0x1->NXM_NX_REG2[],set_field:0x7->metadata",
-                "load:0x1->reg2[],set_field:0x7->metadata",
+                "load:0x1->NXM_NX_REG2[],load:0x7->OXM_OF_METADATA[]",
             ),
             (
                 "move:eth_src[]->eth_dst[],move:NXM_OF_ETH_DST[0..7]->reg0[0..7]",
-                "move:eth_src[]->eth_dst[],move:eth_dst[0..7]->reg0[0..7]",
+                "move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],move:NXM_OF_ETH_DST[0..7]->NXM_NX_REG0[0..7]",
             ),
             (
                 "resubmit(,2),resubmit(5,3),resubmit:4,resubmit(in_port,1)",
@@ -1225,18 +1582,19 @@ mod tests {
                 "write_metadata:0x5/0xff,goto_table:3",
                 "write_metadata:0x5/0xff,goto_table:3",
             ),
-            ("note:00.11.aa,dec_ttl", "note:00.11.aa,dec_ttl"),
+            ("note:00.11.aa,dec_ttl", "note:00.11.aa.00.00.00,dec_ttl"),
             (
                 "set_field:5->reg3,set_field:2->vlan_vid",
-                "set_field:0x5->reg3,set_field:2->vlan_vid",
+                "load:0x5->NXM_NX_REG3[],mod_vlan_vid:2",
             ),
             (
                 "set_tunnel:0x1388,set_tunnel64:5,load:6->NXM_NX_TUN_ID[]",
-                "set_field:0x1388->tun_id,set_field:0x5->tun_id,load:0x6->tun_id[]",
+                // One tun_id writer: set_tunnel64 of a 32-bit value prints as set_tunnel.
+                "set_tunnel:0x1388,set_tunnel:0x5,load:0x6->NXM_NX_TUN_ID[]",
             ),
             (
                 "set_field:172.31.1.2->tun_dst,set_field:10.0.0.1->tun_src",
-                "set_field:172.31.1.2->tun_dst,set_field:10.0.0.1->tun_src",
+                "load:0xac1f0102->NXM_NX_TUN_IPV4_DST[],load:0xa000001->NXM_NX_TUN_IPV4_SRC[]",
             ),
         ];
         for (input, printed) in cases {
@@ -1249,10 +1607,10 @@ mod tests {
             );
         }
         let ip = [
-            ("ip,actions=mod_nw_src:1.2.3.4,mod_nw_dst:5.6.7.8,mod_nw_tos:16,set_field:2->ip_ecn,set_field:9->nw_ttl", "set_field:1.2.3.4->ip_src,set_field:5.6.7.8->ip_dst,set_field:4->ip_dscp,set_field:2->ip_ecn,set_field:9->nw_ttl"),
-            ("tcp,actions=mod_tp_src:1,mod_tp_dst:2", "set_field:1->tcp_src,set_field:2->tcp_dst"),
-            ("udp6,actions=mod_tp_dst:2,set_field:::1->ipv6_dst", "set_field:2->udp_dst,set_field:::1->ipv6_dst"),
-            ("ip,actions=set_field:32->nw_tos,load:0xa000001->ip_dst[]", "set_field:8->ip_dscp,load:0xa000001->ip_dst[]"),
+            ("ip,actions=mod_nw_src:1.2.3.4,mod_nw_dst:5.6.7.8,mod_nw_tos:16,set_field:2->ip_ecn,set_field:9->nw_ttl", "mod_nw_src:1.2.3.4,mod_nw_dst:5.6.7.8,mod_nw_tos:16,load:0x2->NXM_NX_IP_ECN[],load:0x9->NXM_NX_IP_TTL[]"),
+            ("tcp,actions=mod_tp_src:1,mod_tp_dst:2", "mod_tp_src:1,mod_tp_dst:2"),
+            ("udp6,actions=mod_tp_dst:2,set_field:::1->ipv6_dst", "mod_tp_dst:2,load:0x1->NXM_NX_IPV6_DST[0..63],load:0->NXM_NX_IPV6_DST[64..127]"),
+            ("ip,actions=set_field:32->nw_tos,load:0xa000001->ip_dst[]", "mod_nw_tos:32,load:0xa000001->NXM_OF_IP_DST[]"),
         ];
         for (input, printed) in ip {
             let spec = parse_flow(input).unwrap_or_else(|e| panic!("{input}: {e}"));
@@ -1283,6 +1641,43 @@ mod tests {
         let d = parse_flow(" cookie=0x0, duration=1.234s, table=0, n_packets=10, n_bytes=980, idle_age=3, tcp actions=output:2").unwrap();
         assert_eq!(d.priority, crate::DEFAULT_PRIORITY);
         assert_eq!(d.actions, vec![Action::Output(2)]);
+    }
+
+    /// What ovs-ofctl 3.1's `parse-flow` prints for these (its flow-mod form: keywords after
+    /// the match as `cookie:`, flags as words).
+    #[test]
+    fn keywords_subfields_registers_and_arp_read_as_ovs_ofctl() {
+        let s = parse_flow(
+            "table=3 priority=5,cookie=0x5,idle_timeout=5,importance=3,send_flow_rem,\
+             check_overlap,reset_counts,ip actions=mod_dl_dst:00:00:00:00:00:01 strip_vlan, 3",
+        )
+        .unwrap();
+        assert_eq!((s.importance, s.flags), (3, 1 | 2 | 4));
+        assert_eq!(
+            s.to_string(),
+            "table=3, cookie=0x5, idle_timeout=5, importance=3, send_flow_rem, check_overlap, \
+             reset_counts, priority=5,ip actions=mod_dl_dst:00:00:00:00:00:01,strip_vlan,output:3"
+        );
+        assert_eq!(parse_flow(&s.to_string()).unwrap(), s);
+        let cases = [
+            (
+                "reg0[0..3]=5,tcp,tp_src[5]=1",
+                "tcp,reg0=0x5/0xf,tp_src=0x20/0x20",
+            ),
+            ("tcp,tp_src[6..10]=19", "tcp,tp_src=0x4c0/0x7c0"),
+            ("reg15=7,xreg1=5", "reg2=0,reg3=0x5,reg15=0x7"),
+            ("xxreg0=0x1234", "reg0=0,reg1=0,reg2=0,reg3=0x1234"),
+            ("arp,nw_proto=1", "arp,arp_op=1"),
+            ("in_port=65534", "in_port=LOCAL"),
+            ("ip,nw_frag=first", "ip,nw_frag=first"),
+        ];
+        for (input, printed) in cases {
+            assert_eq!(m(input).to_string(), printed, "{input}");
+        }
+        // A file line may end in a comment; `action=` is an alias.
+        let f = parse_flows_file("ip actions=3 4 # to both\npriority=0,action=drop\n").unwrap();
+        assert_eq!(f[0].actions, vec![Action::Output(3), Action::Output(4)]);
+        assert!(f[1].actions.is_empty());
     }
 
     #[test]

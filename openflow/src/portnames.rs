@@ -301,7 +301,7 @@ pub fn outputs_to(actions: &[Action], port: u32) -> bool {
             Action::All => reserved("ALL"),
             Action::Local => Some(OFPP_LOCAL),
             Action::InPort => reserved("IN_PORT"),
-            Action::Controller => reserved("CONTROLLER"),
+            Action::Controller(_) => reserved("CONTROLLER"),
             _ => None,
         };
         to == Some(port)

@@ -4,12 +4,15 @@
 
 use std::fmt::{self, Write};
 
-use pipeline::field::ofctl::masked_hex;
+use pipeline::field::ofctl::{hex, masked_hex};
 use pipeline::field::{
     format_action_value, format_match_value, FieldId, Print, ETH_TYPE, IP_PROTO, SHORTHANDS,
 };
 
-use crate::rule::{Action, FieldRef, Fields, FlowSpec, Match, DEFAULT_PRIORITY, OFPP_LOCAL};
+use crate::rule::{
+    ones, Action, ControllerArgs, FieldRef, Fields, FlowSpec, Match, DEFAULT_PRIORITY,
+    FLOW_MOD_FLAGS, OFPP_LOCAL,
+};
 
 fn port(p: u32) -> String {
     if p == OFPP_LOCAL {
@@ -98,44 +101,87 @@ impl fmt::Display for Match {
     }
 }
 
+/// The name ovs-ofctl prints for a field in `load`, `move`, `push` and `pop`: its first
+/// NXM (or OXM) name, as `mf_format_subfield` does, else its own name.
+fn nxm_name(field: FieldId) -> &'static str {
+    field.def().nxm.first().map_or(field.name(), |n| n.name)
+}
+
+fn range(f: &mut fmt::Formatter<'_>, start: u32, n_bits: u32, whole: bool) -> fmt::Result {
+    if whole {
+        f.write_str("[]")
+    } else if n_bits == 1 {
+        write!(f, "[{start}]")
+    } else {
+        write!(f, "[{}..{}]", start, start + n_bits - 1)
+    }
+}
+
 impl fmt::Display for FieldRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.is_whole() {
-            write!(f, "{}[]", self.field.name())
-        } else {
-            write!(
-                f,
-                "{}[{}..{}]",
-                self.field.name(),
-                self.start,
-                self.start + self.n_bits - 1
-            )
+        f.write_str(nxm_name(self.field))?;
+        range(f, self.start, self.n_bits, self.is_whole())
+    }
+}
+
+/// `load:` as OVS's NXAST_REG_LOAD prints it: 64 bits at most per load, low bits first.
+fn write_load(f: &mut fmt::Formatter<'_>, r: &FieldRef, value: u128) -> fmt::Result {
+    let mut off = 0;
+    while off < r.n_bits {
+        let n = (r.n_bits - off).min(64);
+        if off > 0 {
+            f.write_char(',')?;
         }
+        let v = (value >> off) & ones(n);
+        let whole = r.is_whole() && n == r.n_bits;
+        write!(f, "load:{}->{}", hex(v), nxm_name(r.field))?;
+        range(f, r.start + off, n, whole)?;
+        off += n;
+    }
+    Ok(())
+}
+
+/// `set_field` as ovs-ofctl prints it by default (OpenFlow 1.0 with Nicira extensions): the
+/// OpenFlow 1.0 action where there is one, `set_tunnel`, else `load`.
+fn write_set_field(f: &mut fmt::Formatter<'_>, field: FieldId, value: u128) -> fmt::Result {
+    let of10 = match field.name() {
+        "eth_src" => Some("mod_dl_src"),
+        "eth_dst" => Some("mod_dl_dst"),
+        "ip_src" => Some("mod_nw_src"),
+        "ip_dst" => Some("mod_nw_dst"),
+        "tcp_src" | "udp_src" => Some("mod_tp_src"),
+        "tcp_dst" | "udp_dst" => Some("mod_tp_dst"),
+        "vlan_vid" => Some("mod_vlan_vid"),
+        "vlan_pcp" => Some("mod_vlan_pcp"),
+        _ => None,
+    };
+    match (of10, field.name()) {
+        (Some(name), _) => write!(f, "{name}:{}", format_action_value(field.def(), value)),
+        (None, "ip_dscp") => write!(f, "mod_nw_tos:{}", value << 2),
+        (None, "tun_id") if value <= u128::from(u32::MAX) => write!(f, "set_tunnel:{value:#x}"),
+        (None, "tun_id") => write!(f, "set_tunnel64:{value:#x}"),
+        _ => write_load(f, &FieldRef::whole(field), value),
     }
 }
 
 impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Action::Output(p) if *p == OFPP_LOCAL => f.write_str("LOCAL"),
             Action::Output(p) => write!(f, "output:{p}"),
-            Action::InPort => f.write_str("in_port"),
+            Action::InPort => f.write_str("IN_PORT"),
             Action::Normal => f.write_str("NORMAL"),
             Action::Flood => f.write_str("FLOOD"),
             Action::All => f.write_str("ALL"),
             Action::Local => f.write_str("LOCAL"),
-            Action::Controller => f.write_str("CONTROLLER"),
-            Action::SetField { field, value } => {
-                write!(
-                    f,
-                    "set_field:{}->{}",
-                    format_action_value(field.def(), *value),
-                    field.name()
-                )
-            }
-            Action::Load { dst, value } => write!(f, "load:{value:#x}->{dst}"),
+            Action::Controller(c) => write!(f, "{c}"),
+            Action::SetField { field, value } => write_set_field(f, *field, *value),
+            Action::Load { dst, value } => write_load(f, dst, *value),
             Action::Move { src, dst } => write!(f, "move:{src}->{dst}"),
+            Action::StackPush(r) => write!(f, "push:{r}"),
+            Action::StackPop(r) => write!(f, "pop:{r}"),
             Action::PushVlan(t) => write!(f, "push_vlan:{t:#06x}"),
-            Action::PopVlan => f.write_str("pop_vlan"),
+            Action::PopVlan => f.write_str("strip_vlan"),
             Action::DecTtl => f.write_str("dec_ttl"),
             Action::Resubmit {
                 port: Some(p),
@@ -169,6 +215,38 @@ impl fmt::Display for Action {
     }
 }
 
+impl fmt::Display for ControllerArgs {
+    /// `CONTROLLER:MAX_LEN`, or `controller(...)` with the arguments that are not defaults.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        if let Some(r) = self.reason.as_deref().filter(|r| *r != "action") {
+            parts.push(format!("reason={r}"));
+        }
+        if self.max_len != u16::MAX {
+            parts.push(format!("max_len={}", self.max_len));
+        }
+        if self.id != 0 {
+            parts.push(format!("id={}", self.id));
+        }
+        if !self.userdata.is_empty() {
+            let hex: Vec<String> = self.userdata.iter().map(|b| format!("{b:02x}")).collect();
+            parts.push(format!("userdata={}", hex.join(".")));
+        }
+        if self.pause {
+            parts.push("pause".to_string());
+        }
+        if let Some(m) = self.meter_id {
+            parts.push(format!("meter_id={m}"));
+        }
+        if parts.iter().all(|p| p.starts_with("max_len=")) {
+            // OVS's short form.
+            write!(f, "CONTROLLER:{}", self.max_len)
+        } else {
+            write!(f, "controller({})", parts.join(","))
+        }
+    }
+}
+
 /// An action list as written after `actions=` (`drop` when empty).
 pub fn format_actions(actions: &[Action]) -> String {
     if actions.is_empty() {
@@ -191,6 +269,15 @@ fn priority_and_match(priority: u16, m: &Match) -> String {
         parts.insert(0, format!("priority={priority}"));
     }
     parts.join(",")
+}
+
+/// The flow-mod flags as ovs-ofctl writes them, each followed by a space.
+pub fn flag_words(flags: u16) -> String {
+    FLOW_MOD_FLAGS
+        .iter()
+        .filter(|(_, bit)| flags & bit != 0)
+        .map(|(name, _)| format!("{name} "))
+        .collect()
 }
 
 /// Statistics shown by a dump-flows line.
@@ -252,6 +339,11 @@ pub fn format_flow(
     if spec.hard_timeout != 0 {
         let _ = write!(s, "hard_timeout={}, ", spec.hard_timeout);
     }
+    // As OVS's flow stats with OpenFlow 1.3+ (ofputil_flow_stats_format).
+    s.push_str(&flag_words(spec.flags));
+    if spec.importance != 0 {
+        let _ = write!(s, "importance={}, ", spec.importance);
+    }
     if let Some((st, Some(ages))) = stats {
         let _ = write!(s, "idle_age={}, ", ages.idle_age);
         if ages.hard_age != st.duration_ns / 1_000_000_000 {
@@ -302,6 +394,10 @@ impl fmt::Display for FlowSpec {
         if self.hard_timeout != 0 {
             write!(f, "hard_timeout={}, ", self.hard_timeout)?;
         }
+        if self.importance != 0 {
+            write!(f, "importance={}, ", self.importance)?;
+        }
+        f.write_str(&flag_words(self.flags).replace(' ', ", "))?;
         let pm = priority_and_match(self.priority, &self.matches);
         if !pm.is_empty() {
             write!(f, "{pm} ")?;
@@ -566,7 +662,10 @@ mod tests {
             crate::parse::check_spec(&spec).unwrap_or_else(|e| panic!("{text}: {e}"));
             let printed = spec.to_string();
             let back = parse_flow(&printed).unwrap_or_else(|e| panic!("{text} -> {printed}: {e}"));
-            assert_eq!(spec, back, "{text} -> {printed}");
+            // The match is the same; the actions print the same (ovs-ofctl's names: a
+            // set_field may come back as the loads that print it, which do the same).
+            assert_eq!(spec.matches, back.matches, "{text} -> {printed}");
+            assert_eq!(printed, back.to_string(), "{text} -> {printed}");
             let dumped = format_dump(
                 &spec,
                 DumpStats {
@@ -576,7 +675,8 @@ mod tests {
                 },
             );
             let back = parse_flow(&dumped).unwrap_or_else(|e| panic!("{text} -> {dumped}: {e}"));
-            assert_eq!(spec, back, "{text} -> {dumped}");
+            assert_eq!(spec.matches, back.matches, "{text} -> {dumped}");
+            assert_eq!(printed, back.to_string(), "{text} -> {dumped}");
         }
     }
 

@@ -14,7 +14,7 @@ use pipeline::{FlowKey, StatsSink};
 
 use crate::tlv::TunMetadata;
 
-/// Number of registers (`reg0`..`reg7`), 32 bits each as in Open vSwitch; the match-field
+/// Number of registers (`reg0`..`reg15`), 32 bits each as in Open vSwitch; the match-field
 /// table has one entry per register.
 pub const N_REGS: usize = pipeline::field::N_REGS;
 /// Number of OpenFlow tables (0..=254; 255 means "all tables" on the wire).
@@ -99,6 +99,8 @@ impl Fields {
         match slot {
             Slot::Key(k) => k.read(&self.key),
             Slot::Reg(i) => u128::from(self.regs[usize::from(i) % N_REGS]),
+            Slot::XReg(i) => self.wide_reg(usize::from(i) * 2, 2),
+            Slot::XXReg(i) => self.wide_reg(usize::from(i) * 4, 4),
             Slot::Metadata => u128::from(self.metadata),
             Slot::TunMetadata(i) => self.tun_md.get(i),
         }
@@ -109,9 +111,22 @@ impl Fields {
         match slot {
             Slot::Key(k) => k.write(&mut self.key, v),
             Slot::Reg(i) => self.regs[usize::from(i) % N_REGS] = v as u32,
+            Slot::XReg(i) => self.set_wide_reg(usize::from(i) * 2, 2, v),
+            Slot::XXReg(i) => self.set_wide_reg(usize::from(i) * 4, 4, v),
             Slot::Metadata => self.metadata = v as u64,
             // Writing a field makes it present (a match on it needs the option there).
             Slot::TunMetadata(i) => self.tun_md.set(i, v),
+        }
+    }
+
+    /// Registers `first..first + n` as one number, the first most significant.
+    fn wide_reg(&self, first: usize, n: usize) -> u128 {
+        (first..first + n).fold(0u128, |a, i| (a << 32) | u128::from(self.regs[i % N_REGS]))
+    }
+
+    fn set_wide_reg(&mut self, first: usize, n: usize, v: u128) {
+        for k in 0..n {
+            self.regs[(first + k) % N_REGS] = (v >> (32 * (n - 1 - k))) as u32;
         }
     }
 
@@ -272,7 +287,9 @@ pub enum Action {
     All,
     /// The bridge's own port, if it has one.
     Local,
-    Controller,
+    /// `controller` / `controller:MAX_LEN` / `controller(key=value,...)`, kept as written
+    /// in ovs-ofctl's printed form; there is no controller connection to send to.
+    Controller(Box<ControllerArgs>),
     /// `set_field:VALUE->FIELD` and the `mod_*` shorthands.
     SetField {
         field: Field,
@@ -288,6 +305,10 @@ pub enum Action {
         src: FieldRef,
         dst: FieldRef,
     },
+    /// `push:FIELD[a..b]`: the bits onto translation's stack (NXAST_STACK_PUSH).
+    StackPush(FieldRef),
+    /// `pop:FIELD[a..b]`: the top of the stack into the bits; nothing on an empty stack.
+    StackPop(FieldRef),
     /// `push_vlan:ETHERTYPE`.
     PushVlan(u16),
     /// `pop_vlan` / `strip_vlan`.
@@ -311,6 +332,31 @@ pub enum Action {
     Ct(Box<crate::ct::CtAction>),
 }
 
+/// The arguments of `controller(...)`, checked as ovs-ofctl checks them.
+#[derive(Clone, PartialEq, Eq, Debug, Hash)]
+pub struct ControllerArgs {
+    pub max_len: u16,
+    /// `action`, `no_match`, `invalid_ttl`, ... (None: OVS's default, `action`).
+    pub reason: Option<String>,
+    pub id: u16,
+    pub userdata: Vec<u8>,
+    pub pause: bool,
+    pub meter_id: Option<u32>,
+}
+
+impl Default for ControllerArgs {
+    fn default() -> ControllerArgs {
+        ControllerArgs {
+            max_len: u16::MAX,
+            reason: None,
+            id: 0,
+            userdata: Vec::new(),
+            pause: false,
+            meter_id: None,
+        }
+    }
+}
+
 /// A rule as written in an add-flow / mod-flows / del-flows request.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct FlowSpec {
@@ -324,9 +370,26 @@ pub struct FlowSpec {
     pub out_port: Option<u32>,
     pub idle_timeout: u16,
     pub hard_timeout: u16,
+    /// OpenFlow 1.4's eviction importance (`importance=N`), kept and printed.
+    pub importance: u16,
+    /// `send_flow_rem`, `check_overlap`, `reset_counts`, `no_packet_counts`,
+    /// `no_byte_counts`: [`FLOW_MOD_FLAGS`] bits.
+    pub flags: u16,
     pub matches: Match,
     pub actions: Vec<Action>,
 }
+
+/// `reset_counts`: a modify restarts the rules' packet and byte counts.
+pub const RESET_COUNTS: u16 = 4;
+
+/// The flow-mod flags by name, in the order ovs-ofctl prints them (OFPUTIL_FF_*).
+pub const FLOW_MOD_FLAGS: [(&str, u16); 5] = [
+    ("send_flow_rem", 1),
+    ("check_overlap", 2),
+    ("reset_counts", RESET_COUNTS),
+    ("no_packet_counts", 8),
+    ("no_byte_counts", 16),
+];
 
 impl Default for FlowSpec {
     fn default() -> FlowSpec {
@@ -338,6 +401,8 @@ impl Default for FlowSpec {
             out_port: None,
             idle_timeout: 0,
             hard_timeout: 0,
+            importance: 0,
+            flags: 0,
             matches: Match::catch_all(),
             actions: Vec::new(),
         }
@@ -386,6 +451,14 @@ impl RuleStats {
     /// Last time a packet hit the rule (0: never).
     pub fn used_ns(&self) -> u64 {
         self.used_ns.load(Ordering::Relaxed)
+    }
+
+    /// Counts restarted (`reset_counts`), the last-used time kept (idle timeouts).
+    pub fn restarted(&self) -> RuleStats {
+        RuleStats {
+            used_ns: AtomicU64::new(self.used_ns()),
+            ..RuleStats::default()
+        }
     }
 }
 

@@ -15,7 +15,7 @@ use crate::classifier::Classifier;
 use crate::error::{BundleError, FileError, RuleError};
 use crate::parse::{check_actions, check_spec, parse_bundle_file, rule_lines};
 use crate::print::{format_dump, DumpStats};
-use crate::rule::{Action, FlowMod, FlowModCommand, FlowSpec, Match, N_TABLES};
+use crate::rule::{Action, FlowMod, FlowModCommand, FlowSpec, Match, N_TABLES, RESET_COUNTS};
 pub use crate::rule::{Rule, RuleStats};
 
 // `Rule` itself lives in `rule.rs`, so that the classifier needs nothing from this module.
@@ -239,7 +239,13 @@ impl RuleSet {
                             cookie: new_cookie.unwrap_or(old.spec.cookie),
                             ..old.spec.clone()
                         },
-                        stats: old.stats.clone(),
+                        // `reset_counts` on the modify restarts the packet and byte counts,
+                        // as in Open vSwitch; the last-used time stays (idle timeouts).
+                        stats: if fm.spec.flags & RESET_COUNTS != 0 {
+                            Arc::new(old.stats.restarted())
+                        } else {
+                            old.stats.clone()
+                        },
                         created_ns: old.created_ns,
                         modified_ns: now_ns,
                     });
@@ -577,6 +583,23 @@ mod tests {
         t.apply(&[add("priority=6,ip,actions=output:2")], 0)
             .unwrap();
         assert_eq!(t.load().len(), 2);
+    }
+
+    #[test]
+    fn modify_with_reset_counts_restarts_the_counts() {
+        let t = FlowTables::new();
+        t.apply(&[add("priority=5,ip,actions=output:1")], 0)
+            .unwrap();
+        for r in t.load().rules() {
+            r.stats.credit(3, 192, 0, 5);
+        }
+        let m = parse_mod_flow("reset_counts,ip,actions=output:2", false).unwrap();
+        assert_eq!(t.apply(&[m], 0).unwrap().modified, 1);
+        let r = t.load().rules()[0].clone();
+        assert_eq!(r.spec.actions, vec![Action::Output(2)]);
+        assert_eq!(r.stats.packets(), 0);
+        assert_eq!(r.stats.bytes(), 0);
+        assert_eq!(r.stats.used_ns(), 5);
     }
 
     #[test]

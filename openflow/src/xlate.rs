@@ -12,7 +12,7 @@ use pipeline::{DpAction, ExecDrop, FlowKey, StatsSink, UpcallResult};
 use crate::ct::{CtAction, CtAlg, CtZone, Nat};
 
 use crate::normal::{normal_xlate, MacTable, MacUse, NormalOutput, NormalPort};
-use crate::rule::{Action, Field, FieldRef, Fields, OFPP_LOCAL};
+use crate::rule::{ones, Action, Field, FieldRef, Fields, OFPP_LOCAL};
 use crate::ruleset::RuleSet;
 use crate::tlv::TlvMap;
 
@@ -26,6 +26,9 @@ fn is_packet_field(f: Field) -> bool {
 pub const MAX_RESUBMIT_DEPTH: u32 = 64;
 
 const TPID_8021Q: u16 = 0x8100;
+/// Values `push:` may leave on the stack in one translation (OVS grows its stack without a
+/// limit; a push beyond this is ignored rather than letting a loop of resubmits grow it).
+const MAX_STACK: usize = 1024;
 
 /// How translation treats IP fragments, as Open vSwitch's `ovs-ofctl set-frags` sets it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -120,6 +123,8 @@ struct Xlate<'a> {
     wc: Fields,
     actions: Vec<DpAction>,
     sinks: Vec<Arc<dyn StatsSink>>,
+    /// `push:` / `pop:` values.
+    stack: Vec<u128>,
     depth: u32,
     too_deep: bool,
     /// `dec_ttl` at TTL 1 in a resubmitted table: the rest of that table's actions (its
@@ -200,6 +205,7 @@ pub fn translate_netflow(
         wc: Fields::default(),
         actions: Vec::new(),
         sinks: Vec::new(),
+        stack: Vec::new(),
         depth: 0,
         too_deep: false,
         stop_table: false,
@@ -363,7 +369,7 @@ impl Xlate<'_> {
                 };
                 self.restore_vlan(before);
             }
-            Action::Controller => self.actions.push(DpAction::Controller),
+            Action::Controller(_) => self.actions.push(DpAction::Controller),
             _ => {}
         }
         self.nf_output = if prev == NF_OUT_FLOOD {
@@ -385,7 +391,7 @@ impl Xlate<'_> {
             | Action::All
             | Action::Local
             | Action::Normal
-            | Action::Controller => self.sending_action(a),
+            | Action::Controller(_) => self.sending_action(a),
             Action::SetField { field, value } => self.write(FieldRef::whole(*field), *value),
             Action::Load { dst, value } => self.write(*dst, *value),
             Action::Move { src, dst } => {
@@ -394,6 +400,25 @@ impl Xlate<'_> {
                 }
                 let v = src.read(&self.f);
                 self.write(*dst, v);
+            }
+            // Open vSwitch's nxm_execute_stack_push / _pop: the stack lives for the whole
+            // translation (resubmits included), values right-aligned; a pop writes the low
+            // bits of the top value, and a pop on an empty stack does nothing.
+            Action::StackPush(src) => {
+                if is_packet_field(src.field) {
+                    self.wc.or_field(src.field, src.bit_mask());
+                }
+                if self.stack.len() < MAX_STACK {
+                    self.stack.push(src.read(&self.f));
+                }
+            }
+            Action::StackPop(dst) => {
+                if let Some(v) = self.stack.pop() {
+                    if is_packet_field(dst.field) {
+                        self.wc.or_field(dst.field, dst.bit_mask());
+                    }
+                    self.write(*dst, v & ones(dst.n_bits));
+                }
             }
             Action::PushVlan(tpid) => {
                 let k = &mut self.f.key;
@@ -718,6 +743,34 @@ mod tests {
                 in_port: u32::MAX,
                 ..FlowKey::default()
             }
+        );
+    }
+
+    /// NXAST_STACK_PUSH / POP as Open vSwitch runs them: the stack outlives a resubmit, a pop
+    /// writes the low bits of what was pushed, a pop on an empty stack changes nothing.
+    #[test]
+    fn push_and_pop_use_one_stack_for_the_whole_translation() {
+        let b = bridge(
+            "ip,actions=load:0xabcd->reg0[0..15],push:reg0[0..15],push:NXM_OF_IP_SRC[],resubmit(,1)\n\
+             table=1,actions=pop:reg1[],pop:reg2[0..7],pop:reg3[],resubmit(,2)\n\
+             table=2,ip,reg1=0x0a000001,reg2=0xcd,reg3=0,actions=pop:NXM_OF_IP_DST[],output:2\n",
+        );
+        let r = b.translate(&ip_key(0x0a00_0002), 0);
+        // reg1 got the IP source, reg2 the low 8 bits of 0xabcd; the pop into reg3 and the
+        // last one into ip_dst found the stack empty and changed nothing.
+        assert_eq!(r.actions, vec![DpAction::Output(2)]);
+        // Pushing a packet field reads it.
+        assert_eq!(r.mask.nw_src, u32::MAX);
+        // A pop into a packet field writes it.
+        let b = bridge("ip,actions=push:NXM_OF_IP_SRC[],push:NXM_OF_IP_DST[],pop:NXM_OF_IP_SRC[],pop:NXM_OF_IP_DST[],output:2\n");
+        let r = b.translate(&ip_key(0x0a00_0002), 0);
+        assert_eq!(
+            r.actions,
+            vec![
+                DpAction::SetIpv4Src(0x0a00_0002),
+                DpAction::SetIpv4Dst(0x0a00_0001),
+                DpAction::Output(2)
+            ]
         );
     }
 

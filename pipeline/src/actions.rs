@@ -466,6 +466,12 @@ fn l3_of(m: &PacketMeta, dl_type: u16) -> Result<usize, ExecDrop> {
     }
 }
 
+/// Offset of byte `at` of an ARP packet's body (Ethernet / IPv4 ARP, whose addresses the
+/// parser read); `bad-header` otherwise.
+fn arp_at(m: &PacketMeta, at: usize) -> Result<usize, ExecDrop> {
+    Ok(l3_of(m, ethertype::ARP)? + at)
+}
+
 /// Applies one action that neither changes the packet length nor its fate (sets, TTL).
 fn set_field(a: &DpAction, d: &mut [u8], m: &mut PacketMeta) -> Result<(), ExecDrop> {
     const BAD: ExecDrop = ExecDrop::BadHeader;
@@ -533,6 +539,26 @@ fn set_field(a: &DpAction, d: &mut [u8], m: &mut PacketMeta) -> Result<(), ExecD
                 VLAN_PCP_MASK,
                 ((pcp as u16) << VLAN_PCP_SHIFT) & VLAN_PCP_MASK,
             )?;
+        }
+        DpAction::SetArpOp(op) => {
+            *field::<2>(d, arp_at(m, 6)?).ok_or(BAD)? = op.to_be_bytes();
+            m.key.nw_proto = op as u8;
+        }
+        DpAction::SetArpSha(mac) => {
+            *field::<6>(d, arp_at(m, 8)?).ok_or(BAD)? = mac;
+            m.key.arp_sha = mac;
+        }
+        DpAction::SetArpSpa(ip) => {
+            *field::<4>(d, arp_at(m, 14)?).ok_or(BAD)? = ip.to_be_bytes();
+            m.key.nw_src = ip;
+        }
+        DpAction::SetArpTha(mac) => {
+            *field::<6>(d, arp_at(m, 18)?).ok_or(BAD)? = mac;
+            m.key.arp_tha = mac;
+        }
+        DpAction::SetArpTpa(ip) => {
+            *field::<4>(d, arp_at(m, 24)?).ok_or(BAD)? = ip.to_be_bytes();
+            m.key.nw_dst = ip;
         }
         // Handled by `execute` itself.
         DpAction::Output(_)

@@ -27,6 +27,12 @@ pub enum DpAction {
     /// ECN: the low 2 bits.
     SetIpEcn(u8),
     SetIpTtl(u8),
+    /// ARP (Ethernet/IPv4) opcode, sender and target protocol and hardware addresses.
+    SetArpOp(u16),
+    SetArpSpa(u32),
+    SetArpTpa(u32),
+    SetArpSha([u8; 6]),
+    SetArpTha([u8; 6]),
     /// TCP / UDP / SCTP source port.
     SetTpSrc(u16),
     SetTpDst(u16),

@@ -36,8 +36,8 @@ pub use ofctl::{
 pub use prereq::{Layer, Prereq};
 pub use table::*;
 
-/// Number of OpenFlow registers (`reg0`..`reg7`) the table describes.
-pub const N_REGS: usize = 8;
+/// Number of OpenFlow registers (`reg0`..`reg15`) the table describes, as in Open vSwitch.
+pub const N_REGS: usize = 16;
 
 /// One entry of the table, by index. `Copy`, comparable and hashable, so actions can hold it.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -160,6 +160,16 @@ pub const fn onf_oxm(name: &'static str, field: u8) -> Nxm {
     }
 }
 
+/// `OXM_OF_PKT_REG*` (OpenFlow 1.5 packet registers, class 0x8001): OVS's `xregN`.
+pub const fn oxm_pkt(name: &'static str, field: u8) -> Nxm {
+    Nxm {
+        name,
+        class: 0x8001,
+        field,
+        experimenter: 0,
+    }
+}
+
 /// Where a field lives.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Slot {
@@ -167,6 +177,10 @@ pub enum Slot {
     Key(KeySlot),
     /// OpenFlow register `regN`: translation context, never seen by the datapath.
     Reg(u8),
+    /// `xregN`: registers 2N (high) and 2N+1 as one 64-bit number.
+    XReg(u8),
+    /// `xxregN`: registers 4N (most significant) to 4N+3 as one 128-bit number.
+    XXReg(u8),
     /// OpenFlow `metadata`: translation context, never seen by the datapath.
     Metadata,
     /// `tun_metadataN`: a Geneve option's data by the bridge's TLV map, decoded from the

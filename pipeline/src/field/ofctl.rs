@@ -118,11 +118,25 @@ pub fn masked_uint(s: &str, max: u128) -> Result<(u128, u128), BadValue> {
     }
 }
 
-/// A port number or `LOCAL`.
+/// A port number or `LOCAL`, in OpenFlow's port space as ovs-ofctl reads it: 0 to 0xfeff,
+/// and LOCAL as a name, as OpenFlow 1.0's 0xfffe or 1.1's 0xfffffffe. Other numbers are
+/// refused: above 0xffff and below 0xffffff00 there are no ports, and the other reserved
+/// numbers (IN_PORT, TABLE, NORMAL, FLOOD, ALL, CONTROLLER, ANY) are not ports to match
+/// or to send to by number.
 pub fn port(s: &str, local: u32) -> Result<u32, BadValue> {
-    match s {
-        "LOCAL" | "local" => Ok(local),
-        _ => Ok(uint(s, u128::from(u32::MAX))? as u32),
+    if s.eq_ignore_ascii_case("local") {
+        return Ok(local);
+    }
+    let n = uint(s, u128::from(u32::MAX))? as u32;
+    match n {
+        0..=0xfeff => Ok(n),
+        0xfffe | 0xffff_fffe => Ok(local),
+        0xff00..=0xffff | 0xffff_ff00..=0xffff_ffff => Err(bad(format!(
+            "\"{s}\" is a reserved OpenFlow port number, not a port"
+        ))),
+        _ => Err(bad(format!(
+            "\"{s}\" is outside OpenFlow's port range (0-65279, or LOCAL)"
+        ))),
     }
 }
 
@@ -390,9 +404,18 @@ fn masked_ipv6_text(v: u128, m: u128) -> String {
 /// Hexadecimal, with `/0xM` when masked (a value `VALUE/MASK` parses back).
 pub fn masked_hex(v: u128, m: u128, full: u128) -> String {
     if m == full {
-        format!("{v:#x}")
+        hex(v)
     } else {
-        format!("{v:#x}/{m:#x}")
+        format!("{}/{m:#x}", hex(v))
+    }
+}
+
+/// `0x` hex, and zero as `0`, as ovs-ofctl prints numbers in hex.
+pub fn hex(v: u128) -> String {
+    if v == 0 {
+        "0".to_string()
+    } else {
+        format!("{v:#x}")
     }
 }
 
@@ -401,7 +424,7 @@ fn masked_dec(v: u128, m: u128, full: u128) -> String {
     if m == full {
         v.to_string()
     } else {
-        format!("{v:#x}/{m:#x}")
+        format!("{}/{m:#x}", hex(v))
     }
 }
 

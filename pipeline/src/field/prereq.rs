@@ -12,6 +12,8 @@ pub enum Prereq {
     Ipv6,
     IpAny,
     Ipv4OrArp,
+    /// IPv4, IPv6 or ARP (`nw_proto`, which means the ARP opcode on ARP).
+    IpOrArp,
     Arp,
     /// TCP, UDP or SCTP over IPv4 or IPv6.
     L4,
@@ -85,6 +87,7 @@ impl Prereq {
             Prereq::Ipv6 => ipv6,
             Prereq::IpAny => ipv4 || ipv6,
             Prereq::Ipv4OrArp => ipv4 || arp,
+            Prereq::IpOrArp => ipv4 || ipv6 || arp,
             Prereq::Arp => arp,
             Prereq::L4 => proto(ipproto::TCP) || proto(ipproto::UDP) || proto(ipproto::SCTP),
             Prereq::Proto(p) => proto(p),
@@ -109,6 +112,7 @@ impl Prereq {
             Prereq::Ipv6 => "requires ipv6 (dl_type=0x86dd)",
             Prereq::IpAny => "requires ip or ipv6 (set dl_type first)",
             Prereq::Ipv4OrArp => "requires ip or arp (dl_type=0x0800 or 0x0806)",
+            Prereq::IpOrArp => "requires ip, ipv6 or arp (dl_type=0x0800, 0x86dd or 0x0806)",
             Prereq::Arp => "requires arp (dl_type=0x0806)",
             Prereq::L4 => "requires tcp, udp or sctp (set dl_type and nw_proto first)",
             Prereq::Proto(ipproto::TCP) => {
@@ -143,6 +147,7 @@ impl Prereq {
             | Prereq::Ipv6
             | Prereq::IpAny
             | Prereq::Ipv4OrArp
+            | Prereq::IpOrArp
             | Prereq::Arp
             | Prereq::NdTarget
             | Prereq::NdSll

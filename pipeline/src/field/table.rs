@@ -9,7 +9,7 @@
 
 use super::dp::{dp, DpFmt as F, DpGroup as G, DpItem, DpWhen};
 use super::{
-    nxm_nx, nxm_of, onf_oxm, oxm_of, u128_to_mac, FieldDef, FieldId, Prereq as P, Slot,
+    nxm_nx, nxm_of, onf_oxm, oxm_of, oxm_pkt, u128_to_mac, FieldDef, FieldId, Prereq as P, Slot,
     Syntax as S, Write, CT_STATE_NAMES, TCP_FLAG_NAMES, TUN_FLAG_NAMES,
 };
 use crate::dpaction::DpAction;
@@ -42,6 +42,20 @@ const fn reg(i: u8, name: &'static str, nxm: &'static [super::Nxm]) -> FieldDef 
         .nxm(nxm)
         .maskable()
         .matched(name, P::None)
+        .write(Write::Context)
+}
+
+/// `xregN` (64 bits) or `xxregN` (128 bits): registers seen together.
+const fn wide_reg(
+    slot: Slot,
+    width: u32,
+    name: &'static str,
+    nxm: &'static [super::Nxm],
+) -> FieldDef {
+    FieldDef::new(name, slot, width, S::Hex)
+        .nxm(nxm)
+        .maskable()
+        .matched_silently()
         .write(Write::Context)
 }
 
@@ -250,22 +264,30 @@ fields! {
     REG5 = reg(5, "reg5", &[nxm_nx("NXM_NX_REG5", 5)]);
     REG6 = reg(6, "reg6", &[nxm_nx("NXM_NX_REG6", 6)]);
     REG7 = reg(7, "reg7", &[nxm_nx("NXM_NX_REG7", 7)]);
+    REG8 = reg(8, "reg8", &[nxm_nx("NXM_NX_REG8", 8)]);
+    REG9 = reg(9, "reg9", &[nxm_nx("NXM_NX_REG9", 9)]);
+    REG10 = reg(10, "reg10", &[nxm_nx("NXM_NX_REG10", 10)]);
+    REG11 = reg(11, "reg11", &[nxm_nx("NXM_NX_REG11", 11)]);
+    REG12 = reg(12, "reg12", &[nxm_nx("NXM_NX_REG12", 12)]);
+    REG13 = reg(13, "reg13", &[nxm_nx("NXM_NX_REG13", 13)]);
+    REG14 = reg(14, "reg14", &[nxm_nx("NXM_NX_REG14", 14)]);
+    REG15 = reg(15, "reg15", &[nxm_nx("NXM_NX_REG15", 15)]);
+    // `xregN` is `reg(2N)` (high half) and `reg(2N+1)`; `xxregN` is `reg(4N)` (most
+    // significant) to `reg(4N+3)`, as in OVS. Matches on them print as the registers.
+    XREG0 = wide_reg(Slot::XReg(0), 64, "xreg0", &[oxm_pkt("OXM_OF_PKT_REG0", 0)]);
+    XREG1 = wide_reg(Slot::XReg(1), 64, "xreg1", &[oxm_pkt("OXM_OF_PKT_REG1", 1)]);
+    XREG2 = wide_reg(Slot::XReg(2), 64, "xreg2", &[oxm_pkt("OXM_OF_PKT_REG2", 2)]);
+    XREG3 = wide_reg(Slot::XReg(3), 64, "xreg3", &[oxm_pkt("OXM_OF_PKT_REG3", 3)]);
+    XREG4 = wide_reg(Slot::XReg(4), 64, "xreg4", &[oxm_pkt("OXM_OF_PKT_REG4", 4)]);
+    XREG5 = wide_reg(Slot::XReg(5), 64, "xreg5", &[oxm_pkt("OXM_OF_PKT_REG5", 5)]);
+    XREG6 = wide_reg(Slot::XReg(6), 64, "xreg6", &[oxm_pkt("OXM_OF_PKT_REG6", 6)]);
+    XREG7 = wide_reg(Slot::XReg(7), 64, "xreg7", &[oxm_pkt("OXM_OF_PKT_REG7", 7)]);
+    XXREG0 = wide_reg(Slot::XXReg(0), 128, "xxreg0", &[nxm_nx("NXM_NX_XXREG0", 111)]);
+    XXREG1 = wide_reg(Slot::XXReg(1), 128, "xxreg1", &[nxm_nx("NXM_NX_XXREG1", 112)]);
+    XXREG2 = wide_reg(Slot::XXReg(2), 128, "xxreg2", &[nxm_nx("NXM_NX_XXREG2", 113)]);
+    XXREG3 = wide_reg(Slot::XXReg(3), 128, "xxreg3", &[nxm_nx("NXM_NX_XXREG3", 114)]);
 
-    // Ethernet and VLAN.
-    ETH_SRC = FieldDef::new("eth_src", key_slot!(dl_src), 48, S::Mac)
-        .aliases(&["dl_src"])
-        .nxm(&[nxm_of("NXM_OF_ETH_SRC", 2), oxm_of("OXM_OF_ETH_SRC", 4)])
-        .maskable()
-        .matched("dl_src", P::None)
-        .write(Write::Packet(|v| DpAction::SetEthSrc(u128_to_mac(v))))
-        .dp(&[dp(G::Eth, "src", F::Mac)]);
-    ETH_DST = FieldDef::new("eth_dst", key_slot!(dl_dst), 48, S::Mac)
-        .aliases(&["dl_dst"])
-        .nxm(&[nxm_of("NXM_OF_ETH_DST", 1), oxm_of("OXM_OF_ETH_DST", 3)])
-        .maskable()
-        .matched("dl_dst", P::None)
-        .write(Write::Packet(|v| DpAction::SetEthDst(u128_to_mac(v))))
-        .dp(&[dp(G::Eth, "dst", F::Mac)]);
+    // VLAN and Ethernet (ovs-ofctl prints the VLAN fields before the addresses).
     /// TPID of the outer VLAN header.
     VLAN_TPID = FieldDef::new("vlan_tpid", key_slot!(vlan_tpid), 16, S::Hex)
         .dp(&[dp(G::Vlan, "tpid", F::Hex)]);
@@ -294,6 +316,20 @@ fields! {
     /// Inner TCI of a QinQ frame.
     VLAN2_TCI = FieldDef::new("vlan2_tci", key_slot!(vlan2_tci), 16, S::Hex)
         .dp(&[dp(G::Vlan2, "tci", F::Hex)]);
+    ETH_SRC = FieldDef::new("eth_src", key_slot!(dl_src), 48, S::Mac)
+        .aliases(&["dl_src"])
+        .nxm(&[nxm_of("NXM_OF_ETH_SRC", 2), oxm_of("OXM_OF_ETH_SRC", 4)])
+        .maskable()
+        .matched("dl_src", P::None)
+        .write(Write::Packet(|v| DpAction::SetEthSrc(u128_to_mac(v))))
+        .dp(&[dp(G::Eth, "src", F::Mac)]);
+    ETH_DST = FieldDef::new("eth_dst", key_slot!(dl_dst), 48, S::Mac)
+        .aliases(&["dl_dst"])
+        .nxm(&[nxm_of("NXM_OF_ETH_DST", 1), oxm_of("OXM_OF_ETH_DST", 3)])
+        .maskable()
+        .matched("dl_dst", P::None)
+        .write(Write::Packet(|v| DpAction::SetEthDst(u128_to_mac(v))))
+        .dp(&[dp(G::Eth, "dst", F::Mac)]);
     ETH_TYPE = FieldDef::new("eth_type", key_slot!(dl_type), 16, S::EthType)
         .aliases(&["dl_type"])
         .nxm(&[nxm_of("NXM_OF_ETH_TYPE", 3), oxm_of("OXM_OF_ETH_TYPE", 5)])
@@ -308,6 +344,7 @@ fields! {
         .maskable()
         .prereq(P::Arp)
         .matched("arp_spa", P::Arp)
+        .write(Write::Packet(|v| DpAction::SetArpSpa(v as u32)))
         .dp(&[dp(G::Arp, "sip", F::Ip4)]);
     NW_SRC = FieldDef::new("nw_src", key_slot!(nw_src), 32, S::Ipv4)
         .maskable()
@@ -326,6 +363,7 @@ fields! {
         .maskable()
         .prereq(P::Arp)
         .matched("arp_tpa", P::Arp)
+        .write(Write::Packet(|v| DpAction::SetArpTpa(v as u32)))
         .dp(&[dp(G::Arp, "tip", F::Ip4)]);
     NW_DST = FieldDef::new("nw_dst", key_slot!(nw_dst), 32, S::Ipv4)
         .maskable()
@@ -363,11 +401,12 @@ fields! {
         .nxm(&[nxm_of("NXM_OF_ARP_OP", 15), oxm_of("OXM_OF_ARP_OP", 21)])
         .prereq(P::Arp)
         .matched("arp_op", P::Arp)
+        .write(Write::Packet(|v| DpAction::SetArpOp(v as u16)))
         .dp(&[dp(G::Arp, "op", F::Dec)]);
     IP_PROTO = FieldDef::new("nw_proto", key_slot!(nw_proto), 8, S::Decimal)
         .aliases(&["ip_proto"])
         .nxm(&[nxm_of("NXM_OF_IP_PROTO", 6), oxm_of("OXM_OF_IP_PROTO", 10)])
-        .prereq(P::IpAny)
+        .prereq(P::IpOrArp)
         .matched("nw_proto", P::None)
         .dp(&l3_items("proto", "proto", F::Dec));
     /// The TOS byte's DSCP bits, unshifted (a multiple of 4).
@@ -398,10 +437,11 @@ fields! {
         .write(Write::Packet(|v| DpAction::SetIpTtl(v as u8)))
         .dp(&l3_items("ttl", "hlimit", F::Dec));
     IP_FRAG = FieldDef::new("ip_frag", key_slot!(nw_frag), 2, S::Frag)
+        .aliases(&["nw_frag"])
         .nxm(&[nxm_nx("NXM_NX_IP_FRAG", 26)])
         .maskable()
         .prereq(P::IpAny)
-        .matched("ip_frag", P::None)
+        .matched("nw_frag", P::None)
         .dp(&[
             dp(G::Ipv4, "frag", F::Frag),
             dp(G::Ipv6, "frag", F::Frag),
@@ -420,7 +460,7 @@ fields! {
         .nxm(&[nxm_nx("NXM_NX_ICMPV6_TYPE", 21), oxm_of("OXM_OF_ICMPV6_TYPE", 29)])
         .bits(0xffff, 0)
         .prereq(P::Icmp6)
-        .matched("icmpv6_type", P::Icmp6);
+        .matched("icmp_type", P::Icmp6);
     TP_SRC = FieldDef::new("tp_src", key_slot!(tp_src), 16, S::Decimal)
         .maskable()
         .prereq(P::L4)
@@ -454,7 +494,7 @@ fields! {
         .nxm(&[nxm_nx("NXM_NX_ICMPV6_CODE", 22), oxm_of("OXM_OF_ICMPV6_CODE", 30)])
         .bits(0xffff, 0)
         .prereq(P::Icmp6)
-        .matched("icmpv6_code", P::Icmp6);
+        .matched("icmp_code", P::Icmp6);
     TP_DST = FieldDef::new("tp_dst", key_slot!(tp_dst), 16, S::Decimal)
         .maskable()
         .prereq(P::L4)
@@ -486,6 +526,12 @@ fields! {
         .dp(&[dp(G::TcpFlags, "tcp_flags", F::Hex)]);
 
     // ARP hardware addresses; neighbour discovery's link-layer options share their slots.
+    ND_TARGET = FieldDef::new("nd_target", key_slot!(nd_target), 128, S::Ipv6)
+        .nxm(&[nxm_nx("NXM_NX_ND_TARGET", 23), oxm_of("OXM_OF_IPV6_ND_TARGET", 31)])
+        .maskable()
+        .prereq(P::NdTarget)
+        .matched("nd_target", P::None)
+        .dp(&[dp(G::Nd, "target", F::Ip6)]);
     ND_SLL = FieldDef::new("nd_sll", key_slot!(arp_sha), 48, S::Mac)
         .nxm(&[nxm_nx("NXM_NX_ND_SLL", 24), oxm_of("OXM_OF_IPV6_ND_SLL", 32)])
         .maskable()
@@ -497,6 +543,7 @@ fields! {
         .maskable()
         .prereq(P::Arp)
         .matched("arp_sha", P::None)
+        .write(Write::Packet(|v| DpAction::SetArpSha(u128_to_mac(v))))
         .dp(&[dp(G::Arp, "sha", F::Mac)]);
     ND_TLL = FieldDef::new("nd_tll", key_slot!(arp_tha), 48, S::Mac)
         .nxm(&[nxm_nx("NXM_NX_ND_TLL", 25), oxm_of("OXM_OF_IPV6_ND_TLL", 33)])
@@ -509,11 +556,6 @@ fields! {
         .maskable()
         .prereq(P::Arp)
         .matched("arp_tha", P::None)
+        .write(Write::Packet(|v| DpAction::SetArpTha(u128_to_mac(v))))
         .dp(&[dp(G::Arp, "tha", F::Mac)]);
-    ND_TARGET = FieldDef::new("nd_target", key_slot!(nd_target), 128, S::Ipv6)
-        .nxm(&[nxm_nx("NXM_NX_ND_TARGET", 23), oxm_of("OXM_OF_IPV6_ND_TARGET", 31)])
-        .maskable()
-        .prereq(P::NdTarget)
-        .matched("nd_target", P::None)
-        .dp(&[dp(G::Nd, "target", F::Ip6)]);
 }

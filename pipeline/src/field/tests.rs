@@ -104,6 +104,7 @@ fn nxm_names_carry_open_vswitch_classes() {
             let (class, exp) = match x.name {
                 n if n.starts_with("NXM_OF_") => (0x0000, 0),
                 n if n.starts_with("NXM_NX_") => (0x0001, 0),
+                n if n.starts_with("OXM_OF_PKT_REG") => (0x8001, 0),
                 n if n.starts_with("OXM_OF_") => (0x8000, 0),
                 n if n.starts_with("ONFOXM_ET_") => (0xffff, 0x4f4e_4600),
                 n => panic!("{f:?}: unknown NXM/OXM prefix of {n}"),
@@ -111,13 +112,20 @@ fn nxm_names_carry_open_vswitch_classes() {
             assert_eq!((x.class, x.experimenter), (class, exp), "{}", x.name);
         }
     }
-    let regs = [REG0, REG1, REG2, REG3, REG4, REG5, REG6, REG7];
+    let regs = [
+        REG0, REG1, REG2, REG3, REG4, REG5, REG6, REG7, REG8, REG9, REG10, REG11, REG12, REG13,
+        REG14, REG15,
+    ];
+    assert_eq!(regs.len(), N_REGS);
     for (i, r) in regs.iter().enumerate() {
         let d = r.def();
         assert_eq!(d.slot, Slot::Reg(i as u8));
         assert_eq!(d.nxm[0].field as usize, i);
-        assert!(i < N_REGS);
     }
+    for (r, i) in [(XREG0, 0), (XREG7, 7)] {
+        assert_eq!((r.def().slot, r.width()), (Slot::XReg(i), 64));
+    }
+    assert_eq!((XXREG3.def().slot, XXREG3.width()), (Slot::XXReg(3), 128));
     assert_eq!(ETH_SRC.def().nxm[0].field, 2);
     assert_eq!(TUN_ID.def().nxm[1], oxm_of("OXM_OF_TUNNEL_ID", 38));
 }
@@ -128,7 +136,14 @@ fn writable_fields_cover_their_width_and_live_where_their_action_says() {
         let d = f.def();
         match (d.write, d.slot) {
             (Write::No, _) => continue,
-            (Write::Context, Slot::Reg(_) | Slot::Metadata | Slot::TunMetadata(_)) => {}
+            (
+                Write::Context,
+                Slot::Reg(_)
+                | Slot::XReg(_)
+                | Slot::XXReg(_)
+                | Slot::Metadata
+                | Slot::TunMetadata(_),
+            ) => {}
             // Tunnel metadata: written into the translation's flow for a later encap.
             (Write::Context, Slot::Key(_)) if [TUN_ID, TUN_SRC, TUN_DST].contains(&f) => {}
             (Write::Packet(_), Slot::Key(_)) => {}
