@@ -997,6 +997,7 @@ def main():
         path = b.save()
         print(report(b.results))
         print(f"\nresults: {path}")
+        print(f"chart: {veth.write_chart(path)}")
 
 
 if __name__ == "__main__":
