@@ -3,13 +3,15 @@
 //! trial offers a constant load for a fixed time and counts what came back; a trial whose
 //! loss ratio is at most a threshold (0 for NDR, `--pdr-loss` for PDR) is a lower bound of
 //! that rate, any other an upper bound. The first trial runs at the generator's full speed
-//! (or `--max-rate`); its received rate (CSIT's MRR) is the first guess below it, and then
-//! the search halves the interval between the bounds until its relative width,
+//! (or `--max-rate`); its received rate (CSIT's MRR) is the first guess below it, each
+//! further loss without a lower bound doubles the step down (MLRsearch's external search),
+//! and then the search halves the interval between the bounds until its relative width,
 //! (upper − lower) / upper, is at most the precision goal. Trials are shared between the two
 //! thresholds, as in MLRsearch. With a `--final-trial` longer than `--trial`, the search
 //! goes on at the final duration: only a final-length trial counts as a lower bound, while a
 //! loss in any trial is an upper bound. The latency percentiles reported are those of the
-//! trial that set the lower bound.
+//! trial that set the lower bound. A trial's rate is what the generator offered: a rate it
+//! could not reach is not reported as passed (the search stops and says so).
 //!
 //! The search itself ([`search`]) talks to a [`TrialRunner`], so it is tested against a
 //! simulated device of known capacity; the real runner is pktgen over AF_XDP.
@@ -702,8 +704,8 @@ pub fn trial_line(n: usize, t: &Trial) -> String {
 mod tests {
     use super::*;
 
-    /// A device that forwards everything up to `capacity` pps and drops the excess; above
-    /// `lossy_from` it also loses `extra` of what it forwards (a PDR below full loss). The
+    /// A device that forwards everything up to `capacity` pps and drops the excess (or, with
+    /// `leak`, only that share of it), losing one frame more at the `spikes` rates. The
     /// generator reaches at most `gen_max` pps.
     struct Device {
         capacity: f64,
