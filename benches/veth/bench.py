@@ -631,6 +631,17 @@ def report(res):
     return "\n".join(out)
 
 
+def write_chart(path):
+    """The SVG bar chart beside the results JSON (benches/chart.py); a chart that fails
+    does not cost the run its report."""
+    sys.path.insert(0, os.path.join(ROOT, ".."))
+    try:
+        import chart
+        return chart.write(path)
+    except Exception as e:  # noqa: BLE001
+        return f"not written: {e}"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("items", nargs="*", default=["gen", "fwd", "afp"])
@@ -688,6 +699,7 @@ def main():
         path = b.save()
         print(report(b.results))
         print(f"\nresults: {path}")
+        print(f"chart: {write_chart(path)}")
 
 
 if __name__ == "__main__":

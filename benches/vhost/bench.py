@@ -1076,6 +1076,7 @@ def main():
         path = b.save()
         print(report(b.results))
         print(f"\nresults: {path}")
+        print(f"chart: {veth.write_chart(path)}")
 
 
 if __name__ == "__main__":

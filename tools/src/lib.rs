@@ -1,5 +1,5 @@
 //! The tools around the switch: `pktgen` (an AF_XDP packet generator and receiver with
-//! latency), network-namespace helpers for containers (`netns`, `vecswitch attach`), probes
+//! latency, and its no-drop rate search, `ndr`), network-namespace helpers for containers (`netns`, `vecswitch attach`), probes
 //! that run ping and TCP transfers in them (`probe`), the live `demo`, the pcap replay of
 //! scenario directories (`scenario`, `replay`) and the virtio-user container command line
 //! (`virtio_user`). None of it is on the switch's data path.
@@ -7,6 +7,7 @@
 
 pub mod demo;
 pub mod loss_account;
+pub mod ndr;
 pub mod netflow_capture;
 pub mod netns;
 pub mod pktgen;

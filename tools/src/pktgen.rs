@@ -870,7 +870,13 @@ fn run_counted(
     let deadline = opts.duration.map(|d| start + d);
     let limit = opts.count.unwrap_or(u64::MAX);
     let mut bucket = match opts.rate {
-        Rate::Pps(pps) => Some(Bucket::new(pps, opts.batch, start)),
+        // Room for 10 ms of frames: a sleep that overshoots (a loaded machine) is made up for
+        // by the next bursts instead of lowering the rate.
+        Rate::Pps(pps) => Some(Bucket::new(
+            pps,
+            opts.batch.max((pps / 100.0) as u32),
+            start,
+        )),
         Rate::Max => None,
     };
     // At low rates send chunks of about a millisecond's worth so the loop can sleep between.
@@ -1180,6 +1186,9 @@ pub struct PktgenArgs {
     /// No progress bar.
     #[arg(long)]
     pub no_progress: bool,
+    /// The no-drop rate search (`--ndr` and its options).
+    #[command(flatten)]
+    pub search: crate::ndr::NdrArgs,
 }
 
 impl PktgenArgs {
@@ -1223,6 +1232,9 @@ impl PktgenArgs {
 
 /// What `vecswitch pktgen` runs: Ctrl-C (SIGINT/SIGTERM) ends the run and still reports.
 pub fn main(args: &PktgenArgs) -> anyhow::Result<()> {
+    if args.search.ndr {
+        return crate::ndr::main(args, &args.search);
+    }
     let mut opts = args.options()?;
     let stop = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;

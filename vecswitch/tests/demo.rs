@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! `vecswitch demo`, the README's first command, as root: it must show ping and TCP across the
-//! switch, pktgen numbers and the counters, and leave no namespace, link or daemon behind.
+//! switch, pktgen numbers and the counters, the no-drop rate search, and leave no namespace, link or daemon behind.
 
 mod common;
 
@@ -17,7 +17,7 @@ fn the_demo_runs_and_cleans_up() {
         return;
     }
     let o = Command::new(env!("CARGO_BIN_EXE_vecswitch"))
-        .args(["demo", "--seconds", "1"])
+        .args(["demo", "--seconds", "1", "--ndr-trial", "0.5"])
         .output()
         .unwrap();
     let out = String::from_utf8_lossy(&o.stdout);
@@ -27,6 +27,10 @@ fn the_demo_runs_and_cleans_up() {
         "5 received, 0% packet loss",
         "33554432 bytes",
         "pktgen tx+rx",
+        "no-drop rate through the switch",
+        "trial 1: full speed",
+        "NDR (loss ≤ 0 %): ",
+        "PDR (loss ≤ 0.500 %): ",
         "processing cycles/pkt",
         "parse",
         "classify",
