@@ -277,3 +277,77 @@ impl Message {
         Ok((h, Message::decode(&h, body)?))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(b: &[u8]) -> Option<(u16, u16)> {
+        Message::decode_bytes(b).err().map(|e| e.code.type_code())
+    }
+
+    #[test]
+    fn refusals_carry_the_spec_codes() {
+        // FEATURES_REQUEST in OpenFlow 1.1: bad version.
+        assert_eq!(code(&[2, 5, 0, 8, 0, 0, 0, 1]), Some((1, 0)));
+        // Type 99, TABLE_MOD (not implemented): bad type.
+        assert_eq!(code(&[4, 99, 0, 8, 0, 0, 0, 1]), Some((1, 1)));
+        assert_eq!(
+            code(&[4, 17, 0, 16, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]),
+            Some((1, 1))
+        );
+        // A BARRIER_REQUEST with a body; a length beyond the bytes.
+        assert_eq!(code(&[4, 20, 0, 9, 0, 0, 0, 1, 0]), Some((1, 6)));
+        assert_eq!(code(&[4, 20, 0, 16, 0, 0, 0, 1]), Some((1, 6)));
+        // MULTIPART_REQUEST for METER_FEATURES (11): bad multipart.
+        let mp = [4, 18, 0, 16, 0, 0, 0, 1, 0, 11, 0, 0, 0, 0, 0, 0];
+        assert_eq!(code(&mp), Some((1, 2)));
+        // ROLE_REQUEST with role 9.
+        let mut role = vec![4, 24, 0, 24, 0, 0, 0, 1, 0, 0, 0, 9];
+        role.resize(24, 0);
+        assert_eq!(code(&role), Some((11, 2)));
+    }
+
+    #[test]
+    fn flow_mod_refusals() {
+        let fm = openflow::parse_flow_mod("add tcp,tp_dst=80,actions=output:1")
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        let msg = flow::FlowModMsg::from_flow_mod(&fm).unwrap_or_else(|e| unreachable!("{e}"));
+        let good = Message::FlowMod(msg.clone())
+            .encode(4, 1)
+            .unwrap_or_default();
+        // Every truncation is refused, never a panic, with a length code; cut right after
+        // the match it is a flow mod without instructions.
+        let match_len = usize::from(u16::from_be_bytes([good[50], good[51]]));
+        let match_end = 48 + match_len.div_ceil(8) * 8;
+        for n in (8..good.len()).filter(|n| *n != match_end) {
+            let mut b = good[..n].to_vec();
+            b[2..4].copy_from_slice(&(n as u16).to_be_bytes());
+            let e = Message::decode_bytes(&b)
+                .err()
+                .map(|e| e.code.type_code().1);
+            assert!(matches!(e, Some(1) | Some(6) | Some(7)), "{n}: {e:?}");
+        }
+        // Command 9.
+        let mut b = good.clone();
+        b[25] = 9;
+        assert_eq!(code(&b), Some((5, 6)));
+        // Add to table 255; a buffered packet; an unknown flag.
+        let mut m = msg.clone();
+        m.table_id = 255;
+        assert_eq!(
+            m.to_flow_mod().err().map(|e| e.code.type_code()),
+            Some((5, 2))
+        );
+        let mut m = msg.clone();
+        m.buffer_id = 7;
+        assert_eq!(
+            m.to_flow_mod().err().map(|e| e.code.type_code()),
+            Some((1, 8))
+        );
+        let mut b = good;
+        b[44] = 0x80;
+        assert_eq!(code(&b), Some((5, 7)));
+        assert_eq!(msg.to_flow_mod().ok(), Some(fm));
+    }
+}

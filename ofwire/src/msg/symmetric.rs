@@ -24,12 +24,13 @@ impl Hello {
 
     pub fn decode(mut r: Reader) -> Result<Hello, OfpError> {
         let mut h = Hello::default();
-        // Elements are TLVs padded to 8 bytes; unknown ones are skipped, as the spec asks.
+        // Elements are TLVs padded to 8 bytes; unknown ones are skipped, as the spec asks,
+        // and so is what does not parse (OpenFlow 1.0 allows any bytes after the header).
         while r.remaining() >= 4 {
             let t = r.u16()?;
             let len = usize::from(r.u16()?);
-            if len < 4 {
-                return err(E::BadRequestLen, "hello element length");
+            if len < 4 || len - 4 > r.remaining() {
+                break;
             }
             let mut body = Reader::new(r.bytes(len - 4)?, E::BadRequestLen, "hello element");
             r.skip((len.div_ceil(8) * 8 - len).min(r.remaining()))?;
