@@ -69,11 +69,20 @@ impl<'a> Reader<'a> {
         Ok(u64::from_be_bytes(self.array()?))
     }
 
-    /// A NUL-padded string of `n` bytes (up to the first NUL, lossy UTF-8).
+    /// A NUL-padded string of `n` bytes (up to the first NUL). Not UTF-8: every byte above
+    /// 0x7f becomes `?`, so that the string is as long as its bytes and encodes back to as
+    /// many.
     pub fn string(&mut self, n: usize) -> Result<String, OfpError> {
         let b = self.bytes(n)?;
         let end = b.iter().position(|c| *c == 0).unwrap_or(b.len());
-        Ok(String::from_utf8_lossy(&b[..end]).into_owned())
+        let b = &b[..end];
+        Ok(match std::str::from_utf8(b) {
+            Ok(s) => s.to_string(),
+            Err(_) => b
+                .iter()
+                .map(|c| if c.is_ascii() { char::from(*c) } else { '?' })
+                .collect(),
+        })
     }
 }
 
@@ -84,7 +93,7 @@ pub trait Put {
     fn put_u32(&mut self, v: u32);
     fn put_u64(&mut self, v: u64);
     fn put_zeros(&mut self, n: usize);
-    /// `s` in a NUL-padded field of `n` bytes (truncated to leave one NUL).
+    /// `s` in a NUL-padded field of `n` bytes (cut at a character boundary to fit).
     fn put_string(&mut self, s: &str, n: usize);
     /// Zeros up to the next multiple of 8 from `start`.
     fn pad8_from(&mut self, start: usize);
@@ -109,9 +118,11 @@ impl Put for Vec<u8> {
         self.resize(self.len() + n, 0);
     }
     fn put_string(&mut self, s: &str, n: usize) {
-        let b = s.as_bytes();
-        let k = b.len().min(n.saturating_sub(1));
-        self.extend_from_slice(&b[..k]);
+        let mut k = s.len().min(n);
+        while !s.is_char_boundary(k) {
+            k -= 1;
+        }
+        self.extend_from_slice(&s.as_bytes()[..k]);
         self.put_zeros(n - k);
     }
     fn pad8_from(&mut self, start: usize) {

@@ -608,3 +608,38 @@ fn every_message_round_trips_and_ovs_prints_it() {
     );
     assert_eq!(printed, want);
 }
+
+/// `ovs-ofctl -O OpenFlow13 packet-out`: the PACKET_OUT it sends decodes, with its in_port,
+/// frame and actions (an output to TABLE becomes a resubmit to table 0).
+#[test]
+fn packet_out_from_ovs_ofctl() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    let frame =
+        "ffffffffffff5254000000010806000108000604000152540000000 10a0000010000000000000a000002"
+            .replace(' ', "");
+    let arg = format!("in_port=3,packet={frame},actions=push_vlan:0x8100,output:1,TABLE");
+    let msgs = from_ovs_ofctl("packet-out", &[&arg]);
+    let outs: Vec<_> = msgs
+        .iter()
+        .filter_map(|b| match Message::decode_bytes(b) {
+            Ok((_, Message::PacketOut(p))) => Some(p),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(outs.len(), 1, "{msgs:02x?}");
+    assert_eq!(outs[0].in_port, 3);
+    assert_eq!(hex(&outs[0].data), frame);
+    assert_eq!(
+        outs[0].vecswitch_actions(),
+        Ok(vec![
+            openflow::Action::PushVlan(0x8100),
+            openflow::Action::Output(1),
+            openflow::Action::Resubmit {
+                port: None,
+                table: Some(0)
+            },
+        ])
+    );
+}

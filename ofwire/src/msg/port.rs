@@ -17,7 +17,7 @@ pub const OFPPS_LINK_DOWN: u32 = 1 << 0;
 pub struct Port {
     pub port_no: u32,
     pub hw_addr: [u8; 6],
-    /// At most 15 bytes on the wire.
+    /// At most 16 bytes on the wire (cut at a character boundary to fit).
     pub name: String,
     pub config: u32,
     pub state: u32,
