@@ -153,13 +153,27 @@ impl OxmField {
     }
 }
 
+/// The `vlan_tci` bits `vlan_vid` / `vlan_pcp` cover, or the field's own bits of its slot.
+fn covered(m: &Match, f: Field) -> u128 {
+    let tci = u128::from(m.mask.key.vlan_tci);
+    if f == VLAN_VID {
+        tci & u128::from(VID_BITS)
+    } else if f == VLAN_PCP {
+        tci & u128::from(PCP_BITS)
+    } else {
+        let d = f.def();
+        m.mask.slot(d.slot) & d.bits
+    }
+}
+
 /// Adds one TLV to a match, checking its prerequisite against what came before it (the spec
-/// wants prerequisites earlier in the list) and refusing a field given twice.
-fn apply(m: &mut Match, f: &OxmField, seen: &mut Vec<Field>) -> Result<(), OfpError> {
-    if seen.contains(&f.field) {
+/// wants prerequisites earlier in the list) and refusing a field whose bits an earlier one
+/// already matched (the same field twice, or `vlan_vid` and `NXM_OF_VLAN_TCI`), as Open
+/// vSwitch does.
+fn apply(m: &mut Match, f: &OxmField) -> Result<(), OfpError> {
+    if covered(m, f.field) != 0 {
         return err(E::BadMatchDupField, "oxm.field");
     }
-    seen.push(f.field);
     if f.field == VLAN_VID {
         // An exact OFPVID_NONE is "no VLAN header": the whole TCI is zero, as the text
         // parser has `vlan_tci=0`.
@@ -219,10 +233,9 @@ pub fn decode_match(r: &mut Reader) -> Result<Match, OfpError> {
 /// A [`Match`] from a run of OXM TLVs.
 pub fn match_from_tlvs(mut fields: Reader) -> Result<Match, OfpError> {
     let mut m = Match::default();
-    let mut seen = Vec::new();
     while !fields.is_empty() {
         let f = decode_tlv(&mut fields)?;
-        apply(&mut m, &f, &mut seen)?;
+        apply(&mut m, &f)?;
     }
     Ok(m)
 }
@@ -464,6 +477,10 @@ mod tests {
         assert_eq!(e.map(|e| e.code.type_code()), Some((4, 9)));
         // eth_type twice.
         let tlv = [0x80, 0, 5 << 1, 2, 8, 0, 0x80, 0, 5 << 1, 2, 8, 0];
+        let e = match_from_tlvs(Reader::new(&tlv, E::BadMatchLen, "t")).err();
+        assert_eq!(e.map(|e| e.code), Some(E::BadMatchDupField));
+        // vlan_vid = OFPVID_NONE, then NXM_OF_VLAN_TCI on the same bits (found by fuzzing).
+        let tlv = [0x80, 0, 6 << 1, 2, 0, 0, 0, 0, 4 << 1, 2, 0, 2];
         let e = match_from_tlvs(Reader::new(&tlv, E::BadMatchLen, "t")).err();
         assert_eq!(e.map(|e| e.code), Some(E::BadMatchDupField));
         // A bad length, an unknown field, a mask on eth_type.
