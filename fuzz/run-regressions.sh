@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 export RUSTC_BOOTSTRAP=1
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(parse_packet actions parse_flow scenario vhost_ring vhost_message control wire tunnel_headers conntrack)
+    targets=(parse_packet actions parse_flow scenario vhost_ring vhost_message control wire tunnel_headers conntrack openflow_wire)
 fi
 status=0
 for t in "${targets[@]}"; do

@@ -1,0 +1,122 @@
+//! Refusals: each names the ERROR type and code OpenFlow 1.3.5 gives for it (section 7.4.4)
+//! and the field that was wrong, so the connection layer can answer with an ERROR message.
+
+use std::fmt;
+
+/// One ERROR type/code pair of OpenFlow 1.3.5 (`OFPET_*` / `OFP*C_*`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ErrorCode {
+    HelloIncompatible,
+    BadRequestVersion,
+    BadRequestType,
+    BadRequestMultipart,
+    BadRequestExperimenter,
+    BadRequestLen,
+    BadRequestBufferUnknown,
+    BadRequestTableId,
+    BadRequestPort,
+    BadActionType,
+    BadActionLen,
+    BadActionExperimenter,
+    BadActionOutPort,
+    BadActionArgument,
+    BadActionOutGroup,
+    BadActionSetType,
+    BadActionSetLen,
+    BadActionSetArgument,
+    BadInstructionUnknown,
+    BadInstructionUnsupported,
+    BadInstructionTableId,
+    BadInstructionLen,
+    BadMatchType,
+    BadMatchLen,
+    BadMatchField,
+    BadMatchValue,
+    BadMatchMask,
+    BadMatchPrereq,
+    BadMatchDupField,
+    FlowModBadTableId,
+    FlowModBadCommand,
+    FlowModBadFlags,
+    GroupModBadType,
+    GroupModBadCommand,
+    GroupModBadBucket,
+    PortModBadConfig,
+    SwitchConfigBadFlags,
+    RoleRequestBadRole,
+}
+
+impl ErrorCode {
+    /// The `(type, code)` pair of the ERROR message.
+    pub fn type_code(self) -> (u16, u16) {
+        use ErrorCode as E;
+        match self {
+            E::HelloIncompatible => (0, 0),
+            E::BadRequestVersion => (1, 0),
+            E::BadRequestType => (1, 1),
+            E::BadRequestMultipart => (1, 2),
+            E::BadRequestExperimenter => (1, 3),
+            E::BadRequestLen => (1, 6),
+            E::BadRequestBufferUnknown => (1, 8),
+            E::BadRequestTableId => (1, 9),
+            E::BadRequestPort => (1, 11),
+            E::BadActionType => (2, 0),
+            E::BadActionLen => (2, 1),
+            E::BadActionExperimenter => (2, 2),
+            E::BadActionOutPort => (2, 4),
+            E::BadActionArgument => (2, 5),
+            E::BadActionOutGroup => (2, 9),
+            E::BadActionSetType => (2, 13),
+            E::BadActionSetLen => (2, 14),
+            E::BadActionSetArgument => (2, 15),
+            E::BadInstructionUnknown => (3, 0),
+            E::BadInstructionUnsupported => (3, 1),
+            E::BadInstructionTableId => (3, 2),
+            E::BadInstructionLen => (3, 7),
+            E::BadMatchType => (4, 0),
+            E::BadMatchLen => (4, 1),
+            E::BadMatchField => (4, 6),
+            E::BadMatchValue => (4, 7),
+            E::BadMatchMask => (4, 8),
+            E::BadMatchPrereq => (4, 9),
+            E::BadMatchDupField => (4, 10),
+            E::FlowModBadTableId => (5, 2),
+            E::FlowModBadCommand => (5, 6),
+            E::FlowModBadFlags => (5, 7),
+            E::GroupModBadType => (6, 10),
+            E::GroupModBadCommand => (6, 11),
+            E::GroupModBadBucket => (6, 12),
+            E::PortModBadConfig => (7, 2),
+            E::SwitchConfigBadFlags => (10, 0),
+            E::RoleRequestBadRole => (11, 2),
+        }
+    }
+}
+
+/// A refusal: the ERROR code to answer with and what was wrong.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct OfpError {
+    pub code: ErrorCode,
+    /// The field or element at fault (`"flow_mod.command"`, `"oxm"`), for logs.
+    pub field: &'static str,
+}
+
+impl OfpError {
+    pub fn new(code: ErrorCode, field: &'static str) -> OfpError {
+        OfpError { code, field }
+    }
+}
+
+impl fmt::Display for OfpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (t, c) = self.code.type_code();
+        write!(f, "{}: {:?} (type {t}, code {c})", self.field, self.code)
+    }
+}
+
+impl std::error::Error for OfpError {}
+
+/// Shorthand used by the decoders.
+pub(crate) fn err<T>(code: ErrorCode, field: &'static str) -> Result<T, OfpError> {
+    Err(OfpError::new(code, field))
+}

@@ -1,0 +1,465 @@
+//! MULTIPART_REQUEST and MULTIPART_REPLY for DESC, FLOW, AGGREGATE, TABLE, PORT_STATS,
+//! PORT_DESC, GROUP_DESC and GROUP_FEATURES. Other multipart types are refused with
+//! `OFPBRC_BAD_MULTIPART`.
+
+use openflow::Match;
+
+use crate::action::{decode_instructions, encode_instructions, Instruction};
+use crate::buf::{Put, Reader};
+use crate::error::{err, ErrorCode as E, OfpError};
+use crate::msg::group::GroupDesc;
+use crate::msg::port::{Port, PORT_LEN};
+use crate::oxm::{decode_match, encode_match};
+
+/// `OFPMPF_REQ_MORE` / `OFPMPF_REPLY_MORE`.
+pub const OFPMPF_MORE: u16 = 1;
+
+mod ty {
+    pub const DESC: u16 = 0;
+    pub const FLOW: u16 = 1;
+    pub const AGGREGATE: u16 = 2;
+    pub const TABLE: u16 = 3;
+    pub const PORT_STATS: u16 = 4;
+    pub const GROUP_DESC: u16 = 7;
+    pub const GROUP_FEATURES: u16 = 8;
+    pub const PORT_DESC: u16 = 13;
+}
+
+/// The filter of FLOW and AGGREGATE requests.
+#[derive(Clone, PartialEq, Debug)]
+pub struct FlowStatsRequest {
+    /// `OFPTT_ALL` for every table.
+    pub table_id: u8,
+    pub out_port: u32,
+    pub out_group: u32,
+    pub cookie: u64,
+    pub cookie_mask: u64,
+    pub matches: Match,
+}
+
+impl FlowStatsRequest {
+    fn decode(mut r: Reader) -> Result<FlowStatsRequest, OfpError> {
+        let table_id = r.u8()?;
+        r.skip(3)?;
+        let out_port = r.u32()?;
+        let out_group = r.u32()?;
+        r.skip(4)?;
+        Ok(FlowStatsRequest {
+            table_id,
+            out_port,
+            out_group,
+            cookie: r.u64()?,
+            cookie_mask: r.u64()?,
+            matches: decode_match(&mut r)?,
+        })
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) -> Result<(), OfpError> {
+        out.put_u8(self.table_id);
+        out.put_zeros(3);
+        out.put_u32(self.out_port);
+        out.put_u32(self.out_group);
+        out.put_zeros(4);
+        out.put_u64(self.cookie);
+        out.put_u64(self.cookie_mask);
+        encode_match(&self.matches, out)
+    }
+}
+
+/// A MULTIPART_REQUEST body.
+#[derive(Clone, PartialEq, Debug)]
+pub enum RequestBody {
+    Desc,
+    Flow(FlowStatsRequest),
+    Aggregate(FlowStatsRequest),
+    Table,
+    /// `OFPP_ANY` for every port.
+    PortStats(u32),
+    PortDesc,
+    GroupDesc,
+    GroupFeatures,
+}
+
+/// MULTIPART_REQUEST.
+#[derive(Clone, PartialEq, Debug)]
+pub struct MultipartRequest {
+    pub flags: u16,
+    pub body: RequestBody,
+}
+
+fn empty<T>(r: &Reader, v: T) -> Result<T, OfpError> {
+    if r.is_empty() {
+        Ok(v)
+    } else {
+        err(E::BadRequestLen, "multipart body")
+    }
+}
+
+impl MultipartRequest {
+    pub fn decode(mut r: Reader) -> Result<MultipartRequest, OfpError> {
+        let t = r.u16()?;
+        let flags = r.u16()?;
+        r.skip(4)?;
+        let body = match t {
+            ty::DESC => empty(&r, RequestBody::Desc)?,
+            ty::FLOW => RequestBody::Flow(FlowStatsRequest::decode(r)?),
+            ty::AGGREGATE => RequestBody::Aggregate(FlowStatsRequest::decode(r)?),
+            ty::TABLE => empty(&r, RequestBody::Table)?,
+            ty::PORT_STATS => {
+                let p = r.u32()?;
+                r.skip(4)?;
+                empty(&r, RequestBody::PortStats(p))?
+            }
+            ty::PORT_DESC => empty(&r, RequestBody::PortDesc)?,
+            ty::GROUP_DESC => empty(&r, RequestBody::GroupDesc)?,
+            ty::GROUP_FEATURES => empty(&r, RequestBody::GroupFeatures)?,
+            _ => return err(E::BadRequestMultipart, "multipart.type"),
+        };
+        Ok(MultipartRequest { flags, body })
+    }
+
+    pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), OfpError> {
+        let t = match &self.body {
+            RequestBody::Desc => ty::DESC,
+            RequestBody::Flow(_) => ty::FLOW,
+            RequestBody::Aggregate(_) => ty::AGGREGATE,
+            RequestBody::Table => ty::TABLE,
+            RequestBody::PortStats(_) => ty::PORT_STATS,
+            RequestBody::PortDesc => ty::PORT_DESC,
+            RequestBody::GroupDesc => ty::GROUP_DESC,
+            RequestBody::GroupFeatures => ty::GROUP_FEATURES,
+        };
+        out.put_u16(t);
+        out.put_u16(self.flags);
+        out.put_zeros(4);
+        match &self.body {
+            RequestBody::Flow(f) | RequestBody::Aggregate(f) => f.encode(out)?,
+            RequestBody::PortStats(p) => {
+                out.put_u32(*p);
+                out.put_zeros(4);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// The DESC reply.
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct Desc {
+    pub mfr_desc: String,
+    pub hw_desc: String,
+    pub sw_desc: String,
+    pub serial_num: String,
+    pub dp_desc: String,
+}
+
+/// One flow of the FLOW reply.
+#[derive(Clone, PartialEq, Debug)]
+pub struct FlowStats {
+    pub table_id: u8,
+    pub duration_sec: u32,
+    pub duration_nsec: u32,
+    pub priority: u16,
+    pub idle_timeout: u16,
+    pub hard_timeout: u16,
+    pub flags: u16,
+    pub cookie: u64,
+    pub packet_count: u64,
+    pub byte_count: u64,
+    pub matches: Match,
+    pub instructions: Vec<Instruction>,
+}
+
+impl FlowStats {
+    fn decode(r: &mut Reader) -> Result<FlowStats, OfpError> {
+        let len = usize::from(r.u16()?);
+        if len < 56 {
+            return err(E::BadRequestLen, "flow_stats.length");
+        }
+        let mut b = Reader::new(r.bytes(len - 2)?, E::BadRequestLen, "flow_stats.length");
+        let table_id = b.u8()?;
+        b.skip(1)?;
+        let duration_sec = b.u32()?;
+        let duration_nsec = b.u32()?;
+        let priority = b.u16()?;
+        let idle_timeout = b.u16()?;
+        let hard_timeout = b.u16()?;
+        let flags = b.u16()?;
+        b.skip(4)?;
+        let cookie = b.u64()?;
+        let packet_count = b.u64()?;
+        let byte_count = b.u64()?;
+        let matches = decode_match(&mut b)?;
+        Ok(FlowStats {
+            table_id,
+            duration_sec,
+            duration_nsec,
+            priority,
+            idle_timeout,
+            hard_timeout,
+            flags,
+            cookie,
+            packet_count,
+            byte_count,
+            matches,
+            instructions: decode_instructions(b)?,
+        })
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) -> Result<(), OfpError> {
+        let start = out.len();
+        out.put_u16(0);
+        out.put_u8(self.table_id);
+        out.put_u8(0);
+        out.put_u32(self.duration_sec);
+        out.put_u32(self.duration_nsec);
+        out.put_u16(self.priority);
+        out.put_u16(self.idle_timeout);
+        out.put_u16(self.hard_timeout);
+        out.put_u16(self.flags);
+        out.put_zeros(4);
+        out.put_u64(self.cookie);
+        out.put_u64(self.packet_count);
+        out.put_u64(self.byte_count);
+        encode_match(&self.matches, out)?;
+        encode_instructions(&self.instructions, out);
+        let len = out.len() - start;
+        out.set_u16(start, len as u16);
+        Ok(())
+    }
+}
+
+/// One table of the TABLE reply.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct TableStats {
+    pub table_id: u8,
+    pub active_count: u32,
+    pub lookup_count: u64,
+    pub matched_count: u64,
+}
+
+/// One port of the PORT_STATS reply.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct PortStats {
+    pub port_no: u32,
+    /// rx_packets, tx_packets, rx_bytes, tx_bytes, rx_dropped, tx_dropped, rx_errors,
+    /// tx_errors, rx_frame_err, rx_over_err, rx_crc_err, collisions.
+    pub counters: [u64; 12],
+    pub duration_sec: u32,
+    pub duration_nsec: u32,
+}
+
+/// The GROUP_FEATURES reply.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct GroupFeatures {
+    /// Bit N: group type N supported.
+    pub types: u32,
+    pub capabilities: u32,
+    pub max_groups: [u32; 4],
+    /// Per group type, bit N: action type N supported.
+    pub actions: [u32; 4],
+}
+
+/// A MULTIPART_REPLY body.
+#[derive(Clone, PartialEq, Debug)]
+pub enum ReplyBody {
+    Desc(Desc),
+    Flow(Vec<FlowStats>),
+    Aggregate {
+        packet_count: u64,
+        byte_count: u64,
+        flow_count: u32,
+    },
+    Table(Vec<TableStats>),
+    PortStats(Vec<PortStats>),
+    PortDesc(Vec<Port>),
+    GroupDesc(Vec<GroupDesc>),
+    GroupFeatures(GroupFeatures),
+}
+
+/// MULTIPART_REPLY.
+#[derive(Clone, PartialEq, Debug)]
+pub struct MultipartReply {
+    pub flags: u16,
+    pub body: ReplyBody,
+}
+
+/// Entries of a fixed size filling `r`.
+fn fixed<T>(
+    mut r: Reader,
+    size: usize,
+    f: impl Fn(&mut Reader) -> Result<T, OfpError>,
+) -> Result<Vec<T>, OfpError> {
+    if !r.remaining().is_multiple_of(size) {
+        return err(E::BadRequestLen, "multipart entry");
+    }
+    let mut v = Vec::new();
+    while !r.is_empty() {
+        v.push(f(&mut r)?);
+    }
+    Ok(v)
+}
+
+impl MultipartReply {
+    pub fn decode(mut r: Reader) -> Result<MultipartReply, OfpError> {
+        let t = r.u16()?;
+        let flags = r.u16()?;
+        r.skip(4)?;
+        let body = match t {
+            ty::DESC => ReplyBody::Desc(Desc {
+                mfr_desc: r.string(256)?,
+                hw_desc: r.string(256)?,
+                sw_desc: r.string(256)?,
+                serial_num: r.string(32)?,
+                dp_desc: r.string(256)?,
+            }),
+            ty::FLOW => {
+                let mut v = Vec::new();
+                while !r.is_empty() {
+                    v.push(FlowStats::decode(&mut r)?);
+                }
+                ReplyBody::Flow(v)
+            }
+            ty::AGGREGATE => {
+                let a = ReplyBody::Aggregate {
+                    packet_count: r.u64()?,
+                    byte_count: r.u64()?,
+                    flow_count: r.u32()?,
+                };
+                r.skip(4)?;
+                a
+            }
+            ty::TABLE => ReplyBody::Table(fixed(r, 24, |r| {
+                let table_id = r.u8()?;
+                r.skip(3)?;
+                Ok(TableStats {
+                    table_id,
+                    active_count: r.u32()?,
+                    lookup_count: r.u64()?,
+                    matched_count: r.u64()?,
+                })
+            })?),
+            ty::PORT_STATS => ReplyBody::PortStats(fixed(r, 112, |r| {
+                let port_no = r.u32()?;
+                r.skip(4)?;
+                let mut counters = [0u64; 12];
+                for c in &mut counters {
+                    *c = r.u64()?;
+                }
+                Ok(PortStats {
+                    port_no,
+                    counters,
+                    duration_sec: r.u32()?,
+                    duration_nsec: r.u32()?,
+                })
+            })?),
+            ty::PORT_DESC => ReplyBody::PortDesc(fixed(r, PORT_LEN, Port::decode)?),
+            ty::GROUP_DESC => {
+                let mut v = Vec::new();
+                while !r.is_empty() {
+                    v.push(GroupDesc::decode(&mut r)?);
+                }
+                ReplyBody::GroupDesc(v)
+            }
+            ty::GROUP_FEATURES => {
+                let types = r.u32()?;
+                let capabilities = r.u32()?;
+                let mut max_groups = [0u32; 4];
+                for m in &mut max_groups {
+                    *m = r.u32()?;
+                }
+                let mut actions = [0u32; 4];
+                for a in &mut actions {
+                    *a = r.u32()?;
+                }
+                ReplyBody::GroupFeatures(GroupFeatures {
+                    types,
+                    capabilities,
+                    max_groups,
+                    actions,
+                })
+            }
+            _ => return err(E::BadRequestMultipart, "multipart.type"),
+        };
+        Ok(MultipartReply { flags, body })
+    }
+
+    pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), OfpError> {
+        let t = match &self.body {
+            ReplyBody::Desc(_) => ty::DESC,
+            ReplyBody::Flow(_) => ty::FLOW,
+            ReplyBody::Aggregate { .. } => ty::AGGREGATE,
+            ReplyBody::Table(_) => ty::TABLE,
+            ReplyBody::PortStats(_) => ty::PORT_STATS,
+            ReplyBody::PortDesc(_) => ty::PORT_DESC,
+            ReplyBody::GroupDesc(_) => ty::GROUP_DESC,
+            ReplyBody::GroupFeatures(_) => ty::GROUP_FEATURES,
+        };
+        out.put_u16(t);
+        out.put_u16(self.flags);
+        out.put_zeros(4);
+        match &self.body {
+            ReplyBody::Desc(d) => {
+                out.put_string(&d.mfr_desc, 256);
+                out.put_string(&d.hw_desc, 256);
+                out.put_string(&d.sw_desc, 256);
+                out.put_string(&d.serial_num, 32);
+                out.put_string(&d.dp_desc, 256);
+            }
+            ReplyBody::Flow(v) => {
+                for f in v {
+                    f.encode(out)?;
+                }
+            }
+            ReplyBody::Aggregate {
+                packet_count,
+                byte_count,
+                flow_count,
+            } => {
+                out.put_u64(*packet_count);
+                out.put_u64(*byte_count);
+                out.put_u32(*flow_count);
+                out.put_zeros(4);
+            }
+            ReplyBody::Table(v) => {
+                for t in v {
+                    out.put_u8(t.table_id);
+                    out.put_zeros(3);
+                    out.put_u32(t.active_count);
+                    out.put_u64(t.lookup_count);
+                    out.put_u64(t.matched_count);
+                }
+            }
+            ReplyBody::PortStats(v) => {
+                for p in v {
+                    out.put_u32(p.port_no);
+                    out.put_zeros(4);
+                    for c in p.counters {
+                        out.put_u64(c);
+                    }
+                    out.put_u32(p.duration_sec);
+                    out.put_u32(p.duration_nsec);
+                }
+            }
+            ReplyBody::PortDesc(v) => {
+                for p in v {
+                    p.encode(out);
+                }
+            }
+            ReplyBody::GroupDesc(v) => {
+                for g in v {
+                    g.encode(out);
+                }
+            }
+            ReplyBody::GroupFeatures(g) => {
+                out.put_u32(g.types);
+                out.put_u32(g.capabilities);
+                for m in g.max_groups.iter().chain(g.actions.iter()) {
+                    out.put_u32(*m);
+                }
+            }
+        }
+        Ok(())
+    }
+}
