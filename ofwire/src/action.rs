@@ -308,12 +308,15 @@ pub enum Context {
 /// A wire action as a vecswitch action.
 pub fn to_action(a: &WireAction, cx: Context) -> Result<Action, OfpError> {
     Ok(match *a {
-        WireAction::Output { port: p, .. } => match p {
+        WireAction::Output { port: p, max_len } => match p {
             port::IN_PORT => Action::InPort,
             port::NORMAL => Action::Normal,
             port::FLOOD => Action::Flood,
             port::ALL => Action::All,
-            port::CONTROLLER => Action::Controller,
+            port::CONTROLLER => Action::Controller(Box::new(openflow::ControllerArgs {
+                max_len,
+                ..openflow::ControllerArgs::default()
+            })),
             port::LOCAL => Action::Local,
             port::TABLE if cx == Context::PacketOut => Action::Resubmit {
                 port: None,
@@ -360,10 +363,20 @@ pub fn from_action(a: &Action) -> Result<Option<WireAction>, OfpError> {
         Action::Flood => out(port::FLOOD),
         Action::All => out(port::ALL),
         Action::Local => out(port::LOCAL),
-        Action::Controller => Some(WireAction::Output {
-            port: port::CONTROLLER,
-            max_len: OFPCML_NO_BUFFER,
-        }),
+        // Only the plain form: reason, id, userdata, pause and meter need NXAST_CONTROLLER2.
+        Action::Controller(c) => {
+            let plain = openflow::ControllerArgs {
+                max_len: c.max_len,
+                ..openflow::ControllerArgs::default()
+            };
+            if **c != plain {
+                return err(E::BadActionType, "controller(...) arguments");
+            }
+            Some(WireAction::Output {
+                port: port::CONTROLLER,
+                max_len: c.max_len,
+            })
+        }
         Action::SetField { field, value } => Some(set_field(*field, *value)?),
         Action::Load { dst, value } if dst.is_whole() => Some(set_field(dst.field, *value)?),
         Action::PushVlan(et) => Some(WireAction::PushVlan(*et)),
@@ -374,6 +387,8 @@ pub fn from_action(a: &Action) -> Result<Option<WireAction>, OfpError> {
         | Action::Move { .. }
         | Action::Resubmit { .. }
         | Action::Note(_)
+        | Action::StackPush(_)
+        | Action::StackPop(_)
         | Action::Ct(_) => return err(E::BadActionType, "no OpenFlow 1.3 action"),
     })
 }

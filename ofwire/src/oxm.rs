@@ -410,7 +410,7 @@ mod tests {
         let est = (CT_STATE, 0x22);
         match p {
             Prereq::None | Prereq::CtProto => vec![],
-            Prereq::Ipv4 | Prereq::IpAny | Prereq::Ipv4OrArp => vec![ip],
+            Prereq::Ipv4 | Prereq::IpAny | Prereq::Ipv4OrArp | Prereq::IpOrArp => vec![ip],
             Prereq::Ipv6 => vec![ip6],
             Prereq::Arp => vec![arp],
             Prereq::L4 => vec![ip, (IP_PROTO, 6)],

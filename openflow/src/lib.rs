@@ -31,8 +31,8 @@ pub use parse::{
 pub use portnames::PortNames;
 pub use print::{format_actions, format_dump};
 pub use rule::{
-    Action, Field, FieldRef, Fields, FlowMod, FlowModCommand, FlowSpec, Match, DEFAULT_PRIORITY,
-    N_REGS, N_TABLES, OFPP_LOCAL,
+    Action, ControllerArgs, Field, FieldRef, Fields, FlowMod, FlowModCommand, FlowSpec, Match,
+    DEFAULT_PRIORITY, N_REGS, N_TABLES, OFPP_LOCAL,
 };
 pub use ruleset::{ApplyReport, FlowTables, Rule, RuleSet, RuleStats};
 pub use xlate::{translate, FragMode, XlateEnv, MAX_RESUBMIT_DEPTH};

@@ -140,8 +140,8 @@ impl FlowModMsg {
         if self.buffer_id != OFP_NO_BUFFER {
             return err(E::BadRequestBufferUnknown, "flow_mod.buffer_id");
         }
-        if deleting && (self.out_port != port::ANY || self.out_group != OFPG_ANY) {
-            return err(E::BadRequestPort, "flow_mod.out_port");
+        if deleting && self.out_group != OFPG_ANY {
+            return err(E::BadRequestPort, "flow_mod.out_group");
         }
         if self.flags & !flags::SEND_FLOW_REM & !flags::RESET_COUNTS != 0 {
             return err(E::FlowModBadFlags, "flow_mod.flags");
@@ -158,6 +158,10 @@ impl FlowModMsg {
                 cookie_mask: (!adding && self.cookie_mask != 0).then_some(self.cookie_mask),
                 idle_timeout: self.idle_timeout,
                 hard_timeout: self.hard_timeout,
+                // OpenFlow 1.3's modify ignores out_port; delete filters on it.
+                out_port: (deleting && self.out_port != port::ANY).then_some(self.out_port),
+                importance: 0,
+                flags: self.flags,
                 matches: self.matches.clone(),
                 actions,
             },
@@ -176,9 +180,9 @@ impl FlowModMsg {
             hard_timeout: s.hard_timeout,
             priority: s.priority,
             buffer_id: OFP_NO_BUFFER,
-            out_port: port::ANY,
+            out_port: s.out_port.unwrap_or(port::ANY),
             out_group: OFPG_ANY,
-            flags: 0,
+            flags: s.flags,
             matches: s.matches.clone(),
             instructions: from_actions(&s.actions)?,
         })
