@@ -14,7 +14,7 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use common::counter;
-use ports::{PortIo, PortSpec};
+use ports::{PortIo, PortLoss, PortSpec};
 use vhost::vhost_user::message::VhostUserProtocolFeatures;
 use vhost::vhost_user::{Frontend, VhostUserFrontend};
 use vhost::{VhostBackend, VhostUserMemoryRegionInfo, VringConfigData};
@@ -212,13 +212,16 @@ fn made_up_descriptors_are_counted_and_a_shrunk_memory_file_stops_the_rings() {
         "{:?}",
         port.counters()
     );
-    // The switch is still here; the guest's rings stay stopped.
+    // The switch is still here; the guest's rings stay stopped. A frame to send is taken and
+    // named lost (`tx-link-down`), not left to the caller as a full ring.
     let before = counter(port, "rx-frames");
+    let down = port.losses().get(PortLoss::TxLinkDown);
     for _ in 0..10 {
         port.rx_burst(32, &mut |_| {});
-        assert_eq!(port.tx_burst(&[&frame]), 0);
+        assert_eq!(port.tx_burst(&[&frame]), 1);
     }
     assert_eq!(counter(port, "rx-frames"), before);
+    assert_eq!(port.losses().get(PortLoss::TxLinkDown), down + 10);
     // Both vrings of the guest stopped, each counted once.
     assert_eq!(counter(port, "memory-faults"), 2);
     eprintln!("vhg0 counters: {:?}", port.counters());
