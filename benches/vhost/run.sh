@@ -8,6 +8,7 @@
 #          requests feeds port 1, testpmd 5tswaps them back into port 2 as replies)
 #          nf-1-off nf-1-on nf-64-off nf-64-on (the replay loop with the p2p rules, 1 or
 #          64 UDP flows, NetFlow v5 export off and on in both switches)
+#          p2p-64-nf p2p-256flows-nf (p2p-64 and p2p-256flows with NetFlow on)
 #          (default: all; quick: p2p-64, normal-learned and vxlan-64, one run each)
 # Needs root and both cores. Installs DPDK and OVS (+ unpacks ovs-vswitchd-dpdk), builds
 # vecswitch, reserves 1100 2 MiB hugepages on a mount of its own, and gives everything back
