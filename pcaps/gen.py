@@ -184,11 +184,16 @@ class Scenario:
                 res[name].append((i, data, f.loose.get(name, [])))
         return res
 
+    def repeats(self, port):
+        """How many times a port's input is played (its `repeat`, default 1)."""
+        ports = self.ports + (self.underlay["ports"] if self.underlay else [])
+        return next((p.get("repeat", 1) for p in ports if p["name"] == port), 1)
+
     def expected_drops(self):
         res = {}
         for f in self.frames:
             if f.drop:
-                res[f.drop] = res.get(f.drop, 0) + 1
+                res[f.drop] = res.get(f.drop, 0) + self.repeats(f.port)
         return res
 
 
@@ -233,7 +238,7 @@ def write_scenario(s):
         lines.append("ofport = %d" % p["ofport"])
         if p["name"] in inputs:
             lines.append('input = "%s-in.pcap"' % p["name"])
-        for k in ("vlan_mode", "tag", "trunks", "type") + TUNNEL_KEYS + ("mtu", "mtu_request"):
+        for k in ("vlan_mode", "tag", "trunks", "type") + TUNNEL_KEYS + ("mtu", "mtu_request", "repeat"):
             if k in p:
                 lines.append("%s = %s" % (k, toml_value(p[k])))
 
@@ -294,6 +299,8 @@ def write_scenario(s):
 
 
 def port_desc(p):
+    if "repeat" in p:
+        return port_desc({k: v for k, v in p.items() if k != "repeat"})
     if "mtu_request" in p:
         rest = {k: v for k, v in p.items() if k != "mtu_request"}
         return "%s, mtu_request %d" % (port_desc(rest), p["mtu_request"])
@@ -334,6 +341,8 @@ def readme(s):
     inputs = s.inputs()
     for p in s.ports:
         inp = "%s-in.pcap (%d frames)" % (p["name"], len(inputs[p["name"]])) if p["name"] in inputs else "—"
+        if "repeat" in p:
+            inp += ", played %d times (`repeat`)" % p["repeat"]
         out.append("| %s | %d | %s | %s |" % (p["name"], p["ofport"], port_desc(p), inp))
     out.append("")
     u = s.underlay
@@ -2699,6 +2708,54 @@ interface fields, the port into the low 9 (OVS's rule; 65534 becomes 5 << 9 | 0x
     return s
 
 
+def netflow_64bit():
+    reps = NETFLOW_64BIT_REPEAT
+    frames = 3 * reps
+    frame_len = 14 + 9000
+    s = Scenario(
+        "netflow-64bit",
+        "NetFlow v5: one flow of more than 2^32 bytes split into records as OVS splits it",
+        """
+p1 and p2 have `mtu_request = 9000`. p1 sends UDP 10.0.0.1:5000→10.0.0.2:6000 in
+9000-byte IP packets (9014-byte frames); a rule drops them (`if 1 > 65533`). p1's input holds
+3 frames, 1 ms apart, played %d times (`repeat = %d`: the frames are shared, each repetition
+starts 1 ms after the previous one ended), so %d frames, %d bytes (more than 2^32 =
+4294967296), pass through one megaflow in %.3f s of virtual time. NetFlow is on with the
+default active timeout (600 s), so the flow's one record is due when the replay ends.
+
+A NetFlow v5 record counts 32-bit octets; Open vSwitch (`netflow_expire__` in
+ofproto/netflow.c) sends a flow whose byte count does not fit as several records, evenly:
+while bytes are left, `n_recs = (bytes + UINT32_MAX - 1) / UINT32_MAX` and the record takes
+`pkts / n_recs` packets and `bytes / n_recs` bytes (when the bytes are at most 175 × 2^32,
+its sanity bound). Here: n_recs = 2, a record of %d packets and %d bytes, then
+one of %d packets and %d bytes, in one datagram (flow_sequence 1), both with the
+flow's first time, 31 ms (the first rx batch, 32 frames of 0–31 ms, is polled at its last
+frame's time, as a PMD gives a batch one time), and its last, %d ms. `vecswitch/tests/netflow.rs`
+asserts them.
+
+Open vSwitch is not run on this one: `pcaps/ovs_reference.py` injects frame by frame with
+`ovs-appctl netdev-dummy/receive` (%d calls here, hours); the records are OVS's formula above.
+""" % (reps, reps, frames, frames * frame_len, frames / 1000, frames // 2, frames * frame_len // 2,
+       frames - frames // 2, frames * frame_len - frames * frame_len // 2, frames - 1, frames),
+        [{"name": "p1", "ofport": 1, "mtu_request": 9000, "repeat": reps},
+         {"name": "p2", "ofport": 2, "mtu_request": 9000}],
+        rules=["priority=10,in_port=1,udp,actions=drop",
+               "priority=0,actions=normal"],
+        netflow={"targets": ["127.0.0.1:2055"], "engine_type": 0, "engine_id": 0},
+    )
+    head = Ether(src=mac(1), dst=mac(2)) / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=5000, dport=6000)
+    for n in range(3):
+        f = head / Raw(bytes((i + n) % 251 for i in range(9000 - 28)))
+        assert len(f) == frame_len
+        s.send("p1", f, "UDP 10.0.0.1:5000→10.0.0.2:6000, 9000-byte IP packet (%d)" % n, None,
+               "dropped by the rule; counted in the flow's record (×%d)" % reps, drop="rule-drop")
+    return s
+
+
+# netflow-64bit: p1's 3 frames are played this many times (3 × 160001 × 9014 bytes > 2^32).
+NETFLOW_64BIT_REPEAT = 160_001
+
+
 def arp_responder():
     gw_ip, gw_mac = "10.0.0.254", "02:00:00:00:00:fe"
     vip, vip_mac = "10.0.0.100", "02:00:00:00:01:00"
@@ -2758,7 +2815,7 @@ the service address's swaps the two protocol addresses through the stack
     return s
 
 
-SCENARIOS = [l2_learning, vlan, vlan_defaults, vlan_native, acl, rewrite, resubmit, nested_tables, fragments, frag_normal, frag_nx_match, frag_drop, vlan_limit_1, vlan_limit_2, mac_move, priorities, malformed, vxlan, geneve, tunnel_drops, vni_isolation, vxlan_arp, tunnel_flow, geneve_options, tunnel_mtu, tunnel_jumbo, jumbo, ct_firewall, ct_snat, ct_dnat, ct_limits, ct_tuple, ct_frag, netflow_basic, netflow_add_id, arp_responder]
+SCENARIOS = [l2_learning, vlan, vlan_defaults, vlan_native, acl, rewrite, resubmit, nested_tables, fragments, frag_normal, frag_nx_match, frag_drop, vlan_limit_1, vlan_limit_2, mac_move, priorities, malformed, vxlan, geneve, tunnel_drops, vni_isolation, vxlan_arp, tunnel_flow, geneve_options, tunnel_mtu, tunnel_jumbo, jumbo, ct_firewall, ct_snat, ct_dnat, ct_limits, ct_tuple, ct_frag, netflow_basic, netflow_add_id, netflow_64bit, arp_responder]
 
 
 def build(names=None):

@@ -194,6 +194,7 @@ pub fn underlay_switch(
         tunnel: None,
         mtu: None,
         mtu_request: None,
+        repeat: 1,
     };
     let tenant = Arc::new(tenant_bridge(s, now_ns)?);
     let mut underlay_ports = u.ports.clone();
@@ -346,21 +347,22 @@ pub fn replay(scenario: &Scenario, out: &Path) -> Result<ReplayReport> {
     std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
     // Every input frame, in capture-time order; ties keep port order, then file order. A
     // file keeps its own order: a frame stamped earlier than the one before it in its file
-    // arrives at that one's time.
-    let inputs = scenario
+    // arrives at that one's time. A repeated input shares its frames (see [`arrivals_of`]).
+    let inputs: Vec<&ScenarioPort> = scenario
         .ports
         .iter()
-        .chain(scenario.underlay.iter().flat_map(|u| u.ports.iter()));
-    let mut arrivals: Vec<(u64, usize, Frame)> = Vec::new();
-    for (i, port) in inputs.enumerate() {
-        if let Some(input) = &port.input {
-            let mut last = 0;
-            for mut f in read_pcap(input)? {
-                f.ts_ns = f.ts_ns.max(last);
-                last = f.ts_ns;
-                arrivals.push((f.ts_ns, i, f));
-            }
-        }
+        .chain(scenario.underlay.iter().flat_map(|u| u.ports.iter()))
+        .collect();
+    let mut files = Vec::new();
+    for port in &inputs {
+        files.push(match &port.input {
+            Some(input) => read_pcap(input)?,
+            None => Vec::new(),
+        });
+    }
+    let mut arrivals: Vec<(u64, usize, &Frame)> = Vec::new();
+    for (i, (port, frames)) in inputs.iter().zip(&files).enumerate() {
+        arrivals_of(port, frames, i, &mut arrivals)?;
     }
     arrivals.sort_by_key(|(ts, port, _)| (*ts, *port));
 
@@ -454,6 +456,40 @@ pub fn replay(scenario: &Scenario, out: &Path) -> Result<ReplayReport> {
     Ok(report)
 }
 
+/// Adds the arrivals of `frames`, the input of `port` (switch port index `index`), played
+/// `port.repeat` times: each frame at its time (never before the one before it), each
+/// repetition starting one gap (that of the file's first two frames) after the previous one
+/// ended. The frames are shared between repetitions, not copied.
+fn arrivals_of<'a>(
+    port: &ScenarioPort,
+    frames: &'a [Frame],
+    index: usize,
+    arrivals: &mut Vec<(u64, usize, &'a Frame)>,
+) -> Result<()> {
+    let mut times = Vec::with_capacity(frames.len());
+    let mut last = 0;
+    for f in frames {
+        last = f.ts_ns.max(last);
+        times.push(last);
+    }
+    let period = match (port.repeat, times.as_slice()) {
+        (1, _) => 0,
+        (_, &[first, second, ..]) => times[times.len() - 1] - first + (second - first).max(1),
+        _ => anyhow::bail!(
+            "port {}: repeat needs an input of at least two frames (their gap paces the \
+             repetitions)",
+            port.name
+        ),
+    };
+    arrivals.reserve(frames.len() * port.repeat as usize);
+    for r in 0..u64::from(port.repeat) {
+        for (f, t) in frames.iter().zip(&times) {
+            arrivals.push((t + r * period, index, f));
+        }
+    }
+    Ok(())
+}
+
 /// The nonzero counters of `table`'s fragment reassembler, and the fragments it holds; empty
 /// when it saw none.
 fn ipf_counters(table: &ConnTable) -> BTreeMap<String, u64> {
@@ -519,7 +555,7 @@ impl NetflowClock {
 fn run<U: Upcall + 'static>(
     scenario: &Scenario,
     switch: &mut Switch<U>,
-    arrivals: &[(u64, usize, Frame)],
+    arrivals: &[(u64, usize, &Frame)],
     out: &Path,
     conntrack: &ConnTable,
     mut netflow: Option<&mut NetflowClock>,

@@ -50,6 +50,10 @@ pub struct ScenarioPort {
     pub mtu: Option<u16>,
     /// The port's `mtu_request` (any port but a tunnel's), as `add-port` takes it.
     pub mtu_request: Option<u16>,
+    /// How many times the input is played (`repeat`, default 1): the frames are shared, not
+    /// copied, and each repetition starts one gap (the file's first two frames' spacing)
+    /// after the one before ended.
+    pub repeat: u32,
 }
 
 impl ScenarioPort {
@@ -225,6 +229,8 @@ struct RawPort {
     mtu: Option<i64>,
     #[serde(default)]
     mtu_request: Option<i64>,
+    #[serde(default)]
+    repeat: Option<i64>,
 }
 
 impl RawPort {
@@ -380,6 +386,9 @@ fn rules_path(
     }
 }
 
+/// Most repetitions of a port's input (`repeat`).
+pub const MAX_REPEAT: u32 = 10_000_000;
+
 /// The `[[port]]`s of one bridge (`table` is `port` or `underlay.port`); `names` holds the
 /// names taken already, by the other bridge's ports too.
 fn parse_ports(
@@ -465,6 +474,24 @@ fn parse_ports(
             }
             _ => None,
         };
+        let repeat = match p.repeat {
+            None => 1,
+            Some(_) if input.is_none() => {
+                return Err(field(
+                    at("repeat"),
+                    "the port has no input to repeat".into(),
+                ))
+            }
+            Some(n) => match u32::try_from(n) {
+                Ok(r) if (1..=MAX_REPEAT).contains(&r) => r,
+                _ => {
+                    return Err(field(
+                        at("repeat"),
+                        format!("{n} is not in 1..={MAX_REPEAT}"),
+                    ))
+                }
+            },
+        };
         ports.push(ScenarioPort {
             name: p.name,
             ofport: p.ofport,
@@ -473,6 +500,7 @@ fn parse_ports(
             tunnel,
             mtu,
             mtu_request,
+            repeat,
         });
     }
     Ok(ports)
