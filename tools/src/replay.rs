@@ -17,6 +17,7 @@ use datapath::conntrack::DatapathConntrack;
 use datapath::daemon::sweep_conntrack;
 use datapath::switch::{PortStats, Switch, SwitchPort, POOL_FRAMES};
 use datapath::tunnel_ports::{tunnel_output, tunnel_receive};
+use flowcache::Classify;
 use netflow::BridgeNetflow;
 use openflow::datapath::{DatapathBridge, DatapathUpcall, Underlay};
 use openflow::normal::{MacTable, NormalPort, VlanMode, DEFAULT_AGING_NS, DEFAULT_MAX_ENTRIES};
@@ -389,16 +390,7 @@ pub fn replay(scenario: &Scenario, out: &Path) -> Result<ReplayReport> {
         None => {
             let upcall = upcall_for(scenario, start_ns)?
                 .with_conntrack(Arc::new(DatapathConntrack(ct.clone())));
-            // NetFlow on the virtual clock (pcap time is Unix time: no wall offset).
-            let mut nf = scenario.netflow.as_ref().map(|o| {
-                let nf = Arc::new(BridgeNetflow::capturing(o.clone(), start_ns));
-                upcall.bridge().set_netflow(Some(nf.clone()));
-                NetflowClock {
-                    nf,
-                    next_ns: start_ns + NETFLOW_TICK_NS,
-                    sent: Vec::new(),
-                }
-            });
+            let mut nf = NetflowClock::on(scenario, upcall.bridge(), start_ns);
             let mut switch = Switch::with_pool(upcall, config, scenario_pool(scenario))?;
             for p in switch_ports(scenario) {
                 switch.add_port(p);
@@ -411,19 +403,17 @@ pub fn replay(scenario: &Scenario, out: &Path) -> Result<ReplayReport> {
                 report.megaflows = PerBridge::One(c.dump_megaflows_text(now));
                 report.flows = PerBridge::One(c.upcall().bridge().dump_flows(now));
                 if let Some(nf) = &mut nf {
-                    // The end, as OVS's tests stop the switch: every megaflow goes, and
-                    // its record with it.
-                    nf.advance(now);
-                    c.flush();
-                    nf.run_at(now);
-                    crate::netflow_capture::write(out, &nf.sent)?;
+                    nf.finish(c, now, out)?;
                 }
             }
             report
         }
         Some(u) => {
             let (mut switch, bridges) = underlay_switch(scenario, u, config, start_ns, &ct)?;
-            let now = run(scenario, &mut switch, &arrivals, out, &ct, None)?;
+            // NetFlow on the scenario's bridge, whose tunnel ports are its in and out
+            // interfaces (the underlay's part of a tunnel output is not its own, as in OVS).
+            let mut nf = NetflowClock::on(scenario, &bridges[0].1, start_ns);
+            let now = run(scenario, &mut switch, &arrivals, out, &ct, nf.as_mut())?;
             let mut report = build_report(scenario, &mut switch);
             report.conntrack = dump_conntrack(&ct, now);
             report.megaflows = PerBridge::Each(
@@ -444,6 +434,9 @@ pub fn replay(scenario: &Scenario, out: &Path) -> Result<ReplayReport> {
             });
             if let Some(c) = switch.classifier() {
                 report.classify = c.stats().to_map();
+                if let Some(nf) = &mut nf {
+                    nf.finish(c, now, out)?;
+                }
             }
             report
         }
@@ -529,6 +522,34 @@ struct NetflowClock {
 }
 
 impl NetflowClock {
+    /// NetFlow on `bridge` with the scenario's `[netflow]` settings, if any, on the virtual
+    /// clock (pcap time is Unix time: no wall offset).
+    fn on(scenario: &Scenario, bridge: &Bridge, start_ns: u64) -> Option<NetflowClock> {
+        scenario.netflow.as_ref().map(|o| {
+            let nf = Arc::new(BridgeNetflow::capturing(o.clone(), start_ns));
+            bridge.set_netflow(Some(nf.clone()));
+            NetflowClock {
+                nf,
+                next_ns: start_ns + NETFLOW_TICK_NS,
+                sent: Vec::new(),
+            }
+        })
+    }
+
+    /// The end at `now_ns`, as OVS's tests stop the switch: every megaflow of `classifier`
+    /// goes, and its record with it; writes what was sent into `out`.
+    fn finish<U: Upcall>(
+        &mut self,
+        classifier: &mut Classify<U>,
+        now_ns: u64,
+        out: &Path,
+    ) -> Result<()> {
+        self.advance(now_ns);
+        classifier.flush();
+        self.run_at(now_ns);
+        crate::netflow_capture::write(out, &self.sent)
+    }
+
     /// Runs NetFlow at every whole second (from the start) up to `now_ns`.
     fn advance(&mut self, now_ns: u64) {
         while self.next_ns <= now_ns {

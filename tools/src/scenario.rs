@@ -335,12 +335,6 @@ impl Scenario {
             })?;
         }
         if let Some(nf) = &raw.netflow {
-            if underlay.is_some() {
-                return Err(field(
-                    "netflow".into(),
-                    "not yet in a scenario with an [underlay]".into(),
-                ));
-            }
             nf.validate().map_err(|e| {
                 let text = e.to_string();
                 let (name, reason) = text.split_once(": ").unwrap_or(("", &text));
@@ -1079,6 +1073,27 @@ mod tests {
             e.starts_with("scenario.toml: line 4: port[0].mtu: only an [[underlay.port]]"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_port_repeat_is_checked() {
+        // Any file stands for the input here: only replay reads it.
+        let port =
+            |v: &str| format!("[[port]]\nname='p1'\nofport=1\ninput='Cargo.toml'\nrepeat={v}\n");
+        assert_eq!(parse(&port("480000")).unwrap().ports[0].repeat, 480_000);
+        let s = parse("[[port]]\nname='p1'\nofport=1\ninput='Cargo.toml'\n").unwrap();
+        assert_eq!(s.ports[0].repeat, 1);
+        for bad in ["0", "-3", "10000001"] {
+            let e = parse(&port(bad)).unwrap_err().to_string();
+            assert!(
+                e.contains("port[0].repeat: ") && e.contains("not in 1..=10000000"),
+                "{bad}: {e}"
+            );
+        }
+        let e = parse("[[port]]\nname='p1'\nofport=1\nrepeat=2\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("port[0].repeat: the port has no input"), "{e}");
     }
 
     #[test]
