@@ -2793,11 +2793,12 @@ outer UDP flow) that vecswitch does not (netflow/README.md), so br-phy has no Ne
 
 Open vSwitch 3.1 (`pcaps/ovs_reference.py`, its dummy datapath with native tunnels) agrees on
 the frames and on the ICMP replies, and differs in two ways, declared in gen.py (`netflow_ovs`)
-so that `crosscheck.py --ovs` holds it to them. Its datapath flows count the inner bytes
-(`dpctl/dump-flows` before the purge: the echo request's flow 1 packet of 98 bytes, the UDP
-flow's 2 of 102), but the flow's first packet, the upcall's, reaches NetFlow with tunnel
-headers counted in (ICMP 246 bytes for 2 = 98 + 148, UDP 253 for 3 = 102 + 151): vecswitch
-counts inner bytes for every packet. And it sends no record of the three one-packet flows (the
+so that `crosscheck.py --ovs` holds it to them. Its records of the flows into the tunnel carry
+50 bytes (the tunnel header) more per packet its datapath flow carried (ICMP 246 bytes for 2 =
+2 × 98 + 50, UDP 253 for 3 = 3 × 51 + 2 × 50; the first packet is the upcall's), though
+`dpctl/dump-flows` before the purge shows those flows with the inner bytes (1 packet of 98, 2
+of 102): vecswitch counts inner bytes for every packet. And it sends no record of the three
+one-packet flows (the
 TOS one, the broadcast, the unknown unicast) within 2 s of `revalidator/purge`; their datapath
 flows were never hit (0 packets before the purge). Where in OVS's upcall path either comes from
 is not found yet; vecswitch counts every packet's inner bytes and sends every record when the
@@ -2812,7 +2813,7 @@ replay ends.
             ("10.0.0.2", "10.0.0.1", "if 10 > 1", "proto 17 40006 > 7000 TOS b8"): None,
             ("10.0.0.1", "10.0.0.255", "if 1 > 65535", "proto 17 138 > 138"): None,
             ("10.0.0.2", "10.0.0.9", "if 10 > 65535", "proto 17 5000 > 5001"): None,
-        }, "OVS 3.1: the upcall packet counted with tunnel headers; no record of one-packet flows"),
+        }, "OVS 3.1: 50 header bytes per datapath hit into the tunnel; no record of one-packet flows"),
     )
     vm1, vm2, vm3, i1, i2, i3 = mac(1), mac(2), mac(3), "10.0.0.1", "10.0.0.2", "10.0.0.3"
     f = arp_request(vm1, i1, i2)
