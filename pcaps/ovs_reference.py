@@ -335,6 +335,11 @@ def main(argv):
         sys.exit(__doc__)
     out = argv[1]
     scenarios = gen.build(argv[2:])
+    # A repeated input (`repeat`) would take one ovs-appctl call per frame played: hours.
+    for s in [s for s in scenarios if any(s.repeats(p) > 1 for p in s.input_ports())]:
+        print("%s: skipped, its input is played %d times (one ovs-appctl call a frame)"
+              % (s.name, max(s.repeats(p) for p in s.input_ports())))
+        scenarios.remove(s)
     for dummy, group in (("--enable-dummy=override", [s for s in scenarios if not s.underlay]),
                          ("--enable-dummy --disable-system", [s for s in scenarios if s.underlay])):
         if not group:

@@ -39,12 +39,16 @@ pub fn netflow_key(key: &FlowKey) -> Option<NetflowKey> {
 }
 
 /// Makes an IPv4 megaflow match the NetFlow key fields of `key` exactly (OVS
-/// `netflow_mask_wc`): addresses, protocol, ports (ICMP: type and code), DSCP.
+/// `netflow_mask_wc`): addresses, protocol, ports (ICMP: type and code), DSCP. Every
+/// megaflow matches the EtherType: OVS's translation always matches it (`dl_type` in
+/// `compose_output_action__`), vecswitch's only when the rules read it, and without it the
+/// megaflow of an ARP reply would take the IPv4 packets that follow it, whose records then
+/// nobody would count.
 pub fn mask_wc(key: &FlowKey, mask: &mut FlowKey) {
+    mask.dl_type = u16::MAX;
     if key.dl_type != ethertype::IPV4 {
         return;
     }
-    mask.dl_type = u16::MAX;
     mask.nw_proto = u8::MAX;
     mask.nw_src = u32::MAX;
     mask.nw_dst = u32::MAX;

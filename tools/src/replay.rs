@@ -17,6 +17,7 @@ use datapath::conntrack::DatapathConntrack;
 use datapath::daemon::sweep_conntrack;
 use datapath::switch::{PortStats, Switch, SwitchPort, POOL_FRAMES};
 use datapath::tunnel_ports::{tunnel_output, tunnel_receive};
+use flowcache::Classify;
 use netflow::BridgeNetflow;
 use openflow::datapath::{DatapathBridge, DatapathUpcall, Underlay};
 use openflow::normal::{MacTable, NormalPort, VlanMode, DEFAULT_AGING_NS, DEFAULT_MAX_ENTRIES};
@@ -194,6 +195,7 @@ pub fn underlay_switch(
         tunnel: None,
         mtu: None,
         mtu_request: None,
+        repeat: 1,
     };
     let tenant = Arc::new(tenant_bridge(s, now_ns)?);
     let mut underlay_ports = u.ports.clone();
@@ -346,21 +348,22 @@ pub fn replay(scenario: &Scenario, out: &Path) -> Result<ReplayReport> {
     std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
     // Every input frame, in capture-time order; ties keep port order, then file order. A
     // file keeps its own order: a frame stamped earlier than the one before it in its file
-    // arrives at that one's time.
-    let inputs = scenario
+    // arrives at that one's time. A repeated input shares its frames (see [`arrivals_of`]).
+    let inputs: Vec<&ScenarioPort> = scenario
         .ports
         .iter()
-        .chain(scenario.underlay.iter().flat_map(|u| u.ports.iter()));
-    let mut arrivals: Vec<(u64, usize, Frame)> = Vec::new();
-    for (i, port) in inputs.enumerate() {
-        if let Some(input) = &port.input {
-            let mut last = 0;
-            for mut f in read_pcap(input)? {
-                f.ts_ns = f.ts_ns.max(last);
-                last = f.ts_ns;
-                arrivals.push((f.ts_ns, i, f));
-            }
-        }
+        .chain(scenario.underlay.iter().flat_map(|u| u.ports.iter()))
+        .collect();
+    let mut files = Vec::new();
+    for port in &inputs {
+        files.push(match &port.input {
+            Some(input) => read_pcap(input)?,
+            None => Vec::new(),
+        });
+    }
+    let mut arrivals: Vec<(u64, usize, &Frame)> = Vec::new();
+    for (i, (port, frames)) in inputs.iter().zip(&files).enumerate() {
+        arrivals_of(port, frames, i, &mut arrivals)?;
     }
     arrivals.sort_by_key(|(ts, port, _)| (*ts, *port));
 
@@ -387,16 +390,7 @@ pub fn replay(scenario: &Scenario, out: &Path) -> Result<ReplayReport> {
         None => {
             let upcall = upcall_for(scenario, start_ns)?
                 .with_conntrack(Arc::new(DatapathConntrack(ct.clone())));
-            // NetFlow on the virtual clock (pcap time is Unix time: no wall offset).
-            let mut nf = scenario.netflow.as_ref().map(|o| {
-                let nf = Arc::new(BridgeNetflow::capturing(o.clone(), start_ns));
-                upcall.bridge().set_netflow(Some(nf.clone()));
-                NetflowClock {
-                    nf,
-                    next_ns: start_ns + NETFLOW_TICK_NS,
-                    sent: Vec::new(),
-                }
-            });
+            let mut nf = NetflowClock::on(scenario, upcall.bridge(), start_ns);
             let mut switch = Switch::with_pool(upcall, config, scenario_pool(scenario))?;
             for p in switch_ports(scenario) {
                 switch.add_port(p);
@@ -409,19 +403,17 @@ pub fn replay(scenario: &Scenario, out: &Path) -> Result<ReplayReport> {
                 report.megaflows = PerBridge::One(c.dump_megaflows_text(now));
                 report.flows = PerBridge::One(c.upcall().bridge().dump_flows(now));
                 if let Some(nf) = &mut nf {
-                    // The end, as OVS's tests stop the switch: every megaflow goes, and
-                    // its record with it.
-                    nf.advance(now);
-                    c.flush();
-                    nf.run_at(now);
-                    crate::netflow_capture::write(out, &nf.sent)?;
+                    nf.finish(c, now, out)?;
                 }
             }
             report
         }
         Some(u) => {
             let (mut switch, bridges) = underlay_switch(scenario, u, config, start_ns, &ct)?;
-            let now = run(scenario, &mut switch, &arrivals, out, &ct, None)?;
+            // NetFlow on the scenario's bridge, whose tunnel ports are its in and out
+            // interfaces (the underlay's part of a tunnel output is not its own, as in OVS).
+            let mut nf = NetflowClock::on(scenario, &bridges[0].1, start_ns);
+            let now = run(scenario, &mut switch, &arrivals, out, &ct, nf.as_mut())?;
             let mut report = build_report(scenario, &mut switch);
             report.conntrack = dump_conntrack(&ct, now);
             report.megaflows = PerBridge::Each(
@@ -442,6 +434,9 @@ pub fn replay(scenario: &Scenario, out: &Path) -> Result<ReplayReport> {
             });
             if let Some(c) = switch.classifier() {
                 report.classify = c.stats().to_map();
+                if let Some(nf) = &mut nf {
+                    nf.finish(c, now, out)?;
+                }
             }
             report
         }
@@ -452,6 +447,40 @@ pub fn replay(scenario: &Scenario, out: &Path) -> Result<ReplayReport> {
     std::fs::write(out.join("counters.json"), json)
         .with_context(|| format!("{}: cannot write counters.json", out.display()))?;
     Ok(report)
+}
+
+/// Adds the arrivals of `frames`, the input of `port` (switch port index `index`), played
+/// `port.repeat` times: each frame at its time (never before the one before it), each
+/// repetition starting one gap (that of the file's first two frames) after the previous one
+/// ended. The frames are shared between repetitions, not copied.
+fn arrivals_of<'a>(
+    port: &ScenarioPort,
+    frames: &'a [Frame],
+    index: usize,
+    arrivals: &mut Vec<(u64, usize, &'a Frame)>,
+) -> Result<()> {
+    let mut times = Vec::with_capacity(frames.len());
+    let mut last = 0;
+    for f in frames {
+        last = f.ts_ns.max(last);
+        times.push(last);
+    }
+    let period = match (port.repeat, times.as_slice()) {
+        (1, _) => 0,
+        (_, &[first, second, ..]) => times[times.len() - 1] - first + (second - first).max(1),
+        _ => anyhow::bail!(
+            "port {}: repeat needs an input of at least two frames (their gap paces the \
+             repetitions)",
+            port.name
+        ),
+    };
+    arrivals.reserve(frames.len() * port.repeat as usize);
+    for r in 0..u64::from(port.repeat) {
+        for (f, t) in frames.iter().zip(&times) {
+            arrivals.push((t + r * period, index, f));
+        }
+    }
+    Ok(())
 }
 
 /// The nonzero counters of `table`'s fragment reassembler, and the fragments it holds; empty
@@ -493,6 +522,34 @@ struct NetflowClock {
 }
 
 impl NetflowClock {
+    /// NetFlow on `bridge` with the scenario's `[netflow]` settings, if any, on the virtual
+    /// clock (pcap time is Unix time: no wall offset).
+    fn on(scenario: &Scenario, bridge: &Bridge, start_ns: u64) -> Option<NetflowClock> {
+        scenario.netflow.as_ref().map(|o| {
+            let nf = Arc::new(BridgeNetflow::capturing(o.clone(), start_ns));
+            bridge.set_netflow(Some(nf.clone()));
+            NetflowClock {
+                nf,
+                next_ns: start_ns + NETFLOW_TICK_NS,
+                sent: Vec::new(),
+            }
+        })
+    }
+
+    /// The end at `now_ns`, as OVS's tests stop the switch: every megaflow of `classifier`
+    /// goes, and its record with it; writes what was sent into `out`.
+    fn finish<U: Upcall>(
+        &mut self,
+        classifier: &mut Classify<U>,
+        now_ns: u64,
+        out: &Path,
+    ) -> Result<()> {
+        self.advance(now_ns);
+        classifier.flush();
+        self.run_at(now_ns);
+        crate::netflow_capture::write(out, &self.sent)
+    }
+
     /// Runs NetFlow at every whole second (from the start) up to `now_ns`.
     fn advance(&mut self, now_ns: u64) {
         while self.next_ns <= now_ns {
@@ -519,7 +576,7 @@ impl NetflowClock {
 fn run<U: Upcall + 'static>(
     scenario: &Scenario,
     switch: &mut Switch<U>,
-    arrivals: &[(u64, usize, Frame)],
+    arrivals: &[(u64, usize, &Frame)],
     out: &Path,
     conntrack: &ConnTable,
     mut netflow: Option<&mut NetflowClock>,

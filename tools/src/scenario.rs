@@ -50,6 +50,10 @@ pub struct ScenarioPort {
     pub mtu: Option<u16>,
     /// The port's `mtu_request` (any port but a tunnel's), as `add-port` takes it.
     pub mtu_request: Option<u16>,
+    /// How many times the input is played (`repeat`, default 1): the frames are shared, not
+    /// copied, and each repetition starts one gap (the file's first two frames' spacing)
+    /// after the one before ended.
+    pub repeat: u32,
 }
 
 impl ScenarioPort {
@@ -225,6 +229,8 @@ struct RawPort {
     mtu: Option<i64>,
     #[serde(default)]
     mtu_request: Option<i64>,
+    #[serde(default)]
+    repeat: Option<i64>,
 }
 
 impl RawPort {
@@ -329,12 +335,6 @@ impl Scenario {
             })?;
         }
         if let Some(nf) = &raw.netflow {
-            if underlay.is_some() {
-                return Err(field(
-                    "netflow".into(),
-                    "not yet in a scenario with an [underlay]".into(),
-                ));
-            }
             nf.validate().map_err(|e| {
                 let text = e.to_string();
                 let (name, reason) = text.split_once(": ").unwrap_or(("", &text));
@@ -379,6 +379,9 @@ fn rules_path(
         _ => Ok(None),
     }
 }
+
+/// Most repetitions of a port's input (`repeat`).
+pub const MAX_REPEAT: u32 = 10_000_000;
 
 /// The `[[port]]`s of one bridge (`table` is `port` or `underlay.port`); `names` holds the
 /// names taken already, by the other bridge's ports too.
@@ -465,6 +468,24 @@ fn parse_ports(
             }
             _ => None,
         };
+        let repeat = match p.repeat {
+            None => 1,
+            Some(_) if input.is_none() => {
+                return Err(field(
+                    at("repeat"),
+                    "the port has no input to repeat".into(),
+                ))
+            }
+            Some(n) => match u32::try_from(n) {
+                Ok(r) if (1..=MAX_REPEAT).contains(&r) => r,
+                _ => {
+                    return Err(field(
+                        at("repeat"),
+                        format!("{n} is not in 1..={MAX_REPEAT}"),
+                    ))
+                }
+            },
+        };
         ports.push(ScenarioPort {
             name: p.name,
             ofport: p.ofport,
@@ -473,6 +494,7 @@ fn parse_ports(
             tunnel,
             mtu,
             mtu_request,
+            repeat,
         });
     }
     Ok(ports)
@@ -1051,6 +1073,27 @@ mod tests {
             e.starts_with("scenario.toml: line 4: port[0].mtu: only an [[underlay.port]]"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_port_repeat_is_checked() {
+        // Any file stands for the input here: only replay reads it.
+        let port =
+            |v: &str| format!("[[port]]\nname='p1'\nofport=1\ninput='Cargo.toml'\nrepeat={v}\n");
+        assert_eq!(parse(&port("480000")).unwrap().ports[0].repeat, 480_000);
+        let s = parse("[[port]]\nname='p1'\nofport=1\ninput='Cargo.toml'\n").unwrap();
+        assert_eq!(s.ports[0].repeat, 1);
+        for bad in ["0", "-3", "10000001"] {
+            let e = parse(&port(bad)).unwrap_err().to_string();
+            assert!(
+                e.contains("port[0].repeat: ") && e.contains("not in 1..=10000000"),
+                "{bad}: {e}"
+            );
+        }
+        let e = parse("[[port]]\nname='p1'\nofport=1\nrepeat=2\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("port[0].repeat: the port has no input"), "{e}");
     }
 
     #[test]

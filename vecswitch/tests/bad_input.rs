@@ -1,5 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-//! Bad input is refused whole, with the line, the field and the reason, and nothing is written.
+//! Bad input is refused whole, with the line, the field and the reason, and nothing is written;
+//! and how replay reads its inputs (pcapng, a file's order, `repeat`).
 
 use std::path::Path;
 
@@ -156,4 +157,56 @@ fn a_bad_tunnel_scenario_is_refused_naming_the_field() {
         assert!(err.contains("scenario.toml"), "{err}");
         assert!(err.contains(want), "want {want:?}, got {err}");
     }
+}
+
+/// A port's input with `repeat = 3`: its two frames (4 ms apart) are played three times,
+/// each repetition one gap after the one before ended; an input of one frame has no gap to
+/// pace repetitions by and is refused with the port's name.
+#[test]
+fn a_repeated_input_plays_again_at_its_own_pace() {
+    let dir = tempfile::tempdir().unwrap();
+    let frame = |n: u8| {
+        let mut f = vec![0xff; 6];
+        f.extend([2, 0, 0, 0, 0, 1, 0x88, 0xb5]);
+        f.extend([n; 46]);
+        f
+    };
+    let mut w = ports::pcap::file::PcapOut::create(&dir.path().join("p1-in.pcap")).unwrap();
+    w.write(1_000_000_000, &frame(1)).unwrap();
+    w.write(1_004_000_000, &frame(2)).unwrap();
+    drop(w);
+    let toml = "[[port]]\nname='p1'\nofport=1\ninput='p1-in.pcap'\nrepeat=3\n\
+                [[port]]\nname='p2'\nofport=2\n";
+    std::fs::write(dir.path().join("scenario.toml"), toml).unwrap();
+    let out = dir.path().join("out");
+    replay(&Scenario::load(dir.path()).unwrap(), &out).unwrap();
+    let sent = ports::pcap::capture::read_capture(&out.join("p2.pcap")).unwrap();
+    let got: Vec<(u64, u8)> = sent
+        .iter()
+        .map(|f| (f.ts_ns / 1_000_000, f.data[14]))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (1000, 1),
+            (1004, 2),
+            (1008, 1),
+            (1012, 2),
+            (1016, 1),
+            (1020, 2)
+        ]
+    );
+
+    let mut w = ports::pcap::file::PcapOut::create(&dir.path().join("p1-in.pcap")).unwrap();
+    w.write(1_000_000_000, &frame(1)).unwrap();
+    drop(w);
+    let scenario = Scenario::load(dir.path()).unwrap();
+    let err = format!(
+        "{:#}",
+        replay(&scenario, &dir.path().join("out2")).unwrap_err()
+    );
+    assert!(
+        err.contains("port p1: repeat needs an input of at least two frames"),
+        "{err}"
+    );
 }

@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-//! NetFlow end to end. The replay scenarios `pcaps/netflow` and `pcaps/netflow-add-id`: every
-//! datagram decoded from `netflow.pcap` and every record asserted (the goldens hold the bytes;
+//! NetFlow end to end. The replay scenarios `pcaps/netflow`, `pcaps/netflow-add-id`,
+//! `pcaps/netflow-64bit` (4 GiB through one megaflow, split as OVS splits it) and
+//! `pcaps/netflow-tunnel` (a VXLAN port as in and out interface): every datagram decoded from `netflow.pcap` and every record asserted (the goldens hold the bytes;
 //! these say what they mean), and tshark decoding them as cflow v5. The daemon: `set-netflow`,
 //! `show-netflow`, `clear-netflow` and refusals, with generator traffic exported to a UDP
 //! socket here (no root); and (root, nfdump installed) the daemon in a namespace exporting to
@@ -164,6 +165,121 @@ fn add_id_to_interface_and_the_special_outputs() {
         ifaces,
         vec![(id | 1, id | 0x1fe), (id | 2, id | 1), (id | 3, id | 0x1fd)],
         "several outputs 65534, one port, drop 65533"
+    );
+}
+
+/// OVS's `netflow_expire__` (ofproto/netflow.c): a flow whose bytes do not fit the record's
+/// 32 bits goes out as several records, each `pkts / n_recs` packets and `bytes / n_recs`
+/// bytes with `n_recs = ceil(bytes / UINT32_MAX)`, while the bytes are at most 175 × 2^32.
+fn ovs_split(mut pkts: u64, mut bytes: u64) -> Vec<(u32, u32)> {
+    assert!(bytes >> 32 <= 175);
+    let mut out = Vec::new();
+    while bytes > 0 {
+        let n_recs = bytes.div_ceil(u64::from(u32::MAX));
+        let (p, b) = (pkts / n_recs, bytes / n_recs);
+        out.push((u32::try_from(p).unwrap(), u32::try_from(b).unwrap()));
+        pkts -= p;
+        bytes -= b;
+    }
+    out
+}
+
+#[test]
+fn more_than_four_gib_through_one_megaflow_is_split_as_ovs_splits_it() {
+    let start = Instant::now();
+    let (out, d) = replay("netflow-64bit");
+    let elapsed = start.elapsed();
+    // 3 frames of 9014 bytes played 160001 times (`repeat`), every one dropped by the rule.
+    let (frames, bytes) = (3 * 160_001_u64, 3 * 160_001 * 9014_u64);
+    assert!(bytes > 1 << 32);
+    let counters: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("counters.json")).unwrap()).unwrap();
+    assert_eq!(counters["ports"][0]["stats"]["rx_packets"], frames);
+    assert_eq!(counters["ports"][0]["stats"]["rx_bytes"], bytes);
+    assert_eq!(counters["classify"]["megaflows-installed"], 1);
+    let split = ovs_split(frames, bytes);
+    assert_eq!(
+        split,
+        vec![(240_001, 2_163_373_521), (240_002, 2_163_373_521)]
+    );
+    // One datagram at the end (the default active timeout, 600 s, is not reached in 480 s).
+    assert_eq!(d.len(), 1);
+    let (port, h, r) = &d[0];
+    assert_eq!((*port, h.count, h.flow_sequence), (2055, 2, 1));
+    let flow = |(packets, octets): (u32, u32)| {
+        // First: the first rx batch (0-31 ms) is polled at 31 ms; last: the last frame.
+        (
+            ip(10, 0, 0, 1),
+            ip(10, 0, 0, 2),
+            1,
+            65533,
+            packets,
+            octets,
+            5000,
+            6000,
+            0,
+            17,
+            0,
+            (31, 480_002),
+        )
+    };
+    let got: Vec<Rec> = r.iter().map(rec).collect();
+    assert_eq!(got, split.into_iter().map(flow).collect::<Vec<_>>());
+    let sum: (u64, u64) = r.iter().fold((0, 0), |(p, b), r| {
+        (p + u64::from(r.packets), b + u64::from(r.octets))
+    });
+    assert_eq!(sum, (frames, bytes), "no packet or byte lost in the split");
+    eprintln!("netflow-64bit: {frames} frames replayed in {elapsed:?}");
+}
+
+#[test]
+fn a_tunnel_port_is_the_in_or_out_interface_of_the_bridge_it_is_on() {
+    let (_out, d) = replay("netflow-tunnel");
+    let (vm1, vm2) = (ip(10, 0, 0, 1), ip(10, 0, 0, 2));
+    assert_eq!(d.len(), 1, "everything at the end (active timeout 60 s)");
+    let (port, h, r) = &d[0];
+    assert_eq!((*port, h.engine_id, h.count), (2055, 3, 6));
+    let got: Vec<Rec> = r.iter().map(rec).collect();
+    // vx0 is OpenFlow port 10 of br0; bytes are the inner frames' (no 50-byte header). The
+    // ICMP replies and the TOS datagram come after the ARP reply that taught vm2 on vx0: with
+    // NetFlow on, its megaflow matches the EtherType and so takes none of them.
+    assert_eq!(
+        got,
+        vec![
+            (vm1, vm2, 1, 10, 2, 196, 0, 8 << 8, 0, 1, 0, (3, 5)),
+            (vm2, vm1, 10, 1, 2, 196, 0, 0, 0, 1, 0, (4, 6)),
+            (vm1, vm2, 1, 10, 3, 153, 40003, 7000, 0, 17, 0, (9, 9)),
+            (vm2, vm1, 10, 1, 1, 51, 40006, 7000, 0, 17, 0xb8, (10, 10)),
+            // Flooded from p1 to p2 and vx0, and from vx0 to p1 and p2.
+            (
+                vm1,
+                ip(10, 0, 0, 255),
+                1,
+                65535,
+                1,
+                49,
+                138,
+                138,
+                0,
+                17,
+                0,
+                (11, 11)
+            ),
+            (
+                vm2,
+                ip(10, 0, 0, 9),
+                10,
+                65535,
+                1,
+                49,
+                5000,
+                5001,
+                0,
+                17,
+                0,
+                (13, 13)
+            ),
+        ]
     );
 }
 

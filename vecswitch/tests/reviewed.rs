@@ -63,6 +63,9 @@ fn golden_checksums_are_right() {
 const NOT_IN_OVS: &[&str] = &[
     // OVS forwards frames that vecswitch drops with a parser reason (malformed/README.md).
     "malformed",
+    // 480003 frames (`repeat`): ovs_reference.py injects one frame per ovs-appctl call, hours
+    // (netflow-64bit/README.md; its records are asserted against OVS's formula instead).
+    "netflow-64bit",
 ];
 
 #[test]

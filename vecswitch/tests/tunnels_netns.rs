@@ -6,7 +6,8 @@
 //!
 //! - VXLAN with the Linux kernel's vxlan device in a namespace, with the kernel's own defaults
 //!   where they differ from Open vSwitch's (DF clear, its own source-port hash) and the UDP
-//!   checksum on: ping, TCP and UDP in both directions.
+//!   checksum on: ping, TCP and UDP in both directions; NetFlow on the tenant bridge, its
+//!   records naming the tunnel port.
 //! - Geneve with Open vSwitch's userspace datapath (`ovs-vswitchd` in a namespace of its own,
 //!   `datapath_type=netdev`): ping both ways, an option OVS sets passes, an option OVS marks
 //!   critical is dropped by name (vecswitch has no TLV map yet).
@@ -186,6 +187,10 @@ fn vxlan_interoperates_with_the_kernel_vxlan_device_both_ways() {
         neigh.contains(remote) && neigh.contains("DYNAMIC"),
         "{neigh}"
     );
+    netflow_records_name_the_tunnel_port(&d, &format!("vi{pid}"), tenant.host(), |n| {
+        assert!(ping(&tenant_ns, far_ip, n), "tenant -> kernel VTEP");
+        assert!(ping(&vtep_ns, tenant_ip, n), "kernel VTEP -> tenant");
+    });
 
     let bytes = 2 << 20;
     assert_eq!(
@@ -268,6 +273,69 @@ fn vxlan_interoperates_with_the_kernel_vxlan_device_both_ways() {
         flows.contains("vxlan(flags=0x8000000,vni=0x1388)"),
         "{flows}"
     );
+}
+
+/// NetFlow on the tenant bridge `br` of a running tunnel: `pings(n)` pings n times each way
+/// (tenant port `tenant` to the far side and back). The records name the tunnel port `vx0` as
+/// the flow's in or out interface, as OVS's (its OpenFlow port), with the inner frames' bytes.
+fn netflow_records_name_the_tunnel_port(
+    d: &DaemonProc,
+    br: &str,
+    tenant: &str,
+    pings: impl Fn(u32),
+) {
+    let collector = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    collector
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let target = format!("targets={}", collector.local_addr().unwrap());
+    d.ok(&["set-netflow", br, &target, "engine_id=9"]);
+    let ports = d.ok(&["port-stats", br]).json;
+    let ofport = |name: &str| {
+        ports
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["port"] == name)
+            .and_then(|p| p["ofport"].as_u64())
+            .unwrap_or_else(|| panic!("no port {name}: {ports:#}")) as u16
+    };
+    let (t, vx) = (ofport(tenant), ofport("vx0"));
+    pings(3);
+    // A rule change (one no packet here matches) revalidates every megaflow: their records
+    // go out at once.
+    d.ok(&[
+        "add-flow",
+        br,
+        "priority=5,ip,nw_dst=192.0.2.99,actions=drop",
+    ]);
+    // (ICMP destination port, in, out) -> (packets, bytes), summed over the records.
+    let mut icmp = std::collections::BTreeMap::<(u16, u16, u16), (u32, u32)>::new();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut buf = [0u8; 2048];
+    while icmp.values().map(|v| v.0).sum::<u32>() < 12 && Instant::now() < deadline {
+        if let Ok(n) = collector.recv(&mut buf) {
+            let (h, recs) = netflow::wire::parse_datagram(&buf[..n]).unwrap();
+            assert_eq!(h.engine_id, 9);
+            for r in recs.iter().filter(|r| r.proto == 1) {
+                let e = icmp.entry((r.dst_port, r.input, r.output)).or_default();
+                *e = (e.0 + r.packets, e.1 + r.octets);
+            }
+        }
+    }
+    // Echo requests (8 << 8) and replies (0), each way: 3 of 98 bytes (56 of payload), the
+    // inner frames, from the tenant port into vx0 and from vx0 to the tenant port.
+    let want: std::collections::BTreeMap<_, _> = [
+        ((8 << 8, t, vx), (3, 294)),
+        ((0, vx, t), (3, 294)),
+        ((8 << 8, vx, t), (3, 294)),
+        ((0, t, vx), (3, 294)),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(icmp, want, "tenant port {t}, vx0 {vx}");
+    d.ok(&["del-flows", br, "ip,nw_dst=192.0.2.99"]);
+    d.ok(&["clear-netflow", br]);
 }
 
 /// `ovsdb-server` and `ovs-vswitchd` (userspace datapath) run in namespace `ns`, in a
