@@ -30,6 +30,7 @@ use pipeline::{PacketId, PacketPool};
 
 use crate::afxdp::{
     PortCounters, RxDesc, Umem, XdpMode, XdpProgram, XskConfig, XskError, XskPort, XskStats,
+    MAX_CHAIN_DESCS, MAX_CHAIN_FRAME,
 };
 
 use pipeline::{send_copies, RxSink, Sent};
@@ -54,6 +55,14 @@ pub struct AfXdpQueue {
     joined: Option<Joined>,
     /// Scratch for lent frame addresses and completed ones.
     addrs: Vec<u64>,
+    /// A multi-buffer frame being gathered from its pieces (capacity fixed at open:
+    /// [`MAX_CHAIN_DESCS`] frames).
+    chain: Vec<u8>,
+    /// Pieces of the frame in `chain` so far (0: none).
+    chain_pieces: usize,
+    /// Whether the first socket got multi-buffer (`XDP_USE_SG`): what frame length the port
+    /// takes ([`PortIo::max_frame_len`]).
+    multi_buffer: bool,
     counters: QueueCounters,
 }
 
@@ -78,6 +87,11 @@ struct QueueCounters {
     foreign_polls: u64,
     /// Frames sent while the socket was closed.
     tx_closed: u64,
+    /// Frames received in more than one piece (multi-buffer).
+    rx_multi_buffer: u64,
+    /// Multi-buffer chains of more than [`MAX_CHAIN_DESCS`] pieces, or cut off by a socket
+    /// closing: dropped (never expected from the kernel).
+    rx_bad_chains: u64,
     /// What the sockets closed so far lost and counted: a socket's counters start from 0 when
     /// it is opened again, the queue's go on.
     retired: SocketTotals,
@@ -94,6 +108,7 @@ impl SocketTotals {
     fn add(&mut self, own: PortCounters, kernel: XskStats) {
         let (o, k) = (&mut self.own, &mut self.kernel);
         o.tx_too_long += own.tx_too_long;
+        o.tx_multi_buffer += own.tx_multi_buffer;
         o.tx_no_room += own.tx_no_room;
         o.wakeups += own.wakeups;
         o.wakeup_errors += own.wakeup_errors;
@@ -221,8 +236,16 @@ impl AfXdpQueue {
             .program()
             .cloned()
             .ok_or_else(|| open_error(port, ifname, queue, no_program))?;
+        let multi_buffer = xsk.mode().multi_buffer;
         Ok(AfXdpQueue {
             prog,
+            multi_buffer,
+            chain: Vec::with_capacity(if multi_buffer {
+                MAX_CHAIN_DESCS * FRAME_SIZE
+            } else {
+                0
+            }),
+            chain_pieces: 0,
             port: Some(xsk),
             descs: Vec::with_capacity(config.ring_size as usize),
             name: port.to_string(),
@@ -306,6 +329,11 @@ impl AfXdpQueue {
 
     /// Closes the socket, keeping what it counted in the queue's totals.
     fn close_socket(&mut self) {
+        if self.chain_pieces > 0 {
+            self.counters.rx_bad_chains += 1;
+            self.chain.clear();
+            self.chain_pieces = 0;
+        }
         if let Some(port) = self.port.take() {
             let kernel = port.stats().unwrap_or_default();
             self.counters.retired.add(port.counters(), kernel);
@@ -402,6 +430,9 @@ pub fn mode_text(port: &XskPort) -> String {
     if mode.need_wakeup {
         text.push_str(" need_wakeup");
     }
+    if mode.multi_buffer {
+        text.push_str(" multi-buffer");
+    }
     text
 }
 
@@ -414,14 +445,39 @@ impl PortIo for AfXdpQueue {
         // Never more than the vector holds, so that the burst does not allocate.
         let max = max.min(self.descs.capacity()) as u32;
         let n = port.rx_burst(&mut self.descs, max);
+        let mut frames = 0;
         for d in &self.descs {
-            f(port.packet(d.addr, d.len));
+            if !d.more && self.chain_pieces == 0 {
+                f(port.packet(d.addr, d.len));
+                port.recycle(d.addr);
+                frames += 1;
+                continue;
+            }
+            // A piece of a multi-buffer frame: gathered, the whole frame handed over at its
+            // last piece. The chain's capacity holds `MAX_CHAIN_DESCS` whole frames, so
+            // gathering never allocates; a longer chain is dropped, named.
+            self.chain_pieces += 1;
+            if self.chain_pieces <= MAX_CHAIN_DESCS {
+                self.chain
+                    .extend_from_slice(port.packet(d.addr, d.len.min(FRAME_SIZE as u32)));
+            }
             port.recycle(d.addr);
+            if !d.more {
+                if self.chain_pieces <= MAX_CHAIN_DESCS {
+                    f(&self.chain);
+                    self.counters.rx_multi_buffer += 1;
+                    frames += 1;
+                } else {
+                    self.counters.rx_bad_chains += 1;
+                }
+                self.chain.clear();
+                self.chain_pieces = 0;
+            }
         }
         if n > 0 {
             port.refill();
         }
-        n as usize
+        frames
     }
 
     fn rx_burst_into(&mut self, max: usize, sink: &mut dyn RxSink) -> usize {
@@ -458,13 +514,14 @@ impl PortIo for AfXdpQueue {
             // Another PMD's packets (or no pool): one copy into the socket's own frames.
             return send_copies(pool, ids, |frames| self.tx_burst(frames));
         };
-        let mut descs = [RxDesc { addr: 0, len: 0 }; pipeline::MAX_BATCH];
+        let mut descs = [RxDesc::default(); pipeline::MAX_BATCH];
         let n = ids.len().min(pipeline::MAX_BATCH);
         for (d, &id) in descs.iter_mut().zip(&ids[..n]) {
             let m = pool.meta(id);
             *d = RxDesc {
                 addr: id as u64 * FRAME_SIZE as u64 + m.data_off as u64,
                 len: m.len as u32,
+                more: false,
             };
         }
         let sent = port.tx_lent(&descs[..n]) as usize;
@@ -569,6 +626,9 @@ impl PortIo for AfXdpQueue {
             ("stray-frames", q.stray_frames),
             ("foreign-polls", q.foreign_polls),
             ("tx-closed", q.tx_closed),
+            ("rx-multi-buffer", q.rx_multi_buffer),
+            ("tx-multi-buffer", c.tx_multi_buffer),
+            ("rx-bad-chains", q.rx_bad_chains),
             ("tx-too-long", c.tx_too_long),
             ("tx-no-room", c.tx_no_room),
             ("wakeups", c.wakeups),
@@ -603,7 +663,16 @@ impl PortIo for AfXdpQueue {
         let (t, _) = self.totals();
         let mut l = xsk_losses(&t.own, &t.kernel);
         l.add(PortLoss::TxLinkDown, self.counters.tx_closed);
+        l.add(PortLoss::RxMalformed, self.counters.rx_bad_chains);
         l
+    }
+
+    fn max_frame_len(&self) -> Option<usize> {
+        Some(if self.multi_buffer {
+            MAX_CHAIN_FRAME
+        } else {
+            pipeline::MAX_PACKET
+        })
     }
 }
 
