@@ -55,11 +55,8 @@ pub struct AfXdpQueue {
     joined: Option<Joined>,
     /// Scratch for lent frame addresses and completed ones.
     addrs: Vec<u64>,
-    /// A multi-buffer frame being gathered from its pieces (capacity fixed at open:
-    /// [`MAX_CHAIN_DESCS`] frames).
-    chain: Vec<u8>,
-    /// Pieces of the frame in `chain` so far (0: none).
-    chain_pieces: usize,
+    /// A multi-buffer frame being gathered from its pieces.
+    chain: Chain,
     /// Whether the first socket got multi-buffer (`XDP_USE_SG`): what frame length the port
     /// takes ([`PortIo::max_frame_len`]).
     multi_buffer: bool,
@@ -119,6 +116,79 @@ impl SocketTotals {
         k.rx_ring_full += kernel.rx_ring_full;
         k.rx_fill_ring_empty_descs += kernel.rx_fill_ring_empty_descs;
         k.tx_ring_empty_descs += kernel.tx_ring_empty_descs;
+    }
+}
+
+/// A multi-buffer frame gathered from the pieces of a descriptor chain, in memory fixed at
+/// the start: it never allocates on the packet path.
+struct Chain {
+    /// The frame so far; capacity `max_pieces` whole UMEM frames.
+    buf: Vec<u8>,
+    /// Pieces added since the frame began (0: none).
+    pieces: usize,
+    max_pieces: usize,
+}
+
+/// What a piece did to the frame being gathered.
+#[derive(Debug, PartialEq, Eq)]
+enum Piece {
+    /// More pieces follow.
+    Pending,
+    /// That was the last: the whole frame is [`Chain::frame`] until [`Chain::clear`].
+    Whole,
+    /// The last of a chain of more than `max_pieces` pieces: dropped.
+    Malformed,
+}
+
+impl Chain {
+    fn new(max_pieces: usize) -> Chain {
+        Chain {
+            buf: Vec::with_capacity(max_pieces * FRAME_SIZE),
+            pieces: 0,
+            max_pieces,
+        }
+    }
+
+    /// Adds one piece (at most a UMEM frame of it); `more` says whether others follow.
+    fn add(&mut self, piece: &[u8], more: bool) -> Piece {
+        self.pieces += 1;
+        if self.pieces <= self.max_pieces {
+            self.buf
+                .extend_from_slice(&piece[..piece.len().min(FRAME_SIZE)]);
+        }
+        if more {
+            return Piece::Pending;
+        }
+        let whole = self.pieces <= self.max_pieces;
+        self.pieces = 0;
+        if whole {
+            Piece::Whole
+        } else {
+            self.buf.clear();
+            Piece::Malformed
+        }
+    }
+
+    /// The frame the last [`Piece::Whole`] completed.
+    fn frame(&self) -> &[u8] {
+        &self.buf
+    }
+
+    fn clear(&mut self) {
+        self.buf.clear();
+    }
+
+    /// Whether a frame has begun and not ended.
+    fn is_open(&self) -> bool {
+        self.pieces > 0
+    }
+
+    /// Drops a frame that has begun (its socket closes); returns whether there was one.
+    fn abandon(&mut self) -> bool {
+        let open = self.is_open();
+        self.pieces = 0;
+        self.buf.clear();
+        open
     }
 }
 
@@ -240,12 +310,7 @@ impl AfXdpQueue {
         Ok(AfXdpQueue {
             prog,
             multi_buffer,
-            chain: Vec::with_capacity(if multi_buffer {
-                MAX_CHAIN_DESCS * FRAME_SIZE
-            } else {
-                0
-            }),
-            chain_pieces: 0,
+            chain: Chain::new(if multi_buffer { MAX_CHAIN_DESCS } else { 0 }),
             port: Some(xsk),
             descs: Vec::with_capacity(config.ring_size as usize),
             name: port.to_string(),
@@ -329,10 +394,8 @@ impl AfXdpQueue {
 
     /// Closes the socket, keeping what it counted in the queue's totals.
     fn close_socket(&mut self) {
-        if self.chain_pieces > 0 {
+        if self.chain.abandon() {
             self.counters.rx_bad_chains += 1;
-            self.chain.clear();
-            self.chain_pieces = 0;
         }
         if let Some(port) = self.port.take() {
             let kernel = port.stats().unwrap_or_default();
@@ -447,32 +510,25 @@ impl PortIo for AfXdpQueue {
         let n = port.rx_burst(&mut self.descs, max);
         let mut frames = 0;
         for d in &self.descs {
-            if !d.more && self.chain_pieces == 0 {
+            if !d.more && !self.chain.is_open() {
                 f(port.packet(d.addr, d.len));
                 port.recycle(d.addr);
                 frames += 1;
                 continue;
             }
             // A piece of a multi-buffer frame: gathered, the whole frame handed over at its
-            // last piece. The chain's capacity holds `MAX_CHAIN_DESCS` whole frames, so
-            // gathering never allocates; a longer chain is dropped, named.
-            self.chain_pieces += 1;
-            if self.chain_pieces <= MAX_CHAIN_DESCS {
-                self.chain
-                    .extend_from_slice(port.packet(d.addr, d.len.min(FRAME_SIZE as u32)));
-            }
-            port.recycle(d.addr);
-            if !d.more {
-                if self.chain_pieces <= MAX_CHAIN_DESCS {
-                    f(&self.chain);
+            // last piece.
+            match self.chain.add(port.packet(d.addr, d.len), d.more) {
+                Piece::Pending => {}
+                Piece::Whole => {
+                    f(self.chain.frame());
+                    self.chain.clear();
                     self.counters.rx_multi_buffer += 1;
                     frames += 1;
-                } else {
-                    self.counters.rx_bad_chains += 1;
                 }
-                self.chain.clear();
-                self.chain_pieces = 0;
+                Piece::Malformed => self.counters.rx_bad_chains += 1,
             }
+            port.recycle(d.addr);
         }
         if n > 0 {
             port.refill();
@@ -711,6 +767,38 @@ mod tests {
         s.drain(|id| out.push(id));
         assert_eq!(out, vec![0, 63, 129]);
         assert_eq!(s.len(), 0);
+    }
+
+    #[test]
+    fn a_chain_is_gathered_whole_and_one_of_too_many_pieces_is_dropped_without_allocating() {
+        let mut c = Chain::new(MAX_CHAIN_DESCS);
+        let cap = c.buf.capacity();
+        // A 9014-byte frame as the kernel cuts it: 1792-byte pieces and the rest.
+        let frame: Vec<u8> = (0..9014u32).map(|i| i as u8).collect();
+        let pieces: Vec<&[u8]> = frame.chunks(1792).collect();
+        for (i, p) in pieces.iter().enumerate() {
+            let more = i + 1 < pieces.len();
+            let want = if more { Piece::Pending } else { Piece::Whole };
+            assert_eq!(c.add(p, more), want);
+        }
+        assert_eq!(c.frame(), &frame[..]);
+        c.clear();
+        assert!(!c.is_open());
+        // More pieces than the kernel ever chains: dropped at its end, named by the caller.
+        for _ in 0..MAX_CHAIN_DESCS {
+            assert_eq!(c.add(&[0xaa; FRAME_SIZE], true), Piece::Pending);
+        }
+        assert_eq!(c.add(&[1, 2, 3], false), Piece::Malformed);
+        assert_eq!(c.buf.capacity(), cap, "no allocation");
+        // The next frame starts clean; a piece longer than a UMEM frame is cut to one.
+        assert_eq!(c.add(&[7; FRAME_SIZE + 10], false), Piece::Whole);
+        assert_eq!(c.frame().len(), FRAME_SIZE);
+        c.clear();
+        // A socket closing under an unfinished chain.
+        assert_eq!(c.add(&[1], true), Piece::Pending);
+        assert!(c.abandon());
+        assert!(!c.abandon());
+        assert_eq!(c.buf.capacity(), cap);
     }
 
     #[test]

@@ -206,6 +206,9 @@ fn net_set_mtu(control: &Control, mut stream: &UnixStream) -> Result<(), VhostEr
     let (taken, reply) = {
         let mut device = lock(&control.device);
         let taken = device.net_set_mtu(u64::from_le_bytes(value));
+        // Shown before the ack goes out, so that a frontend that asks next sees it.
+        let mtu = device.guest_mtu().map_or(0, u32::from);
+        control.guest_mtu.store(mtu, Ordering::Relaxed);
         (taken, device.reply_ack() && flags & HDR_NEED_REPLY != 0)
     };
     if reply {
