@@ -159,6 +159,13 @@ pub trait PortIo: Send {
         Vec::new()
     }
 
+    /// The longest frame the queue can receive and send, if its type has a limit of its own
+    /// below the packet buffers' (an AF_XDP socket: one UMEM frame, or a chain of them with
+    /// multi-buffer); an `mtu_request` whose frames would be longer is refused.
+    fn max_frame_len(&self) -> Option<usize> {
+        None
+    }
+
     /// The frames this queue lost, by reason, from its start: what the kernel's ring
     /// counters say and what the port itself dropped (not the frames a transmit burst did not
     /// take: those the caller counts, see [`PortIo::tx_burst`]).

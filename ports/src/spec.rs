@@ -30,10 +30,12 @@ pub const MIN_MTU: u16 = 68;
 /// Largest `mtu_request` of any port: OVS-DPDK's (`NETDEV_DPDK_MAX_PKT_LEN` 9728 less 26 for
 /// the Ethernet header, CRC and two VLAN tags).
 pub const MAX_MTU: u16 = 9702;
-/// Largest `mtu_request` of an afxdp port: a frame must fit one 2048-byte UMEM chunk after
+/// Largest `mtu_request` of an afxdp port whose socket has no XDP multi-buffer
+/// (`XDP_USE_SG`, which the port asks for): a frame must fit one 2048-byte UMEM chunk after
 /// the 256 bytes of headroom (1792 bytes), less 18 for the Ethernet header and a VLAN tag.
-/// XDP multi-buffer (`XDP_USE_SG`) is not used.
-pub const AFXDP_MAX_MTU: u16 = (pipeline::MAX_PACKET - pipeline::FRAME_OVERHEAD) as u16;
+/// With multi-buffer an afxdp port takes [`MAX_MTU`]; which one it got is known once it is
+/// open ([`check_frame_limit`]).
+pub const AFXDP_SINGLE_BUFFER_MTU: u16 = (pipeline::MAX_PACKET - pipeline::FRAME_OVERHEAD) as u16;
 /// Largest `mtu_request` of a vhost-user port: the ring code's largest frame less 18.
 pub const VHOST_USER_MAX_MTU: u16 = (vhost_user::ring::MAX_FRAME - pipeline::FRAME_OVERHEAD) as u16;
 
@@ -113,7 +115,6 @@ const COMMON_KEYS: [&str; 4] = ["type", "ofport", "vlan", "mtu-request"];
 /// The largest `mtu_request` a port type carries.
 pub fn max_mtu(kind: &PortKind) -> u16 {
     match kind {
-        PortKind::Afxdp(_) => AFXDP_MAX_MTU,
         PortKind::VhostUser(_) => VHOST_USER_MAX_MTU,
         _ => MAX_MTU,
     }
@@ -132,17 +133,40 @@ pub fn parse_mtu_request(kind: &PortKind, value: &str) -> Result<u16, PortSpecEr
     let mtu = number("mtu_request", value, MIN_MTU, MAX_MTU)?;
     let max = max_mtu(kind);
     if mtu > max {
-        let why = match kind {
-            PortKind::Afxdp(_) => format!(
-                "an afxdp port carries frames of at most one UMEM chunk less headroom \
-                 ({} bytes): mtu_request at most {max}",
-                pipeline::MAX_PACKET
-            ),
-            _ => format!("a {} port carries mtu_request at most {max}", kind.name()),
-        };
+        let why = format!("a {} port carries mtu_request at most {max}", kind.name());
         return Err(bad("mtu_request", value, why));
     }
     Ok(mtu)
+}
+
+/// Checks `mtu_request` against what an open port's queues take
+/// ([`crate::PortIo::max_frame_len`], the least of them): its frames, MTU + 18, must fit.
+/// The refusal names `mtu_request` and says why for an afxdp port.
+pub fn check_frame_limit(
+    kind: &PortKind,
+    mtu: u16,
+    max_frame: Option<usize>,
+) -> Result<(), PortSpecError> {
+    let Some(max_frame) = max_frame else {
+        return Ok(());
+    };
+    let max = max_frame
+        .saturating_sub(pipeline::FRAME_OVERHEAD)
+        .min(MAX_MTU as usize);
+    if usize::from(mtu) <= max {
+        return Ok(());
+    }
+    let why = match kind {
+        PortKind::Afxdp(_) if max_frame <= pipeline::MAX_PACKET => format!(
+            "the kernel refused XDP multi-buffer (XDP_USE_SG) for this afxdp port, so a frame \
+             must fit one UMEM chunk less headroom ({max_frame} bytes): mtu_request at most {max}"
+        ),
+        _ => format!(
+            "a {} port takes frames of at most {max_frame} bytes: mtu_request at most {max}",
+            kind.name()
+        ),
+    };
+    Err(bad("mtu_request", &mtu.to_string(), why))
 }
 
 /// The keys of each port type (a type not listed takes only the common ones).
@@ -985,19 +1009,22 @@ mod tests {
             "mtu_request",
             "at most 9198",
         );
-        let afxdp = "type=afxdp";
-        assert_eq!(
-            args("lo", &format!("{afxdp} mtu_request=1774"))
-                .unwrap()
-                .mtu_request,
-            Some(1774)
+        let afxdp = args("lo", "type=afxdp mtu_request=9000").unwrap();
+        assert_eq!(afxdp.mtu_request, Some(9000), "multi-buffer is asked for");
+        // Once open, the socket says what it takes: without multi-buffer one UMEM chunk.
+        let single = Some(pipeline::MAX_PACKET);
+        assert!(check_frame_limit(&afxdp.kind, 1774, single).is_ok());
+        let e = check_frame_limit(&afxdp.kind, 1775, single)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("mtu_request:"), "{e}");
+        assert!(
+            e.contains("XDP_USE_SG") && e.contains("at most 1774"),
+            "{e}"
         );
-        assert_refused(
-            "lo",
-            &format!("{afxdp} mtu_request=1775"),
-            "mtu_request",
-            "UMEM chunk",
-        );
+        let chained = Some(crate::afxdp::MAX_CHAIN_FRAME);
+        assert!(check_frame_limit(&afxdp.kind, MAX_MTU, chained).is_ok());
+        assert!(check_frame_limit(&afxdp.kind, MAX_MTU, None).is_ok());
         assert_refused(
             "vx",
             "type=vxlan remote_ip=10.0.0.1 mtu_request=1450",

@@ -9,6 +9,22 @@ use std::mem::size_of;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::AtomicU32;
 
+/// Reads up to `buf.len()` bytes from socket `fd` without taking them (`MSG_PEEK`: the bytes,
+/// and any descriptors sent with them, stay for the next read); blocks until some arrive as
+/// the socket does. Returns how many were read (0: the peer closed).
+pub(crate) fn peek(fd: &impl AsRawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `recv` writes at most `buf.len()` bytes into `buf`, which lives across the call.
+    let n = unsafe {
+        libc::recv(
+            fd.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_PEEK,
+        )
+    };
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
+}
+
 /// `setsockopt(fd, level, opt, value)`.
 pub(crate) fn setsockopt<T>(
     fd: &OwnedFd,

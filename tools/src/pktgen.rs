@@ -751,6 +751,7 @@ impl Sender {
             self.descs.push(RxDesc {
                 addr: base + HEADROOM as u64,
                 len: size as u32,
+                more: false,
             });
         }
         let queued = self.port.tx_frames(&self.descs);
@@ -776,6 +777,8 @@ fn open_port(
     let config = XskConfig {
         xdp_mode: mode,
         steer,
+        // pktgen's frames fit one UMEM frame; a longer one is the kernel's to drop.
+        multi_buffer: false,
         ..XskConfig::default()
     };
     XskPort::open(ifname, queue, &config).map_err(|source| PktgenError::Port {

@@ -81,7 +81,7 @@ fn afxdp_port_exchanges_frames_both_ways() {
     let info = port.info();
     assert_eq!(info.kind, "afxdp");
     assert_eq!(
-        info.mode, "native copy need_wakeup",
+        info.mode, "native copy need_wakeup multi-buffer",
         "veth: native XDP, copy mode"
     );
     assert!(port.rx_fd().is_some());
@@ -99,7 +99,7 @@ fn afxdp_generic_mode_says_so() {
     let env = VethNs::new(1);
     let host = env.hosts[0].clone();
     let mut port = open_one(&host, &["type=afxdp", "xdp-mode=generic"]);
-    assert_eq!(port.info().mode, "generic copy need_wakeup");
+    assert_eq!(port.info().mode, "generic copy need_wakeup multi-buffer");
     let frames: Vec<Vec<u8>> = (0..6).map(frame).collect();
     send_from_ns(&env.ns, &env.peers[0], &frames);
     let got = receive(port.as_mut(), ETHERTYPE, frames.len());
@@ -352,7 +352,7 @@ fn afxdp_queues_share_one_program_and_each_receives_its_own_queue() {
     let mut queues = spec.open().unwrap_or_else(|e| panic!("open: {e}"));
     assert_eq!(queues.len(), 2, "one PortIo per queue");
     for q in &queues {
-        assert_eq!(q.info().mode, "native copy need_wakeup");
+        assert_eq!(q.info().mode, "native copy need_wakeup multi-buffer");
         assert!(q.rx_fd().is_some());
     }
     assert_eq!(xdp_programs(&veth.a), 1, "one program for both queues");

@@ -29,6 +29,13 @@ use vm_memory::{
 use crate::guest::{GuestMemory, USED_F_NO_NOTIFY};
 use crate::ring::{NetHdr, RingState, LEGACY_NET_HDR_LEN, NET_HDR_LEN};
 
+/// `VIRTIO_NET_F_MTU`: the device reports the MTU it was given (a frontend such as QEMU's
+/// `host_mtu` tells it with `VHOST_USER_NET_SET_MTU`).
+pub const VIRTIO_NET_F_MTU: u64 = 1 << 3;
+/// Smallest MTU `VHOST_USER_NET_SET_MTU` takes (DPDK's `VIRTIO_MIN_MTU`).
+pub const VIRTIO_MIN_MTU: u64 = 68;
+/// Largest MTU `VHOST_USER_NET_SET_MTU` takes (DPDK's `VIRTIO_MAX_MTU`).
+pub const VIRTIO_MAX_MTU: u64 = 65535;
 /// `VIRTIO_NET_F_MRG_RXBUF`: the device may merge receive buffers.
 pub const VIRTIO_NET_F_MRG_RXBUF: u64 = 1 << 15;
 /// `VIRTIO_NET_F_MQ`: the device has more than one queue pair.
@@ -42,16 +49,21 @@ pub const VIRTIO_F_IN_ORDER: u64 = 1 << 35;
 /// `VHOST_USER_F_PROTOCOL_FEATURES`: protocol features are negotiated (rings start disabled).
 pub const VHOST_USER_F_PROTOCOL_FEATURES: u64 = 1 << 30;
 /// The virtio features offered by a device with one queue pair: split or packed rings, used
-/// in order. No offloads, no event index, no indirect descriptors.
+/// in order, the MTU (as DPDK's vhost library offers it). No offloads, no event index, no
+/// indirect descriptors.
 pub const OFFERED_FEATURES: u64 = VIRTIO_NET_F_MRG_RXBUF
+    | VIRTIO_NET_F_MTU
     | VIRTIO_F_VERSION_1
     | VIRTIO_F_RING_PACKED
     | VIRTIO_F_IN_ORDER
     | VHOST_USER_F_PROTOCOL_FEATURES;
-/// The protocol features offered: REPLY_ACK (which the vhost crate adds in any case) and MQ
-/// (GET_QUEUE_NUM). Not STATUS, whose messages rust-vmm does not handle.
-const OFFERED_PROTOCOL_FEATURES: VhostUserProtocolFeatures =
-    VhostUserProtocolFeatures::REPLY_ACK.union(VhostUserProtocolFeatures::MQ);
+/// The protocol features offered: REPLY_ACK (which the vhost crate adds in any case), MQ
+/// (GET_QUEUE_NUM) and NET_MTU (`VHOST_USER_NET_SET_MTU`, which the port's control thread
+/// takes off the socket before the vhost crate, which does not know it: [`Device::net_set_mtu`]).
+/// Not STATUS, whose messages rust-vmm does not handle.
+const OFFERED_PROTOCOL_FEATURES: VhostUserProtocolFeatures = VhostUserProtocolFeatures::REPLY_ACK
+    .union(VhostUserProtocolFeatures::MQ)
+    .union(VhostUserProtocolFeatures::MTU);
 /// Vring index, within a queue pair, of the guest's receive virtqueue (the switch transmits
 /// into it): pair `q` has its vrings at `2q + GUEST_RX` and `2q + GUEST_TX`.
 pub const GUEST_RX: usize = 0;
@@ -158,6 +170,8 @@ pub struct Device {
     packed_rings: Arc<AtomicU64>,
     /// Whether a frontend owns the device (SET_OWNER).
     owned: bool,
+    /// The MTU the frontend gave the guest (`VHOST_USER_NET_SET_MTU`).
+    mtu: Option<u16>,
 }
 
 impl Device {
@@ -175,6 +189,7 @@ impl Device {
             rx_live: Arc::new(AtomicU64::new(0)),
             packed_rings: Arc::new(AtomicU64::new(0)),
             owned: false,
+            mtu: None,
         }
     }
 
@@ -218,6 +233,32 @@ impl Device {
         self.mem = None;
         self.regions.clear();
         self.owned = false;
+        self.mtu = None;
+    }
+
+    /// `VHOST_USER_NET_SET_MTU`: the frontend says which MTU it gave the guest (QEMU's
+    /// `host_mtu`, in the guest's `virtio_net_config.mtu`). Taken as DPDK's vhost library
+    /// takes it: 68..=65535, else refused; it changes no frame limit of the device (the
+    /// port's is its own `mtu_request`, as with OVS-DPDK, which shows the guest's in its
+    /// interface status).
+    pub fn net_set_mtu(&mut self, mtu: u64) -> Result<()> {
+        if !(VIRTIO_MIN_MTU..=VIRTIO_MAX_MTU).contains(&mtu) {
+            return Err(Error::InvalidParam);
+        }
+        self.mtu = u16::try_from(mtu).ok();
+        Ok(())
+    }
+
+    /// The guest's MTU as the frontend set it, once `VIRTIO_NET_F_MTU` is negotiated (what
+    /// DPDK's `rte_vhost_get_mtu` gives).
+    pub fn guest_mtu(&self) -> Option<u16> {
+        self.mtu
+            .filter(|_| self.acked_features & VIRTIO_NET_F_MTU != 0)
+    }
+
+    /// Whether the frontend acked `VHOST_USER_PROTOCOL_F_REPLY_ACK`.
+    pub fn reply_ack(&self) -> bool {
+        self.acked_protocol_features & VhostUserProtocolFeatures::REPLY_ACK.bits() != 0
     }
 
     /// Whether the first queue pair runs (the others follow the guest's queue count).
@@ -614,6 +655,30 @@ mod tests {
             .unwrap();
         assert!(lock_slot(&d.vrings[0]).vring.live);
         d
+    }
+
+    #[test]
+    fn the_guest_mtu_is_taken_as_dpdk_takes_it_and_shown_once_f_mtu_is_acked() {
+        let mut d = Device::new(1);
+        assert_ne!(d.offered_features() & VIRTIO_NET_F_MTU, 0);
+        let proto = d.get_protocol_features().unwrap();
+        assert!(proto.contains(VhostUserProtocolFeatures::MTU));
+        d.set_owner().unwrap();
+        for bad in [0, 67, 65536, u64::MAX] {
+            assert!(
+                matches!(d.net_set_mtu(bad), Err(Error::InvalidParam)),
+                "{bad}"
+            );
+        }
+        d.net_set_mtu(9000).unwrap();
+        assert_eq!(d.guest_mtu(), None, "VIRTIO_NET_F_MTU not negotiated");
+        d.set_features(VIRTIO_F_VERSION_1 | VIRTIO_NET_F_MTU)
+            .unwrap();
+        assert_eq!(d.guest_mtu(), Some(9000));
+        d.net_set_mtu(68).unwrap();
+        assert_eq!(d.guest_mtu(), Some(68));
+        d.reset();
+        assert_eq!(d.guest_mtu(), None, "forgotten with the connection");
     }
 
     #[test]

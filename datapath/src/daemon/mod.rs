@@ -64,6 +64,13 @@ impl PortState {
         self.spec.mtu(self.mtu)
     }
 
+    /// Refuses `mtu` (naming `mtu_request`) if its frames are longer than a queue of the
+    /// port takes (an AF_XDP socket without multi-buffer: one UMEM chunk).
+    fn check_mtu(&self, mtu: u16) -> Result<()> {
+        let max_frame = self.queues.iter().filter_map(|q| q.max_frame).min();
+        ports::spec::check_frame_limit(&self.spec.kind, mtu, max_frame).map_err(|e| anyhow!("{e}"))
+    }
+
     /// The port type's counters summed over its queues, since the last
     /// [`PortState::clear_counters`] (gauges as they are).
     pub fn counters(&self) -> BTreeMap<&'static str, u64> {
@@ -457,6 +464,7 @@ impl Daemon {
         if let Some(m) = mtu {
             ports::spec::parse_mtu_request(&old.kind, &m.to_string())
                 .map_err(|e| anyhow!("{e}"))?;
+            self.bridges[bi].ports[pi].check_mtu(m)?;
         }
         let mut spec = old.clone();
         spec.mtu_request = mtu;
@@ -826,6 +834,9 @@ fn open_port(bridge: &str, spec: PortSpec, dp_port: u32) -> Result<PortState> {
     let ofport = spec.ofport.unwrap_or(0);
     // A tap is created by opening it; the others' interfaces exist already.
     let kernel_first = has_kernel_interface(&spec) && !matches!(spec.kind, PortKind::Tap);
+    let before = kernel_first
+        .then(|| ports::sys::interface_mtu(&spec.name))
+        .flatten();
     if let (Some(m), true) = (spec.mtu_request, kernel_first) {
         ports::sys::set_interface_mtu(&spec.name, m).map_err(|e| {
             anyhow!(
@@ -835,6 +846,16 @@ fn open_port(bridge: &str, spec: PortSpec, dp_port: u32) -> Result<PortState> {
         })?;
     }
     let ios = spec.open().map_err(|e| anyhow!("{e}"))?;
+    if let Some(m) = spec.mtu_request {
+        let max_frame = ios.iter().filter_map(|io| io.max_frame_len()).min();
+        if let Err(e) = ports::spec::check_frame_limit(&spec.kind, m, max_frame) {
+            drop(ios);
+            if let Some(before) = before {
+                let _ = ports::sys::set_interface_mtu(&spec.name, before);
+            }
+            return Err(anyhow!("{e}"));
+        }
+    }
     if let (Some(m), PortKind::Tap) = (spec.mtu_request, &spec.kind) {
         ports::sys::set_interface_mtu(&spec.name, m).map_err(|e| {
             anyhow!(

@@ -33,7 +33,9 @@ mod sys;
 mod umem;
 mod xdp_prog;
 
-pub use socket::{BindMode, PortCounters, RxDesc, XskConfig, XskPort, XskStats};
+pub use socket::{
+    BindMode, PortCounters, RxDesc, XskConfig, XskPort, XskStats, MAX_CHAIN_DESCS, MAX_CHAIN_FRAME,
+};
 pub use umem::{Umem, UMEM_HEADROOM, XDP_PACKET_HEADROOM};
 pub use xdp_prog::{detach_stale, program_for_map, XdpMode, XdpModeRequest, XdpProgram, PROGRAM};
 
@@ -54,6 +56,9 @@ pub struct XskMode {
     pub need_wakeup: bool,
     /// Whether the socket shares another socket's UMEM (`XDP_SHARED_UMEM`).
     pub shared_umem: bool,
+    /// Whether XDP multi-buffer (`XDP_USE_SG`) is in effect: frames longer than a UMEM frame
+    /// come and go as chains of descriptors.
+    pub multi_buffer: bool,
 }
 
 /// Errors of opening and managing AF_XDP ports (control plane; the batch calls count instead).

@@ -30,6 +30,7 @@ use pipeline::{PacketId, PacketPool};
 
 use crate::afxdp::{
     PortCounters, RxDesc, Umem, XdpMode, XdpProgram, XskConfig, XskError, XskPort, XskStats,
+    MAX_CHAIN_DESCS, MAX_CHAIN_FRAME,
 };
 
 use pipeline::{send_copies, RxSink, Sent};
@@ -54,6 +55,11 @@ pub struct AfXdpQueue {
     joined: Option<Joined>,
     /// Scratch for lent frame addresses and completed ones.
     addrs: Vec<u64>,
+    /// A multi-buffer frame being gathered from its pieces.
+    chain: Chain,
+    /// Whether the first socket got multi-buffer (`XDP_USE_SG`): what frame length the port
+    /// takes ([`PortIo::max_frame_len`]).
+    multi_buffer: bool,
     counters: QueueCounters,
 }
 
@@ -78,6 +84,11 @@ struct QueueCounters {
     foreign_polls: u64,
     /// Frames sent while the socket was closed.
     tx_closed: u64,
+    /// Frames received in more than one piece (multi-buffer).
+    rx_multi_buffer: u64,
+    /// Multi-buffer chains of more than [`MAX_CHAIN_DESCS`] pieces, or cut off by a socket
+    /// closing: dropped (never expected from the kernel).
+    rx_bad_chains: u64,
     /// What the sockets closed so far lost and counted: a socket's counters start from 0 when
     /// it is opened again, the queue's go on.
     retired: SocketTotals,
@@ -94,6 +105,7 @@ impl SocketTotals {
     fn add(&mut self, own: PortCounters, kernel: XskStats) {
         let (o, k) = (&mut self.own, &mut self.kernel);
         o.tx_too_long += own.tx_too_long;
+        o.tx_multi_buffer += own.tx_multi_buffer;
         o.tx_no_room += own.tx_no_room;
         o.wakeups += own.wakeups;
         o.wakeup_errors += own.wakeup_errors;
@@ -104,6 +116,79 @@ impl SocketTotals {
         k.rx_ring_full += kernel.rx_ring_full;
         k.rx_fill_ring_empty_descs += kernel.rx_fill_ring_empty_descs;
         k.tx_ring_empty_descs += kernel.tx_ring_empty_descs;
+    }
+}
+
+/// A multi-buffer frame gathered from the pieces of a descriptor chain, in memory fixed at
+/// the start: it never allocates on the packet path.
+struct Chain {
+    /// The frame so far; capacity `max_pieces` whole UMEM frames.
+    buf: Vec<u8>,
+    /// Pieces added since the frame began (0: none).
+    pieces: usize,
+    max_pieces: usize,
+}
+
+/// What a piece did to the frame being gathered.
+#[derive(Debug, PartialEq, Eq)]
+enum Piece {
+    /// More pieces follow.
+    Pending,
+    /// That was the last: the whole frame is [`Chain::frame`] until [`Chain::clear`].
+    Whole,
+    /// The last of a chain of more than `max_pieces` pieces: dropped.
+    Malformed,
+}
+
+impl Chain {
+    fn new(max_pieces: usize) -> Chain {
+        Chain {
+            buf: Vec::with_capacity(max_pieces * FRAME_SIZE),
+            pieces: 0,
+            max_pieces,
+        }
+    }
+
+    /// Adds one piece (at most a UMEM frame of it); `more` says whether others follow.
+    fn add(&mut self, piece: &[u8], more: bool) -> Piece {
+        self.pieces += 1;
+        if self.pieces <= self.max_pieces {
+            self.buf
+                .extend_from_slice(&piece[..piece.len().min(FRAME_SIZE)]);
+        }
+        if more {
+            return Piece::Pending;
+        }
+        let whole = self.pieces <= self.max_pieces;
+        self.pieces = 0;
+        if whole {
+            Piece::Whole
+        } else {
+            self.buf.clear();
+            Piece::Malformed
+        }
+    }
+
+    /// The frame the last [`Piece::Whole`] completed.
+    fn frame(&self) -> &[u8] {
+        &self.buf
+    }
+
+    fn clear(&mut self) {
+        self.buf.clear();
+    }
+
+    /// Whether a frame has begun and not ended.
+    fn is_open(&self) -> bool {
+        self.pieces > 0
+    }
+
+    /// Drops a frame that has begun (its socket closes); returns whether there was one.
+    fn abandon(&mut self) -> bool {
+        let open = self.is_open();
+        self.pieces = 0;
+        self.buf.clear();
+        open
     }
 }
 
@@ -221,8 +306,11 @@ impl AfXdpQueue {
             .program()
             .cloned()
             .ok_or_else(|| open_error(port, ifname, queue, no_program))?;
+        let multi_buffer = xsk.mode().multi_buffer;
         Ok(AfXdpQueue {
             prog,
+            multi_buffer,
+            chain: Chain::new(if multi_buffer { MAX_CHAIN_DESCS } else { 0 }),
             port: Some(xsk),
             descs: Vec::with_capacity(config.ring_size as usize),
             name: port.to_string(),
@@ -306,6 +394,9 @@ impl AfXdpQueue {
 
     /// Closes the socket, keeping what it counted in the queue's totals.
     fn close_socket(&mut self) {
+        if self.chain.abandon() {
+            self.counters.rx_bad_chains += 1;
+        }
         if let Some(port) = self.port.take() {
             let kernel = port.stats().unwrap_or_default();
             self.counters.retired.add(port.counters(), kernel);
@@ -402,6 +493,9 @@ pub fn mode_text(port: &XskPort) -> String {
     if mode.need_wakeup {
         text.push_str(" need_wakeup");
     }
+    if mode.multi_buffer {
+        text.push_str(" multi-buffer");
+    }
     text
 }
 
@@ -414,14 +508,32 @@ impl PortIo for AfXdpQueue {
         // Never more than the vector holds, so that the burst does not allocate.
         let max = max.min(self.descs.capacity()) as u32;
         let n = port.rx_burst(&mut self.descs, max);
+        let mut frames = 0;
         for d in &self.descs {
-            f(port.packet(d.addr, d.len));
+            if !d.more && !self.chain.is_open() {
+                f(port.packet(d.addr, d.len));
+                port.recycle(d.addr);
+                frames += 1;
+                continue;
+            }
+            // A piece of a multi-buffer frame: gathered, the whole frame handed over at its
+            // last piece.
+            match self.chain.add(port.packet(d.addr, d.len), d.more) {
+                Piece::Pending => {}
+                Piece::Whole => {
+                    f(self.chain.frame());
+                    self.chain.clear();
+                    self.counters.rx_multi_buffer += 1;
+                    frames += 1;
+                }
+                Piece::Malformed => self.counters.rx_bad_chains += 1,
+            }
             port.recycle(d.addr);
         }
         if n > 0 {
             port.refill();
         }
-        n as usize
+        frames
     }
 
     fn rx_burst_into(&mut self, max: usize, sink: &mut dyn RxSink) -> usize {
@@ -458,13 +570,14 @@ impl PortIo for AfXdpQueue {
             // Another PMD's packets (or no pool): one copy into the socket's own frames.
             return send_copies(pool, ids, |frames| self.tx_burst(frames));
         };
-        let mut descs = [RxDesc { addr: 0, len: 0 }; pipeline::MAX_BATCH];
+        let mut descs = [RxDesc::default(); pipeline::MAX_BATCH];
         let n = ids.len().min(pipeline::MAX_BATCH);
         for (d, &id) in descs.iter_mut().zip(&ids[..n]) {
             let m = pool.meta(id);
             *d = RxDesc {
                 addr: id as u64 * FRAME_SIZE as u64 + m.data_off as u64,
                 len: m.len as u32,
+                more: false,
             };
         }
         let sent = port.tx_lent(&descs[..n]) as usize;
@@ -569,6 +682,9 @@ impl PortIo for AfXdpQueue {
             ("stray-frames", q.stray_frames),
             ("foreign-polls", q.foreign_polls),
             ("tx-closed", q.tx_closed),
+            ("rx-multi-buffer", q.rx_multi_buffer),
+            ("tx-multi-buffer", c.tx_multi_buffer),
+            ("rx-bad-chains", q.rx_bad_chains),
             ("tx-too-long", c.tx_too_long),
             ("tx-no-room", c.tx_no_room),
             ("wakeups", c.wakeups),
@@ -603,7 +719,16 @@ impl PortIo for AfXdpQueue {
         let (t, _) = self.totals();
         let mut l = xsk_losses(&t.own, &t.kernel);
         l.add(PortLoss::TxLinkDown, self.counters.tx_closed);
+        l.add(PortLoss::RxMalformed, self.counters.rx_bad_chains);
         l
+    }
+
+    fn max_frame_len(&self) -> Option<usize> {
+        Some(if self.multi_buffer {
+            MAX_CHAIN_FRAME
+        } else {
+            pipeline::MAX_PACKET
+        })
     }
 }
 
@@ -642,6 +767,38 @@ mod tests {
         s.drain(|id| out.push(id));
         assert_eq!(out, vec![0, 63, 129]);
         assert_eq!(s.len(), 0);
+    }
+
+    #[test]
+    fn a_chain_is_gathered_whole_and_one_of_too_many_pieces_is_dropped_without_allocating() {
+        let mut c = Chain::new(MAX_CHAIN_DESCS);
+        let cap = c.buf.capacity();
+        // A 9014-byte frame as the kernel cuts it: 1792-byte pieces and the rest.
+        let frame: Vec<u8> = (0..9014u32).map(|i| i as u8).collect();
+        let pieces: Vec<&[u8]> = frame.chunks(1792).collect();
+        for (i, p) in pieces.iter().enumerate() {
+            let more = i + 1 < pieces.len();
+            let want = if more { Piece::Pending } else { Piece::Whole };
+            assert_eq!(c.add(p, more), want);
+        }
+        assert_eq!(c.frame(), &frame[..]);
+        c.clear();
+        assert!(!c.is_open());
+        // More pieces than the kernel ever chains: dropped at its end, named by the caller.
+        for _ in 0..MAX_CHAIN_DESCS {
+            assert_eq!(c.add(&[0xaa; FRAME_SIZE], true), Piece::Pending);
+        }
+        assert_eq!(c.add(&[1, 2, 3], false), Piece::Malformed);
+        assert_eq!(c.buf.capacity(), cap, "no allocation");
+        // The next frame starts clean; a piece longer than a UMEM frame is cut to one.
+        assert_eq!(c.add(&[7; FRAME_SIZE + 10], false), Piece::Whole);
+        assert_eq!(c.frame().len(), FRAME_SIZE);
+        c.clear();
+        // A socket closing under an unfinished chain.
+        assert_eq!(c.add(&[1], true), Piece::Pending);
+        assert!(c.abandon());
+        assert!(!c.abandon());
+        assert_eq!(c.buf.capacity(), cap);
     }
 
     #[test]

@@ -61,6 +61,11 @@ pub struct XskConfig {
     /// or joined when given). `false` makes a transmit-only socket that leaves the
     /// interface's receive path alone (a generator's port on a NIC that also receives).
     pub steer: bool,
+    /// Ask for XDP multi-buffer (`XDP_USE_SG`): frames longer than a UMEM frame arrive and
+    /// leave as chains of descriptors ([`RxDesc::more`]). Taken where the kernel accepts it
+    /// ([`XskMode::multi_buffer`]); not asked with [`XskConfig::lend_fill`] (a pool's frames
+    /// hold whole packets), and a socket sharing a UMEM has what the UMEM's first socket got.
+    pub multi_buffer: bool,
 }
 
 impl Default for XskConfig {
@@ -75,6 +80,7 @@ impl Default for XskConfig {
             max_queues: 64,
             lend_fill: false,
             steer: true,
+            multi_buffer: true,
         }
     }
 }
@@ -99,8 +105,11 @@ pub struct XskStats {
 /// Counters of things the port's own batch calls had to skip (hot path, no `Result`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PortCounters {
-    /// Packets not queued by `tx_burst` because they exceed a frame.
+    /// Packets not queued by `tx_burst` because they exceed a frame (a chain of
+    /// [`MAX_CHAIN_DESCS`] frames with multi-buffer).
     pub tx_too_long: u64,
+    /// Packets `tx_burst` queued in more than one frame (multi-buffer).
+    pub tx_multi_buffer: u64,
     /// Packets not queued by `tx_burst` for lack of free frames or tx ring room.
     pub tx_no_room: u64,
     /// `sendto`/`recvfrom` wake-ups issued.
@@ -111,15 +120,26 @@ pub struct PortCounters {
     pub foreign_frames: u64,
 }
 
-/// One received packet: its UMEM address (the packet's first byte) and length. The frame is
-/// the caller's until it is given back with [`XskPort::recycle`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// One received packet, or with multi-buffer one piece of it: its UMEM address (the first
+/// byte) and length. The frame is the caller's until it is given back with
+/// [`XskPort::recycle`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RxDesc {
     /// UMEM address of the first byte of the packet.
     pub addr: u64,
-    /// Length of the packet.
+    /// Length of the packet (of this piece).
     pub len: u32,
+    /// The packet goes on in the next descriptor (`XDP_PKT_CONTD`, multi-buffer only).
+    pub more: bool,
 }
+
+/// Most descriptors of one multi-buffer packet: the kernel's `MAX_SKB_FRAGS` (17) pieces
+/// plus the head, as its copy-mode transmit and receive allow.
+pub const MAX_CHAIN_DESCS: usize = 18;
+
+/// The longest frame a multi-buffer transmit sends: 17 frames of [`FRAME_SIZE`] bytes (the
+/// kernel refuses a longer chain as an invalid descriptor).
+pub const MAX_CHAIN_FRAME: usize = (MAX_CHAIN_DESCS - 1) * FRAME_SIZE;
 
 /// An AF_XDP port on one (interface, queue).
 pub struct XskPort {
@@ -310,20 +330,36 @@ impl XskPort {
         if need_wakeup {
             flags |= libc::XDP_USE_NEED_WAKEUP;
         }
+        let mut multi_buffer = config.multi_buffer && !config.lend_fill;
         if let Some((_, first)) = shared_with {
-            // A sharing socket may not pass copy/zero-copy/need-wakeup flags (EINVAL): it
-            // inherits them from the socket that registered the UMEM.
+            // A sharing socket may not pass copy/zero-copy/need-wakeup/multi-buffer flags
+            // (EINVAL): it inherits them from the socket that registered the UMEM.
             flags = libc::XDP_SHARED_UMEM;
             need_wakeup = first.need_wakeup;
+            multi_buffer = first.multi_buffer;
+        } else if multi_buffer {
+            flags |= libc::XDP_USE_SG;
         }
-        let addr = libc::sockaddr_xdp {
+        let mut addr = libc::sockaddr_xdp {
             sxdp_family: libc::AF_XDP as u16,
             sxdp_flags: flags,
             sxdp_ifindex: ifindex,
             sxdp_queue_id: queue,
             sxdp_shared_umem_fd: shared_with.map_or(0, |(fd, _)| fd as u32),
         };
-        bind_retrying(&fd, &addr, config.bind_timeout)?;
+        match bind_retrying(&fd, &addr, config.bind_timeout) {
+            // A kernel without multi-buffer (before 6.6: EINVAL), or a zero-copy driver
+            // without it (EOPNOTSUPP): bind single-buffer, frames up to one UMEM frame.
+            Err(XskError::Sys { source, .. })
+                if flags & libc::XDP_USE_SG != 0
+                    && matches!(source.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP)) =>
+            {
+                multi_buffer = false;
+                addr.sxdp_flags &= !libc::XDP_USE_SG;
+                bind_retrying(&fd, &addr, config.bind_timeout)?;
+            }
+            other => other?,
+        }
         let (opts, _) = getsockopt::<libc::xdp_options>(&fd, libc::XDP_OPTIONS)
             .map_err(sys_err("getsockopt XDP_OPTIONS"))?;
 
@@ -345,6 +381,7 @@ impl XskPort {
             zero_copy: opts.flags & libc::XDP_OPTIONS_ZEROCOPY != 0,
             need_wakeup,
             shared_umem: shared_with.is_some(),
+            multi_buffer,
         };
         let free = (frames.start..frames.end)
             .rev()
@@ -374,18 +411,51 @@ impl XskPort {
     }
 
     /// Moves up to `ring_size` receive descriptors into `out` (at most `max`); returns how
-    /// many. Allocation-free when `out` has the capacity.
+    /// many. Allocation-free when `out` has the capacity. With multi-buffer a burst holds
+    /// whole packets: the pieces of one that are not all on the ring yet stay there for the
+    /// next burst (and `max` grows to [`MAX_CHAIN_DESCS`] if one packet needs it), unless
+    /// [`MAX_CHAIN_DESCS`] pieces never end, which the caller drops as a malformed chain.
     pub fn rx_burst(&mut self, out: &mut Vec<RxDesc>, max: u32) -> u32 {
-        let n = self.rx.peek(max);
+        let mut n = self.rx.peek(max);
+        if self.mode.multi_buffer && n > 0 && self.rx_more(n - 1) {
+            n = self.whole_packets(n);
+        }
         for i in 0..n {
             let d = self.rx.read(i);
             out.push(RxDesc {
                 addr: d.addr,
                 len: d.len,
+                more: d.options & libc::XDP_PKT_CONTD != 0,
             });
         }
         self.rx.release(n);
         n
+    }
+
+    /// Whether receive descriptor `i` of the current peek goes on in the next.
+    fn rx_more(&self, i: u32) -> bool {
+        self.rx.read(i).options & libc::XDP_PKT_CONTD != 0
+    }
+
+    /// How many of the `n` peeked descriptors, whose last does not end a packet, to take:
+    /// up to the end of the last whole packet; if none ends, the first packet's pieces when
+    /// they are on the ring (looking up to [`MAX_CHAIN_DESCS`] ahead), or all of those when
+    /// that many never end; else none.
+    #[cold]
+    fn whole_packets(&mut self, n: u32) -> u32 {
+        let mut end = n;
+        while end > 0 && self.rx_more(end - 1) {
+            end -= 1;
+        }
+        if end > 0 {
+            return end;
+        }
+        let wide = self.rx.peek(MAX_CHAIN_DESCS as u32);
+        match (0..wide).find(|&i| !self.rx_more(i)) {
+            Some(last) => last + 1,
+            None if wide == MAX_CHAIN_DESCS as u32 => wide,
+            None => 0,
+        }
     }
 
     /// The bytes of a received packet (or any `addr`/`len` inside one of this port's frames;
@@ -512,14 +582,27 @@ impl XskPort {
     /// counted `tx_no_room`). Queued ones leave at the next [`XskPort::poll`].
     pub fn tx_burst(&mut self, packets: &[&[u8]]) -> u32 {
         self.reap_completions();
-        let room = self.tx.reserve(packets.len() as u32);
+        let mut room = self.tx.reserve(packets.len() as u32);
         let mut queued = 0u32;
         let mut taken = 0u32;
         for pkt in packets {
             if pkt.len() > MAX_PACKET {
-                self.counters.tx_too_long += 1;
-                taken += 1;
-                continue;
+                if !self.mode.multi_buffer || pkt.len() > MAX_CHAIN_FRAME {
+                    self.counters.tx_too_long += 1;
+                    taken += 1;
+                    continue;
+                }
+                match self.queue_chain(pkt, queued, room) {
+                    Some(used) => {
+                        queued += used;
+                        taken += 1;
+                        self.counters.tx_multi_buffer += 1;
+                        let rest = (packets.len() as u32).saturating_sub(taken);
+                        room = self.tx.reserve(queued + rest).max(queued);
+                        continue;
+                    }
+                    None => break,
+                }
             }
             if queued == room {
                 break;
@@ -552,6 +635,40 @@ impl XskPort {
         taken
     }
 
+    /// Copies `pkt` into as many free frames as it needs, whole frames each, and writes them
+    /// as one chain (`XDP_PKT_CONTD` on all but the last) from slot `at` of the transmit
+    /// reservation, `room` of which are reserved; returns the slots used, or `None` (nothing
+    /// written) when the ring or the free frames run out.
+    #[cold]
+    fn queue_chain(&mut self, pkt: &[u8], at: u32, room: u32) -> Option<u32> {
+        let pieces = pkt.len().div_ceil(FRAME_SIZE) as u32;
+        if self.free.len() < pieces as usize
+            || (at + pieces > room && self.tx.reserve(at + pieces) < at + pieces)
+        {
+            return None;
+        }
+        for (i, piece) in pkt.chunks(FRAME_SIZE).enumerate() {
+            let base = self.free.pop()?;
+            let frame = self.frame_mut(base);
+            let Some(dst) = frame.get_mut(..piece.len()) else {
+                // Only this port's frames are on its free list, so this does not happen.
+                self.counters.foreign_frames += 1;
+                return None;
+            };
+            dst.copy_from_slice(piece);
+            let last = i + 1 == pieces as usize;
+            self.tx.write(
+                at + i as u32,
+                libc::xdp_desc {
+                    addr: base,
+                    len: piece.len() as u32,
+                    options: if last { 0 } else { libc::XDP_PKT_CONTD },
+                },
+            );
+        }
+        Some(pieces)
+    }
+
     /// Takes a free frame for the caller to fill and pass to [`XskPort::tx_frames`].
     pub fn alloc_frame(&mut self) -> Option<u64> {
         self.free.pop()
@@ -582,7 +699,7 @@ impl XskPort {
                 libc::xdp_desc {
                     addr: d.addr,
                     len: d.len,
-                    options: 0,
+                    options: if d.more { libc::XDP_PKT_CONTD } else { 0 },
                 },
             );
         }

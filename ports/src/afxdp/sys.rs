@@ -146,9 +146,17 @@ pub fn map_delete_u32(map: &OwnedFd, key: u32) -> io::Result<()> {
     bpf(BPF_MAP_DELETE_ELEM, &mut attr).map(drop)
 }
 
-/// Loads an XDP program from raw instructions (8 bytes each). On failure the verifier log is
-/// returned beside the error so that the caller can report it.
-pub fn prog_load_xdp(insns: &[u8], name: &str) -> Result<OwnedFd, (io::Error, String)> {
+/// `BPF_F_XDP_HAS_FRAGS`: the program handles multi-buffer frames (`SEC("xdp.frags")`).
+pub const BPF_F_XDP_HAS_FRAGS: u32 = 1 << 5;
+
+/// Loads an XDP program from raw instructions (8 bytes each), with `prog_flags` (e.g.
+/// [`BPF_F_XDP_HAS_FRAGS`]). On failure the verifier log is returned beside the error so that
+/// the caller can report it.
+pub fn prog_load_xdp(
+    insns: &[u8],
+    name: &str,
+    prog_flags: u32,
+) -> Result<OwnedFd, (io::Error, String)> {
     let license = c"GPL";
     let mut log = vec![0u8; 4096];
     let mut prog_name = [0u8; 16];
@@ -163,6 +171,7 @@ pub fn prog_load_xdp(insns: &[u8], name: &str) -> Result<OwnedFd, (io::Error, St
         log_size: log.len() as u32,
         log_buf: log.as_mut_ptr() as u64,
         prog_name,
+        prog_flags,
         expected_attach_type: BPF_XDP,
         ..Default::default()
     };

@@ -73,7 +73,11 @@ pub fn program_for_map(map_fd: i32) -> [u8; 48] {
 pub(crate) fn load(max_queues: u32) -> Result<(OwnedFd, OwnedFd), XskError> {
     let map = sys::xskmap_create(max_queues).map_err(sys_err("bpf BPF_MAP_CREATE xskmap"))?;
     let insns = program_for_map(map.as_raw_fd());
-    let prog = sys::prog_load_xdp(&insns, "vecswitch_xsk")
+    // Frags-aware (it only redirects), so that native XDP takes frames longer than a page
+    // (veth refuses a larger MTU under a program without it) and a multi-buffer socket
+    // gets them whole; a kernel before 5.18 does not know the flag and loads it without.
+    let prog = sys::prog_load_xdp(&insns, "vecswitch_xsk", sys::BPF_F_XDP_HAS_FRAGS)
+        .or_else(|_| sys::prog_load_xdp(&insns, "vecswitch_xsk", 0))
         .map_err(|(source, log)| XskError::ProgramLoad { source, log })?;
     Ok((map, prog))
 }

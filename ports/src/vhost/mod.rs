@@ -28,10 +28,11 @@
 
 pub mod options;
 
+use std::io::{Read, Write};
 use std::os::fd::RawFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -93,6 +94,8 @@ struct Control {
     conn: Mutex<Option<UnixStream>>,
     /// Whether a frontend has both vrings running, as of the last message handled.
     link: Arc<AtomicBool>,
+    /// The guest's MTU as the frontend set it (`Device::guest_mtu`), 0 when it did not.
+    guest_mtu: AtomicU32,
     connections: AtomicU64,
     disconnects: AtomicU64,
     refused_requests: AtomicU64,
@@ -127,11 +130,25 @@ fn serve_connection(control: &Control, stream: UnixStream) {
     }
     *lock(&control.conn) = stream.try_clone().ok();
     control.connections.fetch_add(1, Ordering::Relaxed);
+    let Ok(peek) = stream.try_clone() else {
+        return;
+    };
     let mut handler = BackendReqHandler::from_stream(stream, Arc::clone(&control.device));
     while !control.stop.load(Ordering::Relaxed) {
-        let handled = handler.handle_request();
-        let up = lock(&control.device).link_up();
+        // The vhost crate does not know NET_SET_MTU (it would end the connection): that one
+        // message is taken here, the rest go to the crate's handler.
+        let handled = match next_request(&peek) {
+            Some(NET_SET_MTU) => net_set_mtu(control, &peek),
+            _ => handler.handle_request(),
+        };
+        let (up, mtu) = {
+            let device = lock(&control.device);
+            (device.link_up(), device.guest_mtu())
+        };
         control.link.store(up, Ordering::Relaxed);
+        control
+            .guest_mtu
+            .store(mtu.map_or(0, u32::from), Ordering::Relaxed);
         match handled {
             Ok(()) => {}
             Err(e) if !ends_connection(&e) => {
@@ -147,7 +164,64 @@ fn serve_connection(control: &Control, stream: UnixStream) {
     *lock(&control.conn) = None;
     lock(&control.device).reset();
     control.link.store(false, Ordering::Relaxed);
+    control.guest_mtu.store(0, Ordering::Relaxed);
     control.disconnects.fetch_add(1, Ordering::Relaxed);
+}
+
+/// `VHOST_USER_NET_SET_MTU`'s request code.
+const NET_SET_MTU: u32 = 20;
+/// Message header flags: the version (1) in the low two bits, a reply, and "reply wanted".
+const HDR_VERSION_MASK: u32 = 0x3;
+const HDR_REPLY: u32 = 0x4;
+const HDR_NEED_REPLY: u32 = 0x8;
+
+/// The request code of the next message on the connection, left there for whoever reads
+/// it; blocks until it arrives (as the handler's own read would). `None` when the
+/// connection ended or the code has not arrived whole (the handler then reads and judges).
+fn next_request(stream: &UnixStream) -> Option<u32> {
+    let mut code = [0u8; 4];
+    let n = crate::sys::peek(stream, &mut code).ok()?;
+    (n == code.len()).then(|| u32::from_le_bytes(code))
+}
+
+/// Reads one `VHOST_USER_NET_SET_MTU` (a 12-byte header and a u64 body) and hands the MTU
+/// to the device, answering as the vhost crate answers the other requests: an ack (0 taken,
+/// 1 refused) when REPLY_ACK was negotiated and the frontend asked for one. A malformed
+/// header ends the connection, as it does there.
+fn net_set_mtu(control: &Control, mut stream: &UnixStream) -> Result<(), VhostError> {
+    let mut msg = [0u8; 20];
+    stream
+        .read_exact(&mut msg[..12])
+        .map_err(|_| VhostError::PartialMessage)?;
+    let word = |at: usize| u32::from_le_bytes([msg[at], msg[at + 1], msg[at + 2], msg[at + 3]]);
+    let (flags, size) = (word(4), word(8));
+    if size != 8 || flags & HDR_VERSION_MASK != 1 || flags & HDR_REPLY != 0 {
+        return Err(VhostError::InvalidMessage);
+    }
+    stream
+        .read_exact(&mut msg[12..])
+        .map_err(|_| VhostError::PartialMessage)?;
+    let mut value = [0u8; 8];
+    value.copy_from_slice(&msg[12..]);
+    let (taken, reply) = {
+        let mut device = lock(&control.device);
+        let taken = device.net_set_mtu(u64::from_le_bytes(value));
+        // Shown before the ack goes out, so that a frontend that asks next sees it.
+        let mtu = device.guest_mtu().map_or(0, u32::from);
+        control.guest_mtu.store(mtu, Ordering::Relaxed);
+        (taken, device.reply_ack() && flags & HDR_NEED_REPLY != 0)
+    };
+    if reply {
+        let mut ack = [0u8; 20];
+        ack[..4].copy_from_slice(&NET_SET_MTU.to_le_bytes());
+        ack[4..8].copy_from_slice(&(1 | HDR_REPLY).to_le_bytes());
+        ack[8..12].copy_from_slice(&8u32.to_le_bytes());
+        ack[12..].copy_from_slice(&u64::from(taken.is_err()).to_le_bytes());
+        stream
+            .write_all(&ack)
+            .map_err(|_| VhostError::Disconnected)?;
+    }
+    taken
 }
 
 fn serve_server(control: &Control, listener: &Listener) {
@@ -258,6 +332,7 @@ impl VhostUserQueue {
             stop: AtomicBool::new(false),
             conn: Mutex::new(None),
             link: Arc::new(AtomicBool::new(false)),
+            guest_mtu: AtomicU32::new(0),
             connections: AtomicU64::new(0),
             disconnects: AtomicU64::new(0),
             refused_requests: AtomicU64::new(0),
@@ -432,15 +507,21 @@ impl PortIo for VhostUserQueue {
 
     fn info(&self) -> QueueInfo {
         let state = if self.link_up() { "up" } else { "waiting" };
+        let mut mode = format!(
+            "{} {} pair {}/{} {state}",
+            self.options.mode.name(),
+            self.options.socket.display(),
+            self.pair,
+            self.options.queues
+        );
+        // What the frontend told the guest (VIRTIO_NET_F_MTU), as OVS-DPDK's status:mtu.
+        let guest_mtu = self.control.guest_mtu.load(Ordering::Relaxed);
+        if guest_mtu != 0 {
+            mode.push_str(&format!(" guest-mtu={guest_mtu}"));
+        }
         QueueInfo {
             kind: "vhost-user",
-            mode: format!(
-                "{} {} pair {}/{} {state}",
-                self.options.mode.name(),
-                self.options.socket.display(),
-                self.pair,
-                self.options.queues
-            ),
+            mode,
         }
     }
 
@@ -531,6 +612,116 @@ mod tests {
         assert_eq!(q.control.disconnects.load(Ordering::Relaxed), 1);
         drop(q);
         assert!(!path.exists());
+    }
+
+    /// A frontend that speaks the protocol's bytes itself (QEMU's order for `host_mtu`):
+    /// sends request `code` with `body`, flags version 1 plus `flags`, and reads a reply of
+    /// `reply` bytes of body when it expects one.
+    fn request(conn: &mut UnixStream, code: u32, flags: u32, body: &[u8], reply: usize) -> Vec<u8> {
+        let mut msg = Vec::new();
+        msg.extend_from_slice(&code.to_le_bytes());
+        msg.extend_from_slice(&(1 | flags).to_le_bytes());
+        msg.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        msg.extend_from_slice(body);
+        conn.write_all(&msg).unwrap();
+        let mut answer = vec![0u8; if reply == 0 { 0 } else { 12 + reply }];
+        conn.read_exact(&mut answer).unwrap();
+        if reply > 0 {
+            assert_eq!(answer[..4], code.to_le_bytes(), "reply to {code}");
+        }
+        answer.split_off(answer.len().min(12))
+    }
+
+    fn u64_of(bytes: &[u8]) -> u64 {
+        u64::from_le_bytes(bytes[..8].try_into().unwrap())
+    }
+
+    #[test]
+    fn a_frontend_that_sets_the_mtu_is_answered_as_dpdk_answers_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.sock");
+        let options = VhostUserOptions {
+            socket: path.clone(),
+            mode: VhostUserMode::Server,
+            queues: 1,
+        };
+        let q = VhostUserQueue::open("m0", &options).unwrap().remove(0);
+        let mut conn = UnixStream::connect(&path).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        const GET_FEATURES: u32 = 1;
+        const SET_FEATURES: u32 = 2;
+        const SET_OWNER: u32 = 3;
+        const GET_PROTOCOL_FEATURES: u32 = 15;
+        const SET_PROTOCOL_FEATURES: u32 = 16;
+        const REPLY_ACK: u64 = 1 << 3;
+        const PROTOCOL_F_NET_MTU: u64 = 1 << 4;
+        request(&mut conn, SET_OWNER, 0, &[], 0);
+        let offered = u64_of(&request(&mut conn, GET_FEATURES, 0, &[], 8));
+        assert_ne!(
+            offered & device::VIRTIO_NET_F_MTU,
+            0,
+            "VIRTIO_NET_F_MTU offered"
+        );
+        let acked = device::VIRTIO_F_VERSION_1
+            | device::VIRTIO_NET_F_MTU
+            | device::VHOST_USER_F_PROTOCOL_FEATURES;
+        request(&mut conn, SET_FEATURES, 0, &acked.to_le_bytes(), 0);
+        let protocol = u64_of(&request(&mut conn, GET_PROTOCOL_FEATURES, 0, &[], 8));
+        assert_ne!(protocol & PROTOCOL_F_NET_MTU, 0, "NET_MTU offered");
+        let both = REPLY_ACK | PROTOCOL_F_NET_MTU;
+        request(&mut conn, SET_PROTOCOL_FEATURES, 0, &both.to_le_bytes(), 0);
+        // NET_SET_MTU with an ack asked for: taken (0).
+        let ack = request(
+            &mut conn,
+            NET_SET_MTU,
+            HDR_NEED_REPLY,
+            &9000u64.to_le_bytes(),
+            8,
+        );
+        assert_eq!(u64_of(&ack), 0);
+        assert!(
+            q.info().mode.ends_with(" guest-mtu=9000"),
+            "{}",
+            q.info().mode
+        );
+        // Out of DPDK's 68..=65535: refused (1), the connection and the MTU stay.
+        for bad in [67u64, 65536] {
+            let ack = request(
+                &mut conn,
+                NET_SET_MTU,
+                HDR_NEED_REPLY,
+                &bad.to_le_bytes(),
+                8,
+            );
+            assert_eq!(u64_of(&ack), 1, "{bad}");
+        }
+        // Without an ack asked for, nothing comes back; the next request is answered.
+        request(&mut conn, NET_SET_MTU, 0, &1500u64.to_le_bytes(), 0);
+        let again = u64_of(&request(&mut conn, GET_FEATURES, 0, &[], 8));
+        assert_eq!(again, offered);
+        assert!(
+            q.info().mode.ends_with(" guest-mtu=1500"),
+            "{}",
+            q.info().mode
+        );
+        assert_eq!(q.control.refused_requests.load(Ordering::Relaxed), 2);
+        assert_eq!(q.control.protocol_errors.load(Ordering::Relaxed), 0);
+        // A malformed one (a 4-byte body) ends the connection, as the vhost crate's do.
+        request(&mut conn, NET_SET_MTU, 0, &[0; 4], 0);
+        let mut rest = Vec::new();
+        let _ = conn.read_to_end(&mut rest);
+        assert!(rest.is_empty());
+        for _ in 0..100 {
+            if q.control.disconnects.load(Ordering::Relaxed) == 1 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(q.control.protocol_errors.load(Ordering::Relaxed), 1);
+        assert!(
+            !q.info().mode.contains("guest-mtu"),
+            "forgotten with the frontend"
+        );
     }
 
     #[test]

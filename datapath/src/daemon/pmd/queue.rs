@@ -21,6 +21,8 @@ pub struct Queue {
     pub rx_poll_interval_ns: u64,
     /// [`PortIo::link_flag`].
     pub link: Option<Arc<AtomicBool>>,
+    /// [`PortIo::max_frame_len`] at open: what `mtu_request` is checked against.
+    pub max_frame: Option<usize>,
     pub io: Mutex<Box<dyn PortIo>>,
     /// Busy cycles the receiving PMD spent on this queue (receive, graph, transmit): what
     /// cycle-based placement balances.
@@ -58,6 +60,7 @@ impl Queue {
             queue_id,
             rx_poll_interval_ns: io.rx_poll_interval_ns(),
             link: io.link_flag(),
+            max_frame: io.max_frame_len(),
             io: Mutex::new(io),
             cycles: AtomicU64::new(0),
             packets: AtomicU64::new(0),
