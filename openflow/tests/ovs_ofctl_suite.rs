@@ -38,9 +38,6 @@ const DELIBERATE: &[(&str, &str)] = &[
 /// Cases that differ from ovs-ofctl today and are not on purpose (the README lists them):
 /// counted apart so that any other difference fails the test.
 const KNOWN_GAPS: &[&str] = &[
-    // ct(exec(load(...))) / exec(set_field(...)): the parenthesised forms inside exec.
-    "exec(load(",
-    "exec(set_field(",
     // vlan_tci and in_port as load/move fields.
     "NXM_OF_VLAN_TCI",
     "->vlan_tci",
