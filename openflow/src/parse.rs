@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use pipeline::field::ofctl::{self, number, BadValue};
 use pipeline::field::{
-    ETH_SRC, ETH_TYPE, IP_DSCP, IP_DST, IP_ECN, IP_PROTO, IP_SRC, NW_TTL, SCTP_DST, SCTP_SRC,
+    Slot, ETH_SRC, ETH_TYPE, IP_DSCP, IP_DST, IP_ECN, IP_PROTO, IP_SRC, NW_TTL, SCTP_DST, SCTP_SRC,
     SHORTHANDS, TCP_DST, TCP_SRC, TUN_ID, UDP_DST, UDP_SRC, VLAN_PCP, VLAN_VID,
 };
 use pipeline::flowkey::ipproto;
@@ -296,6 +296,13 @@ fn port(field: &str, s: &str) -> Result<u32, RuleError> {
 /// Match shorthands (`ip`, `tcp6`, ...).
 fn shorthand(name: &str) -> Result<(Match, Prereq), RuleError> {
     let Some(short) = SHORTHANDS.iter().find(|s| s.name == name) else {
+        // A bare `tun_metadataN`: the option is there, whatever its value (as in OVS).
+        if let Some(Slot::TunMetadata(i)) = Field::by_match_name(name).map(|f| f.def().slot) {
+            let mut m = Match::default();
+            m.value.tun_md.set(i, 0);
+            m.mask.tun_md.set(i, 0);
+            return Ok((m, Prereq::None));
+        }
         return Err(if Field::by_match_name(name).is_some() {
             RuleError::new(name, "needs a value (name=value)")
         } else {
@@ -1260,7 +1267,7 @@ mod tests {
             Syntax::Ipv6 => vec!["2001:db8::1", "2001:db8::/32"],
             Syntax::Flags(names) => {
                 let flags = format!("+{}-{}", names[0].0, names[1].0);
-                return vec![flags, "0x1/0x3".into()];
+                return vec![flags, "0x1/0x1".into()];
             }
             Syntax::Frag => vec!["no", "yes", "first", "later", "not_later"],
             Syntax::EthType => vec!["0x88cc", "0x0800"],
@@ -1297,7 +1304,11 @@ mod tests {
                     // ...printed under a name that parses back to the same match...
                     let printed = x.to_string();
                     assert_eq!(m(&printed), x, "{text} -> {printed}");
-                    // ...and the name alone asks for a value.
+                    // ...and the name alone asks for a value (a bare `tun_metadataN` is a
+                    // match on the option being there).
+                    if matches!(d.slot, Slot::TunMetadata(_)) {
+                        continue;
+                    }
                     let e = parse_flow(&format!("{name},actions=drop")).unwrap_err();
                     assert_eq!(e.to_string(), format!("{name}: needs a value (name=value)"));
                 }

@@ -262,6 +262,11 @@ fn match_values_parse_and_print_back() {
         (DL_VLAN, "10", "dl_vlan=10"),
         (DL_VLAN_PCP, "3", "dl_vlan_pcp=3"),
         (IPV6_LABEL, "0x12345", "ipv6_label=0x12345"),
+        // OpenFlow's numbering: bit 0 is oam (ovs-ofctl.at's `tun_flags=1`).
+        (TUN_FLAGS, "1", "tun_flags=+oam"),
+        (TUN_FLAGS, "0", "tun_flags=-oam"),
+        (TUN_FLAGS, "0x1/0x1", "tun_flags=+oam"),
+        (TUN_FLAGS, "+oam-df", "tun_flags=+oam-df"),
     ];
     for (f, text, printed) in cases {
         let d = f.def();
@@ -274,6 +279,12 @@ fn match_values_parse_and_print_back() {
         let mut out = Vec::new();
         format_match_value(shown.0, shown.1, v, m, 0xffff_fffe, &mut out);
         assert_eq!(out.join(","), printed, "{f:?}={text}");
+    }
+    for bad in ["2", "3", "0/0xfffe", "0x10000"] {
+        assert!(
+            parse_match_value(TUN_FLAGS.def(), bad, 0).is_err(),
+            "tun_flags={bad}"
+        );
     }
     let e = parse_match_value(NW_TOS.def(), "3", 0).unwrap_err();
     assert_eq!(
