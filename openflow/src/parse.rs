@@ -685,7 +685,23 @@ fn parse_action(item: &str, m: &Match) -> Result<Action, RuleError> {
                 )),
             }
         }
-        "dec_ttl" => no_arg(arg, Action::DecTtl),
+        // `dec_ttl(ID,...)` (or `dec_ttl:ID`): controller ids, empty items skipped as
+        // ovs-ofctl skips them; `dec_ttl()` is `dec_ttl`.
+        "dec_ttl" => match arg.filter(|a| !a.trim().is_empty()) {
+            None => Ok(Action::DecTtl),
+            Some(a) => {
+                let ids = a
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| uint(name, s, 0xffff).map(|v| v as u16))
+                    .collect::<Result<Vec<u16>, _>>()?;
+                if ids.is_empty() {
+                    return Err(RuleError::new(name, "expected at least one controller id"));
+                }
+                Ok(Action::DecTtlIds(ids))
+            }
+        },
         "set_field" => {
             let a = arg_of(name, arg)?;
             let (v, f) = a
@@ -1093,6 +1109,35 @@ mod tests {
         parse_flow(&format!("{text},actions=drop"))
             .unwrap_or_else(|e| panic!("{text}: {e}"))
             .matches
+    }
+
+    #[test]
+    fn dec_ttl_takes_controller_ids_as_ovs_ofctl_does() {
+        let acts = |a: &str| {
+            let spec =
+                parse_flow(&format!("ip,actions={a}")).unwrap_or_else(|e| panic!("{a}: {e}"));
+            crate::print::format_actions(&spec.actions)
+        };
+        for (text, printed) in [
+            ("dec_ttl", "dec_ttl"),
+            ("dec_ttl()", "dec_ttl"),
+            ("dec_ttl(0)", "dec_ttl(0)"),
+            (
+                "dec_ttl(32768,12345,90,765,1024)",
+                "dec_ttl(32768,12345,90,765,1024)",
+            ),
+            ("dec_ttl(1,)", "dec_ttl(1)"),
+            ("dec_ttl:1", "dec_ttl(1)"),
+        ] {
+            assert_eq!(acts(text), printed, "{text}");
+        }
+        // ovs-ofctl takes a non-number as 0 and 65536 as 0; refused here, naming the action.
+        for bad in ["dec_ttl(,)", "dec_ttl(a)", "dec_ttl(65536)"] {
+            assert_eq!(
+                parse_flow(&format!("ip,actions={bad}")).unwrap_err().field,
+                "dec_ttl"
+            );
+        }
     }
 
     #[test]

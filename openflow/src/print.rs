@@ -190,6 +190,10 @@ impl fmt::Display for Action {
             Action::PushVlan(t) => write!(f, "push_vlan:{t:#06x}"),
             Action::PopVlan => f.write_str("strip_vlan"),
             Action::DecTtl => f.write_str("dec_ttl"),
+            Action::DecTtlIds(ids) => {
+                let ids: Vec<String> = ids.iter().map(u16::to_string).collect();
+                write!(f, "dec_ttl({})", ids.join(","))
+            }
             Action::Resubmit {
                 port: Some(p),
                 table: None,

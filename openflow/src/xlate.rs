@@ -445,7 +445,7 @@ impl Xlate<'_> {
                     self.actions.push(DpAction::PopVlan);
                 }
             }
-            Action::DecTtl => {
+            Action::DecTtl | Action::DecTtlIds(_) => {
                 // Whether the packet is IP decides. In the top-level table the TTL itself is
                 // the datapath's business: at TTL 1 its `DecTtl` drops the packet, which is
                 // what stopping the action list means there, and one megaflow serves every
@@ -798,11 +798,23 @@ mod tests {
 
     #[test]
     fn dec_ttl_at_ttl_one_in_a_resubmit_stops_only_that_table() {
-        let b = bridge(
+        // `dec_ttl(ids)` names controllers to tell (there is no controller connection): the
+        // same decrement and the same stop.
+        for dec in ["dec_ttl", "dec_ttl(1,2)"] {
+            dec_ttl_stops_only_its_table(dec);
+        }
+    }
+
+    fn dec_ttl_stops_only_its_table(dec: &str) {
+        let b = bridge(&format!(
             "ip,actions=resubmit(,2),output:4\n\
-             table=2,ip,actions=output:6,dec_ttl,output:5,goto_table:3\n\
-             table=3,actions=output:7\n",
-        );
+             table=2,ip,actions=output:6,{dec},output:5,goto_table:3\n\
+             table=3,actions=output:7\n"
+        ));
+        assert!(b
+            .dump_flows(0)
+            .iter()
+            .any(|l| l.contains(&format!("output:6,{dec},output:5"))));
         let mut k = ip_key(1);
         k.nw_ttl = 1;
         let r = b.translate(&k, 0);

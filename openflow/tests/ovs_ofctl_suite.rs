@@ -46,7 +46,6 @@ const KNOWN_GAPS: &[&str] = &[
     "->vlan_tci",
     // dec_ttl(ids), masked set_field, tun_metadata printed with its TLV's width, a bare
     // tun_metadata0, tun_flags by number.
-    "dec_ttl(",
     "00:00:00:00:12:34/00:00:00:00:ff:ff->eth_src",
 ];
 
