@@ -17,7 +17,7 @@ use pipeline::field::{CT_LABEL, CT_MARK};
 use pipeline::flowkey::{ct_state, ipproto};
 
 use crate::error::RuleError;
-use crate::parse::{field_ref_in, split_top_level, uint};
+use crate::parse::{field_ref_in, masked_write, split_top_level, uint};
 use crate::rule::{ones, Action, Field, FieldRef, Match, Prereq};
 
 /// The zone a `ct` action tracks in.
@@ -298,19 +298,7 @@ fn parse_exec(item: &str) -> Result<Vec<Action>, RuleError> {
                 Some((v, m)) => (uint(name, v, max)?, uint(name, m, max)?),
                 None => (uint(name, src, max)?, max),
             };
-            if mask == max {
-                return Ok(vec![Action::SetField { field, value: v }]);
-            }
-            Ok(bit_runs(mask)
-                .map(|(start, n_bits)| Action::Load {
-                    dst: FieldRef {
-                        field,
-                        start,
-                        n_bits,
-                    },
-                    value: (v >> start) & ones(n_bits),
-                })
-                .collect())
+            Ok(masked_write(field, v, mask))
         }
         "load" => {
             let dst = field_ref_in(name, dst, &ct_field)
@@ -338,20 +326,6 @@ fn parse_exec(item: &str) -> Result<Vec<Action>, RuleError> {
             format!("\"{name}\" is not allowed in ct (set_field, load, move)"),
         )),
     }
-}
-
-/// The runs of set bits of `mask`, as `(first bit, length)`, lowest first.
-fn bit_runs(mask: u128) -> impl Iterator<Item = (u32, u32)> {
-    let mut rest = mask;
-    std::iter::from_fn(move || {
-        if rest == 0 {
-            return None;
-        }
-        let start = rest.trailing_zeros();
-        let n = (rest >> start).trailing_ones();
-        rest &= !(ones(n) << start);
-        Some((start, n))
-    })
 }
 
 /// `src=RANGE` / `dst=RANGE` / `src` / `dst` and the flags `persistent`, `hash`, `random`.

@@ -494,10 +494,68 @@ pub(crate) fn parse_actions(
     }
     let mut out = Vec::with_capacity(items.len());
     for item in items.into_iter().filter(|_| !drop) {
-        out.push(parse_action(item, m)?);
+        match masked_set_field(item)? {
+            Some(loads) => out.extend(loads),
+            None => out.push(parse_action(item, m)?),
+        }
     }
     check_actions(&out, m, table)?;
     Ok(out)
+}
+
+/// `set_field:VALUE/MASK->FIELD` (or `set_field(...)`): a write of the mask's bits only, as
+/// the `load`s of its runs of bits (how OVS stores and prints it in OpenFlow 1.3). `None`
+/// when the item is not a masked set_field.
+fn masked_set_field(item: &str) -> Result<Option<Vec<Action>>, RuleError> {
+    let name = "set_field";
+    let Some(arg) = item
+        .strip_prefix("set_field:")
+        .or_else(|| item.strip_prefix("set_field(")?.strip_suffix(')'))
+    else {
+        return Ok(None);
+    };
+    let Some((v, f)) = arg.split_once("->").filter(|(v, _)| v.contains('/')) else {
+        return Ok(None);
+    };
+    let field = Field::by_action_name(f).ok_or_else(|| {
+        RuleError::new(name, format!("\"{f}\" is not a field set_field can write"))
+    })?;
+    let d = field.def();
+    if !d.maskable {
+        return Err(RuleError::new(
+            name,
+            format!("\"{v}\": invalid mask for field {f}"),
+        ));
+    }
+    let (value, mask) = ofctl::parse_match_value(d, v, OFPP_LOCAL).map_err(at(name))?;
+    let (value, mask) = (d.value_of(value), d.value_of(mask));
+    Ok(Some(masked_write(field, value, mask)))
+}
+
+/// A write of `mask`'s bits of `field`: one `set_field` when the mask covers the field, else
+/// one `load` per run of set bits, lowest first (as OVS keeps a masked set_field).
+pub(crate) fn masked_write(field: Field, value: u128, mask: u128) -> Vec<Action> {
+    if mask == field.max_value() {
+        return vec![Action::SetField { field, value }];
+    }
+    let mut rest = mask;
+    std::iter::from_fn(move || {
+        if rest == 0 {
+            return None;
+        }
+        let start = rest.trailing_zeros();
+        let n_bits = (rest >> start).trailing_ones();
+        rest &= !(ones(n_bits) << start);
+        Some(Action::Load {
+            dst: FieldRef {
+                field,
+                start,
+                n_bits,
+            },
+            value: (value >> start) & ones(n_bits),
+        })
+    })
+    .collect()
 }
 
 /// Actions of Open vSwitch that vecswitch does not implement: refused as "not supported".

@@ -905,6 +905,32 @@ mod tests {
     }
 
     #[test]
+    fn a_masked_set_field_writes_only_the_masked_bits() {
+        // ofp-actions.at: set_field:00:00:00:00:12:34/00:00:00:00:ff:ff->eth_src.
+        let b = bridge(
+            "ip,actions=set_field:00:00:00:00:12:34/00:00:00:00:ff:ff->eth_src,\
+             set_field:10.9.0.0/255.255.0.0->ip_dst,output:2\n",
+        );
+        assert!(b.dump_flows(0)[0].ends_with(
+            " ip actions=load:0x1234->NXM_OF_ETH_SRC[0..15],load:0xa09->NXM_OF_IP_DST[16..31],output:2"
+        ));
+        let mut k = ip_key(0x0102_0304);
+        k.dl_src = [0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f];
+        let r = b.translate(&k, 0);
+        assert_eq!(
+            r.actions,
+            vec![
+                DpAction::SetEthSrc([0x0a, 0x0b, 0x0c, 0x0d, 0x12, 0x34]),
+                DpAction::SetIpv4Dst(0x0a09_0304),
+                DpAction::Output(2),
+            ]
+        );
+        // The bits kept were read: the megaflow matches them.
+        assert_eq!(r.mask.dl_src, [0xff, 0xff, 0xff, 0xff, 0, 0]);
+        assert_eq!(r.mask.nw_dst, 0x0000_ffff);
+    }
+
+    #[test]
     fn tunnel_fields_are_written_for_later_tables_without_a_datapath_action() {
         let b = bridge(
             "table=0,actions=set_tunnel:0x1388,set_field:172.31.1.2->tun_dst,resubmit(,1)\n\
