@@ -640,7 +640,11 @@ fn parse_action(item: &str, m: &Match) -> Result<Action, RuleError> {
                     "output(port=...,max_len=...) is not supported",
                 ));
             }
-            if a.contains('[') || Field::by_action_name(a).is_some() {
+            let reserved = ["in_port", "local", "normal", "flood", "all", "controller"];
+            if a.contains('[')
+                || (Field::by_action_name(a).is_some()
+                    && !reserved.contains(&a.to_ascii_lowercase().as_str()))
+            {
                 return Err(RuleError::new(
                     "output",
                     "output to a field is not supported",

@@ -139,6 +139,12 @@ impl Fields {
     /// Writes a field (the value is truncated to the field's width); its other slot bits stay.
     pub fn set(&mut self, field: Field, v: u128) {
         let d = field.def();
+        if field == pipeline::field::IN_PORT_OF10 {
+            // OpenFlow 1.0's reserved ports (0xff00 and up) are the 32-bit ones.
+            let p = (v & 0xffff) as u32;
+            self.key.in_port = if p >= 0xff00 { p | 0xffff_0000 } else { p };
+            return;
+        }
         let cur = self.slot(d.slot);
         self.set_slot(d.slot, d.into_slot(cur, v));
     }

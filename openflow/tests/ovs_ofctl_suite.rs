@@ -46,13 +46,7 @@ const DELIBERATE: &[(&str, &str)] = &[
 
 /// Cases that differ from ovs-ofctl today and are not on purpose (the README lists them):
 /// counted apart so that any other difference fails the test.
-const KNOWN_GAPS: &[&str] = &[
-    // vlan_tci and in_port as load/move fields.
-    "NXM_OF_VLAN_TCI",
-    "->vlan_tci",
-    // dec_ttl(ids), masked set_field, tun_metadata printed with its TLV's width, a bare
-    // tun_metadata0, tun_flags by number.
-];
+const KNOWN_GAPS: &[&str] = &[];
 
 struct Outcome {
     agree: usize,

@@ -67,7 +67,14 @@ fn names_are_unique_within_each_syntax() {
     let mut in_action: HashMap<String, FieldId> = HashMap::new();
     for f in FieldId::all() {
         let d = f.def();
-        assert!(canonical.insert(d.name, f).is_none(), "{} twice", d.name);
+        // `in_port` is two entries, as in OVS: the 32-bit port rules match, and OpenFlow 1.0's
+        // 16-bit number actions read and write; each syntax sees one.
+        let shared = f == IN_PORT_OF10;
+        assert!(
+            canonical.insert(d.name, f).is_none() || shared,
+            "{} twice",
+            d.name
+        );
         if d.in_match {
             for n in d.names() {
                 if let Some(other) = in_match.insert(n, f) {
@@ -146,7 +153,9 @@ fn writable_fields_cover_their_width_and_live_where_their_action_says() {
             ) => {}
             // Tunnel metadata: written into the translation's flow for a later encap.
             (Write::Context, Slot::Key(_)) if [TUN_ID, TUN_SRC, TUN_DST].contains(&f) => {}
-            (Write::Packet(_), Slot::Key(_)) => {}
+            // The input port, as the translation sees it.
+            (Write::Context, Slot::Key(_)) if f == IN_PORT_OF10 => {}
+            (Write::Packet(_) | Write::VlanTci, Slot::Key(_)) => {}
             (w, s) => panic!("{f:?}: {w:?} on {s:?}"),
         }
         assert_eq!(d.bits, ones(d.width) << d.shift, "{f:?}");
