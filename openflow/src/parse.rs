@@ -227,9 +227,11 @@ fn parse_spec(text: &str, verb: Verb) -> Result<FlowSpec, RuleError> {
             "out_group" => {
                 return Err(RuleError::new(name, "not supported"));
             }
+            // As ovs-ofctl: a modify keeps the timeouts of the rules it changes, and gives its
+            // own to the rule it adds when it selects none.
             "idle_timeout" | "hard_timeout" => {
-                if verb != Verb::Add {
-                    return Err(RuleError::new(name, "only allowed in add-flow"));
+                if verb == Verb::Delete {
+                    return Err(RuleError::new(name, "not allowed in del-flows"));
                 }
                 let t = uint(name, need(name, value)?, 0xffff)? as u16;
                 if name == "idle_timeout" {
@@ -1821,8 +1823,11 @@ mod tests {
             parse_del_flow("cookie=1", false).unwrap_err().field,
             "cookie"
         );
+        // mod-flows takes timeouts (for the rule it adds when it selects none), del-flows not.
+        let m = parse_mod_flow("ip,idle_timeout=5,hard_timeout=7,actions=drop", false).unwrap();
+        assert_eq!((m.spec.idle_timeout, m.spec.hard_timeout), (5, 7));
         assert_eq!(
-            parse_mod_flow("ip,idle_timeout=5,actions=drop", false)
+            parse_del_flow("ip,idle_timeout=5", false)
                 .unwrap_err()
                 .field,
             "idle_timeout"

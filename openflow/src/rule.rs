@@ -390,11 +390,13 @@ pub struct FlowSpec {
 
 /// `reset_counts`: a modify restarts the rules' packet and byte counts.
 pub const RESET_COUNTS: u16 = 4;
+/// `check_overlap`: an add is refused when a rule of its priority overlaps it.
+pub const CHECK_OVERLAP: u16 = 2;
 
 /// The flow-mod flags by name, in the order ovs-ofctl prints them (OFPUTIL_FF_*).
 pub const FLOW_MOD_FLAGS: [(&str, u16); 5] = [
     ("send_flow_rem", 1),
-    ("check_overlap", 2),
+    ("check_overlap", CHECK_OVERLAP),
     ("reset_counts", RESET_COUNTS),
     ("no_packet_counts", 8),
     ("no_byte_counts", 16),
