@@ -8,7 +8,8 @@ Reads a JSON case on stdin: {"ports": [[name, ofport], ...], "rules": [flow, ...
 bridge br0 (datapath_type=dummy, fail-mode=secure) with dummy ports of those names and numbers,
 and for each request adds the rules afresh, runs `ovs-ofctl VERB [OPTIONS] br0 [ARGUMENTS]`
 and answers, on stdout, a JSON list of {"ok", "lines", "error", "after"}: "lines" what it
-printed (headers dropped), "after" (del-flows and mod-flows) `dump-flows --no-stats` then.
+printed (headers dropped), "after" (add-flow, del-flows and mod-flows) `dump-flows --no-stats`
+then.
 """
 
 import json
@@ -45,7 +46,7 @@ def main():
             r = ovs.run("ovs-ofctl", *opts, verb, mgmt, *args, check=False)
             lines = [l for l in r.stdout.splitlines() if l.startswith(" ")]
             res = {"ok": r.returncode == 0, "lines": lines, "error": r.stderr.strip()}
-            if verb in ("del-flows", "mod-flows"):
+            if verb in ("add-flow", "del-flows", "mod-flows"):
                 a = ovs.run("ovs-ofctl", "--no-stats", "dump-flows", mgmt)
                 res["after"] = [l for l in a.stdout.splitlines() if l.startswith(" ")]
             out.append(res)

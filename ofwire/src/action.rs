@@ -387,6 +387,7 @@ pub fn from_action(a: &Action) -> Result<Option<WireAction>, OfpError> {
         | Action::Move { .. }
         | Action::Resubmit { .. }
         | Action::Note(_)
+        | Action::DecTtlIds(_)
         | Action::StackPush(_)
         | Action::StackPop(_)
         | Action::Ct(_) => return err(E::BadActionType, "no OpenFlow 1.3 action"),

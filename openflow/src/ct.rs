@@ -13,11 +13,11 @@
 use std::fmt::{self, Write as _};
 use std::net::IpAddr;
 
-use pipeline::field::{ofctl, CT_LABEL, CT_MARK};
+use pipeline::field::{CT_LABEL, CT_MARK};
 use pipeline::flowkey::{ct_state, ipproto};
 
 use crate::error::RuleError;
-use crate::parse::{field_ref_in, split_top_level, uint};
+use crate::parse::{field_ref_in, masked_write, split_top_level, uint};
 use crate::rule::{ones, Action, Field, FieldRef, Match, Prereq};
 
 /// The zone a `ct` action tracks in.
@@ -266,8 +266,14 @@ pub(crate) fn parse(args: &str) -> Result<CtAction, RuleError> {
 /// contiguous bit runs, as OVS stores it), `load:V->F[a..b]` or `move:SRC->F[a..b]`, F
 /// being `ct_mark` or `ct_label`.
 fn parse_exec(item: &str) -> Result<Vec<Action>, RuleError> {
+    // `load(V->F)` is `load:V->F`, as everywhere in ovs-ofctl's actions.
+    let paren = item
+        .split_once('(')
+        .and_then(|(n, rest)| Some((n, rest.strip_suffix(')')?)));
     let (name, arg) = item
         .split_once(':')
+        .filter(|(n, _)| !n.contains('('))
+        .or(paren)
         .filter(|(n, _)| matches!(*n, "set_field" | "load" | "move"))
         .ok_or_else(|| {
             RuleError::new(
@@ -292,19 +298,7 @@ fn parse_exec(item: &str) -> Result<Vec<Action>, RuleError> {
                 Some((v, m)) => (uint(name, v, max)?, uint(name, m, max)?),
                 None => (uint(name, src, max)?, max),
             };
-            if mask == max {
-                return Ok(vec![Action::SetField { field, value: v }]);
-            }
-            Ok(bit_runs(mask)
-                .map(|(start, n_bits)| Action::Load {
-                    dst: FieldRef {
-                        field,
-                        start,
-                        n_bits,
-                    },
-                    value: (v >> start) & ones(n_bits),
-                })
-                .collect())
+            Ok(masked_write(field, v, mask))
         }
         "load" => {
             let dst = field_ref_in(name, dst, &ct_field)
@@ -332,20 +326,6 @@ fn parse_exec(item: &str) -> Result<Vec<Action>, RuleError> {
             format!("\"{name}\" is not allowed in ct (set_field, load, move)"),
         )),
     }
-}
-
-/// The runs of set bits of `mask`, as `(first bit, length)`, lowest first.
-fn bit_runs(mask: u128) -> impl Iterator<Item = (u32, u32)> {
-    let mut rest = mask;
-    std::iter::from_fn(move || {
-        if rest == 0 {
-            return None;
-        }
-        let start = rest.trailing_zeros();
-        let n = (rest >> start).trailing_ones();
-        rest &= !(ones(n) << start);
-        Some((start, n))
-    })
 }
 
 /// `src=RANGE` / `dst=RANGE` / `src` / `dst` and the flags `persistent`, `hash`, `random`.
@@ -494,17 +474,15 @@ impl fmt::Display for Nat {
 }
 
 /// An `exec` action as OVS prints it: `load` and `move` name the fields by NXM name.
+/// A `set_field` is a `load` of the whole field there (OpenFlow 1.0 has no set_field), and a
+/// load wider than 64 bits is two (NXAST_REG_LOAD carries 64 bits).
 fn format_exec(a: &Action) -> String {
     match a {
-        Action::Load { dst, value } => format!("load:{value:#x}->{}", format_subfield(dst)),
-        Action::Move { src, dst } => {
-            format!("move:{}->{}", format_subfield(src), format_subfield(dst))
+        Action::SetField { field, value } => Action::Load {
+            dst: FieldRef::whole(*field),
+            value: *value,
         }
-        Action::SetField { field, value } => format!(
-            "set_field:{}->{}",
-            ofctl::format_action_value(field.def(), *value),
-            field.name()
-        ),
+        .to_string(),
         other => other.to_string(),
     }
 }
@@ -524,7 +502,7 @@ impl fmt::Display for CtAction {
         match &self.zone {
             CtZone::Imm(0) => {}
             CtZone::Imm(z) => parts.push(format!("zone={z}")),
-            CtZone::Field(r) => parts.push(format!("zone={}", format_subfield(r))),
+            CtZone::Field(r) => parts.push(format!("zone={r}")),
         }
         let mut nested = self.nested.as_slice();
         if let Some((CtNested::Nat(n), rest)) = nested.split_first() {
@@ -547,18 +525,6 @@ impl fmt::Display for CtAction {
             None => {}
         }
         write!(f, "ct({})", parts.join(","))
-    }
-}
-
-/// `FIELD[a..b]` with the field's NXM name, as OVS's `mf_format_subfield`.
-fn format_subfield(r: &FieldRef) -> String {
-    let name = r.field.def().nxm.first().map_or(r.field.name(), |n| n.name);
-    if r.is_whole() {
-        format!("{name}[]")
-    } else if r.n_bits == 1 {
-        format!("{name}[{}]", r.start)
-    } else {
-        format!("{name}[{}..{}]", r.start, r.start + r.n_bits - 1)
     }
 }
 
@@ -588,7 +554,9 @@ mod tests {
 
     #[test]
     fn printed_as_ovs_ofctl_prints_it() {
-        // Each pair: what was written, what `ovs-ofctl -O OpenFlow13 parse-flow` (3.1) printed.
+        // Each pair: what was written, what `ovs-ofctl parse-flow` (3.1) printed in
+        // OpenFlow 1.0 with Nicira extensions (its default, and dump-flows'): a `set_field` in
+        // `exec` is a `load`.
         for (text, ovs) in [
             ("commit,zone=1,table=1", "ct(commit,table=1,zone=1)"),
             ("", "ct()"),
@@ -599,7 +567,7 @@ mod tests {
             ("commit,table=0", "ct(commit,table=0)"),
             (
                 "commit,zone=NXM_NX_REG0[0..15],exec(set_field:0x1->ct_mark,set_field:0x5->ct_label),nat(src=10.0.0.1-10.0.0.2:1000-2000)",
-                "ct(commit,zone=NXM_NX_REG0[0..15],exec(set_field:0x1->ct_mark,set_field:0x5->ct_label,nat(src=10.0.0.1-10.0.0.2:1000-2000)))",
+                "ct(commit,zone=NXM_NX_REG0[0..15],exec(load:0x1->NXM_NX_CT_MARK[],load:0x5->NXM_NX_CT_LABEL[0..63],load:0->NXM_NX_CT_LABEL[64..127],nat(src=10.0.0.1-10.0.0.2:1000-2000)))",
             ),
             (
                 "commit,nat(src=10.0.0.1-10.0.0.2:1000-2000),exec(set_field:0x1/0xff->ct_mark),table=3,zone=7",
@@ -623,13 +591,21 @@ mod tests {
             ("commit,nat(src=[fd00::1]:80)", "ct(commit,nat(src=[fd00::1]:80))"),
             ("commit,nat(src=fd00::1:80)", "ct(commit,nat(src=fd00::1:80))"),
             ("commit,exec(load:0x1->NXM_NX_CT_MARK[])", "ct(commit,exec(load:0x1->NXM_NX_CT_MARK[]))"),
-            ("commit,exec(set_field:0x1->ct_label)", "ct(commit,exec(set_field:0x1->ct_label))"),
+            (
+                "commit,exec(set_field:0x1->ct_label)",
+                "ct(commit,exec(load:0x1->NXM_NX_CT_LABEL[0..63],load:0->NXM_NX_CT_LABEL[64..127]))",
+            ),
+            (
+                "commit,exec(load(0x1234567890ABCDEF->ct_label[32..95]))",
+                "ct(commit,exec(load:0x1234567890abcdef->NXM_NX_CT_LABEL[32..95]))",
+            ),
+            ("commit,exec(load(1->ct_mark))", "ct(commit,exec(load:0x1->NXM_NX_CT_MARK[]))"),
             ("commit,exec()", "ct(commit)"),
             (
                 "commit,exec(set_field:0x5/0x5->ct_mark)",
                 "ct(commit,exec(load:0x1->NXM_NX_CT_MARK[0],load:0x1->NXM_NX_CT_MARK[2]))",
             ),
-            ("commit,exec(set_field:0x1/0xffffffff->ct_mark)", "ct(commit,exec(set_field:0x1->ct_mark))"),
+            ("commit,exec(set_field:0x1/0xffffffff->ct_mark)", "ct(commit,exec(load:0x1->NXM_NX_CT_MARK[]))"),
             (
                 "commit,exec(set_field:0xffff0000000000000000000000000000/0xffff0000000000000000000000000000->ct_label)",
                 "ct(commit,exec(load:0xffff->NXM_NX_CT_LABEL[112..127]))",
@@ -645,6 +621,31 @@ mod tests {
             let again = ovs.strip_prefix("ct(").and_then(|s| s.strip_suffix(')')).unwrap();
             assert_eq!(printed(again), ovs, "{ovs} read back");
         }
+    }
+
+    #[test]
+    fn parenthesised_exec_actions_are_the_colon_forms() {
+        // ovs-ofctl.at: `exec(load(1->NXM_NX_CT_MARK[]))`, `exec(set_field(0x1->ct_label))`.
+        for (paren, colon) in [
+            ("load(1->NXM_NX_CT_MARK[])", "load:1->NXM_NX_CT_MARK[]"),
+            (
+                "load(0x1234->ct_label[32..95])",
+                "load:0x1234->ct_label[32..95]",
+            ),
+            ("set_field(0x1->ct_label)", "set_field:0x1->ct_label"),
+            (
+                "move(NXM_NX_REG0[]->ct_mark)",
+                "move:NXM_NX_REG0[]->ct_mark",
+            ),
+        ] {
+            let a = parse(&format!("commit,exec({paren})")).unwrap();
+            assert_eq!(
+                a,
+                parse(&format!("commit,exec({colon})")).unwrap(),
+                "{paren}"
+            );
+        }
+        assert_eq!(refused("commit,exec(load(1->ct_mark)").field, "exec");
     }
 
     #[test]

@@ -1030,6 +1030,44 @@ mod tests {
     }
 
     #[test]
+    fn a_bare_tun_metadata_matches_the_option_being_there() {
+        let geneve = TunnelOutput {
+            kind: TunnelKind::Geneve,
+            dst_port: 6081,
+            ..vxlan(Some(Ipv4Addr::new(10, 0, 0, 2)), Some(9))
+        };
+        let (mut up, _underlay) = overlay(
+            "priority=10,in_port=2,tun_metadata0,actions=output:1\n\
+             priority=0,actions=drop\n",
+            geneve,
+        );
+        let map = up.map.load().bridges[0].bridge.clone();
+        map.change_tlv_map(|m| m.add("{class=0xffff,type=0x80,len=4}->tun_metadata0"))
+            .unwrap();
+        assert!(
+            map.dump_flows(0)[0].ends_with(" priority=10,tun_metadata0,in_port=2 actions=output:1"),
+            "{:?}",
+            map.dump_flows(0)
+        );
+        let mut k = FlowKey {
+            tun_id: 9,
+            tun_flags: TUN_FLAG_PRESENT,
+            tun_opts_len: 8,
+            ..key(3, 1, 9)
+        };
+        // Any value of the option matches; another option, or none, does not.
+        for value in [0xcd, 0x00] {
+            k.tun_opts[..8].copy_from_slice(&[0xff, 0xff, 0x80, 0x01, 0, 0, 0xab, value]);
+            assert_eq!(up.translate(&k, 0).actions, vec![DpAction::Output(1)]);
+        }
+        k.tun_opts[2] = 0x81;
+        assert!(up.translate(&k, 0).actions.is_empty());
+        k.tun_opts_len = 0;
+        k.tun_opts = [0; 32];
+        assert!(up.translate(&k, 0).actions.is_empty());
+    }
+
+    #[test]
     fn options_longer_than_the_key_are_read_back_from_the_store() {
         let geneve = TunnelOutput {
             kind: TunnelKind::Geneve,
@@ -1079,11 +1117,20 @@ mod tests {
 
     #[test]
     fn tun_flags_match_by_name() {
+        // `tun_flags=1` is the same rule: OpenFlow numbers oam as bit 0.
+        for rule in ["tun_flags=+oam", "tun_flags=1"] {
+            let (mut up, _) = overlay(
+                &format!(
+                    "priority=10,{rule},actions=drop\npriority=5,in_port=2,actions=output:1\n"
+                ),
+                vxlan(None, None),
+            );
+            tun_flags_oam_dropped(&mut up);
+        }
+    }
+
+    fn tun_flags_oam_dropped(up: &mut DatapathUpcall) {
         use pipeline::flowkey::TUN_FLAG_OAM;
-        let (mut up, _) = overlay(
-            "priority=10,tun_flags=+oam,actions=drop\npriority=5,in_port=2,actions=output:1\n",
-            vxlan(None, None),
-        );
         let b = up.map.load().bridges[0].bridge.clone();
         assert!(b.dump_flows(0)[0].contains("priority=10,tun_flags=+oam actions=drop"));
         let mut k = FlowKey {

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use pipeline::field::ofctl::{self, number, BadValue};
 use pipeline::field::{
-    ETH_SRC, ETH_TYPE, IP_DSCP, IP_DST, IP_ECN, IP_PROTO, IP_SRC, NW_TTL, SCTP_DST, SCTP_SRC,
+    Slot, ETH_SRC, ETH_TYPE, IP_DSCP, IP_DST, IP_ECN, IP_PROTO, IP_SRC, NW_TTL, SCTP_DST, SCTP_SRC,
     SHORTHANDS, TCP_DST, TCP_SRC, TUN_ID, UDP_DST, UDP_SRC, VLAN_PCP, VLAN_VID,
 };
 use pipeline::flowkey::ipproto;
@@ -227,9 +227,11 @@ fn parse_spec(text: &str, verb: Verb) -> Result<FlowSpec, RuleError> {
             "out_group" => {
                 return Err(RuleError::new(name, "not supported"));
             }
+            // As ovs-ofctl: a modify keeps the timeouts of the rules it changes, and gives its
+            // own to the rule it adds when it selects none.
             "idle_timeout" | "hard_timeout" => {
-                if verb != Verb::Add {
-                    return Err(RuleError::new(name, "only allowed in add-flow"));
+                if verb == Verb::Delete {
+                    return Err(RuleError::new(name, "not allowed in del-flows"));
                 }
                 let t = uint(name, need(name, value)?, 0xffff)? as u16;
                 if name == "idle_timeout" {
@@ -296,6 +298,13 @@ fn port(field: &str, s: &str) -> Result<u32, RuleError> {
 /// Match shorthands (`ip`, `tcp6`, ...).
 fn shorthand(name: &str) -> Result<(Match, Prereq), RuleError> {
     let Some(short) = SHORTHANDS.iter().find(|s| s.name == name) else {
+        // A bare `tun_metadataN`: the option is there, whatever its value (as in OVS).
+        if let Some(Slot::TunMetadata(i)) = Field::by_match_name(name).map(|f| f.def().slot) {
+            let mut m = Match::default();
+            m.value.tun_md.set(i, 0);
+            m.mask.tun_md.set(i, 0);
+            return Ok((m, Prereq::None));
+        }
         return Err(if Field::by_match_name(name).is_some() {
             RuleError::new(name, "needs a value (name=value)")
         } else {
@@ -487,10 +496,68 @@ pub(crate) fn parse_actions(
     }
     let mut out = Vec::with_capacity(items.len());
     for item in items.into_iter().filter(|_| !drop) {
-        out.push(parse_action(item, m)?);
+        match masked_set_field(item)? {
+            Some(loads) => out.extend(loads),
+            None => out.push(parse_action(item, m)?),
+        }
     }
     check_actions(&out, m, table)?;
     Ok(out)
+}
+
+/// `set_field:VALUE/MASK->FIELD` (or `set_field(...)`): a write of the mask's bits only, as
+/// the `load`s of its runs of bits (how OVS stores and prints it in OpenFlow 1.3). `None`
+/// when the item is not a masked set_field.
+fn masked_set_field(item: &str) -> Result<Option<Vec<Action>>, RuleError> {
+    let name = "set_field";
+    let Some(arg) = item
+        .strip_prefix("set_field:")
+        .or_else(|| item.strip_prefix("set_field(")?.strip_suffix(')'))
+    else {
+        return Ok(None);
+    };
+    let Some((v, f)) = arg.split_once("->").filter(|(v, _)| v.contains('/')) else {
+        return Ok(None);
+    };
+    let field = Field::by_action_name(f).ok_or_else(|| {
+        RuleError::new(name, format!("\"{f}\" is not a field set_field can write"))
+    })?;
+    let d = field.def();
+    if !d.maskable {
+        return Err(RuleError::new(
+            name,
+            format!("\"{v}\": invalid mask for field {f}"),
+        ));
+    }
+    let (value, mask) = ofctl::parse_match_value(d, v, OFPP_LOCAL).map_err(at(name))?;
+    let (value, mask) = (d.value_of(value), d.value_of(mask));
+    Ok(Some(masked_write(field, value, mask)))
+}
+
+/// A write of `mask`'s bits of `field`: one `set_field` when the mask covers the field, else
+/// one `load` per run of set bits, lowest first (as OVS keeps a masked set_field).
+pub(crate) fn masked_write(field: Field, value: u128, mask: u128) -> Vec<Action> {
+    if mask == field.max_value() {
+        return vec![Action::SetField { field, value }];
+    }
+    let mut rest = mask;
+    std::iter::from_fn(move || {
+        if rest == 0 {
+            return None;
+        }
+        let start = rest.trailing_zeros();
+        let n_bits = (rest >> start).trailing_ones();
+        rest &= !(ones(n_bits) << start);
+        Some(Action::Load {
+            dst: FieldRef {
+                field,
+                start,
+                n_bits,
+            },
+            value: (value >> start) & ones(n_bits),
+        })
+    })
+    .collect()
 }
 
 /// Actions of Open vSwitch that vecswitch does not implement: refused as "not supported".
@@ -575,7 +642,11 @@ fn parse_action(item: &str, m: &Match) -> Result<Action, RuleError> {
                     "output(port=...,max_len=...) is not supported",
                 ));
             }
-            if a.contains('[') || Field::by_action_name(a).is_some() {
+            let reserved = ["in_port", "local", "normal", "flood", "all", "controller"];
+            if a.contains('[')
+                || (Field::by_action_name(a).is_some()
+                    && !reserved.contains(&a.to_ascii_lowercase().as_str()))
+            {
                 return Err(RuleError::new(
                     "output",
                     "output to a field is not supported",
@@ -678,7 +749,23 @@ fn parse_action(item: &str, m: &Match) -> Result<Action, RuleError> {
                 )),
             }
         }
-        "dec_ttl" => no_arg(arg, Action::DecTtl),
+        // `dec_ttl(ID,...)` (or `dec_ttl:ID`): controller ids, empty items skipped as
+        // ovs-ofctl skips them; `dec_ttl()` is `dec_ttl`.
+        "dec_ttl" => match arg.filter(|a| !a.trim().is_empty()) {
+            None => Ok(Action::DecTtl),
+            Some(a) => {
+                let ids = a
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| uint(name, s, 0xffff).map(|v| v as u16))
+                    .collect::<Result<Vec<u16>, _>>()?;
+                if ids.is_empty() {
+                    return Err(RuleError::new(name, "expected at least one controller id"));
+                }
+                Ok(Action::DecTtlIds(ids))
+            }
+        },
         "set_field" => {
             let a = arg_of(name, arg)?;
             let (v, f) = a
@@ -1089,6 +1176,35 @@ mod tests {
     }
 
     #[test]
+    fn dec_ttl_takes_controller_ids_as_ovs_ofctl_does() {
+        let acts = |a: &str| {
+            let spec =
+                parse_flow(&format!("ip,actions={a}")).unwrap_or_else(|e| panic!("{a}: {e}"));
+            crate::print::format_actions(&spec.actions)
+        };
+        for (text, printed) in [
+            ("dec_ttl", "dec_ttl"),
+            ("dec_ttl()", "dec_ttl"),
+            ("dec_ttl(0)", "dec_ttl(0)"),
+            (
+                "dec_ttl(32768,12345,90,765,1024)",
+                "dec_ttl(32768,12345,90,765,1024)",
+            ),
+            ("dec_ttl(1,)", "dec_ttl(1)"),
+            ("dec_ttl:1", "dec_ttl(1)"),
+        ] {
+            assert_eq!(acts(text), printed, "{text}");
+        }
+        // ovs-ofctl takes a non-number as 0 and 65536 as 0; refused here, naming the action.
+        for bad in ["dec_ttl(,)", "dec_ttl(a)", "dec_ttl(65536)"] {
+            assert_eq!(
+                parse_flow(&format!("ip,actions={bad}")).unwrap_err().field,
+                "dec_ttl"
+            );
+        }
+    }
+
+    #[test]
     fn non_ascii_note_is_refused_not_a_panic() {
         // fuzz/regressions/parse_flow/note-hex-non-ascii-char-boundary
         let e = parse_flow("actions=note:5\u{249}7").unwrap_err();
@@ -1260,7 +1376,7 @@ mod tests {
             Syntax::Ipv6 => vec!["2001:db8::1", "2001:db8::/32"],
             Syntax::Flags(names) => {
                 let flags = format!("+{}-{}", names[0].0, names[1].0);
-                return vec![flags, "0x1/0x3".into()];
+                return vec![flags, "0x1/0x1".into()];
             }
             Syntax::Frag => vec!["no", "yes", "first", "later", "not_later"],
             Syntax::EthType => vec!["0x88cc", "0x0800"],
@@ -1297,7 +1413,11 @@ mod tests {
                     // ...printed under a name that parses back to the same match...
                     let printed = x.to_string();
                     assert_eq!(m(&printed), x, "{text} -> {printed}");
-                    // ...and the name alone asks for a value.
+                    // ...and the name alone asks for a value (a bare `tun_metadataN` is a
+                    // match on the option being there).
+                    if matches!(d.slot, Slot::TunMetadata(_)) {
+                        continue;
+                    }
                     let e = parse_flow(&format!("{name},actions=drop")).unwrap_err();
                     assert_eq!(e.to_string(), format!("{name}: needs a value (name=value)"));
                 }
@@ -1703,8 +1823,11 @@ mod tests {
             parse_del_flow("cookie=1", false).unwrap_err().field,
             "cookie"
         );
+        // mod-flows takes timeouts (for the rule it adds when it selects none), del-flows not.
+        let m = parse_mod_flow("ip,idle_timeout=5,hard_timeout=7,actions=drop", false).unwrap();
+        assert_eq!((m.spec.idle_timeout, m.spec.hard_timeout), (5, 7));
         assert_eq!(
-            parse_mod_flow("ip,idle_timeout=5,actions=drop", false)
+            parse_del_flow("ip,idle_timeout=5", false)
                 .unwrap_err()
                 .field,
             "idle_timeout"

@@ -6,7 +6,7 @@ use std::fmt::{self, Write};
 
 use pipeline::field::ofctl::{hex, masked_hex};
 use pipeline::field::{
-    format_action_value, format_match_value, FieldId, Print, ETH_TYPE, IP_PROTO, SHORTHANDS,
+    format_action_value, format_match_value, FieldId, Print, Slot, ETH_TYPE, IP_PROTO, SHORTHANDS,
 };
 
 use crate::rule::{
@@ -86,6 +86,13 @@ impl Match {
             let Print::As(name, when) = d.print else {
                 continue;
             };
+            // A match on the option being there, whatever its value: the bare name.
+            if let Slot::TunMetadata(i) = d.slot {
+                if m.tun_md.present & (1 << i) != 0 && m.slot(d.slot) == 0 {
+                    out.push(name.to_string());
+                    continue;
+                }
+            }
             if m.slot(d.slot) & d.bits & !done.slot(d.slot) == 0 || !self.holds(when) {
                 continue;
             }
@@ -183,6 +190,10 @@ impl fmt::Display for Action {
             Action::PushVlan(t) => write!(f, "push_vlan:{t:#06x}"),
             Action::PopVlan => f.write_str("strip_vlan"),
             Action::DecTtl => f.write_str("dec_ttl"),
+            Action::DecTtlIds(ids) => {
+                let ids: Vec<String> = ids.iter().map(u16::to_string).collect();
+                write!(f, "dec_ttl({})", ids.join(","))
+            }
             Action::Resubmit {
                 port: Some(p),
                 table: None,

@@ -139,6 +139,12 @@ impl Fields {
     /// Writes a field (the value is truncated to the field's width); its other slot bits stay.
     pub fn set(&mut self, field: Field, v: u128) {
         let d = field.def();
+        if field == pipeline::field::IN_PORT_OF10 {
+            // OpenFlow 1.0's reserved ports (0xff00 and up) are the 32-bit ones.
+            let p = (v & 0xffff) as u32;
+            self.key.in_port = if p >= 0xff00 { p | 0xffff_0000 } else { p };
+            return;
+        }
         let cur = self.slot(d.slot);
         self.set_slot(d.slot, d.into_slot(cur, v));
     }
@@ -314,6 +320,9 @@ pub enum Action {
     /// `pop_vlan` / `strip_vlan`.
     PopVlan,
     DecTtl,
+    /// `dec_ttl(ID,...)`: `dec_ttl` naming the controllers told of an expired TTL
+    /// (NXAST_DEC_TTL_CNT_IDS). There is no controller connection: it acts as `dec_ttl`.
+    DecTtlIds(Vec<u16>),
     /// `resubmit(port,table)`: a missing port means the packet's in_port, a missing table the
     /// current table.
     Resubmit {
@@ -381,11 +390,13 @@ pub struct FlowSpec {
 
 /// `reset_counts`: a modify restarts the rules' packet and byte counts.
 pub const RESET_COUNTS: u16 = 4;
+/// `check_overlap`: an add is refused when a rule of its priority overlaps it.
+pub const CHECK_OVERLAP: u16 = 2;
 
 /// The flow-mod flags by name, in the order ovs-ofctl prints them (OFPUTIL_FF_*).
 pub const FLOW_MOD_FLAGS: [(&str, u16); 5] = [
     ("send_flow_rem", 1),
-    ("check_overlap", 2),
+    ("check_overlap", CHECK_OVERLAP),
     ("reset_counts", RESET_COUNTS),
     ("no_packet_counts", 8),
     ("no_byte_counts", 16),

@@ -15,7 +15,9 @@ use crate::classifier::Classifier;
 use crate::error::{BundleError, FileError, RuleError};
 use crate::parse::{check_actions, check_spec, parse_bundle_file, rule_lines};
 use crate::print::{format_dump, DumpStats};
-use crate::rule::{Action, FlowMod, FlowModCommand, FlowSpec, Match, N_TABLES, RESET_COUNTS};
+use crate::rule::{
+    Action, FlowMod, FlowModCommand, FlowSpec, Match, CHECK_OVERLAP, N_TABLES, RESET_COUNTS,
+};
 pub use crate::rule::{Rule, RuleStats};
 
 // `Rule` itself lives in `rule.rs`, so that the classifier needs nothing from this module.
@@ -203,6 +205,11 @@ impl RuleSet {
                 spec.cookie_mask = None;
                 spec.out_port = None;
                 check_actions(&spec.actions, &spec.matches, Some(table))?;
+                if spec.flags & CHECK_OVERLAP != 0 {
+                    check_overlap(&self.tables[usize::from(table)], &spec)?;
+                    // A request's flag, not the rule's: OVS's dump-flows does not show it.
+                    spec.flags &= !CHECK_OVERLAP;
+                }
                 let rule = Arc::new(Rule {
                     id: *next_id,
                     spec,
@@ -466,6 +473,37 @@ impl FlowTables {
 }
 
 /// A parse error of a file as a bundle error: the index counts the rule lines before it.
+/// `check_overlap` (OVS's OFPUTIL_FF_CHECK_OVERLAP): an add is refused when a rule of the
+/// same priority in the table could match a packet it matches (on every bit both constrain,
+/// their values agree), unless the two matches are the same (the add then replaces it).
+fn check_overlap(t: &Classifier, spec: &FlowSpec) -> Result<(), RuleError> {
+    let m = &spec.matches;
+    let other = t.iter().find(|r| {
+        let o = &r.spec.matches;
+        let common = m.mask.and(&o.mask);
+        r.spec.priority == spec.priority
+            && o != m
+            && m.value.masked(&common) == o.value.masked(&common)
+    });
+    match other {
+        None => Ok(()),
+        Some(r) => {
+            let mut rule = format!("priority={}", r.spec.priority);
+            for part in r.spec.matches.to_parts() {
+                rule.push(',');
+                rule.push_str(&part);
+            }
+            Err(RuleError::new(
+                "check_overlap",
+                format!(
+                    "OFPFMFC_OVERLAP: overlaps the rule \"{rule}\" of the same priority in table {}",
+                    r.table()
+                ),
+            ))
+        }
+    }
+}
+
 fn file_error(text: &str, e: FileError) -> BundleError {
     BundleError {
         index: rule_lines(text).take_while(|(l, _)| *l < e.line).count(),
@@ -583,6 +621,61 @@ mod tests {
         t.apply(&[add("priority=6,ip,actions=output:2")], 0)
             .unwrap();
         assert_eq!(t.load().len(), 2);
+    }
+
+    #[test]
+    fn check_overlap_refuses_an_add_that_overlaps_a_rule_of_its_priority() {
+        // What OVS 3.1 answered on a bridge holding these two rules (pcaps/ovs_dump_flows.py).
+        let t = FlowTables::new();
+        t.apply(
+            &[
+                add("priority=100,in_port=1,actions=output:2"),
+                add("table=4,priority=11,actions=FLOOD"),
+            ],
+            0,
+        )
+        .unwrap();
+        for (rule, refused) in [
+            ("check_overlap,priority=100,actions=drop", true),
+            ("check_overlap,priority=100,in_port=1,actions=drop", false),
+            ("check_overlap,priority=100,in_port=2,actions=drop", false),
+            ("check_overlap,priority=100,ip,actions=drop", true),
+            ("check_overlap,priority=101,actions=drop", false),
+            (
+                "check_overlap,table=4,priority=11,in_port=2,actions=drop",
+                true,
+            ),
+            ("check_overlap,priority=100,in_port=1,ip,actions=drop", true),
+            ("priority=100,ip,actions=drop", false),
+        ] {
+            let before = lines(&t);
+            let r = t.apply(&[add(rule)], 0);
+            assert_eq!(r.is_err(), refused, "{rule}: {r:?}");
+            if let Err(e) = r {
+                assert_eq!(e.error.field, "check_overlap");
+                assert!(e.error.reason.starts_with("OFPFMFC_OVERLAP"), "{e}");
+                assert_eq!(lines(&t), before, "{rule}: refused, nothing changed");
+            }
+            // Back to the two rules.
+            let del = crate::parse_del_flow("", false).unwrap();
+            t.apply(&[del], 0).unwrap();
+            t.apply(
+                &[
+                    add("priority=100,in_port=1,actions=output:2"),
+                    add("table=4,priority=11,actions=FLOOD"),
+                ],
+                0,
+            )
+            .unwrap();
+        }
+        let e = t
+            .apply(&[add("check_overlap,priority=100,actions=drop")], 0)
+            .unwrap_err();
+        assert_eq!(
+            e.error.to_string(),
+            "check_overlap: OFPFMFC_OVERLAP: overlaps the rule \"priority=100,in_port=1\" of the \
+             same priority in table 0"
+        );
     }
 
     #[test]

@@ -445,7 +445,7 @@ impl Xlate<'_> {
                     self.actions.push(DpAction::PopVlan);
                 }
             }
-            Action::DecTtl => {
+            Action::DecTtl | Action::DecTtlIds(_) => {
                 // Whether the packet is IP decides. In the top-level table the TTL itself is
                 // the datapath's business: at TTL 1 its `DecTtl` drops the packet, which is
                 // what stopping the action list means there, and one megaflow serves every
@@ -547,8 +547,12 @@ impl Xlate<'_> {
     /// Writes `v` into a field range; for packet fields emits the datapath action that sets
     /// the whole field (so bits of the field outside the range were read).
     fn write(&mut self, r: FieldRef, v: u128) {
+        let had_vlan = self.f.key.has_vlan();
         r.write(&mut self.f, v);
         let field = r.field;
+        if field.def().write == Write::VlanTci {
+            return self.write_vlan_tci(r, had_vlan);
+        }
         let Write::Packet(set) = field.def().write else {
             if field.def().name.starts_with("tun_") {
                 self.marks.push((self.actions.len(), self.f.clone()));
@@ -574,6 +578,38 @@ impl Xlate<'_> {
             }
         }
         self.actions.push(set(new));
+    }
+
+    /// After a write of `vlan_tci` (OVS's semantics): a TCI with the present bit gives the
+    /// frame that header (pushed, or the id and priority set), one without removes it.
+    fn write_vlan_tci(&mut self, r: FieldRef, had_vlan: bool) {
+        self.wc.key.vlan_tci |= VLAN_PRESENT;
+        if !r.is_whole() {
+            self.wc
+                .or_field(r.field, r.field.max_value() & !r.bit_mask());
+        }
+        let k = &mut self.f.key;
+        let tci = k.vlan_tci;
+        match (had_vlan, tci & VLAN_PRESENT != 0) {
+            (false, true) => {
+                k.vlan_tpid = TPID_8021Q;
+                self.actions.push(DpAction::PushVlan {
+                    tpid: TPID_8021Q,
+                    tci: tci & !VLAN_PRESENT,
+                });
+            }
+            (true, true) => {
+                self.actions.push(DpAction::SetVlanVid(tci & 0x0fff));
+                self.actions.push(DpAction::SetVlanPcp((tci >> 13) as u8));
+            }
+            (true, false) => {
+                k.vlan_tci = k.vlan2_tci;
+                k.vlan2_tci = 0;
+                k.vlan_tpid = if k.has_vlan() { TPID_8021Q } else { 0 };
+                self.actions.push(DpAction::PopVlan);
+            }
+            (false, false) => k.vlan_tci = 0,
+        }
     }
 
     /// NORMAL edits the VLAN header for its outputs; put the packet back as the OpenFlow
@@ -798,11 +834,23 @@ mod tests {
 
     #[test]
     fn dec_ttl_at_ttl_one_in_a_resubmit_stops_only_that_table() {
-        let b = bridge(
+        // `dec_ttl(ids)` names controllers to tell (there is no controller connection): the
+        // same decrement and the same stop.
+        for dec in ["dec_ttl", "dec_ttl(1,2)"] {
+            dec_ttl_stops_only_its_table(dec);
+        }
+    }
+
+    fn dec_ttl_stops_only_its_table(dec: &str) {
+        let b = bridge(&format!(
             "ip,actions=resubmit(,2),output:4\n\
-             table=2,ip,actions=output:6,dec_ttl,output:5,goto_table:3\n\
-             table=3,actions=output:7\n",
-        );
+             table=2,ip,actions=output:6,{dec},output:5,goto_table:3\n\
+             table=3,actions=output:7\n"
+        ));
+        assert!(b
+            .dump_flows(0)
+            .iter()
+            .any(|l| l.contains(&format!("output:6,{dec},output:5"))));
         let mut k = ip_key(1);
         k.nw_ttl = 1;
         let r = b.translate(&k, 0);
@@ -890,6 +938,117 @@ mod tests {
         let r = b.translate(&ip_key(7), 0);
         assert_eq!(r.actions, vec![DpAction::DecTtl, DpAction::Output(2)]);
         assert_eq!(r.mask.nw_ttl, 0);
+    }
+
+    #[test]
+    fn load_and_move_into_vlan_tci_push_set_and_pop_the_header() {
+        // ofp-actions.at: load:0xf009->NXM_OF_VLAN_TCI[], move:NXM_OF_IN_PORT[]->NXM_OF_VLAN_TCI[].
+        let b = bridge(
+            "in_port=1,actions=load:0xf009->NXM_OF_VLAN_TCI[],output:2\n\
+             in_port=2,actions=load:0->vlan_tci,output:3\n\
+             in_port=3,actions=load:0x1005->reg0,move:reg0[0..15]->vlan_tci,output:1\n",
+        );
+        assert!(b.dump_flows(0)[0].ends_with("actions=load:0xf009->NXM_OF_VLAN_TCI[],output:2"));
+        // Untagged: a header with vid 9, priority 7 is pushed.
+        let r = b.translate(&ip_key(1), 0);
+        assert_eq!(
+            r.actions,
+            vec![
+                DpAction::PushVlan {
+                    tpid: TPID_8021Q,
+                    tci: 0xe009
+                },
+                DpAction::Output(2)
+            ]
+        );
+        assert_eq!(r.mask.vlan_tci, VLAN_PRESENT);
+        // Tagged: the id and priority are set.
+        let mut k = ip_key(1);
+        k.vlan_tci = VLAN_PRESENT | 100;
+        k.vlan_tpid = TPID_8021Q;
+        let r = b.translate(&k, 0);
+        assert_eq!(
+            r.actions,
+            vec![
+                DpAction::SetVlanVid(9),
+                DpAction::SetVlanPcp(7),
+                DpAction::Output(2)
+            ]
+        );
+        // A TCI without the present bit removes the header; untagged, nothing to do.
+        k.in_port = 2;
+        assert_eq!(
+            b.translate(&k, 0).actions,
+            vec![DpAction::PopVlan, DpAction::Output(3)]
+        );
+        let mut u = ip_key(1);
+        u.in_port = 2;
+        assert_eq!(b.translate(&u, 0).actions, vec![DpAction::Output(3)]);
+        // From a register, as ovs-ofctl.at's move:reg0[0..15]->vlan_tci.
+        u.in_port = 3;
+        assert_eq!(
+            b.translate(&u, 0).actions,
+            vec![
+                DpAction::PushVlan {
+                    tpid: TPID_8021Q,
+                    tci: 5
+                },
+                DpAction::Output(1)
+            ]
+        );
+    }
+
+    #[test]
+    fn in_port_is_read_and_written_as_openflow_1_0_s_16_bit_port() {
+        let b = bridge(
+            "table=0,in_port=1,actions=move:NXM_OF_IN_PORT[]->NXM_OF_VLAN_TCI[],output:2\n\
+             table=0,in_port=2,actions=load:3->NXM_OF_IN_PORT[],resubmit(,1)\n\
+             table=0,in_port=LOCAL,actions=move:in_port[]->reg0[0..15],resubmit(,2)\n\
+             table=1,in_port=3,actions=output:3,in_port,output:2\n\
+             table=2,reg0=0xfffe,actions=output:1\n",
+        );
+        // The port number becomes the TCI (1: no present bit, so no header).
+        let mut k = ip_key(1);
+        k.in_port = 1;
+        assert_eq!(b.translate(&k, 0).actions, vec![DpAction::Output(2)]);
+        // Written: later tables match the new port, output skips it, in_port sends to it.
+        k.in_port = 2;
+        assert_eq!(
+            b.translate(&k, 0).actions,
+            vec![DpAction::Output(3), DpAction::Output(2)]
+        );
+        // LOCAL reads as 0xfffe.
+        k.in_port = OFPP_LOCAL;
+        assert_eq!(b.translate(&k, 0).actions, vec![DpAction::Output(1)]);
+        let mut f = Fields::default();
+        f.set(pipeline::field::IN_PORT_OF10, 0xfffe);
+        assert_eq!(f.key.in_port, OFPP_LOCAL);
+    }
+
+    #[test]
+    fn a_masked_set_field_writes_only_the_masked_bits() {
+        // ofp-actions.at: set_field:00:00:00:00:12:34/00:00:00:00:ff:ff->eth_src.
+        let b = bridge(
+            "ip,actions=set_field:00:00:00:00:12:34/00:00:00:00:ff:ff->eth_src,\
+             set_field:10.9.0.0/255.255.0.0->ip_dst,output:2\n",
+        );
+        assert!(b.dump_flows(0)[0].ends_with(
+            " ip actions=load:0x1234->NXM_OF_ETH_SRC[0..15],load:0xa09->NXM_OF_IP_DST[16..31],output:2"
+        ));
+        let mut k = ip_key(0x0102_0304);
+        k.dl_src = [0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f];
+        let r = b.translate(&k, 0);
+        assert_eq!(
+            r.actions,
+            vec![
+                DpAction::SetEthSrc([0x0a, 0x0b, 0x0c, 0x0d, 0x12, 0x34]),
+                DpAction::SetIpv4Dst(0x0a09_0304),
+                DpAction::Output(2),
+            ]
+        );
+        // The bits kept were read: the megaflow matches them.
+        assert_eq!(r.mask.dl_src, [0xff, 0xff, 0xff, 0xff, 0, 0]);
+        assert_eq!(r.mask.nw_dst, 0x0000_ffff);
     }
 
     #[test]

@@ -46,7 +46,9 @@ def at_data_blocks(text):
         if name in ("nx-match.txt", "oxm.txt", "test-data", "expout", "input.txt"):
             continue
         start = m.end()
-        end = text.find("]])" if double else "])", start)
+        # The block ends at a line that starts with its closing quote (a `])` inside a line
+        # is m4-quoted text, e.g. `NXM_NX_CT_MARK[[]])))`).
+        end = text.find("\n]])" if double else "\n])", start - 1) + 1
         body = text[start:end]
         if body.startswith("dnl\n"):
             body = body[4:]

@@ -141,10 +141,34 @@ fn requests() -> Vec<Vec<&'static str>> {
         vec!["cookie=0x5/0xff,in_port=9,actions=drop"],
         vec!["in_port=9,actions=output:veth0"],
         vec!["cookie=0/0,ip,actions=drop"],
+        // Timeouts: the rules changed keep theirs; a rule added (none selected) takes them.
+        vec!["in_port=1,idle_timeout=10,actions=output:3"],
+        vec!["table=4,idle_timeout=0,hard_timeout=30,actions=drop"],
+        vec![
+            "--strict",
+            "priority=100,in_port=1,hard_timeout=20,actions=output:3",
+        ],
+        vec!["in_port=9,idle_timeout=10,hard_timeout=20,actions=output:1"],
     ] {
         let mut v = vec!["mod-flows"];
         v.extend(m);
         r.push(v);
+    }
+    // check_overlap: refused when a rule of the same priority and table could match the same
+    // packet (the same match is a replacement, not an overlap).
+    for a in [
+        "check_overlap,priority=100,actions=drop",
+        "check_overlap,priority=100,in_port=1,actions=drop",
+        "check_overlap,priority=100,in_port=3,actions=drop",
+        "check_overlap,priority=100,ip,actions=drop",
+        "check_overlap,priority=99,actions=drop",
+        "check_overlap,table=4,priority=10,in_port=2,ip,actions=drop",
+        "check_overlap,table=4,priority=10,in_port=3,actions=drop",
+        "check_overlap,priority=50,udp,actions=drop",
+        "check_overlap,priority=50,tcp,tp_dst=80,actions=drop",
+        "check_overlap,priority=50,tcp,tp_dst=81,actions=drop",
+    ] {
+        r.push(vec!["add-flow", a]);
     }
     r
 }
@@ -222,6 +246,13 @@ fn dump_del_and_mod_flows_select_print_and_sort_as_ovs_ofctl() {
                 r.ok, r.error, want["ok"], want["error"]
             ));
             continue;
+        }
+        // An overlap is refused with OpenFlow's error name, as ovs-ofctl prints it.
+        let ovs_error = want["error"].as_str().unwrap_or("");
+        if ovs_error.contains("OFPFMFC_OVERLAP")
+            && !r.error.as_deref().unwrap_or("").contains("OFPFMFC_OVERLAP")
+        {
+            failures.push(format!("{req:?}: vecswitch said {:?}", r.error));
         }
         // del-flows and mod-flows: what they leave counts (ovs-ofctl prints nothing).
         if !r.ok || req[0] != "dump-flows" {

@@ -356,6 +356,9 @@ pub enum Write {
     Context,
     /// A packet field: the datapath action that sets it to a value.
     Packet(fn(u128) -> DpAction),
+    /// `vlan_tci`, the whole TCI: with the present bit (0x1000) the frame gets or keeps a VLAN
+    /// header with that id and priority; without it, its header is removed (as in OVS).
+    VlanTci,
 }
 
 impl PartialEq for Write {
@@ -365,6 +368,7 @@ impl PartialEq for Write {
             (Write::No, Write::No)
                 | (Write::Context, Write::Context)
                 | (Write::Packet(_), Write::Packet(_))
+                | (Write::VlanTci, Write::VlanTci)
         )
     }
 }
@@ -375,6 +379,7 @@ impl fmt::Debug for Write {
             Write::No => "No",
             Write::Context => "Context",
             Write::Packet(_) => "Packet",
+            Write::VlanTci => "VlanTci",
         })
     }
 }

@@ -49,6 +49,26 @@ pub const TUN_FLAG_NAMES: [(&str, u16); 4] = [
     ("key", crate::flowkey::TUN_FLAG_PRESENT),
 ];
 
+/// `tun_flags=N[/M]` in OpenFlow's numbering (NXM_NX_TUN_FLAGS), where the one public flag,
+/// `oam`, is bit 0 (`FLOW_TNL_F_OAM`): a bit beyond it is refused, as ovs-ofctl refuses it, and
+/// the mask is only ever `oam` (`tun_flags=0` is `-oam`).
+fn tun_flags_number(s: &str) -> Result<(u128, u128), BadValue> {
+    let (v, m) = match s.split_once('/') {
+        Some((v, m)) => (uint(v, 0xffff)?, uint(m, 0xffff)?),
+        None => (uint(s, 0xffff)?, 1),
+    };
+    if (v | m) & !1 != 0 {
+        return Err(bad(format!(
+            "\"{s}\": unknown tunnel flag(s) (bit 0 is oam, the only one OpenFlow matches)"
+        )));
+    }
+    let oam = u128::from(crate::flowkey::TUN_FLAG_OAM);
+    Ok((
+        if v & m & 1 != 0 { oam } else { 0 },
+        if m & 1 != 0 { oam } else { 0 },
+    ))
+}
+
 /// A match shorthand: an ethertype and, for the protocol ones, an IP protocol.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Shorthand {
@@ -303,6 +323,8 @@ pub fn parse_match_value(def: &FieldDef, s: &str, local: u32) -> Result<(u128, u
             let (v, m) = if s.starts_with('+') || s.starts_with('-') {
                 let (v, m) = parse_flags(s, names)?;
                 (u128::from(v), u128::from(m))
+            } else if names == TUN_FLAG_NAMES.as_slice() {
+                tun_flags_number(s)?
             } else {
                 masked_uint(s, max)?
             };

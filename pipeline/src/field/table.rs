@@ -249,6 +249,12 @@ fields! {
         .nxm(&[nxm_of("NXM_OF_IN_PORT", 0), oxm_of("OXM_OF_IN_PORT", 0)])
         .matched("in_port", P::None)
         .dp(&[dp(G::InPort, "in_port", F::Port)]);
+    /// `in_port` as `load`, `move`, `push` and `pop` see it: OpenFlow 1.0's 16-bit port number
+    /// (OVS's MFF_IN_PORT; LOCAL is 0xfffe, 0xff00 and up the reserved ports). Translation
+    /// context: what the rest of the translation takes for the input port.
+    IN_PORT_OF10 = FieldDef::new("in_port", key_slot!(in_port), 16, S::Port)
+        .nxm(&[nxm_of("NXM_OF_IN_PORT", 0)])
+        .write(Write::Context);
 
     // Translation context: never in the datapath key.
     METADATA = FieldDef::new("metadata", Slot::Metadata, 64, S::Hex)
@@ -295,6 +301,7 @@ fields! {
         .nxm(&[nxm_of("NXM_OF_VLAN_TCI", 4)])
         .maskable()
         .matched("vlan_tci", P::None)
+        .write(Write::VlanTci)
         .dp(&[dp(G::Vlan, "tci", F::Tci)]);
     /// OpenFlow 1.0's VLAN id; `vlan_tci` prints it.
     DL_VLAN = FieldDef::new("dl_vlan", key_slot!(vlan_tci), 12, S::DlVlan)

@@ -67,7 +67,14 @@ fn names_are_unique_within_each_syntax() {
     let mut in_action: HashMap<String, FieldId> = HashMap::new();
     for f in FieldId::all() {
         let d = f.def();
-        assert!(canonical.insert(d.name, f).is_none(), "{} twice", d.name);
+        // `in_port` is two entries, as in OVS: the 32-bit port rules match, and OpenFlow 1.0's
+        // 16-bit number actions read and write; each syntax sees one.
+        let shared = f == IN_PORT_OF10;
+        assert!(
+            canonical.insert(d.name, f).is_none() || shared,
+            "{} twice",
+            d.name
+        );
         if d.in_match {
             for n in d.names() {
                 if let Some(other) = in_match.insert(n, f) {
@@ -146,7 +153,9 @@ fn writable_fields_cover_their_width_and_live_where_their_action_says() {
             ) => {}
             // Tunnel metadata: written into the translation's flow for a later encap.
             (Write::Context, Slot::Key(_)) if [TUN_ID, TUN_SRC, TUN_DST].contains(&f) => {}
-            (Write::Packet(_), Slot::Key(_)) => {}
+            // The input port, as the translation sees it.
+            (Write::Context, Slot::Key(_)) if f == IN_PORT_OF10 => {}
+            (Write::Packet(_) | Write::VlanTci, Slot::Key(_)) => {}
             (w, s) => panic!("{f:?}: {w:?} on {s:?}"),
         }
         assert_eq!(d.bits, ones(d.width) << d.shift, "{f:?}");
@@ -262,6 +271,11 @@ fn match_values_parse_and_print_back() {
         (DL_VLAN, "10", "dl_vlan=10"),
         (DL_VLAN_PCP, "3", "dl_vlan_pcp=3"),
         (IPV6_LABEL, "0x12345", "ipv6_label=0x12345"),
+        // OpenFlow's numbering: bit 0 is oam (ovs-ofctl.at's `tun_flags=1`).
+        (TUN_FLAGS, "1", "tun_flags=+oam"),
+        (TUN_FLAGS, "0", "tun_flags=-oam"),
+        (TUN_FLAGS, "0x1/0x1", "tun_flags=+oam"),
+        (TUN_FLAGS, "+oam-df", "tun_flags=+oam-df"),
     ];
     for (f, text, printed) in cases {
         let d = f.def();
@@ -274,6 +288,12 @@ fn match_values_parse_and_print_back() {
         let mut out = Vec::new();
         format_match_value(shown.0, shown.1, v, m, 0xffff_fffe, &mut out);
         assert_eq!(out.join(","), printed, "{f:?}={text}");
+    }
+    for bad in ["2", "3", "0/0xfffe", "0x10000"] {
+        assert!(
+            parse_match_value(TUN_FLAGS.def(), bad, 0).is_err(),
+            "tun_flags={bad}"
+        );
     }
     let e = parse_match_value(NW_TOS.def(), "3", 0).unwrap_err();
     assert_eq!(
