@@ -9,7 +9,7 @@ use pipeline::field::{
     ETH_TYPE, IN_PORT, METADATA, N_REGS, REG0, TUN_DST, TUN_FLAGS, TUN_ID, TUN_SRC,
 };
 use pipeline::flowkey::ethertype;
-use pipeline::{FieldId, PacketIn, PacketInReason};
+use pipeline::{FieldId, PacketIn};
 
 use crate::rule::{Fields, Match};
 
@@ -38,8 +38,10 @@ pub fn metadata(pin: &PacketIn) -> Match {
     if k.ct_state != 0 {
         set(CT_STATE, u128::from(k.ct_state), true);
         set(ETH_TYPE, u128::from(k.dl_type), true);
-        let mut probe = Fields::default();
-        probe.key = *k;
+        let probe = Fields {
+            key: *k,
+            ..Fields::default()
+        };
         let tuple = probe.get(CT_NW_PROTO) != 0 && ct_valid(k.ct_state);
         if tuple && k.dl_type == ethertype::IPV4 {
             for f in [CT_NW_SRC, CT_NW_DST, CT_NW_PROTO, CT_TP_SRC, CT_TP_DST] {
@@ -74,7 +76,8 @@ fn ct_valid(state: u8) -> bool {
 
 /// What `ovs-ofctl -O OpenFlow13 monitor` prints after `OFPT_PACKET_IN (OF1.3) (xid=...):`
 /// for `pin`, unbuffered (`ofputil_packet_in_private_format`): the table (unless 0), the
-/// cookie, the lengths, the metadata, the reason, and the userdata on a line of its own.
+/// cookie, the lengths, the metadata, the reason as OpenFlow 1.3 sends it, and the userdata
+/// on a line of its own.
 pub fn describe(pin: &PacketIn) -> String {
     let c = &pin.context;
     let mut s = String::new();
@@ -83,14 +86,10 @@ pub fn describe(pin: &PacketIn) -> String {
     }
     let _ = write!(s, " cookie={:#x}", c.cookie);
     let _ = write!(s, " total_len={} {}", pin.total_len, metadata(pin));
-    let reason = match c.reason {
-        PacketInReason::ExplicitMiss => PacketInReason::NoMatch,
-        r => r,
-    };
+    let reason = c.reason.on_wire(0x04).name();
     let _ = write!(
         s,
-        " (via {}) data_len={} (unbuffered)",
-        reason.name(),
+        " (via {reason}) data_len={} (unbuffered)",
         pin.data.len()
     );
     if pin.total_len as usize != pin.data.len() {
@@ -108,7 +107,7 @@ pub fn describe(pin: &PacketIn) -> String {
 mod tests {
     use std::sync::Arc;
 
-    use pipeline::{FlowKey, PacketInContext};
+    use pipeline::{FlowKey, PacketInContext, PacketInReason};
 
     use super::*;
 

@@ -326,7 +326,7 @@ impl Xlate<'_> {
     /// A `controller` action's packet-in as translation knows it here (Open vSwitch's
     /// `xlate_controller_action`): the reason (`action` in a table-miss rule is a miss), the
     /// table and the rule's cookie, the OpenFlow in_port, registers and metadata.
-    fn to_controller(&mut self, args: &ControllerArgs, table: u8) -> ToController {
+    fn controller_action(&mut self, args: &ControllerArgs, table: u8) -> ToController {
         let (cookie, table_miss) = self.rule.unwrap_or((0, false));
         let reason = match args.reason.as_deref().and_then(PacketInReason::from_name) {
             Some(r) => r,
@@ -409,7 +409,7 @@ impl Xlate<'_> {
                 self.restore_vlan(before);
             }
             Action::Controller(args) => {
-                let to = self.to_controller(args, cur_table);
+                let to = self.controller_action(args, cur_table);
                 self.actions.push(DpAction::Controller(to));
             }
             _ => {}

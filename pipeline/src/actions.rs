@@ -341,14 +341,16 @@ fn is_terminal(a: &DpAction) -> bool {
     matches!(a, DpAction::Recirc(_) | DpAction::Drop(_))
 }
 
-/// The packet-in of packet `p` as it is now.
+/// The packet-in of packet `p` as it is now: the whole packet, whatever the action's
+/// `max_len`, as a switch that buffers nothing sends it (OpenFlow 1.3.5 §7.2.7; Open vSwitch
+/// does the same).
 fn packet_in(cx: &Ctx<'_>, p: PacketId, context: &Arc<PacketInContext>) -> PacketIn {
     let data = cx.pool.data(p);
     PacketIn {
         context: context.clone(),
         key: cx.pool.meta(p).key,
         total_len: data.len() as u32,
-        data: data[..data.len().min(usize::from(context.max_len))].to_vec(),
+        data: data.to_vec(),
     }
 }
 
@@ -1411,8 +1413,8 @@ mod tests {
         assert_eq!(pins.len(), 2);
         for (pin, frame) in pins.iter().zip([&f, &g]) {
             assert_eq!(pin.total_len as usize, frame.len());
-            assert_eq!(pin.data.len(), 20);
-            assert_eq!(pin.data[..], frame[..20]);
+            assert_eq!(pin.data.len(), frame.len(), "all of it, max_len 20 or not");
+            assert_eq!(pin.data[..20], frame[..20]);
             assert_eq!(pin.key.tp_dst, 0x4242, "the key as the set left it");
             assert_eq!((pin.context.table_id, pin.context.cookie), (3, 0xc0de));
         }
@@ -1427,7 +1429,7 @@ mod tests {
             assert_eq!(rig.pool.available(), 8 - outs, "{actions:?}");
             let pin = to.queue.take();
             assert_eq!(pin.len(), 1);
-            assert_eq!(pin[0].data.len(), f.len().min(20));
+            assert_eq!(pin[0].data, f);
         }
         // A full queue loses the packet-in, counted, and nothing else.
         let small = crate::dpaction::ToController {

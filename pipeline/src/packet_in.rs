@@ -3,8 +3,8 @@
 //!
 //! Translation freezes what the rule knew ([`PacketInContext`]: reason, table, cookie, the
 //! OpenFlow `in_port`, registers and metadata at that point, as Open vSwitch freezes them in
-//! the controller action's userdata); execution adds the packet as it is at that point and its
-//! key (tunnel and conntrack fields), and queues it on the bridge's [`PacketInQueue`]. The queue
+//! the controller action's userdata); execution adds the whole packet as it is at that point
+//! and its key (tunnel and conntrack fields), and queues it on the bridge's [`PacketInQueue`]. The queue
 //! is bounded: a full queue drops the packet-in (counted in [`PacketInQueue::overflows`]), never
 //! the PMD's time, so a packet-in storm costs the other flows only the copies.
 
@@ -58,6 +58,22 @@ impl PacketInReason {
         }
     }
 
+    /// The reason as OpenFlow `version` (0x01 = 1.0, 0x04 = 1.3, ...) sends it, as Open
+    /// vSwitch encodes it: before 1.4 the 1.4 reasons are `action`; an explicit miss is
+    /// `no_match` from 1.3 on and `action` before.
+    pub fn on_wire(self, version: u8) -> PacketInReason {
+        match self {
+            PacketInReason::ExplicitMiss if version >= 0x04 => PacketInReason::NoMatch,
+            PacketInReason::ExplicitMiss => PacketInReason::Action,
+            PacketInReason::ActionSet | PacketInReason::Group | PacketInReason::PacketOut
+                if version < 0x05 =>
+            {
+                PacketInReason::Action
+            }
+            r => r,
+        }
+    }
+
     /// The reason named `s`.
     pub fn from_name(s: &str) -> Option<PacketInReason> {
         Self::ALL.into_iter().find(|r| r.name() == s)
@@ -76,7 +92,8 @@ pub struct PacketInContext {
     pub controller_id: u16,
     /// `controller(userdata=...)`.
     pub userdata: Box<[u8]>,
-    /// Bytes of the packet sent (`max_len`; 65535, OpenFlow's `OFPCML_NO_BUFFER`: all).
+    /// `max_len`, kept: a switch that buffers nothing sends the whole packet whatever it says
+    /// (OpenFlow 1.3.5 §7.2.7), as Open vSwitch does.
     pub max_len: u16,
     /// The OpenFlow port the packet came in on (the key's `in_port` is the datapath's number).
     pub in_port: u32,
@@ -92,7 +109,7 @@ pub struct PacketIn {
     /// The packet's key when it was sent (its tunnel and conntrack fields are the packet-in's
     /// metadata; `in_port` is the datapath's number: use the context's).
     pub key: FlowKey,
-    /// The packet's length, and its first `max_len` bytes.
+    /// The packet's length, and the packet.
     pub total_len: u32,
     pub data: Vec<u8>,
 }
@@ -196,6 +213,16 @@ mod tests {
         assert!(q.take().is_empty());
         q.push_all([pin(9)]);
         assert_eq!(q.take().len(), 1);
+    }
+
+    #[test]
+    fn reasons_on_the_wire_follow_the_version() {
+        use PacketInReason::*;
+        assert_eq!(ExplicitMiss.on_wire(0x04), NoMatch);
+        assert_eq!(ExplicitMiss.on_wire(0x01), Action);
+        assert_eq!(Group.on_wire(0x04), Action);
+        assert_eq!(Group.on_wire(0x05), Group);
+        assert_eq!(InvalidTtl.on_wire(0x04), InvalidTtl);
     }
 
     #[test]
