@@ -128,6 +128,7 @@ def compare(s, out_dir, ovs=False):
         print("  %s: %d frames expected, %d present, %s" % (port, len(exp), len(got), "OK" if not bad else "%d WRONG" % len(bad)))
     if ovs and s.netflow:
         problems += compare_netflow(s, out_dir)
+    problems += compare_packet_ins(s, out_dir)
     counters = os.path.join(out_dir, "counters.json")
     want = s.expected_drops()
     print("  drops expected (gen.py names): %s" % (", ".join("%s=%d" % kv for kv in sorted(want.items())) or "none"))
@@ -142,6 +143,44 @@ def compare(s, out_dir, ovs=False):
     else:
         print("  (no counters.json)")
     return problems
+
+
+def packet_ins_of(text):
+    """(description, bytes) of every packet-in of a controller.txt."""
+    res = []
+    for entry in text.split("OFPT_PACKET_IN:")[1:]:
+        desc, _, data = entry.rpartition("\n data=")
+        res.append((desc, bytes.fromhex(data.strip())))
+    return res
+
+
+def compare_packet_ins(s, out_dir):
+    """Differences between the packet-ins of out_dir/controller.txt and the predictions."""
+    want = s.expected_packet_ins()
+    path = os.path.join(out_dir, "controller.txt")
+    if not want and not os.path.exists(path):
+        return 0
+    got = []
+    if os.path.exists(path):
+        with open(path) as f:
+            got = packet_ins_of(f.read())
+    bad = 0
+    for k in range(max(len(want), len(got))):
+        w = want[k] if k < len(want) else None
+        g = got[k] if k < len(got) else None
+        if w and g and (w[1].strip(), w[2]) == (g[0].strip(), g[1]):
+            continue
+        bad += 1
+        if w is None:
+            print("  packet-in #%d: UNEXPECTED %s" % (k + 1, g[0].strip()))
+        elif g is None:
+            print("  packet-in #%d: MISSING (from input #%d): %s" % (k + 1, w[0] + 1, w[1].strip()))
+        else:
+            print("  packet-in #%d (from input #%d): DIFFERS" % (k + 1, w[0] + 1))
+            print("      expected: %s %s" % (w[1].strip(), w[2].hex()))
+            print("      got:      %s %s" % (g[0].strip(), g[1].hex()))
+    print("  packet-ins: %d expected, %d present, %s" % (len(want), len(got), "OK" if not bad else "%d WRONG" % bad))
+    return bad
 
 
 def compare_netflow(s, out_dir):

@@ -87,8 +87,10 @@ def output_matches(data, ranges, got):
 class Frame:
     """One input frame and the switch's expected handling of it."""
 
-    def __init__(self, port, data, what, out, why, drop, pause_us=0, loose=None, ovs=None, held=False):
+    def __init__(self, port, data, what, out, why, drop, pause_us=0, loose=None, ovs=None, held=False, pins=None):
         self.port = port  # input port name
+        # Packet-ins it must cause, in order: (ovs-ofctl monitor's description, data bytes)
+        self.pins = pins or []
         # An IP fragment that ct() holds (neither sent nor dropped): it leaves, if ever, with
         # the frame that completes its datagram
         self.held = held
@@ -140,7 +142,8 @@ class Scenario:
             ports += [p["name"] for p in self.underlay["ports"]]
         return ports
 
-    def send(self, port, pkt, what, out=None, why="", drop=None, pause_us=0, ovs=None, ovs_why="", held=False):
+    def send(self, port, pkt, what, out=None, why="", drop=None, pause_us=0, ovs=None, ovs_why="", held=False,
+             pins=None):
         """`out` maps port name to the expected output (a scapy packet or bytes, a list of
         them for several frames on one port); None or {} means the frame must be dropped, with
         reason `drop`. A frame may have both: it is dropped, and what it caused (an ARP
@@ -160,12 +163,12 @@ class Scenario:
             unknown = set(out) - set(self.port_names())
             assert not unknown, unknown
         assert port in self.input_ports(), port
-        assert outs or drop or held, "%s: a dropped frame needs a drop reason" % what
+        assert outs or drop or held or pins, "%s: a dropped frame needs a drop reason" % what
         if ovs is not None:
             assert ovs_why, "%s: say why Open vSwitch differs" % what
             ovs = ([(n, data if o is None else bytes(o)) for n in self.port_names() if n in ovs
                     for o in (ovs[n] if isinstance(ovs[n], list) else [ovs[n]])], ovs_why)
-        self.frames.append(Frame(port, data, what, outs, why, drop, pause_us, loose, ovs, held))
+        self.frames.append(Frame(port, data, what, outs, why, drop, pause_us, loose, ovs, held, pins))
 
     def timestamp_us(self, i):
         return T0_US + i * STEP_US + sum(f.pause_us for f in self.frames[: i + 1])
@@ -191,6 +194,10 @@ class Scenario:
         """How many times a port's input is played (its `repeat`, default 1)."""
         ports = self.ports + (self.underlay["ports"] if self.underlay else [])
         return next((p.get("repeat", 1) for p in ports if p["name"] == port), 1)
+
+    def expected_packet_ins(self):
+        """Every packet-in, in order: (input frame index, description, data)."""
+        return [(i, d, b) for i, f in enumerate(self.frames) for d, b in f.pins]
 
     def expected_drops(self):
         res = {}
@@ -398,6 +405,8 @@ def readme(s):
             o = (o + "; " if o else "") + "drop: `%s`" % f.drop
         if f.held:
             o = (o + "; " if o else "") + "held"
+        if f.pins:
+            o = (o + "; " if o else "") + "controller" + (" ×%d" % len(f.pins) if len(f.pins) > 1 else "")
         why = f.why if not f.pause_us else "(after a %g s pause) %s" % (f.pause_us / 1e6, f.why)
         if f.ovs:
             why += " (Open vSwitch 3.1: %s, on purpose: %s)" % (
@@ -413,6 +422,15 @@ def readme(s):
         + (", ".join("`%s` %d" % kv for kv in sorted(s.expected_drops().items())) or "none")
         + ".\n"
     )
+    pins = s.expected_packet_ins()
+    if pins:
+        out.append("## Packet-ins (expected/controller.txt)\n")
+        out.append("As `ovs-ofctl -O OpenFlow13 monitor` describes them, in order:\n")
+        out.append("| # | packet-in |")
+        out.append("|---|---|")
+        for i, d, _ in pins:
+            out.append("| %d | `%s` |" % (i + 1, d.strip().replace("\n", " ")))
+        out.append("")
     out.append("## Review\n")
     out.append(
         "`pcaps/review.sh %s` prints every input and output frame one line each;\n"
@@ -2848,6 +2866,77 @@ replay ends.
     f = Ether(src=REMOTE_MAC, dst=UNDER_MAC) / IP(src=REMOTE, dst=VTEP, id=9) / UDP(sport=5000, dport=5001) / Raw(b"plain")
     s.send("eth0", f, "plain UDP from the remote VTEP to 172.31.1.1 port 5001", {"br-phy": f},
            "not a tunnel packet: br-phy (no NetFlow) sends it to LOCAL; no record")
+def packet_in(data, table=0, cookie=0, meta="in_port=1", reason="action", userdata=None):
+    """A packet-in of `data` as `ovs-ofctl -O OpenFlow13 monitor` describes it (OVS's
+    ofputil_packet_in_private_format, unbuffered), and the bytes it carries: all of them, as
+    a switch that buffers nothing sends them whatever the action's max_len."""
+    data = bytes(data)
+    d = (" table_id=%d" % table if table else "") + " cookie=%#x total_len=%d %s (via %s) data_len=%d (unbuffered)" % (
+        cookie, len(data), meta, reason, len(data))
+    if userdata:
+        d += "\n userdata=" + ".".join("%02x" % b for b in userdata)
+    return d, data
+
+
+def controller():
+    s = Scenario(
+        "controller",
+        "Packet-ins: controller actions with their reasons, tables, cookies, lengths and metadata",
+        """
+The `controller` action in its forms, each packet-in checked field by field as Open vSwitch's
+`ovs-ofctl -O OpenFlow13 monitor` prints it (table, cookie, total and data length, the
+metadata match: registers, `metadata`, `in_port`; the reason; userdata) and byte for byte.
+Every packet-in carries the whole packet whatever the action's `max_len`: the switch buffers
+nothing, and OpenFlow 1.3.5 (§7.2.7) then asks for the complete packet, as Open vSwitch sends it.
+
+
+- UDP to port 1000: `controller` alone (reason `action`), nothing else: not forwarded, not a drop.
+- UDP to port 2000 (cookie 0x77): `reg3` and `metadata` loaded, `controller(max_len=64,userdata=01.02.03)`
+  then `output:2`: the packet-in carries the registers and the userdata, and the frame still
+  leaves on p2.
+- UDP to port 3000: `output:2`, `mod_tp_dst:3333`, `controller:80`, `output:3`: p2 gets the
+  frame as it came, the packet-in and p3 the rewritten one (UDP checksum fixed).
+- TCP: `resubmit(,1)`; table 1's table-miss rule (priority 0, matching everything; cookie 0x5)
+  sends `controller`: reason `no_match` (OpenFlow 1.3's explicit miss), `table_id=1`.
+- ICMP from p2: `controller(reason=no_match)`, an explicit reason (in_port=2); and
+  `controller(reason=group)`, a reason of OpenFlow 1.4 that 1.3 sends as `action`.
+- Everything else (ARP): table 0's table-miss rule, `controller`: `no_match` in table 0.
+""",
+        [{"name": "p%d" % n, "ofport": n} for n in range(1, 4)],
+        rules=[
+            "priority=100,udp,tp_dst=1000,actions=controller",
+            "cookie=0x77,priority=100,udp,tp_dst=2000,actions=load:0x9->NXM_NX_REG3[],"
+            "load:0x42->OXM_OF_METADATA[],controller(max_len=64,userdata=01.02.03),output:2",
+            "priority=100,udp,tp_dst=3000,actions=output:2,mod_tp_dst:3333,controller:80,output:3",
+            "priority=100,tcp,actions=resubmit(,1)",
+            "priority=100,icmp,actions=controller(reason=no_match),controller(reason=group)",
+            "priority=0,actions=controller",
+            "cookie=0x5,table=1,priority=0,actions=controller",
+        ],
+    )
+    h1, h2 = mac(1), mac(2)
+
+    def udp(dp, payload=b"x" * 80):
+        return Ether(src=h1, dst=h2) / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=5000, dport=dp) / Raw(payload)
+
+    f = udp(1000, b"to the controller")
+    s.send("p1", f, "UDP →:1000", None, "`controller`: the packet-in only", pins=[packet_in(f)])
+    f = udp(2000)
+    s.send("p1", f, "UDP →:2000", {"p2": None}, "registers and metadata in the packet-in, userdata; then p2",
+           pins=[packet_in(f, cookie=0x77, meta="reg3=0x9,metadata=0x42,in_port=1", userdata=b"\x01\x02\x03")])
+    f = udp(3000)
+    g = udp(3333)
+    s.send("p1", f, "UDP →:3000", {"p2": None, "p3": g}, "p2 as it came; the packet-in and p3 rewritten",
+           pins=[packet_in(g)])
+    s.send("p1", f, "UDP →:3000 again", {"p2": None, "p3": g}, "the same from the megaflow", pins=[packet_in(g)])
+    f = Ether(src=h1, dst=h2) / IP(src="10.0.0.1", dst="10.0.0.2") / TCP(sport=33000, dport=80, flags="S")
+    s.send("p1", f, "TCP SYN", None, "table 1's table-miss rule: no_match, table_id=1, cookie 0x5",
+           pins=[packet_in(f, table=1, cookie=0x5, reason="no_match")])
+    f = Ether(src=h2, dst=h1) / IP(src="10.0.0.2", dst="10.0.0.1") / ICMP(type=8, id=1, seq=1) / Raw(b"ping")
+    s.send("p2", f, "ICMP echo from p2", None, "two packet-ins: `reason=no_match`, `reason=group` (1.3: action); in_port=2",
+           pins=[packet_in(f, meta="in_port=2", reason="no_match"), packet_in(f, meta="in_port=2", reason="action")])
+    f = Ether(src=h1, dst=BCAST) / ARP(op=1, hwsrc=h1, psrc="10.0.0.1", pdst="10.0.0.2")
+    s.send("p1", f, "ARP who-has", None, "table 0's table-miss rule: no_match", pins=[packet_in(f, reason="no_match")])
     return s
 
 
@@ -2910,7 +2999,7 @@ the service address's swaps the two protocol addresses through the stack
     return s
 
 
-SCENARIOS = [l2_learning, vlan, vlan_defaults, vlan_native, acl, rewrite, resubmit, nested_tables, fragments, frag_normal, frag_nx_match, frag_drop, vlan_limit_1, vlan_limit_2, mac_move, priorities, malformed, vxlan, geneve, tunnel_drops, vni_isolation, vxlan_arp, tunnel_flow, geneve_options, tunnel_mtu, tunnel_jumbo, jumbo, ct_firewall, ct_snat, ct_dnat, ct_limits, ct_tuple, ct_frag, netflow_basic, netflow_add_id, netflow_64bit, netflow_tunnel, arp_responder]
+SCENARIOS = [l2_learning, vlan, vlan_defaults, vlan_native, acl, rewrite, resubmit, nested_tables, fragments, frag_normal, frag_nx_match, frag_drop, vlan_limit_1, vlan_limit_2, mac_move, priorities, malformed, vxlan, geneve, tunnel_drops, vni_isolation, vxlan_arp, tunnel_flow, geneve_options, tunnel_mtu, tunnel_jumbo, jumbo, ct_firewall, ct_snat, ct_dnat, ct_limits, ct_tuple, ct_frag, netflow_basic, netflow_add_id, netflow_64bit, netflow_tunnel, arp_responder, controller]
 
 
 def build(names=None):

@@ -19,6 +19,10 @@ ports are OVS's own native tunnels: the underlay bridge gets LOCAL's MAC as hwad
 address with `netdev-dummy/ip4addr`, its connected route with `ovs/route/add`, and static
 neighbours with `tnl/neigh/set`; LOCAL's transmissions go to OUTDIR/<scenario>/<underlay>.pcap.
 
+A scenario that expects packet-ins (gen.py's `pins=`) gets `ovs-ofctl -O OpenFlow13 monitor`
+on the bridge for the run, its packet-ins written as OUTDIR/<scenario>/controller.txt in
+replay's form; `crosscheck.py --ovs` compares them with the predictions.
+
 A scenario with `netflow` gets OVS's NetFlow on the bridge, sending to UDP sockets of this
 script (one per target, same family); after the frames, `revalidator/purge` deletes the
 datapath flows (and so sends their records), and the datagrams are written as
@@ -246,6 +250,7 @@ def replay(ovs, s, out):
         ovs.ofctl("del-flows", mgmt)
         ovs.ofctl("add-flows", mgmt, rules)
     collector = NetflowCollector(ovs, br, s.netflow) if s.netflow else None
+    monitor = Monitor(ovs, mgmt) if s.expected_packet_ins() else None
     time.sleep(0.3)
     notes = []
     for i, f in enumerate(s.frames):
@@ -263,6 +268,8 @@ def replay(ovs, s, out):
         ovs.appctl("revalidator/purge", check=False)
         time.sleep(2)
         collector.write(os.path.join(out, "netflow.txt"))
+    if monitor:
+        monitor.write(os.path.join(out, "controller.txt"))
     with open(os.path.join(out, "dump-flows.txt"), "w") as fh:
         fh.write(ovs.ofctl("dump-flows", mgmt).stdout)
         if under:
@@ -280,6 +287,56 @@ def replay(ovs, s, out):
         ovs.vsctl("del-br", under[0])
     time.sleep(0.3)
     return notes
+
+
+class Monitor:
+    """`ovs-ofctl -O OpenFlow13 -mmm monitor` on the bridge (a controller connection with
+    OpenFlow 1.3's default asynchronous configuration: no `invalid_ttl` packet-ins; a hex
+    dump of each packet),
+    written as replay's controller.txt is: `OFPT_PACKET_IN:` and the description, then
+    ` data=` and the bytes in hex."""
+
+    def __init__(self, ovs, mgmt):
+        self.out = tempfile.TemporaryFile("w+")
+        self.proc = subprocess.Popen(["stdbuf", "-oL", "ovs-ofctl", "-O", "OpenFlow13", "-mmm", "monitor", mgmt,
+                                      "65534"], stdout=self.out, stderr=self.out, env=ovs.env)
+
+    def write(self, path):
+        time.sleep(0.5)
+        self.proc.terminate()
+        self.proc.wait()
+        self.out.seek(0)
+        text = self.out.read()
+        with open(path + ".raw", "w") as f:
+            f.write(text)
+        with open(path, "w") as f:
+            f.write(packet_ins_of_monitor(text))
+
+
+def packet_ins_of_monitor(text):
+    """The packet-ins of `ovs-ofctl -mmm monitor`'s output in controller.txt's form."""
+    res = []
+    lines = text.splitlines()
+    k = 0
+    while k < len(lines):
+        line = lines[k]
+        k += 1
+        # OVS's own format (NXT_PACKET_IN2, which monitor asks for) prints the same fields.
+        if not line.startswith("OFPT_PACKET_IN") and not line.startswith("NXT_PACKET_IN"):
+            continue
+        desc = line.split("):", 1)[1]
+        data = ""
+        while k < len(lines) and not lines[k].startswith(("OFPT_", "OFPST_", "NXT_")):
+            more = lines[k]
+            k += 1
+            if more.startswith(" userdata="):
+                desc += "\n" + more
+            elif len(more) > 10 and all(c in "0123456789abcdef" for c in more[:8]) and "|" not in more:
+                # The packet's dump, `00000000  02 00 ...-...` (the message's own, after it,
+                # has an ASCII column)
+                data += more[10:].replace(" ", "").replace("-", "")
+        res.append("OFPT_PACKET_IN:%s\n data=%s\n" % (desc, data))
+    return "".join(res)
 
 
 class NetflowCollector:

@@ -1298,6 +1298,14 @@ fn drop_reasons(d: &Daemon) -> Result<Reply> {
                     .or_default() += n;
             }
         }
+        // Packet-ins lost: the bridge's queue was full, or no controller took them.
+        let lost = [
+            ("packet-in-queue-full", b.of.packet_ins().overflows()),
+            ("packet-in-unsent", b.packet_ins_unsent),
+        ];
+        for (reason, n) in lost.into_iter().filter(|(_, n)| *n > 0) {
+            m.insert(format!("bridge.{}.{reason}", b.name), n);
+        }
     }
     let text = if m.is_empty() {
         "no drops".to_string()

@@ -125,6 +125,9 @@ impl ControlSocket {
             while let Ok((line, stream)) = rx.try_recv() {
                 serve_one(daemon, &line, stream);
             }
+            // No OpenFlow connection takes packet-ins yet: they are counted and let go, so
+            // that the bridges' queues never fill.
+            daemon.discard_packet_ins();
             if last_upkeep.elapsed() >= Duration::from_secs(1) {
                 last_upkeep = Instant::now();
                 if let Err(e) = daemon.housekeeping() {

@@ -97,7 +97,13 @@ pub fn format_action(a: &DpAction) -> String {
         DpAction::SetVlanVid(v) => format!("set(vlan(vid={v}))"),
         DpAction::SetVlanPcp(v) => format!("set(vlan(pcp={v}))"),
         DpAction::DecTtl => "dec_ttl".into(),
-        DpAction::Controller => "userspace(controller)".into(),
+        DpAction::Controller(to) => {
+            let c = &to.context;
+            format!(
+                "userspace(controller(reason={},table_id={},rule_cookie={:#x},controller_id={},max_len={}))",
+                c.reason as u8, c.table_id, c.cookie, c.controller_id, c.max_len
+            )
+        }
         DpAction::Recirc(id) => format!("recirc({id:#x})"),
         DpAction::Clone(sub) => format!("clone({})", format_actions(sub)),
         DpAction::TunnelPush(h) => h.0.describe(),

@@ -104,7 +104,8 @@ fn cases() -> Vec<(u32, bool, Vec<DpAction>)> {
         (3, false, vec![Output(1), Output(2), Output(1), Output(2)]),
         (8, false, vec![]),
         (8, false, vec![SetEthSrc(MAC_A), DecTtl, DecTtl, DecTtl]),
-        (8, false, vec![Output(1), Controller, Output(2)]),
+        (8, false, vec![Output(1), Controller(to_controller()), Output(2)]),
+        (8, false, vec![Controller(to_controller())]),
         (
             8,
             true,
@@ -236,6 +237,24 @@ fn parsed_part(k: &FlowKey) -> FlowKey {
     let mut k = *k;
     k.recirc_id = 0;
     k
+}
+
+/// A `controller` action with a queue of its own.
+fn to_controller() -> pipeline::ToController {
+    pipeline::ToController {
+        context: std::sync::Arc::new(pipeline::PacketInContext {
+            reason: pipeline::PacketInReason::Action,
+            table_id: 0,
+            cookie: 0,
+            controller_id: 0,
+            userdata: Box::new([]),
+            max_len: u16::MAX,
+            in_port: 1,
+            metadata: 0,
+            regs: [0; pipeline::field::N_REGS],
+        }),
+        queue: std::sync::Arc::new(pipeline::PacketInQueue::with_capacity(4)),
+    }
 }
 
 fuzz_target!(|data: &[u8]| {

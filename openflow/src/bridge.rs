@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use netflow::BridgeNetflow;
-use pipeline::{FlowKey, Upcall, UpcallResult};
+use pipeline::{FlowKey, PacketInQueue, Upcall, UpcallResult};
 
 use crate::error::BundleError;
 use crate::normal::{MacTable, NormalPort};
@@ -27,6 +27,8 @@ pub struct Bridge {
     tlv: ArcSwap<TlvMap>,
     /// NetFlow, when on: its translations give megaflows NetFlow's mask and a stats sink.
     netflow: ArcSwapOption<BridgeNetflow>,
+    /// The packets its `controller` actions send, for the control thread.
+    packet_ins: Arc<PacketInQueue>,
 }
 
 /// What a datapath adds to a bridge's translation.
@@ -54,7 +56,14 @@ impl Bridge {
             frag_mode: ArcSwap::from_pointee(FragMode::default()),
             tlv: ArcSwap::from_pointee(TlvMap::default()),
             netflow: ArcSwapOption::empty(),
+            packet_ins: Arc::default(),
         }
+    }
+
+    /// The packets its `controller` actions sent and the control thread has not taken yet
+    /// ([`PacketInQueue::take`]).
+    pub fn packet_ins(&self) -> &Arc<PacketInQueue> {
+        &self.packet_ins
     }
 
     /// The Geneve TLV map (`dump-tlv-map`).
@@ -177,6 +186,7 @@ impl Bridge {
             tlv: &tlv,
             tun_options: dp.options,
             hooks: dp.hooks,
+            packet_ins: &self.packet_ins,
         };
         let (mut r, marks, nf_output) = translate_netflow(&env, key, dp.frozen);
         if dp.netflow && dp.frozen.is_none() {

@@ -12,6 +12,7 @@ pub mod datapath;
 pub mod dump;
 pub mod error;
 pub mod normal;
+pub mod packet_in;
 pub mod parse;
 pub mod portnames;
 pub mod print;

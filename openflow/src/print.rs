@@ -6,7 +6,8 @@ use std::fmt::{self, Write};
 
 use pipeline::field::ofctl::{hex, masked_hex};
 use pipeline::field::{
-    format_action_value, format_match_value, FieldId, Print, Slot, ETH_TYPE, IP_PROTO, SHORTHANDS,
+    format_action_value, format_match_value, FieldId, Print, Slot, ETH_TYPE, IN_PORT, IP_PROTO,
+    SHORTHANDS,
 };
 
 use crate::rule::{
@@ -69,7 +70,7 @@ impl Match {
             }
             done.set(ETH_TYPE, ETH_TYPE.max_value());
         }
-        self.print_fields(FieldId::all(), &mut done, &mut out);
+        self.print_fields(print_order(), &mut done, &mut out);
         out
     }
 
@@ -100,6 +101,22 @@ impl Match {
             done.set_slot(d.slot, done.slot(d.slot) | d.bits);
         }
     }
+}
+
+/// The fields after the shorthand in the order OVS's `match_format` prints them: the
+/// registers, the tunnel fields, `metadata`, `in_port`, then the rest in table order.
+fn print_order() -> impl Iterator<Item = FieldId> {
+    let rank = |f: &FieldId| match f.def().slot {
+        Slot::Reg(_) | Slot::XReg(_) | Slot::XXReg(_) => 0,
+        Slot::TunMetadata(_) => 1,
+        _ if f.name().starts_with("tun_") => 1,
+        Slot::Metadata => 2,
+        _ if *f == IN_PORT => 3,
+        _ => 4,
+    };
+    let mut ids: Vec<FieldId> = FieldId::all().collect();
+    ids.sort_by_key(rank);
+    ids.into_iter()
 }
 
 impl fmt::Display for Match {
@@ -689,6 +706,19 @@ mod tests {
             assert_eq!(spec.matches, back.matches, "{text} -> {dumped}");
             assert_eq!(printed, back.to_string(), "{text} -> {dumped}");
         }
+    }
+
+    #[test]
+    fn pipeline_fields_print_in_ovs_order() {
+        // `ovs-ofctl parse-flow` 3.1: registers, tunnel, metadata, in_port, then the rest.
+        let spec = parse_flow(
+            "dl_src=00:00:00:00:00:01,in_port=1,reg3=9,metadata=0x42,tun_id=5,actions=drop",
+        )
+        .unwrap();
+        assert_eq!(
+            spec.matches.to_string(),
+            "reg3=0x9,tun_id=0x5,metadata=0x42,in_port=1,dl_src=00:00:00:00:00:01"
+        );
     }
 
     #[test]

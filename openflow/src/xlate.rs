@@ -7,12 +7,15 @@ use std::sync::Arc;
 use netflow::{NF_OUT_DROP, NF_OUT_FLOOD, NF_OUT_MULTI};
 use pipeline::field::{complete_megaflow_mask, Slot, Write, CT_LABEL, CT_MARK, VLAN_PCP, VLAN_VID};
 use pipeline::flowkey::{FRAG_ANY, TUN_OPTS_LEN, VLAN_PRESENT};
-use pipeline::{DpAction, ExecDrop, FlowKey, StatsSink, UpcallResult};
+use pipeline::{
+    DpAction, ExecDrop, FlowKey, PacketInContext, PacketInQueue, PacketInReason, StatsSink,
+    ToController, UpcallResult,
+};
 
 use crate::ct::{CtAction, CtAlg, CtZone, Nat};
 
 use crate::normal::{normal_xlate, MacTable, MacUse, NormalOutput, NormalPort};
-use crate::rule::{ones, Action, Field, FieldRef, Fields, OFPP_LOCAL};
+use crate::rule::{ones, Action, ControllerArgs, Field, FieldRef, Fields, Match, OFPP_LOCAL};
 use crate::ruleset::RuleSet;
 use crate::tlv::TlvMap;
 
@@ -79,6 +82,8 @@ pub struct XlateEnv<'a> {
     /// What the datapath lends: connection tracking and recirculation (`None`: a `ct`
     /// action drops, counted as `ct-refused`).
     pub hooks: Option<&'a dyn XlateHooks>,
+    /// Where `controller` actions queue their packet-ins: the bridge's.
+    pub packet_ins: &'a Arc<PacketInQueue>,
 }
 
 /// The arguments of one `ct()` as translation resolved them for a packet: the zone read
@@ -134,6 +139,9 @@ struct Xlate<'a> {
     /// NetFlow's output interface (an OpenFlow port, 16-bit, or `netflow::NF_OUT_*`), kept
     /// as Open vSwitch's `nf_output_iface`.
     nf_output: u16,
+    /// The rule whose actions run: its cookie, and whether it is a table-miss rule
+    /// (priority 0, matching everything), whose packet-ins are misses.
+    rule: Option<(u64, bool)>,
 }
 
 /// An OpenFlow port as NetFlow reports it: OpenFlow 1.0's 16-bit numbers (LOCAL = 65534).
@@ -211,6 +219,7 @@ pub fn translate_netflow(
         stop_table: false,
         marks,
         nf_output: NF_OUT_DROP,
+        rule: None,
     };
     if key.is_ip() {
         let fragment = key.nw_frag & FRAG_ANY != 0;
@@ -288,6 +297,8 @@ impl Xlate<'_> {
         let rule = rule.clone();
         self.sinks.push(rule.stats.clone());
         self.depth += 1;
+        let table_miss = rule.spec.priority == 0 && rule.spec.matches == Match::catch_all();
+        let caller = self.rule.replace((rule.spec.cookie, table_miss));
         let mut goto = None;
         for a in &rule.spec.actions {
             if let Action::GotoTable(n) = a {
@@ -302,12 +313,40 @@ impl Xlate<'_> {
                 break;
             }
         }
+        self.rule = caller;
         self.depth -= 1;
         if std::mem::take(&mut self.stop_table) {
             return;
         }
         if let Some(n) = goto {
             self.table(n, None);
+        }
+    }
+
+    /// A `controller` action's packet-in as translation knows it here (Open vSwitch's
+    /// `xlate_controller_action`): the reason (`action` in a table-miss rule is a miss), the
+    /// table and the rule's cookie, the OpenFlow in_port, registers and metadata.
+    fn controller_action(&mut self, args: &ControllerArgs, table: u8) -> ToController {
+        let (cookie, table_miss) = self.rule.unwrap_or((0, false));
+        let reason = match args.reason.as_deref().and_then(PacketInReason::from_name) {
+            Some(r) => r,
+            None if table_miss => PacketInReason::ExplicitMiss,
+            None => PacketInReason::Action,
+        };
+        let context = PacketInContext {
+            reason,
+            table_id: table,
+            cookie,
+            controller_id: args.id,
+            userdata: args.userdata.clone().into_boxed_slice(),
+            max_len: args.max_len,
+            in_port: self.in_port(),
+            metadata: self.f.metadata,
+            regs: self.f.regs,
+        };
+        ToController {
+            context: Arc::new(context),
+            queue: self.env.packet_ins.clone(),
         }
     }
 
@@ -326,7 +365,7 @@ impl Xlate<'_> {
     /// An action that sends (output, in_port, flood, all, local, NORMAL, controller), with
     /// NetFlow's output interface combined as Open vSwitch's `xlate_output_action` does: a
     /// flood stays a flood, nothing sent keeps what was, a second port makes "several".
-    fn sending_action(&mut self, a: &Action) {
+    fn sending_action(&mut self, a: &Action, cur_table: u8) {
         let prev = std::mem::replace(&mut self.nf_output, NF_OUT_DROP);
         match a {
             Action::Output(p) => self.output(*p),
@@ -369,7 +408,10 @@ impl Xlate<'_> {
                 };
                 self.restore_vlan(before);
             }
-            Action::Controller(_) => self.actions.push(DpAction::Controller),
+            Action::Controller(args) => {
+                let to = self.controller_action(args, cur_table);
+                self.actions.push(DpAction::Controller(to));
+            }
             _ => {}
         }
         self.nf_output = if prev == NF_OUT_FLOOD {
@@ -391,7 +433,7 @@ impl Xlate<'_> {
             | Action::All
             | Action::Local
             | Action::Normal
-            | Action::Controller(_) => self.sending_action(a),
+            | Action::Controller(_) => self.sending_action(a, cur_table),
             Action::SetField { field, value } => self.write(FieldRef::whole(*field), *value),
             Action::Load { dst, value } => self.write(*dst, *value),
             Action::Move { src, dst } => {
@@ -1187,7 +1229,57 @@ mod tests {
             in_port: 1,
             ..FlowKey::default()
         };
-        assert_eq!(b.translate(&arp, 0).actions, vec![DpAction::Controller]);
+        let r = b.translate(&arp, 0);
+        let [DpAction::Controller(to)] = &r.actions[..] else {
+            panic!("{:?}", r.actions);
+        };
+        assert_eq!(to.context.reason, PacketInReason::Action);
+        assert_eq!((to.context.in_port, to.context.max_len), (1, u16::MAX));
+        assert_eq!(r.mask.in_port, u32::MAX);
+    }
+
+    #[test]
+    fn controller_freezes_reason_table_cookie_and_pipeline_fields() {
+        let b = bridge(
+            "cookie=0x77,priority=5,ip,actions=load:0x9->reg3[],write_metadata:0x42,\
+             controller(max_len=128,id=4,userdata=01.02),goto_table:1\n\
+             table=1,priority=0,actions=controller\n\
+             cookie=0x5,arp,actions=controller(reason=invalid_ttl)\n",
+        );
+        let r = b.translate(&ip_key(7), 0);
+        let tos: Vec<_> = r
+            .actions
+            .iter()
+            .filter_map(|a| match a {
+                DpAction::Controller(to) => Some(to.context.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(tos.len(), 2, "{:?}", r.actions);
+        let (first, miss) = (&tos[0], &tos[1]);
+        assert_eq!(first.reason, PacketInReason::Action);
+        assert_eq!((first.table_id, first.cookie), (0, 0x77));
+        assert_eq!(
+            (first.controller_id, &first.userdata[..]),
+            (4, &[1u8, 2][..])
+        );
+        assert_eq!(
+            (first.max_len, first.regs[3], first.metadata),
+            (128, 9, 0x42)
+        );
+        assert_eq!(miss.reason, PacketInReason::ExplicitMiss);
+        assert_eq!((miss.table_id, miss.cookie, miss.max_len), (1, 0, u16::MAX));
+        let arp = FlowKey {
+            dl_type: 0x0806,
+            in_port: 2,
+            ..FlowKey::default()
+        };
+        let r = b.translate(&arp, 0);
+        let [DpAction::Controller(to)] = &r.actions[..] else {
+            panic!("{:?}", r.actions);
+        };
+        assert_eq!(to.context.reason, PacketInReason::InvalidTtl);
+        assert_eq!((to.context.cookie, to.context.in_port), (5, 2));
     }
 
     #[test]
@@ -1234,6 +1326,7 @@ mod tests {
             tlv: &tlv,
             tun_options: &[],
             hooks: None,
+            packet_ins: b.packet_ins(),
         };
         translate_netflow(&env, key, None).2
     }

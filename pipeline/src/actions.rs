@@ -9,6 +9,8 @@
 //! `no-output` drop, which is therefore its fate when nothing else happens to it.
 #![forbid(unsafe_code)]
 
+use std::sync::Arc;
+
 use crate::buffer::{PacketId, PacketMeta, NO_OFFSET};
 use crate::checksum::{crc32c, update16, update32, update_bytes};
 use crate::dpaction::{DpAction, ExecDrop, Fragments, MAX_RECIRCS};
@@ -16,6 +18,7 @@ use crate::flowkey::{
     ethertype, ipproto, FRAG_LATER, VLAN_PCP_MASK, VLAN_PCP_SHIFT, VLAN_PRESENT, VLAN_VID_MASK,
 };
 use crate::graph::{Ctx, Next, MAX_BATCH};
+use crate::packet_in::{PacketIn, PacketInContext};
 use crate::parse::{key_hash, parse_packet_limit, VlanLimit};
 use crate::txq::count_port;
 
@@ -38,10 +41,13 @@ pub struct ExecTargets {
 ///   with no free frame the copy is lost and counted in [`crate::TxQueues::no_buffers`]); the last one
 ///   moves the original ([`Next::CONSUMED`], also when the port has no queue: the queue frees
 ///   and counts it).
-/// - `Recirc(id)` and `Controller` end the list: actions after them are ignored, and every
-///   `Output` before them sends a copy. `Recirc` sets `key.recirc_id`, refreshes `meta.hash`
-///   and sends the packet to `targets.recirc_next` (none → `bad-header`); `Controller` drops
-///   as `controller`.
+/// - `Controller` queues a packet-in with the packet as it is at that point (its first
+///   `max_len` bytes) and the packet goes on; when nothing after it sends the packet, it is
+///   freed there, sent ([`Next::CONSUMED`]) rather than dropped, as Open vSwitch counts a
+///   packet its datapath gave to userspace.
+/// - `Recirc(id)` ends the list: actions after it are ignored, and every `Output` before it
+///   sends a copy. It sets `key.recirc_id`, refreshes `meta.hash` and sends the packet to
+///   `targets.recirc_next` (none → `bad-header`).
 /// - A set on a header the packet does not have, `PushVlan` without headroom, `PopVlan` /
 ///   `SetVlan*` without a tag drop as `bad-header`; `DecTtl` / `SetIpTtl`
 ///   semantics follow OVS (`DecTtl` at TTL 0 or 1 drops as `ttl-exceeded`, is a no-op on
@@ -78,9 +84,12 @@ pub fn execute(
     let mover = if actions.last().is_some_and(is_terminal) {
         None
     } else {
-        actions
-            .iter()
-            .rposition(|a| matches!(a, DpAction::Output(_) | DpAction::Clone(_)))
+        actions.iter().rposition(|a| {
+            matches!(
+                a,
+                DpAction::Output(_) | DpAction::Clone(_) | DpAction::Controller(_)
+            )
+        })
     };
 
     // Fragments a `ct()` released, after the action at that index.
@@ -109,9 +118,17 @@ pub fn execute(
                     }
                 }
             }
-            DpAction::Controller => {
-                for nx in next.iter_mut().filter(|x| **x == alive) {
-                    *nx = drop_as(ExecDrop::Controller);
+            DpAction::Controller(ref to) => {
+                let sent = pkts.iter().zip(next.iter()).filter(|(_, nx)| **nx == alive);
+                to.queue
+                    .push_all(sent.map(|(&p, _)| packet_in(cx, p, &to.context)));
+                if mover == Some(ai) {
+                    for (&p, nx) in pkts.iter().zip(next.iter_mut()) {
+                        if *nx == alive {
+                            cx.pool.free(p);
+                            *nx = Next::CONSUMED;
+                        }
+                    }
                 }
             }
             DpAction::Recirc(id) => {
@@ -321,10 +338,20 @@ fn answer_too_big(cx: &mut Ctx<'_>, header: &crate::Header, p: PacketId) {
 
 /// Whether `a` ends an action list (the actions after it are ignored).
 fn is_terminal(a: &DpAction) -> bool {
-    matches!(
-        a,
-        DpAction::Recirc(_) | DpAction::Controller | DpAction::Drop(_)
-    )
+    matches!(a, DpAction::Recirc(_) | DpAction::Drop(_))
+}
+
+/// The packet-in of packet `p` as it is now: the whole packet, whatever the action's
+/// `max_len`, as a switch that buffers nothing sends it (OpenFlow 1.3.5 §7.2.7; Open vSwitch
+/// does the same).
+fn packet_in(cx: &Ctx<'_>, p: PacketId, context: &Arc<PacketInContext>) -> PacketIn {
+    let data = cx.pool.data(p);
+    PacketIn {
+        context: context.clone(),
+        key: cx.pool.meta(p).key,
+        total_len: data.len() as u32,
+        data: data.to_vec(),
+    }
 }
 
 /// The packet itself when it `moves`, else a copy of it; `None`, counted in `no_buffers`,
@@ -403,7 +430,12 @@ fn clone(
 pub fn packets_independent(actions: &[DpAction]) -> bool {
     let outputs = actions
         .iter()
-        .filter(|a| matches!(a, DpAction::Output(_) | DpAction::Clone(_)))
+        .filter(|a| {
+            matches!(
+                a,
+                DpAction::Output(_) | DpAction::Clone(_) | DpAction::Controller(_)
+            )
+        })
         .count();
     let terminal = actions.iter().any(is_terminal);
     outputs == 0 || (outputs == 1 && !terminal)
@@ -564,7 +596,7 @@ fn set_field(a: &DpAction, d: &mut [u8], m: &mut PacketMeta) -> Result<(), ExecD
         DpAction::Output(_)
         | DpAction::PushVlan { .. }
         | DpAction::PopVlan
-        | DpAction::Controller
+        | DpAction::Controller(_)
         | DpAction::Recirc(_)
         | DpAction::Clone(_)
         | DpAction::TunnelPush(_)
@@ -874,7 +906,6 @@ mod tests {
                 ExecDrop::TtlExceeded,
                 ExecDrop::NoSuchPort,
                 ExecDrop::NoBuffers,
-                ExecDrop::Controller,
                 ExecDrop::BadHeader,
             ][r as usize];
             return Err(d);
@@ -1333,30 +1364,97 @@ mod tests {
         assert!(packets_independent(&[SetIpTtl(3), Recirc(1)]));
         assert!(!packets_independent(&[Output(1), Output(2)]));
         assert!(!packets_independent(&[Output(1), Recirc(1)]));
-        assert!(!packets_independent(&[Output(1), Controller]));
+        assert!(!packets_independent(&[
+            Output(1),
+            Controller(to_controller(9))
+        ]));
+        assert!(packets_independent(&[
+            SetTpDst(1),
+            Controller(to_controller(9))
+        ]));
+    }
+
+    /// A `controller` action with its own queue, sending `max_len` bytes.
+    fn to_controller(max_len: u16) -> crate::dpaction::ToController {
+        crate::dpaction::ToController {
+            context: Arc::new(crate::packet_in::PacketInContext {
+                reason: crate::packet_in::PacketInReason::Action,
+                table_id: 3,
+                cookie: 0xc0de,
+                controller_id: 0,
+                userdata: Box::new([]),
+                max_len,
+                in_port: 7,
+                metadata: 0,
+                regs: [0; crate::field::N_REGS],
+            }),
+            queue: Arc::new(crate::packet_in::PacketInQueue::default()),
+        }
     }
 
     #[test]
-    fn controller_recirc_and_drop_base() {
+    fn controller_queues_the_packet_as_it_is_there_and_the_packet_goes_on() {
+        let (f, g) = (udp4_frame(), tcp4_frame());
+        let to = to_controller(20);
+        let rig = run_with(
+            &[
+                DpAction::Output(1),
+                DpAction::SetTpDst(0x4242),
+                DpAction::Controller(to.clone()),
+                DpAction::Output(2),
+            ],
+            &[f.clone(), g.clone()],
+            8,
+            TARGETS,
+        );
+        assert_eq!(rig.next, vec![Next::CONSUMED; 2]);
+        assert_eq!((rig.out(1).len(), rig.out(2).len()), (2, 2));
+        let pins = to.queue.take();
+        assert_eq!(pins.len(), 2);
+        for (pin, frame) in pins.iter().zip([&f, &g]) {
+            assert_eq!(pin.total_len as usize, frame.len());
+            assert_eq!(pin.data.len(), frame.len(), "all of it, max_len 20 or not");
+            assert_eq!(pin.data[..20], frame[..20]);
+            assert_eq!(pin.key.tp_dst, 0x4242, "the key as the set left it");
+            assert_eq!((pin.context.table_id, pin.context.cookie), (3, 0xc0de));
+        }
+        // Alone, or last: the packet is sent to the controller, freed, not dropped.
+        for actions in [
+            vec![DpAction::Controller(to.clone())],
+            vec![DpAction::Output(1), DpAction::Controller(to.clone())],
+        ] {
+            let rig = run_with(&actions, std::slice::from_ref(&f), 8, TARGETS);
+            assert_eq!(rig.next, vec![Next::CONSUMED]);
+            let outs = rig.out(1).len();
+            assert_eq!(rig.pool.available(), 8 - outs, "{actions:?}");
+            let pin = to.queue.take();
+            assert_eq!(pin.len(), 1);
+            assert_eq!(pin[0].data, f);
+        }
+        // A full queue loses the packet-in, counted, and nothing else.
+        let small = crate::dpaction::ToController {
+            queue: Arc::new(crate::packet_in::PacketInQueue::with_capacity(1)),
+            ..to_controller(u16::MAX)
+        };
+        let rig = run_with(
+            &[DpAction::Controller(small.clone()), DpAction::Output(1)],
+            &[f.clone(), g.clone()],
+            8,
+            TARGETS,
+        );
+        assert_eq!(rig.out(1).len(), 2);
+        assert_eq!((small.queue.queued(), small.queue.overflows()), (1, 1));
+        assert_eq!(small.queue.take()[0].data, f);
+    }
+
+    #[test]
+    fn recirc_and_drop_base() {
         let f = udp4_frame();
         let targets = ExecTargets {
             drop_base: 3,
             recirc_next: Some(1),
             vlans: VlanLimit::MAX,
         };
-        let rig = run_with(
-            &[
-                DpAction::Output(1),
-                DpAction::Controller,
-                DpAction::Output(2),
-            ],
-            std::slice::from_ref(&f),
-            8,
-            targets,
-        );
-        assert_eq!(rig.next, vec![Next::drop(3 + ExecDrop::Controller as u16)]);
-        assert_eq!((rig.out(1).len(), rig.out(2).len()), (1, 0));
-
         let rig = run_with(
             &[
                 DpAction::SetTpDst(1),

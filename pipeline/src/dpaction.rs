@@ -9,6 +9,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use crate::buffer::{PacketId, PacketMeta, PacketPool};
+use crate::packet_in::{PacketInContext, PacketInQueue};
 
 /// One datapath action.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -50,8 +51,9 @@ pub enum DpAction {
     /// Decrement the IPv4 TTL / IPv6 hop limit; a packet whose TTL would reach 0 is dropped
     /// (counted as `ttl-exceeded`).
     DecTtl,
-    /// To the controller: there is none yet, so this is a drop counted as `controller`.
-    Controller,
+    /// A copy for the controller (OpenFlow's `controller` action): queued as a packet-in,
+    /// the packet going on with the actions after it.
+    Controller(ToController),
     /// Send the packet back to classification with `recirc_id` set (after `Ct`). Ends the
     /// list; inside a [`DpAction::Clone`] it sends the copy (OVS's `recirc` before more
     /// actions). A packet recirculated [`MAX_RECIRCS`] times already is dropped as
@@ -113,6 +115,35 @@ pub struct Fragments {
 impl Fragments {
     pub fn is_empty(&self) -> bool {
         self.held.is_empty() && self.released.is_empty()
+    }
+}
+
+/// Where a [`DpAction::Controller`] sends packets (the bridge's queue) and what it tells the
+/// controller with each, frozen by translation. Equal when they say the same to the same
+/// queue.
+#[derive(Clone)]
+pub struct ToController {
+    pub context: Arc<PacketInContext>,
+    pub queue: Arc<PacketInQueue>,
+}
+
+impl PartialEq for ToController {
+    fn eq(&self, other: &ToController) -> bool {
+        self.context == other.context && Arc::ptr_eq(&self.queue, &other.queue)
+    }
+}
+
+impl Eq for ToController {}
+
+impl Hash for ToController {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.context.hash(state);
+    }
+}
+
+impl fmt::Debug for ToController {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.context)
     }
 }
 
@@ -210,7 +241,6 @@ pub enum ExecDrop {
     NoSuchPort,
     /// No free buffer for a copy (flooding).
     NoBuffers,
-    Controller,
     /// A push_vlan on a frame that already has two VLAN headers, or a set on an absent header.
     BadHeader,
     /// An output to a tunnel port whose remote no route reaches.
@@ -233,12 +263,11 @@ pub enum ExecDrop {
 
 impl ExecDrop {
     /// Counter names, indexed by the enum value.
-    pub const NAMES: [&'static str; 13] = [
+    pub const NAMES: [&'static str; 12] = [
         "no-output",
         "ttl-exceeded",
         "no-such-port",
         "no-buffers",
-        "controller",
         "bad-header",
         "tunnel-no-route",
         "tunnel-neigh-miss",

@@ -15,6 +15,7 @@ pub mod flowkey;
 pub mod graph;
 pub mod loss;
 pub mod memory;
+pub mod packet_in;
 pub mod parse;
 pub mod sink;
 pub mod txq;
@@ -26,13 +27,14 @@ pub use buffer::{
 };
 pub use clock::{Clock, MonotonicClock, VirtualClock};
 pub use dpaction::{
-    DpAction, ExecDrop, Fragments, Header, PushHeader, Track, Tracker, MAX_RECIRCS,
+    DpAction, ExecDrop, Fragments, Header, PushHeader, ToController, Track, Tracker, MAX_RECIRCS,
 };
 pub use field::FieldId;
 pub use flowkey::FlowKey;
 pub use graph::{Ctx, Graph, Next, Node, NodeReport, NodeStats, MAX_BATCH};
 pub use loss::{Direction, PortLoss, PortLosses};
 pub use memory::FrameMemory;
+pub use packet_in::{PacketIn, PacketInContext, PacketInQueue, PacketInReason};
 pub use parse::{parse_packet, parse_packet_limit, Parse, ParseError, VlanLimit};
 pub use sink::{send_copies, RxSink, Sent};
 pub use txq::TxQueues;

@@ -391,11 +391,22 @@ pub fn replay(scenario: &Scenario, out: &Path) -> Result<ReplayReport> {
             let upcall = upcall_for(scenario, start_ns)?
                 .with_conntrack(Arc::new(DatapathConntrack(ct.clone())));
             let mut nf = NetflowClock::on(scenario, upcall.bridge(), start_ns);
+            let bridges = vec![(String::new(), upcall.bridge().clone())];
             let mut switch = Switch::with_pool(upcall, config, scenario_pool(scenario))?;
             for p in switch_ports(scenario) {
                 switch.add_port(p);
             }
-            let now = run(scenario, &mut switch, &arrivals, out, &ct, nf.as_mut())?;
+            let mut pins = PacketIns::new(bridges);
+            let now = run(
+                scenario,
+                &mut switch,
+                &arrivals,
+                out,
+                &ct,
+                nf.as_mut(),
+                &mut pins,
+            )?;
+            pins.write(out)?;
             let mut report = build_report(scenario, &mut switch);
             report.conntrack = dump_conntrack(&ct, now);
             if let Some(c) = switch.classifier() {
@@ -413,7 +424,9 @@ pub fn replay(scenario: &Scenario, out: &Path) -> Result<ReplayReport> {
             // NetFlow on the scenario's bridge, whose tunnel ports are its in and out
             // interfaces (the underlay's part of a tunnel output is not its own, as in OVS).
             let mut nf = NetflowClock::on(scenario, &bridges[0].1, start_ns);
-            let now = run(scenario, &mut switch, &arrivals, out, &ct, nf.as_mut())?;
+            let mut pins = PacketIns::new(bridges.to_vec());
+            let now = run(scenario, &mut switch, &arrivals, out, &ct, nf.as_mut(), &mut pins)?;
+            pins.write(out)?;
             let mut report = build_report(scenario, &mut switch);
             report.conntrack = dump_conntrack(&ct, now);
             report.megaflows = PerBridge::Each(
@@ -580,6 +593,7 @@ fn run<U: Upcall + 'static>(
     out: &Path,
     conntrack: &ConnTable,
     mut netflow: Option<&mut NetflowClock>,
+    packet_ins: &mut PacketIns,
 ) -> Result<u64> {
     let batch = scenario.options.batch.unwrap_or(32);
     let tunnel = |name: &str| {
@@ -639,9 +653,66 @@ fn run<U: Upcall + 'static>(
             err?;
         }
         sweep_conntrack(conntrack, now);
+        packet_ins.collect();
         start = end;
     }
     Ok(now)
+}
+
+/// The packet-ins of a replay, in the order the bridges' `controller` actions sent them,
+/// written as `controller.txt` when there are any: each one as `ovs-ofctl -O OpenFlow13
+/// monitor` describes it (bridge-name prefixed where the scenario has an underlay), then its
+/// data in hex.
+struct PacketIns {
+    bridges: Vec<(String, Arc<Bridge>)>,
+    text: String,
+}
+
+impl PacketIns {
+    fn new(bridges: Vec<(String, Arc<Bridge>)>) -> PacketIns {
+        PacketIns {
+            bridges,
+            text: String::new(),
+        }
+    }
+
+    /// Takes what the bridges queued since the last call.
+    fn collect(&mut self) {
+        use std::fmt::Write as _;
+        for (name, bridge) in &self.bridges {
+            let q = bridge.packet_ins();
+            for pin in q.take() {
+                let prefix = if name.is_empty() {
+                    String::new()
+                } else {
+                    format!("{name}: ")
+                };
+                let hex: String = pin.data.iter().map(|b| format!("{b:02x}")).collect();
+                let _ = writeln!(
+                    self.text,
+                    "{prefix}OFPT_PACKET_IN:{}\n data={hex}",
+                    openflow::packet_in::describe(&pin)
+                );
+            }
+        }
+    }
+
+    fn write(&mut self, out: &Path) -> Result<()> {
+        self.collect();
+        for (name, bridge) in &self.bridges {
+            let lost = bridge.packet_ins().overflows();
+            if lost > 0 {
+                use std::fmt::Write as _;
+                let _ = writeln!(self.text, "{name} lost {lost} packet-ins: queue full");
+            }
+        }
+        if self.text.is_empty() {
+            return Ok(());
+        }
+        let path = out.join("controller.txt");
+        std::fs::write(&path, &self.text)
+            .with_context(|| format!("{}: cannot write", path.display()))
+    }
 }
 
 /// The counters every replay writes; the caller adds the classifier's and the tables.

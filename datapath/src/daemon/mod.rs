@@ -112,6 +112,9 @@ pub struct BridgeState {
     pub addresses: Vec<BridgeAddr>,
     /// The MAC of its LOCAL tap: the outer source MAC of those tunnels.
     pub mac: Option<[u8; 6]>,
+    /// Packet-ins its `controller` actions sent that no controller connection took (Open
+    /// vSwitch's `connmgr_async_unsent`).
+    pub packet_ins_unsent: u64,
 }
 
 /// A running PMD thread as the control thread sees it.
@@ -365,6 +368,7 @@ impl Daemon {
             ports: Vec::new(),
             addresses: Vec::new(),
             mac: None,
+            packet_ins_unsent: 0,
         };
         if local && interface_exists(name) {
             bail!(
@@ -763,6 +767,25 @@ impl Daemon {
     /// Upkeep, about once a second: rule timeouts and MAC aging without traffic, NetFlow
     /// (records from the megaflows' counts, expiry, export), and ports whose interface
     /// disappeared stop being polled (they show as down).
+    /// Takes the packet-ins the bridges' `controller` actions queued, per bridge (index into
+    /// `bridges`), oldest first; bridges with none are left out.
+    pub fn take_packet_ins(&self) -> Vec<(usize, Vec<pipeline::PacketIn>)> {
+        self.bridges
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (i, b.of.packet_ins().take()))
+            .filter(|(_, pins)| !pins.is_empty())
+            .collect()
+    }
+
+    /// Takes the packet-ins queued and counts them unsent: what the control thread does with
+    /// them while no OpenFlow connection can take them.
+    pub fn discard_packet_ins(&mut self) {
+        for (i, pins) in self.take_packet_ins() {
+            self.bridges[i].packet_ins_unsent += pins.len() as u64;
+        }
+    }
+
     pub fn housekeeping(&mut self) -> Result<()> {
         let now = self.now_ns();
         for b in &self.bridges {
