@@ -588,6 +588,9 @@ impl Xlate<'_> {
                 }
                 let was = self.f.get(field);
                 if changed.get(field) != was {
+                    // Setting the value back writes what the packet had: the megaflow
+                    // matches it.
+                    self.wc.or_field(field, field.max_value());
                     let a = set(was);
                     if !restore.contains(&a) {
                         restore.push(a);
@@ -1459,7 +1462,23 @@ mod tests {
                 DpAction::Output(3),
             ]
         );
-        // Only the bucket's last output runs (an action set), and dec_ttl before the writes.
+        // Only the bucket's last output runs (an action set), and dec_ttl before the writes;
+        // the fields set back after the bucket are matched by the megaflow.
+        let b2 = bridge("");
+        groups(&b2, "group_id=2,type=indirect,bucket=dec_ttl,output:2\n");
+        b2.add_flows_text("ip,actions=group:2,output:3\n", 0)
+            .unwrap();
+        let r = b2.translate(&ip_key(7), 0);
+        assert_eq!(
+            r.actions,
+            vec![
+                DpAction::DecTtl,
+                DpAction::Output(2),
+                DpAction::SetIpTtl(64),
+                DpAction::Output(3)
+            ]
+        );
+        assert_eq!(r.mask.nw_ttl, 0xff);
         let b = bridge("");
         groups(
             &b,

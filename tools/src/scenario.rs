@@ -50,6 +50,8 @@ pub struct ScenarioPort {
     pub mtu: Option<u16>,
     /// The port's `mtu_request` (any port but a tunnel's), as `add-port` takes it.
     pub mtu_request: Option<u16>,
+    /// `link = "down"`: the port's link is down (a group bucket watching it is not live).
+    pub link_down: bool,
 }
 
 impl ScenarioPort {
@@ -108,6 +110,8 @@ pub struct Scenario {
     pub bridge: String,
     /// Path of the rules file, if any. Without one the bridge has `priority=0,actions=normal`.
     pub rules: Option<PathBuf>,
+    /// Path of the groups file (`add-groups` syntax), if any; installed before the rules.
+    pub groups: Option<PathBuf>,
     pub ports: Vec<ScenarioPort>,
     pub options: ScenarioOptions,
     pub underlay: Option<ScenarioUnderlay>,
@@ -127,6 +131,8 @@ struct RawScenario {
     bridge: String,
     #[serde(default)]
     rules: Option<String>,
+    #[serde(default)]
+    groups: Option<String>,
     #[serde(default)]
     port: Vec<RawPort>,
     #[serde(default)]
@@ -225,6 +231,8 @@ struct RawPort {
     mtu: Option<i64>,
     #[serde(default)]
     mtu_request: Option<i64>,
+    #[serde(default)]
+    link: Option<String>,
 }
 
 impl RawPort {
@@ -342,11 +350,13 @@ impl Scenario {
             })?;
         }
         let rules = rules_path(raw.rules, dir, "rules", &field)?;
+        let groups = rules_path(raw.groups, dir, "groups", &field)?;
         Ok(Scenario {
             dir: dir.to_path_buf(),
             description: raw.description,
             bridge: raw.bridge,
             rules,
+            groups,
             ports,
             options: raw.options,
             underlay,
@@ -465,6 +475,16 @@ fn parse_ports(
             }
             _ => None,
         };
+        let link_down = match p.link.as_deref() {
+            None | Some("up") => false,
+            Some("down") => true,
+            Some(other) => {
+                return Err(field(
+                    at("link"),
+                    format!("{other:?} is not one of up, down"),
+                ))
+            }
+        };
         ports.push(ScenarioPort {
             name: p.name,
             ofport: p.ofport,
@@ -473,6 +493,7 @@ fn parse_ports(
             tunnel,
             mtu,
             mtu_request,
+            link_down,
         });
     }
     Ok(ports)
