@@ -243,6 +243,14 @@ def replay(ovs, s, out):
         ovs.ofctl("set-frags", mgmt, s.options["frag_mode"])
     if "ct_max_conns" in s.options:
         ovs.appctl("dpctl/ct-set-maxconns", str(s.options["ct_max_conns"]))
+    for p in s.ports:
+        if p.get("link") == "down":
+            ovs.appctl("netdev-dummy/set-admin-state", p["name"], "down")
+    if getattr(s, "groups", None) is not None:
+        groups = os.path.join(out, "groups.txt")
+        with open(groups, "w") as f:
+            f.write("\n".join(s.groups) + "\n")
+        ovs.ofctl("add-groups", mgmt, groups)
     if s.rules is not None:
         rules = os.path.join(out, "rules.txt")
         with open(rules, "w") as f:

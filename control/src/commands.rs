@@ -4,6 +4,7 @@
 //! names the field.
 
 mod flows;
+mod groups;
 mod netflow;
 
 use std::collections::BTreeMap;
@@ -75,6 +76,27 @@ pub const VERBS: &[(&str, &str)] = &[
     (
         "del-flows BRIDGE [FILTER] [--strict]",
         "delete the rules FILTER selects (all without it)",
+    ),
+    (
+        "add-group BRIDGE GROUP",
+        "add a group (ovs-ofctl syntax: 'group_id=1,type=select,bucket=output:1,bucket=output:2')",
+    ),
+    (
+        "add-groups BRIDGE FILE",
+        "apply the group mods of a file, one a line (add, modify, add_or_mod, delete; all or none)",
+    ),
+    (
+        "mod-group BRIDGE GROUP",
+        "replace an existing group's type and buckets (its counters restart)",
+    ),
+    (
+        "del-groups BRIDGE [group_id=N]",
+        "delete a group (all without one) and the rules that use it",
+    ),
+    ("dump-groups BRIDGE [N]", "the groups, as ovs-ofctl -O OpenFlow13 dump-groups"),
+    (
+        "dump-group-stats BRIDGE [N]",
+        "group and bucket packet and byte counts, as ovs-ofctl dump-group-stats",
     ),
     (
         "dump-flows BRIDGE [FILTER] [--no-stats] [--names|--no-names] [--sort[=FIELD]] [--rsort[=FIELD]]",
@@ -417,6 +439,11 @@ pub fn execute(d: &mut Daemon, argv: &[String], data: Option<&str>) -> Result<Re
         "ct-set-timeouts" | "ct-get-timeouts" | "ct-del-timeouts" => {
             allow(&[])?;
             ct_timeouts(d, verb, &args)
+        }
+        "add-group" | "add-groups" | "mod-group" | "del-groups" | "dump-groups"
+        | "dump-group-stats" => {
+            allow(&[])?;
+            groups::groups(d, verb, &args, data)
         }
         "set-netflow" | "clear-netflow" | "show-netflow" => {
             allow(&[])?;

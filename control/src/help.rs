@@ -95,6 +95,48 @@ const DETAILS: &[(&str, &str)] = &[
   hard_age (seconds since the last change; shown when it differs from the duration).",
     ),
     (
+        "add-group",
+        "  GROUP  group_id=N,type=all|select|indirect|ff,bucket=...[,bucket=...] (ovs-ofctl syntax);
+         a bucket: [weight:N,][watch_port:P,][watch_group:G,]actions=ACTIONS (or just the
+         actions). A bucket runs as an action set: push/pop VLAN and dec_ttl, then the field
+         writes, then one output, group or resubmit. select picks by a hash of the flow's
+         L2-L4 addresses (both directions alike), among live buckets by weight; ff takes the
+         first live bucket (watch_port up, or watch_group with a live bucket). A rule may use
+         the group as group:N once it exists. Refused naming the field: an existing id, a
+         watch_group or group:N that does not exist, a loop, weights outside select, watches
+         on all/indirect, indirect without exactly one bucket.",
+    ),
+    (
+        "add-groups",
+        "  FILE  one group mod a line ('#' comments), optionally led by add, modify, add_or_mod
+        or delete (none: add); the client reads the file and sends its contents. All or
+        none: a bad line (named) changes nothing.",
+    ),
+    (
+        "mod-group",
+        "  GROUP  as add-group's; the group must exist. Its rules stay, its creation time is
+         kept, its counters restart (as OVS), and its megaflows are revalidated.",
+    ),
+    (
+        "del-groups",
+        "  group_id=N  the group to delete (every group without it); the rules whose actions use
+              it are deleted too, as OVS does. A group that does not exist is not an error.",
+    ),
+    (
+        "dump-groups",
+        "  N       only group N (or group_id=N)
+  --json  each group an object: group_id, type, buckets (weight, watch_port, watch_group,
+          actions)",
+    ),
+    (
+        "dump-group-stats",
+        "  N       only group N (or group_id=N)
+  The line reads as ovs-ofctl's: duration, ref_count (rules using the group),
+  packet_count, byte_count, then each bucket's counts (every bucket of all and indirect
+  groups counts each packet; select and ff only the bucket taken).
+  --json  each group an object with the same counts",
+    ),
+    (
         "dump-megaflows",
         "  BRIDGE  only this bridge's megaflows
   --json  each megaflow an object: match (key: value, or an object of its name=value

@@ -1,8 +1,8 @@
 //! Actions (OpenFlow 1.3.5 section 7.2.5) and instructions (7.2.4) on the wire, and their
 //! conversion to and from vecswitch's [`Action`] list: apply-actions become the list,
 //! write-metadata and goto-table its last entries. What vecswitch cannot do (write-actions,
-//! clear-actions, meters, groups, queues, TTL copies) decodes, so messages round-trip, but
-//! is refused by the conversion with the code the spec gives.
+//! clear-actions, meters, queues, TTL copies) decodes, so messages round-trip, but is
+//! refused by the conversion with the code the spec gives.
 
 use openflow::Action;
 use pipeline::field::{Write, VLAN_VID};
@@ -340,6 +340,7 @@ pub fn to_action(a: &WireAction, cx: Context) -> Result<Action, OfpError> {
                 f.value
             },
         },
+        WireAction::Group(g) if g <= openflow::group::OFPG_MAX => Action::Group(g),
         WireAction::Group(_) => return err(E::BadActionOutGroup, "group"),
         WireAction::CopyTtlOut | WireAction::CopyTtlIn | WireAction::SetQueue(_) => {
             return err(E::BadActionType, "action.type")
@@ -382,6 +383,7 @@ pub fn from_action(a: &Action) -> Result<Option<WireAction>, OfpError> {
         Action::PushVlan(et) => Some(WireAction::PushVlan(*et)),
         Action::PopVlan => Some(WireAction::PopVlan),
         Action::DecTtl => Some(WireAction::DecNwTtl),
+        Action::Group(g) => Some(WireAction::Group(*g)),
         Action::GotoTable(_) | Action::WriteMetadata { .. } => None,
         Action::Load { .. }
         | Action::Move { .. }
@@ -506,6 +508,8 @@ mod tests {
             "actions=write_metadata:0x10/0xff,goto_table:1",
             "actions=set_field:0x5->reg2,output:1",
             "actions=drop",
+            "actions=group:5",
+            "ip,actions=dec_ttl,group:1,output:2",
         ] {
             through_wire(f);
         }
@@ -523,11 +527,16 @@ mod tests {
             to_actions(&ins, 0).err().map(|e| e.code.type_code()),
             Some((3, 2))
         );
-        let ins = [Instruction::ApplyActions(vec![WireAction::Group(1)])];
+        // A group id beyond OFPG_MAX (ALL, ANY) is no group.
+        let ins = [Instruction::ApplyActions(vec![WireAction::Group(
+            0xffff_fffc,
+        )])];
         assert_eq!(
             to_actions(&ins, 0).err().map(|e| e.code.type_code()),
             Some((2, 9))
         );
+        let ins = [Instruction::ApplyActions(vec![WireAction::Group(7)])];
+        assert_eq!(to_actions(&ins, 0), Ok(vec![Action::Group(7)]));
         let ins = [Instruction::ApplyActions(vec![WireAction::CopyTtlOut])];
         assert_eq!(
             to_actions(&ins, 0).err().map(|e| e.code.type_code()),

@@ -20,6 +20,8 @@ use crate::xlate::{translate_netflow, FragMode, Frozen, TunnelMark, XlateEnv, Xl
 /// One bridge: ports, MAC table, rules.
 pub struct Bridge {
     ports: ArcSwap<Vec<NormalPort>>,
+    /// Ports whose link is down (fast-failover liveness).
+    ports_down: ArcSwap<Vec<u32>>,
     port_changes: AtomicU64,
     macs: MacTable,
     rules: FlowTables,
@@ -50,6 +52,7 @@ impl Bridge {
     pub fn new(ports: Vec<NormalPort>, macs: MacTable) -> Bridge {
         Bridge {
             ports: ArcSwap::from_pointee(ports),
+            ports_down: ArcSwap::from_pointee(Vec::new()),
             port_changes: AtomicU64::new(0),
             macs,
             rules: FlowTables::new(),
@@ -101,6 +104,38 @@ impl Bridge {
     pub fn set_ports(&self, ports: Vec<NormalPort>) {
         self.ports.store(Arc::new(ports));
         self.port_changes.fetch_add(1, Ordering::Release);
+    }
+
+    /// Says whether a port's link is up: a group bucket watching a port is live only while
+    /// it is (and the port is on the bridge). A change revalidates every megaflow, so
+    /// fast-failover groups move to the next live bucket at once. Returns whether it
+    /// changed anything.
+    pub fn set_port_live(&self, ofport: u32, live: bool) -> bool {
+        let cur = self.ports_down.load();
+        if cur.contains(&ofport) != live {
+            return false;
+        }
+        let mut down: Vec<u32> = cur.iter().copied().filter(|p| *p != ofport).collect();
+        if !live {
+            down.push(ofport);
+        }
+        self.ports_down.store(Arc::new(down));
+        self.port_changes.fetch_add(1, Ordering::Release);
+        true
+    }
+
+    /// True unless [`Bridge::set_port_live`] said the port is down.
+    pub fn port_live(&self, ofport: u32) -> bool {
+        !self.ports_down.load().contains(&ofport)
+    }
+
+    /// Applies group mods all-or-nothing (see [`FlowTables::apply_groups`]).
+    pub fn apply_groups(
+        &self,
+        mods: &[crate::group::GroupMod],
+        now_ns: u64,
+    ) -> Result<crate::ruleset::GroupReport, crate::group::GroupModError> {
+        self.rules.apply_groups(mods, now_ns)
     }
 
     /// NetFlow of the bridge, if on.
@@ -176,6 +211,7 @@ impl Bridge {
         let rules = self.rules.load();
         let ports = self.ports.load();
         let tlv = self.tlv.load();
+        let ports_down = self.ports_down.load();
         let env = XlateEnv {
             rules: &rules,
             ports: &ports,
@@ -187,6 +223,7 @@ impl Bridge {
             tun_options: dp.options,
             hooks: dp.hooks,
             packet_ins: &self.packet_ins,
+            ports_down: &ports_down,
         };
         let (mut r, marks, nf_output) = translate_netflow(&env, key, dp.frozen);
         if dp.netflow && dp.frozen.is_none() {

@@ -11,6 +11,7 @@ pub mod ct;
 pub mod datapath;
 pub mod dump;
 pub mod error;
+pub mod group;
 pub mod normal;
 pub mod packet_in;
 pub mod parse;
@@ -26,6 +27,10 @@ pub use bridge::{Bridge, BridgeUpcall, DEFAULT_RULES};
 pub use datapath::{DatapathBridge, DatapathUpcall, PortMapError, Underlay};
 pub use dump::{DumpOptions, SortCriterion};
 pub use error::{BundleError, FileError, RuleError};
+pub use group::{
+    parse_group_mod, parse_groups_file, Bucket, Group, GroupError, GroupMod, GroupModCommand,
+    GroupModError, GroupModFailed, GroupSpec, GroupType,
+};
 pub use parse::{
     parse_bundle_file, parse_del_flow, parse_flow, parse_flow_mod, parse_flows_file, parse_mod_flow,
 };
@@ -35,5 +40,5 @@ pub use rule::{
     Action, ControllerArgs, Field, FieldRef, Fields, FlowMod, FlowModCommand, FlowSpec, Match,
     DEFAULT_PRIORITY, N_REGS, N_TABLES, OFPP_LOCAL,
 };
-pub use ruleset::{ApplyReport, FlowTables, Rule, RuleSet, RuleStats};
+pub use ruleset::{ApplyReport, FlowTables, GroupReport, Rule, RuleSet, RuleStats};
 pub use xlate::{translate, FragMode, XlateEnv, MAX_RESUBMIT_DEPTH};

@@ -489,6 +489,14 @@ pub(crate) fn parse_actions(
     m: &Match,
     table: Option<u8>,
 ) -> Result<Vec<Action>, RuleError> {
+    let out = parse_actions_unchecked(text, m)?;
+    check_actions(&out, m, table)?;
+    Ok(out)
+}
+
+/// An action list without the checks against the rule's match (a group bucket's: its field
+/// writes are skipped at translation for packets without the field, as in Open vSwitch).
+pub(crate) fn parse_actions_unchecked(text: &str, m: &Match) -> Result<Vec<Action>, RuleError> {
     let items = split_action_items(text)?;
     let drop = items.iter().any(|i| i.eq_ignore_ascii_case("drop"));
     if drop && items.len() > 1 {
@@ -501,7 +509,6 @@ pub(crate) fn parse_actions(
             None => out.push(parse_action(item, m)?),
         }
     }
-    check_actions(&out, m, table)?;
     Ok(out)
 }
 
@@ -562,7 +569,6 @@ pub(crate) fn masked_write(field: Field, value: u128, mask: u128) -> Vec<Action>
 
 /// Actions of Open vSwitch that vecswitch does not implement: refused as "not supported".
 const OVS_ACTIONS_NOT_SUPPORTED: &[&str] = &[
-    "group",
     "enqueue",
     "output_reg",
     "bundle",
@@ -847,6 +853,13 @@ fn parse_action(item: &str, m: &Match) -> Result<Action, RuleError> {
             Ok(Action::Resubmit { port, table })
         }
         "ct" => Ok(Action::Ct(Box::new(crate::ct::parse(arg.unwrap_or(""))?))),
+        "group" => {
+            let g = uint(name, arg_of(name, arg)?, u128::from(u32::MAX))? as u32;
+            if g > crate::group::OFPG_MAX {
+                return Err(RuleError::new(name, format!("invalid group id {g}")));
+            }
+            Ok(Action::Group(g))
+        }
         "goto_table" => Ok(Action::GotoTable(
             uint(name, arg_of(name, arg)?, N_TABLES as u128 - 1)? as u8,
         )),

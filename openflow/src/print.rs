@@ -229,6 +229,7 @@ impl fmt::Display for Action {
                 )
             }
             Action::Ct(ct) => write!(f, "{ct}"),
+            Action::Group(g) => write!(f, "group:{g}"),
             Action::Note(bytes) => {
                 f.write_str("note:")?;
                 for (i, b) in bytes.iter().enumerate() {
@@ -288,6 +289,35 @@ pub fn format_actions(actions: &[Action]) -> String {
         let _ = write!(s, "{a}");
     }
     s
+}
+
+/// An action list as `ovs-ofctl -O OpenFlow13` prints it (a group's buckets): field writes
+/// as OpenFlow 1.3's `set_field` (`mod_vlan_vid` and `mod_vlan_pcp` as the push and set
+/// they become; L4 ports stay `mod_tp_*`), `pop_vlan`; the rest as [`format_actions`].
+pub fn format_actions_of13(actions: &[Action]) -> String {
+    if actions.is_empty() {
+        return "drop".to_string();
+    }
+    let items: Vec<String> = actions
+        .iter()
+        .map(|a| match a {
+            Action::SetField { field, value } => {
+                let v = format_action_value(field.def(), *value);
+                match field.name() {
+                    "tcp_src" | "udp_src" => format!("mod_tp_src:{v}"),
+                    "tcp_dst" | "udp_dst" => format!("mod_tp_dst:{v}"),
+                    "vlan_vid" => {
+                        format!("push_vlan:0x8100,set_field:{}->vlan_vid", value | 0x1000)
+                    }
+                    "vlan_pcp" => format!("push_vlan:0x8100,set_field:{v}->vlan_pcp"),
+                    name => format!("set_field:{v}->{name}"),
+                }
+            }
+            Action::PopVlan => "pop_vlan".to_string(),
+            a => a.to_string(),
+        })
+        .collect();
+    items.join(",")
 }
 
 /// `priority=P,<match>` as dump-flows prints it (priority omitted when it is the default).

@@ -339,6 +339,8 @@ pub enum Action {
     Note(Vec<u8>),
     /// `ct(...)`: connection tracking.
     Ct(Box<crate::ct::CtAction>),
+    /// `group:N`: the group's buckets (see `group.rs`); the group must exist.
+    Group(u32),
 }
 
 /// The arguments of `controller(...)`, checked as ovs-ofctl checks them.

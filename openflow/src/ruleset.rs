@@ -7,12 +7,17 @@
 //! previous snapshot as a spare: once no reader holds it any more, it is brought up to date by
 //! replaying the last change log (left-right), so a flow mod costs O(rules it touches).
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 
 use crate::classifier::Classifier;
 use crate::error::{BundleError, FileError, RuleError};
+use crate::group::{
+    check_group, group_refs, parse_groups_file, uses_group, Group, GroupError, GroupMod,
+    GroupModCommand, GroupModError, GroupModFailed, OFPG_ALL,
+};
 use crate::parse::{check_actions, check_spec, parse_bundle_file, rule_lines};
 use crate::print::{format_dump, DumpStats};
 use crate::rule::{
@@ -51,10 +56,11 @@ impl Rule {
     }
 }
 
-/// One snapshot of every table.
+/// One snapshot of every table, and of the group table.
 #[derive(Clone, Debug)]
 pub struct RuleSet {
     tables: Vec<Classifier>,
+    groups: BTreeMap<u32, Arc<Group>>,
     generation: u64,
 }
 
@@ -62,6 +68,7 @@ impl Default for RuleSet {
     fn default() -> RuleSet {
         RuleSet {
             tables: vec![Classifier::default(); N_TABLES],
+            groups: BTreeMap::new(),
             generation: 0,
         }
     }
@@ -72,6 +79,25 @@ impl Default for RuleSet {
 enum Change {
     Insert(Arc<Rule>),
     Remove(Arc<Rule>),
+    /// Group `id` went from `old` to `new` (`None`: absent).
+    Group {
+        id: u32,
+        old: Option<Arc<Group>>,
+        new: Option<Arc<Group>>,
+    },
+}
+
+/// What a successful [`FlowTables::apply_groups`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GroupReport {
+    pub added: usize,
+    pub modified: usize,
+    /// Groups deleted.
+    pub removed: usize,
+    /// Rules deleted with the groups they used.
+    pub rules_removed: usize,
+    /// Generation after the change (unchanged when nothing changed).
+    pub generation: u64,
 }
 
 impl RuleSet {
@@ -113,8 +139,174 @@ impl RuleSet {
         self.rules().iter().map(|r| r.dump(now_ns)).collect()
     }
 
+    /// A group by id.
+    #[inline]
+    pub fn group(&self, id: u32) -> Option<&Arc<Group>> {
+        self.groups.get(&id)
+    }
+
+    /// Every group, by id.
+    pub fn groups(&self) -> impl Iterator<Item = &Arc<Group>> {
+        self.groups.values()
+    }
+
+    /// The number of rules whose actions use group `id` (dump-group-stats' `ref_count`).
+    pub fn group_ref_count(&self, id: u32) -> usize {
+        self.tables
+            .iter()
+            .flat_map(|t| t.iter())
+            .filter(|r| uses_group(&r.spec.actions, id))
+            .count()
+    }
+
+    /// dump-groups lines (`only`: that group), by group id.
+    pub fn dump_groups(&self, only: Option<u32>) -> Vec<String> {
+        self.groups
+            .values()
+            .filter(|g| only.is_none_or(|id| g.spec.group_id == id))
+            .map(|g| g.desc_line())
+            .collect()
+    }
+
+    /// dump-group-stats lines (`only`: that group), by group id.
+    pub fn dump_group_stats(&self, only: Option<u32>, now_ns: u64) -> Vec<String> {
+        self.groups
+            .values()
+            .filter(|g| only.is_none_or(|id| g.spec.group_id == id))
+            .map(|g| g.stats_line(now_ns, self.group_ref_count(g.spec.group_id)))
+            .collect()
+    }
+
+    /// Refuses actions that use a group the table does not have (OVS's
+    /// `ofproto_check_ofpacts`: `OFPBAC_BAD_OUT_GROUP`).
+    fn check_groups(&self, actions: &[Action]) -> Result<(), RuleError> {
+        for a in actions {
+            if let Action::Group(id) = a {
+                if !self.groups.contains_key(id) {
+                    return Err(RuleError::new(
+                        "group",
+                        format!("group {id} does not exist"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn set_group(&mut self, id: u32, new: Option<Arc<Group>>, log: &mut Vec<Change>) {
+        let old = match &new {
+            Some(g) => self.groups.insert(id, g.clone()),
+            None => self.groups.remove(&id),
+        };
+        log.push(Change::Group { id, old, new });
+    }
+
+    /// True when following `group` actions and `watch_group`s from `spec`'s buckets comes
+    /// back to `spec` (a loop), with `spec` in place of the table's group of its id.
+    fn group_loops(&self, spec: &crate::group::GroupSpec) -> bool {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut todo: Vec<u32> = group_refs(spec).collect();
+        while let Some(id) = todo.pop() {
+            if id == spec.group_id {
+                return true;
+            }
+            if seen.insert(id) {
+                if let Some(g) = self.groups.get(&id) {
+                    todo.extend(group_refs(&g.spec));
+                }
+            }
+        }
+        false
+    }
+
+    /// Applies one group mod, appending what it changed to `log`. Deleting a group deletes
+    /// the rules that use it, as in Open vSwitch.
+    fn apply_group_mod(
+        &mut self,
+        gm: &GroupMod,
+        now_ns: u64,
+        log: &mut Vec<Change>,
+        report: &mut GroupReport,
+    ) -> Result<(), GroupError> {
+        let id = gm.spec.group_id;
+        let exists = self.groups.contains_key(&id);
+        let command = match gm.command {
+            GroupModCommand::AddOrModify if exists => GroupModCommand::Modify,
+            GroupModCommand::AddOrModify => GroupModCommand::Add,
+            c => c,
+        };
+        match command {
+            GroupModCommand::Delete => {
+                let ids: Vec<u32> = if id == OFPG_ALL {
+                    self.groups.keys().copied().collect()
+                } else {
+                    self.groups.get(&id).map(|_| id).into_iter().collect()
+                };
+                for id in ids {
+                    let users: Vec<Arc<Rule>> = self
+                        .tables
+                        .iter()
+                        .flat_map(|t| t.iter())
+                        .filter(|r| uses_group(&r.spec.actions, id))
+                        .cloned()
+                        .collect();
+                    for r in users {
+                        let c = Change::Remove(r);
+                        self.apply_change(&c);
+                        log.push(c);
+                        report.rules_removed += 1;
+                    }
+                    self.set_group(id, None, log);
+                    report.removed += 1;
+                }
+            }
+            GroupModCommand::Add | GroupModCommand::Modify => {
+                if command == GroupModCommand::Add && exists {
+                    return Err(GroupError::new(
+                        GroupModFailed::GroupExists,
+                        "group_id",
+                        format!("group {id} already exists"),
+                    ));
+                }
+                let old = self.groups.get(&id).cloned();
+                if command == GroupModCommand::Modify && old.is_none() {
+                    return Err(GroupError::new(
+                        GroupModFailed::UnknownGroup,
+                        "group_id",
+                        format!("group {id} does not exist"),
+                    ));
+                }
+                check_group(&gm.spec)?;
+                if self.group_loops(&gm.spec) {
+                    return Err(GroupError::new(
+                        GroupModFailed::Loop,
+                        "bucket",
+                        format!("group {id} would lead back to itself"),
+                    ));
+                }
+                // A modify keeps the creation time and restarts the counters, as OVS.
+                let created = old.as_ref().map_or(now_ns, |g| g.created_ns);
+                let g = Arc::new(Group::new(gm.spec.clone(), created));
+                self.set_group(id, Some(g), log);
+                if old.is_some() {
+                    report.modified += 1;
+                } else {
+                    report.added += 1;
+                }
+            }
+            GroupModCommand::AddOrModify => {}
+        }
+        Ok(())
+    }
+
     fn apply_change(&mut self, c: &Change) {
         match c {
+            Change::Group { id, new, .. } => {
+                match new {
+                    Some(g) => self.groups.insert(*id, g.clone()),
+                    None => self.groups.remove(id),
+                };
+            }
             Change::Insert(r) => {
                 if let Some(t) = self.tables.get_mut(usize::from(r.table())) {
                     t.insert(r.clone());
@@ -133,6 +325,11 @@ impl RuleSet {
             match c {
                 Change::Insert(r) => self.apply_change(&Change::Remove(r.clone())),
                 Change::Remove(r) => self.apply_change(&Change::Insert(r.clone())),
+                Change::Group { id, old, new } => self.apply_change(&Change::Group {
+                    id: *id,
+                    old: new.clone(),
+                    new: old.clone(),
+                }),
             }
         }
     }
@@ -210,6 +407,7 @@ impl RuleSet {
                     // A request's flag, not the rule's: OVS's dump-flows does not show it.
                     spec.flags &= !CHECK_OVERLAP;
                 }
+                self.check_groups(&spec.actions)?;
                 let rule = Arc::new(Rule {
                     id: *next_id,
                     spec,
@@ -237,6 +435,7 @@ impl RuleSet {
                     };
                     return self.apply_mod(&add, now_ns, next_id, log);
                 }
+                self.check_groups(&fm.spec.actions)?;
                 for old in selected {
                     check_actions(&fm.spec.actions, &old.spec.matches, Some(old.table()))?;
                     let new = Arc::new(Rule {
@@ -394,10 +593,10 @@ impl FlowTables {
     /// Runs `f` on a private copy of the rule set; publishes the copy if `f` succeeded and
     /// changed something, otherwise undoes its changes. Returns `f`'s result and the
     /// generation now published.
-    fn transact<T>(
+    fn transact<T, E>(
         &self,
-        f: impl FnOnce(&mut RuleSet, &mut u64, &mut Vec<Change>) -> Result<T, BundleError>,
-    ) -> Result<(T, u64), BundleError> {
+        f: impl FnOnce(&mut RuleSet, &mut u64, &mut Vec<Change>) -> Result<T, E>,
+    ) -> Result<(T, u64), E> {
         // A poisoned lock only means another writer panicked; the state it guards is
         // consistent between calls, so carry on.
         let mut w = self
@@ -442,6 +641,48 @@ impl FlowTables {
         }
     }
 
+    /// Applies group mods all-or-nothing at time `now_ns` and publishes the result (rules and
+    /// groups in one snapshot: the generation moves, so every megaflow that went through a
+    /// changed group is revalidated). On error nothing changes; the error names the mod
+    /// (0-based index), the field and the OpenFlow error.
+    pub fn apply_groups(
+        &self,
+        mods: &[GroupMod],
+        now_ns: u64,
+    ) -> Result<GroupReport, GroupModError> {
+        self.apply_groups_inner(mods.iter().map(|m| (None, m)), now_ns)
+    }
+
+    /// Applies the group mods of an `add-groups` file all-or-nothing; errors name the line.
+    pub fn apply_groups_text(&self, text: &str, now_ns: u64) -> Result<GroupReport, GroupModError> {
+        let mods = parse_groups_file(text).map_err(|e| GroupModError {
+            index: 0,
+            line: Some(e.line),
+            error: GroupError {
+                code: GroupModFailed::InvalidGroup,
+                error: e.error,
+            },
+        })?;
+        self.apply_groups_inner(mods.iter().map(|(l, m)| (Some(*l), m)), now_ns)
+    }
+
+    fn apply_groups_inner<'a>(
+        &self,
+        mods: impl Iterator<Item = (Option<usize>, &'a GroupMod)>,
+        now_ns: u64,
+    ) -> Result<GroupReport, GroupModError> {
+        let (mut report, generation) = self.transact(|work, _, log| {
+            let mut report = GroupReport::default();
+            for (index, (line, gm)) in mods.enumerate() {
+                work.apply_group_mod(gm, now_ns, log, &mut report)
+                    .map_err(|error| GroupModError { index, line, error })?;
+            }
+            Ok(report)
+        })?;
+        report.generation = generation;
+        Ok(report)
+    }
+
     /// Removes the rules whose idle or hard timeout has run out at `now_ns`; returns them.
     pub fn expire(&self, now_ns: u64) -> Vec<Arc<Rule>> {
         if !self
@@ -453,7 +694,7 @@ impl FlowTables {
         {
             return Vec::new();
         }
-        let result = self.transact(|work, _, log| {
+        let result = self.transact(|work, _, log| -> Result<_, BundleError> {
             let expired: Vec<Arc<Rule>> = work
                 .tables
                 .iter()

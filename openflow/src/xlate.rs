@@ -14,6 +14,7 @@ use pipeline::{
 
 use crate::ct::{CtAction, CtAlg, CtZone, Nat};
 
+use crate::group::{Group, GroupSink, GroupType, MAX_LIVENESS_DEPTH};
 use crate::normal::{normal_xlate, MacTable, MacUse, NormalOutput, NormalPort};
 use crate::rule::{ones, Action, ControllerArgs, Field, FieldRef, Fields, Match, OFPP_LOCAL};
 use crate::ruleset::RuleSet;
@@ -27,6 +28,11 @@ fn is_packet_field(f: Field) -> bool {
 
 /// Nesting limit of `resubmit`; deeper translations drop the packet, as Open vSwitch does.
 pub const MAX_RESUBMIT_DEPTH: u32 = 64;
+/// Table lookups and group buckets one translation may run (OVS's `MAX_RESUBMITS`): what
+/// nesting alone does not bound (groups whose buckets fan out) drops the packet beyond it.
+pub const MAX_RESUBMITS: u32 = MAX_RESUBMIT_DEPTH * MAX_RESUBMIT_DEPTH;
+/// Bucket liveness checks one group choice may make through `watch_group`s.
+const MAX_LIVENESS_CHECKS: u32 = 4096;
 
 const TPID_8021Q: u16 = 0x8100;
 /// Values `push:` may leave on the stack in one translation (OVS grows its stack without a
@@ -84,6 +90,9 @@ pub struct XlateEnv<'a> {
     pub hooks: Option<&'a dyn XlateHooks>,
     /// Where `controller` actions queue their packet-ins: the bridge's.
     pub packet_ins: &'a Arc<PacketInQueue>,
+    /// Ports of `ports` that are down: a fast-failover (or select) bucket watching one is
+    /// not live.
+    pub ports_down: &'a [u32],
 }
 
 /// The arguments of one `ct()` as translation resolved them for a packet: the zone read
@@ -131,6 +140,8 @@ struct Xlate<'a> {
     /// `push:` / `pop:` values.
     stack: Vec<u128>,
     depth: u32,
+    /// Lookups and buckets run so far (see [`MAX_RESUBMITS`]).
+    resubmits: u32,
     too_deep: bool,
     /// `dec_ttl` at TTL 1 in a resubmitted table: the rest of that table's actions (its
     /// goto included) are skipped, and the caller's go on (Open vSwitch's `compose_dec_ttl`).
@@ -215,6 +226,7 @@ pub fn translate_netflow(
         sinks: Vec::new(),
         stack: Vec::new(),
         depth: 0,
+        resubmits: 0,
         too_deep: false,
         stop_table: false,
         marks,
@@ -277,7 +289,8 @@ impl Xlate<'_> {
     /// actions see the packet's real one, as in Open vSwitch (its `output:PORT`, `in_port`,
     /// NORMAL and nested resubmits act for the port the packet came in on).
     fn table(&mut self, t: u8, lookup_port: Option<u32>) {
-        if self.depth >= MAX_RESUBMIT_DEPTH {
+        self.resubmits += 1;
+        if self.depth >= MAX_RESUBMIT_DEPTH || self.resubmits > MAX_RESUBMITS {
             self.too_deep = true;
             return;
         }
@@ -514,7 +527,173 @@ impl Xlate<'_> {
             }
             Action::Note(_) => {}
             Action::Ct(ct) => self.conntrack(ct),
+            Action::Group(id) => self.group(*id, cur_table),
         }
+    }
+
+    /// `group:N` as Open vSwitch's `xlate_group_action`: `all` and `indirect` run every
+    /// bucket, `select` the live bucket a hash of the flow picks, `fast_failover` the first
+    /// live one. Each bucket runs on the packet as it was before the group (a copy: what a
+    /// bucket changed is set back for the actions after it). A group that does not exist
+    /// (a bucket's chained group, deleted since) ends this action list, as in OVS.
+    fn group(&mut self, id: u32, cur_table: u8) {
+        if self.depth >= MAX_RESUBMIT_DEPTH {
+            self.too_deep = true;
+            return;
+        }
+        let Some(g) = self.env.rules.group(id).cloned() else {
+            self.stop_table = true;
+            return;
+        };
+        let chosen = match g.spec.kind {
+            GroupType::All | GroupType::Indirect => None,
+            GroupType::Select => match self.select_bucket(&g) {
+                Some(i) => Some(i),
+                None => return,
+            },
+            GroupType::FastFailover => {
+                let mut budget = MAX_LIVENESS_CHECKS;
+                match (0..g.spec.buckets.len()).find(|&i| self.bucket_live(&g, i, 0, &mut budget)) {
+                    Some(i) => Some(i),
+                    None => return,
+                }
+            }
+        };
+        self.sinks.push(Arc::new(GroupSink {
+            stats: g.stats.clone(),
+            bucket: chosen,
+        }));
+        match chosen {
+            Some(i) => self.bucket(&g.exec[i], cur_table),
+            None => {
+                for exec in &g.exec {
+                    self.bucket(exec, cur_table);
+                    if self.too_deep {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs one bucket's action set, then puts the packet back as it was (OVS's
+    /// `xlate_group_bucket`: the flow is rolled back, as if the bucket had a copy).
+    fn bucket(&mut self, exec: &[Action], cur_table: u8) {
+        self.resubmits += 1;
+        if self.resubmits > MAX_RESUBMITS {
+            self.too_deep = true;
+            return;
+        }
+        let saved = self.f.clone();
+        let (from, marks) = (self.actions.len(), self.marks.len());
+        self.depth += 1;
+        for a in exec {
+            // OVS's set_field in an action set: skipped when the packet lacks the field.
+            let dst = match a {
+                Action::SetField { field, .. } => Some(*field),
+                Action::Load { dst, .. } | Action::Move { dst, .. } => Some(dst.field),
+                _ => None,
+            };
+            if let Some(field) = dst.filter(|f| is_packet_field(*f)) {
+                self.wc.key.dl_type = 0xffff;
+                if self.f.key.is_ip() {
+                    self.wc.key.nw_proto = 0xff;
+                }
+                if !field.def().prereq.holds(&self.f.key, &FlowKey::all_ones()) {
+                    continue;
+                }
+            }
+            self.action(a, cur_table);
+            if self.too_deep || self.stop_table {
+                break;
+            }
+        }
+        self.depth -= 1;
+        // A bucket that stops (dec_ttl at TTL 1, a missing group) does not stop the caller.
+        self.stop_table = false;
+        if self.too_deep {
+            return;
+        }
+        let changed = std::mem::replace(&mut self.f, saved);
+        if self.actions.len() > from {
+            let all = FlowKey::all_ones();
+            let mut restore: Vec<DpAction> = Vec::new();
+            for field in Field::all() {
+                let Write::Packet(set) = field.def().write else {
+                    continue;
+                };
+                if field == VLAN_VID
+                    || field == VLAN_PCP
+                    || !field.def().prereq.holds(&self.f.key, &all)
+                {
+                    continue;
+                }
+                let was = self.f.get(field);
+                if changed.get(field) != was {
+                    // Setting the value back writes what the packet had: the megaflow
+                    // matches it.
+                    self.wc.or_field(field, field.max_value());
+                    let a = set(was);
+                    if !restore.contains(&a) {
+                        restore.push(a);
+                    }
+                }
+            }
+            self.actions.extend(restore);
+            self.restore_vlan(from);
+        }
+        if self.marks.len() > marks {
+            self.marks.push((self.actions.len(), self.f.clone()));
+        }
+    }
+
+    /// OVS's `bucket_is_alive`: a select bucket of weight 0 never is; an unwatched bucket
+    /// is; a watched one is while its port is on the bridge and up, or its group has a live
+    /// bucket (to [`MAX_LIVENESS_DEPTH`] links, and `budget` checks in all).
+    fn bucket_live(&self, g: &Group, i: usize, depth: u32, budget: &mut u32) -> bool {
+        let Some(b) = g.spec.buckets.get(i) else {
+            return false;
+        };
+        if *budget == 0
+            || depth >= MAX_LIVENESS_DEPTH
+            || (g.spec.kind == GroupType::Select && b.weight == 0)
+        {
+            return false;
+        }
+        *budget -= 1;
+        let port_up = |p: u32| {
+            self.env.ports.iter().any(|x| x.ofport == p) && !self.env.ports_down.contains(&p)
+        };
+        !b.has_liveness()
+            || b.watch_port.is_some_and(port_up)
+            || b.watch_group.is_some_and(|w| {
+                self.env.rules.group(w).is_some_and(|wg| {
+                    (0..wg.spec.buckets.len()).any(|j| self.bucket_live(wg, j, depth + 1, budget))
+                })
+            })
+    }
+
+    /// A select group's bucket for this flow, as OVS's default selection method
+    /// (`pick_default_select_group`): a symmetric hash of the L2-L4 addresses (the same for
+    /// both directions of a connection, and for every PMD and every run), whose fields the
+    /// megaflow then matches; among the live buckets the highest
+    /// `(hash(bucket, flow hash) & 0xffff) * weight` wins (the last of equal scores).
+    fn select_bucket(&mut self, g: &Group) -> Option<usize> {
+        let basis = symmetric_l4_hash(&self.f.key, &mut self.wc.key);
+        let mut best = None;
+        let mut best_score = 0u32;
+        let mut budget = MAX_LIVENESS_CHECKS;
+        for (i, b) in g.spec.buckets.iter().enumerate() {
+            if !self.bucket_live(g, i, 0, &mut budget) {
+                continue;
+            }
+            let score = (hash_int(i as u32, basis) & 0xffff) * u32::from(b.weight);
+            if score >= best_score {
+                best = Some(i);
+                best_score = score;
+            }
+        }
+        best
     }
 
     /// `ct(...)`: the datapath's tracking action for the arguments as this packet resolves
@@ -712,6 +891,74 @@ impl Xlate<'_> {
             (false, false) => {}
         }
     }
+}
+
+/// Murmur-style mixing as Open vSwitch's `hash_int` (`lib/hash.h`): no per-process seed,
+/// so every PMD and every run picks the same bucket for a flow.
+fn hash_int(x: u32, basis: u32) -> u32 {
+    let mut h = hash_add(basis, x);
+    h ^= 4;
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x85eb_ca6b);
+    h ^= h >> 13;
+    h = h.wrapping_mul(0xc2b2_ae35);
+    h ^ (h >> 16)
+}
+
+fn hash_add(h: u32, data: u32) -> u32 {
+    let d = data
+        .wrapping_mul(0xcc9e_2d51)
+        .rotate_left(15)
+        .wrapping_mul(0x1b87_3593);
+    (h ^ d)
+        .rotate_left(13)
+        .wrapping_mul(5)
+        .wrapping_add(0xe654_6b64)
+}
+
+/// The flow hash of a select group, over the fields of Open vSwitch's
+/// `flow_hash_symmetric_l4` (Ethernet addresses, VLAN ids, Ethernet type; IPv4 or IPv6
+/// addresses and protocol; TCP and SCTP ports), each pair XORed so both directions hash the
+/// same. Marks those fields in `wc` as `flow_mask_hash_fields(SYMMETRIC_L4)` does.
+fn symmetric_l4_hash(k: &FlowKey, wc: &mut FlowKey) -> u32 {
+    const VID_CFI: u16 = 0x1fff;
+    wc.dl_src = [0xff; 6];
+    wc.dl_dst = [0xff; 6];
+    wc.dl_type = 0xffff;
+    wc.vlan_tci |= VID_CFI;
+    wc.vlan2_tci |= VID_CFI;
+    let mut words: Vec<u32> = Vec::with_capacity(8);
+    let eth: Vec<u8> = k.dl_src.iter().zip(k.dl_dst).map(|(a, b)| a ^ b).collect();
+    words.push(u32::from_be_bytes([eth[0], eth[1], eth[2], eth[3]]));
+    words.push(u32::from(u16::from_be_bytes([eth[4], eth[5]])));
+    words.push(u32::from((k.vlan_tci ^ k.vlan2_tci) & 0x0fff) | (u32::from(k.dl_type) << 16));
+    let (mut proto, mut ports) = (0u8, 0u16);
+    if k.dl_type == 0x0800 {
+        wc.nw_src = u32::MAX;
+        wc.nw_dst = u32::MAX;
+        words.push(k.nw_src ^ k.nw_dst);
+    } else if k.dl_type == 0x86dd {
+        wc.ipv6_src = [0xff; 16];
+        wc.ipv6_dst = [0xff; 16];
+        for i in (0..16).step_by(4) {
+            let w = |a: &[u8; 16]| u32::from_be_bytes([a[i], a[i + 1], a[i + 2], a[i + 3]]);
+            words.push(w(&k.ipv6_src) ^ w(&k.ipv6_dst));
+        }
+    }
+    if k.is_ip() {
+        wc.nw_proto = 0xff;
+        proto = k.nw_proto;
+        // As OVS: UDP ports are not hashed (nor matched); TCP and SCTP ports are.
+        if proto != 17 {
+            wc.tp_src = 0xffff;
+            wc.tp_dst = 0xffff;
+        }
+        if proto == 6 || proto == 132 {
+            ports = k.tp_src ^ k.tp_dst;
+        }
+    }
+    words.push(u32::from(proto) << 16 | u32::from(ports));
+    words.iter().fold(0, |h, w| hash_add(h, *w))
 }
 
 #[cfg(test)]
@@ -1327,6 +1574,7 @@ mod tests {
             tun_options: &[],
             hooks: None,
             packet_ins: b.packet_ins(),
+            ports_down: &[],
         };
         translate_netflow(&env, key, None).2
     }
@@ -1392,5 +1640,314 @@ mod tests {
         assert_eq!(nf.status().megaflows, 1);
         b.set_netflow(None);
         assert_eq!(b.translate(&ip_key(7), 0).mask, plain.mask);
+    }
+
+    fn groups(b: &Bridge, text: &str) {
+        let mods: Vec<crate::GroupMod> = crate::parse_groups_file(text)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .into_iter()
+            .map(|(_, m)| m)
+            .collect();
+        b.apply_groups(&mods, 0).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    fn tcp_key(i: u32) -> FlowKey {
+        let mut k = ip_key(0x0a00_0000 + i);
+        k.tp_src = 1000 + (i % 50_000) as u16;
+        k
+    }
+
+    #[test]
+    fn all_group_runs_every_bucket_on_a_copy_and_counts_them() {
+        let b = bridge("");
+        groups(
+            &b,
+            "group_id=1,type=all,bucket=mod_dl_src:00:00:00:00:00:09,output:2,bucket=output:3\n",
+        );
+        b.add_flows_text("ip,actions=group:1,output:3\n", 0)
+            .unwrap();
+        let r = b.translate(&ip_key(7), 0);
+        assert_eq!(
+            r.actions,
+            vec![
+                DpAction::SetEthSrc([0, 0, 0, 0, 0, 9]),
+                DpAction::Output(2),
+                // The second bucket, and what follows the group, see the packet unchanged.
+                DpAction::SetEthSrc([0, 0, 0, 0, 0, 1]),
+                DpAction::Output(3),
+                DpAction::Output(3),
+            ]
+        );
+        for s in &r.sinks {
+            s.credit(2, 200, 0, 1);
+        }
+        let rules = b.rules().load();
+        let g = rules.group(1).unwrap();
+        assert_eq!((g.stats.packets(), g.stats.bytes()), (2, 200));
+        assert_eq!(g.stats.buckets(), vec![(2, 200), (2, 200)]);
+        assert_eq!(rules.group_ref_count(1), 1);
+        assert_eq!(
+            rules.dump_group_stats(None, 1_500_000_000),
+            vec![" group_id=1,duration=1.500s,ref_count=1,packet_count=2,byte_count=200,bucket0:packet_count=2,byte_count=200,bucket1:packet_count=2,byte_count=200"]
+        );
+    }
+
+    #[test]
+    fn indirect_group_and_a_bucket_that_pushes_a_vlan() {
+        let b = bridge("");
+        groups(
+            &b,
+            "group_id=5,type=indirect,bucket=push_vlan:0x8100,mod_vlan_vid:10,output:2\n",
+        );
+        b.add_flows_text("actions=group:5,output:3\n", 0).unwrap();
+        let r = b.translate(&ip_key(7), 0);
+        assert_eq!(
+            r.actions,
+            vec![
+                DpAction::PushVlan {
+                    tpid: 0x8100,
+                    tci: 0
+                },
+                DpAction::SetVlanVid(10),
+                DpAction::Output(2),
+                DpAction::PopVlan,
+                DpAction::Output(3),
+            ]
+        );
+        // Only the bucket's last output runs (an action set), and dec_ttl before the writes;
+        // the fields set back after the bucket are matched by the megaflow.
+        let b2 = bridge("");
+        groups(&b2, "group_id=2,type=indirect,bucket=dec_ttl,output:2\n");
+        b2.add_flows_text("ip,actions=group:2,output:3\n", 0)
+            .unwrap();
+        let r = b2.translate(&ip_key(7), 0);
+        assert_eq!(
+            r.actions,
+            vec![
+                DpAction::DecTtl,
+                DpAction::Output(2),
+                DpAction::SetIpTtl(64),
+                DpAction::Output(3)
+            ]
+        );
+        assert_eq!(r.mask.nw_ttl, 0xff);
+        let b = bridge("");
+        groups(
+            &b,
+            "group_id=5,type=indirect,bucket=output:2,mod_nw_dst:1.2.3.4,dec_ttl,output:3\n",
+        );
+        b.add_flows_text("ip,actions=group:5\n", 0).unwrap();
+        let r = b.translate(&ip_key(7), 0);
+        assert_eq!(
+            &r.actions[..3],
+            &[
+                DpAction::DecTtl,
+                DpAction::SetIpv4Dst(0x0102_0304),
+                DpAction::Output(3)
+            ]
+        );
+    }
+
+    #[test]
+    fn fast_failover_takes_the_first_live_bucket() {
+        let b = bridge("");
+        groups(
+            &b,
+            "group_id=1,type=ff,bucket=watch_port:9,output:1,bucket=watch_port:2,output:2,bucket=watch_port:3,output:3\n\
+             group_id=2,type=ff,bucket=watch_group:1,output:1,bucket=watch_port:3,output:3\n",
+        );
+        b.add_flows_text("in_port=1,actions=group:1\nin_port=2,actions=group:2\n", 0)
+            .unwrap();
+        // Port 9 is not on the bridge: not live.
+        assert_eq!(
+            b.translate(&ip_key(7), 0).actions,
+            vec![DpAction::Output(2)]
+        );
+        let g = b.generation();
+        assert!(b.set_port_live(2, false));
+        assert!(!b.set_port_live(2, false), "no change, no revalidation");
+        assert!(
+            b.generation() > g,
+            "a port going down revalidates megaflows"
+        );
+        assert_eq!(
+            b.translate(&ip_key(7), 0).actions,
+            vec![DpAction::Output(3)]
+        );
+        let mut k2 = ip_key(7);
+        k2.in_port = 2;
+        // Group 1 still has a live bucket, so group 2's first bucket is live.
+        assert_eq!(b.translate(&k2, 0).actions, vec![DpAction::Output(1)]);
+        b.set_port_live(3, false);
+        assert!(b.translate(&ip_key(7), 0).actions.is_empty());
+        assert!(b.translate(&k2, 0).actions.is_empty());
+        b.set_port_live(2, true);
+        assert_eq!(
+            b.translate(&ip_key(7), 0).actions,
+            vec![DpAction::Output(2)]
+        );
+        // The bucket taken is the one counted.
+        let r = b.translate(&ip_key(7), 0);
+        for s in &r.sinks {
+            s.credit(1, 60, 0, 1);
+        }
+        assert_eq!(
+            b.rules().load().group(1).unwrap().stats.buckets(),
+            vec![(0, 0), (1, 60), (0, 0)]
+        );
+    }
+
+    #[test]
+    fn select_is_stable_symmetric_and_spreads_by_weight() {
+        let text = "group_id=1,type=select,bucket=output:1,bucket=output:2,bucket=weight:4,output:3,bucket=weight:0,output:4\n";
+        let (b1, b2) = (bridge(""), bridge(""));
+        for b in [&b1, &b2] {
+            groups(b, text);
+            b.add_flows_text("actions=group:1\n", 0).unwrap();
+        }
+        let mut hits = [0usize; 5];
+        for i in 0..3000 {
+            let mut k = tcp_key(i);
+            k.in_port = 9;
+            let r = b1.translate(&k, 0);
+            let [DpAction::Output(p)] = r.actions[..] else {
+                panic!("{:?}", r.actions)
+            };
+            hits[p as usize] += 1;
+            // Another switch instance picks the same bucket, and so does the reply.
+            assert_eq!(b2.translate(&k, 0).actions, r.actions);
+            let mut back = k;
+            std::mem::swap(&mut back.nw_src, &mut back.nw_dst);
+            std::mem::swap(&mut back.tp_src, &mut back.tp_dst);
+            std::mem::swap(&mut back.dl_src, &mut back.dl_dst);
+            assert_eq!(b1.translate(&back, 0).actions, r.actions);
+        }
+        assert_eq!(hits[4], 0, "a weight-0 bucket is never taken");
+        assert!(hits[1] > 100 && hits[2] > 100, "{hits:?}");
+        assert!(
+            hits[3] > hits[1] + hits[2],
+            "the heavier bucket gets more: {hits:?}"
+        );
+        // The megaflow matches what the hash read: addresses, protocol, TCP ports.
+        let r = b1.translate(&tcp_key(1), 0);
+        assert_eq!(
+            (
+                r.mask.nw_src,
+                r.mask.nw_dst,
+                r.mask.tp_src,
+                r.mask.tp_dst,
+                r.mask.nw_proto
+            ),
+            (u32::MAX, u32::MAX, 0xffff, 0xffff, 0xff)
+        );
+        assert_eq!((r.mask.dl_src, r.mask.dl_dst), ([0xff; 6], [0xff; 6]));
+        // UDP ports are neither hashed nor matched.
+        let mut u = tcp_key(1);
+        u.nw_proto = 17;
+        let r = b1.translate(&u, 0);
+        assert_eq!((r.mask.tp_src, r.mask.tp_dst), (0, 0));
+        // A bucket whose port is down is skipped by select too, only when watched.
+        let b = bridge("");
+        groups(&b, "group_id=1,type=select,bucket=watch_port:2,output:2\n");
+        b.add_flows_text("actions=group:1\n", 0).unwrap();
+        assert_eq!(
+            b.translate(&tcp_key(1), 0).actions,
+            vec![DpAction::Output(2)]
+        );
+        b.set_port_live(2, false);
+        assert!(b.translate(&tcp_key(1), 0).actions.is_empty());
+    }
+
+    #[test]
+    fn fanning_out_groups_are_bounded_like_resubmits() {
+        // 30 all-groups, each with two buckets into the next: 2^30 paths, no loop. The
+        // translation stops at MAX_RESUBMITS and drops, as OVS's resource check does.
+        let b = bridge("");
+        let mut text = String::from("group_id=30,type=all,bucket=output:2\n");
+        for g in (0..30).rev() {
+            let n = g + 1;
+            text.push_str(&format!(
+                "group_id={g},type=all,bucket=group:{n},bucket=group:{n}\n"
+            ));
+        }
+        groups(&b, &text);
+        b.add_flows_text("actions=group:0\n", 0).unwrap();
+        assert!(b.translate(&ip_key(7), 0).actions.is_empty());
+        // A short chain is translated in full.
+        b.add_flows_text("priority=40000,actions=group:27\n", 0)
+            .unwrap();
+        assert_eq!(b.translate(&ip_key(7), 0).actions.len(), 8);
+    }
+
+    #[test]
+    fn group_changes_revalidate_and_deleting_a_group_deletes_its_rules() {
+        use crate::group::{parse_group_mod, GroupModCommand as C, GroupModFailed as F};
+        let b = bridge("");
+        groups(&b, "group_id=1,type=indirect,bucket=output:2\n");
+        // A rule may not use a group that does not exist.
+        let e = b.add_flows_text("actions=group:2\n", 0).unwrap_err();
+        assert_eq!(e.error.field, "group");
+        b.add_flows_text(
+            "priority=5,actions=group:1\npriority=1,actions=output:3\n",
+            0,
+        )
+        .unwrap();
+        let g = b.generation();
+        let m = parse_group_mod("group_id=1,type=indirect,bucket=output:3", C::Modify).unwrap();
+        let r = b.apply_groups(&[m], 0).unwrap();
+        assert_eq!(r.modified, 1);
+        assert!(
+            b.generation() > g,
+            "megaflows through the group are revalidated"
+        );
+        assert_eq!(
+            b.translate(&ip_key(7), 0).actions,
+            vec![DpAction::Output(3)]
+        );
+        // Refusals carry the spec's code and change nothing, the good mods before included.
+        let refused = |text: &str, cmd: C, code: F| {
+            let before = b.generation();
+            let ok = parse_group_mod("group_id=9,type=all,bucket=group:1", C::Add).unwrap();
+            let m = parse_group_mod(text, cmd).unwrap();
+            let e = b.apply_groups(&[ok, m], 0).unwrap_err();
+            assert_eq!((e.index, e.error.code), (1, code), "{text}: {e}");
+            assert_eq!(b.generation(), before, "{text}");
+            assert!(b.rules().load().group(9).is_none());
+        };
+        refused(
+            "group_id=1,type=all,bucket=output:2",
+            C::Add,
+            F::GroupExists,
+        );
+        refused(
+            "group_id=7,type=all,bucket=output:2",
+            C::Modify,
+            F::UnknownGroup,
+        );
+        refused(
+            "group_id=1,type=all,bucket=watch_port:2,output:2",
+            C::Modify,
+            F::WatchUnsupported,
+        );
+        refused("group_id=1,type=all,bucket=group:9", C::Modify, F::Loop);
+        refused(
+            "group_id=7,type=ff,bucket=watch_group:7,output:2",
+            C::Add,
+            F::Loop,
+        );
+        refused("group_id=7,type=indirect", C::Add, F::InvalidGroup);
+        // Deleting the group deletes the rule that used it, and only that one.
+        let del = parse_group_mod("group_id=1", C::Delete).unwrap();
+        let r = b.apply_groups(std::slice::from_ref(&del), 0).unwrap();
+        assert_eq!((r.removed, r.rules_removed), (1, 1));
+        assert_eq!(b.dump_flows(0).len(), 1);
+        assert_eq!(
+            b.translate(&ip_key(7), 0).actions,
+            vec![DpAction::Output(3)]
+        );
+        // Deleting what is not there is no error and no change.
+        let g = b.generation();
+        assert_eq!(b.apply_groups(&[del], 0).unwrap().removed, 0);
+        assert_eq!(b.generation(), g);
     }
 }

@@ -121,7 +121,7 @@ pub fn upcall_for(s: &Scenario, now_ns: u64) -> Result<BridgeUpcall> {
 
 /// The scenario's own bridge: its ports, rules and TLV map.
 fn tenant_bridge(s: &Scenario, now_ns: u64) -> Result<Bridge> {
-    let bridge = bridge_for(s, &s.ports, s.rules.as_deref(), now_ns)?;
+    let bridge = bridge_for(s, &s.ports, s.rules.as_deref(), s.groups.as_deref(), now_ns)?;
     if let Some(map) = &s.tlv_map {
         bridge
             .change_tlv_map(|m| m.add(map))
@@ -131,11 +131,13 @@ fn tenant_bridge(s: &Scenario, now_ns: u64) -> Result<Bridge> {
 }
 
 /// A bridge of `ports` (plus LOCAL when `ports` are an underlay's: see [`underlay_switch`])
-/// with the rules of `rules` (absent: NORMAL) and the scenario's fragment mode.
+/// with the groups of `groups` and the rules of `rules` (absent: NORMAL), the links of
+/// `link = "down"` ports down, and the scenario's fragment mode.
 fn bridge_for(
     s: &Scenario,
     ports: &[ScenarioPort],
     rules: Option<&Path>,
+    groups: Option<&Path>,
     now_ns: u64,
 ) -> Result<Bridge> {
     let normal = ports
@@ -157,6 +159,17 @@ fn bridge_for(
     };
     if let Some(mode) = s.options.frag_mode.as_deref().and_then(FragMode::from_name) {
         bridge.set_frag_mode(mode);
+    }
+    for p in ports.iter().filter(|p| p.link_down) {
+        bridge.set_port_live(p.ofport, false);
+    }
+    if let Some(path) = groups {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("{}: cannot read", path.display()))?;
+        bridge
+            .rules()
+            .apply_groups_text(&text, now_ns)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     }
     bridge
         .add_flows_text(&text, now_ns)
@@ -196,12 +209,13 @@ pub fn underlay_switch(
         mtu: None,
         mtu_request: None,
         repeat: 1,
+        link_down: false,
     };
     let tenant = Arc::new(tenant_bridge(s, now_ns)?);
     let mut underlay_ports = u.ports.clone();
     underlay_ports.push(local);
     let underlay = Arc::new(
-        bridge_for(s, &underlay_ports, u.rules.as_deref(), now_ns)
+        bridge_for(s, &underlay_ports, u.rules.as_deref(), None, now_ns)
             .with_context(|| format!("underlay bridge {}", u.bridge))?,
     );
 

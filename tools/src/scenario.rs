@@ -54,6 +54,8 @@ pub struct ScenarioPort {
     /// copied, and each repetition starts one gap (the file's first two frames' spacing)
     /// after the one before ended.
     pub repeat: u32,
+    /// `link = "down"`: the port's link is down (a group bucket watching it is not live).
+    pub link_down: bool,
 }
 
 impl ScenarioPort {
@@ -112,6 +114,8 @@ pub struct Scenario {
     pub bridge: String,
     /// Path of the rules file, if any. Without one the bridge has `priority=0,actions=normal`.
     pub rules: Option<PathBuf>,
+    /// Path of the groups file (`add-groups` syntax), if any; installed before the rules.
+    pub groups: Option<PathBuf>,
     pub ports: Vec<ScenarioPort>,
     pub options: ScenarioOptions,
     pub underlay: Option<ScenarioUnderlay>,
@@ -131,6 +135,8 @@ struct RawScenario {
     bridge: String,
     #[serde(default)]
     rules: Option<String>,
+    #[serde(default)]
+    groups: Option<String>,
     #[serde(default)]
     port: Vec<RawPort>,
     #[serde(default)]
@@ -231,6 +237,7 @@ struct RawPort {
     mtu_request: Option<i64>,
     #[serde(default)]
     repeat: Option<i64>,
+    link: Option<String>,
 }
 
 impl RawPort {
@@ -342,11 +349,13 @@ impl Scenario {
             })?;
         }
         let rules = rules_path(raw.rules, dir, "rules", &field)?;
+        let groups = rules_path(raw.groups, dir, "groups", &field)?;
         Ok(Scenario {
             dir: dir.to_path_buf(),
             description: raw.description,
             bridge: raw.bridge,
             rules,
+            groups,
             ports,
             options: raw.options,
             underlay,
@@ -486,6 +495,16 @@ fn parse_ports(
                 }
             },
         };
+        let link_down = match p.link.as_deref() {
+            None | Some("up") => false,
+            Some("down") => true,
+            Some(other) => {
+                return Err(field(
+                    at("link"),
+                    format!("{other:?} is not one of up, down"),
+                ))
+            }
+        };
         ports.push(ScenarioPort {
             name: p.name,
             ofport: p.ofport,
@@ -495,6 +514,7 @@ fn parse_ports(
             mtu,
             mtu_request,
             repeat,
+            link_down,
         });
     }
     Ok(ports)

@@ -355,9 +355,11 @@ fn control(mut argv: Vec<String>) -> anyhow::Result<()> {
         };
         return print_help(topic.as_deref());
     }
-    // add-flows reads the file here and sends its contents: the daemon may not see our files.
+    // add-flows and add-groups read the file here and send its contents: the daemon may not
+    // see our files.
     let mut data = None;
-    if words.first().map(String::as_str) == Some("add-flows") {
+    let verb = words.first().cloned().unwrap_or_default();
+    if verb == "add-flows" || verb == "add-groups" {
         let file_at = words
             .iter()
             .enumerate()
@@ -365,7 +367,7 @@ fn control(mut argv: Vec<String>) -> anyhow::Result<()> {
             .filter(|(_, w)| !w.starts_with("--"))
             .nth(1)
             .map(|(i, _)| i)
-            .ok_or_else(|| anyhow::anyhow!("add-flows: usage: add-flows BRIDGE FILE [--bundle]"))?;
+            .ok_or_else(|| anyhow::anyhow!("{verb}: usage: {verb} BRIDGE FILE"))?;
         let file = words.remove(file_at);
         data =
             Some(std::fs::read_to_string(&file).map_err(|e| anyhow::anyhow!("file: {file}: {e}"))?);

@@ -1,5 +1,5 @@
 //! MULTIPART_REQUEST and MULTIPART_REPLY for DESC, FLOW, AGGREGATE, TABLE, PORT_STATS,
-//! PORT_DESC, GROUP_DESC and GROUP_FEATURES. Other multipart types are refused with
+//! PORT_DESC, GROUP, GROUP_DESC and GROUP_FEATURES. Other multipart types are refused with
 //! `OFPBRC_BAD_MULTIPART`.
 
 use openflow::Match;
@@ -7,7 +7,7 @@ use openflow::Match;
 use crate::action::{decode_instructions, encode_instructions, Instruction};
 use crate::buf::{Put, Reader};
 use crate::error::{err, ErrorCode as E, OfpError};
-use crate::msg::group::GroupDesc;
+use crate::msg::group::{GroupDesc, GroupStats};
 use crate::msg::port::{Port, PORT_LEN};
 use crate::oxm::{decode_match, encode_match};
 
@@ -20,6 +20,7 @@ mod ty {
     pub const AGGREGATE: u16 = 2;
     pub const TABLE: u16 = 3;
     pub const PORT_STATS: u16 = 4;
+    pub const GROUP: u16 = 6;
     pub const GROUP_DESC: u16 = 7;
     pub const GROUP_FEATURES: u16 = 8;
     pub const PORT_DESC: u16 = 13;
@@ -76,6 +77,8 @@ pub enum RequestBody {
     /// `OFPP_ANY` for every port.
     PortStats(u32),
     PortDesc,
+    /// GROUP stats of a group (`OFPG_ALL` for every group).
+    Group(u32),
     GroupDesc,
     GroupFeatures,
 }
@@ -111,6 +114,11 @@ impl MultipartRequest {
                 empty(&r, RequestBody::PortStats(p))?
             }
             ty::PORT_DESC => empty(&r, RequestBody::PortDesc)?,
+            ty::GROUP => {
+                let g = r.u32()?;
+                r.skip(4)?;
+                empty(&r, RequestBody::Group(g))?
+            }
             ty::GROUP_DESC => empty(&r, RequestBody::GroupDesc)?,
             ty::GROUP_FEATURES => empty(&r, RequestBody::GroupFeatures)?,
             _ => return err(E::BadRequestMultipart, "multipart.type"),
@@ -126,6 +134,7 @@ impl MultipartRequest {
             RequestBody::Table => ty::TABLE,
             RequestBody::PortStats(_) => ty::PORT_STATS,
             RequestBody::PortDesc => ty::PORT_DESC,
+            RequestBody::Group(_) => ty::GROUP,
             RequestBody::GroupDesc => ty::GROUP_DESC,
             RequestBody::GroupFeatures => ty::GROUP_FEATURES,
         };
@@ -134,7 +143,7 @@ impl MultipartRequest {
         out.put_zeros(4);
         match &self.body {
             RequestBody::Flow(f) | RequestBody::Aggregate(f) => f.encode(out)?,
-            RequestBody::PortStats(p) => {
+            RequestBody::PortStats(p) | RequestBody::Group(p) => {
                 out.put_u32(*p);
                 out.put_zeros(4);
             }
@@ -274,6 +283,7 @@ pub enum ReplyBody {
     Table(Vec<TableStats>),
     PortStats(Vec<PortStats>),
     PortDesc(Vec<Port>),
+    Group(Vec<GroupStats>),
     GroupDesc(Vec<GroupDesc>),
     GroupFeatures(GroupFeatures),
 }
@@ -355,6 +365,13 @@ impl MultipartReply {
                 })
             })?),
             ty::PORT_DESC => ReplyBody::PortDesc(fixed(r, PORT_LEN, Port::decode)?),
+            ty::GROUP => {
+                let mut v = Vec::new();
+                while !r.is_empty() {
+                    v.push(GroupStats::decode(&mut r)?);
+                }
+                ReplyBody::Group(v)
+            }
             ty::GROUP_DESC => {
                 let mut v = Vec::new();
                 while !r.is_empty() {
@@ -393,6 +410,7 @@ impl MultipartReply {
             ReplyBody::Table(_) => ty::TABLE,
             ReplyBody::PortStats(_) => ty::PORT_STATS,
             ReplyBody::PortDesc(_) => ty::PORT_DESC,
+            ReplyBody::Group(_) => ty::GROUP,
             ReplyBody::GroupDesc(_) => ty::GROUP_DESC,
             ReplyBody::GroupFeatures(_) => ty::GROUP_FEATURES,
         };
@@ -445,6 +463,11 @@ impl MultipartReply {
             ReplyBody::PortDesc(v) => {
                 for p in v {
                     p.encode(out);
+                }
+            }
+            ReplyBody::Group(v) => {
+                for g in v {
+                    g.encode(out);
                 }
             }
             ReplyBody::GroupDesc(v) => {
