@@ -1,0 +1,363 @@
+//! A bridge's OpenFlow connections: its targets (listeners bound, active controllers
+//! connected and reconnected with a backoff), the connections they gave, and one `run` call
+//! per control-loop iteration that accepts, reads, handles a bounded number of messages per
+//! connection, writes and closes. Port changes become PORT_STATUS messages in `upkeep`.
+
+use std::collections::BTreeMap;
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::{Duration, Instant};
+
+use ofwire::msg::port::{Port, PortReason, PortStatus};
+use ofwire::msg::switch::ControllerRole;
+
+use crate::conn::{Connection, Effect, State};
+use crate::handle::Shared;
+use crate::stream::{Listener, Stream};
+use crate::switch::Switch;
+use crate::target::Target;
+
+/// OVS's default inactivity probe interval.
+pub const DEFAULT_PROBE: Duration = Duration::from_secs(5);
+/// The first wait before reconnecting to an active target, doubled up to the maximum.
+const MIN_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(8);
+/// How long a connection attempt may hold the control thread.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(200);
+/// Connections accepted per listener per call.
+const ACCEPTS_PER_CALL: usize = 16;
+/// Connections at once per bridge; more are closed on accept.
+pub const MAX_CONNECTIONS: usize = 64;
+
+/// An active target and its reconnection state.
+struct Active {
+    target: Target,
+    /// The connection it has now.
+    conn: Option<u64>,
+    next_attempt: Instant,
+    backoff: Duration,
+    last_error: Option<String>,
+}
+
+/// One line of `show`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnStatus {
+    pub target: String,
+    pub peer: String,
+    /// `listening`, `connecting`, `hello`, `connected`, `backoff`.
+    pub state: String,
+    pub role: Option<String>,
+    /// `OpenFlow13` once negotiated.
+    pub version: Option<String>,
+    /// The TCP port a `ptcp:` listener is bound to.
+    pub port: Option<u16>,
+    pub detail: Option<String>,
+}
+
+/// The OpenFlow connections of one bridge.
+pub struct Controllers {
+    targets: Vec<Target>,
+    listeners: Vec<(Target, Listener)>,
+    actives: Vec<Active>,
+    conns: Vec<Connection>,
+    shared: Shared,
+    next_id: u64,
+    /// The ports as the last upkeep saw them.
+    ports: Option<BTreeMap<u32, Port>>,
+    pub probe: Option<Duration>,
+}
+
+impl Default for Controllers {
+    fn default() -> Controllers {
+        Controllers {
+            targets: Vec::new(),
+            listeners: Vec::new(),
+            actives: Vec::new(),
+            conns: Vec::new(),
+            shared: Shared::default(),
+            next_id: 1,
+            ports: None,
+            probe: Some(DEFAULT_PROBE),
+        }
+    }
+}
+
+fn version_name(v: u8) -> String {
+    match v {
+        1 => "OpenFlow10".into(),
+        4 => "OpenFlow13".into(),
+        v => format!("0x{v:02x}"),
+    }
+}
+
+fn role_name(r: ControllerRole) -> &'static str {
+    match r {
+        ControllerRole::Equal | ControllerRole::NoChange => "equal",
+        ControllerRole::Master => "master",
+        ControllerRole::Slave => "slave",
+    }
+}
+
+impl Controllers {
+    /// The configured targets.
+    pub fn targets(&self) -> &[Target] {
+        &self.targets
+    }
+
+    /// Replaces the targets: every new listener is bound first, and when one cannot be,
+    /// nothing changes. Listeners and active targets that stay keep their connections;
+    /// the connections of removed targets close.
+    pub fn set_targets(&mut self, targets: Vec<Target>, now: Instant) -> Result<(), String> {
+        let mut listeners = Vec::new();
+        for t in targets.iter().filter(|t| t.is_passive()) {
+            if let Some(i) = self.listeners.iter().position(|(lt, _)| lt == t) {
+                listeners.push(self.listeners.swap_remove(i));
+                continue;
+            }
+            match Listener::bind(t) {
+                Ok(l) => listeners.push((t.clone(), l)),
+                Err(e) => {
+                    // Put back the ones taken out.
+                    self.listeners.append(&mut listeners);
+                    return Err(format!("{t}: cannot listen: {e}"));
+                }
+            }
+        }
+        let mut actives = Vec::new();
+        for t in targets.iter().filter(|t| !t.is_passive()) {
+            match self.actives.iter().position(|a| &a.target == t) {
+                Some(i) => actives.push(self.actives.swap_remove(i)),
+                None => actives.push(Active {
+                    target: t.clone(),
+                    conn: None,
+                    next_attempt: now,
+                    backoff: MIN_BACKOFF,
+                    last_error: None,
+                }),
+            }
+        }
+        let kept: Vec<String> = targets.iter().map(Target::to_string).collect();
+        for c in &mut self.conns {
+            if !kept.contains(&c.target) {
+                c.close("its target was removed");
+            }
+        }
+        self.listeners = listeners;
+        self.actives = actives;
+        self.targets = targets;
+        Ok(())
+    }
+
+    /// The TCP port a `ptcp:` target listens on (useful with `ptcp:0`).
+    pub fn listening_port(&self, target: &Target) -> Option<u16> {
+        self.listeners
+            .iter()
+            .find(|(t, _)| t == target)
+            .and_then(|(_, l)| l.local_port())
+    }
+
+    /// The descriptors to wait on: listeners and connections.
+    pub fn fds(&self, out: &mut Vec<RawFd>) {
+        out.extend(self.listeners.iter().map(|(_, l)| l.as_raw_fd()));
+        out.extend(self.conns.iter().map(Connection::fd));
+    }
+
+    /// Connections that have a negotiated version.
+    pub fn connected(&self) -> usize {
+        self.conns.iter().filter(|c| c.version().is_some()).count()
+    }
+
+    /// One round: accept, connect what is due, read, handle, write, probe, close. Returns
+    /// true when input is left over (the caller should come back without waiting).
+    pub fn run(&mut self, sw: &mut dyn Switch, now: Instant) -> bool {
+        self.accept(now);
+        self.connect_due(now);
+        let mut demote_except = Vec::new();
+        for c in &mut self.conns {
+            c.read_input();
+            for e in c.process(sw, &mut self.shared, now) {
+                match e {
+                    Effect::BecameMaster => demote_except.push(c.id),
+                }
+            }
+            c.check_probe(now, self.probe);
+        }
+        for id in demote_except {
+            for c in self.conns.iter_mut().filter(|c| c.id != id) {
+                if c.role == ControllerRole::Master {
+                    c.role = ControllerRole::Slave;
+                }
+            }
+        }
+        for c in &mut self.conns {
+            c.flush();
+        }
+        self.reap(now);
+        self.conns.iter().any(Connection::has_input)
+    }
+
+    fn accept(&mut self, now: Instant) {
+        for (t, l) in &self.listeners {
+            for _ in 0..ACCEPTS_PER_CALL {
+                match l.accept() {
+                    Ok(Some(s)) => {
+                        if self.conns.len() >= MAX_CONNECTIONS {
+                            eprintln!("vecswitch: openflow {t}: too many connections, refused");
+                            continue;
+                        }
+                        let id = self.next_id;
+                        self.next_id += 1;
+                        self.conns.push(Connection::new(id, t.to_string(), s, now));
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        eprintln!("vecswitch: openflow {t}: accept: {e}");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    fn connect_due(&mut self, now: Instant) {
+        for a in &mut self.actives {
+            if a.conn.is_some() || now < a.next_attempt {
+                continue;
+            }
+            match Stream::connect(&a.target, CONNECT_TIMEOUT) {
+                Ok(s) => {
+                    let id = self.next_id;
+                    self.next_id += 1;
+                    self.conns
+                        .push(Connection::new(id, a.target.to_string(), s, now));
+                    a.conn = Some(id);
+                    a.last_error = None;
+                }
+                Err(e) => {
+                    a.last_error = Some(format!("connect: {e}"));
+                    a.next_attempt = now + a.backoff;
+                    a.backoff = (a.backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    /// Drops the closed connections (after their last write); an active target's goes
+    /// back to connecting after its backoff.
+    fn reap(&mut self, now: Instant) {
+        let mut i = 0;
+        while i < self.conns.len() {
+            let c = &self.conns[i];
+            if let Some(why) = &c.closed {
+                // A peer that says goodbye (ovs-ofctl after each command) is not news.
+                if why != crate::conn::CLOSED_BY_PEER || c.version().is_none() {
+                    eprintln!("vecswitch: openflow {} ({}): {why}", c.target, c.peer);
+                }
+                let (id, negotiated) = (c.id, c.version().is_some());
+                if let Some(a) = self.actives.iter_mut().find(|a| a.conn == Some(id)) {
+                    a.conn = None;
+                    a.last_error = Some(why.clone());
+                    // A connection that got as far as HELLO starts the backoff over.
+                    if negotiated {
+                        a.backoff = MIN_BACKOFF;
+                    }
+                    a.next_attempt = now + a.backoff;
+                    a.backoff = (a.backoff * 2).min(MAX_BACKOFF);
+                }
+                self.conns.swap_remove(i);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// About once a second: PORT_STATUS for every port added, deleted or changed since the
+    /// last call.
+    pub fn upkeep(&mut self, sw: &dyn Switch) {
+        if self.conns.is_empty() {
+            self.ports = None;
+            return;
+        }
+        let now: BTreeMap<u32, Port> = sw.ports().into_iter().map(|p| (p.port_no, p)).collect();
+        let Some(before) = self.ports.replace(now.clone()) else {
+            return;
+        };
+        let mut events = Vec::new();
+        for (n, p) in &now {
+            match before.get(n) {
+                None => events.push((PortReason::Add, p.clone())),
+                Some(old) if old != p => events.push((PortReason::Modify, p.clone())),
+                _ => {}
+            }
+        }
+        for (n, p) in &before {
+            if !now.contains_key(n) {
+                events.push((PortReason::Delete, p.clone()));
+            }
+        }
+        for (reason, port) in events {
+            let ps = PortStatus { reason, port };
+            for c in &mut self.conns {
+                c.port_status(&ps);
+            }
+        }
+        for c in &mut self.conns {
+            c.flush();
+        }
+    }
+
+    /// Every target and connection, for `show`.
+    pub fn status(&self, now: Instant) -> Vec<ConnStatus> {
+        let mut out = Vec::new();
+        for (t, l) in &self.listeners {
+            out.push(ConnStatus {
+                target: t.to_string(),
+                peer: String::new(),
+                state: "listening".into(),
+                role: None,
+                version: None,
+                port: l.local_port(),
+                detail: None,
+            });
+        }
+        for a in &self.actives {
+            if a.conn.is_none() {
+                out.push(ConnStatus {
+                    target: a.target.to_string(),
+                    peer: String::new(),
+                    state: "backoff".into(),
+                    role: None,
+                    version: None,
+                    port: None,
+                    detail: Some(format!(
+                        "retry in {:.1} s{}",
+                        a.next_attempt.saturating_duration_since(now).as_secs_f64(),
+                        a.last_error
+                            .as_ref()
+                            .map(|e| format!(", last: {e}"))
+                            .unwrap_or_default()
+                    )),
+                });
+            }
+        }
+        for c in &self.conns {
+            out.push(ConnStatus {
+                target: c.target.clone(),
+                peer: c.peer.clone(),
+                state: match c.state {
+                    State::Hello => "hello".into(),
+                    State::Connected(_) => "connected".into(),
+                },
+                role: c.version().map(|_| role_name(c.role).to_string()),
+                version: c.version().map(version_name),
+                port: None,
+                detail: None,
+            });
+        }
+        out
+    }
+
+    /// Flow mods applied and refused over OpenFlow since the bridge started.
+    pub fn flow_mod_counts(&self) -> (u64, u64) {
+        (self.shared.flow_mods, self.shared.flow_mods_refused)
+    }
+}
