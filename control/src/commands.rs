@@ -186,6 +186,11 @@ pub const VERBS: &[(&str, &str)] = &[
     ("del-controller BRIDGE", "close the bridge's OpenFlow targets and connections"),
     ("get-controller BRIDGE", "the bridge's OpenFlow targets"),
     (
+        "set-fail-mode BRIDGE standalone|secure",
+        "without a connected controller: standalone fails open (rules flushed, NORMAL), secure keeps the rules",
+    ),
+    ("get-fail-mode BRIDGE", "the bridge's fail mode"),
+    (
         "set-datapath-id BRIDGE ID|default",
         "the datapath id controllers see (16 hex digits; default: from the bridge's MAC)",
     ),
@@ -319,6 +324,14 @@ pub fn execute(d: &mut Daemon, argv: &[String], data: Option<&str>) -> Result<Re
         "get-controller" => {
             allow(&[])?;
             controller::get_controller(d, &args)
+        }
+        "set-fail-mode" => {
+            allow(&[])?;
+            controller::set_fail_mode(d, &args)
+        }
+        "get-fail-mode" => {
+            allow(&[])?;
+            controller::get_fail_mode(d, &args)
         }
         "set-datapath-id" => {
             allow(&[])?;

@@ -18,6 +18,7 @@
 //! rules = "br0.flows"       # ovs-ofctl add-flows file, relative to this file; default NORMAL
 //! controller = ["ptcp:6653:127.0.0.1", "punix:/run/vecswitch/br0.mgmt"]   # as set-controller
 //! datapath-id = "0000000000000001"   # as set-datapath-id; default: from the bridge's MAC
+//! fail-mode = "secure"      # as set-fail-mode; default standalone
 //!
 //! [[bridge.port]]
 //! name = "veth0"
@@ -91,6 +92,8 @@ struct BridgeFile {
     controller: Vec<String>,
     #[serde(rename = "datapath-id")]
     datapath_id: Option<String>,
+    #[serde(rename = "fail-mode")]
+    fail_mode: Option<String>,
     #[serde(default)]
     port: Vec<toml::Table>,
 }
@@ -112,6 +115,8 @@ pub struct BridgeConfig {
     pub controllers: Vec<ofconn::Target>,
     /// `datapath-id`, as `set-datapath-id` takes it.
     pub datapath_id: Option<u64>,
+    /// `fail-mode`, as `set-fail-mode` takes it.
+    pub fail_mode: ofconn::FailMode,
     pub ports: Vec<PortSpec>,
 }
 
@@ -143,6 +148,7 @@ impl Config {
                 netflow: None,
                 controllers: Vec::new(),
                 datapath_id: None,
+                fail_mode: ofconn::FailMode::default(),
                 ports: Vec::new(),
             }],
             neighbours: Vec::new(),
@@ -264,10 +270,20 @@ impl Config {
                 ),
                 None => None,
             };
+            let fail_mode = match &b.fail_mode {
+                Some(v) => ofconn::FailMode::parse(v).ok_or_else(|| {
+                    anyhow!(
+                        "bridge {}: fail-mode: {v:?} is not standalone or secure",
+                        b.name
+                    )
+                })?,
+                None => ofconn::FailMode::default(),
+            };
             bridges.push(BridgeConfig {
                 netflow: b.netflow,
                 controllers,
                 datapath_id,
+                fail_mode,
                 name: b.name,
                 local: b.local.unwrap_or(true),
                 frag_mode,
@@ -338,6 +354,7 @@ pub fn build(config: &Config) -> Result<Daemon> {
         }
         if let Some(i) = d.bridges.iter().position(|x| x.name == b.name) {
             d.bridges[i].datapath_id = b.datapath_id;
+            d.bridges[i].controllers.fail_mode = b.fail_mode;
         }
         if !b.controllers.is_empty() {
             crate::commands::set_controllers(&mut d, &b.name, b.controllers.clone())
@@ -410,6 +427,7 @@ mod tests {
                 "bridge b0: datapath-id:",
             ),
             ("datapath-id = \"12\"", "bridge b0: datapath-id:"),
+            ("fail-mode = \"open\"", "bridge b0: fail-mode:"),
         ] {
             let e = Config::parse(&format!("[[bridge]]\nname = \"b0\"\n{text}\n"), dir)
                 .err()

@@ -59,6 +59,15 @@ const DETAILS: &[(&str, &str)] = &[
   nothing. show lists each connection's state, peer, version and role.",
     ),
     (
+        "set-fail-mode",
+        "  standalone  (default) as Open vSwitch: when the bridge has tcp: controllers and none has
+              been connected for three inactivity-probe intervals (15 s by default), its rules
+              are flushed and NORMAL handles every packet until one connects; ptcp: and
+              punix: listeners never cause this. del-controller gives it the default
+              rule (priority 0, NORMAL) again
+  secure      the rules stay as they are without a controller",
+    ),
+    (
         "set-datapath-id",
         "  ID        16 hex digits (as ovs-vsctl other-config:datapath-id) or 0x and up to 16
   default   the bridge's LOCAL MAC in the low 48 bits, as Open vSwitch derives it (a bridge

@@ -230,7 +230,7 @@ pub fn fds(d: &Daemon, out: &mut Vec<RawFd>) {
 pub fn run(d: &mut Daemon, now: Instant) -> bool {
     let mut busy = false;
     for i in 0..d.bridges.len() {
-        if d.bridges[i].controllers.targets().is_empty() {
+        if d.bridges[i].controllers.targets().is_empty() && !d.bridges[i].of.fail_open() {
             continue;
         }
         // Out of the bridge while it runs, so that the switch can borrow the daemon.
@@ -243,9 +243,40 @@ pub fn run(d: &mut Daemon, now: Instant) -> bool {
             };
             busy |= c.run(&mut sw, now);
         }
+        let fail_open = c.should_fail_open(now);
         d.bridges[i].controllers = c;
+        if fail_open != d.bridges[i].of.fail_open() {
+            set_fail_open(d, i, fail_open);
+        }
     }
     busy
+}
+
+/// Fails bridge `i` open, as Open vSwitch does: its rules are flushed and NORMAL handles
+/// every packet; or back, when a controller connects (the rules stay flushed: the
+/// controller installs its own).
+fn set_fail_open(d: &mut Daemon, i: usize, on: bool) {
+    let b = &d.bridges[i];
+    if on {
+        eprintln!(
+            "vecswitch: {}: no controller connected for three probe intervals: failing open (rules flushed, NORMAL)",
+            b.name
+        );
+        if let Ok(delete_all) = openflow::parse_del_flow("", false) {
+            if let Err(e) = b.of.apply(&[delete_all], d.now_ns()) {
+                eprintln!("vecswitch: {}: flushing the rules: {e}", b.name);
+            }
+        }
+    } else {
+        eprintln!(
+            "vecswitch: {}: a controller connected: no longer failed open",
+            b.name
+        );
+    }
+    b.of.set_fail_open(on);
+    if let Err(e) = d.barrier() {
+        eprintln!("vecswitch: {}: fail-open: {e:#}", b.name);
+    }
 }
 
 /// Upkeep, about once a second: PORT_STATUS for the ports that changed.

@@ -14,6 +14,6 @@ pub mod stream;
 pub mod switch;
 pub mod target;
 
-pub use manager::{ConnStatus, Controllers};
+pub use manager::{ConnStatus, Controllers, FailMode};
 pub use switch::Switch;
 pub use target::{Target, TargetError};

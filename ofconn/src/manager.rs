@@ -28,6 +28,38 @@ const ACCEPTS_PER_CALL: usize = 16;
 /// Connections at once per bridge; more are closed on accept.
 pub const MAX_CONNECTIONS: usize = 64;
 
+/// What a bridge does while no controller is connected (OVS's `fail_mode`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum FailMode {
+    /// After three inactivity-probe intervals without a connected active controller, the
+    /// bridge fails open: its rules are flushed and NORMAL handles every packet, until a
+    /// controller connects.
+    #[default]
+    Standalone,
+    /// The rules stay as they are.
+    Secure,
+}
+
+impl FailMode {
+    pub fn parse(v: &str) -> Option<FailMode> {
+        match v {
+            "standalone" => Some(FailMode::Standalone),
+            "secure" => Some(FailMode::Secure),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            FailMode::Standalone => "standalone",
+            FailMode::Secure => "secure",
+        }
+    }
+}
+
+/// How long without a controller before failing open when the probe is off.
+const FAIL_OPEN_WITHOUT_PROBE: Duration = Duration::from_secs(15);
+
 /// An active target and its reconnection state.
 struct Active {
     target: Target,
@@ -64,6 +96,10 @@ pub struct Controllers {
     /// The ports as the last upkeep saw them.
     ports: Option<BTreeMap<u32, Port>>,
     pub probe: Option<Duration>,
+    pub fail_mode: FailMode,
+    /// Since when the bridge has active targets and none of them a connection with a
+    /// negotiated version.
+    disconnected_since: Option<Instant>,
 }
 
 impl Default for Controllers {
@@ -77,6 +113,8 @@ impl Default for Controllers {
             next_id: 1,
             ports: None,
             probe: Some(DEFAULT_PROBE),
+            fail_mode: FailMode::default(),
+            disconnected_since: None,
         }
     }
 }
@@ -192,7 +230,31 @@ impl Controllers {
             c.flush();
         }
         self.reap(now);
+        let connected = self.actives.iter().any(|a| {
+            a.conn.is_some_and(|id| {
+                self.conns
+                    .iter()
+                    .any(|c| c.id == id && c.version().is_some())
+            })
+        });
+        if self.actives.is_empty() || connected {
+            self.disconnected_since = None;
+        } else if self.disconnected_since.is_none() {
+            self.disconnected_since = Some(now);
+        }
         self.conns.iter().any(Connection::has_input)
+    }
+
+    /// Whether the bridge should be failed open now: `standalone`, with active targets,
+    /// none connected for three probe intervals (as Open vSwitch: one to probe, one for
+    /// the answer, one to reconnect; 15 s with the probe off). Passive listeners never
+    /// make a bridge fail open.
+    pub fn should_fail_open(&self, now: Instant) -> bool {
+        let trigger = self.probe.map_or(FAIL_OPEN_WITHOUT_PROBE, |p| p * 3);
+        self.fail_mode == FailMode::Standalone
+            && self
+                .disconnected_since
+                .is_some_and(|t| now.duration_since(t) >= trigger)
     }
 
     fn accept(&mut self, now: Instant) {

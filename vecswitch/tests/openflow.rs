@@ -357,6 +357,23 @@ impl Raw {
         r
     }
 
+    /// As a controller: accepts the switch's connection on `l` and exchanges HELLO.
+    fn accept(l: &std::net::TcpListener) -> Raw {
+        let (s, _) = l.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut r = Raw {
+            s,
+            framer: Framer::default(),
+        };
+        r.send_raw(
+            &Message::Hello(Hello::offering(1 << 4))
+                .encode(4, 1)
+                .unwrap(),
+        );
+        assert!(matches!(r.recv(), Some((_, Message::Hello(_)))));
+        r
+    }
+
     fn send_raw(&mut self, b: &[u8]) {
         self.s.write_all(b).unwrap();
     }
@@ -629,18 +646,7 @@ fn an_active_controller_is_connected_and_reconnected() {
         .contains("target 1: target"));
     sw.d.ok(&["set-controller", "b0", &format!("tcp:127.0.0.1:{port}")]);
     for round in 0..2 {
-        let (s, _) = l.accept().unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let mut r = Raw {
-            s,
-            framer: Framer::default(),
-        };
-        r.send_raw(
-            &Message::Hello(Hello::offering(1 << 4))
-                .encode(4, 1)
-                .unwrap(),
-        );
-        assert!(matches!(r.recv(), Some((_, Message::Hello(_)))));
+        let mut r = Raw::accept(&l);
         r.send(&Message::FeaturesRequest, 2);
         match r.recv() {
             Some((_, Message::FeaturesReply(f))) => assert_eq!(f.n_tables, 255),
@@ -737,4 +743,67 @@ fn after_an_openflow_barrier_no_packet_follows_the_removed_rule() {
             "round {round}: no traffic reached {new}"
         );
     }
+}
+
+#[test]
+fn standalone_fails_open_without_its_controller_and_secure_keeps_the_rules() {
+    let sw = Switch::start();
+    // A port no one listens on (yet).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    sw.d.ok(&["del-flows", "b0"]);
+    sw.d.ok(&["add-flow", "b0", "priority=100,actions=drop"]);
+    sw.d.ok(&[
+        "add-port",
+        "b0",
+        "gen",
+        "type=generator",
+        "profile=size=64,flows=10,proto=udp",
+        "rate=20000",
+        "ofport=3",
+    ]);
+    sw.d.ok(&["set-fail-mode", "b0", "secure"]);
+    assert!(sw
+        .d
+        .err(&["set-fail-mode", "b0", "open"])
+        .starts_with("fail-mode:"));
+    let target = format!("tcp:127.0.0.1:{port}");
+    sw.d.ok(&["set-controller", "b0", &target, "inactivity_probe=1000"]);
+    let fail_open = |sw: &Switch| sw.d.ok(&["get-fail-mode", "b0"]).json["fail_open"] == true;
+    // Secure: past three probe intervals, the rules stay and drop everything.
+    std::thread::sleep(Duration::from_millis(3500));
+    assert!(!fail_open(&sw));
+    assert_eq!(sw.flows(), vec!["priority=100 actions=drop"]);
+    assert_eq!(sw.d.tx("b0", "p1"), 0);
+    // Standalone: failed open, the rules flushed, NORMAL floods the generator's packets.
+    sw.d.ok(&["set-fail-mode", "b0", "standalone"]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !fail_open(&sw) {
+        assert!(Instant::now() < deadline, "the bridge did not fail open");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(sw.flows().is_empty(), "{:#?}", sw.flows());
+    let before = sw.d.tx("b0", "p1");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(sw.d.tx("b0", "p1") > before, "NORMAL did not flood");
+    assert!(sw.d.ok(&["show"]).text.contains("failed open"));
+    // The controller comes (within the 8 s backoff): no longer failed open; with no rules
+    // every packet is dropped.
+    let l = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let mut r = Raw::accept(&l);
+    r.barrier(2);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while fail_open(&sw) {
+        assert!(Instant::now() < deadline, "still failed open");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let before = sw.d.tx("b0", "p1");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(sw.d.tx("b0", "p1"), before);
+    // del-controller gives a standalone bridge OVS's default rule back.
+    sw.d.ok(&["del-controller", "b0"]);
+    assert_eq!(sw.flows(), vec!["priority=0 actions=NORMAL"]);
 }

@@ -9,7 +9,7 @@ use anyhow::{anyhow, bail, Result};
 use serde_json::{json, Value};
 
 use datapath::daemon::{BridgeState, Daemon};
-use ofconn::Target;
+use ofconn::{FailMode, Target};
 
 use super::{arg, Reply};
 
@@ -33,12 +33,43 @@ pub fn parse_targets<S: AsRef<str>>(words: &[S]) -> Result<Vec<Target>> {
     Ok(out)
 }
 
-/// Sets the bridge's targets (all listeners bound, or nothing changed).
+/// Sets the bridge's targets (all listeners bound, or nothing changed). A standalone
+/// bridge left without targets gets Open vSwitch's default rule (priority 0, NORMAL) again,
+/// as `ovs-vsctl del-controller` gives it.
 pub fn set_controllers(d: &mut Daemon, bridge: &str, targets: Vec<Target>) -> Result<()> {
+    let now_ns = d.now_ns();
     let b = bridge_mut(d, bridge)?;
+    let had = !b.controllers.targets().is_empty();
+    let none = targets.is_empty();
     b.controllers
         .set_targets(targets, Instant::now())
-        .map_err(|e| anyhow!("target: {e}"))
+        .map_err(|e| anyhow!("target: {e}"))?;
+    if had && none && b.controllers.fail_mode == FailMode::Standalone {
+        b.of.add_flows_text(openflow::DEFAULT_RULES, now_ns)
+            .map_err(|e| anyhow!("default rule: {e}"))?;
+        d.barrier()?;
+    }
+    Ok(())
+}
+
+/// `set-fail-mode BRIDGE standalone|secure`.
+pub(super) fn set_fail_mode(d: &mut Daemon, args: &[String]) -> Result<Reply> {
+    let bridge = arg(args, 0, "bridge")?;
+    let v = arg(args, 1, "fail-mode")?;
+    let mode = FailMode::parse(v)
+        .ok_or_else(|| anyhow!("fail-mode: {v:?} is not standalone or secure"))?;
+    bridge_mut(d, bridge)?.controllers.fail_mode = mode;
+    Ok(Reply::done(format!("{bridge}: fail-mode {}", mode.name())))
+}
+
+/// `get-fail-mode BRIDGE`.
+pub(super) fn get_fail_mode(d: &Daemon, args: &[String]) -> Result<Reply> {
+    let b = d.bridge(arg(args, 0, "bridge")?)?;
+    let mode = b.controllers.fail_mode.name();
+    Ok(Reply::new(
+        mode.to_string(),
+        json!({ "fail_mode": mode, "fail_open": b.of.fail_open() }),
+    ))
 }
 
 /// `set-controller BRIDGE TARGET...`.
@@ -140,10 +171,21 @@ pub(super) fn show_lines(b: &BridgeState, text: &mut String) -> Value {
         .iter()
         .map(Target::to_string)
         .collect();
-    if targets.is_empty() {
-        return json!({ "datapath_id": dpid, "targets": targets, "connections": [] });
+    let fail_mode = b.controllers.fail_mode.name();
+    let fail_open = b.of.fail_open();
+    if targets.is_empty() && !fail_open {
+        return json!({ "datapath_id": dpid, "targets": targets, "connections": [],
+                       "fail_mode": fail_mode, "fail_open": fail_open });
     }
-    let _ = writeln!(text, "  openflow: datapath-id {dpid}");
+    let _ = writeln!(
+        text,
+        "  openflow: datapath-id {dpid} fail-mode {fail_mode}{}",
+        if fail_open {
+            " (failed open: NORMAL)"
+        } else {
+            ""
+        }
+    );
     let mut conns = Vec::new();
     for s in b.controllers.status(Instant::now()) {
         let mut line = format!("    {}: {}", s.target, s.state);
@@ -168,5 +210,6 @@ pub(super) fn show_lines(b: &BridgeState, text: &mut String) -> Value {
             "version": s.version, "role": s.role, "port": s.port, "detail": s.detail,
         }));
     }
-    json!({ "datapath_id": dpid, "targets": targets, "connections": conns })
+    json!({ "datapath_id": dpid, "targets": targets, "connections": conns,
+            "fail_mode": fail_mode, "fail_open": fail_open })
 }
