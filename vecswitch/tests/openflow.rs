@@ -258,6 +258,10 @@ fn ovs_ofctl_manages_the_bridge_over_ptcp_and_punix() {
     let (ok, _, err) = ofctl(&["add-flow", &tcp, "actions=resubmit(,3)"]);
     assert!(!ok && err.contains("OFPBAC_BAD_VENDOR"), "{err}");
     assert_eq!(sw.flows().len(), left);
+    // A rule with an action OpenFlow 1.3 has no encoding for here is left out of the reply.
+    sw.d.ok(&["add-flow", "b0", "priority=1,actions=resubmit(,3)"]);
+    assert_eq!(sw.flows().len(), left + 1);
+    assert_eq!(of_flows(&tcp, &[]).len(), left);
     // The same rule set: what ovs-ofctl added, the local socket deletes.
     sw.d.ok(&["del-flows", "b0"]);
     assert!(of_flows(&tcp, &[]).is_empty());
@@ -459,6 +463,24 @@ fn bad_messages_get_the_spec_errors_and_leave_the_rules() {
     // A message only a switch sends.
     r.send(&Message::BarrierReply, 9);
     assert_eq!(r.error(), ((1, 1), 9));
+    // SET_CONFIG: the fragment handling is the bridge's set-frags; reassembly is refused.
+    let cfg = |flags| {
+        Message::SetConfig(ofwire::msg::switch::SwitchConfig {
+            flags,
+            miss_send_len: 200,
+        })
+    };
+    r.send(&cfg(1), 20);
+    r.barrier(21);
+    assert_eq!(sw.d.ok(&["get-frags", "b0"]).text.trim(), "drop");
+    r.send(&cfg(2), 22);
+    assert_eq!(r.error(), ((10, 0), 22));
+    r.send(&cfg(0), 23);
+    r.send(&Message::GetConfigRequest, 24);
+    match r.recv() {
+        Some((_, Message::GetConfigReply(c))) => assert_eq!((c.flags, c.miss_send_len), (0, 200)),
+        other => panic!("expected GET_CONFIG_REPLY, got {other:?}"),
+    }
     r.barrier(10);
     assert_eq!(sw.flows(), before);
     // ECHO comes back with its xid and data.
