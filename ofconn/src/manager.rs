@@ -145,21 +145,22 @@ impl Controllers {
     /// nothing changes. Listeners and active targets that stay keep their connections;
     /// the connections of removed targets close.
     pub fn set_targets(&mut self, targets: Vec<Target>, now: Instant) -> Result<(), String> {
-        let mut listeners = Vec::new();
+        // Bind what is new first; on an error the new ones close and nothing else changed.
+        let mut fresh = Vec::new();
         for t in targets.iter().filter(|t| t.is_passive()) {
-            if let Some(i) = self.listeners.iter().position(|(lt, _)| lt == t) {
-                listeners.push(self.listeners.swap_remove(i));
+            if self.listeners.iter().any(|(lt, _)| lt == t) {
                 continue;
             }
             match Listener::bind(t) {
-                Ok(l) => listeners.push((t.clone(), l)),
-                Err(e) => {
-                    // Put back the ones taken out.
-                    self.listeners.append(&mut listeners);
-                    return Err(format!("{t}: cannot listen: {e}"));
-                }
+                Ok(l) => fresh.push((t.clone(), l)),
+                Err(e) => return Err(format!("{t}: cannot listen: {e}")),
             }
         }
+        let mut listeners: Vec<(Target, Listener)> = std::mem::take(&mut self.listeners)
+            .into_iter()
+            .filter(|(t, _)| targets.contains(t))
+            .collect();
+        listeners.append(&mut fresh);
         let mut actives = Vec::new();
         for t in targets.iter().filter(|t| !t.is_passive()) {
             match self.actives.iter().position(|a| &a.target == t) {
@@ -421,5 +422,184 @@ impl Controllers {
     /// Flow mods applied and refused over OpenFlow since the bridge started.
     pub fn flow_mod_counts(&self) -> (u64, u64) {
         (self.shared.flow_mods, self.shared.flow_mods_refused)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+    use std::sync::Arc;
+
+    use ofwire::header::Frame;
+    use ofwire::msg::multipart::{Desc, PortStats};
+    use ofwire::msg::port::{Port, PortMod};
+    use ofwire::msg::switch::Features;
+    use ofwire::msg::symmetric::Hello;
+    use ofwire::{Framer, Message, OfpError};
+    use openflow::normal::MacTable;
+    use openflow::{Bridge, FlowMod, RuleSet};
+
+    use super::*;
+    use crate::conn::MESSAGES_PER_CALL;
+
+    /// A bridge without a datapath: flow mods go to an `openflow::Bridge`; barriers counted.
+    struct Mock {
+        bridge: Bridge,
+        barriers: usize,
+    }
+
+    impl Switch for Mock {
+        fn features(&self) -> Features {
+            Features::default()
+        }
+        fn desc(&self) -> Desc {
+            Desc::default()
+        }
+        fn now_ns(&self) -> u64 {
+            0
+        }
+        fn rules(&self) -> Arc<RuleSet> {
+            self.bridge.rules().snapshot()
+        }
+        fn apply(&mut self, fm: &FlowMod) -> Result<(), OfpError> {
+            self.bridge
+                .apply(std::slice::from_ref(fm), 0)
+                .map(|_| ())
+                .map_err(|_| OfpError::new(ofwire::ErrorCode::FlowModUnknown, "flow_mod"))
+        }
+        fn barrier(&mut self) -> Result<(), String> {
+            self.barriers += 1;
+            Ok(())
+        }
+        fn frag_flags(&self) -> u16 {
+            0
+        }
+        fn set_frag_flags(&mut self, _: u16) -> Result<(), OfpError> {
+            Ok(())
+        }
+        fn ports(&self) -> Vec<Port> {
+            Vec::new()
+        }
+        fn port_stats(&self) -> Vec<PortStats> {
+            Vec::new()
+        }
+        fn port_mod(&mut self, _: &PortMod) -> Result<(), OfpError> {
+            Ok(())
+        }
+    }
+
+    fn mock() -> Mock {
+        Mock {
+            bridge: Bridge::new(Vec::new(), MacTable::default()),
+            barriers: 0,
+        }
+    }
+
+    fn read_all(peer: &mut UnixStream) -> Vec<Message> {
+        let mut f = Framer::default();
+        let mut buf = [0u8; 65536];
+        let _ = peer.set_nonblocking(true);
+        while let Ok(n) = peer.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            f.push(&buf[..n]);
+        }
+        let mut out = Vec::new();
+        while let Ok(Frame::Message(h, body)) = f.next_message() {
+            if let Ok(m) = Message::decode(&h, &body) {
+                out.push(m);
+            }
+        }
+        out
+    }
+
+    fn connection() -> (Connection, UnixStream) {
+        let (ours, mut peer) = UnixStream::pair().unwrap_or_else(|e| unreachable!("{e}"));
+        let _ = ours.set_nonblocking(true);
+        let c = Connection::new(1, "punix:test".into(), Stream::Unix(ours), Instant::now());
+        let hello = Message::Hello(Hello::offering(1 << 4)).encode(4, 1);
+        let _ = peer.write_all(&hello.unwrap_or_default());
+        (c, peer)
+    }
+
+    #[test]
+    fn flow_mods_wait_for_the_pmds_only_at_a_barrier() {
+        let (mut c, mut peer) = connection();
+        let mut sw = mock();
+        let mut shared = Shared::default();
+        let fm = openflow::parse_flow_mod("add priority=5,ip,actions=output:1")
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        let fm = ofwire::msg::flow::FlowModMsg::from_flow_mod(&fm)
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        let mut bytes = Vec::new();
+        for (i, m) in [
+            Message::FlowMod(fm.clone()),
+            Message::FlowMod(fm),
+            Message::BarrierRequest,
+            Message::BarrierRequest,
+        ]
+        .iter()
+        .enumerate()
+        {
+            bytes.extend(m.encode(4, 10 + i as u32).unwrap_or_default());
+        }
+        let _ = peer.write_all(&bytes);
+        c.read_input();
+        c.process(&mut sw, &mut shared, Instant::now());
+        c.flush();
+        assert_eq!(c.version(), Some(4));
+        // Two flow mods, one wait; the second barrier has nothing to wait for.
+        assert_eq!(sw.barriers, 1);
+        assert_eq!(sw.bridge.rules().load().len(), 1);
+        let got = read_all(&mut peer);
+        assert!(matches!(got[0], Message::Hello(_)));
+        assert_eq!(got[1..], [Message::BarrierReply, Message::BarrierReply]);
+    }
+
+    #[test]
+    fn a_flood_is_handled_a_bounded_slice_at_a_time() {
+        let (mut c, mut peer) = connection();
+        let mut sw = mock();
+        let mut shared = Shared::default();
+        let echo = Message::EchoRequest(vec![7])
+            .encode(4, 3)
+            .unwrap_or_default();
+        let flood: Vec<u8> = echo
+            .iter()
+            .copied()
+            .cycle()
+            .take(echo.len() * 1000)
+            .collect();
+        let _ = peer.write_all(&flood);
+        c.read_input();
+        c.process(&mut sw, &mut shared, Instant::now());
+        // HELLO and 255 echoes; the rest waits for the next round.
+        assert_eq!(c.rx_messages, MESSAGES_PER_CALL as u64);
+        assert!(c.has_input());
+        for _ in 0..4 {
+            c.process(&mut sw, &mut shared, Instant::now());
+        }
+        assert_eq!(c.rx_messages, 1001);
+        assert!(!c.has_input());
+    }
+
+    #[test]
+    fn a_listener_that_cannot_be_bound_changes_nothing() {
+        let mut c = Controllers::default();
+        let now = Instant::now();
+        let ptcp = Target::parse("ptcp:0:127.0.0.1").unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(c.set_targets(vec![ptcp.clone()], now), Ok(()));
+        let port = c.listening_port(&ptcp);
+        assert!(port.is_some());
+        let bad =
+            Target::parse("punix:/nonexistent-dir/x.sock").unwrap_or_else(|e| unreachable!("{e}"));
+        let other = Target::parse("ptcp:0:127.0.0.2").unwrap_or_else(|e| unreachable!("{e}"));
+        assert!(c.set_targets(vec![other.clone(), bad], now).is_err());
+        assert_eq!(c.targets(), std::slice::from_ref(&ptcp));
+        assert_eq!(c.listening_port(&ptcp), port);
+        assert_eq!(c.listening_port(&other), None);
+        assert_eq!(c.status(now).len(), 1);
     }
 }
