@@ -7,7 +7,7 @@ mod controller;
 mod flows;
 mod netflow;
 
-pub use controller::{parse_datapath_id, parse_targets, set_controllers};
+pub use controller::{parse_datapath_id, parse_probe, parse_targets, set_controllers};
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

@@ -19,6 +19,7 @@
 //! controller = ["ptcp:6653:127.0.0.1", "punix:/run/vecswitch/br0.mgmt"]   # as set-controller
 //! datapath-id = "0000000000000001"   # as set-datapath-id; default: from the bridge's MAC
 //! fail-mode = "secure"      # as set-fail-mode; default standalone
+//! inactivity-probe = 5000   # ms, as set-controller's inactivity_probe; 0: off
 //!
 //! [[bridge.port]]
 //! name = "veth0"
@@ -94,6 +95,8 @@ struct BridgeFile {
     datapath_id: Option<String>,
     #[serde(rename = "fail-mode")]
     fail_mode: Option<String>,
+    #[serde(rename = "inactivity-probe")]
+    inactivity_probe: Option<u64>,
     #[serde(default)]
     port: Vec<toml::Table>,
 }
@@ -117,6 +120,8 @@ pub struct BridgeConfig {
     pub datapath_id: Option<u64>,
     /// `fail-mode`, as `set-fail-mode` takes it.
     pub fail_mode: ofconn::FailMode,
+    /// `inactivity-probe` (ms), as `set-controller` takes it: `Some(None)` turns it off.
+    pub inactivity_probe: Option<Option<std::time::Duration>>,
     pub ports: Vec<PortSpec>,
 }
 
@@ -149,6 +154,7 @@ impl Config {
                 controllers: Vec::new(),
                 datapath_id: None,
                 fail_mode: ofconn::FailMode::default(),
+                inactivity_probe: None,
                 ports: Vec::new(),
             }],
             neighbours: Vec::new(),
@@ -279,11 +285,19 @@ impl Config {
                 })?,
                 None => ofconn::FailMode::default(),
             };
+            let inactivity_probe = match b.inactivity_probe {
+                Some(ms) => Some(
+                    crate::commands::parse_probe(&ms.to_string())
+                        .map_err(|e| anyhow!("bridge {}: {e}", b.name))?,
+                ),
+                None => None,
+            };
             bridges.push(BridgeConfig {
                 netflow: b.netflow,
                 controllers,
                 datapath_id,
                 fail_mode,
+                inactivity_probe,
                 name: b.name,
                 local: b.local.unwrap_or(true),
                 frag_mode,
@@ -355,6 +369,9 @@ pub fn build(config: &Config) -> Result<Daemon> {
         if let Some(i) = d.bridges.iter().position(|x| x.name == b.name) {
             d.bridges[i].datapath_id = b.datapath_id;
             d.bridges[i].controllers.fail_mode = b.fail_mode;
+            if let Some(p) = b.inactivity_probe {
+                d.bridges[i].controllers.probe = p;
+            }
         }
         if !b.controllers.is_empty() {
             crate::commands::set_controllers(&mut d, &b.name, b.controllers.clone())
@@ -417,6 +434,7 @@ mod tests {
         let targets: Vec<String> = b.controllers.iter().map(|t| t.to_string()).collect();
         assert_eq!(targets, ["ptcp:6653:127.0.0.1", "tcp:10.0.0.1:6653"]);
         assert_eq!(b.datapath_id, Some(0xab));
+        assert_eq!(b.inactivity_probe, None);
         for (text, want) in [
             (
                 "controller = [\"ptcp:6653\", \"tcp:1.2.3\"]",
@@ -428,6 +446,7 @@ mod tests {
             ),
             ("datapath-id = \"12\"", "bridge b0: datapath-id:"),
             ("fail-mode = \"open\"", "bridge b0: fail-mode:"),
+            ("inactivity-probe = 10", "bridge b0: inactivity_probe:"),
         ] {
             let e = Config::parse(&format!("[[bridge]]\nname = \"b0\"\n{text}\n"), dir)
                 .err()
