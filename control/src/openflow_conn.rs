@@ -93,18 +93,17 @@ impl ofconn::Switch for BridgeSwitch<'_> {
         self.bridge.of.rules().snapshot()
     }
 
-    fn apply(&mut self, fm: &FlowMod) -> Result<(), OfpError> {
-        match self
-            .bridge
-            .of
-            .apply(std::slice::from_ref(fm), self.d.now_ns())
-        {
+    fn apply_all(&mut self, fms: &[FlowMod]) -> Result<(), OfpError> {
+        match self.bridge.of.apply(fms, self.d.now_ns()) {
             Ok(_) => Ok(()),
             Err(e) => {
-                eprintln!(
-                    "vecswitch: openflow {}: flow mod refused: {}",
-                    self.bridge.name, e.error
-                );
+                // A refused batch is tried again one by one: log the one that says which.
+                if fms.len() == 1 {
+                    eprintln!(
+                        "vecswitch: openflow {}: flow mod refused: {}",
+                        self.bridge.name, e.error
+                    );
+                }
                 let code = if e.error.field == "table" {
                     ErrorCode::FlowModBadTableId
                 } else {

@@ -15,7 +15,7 @@ use ofwire::msg::symmetric::{negotiate, ErrorMsg, Hello};
 use ofwire::msg::table_features::TableFeatures;
 use ofwire::{ErrorCode, Framer, Header, Message, MsgType, OfpError, OFP13_VERSION};
 
-use crate::handle::{handle, Shared};
+use crate::handle::{apply_flow_mods, flow_mod, handle, PendingFlowMod, Shared};
 use crate::stream::Stream;
 use crate::switch::Switch;
 
@@ -62,6 +62,9 @@ pub struct Connection {
     probe_sent: Option<Instant>,
     /// Why it closed, once it has (what is queued is still written).
     pub closed: Option<String>,
+    /// The peer has closed its side: what it sent before is still handled, then the
+    /// connection closes.
+    eof: bool,
     pub rx_messages: u64,
     pub errors_sent: u64,
     /// A TABLE_FEATURES set request spread over messages (`OFPMPF_REQ_MORE`): its xid and
@@ -103,6 +106,7 @@ impl Connection {
             last_rx: now,
             probe_sent: None,
             closed: None,
+            eof: false,
             rx_messages: 0,
             errors_sent: 0,
             table_features_parts: None,
@@ -161,7 +165,7 @@ impl Connection {
 
     /// Reads what the socket has (up to a budget) into the framer.
     pub fn read_input(&mut self) {
-        if self.closed.is_some() {
+        if self.closed.is_some() || self.eof {
             return;
         }
         let mut buf = [0u8; 16 << 10];
@@ -169,7 +173,7 @@ impl Connection {
         while total < READ_PER_CALL {
             match self.stream.read(&mut buf) {
                 Ok(0) => {
-                    self.close(CLOSED_BY_PEER);
+                    self.eof = true;
                     return;
                 }
                 Ok(n) => {
@@ -206,9 +210,10 @@ impl Connection {
         self.out.drain(..done);
     }
 
-    /// True when the framer may hold whole messages not yet handled.
+    /// True when the framer holds a whole message that the next call will handle (a partial
+    /// one waits for the socket; all wait while the peer does not read its output).
     pub fn has_input(&self) -> bool {
-        self.closed.is_none() && self.framer.buffered() >= ofwire::OFP_HEADER_LEN
+        self.closed.is_none() && self.out.len() <= OUTPUT_HIGH_WATER && self.framer.has_message()
     }
 
     /// Handles up to [`MESSAGES_PER_CALL`] whole messages; returns what they asked of the
@@ -220,6 +225,8 @@ impl Connection {
         now: Instant,
     ) -> Vec<Effect> {
         let mut effects = Vec::new();
+        // Consecutive FLOW_MODs, applied together before the next other message.
+        let mut pending = Vec::new();
         for _ in 0..MESSAGES_PER_CALL {
             if self.closed.is_some() || self.out.len() > OUTPUT_HIGH_WATER {
                 break;
@@ -243,12 +250,31 @@ impl Connection {
             raw.extend_from_slice(&body);
             match self.state {
                 State::Hello => self.hello(&h, &body, &raw),
+                State::Connected(_) if h.msg_type == MsgType::FlowMod as u8 => {
+                    match flow_mod(self, &h, &body) {
+                        Ok(fm) => pending.push(PendingFlowMod {
+                            fm,
+                            raw,
+                            xid: h.xid,
+                        }),
+                        Err(e) => {
+                            apply_flow_mods(self, sw, shared, &mut pending);
+                            self.send_error(&e, &raw, h.xid);
+                        }
+                    }
+                }
                 State::Connected(_) => {
+                    // Every message sees the flow mods before it applied.
+                    apply_flow_mods(self, sw, shared, &mut pending);
                     if let Some(e) = handle(self, sw, shared, &h, &body, &raw) {
                         effects.push(e);
                     }
                 }
             }
+        }
+        apply_flow_mods(self, sw, shared, &mut pending);
+        if self.eof && !self.framer.has_message() {
+            self.close(CLOSED_BY_PEER);
         }
         effects
     }

@@ -10,7 +10,7 @@ use ofwire::msg::multipart::{
 use ofwire::msg::switch::{ControllerRole, Role, SwitchConfig};
 use ofwire::msg::table_features::{describe, TableFeatures};
 use ofwire::{ErrorCode as E, Header, Message, OfpError};
-use openflow::{FlowSpec, Rule, N_TABLES};
+use openflow::{FlowMod, FlowSpec, Rule, N_TABLES};
 
 use crate::conn::{Connection, Effect};
 use crate::switch::Switch;
@@ -31,7 +31,16 @@ pub struct Shared {
 /// `OFPP_ANY`.
 const OFPP_ANY: u32 = 0xffff_ffff;
 
-/// Handles one decoded-or-not message; returns what it asks of the other connections.
+/// A FLOW_MOD waiting to be applied with the ones that follow it: the flow mod, the message
+/// (for an ERROR) and its xid.
+pub struct PendingFlowMod {
+    pub fm: FlowMod,
+    pub raw: Vec<u8>,
+    pub xid: u32,
+}
+
+/// Handles one message; returns what it asks of the other connections. FLOW_MODs are not
+/// handled here but gathered ([`flow_mod`]) and applied together ([`apply_flow_mods`]).
 pub fn handle(
     c: &mut Connection,
     sw: &mut dyn Switch,
@@ -54,6 +63,49 @@ pub fn handle(
             None
         }
     }
+}
+
+/// The flow mod a FLOW_MOD asks for, or its refusal (a slave's, or what the decoder and the
+/// conversion refuse).
+pub fn flow_mod(c: &Connection, h: &Header, body: &[u8]) -> Result<FlowMod, OfpError> {
+    writable(c)?;
+    match Message::decode(h, body)? {
+        Message::FlowMod(m) => m.to_flow_mod(),
+        _ => refuse(E::BadRequestType, "ofp_header.type"),
+    }
+}
+
+/// Applies consecutive flow mods as one change of the rule set (the rule set publishes one
+/// version, not one per message); when that is refused, one by one, each refusal an ERROR
+/// for its message, in order.
+pub fn apply_flow_mods(
+    c: &mut Connection,
+    sw: &mut dyn Switch,
+    shared: &mut Shared,
+    pending: &mut Vec<PendingFlowMod>,
+) {
+    if pending.is_empty() {
+        return;
+    }
+    let mods: Vec<FlowMod> = pending.iter().map(|p| p.fm.clone()).collect();
+    if sw.apply_all(&mods).is_ok() {
+        shared.flow_mods += mods.len() as u64;
+        shared.unacknowledged = true;
+    } else {
+        for p in pending.iter() {
+            match sw.apply_all(std::slice::from_ref(&p.fm)) {
+                Ok(()) => {
+                    shared.flow_mods += 1;
+                    shared.unacknowledged = true;
+                }
+                Err(e) => {
+                    shared.flow_mods_refused += 1;
+                    c.send_error(&e, &p.raw, p.xid);
+                }
+            }
+        }
+    }
+    pending.clear();
 }
 
 fn refuse<T>(code: E, field: &'static str) -> Result<T, OfpError> {
@@ -100,20 +152,8 @@ fn answer(
             }
             c.miss_send_len = cfg.miss_send_len;
         }
-        M::FlowMod(fm) => {
-            writable(c)?;
-            let result = fm.to_flow_mod().and_then(|fm| sw.apply(&fm));
-            match result {
-                Ok(()) => {
-                    shared.flow_mods += 1;
-                    shared.unacknowledged = true;
-                }
-                Err(e) => {
-                    shared.flow_mods_refused += 1;
-                    return Err(e);
-                }
-            }
-        }
+        // Gathered by the connection and applied by `apply_flow_mods`.
+        M::FlowMod(_) => return refuse(E::BadRequestType, "ofp_header.type"),
         M::BarrierRequest => {
             if shared.unacknowledged {
                 if let Err(e) = sw.barrier() {

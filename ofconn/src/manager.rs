@@ -462,9 +462,13 @@ mod tests {
         fn rules(&self) -> Arc<RuleSet> {
             self.bridge.rules().snapshot()
         }
-        fn apply(&mut self, fm: &FlowMod) -> Result<(), OfpError> {
+        fn apply_all(&mut self, fms: &[FlowMod]) -> Result<(), OfpError> {
+            // Priority 666 stands for what the rule set refuses.
+            if fms.iter().any(|f| f.spec.priority == 666) {
+                return Err(OfpError::new(ofwire::ErrorCode::FlowModUnknown, "flow_mod"));
+            }
             self.bridge
-                .apply(std::slice::from_ref(fm), 0)
+                .apply(fms, 0)
                 .map(|_| ())
                 .map_err(|_| OfpError::new(ofwire::ErrorCode::FlowModUnknown, "flow_mod"))
         }
@@ -556,6 +560,35 @@ mod tests {
         let got = read_all(&mut peer);
         assert!(matches!(got[0], Message::Hello(_)));
         assert_eq!(got[1..], [Message::BarrierReply, Message::BarrierReply]);
+    }
+
+    #[test]
+    fn flow_mods_apply_together_and_a_refused_one_errs_alone_even_after_the_peer_closed() {
+        let (mut c, mut peer) = connection();
+        let mut sw = mock();
+        let mut shared = Shared::default();
+        let msg = |text: &str, xid| {
+            let fm = openflow::parse_flow_mod(text).unwrap_or_else(|e| unreachable!("{e}"));
+            let m = ofwire::msg::flow::FlowModMsg::from_flow_mod(&fm)
+                .unwrap_or_else(|e| unreachable!("{e}"));
+            Message::FlowMod(m).encode(4, xid).unwrap_or_default()
+        };
+        let mut bytes = msg("add priority=1,ip,actions=output:1", 1);
+        bytes.extend(msg("add priority=666,actions=drop", 2));
+        bytes.extend(msg("add priority=3,udp,actions=output:2", 3));
+        let _ = peer.write_all(&bytes);
+        let _ = peer.shutdown(std::net::Shutdown::Write);
+        c.read_input();
+        c.process(&mut sw, &mut shared, Instant::now());
+        c.flush();
+        assert_eq!(sw.bridge.rules().load().len(), 2);
+        assert_eq!((shared.flow_mods, shared.flow_mods_refused), (2, 1));
+        let got = read_all(&mut peer);
+        assert_eq!(got.len(), 2, "{got:?}");
+        // FLOWMOD_FAILED / UNKNOWN, carrying the refused message (its xid, 2).
+        assert!(matches!(&got[1], Message::Error(e)
+            if (e.err_type, e.code) == (5, 0) && e.data.get(4..8) == Some(&[0, 0, 0, 2][..])));
+        assert_eq!(c.closed.as_deref(), Some(crate::conn::CLOSED_BY_PEER));
     }
 
     #[test]

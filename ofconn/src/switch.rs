@@ -19,10 +19,10 @@ pub trait Switch {
     fn now_ns(&self) -> u64;
     /// The rules as published now (FLOW, AGGREGATE and TABLE replies read them).
     fn rules(&self) -> Arc<RuleSet>;
-    /// Applies one flow mod as the control socket's rule verbs do (the same rule set and
-    /// the same megaflow revalidation). The PMDs may still run on the previous rules until
-    /// [`Switch::barrier`] returns.
-    fn apply(&mut self, fm: &FlowMod) -> Result<(), OfpError>;
+    /// Applies flow mods, all or none, as the control socket's rule verbs do (the same rule
+    /// set and the same megaflow revalidation). The PMDs may still run on the previous rules
+    /// until [`Switch::barrier`] returns.
+    fn apply_all(&mut self, fms: &[FlowMod]) -> Result<(), OfpError>;
     /// Returns once no PMD can handle a packet with rules older than the last
     /// [`Switch::apply`].
     fn barrier(&mut self) -> Result<(), String>;
