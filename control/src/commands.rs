@@ -3,9 +3,12 @@
 //! programs. Every verb validates all of its input before it changes anything, and a refusal
 //! names the field.
 
+mod controller;
 mod flows;
 mod groups;
 mod netflow;
+
+pub use controller::{parse_datapath_id, parse_probe, parse_targets, set_controllers};
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -199,6 +202,21 @@ pub const VERBS: &[(&str, &str)] = &[
         "conntrack timeouts, the default ones or a zone's (OVS's timeout policy names: tcp_syn_sent, tcp_established, udp_first, icmp_reply, ...)",
     ),
     (
+        "set-controller BRIDGE TARGET... [inactivity_probe=MS]",
+        "OpenFlow 1.3 connections of a bridge, as ovs-vsctl set-controller: tcp:IP[:PORT] (connect, reconnect), ptcp:PORT[:IP] and punix:PATH (listen; mode 0600)",
+    ),
+    ("del-controller BRIDGE", "close the bridge's OpenFlow targets and connections"),
+    ("get-controller BRIDGE", "the bridge's OpenFlow targets"),
+    (
+        "set-fail-mode BRIDGE standalone|secure",
+        "without a connected controller: standalone fails open (rules flushed, NORMAL), secure keeps the rules",
+    ),
+    ("get-fail-mode BRIDGE", "the bridge's fail mode"),
+    (
+        "set-datapath-id BRIDGE ID|default",
+        "the datapath id controllers see (16 hex digits; default: from the bridge's MAC)",
+    ),
+    (
         "set-netflow BRIDGE targets=IP:PORT[,...] [active_timeout=S] [engine_type=N] [engine_id=N] [add_id_to_interface=true|false]",
         "NetFlow v5 export on a bridge, as OVS's NetFlow table (active_timeout 0 or -1: 600 s)",
     ),
@@ -316,6 +334,30 @@ pub fn execute(d: &mut Daemon, argv: &[String], data: Option<&str>) -> Result<Re
         "show" => {
             allow(&[])?;
             Ok(show(d))
+        }
+        "set-controller" => {
+            allow(&[])?;
+            controller::set_controller(d, &args)
+        }
+        "del-controller" => {
+            allow(&[])?;
+            controller::del_controller(d, &args)
+        }
+        "get-controller" => {
+            allow(&[])?;
+            controller::get_controller(d, &args)
+        }
+        "set-fail-mode" => {
+            allow(&[])?;
+            controller::set_fail_mode(d, &args)
+        }
+        "get-fail-mode" => {
+            allow(&[])?;
+            controller::get_fail_mode(d, &args)
+        }
+        "set-datapath-id" => {
+            allow(&[])?;
+            controller::set_datapath_id(d, &args)
         }
         "add-flow" => {
             allow(&[])?;
@@ -920,6 +962,28 @@ fn apply(d: &mut Daemon, bridge: &str, mods: &[openflow::FlowMod]) -> Result<Rep
     ))
 }
 
+/// A port's state as `show` prints it: `up`, `down` (its interface went), `waiting` (a
+/// vhost-user port without a running guest), or its interface's `down` / `gone`.
+pub(crate) fn port_state(p: &PortState) -> &'static str {
+    let link = p.queues.first().and_then(|q| q.link.as_ref());
+    if p.down {
+        "down"
+    } else if let Some(link) = link {
+        // A vhost-user port: up while a guest has its rings running.
+        if link.load(std::sync::atomic::Ordering::Relaxed) {
+            "up"
+        } else {
+            "waiting"
+        }
+    } else if datapath::daemon::needs_interface(&p.spec)
+        || matches!(p.spec.kind, ports::spec::PortKind::Tap)
+    {
+        link_state(&p.name)
+    } else {
+        "up"
+    }
+}
+
 fn show(d: &Daemon) -> Reply {
     let mut text = String::new();
     let mut bridges = Vec::new();
@@ -930,23 +994,7 @@ fn show(d: &Daemon) -> Reply {
         let mut sorted: Vec<_> = b.ports.iter().collect();
         sorted.sort_by_key(|p| p.ofport);
         for p in sorted {
-            let link = p.queues.first().and_then(|q| q.link.as_ref());
-            let state = if p.down {
-                "down"
-            } else if let Some(link) = link {
-                // A vhost-user port: up while a guest has its rings running.
-                if link.load(std::sync::atomic::Ordering::Relaxed) {
-                    "up"
-                } else {
-                    "waiting"
-                }
-            } else if datapath::daemon::needs_interface(&p.spec)
-                || matches!(p.spec.kind, ports::spec::PortKind::Tap)
-            {
-                link_state(&p.name)
-            } else {
-                "up"
-            };
+            let state = port_state(p);
             // Each queue's own (a vhost-user pair, an AF_XDP queue closed while it moves
             // between PMDs); the port line shows the first queue's.
             let infos: Vec<_> = p.queues.iter().map(|q| q.info()).collect();
@@ -985,7 +1033,8 @@ fn show(d: &Daemon) -> Reply {
                 "mtu": mtu, "mtu_request": p.spec.mtu_request, "state": state, "options": p.spec.options_text(), "queues": queues,
             }));
         }
-        bridges.push(json!({ "name": b.name, "ports": ports }));
+        let openflow = controller::show_lines(b, &mut text);
+        bridges.push(json!({ "name": b.name, "ports": ports, "openflow": openflow }));
     }
     let pmd_json: Vec<Value> = pmds
         .iter()
@@ -1019,14 +1068,14 @@ fn show(d: &Daemon) -> Reply {
 }
 
 /// One port's counters from every PMD (the switch's) and from its queues (the port type's).
-struct PortTotals {
-    stats: datapath::switch::PortStats,
+pub(crate) struct PortTotals {
+    pub(crate) stats: datapath::switch::PortStats,
     /// What the switch and the port type lost, by reason.
-    losses: ports::PortLosses,
+    pub(crate) losses: ports::PortLosses,
     counters: BTreeMap<&'static str, u64>,
 }
 
-fn port_totals(snaps: &[PmdSnapshot], bridge: &str, p: &PortState) -> PortTotals {
+pub(crate) fn port_totals(snaps: &[PmdSnapshot], bridge: &str, p: &PortState) -> PortTotals {
     let mut sum = datapath::switch::PortStats::default();
     for s in snaps {
         for sb in s.bridges.iter().filter(|x| x.name == bridge) {

@@ -16,6 +16,10 @@
 //! name = "br0"
 //! local = true              # the bridge's tap (OpenFlow LOCAL); default true
 //! rules = "br0.flows"       # ovs-ofctl add-flows file, relative to this file; default NORMAL
+//! controller = ["ptcp:6653:127.0.0.1", "punix:/run/vecswitch/br0.mgmt"]   # as set-controller
+//! datapath-id = "0000000000000001"   # as set-datapath-id; default: from the bridge's MAC
+//! fail-mode = "secure"      # as set-fail-mode; default standalone
+//! inactivity-probe = 5000   # ms, as set-controller's inactivity_probe; 0: off
 //!
 //! [[bridge.port]]
 //! name = "veth0"
@@ -86,6 +90,14 @@ struct BridgeFile {
     tlv_map: Option<String>,
     netflow: Option<netflow::NetflowOptions>,
     #[serde(default)]
+    controller: Vec<String>,
+    #[serde(rename = "datapath-id")]
+    datapath_id: Option<String>,
+    #[serde(rename = "fail-mode")]
+    fail_mode: Option<String>,
+    #[serde(rename = "inactivity-probe")]
+    inactivity_probe: Option<u64>,
+    #[serde(default)]
     port: Vec<toml::Table>,
 }
 
@@ -102,6 +114,14 @@ pub struct BridgeConfig {
     pub tlv_map: Option<openflow::tlv::TlvMap>,
     /// NetFlow export (`[bridge.netflow]`, the settings `set-netflow` takes).
     pub netflow: Option<netflow::NetflowOptions>,
+    /// OpenFlow targets (`controller`, as `set-controller` takes them).
+    pub controllers: Vec<ofconn::Target>,
+    /// `datapath-id`, as `set-datapath-id` takes it.
+    pub datapath_id: Option<u64>,
+    /// `fail-mode`, as `set-fail-mode` takes it.
+    pub fail_mode: ofconn::FailMode,
+    /// `inactivity-probe` (ms), as `set-controller` takes it: `Some(None)` turns it off.
+    pub inactivity_probe: Option<Option<std::time::Duration>>,
     pub ports: Vec<PortSpec>,
 }
 
@@ -131,6 +151,10 @@ impl Config {
                 rules: None,
                 tlv_map: None,
                 netflow: None,
+                controllers: Vec::new(),
+                datapath_id: None,
+                fail_mode: ofconn::FailMode::default(),
+                inactivity_probe: None,
                 ports: Vec::new(),
             }],
             neighbours: Vec::new(),
@@ -243,8 +267,37 @@ impl Config {
                 nf.validate()
                     .map_err(|e| anyhow!("bridge {}: netflow: {e}", b.name))?;
             }
+            let controllers = crate::commands::parse_targets(&b.controller)
+                .map_err(|e| anyhow!("bridge {}: controller: {e}", b.name))?;
+            let datapath_id = match &b.datapath_id {
+                Some(v) => Some(
+                    crate::commands::parse_datapath_id(v)
+                        .map_err(|e| anyhow!("bridge {}: {e}", b.name))?,
+                ),
+                None => None,
+            };
+            let fail_mode = match &b.fail_mode {
+                Some(v) => ofconn::FailMode::parse(v).ok_or_else(|| {
+                    anyhow!(
+                        "bridge {}: fail-mode: {v:?} is not standalone or secure",
+                        b.name
+                    )
+                })?,
+                None => ofconn::FailMode::default(),
+            };
+            let inactivity_probe = match b.inactivity_probe {
+                Some(ms) => Some(
+                    crate::commands::parse_probe(&ms.to_string())
+                        .map_err(|e| anyhow!("bridge {}: {e}", b.name))?,
+                ),
+                None => None,
+            };
             bridges.push(BridgeConfig {
                 netflow: b.netflow,
+                controllers,
+                datapath_id,
+                fail_mode,
+                inactivity_probe,
                 name: b.name,
                 local: b.local.unwrap_or(true),
                 frag_mode,
@@ -313,6 +366,17 @@ pub fn build(config: &Config) -> Result<Daemon> {
             d.set_netflow(&b.name, Some(nf.clone()))
                 .with_context(|| format!("bridge {}: netflow", b.name))?;
         }
+        if let Some(i) = d.bridges.iter().position(|x| x.name == b.name) {
+            d.bridges[i].datapath_id = b.datapath_id;
+            d.bridges[i].controllers.fail_mode = b.fail_mode;
+            if let Some(p) = b.inactivity_probe {
+                d.bridges[i].controllers.probe = p;
+            }
+        }
+        if !b.controllers.is_empty() {
+            crate::commands::set_controllers(&mut d, &b.name, b.controllers.clone())
+                .with_context(|| format!("bridge {}: controller", b.name))?;
+        }
     }
     for n in &config.neighbours {
         d.neighs
@@ -356,6 +420,41 @@ pub fn run(config: Config) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn controllers_and_datapath_id_are_read_and_checked() {
+        let dir = Path::new(".");
+        let c = Config::parse(
+            "[[bridge]]\nname = \"b0\"\ncontroller = [\"ptcp:6653:127.0.0.1\", \"tcp:10.0.0.1\"]\n\
+             datapath-id = \"00000000000000ab\"\n",
+            dir,
+        )
+        .unwrap_or_else(|e| unreachable!("{e:#}"));
+        let b = &c.bridges[0];
+        let targets: Vec<String> = b.controllers.iter().map(|t| t.to_string()).collect();
+        assert_eq!(targets, ["ptcp:6653:127.0.0.1", "tcp:10.0.0.1:6653"]);
+        assert_eq!(b.datapath_id, Some(0xab));
+        assert_eq!(b.inactivity_probe, None);
+        for (text, want) in [
+            (
+                "controller = [\"ptcp:6653\", \"tcp:1.2.3\"]",
+                "bridge b0: controller: target 2: tcp ip:",
+            ),
+            (
+                "datapath-id = \"0xfffffffffffffffff\"",
+                "bridge b0: datapath-id:",
+            ),
+            ("datapath-id = \"12\"", "bridge b0: datapath-id:"),
+            ("fail-mode = \"open\"", "bridge b0: fail-mode:"),
+            ("inactivity-probe = 10", "bridge b0: inactivity_probe:"),
+        ] {
+            let e = Config::parse(&format!("[[bridge]]\nname = \"b0\"\n{text}\n"), dir)
+                .err()
+                .map(|e| format!("{e:#}"))
+                .unwrap_or_default();
+            assert!(e.starts_with(want), "{text}: {e}");
+        }
+    }
 
     #[test]
     fn a_config_with_unknown_or_bad_fields_is_refused_naming_them() {

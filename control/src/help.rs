@@ -47,6 +47,35 @@ const DETAILS: &[(&str, &str)] = &[
   A value the port or its kernel interface refuses changes nothing.",
     ),
     (
+        "set-controller",
+        "  TARGET...  every target the bridge has from now on (the others close):
+             tcp:IP[:PORT]    connect to a controller (port 6653 by default); reconnect
+                              after 1, 2, 4, 8 s while it cannot be reached
+             ptcp:PORT[:IP]   listen on a TCP port (every address without IP; 0: any port,
+                              which show prints)
+             punix:PATH       listen on a unix socket (mode 0600), e.g. for ovs-ofctl
+  inactivity_probe=MS  a connection silent this long gets an echo request, and is closed
+             when silent as long again (default 5000; 0: never; else at least 1000)
+  Connections speak OpenFlow 1.3 (a peer without it gets HELLO_FAILED and is closed). A listener that
+  cannot be bound, or a target that does not parse (the error names the part), changes
+  nothing. show lists each connection's state, peer, version and role.",
+    ),
+    (
+        "set-fail-mode",
+        "  standalone  (default) as Open vSwitch: when the bridge has tcp: controllers and none has
+              been connected for three inactivity-probe intervals (15 s by default), its rules
+              are flushed and NORMAL handles every packet until one connects; ptcp: and
+              punix: listeners never cause this. del-controller gives it the default
+              rule (priority 0, NORMAL) again
+  secure      the rules stay as they are without a controller",
+    ),
+    (
+        "set-datapath-id",
+        "  ID        16 hex digits (as ovs-vsctl other-config:datapath-id) or 0x and up to 16
+  default   the bridge's LOCAL MAC in the low 48 bits, as Open vSwitch derives it (a bridge
+            without LOCAL: a locally administered MAC made from its name)",
+    ),
+    (
         "add-flow",
         "  FLOW  one rule in ovs-ofctl syntax, e.g. 'priority=100,ip,nw_dst=10.0.0.0/24,actions=output:2'
         A port goes by number, reserved name (LOCAL, NORMAL, ...) or the bridge's name for it

@@ -105,13 +105,20 @@ impl ControlSocket {
 
     /// Serves requests until `stop` is set; upkeep about once a second. Each connection's
     /// request is read on a thread of its own (at most [`MAX_READERS`] at once), so a slow or
-    /// stalled client holds up no one; complete requests run here, one at a time.
+    /// stalled client holds up no one; complete requests run here, one at a time, between
+    /// rounds of the bridges' OpenFlow connections.
     pub fn serve(&self, daemon: &mut Daemon, stop: &Arc<AtomicBool>) -> Result<()> {
         let (tx, rx) = crossbeam_channel::unbounded::<(Vec<u8>, UnixStream)>();
         let readers = Arc::new(AtomicUsize::new(0));
         let mut last_upkeep = Instant::now();
+        let mut fds = Vec::new();
+        // Set when an OpenFlow connection has input left over from the last round.
+        let mut openflow_busy = false;
         while !stop.load(Ordering::Relaxed) {
-            let _ = ports::sys::poll_readable(&[self.listener.as_raw_fd()], 20);
+            fds.clear();
+            fds.push(self.listener.as_raw_fd());
+            crate::openflow_conn::fds(daemon, &mut fds);
+            let _ = ports::sys::poll_readable(&fds, if openflow_busy { 0 } else { 20 });
             loop {
                 match self.listener.accept() {
                     Ok((stream, _)) => spawn_reader(stream, &tx, &readers),
@@ -125,14 +132,18 @@ impl ControlSocket {
             while let Ok((line, stream)) = rx.try_recv() {
                 serve_one(daemon, &line, stream);
             }
-            // No OpenFlow connection takes packet-ins yet: they are counted and let go, so
+            // The connections do not send PACKET_IN yet: packet-ins are counted and let go, so
             // that the bridges' queues never fill.
             daemon.discard_packet_ins();
+            // Each connection handles a bounded number of messages per round, so requests on
+            // this socket are served between the rounds of a flooding controller.
+            openflow_busy = crate::openflow_conn::run(daemon, Instant::now());
             if last_upkeep.elapsed() >= Duration::from_secs(1) {
                 last_upkeep = Instant::now();
                 if let Err(e) = daemon.housekeeping() {
                     eprintln!("vecswitch: upkeep: {e:#}");
                 }
+                crate::openflow_conn::upkeep(daemon);
             }
         }
         Ok(())

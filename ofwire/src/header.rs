@@ -91,6 +91,16 @@ impl Framer {
         self.buf.len()
     }
 
+    /// True when [`Framer::next_message`] has a whole message (or a bad header) to give,
+    /// false when it would say `NeedMore`.
+    pub fn has_message(&self) -> bool {
+        if self.broken || self.buf.len() < OFP_HEADER_LEN {
+            return false;
+        }
+        let len = usize::from(u16::from_be_bytes([self.buf[2], self.buf[3]]));
+        len < OFP_HEADER_LEN || len > self.max_len || self.buf.len() >= len
+    }
+
     /// The next whole message, `NeedMore`, or the framing error (`OFPBRC_BAD_LEN`: a length
     /// under 8 or over the limit). After an error every call returns the same error.
     pub fn next_message(&mut self) -> Result<Frame, OfpError> {
@@ -135,7 +145,9 @@ mod tests {
             f.push(&[*b]);
             assert_eq!(f.next_message(), Ok(Frame::NeedMore));
         }
+        assert!(!f.has_message());
         f.push(&msg[11..]);
+        assert!(f.has_message());
         f.push(&msg[..3]);
         let Ok(Frame::Message(h, body)) = f.next_message() else {
             unreachable!("whole message expected")

@@ -147,6 +147,24 @@ pub fn encode_tlv(f: &OxmField, out: &mut Vec<u8>) {
     }
 }
 
+/// The 32-bit OXM header of `field` under `nxm` (the form TABLE_FEATURES lists fields in):
+/// class, field number, has-mask bit and payload length.
+pub fn oxm_header(field: Field, nxm: &Nxm, masked: bool) -> u32 {
+    let n = value_len(field.def(), nxm) * if masked { 2 } else { 1 };
+    (u32::from(nxm.class) << 16) | (u32::from(nxm.field) << 9) | (u32::from(masked) << 8) | n as u32
+}
+
+/// The OXM (or, for what OXM lacks, NXM) number a field is written with: the OXM basic class
+/// when it has one; fields only in an experimenter class have none here.
+pub fn preferred_nxm(field: Field) -> Option<Nxm> {
+    let d = field.def();
+    d.nxm
+        .iter()
+        .find(|n| n.class == OXM_CLASS_BASIC)
+        .or_else(|| d.nxm.iter().find(|n| n.class != OXM_CLASS_EXPERIMENTER))
+        .copied()
+}
+
 impl OxmField {
     fn field_number(&self) -> u8 {
         self.nxm.field

@@ -13,7 +13,7 @@ use crate::error::BundleError;
 use crate::normal::{MacTable, NormalPort};
 use crate::recirc::{Conntrack, Hooks, RecircTable};
 use crate::rule::FlowMod;
-use crate::ruleset::{ApplyReport, FlowTables, Rule};
+use crate::ruleset::{ApplyReport, FlowTables, Rule, RuleSet};
 use crate::tlv::{TlvError, TlvMap};
 use crate::xlate::{translate_netflow, FragMode, Frozen, TunnelMark, XlateEnv, XlateHooks};
 
@@ -31,6 +31,10 @@ pub struct Bridge {
     netflow: ArcSwapOption<BridgeNetflow>,
     /// The packets its `controller` actions send, for the control thread.
     packet_ins: Arc<PacketInQueue>,
+    /// Set while the bridge has failed open (OpenFlow `fail_mode=standalone` without its
+    /// controller): translation uses these rules (NORMAL alone) instead of the tables, as
+    /// Open vSwitch's hidden fail-open flow overrides every rule.
+    fail_open: ArcSwapOption<RuleSet>,
 }
 
 /// What a datapath adds to a bridge's translation.
@@ -60,6 +64,7 @@ impl Bridge {
             tlv: ArcSwap::from_pointee(TlvMap::default()),
             netflow: ArcSwapOption::empty(),
             packet_ins: Arc::default(),
+            fail_open: ArcSwapOption::empty(),
         }
     }
 
@@ -67,6 +72,24 @@ impl Bridge {
     /// ([`PacketInQueue::take`]).
     pub fn packet_ins(&self) -> &Arc<PacketInQueue> {
         &self.packet_ins
+    }
+
+    /// Whether the bridge has failed open (see [`Bridge::set_fail_open`]).
+    pub fn fail_open(&self) -> bool {
+        self.fail_open.load().is_some()
+    }
+
+    /// Fails open (every packet handled by NORMAL, whatever the rules say; they are kept
+    /// and shown) or back; every megaflow is revalidated.
+    pub fn set_fail_open(&self, on: bool) {
+        let rules = on.then(|| {
+            let t = FlowTables::new();
+            // A constant rule: it parses.
+            let _ = t.add_flows_text(DEFAULT_RULES, 0);
+            t.snapshot()
+        });
+        self.fail_open.store(rules);
+        self.port_changes.fetch_add(1, Ordering::Release);
     }
 
     /// The Geneve TLV map (`dump-tlv-map`).
@@ -208,12 +231,17 @@ impl Bridge {
         now_ns: u64,
         learn: bool,
     ) -> (UpcallResult, Vec<TunnelMark>) {
-        let rules = self.rules.load();
+        let live = self.rules.load();
+        let fail_open = self.fail_open.load();
+        let rules: &RuleSet = match &*fail_open {
+            Some(r) => r,
+            None => &live,
+        };
         let ports = self.ports.load();
         let tlv = self.tlv.load();
         let ports_down = self.ports_down.load();
         let env = XlateEnv {
-            rules: &rules,
+            rules,
             ports: &ports,
             macs: &self.macs,
             now_ns,
@@ -350,6 +378,36 @@ impl Upcall for BridgeUpcall {
 mod tests {
     use super::*;
     use crate::normal::VlanMode;
+
+    #[test]
+    fn failing_open_overrides_the_rules_and_revalidates() {
+        let port = |n| NormalPort {
+            ofport: n,
+            vlan: VlanMode::Trunk(Vec::new()),
+            flood: true,
+        };
+        let bridge = Bridge::new(vec![port(1), port(2), port(3)], MacTable::default());
+        bridge
+            .add_flows_text("priority=9,actions=drop\n", 0)
+            .unwrap();
+        let key = FlowKey {
+            in_port: 1,
+            dl_dst: [0xff; 6],
+            ..FlowKey::default()
+        };
+        assert!(bridge.translate(&key, 0).actions.is_empty());
+        let g = bridge.generation();
+        bridge.set_fail_open(true);
+        assert!(bridge.fail_open() && bridge.generation() > g);
+        // NORMAL floods the broadcast; the rules are still there.
+        assert_eq!(
+            bridge.translate(&key, 0).actions,
+            vec![pipeline::DpAction::Output(2), pipeline::DpAction::Output(3)]
+        );
+        assert_eq!(bridge.rules().load().len(), 1);
+        bridge.set_fail_open(false);
+        assert!(bridge.translate(&key, 0).actions.is_empty());
+    }
 
     #[test]
     fn upcall_follows_the_bridge() {

@@ -439,7 +439,15 @@ pub fn replay(scenario: &Scenario, out: &Path) -> Result<ReplayReport> {
             // interfaces (the underlay's part of a tunnel output is not its own, as in OVS).
             let mut nf = NetflowClock::on(scenario, &bridges[0].1, start_ns);
             let mut pins = PacketIns::new(bridges.to_vec());
-            let now = run(scenario, &mut switch, &arrivals, out, &ct, nf.as_mut(), &mut pins)?;
+            let now = run(
+                scenario,
+                &mut switch,
+                &arrivals,
+                out,
+                &ct,
+                nf.as_mut(),
+                &mut pins,
+            )?;
             pins.write(out)?;
             let mut report = build_report(scenario, &mut switch);
             report.conntrack = dump_conntrack(&ct, now);

@@ -115,6 +115,32 @@ pub struct BridgeState {
     /// Packet-ins its `controller` actions sent that no controller connection took (Open
     /// vSwitch's `connmgr_async_unsent`).
     pub packet_ins_unsent: u64,
+    /// Its OpenFlow connections (`set-controller`); the control thread runs them.
+    pub controllers: ofconn::Controllers,
+    /// The datapath id set for it; `None`: derived from its MAC (see [`BridgeState::datapath_id`]).
+    pub datapath_id: Option<u64>,
+}
+
+impl BridgeState {
+    /// The datapath id OpenFlow controllers see: the one set, else as Open vSwitch derives
+    /// it, the bridge's MAC in the low 48 bits; a bridge without a LOCAL tap has no MAC and
+    /// gets a locally administered one made from its name (stable across restarts).
+    pub fn datapath_id(&self) -> u64 {
+        if let Some(id) = self.datapath_id {
+            return id;
+        }
+        let mac = self.mac.unwrap_or_else(|| name_mac(&self.name));
+        mac.iter().fold(0u64, |a, b| (a << 8) | u64::from(*b))
+    }
+}
+
+/// A locally administered unicast MAC from a name (FNV-1a of its bytes).
+fn name_mac(name: &str) -> [u8; 6] {
+    let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let b = h.to_be_bytes();
+    [(b[2] & 0xfe) | 0x02, b[3], b[4], b[5], b[6], b[7]]
 }
 
 /// A running PMD thread as the control thread sees it.
@@ -369,6 +395,8 @@ impl Daemon {
             addresses: Vec::new(),
             mac: None,
             packet_ins_unsent: 0,
+            controllers: ofconn::Controllers::default(),
+            datapath_id: None,
         };
         if local && interface_exists(name) {
             bail!(

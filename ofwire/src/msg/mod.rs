@@ -9,6 +9,7 @@ pub mod packet;
 pub mod port;
 pub mod switch;
 pub mod symmetric;
+pub mod table_features;
 
 use crate::buf::Reader;
 use crate::error::{err, ErrorCode as E, OfpError};

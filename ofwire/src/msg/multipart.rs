@@ -9,6 +9,7 @@ use crate::buf::{Put, Reader};
 use crate::error::{err, ErrorCode as E, OfpError};
 use crate::msg::group::{GroupDesc, GroupStats};
 use crate::msg::port::{Port, PORT_LEN};
+use crate::msg::table_features::TableFeatures;
 use crate::oxm::{decode_match, encode_match};
 
 /// `OFPMPF_REQ_MORE` / `OFPMPF_REPLY_MORE`.
@@ -23,6 +24,7 @@ mod ty {
     pub const GROUP: u16 = 6;
     pub const GROUP_DESC: u16 = 7;
     pub const GROUP_FEATURES: u16 = 8;
+    pub const TABLE_FEATURES: u16 = 12;
     pub const PORT_DESC: u16 = 13;
 }
 
@@ -81,6 +83,8 @@ pub enum RequestBody {
     Group(u32),
     GroupDesc,
     GroupFeatures,
+    /// Empty: what the tables support; otherwise the features to give them.
+    TableFeatures(Vec<TableFeatures>),
 }
 
 /// MULTIPART_REQUEST.
@@ -121,6 +125,13 @@ impl MultipartRequest {
             }
             ty::GROUP_DESC => empty(&r, RequestBody::GroupDesc)?,
             ty::GROUP_FEATURES => empty(&r, RequestBody::GroupFeatures)?,
+            ty::TABLE_FEATURES => {
+                let mut v = Vec::new();
+                while !r.is_empty() {
+                    v.push(TableFeatures::decode(&mut r)?);
+                }
+                RequestBody::TableFeatures(v)
+            }
             _ => return err(E::BadRequestMultipart, "multipart.type"),
         };
         Ok(MultipartRequest { flags, body })
@@ -137,12 +148,14 @@ impl MultipartRequest {
             RequestBody::Group(_) => ty::GROUP,
             RequestBody::GroupDesc => ty::GROUP_DESC,
             RequestBody::GroupFeatures => ty::GROUP_FEATURES,
+            RequestBody::TableFeatures(_) => ty::TABLE_FEATURES,
         };
         out.put_u16(t);
         out.put_u16(self.flags);
         out.put_zeros(4);
         match &self.body {
             RequestBody::Flow(f) | RequestBody::Aggregate(f) => f.encode(out)?,
+            RequestBody::TableFeatures(v) => v.iter().for_each(|t| t.encode(out)),
             RequestBody::PortStats(p) | RequestBody::Group(p) => {
                 out.put_u32(*p);
                 out.put_zeros(4);
@@ -286,6 +299,7 @@ pub enum ReplyBody {
     Group(Vec<GroupStats>),
     GroupDesc(Vec<GroupDesc>),
     GroupFeatures(GroupFeatures),
+    TableFeatures(Vec<TableFeatures>),
 }
 
 /// MULTIPART_REPLY.
@@ -379,6 +393,13 @@ impl MultipartReply {
                 }
                 ReplyBody::GroupDesc(v)
             }
+            ty::TABLE_FEATURES => {
+                let mut v = Vec::new();
+                while !r.is_empty() {
+                    v.push(TableFeatures::decode(&mut r)?);
+                }
+                ReplyBody::TableFeatures(v)
+            }
             ty::GROUP_FEATURES => {
                 let types = r.u32()?;
                 let capabilities = r.u32()?;
@@ -402,8 +423,8 @@ impl MultipartReply {
         Ok(MultipartReply { flags, body })
     }
 
-    pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), OfpError> {
-        let t = match &self.body {
+    fn type_code(&self) -> u16 {
+        match &self.body {
             ReplyBody::Desc(_) => ty::DESC,
             ReplyBody::Flow(_) => ty::FLOW,
             ReplyBody::Aggregate { .. } => ty::AGGREGATE,
@@ -413,8 +434,87 @@ impl MultipartReply {
             ReplyBody::Group(_) => ty::GROUP,
             ReplyBody::GroupDesc(_) => ty::GROUP_DESC,
             ReplyBody::GroupFeatures(_) => ty::GROUP_FEATURES,
+            ReplyBody::TableFeatures(_) => ty::TABLE_FEATURES,
+        }
+    }
+
+    /// The reply as whole OpenFlow 1.3 messages with transaction id `xid`, each at most
+    /// 65535 bytes: a list that does not fit in one is split between its entries, every
+    /// message but the last flagged `OFPMPF_REPLY_MORE` (section 7.3.5).
+    pub fn encode_parts(&self, xid: u32) -> Result<Vec<Vec<u8>>, OfpError> {
+        use crate::header::{Header, OFP_HEADER_LEN, OFP_MAX_LEN};
+        let single = |body: &MultipartReply| {
+            crate::msg::Message::MultipartReply(body.clone()).encode(crate::OFP13_VERSION, xid)
         };
-        out.put_u16(t);
+        // Each entry alone, by encoding a reply of that one entry and cutting its header.
+        let mut entries: Vec<Vec<u8>> = Vec::new();
+        let mut one = |body: ReplyBody| -> Result<(), OfpError> {
+            let mut out = Vec::new();
+            MultipartReply { flags: 0, body }.encode(&mut out)?;
+            entries.push(out.split_off(8));
+            Ok(())
+        };
+        match &self.body {
+            ReplyBody::Flow(v) => v
+                .iter()
+                .try_for_each(|e| one(ReplyBody::Flow(vec![e.clone()])))?,
+            ReplyBody::Table(v) => v.iter().try_for_each(|e| one(ReplyBody::Table(vec![*e])))?,
+            ReplyBody::PortStats(v) => v
+                .iter()
+                .try_for_each(|e| one(ReplyBody::PortStats(vec![*e])))?,
+            ReplyBody::PortDesc(v) => v
+                .iter()
+                .try_for_each(|e| one(ReplyBody::PortDesc(vec![e.clone()])))?,
+            ReplyBody::GroupDesc(v) => v
+                .iter()
+                .try_for_each(|e| one(ReplyBody::GroupDesc(vec![e.clone()])))?,
+            ReplyBody::TableFeatures(v) => v
+                .iter()
+                .try_for_each(|e| one(ReplyBody::TableFeatures(vec![e.clone()])))?,
+            _ => return Ok(vec![single(self)?]),
+        }
+        const HEAD: usize = OFP_HEADER_LEN + 8;
+        let mut parts: Vec<Vec<u8>> = Vec::new();
+        let mut cur: Vec<u8> = Vec::new();
+        for e in entries {
+            if HEAD + e.len() > OFP_MAX_LEN {
+                return err(E::BadRequestLen, "multipart entry too long");
+            }
+            if HEAD + cur.len() + e.len() > OFP_MAX_LEN {
+                parts.push(std::mem::take(&mut cur));
+            }
+            cur.extend_from_slice(&e);
+        }
+        parts.push(cur);
+        let n = parts.len();
+        let t = self.type_code();
+        Ok(parts
+            .into_iter()
+            .enumerate()
+            .map(|(i, body)| {
+                let mut out = Vec::with_capacity(HEAD + body.len());
+                Header {
+                    version: crate::OFP13_VERSION,
+                    msg_type: crate::MsgType::MultipartReply as u8,
+                    length: (HEAD + body.len()) as u16,
+                    xid,
+                }
+                .encode(&mut out);
+                out.put_u16(t);
+                out.put_u16(if i + 1 < n {
+                    self.flags | OFPMPF_MORE
+                } else {
+                    self.flags
+                });
+                out.put_zeros(4);
+                out.extend_from_slice(&body);
+                out
+            })
+            .collect())
+    }
+
+    pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), OfpError> {
+        out.put_u16(self.type_code());
         out.put_u16(self.flags);
         out.put_zeros(4);
         match &self.body {
@@ -475,6 +575,7 @@ impl MultipartReply {
                     g.encode(out);
                 }
             }
+            ReplyBody::TableFeatures(v) => v.iter().for_each(|t| t.encode(out)),
             ReplyBody::GroupFeatures(g) => {
                 out.put_u32(g.types);
                 out.put_u32(g.capabilities);
@@ -484,5 +585,48 @@ impl MultipartReply {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::msg::Message;
+
+    #[test]
+    fn a_long_reply_is_split_with_reply_more() {
+        let ports: Vec<PortStats> = (0..1000)
+            .map(|i| PortStats {
+                port_no: i,
+                ..PortStats::default()
+            })
+            .collect();
+        let reply = MultipartReply {
+            flags: 0,
+            body: ReplyBody::PortStats(ports.clone()),
+        };
+        let parts = reply.encode_parts(9).unwrap_or_default();
+        // 112 bytes each: 584 fit in one message.
+        assert_eq!(parts.len(), 2);
+        let mut got = Vec::new();
+        for (i, p) in parts.iter().enumerate() {
+            assert!(p.len() <= 65535);
+            let Ok((h, Message::MultipartReply(m))) = Message::decode_bytes(p) else {
+                unreachable!("a multipart reply")
+            };
+            assert_eq!(h.xid, 9);
+            assert_eq!(m.flags & OFPMPF_MORE != 0, i == 0);
+            let ReplyBody::PortStats(v) = m.body else {
+                unreachable!("port stats")
+            };
+            got.extend(v);
+        }
+        assert_eq!(got, ports);
+        // An empty list is one message with no entries.
+        let empty = MultipartReply {
+            flags: 0,
+            body: ReplyBody::Flow(Vec::new()),
+        };
+        assert_eq!(empty.encode_parts(1).map(|p| p.len()), Ok(1));
     }
 }

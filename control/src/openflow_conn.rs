@@ -1,0 +1,297 @@
+//! The daemon's side of OpenFlow connections: a bridge as `ofconn::Switch` (flow mods through
+//! the same rule set and PMD acknowledgement as the control socket's rule verbs, statistics
+//! from the PMDs' snapshots, ports as `show` has them), and the control loop's calls that
+//! run every bridge's connections.
+
+use std::os::fd::RawFd;
+use std::sync::Arc;
+use std::time::Instant;
+
+use datapath::daemon::{BridgeState, Daemon};
+use ofwire::msg::multipart::{Desc, PortStats};
+use ofwire::msg::port::{Port, PortMod, OFPPS_LINK_DOWN};
+use ofwire::msg::switch::Features;
+use ofwire::{ErrorCode, OfpError};
+use openflow::{FlowMod, FragMode, RuleSet};
+
+use crate::commands::{port_state, port_totals};
+
+/// `OFPPS_LIVE`: Open vSwitch's state of a port with carrier.
+const OFPPS_LIVE: u32 = 1 << 2;
+/// `OFPC_FLOW_STATS | OFPC_TABLE_STATS | OFPC_PORT_STATS`.
+const CAPABILITIES: u32 = 1 | 2 | 4;
+/// `OFPC_FRAG_NORMAL`, `OFPC_FRAG_DROP`, Open vSwitch's `OFPC_FRAG_NX_MATCH` (not
+/// `OFPC_FRAG_REASM`, 2).
+const FRAG_NORMAL: u16 = 0;
+const FRAG_DROP: u16 = 1;
+const FRAG_NX_MATCH: u16 = 3;
+
+/// One bridge of the daemon, as its OpenFlow connections see it.
+pub struct BridgeSwitch<'a> {
+    pub d: &'a Daemon,
+    pub bridge: &'a BridgeState,
+}
+
+impl BridgeSwitch<'_> {
+    /// `ofp_port` of each port, sorted by number.
+    fn describe_ports(&self) -> Vec<Port> {
+        let mut v: Vec<Port> = self
+            .bridge
+            .ports
+            .iter()
+            .map(|p| {
+                let mac = if p.ofport == openflow::OFPP_LOCAL {
+                    self.bridge.mac
+                } else {
+                    ports::sys::interface_mac(&p.name)
+                };
+                Port {
+                    port_no: p.ofport,
+                    hw_addr: mac.unwrap_or_default(),
+                    name: p.name.clone(),
+                    config: 0,
+                    state: if port_state(p) == "up" {
+                        OFPPS_LIVE
+                    } else {
+                        OFPPS_LINK_DOWN
+                    },
+                    ..Port::default()
+                }
+            })
+            .collect();
+        v.sort_by_key(|p| p.port_no);
+        v
+    }
+}
+
+impl ofconn::Switch for BridgeSwitch<'_> {
+    fn features(&self) -> Features {
+        Features {
+            datapath_id: self.bridge.datapath_id(),
+            n_buffers: 0,
+            n_tables: openflow::N_TABLES as u8,
+            auxiliary_id: 0,
+            capabilities: CAPABILITIES,
+        }
+    }
+
+    fn desc(&self) -> Desc {
+        Desc {
+            mfr_desc: "vecswitch".into(),
+            hw_desc: "vecswitch userspace datapath".into(),
+            sw_desc: env!("CARGO_PKG_VERSION").into(),
+            serial_num: "None".into(),
+            dp_desc: self.bridge.name.clone(),
+        }
+    }
+
+    fn now_ns(&self) -> u64 {
+        self.d.now_ns()
+    }
+
+    fn rules(&self) -> Arc<RuleSet> {
+        self.bridge.of.rules().snapshot()
+    }
+
+    fn apply_all(&mut self, fms: &[FlowMod]) -> Result<(), OfpError> {
+        match self.bridge.of.apply(fms, self.d.now_ns()) {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                // A refused batch is tried again one by one: log the one that says which.
+                if fms.len() == 1 {
+                    eprintln!(
+                        "vecswitch: openflow {}: flow mod refused: {}",
+                        self.bridge.name, e.error
+                    );
+                }
+                let code = match e.error.field.as_str() {
+                    "table" => ErrorCode::FlowModBadTableId,
+                    // A group the bridge does not have (OpenFlow's code for it).
+                    "group" => ErrorCode::BadActionOutGroup,
+                    "check_overlap" => ErrorCode::FlowModOverlap,
+                    _ => ErrorCode::FlowModUnknown,
+                };
+                Err(OfpError::new(code, "flow_mod"))
+            }
+        }
+    }
+
+    fn barrier(&mut self) -> Result<(), String> {
+        self.d.barrier().map_err(|e| format!("{e:#}"))
+    }
+
+    fn frag_flags(&self) -> u16 {
+        match self.bridge.of.frag_mode() {
+            FragMode::Normal => FRAG_NORMAL,
+            FragMode::Drop => FRAG_DROP,
+            FragMode::NxMatch => FRAG_NX_MATCH,
+        }
+    }
+
+    fn set_frag_flags(&mut self, flags: u16) -> Result<(), OfpError> {
+        let mode = match flags {
+            FRAG_NORMAL => FragMode::Normal,
+            FRAG_DROP => FragMode::Drop,
+            FRAG_NX_MATCH => FragMode::NxMatch,
+            // Reassembly (OFPC_FRAG_REASM) is not done by the tables; the decoder refuses
+            // other bits.
+            _ => {
+                return Err(OfpError::new(
+                    ErrorCode::SwitchConfigBadFlags,
+                    "switch_config.flags: reassembly is not supported",
+                ))
+            }
+        };
+        self.bridge.of.set_frag_mode(mode);
+        Ok(())
+    }
+
+    fn ports(&self) -> Vec<Port> {
+        self.describe_ports()
+    }
+
+    fn port_stats(&self) -> Vec<PortStats> {
+        let snaps = match self.d.snapshots() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("vecswitch: openflow port stats: {e:#}");
+                Vec::new()
+            }
+        };
+        let mut v: Vec<PortStats> = self
+            .bridge
+            .ports
+            .iter()
+            .map(|p| {
+                let t = port_totals(&snaps, &self.bridge.name, p);
+                let s = &t.stats;
+                let rx_lost = t.losses.total_of(ports::Direction::Rx);
+                let tx_lost = t.losses.total_of(ports::Direction::Tx);
+                // Counters the switch does not keep are all ones, as OpenFlow asks.
+                const NONE: u64 = u64::MAX;
+                PortStats {
+                    port_no: p.ofport,
+                    counters: [
+                        s.rx_packets,
+                        s.tx_packets,
+                        s.rx_bytes,
+                        s.tx_bytes,
+                        rx_lost,
+                        tx_lost,
+                        NONE,
+                        NONE,
+                        NONE,
+                        NONE,
+                        NONE,
+                        NONE,
+                    ],
+                    duration_sec: u32::MAX,
+                    duration_nsec: u32::MAX,
+                }
+            })
+            .collect();
+        v.sort_by_key(|p| p.port_no);
+        v
+    }
+
+    fn port_mod(&mut self, pm: &PortMod) -> Result<(), OfpError> {
+        let Some(port) = self
+            .describe_ports()
+            .into_iter()
+            .find(|p| p.port_no == pm.port_no)
+        else {
+            return Err(OfpError::new(ErrorCode::PortModBadPort, "port_mod.port_no"));
+        };
+        if port.hw_addr != pm.hw_addr {
+            return Err(OfpError::new(
+                ErrorCode::PortModBadHwAddr,
+                "port_mod.hw_addr",
+            ));
+        }
+        // No port configuration bit can be changed yet: a request that keeps them as they
+        // are (all clear) is accepted, one that changes one is refused.
+        if pm.config & pm.mask != port.config & pm.mask {
+            return Err(OfpError::new(
+                ErrorCode::PortModBadConfig,
+                "port_mod.config: not supported",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The descriptors of every bridge's OpenFlow listeners and connections.
+pub fn fds(d: &Daemon, out: &mut Vec<RawFd>) {
+    for b in &d.bridges {
+        b.controllers.fds(out);
+    }
+}
+
+/// Runs every bridge's connections once; true when one has input left for the next round.
+pub fn run(d: &mut Daemon, now: Instant) -> bool {
+    let mut busy = false;
+    for i in 0..d.bridges.len() {
+        if d.bridges[i].controllers.targets().is_empty() && !d.bridges[i].of.fail_open() {
+            continue;
+        }
+        // Out of the bridge while it runs, so that the switch can borrow the daemon.
+        let mut c = std::mem::take(&mut d.bridges[i].controllers);
+        {
+            let shared: &Daemon = d;
+            let mut sw = BridgeSwitch {
+                d: shared,
+                bridge: &shared.bridges[i],
+            };
+            busy |= c.run(&mut sw, now);
+        }
+        let fail_open = c.should_fail_open(now);
+        d.bridges[i].controllers = c;
+        if fail_open != d.bridges[i].of.fail_open() {
+            set_fail_open(d, i, fail_open);
+        }
+    }
+    busy
+}
+
+/// Fails bridge `i` open, as Open vSwitch does: its rules are flushed and NORMAL handles
+/// every packet; or back, when a controller connects (the rules stay flushed: the
+/// controller installs its own).
+fn set_fail_open(d: &mut Daemon, i: usize, on: bool) {
+    let b = &d.bridges[i];
+    if on {
+        eprintln!(
+            "vecswitch: {}: no controller connected for three probe intervals: failing open (rules flushed, NORMAL)",
+            b.name
+        );
+        if let Ok(delete_all) = openflow::parse_del_flow("", false) {
+            if let Err(e) = b.of.apply(&[delete_all], d.now_ns()) {
+                eprintln!("vecswitch: {}: flushing the rules: {e}", b.name);
+            }
+        }
+    } else {
+        eprintln!(
+            "vecswitch: {}: a controller connected: no longer failed open",
+            b.name
+        );
+    }
+    b.of.set_fail_open(on);
+    if let Err(e) = d.barrier() {
+        eprintln!("vecswitch: {}: fail-open: {e:#}", b.name);
+    }
+}
+
+/// Upkeep, about once a second: PORT_STATUS for the ports that changed.
+pub fn upkeep(d: &mut Daemon) {
+    for i in 0..d.bridges.len() {
+        if d.bridges[i].controllers.targets().is_empty() {
+            continue;
+        }
+        let mut c = std::mem::take(&mut d.bridges[i].controllers);
+        let shared: &Daemon = d;
+        c.upkeep(&BridgeSwitch {
+            d: shared,
+            bridge: &shared.bridges[i],
+        });
+        d.bridges[i].controllers = c;
+    }
+}

@@ -1,0 +1,389 @@
+//! The answer to each message of an established connection, over the [`Switch`] trait.
+//! A refusal is an ERROR with the type and code OpenFlow 1.3.5 gives and the connection goes
+//! on; only the framing errors (in `conn`) close it.
+
+use ofwire::msg::flow::OFPTT_ALL;
+use ofwire::msg::multipart::{
+    FlowStats, FlowStatsRequest, MultipartReply, MultipartRequest, ReplyBody, RequestBody,
+    TableStats, OFPMPF_MORE,
+};
+use ofwire::msg::switch::{ControllerRole, Role, SwitchConfig};
+use ofwire::msg::table_features::{describe, TableFeatures};
+use ofwire::{ErrorCode as E, Header, Message, OfpError};
+use openflow::{FlowMod, FlowSpec, Rule, N_TABLES};
+
+use crate::conn::{Connection, Effect};
+use crate::switch::Switch;
+
+/// State shared by the connections of one bridge.
+#[derive(Debug, Default)]
+pub struct Shared {
+    /// The largest generation id a master or slave request carried (OpenFlow 1.3.5
+    /// section 6.3.6), once one did.
+    pub generation_id: Option<u64>,
+    /// Flow mods were applied since the PMDs last acknowledged the rules.
+    pub unacknowledged: bool,
+    /// Flow mods applied over OpenFlow, refused, and barriers answered.
+    pub flow_mods: u64,
+    pub flow_mods_refused: u64,
+}
+
+/// `OFPP_ANY`.
+const OFPP_ANY: u32 = 0xffff_ffff;
+
+/// A FLOW_MOD waiting to be applied with the ones that follow it: the flow mod, the message
+/// (for an ERROR) and its xid.
+pub struct PendingFlowMod {
+    pub fm: FlowMod,
+    pub raw: Vec<u8>,
+    pub xid: u32,
+}
+
+/// Handles one message; returns what it asks of the other connections. FLOW_MODs are not
+/// handled here but gathered ([`flow_mod`]) and applied together ([`apply_flow_mods`]).
+pub fn handle(
+    c: &mut Connection,
+    sw: &mut dyn Switch,
+    shared: &mut Shared,
+    h: &Header,
+    body: &[u8],
+    raw: &[u8],
+) -> Option<Effect> {
+    let m = match Message::decode(h, body) {
+        Ok(m) => m,
+        Err(e) => {
+            c.send_error(&e, raw, h.xid);
+            return None;
+        }
+    };
+    match answer(c, sw, shared, h.xid, m) {
+        Ok(effect) => effect,
+        Err(e) => {
+            c.send_error(&e, raw, h.xid);
+            None
+        }
+    }
+}
+
+/// The flow mod a FLOW_MOD asks for, or its refusal (a slave's, or what the decoder and the
+/// conversion refuse).
+pub fn flow_mod(c: &Connection, h: &Header, body: &[u8]) -> Result<FlowMod, OfpError> {
+    writable(c)?;
+    match Message::decode(h, body)? {
+        Message::FlowMod(m) => m.to_flow_mod(),
+        _ => refuse(E::BadRequestType, "ofp_header.type"),
+    }
+}
+
+/// Applies consecutive flow mods as one change of the rule set (the rule set publishes one
+/// version, not one per message); when that is refused, one by one, each refusal an ERROR
+/// for its message, in order.
+pub fn apply_flow_mods(
+    c: &mut Connection,
+    sw: &mut dyn Switch,
+    shared: &mut Shared,
+    pending: &mut Vec<PendingFlowMod>,
+) {
+    if pending.is_empty() {
+        return;
+    }
+    let mods: Vec<FlowMod> = pending.iter().map(|p| p.fm.clone()).collect();
+    if sw.apply_all(&mods).is_ok() {
+        shared.flow_mods += mods.len() as u64;
+        shared.unacknowledged = true;
+    } else {
+        for p in pending.iter() {
+            match sw.apply_all(std::slice::from_ref(&p.fm)) {
+                Ok(()) => {
+                    shared.flow_mods += 1;
+                    shared.unacknowledged = true;
+                }
+                Err(e) => {
+                    shared.flow_mods_refused += 1;
+                    c.send_error(&e, &p.raw, p.xid);
+                }
+            }
+        }
+    }
+    pending.clear();
+}
+
+fn refuse<T>(code: E, field: &'static str) -> Result<T, OfpError> {
+    Err(OfpError::new(code, field))
+}
+
+/// A slave may not change the switch (OpenFlow 1.3.5 section 6.3.5).
+fn writable(c: &Connection) -> Result<(), OfpError> {
+    if c.role == ControllerRole::Slave {
+        return refuse(E::BadRequestIsSlave, "role");
+    }
+    Ok(())
+}
+
+fn answer(
+    c: &mut Connection,
+    sw: &mut dyn Switch,
+    shared: &mut Shared,
+    xid: u32,
+    m: Message,
+) -> Result<Option<Effect>, OfpError> {
+    use Message as M;
+    match m {
+        // A second HELLO says nothing new; an ERROR from the peer is only logged.
+        M::Hello(_) => {}
+        M::Error(e) => eprintln!(
+            "vecswitch: openflow {}: peer sent ERROR type {} code {}",
+            c.peer, e.err_type, e.code
+        ),
+        M::EchoRequest(d) => c.send(&M::EchoReply(d), xid),
+        M::EchoReply(_) => {}
+        M::FeaturesRequest => c.send(&M::FeaturesReply(sw.features()), xid),
+        M::GetConfigRequest => c.send(
+            &M::GetConfigReply(SwitchConfig {
+                flags: sw.frag_flags(),
+                miss_send_len: c.miss_send_len,
+            }),
+            xid,
+        ),
+        M::SetConfig(cfg) => {
+            // As Open vSwitch: a slave's fragment handling is ignored, its miss_send_len kept.
+            if c.role != ControllerRole::Slave {
+                sw.set_frag_flags(cfg.flags)?;
+            }
+            c.miss_send_len = cfg.miss_send_len;
+        }
+        // Gathered by the connection and applied by `apply_flow_mods`.
+        M::FlowMod(_) => return refuse(E::BadRequestType, "ofp_header.type"),
+        M::BarrierRequest => {
+            if shared.unacknowledged {
+                if let Err(e) = sw.barrier() {
+                    eprintln!("vecswitch: openflow barrier: {e}");
+                    return refuse(E::BadRequestEperm, "barrier: the PMDs did not answer");
+                }
+                shared.unacknowledged = false;
+            }
+            c.send(&M::BarrierReply, xid);
+        }
+        M::RoleRequest(r) => return role(c, shared, xid, r),
+        M::GetAsyncRequest => c.send(&M::GetAsyncReply(c.async_config), xid),
+        M::SetAsync(a) => c.async_config = a,
+        M::PortMod(pm) => {
+            writable(c)?;
+            sw.port_mod(&pm)?;
+        }
+        M::MultipartRequest(req) => multipart(c, sw, xid, req)?,
+        M::GroupMod(_) => {
+            writable(c)?;
+            // Groups are not executed yet: the message type is not supported.
+            return refuse(E::BadRequestType, "group_mod: groups are not supported yet");
+        }
+        M::PacketOut(_) => {
+            writable(c)?;
+            return refuse(E::BadRequestType, "packet_out: not supported yet");
+        }
+        // What only a switch sends.
+        M::FeaturesReply(_)
+        | M::GetConfigReply(_)
+        | M::PacketIn(_)
+        | M::FlowRemoved(_)
+        | M::PortStatus(_)
+        | M::MultipartReply(_)
+        | M::BarrierReply
+        | M::RoleReply(_)
+        | M::GetAsyncReply(_) => return refuse(E::BadRequestType, "ofp_header.type"),
+    }
+    Ok(None)
+}
+
+/// ROLE_REQUEST: no-change reports; master and slave carry a generation id that must not be
+/// older than the newest seen (`OFPRRFC_STALE`); a new master makes the other masters slaves.
+fn role(
+    c: &mut Connection,
+    shared: &mut Shared,
+    xid: u32,
+    r: Role,
+) -> Result<Option<Effect>, OfpError> {
+    let mut effect = None;
+    if matches!(r.role, ControllerRole::Master | ControllerRole::Slave) {
+        if let Some(g) = shared.generation_id {
+            // Compared as a circular 64-bit sequence, as the spec asks.
+            if (r.generation_id.wrapping_sub(g) as i64) < 0 {
+                return refuse(E::RoleRequestStale, "role_request.generation_id");
+            }
+        }
+        shared.generation_id = Some(r.generation_id);
+    }
+    if r.role != ControllerRole::NoChange {
+        if r.role == ControllerRole::Master && c.role != ControllerRole::Master {
+            effect = Some(Effect::BecameMaster);
+        }
+        c.role = r.role;
+    }
+    c.send(
+        &Message::RoleReply(Role {
+            role: c.role,
+            generation_id: shared.generation_id.unwrap_or(u64::MAX),
+        }),
+        xid,
+    );
+    Ok(effect)
+}
+
+/// The filter of a FLOW or AGGREGATE request as the rule set's.
+fn flow_filter(req: &FlowStatsRequest) -> Result<FlowSpec, OfpError> {
+    if usize::from(req.table_id) >= N_TABLES && req.table_id != OFPTT_ALL {
+        return refuse(E::BadRequestTableId, "flow_stats_request.table_id");
+    }
+    if req.out_group != 0xffff_ffff {
+        return refuse(E::BadRequestPort, "flow_stats_request.out_group");
+    }
+    Ok(FlowSpec {
+        table: (req.table_id != OFPTT_ALL).then_some(req.table_id),
+        cookie: req.cookie,
+        cookie_mask: (req.cookie_mask != 0).then_some(req.cookie_mask),
+        out_port: (req.out_port != OFPP_ANY).then_some(req.out_port),
+        matches: req.matches.clone(),
+        ..FlowSpec::default()
+    })
+}
+
+/// One rule as a FLOW reply entry; `None` for a rule whose actions have no OpenFlow 1.3
+/// encoding here (resubmit, ct, learn, ... : ofwire's known gaps).
+fn flow_stats(r: &Rule, now_ns: u64) -> Option<FlowStats> {
+    let instructions = ofwire::action::from_actions(&r.spec.actions).ok()?;
+    let d = now_ns.saturating_sub(r.created_ns);
+    Some(FlowStats {
+        table_id: r.table(),
+        duration_sec: (d / 1_000_000_000) as u32,
+        duration_nsec: (d % 1_000_000_000) as u32,
+        priority: r.spec.priority,
+        idle_timeout: r.spec.idle_timeout,
+        hard_timeout: r.spec.hard_timeout,
+        flags: r.spec.flags,
+        cookie: r.spec.cookie,
+        packet_count: r.stats.packets(),
+        byte_count: r.stats.bytes(),
+        matches: r.spec.matches.clone(),
+        instructions,
+    })
+}
+
+/// The features of every table.
+fn all_table_features() -> Vec<TableFeatures> {
+    (0..N_TABLES)
+        .map(|t| describe(t as u8, N_TABLES as u8))
+        .collect()
+}
+
+/// TABLE_FEATURES: an empty request gets every table's features; a set request (which may
+/// span messages flagged `OFPMPF_REQ_MORE`) is accepted only when it restates them exactly,
+/// as the tables cannot be reconfigured (`OFPTFFC_EPERM` otherwise).
+fn table_features(
+    c: &mut Connection,
+    xid: u32,
+    flags: u16,
+    tables: Vec<TableFeatures>,
+) -> Result<(), OfpError> {
+    let mut all = match c.table_features_parts.take() {
+        Some((x, parts)) if x == xid => parts,
+        _ => Vec::new(),
+    };
+    let setting = !all.is_empty() || !tables.is_empty();
+    all.extend(tables);
+    if flags & OFPMPF_MORE != 0 {
+        if all.len() > N_TABLES {
+            return refuse(
+                E::TableFeaturesBadTable,
+                "table_features: more tables than exist",
+            );
+        }
+        c.table_features_parts = Some((xid, all));
+        return Ok(());
+    }
+    let ours = all_table_features();
+    if setting && all != ours {
+        return refuse(
+            E::TableFeaturesEperm,
+            "table_features: the tables cannot be changed",
+        );
+    }
+    let reply = MultipartReply {
+        flags: 0,
+        body: ReplyBody::TableFeatures(ours),
+    };
+    for part in reply.encode_parts(xid)? {
+        c.send_bytes(&part);
+    }
+    Ok(())
+}
+
+fn multipart(
+    c: &mut Connection,
+    sw: &mut dyn Switch,
+    xid: u32,
+    req: MultipartRequest,
+) -> Result<(), OfpError> {
+    if let RequestBody::TableFeatures(tables) = req.body {
+        return table_features(c, xid, req.flags, tables);
+    }
+    if req.flags & OFPMPF_MORE != 0 {
+        // No other request this switch answers spans several messages.
+        return refuse(E::BadRequestMultipart, "multipart_request.flags");
+    }
+    let body = match req.body {
+        RequestBody::Desc => ReplyBody::Desc(sw.desc()),
+        RequestBody::Flow(f) => {
+            let spec = flow_filter(&f)?;
+            let now = sw.now_ns();
+            let rules = sw.rules().filter(&spec, false);
+            ReplyBody::Flow(rules.iter().filter_map(|r| flow_stats(r, now)).collect())
+        }
+        RequestBody::Aggregate(f) => {
+            let spec = flow_filter(&f)?;
+            let rules = sw.rules().filter(&spec, false);
+            ReplyBody::Aggregate {
+                packet_count: rules.iter().map(|r| r.stats.packets()).sum(),
+                byte_count: rules.iter().map(|r| r.stats.bytes()).sum(),
+                flow_count: rules.len() as u32,
+            }
+        }
+        RequestBody::Table => {
+            let rules = sw.rules();
+            ReplyBody::Table(
+                (0..N_TABLES)
+                    .map(|t| TableStats {
+                        table_id: t as u8,
+                        active_count: rules.table(t as u8).map_or(0, |c| c.iter().count()) as u32,
+                        // Not counted per table: all ones, as the spec asks of a counter
+                        // a switch does not keep.
+                        lookup_count: u64::MAX,
+                        matched_count: u64::MAX,
+                    })
+                    .collect(),
+            )
+        }
+        RequestBody::PortStats(port) => ReplyBody::PortStats(
+            sw.port_stats()
+                .into_iter()
+                .filter(|p| port == OFPP_ANY || p.port_no == port)
+                .collect(),
+        ),
+        RequestBody::PortDesc => ReplyBody::PortDesc(sw.ports()),
+        RequestBody::Group(id) => {
+            let now = sw.now_ns();
+            ReplyBody::Group(ofwire::msg::group::group_stats(&sw.rules(), id, now))
+        }
+        RequestBody::GroupDesc => {
+            ReplyBody::GroupDesc(ofwire::msg::group::group_descs(&sw.rules())?)
+        }
+        RequestBody::GroupFeatures => {
+            ReplyBody::GroupFeatures(ofwire::msg::group::group_features())
+        }
+        RequestBody::TableFeatures(_) => return Ok(()),
+    };
+    let reply = MultipartReply { flags: 0, body };
+    for part in reply.encode_parts(xid)? {
+        c.send_bytes(&part);
+    }
+    Ok(())
+}

@@ -1,0 +1,638 @@
+//! A bridge's OpenFlow connections: its targets (listeners bound, active controllers
+//! connected and reconnected with a backoff), the connections they gave, and one `run` call
+//! per control-loop iteration that accepts, reads, handles a bounded number of messages per
+//! connection, writes and closes. Port changes become PORT_STATUS messages in `upkeep`.
+
+use std::collections::BTreeMap;
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::{Duration, Instant};
+
+use ofwire::msg::port::{Port, PortReason, PortStatus};
+use ofwire::msg::switch::ControllerRole;
+
+use crate::conn::{Connection, Effect, State};
+use crate::handle::Shared;
+use crate::stream::{Listener, Stream};
+use crate::switch::Switch;
+use crate::target::Target;
+
+/// OVS's default inactivity probe interval.
+pub const DEFAULT_PROBE: Duration = Duration::from_secs(5);
+/// The first wait before reconnecting to an active target, doubled up to the maximum.
+const MIN_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(8);
+/// How long a connection attempt may hold the control thread.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(200);
+/// Connections accepted per listener per call.
+const ACCEPTS_PER_CALL: usize = 16;
+/// Connections at once per bridge; more are closed on accept.
+pub const MAX_CONNECTIONS: usize = 64;
+
+/// What a bridge does while no controller is connected (OVS's `fail_mode`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum FailMode {
+    /// After three inactivity-probe intervals without a connected active controller, the
+    /// bridge fails open: its rules are flushed and NORMAL handles every packet, until a
+    /// controller connects.
+    #[default]
+    Standalone,
+    /// The rules stay as they are.
+    Secure,
+}
+
+impl FailMode {
+    pub fn parse(v: &str) -> Option<FailMode> {
+        match v {
+            "standalone" => Some(FailMode::Standalone),
+            "secure" => Some(FailMode::Secure),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            FailMode::Standalone => "standalone",
+            FailMode::Secure => "secure",
+        }
+    }
+}
+
+/// How long without a controller before failing open when the probe is off.
+const FAIL_OPEN_WITHOUT_PROBE: Duration = Duration::from_secs(15);
+
+/// An active target and its reconnection state.
+struct Active {
+    target: Target,
+    /// The connection it has now.
+    conn: Option<u64>,
+    next_attempt: Instant,
+    backoff: Duration,
+    last_error: Option<String>,
+}
+
+/// One line of `show`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnStatus {
+    pub target: String,
+    pub peer: String,
+    /// `listening`, `connecting`, `hello`, `connected`, `backoff`.
+    pub state: String,
+    pub role: Option<String>,
+    /// `OpenFlow13` once negotiated.
+    pub version: Option<String>,
+    /// The TCP port a `ptcp:` listener is bound to.
+    pub port: Option<u16>,
+    pub detail: Option<String>,
+}
+
+/// The OpenFlow connections of one bridge.
+pub struct Controllers {
+    targets: Vec<Target>,
+    listeners: Vec<(Target, Listener)>,
+    actives: Vec<Active>,
+    conns: Vec<Connection>,
+    shared: Shared,
+    next_id: u64,
+    /// The ports as the last upkeep saw them.
+    ports: Option<BTreeMap<u32, Port>>,
+    pub probe: Option<Duration>,
+    pub fail_mode: FailMode,
+    /// Since when the bridge has active targets and none of them a connection with a
+    /// negotiated version.
+    disconnected_since: Option<Instant>,
+}
+
+impl Default for Controllers {
+    fn default() -> Controllers {
+        Controllers {
+            targets: Vec::new(),
+            listeners: Vec::new(),
+            actives: Vec::new(),
+            conns: Vec::new(),
+            shared: Shared::default(),
+            next_id: 1,
+            ports: None,
+            probe: Some(DEFAULT_PROBE),
+            fail_mode: FailMode::default(),
+            disconnected_since: None,
+        }
+    }
+}
+
+fn version_name(v: u8) -> String {
+    match v {
+        1 => "OpenFlow10".into(),
+        4 => "OpenFlow13".into(),
+        v => format!("0x{v:02x}"),
+    }
+}
+
+fn role_name(r: ControllerRole) -> &'static str {
+    match r {
+        ControllerRole::Equal | ControllerRole::NoChange => "equal",
+        ControllerRole::Master => "master",
+        ControllerRole::Slave => "slave",
+    }
+}
+
+impl Controllers {
+    /// The configured targets.
+    pub fn targets(&self) -> &[Target] {
+        &self.targets
+    }
+
+    /// Replaces the targets: every new listener is bound first, and when one cannot be,
+    /// nothing changes. Listeners and active targets that stay keep their connections;
+    /// the connections of removed targets close.
+    pub fn set_targets(&mut self, targets: Vec<Target>, now: Instant) -> Result<(), String> {
+        // Bind what is new first; on an error the new ones close and nothing else changed.
+        let mut fresh = Vec::new();
+        for t in targets.iter().filter(|t| t.is_passive()) {
+            if self.listeners.iter().any(|(lt, _)| lt == t) {
+                continue;
+            }
+            match Listener::bind(t) {
+                Ok(l) => fresh.push((t.clone(), l)),
+                Err(e) => return Err(format!("{t}: cannot listen: {e}")),
+            }
+        }
+        let mut listeners: Vec<(Target, Listener)> = std::mem::take(&mut self.listeners)
+            .into_iter()
+            .filter(|(t, _)| targets.contains(t))
+            .collect();
+        listeners.append(&mut fresh);
+        let mut actives = Vec::new();
+        for t in targets.iter().filter(|t| !t.is_passive()) {
+            match self.actives.iter().position(|a| &a.target == t) {
+                Some(i) => actives.push(self.actives.swap_remove(i)),
+                None => actives.push(Active {
+                    target: t.clone(),
+                    conn: None,
+                    next_attempt: now,
+                    backoff: MIN_BACKOFF,
+                    last_error: None,
+                }),
+            }
+        }
+        let kept: Vec<String> = targets.iter().map(Target::to_string).collect();
+        for c in &mut self.conns {
+            if !kept.contains(&c.target) {
+                c.close("its target was removed");
+            }
+        }
+        self.listeners = listeners;
+        self.actives = actives;
+        self.targets = targets;
+        Ok(())
+    }
+
+    /// The TCP port a `ptcp:` target listens on (useful with `ptcp:0`).
+    pub fn listening_port(&self, target: &Target) -> Option<u16> {
+        self.listeners
+            .iter()
+            .find(|(t, _)| t == target)
+            .and_then(|(_, l)| l.local_port())
+    }
+
+    /// The descriptors to wait on: listeners and connections.
+    pub fn fds(&self, out: &mut Vec<RawFd>) {
+        out.extend(self.listeners.iter().map(|(_, l)| l.as_raw_fd()));
+        out.extend(self.conns.iter().map(Connection::fd));
+    }
+
+    /// Connections that have a negotiated version.
+    pub fn connected(&self) -> usize {
+        self.conns.iter().filter(|c| c.version().is_some()).count()
+    }
+
+    /// One round: accept, connect what is due, read, handle, write, probe, close. Returns
+    /// true when input is left over (the caller should come back without waiting).
+    pub fn run(&mut self, sw: &mut dyn Switch, now: Instant) -> bool {
+        self.accept(now);
+        self.connect_due(now);
+        let mut demote_except = Vec::new();
+        for c in &mut self.conns {
+            c.read_input();
+            for e in c.process(sw, &mut self.shared, now) {
+                match e {
+                    Effect::BecameMaster => demote_except.push(c.id),
+                }
+            }
+            c.check_probe(now, self.probe);
+        }
+        for id in demote_except {
+            for c in self.conns.iter_mut().filter(|c| c.id != id) {
+                if c.role == ControllerRole::Master {
+                    c.role = ControllerRole::Slave;
+                }
+            }
+        }
+        for c in &mut self.conns {
+            c.flush();
+        }
+        self.reap(now);
+        let connected = self.actives.iter().any(|a| {
+            a.conn.is_some_and(|id| {
+                self.conns
+                    .iter()
+                    .any(|c| c.id == id && c.version().is_some())
+            })
+        });
+        if self.actives.is_empty() || connected {
+            self.disconnected_since = None;
+        } else if self.disconnected_since.is_none() {
+            self.disconnected_since = Some(now);
+        }
+        self.conns.iter().any(Connection::has_input)
+    }
+
+    /// Whether the bridge should be failed open now: `standalone`, with active targets,
+    /// none connected for three probe intervals (as Open vSwitch: one to probe, one for
+    /// the answer, one to reconnect; 15 s with the probe off). Passive listeners never
+    /// make a bridge fail open.
+    pub fn should_fail_open(&self, now: Instant) -> bool {
+        let trigger = self.probe.map_or(FAIL_OPEN_WITHOUT_PROBE, |p| p * 3);
+        self.fail_mode == FailMode::Standalone
+            && self
+                .disconnected_since
+                .is_some_and(|t| now.duration_since(t) >= trigger)
+    }
+
+    fn accept(&mut self, now: Instant) {
+        for (t, l) in &self.listeners {
+            for _ in 0..ACCEPTS_PER_CALL {
+                match l.accept() {
+                    Ok(Some(s)) => {
+                        if self.conns.len() >= MAX_CONNECTIONS {
+                            eprintln!("vecswitch: openflow {t}: too many connections, refused");
+                            continue;
+                        }
+                        let id = self.next_id;
+                        self.next_id += 1;
+                        self.conns.push(Connection::new(id, t.to_string(), s, now));
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        eprintln!("vecswitch: openflow {t}: accept: {e}");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    fn connect_due(&mut self, now: Instant) {
+        for a in &mut self.actives {
+            if a.conn.is_some() || now < a.next_attempt {
+                continue;
+            }
+            match Stream::connect(&a.target, CONNECT_TIMEOUT) {
+                Ok(s) => {
+                    let id = self.next_id;
+                    self.next_id += 1;
+                    self.conns
+                        .push(Connection::new(id, a.target.to_string(), s, now));
+                    a.conn = Some(id);
+                    a.last_error = None;
+                }
+                Err(e) => {
+                    a.last_error = Some(format!("connect: {e}"));
+                    a.next_attempt = now + a.backoff;
+                    a.backoff = (a.backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    /// Drops the closed connections (after their last write); an active target's goes
+    /// back to connecting after its backoff.
+    fn reap(&mut self, now: Instant) {
+        let mut i = 0;
+        while i < self.conns.len() {
+            let c = &self.conns[i];
+            if let Some(why) = &c.closed {
+                // A peer that says goodbye (ovs-ofctl after each command) is not news.
+                if why != crate::conn::CLOSED_BY_PEER || c.version().is_none() {
+                    eprintln!("vecswitch: openflow {} ({}): {why}", c.target, c.peer);
+                }
+                let (id, negotiated) = (c.id, c.version().is_some());
+                if let Some(a) = self.actives.iter_mut().find(|a| a.conn == Some(id)) {
+                    a.conn = None;
+                    a.last_error = Some(why.clone());
+                    // A connection that got as far as HELLO starts the backoff over.
+                    if negotiated {
+                        a.backoff = MIN_BACKOFF;
+                    }
+                    a.next_attempt = now + a.backoff;
+                    a.backoff = (a.backoff * 2).min(MAX_BACKOFF);
+                }
+                self.conns.swap_remove(i);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// About once a second: PORT_STATUS for every port added, deleted or changed since the
+    /// last call.
+    pub fn upkeep(&mut self, sw: &dyn Switch) {
+        if self.conns.is_empty() {
+            self.ports = None;
+            return;
+        }
+        let now: BTreeMap<u32, Port> = sw.ports().into_iter().map(|p| (p.port_no, p)).collect();
+        let Some(before) = self.ports.replace(now.clone()) else {
+            return;
+        };
+        let mut events = Vec::new();
+        for (n, p) in &now {
+            match before.get(n) {
+                None => events.push((PortReason::Add, p.clone())),
+                Some(old) if old != p => events.push((PortReason::Modify, p.clone())),
+                _ => {}
+            }
+        }
+        for (n, p) in &before {
+            if !now.contains_key(n) {
+                events.push((PortReason::Delete, p.clone()));
+            }
+        }
+        for (reason, port) in events {
+            let ps = PortStatus { reason, port };
+            for c in &mut self.conns {
+                c.port_status(&ps);
+            }
+        }
+        for c in &mut self.conns {
+            c.flush();
+        }
+    }
+
+    /// Every target and connection, for `show`.
+    pub fn status(&self, now: Instant) -> Vec<ConnStatus> {
+        let mut out = Vec::new();
+        for (t, l) in &self.listeners {
+            out.push(ConnStatus {
+                target: t.to_string(),
+                peer: String::new(),
+                state: "listening".into(),
+                role: None,
+                version: None,
+                port: l.local_port(),
+                detail: None,
+            });
+        }
+        for a in &self.actives {
+            if a.conn.is_none() {
+                out.push(ConnStatus {
+                    target: a.target.to_string(),
+                    peer: String::new(),
+                    state: "backoff".into(),
+                    role: None,
+                    version: None,
+                    port: None,
+                    detail: Some(format!(
+                        "retry in {:.1} s{}",
+                        a.next_attempt.saturating_duration_since(now).as_secs_f64(),
+                        a.last_error
+                            .as_ref()
+                            .map(|e| format!(", last: {e}"))
+                            .unwrap_or_default()
+                    )),
+                });
+            }
+        }
+        for c in &self.conns {
+            out.push(ConnStatus {
+                target: c.target.clone(),
+                peer: c.peer.clone(),
+                state: match c.state {
+                    State::Hello => "hello".into(),
+                    State::Connected(_) => "connected".into(),
+                },
+                role: c.version().map(|_| role_name(c.role).to_string()),
+                version: c.version().map(version_name),
+                port: None,
+                detail: None,
+            });
+        }
+        out
+    }
+
+    /// Flow mods applied and refused over OpenFlow since the bridge started.
+    pub fn flow_mod_counts(&self) -> (u64, u64) {
+        (self.shared.flow_mods, self.shared.flow_mods_refused)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+    use std::sync::Arc;
+
+    use ofwire::header::Frame;
+    use ofwire::msg::multipart::{Desc, PortStats};
+    use ofwire::msg::port::{Port, PortMod};
+    use ofwire::msg::switch::Features;
+    use ofwire::msg::symmetric::Hello;
+    use ofwire::{Framer, Message, OfpError};
+    use openflow::normal::MacTable;
+    use openflow::{Bridge, FlowMod, RuleSet};
+
+    use super::*;
+    use crate::conn::MESSAGES_PER_CALL;
+
+    /// A bridge without a datapath: flow mods go to an `openflow::Bridge`; barriers counted.
+    struct Mock {
+        bridge: Bridge,
+        barriers: usize,
+    }
+
+    impl Switch for Mock {
+        fn features(&self) -> Features {
+            Features::default()
+        }
+        fn desc(&self) -> Desc {
+            Desc::default()
+        }
+        fn now_ns(&self) -> u64 {
+            0
+        }
+        fn rules(&self) -> Arc<RuleSet> {
+            self.bridge.rules().snapshot()
+        }
+        fn apply_all(&mut self, fms: &[FlowMod]) -> Result<(), OfpError> {
+            // Priority 666 stands for what the rule set refuses.
+            if fms.iter().any(|f| f.spec.priority == 666) {
+                return Err(OfpError::new(ofwire::ErrorCode::FlowModUnknown, "flow_mod"));
+            }
+            self.bridge
+                .apply(fms, 0)
+                .map(|_| ())
+                .map_err(|_| OfpError::new(ofwire::ErrorCode::FlowModUnknown, "flow_mod"))
+        }
+        fn barrier(&mut self) -> Result<(), String> {
+            self.barriers += 1;
+            Ok(())
+        }
+        fn frag_flags(&self) -> u16 {
+            0
+        }
+        fn set_frag_flags(&mut self, _: u16) -> Result<(), OfpError> {
+            Ok(())
+        }
+        fn ports(&self) -> Vec<Port> {
+            Vec::new()
+        }
+        fn port_stats(&self) -> Vec<PortStats> {
+            Vec::new()
+        }
+        fn port_mod(&mut self, _: &PortMod) -> Result<(), OfpError> {
+            Ok(())
+        }
+    }
+
+    fn mock() -> Mock {
+        Mock {
+            bridge: Bridge::new(Vec::new(), MacTable::default()),
+            barriers: 0,
+        }
+    }
+
+    fn read_all(peer: &mut UnixStream) -> Vec<Message> {
+        let mut f = Framer::default();
+        let mut buf = [0u8; 65536];
+        let _ = peer.set_nonblocking(true);
+        while let Ok(n) = peer.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            f.push(&buf[..n]);
+        }
+        let mut out = Vec::new();
+        while let Ok(Frame::Message(h, body)) = f.next_message() {
+            if let Ok(m) = Message::decode(&h, &body) {
+                out.push(m);
+            }
+        }
+        out
+    }
+
+    fn connection() -> (Connection, UnixStream) {
+        let (ours, mut peer) = UnixStream::pair().unwrap_or_else(|e| unreachable!("{e}"));
+        let _ = ours.set_nonblocking(true);
+        let c = Connection::new(1, "punix:test".into(), Stream::Unix(ours), Instant::now());
+        let hello = Message::Hello(Hello::offering(1 << 4)).encode(4, 1);
+        let _ = peer.write_all(&hello.unwrap_or_default());
+        (c, peer)
+    }
+
+    #[test]
+    fn flow_mods_wait_for_the_pmds_only_at_a_barrier() {
+        let (mut c, mut peer) = connection();
+        let mut sw = mock();
+        let mut shared = Shared::default();
+        let fm = openflow::parse_flow_mod("add priority=5,ip,actions=output:1")
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        let fm = ofwire::msg::flow::FlowModMsg::from_flow_mod(&fm)
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        let mut bytes = Vec::new();
+        for (i, m) in [
+            Message::FlowMod(fm.clone()),
+            Message::FlowMod(fm),
+            Message::BarrierRequest,
+            Message::BarrierRequest,
+        ]
+        .iter()
+        .enumerate()
+        {
+            bytes.extend(m.encode(4, 10 + i as u32).unwrap_or_default());
+        }
+        let _ = peer.write_all(&bytes);
+        c.read_input();
+        c.process(&mut sw, &mut shared, Instant::now());
+        c.flush();
+        assert_eq!(c.version(), Some(4));
+        // Two flow mods, one wait; the second barrier has nothing to wait for.
+        assert_eq!(sw.barriers, 1);
+        assert_eq!(sw.bridge.rules().load().len(), 1);
+        let got = read_all(&mut peer);
+        assert!(matches!(got[0], Message::Hello(_)));
+        assert_eq!(got[1..], [Message::BarrierReply, Message::BarrierReply]);
+    }
+
+    #[test]
+    fn flow_mods_apply_together_and_a_refused_one_errs_alone_even_after_the_peer_closed() {
+        let (mut c, mut peer) = connection();
+        let mut sw = mock();
+        let mut shared = Shared::default();
+        let msg = |text: &str, xid| {
+            let fm = openflow::parse_flow_mod(text).unwrap_or_else(|e| unreachable!("{e}"));
+            let m = ofwire::msg::flow::FlowModMsg::from_flow_mod(&fm)
+                .unwrap_or_else(|e| unreachable!("{e}"));
+            Message::FlowMod(m).encode(4, xid).unwrap_or_default()
+        };
+        let mut bytes = msg("add priority=1,ip,actions=output:1", 1);
+        bytes.extend(msg("add priority=666,actions=drop", 2));
+        bytes.extend(msg("add priority=3,udp,actions=output:2", 3));
+        let _ = peer.write_all(&bytes);
+        let _ = peer.shutdown(std::net::Shutdown::Write);
+        c.read_input();
+        c.process(&mut sw, &mut shared, Instant::now());
+        c.flush();
+        assert_eq!(sw.bridge.rules().load().len(), 2);
+        assert_eq!((shared.flow_mods, shared.flow_mods_refused), (2, 1));
+        let got = read_all(&mut peer);
+        assert_eq!(got.len(), 2, "{got:?}");
+        // FLOWMOD_FAILED / UNKNOWN, carrying the refused message (its xid, 2).
+        assert!(matches!(&got[1], Message::Error(e)
+            if (e.err_type, e.code) == (5, 0) && e.data.get(4..8) == Some(&[0, 0, 0, 2][..])));
+        assert_eq!(c.closed.as_deref(), Some(crate::conn::CLOSED_BY_PEER));
+    }
+
+    #[test]
+    fn a_flood_is_handled_a_bounded_slice_at_a_time() {
+        let (mut c, mut peer) = connection();
+        let mut sw = mock();
+        let mut shared = Shared::default();
+        let echo = Message::EchoRequest(vec![7])
+            .encode(4, 3)
+            .unwrap_or_default();
+        let flood: Vec<u8> = echo
+            .iter()
+            .copied()
+            .cycle()
+            .take(echo.len() * 1000)
+            .collect();
+        let _ = peer.write_all(&flood);
+        c.read_input();
+        c.process(&mut sw, &mut shared, Instant::now());
+        // HELLO and 255 echoes; the rest waits for the next round.
+        assert_eq!(c.rx_messages, MESSAGES_PER_CALL as u64);
+        assert!(c.has_input());
+        for _ in 0..4 {
+            c.process(&mut sw, &mut shared, Instant::now());
+        }
+        assert_eq!(c.rx_messages, 1001);
+        assert!(!c.has_input());
+    }
+
+    #[test]
+    fn a_listener_that_cannot_be_bound_changes_nothing() {
+        let mut c = Controllers::default();
+        let now = Instant::now();
+        let ptcp = Target::parse("ptcp:0:127.0.0.1").unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(c.set_targets(vec![ptcp.clone()], now), Ok(()));
+        let port = c.listening_port(&ptcp);
+        assert!(port.is_some());
+        let bad =
+            Target::parse("punix:/nonexistent-dir/x.sock").unwrap_or_else(|e| unreachable!("{e}"));
+        let other = Target::parse("ptcp:0:127.0.0.2").unwrap_or_else(|e| unreachable!("{e}"));
+        assert!(c.set_targets(vec![other.clone(), bad], now).is_err());
+        assert_eq!(c.targets(), std::slice::from_ref(&ptcp));
+        assert_eq!(c.listening_port(&ptcp), port);
+        assert_eq!(c.listening_port(&other), None);
+        assert_eq!(c.status(now).len(), 1);
+    }
+}

@@ -1,0 +1,38 @@
+//! What a bridge offers its OpenFlow connections: the trait the daemon implements. It
+//! knows nothing of sockets; the connection layer knows nothing of the daemon.
+
+use std::sync::Arc;
+
+use ofwire::msg::multipart::{Desc, PortStats};
+use ofwire::msg::port::{Port, PortMod};
+use ofwire::msg::switch::Features;
+use ofwire::OfpError;
+use openflow::{FlowMod, RuleSet};
+
+/// One bridge as OpenFlow sees it.
+pub trait Switch {
+    /// FEATURES_REPLY: the datapath id, tables and capabilities.
+    fn features(&self) -> Features;
+    /// The DESC multipart reply.
+    fn desc(&self) -> Desc;
+    /// Now, on the clock the rules' durations and timeouts use.
+    fn now_ns(&self) -> u64;
+    /// The rules as published now (FLOW, AGGREGATE and TABLE replies read them).
+    fn rules(&self) -> Arc<RuleSet>;
+    /// Applies flow mods, all or none, as the control socket's rule verbs do (the same rule
+    /// set and the same megaflow revalidation). The PMDs may still run on the previous rules
+    /// until [`Switch::barrier`] returns.
+    fn apply_all(&mut self, fms: &[FlowMod]) -> Result<(), OfpError>;
+    /// Returns once no PMD can handle a packet with rules older than the last
+    /// [`Switch::apply`].
+    fn barrier(&mut self) -> Result<(), String>;
+    /// `OFPC_FRAG_*` of SET_CONFIG / GET_CONFIG_REPLY.
+    fn frag_flags(&self) -> u16;
+    fn set_frag_flags(&mut self, flags: u16) -> Result<(), OfpError>;
+    /// Every port, in OpenFlow numbers (LOCAL as `OFPP_LOCAL`).
+    fn ports(&self) -> Vec<Port>;
+    /// Every port's counters.
+    fn port_stats(&self) -> Vec<PortStats>;
+    /// PORT_MOD: changes the `OFPPC_*` bits of a port.
+    fn port_mod(&mut self, pm: &PortMod) -> Result<(), OfpError>;
+}

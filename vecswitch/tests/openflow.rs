@@ -1,0 +1,872 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! OpenFlow 1.3 on the wire: a daemon with a `ptcp:` listener (127.0.0.1, a port the kernel
+//! picks) and a `punix:` one, managed by Open vSwitch 3.1's `ovs-ofctl -O OpenFlow13` as an
+//! OVS bridge is (skipped with a message where it is not installed), and by a raw socket
+//! that sends what no real client would: truncated, malformed and oversized messages, a
+//! 1.0-only HELLO, silence (the inactivity probe), role requests, and a flood.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{DaemonProc, GEN_BRIDGE};
+use ofwire::header::Frame;
+use ofwire::msg::switch::{ControllerRole, Role};
+use ofwire::msg::symmetric::Hello;
+use ofwire::{Framer, Header, Message};
+
+fn have_ovs_ofctl() -> bool {
+    let ok = Command::new("ovs-ofctl")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("skipped: ovs-ofctl is not installed (scripts/setup.sh installs it)");
+    }
+    ok
+}
+
+/// A daemon with bridge b0 (pcap ports p1, p2), listening on `ptcp:0:127.0.0.1` and
+/// `punix:DIR/b0.mgmt`.
+struct Switch {
+    d: DaemonProc,
+    port: u16,
+    unix: PathBuf,
+}
+
+impl Switch {
+    fn start() -> Switch {
+        let d = DaemonProc::start(GEN_BRIDGE);
+        for (name, n) in [("p1", 1), ("p2", 2)] {
+            let tx = d.path(&format!("{name}.pcap"));
+            d.ok(&[
+                "add-port",
+                "b0",
+                name,
+                "type=pcap",
+                &format!("tx={}", tx.display()),
+                &format!("ofport={n}"),
+            ]);
+        }
+        let unix = d.path("b0.mgmt");
+        d.ok(&[
+            "set-controller",
+            "b0",
+            "ptcp:0:127.0.0.1",
+            &format!("punix:{}", unix.display()),
+        ]);
+        let show = d.ok(&["show", "--json"]).json;
+        let conns = show["bridges"][0]["openflow"]["connections"].clone();
+        let port = conns
+            .as_array()
+            .unwrap()
+            .iter()
+            .find_map(|c| c["port"].as_u64())
+            .unwrap_or_else(|| panic!("no ptcp port in {conns:#}")) as u16;
+        Switch { d, port, unix }
+    }
+
+    fn tcp(&self) -> String {
+        format!("tcp:127.0.0.1:{}", self.port)
+    }
+
+    fn punix(&self) -> String {
+        format!("unix:{}", self.unix.display())
+    }
+
+    /// `vecswitch dump-flows b0 --no-stats`, one rule a line.
+    fn flows(&self) -> Vec<String> {
+        self.d
+            .ok(&["dump-flows", "b0", "--no-stats"])
+            .text
+            .lines()
+            .map(|l| l.trim().to_string())
+            .collect()
+    }
+}
+
+/// Runs `ovs-ofctl -O OpenFlow13 ARGS`: (success, stdout, stderr).
+fn ofctl(args: &[&str]) -> (bool, String, String) {
+    let o = Command::new("ovs-ofctl")
+        .args(["-O", "OpenFlow13"])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn ofctl_ok(args: &[&str]) -> String {
+    let (ok, out, err) = ofctl(args);
+    assert!(ok, "ovs-ofctl {args:?}: {err}");
+    out
+}
+
+/// `ovs-ofctl dump-flows --no-stats`, one rule a line.
+fn of_flows(target: &str, filter: &[&str]) -> Vec<String> {
+    let mut args = vec!["dump-flows", target, "--no-stats"];
+    args.extend_from_slice(filter);
+    ofctl_ok(&args)
+        .lines()
+        .filter(|l| !l.starts_with("OFPST_FLOW reply"))
+        .map(|l| l.trim().to_string())
+        .collect()
+}
+
+/// vecswitch's dump-flows lines as Open vSwitch prints the same rules over OpenFlow 1.3.
+/// vecswitch prints actions as OVS does over OpenFlow 1.0 / NXM; over 1.3 OVS prints some of
+/// its own rules' actions differently (`mod_nw_dst:X` as `set_field:X->ip_dst`,
+/// `strip_vlan` as `pop_vlan`, `mod_vlan_vid:N` as `set_field:(0x1000|N)->vlan_vid`). So
+/// each line's actions are those `ovs-ofctl -O OpenFlow13 parse-flows` prints for the line.
+fn as_ovs13(lines: &[String]) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("flows");
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let out = ofctl_ok(&["parse-flows", file.to_str().unwrap()]);
+    let actions: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("OFPT_FLOW_MOD"))
+        .map(|l| l.rsplit_once(" actions=").unwrap().1)
+        .collect();
+    assert_eq!(actions.len(), lines.len(), "{out}");
+    lines
+        .iter()
+        .zip(actions)
+        .map(|(l, a)| format!("{} actions={a}", l.rsplit_once(" actions=").unwrap().0))
+        .collect()
+}
+
+#[test]
+fn ovs_ofctl_manages_the_bridge_over_ptcp_and_punix() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    let sw = Switch::start();
+    let (tcp, unix) = (sw.tcp(), sw.punix());
+    // The default rule, as both print it.
+    assert_eq!(of_flows(&tcp, &[]), sw.flows());
+    assert_eq!(sw.flows(), vec!["priority=0 actions=NORMAL"]);
+
+    ofctl_ok(&[
+        "add-flow",
+        &tcp,
+        "priority=100,in_port=1,ip,nw_dst=10.0.0.0/24,actions=output:2",
+    ]);
+    let file = sw.d.path("flows.txt");
+    std::fs::write(
+        &file,
+        "cookie=0x1234,priority=50,tcp,tp_dst=80,actions=NORMAL\n\
+         cookie=0x12345,priority=51,udp,actions=goto_table:4\n\
+         table=4,priority=10,in_port=2,actions=drop\n\
+         table=4,cookie=0x1234,ip,actions=output:1,LOCAL\n\
+         table=4,priority=11,idle_timeout=60,actions=FLOOD\n\
+         table=1,priority=7,in_port=1,dl_vlan=5,actions=pop_vlan,output:2\n\
+         table=1,priority=8,arp,actions=push_vlan:0x8100,mod_vlan_vid:7,output:1\n\
+         priority=300,ipv6,ipv6_dst=2001:db8::/32,actions=dec_ttl,output:2\n\
+         priority=301,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00,actions=FLOOD\n\
+         cookie=0xff00,priority=306,udp,tp_dst=53,actions=set_field:10.1.1.1->ip_dst,output:2\n",
+    )
+    .unwrap();
+    ofctl_ok(&["add-flows", &unix, file.to_str().unwrap()]);
+    let all = sw.flows();
+    assert_eq!(all.len(), 12, "{all:#?}");
+    // Over TCP and over the unix socket, the text equals vecswitch's own.
+    let all13 = as_ovs13(&all);
+    assert_eq!(of_flows(&tcp, &[]), all13);
+    assert_eq!(of_flows(&unix, &[]), all13);
+    // The translation only touches the actions named above.
+    let differ: Vec<_> = all.iter().zip(&all13).filter(|(a, b)| a != b).collect();
+    assert_eq!(differ.len(), 3, "{differ:#?}");
+    // Filters select what vecswitch's filters select.
+    for filter in [
+        "table=4",
+        "cookie=0x1234/-1",
+        "cookie=0x1234/0xffff",
+        "out_port=2",
+        "ip",
+        "udp,tp_dst=53",
+    ] {
+        let ours: Vec<String> =
+            sw.d.ok(&["dump-flows", "b0", filter, "--no-stats"])
+                .text
+                .lines()
+                .map(|l| l.trim().to_string())
+                .collect();
+        assert_eq!(of_flows(&tcp, &[filter]), as_ovs13(&ours), "{filter}");
+    }
+
+    // mod-flows by cookie mask (cookies kept), then strict. Without table=, an OpenFlow 1.3
+    // modify names table 0 (ovs-ofctl sends it so; 1.3 has no modify of every table).
+    ofctl_ok(&["mod-flows", &tcp, "cookie=0x1234/-1,actions=output:1"]);
+    let f = sw.flows();
+    assert!(
+        f.contains(&"cookie=0x1234, priority=50,tcp,tp_dst=80 actions=output:1".to_string()),
+        "{f:#?}"
+    );
+    assert!(
+        f.contains(&"cookie=0x1234, table=4, ip actions=output:1,LOCAL".to_string()),
+        "{f:#?}"
+    );
+    ofctl_ok(&[
+        "mod-flows",
+        &tcp,
+        "table=4,cookie=0x1234/-1,actions=output:1",
+    ]);
+    assert!(sw
+        .flows()
+        .contains(&"cookie=0x1234, table=4, ip actions=output:1".to_string()));
+    ofctl_ok(&[
+        "mod-flows",
+        &tcp,
+        "--strict",
+        "table=4,priority=10,in_port=2,actions=output:1",
+    ]);
+    assert!(sw
+        .flows()
+        .contains(&"table=4, priority=10,in_port=2 actions=output:1".to_string()));
+    assert_eq!(of_flows(&tcp, &[]), as_ovs13(&sw.flows()));
+
+    // del-flows: by out_port, by cookie mask, strict, by table.
+    ofctl_ok(&["del-flows", &tcp, "out_port=2"]);
+    assert!(
+        !sw.flows().iter().any(|l| l.contains("output:2")),
+        "{:#?}",
+        sw.flows()
+    );
+    ofctl_ok(&["del-flows", &tcp, "cookie=0x10000/0x10000"]);
+    assert!(!sw.flows().iter().any(|l| l.contains("0x12345")));
+    ofctl_ok(&["--strict", "del-flows", &tcp, "table=4,priority=11"]);
+    assert!(!sw
+        .flows()
+        .iter()
+        .any(|l| l.contains("FLOOD") && l.contains("table=4")));
+    ofctl_ok(&["del-flows", &unix, "table=4"]);
+    assert!(!sw.flows().iter().any(|l| l.contains("table=4")));
+    assert_eq!(of_flows(&tcp, &[]), as_ovs13(&sw.flows()));
+    let left = sw.flows().len();
+
+    // A refused flow mod changes nothing and says why.
+    let (ok, _, err) = ofctl(&["add-flow", &tcp, "actions=group:1"]);
+    assert!(!ok && err.contains("OFPBAC_BAD_OUT_GROUP"), "{err}");
+    let (ok, _, err) = ofctl(&["add-flow", &tcp, "actions=resubmit(,3)"]);
+    assert!(!ok && err.contains("OFPBAC_BAD_VENDOR"), "{err}");
+    assert_eq!(sw.flows().len(), left);
+    // A rule with an action OpenFlow 1.3 has no encoding for here is left out of the reply.
+    sw.d.ok(&["add-flow", "b0", "priority=1,actions=resubmit(,3)"]);
+    assert_eq!(sw.flows().len(), left + 1);
+    assert_eq!(of_flows(&tcp, &[]).len(), left);
+    // The same rule set: what ovs-ofctl added, the local socket deletes.
+    sw.d.ok(&["del-flows", "b0"]);
+    assert!(of_flows(&tcp, &[]).is_empty());
+
+    // show: the datapath id, the ports; then a datapath id set.
+    let show = ofctl_ok(&["show", &tcp]);
+    let dpid = sw.d.ok(&["show", "--json"]).json["bridges"][0]["openflow"]["datapath_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(show.contains(&format!("dpid:{dpid}")), "{show}");
+    assert!(
+        show.contains(" 1(p1): addr:") && show.contains(" 2(p2): addr:"),
+        "{show}"
+    );
+    assert!(show.contains("frags=normal miss_send_len=128"), "{show}");
+    sw.d.ok(&["set-datapath-id", "b0", "00000000000000ab"]);
+    assert!(ofctl_ok(&["show", &tcp]).contains("dpid:00000000000000ab"));
+    assert!(sw
+        .d
+        .err(&["set-datapath-id", "b0", "12"])
+        .starts_with("datapath-id:"));
+
+    let desc = ofctl_ok(&["dump-ports-desc", &tcp]);
+    assert!(
+        desc.contains(" 1(p1): addr:00:00:00:00:00:00") && desc.contains("state:      LIVE"),
+        "{desc}"
+    );
+    let ports = ofctl_ok(&["dump-ports", &tcp]);
+    assert!(
+        ports.contains("2 ports") && ports.contains("port  1: rx pkts=0"),
+        "{ports}"
+    );
+    let one = ofctl_ok(&["dump-ports", &tcp, "2"]);
+    assert!(one.contains("1 ports") && one.contains("port  2:"), "{one}");
+    let tables = ofctl_ok(&["dump-tables", &tcp]);
+    assert!(
+        tables.contains("table 0:") && tables.contains("active=0"),
+        "{tables}"
+    );
+    let features = ofctl_ok(&["dump-table-features", &tcp]);
+    assert!(
+        features.contains("instructions: apply_actions write_metadata goto_table"),
+        "{features}"
+    );
+    assert!(features.contains("next tables: 1-254"), "{features}");
+
+    // mod-port: what keeps the port as it is is accepted; taking it down is refused.
+    ofctl_ok(&["mod-port", &tcp, "p1", "up"]);
+    let (ok, _, err) = ofctl(&["mod-port", &tcp, "p1", "down"]);
+    assert!(!ok && err.contains("OFPPMFC_BAD_CONFIG"), "{err}");
+
+    // OpenFlow 1.0 only (ovs-ofctl's default): the spec's HELLO_FAILED, no connection.
+    let o = Command::new("ovs-ofctl")
+        .args(["show", &tcp])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("version negotiation failed"),
+        "{err}"
+    );
+
+    // `show` and get-controller list the listeners.
+    let text = sw.d.ok(&["show"]).text;
+    assert!(text.contains("ptcp:0:127.0.0.1: listening"), "{text}");
+    let got = sw.d.ok(&["get-controller", "b0"]).text;
+    assert_eq!(
+        got,
+        format!("ptcp:0:127.0.0.1\npunix:{}", sw.unix.display())
+    );
+}
+
+/// A raw OpenFlow 1.3 client.
+struct Raw {
+    s: TcpStream,
+    framer: Framer,
+}
+
+impl Raw {
+    /// Connects and exchanges HELLO offering `versions` (header version `version`).
+    fn connect_with(port: u16, version: u8, hello: Hello) -> Raw {
+        let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut r = Raw {
+            s,
+            framer: Framer::default(),
+        };
+        r.send_raw(&Message::Hello(hello).encode(version, 1).unwrap());
+        r
+    }
+
+    fn connect(port: u16) -> Raw {
+        let mut r = Raw::connect_with(port, 4, Hello::offering(1 << 4));
+        let (h, m) = r.recv().expect("the switch's HELLO");
+        assert_eq!((h.version, m), (4, Message::Hello(Hello::offering(1 << 4))));
+        r
+    }
+
+    /// As a controller: accepts the switch's connection on `l` and exchanges HELLO.
+    fn accept(l: &std::net::TcpListener) -> Raw {
+        let (s, _) = l.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut r = Raw {
+            s,
+            framer: Framer::default(),
+        };
+        r.send_raw(
+            &Message::Hello(Hello::offering(1 << 4))
+                .encode(4, 1)
+                .unwrap(),
+        );
+        assert!(matches!(r.recv(), Some((_, Message::Hello(_)))));
+        r
+    }
+
+    fn send_raw(&mut self, b: &[u8]) {
+        self.s.write_all(b).unwrap();
+    }
+
+    fn send(&mut self, m: &Message, xid: u32) {
+        self.send_raw(&m.encode(4, xid).unwrap());
+    }
+
+    /// The next message, or `None` when the switch closed the connection.
+    fn recv(&mut self) -> Option<(Header, Message)> {
+        loop {
+            match self.framer.next_message().unwrap() {
+                Frame::Message(h, body) => return Some((h, Message::decode(&h, &body).unwrap())),
+                Frame::NeedMore => {}
+            }
+            let mut buf = [0u8; 65536];
+            match self.s.read(&mut buf) {
+                Ok(0) => return None,
+                Ok(n) => self.framer.push(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return None,
+                Err(e) => panic!("read: {e}"),
+            }
+        }
+    }
+
+    /// The next message must be an ERROR: its (type, code) and xid.
+    fn error(&mut self) -> ((u16, u16), u32) {
+        match self.recv() {
+            Some((h, Message::Error(e))) => ((e.err_type, e.code), h.xid),
+            other => panic!("expected an ERROR, got {other:?}"),
+        }
+    }
+
+    /// A BARRIER round trip: everything sent before has been handled.
+    fn barrier(&mut self, xid: u32) {
+        self.send(&Message::BarrierRequest, xid);
+        match self.recv() {
+            Some((h, Message::BarrierReply)) => assert_eq!(h.xid, xid),
+            other => panic!("expected BARRIER_REPLY, got {other:?}"),
+        }
+    }
+}
+
+fn flow_mod(text: &str) -> Message {
+    let fm = openflow::parse_flow_mod(text).unwrap();
+    Message::FlowMod(ofwire::msg::flow::FlowModMsg::from_flow_mod(&fm).unwrap())
+}
+
+#[test]
+fn bad_messages_get_the_spec_errors_and_leave_the_rules() {
+    let sw = Switch::start();
+    sw.d.ok(&["add-flow", "b0", "priority=7,ip,actions=output:1"]);
+    let before = sw.flows();
+    let mut r = Raw::connect(sw.port);
+    let good = flow_mod("add priority=9,tcp,tp_dst=80,actions=output:2")
+        .encode(4, 77)
+        .unwrap();
+    // Every truncation of a FLOW_MOD (its length field saying so): an ERROR of the
+    // bad-request, bad-match or bad-instruction kinds, the connection goes on.
+    for n in [8, 16, 40, 50, 56, good.len() - 4] {
+        let mut b = good[..n].to_vec();
+        b[2..4].copy_from_slice(&(n as u16).to_be_bytes());
+        r.send_raw(&b);
+        let ((t, _), xid) = r.error();
+        assert!([1, 3, 4].contains(&t), "cut at {n}: type {t}");
+        assert_eq!(xid, 77);
+    }
+    // An unknown type, a bad version, a bad command, an unknown multipart, a buffer id.
+    r.send_raw(&[4, 99, 0, 8, 0, 0, 0, 5]);
+    assert_eq!(r.error(), ((1, 1), 5));
+    r.send_raw(&[2, 5, 0, 8, 0, 0, 0, 6]);
+    assert_eq!(r.error(), ((1, 0), 6));
+    let mut b = good.clone();
+    b[25] = 9;
+    r.send_raw(&b);
+    assert_eq!(r.error().0, (5, 6));
+    r.send_raw(&[4, 18, 0, 16, 0, 0, 0, 8, 0, 11, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(r.error(), ((1, 2), 8));
+    let mut b = good.clone();
+    b[32..36].copy_from_slice(&7u32.to_be_bytes());
+    r.send_raw(&b);
+    assert_eq!(r.error().0, (1, 8));
+    // A message only a switch sends.
+    r.send(&Message::BarrierReply, 9);
+    assert_eq!(r.error(), ((1, 1), 9));
+    // SET_CONFIG: the fragment handling is the bridge's set-frags; reassembly is refused.
+    let cfg = |flags| {
+        Message::SetConfig(ofwire::msg::switch::SwitchConfig {
+            flags,
+            miss_send_len: 200,
+        })
+    };
+    r.send(&cfg(1), 20);
+    r.barrier(21);
+    assert_eq!(sw.d.ok(&["get-frags", "b0"]).text.trim(), "drop");
+    r.send(&cfg(2), 22);
+    assert_eq!(r.error(), ((10, 0), 22));
+    r.send(&cfg(0), 23);
+    r.send(&Message::GetConfigRequest, 24);
+    match r.recv() {
+        Some((_, Message::GetConfigReply(c))) => assert_eq!((c.flags, c.miss_send_len), (0, 200)),
+        other => panic!("expected GET_CONFIG_REPLY, got {other:?}"),
+    }
+    r.barrier(10);
+    assert_eq!(sw.flows(), before);
+    // ECHO comes back with its xid and data.
+    r.send(&Message::EchoRequest(vec![1, 2, 3]), 11);
+    let (h, m) = r.recv().unwrap();
+    assert_eq!((h.xid, m), (11, Message::EchoReply(vec![1, 2, 3])));
+    // A length under 8: BAD_LEN, and the stream is closed (its framing is lost).
+    r.send_raw(&[4, 2, 0, 4, 0, 0, 0, 12]);
+    assert_eq!(r.error().0, (1, 6));
+    assert!(r.recv().is_none(), "the connection should close");
+    assert_eq!(sw.flows(), before);
+    // The good one applies, on a new connection.
+    let mut r = Raw::connect(sw.port);
+    r.send_raw(&good);
+    r.barrier(1);
+    assert_eq!(sw.flows().len(), before.len() + 1);
+}
+
+#[test]
+fn a_one_zero_peer_gets_hello_failed_and_is_closed() {
+    let sw = Switch::start();
+    // OpenFlow 1.0 without a bitmap.
+    let mut r = Raw::connect_with(sw.port, 1, Hello::default());
+    let (h, m) = r.recv().unwrap();
+    assert!(matches!(m, Message::Hello(_)) && h.version == 4);
+    let (h, m) = r.recv().unwrap();
+    let Message::Error(e) = m else {
+        panic!("expected an ERROR, got {m:?}")
+    };
+    // In the peer's version, HELLO_FAILED / INCOMPATIBLE, with text.
+    assert_eq!((h.version, e.err_type, e.code), (1, 0, 0));
+    assert!(String::from_utf8_lossy(&e.data).contains("0x04"));
+    assert!(r.recv().is_none());
+    // 1.0 to 1.5 by bitmap: 1.3 is chosen.
+    let mut r = Raw::connect_with(sw.port, 6, Hello::offering(0b111_1110));
+    let (h, _) = r.recv().unwrap();
+    assert_eq!(h.version, 4);
+    r.send(&Message::FeaturesRequest, 3);
+    assert!(matches!(r.recv(), Some((_, Message::FeaturesReply(_)))));
+}
+
+#[test]
+fn a_silent_peer_is_probed_then_closed() {
+    let sw = Switch::start();
+    sw.d.ok(&[
+        "set-controller",
+        "b0",
+        "ptcp:0:127.0.0.1",
+        "inactivity_probe=1000",
+    ]);
+    assert!(sw
+        .d
+        .err(&["set-controller", "b0", "ptcp:0", "inactivity_probe=5"])
+        .starts_with("inactivity_probe:"));
+    let show = sw.d.ok(&["show", "--json"]).json;
+    let port = show["bridges"][0]["openflow"]["connections"][0]["port"]
+        .as_u64()
+        .unwrap() as u16;
+    let mut r = Raw::connect(port);
+    let t0 = Instant::now();
+    let (h, m) = r.recv().unwrap();
+    assert!(matches!(m, Message::EchoRequest(_)), "{m:?}");
+    let waited = t0.elapsed();
+    assert!(waited >= Duration::from_millis(900), "{waited:?}");
+    // Answered: the connection lives on and is probed again later.
+    r.send(&Message::EchoReply(Vec::new()), h.xid);
+    assert!(matches!(r.recv(), Some((_, Message::EchoRequest(_)))));
+    // Not answered: closed about one interval later.
+    let t1 = Instant::now();
+    assert!(r.recv().is_none());
+    assert!(
+        t1.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        t1.elapsed()
+    );
+}
+
+#[test]
+fn roles_follow_generation_ids_and_slaves_cannot_write() {
+    let sw = Switch::start();
+    let mut a = Raw::connect(sw.port);
+    let mut b = Raw::connect(sw.port);
+    let role = |r: &mut Raw, role, gen, xid| {
+        r.send(
+            &Message::RoleRequest(Role {
+                role,
+                generation_id: gen,
+            }),
+            xid,
+        );
+        r.recv().unwrap().1
+    };
+    assert_eq!(
+        role(&mut a, ControllerRole::Master, 5, 1),
+        Message::RoleReply(Role {
+            role: ControllerRole::Master,
+            generation_id: 5
+        })
+    );
+    // b becomes master with a newer id: a is a slave now.
+    assert!(matches!(
+        role(&mut b, ControllerRole::Master, 6, 2),
+        Message::RoleReply(_)
+    ));
+    assert_eq!(
+        role(&mut a, ControllerRole::NoChange, 0, 3),
+        Message::RoleReply(Role {
+            role: ControllerRole::Slave,
+            generation_id: 6
+        })
+    );
+    // A stale id is refused.
+    a.send(
+        &Message::RoleRequest(Role {
+            role: ControllerRole::Master,
+            generation_id: 4,
+        }),
+        4,
+    );
+    assert_eq!(a.error(), ((11, 0), 4));
+    // A slave may not change the rules; the master may.
+    let before = sw.flows();
+    a.send(&flow_mod("add priority=3,actions=drop"), 5);
+    assert_eq!(a.error(), ((1, 10), 5));
+    a.barrier(6);
+    assert_eq!(sw.flows(), before);
+    b.send(&flow_mod("add priority=3,actions=drop"), 7);
+    b.barrier(8);
+    assert_eq!(sw.flows().len(), before.len() + 1);
+    let text = sw.d.ok(&["show"]).text;
+    assert!(
+        text.contains("role=master")
+            && text.contains("role=slave")
+            && text.contains("version=OpenFlow13"),
+        "{text}"
+    );
+}
+
+#[test]
+fn port_status_follows_ports_added_and_deleted() {
+    let sw = Switch::start();
+    let mut r = Raw::connect(sw.port);
+    r.barrier(1);
+    // Let the upkeep see the connection's first port list.
+    std::thread::sleep(Duration::from_millis(1200));
+    let tx = sw.d.path("p3.pcap");
+    sw.d.ok(&[
+        "add-port",
+        "b0",
+        "p3",
+        "type=pcap",
+        &format!("tx={}", tx.display()),
+        "ofport=3",
+    ]);
+    match r.recv() {
+        Some((_, Message::PortStatus(ps))) => {
+            assert_eq!(
+                (ps.reason as u8, ps.port.port_no, ps.port.name.as_str()),
+                (0, 3, "p3")
+            )
+        }
+        other => panic!("expected PORT_STATUS, got {other:?}"),
+    }
+    sw.d.ok(&["del-port", "b0", "p3"]);
+    match r.recv() {
+        Some((_, Message::PortStatus(ps))) => {
+            assert_eq!((ps.reason as u8, ps.port.port_no), (1, 3))
+        }
+        other => panic!("expected PORT_STATUS, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_active_controller_is_connected_and_reconnected() {
+    let sw = Switch::start();
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    assert!(sw
+        .d
+        .err(&["set-controller", "b0", "tcp:127.0.0.1:0"])
+        .contains("tcp port"));
+    assert!(sw
+        .d
+        .err(&["set-controller", "b0", "udp:1.2.3.4"])
+        .contains("target 1: target"));
+    sw.d.ok(&["set-controller", "b0", &format!("tcp:127.0.0.1:{port}")]);
+    for round in 0..2 {
+        let mut r = Raw::accept(&l);
+        r.send(&Message::FeaturesRequest, 2);
+        match r.recv() {
+            Some((_, Message::FeaturesReply(f))) => assert_eq!(f.n_tables, 255),
+            other => panic!("round {round}: {other:?}"),
+        }
+        let text = sw.d.ok(&["show"]).text;
+        assert!(
+            text.contains(&format!("tcp:127.0.0.1:{port}: connected")),
+            "{text}"
+        );
+        // Closed by the controller: the switch comes back after its backoff.
+    }
+    sw.d.ok(&["del-controller", "b0"]);
+    assert_eq!(sw.d.ok(&["get-controller", "b0"]).text, "");
+}
+
+#[test]
+fn a_flooding_controller_does_not_hold_the_control_socket() {
+    let sw = Switch::start();
+    let port = sw.port;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut r = Raw::connect(port);
+            let msg = flow_mod("add priority=5,udp,tp_dst=9,actions=output:1")
+                .encode(4, 1)
+                .unwrap();
+            let batch: Vec<u8> = msg.iter().copied().cycle().take(msg.len() * 500).collect();
+            r.s.set_write_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
+            let mut sent = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if r.s.write_all(&batch).is_ok() {
+                    sent += 500;
+                }
+            }
+            sent
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let mut worst = Duration::ZERO;
+    for _ in 0..20 {
+        let t = Instant::now();
+        sw.d.ok(&["show"]);
+        worst = worst.max(t.elapsed());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let sent = flood.join().unwrap();
+    assert!(sent >= 5000, "the flood sent only {sent} flow mods");
+    assert!(
+        worst < Duration::from_millis(500),
+        "show took {worst:?} under the flood"
+    );
+}
+
+#[test]
+fn after_an_openflow_barrier_no_packet_follows_the_removed_rule() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    let sw = Switch::start();
+    let tcp = sw.tcp();
+    sw.d.ok(&["del-flows", "b0"]);
+    ofctl_ok(&["add-flow", &tcp, "priority=10,in_port=3,actions=output:1"]);
+    sw.d.ok(&[
+        "add-port",
+        "b0",
+        "gen",
+        "type=generator",
+        "profile=size=64,flows=100,proto=udp",
+        "rate=200000",
+        "ofport=3",
+    ]);
+    for round in 0..6 {
+        let (to, new, old) = if round % 2 == 0 {
+            ("2", "p2", "p1")
+        } else {
+            ("1", "p1", "p2")
+        };
+        std::thread::sleep(Duration::from_millis(150));
+        // ovs-ofctl sends the FLOW_MOD and then a BARRIER, and returns on its reply.
+        ofctl_ok(&["mod-flows", &tcp, &format!("in_port=3,actions=output:{to}")]);
+        let (old_before, new_before) = (sw.d.tx("b0", old), sw.d.tx("b0", new));
+        std::thread::sleep(Duration::from_millis(200));
+        let (old_after, new_after) = (sw.d.tx("b0", old), sw.d.tx("b0", new));
+        assert_eq!(
+            old_before, old_after,
+            "round {round}: {old} got packets after the barrier"
+        );
+        assert!(
+            new_after > new_before,
+            "round {round}: no traffic reached {new}"
+        );
+    }
+}
+
+#[test]
+fn standalone_fails_open_without_its_controller_and_secure_keeps_the_rules() {
+    let sw = Switch::start();
+    // A port no one listens on (yet).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    sw.d.ok(&["del-flows", "b0"]);
+    sw.d.ok(&["add-flow", "b0", "priority=100,actions=drop"]);
+    sw.d.ok(&[
+        "add-port",
+        "b0",
+        "gen",
+        "type=generator",
+        "profile=size=64,flows=10,proto=udp",
+        "rate=20000",
+        "ofport=3",
+    ]);
+    sw.d.ok(&["set-fail-mode", "b0", "secure"]);
+    assert!(sw
+        .d
+        .err(&["set-fail-mode", "b0", "open"])
+        .starts_with("fail-mode:"));
+    let target = format!("tcp:127.0.0.1:{port}");
+    sw.d.ok(&["set-controller", "b0", &target, "inactivity_probe=1000"]);
+    let fail_open = |sw: &Switch| sw.d.ok(&["get-fail-mode", "b0"]).json["fail_open"] == true;
+    // Secure: past three probe intervals, the rules stay and drop everything.
+    std::thread::sleep(Duration::from_millis(3500));
+    assert!(!fail_open(&sw));
+    assert_eq!(sw.flows(), vec!["priority=100 actions=drop"]);
+    assert_eq!(sw.d.tx("b0", "p1"), 0);
+    // Standalone: failed open, the rules flushed, NORMAL floods the generator's packets.
+    sw.d.ok(&["set-fail-mode", "b0", "standalone"]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !fail_open(&sw) {
+        assert!(Instant::now() < deadline, "the bridge did not fail open");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(sw.flows().is_empty(), "{:#?}", sw.flows());
+    let before = sw.d.tx("b0", "p1");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(sw.d.tx("b0", "p1") > before, "NORMAL did not flood");
+    assert!(sw.d.ok(&["show"]).text.contains("failed open"));
+    // The controller comes (within the 8 s backoff): no longer failed open; with no rules
+    // every packet is dropped.
+    let l = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let mut r = Raw::accept(&l);
+    r.barrier(2);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while fail_open(&sw) {
+        assert!(Instant::now() < deadline, "still failed open");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let before = sw.d.tx("b0", "p1");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(sw.d.tx("b0", "p1"), before);
+    // del-controller gives a standalone bridge OVS's default rule back.
+    sw.d.ok(&["del-controller", "b0"]);
+    assert_eq!(sw.flows(), vec!["priority=0 actions=NORMAL"]);
+}
+
+#[test]
+fn groups_made_on_the_control_socket_are_dumped_over_openflow_as_ovs_ofctl_reads_them() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    let sw = Switch::start();
+    let tcp = sw.tcp();
+    sw.d.ok(&[
+        "add-group",
+        "b0",
+        "group_id=5,type=all,bucket=output:1,bucket=output:2",
+    ]);
+    sw.d.ok(&[
+        "add-group",
+        "b0",
+        "group_id=7,type=indirect,bucket=output:2",
+    ]);
+    sw.d.ok(&["add-flow", "b0", "priority=5,ip,actions=group:5"]);
+    let descs = ofctl_ok(&["dump-groups", &tcp]);
+    assert!(
+        descs.contains(" group_id=5,type=all,bucket=actions=output:1,bucket=actions=output:2"),
+        "{descs}"
+    );
+    assert!(
+        descs.contains(" group_id=7,type=indirect,bucket=actions=output:2"),
+        "{descs}"
+    );
+    let stats = ofctl_ok(&["dump-group-stats", &tcp]);
+    assert!(
+        stats.contains("group_id=5,") && stats.contains("ref_count=1,"),
+        "{stats}"
+    );
+    let features = ofctl_ok(&["dump-group-features", &tcp]);
+    assert!(features.contains("Types:  0xf"), "{features}");
+    let flows = of_flows(&tcp, &[]);
+    assert!(
+        flows.iter().any(|f| f == "priority=5,ip actions=group:5"),
+        "{flows:?}"
+    );
+}
