@@ -243,15 +243,8 @@ fn parsed_part(k: &FlowKey) -> FlowKey {
 fn to_controller() -> pipeline::ToController {
     pipeline::ToController {
         context: std::sync::Arc::new(pipeline::PacketInContext {
-            reason: pipeline::PacketInReason::Action,
-            table_id: 0,
-            cookie: 0,
-            controller_id: 0,
-            userdata: Box::new([]),
-            max_len: u16::MAX,
             in_port: 1,
-            metadata: 0,
-            regs: [0; pipeline::field::N_REGS],
+            ..pipeline::PacketInContext::default()
         }),
         queue: std::sync::Arc::new(pipeline::PacketInQueue::with_capacity(4)),
     }

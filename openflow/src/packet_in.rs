@@ -122,15 +122,8 @@ mod tests {
 
     fn context() -> PacketInContext {
         PacketInContext {
-            reason: PacketInReason::Action,
-            table_id: 0,
-            cookie: 0,
-            controller_id: 0,
-            userdata: Box::new([]),
-            max_len: u16::MAX,
             in_port: 1,
-            metadata: 0,
-            regs: [0; N_REGS],
+            ..PacketInContext::default()
         }
     }
 

@@ -1378,15 +1378,11 @@ mod tests {
     fn to_controller(max_len: u16) -> crate::dpaction::ToController {
         crate::dpaction::ToController {
             context: Arc::new(crate::packet_in::PacketInContext {
-                reason: crate::packet_in::PacketInReason::Action,
                 table_id: 3,
                 cookie: 0xc0de,
-                controller_id: 0,
-                userdata: Box::new([]),
                 max_len,
                 in_port: 7,
-                metadata: 0,
-                regs: [0; crate::field::N_REGS],
+                ..Default::default()
             }),
             queue: Arc::new(crate::packet_in::PacketInQueue::default()),
         }

@@ -102,6 +102,23 @@ pub struct PacketInContext {
     pub regs: [u32; crate::field::N_REGS],
 }
 
+impl Default for PacketInContext {
+    /// `controller` with no arguments in table 0, a rule of cookie 0, from port 0.
+    fn default() -> PacketInContext {
+        PacketInContext {
+            reason: PacketInReason::Action,
+            table_id: 0,
+            cookie: 0,
+            controller_id: 0,
+            userdata: Box::new([]),
+            max_len: u16::MAX,
+            in_port: 0,
+            metadata: 0,
+            regs: [0; crate::field::N_REGS],
+        }
+    }
+}
+
 /// One packet for the controller.
 #[derive(Clone, Debug)]
 pub struct PacketIn {
@@ -186,15 +203,8 @@ mod tests {
     fn pin(n: u8) -> PacketIn {
         PacketIn {
             context: Arc::new(PacketInContext {
-                reason: PacketInReason::Action,
-                table_id: 0,
-                cookie: 0,
-                controller_id: 0,
-                userdata: Box::new([]),
-                max_len: u16::MAX,
                 in_port: 1,
-                metadata: 0,
-                regs: [0; crate::field::N_REGS],
+                ..PacketInContext::default()
             }),
             key: FlowKey::default(),
             total_len: 1,

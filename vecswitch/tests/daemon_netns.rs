@@ -39,33 +39,6 @@ fn two_cores() -> bool {
     n >= 2
 }
 
-/// A bridge name no other test uses (≤ 15 characters).
-fn bridge_name() -> String {
-    format!(
-        "vt{}x{}",
-        std::process::id() % 100_000,
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// `vecswitch attach` through the CLI; returns the host end's name.
-fn attach(d: &DaemonProc, bridge: &str, ns: &TestNs, ip: &str, port_type: &str) -> String {
-    let o = Command::new(env!("CARGO_BIN_EXE_vecswitch"))
-        .args([
-            "attach", bridge, &ns.name, "--ip", ip, "--type", port_type, "--json", "--socket",
-        ])
-        .arg(&d.socket)
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "attach: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    v["attachment"]["host_if"].as_str().unwrap().to_string()
-}
-
 fn detach(d: &DaemonProc, bridge: &str, ns: &TestNs) {
     let o = Command::new(env!("CARGO_BIN_EXE_vecswitch"))
         .args(["detach", bridge, &ns.name, "--socket"])
@@ -96,13 +69,13 @@ impl Pair {
 
     /// `config` goes before the bridge table (e.g. `pmd-cores = [0, 1]`).
     fn with_config(port_type: &str, local: bool, config: &str) -> Pair {
-        let bridge = bridge_name();
+        let bridge = common::unique_bridge("vt");
         let d = DaemonProc::start(&format!(
             "{config}[[bridge]]\nname = \"{bridge}\"\nlocal = {local}\n"
         ));
         let (a, b) = (TestNs::new(), TestNs::new());
-        let host_a = attach(&d, &bridge, &a, "10.91.0.1/24", port_type);
-        let host_b = attach(&d, &bridge, &b, "10.91.0.2/24", port_type);
+        let host_a = d.attach(&bridge, &a, "10.91.0.1/24", port_type);
+        let host_b = d.attach(&bridge, &b, "10.91.0.2/24", port_type);
         Pair {
             d,
             bridge,
@@ -748,7 +721,7 @@ fn the_queues_of_a_multi_queue_port_are_spread_over_the_pmds() {
     let _del = Del(h.clone());
     common::run(&["ip", "link", "set", &h, "up"]);
     common::run(&["ip", "link", "set", &p, "up"]);
-    let bridge = bridge_name();
+    let bridge = common::unique_bridge("vt");
     let d = DaemonProc::start(&format!(
         "pmd-cores = [0, 1]\n[[bridge]]\nname = \"{bridge}\"\nlocal = false\n"
     ));
@@ -863,15 +836,15 @@ fn bridge_tx(d: &DaemonProc, bridge: &str) -> u64 {
 #[test]
 fn afxdp_ports_of_two_bridges_share_the_pmd_pool_and_each_bridge_keeps_its_traffic() {
     require_root!();
-    let (x, y) = (bridge_name(), bridge_name());
+    let (x, y) = (common::unique_bridge("vt"), common::unique_bridge("vt"));
     let d = DaemonProc::start(&format!(
         "[[bridge]]\nname = \"{x}\"\nlocal = false\n[[bridge]]\nname = \"{y}\"\nlocal = false\n"
     ));
     // The same addresses behind both bridges: only the bridge tells them apart.
     let ns: Vec<TestNs> = (0..4).map(|_| TestNs::new()).collect();
     for (bridge, pair) in [(&x, &ns[..2]), (&y, &ns[2..])] {
-        attach(&d, bridge, &pair[0], "10.93.0.1/24", "afxdp");
-        attach(&d, bridge, &pair[1], "10.93.0.2/24", "afxdp");
+        d.attach(bridge, &pair[0], "10.93.0.1/24", "afxdp");
+        d.attach(bridge, &pair[1], "10.93.0.2/24", "afxdp");
     }
     let show = d.ok(&["show"]).json;
     for b in show["bridges"].as_array().unwrap() {
@@ -1279,7 +1252,7 @@ fn a_vhost_user_guest_killed_under_traffic_comes_back() {
 #[test]
 fn every_frame_lost_at_a_saturated_port_is_named_and_the_names_add_up_to_the_loss() {
     require_root!();
-    let bridge = bridge_name();
+    let bridge = common::unique_bridge("vt");
     let d = DaemonProc::start(&format!("[[bridge]]\nname = \"{bridge}\"\nlocal = false\n"));
     let (gen, back) = (RootVeth::new("vsa"), RootVeth::new("vsb"));
     d.ok(&["add-port", &bridge, &gen.inner, "type=afxdp", "ofport=1"]);

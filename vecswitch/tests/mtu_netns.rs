@@ -29,34 +29,6 @@ macro_rules! require_root {
     };
 }
 
-/// A bridge name no other test uses (≤ 15 characters).
-fn bridge_name() -> String {
-    format!(
-        "vm{}x{}",
-        std::process::id() % 100_000,
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// `vecswitch attach` of `ns` (its end named eth0) as a port of `port_type`; returns the
-/// host end's name.
-fn attach(d: &DaemonProc, bridge: &str, ns: &TestNs, ip: &str, port_type: &str) -> String {
-    let o = Command::new(env!("CARGO_BIN_EXE_vecswitch"))
-        .args([
-            "attach", bridge, &ns.name, "--ip", ip, "--type", port_type, "--json", "--socket",
-        ])
-        .arg(&d.socket)
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "attach: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    v["attachment"]["host_if"].as_str().unwrap().to_string()
-}
-
 /// Whether all `count` pings of `size` bytes of payload, never fragmented (`-M do`), from
 /// namespace `ns` (or this one) to `addr` are answered.
 fn ping_df(ns: Option<&str>, addr: &str, size: u32, count: u32) -> bool {
@@ -124,11 +96,11 @@ fn show_port(d: &DaemonProc, port: &str) -> serde_json::Value {
 #[test]
 fn jumbo_pings_cross_afpacket_ports_and_the_local_tap_and_too_big_frames_are_named() {
     require_root!();
-    let bridge = bridge_name();
+    let bridge = common::unique_bridge("vm");
     let d = DaemonProc::start(&format!("[[bridge]]\nname = \"{bridge}\"\nlocal = true\n"));
     let (a, b) = (TestNs::new(), TestNs::new());
-    let host_a = attach(&d, &bridge, &a, "10.93.0.1/24", "afpacket");
-    let host_b = attach(&d, &bridge, &b, "10.93.0.2/24", "afpacket");
+    let host_a = d.attach(&bridge, &a, "10.93.0.1/24", "afpacket");
+    let host_b = d.attach(&bridge, &b, "10.93.0.2/24", "afpacket");
     assert!(common::ping(&a.target, "10.93.0.2", 2), "1500 first");
     assert_eq!(show_port(&d, &host_a)["mtu"], 1500);
 
@@ -239,11 +211,11 @@ fn udp_echoes(from: &str, src: &str, to: &str, dst: &str, size: usize, count: u3
 #[test]
 fn jumbo_frames_cross_afxdp_ports_with_xdp_multi_buffer() {
     require_root!();
-    let bridge = bridge_name();
+    let bridge = common::unique_bridge("vm");
     let d = DaemonProc::start(&format!("[[bridge]]\nname = \"{bridge}\"\nlocal = false\n"));
     let (a, b) = (TestNs::new(), TestNs::new());
-    let host_a = attach(&d, &bridge, &a, "10.93.1.1/24", "afxdp");
-    let host_b = attach(&d, &bridge, &b, "10.93.1.2/24", "afxdp");
+    let host_a = d.attach(&bridge, &a, "10.93.1.1/24", "afxdp");
+    let host_b = d.attach(&bridge, &b, "10.93.1.2/24", "afxdp");
     let mode = |host: &str| show_port(&d, host)["queues"][0]["mode"].to_string();
     // At 1500 the queues are in their PMD's pool (single-buffer, no copy).
     assert!(mode(&host_a).contains("pmd-pool"), "{}", mode(&host_a));
@@ -319,10 +291,10 @@ fn jumbo_udp_crosses_a_vhost_user_port_to_testpmd_and_back() {
         eprintln!("SKIP: dpdk-testpmd (Debian dpdk-dev) is not installed");
         return;
     }
-    let bridge = bridge_name();
+    let bridge = common::unique_bridge("vm");
     let d = DaemonProc::start(&format!("[[bridge]]\nname = \"{bridge}\"\nlocal = false\n"));
     let a = TestNs::new();
-    let host_a = attach(&d, &bridge, &a, "10.93.2.1/24", "afpacket");
+    let host_a = d.attach(&bridge, &a, "10.93.2.1/24", "afpacket");
     common::run(&["ip", "-n", &a.name, "link", "set", "eth0", "mtu", "9000"]);
     d.ok(&["set-port", &host_a, "mtu_request=9000"]);
     let port = format!("vu{}", SEQ.fetch_add(1, Ordering::Relaxed));

@@ -7,9 +7,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use common::{DaemonProc, GEN_BRIDGE};
 use serde_json::{json, Value};
 
@@ -81,22 +78,7 @@ fn ovs(cases: &[Vec<(&str, &str)>]) -> Option<Vec<Value>> {
     }
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../pcaps/ovs_groups.py");
     let case = json!({ "ports": PORTS, "cases": cases });
-    let mut child = Command::new(common::python())
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(case.to_string().as_bytes())
-        .unwrap();
-    let o = child.wait_with_output().unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    Some(serde_json::from_slice(&o.stdout).unwrap())
+    Some(serde_json::from_value(common::python_json(script, &case)).unwrap())
 }
 
 fn sorted(mut v: Vec<String>) -> Vec<String> {

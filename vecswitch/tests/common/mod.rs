@@ -123,6 +123,30 @@ pub fn python() -> &'static str {
     tools::probe::python()
 }
 
+/// Runs the Python script `script` with `input` as JSON on its stdin and returns the JSON it
+/// prints (the OVS comparison scripts under pcaps/ work this way).
+#[allow(dead_code)]
+pub fn python_json(script: &str, input: &serde_json::Value) -> serde_json::Value {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(python())
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.to_string().as_bytes())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
 /// Lower-case hex of `b`.
 pub fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
@@ -185,7 +209,38 @@ pub struct DaemonProc {
     pub socket: PathBuf,
 }
 
+/// A bridge name no other test uses (at most 15 characters), starting with `prefix` (two
+/// letters).
+#[allow(dead_code)]
+pub fn unique_bridge(prefix: &str) -> String {
+    format!(
+        "{prefix}{}x{}",
+        std::process::id() % 100_000,
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
 impl DaemonProc {
+    /// `vecswitch attach` of `ns` (its end named eth0) to `bridge` as a port of `port_type`,
+    /// through the CLI; returns the host end's name.
+    #[allow(dead_code)]
+    pub fn attach(&self, bridge: &str, ns: &TestNs, ip: &str, port_type: &str) -> String {
+        let o = Command::new(env!("CARGO_BIN_EXE_vecswitch"))
+            .args([
+                "attach", bridge, &ns.name, "--ip", ip, "--type", port_type, "--json", "--socket",
+            ])
+            .arg(&self.socket)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "attach: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["attachment"]["host_if"].as_str().unwrap().to_string()
+    }
+
     /// Starts the daemon on `config` (TOML; the socket line is added here).
     pub fn start(config: &str) -> DaemonProc {
         DaemonProc::start_in(None, config)
