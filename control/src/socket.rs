@@ -132,9 +132,9 @@ impl ControlSocket {
             while let Ok((line, stream)) = rx.try_recv() {
                 serve_one(daemon, &line, stream);
             }
-            // The connections do not send PACKET_IN yet: packet-ins are counted and let go, so
-            // that the bridges' queues never fill.
-            daemon.discard_packet_ins();
+            // Packet-ins go to the controllers (or are counted unsent), so that the bridges'
+            // queues never fill.
+            daemon.send_packet_ins();
             // Each connection handles a bounded number of messages per round, so requests on
             // this socket are served between the rounds of a flooding controller.
             openflow_busy = crate::openflow_conn::run(daemon, Instant::now());

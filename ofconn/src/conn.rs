@@ -345,6 +345,20 @@ impl Connection {
         }
     }
 
+    /// Sends a PACKET_IN (`pin`, its reason's bit `reason_bit`) when the connection is up and
+    /// its async configuration for its role asks for that reason; returns whether it did.
+    pub fn packet_in(&mut self, pin: &ofwire::msg::packet::PacketIn, reason_bit: u8) -> bool {
+        if self.version().is_none() || self.closed.is_some() {
+            return false;
+        }
+        let i = usize::from(self.role == ControllerRole::Slave);
+        if self.async_config.packet_in_mask[i] & (1 << reason_bit) == 0 {
+            return false;
+        }
+        self.send(&Message::PacketIn(pin.clone()), 0);
+        true
+    }
+
     /// Sends a PORT_STATUS when the connection's async configuration for its role asks for
     /// that reason.
     pub fn port_status(&mut self, ps: &PortStatus) {

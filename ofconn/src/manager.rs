@@ -333,6 +333,44 @@ impl Controllers {
         }
     }
 
+    /// Sends `pins` (the bridge's packet-ins, oldest first) as PACKET_IN to the connections
+    /// whose role and async configuration ask for their reason (OpenFlow 1.3's reasons: an
+    /// explicit miss is `no_match`, the 1.4 reasons `action`), unbuffered, the whole packet,
+    /// with the metadata match Open vSwitch sends. Packet-ins for a controller id other than
+    /// 0 go nowhere (no connection sets one). Returns how many no connection took.
+    pub fn send_packet_ins(&mut self, pins: &[pipeline::PacketIn]) -> usize {
+        use ofwire::msg::packet::{PacketIn, PacketInReason as Wire};
+        let mut unsent = 0;
+        for pin in pins {
+            let c = &pin.context;
+            let (reason, bit) = match c.reason.on_wire(ofwire::OFP13_VERSION) {
+                pipeline::PacketInReason::NoMatch => (Wire::NoMatch, 0),
+                pipeline::PacketInReason::InvalidTtl => (Wire::InvalidTtl, 2),
+                _ => (Wire::Action, 1),
+            };
+            let msg = PacketIn {
+                buffer_id: u32::MAX,
+                total_len: u16::try_from(pin.total_len).unwrap_or(u16::MAX),
+                reason,
+                table_id: c.table_id,
+                cookie: c.cookie,
+                matches: openflow::packet_in::metadata(pin),
+                data: pin.data.clone(),
+            };
+            let mut sent = false;
+            if c.controller_id == 0 {
+                for conn in &mut self.conns {
+                    sent |= conn.packet_in(&msg, bit);
+                }
+            }
+            unsent += usize::from(!sent);
+        }
+        for conn in &mut self.conns {
+            conn.flush();
+        }
+        unsent
+    }
+
     /// About once a second: PORT_STATUS for every port added, deleted or changed since the
     /// last call.
     pub fn upkeep(&mut self, sw: &dyn Switch) {

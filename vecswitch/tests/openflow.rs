@@ -870,3 +870,58 @@ fn groups_made_on_the_control_socket_are_dumped_over_openflow_as_ovs_ofctl_reads
         "{flows:?}"
     );
 }
+
+#[test]
+fn controller_actions_reach_an_ovs_ofctl_monitor_as_packet_ins_and_are_counted_unsent_without_one()
+{
+    if !have_ovs_ofctl() {
+        return;
+    }
+    let sw = Switch::start();
+    let tcp = sw.tcp();
+    sw.d.ok(&["del-flows", "b0"]);
+    sw.d.ok(&[
+        "add-flow",
+        "b0",
+        "cookie=0x42,in_port=3,actions=load:0x7->NXM_NX_REG1[],controller",
+    ]);
+    sw.d.ok(&[
+        "add-port",
+        "b0",
+        "gen",
+        "type=generator",
+        "profile=size=64,flows=2,proto=udp",
+        "rate=20",
+        "ofport=3",
+    ]);
+    // ovs-ofctl monitor makes its control socket in OVS_RUNDIR; its output is line-buffered
+    // so that what it printed survives the timeout.
+    let o = Command::new("timeout")
+        .args([
+            "2",
+            "ovs-ofctl",
+            "-O",
+            "OpenFlow13",
+            "monitor",
+            &tcp,
+            "65534",
+        ])
+        .env("OVS_RUNDIR", sw.d.path(""))
+        .output()
+        .unwrap();
+    // It prints the messages on stderr when stdout is not a terminal.
+    let text =
+        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    let want = "OFPT_PACKET_IN (OF1.3) (xid=0x0): cookie=0x42 total_len=60 reg1=0x7,in_port=3 \
+                (via action) data_len=60 (unbuffered)";
+    let pins = text.lines().filter(|l| *l == want).count();
+    assert!(pins >= 10, "{pins} packet-ins: {text}");
+    assert!(text.contains(",nw_src=10.0.0.2,"), "both flows: {text}");
+    // No controller now: the packet-ins are counted, not queued.
+    std::thread::sleep(Duration::from_millis(500));
+    let drops = sw.d.ok(&["drop-reasons", "--json"]).json;
+    assert!(
+        drops["bridge.b0.packet-in-unsent"].as_u64().unwrap_or(0) > 0,
+        "{drops}"
+    );
+}

@@ -806,11 +806,12 @@ impl Daemon {
             .collect()
     }
 
-    /// Takes the packet-ins queued and counts them unsent: what the control thread does with
-    /// them while no OpenFlow connection can take them.
-    pub fn discard_packet_ins(&mut self) {
+    /// Sends the packet-ins queued to each bridge's OpenFlow connections (PACKET_IN); those
+    /// no connection took are counted unsent.
+    pub fn send_packet_ins(&mut self) {
         for (i, pins) in self.take_packet_ins() {
-            self.bridges[i].packet_ins_unsent += pins.len() as u64;
+            let b = &mut self.bridges[i];
+            b.packet_ins_unsent += b.controllers.send_packet_ins(&pins) as u64;
         }
     }
 

@@ -153,8 +153,10 @@ impl PortIo for GeneratorPort {
         QueueInfo {
             kind: "generator",
             mode: format!(
-                "{} bytes {} flows {:?} {rate}{count}",
-                p.frame_size, p.flows, p.protocol
+                "{} bytes {} flows {} {rate}{count}",
+                p.frame_size,
+                p.flows,
+                p.protocol.name()
             ),
         }
     }
@@ -211,7 +213,9 @@ mod tests {
         assert_eq!(n, 70);
         assert!(port.finished());
         assert_eq!(port.rx_burst(32, &mut |_| {}), 0);
-        assert!(port.info().mode.contains("(done)"), "{}", port.info().mode);
+        let mode = port.info().mode;
+        assert!(mode.contains("(done)"), "{mode}");
+        assert!(mode.contains(" flows udp "), "names, not Rust debug text: {mode}");
         assert_eq!(port.counters()[0], ("rx-generated", 70));
     }
 

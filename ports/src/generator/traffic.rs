@@ -38,6 +38,17 @@ pub enum Protocol {
     Icmp,
 }
 
+impl Protocol {
+    /// Its name in a profile (`proto=udp`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Udp => "udp",
+            Protocol::Tcp => "tcp",
+            Protocol::Icmp => "icmp",
+        }
+    }
+}
+
 /// What to generate: untagged Ethernet/IPv4 frames of one size and protocol over `flows`
 /// 5-tuples (see the module documentation for how flows differ).
 #[derive(Clone, Debug, PartialEq, Eq)]
