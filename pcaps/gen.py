@@ -2932,6 +2932,9 @@ replay ends.
     f = Ether(src=REMOTE_MAC, dst=UNDER_MAC) / IP(src=REMOTE, dst=VTEP, id=9) / UDP(sport=5000, dport=5001) / Raw(b"plain")
     s.send("eth0", f, "plain UDP from the remote VTEP to 172.31.1.1 port 5001", {"br-phy": f},
            "not a tunnel packet: br-phy (no NetFlow) sends it to LOCAL; no record")
+    return s
+
+
 def packet_in(data, table=0, cookie=0, meta="in_port=1", reason="action", userdata=None):
     """A packet-in of `data` as `ovs-ofctl -O OpenFlow13 monitor` describes it (OVS's
     ofputil_packet_in_private_format, unbuffered), and the bytes it carries: all of them, as
