@@ -215,7 +215,10 @@ mod tests {
         assert_eq!(port.rx_burst(32, &mut |_| {}), 0);
         let mode = port.info().mode;
         assert!(mode.contains("(done)"), "{mode}");
-        assert!(mode.contains(" flows udp "), "names, not Rust debug text: {mode}");
+        assert!(
+            mode.contains(" flows udp "),
+            "names, not Rust debug text: {mode}"
+        );
         assert_eq!(port.counters()[0], ("rx-generated", 70));
     }
 
