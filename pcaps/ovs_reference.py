@@ -94,7 +94,14 @@ class Ovs:
     def run(self, *args, check=True):
         r = subprocess.run(args, env=self.env, capture_output=True, text=True)
         if check and r.returncode != 0:
-            raise RuntimeError("%s: %s" % (" ".join(args), r.stderr.strip()))
+            # What ovs-vswitchd said last (a crash leaves its reason there).
+            log = ""
+            try:
+                with open(os.path.join(self.dir, "ovs-vswitchd.log")) as f:
+                    log = "".join(f.readlines()[-15:])
+            except OSError:
+                pass
+            raise RuntimeError("%s: %s\novs-vswitchd.log ends:\n%s" % (" ".join(args), r.stderr.strip(), log))
         return r
 
     def start(self):
