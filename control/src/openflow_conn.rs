@@ -93,7 +93,7 @@ impl ofconn::Switch for BridgeSwitch<'_> {
         self.bridge.of.rules().snapshot()
     }
 
-    fn apply_all(&mut self, fms: &[FlowMod]) -> Result<(), OfpError> {
+    fn apply_all(&mut self, fms: &[FlowMod]) -> Result<(), (usize, OfpError)> {
         match self.bridge.of.apply(fms, self.d.now_ns()) {
             Ok(_) => Ok(()),
             Err(e) => {
@@ -111,13 +111,13 @@ impl ofconn::Switch for BridgeSwitch<'_> {
                     "check_overlap" => ErrorCode::FlowModOverlap,
                     _ => ErrorCode::FlowModUnknown,
                 };
-                Err(OfpError::new(code, "flow_mod"))
+                Err((e.index, OfpError::new(code, "flow_mod")))
             }
         }
     }
 
     fn barrier(&mut self) -> Result<(), String> {
-        self.d.barrier().map_err(|e| format!("{e:#}"))
+        self.d.rules_barrier().map_err(|e| format!("{e:#}"))
     }
 
     fn frag_flags(&self) -> u16 {

@@ -70,6 +70,8 @@ pub struct Connection {
     /// A TABLE_FEATURES set request spread over messages (`OFPMPF_REQ_MORE`): its xid and
     /// the tables so far.
     pub(crate) table_features_parts: Option<(u32, Vec<TableFeatures>)>,
+    /// Bundles opened and not yet committed or discarded.
+    pub(crate) bundles: crate::bundle::Bundles,
 }
 
 /// Why a connection closed when the peer closed it.
@@ -110,6 +112,7 @@ impl Connection {
             rx_messages: 0,
             errors_sent: 0,
             table_features_parts: None,
+            bundles: Default::default(),
         };
         c.send(&Message::Hello(Hello::offering(OUR_VERSIONS)), 0);
         c

@@ -50,6 +50,12 @@ pub fn handle(
     raw: &[u8],
 ) -> Option<Effect> {
     let m = match Message::decode(h, body) {
+        Ok(Message::Experimenter(x)) => {
+            if let Err(e) = crate::bundle::handle(c, sw, shared, h, x, raw) {
+                c.send_error(&e, raw, h.xid);
+            }
+            return None;
+        }
         Ok(m) => m,
         Err(e) => {
             c.send_error(&e, raw, h.xid);
@@ -98,7 +104,7 @@ pub fn apply_flow_mods(
                     shared.flow_mods += 1;
                     shared.unacknowledged = true;
                 }
-                Err(e) => {
+                Err((_, e)) => {
                     shared.flow_mods_refused += 1;
                     c.send_error(&e, &p.raw, p.xid);
                 }
@@ -113,7 +119,7 @@ fn refuse<T>(code: E, field: &'static str) -> Result<T, OfpError> {
 }
 
 /// A slave may not change the switch (OpenFlow 1.3.5 section 6.3.5).
-fn writable(c: &Connection) -> Result<(), OfpError> {
+pub(crate) fn writable(c: &Connection) -> Result<(), OfpError> {
     if c.role == ControllerRole::Slave {
         return refuse(E::BadRequestIsSlave, "role");
     }
@@ -191,6 +197,8 @@ fn answer(
         | M::BarrierReply
         | M::RoleReply(_)
         | M::GetAsyncReply(_) => return refuse(E::BadRequestType, "ofp_header.type"),
+        // Handled before (`crate::bundle`).
+        M::Experimenter(_) => return refuse(E::BadRequestExperimenter, "experimenter"),
     }
     Ok(None)
 }

@@ -7,6 +7,7 @@
 //! of PMDs or ports.
 #![forbid(unsafe_code)]
 
+pub mod bundle;
 pub mod conn;
 pub mod handle;
 pub mod manager;

@@ -500,15 +500,21 @@ mod tests {
         fn rules(&self) -> Arc<RuleSet> {
             self.bridge.rules().snapshot()
         }
-        fn apply_all(&mut self, fms: &[FlowMod]) -> Result<(), OfpError> {
+        fn apply_all(&mut self, fms: &[FlowMod]) -> Result<(), (usize, OfpError)> {
+            let refused = |i| {
+                (
+                    i,
+                    OfpError::new(ofwire::ErrorCode::FlowModUnknown, "flow_mod"),
+                )
+            };
             // Priority 666 stands for what the rule set refuses.
-            if fms.iter().any(|f| f.spec.priority == 666) {
-                return Err(OfpError::new(ofwire::ErrorCode::FlowModUnknown, "flow_mod"));
+            if let Some(i) = fms.iter().position(|f| f.spec.priority == 666) {
+                return Err(refused(i));
             }
             self.bridge
                 .apply(fms, 0)
                 .map(|_| ())
-                .map_err(|_| OfpError::new(ofwire::ErrorCode::FlowModUnknown, "flow_mod"))
+                .map_err(|e| refused(e.index))
         }
         fn barrier(&mut self) -> Result<(), String> {
             self.barriers += 1;
@@ -672,5 +678,187 @@ mod tests {
         assert_eq!(c.listening_port(&ptcp), port);
         assert_eq!(c.listening_port(&other), None);
         assert_eq!(c.status(now).len(), 1);
+    }
+
+    /// Bundle messages as `ovs-ofctl -O OpenFlow13 --bundle` sends them.
+    mod bundles {
+        use super::*;
+        use ofwire::msg::bundle::{BundleAdd, BundleCtrl, BundleCtrlType as T, Experimenter};
+
+        fn ctrl(t: T, id: u32, flags: u16, xid: u32) -> Vec<u8> {
+            let m = Experimenter::BundleControl(BundleCtrl {
+                bundle_id: id,
+                ctrl_type: t,
+                flags,
+                properties: Vec::new(),
+            });
+            Message::Experimenter(m).encode(4, xid).unwrap_or_default()
+        }
+
+        fn add(id: u32, flags: u16, text: &str, xid: u32) -> Vec<u8> {
+            let fm = openflow::parse_flow_mod(text).unwrap_or_else(|e| unreachable!("{e}"));
+            let m = ofwire::msg::flow::FlowModMsg::from_flow_mod(&fm)
+                .unwrap_or_else(|e| unreachable!("{e}"));
+            let inner = Message::FlowMod(m).encode(4, xid).unwrap_or_default();
+            add_raw(id, flags, inner, xid)
+        }
+
+        fn add_raw(id: u32, flags: u16, inner: Vec<u8>, xid: u32) -> Vec<u8> {
+            let m = Experimenter::BundleAdd(BundleAdd {
+                bundle_id: id,
+                flags,
+                inner,
+            });
+            Message::Experimenter(m).encode(4, xid).unwrap_or_default()
+        }
+
+        /// Sends `msgs`, handles them; returns what came back after the HELLO.
+        fn exchange(sw: &mut Mock, msgs: &[Vec<u8>]) -> Vec<Message> {
+            let (mut c, mut peer) = connection();
+            let mut shared = Shared::default();
+            let _ = peer.write_all(&msgs.concat());
+            c.read_input();
+            c.process(sw, &mut shared, Instant::now());
+            c.flush();
+            read_all(&mut peer).split_off(1)
+        }
+
+        fn reply(t: T, id: u32) -> Message {
+            Message::Experimenter(Experimenter::BundleControl(BundleCtrl {
+                bundle_id: id,
+                ctrl_type: t,
+                flags: 0,
+                properties: Vec::new(),
+            }))
+        }
+
+        /// An ERROR's (type, code) and the xid of the message it quotes.
+        fn error(m: &Message) -> (u16, u16, u32) {
+            let Message::Error(e) = m else {
+                panic!("not an error: {m:?}");
+            };
+            // Experimenter errors carry the ONF's id before the quoted message.
+            let at = if e.err_type == 0xffff { 8 } else { 4 };
+            let xid = e
+                .data
+                .get(at..at + 4)
+                .map_or(0, |b| u32::from_be_bytes(b.try_into().unwrap_or_default()));
+            (e.err_type, e.code, xid)
+        }
+
+        #[test]
+        fn a_committed_bundle_applies_as_one_change() {
+            let mut sw = mock();
+            let got = exchange(
+                &mut sw,
+                &[
+                    ctrl(T::OpenRequest, 7, 3, 1),
+                    add(7, 3, "add priority=1,ip,actions=output:1", 2),
+                    add(7, 3, "add priority=2,udp,actions=output:2", 3),
+                    ctrl(T::CloseRequest, 7, 3, 4),
+                ],
+            );
+            assert_eq!(got, [reply(T::OpenReply, 7), reply(T::CloseReply, 7)]);
+            // Nothing is applied before the commit (a new connection has no bundle 7 ...).
+            assert_eq!(sw.bridge.rules().load().len(), 0);
+            let got = exchange(&mut sw, &[ctrl(T::CommitRequest, 7, 3, 5)]);
+            assert_eq!(error(&got[0]), (0xffff, 2302, 5), "BAD_ID");
+            // ... so the whole conversation goes on one connection.
+            let got = exchange(
+                &mut sw,
+                &[
+                    ctrl(T::OpenRequest, 7, 3, 1),
+                    add(7, 3, "add priority=1,ip,actions=output:1", 2),
+                    add(7, 3, "add priority=2,udp,actions=output:2", 3),
+                    ctrl(T::CommitRequest, 7, 3, 4),
+                    ctrl(T::CommitRequest, 7, 3, 5),
+                ],
+            );
+            assert_eq!(got[..2], [reply(T::OpenReply, 7), reply(T::CommitReply, 7)]);
+            assert_eq!(sw.bridge.rules().load().len(), 2);
+            // A committed bundle is gone.
+            assert_eq!(error(&got[2]), (0xffff, 2302, 5));
+        }
+
+        #[test]
+        fn a_refused_message_fails_the_whole_commit() {
+            let mut sw = mock();
+            let got = exchange(
+                &mut sw,
+                &[
+                    add(1, 1, "add priority=1,ip,actions=output:1", 2),
+                    add(1, 1, "add priority=666,actions=drop", 3),
+                    add(1, 1, "add priority=3,udp,actions=output:2", 4),
+                    ctrl(T::CommitRequest, 1, 1, 5),
+                ],
+            );
+            assert_eq!(sw.bridge.rules().load().len(), 0);
+            // The refused message's own error (FLOW_MOD_FAILED, quoting its add message),
+            // then MSG_FAILED for the commit.
+            assert_eq!(
+                got.iter().map(error).collect::<Vec<_>>(),
+                [(5, 0, 3), (0xffff, 2313, 5)]
+            );
+        }
+
+        #[test]
+        fn misuse_is_refused_as_ovs_refuses_it() {
+            let mut sw = mock();
+            let barrier = Message::BarrierRequest.encode(4, 3).unwrap_or_default();
+            let got = exchange(
+                &mut sw,
+                &[
+                    ctrl(T::OpenRequest, 1, 1, 1),
+                    // Reopening drops the bundle and refuses.
+                    ctrl(T::OpenRequest, 1, 1, 2),
+                    ctrl(T::CloseRequest, 1, 1, 3),
+                    // Flags must stay those of the open; a mismatch drops the bundle.
+                    ctrl(T::OpenRequest, 2, 1, 4),
+                    add(2, 3, "add priority=1,ip,actions=drop", 5),
+                    ctrl(T::DiscardRequest, 2, 0, 6),
+                    // Closed bundles take no more messages.
+                    ctrl(T::OpenRequest, 3, 0, 7),
+                    ctrl(T::CloseRequest, 3, 0, 8),
+                    add(3, 0, "add priority=1,ip,actions=drop", 9),
+                    // Only flow mods are bundled; a reply type is not a request.
+                    add_raw(4, 0, barrier, 3),
+                    ctrl(T::OpenReply, 5, 0, 10),
+                    // Discard forgets.
+                    ctrl(T::OpenRequest, 6, 0, 11),
+                    add(6, 0, "add priority=1,ip,actions=drop", 12),
+                    ctrl(T::DiscardRequest, 6, 0, 13),
+                    ctrl(T::CommitRequest, 6, 0, 14),
+                ],
+            );
+            let summary: Vec<_> = got
+                .iter()
+                .map(|m| match m {
+                    Message::Experimenter(Experimenter::BundleControl(c)) => {
+                        (0, c.ctrl_type as u16, c.bundle_id)
+                    }
+                    m => error(m),
+                })
+                .collect();
+            assert_eq!(
+                summary,
+                [
+                    (0, T::OpenReply as u16, 1),
+                    (0xffff, 2302, 2),
+                    (0xffff, 2302, 3),
+                    (0, T::OpenReply as u16, 2),
+                    (0xffff, 2307, 5),
+                    (0xffff, 2302, 6),
+                    (0, T::OpenReply as u16, 3),
+                    (0, T::CloseReply as u16, 3),
+                    (0xffff, 2304, 9),
+                    (0xffff, 2310, 3),
+                    (0xffff, 2306, 10),
+                    (0, T::OpenReply as u16, 6),
+                    (0, T::DiscardReply as u16, 6),
+                    (0xffff, 2302, 14),
+                ]
+            );
+            assert_eq!(sw.bridge.rules().load().len(), 0);
+        }
     }
 }

@@ -21,8 +21,8 @@ pub trait Switch {
     fn rules(&self) -> Arc<RuleSet>;
     /// Applies flow mods, all or none, as the control socket's rule verbs do (the same rule
     /// set and the same megaflow revalidation). The PMDs may still run on the previous rules
-    /// until [`Switch::barrier`] returns.
-    fn apply_all(&mut self, fms: &[FlowMod]) -> Result<(), OfpError>;
+    /// until [`Switch::barrier`] returns. A refusal names the index of the flow mod refused.
+    fn apply_all(&mut self, fms: &[FlowMod]) -> Result<(), (usize, OfpError)>;
     /// Returns once no PMD can handle a packet with rules older than the last
     /// [`Switch::apply`].
     fn barrier(&mut self) -> Result<(), String>;

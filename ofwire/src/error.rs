@@ -12,6 +12,7 @@ pub enum ErrorCode {
     BadRequestType,
     BadRequestMultipart,
     BadRequestExperimenter,
+    BadRequestExpType,
     BadRequestEperm,
     BadRequestLen,
     BadRequestBufferUnknown,
@@ -63,19 +64,50 @@ pub enum ErrorCode {
     TableFeaturesBadLen,
     TableFeaturesEperm,
     RoleRequestBadRole,
+    // OFPET_BUNDLE_FAILED of OpenFlow 1.4, sent in 1.3 as the ONF's experimenter errors.
+    BundleUnknown,
+    BundleEperm,
+    BundleBadId,
+    BundleExist,
+    BundleClosed,
+    BundleOutOfBundles,
+    BundleBadType,
+    BundleBadFlags,
+    BundleMsgBadLen,
+    BundleMsgBadXid,
+    BundleMsgUnsup,
+    BundleMsgConflict,
+    BundleMsgTooMany,
+    BundleMsgFailed,
 }
 
 impl ErrorCode {
-    /// The `(type, code)` pair of the ERROR message.
+    /// The `(type, code)` pair of the ERROR message; for an experimenter error
+    /// ([`ErrorCode::experimenter`]) `OFPET_EXPERIMENTER` and the experimenter's type.
     pub fn type_code(self) -> (u16, u16) {
         use ErrorCode as E;
         match self {
+            E::BundleUnknown => (OFPET_EXPERIMENTER, 2300),
+            E::BundleEperm => (OFPET_EXPERIMENTER, 2301),
+            E::BundleBadId => (OFPET_EXPERIMENTER, 2302),
+            E::BundleExist => (OFPET_EXPERIMENTER, 2303),
+            E::BundleClosed => (OFPET_EXPERIMENTER, 2304),
+            E::BundleOutOfBundles => (OFPET_EXPERIMENTER, 2305),
+            E::BundleBadType => (OFPET_EXPERIMENTER, 2306),
+            E::BundleBadFlags => (OFPET_EXPERIMENTER, 2307),
+            E::BundleMsgBadLen => (OFPET_EXPERIMENTER, 2308),
+            E::BundleMsgBadXid => (OFPET_EXPERIMENTER, 2309),
+            E::BundleMsgUnsup => (OFPET_EXPERIMENTER, 2310),
+            E::BundleMsgConflict => (OFPET_EXPERIMENTER, 2311),
+            E::BundleMsgTooMany => (OFPET_EXPERIMENTER, 2312),
+            E::BundleMsgFailed => (OFPET_EXPERIMENTER, 2313),
             E::HelloIncompatible => (0, 0),
             E::HelloEperm => (0, 1),
             E::BadRequestVersion => (1, 0),
             E::BadRequestType => (1, 1),
             E::BadRequestMultipart => (1, 2),
             E::BadRequestExperimenter => (1, 3),
+            E::BadRequestExpType => (1, 4),
             E::BadRequestEperm => (1, 5),
             E::BadRequestLen => (1, 6),
             E::BadRequestBufferUnknown => (1, 8),
@@ -128,6 +160,18 @@ impl ErrorCode {
             E::TableFeaturesEperm => (13, 5),
             E::RoleRequestBadRole => (11, 2),
         }
+    }
+}
+
+/// `OFPET_EXPERIMENTER`: the ERROR's type when an experimenter defines the code.
+pub const OFPET_EXPERIMENTER: u16 = 0xffff;
+
+impl ErrorCode {
+    /// The experimenter whose error this is (the ONF for bundle errors in 1.3): its id goes
+    /// between the code and the data (`ofp_error_experimenter_msg`).
+    pub fn experimenter(self) -> Option<u32> {
+        (self.type_code().0 == OFPET_EXPERIMENTER)
+            .then_some(crate::msg::bundle::ONF_EXPERIMENTER_ID)
     }
 }
 

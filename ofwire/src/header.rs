@@ -45,6 +45,9 @@ impl Header {
     }
 }
 
+/// Consumed bytes the framer keeps before moving the rest to the front.
+const COMPACT_AT: usize = 64 << 10;
+
 /// What [`Framer::next_message`] found.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Frame {
@@ -54,10 +57,15 @@ pub enum Frame {
     NeedMore,
 }
 
-/// Splits a byte stream into messages.
+/// Splits a byte stream into messages. Messages are taken from the front of the buffer by
+/// moving a start offset; the buffer is compacted only when most of it is consumed, so a
+/// burst of many small messages (100k FLOW_MODs from `ovs-ofctl --bundle`) costs linear
+/// time, not a move of the whole rest per message.
 #[derive(Debug)]
 pub struct Framer {
     buf: Vec<u8>,
+    /// Where the unread bytes of `buf` start.
+    start: usize,
     max_len: usize,
     /// Set by a bad header: the stream has lost its framing.
     broken: bool,
@@ -74,6 +82,7 @@ impl Framer {
     pub fn new(max_len: usize) -> Framer {
         Framer {
             buf: Vec::new(),
+            start: 0,
             max_len: max_len.clamp(OFP_HEADER_LEN, OFP_MAX_LEN),
             broken: false,
         }
@@ -88,17 +97,22 @@ impl Framer {
 
     /// Bytes held that are not yet a whole message.
     pub fn buffered(&self) -> usize {
-        self.buf.len()
+        self.buf.len() - self.start
+    }
+
+    fn unread(&self) -> &[u8] {
+        &self.buf[self.start..]
     }
 
     /// True when [`Framer::next_message`] has a whole message (or a bad header) to give,
     /// false when it would say `NeedMore`.
     pub fn has_message(&self) -> bool {
-        if self.broken || self.buf.len() < OFP_HEADER_LEN {
+        let b = self.unread();
+        if self.broken || b.len() < OFP_HEADER_LEN {
             return false;
         }
-        let len = usize::from(u16::from_be_bytes([self.buf[2], self.buf[3]]));
-        len < OFP_HEADER_LEN || len > self.max_len || self.buf.len() >= len
+        let len = usize::from(u16::from_be_bytes([b[2], b[3]]));
+        len < OFP_HEADER_LEN || len > self.max_len || b.len() >= len
     }
 
     /// The next whole message, `NeedMore`, or the framing error (`OFPBRC_BAD_LEN`: a length
@@ -107,14 +121,16 @@ impl Framer {
         if self.broken {
             return err(ErrorCode::BadRequestLen, "ofp_header.length");
         }
-        if self.buf.len() < OFP_HEADER_LEN {
+        let b = self.unread();
+        if b.len() < OFP_HEADER_LEN {
             return Ok(Frame::NeedMore);
         }
-        let h = match Header::decode(&self.buf) {
+        let h = match Header::decode(b) {
             Ok(h) => h,
             Err(e) => {
                 self.broken = true;
                 self.buf.clear();
+                self.start = 0;
                 return Err(e);
             }
         };
@@ -122,13 +138,21 @@ impl Framer {
         if len > self.max_len {
             self.broken = true;
             self.buf.clear();
+            self.start = 0;
             return err(ErrorCode::BadRequestLen, "ofp_header.length");
         }
-        if self.buf.len() < len {
+        if b.len() < len {
             return Ok(Frame::NeedMore);
         }
-        let body = self.buf[OFP_HEADER_LEN..len].to_vec();
-        self.buf.drain(..len);
+        let body = b[OFP_HEADER_LEN..len].to_vec();
+        self.start += len;
+        if self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        } else if self.start >= COMPACT_AT && self.start * 2 >= self.buf.len() {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
         Ok(Frame::Message(h, body))
     }
 }
@@ -156,6 +180,33 @@ mod tests {
         assert_eq!(body, [1, 2, 3, 4]);
         assert_eq!(f.next_message(), Ok(Frame::NeedMore));
         assert_eq!(f.buffered(), 3);
+    }
+
+    #[test]
+    fn a_long_burst_is_framed_in_order_across_compactions() {
+        let mut f = Framer::default();
+        let msg = |i: u32| {
+            let mut m = vec![4u8, 2, 0, 12];
+            m.extend_from_slice(&i.to_be_bytes());
+            m.extend_from_slice(&(i * 3).to_be_bytes());
+            m
+        };
+        let mut next = 0u32;
+        let mut bytes = Vec::new();
+        for i in 0..50_000 {
+            bytes.extend(msg(i));
+        }
+        // Pushed in pieces that cut messages, taken as they complete.
+        for piece in bytes.chunks(1000) {
+            f.push(piece);
+            while let Ok(Frame::Message(h, body)) = f.next_message() {
+                assert_eq!(h.xid, next);
+                assert_eq!(body, (next * 3).to_be_bytes());
+                next += 1;
+            }
+        }
+        assert_eq!(next, 50_000);
+        assert_eq!(f.buffered(), 0);
     }
 
     #[test]

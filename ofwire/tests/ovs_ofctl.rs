@@ -299,7 +299,10 @@ fn ovs_ofp_print_vectors_decode_and_reencode() {
                 assert!(
                     matches!(
                         e.code,
-                        E::BadRequestType | E::BadRequestMultipart | E::BadRequestExperimenter
+                        E::BadRequestType
+                            | E::BadRequestMultipart
+                            | E::BadRequestExperimenter
+                            | E::BadRequestExpType
                     ),
                     "{title}: {e}"
                 );

@@ -925,3 +925,42 @@ fn controller_actions_reach_an_ovs_ofctl_monitor_as_packet_ins_and_are_counted_u
         "{drops}"
     );
 }
+
+#[test]
+fn ovs_ofctl_bundles_apply_all_or_nothing() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    let sw = Switch::start();
+    let tcp = sw.tcp();
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good");
+    std::fs::write(
+        &good,
+        "priority=1,ip,actions=output:1\npriority=2,udp,actions=output:2\n",
+    )
+    .unwrap();
+    ofctl_ok(&["--bundle", "add-flows", &tcp, good.to_str().unwrap()]);
+    let before = sw.flows();
+    // With the bridge's default NORMAL rule.
+    assert_eq!(before.len(), 3, "{before:?}");
+    // The third flow mod goes to a group the bridge does not have: the whole bundle is
+    // refused and the rules stay as they were.
+    let bad = dir.path().join("bad");
+    std::fs::write(
+        &bad,
+        "delete\npriority=3,tcp,actions=output:1\npriority=4,arp,actions=group:9\n",
+    )
+    .unwrap();
+    let (ok, _, err) = ofctl(&["--bundle", "replace-flows", &tcp, bad.to_str().unwrap()]);
+    let (ok2, _, err2) = ofctl(&["--bundle", "add-flows", &tcp, bad.to_str().unwrap()]);
+    assert!(!ok && !ok2, "{err}\n{err2}");
+    assert!(err2.contains("OFPBFC_MSG_FAILED"), "{err2}");
+    assert!(err2.contains("OFPBAC_BAD_OUT_GROUP"), "{err2}");
+    assert_eq!(sw.flows(), before);
+    // A bundle of deletes and adds replaces the rules in one step.
+    let swap = dir.path().join("swap");
+    std::fs::write(&swap, "delete\nadd priority=3,tcp,actions=output:1\n").unwrap();
+    ofctl_ok(&["--bundle", "add-flows", &tcp, swap.to_str().unwrap()]);
+    assert_eq!(sw.flows(), ["priority=3,tcp actions=output:1"]);
+}

@@ -10,6 +10,7 @@
 pub mod pmd;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -23,7 +24,7 @@ use openflow::normal::{MacTable, NormalPort, VlanMode, DEFAULT_AGING_NS, DEFAULT
 use pipeline::clock::{Clock, MonotonicClock};
 
 use openflow::{DatapathBridge, DatapathUpcall, Underlay, DEFAULT_RULES, OFPP_LOCAL};
-use pmd::{BridgePlan, Job, Pmd, PmdSettings, PmdSetup, PmdSnapshot, PortPlan, Queue};
+use pmd::{BridgePlan, Job, Pmd, PmdProgress, PmdSettings, PmdSetup, PmdSnapshot, PortPlan, Queue};
 use ports::spec::{PortKind, PortSpec, VlanSpec};
 use ports::sys::EventFd;
 use ports::PortLosses;
@@ -149,6 +150,7 @@ struct PmdHandle {
     core: Option<usize>,
     jobs: Sender<Job>,
     wake: Arc<EventFd>,
+    progress: Arc<PmdProgress>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -236,6 +238,7 @@ impl Daemon {
         for (id, core) in self.settings.pmd_cores.clone().into_iter().enumerate() {
             let (tx, rx): (Sender<Job>, Receiver<Job>) = crossbeam_channel::unbounded();
             let wake = Arc::new(EventFd::new().context("eventfd for a pmd")?);
+            let progress = Arc::new(PmdProgress::default());
             let setup = PmdSetup {
                 id,
                 core,
@@ -244,6 +247,7 @@ impl Daemon {
                 upcall: self.upcall.clone(),
                 clock: self.clock.clone(),
                 frame_size: self.frame_size,
+                progress: progress.clone(),
             };
             let pmd_wake = wake.clone();
             // The PMD is built on its own thread: graph nodes are not `Send`. One that cannot
@@ -260,6 +264,7 @@ impl Daemon {
                 core,
                 jobs: tx,
                 wake,
+                progress,
                 thread: Some(thread),
             });
         }
@@ -343,6 +348,39 @@ impl Daemon {
     /// rule change).
     pub fn barrier(&self) -> Result<()> {
         self.pmd_call_all(|_| ()).map(|_| ())
+    }
+
+    /// [`Daemon::barrier`] for rule changes only, without waking a PMD: returns once every
+    /// PMD has been seen asleep or has finished the iteration it was in (see
+    /// [`PmdProgress`]). A PMD with jobs queued gets the full barrier, so what was sent
+    /// before (a packet-out, a reconfiguration) has run too. OpenFlow's BARRIER after
+    /// FLOW_MODs uses it: `ovs-ofctl add-flows` sends one per flow mod.
+    pub fn rules_barrier(&self) -> Result<()> {
+        if self.pmds.iter().any(|p| !p.jobs.is_empty()) {
+            return self.barrier();
+        }
+        let start = std::time::Instant::now();
+        for p in &self.pmds {
+            let seen = p.progress.iterations.load(Ordering::SeqCst);
+            let mut spins = 0u32;
+            while !p.progress.sleeping.load(Ordering::SeqCst)
+                && p.progress.iterations.load(Ordering::SeqCst) == seen
+            {
+                if p.thread.as_ref().is_none_or(|t| t.is_finished()) {
+                    bail!("pmd {}: thread is gone", p.id);
+                }
+                if start.elapsed() > PMD_ANSWER_TIMEOUT {
+                    bail!("pmd {}: no answer within {PMD_ANSWER_TIMEOUT:?}", p.id);
+                }
+                spins += 1;
+                if spins < 256 {
+                    std::hint::spin_loop();
+                } else {
+                    std::thread::yield_now();
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Every PMD's counters.

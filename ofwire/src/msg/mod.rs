@@ -2,6 +2,7 @@
 //! framed message by its type and writes one back. Only HELLO, ERROR and ECHO are read in
 //! every version (their layout never changed); everything else must be OpenFlow 1.3.
 
+pub mod bundle;
 pub mod flow;
 pub mod group;
 pub mod multipart;
@@ -119,6 +120,8 @@ pub enum Message {
     GetAsyncRequest,
     GetAsyncReply(switch::AsyncConfig),
     SetAsync(switch::AsyncConfig),
+    /// The EXPERIMENTER messages read here: ONF bundles.
+    Experimenter(bundle::Experimenter),
 }
 
 fn empty(body: &[u8], m: Message) -> Result<Message, OfpError> {
@@ -173,7 +176,7 @@ impl Message {
             T::GetAsyncRequest => empty(body, Message::GetAsyncRequest)?,
             T::GetAsyncReply => Message::GetAsyncReply(AsyncConfig::decode(r())?),
             T::SetAsync => Message::SetAsync(AsyncConfig::decode(r())?),
-            T::Experimenter => return err(E::BadRequestExperimenter, "experimenter"),
+            T::Experimenter => Message::Experimenter(bundle::Experimenter::decode(h, body)?),
             // Not implemented yet: refused as an unknown type, which the spec allows a switch
             // that does not support a message.
             T::TableMod
@@ -217,6 +220,7 @@ impl Message {
             M::GetAsyncRequest => T::GetAsyncRequest,
             M::GetAsyncReply(_) => T::GetAsyncReply,
             M::SetAsync(_) => T::SetAsync,
+            M::Experimenter(_) => T::Experimenter,
         }
     }
 
@@ -245,6 +249,7 @@ impl Message {
             M::MultipartReply(m) => m.encode(out)?,
             M::RoleRequest(m) | M::RoleReply(m) => m.encode(out),
             M::GetAsyncReply(m) | M::SetAsync(m) => m.encode(out),
+            M::Experimenter(m) => m.encode(out),
         }
         Ok(())
     }

@@ -80,12 +80,18 @@ pub struct ErrorMsg {
 impl ErrorMsg {
     /// The ERROR answering `offending` (a whole message) with `e`: its first 64 bytes, as the
     /// spec asks at least.
+    /// An experimenter's error carries the experimenter id before the data.
     pub fn refusing(e: &OfpError, offending: &[u8]) -> ErrorMsg {
         let (err_type, code) = e.code.type_code();
+        let mut data = Vec::with_capacity(68);
+        if let Some(id) = e.code.experimenter() {
+            data.put_u32(id);
+        }
+        data.extend_from_slice(&offending[..offending.len().min(64)]);
         ErrorMsg {
             err_type,
             code,
-            data: offending[..offending.len().min(64)].to_vec(),
+            data,
         }
     }
 

@@ -16,7 +16,7 @@ mod queue;
 mod snapshot;
 
 use std::os::fd::RawFd;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -142,6 +142,19 @@ pub struct PmdSetup {
     /// pool lives in a UMEM AF_XDP queues share), or more for the largest MTU of the ports
     /// ([`pipeline::frame_size_for_mtu`]; the pool is then plain memory).
     pub frame_size: usize,
+    /// Where the PMD is in its loop, for the control thread's rule barrier.
+    pub progress: Arc<PmdProgress>,
+}
+
+/// Where a PMD is in its loop, published for [`crate::daemon::Daemon::rules_barrier`]: the
+/// iterations it has finished, and whether it sleeps (is between iterations). Every
+/// iteration starts from the bridges' current rules, so once a PMD has finished an iteration
+/// that was running when the rules changed, or has been seen asleep after the change, no
+/// packet it handles uses the old rules.
+#[derive(Debug, Default)]
+pub struct PmdProgress {
+    pub iterations: AtomicU64,
+    pub sleeping: AtomicBool,
 }
 
 /// Where one iteration's cycles went (see [`PmdStats`]).
@@ -185,6 +198,7 @@ pub struct Pmd {
     clock: Arc<MonotonicClock>,
     jobs: Receiver<Job>,
     wake: Arc<EventFd>,
+    progress: Arc<PmdProgress>,
     stop: bool,
 }
 
@@ -233,6 +247,7 @@ impl Pmd {
             clock: setup.clock,
             jobs,
             wake,
+            progress: setup.progress,
             stop: false,
         })
     }
@@ -436,6 +451,9 @@ impl Pmd {
             let (got, parts) = self.iteration();
             let end = pipeline::cycles::now();
             self.stats.iterations += 1;
+            self.progress
+                .iterations
+                .store(self.stats.iterations, Ordering::SeqCst);
             if got > 0 {
                 self.stats.busy_iterations += 1;
                 self.stats.busy_cycles += end - start;
@@ -528,6 +546,12 @@ impl Pmd {
     /// Sleeps until a queue has frames, a job arrives, or `us` microseconds pass.
     fn sleep(&mut self, us: u64) {
         self.stats.sleeps += 1;
+        self.progress.sleeping.store(true, Ordering::SeqCst);
+        self.sleep_inner(us);
+        self.progress.sleeping.store(false, Ordering::SeqCst);
+    }
+
+    fn sleep_inner(&mut self, us: u64) {
         if self.all_fds {
             let ms = us.div_ceil(1000).min(i32::MAX as u64) as i32;
             if poll_readable(&self.fds, ms).is_err() {
