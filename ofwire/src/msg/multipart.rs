@@ -446,44 +446,25 @@ impl MultipartReply {
         let single = |body: &MultipartReply| {
             crate::msg::Message::MultipartReply(body.clone()).encode(crate::OFP13_VERSION, xid)
         };
-        // Each entry alone, by encoding a reply of that one entry and cutting its header.
-        let mut entries: Vec<Vec<u8>> = Vec::new();
-        let mut one = |body: ReplyBody| -> Result<(), OfpError> {
-            let mut out = Vec::new();
-            MultipartReply { flags: 0, body }.encode(&mut out)?;
-            entries.push(out.split_off(8));
-            Ok(())
+        let Some(n) = self.entries() else {
+            return Ok(vec![single(self)?]);
         };
-        match &self.body {
-            ReplyBody::Flow(v) => v
-                .iter()
-                .try_for_each(|e| one(ReplyBody::Flow(vec![e.clone()])))?,
-            ReplyBody::Table(v) => v.iter().try_for_each(|e| one(ReplyBody::Table(vec![*e])))?,
-            ReplyBody::PortStats(v) => v
-                .iter()
-                .try_for_each(|e| one(ReplyBody::PortStats(vec![*e])))?,
-            ReplyBody::PortDesc(v) => v
-                .iter()
-                .try_for_each(|e| one(ReplyBody::PortDesc(vec![e.clone()])))?,
-            ReplyBody::GroupDesc(v) => v
-                .iter()
-                .try_for_each(|e| one(ReplyBody::GroupDesc(vec![e.clone()])))?,
-            ReplyBody::TableFeatures(v) => v
-                .iter()
-                .try_for_each(|e| one(ReplyBody::TableFeatures(vec![e.clone()])))?,
-            _ => return Ok(vec![single(self)?]),
-        }
         const HEAD: usize = OFP_HEADER_LEN + 8;
+        // Each entry is written into the current part; one that does not fit moves to a new
+        // part.
         let mut parts: Vec<Vec<u8>> = Vec::new();
         let mut cur: Vec<u8> = Vec::new();
-        for e in entries {
-            if HEAD + e.len() > OFP_MAX_LEN {
+        for i in 0..n {
+            let at = cur.len();
+            self.encode_entry(i, &mut cur)?;
+            let len = cur.len() - at;
+            if HEAD + len > OFP_MAX_LEN {
                 return err(E::BadRequestLen, "multipart entry too long");
             }
-            if HEAD + cur.len() + e.len() > OFP_MAX_LEN {
-                parts.push(std::mem::take(&mut cur));
+            if HEAD + cur.len() > OFP_MAX_LEN {
+                let next = cur.split_off(at);
+                parts.push(std::mem::replace(&mut cur, next));
             }
-            cur.extend_from_slice(&e);
         }
         parts.push(cur);
         let n = parts.len();
@@ -513,10 +494,63 @@ impl MultipartReply {
             .collect())
     }
 
+    /// How many entries the body's list has; `None` for a body that is one structure.
+    fn entries(&self) -> Option<usize> {
+        Some(match &self.body {
+            ReplyBody::Flow(v) => v.len(),
+            ReplyBody::Table(v) => v.len(),
+            ReplyBody::PortStats(v) => v.len(),
+            ReplyBody::PortDesc(v) => v.len(),
+            ReplyBody::Group(v) => v.len(),
+            ReplyBody::GroupDesc(v) => v.len(),
+            ReplyBody::TableFeatures(v) => v.len(),
+            ReplyBody::Desc(_) | ReplyBody::Aggregate { .. } | ReplyBody::GroupFeatures(_) => {
+                return None
+            }
+        })
+    }
+
+    /// Writes entry `i` of the body's list.
+    fn encode_entry(&self, i: usize, out: &mut Vec<u8>) -> Result<(), OfpError> {
+        match &self.body {
+            ReplyBody::Flow(v) => v[i].encode(out)?,
+            ReplyBody::Table(v) => {
+                let t = &v[i];
+                out.put_u8(t.table_id);
+                out.put_zeros(3);
+                out.put_u32(t.active_count);
+                out.put_u64(t.lookup_count);
+                out.put_u64(t.matched_count);
+            }
+            ReplyBody::PortStats(v) => {
+                let p = &v[i];
+                out.put_u32(p.port_no);
+                out.put_zeros(4);
+                for c in p.counters {
+                    out.put_u64(c);
+                }
+                out.put_u32(p.duration_sec);
+                out.put_u32(p.duration_nsec);
+            }
+            ReplyBody::PortDesc(v) => v[i].encode(out),
+            ReplyBody::Group(v) => v[i].encode(out),
+            ReplyBody::GroupDesc(v) => v[i].encode(out),
+            ReplyBody::TableFeatures(v) => v[i].encode(out),
+            ReplyBody::Desc(_) | ReplyBody::Aggregate { .. } | ReplyBody::GroupFeatures(_) => {}
+        }
+        Ok(())
+    }
+
     pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), OfpError> {
         out.put_u16(self.type_code());
         out.put_u16(self.flags);
         out.put_zeros(4);
+        if let Some(n) = self.entries() {
+            for i in 0..n {
+                self.encode_entry(i, out)?;
+            }
+            return Ok(());
+        }
         match &self.body {
             ReplyBody::Desc(d) => {
                 out.put_string(&d.mfr_desc, 256);
@@ -524,11 +558,6 @@ impl MultipartReply {
                 out.put_string(&d.sw_desc, 256);
                 out.put_string(&d.serial_num, 32);
                 out.put_string(&d.dp_desc, 256);
-            }
-            ReplyBody::Flow(v) => {
-                for f in v {
-                    f.encode(out)?;
-                }
             }
             ReplyBody::Aggregate {
                 packet_count,
@@ -540,42 +569,6 @@ impl MultipartReply {
                 out.put_u32(*flow_count);
                 out.put_zeros(4);
             }
-            ReplyBody::Table(v) => {
-                for t in v {
-                    out.put_u8(t.table_id);
-                    out.put_zeros(3);
-                    out.put_u32(t.active_count);
-                    out.put_u64(t.lookup_count);
-                    out.put_u64(t.matched_count);
-                }
-            }
-            ReplyBody::PortStats(v) => {
-                for p in v {
-                    out.put_u32(p.port_no);
-                    out.put_zeros(4);
-                    for c in p.counters {
-                        out.put_u64(c);
-                    }
-                    out.put_u32(p.duration_sec);
-                    out.put_u32(p.duration_nsec);
-                }
-            }
-            ReplyBody::PortDesc(v) => {
-                for p in v {
-                    p.encode(out);
-                }
-            }
-            ReplyBody::Group(v) => {
-                for g in v {
-                    g.encode(out);
-                }
-            }
-            ReplyBody::GroupDesc(v) => {
-                for g in v {
-                    g.encode(out);
-                }
-            }
-            ReplyBody::TableFeatures(v) => v.iter().for_each(|t| t.encode(out)),
             ReplyBody::GroupFeatures(g) => {
                 out.put_u32(g.types);
                 out.put_u32(g.capabilities);
@@ -583,6 +576,14 @@ impl MultipartReply {
                     out.put_u32(*m);
                 }
             }
+            // Lists: written above.
+            ReplyBody::Flow(_)
+            | ReplyBody::Table(_)
+            | ReplyBody::PortStats(_)
+            | ReplyBody::PortDesc(_)
+            | ReplyBody::Group(_)
+            | ReplyBody::GroupDesc(_)
+            | ReplyBody::TableFeatures(_) => {}
         }
         Ok(())
     }
