@@ -80,7 +80,8 @@ fn add(c: &mut Connection, h: &Header, a: BundleAdd, raw: &[u8]) -> Result<(), O
     }
     bundle.mods.push(PendingFlowMod {
         fm,
-        raw: raw.to_vec(),
+        // An ERROR quotes at most the first 64 bytes.
+        raw: raw[..raw.len().min(64)].to_vec(),
         xid: h.xid,
     });
     Ok(())
