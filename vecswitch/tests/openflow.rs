@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{DaemonProc, GEN_BRIDGE};
+use common::{DaemonProc, FrameReceiver, TestNs, GEN_BRIDGE};
 use ofwire::header::Frame;
 use ofwire::msg::switch::{ControllerRole, Role};
 use ofwire::msg::symmetric::Hello;
@@ -1215,4 +1215,88 @@ fn group_mods_from_ovs_ofctl_change_the_groups_the_verbs_see_and_refusals_carry_
     );
     assert_eq!(r.error(), ((1, 10), 7));
     assert!(ours().is_empty());
+}
+
+/// The OpenFlow number of port `name` of bridge `bridge`, as `show --json` gives it.
+fn ofport_of(d: &DaemonProc, bridge: &str, name: &str) -> u32 {
+    let show = d.ok(&["show", "--json"]).json;
+    let b = show["bridges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == bridge)
+        .unwrap();
+    let p = b["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name);
+    p.and_then(|p| p["ofport"].as_u64())
+        .unwrap_or_else(|| panic!("no port {name}: {b:#}")) as u32
+}
+
+#[test]
+fn packet_outs_reach_a_capture_in_the_namespace_behind_the_port_directly_and_through_a_rule() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    if !common::is_root() {
+        eprintln!("skipped: needs root (namespaces, veth)");
+        return;
+    }
+    let bridge = common::unique_bridge("po");
+    let d = DaemonProc::start(&format!("[[bridge]]\nname = \"{bridge}\"\nlocal = false\n"));
+    let (a, b) = (TestNs::new(), TestNs::new());
+    let host_a = d.attach(&bridge, &a, "10.93.0.1/24", "afxdp");
+    let host_b = d.attach(&bridge, &b, "10.93.0.2/24", "afxdp");
+    let (pa, pb) = (
+        ofport_of(&d, &bridge, &host_a),
+        ofport_of(&d, &bridge, &host_b),
+    );
+    d.ok(&["set-controller", &bridge, "ptcp:0:127.0.0.1"]);
+    let show = d.ok(&["show", "--json"]).json;
+    let port = show["bridges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == bridge.as_str())
+        .and_then(|x| x["openflow"]["connections"].as_array().cloned())
+        .and_then(|c| c.iter().find_map(|c| c["port"].as_u64()))
+        .unwrap();
+    let tcp = format!("tcp:127.0.0.1:{port}");
+    d.ok(&["del-flows", &bridge]);
+    d.ok(&[
+        "add-flow",
+        &bridge,
+        &format!("priority=10,in_port={pa},dl_type=0x88b5,actions=output:{pb}"),
+    ]);
+    // Frames to a MAC no one has, each with its own last byte.
+    let frame = |mark: u8| format!("{}{:02x}", &frame_hex("02000000ee01")[..118], mark);
+    // Each waits for one frame more than it should get (5 s without one ends it).
+    let ra = FrameReceiver::start(Some(&a.name), "eth0", common::ETHERTYPE, 3, None);
+    let rb = FrameReceiver::start(Some(&b.name), "eth0", common::ETHERTYPE, 2, None);
+    // Through table 0 as from A: the rule sends it to B.
+    ofctl_ok(&[
+        "packet-out",
+        &tcp,
+        &format!("in_port={pa} packet={} actions=TABLE", frame(1)),
+    ]);
+    // Straight to A, from the controller.
+    ofctl_ok(&[
+        "packet-out",
+        &tcp,
+        &format!("packet={} actions=output:{pa}", frame(2)),
+    ]);
+    // The verb, as from B (by name), FLOOD: A gets it.
+    d.ok(&[
+        "packet-out",
+        &bridge,
+        &format!("in_port={host_b}"),
+        &format!("packet={}", frame(3)),
+        "actions=FLOOD",
+    ]);
+    let (got_a, got_b) = (ra.finish(), rb.finish());
+    assert_eq!(got_a, vec![frame(2), frame(3)]);
+    assert_eq!(got_b, vec![frame(1)]);
+    drop(d);
 }
