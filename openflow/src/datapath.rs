@@ -761,6 +761,14 @@ mod tests {
         assert_eq!(outputs(&r), vec![2]);
         let r = po(&mut up, "br-a", 0xffff_fffd, &[Action::All]).unwrap();
         assert_eq!(outputs(&r), vec![1, 2]);
+        // NORMAL from the controller floods and learns nothing (OVS's ofpp_none_bundle);
+        // from a port it learns.
+        let r = po(&mut up, "br-a", 0xffff_fffd, &[Action::Normal]).unwrap();
+        assert_eq!(outputs(&r), vec![1, 2]);
+        assert!(a.macs().is_empty());
+        let r = po(&mut up, "br-a", 1, &[Action::Normal]).unwrap();
+        assert_eq!(outputs(&r), vec![2]);
+        assert_eq!(a.macs().len(), 1);
         // Ports by bridge: br-b's port 2 is dp port 4.
         let r = po(&mut up, "br-b", 1, &[Action::Output(2)]).unwrap();
         assert_eq!(outputs(&r), vec![4]);
