@@ -16,6 +16,8 @@ if [ "${1:-}" != demo ]; then
   command -v dpdk-testpmd >/dev/null || need+=(dpdk-dev)
   pkg-config --exists libdpdk 2>/dev/null || need+=(libdpdk-dev pkg-config)
   command -v clang >/dev/null || need+=(clang)
+  # os-ken's venv (below).
+  /usr/bin/python3 -c 'import ensurepip' 2>/dev/null || need+=(python3-venv)
 fi
 [ -x /usr/bin/python3 ] || need+=(python3)
 command -v ip >/dev/null || need+=(iproute2)
@@ -29,4 +31,20 @@ if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update
   apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends "${need[@]}"
+fi
+if [ "${1:-}" != demo ]; then
+  # os-ken (PyPI), the controller of vecswitch/tests/osken.rs, in a venv of its own, pinned by
+  # scripts/osken-requirements.txt; redone only when that file changes.
+  venv=/opt/vecswitch-osken
+  req="$(dirname "$0")/osken-requirements.txt"
+  if ! cmp -s "$req" "$venv/requirements.txt" || ! [ -x "$venv/bin/osken-manager" ]; then
+    if [ "$(id -u)" != 0 ]; then
+      echo "setup: need root to install os-ken in $venv" >&2
+      exit 1
+    fi
+    rm -rf "$venv"
+    /usr/bin/python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req"
+    cp "$req" "$venv/requirements.txt"
+  fi
 fi

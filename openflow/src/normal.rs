@@ -84,6 +84,11 @@ impl VlanMode {
     }
 }
 
+/// `OFPP_CONTROLLER` and `OFPP_ANY` (OpenFlow 1.0's `OFPP_NONE`): the in_port of a packet a
+/// controller sends.
+const OFPP_CONTROLLER: u32 = 0xffff_fffd;
+const OFPP_NONE: u32 = 0xffff_ffff;
+
 /// A bridge port as `NORMAL` sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NormalPort {
@@ -493,8 +498,21 @@ pub fn normal_xlate(
     sinks: &mut Vec<Arc<dyn StatsSink>>,
 ) -> NormalOutput {
     mask.in_port = u32::MAX;
-    let Some(in_port) = ports.iter().find(|p| p.ofport == key.in_port) else {
-        return NormalOutput::Dropped;
+    // A controller's packet (a PACKET_OUT from CONTROLLER or ANY/NONE) has no port: as Open
+    // vSwitch's `ofpp_none_bundle`, it is a trunk of every VLAN that learns nothing.
+    let none_port;
+    let from_controller = matches!(key.in_port, OFPP_CONTROLLER | OFPP_NONE);
+    let in_port = match ports.iter().find(|p| p.ofport == key.in_port) {
+        Some(p) => p,
+        None if from_controller => {
+            none_port = NormalPort {
+                ofport: key.in_port,
+                vlan: VlanMode::Trunk(Vec::new()),
+                flood: false,
+            };
+            &none_port
+        }
+        None => return NormalOutput::Dropped,
     };
 
     // Input VLAN.
@@ -516,7 +534,7 @@ pub fn normal_xlate(
 
     // Learning: never from a multicast source (a broken or malicious sender).
     mask.dl_src = [0xff; 6];
-    if !is_multicast(key.dl_src) {
+    if !is_multicast(key.dl_src) && !from_controller {
         let (table, now_ns) = (macs.table, macs.now_ns);
         let entry = if macs.learn {
             table.learn(vlan, key.dl_src, in_port.ofport, now_ns)
