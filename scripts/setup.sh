@@ -16,6 +16,10 @@ if [ "${1:-}" != demo ]; then
   command -v dpdk-testpmd >/dev/null || need+=(dpdk-dev)
   pkg-config --exists libdpdk 2>/dev/null || need+=(libdpdk-dev pkg-config)
   command -v clang >/dev/null || need+=(clang)
+  # Faucet's venv (below): venv, and a compiler and headers for the wheels it builds.
+  /usr/bin/python3 -c 'import ensurepip' 2>/dev/null || need+=(python3-venv)
+  [ -e /usr/include/python3.11/Python.h ] || need+=(python3-dev)
+  command -v gcc >/dev/null || need+=(gcc)
 fi
 [ -x /usr/bin/python3 ] || need+=(python3)
 command -v ip >/dev/null || need+=(iproute2)
@@ -29,4 +33,20 @@ if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update
   apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends "${need[@]}"
+fi
+if [ "${1:-}" != demo ]; then
+  # Faucet (PyPI; it brings os-ken), the controller of vecswitch/tests/faucet.rs, in a venv of
+  # its own, pinned by scripts/faucet-requirements.txt; redone only when that file changes.
+  venv=/opt/vecswitch-faucet
+  req="$(dirname "$0")/faucet-requirements.txt"
+  if ! cmp -s "$req" "$venv/requirements.txt" || ! [ -x "$venv/bin/faucet" ]; then
+    if [ "$(id -u)" != 0 ]; then
+      echo "setup: need root to install Faucet in $venv" >&2
+      exit 1
+    fi
+    rm -rf "$venv"
+    /usr/bin/python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req"
+    cp "$req" "$venv/requirements.txt"
+  fi
 fi
