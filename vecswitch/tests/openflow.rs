@@ -925,3 +925,32 @@ fn controller_actions_reach_an_ovs_ofctl_monitor_as_packet_ins_and_are_counted_u
         "{drops}"
     );
 }
+
+/// The switch has no meters, and says so as Open vSwitch does on a datapath without meter
+/// support: ovs-ofctl's `meter-features` reads all zeros, `add-meter` and a rule with a meter
+/// instruction are refused OFPMMFC_INVALID_METER (the rules unchanged), `del-meters` succeeds,
+/// and `dump-meters` / `meter-stats` list none.
+#[test]
+fn ovs_ofctl_sees_a_switch_without_meters() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    let sw = Switch::start();
+    let tcp = sw.tcp();
+    let features = ofctl_ok(&["meter-features", &tcp]);
+    assert!(
+        features.contains("max_meter:0 max_bands:0 max_color:0"),
+        "{features}"
+    );
+    let (ok, _, err) = ofctl(&["add-meter", &tcp, "meter=1,kbps,band=type=drop,rate=1000"]);
+    assert!(!ok && err.contains("OFPMMFC_INVALID_METER"), "{err}");
+    ofctl_ok(&["del-meters", &tcp]);
+    for verb in ["dump-meters", "meter-stats"] {
+        let out = ofctl_ok(&[verb, &tcp]);
+        assert_eq!(out.lines().count(), 1, "{verb}: {out}");
+    }
+    let before = sw.flows();
+    let (ok, _, err) = ofctl(&["add-flow", &tcp, "priority=5,actions=meter:1,output:2"]);
+    assert!(!ok && err.contains("OFPMMFC_INVALID_METER"), "{err}");
+    assert_eq!(sw.flows(), before);
+}
