@@ -7,6 +7,7 @@ mod controller;
 mod flows;
 mod groups;
 mod netflow;
+mod packet_out;
 
 pub use controller::{parse_datapath_id, parse_probe, parse_targets, set_controllers};
 
@@ -97,6 +98,10 @@ pub const VERBS: &[(&str, &str)] = &[
         "delete a group (all without one) and the rules that use it",
     ),
     ("dump-groups BRIDGE [N]", "the groups, as ovs-ofctl -O OpenFlow13 dump-groups"),
+    (
+        "packet-out BRIDGE [in_port=PORT] packet=HEX [actions=ACTIONS]",
+        "send a frame through ACTIONS on the datapath, as from PORT (also: IN_PORT ACTIONS HEX...)",
+    ),
     (
         "dump-group-stats BRIDGE [N]",
         "group and bucket packet and byte counts, as ovs-ofctl dump-group-stats",
@@ -486,6 +491,10 @@ pub fn execute(d: &mut Daemon, argv: &[String], data: Option<&str>) -> Result<Re
         | "dump-group-stats" => {
             allow(&[])?;
             groups::groups(d, verb, &args, data)
+        }
+        "packet-out" => {
+            allow(&[])?;
+            packet_out::packet_out(d, &args)
         }
         "set-netflow" | "clear-netflow" | "show-netflow" => {
             allow(&[])?;

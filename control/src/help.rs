@@ -136,6 +136,16 @@ const DETAILS: &[(&str, &str)] = &[
          on all/indirect, indirect without exactly one bucket.",
     ),
     (
+        "packet-out",
+        "  in_port=PORT  the port the frame is as received on: a number or name, LOCAL, or
+                CONTROLLER (the default)
+  packet=HEX    the frame, at least an Ethernet header
+  actions=...   a rule's actions (the rest of the text), plus TABLE (or output:TABLE): through
+                the tables from table 0. Runs on a PMD: outputs leave by the ports' transmit
+                queues, NORMAL learns, CONTROLLER sends a packet-in; the answer comes once it
+                ran. ovs-ofctl's older form IN_PORT ACTIONS HEX... sends each frame.",
+    ),
+    (
         "add-groups",
         "  FILE  one group mod a line ('#' comments), optionally led by add, modify, add_or_mod
         or delete (none: add); the client reads the file and sends its contents. All or

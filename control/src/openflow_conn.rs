@@ -8,11 +8,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use datapath::daemon::{BridgeState, Daemon};
+use datapath::packet_out::PacketOut;
 use ofwire::msg::multipart::{Desc, PortStats};
 use ofwire::msg::port::{Port, PortMod, OFPPS_LINK_DOWN};
 use ofwire::msg::switch::Features;
 use ofwire::{ErrorCode, OfpError};
-use openflow::{FlowMod, FragMode, RuleSet};
+use openflow::{Action, FlowMod, FragMode, GroupMod, RuleSet};
 
 use crate::commands::{port_state, port_totals};
 
@@ -114,6 +115,47 @@ impl ofconn::Switch for BridgeSwitch<'_> {
                 Err(OfpError::new(code, "flow_mod"))
             }
         }
+    }
+
+    fn group_mod(&mut self, gm: &GroupMod) -> Result<(), OfpError> {
+        self.bridge
+            .of
+            .apply_groups(std::slice::from_ref(gm), self.d.now_ns())
+            .map(|_| ())
+            .map_err(|e| {
+                eprintln!(
+                    "vecswitch: openflow {}: group mod refused: {}",
+                    self.bridge.name, e.error
+                );
+                OfpError::new(
+                    ofwire::msg::group::group_mod_error(e.error.code),
+                    "group_mod",
+                )
+            })
+    }
+
+    fn packet_out(
+        &mut self,
+        in_port: u32,
+        actions: Vec<Action>,
+        frame: Vec<u8>,
+    ) -> Result<(), OfpError> {
+        let po = PacketOut {
+            bridge: self.bridge.name.clone(),
+            in_port,
+            frame,
+            actions,
+        };
+        self.d.packet_out(po, false).map_err(|e| {
+            eprintln!(
+                "vecswitch: openflow {}: packet out: {e:#}",
+                self.bridge.name
+            );
+            OfpError::new(
+                ErrorCode::BadRequestEperm,
+                "packet_out: the datapath refused it",
+            )
+        })
     }
 
     fn barrier(&mut self) -> Result<(), String> {

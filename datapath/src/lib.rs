@@ -9,5 +9,6 @@
 
 pub mod conntrack;
 pub mod daemon;
+pub mod packet_out;
 pub mod switch;
 pub mod tunnel_ports;

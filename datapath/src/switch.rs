@@ -134,12 +134,14 @@ impl SwitchPort {
 
 /// The graph, buffers and ports of one switch instance.
 pub struct Switch<U: Upcall + 'static> {
-    pool: PacketPool,
-    tx: TxQueues,
-    graph: Graph,
+    pub(crate) pool: PacketPool,
+    pub(crate) tx: TxQueues,
+    pub(crate) graph: Graph,
     entry: usize,
     decap: usize,
-    classify: usize,
+    pub(crate) classify: usize,
+    /// What PACKET_OUTs did ([`crate::packet_out`]).
+    pub(crate) packet_out: crate::packet_out::PacketOutCounters,
     ports: Vec<SwitchPort>,
     /// Frames the upcall asked to send ([`Upcall::take_frames`]), between two dispatches
     /// (kept for its allocation).
@@ -183,6 +185,7 @@ impl<U: Upcall + 'static> Switch<U> {
             entry,
             decap,
             classify,
+            packet_out: Default::default(),
             ports: Vec::new(),
             injected: Vec::new(),
             rx_scratch: Vec::with_capacity(pipeline::MAX_BATCH),
@@ -248,7 +251,7 @@ impl<U: Upcall + 'static> Switch<U> {
     /// ([`TxQueues::arrivals`]: too-big answers, from a tunnel port). The upcall's frames are
     /// taken once and the arrivals for a few rounds at most: what they bring about in turn
     /// waits for the next batch.
-    fn send_injected(&mut self, now_ns: u64) {
+    pub(crate) fn send_injected(&mut self, now_ns: u64) {
         self.recirculate(now_ns);
         if let Some(c) = self.graph.node_as::<Classify<U>>(self.classify) {
             c.upcall_mut().take_frames(&mut self.injected);
@@ -527,6 +530,7 @@ impl<U: Upcall + 'static> Switch<U> {
             p.stats = PortStats::default();
         }
         self.graph.clear_stats();
+        self.packet_out = Default::default();
         self.tx.no_such_port = 0;
         self.tx.no_buffers = 0;
         self.tx.clone_drops = Default::default();
@@ -573,6 +577,10 @@ impl<U: Upcall + 'static> Switch<U> {
                 stats: self.tx.encap,
                 drops: Vec::new(),
             });
+        }
+        // PACKET_OUTs run outside the graph, with counters of their own: listed the same way.
+        if let Some(r) = self.packet_out.report() {
+            reports.push(r);
         }
         reports
     }

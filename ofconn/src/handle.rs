@@ -177,14 +177,15 @@ fn answer(
             mm.without_meters()?;
         }
         M::MultipartRequest(req) => multipart(c, sw, xid, req)?,
-        M::GroupMod(_) => {
+        M::GroupMod(gm) => {
             writable(c)?;
-            // Groups are not executed yet: the message type is not supported.
-            return refuse(E::BadRequestType, "group_mod: groups are not supported yet");
+            sw.group_mod(&gm.to_model()?)?;
+            shared.unacknowledged = true;
         }
-        M::PacketOut(_) => {
+        M::PacketOut(po) => {
             writable(c)?;
-            return refuse(E::BadRequestType, "packet_out: not supported yet");
+            packet_out(sw, po)?;
+            shared.unacknowledged = true;
         }
         // What only a switch sends.
         M::FeaturesReply(_)
@@ -198,6 +199,29 @@ fn answer(
         | M::GetAsyncReply(_) => return refuse(E::BadRequestType, "ofp_header.type"),
     }
     Ok(None)
+}
+
+/// PACKET_OUT (OpenFlow 1.3.5 section 7.3.7): no buffers (`OFPBRC_BUFFER_UNKNOWN`
+/// otherwise); in_port a port number, `LOCAL`, `CONTROLLER` or `ANY` (`OFPBRC_BAD_PORT`
+/// otherwise, as Open vSwitch); the actions as a FLOW_MOD's apply-actions, plus output to
+/// `TABLE`; a group that does not exist is `OFPBAC_BAD_OUT_GROUP`.
+fn packet_out(sw: &mut dyn Switch, po: ofwire::msg::packet::PacketOut) -> Result<(), OfpError> {
+    use ofwire::action::port;
+    let actions = po.vecswitch_actions()?;
+    let in_port_ok =
+        po.in_port < port::MAX || matches!(po.in_port, port::LOCAL | port::CONTROLLER | port::ANY);
+    if !in_port_ok {
+        return refuse(E::BadRequestPort, "packet_out.in_port");
+    }
+    let rules = sw.rules();
+    for a in &actions {
+        if let openflow::Action::Group(g) = a {
+            if rules.group(*g).is_none() {
+                return refuse(E::BadActionOutGroup, "packet_out: group");
+            }
+        }
+    }
+    sw.packet_out(po.in_port, actions, po.data)
 }
 
 /// ROLE_REQUEST: no-change reports; master and slave carry a generation id that must not be

@@ -485,6 +485,7 @@ mod tests {
     struct Mock {
         bridge: Bridge,
         barriers: usize,
+        packet_outs: Vec<(u32, Vec<openflow::Action>, Vec<u8>)>,
     }
 
     impl Switch for Mock {
@@ -529,12 +530,30 @@ mod tests {
         fn port_mod(&mut self, _: &PortMod) -> Result<(), OfpError> {
             Ok(())
         }
+        fn group_mod(&mut self, gm: &openflow::GroupMod) -> Result<(), OfpError> {
+            self.bridge
+                .apply_groups(std::slice::from_ref(gm), 0)
+                .map(|_| ())
+                .map_err(|e| {
+                    OfpError::new(ofwire::msg::group::group_mod_error(e.error.code), "group")
+                })
+        }
+        fn packet_out(
+            &mut self,
+            in_port: u32,
+            actions: Vec<openflow::Action>,
+            frame: Vec<u8>,
+        ) -> Result<(), OfpError> {
+            self.packet_outs.push((in_port, actions, frame));
+            Ok(())
+        }
     }
 
     fn mock() -> Mock {
         Mock {
             bridge: Bridge::new(Vec::new(), MacTable::default()),
             barriers: 0,
+            packet_outs: Vec::new(),
         }
     }
 
@@ -627,6 +646,108 @@ mod tests {
         assert!(matches!(&got[1], Message::Error(e)
             if (e.err_type, e.code) == (5, 0) && e.data.get(4..8) == Some(&[0, 0, 0, 2][..])));
         assert_eq!(c.closed.as_deref(), Some(crate::conn::CLOSED_BY_PEER));
+    }
+
+    /// The ERRORs in `got` as `(xid, type, code)`.
+    fn errors(got: &[Message]) -> Vec<(u32, u16, u16)> {
+        got.iter()
+            .filter_map(|m| match m {
+                Message::Error(e) => {
+                    let xid = e.data.get(4..8)?;
+                    let xid = u32::from_be_bytes([xid[0], xid[1], xid[2], xid[3]]);
+                    Some((xid, e.err_type, e.code))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn packet_outs_and_group_mods_are_checked_then_reach_the_switch() {
+        use ofwire::action::{port, WireAction};
+        use ofwire::msg::group::GroupMod as WireGroupMod;
+        use ofwire::msg::packet::PacketOut;
+        use openflow::group::{parse_group_mod, GroupModCommand};
+        let (mut c, mut peer) = connection();
+        let mut sw = mock();
+        let mut shared = Shared::default();
+        let out = |p| WireAction::Output {
+            port: p,
+            max_len: 0,
+        };
+        let po = |xid, buffer_id, in_port, actions: Vec<WireAction>| {
+            Message::PacketOut(PacketOut {
+                buffer_id,
+                in_port,
+                actions,
+                data: vec![0xab; 60],
+            })
+            .encode(4, xid)
+            .unwrap_or_default()
+        };
+        let gm = |xid, text: &str, command| {
+            let m = parse_group_mod(text, command).unwrap_or_else(|e| unreachable!("{e}"));
+            let w = WireGroupMod::from_model(&m).unwrap_or_else(|e| unreachable!("{e}"));
+            Message::GroupMod(w).encode(4, xid).unwrap_or_default()
+        };
+        const NO_BUFFER: u32 = 0xffff_ffff;
+        let add = "group_id=7,type=all,bucket=output:1,bucket=output:2";
+        let mut bytes = po(1, 5, 1, vec![out(2)]);
+        bytes.extend(po(2, NO_BUFFER, 0xffff_ff00, vec![out(2)]));
+        bytes.extend(po(3, NO_BUFFER, port::IN_PORT, vec![out(2)]));
+        bytes.extend(po(4, NO_BUFFER, 3, vec![WireAction::Group(7)]));
+        bytes.extend(gm(5, add, GroupModCommand::Add));
+        bytes.extend(gm(6, add, GroupModCommand::Add));
+        bytes.extend(gm(
+            7,
+            "group_id=9,type=all,bucket=output:1",
+            GroupModCommand::Modify,
+        ));
+        bytes.extend(po(8, NO_BUFFER, 3, vec![WireAction::Group(7)]));
+        bytes.extend(po(9, NO_BUFFER, port::CONTROLLER, vec![out(port::TABLE)]));
+        bytes.extend(po(10, NO_BUFFER, 2, vec![WireAction::CopyTtlIn]));
+        bytes.extend(Message::BarrierRequest.encode(4, 11).unwrap_or_default());
+        let _ = peer.write_all(&bytes);
+        c.read_input();
+        c.process(&mut sw, &mut shared, Instant::now());
+        c.flush();
+        let got = read_all(&mut peer);
+        assert_eq!(
+            errors(&got),
+            vec![
+                (1, 1, 8),  // OFPBRC_BUFFER_UNKNOWN
+                (2, 1, 11), // OFPBRC_BAD_PORT
+                (3, 1, 11),
+                (4, 2, 9),  // OFPBAC_BAD_OUT_GROUP: no group 7 yet
+                (6, 6, 0),  // OFPGMFC_GROUP_EXISTS
+                (7, 6, 8),  // OFPGMFC_UNKNOWN_GROUP
+                (10, 2, 0), // OFPBAC_BAD_TYPE
+            ]
+        );
+        assert_eq!(got.last(), Some(&Message::BarrierReply));
+        assert!(sw.bridge.rules().snapshot().group(7).is_some());
+        assert_eq!(sw.barriers, 1);
+        let table = openflow::Action::Resubmit {
+            port: None,
+            table: Some(0),
+        };
+        assert_eq!(
+            sw.packet_outs,
+            vec![
+                (3, vec![openflow::Action::Group(7)], vec![0xab; 60]),
+                (port::CONTROLLER, vec![table], vec![0xab; 60]),
+            ]
+        );
+        // A slave may do neither.
+        c.role = ControllerRole::Slave;
+        let mut bytes = po(12, NO_BUFFER, 1, vec![out(2)]);
+        bytes.extend(gm(13, "group_id=8,type=all", GroupModCommand::Add));
+        let _ = peer.write_all(&bytes);
+        c.read_input();
+        c.process(&mut sw, &mut shared, Instant::now());
+        c.flush();
+        assert_eq!(errors(&read_all(&mut peer)), vec![(12, 1, 10), (13, 1, 10)]);
+        assert_eq!(sw.packet_outs.len(), 2);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use ofwire::msg::multipart::{Desc, PortStats};
 use ofwire::msg::port::{Port, PortMod};
 use ofwire::msg::switch::Features;
 use ofwire::OfpError;
-use openflow::{FlowMod, RuleSet};
+use openflow::{Action, FlowMod, GroupMod, RuleSet};
 
 /// One bridge as OpenFlow sees it.
 pub trait Switch {
@@ -23,6 +23,19 @@ pub trait Switch {
     /// set and the same megaflow revalidation). The PMDs may still run on the previous rules
     /// until [`Switch::barrier`] returns.
     fn apply_all(&mut self, fms: &[FlowMod]) -> Result<(), OfpError>;
+    /// Applies a group mod to the same group table as the local group verbs (a deleted
+    /// group takes the rules that use it along). The PMDs may still run on the previous
+    /// groups until [`Switch::barrier`] returns.
+    fn group_mod(&mut self, gm: &GroupMod) -> Result<(), OfpError>;
+    /// PACKET_OUT: runs `actions` on `frame` as received on `in_port` (OpenFlow numbers;
+    /// `OFPP_CONTROLLER`, `OFPP_LOCAL` or `OFPP_ANY` for none), on the datapath. It may
+    /// still be on its way until [`Switch::barrier`] returns.
+    fn packet_out(
+        &mut self,
+        in_port: u32,
+        actions: Vec<Action>,
+        frame: Vec<u8>,
+    ) -> Result<(), OfpError>;
     /// Returns once no PMD can handle a packet with rules older than the last
     /// [`Switch::apply`].
     fn barrier(&mut self) -> Result<(), String>;

@@ -12,10 +12,11 @@ use pipeline::{FlowKey, PacketInQueue, Upcall, UpcallResult};
 use crate::error::BundleError;
 use crate::normal::{MacTable, NormalPort};
 use crate::recirc::{Conntrack, Hooks, RecircTable};
+use crate::rule::Action;
 use crate::rule::FlowMod;
 use crate::ruleset::{ApplyReport, FlowTables, Rule, RuleSet};
 use crate::tlv::{TlvError, TlvMap};
-use crate::xlate::{translate_netflow, FragMode, Frozen, TunnelMark, XlateEnv, XlateHooks};
+use crate::xlate::{translate_netflow, FragMode, Frozen, Start, TunnelMark, XlateEnv, XlateHooks};
 
 /// One bridge: ports, MAC table, rules.
 pub struct Bridge {
@@ -47,6 +48,8 @@ pub struct DatapathContext<'a> {
     pub hooks: Option<&'a dyn XlateHooks>,
     /// A recirculated packet's frozen state: the translation starts from there.
     pub frozen: Option<&'a Frozen>,
+    /// A PACKET_OUT's actions: the translation runs them instead of looking up table 0.
+    pub actions: Option<&'a [Action]>,
     /// The translation is a packet's own, not the underlay's part of a tunnel output:
     /// NetFlow (when on) accounts it, unless it is recirculated (`frozen`), as in OVS.
     pub netflow: bool,
@@ -253,7 +256,12 @@ impl Bridge {
             packet_ins: &self.packet_ins,
             ports_down: &ports_down,
         };
-        let (mut r, marks, nf_output) = translate_netflow(&env, key, dp.frozen);
+        let start = match (dp.actions, dp.frozen) {
+            (Some(a), _) => Start::Actions(a),
+            (None, Some(z)) => Start::Frozen(z),
+            (None, None) => Start::Table0,
+        };
+        let (mut r, marks, nf_output) = translate_netflow(&env, key, start);
         if dp.netflow && dp.frozen.is_none() {
             if let Some(nf) = &*self.netflow.load() {
                 // OVS's netflow_mask_wc: one megaflow, one record.
@@ -342,6 +350,7 @@ impl BridgeUpcall {
             hooks: Some(&hooks),
             frozen: frozen.as_ref(),
             netflow: true,
+            actions: None,
         };
         let mut r = self.0.translate_marked(key, dp, now_ns, learn).0;
         r.mask.recirc_id = u32::MAX;

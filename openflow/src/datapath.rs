@@ -27,7 +27,7 @@ use tunnels::{resolve, OptionStore, Resolved, TunnelOutput};
 
 use crate::bridge::{Bridge, DatapathContext};
 use crate::recirc::{Conntrack, Hooks, RecircTable};
-use crate::rule::Fields;
+use crate::rule::{Action, Fields};
 use crate::tlv::TlvMap;
 use crate::OFPP_LOCAL;
 
@@ -269,15 +269,50 @@ impl DatapathUpcall {
     /// in_port alone).
     fn translate_with(&mut self, key: &FlowKey, now_ns: u64, learn: bool) -> UpcallResult {
         let map = self.map.load();
-        let found = map.by_dp.get(&key.in_port).and_then(|&(bi, ofport)| {
+        let (bi, ofport) = match map.by_dp.get(&key.in_port) {
+            Some(&found) => found,
+            None => (usize::MAX, 0),
+        };
+        self.translate_in(&map, bi, ofport, key, None, now_ns, learn)
+    }
+
+    /// Translates a PACKET_OUT: `actions` run on `key` (its `in_port` a datapath port, or
+    /// any number when `in_port`, the OpenFlow one, has none: `CONTROLLER`) in bridge
+    /// `bridge`, with the outputs as datapath ports. `None` when there is no such bridge.
+    pub fn translate_packet_out(
+        &mut self,
+        bridge: &str,
+        in_port: u32,
+        key: &FlowKey,
+        actions: &[Action],
+        now_ns: u64,
+    ) -> Option<UpcallResult> {
+        let map = self.map.load();
+        let bi = map.bridge_index(bridge)?;
+        Some(self.translate_in(&map, bi, in_port, key, Some(actions), now_ns, true))
+    }
+
+    /// Translates `key` in bridge `bi` of `map` (none there: a drop on in_port alone) as
+    /// from its OpenFlow port `ofport`, from table 0 or through a PACKET_OUT's `actions`.
+    #[allow(clippy::too_many_arguments)]
+    fn translate_in(
+        &mut self,
+        map: &PortMap,
+        bi: usize,
+        ofport: u32,
+        key: &FlowKey,
+        packet_out: Option<&[Action]>,
+        now_ns: u64,
+        learn: bool,
+    ) -> UpcallResult {
+        let found = (|| {
             Some((
                 map.bridges.get(bi)?,
                 map.to_dp.get(bi)?,
                 map.tunnels.get(bi)?,
-                ofport,
             ))
-        });
-        let Some((b, to_dp, tunnels, ofport)) = found else {
+        })();
+        let Some((b, to_dp, tunnels)) = found else {
             return UpcallResult {
                 actions: Vec::new(),
                 mask: FlowKey {
@@ -334,7 +369,9 @@ impl DatapathUpcall {
             options: &options,
             hooks: Some(&hooks),
             frozen: thawed.as_ref(),
-            netflow: true,
+            actions: packet_out,
+            // As in OVS, what a controller sends is not a flow NetFlow records.
+            netflow: packet_out.is_none(),
         };
         let (mut r, marks) = b.bridge.translate_marked(&bridge_key, dp, now_ns, learn);
         let mut marks = marks.into_iter().peekable();
@@ -358,7 +395,7 @@ impl DatapathUpcall {
                     tlv: &tlv,
                     options: &options,
                 };
-                actions.push(self.tunnel_output(&map, out, &mut r, now_ns));
+                actions.push(self.tunnel_output(map, out, &mut r, now_ns));
             } else if let Some(&dp_port) = to_dp.get(&port) {
                 actions.push(DpAction::Output(dp_port));
             }
@@ -695,6 +732,40 @@ mod tests {
         assert_eq!(up.port(3), Some(("br-b".to_string(), 1)));
         assert_eq!(up.dp_port("br-a", 2), Some(2));
         assert_eq!(up.dp_port("br-b", 7), None);
+    }
+
+    #[test]
+    fn packet_out_actions_run_in_the_named_bridge_with_their_in_port() {
+        let (mut up, a, _) = two_bridges(
+            "priority=10,in_port=1,actions=output:2\npriority=5,actions=output:1\n",
+            "actions=drop\n",
+        );
+        let table = Action::Resubmit {
+            port: None,
+            table: Some(0),
+        };
+        let po = |up: &mut DatapathUpcall, bridge, in_port, actions: &[Action]| {
+            up.translate_packet_out(bridge, in_port, &key(0, 1, 2), actions, 0)
+        };
+        // Output to TABLE looks up table 0 as from the in_port, and the rule counts it.
+        let r = po(&mut up, "br-a", 1, std::slice::from_ref(&table)).unwrap();
+        assert_eq!(outputs(&r), vec![2]);
+        assert_eq!(r.sinks.len(), 1);
+        let r = po(&mut up, "br-a", 0xffff_fffd, &[table]).unwrap();
+        assert_eq!(outputs(&r), vec![1]);
+        // FLOOD and ALL skip the in_port; an output to the in_port itself is dropped, IN_PORT
+        // sends there.
+        let r = po(&mut up, "br-a", 2, &[Action::Flood]).unwrap();
+        assert_eq!(outputs(&r), vec![1]);
+        let r = po(&mut up, "br-a", 2, &[Action::Output(2), Action::InPort]).unwrap();
+        assert_eq!(outputs(&r), vec![2]);
+        let r = po(&mut up, "br-a", 0xffff_fffd, &[Action::All]).unwrap();
+        assert_eq!(outputs(&r), vec![1, 2]);
+        // Ports by bridge: br-b's port 2 is dp port 4.
+        let r = po(&mut up, "br-b", 1, &[Action::Output(2)]).unwrap();
+        assert_eq!(outputs(&r), vec![4]);
+        assert!(po(&mut up, "br-x", 1, &[Action::Output(2)]).is_none());
+        assert_eq!(a.rules().load().len(), 2);
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod error;
 pub mod group;
 pub mod normal;
 pub mod packet_in;
+pub mod packet_out;
 pub mod parse;
 pub mod portnames;
 pub mod print;
@@ -31,6 +32,7 @@ pub use group::{
     parse_group_mod, parse_groups_file, Bucket, Group, GroupError, GroupMod, GroupModCommand,
     GroupModError, GroupModFailed, GroupSpec, GroupType,
 };
+pub use packet_out::{parse_packet_out, PacketOutSpec};
 pub use parse::{
     parse_bundle_file, parse_del_flow, parse_flow, parse_flow_mod, parse_flows_file, parse_mod_flow,
 };

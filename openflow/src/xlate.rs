@@ -164,6 +164,19 @@ pub fn nf_port(port: u32) -> u16 {
     }
 }
 
+/// Where a translation begins.
+#[derive(Clone, Copy, Default)]
+pub enum Start<'a> {
+    /// Table 0, with zeroed registers and metadata.
+    #[default]
+    Table0,
+    /// A recirculated packet: `frozen`'s table, with its registers and metadata.
+    Frozen(&'a Frozen),
+    /// A PACKET_OUT's action list, run on the packet as a rule's would be in table 0 (an
+    /// output to `TABLE` is its `resubmit(,0)`).
+    Actions(&'a [Action]),
+}
+
 /// Translates `key` starting at table 0 with zeroed registers and metadata.
 pub fn translate(env: &XlateEnv<'_>, key: &FlowKey) -> UpcallResult {
     translate_marked(env, key).0
@@ -194,18 +207,23 @@ fn translate_from(
     key: &FlowKey,
     frozen: Option<&Frozen>,
 ) -> (UpcallResult, Vec<TunnelMark>) {
-    let (r, marks, _) = translate_netflow(env, key, frozen);
+    let start = frozen.map_or(Start::Table0, Start::Frozen);
+    let (r, marks, _) = translate_netflow(env, key, start);
     (r, marks)
 }
 
-/// [`translate_marked`] (from `frozen` when given) that also says where the packet went for
+/// [`translate_marked`] (from `start`) that also says where the packet went for
 /// NetFlow: an OpenFlow port ([`nf_port`]) or `netflow::NF_OUT_FLOOD`, `NF_OUT_MULTI`,
 /// `NF_OUT_DROP`, decided as Open vSwitch's `xlate_output_action` decides it.
 pub fn translate_netflow(
     env: &XlateEnv<'_>,
     key: &FlowKey,
-    frozen: Option<&Frozen>,
+    start: Start<'_>,
 ) -> (UpcallResult, Vec<TunnelMark>, u16) {
+    let frozen = match start {
+        Start::Frozen(z) => Some(z),
+        _ => None,
+    };
     let mut f = Fields::from_key(key);
     if let Some(z) = frozen {
         f.regs = z.regs;
@@ -259,7 +277,10 @@ pub fn translate_netflow(
             _ => {}
         }
     }
-    x.table(frozen.map_or(0, |z| z.table), None);
+    match start {
+        Start::Actions(actions) => x.packet_out(actions),
+        _ => x.table(frozen.map_or(0, |z| z.table), None),
+    }
     if x.too_deep {
         x.actions.clear();
     }
@@ -334,6 +355,20 @@ impl Xlate<'_> {
         if let Some(n) = goto {
             self.table(n, None);
         }
+    }
+
+    /// A PACKET_OUT's actions, as a table-0 rule's with no cookie (OVS's
+    /// `xlate_actions` of `ofpacts`): their packet-ins say `action`, table 0.
+    fn packet_out(&mut self, actions: &[Action]) {
+        self.depth += 1;
+        for a in actions {
+            self.action(a, 0);
+            if self.too_deep || self.stop_table {
+                break;
+            }
+        }
+        self.depth -= 1;
+        self.stop_table = false;
     }
 
     /// A `controller` action's packet-in as translation knows it here (Open vSwitch's
@@ -1576,7 +1611,7 @@ mod tests {
             packet_ins: b.packet_ins(),
             ports_down: &[],
         };
-        translate_netflow(&env, key, None).2
+        translate_netflow(&env, key, Start::Table0).2
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //!   ping and talk TCP, hosts of different VLANs do not reach each other, the ACL drops what it
 //!   names, and Faucet's Prometheus metrics show the datapath up and each host learned on its
 //!   port and VLAN;
-//! - two datapaths (two bridges of one daemon) joined by a trunk link: Faucet's multi-switch L2.
+//! - two datapaths (two bridges of one daemon) joined by a link, a plain trunk or a Faucet
+//!   stack (LLDP through PACKET_OUT and PACKET_IN, sw1 the root): Faucet's multi-switch L2.
 //!
 //! Faucet gets a free TCP port on 127.0.0.1 for OpenFlow and another for Prometheus; the
 //! bridges connect to it with `set-controller BR tcp:127.0.0.1:PORT`, fail mode secure, and
@@ -225,6 +226,26 @@ impl Faucet {
     }
 }
 
+impl Faucet {
+    /// Waits up to 30 s for Faucet's log to say that datapath `dp_name` learned `ns`'s eth0 on
+    /// `port` in `vlan` (a stack's hosts are not in `learned_macs`).
+    fn wait_logged(&self, dp_name: &str, port: &str, vlan: &str, ns: &TestNs) {
+        let (mac, deadline) = (mac(ns), Instant::now() + Duration::from_secs(30));
+        let said = |l: &&str| {
+            l.contains(&format!(" {dp_name} L2 learned on Port {port} {mac} "))
+                && l.contains(&format!("Port {port} VLAN {vlan} "))
+        };
+        while !self.log().lines().any(|l| said(&l)) {
+            assert!(
+                Instant::now() < deadline,
+                "{dp_name} did not log {} ({mac}) on port {port} vlan {vlan}",
+                ns.name
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
 impl Drop for Faucet {
     fn drop(&mut self) {
         if std::thread::panicking() {
@@ -269,15 +290,18 @@ fn ns_ok(ns: &TestNs, args: &[&str]) {
 
 /// eth0's MAC in `ns`, as the number Faucet's `learned_macs` metric gives.
 fn mac_number(ns: &TestNs) -> f64 {
+    u64::from_str_radix(&mac(ns).replace(':', ""), 16).unwrap() as f64
+}
+
+/// eth0's MAC in `ns` (`aa:bb:cc:dd:ee:ff`).
+fn mac(ns: &TestNs) -> String {
     // `ip`, not /sys: ns_exec enters the namespace without mounting its sysfs.
     let o = ns_exec(&ns.target, &["ip", "-br", "link", "show", "eth0"]).unwrap();
     let text = String::from_utf8_lossy(&o.stdout);
-    let mac = text
-        .split_whitespace()
+    text.split_whitespace()
         .nth(2)
         .unwrap_or_else(|| panic!("ip -br link: {text}"))
-        .replace(':', "");
-    u64::from_str_radix(&mac, 16).unwrap() as f64
+        .to_string()
 }
 
 /// Makes `ns`'s eth0 a host tagged in VLAN `vid`: every frame it sends carries the tag, and it
@@ -502,45 +526,34 @@ fn faucet_runs_a_bridge_of_two_vlans_with_a_tagged_port_and_an_acl() {
     );
 }
 
-const TWO_DPS_TRUNK: &str = r#"
-vlans:
-  office:
-    vid: 100
-  guest:
-    vid: 200
-dps:
-  sw1:
-    dp_id: 0xa11
-    hardware: "Open vSwitch"
-    interfaces:
-      1:
-        native_vlan: office
-      2:
-        native_vlan: guest
-      3:
-        tagged_vlans: [office, guest]
-  sw2:
-    dp_id: 0xa12
-    hardware: "Open vSwitch"
-    interfaces:
-      1:
-        native_vlan: office
-      2:
-        native_vlan: guest
-      3:
-        tagged_vlans: [office, guest]
-"#;
+/// Two datapaths, sw1 (0xa11) and sw2 (0xa12), each with an office host on port 1 and a
+/// guest host on port 2, joined by port 3 as `link1` / `link2` say; `root` goes in sw1.
+fn two_dps(link1: &str, link2: &str, root: &str) -> String {
+    let dp = |name: &str, id: &str, link: &str, extra: &str| {
+        format!(
+            "  {name}:\n    dp_id: {id}\n    hardware: \"Open vSwitch\"\n{extra}    interfaces:\n\
+             \x20     1:\n        native_vlan: office\n\
+             \x20     2:\n        native_vlan: guest\n\
+             \x20     3:\n        {link}\n"
+        )
+    };
+    format!(
+        "vlans:\n  office:\n    vid: 100\n  guest:\n    vid: 200\ndps:\n{}{}",
+        dp("sw1", "0xa11", link1, root),
+        dp("sw2", "0xa12", link2, "")
+    )
+}
 
-#[test]
-fn faucet_joins_two_bridges_by_a_trunk_into_one_l2_network() {
-    let (bin, _turn) = require_root_and_faucet!();
+/// Two bridges of one daemon under one Faucet, joined by a veth pair (port 3 of each) that
+/// `yaml` configures (see `two_dps`): hosts of a VLAN reach each other across the link, hosts of
+/// different VLANs do not, and each switch learns the other's hosts on port 3.
+fn two_bridges(bin: &Path, yaml: &str, stack: bool) {
     let (br1, br2) = (common::unique_bridge("fa"), common::unique_bridge("fa"));
     let d = DaemonProc::start(&format!(
         "[[bridge]]\nname = \"{br1}\"\nlocal = false\n\
          [[bridge]]\nname = \"{br2}\"\nlocal = false\n"
     ));
-    // sw1: a (office) and b (guest); sw2: c (office) and d2 (guest); port 3 of each is the
-    // trunk between them.
+    // sw1: a (office) and b (guest); sw2: c (office) and d2 (guest).
     let (a, b, c, d2) = (TestNs::new(), TestNs::new(), TestNs::new(), TestNs::new());
     for (br, ns, ip) in [
         (&br1, &a, "10.95.0.1/24"),
@@ -554,9 +567,17 @@ fn faucet_joins_two_bridges_by_a_trunk_into_one_l2_network() {
     d.ok(&["add-port", &br1, &link.outer, "ofport=3"]);
     d.ok(&["add-port", &br2, &link.inner, "ofport=3"]);
 
-    let faucet = Faucet::start(&bin, TWO_DPS_TRUNK);
+    let faucet = Faucet::start(bin, yaml);
     connect(&d, &br1, 0xa11, "sw1", &faucet);
     connect(&d, &br2, 0xa12, "sw2", &faucet);
+    if stack {
+        // LLDP over the stack ports (PACKET_OUT there, PACKET_IN here) brings them up
+        // (state 3), and sw1 is the root.
+        for sw in ["sw1", "sw2"] {
+            faucet.wait_metric("port_stack_state", &[("dp_name", sw), ("port", "3")], 3.0);
+        }
+        faucet.wait_metric("is_dp_stack_root", &[("dp_name", "sw1")], 1.0);
+    }
 
     assert!(pings(&a, "10.95.0.3"), "office: sw1 -> sw2");
     assert!(pings(&c, "10.95.0.1"), "office: sw2 -> sw1");
@@ -568,21 +589,25 @@ fn faucet_joins_two_bridges_by_a_trunk_into_one_l2_network() {
     assert!(!ping(&a.target, "10.95.0.4", 2), "office -> guest across");
     assert!(!ping(&b.target, "10.95.0.3", 2), "guest -> office across");
 
-    // Each switch learned the other's hosts on its trunk port, in their VLANs.
+    // Each switch learned the other's hosts on port 3, in their VLANs.
     for (sw, ns, vlan) in [
         ("sw1", &c, "100"),
         ("sw1", &d2, "200"),
         ("sw2", &a, "100"),
         ("sw2", &b, "200"),
     ] {
-        faucet.wait_learned(sw, "3", vlan, ns);
+        if stack {
+            faucet.wait_logged(sw, "3", vlan, ns);
+        } else {
+            faucet.wait_learned(sw, "3", vlan, ns);
+        }
     }
     for sw in ["sw1", "sw2"] {
         for vlan in ["100", "200"] {
-            assert_eq!(
-                faucet.metric("vlan_hosts_learned", &[("dp_name", sw), ("vlan", vlan)]),
-                Some(2.0),
-                "{sw} vlan {vlan}"
+            faucet.wait_metric(
+                "vlan_hosts_learned",
+                &[("dp_name", sw), ("vlan", vlan)],
+                2.0,
             );
         }
         assert_eq!(
@@ -591,6 +616,24 @@ fn faucet_joins_two_bridges_by_a_trunk_into_one_l2_network() {
         );
     }
     assert_eq!(faucet.file("faucet_exception.log").trim(), "");
+}
+
+#[test]
+fn faucet_joins_two_bridges_by_a_trunk_into_one_l2_network() {
+    let (bin, _turn) = require_root_and_faucet!();
+    let trunk = "tagged_vlans: [office, guest]";
+    two_bridges(&bin, &two_dps(trunk, trunk, ""), false);
+}
+
+#[test]
+fn faucet_stacks_two_bridges_into_one_l2_network() {
+    let (bin, _turn) = require_root_and_faucet!();
+    let yaml = two_dps(
+        "stack: {dp: sw2, port: 3}",
+        "stack: {dp: sw1, port: 3}",
+        "    stack:\n      priority: 1\n",
+    );
+    two_bridges(&bin, &yaml, true);
 }
 
 #[test]

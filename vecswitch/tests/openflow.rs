@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{DaemonProc, GEN_BRIDGE};
+use common::{DaemonProc, FrameReceiver, TestNs, GEN_BRIDGE};
 use ofwire::header::Frame;
 use ofwire::msg::switch::{ControllerRole, Role};
 use ofwire::msg::symmetric::Hello;
@@ -924,6 +924,381 @@ fn controller_actions_reach_an_ovs_ofctl_monitor_as_packet_ins_and_are_counted_u
         drops["bridge.b0.packet-in-unsent"].as_u64().unwrap_or(0) > 0,
         "{drops}"
     );
+}
+
+/// A 60-byte frame from 02:..:01 to `dst`, EtherType 0x88b5, in hex.
+fn frame_hex(dst: &str) -> String {
+    format!("{dst}020000000001") + "88b5" + &"ab".repeat(46)
+}
+
+#[test]
+fn packet_outs_from_ovs_ofctl_and_the_verb_leave_by_the_ports_their_actions_name() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    let sw = Switch::start();
+    let tcp = sw.tcp();
+    sw.d.ok(&["del-flows", "b0"]);
+    sw.d.ok(&["add-flow", "b0", "priority=10,in_port=1,actions=output:2"]);
+    sw.d.ok(&["add-flow", "b0", "priority=5,actions=drop"]);
+    let tx = |p: &str| (sw.d.tx("b0", "p1"), sw.d.tx("b0", "p2"), p.to_string());
+    let frame = frame_hex("020000000002");
+    // ovs-ofctl sends a BARRIER after the PACKET_OUT and returns on its reply: the frame
+    // has gone by then.
+    let po = |args: &str| {
+        let out = ofctl_ok(&["packet-out", &tcp, args]);
+        assert!(out.is_empty(), "{out}");
+    };
+    let mut want = (0, 0);
+    for (args, to) in [
+        (format!("in_port=1 packet={frame} actions=output:2"), (0, 1)),
+        // Through the tables as from port 1: the rule sends to 2.
+        (format!("in_port=1 packet={frame} actions=TABLE"), (0, 1)),
+        // As from CONTROLLER (no in_port given): the drop rule.
+        (format!("packet={frame} actions=TABLE"), (0, 0)),
+        (format!("in_port=1 packet={frame} actions=FLOOD"), (0, 1)),
+        (format!("in_port=2 packet={frame} actions=ALL"), (1, 0)),
+        (format!("in_port=2 packet={frame} actions=IN_PORT"), (0, 1)),
+        // An output to the in_port itself is dropped, as the spec says.
+        (format!("in_port=2 packet={frame} actions=output:2"), (0, 0)),
+        (format!("in_port=1 packet={frame} actions=NORMAL"), (0, 1)),
+        (
+            format!("in_port=LOCAL packet={frame} actions=output:1,output:2"),
+            (1, 1),
+        ),
+    ] {
+        po(&args);
+        want = (want.0 + to.0, want.1 + to.1);
+        assert_eq!(tx(&args), (want.0, want.1, args.clone()));
+    }
+    // The rule that TABLE hit counts the packet.
+    let f = sw.d.ok(&["dump-flows", "b0"]).text;
+    for rule in [
+        "priority=10,in_port=1 actions=output:2",
+        "priority=5 actions=drop",
+    ] {
+        let hit = |l: &&str| l.contains("n_packets=1, n_bytes=60,") && l.ends_with(rule);
+        assert!(f.lines().any(|l| hit(&l)), "{rule}: {f}");
+    }
+    // A group made over OpenFlow, used by a PACKET_OUT.
+    ofctl_ok(&[
+        "add-group",
+        &tcp,
+        "group_id=7,type=all,bucket=output:1,bucket=output:2",
+    ]);
+    po(&format!(
+        "in_port=CONTROLLER packet={frame} actions=group:7"
+    ));
+    want = (want.0 + 1, want.1 + 1);
+    assert_eq!(tx("group"), (want.0, want.1, "group".to_string()));
+    // The verb, in both of ovs-ofctl's forms, ports by name.
+    let out = sw.d.ok(&[
+        "packet-out",
+        "b0",
+        "in_port=p1",
+        &format!("packet={frame}"),
+        "actions=output:p2",
+    ]);
+    assert!(out.text.starts_with("1 packet(s) sent"), "{}", out.text);
+    sw.d.ok(&["packet-out", "b0", "2", "output:1", &frame, &frame]);
+    want = (want.0 + 2, want.1 + 1);
+    assert_eq!(tx("verb"), (want.0, want.1, "verb".to_string()));
+    let e = sw.d.err(&[
+        "packet-out",
+        "b0",
+        "in_port=NORMAL",
+        &format!("packet={frame}"),
+    ]);
+    assert!(e.contains("in_port"), "{e}");
+    let e = sw.d.err(&[
+        "packet-out",
+        "b0",
+        "in_port=1",
+        "packet=0102",
+        "actions=drop",
+    ]);
+    assert!(e.contains("packet: packet data too short"), "{e}");
+    // A frame the parser refuses (IPv4 EtherType, no header) is a named drop.
+    po(&format!(
+        "in_port=1 packet={} actions=output:2",
+        "020000000002020000000001".to_string() + "0800" + "00"
+    ));
+    assert_eq!(tx("bad frame"), (want.0, want.1, "bad frame".to_string()));
+    let drops = sw.d.ok(&["drop-reasons", "--json"]).json;
+    assert_eq!(
+        drops["packet-out.ipv4-truncated"].as_u64(),
+        Some(1),
+        "{drops}"
+    );
+    // A CONTROLLER action with no controller listening: the packet-in is counted unsent.
+    sw.d.ok(&[
+        "packet-out",
+        "b0",
+        &format!("packet={frame}"),
+        "actions=controller",
+    ]);
+    std::thread::sleep(Duration::from_millis(300));
+    let drops = sw.d.ok(&["drop-reasons", "--json"]).json;
+    assert!(
+        drops["bridge.b0.packet-in-unsent"].as_u64() >= Some(1),
+        "{drops}"
+    );
+
+    // On the wire, what a controller may get wrong: each an ERROR, and the connection
+    // goes on; nothing is sent.
+    use ofwire::action::{port, WireAction};
+    use ofwire::msg::packet::PacketOut;
+    let bytes = (0..frame.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&frame[i..i + 2], 16).unwrap())
+        .collect::<Vec<u8>>();
+    let msg = |buffer_id, in_port, actions| {
+        Message::PacketOut(PacketOut {
+            buffer_id,
+            in_port,
+            actions,
+            data: bytes.clone(),
+        })
+    };
+    let out = |p| WireAction::Output {
+        port: p,
+        max_len: 0,
+    };
+    let mut r = Raw::connect(sw.port);
+    r.send(&msg(3, 1, vec![out(2)]), 31);
+    assert_eq!(r.error(), ((1, 8), 31)); // OFPBRC_BUFFER_UNKNOWN
+    r.send(&msg(u32::MAX, 0xffff_ff00, vec![out(2)]), 32);
+    assert_eq!(r.error(), ((1, 11), 32)); // OFPBRC_BAD_PORT
+    r.send(&msg(u32::MAX, port::TABLE, vec![out(2)]), 33);
+    assert_eq!(r.error(), ((1, 11), 33));
+    r.send(&msg(u32::MAX, 1, vec![WireAction::Group(9)]), 34);
+    assert_eq!(r.error(), ((2, 9), 34)); // OFPBAC_BAD_OUT_GROUP
+    r.send(&msg(u32::MAX, 1, vec![WireAction::SetQueue(1)]), 35);
+    assert_eq!(r.error(), ((2, 0), 35)); // OFPBAC_BAD_TYPE
+    let mut b = msg(u32::MAX, 1, vec![out(2)]).encode(4, 36).unwrap();
+    b[16..18].copy_from_slice(&200u16.to_be_bytes()); // actions_len beyond the message
+    r.send_raw(&b);
+    assert_eq!(r.error().1, 36);
+    r.send(&msg(u32::MAX, 1, vec![out(2)]), 37);
+    r.barrier(38);
+    want.1 += 1;
+    assert_eq!(tx("raw"), (want.0, want.1, "raw".to_string()));
+    let runtime = sw.d.ok(&["runtime"]).text;
+    assert!(runtime.contains("packet-out"), "{runtime}");
+}
+
+#[test]
+fn group_mods_from_ovs_ofctl_change_the_groups_the_verbs_see_and_refusals_carry_the_spec_codes() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    let sw = Switch::start();
+    let tcp = sw.tcp();
+    // vecswitch's dump-groups lines, and ovs-ofctl's (its first line is the reply's header).
+    let ours = || {
+        sw.d.ok(&["dump-groups", "b0"])
+            .text
+            .lines()
+            .map(|l| l.trim().to_string())
+            .collect::<Vec<_>>()
+    };
+    let theirs = || {
+        ofctl_ok(&["dump-groups", &tcp])
+            .lines()
+            .skip(1)
+            .map(|l| l.trim().to_string())
+            .collect::<Vec<_>>()
+    };
+    ofctl_ok(&[
+        "add-group",
+        &tcp,
+        "group_id=1,type=all,bucket=output:1,bucket=output:2",
+    ]);
+    ofctl_ok(&[
+        "add-group",
+        &tcp,
+        "group_id=2,type=select,bucket=weight:3,output:1,bucket=weight:1,output:2",
+    ]);
+    ofctl_ok(&[
+        "add-group",
+        &tcp,
+        "group_id=3,type=ff,bucket=watch_port:1,output:1,bucket=watch_port:2,output:2",
+    ]);
+    ofctl_ok(&["add-group", &tcp, "group_id=4,type=indirect,bucket=group:1"]);
+    sw.d.ok(&["add-flow", "b0", "priority=5,ip,actions=group:4"]);
+    assert_eq!(ours().len(), 4);
+    assert_eq!(theirs(), ours());
+    assert!(
+        ours().contains(
+            &"group_id=2,type=select,bucket=weight:3,actions=output:1,bucket=actions=output:2"
+                .to_string()
+        ),
+        "{:?}",
+        ours()
+    );
+    ofctl_ok(&["mod-group", &tcp, "group_id=1,type=all,bucket=output:2"]);
+    assert!(ours().contains(&"group_id=1,type=all,bucket=actions=output:2".to_string()));
+    // Refusals: the spec's codes, and nothing changes.
+    let before = ours();
+    for (args, code) in [
+        (
+            vec!["add-group", "group_id=1,type=all,bucket=output:1"],
+            "OFPGMFC_GROUP_EXISTS",
+        ),
+        (
+            vec!["mod-group", "group_id=9,type=all,bucket=output:1"],
+            "OFPGMFC_UNKNOWN_GROUP",
+        ),
+        (
+            vec!["mod-group", "group_id=1,type=all,bucket=group:4"],
+            "OFPGMFC_LOOP",
+        ),
+    ] {
+        let mut a = vec![args[0], tcp.as_str()];
+        a.extend(&args[1..]);
+        let (ok, _, err) = ofctl(&a);
+        assert!(!ok && err.contains(code), "{args:?}: {err}");
+    }
+    assert_eq!(ours(), before);
+    // Deleting a group deletes the rules that use it (as OVS), and all without an id.
+    ofctl_ok(&["del-groups", &tcp, "group_id=4"]);
+    assert_eq!(ours().len(), 3);
+    assert!(
+        !sw.flows().iter().any(|f| f.contains("group:4")),
+        "{:?}",
+        sw.flows()
+    );
+    ofctl_ok(&["del-groups", &tcp]);
+    assert!(ours().is_empty() && theirs().is_empty());
+    // What ovs-ofctl refuses to send: an indirect group of two buckets, a watch outside
+    // fast failover, a bad type, a reserved group id.
+    use ofwire::msg::group::{GroupMod as WireGroupMod, GroupType};
+    let gm = |text: &str| {
+        let m = openflow::group::parse_group_mod(text, openflow::GroupModCommand::Add).unwrap();
+        WireGroupMod::from_model(&m).unwrap()
+    };
+    let mut r = Raw::connect(sw.port);
+    let mut two = gm("group_id=1,type=all,bucket=output:1,bucket=output:2");
+    two.group_type = GroupType::Indirect;
+    r.send(&Message::GroupMod(two), 1);
+    assert_eq!(r.error(), ((6, 1), 1)); // OFPGMFC_INVALID_GROUP
+    let mut watch = gm("group_id=1,type=ff,bucket=watch_port:1,output:1");
+    watch.group_type = GroupType::All;
+    r.send(&Message::GroupMod(watch), 2);
+    assert_eq!(r.error(), ((6, 6), 2)); // OFPGMFC_WATCH_UNSUPPORTED
+    let mut b = Message::GroupMod(gm("group_id=1,type=all,bucket=output:1"))
+        .encode(4, 3)
+        .unwrap();
+    b[10] = 9; // type
+    r.send_raw(&b);
+    assert_eq!(r.error(), ((6, 10), 3)); // OFPGMFC_BAD_TYPE
+    let mut b = Message::GroupMod(gm("group_id=1,type=all,bucket=output:1"))
+        .encode(4, 4)
+        .unwrap();
+    b[12..16].copy_from_slice(&0xffff_fffcu32.to_be_bytes()); // OFPG_ALL
+    r.send_raw(&b);
+    assert_eq!(r.error(), ((6, 1), 4));
+    r.barrier(5);
+    assert!(ours().is_empty());
+    // A slave may not.
+    r.send(
+        &Message::RoleRequest(Role {
+            role: ControllerRole::Slave,
+            generation_id: 1,
+        }),
+        6,
+    );
+    assert!(matches!(r.recv(), Some((_, Message::RoleReply(_)))));
+    r.send(
+        &Message::GroupMod(gm("group_id=1,type=all,bucket=output:1")),
+        7,
+    );
+    assert_eq!(r.error(), ((1, 10), 7));
+    assert!(ours().is_empty());
+}
+
+/// The OpenFlow number of port `name` of bridge `bridge`, as `show --json` gives it.
+fn ofport_of(d: &DaemonProc, bridge: &str, name: &str) -> u32 {
+    let show = d.ok(&["show", "--json"]).json;
+    let b = show["bridges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == bridge)
+        .unwrap();
+    let p = b["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name);
+    p.and_then(|p| p["ofport"].as_u64())
+        .unwrap_or_else(|| panic!("no port {name}: {b:#}")) as u32
+}
+
+#[test]
+fn packet_outs_reach_a_capture_in_the_namespace_behind_the_port_directly_and_through_a_rule() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    if !common::is_root() {
+        eprintln!("skipped: needs root (namespaces, veth)");
+        return;
+    }
+    let bridge = common::unique_bridge("po");
+    let d = DaemonProc::start(&format!("[[bridge]]\nname = \"{bridge}\"\nlocal = false\n"));
+    let (a, b) = (TestNs::new(), TestNs::new());
+    let host_a = d.attach(&bridge, &a, "10.93.0.1/24", "afxdp");
+    let host_b = d.attach(&bridge, &b, "10.93.0.2/24", "afxdp");
+    let (pa, pb) = (
+        ofport_of(&d, &bridge, &host_a),
+        ofport_of(&d, &bridge, &host_b),
+    );
+    d.ok(&["set-controller", &bridge, "ptcp:0:127.0.0.1"]);
+    let show = d.ok(&["show", "--json"]).json;
+    let port = show["bridges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == bridge.as_str())
+        .and_then(|x| x["openflow"]["connections"].as_array().cloned())
+        .and_then(|c| c.iter().find_map(|c| c["port"].as_u64()))
+        .unwrap();
+    let tcp = format!("tcp:127.0.0.1:{port}");
+    d.ok(&["del-flows", &bridge]);
+    d.ok(&[
+        "add-flow",
+        &bridge,
+        &format!("priority=10,in_port={pa},dl_type=0x88b5,actions=output:{pb}"),
+    ]);
+    // Frames to a MAC no one has, each with its own last byte.
+    let frame = |mark: u8| format!("{}{:02x}", &frame_hex("02000000ee01")[..118], mark);
+    // Each waits for one frame more than it should get (5 s without one ends it).
+    let ra = FrameReceiver::start(Some(&a.name), "eth0", common::ETHERTYPE, 3, None);
+    let rb = FrameReceiver::start(Some(&b.name), "eth0", common::ETHERTYPE, 2, None);
+    // Through table 0 as from A: the rule sends it to B.
+    ofctl_ok(&[
+        "packet-out",
+        &tcp,
+        &format!("in_port={pa} packet={} actions=TABLE", frame(1)),
+    ]);
+    // Straight to A, from the controller.
+    ofctl_ok(&[
+        "packet-out",
+        &tcp,
+        &format!("packet={} actions=output:{pa}", frame(2)),
+    ]);
+    // The verb, as from B (by name), FLOOD: A gets it.
+    d.ok(&[
+        "packet-out",
+        &bridge,
+        &format!("in_port={host_b}"),
+        &format!("packet={}", frame(3)),
+        "actions=FLOOD",
+    ]);
+    let (got_a, got_b) = (ra.finish(), rb.finish());
+    assert_eq!(got_a, vec![frame(2), frame(3)]);
+    assert_eq!(got_b, vec![frame(1)]);
+    drop(d);
 }
 
 /// The switch has no meters, and says so as Open vSwitch does on a datapath without meter

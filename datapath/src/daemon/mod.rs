@@ -10,6 +10,7 @@
 pub mod pmd;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -31,6 +32,7 @@ use tunnels::underlay::{BridgeAddr, NeighTable, RouteTable};
 use tunnels::{SnoopBridge, TunnelDecapConfig, VtepEndpoint};
 
 use crate::conntrack::DatapathConntrack;
+use crate::packet_out::PacketOut;
 use crate::tunnel_ports::{tunnel_output, tunnel_receive};
 
 /// The port type `vecswitch attach` gives the host end of a veth pair: AF_XDP, because on veth
@@ -40,6 +42,10 @@ pub const ATTACH_PORT_TYPE: &str = "afxdp";
 
 /// How long the control thread waits for a PMD to answer a job.
 const PMD_ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// PACKET_OUTs sent to a PMD and not run yet beyond which [`Daemon::packet_out`] waits for
+/// the PMD to run them.
+const PACKET_OUTS_IN_FLIGHT: usize = 256;
 
 /// A port of a bridge.
 pub struct PortState {
@@ -207,6 +213,8 @@ pub struct Daemon {
     /// Bytes of a frame of the PMDs' packet pools: grown (the PMDs restarted) when a port's
     /// MTU needs more, as OVS-DPDK re-creates a mempool for a new MTU.
     frame_size: usize,
+    /// PACKET_OUTs sent to the first PMD that it has not run yet.
+    packet_outs_in_flight: Arc<AtomicUsize>,
 }
 
 impl Daemon {
@@ -227,6 +235,7 @@ impl Daemon {
             pmds: Vec::new(),
             placement: Vec::new(),
             frame_size: pipeline::buffer::FRAME_SIZE,
+            packet_outs_in_flight: Arc::new(AtomicUsize::new(0)),
         };
         d.start_pmds()?;
         Ok(d)
@@ -343,6 +352,34 @@ impl Daemon {
     /// rule change).
     pub fn barrier(&self) -> Result<()> {
         self.pmd_call_all(|_| ()).map(|_| ())
+    }
+
+    /// Runs a PACKET_OUT on the first PMD ([`Pmd::packet_out`]) after the jobs sent to it
+    /// before; a [`Daemon::barrier`] after it returns once it ran. With `wait`, returns once
+    /// it ran; else at once, unless [`PACKET_OUTS_IN_FLIGHT`] wait already: then it waits for
+    /// the PMD to run them (a controller that floods PACKET_OUTs is slowed down; the PMD
+    /// polls its queues between jobs as always).
+    pub fn packet_out(&self, po: PacketOut, wait: bool) -> Result<()> {
+        self.bridge(&po.bridge)?;
+        let p = self
+            .pmds
+            .first()
+            .ok_or_else(|| anyhow!("packet-out: no pmd is running"))?;
+        if wait || self.packet_outs_in_flight.load(Ordering::Acquire) >= PACKET_OUTS_IN_FLIGHT {
+            return self.pmd_call(0, move |pmd| pmd.packet_out(&po));
+        }
+        let in_flight = self.packet_outs_in_flight.clone();
+        in_flight.fetch_add(1, Ordering::AcqRel);
+        let job: Job = Box::new(move |pmd: &mut Pmd| {
+            pmd.packet_out(&po);
+            in_flight.fetch_sub(1, Ordering::AcqRel);
+        });
+        if p.jobs.send(job).is_err() {
+            self.packet_outs_in_flight.fetch_sub(1, Ordering::AcqRel);
+            bail!("pmd {}: thread is gone", p.id);
+        }
+        p.wake.notify();
+        Ok(())
     }
 
     /// Every PMD's counters.

@@ -32,6 +32,7 @@ use ports::afxdp::port::JOINED_OWN_FRAMES;
 use ports::afxdp::Umem;
 use ports::sys::{poll_readable, EventFd};
 
+use crate::packet_out::PacketOut;
 use crate::switch::{Switch, SwitchPort, POOL_FRAMES};
 
 pub use queue::Queue;
@@ -495,22 +496,7 @@ impl Pmd {
             }
             self.stats.rx_packets += n as u64;
             self.stats.rx_batches += 1;
-            for (i, queues) in self.tx.iter().enumerate() {
-                if !self.switch.tx_pending(i) {
-                    continue;
-                }
-                // A port without queues (none, normally) gets nothing: its frames are freed.
-                let Some(q) = queues.get(pmd % queues.len().max(1)) else {
-                    self.switch.discard_tx(i);
-                    continue;
-                };
-                let mut io = q.lock();
-                let full = io.tx_full_loss();
-                self.stats.tx_packets += self
-                    .switch
-                    .drain_tx_batch_as(i, full, |pool, ids| io.tx_packets(pool, ids))
-                    as u64;
-            }
+            Self::send_queued(&mut self.switch, &self.tx, pmd, &mut self.stats);
             let t2 = pipeline::cycles::now();
             parts.tx += t2 - t1;
             r.queue.cycles.fetch_add(t2 - t0, Ordering::Relaxed);
@@ -523,6 +509,36 @@ impl Pmd {
         }
         parts.upkeep = pipeline::cycles::now() - t3;
         (got, parts)
+    }
+
+    /// Hands what the switch queued for each port to the port's transmit queue of PMD `pmd`.
+    fn send_queued(
+        switch: &mut Switch<DatapathUpcall>,
+        tx: &[Vec<Arc<Queue>>],
+        pmd: usize,
+        stats: &mut PmdStats,
+    ) {
+        for (i, queues) in tx.iter().enumerate() {
+            if !switch.tx_pending(i) {
+                continue;
+            }
+            // A port without queues (none, normally) gets nothing: its frames are freed.
+            let Some(q) = queues.get(pmd % queues.len().max(1)) else {
+                switch.discard_tx(i);
+                continue;
+            };
+            let mut io = q.lock();
+            let full = io.tx_full_loss();
+            stats.tx_packets +=
+                switch.drain_tx_batch_as(i, full, |pool, ids| io.tx_packets(pool, ids)) as u64;
+        }
+    }
+
+    /// Runs a PACKET_OUT ([`Switch::packet_out`]) and sends what it queued.
+    pub fn packet_out(&mut self, po: &PacketOut) {
+        let now = self.clock.now_ns();
+        self.switch.packet_out(po, now);
+        Self::send_queued(&mut self.switch, &self.tx, self.id, &mut self.stats);
     }
 
     /// Sleeps until a queue has frames, a job arrives, or `us` microseconds pass.
