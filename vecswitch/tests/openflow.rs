@@ -445,7 +445,7 @@ fn bad_messages_get_the_spec_errors_and_leave_the_rules() {
         assert!([1, 3, 4].contains(&t), "cut at {n}: type {t}");
         assert_eq!(xid, 77);
     }
-    // An unknown type, a bad version, a bad command, an unknown multipart, a buffer id.
+    // An unknown type, a bad version, a bad command, an unknown multipart (QUEUE), a buffer id.
     r.send_raw(&[4, 99, 0, 8, 0, 0, 0, 5]);
     assert_eq!(r.error(), ((1, 1), 5));
     r.send_raw(&[2, 5, 0, 8, 0, 0, 0, 6]);
@@ -454,7 +454,7 @@ fn bad_messages_get_the_spec_errors_and_leave_the_rules() {
     b[25] = 9;
     r.send_raw(&b);
     assert_eq!(r.error().0, (5, 6));
-    r.send_raw(&[4, 18, 0, 16, 0, 0, 0, 8, 0, 11, 0, 0, 0, 0, 0, 0]);
+    r.send_raw(&[4, 18, 0, 16, 0, 0, 0, 8, 0, 5, 0, 0, 0, 0, 0, 0]);
     assert_eq!(r.error(), ((1, 2), 8));
     let mut b = good.clone();
     b[32..36].copy_from_slice(&7u32.to_be_bytes());
