@@ -16,8 +16,10 @@ if [ "${1:-}" != demo ]; then
   command -v dpdk-testpmd >/dev/null || need+=(dpdk-dev)
   pkg-config --exists libdpdk 2>/dev/null || need+=(libdpdk-dev pkg-config)
   command -v clang >/dev/null || need+=(clang)
-  # os-ken's venv (below).
+  # The venvs (below): venv, and a compiler and headers for the wheels Faucet builds.
   /usr/bin/python3 -c 'import ensurepip' 2>/dev/null || need+=(python3-venv)
+  [ -e /usr/include/python3.11/Python.h ] || need+=(python3-dev)
+  command -v gcc >/dev/null || need+=(gcc)
 fi
 [ -x /usr/bin/python3 ] || need+=(python3)
 command -v ip >/dev/null || need+=(iproute2)
@@ -32,14 +34,15 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update
   apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends "${need[@]}"
 fi
-if [ "${1:-}" != demo ]; then
-  # os-ken (PyPI), the controller of vecswitch/tests/osken.rs, in a venv of its own, pinned by
-  # scripts/osken-requirements.txt; redone only when that file changes.
-  venv=/opt/vecswitch-osken
-  req="$(dirname "$0")/osken-requirements.txt"
-  if ! cmp -s "$req" "$venv/requirements.txt" || ! [ -x "$venv/bin/osken-manager" ]; then
+# A Python tool from PyPI in a venv of its own, /opt/vecswitch-NAME, pinned by
+# scripts/NAME-requirements.txt; redone only when that file changes or BIN is missing.
+venv_tool() {
+  local name=$1 bin=$2
+  local venv=/opt/vecswitch-$name req
+  req="$(dirname "$0")/$name-requirements.txt"
+  if ! cmp -s "$req" "$venv/requirements.txt" || ! [ -x "$venv/bin/$bin" ]; then
     if [ "$(id -u)" != 0 ]; then
-      echo "setup: need root to install os-ken in $venv" >&2
+      echo "setup: need root to install $name in $venv" >&2
       exit 1
     fi
     rm -rf "$venv"
@@ -47,4 +50,10 @@ if [ "${1:-}" != demo ]; then
     "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req"
     cp "$req" "$venv/requirements.txt"
   fi
+}
+if [ "${1:-}" != demo ]; then
+  # os-ken: the controller of vecswitch/tests/osken.rs.
+  venv_tool osken osken-manager
+  # Faucet (it brings os-ken too): the controller of vecswitch/tests/faucet.rs.
+  venv_tool faucet faucet
 fi

@@ -3,6 +3,7 @@
 //! on; only the framing errors (in `conn`) close it.
 
 use ofwire::msg::flow::OFPTT_ALL;
+use ofwire::msg::meter::{MeterFeatures, OFPM_ALL};
 use ofwire::msg::multipart::{
     FlowStats, FlowStatsRequest, MultipartReply, MultipartRequest, ReplyBody, RequestBody,
     TableStats, OFPMPF_MORE,
@@ -176,6 +177,10 @@ fn answer(
         M::PortMod(pm) => {
             writable(c)?;
             sw.port_mod(&pm)?;
+        }
+        M::MeterMod(mm) => {
+            writable(c)?;
+            mm.without_meters()?;
         }
         M::MultipartRequest(req) => multipart(c, sw, xid, req)?,
         M::GroupMod(gm) => {
@@ -411,6 +416,14 @@ fn multipart(
         RequestBody::GroupFeatures => {
             ReplyBody::GroupFeatures(ofwire::msg::group::group_features())
         }
+        // No meters (as Open vSwitch without meter support): every meter is an empty list,
+        // a named one is unknown, and the features are all zero.
+        RequestBody::Meter(id) | RequestBody::MeterConfig(id) if id != OFPM_ALL => {
+            return refuse(E::MeterModUnknownMeter, "multipart.meter_id");
+        }
+        RequestBody::Meter(_) => ReplyBody::Meter(Vec::new()),
+        RequestBody::MeterConfig(_) => ReplyBody::MeterConfig(Vec::new()),
+        RequestBody::MeterFeatures => ReplyBody::MeterFeatures(MeterFeatures::default()),
         RequestBody::TableFeatures(_) => return Ok(()),
     };
     let reply = MultipartReply { flags: 0, body };

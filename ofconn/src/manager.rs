@@ -757,6 +757,60 @@ mod tests {
     }
 
     #[test]
+    fn meters_are_answered_as_by_a_switch_without_them() {
+        use ofwire::msg::meter::{MeterBand, MeterFeatures, MeterMod, MeterModCommand, OFPM_ALL};
+        use ofwire::msg::multipart::{MultipartRequest, ReplyBody, RequestBody};
+        let (mut c, mut peer) = connection();
+        let mut sw = mock();
+        let mut shared = Shared::default();
+        let meter_mod = |command, meter_id| {
+            Message::MeterMod(MeterMod {
+                command,
+                flags: 1,
+                meter_id,
+                bands: vec![MeterBand {
+                    band_type: 1,
+                    rate: 1000,
+                    burst_size: 0,
+                    prec_level: 0,
+                }],
+            })
+        };
+        let request = |body| Message::MultipartRequest(MultipartRequest { flags: 0, body });
+        let mut bytes = Vec::new();
+        for (xid, m) in [
+            meter_mod(MeterModCommand::Delete, OFPM_ALL),
+            meter_mod(MeterModCommand::Add, 1),
+            request(RequestBody::MeterFeatures),
+            request(RequestBody::Meter(OFPM_ALL)),
+            request(RequestBody::MeterConfig(5)),
+            Message::BarrierRequest,
+        ]
+        .iter()
+        .enumerate()
+        {
+            bytes.extend(m.encode(4, xid as u32 + 1).unwrap_or_default());
+        }
+        let _ = peer.write_all(&bytes);
+        c.read_input();
+        c.process(&mut sw, &mut shared, Instant::now());
+        c.flush();
+        let got = read_all(&mut peer);
+        assert_eq!(got.len(), 6, "{got:?}");
+        // The delete succeeds silently; the add is METER_MOD_FAILED / INVALID_METER.
+        assert!(matches!(&got[1], Message::Error(e)
+            if (e.err_type, e.code) == (12, 2) && e.data.get(4..8) == Some(&[0, 0, 0, 2][..])));
+        assert!(matches!(&got[2], Message::MultipartReply(r)
+            if r.body == ReplyBody::MeterFeatures(MeterFeatures::default())));
+        assert!(matches!(&got[3], Message::MultipartReply(r)
+            if r.body == ReplyBody::Meter(Vec::new())));
+        // Meter 5 does not exist: UNKNOWN_METER.
+        assert!(matches!(&got[4], Message::Error(e)
+            if (e.err_type, e.code) == (12, 3) && e.data.get(4..8) == Some(&[0, 0, 0, 5][..])));
+        assert_eq!(got[5], Message::BarrierReply);
+    }
+
+    #[test]
     fn a_flood_is_handled_a_bounded_slice_at_a_time() {
         let (mut c, mut peer) = connection();
         let mut sw = mock();

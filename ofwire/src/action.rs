@@ -423,7 +423,14 @@ fn set_field(field: openflow::Field, value: u128) -> Result<WireAction, OfpError
 pub fn to_actions(ins: &[Instruction], table: u8) -> Result<Vec<Action>, OfpError> {
     let mut v = Vec::new();
     let find = |k: u16| ins.iter().find(|i| i.kind() == k);
-    if find(6).is_some() || find(3).is_some() || find(5).is_some() {
+    if find(6).is_some() {
+        // As Open vSwitch without meter support: no meter can be named.
+        return err(
+            E::MeterModInvalidMeter,
+            "instruction.meter: the switch has no meters",
+        );
+    }
+    if find(3).is_some() || find(5).is_some() {
         return err(E::BadInstructionUnsupported, "instruction.type");
     }
     if let Some(Instruction::ApplyActions(a)) = find(4) {
@@ -526,6 +533,17 @@ mod tests {
         assert_eq!(
             to_actions(&ins, 0).err().map(|e| e.code.type_code()),
             Some((3, 2))
+        );
+        // A meter (Faucet's ACL `meter:` action): the switch has none, as OVS without meter
+        // support answers, OFPMMFC_INVALID_METER.
+        let ins = [
+            Instruction::Meter(1),
+            Instruction::ApplyActions(vec![]),
+            Instruction::GotoTable(1),
+        ];
+        assert_eq!(
+            to_actions(&ins, 0).err().map(|e| e.code.type_code()),
+            Some((12, 2))
         );
         // A group id beyond OFPG_MAX (ALL, ANY) is no group.
         let ins = [Instruction::ApplyActions(vec![WireAction::Group(

@@ -11,7 +11,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{has_xdp, is_root, ping, tcp_transfer, udp_exchange, DaemonProc, TestNs};
+use common::{has_xdp, is_root, ping, tcp_transfer, udp_exchange, DaemonProc, RootVeth, TestNs};
 
 /// The tests take turns: each runs a daemon with a busy PMD, and some add pktgen or a
 /// busy-polling testpmd; side by side on two cores they starve each other's pings.
@@ -84,40 +84,6 @@ impl Pair {
             host_a,
             host_b,
         }
-    }
-}
-
-/// A veth pair with both ends in this namespace (IPv6 off, up), for pktgen on `outer` while
-/// `inner` is a switch port; deleted on drop.
-struct RootVeth {
-    outer: String,
-    inner: String,
-}
-
-impl RootVeth {
-    fn new(tag: &str) -> RootVeth {
-        let id = SEQ.fetch_add(1, Ordering::Relaxed);
-        let pid = std::process::id() % 100_000;
-        let me = RootVeth {
-            outer: format!("{tag}{pid}x{id}o"),
-            inner: format!("{tag}{pid}x{id}i"),
-        };
-        common::run(&[
-            "ip", "link", "add", &me.outer, "type", "veth", "peer", "name", &me.inner,
-        ]);
-        for l in [&me.outer, &me.inner] {
-            let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{l}/disable_ipv6"), "1");
-            common::run(&["ip", "link", "set", l, "up"]);
-        }
-        me
-    }
-}
-
-impl Drop for RootVeth {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.outer])
-            .output();
     }
 }
 

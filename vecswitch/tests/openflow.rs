@@ -445,7 +445,7 @@ fn bad_messages_get_the_spec_errors_and_leave_the_rules() {
         assert!([1, 3, 4].contains(&t), "cut at {n}: type {t}");
         assert_eq!(xid, 77);
     }
-    // An unknown type, a bad version, a bad command, an unknown multipart, a buffer id.
+    // An unknown type, a bad version, a bad command, an unknown multipart (QUEUE), a buffer id.
     r.send_raw(&[4, 99, 0, 8, 0, 0, 0, 5]);
     assert_eq!(r.error(), ((1, 1), 5));
     r.send_raw(&[2, 5, 0, 8, 0, 0, 0, 6]);
@@ -454,7 +454,7 @@ fn bad_messages_get_the_spec_errors_and_leave_the_rules() {
     b[25] = 9;
     r.send_raw(&b);
     assert_eq!(r.error().0, (5, 6));
-    r.send_raw(&[4, 18, 0, 16, 0, 0, 0, 8, 0, 11, 0, 0, 0, 0, 0, 0]);
+    r.send_raw(&[4, 18, 0, 16, 0, 0, 0, 8, 0, 5, 0, 0, 0, 0, 0, 0]);
     assert_eq!(r.error(), ((1, 2), 8));
     let mut b = good.clone();
     b[32..36].copy_from_slice(&7u32.to_be_bytes());
@@ -1299,6 +1299,35 @@ fn packet_outs_reach_a_capture_in_the_namespace_behind_the_port_directly_and_thr
     assert_eq!(got_a, vec![frame(2), frame(3)]);
     assert_eq!(got_b, vec![frame(1)]);
     drop(d);
+}
+
+/// The switch has no meters, and says so as Open vSwitch does on a datapath without meter
+/// support: ovs-ofctl's `meter-features` reads all zeros, `add-meter` and a rule with a meter
+/// instruction are refused OFPMMFC_INVALID_METER (the rules unchanged), `del-meters` succeeds,
+/// and `dump-meters` / `meter-stats` list none.
+#[test]
+fn ovs_ofctl_sees_a_switch_without_meters() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    let sw = Switch::start();
+    let tcp = sw.tcp();
+    let features = ofctl_ok(&["meter-features", &tcp]);
+    assert!(
+        features.contains("max_meter:0 max_bands:0 max_color:0"),
+        "{features}"
+    );
+    let (ok, _, err) = ofctl(&["add-meter", &tcp, "meter=1,kbps,band=type=drop,rate=1000"]);
+    assert!(!ok && err.contains("OFPMMFC_INVALID_METER"), "{err}");
+    ofctl_ok(&["del-meters", &tcp]);
+    for verb in ["dump-meters", "meter-stats"] {
+        let out = ofctl_ok(&[verb, &tcp]);
+        assert_eq!(out.lines().count(), 1, "{verb}: {out}");
+    }
+    let before = sw.flows();
+    let (ok, _, err) = ofctl(&["add-flow", &tcp, "priority=5,actions=meter:1,output:2"]);
+    assert!(!ok && err.contains("OFPMMFC_INVALID_METER"), "{err}");
+    assert_eq!(sw.flows(), before);
 }
 
 #[test]

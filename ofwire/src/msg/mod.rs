@@ -5,6 +5,7 @@
 pub mod bundle;
 pub mod flow;
 pub mod group;
+pub mod meter;
 pub mod multipart;
 pub mod packet;
 pub mod port;
@@ -111,6 +112,7 @@ pub enum Message {
     FlowMod(flow::FlowModMsg),
     GroupMod(group::GroupMod),
     PortMod(port::PortMod),
+    MeterMod(meter::MeterMod),
     MultipartRequest(multipart::MultipartRequest),
     MultipartReply(multipart::MultipartReply),
     BarrierRequest,
@@ -165,6 +167,7 @@ impl Message {
             T::FlowMod => Message::FlowMod(flow::FlowModMsg::decode(r())?),
             T::GroupMod => Message::GroupMod(group::GroupMod::decode(r())?),
             T::PortMod => Message::PortMod(port::PortMod::decode(r())?),
+            T::MeterMod => Message::MeterMod(meter::MeterMod::decode(r())?),
             T::MultipartRequest => {
                 Message::MultipartRequest(multipart::MultipartRequest::decode(r())?)
             }
@@ -182,7 +185,6 @@ impl Message {
             T::TableMod
             | T::QueueGetConfigRequest
             | T::QueueGetConfigReply
-            | T::MeterMod
             | T::Hello
             | T::Error
             | T::EchoRequest
@@ -211,6 +213,7 @@ impl Message {
             M::FlowMod(_) => T::FlowMod,
             M::GroupMod(_) => T::GroupMod,
             M::PortMod(_) => T::PortMod,
+            M::MeterMod(_) => T::MeterMod,
             M::MultipartRequest(_) => T::MultipartRequest,
             M::MultipartReply(_) => T::MultipartReply,
             M::BarrierRequest => T::BarrierRequest,
@@ -245,6 +248,7 @@ impl Message {
             M::FlowMod(m) => m.encode(out)?,
             M::GroupMod(m) => m.encode(out),
             M::PortMod(m) => m.encode(out),
+            M::MeterMod(m) => m.encode(out),
             M::MultipartRequest(m) => m.encode(out)?,
             M::MultipartReply(m) => m.encode(out)?,
             M::RoleRequest(m) | M::RoleReply(m) => m.encode(out),
@@ -305,9 +309,16 @@ mod tests {
         // A BARRIER_REQUEST with a body; a length beyond the bytes.
         assert_eq!(code(&[4, 20, 0, 9, 0, 0, 0, 1, 0]), Some((1, 6)));
         assert_eq!(code(&[4, 20, 0, 16, 0, 0, 0, 1]), Some((1, 6)));
-        // MULTIPART_REQUEST for METER_FEATURES (11): bad multipart.
-        let mp = [4, 18, 0, 16, 0, 0, 0, 1, 0, 11, 0, 0, 0, 0, 0, 0];
+        // MULTIPART_REQUEST for QUEUE (5): bad multipart.
+        let mp = [4, 18, 0, 16, 0, 0, 0, 1, 0, 5, 0, 0, 0, 0, 0, 0];
         assert_eq!(code(&mp), Some((1, 2)));
+        // METER_FEATURES with a body; METER_MOD with command 7.
+        let mp = [
+            4, 18, 0, 20, 0, 0, 0, 1, 0, 11, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        assert_eq!(code(&mp), Some((1, 6)));
+        let mm = [4, 29, 0, 16, 0, 0, 0, 1, 0, 7, 0, 0, 0, 0, 0, 1];
+        assert_eq!(code(&mm), Some((12, 4)));
         // ROLE_REQUEST with role 9.
         let mut role = vec![4, 24, 0, 24, 0, 0, 0, 1, 0, 0, 0, 9];
         role.resize(24, 0);

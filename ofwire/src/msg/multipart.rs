@@ -1,6 +1,6 @@
 //! MULTIPART_REQUEST and MULTIPART_REPLY for DESC, FLOW, AGGREGATE, TABLE, PORT_STATS,
-//! PORT_DESC, GROUP, GROUP_DESC and GROUP_FEATURES. Other multipart types are refused with
-//! `OFPBRC_BAD_MULTIPART`.
+//! PORT_DESC, GROUP, GROUP_DESC, GROUP_FEATURES, TABLE_FEATURES, METER, METER_CONFIG and
+//! METER_FEATURES. Other multipart types are refused with `OFPBRC_BAD_MULTIPART`.
 
 use openflow::Match;
 
@@ -8,6 +8,7 @@ use crate::action::{decode_instructions, encode_instructions, Instruction};
 use crate::buf::{Put, Reader};
 use crate::error::{err, ErrorCode as E, OfpError};
 use crate::msg::group::{GroupDesc, GroupStats};
+use crate::msg::meter::{MeterConfig, MeterFeatures, MeterStats};
 use crate::msg::port::{Port, PORT_LEN};
 use crate::msg::table_features::TableFeatures;
 use crate::oxm::{decode_match, encode_match};
@@ -24,6 +25,9 @@ mod ty {
     pub const GROUP: u16 = 6;
     pub const GROUP_DESC: u16 = 7;
     pub const GROUP_FEATURES: u16 = 8;
+    pub const METER: u16 = 9;
+    pub const METER_CONFIG: u16 = 10;
+    pub const METER_FEATURES: u16 = 11;
     pub const TABLE_FEATURES: u16 = 12;
     pub const PORT_DESC: u16 = 13;
 }
@@ -83,6 +87,11 @@ pub enum RequestBody {
     Group(u32),
     GroupDesc,
     GroupFeatures,
+    /// METER statistics of a meter (`OFPM_ALL` for every meter).
+    Meter(u32),
+    /// METER_CONFIG of a meter (`OFPM_ALL` for every meter).
+    MeterConfig(u32),
+    MeterFeatures,
     /// Empty: what the tables support; otherwise the features to give them.
     TableFeatures(Vec<TableFeatures>),
 }
@@ -125,6 +134,17 @@ impl MultipartRequest {
             }
             ty::GROUP_DESC => empty(&r, RequestBody::GroupDesc)?,
             ty::GROUP_FEATURES => empty(&r, RequestBody::GroupFeatures)?,
+            ty::METER | ty::METER_CONFIG => {
+                let m = r.u32()?;
+                r.skip(4)?;
+                let body = if t == ty::METER {
+                    RequestBody::Meter(m)
+                } else {
+                    RequestBody::MeterConfig(m)
+                };
+                empty(&r, body)?
+            }
+            ty::METER_FEATURES => empty(&r, RequestBody::MeterFeatures)?,
             ty::TABLE_FEATURES => {
                 let mut v = Vec::new();
                 while !r.is_empty() {
@@ -148,6 +168,9 @@ impl MultipartRequest {
             RequestBody::Group(_) => ty::GROUP,
             RequestBody::GroupDesc => ty::GROUP_DESC,
             RequestBody::GroupFeatures => ty::GROUP_FEATURES,
+            RequestBody::Meter(_) => ty::METER,
+            RequestBody::MeterConfig(_) => ty::METER_CONFIG,
+            RequestBody::MeterFeatures => ty::METER_FEATURES,
             RequestBody::TableFeatures(_) => ty::TABLE_FEATURES,
         };
         out.put_u16(t);
@@ -156,7 +179,10 @@ impl MultipartRequest {
         match &self.body {
             RequestBody::Flow(f) | RequestBody::Aggregate(f) => f.encode(out)?,
             RequestBody::TableFeatures(v) => v.iter().for_each(|t| t.encode(out)),
-            RequestBody::PortStats(p) | RequestBody::Group(p) => {
+            RequestBody::PortStats(p)
+            | RequestBody::Group(p)
+            | RequestBody::Meter(p)
+            | RequestBody::MeterConfig(p) => {
                 out.put_u32(*p);
                 out.put_zeros(4);
             }
@@ -299,6 +325,9 @@ pub enum ReplyBody {
     Group(Vec<GroupStats>),
     GroupDesc(Vec<GroupDesc>),
     GroupFeatures(GroupFeatures),
+    Meter(Vec<MeterStats>),
+    MeterConfig(Vec<MeterConfig>),
+    MeterFeatures(MeterFeatures),
     TableFeatures(Vec<TableFeatures>),
 }
 
@@ -325,6 +354,18 @@ fn fixed<T>(
     Ok(v)
 }
 
+/// Entries of their own lengths filling `r`.
+fn entries<T>(
+    mut r: Reader,
+    f: impl Fn(&mut Reader) -> Result<T, OfpError>,
+) -> Result<Vec<T>, OfpError> {
+    let mut v = Vec::new();
+    while !r.is_empty() {
+        v.push(f(&mut r)?);
+    }
+    Ok(v)
+}
+
 impl MultipartReply {
     pub fn decode(mut r: Reader) -> Result<MultipartReply, OfpError> {
         let t = r.u16()?;
@@ -338,13 +379,7 @@ impl MultipartReply {
                 serial_num: r.string(32)?,
                 dp_desc: r.string(256)?,
             }),
-            ty::FLOW => {
-                let mut v = Vec::new();
-                while !r.is_empty() {
-                    v.push(FlowStats::decode(&mut r)?);
-                }
-                ReplyBody::Flow(v)
-            }
+            ty::FLOW => ReplyBody::Flow(entries(r, FlowStats::decode)?),
             ty::AGGREGATE => {
                 let a = ReplyBody::Aggregate {
                     packet_count: r.u64()?,
@@ -379,27 +414,9 @@ impl MultipartReply {
                 })
             })?),
             ty::PORT_DESC => ReplyBody::PortDesc(fixed(r, PORT_LEN, Port::decode)?),
-            ty::GROUP => {
-                let mut v = Vec::new();
-                while !r.is_empty() {
-                    v.push(GroupStats::decode(&mut r)?);
-                }
-                ReplyBody::Group(v)
-            }
-            ty::GROUP_DESC => {
-                let mut v = Vec::new();
-                while !r.is_empty() {
-                    v.push(GroupDesc::decode(&mut r)?);
-                }
-                ReplyBody::GroupDesc(v)
-            }
-            ty::TABLE_FEATURES => {
-                let mut v = Vec::new();
-                while !r.is_empty() {
-                    v.push(TableFeatures::decode(&mut r)?);
-                }
-                ReplyBody::TableFeatures(v)
-            }
+            ty::GROUP => ReplyBody::Group(entries(r, GroupStats::decode)?),
+            ty::GROUP_DESC => ReplyBody::GroupDesc(entries(r, GroupDesc::decode)?),
+            ty::TABLE_FEATURES => ReplyBody::TableFeatures(entries(r, TableFeatures::decode)?),
             ty::GROUP_FEATURES => {
                 let types = r.u32()?;
                 let capabilities = r.u32()?;
@@ -418,6 +435,9 @@ impl MultipartReply {
                     actions,
                 })
             }
+            ty::METER => ReplyBody::Meter(entries(r, MeterStats::decode)?),
+            ty::METER_CONFIG => ReplyBody::MeterConfig(entries(r, MeterConfig::decode)?),
+            ty::METER_FEATURES => ReplyBody::MeterFeatures(MeterFeatures::decode(&mut r)?),
             _ => return err(E::BadRequestMultipart, "multipart.type"),
         };
         Ok(MultipartReply { flags, body })
@@ -434,6 +454,9 @@ impl MultipartReply {
             ReplyBody::Group(_) => ty::GROUP,
             ReplyBody::GroupDesc(_) => ty::GROUP_DESC,
             ReplyBody::GroupFeatures(_) => ty::GROUP_FEATURES,
+            ReplyBody::Meter(_) => ty::METER,
+            ReplyBody::MeterConfig(_) => ty::METER_CONFIG,
+            ReplyBody::MeterFeatures(_) => ty::METER_FEATURES,
             ReplyBody::TableFeatures(_) => ty::TABLE_FEATURES,
         }
     }
@@ -504,9 +527,12 @@ impl MultipartReply {
             ReplyBody::Group(v) => v.len(),
             ReplyBody::GroupDesc(v) => v.len(),
             ReplyBody::TableFeatures(v) => v.len(),
-            ReplyBody::Desc(_) | ReplyBody::Aggregate { .. } | ReplyBody::GroupFeatures(_) => {
-                return None
-            }
+            ReplyBody::Meter(v) => v.len(),
+            ReplyBody::MeterConfig(v) => v.len(),
+            ReplyBody::Desc(_)
+            | ReplyBody::Aggregate { .. }
+            | ReplyBody::GroupFeatures(_)
+            | ReplyBody::MeterFeatures(_) => return None,
         })
     }
 
@@ -536,7 +562,12 @@ impl MultipartReply {
             ReplyBody::Group(v) => v[i].encode(out),
             ReplyBody::GroupDesc(v) => v[i].encode(out),
             ReplyBody::TableFeatures(v) => v[i].encode(out),
-            ReplyBody::Desc(_) | ReplyBody::Aggregate { .. } | ReplyBody::GroupFeatures(_) => {}
+            ReplyBody::Meter(v) => v[i].encode(out),
+            ReplyBody::MeterConfig(v) => v[i].encode(out),
+            ReplyBody::Desc(_)
+            | ReplyBody::Aggregate { .. }
+            | ReplyBody::GroupFeatures(_)
+            | ReplyBody::MeterFeatures(_) => {}
         }
         Ok(())
     }
@@ -576,8 +607,11 @@ impl MultipartReply {
                     out.put_u32(*m);
                 }
             }
+            ReplyBody::MeterFeatures(f) => f.encode(out),
             // Lists: written above.
-            ReplyBody::Flow(_)
+            ReplyBody::Meter(_)
+            | ReplyBody::MeterConfig(_)
+            | ReplyBody::Flow(_)
             | ReplyBody::Table(_)
             | ReplyBody::PortStats(_)
             | ReplyBody::PortDesc(_)

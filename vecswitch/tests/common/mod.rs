@@ -152,6 +152,41 @@ pub fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// A veth pair with both ends in this namespace (IPv6 off, up), e.g. for pktgen on `outer`
+/// while `inner` is a switch port, or a link between two bridges; deleted on drop.
+#[allow(dead_code)]
+pub struct RootVeth {
+    pub outer: String,
+    pub inner: String,
+}
+
+impl RootVeth {
+    pub fn new(tag: &str) -> RootVeth {
+        let id = SEQ.fetch_add(1, Ordering::Relaxed);
+        let pid = std::process::id() % 100_000;
+        let me = RootVeth {
+            outer: format!("{tag}{pid}x{id}o"),
+            inner: format!("{tag}{pid}x{id}i"),
+        };
+        run(&[
+            "ip", "link", "add", &me.outer, "type", "veth", "peer", "name", &me.inner,
+        ]);
+        for l in [&me.outer, &me.inner] {
+            let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{l}/disable_ipv6"), "1");
+            run(&["ip", "link", "set", l, "up"]);
+        }
+        me
+    }
+}
+
+impl Drop for RootVeth {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.outer])
+            .output();
+    }
+}
+
 /// An empty named network namespace (`vxt-<pid>-<n>`, loopback up), deleted on drop with
 /// whatever interfaces are inside (and so the host ends of their veth pairs). `new` turns IPv6
 /// off, so that no router solicitations or MLD reports add packets to a test's counts;
