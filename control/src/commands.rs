@@ -17,7 +17,7 @@ use anyhow::{anyhow, bail, Result};
 use serde_json::{json, Value};
 
 use datapath::daemon::pmd::{PmdSettings, PmdSnapshot};
-use datapath::daemon::{link_state, Daemon, PortState};
+use datapath::daemon::{Daemon, PortState};
 use pipeline::VlanLimit;
 use ports::spec::PortSpec;
 
@@ -962,26 +962,19 @@ fn apply(d: &mut Daemon, bridge: &str, mods: &[openflow::FlowMod]) -> Result<Rep
     ))
 }
 
-/// A port's state as `show` prints it: `up`, `down` (its interface went), `waiting` (a
-/// vhost-user port without a running guest), or its interface's `down` / `gone`.
-pub(crate) fn port_state(p: &PortState) -> &'static str {
-    let link = p.queues.first().and_then(|q| q.link.as_ref());
-    if p.down {
-        "down"
-    } else if let Some(link) = link {
-        // A vhost-user port: up while a guest has its rings running.
-        if link.load(std::sync::atomic::Ordering::Relaxed) {
-            "up"
-        } else {
-            "waiting"
-        }
-    } else if datapath::daemon::needs_interface(&p.spec)
-        || matches!(p.spec.kind, ports::spec::PortKind::Tap)
-    {
-        link_state(&p.name)
-    } else {
-        "up"
-    }
+/// The OpenFlow configuration bits a PORT_MOD set on a port, by ovs-ofctl's names.
+fn port_config_names(config: u32) -> Vec<&'static str> {
+    use openflow::bridge::{OFPPC_NO_FWD, OFPPC_NO_PACKET_IN, OFPPC_NO_RECV, OFPPC_PORT_DOWN};
+    [
+        (OFPPC_PORT_DOWN, "port_down"),
+        (OFPPC_NO_RECV, "no_recv"),
+        (OFPPC_NO_FWD, "no_fwd"),
+        (OFPPC_NO_PACKET_IN, "no_packet_in"),
+    ]
+    .into_iter()
+    .filter(|(bit, _)| config & bit != 0)
+    .map(|(_, name)| name)
+    .collect()
 }
 
 fn show(d: &Daemon) -> Reply {
@@ -994,7 +987,8 @@ fn show(d: &Daemon) -> Reply {
         let mut sorted: Vec<_> = b.ports.iter().collect();
         sorted.sort_by_key(|p| p.ofport);
         for p in sorted {
-            let state = port_state(p);
+            let state = p.link_state();
+            let config = port_config_names(b.of.port_config(p.ofport));
             // Each queue's own (a vhost-user pair, an AF_XDP queue closed while it moves
             // between PMDs); the port line shows the first queue's.
             let infos: Vec<_> = p.queues.iter().map(|q| q.info()).collect();
@@ -1011,8 +1005,14 @@ fn show(d: &Daemon) -> Reply {
             let mtu = p.effective_mtu();
             let _ = writeln!(
                 text,
-                "  port {ofport}: {} type={kind} mode=\"{mode}\" dp_port={} mtu={mtu} state={state}",
-                p.name, p.dp_port
+                "  port {ofport}: {} type={kind} mode=\"{mode}\" dp_port={} mtu={mtu} state={state}{}",
+                p.name,
+                p.dp_port,
+                if config.is_empty() {
+                    String::new()
+                } else {
+                    format!(" config={}", config.join(","))
+                }
             );
             let mut queues = Vec::new();
             for (q, info) in p.queues.iter().zip(&infos) {
@@ -1030,7 +1030,7 @@ fn show(d: &Daemon) -> Reply {
             }
             ports.push(json!({
                 "name": p.name, "ofport": ofport_json(p.ofport), "dp_port": p.dp_port, "type": kind, "mode": mode,
-                "mtu": mtu, "mtu_request": p.spec.mtu_request, "state": state, "options": p.spec.options_text(), "queues": queues,
+                "mtu": mtu, "mtu_request": p.spec.mtu_request, "state": state, "config": config, "live": b.port_live(p), "options": p.spec.options_text(), "queues": queues,
             }));
         }
         let openflow = controller::show_lines(b, &mut text);
@@ -1378,6 +1378,7 @@ fn drop_reasons(d: &Daemon) -> Result<Reply> {
         let lost = [
             ("packet-in-queue-full", b.of.packet_ins().overflows()),
             ("packet-in-unsent", b.packet_ins_unsent),
+            ("flow-removed-queue-full", b.of.flow_removed().overflows()),
         ];
         for (reason, n) in lost.into_iter().filter(|(_, n)| *n > 0) {
             m.insert(format!("bridge.{}.{reason}", b.name), n);
