@@ -1125,3 +1125,60 @@ fn port_mods_the_spec_refuses_get_its_errors_and_change_nothing() {
     );
     assert_eq!(port_config(&sw, "gen"), serde_json::json!(["port_down"]));
 }
+
+#[test]
+fn flow_removed_goes_to_masters_and_equals_not_to_slaves_unless_their_async_config_asks() {
+    use ofwire::msg::switch::AsyncConfig;
+    let sw = Switch::start();
+    let mut master = Raw::connect(sw.port);
+    let mut slave = Raw::connect(sw.port);
+    let mut equal = Raw::connect(sw.port);
+    for (r, role, xid) in [
+        (&mut master, ControllerRole::Master, 1),
+        (&mut slave, ControllerRole::Slave, 2),
+    ] {
+        r.send(
+            &Message::RoleRequest(Role {
+                role,
+                generation_id: 1,
+            }),
+            xid,
+        );
+        assert!(matches!(r.recv(), Some((_, Message::RoleReply(_)))));
+    }
+    let delete = |r: &mut Raw, text: &str, xid| {
+        let fm = openflow::parse_del_flow(text, false).unwrap();
+        let m = ofwire::msg::flow::FlowModMsg::from_flow_mod(&fm).unwrap();
+        r.send(&Message::FlowMod(m), xid);
+        r.barrier(xid + 1);
+    };
+    master.send(
+        &flow_mod("add send_flow_rem,cookie=0x5,priority=9,udp,actions=drop"),
+        3,
+    );
+    delete(&mut master, "udp", 4);
+    let removed = |r: &mut Raw| match r.recv() {
+        Some((_, Message::FlowRemoved(f))) => (f.cookie, f.priority, f.reason as u8),
+        other => panic!("expected FLOW_REMOVED, got {other:?}"),
+    };
+    assert_eq!(removed(&mut master), (5, 9, 2));
+    assert_eq!(removed(&mut equal), (5, 9, 2));
+    // The slave got nothing: its next message is the answer to its own barrier.
+    slave.barrier(10);
+    // Asked for deletes as a slave, it gets them.
+    slave.send(
+        &Message::SetAsync(AsyncConfig {
+            packet_in_mask: [0, 0],
+            port_status_mask: [0, 0],
+            flow_removed_mask: [0, 1 << 2],
+        }),
+        11,
+    );
+    slave.barrier(12);
+    master.send(
+        &flow_mod("add send_flow_rem,cookie=0x6,priority=9,tcp,actions=drop"),
+        13,
+    );
+    delete(&mut master, "tcp", 14);
+    assert_eq!(removed(&mut slave), (6, 9, 2));
+}
