@@ -55,6 +55,10 @@ pub const VERBS: &[(&str, &str)] = &[
     ),
     ("del-port BRIDGE IF", "delete a port"),
     (
+        "mod-port BRIDGE PORT up|down|flood|no-flood|receive|no-receive|forward|no-forward|packet-in|no-packet-in",
+        "change a port's OpenFlow configuration, as ovs-ofctl mod-port (down: neither receives nor sends; no-flood: FLOOD and NORMAL skip it)",
+    ),
+    (
         "set-port IF mtu_request=N|[]",
         "set or clear a port's MTU (68..9702; afxdp at most 1774 without XDP multi-buffer, vhost-user 9198), as \
          ovs-vsctl set Interface IF mtu_request=N",
@@ -294,6 +298,13 @@ pub fn execute(d: &mut Daemon, argv: &[String], data: Option<&str>) -> Result<Re
             let name = arg(&args, 1, "port")?;
             d.del_port(bridge, name)?;
             Ok(Reply::done(format!("deleted port {name} from {bridge}")))
+        }
+        "mod-port" => {
+            allow(&[])?;
+            let bridge = arg(&args, 0, "bridge")?;
+            let name = arg(&args, 1, "port")?;
+            let action = arg(&args, 2, "action")?;
+            mod_port(d, bridge, name, action)
         }
         "set-port" => {
             allow(&[])?;
@@ -962,12 +973,50 @@ fn apply(d: &mut Daemon, bridge: &str, mods: &[openflow::FlowMod]) -> Result<Rep
     ))
 }
 
+/// `mod-port BRIDGE PORT ACTION`, as `ovs-ofctl mod-port` (OpenFlow 1.0's bits, no-flood
+/// included): sets or clears one configuration bit of the port and waits for the PMDs.
+fn mod_port(d: &mut Daemon, bridge: &str, name: &str, action: &str) -> Result<Reply> {
+    use openflow::bridge::{
+        OFPPC_NO_FLOOD, OFPPC_NO_FWD, OFPPC_NO_PACKET_IN, OFPPC_NO_RECV, OFPPC_PORT_DOWN,
+    };
+    let (bit, set) = match action {
+        "up" => (OFPPC_PORT_DOWN, false),
+        "down" => (OFPPC_PORT_DOWN, true),
+        "flood" => (OFPPC_NO_FLOOD, false),
+        "no-flood" => (OFPPC_NO_FLOOD, true),
+        "receive" => (OFPPC_NO_RECV, false),
+        "no-receive" => (OFPPC_NO_RECV, true),
+        "forward" => (OFPPC_NO_FWD, false),
+        "no-forward" => (OFPPC_NO_FWD, true),
+        "packet-in" => (OFPPC_NO_PACKET_IN, false),
+        "no-packet-in" => (OFPPC_NO_PACKET_IN, true),
+        _ => bail!(
+            "action: {action:?} is not one of up, down, flood, no-flood, receive, no-receive, \
+             forward, no-forward, packet-in, no-packet-in"
+        ),
+    };
+    let b = d.bridge(bridge)?;
+    let Some(p) = b.ports.iter().find(|p| p.name == name) else {
+        bail!("port: {bridge} has no port {name:?}");
+    };
+    let old = b.of.port_config(p.ofport);
+    let new = if set { old | bit } else { old & !bit };
+    if b.of.set_port_config(p.ofport, new) {
+        d.refresh_liveness();
+        d.barrier()?;
+    }
+    Ok(Reply::done(format!("{name}: {action}")))
+}
+
 /// The OpenFlow configuration bits a PORT_MOD set on a port, by ovs-ofctl's names.
 fn port_config_names(config: u32) -> Vec<&'static str> {
-    use openflow::bridge::{OFPPC_NO_FWD, OFPPC_NO_PACKET_IN, OFPPC_NO_RECV, OFPPC_PORT_DOWN};
+    use openflow::bridge::{
+        OFPPC_NO_FLOOD, OFPPC_NO_FWD, OFPPC_NO_PACKET_IN, OFPPC_NO_RECV, OFPPC_PORT_DOWN,
+    };
     [
         (OFPPC_PORT_DOWN, "port_down"),
         (OFPPC_NO_RECV, "no_recv"),
+        (OFPPC_NO_FLOOD, "no_flood"),
         (OFPPC_NO_FWD, "no_fwd"),
         (OFPPC_NO_PACKET_IN, "no_packet_in"),
     ]

@@ -12,6 +12,7 @@ use ofwire::msg::multipart::{Desc, PortStats};
 use ofwire::msg::port::{Port, PortMod, OFPPS_LINK_DOWN};
 use ofwire::msg::switch::Features;
 use ofwire::{ErrorCode, OfpError};
+use openflow::bridge::OFPPC_NO_FLOOD;
 use openflow::{FlowMod, FragMode, RuleSet};
 
 use crate::commands::port_totals;
@@ -49,7 +50,8 @@ impl BridgeSwitch<'_> {
                     port_no: p.ofport,
                     hw_addr: mac.unwrap_or_default(),
                     name: p.name.clone(),
-                    config: self.bridge.of.port_config(p.ofport),
+                    // OpenFlow 1.3 has no no-flood bit (OVS leaves it out too).
+                    config: self.bridge.of.port_config(p.ofport) & !OFPPC_NO_FLOOD,
                     // As Open vSwitch: a port a PORT_MOD took down has its link down too.
                     state: if self.bridge.port_live(p) {
                         OFPPS_LIVE
@@ -212,7 +214,7 @@ impl ofconn::Switch for BridgeSwitch<'_> {
         // The decoder refused bits outside OFPPC_PORT_DOWN, NO_RECV, NO_FWD and NO_PACKET_IN
         // (OFPPMFC_BAD_CONFIG); those take effect in translation, and liveness follows
         // PORT_DOWN at once (fast-failover groups).
-        let config = (port.config & !pm.mask) | (pm.config & pm.mask);
+        let config = (self.bridge.of.port_config(pm.port_no) & !pm.mask) | (pm.config & pm.mask);
         if self.bridge.of.set_port_config(pm.port_no, config) {
             self.d.refresh_liveness();
         }

@@ -210,6 +210,11 @@ impl Controllers {
     pub fn run(&mut self, sw: &mut dyn Switch, now: Instant) -> bool {
         self.accept(now);
         self.connect_due(now);
+        // The ports as they are before any message of this round: a PORT_MOD is compared
+        // with them even before the first upkeep.
+        if self.ports.is_none() {
+            self.ports = Some(sw.ports().into_iter().map(|p| (p.port_no, p)).collect());
+        }
         let mut demote_except = Vec::new();
         let mut port_modified_by = Vec::new();
         for c in &mut self.conns {

@@ -26,8 +26,12 @@ pub const OFPPC_NO_FWD: u32 = 1 << 5;
 /// `OFPPC_NO_PACKET_IN`: kept and reported; as in Open vSwitch over OpenFlow 1.3 it changes
 /// nothing (Open vSwitch reads it only for OpenFlow 1.0's table-miss packet-ins).
 pub const OFPPC_NO_PACKET_IN: u32 = 1 << 6;
+/// `OFPPC_NO_FLOOD` (OpenFlow 1.0's bit; 1.3 has none): FLOOD and NORMAL's floods skip the
+/// port; set on the control socket only (`mod-port`).
+pub const OFPPC_NO_FLOOD: u32 = 1 << 4;
 /// The bits [`Bridge::set_port_config`] takes.
-pub const OFPPC_ALL: u32 = OFPPC_PORT_DOWN | OFPPC_NO_RECV | OFPPC_NO_FWD | OFPPC_NO_PACKET_IN;
+pub const OFPPC_ALL: u32 =
+    OFPPC_PORT_DOWN | OFPPC_NO_RECV | OFPPC_NO_FLOOD | OFPPC_NO_FWD | OFPPC_NO_PACKET_IN;
 
 /// One bridge: ports, MAC table, rules.
 pub struct Bridge {
@@ -145,9 +149,17 @@ impl Bridge {
     }
 
     /// Replaces the port list (moves the generation). A port that left forgets its
-    /// configuration bits.
-    pub fn set_ports(&self, ports: Vec<NormalPort>) {
+    /// configuration bits; one with `OFPPC_NO_FLOOD` is not flooded to.
+    pub fn set_ports(&self, mut ports: Vec<NormalPort>) {
         let config = self.port_config.load();
+        for p in &mut ports {
+            if config
+                .iter()
+                .any(|(q, c)| *q == p.ofport && c & OFPPC_NO_FLOOD != 0)
+            {
+                p.flood = false;
+            }
+        }
         if config
             .iter()
             .any(|(p, _)| !ports.iter().any(|q| q.ofport == *p))
@@ -192,6 +204,19 @@ impl Bridge {
             all.push((ofport, config));
         }
         self.port_config.store(Arc::new(all));
+        // NORMAL and FLOOD read `NormalPort::flood`.
+        let no_flood = config & OFPPC_NO_FLOOD != 0;
+        let ports = self.ports.load();
+        if ports
+            .iter()
+            .any(|p| p.ofport == ofport && p.flood == no_flood)
+        {
+            let mut ports = (**ports).clone();
+            for p in ports.iter_mut().filter(|p| p.ofport == ofport) {
+                p.flood = !no_flood;
+            }
+            self.ports.store(Arc::new(ports));
+        }
         self.port_changes.fetch_add(1, Ordering::Release);
         true
     }

@@ -1851,6 +1851,37 @@ mod tests {
     }
 
     #[test]
+    fn a_no_flood_port_gets_no_floods_but_all_and_outputs() {
+        use crate::bridge::OFPPC_NO_FLOOD;
+        let b = bridge(
+            "priority=9,in_port=1,udp,actions=FLOOD\n\
+             priority=9,in_port=1,icmp,actions=ALL\n\
+             priority=9,in_port=1,tcp,actions=output:2\n\
+             priority=8,in_port=1,actions=NORMAL\n",
+        );
+        let outs = |proto: u8| {
+            b.translate(
+                &FlowKey {
+                    nw_proto: proto,
+                    ..ip_key(7)
+                },
+                0,
+            )
+            .actions
+        };
+        assert!(b.set_port_config(2, OFPPC_NO_FLOOD));
+        assert_eq!(outs(17), [DpAction::Output(3)]);
+        assert_eq!(outs(0x84), [DpAction::Output(3)]);
+        assert_eq!(outs(1), [DpAction::Output(2), DpAction::Output(3)]);
+        assert_eq!(outs(6), [DpAction::Output(2)]);
+        // It stays through a new port list, and goes when cleared.
+        b.set_ports(vec![port(1), port(2), port(3)]);
+        assert_eq!(outs(17), [DpAction::Output(3)]);
+        b.set_port_config(2, 0);
+        assert_eq!(outs(17), [DpAction::Output(2), DpAction::Output(3)]);
+    }
+
+    #[test]
     fn fast_failover_takes_the_first_live_bucket() {
         let b = bridge("");
         groups(

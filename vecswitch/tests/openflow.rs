@@ -78,6 +78,20 @@ impl Switch {
         format!("unix:{}", self.unix.display())
     }
 
+    /// Adds generator port `gen` as ofport 3: 64-byte UDP frames of `flows` flows at `rate`
+    /// frames a second.
+    fn add_generator(&self, flows: u32, rate: u32) {
+        self.d.ok(&[
+            "add-port",
+            "b0",
+            "gen",
+            "type=generator",
+            &format!("profile=size=64,flows={flows},proto=udp"),
+            &format!("rate={rate}"),
+            "ofport=3",
+        ]);
+    }
+
     /// `vecswitch dump-flows b0 --no-stats`, one rule a line.
     fn flows(&self) -> Vec<String> {
         self.d
@@ -742,15 +756,7 @@ fn after_an_openflow_barrier_no_packet_follows_the_removed_rule() {
     let tcp = sw.tcp();
     sw.d.ok(&["del-flows", "b0"]);
     ofctl_ok(&["add-flow", &tcp, "priority=10,in_port=3,actions=output:1"]);
-    sw.d.ok(&[
-        "add-port",
-        "b0",
-        "gen",
-        "type=generator",
-        "profile=size=64,flows=100,proto=udp",
-        "rate=200000",
-        "ofport=3",
-    ]);
+    sw.add_generator(100, 200000);
     for round in 0..6 {
         let (to, new, old) = if round % 2 == 0 {
             ("2", "p2", "p1")
@@ -785,15 +791,7 @@ fn standalone_fails_open_without_its_controller_and_secure_keeps_the_rules() {
         .port();
     sw.d.ok(&["del-flows", "b0"]);
     sw.d.ok(&["add-flow", "b0", "priority=100,actions=drop"]);
-    sw.d.ok(&[
-        "add-port",
-        "b0",
-        "gen",
-        "type=generator",
-        "profile=size=64,flows=10,proto=udp",
-        "rate=20000",
-        "ofport=3",
-    ]);
+    sw.add_generator(10, 20000);
     sw.d.ok(&["set-fail-mode", "b0", "secure"]);
     assert!(sw
         .d
@@ -892,15 +890,7 @@ fn controller_actions_reach_an_ovs_ofctl_monitor_as_packet_ins_and_are_counted_u
         "b0",
         "cookie=0x42,in_port=3,actions=load:0x7->NXM_NX_REG1[],controller",
     ]);
-    sw.d.ok(&[
-        "add-port",
-        "b0",
-        "gen",
-        "type=generator",
-        "profile=size=64,flows=2,proto=udp",
-        "rate=20",
-        "ofport=3",
-    ]);
+    sw.add_generator(2, 20);
     // ovs-ofctl monitor makes its control socket in OVS_RUNDIR; its output is line-buffered
     // so that what it printed survives the timeout.
     let o = Command::new("timeout")
@@ -1106,15 +1096,7 @@ fn port_mods_the_spec_refuses_get_its_errors_and_change_nothing() {
     r.barrier(6);
     assert_eq!(port_config(&sw, "p1"), serde_json::json!(["no_fwd"]));
     // A port taken down receives nothing: its frames are counted by name.
-    sw.d.ok(&[
-        "add-port",
-        "b0",
-        "gen",
-        "type=generator",
-        "profile=size=64,flows=2,proto=udp",
-        "rate=1000",
-        "ofport=3",
-    ]);
+    sw.add_generator(2, 1000);
     r.send(&pm(3, [0; 6], 1), 7);
     r.barrier(8);
     std::thread::sleep(Duration::from_millis(300));
@@ -1181,4 +1163,47 @@ fn flow_removed_goes_to_masters_and_equals_not_to_slaves_unless_their_async_conf
     );
     delete(&mut master, "tcp", 14);
     assert_eq!(removed(&mut slave), (6, 9, 2));
+}
+
+#[test]
+fn mod_port_on_the_control_socket_takes_a_port_out_of_floods_as_ovs_ofctl_mod_port() {
+    let sw = Switch::start();
+    sw.d.ok(&["del-flows", "b0"]);
+    sw.d.ok(&["add-flow", "b0", "in_port=3,actions=FLOOD"]);
+    sw.add_generator(2, 2000);
+    let sent = |port: &str| {
+        let before = sw.d.tx("b0", port);
+        std::thread::sleep(Duration::from_millis(300));
+        sw.d.tx("b0", port) - before
+    };
+    assert!(sent("p2") > 100);
+    sw.d.ok(&["mod-port", "b0", "p2", "no-flood"]);
+    assert_eq!(port_config(&sw, "p2"), serde_json::json!(["no_flood"]));
+    assert!(sent("p1") > 100);
+    assert_eq!(sent("p2"), 0);
+    // OpenFlow 1.3 has no no-flood bit: PORT_DESC does not show it.
+    let mut r = Raw::connect(sw.port);
+    r.send(
+        &Message::MultipartRequest(ofwire::msg::multipart::MultipartRequest {
+            flags: 0,
+            body: ofwire::msg::multipart::RequestBody::PortDesc,
+        }),
+        1,
+    );
+    match r.recv() {
+        Some((_, Message::MultipartReply(m))) => match m.body {
+            ofwire::msg::multipart::ReplyBody::PortDesc(ports) => {
+                assert!(ports.iter().all(|p| p.config == 0), "{ports:?}")
+            }
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{other:?}"),
+    }
+    sw.d.ok(&["mod-port", "b0", "p2", "flood"]);
+    assert!(sent("p2") > 100);
+    let e = sw.d.err(&["mod-port", "b0", "p2", "sideways"]);
+    assert!(e.starts_with("action: \"sideways\""), "{e}");
+    let e = sw.d.err(&["mod-port", "b0", "p9", "down"]);
+    assert!(e.starts_with("port: b0 has no port \"p9\""), "{e}");
+    assert_eq!(port_config(&sw, "p2"), serde_json::json!([]));
 }
