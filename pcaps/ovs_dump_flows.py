@@ -17,7 +17,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ovs_reference import Ovs, mgmt_socket  # noqa: E402
+from ovs_reference import Ovs, dummy_bridge  # noqa: E402
 
 
 def main():
@@ -25,12 +25,7 @@ def main():
     ovs = Ovs()
     ovs.start()
     try:
-        br = "br0"
-        ovs.vsctl("add-br", br, "--", "set", "bridge", br, "datapath_type=dummy", "fail-mode=secure")
-        for name, ofport in case["ports"]:
-            ovs.vsctl("add-port", br, name, "--", "set", "interface", name, "type=dummy",
-                      "ofport_request=%d" % ofport)
-        mgmt = mgmt_socket(ovs, br)
+        mgmt = dummy_bridge(ovs, "br0", case["ports"])
 
         def reset():
             ovs.run("ovs-ofctl", "del-flows", mgmt)

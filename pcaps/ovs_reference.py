@@ -187,6 +187,16 @@ def port_args(br, p, out):
     return args
 
 
+def dummy_bridge(ovs, br, ports):
+    """Adds bridge `br` (datapath_type=dummy, fail-mode=secure) with dummy ports `ports`
+    ([name, ofport] pairs); returns its management socket."""
+    ovs.vsctl("add-br", br, "--", "set", "bridge", br, "datapath_type=dummy", "fail-mode=secure")
+    for name, ofport in ports:
+        ovs.vsctl("add-port", br, name, "--", "set", "interface", name, "type=dummy",
+                  "ofport_request=%d" % ofport)
+    return mgmt_socket(ovs, br)
+
+
 def mgmt_socket(ovs, br):
     """The bridge's management socket: ovs-ofctl talks to it in-process."""
     mgmt = "unix:%s/%s.mgmt" % (ovs.dir, br)

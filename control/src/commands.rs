@@ -18,7 +18,7 @@ use anyhow::{anyhow, bail, Result};
 use serde_json::{json, Value};
 
 use datapath::daemon::pmd::{PmdSettings, PmdSnapshot};
-use datapath::daemon::{link_state, Daemon, PortState};
+use datapath::daemon::{Daemon, PortState};
 use pipeline::VlanLimit;
 use ports::spec::PortSpec;
 
@@ -55,6 +55,10 @@ pub const VERBS: &[(&str, &str)] = &[
         "add a port",
     ),
     ("del-port BRIDGE IF", "delete a port"),
+    (
+        "mod-port BRIDGE PORT up|down|flood|no-flood|receive|no-receive|forward|no-forward|packet-in|no-packet-in",
+        "change a port's OpenFlow configuration, as ovs-ofctl mod-port (down: neither receives nor sends; no-flood: FLOOD and NORMAL skip it)",
+    ),
     (
         "set-port IF mtu_request=N|[]",
         "set or clear a port's MTU (68..9702; afxdp at most 1774 without XDP multi-buffer, vhost-user 9198), as \
@@ -299,6 +303,13 @@ pub fn execute(d: &mut Daemon, argv: &[String], data: Option<&str>) -> Result<Re
             let name = arg(&args, 1, "port")?;
             d.del_port(bridge, name)?;
             Ok(Reply::done(format!("deleted port {name} from {bridge}")))
+        }
+        "mod-port" => {
+            allow(&[])?;
+            let bridge = arg(&args, 0, "bridge")?;
+            let name = arg(&args, 1, "port")?;
+            let action = arg(&args, 2, "action")?;
+            mod_port(d, bridge, name, action)
         }
         "set-port" => {
             allow(&[])?;
@@ -971,26 +982,57 @@ fn apply(d: &mut Daemon, bridge: &str, mods: &[openflow::FlowMod]) -> Result<Rep
     ))
 }
 
-/// A port's state as `show` prints it: `up`, `down` (its interface went), `waiting` (a
-/// vhost-user port without a running guest), or its interface's `down` / `gone`.
-pub(crate) fn port_state(p: &PortState) -> &'static str {
-    let link = p.queues.first().and_then(|q| q.link.as_ref());
-    if p.down {
-        "down"
-    } else if let Some(link) = link {
-        // A vhost-user port: up while a guest has its rings running.
-        if link.load(std::sync::atomic::Ordering::Relaxed) {
-            "up"
-        } else {
-            "waiting"
-        }
-    } else if datapath::daemon::needs_interface(&p.spec)
-        || matches!(p.spec.kind, ports::spec::PortKind::Tap)
-    {
-        link_state(&p.name)
-    } else {
-        "up"
+/// `mod-port BRIDGE PORT ACTION`, as `ovs-ofctl mod-port` (OpenFlow 1.0's bits, no-flood
+/// included): sets or clears one configuration bit of the port and waits for the PMDs.
+fn mod_port(d: &mut Daemon, bridge: &str, name: &str, action: &str) -> Result<Reply> {
+    use openflow::bridge::{
+        OFPPC_NO_FLOOD, OFPPC_NO_FWD, OFPPC_NO_PACKET_IN, OFPPC_NO_RECV, OFPPC_PORT_DOWN,
+    };
+    let (bit, set) = match action {
+        "up" => (OFPPC_PORT_DOWN, false),
+        "down" => (OFPPC_PORT_DOWN, true),
+        "flood" => (OFPPC_NO_FLOOD, false),
+        "no-flood" => (OFPPC_NO_FLOOD, true),
+        "receive" => (OFPPC_NO_RECV, false),
+        "no-receive" => (OFPPC_NO_RECV, true),
+        "forward" => (OFPPC_NO_FWD, false),
+        "no-forward" => (OFPPC_NO_FWD, true),
+        "packet-in" => (OFPPC_NO_PACKET_IN, false),
+        "no-packet-in" => (OFPPC_NO_PACKET_IN, true),
+        _ => bail!(
+            "action: {action:?} is not one of up, down, flood, no-flood, receive, no-receive, \
+             forward, no-forward, packet-in, no-packet-in"
+        ),
+    };
+    let b = d.bridge(bridge)?;
+    let Some(p) = b.ports.iter().find(|p| p.name == name) else {
+        bail!("port: {bridge} has no port {name:?}");
+    };
+    let old = b.of.port_config(p.ofport);
+    let new = if set { old | bit } else { old & !bit };
+    if b.of.set_port_config(p.ofport, new) {
+        d.refresh_liveness();
+        d.barrier()?;
     }
+    Ok(Reply::done(format!("{name}: {action}")))
+}
+
+/// The OpenFlow configuration bits a PORT_MOD set on a port, by ovs-ofctl's names.
+fn port_config_names(config: u32) -> Vec<&'static str> {
+    use openflow::bridge::{
+        OFPPC_NO_FLOOD, OFPPC_NO_FWD, OFPPC_NO_PACKET_IN, OFPPC_NO_RECV, OFPPC_PORT_DOWN,
+    };
+    [
+        (OFPPC_PORT_DOWN, "port_down"),
+        (OFPPC_NO_RECV, "no_recv"),
+        (OFPPC_NO_FLOOD, "no_flood"),
+        (OFPPC_NO_FWD, "no_fwd"),
+        (OFPPC_NO_PACKET_IN, "no_packet_in"),
+    ]
+    .into_iter()
+    .filter(|(bit, _)| config & bit != 0)
+    .map(|(_, name)| name)
+    .collect()
 }
 
 fn show(d: &Daemon) -> Reply {
@@ -1003,7 +1045,8 @@ fn show(d: &Daemon) -> Reply {
         let mut sorted: Vec<_> = b.ports.iter().collect();
         sorted.sort_by_key(|p| p.ofport);
         for p in sorted {
-            let state = port_state(p);
+            let state = p.link_state();
+            let config = port_config_names(b.of.port_config(p.ofport));
             // Each queue's own (a vhost-user pair, an AF_XDP queue closed while it moves
             // between PMDs); the port line shows the first queue's.
             let infos: Vec<_> = p.queues.iter().map(|q| q.info()).collect();
@@ -1020,8 +1063,14 @@ fn show(d: &Daemon) -> Reply {
             let mtu = p.effective_mtu();
             let _ = writeln!(
                 text,
-                "  port {ofport}: {} type={kind} mode=\"{mode}\" dp_port={} mtu={mtu} state={state}",
-                p.name, p.dp_port
+                "  port {ofport}: {} type={kind} mode=\"{mode}\" dp_port={} mtu={mtu} state={state}{}",
+                p.name,
+                p.dp_port,
+                if config.is_empty() {
+                    String::new()
+                } else {
+                    format!(" config={}", config.join(","))
+                }
             );
             let mut queues = Vec::new();
             for (q, info) in p.queues.iter().zip(&infos) {
@@ -1039,7 +1088,7 @@ fn show(d: &Daemon) -> Reply {
             }
             ports.push(json!({
                 "name": p.name, "ofport": ofport_json(p.ofport), "dp_port": p.dp_port, "type": kind, "mode": mode,
-                "mtu": mtu, "mtu_request": p.spec.mtu_request, "state": state, "options": p.spec.options_text(), "queues": queues,
+                "mtu": mtu, "mtu_request": p.spec.mtu_request, "state": state, "config": config, "live": b.port_live(p), "options": p.spec.options_text(), "queues": queues,
             }));
         }
         let openflow = controller::show_lines(b, &mut text);
@@ -1387,6 +1436,7 @@ fn drop_reasons(d: &Daemon) -> Result<Reply> {
         let lost = [
             ("packet-in-queue-full", b.of.packet_ins().overflows()),
             ("packet-in-unsent", b.packet_ins_unsent),
+            ("flow-removed-queue-full", b.of.flow_removed().overflows()),
         ];
         for (reason, n) in lost.into_iter().filter(|(_, n)| *n > 0) {
             m.insert(format!("bridge.{}.{reason}", b.name), n);

@@ -13,9 +13,10 @@ use ofwire::msg::multipart::{Desc, PortStats};
 use ofwire::msg::port::{Port, PortMod, OFPPS_LINK_DOWN};
 use ofwire::msg::switch::Features;
 use ofwire::{ErrorCode, OfpError};
+use openflow::bridge::OFPPC_NO_FLOOD;
 use openflow::{Action, FlowMod, FragMode, GroupMod, RuleSet};
 
-use crate::commands::{port_state, port_totals};
+use crate::commands::port_totals;
 
 /// `OFPPS_LIVE`: Open vSwitch's state of a port with carrier.
 const OFPPS_LIVE: u32 = 1 << 2;
@@ -50,8 +51,10 @@ impl BridgeSwitch<'_> {
                     port_no: p.ofport,
                     hw_addr: mac.unwrap_or_default(),
                     name: p.name.clone(),
-                    config: 0,
-                    state: if port_state(p) == "up" {
+                    // OpenFlow 1.3 has no no-flood bit (OVS leaves it out too).
+                    config: self.bridge.of.port_config(p.ofport) & !OFPPC_NO_FLOOD,
+                    // As Open vSwitch: a port a PORT_MOD took down has its link down too.
+                    state: if self.bridge.port_live(p) {
                         OFPPS_LIVE
                     } else {
                         OFPPS_LINK_DOWN
@@ -250,13 +253,12 @@ impl ofconn::Switch for BridgeSwitch<'_> {
                 "port_mod.hw_addr",
             ));
         }
-        // No port configuration bit can be changed yet: a request that keeps them as they
-        // are (all clear) is accepted, one that changes one is refused.
-        if pm.config & pm.mask != port.config & pm.mask {
-            return Err(OfpError::new(
-                ErrorCode::PortModBadConfig,
-                "port_mod.config: not supported",
-            ));
+        // The decoder refused bits outside OFPPC_PORT_DOWN, NO_RECV, NO_FWD and NO_PACKET_IN
+        // (OFPPMFC_BAD_CONFIG); those take effect in translation, and liveness follows
+        // PORT_DOWN at once (fast-failover groups).
+        let config = (self.bridge.of.port_config(pm.port_no) & !pm.mask) | (pm.config & pm.mask);
+        if self.bridge.of.set_port_config(pm.port_no, config) {
+            self.d.refresh_liveness();
         }
         Ok(())
     }

@@ -31,6 +31,8 @@ pub const MAX_READERS: usize = 32;
 
 /// How long a client has to send its request.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often the ports' liveness (link up, not taken down) is read again.
+const LIVENESS_INTERVAL: Duration = Duration::from_millis(100);
 
 /// One request.
 #[derive(Debug, Serialize, Deserialize)]
@@ -111,6 +113,7 @@ impl ControlSocket {
         let (tx, rx) = crossbeam_channel::unbounded::<(Vec<u8>, UnixStream)>();
         let readers = Arc::new(AtomicUsize::new(0));
         let mut last_upkeep = Instant::now();
+        let mut last_liveness = Instant::now();
         let mut fds = Vec::new();
         // Set when an OpenFlow connection has input left over from the last round.
         let mut openflow_busy = false;
@@ -135,9 +138,15 @@ impl ControlSocket {
             // Packet-ins go to the controllers (or are counted unsent), so that the bridges'
             // queues never fill.
             daemon.send_packet_ins();
+            daemon.send_flow_removed();
             // Each connection handles a bounded number of messages per round, so requests on
             // this socket are served between the rounds of a flooding controller.
             openflow_busy = crate::openflow_conn::run(daemon, Instant::now());
+            // Link changes reach fast-failover groups within a tenth of a second.
+            if last_liveness.elapsed() >= LIVENESS_INTERVAL {
+                last_liveness = Instant::now();
+                daemon.refresh_liveness();
+            }
             if last_upkeep.elapsed() >= Duration::from_secs(1) {
                 last_upkeep = Instant::now();
                 if let Err(e) = daemon.housekeeping() {

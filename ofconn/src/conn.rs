@@ -34,6 +34,9 @@ const OUTPUT_HIGH_WATER: usize = 4 << 20;
 pub enum Effect {
     /// This connection became master: the other masters become slaves.
     BecameMaster,
+    /// This connection changed a port (PORT_MOD): the others get a PORT_STATUS now (not
+    /// this one: before OpenFlow 1.5 the originator is not told, as in Open vSwitch).
+    PortModified,
 }
 
 /// Where a connection is.
@@ -359,6 +362,20 @@ impl Connection {
             return false;
         }
         self.send(&Message::PacketIn(pin.clone()), 0);
+        true
+    }
+
+    /// Sends a FLOW_REMOVED when the connection is up and its async configuration for its
+    /// role asks for its reason; returns whether it did.
+    pub fn flow_removed(&mut self, fr: &ofwire::msg::flow::FlowRemoved) -> bool {
+        if self.version().is_none() || self.closed.is_some() {
+            return false;
+        }
+        let i = usize::from(self.role == ControllerRole::Slave);
+        if self.async_config.flow_removed_mask[i] & (1 << (fr.reason as u32)) == 0 {
+            return false;
+        }
+        self.send(&Message::FlowRemoved(fr.clone()), 0);
         true
     }
 

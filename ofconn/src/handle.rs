@@ -177,6 +177,9 @@ fn answer(
         M::PortMod(pm) => {
             writable(c)?;
             sw.port_mod(&pm)?;
+            // A barrier after it waits until no PMD uses the old configuration.
+            shared.unacknowledged = true;
+            return Ok(Some(Effect::PortModified));
         }
         M::MeterMod(mm) => {
             writable(c)?;

@@ -210,15 +210,25 @@ impl Controllers {
     pub fn run(&mut self, sw: &mut dyn Switch, now: Instant) -> bool {
         self.accept(now);
         self.connect_due(now);
+        // The ports as they are before any message of this round: a PORT_MOD is compared
+        // with them even before the first upkeep.
+        if self.ports.is_none() {
+            self.ports = Some(sw.ports().into_iter().map(|p| (p.port_no, p)).collect());
+        }
         let mut demote_except = Vec::new();
+        let mut port_modified_by = Vec::new();
         for c in &mut self.conns {
             c.read_input();
             for e in c.process(sw, &mut self.shared, now) {
                 match e {
                     Effect::BecameMaster => demote_except.push(c.id),
+                    Effect::PortModified => port_modified_by.push(c.id),
                 }
             }
             c.check_probe(now, self.probe);
+        }
+        if !port_modified_by.is_empty() {
+            self.port_changes(sw, &port_modified_by);
         }
         for id in demote_except {
             for c in self.conns.iter_mut().filter(|c| c.id != id) {
@@ -371,13 +381,52 @@ impl Controllers {
         unsent
     }
 
-    /// About once a second: PORT_STATUS for every port added, deleted or changed since the
-    /// last call.
-    pub fn upkeep(&mut self, sw: &dyn Switch) {
-        if self.conns.is_empty() {
-            self.ports = None;
-            return;
+    /// Sends the rules removed with `send_flow_rem` (`removed`, oldest first) as
+    /// FLOW_REMOVED to the connections whose role and async configuration ask for their
+    /// reason (by default master and equal connections, every reason; slaves none). A rule
+    /// whose match has no OpenFlow 1.3 encoding goes nowhere. Returns how many were sent to
+    /// no connection.
+    pub fn send_flow_removed(&mut self, removed: &[openflow::FlowRemoved]) -> usize {
+        use ofwire::msg::flow::FlowRemoved;
+        let mut unsent = 0;
+        for n in removed {
+            let r = &n.rule;
+            let d = n.duration_ns();
+            let msg = FlowRemoved {
+                cookie: r.spec.cookie,
+                priority: r.spec.priority,
+                reason: n.reason,
+                table_id: r.table(),
+                duration_sec: (d / 1_000_000_000) as u32,
+                duration_nsec: (d % 1_000_000_000) as u32,
+                idle_timeout: r.spec.idle_timeout,
+                hard_timeout: r.spec.hard_timeout,
+                packet_count: r.stats.packets(),
+                byte_count: r.stats.bytes(),
+                matches: r.spec.matches.clone(),
+            };
+            let mut sent = false;
+            for conn in &mut self.conns {
+                sent |= conn.flow_removed(&msg);
+            }
+            unsent += usize::from(!sent);
         }
+        for conn in &mut self.conns {
+            conn.flush();
+        }
+        unsent
+    }
+
+    /// About once a second: PORT_STATUS for every port added, deleted or changed since the
+    /// last call (the ports are followed while the bridge has targets, so that a change is
+    /// told to a connection that came in between).
+    pub fn upkeep(&mut self, sw: &dyn Switch) {
+        self.port_changes(sw, &[]);
+    }
+
+    /// PORT_STATUS for every port added, deleted or changed since the last look, to every
+    /// connection but those in `except`.
+    fn port_changes(&mut self, sw: &dyn Switch, except: &[u64]) {
         let now: BTreeMap<u32, Port> = sw.ports().into_iter().map(|p| (p.port_no, p)).collect();
         let Some(before) = self.ports.replace(now.clone()) else {
             return;
@@ -397,7 +446,7 @@ impl Controllers {
         }
         for (reason, port) in events {
             let ps = PortStatus { reason, port };
-            for c in &mut self.conns {
+            for c in self.conns.iter_mut().filter(|c| !except.contains(&c.id)) {
                 c.port_status(&ps);
             }
         }

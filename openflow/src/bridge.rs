@@ -18,11 +18,29 @@ use crate::ruleset::{ApplyReport, FlowTables, Rule, RuleSet};
 use crate::tlv::{TlvError, TlvMap};
 use crate::xlate::{translate_netflow, FragMode, Frozen, Start, TunnelMark, XlateEnv, XlateHooks};
 
+/// `OFPPC_PORT_DOWN`: the port neither receives nor sends (OpenFlow PORT_MOD `down`).
+pub const OFPPC_PORT_DOWN: u32 = 1 << 0;
+/// `OFPPC_NO_RECV`: frames received on the port are dropped.
+pub const OFPPC_NO_RECV: u32 = 1 << 2;
+/// `OFPPC_NO_FWD`: nothing is sent out of the port.
+pub const OFPPC_NO_FWD: u32 = 1 << 5;
+/// `OFPPC_NO_PACKET_IN`: kept and reported; as in Open vSwitch over OpenFlow 1.3 it changes
+/// nothing (Open vSwitch reads it only for OpenFlow 1.0's table-miss packet-ins).
+pub const OFPPC_NO_PACKET_IN: u32 = 1 << 6;
+/// `OFPPC_NO_FLOOD` (OpenFlow 1.0's bit; 1.3 has none): FLOOD and NORMAL's floods skip the
+/// port; set on the control socket only (`mod-port`).
+pub const OFPPC_NO_FLOOD: u32 = 1 << 4;
+/// The bits [`Bridge::set_port_config`] takes.
+pub const OFPPC_ALL: u32 =
+    OFPPC_PORT_DOWN | OFPPC_NO_RECV | OFPPC_NO_FLOOD | OFPPC_NO_FWD | OFPPC_NO_PACKET_IN;
+
 /// One bridge: ports, MAC table, rules.
 pub struct Bridge {
     ports: ArcSwap<Vec<NormalPort>>,
     /// Ports whose link is down (fast-failover liveness).
     ports_down: ArcSwap<Vec<u32>>,
+    /// The OpenFlow configuration bits of the ports that have any (`OFPPC_*`).
+    port_config: ArcSwap<Vec<(u32, u32)>>,
     port_changes: AtomicU64,
     macs: MacTable,
     rules: FlowTables,
@@ -60,6 +78,7 @@ impl Bridge {
         Bridge {
             ports: ArcSwap::from_pointee(ports),
             ports_down: ArcSwap::from_pointee(Vec::new()),
+            port_config: ArcSwap::from_pointee(Vec::new()),
             port_changes: AtomicU64::new(0),
             macs,
             rules: FlowTables::new(),
@@ -75,6 +94,12 @@ impl Bridge {
     /// ([`PacketInQueue::take`]).
     pub fn packet_ins(&self) -> &Arc<PacketInQueue> {
         &self.packet_ins
+    }
+
+    /// The removal notices of its rules added with `send_flow_rem`, for the control thread
+    /// ([`crate::FlowRemovedQueue::take`]).
+    pub fn flow_removed(&self) -> &crate::FlowRemovedQueue {
+        self.rules.removed()
     }
 
     /// Whether the bridge has failed open (see [`Bridge::set_fail_open`]).
@@ -126,10 +151,77 @@ impl Bridge {
         self.ports.load_full()
     }
 
-    /// Replaces the port list (moves the generation).
-    pub fn set_ports(&self, ports: Vec<NormalPort>) {
+    /// Replaces the port list (moves the generation). A port that left forgets its
+    /// configuration bits; one with `OFPPC_NO_FLOOD` is not flooded to.
+    pub fn set_ports(&self, mut ports: Vec<NormalPort>) {
+        let config = self.port_config.load();
+        for p in &mut ports {
+            if config
+                .iter()
+                .any(|(q, c)| *q == p.ofport && c & OFPPC_NO_FLOOD != 0)
+            {
+                p.flood = false;
+            }
+        }
+        if config
+            .iter()
+            .any(|(p, _)| !ports.iter().any(|q| q.ofport == *p))
+        {
+            let kept = config
+                .iter()
+                .filter(|(p, _)| ports.iter().any(|q| q.ofport == *p))
+                .copied()
+                .collect();
+            self.port_config.store(Arc::new(kept));
+        }
         self.ports.store(Arc::new(ports));
         self.port_changes.fetch_add(1, Ordering::Release);
+    }
+
+    /// The OpenFlow configuration bits (`OFPPC_*`) of port `ofport`.
+    pub fn port_config(&self, ofport: u32) -> u32 {
+        self.port_config
+            .load()
+            .iter()
+            .find(|(p, _)| *p == ofport)
+            .map_or(0, |(_, c)| *c)
+    }
+
+    /// Sets the OpenFlow configuration bits of port `ofport` (bits outside [`OFPPC_ALL`]
+    /// are ignored). A change revalidates every megaflow, so no frame is received or sent
+    /// against the new bits after the PMDs acknowledge it. Returns whether it changed
+    /// anything.
+    pub fn set_port_config(&self, ofport: u32, config: u32) -> bool {
+        let config = config & OFPPC_ALL;
+        if self.port_config(ofport) == config {
+            return false;
+        }
+        let mut all: Vec<(u32, u32)> = self
+            .port_config
+            .load()
+            .iter()
+            .filter(|(p, _)| *p != ofport)
+            .copied()
+            .collect();
+        if config != 0 {
+            all.push((ofport, config));
+        }
+        self.port_config.store(Arc::new(all));
+        // NORMAL and FLOOD read `NormalPort::flood`.
+        let no_flood = config & OFPPC_NO_FLOOD != 0;
+        let ports = self.ports.load();
+        if ports
+            .iter()
+            .any(|p| p.ofport == ofport && p.flood == no_flood)
+        {
+            let mut ports = (**ports).clone();
+            for p in ports.iter_mut().filter(|p| p.ofport == ofport) {
+                p.flood = !no_flood;
+            }
+            self.ports.store(Arc::new(ports));
+        }
+        self.port_changes.fetch_add(1, Ordering::Release);
+        true
     }
 
     /// Says whether a port's link is up: a group bucket watching a port is live only while
@@ -243,6 +335,7 @@ impl Bridge {
         let ports = self.ports.load();
         let tlv = self.tlv.load();
         let ports_down = self.ports_down.load();
+        let port_config = self.port_config.load();
         let env = XlateEnv {
             rules,
             ports: &ports,
@@ -255,6 +348,7 @@ impl Bridge {
             hooks: dp.hooks,
             packet_ins: &self.packet_ins,
             ports_down: &ports_down,
+            port_config: &port_config,
         };
         let start = match (dp.actions, dp.frozen) {
             (Some(a), _) => Start::Actions(a),

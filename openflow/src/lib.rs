@@ -11,6 +11,7 @@ pub mod ct;
 pub mod datapath;
 pub mod dump;
 pub mod error;
+pub mod flow_removed;
 pub mod group;
 pub mod normal;
 pub mod packet_in;
@@ -28,6 +29,7 @@ pub use bridge::{Bridge, BridgeUpcall, DEFAULT_RULES};
 pub use datapath::{DatapathBridge, DatapathUpcall, PortMapError, Underlay};
 pub use dump::{DumpOptions, SortCriterion};
 pub use error::{BundleError, FileError, RuleError};
+pub use flow_removed::{FlowRemoved, FlowRemovedQueue, RemovedReason, SEND_FLOW_REM};
 pub use group::{
     parse_group_mod, parse_groups_file, Bucket, Group, GroupError, GroupMod, GroupModCommand,
     GroupModError, GroupModFailed, GroupSpec, GroupType,

@@ -14,6 +14,7 @@ use arc_swap::ArcSwap;
 
 use crate::classifier::Classifier;
 use crate::error::{BundleError, FileError, RuleError};
+use crate::flow_removed::{self, FlowRemovedQueue, RemovedReason};
 use crate::group::{
     check_group, group_refs, parse_groups_file, uses_group, Group, GroupError, GroupMod,
     GroupModCommand, GroupModError, GroupModFailed, OFPG_ALL,
@@ -45,14 +46,20 @@ impl Rule {
 
     /// True when a timeout has run out at `now_ns`.
     pub fn expired(&self, now_ns: u64) -> bool {
+        self.expiry(now_ns).is_some()
+    }
+
+    /// Which timeout has run out at `now_ns`, the hard one first (as Open vSwitch's
+    /// `rule_expire`).
+    pub fn expiry(&self, now_ns: u64) -> Option<RemovedReason> {
         const NS: u64 = 1_000_000_000;
         let hard = self.spec.hard_timeout;
         if hard != 0 && now_ns >= self.created_ns + u64::from(hard) * NS {
-            return true;
+            return Some(RemovedReason::HardTimeout);
         }
         let idle = self.spec.idle_timeout;
         let last = self.stats.used_ns().max(self.created_ns);
-        idle != 0 && now_ns >= last + u64::from(idle) * NS
+        (idle != 0 && now_ns >= last + u64::from(idle) * NS).then_some(RemovedReason::IdleTimeout)
     }
 }
 
@@ -495,6 +502,8 @@ pub struct ApplyReport {
 pub struct FlowTables {
     live: ArcSwap<RuleSet>,
     writer: Mutex<Writer>,
+    /// Rules with `send_flow_rem` that timed out or were deleted, for the controllers.
+    removed: FlowRemovedQueue,
 }
 
 impl Default for FlowTables {
@@ -512,7 +521,13 @@ impl FlowTables {
                 pending: Vec::new(),
                 next_id: 1,
             }),
+            removed: FlowRemovedQueue::default(),
         }
+    }
+
+    /// The removal notices of rules added with `send_flow_rem` (see [`crate::flow_removed`]).
+    pub fn removed(&self) -> &FlowRemovedQueue {
+        &self.removed
     }
 
     /// The current snapshot (lock-free; hold it only for a translation).
@@ -565,13 +580,20 @@ impl FlowTables {
         mods: impl Iterator<Item = (Option<usize>, &'a FlowMod)>,
         now_ns: u64,
     ) -> Result<ApplyReport, BundleError> {
-        let (mut report, generation) = self.transact(|work, next_id, log| {
+        let ((mut report, gone), generation) = self.transact(|work, next_id, log| {
             let mut report = ApplyReport::default();
+            let mut gone = Vec::new();
             for (index, (line, fm)) in mods.enumerate() {
                 let before = log.len();
                 work.apply_mod(fm, now_ns, next_id, log)
                     .map_err(|error| BundleError { index, line, error })?;
                 let n = log.len() - before;
+                if matches!(
+                    fm.command,
+                    FlowModCommand::Delete | FlowModCommand::DeleteStrict
+                ) {
+                    gone.extend(removed_by(&log[before..], RemovedReason::Delete));
+                }
                 match fm.command {
                     FlowModCommand::Add => report.added += 1,
                     // A modify that selected nothing and added its rule logged one insert.
@@ -584,8 +606,9 @@ impl FlowTables {
                     FlowModCommand::Delete | FlowModCommand::DeleteStrict => report.removed += n,
                 }
             }
-            Ok(report)
+            Ok((report, gone))
         })?;
+        flow_removed::notify(&self.removed, gone, now_ns);
         report.generation = generation;
         Ok(report)
     }
@@ -671,19 +694,23 @@ impl FlowTables {
         mods: impl Iterator<Item = (Option<usize>, &'a GroupMod)>,
         now_ns: u64,
     ) -> Result<GroupReport, GroupModError> {
-        let (mut report, generation) = self.transact(|work, _, log| {
+        let ((mut report, gone), generation) = self.transact(|work, _, log| {
             let mut report = GroupReport::default();
             for (index, (line, gm)) in mods.enumerate() {
                 work.apply_group_mod(gm, now_ns, log, &mut report)
                     .map_err(|error| GroupModError { index, line, error })?;
             }
-            Ok(report)
+            // A group mod removes rules only with a deleted group.
+            let gone: Vec<_> = removed_by(log, RemovedReason::GroupDelete).collect();
+            Ok((report, gone))
         })?;
+        flow_removed::notify(&self.removed, gone, now_ns);
         report.generation = generation;
         Ok(report)
     }
 
     /// Removes the rules whose idle or hard timeout has run out at `now_ns`; returns them.
+    /// Those added with `send_flow_rem` are queued on [`FlowTables::removed`].
     pub fn expire(&self, now_ns: u64) -> Vec<Arc<Rule>> {
         if !self
             .live
@@ -709,8 +736,27 @@ impl FlowTables {
             }
             Ok(expired)
         });
-        result.map(|(e, _)| e).unwrap_or_default()
+        let expired = result.map(|(e, _)| e).unwrap_or_default();
+        flow_removed::notify(
+            &self.removed,
+            expired
+                .iter()
+                .filter_map(|r| Some((r.clone(), r.expiry(now_ns)?))),
+            now_ns,
+        );
+        expired
     }
+}
+
+/// The rules a change log removed, each with `reason`.
+fn removed_by(
+    log: &[Change],
+    reason: RemovedReason,
+) -> impl Iterator<Item = (Arc<Rule>, RemovedReason)> + '_ {
+    log.iter().filter_map(move |c| match c {
+        Change::Remove(r) => Some((r.clone(), reason)),
+        _ => None,
+    })
 }
 
 /// A parse error of a file as a bundle error: the index counts the rule lines before it.
@@ -1138,6 +1184,85 @@ mod tests {
         assert_eq!(gone.len(), 1);
         assert_eq!(gone[0].spec.hard_timeout, 20);
         assert_eq!(t.load().len(), 1);
+    }
+
+    #[test]
+    fn rules_with_send_flow_rem_leave_a_notice_with_the_reason_they_went() {
+        use crate::group::parse_group_mod;
+        const S: u64 = 1_000_000_000;
+        let t = FlowTables::new();
+        let reasons = |t: &FlowTables| -> Vec<(u16, RemovedReason, u64)> {
+            t.removed()
+                .take()
+                .iter()
+                .map(|n| (n.rule.spec.priority, n.reason, n.duration_ns()))
+                .collect()
+        };
+        t.apply_groups(
+            &[
+                parse_group_mod("group_id=7,type=all,bucket=output:1", GroupModCommand::Add)
+                    .unwrap(),
+            ],
+            0,
+        )
+        .unwrap();
+        t.apply(
+            &[
+                add("send_flow_rem,idle_timeout=10,priority=1,actions=drop"),
+                add("send_flow_rem,hard_timeout=20,idle_timeout=5,priority=2,ip,actions=drop"),
+                add("hard_timeout=20,priority=3,actions=drop"),
+                add("send_flow_rem,priority=4,udp,actions=drop"),
+                add("send_flow_rem,priority=5,tcp,actions=drop"),
+                add("send_flow_rem,priority=6,arp,actions=group:7"),
+                add("priority=7,icmp,actions=group:7"),
+            ],
+            100 * S,
+        )
+        .unwrap();
+        // Traffic keeps priority 2 from its idle timeout: its hard one takes it.
+        t.load()
+            .rules()
+            .iter()
+            .find(|r| r.spec.priority == 2)
+            .unwrap()
+            .stats
+            .credit(1, 60, 0, 118 * S);
+        assert_eq!(t.expire(110 * S).len(), 1);
+        assert_eq!(reasons(&t), [(1, RemovedReason::IdleTimeout, 10 * S)]);
+        assert_eq!(t.expire(121 * S).len(), 2);
+        // Priority 3 went too, but asked for no notice.
+        assert_eq!(reasons(&t), [(2, RemovedReason::HardTimeout, 21 * S)]);
+        // A modify and an add that replaces a rule remove nothing.
+        t.apply(
+            &[
+                parse_mod_flow("udp,actions=output:3", false).unwrap(),
+                add("priority=5,tcp,actions=output:4"),
+            ],
+            122 * S,
+        )
+        .unwrap();
+        assert_eq!(reasons(&t), []);
+        t.apply(&[parse_del_flow("udp", false).unwrap()], 123 * S)
+            .unwrap();
+        assert_eq!(reasons(&t), [(4, RemovedReason::Delete, 23 * S)]);
+        t.apply_groups(
+            &[parse_group_mod("group_id=7", GroupModCommand::Delete).unwrap()],
+            124 * S,
+        )
+        .unwrap();
+        assert_eq!(reasons(&t), [(6, RemovedReason::GroupDelete, 24 * S)]);
+        // A refused bundle removes nothing, so tells nothing.
+        assert!(t
+            .apply(
+                &[
+                    parse_del_flow("", false).unwrap(),
+                    add("priority=9,actions=group:99")
+                ],
+                125 * S
+            )
+            .is_err());
+        assert_eq!(reasons(&t), []);
+        assert_eq!(t.removed().overflows(), 0);
     }
 
     #[test]

@@ -12,6 +12,7 @@ use pipeline::{
     ToController, UpcallResult,
 };
 
+use crate::bridge::{OFPPC_NO_FWD, OFPPC_NO_RECV, OFPPC_PORT_DOWN};
 use crate::ct::{CtAction, CtAlg, CtZone, Nat};
 
 use crate::group::{Group, GroupSink, GroupType, MAX_LIVENESS_DEPTH};
@@ -93,6 +94,25 @@ pub struct XlateEnv<'a> {
     /// Ports of `ports` that are down: a fast-failover (or select) bucket watching one is
     /// not live.
     pub ports_down: &'a [u32],
+    /// The OpenFlow configuration bits (`OFPPC_*`, see [`crate::bridge::OFPPC_PORT_DOWN`]) of the
+    /// ports that have any set.
+    pub port_config: &'a [(u32, u32)],
+}
+
+impl XlateEnv<'_> {
+    /// The `OFPPC_*` bits of OpenFlow port `p`.
+    fn config(&self, p: u32) -> u32 {
+        self.port_config
+            .iter()
+            .find(|(q, _)| *q == p)
+            .map_or(0, |(_, c)| *c)
+    }
+
+    /// Whether frames may be sent out of `p`: not while it is down or `no_fwd` (Open
+    /// vSwitch skips the output; its down port's netdev sends nothing).
+    fn may_send(&self, p: u32) -> bool {
+        self.config(p) & (OFPPC_PORT_DOWN | OFPPC_NO_FWD) == 0
+    }
 }
 
 /// The arguments of one `ct()` as translation resolved them for a packet: the zone read
@@ -277,6 +297,28 @@ pub fn translate_netflow(
             _ => {}
         }
     }
+    // A port down or set `no_recv` takes nothing in (a recirculated packet came in already;
+    // a PACKET_OUT's frame comes from the controller).
+    let from_port = !matches!(start, Start::Actions(_));
+    if from_port && frozen.is_none() && !env.port_config.is_empty() {
+        let c = env.config(key.in_port);
+        let refused = if c & OFPPC_PORT_DOWN != 0 {
+            Some(ExecDrop::PortDown)
+        } else if c & OFPPC_NO_RECV != 0 {
+            Some(ExecDrop::PortNoRecv)
+        } else {
+            None
+        };
+        if let Some(reason) = refused {
+            x.wc.key.in_port = u32::MAX;
+            let r = UpcallResult {
+                actions: vec![DpAction::Drop(reason)],
+                mask: complete_megaflow_mask(x.wc.key),
+                sinks: Vec::new(),
+            };
+            return (r, Vec::new(), NF_OUT_DROP);
+        }
+    }
     match start {
         Start::Actions(actions) => x.packet_out(actions),
         _ => x.table(frozen.map_or(0, |z| z.table), None),
@@ -404,7 +446,7 @@ impl Xlate<'_> {
     }
 
     fn output(&mut self, port: u32) {
-        if port != self.in_port() {
+        if port != self.in_port() && self.env.may_send(port) {
             self.actions.push(DpAction::Output(port));
             self.nf_output = nf_port(port);
         }
@@ -419,14 +461,16 @@ impl Xlate<'_> {
             Action::Output(p) => self.output(*p),
             Action::InPort => {
                 let p = self.in_port();
-                self.actions.push(DpAction::Output(p));
-                self.nf_output = nf_port(p);
+                if self.env.may_send(p) {
+                    self.actions.push(DpAction::Output(p));
+                    self.nf_output = nf_port(p);
+                }
             }
             Action::Flood | Action::All => {
                 let in_port = self.in_port();
                 let flood = matches!(a, Action::Flood);
                 for p in self.env.ports {
-                    if p.ofport != in_port && (p.flood || !flood) {
+                    if p.ofport != in_port && (p.flood || !flood) && self.env.may_send(p.ofport) {
                         self.actions.push(DpAction::Output(p.ofport));
                     }
                 }
@@ -449,6 +493,17 @@ impl Xlate<'_> {
                     &mut self.wc.key,
                     &mut self.sinks,
                 );
+                // NORMAL sends nowhere a port's configuration forbids.
+                let env = self.env;
+                let mut i = before;
+                while i < self.actions.len() {
+                    match self.actions[i] {
+                        DpAction::Output(p) if !env.may_send(p) => {
+                            self.actions.remove(i);
+                        }
+                        _ => i += 1,
+                    }
+                }
                 self.nf_output = match out {
                     NormalOutput::Dropped => NF_OUT_DROP,
                     NormalOutput::Port(p) => nf_port(p),
@@ -1610,6 +1665,7 @@ mod tests {
             hooks: None,
             packet_ins: b.packet_ins(),
             ports_down: &[],
+            port_config: &[],
         };
         translate_netflow(&env, key, Start::Table0).2
     }
@@ -1781,6 +1837,85 @@ mod tests {
                 DpAction::Output(3)
             ]
         );
+    }
+
+    #[test]
+    fn port_config_stops_receiving_and_sending_and_each_change_revalidates() {
+        use crate::bridge::{OFPPC_NO_FWD, OFPPC_NO_PACKET_IN, OFPPC_NO_RECV, OFPPC_PORT_DOWN};
+        let b = bridge(
+            "priority=9,in_port=1,tcp,actions=output:2,output:3\n\
+             priority=9,in_port=1,udp,actions=FLOOD\n\
+             priority=9,in_port=1,icmp,actions=ALL\n\
+             priority=8,in_port=1,actions=NORMAL\n\
+             priority=1,actions=output:1\n",
+        );
+        let key = |proto: u8, in_port: u32| FlowKey {
+            nw_proto: proto,
+            in_port,
+            ..ip_key(7)
+        };
+        let outs = |k: &FlowKey| b.translate(k, 0).actions;
+        assert_eq!(outs(&key(6, 1)), [DpAction::Output(2), DpAction::Output(3)]);
+        let g = b.generation();
+        assert!(b.set_port_config(2, OFPPC_NO_FWD));
+        assert!(
+            !b.set_port_config(2, OFPPC_NO_FWD),
+            "no change, no revalidation"
+        );
+        assert!(b.generation() > g);
+        // Outputs, FLOOD, ALL and NORMAL's flood all skip port 2.
+        assert_eq!(outs(&key(6, 1)), [DpAction::Output(3)]);
+        assert_eq!(outs(&key(17, 1)), [DpAction::Output(3)]);
+        assert_eq!(outs(&key(1, 1)), [DpAction::Output(3)]);
+        assert_eq!(outs(&key(0x84, 1)), [DpAction::Output(3)]);
+        // It still receives.
+        assert_eq!(outs(&key(6, 2)), [DpAction::Output(1)]);
+        b.set_port_config(2, OFPPC_PORT_DOWN);
+        assert_eq!(outs(&key(6, 1)), [DpAction::Output(3)]);
+        let r = b.translate(&key(6, 2), 0);
+        assert_eq!(r.actions, [DpAction::Drop(ExecDrop::PortDown)]);
+        assert_eq!(r.mask.in_port, u32::MAX);
+        b.set_port_config(2, OFPPC_NO_RECV);
+        assert_eq!(outs(&key(6, 2)), [DpAction::Drop(ExecDrop::PortNoRecv)]);
+        assert_eq!(outs(&key(6, 1)), [DpAction::Output(2), DpAction::Output(3)]);
+        // no_packet_in changes nothing (as Open vSwitch over OpenFlow 1.3).
+        b.set_port_config(2, OFPPC_NO_PACKET_IN);
+        assert_eq!(outs(&key(6, 2)), [DpAction::Output(1)]);
+        assert_eq!(b.port_config(2), OFPPC_NO_PACKET_IN);
+        // A port that leaves the bridge forgets its bits.
+        b.set_ports(vec![port(1), port(3)]);
+        assert_eq!(b.port_config(2), 0);
+    }
+
+    #[test]
+    fn a_no_flood_port_gets_no_floods_but_all_and_outputs() {
+        use crate::bridge::OFPPC_NO_FLOOD;
+        let b = bridge(
+            "priority=9,in_port=1,udp,actions=FLOOD\n\
+             priority=9,in_port=1,icmp,actions=ALL\n\
+             priority=9,in_port=1,tcp,actions=output:2\n\
+             priority=8,in_port=1,actions=NORMAL\n",
+        );
+        let outs = |proto: u8| {
+            b.translate(
+                &FlowKey {
+                    nw_proto: proto,
+                    ..ip_key(7)
+                },
+                0,
+            )
+            .actions
+        };
+        assert!(b.set_port_config(2, OFPPC_NO_FLOOD));
+        assert_eq!(outs(17), [DpAction::Output(3)]);
+        assert_eq!(outs(0x84), [DpAction::Output(3)]);
+        assert_eq!(outs(1), [DpAction::Output(2), DpAction::Output(3)]);
+        assert_eq!(outs(6), [DpAction::Output(2)]);
+        // It stays through a new port list, and goes when cleared.
+        b.set_ports(vec![port(1), port(2), port(3)]);
+        assert_eq!(outs(17), [DpAction::Output(3)]);
+        b.set_port_config(2, 0);
+        assert_eq!(outs(17), [DpAction::Output(2), DpAction::Output(3)]);
     }
 
     #[test]

@@ -259,11 +259,15 @@ pub enum ExecDrop {
     /// Connection tracking refused it: the table (or the zone) is full for a new
     /// connection, or NAT found no free address and port.
     CtRefused,
+    /// Received on a port an OpenFlow PORT_MOD took down (`OFPPC_PORT_DOWN`).
+    PortDown,
+    /// Received on a port set not to receive (`OFPPC_NO_RECV`).
+    PortNoRecv,
 }
 
 impl ExecDrop {
     /// Counter names, indexed by the enum value.
-    pub const NAMES: [&'static str; 12] = [
+    pub const NAMES: [&'static str; 14] = [
         "no-output",
         "ttl-exceeded",
         "no-such-port",
@@ -276,6 +280,8 @@ impl ExecDrop {
         "tunnel-too-big",
         "recirc-too-deep",
         "ct-refused",
+        "port-down",
+        "port-no-recv",
     ];
 
     pub fn name(self) -> &'static str {

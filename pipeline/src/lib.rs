@@ -34,7 +34,7 @@ pub use flowkey::FlowKey;
 pub use graph::{Ctx, Graph, Next, Node, NodeReport, NodeStats, MAX_BATCH};
 pub use loss::{Direction, PortLoss, PortLosses};
 pub use memory::FrameMemory;
-pub use packet_in::{PacketIn, PacketInContext, PacketInQueue, PacketInReason};
+pub use packet_in::{BoundedQueue, PacketIn, PacketInContext, PacketInQueue, PacketInReason};
 pub use parse::{parse_packet, parse_packet_limit, Parse, ParseError, VlanLimit};
 pub use sink::{send_copies, RxSink, Sent};
 pub use txq::TxQueues;

@@ -131,27 +131,32 @@ pub struct PacketIn {
     pub data: Vec<u8>,
 }
 
-/// A bridge's packet-ins on their way to the control thread.
+/// A bounded queue from the PMDs (or any thread) to the control thread: a bridge's
+/// packet-ins ([`PacketInQueue`]), its rules' removal notices. A full queue drops new items
+/// and counts them, so the producer never waits for the consumer.
 #[derive(Debug)]
-pub struct PacketInQueue {
-    queue: Mutex<VecDeque<PacketIn>>,
+pub struct BoundedQueue<T> {
+    queue: Mutex<VecDeque<T>>,
     capacity: usize,
     queued: AtomicU64,
     overflows: AtomicU64,
 }
 
-/// Packet-ins a bridge holds for the control thread before it drops new ones.
+/// A bridge's packet-ins on their way to the control thread.
+pub type PacketInQueue = BoundedQueue<PacketIn>;
+
+/// Packet-ins (or other items) a bridge holds for the control thread before it drops new ones.
 pub const PACKET_IN_QUEUE: usize = 1024;
 
-impl Default for PacketInQueue {
+impl<T> Default for BoundedQueue<T> {
     fn default() -> Self {
-        PacketInQueue::with_capacity(PACKET_IN_QUEUE)
+        BoundedQueue::with_capacity(PACKET_IN_QUEUE)
     }
 }
 
-impl PacketInQueue {
-    pub fn with_capacity(capacity: usize) -> PacketInQueue {
-        PacketInQueue {
+impl<T> BoundedQueue<T> {
+    pub fn with_capacity(capacity: usize) -> BoundedQueue<T> {
+        BoundedQueue {
             queue: Mutex::new(VecDeque::new()),
             capacity,
             queued: AtomicU64::new(0),
@@ -159,9 +164,9 @@ impl PacketInQueue {
         }
     }
 
-    /// Queues the packet-ins `items` makes, in order, dropping (and counting) those past the
-    /// capacity. One lock for the lot.
-    pub fn push_all(&self, items: impl IntoIterator<Item = PacketIn>) {
+    /// Queues `items`, in order, dropping (and counting) those past the capacity. One lock
+    /// for the lot.
+    pub fn push_all(&self, items: impl IntoIterator<Item = T>) {
         let (mut queued, mut dropped) = (0u64, 0u64);
         {
             let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
@@ -178,18 +183,18 @@ impl PacketInQueue {
         self.overflows.fetch_add(dropped, Ordering::Relaxed);
     }
 
-    /// Takes every packet-in queued, oldest first.
-    pub fn take(&self) -> Vec<PacketIn> {
+    /// Takes every item queued, oldest first.
+    pub fn take(&self) -> Vec<T> {
         let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
         std::mem::take(&mut *q).into()
     }
 
-    /// Packet-ins queued so far.
+    /// Items queued so far.
     pub fn queued(&self) -> u64 {
         self.queued.load(Ordering::Relaxed)
     }
 
-    /// Packet-ins dropped so far because the queue was full.
+    /// Items dropped so far because the queue was full.
     pub fn overflows(&self) -> u64 {
         self.overflows.load(Ordering::Relaxed)
     }

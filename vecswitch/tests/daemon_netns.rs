@@ -1348,3 +1348,111 @@ fn pmd_stats_processing_cycles_per_packet_add_up_and_agree_with_the_node_table()
     // Idle iterations are not processing.
     assert!(f(&pmd["cycles_per_packet"]) >= f(&pmd["processing_cycles_per_packet"]));
 }
+
+/// Whether port `port` of the daemon's first bridge is live (`show --json`).
+fn port_live(d: &DaemonProc, port: &str) -> bool {
+    let show = d.ok(&["show"]).json;
+    show["bridges"][0]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == port)
+        .unwrap_or_else(|| panic!("no port {port}: {show}"))["live"]
+        == true
+}
+
+#[test]
+fn a_fast_failover_group_follows_a_veth_whose_peer_goes_down_and_a_monitor_sees_its_port_status() {
+    require_root!();
+    if Command::new("ovs-ofctl").arg("--version").output().is_err() {
+        eprintln!("SKIP: ovs-ofctl is not installed (scripts/setup.sh installs it)");
+        return;
+    }
+    let p = Pair::new("afxdp", false);
+    p.d.ok(&[
+        "add-port",
+        &p.bridge,
+        "gen",
+        "type=generator",
+        "profile=size=64,flows=10,proto=udp",
+        "rate=20000",
+        "ofport=9",
+    ]);
+    p.d.ok(&[
+        "add-group",
+        &p.bridge,
+        "group_id=1,type=fast_failover,bucket=watch_port:1,output:1,bucket=watch_port:2,output:2",
+    ]);
+    p.d.ok(&[
+        "add-flow",
+        &p.bridge,
+        "priority=100,in_port=9,actions=group:1",
+    ]);
+    p.d.ok(&["set-controller", &p.bridge, "ptcp:0:127.0.0.1"]);
+    let show = p.d.ok(&["show"]).json;
+    let port = show["bridges"][0]["openflow"]["connections"][0]["port"]
+        .as_u64()
+        .unwrap();
+    // Frames each port sent in 300 ms.
+    let sent = |port: &str| {
+        let before = p.d.port_stat(&p.bridge, port, "tx_packets");
+        std::thread::sleep(Duration::from_millis(300));
+        p.d.port_stat(&p.bridge, port, "tx_packets") - before
+    };
+    let wait_live = |live: bool| {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while port_live(&p.d, &p.host_a) != live {
+            assert!(Instant::now() < deadline, "{} never live={live}", p.host_a);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(port_live(&p.d, &p.host_a));
+    assert!(sent(&p.host_a) > 1000 && sent(&p.host_b) < 100);
+    // A monitor connected while the peer goes down and up again.
+    let rundir = tempfile::tempdir().unwrap();
+    let monitor = Command::new("timeout")
+        .args(["8", "ovs-ofctl", "-O", "OpenFlow13", "monitor"])
+        .arg(format!("tcp:127.0.0.1:{port}"))
+        .arg("65534")
+        .env("OVS_RUNDIR", rundir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let set_peer = |state: &str| {
+        common::run(&[
+            "ip", "netns", "exec", &p.a.name, "ip", "link", "set", "eth0", state,
+        ])
+    };
+    set_peer("down");
+    wait_live(false);
+    let show = p.d.ok(&["show"]).json;
+    assert!(show["bridges"][0]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|x| x["name"] == p.host_a.as_str() && x["state"] == "down"));
+    // The group moved to the second bucket.
+    assert!(sent(&p.host_b) > 1000 && sent(&p.host_a) == 0);
+    std::thread::sleep(Duration::from_millis(1200));
+    set_peer("up");
+    wait_live(true);
+    assert!(sent(&p.host_a) > 1000 && sent(&p.host_b) < 100);
+    let o = monitor.wait_with_output().unwrap();
+    let text =
+        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    let head = format!("OFPT_PORT_STATUS (OF1.3) (xid=0x0): MOD: 1({}): ", p.host_a);
+    let states: Vec<&str> = text
+        .split(head.as_str())
+        .skip(1)
+        .map(|m| {
+            m.lines()
+                .find_map(|l| l.trim().strip_prefix("state:"))
+                .unwrap()
+                .trim()
+        })
+        .collect();
+    assert_eq!(states, ["LINK_DOWN", "LIVE"], "{text}");
+}

@@ -77,6 +77,27 @@ impl PortState {
         ports::spec::check_frame_limit(&self.spec.kind, mtu, max_frame).map_err(|e| anyhow!("{e}"))
     }
 
+    /// Its link as `show` prints it: `up`, `down` (its interface went), `waiting` (a
+    /// vhost-user port without a running guest), or its kernel interface's operstate,
+    /// `down` or `gone` (afxdp, afpacket, tap).
+    pub fn link_state(&self) -> &'static str {
+        let link = self.queues.first().and_then(|q| q.link.as_ref());
+        if self.down {
+            "down"
+        } else if let Some(link) = link {
+            // A vhost-user port: up while a guest has its rings running.
+            if link.load(std::sync::atomic::Ordering::Relaxed) {
+                "up"
+            } else {
+                "waiting"
+            }
+        } else if needs_interface(&self.spec) || matches!(self.spec.kind, PortKind::Tap) {
+            link_state(&self.name)
+        } else {
+            "up"
+        }
+    }
+
     /// The port type's counters summed over its queues, since the last
     /// [`PortState::clear_counters`] (gauges as they are).
     pub fn counters(&self) -> BTreeMap<&'static str, u64> {
@@ -128,6 +149,13 @@ pub struct BridgeState {
 }
 
 impl BridgeState {
+    /// Whether port `p` is live (OpenFlow's `OFPPS_LIVE`, fast-failover liveness): its link
+    /// is up and no PORT_MOD took it down.
+    pub fn port_live(&self, p: &PortState) -> bool {
+        p.link_state() == "up"
+            && self.of.port_config(p.ofport) & openflow::bridge::OFPPC_PORT_DOWN == 0
+    }
+
     /// The datapath id OpenFlow controllers see: the one set, else as Open vSwitch derives
     /// it, the bridge's MAC in the low 48 bits; a bridge without a LOCAL tap has no MAC and
     /// gets a locally administered one made from its name (stable across restarts).
@@ -886,6 +914,31 @@ impl Daemon {
         for (i, pins) in self.take_packet_ins() {
             let b = &mut self.bridges[i];
             b.packet_ins_unsent += b.controllers.send_packet_ins(&pins) as u64;
+        }
+    }
+
+    /// Tells each bridge which of its ports are live (link up, not taken down by PORT_MOD):
+    /// fast-failover groups pick their bucket by it. A change revalidates every megaflow.
+    /// Returns whether anything changed.
+    pub fn refresh_liveness(&self) -> bool {
+        let mut changed = false;
+        for b in &self.bridges {
+            for p in &b.ports {
+                changed |= b.of.set_port_live(p.ofport, b.port_live(p));
+            }
+        }
+        changed
+    }
+
+    /// Sends the removal notices of each bridge's rules (FLOW_REMOVED) to its OpenFlow
+    /// connections (notices no connection asked for are not news: OpenFlow sends none
+    /// without a controller).
+    pub fn send_flow_removed(&mut self) {
+        for b in &mut self.bridges {
+            let removed = b.of.flow_removed().take();
+            if !removed.is_empty() {
+                b.controllers.send_flow_removed(&removed);
+            }
         }
     }
 

@@ -189,14 +189,8 @@ impl FlowModMsg {
     }
 }
 
-/// Why a flow went.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum RemovedReason {
-    IdleTimeout = 0,
-    HardTimeout = 1,
-    Delete = 2,
-    GroupDelete = 3,
-}
+/// Why a flow went: the rule set's own reasons, numbered as on the wire.
+pub use openflow::RemovedReason;
 
 /// FLOW_REMOVED.
 #[derive(Clone, PartialEq, Debug)]
