@@ -56,7 +56,7 @@ pub const VERBS: &[(&str, &str)] = &[
     ("del-port BRIDGE IF", "delete a port"),
     (
         "set-port IF mtu_request=N|[]",
-        "set or clear a port's MTU (68..9702; afxdp at most 1774 without XDP multi-buffer, vhost-user 9198), as \
+        "set or clear a port's MTU (68..9702; afxdp at most 3822 without XDP multi-buffer, vhost-user 9198), as \
          ovs-vsctl set Interface IF mtu_request=N",
     ),
     ("list-ports BRIDGE", "the bridge's port names"),
