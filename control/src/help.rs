@@ -169,10 +169,13 @@ const DETAILS: &[(&str, &str)] = &[
     ),
     (
         "dump-megaflows",
-        "  BRIDGE  only this bridge's megaflows
-  --json  each megaflow an object: match (key: value, or an object of its name=value
-          parts), packets, bytes, used (seconds; null: never), flags, actions (each as
-          printed), flow (the line)",
+        "  BRIDGE      only this bridge's megaflows
+  --names     ports by name (in_port(veth0), actions:veth1; LOCAL by the bridge's name),
+              as ovs-appctl dpctl/dump-flows --names
+  --no-names  ports by OpenFlow number (the default)
+  --json      each megaflow an object: match (key: value, or an object of its name=value
+              parts), packets, bytes, used (seconds; null: never), flags, actions (each
+              as printed), flow (the line)",
     ),
     (
         "set",
@@ -294,7 +297,10 @@ mod tests {
             assert!(dump.contains(opt), "dump-flows help lacks {opt}");
         }
         assert!(verb_help("del-flows").unwrap().contains("--strict"));
-        assert!(verb_help("dump-megaflows").unwrap().contains("--json"));
+        let megaflows = verb_help("dump-megaflows").unwrap();
+        for opt in ["--json", "--names", "--no-names"] {
+            assert!(megaflows.contains(opt), "dump-megaflows help lacks {opt}");
+        }
         assert!(overview().contains("dump-conntrack [zone=N]"));
     }
 }
