@@ -9,12 +9,16 @@ bridge br0 (datapath_type=dummy, fail-mode=secure) with dummy ports of those nam
 and for each request adds the rules afresh, runs `ovs-ofctl VERB [OPTIONS] br0 [ARGUMENTS]`
 and answers, on stdout, a JSON list of {"ok", "lines", "error", "after"}: "lines" what it
 printed (headers dropped), "after" (add-flow, del-flows and mod-flows) `dump-flows --no-stats`
-then.
+then. With "receive": [[port, frame hex], ...] in the case, the rules are added afresh, the
+frames received on those ports (`netdev-dummy/receive`), and one more element ends the list:
+{"megaflows": {"names": [...], "numbers": [...]}}, the lines of `ovs-appctl dpctl/dump-flows`
+with `--names` and with `--no-names`.
 """
 
 import json
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ovs_reference import Ovs, dummy_bridge  # noqa: E402
@@ -45,6 +49,16 @@ def main():
                 a = ovs.run("ovs-ofctl", "--no-stats", "dump-flows", mgmt)
                 res["after"] = [l for l in a.stdout.splitlines() if l.startswith(" ")]
             out.append(res)
+        if case.get("receive"):
+            reset()
+            for port, frame in case["receive"]:
+                ovs.appctl("netdev-dummy/receive", port, frame)
+            time.sleep(0.3)
+            dumps = {}
+            for key, flag in (("names", "--names"), ("numbers", "--no-names")):
+                r = ovs.appctl("dpctl/dump-flows", flag)
+                dumps[key] = [l for l in r.stdout.splitlines() if "actions:" in l]
+            out.append({"megaflows": dumps})
         json.dump(out, sys.stdout)
     finally:
         ovs.stop()

@@ -61,7 +61,7 @@ pub const VERBS: &[(&str, &str)] = &[
     ),
     (
         "set-port IF mtu_request=N|[]",
-        "set or clear a port's MTU (68..9702; afxdp at most 1774 without XDP multi-buffer, vhost-user 9198), as \
+        "set or clear a port's MTU (68..9702; afxdp at most 3822 without XDP multi-buffer, vhost-user 9198), as \
          ovs-vsctl set Interface IF mtu_request=N",
     ),
     ("list-ports BRIDGE", "the bridge's port names"),
@@ -120,8 +120,8 @@ pub const VERBS: &[(&str, &str)] = &[
     ),
     ("get-frags BRIDGE", "the bridge's fragment handling"),
     (
-        "dump-megaflows [BRIDGE]",
-        "the datapath's megaflows (masks and stats) per PMD and bridge, in OpenFlow port numbers",
+        "dump-megaflows [BRIDGE] [--names|--no-names]",
+        "the datapath's megaflows (masks and stats) per PMD and bridge, in OpenFlow port numbers or names",
     ),
     ("port-stats [BRIDGE]", "per-port counters"),
     ("pmd-stats", "per-PMD cycles per packet, cache hits, queues"),
@@ -431,8 +431,11 @@ pub fn execute(d: &mut Daemon, argv: &[String], data: Option<&str>) -> Result<Re
             ))
         }
         "dump-megaflows" => {
-            allow(&[])?;
-            dump_megaflows(d, args.first().cloned())
+            allow(&["--names", "--no-names"])?;
+            // The last of --names/--no-names wins; numbers by default, as OVS without -m.
+            let names =
+                flags.iter().rev().find(|f| f.ends_with("names")) == Some(&"--names".into());
+            dump_megaflows(d, args.first().cloned(), names)
         }
         "port-stats" => {
             allow(&[])?;
@@ -1479,14 +1482,15 @@ fn add_flows(d: &mut Daemon, bridge: &str, text: &str, bundle: bool) -> Result<R
     ))
 }
 
-/// `dump-megaflows [BRIDGE]`: the megaflows of every PMD whose in_port is a port of the
-/// bridge (of each bridge, one section each), printed with its OpenFlow port numbers.
-fn dump_megaflows(d: &mut Daemon, only: Option<String>) -> Result<Reply> {
+/// `dump-megaflows [BRIDGE] [--names|--no-names]`: the megaflows of every PMD whose in_port
+/// is a port of the bridge (of each bridge, one section each), printed with its OpenFlow port
+/// numbers, or its port names with `names`.
+fn dump_megaflows(d: &mut Daemon, only: Option<String>, names: bool) -> Result<Reply> {
     if let Some(b) = &only {
         d.bridge(b)?;
     }
     let now = d.now_ns();
-    let per_pmd = d.pmd_call_all(move |p| (p.id, p.dump_megaflows(only.as_deref(), now)))?;
+    let per_pmd = d.pmd_call_all(move |p| (p.id, p.dump_megaflows(only.as_deref(), now, names)))?;
     let mut text = String::new();
     let mut j = Vec::new();
     for (id, bridges) in per_pmd {

@@ -24,9 +24,10 @@ const DETAILS: &[(&str, &str)] = &[
   type=TYPE     afxdp (default), afpacket, tap, generator, pcap, vhost-user, vxlan, geneve
                 (dpdk in a build with the dpdk feature)
   KEY=VALUE     ofport=N, vlan=access:N|trunk:A,B|native-tagged:N[:A,B]|native-untagged:N[:A,B],
-                mtu_request=N (68..9702; vhost-user 9198; afxdp 1774 without XDP multi-buffer),
+                mtu_request=N (68..9702; vhost-user 9198; afxdp 3822 without XDP multi-buffer),
                 then the type's options (the README's \"Port types\" table):
                 afxdp: queues=N xdp-mode=auto|native|generic ring-size=N frames=N
+                multi-buffer=true|false
                 afpacket: block-size=N blocks=N frame-size=N block-timeout-ms=N
                 generator: profile=size=64,flows=100,proto=udp rate=PPS count=N
                 pcap: rx=FILE tx=FILE loop=true|false
@@ -38,8 +39,9 @@ const DETAILS: &[(&str, &str)] = &[
     (
         "set-port",
         "  IF                port name
-  mtu_request=N     the port's MTU, 68..9702 (vhost-user at most 9198; afxdp at most 1774
-                    where the kernel refuses XDP multi-buffer, XDP_USE_SG):
+  mtu_request=N     the port's MTU, 68..9702 (vhost-user at most 9198; afxdp at most 3822
+                    without XDP multi-buffer: multi-buffer=false, or a kernel that
+                    refuses XDP_USE_SG):
                     frames longer than N+18 are dropped both ways (rx-mtu-exceeded,
                     tx-mtu-exceeded); a kernel interface (afxdp, afpacket, tap) is given it;
                     packet buffers grow when N needs more (the PMDs restart)
@@ -177,10 +179,13 @@ const DETAILS: &[(&str, &str)] = &[
     ),
     (
         "dump-megaflows",
-        "  BRIDGE  only this bridge's megaflows
-  --json  each megaflow an object: match (key: value, or an object of its name=value
-          parts), packets, bytes, used (seconds; null: never), flags, actions (each as
-          printed), flow (the line)",
+        "  BRIDGE      only this bridge's megaflows
+  --names     ports by name (in_port(veth0), actions:veth1; LOCAL by the bridge's name),
+              as ovs-appctl dpctl/dump-flows --names
+  --no-names  ports by OpenFlow number (the default)
+  --json      each megaflow an object: match (key: value, or an object of its name=value
+              parts), packets, bytes, used (seconds; null: never), flags, actions (each
+              as printed), flow (the line)",
     ),
     (
         "set",
@@ -302,7 +307,10 @@ mod tests {
             assert!(dump.contains(opt), "dump-flows help lacks {opt}");
         }
         assert!(verb_help("del-flows").unwrap().contains("--strict"));
-        assert!(verb_help("dump-megaflows").unwrap().contains("--json"));
+        let megaflows = verb_help("dump-megaflows").unwrap();
+        for opt in ["--json", "--names", "--no-names"] {
+            assert!(megaflows.contains(opt), "dump-megaflows help lacks {opt}");
+        }
         assert!(overview().contains("dump-conntrack [zone=N]"));
     }
 }

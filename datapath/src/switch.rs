@@ -614,14 +614,19 @@ impl<U: Upcall + 'static> Switch<U> {
 
     /// The megaflows whose in_port is a port of `bridge`, in `dpctl/dump-flows` format with
     /// the OpenFlow port numbers (in_port and outputs), sorted: for one bridge the text is the
-    /// one its own classifier would print.
-    pub fn dump_megaflows_text(&mut self, bridge: &str, now_ns: u64) -> Vec<String> {
-        let ofports: Vec<(u32, u32, bool)> = self
+    /// one its own classifier would print. With `names`, the ports are printed by name instead
+    /// (LOCAL by the bridge's), as `dpctl/dump-flows --names`.
+    pub fn dump_megaflows_text(&mut self, bridge: &str, now_ns: u64, names: bool) -> Vec<String> {
+        let ofports: Vec<(u32, u32, bool, String)> = self
             .ports
             .iter()
-            .map(|p| (p.dp_port, p.ofport, p.bridge == bridge))
+            .map(|p| (p.dp_port, p.ofport, p.bridge == bridge, p.name.clone()))
             .collect();
-        let ofport = |dp: u32| ofports.iter().find(|p| p.0 == dp).map_or(dp, |p| p.1);
+        let port = |dp: u32| match ofports.iter().find(|p| p.0 == dp) {
+            Some(p) if names => p.3.clone(),
+            Some(p) => flowcache::print::port_number(p.1),
+            None => flowcache::print::port_number(dp),
+        };
         let options = self
             .graph
             .node_as::<TunnelDecap>(self.decap)
@@ -637,7 +642,7 @@ impl<U: Upcall + 'static> Switch<U> {
                 m.mask.in_port == u32::MAX && ofports.iter().any(|p| p.2 && p.0 == m.key.in_port)
             })
             .map(|m| {
-                let text = flowcache::print::format_megaflow_ports(m, now_ns, ofport);
+                let text = flowcache::print::format_megaflow_ports(m, now_ns, port);
                 options.expand_digest(text, &m.key)
             })
             .collect();
@@ -1096,14 +1101,21 @@ mod tests {
         assert_eq!(out, vec![vec![], vec![frame(2)], vec![], vec![frame(1)]]);
         assert_eq!(sw.free_buffers(), free);
         for bridge in ["a", "b"] {
-            let lines = sw.dump_megaflows_text(bridge, 0);
+            let lines = sw.dump_megaflows_text(bridge, 0, false);
             assert_eq!(lines.len(), 1, "{bridge}: {lines:?}");
             assert!(
                 lines[0].starts_with("recirc_id(0),in_port(1),") && lines[0].ends_with("actions:2"),
                 "{bridge}: {lines:?}"
             );
+            // By name: the bridge's own ports, not the other bridge's of the same number.
+            let named = sw.dump_megaflows_text(bridge, 0, true);
+            assert!(
+                named[0].starts_with(&format!("recirc_id(0),in_port({bridge}1),"))
+                    && named[0].ends_with(&format!("actions:{bridge}2")),
+                "{bridge}: {named:?}"
+            );
         }
-        assert!(sw.dump_megaflows_text("c", 0).is_empty());
+        assert!(sw.dump_megaflows_text("c", 0, false).is_empty());
         // A port removed and its number given to a port of the other bridge: a new port.
         sw.remove_port(4);
         let i = sw.add_port(SwitchPort::new("a", "a3", 3, 4));

@@ -5,7 +5,7 @@
 use std::fmt::Write;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use pipeline::field::{dp_context, FieldId};
+use pipeline::field::{dp_context, DpGroup, FieldId};
 use pipeline::flowkey::VLAN_PCP_SHIFT;
 use pipeline::DpAction;
 
@@ -34,6 +34,24 @@ fn ip6(v: [u8; 16]) -> String {
 /// the match-field table with datapath items contributes the ones its slot's mask and the
 /// megaflow's protocols select; groups print in `DpGroup` order.
 pub fn format_match(k: &pipeline::FlowKey, m: &pipeline::FlowKey) -> String {
+    format_match_port(k, m, &port_number)
+}
+
+/// A port as `dpctl/dump-flows --no-names` prints it: its number, `LOCAL` for the local port.
+pub fn port_number(p: u32) -> String {
+    if p == pipeline::field::dp::OFPP_LOCAL {
+        "LOCAL".to_string()
+    } else {
+        p.to_string()
+    }
+}
+
+/// [`format_match`] with an exactly matched `in_port` printed as `port` names it.
+fn format_match_port(
+    k: &pipeline::FlowKey,
+    m: &pipeline::FlowKey,
+    port: &dyn Fn(u32) -> String,
+) -> String {
     let cx = dp_context(k, m);
     let mut items = Vec::new();
     for (seq, id) in FieldId::all().enumerate() {
@@ -46,7 +64,14 @@ pub fn format_match(k: &pipeline::FlowKey, m: &pipeline::FlowKey) -> String {
                 continue;
             }
             let single = item.group.label(&cx).is_none();
-            if let Some(text) = item.format(slot, k, m, single) {
+            if item.group == DpGroup::InPort && m.in_port == u32::MAX {
+                items.push((
+                    item.group,
+                    item.pos,
+                    seq,
+                    format!("in_port({})", port(k.in_port)),
+                ));
+            } else if let Some(text) = item.format(slot, k, m, single) {
                 items.push((item.group, item.pos, seq, text));
             }
         }
@@ -69,9 +94,13 @@ pub fn format_match(k: &pipeline::FlowKey, m: &pipeline::FlowKey) -> String {
 
 /// One datapath action in `dpctl` style.
 pub fn format_action(a: &DpAction) -> String {
+    format_action_port(a, &port_number)
+}
+
+/// [`format_action`] with output ports (those in clones too) printed as `port` names them.
+fn format_action_port(a: &DpAction, port: &dyn Fn(u32) -> String) -> String {
     match a {
-        DpAction::Output(p) if *p == pipeline::field::dp::OFPP_LOCAL => "LOCAL".to_string(),
-        DpAction::Output(p) => p.to_string(),
+        DpAction::Output(p) => port(*p),
         DpAction::SetEthSrc(m) => format!("set(eth(src={}))", mac(*m)),
         DpAction::SetEthDst(m) => format!("set(eth(dst={}))", mac(*m)),
         DpAction::SetIpv4Src(v) => format!("set(ipv4(src={}))", ip4(*v)),
@@ -105,7 +134,7 @@ pub fn format_action(a: &DpAction) -> String {
             )
         }
         DpAction::Recirc(id) => format!("recirc({id:#x})"),
-        DpAction::Clone(sub) => format!("clone({})", format_actions(sub)),
+        DpAction::Clone(sub) => format!("clone({})", format_actions_port(sub, port)),
         DpAction::TunnelPush(h) => h.0.describe(),
         DpAction::Ct(t) => t.0.describe(),
         DpAction::Drop(reason) => format!("drop({})", reason.name()),
@@ -114,18 +143,35 @@ pub fn format_action(a: &DpAction) -> String {
 
 /// The action list, `drop` when empty.
 pub fn format_actions(actions: &[DpAction]) -> String {
+    format_actions_port(actions, &port_number)
+}
+
+fn format_actions_port(actions: &[DpAction], port: &dyn Fn(u32) -> String) -> String {
     if actions.is_empty() {
         return "drop".into();
     }
     actions
         .iter()
-        .map(format_action)
+        .map(|a| format_action_port(a, port))
         .collect::<Vec<_>>()
         .join(",")
 }
 
 /// One megaflow: `<match>, packets:N, bytes:N, used:S.SSSs|never[, flags:0xNN], actions:A`.
 pub fn format_megaflow(f: &MegaflowInfo, now_ns: u64) -> String {
+    format_megaflow_ports(f, now_ns, port_number)
+}
+
+/// [`format_megaflow`] with the ports printed as `port` names them: the `in_port` (when the
+/// megaflow matches it exactly) and every output, those inside clones too. A datapath serving
+/// several bridges numbers its ports across them; this prints a bridge's megaflows with its
+/// OpenFlow port numbers ([`port_number`] of the OpenFlow number), or with the ports' names as
+/// `ovs-appctl dpctl/dump-flows --names` does (`in_port(veth0)`, `actions:veth1`; no quoting).
+pub fn format_megaflow_ports(
+    f: &MegaflowInfo,
+    now_ns: u64,
+    port: impl Fn(u32) -> String,
+) -> String {
     let s = &f.stats;
     let used = if s.packets == 0 {
         "never".to_string()
@@ -133,7 +179,7 @@ pub fn format_megaflow(f: &MegaflowInfo, now_ns: u64) -> String {
         let age = now_ns.saturating_sub(s.last_used_ns);
         format!("{}.{:03}s", age / 1_000_000_000, (age / 1_000_000) % 1000)
     };
-    let mut line = format_match(&f.key, &f.mask);
+    let mut line = format_match_port(&f.key, &f.mask, &port);
     if line.is_empty() {
         // A megaflow that matches everything: OVS prints nothing; say so explicitly.
         line.push_str("any");
@@ -146,39 +192,8 @@ pub fn format_megaflow(f: &MegaflowInfo, now_ns: u64) -> String {
     if s.tcp_flags != 0 {
         let _ = write!(line, ", flags:{:#x}", s.tcp_flags);
     }
-    let _ = write!(line, ", actions:{}", format_actions(&f.actions));
+    let _ = write!(line, ", actions:{}", format_actions_port(&f.actions, &port));
     line
-}
-
-/// `actions` with every output's port renamed by `port`, those inside clones too.
-fn rename_outputs(actions: &[DpAction], port: &impl Fn(u32) -> u32) -> Vec<DpAction> {
-    actions
-        .iter()
-        .map(|a| match a {
-            DpAction::Output(p) => DpAction::Output(port(*p)),
-            DpAction::Clone(sub) => DpAction::Clone(rename_outputs(sub, port).into()),
-            other => other.clone(),
-        })
-        .collect()
-}
-
-/// [`format_megaflow`] with the port numbers renamed by `port`: the `in_port` (when the
-/// megaflow matches it exactly) and every output. A datapath serving several bridges numbers
-/// its ports across them; this prints a bridge's megaflows with its OpenFlow port numbers.
-pub fn format_megaflow_ports(f: &MegaflowInfo, now_ns: u64, port: impl Fn(u32) -> u32) -> String {
-    let mut key = f.key;
-    if f.mask.in_port == u32::MAX {
-        key.in_port = port(key.in_port);
-    }
-    let actions = rename_outputs(&f.actions, &port);
-    format_megaflow(
-        &MegaflowInfo {
-            key,
-            actions: actions.into(),
-            ..f.clone()
-        },
-        now_ns,
-    )
 }
 
 #[cfg(test)]
@@ -325,9 +340,27 @@ mod tests {
             ]),
             stats: MegaflowStats::default(),
         };
+        let ofport = |p: u32| port_number(p - 6);
         assert_eq!(
-            format_megaflow_ports(&info, 0, |p| p - 6),
+            format_megaflow_ports(&info, 0, ofport),
             "in_port(1),eth_type(0x88b5), packets:0, bytes:0, used:never, actions:2,pop_vlan,3"
+        );
+        // By name, as `dpctl/dump-flows --names`; a clone's outputs too.
+        let names = |p: u32| match p {
+            7 => "veth0".to_string(),
+            8 => "p1".to_string(),
+            _ => port_number(p),
+        };
+        let cloned = MegaflowInfo {
+            actions: Arc::from(vec![
+                DpAction::Clone(vec![DpAction::Output(8)].into()),
+                DpAction::Output(9),
+            ]),
+            ..info.clone()
+        };
+        assert_eq!(
+            format_megaflow_ports(&cloned, 0, names),
+            "in_port(veth0),eth_type(0x88b5), packets:0, bytes:0, used:never, actions:clone(p1),9"
         );
         // An in_port the megaflow does not match exactly is printed as it is.
         let wild = MegaflowInfo {
@@ -338,7 +371,7 @@ mod tests {
             ..info
         };
         assert_eq!(
-            format_megaflow_ports(&wild, 0, |p| p - 6),
+            format_megaflow_ports(&wild, 0, ofport),
             "in_port(7/0xff),eth_type(0x88b5), packets:0, bytes:0, used:never, actions:2,pop_vlan,3"
         );
     }

@@ -160,6 +160,8 @@ fn flow_mods_from_ovs_ofctl_equal_our_parser() {
         "icmp,icmp_type=8,cookie=0x1234,actions=CONTROLLER,FLOOD",
         "icmp6,icmp_type=135,nd_target=fe80::1,actions=drop",
         "arp,arp_tpa=10.0.0.1,arp_op=1,arp_sha=00:11:22:33:44:55,actions=ALL",
+        // OVS reads arp_op as 16 bits and keeps the low byte: both send arp_op=1.
+        "arp,arp_op=257,actions=drop",
         "dl_vlan=100,dl_vlan_pcp=3,actions=pop_vlan,output:3",
         "vlan_tci=0,actions=push_vlan:0x8100,set_field:10->vlan_vid,output:2",
         "dl_src=00:11:22:33:44:55/ff:ff:ff:00:00:00,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00,actions=LOCAL",

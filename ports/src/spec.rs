@@ -116,9 +116,16 @@ const COMMON_KEYS: [&str; 4] = ["type", "ofport", "vlan", "mtu-request"];
 pub fn max_mtu(kind: &PortKind) -> u16 {
     match kind {
         PortKind::VhostUser(_) => VHOST_USER_MAX_MTU,
+        PortKind::Afxdp(o) if !o.multi_buffer => AFXDP_SINGLE_BUFFER_MAX_MTU,
         _ => MAX_MTU,
     }
 }
+
+/// The largest MTU of an afxdp port without XDP multi-buffer: a frame fits one UMEM frame of
+/// 4,096 bytes after the 256 bytes of headroom (3822 + 18 = 3840).
+pub const AFXDP_SINGLE_BUFFER_MAX_MTU: u16 = (afxdp::SINGLE_BUFFER_FRAME_SIZE
+    - pipeline::buffer::HEADROOM
+    - pipeline::FRAME_OVERHEAD) as u16;
 
 /// Checks `mtu_request=value` for a port of `kind`; the refusal names `mtu_request`.
 pub fn parse_mtu_request(kind: &PortKind, value: &str) -> Result<u16, PortSpecError> {
@@ -133,7 +140,13 @@ pub fn parse_mtu_request(kind: &PortKind, value: &str) -> Result<u16, PortSpecEr
     let mtu = number("mtu_request", value, MIN_MTU, MAX_MTU)?;
     let max = max_mtu(kind);
     if mtu > max {
-        let why = format!("a {} port carries mtu_request at most {max}", kind.name());
+        let why = match kind {
+            PortKind::Afxdp(_) => format!(
+                "an afxdp port with multi-buffer=false carries mtu_request at most {max} (a \
+                 frame fits one 4096-byte UMEM frame after 256 bytes of headroom)"
+            ),
+            _ => format!("a {} port carries mtu_request at most {max}", kind.name()),
+        };
         return Err(bad("mtu_request", value, why));
     }
     Ok(mtu)
@@ -157,9 +170,10 @@ pub fn check_frame_limit(
         return Ok(());
     }
     let why = match kind {
-        PortKind::Afxdp(_) if max_frame <= pipeline::MAX_PACKET => format!(
-            "the kernel refused XDP multi-buffer (XDP_USE_SG) for this afxdp port, so a frame \
-             must fit one UMEM chunk less headroom ({max_frame} bytes): mtu_request at most {max}"
+        PortKind::Afxdp(_) if max_frame < afxdp::MAX_CHAIN_FRAME => format!(
+            "this afxdp port runs without XDP multi-buffer (the kernel refused XDP_USE_SG, or \
+             multi-buffer=false), so a frame must fit one UMEM frame less headroom \
+             ({max_frame} bytes): mtu_request at most {max}"
         ),
         _ => format!(
             "a {} port takes frames of at most {max_frame} bytes: mtu_request at most {max}",
@@ -526,7 +540,7 @@ mod tests {
     fn afxdp_every_key() {
         let s = args(
             "eth9",
-            "type=afxdp queues=2 xdp-mode=generic ring-size=1024 frames=8192",
+            "type=afxdp queues=2 xdp-mode=generic ring-size=1024 frames=8192 multi-buffer=FALSE",
         )
         .unwrap();
         assert_eq!(
@@ -536,11 +550,12 @@ mod tests {
                 xdp_mode: XdpModeRequest::Generic,
                 ring_size: 1024,
                 frames: 8192,
+                multi_buffer: false,
             })
         );
         assert_eq!(
             s.options_text(),
-            "type=afxdp queues=2 xdp-mode=generic ring-size=1024 frames=8192"
+            "type=afxdp queues=2 xdp-mode=generic ring-size=1024 frames=8192 multi-buffer=false"
         );
         round_trip(&s);
         let native = args("eth9", "type=afxdp xdp-mode=native").unwrap();
@@ -556,7 +571,7 @@ mod tests {
         assert_eq!(d.kind, PortKind::Afxdp(AfXdpOptions::default()));
         assert_eq!(
             d.options_text(),
-            "type=afxdp queues=1 xdp-mode=auto ring-size=2048 frames=4096"
+            "type=afxdp queues=1 xdp-mode=auto ring-size=2048 frames=4096 multi-buffer=true"
         );
     }
 
@@ -1011,17 +1026,39 @@ mod tests {
         );
         let afxdp = args("lo", "type=afxdp mtu_request=9000").unwrap();
         assert_eq!(afxdp.mtu_request, Some(9000), "multi-buffer is asked for");
-        // Once open, the socket says what it takes: without multi-buffer one UMEM chunk.
-        let single = Some(pipeline::MAX_PACKET);
-        assert!(check_frame_limit(&afxdp.kind, 1774, single).is_ok());
-        let e = check_frame_limit(&afxdp.kind, 1775, single)
+        // Once open, the socket says what it takes: without multi-buffer one 4 KiB UMEM frame.
+        let single = Some(afxdp::SINGLE_BUFFER_FRAME_SIZE - pipeline::buffer::HEADROOM);
+        assert!(check_frame_limit(&afxdp.kind, 3822, single).is_ok());
+        let e = check_frame_limit(&afxdp.kind, 3823, single)
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("mtu_request:"), "{e}");
         assert!(
-            e.contains("XDP_USE_SG") && e.contains("at most 1774"),
+            e.contains("XDP_USE_SG") && e.contains("at most 3822"),
             "{e}"
         );
+        // Asked without multi-buffer: refused before anything opens.
+        let off = "type=afxdp multi-buffer=false";
+        assert_eq!(
+            args("lo", &format!("{off} mtu_request=3822"))
+                .unwrap()
+                .mtu_request,
+            Some(3822)
+        );
+        assert_refused(
+            "lo",
+            &format!("{off} mtu_request=3823"),
+            "mtu_request",
+            "multi-buffer=false carries mtu_request at most 3822",
+        );
+        assert_refused(
+            "lo",
+            "type=afxdp multi-buffer=no",
+            "multi-buffer",
+            "true or false",
+        );
+        let single_spec = args("lo", off).unwrap();
+        round_trip(&single_spec);
         let chained = Some(crate::afxdp::MAX_CHAIN_FRAME);
         assert!(check_frame_limit(&afxdp.kind, MAX_MTU, chained).is_ok());
         assert!(check_frame_limit(&afxdp.kind, MAX_MTU, None).is_ok());

@@ -454,7 +454,7 @@ pub fn replay(scenario: &Scenario, out: &Path) -> Result<ReplayReport> {
             report.megaflows = PerBridge::Each(
                 bridges
                     .iter()
-                    .map(|(name, _)| (name.clone(), switch.dump_megaflows_text(name, now)))
+                    .map(|(name, _)| (name.clone(), switch.dump_megaflows_text(name, now, false)))
                     .collect(),
             );
             report.flows = PerBridge::Each(

@@ -561,6 +561,38 @@ fn two_bridges_on_one_pmd_forward_by_their_own_rules_and_dump_their_own_megaflow
             && all.contains("pmd 0 bridge b1: 1 megaflows"),
         "{all}"
     );
+    // By name, as `ovs-appctl dpctl/dump-flows --names` prints them: each bridge's own port
+    // names (b1's port 2 is t1, not b0's g0); the last of --names/--no-names wins.
+    let named = |bridge: &str, flags: &[&str]| -> String {
+        let mut argv = vec!["dump-megaflows", bridge];
+        argv.extend(flags);
+        d.ok(&argv).text.lines().nth(1).unwrap().trim().to_string()
+    };
+    let n0 = named("b0", &["--names"]);
+    assert!(n0.starts_with("recirc_id(0),in_port(g0),"), "{n0}");
+    assert!(n0.ends_with("actions:s0"), "{n0}");
+    let n1 = named("b1", &["--names"]);
+    assert!(n1.starts_with("recirc_id(0),in_port(g1),"), "{n1}");
+    assert!(n1.ends_with("actions:t1"), "{n1}");
+    // The match and the actions (`used:` moves on between dumps).
+    let ends = |l: &str| {
+        let (m, rest) = l.split_once(", packets:").unwrap();
+        (
+            m.to_string(),
+            rest.split_once("actions:").unwrap().1.to_string(),
+        )
+    };
+    assert_eq!(ends(&named("b1", &["--names", "--no-names"])), ends(&m1[0]));
+    assert_eq!(ends(&named("b1", &["--no-names", "--names"])), ends(&n1));
+    let j = d.ok(&["dump-megaflows", "b0", "--names"]).json;
+    assert_eq!(j[0]["megaflows"][0]["match"]["in_port"], "g0", "{j:#}");
+    assert_eq!(
+        j[0]["megaflows"][0]["actions"],
+        serde_json::json!(["s0"]),
+        "{j:#}"
+    );
+    let e = d.err(&["dump-megaflows", "b0", "--name"]);
+    assert!(e.contains("unknown option --name"), "{e}");
 
     // A datapath number comes free with its port and goes to the next port, of any bridge.
     d.ok(&["del-port", "b1", "s1"]);

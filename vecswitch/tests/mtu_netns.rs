@@ -4,7 +4,8 @@
 //! 8972`) through the switch, a jumbo frame over a port whose MTU is 1500 dropped as
 //! `tx-mtu-exceeded`, bad values refused naming the field with nothing changed; 9,000-byte
 //! pings and DF UDP both ways between AF_XDP (veth) ports with XDP multi-buffer, frames over
-//! the MTU named `rx-mtu-exceeded` and `tx-mtu-exceeded`; and jumbo UDP through a vhost-user
+//! the MTU named `rx-mtu-exceeded` and `tx-mtu-exceeded`; 3,600-byte frames between AF_XDP
+//! ports without multi-buffer (4 KiB UMEM frames); and jumbo UDP through a vhost-user
 //! port to DPDK testpmd (virtio-user, mergeable receive buffers) and back. Every namespace and link is removed by drop guards.
 
 mod common;
@@ -208,6 +209,21 @@ fn udp_echoes(from: &str, src: &str, to: &str, dst: &str, size: usize, count: u3
         .unwrap_or(0)
 }
 
+/// The modes of the first queue of each of `hosts` once none is closed (a PMD restart with
+/// larger pools closes and reopens them).
+fn reopened_modes(d: &DaemonProc, hosts: &[&str]) -> Vec<String> {
+    let mode = |host: &str| show_port(d, host)["queues"][0]["mode"].to_string();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let modes: Vec<String> = hosts.iter().map(|h| mode(h)).collect();
+        if !modes.iter().any(|m| m.contains("closed")) {
+            return modes;
+        }
+        assert!(Instant::now() < deadline, "{modes:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn jumbo_frames_cross_afxdp_ports_with_xdp_multi_buffer() {
     require_root!();
@@ -233,13 +249,7 @@ fn jumbo_frames_cross_afxdp_ports_with_xdp_multi_buffer() {
         assert_eq!(show_port(&d, host)["mtu"], 9000);
     }
     // The pools grew out of the UMEM: the queues go on on their own memory, multi-buffer.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while mode(&host_a).contains("closed") || mode(&host_b).contains("closed") {
-        assert!(Instant::now() < deadline, "{}", mode(&host_a));
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    for host in [&host_a, &host_b] {
-        let m = mode(host);
+    for m in reopened_modes(&d, &[&host_a, &host_b]) {
         assert!(m.contains("multi-buffer") && !m.contains("pmd-pool"), "{m}");
     }
     assert!(ping_df(Some(&a.name), "10.93.1.2", 8972, 3), "a -> b jumbo");
@@ -282,6 +292,94 @@ fn jumbo_frames_cross_afxdp_ports_with_xdp_multi_buffer() {
     let e = d.err(&["set-port", &host_a, "mtu_request=9703"]);
     assert!(e.contains("mtu_request"), "{e}");
     assert_eq!(show_port(&d, &host_a)["mtu_request"], 4000);
+}
+
+/// Without XDP multi-buffer (`multi-buffer=false`, what a kernel that refuses `XDP_USE_SG` gets
+/// too) a queue's UMEM frames are 4,096 bytes: 3,600-byte IP packets cross whole, each in one
+/// frame, and `mtu_request` above 3822 is refused naming the field and the limit. With the
+/// 2,048-byte frames of before, every such frame would be lost in the kernel (`rx-too-long`).
+#[test]
+fn frames_up_to_a_4k_umem_frame_cross_afxdp_ports_without_multi_buffer() {
+    require_root!();
+    let bridge = common::unique_bridge("vm");
+    let d = DaemonProc::start(&format!("[[bridge]]\nname = \"{bridge}\"\nlocal = false\n"));
+    let (a, b) = (TestNs::new(), TestNs::new());
+    let host_a = d.attach(&bridge, &a, "10.93.2.1/24", "afxdp");
+    let host_b = d.attach(&bridge, &b, "10.93.2.2/24", "afxdp");
+    for ns in [&a.name, &b.name] {
+        common::run(&["ip", "-n", ns, "link", "set", "eth0", "mtu", "3600"]);
+    }
+    // Too large for one 4 KiB frame: refused before the port opens, naming the limit.
+    d.ok(&["del-port", &bridge, &host_a]);
+    let e = d.err(&[
+        "add-port",
+        &bridge,
+        &host_a,
+        "type=afxdp",
+        "multi-buffer=false",
+        "mtu_request=3823",
+    ]);
+    assert!(
+        e.starts_with("mtu_request") && e.contains("at most 3822"),
+        "{e}"
+    );
+    for host in [&host_a, &host_b] {
+        if host == &host_b {
+            d.ok(&["del-port", &bridge, host]);
+        }
+        let added = d
+            .ok(&[
+                "add-port",
+                &bridge,
+                host,
+                "type=afxdp",
+                "multi-buffer=false",
+                "mtu_request=3600",
+            ])
+            .text;
+        assert!(!added.contains("multi-buffer"), "{added}");
+        assert_eq!(kernel_mtu(None, host), 3600, "the veth took it under XDP");
+    }
+    // The pools grew past 2 KiB frames: the queues stay on their own (4 KiB-frame) UMEMs.
+    for m in reopened_modes(&d, &[&host_a, &host_b]) {
+        assert!(
+            !m.contains("multi-buffer") && !m.contains("pmd-pool"),
+            "{m}"
+        );
+    }
+    for host in [&host_a, &host_b] {
+        let opts = show_port(&d, host)["options"].to_string();
+        assert!(opts.contains("multi-buffer=false"), "{opts}");
+    }
+    assert!(
+        ping_df(Some(&a.name), "10.93.2.2", 3572, 3),
+        "a -> b, 3614-byte frames"
+    );
+    assert!(
+        ping_df(Some(&b.name), "10.93.2.1", 3572, 3),
+        "b -> a, 3614-byte frames"
+    );
+    let echoed = udp_echoes(&a.name, "10.93.2.1", &b.name, "10.93.2.2", 3572, 20);
+    let stats = d.ok(&["port-stats", &bridge]).text;
+    assert_eq!(echoed, 20, "3600-byte UDP both ways:\n{stats}");
+    for host in [&host_a, &host_b] {
+        for c in [
+            "rx_multi_buffer",
+            "tx_multi_buffer",
+            "rx_too_long",
+            "rx_dropped",
+        ] {
+            assert_eq!(port_counter(&d, &bridge, host, c), 0, "{host} {c}\n{stats}");
+        }
+    }
+    // At run time too: above 3822 refused, nothing changed.
+    let e = d.err(&["set-port", &host_a, "mtu_request=3823"]);
+    assert!(
+        e.starts_with("mtu_request") && e.contains("at most 3822"),
+        "{e}"
+    );
+    assert_eq!(show_port(&d, &host_a)["mtu_request"], 3600);
+    assert!(ping_df(Some(&a.name), "10.93.2.2", 3572, 1), "still 3600");
 }
 
 #[test]

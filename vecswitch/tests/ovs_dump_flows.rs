@@ -3,8 +3,9 @@
 //! number), the same rules and the same requests go to an OVS userspace bridge through
 //! `ovs-ofctl` (pcaps/ovs_dump_flows.py) and to the daemon through its control socket, and
 //! what each prints (or leaves) must agree: which rules a filter selects, the order of
-//! `--sort`/`--rsort`, port names, and which requests are refused. Skips with a message
-//! where Open vSwitch is not installed (scripts/setup.sh installs it).
+//! `--sort`/`--rsort`, port names, and which requests are refused; and megaflows' port names
+//! against `ovs-appctl dpctl/dump-flows --names`/`--no-names` after the same frame. Skips with
+//! a message where Open vSwitch is not installed (scripts/setup.sh installs it).
 
 mod common;
 
@@ -171,13 +172,17 @@ fn requests() -> Vec<Vec<&'static str>> {
 }
 
 fn ovs(requests: &[Vec<&str>]) -> Option<Vec<Value>> {
+    ovs_case(&json!({ "ports": PORTS, "rules": RULES, "requests": requests }))
+}
+
+/// What pcaps/ovs_dump_flows.py answers for `case`; `None` (skipped) without Open vSwitch.
+fn ovs_case(case: &Value) -> Option<Vec<Value>> {
     if !std::path::Path::new("/usr/sbin/ovs-vswitchd").exists() {
         eprintln!("skipped: no Open vSwitch (scripts/setup.sh installs it)");
         return None;
     }
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../pcaps/ovs_dump_flows.py");
-    let case = json!({ "ports": PORTS, "rules": RULES, "requests": requests });
-    Some(serde_json::from_value(common::python_json(script, &case)).unwrap())
+    Some(serde_json::from_value(common::python_json(script, case)).unwrap())
 }
 
 /// The rules a del-flows or mod-flows left, against what OVS's left.
@@ -269,4 +274,82 @@ fn dump_del_and_mod_flows_select_print_and_sort_as_ovs_ofctl() {
         reqs.len(),
         failures.join("\n")
     );
+}
+
+/// The parts of a megaflow line that name ports: the `in_port(...)` item and the actions.
+fn port_parts(line: &str) -> (String, String) {
+    let in_port = line
+        .split(',')
+        .find(|item| item.starts_with("in_port("))
+        .unwrap_or_else(|| panic!("no in_port in {line}"))
+        .to_string();
+    let actions = line.rsplit_once("actions:").unwrap().1.to_string();
+    (in_port, actions)
+}
+
+#[test]
+fn megaflows_name_their_ports_as_ovs_dpctl() {
+    const MF_PORTS: &[(&str, u32)] = &[("p1", 1), ("veth0", 2)];
+    const RULE: &str = "in_port=1,actions=mod_dl_dst:00:00:00:00:00:09,output:2";
+    // UDP 192.168.0.1 -> 192.168.0.2 from p1.
+    let frame = "ffffffffffff00000000000108004500001c0001000040110000c0a80001c0a80002\
+                 0001000200080000";
+    let case = json!({ "ports": MF_PORTS, "rules": [RULE], "requests": [],
+                       "receive": [["p1", frame]] });
+    let Some(expected) = ovs_case(&case) else {
+        return;
+    };
+    let want = &expected.last().unwrap()["megaflows"];
+    let d = DaemonProc::start(GEN_BRIDGE);
+    common::add_named_pcap_ports(&d, &MF_PORTS[1..]);
+    d.ok(&["del-flows", "b0"]);
+    d.ok(&["add-flow", "b0", RULE]);
+    // p1 plays one frame as it is added.
+    let bytes: Vec<u8> = (0..frame.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&frame[i..i + 2], 16).unwrap())
+        .collect();
+    let mut pcap = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0];
+    pcap.extend([0u8; 8]);
+    pcap.extend(65535u32.to_le_bytes());
+    pcap.extend(1u32.to_le_bytes());
+    pcap.extend([0u8; 8]);
+    pcap.extend((bytes.len() as u32).to_le_bytes());
+    pcap.extend((bytes.len() as u32).to_le_bytes());
+    pcap.extend(&bytes);
+    let rx = d.path("p1-rx.pcap");
+    std::fs::write(&rx, pcap).unwrap();
+    d.ok(&[
+        "add-port",
+        "b0",
+        "p1",
+        "type=pcap",
+        &format!("rx={}", rx.display()),
+        &format!("tx={}", d.path("p1-tx.pcap").display()),
+        "ofport=1",
+    ]);
+    let megaflow = |flag: &str| -> Option<String> {
+        let text = d.ok(&["dump-megaflows", "b0", flag]).text;
+        text.lines()
+            .find(|l| l.contains("actions:"))
+            .map(|l| l.trim().to_string())
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while megaflow("--no-names").is_none() {
+        assert!(std::time::Instant::now() < deadline, "no megaflow");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    for (flag, key) in [("--names", "names"), ("--no-names", "numbers")] {
+        let theirs: Vec<String> = serde_json::from_value(want[key].clone()).unwrap();
+        assert_eq!(theirs.len(), 1, "{theirs:?}");
+        let ours = megaflow(flag).unwrap();
+        assert_eq!(
+            port_parts(&ours),
+            port_parts(&theirs[0]),
+            "{flag}:\n vecswitch: {ours}\n ovs:       {}",
+            theirs[0]
+        );
+    }
+    // By name: p1 and veth0 in both.
+    assert_eq!(port_parts(&megaflow("--names").unwrap()).0, "in_port(p1)");
 }

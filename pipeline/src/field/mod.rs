@@ -395,6 +395,10 @@ pub struct FieldDef {
     pub nxm: &'static [Nxm],
     /// Width of the value in bits.
     pub width: u32,
+    /// Width in bits of the numbers a match's text may give: the field's `width`, except where
+    /// Open vSwitch's field is wider than the bits it keeps (`arp_op`: 16 bits of syntax, the
+    /// low byte kept, as OVS's `flow.nw_proto`).
+    pub syntax_width: u32,
     /// Whether a match may give a `/mask`.
     pub maskable: bool,
     /// What a match must establish before the field may be used.
@@ -420,6 +424,7 @@ impl FieldDef {
             aliases: &[],
             nxm: &[],
             width,
+            syntax_width: width,
             maskable: false,
             prereq: Prereq::None,
             slot,
@@ -440,6 +445,12 @@ impl FieldDef {
 
     pub const fn nxm(mut self, n: &'static [Nxm]) -> FieldDef {
         self.nxm = n;
+        self
+    }
+
+    /// A match's text may give numbers of `bits` bits, of which the field keeps its own.
+    pub const fn syntax_width(mut self, bits: u32) -> FieldDef {
+        self.syntax_width = bits;
         self
     }
 

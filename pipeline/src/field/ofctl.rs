@@ -295,7 +295,8 @@ pub fn parse_flags(s: &str, names: &[(&str, u16)]) -> Result<(u16, u16), BadValu
 /// Parses a match's value for `def` into slot bits: `(value, mask)` of the whole slot, the
 /// value already masked. `local` is the number of the `LOCAL` port.
 pub fn parse_match_value(def: &FieldDef, s: &str, local: u32) -> Result<(u128, u128), BadValue> {
-    let max = ones(def.width);
+    // Numbers as wide as the syntax allows; the field's bits of them are kept (below).
+    let max = ones(def.syntax_width);
     // Field-level value and mask (None: the mask is the field's bits).
     let (v, m): (u128, Option<u128>) = match def.syntax {
         Syntax::Decimal | Syntax::Hex | Syntax::VlanTci | Syntax::EthType | Syntax::Bytes => {

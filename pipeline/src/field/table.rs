@@ -404,7 +404,10 @@ fields! {
         .prereq(P::Ipv6)
         .matched("ipv6_label", P::None)
         .dp(&[dp(G::Ipv6, "label", F::Hex).full(0xf_ffff)]);
+    /// OVS reads 16 bits and keeps the low byte (`arp_op=257` is `arp_op=1`), as its
+    /// `flow.nw_proto` holds the opcode; the wire (NXM/OXM, 2 bytes) is `ofwire`'s concern.
     ARP_OP = FieldDef::new("arp_op", key_slot!(nw_proto), 8, S::Decimal)
+        .syntax_width(16)
         .nxm(&[nxm_of("NXM_OF_ARP_OP", 15), oxm_of("OXM_OF_ARP_OP", 21)])
         .prereq(P::Arp)
         .matched("arp_op", P::Arp)

@@ -276,6 +276,12 @@ fn match_values_parse_and_print_back() {
         (TUN_FLAGS, "0", "tun_flags=-oam"),
         (TUN_FLAGS, "0x1/0x1", "tun_flags=+oam"),
         (TUN_FLAGS, "+oam-df", "tun_flags=+oam-df"),
+        // 16 bits of syntax, the low byte kept: `ovs-ofctl parse-flow arp,arp_op=257` prints
+        // arp_op=1 (OVS 3.1).
+        (ARP_OP, "2", "arp_op=2"),
+        (ARP_OP, "256", "arp_op=0"),
+        (ARP_OP, "257", "arp_op=1"),
+        (ARP_OP, "0xffff", "arp_op=255"),
     ];
     for (f, text, printed) in cases {
         let d = f.def();
@@ -295,6 +301,11 @@ fn match_values_parse_and_print_back() {
             "tun_flags={bad}"
         );
     }
+    // Past 16 bits, refused as ovs-ofctl does ("value too large for 2-byte field arp_op");
+    // nw_proto, the same byte of the key, stays 8 bits wide.
+    let e = parse_match_value(ARP_OP.def(), "65536", 0).unwrap_err();
+    assert_eq!(e.0, "\"65536\" is out of range (0-65535)");
+    assert!(parse_match_value(IP_PROTO.def(), "256", 0).is_err());
     let e = parse_match_value(NW_TOS.def(), "3", 0).unwrap_err();
     assert_eq!(
         e.0,

@@ -36,7 +36,7 @@ mod xdp_prog;
 pub use socket::{
     BindMode, PortCounters, RxDesc, XskConfig, XskPort, XskStats, MAX_CHAIN_DESCS, MAX_CHAIN_FRAME,
 };
-pub use umem::{Umem, UMEM_HEADROOM, XDP_PACKET_HEADROOM};
+pub use umem::{Umem, SINGLE_BUFFER_FRAME_SIZE, UMEM_HEADROOM, XDP_PACKET_HEADROOM};
 pub use xdp_prog::{detach_stale, program_for_map, XdpMode, XdpModeRequest, XdpProgram, PROGRAM};
 
 /// Interface index of `ifname`, if it exists.

@@ -3,14 +3,14 @@
 
 use std::fmt::Write as _;
 
-use crate::option::{bad, number, power_of_two, PortSpecError, MAX_QUEUES};
+use crate::option::{bad, number, parse_bool, power_of_two, PortSpecError, MAX_QUEUES};
 use crate::{PortError, PortIo};
 
-use super::port::AfXdpQueue;
+use super::port::{single_buffer, AfXdpQueue};
 use super::{XdpModeRequest, XskConfig};
 
 /// The keys of `type=afxdp`.
-pub const KEYS: &[&str] = &["queues", "xdp-mode", "ring-size", "frames"];
+pub const KEYS: &[&str] = &["queues", "xdp-mode", "ring-size", "frames", "multi-buffer"];
 
 /// Options of an AF_XDP port.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,6 +23,9 @@ pub struct AfXdpOptions {
     pub ring_size: u32,
     /// UMEM frames per queue.
     pub frames: u32,
+    /// Ask for XDP multi-buffer (`XDP_USE_SG`, frames up to 9702 + 18 bytes as chains);
+    /// `false` (or a kernel that refuses it) binds without, in UMEM frames of 4,096 bytes.
+    pub multi_buffer: bool,
 }
 
 impl Default for AfXdpOptions {
@@ -33,6 +36,7 @@ impl Default for AfXdpOptions {
             xdp_mode: c.xdp_mode,
             ring_size: c.ring_size,
             frames: c.frames,
+            multi_buffer: c.multi_buffer,
         }
     }
 }
@@ -60,6 +64,9 @@ impl AfXdpOptions {
         if let Some(v) = given("frames") {
             o.frames = number("frames", v, 64, 1 << 20)?;
         }
+        if let Some(v) = given("multi-buffer") {
+            o.multi_buffer = parse_bool("multi-buffer", v)?;
+        }
         Ok(o)
     }
 
@@ -68,7 +75,7 @@ impl AfXdpOptions {
         // Writing to a String cannot fail.
         let _ = write!(
             s,
-            " queues={} xdp-mode={} ring-size={} frames={}",
+            " queues={} xdp-mode={} ring-size={} frames={} multi-buffer={}",
             self.queues,
             match self.xdp_mode {
                 XdpModeRequest::Auto => "auto",
@@ -76,7 +83,8 @@ impl AfXdpOptions {
                 XdpModeRequest::Generic => "generic",
             },
             self.ring_size,
-            self.frames
+            self.frames,
+            self.multi_buffer
         );
     }
 
@@ -88,6 +96,11 @@ impl AfXdpOptions {
             xdp_mode: self.xdp_mode,
             max_queues: MAX_QUEUES,
             ..XskConfig::default()
+        };
+        let config = if self.multi_buffer {
+            config
+        } else {
+            single_buffer(&config)
         };
         if let Some(have) = queue_pairs(name).filter(|&have| have < self.queues) {
             // The kernel's bind would say only EINVAL.

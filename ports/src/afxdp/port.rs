@@ -30,7 +30,7 @@ use pipeline::{PacketId, PacketPool};
 
 use crate::afxdp::{
     PortCounters, RxDesc, Umem, XdpMode, XdpProgram, XskConfig, XskError, XskPort, XskStats,
-    MAX_CHAIN_DESCS, MAX_CHAIN_FRAME,
+    MAX_CHAIN_DESCS, MAX_CHAIN_FRAME, SINGLE_BUFFER_FRAME_SIZE,
 };
 
 use pipeline::{send_copies, RxSink, Sent};
@@ -293,11 +293,25 @@ impl AfXdpQueue {
                 },
             ));
         }
-        let xsk = match prog {
-            Some(prog) => XskPort::open_with_program(ifname, queue, config, prog),
-            None => XskPort::open(ifname, queue, config),
+        let mut config = config.clone();
+        let mut xsk = match prog {
+            Some(prog) => XskPort::open_with_program(ifname, queue, &config, prog),
+            None => XskPort::open(ifname, queue, &config),
         }
         .map_err(|e| open_error(port, ifname, queue, e))?;
+        if config.multi_buffer && !xsk.mode().multi_buffer && !config.lend_fill {
+            // The kernel refused XDP_USE_SG: open again without it, in a UMEM of page-sized
+            // frames, so that frames up to 4,096 - HEADROOM bytes still arrive whole. (The
+            // socket goes first: one socket per queue outside a shared UMEM.)
+            config = single_buffer(&config);
+            let steering = xsk.program().cloned();
+            drop(xsk);
+            xsk = match steering.as_ref().or(prog) {
+                Some(prog) => XskPort::open_with_program(ifname, queue, &config, prog),
+                None => XskPort::open(ifname, queue, &config),
+            }
+            .map_err(|e| open_error(port, ifname, queue, e))?;
+        }
         let no_program = XskError::Config {
             field: "steer",
             reason: "a port's queue must be steered by the XDP program",
@@ -316,9 +330,9 @@ impl AfXdpQueue {
             name: port.to_string(),
             ifname: ifname.to_string(),
             queue,
-            config: config.clone(),
-            joined: None,
             addrs: Vec::with_capacity(config.ring_size as usize),
+            config,
+            joined: None,
             counters: QueueCounters::default(),
         })
     }
@@ -466,6 +480,15 @@ impl AfXdpQueue {
             }
         }
         n as usize
+    }
+}
+
+/// `config` without XDP multi-buffer, its own UMEM of page-sized frames.
+pub fn single_buffer(config: &XskConfig) -> XskConfig {
+    XskConfig {
+        multi_buffer: false,
+        frame_size: SINGLE_BUFFER_FRAME_SIZE,
+        ..config.clone()
     }
 }
 
@@ -727,7 +750,8 @@ impl PortIo for AfXdpQueue {
         Some(if self.multi_buffer {
             MAX_CHAIN_FRAME
         } else {
-            pipeline::MAX_PACKET
+            // Its own UMEM's frame (in a pool's UMEM the pool's frames fit every MTU).
+            self.config.frame_size - pipeline::buffer::HEADROOM
         })
     }
 }

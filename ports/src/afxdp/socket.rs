@@ -13,7 +13,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pipeline::buffer::{FRAME_SIZE, HEADROOM, MAX_PACKET};
+use pipeline::buffer::{FRAME_SIZE, HEADROOM};
 
 use super::ring::Ring;
 use super::sys;
@@ -39,6 +39,11 @@ pub enum BindMode {
 pub struct XskConfig {
     /// UMEM frames when the port creates its own UMEM ([`XskPort::open`]).
     pub frames: u32,
+    /// Bytes of each of those frames: [`FRAME_SIZE`], or
+    /// [`SINGLE_BUFFER_FRAME_SIZE`](super::SINGLE_BUFFER_FRAME_SIZE) so that
+    /// a socket without multi-buffer receives frames up to 4,096 − [`HEADROOM`] bytes. A port
+    /// in a UMEM it is given has that UMEM's.
+    pub frame_size: usize,
     /// Entries of each ring (rx, tx, fill, completion); a power of two.
     pub ring_size: u32,
     /// XDP hook to attach the redirect program to.
@@ -72,6 +77,7 @@ impl Default for XskConfig {
     fn default() -> XskConfig {
         XskConfig {
             frames: 4096,
+            frame_size: FRAME_SIZE,
             ring_size: 2048,
             xdp_mode: XdpModeRequest::Auto,
             bind_mode: BindMode::Auto,
@@ -154,6 +160,8 @@ pub struct XskPort {
     fd: OwnedFd,
     umem: Arc<Umem>,
     frames: Range<u32>,
+    /// Bytes of one UMEM frame.
+    chunk: u64,
     free: Vec<u64>,
     mode: XskMode,
     counters: PortCounters,
@@ -194,7 +202,7 @@ impl XskPort {
     /// attaching the XDP program to the interface. Ports on further queues of the interface
     /// share it: [`XskPort::open_with_program`] with [`XskPort::program`].
     pub fn open(ifname: &str, queue: u32, config: &XskConfig) -> Result<XskPort, XskError> {
-        let umem = Umem::new(config.frames)?;
+        let umem = Umem::new_sized(config.frames, config.frame_size)?;
         XskPort::open_in_with_program(ifname, queue, config, &umem, 0..config.frames, None, None)
     }
 
@@ -207,7 +215,7 @@ impl XskPort {
         config: &XskConfig,
         prog: &Arc<XdpProgram>,
     ) -> Result<XskPort, XskError> {
-        let umem = Umem::new(config.frames)?;
+        let umem = Umem::new_sized(config.frames, config.frame_size)?;
         let frames = 0..config.frames;
         XskPort::open_in_with_program(ifname, queue, config, &umem, frames, None, Some(prog))
     }
@@ -383,9 +391,10 @@ impl XskPort {
             shared_umem: shared_with.is_some(),
             multi_buffer,
         };
+        let chunk = umem.frame_size() as u64;
         let free = (frames.start..frames.end)
             .rev()
-            .map(|f| f as u64 * FRAME_SIZE as u64)
+            .map(|f| f as u64 * chunk)
             .collect();
         let mut port = XskPort {
             prog,
@@ -396,6 +405,7 @@ impl XskPort {
             fd,
             umem: umem.clone(),
             frames: frames.clone(),
+            chunk,
             free,
             mode,
             counters: PortCounters::default(),
@@ -473,7 +483,7 @@ impl XskPort {
 
     /// The whole frame holding `addr`, from its first byte (headroom included), writable.
     pub fn frame_mut(&mut self, addr: u64) -> &mut [u8] {
-        let base = addr & !(FRAME_SIZE as u64 - 1);
+        let base = addr & !(self.chunk - 1);
         let Some((start, room)) = self.locate(base) else {
             return &mut [];
         };
@@ -483,24 +493,25 @@ impl XskPort {
 
     /// Pointer to `addr` and the bytes left in its frame, if the frame is this port's.
     fn locate(&self, addr: u64) -> Option<(*mut u8, usize)> {
-        let frame = addr / FRAME_SIZE as u64;
+        let frame = addr / self.chunk;
         if frame >= self.frames.end as u64 || frame < self.frames.start as u64 {
             return None;
         }
-        let within = (addr % FRAME_SIZE as u64) as usize;
-        // SAFETY: `within < FRAME_SIZE`, so the pointer stays inside the frame.
+        let within = (addr % self.chunk) as usize;
+        // SAFETY: `within < chunk`, the UMEM's frame size, so the pointer stays inside the
+        // frame.
         let start = unsafe { self.umem.frame_ptr(addr).add(within) };
-        Some((start, FRAME_SIZE - within))
+        Some((start, self.chunk as usize - within))
     }
 
     /// Gives a received (or allocated) frame back to the port's free list.
     pub fn recycle(&mut self, addr: u64) {
-        let frame = addr / FRAME_SIZE as u64;
+        let frame = addr / self.chunk;
         if frame < self.frames.start as u64 || frame >= self.frames.end as u64 {
             self.counters.foreign_frames += 1;
             return;
         }
-        self.free.push(frame * FRAME_SIZE as u64);
+        self.free.push(frame * self.chunk);
     }
 
     /// Tops the fill ring up to [`XskPort::rx_frames`] frames waiting for packets (so that the
@@ -563,7 +574,7 @@ impl XskPort {
             return 0;
         }
         self.reap_completions();
-        let end = self.umem.frames() as u64 * FRAME_SIZE as u64;
+        let end = self.umem.frames() as u64 * self.chunk;
         let inside = descs
             .iter()
             .take_while(|d| d.addr + d.len as u64 <= end)
@@ -586,7 +597,7 @@ impl XskPort {
         let mut queued = 0u32;
         let mut taken = 0u32;
         for pkt in packets {
-            if pkt.len() > MAX_PACKET {
+            if pkt.len() > self.chunk as usize - HEADROOM {
                 if !self.mode.multi_buffer || pkt.len() > MAX_CHAIN_FRAME {
                     self.counters.tx_too_long += 1;
                     taken += 1;
@@ -641,13 +652,13 @@ impl XskPort {
     /// written) when the ring or the free frames run out.
     #[cold]
     fn queue_chain(&mut self, pkt: &[u8], at: u32, room: u32) -> Option<u32> {
-        let pieces = pkt.len().div_ceil(FRAME_SIZE) as u32;
+        let pieces = pkt.len().div_ceil(self.chunk as usize) as u32;
         if self.free.len() < pieces as usize
             || (at + pieces > room && self.tx.reserve(at + pieces) < at + pieces)
         {
             return None;
         }
-        for (i, piece) in pkt.chunks(FRAME_SIZE).enumerate() {
+        for (i, piece) in pkt.chunks(self.chunk as usize).enumerate() {
             let base = self.free.pop()?;
             let frame = self.frame_mut(base);
             let Some(dst) = frame.get_mut(..piece.len()) else {
@@ -771,7 +782,7 @@ impl XskPort {
         for i in 0..n {
             let addr = self.comp.read(i);
             if self.locate(addr).is_some() {
-                self.free.push(addr & !(FRAME_SIZE as u64 - 1));
+                self.free.push(addr & !(self.chunk - 1));
             } else if self.lend_fill {
                 self.returned.push(addr);
             } else {
@@ -839,6 +850,12 @@ impl XskPort {
     /// The UMEM (to open further ports on it).
     pub fn umem(&self) -> &Arc<Umem> {
         &self.umem
+    }
+
+    /// The longest frame the port receives and sends in one UMEM frame: its frame size less
+    /// [`HEADROOM`] (with multi-buffer longer ones come and go as chains).
+    pub fn max_single_frame(&self) -> usize {
+        self.chunk as usize - HEADROOM
     }
 
     /// The XDP program steering the port's queue, to open ports on the interface's other

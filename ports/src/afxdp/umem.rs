@@ -1,7 +1,9 @@
 //! The UMEM: one anonymous mapping cut into [`FRAME_SIZE`] frames, registered with the kernel
 //! on an AF_XDP socket. It has the shape of `pipeline::PacketPool` on purpose (same frame size,
 //! packets land [`HEADROOM`] bytes into a frame) so that a pool can live in it
-//! ([`Umem::pool_memory`]). Ports that share a UMEM each claim a disjoint range of frames; a
+//! ([`Umem::pool_memory`]). A queue's own UMEM may have page-sized frames instead
+//! ([`SINGLE_BUFFER_FRAME_SIZE`], [`Umem::new_sized`]): without XDP multi-buffer a received
+//! frame must fit one UMEM frame, and that doubles what fits. Ports that share a UMEM each claim a disjoint range of frames; a
 //! port only touches its own range, and pool frames only while the pool lends them.
 #![allow(unsafe_code)]
 
@@ -21,6 +23,10 @@ use super::{sys_err, XskError, XskMode};
 pub const XDP_PACKET_HEADROOM: usize = 256;
 /// Extra headroom registered with the UMEM so that packets start at [`HEADROOM`] in a frame.
 pub const UMEM_HEADROOM: u32 = (HEADROOM - XDP_PACKET_HEADROOM) as u32;
+/// UMEM frame size of a queue without XDP multi-buffer (`XDP_USE_SG`): the largest the kernel
+/// registers in aligned mode (a page), so that frames up to 4,096 − [`HEADROOM`] bytes
+/// arrive whole.
+pub const SINGLE_BUFFER_FRAME_SIZE: usize = 4096;
 
 /// A UMEM: memory shared with the kernel, registered on a socket. Shared between ports with
 /// `Arc`; unmapped when the last user is gone (the kernel keeps its own page references while
@@ -29,6 +35,9 @@ pub const UMEM_HEADROOM: u32 = (HEADROOM - XDP_PACKET_HEADROOM) as u32;
 pub struct Umem {
     area: Mmap,
     frames: u32,
+    /// Bytes of one frame (the kernel's chunk size): [`FRAME_SIZE`] or
+    /// [`SINGLE_BUFFER_FRAME_SIZE`].
+    frame_size: usize,
     /// A socket the UMEM is registered on, not yet bound: the next port binds it.
     owner: Mutex<Option<OwnedFd>>,
     /// Bound sockets of live ports (descriptor and mode): a new port shares one of them.
@@ -40,7 +49,13 @@ pub struct Umem {
 impl Umem {
     /// Maps and registers a UMEM of `frames` frames.
     pub fn new(frames: u32) -> Result<Arc<Umem>, XskError> {
-        let umem = Umem::map(frames)?;
+        Umem::new_sized(frames, FRAME_SIZE)
+    }
+
+    /// Maps and registers a UMEM of `frames` frames of `frame_size` bytes ([`FRAME_SIZE`] or
+    /// [`SINGLE_BUFFER_FRAME_SIZE`]).
+    pub fn new_sized(frames: u32, frame_size: usize) -> Result<Arc<Umem>, XskError> {
+        let umem = Umem::map_sized(frames, frame_size)?;
         let fd = umem.register()?;
         *umem.owner.lock().map_err(|_| XskError::Poisoned)? = Some(fd);
         Ok(umem)
@@ -49,16 +64,27 @@ impl Umem {
     /// Maps a UMEM of `frames` frames; the first port to open in it registers it. Also what
     /// a packet pool lives in ([`Umem::pool_memory`]), so it needs no privilege until then.
     pub fn map(frames: u32) -> Result<Arc<Umem>, XskError> {
+        Umem::map_sized(frames, FRAME_SIZE)
+    }
+
+    fn map_sized(frames: u32, frame_size: usize) -> Result<Arc<Umem>, XskError> {
         if frames == 0 || frames > (1 << 20) {
             return Err(XskError::Config {
                 field: "frames",
                 reason: "must be between 1 and 1048576",
             });
         }
-        let area = Mmap::anonymous(frames as usize * FRAME_SIZE).map_err(sys_err("mmap umem"))?;
+        if frame_size != FRAME_SIZE && frame_size != SINGLE_BUFFER_FRAME_SIZE {
+            return Err(XskError::Config {
+                field: "frame_size",
+                reason: "must be 2048 or 4096",
+            });
+        }
+        let area = Mmap::anonymous(frames as usize * frame_size).map_err(sys_err("mmap umem"))?;
         Ok(Arc::new(Umem {
             area,
             frames,
+            frame_size,
             owner: Mutex::new(None),
             bound: Mutex::new(Vec::new()),
             claims: Mutex::new(Vec::new()),
@@ -71,7 +97,7 @@ impl Umem {
         let reg = libc::xdp_umem_reg {
             addr: self.area.ptr() as u64,
             len: self.area.len() as u64,
-            chunk_size: FRAME_SIZE as u32,
+            chunk_size: self.frame_size as u32,
             headroom: UMEM_HEADROOM,
             flags: 0,
             tx_metadata_len: 0,
@@ -116,6 +142,12 @@ impl Umem {
     /// only one reaching those frames: ports in this UMEM get them only by the pool lending
     /// them, and claim their own frames ([`Umem::claim`]) from the rest.
     pub fn pool_memory(self: &Arc<Umem>, frames: u32) -> Result<FrameMemory, XskError> {
+        if self.frame_size != FRAME_SIZE {
+            return Err(XskError::Config {
+                field: "frame_size",
+                reason: "a pool lives only in a UMEM of 2048-byte frames",
+            });
+        }
         if frames > self.frames {
             return Err(XskError::Config {
                 field: "frames",
@@ -138,6 +170,11 @@ impl Umem {
     /// Number of frames.
     pub fn frames(&self) -> u32 {
         self.frames
+    }
+
+    /// Bytes of one frame.
+    pub fn frame_size(&self) -> usize {
+        self.frame_size
     }
 
     /// Claims `range` for one port; refused if it is empty, out of bounds or overlaps a claim.
@@ -183,10 +220,10 @@ impl Umem {
     /// Callers must own the frame (it is on no ring the kernel writes to); the port enforces
     /// this by only reaching frames of its claimed range through `&self`/`&mut self`.
     pub(crate) fn frame_ptr(&self, addr: u64) -> *mut u8 {
-        let base = addr as usize & !(FRAME_SIZE - 1);
-        debug_assert!(base + FRAME_SIZE <= self.area.len());
+        let base = addr as usize & !(self.frame_size - 1);
+        debug_assert!(base + self.frame_size <= self.area.len());
         // SAFETY: the caller passes an address inside its claimed range, which lies inside
-        // the mapping (checked by `claim`), so `base + FRAME_SIZE <= len`.
+        // the mapping (checked by `claim`), so `base + frame_size <= len`.
         unsafe { self.area.ptr().add(base) }
     }
 }

@@ -382,22 +382,23 @@ impl Pmd {
     }
 
     /// The megaflows of `only` (of every bridge without it), one `(bridge, lines)` per bridge
-    /// in the plan's order: see [`Switch::dump_megaflows_text`].
+    /// in the plan's order, ports by name with `names`: see [`Switch::dump_megaflows_text`].
     pub fn dump_megaflows(
         &mut self,
         only: Option<&str>,
         now_ns: u64,
+        names: bool,
     ) -> Vec<(String, Vec<String>)> {
-        let names: Vec<String> = self
+        let bridges: Vec<String> = self
             .bridges
             .iter()
             .filter(|b| only.is_none_or(|o| o == b.as_str()))
             .cloned()
             .collect();
-        names
+        bridges
             .into_iter()
             .map(|b| {
-                let lines = self.switch.dump_megaflows_text(&b, now_ns);
+                let lines = self.switch.dump_megaflows_text(&b, now_ns, names);
                 (b, lines)
             })
             .collect()
