@@ -366,7 +366,7 @@ class VecSwitch:
             host, udp = NETFLOW_COLLECTOR
             netflow = f'[bridge.netflow]\ntargets = ["{host}:{udp}"]\nactive_timeout = 60\n'
         # The LOCAL tap stays: the same set of ports as OVS's bridge (it matters when flooding).
-        return (f'[[bridge]]\nname = "br0"\nlocal = true\n{rules}'
+        return (f'[[bridge]]\nname = "{self.b.a.vs_bridge}"\nlocal = true\n{rules}'
                 + port("vhu0", 1, type="vhost-user", socket=a)
                 + port("vhu1", 2, type="vhost-user", socket=bs) + netflow)
 
@@ -394,7 +394,7 @@ class VecSwitch:
                 else:
                     # OVS leaves its LOCAL tap down (the admin brings it up); vecswitch brings
                     # its own up. Down in both, flooded copies to LOCAL cost a counted drop.
-                    sh("ip link set br0 down")
+                    sh(f"ip link set {b.a.vs_bridge} down")
                 return
         raise RuntimeError("vecswitch did not come up")
 
@@ -1042,6 +1042,8 @@ def main():
     # vecswitch's batch-size: 256, as the ceiling's testpmd runs with --burst=256 (OVS-DPDK's
     # burst is fixed at 32). The daemon's default stays 32; BENCHMARKS.md has 32 against 256.
     ap.add_argument("--vs-batch", type=int, default=256)
+    # Another user's interface named br0 (a daemon of a test) would refuse the LOCAL tap.
+    ap.add_argument("--vs-bridge", default="br0", help="vecswitch's bridge (and LOCAL tap) name")
     ap.add_argument("--coreping", default="", help="benches' coreping binary (placement probe)")
     ap.add_argument("--quiet-limit", type=float, default=120,
                     help="longest wait (s) before a run for other users' CPU to drop")

@@ -20,7 +20,7 @@
 
 use std::marker::PhantomData;
 use std::ptr;
-use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Once, OnceLock};
 
 use vm_memory::{
@@ -727,6 +727,42 @@ impl<'a> PackedView<'a> {
         })
     }
 
+    /// Descriptors `i` to `i + 3` (one cache line when the ring is 64-byte aligned, as
+    /// drivers allocate it) when `i` is a multiple of 4, all four lie in the ring, and each
+    /// one's flags are exactly `flags`: the four flags are loaded and compared together, and
+    /// only then, after an acquire fence, the rest of the four is read in one copy. None
+    /// otherwise (the caller takes them one at a time).
+    #[inline]
+    pub fn desc4(&self, i: u16, flags: u16) -> Option<[PackedDesc; 4]> {
+        if !i.is_multiple_of(4) || u32::from(i) + 4 > u32::from(self.size) {
+            return None;
+        }
+        let f = |k: u16| u64::from(self.flags_atomic(i + k).load(Ordering::Relaxed));
+        let four = f(0) | f(1) << 16 | f(2) << 32 | f(3) << 48;
+        if four != u64::from(flags.to_le()) * 0x0001_0001_0001_0001 {
+            return None;
+        }
+        // What the driver wrote before each of the four flags' release stores is visible.
+        fence(Ordering::Acquire);
+        let mut b = [0u8; 64];
+        // SAFETY: entries `i..i + 4` lie inside the checked descriptor ring (`i + 4 <= size`);
+        // a plain byte copy (a guest rewriting available descriptors meanwhile leaves some
+        // mix, which the caller checks like any other value).
+        unsafe { ptr::copy_nonoverlapping(self.desc.add(16 * usize::from(i)), b.as_mut_ptr(), 64) };
+        #[cfg(test)]
+        test_log::record(test_log::Access::Read4(i));
+        Some(std::array::from_fn(|k| {
+            let e = &b[16 * k..16 * k + 16];
+            let u64_at = |o: usize| u64::from_le_bytes(std::array::from_fn(|j| e[o + j]));
+            PackedDesc {
+                addr: u64_at(0),
+                len: u32::from_le_bytes([e[8], e[9], e[10], e[11]]),
+                id: u16::from_le_bytes([e[12], e[13]]),
+                flags,
+            }
+        }))
+    }
+
     /// Starts loading descriptor `i`'s cache line.
     #[inline]
     pub fn prefetch_desc(&self, i: u16) {
@@ -742,6 +778,8 @@ impl<'a> PackedView<'a> {
         if i >= self.size {
             return;
         }
+        #[cfg(test)]
+        test_log::record(test_log::Access::Used(i));
         let mut b = [0u8; 6];
         b[..4].copy_from_slice(&len.to_le_bytes());
         b[4..].copy_from_slice(&id.to_le_bytes());
@@ -754,6 +792,8 @@ impl<'a> PackedView<'a> {
     #[inline]
     pub fn set_flags(&self, i: u16, flags: u16) {
         if i < self.size {
+            #[cfg(test)]
+            test_log::record(test_log::Access::Flags(i));
             self.flags_atomic(i).store(flags.to_le(), Ordering::Release);
         }
     }
@@ -771,6 +811,36 @@ impl<'a> PackedView<'a> {
         // SAFETY: as in `driver_event_flags`, for the device area.
         let f = unsafe { AtomicU16::from_ptr(self.device.add(2) as *mut u16) };
         f.store(flags.to_le(), Ordering::Release);
+    }
+}
+
+/// The packed ring's descriptor accesses in order, per thread, for the tests that check
+/// which order the device writes used descriptors in.
+#[cfg(test)]
+pub(crate) mod test_log {
+    use std::cell::RefCell;
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub(crate) enum Access {
+        /// Four descriptors read at once ([`super::PackedView::desc4`]), from this entry.
+        Read4(u16),
+        /// A used descriptor's id and length written.
+        Used(u16),
+        /// A descriptor's flags stored (release).
+        Flags(u16),
+    }
+
+    thread_local! {
+        static LOG: RefCell<Vec<Access>> = const { RefCell::new(Vec::new()) };
+    }
+
+    pub(crate) fn record(a: Access) {
+        LOG.with(|l| l.borrow_mut().push(a));
+    }
+
+    /// The accesses since the last call.
+    pub(crate) fn take() -> Vec<Access> {
+        LOG.with(|l| std::mem::take(&mut *l.borrow_mut()))
     }
 }
 
