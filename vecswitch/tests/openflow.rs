@@ -1387,6 +1387,13 @@ fn monitor_case(target: Option<&str>) -> serde_json::Value {
             "send_flow_rem,cookie=0x7,priority=6,udp,actions=drop",
         ],
         vec!["ofctl", "add-flow", "priority=7,tcp,actions=drop"],
+        vec!["ofctl", "add-group", "group_id=5,type=all,bucket=output:2"],
+        vec![
+            "ofctl",
+            "add-flow",
+            "send_flow_rem,cookie=0x9,priority=8,icmp,actions=group:5",
+        ],
+        vec!["ofctl", "del-groups", "group_id=5"],
         vec!["ofctl", "del-flows", "udp"],
         vec!["ofctl", "del-flows", "--strict", "priority=7,tcp"],
         vec!["ofctl", "mod-port", "p1", "down"],
@@ -1473,10 +1480,13 @@ fn flow_removed_and_port_status_reach_an_ovs_ofctl_monitor_as_from_open_vswitch(
         ours["monitor"].as_str().unwrap(),
     );
     let want = flow_removed_lines(o);
-    // Hard and idle timeouts and a delete; the rule without send_flow_rem, deleted too,
-    // tells nothing. (GROUP_MOD on the wire is not here yet: group deletes are tested in
-    // openflow::ruleset.)
-    assert_eq!(want.len(), 3, "{o}");
+    // Hard and idle timeouts, a delete and a group delete; the rule without send_flow_rem,
+    // deleted too, tells nothing.
+    assert_eq!(want.len(), 4, "{o}");
+    assert!(
+        want.iter().any(|l| l.contains("reason=group_delete")),
+        "{want:?}"
+    );
     assert_eq!(flow_removed_lines(v), want, "vecswitch:\n{v}\nOVS:\n{o}");
     let want = port_status_lines(o);
     assert!(
