@@ -349,7 +349,7 @@ pub fn to_action(a: &WireAction, cx: Context) -> Result<Action, OfpError> {
 }
 
 /// A vecswitch action as a wire action; `None` for the instructions (goto-table,
-/// write-metadata) that [`from_actions`] places itself.
+/// write-metadata, write-actions, clear-actions) that [`from_actions`] places itself.
 pub fn from_action(a: &Action) -> Result<Option<WireAction>, OfpError> {
     let out = |p| {
         Some(WireAction::Output {
@@ -384,7 +384,10 @@ pub fn from_action(a: &Action) -> Result<Option<WireAction>, OfpError> {
         Action::PopVlan => Some(WireAction::PopVlan),
         Action::DecTtl => Some(WireAction::DecNwTtl),
         Action::Group(g) => Some(WireAction::Group(*g)),
-        Action::GotoTable(_) | Action::WriteMetadata { .. } => None,
+        Action::GotoTable(_)
+        | Action::WriteMetadata { .. }
+        | Action::WriteActions(_)
+        | Action::ClearActions => None,
         Action::Load { .. }
         | Action::Move { .. }
         | Action::Resubmit { .. }
@@ -430,13 +433,27 @@ pub fn to_actions(ins: &[Instruction], table: u8) -> Result<Vec<Action>, OfpErro
             "instruction.meter: the switch has no meters",
         );
     }
-    if find(3).is_some() || find(5).is_some() {
-        return err(E::BadInstructionUnsupported, "instruction.type");
-    }
     if let Some(Instruction::ApplyActions(a)) = find(4) {
         for x in a {
             v.push(to_action(x, Context::FlowMod)?);
         }
+    }
+    if find(5).is_some() {
+        v.push(Action::ClearActions);
+    }
+    if let Some(Instruction::WriteActions(a)) = find(3) {
+        let mut set = Vec::with_capacity(a.len());
+        for x in a {
+            let x = to_action(x, Context::FlowMod)?;
+            if !x.allowed_in_action_set() {
+                return err(
+                    E::BadActionType,
+                    "write_actions: not allowed in the action set",
+                );
+            }
+            set.push(x);
+        }
+        v.push(Action::WriteActions(set));
     }
     if let Some(Instruction::WriteMetadata { value, mask }) = find(2) {
         v.push(Action::WriteMetadata {
@@ -464,10 +481,22 @@ pub fn from_actions(actions: &[Action]) -> Result<Vec<Instruction>, OfpError> {
                 mask: *mask,
             }),
             Action::GotoTable(t) => tail.push(Instruction::GotoTable(*t)),
+            Action::ClearActions => tail.push(Instruction::ClearActions),
+            Action::WriteActions(set) => {
+                let mut w = Vec::with_capacity(set.len());
+                for a in set {
+                    match from_action(a)? {
+                        Some(x) => w.push(x),
+                        None => return err(E::BadActionType, "write_actions"),
+                    }
+                }
+                tail.push(Instruction::WriteActions(w));
+            }
             a => {
                 if !tail.is_empty() {
-                    // The instruction order is fixed: actions after write-metadata cannot be said.
-                    return err(E::BadInstructionUnsupported, "action after write_metadata");
+                    // The instruction order is fixed: actions after write-metadata (or
+                    // clear-actions, write-actions) cannot be said.
+                    return err(E::BadInstructionUnsupported, "action after an instruction");
                 }
                 if let Some(w) = from_action(a)? {
                     apply.push(w);
@@ -479,7 +508,8 @@ pub fn from_actions(actions: &[Action]) -> Result<Vec<Instruction>, OfpError> {
     if !apply.is_empty() {
         out.push(Instruction::ApplyActions(apply));
     }
-    // write-metadata goes before goto-table whatever the list said.
+    // Clear-actions (5), write-actions (3), write-metadata (2), goto-table (1): the order
+    // ovs-ofctl sends them in, whatever the list said.
     tail.sort_by_key(|i| std::cmp::Reverse(i.kind()));
     out.extend(tail);
     Ok(out)
@@ -517,6 +547,12 @@ mod tests {
             "actions=drop",
             "actions=group:5",
             "ip,actions=dec_ttl,group:1,output:2",
+            "actions=write_actions(output:2),goto_table:1",
+            "actions=clear_actions",
+            "actions=output:1,clear_actions,write_actions(pop_vlan,set_field:0x1->reg0,group:3)",
+            "ip,actions=write_actions(dec_ttl,mod_nw_dst:10.0.0.2,CONTROLLER:100),\
+             write_metadata:0x1/0x1,goto_table:4",
+            "actions=write_actions()",
         ] {
             through_wire(f);
         }
@@ -524,10 +560,27 @@ mod tests {
 
     #[test]
     fn refusals_name_the_spec_codes() {
-        let ins = [Instruction::WriteActions(vec![])];
+        // An action OpenFlow has but vecswitch cannot run, in the action set: BAD_ACTION.
+        let ins = [Instruction::WriteActions(vec![WireAction::CopyTtlIn])];
         assert_eq!(
             to_actions(&ins, 0).err().map(|e| e.code.type_code()),
-            Some((3, 1))
+            Some((2, 0))
+        );
+        // The instructions arrive in any order; the actions come out in OpenFlow's.
+        let ins = [
+            Instruction::GotoTable(2),
+            Instruction::WriteActions(vec![WireAction::Group(3)]),
+            Instruction::ClearActions,
+            Instruction::ApplyActions(vec![WireAction::PopVlan]),
+        ];
+        assert_eq!(
+            to_actions(&ins, 0),
+            Ok(vec![
+                Action::PopVlan,
+                Action::ClearActions,
+                Action::WriteActions(vec![Action::Group(3)]),
+                Action::GotoTable(2)
+            ])
         );
         let ins = [Instruction::GotoTable(0)];
         assert_eq!(

@@ -172,6 +172,10 @@ fn flow_mods_from_ovs_ofctl_equal_our_parser() {
         "tcp,tcp_flags=+syn-ack,actions=set_field:8080->tcp_dst,output:1",
         "ipv6,ipv6_label=0x12345,actions=drop",
         "in_port=LOCAL,actions=output:1",
+        "actions=write_actions(output:2),goto_table:1",
+        "table=2,actions=clear_actions",
+        "ip,actions=output:1,clear_actions,write_actions(pop_vlan,dec_ttl,mod_nw_dst:10.0.0.9,\
+         group:3,CONTROLLER:100),write_metadata:0x1/0x1,goto_table:4",
     ] {
         let ours = openflow::parse_flow_mod(&format!("add {flow}"))
             .unwrap_or_else(|e| unreachable!("{flow}: {e}"));

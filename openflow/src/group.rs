@@ -321,7 +321,7 @@ fn set_class(a: &Action) -> SetClass {
     match a {
         Action::PopVlan => SetClass::Slot(0),
         Action::PushVlan(_) => SetClass::Slot(1),
-        Action::DecTtl => SetClass::Slot(2),
+        Action::DecTtl | Action::DecTtlIds(_) => SetClass::Slot(2),
         Action::SetField { .. } | Action::Load { .. } | Action::Move { .. } => SetClass::SetOrMove,
         Action::Ct(_) => SetClass::Final(0),
         Action::Resubmit { .. } => SetClass::Final(2),
@@ -330,10 +330,16 @@ fn set_class(a: &Action) -> SetClass {
         | Action::Normal
         | Action::Flood
         | Action::All
-        | Action::Local => SetClass::Final(3),
+        | Action::Local
+        | Action::Controller(_) => SetClass::Final(3),
         Action::Group(_) => SetClass::Final(4),
         _ => SetClass::Ignored,
     }
+}
+
+/// Whether `write_actions` may hold the action (OVS's `ofpact_is_allowed_in_actions_set`).
+pub fn in_action_set(a: &Action) -> bool {
+    set_class(a) != SetClass::Ignored
 }
 
 /// A bucket's actions as Open vSwitch runs them (`ofpacts_execute_action_set`): buckets are
@@ -496,6 +502,12 @@ fn check_bucket_actions(actions: &[Action]) -> Result<(), RuleError> {
         match a {
             Action::GotoTable(_) => {
                 return Err(RuleError::new("goto_table", "not allowed in a bucket"))
+            }
+            Action::WriteActions(_) => {
+                return Err(RuleError::new("write_actions", "not allowed in a bucket"))
+            }
+            Action::ClearActions => {
+                return Err(RuleError::new("clear_actions", "not allowed in a bucket"))
             }
             Action::SetField { field, value } if *value > field.max_value() => {
                 return Err(RuleError::new("set_field", "value wider than the field"))
@@ -733,9 +745,7 @@ pub(crate) fn group_refs(g: &GroupSpec) -> impl Iterator<Item = u32> + '_ {
 
 /// True when an action list uses `group`.
 pub(crate) fn uses_group(actions: &[Action], id: u32) -> bool {
-    actions
-        .iter()
-        .any(|a| matches!(a, Action::Group(n) if *n == id))
+    crate::rule::flattened(actions).any(|a| matches!(a, Action::Group(n) if *n == id))
 }
 
 #[cfg(test)]

@@ -506,7 +506,11 @@ pub(crate) fn parse_actions_unchecked(text: &str, m: &Match) -> Result<Vec<Actio
     for item in items.into_iter().filter(|_| !drop) {
         match masked_set_field(item)? {
             Some(loads) => out.extend(loads),
-            None => out.push(parse_action(item, m)?),
+            None => match parse_action(item, m)? {
+                // ovs-ofctl drops an empty `write_actions()` as it parses it.
+                Action::WriteActions(v) if v.is_empty() => {}
+                a => out.push(a),
+            },
         }
     }
     Ok(out)
@@ -601,8 +605,6 @@ const OVS_ACTIONS_NOT_SUPPORTED: &[&str] = &[
     "debug_recirc",
     "debug_slow",
     "meter",
-    "clear_actions",
-    "write_actions",
     "check_pkt_larger",
     "set_nw_ttl",
 ];
@@ -863,6 +865,17 @@ fn parse_action(item: &str, m: &Match) -> Result<Action, RuleError> {
         "goto_table" => Ok(Action::GotoTable(
             uint(name, arg_of(name, arg)?, N_TABLES as u128 - 1)? as u8,
         )),
+        "write_actions" => {
+            let inner = parse_actions_unchecked(arg.unwrap_or(""), m)?;
+            if let Some(a) = inner.iter().find(|a| !a.allowed_in_action_set()) {
+                return Err(RuleError::new(
+                    name,
+                    format!("\"{a}\" is not allowed in the action set"),
+                ));
+            }
+            Ok(Action::WriteActions(inner))
+        }
+        "clear_actions" => no_arg(arg, Action::ClearActions),
         "write_metadata" => {
             // The value is kept as written (ovs-ofctl prints it unmasked); only the bits in
             // the mask are written.
@@ -1029,8 +1042,10 @@ pub(crate) fn check_actions(
             ))
         }
     };
+    check_instruction_order(actions)?;
     for (i, a) in actions.iter().enumerate() {
         match a {
+            Action::WriteActions(inner) => check_actions(inner, m, table)?,
             Action::SetField { field, value } => {
                 need("set_field", *field)?;
                 if *value > field.max_value() {
@@ -1078,6 +1093,57 @@ pub(crate) fn check_actions(
                 }
             }
             _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// OpenFlow 1.1+'s instruction order, as ovs-ofctl checks it: the applied actions, then
+/// `clear_actions`, then `write_actions`, each at most once, before `write_metadata` and
+/// `goto_table`.
+fn check_instruction_order(actions: &[Action]) -> Result<(), RuleError> {
+    let name = |a: &Action| match a {
+        Action::ClearActions => Some("clear_actions"),
+        Action::WriteActions(_) => Some("write_actions"),
+        Action::WriteMetadata { .. } => Some("write_metadata"),
+        Action::GotoTable(_) => Some("goto_table"),
+        _ => None,
+    };
+    // Rank among apply (0), clear (1), write (2); write_metadata and goto_table keep their
+    // own (older, looser) rules and are not ranked here.
+    let rank = |a: &Action| match a {
+        Action::ClearActions => Some(1),
+        Action::WriteActions(_) => Some(2),
+        Action::WriteMetadata { .. } | Action::GotoTable(_) => None,
+        _ => Some(0),
+    };
+    let mut last: Option<&Action> = None;
+    for a in actions {
+        let Some(r) = rank(a) else {
+            if matches!(a, Action::WriteMetadata { .. }) {
+                last = Some(a);
+            }
+            continue;
+        };
+        if let Some(prev) = last {
+            // After write_metadata only applied actions (Open vSwitch's own extension).
+            let bad = match rank(prev) {
+                Some(p) => r < p || (r == p && r > 0),
+                None => r > 0,
+            };
+            if bad {
+                let (n, later) = (name(a).unwrap_or("apply_actions"), name(prev).unwrap_or(""));
+                return Err(RuleError::new(
+                    n,
+                    format!(
+                        "invalid instruction ordering: {n} after {later} (the order is the \
+                         applied actions, clear_actions, write_actions, write_metadata, each once)"
+                    ),
+                ));
+            }
+        }
+        if r > 0 {
+            last = Some(a);
         }
     }
     Ok(())
@@ -1653,6 +1719,51 @@ mod tests {
                 "goto_table: table 2 is not after the rule's table 3",
             ),
             ("actions=output:1,drop", "drop: must be the only action"),
+            (
+                "actions=write_actions(output:2),output:1",
+                "apply_actions: invalid instruction ordering: apply_actions after write_actions \
+                 (the order is the applied actions, clear_actions, write_actions, \
+                 write_metadata, each once)",
+            ),
+            (
+                "actions=write_actions(output:1),clear_actions",
+                "clear_actions: invalid instruction ordering: clear_actions after write_actions \
+                 (the order is the applied actions, clear_actions, write_actions, \
+                 write_metadata, each once)",
+            ),
+            (
+                "actions=write_actions(output:1),write_actions(output:2)",
+                "write_actions: invalid instruction ordering: write_actions after write_actions \
+                 (the order is the applied actions, clear_actions, write_actions, \
+                 write_metadata, each once)",
+            ),
+            (
+                "actions=write_metadata:1,write_actions(output:1)",
+                "write_actions: invalid instruction ordering: write_actions after write_metadata \
+                 (the order is the applied actions, clear_actions, write_actions, \
+                 write_metadata, each once)",
+            ),
+            (
+                "actions=write_actions(note:01)",
+                "write_actions: \"note:01.00.00.00.00.00\" is not allowed in the action set",
+            ),
+            (
+                "actions=write_actions(goto_table:1)",
+                "write_actions: \"goto_table:1\" is not allowed in the action set",
+            ),
+            (
+                "actions=write_actions(mod_nw_dst:10.0.0.1,output:1)",
+                "set_field: ip_dst requires ip (dl_type=0x0800)",
+            ),
+            (
+                "actions=clear_actions:1",
+                "clear_actions: takes no argument",
+            ),
+            // The written actions need what they need from the match.
+            (
+                "actions=write_actions(ct(commit))",
+                "ct: needs an ip or ipv6 match",
+            ),
             ("actions=frobnicate", "frobnicate: unknown action"),
             ("actions=resubmit(,)", "resubmit: needs a port or a table"),
             (
@@ -1666,6 +1777,16 @@ mod tests {
                 Err(e) => assert_eq!(e.to_string(), msg, "{input}"),
             }
         }
+    }
+
+    #[test]
+    fn ct_may_be_written_to_the_action_set() {
+        let f = "ip,actions=write_actions(ct(commit))";
+        let spec = parse_flow(f).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            spec.to_string(),
+            "table=0, ip actions=write_actions(ct(commit))"
+        );
     }
 
     #[test]
@@ -1687,6 +1808,18 @@ mod tests {
             ),
             ("", "drop"),
             ("drop", "drop"),
+            (
+                "write_actions(output:2),goto_table:1",
+                "write_actions(output:2),goto_table:1",
+            ),
+            ("clear_actions", "clear_actions"),
+            ("write_actions()", "drop"),
+            ("write_actions(),goto_table:1", "goto_table:1"),
+            (
+                "output:1,clear_actions,write_actions(pop_vlan,load:1->reg0[0..3],group:3,in_port)",
+                "output:1,clear_actions,\
+                 write_actions(strip_vlan,load:0x1->NXM_NX_REG0[0..3],group:3,IN_PORT)",
+            ),
             (
                 "mod_dl_src:00:00:00:00:00:01,mod_dl_dst:00:00:00:00:00:02",
                 "mod_dl_src:00:00:00:00:00:01,mod_dl_dst:00:00:00:00:00:02",

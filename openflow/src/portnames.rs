@@ -293,7 +293,7 @@ pub fn parse_out_port(s: &str) -> Result<Option<u32>, RuleError> {
 /// `output`, the reserved ports as actions, `controller`; not `resubmit`).
 pub fn outputs_to(actions: &[Action], port: u32) -> bool {
     let reserved = |name: &str| RESERVED_PORTS.iter().find(|(n, _)| *n == name).map(|p| p.1);
-    actions.iter().any(|a| {
+    crate::rule::flattened(actions).any(|a| {
         let to = match a {
             Action::Output(p) => Some(*p),
             Action::Normal => reserved("NORMAL"),

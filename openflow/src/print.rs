@@ -230,6 +230,17 @@ impl fmt::Display for Action {
             }
             Action::Ct(ct) => write!(f, "{ct}"),
             Action::Group(g) => write!(f, "group:{g}"),
+            Action::WriteActions(v) => {
+                f.write_str("write_actions(")?;
+                for (i, a) in v.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(",")?;
+                    }
+                    write!(f, "{a}")?;
+                }
+                f.write_str(")")
+            }
+            Action::ClearActions => f.write_str("clear_actions"),
             Action::Note(bytes) => {
                 f.write_str("note:")?;
                 for (i, b) in bytes.iter().enumerate() {

@@ -341,6 +341,28 @@ pub enum Action {
     Ct(Box<crate::ct::CtAction>),
     /// `group:N`: the group's buckets (see `group.rs`); the group must exist.
     Group(u32),
+    /// `write_actions(...)`: the actions join the packet's action set (OpenFlow 1.3 §5.10),
+    /// which runs when translation ends; only [`Action::allowed_in_action_set`] ones.
+    WriteActions(Vec<Action>),
+    /// `clear_actions`: empties the packet's action set.
+    ClearActions,
+}
+
+impl Action {
+    /// Whether the action may be written to the action set (Open vSwitch's
+    /// `ofpact_is_allowed_in_actions_set`, for the actions vecswitch has).
+    pub fn allowed_in_action_set(&self) -> bool {
+        crate::group::in_action_set(self)
+    }
+}
+
+/// The actions of a list with those inside `write_actions` in its place (OVS's
+/// `OFPACT_FOR_EACH_FLATTENED`): what out_port, out_group and group checks look at.
+pub fn flattened(actions: &[Action]) -> impl Iterator<Item = &Action> {
+    actions.iter().flat_map(|a| match a {
+        Action::WriteActions(v) => v.iter(),
+        a => std::slice::from_ref(a).iter(),
+    })
 }
 
 /// The arguments of `controller(...)`, checked as ovs-ofctl checks them.

@@ -187,7 +187,7 @@ impl RuleSet {
     /// Refuses actions that use a group the table does not have (OVS's
     /// `ofproto_check_ofpacts`: `OFPBAC_BAD_OUT_GROUP`).
     fn check_groups(&self, actions: &[Action]) -> Result<(), RuleError> {
-        for a in actions {
+        for a in crate::rule::flattened(actions) {
             if let Action::Group(id) = a {
                 if !self.groups.contains_key(id) {
                     return Err(RuleError::new(

@@ -173,6 +173,10 @@ struct Xlate<'a> {
     /// The rule whose actions run: its cookie, and whether it is a table-miss rule
     /// (priority 0, matching everything), whose packet-ins are misses.
     rule: Option<(u64, bool)>,
+    /// The action set `write_actions` built (OpenFlow 1.3 §5.10), run when translation ends;
+    /// with the table of the rule that last wrote it.
+    action_set: Vec<Action>,
+    action_set_table: u8,
 }
 
 /// An OpenFlow port as NetFlow reports it: OpenFlow 1.0's 16-bit numbers (LOCAL = 65534).
@@ -270,6 +274,8 @@ pub fn translate_netflow(
         marks,
         nf_output: NF_OUT_DROP,
         rule: None,
+        action_set: Vec::new(),
+        action_set_table: 0,
     };
     if key.is_ip() {
         let fragment = key.nw_frag & FRAG_ANY != 0;
@@ -322,6 +328,9 @@ pub fn translate_netflow(
     match start {
         Start::Actions(actions) => x.packet_out(actions),
         _ => x.table(frozen.map_or(0, |z| z.table), None),
+    }
+    if !x.too_deep {
+        x.run_action_set();
     }
     if x.too_deep {
         x.actions.clear();
@@ -618,7 +627,29 @@ impl Xlate<'_> {
             Action::Note(_) => {}
             Action::Ct(ct) => self.conntrack(ct),
             Action::Group(id) => self.group(*id, cur_table),
+            Action::WriteActions(v) => {
+                self.action_set.extend(v.iter().cloned());
+                self.action_set_table = cur_table;
+            }
+            Action::ClearActions => self.action_set.clear(),
         }
+    }
+
+    /// The action set at the end of the pipeline, in the order Open vSwitch's
+    /// `ofpacts_execute_action_set` gives it ([`crate::group::action_set`], as for buckets).
+    fn run_action_set(&mut self) {
+        let set = std::mem::take(&mut self.action_set);
+        let list = crate::group::action_set(&set);
+        let table = self.action_set_table;
+        self.depth += 1;
+        for a in &list {
+            self.action(a, table);
+            if self.too_deep || self.stop_table {
+                break;
+            }
+        }
+        self.depth -= 1;
+        self.stop_table = false;
     }
 
     /// `group:N` as Open vSwitch's `xlate_group_action`: `all` and `indirect` run every
@@ -1291,6 +1322,114 @@ mod tests {
         let r = b.translate(&ip_key(1), 0);
         assert!(r.actions.is_empty());
         assert_eq!(r.sinks.len(), MAX_RESUBMIT_DEPTH as usize);
+    }
+
+    #[test]
+    fn action_set_runs_at_the_end_in_openflow_order() {
+        // Written out of order in table 0; table 1's applied output goes first, then the set:
+        // push_vlan, dec_ttl, the field writes, the output.
+        let b = bridge(
+            "ip,actions=write_actions(output:3,mod_nw_dst:1.2.3.4,dec_ttl,push_vlan:0x8100),\
+             goto_table:1\n\
+             table=1,ip,actions=output:2\n",
+        );
+        let r = b.translate(&ip_key(7), 0);
+        assert_eq!(
+            r.actions,
+            vec![
+                DpAction::Output(2),
+                DpAction::PushVlan {
+                    tpid: 0x8100,
+                    tci: 0
+                },
+                DpAction::DecTtl,
+                DpAction::SetIpv4Dst(0x0102_0304),
+                DpAction::Output(3),
+            ]
+        );
+    }
+
+    #[test]
+    fn action_set_keeps_one_action_per_type_the_last_written() {
+        let b = bridge(
+            "ip,actions=write_actions(output:2,mod_nw_dst:1.2.3.4),goto_table:1\n\
+             table=1,ip,actions=write_actions(output:3,mod_nw_dst:5.6.7.8)\n",
+        );
+        let r = b.translate(&ip_key(7), 0);
+        // Field writes all run, in the order written; of the outputs only the last.
+        assert_eq!(
+            r.actions,
+            vec![
+                DpAction::SetIpv4Dst(0x0102_0304),
+                DpAction::SetIpv4Dst(0x0506_0708),
+                DpAction::Output(3),
+            ]
+        );
+        let b = bridge("ip,actions=write_actions(output:2,output:3)\n");
+        assert_eq!(
+            b.translate(&ip_key(7), 0).actions,
+            vec![DpAction::Output(3)]
+        );
+        // A resubmit is a final action too, below an output.
+        let b = bridge(
+            "ip,actions=write_actions(resubmit(,2))\n\
+             table=2,ip,actions=output:3\n",
+        );
+        assert_eq!(
+            b.translate(&ip_key(7), 0).actions,
+            vec![DpAction::Output(3)]
+        );
+        let b = bridge(
+            "ip,actions=write_actions(resubmit(,2),output:2)\n\
+             table=2,ip,actions=output:3\n",
+        );
+        assert_eq!(
+            b.translate(&ip_key(7), 0).actions,
+            vec![DpAction::Output(2)]
+        );
+    }
+
+    #[test]
+    fn clear_actions_empties_the_action_set() {
+        let b = bridge(
+            "ip,actions=write_actions(output:2),goto_table:1\n\
+             table=1,ip,actions=clear_actions,goto_table:2\n\
+             table=2,ip,actions=output:3\n",
+        );
+        assert_eq!(
+            b.translate(&ip_key(7), 0).actions,
+            vec![DpAction::Output(3)]
+        );
+        // Cleared, then written again: the new set runs.
+        let b = bridge(
+            "ip,actions=write_actions(output:2),goto_table:1\n\
+             table=1,ip,actions=clear_actions,write_actions(output:3)\n",
+        );
+        assert_eq!(
+            b.translate(&ip_key(7), 0).actions,
+            vec![DpAction::Output(3)]
+        );
+        // A set without an output, group or resubmit does not run at all.
+        let b = bridge("ip,actions=write_actions(mod_nw_dst:1.2.3.4,dec_ttl)\n");
+        assert_eq!(b.translate(&ip_key(7), 0).actions, vec![]);
+    }
+
+    #[test]
+    fn action_set_group_beats_output() {
+        for flow in [
+            "ip,actions=write_actions(group:1,output:2)\n",
+            "ip,actions=write_actions(output:2,group:1)\n",
+            "ip,actions=write_actions(output:2),goto_table:1\n\
+             table=1,ip,actions=write_actions(group:1)\n",
+            "ip,actions=write_actions(group:1),goto_table:1\n\
+             table=1,ip,actions=write_actions(output:2)\n",
+        ] {
+            let b = bridge("");
+            groups(&b, "group_id=1,type=indirect,bucket=output:3\n");
+            b.add_flows_text(flow, 0).unwrap();
+            let r = b.translate(&ip_key(7), 0);
+            assert_eq!(r.actions, vec![DpAction::Output(3)], "{flow}");
+        }
     }
 
     #[test]

@@ -33,6 +33,9 @@ const DELIBERATE: &[(&str, &str)] = &[
     ("set_tunnel64:0x885f3298", "set_tunnel64"),
     // goto_table stays an instruction; OVS shows it in OpenFlow 1.0 as resubmit(,N).
     ("actions=goto_table:1", "goto_table"),
+    // clear_actions is an instruction too; OVS's OpenFlow 1.0 encoding drops it (its
+    // OpenFlow 1.3 text keeps it, as vecswitch does).
+    ("actions=clear_actions", "clear_actions"),
     // A tun_metadata mask is printed against the field's width: ovs-ofctl parse-flow, with no
     // TLV map, takes the width from the bytes the value and mask need.
     ("tun_metadata1=0xef/0xff", "tun_metadata width"),

@@ -318,7 +318,9 @@ fn ovs_ofctl_manages_the_bridge_over_ptcp_and_punix() {
     );
     let features = ofctl_ok(&["dump-table-features", &tcp]);
     assert!(
-        features.contains("instructions: apply_actions write_metadata goto_table"),
+        features.contains(
+            "instructions: apply_actions clear_actions write_actions write_metadata goto_table"
+        ),
         "{features}"
     );
     assert!(features.contains("next tables: 1-254"), "{features}");
@@ -1659,4 +1661,96 @@ fn mod_port_on_the_control_socket_takes_a_port_out_of_floods_as_ovs_ofctl_mod_po
     let e = sw.d.err(&["mod-port", "b0", "p9", "down"]);
     assert!(e.starts_with("port: b0 has no port \"p9\""), "{e}");
     assert_eq!(port_config(&sw, "p2"), serde_json::json!([]));
+}
+
+#[test]
+fn write_actions_from_ovs_ofctl_dump_as_ovs_and_packets_leave_where_the_action_set_says() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    let sw = Switch::start();
+    let tcp = sw.tcp();
+    sw.d.ok(&["del-flows", "b0"]);
+    // Table 0 writes output:1 and goes on; table 1's write replaces it with output:2.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("flows");
+    std::fs::write(
+        &file,
+        "priority=10,ip,actions=write_actions(output:1,mod_nw_dst:10.0.0.9),goto_table:1\n\
+         table=1,priority=10,actions=write_actions(output:2)\n",
+    )
+    .unwrap();
+    ofctl_ok(&["add-flows", &tcp, file.to_str().unwrap()]);
+    let ours = sw.flows();
+    assert_eq!(
+        ours,
+        [
+            "priority=10,ip actions=write_actions(output:1,mod_nw_dst:10.0.0.9),goto_table:1",
+            "table=1, priority=10 actions=write_actions(output:2)",
+        ]
+    );
+    assert_eq!(of_flows(&tcp, &[]), as_ovs13(&ours));
+    // out_port looks inside write_actions, as OVS's does.
+    assert_eq!(of_flows(&tcp, &["out_port=1"]).len(), 1);
+
+    let tx = |what: &str| (sw.d.tx("b0", "p1"), sw.d.tx("b0", "p2"), what.to_string());
+    // 60 bytes of IPv4/UDP, 10.0.0.1 to 10.0.0.2.
+    let frame = "020000000002020000000001".to_string()
+        + "0800"
+        + "4500002e00000000401100000a0000010a000002"
+        + "04d20035001a0000"
+        + &"ab".repeat(18);
+    let send = |what: &str| {
+        let out = ofctl_ok(&[
+            "packet-out",
+            &tcp,
+            &format!("in_port=LOCAL packet={frame} actions=TABLE"),
+        ]);
+        assert!(out.is_empty(), "{what}: {out}");
+    };
+    send("replaced");
+    assert_eq!(tx("replaced"), (0, 1, "replaced".to_string()));
+
+    // clear_actions empties the set: nothing leaves.
+    ofctl_ok(&["mod-flows", &tcp, "table=1,actions=clear_actions"]);
+    assert!(sw
+        .flows()
+        .contains(&"table=1, priority=10 actions=clear_actions".to_string()));
+    send("cleared");
+    assert_eq!(tx("cleared"), (0, 1, "cleared".to_string()));
+
+    // A group in the set wins over the output table 0 wrote.
+    ofctl_ok(&[
+        "add-group",
+        &tcp,
+        "group_id=7,type=indirect,bucket=output:2",
+    ]);
+    ofctl_ok(&["mod-flows", &tcp, "table=1,actions=write_actions(group:7)"]);
+    send("group");
+    assert_eq!(tx("group"), (0, 2, "group".to_string()));
+    assert_eq!(of_flows(&tcp, &[]), as_ovs13(&sw.flows()));
+
+    // Out of order, or an action the set cannot hold: refused, the rules unchanged.
+    let before = sw.flows();
+    for bad in [
+        "actions=write_actions(output:2),output:1",
+        "actions=write_actions(output:1),clear_actions",
+    ] {
+        let (ok, _, err) = ofctl(&["add-flow", &tcp, bad]);
+        assert!(!ok, "{bad}");
+        assert!(err.contains("invalid instruction ordering"), "{bad}: {err}");
+        let e = sw.d.err(&["add-flow", "b0", bad]);
+        assert!(e.contains("invalid instruction ordering"), "{bad}: {e}");
+    }
+    let e =
+        sw.d.err(&["add-flow", "b0", "actions=write_actions(note:01)"]);
+    assert!(e.contains("not allowed in the action set"), "{e}");
+    assert_eq!(sw.flows(), before);
+
+    // The set's field write ran before its output: the first frame on p2 went to 10.0.0.9.
+    // (The pcap sink flushes when its port goes.)
+    sw.d.ok(&["del-port", "b0", "p2"]);
+    let caps = std::fs::read(sw.d.path("p2.pcap")).unwrap();
+    let dst_at = 24 + 16 + 30;
+    assert_eq!(caps.get(dst_at..dst_at + 4), Some(&[10, 0, 0, 9][..]));
 }

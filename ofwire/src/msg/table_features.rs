@@ -102,10 +102,12 @@ impl TableFeatures {
 }
 
 /// Instruction types (`OFPIT_*`) and action types (`OFPAT_*`) the decoder accepts.
-const INSTRUCTIONS: [u16; 3] = [
+const INSTRUCTIONS: [u16; 5] = [
     1, /* goto */
     2, /* write-metadata */
+    3, /* write-actions */
     4, /* apply */
+    5, /* clear-actions */
 ];
 const ACTIONS: [u16; 6] = [
     0,  /* output */
@@ -139,8 +141,8 @@ fn oxms(keep: impl Fn(Field) -> bool, with_mask: bool) -> Vec<u8> {
 
 /// The features of table `table_id` of `n_tables`: goto-table to any later table,
 /// write-metadata, apply-actions with output, VLAN push/pop, TTL and set_field (to every
-/// writable field); every field matchable (with a mask where it is maskable) and
-/// wildcardable; no write-actions.
+/// writable field), write-actions and clear-actions with the same actions and fields; every
+/// field matchable (with a mask where it is maskable) and wildcardable.
 pub fn describe(table_id: u8, n_tables: u8) -> TableFeatures {
     let last = table_id.saturating_add(1) >= n_tables;
     let instructions: Vec<u16> = INSTRUCTIONS
@@ -160,11 +162,14 @@ pub fn describe(table_id: u8, n_tables: u8) -> TableFeatures {
         properties: vec![
             p(prop::INSTRUCTIONS, ids(&instructions)),
             p(prop::NEXT_TABLES, next),
-            p(prop::WRITE_ACTIONS, Vec::new()),
+            p(prop::WRITE_ACTIONS, ids(&ACTIONS)),
             p(prop::APPLY_ACTIONS, ids(&ACTIONS)),
             p(prop::MATCH, oxms(|_| true, true)),
             p(prop::WILDCARDS, oxms(|_| true, false)),
-            p(prop::WRITE_SETFIELD, Vec::new()),
+            p(
+                prop::WRITE_SETFIELD,
+                oxms(|f| f.def().write != Write::No, false),
+            ),
             p(
                 prop::APPLY_SETFIELD,
                 oxms(|f| f.def().write != Write::No, false),
