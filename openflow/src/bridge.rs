@@ -7,13 +7,13 @@ use std::sync::Arc;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use netflow::BridgeNetflow;
-use pipeline::{FlowKey, PacketInQueue, Upcall, UpcallResult};
+use pipeline::{FlowKey, PacketInQueue, RuleChange, Upcall, UpcallResult};
 
 use crate::error::BundleError;
 use crate::normal::{MacTable, NormalPort};
 use crate::recirc::{Conntrack, Hooks, RecircTable};
-use crate::rule::Action;
 use crate::rule::FlowMod;
+use crate::rule::{Action, Match};
 use crate::ruleset::{ApplyReport, FlowTables, Rule, RuleSet};
 use crate::tlv::{TlvError, TlvMap};
 use crate::xlate::{translate_netflow, FragMode, Frozen, Start, TunnelMark, XlateEnv, XlateHooks};
@@ -366,6 +366,21 @@ impl Bridge {
         (r, marks)
     }
 
+    /// Where [`Bridge::generation`] stands: the rules' part and the rest.
+    pub fn seen(&self) -> BridgeSeen {
+        BridgeSeen {
+            rules: self.rules.generation(),
+            other: self.macs.generation() + self.port_changes.load(Ordering::Acquire),
+        }
+    }
+
+    /// Pushes the matches of the rules changed between `then` and `now` (two [`Bridge::seen`]
+    /// of this bridge) onto `out`; false when more than rules changed or the changes are not
+    /// known (see [`FlowTables::changes_between`]).
+    pub fn rule_changes(&self, then: BridgeSeen, now: BridgeSeen, out: &mut Vec<Match>) -> bool {
+        then.other == now.other && self.rules.changes_between(then.rules, now.rules, out)
+    }
+
     /// The part of [`Bridge::generation`] that rules and ports move (not the MAC table).
     pub fn config_generation(&self) -> u64 {
         self.rules.generation() + self.port_changes.load(Ordering::Acquire)
@@ -375,6 +390,33 @@ impl Bridge {
     pub fn tick(&self, now_ns: u64) -> Vec<Arc<Rule>> {
         self.macs.expire(now_ns);
         self.rules.expire(now_ns)
+    }
+}
+
+/// Where a bridge's generation stood for a revalidation ([`Bridge::seen`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BridgeSeen {
+    rules: u64,
+    other: u64,
+}
+
+/// [`RuleChange`]s of `matches`, with the OpenFlow `in_port` of each as `to_dp` maps it (a
+/// port it does not map, or a partly masked one, leaves in_port unconstrained).
+pub(crate) fn rule_changes_of(
+    matches: &[Match],
+    to_dp: impl Fn(u32) -> Option<u32>,
+    out: &mut Vec<RuleChange>,
+) {
+    for m in matches {
+        let (mut value, mut mask) = (m.value.key, m.mask.key);
+        match (mask.in_port == u32::MAX)
+            .then(|| to_dp(value.in_port))
+            .flatten()
+        {
+            Some(dp) => value.in_port = dp,
+            None => (value.in_port, mask.in_port) = (0, 0),
+        }
+        out.push(RuleChange::new(&value, &mask));
     }
 }
 
@@ -393,6 +435,8 @@ pub struct BridgeUpcall(pub Arc<Bridge>, BridgeDatapath);
 struct BridgeDatapath {
     recirc: RecircTable,
     conntrack: Option<Arc<dyn Conntrack>>,
+    /// The bridge as the last revalidation saw it ([`Upcall::rule_changes`]).
+    seen: Option<BridgeSeen>,
 }
 
 impl BridgeUpcall {
@@ -424,6 +468,7 @@ impl BridgeUpcall {
                 Some((_, frozen)) => Some(frozen),
                 None => {
                     return UpcallResult {
+                        rewritten: 0,
                         actions: Vec::new(),
                         mask: FlowKey {
                             recirc_id: u32::MAX,
@@ -463,6 +508,19 @@ impl Upcall for BridgeUpcall {
 
     fn config_generation(&self) -> u64 {
         self.0.config_generation()
+    }
+
+    fn rule_changes(&mut self, changes: &mut Vec<RuleChange>) -> bool {
+        let now = self.0.seen();
+        let Some(then) = self.1.seen.replace(now) else {
+            return false;
+        };
+        let mut matches = Vec::new();
+        if !self.0.rule_changes(then, now, &mut matches) {
+            return false;
+        }
+        rule_changes_of(&matches, Some, changes);
+        true
     }
 
     /// Never moves a MAC, used or not: a megaflow's sinks learn its source again as its

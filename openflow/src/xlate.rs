@@ -177,6 +177,10 @@ struct Xlate<'a> {
     /// with the table of the rule that last wrote it.
     action_set: Vec<Action>,
     action_set_table: u8,
+    /// The key the translation began with, and the words of it that a lookup saw changed
+    /// ([`UpcallResult::rewritten`]).
+    start_key: FlowKey,
+    rewritten: u32,
 }
 
 /// An OpenFlow port as NetFlow reports it: OpenFlow 1.0's 16-bit numbers (LOCAL = 65534).
@@ -276,6 +280,8 @@ pub fn translate_netflow(
         rule: None,
         action_set: Vec::new(),
         action_set_table: 0,
+        start_key: *key,
+        rewritten: 0,
     };
     if key.is_ip() {
         let fragment = key.nw_frag & FRAG_ANY != 0;
@@ -293,6 +299,7 @@ pub fn translate_netflow(
                 x.wc.key.nw_frag |= FRAG_ANY;
                 if fragment {
                     let r = UpcallResult {
+                        rewritten: 0,
                         actions: Vec::new(),
                         mask: complete_megaflow_mask(x.wc.key),
                         sinks: Vec::new(),
@@ -318,6 +325,7 @@ pub fn translate_netflow(
         if let Some(reason) = refused {
             x.wc.key.in_port = u32::MAX;
             let r = UpcallResult {
+                rewritten: 0,
                 actions: vec![DpAction::Drop(reason)],
                 mask: complete_megaflow_mask(x.wc.key),
                 sinks: Vec::new(),
@@ -348,6 +356,7 @@ pub fn translate_netflow(
         x.wc.key.tun_opts_len = u8::MAX;
     }
     let r = UpcallResult {
+        rewritten: x.rewritten,
         actions: x.actions,
         mask: complete_megaflow_mask(x.wc.key),
         sinks: x.sinks,
@@ -374,6 +383,7 @@ impl Xlate<'_> {
             self.f.key.in_port = p;
         }
         let found = table.lookup(&self.f, &mut self.wc);
+        self.note_rewrites();
         self.f.key.in_port = real_port;
         // A miss drops: nothing to add.
         let Some(rule) = found else {
@@ -405,6 +415,16 @@ impl Xlate<'_> {
         }
         if let Some(n) = goto {
             self.table(n, None);
+        }
+    }
+
+    /// Marks the key words a lookup now sees other than the translation began with.
+    fn note_rewrites(&mut self) {
+        let (now, start) = (self.f.key.words(), self.start_key.words());
+        for (i, (a, b)) in now.iter().zip(start).enumerate() {
+            if a != b {
+                self.rewritten |= 1 << i;
+            }
         }
     }
 
@@ -2258,5 +2278,51 @@ mod tests {
         let g = b.generation();
         assert_eq!(b.apply_groups(&[del], 0).unwrap().removed, 0);
         assert_eq!(b.generation(), g);
+    }
+
+    /// The bit of every key word that `k` has set.
+    fn words_of(k: &FlowKey) -> u32 {
+        k.words()
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| **w != 0)
+            .fold(0, |a, (i, _)| a | 1 << i)
+    }
+
+    #[test]
+    fn lookups_after_a_rewrite_mark_the_words_they_saw_changed() {
+        let nw_dst = words_of(&FlowKey {
+            nw_dst: u32::MAX,
+            ..FlowKey::default()
+        });
+        let in_port = words_of(&FlowKey {
+            in_port: u32::MAX,
+            ..FlowKey::default()
+        });
+        // No rewrite: nothing marked, however many tables.
+        let b = bridge("ip,actions=resubmit(,1)\ntable=1,ip,actions=output:2\n");
+        assert_eq!(b.translate(&ip_key(7), 0).rewritten, 0);
+        // A rewrite and a later lookup: its word.
+        let b = bridge(
+            "ip,actions=mod_nw_dst:1.2.3.4,resubmit(,1)\n\
+             table=1,ip,nw_dst=1.2.3.4,actions=output:2\n",
+        );
+        let r = b.translate(&ip_key(7), 0);
+        assert_eq!(
+            r.actions,
+            vec![DpAction::SetIpv4Dst(0x0102_0304), DpAction::Output(2)]
+        );
+        assert_eq!(r.rewritten, nw_dst);
+        // A rewrite that no lookup follows: nothing.
+        let b = bridge("ip,actions=mod_nw_dst:1.2.3.4,output:2\n");
+        assert_eq!(b.translate(&ip_key(7), 0).rewritten, 0);
+        // A lookup as another port (resubmit(PORT,TABLE)) sees another in_port.
+        let b = bridge("ip,actions=resubmit(3,1)\ntable=1,in_port=3,actions=output:2\n");
+        let r = b.translate(&ip_key(7), 0);
+        assert_eq!(r.actions, vec![DpAction::Output(2)]);
+        assert_eq!(r.rewritten, in_port);
+        // The same value written again is no rewrite (the lookup saw the packet's own).
+        let b = bridge("ip,actions=mod_nw_dst:0.0.0.7,resubmit(,1)\ntable=1,actions=output:2\n");
+        assert_eq!(b.translate(&ip_key(7), 0).rewritten, 0);
     }
 }
