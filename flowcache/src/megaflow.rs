@@ -788,7 +788,7 @@ impl MegaflowCache {
         // word of the test differs in a word its translation did not rewrite.
         let mut tests: Vec<ChangeTest> = Vec::new();
         for st in self.subtables.iter().flatten() {
-            let words = st.idx.iter().fold(0u32, |a, &w| a | 1 << w);
+            let words = st.mask.nonzero_words();
             let probe = self.rewritten_any & words == 0;
             tests.clear();
             for c in changes {

@@ -2280,25 +2280,18 @@ mod tests {
         assert_eq!(b.generation(), g);
     }
 
-    /// The bit of every key word that `k` has set.
-    fn words_of(k: &FlowKey) -> u32 {
-        k.words()
-            .iter()
-            .enumerate()
-            .filter(|(_, w)| **w != 0)
-            .fold(0, |a, (i, _)| a | 1 << i)
-    }
-
     #[test]
     fn lookups_after_a_rewrite_mark_the_words_they_saw_changed() {
-        let nw_dst = words_of(&FlowKey {
+        let nw_dst = (FlowKey {
             nw_dst: u32::MAX,
             ..FlowKey::default()
-        });
-        let in_port = words_of(&FlowKey {
+        })
+        .nonzero_words();
+        let in_port = (FlowKey {
             in_port: u32::MAX,
             ..FlowKey::default()
-        });
+        })
+        .nonzero_words();
         // No rewrite: nothing marked, however many tables.
         let b = bridge("ip,actions=resubmit(,1)\ntable=1,ip,actions=output:2\n");
         assert_eq!(b.translate(&ip_key(7), 0).rewritten, 0);

@@ -125,15 +125,6 @@ pub trait Upcall {
 mod tests {
     use super::*;
 
-    /// The bit of every key word that `k` has set (a field's words, for `rewritten`).
-    fn words_of(k: &FlowKey) -> u32 {
-        k.words()
-            .iter()
-            .enumerate()
-            .filter(|(_, w)| **w != 0)
-            .fold(0, |a, (i, _)| a | 1 << i)
-    }
-
     #[test]
     fn a_rule_change_may_match_a_megaflow_unless_a_bit_both_constrain_differs() {
         let mask = FlowKey {
@@ -168,10 +159,11 @@ mod tests {
         // in_port differs: none of its packets.
         assert!(!rule(4, 0x0b00_0001).may_match(&key, &mask, 0));
         // Unless its translation rewrote in_port before a lookup.
-        let in_port_word = words_of(&FlowKey {
+        let in_port_word = (FlowKey {
             in_port: u32::MAX,
             ..FlowKey::default()
-        });
+        })
+        .nonzero_words();
         assert!(rule(4, 0x0b00_0001).may_match(&key, &mask, in_port_word));
         assert!(rule(4, 0).may_match(&key, &mask, REWRITTEN_ALL));
         // A change on a prefix: the megaflow's source is inside 10.0.0.0/8, not 11.0.0.0/8.
