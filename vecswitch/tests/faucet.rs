@@ -745,6 +745,19 @@ fn faucet_routes_between_two_vlans_through_its_vips() {
     assert_eq!(reply_ttl(&a, "10.96.2.1"), 63, "routed a -> b");
     assert_eq!(reply_ttl(&b, "10.96.1.1"), 63, "routed b -> a");
     assert_eq!(reply_ttl(&a, "10.96.1.2"), 64, "switched a -> c");
+    // A packet with no hop left: its dec_ttl hands it to Faucet (a PACKET_IN with reason
+    // invalid_ttl, which Faucet's SET_ASYNC asks for), and Faucet answers ICMP time exceeded
+    // from the VIP, as with Open vSwitch (traceroute's first hop).
+    let o = ns_exec(
+        &a.target,
+        &["ping", "-n", "-c", "1", "-t", "1", "-W", "2", "10.96.2.1"],
+    )
+    .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("From 10.96.1.254 icmp_seq=1 Time to live exceeded"),
+        "{text}"
+    );
 
     // The FIB rule from office to b: the TTL decremented, into guest, Faucet's MAC as
     // source and b's as destination; it carried the traffic.
@@ -861,7 +874,15 @@ fn faucet_floods_a_vlan_through_an_all_group() {
         ns_ok(
             ns,
             &[
-                "ip", "neigh", "replace", ip, "dev", "eth0", "lladdr", &mac(peer), "nud",
+                "ip",
+                "neigh",
+                "replace",
+                ip,
+                "dev",
+                "eth0",
+                "lladdr",
+                &mac(peer),
+                "nud",
                 "permanent",
             ],
         );
@@ -869,7 +890,10 @@ fn faucet_floods_a_vlan_through_an_all_group() {
     let (c_tx, flooded) = (d.tx(&bridge, &ports[2]), g100_packets(&d));
     assert!(pings(&a, "10.97.0.2"), "a -> b (unknown unicast)");
     assert!(d.tx(&bridge, &ports[2]) > c_tx, "nothing flooded to c");
-    assert!(g100_packets(&d) > flooded, "the flood did not use group 100");
+    assert!(
+        g100_packets(&d) > flooded,
+        "the flood did not use group 100"
+    );
 
     // Broadcast: c resolves a by ARP; the request floods through the group.
     let flooded = g100_packets(&d);
