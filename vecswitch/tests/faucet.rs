@@ -419,6 +419,13 @@ fn connect(d: &DaemonProc, bridge: &str, dpid: u64, dp_name: &str, faucet: &Fauc
     assert_eq!(conn["version"], "OpenFlow13", "{br:#}");
 }
 
+/// A daemon with one bridge (no LOCAL port), and the bridge's name.
+fn one_bridge() -> (String, DaemonProc) {
+    let bridge = common::unique_bridge("fa");
+    let d = DaemonProc::start(&format!("[[bridge]]\nname = \"{bridge}\"\nlocal = false\n"));
+    (bridge, d)
+}
+
 /// The ofport of `port` on `bridge`.
 fn ofport(d: &DaemonProc, bridge: &str, port: &str) -> u64 {
     let show = d.ok(&["show", "--json"]).json;
@@ -473,8 +480,7 @@ dps:
 #[test]
 fn faucet_runs_a_bridge_of_two_vlans_with_a_tagged_port_and_an_acl() {
     let (bin, _turn) = require_root_and_faucet!();
-    let bridge = common::unique_bridge("fa");
-    let d = DaemonProc::start(&format!("[[bridge]]\nname = \"{bridge}\"\nlocal = false\n"));
+    let (bridge, d) = one_bridge();
     // a: office, untagged on port 1 (behind the ACL); b: office, tagged on port 2 (a trunk of
     // office and guest); c: guest, untagged on port 3. One subnet: only the VLANs part them.
     let (a, b, c) = (TestNs::new(), TestNs::new(), TestNs::new());
@@ -714,8 +720,7 @@ dps:
 #[test]
 fn faucet_routes_between_two_vlans_through_its_vips() {
     let (bin, _turn) = require_root_and_faucet!();
-    let bridge = common::unique_bridge("fa");
-    let d = DaemonProc::start(&format!("[[bridge]]\nname = \"{bridge}\"\nlocal = false\n"));
+    let (bridge, d) = one_bridge();
     // a and c: office (10.96.1.0/24) on ports 1 and 2; b: guest (10.96.2.0/24) on port 3.
     // Each host's default gateway is its VLAN's VIP, which only Faucet answers.
     let (a, c, b) = (TestNs::new(), TestNs::new(), TestNs::new());
@@ -821,8 +826,7 @@ dps:
 #[test]
 fn faucet_floods_a_vlan_through_an_all_group() {
     let (bin, _turn) = require_root_and_faucet!();
-    let bridge = common::unique_bridge("fa");
-    let d = DaemonProc::start(&format!("[[bridge]]\nname = \"{bridge}\"\nlocal = false\n"));
+    let (bridge, d) = one_bridge();
     let (a, b, c) = (TestNs::new(), TestNs::new(), TestNs::new());
     let mut ports = vec![];
     for (ns, ip) in [
@@ -941,8 +945,7 @@ fn eth_src_rule<'a>(flows: &'a str, ns: &TestNs) -> Option<&'a str> {
 #[test]
 fn faucet_expires_a_quiet_host_by_idle_timeout_and_relearns_it() {
     let (bin, _turn) = require_root_and_faucet!();
-    let bridge = common::unique_bridge("fa");
-    let d = DaemonProc::start(&format!("[[bridge]]\nname = \"{bridge}\"\nlocal = false\n"));
+    let (bridge, d) = one_bridge();
     let (a, b) = (TestNs::new(), TestNs::new());
     d.attach(&bridge, &a, "10.98.0.1/24", "afxdp");
     d.attach(&bridge, &b, "10.98.0.2/24", "afxdp");
