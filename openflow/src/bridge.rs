@@ -2,7 +2,7 @@
 //! MAC table and its published rule set, and [`BridgeUpcall`], the `pipeline::Upcall` the
 //! flow caches call on a miss, over [`Bridge::translate`] and [`Bridge::generation`].
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
@@ -54,6 +54,9 @@ pub struct Bridge {
     /// controller): translation uses these rules (NORMAL alone) instead of the tables, as
     /// Open vSwitch's hidden fail-open flow overrides every rule.
     fail_open: ArcSwapOption<RuleSet>,
+    /// A controller takes `invalid_ttl` packet-ins (see
+    /// [`Bridge::set_invalid_ttl_to_controller`]).
+    invalid_ttl_to_controller: AtomicBool,
 }
 
 /// What a datapath adds to a bridge's translation.
@@ -87,6 +90,7 @@ impl Bridge {
             netflow: ArcSwapOption::empty(),
             packet_ins: Arc::default(),
             fail_open: ArcSwapOption::empty(),
+            invalid_ttl_to_controller: AtomicBool::new(false),
         }
     }
 
@@ -118,6 +122,23 @@ impl Bridge {
         });
         self.fail_open.store(rules);
         self.port_changes.fetch_add(1, Ordering::Release);
+    }
+
+    /// Whether `dec_ttl` at TTL 1 sends the packet to the controllers (see
+    /// [`Bridge::set_invalid_ttl_to_controller`]).
+    pub fn invalid_ttl_to_controller(&self) -> bool {
+        self.invalid_ttl_to_controller.load(Ordering::Acquire)
+    }
+
+    /// Set while a controller connection asks for `invalid_ttl` packet-ins: `dec_ttl` at
+    /// TTL 1 then queues the packet as one (Open vSwitch's `compose_dec_ttl`), and megaflows
+    /// of `dec_ttl` match the TTL. Unset, such a packet is dropped and one megaflow serves
+    /// every TTL. A change revalidates every megaflow.
+    pub fn set_invalid_ttl_to_controller(&self, on: bool) {
+        if self.invalid_ttl_to_controller() != on {
+            self.invalid_ttl_to_controller.store(on, Ordering::Release);
+            self.port_changes.fetch_add(1, Ordering::Release);
+        }
     }
 
     /// The Geneve TLV map (`dump-tlv-map`).
@@ -347,6 +368,7 @@ impl Bridge {
             tun_options: dp.options,
             hooks: dp.hooks,
             packet_ins: &self.packet_ins,
+            invalid_ttl_to_controller: self.invalid_ttl_to_controller(),
             ports_down: &ports_down,
             port_config: &port_config,
         };
