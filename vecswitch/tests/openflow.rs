@@ -1406,11 +1406,17 @@ fn monitor_case(target: Option<&str>) -> serde_json::Value {
         vec!["ofctl", "mod-port", "p2", "receive"],
         vec!["ofctl", "mod-port", "p1", "up"],
     ];
+    ovs_async(target, serde_json::json!(steps), 2.5)
+}
+
+/// `pcaps/ovs_async.py`: `steps` to `target` (the daemon) or, with `None`, to an Open
+/// vSwitch bridge with b0's ports, a monitor connected meanwhile and `wait` seconds after.
+fn ovs_async(target: Option<&str>, steps: serde_json::Value, wait: f64) -> serde_json::Value {
     let case = serde_json::json!({
         "target": target,
         "ports": [["p1", 1], ["p2", 2]],
         "steps": steps,
-        "wait": 2.5,
+        "wait": wait,
     });
     common::python_json(
         concat!(env!("CARGO_MANIFEST_DIR"), "/../pcaps/ovs_async.py"),
@@ -1833,16 +1839,7 @@ fn bundle_case(target: Option<&str>, dir: &std::path::Path) -> serde_json::Value
         // Group 4 is still there.
         ["ofctl", "mod-group", "group_id=4,type=all,bucket=output:1"],
     ]);
-    let case = serde_json::json!({
-        "target": target,
-        "ports": [["p1", 1], ["p2", 2]],
-        "steps": steps,
-        "wait": 1.0,
-    });
-    common::python_json(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../pcaps/ovs_async.py"),
-        &case,
-    )
+    ovs_async(target, steps, 1.0)
 }
 
 #[test]
