@@ -453,6 +453,12 @@ mod tests {
         assert_eq!(b.datapath_id, Some(0xab));
         assert_eq!(b.inactivity_probe, None);
         assert_eq!(b.bundle_idle_timeout, None);
+        let c = Config::parse("[[bridge]]\nname = \"b0\"\nbundle-idle-timeout = 3\n", dir)
+            .unwrap_or_else(|e| unreachable!("{e:#}"));
+        assert_eq!(
+            c.bridges[0].bundle_idle_timeout,
+            Some(std::time::Duration::from_secs(3))
+        );
         for (text, want) in [
             (
                 "controller = [\"ptcp:6653\", \"tcp:1.2.3\"]",
