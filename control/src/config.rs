@@ -20,6 +20,7 @@
 //! datapath-id = "0000000000000001"   # as set-datapath-id; default: from the bridge's MAC
 //! fail-mode = "secure"      # as set-fail-mode; default standalone
 //! inactivity-probe = 5000   # ms, as set-controller's inactivity_probe; 0: off
+//! bundle-idle-timeout = 10  # s, as set-controller's bundle_idle_timeout
 //!
 //! [[bridge.port]]
 //! name = "veth0"
@@ -97,6 +98,8 @@ struct BridgeFile {
     fail_mode: Option<String>,
     #[serde(rename = "inactivity-probe")]
     inactivity_probe: Option<u64>,
+    #[serde(rename = "bundle-idle-timeout")]
+    bundle_idle_timeout: Option<u64>,
     #[serde(default)]
     port: Vec<toml::Table>,
 }
@@ -122,6 +125,8 @@ pub struct BridgeConfig {
     pub fail_mode: ofconn::FailMode,
     /// `inactivity-probe` (ms), as `set-controller` takes it: `Some(None)` turns it off.
     pub inactivity_probe: Option<Option<std::time::Duration>>,
+    /// `bundle-idle-timeout` (s), as `set-controller` takes it.
+    pub bundle_idle_timeout: Option<std::time::Duration>,
     pub ports: Vec<PortSpec>,
 }
 
@@ -155,6 +160,7 @@ impl Config {
                 datapath_id: None,
                 fail_mode: ofconn::FailMode::default(),
                 inactivity_probe: None,
+                bundle_idle_timeout: None,
                 ports: Vec::new(),
             }],
             neighbours: Vec::new(),
@@ -292,12 +298,20 @@ impl Config {
                 ),
                 None => None,
             };
+            let bundle_idle_timeout = match b.bundle_idle_timeout {
+                Some(s) => Some(
+                    crate::commands::parse_bundle_idle_timeout(&s.to_string())
+                        .map_err(|e| anyhow!("bridge {}: {e}", b.name))?,
+                ),
+                None => None,
+            };
             bridges.push(BridgeConfig {
                 netflow: b.netflow,
                 controllers,
                 datapath_id,
                 fail_mode,
                 inactivity_probe,
+                bundle_idle_timeout,
                 name: b.name,
                 local: b.local.unwrap_or(true),
                 frag_mode,
@@ -372,6 +386,9 @@ pub fn build(config: &Config) -> Result<Daemon> {
             if let Some(p) = b.inactivity_probe {
                 d.bridges[i].controllers.probe = p;
             }
+            if let Some(t) = b.bundle_idle_timeout {
+                d.bridges[i].controllers.bundle_idle_timeout = t;
+            }
         }
         if !b.controllers.is_empty() {
             crate::commands::set_controllers(&mut d, &b.name, b.controllers.clone())
@@ -435,6 +452,13 @@ mod tests {
         assert_eq!(targets, ["ptcp:6653:127.0.0.1", "tcp:10.0.0.1:6653"]);
         assert_eq!(b.datapath_id, Some(0xab));
         assert_eq!(b.inactivity_probe, None);
+        assert_eq!(b.bundle_idle_timeout, None);
+        let c = Config::parse("[[bridge]]\nname = \"b0\"\nbundle-idle-timeout = 3\n", dir)
+            .unwrap_or_else(|e| unreachable!("{e:#}"));
+        assert_eq!(
+            c.bridges[0].bundle_idle_timeout,
+            Some(std::time::Duration::from_secs(3))
+        );
         for (text, want) in [
             (
                 "controller = [\"ptcp:6653\", \"tcp:1.2.3\"]",
@@ -447,6 +471,7 @@ mod tests {
             ("datapath-id = \"12\"", "bridge b0: datapath-id:"),
             ("fail-mode = \"open\"", "bridge b0: fail-mode:"),
             ("inactivity-probe = 10", "bridge b0: inactivity_probe:"),
+            ("bundle-idle-timeout = 0", "bridge b0: bundle_idle_timeout:"),
         ] {
             let e = Config::parse(&format!("[[bridge]]\nname = \"b0\"\n{text}\n"), dir)
                 .err()

@@ -58,6 +58,8 @@ const DETAILS: &[(&str, &str)] = &[
              punix:PATH       listen on a unix socket (mode 0600), e.g. for ovs-ofctl
   inactivity_probe=MS  a connection silent this long gets an echo request, and is closed
              when silent as long again (default 5000; 0: never; else at least 1000)
+  bundle_idle_timeout=S  an OpenFlow bundle without a message this long is discarded, its
+             connection told OFPBFC_TIMEOUT (default 10, as Open vSwitch; 1..=86400)
   Connections speak OpenFlow 1.3 (a peer without it gets HELLO_FAILED and is closed). A listener that
   cannot be bound, or a target that does not parse (the error names the part), changes
   nothing. show lists each connection's state, peer, version and role.",

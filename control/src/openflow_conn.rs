@@ -14,7 +14,8 @@ use ofwire::msg::port::{Port, PortMod, OFPPS_LINK_DOWN};
 use ofwire::msg::switch::Features;
 use ofwire::{ErrorCode, OfpError};
 use openflow::bridge::OFPPC_NO_FLOOD;
-use openflow::{Action, FlowMod, FragMode, GroupMod, RuleSet};
+use openflow::ruleset::{TableMod, TableModFailure};
+use openflow::{Action, FlowMod, FragMode, GroupMod, RuleError, RuleSet};
 
 use crate::commands::port_totals;
 
@@ -108,16 +109,29 @@ impl ofconn::Switch for BridgeSwitch<'_> {
                         self.bridge.name, e.error
                     );
                 }
-                let code = match e.error.field.as_str() {
-                    "table" => ErrorCode::FlowModBadTableId,
-                    // A group the bridge does not have (OpenFlow's code for it).
-                    "group" => ErrorCode::BadActionOutGroup,
-                    "check_overlap" => ErrorCode::FlowModOverlap,
-                    _ => ErrorCode::FlowModUnknown,
-                };
-                Err((e.index, OfpError::new(code, "flow_mod")))
+                Err((e.index, flow_mod_error(&e.error)))
             }
         }
+    }
+
+    fn apply_bundle(&mut self, mods: &[TableMod], commit: bool) -> Result<(), (usize, OfpError)> {
+        let now = self.d.now_ns();
+        let e = match self.bridge.of.rules().apply_mods(mods, now, commit) {
+            Ok(_) => return Ok(()),
+            Err(e) => e,
+        };
+        let (why, refusal) = match &e.failure {
+            TableModFailure::Flow(f) => (f.to_string(), flow_mod_error(f)),
+            TableModFailure::Group(g) => (
+                g.to_string(),
+                OfpError::new(ofwire::msg::group::group_mod_error(g.code), "group_mod"),
+            ),
+        };
+        eprintln!(
+            "vecswitch: openflow {}: bundle refused: {why}",
+            self.bridge.name
+        );
+        Err((e.index, refusal))
     }
 
     fn group_mod(&mut self, gm: &GroupMod) -> Result<(), OfpError> {
@@ -239,7 +253,7 @@ impl ofconn::Switch for BridgeSwitch<'_> {
         v
     }
 
-    fn port_mod(&mut self, pm: &PortMod) -> Result<(), OfpError> {
+    fn check_port_mod(&self, pm: &PortMod) -> Result<(), OfpError> {
         let Some(port) = self
             .describe_ports()
             .into_iter()
@@ -253,6 +267,11 @@ impl ofconn::Switch for BridgeSwitch<'_> {
                 "port_mod.hw_addr",
             ));
         }
+        Ok(())
+    }
+
+    fn port_mod(&mut self, pm: &PortMod) -> Result<(), OfpError> {
+        self.check_port_mod(pm)?;
         // The decoder refused bits outside OFPPC_PORT_DOWN, NO_RECV, NO_FWD and NO_PACKET_IN
         // (OFPPMFC_BAD_CONFIG); those take effect in translation, and liveness follows
         // PORT_DOWN at once (fast-failover groups).
@@ -262,6 +281,18 @@ impl ofconn::Switch for BridgeSwitch<'_> {
         }
         Ok(())
     }
+}
+
+/// The OpenFlow error for a flow mod the rule set refused.
+fn flow_mod_error(e: &RuleError) -> OfpError {
+    let code = match e.field.as_str() {
+        "table" => ErrorCode::FlowModBadTableId,
+        // A group the bridge does not have (OpenFlow's code for it).
+        "group" => ErrorCode::BadActionOutGroup,
+        "check_overlap" => ErrorCode::FlowModOverlap,
+        _ => ErrorCode::FlowModUnknown,
+    };
+    OfpError::new(code, "flow_mod")
 }
 
 /// The descriptors of every bridge's OpenFlow listeners and connections.

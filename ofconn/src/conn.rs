@@ -272,7 +272,7 @@ impl Connection {
                 State::Connected(_) => {
                     // Every message sees the flow mods before it applied.
                     apply_flow_mods(self, sw, shared, &mut pending);
-                    if let Some(e) = handle(self, sw, shared, &h, &body, &raw) {
+                    if let Some(e) = handle(self, sw, shared, &h, &body, &raw, now) {
                         effects.push(e);
                     }
                 }

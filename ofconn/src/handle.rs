@@ -2,6 +2,8 @@
 //! A refusal is an ERROR with the type and code OpenFlow 1.3.5 gives and the connection goes
 //! on; only the framing errors (in `conn`) close it.
 
+use std::time::Instant;
+
 use ofwire::msg::flow::OFPTT_ALL;
 use ofwire::msg::meter::{MeterFeatures, OFPM_ALL};
 use ofwire::msg::multipart::{
@@ -49,13 +51,14 @@ pub fn handle(
     h: &Header,
     body: &[u8],
     raw: &[u8],
+    now: Instant,
 ) -> Option<Effect> {
     let m = match Message::decode(h, body) {
         Ok(Message::Experimenter(x)) => {
-            if let Err(e) = crate::bundle::handle(c, sw, shared, h, x, raw) {
+            return crate::bundle::handle(c, sw, shared, h, x, raw, now).unwrap_or_else(|e| {
                 c.send_error(&e, raw, h.xid);
-            }
-            return None;
+                None
+            });
         }
         Ok(m) => m,
         Err(e) => {
@@ -212,11 +215,21 @@ fn answer(
     Ok(None)
 }
 
-/// PACKET_OUT (OpenFlow 1.3.5 section 7.3.7): no buffers (`OFPBRC_BUFFER_UNKNOWN`
-/// otherwise); in_port a port number, `LOCAL`, `CONTROLLER` or `ANY` (`OFPBRC_BAD_PORT`
-/// otherwise, as Open vSwitch); the actions as a FLOW_MOD's apply-actions, plus output to
-/// `TABLE`; a group that does not exist is `OFPBAC_BAD_OUT_GROUP`.
-fn packet_out(sw: &mut dyn Switch, po: ofwire::msg::packet::PacketOut) -> Result<(), OfpError> {
+/// A PACKET_OUT with what needs no rule set checked: the port it comes in on, its
+/// actions as vecswitch's and the frame.
+pub struct PacketOutRequest {
+    pub in_port: u32,
+    pub actions: Vec<openflow::Action>,
+    pub frame: Vec<u8>,
+}
+
+/// PACKET_OUT (OpenFlow 1.3.5 section 7.3.7) up to the groups (Open vSwitch's
+/// `ofproto_packet_out_init`): no buffers (`OFPBRC_BUFFER_UNKNOWN` otherwise); in_port a
+/// port number, `LOCAL`, `CONTROLLER` or `ANY` (`OFPBRC_BAD_PORT` otherwise, as Open
+/// vSwitch); the actions as a FLOW_MOD's apply-actions, plus output to `TABLE`.
+pub fn packet_out_request(
+    po: ofwire::msg::packet::PacketOut,
+) -> Result<PacketOutRequest, OfpError> {
     use ofwire::action::port;
     let actions = po.vecswitch_actions()?;
     let in_port_ok =
@@ -224,15 +237,26 @@ fn packet_out(sw: &mut dyn Switch, po: ofwire::msg::packet::PacketOut) -> Result
     if !in_port_ok {
         return refuse(E::BadRequestPort, "packet_out.in_port");
     }
+    Ok(PacketOutRequest {
+        in_port: po.in_port,
+        actions,
+        frame: po.data,
+    })
+}
+
+/// PACKET_OUT: [`packet_out_request`], then a group that does not exist is
+/// `OFPBAC_BAD_OUT_GROUP`.
+fn packet_out(sw: &mut dyn Switch, po: ofwire::msg::packet::PacketOut) -> Result<(), OfpError> {
+    let req = packet_out_request(po)?;
     let rules = sw.rules();
-    for a in &actions {
+    for a in &req.actions {
         if let openflow::Action::Group(g) = a {
             if rules.group(*g).is_none() {
                 return refuse(E::BadActionOutGroup, "packet_out: group");
             }
         }
     }
-    sw.packet_out(po.in_port, actions, po.data)
+    sw.packet_out(req.in_port, req.actions, req.frame)
 }
 
 /// ROLE_REQUEST: no-change reports; master and slave carry a generation id that must not be

@@ -96,6 +96,8 @@ pub struct Controllers {
     /// The ports as the last upkeep saw them.
     ports: Option<BTreeMap<u32, Port>>,
     pub probe: Option<Duration>,
+    /// How long a bundle may go without a message before it is discarded.
+    pub bundle_idle_timeout: Duration,
     pub fail_mode: FailMode,
     /// Since when the bridge has active targets and none of them a connection with a
     /// negotiated version.
@@ -113,6 +115,7 @@ impl Default for Controllers {
             next_id: 1,
             ports: None,
             probe: Some(DEFAULT_PROBE),
+            bundle_idle_timeout: crate::bundle::DEFAULT_BUNDLE_IDLE_TIMEOUT,
             fail_mode: FailMode::default(),
             disconnected_since: None,
         }
@@ -226,6 +229,7 @@ impl Controllers {
                 }
             }
             c.check_probe(now, self.probe);
+            crate::bundle::expire_idle(c, now, self.bundle_idle_timeout);
         }
         if !port_modified_by.is_empty() {
             self.port_changes(sw, &port_modified_by);
@@ -543,6 +547,8 @@ mod tests {
         bridge: Bridge,
         barriers: usize,
         packet_outs: Vec<(u32, Vec<openflow::Action>, Vec<u8>)>,
+        /// The ports PORT_MODs changed, in order; port 99 does not exist.
+        port_mods: Vec<u32>,
     }
 
     impl Switch for Mock {
@@ -590,8 +596,53 @@ mod tests {
         fn port_stats(&self) -> Vec<PortStats> {
             Vec::new()
         }
-        fn port_mod(&mut self, _: &PortMod) -> Result<(), OfpError> {
+        fn port_mod(&mut self, pm: &PortMod) -> Result<(), OfpError> {
+            self.check_port_mod(pm)?;
+            self.port_mods.push(pm.port_no);
             Ok(())
+        }
+        fn check_port_mod(&self, pm: &PortMod) -> Result<(), OfpError> {
+            if pm.port_no == 99 {
+                return Err(OfpError::new(
+                    ofwire::ErrorCode::PortModBadPort,
+                    "port_mod.port_no",
+                ));
+            }
+            Ok(())
+        }
+        fn apply_bundle(
+            &mut self,
+            mods: &[openflow::ruleset::TableMod],
+            commit: bool,
+        ) -> Result<(), (usize, OfpError)> {
+            use openflow::ruleset::{TableMod, TableModFailure};
+            let flow_refused = |i| {
+                (
+                    i,
+                    OfpError::new(ofwire::ErrorCode::FlowModUnknown, "flow_mod"),
+                )
+            };
+            if let Some(i) = mods
+                .iter()
+                .position(|m| matches!(m, TableMod::Flow(f) if f.spec.priority == 666))
+            {
+                return Err(flow_refused(i));
+            }
+            self.bridge
+                .rules()
+                .apply_mods(mods, 0, commit)
+                .map(|_| ())
+                .map_err(|e| match e.failure {
+                    TableModFailure::Group(g) => (
+                        e.index,
+                        OfpError::new(ofwire::msg::group::group_mod_error(g.code), "group"),
+                    ),
+                    TableModFailure::Flow(f) if f.field == "group" => (
+                        e.index,
+                        OfpError::new(ofwire::ErrorCode::BadActionOutGroup, "group"),
+                    ),
+                    TableModFailure::Flow(_) => flow_refused(e.index),
+                })
         }
         fn group_mod(&mut self, gm: &openflow::GroupMod) -> Result<(), OfpError> {
             self.bridge
@@ -617,6 +668,7 @@ mod tests {
             bridge: Bridge::new(Vec::new(), MacTable::default()),
             barriers: 0,
             packet_outs: Vec::new(),
+            port_mods: Vec::new(),
         }
     }
 
@@ -1116,5 +1168,287 @@ mod tests {
             );
             assert_eq!(sw.bridge.rules().load().len(), 0);
         }
+
+        /// Each ERROR in `got` as [`error`] reads it.
+        fn codes(got: &[Message]) -> Vec<(u16, u16, u32)> {
+            got.iter().map(error).collect()
+        }
+
+        fn group_add(id: u32, flags: u16, text: &str, xid: u32) -> Vec<u8> {
+            group_mod(id, flags, text, openflow::group::GroupModCommand::Add, xid)
+        }
+
+        fn group_mod(
+            id: u32,
+            flags: u16,
+            text: &str,
+            command: openflow::group::GroupModCommand,
+            xid: u32,
+        ) -> Vec<u8> {
+            let m = openflow::group::parse_group_mod(text, command)
+                .unwrap_or_else(|e| unreachable!("{e}"));
+            let w = ofwire::msg::group::GroupMod::from_model(&m)
+                .unwrap_or_else(|e| unreachable!("{e}"));
+            let inner = Message::GroupMod(w).encode(4, xid).unwrap_or_default();
+            add_raw(id, flags, inner, xid)
+        }
+
+        fn packet_out(id: u32, flags: u16, actions: Vec<WireAction>, xid: u32) -> Vec<u8> {
+            let m = Message::PacketOut(ofwire::msg::packet::PacketOut {
+                buffer_id: u32::MAX,
+                in_port: 1,
+                actions,
+                data: vec![0xab; 60],
+            });
+            add_raw(id, flags, m.encode(4, xid).unwrap_or_default(), xid)
+        }
+
+        fn port_mod(id: u32, flags: u16, port_no: u32, xid: u32) -> Vec<u8> {
+            let m = Message::PortMod(PortMod {
+                port_no,
+                hw_addr: [0; 6],
+                config: 1,
+                mask: 1,
+                advertise: 0,
+            });
+            add_raw(id, flags, m.encode(4, xid).unwrap_or_default(), xid)
+        }
+
+        use ofwire::action::WireAction;
+
+        /// Sends `msgs` on `c` and handles them at `now`; what came back, HELLO left out.
+        fn round(
+            c: &mut Connection,
+            peer: &mut UnixStream,
+            sw: &mut Mock,
+            msgs: &[Vec<u8>],
+            now: Instant,
+        ) -> Vec<Message> {
+            let _ = peer.write_all(&msgs.concat());
+            c.read_input();
+            c.process(sw, &mut Shared::default(), now);
+            c.flush();
+            read_all(peer)
+                .into_iter()
+                .filter(|m| !matches!(m, Message::Hello(_)))
+                .collect()
+        }
+
+        #[test]
+        fn a_group_mod_commits_with_the_flows_that_use_it() {
+            let mut sw = mock();
+            let got = exchange(
+                &mut sw,
+                &[
+                    group_add(1, 3, "group_id=7,type=all,bucket=output:1", 2),
+                    add(1, 3, "add priority=5,ip,actions=group:7", 3),
+                    ctrl(T::CommitRequest, 1, 3, 4),
+                ],
+            );
+            assert_eq!(got, [reply(T::CommitReply, 1)]);
+            let rules = sw.bridge.rules().snapshot();
+            assert_eq!((rules.len(), rules.group(7).is_some()), (1, true));
+            // One change of the rule set, not one per message.
+            assert_eq!(rules.generation(), 1);
+        }
+
+        #[test]
+        fn a_failing_group_mod_undoes_the_bundles_flows() {
+            use openflow::group::GroupModCommand;
+            let mut sw = mock();
+            let got = exchange(
+                &mut sw,
+                &[
+                    add(1, 3, "add priority=1,ip,actions=output:1", 2),
+                    group_add(1, 3, "group_id=7,type=all,bucket=output:1", 3),
+                    // Group 9 does not exist: OFPGMFC_UNKNOWN_GROUP.
+                    group_mod(1, 3, "group_id=9,type=all", GroupModCommand::Modify, 4),
+                    add(1, 3, "add priority=3,udp,actions=output:2", 5),
+                    ctrl(T::CommitRequest, 1, 3, 6),
+                ],
+            );
+            assert_eq!(codes(&got), [(6, 8, 4), (0xffff, 2313, 6)]);
+            let rules = sw.bridge.rules().snapshot();
+            assert_eq!((rules.len(), rules.group(7).is_some()), (0, false));
+            assert_eq!(rules.generation(), 0);
+        }
+
+        #[test]
+        fn packet_outs_run_in_order_only_after_a_successful_commit() {
+            let (mut c, mut peer) = connection();
+            let mut sw = mock();
+            let now = Instant::now();
+            let out = |port| WireAction::Output { port, max_len: 0 };
+            let got = round(
+                &mut c,
+                &mut peer,
+                &mut sw,
+                &[
+                    ctrl(T::OpenRequest, 1, 3, 1),
+                    packet_out(1, 3, vec![out(2)], 2),
+                    // Its group is added before it in the same bundle.
+                    group_add(1, 3, "group_id=7,type=all,bucket=output:1", 3),
+                    packet_out(1, 3, vec![WireAction::Group(7)], 4),
+                    add(1, 3, "add priority=5,ip,actions=group:7", 5),
+                ],
+                now,
+            );
+            assert_eq!(got, [reply(T::OpenReply, 1)]);
+            assert!(sw.packet_outs.is_empty(), "nothing runs before the commit");
+            let got = round(
+                &mut c,
+                &mut peer,
+                &mut sw,
+                &[ctrl(T::CommitRequest, 1, 3, 6)],
+                now,
+            );
+            assert_eq!(got, [reply(T::CommitReply, 1)]);
+            let ports: Vec<_> = sw.packet_outs.iter().map(|p| p.1.clone()).collect();
+            assert_eq!(
+                ports,
+                [
+                    vec![openflow::Action::Output(2)],
+                    vec![openflow::Action::Group(7)]
+                ]
+            );
+            // A bundle that fails runs none of its PACKET_OUTs: here the group is deleted
+            // before the PACKET_OUT that names it (OFPBAC_BAD_OUT_GROUP, quoting it).
+            use openflow::group::GroupModCommand;
+            let got = round(
+                &mut c,
+                &mut peer,
+                &mut sw,
+                &[
+                    packet_out(2, 3, vec![out(2)], 7),
+                    group_mod(2, 3, "group_id=7", GroupModCommand::Delete, 8),
+                    packet_out(2, 3, vec![WireAction::Group(7)], 9),
+                    ctrl(T::CommitRequest, 2, 3, 10),
+                    packet_out(3, 3, vec![out(2)], 11),
+                    add(3, 3, "add priority=666,actions=drop", 12),
+                    ctrl(T::CommitRequest, 3, 3, 13),
+                ],
+                now,
+            );
+            assert_eq!(
+                codes(&got),
+                [
+                    (2, 9, 9),
+                    (0xffff, 2313, 10),
+                    (5, 0, 12),
+                    (0xffff, 2313, 13)
+                ]
+            );
+            assert_eq!(sw.packet_outs.len(), 2);
+            let rules = sw.bridge.rules().snapshot();
+            assert_eq!((rules.len(), rules.group(7).is_some()), (1, true));
+        }
+
+        #[test]
+        fn port_mods_are_refused_in_atomic_bundles_and_follow_the_commit_otherwise() {
+            let mut sw = mock();
+            // OVS's port mods are not atomic: in an atomic bundle one fails the commit, as
+            // the first refusal in bundle order (after the bad flow mod before it).
+            let got = exchange(
+                &mut sw,
+                &[
+                    add(1, 1, "add priority=1,ip,actions=output:1", 2),
+                    port_mod(1, 1, 1, 3),
+                    ctrl(T::CommitRequest, 1, 1, 4),
+                    add(2, 1, "add priority=666,actions=drop", 5),
+                    port_mod(2, 1, 1, 6),
+                    ctrl(T::CommitRequest, 2, 1, 7),
+                ],
+            );
+            assert_eq!(
+                codes(&got),
+                [
+                    (0xffff, 2313, 3),
+                    (0xffff, 2313, 4),
+                    (5, 0, 5),
+                    (0xffff, 2313, 7)
+                ]
+            );
+            assert!(sw.port_mods.is_empty());
+            assert_eq!(sw.bridge.rules().load().len(), 0);
+            // Not atomic: a port that does not exist fails the commit where it stands ...
+            let got = exchange(
+                &mut sw,
+                &[
+                    port_mod(1, 0, 1, 2),
+                    add(1, 0, "add priority=1,ip,actions=output:1", 3),
+                    port_mod(1, 0, 99, 4),
+                    ctrl(T::CommitRequest, 1, 0, 5),
+                ],
+            );
+            assert_eq!(codes(&got), [(7, 0, 4), (0xffff, 2313, 5)]);
+            assert!(sw.port_mods.is_empty());
+            assert_eq!(sw.bridge.rules().load().len(), 0);
+            // ... and good ones are applied, in order, after the rules changed.
+            let got = exchange(
+                &mut sw,
+                &[
+                    port_mod(1, 0, 2, 2),
+                    add(1, 0, "add priority=1,ip,actions=output:1", 3),
+                    port_mod(1, 0, 1, 4),
+                    ctrl(T::CommitRequest, 1, 0, 5),
+                ],
+            );
+            assert_eq!(got, [reply(T::CommitReply, 1)]);
+            assert_eq!(sw.port_mods, [2, 1]);
+            assert_eq!(sw.bridge.rules().load().len(), 1);
+        }
+
+        #[test]
+        fn an_idle_bundle_is_discarded_with_a_timeout_error() {
+            let (mut c, mut peer) = connection();
+            let mut sw = mock();
+            let t0 = Instant::now();
+            let secs = Duration::from_secs;
+            let got = round(
+                &mut c,
+                &mut peer,
+                &mut sw,
+                &[
+                    ctrl(T::OpenRequest, 1, 3, 1),
+                    // Bundle 2 is made by its first add.
+                    add(2, 3, "add priority=1,ip,actions=output:1", 2),
+                ],
+                t0,
+            );
+            assert_eq!(got, [reply(T::OpenReply, 1)]);
+            // Bundle 1 used again at 5 s (an add), bundle 2 not.
+            round(
+                &mut c,
+                &mut peer,
+                &mut sw,
+                &[add(1, 3, "add priority=2,ip,actions=output:2", 3)],
+                t0 + secs(5),
+            );
+            crate::bundle::expire_idle(&mut c, t0 + secs(9), DEFAULT_IDLE);
+            c.flush();
+            assert!(read_all(&mut peer).is_empty());
+            crate::bundle::expire_idle(&mut c, t0 + secs(10), DEFAULT_IDLE);
+            c.flush();
+            // OFPBFC_TIMEOUT, quoting the message that made bundle 2.
+            let got = read_all(&mut peer);
+            assert_eq!(codes(&got), [(0xffff, 2314, 2)]);
+            let got = round(
+                &mut c,
+                &mut peer,
+                &mut sw,
+                &[ctrl(T::CommitRequest, 2, 3, 4)],
+                t0 + secs(10),
+            );
+            assert_eq!(codes(&got), [(0xffff, 2302, 4)]);
+            // Bundle 1 goes at 15 s; its error quotes the open.
+            crate::bundle::expire_idle(&mut c, t0 + secs(15), DEFAULT_IDLE);
+            c.flush();
+            let got = read_all(&mut peer);
+            assert_eq!(codes(&got), [(0xffff, 2314, 1)]);
+            assert!(c.bundles.is_empty());
+            assert_eq!(sw.bridge.rules().load().len(), 0);
+        }
+
+        const DEFAULT_IDLE: Duration = crate::bundle::DEFAULT_BUNDLE_IDLE_TIMEOUT;
     }
 }

@@ -7,6 +7,7 @@ use ofwire::msg::multipart::{Desc, PortStats};
 use ofwire::msg::port::{Port, PortMod};
 use ofwire::msg::switch::Features;
 use ofwire::OfpError;
+use openflow::ruleset::TableMod;
 use openflow::{Action, FlowMod, GroupMod, RuleSet};
 
 /// One bridge as OpenFlow sees it.
@@ -27,6 +28,11 @@ pub trait Switch {
     /// group takes the rules that use it along). The PMDs may still run on the previous
     /// groups until [`Switch::barrier`] returns.
     fn group_mod(&mut self, gm: &GroupMod) -> Result<(), OfpError>;
+    /// Applies a bundle's flow mods and group mods (and checks its PACKET_OUTs' groups) in
+    /// order as one change of the rule set, all or none, as [`Switch::apply_all`] applies
+    /// flow mods; with `commit` false only checks them, changing nothing. A refusal names
+    /// the index of the mod refused.
+    fn apply_bundle(&mut self, mods: &[TableMod], commit: bool) -> Result<(), (usize, OfpError)>;
     /// PACKET_OUT: runs `actions` on `frame` as received on `in_port` (OpenFlow numbers;
     /// `OFPP_CONTROLLER`, `OFPP_LOCAL` or `OFPP_ANY` for none), on the datapath. It may
     /// still be on its way until [`Switch::barrier`] returns.
@@ -48,4 +54,7 @@ pub trait Switch {
     fn port_stats(&self) -> Vec<PortStats>;
     /// PORT_MOD: changes the `OFPPC_*` bits of a port.
     fn port_mod(&mut self, pm: &PortMod) -> Result<(), OfpError>;
+    /// What [`Switch::port_mod`] would refuse (no such port, another hardware address),
+    /// changing nothing.
+    fn check_port_mod(&self, pm: &PortMod) -> Result<(), OfpError>;
 }

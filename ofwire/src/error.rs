@@ -84,6 +84,7 @@ pub enum ErrorCode {
     BundleMsgConflict,
     BundleMsgTooMany,
     BundleMsgFailed,
+    BundleTimeout,
 }
 
 impl ErrorCode {
@@ -106,6 +107,7 @@ impl ErrorCode {
             E::BundleMsgConflict => (OFPET_EXPERIMENTER, 2311),
             E::BundleMsgTooMany => (OFPET_EXPERIMENTER, 2312),
             E::BundleMsgFailed => (OFPET_EXPERIMENTER, 2313),
+            E::BundleTimeout => (OFPET_EXPERIMENTER, 2314),
             E::HelloIncompatible => (0, 0),
             E::HelloEperm => (0, 1),
             E::BadRequestVersion => (1, 0),

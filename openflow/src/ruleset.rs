@@ -508,6 +508,30 @@ pub struct ApplyReport {
     pub generation: u64,
 }
 
+/// One change of [`FlowTables::apply_mods`].
+#[derive(Clone, Copy, Debug)]
+pub enum TableMod<'a> {
+    Flow(&'a FlowMod),
+    Group(&'a GroupMod),
+    /// Actions run outside the tables (a bundled PACKET_OUT's): refused, as a flow mod's
+    /// would be, when a group they name does not exist at this point of the change.
+    Actions(&'a [Action]),
+}
+
+/// What [`FlowTables::apply_mods`] refused: the mod (0-based index) and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableModError {
+    pub index: usize,
+    pub failure: TableModFailure,
+}
+
+/// A flow mod's (or actions') error, or a group mod's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TableModFailure {
+    Flow(RuleError),
+    Group(GroupError),
+}
+
 /// The published rule set of a bridge plus its writer.
 pub struct FlowTables {
     live: ArcSwap<RuleSet>,
@@ -774,6 +798,59 @@ impl FlowTables {
         flow_removed::notify(&self.removed, gone, now_ns);
         report.generation = generation;
         Ok(report)
+    }
+
+    /// Applies flow mods and group mods together, in order, all-or-nothing at time `now_ns`
+    /// (an OpenFlow bundle carries both: Open vSwitch commits them as one version); with
+    /// `commit` false only checks them and changes nothing. On error nothing changes; the
+    /// error names the mod (0-based index).
+    pub fn apply_mods(
+        &self,
+        mods: &[TableMod],
+        now_ns: u64,
+        commit: bool,
+    ) -> Result<u64, TableModError> {
+        let result = self.transact(|work, next_id, log| {
+            let mut gone = Vec::new();
+            for (index, m) in mods.iter().enumerate() {
+                let before = log.len();
+                let failed = |failure| Some(TableModError { index, failure });
+                match m {
+                    TableMod::Flow(fm) => {
+                        work.apply_mod(fm, now_ns, next_id, log)
+                            .map_err(|e| failed(TableModFailure::Flow(e)))?;
+                        if matches!(
+                            fm.command,
+                            FlowModCommand::Delete | FlowModCommand::DeleteStrict
+                        ) {
+                            gone.extend(removed_by(&log[before..], RemovedReason::Delete));
+                        }
+                    }
+                    TableMod::Group(gm) => {
+                        work.apply_group_mod(gm, now_ns, log, &mut GroupReport::default())
+                            .map_err(|e| failed(TableModFailure::Group(e)))?;
+                        gone.extend(removed_by(&log[before..], RemovedReason::GroupDelete));
+                    }
+                    TableMod::Actions(actions) => work
+                        .check_groups(actions)
+                        .map_err(|e| failed(TableModFailure::Flow(e)))?,
+                }
+            }
+            // A check only: undone as a refusal is, with no error to tell.
+            if commit {
+                Ok(gone)
+            } else {
+                Err(None)
+            }
+        });
+        match result {
+            Ok((gone, generation)) => {
+                flow_removed::notify(&self.removed, gone, now_ns);
+                Ok(generation)
+            }
+            Err(Some(e)) => Err(e),
+            Err(None) => Ok(self.generation()),
+        }
     }
 
     /// Removes the rules whose idle or hard timeout has run out at `now_ns`; returns them.
@@ -1224,6 +1301,58 @@ mod tests {
         );
         assert_eq!(r.unwrap().generation, g + 1);
         assert_eq!(t.load().len(), 2);
+    }
+
+    #[test]
+    fn flow_and_group_mods_apply_together_or_not_at_all() {
+        use crate::group::parse_group_mod;
+        let t = FlowTables::new();
+        let group = |text: &str, c| parse_group_mod(text, c).unwrap();
+        let g7 = group("group_id=7,type=all,bucket=output:1", GroupModCommand::Add);
+        let uses_g7 = add("priority=5,ip,actions=group:7");
+        let to_g7 = [Action::Group(7)];
+        // The rule and the actions see the group added before them in the same change.
+        let mods = [
+            TableMod::Group(&g7),
+            TableMod::Flow(&uses_g7),
+            TableMod::Actions(&to_g7),
+        ];
+        // A check changes nothing.
+        assert_eq!(t.apply_mods(&mods, 0, false), Ok(0));
+        assert!(t.load().group(7).is_none() && t.load().is_empty());
+        assert_eq!(t.apply_mods(&mods, 0, true), Ok(1));
+        assert_eq!((t.load().len(), t.load().group(7).is_some()), (1, true));
+        // A failing group mod (7 exists) undoes the flow mod before it, and the other way.
+        let other = add("priority=6,udp,actions=drop");
+        let e = t
+            .apply_mods(&[TableMod::Flow(&other), TableMod::Group(&g7)], 0, true)
+            .unwrap_err();
+        assert_eq!(e.index, 1);
+        assert!(
+            matches!(&e.failure, TableModFailure::Group(g) if g.code == GroupModFailed::GroupExists)
+        );
+        let del7 = group("group_id=7", GroupModCommand::Delete);
+        let e = t
+            .apply_mods(
+                &[
+                    TableMod::Group(&del7),
+                    TableMod::Actions(&to_g7),
+                    TableMod::Flow(&other),
+                ],
+                0,
+                true,
+            )
+            .unwrap_err();
+        assert_eq!(e.index, 1);
+        assert!(matches!(&e.failure, TableModFailure::Flow(f) if f.field == "group"));
+        assert_eq!((t.load().len(), t.load().group(7).is_some()), (1, true));
+        assert_eq!(t.generation(), 1);
+        // A group delete takes its rules along, as one step.
+        assert_eq!(
+            t.apply_mods(&[TableMod::Group(&del7), TableMod::Flow(&other)], 0, true),
+            Ok(2)
+        );
+        assert_eq!(lines(&t), ["table=0, priority=6,udp actions=drop"]);
     }
 
     #[test]

@@ -81,10 +81,14 @@ pub(super) fn set_controller(d: &mut Daemon, args: &[String]) -> Result<Reply> {
     let (options, words): (Vec<&String>, Vec<&String>) =
         args[1..].iter().partition(|w| w.contains('='));
     let mut probe = None;
+    let mut bundle_idle = None;
     for o in options {
         match o.split_once('=') {
             Some(("inactivity_probe", v)) => probe = Some(parse_probe(v)?),
-            _ => bail!("set-controller: unknown option {o:?} (inactivity_probe=MS)"),
+            Some(("bundle_idle_timeout", v)) => bundle_idle = Some(parse_bundle_idle_timeout(v)?),
+            _ => bail!(
+                "set-controller: unknown option {o:?} (inactivity_probe=MS, bundle_idle_timeout=S)"
+            ),
         }
     }
     if words.is_empty() {
@@ -95,6 +99,9 @@ pub(super) fn set_controller(d: &mut Daemon, args: &[String]) -> Result<Reply> {
     set_controllers(d, bridge, targets)?;
     if let Some(p) = probe {
         bridge_mut(d, bridge)?.controllers.probe = p;
+    }
+    if let Some(t) = bundle_idle {
+        bridge_mut(d, bridge)?.controllers.bundle_idle_timeout = t;
     }
     Ok(Reply::new(
         format!("{bridge}: controller {}", text.join(" ")),
@@ -110,6 +117,15 @@ pub fn parse_probe(v: &str) -> Result<Option<std::time::Duration>> {
             Ok(Some(std::time::Duration::from_millis(ms)))
         }
         _ => bail!("inactivity_probe: {v:?} is not 0 (off) or 1000..=3600000 ms"),
+    }
+}
+
+/// `bundle_idle_timeout=S`: seconds, at least 1, as Open vSwitch's
+/// `other_config:bundle-idle-timeout`.
+pub fn parse_bundle_idle_timeout(v: &str) -> Result<std::time::Duration> {
+    match v.parse::<u64>() {
+        Ok(s) if (1..=86_400).contains(&s) => Ok(std::time::Duration::from_secs(s)),
+        _ => bail!("bundle_idle_timeout: {v:?} is not 1..=86400 s"),
     }
 }
 
