@@ -2970,6 +2970,10 @@ nothing, and OpenFlow 1.3.5 (§7.2.7) then asks for the complete packet, as Open
 - ICMP from p2: `controller(reason=no_match)`, an explicit reason (in_port=2); and
   `controller(reason=group)`, a reason of OpenFlow 1.4 that 1.3 sends as `action`.
 - Everything else (ARP): table 0's table-miss rule, `controller`: `no_match` in table 0.
+- UDP to port 4000: table 0's rule (cookie 0x3) goes to table 2, whose rule (cookie 0x4) writes
+  `controller` into the action set: it runs where the pipeline ends, as the actions of the
+  rule the translation began with (OVS's `xlate_action_set`): table 0, cookie 0x3, reason
+  `action_set` (sent as `action` over 1.3).
 """,
         [{"name": "p%d" % n, "ofport": n} for n in range(1, 4)],
         rules=[
@@ -2981,6 +2985,8 @@ nothing, and OpenFlow 1.3.5 (§7.2.7) then asks for the complete packet, as Open
             "priority=100,icmp,actions=controller(reason=no_match),controller(reason=group)",
             "priority=0,actions=controller",
             "cookie=0x5,table=1,priority=0,actions=controller",
+            "cookie=0x3,priority=100,udp,tp_dst=4000,actions=goto_table:2",
+            "cookie=0x4,table=2,priority=10,udp,actions=write_actions(controller)",
         ],
     )
     h1, h2 = mac(1), mac(2)
@@ -3006,6 +3012,9 @@ nothing, and OpenFlow 1.3.5 (§7.2.7) then asks for the complete packet, as Open
            pins=[packet_in(f, meta="in_port=2", reason="no_match"), packet_in(f, meta="in_port=2", reason="action")])
     f = Ether(src=h1, dst=BCAST) / ARP(op=1, hwsrc=h1, psrc="10.0.0.1", pdst="10.0.0.2")
     s.send("p1", f, "ARP who-has", None, "table 0's table-miss rule: no_match", pins=[packet_in(f, reason="no_match")])
+    f = udp(4000, b"from the action set")
+    s.send("p1", f, "UDP →:4000", None, "table 2 writes `controller`; the packet-in is table 0's rule's (cookie 0x3)",
+           pins=[packet_in(f, cookie=0x3)])
     return s
 
 
@@ -3068,7 +3077,70 @@ the service address's swaps the two protocol addresses through the stack
     return s
 
 
-SCENARIOS = [l2_learning, vlan, vlan_defaults, vlan_native, acl, rewrite, resubmit, groups, nested_tables, fragments, frag_normal, frag_nx_match, frag_drop, vlan_limit_1, vlan_limit_2, mac_move, priorities, malformed, vxlan, geneve, tunnel_drops, vni_isolation, vxlan_arp, tunnel_flow, geneve_options, tunnel_mtu, tunnel_jumbo, jumbo, ct_firewall, ct_snat, ct_dnat, ct_limits, ct_tuple, ct_frag, netflow_basic, netflow_add_id, netflow_64bit, netflow_tunnel, arp_responder, controller]
+def action_set():
+    s = Scenario(
+        "action-set",
+        "OpenFlow 1.3's action set across ct(table=N) recirculations, and its packet-ins",
+        """
+Table 0 writes `mod_nw_dst:10.0.0.9,output:2` into every UDP datagram's action set and goes
+to table 1, which sends the packet through `ct(table=2,zone=1)`. As in Open vSwitch, the ct
+forks: the first pass goes on (table 1 clears its set, except for port 2000) and the
+recirculated packet continues in table 2 with the action set as it was at the ct, which runs
+where that pass ends. Table 2 commits a new connection (the carried set sends it to p2,
+rewritten), writes `output:3` over the carried output for an established one (the answer),
+and clears the set for port 3000 (sent to p3 as it came).
+
+A packet-in from the action set (`write_actions(controller)`, reason `action_set`, sent as
+`action` over OpenFlow 1.3) carries the table and cookie of the rule the pass began with, not
+those of the rule that wrote the set: an ICMP echo's, written in table 0 (cookie 0x7), comes
+from the recirculated pass (table 2, cookie 0x9, with its conntrack fields).
+
+Not run in Open vSwitch: OVS 3.1 means to do the same (`finish_freezing__` freezes
+`ctx->action_set`, `xlate_actions` restores it), but its `recirc_alloc_id__` asserts
+`action_set_len <= ofpacts_len`, which a ct's frozen state (no frozen actions) with a
+non-empty action set fails: ovs-vswitchd aborts on the first such packet. What OVS does where
+it does not abort (the set's packet-ins after a goto_table chain) is in scenario `controller`.
+""",
+        [{"name": "p%d" % n, "ofport": n} for n in range(1, 4)],
+        rules=[
+            "priority=100,udp,actions=write_actions(mod_nw_dst:10.0.0.9,output:2),goto_table:1",
+            "cookie=0x7,priority=100,icmp,actions=write_actions(controller),goto_table:1",
+            "priority=0,actions=drop",
+            "table=1,priority=100,udp,tp_dst=2000,actions=ct(table=2,zone=1)",
+            "table=1,priority=50,ip,actions=ct(table=2,zone=1),clear_actions",
+            "table=2,priority=100,udp,tp_dst=3000,actions=output:3,clear_actions",
+            "table=2,priority=50,ct_state=+trk+new,udp,actions=ct(commit,zone=1)",
+            "table=2,priority=50,ct_state=+trk+est,udp,actions=write_actions(output:3)",
+            "cookie=0x9,table=2,priority=50,icmp,actions=drop",
+        ],
+    )
+    h1, h2 = mac(1), mac(2)
+
+    def udp(dp, dst="10.0.0.2", ident=1):
+        return Ether(src=h1, dst=h2) / IP(src="10.0.0.1", dst=dst, id=ident) / UDP(sport=5000, dport=dp) / Raw(b"x" * 20)
+
+    s.send("p1", udp(1000), "UDP →:1000, new", {"p2": udp(1000, "10.0.0.9")},
+           "first pass: set cleared after the ct; recirculated (+trk+new): committed, the carried set "
+           "rewrites to 10.0.0.9 and sends to p2")
+    def reply(dst="10.0.0.1"):
+        return Ether(src=h2, dst=h1) / IP(src="10.0.0.2", dst=dst, id=2) / UDP(sport=1000, dport=5000) / Raw(b"y" * 20)
+
+    s.send("p2", reply(), "UDP answer 10.0.0.2:1000→:5000 from p2", {"p3": reply("10.0.0.9")},
+           "recirculated (+trk+est): table 2's `output:3` replaces the carried output (p2, its own in_port); "
+           "the carried rewrite stays")
+    s.send("p1", udp(3000, ident=3), "UDP →:3000", {"p3": udp(3000, ident=3)},
+           "recirculated: table 2 clears the carried set and sends to p3 as it came")
+    s.send("p1", udp(2000, ident=4), "UDP →:2000, new", {"p2": [udp(2000, "10.0.0.9", 4)] * 2},
+           "the fork: the first pass keeps its set (p2, rewritten) and so does the recirculated one (committed, p2)")
+    f = Ether(src=h1, dst=h2) / IP(src="10.0.0.1", dst="10.0.0.2", id=5) / ICMP(type=8, id=1, seq=1) / Raw(b"ping")
+    s.send("p1", f, "ICMP echo", None, "the carried `controller` runs in the recirculated pass: table 2's rule's "
+           "cookie 0x9, table_id=2, the conntrack fields",
+           pins=[packet_in(f, table=2, cookie=0x9, meta="ct_state=+new-est-rel-rpl-inv+trk-snat-dnat,ct_zone=1,"
+                           "ct_nw_src=10.0.0.1,ct_nw_dst=10.0.0.2,ct_nw_proto=1,ct_tp_src=8,ct_tp_dst=0,ip,in_port=1")])
+    return s
+
+
+SCENARIOS = [l2_learning, vlan, vlan_defaults, vlan_native, acl, rewrite, resubmit, groups, nested_tables, fragments, frag_normal, frag_nx_match, frag_drop, vlan_limit_1, vlan_limit_2, mac_move, priorities, malformed, vxlan, geneve, tunnel_drops, vni_isolation, vxlan_arp, tunnel_flow, geneve_options, tunnel_mtu, tunnel_jumbo, jumbo, ct_firewall, ct_snat, ct_dnat, ct_limits, ct_tuple, ct_frag, netflow_basic, netflow_add_id, netflow_64bit, netflow_tunnel, arp_responder, controller, action_set]
 
 
 def build(names=None):

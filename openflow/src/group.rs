@@ -330,8 +330,10 @@ fn set_class(a: &Action) -> SetClass {
         | Action::Normal
         | Action::Flood
         | Action::All
-        | Action::Local
-        | Action::Controller(_) => SetClass::Final(3),
+        | Action::Local => SetClass::Final(3),
+        // OVS's controller action (with arguments) has no place in a set; its plain output
+        // to the controller has.
+        Action::Controller(c) if c.is_output() => SetClass::Final(3),
         Action::Group(_) => SetClass::Final(4),
         _ => SetClass::Ignored,
     }

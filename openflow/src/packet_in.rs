@@ -76,7 +76,7 @@ fn ct_valid(state: u8) -> bool {
 
 /// What `ovs-ofctl -O OpenFlow13 monitor` prints after `OFPT_PACKET_IN (OF1.3) (xid=...):`
 /// for `pin`, unbuffered (`ofputil_packet_in_private_format`): the table (unless 0), the
-/// cookie, the lengths, the metadata, the reason as OpenFlow 1.3 sends it, and the userdata
+/// cookie (unless all-ones), the lengths, the metadata, the reason as OpenFlow 1.3 sends it, and the userdata
 /// on a line of its own.
 pub fn describe(pin: &PacketIn) -> String {
     let c = &pin.context;
@@ -84,7 +84,10 @@ pub fn describe(pin: &PacketIn) -> String {
     if c.table_id != 0 {
         let _ = write!(s, " table_id={}", c.table_id);
     }
-    let _ = write!(s, " cookie={:#x}", c.cookie);
+    // All-ones is no rule's (a PACKET_OUT's own actions): ovs-ofctl leaves it out.
+    if c.cookie != u64::MAX {
+        let _ = write!(s, " cookie={:#x}", c.cookie);
+    }
     let _ = write!(s, " total_len={} {}", pin.total_len, metadata(pin));
     let reason = c.reason.on_wire(0x04).name();
     let _ = write!(
@@ -150,6 +153,17 @@ mod tests {
             describe(&pin(c, key, 20)),
             " table_id=2 cookie=0x77 total_len=60 reg3=0x9,tun_id=0x5,metadata=0x42,in_port=LOCAL \
              (via no_match) data_len=20 (unbuffered) (***total_len != data_len***)\n userdata=01.02"
+        );
+    }
+
+    #[test]
+    fn a_packet_outs_own_packet_in_has_no_cookie() {
+        let mut c = context();
+        c.cookie = u64::MAX;
+        c.reason = PacketInReason::PacketOut;
+        assert_eq!(
+            describe(&pin(c, FlowKey::default(), 60)),
+            " total_len=60 in_port=1 (via action) data_len=60 (unbuffered)"
         );
     }
 }

@@ -2,13 +2,14 @@
 //!
 //! A `ct(table=T)` action freezes the translation: the packet goes through the datapath's
 //! tracking, then back to classification with a `recirc_id` that names where its
-//! translation goes on (bridge, table T, registers, metadata: a [`Frozen`]), as Open
-//! vSwitch's `recirc_alloc_id_ctx` does. The same state always gets the same id, so a
-//! rule set makes a fixed set of ids; every megaflow matches its `recirc_id`.
+//! translation goes on (bridge, table T, registers, metadata, the action set written so
+//! far: a [`Frozen`]), as Open vSwitch's `recirc_alloc_id_ctx` does. The same state always
+//! gets the same id, so a rule set makes a fixed set of ids; every megaflow matches its
+//! `recirc_id`.
 //!
 //! The table holds at most [`MAX_STATES`] states and never frees one (a rule set whose
-//! registers take ever new values at a `ct` could fill it: `freeze` then refuses, and the
-//! packet is dropped as `ct-refused`).
+//! registers or action sets take ever new values at a `ct` could fill it: `freeze` then
+//! refuses, and the packet is dropped as `ct-refused`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -35,7 +36,7 @@ impl RecircTable {
     /// The id of `frozen` in bridge `bridge`, made the first time; `None` when the table is
     /// full.
     pub fn freeze(&self, bridge: &str, frozen: &Frozen) -> Option<u32> {
-        let key = (bridge.to_string(), *frozen);
+        let key = (bridge.to_string(), frozen.clone());
         if let Some(&id) = self
             .0
             .read()
@@ -118,6 +119,7 @@ mod tests {
             table,
             regs: [0; crate::rule::N_REGS],
             metadata: 0,
+            action_set: Arc::from([]),
         };
         let a = t.freeze("br0", &f(1)).unwrap();
         assert_eq!(t.freeze("br0", &f(1)), Some(a));
@@ -128,5 +130,35 @@ mod tests {
         assert_eq!(t.thaw(0), None);
         assert_eq!(t.thaw(99), None);
         assert_eq!(t.len(), 3);
+    }
+
+    #[test]
+    fn states_that_differ_only_in_their_action_set_get_their_own_ids() {
+        use crate::rule::Action;
+        let t = RecircTable::default();
+        let f = |set: &[Action]| Frozen {
+            table: 1,
+            regs: [0; crate::rule::N_REGS],
+            metadata: 0,
+            action_set: set.into(),
+        };
+        let empty = t.freeze("br0", &f(&[])).unwrap();
+        let out2 = t.freeze("br0", &f(&[Action::Output(2)])).unwrap();
+        let out3 = t.freeze("br0", &f(&[Action::Output(3)])).unwrap();
+        let both = t
+            .freeze("br0", &f(&[Action::Output(2), Action::Output(3)]))
+            .unwrap();
+        assert_eq!(
+            [empty, out2, out3, both]
+                .iter()
+                .collect::<std::collections::HashSet<_>>()
+                .len(),
+            4
+        );
+        // An equal set, built anew, shares the id; thawing gives the set back.
+        assert_eq!(t.freeze("br0", &f(&[Action::Output(2)])), Some(out2));
+        let (_, thawed) = t.thaw(out2).unwrap();
+        assert_eq!(&thawed.action_set[..], &[Action::Output(2)]);
+        assert_eq!(t.len(), 4);
     }
 }

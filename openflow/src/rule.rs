@@ -377,6 +377,20 @@ pub struct ControllerArgs {
     pub meter_id: Option<u32>,
 }
 
+impl ControllerArgs {
+    /// Whether this is a plain output to the controller (`controller`, `controller:MAX_LEN`,
+    /// `controller(max_len=N)`), which Open vSwitch keeps as an output (OFPACT_OUTPUT): no
+    /// reason but `action`, no id, userdata, pause or meter. Only that one may be in an
+    /// action set or bucket, and its packet-in says where it ran (group, action set).
+    pub fn is_output(&self) -> bool {
+        self.reason.as_deref().is_none_or(|r| r == "action")
+            && self.id == 0
+            && self.userdata.is_empty()
+            && !self.pause
+            && self.meter_id.is_none()
+    }
+}
+
 impl Default for ControllerArgs {
     fn default() -> ControllerArgs {
         ControllerArgs {

@@ -132,13 +132,18 @@ pub struct CtCall {
     pub alg: Option<CtAlg>,
 }
 
-/// Where a recirculated packet's translation goes on: a table, with the registers and
-/// metadata the first translation had at the `ct` (Open vSwitch's frozen state).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// Where a recirculated packet's translation goes on: a table, with the registers,
+/// metadata and action set the first translation had at the `ct` (Open vSwitch's
+/// `frozen_state`). Equal states share a recirculation id.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Frozen {
     pub table: u8,
     pub regs: [u32; crate::rule::N_REGS],
     pub metadata: u64,
+    /// The actions `write_actions` had put in the set, in the order written: the resumed
+    /// translation starts with them (OVS's `action_set` of the frozen state), so they run
+    /// where its pipeline ends unless a `clear_actions` there empties them.
+    pub action_set: Arc<[Action]>,
 }
 
 /// The datapath's side of translation.
@@ -175,10 +180,18 @@ struct Xlate<'a> {
     /// The rule whose actions run: its cookie, and whether it is a table-miss rule
     /// (priority 0, matching everything), whose packet-ins are misses.
     rule: Option<(u64, bool)>,
-    /// The action set `write_actions` built (OpenFlow 1.3 §5.10), run when translation ends;
-    /// with the table of the rule that last wrote it.
+    /// The action set `write_actions` built (OpenFlow 1.3 §5.10), run when translation ends.
     action_set: Vec<Action>,
-    action_set_table: u8,
+    /// The table this translation started in and the rule it found there: the action set
+    /// runs as that rule's actions (OVS's `ctx->table_id` and `ctx->rule` when
+    /// `xlate_action_set` runs), which its packet-ins and `resubmit(,)` see.
+    pass_table: u8,
+    pass_rule: Option<(u64, bool)>,
+    /// Where a `controller` output is (OVS's `xlate_output_action`): its packet-in's reason
+    /// says `packet_out`, `group` or `action_set` rather than `action`.
+    in_packet_out: bool,
+    in_bucket: bool,
+    in_action_set: bool,
     /// The key the translation began with, and the words of it that a lookup saw changed
     /// ([`UpcallResult::rewritten`]).
     start_key: FlowKey,
@@ -280,8 +293,12 @@ pub fn translate_netflow(
         marks,
         nf_output: NF_OUT_DROP,
         rule: None,
-        action_set: Vec::new(),
-        action_set_table: 0,
+        action_set: frozen.map_or_else(Vec::new, |z| z.action_set.to_vec()),
+        pass_table: frozen.map_or(0, |z| z.table),
+        pass_rule: None,
+        in_packet_out: matches!(start, Start::Actions(_)),
+        in_bucket: false,
+        in_action_set: false,
         start_key: *key,
         rewritten: 0,
     };
@@ -337,7 +354,7 @@ pub fn translate_netflow(
     }
     match start {
         Start::Actions(actions) => x.packet_out(actions),
-        _ => x.table(frozen.map_or(0, |z| z.table), None),
+        _ => x.table(x.pass_table, None),
     }
     if !x.too_deep {
         x.run_action_set();
@@ -393,9 +410,15 @@ impl Xlate<'_> {
         };
         let rule = rule.clone();
         self.sinks.push(rule.stats.clone());
-        self.depth += 1;
         let table_miss = rule.spec.priority == 0 && rule.spec.matches == Match::catch_all();
+        // The pass's first rule (a goto_table comes back here at depth 0 too).
+        if self.depth == 0 && self.pass_rule.is_none() {
+            self.pass_rule = Some((rule.spec.cookie, table_miss));
+        }
+        self.depth += 1;
         let caller = self.rule.replace((rule.spec.cookie, table_miss));
+        // A rule's actions are not a bucket's, even when a bucket resubmitted to it.
+        let in_bucket = std::mem::replace(&mut self.in_bucket, false);
         let mut goto = None;
         for a in &rule.spec.actions {
             if let Action::GotoTable(n) = a {
@@ -411,6 +434,7 @@ impl Xlate<'_> {
             }
         }
         self.rule = caller;
+        self.in_bucket = in_bucket;
         self.depth -= 1;
         if std::mem::take(&mut self.stop_table) {
             return;
@@ -430,8 +454,8 @@ impl Xlate<'_> {
         }
     }
 
-    /// A PACKET_OUT's actions, as a table-0 rule's with no cookie (OVS's
-    /// `xlate_actions` of `ofpacts`): their packet-ins say `action`, table 0.
+    /// A PACKET_OUT's actions, as a table-0 rule's without a rule (OVS's `xlate_actions` of
+    /// `ofpacts`): their packet-ins say `packet_out`, table 0, cookie all-ones.
     fn packet_out(&mut self, actions: &[Action]) {
         self.depth += 1;
         for a in actions {
@@ -445,14 +469,23 @@ impl Xlate<'_> {
     }
 
     /// A `controller` action's packet-in as translation knows it here (Open vSwitch's
-    /// `xlate_controller_action`): the reason (`action` in a table-miss rule is a miss), the
-    /// table and the rule's cookie, the OpenFlow in_port, registers and metadata.
+    /// `xlate_output_action` and `xlate_controller_action`): the reason, the table and the
+    /// rule's cookie, the OpenFlow in_port, registers and metadata. A plain output to the
+    /// controller (OVS's OFPACT_OUTPUT: no reason but `action`, no id, userdata, pause or
+    /// meter) says where it ran: in a PACKET_OUT, a group bucket, the action set; any other
+    /// `action` in a table-miss rule is a miss.
     fn controller_action(&mut self, args: &ControllerArgs, table: u8) -> ToController {
-        let (cookie, table_miss) = self.rule.unwrap_or((0, false));
-        let reason = match args.reason.as_deref().and_then(PacketInReason::from_name) {
-            Some(r) => r,
-            None if table_miss => PacketInReason::ExplicitMiss,
-            None => PacketInReason::Action,
+        // A PACKET_OUT's own actions have no rule: all-ones, which OVS sends for them.
+        let none = if self.in_packet_out { u64::MAX } else { 0 };
+        let (cookie, table_miss) = self.rule.unwrap_or((none, false));
+        let plain = args.is_output();
+        let named = args.reason.as_deref().and_then(PacketInReason::from_name);
+        let reason = match named.unwrap_or(PacketInReason::Action) {
+            PacketInReason::Action if plain && self.in_packet_out => PacketInReason::PacketOut,
+            PacketInReason::Action if plain && self.in_bucket => PacketInReason::Group,
+            PacketInReason::Action if plain && self.in_action_set => PacketInReason::ActionSet,
+            PacketInReason::Action if table_miss => PacketInReason::ExplicitMiss,
+            r => r,
         };
         let context = PacketInContext {
             reason,
@@ -673,28 +706,33 @@ impl Xlate<'_> {
             Action::Note(_) => {}
             Action::Ct(ct) => self.conntrack(ct),
             Action::Group(id) => self.group(*id, cur_table),
-            Action::WriteActions(v) => {
-                self.action_set.extend(v.iter().cloned());
-                self.action_set_table = cur_table;
-            }
+            Action::WriteActions(v) => self.action_set.extend(v.iter().cloned()),
             Action::ClearActions => self.action_set.clear(),
         }
     }
 
     /// The action set at the end of the pipeline, in the order Open vSwitch's
-    /// `ofpacts_execute_action_set` gives it ([`crate::group::action_set`], as for buckets).
+    /// `ofpacts_execute_action_set` gives it ([`crate::group::action_set`], as for buckets),
+    /// as the actions of the rule this translation started with, in its table (OVS's
+    /// `xlate_action_set`, run after the pipeline returned to the top).
     fn run_action_set(&mut self) {
         let set = std::mem::take(&mut self.action_set);
         let list = crate::group::action_set(&set);
-        let table = self.action_set_table;
+        if list.is_empty() {
+            return;
+        }
+        let caller = std::mem::replace(&mut self.rule, self.pass_rule);
+        self.in_action_set = true;
         self.depth += 1;
         for a in &list {
-            self.action(a, table);
+            self.action(a, self.pass_table);
             if self.too_deep || self.stop_table {
                 break;
             }
         }
         self.depth -= 1;
+        self.in_action_set = false;
+        self.rule = caller;
         self.stop_table = false;
     }
 
@@ -754,6 +792,7 @@ impl Xlate<'_> {
         let saved = self.f.clone();
         let (from, marks) = (self.actions.len(), self.marks.len());
         self.depth += 1;
+        let in_bucket = std::mem::replace(&mut self.in_bucket, true);
         for a in exec {
             // OVS's set_field in an action set: skipped when the packet lacks the field.
             let dst = match a {
@@ -775,6 +814,7 @@ impl Xlate<'_> {
                 break;
             }
         }
+        self.in_bucket = in_bucket;
         self.depth -= 1;
         // A bucket that stops (dec_ttl at TTL 1, a missing group) does not stop the caller.
         self.stop_table = false;
@@ -920,6 +960,7 @@ impl Xlate<'_> {
                 table,
                 regs: self.f.regs,
                 metadata: self.f.metadata,
+                action_set: self.action_set.as_slice().into(),
             };
             let Some(id) = h.freeze(&frozen) else {
                 self.actions.push(DpAction::Drop(ExecDrop::CtRefused));
@@ -1885,8 +1926,12 @@ mod tests {
         );
     }
 
-    /// NetFlow's output interface of `flows` for `key`.
-    fn nf_out(b: &Bridge, key: &FlowKey) -> u16 {
+    /// `f` of the translation environment of `b`, with the datapath hooks `hooks`.
+    fn with_env<R>(
+        b: &Bridge,
+        hooks: Option<&dyn XlateHooks>,
+        f: impl FnOnce(&XlateEnv<'_>) -> R,
+    ) -> R {
         let rules = b.rules().load();
         let ports = b.ports();
         let tlv = b.tlv_map();
@@ -1899,13 +1944,18 @@ mod tests {
             frag_mode: FragMode::Normal,
             tlv: &tlv,
             tun_options: &[],
-            hooks: None,
+            hooks,
             packet_ins: b.packet_ins(),
             invalid_ttl_to_controller: false,
             ports_down: &[],
             port_config: &[],
         };
-        translate_netflow(&env, key, Start::Table0).2
+        f(&env)
+    }
+
+    /// NetFlow's output interface of `flows` for `key`.
+    fn nf_out(b: &Bridge, key: &FlowKey) -> u16 {
+        with_env(b, None, |env| translate_netflow(env, key, Start::Table0).2)
     }
 
     #[test]
@@ -2396,5 +2446,278 @@ mod tests {
         // The same value written again is no rewrite (the lookup saw the packet's own).
         let b = bridge("ip,actions=mod_nw_dst:0.0.0.7,resubmit(,1)\ntable=1,actions=output:2\n");
         assert_eq!(b.translate(&ip_key(7), 0).rewritten, 0);
+    }
+
+    /// A `ct()` that tracks nothing: the tests below follow recirculation, not tracking.
+    struct Untracked;
+
+    impl pipeline::Track for Untracked {
+        fn track(
+            &self,
+            _pool: &mut pipeline::PacketPool,
+            _pkts: &[pipeline::PacketId],
+            _now_ns: u64,
+            _drops: &mut [Option<ExecDrop>],
+            _frags: &mut pipeline::Fragments,
+        ) {
+        }
+        fn describe(&self) -> String {
+            "ct".to_string()
+        }
+    }
+
+    /// Datapath hooks whose `ct()` is [`Untracked`] and whose frozen states go to a table.
+    #[derive(Default)]
+    struct Recirculating(crate::recirc::RecircTable);
+
+    impl XlateHooks for Recirculating {
+        fn ct(&self, _call: &CtCall) -> Option<DpAction> {
+            Some(DpAction::Ct(pipeline::Tracker(Arc::new(Untracked))))
+        }
+        fn freeze(&self, frozen: &Frozen) -> Option<u32> {
+            self.0.freeze("br0", frozen)
+        }
+    }
+
+    /// The actions of each pass of `key` through `b` (the first, then each recirculated one,
+    /// `+trk`, from its frozen state, in the order the passes named them), without their `ct`
+    /// and recirculation actions.
+    fn passes_with(hooks: &Recirculating, b: &Bridge, key: &FlowKey) -> Vec<Vec<DpAction>> {
+        let mut out = Vec::new();
+        let mut todo = std::collections::VecDeque::from([(*key, None)]);
+        while let Some((k, frozen)) = todo.pop_front() {
+            assert!(out.len() < 8, "a recirculation loop: {out:?}");
+            let start = frozen.as_ref().map_or(Start::Table0, Start::Frozen);
+            let r = with_env(b, Some(hooks), |env| translate_netflow(env, &k, start).0);
+            let mut sent = Vec::new();
+            for a in r.actions {
+                let id = match &a {
+                    DpAction::Recirc(id) => Some(*id),
+                    DpAction::Clone(sub) => match sub[..] {
+                        [DpAction::Recirc(id)] => Some(id),
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                if let Some(id) = id {
+                    let (_, z) = hooks.0.thaw(id).unwrap();
+                    let back = FlowKey {
+                        recirc_id: id,
+                        ct_state: 0x21,
+                        ..k
+                    };
+                    todo.push_back((back, Some(z)));
+                } else if !matches!(a, DpAction::Ct(_)) {
+                    sent.push(a);
+                }
+            }
+            out.push(sent);
+        }
+        out
+    }
+
+    fn passes(flows: &str) -> Vec<Vec<DpAction>> {
+        passes_with(&Recirculating::default(), &bridge(flows), &ip_key(7))
+    }
+
+    #[test]
+    fn the_action_set_goes_into_a_ct_recirculation_and_runs_where_that_pass_ends() {
+        use DpAction::Output;
+        // As Open vSwitch's ct(table=N), a fork: the first pass goes on and runs the set where
+        // it ends; the recirculated one starts with the set as it was at the ct.
+        let written = "ip,actions=write_actions(output:2),goto_table:1\n\
+                       table=1,ip,actions=ct(table=2)\n";
+        assert_eq!(
+            passes(&format!("{written}table=2,ip,actions=output:3\n")),
+            vec![vec![Output(2)], vec![Output(3), Output(2)]]
+        );
+        // The resumed pipeline writes over it or clears it.
+        assert_eq!(
+            passes(&format!(
+                "{written}table=2,ip,actions=write_actions(output:3)\n"
+            )),
+            vec![vec![Output(2)], vec![Output(3)]]
+        );
+        assert_eq!(
+            passes(&format!(
+                "{written}table=2,ip,actions=output:3,clear_actions\n"
+            )),
+            vec![vec![Output(2)], vec![Output(3)]]
+        );
+        // Cleared in the first pass after the ct: only the recirculated pass has it.
+        assert_eq!(
+            passes(
+                "ip,actions=write_actions(output:2),goto_table:1\n\
+                 table=1,ip,actions=ct(table=2),clear_actions\n\
+                 table=2,ip,actions=output:3\n"
+            ),
+            vec![vec![], vec![Output(3), Output(2)]]
+        );
+        // Written after the ct: the first pass's alone.
+        assert_eq!(
+            passes(
+                "ip,actions=ct(table=2),write_actions(output:2)\n\
+                 table=2,ip,actions=output:3\n"
+            ),
+            vec![vec![Output(2)], vec![Output(3)]]
+        );
+    }
+
+    #[test]
+    fn the_action_set_goes_through_two_recirculations() {
+        use DpAction::{Output, SetIpv4Dst};
+        let first = "ip,actions=write_actions(output:2),goto_table:1\n\
+                     table=1,ip,actions=ct(table=2)\n\
+                     table=3,ip,actions=ct(table=4)\n\
+                     table=4,ip,actions=write_actions(output:3)\n";
+        assert_eq!(
+            passes(&format!(
+                "{first}table=2,ip,actions=write_actions(mod_nw_dst:1.2.3.4),goto_table:3\n"
+            )),
+            vec![
+                vec![Output(2)],
+                vec![SetIpv4Dst(0x0102_0304), Output(2)],
+                vec![SetIpv4Dst(0x0102_0304), Output(3)],
+            ]
+        );
+        // Cleared in the second pass: the third starts empty and runs its own.
+        assert_eq!(
+            passes(&format!(
+                "{first}table=2,ip,actions=clear_actions,goto_table:3\n"
+            )),
+            vec![vec![Output(2)], vec![], vec![Output(3)]]
+        );
+    }
+
+    #[test]
+    fn equal_frozen_action_sets_share_a_recirculation_id() {
+        let b = bridge(
+            "ip,nw_dst=0.0.0.7,actions=write_actions(output:2),goto_table:1\n\
+             ip,nw_dst=0.0.0.8,actions=write_actions(output:2),goto_table:1\n\
+             ip,nw_dst=0.0.0.9,actions=write_actions(output:3),goto_table:1\n\
+             table=1,ip,actions=ct(table=2)\n\
+             table=2,ip,actions=drop\n",
+        );
+        let hooks = Recirculating::default();
+        let mut counts = Vec::new();
+        for dst in [7, 8, 7, 9] {
+            passes_with(&hooks, &b, &ip_key(dst));
+            counts.push(hooks.0.len());
+        }
+        assert_eq!(counts, [1, 1, 1, 2]);
+    }
+
+    /// The packet-ins a translation asks for: (reason, table, cookie) of each.
+    fn packet_ins(actions: &[DpAction]) -> Vec<(PacketInReason, u8, u64)> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                DpAction::Controller(to) => {
+                    let c = &to.context;
+                    Some((c.reason, c.table_id, c.cookie))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_controller_output_in_the_action_set_says_action_set_as_the_first_rule() {
+        use PacketInReason::{Action, ActionSet, ExplicitMiss, Group};
+        // Open vSwitch runs the set as the actions of the rule the translation began with:
+        // its table and cookie, not those of the rule that wrote the set.
+        let b = bridge(
+            "cookie=0x7,ip,actions=goto_table:1\n\
+             cookie=0x5,table=1,ip,actions=write_actions(controller)\n",
+        );
+        let r = b.translate(&ip_key(7), 0);
+        assert_eq!(packet_ins(&r.actions), [(ActionSet, 0, 0x7)]);
+        // From a table-miss rule, still the set's: the miss is only an applied output's.
+        let b = bridge("cookie=0x7,priority=0,actions=controller,write_actions(controller)\n");
+        let r = b.translate(&ip_key(7), 0);
+        assert_eq!(
+            packet_ins(&r.actions),
+            [(ExplicitMiss, 0, 0x7), (ActionSet, 0, 0x7)]
+        );
+        // A controller(...) with arguments is the controller action, which a set cannot hold
+        // (OVS's ofpact_is_allowed_in_actions_set); applied in a table-miss rule, a miss.
+        let e = b
+            .add_flows_text("ip,actions=write_actions(controller(userdata=01))\n", 0)
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("not allowed in the action set"),
+            "{e}"
+        );
+        let b = bridge("cookie=0x7,priority=0,actions=controller(userdata=01)\n");
+        assert_eq!(
+            packet_ins(&b.translate(&ip_key(7), 0).actions),
+            [(ExplicitMiss, 0, 0x7)]
+        );
+        let b = bridge("ip,actions=controller(reason=action,id=3)\n");
+        assert_eq!(
+            packet_ins(&b.translate(&ip_key(7), 0).actions),
+            [(Action, 0, 0)]
+        );
+        // A group's bucket, in the set or not, says group; a rule it resubmits to says what
+        // it would say there: `action`, or `action_set` while the set runs.
+        let b = bridge("");
+        groups(
+            &b,
+            "group_id=1,type=all,bucket=controller,bucket=resubmit(,2)\n",
+        );
+        b.add_flows_text(
+            "cookie=0x3,ip,actions=group:1,write_actions(group:1)\n\
+             table=2,ip,actions=controller\n",
+            0,
+        )
+        .unwrap();
+        let r = b.translate(&ip_key(7), 0);
+        assert_eq!(
+            packet_ins(&r.actions),
+            [
+                (Group, 0, 0x3),
+                (Action, 2, 0),
+                (Group, 0, 0x3),
+                (ActionSet, 2, 0)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_recirculated_pass_runs_the_set_as_its_own_first_rule() {
+        use PacketInReason::ActionSet;
+        let b = bridge(
+            "cookie=0x7,ip,actions=write_actions(controller),goto_table:1\n\
+             cookie=0x8,table=1,ip,actions=ct(table=2)\n\
+             cookie=0x9,table=2,ip,actions=goto_table:3\n\
+             cookie=0xb,table=3,ip,actions=drop\n",
+        );
+        let pins: Vec<_> = passes_with(&Recirculating::default(), &b, &ip_key(7))
+            .iter()
+            .map(|p| packet_ins(p))
+            .collect();
+        assert_eq!(pins, [[(ActionSet, 0, 0x7)], [(ActionSet, 2, 0x9)]]);
+    }
+
+    #[test]
+    fn a_controller_output_in_a_packet_out_says_packet_out() {
+        use PacketInReason::PacketOut;
+        // Also from a table-miss rule that its output to TABLE reaches (OVS's in_packet_out
+        // holds for the whole translation).
+        let b = bridge("cookie=0x7,priority=0,actions=controller\n");
+        let actions = [
+            Action::Controller(Box::default()),
+            Action::Resubmit {
+                port: None,
+                table: Some(0),
+            },
+        ];
+        let r = with_env(&b, None, |env| {
+            translate_netflow(env, &ip_key(7), Start::Actions(&actions)).0
+        });
+        assert_eq!(
+            packet_ins(&r.actions),
+            [(PacketOut, 0, u64::MAX), (PacketOut, 0, 0x7)]
+        );
     }
 }

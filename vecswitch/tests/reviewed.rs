@@ -66,6 +66,9 @@ const NOT_IN_OVS: &[&str] = &[
     // 480003 frames (`repeat`): ovs_reference.py injects one frame per ovs-appctl call, hours
     // (netflow-64bit/README.md; its records are asserted against OVS's formula instead).
     "netflow-64bit",
+    // OVS 3.1's ovs-vswitchd aborts on a ct(table=N) with a non-empty action set (an
+    // assertion in recirc_alloc_id__; action-set/README.md).
+    "action-set",
 ];
 
 #[test]
