@@ -410,6 +410,7 @@ impl Upcall for ReplayUpcall {
         match self.results.get(j as usize) {
             Some(r) => r.clone(),
             None => UpcallResult {
+                rewritten: 0,
                 actions: Vec::new(),
                 mask: FlowKey::default(),
                 sinks: Vec::new(),

@@ -276,6 +276,7 @@ pub fn run(d: &mut Daemon, now: Instant) -> bool {
     let mut busy = false;
     for i in 0..d.bridges.len() {
         if d.bridges[i].controllers.targets().is_empty() && !d.bridges[i].of.fail_open() {
+            d.bridges[i].of.set_invalid_ttl_to_controller(false);
             continue;
         }
         // Out of the bridge while it runs, so that the switch can borrow the daemon.
@@ -289,6 +290,10 @@ pub fn run(d: &mut Daemon, now: Instant) -> bool {
             busy |= c.run(&mut sw, now);
         }
         let fail_open = c.should_fail_open(now);
+        // A controller that asked for `invalid_ttl` packet-ins (SET_ASYNC) gets them.
+        d.bridges[i]
+            .of
+            .set_invalid_ttl_to_controller(c.wants_invalid_ttl());
         d.bridges[i].controllers = c;
         if fail_open != d.bridges[i].of.fail_open() {
             set_fail_open(d, i, fail_open);

@@ -825,6 +825,7 @@ mod tests {
     impl Upcall for ToPort2 {
         fn translate(&mut self, _key: &FlowKey, _now_ns: u64) -> UpcallResult {
             UpcallResult {
+                rewritten: 0,
                 actions: vec![DpAction::Output(2)],
                 mask: FlowKey::default(),
                 sinks: Vec::new(),

@@ -34,6 +34,7 @@ struct OutputUpcall {
 impl Upcall for OutputUpcall {
     fn translate(&mut self, _key: &FlowKey, _now_ns: u64) -> UpcallResult {
         UpcallResult {
+            rewritten: 0,
             actions: if self.drop {
                 Vec::new()
             } else {

@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use pipeline::actions::{execute, packets_independent, ExecTargets};
 use pipeline::{
-    Ctx, DpAction, ExecDrop, FlowKey, Next, Node, PacketId, StatsSink, Upcall, VlanLimit, MAX_BATCH,
+    Ctx, DpAction, ExecDrop, FlowKey, Next, Node, PacketId, RuleChange, StatsSink, Upcall,
+    VlanLimit, MAX_BATCH,
 };
 
 use crate::emc::Emc;
@@ -25,6 +26,9 @@ const TICK_INTERVAL_NS: u64 = 1_000_000_000;
 /// instead of one per frame (Open vSwitch's revalidators, on threads of their own, pass at
 /// most every few hundred milliseconds).
 const LEARN_BACKOFF_NS: u64 = 100_000_000;
+/// Most rule changes a revalidation tests every megaflow against
+/// ([`MegaflowCache::revalidate_matching`]); with more it retranslates every megaflow.
+const MAX_TARGETED_CHANGES: usize = 64;
 /// Group index meaning "this megaflow has no group in the current frame".
 const NO_GROUP: u16 = u16::MAX;
 /// Tag of a group index that refers to an uninstalled upcall result, not a megaflow.
@@ -94,8 +98,13 @@ pub struct ClassifyStats {
     pub upcalls: u64,
     pub megaflows_installed: u64,
     pub emc_inserts: u64,
-    /// Full revalidation passes (the upcall generation moved).
+    /// Revalidation passes (the upcall generation moved).
     pub revalidations: u64,
+    /// Of those, the passes that only rules moved: only the megaflows a changed rule may
+    /// match were translated again.
+    pub revalidations_targeted: u64,
+    /// Megaflows translated again by all passes.
+    pub revalidated_megaflows: u64,
     pub revalidated_deleted: u64,
     pub idle_evicted: u64,
     /// Upcalls executed without installing because the cache was full (or had too many masks).
@@ -127,6 +136,8 @@ impl ClassifyStats {
             ("megaflows-installed", self.megaflows_installed),
             ("emc-inserts", self.emc_inserts),
             ("revalidations", self.revalidations),
+            ("revalidations-targeted", self.revalidations_targeted),
+            ("revalidated-megaflows", self.revalidated_megaflows),
             ("revalidated-deleted", self.revalidated_deleted),
             ("idle-evicted", self.idle_evicted),
             ("flow-limit-hits", self.flow_limit_hits),
@@ -191,6 +202,8 @@ pub struct Classify<U: Upcall> {
     sorted_next: Vec<Next>,
     /// Actions and sinks of upcalls that could not be installed, for this frame only.
     ephemeral: Vec<Ephemeral>,
+    /// The rule changes of the current revalidation ([`Upcall::rule_changes`]).
+    changes: Vec<RuleChange>,
 }
 
 impl<U: Upcall> Classify<U> {
@@ -217,6 +230,7 @@ impl<U: Upcall> Classify<U> {
             sorted_pos: vec![0; MAX_BATCH],
             sorted_next: vec![Next::CONSUMED; MAX_BATCH],
             ephemeral: Vec::new(),
+            changes: Vec::new(),
         }
     }
 
@@ -311,22 +325,42 @@ impl<U: Upcall> Classify<U> {
         self.cache.push_stats();
     }
 
-    /// Revalidates now, whether or not the generation moved (control plane).
+    /// Revalidates every megaflow now, whether or not the generation moved (control plane).
     pub fn revalidate_now(&mut self, now_ns: u64) -> usize {
-        let n = self.revalidate(now_ns);
+        let n = self.revalidate_pass(now_ns, true);
         self.cache.release_deferred();
         n
     }
 
     fn revalidate(&mut self, now_ns: u64) -> usize {
+        self.revalidate_pass(now_ns, false)
+    }
+
+    /// One revalidation: of every megaflow with `all` or when more than rules changed, else
+    /// of those a changed rule may match.
+    fn revalidate_pass(&mut self, now_ns: u64, all: bool) -> usize {
+        // The generation first: a change the upcall's list misses then moves it again.
         let generation = self.upcall.generation();
         self.generation = generation;
         self.config_generation = self.upcall.config_generation();
         let since = self.revalidated_ns;
+        self.changes.clear();
+        let targeted = self.upcall.rule_changes(&mut self.changes)
+            && !all
+            && self.changes.len() <= MAX_TARGETED_CHANGES;
         let upcall = &mut self.upcall;
-        let deleted = self
-            .cache
-            .revalidate(|k, last_used_ns| upcall.retranslate(k, now_ns, last_used_ns >= since));
+        let retranslate =
+            |k: &FlowKey, last_used_ns: u64| upcall.retranslate(k, now_ns, last_used_ns >= since);
+        let deleted = if targeted {
+            let (retranslated, deleted) =
+                self.cache.revalidate_matching(&self.changes, retranslate);
+            self.stats.revalidations_targeted += 1;
+            self.stats.revalidated_megaflows += retranslated as u64;
+            deleted
+        } else {
+            self.stats.revalidated_megaflows += self.cache.len() as u64;
+            self.cache.revalidate(retranslate)
+        };
         self.revalidated_ns = now_ns;
         // A pass whose translations learned moved the generation itself: a MAC seen on two
         // ports at once (a loop) is learned on each in turn, and every pass would set up the
@@ -390,6 +424,7 @@ impl<U: Upcall> Classify<U> {
         {
             Ok(flow) => {
                 self.stats.megaflows_installed += 1;
+                self.cache.set_rewritten(flow, r.rewritten);
                 let cache = &self.cache;
                 if self.emc.roll() {
                     self.stats.emc_inserts += 1;
@@ -751,6 +786,7 @@ mod tests {
                 .unwrap_or_default();
             let sink: Arc<dyn StatsSink> = self.sink(key.tp_dst);
             UpcallResult {
+                rewritten: 0,
                 actions,
                 mask,
                 sinks: vec![sink],
@@ -1227,6 +1263,7 @@ mod tests {
                 self.learned += 1;
             }
             UpcallResult {
+                rewritten: 0,
                 actions: vec![DpAction::Output(3)],
                 mask: FlowKey {
                     in_port: u32::MAX,
@@ -1327,6 +1364,7 @@ mod tests {
     fn recirculation_goes_back_to_classify() {
         let mut up = FakeUpcall::new(&[]);
         up.custom = Some(|k| UpcallResult {
+            rewritten: 0,
             actions: if k.recirc_id == 0 {
                 vec![DpAction::Recirc(7)]
             } else {
@@ -1385,6 +1423,6 @@ mod tests {
         }
         .to_map();
         assert_eq!(m.get("emc-hits"), Some(&3));
-        assert_eq!(m.len(), 12);
+        assert_eq!(m.len(), 14);
     }
 }

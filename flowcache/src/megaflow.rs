@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use hashbrown::{HashSet, HashTable};
 use pipeline::flowkey::{hash_words, KEY_WORDS};
-use pipeline::{DpAction, FlowKey, StatsSink, UpcallResult};
+use pipeline::{DpAction, FlowKey, RuleChange, StatsSink, UpcallResult};
 use smallvec::SmallVec;
 
 /// Megaflow index meaning "none".
@@ -24,6 +24,14 @@ const NO_SUBTABLE: u32 = u32::MAX;
 
 /// Most subtables (distinct masks) the cache holds; further masks are not installed.
 pub const MAX_SUBTABLES: usize = 4096;
+
+/// A rule change as one subtable tests its entries against it: `(entry word, value, mask, key
+/// word)` for each word both the change and the subtable's mask constrain.
+type ChangeTest = SmallVec<[(u8, u64, u64, u8); 8]>;
+
+/// Most mask bits a rule change may leave free for a targeted revalidation to find its
+/// megaflows by hash (2^this lookups) instead of testing every entry.
+const PROBE_FREE_BITS: usize = 4;
 
 /// Lookups between two re-rankings of the subtables (besides the periodic re-rank).
 const RERANK_LOOKUPS: u32 = 1 << 16;
@@ -92,6 +100,8 @@ struct Megaflow {
     subtable: u32,
     /// Entry index inside the subtable.
     pos: u32,
+    /// [`UpcallResult::rewritten`] of its translation.
+    rewritten: u32,
 }
 
 impl Megaflow {
@@ -128,6 +138,10 @@ struct Subtable {
     table: HashTable<(u32, u32)>,
     /// Hits since the last re-rank.
     hits: u64,
+    /// Where the mask has `recirc_id` bits: the entry word and those bits.
+    recirc: Option<(usize, u64)>,
+    /// Entries with a recirculation id (not 0).
+    recirc_entries: u32,
 }
 
 /// Makes room for `more` elements, growing by a quarter instead of doubling: the slab and
@@ -160,6 +174,19 @@ impl Subtable {
             .zip(mwords.iter())
             .map(|(&i, &m)| (i as u32, m))
             .collect();
+        let recirc_word = FlowKey {
+            recirc_id: u32::MAX,
+            ..FlowKey::default()
+        };
+        let recirc = recirc_word
+            .words()
+            .iter()
+            .enumerate()
+            .find_map(|(i, &bits)| {
+                let j = idx.iter().position(|&w| usize::from(w) == i)?;
+                let m = bits & mwords.get(j)?;
+                (m != 0).then_some((j, m))
+            });
         Subtable {
             mask: *mask,
             idx,
@@ -169,7 +196,15 @@ impl Subtable {
             owners: Vec::new(),
             table: HashTable::new(),
             hits: 0,
+            recirc,
+            recirc_entries: 0,
         }
+    }
+
+    /// Whether entry `e` has a recirculation id.
+    fn recirculated(&self, e: u32) -> bool {
+        self.recirc
+            .is_some_and(|(j, m)| self.entry_words(e).get(j).is_some_and(|&w| w & m != 0))
     }
 
     /// Gathers the masked words of `key` into `buf`; returns how many.
@@ -228,12 +263,18 @@ impl Subtable {
         self.owners.push(flow);
         self.table
             .insert_unique(spread(h), (h, e), |&(h, _)| spread(h));
+        if self.recirculated(e) {
+            self.recirc_entries += 1;
+        }
         e
     }
 
     /// Removes entry `e`; the last entry moves into its place. Returns the megaflow that moved
     /// (its new position is `e`), if any.
     fn remove(&mut self, e: u32) -> Option<u32> {
+        if self.recirculated(e) {
+            self.recirc_entries = self.recirc_entries.saturating_sub(1);
+        }
         let h = hash_words(self.entry_words(e).iter().copied());
         if let Ok(entry) = self.table.find_entry(spread(h), |&(_, x)| x == e) {
             entry.remove();
@@ -258,6 +299,63 @@ impl Subtable {
         self.arena.truncate(last as usize * n);
         self.owners.truncate(last as usize);
         moved
+    }
+
+    /// `change` as this subtable tests its entries one by one.
+    fn change_test(&self, change: &RuleChange) -> ChangeTest {
+        let (cv, cm) = (change.value.words(), change.mask.words());
+        self.idx
+            .iter()
+            .zip(&self.mwords)
+            .enumerate()
+            .filter_map(|(j, (&w, &m))| {
+                let both = cm.get(usize::from(w)).copied().unwrap_or(0) & m;
+                let v = cv.get(usize::from(w)).copied().unwrap_or(0) & both;
+                (both != 0).then_some((j as u8, v, both, w))
+            })
+            .collect()
+    }
+
+    /// Pushes onto `picked` the entries `change` may match, found by hash, and returns true,
+    /// when the change constrains every bit of the mask but at most [`PROBE_FREE_BITS`]
+    /// (the recirculation id counts as constrained to 0 while no entry has one): one lookup
+    /// per value of those bits. False (nothing pushed) otherwise.
+    fn probe(&self, change: &RuleChange, picked: &mut Vec<u32>) -> bool {
+        let cm = change.mask.words();
+        let mut free: SmallVec<[(usize, u64); PROBE_FREE_BITS]> = SmallVec::new();
+        for (j, (&w, &m)) in self.idx.iter().zip(&self.mwords).enumerate() {
+            let mut bits = m & !cm.get(usize::from(w)).copied().unwrap_or(0);
+            if let Some((rj, rm)) = self.recirc.filter(|_| self.recirc_entries == 0) {
+                if rj == j {
+                    bits &= !rm;
+                }
+            }
+            while bits != 0 {
+                if free.len() == PROBE_FREE_BITS {
+                    return false;
+                }
+                let bit = bits & bits.wrapping_neg();
+                free.push((usize::from(w), bit));
+                bits &= !bit;
+            }
+        }
+        let mut key = change.value;
+        for combo in 0..1u32 << free.len() {
+            let kw = key.words_mut();
+            for (b, &(w, bit)) in free.iter().enumerate() {
+                if let Some(d) = kw.get_mut(w) {
+                    if combo & 1 << b != 0 {
+                        *d |= bit;
+                    } else {
+                        *d &= !bit;
+                    }
+                }
+            }
+            if let Some(owner) = self.lookup(&key) {
+                picked.push(owner);
+            }
+        }
+        true
     }
 
     /// The stored masked key of entry `e` as a whole key.
@@ -310,6 +408,9 @@ pub struct MegaflowCache {
     empty_actions: Arc<[DpAction]>,
     lookups_since_rank: u32,
     flow_limit: usize,
+    /// OR of the `rewritten` words of the megaflows since the last full revalidation (a
+    /// superset of the live ones'): without any, a targeted revalidation reads no megaflow.
+    rewritten_any: u32,
 }
 
 impl MegaflowCache {
@@ -322,6 +423,7 @@ impl MegaflowCache {
             dirty: Vec::new(),
             deferred: Vec::new(),
             live: 0,
+            rewritten_any: 0,
             subtables: Vec::new(),
             free_subtables: Vec::new(),
             order: Vec::new(),
@@ -500,6 +602,7 @@ impl MegaflowCache {
                     generation: 0,
                     subtable: NO_SUBTABLE,
                     pos: 0,
+                    rewritten: 0,
                 });
                 (self.flows.len() - 1) as u32
             }
@@ -528,6 +631,7 @@ impl MegaflowCache {
             f.dirty = false;
             f.subtable = s;
             f.pos = pos;
+            f.rewritten = 0;
         }
         self.live += 1;
         Ok(index)
@@ -649,15 +753,86 @@ impl MegaflowCache {
         idle.len()
     }
 
+    /// Records which key words the translation of live megaflow `flow` rewrote before a lookup
+    /// ([`UpcallResult::rewritten`]), for [`MegaflowCache::revalidate_matching`].
+    pub fn set_rewritten(&mut self, flow: u32, rewritten: u32) {
+        if let Some(f) = self.flows.get_mut(flow as usize) {
+            f.rewritten = rewritten;
+            self.rewritten_any |= rewritten;
+        }
+    }
+
     /// Re-translates every megaflow's masked key with `translate`, which also gets the time a
     /// packet last used the megaflow; keeps a megaflow (taking the new sinks) when the actions
     /// and the mask come out equal and deletes it otherwise. Returns how many were deleted.
-    pub fn revalidate(
+    pub fn revalidate(&mut self, translate: impl FnMut(&FlowKey, u64) -> UpcallResult) -> usize {
+        let all = self.live_indices();
+        self.rewritten_any = 0;
+        self.revalidate_flows(&all, translate)
+    }
+
+    /// [`MegaflowCache::revalidate`] of only the megaflows that one of `changes` may match
+    /// ([`RuleChange::may_match`]): no other translation can come out differently. Returns
+    /// how many were re-translated and how many of those were deleted.
+    ///
+    /// In a subtable whose mask the change constrains but for a few bits (a rule as specific
+    /// as the megaflows, like a controller's answer to a packet-in), the candidates are
+    /// looked up by hash, one probe per value of those bits; otherwise every entry is tested.
+    pub fn revalidate_matching(
         &mut self,
+        changes: &[RuleChange],
+        translate: impl FnMut(&FlowKey, u64) -> UpcallResult,
+    ) -> (usize, usize) {
+        let mut picked = Vec::new();
+        // Per subtable, the changes it must test entry by entry. An entry is out when a
+        // word of the test differs in a word its translation did not rewrite.
+        let mut tests: Vec<ChangeTest> = Vec::new();
+        for st in self.subtables.iter().flatten() {
+            let words = st.mask.nonzero_words();
+            let probe = self.rewritten_any & words == 0;
+            tests.clear();
+            for c in changes {
+                if !(probe && st.probe(c, &mut picked)) {
+                    tests.push(st.change_test(c));
+                }
+            }
+            if tests.is_empty() {
+                continue;
+            }
+            let n = st.idx.len();
+            for (e, &owner) in st.owners.iter().enumerate() {
+                let words = st.arena.get(e * n..(e + 1) * n).unwrap_or(&[]);
+                let rewritten = match self.rewritten_any {
+                    0 => 0,
+                    _ => self
+                        .flows
+                        .get(owner as usize)
+                        .map_or(u32::MAX, |f| f.rewritten),
+                };
+                let may_match = tests.iter().any(|t| {
+                    t.iter().all(|&(j, v, m, w)| {
+                        rewritten & (1 << w) != 0
+                            || words.get(usize::from(j)).is_none_or(|&k| k & m == v)
+                    })
+                });
+                if may_match {
+                    picked.push(owner);
+                }
+            }
+        }
+        picked.sort_unstable();
+        picked.dedup();
+        let deleted = self.revalidate_flows(&picked, translate);
+        (picked.len(), deleted)
+    }
+
+    fn revalidate_flows(
+        &mut self,
+        flows: &[u32],
         mut translate: impl FnMut(&FlowKey, u64) -> UpcallResult,
     ) -> usize {
         let mut deleted = 0;
-        for i in self.live_indices() {
+        for &i in flows {
             let Some((key, mask)) = self.key_and_mask(i) else {
                 continue;
             };
@@ -673,6 +848,8 @@ impl MegaflowCache {
                     f.push();
                     f.immediate = r.sinks.iter().any(|s| !s.deferrable());
                     f.sinks = r.sinks.into();
+                    f.rewritten = r.rewritten;
+                    self.rewritten_any |= r.rewritten;
                 }
             } else {
                 self.remove(i);
@@ -953,5 +1130,81 @@ mod tests {
         let per = c.heap_bytes() / c.len();
         eprintln!("{per} heap bytes per megaflow");
         assert!(per <= 200, "{per} bytes per megaflow");
+    }
+
+    #[test]
+    fn a_targeted_revalidation_translates_only_what_a_change_may_match() {
+        let mut c = MegaflowCache::new(100);
+        // Ten megaflows by in_port and /24, and one by tp_dst alone.
+        let flows: Vec<u32> = (1..=10)
+            .map(|p| {
+                c.insert(
+                    &key(p, 0x0a00_0000 | p << 8, 80),
+                    &mask_port_dst(),
+                    &[DpAction::Output(2)],
+                    &[],
+                    5,
+                )
+                .unwrap()
+            })
+            .collect();
+        let by_tp = c
+            .insert(&key(0, 0, 53), &mask_tp(), &[DpAction::Output(3)], &[], 5)
+            .unwrap();
+        let change = |in_port: u32, tp_dst: u16| {
+            RuleChange::new(
+                &FlowKey {
+                    in_port,
+                    tp_dst,
+                    ..FlowKey::default()
+                },
+                &FlowKey {
+                    in_port: u32::MAX,
+                    tp_dst: 0xffff,
+                    ..FlowKey::default()
+                },
+            )
+        };
+        let mut seen = Vec::new();
+        let mut run = |c: &mut MegaflowCache, changes: &[RuleChange], out: u32| {
+            seen.clear();
+            c.revalidate_matching(changes, |k, _| {
+                seen.push(k.in_port);
+                UpcallResult {
+                    actions: vec![DpAction::Output(out)],
+                    mask: if k.tp_dst == 53 {
+                        mask_tp()
+                    } else {
+                        mask_port_dst()
+                    },
+                    sinks: Vec::new(),
+                    rewritten: 0,
+                }
+            })
+        };
+        // in_port 4, tp_dst 80: megaflow 4 (its packets may have tp_dst 80). The tp_dst-53
+        // megaflow may hold in_port 4 but not tp_dst 80. Same actions: kept.
+        assert_eq!(run(&mut c, &[change(4, 80)], 2), (1, 0));
+        // in_port 4, tp_dst 53: megaflow 4 (any tp_dst) and the tp_dst-53 one (any port).
+        // New actions: both deleted.
+        assert_eq!(run(&mut c, &[change(4, 53)], 9), (2, 2));
+        assert!(c.key_and_mask(flows[3]).is_none());
+        assert!(c.key_and_mask(by_tp).is_none());
+        assert_eq!(c.len(), 9);
+        // Two changes: the union.
+        assert_eq!(run(&mut c, &[change(1, 80), change(2, 80)], 2), (2, 0));
+        // None: nothing to do.
+        assert_eq!(run(&mut c, &[], 2), (0, 0));
+        // A megaflow whose translation rewrote in_port may match a change on any port.
+        let in_port_word = {
+            let k = FlowKey {
+                in_port: u32::MAX,
+                ..FlowKey::default()
+            };
+            k.words().iter().position(|w| *w != 0).unwrap()
+        };
+        c.set_rewritten(flows[6], 1 << in_port_word);
+        assert_eq!(run(&mut c, &[change(99, 80)], 2), (1, 0));
+        assert_eq!(seen, vec![7]);
     }
 }

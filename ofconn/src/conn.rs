@@ -354,15 +354,20 @@ impl Connection {
     /// Sends a PACKET_IN (`pin`, its reason's bit `reason_bit`) when the connection is up and
     /// its async configuration for its role asks for that reason; returns whether it did.
     pub fn packet_in(&mut self, pin: &ofwire::msg::packet::PacketIn, reason_bit: u8) -> bool {
-        if self.version().is_none() || self.closed.is_some() {
-            return false;
-        }
-        let i = usize::from(self.role == ControllerRole::Slave);
-        if self.async_config.packet_in_mask[i] & (1 << reason_bit) == 0 {
+        if !self.wants_packet_in(reason_bit) {
             return false;
         }
         self.send(&Message::PacketIn(pin.clone()), 0);
         true
+    }
+
+    /// Whether the connection is up and its async configuration for its role asks for
+    /// packet-ins of reason bit `reason_bit`.
+    pub fn wants_packet_in(&self, reason_bit: u8) -> bool {
+        let i = usize::from(self.role == ControllerRole::Slave);
+        self.version().is_some()
+            && self.closed.is_none()
+            && self.async_config.packet_in_mask[i] & (1 << reason_bit) != 0
     }
 
     /// Sends a FLOW_REMOVED when the connection is up and its async configuration for its

@@ -343,6 +343,14 @@ impl Controllers {
         }
     }
 
+    /// Whether a connection takes packet-ins for an expired TTL (reason `invalid_ttl`, bit
+    /// 2), which Open vSwitch's default async configuration leaves out and Faucet asks for:
+    /// then `dec_ttl` at TTL 1 sends the packet to the controller
+    /// (`openflow::Bridge::set_invalid_ttl_to_controller`).
+    pub fn wants_invalid_ttl(&self) -> bool {
+        self.conns.iter().any(|c| c.wants_packet_in(2))
+    }
+
     /// Sends `pins` (the bridge's packet-ins, oldest first) as PACKET_IN to the connections
     /// whose role and async configuration ask for their reason (OpenFlow 1.3's reasons: an
     /// explicit miss is `no_match`, the 1.4 reasons `action`), unbuffered, the whole packet,
@@ -672,6 +680,30 @@ mod tests {
         let got = read_all(&mut peer);
         assert!(matches!(got[0], Message::Hello(_)));
         assert_eq!(got[1..], [Message::BarrierReply, Message::BarrierReply]);
+    }
+
+    #[test]
+    fn invalid_ttl_packet_ins_are_wanted_once_set_async_asks_for_them() {
+        let (mut c, peer) = connection();
+        let (mut sw, mut shared) = (mock(), Shared::default());
+        let mut peer = peer;
+        // Before HELLO nothing is wanted; by default (OVS's) `no_match` and `action` only.
+        assert!(!c.wants_packet_in(1));
+        c.read_input();
+        c.process(&mut sw, &mut shared, Instant::now());
+        assert!(c.wants_packet_in(0) && c.wants_packet_in(1));
+        assert!(!c.wants_packet_in(2));
+        // Faucet's SET_ASYNC: `action` and `invalid_ttl` for master and equal.
+        let faucet = ofwire::msg::switch::AsyncConfig {
+            packet_in_mask: [1 << 1 | 1 << 2, 1 << 1 | 1 << 2],
+            port_status_mask: [0x7, 0x7],
+            flow_removed_mask: [0, 0],
+        };
+        let bytes = Message::SetAsync(faucet).encode(4, 7).unwrap_or_default();
+        let _ = peer.write_all(&bytes);
+        c.read_input();
+        c.process(&mut sw, &mut shared, Instant::now());
+        assert!(c.wants_packet_in(2) && !c.wants_packet_in(0));
     }
 
     #[test]

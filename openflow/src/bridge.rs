@@ -2,18 +2,18 @@
 //! MAC table and its published rule set, and [`BridgeUpcall`], the `pipeline::Upcall` the
 //! flow caches call on a miss, over [`Bridge::translate`] and [`Bridge::generation`].
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use netflow::BridgeNetflow;
-use pipeline::{FlowKey, PacketInQueue, Upcall, UpcallResult};
+use pipeline::{FlowKey, PacketInQueue, RuleChange, Upcall, UpcallResult};
 
 use crate::error::BundleError;
 use crate::normal::{MacTable, NormalPort};
 use crate::recirc::{Conntrack, Hooks, RecircTable};
-use crate::rule::Action;
 use crate::rule::FlowMod;
+use crate::rule::{Action, Match};
 use crate::ruleset::{ApplyReport, FlowTables, Rule, RuleSet};
 use crate::tlv::{TlvError, TlvMap};
 use crate::xlate::{translate_netflow, FragMode, Frozen, Start, TunnelMark, XlateEnv, XlateHooks};
@@ -54,6 +54,9 @@ pub struct Bridge {
     /// controller): translation uses these rules (NORMAL alone) instead of the tables, as
     /// Open vSwitch's hidden fail-open flow overrides every rule.
     fail_open: ArcSwapOption<RuleSet>,
+    /// A controller takes `invalid_ttl` packet-ins (see
+    /// [`Bridge::set_invalid_ttl_to_controller`]).
+    invalid_ttl_to_controller: AtomicBool,
 }
 
 /// What a datapath adds to a bridge's translation.
@@ -87,6 +90,7 @@ impl Bridge {
             netflow: ArcSwapOption::empty(),
             packet_ins: Arc::default(),
             fail_open: ArcSwapOption::empty(),
+            invalid_ttl_to_controller: AtomicBool::new(false),
         }
     }
 
@@ -118,6 +122,23 @@ impl Bridge {
         });
         self.fail_open.store(rules);
         self.port_changes.fetch_add(1, Ordering::Release);
+    }
+
+    /// Whether `dec_ttl` at TTL 1 sends the packet to the controllers (see
+    /// [`Bridge::set_invalid_ttl_to_controller`]).
+    pub fn invalid_ttl_to_controller(&self) -> bool {
+        self.invalid_ttl_to_controller.load(Ordering::Acquire)
+    }
+
+    /// Set while a controller connection asks for `invalid_ttl` packet-ins: `dec_ttl` at
+    /// TTL 1 then queues the packet as one (Open vSwitch's `compose_dec_ttl`), and megaflows
+    /// of `dec_ttl` match the TTL. Unset, such a packet is dropped and one megaflow serves
+    /// every TTL. A change revalidates every megaflow.
+    pub fn set_invalid_ttl_to_controller(&self, on: bool) {
+        if self.invalid_ttl_to_controller() != on {
+            self.invalid_ttl_to_controller.store(on, Ordering::Release);
+            self.port_changes.fetch_add(1, Ordering::Release);
+        }
     }
 
     /// The Geneve TLV map (`dump-tlv-map`).
@@ -347,6 +368,7 @@ impl Bridge {
             tun_options: dp.options,
             hooks: dp.hooks,
             packet_ins: &self.packet_ins,
+            invalid_ttl_to_controller: self.invalid_ttl_to_controller(),
             ports_down: &ports_down,
             port_config: &port_config,
         };
@@ -366,6 +388,21 @@ impl Bridge {
         (r, marks)
     }
 
+    /// Where [`Bridge::generation`] stands: the rules' part and the rest.
+    pub fn seen(&self) -> BridgeSeen {
+        BridgeSeen {
+            rules: self.rules.generation(),
+            other: self.macs.generation() + self.port_changes.load(Ordering::Acquire),
+        }
+    }
+
+    /// Pushes the matches of the rules changed between `then` and `now` (two [`Bridge::seen`]
+    /// of this bridge) onto `out`; false when more than rules changed or the changes are not
+    /// known (see [`FlowTables::changes_between`]).
+    pub fn rule_changes(&self, then: BridgeSeen, now: BridgeSeen, out: &mut Vec<Match>) -> bool {
+        then.other == now.other && self.rules.changes_between(then.rules, now.rules, out)
+    }
+
     /// The part of [`Bridge::generation`] that rules and ports move (not the MAC table).
     pub fn config_generation(&self) -> u64 {
         self.rules.generation() + self.port_changes.load(Ordering::Acquire)
@@ -375,6 +412,33 @@ impl Bridge {
     pub fn tick(&self, now_ns: u64) -> Vec<Arc<Rule>> {
         self.macs.expire(now_ns);
         self.rules.expire(now_ns)
+    }
+}
+
+/// Where a bridge's generation stood for a revalidation ([`Bridge::seen`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BridgeSeen {
+    rules: u64,
+    other: u64,
+}
+
+/// [`RuleChange`]s of `matches`, with the OpenFlow `in_port` of each as `to_dp` maps it (a
+/// port it does not map, or a partly masked one, leaves in_port unconstrained).
+pub(crate) fn rule_changes_of(
+    matches: &[Match],
+    to_dp: impl Fn(u32) -> Option<u32>,
+    out: &mut Vec<RuleChange>,
+) {
+    for m in matches {
+        let (mut value, mut mask) = (m.value.key, m.mask.key);
+        match (mask.in_port == u32::MAX)
+            .then(|| to_dp(value.in_port))
+            .flatten()
+        {
+            Some(dp) => value.in_port = dp,
+            None => (value.in_port, mask.in_port) = (0, 0),
+        }
+        out.push(RuleChange::new(&value, &mask));
     }
 }
 
@@ -393,6 +457,8 @@ pub struct BridgeUpcall(pub Arc<Bridge>, BridgeDatapath);
 struct BridgeDatapath {
     recirc: RecircTable,
     conntrack: Option<Arc<dyn Conntrack>>,
+    /// The bridge as the last revalidation saw it ([`Upcall::rule_changes`]).
+    seen: Option<BridgeSeen>,
 }
 
 impl BridgeUpcall {
@@ -424,6 +490,7 @@ impl BridgeUpcall {
                 Some((_, frozen)) => Some(frozen),
                 None => {
                     return UpcallResult {
+                        rewritten: 0,
                         actions: Vec::new(),
                         mask: FlowKey {
                             recirc_id: u32::MAX,
@@ -463,6 +530,19 @@ impl Upcall for BridgeUpcall {
 
     fn config_generation(&self) -> u64 {
         self.0.config_generation()
+    }
+
+    fn rule_changes(&mut self, changes: &mut Vec<RuleChange>) -> bool {
+        let now = self.0.seen();
+        let Some(then) = self.1.seen.replace(now) else {
+            return false;
+        };
+        let mut matches = Vec::new();
+        if !self.0.rule_changes(then, now, &mut matches) {
+            return false;
+        }
+        rule_changes_of(&matches, Some, changes);
+        true
     }
 
     /// Never moves a MAC, used or not: a megaflow's sinks learn its source again as its

@@ -21,11 +21,13 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use pipeline::flowkey::{TUN_FLAG_CSUM, TUN_FLAG_DF, TUN_FLAG_PRESENT, TUN_OPTS_LEN};
-use pipeline::{DpAction, ExecDrop, FlowKey, Header, Upcall, UpcallResult};
+use pipeline::{
+    DpAction, ExecDrop, FlowKey, Header, RuleChange, Upcall, UpcallResult, REWRITTEN_ALL,
+};
 use tunnels::underlay::{NeighTable, RouteTable};
 use tunnels::{resolve, OptionStore, Resolved, TunnelOutput};
 
-use crate::bridge::{Bridge, DatapathContext};
+use crate::bridge::{rule_changes_of, Bridge, BridgeSeen, DatapathContext};
 use crate::recirc::{Conntrack, Hooks, RecircTable};
 use crate::rule::{Action, Fields};
 use crate::tlv::TlvMap;
@@ -208,6 +210,16 @@ pub struct DatapathUpcall {
     recirc: RecircTable,
     /// Connection tracking; without it a `ct()` drops (`ct-refused`).
     conntrack: Option<Arc<dyn Conntrack>>,
+    /// The datapath as this clone's last revalidation saw it ([`Upcall::rule_changes`]).
+    seen: Option<DatapathSeen>,
+}
+
+/// Where a [`DatapathUpcall`]'s generation stood for a revalidation.
+#[derive(Clone, PartialEq, Eq)]
+struct DatapathSeen {
+    map: u64,
+    underlay: u64,
+    bridges: Vec<BridgeSeen>,
 }
 
 impl DatapathUpcall {
@@ -314,6 +326,7 @@ impl DatapathUpcall {
         })();
         let Some((b, to_dp, tunnels)) = found else {
             return UpcallResult {
+                rewritten: 0,
                 actions: Vec::new(),
                 mask: FlowKey {
                     in_port: u32::MAX,
@@ -327,6 +340,7 @@ impl DatapathUpcall {
             // for a minute can ask (see `tunnels::option_store`). It drops just these options
             // (the next packet with them keeps them again, and revalidation mends it).
             return UpcallResult {
+                rewritten: 0,
                 actions: Vec::new(),
                 mask: FlowKey {
                     in_port: u32::MAX,
@@ -345,6 +359,7 @@ impl DatapathUpcall {
                 Some((bridge, frozen)) if bridge == b.name => Some(frozen),
                 _ => {
                     return UpcallResult {
+                        rewritten: 0,
                         actions: Vec::new(),
                         mask: FlowKey {
                             in_port: u32::MAX,
@@ -468,6 +483,8 @@ impl DatapathUpcall {
                     true,
                 );
                 r.sinks.extend(under.sinks);
+                // The underlay looked up the outer header, nothing like the packet's key.
+                r.rewritten = REWRITTEN_ALL;
                 let to_dp = &map.to_dp[ui];
                 // The underlay's outputs, in datapath numbers; a tunnel port of the underlay
                 // (a tunnel in a tunnel) is not followed.
@@ -529,6 +546,37 @@ impl Upcall for DatapathUpcall {
             .load()
             .sum(Bridge::config_generation)
             .wrapping_add(self.underlay.routes.generation())
+    }
+
+    /// Rule changes only when the port map, the underlay and every bridge's MAC table and
+    /// ports stayed; each bridge's with its in_port as a datapath port.
+    fn rule_changes(&mut self, changes: &mut Vec<RuleChange>) -> bool {
+        let map = self.map.load();
+        let now = DatapathSeen {
+            map: map.changes,
+            underlay: self.underlay.generation(),
+            bridges: map.bridges.iter().map(|b| b.bridge.seen()).collect(),
+        };
+        let Some(then) = self.seen.replace(now.clone()) else {
+            return false;
+        };
+        if (then.map, then.underlay) != (now.map, now.underlay) {
+            return false;
+        }
+        let mut matches = Vec::new();
+        for (bi, b) in map.bridges.iter().enumerate() {
+            let (Some(&t), Some(&n), Some(to_dp)) =
+                (then.bridges.get(bi), now.bridges.get(bi), map.to_dp.get(bi))
+            else {
+                return false;
+            };
+            matches.clear();
+            if !b.bridge.rule_changes(t, n, &mut matches) {
+                return false;
+            }
+            rule_changes_of(&matches, |p| to_dp.get(&p).copied(), changes);
+        }
+        true
     }
 
     /// As `BridgeUpcall`'s: never moves a MAC.

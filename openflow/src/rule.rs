@@ -326,7 +326,7 @@ pub enum Action {
     PopVlan,
     DecTtl,
     /// `dec_ttl(ID,...)`: `dec_ttl` naming the controllers told of an expired TTL
-    /// (NXAST_DEC_TTL_CNT_IDS). There is no controller connection: it acts as `dec_ttl`.
+    /// (NXAST_DEC_TTL_CNT_IDS); connections are all controller 0, so others hear nothing.
     DecTtlIds(Vec<u16>),
     /// `resubmit(port,table)`: a missing port means the packet's in_port, a missing table the
     /// current table.

@@ -7,7 +7,7 @@
 //! previous snapshot as a spare: once no reader holds it any more, it is brought up to date by
 //! replaying the last change log (left-right), so a flow mod costs O(rules it touches).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
@@ -480,6 +480,16 @@ impl RuleSet {
     }
 }
 
+/// Published generations whose rule changes [`FlowTables::changes_between`] can list.
+const HISTORY_GENERATIONS: usize = 256;
+/// Most rules one generation may add, change or remove and still be listed (a bigger change
+/// makes every megaflow revalidate; testing each against many matches costs more).
+const HISTORY_RULES: usize = 16;
+
+/// The matches of the rules one published generation added or removed; `None` when it
+/// changed a group or more than [`HISTORY_RULES`] rules.
+type HistoryEntry = (u64, Option<Box<[Match]>>);
+
 struct Writer {
     /// The snapshot before the last publish, once readers let go of it.
     spare: Option<Arc<RuleSet>>,
@@ -504,6 +514,10 @@ pub struct FlowTables {
     writer: Mutex<Writer>,
     /// Rules with `send_flow_rem` that timed out or were deleted, for the controllers.
     removed: FlowRemovedQueue,
+    /// What the last [`HISTORY_GENERATIONS`] generations changed, oldest first; an entry is
+    /// pushed before its generation is published. A lock of its own, held only to push or
+    /// read, so that a reader never waits for a long bundle.
+    history: Mutex<VecDeque<HistoryEntry>>,
 }
 
 impl Default for FlowTables {
@@ -522,6 +536,7 @@ impl FlowTables {
                 next_id: 1,
             }),
             removed: FlowRemovedQueue::default(),
+            history: Mutex::new(VecDeque::new()),
         }
     }
 
@@ -543,6 +558,57 @@ impl FlowTables {
 
     pub fn generation(&self) -> u64 {
         self.live.load().generation
+    }
+
+    /// Pushes the matches of the rules generations `since + 1 ..= until` added, changed or
+    /// removed onto `out` (so that revalidation retranslates only the megaflows they may
+    /// match). False when that is not known: a group changed, one generation changed more
+    /// than [`HISTORY_RULES`] rules, or the history does not reach back to `since`.
+    pub fn changes_between(&self, since: u64, until: u64, out: &mut Vec<Match>) -> bool {
+        if since == until {
+            return true;
+        }
+        let history = self
+            .history
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (Some(first), Some(last)) = (history.front(), history.back()) else {
+            return false;
+        };
+        // Entries are consecutive generations: these bounds say every one asked is there.
+        if since >= until || first.0 > since + 1 || last.0 < until {
+            return false;
+        }
+        for (generation, matches) in history.iter() {
+            if *generation <= since || *generation > until {
+                continue;
+            }
+            match matches {
+                Some(m) => out.extend(m.iter().cloned()),
+                None => return false,
+            }
+        }
+        true
+    }
+
+    /// Records what generation `generation` changes, before it is published.
+    fn record(&self, generation: u64, log: &[Change]) {
+        let listed = log.len() <= HISTORY_RULES;
+        let matches = log
+            .iter()
+            .map(|c| match c {
+                Change::Insert(r) | Change::Remove(r) if listed => Some(r.spec.matches.clone()),
+                _ => None,
+            })
+            .collect::<Option<Box<[Match]>>>();
+        let mut history = self
+            .history
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if history.len() == HISTORY_GENERATIONS {
+            history.pop_front();
+        }
+        history.push_back((generation, matches));
     }
 
     /// Applies `mods` all-or-nothing at time `now_ns` and publishes the result. On error
@@ -656,6 +722,7 @@ impl FlowTables {
             Ok(t) => {
                 work.generation += 1;
                 let generation = work.generation;
+                self.record(generation, &log);
                 let old = self.live.swap(Arc::new(work));
                 w.spare = Some(old);
                 w.pending = log;
@@ -1301,5 +1368,65 @@ mod tests {
             assert_eq!(got, want, "after change {i}");
         }
         assert!(t.generation() > 150);
+    }
+
+    #[test]
+    fn the_history_lists_each_generations_rule_matches_while_it_can() {
+        let t = FlowTables::new();
+        let g0 = t.generation();
+        // Nothing changed: nothing to list, and that is known.
+        let mut out = Vec::new();
+        assert!(t.changes_between(g0, g0, &mut out) && out.is_empty());
+        t.apply(&[add("priority=5,tcp,tp_dst=80,actions=output:1")], 0)
+            .unwrap();
+        t.apply(&[add("priority=6,in_port=2,actions=drop")], 0)
+            .unwrap();
+        let g2 = t.generation();
+        assert_eq!(g2, g0 + 2);
+        assert!(t.changes_between(g0, g2, &mut out));
+        assert_eq!(out.len(), 2);
+        assert_eq!(
+            out[0],
+            parse_flow("tcp,tp_dst=80,actions=drop").unwrap().matches
+        );
+        assert_eq!(
+            out[1],
+            parse_flow("in_port=2,actions=drop").unwrap().matches
+        );
+        // From the middle: the second only.
+        out.clear();
+        assert!(t.changes_between(g0 + 1, g2, &mut out));
+        assert_eq!(out.len(), 1);
+        // A modify removes and inserts: the match twice (old and new rule).
+        let m = parse_mod_flow("priority=6,in_port=2,actions=output:3", true).unwrap();
+        t.apply(&[m], 0).unwrap();
+        out.clear();
+        assert!(t.changes_between(g2, t.generation(), &mut out));
+        assert_eq!(out.len(), 2);
+        let g3 = t.generation();
+        // A group change is more than rules: not listed.
+        t.apply_groups_text("group_id=1,type=all,bucket=output:1\n", 0)
+            .unwrap();
+        assert!(!t.changes_between(g3, t.generation(), &mut out));
+        // Nor a generation of more than HISTORY_RULES rules.
+        let g4 = t.generation();
+        let many: Vec<FlowMod> = (0..=HISTORY_RULES)
+            .map(|i| add(&format!("priority=9,tcp,tp_src={i},actions=drop")))
+            .collect();
+        t.apply(&many, 0).unwrap();
+        assert!(!t.changes_between(g4, t.generation(), &mut out));
+        // Nor generations older than the history keeps.
+        let g5 = t.generation();
+        for i in 0..=HISTORY_GENERATIONS {
+            t.apply(
+                &[add(&format!("priority=8,udp,tp_src={i},actions=drop"))],
+                0,
+            )
+            .unwrap();
+        }
+        assert!(!t.changes_between(g5, t.generation(), &mut out));
+        out.clear();
+        assert!(t.changes_between(g5 + 1, t.generation(), &mut out));
+        assert_eq!(out.len(), HISTORY_GENERATIONS);
     }
 }

@@ -91,6 +91,8 @@ pub struct XlateEnv<'a> {
     pub hooks: Option<&'a dyn XlateHooks>,
     /// Where `controller` actions queue their packet-ins: the bridge's.
     pub packet_ins: &'a Arc<PacketInQueue>,
+    /// A controller takes `invalid_ttl` packet-ins: `dec_ttl` at TTL 1 queues one.
+    pub invalid_ttl_to_controller: bool,
     /// Ports of `ports` that are down: a fast-failover (or select) bucket watching one is
     /// not live.
     pub ports_down: &'a [u32],
@@ -177,6 +179,10 @@ struct Xlate<'a> {
     /// with the table of the rule that last wrote it.
     action_set: Vec<Action>,
     action_set_table: u8,
+    /// The key the translation began with, and the words of it that a lookup saw changed
+    /// ([`UpcallResult::rewritten`]).
+    start_key: FlowKey,
+    rewritten: u32,
 }
 
 /// An OpenFlow port as NetFlow reports it: OpenFlow 1.0's 16-bit numbers (LOCAL = 65534).
@@ -276,6 +282,8 @@ pub fn translate_netflow(
         rule: None,
         action_set: Vec::new(),
         action_set_table: 0,
+        start_key: *key,
+        rewritten: 0,
     };
     if key.is_ip() {
         let fragment = key.nw_frag & FRAG_ANY != 0;
@@ -293,6 +301,7 @@ pub fn translate_netflow(
                 x.wc.key.nw_frag |= FRAG_ANY;
                 if fragment {
                     let r = UpcallResult {
+                        rewritten: 0,
                         actions: Vec::new(),
                         mask: complete_megaflow_mask(x.wc.key),
                         sinks: Vec::new(),
@@ -318,6 +327,7 @@ pub fn translate_netflow(
         if let Some(reason) = refused {
             x.wc.key.in_port = u32::MAX;
             let r = UpcallResult {
+                rewritten: 0,
                 actions: vec![DpAction::Drop(reason)],
                 mask: complete_megaflow_mask(x.wc.key),
                 sinks: Vec::new(),
@@ -348,6 +358,7 @@ pub fn translate_netflow(
         x.wc.key.tun_opts_len = u8::MAX;
     }
     let r = UpcallResult {
+        rewritten: x.rewritten,
         actions: x.actions,
         mask: complete_megaflow_mask(x.wc.key),
         sinks: x.sinks,
@@ -374,6 +385,7 @@ impl Xlate<'_> {
             self.f.key.in_port = p;
         }
         let found = table.lookup(&self.f, &mut self.wc);
+        self.note_rewrites();
         self.f.key.in_port = real_port;
         // A miss drops: nothing to add.
         let Some(rule) = found else {
@@ -405,6 +417,16 @@ impl Xlate<'_> {
         }
         if let Some(n) = goto {
             self.table(n, None);
+        }
+    }
+
+    /// Marks the key words a lookup now sees other than the translation began with.
+    fn note_rewrites(&mut self) {
+        let (now, start) = (self.f.key.words(), self.start_key.words());
+        for (i, (a, b)) in now.iter().zip(start).enumerate() {
+            if a != b {
+                self.rewritten |= 1 << i;
+            }
         }
     }
 
@@ -446,6 +468,25 @@ impl Xlate<'_> {
         ToController {
             context: Arc::new(context),
             queue: self.env.packet_ins.clone(),
+        }
+    }
+
+    /// `dec_ttl` at TTL 1 with a controller that takes `invalid_ttl` packet-ins: the packet
+    /// goes to controller 0 (`dec_ttl(ID,...)`: to each ID), whole, as Open vSwitch's
+    /// `compose_dec_ttl` sends it.
+    fn invalid_ttl(&mut self, dec: &Action, table: u8) {
+        let ids = match dec {
+            Action::DecTtlIds(ids) => ids.clone(),
+            _ => vec![0],
+        };
+        for id in ids {
+            let args = ControllerArgs {
+                reason: Some("invalid_ttl".into()),
+                id,
+                ..ControllerArgs::default()
+            };
+            let to = self.controller_action(&args, table);
+            self.actions.push(DpAction::Controller(to));
         }
     }
 
@@ -604,12 +645,17 @@ impl Xlate<'_> {
                 // the datapath's business: at TTL 1 its `DecTtl` drops the packet, which is
                 // what stopping the action list means there, and one megaflow serves every
                 // TTL. In a resubmitted table the caller's actions go on after a TTL-1 stop,
-                // so the translation must know the TTL.
+                // and a controller that takes `invalid_ttl` packet-ins gets the packet, so
+                // there the translation must know the TTL (as Open vSwitch's always does).
                 self.wc.key.dl_type = 0xffff;
                 if self.f.key.is_ip() {
-                    if self.depth > 1 {
+                    let to_controller = self.env.invalid_ttl_to_controller;
+                    if self.depth > 1 || to_controller {
                         self.wc.key.nw_ttl = 0xff;
                         if self.f.key.nw_ttl <= 1 {
+                            if to_controller {
+                                self.invalid_ttl(a, cur_table);
+                            }
                             self.stop_table = true;
                             return;
                         }
@@ -1459,6 +1505,58 @@ mod tests {
     }
 
     #[test]
+    fn dec_ttl_at_ttl_one_goes_to_a_controller_that_takes_invalid_ttl() {
+        // Faucet's FIB rule: dec_ttl and rewrites, then the output table.
+        let b = bridge(
+            "cookie=0x9,ip,actions=dec_ttl,mod_dl_src:00:00:00:00:00:09,goto_table:1\n\
+             table=1,actions=output:2\n",
+        );
+        let rest = [DpAction::SetEthSrc([0, 0, 0, 0, 0, 9]), DpAction::Output(2)];
+        let mut last_hop = ip_key(7);
+        last_hop.nw_ttl = 1;
+        // No controller asked: the datapath drops it, one megaflow for every TTL.
+        let r = b.translate(&last_hop, 0);
+        assert_eq!(r.actions[..], [&[DpAction::DecTtl][..], &rest].concat());
+        assert_eq!(r.mask.nw_ttl, 0);
+        let g = b.generation();
+        b.set_invalid_ttl_to_controller(true);
+        assert!(b.generation() > g, "the megaflows are revalidated");
+        // Asked: the whole packet goes to controller 0, and nothing else happens (no
+        // rewrite, no goto); the megaflow matches the TTL.
+        let r = b.translate(&last_hop, 0);
+        let [DpAction::Controller(to)] = &r.actions[..] else {
+            panic!("{:?}", r.actions);
+        };
+        let c = &to.context;
+        assert_eq!(c.reason, PacketInReason::InvalidTtl);
+        assert_eq!((c.table_id, c.cookie, c.controller_id), (0, 0x9, 0));
+        assert_eq!(c.max_len, u16::MAX);
+        assert_eq!(r.mask.nw_ttl, 0xff);
+        let r = b.translate(&ip_key(7), 0);
+        assert_eq!(r.actions[..], [&[DpAction::DecTtl][..], &rest].concat());
+        assert_eq!(r.mask.nw_ttl, 0xff);
+
+        // `dec_ttl(1,2)` tells each controller it names; in a resubmitted table the caller
+        // goes on.
+        let b = bridge("ip,actions=resubmit(,1),output:3\ntable=1,actions=dec_ttl(1,2),output:2\n");
+        b.set_invalid_ttl_to_controller(true);
+        let r = b.translate(&last_hop, 0);
+        let ids: Vec<u16> = r
+            .actions
+            .iter()
+            .filter_map(|a| match a {
+                DpAction::Controller(to) => Some(to.context.controller_id),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ids, [1, 2]);
+        assert_eq!(r.actions.last(), Some(&DpAction::Output(3)));
+        b.set_invalid_ttl_to_controller(false);
+        assert!(!b.invalid_ttl_to_controller());
+        assert_eq!(b.translate(&last_hop, 0).actions, vec![DpAction::Output(3)]);
+    }
+
+    #[test]
     fn load_and_move_into_vlan_tci_push_set_and_pop_the_header() {
         // ofp-actions.at: load:0xf009->NXM_OF_VLAN_TCI[], move:NXM_OF_IN_PORT[]->NXM_OF_VLAN_TCI[].
         let b = bridge(
@@ -1803,6 +1901,7 @@ mod tests {
             tun_options: &[],
             hooks: None,
             packet_ins: b.packet_ins(),
+            invalid_ttl_to_controller: false,
             ports_down: &[],
             port_config: &[],
         };
@@ -2258,5 +2357,44 @@ mod tests {
         let g = b.generation();
         assert_eq!(b.apply_groups(&[del], 0).unwrap().removed, 0);
         assert_eq!(b.generation(), g);
+    }
+
+    #[test]
+    fn lookups_after_a_rewrite_mark_the_words_they_saw_changed() {
+        let nw_dst = (FlowKey {
+            nw_dst: u32::MAX,
+            ..FlowKey::default()
+        })
+        .nonzero_words();
+        let in_port = (FlowKey {
+            in_port: u32::MAX,
+            ..FlowKey::default()
+        })
+        .nonzero_words();
+        // No rewrite: nothing marked, however many tables.
+        let b = bridge("ip,actions=resubmit(,1)\ntable=1,ip,actions=output:2\n");
+        assert_eq!(b.translate(&ip_key(7), 0).rewritten, 0);
+        // A rewrite and a later lookup: its word.
+        let b = bridge(
+            "ip,actions=mod_nw_dst:1.2.3.4,resubmit(,1)\n\
+             table=1,ip,nw_dst=1.2.3.4,actions=output:2\n",
+        );
+        let r = b.translate(&ip_key(7), 0);
+        assert_eq!(
+            r.actions,
+            vec![DpAction::SetIpv4Dst(0x0102_0304), DpAction::Output(2)]
+        );
+        assert_eq!(r.rewritten, nw_dst);
+        // A rewrite that no lookup follows: nothing.
+        let b = bridge("ip,actions=mod_nw_dst:1.2.3.4,output:2\n");
+        assert_eq!(b.translate(&ip_key(7), 0).rewritten, 0);
+        // A lookup as another port (resubmit(PORT,TABLE)) sees another in_port.
+        let b = bridge("ip,actions=resubmit(3,1)\ntable=1,in_port=3,actions=output:2\n");
+        let r = b.translate(&ip_key(7), 0);
+        assert_eq!(r.actions, vec![DpAction::Output(2)]);
+        assert_eq!(r.rewritten, in_port);
+        // The same value written again is no rewrite (the lookup saw the packet's own).
+        let b = bridge("ip,actions=mod_nw_dst:0.0.0.7,resubmit(,1)\ntable=1,actions=output:2\n");
+        assert_eq!(b.translate(&ip_key(7), 0).rewritten, 0);
     }
 }

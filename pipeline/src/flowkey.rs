@@ -205,6 +205,15 @@ impl FlowKey {
         bytemuck::cast_ref(self)
     }
 
+    /// Bit `i` set for every word `i` that is not zero (the words a mask touches).
+    pub fn nonzero_words(&self) -> u32 {
+        self.words()
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| **w != 0)
+            .fold(0, |a, (i, _)| a | 1 << i)
+    }
+
     /// Mutable word view.
     #[inline(always)]
     pub fn words_mut(&mut self) -> &mut [u64; KEY_WORDS] {

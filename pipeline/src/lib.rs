@@ -38,4 +38,4 @@ pub use packet_in::{BoundedQueue, PacketIn, PacketInContext, PacketInQueue, Pack
 pub use parse::{parse_packet, parse_packet_limit, Parse, ParseError, VlanLimit};
 pub use sink::{send_copies, RxSink, Sent};
 pub use txq::TxQueues;
-pub use upcall::{StatsSink, Upcall, UpcallResult};
+pub use upcall::{RuleChange, StatsSink, Upcall, UpcallResult, REWRITTEN_ALL};

@@ -7,7 +7,11 @@
 //!   names, and Faucet's Prometheus metrics show the datapath up and each host learned on its
 //!   port and VLAN;
 //! - two datapaths (two bridges of one daemon) joined by a link, a plain trunk or a Faucet
-//!   stack (LLDP through PACKET_OUT and PACKET_IN, sw1 the root): Faucet's multi-switch L2.
+//!   stack (LLDP through PACKET_OUT and PACKET_IN, sw1 the root): Faucet's multi-switch L2;
+//! - Faucet's router: VIPs on two VLANs joined by `routers:` (ARP and ping of the VIPs by
+//!   PACKET_OUT, hosts resolved by ARP, FIB rules with dec_ttl and MAC rewrites);
+//! - `group_table: true`: a VLAN flooded through an OpenFlow `all` group;
+//! - `use_idle_timeout: true`: learned hosts idle out (FLOW_REMOVED) and are relearned.
 //!
 //! Faucet gets a free TCP port on 127.0.0.1 for OpenFlow and another for Prometheus; the
 //! bridges connect to it with `set-controller BR tcp:127.0.0.1:PORT`, fail mode secure, and
@@ -175,15 +179,27 @@ impl Faucet {
 
     /// Waits up to 30 s for metric `name` with `labels` to equal `want`.
     fn wait_metric(&self, name: &str, labels: &[(&str, &str)], want: f64) {
+        self.wait_metric_where(name, labels, &want.to_string(), |v| v == want);
+    }
+
+    /// Waits up to 30 s for metric `name` with `labels` to be present and pass `ok`
+    /// (`what` says what is wanted, for the message).
+    fn wait_metric_where(
+        &self,
+        name: &str,
+        labels: &[(&str, &str)],
+        what: &str,
+        ok: impl Fn(f64) -> bool,
+    ) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let got = self.metric(name, labels);
-            if got == Some(want) {
+            if got.is_some_and(&ok) {
                 return;
             }
             assert!(
                 Instant::now() < deadline,
-                "{name}{labels:?} is {got:?}, not {want}"
+                "{name}{labels:?} is {got:?}, not {what}"
             );
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -403,6 +419,13 @@ fn connect(d: &DaemonProc, bridge: &str, dpid: u64, dp_name: &str, faucet: &Fauc
     assert_eq!(conn["version"], "OpenFlow13", "{br:#}");
 }
 
+/// A daemon with one bridge (no LOCAL port), and the bridge's name.
+fn one_bridge() -> (String, DaemonProc) {
+    let bridge = common::unique_bridge("fa");
+    let d = DaemonProc::start(&format!("[[bridge]]\nname = \"{bridge}\"\nlocal = false\n"));
+    (bridge, d)
+}
+
 /// The ofport of `port` on `bridge`.
 fn ofport(d: &DaemonProc, bridge: &str, port: &str) -> u64 {
     let show = d.ok(&["show", "--json"]).json;
@@ -457,8 +480,7 @@ dps:
 #[test]
 fn faucet_runs_a_bridge_of_two_vlans_with_a_tagged_port_and_an_acl() {
     let (bin, _turn) = require_root_and_faucet!();
-    let bridge = common::unique_bridge("fa");
-    let d = DaemonProc::start(&format!("[[bridge]]\nname = \"{bridge}\"\nlocal = false\n"));
+    let (bridge, d) = one_bridge();
     // a: office, untagged on port 1 (behind the ACL); b: office, tagged on port 2 (a trunk of
     // office and guest); c: guest, untagged on port 3. One subnet: only the VLANs part them.
     let (a, b, c) = (TestNs::new(), TestNs::new(), TestNs::new());
@@ -652,4 +674,334 @@ fn prometheus_text_is_read_by_name_and_labels() {
     );
     assert_eq!(metric_in(text, "dp_status", &[("dp_name", "sw2")]), None);
     assert_eq!(metric_in(text, "dp", &[]), None);
+}
+
+/// The TTL of the first echo reply `from` gets from `addr` within 15 s of tries (ping's
+/// `ttl=N`).
+fn reply_ttl(from: &TestNs, addr: &str) -> u8 {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let o = ns_exec(&from.target, &["ping", "-n", "-c", "1", "-W", "2", addr]).unwrap();
+        let text = String::from_utf8_lossy(&o.stdout);
+        let ttl = text
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("ttl=")?.parse().ok());
+        if let Some(ttl) = ttl {
+            return ttl;
+        }
+        assert!(Instant::now() < deadline, "no reply from {addr}: {text}");
+    }
+}
+
+const ROUTED: &str = r#"
+vlans:
+  office:
+    vid: 100
+    faucet_vips: ["10.96.1.254/24"]
+  guest:
+    vid: 200
+    faucet_vips: ["10.96.2.254/24"]
+routers:
+  office-guest:
+    vlans: [office, guest]
+dps:
+  sw1:
+    dp_id: 0xa21
+    hardware: "Open vSwitch"
+    interfaces:
+      1:
+        native_vlan: office
+      2:
+        native_vlan: office
+      3:
+        native_vlan: guest
+"#;
+
+#[test]
+fn faucet_routes_between_two_vlans_through_its_vips() {
+    let (bin, _turn) = require_root_and_faucet!();
+    let (bridge, d) = one_bridge();
+    // a and c: office (10.96.1.0/24) on ports 1 and 2; b: guest (10.96.2.0/24) on port 3.
+    // Each host's default gateway is its VLAN's VIP, which only Faucet answers.
+    let (a, c, b) = (TestNs::new(), TestNs::new(), TestNs::new());
+    for (ns, ip, gw) in [
+        (&a, "10.96.1.1/24", "10.96.1.254"),
+        (&c, "10.96.1.2/24", "10.96.1.254"),
+        (&b, "10.96.2.1/24", "10.96.2.254"),
+    ] {
+        d.attach(&bridge, ns, ip, "afxdp");
+        ns_ok(ns, &["ip", "route", "add", "default", "via", gw]);
+    }
+    let faucet = Faucet::start(&bin, ROUTED);
+    connect(&d, &bridge, 0xa21, "sw1", &faucet);
+
+    // The VIPs answer ARP and ping (Faucet's PACKET_OUTs).
+    assert!(pings(&a, "10.96.1.254"), "a -> office VIP");
+    assert!(pings(&b, "10.96.2.254"), "b -> guest VIP");
+    // Across the VLANs through the router: Faucet resolves each host by ARP and installs its
+    // FIB rule (set_field vlan_vid, eth_src and eth_dst, dec_ttl).
+    assert!(pings(&a, "10.96.2.1"), "office -> guest, routed");
+    assert!(pings(&b, "10.96.1.1"), "guest -> office, routed");
+    assert_eq!(
+        tcp_transfer(&b.target, "10.96.2.1", &a.target, 1 << 20).unwrap(),
+        1 << 20
+    );
+    // A routed reply lost one hop of its TTL (Linux sends 64); a switched one did not.
+    assert_eq!(reply_ttl(&a, "10.96.2.1"), 63, "routed a -> b");
+    assert_eq!(reply_ttl(&b, "10.96.1.1"), 63, "routed b -> a");
+    assert_eq!(reply_ttl(&a, "10.96.1.2"), 64, "switched a -> c");
+    // A packet with no hop left: its dec_ttl hands it to Faucet (a PACKET_IN with reason
+    // invalid_ttl, which Faucet's SET_ASYNC asks for), and Faucet answers ICMP time exceeded
+    // from the VIP, as with Open vSwitch (traceroute's first hop).
+    let o = ns_exec(
+        &a.target,
+        &["ping", "-n", "-c", "1", "-t", "1", "-W", "2", "10.96.2.1"],
+    )
+    .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("From 10.96.1.254 icmp_seq=1 Time to live exceeded"),
+        "{text}"
+    );
+
+    // The FIB rule from office to b: the TTL decremented, into guest, Faucet's MAC as
+    // source and b's as destination; it carried the traffic.
+    let flows = d.ok(&["dump-flows", &bridge]).text;
+    let to_b = flows
+        .lines()
+        .find(|l| l.contains("ip,dl_vlan=100,nw_dst=10.96.2.1 "))
+        .unwrap_or_else(|| panic!("no FIB rule to b in\n{flows}"));
+    let want = format!(
+        "actions=dec_ttl,mod_vlan_vid:200,mod_dl_src:0e:00:00:00:00:01,mod_dl_dst:{},goto_table:",
+        mac(&b)
+    );
+    assert!(to_b.contains(&want), "{want} not in {to_b}");
+    assert!(!to_b.contains("n_packets=0,"), "{to_b}");
+
+    // Faucet knows a and b as IPv4 neighbors of their VLANs.
+    let sw1 = ("dp_name", "sw1");
+    for vlan in ["100", "200"] {
+        let labels = [sw1, ("vlan", vlan), ("ipv", "4")];
+        faucet.wait_metric_where("vlan_neighbors", &labels, "at least 1", |n| n >= 1.0);
+    }
+    faucet.wait_learned("sw1", "1", "100", &a);
+    faucet.wait_learned("sw1", "3", "200", &b);
+    assert_eq!(faucet.metric("of_errors_total", &[sw1]), Some(0.0));
+    assert_eq!(faucet.file("faucet_exception.log").trim(), "");
+}
+
+/// `dump-group-stats` of `bridge`: each group's id and packet count.
+fn group_packets(d: &DaemonProc, bridge: &str) -> Vec<(u32, u64)> {
+    let text = d.ok(&["dump-group-stats", bridge]).text;
+    text.lines()
+        .filter_map(|l| {
+            let field = |k: &str| {
+                l.trim()
+                    .split(',')
+                    .find_map(|kv| kv.strip_prefix(k)?.parse::<u64>().ok())
+            };
+            Some((field("group_id=")? as u32, field("packet_count=")?))
+        })
+        .collect()
+}
+
+const GROUP_FLOOD: &str = r#"
+vlans:
+  office:
+    vid: 100
+dps:
+  sw1:
+    dp_id: 0xa31
+    hardware: "Open vSwitch"
+    group_table: true
+    interfaces:
+      1:
+        native_vlan: office
+      2:
+        native_vlan: office
+      3:
+        native_vlan: office
+"#;
+
+#[test]
+fn faucet_floods_a_vlan_through_an_all_group() {
+    let (bin, _turn) = require_root_and_faucet!();
+    let (bridge, d) = one_bridge();
+    let (a, b, c) = (TestNs::new(), TestNs::new(), TestNs::new());
+    let mut ports = vec![];
+    for (ns, ip) in [
+        (&a, "10.97.0.1/24"),
+        (&b, "10.97.0.2/24"),
+        (&c, "10.97.0.3/24"),
+    ] {
+        ports.push(d.attach(&bridge, ns, ip, "afxdp"));
+    }
+    let faucet = Faucet::start(&bin, GROUP_FLOOD);
+    connect(&d, &bridge, 0xa31, "sw1", &faucet);
+
+    // Faucet's flood group of VLAN 100 (its id is the VID): type all, a bucket per port that
+    // untags and outputs. The flood rules send to it instead of listing the ports.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let groups = loop {
+        let text = d.ok(&["dump-groups", &bridge]).text;
+        if text.contains("group_id=100,") {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "no group 100 in\n{text}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let g100 = groups
+        .lines()
+        .find(|l| l.contains("group_id=100,"))
+        .unwrap();
+    assert!(g100.contains("type=all"), "{g100}");
+    for port in 1..=3 {
+        assert!(
+            g100.contains(&format!("bucket=actions=pop_vlan,output:{port}")),
+            "{g100}"
+        );
+    }
+    let flows = d.ok(&["dump-flows", &bridge]).text;
+    assert!(flows.contains("actions=group:100"), "{flows}");
+    let g100_packets = |d: &DaemonProc| {
+        group_packets(d, &bridge)
+            .into_iter()
+            .find(|(id, _)| *id == 100)
+            .unwrap()
+            .1
+    };
+
+    // Unknown unicast: a and b know each other's MAC (no ARP), and the switch knows neither
+    // until they send. a's first echo goes to a MAC nobody learned: the group floods it, to
+    // b and to c too.
+    for (ns, peer, ip) in [(&a, &b, "10.97.0.2"), (&b, &a, "10.97.0.1")] {
+        ns_ok(
+            ns,
+            &[
+                "ip",
+                "neigh",
+                "replace",
+                ip,
+                "dev",
+                "eth0",
+                "lladdr",
+                &mac(peer),
+                "nud",
+                "permanent",
+            ],
+        );
+    }
+    let (c_tx, flooded) = (d.tx(&bridge, &ports[2]), g100_packets(&d));
+    assert!(pings(&a, "10.97.0.2"), "a -> b (unknown unicast)");
+    assert!(d.tx(&bridge, &ports[2]) > c_tx, "nothing flooded to c");
+    assert!(
+        g100_packets(&d) > flooded,
+        "the flood did not use group 100"
+    );
+
+    // Broadcast: c resolves a by ARP; the request floods through the group.
+    let flooded = g100_packets(&d);
+    assert!(pings(&c, "10.97.0.1"), "c -> a (ARP broadcast)");
+    assert!(g100_packets(&d) > flooded, "the ARP did not use group 100");
+    for (ns, port) in [(&a, "1"), (&b, "2"), (&c, "3")] {
+        faucet.wait_learned("sw1", port, "100", ns);
+    }
+    let sw1 = ("dp_name", "sw1");
+    assert_eq!(faucet.metric("of_errors_total", &[sw1]), Some(0.0));
+    assert_eq!(faucet.file("faucet_exception.log").trim(), "");
+}
+
+/// Faucet learning with idle timeouts: `timeout: 15` and `learn_jitter: 1` make every
+/// learned host's eth_src rule `idle_timeout=14` (with send_flow_rem); its eth_dst rule
+/// idles out 2 s later (`cache_update_guard_time`). The neighbor timeouts must be under half
+/// the learn timeout.
+const IDLE_LEARN: &str = r#"
+vlans:
+  office:
+    vid: 100
+dps:
+  sw1:
+    dp_id: 0xa41
+    hardware: "Open vSwitch"
+    timeout: 15
+    learn_jitter: 1
+    cache_update_guard_time: 2
+    arp_neighbor_timeout: 5
+    nd_neighbor_timeout: 5
+    use_idle_timeout: true
+    interfaces:
+      1:
+        native_vlan: office
+      2:
+        native_vlan: office
+"#;
+
+/// The eth_src (learning) rule of `ns`'s MAC in `flows`, if there is one.
+fn eth_src_rule<'a>(flows: &'a str, ns: &TestNs) -> Option<&'a str> {
+    let src = format!("dl_src={}", mac(ns));
+    flows.lines().find(|l| l.contains(&src))
+}
+
+#[test]
+fn faucet_expires_a_quiet_host_by_idle_timeout_and_relearns_it() {
+    let (bin, _turn) = require_root_and_faucet!();
+    let (bridge, d) = one_bridge();
+    let (a, b) = (TestNs::new(), TestNs::new());
+    d.attach(&bridge, &a, "10.98.0.1/24", "afxdp");
+    d.attach(&bridge, &b, "10.98.0.2/24", "afxdp");
+    let faucet = Faucet::start(&bin, IDLE_LEARN);
+    connect(&d, &bridge, 0xa41, "sw1", &faucet);
+    let sw1 = ("dp_name", "sw1");
+
+    assert!(pings(&a, "10.98.0.2"), "a -> b");
+    // From here on neither host sends (IPv6 is off).
+    let quiet = Instant::now();
+    faucet.wait_learned("sw1", "1", "100", &a);
+    faucet.wait_learned("sw1", "2", "100", &b);
+    let flows = d.ok(&["dump-flows", &bridge]).text;
+    let rule = eth_src_rule(&flows, &a).unwrap_or_else(|| panic!("a not learned in\n{flows}"));
+    assert!(rule.contains("idle_timeout=14"), "{rule}");
+    assert!(rule.contains("send_flow_rem"), "{rule}");
+
+    // The eth_src rules of the quiet hosts idle out, the switch tells Faucet
+    // (FLOW_REMOVED), and Faucet forgets the hosts.
+    loop {
+        let flows = d.ok(&["dump-flows", &bridge]).text;
+        if eth_src_rule(&flows, &a).is_none() && eth_src_rule(&flows, &b).is_none() {
+            break;
+        }
+        assert!(
+            quiet.elapsed() < Duration::from_secs(30),
+            "not expired after 30 s:\n{flows}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(
+        quiet.elapsed() >= Duration::from_secs(13),
+        "expired after {:?}, before the idle timeout",
+        quiet.elapsed()
+    );
+    for ns in [&a, &b] {
+        let said = format!("expired src_rule for host {}", mac(ns));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !faucet.log().contains(&said) {
+            assert!(Instant::now() < deadline, "Faucet did not log: {said}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    faucet.wait_metric("vlan_hosts_learned", &[sw1, ("vlan", "100")], 0.0);
+
+    // Traffic again: both hosts are relearned.
+    assert!(pings(&b, "10.98.0.1"), "b -> a after the expiry");
+    faucet.wait_metric("vlan_hosts_learned", &[sw1, ("vlan", "100")], 2.0);
+    let flows = d.ok(&["dump-flows", &bridge]).text;
+    for ns in [&a, &b] {
+        assert!(
+            eth_src_rule(&flows, ns).is_some(),
+            "{} not relearned in\n{flows}",
+            ns.name
+        );
+    }
+    assert_eq!(faucet.metric("of_errors_total", &[sw1]), Some(0.0));
+    assert_eq!(faucet.file("faucet_exception.log").trim(), "");
 }
