@@ -80,7 +80,7 @@ pub fn handle(
 pub fn flow_mod(c: &Connection, h: &Header, body: &[u8]) -> Result<FlowMod, OfpError> {
     writable(c)?;
     match Message::decode(h, body)? {
-        Message::FlowMod(m) => m.to_flow_mod(),
+        Message::FlowMod(m) => m.into_flow_mod(),
         _ => refuse(E::BadRequestType, "ofp_header.type"),
     }
 }
@@ -97,25 +97,26 @@ pub fn apply_flow_mods(
     if pending.is_empty() {
         return;
     }
-    let mods: Vec<FlowMod> = pending.iter().map(|p| p.fm.clone()).collect();
+    // Moved out, not copied: a flow mod holds a 720-byte match.
+    let (mods, quoted): (Vec<FlowMod>, Vec<(Vec<u8>, u32)>) =
+        pending.drain(..).map(|p| (p.fm, (p.raw, p.xid))).unzip();
     if sw.apply_all(&mods).is_ok() {
         shared.flow_mods += mods.len() as u64;
         shared.unacknowledged = true;
-    } else {
-        for p in pending.iter() {
-            match sw.apply_all(std::slice::from_ref(&p.fm)) {
-                Ok(()) => {
-                    shared.flow_mods += 1;
-                    shared.unacknowledged = true;
-                }
-                Err((_, e)) => {
-                    shared.flow_mods_refused += 1;
-                    c.send_error(&e, &p.raw, p.xid);
-                }
+        return;
+    }
+    for (fm, (raw, xid)) in mods.iter().zip(&quoted) {
+        match sw.apply_all(std::slice::from_ref(fm)) {
+            Ok(()) => {
+                shared.flow_mods += 1;
+                shared.unacknowledged = true;
+            }
+            Err((_, e)) => {
+                shared.flow_mods_refused += 1;
+                c.send_error(&e, raw, *xid);
             }
         }
     }
-    pending.clear();
 }
 
 fn refuse<T>(code: E, field: &'static str) -> Result<T, OfpError> {

@@ -3,23 +3,89 @@
 //! probes subtables in order of their highest priority and stops once no later subtable can
 //! beat the best match; the masks of the probed subtables are exactly the key bits the
 //! decision depended on (what the megaflow must match).
+//!
+//! A subtable's map is keyed by the 32-bit hash of the masked value, not by a copy of it (a
+//! [`Fields`] is 360 bytes): each rule already holds its value, so a bucket's rules are
+//! compared with it. The small entries make a table of 100k rules a few megabytes instead of
+//! forty, and growing it cheap (page faults and rehashing were a third of adding 100k rules
+//! in one bundle, BENCHMARKS.md "FLOW_MOD throughput").
 
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::Arc;
 
 use smallvec::SmallVec;
 
 use crate::rule::{Fields, Match, Rule};
 
+/// The hash `Fields` gives (its `Hash` writes one `u32`, a hash of its words), taken as is.
+#[derive(Default)]
+struct ValueHash(u32);
+
+impl Hasher for ValueHash {
+    fn finish(&self) -> u64 {
+        u64::from(self.0)
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.0 = v;
+    }
+    // Only if `Fields` hashed otherwise: fold whatever it writes.
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u32::from(*b)).wrapping_mul(0x0100_0193);
+        }
+    }
+}
+
+fn value_hash(v: &Fields) -> u32 {
+    let mut h = ValueHash::default();
+    v.hash(&mut h);
+    h.0
+}
+
+/// The map's own hasher over those hashes: spreads them over 64 bits (the map takes its
+/// probe position from the low bits and a tag from the high ones).
+#[derive(Default)]
+struct Spread(u64);
+
+impl Hasher for Spread {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.0 = u64::from(v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+}
+
+/// Rules whose masked values share a hash, best first (priority descending, then oldest);
+/// almost always the rules of one value.
+type Bucket = SmallVec<[Arc<Rule>; 1]>;
+
 /// Rules sharing one mask.
 #[derive(Clone, Debug)]
 struct Subtable {
     mask: Fields,
-    /// Masked value → rules with that match, best first (priority descending, then oldest).
-    rules: HashMap<Fields, SmallVec<[Arc<Rule>; 1]>>,
+    /// Hash of the masked value → its rules (and those of any value with the same hash).
+    rules: HashMap<u32, Bucket, BuildHasherDefault<Spread>>,
     /// Priority → number of rules, to keep `max_priority` right after removals.
     priorities: BTreeMap<u16, u32>,
     max_priority: u16,
+}
+
+impl Subtable {
+    /// The best rule whose value is `v`.
+    #[inline]
+    fn best(&self, v: &Fields) -> Option<&Arc<Rule>> {
+        self.rules
+            .get(&value_hash(v))?
+            .iter()
+            .find(|r| r.spec.matches.value == *v)
+    }
 }
 
 /// A priority classifier.
@@ -60,7 +126,7 @@ impl Classifier {
                 }
             }
             wc.or_assign(&st.mask);
-            if let Some(r) = st.rules.get(&f.masked(&st.mask)).and_then(|v| v.first()) {
+            if let Some(r) = st.best(&f.masked(&st.mask)) {
                 if best.is_none_or(|b| better(r, b)) {
                     best = Some(r);
                 }
@@ -73,21 +139,21 @@ impl Classifier {
     pub fn find_exact(&self, m: &Match, priority: u16) -> Option<&Arc<Rule>> {
         let st = self.subtables.iter().find(|s| s.mask == m.mask)?;
         st.rules
-            .get(&m.value)?
+            .get(&value_hash(&m.value))?
             .iter()
-            .find(|r| r.spec.priority == priority)
+            .find(|r| r.spec.priority == priority && r.spec.matches.value == m.value)
     }
 
     /// Inserts `rule`; a rule with the same match and priority is replaced and returned.
     pub fn insert(&mut self, rule: Arc<Rule>) -> Option<Arc<Rule>> {
-        let m = rule.spec.matches.clone();
+        let m = &rule.spec.matches;
         let prio = rule.spec.priority;
         let idx = match self.subtables.iter().position(|s| s.mask == m.mask) {
             Some(i) => i,
             None => {
                 self.subtables.push(Subtable {
-                    mask: m.mask,
-                    rules: HashMap::new(),
+                    mask: m.mask.clone(),
+                    rules: HashMap::default(),
                     priorities: BTreeMap::new(),
                     max_priority: 0,
                 });
@@ -95,8 +161,11 @@ impl Classifier {
             }
         };
         let st = &mut self.subtables[idx];
-        let bucket = st.rules.entry(m.value).or_default();
-        if let Some(pos) = bucket.iter().position(|r| r.spec.priority == prio) {
+        let bucket = st.rules.entry(value_hash(&m.value)).or_default();
+        if let Some(pos) = bucket
+            .iter()
+            .position(|r| r.spec.priority == prio && r.spec.matches.value == m.value)
+        {
             return Some(std::mem::replace(&mut bucket[pos], rule));
         }
         let pos = bucket
@@ -120,7 +189,8 @@ impl Classifier {
             return false;
         };
         let st = &mut self.subtables[idx];
-        let Some(bucket) = st.rules.get_mut(&m.value) else {
+        let h = value_hash(&m.value);
+        let Some(bucket) = st.rules.get_mut(&h) else {
             return false;
         };
         let Some(pos) = bucket.iter().position(|r| r.id == rule.id) else {
@@ -128,7 +198,7 @@ impl Classifier {
         };
         bucket.remove(pos);
         if bucket.is_empty() {
-            st.rules.remove(&m.value);
+            st.rules.remove(&h);
         }
         let prio = rule.spec.priority;
         if let Some(c) = st.priorities.get_mut(&prio) {
@@ -161,5 +231,90 @@ impl Classifier {
         self.subtables
             .iter()
             .flat_map(|s| s.rules.values().flat_map(|b| b.iter()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::parse_flow;
+    use crate::rule::RuleStats;
+
+    fn rule(id: u64, text: &str) -> Arc<Rule> {
+        Arc::new(Rule {
+            id,
+            spec: parse_flow(text).unwrap_or_else(|e| panic!("{text}: {e}")),
+            stats: Arc::new(RuleStats::default()),
+            created_ns: 0,
+            modified_ns: 0,
+        })
+    }
+
+    fn ip(a: u32) -> String {
+        format!(
+            "{}.{}.{}.{}",
+            a >> 24,
+            (a >> 16) & 255,
+            (a >> 8) & 255,
+            a & 255
+        )
+    }
+
+    /// Two IPv4 destinations whose masked values (under `ip,nw_dst=X`) hash alike.
+    fn sharing_a_hash() -> (u32, u32) {
+        let template = rule(0, "ip,nw_dst=10.0.0.1,actions=drop");
+        let mut v = template.spec.matches.value.clone();
+        let mut seen = HashMap::new();
+        for a in 0x0a00_0000u32.. {
+            v.key.nw_dst = a;
+            if let Some(b) = seen.insert(value_hash(&v), a) {
+                return (b, a);
+            }
+        }
+        unreachable!("a 32-bit hash repeats within 2^32 values")
+    }
+
+    fn winner(c: &Classifier, dst: u32) -> Option<u64> {
+        let mut f = Fields::default();
+        f.key.dl_type = 0x0800;
+        f.key.nw_dst = dst;
+        let mut wc = Fields::default();
+        c.lookup(&f, &mut wc).map(|r| r.id)
+    }
+
+    #[test]
+    fn values_that_share_a_hash_are_told_apart() {
+        let (a, b) = sharing_a_hash();
+        let flow =
+            |dst: u32, prio: u16| format!("priority={prio},ip,nw_dst={},actions=drop", ip(dst));
+        let mut c = Classifier::default();
+        assert!(c.insert(rule(1, &flow(a, 10))).is_none());
+        assert!(c.insert(rule(2, &flow(b, 20))).is_none());
+        assert!(c.insert(rule(3, &flow(a, 5))).is_none());
+        assert_eq!(c.len(), 3);
+        assert_eq!(c.n_subtables(), 1);
+        assert_eq!(winner(&c, a), Some(1));
+        assert_eq!(winner(&c, b), Some(2));
+        assert_eq!(winner(&c, a + 1), None);
+        let m = |dst: u32| rule(0, &flow(dst, 0)).spec.matches.clone();
+        assert_eq!(c.find_exact(&m(a), 10).map(|r| r.id), Some(1));
+        assert_eq!(c.find_exact(&m(a), 20).map(|r| r.id), None);
+        assert_eq!(c.find_exact(&m(b), 20).map(|r| r.id), Some(2));
+        // The same match and priority replaces, the other value's rule stays.
+        let old = c.insert(rule(4, &flow(b, 20)));
+        assert_eq!(old.map(|r| r.id), Some(2));
+        assert_eq!(winner(&c, b), Some(4));
+        assert_eq!(winner(&c, a), Some(1));
+        assert!(c.remove(&rule(1, &flow(a, 10))));
+        assert!(!c.remove(&rule(1, &flow(a, 10))));
+        assert_eq!(winner(&c, a), Some(3));
+        assert_eq!(winner(&c, b), Some(4));
+        let mut ids: Vec<u64> = c.iter().map(|r| r.id).collect();
+        ids.sort_unstable();
+        assert_eq!(ids, [3, 4]);
+        assert!(c.remove(&rule(3, &flow(a, 5))));
+        assert!(c.remove(&rule(4, &flow(b, 20))));
+        assert!(c.is_empty());
+        assert_eq!(c.n_subtables(), 0);
     }
 }

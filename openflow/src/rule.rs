@@ -203,6 +203,11 @@ impl Match {
     /// True when every packet `other` matches is matched by `self` as well, i.e. `other` is at
     /// least as specific (the OpenFlow rule for non-strict modify and delete).
     pub fn covers(&self, other: &Match) -> bool {
+        // The catch-all (dump-flows, del-flows without a match) covers every rule: say so
+        // without building two masked copies per rule.
+        if self.mask.is_zero() {
+            return self.value.is_zero();
+        }
         self.mask.is_subset_of(&other.mask) && other.value.masked(&self.mask) == self.value
     }
 

@@ -125,6 +125,12 @@ impl FlowModMsg {
     /// buffers none), and the `out_port` / `out_group` filters and flags the rule set does
     /// not have yet (`OFPFMFC_BAD_FLAGS`, `OFPBRC_BAD_PORT`), rather than ignored.
     pub fn to_flow_mod(&self) -> Result<FlowMod, OfpError> {
+        self.clone().into_flow_mod()
+    }
+
+    /// [`FlowModMsg::to_flow_mod`] without copying the match (the connection's path: a
+    /// match is 720 bytes).
+    pub fn into_flow_mod(self) -> Result<FlowMod, OfpError> {
         let deleting = matches!(
             self.command,
             FlowModCommand::Delete | FlowModCommand::DeleteStrict
@@ -162,7 +168,7 @@ impl FlowModMsg {
                 out_port: (deleting && self.out_port != port::ANY).then_some(self.out_port),
                 importance: 0,
                 flags: self.flags,
-                matches: self.matches.clone(),
+                matches: self.matches,
                 actions,
             },
         })
