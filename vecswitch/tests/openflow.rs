@@ -2069,3 +2069,35 @@ fn action_set_packet_ins_reach_an_ovs_ofctl_monitor_as_from_open_vswitch() {
     assert!(ovs[2].starts_with(" cookie=0x3 "), "{ovs:#?}");
     assert_eq!(ours, ovs);
 }
+
+/// OFPFF_CHECK_OVERLAP over the wire (`ovs-ofctl add-flow` with `check_overlap`): an add that
+/// overlaps a rule of the same priority is refused with OFPFMFC_OVERLAP and changes nothing;
+/// one that does not is added (the flag is not kept, as in OVS).
+#[test]
+fn check_overlap_from_ovs_ofctl_refuses_an_overlapping_add_with_overlap() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    let sw = Switch::start();
+    let tcp = sw.tcp();
+    ofctl_ok(&["add-flow", &tcp, "priority=5,ip,actions=drop"]);
+    let before = sw.flows();
+    let (ok, _, err) = ofctl(&[
+        "add-flow",
+        &tcp,
+        "check_overlap,priority=5,tcp,actions=output:1",
+    ]);
+    assert!(!ok && err.contains("OFPFMFC_OVERLAP"), "{err}");
+    assert_eq!(sw.flows(), before);
+    ofctl_ok(&[
+        "add-flow",
+        &tcp,
+        "check_overlap,priority=6,tcp,actions=output:1",
+    ]);
+    let flows = sw.flows();
+    assert_eq!(flows.len(), before.len() + 1, "{flows:?}");
+    assert!(
+        flows.iter().any(|f| f == "priority=6,tcp actions=output:1"),
+        "{flows:?}"
+    );
+}

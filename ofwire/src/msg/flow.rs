@@ -122,8 +122,10 @@ impl FlowModMsg {
 
     /// The flow mod vecswitch's rule set applies. Refused: table 255 in an add
     /// (`OFPFMFC_BAD_TABLE_ID`), a buffered packet (`OFPBRC_BUFFER_UNKNOWN`: the switch
-    /// buffers none), and the `out_port` / `out_group` filters and flags the rule set does
-    /// not have yet (`OFPFMFC_BAD_FLAGS`, `OFPBRC_BAD_PORT`), rather than ignored.
+    /// buffers none), and the `out_group` filter the rule set does not have yet
+    /// (`OFPBRC_BAD_PORT`), rather than ignored. Every OpenFlow 1.3 flag goes to the rule
+    /// set, which knows them all (`check_overlap` refuses an overlapping add there, with
+    /// `OFPFMFC_OVERLAP`); unknown flag bits were refused when the message was decoded.
     pub fn to_flow_mod(&self) -> Result<FlowMod, OfpError> {
         self.clone().into_flow_mod()
     }
@@ -148,9 +150,6 @@ impl FlowModMsg {
         }
         if deleting && self.out_group != OFPG_ANY {
             return err(E::BadRequestPort, "flow_mod.out_group");
-        }
-        if self.flags & !flags::SEND_FLOW_REM & !flags::RESET_COUNTS != 0 {
-            return err(E::FlowModBadFlags, "flow_mod.flags");
         }
         let adding = self.command == FlowModCommand::Add;
         let actions = to_actions(&self.instructions, self.table_id)?;
