@@ -122,8 +122,10 @@ const DETAILS: &[(&str, &str)] = &[
                    (not with --no-stats), match (field: text as printed, shorthand: true),
                    actions (each as printed), flow (the line)
   The counters line reads as ovs-ofctl's: cookie, duration, table, n_packets, n_bytes,
-  idle_timeout, hard_timeout, idle_age (seconds since the last packet or change),
-  hard_age (seconds since the last change; shown when it differs from the duration).",
+  idle_timeout, hard_timeout, idle_age (seconds since the last packet, or since the rule
+  was made), hard_age (seconds since the last add or modify; shown when it differs from
+  the duration). As in OVS, a modify restarts the hard timeout but not the duration or the
+  idle timeout.",
     ),
     (
         "add-group",
