@@ -2066,3 +2066,23 @@ mod tests {
         }
     }
 }
+
+    #[test]
+    fn in_port_controller_is_a_match_as_in_ovs_ofctl() {
+        // What a controller sends with PACKET_OUT in_port=CONTROLLER; OVS 3.1 prints it so.
+        for text in ["in_port=CONTROLLER", "in_port=controller", "in_port=65533"] {
+            let x = m(text);
+            assert_eq!(x.value.key.in_port, 0xffff_fffd, "{text}");
+            assert_eq!(x.to_string(), "in_port=CONTROLLER", "{text}");
+        }
+        let spec = parse_flow("priority=7,in_port=CONTROLLER,actions=output:1").unwrap();
+        assert_eq!(
+            spec.to_string(),
+            "table=0, priority=7,in_port=CONTROLLER actions=output:1"
+        );
+        // Still refused: the reserved ports that are no in_port.
+        for bad in ["in_port=NORMAL", "in_port=0xfff9", "in_port=ANY"] {
+            let e = parse_flow(&format!("{bad},actions=drop")).unwrap_err();
+            assert_eq!(e.field, "in_port", "{bad}");
+        }
+    }

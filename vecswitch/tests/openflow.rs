@@ -1754,3 +1754,51 @@ fn write_actions_from_ovs_ofctl_dump_as_ovs_and_packets_leave_where_the_action_s
     let dst_at = 24 + 16 + 30;
     assert_eq!(caps.get(dst_at..dst_at + 4), Some(&[10, 0, 0, 9][..]));
 }
+
+#[test]
+fn a_rule_on_in_port_controller_takes_what_a_controller_sends_to_the_tables() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    let sw = Switch::start();
+    let tcp = sw.tcp();
+    sw.d.ok(&["del-flows", "b0"]);
+    // Over OpenFlow as ovs-ofctl sends it (OXM in_port 0xfffffffd), and on the control socket.
+    ofctl_ok(&[
+        "add-flow",
+        &tcp,
+        "priority=10,in_port=CONTROLLER,actions=output:2",
+    ]);
+    sw.d.ok(&["add-flow", "b0", "priority=5,actions=output:1"]);
+    let want = [
+        "priority=10,in_port=CONTROLLER actions=output:2",
+        "priority=5 actions=output:1",
+    ];
+    assert_eq!(sw.flows(), want);
+    assert_eq!(of_flows(&tcp, &[]), as_ovs13(&sw.flows()));
+    let frame = frame_hex("020000000002");
+    // From the controller through the tables: the in_port=CONTROLLER rule; from port 1 (or
+    // a packet-out as from it): the other.
+    ofctl_ok(&[
+        "packet-out",
+        &tcp,
+        &format!("in_port=CONTROLLER packet={frame} actions=TABLE"),
+    ]);
+    assert_eq!((sw.d.tx("b0", "p1"), sw.d.tx("b0", "p2")), (0, 1));
+    ofctl_ok(&[
+        "packet-out",
+        &tcp,
+        &format!("in_port=1 packet={frame} actions=TABLE"),
+    ]);
+    assert_eq!((sw.d.tx("b0", "p1"), sw.d.tx("b0", "p2")), (1, 1));
+    let f = sw.d.ok(&["dump-flows", "b0"]).text;
+    for rule in want {
+        let hit = |l: &&str| l.contains("n_packets=1, n_bytes=60,") && l.ends_with(rule);
+        assert!(f.lines().any(|l| hit(&l)), "{rule}: {f}");
+    }
+    // A filter names it too.
+    assert_eq!(
+        of_flows(&tcp, &["in_port=CONTROLLER"]),
+        ["priority=10,in_port=CONTROLLER actions=output:2"]
+    );
+}
