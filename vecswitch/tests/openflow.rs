@@ -1802,3 +1802,32 @@ fn a_rule_on_in_port_controller_takes_what_a_controller_sends_to_the_tables() {
         ["priority=10,in_port=CONTROLLER actions=output:2"]
     );
 }
+
+#[test]
+fn the_flow_mod_bench_runs_on_a_bridge_of_its_own_name() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    let bridge = format!("fmt{}", std::process::id() % 100_000);
+    let out = Command::new("/usr/bin/python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../benches/openflow/flowmod.py"
+        ))
+        .args(["--flows", "20", "--bridge", &bridge, "--vecswitch"])
+        .arg(env!("CARGO_BIN_EXE_vecswitch"))
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    for sw in ["vecswitch", "ovs"] {
+        for mode in ["add-flows ", "add-flows --bundle", "dump-flows"] {
+            assert!(
+                text.lines().any(|l| l.starts_with(sw) && l.contains(mode)),
+                "{sw} {mode}: {text}"
+            );
+        }
+    }
+}
