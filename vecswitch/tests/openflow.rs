@@ -1777,8 +1777,8 @@ fn a_rule_on_in_port_controller_takes_what_a_controller_sends_to_the_tables() {
     assert_eq!(sw.flows(), want);
     assert_eq!(of_flows(&tcp, &[]), as_ovs13(&sw.flows()));
     let frame = frame_hex("020000000002");
-    // From the controller through the tables: the in_port=CONTROLLER rule; from port 1 (or
-    // a packet-out as from it): the other.
+    // From the controller through the tables: the in_port=CONTROLLER rule; as from port 2:
+    // the other.
     ofctl_ok(&[
         "packet-out",
         &tcp,
@@ -1788,7 +1788,7 @@ fn a_rule_on_in_port_controller_takes_what_a_controller_sends_to_the_tables() {
     ofctl_ok(&[
         "packet-out",
         &tcp,
-        &format!("in_port=1 packet={frame} actions=TABLE"),
+        &format!("in_port=2 packet={frame} actions=TABLE"),
     ]);
     assert_eq!((sw.d.tx("b0", "p1"), sw.d.tx("b0", "p2")), (1, 1));
     let f = sw.d.ok(&["dump-flows", "b0"]).text;
