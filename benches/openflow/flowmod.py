@@ -6,9 +6,11 @@ sends the same bytes to each: N rules `priority=10,ip,nw_dst=A.B.C.D,actions=out
 with `add-flows` (ovs-ofctl sends each FLOW_MOD with its own BARRIER and waits for it) and once
 with `add-flows --bundle` (ONF bundle: open, N adds, commit), then `dump-flows`. Between runs the
 rules are deleted. OVS runs in a private directory (pcaps/ovs_reference.py's `Ovs`) with a
-netdev bridge; vecswitch is `vecswitch run` with its default bridge and one PMD.
+netdev bridge; vecswitch is `vecswitch run` with one PMD. Both bridges are named by --bridge
+(default fmbench0; vecswitch's has no LOCAL tap, so the name may even be a host interface's).
 
-    benches/openflow/flowmod.py [--flows N] [--repeat R] [--vecswitch PATH] [--json FILE]
+    benches/openflow/flowmod.py [--flows N] [--repeat R] [--bridge NAME] [--vecswitch PATH]
+                                [--json FILE]
 
 Prints one line per (switch, mode) with the best of R runs, flow mods per second and the ratio
 to OVS. Needs Debian's openvswitch-switch.
@@ -91,6 +93,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--flows", type=int, default=100_000)
     ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--bridge", default="fmbench0",
+                    help="the bridge both switches get (default fmbench0)")
     ap.add_argument("--vecswitch", default=os.path.join(ROOT, "target/release/vecswitch"))
     ap.add_argument("--json")
     a = ap.parse_args()
@@ -98,7 +102,11 @@ def main():
     flows = os.path.join(tmp, "flows.txt")
     flows_file(flows, a.flows)
     sock = os.path.join(tmp, "vecswitch.sock")
-    daemon = subprocess.Popen([a.vecswitch, "run", "--socket", sock],
+    cfg = os.path.join(tmp, "vecswitch.toml")
+    with open(cfg, "w") as f:
+        f.write("socket = %s\n[[bridge]]\nname = %s\nlocal = false\n"
+                % (json.dumps(sock), json.dumps(a.bridge)))
+    daemon = subprocess.Popen([a.vecswitch, "run", "--config", cfg],
                               stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "d.log"), "w"))
     ovs = Ovs()
     results = {}
@@ -108,11 +116,12 @@ def main():
             if os.path.exists(sock):
                 break
             time.sleep(0.1)
-        subprocess.run([a.vecswitch, "set-controller", "--socket", sock, "br0",
+        subprocess.run([a.vecswitch, "set-controller", "--socket", sock, a.bridge,
                         "ptcp:%d:127.0.0.1" % vport], check=True, capture_output=True)
         ovs.start()
-        ovs.vsctl("add-br", "br0", "--", "set", "bridge", "br0", "datapath_type=netdev",
-                  "protocols=OpenFlow13", "--", "set-controller", "br0", "ptcp:%d:127.0.0.1" % oport)
+        ovs.vsctl("add-br", a.bridge, "--", "set", "bridge", a.bridge, "datapath_type=netdev",
+                  "protocols=OpenFlow13", "--", "set-controller", a.bridge,
+                  "ptcp:%d:127.0.0.1" % oport)
         wait_listening(vport)
         wait_listening(oport)
         load = os.getloadavg()[0]

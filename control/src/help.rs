@@ -124,8 +124,10 @@ const DETAILS: &[(&str, &str)] = &[
                    (not with --no-stats), match (field: text as printed, shorthand: true),
                    actions (each as printed), flow (the line)
   The counters line reads as ovs-ofctl's: cookie, duration, table, n_packets, n_bytes,
-  idle_timeout, hard_timeout, idle_age (seconds since the last packet or change),
-  hard_age (seconds since the last change; shown when it differs from the duration).",
+  idle_timeout, hard_timeout, idle_age (seconds since the last packet, or since the rule
+  was made), hard_age (seconds since the last add or modify; shown when it differs from
+  the duration). As in OVS, a modify restarts the hard timeout but not the duration or the
+  idle timeout.",
     ),
     (
         "add-group",
@@ -136,8 +138,10 @@ const DETAILS: &[(&str, &str)] = &[
          L2-L4 addresses (both directions alike), among live buckets by weight; ff takes the
          first live bucket (watch_port up, or watch_group with a live bucket). A rule may use
          the group as group:N once it exists. Refused naming the field: an existing id, a
-         watch_group or group:N that does not exist, a loop, weights outside select, watches
-         on all/indirect, indirect without exactly one bucket.",
+         loop, weights outside select, an ff bucket without a watch, watches on
+         all/indirect, watch_port:LOCAL, indirect without exactly one bucket. A bucket's
+         group:N or watch_group of a group that does not exist is accepted, as OVS does
+         (that bucket ends there, or is not live).",
     ),
     (
         "packet-out",
@@ -314,5 +318,42 @@ mod tests {
             assert!(megaflows.contains(opt), "dump-megaflows help lacks {opt}");
         }
         assert!(overview().contains("dump-conntrack [zone=N]"));
+    }
+
+    #[test]
+    fn add_group_help_says_what_is_refused_and_what_is_accepted() {
+        use openflow::{parse_group_mod, GroupModCommand};
+        let h = verb_help("add-group").unwrap();
+        let t = openflow::FlowTables::new();
+        // Accepted, as the help says (and as OVS 3.1 does): group:N and watch_group of a
+        // group that does not exist.
+        for g in [
+            "group_id=1,type=all,bucket=actions=group:9",
+            "group_id=2,type=ff,bucket=watch_group:9,output:1",
+        ] {
+            let gm = parse_group_mod(g, GroupModCommand::Add).unwrap();
+            t.apply_groups(&[gm], 0)
+                .unwrap_or_else(|e| panic!("{g}: {e}"));
+        }
+        assert!(h.contains("group:N or watch_group of a group that does not exist is accepted"));
+        let refused = h
+            .split("Refused")
+            .nth(1)
+            .unwrap()
+            .split("A bucket's")
+            .next()
+            .unwrap();
+        assert!(!refused.contains("does not exist"), "{h}");
+        // Refused, as it says: a fast-failover bucket without a watch, watch_port:LOCAL.
+        for g in [
+            "group_id=3,type=ff,bucket=output:1",
+            "group_id=3,type=ff,bucket=watch_port:LOCAL,output:1",
+        ] {
+            let refused = parse_group_mod(g, GroupModCommand::Add)
+                .map_err(|e| e.to_string())
+                .and_then(|gm| t.apply_groups(&[gm], 0).map_err(|e| e.to_string()));
+            assert!(refused.is_err(), "{g}");
+        }
+        assert!(h.contains("an ff bucket without a watch") && h.contains("watch_port:LOCAL"));
     }
 }

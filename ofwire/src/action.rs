@@ -427,11 +427,7 @@ pub fn to_actions(ins: &[Instruction], table: u8) -> Result<Vec<Action>, OfpErro
     let mut v = Vec::new();
     let find = |k: u16| ins.iter().find(|i| i.kind() == k);
     if find(6).is_some() {
-        // As Open vSwitch without meter support: no meter can be named.
-        return err(
-            E::MeterModInvalidMeter,
-            "instruction.meter: the switch has no meters",
-        );
+        return crate::msg::meter::no_meter("instruction.meter");
     }
     if let Some(Instruction::ApplyActions(a)) = find(4) {
         for x in a {

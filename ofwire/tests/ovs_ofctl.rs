@@ -725,3 +725,23 @@ fn packet_out_from_ovs_ofctl() {
         ])
     );
 }
+
+#[test]
+fn in_port_controller_goes_both_ways_as_ovs_ofctl_sends_and_prints_it() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    let flow = "priority=10,in_port=CONTROLLER,actions=output:2";
+    let ours = openflow::parse_flow_mod(&format!("add {flow}"))
+        .unwrap_or_else(|e| unreachable!("{flow}: {e}"));
+    assert_eq!(ours.spec.matches.value.key.in_port, 0xffff_fffd);
+    // ovs-ofctl's FLOW_MOD carries OXM in_port 0xfffffffd: the same rule.
+    assert_same(&ovs_flow_mods("add-flow", flow), &vec![ours.clone()], flow);
+    // And ovs-ofctl reads our encoding as in_port=CONTROLLER.
+    let msg = FlowModMsg::from_flow_mod(&ours).unwrap_or_else(|e| unreachable!("{e}"));
+    let text = ofp_print(&Message::FlowMod(msg), 4);
+    assert!(
+        text.contains("ADD priority=10,in_port=CONTROLLER actions=output:2"),
+        "{text}"
+    );
+}

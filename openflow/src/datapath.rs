@@ -1270,4 +1270,36 @@ mod tests {
         assert!(r.actions.is_empty());
         assert_eq!(r.mask.tun_flags & TUN_FLAG_OAM, TUN_FLAG_OAM);
     }
+
+    #[test]
+    fn a_rule_on_in_port_controller_takes_packet_outs_sent_to_the_tables_from_the_controller() {
+        let (mut up, a, _) = two_bridges(
+            "priority=10,in_port=CONTROLLER,actions=output:2\npriority=5,actions=output:1\n",
+            "actions=drop\n",
+        );
+        let table = Action::Resubmit {
+            port: None,
+            table: Some(0),
+        };
+        let po = crate::packet_out::parse_packet_out(
+            "in_port=CONTROLLER packet=ffffffffffff0000000000010806 actions=TABLE",
+        )
+        .unwrap();
+        assert_eq!(po.actions, [table.clone()]);
+        let r = up
+            .translate_packet_out("br-a", po.in_port, &key(0, 1, 2), &po.actions, 0)
+            .unwrap();
+        assert_eq!(outputs(&r), vec![2]);
+        // What comes in on a port (or is sent as from one) is no CONTROLLER packet.
+        let r = up
+            .translate_packet_out("br-a", 2, &key(2, 1, 2), &[table], 0)
+            .unwrap();
+        assert_eq!(outputs(&r), vec![1]);
+        assert_eq!(outputs(&up.translate(&key(2, 1, 2), 0)), vec![1]);
+        let rules = a.rules().load().rules();
+        assert_eq!(
+            rules[0].spec.to_string(),
+            "table=0, priority=10,in_port=CONTROLLER actions=output:2"
+        );
+    }
 }

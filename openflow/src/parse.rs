@@ -1098,6 +1098,10 @@ pub(crate) fn check_actions(
     Ok(())
 }
 
+/// What an instruction-ordering refusal says the order is.
+const INSTRUCTION_ORDER: &str =
+    "the order is the applied actions, clear_actions, write_actions, write_metadata, each once";
+
 /// OpenFlow 1.1+'s instruction order, as ovs-ofctl checks it: the applied actions, then
 /// `clear_actions`, then `write_actions`, each at most once, before `write_metadata` and
 /// `goto_table`.
@@ -1136,8 +1140,7 @@ fn check_instruction_order(actions: &[Action]) -> Result<(), RuleError> {
                 return Err(RuleError::new(
                     n,
                     format!(
-                        "invalid instruction ordering: {n} after {later} (the order is the \
-                         applied actions, clear_actions, write_actions, write_metadata, each once)"
+                        "invalid instruction ordering: {n} after {later} ({INSTRUCTION_ORDER})"
                     ),
                 ));
             }
@@ -1720,30 +1723,6 @@ mod tests {
             ),
             ("actions=output:1,drop", "drop: must be the only action"),
             (
-                "actions=write_actions(output:2),output:1",
-                "apply_actions: invalid instruction ordering: apply_actions after write_actions \
-                 (the order is the applied actions, clear_actions, write_actions, \
-                 write_metadata, each once)",
-            ),
-            (
-                "actions=write_actions(output:1),clear_actions",
-                "clear_actions: invalid instruction ordering: clear_actions after write_actions \
-                 (the order is the applied actions, clear_actions, write_actions, \
-                 write_metadata, each once)",
-            ),
-            (
-                "actions=write_actions(output:1),write_actions(output:2)",
-                "write_actions: invalid instruction ordering: write_actions after write_actions \
-                 (the order is the applied actions, clear_actions, write_actions, \
-                 write_metadata, each once)",
-            ),
-            (
-                "actions=write_metadata:1,write_actions(output:1)",
-                "write_actions: invalid instruction ordering: write_actions after write_metadata \
-                 (the order is the applied actions, clear_actions, write_actions, \
-                 write_metadata, each once)",
-            ),
-            (
                 "actions=write_actions(note:01)",
                 "write_actions: \"note:01.00.00.00.00.00\" is not allowed in the action set",
             ),
@@ -1776,6 +1755,38 @@ mod tests {
                 Ok(s) => panic!("{input} was accepted as {s}"),
                 Err(e) => assert_eq!(e.to_string(), msg, "{input}"),
             }
+        }
+        for (input, n, later) in [
+            (
+                "actions=write_actions(output:2),output:1",
+                "apply_actions",
+                "write_actions",
+            ),
+            (
+                "actions=write_actions(output:1),clear_actions",
+                "clear_actions",
+                "write_actions",
+            ),
+            (
+                "actions=write_actions(output:1),write_actions(output:2)",
+                "write_actions",
+                "write_actions",
+            ),
+            (
+                "actions=write_metadata:1,write_actions(output:1)",
+                "write_actions",
+                "write_metadata",
+            ),
+        ] {
+            assert_eq!(
+                parse_flow(input).map_err(|e| e.to_string()).err(),
+                Some(format!(
+                    "{n}: invalid instruction ordering: {n} after {later} \
+                     (the order is the applied actions, clear_actions, write_actions, \
+                     write_metadata, each once)"
+                )),
+                "{input}"
+            );
         }
     }
 
@@ -2063,6 +2074,26 @@ mod tests {
                 e.to_string().starts_with(&format!("{field}: requires ")),
                 "{input}: {e}"
             );
+        }
+    }
+
+    #[test]
+    fn in_port_controller_is_a_match_as_in_ovs_ofctl() {
+        // What a controller sends with PACKET_OUT in_port=CONTROLLER; OVS 3.1 prints it so.
+        for text in ["in_port=CONTROLLER", "in_port=controller", "in_port=65533"] {
+            let x = m(text);
+            assert_eq!(x.value.key.in_port, 0xffff_fffd, "{text}");
+            assert_eq!(x.to_string(), "in_port=CONTROLLER", "{text}");
+        }
+        let spec = parse_flow("priority=7,in_port=CONTROLLER,actions=output:1").unwrap();
+        assert_eq!(
+            spec.to_string(),
+            "table=0, priority=7,in_port=CONTROLLER actions=output:1"
+        );
+        // Still refused: the reserved ports that are no in_port.
+        for bad in ["in_port=NORMAL", "in_port=0xfff9", "in_port=ANY"] {
+            let e = parse_flow(&format!("{bad},actions=drop")).unwrap_err();
+            assert_eq!(e.field, "in_port", "{bad}");
         }
     }
 }

@@ -363,8 +363,9 @@ pub fn format_dump(spec: &FlowSpec, stats: DumpStats) -> String {
 }
 
 /// Ages of a rule in whole seconds, as ovs-ofctl prints them after the timeouts: `idle_age`
-/// since the last packet (or since the rule was added or modified), `hard_age` since it was
-/// added or modified (printed only when it differs from the duration's seconds).
+/// since the last packet (or since the rule was made; a modify does not restart it),
+/// `hard_age` since it was added or modified (printed only when it differs from the
+/// duration's seconds).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DumpAges {
     pub idle_age: u64,

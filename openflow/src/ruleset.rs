@@ -49,17 +49,29 @@ impl Rule {
         self.expiry(now_ns).is_some()
     }
 
-    /// Which timeout has run out at `now_ns`, the hard one first (as Open vSwitch's
-    /// `rule_expire`).
+    /// Which timeout has run out at `now_ns`, the hard one first, as Open vSwitch's
+    /// `rule_expire`: the hard timeout counts from the last add or modify of the rule (OVS's
+    /// `rule->modified`: a modify restarts it, while the duration still counts from the
+    /// creation), the idle one from [`Rule::idle_since`].
     pub fn expiry(&self, now_ns: u64) -> Option<RemovedReason> {
         const NS: u64 = 1_000_000_000;
         let hard = self.spec.hard_timeout;
-        if hard != 0 && now_ns >= self.created_ns + u64::from(hard) * NS {
+        if hard != 0 && now_ns >= self.modified_ns + u64::from(hard) * NS {
             return Some(RemovedReason::HardTimeout);
         }
         let idle = self.spec.idle_timeout;
-        let last = self.stats.used_ns().max(self.created_ns);
-        (idle != 0 && now_ns >= last + u64::from(idle) * NS).then_some(RemovedReason::IdleTimeout)
+        (idle != 0 && now_ns >= self.idle_since() + u64::from(idle) * NS)
+            .then_some(RemovedReason::IdleTimeout)
+    }
+
+    /// What the idle timeout and `idle_age` count from, OVS's `rule->stats.used`: the last
+    /// packet, else the creation. A modify keeps it, and so does an add that replaces an
+    /// identical rule (the new rule takes the old one's, before its own creation).
+    pub fn idle_since(&self) -> u64 {
+        match self.stats.used_ns() {
+            0 => self.created_ns,
+            used => used,
+        }
     }
 }
 
@@ -415,10 +427,17 @@ impl RuleSet {
                     spec.flags &= !CHECK_OVERLAP;
                 }
                 self.check_groups(&spec.actions)?;
+                let stats = RuleStats::default();
+                // Replacing an identical rule: its last-used time goes over (OVS's
+                // `rule_insert`), its counts do not (an OpenFlow 1.0 add).
+                let table_rules = &self.tables[usize::from(table)];
+                if let Some(old) = table_rules.find_exact(&spec.matches, spec.priority) {
+                    pipeline::StatsSink::credit(&stats, 0, 0, 0, old.idle_since());
+                }
                 let rule = Arc::new(Rule {
                     id: *next_id,
                     spec,
-                    stats: Arc::new(RuleStats::default()),
+                    stats: Arc::new(stats),
                     created_ns: now_ns,
                     modified_ns: now_ns,
                 });
@@ -1557,5 +1576,62 @@ mod tests {
         out.clear();
         assert!(t.changes_between(g5 + 1, t.generation(), &mut out));
         assert_eq!(out.len(), HISTORY_GENERATIONS);
+    }
+
+    #[test]
+    fn a_modify_restarts_the_hard_timeout_and_the_duration_goes_on() {
+        use crate::dump::{dump_line, DumpOptions};
+        const S: u64 = 1_000_000_000;
+        let t = FlowTables::new();
+        t.apply(
+            &[add("hard_timeout=10,priority=1,ip,actions=drop")],
+            100 * S,
+        )
+        .unwrap();
+        // mod-flows at 108 s: the hard timeout now runs out at 118 s (OVS 3.1 counts it from
+        // `rule->modified`), the duration still from 100 s, hard_age from the modify.
+        t.apply(
+            &[parse_mod_flow("ip,actions=output:2", false).unwrap()],
+            108 * S,
+        )
+        .unwrap();
+        assert!(t.expire(115 * S).is_empty());
+        let rules = t.load().rules();
+        let line = dump_line(&rules[0], 115 * S, &DumpOptions::default());
+        assert!(line.contains("duration=15.000s,"), "{line}");
+        assert!(
+            line.contains("hard_timeout=10, idle_age=15, hard_age=7,"),
+            "{line}"
+        );
+        let gone = t.expire(118 * S);
+        assert_eq!(gone.len(), 1);
+        assert_eq!(gone[0].expiry(118 * S), Some(RemovedReason::HardTimeout));
+        // An add over an identical rule is a new rule: duration and hard timeout restart,
+        // but not the idle timeout: OVS 3.1 hands the old rule's last-used time over.
+        t.apply(
+            &[
+                add("hard_timeout=10,priority=1,ip,actions=drop"),
+                add("idle_timeout=10,priority=2,ip,actions=drop"),
+            ],
+            200 * S,
+        )
+        .unwrap();
+        t.apply(
+            &[
+                add("hard_timeout=10,priority=1,ip,actions=output:3"),
+                add("idle_timeout=10,priority=2,ip,actions=output:3"),
+            ],
+            205 * S,
+        )
+        .unwrap();
+        let rules = t.load().rules();
+        let line = dump_line(&rules[0], 206 * S, &DumpOptions::default());
+        assert!(line.contains("duration=1.000s,"), "{line}");
+        assert!(line.contains("idle_age=6,"), "{line}");
+        let gone = t.expire(210 * S);
+        assert_eq!(gone.len(), 1);
+        assert_eq!(gone[0].spec.priority, 2);
+        assert!(t.expire(214 * S).is_empty());
+        assert_eq!(t.expire(215 * S).len(), 1);
     }
 }

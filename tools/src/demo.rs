@@ -70,12 +70,12 @@ impl Drop for Made {
             let _ = netns::delete_netns(n);
         }
         let _ = std::fs::remove_dir_all(&self.dir);
-        println!("\ncleaned up: daemon stopped, namespaces and veths removed");
+        let _ = crate::outln!("\ncleaned up: daemon stopped, namespaces and veths removed");
     }
 }
 
-fn step(title: &str) {
-    println!("\n== {title}");
+fn step(title: &str) -> std::io::Result<()> {
+    crate::outln!("\n== {title}")
 }
 
 /// Runs the demo.
@@ -107,7 +107,7 @@ pub fn main(args: &DemoArgs) -> Result<()> {
 
     step(&format!(
         "starting the switch: vecswitch run, bridge {bridge} (NORMAL, LOCAL tap)"
-    ));
+    ))?;
     let config = dir.join("vecswitch.toml");
     std::fs::write(
         &config,
@@ -127,9 +127,9 @@ pub fn main(args: &DemoArgs) -> Result<()> {
             .context("starting the daemon")?,
     );
     wait_for_daemon(&socket, &mut made)?;
-    println!("{}", client::call(&socket, &["show"])?.text);
+    crate::outln!("{}", client::call(&socket, &["show"])?.text)?;
 
-    step("two containers (network namespaces) attached with veth pairs");
+    step("two containers (network namespaces) attached with veth pairs")?;
     let mut ns = Vec::new();
     for (i, ip) in ["10.99.0.1/24", "10.99.0.2/24"].iter().enumerate() {
         let name = format!("vsdemo-{}-{id}", ["a", "b"][i]);
@@ -148,17 +148,17 @@ pub fn main(args: &DemoArgs) -> Result<()> {
                 &format!("type={}", args.port_type),
             ],
         )?;
-        println!(
+        crate::outln!(
             "  {name}: eth0 {ip} {} <-> {} ({})",
             netns::format_mac(&att.mac),
             att.host_if,
             r.text
-        );
+        )?;
         ns.push(NsTarget::Name(name));
     }
     check_stop(&stop)?;
 
-    step("ping 10.99.0.1 -> 10.99.0.2 through the switch");
+    step("ping 10.99.0.1 -> 10.99.0.2 through the switch")?;
     let out = netns::ns_exec(
         &ns[0],
         &["ping", "-n", "-c", "5", "-i", "0.2", "-W", "2", "10.99.0.2"],
@@ -168,28 +168,28 @@ pub fn main(args: &DemoArgs) -> Result<()> {
         .lines()
         .filter(|l| l.contains("packets") || l.contains("rtt"))
     {
-        println!("  {l}");
+        crate::outln!("  {l}")?;
     }
     if !out.status.success() {
         bail!("ping: no replies across the switch");
     }
     check_stop(&stop)?;
 
-    step("TCP transfer 10.99.0.1 -> 10.99.0.2 (32 MiB, SHA-256 checked)");
+    step("TCP transfer 10.99.0.1 -> 10.99.0.2 (32 MiB, SHA-256 checked)")?;
     let bytes = 32 << 20;
     let t = Instant::now();
     let n = crate::probe::tcp_transfer(&ns[1], "10.99.0.2", &ns[0], bytes)?;
     let secs = t.elapsed().as_secs_f64();
-    println!(
+    crate::outln!(
         "  {n} bytes in {secs:.2} s: {:.0} Mbit/s (includes the Python endpoints' start)",
         n as f64 * 8.0 / secs / 1e6
-    );
+    )?;
     check_stop(&stop)?;
 
     step(&format!(
         "pktgen through the switch at full speed for {} s: {} (flows in_port=gen-in -> gen-out)",
         args.seconds, args.profile
-    ));
+    ))?;
     // Two veth pairs in this namespace: pktgen sends on one end of the first, the switch
     // forwards between the other ends, pktgen counts on the far end of the second.
     let mut ends = Vec::new();
@@ -243,14 +243,14 @@ pub fn main(args: &DemoArgs) -> Result<()> {
     opts.socket = Some(socket.clone());
     let report = pktgen::run_with_bar(&opts, true)?;
     opts.socket = None;
-    print!("{}", report.summary());
+    crate::out!("{}", report.summary())?;
     if report.lost.is_some_and(|l| l > 0) {
-        println!(
+        crate::outln!(
             "  (full speed offers more than this veth path takes: the loss is the generator \
              outrunning the path, not a broken switch; the counters below, cleared before \
              this run, say where it went, and the no-drop rate after them is what the path \
              carries without loss)"
-        );
+        )?;
     }
 
     for (title, verb) in [
@@ -259,8 +259,8 @@ pub fn main(args: &DemoArgs) -> Result<()> {
         ("per-node counters (like VPP show runtime)", "runtime"),
         ("drops", "drop-reasons"),
     ] {
-        step(title);
-        println!("{}", client::call(&socket, &[verb])?.text);
+        step(title)?;
+        crate::outln!("{}", client::call(&socket, &[verb])?.text)?;
     }
 
     if let Some(cfg) = search {
@@ -269,16 +269,16 @@ pub fn main(args: &DemoArgs) -> Result<()> {
              CSIT NDR/PDR), {:.1} s trials, precision {:.0} %",
             cfg.trial.as_secs_f64(),
             cfg.precision * 100.0
-        ));
+        ))?;
         opts.duration = None;
         let mut runner = ndr::PktgenRunner { opts };
         let mut n = 0;
         let mut show = |t: &ndr::Trial| {
             n += 1;
-            println!("  {}", ndr::trial_line(n, t));
+            let _ = crate::outln!("  {}", ndr::trial_line(n, t));
         };
         let found = ndr::search(&mut runner, &cfg, Some(&stop), &mut show)?;
-        print!("{}", found.summary());
+        crate::out!("{}", found.summary())?;
     }
     Ok(())
 }

@@ -661,9 +661,9 @@ pub fn main(args: &PktgenArgs, ndr: &NdrArgs) -> anyhow::Result<()> {
     opts.stop = Some(stop.clone());
     let report = run_search(opts, &cfg, Some(&stop), true)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&report)?)?;
     } else {
-        print!("{}", report.summary());
+        crate::out!("{}", report.summary())?;
     }
     Ok(())
 }

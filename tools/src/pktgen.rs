@@ -1245,9 +1245,9 @@ pub fn main(args: &PktgenArgs) -> anyhow::Result<()> {
     opts.stop = Some(stop);
     let report = run_with_bar(&opts, !args.no_progress)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&report)?)?;
     } else {
-        print!("{}", report.summary());
+        crate::out!("{}", report.summary())?;
     }
     Ok(())
 }

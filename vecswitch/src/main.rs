@@ -8,9 +8,11 @@ use control::client;
 use control::config::Config;
 use control::socket::DEFAULT_SOCKET;
 use tools::netns::{self, AttachSpec, NsTarget};
+use tools::out::closed_is_ok;
 use tools::replay::{replay, ReplayReport};
 use tools::scenario::Scenario;
 use tools::virtio_user::{self, VirtioUser};
+use tools::{out, outln};
 
 #[derive(Parser)]
 #[command(
@@ -170,14 +172,14 @@ fn attach(a: AttachArgs) -> anyhow::Result<()> {
         }
     };
     if a.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(
                 &serde_json::json!({ "attachment": att, "port": added.json })
             )?
-        );
+        )?;
     } else {
-        println!(
+        outln!(
             "attached {} ({} {} {}) to {}: {}",
             att.netns,
             att.ns_if,
@@ -185,7 +187,7 @@ fn attach(a: AttachArgs) -> anyhow::Result<()> {
             att.ip.as_deref().unwrap_or("no address"),
             a.bridge,
             added.text
-        );
+        )?;
     }
     Ok(())
 }
@@ -207,17 +209,19 @@ fn attach_virtio_user(a: &AttachArgs, port: &str) -> anyhow::Result<()> {
             "testpmd": v.testpmd_command(),
             "port": added.json,
         });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?)?;
     } else {
-        println!(
+        outln!(
             "attached vhost-user port {} to {}: {}",
-            v.port, a.bridge, added.text
-        );
-        println!("socket {} ({} listens)", v.socket.display(), v.mode.name());
-        println!("DPDK EAL arguments for the container (mount the socket's directory into it):");
-        println!("  {}", virtio_user::shell_line(&v.eal_args()));
-        println!("for example:");
-        println!("  {}", virtio_user::shell_line(&v.testpmd_command()));
+            v.port,
+            a.bridge,
+            added.text
+        )?;
+        outln!("socket {} ({} listens)", v.socket.display(), v.mode.name())?;
+        outln!("DPDK EAL arguments for the container (mount the socket's directory into it):")?;
+        outln!("  {}", virtio_user::shell_line(&v.eal_args()))?;
+        outln!("for example:")?;
+        outln!("  {}", virtio_user::shell_line(&v.testpmd_command()))?;
     }
     Ok(())
 }
@@ -225,7 +229,7 @@ fn attach_virtio_user(a: &AttachArgs, port: &str) -> anyhow::Result<()> {
 fn detach(a: DetachArgs) -> anyhow::Result<()> {
     if let Some(port) = &a.virtio_user {
         client::call(&a.socket, &["del-port", &a.bridge, port])?;
-        println!("detached vhost-user port {port} from {}", a.bridge);
+        outln!("detached vhost-user port {port} from {}", a.bridge)?;
         return Ok(());
     }
     let t = target(&a.netns, a.pid)?;
@@ -234,7 +238,7 @@ fn detach(a: DetachArgs) -> anyhow::Result<()> {
     // The pair goes even when the daemon no longer had the port.
     netns::detach_veth(&host_if)?;
     removed?;
-    println!("detached {t} from {}: deleted {host_if}", a.bridge);
+    outln!("detached {t} from {}: deleted {host_if}", a.bridge)?;
     Ok(())
 }
 
@@ -266,9 +270,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let report = replay(&s, &out)?;
             let elapsed = started.elapsed();
             if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                outln!("{}", serde_json::to_string_pretty(&report)?)?;
             } else {
-                print_summary(&report, &out, elapsed);
+                print_summary(&report, &out, elapsed)?;
             }
             Ok(())
         }
@@ -293,7 +297,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let flows = openflow::parse_flows_file(&text)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
             for f in flows {
-                println!("{f}");
+                outln!("{f}")?;
             }
             Ok(())
         }
@@ -304,19 +308,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 fn print_help(topic: Option<&str>) -> anyhow::Result<()> {
     use clap::CommandFactory;
     let Some(topic) = topic else {
-        Cli::command().print_help()?;
-        println!("\n\n{}", control::help::overview());
+        closed_is_ok(Cli::command().print_help())?;
+        outln!("\n\n{}", control::help::overview())?;
         return Ok(());
     };
     if let Some(text) = control::help::verb_help(topic) {
-        print!("{text}");
+        out!("{text}")?;
         return Ok(());
     }
     let mut cli = Cli::command();
     match cli.find_subcommand_mut(topic) {
         Some(sub) => {
             let mut sub = sub.clone().bin_name(format!("vecswitch {topic}"));
-            sub.print_help()?;
+            closed_is_ok(sub.print_help())?;
             Ok(())
         }
         None => {
@@ -391,67 +395,75 @@ fn control(mut argv: Vec<String>) -> anyhow::Result<()> {
         r.text
     };
     if !out.is_empty() {
-        print_out(&out)?;
+        // A reader that went away early (`vecswitch show | head`) is not an error.
+        outln!("{out}")?;
     }
     Ok(())
 }
 
-/// Prints a reply; a reader that went away early (`vecswitch show | head`) is not an error.
-fn print_out(text: &str) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    let mut stdout = std::io::stdout().lock();
-    match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
-        _ => Ok(()),
-    }
-}
-
-fn print_summary(r: &ReplayReport, out: &std::path::Path, elapsed: std::time::Duration) {
-    println!("scenario: {}", r.scenario);
-    println!("\nports:");
-    println!(
+fn print_summary(
+    r: &ReplayReport,
+    out: &std::path::Path,
+    elapsed: std::time::Duration,
+) -> std::io::Result<()> {
+    outln!("scenario: {}", r.scenario)?;
+    outln!("\nports:")?;
+    outln!(
         "  {:<10} {:>6} {:>10} {:>10} {:>10} {:>10} {:>8}",
-        "name", "ofport", "rx_pkts", "rx_bytes", "tx_pkts", "tx_bytes", "rx_drop"
-    );
+        "name",
+        "ofport",
+        "rx_pkts",
+        "rx_bytes",
+        "tx_pkts",
+        "tx_bytes",
+        "rx_drop"
+    )?;
     for p in &r.ports {
         let s = &p.stats;
-        println!(
+        outln!(
             "  {:<10} {:>6} {:>10} {:>10} {:>10} {:>10} {:>8}",
-            p.name, p.ofport, s.rx_packets, s.rx_bytes, s.tx_packets, s.tx_bytes, s.rx_dropped
-        );
+            p.name,
+            p.ofport,
+            s.rx_packets,
+            s.rx_bytes,
+            s.tx_packets,
+            s.tx_bytes,
+            s.rx_dropped
+        )?;
     }
-    println!("\nnodes (calls, vectors):");
+    outln!("\nnodes (calls, vectors):")?;
     for n in &r.nodes {
-        println!("  {:<10} {:>8} {:>8}", n.name, n.calls, n.vectors);
+        outln!("  {:<10} {:>8} {:>8}", n.name, n.calls, n.vectors)?;
     }
-    println!("\nclassifier:");
+    outln!("\nclassifier:")?;
     for (k, v) in &r.classify {
-        println!("  {k:<24} {v}");
+        outln!("  {k:<24} {v}")?;
     }
-    println!("\ndrops:");
+    outln!("\ndrops:")?;
     if r.drops.is_empty() {
-        println!("  none");
+        outln!("  none")?;
     }
     for (k, v) in &r.drops {
-        println!("  {k:<32} {v}");
+        outln!("  {k:<32} {v}")?;
     }
-    println!("\nflows:");
+    outln!("\nflows:")?;
     for (bridge, f) in r.flows.lines() {
-        println!(
+        outln!(
             "  {}{f}",
             bridge.map(|b| format!("{b}: ")).unwrap_or_default()
-        );
+        )?;
     }
-    println!("\nmegaflows:");
+    outln!("\nmegaflows:")?;
     for (bridge, m) in r.megaflows.lines() {
-        println!(
+        outln!(
             "  {}{m}",
             bridge.map(|b| format!("{b}: ")).unwrap_or_default()
-        );
+        )?;
     }
-    println!(
+    outln!(
         "\noutputs written to {} ({:.1} ms)",
         out.display(),
         elapsed.as_secs_f64() * 1e3
-    );
+    )?;
+    Ok(())
 }

@@ -357,27 +357,72 @@ fn cpu_seconds(pid: u32) -> f64 {
     ticks / 100.0
 }
 
+/// Nanoseconds thread `name` of process `pid` has been runnable so far: on a CPU plus
+/// waiting for one (`/proc/PID/task/TID/schedstat`). A thread that never sleeps is runnable
+/// all the time however loaded the machine is; one that sleeps is not.
+fn runnable_ns(pid: u32, name: &str) -> u64 {
+    let tasks = format!("/proc/{pid}/task");
+    for t in std::fs::read_dir(&tasks).unwrap().flatten() {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        if comm.trim() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(t.path().join("schedstat")).unwrap();
+        let f: Vec<u64> = stat
+            .split_whitespace()
+            .map(|x| x.parse().unwrap())
+            .collect();
+        return f[0] + f[1];
+    }
+    panic!("no thread {name} in {tasks}");
+}
+
+/// The share of `window` that thread `name` of `pid` was runnable.
+fn runnable_share(pid: u32, name: &str, window: Duration) -> f64 {
+    let (t0, r0) = (Instant::now(), runnable_ns(pid, name));
+    std::thread::sleep(window);
+    let r1 = runnable_ns(pid, name);
+    (r1 - r0) as f64 / t0.elapsed().as_nanos() as f64
+}
+
 #[test]
 fn an_idle_switch_does_not_burn_a_core_unless_asked_to() {
     let d = DaemonProc::start(GEN_BRIDGE);
     std::thread::sleep(Duration::from_millis(500));
     let pid = d.child.id();
+    // CPU time: load on the machine can only lower it.
     let before = cpu_seconds(pid);
     std::thread::sleep(Duration::from_secs(2));
     let idle = cpu_seconds(pid) - before;
     assert!(idle < 0.2, "idle daemon used {idle} s of CPU in 2 s");
     let pmd = d.ok(&["pmd-stats"]).json;
     assert!(pmd[0]["stats"]["sleeps"].as_u64().unwrap() > 0, "{pmd:#}");
-    // busy-poll: the PMD spins (a whole core, minus what the scheduler takes).
+    // busy-poll: the PMD spins. How much CPU it gets depends on the load, so what is measured
+    // is the share of the time the thread was runnable (on a CPU or waiting for one), near
+    // 1 for a thread that never sleeps however busy the machine, near 0 for a sleeping one;
+    // idle and busy in the same run.
+    let window = Duration::from_secs(2);
+    let sleeping = runnable_share(pid, "pmd0", window);
     d.ok(&["set", "busy-poll=true"]);
-    let before = cpu_seconds(pid);
-    std::thread::sleep(Duration::from_secs(1));
-    let busy = cpu_seconds(pid) - before;
-    assert!(
-        busy > 0.3,
-        "busy-polling daemon used only {busy} s of CPU in 1 s"
-    );
+    let spinning = runnable_share(pid, "pmd0", window);
     d.ok(&["set", "busy-poll=false"]);
+    assert!(
+        sleeping < 0.2,
+        "an idle PMD was runnable {:.0} % of the time",
+        sleeping * 100.0
+    );
+    assert!(
+        spinning > 0.8,
+        "a busy-polling PMD was runnable only {:.0} % of the time (idle: {:.0} %)",
+        spinning * 100.0,
+        sleeping * 100.0
+    );
+    let again = runnable_share(pid, "pmd0", window);
+    assert!(
+        again < 0.2,
+        "busy-poll=false: the PMD stays runnable {:.0} % of the time",
+        again * 100.0
+    );
 }
 
 #[test]

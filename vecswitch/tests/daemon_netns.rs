@@ -85,6 +85,20 @@ impl Pair {
             host_b,
         }
     }
+
+    /// Adds generator port `gen` as ofport 9: 64-byte UDP frames of 10 flows at `rate`
+    /// frames a second.
+    fn add_generator(&self, rate: u32) {
+        self.d.ok(&[
+            "add-port",
+            &self.bridge,
+            "gen",
+            "type=generator",
+            "profile=size=64,flows=10,proto=udp",
+            &format!("rate={rate}"),
+            "ofport=9",
+        ]);
+    }
 }
 
 fn traffic_crosses(p: &Pair) {
@@ -508,15 +522,7 @@ fn the_two_directions_of_a_connection_on_two_pmds_share_one_table() {
 fn a_port_whose_veth_goes_away_under_traffic_shows_down_and_the_daemon_runs_on() {
     require_root!();
     let p = Pair::new("afxdp", false);
-    p.d.ok(&[
-        "add-port",
-        &p.bridge,
-        "gen",
-        "type=generator",
-        "profile=size=64,flows=10,proto=udp",
-        "rate=50000",
-        "ofport=9",
-    ]);
+    p.add_generator(50000);
     p.d.ok(&[
         "add-flow",
         &p.bridge,
@@ -1369,15 +1375,7 @@ fn a_fast_failover_group_follows_a_veth_whose_peer_goes_down_and_a_monitor_sees_
         return;
     }
     let p = Pair::new("afxdp", false);
-    p.d.ok(&[
-        "add-port",
-        &p.bridge,
-        "gen",
-        "type=generator",
-        "profile=size=64,flows=10,proto=udp",
-        "rate=20000",
-        "ofport=9",
-    ]);
+    p.add_generator(20000);
     p.d.ok(&[
         "add-group",
         &p.bridge,

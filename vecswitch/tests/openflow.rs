@@ -2101,3 +2101,80 @@ fn check_overlap_from_ovs_ofctl_refuses_an_overlapping_add_with_overlap() {
         "{flows:?}"
     );
 }
+
+#[test]
+fn a_rule_on_in_port_controller_takes_what_a_controller_sends_to_the_tables() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    let sw = Switch::start();
+    let tcp = sw.tcp();
+    sw.d.ok(&["del-flows", "b0"]);
+    // Over OpenFlow as ovs-ofctl sends it (OXM in_port 0xfffffffd), and on the control socket.
+    ofctl_ok(&[
+        "add-flow",
+        &tcp,
+        "priority=10,in_port=CONTROLLER,actions=output:2",
+    ]);
+    sw.d.ok(&["add-flow", "b0", "priority=5,actions=output:1"]);
+    let want = [
+        "priority=10,in_port=CONTROLLER actions=output:2",
+        "priority=5 actions=output:1",
+    ];
+    assert_eq!(sw.flows(), want);
+    assert_eq!(of_flows(&tcp, &[]), as_ovs13(&sw.flows()));
+    let frame = frame_hex("020000000002");
+    // From the controller through the tables: the in_port=CONTROLLER rule; as from port 2:
+    // the other.
+    ofctl_ok(&[
+        "packet-out",
+        &tcp,
+        &format!("in_port=CONTROLLER packet={frame} actions=TABLE"),
+    ]);
+    assert_eq!((sw.d.tx("b0", "p1"), sw.d.tx("b0", "p2")), (0, 1));
+    ofctl_ok(&[
+        "packet-out",
+        &tcp,
+        &format!("in_port=2 packet={frame} actions=TABLE"),
+    ]);
+    assert_eq!((sw.d.tx("b0", "p1"), sw.d.tx("b0", "p2")), (1, 1));
+    let f = sw.d.ok(&["dump-flows", "b0"]).text;
+    for rule in want {
+        let hit = |l: &&str| l.contains("n_packets=1, n_bytes=60,") && l.ends_with(rule);
+        assert!(f.lines().any(|l| hit(&l)), "{rule}: {f}");
+    }
+    // A filter names it too.
+    assert_eq!(
+        of_flows(&tcp, &["in_port=CONTROLLER"]),
+        ["priority=10,in_port=CONTROLLER actions=output:2"]
+    );
+}
+
+#[test]
+fn the_flow_mod_bench_runs_on_a_bridge_of_its_own_name() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    let bridge = format!("fmt{}", std::process::id() % 100_000);
+    let out = Command::new("/usr/bin/python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../benches/openflow/flowmod.py"
+        ))
+        .args(["--flows", "20", "--bridge", &bridge, "--vecswitch"])
+        .arg(env!("CARGO_BIN_EXE_vecswitch"))
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    for sw in ["vecswitch", "ovs"] {
+        for mode in ["add-flows ", "add-flows --bundle", "dump-flows"] {
+            assert!(
+                text.lines().any(|l| l.starts_with(sw) && l.contains(mode)),
+                "{sw} {mode}: {text}"
+            );
+        }
+    }
+}

@@ -397,6 +397,7 @@ impl Daemon {
         }
         let start = std::time::Instant::now();
         for p in &self.pmds {
+            // SeqCst, as the PMD's stores and the rules' publish: see `PmdProgress`.
             let seen = p.progress.iterations.load(Ordering::SeqCst);
             let mut spins = 0u32;
             while !p.progress.sleeping.load(Ordering::SeqCst)

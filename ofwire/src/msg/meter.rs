@@ -2,8 +2,8 @@
 //! vecswitch's datapath has no meters, so a switch answers as Open vSwitch does for a datapath
 //! without meter support (`ofproto.c`'s `handle_meter_mod` with `max_meters` 0): a delete is
 //! a no-op, an add or modify is refused `OFPMMFC_INVALID_METER` ([`MeterMod::without_meters`]),
-//! and so is a FLOW_MOD's meter instruction. The decoder refuses what OVS's
-//! `ofputil_decode_meter_mod` refuses, with the same codes.
+//! and so is a FLOW_MOD's meter instruction (both through [`no_meter`]). The decoder refuses
+//! what OVS's `ofputil_decode_meter_mod` refuses, with the same codes.
 
 use crate::buf::{Put, Reader};
 use crate::error::{err, ErrorCode as E, OfpError};
@@ -141,12 +141,16 @@ impl MeterMod {
     pub fn without_meters(&self) -> Result<(), OfpError> {
         match self.command {
             MeterModCommand::Delete => Ok(()),
-            MeterModCommand::Add | MeterModCommand::Modify => err(
-                E::MeterModInvalidMeter,
-                "meter_mod: the switch has no meters",
-            ),
+            MeterModCommand::Add | MeterModCommand::Modify => no_meter("meter_mod"),
         }
     }
+}
+
+/// The refusal of whatever names a meter, a METER_MOD add or modify or a FLOW_MOD's meter
+/// instruction: the switch has none, so no meter can exist (`OFPMMFC_INVALID_METER`, as
+/// Open vSwitch answers without meter support). `field` is what named it.
+pub(crate) fn no_meter<T>(field: &'static str) -> Result<T, OfpError> {
+    err(E::MeterModInvalidMeter, field)
 }
 
 /// The METER_FEATURES reply.
@@ -407,5 +411,18 @@ mod tests {
         assert_eq!(out.len(), 16);
         let mut r = Reader::new(&out, E::BadRequestLen, "x");
         assert_eq!(MeterFeatures::decode(&mut r), Ok(f));
+    }
+
+    #[test]
+    fn a_meter_instruction_is_refused_as_a_meter_add_is() {
+        use crate::action::{to_actions, Instruction};
+        let add = decode(&FAUCET_ADD).unwrap_or_else(|e| panic!("{e}"));
+        let from_meter_mod = add.without_meters().map_err(|e| (e.code, e.field));
+        let from_flow_mod = to_actions(&[Instruction::Meter(1)], 0).map_err(|e| (e.code, e.field));
+        assert_eq!(from_meter_mod, Err((E::MeterModInvalidMeter, "meter_mod")));
+        assert_eq!(
+            from_flow_mod,
+            Err((E::MeterModInvalidMeter, "instruction.meter"))
+        );
     }
 }

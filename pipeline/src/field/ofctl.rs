@@ -141,8 +141,8 @@ pub fn masked_uint(s: &str, max: u128) -> Result<(u128, u128), BadValue> {
 /// A port number or `LOCAL`, in OpenFlow's port space as ovs-ofctl reads it: 0 to 0xfeff,
 /// and LOCAL as a name, as OpenFlow 1.0's 0xfffe or 1.1's 0xfffffffe. Other numbers are
 /// refused: above 0xffff and below 0xffffff00 there are no ports, and the other reserved
-/// numbers (IN_PORT, TABLE, NORMAL, FLOOD, ALL, CONTROLLER, ANY) are not ports to match
-/// or to send to by number.
+/// numbers (IN_PORT, TABLE, NORMAL, FLOOD, ALL, CONTROLLER, ANY) are not ports to send to
+/// by number (a match takes CONTROLLER: [`match_port`]).
 pub fn port(s: &str, local: u32) -> Result<u32, BadValue> {
     if s.eq_ignore_ascii_case("local") {
         return Ok(local);
@@ -158,6 +158,31 @@ pub fn port(s: &str, local: u32) -> Result<u32, BadValue> {
             "\"{s}\" is outside OpenFlow's port range (0-65279, or LOCAL)"
         ))),
     }
+}
+
+/// OpenFlow 1.0's and 1.1's numbers of the `CONTROLLER` port.
+const OFPP_CONTROLLER_OF10: u32 = 0xfffd;
+const OFPP_CONTROLLER: u32 = 0xffff_fffd;
+
+/// `CONTROLLER` in the numbering `local` (the number of `LOCAL`) is in.
+fn controller_port(local: u32) -> u32 {
+    if local <= 0xffff {
+        OFPP_CONTROLLER_OF10
+    } else {
+        OFPP_CONTROLLER
+    }
+}
+
+/// The port a match's `in_port` holds: a [`port`], or `CONTROLLER` (by name, or as OpenFlow
+/// 1.0's 0xfffd or 1.1's 0xfffffffd), the in_port of a frame a controller sends with
+/// PACKET_OUT, as ovs-ofctl reads it.
+pub fn match_port(s: &str, local: u32) -> Result<u32, BadValue> {
+    let controller = s.eq_ignore_ascii_case("controller")
+        || number(s).is_some_and(|n| n == 0xfffd || n == 0xffff_fffd);
+    if controller {
+        return Ok(controller_port(local));
+    }
+    port(s, local)
 }
 
 /// A dotted quad.
@@ -307,7 +332,7 @@ pub fn parse_match_value(def: &FieldDef, s: &str, local: u32) -> Result<(u128, u
                 (uint(s, max)?, None)
             }
         }
-        Syntax::Port => (u128::from(port(s, local)?), None),
+        Syntax::Port => (u128::from(match_port(s, local)?), None),
         Syntax::Mac => {
             let (v, m) = masked_mac(s)?;
             (v, Some(m))
@@ -488,6 +513,7 @@ pub fn format_match_value(
     let full = ones(def.width);
     let text = match def.syntax {
         Syntax::Port if v == u128::from(local) => "LOCAL".to_string(),
+        Syntax::Port if v == u128::from(controller_port(local)) => "CONTROLLER".to_string(),
         Syntax::Port | Syntax::Tos => v.to_string(),
         Syntax::Decimal if def.maskable => masked_dec(v, m, full),
         Syntax::Decimal => v.to_string(),

@@ -312,3 +312,23 @@ fn match_values_parse_and_print_back() {
         "\"3\" is not a multiple of 4 (the low 2 bits are nw_ecn)"
     );
 }
+
+#[test]
+fn in_port_matches_controller_as_ovs_ofctl_reads_and_prints_it() {
+    // `ovs-ofctl parse-flow in_port=CONTROLLER` (3.1) prints in_port=CONTROLLER; 65533 and
+    // 4294967293 are the same port in OpenFlow 1.0's and 1.1's numbering.
+    for text in ["CONTROLLER", "controller", "65533", "4294967293"] {
+        let (v, m) = parse_match_value(IN_PORT.def(), text, 0xffff_fffe).unwrap();
+        assert_eq!(v, 0xffff_fffd, "{text}");
+        let mut out = Vec::new();
+        format_match_value(IN_PORT.def(), "in_port", v, m, 0xffff_fffe, &mut out);
+        assert_eq!(out, ["in_port=CONTROLLER"], "{text}");
+    }
+    // The other reserved ports are still no port to match.
+    for bad in ["65529", "NORMAL", "0xfffffffa"] {
+        assert!(
+            parse_match_value(IN_PORT.def(), bad, 0xffff_fffe).is_err(),
+            "{bad}"
+        );
+    }
+}

@@ -152,6 +152,17 @@ pub struct PmdSetup {
 /// iteration starts from the bridges' current rules, so once a PMD has finished an iteration
 /// that was running when the rules changed, or has been seen asleep after the change, no
 /// packet it handles uses the old rules.
+///
+/// Both fields are stored and loaded `SeqCst`, and Release/Acquire would not do: the
+/// barrier is a store-buffering (Dekker) pattern, not a message passed from the PMD. The
+/// control thread publishes the rules (an `ArcSwap` swap, `SeqCst`) and then loads
+/// `iterations`; the PMD stores `iterations` (or `sleeping = false`) and then loads the
+/// rules for its next iteration (`SeqCst` in `ArcSwap`). The barrier counts on "the control
+/// thread read the old count, so the PMD's store of the new one, and the rules load after
+/// it, come after the publish". That holds only in the single order of `SeqCst` operations;
+/// with a Release store the PMD could load the old rules while its new count still sits in
+/// its store buffer (x86 allows exactly this), and the barrier would return while the next
+/// iteration uses them.
 #[derive(Debug, Default)]
 pub struct PmdProgress {
     pub iterations: AtomicU64,
@@ -453,6 +464,7 @@ impl Pmd {
             let (got, parts) = self.iteration();
             let end = pipeline::cycles::now();
             self.stats.iterations += 1;
+            // SeqCst, not Release: see `PmdProgress`.
             self.progress
                 .iterations
                 .store(self.stats.iterations, Ordering::SeqCst);
