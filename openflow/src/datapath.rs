@@ -1285,7 +1285,7 @@ mod tests {
             "in_port=CONTROLLER packet=ffffffffffff0000000000010806 actions=TABLE",
         )
         .unwrap();
-        assert_eq!(po.actions, [table.clone()]);
+        assert_eq!(po.actions, std::slice::from_ref(&table));
         let r = up
             .translate_packet_out("br-a", po.in_port, &key(0, 1, 2), &po.actions, 0)
             .unwrap();
