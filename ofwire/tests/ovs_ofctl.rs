@@ -69,7 +69,10 @@ fn ofp_print(msg: &Message, version: u8) -> String {
 /// Runs `ovs-ofctl -O OpenFlow13 VERB unix:SOCK ARGS...`, answering as a switch, and returns
 /// every message it sent after HELLO, as bytes.
 fn from_ovs_ofctl(verb: &str, args: &[&str]) -> Vec<Vec<u8>> {
-    let dir = std::env::temp_dir().join(format!("ofwire-{}-{verb}", std::process::id()));
+    // A directory per call: tests run side by side and may send the same verb.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("ofwire-{}-{n}-{verb}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| unreachable!("{e}"));
     let sock = dir.join("sw.sock");
