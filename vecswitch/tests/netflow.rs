@@ -414,8 +414,9 @@ fn the_daemon_exports_what_its_megaflows_carried() {
         assert!(Instant::now() < deadline, "the generator did not finish");
         std::thread::sleep(Duration::from_millis(50));
     }
-    // A rule change revalidates every megaflow: as in OVS, their records go out at once.
-    d.ok(&["add-flow", "b0", "priority=1,arp,actions=drop"]);
+    // A rule that changes every megaflow's actions deletes them all: their records go out
+    // at once. (A rule none of their packets can match, such as an ARP one, leaves them be.)
+    d.ok(&["add-flow", "b0", "priority=65535,actions=drop"]);
     let recs = collect(&collector, |r| {
         r.iter().map(|r| r.packets).sum::<u32>() >= 400
     });
@@ -483,7 +484,8 @@ fn nfcapd_in_a_namespace_reads_exactly_the_flows_the_daemon_sent() {
         assert!(Instant::now() < deadline, "the generator did not finish");
         std::thread::sleep(Duration::from_millis(50));
     }
-    d.ok(&["add-flow", "b0", "priority=1,arp,actions=drop"]);
+    // Every megaflow's actions change: they are deleted and their records sent.
+    d.ok(&["add-flow", "b0", "priority=65535,actions=drop"]);
     std::thread::sleep(Duration::from_millis(2500));
     let sent = d.ok(&["show-netflow", "--json"]).json;
     assert_eq!(sent[0]["netflow"]["records"], 4, "{sent:#}");
