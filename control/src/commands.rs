@@ -182,7 +182,7 @@ pub const VERBS: &[(&str, &str)] = &[
     ),
     (
         "ct-stats",
-        "connection tracking counters: connections, commits, expiries, refusals",
+        "connection tracking counters: connections, commits, expiries, refusals, recirculation states",
     ),
     (
         "ct-set-maxconns N, ct-get-maxconns",
@@ -594,6 +594,7 @@ fn conntrack(d: &mut Daemon, verb: &str, args: &[String]) -> Result<Reply> {
         _ => {
             let s = ct.stats();
             let e = &s.events;
+            let (recirc_states, recirc_freed) = d.recirc_states();
             let rows = [
                 ("connections", u64::from(s.conns)),
                 ("limit", u64::from(ct.max_conns())),
@@ -606,6 +607,8 @@ fn conntrack(d: &mut Daemon, verb: &str, args: &[String]) -> Result<Reply> {
                 ("refused-reply-taken", e.reply_taken),
                 ("invalid", e.invalid),
                 ("reopened", e.reopened),
+                ("recirc-states", recirc_states as u64),
+                ("recirc-freed", recirc_freed),
             ];
             let text = rows
                 .iter()

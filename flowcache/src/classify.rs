@@ -204,6 +204,8 @@ pub struct Classify<U: Upcall> {
     ephemeral: Vec<Ephemeral>,
     /// The rule changes of the current revalidation ([`Upcall::rule_changes`]).
     changes: Vec<RuleChange>,
+    /// The recirculation ids of the last report ([`Upcall::keep_recirc`]).
+    recirc_ids: Vec<u32>,
 }
 
 impl<U: Upcall> Classify<U> {
@@ -231,6 +233,7 @@ impl<U: Upcall> Classify<U> {
             sorted_next: vec![Next::CONSUMED; MAX_BATCH],
             ephemeral: Vec::new(),
             changes: Vec::new(),
+            recirc_ids: Vec::new(),
         }
     }
 
@@ -390,6 +393,11 @@ impl<U: Upcall> Classify<U> {
             .is_none_or(|t| now_ns.saturating_sub(t) >= TICK_INTERVAL_NS)
         {
             self.last_tick_ns = Some(now_ns);
+            self.recirc_ids.clear();
+            self.cache.recirc_ids(&mut self.recirc_ids);
+            self.recirc_ids.sort_unstable();
+            self.recirc_ids.dedup();
+            self.upcall.keep_recirc(&self.recirc_ids, now_ns);
             self.upcall.tick(now_ns);
         }
         if self.stale(now_ns) {
@@ -744,6 +752,8 @@ mod tests {
         generation: u64,
         translations: u64,
         ticks: Vec<u64>,
+        /// The recirculation ids of each report.
+        kept: Vec<Vec<u32>>,
         /// Optional override of the whole translation.
         custom: Option<fn(&FlowKey) -> UpcallResult>,
     }
@@ -757,6 +767,7 @@ mod tests {
                 generation: 1,
                 translations: 0,
                 ticks: Vec::new(),
+                kept: Vec::new(),
                 custom: None,
             }
         }
@@ -799,6 +810,10 @@ mod tests {
 
         fn tick(&mut self, now_ns: u64) {
             self.ticks.push(now_ns);
+        }
+
+        fn keep_recirc(&mut self, ids: &[u32], _now_ns: u64) {
+            self.kept.push(ids.to_vec());
         }
     }
 
@@ -1152,6 +1167,58 @@ mod tests {
             r.node.upcall().ticks,
             vec![0, sec, 2 * sec, 3 * sec, 4 * sec, 5 * sec, 6 * sec]
         );
+        r.drain(2);
+    }
+
+    #[test]
+    fn each_tick_reports_the_recirculation_ids_of_the_live_megaflows() {
+        let sec = 1_000_000_000u64;
+        let mut up = FakeUpcall::new(&[]);
+        up.custom = Some(|key| UpcallResult {
+            rewritten: 0,
+            actions: match key.tp_dst {
+                80 => vec![DpAction::Recirc(7)],
+                81 => vec![
+                    DpAction::Clone(vec![DpAction::Recirc(9)].into()),
+                    DpAction::Output(2),
+                ],
+                _ => vec![DpAction::Output(2)],
+            },
+            mask: FlowKey {
+                tp_dst: 0xffff,
+                ..FlowKey::default()
+            },
+            sinks: Vec::new(),
+        });
+        let mut r = Rig::new(
+            up,
+            ClassifyConfig {
+                megaflow_idle_ns: 5 * sec,
+                ..ClassifyConfig::default()
+            },
+        );
+        // The first report comes before the frame's upcalls.
+        r.run(&[(1, 80, 60), (1, 81, 60), (1, 82, 60)], 0);
+        // 81 stays busy; 80's megaflow goes idle at 5 s, after that second's report.
+        for t in 1..=6 {
+            r.run(&[(1, 81, 60)], t * sec);
+        }
+        let k = |ids: &[u32]| ids.to_vec();
+        assert_eq!(
+            r.node.upcall().kept,
+            vec![
+                k(&[]),
+                k(&[7, 9]),
+                k(&[7, 9]),
+                k(&[7, 9]),
+                k(&[7, 9]),
+                k(&[7, 9]),
+                k(&[9])
+            ]
+        );
+        r.node.flush();
+        r.run(&[], 7 * sec);
+        assert_eq!(r.node.upcall().kept.last(), Some(&Vec::new()));
         r.drain(2);
     }
 

@@ -683,6 +683,14 @@ impl MegaflowCache {
         }
     }
 
+    /// Pushes onto `out` the recirculation ids the live megaflows' actions send packets to
+    /// (repeats possible).
+    pub fn recirc_ids(&self, out: &mut Vec<u32>) {
+        for a in self.interned.iter().filter(|a| Arc::strong_count(a) > 1) {
+            DpAction::recirc_ids(a, out);
+        }
+    }
+
     /// Drops interned actions no megaflow uses any more.
     pub fn prune_interned(&mut self) {
         self.interned.retain(|a| Arc::strong_count(a) > 1);

@@ -482,6 +482,11 @@ impl BridgeUpcall {
         &self.0
     }
 
+    /// The frozen states of its `ct(table=N)` recirculations.
+    pub fn recirc(&self) -> &RecircTable {
+        &self.1.recirc
+    }
+
     /// Translates `key` (from its frozen state when recirculated; an unknown id drops).
     fn translate_learning(&self, key: &FlowKey, now_ns: u64, learn: bool) -> UpcallResult {
         let frozen = match key.recirc_id {
@@ -550,6 +555,10 @@ impl Upcall for BridgeUpcall {
     /// may reach back to before the MAC moved away, and learning then would move it back.
     fn retranslate(&mut self, key: &FlowKey, now_ns: u64, _used: bool) -> UpcallResult {
         self.translate_learning(key, now_ns, false)
+    }
+
+    fn keep_recirc(&mut self, ids: &[u32], now_ns: u64) {
+        self.1.recirc.keep(ids, now_ns);
     }
 
     fn tick(&mut self, now_ns: u64) {

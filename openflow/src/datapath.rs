@@ -584,6 +584,10 @@ impl Upcall for DatapathUpcall {
         self.translate_with(key, now_ns, false)
     }
 
+    fn keep_recirc(&mut self, ids: &[u32], now_ns: u64) {
+        self.recirc.keep(ids, now_ns);
+    }
+
     fn tick(&mut self, now_ns: u64) {
         for b in &self.map.load().bridges {
             b.bridge.tick(now_ns);

@@ -73,6 +73,20 @@ pub enum DpAction {
     Drop(ExecDrop),
 }
 
+impl DpAction {
+    /// Pushes onto `out` the recirculation ids that `actions` send packets to, those of
+    /// clones included.
+    pub fn recirc_ids(actions: &[DpAction], out: &mut Vec<u32>) {
+        for a in actions {
+            match a {
+                DpAction::Recirc(id) => out.push(*id),
+                DpAction::Clone(inner) => DpAction::recirc_ids(inner, out),
+                _ => {}
+            }
+        }
+    }
+}
+
 /// How many times a packet may be recirculated (Open vSwitch's `MAX_RECIRC_DEPTH`).
 pub const MAX_RECIRCS: u8 = 6;
 

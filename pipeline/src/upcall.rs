@@ -115,6 +115,12 @@ pub trait Upcall {
     /// classifier at most about once a second of that clock.
     fn tick(&mut self, _now_ns: u64) {}
 
+    /// The classifier's report, about once a second of the pipeline's clock: its megaflows
+    /// recirculate packets to `ids` (sorted, no repeats). An upcall that keeps frozen
+    /// translation states by recirculation id frees those that no classifier named for a
+    /// while. Nothing by default.
+    fn keep_recirc(&mut self, _ids: &[u32], _now_ns: u64) {}
+
     /// Moves into `out` the frames translations asked to send, as `(port, frame)`: each is
     /// to run through the pipeline as if received on that port (an ARP request a tunnel
     /// output needs, sent into the underlay bridge from its LOCAL port). None by default.

@@ -21,6 +21,7 @@ use flowcache::Classify;
 use netflow::BridgeNetflow;
 use openflow::datapath::{DatapathBridge, DatapathUpcall, Underlay};
 use openflow::normal::{MacTable, NormalPort, VlanMode, DEFAULT_AGING_NS, DEFAULT_MAX_ENTRIES};
+use openflow::recirc::RecircTable;
 use openflow::{Bridge, BridgeUpcall, FragMode, DEFAULT_RULES, OFPP_LOCAL};
 use pipeline::{PacketPool, Upcall};
 use ports::pcap::file::{read_pcap, Frame, PcapOut};
@@ -53,6 +54,10 @@ pub struct ReplayReport {
     /// saw any fragment).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub ipf: BTreeMap<String, u64>,
+    /// The frozen states of `ct(table=N)` recirculations at the end, `states` kept and
+    /// `freed` (when there were any).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub recirc: BTreeMap<String, u64>,
 }
 
 /// Lines of a one-bridge scenario, or of each bridge of one with an underlay (by name).
@@ -427,6 +432,7 @@ pub fn replay(scenario: &Scenario, out: &Path) -> Result<ReplayReport> {
                 report.classify = c.stats().to_map();
                 report.megaflows = PerBridge::One(c.dump_megaflows_text(now));
                 report.flows = PerBridge::One(c.upcall().bridge().dump_flows(now));
+                report.recirc = recirc_counters(c.upcall().recirc());
                 if let Some(nf) = &mut nf {
                     nf.finish(c, now, out)?;
                 }
@@ -469,6 +475,7 @@ pub fn replay(scenario: &Scenario, out: &Path) -> Result<ReplayReport> {
             });
             if let Some(c) = switch.classifier() {
                 report.classify = c.stats().to_map();
+                report.recirc = recirc_counters(c.upcall().recirc());
                 if let Some(nf) = &mut nf {
                     nf.finish(c, now, out)?;
                 }
@@ -516,6 +523,17 @@ fn arrivals_of<'a>(
         }
     }
     Ok(())
+}
+
+/// The states a recirculation table keeps and has freed; empty when it never had any.
+fn recirc_counters(t: &RecircTable) -> BTreeMap<String, u64> {
+    if t.is_empty() && t.freed() == 0 {
+        return BTreeMap::new();
+    }
+    BTreeMap::from([
+        ("states".to_string(), t.len() as u64),
+        ("freed".to_string(), t.freed()),
+    ])
 }
 
 /// The nonzero counters of `table`'s fragment reassembler, and the fragments it holds; empty
@@ -792,5 +810,6 @@ fn build_report<U: Upcall + 'static>(scenario: &Scenario, switch: &mut Switch<U>
         tunnels: None,
         conntrack: Vec::new(),
         ipf: BTreeMap::new(),
+        recirc: BTreeMap::new(),
     }
 }

@@ -242,6 +242,10 @@ fn a_stateful_firewall_lets_a_open_connections_and_b_only_answer() {
     assert!(p.d.ok(&["dump-conntrack", "zone=8"]).text.is_empty());
     let stats = p.d.ok(&["ct-stats", "--json"]).json;
     assert!(stats["committed"].as_u64().unwrap() >= 2, "{stats}");
+    // One frozen state: table 1 of zone 9 (no registers, no action set), kept while its
+    // megaflows live.
+    assert_eq!(stats["recirc-states"], 1, "{stats}");
+    assert_eq!(stats["recirc-freed"], 0, "{stats}");
     let e = p.d.err(&["dump-conntrack", "zone=70000"]);
     assert!(e.contains("zone"), "{e}");
     p.d.ok(&["flush-conntrack", "zone=9"]);

@@ -320,6 +320,13 @@ impl Daemon {
         self.pmds.clear();
     }
 
+    /// The frozen translation states of `ct(table=N)` recirculations: how many are kept, and
+    /// how many were freed because no megaflow recirculated to them any more.
+    pub fn recirc_states(&self) -> (usize, u64) {
+        let t = self.upcall.recirc();
+        (t.len(), t.freed())
+    }
+
     /// Now on the daemon's clock (the one the PMDs and the rule timeouts use).
     pub fn now_ns(&self) -> u64 {
         self.clock.now_ns()
