@@ -700,6 +700,26 @@ mod tests {
         (c, peer)
     }
 
+    /// Sends `msgs` (xids 1, 2, ...) on `peer`, lets `c` handle them and returns what it
+    /// answered.
+    fn exchange_all(
+        c: &mut Connection,
+        peer: &mut UnixStream,
+        sw: &mut Mock,
+        shared: &mut Shared,
+        msgs: &[Message],
+    ) -> Vec<Message> {
+        let mut bytes = Vec::new();
+        for (xid, m) in msgs.iter().enumerate() {
+            bytes.extend(m.encode(4, xid as u32 + 1).unwrap_or_default());
+        }
+        let _ = peer.write_all(&bytes);
+        c.read_input();
+        c.process(sw, shared, Instant::now());
+        c.flush();
+        read_all(peer)
+    }
+
     #[test]
     fn flow_mods_wait_for_the_pmds_only_at_a_barrier() {
         let (mut c, mut peer) = connection();
@@ -941,8 +961,7 @@ mod tests {
             m.out_group = out_group;
             Message::FlowMod(m)
         };
-        let mut bytes = Vec::new();
-        for (xid, m) in [
+        let msgs = [
             stats(false, ANY, 1),
             stats(false, 1, 2),
             stats(true, ANY, 1),
@@ -953,17 +972,8 @@ mod tests {
             // A modify's out_group is not a filter (OVS decodes it as OFPG_ANY).
             wire("modify_strict table=0,priority=14,tcp,actions=drop", 1),
             Message::BarrierRequest,
-        ]
-        .iter()
-        .enumerate()
-        {
-            bytes.extend(m.encode(4, xid as u32 + 1).unwrap_or_default());
-        }
-        let _ = peer.write_all(&bytes);
-        c.read_input();
-        c.process(&mut sw, &mut shared, Instant::now());
-        c.flush();
-        let got = read_all(&mut peer);
+        ];
+        let got = exchange_all(&mut c, &mut peer, &mut sw, &mut shared, &msgs);
         assert_eq!(errors(&got), Vec::new(), "{got:?}");
         let priorities = |m: &Message| -> Vec<u16> {
             match m {
@@ -1026,25 +1036,15 @@ mod tests {
             })
         };
         let request = |body| Message::MultipartRequest(MultipartRequest { flags: 0, body });
-        let mut bytes = Vec::new();
-        for (xid, m) in [
+        let msgs = [
             meter_mod(MeterModCommand::Delete, OFPM_ALL),
             meter_mod(MeterModCommand::Add, 1),
             request(RequestBody::MeterFeatures),
             request(RequestBody::Meter(OFPM_ALL)),
             request(RequestBody::MeterConfig(5)),
             Message::BarrierRequest,
-        ]
-        .iter()
-        .enumerate()
-        {
-            bytes.extend(m.encode(4, xid as u32 + 1).unwrap_or_default());
-        }
-        let _ = peer.write_all(&bytes);
-        c.read_input();
-        c.process(&mut sw, &mut shared, Instant::now());
-        c.flush();
-        let got = read_all(&mut peer);
+        ];
+        let got = exchange_all(&mut c, &mut peer, &mut sw, &mut shared, &msgs);
         assert_eq!(got.len(), 6, "{got:?}");
         // The delete succeeds silently; the add is METER_MOD_FAILED / INVALID_METER.
         assert!(matches!(&got[1], Message::Error(e)
