@@ -105,14 +105,16 @@ const DETAILS: &[(&str, &str)] = &[
         "del-flows",
         "  FILTER    the rules to delete (all without it): those at least as specific as its
             match, in table=N (all tables without it), with cookie=V/MASK (-1: all bits),
-            with an action that outputs to out_port=PORT; priority only with --strict
+            with an action that outputs to out_port=PORT, with a group:N action for
+            out_group=N (ANY: no filter); priority only with --strict
   --strict  delete only the rule with exactly this match and priority (default 32768)",
     ),
     (
         "dump-flows",
         "  FILTER           as del-flows': any match (the rules at least as specific), table=N,
                    cookie=V/MASK (-1: all bits; a cookie without a mask is refused),
-                   out_port=PORT (rules with an action that outputs there); ports by name too
+                   out_port=PORT (rules with an action that outputs there; ports by name
+                   too), out_group=N (rules with a group:N action; ANY: no filter)
   --no-stats       no cookie (unless set), duration, table (unless not 0) or counters
   --names          ports by name (quoted where OVS quotes); the default on a terminal
   --no-names       ports by number, and names not accepted in FILTER
@@ -306,6 +308,7 @@ mod tests {
             "--rsort[=FIELD]",
             "--json",
             "out_port=",
+            "out_group=",
             "cookie=V/MASK",
             "table=N",
             "idle_age",

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use ofwire::msg::flow::OFPTT_ALL;
+use ofwire::msg::flow::{OFPG_ANY, OFPTT_ALL};
 use ofwire::msg::meter::{MeterFeatures, OFPM_ALL};
 use ofwire::msg::multipart::{
     FlowStats, FlowStatsRequest, MultipartReply, MultipartRequest, ReplyBody, RequestBody,
@@ -299,14 +299,12 @@ fn flow_filter(req: &FlowStatsRequest) -> Result<FlowSpec, OfpError> {
     if usize::from(req.table_id) >= N_TABLES && req.table_id != OFPTT_ALL {
         return refuse(E::BadRequestTableId, "flow_stats_request.table_id");
     }
-    if req.out_group != 0xffff_ffff {
-        return refuse(E::BadRequestPort, "flow_stats_request.out_group");
-    }
     Ok(FlowSpec {
         table: (req.table_id != OFPTT_ALL).then_some(req.table_id),
         cookie: req.cookie,
         cookie_mask: (req.cookie_mask != 0).then_some(req.cookie_mask),
         out_port: (req.out_port != OFPP_ANY).then_some(req.out_port),
+        out_group: (req.out_group != OFPG_ANY).then_some(req.out_group),
         matches: req.matches.clone(),
         ..FlowSpec::default()
     })

@@ -700,6 +700,26 @@ mod tests {
         (c, peer)
     }
 
+    /// Sends `msgs` (xids 1, 2, ...) on `peer`, lets `c` handle them and returns what it
+    /// answered.
+    fn exchange_all(
+        c: &mut Connection,
+        peer: &mut UnixStream,
+        sw: &mut Mock,
+        shared: &mut Shared,
+        msgs: &[Message],
+    ) -> Vec<Message> {
+        let mut bytes = Vec::new();
+        for (xid, m) in msgs.iter().enumerate() {
+            bytes.extend(m.encode(4, xid as u32 + 1).unwrap_or_default());
+        }
+        let _ = peer.write_all(&bytes);
+        c.read_input();
+        c.process(sw, shared, Instant::now());
+        c.flush();
+        read_all(peer)
+    }
+
     #[test]
     fn flow_mods_wait_for_the_pmds_only_at_a_barrier() {
         let (mut c, mut peer) = connection();
@@ -890,6 +910,112 @@ mod tests {
     }
 
     #[test]
+    fn out_group_filters_flow_and_aggregate_stats_and_deletes() {
+        use ofwire::msg::flow::{FlowModMsg, OFPG_ANY};
+        use ofwire::msg::multipart::{FlowStatsRequest, MultipartRequest, ReplyBody, RequestBody};
+        use openflow::group::{parse_group_mod, GroupModCommand};
+        let (mut c, mut peer) = connection();
+        let mut sw = mock();
+        let mut shared = Shared::default();
+        let groups: Vec<_> = [
+            "group_id=1,type=all,bucket=output:1",
+            "group_id=2,type=indirect,bucket=output:2",
+        ]
+        .iter()
+        .map(|g| parse_group_mod(g, GroupModCommand::Add).unwrap_or_else(|e| unreachable!("{e}")))
+        .collect();
+        assert!(sw.bridge.apply_groups(&groups, 0).is_ok());
+        let fm =
+            |text: &str| openflow::parse_flow_mod(text).unwrap_or_else(|e| unreachable!("{e}"));
+        let rules: Vec<_> = [
+            "add priority=10,in_port=1,actions=group:1",
+            "add priority=11,in_port=2,actions=output:1,group:2",
+            "add priority=12,ip,actions=write_actions(group:1)",
+            "add priority=13,udp,actions=group:2,group:1",
+            "add priority=14,tcp,actions=output:1",
+        ]
+        .iter()
+        .map(|t| fm(t))
+        .collect();
+        assert!(sw.bridge.apply(&rules, 0).is_ok());
+        const ANY: u32 = 0xffff_ffff;
+        let stats = |aggregate: bool, out_port, out_group| {
+            let req = FlowStatsRequest {
+                table_id: 0xff,
+                out_port,
+                out_group,
+                cookie: 0,
+                cookie_mask: 0,
+                matches: openflow::Match::catch_all(),
+            };
+            let body = if aggregate {
+                RequestBody::Aggregate(req)
+            } else {
+                RequestBody::Flow(req)
+            };
+            Message::MultipartRequest(MultipartRequest { flags: 0, body })
+        };
+        let wire = |text: &str, out_group| {
+            let mut m =
+                FlowModMsg::from_flow_mod(&fm(text)).unwrap_or_else(|e| unreachable!("{e}"));
+            m.out_group = out_group;
+            Message::FlowMod(m)
+        };
+        let msgs = [
+            stats(false, ANY, 1),
+            stats(false, 1, 2),
+            stats(true, ANY, 1),
+            stats(true, ANY, OFPG_ANY),
+            // Strict: the rule does not use group 2; loose: two rules do.
+            wire("delete_strict priority=10,in_port=1", 2),
+            wire("delete", 2),
+            // A modify's out_group is not a filter (OVS decodes it as OFPG_ANY).
+            wire("modify_strict table=0,priority=14,tcp,actions=drop", 1),
+            Message::BarrierRequest,
+        ];
+        let got = exchange_all(&mut c, &mut peer, &mut sw, &mut shared, &msgs);
+        assert_eq!(errors(&got), Vec::new(), "{got:?}");
+        let priorities = |m: &Message| -> Vec<u16> {
+            match m {
+                Message::MultipartReply(r) => match &r.body {
+                    ReplyBody::Flow(v) => v.iter().map(|f| f.priority).collect(),
+                    other => unreachable!("{other:?}"),
+                },
+                other => unreachable!("{other:?}"),
+            }
+        };
+        let flow_count = |m: &Message| match m {
+            Message::MultipartReply(r) => match r.body {
+                ReplyBody::Aggregate { flow_count, .. } => flow_count,
+                ref other => unreachable!("{other:?}"),
+            },
+            other => unreachable!("{other:?}"),
+        };
+        assert_eq!(priorities(&got[1]), [13, 12, 10]);
+        // With out_port a rule needs both.
+        assert_eq!(priorities(&got[2]), [11]);
+        assert_eq!(flow_count(&got[3]), 3);
+        assert_eq!(flow_count(&got[4]), 5);
+        assert_eq!(got.last(), Some(&Message::BarrierReply));
+        let left: Vec<String> = sw
+            .bridge
+            .rules()
+            .load()
+            .rules()
+            .iter()
+            .map(|r| r.spec.to_string())
+            .collect();
+        assert_eq!(
+            left,
+            [
+                "table=0, priority=14,tcp actions=drop",
+                "table=0, priority=12,ip actions=write_actions(group:1)",
+                "table=0, priority=10,in_port=1 actions=group:1",
+            ]
+        );
+    }
+
+    #[test]
     fn meters_are_answered_as_by_a_switch_without_them() {
         use ofwire::msg::meter::{MeterBand, MeterFeatures, MeterMod, MeterModCommand, OFPM_ALL};
         use ofwire::msg::multipart::{MultipartRequest, ReplyBody, RequestBody};
@@ -910,25 +1036,15 @@ mod tests {
             })
         };
         let request = |body| Message::MultipartRequest(MultipartRequest { flags: 0, body });
-        let mut bytes = Vec::new();
-        for (xid, m) in [
+        let msgs = [
             meter_mod(MeterModCommand::Delete, OFPM_ALL),
             meter_mod(MeterModCommand::Add, 1),
             request(RequestBody::MeterFeatures),
             request(RequestBody::Meter(OFPM_ALL)),
             request(RequestBody::MeterConfig(5)),
             Message::BarrierRequest,
-        ]
-        .iter()
-        .enumerate()
-        {
-            bytes.extend(m.encode(4, xid as u32 + 1).unwrap_or_default());
-        }
-        let _ = peer.write_all(&bytes);
-        c.read_input();
-        c.process(&mut sw, &mut shared, Instant::now());
-        c.flush();
-        let got = read_all(&mut peer);
+        ];
+        let got = exchange_all(&mut c, &mut peer, &mut sw, &mut shared, &msgs);
         assert_eq!(got.len(), 6, "{got:?}");
         // The delete succeeds silently; the add is METER_MOD_FAILED / INVALID_METER.
         assert!(matches!(&got[1], Message::Error(e)

@@ -220,6 +220,12 @@ fn del_and_mod_flows_filters_from_ovs_ofctl() {
             "table=3,cookie=0x10/0xf0",
             "delete table=3,cookie=0x10/0xf0",
         ),
+        ("del-flows", "out_group=5", "delete out_group=5"),
+        (
+            "del-flows",
+            "--strict priority=7,ip,out_port=3,out_group=2",
+            "delete_strict priority=7,ip,out_port=3,out_group=2",
+        ),
         // OpenFlow 1.3 has no "every table" for modify: ovs-ofctl sends table 0.
         (
             "mod-flows",

@@ -267,6 +267,86 @@ table=0,priority=0,actions=drop";
     }
 
     #[test]
+    fn out_group_selects_the_rules_that_use_the_group_inside_write_actions_too() {
+        let t = FlowTables::new();
+        t.apply_groups_text(
+            "group_id=1,type=all,bucket=output:1\ngroup_id=2,type=indirect,bucket=output:2\n",
+            0,
+        )
+        .unwrap();
+        t.add_flows_text(
+            "priority=10,in_port=1,actions=group:1
+priority=11,in_port=2,actions=output:1,group:2
+priority=12,ip,actions=write_actions(group:1)
+priority=13,udp,actions=group:2,group:1
+priority=14,tcp,actions=output:1
+table=1,priority=5,actions=write_actions(output:2,group:2)",
+            S,
+        )
+        .unwrap();
+        // What ovs-ofctl 3.1 -O OpenFlow13 printed for the same groups, rules and filters.
+        assert_eq!(
+            filtered(&t, "out_group=1"),
+            [
+                " priority=13,udp actions=group:2,group:1",
+                " priority=12,ip actions=write_actions(group:1)",
+                " priority=10,in_port=1 actions=group:1",
+            ]
+        );
+        assert_eq!(
+            filtered(&t, "out_group=2"),
+            [
+                " priority=13,udp actions=group:2,group:1",
+                " priority=11,in_port=2 actions=output:1,group:2",
+                " table=1, priority=5 actions=write_actions(output:2,group:2)",
+            ]
+        );
+        assert!(filtered(&t, "out_group=3").is_empty());
+        assert!(filtered(&t, "out_group=all").is_empty());
+        assert_eq!(filtered(&t, "out_group=ANY").len(), 6);
+        // With out_port a rule needs both.
+        assert!(filtered(&t, "out_group=1,out_port=1").is_empty());
+        assert_eq!(
+            filtered(&t, "out_group=2,out_port=1"),
+            [" priority=11,in_port=2 actions=output:1,group:2"]
+        );
+        assert_eq!(
+            filtered(&t, "out_group=2,out_port=2"),
+            [" table=1, priority=5 actions=write_actions(output:2,group:2)"]
+        );
+        assert_eq!(filtered(&t, "out_group=2,table=1").len(), 1);
+
+        let apply = |text: &str| {
+            t.apply(&[parse_flow_mod(text).unwrap()], 2 * S).unwrap();
+        };
+        // A strict delete needs the group too.
+        apply("delete_strict priority=10,in_port=1,out_group=2");
+        assert_eq!(filtered(&t, "").len(), 6);
+        apply("delete out_group=2");
+        assert_eq!(
+            filtered(&t, ""),
+            [
+                " priority=14,tcp actions=output:1",
+                " priority=12,ip actions=write_actions(group:1)",
+                " priority=10,in_port=1 actions=group:1",
+            ]
+        );
+        // A modify filtered on the group changes only its rules (the local mod-flows; over
+        // OpenFlow 1.3 a modify carries no out_group).
+        apply("modify out_group=1,actions=output:2");
+        assert_eq!(
+            filtered(&t, ""),
+            [
+                " priority=14,tcp actions=output:1",
+                " priority=12,ip actions=output:2",
+                " priority=10,in_port=1 actions=output:2",
+            ]
+        );
+        apply("delete_strict priority=14,tcp,out_group=ANY");
+        assert_eq!(filtered(&t, "").len(), 2);
+    }
+
+    #[test]
     fn strict_and_loose_deletes_and_modifies() {
         let t = tables();
         let apply = |text: &str| {

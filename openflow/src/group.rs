@@ -745,7 +745,8 @@ pub(crate) fn group_refs(g: &GroupSpec) -> impl Iterator<Item = u32> + '_ {
     })
 }
 
-/// True when an action list uses `group`.
+/// True when an action list uses `group` (OVS's `ofpacts_output_to_group`: the `out_group`
+/// filter).
 pub(crate) fn uses_group(actions: &[Action], id: u32) -> bool {
     crate::rule::flattened(actions).any(|a| matches!(a, Action::Group(n) if *n == id))
 }

@@ -218,14 +218,14 @@ fn parse_spec(text: &str, verb: Verb) -> Result<FlowSpec, RuleError> {
             "out_port" if verb != Verb::Add => {
                 spec.out_port = crate::portnames::parse_out_port(need(name, value)?)?;
             }
-            "out_port" => {
+            "out_group" if verb != Verb::Add => {
+                spec.out_group = parse_out_group(need(name, value)?)?;
+            }
+            "out_port" | "out_group" => {
                 return Err(RuleError::new(
                     name,
                     "is a filter of mod-flows, del-flows and dump-flows",
                 ));
-            }
-            "out_group" => {
-                return Err(RuleError::new(name, "not supported"));
             }
             // As ovs-ofctl: a modify keeps the timeouts of the rules it changes, and gives its
             // own to the rule it adds when it selects none.
@@ -275,6 +275,28 @@ fn parse_spec(text: &str, verb: Verb) -> Result<FlowSpec, RuleError> {
 
 fn need<'a>(name: &str, value: Option<&'a str>) -> Result<&'a str, RuleError> {
     value.ok_or_else(|| RuleError::new(name, "needs a value (name=value)"))
+}
+
+/// The `out_group=` of a filter, as ovs-ofctl's `ofputil_group_from_string`: a decimal
+/// number or `ANY` (no filter, as is 4294967295) or `ALL` (OFPG_ALL, which no rule uses),
+/// either case.
+fn parse_out_group(s: &str) -> Result<Option<u32>, RuleError> {
+    if s.eq_ignore_ascii_case("any") {
+        return Ok(None);
+    }
+    if s.eq_ignore_ascii_case("all") {
+        return Ok(Some(crate::group::OFPG_ALL));
+    }
+    let digits = s.strip_prefix('+').unwrap_or(s);
+    match digits.parse::<u32>() {
+        Ok(g) if digits.bytes().all(|b| b.is_ascii_digit()) => {
+            Ok((g != crate::group::OFPG_ANY).then_some(g))
+        }
+        _ => Err(RuleError::new(
+            "out_group",
+            format!("{s} is not a valid group (a decimal group id, ANY or ALL)"),
+        )),
+    }
 }
 
 /// Names the field, action or keyword in a value's error.
@@ -1993,6 +2015,46 @@ mod tests {
         assert_eq!(b.command, FlowModCommand::DeleteStrict);
         let b = parse_flow_mod("priority=7,tcp,actions=drop").unwrap();
         assert_eq!(b.command, FlowModCommand::Add);
+    }
+
+    #[test]
+    fn out_group_is_a_filter_read_as_ovs_ofctl_reads_it() {
+        let group = |text: &str| parse_del_flow(text, false).map(|d| d.spec.out_group);
+        // ovs-ofctl 3.1 (`ofputil_group_from_string`): decimal, ANY or ALL in either case,
+        // 4294967295 is ANY.
+        assert_eq!(group("out_group=7").unwrap(), Some(7));
+        assert_eq!(group("out_group=+07").unwrap(), Some(7));
+        assert_eq!(group("out_group=ANY").unwrap(), None);
+        assert_eq!(group("out_group=any").unwrap(), None);
+        assert_eq!(group("out_group=4294967295").unwrap(), None);
+        assert_eq!(group("out_group=All").unwrap(), Some(0xffff_fffc));
+        for bad in [
+            "out_group=x",
+            "out_group=0x1",
+            "out_group=-1",
+            "out_group=4294967296",
+            "out_group=",
+            "out_group",
+        ] {
+            assert_eq!(group(bad).unwrap_err().field, "out_group", "{bad}");
+        }
+        let e = group("out_group=x").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "out_group: x is not a valid group (a decimal group id, ANY or ALL)"
+        );
+        // With out_port, in a strict delete and as a mod-flows filter; not in an add.
+        let d = parse_del_flow("priority=5,ip,out_port=3,out_group=2", true).unwrap();
+        assert_eq!((d.spec.out_port, d.spec.out_group), (Some(3), Some(2)));
+        let m = parse_mod_flow("out_group=2,actions=drop", false).unwrap();
+        assert_eq!(m.spec.out_group, Some(2));
+        let b = parse_flow_mod("delete out_group=9").unwrap();
+        assert_eq!(b.spec.out_group, Some(9));
+        let e = parse_flow("out_group=1,actions=drop").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "out_group: is a filter of mod-flows, del-flows and dump-flows"
+        );
     }
 
     #[test]

@@ -362,7 +362,9 @@ impl Action {
 }
 
 /// The actions of a list with those inside `write_actions` in its place (OVS's
-/// `OFPACT_FOR_EACH_FLATTENED`): what out_port, out_group and group checks look at.
+/// `OFPACT_FOR_EACH_FLATTENED`): what out_port, out_group and group checks look at. OVS also
+/// descends into `clone` and `ct`; vecswitch has no `clone`, and a `ct`'s `exec` holds only
+/// field writes, so `write_actions` is the one nesting that can hide an output or a group.
 pub fn flattened(actions: &[Action]) -> impl Iterator<Item = &Action> {
     actions.iter().flat_map(|a| match a {
         Action::WriteActions(v) => v.iter(),
@@ -420,6 +422,9 @@ pub struct FlowSpec {
     pub cookie_mask: Option<u64>,
     /// mod/del/dump filter `out_port=`: only rules whose actions output to this port.
     pub out_port: Option<u32>,
+    /// mod/del/dump filter `out_group=`: only rules whose actions use this group (`None`:
+    /// OFPG_ANY, no filter). With `out_port` a rule must pass both, as in OVS.
+    pub out_group: Option<u32>,
     pub idle_timeout: u16,
     pub hard_timeout: u16,
     /// OpenFlow 1.4's eviction importance (`importance=N`), kept and printed.
@@ -453,6 +458,7 @@ impl Default for FlowSpec {
             cookie: 0,
             cookie_mask: None,
             out_port: None,
+            out_group: None,
             idle_timeout: 0,
             hard_timeout: 0,
             importance: 0,

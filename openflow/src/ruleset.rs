@@ -364,7 +364,8 @@ impl RuleSet {
 
     /// The rules a filter selects, as OVS's `rule_criteria`: in `spec.table` (every table
     /// without one), whose cookie agrees under `spec.cookie_mask`, whose actions output to
-    /// `spec.out_port`, and whose match is at least as specific as `spec.matches`
+    /// `spec.out_port` and use group `spec.out_group` (OVS's `ofproto_rule_has_out_port` and
+    /// `ofproto_rule_has_out_group`), and whose match is at least as specific as `spec.matches`
     /// (`cls_rule_is_loose_match`), or with `strict` exactly it at `spec.priority`. In
     /// dump-flows order.
     pub fn filter(&self, spec: &FlowSpec, strict: bool) -> Vec<Arc<Rule>> {
@@ -377,6 +378,9 @@ impl RuleSet {
                 && spec
                     .out_port
                     .is_none_or(|p| crate::portnames::outputs_to(&r.spec.actions, p))
+                && spec
+                    .out_group
+                    .is_none_or(|g| crate::group::uses_group(&r.spec.actions, g))
         };
         let tables: Vec<&Classifier> = match spec.table {
             Some(t) => self.tables.get(usize::from(t)).into_iter().collect(),
@@ -420,6 +424,7 @@ impl RuleSet {
                 spec.table = Some(table);
                 spec.cookie_mask = None;
                 spec.out_port = None;
+                spec.out_group = None;
                 check_actions(&spec.actions, &spec.matches, Some(table))?;
                 if spec.flags & CHECK_OVERLAP != 0 {
                     check_overlap(&self.tables[usize::from(table)], &spec)?;

@@ -2102,6 +2102,162 @@ fn check_overlap_from_ovs_ofctl_refuses_an_overlapping_add_with_overlap() {
     );
 }
 
+/// Groups 1 and 2 and rules that use them (in apply-actions, in write_actions, both), for the
+/// out_group filters.
+const OUT_GROUP_RULES: &str = "priority=10,in_port=1,actions=group:1
+priority=11,in_port=2,actions=output:1,group:2
+priority=12,ip,actions=write_actions(group:1)
+priority=13,udp,actions=group:2,group:1
+priority=14,tcp,actions=output:1
+table=1,priority=5,actions=write_actions(output:2,group:2)
+";
+
+/// `out_group` filters from `ovs-ofctl -O OpenFlow13` (pcaps/ovs_async.py) to `target`, or
+/// with `None` to an Open vSwitch bridge: per step, whether it succeeded and what it printed
+/// (dump-flows lines sorted, the aggregate without its xid).
+fn out_group_case(target: Option<&str>, rules: &std::path::Path) -> Vec<(bool, Vec<String>)> {
+    let rules = rules.to_str().unwrap();
+    let steps = serde_json::json!([
+        ["ofctl", "del-flows"],
+        ["ofctl", "add-group", "group_id=1,type=all,bucket=output:1"],
+        [
+            "ofctl",
+            "add-group",
+            "group_id=2,type=indirect,bucket=output:2"
+        ],
+        ["ofctl", "add-flows", rules],
+        ["ofctl", "dump-flows", "--no-stats", "out_group=1"],
+        [
+            "ofctl",
+            "dump-flows",
+            "--no-stats",
+            "out_group=2,out_port=1"
+        ],
+        ["ofctl", "dump-flows", "--no-stats", "table=1,out_group=2"],
+        ["ofctl", "dump-flows", "--no-stats", "out_group=3"],
+        ["ofctl", "dump-flows", "--no-stats", "out_group=ANY"],
+        ["ofctl", "dump-flows", "--no-stats", "out_group=all"],
+        ["ofctl", "dump-aggregate", "out_group=1"],
+        ["ofctl", "dump-flows", "--no-stats", "out_group=x"],
+        [
+            "ofctl",
+            "del-flows",
+            "--strict",
+            "priority=10,in_port=1,out_group=2"
+        ],
+        ["ofctl", "del-flows", "out_group=2"],
+        ["ofctl", "dump-flows", "--no-stats"],
+        [
+            "ofctl",
+            "del-flows",
+            "--strict",
+            "priority=10,in_port=1,out_group=1"
+        ],
+        ["ofctl", "dump-flows", "--no-stats"],
+    ]);
+    let r = ovs_async(target, steps, 0.0);
+    r["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let out = s["out"].as_str().unwrap();
+            let mut lines: Vec<String> = out
+                .lines()
+                .filter_map(
+                    |l| match l.split_once("OFPST_AGGREGATE reply (OF1.3) (xid=") {
+                        Some((_, rest)) => Some(rest.split_once("): ").unwrap().1.to_string()),
+                        None => l.starts_with(' ').then(|| l.trim().to_string()),
+                    },
+                )
+                .collect();
+            lines.sort();
+            (s["ok"].as_bool().unwrap(), lines)
+        })
+        .collect()
+}
+
+#[test]
+fn out_group_filters_from_ovs_ofctl_dump_and_delete_what_open_vswitch_does() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::write(&rules, OUT_GROUP_RULES).unwrap();
+    let sw = Switch::start();
+    let ours = out_group_case(Some(&sw.tcp()), &rules);
+    let lines = |v: &[&str]| -> Vec<String> { v.iter().map(|l| l.to_string()).collect() };
+    // Rules 13, 12 and 10 use group 1; only 11 uses group 2 and outputs to port 1.
+    assert_eq!(
+        ours[4],
+        (
+            true,
+            lines(&[
+                "priority=10,in_port=1 actions=group:1",
+                "priority=12,ip actions=write_actions(group:1)",
+                "priority=13,udp actions=group:2,group:1",
+            ])
+        )
+    );
+    assert_eq!(
+        ours[5],
+        (
+            true,
+            lines(&["priority=11,in_port=2 actions=output:1,group:2"])
+        )
+    );
+    assert_eq!(ours[9], (true, Vec::new()));
+    assert_eq!(
+        ours[10],
+        (true, lines(&["packet_count=0 byte_count=0 flow_count=3"]))
+    );
+    // ovs-ofctl refuses a bad group itself.
+    assert!(!ours[11].0);
+    assert_eq!(
+        ours[16],
+        (
+            true,
+            lines(&[
+                "priority=12,ip actions=write_actions(group:1)",
+                "priority=14,tcp actions=output:1",
+            ])
+        )
+    );
+
+    // The control socket's verbs select the same rules.
+    sw.d.ok(&["del-flows", "b0"]);
+    for r in OUT_GROUP_RULES.lines() {
+        sw.d.ok(&["add-flow", "b0", r]);
+    }
+    let dump = |filter: &str| {
+        let text = sw.d.ok(&["dump-flows", "b0", "--no-stats", filter]).text;
+        let mut v: Vec<String> = text.lines().map(|l| l.trim().to_string()).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(as_ovs13(&dump("out_group=1")), ours[4].1);
+    assert_eq!(as_ovs13(&dump("out_group=2,out_port=1")), ours[5].1);
+    sw.d.ok(&["del-flows", "b0", "out_group=2"]);
+    assert_eq!(as_ovs13(&dump("out_group=ANY")), ours[14].1);
+    for bad in ["out_group=x", "out_group=0x1", "out_group=-1"] {
+        let e = sw.d.err(&["dump-flows", "b0", bad]);
+        assert!(e.contains("out_group"), "{bad}: {e}");
+        let e = sw.d.err(&["del-flows", "b0", bad]);
+        assert!(e.contains("out_group"), "{bad}: {e}");
+    }
+    let e = sw.d.err(&["add-flow", "b0", "out_group=1,actions=drop"]);
+    assert!(e.contains("out_group"), "{e}");
+    assert_eq!(as_ovs13(&dump("")), ours[14].1);
+
+    if !std::path::Path::new("/usr/sbin/ovs-vswitchd").exists() {
+        eprintln!("skipped the comparison: no Open vSwitch (scripts/setup.sh installs it)");
+        return;
+    }
+    let ovs = out_group_case(None, &rules);
+    assert_eq!(ours, ovs);
+}
+
 #[test]
 fn a_rule_on_in_port_controller_takes_what_a_controller_sends_to_the_tables() {
     if !have_ovs_ofctl() {

@@ -1,8 +1,8 @@
 //! The rule verbs' operator side, as ovs-ofctl: port names in rules (resolved against the
-//! bridge's ports), `dump-flows` filters (`table=`, `cookie=V/MASK`, `out_port=`, any match,
-//! selecting the rules at least as specific), `--no-stats`, `--names`/`--no-names`,
-//! `--sort[=FIELD]`/`--rsort[=FIELD]`, and `dump-flows --json` / `dump-megaflows --json` as
-//! structured objects.
+//! bridge's ports), `dump-flows` filters (`table=`, `cookie=V/MASK`, `out_port=`,
+//! `out_group=`, any match, selecting the rules at least as specific), `--no-stats`,
+//! `--names`/`--no-names`, `--sort[=FIELD]`/`--rsort[=FIELD]`, and `dump-flows --json` /
+//! `dump-megaflows --json` as structured objects.
 
 use anyhow::{anyhow, bail, Result};
 use serde_json::{json, Map, Value};

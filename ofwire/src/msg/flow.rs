@@ -121,9 +121,8 @@ impl FlowModMsg {
     }
 
     /// The flow mod vecswitch's rule set applies. Refused: table 255 in an add
-    /// (`OFPFMFC_BAD_TABLE_ID`), a buffered packet (`OFPBRC_BUFFER_UNKNOWN`: the switch
-    /// buffers none), and the `out_group` filter the rule set does not have yet
-    /// (`OFPBRC_BAD_PORT`), rather than ignored. Every OpenFlow 1.3 flag goes to the rule
+    /// (`OFPFMFC_BAD_TABLE_ID`) and a buffered packet (`OFPBRC_BUFFER_UNKNOWN`: the switch
+    /// buffers none), rather than ignored. Every OpenFlow 1.3 flag goes to the rule
     /// set, which knows them all (`check_overlap` refuses an overlapping add there, with
     /// `OFPFMFC_OVERLAP`); unknown flag bits were refused when the message was decoded.
     pub fn to_flow_mod(&self) -> Result<FlowMod, OfpError> {
@@ -148,9 +147,6 @@ impl FlowModMsg {
         if self.buffer_id != OFP_NO_BUFFER {
             return err(E::BadRequestBufferUnknown, "flow_mod.buffer_id");
         }
-        if deleting && self.out_group != OFPG_ANY {
-            return err(E::BadRequestPort, "flow_mod.out_group");
-        }
         let adding = self.command == FlowModCommand::Add;
         let actions = to_actions(&self.instructions, self.table_id)?;
         Ok(FlowMod {
@@ -163,8 +159,10 @@ impl FlowModMsg {
                 cookie_mask: (!adding && self.cookie_mask != 0).then_some(self.cookie_mask),
                 idle_timeout: self.idle_timeout,
                 hard_timeout: self.hard_timeout,
-                // OpenFlow 1.3's modify ignores out_port; delete filters on it.
+                // OpenFlow 1.3's modify ignores out_port and out_group; delete filters on
+                // them (OVS's `ofputil_decode_flow_mod` and `modify_flows_init_loose`).
                 out_port: (deleting && self.out_port != port::ANY).then_some(self.out_port),
+                out_group: (deleting && self.out_group != OFPG_ANY).then_some(self.out_group),
                 importance: 0,
                 flags: self.flags,
                 matches: self.matches,
@@ -186,7 +184,7 @@ impl FlowModMsg {
             priority: s.priority,
             buffer_id: OFP_NO_BUFFER,
             out_port: s.out_port.unwrap_or(port::ANY),
-            out_group: OFPG_ANY,
+            out_group: s.out_group.unwrap_or(OFPG_ANY),
             flags: s.flags,
             matches: s.matches.clone(),
             instructions: from_actions(&s.actions)?,

@@ -367,4 +367,34 @@ mod tests {
         assert_eq!(code(&b), Some((5, 7)));
         assert_eq!(msg.to_flow_mod().ok(), Some(fm));
     }
+
+    #[test]
+    fn out_group_filters_deletes_and_a_modify_ignores_it_as_ovs_decodes_it() {
+        let wire = |text: &str, out_group: u32| {
+            let fm = openflow::parse_flow_mod(text).unwrap_or_else(|e| unreachable!("{e}"));
+            let mut m =
+                flow::FlowModMsg::from_flow_mod(&fm).unwrap_or_else(|e| unreachable!("{e}"));
+            m.out_group = out_group;
+            let b = Message::FlowMod(m).encode(4, 1).unwrap_or_default();
+            match Message::decode_bytes(&b) {
+                Ok((_, Message::FlowMod(m))) => m.to_flow_mod().map(|f| f.spec.out_group),
+                other => unreachable!("{other:?}"),
+            }
+        };
+        // OVS's ofputil_decode_flow_mod keeps out_group for delete and delete_strict only.
+        assert_eq!(wire("delete ip", 2).ok(), Some(Some(2)));
+        assert_eq!(wire("delete_strict priority=5,ip", 7).ok(), Some(Some(7)));
+        assert_eq!(wire("delete ip", flow::OFPG_ANY).ok(), Some(None));
+        assert_eq!(wire("modify table=0,ip,actions=drop", 2).ok(), Some(None));
+        assert_eq!(
+            wire("modify_strict table=0,ip,actions=drop", 2).ok(),
+            Some(None)
+        );
+        // And back: a filter's out_group goes on the wire.
+        let fm = openflow::parse_flow_mod("delete out_group=3,out_port=4")
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        let m = flow::FlowModMsg::from_flow_mod(&fm).unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!((m.out_port, m.out_group), (4, 3));
+        assert_eq!(m.to_flow_mod().ok(), Some(fm));
+    }
 }
