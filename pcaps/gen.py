@@ -2506,10 +2506,12 @@ def ct_recirc():
         "ct-recirc",
         "Recirculation states freed once no megaflow uses them",
         """
-Every IP packet from p1 copies its source address into `reg0` and goes through
-`ct(table=1,zone=1)`; table 1 sends it to p2. The register is part of the state frozen at
-the `ct` (OVS's recirculation context), so each source address gets a recirculation id of
-its own: four hosts, four states. Then only 10.0.0.1 keeps sending, one datagram every 5 s
+Every IP packet from p1 pushes its source address onto the `push:`/`pop:` stack (through
+`reg0`, cleared again) and goes through `ct(table=1,zone=1)`; table 1 pops it into `reg2`
+and table 2 sends the packet to p2 only if `reg2` holds an address of 10.0.0.0/24. The stack
+is part of the state frozen at the `ct` (OVS's recirculation context, `frozen_state`), so
+the pop after the recirculation finds the address, and each source address gets a
+recirculation id of its own: four hosts, four states. Then only 10.0.0.1 keeps sending, one datagram every 5 s
 of the capture's clock. The other three megaflows go idle (10 s) and, 30 s after the last
 megaflow that recirculated to them went, so do their states, as Open vSwitch frees a
 recirculation id no datapath flow refers to: counters.json ends with `recirc` at 1 state
@@ -2517,9 +2519,12 @@ kept and 3 freed. The packets themselves all reach p2 unchanged.
 """,
         [{"name": "p1", "ofport": 1}, {"name": "p2", "ofport": 2}],
         rules=[
-            "priority=100,ip,actions=move:NXM_OF_IP_SRC[]->NXM_NX_REG0[],ct(table=1,zone=1)",
+            "priority=100,ip,actions=move:NXM_OF_IP_SRC[]->NXM_NX_REG0[],push:NXM_NX_REG0[],"
+            "load:0->NXM_NX_REG0[],ct(table=1,zone=1)",
             "priority=0,actions=drop",
-            "table=1,priority=10,ip,actions=output:2",
+            "table=1,priority=10,ip,actions=pop:NXM_NX_REG2[],resubmit(,2)",
+            "table=2,priority=10,reg2=0x0a000000/0xffffff00,actions=output:2",
+            "table=2,priority=0,actions=drop",
         ],
     )
     h2 = mac(2)
@@ -2533,7 +2538,7 @@ kept and 3 freed. The packets themselves all reach p2 unchanged.
         n += 1
         f = udp(host, n)
         s.send("p1", f, "UDP 10.0.0.%d:%d→10.0.1.2:53" % (host, 40000 + host), {"p2": f},
-               "a state of its own (reg0=10.0.0.%d), to p2" % host)
+               "a state of its own (10.0.0.%d on the stack), popped after the ct: to p2" % host)
     for t in range(5, 50, 5):
         n += 1
         f = udp(1, n)

@@ -200,6 +200,7 @@ mod tests {
             regs: [0; crate::rule::N_REGS],
             metadata: 0,
             action_set: Arc::from([]),
+            stack: Arc::from([]),
         }
     }
 
@@ -272,6 +273,7 @@ mod tests {
             regs: [0; crate::rule::N_REGS],
             metadata: 0,
             action_set: set.into(),
+            stack: Arc::from([]),
         };
         let empty = t.freeze("br0", &f(&[])).unwrap();
         let out2 = t.freeze("br0", &f(&[Action::Output(2)])).unwrap();

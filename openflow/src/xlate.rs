@@ -133,8 +133,8 @@ pub struct CtCall {
 }
 
 /// Where a recirculated packet's translation goes on: a table, with the registers,
-/// metadata and action set the first translation had at the `ct` (Open vSwitch's
-/// `frozen_state`). Equal states share a recirculation id.
+/// metadata, `push:` stack and action set the first translation had at the `ct` (Open
+/// vSwitch's `frozen_state`). Equal states share a recirculation id.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Frozen {
     pub table: u8,
@@ -144,6 +144,9 @@ pub struct Frozen {
     /// translation starts with them (OVS's `action_set` of the frozen state), so they run
     /// where its pipeline ends unless a `clear_actions` there empties them.
     pub action_set: Arc<[Action]>,
+    /// What `push:` had left on the stack, bottom first: a `pop:` after the recirculation
+    /// takes it.
+    pub stack: Arc<[u128]>,
 }
 
 /// The datapath's side of translation.
@@ -285,7 +288,7 @@ pub fn translate_netflow(
         wc: Fields::default(),
         actions: Vec::new(),
         sinks: Vec::new(),
-        stack: Vec::new(),
+        stack: frozen.map_or_else(Vec::new, |z| z.stack.to_vec()),
         depth: 0,
         resubmits: 0,
         too_deep: false,
@@ -961,6 +964,7 @@ impl Xlate<'_> {
                 regs: self.f.regs,
                 metadata: self.f.metadata,
                 action_set: self.action_set.as_slice().into(),
+                stack: self.stack.as_slice().into(),
             };
             let Some(id) = h.freeze(&frozen) else {
                 self.actions.push(DpAction::Drop(ExecDrop::CtRefused));
@@ -2518,6 +2522,19 @@ mod tests {
 
     fn passes(flows: &str) -> Vec<Vec<DpAction>> {
         passes_with(&Recirculating::default(), &bridge(flows), &ip_key(7))
+    }
+
+    #[test]
+    fn the_push_stack_goes_into_a_ct_recirculation() {
+        use DpAction::Output;
+        // As Open vSwitch's frozen_state: what push: left is popped after the recirculation,
+        // though the register it came from was cleared before the ct.
+        let flows =
+            "table=0,ip,actions=load:5->reg0[],push:NXM_NX_REG0[],load:0->reg0[],ct(table=1)\n\
+                     table=1,actions=pop:NXM_NX_REG2[],resubmit(,2)\n\
+                     table=2,reg2=5,actions=output:2\n\
+                     table=2,priority=0,actions=output:3\n";
+        assert_eq!(passes(flows), vec![vec![], vec![Output(2)]]);
     }
 
     #[test]
