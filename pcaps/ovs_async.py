@@ -10,7 +10,8 @@ directory (as ovs_reference.py does) with bridge br0 (datapath_type=dummy, fail-
 and dummy ports of those names and numbers, and uses its management socket. It starts
 `ovs-ofctl -O OpenFlow13 monitor TARGET 65534`, runs each step (`ovs-ofctl -O OpenFlow13 VERB
 TARGET ARGUMENT...`), waits `wait` seconds and answers, on stdout, a JSON object
-{"monitor": what the monitor printed, "steps": [{"ok", "error"}, ...]}.
+{"monitor": what the monitor printed, "steps": [{"ok", "error", "out"}, ...]} ("out": what
+the step printed).
 """
 
 import json
@@ -38,7 +39,8 @@ def run_case(case, target, env):
             verb, args = step[1], step[2:]
             r = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", verb, target, *args],
                                env=env, capture_output=True, text=True)
-            results.append({"ok": r.returncode == 0, "error": r.stderr.strip()})
+            results.append({"ok": r.returncode == 0, "error": r.stderr.strip(),
+                            "out": r.stdout})
         time.sleep(float(case.get("wait", 0)))
     finally:
         mon.terminate()
