@@ -6,7 +6,7 @@ Open vSwitch bridge's (vecswitch/tests/openflow.rs).
 Reads a JSON case on stdin: {"target": "tcp:IP:PORT" or null, "ports": [[name, ofport], ...],
 "configs": [[packet_in master, packet_in slave], ...]}. With a null target it starts Open
 vSwitch as ovs_async.py does (dummy bridge br0 with those ports) and uses its management
-socket. The client sends HELLO (1.3 only) and SET_CONFIG (miss_send_len 0xffff: Open vSwitch
+socket (ovs_async.answer). The client sends HELLO (1.3 only) and SET_CONFIG (miss_send_len 0xffff: Open vSwitch
 sends a management connection no asynchronous message without one), asks GET_ASYNC, then
 sets up two tables and a group of controller outputs with `ovs-ofctl -O OpenFlow13` and,
 for the default configuration and then for each of `configs` (port status and flow removed
@@ -16,16 +16,15 @@ wire reason). Then once more as a slave (ROLE_REQUEST, generation 1). Answers, o
 {"steps": [{"config", "get_async", "packet_ins": {reason name: [wire reasons]}}, ...]}.
 """
 
-import json
 import os
 import socket
 import struct
 import subprocess
 import sys
-import tempfile
 
 sys.dont_write_bytecode = True  # keep pcaps/ free of __pycache__
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ovs_async import answer  # noqa: E402
 
 HELLO, SET_CONFIG, PACKET_IN, ROLE_REQUEST = 0, 9, 10, 24
 GET_ASYNC_REQUEST, GET_ASYNC_REPLY, SET_ASYNC = 26, 27, 28
@@ -122,21 +121,5 @@ def run_case(case, target, env):
     return {"steps": steps}
 
 
-def main():
-    case = json.load(sys.stdin)
-    if case.get("target"):
-        with tempfile.TemporaryDirectory(prefix="vecswitch-ofctl-") as d:
-            out = run_case(case, case["target"], dict(os.environ, OVS_RUNDIR=d))
-    else:
-        from ovs_reference import Ovs, dummy_bridge
-        ovs = Ovs()
-        ovs.start()
-        try:
-            out = run_case(case, dummy_bridge(ovs, "br0", case["ports"]), ovs.env)
-        finally:
-            ovs.stop()
-    json.dump(out, sys.stdout)
-
-
 if __name__ == "__main__":
-    main()
+    answer(run_case)
