@@ -48,21 +48,23 @@ def run_case(case, target, env):
     return {"monitor": mon_out.read(), "steps": results}
 
 
-def main():
+def answer(run):
+    """Reads the JSON case on stdin, calls `run(case, target, env)` with the case's target
+    or an Open vSwitch bridge's management socket, and prints what it returns as JSON."""
     case = json.load(sys.stdin)
     if case.get("target"):
         with tempfile.TemporaryDirectory(prefix="vecswitch-ofctl-") as d:
             env = dict(os.environ, OVS_RUNDIR=d)
-            out = run_case(case, case["target"], env)
+            out = run(case, case["target"], env)
     else:
         ovs = Ovs()
         ovs.start()
         try:
-            out = run_case(case, dummy_bridge(ovs, "br0", case["ports"]), ovs.env)
+            out = run(case, dummy_bridge(ovs, "br0", case["ports"]), ovs.env)
         finally:
             ovs.stop()
     json.dump(out, sys.stdout)
 
 
 if __name__ == "__main__":
-    main()
+    answer(run_case)

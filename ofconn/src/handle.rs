@@ -177,7 +177,10 @@ fn answer(
         }
         M::RoleRequest(r) => return role(c, shared, xid, r),
         M::GetAsyncRequest => c.send(&M::GetAsyncReply(c.async_config), xid),
-        M::SetAsync(a) => c.async_config = a,
+        // As in Open vSwitch 3.1, the action bit also covers the OpenFlow 1.4 reasons
+        // action_set, group and packet_out (its `ofconn_set_async_config`), which an OpenFlow
+        // 1.3 connection gets as action: `Connection::packet_in` filters them by that bit.
+        M::SetAsync(a) => c.async_config = a.named_reasons_only(),
         M::PortMod(pm) => {
             writable(c)?;
             sw.port_mod(&pm)?;

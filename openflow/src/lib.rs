@@ -42,7 +42,7 @@ pub use portnames::PortNames;
 pub use print::{format_actions, format_dump};
 pub use rule::{
     Action, ControllerArgs, Field, FieldRef, Fields, FlowMod, FlowModCommand, FlowSpec, Match,
-    DEFAULT_PRIORITY, N_REGS, N_TABLES, OFPP_LOCAL,
+    ADD_KEEPS_COUNTS, DEFAULT_PRIORITY, N_REGS, N_TABLES, OFPP_LOCAL,
 };
 pub use ruleset::{ApplyReport, FlowTables, GroupReport, Rule, RuleSet, RuleStats};
 pub use xlate::{translate, FragMode, XlateEnv, MAX_RESUBMIT_DEPTH};

@@ -436,8 +436,15 @@ pub struct FlowSpec {
     pub actions: Vec<Action>,
 }
 
-/// `reset_counts`: a modify restarts the rules' packet and byte counts.
+/// `reset_counts`: a modify restarts the rules' packet and byte counts, and so does an add
+/// that replaces an identical rule (same table, priority and match).
 pub const RESET_COUNTS: u16 = 4;
+/// Not a wire flag (never stored, printed or sent): an add that replaces an identical rule
+/// takes over its packet and byte counts unless `reset_counts` is set, as an OpenFlow 1.2+
+/// add does in Open vSwitch. The OpenFlow 1.3 decoder sets it; without it an add restarts
+/// the counts, as OVS does for an OpenFlow 1.0 or 1.1 add (`ovs-ofctl add-flow`'s default,
+/// which the local socket's verbs follow).
+pub const ADD_KEEPS_COUNTS: u16 = 1 << 15;
 /// `check_overlap`: an add is refused when a rule of its priority overlaps it.
 pub const CHECK_OVERLAP: u16 = 2;
 

@@ -22,7 +22,8 @@ use crate::group::{
 use crate::parse::{check_actions, check_spec, parse_bundle_file, rule_lines};
 use crate::print::{format_dump, DumpStats};
 use crate::rule::{
-    Action, FlowMod, FlowModCommand, FlowSpec, Match, CHECK_OVERLAP, N_TABLES, RESET_COUNTS,
+    Action, FlowMod, FlowModCommand, FlowSpec, Match, ADD_KEEPS_COUNTS, CHECK_OVERLAP, N_TABLES,
+    RESET_COUNTS,
 };
 pub use crate::rule::{Rule, RuleStats};
 
@@ -432,17 +433,33 @@ impl RuleSet {
                     spec.flags &= !CHECK_OVERLAP;
                 }
                 self.check_groups(&spec.actions)?;
-                let stats = RuleStats::default();
-                // Replacing an identical rule: its last-used time goes over (OVS's
-                // `rule_insert`), its counts do not (an OpenFlow 1.0 add).
+                let keep_counts =
+                    spec.flags & ADD_KEEPS_COUNTS != 0 && spec.flags & RESET_COUNTS == 0;
+                spec.flags &= !ADD_KEEPS_COUNTS;
+                // Replacing an identical rule, as OVS's `replace_rule_start` and
+                // `rule_insert`: the new rule's timeouts, flags and creation time, the old
+                // cookie when the new one is all-ones, the old last-used time, and the old
+                // counts unless the add resets them; no FLOW_REMOVED for the old rule.
                 let table_rules = &self.tables[usize::from(table)];
-                if let Some(old) = table_rules.find_exact(&spec.matches, spec.priority) {
-                    pipeline::StatsSink::credit(&stats, 0, 0, 0, old.idle_since());
-                }
+                let stats = match table_rules.find_exact(&spec.matches, spec.priority) {
+                    Some(old) => {
+                        if spec.cookie == u64::MAX {
+                            spec.cookie = old.spec.cookie;
+                        }
+                        let stats = if keep_counts {
+                            old.stats.clone()
+                        } else {
+                            Arc::new(RuleStats::default())
+                        };
+                        pipeline::StatsSink::credit(&*stats, 0, 0, 0, old.idle_since());
+                        stats
+                    }
+                    None => Arc::new(RuleStats::default()),
+                };
                 let rule = Arc::new(Rule {
                     id: *next_id,
                     spec,
-                    stats: Arc::new(stats),
+                    stats,
                     created_ns: now_ns,
                     modified_ns: now_ns,
                 });
@@ -1076,6 +1093,50 @@ mod tests {
         t.apply(&[add("priority=6,ip,actions=output:2")], 0)
             .unwrap();
         assert_eq!(t.load().len(), 2);
+    }
+
+    /// What Open vSwitch 3.1 did with `ovs-ofctl -O OpenFlow13 add-flow` over an identical
+    /// rule: the counts stay (unless `reset_counts`), the new cookie, timeouts and flags go
+    /// in, an all-ones cookie keeps the old one.
+    #[test]
+    fn an_openflow13_add_over_an_identical_rule_keeps_its_counts_unless_reset_counts() {
+        let t = FlowTables::new();
+        let add13 = |text: &str| {
+            let mut m = add(text);
+            m.spec.flags |= ADD_KEEPS_COUNTS;
+            m
+        };
+        t.apply(
+            &[add13(
+                "send_flow_rem,cookie=0x5,idle_timeout=50,priority=10,ip,actions=output:2",
+            )],
+            0,
+        )
+        .unwrap();
+        t.load().rules()[0].stats.credit(2, 120, 0, 7);
+        t.apply(&[add13("cookie=0x6,priority=10,ip,actions=output:2")], 9)
+            .unwrap();
+        let r = t.load().rules()[0].clone();
+        assert_eq!((r.stats.packets(), r.stats.bytes()), (2, 120));
+        assert_eq!(
+            (r.spec.cookie, r.spec.idle_timeout, r.spec.flags),
+            (6, 0, 0)
+        );
+        assert_eq!((r.created_ns, r.idle_since()), (9, 7));
+        t.apply(
+            &[add13(
+                "cookie=0xffffffffffffffff,priority=10,ip,actions=output:1",
+            )],
+            9,
+        )
+        .unwrap();
+        let r = t.load().rules()[0].clone();
+        assert_eq!((r.spec.cookie, r.stats.packets()), (6, 2));
+        t.apply(&[add13("reset_counts,priority=10,ip,actions=output:2")], 9)
+            .unwrap();
+        let r = t.load().rules()[0].clone();
+        assert_eq!((r.stats.packets(), r.stats.bytes()), (0, 0));
+        assert_eq!((r.spec.flags, r.idle_since()), (RESET_COUNTS, 7));
     }
 
     #[test]

@@ -2334,3 +2334,166 @@ fn the_flow_mod_bench_runs_on_a_bridge_of_its_own_name() {
         }
     }
 }
+
+/// `ovs-ofctl -O OpenFlow13` adds over an identical rule (same table, priority and match)
+/// on an Open vSwitch bridge (`target` `None`) or on the daemon, PACKET_OUTs through the
+/// tables counting on it between them, a dump after each add and a monitor meanwhile.
+fn add_over_identical_case(target: Option<&str>) -> serde_json::Value {
+    let out = format!(
+        "in_port=1 packet={} actions=TABLE",
+        frame_hex("020000000002")
+    );
+    let rule = "priority=10,dl_type=0x88b5,actions=output:2";
+    let steps = serde_json::json!([
+        ["ofctl", "del-flows"],
+        [
+            "ofctl",
+            "add-flow",
+            format!("send_flow_rem,cookie=0x5,idle_timeout=50,hard_timeout=60,{rule}")
+        ],
+        ["ofctl", "packet-out", &out],
+        ["ofctl", "packet-out", &out],
+        ["ofctl", "dump-flows"],
+        // The counts stay; the cookie, timeouts and flags are the new add's.
+        ["ofctl", "add-flow", format!("cookie=0x6,{rule}")],
+        ["ofctl", "dump-flows"],
+        // An all-ones cookie keeps the old one.
+        [
+            "ofctl",
+            "add-flow",
+            "cookie=0xffffffffffffffff,priority=10,dl_type=0x88b5,actions=output:1"
+        ],
+        ["ofctl", "packet-out", &out],
+        ["ofctl", "dump-flows"],
+        ["ofctl", "add-flow", format!("reset_counts,{rule}")],
+        ["ofctl", "dump-flows"],
+        ["ofctl", "packet-out", &out],
+        ["ofctl", "dump-flows"],
+    ]);
+    ovs_async(target, steps, 0.5)
+}
+
+/// A dump's rules with their durations cut out.
+fn without_durations(dump: &str) -> Vec<String> {
+    dump.lines()
+        .filter(|l| !l.starts_with("OFPST_FLOW reply"))
+        .map(|l| {
+            l.split(", ")
+                .filter(|f| !f.trim_start().starts_with("duration="))
+                .collect::<Vec<_>>()
+                .join(", ")
+                .trim()
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn an_openflow13_add_over_an_identical_rule_keeps_its_counts_as_open_vswitch() {
+    if !have_ovs_ofctl() || !std::path::Path::new("/usr/sbin/ovs-vswitchd").exists() {
+        eprintln!("skipped: no Open vSwitch (scripts/setup.sh installs it)");
+        return;
+    }
+    let dumps = |r: &serde_json::Value| -> Vec<Vec<String>> {
+        let steps = r["steps"].as_array().unwrap();
+        assert!(steps.iter().all(|s| s["ok"] == true), "{r:#}");
+        steps
+            .iter()
+            .map(|s| s["out"].as_str().unwrap())
+            .filter(|o| !o.is_empty())
+            .map(without_durations)
+            .collect()
+    };
+    let ovs = add_over_identical_case(None);
+    let ovs_dumps = dumps(&ovs);
+    let rule = "priority=10,dl_type=0x88b5 actions=output:2";
+    assert_eq!(
+        ovs_dumps,
+        [
+            vec![format!(
+                "cookie=0x5, table=0, n_packets=2, n_bytes=120, idle_timeout=50, \
+                 hard_timeout=60, send_flow_rem {rule}"
+            )],
+            vec![format!("cookie=0x6, table=0, n_packets=2, n_bytes=120, {rule}")],
+            vec!["cookie=0x6, table=0, n_packets=3, n_bytes=180, priority=10,dl_type=0x88b5 actions=output:1"
+                .to_string()],
+            vec![format!(
+                "cookie=0x0, table=0, n_packets=0, n_bytes=0, reset_counts {rule}"
+            )],
+            vec![format!(
+                "cookie=0x0, table=0, n_packets=1, n_bytes=60, reset_counts {rule}"
+            )],
+        ],
+        "Open vSwitch"
+    );
+    // No FLOW_REMOVED for the replaced rule, though it asked for one.
+    assert!(
+        !ovs["monitor"].as_str().unwrap().contains("FLOW_REMOVED"),
+        "{ovs:#}"
+    );
+    let sw = Switch::start();
+    let ours = add_over_identical_case(Some(&sw.tcp()));
+    assert_eq!(dumps(&ours), ovs_dumps);
+    assert!(
+        !ours["monitor"].as_str().unwrap().contains("FLOW_REMOVED"),
+        "{ours:#}"
+    );
+    // The local socket's add-flow is an OpenFlow 1.0 add (ovs-ofctl's default): it restarts
+    // the counts.
+    sw.d.ok(&[
+        "add-flow",
+        "b0",
+        "priority=10,dl_type=0x88b5,actions=output:2",
+    ]);
+    let stats = sw.d.ok(&["dump-flows", "b0"]).text;
+    assert!(stats.contains("n_packets=0, n_bytes=0,"), "{stats}");
+}
+
+/// What a raw OpenFlow 1.3 client sees of GET_ASYNC and of the packet-ins with Open vSwitch's
+/// reasons action_set, group, packet_out and action, by default, after SET_ASYNCs and as a
+/// slave, from an Open vSwitch bridge (`target` `None`) or the daemon
+/// (pcaps/ovs_async_config.py).
+fn async_config_case(target: Option<&str>) -> serde_json::Value {
+    let case = serde_json::json!({
+        "target": target,
+        "ports": [["p1", 1], ["p2", 2]],
+        // Packet-in masks [master or equal, slave]; the last one stays for the slave step.
+        "configs": [[2, 1], [63, 0], [56, 2], [0xffff_ffff_u32, 0], [1, 2]],
+    });
+    common::python_json(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../pcaps/ovs_async_config.py"),
+        &case,
+    )
+}
+
+#[test]
+fn set_async_filters_and_get_async_reports_as_open_vswitch() {
+    if !have_ovs_ofctl() || !std::path::Path::new("/usr/sbin/ovs-vswitchd").exists() {
+        eprintln!("skipped: no Open vSwitch (scripts/setup.sh installs it)");
+        return;
+    }
+    let ovs = async_config_case(None);
+    let steps = ovs["steps"].as_array().unwrap();
+    // Open vSwitch 3.1 sends action_set, group and packet_out as `action` (1) whenever the
+    // action bit is set, and none of them without it, whatever bits 3-5 say.
+    let all_four =
+        serde_json::json!({"action_set": [1], "group": [1], "packet_out": [1], "action": [1]});
+    let none = serde_json::json!({"action_set": [], "group": [], "packet_out": [], "action": []});
+    let got: Vec<_> = steps.iter().map(|s| s["packet_ins"].clone()).collect();
+    assert_eq!(
+        got,
+        [&all_four, &all_four, &all_four, &none, &all_four, &none, &all_four].map(|v| v.clone()),
+        "{ovs:#}"
+    );
+    // GET_ASYNC shows only the bits OpenFlow 1.3 names.
+    assert_eq!(
+        steps[0]["get_async"],
+        serde_json::json!([3, 0, 7, 7, 15, 0])
+    );
+    assert_eq!(
+        steps[2]["get_async"],
+        serde_json::json!([7, 0, 7, 7, 63, 16])
+    );
+    let sw = Switch::start();
+    assert_eq!(async_config_case(Some(&sw.tcp())), ovs);
+}

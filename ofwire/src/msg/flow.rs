@@ -1,7 +1,7 @@
 //! FLOW_MOD and FLOW_REMOVED, and the conversion of a FLOW_MOD into the [`FlowMod`] vecswitch's
 //! rule set applies.
 
-use openflow::{FlowMod, FlowModCommand, FlowSpec, Match};
+use openflow::{FlowMod, FlowModCommand, FlowSpec, Match, ADD_KEEPS_COUNTS};
 
 use crate::action::Instruction;
 use crate::action::{decode_instructions, encode_instructions, from_actions, port, to_actions};
@@ -124,7 +124,9 @@ impl FlowModMsg {
     /// (`OFPFMFC_BAD_TABLE_ID`) and a buffered packet (`OFPBRC_BUFFER_UNKNOWN`: the switch
     /// buffers none), rather than ignored. Every OpenFlow 1.3 flag goes to the rule
     /// set, which knows them all (`check_overlap` refuses an overlapping add there, with
-    /// `OFPFMFC_OVERLAP`); unknown flag bits were refused when the message was decoded.
+    /// `OFPFMFC_OVERLAP`); unknown flag bits were refused when the message was decoded. An
+    /// add also carries [`ADD_KEEPS_COUNTS`]: in OpenFlow 1.3 an add over an identical rule
+    /// keeps its counts unless `reset_counts` is set (OVS's `ofputil_decode_flow_mod`).
     pub fn to_flow_mod(&self) -> Result<FlowMod, OfpError> {
         self.clone().into_flow_mod()
     }
@@ -164,7 +166,11 @@ impl FlowModMsg {
                 out_port: (deleting && self.out_port != port::ANY).then_some(self.out_port),
                 out_group: (deleting && self.out_group != OFPG_ANY).then_some(self.out_group),
                 importance: 0,
-                flags: self.flags,
+                flags: if adding {
+                    self.flags | ADD_KEEPS_COUNTS
+                } else {
+                    self.flags
+                },
                 matches: self.matches,
                 actions,
             },
@@ -185,7 +191,7 @@ impl FlowModMsg {
             buffer_id: OFP_NO_BUFFER,
             out_port: s.out_port.unwrap_or(port::ANY),
             out_group: s.out_group.unwrap_or(OFPG_ANY),
-            flags: s.flags,
+            flags: s.flags & flags::ALL,
             matches: s.matches.clone(),
             instructions: from_actions(&s.actions)?,
         })

@@ -327,9 +327,11 @@ mod tests {
 
     #[test]
     fn flow_mod_refusals() {
-        let fm = openflow::parse_flow_mod("add tcp,tp_dst=80,actions=output:1")
+        let mut fm = openflow::parse_flow_mod("add tcp,tp_dst=80,actions=output:1")
             .unwrap_or_else(|e| unreachable!("{e}"));
         let msg = flow::FlowModMsg::from_flow_mod(&fm).unwrap_or_else(|e| unreachable!("{e}"));
+        // Decoded, an OpenFlow 1.3 add keeps the counts of an identical rule it replaces.
+        fm.spec.flags |= openflow::ADD_KEEPS_COUNTS;
         let good = Message::FlowMod(msg.clone())
             .encode(4, 1)
             .unwrap_or_default();
