@@ -4,6 +4,12 @@
 //! it reads every sink's counts since the last call into the exporter (OVS's revalidator
 //! pushing megaflow stats), clears the records of megaflows that are gone, runs the active
 //! timeouts and sends the datagrams. Nothing here runs per packet.
+//!
+//! A revalidation of the datapath's megaflows ([`BridgeNetflow::revalidated`]: a rule, port,
+//! group or MAC changed anywhere) ends every record that megaflows made before it fed, even of
+//! megaflows it kept as they were: Open vSwitch's revalidators clear each datapath flow's
+//! translation cache when anything changed, and clearing its NetFlow entry exports the
+//! record (`netflow_flow_clear`); the flow's later packets start a new one.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -48,8 +54,19 @@ pub struct NetflowStatus {
 /// NetFlow on one bridge. See the module documentation.
 pub struct BridgeNetflow {
     /// Sinks translations made since the last run (the upcall path's only lock here).
-    pending: Mutex<Vec<Arc<FlowSink>>>,
+    pending: Mutex<Pending>,
     state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct Pending {
+    sinks: Vec<Arc<FlowSink>>,
+    /// A revalidation came since the last run: every tracked sink's record ends, and those of
+    /// the pending sinks before this index (made before it; those after are its own).
+    revalidated: Option<usize>,
+    /// The datapath generation of the last revalidation: the passes of other PMDs for the
+    /// same change do not move the index.
+    generation: Option<u64>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -72,7 +89,7 @@ impl BridgeNetflow {
 
     fn with_collectors(options: NetflowOptions, collectors: Collectors, now_ns: u64) -> Self {
         BridgeNetflow {
-            pending: Mutex::new(Vec::new()),
+            pending: Mutex::new(Pending::default()),
             state: Mutex::new(State {
                 exporter: Exporter::new(&options, now_ns),
                 options,
@@ -112,22 +129,41 @@ impl BridgeNetflow {
     pub fn sink(&self, key: &FlowKey, output_iface: u16) -> Option<Arc<dyn StatsSink>> {
         let k = crate::netflow_key(key)?;
         let s = Arc::new(FlowSink::new(k, output_iface));
-        lock(&self.pending).push(s.clone());
+        lock(&self.pending).sinks.push(s.clone());
         Some(s)
+    }
+
+    /// The datapath revalidates its megaflows at `generation`: the next run ends the records
+    /// of every megaflow made before (see the module documentation). Each PMD's pass calls
+    /// it; the first of a generation counts (the sinks the others' passes made are new).
+    pub fn revalidated(&self, generation: u64) {
+        let mut p = lock(&self.pending);
+        if p.generation != Some(generation) {
+            p.generation = Some(generation);
+            p.revalidated = Some(p.sinks.len());
+        }
     }
 
     /// Reads the megaflows' counts into the records, clears those whose megaflow is gone,
     /// runs the active timeouts and sends what is ready. Call about once a second.
     pub fn run(&self, now_ns: u64) {
-        let pending = std::mem::take(&mut *lock(&self.pending));
+        let (sinks, revalidated) = {
+            let mut p = lock(&self.pending);
+            (std::mem::take(&mut p.sinks), p.revalidated.take())
+        };
         let mut st = lock(&self.state);
         let st = &mut *st;
-        st.tracked.extend(pending.into_iter().map(|sink| Tracked {
+        // Sinks before this index end their records (a revalidation came).
+        let clear_before = revalidated.map(|n| st.tracked.len() + n);
+        st.tracked.extend(sinks.into_iter().map(|sink| Tracked {
             sink,
             seen: SinkCounts::default(),
         }));
         let exporter = &mut st.exporter;
+        let mut i = 0;
         st.tracked.retain_mut(|t| {
+            let revalidated = clear_before.is_some_and(|n| i < n);
+            i += 1;
             // Orphaned first: then the counts below are final.
             let gone = t.sink.orphaned();
             let c = t.sink.counts();
@@ -146,7 +182,7 @@ impl BridgeNetflow {
                 exporter.flow_update(&t.sink.key, t.sink.output_iface, &stats, now_ns);
                 t.seen = c;
             }
-            if gone && c.packets != 0 {
+            if (gone || revalidated) && c.packets != 0 {
                 exporter.flow_clear(&t.sink.key, now_ns);
             }
             !gone
@@ -169,7 +205,7 @@ impl BridgeNetflow {
             active_timeout_s: st.options.active_timeout_ms() / 1000,
             exporter: st.exporter.stats(),
             flows: st.exporter.len(),
-            megaflows: st.tracked.len() + lock(&self.pending).len(),
+            megaflows: st.tracked.len() + lock(&self.pending).sinks.len(),
             targets: st
                 .collectors
                 .targets
@@ -266,6 +302,65 @@ mod tests {
         let st = nf.status();
         assert_eq!((st.flows, st.megaflows), (0, 0));
         assert_eq!(st.targets[0].1, 2);
+    }
+
+    #[test]
+    fn a_revalidation_ends_the_records_of_the_megaflows_made_before_it() {
+        let opts =
+            NetflowOptions::parse_args(&["targets=127.0.0.1:2055", "active_timeout=60"]).unwrap();
+        let nf = BridgeNetflow::capturing(opts, 0);
+        let (a, b, c) = (key(1, 1, 2), key(1, 3, 4), key(1, 5, 6));
+        // `a` is tracked already; `b` was made since the last run; both kept by the
+        // revalidation, which made `c`.
+        let kept = nf.sink(&a, 2).unwrap();
+        kept.credit(3, 300, 0, S);
+        nf.run(S);
+        assert!(records(&nf).is_empty());
+        let young = nf.sink(&b, 2).unwrap();
+        young.credit(1, 100, 0, S + 1);
+        nf.revalidated(7);
+        nf.revalidated(7); // a second PMD's pass for the same change: the first one counts
+        let new = nf.sink(&c, 2).unwrap();
+        new.credit(5, 500, 0, S + 2);
+        nf.run(2 * S);
+        let mut r: Vec<(u32, u32)> = records(&nf)
+            .iter()
+            .map(|(_, r)| (r.src_addr, r.packets))
+            .collect();
+        r.sort();
+        assert_eq!(r, vec![(1, 3), (3, 1)]);
+        // The kept megaflows go on feeding new records; nothing more leaves until a change.
+        kept.credit(2, 200, 0, 3 * S);
+        nf.run(3 * S);
+        assert!(records(&nf).is_empty());
+        assert_eq!(nf.status().flows, 2, "records of a and c");
+        drop((kept, young, new));
+        nf.run(4 * S);
+        let mut r: Vec<(u32, u32)> = records(&nf)
+            .iter()
+            .map(|(_, r)| (r.src_addr, r.packets))
+            .collect();
+        r.sort();
+        assert_eq!(r, vec![(1, 2), (5, 5)]);
+    }
+
+    #[test]
+    fn a_second_change_before_the_run_ends_the_records_of_the_megaflows_made_between() {
+        let opts = NetflowOptions::parse_args(&["targets=127.0.0.1:2055"]).unwrap();
+        let nf = BridgeNetflow::capturing(opts, 0);
+        nf.revalidated(1);
+        let between = nf.sink(&key(1, 1, 2), 2).unwrap();
+        between.credit(2, 200, 0, S);
+        nf.revalidated(2);
+        let after = nf.sink(&key(1, 3, 4), 2).unwrap();
+        after.credit(1, 100, 0, S);
+        nf.run(2 * S);
+        let r: Vec<(u32, u32)> = records(&nf)
+            .iter()
+            .map(|(_, r)| (r.src_addr, r.packets))
+            .collect();
+        assert_eq!(r, vec![(1, 2)]);
+        drop((between, after));
     }
 
     #[test]

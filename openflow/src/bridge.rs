@@ -538,6 +538,10 @@ impl Upcall for BridgeUpcall {
     }
 
     fn rule_changes(&mut self, changes: &mut Vec<RuleChange>) -> bool {
+        // A revalidation begins (see `DatapathUpcall::rule_changes`).
+        if let Some(nf) = self.0.netflow() {
+            nf.revalidated(self.0.generation());
+        }
         let now = self.0.seen();
         let Some(then) = self.1.seen.replace(now) else {
             return false;

@@ -552,6 +552,14 @@ impl Upcall for DatapathUpcall {
     /// ports stayed; each bridge's with its in_port as a datapath port.
     fn rule_changes(&mut self, changes: &mut Vec<RuleChange>) -> bool {
         let map = self.map.load();
+        // A revalidation begins: NetFlow ends the records of the megaflows made before it,
+        // kept or not, as OVS's revalidators do.
+        let generation = self.generation();
+        for b in &map.bridges {
+            if let Some(nf) = b.bridge.netflow() {
+                nf.revalidated(generation);
+            }
+        }
         let now = DatapathSeen {
             map: map.changes,
             underlay: self.underlay.generation(),
