@@ -13,14 +13,15 @@ use ofwire::msg::port::PortStatus;
 use ofwire::msg::switch::{AsyncConfig, ControllerRole};
 use ofwire::msg::symmetric::{negotiate, ErrorMsg, Hello};
 use ofwire::msg::table_features::TableFeatures;
-use ofwire::{ErrorCode, Framer, Header, Message, MsgType, OfpError, OFP13_VERSION};
+use ofwire::{ErrorCode, Framer, Header, Message, MsgType, OfpError, OFP10_VERSION, OFP13_VERSION};
 
 use crate::handle::{apply_flow_mods, flow_mod, handle, PendingFlowMod, Shared};
 use crate::stream::Stream;
 use crate::switch::Switch;
 
-/// The versions this switch speaks (bit N: version N): OpenFlow 1.3.
-pub const OUR_VERSIONS: u32 = 1 << OFP13_VERSION;
+/// The versions this switch speaks (bit N: version N): OpenFlow 1.3 and 1.0. The highest
+/// both sides speak is used, so 1.3 whenever the peer has it.
+pub const OUR_VERSIONS: u32 = (1 << OFP13_VERSION) | (1 << OFP10_VERSION);
 /// Messages handled per connection per call of [`Connection::process`].
 pub const MESSAGES_PER_CALL: usize = 256;
 /// Bytes read per connection per call.
@@ -133,6 +134,12 @@ impl Connection {
         }
     }
 
+    /// Whether the connection is up in a version whose asynchronous messages (PACKET_IN,
+    /// FLOW_REMOVED, PORT_STATUS) this switch writes: 1.3, not yet 1.0.
+    fn speaks_async(&self) -> bool {
+        self.version() == Some(OFP13_VERSION)
+    }
+
     /// Bytes queued and not yet written.
     pub fn backlog(&self) -> usize {
         self.out.len()
@@ -159,7 +166,11 @@ impl Connection {
     /// Queues the ERROR refusing `offending` (a whole message) with `e`.
     pub fn send_error(&mut self, e: &OfpError, offending: &[u8], xid: u32) {
         self.errors_sent += 1;
-        self.send(&Message::Error(ErrorMsg::refusing(e, offending)), xid);
+        let version = self.version().unwrap_or(OFP13_VERSION);
+        self.send(
+            &Message::Error(ErrorMsg::refusing_in(version, e, offending)),
+            xid,
+        );
     }
 
     /// Marks the connection closed; what is queued is still written once.
@@ -256,6 +267,13 @@ impl Connection {
             raw.extend_from_slice(&body);
             match self.state {
                 State::Hello => self.hello(&h, &body, &raw),
+                // Every message but HELLO, ERROR and ECHO (the same in every version) must
+                // be in the negotiated version.
+                State::Connected(v) if h.version != v && h.msg_type > MsgType::EchoReply as u8 => {
+                    apply_flow_mods(self, sw, shared, &mut pending);
+                    let e = OfpError::new(ErrorCode::BadRequestVersion, "ofp_header.version");
+                    self.send_error(&e, &raw, h.xid);
+                }
                 State::Connected(_) if h.msg_type == MsgType::FlowMod as u8 => {
                     match flow_mod(self, &h, &body) {
                         Ok(fm) => pending.push(PendingFlowMod {
@@ -303,7 +321,7 @@ impl Connection {
             Err(e) => {
                 let (err_type, code) = e.code.type_code();
                 let text = format!(
-                    "We support version 0x{OFP13_VERSION:02x}, you support {}",
+                    "We support versions 0x{OFP10_VERSION:02x} and 0x{OFP13_VERSION:02x}, you support {}",
                     match hello.versions {
                         Some(b) => format!("versions bitmap 0x{b:08x}"),
                         None => format!("version 0x{:02x} and below", h.version),
@@ -365,7 +383,7 @@ impl Connection {
     /// packet-ins of reason bit `reason_bit`.
     pub fn wants_packet_in(&self, reason_bit: u8) -> bool {
         let i = usize::from(self.role == ControllerRole::Slave);
-        self.version().is_some()
+        self.speaks_async()
             && self.closed.is_none()
             && self.async_config.packet_in_mask[i] & (1 << reason_bit) != 0
     }
@@ -373,7 +391,7 @@ impl Connection {
     /// Sends a FLOW_REMOVED when the connection is up and its async configuration for its
     /// role asks for its reason; returns whether it did.
     pub fn flow_removed(&mut self, fr: &ofwire::msg::flow::FlowRemoved) -> bool {
-        if self.version().is_none() || self.closed.is_some() {
+        if !self.speaks_async() || self.closed.is_some() {
             return false;
         }
         let i = usize::from(self.role == ControllerRole::Slave);
@@ -387,7 +405,7 @@ impl Connection {
     /// Sends a PORT_STATUS when the connection's async configuration for its role asks for
     /// that reason.
     pub fn port_status(&mut self, ps: &PortStatus) {
-        if self.version().is_none() || self.closed.is_some() {
+        if !self.speaks_async() || self.closed.is_some() {
             return;
         }
         let i = usize::from(self.role == ControllerRole::Slave);

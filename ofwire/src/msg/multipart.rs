@@ -465,7 +465,7 @@ impl MultipartReply {
     /// 65535 bytes: a list that does not fit in one is split between its entries, every
     /// message but the last flagged `OFPMPF_REPLY_MORE` (section 7.3.5).
     pub fn encode_parts(&self, xid: u32) -> Result<Vec<Vec<u8>>, OfpError> {
-        use crate::header::{Header, OFP_HEADER_LEN, OFP_MAX_LEN};
+        use crate::header::{Header, OFP_HEADER_LEN};
         let single = |body: &MultipartReply| {
             crate::msg::Message::MultipartReply(body.clone()).encode(crate::OFP13_VERSION, xid)
         };
@@ -473,23 +473,7 @@ impl MultipartReply {
             return Ok(vec![single(self)?]);
         };
         const HEAD: usize = OFP_HEADER_LEN + 8;
-        // Each entry is written into the current part; one that does not fit moves to a new
-        // part.
-        let mut parts: Vec<Vec<u8>> = Vec::new();
-        let mut cur: Vec<u8> = Vec::new();
-        for i in 0..n {
-            let at = cur.len();
-            self.encode_entry(i, &mut cur)?;
-            let len = cur.len() - at;
-            if HEAD + len > OFP_MAX_LEN {
-                return err(E::BadRequestLen, "multipart entry too long");
-            }
-            if HEAD + cur.len() > OFP_MAX_LEN {
-                let next = cur.split_off(at);
-                parts.push(std::mem::replace(&mut cur, next));
-            }
-        }
-        parts.push(cur);
+        let parts = split_entries(n, HEAD, |i, out| self.encode_entry(i, out))?;
         let n = parts.len();
         let t = self.type_code();
         Ok(parts
@@ -515,6 +499,15 @@ impl MultipartReply {
                 out
             })
             .collect())
+    }
+
+    /// [`MultipartReply::encode_parts`] in `version`: OpenFlow 1.0's STATS_REPLY on a 1.0
+    /// connection.
+    pub fn encode_parts_in(&self, version: u8, xid: u32) -> Result<Vec<Vec<u8>>, OfpError> {
+        if version == crate::OFP10_VERSION {
+            return crate::of10::stats::reply_parts(self, xid);
+        }
+        self.encode_parts(xid)
     }
 
     /// How many entries the body's list has; `None` for a body that is one structure.
@@ -621,6 +614,33 @@ impl MultipartReply {
         }
         Ok(())
     }
+}
+
+/// The bodies of the messages a list of `n` entries is split into: each entry is written
+/// (by `entry`) into the current body; one that makes it longer than a message of
+/// `head` bytes of headers can hold moves to a new body.
+pub(crate) fn split_entries(
+    n: usize,
+    head: usize,
+    mut entry: impl FnMut(usize, &mut Vec<u8>) -> Result<(), OfpError>,
+) -> Result<Vec<Vec<u8>>, OfpError> {
+    use crate::header::OFP_MAX_LEN;
+    let mut parts: Vec<Vec<u8>> = Vec::new();
+    let mut cur: Vec<u8> = Vec::new();
+    for i in 0..n {
+        let at = cur.len();
+        entry(i, &mut cur)?;
+        let len = cur.len() - at;
+        if head + len > OFP_MAX_LEN {
+            return err(E::BadRequestLen, "multipart entry too long");
+        }
+        if head + cur.len() > OFP_MAX_LEN {
+            let next = cur.split_off(at);
+            parts.push(std::mem::replace(&mut cur, next));
+        }
+    }
+    parts.push(cur);
+    Ok(parts)
 }
 
 #[cfg(test)]

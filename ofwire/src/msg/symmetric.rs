@@ -2,7 +2,7 @@
 //! opaque bytes and needs no struct.
 
 use crate::buf::{Put, Reader};
-use crate::error::{err, ErrorCode as E, OfpError};
+use crate::error::{err, ErrorCode as E, Of10Error, OfpError, NXET_VENDOR, NX_VENDOR_ID};
 
 /// `OFPHET_VERSIONBITMAP`.
 const HELLO_ELEM_VERSIONBITMAP: u16 = 1;
@@ -92,6 +92,35 @@ impl ErrorMsg {
             err_type,
             code,
             data,
+        }
+    }
+
+    /// [`ErrorMsg::refusing`] in `version`: OpenFlow 1.0's codes on a 1.0 connection
+    /// ([`crate::ErrorCode::of10`]), 1.3's otherwise.
+    pub fn refusing_in(version: u8, e: &OfpError, offending: &[u8]) -> ErrorMsg {
+        if version != crate::OFP10_VERSION {
+            return ErrorMsg::refusing(e, offending);
+        }
+        let quoted = &offending[..offending.len().min(64)];
+        match e.code.of10() {
+            Of10Error::Std(err_type, code) => ErrorMsg {
+                err_type,
+                code,
+                data: quoted.to_vec(),
+            },
+            Of10Error::Nicira(t, c) => {
+                let mut data = Vec::with_capacity(8 + quoted.len());
+                data.put_u32(NX_VENDOR_ID);
+                data.put_u16(t);
+                data.put_u16(c);
+                data.extend_from_slice(quoted);
+                ErrorMsg {
+                    err_type: NXET_VENDOR,
+                    // NXVC_VENDOR_ERROR.
+                    code: 0,
+                    data,
+                }
+            }
         }
     }
 

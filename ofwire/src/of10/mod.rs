@@ -1,0 +1,349 @@
+//! OpenFlow 1.0 on the wire, read into and written from the same [`Message`]s as 1.3 where
+//! the two mean the same thing, so the connection layer answers both alike: HELLO, ERROR,
+//! ECHO, FEATURES_REQUEST / REPLY (with `ofp_phy_port`s: [`features_reply`]),
+//! GET_CONFIG_REQUEST / REPLY, SET_CONFIG, FLOW_MOD (`ofp_match` and 1.0 actions),
+//! STATS_REQUEST / REPLY (`stats`) and BARRIER_REQUEST / REPLY (types 18 and 19).
+//! Every other type is `OFPBRC_BAD_TYPE`; VENDOR messages (Nicira's NXT_SET_FLOW_FORMAT,
+//! NXT_FLOW_MOD_TABLE_ID, NXT_SET_PACKET_IN_FORMAT, ...) are `OFPBRC_BAD_VENDOR`, the
+//! answer of a switch without Open vSwitch's extensions, after which ovs-ofctl uses the
+//! standard 1.0 formats.
+
+pub mod action;
+pub mod matching;
+pub mod stats;
+
+use openflow::{FlowMod, FlowModCommand, FlowSpec};
+
+use crate::action::{port, to_actions, Instruction};
+use crate::buf::{Put, Reader};
+use crate::error::{err, ErrorCode as E, OfpError};
+use crate::header::{Header, OFP_HEADER_LEN, OFP_MAX_LEN};
+use crate::msg::flow::{FlowModMsg, OFPG_ANY, OFPTT_ALL, OFP_NO_BUFFER};
+use crate::msg::port::Port;
+use crate::msg::switch::{Features, SwitchConfig};
+use crate::msg::{symmetric, Message};
+use crate::OFP10_VERSION;
+
+/// `ofp_type` of OpenFlow 1.0 (only those that differ from 1.3's or are read here).
+pub(crate) mod ty {
+    pub const HELLO: u8 = 0;
+    pub const ERROR: u8 = 1;
+    pub const ECHO_REQUEST: u8 = 2;
+    pub const ECHO_REPLY: u8 = 3;
+    pub const VENDOR: u8 = 4;
+    pub const FEATURES_REQUEST: u8 = 5;
+    pub const FEATURES_REPLY: u8 = 6;
+    pub const GET_CONFIG_REQUEST: u8 = 7;
+    pub const GET_CONFIG_REPLY: u8 = 8;
+    pub const SET_CONFIG: u8 = 9;
+    pub const FLOW_MOD: u8 = 14;
+    pub const STATS_REQUEST: u8 = 16;
+    pub const STATS_REPLY: u8 = 17;
+    pub const BARRIER_REQUEST: u8 = 18;
+    pub const BARRIER_REPLY: u8 = 19;
+}
+
+/// `OFPFF10_*` flow mod flags (the first two are 1.3's too).
+pub mod flags {
+    pub const SEND_FLOW_REM: u16 = 1 << 0;
+    pub const CHECK_OVERLAP: u16 = 1 << 1;
+    pub const EMERG: u16 = 1 << 2;
+}
+
+/// `OFPC_*` capabilities both versions have at the same bit (flow, table, port, IP
+/// reassembly and queue stats); 1.0's `OFPC_ARP_MATCH_IP` (bit 7) is 1.3's group stats
+/// elsewhere.
+const CAPABILITIES_IN_BOTH: u32 = 1 | 2 | 4 | 32 | 64;
+const OFPC10_ARP_MATCH_IP: u32 = 1 << 7;
+/// The 1.0 actions a FLOW_MOD may use, as FEATURES_REPLY's `actions` bitmap: every
+/// `OFPAT10_*` but enqueue.
+const ACTIONS_BITMAP: u32 = (1 << 11) - 1;
+/// Bytes of `ofp_phy_port`.
+const PHY_PORT_LEN: usize = 48;
+
+fn empty(body: &[u8], m: Message) -> Result<Message, OfpError> {
+    if body.is_empty() {
+        Ok(m)
+    } else {
+        err(E::BadRequestLen, "body")
+    }
+}
+
+/// Reads an OpenFlow 1.0 message's body.
+pub fn decode(h: &Header, body: &[u8]) -> Result<Message, OfpError> {
+    let r = || Reader::new(body, E::BadRequestLen, "body");
+    Ok(match h.msg_type {
+        ty::HELLO => Message::Hello(symmetric::Hello::decode(r())?),
+        ty::ERROR => Message::Error(symmetric::ErrorMsg::decode(r())?),
+        ty::ECHO_REQUEST => Message::EchoRequest(body.to_vec()),
+        ty::ECHO_REPLY => Message::EchoReply(body.to_vec()),
+        ty::VENDOR => return err(E::BadRequestExperimenter, "vendor"),
+        ty::FEATURES_REQUEST => empty(body, Message::FeaturesRequest)?,
+        ty::FEATURES_REPLY => Message::FeaturesReply(decode_features(r())?),
+        ty::GET_CONFIG_REQUEST => empty(body, Message::GetConfigRequest)?,
+        ty::GET_CONFIG_REPLY => Message::GetConfigReply(SwitchConfig::decode(r())?),
+        ty::SET_CONFIG => Message::SetConfig(SwitchConfig::decode(r())?),
+        ty::FLOW_MOD => Message::FlowMod(decode_flow_mod(r())?),
+        ty::STATS_REQUEST => Message::MultipartRequest(stats::decode_request(r())?),
+        ty::STATS_REPLY => Message::MultipartReply(stats::decode_reply(r())?),
+        ty::BARRIER_REQUEST => empty(body, Message::BarrierRequest)?,
+        ty::BARRIER_REPLY => empty(body, Message::BarrierReply)?,
+        // PACKET_IN, FLOW_REMOVED, PORT_STATUS, PACKET_OUT, PORT_MOD, QUEUE_GET_CONFIG and
+        // unknown types: not spoken in 1.0 here.
+        _ => return err(E::BadRequestType, "ofp_header.type"),
+    })
+}
+
+/// The whole message in OpenFlow 1.0 with transaction id `xid`; a message 1.0 does not
+/// have (or that this module does not write) is refused with `OFPBRC_BAD_TYPE`.
+pub fn encode(m: &Message, xid: u32) -> Result<Vec<u8>, OfpError> {
+    use Message as M;
+    let mut out = vec![0u8; OFP_HEADER_LEN];
+    let t = match m {
+        M::Hello(h) => {
+            h.encode(&mut out);
+            ty::HELLO
+        }
+        M::Error(e) => {
+            e.encode(&mut out);
+            ty::ERROR
+        }
+        M::EchoRequest(d) => {
+            out.extend_from_slice(d);
+            ty::ECHO_REQUEST
+        }
+        M::EchoReply(d) => {
+            out.extend_from_slice(d);
+            ty::ECHO_REPLY
+        }
+        M::FeaturesRequest => ty::FEATURES_REQUEST,
+        M::FeaturesReply(f) => {
+            encode_features(f, &[], &mut out);
+            ty::FEATURES_REPLY
+        }
+        M::GetConfigRequest => ty::GET_CONFIG_REQUEST,
+        M::GetConfigReply(c) => {
+            c.encode(&mut out);
+            ty::GET_CONFIG_REPLY
+        }
+        M::SetConfig(c) => {
+            c.encode(&mut out);
+            ty::SET_CONFIG
+        }
+        M::FlowMod(f) => {
+            encode_flow_mod(f, &mut out)?;
+            ty::FLOW_MOD
+        }
+        M::MultipartRequest(s) => {
+            stats::encode_request(s, &mut out)?;
+            ty::STATS_REQUEST
+        }
+        M::MultipartReply(s) => {
+            stats::encode_reply(s, &mut out)?;
+            ty::STATS_REPLY
+        }
+        M::BarrierRequest => ty::BARRIER_REQUEST,
+        M::BarrierReply => ty::BARRIER_REPLY,
+        _ => return err(E::BadRequestType, "no OpenFlow 1.0 message"),
+    };
+    finish(out, t, xid)
+}
+
+/// Fills in the header of a message whose body follows 8 zero bytes.
+fn finish(mut out: Vec<u8>, msg_type: u8, xid: u32) -> Result<Vec<u8>, OfpError> {
+    if out.len() > OFP_MAX_LEN {
+        return err(E::BadRequestLen, "message too long");
+    }
+    let mut head = Vec::with_capacity(OFP_HEADER_LEN);
+    Header {
+        version: OFP10_VERSION,
+        msg_type,
+        length: out.len() as u16,
+        xid,
+    }
+    .encode(&mut head);
+    out[..OFP_HEADER_LEN].copy_from_slice(&head);
+    Ok(out)
+}
+
+/// FEATURES_REPLY in 1.0, with the ports (`ofp_phy_port`; those whose number 1.0 cannot
+/// say, 0xff00 up to the reserved ones, are left out).
+pub fn features_reply(f: &Features, ports: &[Port], xid: u32) -> Result<Vec<u8>, OfpError> {
+    let mut out = vec![0u8; OFP_HEADER_LEN];
+    encode_features(f, ports, &mut out);
+    finish(out, ty::FEATURES_REPLY, xid)
+}
+
+/// 1.3's `OFPPF_*` speed and medium bits as 1.0's (Open vSwitch's
+/// `netdev_port_features_to_ofp10`: 40G, 100G, 1T and "other" have no 1.0 bit).
+fn port_features_10(f: u32) -> u32 {
+    (f & 0x7f) | ((f >> 4) & 0xf80)
+}
+
+fn encode_features(f: &Features, ports: &[Port], out: &mut Vec<u8>) {
+    out.put_u64(f.datapath_id);
+    out.put_u32(f.n_buffers);
+    out.put_u8(f.n_tables);
+    out.put_zeros(3);
+    out.put_u32((f.capabilities & CAPABILITIES_IN_BOTH) | OFPC10_ARP_MATCH_IP);
+    out.put_u32(ACTIONS_BITMAP);
+    for p in ports {
+        let Some(no) = matching::port_to_16(p.port_no) else {
+            continue;
+        };
+        let room = OFP_MAX_LEN.saturating_sub(out.len());
+        if room < PHY_PORT_LEN {
+            break;
+        }
+        out.put_u16(no);
+        out.extend_from_slice(&p.hw_addr);
+        out.put_string(&p.name, 16);
+        // OFPPC_* bits that 1.3 kept are where 1.0 had them; the state is the link bit
+        // (1.0's other state bits are STP's).
+        out.put_u32(p.config);
+        out.put_u32(p.state & crate::msg::port::OFPPS_LINK_DOWN);
+        for v in [p.curr, p.advertised, p.supported, p.peer] {
+            out.put_u32(port_features_10(v));
+        }
+    }
+}
+
+/// FEATURES_REPLY's switch part (its ports are not kept).
+fn decode_features(mut r: Reader) -> Result<Features, OfpError> {
+    let datapath_id = r.u64()?;
+    let n_buffers = r.u32()?;
+    let n_tables = r.u8()?;
+    r.skip(3)?;
+    let capabilities = r.u32()? & CAPABILITIES_IN_BOTH;
+    r.skip(4)?;
+    if !r.remaining().is_multiple_of(PHY_PORT_LEN) {
+        return err(E::BadRequestLen, "features_reply.ports");
+    }
+    Ok(Features {
+        datapath_id,
+        n_buffers,
+        n_tables,
+        auxiliary_id: 0,
+        capabilities,
+    })
+}
+
+fn command_from(c: u16) -> Result<FlowModCommand, OfpError> {
+    Ok(match c {
+        0 => FlowModCommand::Add,
+        1 => FlowModCommand::Modify,
+        2 => FlowModCommand::ModifyStrict,
+        3 => FlowModCommand::Delete,
+        4 => FlowModCommand::DeleteStrict,
+        // A table id in the high byte needs NXT_FLOW_MOD_TABLE_ID, which is refused.
+        _ => return err(E::FlowModBadCommand, "flow_mod.command"),
+    })
+}
+
+/// Reads an `ofp_flow_mod` (1.0) into the 1.3 message's struct: no table (`OFPTT_ALL`: an
+/// add goes to table 0, modify and delete act on every table, as in Open vSwitch), no
+/// cookie mask, the actions as apply-actions. An exact match (no wildcard bit) gets
+/// priority 65535, as 1.0 says. The emergency flag is refused as Open vSwitch refuses it
+/// (`OFPFMFC_BAD_EMERG_TIMEOUT` with a timeout, `OFPFMFC_ALL_TABLES_FULL` without).
+fn decode_flow_mod(mut r: Reader) -> Result<FlowModMsg, OfpError> {
+    let wildcards = {
+        let mut peek = r;
+        peek.u32()? & matching::wc::ALL
+    };
+    let matches = matching::decode_match(&mut r)?;
+    let cookie = r.u64()?;
+    let command = command_from(r.u16()?)?;
+    let idle_timeout = r.u16()?;
+    let hard_timeout = r.u16()?;
+    let priority = r.u16()?;
+    let buffer_id = r.u32()?;
+    let out_port = matching::port_from_16(r.u16()?);
+    let flags = r.u16()?;
+    let actions =
+        action::decode_actions(Reader::new(r.rest(), E::BadActionLen, "actions"), &matches)?;
+    if flags & !(self::flags::SEND_FLOW_REM | self::flags::CHECK_OVERLAP | self::flags::EMERG) != 0
+    {
+        return err(E::FlowModBadFlags, "flow_mod.flags");
+    }
+    if flags & self::flags::EMERG != 0 {
+        return if idle_timeout != 0 || hard_timeout != 0 {
+            err(E::FlowModBadEmergTimeout, "flow_mod.flags: emergency")
+        } else {
+            err(E::FlowModTableFull, "flow_mod.flags: emergency")
+        };
+    }
+    Ok(FlowModMsg {
+        cookie,
+        cookie_mask: 0,
+        table_id: OFPTT_ALL,
+        command,
+        idle_timeout,
+        hard_timeout,
+        priority: if wildcards == 0 { u16::MAX } else { priority },
+        buffer_id,
+        out_port,
+        out_group: OFPG_ANY,
+        flags,
+        matches,
+        instructions: if actions.is_empty() {
+            Vec::new()
+        } else {
+            vec![Instruction::ApplyActions(actions)]
+        },
+    })
+}
+
+fn encode_flow_mod(m: &FlowModMsg, out: &mut Vec<u8>) -> Result<(), OfpError> {
+    let actions = match m.instructions.as_slice() {
+        [] => &[][..],
+        [Instruction::ApplyActions(a)] => a.as_slice(),
+        _ => return err(E::BadInstructionUnsupported, "no OpenFlow 1.0 instructions"),
+    };
+    matching::encode_match(&m.matches, out);
+    out.put_u64(m.cookie);
+    out.put_u16(match m.command {
+        FlowModCommand::Add => 0,
+        FlowModCommand::Modify => 1,
+        FlowModCommand::ModifyStrict => 2,
+        FlowModCommand::Delete => 3,
+        FlowModCommand::DeleteStrict => 4,
+    });
+    out.put_u16(m.idle_timeout);
+    out.put_u16(m.hard_timeout);
+    out.put_u16(m.priority);
+    out.put_u32(m.buffer_id);
+    out.put_u16(matching::port_to_16(m.out_port).unwrap_or(0xffff));
+    out.put_u16(m.flags);
+    action::encode_actions(actions, out)
+}
+
+/// The flow mod a 1.0 FLOW_MOD (as [`decode`] reads it) asks of the rule set, with 1.0's
+/// meaning: every table for modify and delete (table 0 for an add), a modify sets the
+/// cookie, `out_port` filters only a delete. A buffered packet is `OFPBRC_BUFFER_UNKNOWN`
+/// (the switch buffers none).
+pub fn to_flow_mod(m: FlowModMsg) -> Result<FlowMod, OfpError> {
+    if m.buffer_id != OFP_NO_BUFFER {
+        return err(E::BadRequestBufferUnknown, "flow_mod.buffer_id");
+    }
+    let deleting = matches!(
+        m.command,
+        FlowModCommand::Delete | FlowModCommand::DeleteStrict
+    );
+    let actions = to_actions(&m.instructions, 0)?;
+    Ok(FlowMod {
+        command: m.command,
+        spec: FlowSpec {
+            table: None,
+            priority: m.priority,
+            cookie: m.cookie,
+            cookie_mask: None,
+            idle_timeout: m.idle_timeout,
+            hard_timeout: m.hard_timeout,
+            out_port: (deleting && m.out_port != port::ANY).then_some(m.out_port),
+            importance: 0,
+            flags: m.flags,
+            matches: m.matches,
+            actions,
+        },
+    })
+}
