@@ -347,3 +347,228 @@ pub fn to_flow_mod(m: FlowModMsg) -> Result<FlowMod, OfpError> {
         },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::msg::multipart::Desc;
+    use crate::msg::multipart::{FlowStats, FlowStatsRequest, PortStats, ReplyBody, TableStats};
+    use crate::msg::multipart::{MultipartReply, MultipartRequest, RequestBody};
+
+    fn flow_mod_msg(text: &str) -> FlowModMsg {
+        let fm = openflow::parse_flow_mod(text).unwrap_or_else(|e| unreachable!("{e}"));
+        let mut m = FlowModMsg::from_flow_mod(&fm).unwrap_or_else(|e| unreachable!("{e}"));
+        m.table_id = OFPTT_ALL;
+        m
+    }
+
+    /// One message of every kind this module reads and writes.
+    fn every_message() -> Vec<Message> {
+        let matches = flow_mod_msg("add tcp,nw_src=10.0.0.0/8,tp_dst=80,actions=drop").matches;
+        let stats_req = |body| Message::MultipartRequest(MultipartRequest { flags: 0, body });
+        let stats = |body| Message::MultipartReply(MultipartReply { flags: 0, body });
+        let filter = FlowStatsRequest {
+            table_id: 0xff,
+            out_port: 2,
+            out_group: OFPG_ANY,
+            cookie: 0,
+            cookie_mask: 0,
+            matches: matches.clone(),
+        };
+        vec![
+            Message::Hello(symmetric::Hello::offering(0x12)),
+            Message::Error(symmetric::ErrorMsg {
+                err_type: 1,
+                code: 3,
+                data: vec![1, 4, 0, 8, 0, 0, 0, 1],
+            }),
+            Message::EchoRequest(vec![1, 2, 3]),
+            Message::EchoReply(vec![]),
+            Message::FeaturesRequest,
+            Message::FeaturesReply(Features {
+                datapath_id: 0x1234,
+                n_buffers: 0,
+                n_tables: 255,
+                auxiliary_id: 0,
+                capabilities: 1 | 2 | 4,
+            }),
+            Message::GetConfigRequest,
+            Message::GetConfigReply(SwitchConfig {
+                flags: 0,
+                miss_send_len: 128,
+            }),
+            Message::SetConfig(SwitchConfig {
+                flags: 1,
+                miss_send_len: 0xffff,
+            }),
+            Message::FlowMod(flow_mod_msg(
+                "add cookie=0x7,priority=9,idle_timeout=5,send_flow_rem,in_port=1,dl_vlan=3,\
+                 actions=strip_vlan,mod_dl_src:00:00:00:00:00:01,output:2",
+            )),
+            Message::FlowMod(flow_mod_msg(
+                "add udp,tp_src=1,actions=mod_tp_src:2,mod_nw_tos:8,mod_vlan_pcp:1,LOCAL",
+            )),
+            stats_req(RequestBody::Desc),
+            stats_req(RequestBody::Flow(filter.clone())),
+            stats_req(RequestBody::Aggregate(filter)),
+            stats_req(RequestBody::Table),
+            stats_req(RequestBody::PortStats(port::ANY)),
+            stats_req(RequestBody::PortStats(3)),
+            stats(ReplyBody::Desc(Desc {
+                mfr_desc: "m".into(),
+                hw_desc: "h".into(),
+                sw_desc: "s".into(),
+                serial_num: "n".into(),
+                dp_desc: "d".into(),
+            })),
+            stats(ReplyBody::Flow(vec![FlowStats {
+                table_id: 0,
+                duration_sec: 1,
+                duration_nsec: 2,
+                priority: 3,
+                idle_timeout: 4,
+                hard_timeout: 5,
+                flags: 0,
+                cookie: 6,
+                packet_count: 7,
+                byte_count: 8,
+                matches,
+                instructions: vec![Instruction::ApplyActions(vec![
+                    crate::action::WireAction::Output {
+                        port: port::CONTROLLER,
+                        max_len: 64,
+                    },
+                ])],
+            }])),
+            stats(ReplyBody::Aggregate {
+                packet_count: 1,
+                byte_count: 2,
+                flow_count: 3,
+            }),
+            stats(ReplyBody::Table(vec![TableStats {
+                table_id: 4,
+                active_count: 5,
+                lookup_count: 6,
+                matched_count: 7,
+            }])),
+            stats(ReplyBody::PortStats(vec![PortStats {
+                port_no: port::LOCAL,
+                counters: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12],
+                ..PortStats::default()
+            }])),
+            Message::BarrierRequest,
+            Message::BarrierReply,
+        ]
+    }
+
+    #[test]
+    fn every_message_round_trips_in_one_zero() {
+        for m in every_message() {
+            let b = m
+                .encode(OFP10_VERSION, 9)
+                .unwrap_or_else(|e| unreachable!("{m:?}: {e}"));
+            assert_eq!(b[0], OFP10_VERSION);
+            let back = Message::decode_bytes(&b).map(|(_, m)| m);
+            assert_eq!(back, Ok(m));
+        }
+    }
+
+    #[test]
+    fn layouts_have_the_one_zero_sizes() {
+        let len = |m: &Message| m.encode(OFP10_VERSION, 0).map(|b| b.len()).unwrap_or(0);
+        // ofp_flow_mod is 72 bytes, then 8-byte actions (16 for set_dl_src).
+        assert_eq!(len(&every_message()[9]), 72 + 8 + 16 + 8);
+        // FEATURES_REPLY: 32 bytes, then 48 per port; ports 1.0 cannot number are left out.
+        let ports: Vec<Port> = [1, port::LOCAL, 0xff05]
+            .into_iter()
+            .map(|n| Port {
+                port_no: n,
+                name: format!("p{n}"),
+                ..Port::default()
+            })
+            .collect();
+        let b = features_reply(&Features::default(), &ports, 1).unwrap_or_default();
+        assert_eq!(b.len(), 32 + 2 * 48);
+        assert_eq!(
+            (b[1], &b[32..34], &b[80..82]),
+            (6, &[0, 1][..], &[0xff, 0xfe][..])
+        );
+        // Types: BARRIER 18 / 19, STATS 16 / 17.
+        let ty = |m: &Message| m.encode(OFP10_VERSION, 0).map(|b| b[1]).unwrap_or(0);
+        assert_eq!(ty(&Message::BarrierRequest), 18);
+        assert_eq!(ty(&Message::BarrierReply), 19);
+        assert_eq!(ty(&every_message()[11]), 16);
+        // What 1.0 does not have is refused, not written in 1.3's layout.
+        assert_eq!(
+            Message::GetAsyncRequest
+                .encode(OFP10_VERSION, 0)
+                .err()
+                .map(|e| e.code),
+            Some(E::BadRequestType)
+        );
+    }
+
+    #[test]
+    fn flow_mods_mean_what_one_zero_says() {
+        let decode = |b: &[u8]| Message::decode_bytes(b).map(|(_, m)| m);
+        let fm = flow_mod_msg("add in_port=1,actions=output:2");
+        let mut b = Message::FlowMod(fm)
+            .encode(OFP10_VERSION, 1)
+            .unwrap_or_default();
+        // Every field exact (no wildcard bit): priority 65535, whatever was sent.
+        b[8..12].copy_from_slice(&[0, 0, 0, 0]);
+        let Ok(Message::FlowMod(m)) = decode(&b) else {
+            unreachable!("a flow mod")
+        };
+        assert_eq!(m.priority, 0xffff);
+        // Modify and delete act on every table; out_port filters only a delete.
+        let m = to_flow_mod(flow_mod_msg("modify_strict in_port=1,actions=output:3"));
+        assert_eq!(m.as_ref().map(|m| m.spec.table), Ok(None));
+        let mut d = flow_mod_msg("delete in_port=1");
+        d.out_port = 2;
+        assert_eq!(to_flow_mod(d).map(|m| m.spec.out_port), Ok(Some(2)));
+        let mut d = flow_mod_msg("modify in_port=1,actions=drop");
+        d.out_port = 2;
+        assert_eq!(to_flow_mod(d).map(|m| m.spec.out_port), Ok(None));
+        // Emergency without timeouts: ALL_TABLES_FULL; with one: BAD_EMERG_TIMEOUT.
+        let mut b = Message::FlowMod(flow_mod_msg("add actions=drop"))
+            .encode(OFP10_VERSION, 1)
+            .unwrap_or_default();
+        b[70..72].copy_from_slice(&[0, 4]);
+        let code = |b: &[u8]| decode(b).err().map(|e| e.code.of10());
+        assert_eq!(code(&b), Some(crate::error::Of10Error::Std(3, 0)));
+        b[58..60].copy_from_slice(&[0, 1]);
+        assert_eq!(code(&b), Some(crate::error::Of10Error::Std(3, 3)));
+        // A table id in the command's high byte (NXT_FLOW_MOD_TABLE_ID was refused).
+        b[56..58].copy_from_slice(&[1, 0]);
+        assert_eq!(code(&b), Some(crate::error::Of10Error::Std(3, 4)));
+    }
+
+    #[test]
+    fn vendor_messages_and_unspoken_types_are_refused() {
+        let code = |b: &[u8]| Message::decode_bytes(b).err().map(|e| e.code.of10());
+        use crate::error::Of10Error::Std;
+        // NXT_SET_PACKET_IN_FORMAT: BAD_VENDOR.
+        let nx = [
+            1, 4, 0, 20, 0, 0, 0, 1, 0, 0, 0x23, 0x20, 0, 0, 0, 16, 0, 0, 0, 1,
+        ];
+        assert_eq!(code(&nx), Some(Std(1, 3)));
+        // PORT_MOD, QUEUE_GET_CONFIG_REQUEST, 22: BAD_TYPE.
+        for t in [15, 20, 22] {
+            assert_eq!(code(&[1, t, 0, 8, 0, 0, 0, 1]), Some(Std(1, 1)), "type {t}");
+        }
+        // Stats: QUEUE is BAD_STAT, VENDOR (NXST_FLOW) BAD_VENDOR, a short PORT BAD_LEN.
+        assert_eq!(
+            code(&[1, 16, 0, 12, 0, 0, 0, 1, 0, 5, 0, 0]),
+            Some(Std(1, 2))
+        );
+        assert_eq!(
+            code(&[1, 16, 0, 12, 0, 0, 0, 1, 0xff, 0xff, 0, 0]),
+            Some(Std(1, 3))
+        );
+        assert_eq!(
+            code(&[1, 16, 0, 14, 0, 0, 0, 1, 0, 4, 0, 0, 0, 1]),
+            Some(Std(1, 6))
+        );
+    }
+}
