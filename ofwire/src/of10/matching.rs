@@ -97,6 +97,12 @@ fn set(m: &mut Match, f: Field, value: u128, mask: u128) {
 
 /// Reads an `ofp_match`. Only a short buffer is refused (with the reader's length code).
 pub fn decode_match(r: &mut Reader) -> Result<Match, OfpError> {
+    decode_match_as(r, true)
+}
+
+/// [`decode_match`], normalized (what a FLOW_MOD or a request says) or not (a FLOW reply,
+/// which Open vSwitch prints as it was sent).
+pub fn decode_match_as(r: &mut Reader, normalize: bool) -> Result<Match, OfpError> {
     let w = r.u32()? & wc::ALL;
     let in_port = r.u16()?;
     let dl_src: [u8; 6] = r.array()?;
@@ -158,7 +164,7 @@ pub fn decode_match(r: &mut Reader) -> Result<Match, OfpError> {
         }
     }
     // What the match's dl_type and nw_proto allow (OVS's `ofputil_normalize_match`).
-    let ip = typed && dl_type == ETH_TYPE_IP;
+    let ip = !normalize || (typed && dl_type == ETH_TYPE_IP);
     let arp = typed && (dl_type == ETH_TYPE_ARP || dl_type == ETH_TYPE_RARP);
     if ip || arp {
         if exact(wc::NW_PROTO) {
@@ -178,12 +184,13 @@ pub fn decode_match(r: &mut Reader) -> Result<Match, OfpError> {
     if ip && exact(wc::NW_TOS) {
         set(&mut m, IP_DSCP, u128::from(nw_tos >> 2), u128::MAX);
     }
-    let l4 = ip
-        && exact(wc::NW_PROTO)
-        && matches!(
-            nw_proto,
-            ipproto::TCP | ipproto::UDP | ipproto::SCTP | ipproto::ICMP
-        );
+    let l4 = !normalize
+        || (ip
+            && exact(wc::NW_PROTO)
+            && matches!(
+                nw_proto,
+                ipproto::TCP | ipproto::UDP | ipproto::SCTP | ipproto::ICMP
+            ));
     if l4 {
         if exact(wc::TP_SRC) {
             set(&mut m, TP_SRC, u128::from(tp_src), u128::MAX);

@@ -13,7 +13,9 @@ use crate::msg::multipart::{
     ReplyBody, RequestBody, TableStats,
 };
 use crate::of10::action::{decode_actions, encode_actions};
-use crate::of10::matching::{decode_match, encode_match, port_from_16, port_to_16, wc};
+use crate::of10::matching::{
+    decode_match, decode_match_as, encode_match, port_from_16, port_to_16, wc,
+};
 
 mod ty {
     pub const DESC: u16 = 0;
@@ -147,7 +149,7 @@ fn decode_flow_stats(r: &mut Reader) -> Result<FlowStats, OfpError> {
     let mut b = Reader::new(r.bytes(len - 2)?, E::BadRequestLen, "flow_stats.length");
     let table_id = b.u8()?;
     b.skip(1)?;
-    let matches = decode_match(&mut b)?;
+    let matches = decode_match_as(&mut b, false)?;
     let duration_sec = b.u32()?;
     let duration_nsec = b.u32()?;
     let priority = b.u16()?;
