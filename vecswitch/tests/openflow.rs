@@ -2385,12 +2385,40 @@ fn ovs_ofctl_without_o_manages_the_bridge_over_one_zero() {
     );
     of10(&["del-flows", &tcp, "out_port=2"]);
     assert_eq!(sw.flows().len(), OF10_RULES.len() - 5, "{:#?}", sw.flows());
+    // check_overlap: an add that overlaps a rule of its priority is refused, nothing changes.
+    let before = sw.flows();
+    let (ok, _, err) = ofctl_in(
+        &[],
+        &[
+            "add-flow",
+            &tcp,
+            "check_overlap,priority=60,arp,actions=drop",
+        ],
+    );
+    assert!(!ok && err.contains("OFPFMFC_OVERLAP"), "{err}");
+    assert_eq!(sw.flows(), before);
+    // A modify that selects nothing adds its rule (1.0, and Open vSwitch).
+    of10(&[
+        "mod-flows",
+        &tcp,
+        "priority=3,udp,tp_dst=9,actions=output:1",
+    ]);
+    assert!(
+        sw.flows()
+            .contains(&"priority=3,udp,tp_dst=9 actions=output:1".to_string()),
+        "{:#?}",
+        sw.flows()
+    );
+    // SET_CONFIG / GET_CONFIG.
+    of10(&["set-frags", &tcp, "drop"]);
+    assert_eq!(of10(&["get-frags", &tcp]).trim(), "drop");
+    of10(&["set-frags", &tcp, "normal"]);
     // Stats: ports, tables, aggregate, description.
     let ports = of10(&["dump-ports", &tcp]);
     assert!(ports.starts_with("OFPST_PORT reply (xid="), "{ports}");
     assert!(ports.contains("port  1: rx pkts=0"), "{ports}");
     let agg = of10(&["dump-aggregate", &tcp]);
-    assert!(agg.contains("flow_count=3"), "{agg}");
+    assert!(agg.contains("flow_count=4"), "{agg}");
     let desc = of10(&["dump-desc", &tcp]);
     assert!(desc.starts_with("OFPST_DESC reply"), "{desc}");
     let tables = of10(&["dump-tables", &tcp]);
