@@ -2239,14 +2239,24 @@ fn one_zero_refusals_get_one_zero_errors_and_the_connection_goes_on() {
         1, 4, 0, 20, 0, 0, 0, 5, 0, 0, 0x23, 0x20, 0, 0, 0, 12, 0, 0, 0, 2,
     ]);
     assert_eq!(r.error(), ((1, 3), 5));
-    // PACKET_OUT (not spoken in 1.0 here) and an unknown type: BAD_TYPE.
-    r.send_raw(&[1, 13, 0, 8, 0, 0, 0, 6]);
+    // PACKET_IN (a switch's message) and an unknown type: BAD_TYPE.
+    r.send_raw(&[1, 10, 0, 8, 0, 0, 0, 6]);
     assert_eq!(r.error(), ((1, 1), 6));
     r.send_raw(&[1, 30, 0, 8, 0, 0, 0, 7]);
     assert_eq!(r.error(), ((1, 1), 7));
     // A 1.3 message on the 1.0 connection: BAD_VERSION.
     r.send_raw(&[4, 20, 0, 8, 0, 0, 0, 8]);
     assert_eq!(r.error(), ((1, 0), 8));
+    // PORT_MOD of a port that does not exist: OFPPMFC_BAD_PORT; a short PACKET_OUT: BAD_LEN;
+    // one with a buffer: BUFFER_UNKNOWN.
+    let mut pm = vec![1, 15, 0, 32, 0, 0, 0, 9, 0, 9];
+    pm.resize(32, 0);
+    r.send_raw(&pm);
+    assert_eq!(r.error(), ((4, 0), 9));
+    r.send_raw(&[1, 13, 0, 12, 0, 0, 0, 9, 0, 0, 0, 1]);
+    assert_eq!(r.error(), ((1, 6), 9));
+    r.send_raw(&[1, 13, 0, 16, 0, 0, 0, 9, 0, 0, 0, 1, 0, 1, 0, 0]);
+    assert_eq!(r.error(), ((1, 8), 9));
     // A stats type 1.0 has but vecswitch does not answer (QUEUE): BAD_STAT.
     r.send_raw(&[
         1, 16, 0, 20, 0, 0, 0, 9, 0, 5, 0, 0, 0xff, 0xfc, 0, 0, 0, 0, 0, 0,
@@ -2489,4 +2499,50 @@ fn rules_one_zero_cannot_say_are_dumped_as_open_vswitch_dumps_them_to_a_one_zero
     want.sort();
     assert_eq!(want.len(), 3, "{ovs:#?}");
     assert_eq!(ours, want);
+}
+
+#[test]
+fn one_zero_packet_outs_and_port_mods_from_ovs_ofctl_without_o() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    let sw = Switch::start();
+    let tcp = sw.tcp();
+    sw.d.ok(&["del-flows", "b0"]);
+    sw.d.ok(&["add-flow", "b0", "priority=10,in_port=1,actions=output:2"]);
+    sw.d.ok(&["add-flow", "b0", "priority=5,actions=drop"]);
+    let of10 = |args: &[&str]| {
+        let (ok, out, err) = ofctl_in(&[], args);
+        assert!(ok, "ovs-ofctl {args:?}: {err}");
+        out
+    };
+    let tx = || (sw.d.tx("b0", "p1"), sw.d.tx("b0", "p2"));
+    let frame = frame_hex("020000000002");
+    let mut want = (0, 0);
+    for (args, to) in [
+        (format!("in_port=1 packet={frame} actions=output:2"), (0, 1)),
+        // Through the tables as from port 1 (16-bit OFPP_TABLE): the rule sends to 2.
+        (format!("in_port=1 packet={frame} actions=TABLE"), (0, 1)),
+        // From OFPP_NONE, ovs-ofctl's default in 1.0: the drop rule.
+        (format!("packet={frame} actions=TABLE"), (0, 0)),
+        (format!("in_port=2 packet={frame} actions=ALL"), (1, 0)),
+        (
+            format!("in_port=LOCAL packet={frame} actions=mod_vlan_vid:5,output:1,output:2"),
+            (1, 1),
+        ),
+    ] {
+        of10(&["packet-out", &tcp, &args]);
+        want = (want.0 + to.0, want.1 + to.1);
+        assert_eq!(tx(), want, "{args}");
+    }
+    // mod-port: the 1.0 PORT_MOD changes what show (1.0) and dump-ports-desc (1.3) report.
+    of10(&["mod-port", &tcp, "p1", "down"]);
+    let shown = of10(&["show", &tcp]);
+    assert!(
+        shown.contains(" 1(p1): addr:00:00:00:00:00:00\n     config:     PORT_DOWN"),
+        "{shown}"
+    );
+    assert!(ofctl_ok(&["dump-ports-desc", &tcp]).contains("PORT_DOWN"));
+    of10(&["mod-port", &tcp, "p1", "up"]);
+    assert!(!of10(&["show", &tcp]).contains("PORT_DOWN"));
 }

@@ -2,7 +2,8 @@
 //! the two mean the same thing, so the connection layer answers both alike: HELLO, ERROR,
 //! ECHO, FEATURES_REQUEST / REPLY (with `ofp_phy_port`s: [`features_reply`]),
 //! GET_CONFIG_REQUEST / REPLY, SET_CONFIG, FLOW_MOD (`ofp_match` and 1.0 actions),
-//! STATS_REQUEST / REPLY (`stats`) and BARRIER_REQUEST / REPLY (types 18 and 19).
+//! PACKET_OUT, PORT_MOD, STATS_REQUEST / REPLY (`stats`) and BARRIER_REQUEST / REPLY (types
+//! 18 and 19).
 //! Every other type is `OFPBRC_BAD_TYPE`; VENDOR messages (Nicira's NXT_SET_FLOW_FORMAT,
 //! NXT_FLOW_MOD_TABLE_ID, NXT_SET_PACKET_IN_FORMAT, ...) are `OFPBRC_BAD_VENDOR`, the
 //! answer of a switch without Open vSwitch's extensions, after which ovs-ofctl uses the
@@ -19,7 +20,10 @@ use crate::buf::{Put, Reader};
 use crate::error::{err, ErrorCode as E, OfpError};
 use crate::header::{Header, OFP_HEADER_LEN, OFP_MAX_LEN};
 use crate::msg::flow::{FlowModMsg, OFPG_ANY, OFPTT_ALL, OFP_NO_BUFFER};
-use crate::msg::port::Port;
+use crate::msg::packet::PacketOut;
+use crate::msg::port::{
+    Port, PortMod, OFPPC_NO_FWD, OFPPC_NO_PACKET_IN, OFPPC_NO_RECV, OFPPC_PORT_DOWN,
+};
 use crate::msg::switch::{Features, SwitchConfig};
 use crate::msg::{symmetric, Message};
 use crate::OFP10_VERSION;
@@ -36,7 +40,9 @@ pub(crate) mod ty {
     pub const GET_CONFIG_REQUEST: u8 = 7;
     pub const GET_CONFIG_REPLY: u8 = 8;
     pub const SET_CONFIG: u8 = 9;
+    pub const PACKET_OUT: u8 = 13;
     pub const FLOW_MOD: u8 = 14;
+    pub const PORT_MOD: u8 = 15;
     pub const STATS_REQUEST: u8 = 16;
     pub const STATS_REPLY: u8 = 17;
     pub const BARRIER_REQUEST: u8 = 18;
@@ -83,13 +89,15 @@ pub fn decode(h: &Header, body: &[u8]) -> Result<Message, OfpError> {
         ty::GET_CONFIG_REQUEST => empty(body, Message::GetConfigRequest)?,
         ty::GET_CONFIG_REPLY => Message::GetConfigReply(SwitchConfig::decode(r())?),
         ty::SET_CONFIG => Message::SetConfig(SwitchConfig::decode(r())?),
+        ty::PACKET_OUT => Message::PacketOut(decode_packet_out(r())?),
         ty::FLOW_MOD => Message::FlowMod(decode_flow_mod(r())?),
+        ty::PORT_MOD => Message::PortMod(decode_port_mod(r())?),
         ty::STATS_REQUEST => Message::MultipartRequest(stats::decode_request(r())?),
         ty::STATS_REPLY => Message::MultipartReply(stats::decode_reply(r())?),
         ty::BARRIER_REQUEST => empty(body, Message::BarrierRequest)?,
         ty::BARRIER_REPLY => empty(body, Message::BarrierReply)?,
-        // PACKET_IN, FLOW_REMOVED, PORT_STATUS, PACKET_OUT, PORT_MOD, QUEUE_GET_CONFIG and
-        // unknown types: not spoken in 1.0 here.
+        // PACKET_IN, FLOW_REMOVED, PORT_STATUS, QUEUE_GET_CONFIG and unknown types: not
+        // spoken in 1.0 here.
         _ => return err(E::BadRequestType, "ofp_header.type"),
     })
 }
@@ -133,6 +141,14 @@ pub fn encode(m: &Message, xid: u32) -> Result<Vec<u8>, OfpError> {
         M::FlowMod(f) => {
             encode_flow_mod(f, &mut out)?;
             ty::FLOW_MOD
+        }
+        M::PacketOut(p) => {
+            encode_packet_out(p, &mut out)?;
+            ty::PACKET_OUT
+        }
+        M::PortMod(p) => {
+            encode_port_mod(p, &mut out)?;
+            ty::PORT_MOD
         }
         M::MultipartRequest(s) => {
             stats::encode_request(s, &mut out)?;
@@ -226,6 +242,79 @@ fn decode_features(mut r: Reader) -> Result<Features, OfpError> {
         auxiliary_id: 0,
         capabilities,
     })
+}
+
+/// Reads an `ofp_packet_out` (1.0): 16-bit `in_port`, the actions' length, the actions
+/// (`set_tp_*` needs a match saying TCP, UDP or SCTP, which a PACKET_OUT has not: refused),
+/// the frame.
+fn decode_packet_out(mut r: Reader) -> Result<PacketOut, OfpError> {
+    let buffer_id = r.u32()?;
+    let in_port = matching::port_from_16(r.u16()?);
+    let actions_len = usize::from(r.u16()?);
+    let actions = action::decode_actions(
+        Reader::new(r.bytes(actions_len)?, E::BadActionLen, "packet_out.actions"),
+        &openflow::Match::default(),
+    )?;
+    Ok(PacketOut {
+        buffer_id,
+        in_port,
+        actions,
+        data: r.rest().to_vec(),
+    })
+}
+
+fn encode_packet_out(p: &PacketOut, out: &mut Vec<u8>) -> Result<(), OfpError> {
+    let Some(in_port) = matching::port_to_16(p.in_port) else {
+        return err(E::BadRequestPort, "packet_out.in_port");
+    };
+    out.put_u32(p.buffer_id);
+    out.put_u16(in_port);
+    let at = out.len();
+    out.put_u16(0);
+    let start = out.len();
+    action::encode_actions(&p.actions, out)?;
+    let len = out.len() - start;
+    out.set_u16(at, len as u16);
+    out.extend_from_slice(&p.data);
+    Ok(())
+}
+
+/// `OFPPC_*` bits a 1.0 PORT_MOD changes here: 1.3's and 1.0's `OFPPC_NO_FLOOD`. The
+/// spanning tree bits are ignored, as Open vSwitch ignores them.
+const PORT_MOD_BITS: u32 =
+    OFPPC_PORT_DOWN | OFPPC_NO_RECV | OFPPC_NO_FWD | OFPPC_NO_PACKET_IN | (1 << 4);
+
+/// Reads an `ofp_port_mod` (1.0).
+fn decode_port_mod(mut r: Reader) -> Result<PortMod, OfpError> {
+    let port_no = matching::port_from_16(r.u16()?);
+    let hw_addr = r.array()?;
+    let config = r.u32()?;
+    let mask = r.u32()? & PORT_MOD_BITS;
+    let advertise = r.u32()?;
+    r.skip(4)?;
+    if !r.is_empty() {
+        return err(E::BadRequestLen, "port_mod");
+    }
+    Ok(PortMod {
+        port_no,
+        hw_addr,
+        config: config & mask,
+        mask,
+        advertise,
+    })
+}
+
+fn encode_port_mod(p: &PortMod, out: &mut Vec<u8>) -> Result<(), OfpError> {
+    let Some(port_no) = matching::port_to_16(p.port_no) else {
+        return err(E::PortModBadPort, "port_mod.port_no");
+    };
+    out.put_u16(port_no);
+    out.extend_from_slice(&p.hw_addr);
+    out.put_u32(p.config);
+    out.put_u32(p.mask);
+    out.put_u32(p.advertise);
+    out.put_zeros(4);
+    Ok(())
 }
 
 fn command_from(c: u16) -> Result<FlowModCommand, OfpError> {
@@ -456,6 +545,22 @@ mod tests {
                 counters: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12],
                 ..PortStats::default()
             }])),
+            Message::PacketOut(PacketOut {
+                buffer_id: OFP_NO_BUFFER,
+                in_port: port::CONTROLLER,
+                actions: vec![crate::action::WireAction::Output {
+                    port: port::TABLE,
+                    max_len: 0,
+                }],
+                data: vec![0xff; 60],
+            }),
+            Message::PortMod(PortMod {
+                port_no: 3,
+                hw_addr: [0, 1, 2, 3, 4, 5],
+                config: OFPPC_PORT_DOWN,
+                mask: OFPPC_PORT_DOWN | (1 << 4),
+                advertise: 0,
+            }),
             Message::BarrierRequest,
             Message::BarrierReply,
         ]
@@ -553,8 +658,8 @@ mod tests {
             1, 4, 0, 20, 0, 0, 0, 1, 0, 0, 0x23, 0x20, 0, 0, 0, 16, 0, 0, 0, 1,
         ];
         assert_eq!(code(&nx), Some(Std(1, 3)));
-        // PORT_MOD, QUEUE_GET_CONFIG_REQUEST, 22: BAD_TYPE.
-        for t in [15, 20, 22] {
+        // PACKET_IN, QUEUE_GET_CONFIG_REQUEST, 22: BAD_TYPE.
+        for t in [10, 20, 22] {
             assert_eq!(code(&[1, t, 0, 8, 0, 0, 0, 1]), Some(Std(1, 1)), "type {t}");
         }
         // Stats: QUEUE is BAD_STAT, VENDOR (NXST_FLOW) BAD_VENDOR, a short PORT BAD_LEN.
