@@ -134,9 +134,9 @@ impl Connection {
         }
     }
 
-    /// Whether the connection is up in a version whose asynchronous messages (PACKET_IN,
-    /// FLOW_REMOVED, PORT_STATUS) this switch writes: 1.3, not yet 1.0.
-    fn speaks_async(&self) -> bool {
+    /// Whether the connection is up in a version whose PACKET_IN this switch writes: 1.3,
+    /// not yet 1.0 (FLOW_REMOVED and PORT_STATUS go to both).
+    fn speaks_packet_in(&self) -> bool {
         self.version() == Some(OFP13_VERSION)
     }
 
@@ -383,7 +383,7 @@ impl Connection {
     /// packet-ins of reason bit `reason_bit`.
     pub fn wants_packet_in(&self, reason_bit: u8) -> bool {
         let i = usize::from(self.role == ControllerRole::Slave);
-        self.speaks_async()
+        self.speaks_packet_in()
             && self.closed.is_none()
             && self.async_config.packet_in_mask[i] & (1 << reason_bit) != 0
     }
@@ -391,7 +391,7 @@ impl Connection {
     /// Sends a FLOW_REMOVED when the connection is up and its async configuration for its
     /// role asks for its reason; returns whether it did.
     pub fn flow_removed(&mut self, fr: &ofwire::msg::flow::FlowRemoved) -> bool {
-        if !self.speaks_async() || self.closed.is_some() {
+        if self.version().is_none() || self.closed.is_some() {
             return false;
         }
         let i = usize::from(self.role == ControllerRole::Slave);
@@ -405,7 +405,7 @@ impl Connection {
     /// Sends a PORT_STATUS when the connection's async configuration for its role asks for
     /// that reason.
     pub fn port_status(&mut self, ps: &PortStatus) {
-        if !self.speaks_async() || self.closed.is_some() {
+        if self.version().is_none() || self.closed.is_some() {
             return;
         }
         let i = usize::from(self.role == ControllerRole::Slave);

@@ -2546,3 +2546,53 @@ fn one_zero_packet_outs_and_port_mods_from_ovs_ofctl_without_o() {
     of10(&["mod-port", &tcp, "p1", "up"]);
     assert!(!of10(&["show", &tcp]).contains("PORT_DOWN"));
 }
+
+#[test]
+fn a_one_zero_connection_gets_port_status_and_flow_removed_in_one_zero() {
+    let sw = Switch::start();
+    let mut r = Raw::connect10(sw.port);
+    r.barrier(1);
+    // Let the upkeep see the connection's first port list.
+    std::thread::sleep(Duration::from_millis(1200));
+    let tx = sw.d.path("p3.pcap");
+    sw.d.ok(&[
+        "add-port",
+        "b0",
+        "p3",
+        "type=pcap",
+        &format!("tx={}", tx.display()),
+        "ofport=3",
+    ]);
+    match r.recv() {
+        Some((h, Message::PortStatus(ps))) => assert_eq!(
+            (
+                h.version,
+                ps.reason as u8,
+                ps.port.port_no,
+                ps.port.name.as_str()
+            ),
+            (1, 0, 3, "p3")
+        ),
+        other => panic!("expected PORT_STATUS, got {other:?}"),
+    }
+    // A rule added over 1.0 with send_flow_rem, deleted: FLOW_REMOVED (reason delete) in
+    // 1.0's layout, with its 1.0 match.
+    r.send_raw(&flow_mod10(
+        "add cookie=0x3,priority=9,send_flow_rem,udp,tp_dst=53,actions=output:2",
+        2,
+    ));
+    r.barrier(3);
+    r.send_raw(&flow_mod10("delete udp", 4));
+    match r.recv() {
+        Some((h, Message::FlowRemoved(fr))) => {
+            assert_eq!(
+                (h.version, fr.cookie, fr.priority, fr.reason as u8),
+                (1, 3, 9, 2)
+            );
+            let want = openflow::parse_flow_mod("add udp,tp_dst=53,actions=drop").unwrap();
+            assert_eq!(fr.matches, want.spec.matches);
+        }
+        other => panic!("expected FLOW_REMOVED, got {other:?}"),
+    }
+    r.barrier(5);
+}

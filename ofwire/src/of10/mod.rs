@@ -2,7 +2,7 @@
 //! the two mean the same thing, so the connection layer answers both alike: HELLO, ERROR,
 //! ECHO, FEATURES_REQUEST / REPLY (with `ofp_phy_port`s: [`features_reply`]),
 //! GET_CONFIG_REQUEST / REPLY, SET_CONFIG, FLOW_MOD (`ofp_match` and 1.0 actions),
-//! PACKET_OUT, PORT_MOD, STATS_REQUEST / REPLY (`stats`) and BARRIER_REQUEST / REPLY (types
+//! PACKET_OUT, PORT_MOD, FLOW_REMOVED, PORT_STATUS, STATS_REQUEST / REPLY (`stats`) and BARRIER_REQUEST / REPLY (types
 //! 18 and 19).
 //! Every other type is `OFPBRC_BAD_TYPE`; VENDOR messages (Nicira's NXT_SET_FLOW_FORMAT,
 //! NXT_FLOW_MOD_TABLE_ID, NXT_SET_PACKET_IN_FORMAT, ...) are `OFPBRC_BAD_VENDOR`, the
@@ -19,10 +19,13 @@ use crate::action::{port, to_actions, Instruction};
 use crate::buf::{Put, Reader};
 use crate::error::{err, ErrorCode as E, OfpError};
 use crate::header::{Header, OFP_HEADER_LEN, OFP_MAX_LEN};
-use crate::msg::flow::{FlowModMsg, OFPG_ANY, OFPTT_ALL, OFP_NO_BUFFER};
+use crate::msg::flow::{
+    FlowModMsg, FlowRemoved, RemovedReason, OFPG_ANY, OFPTT_ALL, OFP_NO_BUFFER,
+};
 use crate::msg::packet::PacketOut;
 use crate::msg::port::{
-    Port, PortMod, OFPPC_NO_FWD, OFPPC_NO_PACKET_IN, OFPPC_NO_RECV, OFPPC_PORT_DOWN,
+    Port, PortMod, PortReason, PortStatus, OFPPC_NO_FWD, OFPPC_NO_PACKET_IN, OFPPC_NO_RECV,
+    OFPPC_PORT_DOWN, OFPPS_LINK_DOWN,
 };
 use crate::msg::switch::{Features, SwitchConfig};
 use crate::msg::{symmetric, Message};
@@ -40,6 +43,8 @@ pub(crate) mod ty {
     pub const GET_CONFIG_REQUEST: u8 = 7;
     pub const GET_CONFIG_REPLY: u8 = 8;
     pub const SET_CONFIG: u8 = 9;
+    pub const FLOW_REMOVED: u8 = 11;
+    pub const PORT_STATUS: u8 = 12;
     pub const PACKET_OUT: u8 = 13;
     pub const FLOW_MOD: u8 = 14;
     pub const PORT_MOD: u8 = 15;
@@ -89,6 +94,8 @@ pub fn decode(h: &Header, body: &[u8]) -> Result<Message, OfpError> {
         ty::GET_CONFIG_REQUEST => empty(body, Message::GetConfigRequest)?,
         ty::GET_CONFIG_REPLY => Message::GetConfigReply(SwitchConfig::decode(r())?),
         ty::SET_CONFIG => Message::SetConfig(SwitchConfig::decode(r())?),
+        ty::FLOW_REMOVED => Message::FlowRemoved(decode_flow_removed(r())?),
+        ty::PORT_STATUS => Message::PortStatus(decode_port_status(r())?),
         ty::PACKET_OUT => Message::PacketOut(decode_packet_out(r())?),
         ty::FLOW_MOD => Message::FlowMod(decode_flow_mod(r())?),
         ty::PORT_MOD => Message::PortMod(decode_port_mod(r())?),
@@ -96,8 +103,7 @@ pub fn decode(h: &Header, body: &[u8]) -> Result<Message, OfpError> {
         ty::STATS_REPLY => Message::MultipartReply(stats::decode_reply(r())?),
         ty::BARRIER_REQUEST => empty(body, Message::BarrierRequest)?,
         ty::BARRIER_REPLY => empty(body, Message::BarrierReply)?,
-        // PACKET_IN, FLOW_REMOVED, PORT_STATUS, QUEUE_GET_CONFIG and unknown types: not
-        // spoken in 1.0 here.
+        // PACKET_IN, QUEUE_GET_CONFIG and unknown types: not spoken in 1.0 here.
         _ => return err(E::BadRequestType, "ofp_header.type"),
     })
 }
@@ -145,6 +151,19 @@ pub fn encode(m: &Message, xid: u32) -> Result<Vec<u8>, OfpError> {
         M::PacketOut(p) => {
             encode_packet_out(p, &mut out)?;
             ty::PACKET_OUT
+        }
+        M::FlowRemoved(f) => {
+            encode_flow_removed(f, &mut out);
+            ty::FLOW_REMOVED
+        }
+        M::PortStatus(p) => {
+            let Some(no) = matching::port_to_16(p.port.port_no) else {
+                return err(E::BadRequestPort, "port_status.port_no");
+            };
+            out.put_u8(p.reason as u8);
+            out.put_zeros(7);
+            encode_phy_port(no, &p.port, &mut out);
+            ty::PORT_STATUS
         }
         M::PortMod(p) => {
             encode_port_mod(p, &mut out)?;
@@ -211,17 +230,114 @@ fn encode_features(f: &Features, ports: &[Port], out: &mut Vec<u8>) {
         if room < PHY_PORT_LEN {
             break;
         }
-        out.put_u16(no);
-        out.extend_from_slice(&p.hw_addr);
-        out.put_string(&p.name, 16);
-        // OFPPC_* bits that 1.3 kept are where 1.0 had them; the state is the link bit
-        // (1.0's other state bits are STP's).
-        out.put_u32(p.config);
-        out.put_u32(p.state & crate::msg::port::OFPPS_LINK_DOWN);
-        for v in [p.curr, p.advertised, p.supported, p.peer] {
-            out.put_u32(port_features_10(v));
-        }
+        encode_phy_port(no, p, out);
     }
+}
+
+/// `ofp_phy_port`: `OFPPC_*` bits that 1.3 kept are where 1.0 had them; the state is the
+/// link bit (1.0's other state bits are the spanning tree's).
+fn encode_phy_port(no: u16, p: &Port, out: &mut Vec<u8>) {
+    out.put_u16(no);
+    out.extend_from_slice(&p.hw_addr);
+    out.put_string(&p.name, 16);
+    out.put_u32(p.config);
+    out.put_u32(p.state & OFPPS_LINK_DOWN);
+    for v in [p.curr, p.advertised, p.supported, p.peer] {
+        out.put_u32(port_features_10(v));
+    }
+}
+
+fn decode_phy_port(r: &mut Reader) -> Result<Port, OfpError> {
+    let port_no = matching::port_from_16(r.u16()?);
+    let hw_addr = r.array()?;
+    let name = r.string(16)?;
+    let config = r.u32()?;
+    let state = r.u32()? & OFPPS_LINK_DOWN;
+    let mut f = [0u32; 4];
+    for v in &mut f {
+        // 1.0's bits 7..11 (media, autonegotiation, pause) are 1.3's 11..15.
+        let x = r.u32()? & 0xfff;
+        *v = (x & 0x7f) | ((x & 0xf80) << 4);
+    }
+    Ok(Port {
+        port_no,
+        hw_addr,
+        name,
+        config,
+        state,
+        curr: f[0],
+        advertised: f[1],
+        supported: f[2],
+        peer: f[3],
+        curr_speed: 0,
+        max_speed: 0,
+    })
+}
+
+fn decode_port_status(mut r: Reader) -> Result<PortStatus, OfpError> {
+    let reason = match r.u8()? {
+        0 => PortReason::Add,
+        1 => PortReason::Delete,
+        2 => PortReason::Modify,
+        _ => return err(E::BadRequestLen, "port_status.reason"),
+    };
+    r.skip(7)?;
+    let port = decode_phy_port(&mut r)?;
+    if !r.is_empty() {
+        return err(E::BadRequestLen, "port_status");
+    }
+    Ok(PortStatus { reason, port })
+}
+
+/// `ofp_flow_removed` (1.0): no table id and no hard timeout in it.
+fn encode_flow_removed(f: &FlowRemoved, out: &mut Vec<u8>) {
+    matching::encode_match(&f.matches, out);
+    out.put_u64(f.cookie);
+    out.put_u16(f.priority);
+    out.put_u8(f.reason as u8);
+    out.put_u8(0);
+    out.put_u32(f.duration_sec);
+    out.put_u32(f.duration_nsec);
+    out.put_u16(f.idle_timeout);
+    out.put_zeros(2);
+    out.put_u64(f.packet_count);
+    out.put_u64(f.byte_count);
+}
+
+fn decode_flow_removed(mut r: Reader) -> Result<FlowRemoved, OfpError> {
+    let matches = matching::decode_match_as(&mut r, false)?;
+    let cookie = r.u64()?;
+    let priority = r.u16()?;
+    let reason = match r.u8()? {
+        0 => RemovedReason::IdleTimeout,
+        1 => RemovedReason::HardTimeout,
+        2 => RemovedReason::Delete,
+        3 => RemovedReason::GroupDelete,
+        _ => return err(E::BadRequestType, "flow_removed.reason"),
+    };
+    r.skip(1)?;
+    let duration_sec = r.u32()?;
+    let duration_nsec = r.u32()?;
+    let idle_timeout = r.u16()?;
+    r.skip(2)?;
+    let packet_count = r.u64()?;
+    let byte_count = r.u64()?;
+    if !r.is_empty() {
+        return err(E::BadRequestLen, "flow_removed");
+    }
+    Ok(FlowRemoved {
+        cookie,
+        priority,
+        reason,
+        table_id: 0,
+        duration_sec,
+        duration_nsec,
+        idle_timeout,
+        hard_timeout: 0,
+        packet_count,
+        byte_count,
+        matches,
+    })
 }
 
 /// FEATURES_REPLY's switch part (its ports are not kept).
@@ -560,6 +676,31 @@ mod tests {
                 config: OFPPC_PORT_DOWN,
                 mask: OFPPC_PORT_DOWN | (1 << 4),
                 advertise: 0,
+            }),
+            Message::PortStatus(PortStatus {
+                reason: PortReason::Modify,
+                port: Port {
+                    port_no: 7,
+                    hw_addr: [2, 0, 0, 0, 0, 7],
+                    name: "p7".into(),
+                    config: OFPPC_PORT_DOWN,
+                    state: OFPPS_LINK_DOWN,
+                    curr: 0x2820,
+                    ..Port::default()
+                },
+            }),
+            Message::FlowRemoved(FlowRemoved {
+                cookie: 5,
+                priority: 6,
+                reason: RemovedReason::Delete,
+                table_id: 0,
+                duration_sec: 7,
+                duration_nsec: 8,
+                idle_timeout: 9,
+                hard_timeout: 0,
+                packet_count: 10,
+                byte_count: 11,
+                matches: flow_mod_msg("add udp,tp_dst=9,actions=drop").matches,
             }),
             Message::BarrierRequest,
             Message::BarrierReply,
