@@ -684,13 +684,8 @@ fn roles_follow_generation_ids_and_slaves_cannot_write() {
     );
 }
 
-#[test]
-fn port_status_follows_ports_added_and_deleted() {
-    let sw = Switch::start();
-    let mut r = Raw::connect(sw.port);
-    r.barrier(1);
-    // Let the upkeep see the connection's first port list.
-    std::thread::sleep(Duration::from_millis(1200));
+/// Adds pcap port p3 as ofport 3.
+fn add_p3(sw: &Switch) {
     let tx = sw.d.path("p3.pcap");
     sw.d.ok(&[
         "add-port",
@@ -700,6 +695,16 @@ fn port_status_follows_ports_added_and_deleted() {
         &format!("tx={}", tx.display()),
         "ofport=3",
     ]);
+}
+
+#[test]
+fn port_status_follows_ports_added_and_deleted() {
+    let sw = Switch::start();
+    let mut r = Raw::connect(sw.port);
+    r.barrier(1);
+    // Let the upkeep see the connection's first port list.
+    std::thread::sleep(Duration::from_millis(1200));
+    add_p3(&sw);
     match r.recv() {
         Some((_, Message::PortStatus(ps))) => {
             assert_eq!(
@@ -2554,15 +2559,7 @@ fn a_one_zero_connection_gets_port_status_and_flow_removed_in_one_zero() {
     r.barrier(1);
     // Let the upkeep see the connection's first port list.
     std::thread::sleep(Duration::from_millis(1200));
-    let tx = sw.d.path("p3.pcap");
-    sw.d.ok(&[
-        "add-port",
-        "b0",
-        "p3",
-        "type=pcap",
-        &format!("tx={}", tx.display()),
-        "ofport=3",
-    ]);
+    add_p3(&sw);
     match r.recv() {
         Some((h, Message::PortStatus(ps))) => assert_eq!(
             (

@@ -197,6 +197,17 @@ impl FlowModMsg {
 /// Why a flow went: the rule set's own reasons, numbered as on the wire.
 pub use openflow::RemovedReason;
 
+/// The removal reason numbered `n` (the same in 1.0 and 1.3).
+pub(crate) fn removed_reason(n: u8) -> Result<RemovedReason, OfpError> {
+    Ok(match n {
+        0 => RemovedReason::IdleTimeout,
+        1 => RemovedReason::HardTimeout,
+        2 => RemovedReason::Delete,
+        3 => RemovedReason::GroupDelete,
+        _ => return err(E::BadRequestType, "flow_removed.reason"),
+    })
+}
+
 /// FLOW_REMOVED.
 #[derive(Clone, PartialEq, Debug)]
 pub struct FlowRemoved {
@@ -217,13 +228,7 @@ impl FlowRemoved {
     pub fn decode(mut r: Reader) -> Result<FlowRemoved, OfpError> {
         let cookie = r.u64()?;
         let priority = r.u16()?;
-        let reason = match r.u8()? {
-            0 => RemovedReason::IdleTimeout,
-            1 => RemovedReason::HardTimeout,
-            2 => RemovedReason::Delete,
-            3 => RemovedReason::GroupDelete,
-            _ => return err(E::BadRequestType, "flow_removed.reason"),
-        };
+        let reason = removed_reason(r.u8()?)?;
         Ok(FlowRemoved {
             cookie,
             priority,

@@ -202,6 +202,53 @@ pub struct Desc {
     pub dp_desc: String,
 }
 
+impl Desc {
+    /// `ofp_desc` (the same in 1.0 and 1.3).
+    pub(crate) fn decode(r: &mut Reader) -> Result<Desc, OfpError> {
+        Ok(Desc {
+            mfr_desc: r.string(256)?,
+            hw_desc: r.string(256)?,
+            sw_desc: r.string(256)?,
+            serial_num: r.string(32)?,
+            dp_desc: r.string(256)?,
+        })
+    }
+
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+        out.put_string(&self.mfr_desc, 256);
+        out.put_string(&self.hw_desc, 256);
+        out.put_string(&self.sw_desc, 256);
+        out.put_string(&self.serial_num, 32);
+        out.put_string(&self.dp_desc, 256);
+    }
+}
+
+/// The AGGREGATE reply's body (the same in 1.0 and 1.3).
+pub(crate) fn decode_aggregate(r: &mut Reader) -> Result<ReplyBody, OfpError> {
+    let a = ReplyBody::Aggregate {
+        packet_count: r.u64()?,
+        byte_count: r.u64()?,
+        flow_count: r.u32()?,
+    };
+    r.skip(4)?;
+    Ok(a)
+}
+
+/// Writes an AGGREGATE reply's body; nothing for another body.
+pub(crate) fn encode_aggregate(body: &ReplyBody, out: &mut Vec<u8>) {
+    if let ReplyBody::Aggregate {
+        packet_count,
+        byte_count,
+        flow_count,
+    } = body
+    {
+        out.put_u64(*packet_count);
+        out.put_u64(*byte_count);
+        out.put_u32(*flow_count);
+        out.put_zeros(4);
+    }
+}
+
 /// One flow of the FLOW reply.
 #[derive(Clone, PartialEq, Debug)]
 pub struct FlowStats {
@@ -372,23 +419,9 @@ impl MultipartReply {
         let flags = r.u16()?;
         r.skip(4)?;
         let body = match t {
-            ty::DESC => ReplyBody::Desc(Desc {
-                mfr_desc: r.string(256)?,
-                hw_desc: r.string(256)?,
-                sw_desc: r.string(256)?,
-                serial_num: r.string(32)?,
-                dp_desc: r.string(256)?,
-            }),
+            ty::DESC => ReplyBody::Desc(Desc::decode(&mut r)?),
             ty::FLOW => ReplyBody::Flow(entries(r, FlowStats::decode)?),
-            ty::AGGREGATE => {
-                let a = ReplyBody::Aggregate {
-                    packet_count: r.u64()?,
-                    byte_count: r.u64()?,
-                    flow_count: r.u32()?,
-                };
-                r.skip(4)?;
-                a
-            }
+            ty::AGGREGATE => decode_aggregate(&mut r)?,
             ty::TABLE => ReplyBody::Table(fixed(r, 24, |r| {
                 let table_id = r.u8()?;
                 r.skip(3)?;
@@ -576,23 +609,8 @@ impl MultipartReply {
             return Ok(());
         }
         match &self.body {
-            ReplyBody::Desc(d) => {
-                out.put_string(&d.mfr_desc, 256);
-                out.put_string(&d.hw_desc, 256);
-                out.put_string(&d.sw_desc, 256);
-                out.put_string(&d.serial_num, 32);
-                out.put_string(&d.dp_desc, 256);
-            }
-            ReplyBody::Aggregate {
-                packet_count,
-                byte_count,
-                flow_count,
-            } => {
-                out.put_u64(*packet_count);
-                out.put_u64(*byte_count);
-                out.put_u32(*flow_count);
-                out.put_zeros(4);
-            }
+            ReplyBody::Desc(d) => d.encode(out),
+            ReplyBody::Aggregate { .. } => encode_aggregate(&self.body, out),
             ReplyBody::GroupFeatures(g) => {
                 out.put_u32(g.types);
                 out.put_u32(g.capabilities);

@@ -19,9 +19,7 @@ use crate::action::{port, to_actions, Instruction};
 use crate::buf::{Put, Reader};
 use crate::error::{err, ErrorCode as E, OfpError};
 use crate::header::{Header, OFP_HEADER_LEN, OFP_MAX_LEN};
-use crate::msg::flow::{
-    FlowModMsg, FlowRemoved, RemovedReason, OFPG_ANY, OFPTT_ALL, OFP_NO_BUFFER,
-};
+use crate::msg::flow::{FlowModMsg, FlowRemoved, OFPG_ANY, OFPTT_ALL, OFP_NO_BUFFER};
 use crate::msg::packet::PacketOut;
 use crate::msg::port::{
     Port, PortMod, PortReason, PortStatus, OFPPC_NO_FWD, OFPPC_NO_PACKET_IN, OFPPC_NO_RECV,
@@ -56,8 +54,7 @@ pub(crate) mod ty {
 
 /// `OFPFF10_*` flow mod flags (the first two are 1.3's too).
 pub mod flags {
-    pub const SEND_FLOW_REM: u16 = 1 << 0;
-    pub const CHECK_OVERLAP: u16 = 1 << 1;
+    pub use crate::msg::flow::flags::{CHECK_OVERLAP, SEND_FLOW_REM};
     pub const EMERG: u16 = 1 << 2;
 }
 
@@ -275,12 +272,7 @@ fn decode_phy_port(r: &mut Reader) -> Result<Port, OfpError> {
 }
 
 fn decode_port_status(mut r: Reader) -> Result<PortStatus, OfpError> {
-    let reason = match r.u8()? {
-        0 => PortReason::Add,
-        1 => PortReason::Delete,
-        2 => PortReason::Modify,
-        _ => return err(E::BadRequestLen, "port_status.reason"),
-    };
+    let reason = PortReason::from_wire(r.u8()?)?;
     r.skip(7)?;
     let port = decode_phy_port(&mut r)?;
     if !r.is_empty() {
@@ -308,13 +300,7 @@ fn decode_flow_removed(mut r: Reader) -> Result<FlowRemoved, OfpError> {
     let matches = matching::decode_match_as(&mut r, false)?;
     let cookie = r.u64()?;
     let priority = r.u16()?;
-    let reason = match r.u8()? {
-        0 => RemovedReason::IdleTimeout,
-        1 => RemovedReason::HardTimeout,
-        2 => RemovedReason::Delete,
-        3 => RemovedReason::GroupDelete,
-        _ => return err(E::BadRequestType, "flow_removed.reason"),
-    };
+    let reason = crate::msg::flow::removed_reason(r.u8()?)?;
     r.skip(1)?;
     let duration_sec = r.u32()?;
     let duration_nsec = r.u32()?;
@@ -556,6 +542,7 @@ pub fn to_flow_mod(m: FlowModMsg) -> Result<FlowMod, OfpError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::msg::flow::RemovedReason;
     use crate::msg::multipart::Desc;
     use crate::msg::multipart::{FlowStats, FlowStatsRequest, PortStats, ReplyBody, TableStats};
     use crate::msg::multipart::{MultipartReply, MultipartRequest, RequestBody};

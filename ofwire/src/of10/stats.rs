@@ -9,8 +9,8 @@ use crate::action::Instruction;
 use crate::buf::{Put, Reader};
 use crate::error::{err, ErrorCode as E, OfpError};
 use crate::msg::multipart::{
-    split_entries, Desc, FlowStats, FlowStatsRequest, MultipartReply, MultipartRequest, PortStats,
-    ReplyBody, RequestBody, TableStats,
+    decode_aggregate, encode_aggregate, split_entries, Desc, FlowStats, FlowStatsRequest,
+    MultipartReply, MultipartRequest, PortStats, ReplyBody, RequestBody, TableStats,
 };
 use crate::of10::action::{decode_actions, encode_actions};
 use crate::of10::matching::{
@@ -226,23 +226,8 @@ pub fn encode_reply(m: &MultipartReply, out: &mut Vec<u8>) -> Result<(), OfpErro
     out.put_u16(type_of(&m.body)?);
     out.put_u16(m.flags);
     match &m.body {
-        ReplyBody::Desc(d) => {
-            out.put_string(&d.mfr_desc, 256);
-            out.put_string(&d.hw_desc, 256);
-            out.put_string(&d.sw_desc, 256);
-            out.put_string(&d.serial_num, 32);
-            out.put_string(&d.dp_desc, 256);
-        }
-        ReplyBody::Aggregate {
-            packet_count,
-            byte_count,
-            flow_count,
-        } => {
-            out.put_u64(*packet_count);
-            out.put_u64(*byte_count);
-            out.put_u32(*flow_count);
-            out.put_zeros(4);
-        }
+        ReplyBody::Desc(d) => d.encode(out),
+        ReplyBody::Aggregate { .. } => encode_aggregate(&m.body, out),
         body => {
             let n = entries(body).unwrap_or(0);
             (0..n).try_for_each(|i| encode_entry(body, i, out))?
@@ -266,22 +251,8 @@ pub fn decode_reply(mut r: Reader) -> Result<MultipartReply, OfpError> {
     let t = r.u16()?;
     let flags = r.u16()?;
     let body = match t {
-        ty::DESC => ReplyBody::Desc(Desc {
-            mfr_desc: r.string(256)?,
-            hw_desc: r.string(256)?,
-            sw_desc: r.string(256)?,
-            serial_num: r.string(32)?,
-            dp_desc: r.string(256)?,
-        }),
-        ty::AGGREGATE => {
-            let b = ReplyBody::Aggregate {
-                packet_count: r.u64()?,
-                byte_count: r.u64()?,
-                flow_count: r.u32()?,
-            };
-            r.skip(4)?;
-            b
-        }
+        ty::DESC => ReplyBody::Desc(Desc::decode(&mut r)?),
+        ty::AGGREGATE => decode_aggregate(&mut r)?,
         ty::FLOW => {
             let mut v = Vec::new();
             while !r.is_empty() {
