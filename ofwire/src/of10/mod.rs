@@ -19,7 +19,9 @@ use crate::action::{port, to_actions, Instruction};
 use crate::buf::{Put, Reader};
 use crate::error::{err, ErrorCode as E, OfpError};
 use crate::header::{Header, OFP_HEADER_LEN, OFP_MAX_LEN};
-use crate::msg::flow::{FlowModMsg, FlowRemoved, OFPG_ANY, OFPTT_ALL, OFP_NO_BUFFER};
+use crate::msg::flow::{
+    command_from, command_to, FlowModMsg, FlowRemoved, OFPG_ANY, OFPTT_ALL, OFP_NO_BUFFER,
+};
 use crate::msg::packet::PacketOut;
 use crate::msg::port::{
     Port, PortMod, PortReason, PortStatus, OFPPC_NO_FWD, OFPPC_NO_PACKET_IN, OFPPC_NO_RECV,
@@ -419,18 +421,6 @@ fn encode_port_mod(p: &PortMod, out: &mut Vec<u8>) -> Result<(), OfpError> {
     Ok(())
 }
 
-fn command_from(c: u16) -> Result<FlowModCommand, OfpError> {
-    Ok(match c {
-        0 => FlowModCommand::Add,
-        1 => FlowModCommand::Modify,
-        2 => FlowModCommand::ModifyStrict,
-        3 => FlowModCommand::Delete,
-        4 => FlowModCommand::DeleteStrict,
-        // A table id in the high byte needs NXT_FLOW_MOD_TABLE_ID, which is refused.
-        _ => return err(E::FlowModBadCommand, "flow_mod.command"),
-    })
-}
-
 /// Reads an `ofp_flow_mod` (1.0) into the 1.3 message's struct: no table (`OFPTT_ALL`: an
 /// add goes to table 0, modify and delete act on every table, as in Open vSwitch), no
 /// cookie mask, the actions as apply-actions. An exact match (no wildcard bit) gets
@@ -443,6 +433,8 @@ fn decode_flow_mod(mut r: Reader) -> Result<FlowModMsg, OfpError> {
     };
     let matches = matching::decode_match(&mut r)?;
     let cookie = r.u64()?;
+    // A table id in the high byte needs NXT_FLOW_MOD_TABLE_ID, which is refused: a bad
+    // command.
     let command = command_from(r.u16()?)?;
     let idle_timeout = r.u16()?;
     let hard_timeout = r.u16()?;
@@ -492,13 +484,7 @@ fn encode_flow_mod(m: &FlowModMsg, out: &mut Vec<u8>) -> Result<(), OfpError> {
     };
     matching::encode_match(&m.matches, out);
     out.put_u64(m.cookie);
-    out.put_u16(match m.command {
-        FlowModCommand::Add => 0,
-        FlowModCommand::Modify => 1,
-        FlowModCommand::ModifyStrict => 2,
-        FlowModCommand::Delete => 3,
-        FlowModCommand::DeleteStrict => 4,
-    });
+    out.put_u16(u16::from(command_to(m.command)));
     out.put_u16(m.idle_timeout);
     out.put_u16(m.hard_timeout);
     out.put_u16(m.priority);
