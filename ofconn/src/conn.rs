@@ -134,12 +134,6 @@ impl Connection {
         }
     }
 
-    /// Whether the connection is up in a version whose PACKET_IN this switch writes: 1.3,
-    /// not yet 1.0 (FLOW_REMOVED and PORT_STATUS go to both).
-    fn speaks_packet_in(&self) -> bool {
-        self.version() == Some(OFP13_VERSION)
-    }
-
     /// Bytes queued and not yet written.
     pub fn backlog(&self) -> usize {
         self.out.len()
@@ -383,7 +377,7 @@ impl Connection {
     /// packet-ins of reason bit `reason_bit`.
     pub fn wants_packet_in(&self, reason_bit: u8) -> bool {
         let i = usize::from(self.role == ControllerRole::Slave);
-        self.speaks_packet_in()
+        self.version().is_some()
             && self.closed.is_none()
             && self.async_config.packet_in_mask[i] & (1 << reason_bit) != 0
     }

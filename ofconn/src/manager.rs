@@ -365,11 +365,15 @@ impl Controllers {
         let mut unsent = 0;
         for pin in pins {
             let c = &pin.context;
-            let (reason, bit) = match c.reason.on_wire(ofwire::OFP13_VERSION) {
+            // The reason and its async bit in `version`: OpenFlow 1.0 names an explicit miss
+            // `action`, as Open vSwitch does.
+            let on_wire = |version| match c.reason.on_wire(version) {
                 pipeline::PacketInReason::NoMatch => (Wire::NoMatch, 0),
                 pipeline::PacketInReason::InvalidTtl => (Wire::InvalidTtl, 2),
                 _ => (Wire::Action, 1),
             };
+            let (reason, bit) = on_wire(ofwire::OFP13_VERSION);
+            let (reason10, bit10) = on_wire(ofwire::OFP10_VERSION);
             let msg = PacketIn {
                 buffer_id: u32::MAX,
                 total_len: u16::try_from(pin.total_len).unwrap_or(u16::MAX),
@@ -379,10 +383,18 @@ impl Controllers {
                 matches: openflow::packet_in::metadata(pin),
                 data: pin.data.clone(),
             };
+            let msg10 = PacketIn {
+                reason: reason10,
+                ..msg.clone()
+            };
             let mut sent = false;
             if c.controller_id == 0 {
                 for conn in &mut self.conns {
-                    sent |= conn.packet_in(&msg, bit);
+                    sent |= if conn.version() == Some(ofwire::OFP10_VERSION) {
+                        conn.packet_in(&msg10, bit10)
+                    } else {
+                        conn.packet_in(&msg, bit)
+                    };
                 }
             }
             unsent += usize::from(!sent);

@@ -2244,8 +2244,8 @@ fn one_zero_refusals_get_one_zero_errors_and_the_connection_goes_on() {
         1, 4, 0, 20, 0, 0, 0, 5, 0, 0, 0x23, 0x20, 0, 0, 0, 12, 0, 0, 0, 2,
     ]);
     assert_eq!(r.error(), ((1, 3), 5));
-    // PACKET_IN (a switch's message) and an unknown type: BAD_TYPE.
-    r.send_raw(&[1, 10, 0, 8, 0, 0, 0, 6]);
+    // QUEUE_GET_CONFIG_REQUEST (not spoken) and an unknown type: BAD_TYPE.
+    r.send_raw(&[1, 20, 0, 12, 0, 0, 0, 6, 0, 1, 0, 0]);
     assert_eq!(r.error(), ((1, 1), 6));
     r.send_raw(&[1, 30, 0, 8, 0, 0, 0, 7]);
     assert_eq!(r.error(), ((1, 1), 7));
@@ -2592,4 +2592,45 @@ fn a_one_zero_connection_gets_port_status_and_flow_removed_in_one_zero() {
         other => panic!("expected FLOW_REMOVED, got {other:?}"),
     }
     r.barrier(5);
+}
+
+#[test]
+fn a_one_zero_connection_gets_packet_ins_in_one_zero() {
+    use ofwire::action::{port, WireAction};
+    use ofwire::msg::packet::{PacketInReason, PacketOut};
+    let sw = Switch::start();
+    let mut r = Raw::connect10(sw.port);
+    // A PACKET_OUT from port 1 to CONTROLLER comes back as a 1.0 PACKET_IN (reason action,
+    // in_port 1, the whole frame, unbuffered).
+    // frame_hex("020000000002") as bytes.
+    let frame = [
+        vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x88, 0xb5],
+        vec![0xab; 46],
+    ]
+    .concat();
+    r.send(
+        &Message::PacketOut(PacketOut {
+            buffer_id: u32::MAX,
+            in_port: 1,
+            actions: vec![WireAction::Output {
+                port: port::CONTROLLER,
+                max_len: 0xffff,
+            }],
+            data: frame.clone(),
+        }),
+        2,
+    );
+    match r.recv() {
+        Some((h, Message::PacketIn(pin))) => {
+            assert_eq!(
+                (h.version, pin.buffer_id, pin.reason, pin.data.len()),
+                (1, u32::MAX, PacketInReason::Action, frame.len())
+            );
+            assert_eq!(pin.data, frame);
+            let want = openflow::parse_flow_mod("add in_port=1,actions=drop").unwrap();
+            assert_eq!(pin.matches, want.spec.matches);
+        }
+        other => panic!("expected PACKET_IN, got {other:?}"),
+    }
+    r.barrier(3);
 }

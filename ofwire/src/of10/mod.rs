@@ -2,7 +2,7 @@
 //! the two mean the same thing, so the connection layer answers both alike: HELLO, ERROR,
 //! ECHO, FEATURES_REQUEST / REPLY (with `ofp_phy_port`s: [`features_reply`]),
 //! GET_CONFIG_REQUEST / REPLY, SET_CONFIG, FLOW_MOD (`ofp_match` and 1.0 actions),
-//! PACKET_OUT, PORT_MOD, FLOW_REMOVED, PORT_STATUS, STATS_REQUEST / REPLY (`stats`) and BARRIER_REQUEST / REPLY (types
+//! PACKET_OUT, PORT_MOD, PACKET_IN, FLOW_REMOVED, PORT_STATUS, STATS_REQUEST / REPLY (`stats`) and BARRIER_REQUEST / REPLY (types
 //! 18 and 19).
 //! Every other type is `OFPBRC_BAD_TYPE`; VENDOR messages (Nicira's NXT_SET_FLOW_FORMAT,
 //! NXT_FLOW_MOD_TABLE_ID, NXT_SET_PACKET_IN_FORMAT, ...) are `OFPBRC_BAD_VENDOR`, the
@@ -22,7 +22,7 @@ use crate::header::{Header, OFP_HEADER_LEN, OFP_MAX_LEN};
 use crate::msg::flow::{
     command_from, command_to, FlowModMsg, FlowRemoved, OFPG_ANY, OFPTT_ALL, OFP_NO_BUFFER,
 };
-use crate::msg::packet::PacketOut;
+use crate::msg::packet::{PacketIn, PacketInReason, PacketOut};
 use crate::msg::port::{
     Port, PortMod, PortReason, PortStatus, OFPPC_NO_FWD, OFPPC_NO_PACKET_IN, OFPPC_NO_RECV,
     OFPPC_PORT_DOWN, OFPPS_LINK_DOWN,
@@ -43,6 +43,7 @@ pub(crate) mod ty {
     pub const GET_CONFIG_REQUEST: u8 = 7;
     pub const GET_CONFIG_REPLY: u8 = 8;
     pub const SET_CONFIG: u8 = 9;
+    pub const PACKET_IN: u8 = 10;
     pub const FLOW_REMOVED: u8 = 11;
     pub const PORT_STATUS: u8 = 12;
     pub const PACKET_OUT: u8 = 13;
@@ -93,6 +94,7 @@ pub fn decode(h: &Header, body: &[u8]) -> Result<Message, OfpError> {
         ty::GET_CONFIG_REQUEST => empty(body, Message::GetConfigRequest)?,
         ty::GET_CONFIG_REPLY => Message::GetConfigReply(SwitchConfig::decode(r())?),
         ty::SET_CONFIG => Message::SetConfig(SwitchConfig::decode(r())?),
+        ty::PACKET_IN => Message::PacketIn(decode_packet_in(r())?),
         ty::FLOW_REMOVED => Message::FlowRemoved(decode_flow_removed(r())?),
         ty::PORT_STATUS => Message::PortStatus(decode_port_status(r())?),
         ty::PACKET_OUT => Message::PacketOut(decode_packet_out(r())?),
@@ -102,7 +104,7 @@ pub fn decode(h: &Header, body: &[u8]) -> Result<Message, OfpError> {
         ty::STATS_REPLY => Message::MultipartReply(stats::decode_reply(r())?),
         ty::BARRIER_REQUEST => empty(body, Message::BarrierRequest)?,
         ty::BARRIER_REPLY => empty(body, Message::BarrierReply)?,
-        // PACKET_IN, QUEUE_GET_CONFIG and unknown types: not spoken in 1.0 here.
+        // QUEUE_GET_CONFIG and unknown types: not spoken in 1.0 here.
         _ => return err(E::BadRequestType, "ofp_header.type"),
     })
 }
@@ -154,6 +156,10 @@ pub fn encode(m: &Message, xid: u32) -> Result<Vec<u8>, OfpError> {
         M::FlowRemoved(f) => {
             encode_flow_removed(f, &mut out);
             ty::FLOW_REMOVED
+        }
+        M::PacketIn(p) => {
+            encode_packet_in(p, &mut out);
+            ty::PACKET_IN
         }
         M::PortStatus(p) => {
             let Some(no) = matching::port_to_16(p.port.port_no) else {
@@ -281,6 +287,45 @@ fn decode_port_status(mut r: Reader) -> Result<PortStatus, OfpError> {
         return err(E::BadRequestLen, "port_status");
     }
     Ok(PortStatus { reason, port })
+}
+
+/// `ofp_packet_in` (1.0): the in_port of the packet-in's match, no table, cookie or other
+/// metadata.
+fn encode_packet_in(p: &PacketIn, out: &mut Vec<u8>) {
+    let in_port = p.matches.value.get(pipeline::field::IN_PORT) as u32;
+    out.put_u32(p.buffer_id);
+    out.put_u16(p.total_len);
+    out.put_u16(matching::port_to_16(in_port).unwrap_or(in_port as u16));
+    out.put_u8(p.reason as u8);
+    out.put_u8(0);
+    out.extend_from_slice(&p.data);
+}
+
+fn decode_packet_in(mut r: Reader) -> Result<PacketIn, OfpError> {
+    let buffer_id = r.u32()?;
+    let total_len = r.u16()?;
+    let in_port = matching::port_from_16(r.u16()?);
+    let reason = match r.u8()? {
+        0 => PacketInReason::NoMatch,
+        1 => PacketInReason::Action,
+        2 => PacketInReason::InvalidTtl,
+        _ => return err(E::BadRequestType, "packet_in.reason"),
+    };
+    r.skip(1)?;
+    let mut matches = openflow::Match::default();
+    matches
+        .value
+        .set(pipeline::field::IN_PORT, u128::from(in_port));
+    matches.mask.set(pipeline::field::IN_PORT, u128::MAX);
+    Ok(PacketIn {
+        buffer_id,
+        total_len,
+        reason,
+        table_id: 0,
+        cookie: 0,
+        matches,
+        data: r.rest().to_vec(),
+    })
 }
 
 /// `ofp_flow_removed` (1.0): no table id and no hard timeout in it.
@@ -662,6 +707,15 @@ mod tests {
                     ..Port::default()
                 },
             }),
+            Message::PacketIn(PacketIn {
+                buffer_id: OFP_NO_BUFFER,
+                total_len: 60,
+                reason: PacketInReason::Action,
+                table_id: 0,
+                cookie: 0,
+                matches: flow_mod_msg("add in_port=LOCAL,actions=drop").matches,
+                data: vec![0xab; 60],
+            }),
             Message::FlowRemoved(FlowRemoved {
                 cookie: 5,
                 priority: 6,
@@ -772,8 +826,8 @@ mod tests {
             1, 4, 0, 20, 0, 0, 0, 1, 0, 0, 0x23, 0x20, 0, 0, 0, 16, 0, 0, 0, 1,
         ];
         assert_eq!(code(&nx), Some(Std(1, 3)));
-        // PACKET_IN, QUEUE_GET_CONFIG_REQUEST, 22: BAD_TYPE.
-        for t in [10, 20, 22] {
+        // QUEUE_GET_CONFIG_REQUEST, 21, 22: BAD_TYPE.
+        for t in [20, 21, 22] {
             assert_eq!(code(&[1, t, 0, 8, 0, 0, 0, 1]), Some(Std(1, 1)), "type {t}");
         }
         // Stats: QUEUE is BAD_STAT, VENDOR (NXST_FLOW) BAD_VENDOR, a short PORT BAD_LEN.
