@@ -144,6 +144,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn one_zero_errors_use_one_zero_codes_or_nicira_ones() {
+        let offending = [1u8, 14, 0, 80, 0, 0, 0, 9];
+        let e = |code| OfpError::new(code, "test");
+        // FLOW_MOD_FAILED is type 3 in 1.0 (5 in 1.3), BAD_COMMAND code 4 (6 in 1.3).
+        let m = ErrorMsg::refusing_in(1, &e(E::FlowModBadCommand), &offending);
+        assert_eq!(
+            (m.err_type, m.code, m.data.as_slice()),
+            (3, 4, &offending[..])
+        );
+        let m = ErrorMsg::refusing_in(4, &e(E::FlowModBadCommand), &offending);
+        assert_eq!((m.err_type, m.code), (5, 6));
+        // A bad prerequisite has no 1.0 code: NXET_VENDOR / NXVC_VENDOR_ERROR, then
+        // nx_vendor_error {0x2320, 1, 260} and the message.
+        let m = ErrorMsg::refusing_in(1, &e(E::BadMatchPrereq), &offending);
+        assert_eq!((m.err_type, m.code), (0xb0c2, 0));
+        assert_eq!(m.data[..8], [0, 0, 0x23, 0x20, 0, 1, 1, 4]);
+        assert_eq!(m.data[8..], offending);
+    }
+
+    #[test]
     fn negotiation_picks_the_highest_common_version() {
         let ours = (1 << 1) | (1 << 4);
         // ovs-ofctl -O OpenFlow13,OpenFlow14 sends a bitmap.
