@@ -98,6 +98,9 @@ pub struct Controllers {
     pub probe: Option<Duration>,
     /// How long a bundle may go without a message before it is discarded.
     pub bundle_idle_timeout: Duration,
+    /// The versions connections offer (`protocols`; bit N: version N), as new connections
+    /// take it.
+    pub versions: u32,
     pub fail_mode: FailMode,
     /// Since when the bridge has active targets and none of them a connection with a
     /// negotiated version.
@@ -116,6 +119,7 @@ impl Default for Controllers {
             ports: None,
             probe: Some(DEFAULT_PROBE),
             bundle_idle_timeout: crate::bundle::DEFAULT_BUNDLE_IDLE_TIMEOUT,
+            versions: crate::conn::OUR_VERSIONS,
             fail_mode: FailMode::default(),
             disconnected_since: None,
         }
@@ -283,7 +287,9 @@ impl Controllers {
                         }
                         let id = self.next_id;
                         self.next_id += 1;
-                        self.conns.push(Connection::new(id, t.to_string(), s, now));
+                        let v = self.versions;
+                        self.conns
+                            .push(Connection::new(id, t.to_string(), s, now, v));
                     }
                     Ok(None) => break,
                     Err(e) => {
@@ -296,6 +302,7 @@ impl Controllers {
     }
 
     fn connect_due(&mut self, now: Instant) {
+        let versions = self.versions;
         for a in &mut self.actives {
             if a.conn.is_some() || now < a.next_attempt {
                 continue;
@@ -305,7 +312,7 @@ impl Controllers {
                     let id = self.next_id;
                     self.next_id += 1;
                     self.conns
-                        .push(Connection::new(id, a.target.to_string(), s, now));
+                        .push(Connection::new(id, a.target.to_string(), s, now, versions));
                     a.conn = Some(id);
                     a.last_error = None;
                 }
@@ -706,7 +713,13 @@ mod tests {
     fn connection() -> (Connection, UnixStream) {
         let (ours, mut peer) = UnixStream::pair().unwrap_or_else(|e| unreachable!("{e}"));
         let _ = ours.set_nonblocking(true);
-        let c = Connection::new(1, "punix:test".into(), Stream::Unix(ours), Instant::now());
+        let c = Connection::new(
+            1,
+            "punix:test".into(),
+            Stream::Unix(ours),
+            Instant::now(),
+            crate::conn::OUR_VERSIONS,
+        );
         let hello = Message::Hello(Hello::offering(1 << 4)).encode(4, 1);
         let _ = peer.write_all(&hello.unwrap_or_default());
         (c, peer)
