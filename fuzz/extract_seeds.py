@@ -284,12 +284,14 @@ def main():
         counts["wire"] = counts.get("wire", 0) + write("wire", blob)
     # OpenFlow 1.3 messages from Open vSwitch's ofp-print tests: one per seed, and all in one
     # stream; the first byte sets the read size of the framer.
-    with open(os.path.join(ROOT, "ofwire", "tests", "data", "ofp-print-of13.txt")) as f:
-        msgs = [bytes.fromhex(l.strip()) for l in f if l.strip() and not l.startswith("#")]
-    for i, m in enumerate(msgs):
-        counts["openflow_wire"] = counts.get("openflow_wire", 0) + write(
-            "openflow_wire", bytes([i % 7]) + m)
-    counts["openflow_wire"] += write("openflow_wire", b"\x03" + b"".join(msgs))
+    # The same for OpenFlow 1.0 (ofp-print-of10.txt), so that the 1.0 decoders are reached.
+    for name in ("ofp-print-of13.txt", "ofp-print-of10.txt"):
+        with open(os.path.join(ROOT, "ofwire", "tests", "data", name)) as f:
+            msgs = [bytes.fromhex(l.strip()) for l in f if l.strip() and not l.startswith("#")]
+        for i, m in enumerate(msgs):
+            counts["openflow_wire"] = counts.get("openflow_wire", 0) + write(
+                "openflow_wire", bytes([i % 7]) + m)
+        counts["openflow_wire"] += write("openflow_wire", b"\x03" + b"".join(msgs))
     rules = []
     for path in sorted(glob.glob(os.path.join(ROOT, "pcaps", "*", "rules.txt"))):
         with open(path, encoding="utf-8") as f:

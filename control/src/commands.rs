@@ -213,7 +213,7 @@ pub const VERBS: &[(&str, &str)] = &[
         "conntrack timeouts, the default ones or a zone's (OVS's timeout policy names: tcp_syn_sent, tcp_established, udp_first, icmp_reply, ...)",
     ),
     (
-        "set-controller BRIDGE TARGET... [inactivity_probe=MS] [bundle_idle_timeout=S]",
+        "set-controller BRIDGE TARGET... [inactivity_probe=MS] [bundle_idle_timeout=S] [protocols=OpenFlow10,OpenFlow13]",
         "OpenFlow 1.3 connections of a bridge, as ovs-vsctl set-controller: tcp:IP[:PORT] (connect, reconnect), ptcp:PORT[:IP] and punix:PATH (listen; mode 0600)",
     ),
     ("del-controller BRIDGE", "close the bridge's OpenFlow targets and connections"),

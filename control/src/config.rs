@@ -21,6 +21,7 @@
 //! fail-mode = "secure"      # as set-fail-mode; default standalone
 //! inactivity-probe = 5000   # ms, as set-controller's inactivity_probe; 0: off
 //! bundle-idle-timeout = 10  # s, as set-controller's bundle_idle_timeout
+//! protocols = "OpenFlow10,OpenFlow13"  # as set-controller's protocols
 //!
 //! [[bridge.port]]
 //! name = "veth0"
@@ -100,6 +101,7 @@ struct BridgeFile {
     inactivity_probe: Option<u64>,
     #[serde(rename = "bundle-idle-timeout")]
     bundle_idle_timeout: Option<u64>,
+    protocols: Option<String>,
     #[serde(default)]
     port: Vec<toml::Table>,
 }
@@ -127,6 +129,8 @@ pub struct BridgeConfig {
     pub inactivity_probe: Option<Option<std::time::Duration>>,
     /// `bundle-idle-timeout` (s), as `set-controller` takes it.
     pub bundle_idle_timeout: Option<std::time::Duration>,
+    /// `protocols` (the OpenFlow versions offered, a bitmap), as `set-controller` takes it.
+    pub protocols: Option<u32>,
     pub ports: Vec<PortSpec>,
 }
 
@@ -161,6 +165,7 @@ impl Config {
                 fail_mode: ofconn::FailMode::default(),
                 inactivity_probe: None,
                 bundle_idle_timeout: None,
+                protocols: None,
                 ports: Vec::new(),
             }],
             neighbours: Vec::new(),
@@ -305,7 +310,15 @@ impl Config {
                 ),
                 None => None,
             };
+            let protocols = match &b.protocols {
+                Some(p) => Some(
+                    ofconn::conn::parse_protocols(p)
+                        .map_err(|e| anyhow!("bridge {}: {e}", b.name))?,
+                ),
+                None => None,
+            };
             bridges.push(BridgeConfig {
+                protocols,
                 netflow: b.netflow,
                 controllers,
                 datapath_id,
@@ -389,6 +402,9 @@ pub fn build(config: &Config) -> Result<Daemon> {
             if let Some(t) = b.bundle_idle_timeout {
                 d.bridges[i].controllers.bundle_idle_timeout = t;
             }
+            if let Some(v) = b.protocols {
+                d.bridges[i].controllers.versions = v;
+            }
         }
         if !b.controllers.is_empty() {
             crate::commands::set_controllers(&mut d, &b.name, b.controllers.clone())
@@ -459,6 +475,13 @@ mod tests {
             c.bridges[0].bundle_idle_timeout,
             Some(std::time::Duration::from_secs(3))
         );
+        assert_eq!(b.protocols, None);
+        let c = Config::parse(
+            "[[bridge]]\nname = \"b0\"\nprotocols = \"OpenFlow13\"\n",
+            dir,
+        )
+        .unwrap_or_else(|e| unreachable!("{e:#}"));
+        assert_eq!(c.bridges[0].protocols, Some(1 << 4));
         for (text, want) in [
             (
                 "controller = [\"ptcp:6653\", \"tcp:1.2.3\"]",
@@ -472,6 +495,10 @@ mod tests {
             ("fail-mode = \"open\"", "bridge b0: fail-mode:"),
             ("inactivity-probe = 10", "bridge b0: inactivity_probe:"),
             ("bundle-idle-timeout = 0", "bridge b0: bundle_idle_timeout:"),
+            (
+                "protocols = \"OpenFlow10,OpenFlow14\"",
+                "bridge b0: protocols: \"OpenFlow14\"",
+            ),
         ] {
             let e = Config::parse(&format!("[[bridge]]\nname = \"b0\"\n{text}\n"), dir)
                 .err()

@@ -60,9 +60,12 @@ const DETAILS: &[(&str, &str)] = &[
              when silent as long again (default 5000; 0: never; else at least 1000)
   bundle_idle_timeout=S  an OpenFlow bundle without a message this long is discarded, its
              connection told OFPBFC_TIMEOUT (default 10, as Open vSwitch; 1..=86400)
-  Connections speak OpenFlow 1.3 (a peer without it gets HELLO_FAILED and is closed). A listener that
-  cannot be bound, or a target that does not parse (the error names the part), changes
-  nothing. show lists each connection's state, peer, version and role.",
+  protocols=OpenFlow10,OpenFlow13  the OpenFlow versions connections offer (default both;
+             the highest both sides offer is used; a peer with none of them gets HELLO_FAILED
+             and is closed)
+  A listener that cannot be bound, or a target or option that does not parse (the error
+  names the part), changes nothing. show lists each connection's state, peer, version and
+  role.",
     ),
     (
         "set-fail-mode",

@@ -1,4 +1,4 @@
-//! The OpenFlow 1.3 wire codec (`ofwire`) over any bytes.
+//! The OpenFlow wire codec (`ofwire`: 1.3, and 1.0 for messages of version 1) over any bytes.
 //!
 //! The first byte sets how many bytes at a time the rest is pushed into a `Framer` (1 to
 //! 256), as a TCP connection would deliver them; every whole message is decoded with

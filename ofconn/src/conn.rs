@@ -13,14 +13,43 @@ use ofwire::msg::port::PortStatus;
 use ofwire::msg::switch::{AsyncConfig, ControllerRole};
 use ofwire::msg::symmetric::{negotiate, ErrorMsg, Hello};
 use ofwire::msg::table_features::TableFeatures;
-use ofwire::{ErrorCode, Framer, Header, Message, MsgType, OfpError, OFP13_VERSION};
+use ofwire::{ErrorCode, Framer, Header, Message, MsgType, OfpError, OFP10_VERSION, OFP13_VERSION};
 
 use crate::handle::{apply_flow_mods, flow_mod, handle, PendingFlowMod, Shared};
 use crate::stream::Stream;
 use crate::switch::Switch;
 
-/// The versions this switch speaks (bit N: version N): OpenFlow 1.3.
-pub const OUR_VERSIONS: u32 = 1 << OFP13_VERSION;
+/// The versions this switch speaks (bit N: version N): OpenFlow 1.3 and 1.0. The highest
+/// both sides speak is used, so 1.3 whenever the peer has it.
+pub const OUR_VERSIONS: u32 = (1 << OFP13_VERSION) | (1 << OFP10_VERSION);
+/// The versions `protocols` names (`OpenFlow10,OpenFlow13`, Open vSwitch's names, comma
+/// separated), as a bitmap; a name vecswitch does not speak is refused naming it.
+pub fn parse_protocols(s: &str) -> Result<u32, String> {
+    let mut v = 0u32;
+    for name in s.split(',').map(str::trim) {
+        v |= match name {
+            "OpenFlow10" => 1 << OFP10_VERSION,
+            "OpenFlow13" => 1 << OFP13_VERSION,
+            _ => {
+                return Err(format!(
+                    "protocols: {name:?} is not one of OpenFlow10, OpenFlow13"
+                ))
+            }
+        };
+    }
+    Ok(v)
+}
+
+/// Open vSwitch's names of the versions of bitmap `v`, comma separated.
+pub fn protocols_names(v: u32) -> String {
+    [(OFP10_VERSION, "OpenFlow10"), (OFP13_VERSION, "OpenFlow13")]
+        .iter()
+        .filter(|(n, _)| v & (1 << n) != 0)
+        .map(|(_, s)| *s)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Messages handled per connection per call of [`Connection::process`].
 pub const MESSAGES_PER_CALL: usize = 256;
 /// Bytes read per connection per call.
@@ -75,6 +104,8 @@ pub struct Connection {
     pub(crate) table_features_parts: Option<(u32, Vec<TableFeatures>)>,
     /// Bundles opened and not yet committed or discarded.
     pub(crate) bundles: crate::bundle::Bundles,
+    /// The versions it offers (bit N: version N).
+    versions: u32,
 }
 
 /// Why a connection closed when the peer closed it.
@@ -95,8 +126,9 @@ pub fn default_async() -> AsyncConfig {
 pub const DEFAULT_MISS_SEND_LEN: u16 = 128;
 
 impl Connection {
-    /// A connection on `stream`; its HELLO is queued at once.
-    pub fn new(id: u64, target: String, stream: Stream, now: Instant) -> Connection {
+    /// A connection on `stream` offering `versions` (bit N: version N); its HELLO is queued
+    /// at once.
+    pub fn new(id: u64, target: String, stream: Stream, now: Instant, versions: u32) -> Connection {
         let mut c = Connection {
             id,
             target,
@@ -116,8 +148,9 @@ impl Connection {
             errors_sent: 0,
             table_features_parts: None,
             bundles: Default::default(),
+            versions,
         };
-        c.send(&Message::Hello(Hello::offering(OUR_VERSIONS)), 0);
+        c.send(&Message::Hello(Hello::offering(versions)), 0);
         c
     }
 
@@ -159,7 +192,11 @@ impl Connection {
     /// Queues the ERROR refusing `offending` (a whole message) with `e`.
     pub fn send_error(&mut self, e: &OfpError, offending: &[u8], xid: u32) {
         self.errors_sent += 1;
-        self.send(&Message::Error(ErrorMsg::refusing(e, offending)), xid);
+        let version = self.version().unwrap_or(OFP13_VERSION);
+        self.send(
+            &Message::Error(ErrorMsg::refusing_in(version, e, offending)),
+            xid,
+        );
     }
 
     /// Marks the connection closed; what is queued is still written once.
@@ -256,6 +293,13 @@ impl Connection {
             raw.extend_from_slice(&body);
             match self.state {
                 State::Hello => self.hello(&h, &body, &raw),
+                // Every message but HELLO, ERROR and ECHO (the same in every version) must
+                // be in the negotiated version.
+                State::Connected(v) if h.version != v && h.msg_type > MsgType::EchoReply as u8 => {
+                    apply_flow_mods(self, sw, shared, &mut pending);
+                    let e = OfpError::new(ErrorCode::BadRequestVersion, "ofp_header.version");
+                    self.send_error(&e, &raw, h.xid);
+                }
                 State::Connected(_) if h.msg_type == MsgType::FlowMod as u8 => {
                     match flow_mod(self, &h, &body) {
                         Ok(fm) => pending.push(PendingFlowMod {
@@ -298,12 +342,13 @@ impl Connection {
             Ok(Message::Hello(hello)) => hello,
             _ => Hello::default(),
         };
-        match negotiate(OUR_VERSIONS, h.version, &hello) {
+        match negotiate(self.versions, h.version, &hello) {
             Ok(v) => self.state = State::Connected(v),
             Err(e) => {
                 let (err_type, code) = e.code.type_code();
                 let text = format!(
-                    "We support version 0x{OFP13_VERSION:02x}, you support {}",
+                    "We support {}, you support {}",
+                    protocols_names(self.versions),
                     match hello.versions {
                         Some(b) => format!("versions bitmap 0x{b:08x}"),
                         None => format!("version 0x{:02x} and below", h.version),

@@ -12,7 +12,7 @@ use ofwire::msg::multipart::{
 };
 use ofwire::msg::switch::{ControllerRole, Role, SwitchConfig};
 use ofwire::msg::table_features::{describe, TableFeatures};
-use ofwire::{ErrorCode as E, Header, Message, OfpError};
+use ofwire::{ErrorCode as E, Header, Message, OfpError, OFP10_VERSION, OFP13_VERSION};
 use openflow::{FlowMod, FlowSpec, Rule, N_TABLES};
 
 use crate::conn::{Connection, Effect};
@@ -80,6 +80,7 @@ pub fn handle(
 pub fn flow_mod(c: &Connection, h: &Header, body: &[u8]) -> Result<FlowMod, OfpError> {
     writable(c)?;
     match Message::decode(h, body)? {
+        Message::FlowMod(m) if h.version == OFP10_VERSION => ofwire::of10::to_flow_mod(m),
         Message::FlowMod(m) => m.into_flow_mod(),
         _ => refuse(E::BadRequestType, "ofp_header.type"),
     }
@@ -148,6 +149,10 @@ fn answer(
         ),
         M::EchoRequest(d) => c.send(&M::EchoReply(d), xid),
         M::EchoReply(_) => {}
+        // OpenFlow 1.0's reply carries the ports (1.3 has PORT_DESC for them).
+        M::FeaturesRequest if c.version() == Some(OFP10_VERSION) => c.send_bytes(
+            &ofwire::of10::features_reply(&sw.features(), &sw.ports(), xid)?,
+        ),
         M::FeaturesRequest => c.send(&M::FeaturesReply(sw.features()), xid),
         M::GetConfigRequest => c.send(
             &M::GetConfigReply(SwitchConfig {
@@ -456,7 +461,8 @@ fn multipart(
         RequestBody::TableFeatures(_) => return Ok(()),
     };
     let reply = MultipartReply { flags: 0, body };
-    for part in reply.encode_parts(xid)? {
+    let version = c.version().unwrap_or(OFP13_VERSION);
+    for part in reply.encode_parts_in(version, xid)? {
         c.send_bytes(&part);
     }
     Ok(())

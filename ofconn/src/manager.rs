@@ -98,6 +98,9 @@ pub struct Controllers {
     pub probe: Option<Duration>,
     /// How long a bundle may go without a message before it is discarded.
     pub bundle_idle_timeout: Duration,
+    /// The versions connections offer (`protocols`; bit N: version N), as new connections
+    /// take it.
+    pub versions: u32,
     pub fail_mode: FailMode,
     /// Since when the bridge has active targets and none of them a connection with a
     /// negotiated version.
@@ -116,6 +119,7 @@ impl Default for Controllers {
             ports: None,
             probe: Some(DEFAULT_PROBE),
             bundle_idle_timeout: crate::bundle::DEFAULT_BUNDLE_IDLE_TIMEOUT,
+            versions: crate::conn::OUR_VERSIONS,
             fail_mode: FailMode::default(),
             disconnected_since: None,
         }
@@ -283,7 +287,9 @@ impl Controllers {
                         }
                         let id = self.next_id;
                         self.next_id += 1;
-                        self.conns.push(Connection::new(id, t.to_string(), s, now));
+                        let v = self.versions;
+                        self.conns
+                            .push(Connection::new(id, t.to_string(), s, now, v));
                     }
                     Ok(None) => break,
                     Err(e) => {
@@ -296,6 +302,7 @@ impl Controllers {
     }
 
     fn connect_due(&mut self, now: Instant) {
+        let versions = self.versions;
         for a in &mut self.actives {
             if a.conn.is_some() || now < a.next_attempt {
                 continue;
@@ -305,7 +312,7 @@ impl Controllers {
                     let id = self.next_id;
                     self.next_id += 1;
                     self.conns
-                        .push(Connection::new(id, a.target.to_string(), s, now));
+                        .push(Connection::new(id, a.target.to_string(), s, now, versions));
                     a.conn = Some(id);
                     a.last_error = None;
                 }
@@ -365,11 +372,15 @@ impl Controllers {
         let mut unsent = 0;
         for pin in pins {
             let c = &pin.context;
-            let (reason, bit) = match c.reason.on_wire(ofwire::OFP13_VERSION) {
+            // The reason and its async bit in `version`: OpenFlow 1.0 names an explicit miss
+            // `action`, as Open vSwitch does.
+            let on_wire = |version| match c.reason.on_wire(version) {
                 pipeline::PacketInReason::NoMatch => (Wire::NoMatch, 0),
                 pipeline::PacketInReason::InvalidTtl => (Wire::InvalidTtl, 2),
                 _ => (Wire::Action, 1),
             };
+            let (reason, bit) = on_wire(ofwire::OFP13_VERSION);
+            let (reason10, bit10) = on_wire(ofwire::OFP10_VERSION);
             let msg = PacketIn {
                 buffer_id: u32::MAX,
                 total_len: u16::try_from(pin.total_len).unwrap_or(u16::MAX),
@@ -379,10 +390,18 @@ impl Controllers {
                 matches: openflow::packet_in::metadata(pin),
                 data: pin.data.clone(),
             };
+            let msg10 = PacketIn {
+                reason: reason10,
+                ..msg.clone()
+            };
             let mut sent = false;
             if c.controller_id == 0 {
                 for conn in &mut self.conns {
-                    sent |= conn.packet_in(&msg, bit);
+                    sent |= if conn.version() == Some(ofwire::OFP10_VERSION) {
+                        conn.packet_in(&msg10, bit10)
+                    } else {
+                        conn.packet_in(&msg, bit)
+                    };
                 }
             }
             unsent += usize::from(!sent);
@@ -694,7 +713,13 @@ mod tests {
     fn connection() -> (Connection, UnixStream) {
         let (ours, mut peer) = UnixStream::pair().unwrap_or_else(|e| unreachable!("{e}"));
         let _ = ours.set_nonblocking(true);
-        let c = Connection::new(1, "punix:test".into(), Stream::Unix(ours), Instant::now());
+        let c = Connection::new(
+            1,
+            "punix:test".into(),
+            Stream::Unix(ours),
+            Instant::now(),
+            crate::conn::OUR_VERSIONS,
+        );
         let hello = Message::Hello(Hello::offering(1 << 4)).encode(4, 1);
         let _ = peer.write_all(&hello.unwrap_or_default());
         (c, peer)

@@ -399,7 +399,7 @@ pub fn from_action(a: &Action) -> Result<Option<WireAction>, OfpError> {
     })
 }
 
-fn set_field(field: openflow::Field, value: u128) -> Result<WireAction, OfpError> {
+pub(crate) fn set_field(field: openflow::Field, value: u128) -> Result<WireAction, OfpError> {
     let d = field.def();
     let Some(nxm) = d
         .nxm

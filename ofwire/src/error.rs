@@ -28,6 +28,7 @@ pub enum ErrorCode {
     BadActionSetType,
     BadActionSetLen,
     BadActionSetArgument,
+    BadActionMatchInconsistent,
     BadInstructionUnknown,
     BadInstructionUnsupported,
     BadInstructionTableId,
@@ -45,6 +46,9 @@ pub enum ErrorCode {
     FlowModOverlap,
     FlowModBadCommand,
     FlowModBadFlags,
+    /// OpenFlow 1.0's emergency flow cache, which vecswitch does not have; 1.3 has no such
+    /// flag, so the error is only ever sent in 1.0.
+    FlowModBadEmergTimeout,
     GroupModGroupExists,
     GroupModInvalidGroup,
     GroupModWatchUnsupported,
@@ -130,6 +134,7 @@ impl ErrorCode {
             E::BadActionSetType => (2, 13),
             E::BadActionSetLen => (2, 14),
             E::BadActionSetArgument => (2, 15),
+            E::BadActionMatchInconsistent => (2, 10),
             E::BadInstructionUnknown => (3, 0),
             E::BadInstructionUnsupported => (3, 1),
             E::BadInstructionTableId => (3, 2),
@@ -147,6 +152,8 @@ impl ErrorCode {
             E::FlowModOverlap => (5, 3),
             E::FlowModBadCommand => (5, 6),
             E::FlowModBadFlags => (5, 7),
+            // No 1.3 code: OFPFMFC_UNKNOWN.
+            E::FlowModBadEmergTimeout => (5, 0),
             E::GroupModGroupExists => (6, 0),
             E::GroupModInvalidGroup => (6, 1),
             E::GroupModWatchUnsupported => (6, 6),
@@ -184,6 +191,71 @@ impl ErrorCode {
     pub fn experimenter(self) -> Option<u32> {
         (self.type_code().0 == OFPET_EXPERIMENTER)
             .then_some(crate::msg::bundle::ONF_EXPERIMENTER_ID)
+    }
+}
+
+/// How an ERROR is written in OpenFlow 1.0.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Of10Error {
+    /// A type and code of the OpenFlow 1.0 spec.
+    Std(u16, u16),
+    /// A Nicira extension error (Open vSwitch's `NX1.0(type,code)`), sent as
+    /// `NXET_VENDOR` / `NXVC_VENDOR_ERROR` with an `nx_vendor_error` before the data.
+    Nicira(u16, u16),
+}
+
+/// `NXET_VENDOR`: the ERROR type of a Nicira error in OpenFlow 1.0.
+pub const NXET_VENDOR: u16 = 0xb0c2;
+/// The Nicira vendor id.
+pub const NX_VENDOR_ID: u32 = 0x0000_2320;
+
+impl ErrorCode {
+    /// The error as OpenFlow 1.0 writes it, as Open vSwitch 3.1 does (`ofp-errors.h`): the
+    /// spec's own type and code where 1.0 has one, else the Nicira code Open vSwitch gives,
+    /// else `NXBRC_UNENCODABLE_ERROR` (an error 1.0 cannot say; the messages that cause
+    /// them, groups, meters, bundles and roles, do not exist in 1.0).
+    pub fn of10(self) -> Of10Error {
+        use ErrorCode as E;
+        use Of10Error::{Nicira as Nx, Std};
+        match self {
+            E::HelloIncompatible => Std(0, 0),
+            E::HelloEperm => Std(0, 1),
+            E::BadRequestVersion => Std(1, 0),
+            E::BadRequestType => Std(1, 1),
+            E::BadRequestMultipart => Std(1, 2),
+            E::BadRequestExperimenter => Std(1, 3),
+            E::BadRequestExpType => Std(1, 4),
+            E::BadRequestEperm | E::BadRequestIsSlave => Std(1, 5),
+            E::BadRequestLen => Std(1, 6),
+            E::BadRequestBufferUnknown => Std(1, 8),
+            E::BadRequestTableId => Nx(1, 512),
+            E::BadRequestPort => Nx(1, 514),
+            E::BadActionType => Std(2, 0),
+            E::BadActionLen => Std(2, 1),
+            E::BadActionExperimenter => Std(2, 2),
+            E::BadActionOutPort => Std(2, 4),
+            E::BadActionArgument => Std(2, 5),
+            E::BadActionOutGroup => Nx(2, 9),
+            E::BadActionSetType => Nx(1, 523),
+            E::BadActionSetLen => Nx(1, 524),
+            E::BadActionSetArgument => Nx(1, 525),
+            E::BadActionMatchInconsistent => Nx(1, 522),
+            E::BadMatchField => Nx(0, 263),
+            E::BadMatchValue => Nx(1, 258),
+            E::BadMatchMask => Nx(1, 259),
+            E::BadMatchPrereq => Nx(1, 260),
+            E::BadMatchDupField => Nx(1, 261),
+            E::FlowModTableFull => Std(3, 0),
+            E::FlowModOverlap => Std(3, 1),
+            E::FlowModBadCommand => Std(3, 4),
+            E::FlowModBadFlags => Nx(3, 258),
+            E::FlowModBadEmergTimeout => Std(3, 3),
+            E::PortModBadPort => Std(4, 0),
+            E::PortModBadHwAddr => Std(4, 1),
+            E::GroupModGroupExists => Nx(6, 0),
+            E::GroupModInvalidGroup => Nx(6, 1),
+            _ => Nx(1, 521),
+        }
     }
 }
 

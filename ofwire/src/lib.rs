@@ -1,4 +1,4 @@
-//! OpenFlow 1.3.5 on the wire: the framing of a byte stream into messages ([`Framer`]), each
+//! OpenFlow 1.3.5 (and 1.0, `of10`) on the wire: the framing of a byte stream into messages ([`Framer`]), each
 //! message as a struct with `decode` / `encode` (one module per message family under `msg`),
 //! OXM matches converted to and from vecswitch's [`openflow::Match`] (`oxm`), and
 //! instructions and actions converted to and from [`openflow::Action`] (`action`). Every
@@ -11,6 +11,7 @@ pub mod buf;
 pub mod error;
 pub mod header;
 pub mod msg;
+pub mod of10;
 pub mod oxm;
 
 pub use error::{ErrorCode, OfpError};

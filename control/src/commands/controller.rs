@@ -82,12 +82,17 @@ pub(super) fn set_controller(d: &mut Daemon, args: &[String]) -> Result<Reply> {
         args[1..].iter().partition(|w| w.contains('='));
     let mut probe = None;
     let mut bundle_idle = None;
+    let mut versions = None;
     for o in options {
         match o.split_once('=') {
             Some(("inactivity_probe", v)) => probe = Some(parse_probe(v)?),
             Some(("bundle_idle_timeout", v)) => bundle_idle = Some(parse_bundle_idle_timeout(v)?),
+            Some(("protocols", v)) => {
+                versions = Some(ofconn::conn::parse_protocols(v).map_err(|e| anyhow!(e))?)
+            }
             _ => bail!(
-                "set-controller: unknown option {o:?} (inactivity_probe=MS, bundle_idle_timeout=S)"
+                "set-controller: unknown option {o:?} (inactivity_probe=MS, bundle_idle_timeout=S, \
+                 protocols=OpenFlow10,OpenFlow13)"
             ),
         }
     }
@@ -97,6 +102,10 @@ pub(super) fn set_controller(d: &mut Daemon, args: &[String]) -> Result<Reply> {
     let targets = parse_targets(&words)?;
     let text: Vec<String> = targets.iter().map(Target::to_string).collect();
     set_controllers(d, bridge, targets)?;
+    // Connections are accepted and opened later (`Controllers::run`): they offer these.
+    if let Some(v) = versions {
+        bridge_mut(d, bridge)?.controllers.versions = v;
+    }
     if let Some(p) = probe {
         bridge_mut(d, bridge)?.controllers.probe = p;
     }

@@ -44,7 +44,8 @@ pub struct FlowModMsg {
     pub instructions: Vec<Instruction>,
 }
 
-fn command_from(c: u8) -> Result<FlowModCommand, OfpError> {
+/// The command numbered `c` (the same in 1.0, whose field is 16 bits, and 1.3).
+pub(crate) fn command_from(c: u16) -> Result<FlowModCommand, OfpError> {
     Ok(match c {
         0 => FlowModCommand::Add,
         1 => FlowModCommand::Modify,
@@ -55,7 +56,7 @@ fn command_from(c: u8) -> Result<FlowModCommand, OfpError> {
     })
 }
 
-fn command_to(c: FlowModCommand) -> u8 {
+pub(crate) fn command_to(c: FlowModCommand) -> u8 {
     match c {
         FlowModCommand::Add => 0,
         FlowModCommand::Modify => 1,
@@ -70,7 +71,7 @@ impl FlowModMsg {
         let cookie = r.u64()?;
         let cookie_mask = r.u64()?;
         let table_id = r.u8()?;
-        let command = command_from(r.u8()?)?;
+        let command = command_from(u16::from(r.u8()?))?;
         let idle_timeout = r.u16()?;
         let hard_timeout = r.u16()?;
         let priority = r.u16()?;
@@ -201,6 +202,17 @@ impl FlowModMsg {
 /// Why a flow went: the rule set's own reasons, numbered as on the wire.
 pub use openflow::RemovedReason;
 
+/// The removal reason numbered `n` (the same in 1.0 and 1.3).
+pub(crate) fn removed_reason(n: u8) -> Result<RemovedReason, OfpError> {
+    Ok(match n {
+        0 => RemovedReason::IdleTimeout,
+        1 => RemovedReason::HardTimeout,
+        2 => RemovedReason::Delete,
+        3 => RemovedReason::GroupDelete,
+        _ => return err(E::BadRequestType, "flow_removed.reason"),
+    })
+}
+
 /// FLOW_REMOVED.
 #[derive(Clone, PartialEq, Debug)]
 pub struct FlowRemoved {
@@ -221,13 +233,7 @@ impl FlowRemoved {
     pub fn decode(mut r: Reader) -> Result<FlowRemoved, OfpError> {
         let cookie = r.u64()?;
         let priority = r.u16()?;
-        let reason = match r.u8()? {
-            0 => RemovedReason::IdleTimeout,
-            1 => RemovedReason::HardTimeout,
-            2 => RemovedReason::Delete,
-            3 => RemovedReason::GroupDelete,
-            _ => return err(E::BadRequestType, "flow_removed.reason"),
-        };
+        let reason = removed_reason(r.u8()?)?;
         Ok(FlowRemoved {
             cookie,
             priority,

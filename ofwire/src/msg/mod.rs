@@ -1,6 +1,7 @@
 //! The messages of OpenFlow 1.3.5, one module per family, and [`Message`], which reads a
-//! framed message by its type and writes one back. Only HELLO, ERROR and ECHO are read in
-//! every version (their layout never changed); everything else must be OpenFlow 1.3.
+//! framed message by its type and writes one back. HELLO, ERROR and ECHO are read in
+//! every version (their layout never changed); OpenFlow 1.0 messages are read and written by
+//! `crate::of10` into the same [`Message`]s; everything else must be OpenFlow 1.3.
 
 pub mod bundle;
 pub mod flow;
@@ -16,7 +17,7 @@ pub mod table_features;
 use crate::buf::Reader;
 use crate::error::{err, ErrorCode as E, OfpError};
 use crate::header::{Header, OFP_HEADER_LEN, OFP_MAX_LEN};
-use crate::OFP13_VERSION;
+use crate::{OFP10_VERSION, OFP13_VERSION};
 
 /// `ofp_type` of OpenFlow 1.3.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -147,6 +148,9 @@ impl Message {
             3 => return Ok(Message::EchoReply(body.to_vec())),
             _ => {}
         }
+        if h.version == OFP10_VERSION {
+            return crate::of10::decode(h, body);
+        }
         if h.version != OFP13_VERSION {
             return err(E::BadRequestVersion, "ofp_header.version");
         }
@@ -258,9 +262,13 @@ impl Message {
         Ok(())
     }
 
-    /// The whole message in `version` (OpenFlow 1.3 for all but HELLO, ERROR and ECHO) with
-    /// transaction id `xid`. A message over 65535 bytes is refused (`OFPBRC_BAD_LEN`).
+    /// The whole message in `version` with transaction id `xid`: OpenFlow 1.0's layout for
+    /// version 1 (`crate::of10`; a message 1.0 does not have is `OFPBRC_BAD_TYPE`), 1.3's
+    /// otherwise. A message over 65535 bytes is refused (`OFPBRC_BAD_LEN`).
     pub fn encode(&self, version: u8, xid: u32) -> Result<Vec<u8>, OfpError> {
+        if version == OFP10_VERSION {
+            return crate::of10::encode(self, xid);
+        }
         let mut out = vec![0u8; OFP_HEADER_LEN];
         self.encode_body(&mut out)?;
         if out.len() > OFP_MAX_LEN {

@@ -202,6 +202,53 @@ pub struct Desc {
     pub dp_desc: String,
 }
 
+impl Desc {
+    /// `ofp_desc` (the same in 1.0 and 1.3).
+    pub(crate) fn decode(r: &mut Reader) -> Result<Desc, OfpError> {
+        Ok(Desc {
+            mfr_desc: r.string(256)?,
+            hw_desc: r.string(256)?,
+            sw_desc: r.string(256)?,
+            serial_num: r.string(32)?,
+            dp_desc: r.string(256)?,
+        })
+    }
+
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+        out.put_string(&self.mfr_desc, 256);
+        out.put_string(&self.hw_desc, 256);
+        out.put_string(&self.sw_desc, 256);
+        out.put_string(&self.serial_num, 32);
+        out.put_string(&self.dp_desc, 256);
+    }
+}
+
+/// The AGGREGATE reply's body (the same in 1.0 and 1.3).
+pub(crate) fn decode_aggregate(r: &mut Reader) -> Result<ReplyBody, OfpError> {
+    let a = ReplyBody::Aggregate {
+        packet_count: r.u64()?,
+        byte_count: r.u64()?,
+        flow_count: r.u32()?,
+    };
+    r.skip(4)?;
+    Ok(a)
+}
+
+/// Writes an AGGREGATE reply's body; nothing for another body.
+pub(crate) fn encode_aggregate(body: &ReplyBody, out: &mut Vec<u8>) {
+    if let ReplyBody::Aggregate {
+        packet_count,
+        byte_count,
+        flow_count,
+    } = body
+    {
+        out.put_u64(*packet_count);
+        out.put_u64(*byte_count);
+        out.put_u32(*flow_count);
+        out.put_zeros(4);
+    }
+}
+
 /// One flow of the FLOW reply.
 #[derive(Clone, PartialEq, Debug)]
 pub struct FlowStats {
@@ -372,23 +419,9 @@ impl MultipartReply {
         let flags = r.u16()?;
         r.skip(4)?;
         let body = match t {
-            ty::DESC => ReplyBody::Desc(Desc {
-                mfr_desc: r.string(256)?,
-                hw_desc: r.string(256)?,
-                sw_desc: r.string(256)?,
-                serial_num: r.string(32)?,
-                dp_desc: r.string(256)?,
-            }),
+            ty::DESC => ReplyBody::Desc(Desc::decode(&mut r)?),
             ty::FLOW => ReplyBody::Flow(entries(r, FlowStats::decode)?),
-            ty::AGGREGATE => {
-                let a = ReplyBody::Aggregate {
-                    packet_count: r.u64()?,
-                    byte_count: r.u64()?,
-                    flow_count: r.u32()?,
-                };
-                r.skip(4)?;
-                a
-            }
+            ty::AGGREGATE => decode_aggregate(&mut r)?,
             ty::TABLE => ReplyBody::Table(fixed(r, 24, |r| {
                 let table_id = r.u8()?;
                 r.skip(3)?;
@@ -465,7 +498,7 @@ impl MultipartReply {
     /// 65535 bytes: a list that does not fit in one is split between its entries, every
     /// message but the last flagged `OFPMPF_REPLY_MORE` (section 7.3.5).
     pub fn encode_parts(&self, xid: u32) -> Result<Vec<Vec<u8>>, OfpError> {
-        use crate::header::{Header, OFP_HEADER_LEN, OFP_MAX_LEN};
+        use crate::header::{Header, OFP_HEADER_LEN};
         let single = |body: &MultipartReply| {
             crate::msg::Message::MultipartReply(body.clone()).encode(crate::OFP13_VERSION, xid)
         };
@@ -473,23 +506,7 @@ impl MultipartReply {
             return Ok(vec![single(self)?]);
         };
         const HEAD: usize = OFP_HEADER_LEN + 8;
-        // Each entry is written into the current part; one that does not fit moves to a new
-        // part.
-        let mut parts: Vec<Vec<u8>> = Vec::new();
-        let mut cur: Vec<u8> = Vec::new();
-        for i in 0..n {
-            let at = cur.len();
-            self.encode_entry(i, &mut cur)?;
-            let len = cur.len() - at;
-            if HEAD + len > OFP_MAX_LEN {
-                return err(E::BadRequestLen, "multipart entry too long");
-            }
-            if HEAD + cur.len() > OFP_MAX_LEN {
-                let next = cur.split_off(at);
-                parts.push(std::mem::replace(&mut cur, next));
-            }
-        }
-        parts.push(cur);
+        let parts = split_entries(n, HEAD, |i, out| self.encode_entry(i, out))?;
         let n = parts.len();
         let t = self.type_code();
         Ok(parts
@@ -515,6 +532,15 @@ impl MultipartReply {
                 out
             })
             .collect())
+    }
+
+    /// [`MultipartReply::encode_parts`] in `version`: OpenFlow 1.0's STATS_REPLY on a 1.0
+    /// connection.
+    pub fn encode_parts_in(&self, version: u8, xid: u32) -> Result<Vec<Vec<u8>>, OfpError> {
+        if version == crate::OFP10_VERSION {
+            return crate::of10::stats::reply_parts(self, xid);
+        }
+        self.encode_parts(xid)
     }
 
     /// How many entries the body's list has; `None` for a body that is one structure.
@@ -583,23 +609,8 @@ impl MultipartReply {
             return Ok(());
         }
         match &self.body {
-            ReplyBody::Desc(d) => {
-                out.put_string(&d.mfr_desc, 256);
-                out.put_string(&d.hw_desc, 256);
-                out.put_string(&d.sw_desc, 256);
-                out.put_string(&d.serial_num, 32);
-                out.put_string(&d.dp_desc, 256);
-            }
-            ReplyBody::Aggregate {
-                packet_count,
-                byte_count,
-                flow_count,
-            } => {
-                out.put_u64(*packet_count);
-                out.put_u64(*byte_count);
-                out.put_u32(*flow_count);
-                out.put_zeros(4);
-            }
+            ReplyBody::Desc(d) => d.encode(out),
+            ReplyBody::Aggregate { .. } => encode_aggregate(&self.body, out),
             ReplyBody::GroupFeatures(g) => {
                 out.put_u32(g.types);
                 out.put_u32(g.capabilities);
@@ -621,6 +632,33 @@ impl MultipartReply {
         }
         Ok(())
     }
+}
+
+/// The bodies of the messages a list of `n` entries is split into: each entry is written
+/// (by `entry`) into the current body; one that makes it longer than a message of
+/// `head` bytes of headers can hold moves to a new body.
+pub(crate) fn split_entries(
+    n: usize,
+    head: usize,
+    mut entry: impl FnMut(usize, &mut Vec<u8>) -> Result<(), OfpError>,
+) -> Result<Vec<Vec<u8>>, OfpError> {
+    use crate::header::OFP_MAX_LEN;
+    let mut parts: Vec<Vec<u8>> = Vec::new();
+    let mut cur: Vec<u8> = Vec::new();
+    for i in 0..n {
+        let at = cur.len();
+        entry(i, &mut cur)?;
+        let len = cur.len() - at;
+        if head + len > OFP_MAX_LEN {
+            return err(E::BadRequestLen, "multipart entry too long");
+        }
+        if head + cur.len() > OFP_MAX_LEN {
+            let next = cur.split_off(at);
+            parts.push(std::mem::replace(&mut cur, next));
+        }
+    }
+    parts.push(cur);
+    Ok(parts)
 }
 
 #[cfg(test)]

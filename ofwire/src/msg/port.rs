@@ -83,6 +83,18 @@ pub enum PortReason {
     Modify = 2,
 }
 
+impl PortReason {
+    /// The reason numbered `n` (the same in 1.0 and 1.3).
+    pub(crate) fn from_wire(n: u8) -> Result<PortReason, OfpError> {
+        Ok(match n {
+            0 => PortReason::Add,
+            1 => PortReason::Delete,
+            2 => PortReason::Modify,
+            _ => return err(E::BadRequestLen, "port_status.reason"),
+        })
+    }
+}
+
 /// PORT_STATUS.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct PortStatus {
@@ -92,12 +104,7 @@ pub struct PortStatus {
 
 impl PortStatus {
     pub fn decode(mut r: Reader) -> Result<PortStatus, OfpError> {
-        let reason = match r.u8()? {
-            0 => PortReason::Add,
-            1 => PortReason::Delete,
-            2 => PortReason::Modify,
-            _ => return err(E::BadRequestLen, "port_status.reason"),
-        };
+        let reason = PortReason::from_wire(r.u8()?)?;
         r.skip(7)?;
         Ok(PortStatus {
             reason,

@@ -2,7 +2,7 @@
 //! opaque bytes and needs no struct.
 
 use crate::buf::{Put, Reader};
-use crate::error::{err, ErrorCode as E, OfpError};
+use crate::error::{err, ErrorCode as E, Of10Error, OfpError, NXET_VENDOR, NX_VENDOR_ID};
 
 /// `OFPHET_VERSIONBITMAP`.
 const HELLO_ELEM_VERSIONBITMAP: u16 = 1;
@@ -95,6 +95,35 @@ impl ErrorMsg {
         }
     }
 
+    /// [`ErrorMsg::refusing`] in `version`: OpenFlow 1.0's codes on a 1.0 connection
+    /// ([`crate::ErrorCode::of10`]), 1.3's otherwise.
+    pub fn refusing_in(version: u8, e: &OfpError, offending: &[u8]) -> ErrorMsg {
+        if version != crate::OFP10_VERSION {
+            return ErrorMsg::refusing(e, offending);
+        }
+        let quoted = &offending[..offending.len().min(64)];
+        match e.code.of10() {
+            Of10Error::Std(err_type, code) => ErrorMsg {
+                err_type,
+                code,
+                data: quoted.to_vec(),
+            },
+            Of10Error::Nicira(t, c) => {
+                let mut data = Vec::with_capacity(8 + quoted.len());
+                data.put_u32(NX_VENDOR_ID);
+                data.put_u16(t);
+                data.put_u16(c);
+                data.extend_from_slice(quoted);
+                ErrorMsg {
+                    err_type: NXET_VENDOR,
+                    // NXVC_VENDOR_ERROR.
+                    code: 0,
+                    data,
+                }
+            }
+        }
+    }
+
     pub fn decode(mut r: Reader) -> Result<ErrorMsg, OfpError> {
         Ok(ErrorMsg {
             err_type: r.u16()?,
@@ -113,6 +142,26 @@ impl ErrorMsg {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_zero_errors_use_one_zero_codes_or_nicira_ones() {
+        let offending = [1u8, 14, 0, 80, 0, 0, 0, 9];
+        let e = |code| OfpError::new(code, "test");
+        // FLOW_MOD_FAILED is type 3 in 1.0 (5 in 1.3), BAD_COMMAND code 4 (6 in 1.3).
+        let m = ErrorMsg::refusing_in(1, &e(E::FlowModBadCommand), &offending);
+        assert_eq!(
+            (m.err_type, m.code, m.data.as_slice()),
+            (3, 4, &offending[..])
+        );
+        let m = ErrorMsg::refusing_in(4, &e(E::FlowModBadCommand), &offending);
+        assert_eq!((m.err_type, m.code), (5, 6));
+        // A bad prerequisite has no 1.0 code: NXET_VENDOR / NXVC_VENDOR_ERROR, then
+        // nx_vendor_error {0x2320, 1, 260} and the message.
+        let m = ErrorMsg::refusing_in(1, &e(E::BadMatchPrereq), &offending);
+        assert_eq!((m.err_type, m.code), (0xb0c2, 0));
+        assert_eq!(m.data[..8], [0, 0, 0x23, 0x20, 0, 1, 1, 4]);
+        assert_eq!(m.data[8..], offending);
+    }
 
     #[test]
     fn negotiation_picks_the_highest_common_version() {
