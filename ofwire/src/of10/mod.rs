@@ -562,6 +562,8 @@ pub fn to_flow_mod(m: FlowModMsg) -> Result<FlowMod, OfpError> {
             idle_timeout: m.idle_timeout,
             hard_timeout: m.hard_timeout,
             out_port: (deleting && m.out_port != port::ANY).then_some(m.out_port),
+            // OpenFlow 1.0 has no groups.
+            out_group: None,
             importance: 0,
             flags: m.flags,
             matches: m.matches,
