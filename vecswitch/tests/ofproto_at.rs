@@ -92,29 +92,6 @@ const KNOWN: &[(&str, u32, &str)] = &[
         1514,
         ND_SET_FIELD,
     ),
-    // An OpenFlow 1.3 modify keeps the rule's cookie (OVS); vecswitch sets it.
-    (
-        "ofproto - no mod flow with cookie change (OpenFlow 1.1)",
-        1586,
-        MOD_COOKIE,
-    ),
-    (
-        "ofproto - no mod flow with cookie change (OpenFlow 1.2)",
-        1603,
-        MOD_COOKIE,
-    ),
-    // An OpenFlow 1.3 modify that matches nothing adds nothing (1.3.5 §6.4; OVS); vecswitch
-    // adds the rule as OpenFlow 1.0 does.
-    (
-        "ofproto - mod flow with cookie miss (mask==0) - OF1.1",
-        1712,
-        MOD_ADDS,
-    ),
-    (
-        "ofproto - mod flow with cookie miss (mask==0) - OF1.2",
-        1722,
-        MOD_ADDS,
-    ),
     // table=254 is OVS's hidden internal table (OFPBRC_EPERM, the bundle fails); vecswitch's
     // 255 tables include it, so the bundle commits.
     (
@@ -135,8 +112,6 @@ const LOCAL_DOWN: &str = "vecswitch's LOCAL tap has no carrier";
 const ADD_OR_MOD: &str = "OVS's ADD_OR_MOD group command is an extension";
 const GROUP_FEATURES: &str = "no MPLS or set_queue actions in vecswitch";
 const ND_SET_FIELD: &str = "set_field to nd_target/nd_tll not supported";
-const MOD_COOKIE: &str = "a 1.3 modify changes the cookie in vecswitch";
-const MOD_ADDS: &str = "a 1.3 modify that matches nothing adds in vecswitch";
 const TABLE_254: &str = "table 254 is OVS's internal table";
 
 fn have_ovs() -> bool {
