@@ -31,8 +31,10 @@ becomes OpenFlow13): vecswitch speaks OpenFlow 1.3 only, and the OVS bridge is g
 Set-up. OVS: ovsdb-server and `ovs-vswitchd --enable-dummy=override` in a private directory
 (pcaps/ovs_reference.py), bridge br0 as OVS's add_of_br makes it (datapath_type=dummy,
 fail-mode=secure, datapath id fedcba9876543210, hwaddr aa:55:aa:55:00:00), dummy ports pN
-with ofport_request=N. vecswitch: `vecswitch run` in its own network namespace (`unshare
---net`, so that its LOCAL tap can be named br0), bridge br0 with `local = true`, the same
+with ofport_request=N. vecswitch: `vecswitch run` in its own network and mount namespaces
+(`unshare --net --mount`, so that its LOCAL tap can be named br0 and /sys shows it), with
+IPv6 off there (no router solicitations on LOCAL) and LOCAL set up before the first step (as
+OVS's dummy LOCAL is live), bridge br0 with `local = true`, the same
 datapath id, fail-mode secure, no rules, pcap ports pN at OpenFlow port N, and a `punix:`
 listener at RUNDIR/br0.mgmt. Each step runs under bash in a directory of its own side, with
 OVS_RUNDIR pointing at that side's run directory, so that `ovs-ofctl ... br0` reaches
@@ -448,11 +450,25 @@ class Vecswitch:
         with open(cfg, "w") as f:
             f.write("\n".join(lines) + "\n")
         self.log = open(os.path.join(self.dir, "vecswitch.log"), "w")
-        self.proc = subprocess.Popen(["unshare", "--net", self.binary, "run", "--config", cfg],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+        # In a network namespace of its own (and a mount namespace, for a /sys of that
+        # network namespace: the daemon reads its ports' link state there), without IPv6 (the kernel would send router
+        # solicitations out of the tap, which LOCAL's counters would show), LOCAL's tap up
+        # once it is there, as OVS's dummy LOCAL is.
+        script = ("mount -t sysfs sysfs /sys\n"
+                  "sysctl -qw net.ipv6.conf.all.disable_ipv6=1 "
+                  "net.ipv6.conf.default.disable_ipv6=1\n"
+                  '"$0" run --config "$1" & pid=$!\n'
+                  "for i in $(seq 200); do ip link show br0 >/dev/null 2>&1 && break; "
+                  "sleep 0.05; done\n"
+                  "ip link set br0 up && touch \"$2\"\n"
+                  "wait $pid\n")
+        self.proc = subprocess.Popen(["unshare", "--net", "--mount", "bash", "-c", script, self.binary, cfg,
+                                      os.path.join(self.dir, "local-up")],
+                                     stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
         mgmt = os.path.join(self.dir, "br0.mgmt")
         for _ in range(150):
-            if os.path.exists(mgmt):
+            if os.path.exists(mgmt) and os.path.exists(os.path.join(self.dir, "local-up")):
                 return mgmt
             if self.proc.poll() is not None:
                 break
@@ -463,11 +479,12 @@ class Vecswitch:
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            # The daemon and the shell that waits for it: the process group this started.
+            os.killpg(self.proc.pid, signal.SIGTERM)
             try:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
         shutil.rmtree(self.dir, ignore_errors=True)
 
