@@ -21,8 +21,9 @@ use crate::commands::port_totals;
 
 /// `OFPPS_LIVE`: Open vSwitch's state of a port with carrier.
 const OFPPS_LIVE: u32 = 1 << 2;
-/// `OFPC_FLOW_STATS | OFPC_TABLE_STATS | OFPC_PORT_STATS`.
-const CAPABILITIES: u32 = 1 | 2 | 4;
+/// `OFPC_FLOW_STATS | OFPC_TABLE_STATS | OFPC_PORT_STATS | OFPC_GROUP_STATS` (Open vSwitch
+/// also claims `OFPC_QUEUE_STATS`: vecswitch has no queues).
+const CAPABILITIES: u32 = 1 | 2 | 4 | 8;
 /// `OFPC_FRAG_NORMAL`, `OFPC_FRAG_DROP`, Open vSwitch's `OFPC_FRAG_NX_MATCH` (not
 /// `OFPC_FRAG_REASM`, 2).
 const FRAG_NORMAL: u16 = 0;

@@ -14,23 +14,19 @@ use std::process::Command;
 /// (test title, ofproto.at line of the step, why the switches differ there).
 const KNOWN: &[(&str, u32, &str)] = &[
     // `show`: OVS has 254 tables (255 is its hidden internal one), vecswitch 255; OVS claims
-    // GROUP_STATS and QUEUE_STATS, vecswitch does not; OVS's LOCAL is a live dummy, vecswitch's
-    // a tap in a namespace of its own; OVS gives a service (punix) connection
-    // miss_send_len=0, vecswitch 128 (packet-in area: helper h23l).
+    // QUEUE_STATS (vecswitch has no queues); OVS gives a service (punix) connection
+    // miss_send_len=0, vecswitch 128 (the packet-in area, helper h23l's).
     ("ofproto - feature request, config request", 35, SHOW),
     ("ofproto - feature request, config request", 36, SHOW),
     ("ofproto - set OpenFlow port number", 54, SHOW),
     // The same, and the test's own sed keeps the MACs' first five bytes: OVS's dummy ports
     // are aa:55:aa:55:00:0N, vecswitch's pcap ports and LOCAL 00:00:00:00:00:0N.
     ("ofproto - set OpenFlow port number", 55, SHOW),
-    // dump-ports: vecswitch's LOCAL tap received frames the kernel sent (OVS's dummy none),
-    // vecswitch reports rx/tx drops as 0 where netdev-dummy has none (`?`), and vecswitch's
-    // port stats carry no duration (OpenFlow 1.3 port stats have one).
+    // dump-ports: vecswitch counts rx/tx drops (0) where netdev-dummy has no such counter
+    // (`?`), and vecswitch's port stats carry no duration (OpenFlow 1.3's have one; OVS
+    // gives the time since the port was added).
     ("ofproto - port stats - (OpenFlow 1.2)", 96, PORT_STATS),
     ("ofproto - port stats - (OpenFlow 1.2)", 97, PORT_STATS),
-    // LOCAL's state: a tap without a carrier in vecswitch's namespace (LINK_DOWN).
-    ("ofproto - port-desc stats (OpenFlow 1.2)", 140, LOCAL_DOWN),
-    ("ofproto - port-desc stats (OpenFlow 1.2)", 141, LOCAL_DOWN),
     // `--may-create mod-group` sends OVS's ADD_OR_MOD command (0x8000), an extension:
     // vecswitch refuses it with OFPGMFC_BAD_COMMAND.
     (
@@ -106,9 +102,8 @@ const KNOWN: &[(&str, u32, &str)] = &[
     ),
 ];
 
-const SHOW: &str = "254 vs 255 tables, GROUP_STATS/QUEUE_STATS, LOCAL's state, miss_send_len";
-const PORT_STATS: &str = "LOCAL tap traffic, drop counters, no port duration";
-const LOCAL_DOWN: &str = "vecswitch's LOCAL tap has no carrier";
+const SHOW: &str = "254 vs 255 tables, QUEUE_STATS, a service connection's miss_send_len";
+const PORT_STATS: &str = "drop counters, no port duration";
 const ADD_OR_MOD: &str = "OVS's ADD_OR_MOD group command is an extension";
 const GROUP_FEATURES: &str = "no MPLS or set_queue actions in vecswitch";
 const ND_SET_FIELD: &str = "set_field to nd_target/nd_tll not supported";
