@@ -59,13 +59,6 @@ const KNOWN: &[(&str, u32, &str)] = &[
         441,
         ADD_OR_MOD,
     ),
-    // A bundle whose only message was refused: vecswitch also fails the commit
-    // (OFPBFC_MSG_FAILED), OVS commits the (empty) rest.
-    (
-        "ofproto - bundle add indirect group",
-        769,
-        "vecswitch fails the commit of a bundle one of whose messages was refused",
-    ),
     // Group features: OVS lists MPLS and set_queue actions, which vecswitch does not have.
     (
         "ofproto - group features (OpenFlow 1.2)",
