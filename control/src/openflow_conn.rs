@@ -227,6 +227,7 @@ impl ofconn::Switch for BridgeSwitch<'_> {
                 let s = &t.stats;
                 let rx_lost = t.losses.total_of(ports::Direction::Rx);
                 let tx_lost = t.losses.total_of(ports::Direction::Tx);
+                let age = p.added.elapsed();
                 // Counters the switch does not keep are all ones, as OpenFlow asks.
                 const NONE: u64 = u64::MAX;
                 PortStats {
@@ -245,8 +246,9 @@ impl ofconn::Switch for BridgeSwitch<'_> {
                         NONE,
                         NONE,
                     ],
-                    duration_sec: u32::MAX,
-                    duration_nsec: u32::MAX,
+                    // Since the port was added (all ones, "not available", is u32::MAX).
+                    duration_sec: u32::try_from(age.as_secs()).unwrap_or(u32::MAX - 1),
+                    duration_nsec: age.subsec_nanos(),
                 }
             })
             .collect();

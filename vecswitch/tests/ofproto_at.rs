@@ -22,9 +22,8 @@ const KNOWN: &[(&str, u32, &str)] = &[
     // The same, and the test's own sed keeps the MACs' first five bytes: OVS's dummy ports
     // are aa:55:aa:55:00:0N, vecswitch's pcap ports and LOCAL 00:00:00:00:00:0N.
     ("ofproto - set OpenFlow port number", 55, SHOW),
-    // dump-ports: vecswitch counts rx/tx drops (0) where netdev-dummy has no such counter
-    // (`?`), and vecswitch's port stats carry no duration (OpenFlow 1.3's have one; OVS
-    // gives the time since the port was added).
+    // dump-ports: vecswitch counts rx/tx drops (0) where OVS's netdev-dummy keeps no such
+    // counter (`?`; OVS's kernel and AF_XDP netdevs do count them).
     ("ofproto - port stats - (OpenFlow 1.2)", 96, PORT_STATS),
     ("ofproto - port stats - (OpenFlow 1.2)", 97, PORT_STATS),
     // `--may-create mod-group` sends OVS's ADD_OR_MOD command (0x8000), an extension:
@@ -96,7 +95,7 @@ const KNOWN: &[(&str, u32, &str)] = &[
 ];
 
 const SHOW: &str = "254 vs 255 tables, QUEUE_STATS, a service connection's miss_send_len";
-const PORT_STATS: &str = "drop counters, no port duration";
+const PORT_STATS: &str = "netdev-dummy keeps no drop counters";
 const ADD_OR_MOD: &str = "OVS's ADD_OR_MOD group command is an extension";
 const GROUP_FEATURES: &str = "no MPLS or set_queue actions in vecswitch";
 const ND_SET_FIELD: &str = "set_field to nd_target/nd_tll not supported";
