@@ -277,6 +277,23 @@ def vswitchd_start(args):
     return ports, None
 
 
+def command_step(cmd, kind, line, ports, steps):
+    """Adds a shell command (an AT_CHECK's or a plain line) to `steps`, or add_of_ports's
+    ports to `ports`; returns why the test cannot be taken (None: it can)."""
+    m = re.fullmatch(r"add_of_ports(?: --pcap)? br0((?: \d+)+)", cmd)
+    if m:
+        ports += [["p%s" % n, int(n)] for n in m.group(1).split()]
+        return None
+    why = check_command(cmd)
+    if why:
+        return "line %d: %s" % (line, why)
+    cmd, why = map_versions(cmd)
+    if why:
+        return why
+    steps.append({"kind": kind, "cmd": cmd, "line": line})
+    return None
+
+
 def select(title, body):
     """A test's case, or (None, reason)."""
     if "$1" in title or "$" in title:
@@ -287,18 +304,9 @@ def select(title, body):
     ports, steps = [], []
     for kind, payload, line in statements(body):
         if kind == "shell":
-            cmd = payload.strip()
-            m = re.fullmatch(r"add_of_ports(?: --pcap)? br0((?: \d+)+)", cmd)
-            if m:
-                ports += [["p%s" % n, int(n)] for n in m.group(1).split()]
-                continue
-            why = check_command(cmd)
-            if why:
-                return None, "line %d: %s" % (line, why)
-            cmd, why = map_versions(cmd)
+            why = command_step(payload.strip(), "shell", line, ports, steps)
             if why:
                 return None, why
-            steps.append({"kind": "shell", "cmd": cmd, "line": line})
             continue
         name, args = payload
         if name in ("AT_KEYWORDS", "AT_CLEANUP", "OVS_VSWITCHD_STOP", "AT_CAPTURE_FILE"):
@@ -315,18 +323,9 @@ def select(title, body):
                           "line": line})
             continue
         if name == "AT_CHECK":
-            cmd = arg_text(args[0]).strip()
-            m = re.fullmatch(r"add_of_ports(?: --pcap)? br0((?: \d+)+)", cmd)
-            if m:
-                ports += [["p%s" % n, int(n)] for n in m.group(1).split()]
-                continue
-            why = check_command(cmd)
-            if why:
-                return None, "line %d: %s" % (line, why)
-            cmd, why = map_versions(cmd)
+            why = command_step(arg_text(args[0]).strip(), "check", line, ports, steps)
             if why:
                 return None, why
-            steps.append({"kind": "check", "cmd": cmd, "line": line})
             continue
         return None, "line %d: %s" % (line, name)
     if not any("ovs-ofctl" in s.get("cmd", "") for s in steps):
