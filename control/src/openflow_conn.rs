@@ -21,8 +21,9 @@ use crate::commands::port_totals;
 
 /// `OFPPS_LIVE`: Open vSwitch's state of a port with carrier.
 const OFPPS_LIVE: u32 = 1 << 2;
-/// `OFPC_FLOW_STATS | OFPC_TABLE_STATS | OFPC_PORT_STATS`.
-const CAPABILITIES: u32 = 1 | 2 | 4;
+/// `OFPC_FLOW_STATS | OFPC_TABLE_STATS | OFPC_PORT_STATS | OFPC_GROUP_STATS` (Open vSwitch
+/// also claims `OFPC_QUEUE_STATS`: vecswitch has no queues).
+const CAPABILITIES: u32 = 1 | 2 | 4 | 8;
 /// `OFPC_FRAG_NORMAL`, `OFPC_FRAG_DROP`, Open vSwitch's `OFPC_FRAG_NX_MATCH` (not
 /// `OFPC_FRAG_REASM`, 2).
 const FRAG_NORMAL: u16 = 0;
@@ -226,6 +227,7 @@ impl ofconn::Switch for BridgeSwitch<'_> {
                 let s = &t.stats;
                 let rx_lost = t.losses.total_of(ports::Direction::Rx);
                 let tx_lost = t.losses.total_of(ports::Direction::Tx);
+                let age = p.added.elapsed();
                 // Counters the switch does not keep are all ones, as OpenFlow asks.
                 const NONE: u64 = u64::MAX;
                 PortStats {
@@ -244,8 +246,9 @@ impl ofconn::Switch for BridgeSwitch<'_> {
                         NONE,
                         NONE,
                     ],
-                    duration_sec: u32::MAX,
-                    duration_nsec: u32::MAX,
+                    // Since the port was added (all ones, "not available", is u32::MAX).
+                    duration_sec: u32::try_from(age.as_secs()).unwrap_or(u32::MAX - 1),
+                    duration_nsec: age.subsec_nanos(),
                 }
             })
             .collect();

@@ -116,7 +116,18 @@ fn decode(c: &Connection, a: &BundleAdd) -> Result<Bundled, OfpError> {
     match ih.msg_type {
         FLOW_MOD => flow_mod(c, &ih, body).map(Bundled::Flow),
         GROUP_MOD | PORT_MOD | PACKET_OUT => match Message::decode(&ih, body)? {
-            Message::GroupMod(gm) => gm.to_model().map(Bundled::Group),
+            Message::GroupMod(gm) => {
+                let m = gm.to_model()?;
+                // OVS checks a group mod's type, buckets, weights and watches when it decodes
+                // it (`ofputil_check_group_mod`): a bundled one that cannot be valid is
+                // refused when added, not at commit.
+                if m.command != openflow::group::GroupModCommand::Delete {
+                    openflow::group::check_group(&m.spec).map_err(|e| {
+                        OfpError::new(ofwire::msg::group::group_mod_error(e.code), "group_mod")
+                    })?;
+                }
+                Ok(Bundled::Group(m))
+            }
             Message::PortMod(pm) => Ok(Bundled::Port(pm)),
             Message::PacketOut(po) => packet_out_request(po).map(Bundled::PacketOut),
             _ => Err(unsup()),

@@ -243,7 +243,14 @@ fn del_and_mod_flows_filters_from_ovs_ofctl() {
             "modify_strict table=0,priority=5,ip,actions=drop",
         ),
     ] {
-        let ours = openflow::parse_flow_mod(text).unwrap_or_else(|e| unreachable!("{text}: {e}"));
+        let mut ours =
+            openflow::parse_flow_mod(text).unwrap_or_else(|e| unreachable!("{text}: {e}"));
+        // The text without a cookie mask is a modify that may add (OpenFlow 1.0's); on the
+        // wire an OpenFlow 1.3 modify always has its mask (here zero: every cookie), so it
+        // never adds and never changes a cookie, as in OVS.
+        if verb == "mod-flows" {
+            ours.spec.cookie_mask = Some(0);
+        }
         let (v, f) = match flow.strip_prefix("--strict ") {
             Some(f) => (format!("--strict {verb}"), f),
             None => (verb.to_string(), flow),

@@ -666,7 +666,7 @@ pub fn parse_groups_file(text: &str) -> Result<Vec<(usize, GroupMod)>, crate::Fi
 /// The switch's checks of a group (`ofputil_check_group_mod` and `init_group`).
 /// A bucket's `group:N` of a group that does not exist is accepted, as OVS does (the
 /// translation ends that bucket's actions there); loops are refused by the rule set.
-pub(crate) fn check_group(g: &GroupSpec) -> Result<(), GroupError> {
+pub fn check_group(g: &GroupSpec) -> Result<(), GroupError> {
     use GroupModFailed as F;
     if g.group_id > OFPG_MAX {
         return Err(GroupError::new(

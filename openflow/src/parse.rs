@@ -193,7 +193,11 @@ fn parse_spec(text: &str, verb: Verb) -> Result<FlowSpec, RuleError> {
                     ));
                 }
                 spec.cookie = v as u64;
-                if has_mask {
+                if has_mask && m == 0 && verb == Verb::Modify {
+                    // As ovs-ofctl: a modify whose mask selects no bit is one without a
+                    // mask, with new cookie 0 (`parse_ofp_str__`).
+                    spec.cookie = 0;
+                } else if has_mask {
                     spec.cookie_mask = Some(m as u64);
                 }
             }

@@ -472,10 +472,11 @@ impl RuleSet {
             }
             FlowModCommand::Modify | FlowModCommand::ModifyStrict => {
                 let selected = self.select(fm.command, &fm.spec);
-                // OVS's `modify_may_add_flow`: a modify that does not select by cookie (no
-                // mask, or a zero one) adds its rule when it selects none, and sets the
-                // cookie of those it changes.
-                let new_cookie = (fm.spec.cookie_mask.unwrap_or(0) == 0).then_some(fm.spec.cookie);
+                // OVS's `modify_may_add_flow`: a modify without a cookie mask (ovs-ofctl's
+                // text with none, or with `/0`; OpenFlow 1.0) adds its rule when it selects
+                // none, and sets the cookie of those it changes. One with a mask, zero
+                // included (every OpenFlow 1.3 modify), does neither.
+                let new_cookie = fm.spec.cookie_mask.is_none().then_some(fm.spec.cookie);
                 if selected.is_empty() && new_cookie.is_some() {
                     let add = FlowMod {
                         command: FlowModCommand::Add,

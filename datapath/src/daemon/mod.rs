@@ -61,6 +61,8 @@ pub struct PortState {
     /// The MTU of its kernel interface (afxdp, afpacket, tap), read again every second: tunnel
     /// packets sent out of it must fit.
     pub mtu: Option<u16>,
+    /// When the port was added: OpenFlow port stats' duration, as Open vSwitch's.
+    pub added: std::time::Instant,
 }
 
 impl PortState {
@@ -1065,6 +1067,7 @@ fn open_port(bridge: &str, spec: PortSpec, dp_port: u32) -> Result<PortState> {
         })
         .collect();
     Ok(PortState {
+        added: std::time::Instant::now(),
         name: spec.name.clone(),
         ofport,
         dp_port,

@@ -150,7 +150,6 @@ impl FlowModMsg {
         if self.buffer_id != OFP_NO_BUFFER {
             return err(E::BadRequestBufferUnknown, "flow_mod.buffer_id");
         }
-        let adding = self.command == FlowModCommand::Add;
         let actions = to_actions(&self.instructions, self.table_id)?;
         Ok(FlowMod {
             command: self.command,
@@ -159,7 +158,14 @@ impl FlowModMsg {
                 priority: self.priority,
                 cookie: self.cookie,
                 // OpenFlow 1.3's modify and delete filter on cookie/cookie_mask; an add sets it.
-                cookie_mask: (!adding && self.cookie_mask != 0).then_some(self.cookie_mask),
+                // A modify always has its mask, zero included: it never adds a rule and never
+                // changes a cookie (1.3.5 §6.4; OVS's `ofputil_decode_flow_mod`, which gives
+                // every OpenFlow 1.2+ modify no new cookie).
+                cookie_mask: match self.command {
+                    FlowModCommand::Add => None,
+                    FlowModCommand::Modify | FlowModCommand::ModifyStrict => Some(self.cookie_mask),
+                    _ => (self.cookie_mask != 0).then_some(self.cookie_mask),
+                },
                 idle_timeout: self.idle_timeout,
                 hard_timeout: self.hard_timeout,
                 // OpenFlow 1.3's modify ignores out_port and out_group; delete filters on
