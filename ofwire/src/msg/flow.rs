@@ -173,7 +173,7 @@ impl FlowModMsg {
                 out_port: (deleting && self.out_port != port::ANY).then_some(self.out_port),
                 out_group: (deleting && self.out_group != OFPG_ANY).then_some(self.out_group),
                 importance: 0,
-                flags: if adding {
+                flags: if self.command == FlowModCommand::Add {
                     self.flags | ADD_KEEPS_COUNTS
                 } else {
                     self.flags
