@@ -18,6 +18,9 @@ pub enum GroupCommand {
     Add = 0,
     Modify = 1,
     Delete = 2,
+    /// Open vSwitch's extension (`OFPGC11_ADD_OR_MOD`, what `ovs-ofctl --may-create
+    /// mod-group` sends): a modify that adds the group when it does not exist.
+    AddOrModify = 0x8000,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -102,6 +105,7 @@ impl GroupMod {
             0 => GroupCommand::Add,
             1 => GroupCommand::Modify,
             2 => GroupCommand::Delete,
+            0x8000 => GroupCommand::AddOrModify,
             _ => return err(E::GroupModBadCommand, "group_mod.command"),
         };
         let group_type = group_type(r.u8()?)?;
@@ -234,6 +238,7 @@ impl GroupMod {
             GroupCommand::Add => model::GroupModCommand::Add,
             GroupCommand::Modify => model::GroupModCommand::Modify,
             GroupCommand::Delete => model::GroupModCommand::Delete,
+            GroupCommand::AddOrModify => model::GroupModCommand::AddOrModify,
         };
         let id_ok = match command {
             model::GroupModCommand::Delete => {
@@ -268,9 +273,7 @@ impl GroupMod {
             model::GroupModCommand::Add => GroupCommand::Add,
             model::GroupModCommand::Modify => GroupCommand::Modify,
             model::GroupModCommand::Delete => GroupCommand::Delete,
-            model::GroupModCommand::AddOrModify => {
-                return err(E::GroupModBadCommand, "group_mod.command")
-            }
+            model::GroupModCommand::AddOrModify => GroupCommand::AddOrModify,
         };
         Ok(GroupMod {
             command,
@@ -454,6 +457,22 @@ mod tests {
             buckets: Vec::new(),
         };
         assert_eq!(del.to_model().unwrap().spec.group_id, OFPG_ALL);
+        // Open vSwitch's ADD_OR_MOD (0x8000), as `ovs-ofctl --may-create mod-group` sends it;
+        // another unknown command is refused.
+        let model = parse_group_mod(
+            "group_id=5,type=all,bucket=output:1",
+            GroupModCommand::AddOrModify,
+        )
+        .unwrap();
+        let w = GroupMod::from_model(&model).unwrap();
+        let mut b = Vec::new();
+        w.encode(&mut b);
+        assert_eq!(&b[..2], &[0x80, 0x00]);
+        let back = GroupMod::decode(Reader::new(&b, E::BadRequestLen, "t")).unwrap();
+        assert_eq!(back.to_model().unwrap(), model);
+        b[0] = 0x40;
+        let refused = GroupMod::decode(Reader::new(&b, E::BadRequestLen, "t"));
+        assert_eq!(refused.err().map(|e| e.code.type_code()), Some((6, 11)));
     }
 
     #[test]
