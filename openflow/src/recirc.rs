@@ -2,10 +2,10 @@
 //!
 //! A `ct(table=T)` action freezes the translation: the packet goes through the datapath's
 //! tracking, then back to classification with a `recirc_id` that names where its
-//! translation goes on (bridge, table T, registers, metadata, the action set written so
-//! far: a [`Frozen`]), as Open vSwitch's `recirc_alloc_id_ctx` does. The same state always
-//! gets the same id, so a rule set makes a fixed set of ids; every megaflow matches its
-//! `recirc_id`.
+//! translation goes on (bridge, table T, registers, metadata, the `push:` stack, the action
+//! set written so far: a [`Frozen`]), as Open vSwitch's `recirc_alloc_id_ctx` does. The same
+//! state gets the same id as long as it is kept (below), so a rule set makes a fixed set of
+//! ids; every megaflow matches its `recirc_id`.
 //!
 //! The table holds at most [`MAX_STATES`] states (a rule set whose registers or action sets
 //! take ever new values at a `ct` could fill it: `freeze` then refuses, and the packet is
