@@ -150,10 +150,10 @@ class Ovs:
         return self.run("ovs-vsctl", "--db=" + self.db, "--timeout=10", *args)
 
     def appctl(self, *args, check=True):
-        return self.run("ovs-appctl", "-t", "%s/ovs-vswitchd.%d.ctl" % (self.dir, self.pids[-1]), *args, check=check)
+        return self.run("ovs-appctl", "--timeout=30", "-t", "%s/ovs-vswitchd.%d.ctl" % (self.dir, self.pids[-1]), *args, check=check)
 
     def ofctl(self, *args):
-        return self.run("ovs-ofctl", "-O", "OpenFlow10,OpenFlow13", *args)
+        return self.run("ovs-ofctl", "--timeout=30", "-O", "OpenFlow10,OpenFlow13", *args)
 
 
 def port_args(br, p, out):
@@ -383,7 +383,7 @@ class NetflowCollector:
             actual.append("%s:%d" % (host, port))
         self.got = []
         self.done = False
-        self.threads = [threading.Thread(target=self.receive, args=(t, sk)) for t, sk in self.socks]
+        self.threads = [threading.Thread(target=self.receive, args=(t, sk), daemon=True) for t, sk in self.socks]
         for th in self.threads:
             th.start()
         args = ["targets=%s" % ",".join('"%s"' % a for a in actual)]
@@ -422,6 +422,7 @@ def main(argv):
         print("%s: skipped, its input is played %d times (one ovs-appctl call a frame)"
               % (s.name, max(s.repeats(p) for p in s.input_ports())))
         scenarios.remove(s)
+    failed = []
     for dummy, group in (("--enable-dummy=override", [s for s in scenarios if not s.underlay]),
                          ("--enable-dummy --disable-system", [s for s in scenarios if s.underlay])):
         if not group:
@@ -431,7 +432,8 @@ def main(argv):
             for s in group:
                 # A scenario with connection tracking gets an ovs-vswitchd of its own: OVS
                 # 3.1's userspace conntrack (with NAT) has left the daemon unresponsive for
-                # the next scenario (ovs-vsctl timing out on add-br).
+                # the next scenario (ovs-vsctl timing out on add-br), and on a loaded machine
+                # it now and then aborts in the middle of one.
                 fresh = uses_conntrack(s)
                 if ovs is not None and fresh:
                     ovs.stop()
@@ -439,7 +441,16 @@ def main(argv):
                 if ovs is None:
                     ovs = Ovs(dummy)
                     ovs.start()
-                notes = replay(ovs, s, os.path.join(out, s.name))
+                try:
+                    notes = replay(ovs, s, os.path.join(out, s.name))
+                except RuntimeError as e:
+                    # The daemon failed (its log's end is in the message): this scenario
+                    # failed, the next ones get a new daemon.
+                    print("%s: FAILED: %s" % (s.name, e))
+                    failed.append(s.name)
+                    ovs.stop()
+                    ovs = None
+                    continue
                 print("%s: done%s" % (s.name, "".join("\n  " + n for n in notes)))
                 if fresh:
                     ovs.stop()
@@ -447,6 +458,9 @@ def main(argv):
         finally:
             if ovs is not None:
                 ovs.stop()
+    if failed:
+        print("failed: %s" % " ".join(failed))
+        return 1
     return 0
 
 

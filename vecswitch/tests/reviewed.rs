@@ -83,33 +83,71 @@ fn real_open_vswitch_agrees_with_the_predictions() {
         .collect();
     scenarios.sort();
     assert!(scenarios.len() >= 9, "scenarios missing: {scenarios:?}");
+    let (_, first_run) = ovs_reference(out.path(), &scenarios);
+    for s in &scenarios {
+        let mut tries = vec![crosscheck_ovs(&out.path().join(s), s)];
+        // Open vSwitch 3.1's userspace conntrack (NAT above all) is unreliable on a loaded
+        // machine: now and then ovs-vswitchd aborts in the middle of a scenario (assertions in
+        // cmap_rehash() or dpcls_destroy(), or a silent exit) or loses a connection it has
+        // committed, so that a reply finds none. That is the peer failing, not a disagreement,
+        // which would come back each time: such a scenario gets two more runs, each in an
+        // ovs-vswitchd of its own, and must agree in one of them.
+        while !tries.last().unwrap().0 && uses_conntrack(s) && tries.len() < 3 {
+            let again = tempfile::tempdir().unwrap();
+            let (_, text) = ovs_reference(again.path(), std::slice::from_ref(s));
+            let (ok, check) = crosscheck_ovs(&again.path().join(s), s);
+            tries.push((ok, format!("{text}\n{check}")));
+        }
+        let (ok, _) = tries.last().unwrap();
+        let report: Vec<&str> = tries.iter().map(|t| t.1.as_str()).collect();
+        if *ok && tries.len() > 1 {
+            eprintln!(
+                "{s}: Open vSwitch agreed on run {} of {}; the runs before:\n{}",
+                tries.len(),
+                tries.len(),
+                report[..report.len() - 1].join("\n")
+            );
+        }
+        assert!(
+            ok,
+            "Open vSwitch differs on {s} in {} run(s):\n{}\nthe first ovs_reference.py run \
+             (scripts/setup.sh installs openvswitch-switch):\n{first_run}",
+            tries.len(),
+            report.join("\n")
+        );
+    }
+}
+
+/// Runs `pcaps/ovs_reference.py` on `scenarios` into `out`: whether it succeeded, and what it
+/// printed.
+fn ovs_reference(out: &Path, scenarios: &[String]) -> (bool, String) {
     let script = pcaps().join("ovs_reference.py");
     let mut args = vec![
         script.to_string_lossy().into_owned(),
-        out.path().to_string_lossy().into_owned(),
+        out.to_string_lossy().into_owned(),
     ];
     args.extend(scenarios.iter().cloned());
     let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
-    let (ok, text) = python(&args);
-    assert!(
-        ok,
-        "ovs_reference.py failed (scripts/setup.sh installs openvswitch-switch):\n{text}"
-    );
+    python(&args)
+}
+
+/// `crosscheck.py --ovs` on OVS's outputs of scenario `s` in `dir`: whether they agree with
+/// the predictions, and the report. With `--ovs`, where gen.py declares that OVS differs on
+/// purpose (the scenario README says why), OVS is held to what gen.py says it does.
+fn crosscheck_ovs(dir: &Path, s: &str) -> (bool, String) {
     let check = pcaps().join("crosscheck.py");
-    for s in &scenarios {
-        let dir = out.path().join(s);
-        // --ovs: where gen.py declares that OVS differs on purpose (the scenario README says
-        // why), OVS is held to what gen.py says it does.
-        let (ok, text) = python(&[
-            check.to_str().unwrap(),
-            s,
-            "--out",
-            dir.to_str().unwrap(),
-            "--ovs",
-        ]);
-        assert!(
-            ok && text.contains("0 difference(s)"),
-            "Open vSwitch differs on {s}:\n{text}"
-        );
-    }
+    let (ok, text) = python(&[
+        check.to_str().unwrap(),
+        s,
+        "--out",
+        dir.to_str().unwrap(),
+        "--ovs",
+    ]);
+    (ok && text.contains("0 difference(s)"), text)
+}
+
+/// Whether a rule of scenario `s` has a `ct()` action (as ovs_reference.py's
+/// `uses_conntrack`).
+fn uses_conntrack(s: &str) -> bool {
+    std::fs::read_to_string(pcaps().join(s).join("rules.txt")).is_ok_and(|r| r.contains("ct("))
 }
