@@ -32,8 +32,11 @@ from scapy.all import (  # noqa: F401 (re-exported for crosscheck.py)
     Ether,
     ICMPv6EchoReply,
     ICMPv6EchoRequest,
+    ICMPv6ND_NA,
     ICMPv6ND_NS,
+    ICMPv6NDOptDstLLAddr,
     ICMPv6NDOptSrcLLAddr,
+    ICMPv6NDOptUnknown,
     ICMPv6PacketTooBig,
     IPOption,
     IPv6ExtHdrFragment,
@@ -895,6 +898,86 @@ kept as is. Run `pcaps/check_checksums.py` on the outputs.
     ip.update(src="192.168.1.1", dst="192.168.2.2")
     pout = Ether(src="02:00:00:00:aa:01", dst="02:00:00:00:bb:02") / IP(**ip) / TCP(sport=40000, dport=8080, flags="A", seq=1040, ack=7000)
     s.send("p1", pin, "TCP 10.0.0.1:12345→10.0.0.2:80 A", {"p2": pout}, "as frame 1")
+    return s
+
+
+def rewrite_nd():
+    s = Scenario(
+        "rewrite-nd",
+        "set_field on ICMP and ICMPv6 type and code, the IPv6 flow label, and neighbour discovery's target and link-layer addresses",
+        """
+Everything enters on p1; each kind of message has its rule and its output port. ICMP's type
+and code share one checksum word; ICMPv6's are also under its checksum but not in its
+pseudo-header, and the flow label is under no checksum at all. Neighbour discovery (RFC 4861):
+`nd_target` is the target address of a solicitation (type 135) or advertisement (136), `nd_sll`
+the solicitation's source link-layer address option, `nd_tll` the advertisement's target
+link-layer address option. As in Open vSwitch (`odp_set_nd`: "a packet can only contain one
+SLL or TLL option"), an address is written into the first link-layer address option of length
+1 when that option is of its kind, and nowhere else: a solicitation without options gets its
+new target only; an advertisement whose first such option is a source address keeps both its
+options; a 16-byte target address option (length 2, not Ethernet's) is passed over. Other
+options (a nonce, RFC 3971) are skipped. Every ICMPv6 checksum must be right afterwards:
+`pcaps/check_checksums.py` checks them.
+""",
+        [{"name": "p%d" % n, "ofport": n} for n in range(1, 6)],
+        rules=[
+            "# ICMP echo request: type and code",
+            "priority=100,in_port=1,icmp,icmp_type=8,actions=set_field:0->icmp_type,set_field:5->icmp_code,output:2",
+            "# ICMPv6 echo request: type, code and the flow label",
+            "priority=100,in_port=1,icmp6,icmp_type=128,actions=set_field:129->icmpv6_type,set_field:7->icmpv6_code,set_field:0x12345->ipv6_label,output:3",
+            "# Neighbour solicitation: target and source link-layer address",
+            "priority=100,in_port=1,icmp6,icmp_type=135,actions=set_field:fe80::99->nd_target,set_field:02:00:00:00:00:99->nd_sll,output:4",
+            "# Neighbour advertisement: target and target link-layer address",
+            "priority=100,in_port=1,icmp6,icmp_type=136,actions=set_field:fe80::88->nd_target,set_field:02:00:00:00:00:88->nd_tll,output:5",
+            "priority=0,actions=drop",
+        ],
+    )
+    h1, h2 = mac(1), mac(2)
+    sll, tll = "02:00:00:00:00:99", "02:00:00:00:00:88"
+
+    def eth():
+        return Ether(src=h1, dst=h2)
+
+    def v6(fl=0):
+        return IPv6(src="fe80::1", dst="fe80::2", hlim=255, fl=fl)
+
+    s.send("p1", eth() / IP(src="10.0.0.1", dst="10.0.0.2", id=1) / ICMP(type=8, id=0x42, seq=1) / Raw(b"nd-ping"),
+           "ICMP echo request", {"p2": eth() / IP(src="10.0.0.1", dst="10.0.0.2", id=1) / ICMP(type=0, code=5, id=0x42, seq=1) / Raw(b"nd-ping")},
+           "type 0, code 5; ICMP checksum fixed")
+    s.send("p1", eth() / v6(0xabcde) / ICMPv6EchoRequest(id=0x43, seq=1, data=b"nd-ping6"),
+           "ICMPv6 echo request, flow label 0xabcde",
+           {"p3": eth() / v6(0x12345) / ICMPv6EchoReply(code=7, id=0x43, seq=1, data=b"nd-ping6")},
+           "type 129, code 7, flow label 0x12345; ICMPv6 checksum fixed")
+    s.send("p1", eth() / v6() / ICMPv6ND_NS(tgt="fe80::2") / ICMPv6NDOptSrcLLAddr(lladdr=h1),
+           "neighbour solicitation for fe80::2 with its source link-layer address",
+           {"p4": eth() / v6() / ICMPv6ND_NS(tgt="fe80::99") / ICMPv6NDOptSrcLLAddr(lladdr=sll)},
+           "target fe80::99, source link-layer address 02:00:00:00:00:99")
+    dad = IPv6(src="::", dst="ff02::1:ff00:2", hlim=255)
+    s.send("p1", Ether(src=h1, dst="33:33:ff:00:00:02") / dad / ICMPv6ND_NS(tgt="fe80::2"),
+           "duplicate address detection: a solicitation without options",
+           {"p4": Ether(src=h1, dst="33:33:ff:00:00:02") / dad / ICMPv6ND_NS(tgt="fe80::99")},
+           "target fe80::99; no option to write the address into")
+    nonce = ICMPv6NDOptUnknown(type=14, len=1, data=b"\x01\x02\x03\x04\x05\x06")
+    s.send("p1", eth() / v6() / ICMPv6ND_NS(tgt="fe80::2") / nonce / ICMPv6NDOptSrcLLAddr(lladdr=h1),
+           "solicitation with a nonce option before its source link-layer address",
+           {"p4": eth() / v6() / ICMPv6ND_NS(tgt="fe80::99") / nonce / ICMPv6NDOptSrcLLAddr(lladdr=sll)},
+           "the nonce skipped and kept; target and source address written")
+    s.send("p1", eth() / v6() / ICMPv6ND_NA(tgt="fe80::2", R=0, S=1, O=1) / ICMPv6NDOptDstLLAddr(lladdr=h2),
+           "neighbour advertisement for fe80::2 with its target link-layer address",
+           {"p5": eth() / v6() / ICMPv6ND_NA(tgt="fe80::88", R=0, S=1, O=1) / ICMPv6NDOptDstLLAddr(lladdr=tll)},
+           "target fe80::88, target link-layer address 02:00:00:00:00:88")
+    s.send("p1", eth() / v6() / ICMPv6ND_NA(tgt="fe80::2", R=0, S=1, O=1) / ICMPv6NDOptSrcLLAddr(lladdr=h1) / ICMPv6NDOptDstLLAddr(lladdr=h2),
+           "advertisement whose first link-layer address option is a source address",
+           {"p5": eth() / v6() / ICMPv6ND_NA(tgt="fe80::88", R=0, S=1, O=1) / ICMPv6NDOptSrcLLAddr(lladdr=h1) / ICMPv6NDOptDstLLAddr(lladdr=h2)},
+           "target fe80::88; both options kept (only the first such option is written, and it is not a target address)")
+    wide = ICMPv6NDOptUnknown(type=2, len=2, data=bytes(range(1, 15)))
+    s.send("p1", eth() / v6() / ICMPv6ND_NA(tgt="fe80::2", R=0, S=1, O=1) / wide / ICMPv6NDOptDstLLAddr(lladdr=h2),
+           "advertisement with a 16-byte target address option, then an Ethernet one",
+           {"p5": eth() / v6() / ICMPv6ND_NA(tgt="fe80::88", R=0, S=1, O=1) / wide / ICMPv6NDOptDstLLAddr(lladdr=tll)},
+           "the 16-byte option passed over and kept; the Ethernet one written")
+    s.send("p1", eth() / v6(0xabcde) / ICMPv6EchoRequest(id=0x43, seq=2, data=b"nd-ping6"),
+           "ICMPv6 echo request again (its megaflow now cached)",
+           {"p3": eth() / v6(0x12345) / ICMPv6EchoReply(code=7, id=0x43, seq=2, data=b"nd-ping6")}, "as frame 2")
     return s
 
 
@@ -3187,7 +3270,7 @@ it does not abort (the set's packet-ins after a goto_table chain) is in scenario
     return s
 
 
-SCENARIOS = [l2_learning, vlan, vlan_defaults, vlan_native, acl, rewrite, resubmit, groups, nested_tables, fragments, frag_normal, frag_nx_match, frag_drop, vlan_limit_1, vlan_limit_2, mac_move, priorities, malformed, vxlan, geneve, tunnel_drops, vni_isolation, vxlan_arp, tunnel_flow, geneve_options, tunnel_mtu, tunnel_jumbo, jumbo, ct_firewall, ct_snat, ct_dnat, ct_limits, ct_recirc, ct_tuple, ct_frag, netflow_basic, netflow_add_id, netflow_64bit, netflow_tunnel, arp_responder, controller, action_set]
+SCENARIOS = [l2_learning, vlan, vlan_defaults, vlan_native, acl, rewrite, rewrite_nd, resubmit, groups, nested_tables, fragments, frag_normal, frag_nx_match, frag_drop, vlan_limit_1, vlan_limit_2, mac_move, priorities, malformed, vxlan, geneve, tunnel_drops, vni_isolation, vxlan_arp, tunnel_flow, geneve_options, tunnel_mtu, tunnel_jumbo, jumbo, ct_firewall, ct_snat, ct_dnat, ct_limits, ct_recirc, ct_tuple, ct_frag, netflow_basic, netflow_add_id, netflow_64bit, netflow_tunnel, arp_responder, controller, action_set]
 
 
 def build(names=None):

@@ -83,6 +83,19 @@ fn cases() -> Vec<(u32, bool, Vec<DpAction>)> {
             8,
             false,
             vec![
+                SetIcmpType(0),
+                SetIcmpCode(255),
+                SetIpv6Label(0xf_ffff),
+                SetNdTarget(V6),
+                SetNdSll(MAC_A),
+                SetNdTll(MAC_B),
+                Output(1),
+            ],
+        ),
+        (
+            8,
+            false,
+            vec![
                 PushVlan {
                     tpid: 0x88a8,
                     tci: 5,

@@ -1057,8 +1057,7 @@ pub(crate) fn check_actions(
     m: &Match,
     table: Option<u8>,
 ) -> Result<(), RuleError> {
-    let need = |action: &str, f: Field| {
-        let p = f.def().prereq;
+    let need_for = |action: &str, f: Field, p: Prereq| {
         if m.holds(p) {
             Ok(())
         } else {
@@ -1068,18 +1067,21 @@ pub(crate) fn check_actions(
             ))
         }
     };
+    // Reading a field, and writing one.
+    let need = |action: &str, f: Field| need_for(action, f, f.def().prereq);
+    let need_to_write = |action: &str, f: Field| need_for(action, f, f.def().write_prereq());
     check_instruction_order(actions)?;
     for (i, a) in actions.iter().enumerate() {
         match a {
             Action::WriteActions(inner) => check_actions(inner, m, table)?,
             Action::SetField { field, value } => {
-                need("set_field", *field)?;
+                need_to_write("set_field", *field)?;
                 if *value > field.max_value() {
                     return Err(RuleError::new("set_field", "value wider than the field"));
                 }
             }
             Action::Load { dst, value } => {
-                need("load", dst.field)?;
+                need_to_write("load", dst.field)?;
                 if *value > ones(dst.n_bits) {
                     return Err(RuleError::new("load", "value wider than the bit range"));
                 }
@@ -1088,7 +1090,7 @@ pub(crate) fn check_actions(
             Action::StackPop(r) => need("pop", r.field)?,
             Action::Move { src, dst } => {
                 need("move", src.field)?;
-                need("move", dst.field)?;
+                need_to_write("move", dst.field)?;
                 if src.n_bits != dst.n_bits {
                     return Err(RuleError::new(
                         "move",
@@ -1681,6 +1683,32 @@ mod tests {
             (
                 "udp,actions=set_field:80->tcp_dst",
                 "set_field: tcp_dst requires tcp or tcp6 (set dl_type and nw_proto=6 first)",
+            ),
+            // icmp_type is matched on ICMPv6 too (ovs-ofctl's name) but written on ICMP
+            // only, as OVS's MFF_ICMPV4_TYPE; ND addresses where the message has them.
+            (
+                "icmp6,actions=set_field:3->icmp_type",
+                "set_field: icmp_type requires icmp (dl_type=0x0800,nw_proto=1)",
+            ),
+            (
+                "icmp6,actions=load:3->NXM_OF_ICMP_CODE[]",
+                "load: icmp_code requires icmp (dl_type=0x0800,nw_proto=1)",
+            ),
+            (
+                "icmp,actions=set_field:3->icmpv6_type",
+                "set_field: icmpv6_type requires icmp6 (dl_type=0x86dd,nw_proto=58)",
+            ),
+            (
+                "icmp6,icmp_type=136,actions=set_field:00:00:00:00:00:01->nd_sll",
+                "set_field: nd_sll requires icmp6 with icmp_type=135",
+            ),
+            (
+                "icmp6,actions=set_field:fe80::1->nd_target",
+                "set_field: nd_target requires icmp6 with icmp_type=135 or 136",
+            ),
+            (
+                "tcp,actions=set_field:1->tcp_flags",
+                "set_field: \"tcp_flags\" is not a field set_field can write",
             ),
             (
                 "actions=mod_vlan_vid:5000",

@@ -808,7 +808,11 @@ impl Xlate<'_> {
                 if self.f.key.is_ip() {
                     self.wc.key.nw_proto = 0xff;
                 }
-                if !field.def().prereq.holds(&self.f.key, &FlowKey::all_ones()) {
+                if !field
+                    .def()
+                    .write_prereq()
+                    .holds(&self.f.key, &FlowKey::all_ones())
+                {
                     continue;
                 }
             }
@@ -834,7 +838,7 @@ impl Xlate<'_> {
                 };
                 if field == VLAN_VID
                     || field == VLAN_PCP
-                    || !field.def().prereq.holds(&self.f.key, &all)
+                    || !field.def().write_prereq().holds(&self.f.key, &all)
                 {
                     continue;
                 }

@@ -532,6 +532,14 @@ fn set_field(a: &DpAction, d: &mut [u8], m: &mut PacketMeta) -> Result<(), ExecD
             set_ipv6_addr(d, m, 24, ip)?;
             m.key.ipv6_dst = ip;
         }
+        DpAction::SetIpv6Label(label) => {
+            // Version (4 bits), traffic class (8), flow label (20); no header checksum.
+            let l3 = l3_of(m, ethertype::IPV6)?;
+            let w = field::<4>(d, l3).ok_or(BAD)?;
+            let label = label & 0x000f_ffff;
+            *w = ((u32::from_be_bytes(*w) & !0x000f_ffff) | label).to_be_bytes();
+            m.key.ipv6_label = label;
+        }
         DpAction::SetIpDscp(dscp) => set_tos(d, m, (m.key.nw_tos & 0x03) | (dscp & 0xfc))?,
         DpAction::SetIpEcn(ecn) => set_tos(d, m, (m.key.nw_tos & 0xfc) | (ecn & 0x03))?,
         DpAction::SetIpTtl(ttl) => set_ttl(d, m, ttl)?,
@@ -559,6 +567,34 @@ fn set_field(a: &DpAction, d: &mut [u8], m: &mut PacketMeta) -> Result<(), ExecD
         DpAction::SetTpDst(port) => {
             if set_port(d, m, 2, port)? {
                 m.key.tp_dst = port;
+            }
+        }
+        DpAction::SetIcmpType(t) => {
+            if set_icmp(d, m, 0xff00, (t as u16) << 8)? {
+                m.key.tp_src = t as u16;
+            }
+        }
+        DpAction::SetIcmpCode(c) => {
+            if set_icmp(d, m, 0x00ff, c as u16)? {
+                m.key.tp_dst = c as u16;
+            }
+        }
+        DpAction::SetNdTarget(target) => {
+            let (l4, _) = nd_of(d, m)?;
+            let f = field::<16>(d, l4 + 8).ok_or(BAD)?;
+            let old = *f;
+            *f = target;
+            fix_csum(d, l4 + 2, |c| update_bytes(c, &old, &target));
+            m.key.nd_target = target;
+        }
+        DpAction::SetNdSll(mac) => {
+            if set_nd_lladdr(d, m, ND_OPT_SOURCE_LLADDR, mac)? {
+                m.key.arp_sha = mac;
+            }
+        }
+        DpAction::SetNdTll(mac) => {
+            if set_nd_lladdr(d, m, ND_OPT_TARGET_LLADDR, mac)? {
+                m.key.arp_tha = mac;
             }
         }
         DpAction::SetVlanVid(vid) => {
@@ -694,22 +730,11 @@ fn set_ttl(d: &mut [u8], m: &mut PacketMeta, ttl: u8) -> Result<(), ExecDrop> {
 /// Writes a TCP / UDP / SCTP port (`at` 0 for source, 2 for destination); false when the
 /// packet is a later fragment, which has no L4 header (it is left as it is).
 fn set_port(d: &mut [u8], m: &PacketMeta, at: usize, port: u16) -> Result<bool, ExecDrop> {
-    if !m.key.is_ip() {
-        return Err(ExecDrop::BadHeader);
-    }
-    if m.key.nw_frag & FRAG_LATER != 0 {
-        // No L4 header in this fragment: nothing to rewrite, and the fragment goes on (as in
-        // Open vSwitch), so that the datagram's later fragments are not lost.
-        return Ok(false);
-    }
-    if m.l4_ofs == NO_OFFSET {
-        return Err(ExecDrop::BadHeader);
-    }
-    let l4 = m.l4_ofs as usize;
     let proto = m.key.nw_proto;
-    if !matches!(proto, ipproto::TCP | ipproto::UDP | ipproto::SCTP) {
-        return Err(ExecDrop::BadHeader);
-    }
+    let ports = m.key.is_ip() && matches!(proto, ipproto::TCP | ipproto::UDP | ipproto::SCTP);
+    let Some(l4) = l4_header(m, ports)? else {
+        return Ok(false);
+    };
     let f = field::<2>(d, l4 + at).ok_or(ExecDrop::BadHeader)?;
     let old = u16::from_be_bytes(*f);
     *f = port.to_be_bytes();
@@ -719,6 +744,92 @@ fn set_port(d: &mut [u8], m: &PacketMeta, at: usize, port: u16) -> Result<bool, 
         _ => sctp_recompute(d, m)?,
     }
     Ok(true)
+}
+
+/// The offset of the L4 header that an action writes, when the packet is of the protocol
+/// (`is_proto`; `bad-header` if not); `None` for a later fragment, which has no L4 header:
+/// nothing to rewrite, and the fragment goes on (as in Open vSwitch), so that the datagram's
+/// later fragments are not lost.
+fn l4_header(m: &PacketMeta, is_proto: bool) -> Result<Option<usize>, ExecDrop> {
+    if !is_proto {
+        return Err(ExecDrop::BadHeader);
+    }
+    if m.key.nw_frag & FRAG_LATER != 0 {
+        return Ok(None);
+    }
+    if m.l4_ofs == NO_OFFSET {
+        return Err(ExecDrop::BadHeader);
+    }
+    Ok(Some(m.l4_ofs as usize))
+}
+
+/// Replaces the `mask` bits of an ICMP or ICMPv6 message's type-and-code word with `bits`,
+/// fixing its checksum (the word is not in ICMPv6's pseudo-header); false when the packet is
+/// a later fragment, which has no ICMP header (left as it is, as [`set_port`] does).
+fn set_icmp(d: &mut [u8], m: &PacketMeta, mask: u16, bits: u16) -> Result<bool, ExecDrop> {
+    let icmp = match m.key.dl_type {
+        ethertype::IPV4 => m.key.nw_proto == ipproto::ICMP,
+        ethertype::IPV6 => m.key.nw_proto == ipproto::ICMPV6,
+        _ => false,
+    };
+    let Some(l4) = l4_header(m, icmp)? else {
+        return Ok(false);
+    };
+    let w = field::<2>(d, l4).ok_or(ExecDrop::BadHeader)?;
+    let old = u16::from_be_bytes(*w);
+    let new = (old & !mask) | bits;
+    *w = new.to_be_bytes();
+    fix_csum(d, l4 + 2, |c| update16(c, old, new));
+    Ok(true)
+}
+
+/// ND option types of the link-layer addresses (RFC 4861 section 4.6.1).
+const ND_OPT_SOURCE_LLADDR: u8 = 1;
+const ND_OPT_TARGET_LLADDR: u8 = 2;
+
+/// The ICMPv6 header's offset and the end of the IPv6 payload of a neighbour solicitation or
+/// advertisement (its 24 fixed bytes there); `bad-header` otherwise.
+fn nd_of(d: &[u8], m: &PacketMeta) -> Result<(usize, usize), ExecDrop> {
+    const BAD: ExecDrop = ExecDrop::BadHeader;
+    let l3 = l3_of(m, ethertype::IPV6)?;
+    if m.key.nw_proto != ipproto::ICMPV6 || m.l4_ofs == NO_OFFSET || m.key.nw_frag & FRAG_LATER != 0
+    {
+        return Err(BAD);
+    }
+    let l4 = m.l4_ofs as usize;
+    let len = d.get(l3 + 4..l3 + 6).ok_or(BAD)?;
+    let end = (l3 + 40 + u16::from_be_bytes([len[0], len[1]]) as usize).min(d.len());
+    if !matches!(d.get(l4), Some(135 | 136)) || end < l4 + 24 {
+        return Err(BAD);
+    }
+    Ok((l4, end))
+}
+
+/// Writes `mac` into the first link-layer address option of length 1 (8 bytes) of an ND
+/// message when that option is of `kind`, fixing the ICMPv6 checksum (as Open vSwitch's
+/// `odp_set_nd`: "a packet can only contain one SLL or TLL option"); true when written. The
+/// walk stops at an option of length 0 or one running past the payload.
+fn set_nd_lladdr(d: &mut [u8], m: &PacketMeta, kind: u8, mac: [u8; 6]) -> Result<bool, ExecDrop> {
+    let (l4, end) = nd_of(d, m)?;
+    let mut at = l4 + 24;
+    while let Some(&[t, n]) = d.get(at..end).and_then(|o| o.first_chunk::<2>()) {
+        let n = n as usize * 8;
+        if n == 0 || at + n > end {
+            break;
+        }
+        if n == 8 && (t == ND_OPT_SOURCE_LLADDR || t == ND_OPT_TARGET_LLADDR) {
+            if t != kind {
+                return Ok(false);
+            }
+            let f = field::<6>(d, at + 2).ok_or(ExecDrop::BadHeader)?;
+            let old = *f;
+            *f = mac;
+            fix_csum(d, l4 + 2, |c| update_bytes(c, &old, &mac));
+            return Ok(true);
+        }
+        at += n;
+    }
+    Ok(false)
 }
 
 /// Recomputes the SCTP CRC32c over the whole SCTP packet (to the end of the IP payload, the
@@ -1089,6 +1200,142 @@ mod tests {
             }
             let out = ok_apply(&[DpAction::DecTtl], &f);
             assert_eq!(ok(&out).key.nw_ttl, 63);
+        }
+    }
+
+    #[test]
+    fn set_icmp_type_and_code_fix_the_checksum() {
+        let v4 = fill_checksums(eth(
+            ethertype::IPV4,
+            &ipv4(ipproto::ICMP, &[], 0, &icmp(8, 0, b"ping")),
+        ));
+        let v6 = &frames_v6()[2];
+        for f in [&v4, v6] {
+            let out = ok_apply(&[DpAction::SetIcmpType(3), DpAction::SetIcmpCode(9)], f);
+            assert_checksums(&out);
+            let m = ok(&out);
+            assert_eq!((m.key.tp_src, m.key.tp_dst), (3, 9));
+            let l4 = m.l4_ofs as usize;
+            // Nothing else changed.
+            assert_eq!(out[..l4], f[..l4]);
+            assert_eq!(out[l4 + 4..], f[l4 + 4..]);
+        }
+        // Not ICMP: the action cannot apply.
+        assert_eq!(
+            apply(&[DpAction::SetIcmpType(3)], &udp4_frame()).err(),
+            Some(ExecDrop::BadHeader)
+        );
+        // A later fragment has no ICMP header: left as it is.
+        let later = fill_checksums(eth(
+            ethertype::IPV4,
+            &ipv4(ipproto::ICMP, &[], 0x0001, &icmp(8, 0, b"ping")),
+        ));
+        assert_eq!(ok_apply(&[DpAction::SetIcmpCode(1)], &later), later);
+    }
+
+    #[test]
+    fn set_ipv6_label_keeps_the_traffic_class() {
+        for f in frames_v6() {
+            let out = ok_apply(&[DpAction::SetIpv6Label(0xf_abcd)], &f);
+            assert_checksums(&out);
+            let m = ok(&out);
+            assert_eq!((m.key.ipv6_label, m.key.nw_tos), (0xf_abcd, 0xb9));
+        }
+        assert_eq!(
+            apply(&[DpAction::SetIpv6Label(1)], &udp4_frame()).err(),
+            Some(ExecDrop::BadHeader)
+        );
+    }
+
+    /// An ND link-layer address option: `kind`, `len` in units of 8 bytes, bytes from `fill`.
+    fn nd_opt(kind: u8, len: u8, fill: u8) -> Vec<u8> {
+        let mut o = vec![kind, len];
+        o.resize(len.max(1) as usize * 8, fill);
+        o
+    }
+
+    #[test]
+    fn set_nd_writes_the_first_link_layer_option_of_its_kind() {
+        const T: [u8; 16] = [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x99];
+        // What translation writes on each: a solicitation has `nd_sll`, an advertisement
+        // `nd_tll`.
+        let set = |ty: u8| {
+            [
+                DpAction::SetNdTarget(T),
+                if ty == 135 {
+                    DpAction::SetNdSll(MAC_B)
+                } else {
+                    DpAction::SetNdTll(MAC_A)
+                },
+            ]
+        };
+        // (message type, options, where each written address is expected: option index)
+        type Case<'a> = (u8, Vec<&'a [u8]>, Option<usize>);
+        let sll = nd_opt(1, 1, 0x11);
+        let tll = nd_opt(2, 1, 0x22);
+        let nonce = nd_opt(14, 1, 0x33);
+        let wide_tll = nd_opt(2, 2, 0x44);
+        let cases: [Case; 6] = [
+            (135, vec![&sll], Some(0)),
+            (135, vec![], None),
+            (135, vec![&nonce, &sll], Some(1)),
+            (136, vec![&tll], Some(0)),
+            // The first link-layer option is a source address: nothing written.
+            (136, vec![&sll, &tll], None),
+            // A 16-byte target address option is not Ethernet's: passed over.
+            (136, vec![&wide_tll, &tll], Some(1)),
+        ];
+        for (ty, opts, written) in cases {
+            let f = nd_frame(ty, &opts.concat());
+            let out = ok_apply(&set(ty), &f);
+            assert_checksums(&out);
+            let m = ok(&out);
+            assert_eq!(m.key.nd_target, T);
+            let l4 = m.l4_ofs as usize;
+            let mut want = f.clone();
+            want[l4 + 8..l4 + 24].copy_from_slice(&T);
+            if let Some(i) = written {
+                let at = l4 + 24 + opts[..i].iter().map(|o| o.len()).sum::<usize>() + 2;
+                want[at..at + 6].copy_from_slice(if ty == 135 { &MAC_B } else { &MAC_A });
+            }
+            // Everything but the checksum is as predicted.
+            want[l4 + 2..l4 + 4].copy_from_slice(&out[l4 + 2..l4 + 4]);
+            assert_eq!(out, want, "type {ty}, options {opts:?}");
+        }
+    }
+
+    #[test]
+    fn set_nd_stops_at_a_bad_option_and_needs_neighbour_discovery() {
+        // An option of length 0 ends the walk: the address after it is not written. (The
+        // parser drops such a frame; the action is checked on its own.)
+        let mut f = nd_frame(135, &[nd_opt(14, 1, 0x33), nd_opt(1, 1, 0x11)].concat());
+        let m = ok(&f);
+        let l4 = m.l4_ofs as usize;
+        f[l4 + 25] = 0;
+        let mut meta = m;
+        let before = f.clone();
+        set_field(&DpAction::SetNdSll(MAC_B), &mut f, &mut meta).unwrap();
+        assert_eq!(f, before);
+        // An option running past the payload: not written either.
+        f[l4 + 25] = 3;
+        let before = f.clone();
+        set_field(&DpAction::SetNdSll(MAC_B), &mut f, &mut meta).unwrap();
+        assert_eq!(f, before);
+        // With the nonce's length right, the address is written.
+        f[l4 + 25] = 1;
+        set_field(&DpAction::SetNdSll(MAC_B), &mut f, &mut meta).unwrap();
+        assert_eq!(f[l4 + 34..l4 + 40], MAC_B);
+        // Not a solicitation or advertisement.
+        for a in [
+            DpAction::SetNdTarget([1; 16]),
+            DpAction::SetNdSll(MAC_B),
+            DpAction::SetNdTll(MAC_B),
+        ] {
+            assert_eq!(
+                apply(std::slice::from_ref(&a), &frames_v6()[2]).err(),
+                Some(ExecDrop::BadHeader)
+            );
+            assert_eq!(apply(&[a], &udp4_frame()).err(), Some(ExecDrop::BadHeader));
         }
     }
 

@@ -23,6 +23,8 @@ pub enum DpAction {
     SetIpv4Dst(u32),
     SetIpv6Src([u8; 16]),
     SetIpv6Dst([u8; 16]),
+    /// The IPv6 flow label (20 bits).
+    SetIpv6Label(u32),
     /// DSCP: the high 6 bits of the TOS / traffic class byte, given already shifted (`tos & 0xfc`).
     SetIpDscp(u8),
     /// ECN: the low 2 bits.
@@ -37,6 +39,16 @@ pub enum DpAction {
     /// TCP / UDP / SCTP source port.
     SetTpSrc(u16),
     SetTpDst(u16),
+    /// The ICMP or ICMPv6 type, and the code; fix the ICMP checksum.
+    SetIcmpType(u8),
+    SetIcmpCode(u8),
+    /// Neighbour discovery (RFC 4861): the target address of a solicitation or advertisement,
+    /// and the source and target link-layer address options, as Open vSwitch's `set(nd(...))`
+    /// writes them: an address goes into the first link-layer address option (of length 1)
+    /// when that option is of its kind, and nowhere else. The ICMPv6 checksum is fixed.
+    SetNdTarget([u8; 16]),
+    SetNdSll([u8; 6]),
+    SetNdTll([u8; 6]),
     /// Push an 802.1Q (0x8100) or 802.1ad (0x88a8) header; `tci` without the present bit.
     PushVlan {
         tpid: u16,

@@ -39,17 +39,6 @@ const KNOWN: &[(&str, u32, &str)] = &[
         1110,
         GROUP_FEATURES,
     ),
-    // set_field to nd_target and nd_tll: vecswitch refuses (OFPBAC_BAD_SET_TYPE).
-    (
-        "ofproto - set-field flow_mod commands (OF1.2)",
-        1513,
-        ND_SET_FIELD,
-    ),
-    (
-        "ofproto - set-field flow_mod commands (OF1.2)",
-        1514,
-        ND_SET_FIELD,
-    ),
     // table=254 is OVS's hidden internal table (OFPBRC_EPERM, the bundle fails); vecswitch's
     // 255 tables include it, so the bundle commits.
     (
@@ -67,7 +56,6 @@ const KNOWN: &[(&str, u32, &str)] = &[
 const SHOW: &str = "254 vs 255 tables, QUEUE_STATS, a service connection's miss_send_len";
 const PORT_STATS: &str = "netdev-dummy keeps no drop counters";
 const GROUP_FEATURES: &str = "no MPLS or set_queue actions in vecswitch";
-const ND_SET_FIELD: &str = "set_field to nd_target/nd_tll not supported";
 const TABLE_254: &str = "table 254 is OVS's internal table";
 
 fn have_ovs() -> bool {

@@ -412,6 +412,10 @@ pub struct FieldDef {
     pub in_match: bool,
     pub print: Print,
     pub write: Write,
+    /// What a match must establish before actions may write the field, where that is more
+    /// than [`FieldDef::prereq`] (`icmp_type`: matched on ICMP and ICMPv6, as ovs-ofctl
+    /// reads it, but written on ICMP only, as OVS's `MFF_ICMPV4_TYPE`).
+    pub write_needs: Option<Prereq>,
     /// How the megaflow printer shows the slot, per context (empty: not shown).
     pub dp: &'static [DpItem],
 }
@@ -434,6 +438,7 @@ impl FieldDef {
             in_match: false,
             print: Print::Never,
             write: Write::No,
+            write_needs: None,
             dp: &[],
         }
     }
@@ -493,6 +498,17 @@ impl FieldDef {
     pub const fn write(mut self, w: Write) -> FieldDef {
         self.write = w;
         self
+    }
+
+    /// Actions may write the field only where a match establishes `p`.
+    pub const fn write_needs(mut self, p: Prereq) -> FieldDef {
+        self.write_needs = Some(p);
+        self
+    }
+
+    /// What a match must establish before actions may write the field.
+    pub fn write_prereq(&self) -> Prereq {
+        self.write_needs.unwrap_or(self.prereq)
     }
 
     pub const fn dp(mut self, items: &'static [DpItem]) -> FieldDef {

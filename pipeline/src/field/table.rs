@@ -403,7 +403,8 @@ fields! {
         .maskable()
         .prereq(P::Ipv6)
         .matched("ipv6_label", P::None)
-        .dp(&[dp(G::Ipv6, "label", F::Hex).full(0xf_ffff)]);
+        .dp(&[dp(G::Ipv6, "label", F::Hex).full(0xf_ffff)])
+        .write(Write::Packet(|v| DpAction::SetIpv6Label(v as u32)));
     /// OVS reads 16 bits and keeps the low byte (`arp_op=257` is `arp_op=1`), as its
     /// `flow.nw_proto` holds the opcode; the wire (NXM/OXM, 2 bytes) is `ofwire`'s concern.
     ARP_OP = FieldDef::new("arp_op", key_slot!(nw_proto), 8, S::Decimal)
@@ -465,12 +466,15 @@ fields! {
         .bits(0xffff, 0)
         .prereq(P::IcmpAny)
         .matched("icmp_type", P::Icmp4)
-        .dp(&[dp(G::L4, "type", F::Dec).when(DpWhen::Icmp)]);
+        .dp(&[dp(G::L4, "type", F::Dec).when(DpWhen::Icmp)])
+        .write(Write::Packet(|v| DpAction::SetIcmpType(v as u8)))
+        .write_needs(P::Icmp4);
     ICMPV6_TYPE = FieldDef::new("icmpv6_type", key_slot!(tp_src), 8, S::Decimal)
         .nxm(&[nxm_nx("NXM_NX_ICMPV6_TYPE", 21), oxm_of("OXM_OF_ICMPV6_TYPE", 29)])
         .bits(0xffff, 0)
         .prereq(P::Icmp6)
-        .matched("icmp_type", P::Icmp6);
+        .matched("icmp_type", P::Icmp6)
+        .write(Write::Packet(|v| DpAction::SetIcmpType(v as u8)));
     TP_SRC = FieldDef::new("tp_src", key_slot!(tp_src), 16, S::Decimal)
         .maskable()
         .prereq(P::L4)
@@ -499,12 +503,15 @@ fields! {
         .bits(0xffff, 0)
         .prereq(P::IcmpAny)
         .matched("icmp_code", P::Icmp4)
-        .dp(&[dp(G::L4, "code", F::Dec).when(DpWhen::Icmp)]);
+        .dp(&[dp(G::L4, "code", F::Dec).when(DpWhen::Icmp)])
+        .write(Write::Packet(|v| DpAction::SetIcmpCode(v as u8)))
+        .write_needs(P::Icmp4);
     ICMPV6_CODE = FieldDef::new("icmpv6_code", key_slot!(tp_dst), 8, S::Decimal)
         .nxm(&[nxm_nx("NXM_NX_ICMPV6_CODE", 22), oxm_of("OXM_OF_ICMPV6_CODE", 30)])
         .bits(0xffff, 0)
         .prereq(P::Icmp6)
-        .matched("icmp_code", P::Icmp6);
+        .matched("icmp_code", P::Icmp6)
+        .write(Write::Packet(|v| DpAction::SetIcmpCode(v as u8)));
     TP_DST = FieldDef::new("tp_dst", key_slot!(tp_dst), 16, S::Decimal)
         .maskable()
         .prereq(P::L4)
@@ -541,13 +548,15 @@ fields! {
         .maskable()
         .prereq(P::NdTarget)
         .matched("nd_target", P::None)
-        .dp(&[dp(G::Nd, "target", F::Ip6)]);
+        .dp(&[dp(G::Nd, "target", F::Ip6)])
+        .write(Write::Packet(|v| DpAction::SetNdTarget(v.to_be_bytes())));
     ND_SLL = FieldDef::new("nd_sll", key_slot!(arp_sha), 48, S::Mac)
         .nxm(&[nxm_nx("NXM_NX_ND_SLL", 24), oxm_of("OXM_OF_IPV6_ND_SLL", 32)])
         .maskable()
         .prereq(P::NdSll)
         .matched("nd_sll", P::Icmp6)
-        .dp(&[dp(G::Nd, "sll", F::Mac).when(DpWhen::Ipv6).pos(1)]);
+        .dp(&[dp(G::Nd, "sll", F::Mac).when(DpWhen::Ipv6).pos(1)])
+        .write(Write::Packet(|v| DpAction::SetNdSll(u128_to_mac(v))));
     ARP_SHA = FieldDef::new("arp_sha", key_slot!(arp_sha), 48, S::Mac)
         .nxm(&[nxm_nx("NXM_NX_ARP_SHA", 17), oxm_of("OXM_OF_ARP_SHA", 24)])
         .maskable()
@@ -560,7 +569,8 @@ fields! {
         .maskable()
         .prereq(P::NdTll)
         .matched("nd_tll", P::Icmp6)
-        .dp(&[dp(G::Nd, "tll", F::Mac).when(DpWhen::Ipv6).pos(1)]);
+        .dp(&[dp(G::Nd, "tll", F::Mac).when(DpWhen::Ipv6).pos(1)])
+        .write(Write::Packet(|v| DpAction::SetNdTll(u128_to_mac(v))));
     ARP_THA = FieldDef::new("arp_tha", key_slot!(arp_tha), 48, S::Mac)
         .nxm(&[nxm_nx("NXM_NX_ARP_THA", 18), oxm_of("OXM_OF_ARP_THA", 25)])
         .maskable()

@@ -158,7 +158,12 @@ fn writable_fields_cover_their_width_and_live_where_their_action_says() {
             (Write::Packet(_) | Write::VlanTci, Slot::Key(_)) => {}
             (w, s) => panic!("{f:?}: {w:?} on {s:?}"),
         }
-        assert_eq!(d.bits, ones(d.width) << d.shift, "{f:?}");
+        if [ICMP_TYPE, ICMPV6_TYPE, ICMP_CODE, ICMPV6_CODE].contains(&f) {
+            // 8 bits in a 16-bit port slot, whose high byte the parser leaves 0 for ICMP.
+            assert_eq!((d.width, d.bits), (8, 0xffff), "{f:?}");
+        } else {
+            assert_eq!(d.bits, ones(d.width) << d.shift, "{f:?}");
+        }
         assert!(d.width <= 128);
     }
     assert!(
