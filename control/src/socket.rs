@@ -33,6 +33,8 @@ pub const MAX_READERS: usize = 32;
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the ports' liveness (link up, not taken down) is read again.
 const LIVENESS_INTERVAL: Duration = Duration::from_millis(100);
+/// How long the control loop keeps polling without sleeping after its last input.
+const SPIN_AFTER_INPUT: Duration = Duration::from_micros(200);
 
 /// One request.
 #[derive(Debug, Serialize, Deserialize)]
@@ -117,11 +119,19 @@ impl ControlSocket {
         let mut fds = Vec::new();
         // Set when an OpenFlow connection has input left over from the last round.
         let mut openflow_busy = false;
+        let mut last_input = Instant::now();
         while !stop.load(Ordering::Relaxed) {
             fds.clear();
             fds.push(self.listener.as_raw_fd());
             crate::openflow_conn::fds(daemon, &mut fds);
-            let _ = ports::sys::poll_readable(&fds, if openflow_busy { 0 } else { 20 });
+            // Right after input the loop polls without sleeping for a while: a controller's
+            // next message (ovs-ofctl's next FLOW_MOD + BARRIER) then finds it awake, without
+            // the wake-up of a sleeping thread (tens of µs on this VM), as Open vSwitch's
+            // busier main loop does (BENCHMARKS.md, "FLOW_MOD without a bundle").
+            let spin = openflow_busy || last_input.elapsed() < SPIN_AFTER_INPUT;
+            if ports::sys::poll_readable(&fds, if spin { 0 } else { 20 }).unwrap_or(0) > 0 {
+                last_input = Instant::now();
+            }
             loop {
                 match self.listener.accept() {
                     Ok((stream, _)) => spawn_reader(stream, &tx, &readers),
