@@ -346,6 +346,7 @@ impl<U: Upcall> Classify<U> {
         let generation = self.upcall.generation();
         self.generation = generation;
         self.config_generation = self.upcall.config_generation();
+        self.upcall.revalidation_begins(generation);
         let since = self.revalidated_ns;
         self.changes.clear();
         let targeted = self.upcall.rule_changes(&mut self.changes)

@@ -537,11 +537,14 @@ impl Upcall for BridgeUpcall {
         self.0.config_generation()
     }
 
-    fn rule_changes(&mut self, changes: &mut Vec<RuleChange>) -> bool {
-        // A revalidation begins (see `DatapathUpcall::rule_changes`).
+    /// As `DatapathUpcall::revalidation_begins`: NetFlow ends its records.
+    fn revalidation_begins(&mut self, generation: u64) {
         if let Some(nf) = self.0.netflow() {
-            nf.revalidated(self.0.generation());
+            nf.revalidated(generation);
         }
+    }
+
+    fn rule_changes(&mut self, changes: &mut Vec<RuleChange>) -> bool {
         let now = self.0.seen();
         let Some(then) = self.1.seen.replace(now) else {
             return false;

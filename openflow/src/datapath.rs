@@ -548,18 +548,20 @@ impl Upcall for DatapathUpcall {
             .wrapping_add(self.underlay.routes.generation())
     }
 
-    /// Rule changes only when the port map, the underlay and every bridge's MAC table and
-    /// ports stayed; each bridge's with its in_port as a datapath port.
-    fn rule_changes(&mut self, changes: &mut Vec<RuleChange>) -> bool {
-        let map = self.map.load();
-        // A revalidation begins: NetFlow ends the records of the megaflows made before it,
-        // kept or not, as OVS's revalidators do.
-        let generation = self.generation();
-        for b in &map.bridges {
+    /// NetFlow ends the records of the megaflows made before the revalidation, kept or not,
+    /// as OVS's revalidators do.
+    fn revalidation_begins(&mut self, generation: u64) {
+        for b in &self.map.load().bridges {
             if let Some(nf) = b.bridge.netflow() {
                 nf.revalidated(generation);
             }
         }
+    }
+
+    /// Rule changes only when the port map, the underlay and every bridge's MAC table and
+    /// ports stayed; each bridge's with its in_port as a datapath port.
+    fn rule_changes(&mut self, changes: &mut Vec<RuleChange>) -> bool {
+        let map = self.map.load();
         let now = DatapathSeen {
             map: map.changes,
             underlay: self.underlay.generation(),

@@ -99,6 +99,12 @@ pub trait Upcall {
         self.translate(key, now_ns)
     }
 
+    /// Called at the start of every revalidation with the [`Upcall::generation`] just read,
+    /// before [`Upcall::rule_changes`]: for what a revalidation ends whether or not any
+    /// megaflow changes (NetFlow's records of the megaflows made before it, as Open vSwitch's
+    /// revalidators end them). Nothing by default.
+    fn revalidation_begins(&mut self, _generation: u64) {}
+
     /// Called at the start of every revalidation, after [`Upcall::generation`] was read: says
     /// what changed since the previous call (or since the upcall was made). When that was
     /// rule changes only, pushes them onto `changes` and returns true: the revalidation then
