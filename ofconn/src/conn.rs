@@ -85,7 +85,11 @@ pub struct Connection {
     pub peer: String,
     stream: Stream,
     framer: Framer,
+    /// Queued output; its first `out_sent` bytes are written already (dropped from the
+    /// front only once they are half the buffer, so a long reply that the socket takes a
+    /// piece at a time is not moved down after every piece).
     out: Vec<u8>,
+    out_sent: usize,
     pub state: State,
     pub role: ControllerRole,
     pub async_config: AsyncConfig,
@@ -136,6 +140,7 @@ impl Connection {
             stream,
             framer: Framer::default(),
             out: Vec::new(),
+            out_sent: 0,
             state: State::Hello,
             role: ControllerRole::Equal,
             async_config: default_async(),
@@ -168,7 +173,7 @@ impl Connection {
 
     /// Bytes queued and not yet written.
     pub fn backlog(&self) -> usize {
-        self.out.len()
+        self.out.len() - self.out_sent
     }
 
     /// Queues `m` with `xid` in the connection's version.
@@ -235,28 +240,33 @@ impl Connection {
 
     /// Writes what is queued, as far as the socket takes it.
     pub fn flush(&mut self) {
-        let mut done = 0;
-        while done < self.out.len() {
-            match self.stream.write(&self.out[done..]) {
+        while self.out_sent < self.out.len() {
+            match self.stream.write(&self.out[self.out_sent..]) {
                 Ok(0) => break,
-                Ok(n) => done += n,
+                Ok(n) => self.out_sent += n,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => {
                     self.out.clear();
-                    done = 0;
+                    self.out_sent = 0;
                     self.close(format!("write: {e}"));
                     break;
                 }
             }
         }
-        self.out.drain(..done);
+        if self.out_sent == self.out.len() {
+            self.out.clear();
+            self.out_sent = 0;
+        } else if self.out_sent > self.out.len() / 2 {
+            self.out.drain(..self.out_sent);
+            self.out_sent = 0;
+        }
     }
 
     /// True when the framer holds a whole message that the next call will handle (a partial
     /// one waits for the socket; all wait while the peer does not read its output).
     pub fn has_input(&self) -> bool {
-        self.closed.is_none() && self.out.len() <= OUTPUT_HIGH_WATER && self.framer.has_message()
+        self.closed.is_none() && self.backlog() <= OUTPUT_HIGH_WATER && self.framer.has_message()
     }
 
     /// Handles up to [`MESSAGES_PER_CALL`] whole messages; returns what they asked of the
@@ -271,7 +281,7 @@ impl Connection {
         // Consecutive FLOW_MODs, applied together before the next other message.
         let mut pending = Vec::new();
         for _ in 0..MESSAGES_PER_CALL {
-            if self.closed.is_some() || self.out.len() > OUTPUT_HIGH_WATER {
+            if self.closed.is_some() || self.backlog() > OUTPUT_HIGH_WATER {
                 break;
             }
             let (h, body) = match self.framer.next_message() {

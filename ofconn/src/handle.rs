@@ -401,13 +401,21 @@ fn multipart(
         // No other request this switch answers spans several messages.
         return refuse(E::BadRequestMultipart, "multipart_request.flags");
     }
+    let version = c.version().unwrap_or(OFP13_VERSION);
     let body = match req.body {
         RequestBody::Desc => ReplyBody::Desc(sw.desc()),
+        // Encoded one rule at a time: a dump of many rules never holds them all as entries.
         RequestBody::Flow(f) => {
             let spec = flow_filter(&f)?;
             let now = sw.now_ns();
             let rules = sw.rules().filter(&spec, false);
-            ReplyBody::Flow(rules.iter().filter_map(|r| flow_stats(r, now)).collect())
+            let parts = ofwire::msg::multipart::flow_reply_parts(version, xid, rules.len(), |i| {
+                flow_stats(&rules[i], now)
+            })?;
+            for part in parts {
+                c.send_bytes(&part);
+            }
+            return Ok(());
         }
         RequestBody::Aggregate(f) => {
             let spec = flow_filter(&f)?;
@@ -461,7 +469,6 @@ fn multipart(
         RequestBody::TableFeatures(_) => return Ok(()),
     };
     let reply = MultipartReply { flags: 0, body };
-    let version = c.version().unwrap_or(OFP13_VERSION);
     for part in reply.encode_parts_in(version, xid)? {
         c.send_bytes(&part);
     }

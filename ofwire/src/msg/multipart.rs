@@ -498,40 +498,14 @@ impl MultipartReply {
     /// 65535 bytes: a list that does not fit in one is split between its entries, every
     /// message but the last flagged `OFPMPF_REPLY_MORE` (section 7.3.5).
     pub fn encode_parts(&self, xid: u32) -> Result<Vec<Vec<u8>>, OfpError> {
-        use crate::header::{Header, OFP_HEADER_LEN};
         let single = |body: &MultipartReply| {
             crate::msg::Message::MultipartReply(body.clone()).encode(crate::OFP13_VERSION, xid)
         };
         let Some(n) = self.entries() else {
             return Ok(vec![single(self)?]);
         };
-        const HEAD: usize = OFP_HEADER_LEN + 8;
-        let parts = split_entries(n, HEAD, |i, out| self.encode_entry(i, out))?;
-        let n = parts.len();
-        let t = self.type_code();
-        Ok(parts
-            .into_iter()
-            .enumerate()
-            .map(|(i, body)| {
-                let mut out = Vec::with_capacity(HEAD + body.len());
-                Header {
-                    version: crate::OFP13_VERSION,
-                    msg_type: crate::MsgType::MultipartReply as u8,
-                    length: (HEAD + body.len()) as u16,
-                    xid,
-                }
-                .encode(&mut out);
-                out.put_u16(t);
-                out.put_u16(if i + 1 < n {
-                    self.flags | OFPMPF_MORE
-                } else {
-                    self.flags
-                });
-                out.put_zeros(4);
-                out.extend_from_slice(&body);
-                out
-            })
-            .collect())
+        let parts = split_entries(n, PARTS_HEAD, |i, out| self.encode_entry(i, out))?;
+        Ok(frame_parts(self.type_code(), self.flags, xid, parts))
     }
 
     /// [`MultipartReply::encode_parts`] in `version`: OpenFlow 1.0's STATS_REPLY on a 1.0
@@ -637,6 +611,58 @@ impl MultipartReply {
 /// The bodies of the messages a list of `n` entries is split into: each entry is written
 /// (by `entry`) into the current body; one that makes it longer than a message of
 /// `head` bytes of headers can hold moves to a new body.
+/// A multipart reply's header: OpenFlow's, then type, flags and 4 bytes of padding.
+const PARTS_HEAD: usize = crate::header::OFP_HEADER_LEN + 8;
+
+/// Each of `parts` (the entries of one message each) as a whole OpenFlow 1.3 MULTIPART_REPLY
+/// of type `t`, every one but the last flagged `OFPMPF_REPLY_MORE`.
+fn frame_parts(t: u16, flags: u16, xid: u32, parts: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    let n = parts.len();
+    parts
+        .into_iter()
+        .enumerate()
+        .map(|(i, body)| {
+            let mut out = Vec::with_capacity(PARTS_HEAD + body.len());
+            crate::header::Header {
+                version: crate::OFP13_VERSION,
+                msg_type: crate::MsgType::MultipartReply as u8,
+                length: (PARTS_HEAD + body.len()) as u16,
+                xid,
+            }
+            .encode(&mut out);
+            out.put_u16(t);
+            out.put_u16(if i + 1 < n {
+                flags | OFPMPF_MORE
+            } else {
+                flags
+            });
+            out.put_zeros(4);
+            out.extend_from_slice(&body);
+            out
+        })
+        .collect()
+}
+
+/// A FLOW reply in `version` (1.3, or 1.0's STATS_REPLY) with transaction id `xid`, its `n`
+/// entries made one at a time by `entry` (`None`: left out), so that a dump of many rules
+/// never holds them all as [`FlowStats`] at once; split as [`MultipartReply::encode_parts`]
+/// splits. An entry 1.0 cannot say is left out of a 1.0 reply (as `reply_parts` does).
+pub fn flow_reply_parts(
+    version: u8,
+    xid: u32,
+    n: usize,
+    mut entry: impl FnMut(usize) -> Option<FlowStats>,
+) -> Result<Vec<Vec<u8>>, OfpError> {
+    if version == crate::OFP10_VERSION {
+        return crate::of10::stats::flow_reply_parts(xid, n, entry);
+    }
+    let parts = split_entries(n, PARTS_HEAD, |i, out| match entry(i) {
+        Some(f) => f.encode(out),
+        None => Ok(()),
+    })?;
+    Ok(frame_parts(ty::FLOW, 0, xid, parts))
+}
+
 pub(crate) fn split_entries(
     n: usize,
     head: usize,
@@ -701,5 +727,46 @@ mod tests {
             body: ReplyBody::Flow(Vec::new()),
         };
         assert_eq!(empty.encode_parts(1).map(|p| p.len()), Ok(1));
+    }
+
+    #[test]
+    fn a_flow_reply_made_entry_by_entry_is_the_whole_reply_encoded() {
+        use crate::action::WireAction;
+        // Enough flows for several messages; every seventh has an action 1.0 cannot say.
+        let flows: Vec<FlowStats> = (0..3000u32)
+            .map(|i| FlowStats {
+                table_id: (i % 3) as u8,
+                duration_sec: i,
+                duration_nsec: 0,
+                priority: i as u16,
+                idle_timeout: 0,
+                hard_timeout: 0,
+                flags: 0,
+                cookie: u64::from(i),
+                packet_count: 1,
+                byte_count: 64,
+                matches: Match::default(),
+                instructions: vec![Instruction::ApplyActions(vec![if i % 7 == 0 {
+                    WireAction::CopyTtlOut
+                } else {
+                    WireAction::Output {
+                        port: i,
+                        max_len: 0,
+                    }
+                }])],
+            })
+            .collect();
+        // Entries the caller leaves out (`None`) are the ones a whole reply would not hold.
+        let kept = |i: usize| (i % 11 != 0).then(|| flows[i].clone());
+        let whole = MultipartReply {
+            flags: 0,
+            body: ReplyBody::Flow((0..flows.len()).filter_map(kept).collect()),
+        };
+        for version in [crate::OFP13_VERSION, crate::OFP10_VERSION] {
+            let streamed = flow_reply_parts(version, 5, flows.len(), kept);
+            let encoded = whole.encode_parts_in(version, 5);
+            assert_eq!(streamed, encoded, "version {version}");
+            assert!(streamed.map_or(0, |p| p.len()) > 1);
+        }
     }
 }

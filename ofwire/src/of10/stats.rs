@@ -303,9 +303,8 @@ pub fn decode_reply(mut r: Reader) -> Result<MultipartReply, OfpError> {
 /// `OFPSF_REPLY_MORE`). A flow whose actions 1.0 cannot say is left out of a FLOW reply
 /// (as 1.3's reply leaves out the actions it has no encoding for).
 pub fn reply_parts(m: &MultipartReply, xid: u32) -> Result<Vec<Vec<u8>>, OfpError> {
-    use crate::header::{Header, OFP_HEADER_LEN};
     let t = type_of(&m.body)?;
-    let head_len = OFP_HEADER_LEN + STATS_HEAD;
+    let head_len = crate::header::OFP_HEADER_LEN + STATS_HEAD;
     let bodies = match entries(&m.body) {
         Some(n) => split_entries(n, head_len, |i, out| {
             match encode_entry(&m.body, i, out) {
@@ -320,8 +319,32 @@ pub fn reply_parts(m: &MultipartReply, xid: u32) -> Result<Vec<Vec<u8>>, OfpErro
             vec![b.split_off(STATS_HEAD)]
         }
     };
+    Ok(frame_parts(t, m.flags, xid, bodies))
+}
+
+/// [`crate::msg::multipart::flow_reply_parts`] in OpenFlow 1.0: a flow whose actions 1.0
+/// cannot say is left out.
+pub fn flow_reply_parts(
+    xid: u32,
+    n: usize,
+    mut entry: impl FnMut(usize) -> Option<FlowStats>,
+) -> Result<Vec<Vec<u8>>, OfpError> {
+    let head_len = crate::header::OFP_HEADER_LEN + STATS_HEAD;
+    // An entry 1.0 cannot say writes nothing (`encode_flow_stats`) and is left out.
+    let bodies = split_entries(n, head_len, |i, out| match entry(i) {
+        Some(f) => encode_flow_stats(&f, out).or(Ok(())),
+        None => Ok(()),
+    })?;
+    Ok(frame_parts(ty::FLOW, 0, xid, bodies))
+}
+
+/// Each of `bodies` as a whole 1.0 STATS_REPLY of type `t`, every one but the last flagged
+/// `OFPSF_REPLY_MORE`.
+fn frame_parts(t: u16, flags: u16, xid: u32, bodies: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    use crate::header::{Header, OFP_HEADER_LEN};
+    let head_len = OFP_HEADER_LEN + STATS_HEAD;
     let count = bodies.len();
-    Ok(bodies
+    bodies
         .into_iter()
         .enumerate()
         .map(|(i, body)| {
@@ -339,9 +362,9 @@ pub fn reply_parts(m: &MultipartReply, xid: u32) -> Result<Vec<Vec<u8>>, OfpErro
             } else {
                 0
             };
-            out.put_u16(m.flags | more);
+            out.put_u16(flags | more);
             out.extend_from_slice(&body);
             out
         })
-        .collect())
+        .collect()
 }
