@@ -746,7 +746,7 @@ mod tests {
                 packet_count: 1,
                 byte_count: 64,
                 matches: Match::default(),
-                instructions: vec![Instruction::ApplyActions(vec![if i % 7 == 0 {
+                instructions: vec![Instruction::ApplyActions(vec![if i.is_multiple_of(7) {
                     WireAction::CopyTtlOut
                 } else {
                     WireAction::Output {
@@ -757,7 +757,7 @@ mod tests {
             })
             .collect();
         // Entries the caller leaves out (`None`) are the ones a whole reply would not hold.
-        let kept = |i: usize| (i % 11 != 0).then(|| flows[i].clone());
+        let kept = |i: usize| (!i.is_multiple_of(11)).then(|| flows[i].clone());
         let whole = MultipartReply {
             flags: 0,
             body: ReplyBody::Flow((0..flows.len()).filter_map(kept).collect()),
