@@ -659,7 +659,8 @@ def main():
     ap.add_argument("--switches", default="vecswitch,ovs-afxdp,ovs-dpdk,testpmd-io")
     ap.add_argument("--vecswitch-b", default="", help="binary of the vecswitch-b switch")
     ap.add_argument("--out-suffix", default="", help="results-<date>T<time>-<mode><suffix>.json")
-    ap.add_argument("--vs-batch", type=int, default=32)
+    # The daemon's default batch-size (256; BENCHMARKS.md, "The default batch").
+    ap.add_argument("--vs-batch", type=int, default=256)
     ap.add_argument("--vs-busy-poll", type=int, default=1)
     args = ap.parse_args()
     if args.runs is None:

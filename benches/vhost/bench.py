@@ -1039,8 +1039,8 @@ def main():
                     help="of " + ",".join(SWITCHES))
     ap.add_argument("--vecswitch-b", default="", help="binary of the vecswitch-b switch")
     ap.add_argument("--out-suffix", default="", help="results-<date>T<time>-<mode><suffix>.json")
-    # vecswitch's batch-size: 256, as the ceiling's testpmd runs with --burst=256 (OVS-DPDK's
-    # burst is fixed at 32). The daemon's default stays 32; BENCHMARKS.md has 32 against 256.
+    # vecswitch's batch-size: 256, the daemon's default, as the ceiling's testpmd runs with
+    # --burst=256 (OVS-DPDK's burst is fixed at 32); BENCHMARKS.md has 32 against 256.
     ap.add_argument("--vs-batch", type=int, default=256)
     # Another user's interface named br0 (a daemon of a test) would refuse the LOCAL tap.
     ap.add_argument("--vs-bridge", default="br0", help="vecswitch's bridge (and LOCAL tap) name")

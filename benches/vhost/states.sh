@@ -14,7 +14,7 @@
 # right after the sample): ~80 ns or ~330 ns here, the host's placement of the two vCPUs,
 # which sets the state. CT_ARGS adds testpmd options to the container (e.g. --mbcache=512),
 # VDEV_ARGS options to both its virtio-user devices (e.g. VDEV_ARGS=,packed_vq=1), VS_BATCH
-# the switch's batch-size (default 32).
+# the switch's batch-size (default 256, the daemon's).
 # Needs root and both cores; reserves 600 2 MiB hugepages on a mount of its own and gives
 # them back on exit.
 set -euo pipefail
@@ -64,7 +64,7 @@ bench_coreping_build
 printf 'in_port=1,actions=output:2\nin_port=2,actions=output:1\n' > "$WORK/p2p.flows"
 cat > "$WORK/vs.toml" <<EOF
 pmd-cores = [1]
-batch-size = ${VS_BATCH:-32}
+batch-size = ${VS_BATCH:-256}
 busy-poll = true
 [[bridge]]
 name = "vsst0"

@@ -3,7 +3,7 @@
 //! ```toml
 //! socket = "/run/vecswitch/vecswitch.sock"   # optional
 //! pmd-cores = [1]                             # one PMD per core; default: the last core
-//! batch-size = 32                             # 1..=256
+//! batch-size = 256                            # 1..=256
 //! busy-poll = false                           # true: idle PMDs never sleep
 //! pmd-sleep-max-us = 100000
 //! emc-entries = 8192

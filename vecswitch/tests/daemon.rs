@@ -218,7 +218,7 @@ fn bad_requests_are_refused_naming_the_field_and_change_nothing() {
     assert_eq!(dump_flows(&d, "b0"), flows);
     // The refused `set` changed nothing, not even the valid half.
     let show = d.ok(&["show", "--json"]).json;
-    assert_eq!(show["settings"]["batch"], 32);
+    assert_eq!(show["settings"]["batch"], 256);
     assert_eq!(
         show["vlan_limit"], 1,
         "OVS's default, and the refused set left it"

@@ -83,7 +83,12 @@ pub struct PmdSettings {
 impl Default for PmdSettings {
     fn default() -> Self {
         PmdSettings {
-            batch: 32,
+            // VPP's frame size, not OVS's 32: per-burst work (ring indexes, fences, prefetch
+            // set-up, per-group actions) spreads over more packets. In the vhost-user loop
+            // 256 costs 155 against 243 cycles/pkt far (split) and ~186 against ~218 near; on
+            // veth it is level; at ping rates the round trip is the same (BENCHMARKS.md, "The
+            // default batch").
+            batch: 256,
             busy_poll: false,
             sleep_max_us: 100_000,
         }
