@@ -323,21 +323,28 @@ impl EventFd {
 }
 
 /// Waits up to `timeout_ms` for any of `fds` to become readable (`poll(2)`). Returns how many
-/// are; an interrupted wait returns 0.
+/// are; an interrupted wait returns 0. Every descriptor is watched: up to 64 from the stack
+/// (a PMD's queues and its wake-up eventfd), more from the heap.
 pub fn poll_readable(fds: &[std::os::fd::RawFd], timeout_ms: i32) -> io::Result<usize> {
-    const MAX: usize = 64;
-    let mut set = [libc::pollfd {
-        fd: -1,
-        events: 0,
+    const INLINE: usize = 64;
+    let entry = |fd| libc::pollfd {
+        fd,
+        events: libc::POLLIN,
         revents: 0,
-    }; MAX];
-    let n = fds.len().min(MAX);
-    for (p, &fd) in set.iter_mut().zip(&fds[..n]) {
-        p.fd = fd;
-        p.events = libc::POLLIN;
-    }
-    // SAFETY: `set` holds `n` initialised pollfd entries and outlives the call.
-    let ret = unsafe { libc::poll(set.as_mut_ptr(), n as libc::nfds_t, timeout_ms) };
+    };
+    let mut inline = [entry(-1); INLINE];
+    let mut heap: Vec<libc::pollfd>;
+    let set: &mut [libc::pollfd] = if fds.len() <= INLINE {
+        for (p, &fd) in inline.iter_mut().zip(fds) {
+            p.fd = fd;
+        }
+        &mut inline[..fds.len()]
+    } else {
+        heap = fds.iter().map(|&fd| entry(fd)).collect();
+        &mut heap
+    };
+    // SAFETY: `set` holds `set.len()` initialised pollfd entries and outlives the call.
+    let ret = unsafe { libc::poll(set.as_mut_ptr(), set.len() as libc::nfds_t, timeout_ms) };
     if ret < 0 {
         let e = io::Error::last_os_error();
         if e.kind() == io::ErrorKind::Interrupted {
@@ -373,4 +380,29 @@ pub fn monotonic_ns() -> u64 {
     (ts.tv_sec as u64)
         .wrapping_mul(1_000_000_000)
         .wrapping_add(ts.tv_nsec as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn poll_readable_watches_every_descriptor_past_the_inline_64() {
+        let fds: Vec<EventFd> = (0..100).map(|_| EventFd::new().unwrap()).collect();
+        let raw: Vec<_> = fds.iter().map(EventFd::raw_fd).collect();
+        assert_eq!(poll_readable(&raw, 0).unwrap(), 0);
+        fds[99].notify();
+        assert_eq!(
+            poll_readable(&raw, 0).unwrap(),
+            1,
+            "the 100th descriptor is watched"
+        );
+        fds[3].notify();
+        assert_eq!(poll_readable(&raw, 0).unwrap(), 2);
+        assert_eq!(
+            poll_readable(&raw[..10], 0).unwrap(),
+            1,
+            "a short list from the stack"
+        );
+    }
 }
