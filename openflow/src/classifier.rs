@@ -94,6 +94,13 @@ pub struct Classifier {
     /// Ordered by `max_priority`, highest first.
     subtables: Vec<Subtable>,
     n_rules: usize,
+    /// Rules with an idle or hard timeout: none, and expiry has nothing to look at here.
+    n_timed: usize,
+}
+
+/// Whether `r` can time out.
+fn timed(r: &Rule) -> bool {
+    r.spec.idle_timeout != 0 || r.spec.hard_timeout != 0
 }
 
 /// Whether `a` beats `b`: higher priority, then the earlier-added rule.
@@ -109,6 +116,11 @@ impl Classifier {
 
     pub fn is_empty(&self) -> bool {
         self.n_rules == 0
+    }
+
+    /// Rules with an idle or hard timeout.
+    pub fn n_timed(&self) -> usize {
+        self.n_timed
     }
 
     /// Number of subtables (distinct masks).
@@ -166,12 +178,15 @@ impl Classifier {
             .iter()
             .position(|r| r.spec.priority == prio && r.spec.matches.value == m.value)
         {
+            self.n_timed =
+                self.n_timed + usize::from(timed(&rule)) - usize::from(timed(&bucket[pos]));
             return Some(std::mem::replace(&mut bucket[pos], rule));
         }
         let pos = bucket
             .iter()
             .position(|r| better(&rule, r))
             .unwrap_or(bucket.len());
+        self.n_timed += usize::from(timed(&rule));
         bucket.insert(pos, rule);
         *st.priorities.entry(prio).or_insert(0) += 1;
         self.n_rules += 1;
@@ -196,7 +211,8 @@ impl Classifier {
         let Some(pos) = bucket.iter().position(|r| r.id == rule.id) else {
             return false;
         };
-        bucket.remove(pos);
+        let gone = bucket.remove(pos);
+        self.n_timed -= usize::from(timed(&gone));
         if bucket.is_empty() {
             st.rules.remove(&h);
         }
@@ -280,6 +296,26 @@ mod tests {
         f.key.nw_dst = dst;
         let mut wc = Fields::default();
         c.lookup(&f, &mut wc).map(|r| r.id)
+    }
+
+    #[test]
+    fn rules_that_can_time_out_are_counted_through_inserts_replacements_and_removals() {
+        let mut c = Classifier::default();
+        c.insert(rule(1, "ip,nw_dst=10.0.0.1,actions=drop"));
+        c.insert(rule(2, "idle_timeout=5,ip,nw_dst=10.0.0.2,actions=drop"));
+        c.insert(rule(3, "hard_timeout=9,ip,nw_dst=10.0.0.3,actions=drop"));
+        assert_eq!(c.n_timed(), 2);
+        // Replacing a rule that times out by one that does not, and the other way round.
+        c.insert(rule(4, "ip,nw_dst=10.0.0.2,actions=drop"));
+        assert_eq!(c.n_timed(), 1);
+        c.insert(rule(5, "idle_timeout=1,ip,nw_dst=10.0.0.1,actions=drop"));
+        assert_eq!(c.n_timed(), 2);
+        assert!(c.remove(&rule(3, "ip,nw_dst=10.0.0.3,actions=drop")));
+        assert!(!c.remove(&rule(3, "ip,nw_dst=10.0.0.3,actions=drop")));
+        assert_eq!(c.n_timed(), 1);
+        assert!(c.remove(&rule(5, "ip,nw_dst=10.0.0.1,actions=drop")));
+        assert_eq!(c.n_timed(), 0);
+        assert_eq!(c.len(), 1);
     }
 
     #[test]

@@ -898,11 +898,15 @@ impl FlowTables {
     /// Removes the rules whose idle or hard timeout has run out at `now_ns`; returns them.
     /// Those added with `send_flow_rem` are queued on [`FlowTables::removed`].
     pub fn expire(&self, now_ns: u64) -> Vec<Arc<Rule>> {
+        // Only tables with rules that can time out are walked (100k rules without timeouts
+        // cost the control thread ~5 % when this looked at each of them every second).
+        let timed = |t: &&Classifier| t.n_timed() > 0;
         if !self
             .live
             .load()
             .tables
             .iter()
+            .filter(timed)
             .any(|t| t.iter().any(|r| r.expired(now_ns)))
         {
             return Vec::new();
@@ -911,6 +915,7 @@ impl FlowTables {
             let expired: Vec<Arc<Rule>> = work
                 .tables
                 .iter()
+                .filter(timed)
                 .flat_map(|t| t.iter())
                 .filter(|r| r.expired(now_ns))
                 .cloned()
