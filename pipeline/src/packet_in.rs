@@ -164,23 +164,20 @@ impl<T> BoundedQueue<T> {
         }
     }
 
-    /// Queues `items`, in order, dropping (and counting) those past the capacity. One lock
-    /// for the lot.
+    /// Queues `items`, in order, dropping (and counting) those past the capacity. They are
+    /// made before the lock is taken (a packet-in copies its frame), then queued under one
+    /// lock for the lot, so the thread that takes them never waits for the copies.
     pub fn push_all(&self, items: impl IntoIterator<Item = T>) {
-        let (mut queued, mut dropped) = (0u64, 0u64);
-        {
+        let mut items: Vec<T> = items.into_iter().collect();
+        let queued = {
             let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-            for p in items {
-                if q.len() < self.capacity {
-                    q.push_back(p);
-                    queued += 1;
-                } else {
-                    dropped += 1;
-                }
-            }
-        }
-        self.queued.fetch_add(queued, Ordering::Relaxed);
-        self.overflows.fetch_add(dropped, Ordering::Relaxed);
+            let n = items.len().min(self.capacity.saturating_sub(q.len()));
+            q.extend(items.drain(..n));
+            n
+        };
+        self.queued.fetch_add(queued as u64, Ordering::Relaxed);
+        self.overflows
+            .fetch_add(items.len() as u64, Ordering::Relaxed);
     }
 
     /// Takes every item queued, oldest first.
