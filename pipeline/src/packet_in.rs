@@ -169,6 +169,9 @@ impl<T> BoundedQueue<T> {
     /// lock for the lot, so the thread that takes them never waits for the copies.
     pub fn push_all(&self, items: impl IntoIterator<Item = T>) {
         let mut items: Vec<T> = items.into_iter().collect();
+        if items.is_empty() {
+            return;
+        }
         let queued = {
             let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
             let n = items.len().min(self.capacity.saturating_sub(q.len()));
