@@ -363,8 +363,9 @@ fn set_fail_open(d: &mut Daemon, i: usize, on: bool) {
     }
 }
 
-/// Upkeep, about once a second: PORT_STATUS for the ports that changed.
-pub fn upkeep(d: &mut Daemon) {
+/// PORT_STATUS for the ports that changed since the last call: after each control request,
+/// and about once a second for the changes no request makes (a link going down).
+pub fn port_changes(d: &mut Daemon) {
     for i in 0..d.bridges.len() {
         if d.bridges[i].controllers.targets().is_empty() {
             continue;

@@ -142,8 +142,16 @@ impl ControlSocket {
                     }
                 }
             }
+            let mut served = false;
             while let Ok((line, stream)) = rx.try_recv() {
                 serve_one(daemon, &line, stream);
+                served = true;
+            }
+            // A port a request added, deleted or changed is told to the controllers now, as
+            // Open vSwitch does when its bridge reconfigures; changes of a port's link are
+            // seen by the upkeep below.
+            if served {
+                crate::openflow_conn::port_changes(daemon);
             }
             // Packet-ins go to the controllers (or are counted unsent), so that the bridges'
             // queues never fill.
@@ -162,7 +170,7 @@ impl ControlSocket {
                 if let Err(e) = daemon.housekeeping() {
                     eprintln!("vecswitch: upkeep: {e:#}");
                 }
-                crate::openflow_conn::upkeep(daemon);
+                crate::openflow_conn::port_changes(daemon);
             }
         }
         Ok(())

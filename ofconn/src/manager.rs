@@ -448,9 +448,10 @@ impl Controllers {
         unsent
     }
 
-    /// About once a second: PORT_STATUS for every port added, deleted or changed since the
-    /// last call (the ports are followed while the bridge has targets, so that a change is
-    /// told to a connection that came in between).
+    /// PORT_STATUS for every port added, deleted or changed since the last call (the ports are
+    /// followed while the bridge has targets, so that a change is told to a connection that
+    /// came in between): the daemon calls it after each control request and about once a
+    /// second.
     pub fn upkeep(&mut self, sw: &dyn Switch) {
         self.port_changes(sw, &[]);
     }

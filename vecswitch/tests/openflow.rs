@@ -707,9 +707,11 @@ fn port_status_follows_ports_added_and_deleted() {
     let sw = Switch::start();
     let mut r = Raw::connect(sw.port);
     r.barrier(1);
-    // Let the upkeep see the connection's first port list.
-    std::thread::sleep(Duration::from_millis(1200));
+    // At once, as Open vSwitch does: the PORT_STATUS leaves right after the request that
+    // changed the port, so it comes before the reply to a BARRIER sent after that request
+    // returned (at the next second's upkeep, it would come after).
     add_p3(&sw);
+    r.send(&Message::BarrierRequest, 2);
     match r.recv() {
         Some((_, Message::PortStatus(ps))) => {
             assert_eq!(
@@ -719,13 +721,16 @@ fn port_status_follows_ports_added_and_deleted() {
         }
         other => panic!("expected PORT_STATUS, got {other:?}"),
     }
+    assert!(matches!(r.recv(), Some((_, Message::BarrierReply))));
     sw.d.ok(&["del-port", "b0", "p3"]);
+    r.send(&Message::BarrierRequest, 3);
     match r.recv() {
         Some((_, Message::PortStatus(ps))) => {
             assert_eq!((ps.reason as u8, ps.port.port_no), (1, 3))
         }
         other => panic!("expected PORT_STATUS, got {other:?}"),
     }
+    assert!(matches!(r.recv(), Some((_, Message::BarrierReply))));
 }
 
 #[test]
@@ -1610,6 +1615,11 @@ fn port_mods_the_spec_refuses_get_its_errors_and_change_nothing() {
     assert_eq!(port_config(&sw, "p1"), serde_json::json!(["no_fwd"]));
     // A port taken down receives nothing: its frames are counted by name.
     sw.add_generator(2, 1000);
+    // The port added is told at once.
+    assert!(
+        matches!(r.recv(), Some((_, Message::PortStatus(ref ps))) if ps.port.port_no == 3),
+        "PORT_STATUS of the generator"
+    );
     r.send(&pm(3, [0; 6], 1), 7);
     r.barrier(8);
     std::thread::sleep(Duration::from_millis(300));
@@ -2881,8 +2891,6 @@ fn a_one_zero_connection_gets_port_status_and_flow_removed_in_one_zero() {
     let sw = Switch::start();
     let mut r = Raw::connect10(sw.port);
     r.barrier(1);
-    // Let the upkeep see the connection's first port list.
-    std::thread::sleep(Duration::from_millis(1200));
     add_p3(&sw);
     match r.recv() {
         Some((h, Message::PortStatus(ps))) => assert_eq!(
