@@ -74,3 +74,32 @@ bench_stop_ovs() {
     done
     return 0
 }
+
+# Process $1 (nothing when empty) stopped and waited for.
+bench_kill() {
+    [ -n "$1" ] || return 0
+    kill "$1" 2>/dev/null
+    wait "$1" 2>/dev/null || true
+}
+
+# A dpdk-testpmd that reads its commands from the file it follows (`tail -f FILE | testpmd`):
+# process $1 stopped and the `tail` of FILE $2 with it.
+bench_kill_testpmd() {
+    bench_kill "$1"
+    pkill -f "tail -f $2" 2>/dev/null || true
+}
+
+# On exit, and on INT and TERM (which exit): the caller's `stop_run`, then the hugepages of
+# bench_huge and $WORK go.
+bench_traps() {
+    trap bench_cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
+
+bench_cleanup() {
+    set +e
+    stop_run
+    bench_huge_release
+    rm -rf "$WORK"
+}

@@ -35,23 +35,14 @@ TAG=vl$$
 SW=
 CT=
 stop_run() {
-    if [ -n "$CT" ]; then kill "$CT" 2>/dev/null; wait "$CT" 2>/dev/null || true; fi
-    pkill -f "tail -f $WORK/ct.cmd" 2>/dev/null || true
-    if [ -n "$SW" ]; then kill "$SW" 2>/dev/null; wait "$SW" 2>/dev/null || true; fi
+    bench_kill_testpmd "$CT" "$WORK/ct.cmd"
+    bench_kill "$SW"
     CT= SW=
     ip netns del "$TAG" 2>/dev/null || true
     rm -rf "/var/run/dpdk/$TAG" 2>/dev/null
     return 0
 }
-cleanup() {
-    set +e
-    stop_run
-    bench_huge_release
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+bench_traps
 
 bench_install
 bench_huge 300

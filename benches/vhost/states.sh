@@ -40,23 +40,13 @@ HUGE=$WORK/huge
 SW=
 CT=
 stop_run() {
-    if [ -n "$CT" ]; then kill "$CT" 2>/dev/null; wait "$CT" 2>/dev/null || true; fi
-    pkill -f "tail -f $WORK/ct.cmd" 2>/dev/null || true
-    if [ -n "$SW" ]; then kill "$SW" 2>/dev/null; wait "$SW" 2>/dev/null || true; fi
-    pkill -f "tail -f $WORK/sw.cmd" 2>/dev/null || true
+    bench_kill_testpmd "$CT" "$WORK/ct.cmd"
+    bench_kill_testpmd "$SW" "$WORK/sw.cmd"
     CT= SW=
     rm -rf /var/run/dpdk/vswstates /var/run/dpdk/vswstatessw 2>/dev/null
     return 0
 }
-cleanup() {
-    set +e
-    stop_run
-    bench_huge_release
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+bench_traps
 
 bench_install
 bench_huge 600
