@@ -457,3 +457,164 @@ fn a_guest_on_packed_rings_sends_and_receives_merged_frames() {
     assert_eq!(counter(port, "bad-descriptors"), 0);
     assert_eq!(counter(port, "protocol-errors"), 0);
 }
+
+/// One guest ring layout of [`every_ring_layout_a_guest_negotiates_carries_frames_both_ways`]:
+/// virtio-user device arguments, extra EAL arguments, and the segments of its transmits.
+struct Layout {
+    devargs: &'static str,
+    eal: &'static [&'static str],
+    txpkts: &'static str,
+}
+
+#[test]
+fn every_ring_layout_a_guest_negotiates_carries_frames_both_ways() {
+    let Some(Rig {
+        _turn,
+        dir,
+        socket,
+        mut queues,
+    }) = Rig::new("vhl0", &[])
+    else {
+        return;
+    };
+    let port: &mut dyn PortIo = queues[0].as_mut();
+    let layouts = [
+        Layout {
+            devargs: "in_order=1",
+            eal: &[],
+            txpkts: "64",
+        },
+        Layout {
+            devargs: "mrg_rxbuf=0",
+            eal: &[],
+            txpkts: "20,44",
+        },
+        Layout {
+            devargs: "in_order=1,mrg_rxbuf=0",
+            eal: &[],
+            txpkts: "64",
+        },
+        Layout {
+            devargs: "packed_vq=1,in_order=1",
+            eal: &[],
+            txpkts: "64",
+        },
+        Layout {
+            devargs: "packed_vq=1,mrg_rxbuf=0",
+            eal: &[],
+            txpkts: "20,44",
+        },
+        Layout {
+            devargs: "packed_vq=1,in_order=1,mrg_rxbuf=0",
+            eal: &[],
+            txpkts: "14,50",
+        },
+        // DPDK's AVX-512 packed path: four descriptors a cache line, as vecswitch's own.
+        Layout {
+            devargs: "packed_vq=1,in_order=1,mrg_rxbuf=0,vectorized=1",
+            // testpmd logs "using packed ring vectorized Rx path" with
+            // --log-level=pmd.net.virtio.*:debug (on a machine with AVX-512).
+            eal: &["--force-max-simd-bitwidth=512"],
+            txpkts: "64",
+        },
+    ];
+    let big = FrameBuilder::ethernet([0x02, 0, 0, 0, 0, 2], [0x02, 0, 0, 0, 0, 1])
+        .ethertype(0x88b5)
+        .build(&[0u8; 5000 - 14])
+        .unwrap();
+    let mut runs = 0;
+    for (i, l) in layouts.iter().enumerate() {
+        let mergeable = !l.devargs.contains("mrg_rxbuf=0");
+        let eal = |run: u32| {
+            let mut eal = guest_eal(&socket, run, &format!("queues=1,{}", l.devargs));
+            eal.extend(l.eal.iter().map(|a| a.to_string()));
+            eal
+        };
+        // 1. The guest transmits.
+        let run = 40 + 2 * i as u32;
+        let txpkts = format!("--txpkts={}", l.txpkts);
+        let mut pmd = TestPmd::start_with(
+            dir.path(),
+            run,
+            &eal(run),
+            &["--forward-mode=txonly", &txpkts, MBUFS],
+        );
+        let mut good = 0u64;
+        let mut bad = Vec::new();
+        let ok = pmd_until(port, 60, |p| {
+            p.rx_burst(32, &mut |f| match check_frame(f) {
+                Ok(()) => good += 1,
+                Err(e) => bad.push(e),
+            });
+            good >= 3000 || pmd.exited()
+        });
+        assert!(
+            bad.is_empty(),
+            "{}: bad frames {:?}",
+            l.devargs,
+            &bad[..bad.len().min(4)]
+        );
+        assert!(
+            ok && good >= 3000,
+            "{}: only {good}:\n{}",
+            l.devargs,
+            pmd.log()
+        );
+        pmd.kill();
+        runs += 1;
+        wait_for_disconnect(port, runs);
+
+        // 2. The guest receives: small, full-size, and (merged, or refused as too long)
+        // 5000-byte frames.
+        let run = run + 1;
+        let mut app = vec!["--forward-mode=rxonly", MBUFS];
+        if mergeable {
+            app.extend(["--max-pkt-len=9216", "--enable-scatter"]);
+        }
+        let mut pmd = TestPmd::start_with(dir.path(), run, &eal(run), &app);
+        wait_forwarding(port, &mut pmd);
+        let burst: Vec<&[u8]> = (0..32)
+            .map(|i| match i % 4 {
+                3 => &big[..],
+                1 => &big[..1514],
+                _ => &big[..64],
+            })
+            .collect();
+        let too_long_before = counter(port, "tx-too-long");
+        let mut sent = 0u64;
+        let ok = pmd_until(port, 60, |p| {
+            sent += p.tx_burst(&burst) as u64;
+            sent >= 4000 || pmd.exited()
+        });
+        assert!(
+            ok && sent >= 4000,
+            "{}: sent {sent}:\n{}",
+            l.devargs,
+            pmd.log()
+        );
+        let refused = counter(port, "tx-too-long") - too_long_before;
+        let delivered = if mergeable { sent } else { sent - sent / 4 };
+        assert_eq!(
+            refused,
+            sent - delivered,
+            "{}: {:?}",
+            l.devargs,
+            port.counters()
+        );
+        let counted = pmd_until(port, 15, |_| pmd.stat("RX-packets:") >= delivered);
+        assert!(
+            counted,
+            "{}: delivered {delivered}:\n{}",
+            l.devargs,
+            pmd.log()
+        );
+        assert_eq!(pmd.stat("RX-packets:"), delivered, "{}", pmd.log());
+        assert_eq!(pmd.stat("RX-errors:"), 0, "{}", pmd.log());
+        pmd.kill();
+        runs += 1;
+        wait_for_disconnect(port, runs);
+    }
+    assert_eq!(counter(port, "bad-descriptors"), 0);
+    assert_eq!(counter(port, "protocol-errors"), 0);
+    eprintln!("vhl0 counters: {:?}", port.counters());
+}
