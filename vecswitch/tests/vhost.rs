@@ -459,7 +459,8 @@ fn a_guest_on_packed_rings_sends_and_receives_merged_frames() {
 }
 
 /// One guest ring layout of [`every_ring_layout_a_guest_negotiates_carries_frames_both_ways`]:
-/// virtio-user device arguments, extra EAL arguments, and the segments of its transmits.
+/// virtio-user device arguments (ring sizes from 64, where rings wrap often, to 1024),
+/// extra EAL arguments, and the segments of its transmits.
 struct Layout {
     devargs: &'static str,
     eal: &'static [&'static str],
@@ -495,12 +496,12 @@ fn every_ring_layout_a_guest_negotiates_carries_frames_both_ways() {
             txpkts: "64",
         },
         Layout {
-            devargs: "packed_vq=1,in_order=1",
+            devargs: "packed_vq=1,in_order=1,queue_size=1024",
             eal: &[],
             txpkts: "64",
         },
         Layout {
-            devargs: "packed_vq=1,mrg_rxbuf=0",
+            devargs: "packed_vq=1,mrg_rxbuf=0,queue_size=64",
             eal: &[],
             txpkts: "20,44",
         },
