@@ -48,6 +48,18 @@ pub use spec::{PortKind, PortSpec, PortSpecError, VlanSpec};
 pub use tap::TapPort;
 pub use vhost::{VhostUserMode, VhostUserOptions, VhostUserQueue};
 
+/// Whether an idle PMD may sleep on a queue's [`PortIo::rx_fd`] ([`PortIo::before_sleep`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wakeup {
+    /// The descriptor becomes readable when frames arrive.
+    Armed,
+    /// Frames wait already: look again rather than sleep.
+    Pending,
+    /// Nothing will make the descriptor readable (a vhost-user guest that has no kick
+    /// eventfd): sleep only briefly.
+    Nap,
+}
+
 /// What `show` prints about a queue: its type and the mode the kernel gave it.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct QueueInfo {
@@ -138,6 +150,13 @@ pub trait PortIo: Send {
     /// A descriptor that polls readable when frames wait, so an idle PMD can sleep in
     /// `poll(2)`; `None` for queues that are always ready or never receive.
     fn rx_fd(&self) -> Option<RawFd>;
+
+    /// Called by an idle PMD before it sleeps on [`PortIo::rx_fd`]: a queue whose descriptor
+    /// tells of frames only when asked (a vhost-user guest kicks only when the switch wants
+    /// kicks) asks now, and says whether the PMD may sleep.
+    fn before_sleep(&mut self) -> Wakeup {
+        Wakeup::Armed
+    }
 
     /// Type and mode, for `show`.
     fn info(&self) -> QueueInfo;

@@ -27,6 +27,7 @@ use vm_memory::{
 };
 
 use crate::guest::{GuestMemory, USED_F_NO_NOTIFY};
+use crate::kick::KickWatch;
 use crate::ring::{NetHdr, RingState, LEGACY_NET_HDR_LEN, NET_HDR_LEN};
 
 /// `VIRTIO_NET_F_MTU`: the device reports the MTU it was given (a frontend such as QEMU's
@@ -79,7 +80,8 @@ pub struct Vring {
     pub queue: RingState,
     /// The eventfd to signal when the guest asks for interrupts.
     pub call: Option<File>,
-    /// Kept open only so the frontend's eventfd stays valid; the PMD polls instead.
+    /// The frontend's kick eventfd: in the vring's [`KickWatch`] (guest transmit rings), for
+    /// a PMD that sleeps; a polling PMD tells the guest not to kick.
     kick: Option<File>,
     addressed: bool,
     started: bool,
@@ -168,6 +170,9 @@ pub struct Device {
     rx_live: Arc<AtomicU64>,
     /// Vrings that went live with the packed layout, over all connections.
     packed_rings: Arc<AtomicU64>,
+    /// Per vring, what a sleeping PMD waits on: for the guest's transmit rings (`None` for
+    /// the receive rings, and where the system gave no epoll set).
+    kicks: Arc<[Option<KickWatch>]>,
     /// Whether a frontend owns the device (SET_OWNER).
     owned: bool,
     /// The MTU the frontend gave the guest (`VHOST_USER_NET_SET_MTU`).
@@ -180,6 +185,9 @@ impl Device {
         let vrings: Vec<SharedVring> = (0..2 * usize::from(pairs.max(1)))
             .map(|_| Arc::new(Mutex::new(VringSlot::new())))
             .collect();
+        let kicks: Vec<Option<KickWatch>> = (0..vrings.len())
+            .map(|i| (i % 2 == GUEST_TX).then(|| KickWatch::new().ok()).flatten())
+            .collect();
         Device {
             acked_features: 0,
             acked_protocol_features: 0,
@@ -188,6 +196,7 @@ impl Device {
             vrings: vrings.into(),
             rx_live: Arc::new(AtomicU64::new(0)),
             packed_rings: Arc::new(AtomicU64::new(0)),
+            kicks: kicks.into(),
             owned: false,
             mtu: None,
         }
@@ -208,6 +217,19 @@ impl Device {
         Arc::clone(&self.packed_rings)
     }
 
+    /// Per vring, the descriptor a PMD sleeps on (the guest's transmit rings).
+    pub fn kick_watches(&self) -> Arc<[Option<KickWatch>]> {
+        Arc::clone(&self.kicks)
+    }
+
+    /// Puts `new` as vring `index`'s kick eventfd, in its watch as well.
+    fn set_kick(&self, index: usize, v: &mut Vring, new: Option<File>) {
+        if let Some(Some(watch)) = self.kicks.get(index) {
+            watch.replace(v.kick.as_ref(), new.as_ref());
+        }
+        v.kick = new;
+    }
+
     /// Queue pairs served.
     pub fn pairs(&self) -> usize {
         self.vrings.len() / 2
@@ -224,8 +246,10 @@ impl Device {
 
     /// Forgets the connection: rings stop, memory is unmapped, fds close.
     pub fn reset(&mut self) {
-        for slot in self.vrings.iter() {
-            *lock_slot(slot) = VringSlot::new();
+        for (i, slot) in self.vrings.iter().enumerate() {
+            let mut slot = lock_slot(slot);
+            self.set_kick(i, &mut slot.vring, None);
+            *slot = VringSlot::new();
         }
         self.rx_live.store(0, Ordering::Relaxed);
         self.acked_features = 0;
@@ -271,8 +295,8 @@ impl Device {
         Ok(lock_slot(slot))
     }
 
-    /// Recomputes whether vring `index` may run, and on the way up tells the guest not to
-    /// kick (the PMD polls).
+    /// Recomputes whether vring `index` may run, on the way up tells the guest not to kick
+    /// (the PMD polls), and either way wakes a PMD asleep on it.
     fn refresh(&self, index: usize) {
         let Some(slot) = self.vrings.get(index) else {
             return;
@@ -292,6 +316,12 @@ impl Device {
             if let Some(view) = packed {
                 crate::packed::disable_kicks(&view);
                 self.packed_rings.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        if v.live != was {
+            // A PMD asleep on the ring looks at it now.
+            if let Some(Some(watch)) = self.kicks.get(index) {
+                watch.changed();
             }
         }
         if index % 2 == GUEST_RX && index / 2 < 64 {
@@ -489,7 +519,7 @@ impl VhostUserBackendReqHandlerMut for Device {
             // it returns every chain it pops in the same burst, so next_avail is also
             // next_used.
             v.started = false;
-            v.kick = None;
+            self.set_kick(index as usize, v, None);
             v.call = None;
             v.queue.base()
         };
@@ -502,7 +532,7 @@ impl VhostUserBackendReqHandlerMut for Device {
         {
             let mut slot = self.slot(u32::from(index))?;
             let v = &mut slot.vring;
-            v.kick = fd;
+            self.set_kick(usize::from(index), v, fd);
             v.started = true;
             if !protocol {
                 // Without protocol features a ring runs as soon as it is kicked.
@@ -635,26 +665,128 @@ mod tests {
     const MEM: u64 = 64 << 10;
     const UADDR: u64 = 0x7f00_0000_0000;
 
-    /// A device whose vring 0 runs packed (200 entries: not a power of two, so it cannot run
-    /// split), set up as a frontend without protocol features does.
-    fn packed_ring_running() -> Device {
+    /// A device whose vring `index` is set up (`size` entries, split or packed) by a frontend
+    /// without protocol features, and not yet started (no kick eventfd).
+    fn ring_set_up(index: u32, size: u32, packed: bool) -> Device {
         let mut d = Device::new(1);
         d.set_owner().unwrap();
-        d.set_features(VIRTIO_F_VERSION_1 | VIRTIO_F_RING_PACKED)
-            .unwrap();
+        let layout = if packed { VIRTIO_F_RING_PACKED } else { 0 };
+        d.set_features(VIRTIO_F_VERSION_1 | layout).unwrap();
         let file = tempfile::tempfile().unwrap();
         file.set_len(MEM).unwrap();
         let region = VhostUserMemoryRegion::new(0, MEM, UADDR, 0);
         d.set_mem_table(&[region], vec![file], None).unwrap();
-        d.set_vring_num(0, 200).unwrap();
+        d.set_vring_num(index, size).unwrap();
         let flags = VhostUserVringAddrFlags::empty();
-        d.set_vring_addr(0, flags, UADDR, UADDR + 0x2000, UADDR + 0x1000, 0)
+        d.set_vring_addr(index, flags, UADDR, UADDR + 0x2000, UADDR + 0x1000, 0)
             .unwrap();
-        d.set_vring_base(0, 0x8000).unwrap();
+        d.set_vring_base(index, if packed { 0x8000 } else { 0 })
+            .unwrap();
+        d
+    }
+
+    /// A device whose vring 0 runs packed (200 entries: not a power of two, so it cannot run
+    /// split).
+    fn packed_ring_running() -> Device {
+        let mut d = ring_set_up(0, 200, true);
         d.set_vring_kick(0, Some(tempfile::tempfile().unwrap()))
             .unwrap();
         assert!(lock_slot(&d.vrings[0]).vring.live);
         d
+    }
+
+    /// Whether `watch` would wake a PMD in `poll(2)` (asked through an epoll set of our own,
+    /// level-triggered, so that asking takes nothing).
+    fn wakes(watch: &KickWatch) -> bool {
+        use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
+        let outer = Epoll::new().unwrap();
+        outer
+            .ctl(
+                ControlOperation::Add,
+                watch.fd(),
+                EpollEvent::new(EventSet::IN, 0),
+            )
+            .unwrap();
+        outer.wait(0, &mut [EpollEvent::default(); 1]).unwrap() == 1
+    }
+
+    #[test]
+    fn a_sleeping_pmd_wakes_on_a_kick_it_asked_for_and_when_the_ring_starts_or_stops() {
+        for packed in [false, true] {
+            // The guest's transmit ring, vring 1.
+            let mut d = ring_set_up(1, 256, packed);
+            let mem = d.mem.clone().unwrap();
+            let watches = d.kick_watches();
+            assert!(watches[0].is_none(), "receive rings need no kicks");
+            let watch = watches[1].as_ref().unwrap();
+            assert!(!wakes(watch) && !watch.watching());
+
+            // The guest's kick "eventfd" (a pipe: epoll takes both), which the guest keeps
+            // open after the device lets go of it.
+            let (kick_rx, mut kick) = std::io::pipe().unwrap();
+            let given = std::os::fd::OwnedFd::from(kick_rx.try_clone().unwrap());
+            d.set_vring_kick(1, Some(File::from(given))).unwrap();
+            let ring = lock_slot(&d.vrings[1]).vring.queue;
+            assert!(lock_slot(&d.vrings[1]).vring.live);
+            assert!(wakes(watch), "the ring started");
+            assert!(watch.watching());
+            watch.drain();
+            assert!(!wakes(watch));
+
+            // Where the guest reads whether to kick: the used ring's flags (split) or the
+            // device event suppression flags (packed), both at 0x2000 + the layout's offset.
+            let flags_at = if packed { 0x2002 } else { 0x2000 };
+            let kick_flags = || {
+                let mut b = [0u8; 2];
+                assert!(mem.read(flags_at, &mut b));
+                u16::from_le_bytes(b)
+            };
+            assert_eq!(kick_flags(), 1, "a polling PMD wants no kicks");
+            assert!(
+                !crate::kick::set_kicks(&ring, &mem, true),
+                "nothing available"
+            );
+            assert_eq!(kick_flags(), 0, "kicks asked for");
+            use std::io::Write;
+            kick.write_all(&[1]).unwrap();
+            assert!(wakes(watch), "woken by the kick");
+            watch.drain();
+            assert!(
+                !wakes(watch),
+                "drained: the kick's bytes were not read, yet it is quiet"
+            );
+            kick.write_all(&[1]).unwrap();
+            assert!(wakes(watch), "the next kick wakes it again");
+            watch.drain();
+            assert!(!crate::kick::set_kicks(&ring, &mem, false));
+            assert_eq!(kick_flags(), 1, "awake: kicks off again");
+
+            // A buffer made available before the guest saw the request: asking says so.
+            if packed {
+                // Descriptor 0 available in round 1: AVAIL set, USED clear.
+                assert!(mem.write(14, &(1u16 << 7).to_le_bytes()));
+            } else {
+                // The available ring's index.
+                assert!(mem.write(0x1002, &1u16.to_le_bytes()));
+            }
+            assert!(crate::kick::set_kicks(&ring, &mem, true), "a buffer waits");
+
+            // Stopped: the PMD wakes, and the old kick eventfd no longer wakes it.
+            d.get_vring_base(1).unwrap();
+            assert!(wakes(watch), "the ring stopped");
+            assert!(!watch.watching());
+            watch.drain();
+            kick.write_all(&[1]).unwrap();
+            assert!(!wakes(watch), "the old kick is out of the set");
+
+            // A kick descriptor epoll cannot watch (a plain file): the PMD must not sleep on
+            // it, and the port naps instead.
+            d.set_vring_kick(1, Some(tempfile::tempfile().unwrap()))
+                .unwrap();
+            assert!(!watch.watching());
+            d.reset();
+            assert!(!watch.watching());
+        }
     }
 
     #[test]

@@ -28,7 +28,7 @@ use pipeline::RxSink;
 
 /// Whether a descriptor with `flags` is available in the driver's round `wrap`: `AVAIL`
 /// matches the wrap counter and `USED` does not.
-fn is_avail(flags: u16, wrap: bool) -> bool {
+pub(crate) fn is_avail(flags: u16, wrap: bool) -> bool {
     (flags & DESC_F_AVAIL != 0) == wrap && (flags & DESC_F_USED != 0) != wrap
 }
 

@@ -12,11 +12,14 @@
 //! worker threads woken by kick eventfds, where a PMD polls instead; `virtio-queue` (and
 //! vm-memory's checked accessors) walk guest memory through per-access slice iterators that
 //! cost over 1,000 cycles per packet in the vhost-user loop, so the rings are read and
-//! written through `vhost_user::guest`'s bounds-checked raw copies instead. The guest is told not to
-//! kick (`VRING_USED_F_NO_NOTIFY`, or the packed ring's device event flags) and the call
-//! eventfd is written only when the guest asks for interrupts. A disconnect resets the
-//! device to waiting; the server accepts the next frontend, the client reconnects every
-//! second.
+//! written through `vhost_user::guest`'s bounds-checked raw copies instead.
+//!
+//! The guest is told not to kick (`VRING_USED_F_NO_NOTIFY`, or the packed ring's device
+//! event flags) while the PMD polls; an idle PMD that sleeps asks for kicks first
+//! ([`PortIo::before_sleep`]) and sleeps on the ring's `vhost_user::kick::KickWatch`, and its
+//! next burst tells the guest to stop again. The call eventfd is written only when the guest
+//! asks for interrupts. A disconnect resets the device to waiting; the server accepts the
+//! next frontend, the client reconnects every second.
 //!
 //! Multiqueue (`queues=N`, the `MQ` feature): the port is N [`PortIo`] queues, one per queue
 //! pair, each placed on a PMD like any receive queue; every vring has its own lock, so PMDs
@@ -41,10 +44,11 @@ use vhost::vhost_user::{BackendReqHandler, Error as VhostError, Listener};
 
 use pipeline::RxSink;
 use vhost_user::device::{self, Device, SharedVring, GUEST_RX, GUEST_TX};
+use vhost_user::kick::{self, KickWatch};
 use vhost_user::ring::{self, RingCounters, Vq, MAX_FRAME};
 use vhost_user::{guest, packed};
 
-use crate::{PortError, PortIo, PortLoss, PortLosses, QueueInfo};
+use crate::{PortError, PortIo, PortLoss, PortLosses, QueueInfo, Wakeup};
 
 /// Who opens the unix socket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -305,6 +309,10 @@ pub struct VhostUserQueue {
     rx_live: Arc<AtomicU64>,
     /// Vrings that went live packed (the device counts them).
     packed_rings: Arc<AtomicU64>,
+    /// Per vring, what a sleeping PMD waits on (the device's).
+    kicks: Arc<[Option<KickWatch>]>,
+    /// The guest was asked to kick on this pair's transmit ring: the next burst stops it.
+    kicks_on: bool,
     /// Where a guest frame is gathered for [`PortIo::rx_burst`]'s closure (the PMD's
     /// [`PortIo::rx_burst_into`] writes straight into packet buffers instead).
     scratch: Box<[u8]>,
@@ -327,6 +335,7 @@ impl VhostUserQueue {
         let device = Device::new(pairs);
         let (vrings, rx_live) = (device.vrings(), device.rx_live());
         let packed_rings = device.packed_rings();
+        let kicks = device.kick_watches();
         let control = Arc::new(Control {
             device: Arc::new(Mutex::new(device)),
             stop: AtomicBool::new(false),
@@ -374,6 +383,8 @@ impl VhostUserQueue {
                 vrings: Arc::clone(&vrings),
                 rx_live: Arc::clone(&rx_live),
                 packed_rings: Arc::clone(&packed_rings),
+                kicks: Arc::clone(&kicks),
+                kicks_on: false,
                 scratch: vec![0u8; MAX_FRAME].into_boxed_slice(),
                 counters: RingCounters::default(),
                 busy_bursts: 0,
@@ -458,14 +469,21 @@ impl PortIo for VhostUserQueue {
     }
 
     fn rx_burst_into(&mut self, max: usize, sink: &mut dyn RxSink) -> usize {
-        self.run_vring(2 * self.pair + GUEST_TX, |vq, c| {
+        let kicks_on = std::mem::take(&mut self.kicks_on);
+        let got = self.run_vring(2 * self.pair + GUEST_TX, |vq, c| {
+            if kicks_on {
+                // Awake again: the PMD polls.
+                kick::set_kicks(vq.ring, vq.mem, false);
+            }
             if vq.ring.packed {
                 packed::guest_tx(vq, max, c, sink)
             } else {
                 ring::guest_tx(vq, max, c, sink)
             }
-        })
-        .unwrap_or(0)
+        });
+        // A ring the control thread held is asked again next time.
+        self.kicks_on = kicks_on && got == Err(Skipped::Busy);
+        got.unwrap_or(0)
     }
 
     fn tx_burst(&mut self, frames: &[&[u8]]) -> usize {
@@ -501,8 +519,35 @@ impl PortIo for VhostUserQueue {
     }
 
     fn rx_fd(&self) -> Option<RawFd> {
-        // The guest is told not to kick: the PMD polls this port.
-        None
+        let watch = self.kicks.get(2 * self.pair + GUEST_TX)?.as_ref()?;
+        Some(watch.fd())
+    }
+
+    fn before_sleep(&mut self) -> Wakeup {
+        let index = 2 * self.pair + GUEST_TX;
+        let Some(Some(watch)) = self.kicks.get(index) else {
+            return Wakeup::Nap;
+        };
+        // Kicks and changes from before this point no longer wake the PMD.
+        watch.drain();
+        let Ok(slot) = self.vrings[index].try_lock() else {
+            // The control thread is changing the ring: look again soon.
+            return Wakeup::Pending;
+        };
+        let device::VringSlot { vring: v, mem, .. } = &*slot;
+        let Some(mem) = mem.as_deref().filter(|_| v.live) else {
+            // Not running: the watch wakes the PMD when it starts.
+            return Wakeup::Armed;
+        };
+        if !watch.watching() {
+            return Wakeup::Nap;
+        }
+        self.kicks_on = true;
+        if kick::set_kicks(&v.queue, mem, true) {
+            Wakeup::Pending
+        } else {
+            Wakeup::Armed
+        }
     }
 
     fn info(&self) -> QueueInfo {

@@ -531,6 +531,8 @@ pub struct TestPmd {
     log: PathBuf,
     /// EAL's runtime directory for this `--file-prefix`, removed after the kill.
     runtime: PathBuf,
+    /// Its command line, for one started interactive.
+    stdin: Option<std::process::ChildStdin>,
 }
 
 impl TestPmd {
@@ -570,7 +572,48 @@ impl TestPmd {
             child,
             log,
             runtime,
+            stdin: None,
         }
+    }
+
+    /// testpmd at its prompt (`-i`), receiving (`rxonly`), as [`TestPmd::start`] without
+    /// `server`: [`TestPmd::command`] drives it.
+    pub fn interactive(dir: &Path, socket: &Path, run: u32) -> TestPmd {
+        let log = dir.join(format!("testpmd-{run}.log"));
+        let out = std::fs::File::create(&log).unwrap();
+        let err = out.try_clone().unwrap();
+        let prefix = format!("vhui{}-{run}", std::process::id());
+        let mut child = Command::new("dpdk-testpmd")
+            .args(["-l", "0,1", "--no-huge", "-m", "512", "--no-pci"])
+            .arg(format!("--file-prefix={prefix}"))
+            .arg("--vdev")
+            .arg(format!("net_virtio_user0,path={}", socket.display()))
+            .args([
+                "--",
+                "-i",
+                "--forward-mode=rxonly",
+                "--total-num-mbufs=2048",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take();
+        TestPmd {
+            child,
+            log,
+            runtime: PathBuf::from(format!("/var/run/dpdk/{prefix}")),
+            stdin,
+        }
+    }
+
+    /// Types `line` at the prompt of a testpmd started [`TestPmd::interactive`].
+    pub fn command(&mut self, line: &str) {
+        use std::io::Write;
+        let stdin = self.stdin.as_mut().expect("an interactive testpmd");
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
     }
 
     /// testpmd on lcores 0 and 1 with the EAL arguments `eal` (as `vecswitch attach
@@ -599,6 +642,7 @@ impl TestPmd {
             child,
             log,
             runtime: PathBuf::from(format!("/var/run/dpdk/{prefix}")),
+            stdin: None,
         }
     }
 

@@ -31,6 +31,7 @@ use openflow::DatapathUpcall;
 use ports::afxdp::port::JOINED_OWN_FRAMES;
 use ports::afxdp::Umem;
 use ports::sys::{poll_readable, EventFd};
+use ports::Wakeup;
 
 use crate::packet_out::PacketOut;
 use crate::switch::{Switch, SwitchPort, POOL_FRAMES};
@@ -586,15 +587,36 @@ impl Pmd {
     }
 
     fn sleep_inner(&mut self, us: u64) {
-        if self.all_fds {
-            let ms = us.div_ceil(1000).min(i32::MAX as u64) as i32;
-            if poll_readable(&self.fds, ms).is_err() {
-                std::thread::sleep(Duration::from_micros(us));
-            }
-            self.wake.drain();
+        // A queue without a descriptor (a generator) is ready whenever it says so: nap.
+        let wakeup = if self.all_fds {
+            self.arm_queues()
         } else {
-            // A queue without a descriptor (a generator) is ready whenever it says so: nap.
-            std::thread::sleep(Duration::from_micros(us.min(50)));
+            Wakeup::Nap
+        };
+        match wakeup {
+            Wakeup::Armed => {
+                let ms = us.div_ceil(1000).min(i32::MAX as u64) as i32;
+                if poll_readable(&self.fds, ms).is_err() {
+                    std::thread::sleep(Duration::from_micros(us));
+                }
+                self.wake.drain();
+            }
+            Wakeup::Pending => {}
+            Wakeup::Nap => std::thread::sleep(Duration::from_micros(us.min(50))),
         }
+    }
+
+    /// Asks every queue to make its descriptor wake this PMD ([`PortIo::before_sleep`]):
+    /// `Pending` when one has frames already, else `Nap` when one cannot wake it, else `Armed`.
+    fn arm_queues(&self) -> Wakeup {
+        let mut wakeup = Wakeup::Armed;
+        for r in &self.rxqs {
+            match r.queue.lock().before_sleep() {
+                Wakeup::Pending => return Wakeup::Pending,
+                Wakeup::Nap => wakeup = Wakeup::Nap,
+                Wakeup::Armed => {}
+            }
+        }
+        wakeup
     }
 }
