@@ -75,6 +75,18 @@ bench_stop_ovs() {
     return 0
 }
 
+# Waits up to 5 s for every unix socket named (a daemon that has just started).
+bench_wait_sockets() {
+    local s missing
+    for _ in $(seq 50); do
+        missing=
+        for s in "$@"; do [ -S "$s" ] || missing=$s; done
+        [ -z "$missing" ] && return 0
+        sleep 0.1
+    done
+    return 0
+}
+
 # Process $1 (nothing when empty) stopped and waited for.
 bench_kill() {
     [ -n "$1" ] || return 0

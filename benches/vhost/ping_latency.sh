@@ -65,10 +65,7 @@ ofport = 1
 EOF
         "$VS" run --config "$WORK/vs.toml" --socket "$WORK/ctl.sock" > "$WORK/vs.log" 2>&1 &
         SW=$!
-        for _ in $(seq 50); do
-            [ -S "$WORK/a.sock" ] && [ -S "$WORK/ctl.sock" ] && break
-            sleep 0.1
-        done
+        bench_wait_sockets "$WORK/a.sock" "$WORK/ctl.sock"
         ip netns add "$TAG"
         "$VS" attach "$TAG" "$TAG" --ip 10.95.0.1/24 --type afxdp --socket "$WORK/ctl.sock" \
             > /dev/null

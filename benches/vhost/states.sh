@@ -121,14 +121,11 @@ for round in $(seq "$ROUNDS"); do
                 > "$WORK/vs.log" 2>&1 &
             SW=$!
             echo "start" >> "$WORK/sw.cmd"
-            for _ in $(seq 50); do [ -S "$WORK/b.sock" ] && break; sleep 0.1; done
+            bench_wait_sockets "$WORK/b.sock"
         else
             "$bin" run --config "$WORK/vs.toml" --socket "$WORK/ctl.sock" > "$WORK/vs.log" 2>&1 &
             SW=$!
-            for _ in $(seq 50); do
-                [ -S "$WORK/b.sock" ] && [ -S "$WORK/ctl.sock" ] && break
-                sleep 0.1
-            done
+            bench_wait_sockets "$WORK/b.sock" "$WORK/ctl.sock"
         fi
         # The container: testpmd reads its commands from a file it follows.
         : > "$WORK/ct.cmd"
