@@ -372,7 +372,7 @@ pub fn port_changes(d: &mut Daemon) {
         }
         let mut c = std::mem::take(&mut d.bridges[i].controllers);
         let shared: &Daemon = d;
-        c.upkeep(&BridgeSwitch {
+        c.send_port_changes(&BridgeSwitch {
             d: shared,
             bridge: &shared.bridges[i],
         });

@@ -1,7 +1,7 @@
 //! A bridge's OpenFlow connections: its targets (listeners bound, active controllers
 //! connected and reconnected with a backoff), the connections they gave, and one `run` call
 //! per control-loop iteration that accepts, reads, handles a bounded number of messages per
-//! connection, writes and closes. Port changes become PORT_STATUS messages in `upkeep`.
+//! connection, writes and closes. Port changes become PORT_STATUS messages in `send_port_changes`.
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, RawFd};
@@ -93,7 +93,7 @@ pub struct Controllers {
     conns: Vec<Connection>,
     shared: Shared,
     next_id: u64,
-    /// The ports as the last upkeep saw them.
+    /// The ports as the last look for changes saw them.
     ports: Option<BTreeMap<u32, Port>>,
     pub probe: Option<Duration>,
     /// How long a bundle may go without a message before it is discarded.
@@ -218,7 +218,7 @@ impl Controllers {
         self.accept(now);
         self.connect_due(now);
         // The ports as they are before any message of this round: a PORT_MOD is compared
-        // with them even before the first upkeep.
+        // with them even before the first look for changes.
         if self.ports.is_none() {
             self.ports = Some(sw.ports().into_iter().map(|p| (p.port_no, p)).collect());
         }
@@ -452,7 +452,7 @@ impl Controllers {
     /// followed while the bridge has targets, so that a change is told to a connection that
     /// came in between): the daemon calls it after each control request and about once a
     /// second.
-    pub fn upkeep(&mut self, sw: &dyn Switch) {
+    pub fn send_port_changes(&mut self, sw: &dyn Switch) {
         self.port_changes(sw, &[]);
     }
 
