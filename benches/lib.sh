@@ -68,9 +68,10 @@ bench_stop_ovs() {
     local f pid
     for f in "$WORK"/ovs*/ovs-vswitchd.pid "$WORK"/ovs*/ovsdb-server.pid; do
         [ -f "$f" ] || continue
-        pid=$(cat "$f"); kill -TERM "$pid" 2>/dev/null
+        pid=$(cat "$f" 2>/dev/null) || continue  # the daemon may have just exited
+        kill -TERM "$pid" 2>/dev/null || true
         for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null
+        kill -KILL "$pid" 2>/dev/null || true
     done
     return 0
 }
@@ -90,7 +91,7 @@ bench_wait_sockets() {
 # Process $1 (nothing when empty) stopped and waited for.
 bench_kill() {
     [ -n "$1" ] || return 0
-    kill "$1" 2>/dev/null
+    kill "$1" 2>/dev/null || true
     wait "$1" 2>/dev/null || true
 }
 
