@@ -26,8 +26,8 @@ use vm_memory::{
     FileOffset, GuestAddress, GuestMemoryMmap, GuestMemoryRegion as _, GuestRegionMmap, MmapRegion,
 };
 
-use crate::guest::{GuestMemory, USED_F_NO_NOTIFY};
-use crate::kick::KickWatch;
+use crate::guest::GuestMemory;
+use crate::kick::{self, KickWatch};
 use crate::ring::{NetHdr, RingState, LEGACY_NET_HDR_LEN, NET_HDR_LEN};
 
 /// `VIRTIO_NET_F_MTU`: the device reports the MTU it was given (a frontend such as QEMU's
@@ -310,11 +310,10 @@ impl Device {
         v.live = v.addressed && v.started && v.enabled && (split.is_some() || packed.is_some());
         if v.live && !was {
             // The PMD polls: the guest need not kick.
-            if let Some(view) = split {
-                view.set_used_flags(USED_F_NO_NOTIFY);
+            if let Some(m) = mem {
+                kick::set_kicks(&v.queue, m, false);
             }
-            if let Some(view) = packed {
-                crate::packed::disable_kicks(&view);
+            if packed.is_some() {
                 self.packed_rings.fetch_add(1, Ordering::Relaxed);
             }
         }

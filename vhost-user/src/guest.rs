@@ -636,6 +636,8 @@ pub struct PackedDesc {
 pub const DESC_F_AVAIL: u16 = 1 << 7;
 /// `VIRTQ_DESC_F_USED` (packed ring).
 pub const DESC_F_USED: u16 = 1 << 15;
+/// `RING_EVENT_FLAGS_ENABLE`: the side that wrote it wants a notification for every buffer.
+pub const RING_EVENT_FLAGS_ENABLE: u16 = 0;
 /// `RING_EVENT_FLAGS_DISABLE`: the side that wrote it wants no notifications.
 pub const RING_EVENT_FLAGS_DISABLE: u16 = 1;
 

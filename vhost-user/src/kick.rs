@@ -17,12 +17,11 @@ use std::sync::atomic::{fence, AtomicBool, Ordering};
 use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
-use crate::guest::{GuestMemory, RING_EVENT_FLAGS_DISABLE, USED_F_NO_NOTIFY};
+use crate::guest::{
+    GuestMemory, RING_EVENT_FLAGS_DISABLE, RING_EVENT_FLAGS_ENABLE, USED_F_NO_NOTIFY,
+};
 use crate::packed::is_avail;
 use crate::ring::RingState;
-
-/// `RING_EVENT_FLAGS_ENABLE`: notify on every buffer.
-const RING_EVENT_FLAGS_ENABLE: u16 = 0;
 
 /// One descriptor a PMD can sleep on for one vring, whatever connection the vring serves:
 /// an epoll set holding the guest's current kick eventfd and an eventfd of the device's own,
@@ -72,8 +71,8 @@ impl KickWatch {
             // the same eventfd open.
             let _ = self.ctl(ControlOperation::Delete, old.as_raw_fd());
         }
-        // Anything but an eventfd (or a pipe) is refused by epoll: then no kick can wake
-        // the PMD, which must not sleep on this ring.
+        // A descriptor epoll refuses (a plain file): then no kick can wake the PMD, which
+        // must not sleep on this ring.
         let ok = new.is_some_and(|f| self.ctl(ControlOperation::Add, f.as_raw_fd()).is_ok());
         self.watching.store(ok, Ordering::Release);
     }

@@ -160,11 +160,6 @@ fn signal(view: &PackedView<'_>, call: Option<&File>, c: &mut RingCounters) {
     }
 }
 
-/// Tells the driver not to send available-buffer notifications: the PMD polls.
-pub fn disable_kicks(view: &PackedView<'_>) {
-    view.set_device_event_flags(RING_EVENT_FLAGS_DISABLE);
-}
-
 /// One chain as walked: its descriptors, its buffer id, and whether it was malformed.
 struct Walked {
     next: Pos,
@@ -698,8 +693,7 @@ mod tests {
                 ..RingState::default()
             };
             queue.set_base(0x8000); // index 0, wrap counter 1: how rings start
-            let view = queue.packed_view(&mem).unwrap();
-            disable_kicks(&view);
+            crate::kick::set_kicks(&queue, &mem, false);
             Guest {
                 mem,
                 queue,
